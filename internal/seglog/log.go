@@ -1,0 +1,466 @@
+package seglog
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/vfs"
+)
+
+// Log is one partition's append-only log: a directory of segments, written
+// by a single writer goroutine that batches concurrent appends into one write
+// and one fsync (group commit).
+//
+// All methods are safe for concurrent use. Append blocks until the data is
+// durable under the log's policy; readers never see data that is not.
+type Log struct {
+	dir  string
+	fs   vfs.FS
+	opts Options
+
+	start atomic.Int64 // first readable offset
+	end   atomic.Int64 // offsets below end are readable (durable under the policy)
+
+	// segMu guards segs. Readers hold it shared while they read a segment
+	// file, so retention and truncation cannot close a file under them.
+	segMu sync.RWMutex
+	segs  []*segment // ordered by base; the last one is the active segment
+
+	// mu guards the append queue and the writer's bookkeeping.
+	mu           sync.Mutex
+	cond         sync.Cond  // signalled when queue space frees up or the writer goes idle
+	queue        []*group   // groups waiting for the writer, oldest first
+	open         *group     // the group accepting appends (last of queue), or nil
+	next         int64      // next offset to assign
+	pendingBytes int        // bytes in queue
+	busy         bool       // the writer is flushing a group it took off the queue
+	segLogical   int64      // active segment size including queued bytes
+	segCreated   time.Time  // when the logical active segment started
+	err          error      // sticky storage error; nil while healthy
+	closed       bool       //
+	truncating   bool       // TruncateAfter is waiting for the writer; appends wait
+	freeBufs     [][]byte   // recycled group buffers
+
+	active *segment // writer-owned: the segment being appended to
+	dirty  bool     // writer-owned: unsynced bytes in active (lazy policies)
+
+	work       chan struct{} // wakes the writer; capacity 1
+	quit       chan struct{} // closed by Close
+	writerDone chan struct{} // closed when the writer exits
+
+	notifyMu sync.Mutex
+	notifyCh chan struct{} // closed and replaced whenever end advances
+
+	retentionMu sync.Mutex // serializes retention passes
+}
+
+// group is one unit of group commit: batches with offsets already assigned,
+// written with one Write and made durable with one Sync.
+type group struct {
+	buf        []byte
+	metas      []batchMeta
+	rollBefore bool          // start a new segment before writing this group
+	done       chan struct{} // closed when the group is durable or failed
+	err        error         // set before done is closed
+}
+
+type batchMeta struct {
+	base, last, maxTS int64
+	size              int
+}
+
+// AppendResult describes where appended batches landed.
+type AppendResult struct {
+	BaseOffset int64 // offset of the first record appended
+	LastOffset int64 // offset of the last record appended
+}
+
+// Append validates b, which must hold one or more whole record batches,
+// assigns them consecutive offsets and returns once they are durable under
+// the log's policy (for SyncAlways: fsynced). The batches' base offsets are
+// rewritten; everything else is stored as given. b is not retained.
+//
+// If any batch fails validation Append returns the *batch.ValidationError
+// and writes nothing. After a storage failure it returns the log's sticky
+// *StorageError. It blocks while the writer's queue is full.
+func (l *Log) Append(b []byte) (AppendResult, error) {
+	var one [1]batchMeta
+	metas := one[:0]
+	for rest := b; len(rest) > 0; {
+		var bb []byte
+		var err error
+		bb, rest, err = batch.Next(rest)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		h, err := batch.Validate(bb, l.opts.Limits)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		metas = append(metas, batchMeta{base: 0, last: int64(h.LastOffsetDelta), maxTS: h.MaxTimestamp, size: len(bb)})
+	}
+	if len(metas) == 0 {
+		_, err := batch.Validate(nil, l.opts.Limits) // reports the empty input as a length failure
+		return AppendResult{}, err
+	}
+	g, res, err := l.enqueue(b, metas)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	<-g.done
+	if g.err != nil {
+		return AppendResult{}, g.err
+	}
+	return res, nil
+}
+
+// enqueue copies validated batches into the open group, assigning offsets,
+// and returns the last group that holds any of them.
+func (l *Log) enqueue(b []byte, metas []batchMeta) (*group, AppendResult, error) {
+	l.mu.Lock()
+	for l.err == nil && !l.closed && (l.truncating || l.pendingBytes > 0 && l.pendingBytes+len(b) > l.opts.MaxPendingBytes) {
+		l.cond.Wait()
+	}
+	if l.closed {
+		l.mu.Unlock()
+		return nil, AppendResult{}, ErrClosed
+	}
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return nil, AppendResult{}, err
+	}
+	res := AppendResult{BaseOffset: l.next}
+	var now time.Time
+	if l.opts.SegmentAge > 0 {
+		now = l.opts.Clock.Now()
+	}
+	var g *group
+	for _, m := range metas {
+		roll := l.segLogical > 0 && (l.segLogical+int64(m.size) > l.opts.SegmentBytes ||
+			(l.opts.SegmentAge > 0 && now.Sub(l.segCreated) >= l.opts.SegmentAge))
+		g = l.open
+		if roll || g == nil || (len(g.buf) > 0 && len(g.buf)+m.size > l.opts.FlushBytes) {
+			g = l.newGroupLocked(m.size)
+			g.rollBefore = roll
+			if roll {
+				l.segLogical = 0
+				l.segCreated = now
+			}
+		}
+		pos := len(g.buf)
+		g.buf = append(g.buf, b[:m.size]...)
+		b = b[m.size:]
+		batch.SetBaseOffset(g.buf[pos:], l.next)
+		m.base = l.next
+		m.last += l.next
+		g.metas = append(g.metas, m)
+		l.next = m.last + 1
+		l.segLogical += int64(m.size)
+		l.pendingBytes += m.size
+	}
+	res.LastOffset = l.next - 1
+	l.mu.Unlock()
+	select {
+	case l.work <- struct{}{}:
+	default:
+	}
+	return g, res, nil
+}
+
+func (l *Log) newGroupLocked(size int) *group {
+	var buf []byte
+	if n := len(l.freeBufs); n > 0 {
+		buf = l.freeBufs[n-1][:0]
+		l.freeBufs = l.freeBufs[:n-1]
+	} else {
+		buf = make([]byte, 0, max(l.opts.FlushBytes, size))
+	}
+	g := &group{buf: buf, done: make(chan struct{})}
+	l.queue = append(l.queue, g)
+	l.open = g
+	return g
+}
+
+// run is the writer goroutine: it takes groups off the queue in order and
+// writes each with one Write and (under SyncAlways) one Sync.
+func (l *Log) run() {
+	defer close(l.writerDone)
+	var tick <-chan time.Time
+	if l.opts.Sync == SyncInterval {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	quitting := false
+	for {
+		if !quitting {
+			select {
+			case <-l.work:
+			case <-tick:
+				l.syncDirty()
+				continue
+			case <-l.quit:
+				quitting = true
+			}
+		}
+		for l.flushNext() {
+		}
+		if quitting {
+			return
+		}
+	}
+}
+
+// flushNext writes the oldest queued group; it reports false if the queue
+// was empty.
+func (l *Log) flushNext() bool {
+	l.mu.Lock()
+	if len(l.queue) == 0 {
+		l.mu.Unlock()
+		return false
+	}
+	g := l.queue[0]
+	l.queue[0] = nil
+	l.queue = l.queue[1:]
+	if l.open == g {
+		l.open = nil
+	}
+	err := l.err
+	l.busy = true
+	l.mu.Unlock()
+
+	if err == nil {
+		err = l.flush(g)
+	}
+	g.err = err
+	close(g.done)
+
+	l.mu.Lock()
+	if err != nil && l.err == nil {
+		l.err = err
+	}
+	l.pendingBytes -= len(g.buf)
+	if len(l.freeBufs) < 4 && cap(g.buf) <= 4*l.opts.FlushBytes {
+		l.freeBufs = append(l.freeBufs, g.buf)
+	}
+	l.busy = false
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	return true
+}
+
+// flush writes one group to the active segment.
+func (l *Log) flush(g *group) error {
+	if g.rollBefore {
+		if err := l.roll(); err != nil {
+			return l.fail("roll", err)
+		}
+	}
+	seg := l.active
+	pos := seg.size.Load()
+	t0 := time.Now()
+	if _, err := seg.f.WriteAt(g.buf, pos); err != nil {
+		l.opts.Hooks.OnFlush(len(g.buf), len(g.metas), time.Since(t0), 0, err)
+		return l.fail("write", err)
+	}
+	t1 := time.Now()
+	if l.opts.Sync == SyncAlways {
+		if err := seg.f.Sync(); err != nil {
+			l.opts.Hooks.OnFlush(len(g.buf), len(g.metas), t1.Sub(t0), time.Since(t1), err)
+			return l.fail("sync", err)
+		}
+	} else {
+		l.dirty = true
+	}
+	t2 := time.Now()
+	for _, m := range g.metas {
+		seg.track(pos, m.base, m.last, m.maxTS, m.size, l.opts.IndexInterval)
+		pos += int64(m.size)
+	}
+	l.advance(g.metas[len(g.metas)-1].last + 1)
+	l.opts.Hooks.OnFlush(len(g.buf), len(g.metas), t1.Sub(t0), t2.Sub(t1), nil)
+	return nil
+}
+
+// fail records a sticky storage error and returns the log's sticky error
+// (the first one recorded).
+func (l *Log) fail(op string, err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failLocked(op, err)
+}
+
+// syncDirty fsyncs the active segment under the lazy policies.
+func (l *Log) syncDirty() {
+	if !l.dirty {
+		return
+	}
+	if l.Err() != nil {
+		return
+	}
+	t0 := time.Now()
+	err := l.active.f.Sync()
+	l.opts.Hooks.OnFlush(0, 0, 0, time.Since(t0), err)
+	if err != nil {
+		l.fail("sync", err)
+		return
+	}
+	l.dirty = false
+}
+
+// advance publishes a new end offset and wakes readers waiting for data.
+func (l *Log) advance(end int64) {
+	l.end.Store(end)
+	l.notifyMu.Lock()
+	close(l.notifyCh)
+	l.notifyCh = make(chan struct{})
+	l.notifyMu.Unlock()
+}
+
+// Changed returns a channel that is closed the next time the end offset
+// moves (new data, or truncation). Long-polling readers select on it.
+func (l *Log) Changed() <-chan struct{} {
+	l.notifyMu.Lock()
+	defer l.notifyMu.Unlock()
+	return l.notifyCh
+}
+
+// StartOffset returns the first offset still stored.
+func (l *Log) StartOffset() int64 { return l.start.Load() }
+
+// EndOffset returns the offset the next appended record will be readable
+// at: every offset below it is durable under the policy and readable.
+func (l *Log) EndOffset() int64 { return l.end.Load() }
+
+// Dir returns the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// Err returns the sticky storage error, or nil while the log is healthy.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Size returns the total bytes of all segments.
+func (l *Log) Size() int64 {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	var n int64
+	for _, s := range l.segs {
+		n += s.size.Load()
+	}
+	return n
+}
+
+// Segments returns the base offsets of the log's segments, oldest first.
+func (l *Log) Segments() []int64 {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	out := make([]int64, len(l.segs))
+	for i, s := range l.segs {
+		out[i] = s.base
+	}
+	return out
+}
+
+// Close stops accepting appends, waits for queued appends to finish,
+// syncs, writes the active segment's index (so the next Open need not scan
+// it) and closes all files. It returns the sticky error if the log failed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	close(l.quit)
+	<-l.writerDone
+
+	err := l.Err()
+	if err == nil && l.active != nil {
+		if err = l.sealActive(); err != nil {
+			err = l.fail("close", err)
+		}
+	}
+	l.segMu.Lock()
+	for _, s := range l.segs {
+		if cerr := s.f.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	l.segs = nil
+	l.segMu.Unlock()
+	return err
+}
+
+// sealActive syncs the active segment and writes its index file.
+func (l *Log) sealActive() error {
+	s := l.active
+	if l.opts.Sync != SyncAlways || l.dirty {
+		if err := s.f.Sync(); err != nil {
+			return err
+		}
+		l.dirty = false
+	}
+	if err := vfs.WriteFileAtomic(l.fs, l.dir, s.idxPath, encodeIndex(s.indexData())); err != nil {
+		return err
+	}
+	s.hasIndexOld = true
+	return nil
+}
+
+// roll seals the active segment and starts a new one at the next offset.
+// Writer-only.
+func (l *Log) roll() error {
+	old := l.active
+	if err := l.sealActive(); err != nil {
+		return err
+	}
+	base := old.next.Load()
+	s, err := l.createSegment(base)
+	if err != nil {
+		return err
+	}
+	s.created = l.opts.Clock.Now()
+	l.segMu.Lock()
+	l.segs = append(l.segs, s)
+	l.segMu.Unlock()
+	l.active = s
+	l.opts.Hooks.OnRoll(base)
+	if l.opts.RetentionAge > 0 || l.opts.RetentionBytes > 0 {
+		if _, err := l.EnforceRetention(); err != nil {
+			l.opts.Logger.Warn("retention failed", "dir", l.dir, "err", err)
+		}
+	}
+	return nil
+}
+
+// createSegment creates an empty segment file and makes its directory entry
+// durable.
+func (l *Log) createSegment(base int64) (*segment, error) {
+	s := newSegment(l.dir, base, nil)
+	f, err := l.fs.Create(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	s.f = f
+	if err := vfs.SyncDir(l.fs, l.dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitIdleLocked waits until the writer has nothing queued or in progress.
+// Called with mu held; new appends are excluded while the caller holds mu.
+func (l *Log) waitIdleLocked() {
+	for len(l.queue) > 0 || l.busy {
+		l.cond.Wait()
+	}
+}

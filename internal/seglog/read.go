@@ -1,0 +1,183 @@
+package seglog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/spoolmq/spool/internal/batch"
+)
+
+// Read returns whole batches starting with the one that contains offset,
+// up to maxBytes in total but always at least one batch (so a reader makes
+// progress past a batch larger than maxBytes). It reads from one segment
+// only; callers loop. Every returned batch's CRC is checked: damage is a
+// *CorruptionError, never silently served.
+//
+// Reading at EndOffset returns (nil, nil). An offset below StartOffset or
+// above EndOffset is an *OffsetOutOfRangeError. The returned slice belongs
+// to the caller.
+func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
+	end := l.end.Load()
+	if offset == end && offset >= l.start.Load() {
+		return nil, nil
+	}
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	start := l.start.Load()
+	if offset < start || offset > end {
+		return nil, &OffsetOutOfRangeError{Offset: offset, Start: start, End: end}
+	}
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset }) - 1
+	if i < 0 {
+		return nil, &OffsetOutOfRangeError{Offset: offset, Start: start, End: end}
+	}
+	s := l.segs[i]
+	if offset >= s.next.Load() {
+		// offset is the end of this segment: it starts the next one.
+		if i+1 >= len(l.segs) {
+			return nil, nil
+		}
+		s = l.segs[i+1]
+	}
+	pos, err := l.seek(s, offset, end)
+	if err != nil || pos < 0 {
+		return nil, err
+	}
+	return l.collect(s, pos, end, maxBytes)
+}
+
+// seek returns the position of the batch containing offset in s, starting
+// from the sparse index and stepping over batch headers, or -1 if no batch
+// below end contains it.
+func (l *Log) seek(s *segment, offset, end int64) (int64, error) {
+	pos := floorOff(*s.offs.Load(), uint32(offset-s.base))
+	size := s.size.Load()
+	var hdr [27]byte
+	for pos < size {
+		if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
+			return -1, l.readErr(s, pos, err)
+		}
+		base := int64(binary.BigEndian.Uint64(hdr[0:]))
+		total := batchTotal(hdr[:])
+		last := base + int64(int32(binary.BigEndian.Uint32(hdr[23:])))
+		if base >= end {
+			return -1, nil
+		}
+		if total < batch.HeaderSize || pos+int64(total) > size {
+			return -1, &CorruptionError{Segment: s.base, Path: s.logPath, Position: pos, Offset: offset, Reason: "bad batch length"}
+		}
+		if last >= offset {
+			return pos, nil
+		}
+		pos += int64(total)
+	}
+	return -1, nil
+}
+
+// collect reads batches from pos while they are below end and fit in
+// maxBytes (the first always counts).
+func (l *Log) collect(s *segment, pos, end int64, maxBytes int) ([]byte, error) {
+	size := s.size.Load()
+	n := min(int64(max(maxBytes, batch.HeaderSize)), size-pos)
+	buf := make([]byte, n)
+	if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
+		return nil, l.readErr(s, pos, err)
+	}
+	if total := batchTotal(buf); total > len(buf) && pos+int64(total) <= size {
+		// The first batch is larger than maxBytes: return it whole.
+		buf = make([]byte, total)
+		if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
+			return nil, l.readErr(s, pos, err)
+		}
+	}
+	p := 0
+	for p+batch.HeaderSize <= len(buf) {
+		b := buf[p:]
+		total := batchTotal(b)
+		if total < batch.HeaderSize || total > len(b) {
+			if total < batch.HeaderSize || pos+int64(p+total) > size {
+				return nil, &CorruptionError{Segment: s.base, Path: s.logPath, Position: pos + int64(p), Offset: int64(binary.BigEndian.Uint64(b)), Reason: "bad batch length"}
+			}
+			break // the rest does not fit in maxBytes
+		}
+		if int64(binary.BigEndian.Uint64(b)) >= end {
+			break
+		}
+		if batch.CRC(b[:total]) != binary.BigEndian.Uint32(b[17:21]) {
+			return nil, &CorruptionError{Segment: s.base, Path: s.logPath, Position: pos + int64(p), Offset: int64(binary.BigEndian.Uint64(b)), Reason: "CRC mismatch"}
+		}
+		p += total
+	}
+	if p == 0 {
+		return nil, nil
+	}
+	return buf[:p:p], nil
+}
+
+func (l *Log) readErr(s *segment, pos int64, err error) error {
+	return fmt.Errorf("seglog: read segment %d at %d: %w", s.base, pos, err)
+}
+
+// OffsetForTime returns the offset of the first record whose timestamp is
+// at or after ts (milliseconds since the epoch), and true; or EndOffset and
+// false if there is none.
+func (l *Log) OffsetForTime(ts int64) (int64, bool, error) {
+	end := l.end.Load()
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	for _, s := range l.segs {
+		if s.maxTS.Load() < ts || s.base >= end {
+			continue
+		}
+		rel := floorTime(*s.times.Load(), ts)
+		pos := floorOff(*s.offs.Load(), rel)
+		size := s.size.Load()
+		var hdr [batch.HeaderSize]byte
+		for pos < size {
+			if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
+				return 0, false, l.readErr(s, pos, err)
+			}
+			h, err := batch.ParseHeader(hdr[:])
+			if err != nil {
+				return 0, false, &CorruptionError{Segment: s.base, Path: s.logPath, Position: pos, Reason: "bad batch header", Err: err}
+			}
+			if h.BaseOffset >= end {
+				break
+			}
+			if h.MaxTimestamp >= ts {
+				return l.offsetInBatch(s, pos, h, ts), true, nil
+			}
+			if h.Size() < batch.HeaderSize {
+				return 0, false, &CorruptionError{Segment: s.base, Path: s.logPath, Position: pos, Reason: "bad batch length"}
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return end, false, nil
+}
+
+// offsetInBatch finds the first record with timestamp >= ts inside a batch
+// whose max timestamp is >= ts; if the records cannot be decoded it answers
+// with the batch's base offset.
+func (l *Log) offsetInBatch(s *segment, pos int64, h batch.Header, ts int64) int64 {
+	if h.HasLogAppendTime() || h.NumRecords <= 1 {
+		return h.BaseOffset
+	}
+	buf := make([]byte, h.Size())
+	if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
+		return h.BaseOffset
+	}
+	recs, err := batch.Records(buf, l.opts.Limits.MaxDecompressedBytes)
+	if err != nil {
+		return h.BaseOffset
+	}
+	for _, r := range recs {
+		if h.BaseTimestamp+r.TimestampDelta >= ts {
+			return h.BaseOffset + int64(r.OffsetDelta)
+		}
+	}
+	return h.BaseOffset
+}

@@ -1,0 +1,204 @@
+package seglog
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/spoolmq/spool/internal/vfs"
+)
+
+// EnforceRetention deletes whole sealed segments that are older than
+// RetentionAge (judged by their newest timestamp) or that the log can do
+// without and still hold RetentionBytes. The active segment is never
+// deleted. It returns the number of segments deleted. The log's start
+// offset moves before any file is removed, so readers never see a hole.
+func (l *Log) EnforceRetention() (int, error) {
+	if l.opts.RetentionAge <= 0 && l.opts.RetentionBytes <= 0 {
+		return 0, nil
+	}
+	l.retentionMu.Lock()
+	defer l.retentionMu.Unlock()
+	now := l.opts.Clock.Now()
+
+	l.segMu.Lock()
+	var total int64
+	for _, s := range l.segs {
+		total += s.size.Load()
+	}
+	var victims []*segment
+	for len(l.segs) > 1 {
+		s := l.segs[0]
+		size := s.size.Load()
+		byAge := l.opts.RetentionAge > 0 && now.Sub(time.UnixMilli(s.maxTS.Load())) > l.opts.RetentionAge
+		bySize := l.opts.RetentionBytes > 0 && total-size >= l.opts.RetentionBytes
+		if !byAge && !bySize {
+			break
+		}
+		victims = append(victims, s)
+		l.segs[0] = nil
+		l.segs = l.segs[1:]
+		total -= size
+	}
+	if len(victims) > 0 {
+		l.start.Store(l.segs[0].base)
+	}
+	l.segMu.Unlock()
+	if len(victims) == 0 {
+		return 0, nil
+	}
+	return len(victims), l.removeSegments(victims)
+}
+
+// removeSegments deletes segments' files, index first so that a crash in
+// between leaves a segment that is scanned rather than a dangling index, then
+// syncs the directory once.
+func (l *Log) removeSegments(victims []*segment) error {
+	var firstErr error
+	for _, s := range victims {
+		s.f.Close()
+		if s.hasIndexOld {
+			if err := l.fs.Remove(s.idxPath); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+		if err := l.fs.Remove(s.logPath); err != nil && firstErr == nil {
+			firstErr = err
+		}
+		l.opts.Hooks.OnDelete(s.base, s.size.Load())
+	}
+	if err := vfs.SyncDir(l.fs, l.dir); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if firstErr != nil {
+		return fmt.Errorf("seglog: delete segments: %w", firstErr)
+	}
+	return nil
+}
+
+// TruncateAfter removes every record after offset, so that EndOffset
+// becomes offset+1. offset+1 must be the first offset of a batch (or the
+// current end, which makes the call a no-op); otherwise it returns
+// ErrNotBatchBoundary and changes nothing. It waits for queued appends to
+// finish and holds new ones back while it works. Used by replication to
+// drop an uncommitted suffix.
+func (l *Log) TruncateAfter(offset int64) error {
+	newEnd := offset + 1
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.truncating = true
+	l.waitIdleLocked()
+	defer func() {
+		l.truncating = false
+		l.cond.Broadcast()
+	}()
+	if l.err != nil {
+		return l.err
+	}
+	if newEnd == l.next {
+		return nil
+	}
+	if newEnd > l.next || newEnd < l.start.Load() {
+		return &OffsetOutOfRangeError{Offset: offset, Start: l.start.Load() - 1, End: l.next - 1}
+	}
+
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > newEnd }) - 1
+	if i > 0 && l.segs[i].base == newEnd {
+		i-- // the cut is exactly at a segment boundary: keep the previous one whole
+	}
+	s := l.segs[i]
+	var pos int64
+	if newEnd == s.next.Load() {
+		pos = s.size.Load()
+	} else {
+		p, err := l.seek(s, newEnd, l.next)
+		if err != nil {
+			return err
+		}
+		if p < 0 || !l.startsBatchAt(s, p, newEnd) {
+			return ErrNotBatchBoundary
+		}
+		pos = p
+	}
+
+	// Point of no return: failures from here on are sticky.
+	victims := append([]*segment(nil), l.segs[i+1:]...)
+	for j := len(victims) - 1; j >= 0; j-- {
+		v := victims[j]
+		v.f.Close()
+		if v.hasIndexOld {
+			if err := l.fs.Remove(v.idxPath); err != nil {
+				return l.failLocked("truncate", err)
+			}
+		}
+		if err := l.fs.Remove(v.logPath); err != nil {
+			return l.failLocked("truncate", err)
+		}
+	}
+	l.segs = l.segs[:i+1]
+	if s.hasIndexOld {
+		if err := l.fs.Remove(s.idxPath); err != nil {
+			return l.failLocked("truncate", err)
+		}
+		s.hasIndexOld = false
+	}
+	if s != l.active {
+		// A sealed segment becomes active again: reopen it for writing.
+		f, err := l.fs.OpenReadWrite(s.logPath)
+		if err != nil {
+			return l.failLocked("truncate", err)
+		}
+		s.f.Close()
+		s.f = f
+	}
+	if err := s.f.Truncate(pos); err != nil {
+		return l.failLocked("truncate", err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return l.failLocked("truncate", err)
+	}
+	if err := vfs.SyncDir(l.fs, l.dir); err != nil {
+		return l.failLocked("truncate", err)
+	}
+	// Rebuild the segment's in-memory index from what remains.
+	fresh := newSegment(l.dir, s.base, s.f)
+	if _, err := l.scan(fresh, pos, false, &RecoveryReport{}); err != nil {
+		return l.failLocked("truncate", err)
+	}
+	s.offs.Store(fresh.offs.Load())
+	s.times.Store(fresh.times.Load())
+	s.lastIdxPos, s.lastIdxTS = fresh.lastIdxPos, fresh.lastIdxTS
+	s.maxTS.Store(fresh.maxTS.Load())
+	s.size.Store(pos)
+	s.next.Store(newEnd)
+	l.active = s
+	l.dirty = false
+	l.next = newEnd
+	l.segLogical = pos
+	l.advance(newEnd)
+	return nil
+}
+
+// startsBatchAt reports whether the batch at pos in s has base offset off.
+func (l *Log) startsBatchAt(s *segment, pos, off int64) bool {
+	var prefix [8]byte
+	if _, err := s.f.ReadAt(prefix[:], pos); err != nil {
+		return false
+	}
+	return int64(be64(prefix[:])) == off
+}
+
+// failLocked records a sticky error with mu held.
+func (l *Log) failLocked(op string, err error) error {
+	if l.err != nil {
+		return l.err
+	}
+	l.err = &StorageError{Op: op, Err: err}
+	l.opts.Logger.Error("partition log failed; refusing writes", "dir", l.dir, "op", op, "err", err)
+	return l.err
+}

@@ -1,0 +1,151 @@
+package seglog
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolmq/spool/internal/vfs"
+)
+
+const (
+	logSuffix   = ".log"
+	indexSuffix = ".index"
+	tmpSuffix   = ".tmp"
+)
+
+func segmentName(base int64) string { return fmt.Sprintf("%020d", base) }
+
+// parseSegmentName returns the base offset of a "<20 digits>.log" or
+// ".index" file name.
+func parseSegmentName(name, suffix string) (int64, bool) {
+	stem, ok := strings.CutSuffix(name, suffix)
+	if !ok || len(stem) != 20 {
+		return 0, false
+	}
+	base, err := strconv.ParseInt(stem, 10, 64)
+	if err != nil || base < 0 {
+		return 0, false
+	}
+	return base, true
+}
+
+// segment is one file of the log. The fields published with atomics are
+// written only by the log's writer (or by Open/TruncateAfter while the
+// writer is idle) and read by readers without locks.
+type segment struct {
+	base    int64
+	logPath string
+	idxPath string
+	f       vfs.File
+
+	size  atomic.Int64 // bytes of valid batches written to f
+	next  atomic.Int64 // offset after the last batch written
+	maxTS atomic.Int64 // largest batch max timestamp, -1 if none
+
+	offs  atomic.Pointer[[]offEntry]  // sparse offset index; append-only, published by copy of the slice header
+	times atomic.Pointer[[]timeEntry] // sparse time index, same discipline
+
+	// Writer-only state.
+	created     time.Time // when the segment became active, for SegmentAge
+	lastIdxPos  int64     // position of the last offset entry, -1 if none
+	lastIdxTS   int64     // timestamp of the last time entry
+	synced      bool      // no unsynced bytes (writer-only)
+	hasIndexOld bool      // an index file exists on disk for this segment
+}
+
+func newSegment(dir string, base int64, f vfs.File) *segment {
+	s := &segment{
+		base:       base,
+		logPath:    filepath.Join(dir, segmentName(base)+logSuffix),
+		idxPath:    filepath.Join(dir, segmentName(base)+indexSuffix),
+		f:          f,
+		lastIdxPos: -1,
+		lastIdxTS:  -1,
+	}
+	s.next.Store(base)
+	s.maxTS.Store(-1)
+	s.offs.Store(&[]offEntry{})
+	s.times.Store(&[]timeEntry{})
+	return s
+}
+
+// track records a batch written at pos, adding index entries every interval
+// bytes. Called by the single writer; readers see the entries through the
+// atomic slice pointers.
+func (s *segment) track(pos int64, base, last, maxTS int64, size int, interval int) {
+	if s.lastIdxPos < 0 || pos-s.lastIdxPos >= int64(interval) {
+		offs := append(*s.offs.Load(), offEntry{rel: uint32(base - s.base), pos: uint32(pos)})
+		s.offs.Store(&offs)
+		s.lastIdxPos = pos
+		if run := max(s.maxTS.Load(), maxTS); run > s.lastIdxTS {
+			times := append(*s.times.Load(), timeEntry{ts: run, rel: uint32(base - s.base)})
+			s.times.Store(&times)
+			s.lastIdxTS = run
+		}
+	}
+	if maxTS > s.maxTS.Load() {
+		s.maxTS.Store(maxTS)
+	}
+	s.next.Store(last + 1)
+	s.size.Store(pos + int64(size))
+}
+
+// loadIndex installs a decoded index file.
+func (s *segment) loadIndex(d *indexData) {
+	offs, times := d.offs, d.times
+	s.offs.Store(&offs)
+	s.times.Store(&times)
+	s.size.Store(d.dataSize)
+	s.next.Store(d.next)
+	s.maxTS.Store(d.maxTS)
+	s.lastIdxPos = -1
+	if len(offs) > 0 {
+		s.lastIdxPos = int64(offs[len(offs)-1].pos)
+	}
+	s.lastIdxTS = -1
+	if len(times) > 0 {
+		s.lastIdxTS = times[len(times)-1].ts
+	}
+}
+
+func (s *segment) indexData() *indexData {
+	return &indexData{
+		base:     s.base,
+		dataSize: s.size.Load(),
+		next:     s.next.Load(),
+		maxTS:    s.maxTS.Load(),
+		offs:     *s.offs.Load(),
+		times:    *s.times.Load(),
+	}
+}
+
+// trimTo drops index entries at or after relative offset rel (for
+// truncation). Writer-only.
+func (s *segment) trimTo(rel uint32) {
+	offs := *s.offs.Load()
+	i := 0
+	for i < len(offs) && offs[i].rel < rel {
+		i++
+	}
+	offs = append([]offEntry(nil), offs[:i]...)
+	s.offs.Store(&offs)
+	times := *s.times.Load()
+	j := 0
+	for j < len(times) && times[j].rel < rel {
+		j++
+	}
+	times = append([]timeEntry(nil), times[:j]...)
+	s.times.Store(&times)
+	s.lastIdxPos = -1
+	if len(offs) > 0 {
+		s.lastIdxPos = int64(offs[len(offs)-1].pos)
+	}
+	s.lastIdxTS = -1
+	if len(times) > 0 {
+		s.lastIdxTS = times[len(times)-1].ts
+	}
+}
