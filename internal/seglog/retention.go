@@ -19,6 +19,9 @@ func (l *Log) EnforceRetention() (int, error) {
 	}
 	l.retentionMu.Lock()
 	defer l.retentionMu.Unlock()
+	if err := l.Err(); err != nil {
+		return 0, err
+	}
 	now := l.opts.Clock.Now()
 
 	l.segMu.Lock()
@@ -50,28 +53,35 @@ func (l *Log) EnforceRetention() (int, error) {
 	return len(victims), l.removeSegments(victims)
 }
 
-// removeSegments deletes segments' files, index first so that a crash in
-// between leaves a segment that is scanned rather than a dangling index, then
-// syncs the directory once.
+// removeSegments deletes segments' files, oldest first, index before log
+// (so that a crash in between leaves a segment that is scanned rather than a
+// dangling index), syncing the directory after each segment so that what is
+// gone is always a prefix of the log. A failure is sticky: the files left
+// behind reappear at the next Open, and until then the log refuses writes
+// and further deletions.
 func (l *Log) removeSegments(victims []*segment) error {
-	var firstErr error
-	for _, s := range victims {
+	for i, s := range victims {
 		s.f.Close()
-		if s.hasIndexOld {
-			if err := l.fs.Remove(s.idxPath); err != nil && firstErr == nil {
-				firstErr = err
+		err := func() error {
+			if s.hasIndexOld {
+				if err := l.fs.Remove(s.idxPath); err != nil {
+					return err
+				}
 			}
-		}
-		if err := l.fs.Remove(s.logPath); err != nil && firstErr == nil {
-			firstErr = err
+			if err := l.fs.Remove(s.logPath); err != nil {
+				return err
+			}
+			return vfs.SyncDir(l.fs, l.dir)
+		}()
+		if err != nil {
+			for _, rest := range victims[i+1:] {
+				rest.f.Close()
+			}
+			// The files on disk no longer match the in-memory log; deleting
+			// newer segments later would leave a hole. Fail-stop.
+			return l.fail("retention", fmt.Errorf("delete segment %d: %w", s.base, err))
 		}
 		l.opts.Hooks.OnDelete(s.base, s.size.Load())
-	}
-	if err := vfs.SyncDir(l.fs, l.dir); err != nil && firstErr == nil {
-		firstErr = err
-	}
-	if firstErr != nil {
-		return fmt.Errorf("seglog: delete segments: %w", firstErr)
 	}
 	return nil
 }
