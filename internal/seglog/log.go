@@ -35,7 +35,8 @@ type Log struct {
 	open         *group     // the group accepting appends (last of queue), or nil
 	next         int64      // next offset to assign
 	pendingBytes int        // bytes in queue
-	busy         bool       // the writer is flushing a group it took off the queue
+	busy         bool       // someone holds the flush token (see "Group commit" in DESIGN.md)
+	syncWanted   bool       // the interval ticker fired while the token was held
 	segLogical   int64      // active segment size including queued bytes
 	segCreated   time.Time  // when the logical active segment started
 	err          error      // sticky storage error; nil while healthy
@@ -162,10 +163,13 @@ func (l *Log) enqueue(b []byte, metas []batchMeta) (*group, AppendResult, error)
 		l.pendingBytes += m.size
 	}
 	res.LastOffset = l.next - 1
+	leader := !l.busy
+	if leader {
+		l.busy = true
+	}
 	l.mu.Unlock()
-	select {
-	case l.work <- struct{}{}:
-	default:
+	if leader {
+		l.lead()
 	}
 	return g, res, nil
 }
@@ -184,8 +188,31 @@ func (l *Log) newGroupLocked(size int) *group {
 	return g
 }
 
-// run is the writer goroutine: it takes groups off the queue in order and
-// writes each with one Write and (under SyncAlways) one Sync.
+// The flush token: exactly one goroutine at a time writes to the active
+// segment. An appender that finds the token free takes it and flushes its own
+// group itself (no goroutine hand-off on the latency path of a lone
+// appender); if more groups queued up meanwhile it passes the token to the
+// writer goroutine, which drains the queue and frees the token. While the
+// token is held, whoever holds it flushes every queued group eventually.
+
+// lead flushes the head group as the token holder, then frees the token or
+// passes it to the writer goroutine.
+func (l *Log) lead() {
+	l.flushOne()
+	l.mu.Lock()
+	if len(l.queue) == 0 && !l.syncWanted {
+		l.busy = false
+		l.cond.Broadcast()
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	l.work <- struct{}{} // never blocks: at most one hand-off is outstanding
+}
+
+// run is the writer goroutine. It holds the token only between receiving a
+// hand-off (or taking a free token for an interval sync) and draining the
+// queue.
 func (l *Log) run() {
 	defer close(l.writerDone)
 	var tick <-chan time.Time
@@ -194,34 +221,53 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
-	quitting := false
 	for {
-		if !quitting {
-			select {
-			case <-l.work:
-			case <-tick:
-				l.syncDirty()
+		select {
+		case <-l.work:
+			l.drain()
+		case <-tick:
+			l.mu.Lock()
+			if l.busy {
+				l.syncWanted = true // the holder syncs before freeing the token
+				l.mu.Unlock()
 				continue
-			case <-l.quit:
-				quitting = true
 			}
-		}
-		for l.flushNext() {
-		}
-		if quitting {
+			l.busy = true
+			l.mu.Unlock()
+			l.syncDirty()
+			l.drain()
+		case <-l.quit:
 			return
 		}
 	}
 }
 
-// flushNext writes the oldest queued group; it reports false if the queue
-// was empty.
-func (l *Log) flushNext() bool {
-	l.mu.Lock()
-	if len(l.queue) == 0 {
+// drain flushes queued groups as the token holder until the queue is empty,
+// then frees the token.
+func (l *Log) drain() {
+	for {
+		l.mu.Lock()
+		if len(l.queue) == 0 {
+			if l.syncWanted {
+				l.syncWanted = false
+				l.mu.Unlock()
+				l.syncDirty()
+				continue
+			}
+			l.busy = false
+			l.cond.Broadcast()
+			l.mu.Unlock()
+			return
+		}
 		l.mu.Unlock()
-		return false
+		l.flushOne()
 	}
+}
+
+// flushOne writes the oldest queued group and completes it. The caller
+// holds the token and the queue is not empty.
+func (l *Log) flushOne() {
+	l.mu.Lock()
 	g := l.queue[0]
 	l.queue[0] = nil
 	l.queue = l.queue[1:]
@@ -229,7 +275,6 @@ func (l *Log) flushNext() bool {
 		l.open = nil
 	}
 	err := l.err
-	l.busy = true
 	l.mu.Unlock()
 
 	if err == nil {
@@ -239,17 +284,12 @@ func (l *Log) flushNext() bool {
 	close(g.done)
 
 	l.mu.Lock()
-	if err != nil && l.err == nil {
-		l.err = err
-	}
 	l.pendingBytes -= len(g.buf)
 	if len(l.freeBufs) < 4 && cap(g.buf) <= 4*l.opts.FlushBytes {
 		l.freeBufs = append(l.freeBufs, g.buf)
 	}
-	l.busy = false
 	l.cond.Broadcast()
 	l.mu.Unlock()
-	return true
 }
 
 // flush writes one group to the active segment.
@@ -378,6 +418,7 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.cond.Broadcast()
+	l.waitIdleLocked()
 	l.mu.Unlock()
 	close(l.quit)
 	<-l.writerDone
