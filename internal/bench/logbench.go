@@ -38,7 +38,9 @@ func (r Result) MBps() float64 { return float64(r.Bytes) / r.Elapsed.Seconds() /
 // OpsPerSec returns operations per second.
 func (r Result) OpsPerSec() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
 
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, int64(10*time.Second/time.Microsecond)*1000, 3) }
+func newHist() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, int64(10*time.Second/time.Microsecond)*1000, 3)
+}
 
 func fromHist(h *hdrhistogram.Histogram) (p50, p99 time.Duration) {
 	return time.Duration(h.ValueAtQuantile(50)), time.Duration(h.ValueAtQuantile(99))

@@ -30,19 +30,19 @@ type Log struct {
 
 	// mu guards the append queue and the writer's bookkeeping.
 	mu           sync.Mutex
-	cond         sync.Cond  // signalled when queue space frees up or the writer goes idle
-	queue        []*group   // groups waiting for the writer, oldest first
-	open         *group     // the group accepting appends (last of queue), or nil
-	next         int64      // next offset to assign
-	pendingBytes int        // bytes in queue
-	busy         bool       // someone holds the flush token (see "Group commit" in DESIGN.md)
-	syncWanted   bool       // the interval ticker fired while the token was held
-	segLogical   int64      // active segment size including queued bytes
-	segCreated   time.Time  // when the logical active segment started
-	err          error      // sticky storage error; nil while healthy
-	closed       bool       //
-	truncating   bool       // TruncateAfter is waiting for the writer; appends wait
-	freeBufs     [][]byte   // recycled group buffers
+	cond         sync.Cond // signalled when queue space frees up or the writer goes idle
+	queue        []*group  // groups waiting for the writer, oldest first
+	open         *group    // the group accepting appends (last of queue), or nil
+	next         int64     // next offset to assign
+	pendingBytes int       // bytes in queue
+	busy         bool      // someone holds the flush token (see "Group commit" in DESIGN.md)
+	syncWanted   bool      // the interval ticker fired while the token was held
+	segLogical   int64     // active segment size including queued bytes
+	segCreated   time.Time // when the logical active segment started
+	err          error     // sticky storage error; nil while healthy
+	closed       bool      //
+	truncating   bool      // TruncateAfter is waiting for the writer; appends wait
+	freeBufs     [][]byte  // recycled group buffers
 
 	active *segment // writer-owned: the segment being appended to
 	dirty  bool     // writer-owned: unsynced bytes in active (lazy policies)
