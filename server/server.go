@@ -84,11 +84,8 @@ func (s *Server) Start() error {
 	if s.started {
 		return errors.New("server: already started")
 	}
-	if err := s.fs.MkdirAll(s.topicsDir(), 0o755); err != nil {
+	if err := vfs.MkdirAllSync(s.fs, s.topicsDir(), 0o755); err != nil {
 		return fmt.Errorf("server: create data directory: %w", err)
-	}
-	if err := vfs.SyncDir(s.fs, s.cfg.DataDir); err != nil {
-		return fmt.Errorf("server: sync data directory: %w", err)
 	}
 	lock, err := lockDir(s.fs, s.cfg.DataDir)
 	if err != nil {

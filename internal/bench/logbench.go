@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/seglog"
@@ -157,17 +158,28 @@ func LogAppend(dir string, appenders, size int, d time.Duration) (Result, error)
 	return res, first
 }
 
+// RecoveryResult is what Recovery measured.
+type RecoveryResult struct {
+	Bytes     int64         // size of the log
+	Clean     time.Duration // Open after a clean shutdown
+	CrashWarm time.Duration // Open with every segment scanned, data in the page cache
+	CrashCold time.Duration // the same after dropping the page cache; 0 if that is not permitted
+	Scanned   int64         // bytes scanned by a crash open
+}
+
 // Recovery builds a log of about total bytes in dir, then measures Open
 // after a clean shutdown and Open after a crash that forces a full scan (all
-// index files removed, as if no segment had been sealed).
-func Recovery(dir string, total int64) (clean, crash time.Duration, scanned int64, err error) {
+// index files removed, as if no segment had been sealed), with the page
+// cache warm and, when the process may drop it (root on Linux), cold.
+func Recovery(dir string, total int64) (RecoveryResult, error) {
+	var res RecoveryResult
 	ldir := filepath.Join(dir, "recovery")
 	defer os.RemoveAll(ldir)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	opts := seglog.Options{Sync: seglog.SyncNone, Logger: quiet}
 	l, _, err := seglog.Open(vfs.Default, ldir, opts)
 	if err != nil {
-		return 0, 0, 0, err
+		return res, err
 	}
 	b := BatchOfSize(16 << 10)
 	var many []byte
@@ -177,38 +189,55 @@ func Recovery(dir string, total int64) (clean, crash time.Duration, scanned int6
 	for l.Size() < total {
 		if _, err := l.Append(many); err != nil {
 			l.Close()
-			return 0, 0, 0, err
+			return res, err
 		}
 	}
+	res.Bytes = l.Size()
 	if err := l.Close(); err != nil {
-		return 0, 0, 0, err
+		return res, err
 	}
 	opts.Sync = seglog.SyncAlways
-	t0 := time.Now()
-	l, rep, err := seglog.Open(vfs.Default, ldir, opts)
+	open := func() (time.Duration, *seglog.RecoveryReport, error) {
+		t0 := time.Now()
+		l, rep, err := seglog.Open(vfs.Default, ldir, opts)
+		if err != nil {
+			return 0, nil, err
+		}
+		d := time.Since(t0)
+		return d, rep, l.Close()
+	}
+	d, rep, err := open()
 	if err != nil {
-		return 0, 0, 0, err
+		return res, err
 	}
-	clean = time.Since(t0)
 	if len(rep.Scanned) != 0 {
-		l.Close()
-		return 0, 0, 0, fmt.Errorf("clean open scanned %d segments", len(rep.Scanned))
+		return res, fmt.Errorf("clean open scanned %d segments", len(rep.Scanned))
 	}
-	if err := l.Close(); err != nil {
-		return 0, 0, 0, err
-	}
-	names, _ := os.ReadDir(ldir)
-	for _, n := range names {
-		if filepath.Ext(n.Name()) == ".index" {
-			os.Remove(filepath.Join(ldir, n.Name()))
+	res.Clean = d
+	removeIndexes := func() {
+		names, _ := os.ReadDir(ldir)
+		for _, n := range names {
+			if filepath.Ext(n.Name()) == ".index" {
+				os.Remove(filepath.Join(ldir, n.Name()))
+			}
 		}
 	}
-	t0 = time.Now()
-	l, rep, err = seglog.Open(vfs.Default, ldir, opts)
-	if err != nil {
-		return 0, 0, 0, err
+	removeIndexes()
+	if res.CrashWarm, rep, err = open(); err != nil {
+		return res, err
 	}
-	crash = time.Since(t0)
-	scanned = rep.ScannedBytes
-	return clean, crash, scanned, l.Close()
+	res.Scanned = rep.ScannedBytes
+	removeIndexes()
+	if dropPageCache() == nil {
+		if res.CrashCold, _, err = open(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// dropPageCache asks Linux to drop clean page-cache pages (needs root).
+func dropPageCache() error {
+	unix.Sync()
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -83,14 +82,7 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Log, *RecoveryReport, error) 
 }
 
 func (l *Log) recover(rep *RecoveryReport) error {
-	if _, err := l.fs.Stat(l.dir); errors.Is(err, fs.ErrNotExist) {
-		if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
-			return err
-		}
-		if err := vfs.SyncDir(l.fs, filepath.Dir(l.dir)); err != nil {
-			return err
-		}
-	} else if err != nil {
+	if err := vfs.MkdirAllSync(l.fs, l.dir, 0o755); err != nil {
 		return err
 	}
 	names, err := l.fs.List(l.dir)
@@ -169,6 +161,13 @@ func (l *Log) recover(rep *RecoveryReport) error {
 			rep.ScannedBytes += n
 			if err != nil {
 				return err
+			}
+			if !last {
+				// Seal it again so the next Open need not scan it.
+				if err := vfs.WriteFileAtomic(l.fs, l.dir, s.idxPath, encodeIndex(s.indexData())); err != nil {
+					return fmt.Errorf("rewrite index of segment %d: %w", base, err)
+				}
+				s.hasIndexOld = true
 			}
 		}
 		if last && s.hasIndexOld {

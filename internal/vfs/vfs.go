@@ -17,8 +17,11 @@
 package vfs
 
 import (
+	"errors"
 	"io"
+	iofs "io/fs"
 	"os"
+	"path/filepath"
 )
 
 // File is an open file. It is safe to call ReadAt concurrently with Write
@@ -105,4 +108,35 @@ func WriteFileAtomic(fs FS, dir, name string, data []byte) error {
 		return err
 	}
 	return SyncDir(fs, dir)
+}
+
+// MkdirAllSync creates dir and any missing parents, like MkdirAll, and then
+// syncs the parent of every directory it created, so that the whole new path
+// survives a crash.
+func MkdirAllSync(fs FS, dir string, perm os.FileMode) error {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, iofs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := SyncDir(fs, filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }

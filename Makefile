@@ -1,0 +1,29 @@
+# The two commands a new user needs:
+#   make run    build and run Spool with its data in ./spool-data
+#   make test   the whole test suite (what CI runs)
+
+GO ?= go
+BIN := bin/spool
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: run build test bench fuzz clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/spool
+
+run: build
+	./$(BIN) serve --data ./spool-data
+
+test:
+	./scripts/test.sh
+
+# Storage benchmarks: partition-log appends beside the machine's raw fdatasync limit.
+bench: build
+	./$(BIN) bench log --dir .bench
+
+# Longer fuzzing than the test suite does; FUZZTIME=10m make fuzz.
+fuzz:
+	FUZZTIME=$${FUZZTIME:-5m} ./scripts/fuzz.sh
+
+clean:
+	rm -rf bin .bench
