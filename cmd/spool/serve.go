@@ -44,12 +44,14 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Catch signals before starting, so that a signal arriving during
+			// start-up still gets a clean shutdown.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			logger.Info("starting", "version", versionString(), "data", srv.DataDir(), "durability", policy.String())
 			if err := srv.Start(); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			<-ctx.Done()
 			logger.Info("shutting down")
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
