@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -29,13 +30,15 @@ func newBenchLogCmd() *cobra.Command {
 		appenders string
 		sizes     string
 		recovery  int64
+		rounds    int
 	)
 	cmd := &cobra.Command{
 		Use:   "log",
 		Short: "Partition-log append throughput and latency (policy always) against raw write+fdatasync",
 		Long: "Runs, in one process and one directory, a loop of write + fdatasync for each size\n" +
 			"(the machine's limit) and seglog appends with the durability policy 'always' for\n" +
-			"each number of concurrent appenders and batch size, then prints a Markdown table.",
+			"each number of concurrent appenders and batch size, in rounds, then prints a Markdown\n" +
+			"table of medians with ratios taken within each round.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ns, err := parseInts(appenders)
@@ -54,13 +57,14 @@ func newBenchLogCmd() *cobra.Command {
 				return err
 			}
 			defer os.RemoveAll(tmp)
-			return runLogBench(cmd.OutOrStdout(), cmd.ErrOrStderr(), tmp, duration, ns, ss, recovery)
+			return runLogBench(cmd.OutOrStdout(), cmd.ErrOrStderr(), tmp, duration, rounds, ns, ss, recovery)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", ".", "directory to benchmark in (the disk under test)")
 	cmd.Flags().DurationVar(&duration, "duration", 2*time.Second, "time per measurement")
 	cmd.Flags().StringVar(&appenders, "appenders", "1,4,16,64", "concurrent appenders, comma-separated")
 	cmd.Flags().StringVar(&sizes, "sizes", "256,1024,16384", "batch sizes in bytes, comma-separated")
+	cmd.Flags().IntVar(&rounds, "rounds", 3, "rounds; the table shows medians")
 	cmd.Flags().Int64Var(&recovery, "recovery-bytes", 1<<30, "size of the log for the recovery measurement (0 skips it)")
 	return cmd
 }
@@ -77,40 +81,78 @@ func parseInts(s string) ([]int, error) {
 	return out, nil
 }
 
-func runLogBench(out, progress io.Writer, dir string, d time.Duration, appenders, sizes []int, recoveryBytes int64) error {
-	raw := map[int]bench.Result{}
-	for _, size := range append(append([]int{}, sizes...), 1<<20) {
-		fmt.Fprintf(progress, "raw write+fdatasync %d B...\n", size)
-		r, err := bench.RawSync(dir, size, d)
-		if err != nil {
-			return err
-		}
-		raw[size] = r
+// runLogBench measures in rounds. In each round and for each batch size it
+// measures raw write+fdatasync of that size and of 1 MiB, then the log with
+// every appender count, so that every ratio compares measurements taken
+// within seconds of each other; the table shows medians over rounds.
+func runLogBench(out, progress io.Writer, dir string, d time.Duration, rounds int, appenders, sizes []int, recoveryBytes int64) error {
+	type cell struct {
+		mbps, ops, ratioSame, ratioMiB []float64
+		p50, p99, p50Delta             []float64
 	}
-	var rows []bench.Result
-	for _, size := range sizes {
-		for _, n := range appenders {
-			fmt.Fprintf(progress, "log append %d appenders × %d B...\n", n, size)
-			r, err := bench.LogAppend(dir, n, size, d)
+	raws := map[int]*cell{}
+	logs := map[[2]int]*cell{}
+	get := func(m map[int]*cell, k int) *cell {
+		if m[k] == nil {
+			m[k] = &cell{}
+		}
+		return m[k]
+	}
+	for round := 1; round <= rounds; round++ {
+		for _, size := range sizes {
+			fmt.Fprintf(progress, "round %d/%d: raw write+fdatasync %d B and 1 MiB...\n", round, rounds, size)
+			raw, err := bench.RawSync(dir, size, d)
 			if err != nil {
 				return err
 			}
-			rows = append(rows, r)
+			mib, err := bench.RawSync(dir, 1<<20, d)
+			if err != nil {
+				return err
+			}
+			for _, r := range []bench.Result{raw, mib} {
+				c := get(raws, r.Size)
+				c.mbps = append(c.mbps, r.MBps())
+				c.ops = append(c.ops, r.OpsPerSec())
+				c.p50 = append(c.p50, float64(r.P50))
+				c.p99 = append(c.p99, float64(r.P99))
+				c.ratioMiB = append(c.ratioMiB, r.MBps()/mib.MBps())
+			}
+			for _, n := range appenders {
+				fmt.Fprintf(progress, "round %d/%d: log append %d appenders × %d B...\n", round, rounds, n, size)
+				r, err := bench.LogAppend(dir, n, size, d)
+				if err != nil {
+					return err
+				}
+				c := logs[[2]int{n, size}]
+				if c == nil {
+					c = &cell{}
+					logs[[2]int{n, size}] = c
+				}
+				c.mbps = append(c.mbps, r.MBps())
+				c.ops = append(c.ops, r.OpsPerSec())
+				c.p50 = append(c.p50, float64(r.P50))
+				c.p99 = append(c.p99, float64(r.P99))
+				c.ratioSame = append(c.ratioSame, r.MBps()/raw.MBps())
+				c.ratioMiB = append(c.ratioMiB, r.MBps()/mib.MBps())
+				c.p50Delta = append(c.p50Delta, float64(r.P50-raw.P50))
+			}
 		}
 	}
-	mib := raw[1<<20]
+	fmt.Fprintf(out, "Medians of %d rounds of %s per measurement; every ratio is taken within one round.\n\n", rounds, d)
 	fmt.Fprintf(out, "| test | appenders | batch | MB/s | batches/s | p50 | p99 | MB/s ÷ raw same size | MB/s ÷ raw 1 MiB | p50 − raw p50 |\n")
 	fmt.Fprintf(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, size := range append(append([]int{}, sizes...), 1<<20) {
-		r := raw[size]
+		c := raws[size]
 		fmt.Fprintf(out, "| raw write+fdatasync | 1 | %s | %.1f | %.0f | %s | %s | 1.00 | %.2f | 0 |\n",
-			sizeName(size), r.MBps(), r.OpsPerSec(), us(r.P50), us(r.P99), r.MBps()/mib.MBps())
+			sizeName(size), median(c.mbps), median(c.ops), usf(median(c.p50)), usf(median(c.p99)), median(c.ratioMiB))
 	}
-	for _, r := range rows {
-		base := raw[r.Size]
-		fmt.Fprintf(out, "| log append (always) | %d | %s | %.1f | %.0f | %s | %s | %.2f | %.2f | %+.0f µs |\n",
-			r.Appenders, sizeName(r.Size), r.MBps(), r.OpsPerSec(), us(r.P50), us(r.P99),
-			r.MBps()/base.MBps(), r.MBps()/mib.MBps(), float64(r.P50-base.P50)/1e3)
+	for _, size := range sizes {
+		for _, n := range appenders {
+			c := logs[[2]int{n, size}]
+			fmt.Fprintf(out, "| log append (always) | %d | %s | %.1f | %.0f | %s | %s | %.2f | %.2f | %+.0f µs |\n",
+				n, sizeName(size), median(c.mbps), median(c.ops), usf(median(c.p50)), usf(median(c.p99)),
+				median(c.ratioSame), median(c.ratioMiB), median(c.p50Delta)/1e3)
+		}
 	}
 	if recoveryBytes > 0 {
 		fmt.Fprintf(progress, "recovery of a %d-byte log...\n", recoveryBytes)
@@ -142,4 +184,16 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/1e3) }
+func usf(ns float64) string { return fmt.Sprintf("%.0f µs", ns/1e3) }
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
