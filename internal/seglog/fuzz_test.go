@@ -1,7 +1,9 @@
 package seglog
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"path/filepath"
 	"testing"
 
@@ -16,7 +18,7 @@ func FuzzDecodeIndex(f *testing.F) {
 		offs: []offEntry{{0, 0}, {2, 50}}, times: []timeEntry{{5, 0}}}))
 	f.Add(encodeIndex(&indexData{base: 7, next: 7, maxTS: -1}))
 	f.Add([]byte("SPIX\x01"))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	check := func(t *testing.T, b []byte) {
 		d, err := decodeIndex(b)
 		if err != nil {
 			if !errors.Is(err, errBadIndex) {
@@ -26,6 +28,16 @@ func FuzzDecodeIndex(f *testing.F) {
 		}
 		if got := encodeIndex(d); string(got) != string(b) {
 			t.Fatal("index does not round-trip")
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		check(t, b)
+		// Again with the checksum repaired, so mutations reach the checks
+		// behind it.
+		if len(b) >= 4 {
+			fixed := append([]byte(nil), b...)
+			binary.BigEndian.PutUint32(fixed[len(fixed)-4:], crc32.Checksum(fixed[:len(fixed)-4], crcTable))
+			check(t, fixed)
 		}
 	})
 }

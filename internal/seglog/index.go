@@ -91,8 +91,8 @@ func decodeIndex(b []byte) (*indexData, error) {
 	if len(b) < indexHeaderSize+4 {
 		return nil, fmt.Errorf("%w: %d bytes is too short", errBadIndex, len(b))
 	}
-	if string(b[:4]) != indexMagic || b[4] != indexVersion {
-		return nil, fmt.Errorf("%w: bad magic or version", errBadIndex)
+	if string(b[:4]) != indexMagic || b[4] != indexVersion || b[5]|b[6]|b[7] != 0 {
+		return nil, fmt.Errorf("%w: bad magic, version or reserved bytes", errBadIndex)
 	}
 	body := len(b) - 4
 	if crc32.Checksum(b[:body], crcTable) != binary.BigEndian.Uint32(b[body:]) {
