@@ -11,6 +11,6 @@ for pkg in $(go list ./...); do
 	targets=$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' "$dir"/*_test.go 2>/dev/null | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' || true)
 	for t in $targets; do
 		echo "fuzz $pkg $t for $FUZZTIME"
-		go test -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" "$pkg"
+		go test -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime=100x "$pkg"
 	done
 done
