@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin/spool
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test bench fuzz clean
+.PHONY: run build test bench fuzz clean proto
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/spool
@@ -27,3 +27,8 @@ fuzz:
 
 clean:
 	rm -rf bin .bench
+
+# Regenerate gen/ from proto/ (needs buf and the two local plugins: see docs/development.md).
+proto:
+	buf lint
+	buf generate
