@@ -499,3 +499,29 @@ func TestOptionsValidation(t *testing.T) {
 		t.Error("bad policy name accepted")
 	}
 }
+
+func TestDropOldestSegment(t *testing.T) {
+	l, _ := mustOpen(t, vfs.NewMemFS(), "/p", testOpts())
+	defer l.Close()
+	for i := range 100 {
+		if _, err := l.Append(padBatch(fmt.Sprint(i), 2000, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs := l.Segments()
+	if len(segs) < 3 {
+		t.Fatalf("segments %v", segs)
+	}
+	ok, err := l.DropOldestSegment()
+	if !ok || err != nil || l.StartOffset() != segs[1] {
+		t.Fatalf("drop: %v %v start %d", ok, err, l.StartOffset())
+	}
+	for len(l.Segments()) > 1 {
+		if ok, err := l.DropOldestSegment(); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	if ok, _ := l.DropOldestSegment(); ok {
+		t.Fatal("dropped the active segment")
+	}
+}

@@ -212,3 +212,26 @@ func (l *Log) failLocked(op string, err error) error {
 	l.opts.Logger.Error("partition log failed; refusing writes", "dir", l.dir, "op", op, "err", err)
 	return l.err
 }
+
+// DropOldestSegment deletes the oldest sealed segment regardless of
+// retention settings (for topics bounded by message count or bytes with
+// discard policy "old"). It reports false when only the active segment is
+// left.
+func (l *Log) DropOldestSegment() (bool, error) {
+	l.retentionMu.Lock()
+	defer l.retentionMu.Unlock()
+	if err := l.Err(); err != nil {
+		return false, err
+	}
+	l.segMu.Lock()
+	if len(l.segs) < 2 {
+		l.segMu.Unlock()
+		return false, nil
+	}
+	victim := l.segs[0]
+	l.segs[0] = nil
+	l.segs = l.segs[1:]
+	l.start.Store(l.segs[0].base)
+	l.segMu.Unlock()
+	return true, l.removeSegments([]*segment{victim})
+}

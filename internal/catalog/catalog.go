@@ -1,0 +1,222 @@
+package catalog
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/state"
+)
+
+// Catalog is the set of topics and subscriptions, persisted in the state
+// store (every change is a synced commit) and cached in memory. Safe for
+// concurrent use.
+type Catalog struct {
+	st *state.Store
+
+	mu     sync.RWMutex
+	topics map[string]Topic                   // guarded by mu
+	subs   map[string]map[string]Subscription // topic -> name -> sub; guarded by mu
+}
+
+// Load reads the catalog from the state store.
+func Load(st *state.Store) (*Catalog, error) {
+	c := &Catalog{st: st, topics: map[string]Topic{}, subs: map[string]map[string]Subscription{}}
+	err := st.Scan(state.TopicPrefix(), func(_, v []byte) error {
+		var t Topic
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("catalog: decode topic record: %w", err)
+		}
+		c.topics[t.Name] = t
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = st.Scan(state.SubPrefix(""), func(_, v []byte) error {
+		var s Subscription
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fmt.Errorf("catalog: decode subscription record: %w", err)
+		}
+		if c.subs[s.Topic] == nil {
+			c.subs[s.Topic] = map[string]Subscription{}
+		}
+		c.subs[s.Topic][s.Name] = s
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Topic returns a topic by name.
+func (c *Catalog) Topic(name string) (Topic, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t, ok := c.topics[name]
+	return t, ok
+}
+
+// Topics returns all topics sorted by name.
+func (c *Catalog) Topics() []Topic {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Topic, 0, len(c.topics))
+	for _, t := range c.topics {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// PutTopic stores a new or changed topic (synced).
+func (c *Catalog) PutTopic(t Topic, create bool) error {
+	v, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, exists := c.topics[t.Name]; exists && create {
+		return errs.New(errs.TopicExists, "topic %q already exists", t.Name)
+	}
+	b := c.st.NewBatch()
+	b.Set(state.TopicKey(t.Name), v)
+	if err := b.Commit(true); err != nil {
+		return errs.Wrap(errs.StorageFailed, err, "store topic %q", t.Name)
+	}
+	c.topics[t.Name] = t
+	return nil
+}
+
+// DeleteTopic removes a topic with its subscriptions and their committed
+// offsets, atomically (synced).
+func (c *Catalog) DeleteTopic(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.topics[name]; !ok {
+		return errs.New(errs.TopicNotFound, "topic %q not found", name)
+	}
+	b := c.st.NewBatch()
+	b.Delete(state.TopicKey(name))
+	b.DeletePrefix(state.SubPrefix(name))
+	b.DeletePrefix(state.OffsetPrefix(name, ""))
+	if err := b.Commit(true); err != nil {
+		return errs.Wrap(errs.StorageFailed, err, "delete topic %q", name)
+	}
+	delete(c.topics, name)
+	delete(c.subs, name)
+	return nil
+}
+
+// Sub returns a subscription.
+func (c *Catalog) Sub(topic, name string) (Subscription, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.subs[topic][name]
+	return s, ok
+}
+
+// Subs returns a topic's subscriptions sorted by name.
+func (c *Catalog) Subs(topic string) []Subscription {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Subscription, 0, len(c.subs[topic]))
+	for _, s := range c.subs[topic] {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// CreateSub stores a new subscription together with its initial committed
+// offsets (one per partition), atomically (synced).
+func (c *Catalog) CreateSub(s Subscription, offsets []int64) error {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.topics[s.Topic]; !ok {
+		return errs.New(errs.TopicNotFound, "topic %q not found", s.Topic)
+	}
+	if _, ok := c.subs[s.Topic][s.Name]; ok {
+		return errs.New(errs.SubExists, "subscription %q on topic %q already exists", s.Name, s.Topic)
+	}
+	b := c.st.NewBatch()
+	b.Set(state.SubKey(s.Topic, s.Name), v)
+	b.DeletePrefix(state.OffsetPrefix(s.Topic, s.Name))
+	for p, off := range offsets {
+		b.Set(state.OffsetKey(s.Topic, s.Name, int32(p)), EncodeOffset(off))
+	}
+	if err := b.Commit(true); err != nil {
+		return errs.Wrap(errs.StorageFailed, err, "store subscription %q", s.Name)
+	}
+	if c.subs[s.Topic] == nil {
+		c.subs[s.Topic] = map[string]Subscription{}
+	}
+	c.subs[s.Topic][s.Name] = s
+	return nil
+}
+
+// DeleteSub removes a subscription and its committed offsets (synced).
+func (c *Catalog) DeleteSub(topic, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.subs[topic][name]; !ok {
+		return errs.New(errs.SubNotFound, "subscription %q on topic %q not found", name, topic)
+	}
+	b := c.st.NewBatch()
+	b.Delete(state.SubKey(topic, name))
+	b.DeletePrefix(state.OffsetPrefix(topic, name))
+	if err := b.Commit(true); err != nil {
+		return errs.Wrap(errs.StorageFailed, err, "delete subscription %q", name)
+	}
+	delete(c.subs[topic], name)
+	return nil
+}
+
+// Offsets returns a subscription's committed offsets by partition.
+func (c *Catalog) Offsets(topic, sub string) (map[int32]int64, error) {
+	out := map[int32]int64{}
+	err := c.st.Scan(state.OffsetPrefix(topic, sub), func(k, v []byte) error {
+		off, err := DecodeOffset(v)
+		if err != nil {
+			return err
+		}
+		out[state.PartitionOfOffsetKey(k)] = off
+		return nil
+	})
+	return out, err
+}
+
+// CommitOffsets stores committed offsets (synced): when it returns nil they
+// survive a crash.
+func (c *Catalog) CommitOffsets(topic, sub string, offsets map[int32]int64) error {
+	b := c.st.NewBatch()
+	for p, off := range offsets {
+		b.Set(state.OffsetKey(topic, sub, p), EncodeOffset(off))
+	}
+	if err := b.Commit(true); err != nil {
+		return errs.Wrap(errs.StorageFailed, err, "commit offsets")
+	}
+	return nil
+}
+
+// EncodeOffset encodes a committed offset record: 8 bytes, big-endian.
+func EncodeOffset(off int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(off))
+}
+
+// DecodeOffset decodes a committed offset record.
+func DecodeOffset(b []byte) (int64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("catalog: bad offset record of %d bytes", len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), nil
+}

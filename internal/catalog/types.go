@@ -1,0 +1,237 @@
+// Package catalog holds the definitions of topics and subscriptions, kept in
+// the state store and cached in memory. It validates names and configs; it
+// does not open logs or deliver messages (internal/broker does).
+package catalog
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/subject"
+)
+
+// Discard is what a full topic does.
+type Discard int
+
+const (
+	DiscardOld Discard = iota // drop the oldest segments (default)
+	DiscardNew                // reject publishes with a retriable topic_full error
+)
+
+// String returns "old" or "new".
+func (d Discard) String() string {
+	if d == DiscardNew {
+		return "new"
+	}
+	return "old"
+}
+
+// ParseDiscard parses "old" or "new".
+func ParseDiscard(s string) (Discard, error) {
+	switch s {
+	case "old", "":
+		return DiscardOld, nil
+	case "new":
+		return DiscardNew, nil
+	}
+	return 0, errs.New(errs.InvalidArgument, "discard policy %q: want old or new", s)
+}
+
+// TopicConfig is a topic's configuration. Zero values mean "use the default"
+// until Defaults.Fill replaces them.
+type TopicConfig struct {
+	Partitions      int32         `json:"partitions"`
+	Retention       time.Duration `json:"retention,omitempty"`       // 0 = forever
+	RetentionBytes  int64         `json:"retention_bytes,omitempty"` // per partition; 0 = unlimited
+	MaxMessages     int64         `json:"max_messages,omitempty"`    // per topic; 0 = unlimited
+	MaxBytes        int64         `json:"max_bytes,omitempty"`       // per topic; 0 = unlimited
+	Discard         Discard       `json:"discard"`
+	DedupWindow     time.Duration `json:"dedup_window"`
+	MessageTTL      time.Duration `json:"message_ttl,omitempty"` // 0 = none
+	Durability      seglog.Policy `json:"durability"`
+	MaxMessageBytes int32         `json:"max_message_bytes"`
+}
+
+// Topic is a topic definition.
+type Topic struct {
+	Name    string      `json:"name"`
+	ID      string      `json:"id"` // UUID; also the Kafka topic id
+	Config  TopicConfig `json:"config"`
+	Created time.Time   `json:"created"`
+}
+
+// Mode is a subscription's delivery mode.
+type Mode int
+
+const (
+	ModeStream Mode = iota // partitions assigned to members, committed offsets
+	ModeQueue              // leases, acks (not yet available)
+)
+
+// String returns "stream" or "queue".
+func (m Mode) String() string {
+	if m == ModeQueue {
+		return "queue"
+	}
+	return "stream"
+}
+
+// PositionKind says how a Position is expressed.
+type PositionKind int
+
+const (
+	Earliest PositionKind = iota
+	Latest
+	AtTime
+	AtOffset
+)
+
+// Position is where a subscription starts or is reset to.
+type Position struct {
+	Kind   PositionKind `json:"kind"`
+	Time   time.Time    `json:"time,omitzero"`
+	Offset int64        `json:"offset,omitempty"`
+}
+
+// String describes the position as the CLI spells it.
+func (p Position) String() string {
+	switch p.Kind {
+	case Latest:
+		return "latest"
+	case AtTime:
+		return p.Time.UTC().Format(time.RFC3339Nano)
+	case AtOffset:
+		return fmt.Sprint(p.Offset)
+	}
+	return "earliest"
+}
+
+// SubConfig is a subscription's configuration.
+type SubConfig struct {
+	Mode   Mode     `json:"mode"`
+	Filter string   `json:"filter,omitempty"`
+	Start  Position `json:"start"`
+}
+
+// Subscription is a subscription definition.
+type Subscription struct {
+	Topic   string    `json:"topic"`
+	Name    string    `json:"name"`
+	Config  SubConfig `json:"config"`
+	Created time.Time `json:"created"`
+}
+
+// Limits on configs.
+const (
+	MaxPartitions  = 1024
+	maxNameLen     = 200
+	maxDedupWindow = 7 * 24 * time.Hour
+)
+
+// Defaults fill unset topic config fields.
+type Defaults struct {
+	Partitions      int32
+	DedupWindow     time.Duration
+	MaxMessageBytes int32
+	Durability      seglog.Policy
+	Retention       time.Duration
+	RetentionBytes  int64
+}
+
+// DefaultDefaults are the server's built-in topic defaults.
+func DefaultDefaults() Defaults {
+	return Defaults{Partitions: 1, DedupWindow: 2 * time.Minute, MaxMessageBytes: 1 << 20, Durability: seglog.SyncAlways}
+}
+
+// Fill returns c with unset fields set from d.
+func (d Defaults) Fill(c TopicConfig) TopicConfig {
+	if c.Partitions == 0 {
+		c.Partitions = d.Partitions
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = d.DedupWindow
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = d.MaxMessageBytes
+	}
+	if c.Retention == 0 {
+		c.Retention = d.Retention
+	}
+	if c.RetentionBytes == 0 {
+		c.RetentionBytes = d.RetentionBytes
+	}
+	return c
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// ValidateName checks a topic or subscription name: 1–200 characters of
+// letters, digits, '.', '_' and '-', and not "." or "..". what is "topic"
+// or "subscription", for the message.
+func ValidateName(what, name string) error {
+	switch {
+	case name == "":
+		return errs.New(errs.InvalidArgument, "%s name is empty", what)
+	case len(name) > maxNameLen:
+		return errs.New(errs.InvalidArgument, "%s name is %d characters long; the limit is %d", what, len(name), maxNameLen)
+	case name == "." || name == "..":
+		return errs.New(errs.InvalidArgument, "%s name %q is reserved", what, name)
+	case !nameRE.MatchString(name):
+		return errs.New(errs.InvalidArgument, "%s name %q: use only letters, digits, '.', '_' and '-'", what, name)
+	}
+	return nil
+}
+
+// Validate checks a filled topic config.
+func (c TopicConfig) Validate() error {
+	switch {
+	case c.Partitions < 1 || c.Partitions > MaxPartitions:
+		return errs.New(errs.InvalidArgument, "partitions must be between 1 and %d, not %d", MaxPartitions, c.Partitions)
+	case c.Retention < 0:
+		return errs.New(errs.InvalidArgument, "retention must not be negative")
+	case c.RetentionBytes < 0:
+		return errs.New(errs.InvalidArgument, "retention bytes must not be negative")
+	case c.MaxMessages < 0 || c.MaxBytes < 0:
+		return errs.New(errs.InvalidArgument, "max messages and max bytes must not be negative")
+	case c.Discard != DiscardOld && c.Discard != DiscardNew:
+		return errs.New(errs.InvalidArgument, "unknown discard policy %d", c.Discard)
+	case c.DedupWindow < time.Millisecond || c.DedupWindow > maxDedupWindow:
+		return errs.New(errs.InvalidArgument, "dedup window must be between 1ms and %s, not %s", maxDedupWindow, c.DedupWindow)
+	case c.MessageTTL < 0:
+		return errs.New(errs.InvalidArgument, "message TTL must not be negative")
+	case c.MaxMessageBytes < 1 || c.MaxMessageBytes > 64<<20:
+		return errs.New(errs.InvalidArgument, "max message bytes must be between 1 and %d, not %d", 64<<20, c.MaxMessageBytes)
+	}
+	switch c.Durability {
+	case seglog.SyncAlways, seglog.SyncInterval, seglog.SyncNone:
+	default:
+		return errs.New(errs.InvalidArgument, "unknown durability policy %d", c.Durability)
+	}
+	return nil
+}
+
+// Validate checks a subscription config.
+func (c SubConfig) Validate() error {
+	if c.Mode != ModeStream && c.Mode != ModeQueue {
+		return errs.New(errs.InvalidArgument, "unknown subscription mode %d", c.Mode)
+	}
+	if c.Mode == ModeQueue {
+		return errs.New(errs.UnsupportedFeature, "queue-mode subscriptions are not available yet")
+	}
+	if _, err := subject.Compile(c.Filter); err != nil {
+		return errs.Wrap(errs.InvalidArgument, err, "filter %q", c.Filter)
+	}
+	switch c.Start.Kind {
+	case Earliest, Latest, AtTime:
+	case AtOffset:
+		if c.Start.Offset < 0 {
+			return errs.New(errs.InvalidArgument, "start offset must not be negative")
+		}
+	default:
+		return errs.New(errs.InvalidArgument, "unknown start position kind %d", c.Start.Kind)
+	}
+	return nil
+}

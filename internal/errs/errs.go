@@ -1,0 +1,101 @@
+// Package errs defines the errors Spool reports to clients: a stable code,
+// whether retrying can help, and a retry-after hint. Every protocol front
+// end (native API, Kafka, schema registry) maps codes through one table
+// (internal/api for Connect codes; the Kafka and HTTP tables follow the same
+// codes), so one condition is reported the same way everywhere.
+package errs
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Code is a stable, machine-readable error code (snake_case, part of the
+// API).
+type Code string
+
+// The codes.
+const (
+	InvalidArgument     Code = "invalid_argument"
+	TopicNotFound       Code = "topic_not_found"
+	TopicExists         Code = "topic_exists"
+	SubNotFound         Code = "subscription_not_found"
+	SubExists           Code = "subscription_exists"
+	TopicFull           Code = "topic_full"
+	MessageTooLarge     Code = "message_too_large"
+	StaleGeneration     Code = "stale_generation"
+	UnknownMember       Code = "unknown_member"
+	NotOwner            Code = "not_owner"
+	GroupFull           Code = "group_full"
+	StorageFailed       Code = "storage_failed"
+	Unavailable         Code = "unavailable"
+	ResourceExhausted   Code = "resource_exhausted"
+	FailedPrecondition  Code = "failed_precondition"
+	Internal            Code = "internal"
+	Canceled            Code = "canceled"
+	DeadlineExceeded    Code = "deadline_exceeded"
+	OffsetOutOfRange    Code = "offset_out_of_range"
+	CorruptData         Code = "corrupt_data"
+	UnsupportedFeature  Code = "unsupported"
+	PermissionDenied    Code = "permission_denied"
+	Unauthenticated     Code = "unauthenticated"
+	DuplicateInProgress Code = "duplicate_in_progress"
+)
+
+// retriable lists codes for which a later retry of the same request can
+// succeed.
+var retriable = map[Code]bool{
+	TopicFull:           true,
+	StaleGeneration:     true,
+	Unavailable:         true,
+	ResourceExhausted:   true,
+	DeadlineExceeded:    true,
+	DuplicateInProgress: true,
+}
+
+// Error is an error with a code.
+type Error struct {
+	Code       Code
+	Msg        string
+	RetryAfter time.Duration // hint for retriable errors; 0 = none
+	Err        error         // cause, if any
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Retriable reports whether retrying the same request later can succeed.
+func (e *Error) Retriable() bool { return retriable[e.Code] }
+
+// New returns an error with a code and a formatted message.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an error with a code, a message and a cause.
+func Wrap(code Code, err error, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+// CodeOf returns the code of the first *Error in err's chain, or Internal.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}
+
+// Is reports whether err carries code.
+func Is(err error, code Code) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}

@@ -1,0 +1,171 @@
+// Package state is Spool's state store: one embedded Pebble database per
+// node (<data>/state) holding the catalog (topics, subscriptions), committed
+// offsets and, later, queue state. Writes go through batches; a synced
+// commit is durable when it returns, and concurrent synced commits share one
+// WAL fsync (Pebble's commit pipeline does group commit).
+//
+// Key space (all keys are prefixed by a one-byte kind, then a '/'):
+//
+//	t/<topic>                        topic record (JSON)
+//	s/<topic>\x00<subscription>      subscription record (JSON)
+//	o/<topic>\x00<subscription>\x00<partition:4 bytes BE>  committed offset
+//
+// Names cannot contain \x00, so the separators are unambiguous.
+package state
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrNotFound is returned by Get for a missing key.
+var ErrNotFound = errors.New("state: not found")
+
+// Store is the state store.
+type Store struct {
+	db *pebble.DB
+}
+
+// Options configure Open.
+type Options struct {
+	// FS is Pebble's file system; nil means the OS. Tests use
+	// vfs.NewStrictMem to simulate crashes.
+	FS vfs.FS
+	// Logger receives Pebble's log lines at debug level (errors at error).
+	Logger *slog.Logger
+	// CacheBytes is the block cache size; default 32 MiB.
+	CacheBytes int64
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, o Options) (*Store, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 32 << 20
+	}
+	cache := pebble.NewCache(o.CacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		FS:           o.FS,
+		Cache:        cache,
+		Logger:       pebbleLogger{o.Logger},
+		MemTableSize: 16 << 20,
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Get returns a copy of the value of key, or ErrNotFound.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: get: %w", err)
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, nil
+}
+
+// Batch collects writes applied atomically by Commit.
+type Batch struct {
+	b *pebble.Batch
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
+
+// Set sets key to value.
+func (b *Batch) Set(key, value []byte) { b.b.Set(key, value, nil) }
+
+// Delete deletes key.
+func (b *Batch) Delete(key []byte) { b.b.Delete(key, nil) }
+
+// DeletePrefix deletes every key starting with prefix.
+func (b *Batch) DeletePrefix(prefix []byte) {
+	b.b.DeleteRange(prefix, prefixEnd(prefix), nil)
+}
+
+// Empty reports whether the batch holds no writes.
+func (b *Batch) Empty() bool { return b.b.Empty() }
+
+// Commit applies the batch atomically. With sync it returns only after the
+// batch is durable. The batch cannot be reused.
+func (b *Batch) Commit(sync bool) error {
+	opt := pebble.NoSync
+	if sync {
+		opt = pebble.Sync
+	}
+	err := b.b.Commit(opt)
+	b.b.Close()
+	if err != nil {
+		return fmt.Errorf("state: commit: %w", err)
+	}
+	return nil
+}
+
+// Scan calls fn for every key with the given prefix, in key order. The key
+// and value are only valid during the call.
+func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("state: scan: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("state: scan: %w", err)
+		}
+		if err := fn(it.Key(), v); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("state: scan: %w", err)
+	}
+	return nil
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix.
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // prefix is all 0xff: no upper bound
+}
+
+// pebbleLogger routes Pebble's logs to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("state store: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("state store: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error("state store fatal: " + fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}
