@@ -1,7 +1,7 @@
 // Package server is the embeddable Spool broker: New builds one from a
-// Config, Start opens (and recovers) its data directory, Shutdown closes it
-// cleanly. The spool binary is a thin wrapper around it, and Go programs and
-// tests can run Spool in-process the same way.
+// Config, Start opens (and recovers) its data directory and starts serving,
+// Shutdown stops it cleanly. The spool binary is a thin wrapper around it,
+// and Go programs and tests can run Spool in-process the same way.
 package server
 
 import (
@@ -10,11 +10,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
-	"strconv"
 	"sync"
+	"time"
 
+	"github.com/spoolmq/spool/internal/api"
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/vfs"
 )
 
@@ -22,18 +29,32 @@ import (
 type Config struct {
 	// DataDir is the data directory; default "./spool-data".
 	DataDir string
+	// HTTPAddr is where the native API, /healthz and /readyz listen;
+	// default "127.0.0.1:7070". Port 0 picks a free port (see Server.HTTPAddr).
+	HTTPAddr string
+	// AllowNonLoopback must be set to listen on a non-loopback address:
+	// Spool has no authentication yet.
+	AllowNonLoopback bool
 	// Logger receives the server's structured logs; default slog.Default().
 	Logger *slog.Logger
-	// Log holds the defaults for partition logs (durability policy, segment
-	// size, retention).
+	// Log holds the defaults for partition logs (segment size, limits).
+	// Durability and retention come from each topic's config.
 	Log seglog.Options
-	// FS is the file system; default vfs.Default. Tests substitute the
-	// crash-simulating or error-injecting file systems.
+	// Topics are the defaults for new topics' configs.
+	Topics catalog.Defaults
+	// DedupMaxEntries bounds the message ids remembered per topic.
+	DedupMaxEntries int
+	// FS is the file system for partition logs; default vfs.Default.
 	FS vfs.FS
+	// Clock; default the wall clock.
+	Clock clock.Clock
 }
 
 // DefaultDataDir is where Spool keeps its data unless told otherwise.
 const DefaultDataDir = "./spool-data"
+
+// DefaultHTTPAddr is the native API's default address.
+const DefaultHTTPAddr = "127.0.0.1:7070"
 
 // Server is a Spool broker.
 type Server struct {
@@ -41,11 +62,16 @@ type Server struct {
 	fs     vfs.FS
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	lock    io.Closer
-	logs    map[string]*seglog.Log // by "<topic>/<partition>"
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	lock     io.Closer
+	st       *state.Store
+	broker   *broker.Broker
+	api      *api.Handler
+	http     *http.Server
+	httpLn   net.Listener
+	serveErr chan error
 }
 
 // New validates cfg and returns a server that has not started.
@@ -53,11 +79,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir
 	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.FS == nil {
 		cfg.FS = vfs.Default
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -67,24 +99,43 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log.Logger == nil {
 		cfg.Log.Logger = cfg.Logger
 	}
-	return &Server{cfg: cfg, fs: cfg.FS, logger: cfg.Logger, logs: map[string]*seglog.Log{}}, nil
+	if err := checkListenAddr("http", cfg.HTTPAddr, cfg.AllowNonLoopback); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, fs: cfg.FS, logger: cfg.Logger}, nil
 }
 
 // DataDir returns the absolute data directory.
 func (s *Server) DataDir() string { return s.cfg.DataDir }
 
-// topicsDir holds one directory per topic, and in it one per partition.
-func (s *Server) topicsDir() string { return filepath.Join(s.cfg.DataDir, "topics") }
+// HTTPAddr returns the address the native API listens on (after Start).
+func (s *Server) HTTPAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.httpLn == nil {
+		return s.cfg.HTTPAddr
+	}
+	return s.httpLn.Addr().String()
+}
 
-// Start locks the data directory (creating it if needed) and opens and
-// recovers every partition log in it, logging what recovery found.
+// Broker returns the running broker (after Start), for in-process use.
+func (s *Server) Broker() *broker.Broker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broker
+}
+
+// Start locks the data directory (creating it if needed), opens the state
+// store, opens and recovers every partition log, and starts listening.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
 		return errors.New("server: already started")
 	}
-	if err := vfs.MkdirAllSync(s.fs, s.topicsDir(), 0o755); err != nil {
+	s.started = true
+	t0 := time.Now()
+	if err := vfs.MkdirAllSync(s.fs, s.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("server: create data directory: %w", err)
 	}
 	lock, err := lockDir(s.fs, s.cfg.DataDir)
@@ -92,83 +143,109 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.lock = lock
-	s.started = true
-	if err := s.openLogs(); err != nil {
-		s.closeLocked()
+	if err := s.startLocked(); err != nil {
+		s.closeLocked(context.Background())
 		return err
 	}
-	s.logger.Info("spool started", "data", s.cfg.DataDir, "partitions", len(s.logs))
+	topics := s.broker.Topics()
+	s.logger.Info("spool started", "data", s.cfg.DataDir, "http", s.httpLn.Addr().String(),
+		"topics", len(topics), "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
-// openLogs opens every <topic>/<partition> log under the topics directory.
-func (s *Server) openLogs() error {
-	topics, err := s.fs.List(s.topicsDir())
+func (s *Server) startLocked() error {
+	st, err := state.Open(filepath.Join(s.cfg.DataDir, "state"), state.Options{Logger: s.logger})
 	if err != nil {
-		return fmt.Errorf("server: list topics: %w", err)
+		return err
 	}
-	for _, topic := range topics {
-		parts, err := s.fs.List(filepath.Join(s.topicsDir(), topic))
-		if err != nil {
-			return fmt.Errorf("server: list partitions of %q: %w", topic, err)
-		}
-		for _, p := range parts {
-			if _, err := strconv.ParseUint(p, 10, 31); err != nil {
-				s.logger.Warn("ignoring unexpected entry in topic directory", "topic", topic, "entry", p)
-				continue
-			}
-			dir := filepath.Join(s.topicsDir(), topic, p)
-			l, rep, err := seglog.Open(s.fs, dir, s.cfg.Log)
-			if err != nil {
-				return fmt.Errorf("server: open partition %s/%s: %w", topic, p, err)
-			}
-			attrs := []any{"topic", topic, "partition", p, "segments", rep.Segments,
-				"trusted", rep.Trusted, "scanned", len(rep.Scanned), "scanned_bytes", rep.ScannedBytes,
-				"start", rep.StartOffset, "end", rep.EndOffset, "took", rep.Duration}
-			if rep.Torn != nil {
-				attrs = append(attrs, "torn_segment", rep.Torn.Segment, "torn_position", rep.Torn.Position,
-					"torn_bytes_dropped", rep.Torn.Dropped)
-			}
-			s.logger.Info("recovered partition", attrs...)
-			s.logs[topic+"/"+p] = l
-		}
+	s.st = st
+	b, err := broker.Open(broker.Config{
+		DataDir:         s.cfg.DataDir,
+		FS:              s.fs,
+		State:           st,
+		Clock:           s.cfg.Clock,
+		Logger:          s.logger,
+		Log:             s.cfg.Log,
+		Defaults:        s.cfg.Topics,
+		DedupMaxEntries: s.cfg.DedupMaxEntries,
+	})
+	if err != nil {
+		return err
 	}
+	s.broker = b
+	s.api = api.New(b)
+	ln, err := listen("http", s.cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	s.httpLn = ln
+	s.http = newHTTPServer(s.api, s.logger)
+	s.serveErr = make(chan error, 1)
+	go func() { s.serveErr <- s.http.Serve(ln) }()
+	s.api.SetReady(true)
 	return nil
 }
 
-// Shutdown closes every partition log (syncing and sealing it, so the next
-// start need not scan) and releases the data directory.
+// Shutdown stops accepting requests, ends open streams, closes every
+// partition log (syncing and sealing it, so the next start need not scan)
+// and the state store, and releases the data directory. In-flight requests
+// get until ctx is done to finish.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.started || s.stopped {
 		return nil
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.closeLocked() }()
-	select {
-	case err := <-done:
-		s.logger.Info("spool stopped", "data", s.cfg.DataDir)
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	err := s.closeLocked(ctx)
+	s.logger.Info("spool stopped", "data", s.cfg.DataDir)
+	return err
 }
 
-func (s *Server) closeLocked() error {
+func (s *Server) closeLocked(ctx context.Context) error {
 	s.stopped = true
-	var errs []error
-	for name, l := range s.logs {
-		if err := l.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close %s: %w", name, err))
+	var errList []error
+	if s.api != nil {
+		s.api.SetReady(false)
+	}
+	if s.http != nil {
+		// Streams (Consume, PublishStream) never go idle on their own:
+		// close the broker's sessions first so their handlers return.
+		shutdownCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		done := make(chan error, 1)
+		go func() { done <- s.http.Shutdown(shutdownCtx) }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(time.Second):
+			// Long-lived streams are still open: end them.
+			if s.broker != nil {
+				s.broker.EndSessions()
+			}
+			err = <-done
+		}
+		cancel()
+		if err != nil {
+			s.http.Close()
+		}
+		if serr := <-s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			errList = append(errList, serr)
 		}
 	}
-	s.logs = map[string]*seglog.Log{}
+	if s.broker != nil {
+		if err := s.broker.Close(); err != nil {
+			errList = append(errList, err)
+		}
+	}
+	if s.st != nil {
+		if err := s.st.Close(); err != nil {
+			errList = append(errList, err)
+		}
+	}
 	if s.lock != nil {
 		if err := s.lock.Close(); err != nil {
-			errs = append(errs, err)
+			errList = append(errList, err)
 		}
 		s.lock = nil
 	}
-	return errors.Join(errs...)
+	return errors.Join(errList...)
 }

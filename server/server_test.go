@@ -1,139 +1,218 @@
 package server
 
 import (
-	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
-	"path/filepath"
+	"net/http"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
+	"connectrpc.com/connect"
 	"go.uber.org/goleak"
 
-	"github.com/spoolmq/spool/internal/batch"
-	"github.com/spoolmq/spool/internal/seglog"
-	"github.com/spoolmq/spool/internal/vfs"
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func oneBatch(t *testing.T) []byte {
-	b, err := batch.Encode(nil, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
-		[]batch.Record{{Value: []byte("hello")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func TestStartRecoversPartitionsAndShutsDown(t *testing.T) {
-	dir := t.TempDir()
-	// A partition log left by a previous run that crashed: no clean seal.
-	mem := vfs.NewMemFS()
-	pdir := filepath.Join(dir, "topics", "orders", "0")
-	l, _, err := seglog.Open(mem, pdir, seglog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if _, err := l.Append(oneBatch(t)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	crashed := mem.CrashClone(vfs.CrashOptions{})
-	l.Close()
-
-	var logs syncBuf
-	srv, err := New(Config{DataDir: dir, FS: crashed, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+func start(t *testing.T, dir string) *Server {
+	t.Helper()
+	srv, err := New(Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err == nil {
-		t.Fatal("second Start succeeded")
+	return srv
+}
+
+// h2c returns an HTTP client speaking cleartext HTTP/2, as Connect's bidi
+// streams need.
+func h2c() *http.Client {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &p}}
+}
+
+func TestRestartKeepsDataAndOffsets(t *testing.T) {
+	dir := t.TempDir()
+	srv := start(t, dir)
+	b := srv.Broker()
+	if _, err := b.CreateTopic("orders", catalog.TopicConfig{Partitions: 3}); err != nil {
+		t.Fatal(err)
 	}
-	out := logs.String()
-	if !strings.Contains(out, "recovered partition") || !strings.Contains(out, "topic=orders") || !strings.Contains(out, "end=3") {
-		t.Fatalf("recovery not logged:\n%s", out)
+	if _, err := b.CreateSubscription("orders", "billing", catalog.SubConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	var ms []broker.Message
+	for i := range 30 {
+		ms = append(ms, broker.Message{Key: []byte{byte(i)}, Value: []byte("v"), Partition: -1})
+	}
+	if _, err := b.Publish("orders", ms); err != nil {
+		t.Fatal(err)
 	}
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// After a clean shutdown the next start trusts the seal: nothing scanned.
-	logs = syncBuf{}
-	srv, _ = New(Config{DataDir: dir, FS: crashed, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err := srv.Start(); err != nil {
+	srv = start(t, dir)
+	defer srv.Shutdown(context.Background())
+	info, err := srv.Broker().DescribeTopic("orders")
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown(context.Background())
-	if out := logs.String(); !strings.Contains(out, "scanned=0") || !strings.Contains(out, "trusted=1") {
-		t.Fatalf("clean restart scanned:\n%s", out)
+	if info.Messages != 30 || len(info.Subscriptions) != 1 {
+		t.Fatalf("after restart: %+v", info)
 	}
+}
+
+func TestNativeAPIEndToEnd(t *testing.T) {
+	srv := start(t, t.TempDir())
+	defer srv.Shutdown(context.Background())
+	base := "http://" + srv.HTTPAddr()
+	ctx := context.Background()
+	hc := h2c()
+	topics := spoolv1connect.NewTopicServiceClient(hc, base)
+	subs := spoolv1connect.NewSubscriptionServiceClient(hc, base)
+	pub := spoolv1connect.NewPublishServiceClient(hc, base)
+	con := spoolv1connect.NewConsumeServiceClient(hc, base)
+
+	if _, err := topics.CreateTopic(ctx, connect.NewRequest(&spoolv1.CreateTopicRequest{Name: "t", Config: &spoolv1.TopicConfig{Partitions: 2}})); err != nil {
+		t.Fatal(err)
+	}
+	_, err := topics.CreateTopic(ctx, connect.NewRequest(&spoolv1.CreateTopicRequest{Name: "t"}))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeAlreadyExists {
+		t.Fatalf("duplicate topic: %v", err)
+	}
+	if info := errorInfoOf(ce); info == nil || info.Code != "topic_exists" || info.Retriable {
+		t.Fatalf("error detail: %+v", info)
+	}
+	if _, err := subs.CreateSubscription(ctx, connect.NewRequest(&spoolv1.CreateSubscriptionRequest{Topic: "t", Name: "s"})); err != nil {
+		t.Fatal(err)
+	}
+	// Pipelined publish.
+	ps := pub.PublishStream(ctx)
+	for i := range 10 {
+		if err := ps.Send(&spoolv1.PublishRequest{Topic: "t", RequestId: uint64(i), Messages: []*spoolv1.Message{{Value: []byte("m"), Id: "id-" + string(rune('a'+i))}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps.CloseRequest()
+	got := 0
+	for {
+		resp, err := ps.Receive()
+		if err != nil {
+			break
+		}
+		if resp.Error != nil {
+			t.Fatalf("publish error: %v", resp.ErrorMessage)
+		}
+		got++
+	}
+	ps.CloseResponse()
+	if got != 10 {
+		t.Fatalf("%d responses", got)
+	}
+	// Consume them.
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cs := con.Consume(cctx)
+	cs.Send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Start{Start: &spoolv1.ConsumeStart{Topic: "t", Subscription: "s", Credits: 100}}})
+	var gen int64
+	n := 0
+	for n < 10 {
+		resp, err := cs.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := resp.GetAssignment(); a != nil {
+			gen = a.Generation
+		}
+		if d := resp.GetDeliveries(); d != nil {
+			n += len(d.Messages)
+		}
+	}
+	cs.Send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Commit{Commit: &spoolv1.Commit{Generation: gen, CommitId: 7,
+		Offsets: []*spoolv1.PartitionOffset{{Partition: 0, Offset: 0}}}}})
+	for {
+		resp, err := cs.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := resp.GetCommitResult(); r != nil {
+			if r.CommitId != 7 || r.Error != nil {
+				t.Fatalf("commit result %+v", r)
+			}
+			break
+		}
+	}
+	cs.CloseRequest()
+	cs.CloseResponse()
+	// Unknown topic: NotFound with code topic_not_found.
+	_, err = pub.Publish(ctx, connect.NewRequest(&spoolv1.PublishRequest{Topic: "nope", Messages: []*spoolv1.Message{{Value: []byte("x")}}}))
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeNotFound || errorInfoOf(ce).GetCode() != "topic_not_found" {
+		t.Fatalf("unknown topic: %v", err)
+	}
+	// JSON over plain HTTP/1.1, as curl would send it.
+	resp, err := http.Post(base+"/spool.v1.TopicService/ListTopics", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"name":"t"`) {
+		t.Fatalf("JSON list topics: %d %s", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		r, err := http.Get(base + path)
+		if err != nil || r.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", path, r, err)
+		}
+		r.Body.Close()
+	}
+	hc.CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func errorInfoOf(ce *connect.Error) *spoolv1.ErrorInfo {
+	for _, d := range ce.Details() {
+		if v, err := d.Value(); err == nil {
+			if info, ok := v.(*spoolv1.ErrorInfo); ok {
+				return info
+			}
+		}
+	}
+	return nil
 }
 
 func TestDataDirectoryLock(t *testing.T) {
 	dir := t.TempDir()
-	quiet := slog.New(slog.NewTextHandler(&syncBuf{}, nil))
-	a, _ := New(Config{DataDir: dir, Logger: quiet})
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := New(Config{DataDir: dir, Logger: quiet})
+	a := start(t, dir)
+	b, _ := New(Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: quiet})
 	if err := b.Start(); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second server on the same directory: %v", err)
 	}
 	if err := a.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Start(); err != nil {
-		t.Fatalf("start after the first server stopped: %v", err)
-	}
-	b.Shutdown(context.Background())
+	c := start(t, dir)
+	c.Shutdown(context.Background())
 }
 
-func TestCorruptPartitionFailsStart(t *testing.T) {
-	dir := t.TempDir()
-	mem := vfs.NewMemFS()
-	pdir := filepath.Join(dir, "topics", "t", "0")
-	if err := mem.MkdirAll(pdir, 0o755); err != nil {
+func TestNonLoopbackNeedsFlag(t *testing.T) {
+	if _, err := New(Config{HTTPAddr: "0.0.0.0:7070"}); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("non-loopback address accepted: %v", err)
+	}
+	if _, err := New(Config{HTTPAddr: "0.0.0.0:7070", AllowNonLoopback: true}); err != nil {
 		t.Fatal(err)
-	}
-	// Two segments with a gap between them.
-	for _, name := range []string{"00000000000000000000.log", "00000000000000000005.log"} {
-		f, err := mem.Create(filepath.Join(pdir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := oneBatch(t)
-		if strings.HasPrefix(name, "00000000000000000005") {
-			batch.SetBaseOffset(b, 5)
-		}
-		f.Write(b)
-		f.Close()
-	}
-	srv, _ := New(Config{DataDir: dir, FS: mem, Logger: slog.New(slog.NewTextHandler(&syncBuf{}, nil))})
-	err := srv.Start()
-	if err == nil || !strings.Contains(err.Error(), "corrupt") {
-		t.Fatalf("start with a corrupt partition: %v", err)
 	}
 }

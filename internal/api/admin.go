@@ -1,0 +1,152 @@
+package api
+
+import (
+	"context"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/internal/broker"
+)
+
+// topics implements TopicService.
+type topics struct{ b *broker.Broker }
+
+func (h topics) CreateTopic(_ context.Context, req *connect.Request[spoolv1.CreateTopicRequest]) (*connect.Response[spoolv1.CreateTopicResponse], error) {
+	cfg, err := topicConfigFromProto(req.Msg.Config)
+	if err != nil {
+		return nil, err
+	}
+	t, err := h.b.CreateTopic(req.Msg.Name, cfg)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&spoolv1.CreateTopicResponse{Topic: topicToProto(t)}), nil
+}
+
+func (h topics) DeleteTopic(_ context.Context, req *connect.Request[spoolv1.DeleteTopicRequest]) (*connect.Response[spoolv1.DeleteTopicResponse], error) {
+	if err := h.b.DeleteTopic(req.Msg.Name); err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&spoolv1.DeleteTopicResponse{}), nil
+}
+
+func (h topics) ListTopics(context.Context, *connect.Request[spoolv1.ListTopicsRequest]) (*connect.Response[spoolv1.ListTopicsResponse], error) {
+	out := &spoolv1.ListTopicsResponse{}
+	for _, t := range h.b.Topics() {
+		out.Topics = append(out.Topics, topicToProto(t))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h topics) DescribeTopic(_ context.Context, req *connect.Request[spoolv1.DescribeTopicRequest]) (*connect.Response[spoolv1.DescribeTopicResponse], error) {
+	info, err := h.b.DescribeTopic(req.Msg.Name)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	out := &spoolv1.DescribeTopicResponse{
+		Topic:         topicToProto(info.Topic),
+		Messages:      info.Messages,
+		Bytes:         info.Bytes,
+		Subscriptions: info.Subscriptions,
+	}
+	for _, p := range info.Partitions {
+		out.Partitions = append(out.Partitions, &spoolv1.PartitionInfo{
+			Partition: p.Partition, StartOffset: p.StartOffset, EndOffset: p.EndOffset, Bytes: p.Bytes,
+		})
+	}
+	return connect.NewResponse(out), nil
+}
+
+// subs implements SubscriptionService.
+type subs struct{ b *broker.Broker }
+
+func (h subs) CreateSubscription(_ context.Context, req *connect.Request[spoolv1.CreateSubscriptionRequest]) (*connect.Response[spoolv1.CreateSubscriptionResponse], error) {
+	cfg, err := subConfigFromProto(req.Msg.Config)
+	if err != nil {
+		return nil, err
+	}
+	s, err := h.b.CreateSubscription(req.Msg.Topic, req.Msg.Name, cfg)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&spoolv1.CreateSubscriptionResponse{Subscription: subToProto(s)}), nil
+}
+
+func (h subs) DeleteSubscription(_ context.Context, req *connect.Request[spoolv1.DeleteSubscriptionRequest]) (*connect.Response[spoolv1.DeleteSubscriptionResponse], error) {
+	if err := h.b.DeleteSubscription(req.Msg.Topic, req.Msg.Name); err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&spoolv1.DeleteSubscriptionResponse{}), nil
+}
+
+func (h subs) ListSubscriptions(_ context.Context, req *connect.Request[spoolv1.ListSubscriptionsRequest]) (*connect.Response[spoolv1.ListSubscriptionsResponse], error) {
+	list, err := h.b.Subscriptions(req.Msg.Topic)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	out := &spoolv1.ListSubscriptionsResponse{}
+	for _, s := range list {
+		out.Subscriptions = append(out.Subscriptions, subToProto(s))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h subs) DescribeSubscription(_ context.Context, req *connect.Request[spoolv1.DescribeSubscriptionRequest]) (*connect.Response[spoolv1.DescribeSubscriptionResponse], error) {
+	info, err := h.b.DescribeSubscription(req.Msg.Topic, req.Msg.Name)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	out := &spoolv1.DescribeSubscriptionResponse{
+		Subscription: subToProto(info.Sub),
+		Generation:   info.Group.Generation,
+		Lag:          info.Lag,
+	}
+	for _, m := range info.Group.Members {
+		pm := &spoolv1.Member{
+			MemberId:        m.ID,
+			ClientId:        m.ClientID,
+			InstanceId:      m.InstanceID,
+			Partitions:      m.Owned,
+			SessionDeadline: timestamppb.New(m.SessionDeadline),
+		}
+		for _, r := range m.Revoking {
+			pm.Revoking = append(pm.Revoking, r.Partition)
+		}
+		out.Members = append(out.Members, pm)
+	}
+	out.Partitions = subPartitionsToProto(info.Partitions)
+	return connect.NewResponse(out), nil
+}
+
+func subPartitionsToProto(ps []broker.SubPartition) []*spoolv1.SubscriptionPartition {
+	out := make([]*spoolv1.SubscriptionPartition, 0, len(ps))
+	for _, p := range ps {
+		sp := &spoolv1.SubscriptionPartition{
+			Partition:       p.Partition,
+			CommittedOffset: p.Committed,
+			EndOffset:       p.End,
+			Lag:             p.Lag,
+			MemberId:        p.Member,
+		}
+		if p.OldestUnconsumed > 0 {
+			sp.OldestUnconsumedAge = durationpb.New(p.OldestUnconsumed)
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+func (h subs) ResetSubscription(_ context.Context, req *connect.Request[spoolv1.ResetSubscriptionRequest]) (*connect.Response[spoolv1.ResetSubscriptionResponse], error) {
+	to, err := positionFromProto(req.Msg.To)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := h.b.ResetSubscription(req.Msg.Topic, req.Msg.Name, to)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&spoolv1.ResetSubscriptionResponse{Partitions: subPartitionsToProto(ps)}), nil
+}

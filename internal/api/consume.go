@@ -1,0 +1,153 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/errs"
+)
+
+// consume implements ConsumeService.
+type consume struct{ b *broker.Broker }
+
+// Consume joins the subscription named by the first message and then runs
+// two loops: this goroutine sends what the session yields (assignments,
+// messages as far as credits allow, commit results); a second one applies
+// the client's requests. The member leaves when the stream ends.
+func (h consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse]) error {
+	first, err := stream.Receive()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	start := first.GetStart()
+	if start == nil {
+		return invalid("the first message on a Consume stream must be start")
+	}
+	timeout, err := dur(start.SessionTimeout)
+	if err != nil {
+		return err
+	}
+	if start.Credits < 0 {
+		return invalid("credits must not be negative")
+	}
+	sess, err := h.b.Join(broker.JoinRequest{
+		Topic:          start.Topic,
+		Subscription:   start.Subscription,
+		ClientID:       start.ClientId,
+		MemberID:       start.MemberId,
+		InstanceID:     start.InstanceId,
+		SessionTimeout: timeout,
+		Credits:        int(start.Credits),
+	})
+	if err != nil {
+		return toConnect(err)
+	}
+	defer sess.Leave()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		readErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		readErr = h.readLoop(stream, sess)
+	}()
+	sendErr := h.sendLoop(ctx, stream, sess)
+	cancel()
+	sess.Leave()
+	wg.Wait()
+	switch {
+	case readErr != nil && !errors.Is(readErr, io.EOF):
+		return readErr
+	case sendErr != nil && !errors.Is(sendErr, context.Canceled):
+		return toConnect(sendErr)
+	}
+	return nil
+}
+
+// readLoop applies the client's requests until the stream's read side
+// ends (io.EOF when the client closed it).
+func (h consume) readLoop(stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse], sess *broker.Session) error {
+	for {
+		req, err := stream.Receive()
+		if err != nil {
+			return err
+		}
+		switch k := req.Kind.(type) {
+		case *spoolv1.ConsumeRequest_Credits:
+			if k.Credits.Messages < 0 {
+				return invalid("credits must not be negative")
+			}
+			sess.AddCredits(int(k.Credits.Messages))
+		case *spoolv1.ConsumeRequest_Commit:
+			offsets := make(map[int32]int64, len(k.Commit.Offsets))
+			for _, po := range k.Commit.Offsets {
+				offsets[po.Partition] = po.Offset
+			}
+			sess.Commit(k.Commit.CommitId, k.Commit.Generation, offsets) // the outcome is sent by the send loop
+		case *spoolv1.ConsumeRequest_Revoked:
+			if err := sess.Revoked(k.Revoked.Partitions); err != nil {
+				return toConnect(err)
+			}
+		case *spoolv1.ConsumeRequest_Heartbeat:
+			sess.Heartbeat()
+		case *spoolv1.ConsumeRequest_Start:
+			return invalid("start may only be the first message of a Consume stream")
+		default:
+			return invalid("empty consume request")
+		}
+	}
+}
+
+// sendLoop sends session events until the session or the context ends.
+func (h consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse], sess *broker.Session) error {
+	for {
+		ev, err := sess.Next(ctx)
+		if err != nil {
+			if errs.Is(err, errs.Canceled) {
+				return context.Canceled
+			}
+			return err
+		}
+		var resp *spoolv1.ConsumeResponse
+		switch {
+		case ev.Assignment != nil:
+			a := ev.Assignment
+			pa := &spoolv1.Assignment{MemberId: a.MemberID, Generation: a.Generation, Revoke: a.Revoke,
+				SessionTimeout: durationpb.New(a.SessionTimeout)}
+			for _, p := range a.Partitions {
+				pa.Partitions = append(pa.Partitions, &spoolv1.PartitionOffset{Partition: p.Partition, Offset: p.Offset})
+			}
+			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_Assignment{Assignment: pa}}
+		case ev.Commit != nil:
+			cr := &spoolv1.CommitResult{CommitId: ev.Commit.ID}
+			if ev.Commit.Err != nil {
+				cr.Error, cr.ErrorMessage = errorInfo(ev.Commit.Err)
+			}
+			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_CommitResult{CommitResult: cr}}
+		default:
+			ds := &spoolv1.Deliveries{Messages: make([]*spoolv1.Delivery, len(ev.Deliveries))}
+			for i := range ev.Deliveries {
+				ds.Messages[i] = deliveryToProto(&ev.Deliveries[i])
+			}
+			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_Deliveries{Deliveries: ds}}
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,228 @@
+package api
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/seglog"
+)
+
+func dur(d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, invalid("bad duration: %v", err)
+	}
+	return d.AsDuration(), nil
+}
+
+func optDur(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
+}
+
+func ts(t *timestamppb.Timestamp) (time.Time, error) {
+	if t == nil {
+		return time.Time{}, nil
+	}
+	if err := t.CheckValid(); err != nil {
+		return time.Time{}, invalid("bad timestamp: %v", err)
+	}
+	return t.AsTime(), nil
+}
+
+func topicConfigFromProto(c *spoolv1.TopicConfig) (catalog.TopicConfig, error) {
+	var out catalog.TopicConfig
+	if c == nil {
+		return out, nil
+	}
+	var err error
+	out.Partitions = c.Partitions
+	if out.Retention, err = dur(c.Retention); err != nil {
+		return out, err
+	}
+	out.RetentionBytes = c.RetentionBytes
+	out.MaxMessages = c.MaxMessages
+	out.MaxBytes = c.MaxBytes
+	switch c.Discard {
+	case spoolv1.Discard_DISCARD_UNSPECIFIED, spoolv1.Discard_DISCARD_OLD:
+		out.Discard = catalog.DiscardOld
+	case spoolv1.Discard_DISCARD_NEW:
+		out.Discard = catalog.DiscardNew
+	default:
+		return out, invalid("unknown discard policy %d", c.Discard)
+	}
+	if out.DedupWindow, err = dur(c.DedupWindow); err != nil {
+		return out, err
+	}
+	if out.MessageTTL, err = dur(c.MessageTtl); err != nil {
+		return out, err
+	}
+	switch c.Durability {
+	case spoolv1.Durability_DURABILITY_UNSPECIFIED, spoolv1.Durability_DURABILITY_ALWAYS:
+		out.Durability = seglog.SyncAlways
+	case spoolv1.Durability_DURABILITY_INTERVAL:
+		out.Durability = seglog.SyncInterval
+	case spoolv1.Durability_DURABILITY_NONE:
+		out.Durability = seglog.SyncNone
+	default:
+		return out, invalid("unknown durability %d", c.Durability)
+	}
+	out.MaxMessageBytes = c.MaxMessageBytes
+	return out, nil
+}
+
+func topicToProto(t catalog.Topic) *spoolv1.Topic {
+	c := t.Config
+	pc := &spoolv1.TopicConfig{
+		Partitions:      c.Partitions,
+		Retention:       optDur(c.Retention),
+		RetentionBytes:  c.RetentionBytes,
+		MaxMessages:     c.MaxMessages,
+		MaxBytes:        c.MaxBytes,
+		Discard:         spoolv1.Discard_DISCARD_OLD,
+		DedupWindow:     optDur(c.DedupWindow),
+		MessageTtl:      optDur(c.MessageTTL),
+		MaxMessageBytes: c.MaxMessageBytes,
+	}
+	if c.Discard == catalog.DiscardNew {
+		pc.Discard = spoolv1.Discard_DISCARD_NEW
+	}
+	switch c.Durability {
+	case seglog.SyncInterval:
+		pc.Durability = spoolv1.Durability_DURABILITY_INTERVAL
+	case seglog.SyncNone:
+		pc.Durability = spoolv1.Durability_DURABILITY_NONE
+	default:
+		pc.Durability = spoolv1.Durability_DURABILITY_ALWAYS
+	}
+	return &spoolv1.Topic{Name: t.Name, Config: pc, Created: timestamppb.New(t.Created), Id: t.ID}
+}
+
+func positionFromProto(p *spoolv1.Position) (catalog.Position, error) {
+	if p == nil {
+		return catalog.Position{Kind: catalog.Earliest}, nil
+	}
+	switch v := p.Position.(type) {
+	case nil, *spoolv1.Position_Earliest:
+		return catalog.Position{Kind: catalog.Earliest}, nil
+	case *spoolv1.Position_Latest:
+		return catalog.Position{Kind: catalog.Latest}, nil
+	case *spoolv1.Position_Time:
+		t, err := ts(v.Time)
+		return catalog.Position{Kind: catalog.AtTime, Time: t}, err
+	case *spoolv1.Position_Offset:
+		if v.Offset < 0 {
+			return catalog.Position{}, invalid("offset must not be negative")
+		}
+		return catalog.Position{Kind: catalog.AtOffset, Offset: v.Offset}, nil
+	}
+	return catalog.Position{}, invalid("unknown position")
+}
+
+func positionToProto(p catalog.Position) *spoolv1.Position {
+	switch p.Kind {
+	case catalog.Latest:
+		return &spoolv1.Position{Position: &spoolv1.Position_Latest{Latest: true}}
+	case catalog.AtTime:
+		return &spoolv1.Position{Position: &spoolv1.Position_Time{Time: timestamppb.New(p.Time)}}
+	case catalog.AtOffset:
+		return &spoolv1.Position{Position: &spoolv1.Position_Offset{Offset: p.Offset}}
+	}
+	return &spoolv1.Position{Position: &spoolv1.Position_Earliest{Earliest: true}}
+}
+
+func subConfigFromProto(c *spoolv1.SubscriptionConfig) (catalog.SubConfig, error) {
+	var out catalog.SubConfig
+	if c == nil {
+		return out, nil
+	}
+	switch c.Mode {
+	case spoolv1.Mode_MODE_UNSPECIFIED, spoolv1.Mode_MODE_STREAM:
+		out.Mode = catalog.ModeStream
+	case spoolv1.Mode_MODE_QUEUE:
+		out.Mode = catalog.ModeQueue
+	default:
+		return out, invalid("unknown mode %d", c.Mode)
+	}
+	out.Filter = c.Filter
+	var err error
+	out.Start, err = positionFromProto(c.Start)
+	return out, err
+}
+
+func subToProto(s catalog.Subscription) *spoolv1.Subscription {
+	mode := spoolv1.Mode_MODE_STREAM
+	if s.Config.Mode == catalog.ModeQueue {
+		mode = spoolv1.Mode_MODE_QUEUE
+	}
+	return &spoolv1.Subscription{
+		Topic: s.Topic,
+		Name:  s.Name,
+		Config: &spoolv1.SubscriptionConfig{
+			Mode:   mode,
+			Filter: s.Config.Filter,
+			Start:  positionToProto(s.Config.Start),
+		},
+		Created: timestamppb.New(s.Created),
+	}
+}
+
+func messageFromProto(m *spoolv1.Message) (broker.Message, error) {
+	out := broker.Message{Key: m.Key, Value: m.Value, ID: m.Id, Subject: m.Subject, Partition: -1}
+	if m.Partition != nil {
+		if *m.Partition < 0 {
+			return out, invalid("partition must not be negative")
+		}
+		out.Partition = *m.Partition
+	}
+	if len(m.Headers) > 0 {
+		out.Headers = make([]batch.RecordHeader, len(m.Headers))
+		for i, h := range m.Headers {
+			out.Headers[i] = batch.RecordHeader{Key: h.Key, Value: h.Value}
+		}
+	}
+	var err error
+	if out.DeliverAt, err = ts(m.DeliverAt); err != nil {
+		return out, err
+	}
+	if out.Delay, err = dur(m.Delay); err != nil {
+		return out, err
+	}
+	if out.TTL, err = dur(m.Ttl); err != nil {
+		return out, err
+	}
+	if out.Timestamp, err = ts(m.Timestamp); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func deliveryToProto(d *broker.Delivered) *spoolv1.Delivery {
+	out := &spoolv1.Delivery{
+		Partition:     d.Partition,
+		Offset:        d.Offset,
+		Timestamp:     timestamppb.New(d.Timestamp),
+		Key:           d.Key,
+		Value:         d.Value,
+		Id:            d.ID,
+		Subject:       d.Subject,
+		DeliveryCount: d.DeliveryCount,
+	}
+	if len(d.Headers) > 0 {
+		out.Headers = make([]*spoolv1.Header, len(d.Headers))
+		for i, h := range d.Headers {
+			out.Headers[i] = &spoolv1.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return out
+}

@@ -1,0 +1,283 @@
+// Package broker ties Spool together: it owns the catalog and the partition
+// logs, and implements publishing (partitioning, de-duplication, capacity
+// limits) and subscriptions (fan-out, filters, consumer groups, committed
+// offsets). Protocol front ends (the native API, later Kafka) call it; it
+// knows nothing about wire formats.
+//
+// Every operation on a topic or subscription enters through a Broker method
+// that names the resource, so authorization can later be checked in one
+// place.
+package broker
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/clock"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/state"
+	"github.com/spoolmq/spool/internal/vfs"
+)
+
+// Config configures a Broker.
+type Config struct {
+	// DataDir holds topics/ (partition logs); the state store is opened by
+	// the caller and passed in State.
+	DataDir string
+	FS      vfs.FS
+	State   *state.Store
+	Clock   clock.Clock
+	Logger  *slog.Logger
+	// Log holds defaults for partition logs (segment size, limits, flush
+	// size); per-topic settings (durability, retention) override them.
+	Log seglog.Options
+	// Defaults fill unset topic config fields.
+	Defaults catalog.Defaults
+	// DedupMaxEntries bounds the ids remembered per topic for
+	// de-duplication; default 200,000 (about 26 MiB).
+	DedupMaxEntries int
+	// MaintenanceInterval is how often retention, capacity limits and
+	// consumer-group session timeouts are checked; default 1 s.
+	MaintenanceInterval time.Duration
+	// TopicFullRetryAfter is the retry-after hint of topic_full errors;
+	// default 1 s.
+	TopicFullRetryAfter time.Duration
+}
+
+// Broker is the core of a Spool server.
+type Broker struct {
+	cfg     Config
+	fs      vfs.FS
+	clock   clock.Clock
+	logger  *slog.Logger
+	catalog *catalog.Catalog
+	nonce   string // distinguishes this incarnation's generated member ids
+
+	mu     sync.RWMutex
+	topics map[string]*topic // guarded by mu
+	closed bool              // guarded by mu
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Open loads the catalog, opens and recovers every topic's partition logs,
+// removes directories of topics that no longer exist, rebuilds the
+// de-duplication windows, and starts the maintenance loop.
+func Open(cfg Config) (*Broker, error) {
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Defaults == (catalog.Defaults{}) {
+		cfg.Defaults = catalog.DefaultDefaults()
+	}
+	if cfg.DedupMaxEntries <= 0 {
+		cfg.DedupMaxEntries = 200_000
+	}
+	if cfg.MaintenanceInterval <= 0 {
+		cfg.MaintenanceInterval = time.Second
+	}
+	if cfg.TopicFullRetryAfter <= 0 {
+		cfg.TopicFullRetryAfter = time.Second
+	}
+	if cfg.Log.Logger == nil {
+		cfg.Log.Logger = cfg.Logger
+	}
+	if cfg.Log.Clock == nil {
+		cfg.Log.Clock = cfg.Clock
+	}
+	cat, err := catalog.Load(cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		cfg:     cfg,
+		fs:      cfg.FS,
+		clock:   cfg.Clock,
+		logger:  cfg.Logger,
+		catalog: cat,
+		nonce:   newUUID()[:8],
+		topics:  map[string]*topic{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := vfs.MkdirAllSync(b.fs, b.topicsDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("broker: create topics directory: %w", err)
+	}
+	for _, meta := range cat.Topics() {
+		t, err := b.openTopic(meta)
+		if err != nil {
+			b.closeTopics()
+			return nil, err
+		}
+		b.topics[meta.Name] = t
+	}
+	if err := b.removeOrphans(); err != nil {
+		b.closeTopics()
+		return nil, err
+	}
+	for _, t := range b.topics {
+		if err := t.loadSubs(); err != nil {
+			b.closeTopics()
+			return nil, err
+		}
+	}
+	go b.maintain()
+	return b, nil
+}
+
+func (b *Broker) topicsDir() string { return filepath.Join(b.cfg.DataDir, "topics") }
+
+// topicDir is <data>/topics/<name>-<id>: the id makes a re-created topic of
+// the same name never meet the old one's files.
+func (b *Broker) topicDir(meta catalog.Topic) string {
+	return filepath.Join(b.topicsDir(), meta.Name+"-"+meta.ID)
+}
+
+// removeOrphans deletes topic directories that the catalog does not name:
+// leftovers of a topic created or deleted when the process stopped.
+func (b *Broker) removeOrphans() error {
+	names, err := b.fs.List(b.topicsDir())
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, t := range b.topics {
+		want[filepath.Base(b.topicDir(t.meta))] = true
+	}
+	removed := false
+	for _, n := range names {
+		if want[n] {
+			continue
+		}
+		b.logger.Warn("removing directory of a topic that does not exist", "dir", n)
+		if err := b.fs.RemoveAll(filepath.Join(b.topicsDir(), n)); err != nil {
+			return err
+		}
+		removed = true
+	}
+	if removed {
+		return vfs.SyncDir(b.fs, b.topicsDir())
+	}
+	return nil
+}
+
+// Close stops the maintenance loop, ends every consumer session and closes
+// every log (sealing it, so the next start need not scan).
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	<-b.done
+	return b.closeTopics()
+}
+
+func (b *Broker) closeTopics() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errList []error
+	for _, t := range b.topics {
+		if err := t.close(); err != nil {
+			errList = append(errList, err)
+		}
+	}
+	b.topics = map[string]*topic{}
+	return errors.Join(errList...)
+}
+
+// maintain runs retention, capacity limits and group session timeouts.
+func (b *Broker) maintain() {
+	defer close(b.done)
+	t := time.NewTicker(b.cfg.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.Maintain()
+		}
+	}
+}
+
+// Maintain runs one maintenance pass now: retention and capacity limits on
+// every topic, and consumer-group session timeouts. Tests with a fake clock
+// call it directly.
+func (b *Broker) Maintain() {
+	for _, t := range b.topicList() {
+		t.maintain()
+	}
+}
+
+func (b *Broker) topicList() []*topic {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]*topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].meta.Name < out[j].meta.Name })
+	return out
+}
+
+// topic returns a live topic or topic_not_found.
+func (b *Broker) topic(name string) (*topic, error) {
+	b.mu.RLock()
+	t, ok := b.topics[name]
+	closed := b.closed
+	b.mu.RUnlock()
+	if closed {
+		return nil, errs.New(errs.Unavailable, "broker is shutting down")
+	}
+	if !ok {
+		return nil, errs.New(errs.TopicNotFound, "topic %q not found", name)
+	}
+	return t, nil
+}
+
+// newUUID returns a random (version 4) UUID string.
+func newUUID() string {
+	var u [16]byte
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	s := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	return strings.ToLower(s)
+}
+
+// EndSessions ends every consumer session (their Next returns an
+// unavailable error), so that a shutting-down server's stream handlers
+// return.
+func (b *Broker) EndSessions() {
+	for _, t := range b.topicList() {
+		t.subsMu.Lock()
+		for _, s := range t.subs {
+			s.mu.Lock()
+			for _, sess := range s.sessions {
+				sess.closeLocked(errs.New(errs.Unavailable, "server is shutting down"))
+			}
+			s.mu.Unlock()
+		}
+		t.subsMu.Unlock()
+	}
+}

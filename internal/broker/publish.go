@@ -1,0 +1,321 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/partition"
+	"github.com/spoolmq/spool/internal/seglog"
+)
+
+// maxBatchBytes is the size at which a publish is split into several
+// record batches per partition (stays below seglog's MaxBatchBytes).
+const maxBatchBytes = 512 << 10
+
+// Publish stores messages in a topic and returns where each landed, in
+// order. It returns only after every stored message is durable under the
+// topic's durability policy.
+//
+// Partitions: an explicit Partition wins; otherwise a keyed message goes to
+// murmur2(key) like Kafka's default partitioner; keyless messages of one
+// request all go to one partition, rotating between requests (Kafka's
+// sticky partitioner), so that one request is one append.
+//
+// De-duplication: a message whose ID was published within the topic's
+// window is not stored again; its result is the original's with
+// Duplicate set. A second message with the same ID in the same request is a
+// duplicate of the first. An ID that another request is publishing at this
+// moment makes the request fail with the retriable duplicate_in_progress
+// error (the retry then reports the duplicate).
+//
+// Messages for one partition are stored all-or-nothing; if a request spans
+// partitions and fails, messages for the other partitions may be stored.
+func (b *Broker) Publish(topicName string, msgs []Message) ([]Result, error) {
+	pp, err := b.PublishAsync(topicName, msgs)
+	if err != nil {
+		return nil, err
+	}
+	return pp.Wait()
+}
+
+// PublishAsync does the part of Publish that must happen in order — checks,
+// de-duplication, partitioning, and queueing in the partition logs (which
+// assigns offsets) — and returns without waiting for durability. A
+// pipelining caller calls it for each request in order and waits in
+// parallel, so its messages keep their order while many requests share one
+// fsync. Every successful call must be followed by Wait.
+func (b *Broker) PublishAsync(topicName string, msgs []Message) (*PendingPublish, error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	t.life.RLock()
+	release := true // until Wait takes over the read lock
+	defer func() {
+		if release {
+			t.life.RUnlock()
+		}
+	}()
+	if t.deleted {
+		return nil, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
+	}
+	if len(msgs) == 0 {
+		release = false
+		return &PendingPublish{t: t}, nil
+	}
+	now := b.clock.Now()
+	cfg := t.meta.Config
+	nparts := int32(len(t.parts))
+	total := 0
+	for i := range msgs {
+		m := &msgs[i]
+		if sz := m.size(); sz > int(cfg.MaxMessageBytes) {
+			return nil, errs.New(errs.MessageTooLarge, "message %d is %d bytes; topic %q accepts at most %d", i, sz, topicName, cfg.MaxMessageBytes)
+		} else {
+			total += sz
+		}
+		if len(m.ID) > MaxIDLen || len(m.Subject) > MaxIDLen {
+			return nil, errs.New(errs.InvalidArgument, "message %d: id and subject are limited to %d bytes", i, MaxIDLen)
+		}
+		if m.Partition >= nparts || m.Partition < -1 {
+			return nil, errs.New(errs.InvalidArgument, "message %d: partition %d does not exist (topic %q has %d)", i, m.Partition, topicName, nparts)
+		}
+		if m.Delay < 0 || m.TTL < 0 {
+			return nil, errs.New(errs.InvalidArgument, "message %d: delay and ttl must not be negative", i)
+		}
+		if m.Delay > 0 {
+			if !m.DeliverAt.IsZero() {
+				return nil, errs.New(errs.InvalidArgument, "message %d: set deliver_at or delay, not both", i)
+			}
+			m.DeliverAt = now.Add(m.Delay)
+		}
+	}
+	if err := t.checkCapacity(len(msgs), total); err != nil {
+		return nil, err
+	}
+
+	results := make([]Result, len(msgs))
+	// De-duplication: decide for every message with an id whether it is
+	// new, and reserve the new ids.
+	store := make([]bool, len(msgs)) // false: answered without storing
+	for i := range store {
+		store[i] = true
+	}
+	var reserved []string
+	dupOf := map[int]int{} // message index -> earlier index with the same id in this request
+	if hasIDs(msgs) {
+		nowMs := now.UnixMilli()
+		seen := map[string]int{}
+		t.dedup.mu.Lock()
+		t.dedup.expireLocked(nowMs)
+		for i := range msgs {
+			id := msgs[i].ID
+			if id == "" {
+				continue
+			}
+			if j, ok := seen[id]; ok {
+				dupOf[i] = j
+				store[i] = false
+				continue
+			}
+			st, e := t.dedup.reserveLocked(id, nowMs)
+			switch st {
+			case dedupDuplicate:
+				results[i] = Result{Partition: e.partition, Offset: e.offset, Duplicate: true}
+				store[i] = false
+			case dedupInProgress:
+				for _, r := range reserved {
+					t.dedup.releaseLocked(r)
+				}
+				t.dedup.mu.Unlock()
+				e := errs.New(errs.DuplicateInProgress, "message %d: id %q is being published by another request", i, id)
+				e.RetryAfter = 10 * time.Millisecond
+				return nil, e
+			default:
+				seen[id] = i
+				reserved = append(reserved, id)
+			}
+		}
+		t.dedup.mu.Unlock()
+	}
+
+	// Group the messages to store by partition.
+	sticky := int32(-1)
+	byPart := map[int32][]int{}
+	for i := range msgs {
+		if !store[i] {
+			continue
+		}
+		m := &msgs[i]
+		p := m.Partition
+		if p < 0 {
+			if len(m.Key) > 0 {
+				p = partition.ForKey(m.Key, nparts)
+			} else {
+				if sticky < 0 {
+					sticky = int32(t.rr.Add(1) % uint32(nparts))
+				}
+				p = sticky
+			}
+		}
+		byPart[p] = append(byPart[p], i)
+	}
+
+	pp := &PendingPublish{t: t, msgs: msgs, results: results, store: store, dupOf: dupOf, reserved: len(reserved) > 0, now: now}
+	for p, idx := range byPart {
+		pend, err := t.submitPartition(p, idx, msgs, now)
+		if err != nil {
+			pp.err = err
+			break
+		}
+		pp.parts = append(pp.parts, partPending{p: p, idx: idx, pend: pend})
+	}
+	release = false
+	return pp, nil
+}
+
+// PendingPublish is a publish whose messages are queued in their partition
+// logs in request order; Wait reports when they are durable.
+type PendingPublish struct {
+	t        *topic
+	msgs     []Message
+	results  []Result
+	store    []bool
+	dupOf    map[int]int
+	reserved bool
+	now      time.Time
+	parts    []partPending
+	err      error // a submit failure; parts submitted before it still complete
+}
+
+type partPending struct {
+	p    int32
+	idx  []int
+	pend *seglog.Pending
+}
+
+// Wait blocks until every message of the publish is durable (or failed)
+// and returns the results in request order.
+func (pp *PendingPublish) Wait() ([]Result, error) {
+	t := pp.t
+	defer t.life.RUnlock()
+	err := pp.err
+	for _, pt := range pp.parts {
+		res, werr := pt.pend.Wait()
+		if werr != nil {
+			if err == nil {
+				err = appendError(t.meta.Name, pt.p, werr)
+			}
+			continue
+		}
+		for k, i := range pt.idx {
+			pp.results[i] = Result{Partition: pt.p, Offset: res.BaseOffset + int64(k), stored: true}
+		}
+	}
+	if pp.reserved {
+		nowMs := pp.now.UnixMilli()
+		t.dedup.mu.Lock()
+		for i := range pp.msgs {
+			id := pp.msgs[i].ID
+			if id == "" || !pp.store[i] {
+				continue
+			}
+			if pp.results[i].stored {
+				t.dedup.recordLocked(id, pp.results[i].Partition, pp.results[i].Offset, nowMs)
+			} else {
+				t.dedup.releaseLocked(id)
+			}
+		}
+		t.dedup.mu.Unlock()
+	}
+	if len(pp.parts) > 0 {
+		t.notify()
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, j := range pp.dupOf {
+		pp.results[i] = Result{Partition: pp.results[j].Partition, Offset: pp.results[j].Offset, Duplicate: true}
+	}
+	for i := range pp.results {
+		pp.results[i].stored = false
+	}
+	return pp.results, nil
+}
+
+func hasIDs(msgs []Message) bool {
+	for i := range msgs {
+		if msgs[i].ID != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// submitPartition encodes the messages at idx into record batches (split
+// at maxBatchBytes) and submits them to partition p as one append.
+func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Time) (*seglog.Pending, error) {
+	var (
+		buf  []byte
+		recs = make([]batch.Record, 0, len(idx))
+		base int64
+		size int
+		err  error
+	)
+	encode := func() error {
+		buf, err = batch.Encode(buf, batch.Header{BaseTimestamp: base, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs)
+		if err != nil {
+			return errs.Wrap(errs.InvalidArgument, err, "encode messages")
+		}
+		recs, size = recs[:0], 0
+		return nil
+	}
+	nowMs := now.UnixMilli()
+	for _, i := range idx {
+		m := &msgs[i]
+		ts := nowMs
+		if !m.Timestamp.IsZero() {
+			ts = m.Timestamp.UnixMilli()
+		}
+		sz := m.size() + 32
+		if len(recs) > 0 && size+sz > maxBatchBytes {
+			if err := encode(); err != nil {
+				return nil, err
+			}
+		}
+		if len(recs) == 0 {
+			base = ts
+		}
+		r := m.record(now)
+		r.TimestampDelta = ts - base
+		r.OffsetDelta = int32(len(recs))
+		recs = append(recs, r)
+		size += sz
+	}
+	if err := encode(); err != nil {
+		return nil, err
+	}
+	pend, err := t.parts[p].Submit(buf)
+	if err != nil {
+		return nil, appendError(t.meta.Name, p, err)
+	}
+	return pend, nil
+}
+
+// appendError maps a log error to an API error.
+func appendError(topic string, p int32, err error) error {
+	var ve *batch.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return errs.Wrap(errs.InvalidArgument, err, "invalid batch for %s/%d", topic, p)
+	case errors.Is(err, seglog.ErrClosed):
+		return errs.New(errs.Unavailable, "partition %s/%d is closed", topic, p)
+	}
+	var se *seglog.StorageError
+	if errors.As(err, &se) {
+		return errs.Wrap(errs.StorageFailed, err, "partition %s/%d cannot accept writes", topic, p)
+	}
+	return errs.Wrap(errs.Internal, err, "append to %s/%d", topic, p)
+}

@@ -1,0 +1,428 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/group"
+	"github.com/spoolmq/spool/internal/seglog"
+)
+
+// Limits of a consumer session.
+const (
+	maxCredits        = 1 << 20 // credits a session may accumulate
+	maxEventBytes     = 1 << 20 // payload bytes per Deliveries event
+	maxEventMessages  = 4096    // messages per Deliveries event
+	sessionReadChunk  = 256 << 10
+	defaultJoinCredit = 0
+)
+
+// JoinRequest asks to join a subscription as a member.
+type JoinRequest struct {
+	Topic, Subscription string
+	ClientID            string
+	MemberID            string // rejoin as this member; "" = new member
+	InstanceID          string // static membership
+	SessionTimeout      time.Duration
+	Credits             int
+}
+
+// Session is one member's connection to a stream-mode subscription: the
+// broker assigns it partitions and, as far as its credits allow, hands it
+// their messages in offset order. A Session is driven by two goroutines of
+// the protocol front end: one calls Next and sends what it returns, the
+// other feeds it the client's requests (credits, commits, revocations,
+// heartbeats). Close it with Leave.
+type Session struct {
+	sub     *subscription
+	id      string
+	timeout time.Duration
+	wake    chan struct{} // capacity 1: something changed
+
+	// Guarded by sub.mu.
+	gen           int64
+	cursors       map[int32]int64 // owned partition -> next offset to deliver
+	order         []int32         // owned partitions, ascending
+	revoking      []int32
+	assignPending bool
+	epoch         uint64 // bumped when cursors are replaced, to discard reads in flight
+	credits       int
+	results       []CommitOutcome
+	rr            int
+	closed        bool
+	err           error
+}
+
+// Event is the next thing to send to the member: exactly one field is set.
+type Event struct {
+	Assignment *SessionAssignment
+	Deliveries []Delivered
+	Commit     *CommitOutcome
+}
+
+// SessionAssignment tells a member what it owns now.
+type SessionAssignment struct {
+	MemberID       string
+	Generation     int64
+	Partitions     []PartitionStart // owned partitions and where delivery resumes
+	Revoke         []int32          // stop processing these, commit, then call Revoked
+	SessionTimeout time.Duration
+}
+
+// PartitionStart is an owned partition and the offset delivery starts at.
+type PartitionStart struct {
+	Partition int32
+	Offset    int64
+}
+
+// CommitOutcome answers a commit.
+type CommitOutcome struct {
+	ID  uint64
+	Err error
+}
+
+// Join adds a member to a stream-mode subscription and returns its
+// session. The first event the session yields is its assignment.
+func (b *Broker) Join(req JoinRequest) (*Session, error) {
+	_, s, err := b.sub(req.Topic, req.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	if s.meta.Config.Mode != catalog.ModeStream {
+		return nil, errs.New(errs.UnsupportedFeature, "subscription %q is not a stream subscription", req.Subscription)
+	}
+	now := b.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted {
+		return nil, errs.New(errs.SubNotFound, "subscription %q was deleted", req.Subscription)
+	}
+	id, eff, err := s.coord.Join(now, req.MemberID, group.JoinOptions{
+		ClientID: req.ClientID, InstanceID: req.InstanceID, SessionTimeout: req.SessionTimeout,
+	})
+	if err != nil {
+		s.applyLocked(eff)
+		return nil, groupError(err)
+	}
+	timeout := req.SessionTimeout
+	if timeout == 0 {
+		timeout = s.coord.Config().SessionTimeout
+	}
+	sess := &Session{
+		sub:     s,
+		id:      id,
+		timeout: timeout,
+		wake:    make(chan struct{}, 1),
+		cursors: map[int32]int64{},
+		credits: min(max(req.Credits, defaultJoinCredit), maxCredits),
+	}
+	if old := s.sessions[id]; old != nil {
+		old.closeLocked(errs.New(errs.UnknownMember, "member %q reconnected on another stream", id))
+	}
+	s.sessions[id] = sess
+	s.applyLocked(eff)
+	if !sess.assignPending {
+		if a, err := s.coord.Assignment(id); err == nil {
+			sess.assignLocked(a, s.committed)
+		}
+	}
+	return sess, nil
+}
+
+// MemberID returns the session's member id.
+func (sess *Session) MemberID() string { return sess.id }
+
+// signal wakes Next.
+func (sess *Session) signal() {
+	select {
+	case sess.wake <- struct{}{}:
+	default:
+	}
+}
+
+// assignLocked installs a new assignment from the coordinator.
+func (sess *Session) assignLocked(a group.Assignment, committed []int64) {
+	owned := map[int32]bool{}
+	for _, p := range a.Owned {
+		owned[p] = true
+		if _, ok := sess.cursors[p]; !ok {
+			sess.cursors[p] = committed[p]
+		}
+	}
+	for p := range sess.cursors {
+		if !owned[p] {
+			delete(sess.cursors, p)
+		}
+	}
+	sess.order = append(sess.order[:0], a.Owned...)
+	sort.Slice(sess.order, func(i, j int) bool { return sess.order[i] < sess.order[j] })
+	sess.revoking = append([]int32(nil), a.Revoking...)
+	sess.gen = a.Generation
+	sess.epoch++
+	sess.assignPending = true
+	sess.signal()
+}
+
+// resetCursorsLocked moves every owned partition's cursor (reset).
+func (sess *Session) resetCursorsLocked(offsets []int64) {
+	for p := range sess.cursors {
+		sess.cursors[p] = offsets[p]
+	}
+	sess.epoch++
+	sess.assignPending = true
+	sess.signal()
+}
+
+// closeLocked ends the session with err (returned by Next).
+func (sess *Session) closeLocked(err error) {
+	if sess.closed {
+		return
+	}
+	sess.closed = true
+	sess.err = err
+	if sess.sub.sessions[sess.id] == sess {
+		delete(sess.sub.sessions, sess.id)
+	}
+	sess.signal()
+}
+
+// AddCredits lets the session send n more messages.
+func (sess *Session) AddCredits(n int) {
+	if n <= 0 {
+		return
+	}
+	s := sess.sub
+	s.mu.Lock()
+	sess.credits = min(sess.credits+n, maxCredits)
+	s.mu.Unlock()
+	sess.signal()
+}
+
+// Heartbeat keeps the member's session alive.
+func (sess *Session) Heartbeat() {
+	s := sess.sub
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess.closed {
+		return
+	}
+	eff, err := s.coord.Heartbeat(s.t.b.clock.Now(), sess.id, sess.gen)
+	s.applyLocked(eff)
+	if errors.Is(err, group.ErrUnknownMember) {
+		sess.closeLocked(groupError(err))
+	}
+}
+
+// Commit stores committed offsets (next offset to consume, per partition)
+// and queues the outcome for Next to send.
+func (sess *Session) Commit(id uint64, gen int64, offsets map[int32]int64) error {
+	sess.Heartbeat()
+	err := sess.sub.commit(sess.id, gen, offsets)
+	s := sess.sub
+	s.mu.Lock()
+	sess.results = append(sess.results, CommitOutcome{ID: id, Err: err})
+	s.mu.Unlock()
+	sess.signal()
+	return err
+}
+
+// Revoked confirms that the member stopped processing partitions.
+func (sess *Session) Revoked(partitions []int32) error {
+	s := sess.sub
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess.closed {
+		return sess.err
+	}
+	eff, err := s.coord.Revoked(s.t.b.clock.Now(), sess.id, partitions)
+	s.applyLocked(eff)
+	if err != nil {
+		return groupError(err)
+	}
+	return nil
+}
+
+// Leave removes the member (the stream ended). Safe to call more than once.
+func (sess *Session) Leave() {
+	s := sess.sub
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wasMember := s.sessions[sess.id] == sess
+	sess.closeLocked(errs.New(errs.Canceled, "session left"))
+	if wasMember {
+		eff, _ := s.coord.Leave(s.t.b.clock.Now(), sess.id)
+		s.applyLocked(eff)
+	}
+}
+
+// Next blocks until there is something to send to the member, the session
+// ends (its error), or ctx is done.
+func (sess *Session) Next(ctx context.Context) (Event, error) {
+	s := sess.sub
+	t := s.t
+	for {
+		changed := t.changed()
+		s.mu.Lock()
+		if sess.closed {
+			s.mu.Unlock()
+			return Event{}, sess.err
+		}
+		if sess.assignPending {
+			sess.assignPending = false
+			a := &SessionAssignment{MemberID: sess.id, Generation: sess.gen, Revoke: sess.revoking, SessionTimeout: sess.timeout}
+			for _, p := range sess.order {
+				a.Partitions = append(a.Partitions, PartitionStart{Partition: p, Offset: sess.cursors[p]})
+			}
+			s.mu.Unlock()
+			return Event{Assignment: a}, nil
+		}
+		if len(sess.results) > 0 {
+			r := sess.results[0]
+			sess.results = sess.results[1:]
+			s.mu.Unlock()
+			return Event{Commit: &r}, nil
+		}
+		if sess.credits > 0 && len(sess.order) > 0 {
+			// Snapshot the cursors, read outside the lock, then apply the
+			// advance only if nothing replaced the cursors meanwhile.
+			epoch, credits := sess.epoch, sess.credits
+			n := len(sess.order)
+			parts := make([]PartitionStart, 0, n)
+			for i := range n {
+				p := sess.order[(sess.rr+i)%n]
+				parts = append(parts, PartitionStart{Partition: p, Offset: sess.cursors[p]})
+			}
+			sess.rr++
+			s.mu.Unlock()
+			out, advanced := sess.fetch(parts, credits)
+			s.mu.Lock()
+			if sess.epoch == epoch && !sess.closed {
+				for _, ps := range parts {
+					if _, ok := sess.cursors[ps.Partition]; ok {
+						sess.cursors[ps.Partition] = ps.Offset
+					}
+				}
+				sess.credits -= len(out)
+				s.mu.Unlock()
+				if len(out) > 0 {
+					return Event{Deliveries: out}, nil
+				}
+				if advanced {
+					continue // everything read was filtered out; look further
+				}
+			} else {
+				s.mu.Unlock()
+				continue
+			}
+		} else {
+			s.mu.Unlock()
+		}
+		select {
+		case <-changed:
+		case <-sess.wake:
+		case <-t.gone:
+			return Event{}, errs.New(errs.TopicNotFound, "topic %q was deleted or the broker is shutting down", t.meta.Name)
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		}
+	}
+}
+
+// fetch reads messages from the partitions in order, starting at each one's
+// offset, up to credits messages and maxEventBytes; it updates the offsets
+// in parts to the next undelivered message and reports whether any cursor
+// moved.
+func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bool) {
+	t := sess.sub.t
+	filter := sess.sub.filter
+	credits = min(credits, maxEventMessages)
+	var out []Delivered
+	bytes := 0
+	advanced := false
+	maxDec := t.b.maxDecompressed()
+	full := func() bool { return len(out) >= credits || bytes >= maxEventBytes }
+	for i := range parts {
+		if full() {
+			break
+		}
+		ps := &parts[i]
+		l := t.parts[ps.Partition]
+		for !full() && ps.Offset < l.EndOffset() {
+			data, err := l.Read(ps.Offset, sessionReadChunk)
+			if errors.Is(err, seglog.ErrOffsetOutOfRange) && ps.Offset < l.StartOffset() {
+				// Retention removed what the subscription had not read yet.
+				t.b.logger.Warn("subscription fell behind retention; skipping to the oldest retained message",
+					"topic", t.meta.Name, "subscription", sess.sub.meta.Name, "partition", ps.Partition,
+					"from", ps.Offset, "to", l.StartOffset())
+				ps.Offset = l.StartOffset()
+				advanced = true
+				continue
+			}
+			if err != nil || len(data) == 0 {
+				if err != nil {
+					t.b.logger.Error("read for subscription failed", "topic", t.meta.Name, "partition", ps.Partition, "offset", ps.Offset, "err", err)
+				}
+				break
+			}
+			for len(data) > 0 && !full() {
+				one, rest, err := batch.Next(data)
+				if err != nil {
+					break
+				}
+				data = rest
+				h, err := batch.ParseHeader(one)
+				if err != nil {
+					break
+				}
+				stop := errors.New("stop")
+				err = batch.ForEachRecord(one, maxDec, func(r batch.Record) error {
+					off := h.BaseOffset + int64(r.OffsetDelta)
+					if off < ps.Offset {
+						return nil
+					}
+					if full() {
+						return stop
+					}
+					id, subj := attrs(r.Headers)
+					ps.Offset = off + 1
+					advanced = true
+					if !filter.Match(subj) {
+						return nil
+					}
+					out = append(out, Delivered{
+						Partition:     ps.Partition,
+						Offset:        off,
+						Timestamp:     time.UnixMilli(h.BaseTimestamp + r.TimestampDelta),
+						Key:           r.Key,
+						Value:         r.Value,
+						Headers:       cloneHeaders(r.Headers),
+						ID:            id,
+						Subject:       subj,
+						DeliveryCount: 1,
+					})
+					bytes += len(r.Key) + len(r.Value) + 64
+					return nil
+				})
+				if err != nil && !errors.Is(err, stop) {
+					t.b.logger.Error("decode for subscription failed", "topic", t.meta.Name, "partition", ps.Partition, "offset", h.BaseOffset, "err", err)
+					ps.Offset = h.LastOffset() + 1 // skip what cannot be decoded rather than stall
+					advanced = true
+				}
+			}
+		}
+	}
+	return out, advanced
+}
+
+// cloneHeaders copies a header slice that the decoder will reuse.
+func cloneHeaders(hs []batch.RecordHeader) []batch.RecordHeader {
+	if len(hs) == 0 {
+		return nil
+	}
+	return append([]batch.RecordHeader(nil), hs...)
+}

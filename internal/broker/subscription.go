@@ -1,0 +1,390 @@
+package broker
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/group"
+	"github.com/spoolmq/spool/internal/subject"
+)
+
+// subscription is a live stream-mode subscription: its consumer group, its
+// committed offsets and its members' sessions.
+type subscription struct {
+	t      *topic
+	meta   catalog.Subscription
+	filter *subject.Filter
+
+	commitMu sync.Mutex // serializes offset writes, so the stored order is the applied order
+
+	mu        sync.Mutex
+	coord     *group.Coordinator  // guarded by mu
+	committed []int64             // next offset to consume, per partition; guarded by mu
+	sessions  map[string]*Session // by member id; guarded by mu
+	deleted   bool                // guarded by mu
+}
+
+func (t *topic) newSub(meta catalog.Subscription, committed []int64) (*subscription, error) {
+	f, err := subject.Compile(meta.Config.Filter)
+	if err != nil {
+		return nil, errs.Wrap(errs.InvalidArgument, err, "filter")
+	}
+	coord, err := group.New(group.Config{IDNonce: t.b.nonce}, len(t.parts))
+	if err != nil {
+		return nil, err
+	}
+	return &subscription{t: t, meta: meta, filter: f, coord: coord, committed: committed, sessions: map[string]*Session{}}, nil
+}
+
+// loadSubs creates the live subscriptions of a topic from the catalog.
+func (t *topic) loadSubs() error {
+	for _, meta := range t.b.catalog.Subs(t.meta.Name) {
+		offs, err := t.b.catalog.Offsets(t.meta.Name, meta.Name)
+		if err != nil {
+			return err
+		}
+		committed := make([]int64, len(t.parts))
+		for p := range committed {
+			committed[p] = offs[int32(p)] // a partition without a record starts at 0
+		}
+		s, err := t.newSub(meta, committed)
+		if err != nil {
+			return err
+		}
+		t.subsMu.Lock()
+		t.subs[meta.Name] = s
+		t.subsMu.Unlock()
+	}
+	return nil
+}
+
+// resolve turns a position into one offset per partition.
+func (t *topic) resolve(pos catalog.Position) ([]int64, error) {
+	out := make([]int64, len(t.parts))
+	for p, l := range t.parts {
+		start, end := l.StartOffset(), l.EndOffset()
+		switch pos.Kind {
+		case catalog.Earliest:
+			out[p] = start
+		case catalog.Latest:
+			out[p] = end
+		case catalog.AtOffset:
+			out[p] = min(max(pos.Offset, start), end)
+		case catalog.AtTime:
+			off, _, err := l.OffsetForTime(pos.Time.UnixMilli())
+			if err != nil {
+				return nil, errs.Wrap(errs.CorruptData, err, "find time in partition %d", p)
+			}
+			out[p] = max(off, start)
+		default:
+			return nil, errs.New(errs.InvalidArgument, "unknown position")
+		}
+	}
+	return out, nil
+}
+
+// CreateSubscription creates a subscription on a topic. Its committed
+// offsets start at cfg.Start (resolved now, so a "latest" subscription sees
+// everything published after this call).
+func (b *Broker) CreateSubscription(topicName, name string, cfg catalog.SubConfig) (catalog.Subscription, error) {
+	if err := catalog.ValidateName("subscription", name); err != nil {
+		return catalog.Subscription{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return catalog.Subscription{}, err
+	}
+	t, err := b.topic(topicName)
+	if err != nil {
+		return catalog.Subscription{}, err
+	}
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if t.deleted {
+		return catalog.Subscription{}, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
+	}
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
+	if _, ok := t.subs[name]; ok {
+		return catalog.Subscription{}, errs.New(errs.SubExists, "subscription %q on topic %q already exists", name, topicName)
+	}
+	offsets, err := t.resolve(cfg.Start)
+	if err != nil {
+		return catalog.Subscription{}, err
+	}
+	meta := catalog.Subscription{Topic: topicName, Name: name, Config: cfg, Created: b.clock.Now().UTC()}
+	s, err := t.newSub(meta, offsets)
+	if err != nil {
+		return catalog.Subscription{}, err
+	}
+	if err := b.catalog.CreateSub(meta, offsets); err != nil {
+		return catalog.Subscription{}, err
+	}
+	t.subs[name] = s
+	b.logger.Info("subscription created", "topic", topicName, "subscription", name, "mode", cfg.Mode, "filter", cfg.Filter, "start", cfg.Start)
+	return meta, nil
+}
+
+// sub returns a live subscription.
+func (b *Broker) sub(topicName, name string) (*topic, *subscription, error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.subsMu.Lock()
+	s, ok := t.subs[name]
+	t.subsMu.Unlock()
+	if !ok {
+		return nil, nil, errs.New(errs.SubNotFound, "subscription %q on topic %q not found", name, topicName)
+	}
+	return t, s, nil
+}
+
+// DeleteSubscription deletes a subscription and its offsets; its members'
+// sessions end.
+func (b *Broker) DeleteSubscription(topicName, name string) error {
+	t, s, err := b.sub(topicName, name)
+	if err != nil {
+		return err
+	}
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
+	if err := b.catalog.DeleteSub(topicName, name); err != nil {
+		return err
+	}
+	delete(t.subs, name)
+	s.mu.Lock()
+	s.deleted = true
+	for _, sess := range s.sessions {
+		sess.closeLocked(errs.New(errs.SubNotFound, "subscription %q was deleted", name))
+	}
+	s.mu.Unlock()
+	b.logger.Info("subscription deleted", "topic", topicName, "subscription", name)
+	return nil
+}
+
+// Subscriptions lists a topic's subscriptions.
+func (b *Broker) Subscriptions(topicName string) ([]catalog.Subscription, error) {
+	if _, err := b.topic(topicName); err != nil {
+		return nil, err
+	}
+	return b.catalog.Subs(topicName), nil
+}
+
+// SubPartition is a subscription's state in one partition.
+type SubPartition struct {
+	Partition        int32
+	Committed        int64
+	End              int64
+	Lag              int64
+	OldestUnconsumed time.Duration // age of the message at Committed; 0 without lag
+	Member           string
+}
+
+// SubInfo describes a subscription.
+type SubInfo struct {
+	Sub        catalog.Subscription
+	Group      group.Description
+	Partitions []SubPartition
+	Lag        int64
+}
+
+// DescribeSubscription returns members, assignment, committed offsets and
+// lag per partition (messages, and age of the oldest unconsumed message).
+func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
+	t, s, err := b.sub(topicName, name)
+	if err != nil {
+		return SubInfo{}, err
+	}
+	now := b.clock.Now()
+	s.mu.Lock()
+	s.applyLocked(s.coord.Tick(now))
+	desc := s.coord.Describe()
+	committed := append([]int64(nil), s.committed...)
+	s.mu.Unlock()
+	owner := map[int32]string{}
+	for _, m := range desc.Members {
+		for _, p := range m.Owned {
+			owner[p] = m.ID
+		}
+		for _, r := range m.Revoking {
+			owner[r.Partition] = m.ID
+		}
+	}
+	info := SubInfo{Sub: s.meta, Group: desc}
+	for p, l := range t.parts {
+		sp := SubPartition{Partition: int32(p), Committed: committed[p], End: l.EndOffset(), Member: owner[int32(p)]}
+		from := max(sp.Committed, l.StartOffset())
+		sp.Lag = max(0, sp.End-from)
+		if sp.Lag > 0 {
+			if ts, ok := t.timestampAt(int32(p), from); ok {
+				sp.OldestUnconsumed = max(0, now.Sub(ts))
+			}
+		}
+		info.Lag += sp.Lag
+		info.Partitions = append(info.Partitions, sp)
+	}
+	return info, nil
+}
+
+// timestampAt returns the timestamp of the record at offset in partition p.
+func (t *topic) timestampAt(p int32, offset int64) (time.Time, bool) {
+	data, err := t.parts[p].Read(offset, 1)
+	if err != nil || len(data) == 0 {
+		return time.Time{}, false
+	}
+	h, err := batch.ParseHeader(data)
+	if err != nil {
+		return time.Time{}, false
+	}
+	ts, found := h.BaseTimestamp, false
+	errStop := errors.New("stop")
+	batch.ForEachRecord(data, t.b.maxDecompressed(), func(r batch.Record) error {
+		if h.BaseOffset+int64(r.OffsetDelta) >= offset {
+			ts, found = h.BaseTimestamp+r.TimestampDelta, true
+			return errStop
+		}
+		return nil
+	})
+	if !found {
+		ts = h.BaseTimestamp
+	}
+	return time.UnixMilli(ts), true
+}
+
+func (b *Broker) maxDecompressed() int {
+	if n := b.cfg.Log.Limits.MaxDecompressedBytes; n > 0 {
+		return n
+	}
+	return batch.DefaultLimits().MaxDecompressedBytes
+}
+
+// ResetSubscription moves a subscription's committed offsets to a position
+// (replay or skip). Members keep consuming from the new position: each gets
+// a fresh assignment with the new start offsets.
+func (b *Broker) ResetSubscription(topicName, name string, to catalog.Position) ([]SubPartition, error) {
+	t, s, err := b.sub(topicName, name)
+	if err != nil {
+		return nil, err
+	}
+	t.life.RLock()
+	defer t.life.RUnlock()
+	offsets, err := t.resolve(to)
+	if err != nil {
+		return nil, err
+	}
+	m := map[int32]int64{}
+	for p, off := range offsets {
+		m[int32(p)] = off
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if err := b.catalog.CommitOffsets(topicName, name, m); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	copy(s.committed, offsets)
+	for _, sess := range s.sessions {
+		sess.resetCursorsLocked(offsets)
+	}
+	s.mu.Unlock()
+	out := make([]SubPartition, len(offsets))
+	for p, off := range offsets {
+		out[p] = SubPartition{Partition: int32(p), Committed: off, End: t.parts[p].EndOffset()}
+	}
+	b.logger.Info("subscription reset", "topic", topicName, "subscription", name, "to", to)
+	return out, nil
+}
+
+// applyLocked carries out a coordinator call's effects on the sessions.
+func (s *subscription) applyLocked(e group.Effects) {
+	for _, c := range e.Changes {
+		switch c.Kind {
+		case group.MemberEvicted:
+			if sess := s.sessions[c.Member]; sess != nil {
+				sess.closeLocked(errs.New(errs.UnknownMember, "member %q missed its session timeout and was removed", c.Member))
+			}
+		case group.MemberReplaced:
+			if sess := s.sessions[c.Previous]; sess != nil {
+				sess.closeLocked(errs.New(errs.UnknownMember, "member %q was replaced by a new instance", c.Previous))
+			}
+		}
+		if c.Kind != group.GenerationBumped {
+			s.t.b.logger.Debug("group change", "topic", s.t.meta.Name, "subscription", s.meta.Name, "change", c.String())
+		}
+	}
+	for _, a := range e.Assignments {
+		if sess := s.sessions[a.Member]; sess != nil {
+			sess.assignLocked(a, s.committed)
+		}
+	}
+}
+
+// tickSubs runs session timeouts of every subscription of the topic.
+func (t *topic) tickSubs(now time.Time) {
+	t.subsMu.Lock()
+	subs := make([]*subscription, 0, len(t.subs))
+	for _, s := range t.subs {
+		subs = append(subs, s)
+	}
+	t.subsMu.Unlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		s.applyLocked(s.coord.Tick(now))
+		s.mu.Unlock()
+	}
+}
+
+// commit validates and stores a member's commit.
+func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int64) error {
+	s.mu.Lock()
+	if s.deleted {
+		s.mu.Unlock()
+		return errs.New(errs.SubNotFound, "subscription %q was deleted", s.meta.Name)
+	}
+	s.applyLocked(s.coord.Tick(s.t.b.clock.Now()))
+	for p, off := range offsets {
+		if err := s.coord.CheckCommit(memberID, gen, p); err != nil {
+			s.mu.Unlock()
+			return groupError(err)
+		}
+		if off < 0 || off > s.t.parts[p].EndOffset() {
+			s.mu.Unlock()
+			return errs.New(errs.InvalidArgument, "commit offset %d for partition %d is beyond its end %d", off, p, s.t.parts[p].EndOffset())
+		}
+	}
+	s.mu.Unlock()
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if err := s.t.b.catalog.CommitOffsets(s.meta.Topic, s.meta.Name, offsets); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for p, off := range offsets {
+		s.committed[p] = off
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// groupError maps coordinator errors to API errors.
+func groupError(err error) error {
+	switch {
+	case errors.Is(err, group.ErrStaleGeneration):
+		return errs.Wrap(errs.StaleGeneration, err, "rebalanced")
+	case errors.Is(err, group.ErrUnknownMember):
+		return errs.Wrap(errs.UnknownMember, err, "not a member")
+	case errors.Is(err, group.ErrNotOwner):
+		return errs.Wrap(errs.NotOwner, err, "partition not assigned to this member")
+	case errors.Is(err, group.ErrGroupFull):
+		return errs.Wrap(errs.GroupFull, err, "too many members")
+	case errors.Is(err, group.ErrInvalidPartition):
+		return errs.Wrap(errs.InvalidArgument, err, "bad partition")
+	case errors.Is(err, group.ErrInvalidSessionTimeout), errors.Is(err, group.ErrInvalidID), errors.Is(err, group.ErrInstanceMismatch):
+		return errs.Wrap(errs.InvalidArgument, err, "bad join request")
+	}
+	return errs.Wrap(errs.Internal, err, "group")
+}

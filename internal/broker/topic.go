@@ -1,0 +1,312 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/vfs"
+)
+
+// topic is a live topic: its partition logs, de-duplication window and
+// subscriptions.
+type topic struct {
+	b     *Broker
+	meta  catalog.Topic
+	dir   string
+	parts []*seglog.Log
+	dedup *dedup
+	rr    atomic.Uint32 // round-robin cursor for keyless publishes
+
+	// life is held shared by every operation that uses the logs and
+	// exclusively by delete/close, so logs are never closed under a user.
+	life    sync.RWMutex
+	deleted bool          // guarded by life
+	gone    chan struct{} // closed when the topic is deleted or closed
+
+	notifyMu sync.Mutex
+	notifyCh chan struct{} // closed and replaced after every publish
+
+	subsMu sync.Mutex
+	subs   map[string]*subscription // guarded by subsMu
+}
+
+// logOptions returns the partition log options for a topic.
+func (b *Broker) logOptions(meta catalog.Topic) seglog.Options {
+	o := b.cfg.Log
+	o.Sync = meta.Config.Durability
+	o.RetentionAge = meta.Config.Retention
+	o.RetentionBytes = meta.Config.RetentionBytes
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = 128 << 20
+	}
+	// A bounded topic drops or counts whole segments; keep them small
+	// enough that the bound is honoured to within about an eighth.
+	if mb := meta.Config.MaxBytes; mb > 0 {
+		per := mb / int64(meta.Config.Partitions) / 8
+		o.SegmentBytes = min(o.SegmentBytes, max(per, 1<<20))
+	}
+	return o
+}
+
+func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
+	t := &topic{
+		b:        b,
+		meta:     meta,
+		dir:      b.topicDir(meta),
+		dedup:    newDedup(meta.Config.DedupWindow, b.cfg.DedupMaxEntries),
+		gone:     make(chan struct{}),
+		notifyCh: make(chan struct{}),
+		subs:     map[string]*subscription{},
+	}
+	opts := b.logOptions(meta)
+	for p := range meta.Config.Partitions {
+		dir := filepath.Join(t.dir, strconv.Itoa(int(p)))
+		l, rep, err := seglog.Open(b.fs, dir, opts)
+		if err != nil {
+			t.closeLogs()
+			return nil, fmt.Errorf("broker: open %s/%d: %w", meta.Name, p, err)
+		}
+		if rep.Torn != nil || len(rep.Scanned) > 0 || len(rep.Removed) > 0 {
+			attrs := []any{"topic", meta.Name, "partition", p, "segments", rep.Segments, "scanned", len(rep.Scanned),
+				"scanned_bytes", rep.ScannedBytes, "start", rep.StartOffset, "end", rep.EndOffset, "took", rep.Duration}
+			if rep.Torn != nil {
+				attrs = append(attrs, "torn_segment", rep.Torn.Segment, "torn_position", rep.Torn.Position,
+					"torn_offset", rep.Torn.Offset, "torn_bytes_dropped", rep.Torn.Dropped, "torn_reason", rep.Torn.Reason)
+			}
+			b.logger.Info("recovered partition", attrs...)
+		}
+		t.parts = append(t.parts, l)
+	}
+	if err := t.replayDedup(); err != nil {
+		t.closeLogs()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *topic) closeLogs() error {
+	var errList []error
+	for _, l := range t.parts {
+		if err := l.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
+			errList = append(errList, err)
+		}
+	}
+	return errors.Join(errList...)
+}
+
+// close ends sessions and closes the logs (broker shutdown).
+func (t *topic) close() error {
+	t.life.Lock()
+	defer t.life.Unlock()
+	if t.deleted {
+		return nil
+	}
+	t.deleted = true
+	close(t.gone)
+	return t.closeLogs()
+}
+
+// notify wakes everyone waiting for new data in the topic.
+func (t *topic) notify() {
+	t.notifyMu.Lock()
+	close(t.notifyCh)
+	t.notifyCh = make(chan struct{})
+	t.notifyMu.Unlock()
+}
+
+// changed returns a channel closed at the next publish.
+func (t *topic) changed() <-chan struct{} {
+	t.notifyMu.Lock()
+	defer t.notifyMu.Unlock()
+	return t.notifyCh
+}
+
+// CreateTopic creates a topic: partition logs first, then the catalog
+// record (a crash in between leaves only a directory that the next start
+// removes).
+func (b *Broker) CreateTopic(name string, cfg catalog.TopicConfig) (catalog.Topic, error) {
+	if err := catalog.ValidateName("topic", name); err != nil {
+		return catalog.Topic{}, err
+	}
+	cfg = b.cfg.Defaults.Fill(cfg)
+	if err := cfg.Validate(); err != nil {
+		return catalog.Topic{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return catalog.Topic{}, errs.New(errs.Unavailable, "broker is shutting down")
+	}
+	if _, ok := b.topics[name]; ok {
+		return catalog.Topic{}, errs.New(errs.TopicExists, "topic %q already exists", name)
+	}
+	meta := catalog.Topic{Name: name, ID: newUUID(), Config: cfg, Created: b.clock.Now().UTC()}
+	t, err := b.openTopic(meta)
+	if err != nil {
+		b.fs.RemoveAll(b.topicDir(meta))
+		return catalog.Topic{}, errs.Wrap(errs.StorageFailed, err, "create topic %q", name)
+	}
+	if err := b.catalog.PutTopic(meta, true); err != nil {
+		t.closeLogs()
+		b.fs.RemoveAll(b.topicDir(meta))
+		return catalog.Topic{}, err
+	}
+	b.topics[name] = t
+	b.logger.Info("topic created", "topic", name, "id", meta.ID, "partitions", cfg.Partitions)
+	return meta, nil
+}
+
+// DeleteTopic deletes a topic, its subscriptions and its data. Sessions on
+// it end; in-flight publishes finish first.
+func (b *Broker) DeleteTopic(name string) error {
+	b.mu.Lock()
+	t, ok := b.topics[name]
+	if !ok {
+		b.mu.Unlock()
+		return errs.New(errs.TopicNotFound, "topic %q not found", name)
+	}
+	if err := b.catalog.DeleteTopic(name); err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	delete(b.topics, name)
+	b.mu.Unlock()
+
+	closeErr := t.close()
+	if closeErr != nil {
+		b.logger.Warn("closing deleted topic", "topic", name, "err", closeErr)
+	}
+	if err := b.fs.RemoveAll(t.dir); err != nil {
+		return errs.Wrap(errs.StorageFailed, err, "remove data of topic %q (it is deleted; the files are removed at the next start)", name)
+	}
+	if err := vfs.SyncDir(b.fs, b.topicsDir()); err != nil {
+		return errs.Wrap(errs.StorageFailed, err, "sync topics directory")
+	}
+	b.logger.Info("topic deleted", "topic", name)
+	return nil
+}
+
+// Topics lists the topics.
+func (b *Broker) Topics() []catalog.Topic { return b.catalog.Topics() }
+
+// PartitionInfo describes one partition.
+type PartitionInfo struct {
+	Partition   int32
+	StartOffset int64
+	EndOffset   int64
+	Bytes       int64
+}
+
+// TopicInfo describes a topic.
+type TopicInfo struct {
+	Topic         catalog.Topic
+	Partitions    []PartitionInfo
+	Messages      int64
+	Bytes         int64
+	Subscriptions []string
+}
+
+// DescribeTopic returns a topic's partitions, sizes and subscriptions.
+func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
+	t, err := b.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	info := TopicInfo{Topic: t.meta}
+	for p, l := range t.parts {
+		pi := PartitionInfo{Partition: int32(p), StartOffset: l.StartOffset(), EndOffset: l.EndOffset(), Bytes: l.Size()}
+		info.Partitions = append(info.Partitions, pi)
+		info.Messages += pi.EndOffset - pi.StartOffset
+		info.Bytes += pi.Bytes
+	}
+	for _, s := range b.catalog.Subs(name) {
+		info.Subscriptions = append(info.Subscriptions, s.Name)
+	}
+	return info, nil
+}
+
+// usage returns the topic's stored messages and bytes.
+func (t *topic) usage() (msgs, bytes int64) {
+	for _, l := range t.parts {
+		msgs += l.EndOffset() - l.StartOffset()
+		bytes += l.Size()
+	}
+	return msgs, bytes
+}
+
+// maintain enforces retention and, for discard=old, the topic's bounds;
+// then runs consumer-group timeouts.
+func (t *topic) maintain() {
+	t.life.RLock()
+	if t.deleted {
+		t.life.RUnlock()
+		return
+	}
+	for p, l := range t.parts {
+		if _, err := l.EnforceRetention(); err != nil {
+			t.b.logger.Error("retention failed", "topic", t.meta.Name, "partition", p, "err", err)
+		}
+	}
+	t.enforceBoundsLocked()
+	t.life.RUnlock()
+	t.tickSubs(t.b.clock.Now())
+}
+
+// enforceBoundsLocked drops the oldest segments while a discard=old topic
+// is over its message or byte bound. Called with life held shared.
+func (t *topic) enforceBoundsLocked() {
+	c := t.meta.Config
+	if c.Discard != catalog.DiscardOld || (c.MaxMessages == 0 && c.MaxBytes == 0) {
+		return
+	}
+	for {
+		msgs, bytes := t.usage()
+		if (c.MaxMessages == 0 || msgs <= c.MaxMessages) && (c.MaxBytes == 0 || bytes <= c.MaxBytes) {
+			return
+		}
+		// Drop from the largest partition, keeping partitions balanced.
+		var victim *seglog.Log
+		for _, l := range t.parts {
+			if len(l.Segments()) > 1 && (victim == nil || l.Size() > victim.Size()) {
+				victim = l
+			}
+		}
+		if victim == nil {
+			return // only active segments left: the bound is approximate by one segment per partition
+		}
+		if ok, err := victim.DropOldestSegment(); err != nil || !ok {
+			if err != nil {
+				t.b.logger.Error("dropping oldest segment failed", "topic", t.meta.Name, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// checkCapacity rejects a publish of n messages and size bytes into a full
+// discard=new topic.
+func (t *topic) checkCapacity(n, size int) error {
+	c := t.meta.Config
+	if c.Discard != catalog.DiscardNew || (c.MaxMessages == 0 && c.MaxBytes == 0) {
+		return nil
+	}
+	msgs, bytes := t.usage()
+	if (c.MaxMessages > 0 && msgs+int64(n) > c.MaxMessages) || (c.MaxBytes > 0 && bytes+int64(size) > c.MaxBytes) {
+		e := errs.New(errs.TopicFull, "topic %q is full (%d of %d messages, %d of %d bytes) and its discard policy is new",
+			t.meta.Name, msgs, c.MaxMessages, bytes, c.MaxBytes)
+		e.RetryAfter = t.b.cfg.TopicFullRetryAfter
+		if c.Retention > 0 {
+			e.RetryAfter = max(e.RetryAfter, min(c.Retention/10, time.Minute))
+		}
+		return e
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Every listener Spool opens is created here, so that TLS and
+// authentication can later wrap them in one place.
+
+// checkListenAddr refuses a non-loopback address unless allowed.
+func checkListenAddr(name, addr string, allow bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("server: %s address %q: %w", name, addr, err)
+	}
+	if allow {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("server: %s address %q is not a loopback address; Spool has no authentication yet, so listening there needs --allow-non-loopback", name, addr)
+	}
+	return nil
+}
+
+func listen(name, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: %s listener: %w", name, err)
+	}
+	return ln, nil
+}
+
+// newHTTPServer serves h over HTTP/1.1 and cleartext HTTP/2 (h2c), which
+// Connect's bidirectional streams need without TLS.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv.Protocols = &p
+	return srv
+}
