@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,36 +9,73 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/config"
 	"github.com/spoolmq/spool/server"
 )
 
 func newServeCmd() *cobra.Command {
 	var (
-		dataDir   string
-		syncMode  string
-		logFormat string
+		cfgPath     string
+		printConfig bool
+		dataDir     string
+		httpAddr    string
+		durability  string
+		logFormat   string
+		logLevel    string
+		allowNonLo  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the broker",
 		Long: "Run the broker. It opens (and recovers) its data directory, logs what it\n" +
-			"recovered, and shuts down cleanly on SIGINT or SIGTERM.",
+			"recovered, serves the native API, and shuts down cleanly on SIGINT or SIGTERM.\n\n" +
+			"Configuration comes from built-in defaults, then --config FILE (YAML, strict),\n" +
+			"then SPOOL_* environment variables (e.g. SPOOL_HTTP_ADDR), then these flags.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logFormat)
+			if cfgPath == "" {
+				cfgPath = os.Getenv("SPOOL_CONFIG")
+			}
+			fc, err := loadFileConfig(cfgPath, os.Environ())
 			if err != nil {
 				return err
 			}
-			policy, err := seglog.ParsePolicy(syncMode)
+			f := cmd.Flags()
+			if f.Changed("data") {
+				fc.Data = dataDir
+			}
+			if f.Changed("http") {
+				fc.HTTP.Addr = httpAddr
+			}
+			if f.Changed("durability") {
+				fc.Topics.Durability = durability
+			}
+			if f.Changed("log-format") {
+				fc.Log.Format = logFormat
+			}
+			if f.Changed("log-level") {
+				fc.Log.Level = logLevel
+			}
+			if f.Changed("allow-non-loopback") {
+				fc.AllowNonLoopback = allowNonLo
+			}
+			if printConfig {
+				out, err := config.Marshal(fc)
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(out)
+				return err
+			}
+			logger, err := newLogger(fc.Log.Format, fc.Log.Level)
 			if err != nil {
 				return err
 			}
-			srv, err := server.New(server.Config{
-				DataDir: dataDir,
-				Logger:  logger,
-				Log:     seglog.Options{Sync: policy},
-			})
+			scfg, err := fc.serverConfig(logger)
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(scfg)
 			if err != nil {
 				return err
 			}
@@ -48,7 +83,10 @@ func newServeCmd() *cobra.Command {
 			// start-up still gets a clean shutdown.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			logger.Info("starting", "version", versionString(), "data", srv.DataDir(), "durability", policy.String())
+			if fc.AllowNonLoopback {
+				logger.Warn("listening on non-loopback addresses is allowed and Spool has no authentication yet: anyone who can reach the port can read and write everything")
+			}
+			logger.Info("starting", "version", versionString(), "data", srv.DataDir(), "default_durability", fc.Topics.Durability)
 			if err := srv.Start(); err != nil {
 				return err
 			}
@@ -59,18 +97,14 @@ func newServeCmd() *cobra.Command {
 			return srv.Shutdown(sctx)
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data", server.DefaultDataDir, "data directory")
-	cmd.Flags().StringVar(&syncMode, "durability", "always", "fsync policy for partition logs: always, interval or none (interval and none can lose acknowledged data on power loss)")
-	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "YAML config file (also SPOOL_CONFIG)")
+	f.BoolVar(&printConfig, "print-config", false, "print the effective configuration and exit")
+	f.StringVar(&dataDir, "data", server.DefaultDataDir, "data directory")
+	f.StringVar(&httpAddr, "http", server.DefaultHTTPAddr, "native API listen address")
+	f.StringVar(&durability, "durability", "always", "default durability of new topics: always, interval or none (interval and none can lose acknowledged data on power loss)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.BoolVar(&allowNonLo, "allow-non-loopback", false, "allow listening on non-loopback addresses (there is no authentication yet)")
 	return cmd
-}
-
-func newLogger(format string) (*slog.Logger, error) {
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, nil)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
-	}
-	return nil, fmt.Errorf("unknown log format %q (want text or json)", format)
 }
