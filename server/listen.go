@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // Every listener Spool opens is created here, so that TLS and
@@ -30,12 +32,17 @@ func checkListenAddr(name, addr string, allow bool) error {
 	return nil
 }
 
-func listen(name, addr string) (net.Listener, error) {
+// listen opens a TCP listener that accepts at most maxConns connections at
+// once (default 10,000); further clients wait in the kernel's backlog.
+func listen(name, addr string, maxConns int) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: %s listener: %w", name, err)
 	}
-	return ln, nil
+	if maxConns <= 0 {
+		maxConns = 10_000
+	}
+	return netutil.LimitListener(ln, maxConns), nil
 }
 
 // newHTTPServer serves h over HTTP/1.1 and cleartext HTTP/2 (h2c), which
@@ -52,5 +59,6 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	srv.Protocols = &p
+	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100}
 	return srv
 }

@@ -44,6 +44,11 @@ type Config struct {
 	Topics catalog.Defaults
 	// DedupMaxEntries bounds the message ids remembered per topic.
 	DedupMaxEntries int
+	// API bounds the native API's memory use (request size, publish bytes
+	// in flight, consumer sessions).
+	API api.Limits
+	// MaxConnections bounds concurrent client connections; default 10,000.
+	MaxConnections int
 	// FS is the file system for partition logs; default vfs.Default.
 	FS vfs.FS
 	// Clock; default the wall clock.
@@ -173,8 +178,8 @@ func (s *Server) startLocked() error {
 		return err
 	}
 	s.broker = b
-	s.api = api.New(b)
-	ln, err := listen("http", s.cfg.HTTPAddr)
+	s.api = api.New(b, s.cfg.API)
+	ln, err := listen("http", s.cfg.HTTPAddr, s.cfg.MaxConnections)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -15,13 +16,22 @@ import (
 )
 
 // consume implements ConsumeService.
-type consume struct{ b *broker.Broker }
+type consume struct {
+	b        *broker.Broker
+	max      int64        // concurrent sessions allowed
+	sessions atomic.Int64 // concurrent sessions
+}
 
 // Consume joins the subscription named by the first message and then runs
 // two loops: this goroutine sends what the session yields (assignments,
 // messages as far as credits allow, commit results); a second one applies
 // the client's requests. The member leaves when the stream ends.
-func (h consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse]) error {
+func (h *consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse]) error {
+	if h.sessions.Add(1) > h.max {
+		h.sessions.Add(-1)
+		return toConnect(errs.New(errs.ResourceExhausted, "too many consumer sessions (limit %d)", h.max))
+	}
+	defer h.sessions.Add(-1)
 	first, err := stream.Receive()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -81,7 +91,7 @@ func (h consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv1
 
 // readLoop applies the client's requests until the stream's read side
 // ends (io.EOF when the client closed it).
-func (h consume) readLoop(stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse], sess *broker.Session) error {
+func (h *consume) readLoop(stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse], sess *broker.Session) error {
 	for {
 		req, err := stream.Receive()
 		if err != nil {
@@ -114,7 +124,7 @@ func (h consume) readLoop(stream *connect.BidiStream[spoolv1.ConsumeRequest, spo
 }
 
 // sendLoop sends session events until the session or the context ends.
-func (h consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse], sess *broker.Session) error {
+func (h *consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse], sess *broker.Session) error {
 	for {
 		ev, err := sess.Next(ctx)
 		if err != nil {

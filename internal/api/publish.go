@@ -7,21 +7,30 @@ import (
 	"sync"
 
 	"connectrpc.com/connect"
+	"golang.org/x/sync/semaphore"
+	"google.golang.org/protobuf/proto"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/internal/broker"
 )
 
-// Pipelining bounds of one PublishStream: the server stops reading the
-// stream while this many requests (or bytes) are not yet answered, so HTTP/2
-// flow control slows a producer that is faster than the disk.
-const (
-	maxStreamInFlight      = 64
-	maxStreamInFlightBytes = 16 << 20
-)
+// maxStreamInFlight bounds the requests of one PublishStream that are not
+// yet answered; the server stops reading the stream at the bound (and when
+// the server-wide publish budget is spent), so HTTP/2 flow control slows a
+// producer that is faster than the disk.
+const maxStreamInFlight = 64
 
 // publish implements PublishService.
-type publish struct{ b *broker.Broker }
+type publish struct {
+	b         *broker.Broker
+	budget    *semaphore.Weighted // publish bytes in flight, server-wide
+	budgetMax int64
+}
+
+// weight is what a request counts against the publish budget.
+func (h publish) weight(req *spoolv1.PublishRequest) int64 {
+	return min(2*int64(proto.Size(req)), h.budgetMax)
+}
 
 func messagesFromProto(req *spoolv1.PublishRequest) ([]broker.Message, error) {
 	if req.Topic == "" {
@@ -45,11 +54,16 @@ func resultsToProto(rs []broker.Result, id uint64) *spoolv1.PublishResponse {
 	return out
 }
 
-func (h publish) Publish(_ context.Context, req *connect.Request[spoolv1.PublishRequest]) (*connect.Response[spoolv1.PublishResponse], error) {
+func (h publish) Publish(ctx context.Context, req *connect.Request[spoolv1.PublishRequest]) (*connect.Response[spoolv1.PublishResponse], error) {
 	msgs, err := messagesFromProto(req.Msg)
 	if err != nil {
 		return nil, err
 	}
+	w := h.weight(req.Msg)
+	if err := h.budget.Acquire(ctx, w); err != nil {
+		return nil, toConnect(err)
+	}
+	defer h.budget.Release(w)
 	rs, err := h.b.Publish(req.Msg.Topic, msgs)
 	if err != nil {
 		return nil, toConnect(err)
@@ -62,13 +76,10 @@ func (h publish) Publish(_ context.Context, req *connect.Request[spoolv1.Publish
 // producer's messages keep their order while many requests share one fsync.
 func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[spoolv1.PublishRequest, spoolv1.PublishResponse]) error {
 	var (
-		sendMu   sync.Mutex
-		sendErr  error
-		wg       sync.WaitGroup
-		window   = make(chan int, maxStreamInFlight) // one token per request in flight
-		bytesMu  sync.Mutex
-		bytes    int
-		bytesCnd = sync.NewCond(&bytesMu)
+		sendMu  sync.Mutex
+		sendErr error
+		wg      sync.WaitGroup
+		window  = make(chan int, maxStreamInFlight) // one token per request in flight
 	)
 	send := func(resp *spoolv1.PublishResponse) {
 		sendMu.Lock()
@@ -77,12 +88,9 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[s
 			sendErr = stream.Send(resp)
 		}
 	}
-	release := func(size int) {
+	release := func(w int64) {
 		<-window
-		bytesMu.Lock()
-		bytes -= size
-		bytesCnd.Broadcast()
-		bytesMu.Unlock()
+		h.budget.Release(w)
 	}
 	defer wg.Wait()
 	for {
@@ -99,17 +107,12 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[s
 		if failed != nil {
 			return failed
 		}
-		size := 0
-		for _, m := range req.Messages {
-			size += len(m.Value) + len(m.Key) + 64
-		}
+		size := h.weight(req)
 		window <- 1
-		bytesMu.Lock()
-		for bytes > 0 && bytes+size > maxStreamInFlightBytes {
-			bytesCnd.Wait()
+		if err := h.budget.Acquire(ctx, size); err != nil {
+			<-window
+			return err
 		}
-		bytes += size
-		bytesMu.Unlock()
 
 		id := req.RequestId
 		msgs, err := messagesFromProto(req)

@@ -8,14 +8,40 @@ import (
 	"sync/atomic"
 
 	"connectrpc.com/connect"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/broker"
 )
 
-// MaxRequestBytes bounds a single request message (a publish batch): larger
-// requests are refused before they are read into memory.
-const MaxRequestBytes = 64 << 20
+// Limits bound the memory the native API can be made to use.
+type Limits struct {
+	// MaxRequestBytes bounds one request message (a publish batch); larger
+	// requests are refused while being read. Default 8 MiB.
+	MaxRequestBytes int
+	// PublishBudgetBytes bounds the publish data held by all requests in
+	// flight together (counted as twice the request's encoded size, for the
+	// decoded and the re-encoded copy). A request that does not fit waits,
+	// which stops its stream from being read: backpressure through HTTP/2
+	// flow control. Default 256 MiB.
+	PublishBudgetBytes int64
+	// MaxSessions bounds concurrent Consume streams; more are refused with
+	// resource_exhausted. Default 10,000.
+	MaxSessions int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxRequestBytes <= 0 {
+		l.MaxRequestBytes = 8 << 20
+	}
+	if l.PublishBudgetBytes <= 0 {
+		l.PublishBudgetBytes = 256 << 20
+	}
+	if l.MaxSessions <= 0 {
+		l.MaxSessions = 10_000
+	}
+	return l
+}
 
 // Handler serves the native API.
 type Handler struct {
@@ -24,13 +50,15 @@ type Handler struct {
 }
 
 // New returns the API handler for b.
-func New(b *broker.Broker) *Handler {
+func New(b *broker.Broker, lim Limits) *Handler {
+	lim = lim.withDefaults()
 	h := &Handler{mux: http.NewServeMux()}
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxRequestBytes)}
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(lim.MaxRequestBytes)}
+	budget := semaphore.NewWeighted(lim.PublishBudgetBytes)
 	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b}, opts...))
 	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b}, opts...))
-	h.mux.Handle(spoolv1connect.NewPublishServiceHandler(publish{b}, opts...))
-	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(consume{b}, opts...))
+	h.mux.Handle(spoolv1connect.NewPublishServiceHandler(publish{b: b, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
+	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(&consume{b: b, max: int64(lim.MaxSessions)}, opts...))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
