@@ -216,3 +216,34 @@ func TestNonLoopbackNeedsFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestMalformedAndOversizeRequests(t *testing.T) {
+	srv := start(t, t.TempDir())
+	defer srv.Shutdown(context.Background())
+	base := "http://" + srv.HTTPAddr()
+	post := func(ctype string, body io.Reader) (int, string) {
+		resp, err := http.Post(base+"/spool.v1.PublishService/Publish", ctype, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("application/json", strings.NewReader(`{"topic": 5`)); code != 400 || !strings.Contains(body, "invalid_argument") {
+		t.Fatalf("malformed JSON: %d %s", code, body)
+	}
+	if code, body := post("application/proto", strings.NewReader("\xff\xff\xff\xff\x0f garbage")); code != 400 || !strings.Contains(body, "invalid_argument") {
+		t.Fatalf("malformed protobuf: %d %s", code, body)
+	}
+	// 9 MiB of JSON: refused while being read, not buffered.
+	big := io.MultiReader(strings.NewReader(`{"topic":"t","messages":[{"value":"`), strings.NewReader(strings.Repeat("A", 9<<20)), strings.NewReader(`"}]}`))
+	if code, body := post("application/json", big); code == 200 || !strings.Contains(body, "resource_exhausted") {
+		t.Fatalf("oversize request: %d %.200s", code, body)
+	}
+	// The server keeps serving.
+	if _, err := srv.Broker().CreateTopic("ok", catalog.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
