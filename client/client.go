@@ -1,0 +1,239 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
+)
+
+// DefaultAddr is the address `spool serve` listens on by default.
+const DefaultAddr = "http://127.0.0.1:7070"
+
+// Client is a connection to one Spool server: admin calls, Publish, and the
+// factory of Producers and Consumers. It is safe for concurrent use; make
+// one per process and Close it at exit.
+type Client struct {
+	cfg       clientConfig
+	addr      string
+	transport *http.Transport // the client's own; nil when WithHTTPClient was given
+
+	topics  spoolv1connect.TopicServiceClient
+	subs    spoolv1connect.SubscriptionServiceClient
+	publish spoolv1connect.PublishServiceClient
+	consume spoolv1connect.ConsumeServiceClient
+
+	mu        sync.Mutex
+	closed    bool
+	producers map[*Producer]struct{}
+	consumers map[*Consumer]struct{} // running ones
+}
+
+// New returns a client for the server at addr ("http://host:port", or
+// "https://…" for TLS); it does not connect until the first call. The
+// default transport speaks HTTP/2 only: cleartext (h2c) for "http://", TLS
+// with ALPN for "https://", with HTTP/2 keep-alive pings so that dead
+// connections are noticed. An invalid addr or option is an error that
+// matches ErrInvalidOption.
+func New(addr string, opts ...Option) (*Client, error) {
+	cfg := defaultClientConfig()
+	for _, o := range opts {
+		if o.apply != nil {
+			o.apply(&cfg)
+		}
+	}
+	if len(cfg.errs) > 0 {
+		return nil, errors.Join(cfg.errs...)
+	}
+	u, err := url.Parse(addr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: address %q is not http://host:port or https://host:port", ErrInvalidOption, addr)
+	}
+	c := &Client{
+		cfg:       cfg,
+		addr:      strings.TrimRight(addr, "/"),
+		producers: map[*Producer]struct{}{},
+		consumers: map[*Consumer]struct{}{},
+	}
+	hc := cfg.httpClient
+	if hc == nil {
+		c.transport = newTransport()
+		hc = &http.Client{Transport: c.transport}
+	}
+	var copts []connect.ClientOption
+	if cfg.grpc {
+		copts = append(copts, connect.WithGRPC())
+	}
+	c.topics = spoolv1connect.NewTopicServiceClient(hc, c.addr, copts...)
+	c.subs = spoolv1connect.NewSubscriptionServiceClient(hc, c.addr, copts...)
+	c.publish = spoolv1connect.NewPublishServiceClient(hc, c.addr, copts...)
+	c.consume = spoolv1connect.NewConsumeServiceClient(hc, c.addr, copts...)
+	return c, nil
+}
+
+// newTransport is the default HTTP/2-only transport.
+func newTransport() *http.Transport {
+	var protocols http.Protocols
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         dialer.DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		Protocols:           &protocols,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout: 15 * time.Second,
+			PingTimeout:     10 * time.Second,
+		},
+	}
+}
+
+// Addr returns the server address the client was made with, without a
+// trailing slash.
+func (c *Client) Addr() string { return c.addr }
+
+// Close closes the producers still open (their unsent messages fail with
+// ErrProducerClosed at once: Close them yourself first to flush), stops
+// running consumers as if their Run context were cancelled and waits for
+// them, and releases idle connections. Later calls fail with ErrClosed;
+// Close is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	producers := make([]*Producer, 0, len(c.producers))
+	for p := range c.producers {
+		producers = append(producers, p)
+	}
+	consumers := make([]*Consumer, 0, len(c.consumers))
+	for k := range c.consumers {
+		consumers = append(consumers, k)
+	}
+	c.mu.Unlock()
+
+	for _, p := range producers {
+		_ = p.close(context.Background(), true)
+	}
+	for _, k := range consumers {
+		k.stop()
+	}
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// unaryContext applies the request timeout to ctx when it has no deadline.
+func (c *Client) unaryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || c.cfg.requestTimeout == 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.cfg.requestTimeout)
+}
+
+// call runs one unary RPC with the client's timeout and error conversion.
+func call[Req, Res any](ctx context.Context, c *Client, f func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	ctx, cancel := c.unaryContext(ctx)
+	defer cancel()
+	resp, err := f(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, convertError(err)
+	}
+	return resp.Msg, nil
+}
+
+// Publish publishes msgs to topic in one request and returns one result per
+// message, in order. Messages without an ID get one, so retrying a
+// retriable failure (done here up to WithPublishAttempts times, with
+// backoff) never stores a message twice. Messages for one partition are
+// stored all or nothing; after an error, messages for other partitions may
+// have been stored. Publishing no messages is a no-op. For throughput, use
+// a Producer.
+func (c *Client) Publish(ctx context.Context, topic string, msgs ...Message) ([]PublishResult, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	req := &spoolv1.PublishRequest{Topic: topic, Messages: make([]*spoolv1.Message, len(msgs))}
+	for i := range msgs {
+		pm, err := msgs[i].toProto()
+		if err != nil {
+			return nil, err
+		}
+		req.Messages[i] = pm
+	}
+	for attempt := 1; ; attempt++ {
+		resp, err := call(ctx, c, c.publish.Publish, req)
+		if err == nil {
+			if len(resp.GetResults()) != len(msgs) {
+				return nil, fmt.Errorf("client: server returned %d results for %d messages", len(resp.GetResults()), len(msgs))
+			}
+			out := make([]PublishResult, len(msgs))
+			for i, r := range resp.GetResults() {
+				out[i] = resultFromProto(r)
+			}
+			return out, nil
+		}
+		if !IsRetriable(err) || attempt >= c.cfg.publishAttempts {
+			return nil, err
+		}
+		var e *Error
+		errors.As(err, &e)
+		if !sleep(ctx, c.cfg.backoff.delay(attempt, e.RetryAfter)) {
+			return nil, err
+		}
+	}
+}
+
+// register records a producer so Close can close it; false if closed.
+func (c *Client) register(p *Producer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.producers[p] = struct{}{}
+	return true
+}
+
+func (c *Client) unregister(p *Producer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.producers, p)
+}
+
+// startConsumer records a running consumer; false if closed.
+func (c *Client) startConsumer(k *Consumer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.consumers[k] = struct{}{}
+	return true
+}
+
+func (c *Client) stopConsumer(k *Consumer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.consumers, k)
+}

@@ -1,0 +1,356 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+)
+
+// partition is one owned partition: a queue of delivered messages and the
+// worker that handles them in order. The queue is shared with the worker
+// (under mu); the progress fields belong to the session loop.
+type partition struct {
+	id     int32
+	ctx    context.Context // the handlers' context; cancelled to give up on them
+	cancel context.CancelFunc
+	notify chan struct{} // cap 1: the queue grew
+	stop   chan struct{} // closed: finish the running handler and exit
+
+	mu    sync.Mutex
+	queue []*Message
+
+	// Session-loop state.
+	stopped   bool  // stop was closed
+	exited    bool  // the worker's evExited was seen
+	processed int64 // commit offset: last processed + 1; -1 = nothing yet
+	sent      int64 // offset of the last commit sent; -1 = none (or to resend)
+	acked     int64 // offset of the last commit confirmed; -1 = none
+	skipBelow int64 // drop deliveries below this (processed before a reconnect)
+}
+
+func newPartition(base context.Context, id int32) *partition {
+	ctx, cancel := context.WithCancel(base)
+	return &partition{
+		id:        id,
+		ctx:       ctx,
+		cancel:    cancel,
+		notify:    make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		processed: -1,
+		sent:      -1,
+		acked:     -1,
+	}
+}
+
+func (p *partition) push(m *Message) {
+	p.mu.Lock()
+	p.queue = append(p.queue, m)
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next queued message, or false once stop is closed.
+func (p *partition) next() (*Message, bool) {
+	for {
+		select {
+		case <-p.stop:
+			return nil, false
+		default:
+		}
+		p.mu.Lock()
+		if len(p.queue) > 0 {
+			m := p.queue[0]
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
+			p.mu.Unlock()
+			return m, true
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.notify:
+		case <-p.stop:
+			return nil, false
+		}
+	}
+}
+
+// drain empties the queue and returns how many messages it held.
+func (p *partition) drain() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.queue)
+	p.queue = nil
+	return n
+}
+
+// worker handles p's messages one at a time until p is stopped.
+func (s *session) worker(p *partition) {
+	defer func() { s.events <- workerEvent{part: p.id, kind: evExited} }()
+	for {
+		m, ok := p.next()
+		if !ok {
+			return
+		}
+		if !s.handle(p, m) {
+			return
+		}
+		s.events <- workerEvent{part: p.id, kind: evProcessed, offset: m.Offset}
+	}
+}
+
+// handle runs the handler on m with the configured retries and reports
+// whether m counts as processed (false: stopped or fatal; not committed).
+func (s *session) handle(p *partition, m *Message) bool {
+	for attempt := 1; ; attempt++ {
+		select {
+		case s.sem <- struct{}{}:
+		case <-p.stop:
+			return false
+		}
+		err := s.k.handler(p.ctx, m)
+		<-s.sem
+		if err == nil {
+			return true
+		}
+		if p.ctx.Err() != nil {
+			// Abandoned by the consumer (shutdown or revocation timed out):
+			// not processed, so not committed.
+			s.k.log.Debug("spool: handler abandoned", "partition", m.Partition, "offset", m.Offset, "err", err)
+			return false
+		}
+		s.k.log.Warn("spool: handler failed", "partition", m.Partition, "offset", m.Offset, "attempt", attempt, "err", err)
+		if s.cfg.onError != nil {
+			s.cfg.onError(m, err)
+		}
+		if attempt <= s.cfg.handlerRetries {
+			t := time.NewTimer(s.k.c.cfg.backoff.delay(attempt, 0))
+			select {
+			case <-t.C:
+				continue
+			case <-p.stop:
+				t.Stop()
+				return false
+			}
+		}
+		if s.cfg.stopOnError {
+			err = fmt.Errorf("client: handler failed on %s partition %d offset %d: %w", m.Topic, m.Partition, m.Offset, err)
+			s.events <- workerEvent{part: p.id, kind: evFatal, err: err}
+			return false
+		}
+		return true
+	}
+}
+
+// revocation is a set of partitions being given up.
+type revocation struct {
+	parts    []int32
+	lost     bool // dropped by the server without a revoke: no commit, no Revoked
+	deadline time.Time
+}
+
+// stopPartition makes p's worker exit after its running handler; queued
+// messages are dropped and their credit returned.
+func (s *session) stopPartition(p *partition) {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	s.owe(p.drain())
+	close(p.stop)
+}
+
+// revoke starts giving up ids; checkRevocations finishes once their workers
+// have exited.
+func (s *session) revoke(ids []int32, lost bool) {
+	for _, id := range ids {
+		if p := s.parts[id]; p != nil {
+			s.stopPartition(p)
+		}
+	}
+	s.revocations = append(s.revocations, &revocation{parts: ids, lost: lost, deadline: time.Now().Add(s.cfg.shutdownTimeout)})
+	s.revTimer.Reset(s.cfg.shutdownTimeout)
+	s.checkRevocations()
+}
+
+// checkRevocations completes every revocation whose workers have exited:
+// commit, OnRevoked, then Revoked to the server.
+func (s *session) checkRevocations() {
+	kept := s.revocations[:0]
+	for _, rv := range s.revocations {
+		if slices.ContainsFunc(rv.parts, func(id int32) bool { p := s.parts[id]; return p != nil && !p.exited }) {
+			kept = append(kept, rv)
+			continue
+		}
+		if !rv.lost {
+			s.commit(rv.parts)
+		}
+		var owned []int32
+		for _, id := range rv.parts {
+			if p := s.parts[id]; p != nil {
+				owned = append(owned, id)
+				p.cancel()
+				delete(s.parts, id)
+			}
+		}
+		if len(owned) > 0 && s.cfg.onRevoked != nil {
+			s.cfg.onRevoked(s.work, owned)
+		}
+		if !rv.lost {
+			s.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Revoked{Revoked: &spoolv1.Revoked{Partitions: rv.parts}}})
+		}
+	}
+	clear(s.revocations[len(kept):])
+	s.revocations = kept
+}
+
+// forceRevocations cancels the handlers of revocations past their
+// deadline and re-arms the timer for the others.
+func (s *session) forceRevocations(now time.Time) {
+	var next time.Time
+	for _, rv := range s.revocations {
+		if now.Before(rv.deadline) {
+			next = earliest(next, rv.deadline)
+			continue
+		}
+		for _, id := range rv.parts {
+			if p := s.parts[id]; p != nil {
+				p.cancel()
+			}
+		}
+	}
+	if !next.IsZero() {
+		s.revTimer.Reset(next.Sub(now))
+	}
+}
+
+// stopAll stops every worker and takes nothing new.
+func (s *session) stopAll() {
+	s.stopping = true
+	for _, p := range s.parts {
+		s.stopPartition(p)
+	}
+}
+
+// waitWorkers waits until every worker has exited, cancelling the handlers'
+// contexts at deadline. With recv it keeps serving the stream meanwhile
+// (commit results; deliveries are dropped).
+func (s *session) waitWorkers(deadline time.Time, recv bool) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for !s.allExited() {
+		var recvCh <-chan recvEvent
+		if recv && !s.ended {
+			recvCh = s.recv
+		}
+		select {
+		case ev := <-s.events:
+			s.onWorker(ev)
+		case ev := <-recvCh:
+			if ev.err != nil {
+				s.ended = true
+				continue
+			}
+			s.onResponse(ev.resp)
+		case <-t.C:
+			for _, p := range s.parts {
+				p.cancel()
+			}
+		}
+	}
+}
+
+// shutdown is the graceful end of a session: finish handlers, commit,
+// OnRevoked, close the stream and wait (briefly) for the server to end it.
+func (s *session) shutdown() {
+	deadline := time.Now().Add(s.cfg.shutdownTimeout)
+	s.stopAll()
+	s.waitWorkers(deadline, true)
+	s.commit(nil)
+	t := time.NewTimer(min(finalCommitWait, max(time.Until(deadline), time.Second)))
+	defer t.Stop()
+	timedOut := false
+	for !s.ended && !timedOut && len(s.commits) > 0 {
+		select {
+		case ev := <-s.recv:
+			if ev.err != nil {
+				s.ended = true
+				continue
+			}
+			s.onResponse(ev.resp)
+		case <-t.C:
+			timedOut = true
+		}
+	}
+	s.dropAll()
+	if s.ended || timedOut {
+		return
+	}
+	s.sendMu.Lock()
+	_ = s.stream.CloseRequest()
+	s.sendMu.Unlock()
+	t.Reset(closeStreamWait)
+	for {
+		select {
+		case ev := <-s.recv:
+			if ev.err != nil {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// broken handles a stream that ended under the session: let the handlers
+// finish, keep their uncommitted progress for the next session, and decide
+// whether reconnecting makes sense.
+func (s *session) broken(err error) sessionOutcome {
+	s.stopAll()
+	s.waitWorkers(time.Now().Add(s.cfg.shutdownTimeout), false)
+	for id, p := range s.parts {
+		if p.processed >= 0 && p.processed != p.acked {
+			s.st.carry[id] = p.processed
+		}
+	}
+	s.dropAll()
+	if !s.joined && !streamRetriable(err) {
+		if s.st.memberID != "" {
+			s.st.memberID = "" // perhaps evicted: join afresh
+			return sessionOutcome{err: err}
+		}
+		return sessionOutcome{fatal: err}
+	}
+	return sessionOutcome{joined: s.joined, err: err}
+}
+
+// dropAll forgets every partition, telling OnRevoked.
+func (s *session) dropAll() {
+	ids := make([]int32, 0, len(s.parts))
+	for id, p := range s.parts {
+		ids = append(ids, id)
+		p.cancel()
+	}
+	clear(s.parts)
+	s.revocations = nil
+	if len(ids) > 0 && s.cfg.onRevoked != nil {
+		slices.Sort(ids)
+		s.cfg.onRevoked(s.work, ids)
+	}
+}
+
+// allExited reports whether every partition's worker has exited.
+func (s *session) allExited() bool {
+	for _, p := range s.parts {
+		if !p.exited {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,38 @@
+// Package client is the Go SDK for Spool, the durable event broker. It
+// speaks Spool's native API (Connect or gRPC over HTTP/2) and exposes only
+// Go types.
+//
+// A Client is one server connection:
+//
+//	c, err := client.New("http://127.0.0.1:7070")
+//	…
+//	defer c.Close()
+//
+// Admin calls manage topics and subscriptions: CreateTopic, DeleteTopic,
+// ListTopics, DescribeTopic, CreateSubscription, DeleteSubscription,
+// ListSubscriptions, DescribeSubscription and ResetSubscription (with the
+// positions Earliest, Latest, AtTime and AtOffset).
+//
+// Publishing: Client.Publish is one request, for simple uses. A Producer
+// batches and pipelines messages over one stream, retries without
+// duplicating (every message carries an idempotency ID, kept across
+// retries), keeps per-key order, and bounds its memory. Futures report each
+// message's outcome; PublishSync waits for it.
+//
+// Consuming: a Consumer joins a stream-mode subscription, calls a Handler
+// for every message (in order per partition), commits after the handler
+// returns, follows rebalances, reconnects after failures and shuts down
+// gracefully when its context is cancelled.
+//
+// Errors from the server are *Error values carrying a stable Code, a
+// Retriable flag and a RetryAfter hint; errors.Is matches them against
+// ErrTopicNotFound, ErrTopicFull and the other sentinels, and IsRetriable
+// tells whether trying again can help.
+//
+// Options are typed: Option configures a Client, ProducerOption a Producer
+// and ConsumerOption a Consumer, so a misplaced option does not compile.
+// Their documentation states every default.
+//
+// This package never imports Spool's internal packages; it depends only on
+// the generated API code.
+package client

@@ -1,0 +1,154 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spoolmq/spool/client"
+)
+
+// These examples need a running server (`spool serve`), so they have no
+// Output lines: they compile and document, they are not run.
+
+func Example() {
+	ctx := context.Background()
+	c, err := client.New(client.DefaultAddr, client.WithClientID("billing"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	_, err = c.CreateTopic(ctx, "orders", client.TopicConfig{Partitions: 8, Retention: 7 * 24 * time.Hour})
+	if err != nil && !errors.Is(err, client.ErrTopicExists) {
+		log.Fatal(err)
+	}
+	res, err := c.Publish(ctx, "orders", client.Message{Key: []byte("customer-42"), Value: []byte(`{"total":12}`)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("stored at", res[0].Partition, res[0].Offset)
+}
+
+func ExampleProducer() {
+	ctx := context.Background()
+	c, err := client.New(client.DefaultAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	p, err := c.NewProducer("orders",
+		client.ProducerLinger(10*time.Millisecond),
+		client.ProducerMaxInFlight(8),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var futures []*client.Future
+	for i := range 1000 {
+		futures = append(futures, p.Send(ctx, client.Message{
+			Key:     []byte(fmt.Sprintf("customer-%d", i%10)), // per-customer order is kept
+			Value:   []byte(fmt.Sprintf(`{"n":%d}`, i)),
+			Subject: "orders.eu.created",
+		}))
+	}
+	// Close flushes everything still buffered.
+	if err := p.Close(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for _, f := range futures {
+		if _, err := f.Wait(ctx); err != nil {
+			log.Println("not published:", err)
+		}
+	}
+}
+
+func ExampleProducer_PublishSync() {
+	ctx := context.Background()
+	c, err := client.New(client.DefaultAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	p, err := c.NewProducer("payments")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close(ctx)
+
+	// An ID of your own makes the publish idempotent across restarts too.
+	res, err := p.PublishSync(ctx, client.Message{ID: "payment-7781", Value: []byte("captured")})
+	switch {
+	case errors.Is(err, client.ErrTopicNotFound):
+		log.Fatal("create the topic first")
+	case err != nil:
+		log.Fatal(err)
+	case res.Duplicate:
+		fmt.Println("already published at offset", res.Offset)
+	}
+}
+
+func ExampleConsumer() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	c, err := client.New(client.DefaultAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	handle := func(ctx context.Context, m *client.Message) error {
+		fmt.Printf("%s/%d@%d: %s\n", m.Topic, m.Partition, m.Offset, m.Value)
+		return nil // committed once this returns
+	}
+	k, err := c.NewConsumer("orders", "billing", handle,
+		client.ConsumerConcurrency(4), // up to 4 partitions in parallel, each in order
+		client.ConsumerHandlerRetries(3),
+		client.ConsumerOnRevoked(func(_ context.Context, ps []int32) { log.Println("revoked", ps) }),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Run returns nil after a graceful shutdown on SIGINT/SIGTERM.
+	if err := k.Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleClient_ResetSubscription() {
+	ctx := context.Background()
+	c, err := client.New(client.DefaultAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// Replay the last hour.
+	parts, err := c.ResetSubscription(ctx, "orders", "billing", client.AtTime(time.Now().Add(-time.Hour)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range parts {
+		fmt.Println(p.Partition, "now at", p.CommittedOffset)
+	}
+}
+
+func ExampleIsRetriable() {
+	ctx := context.Background()
+	c, err := client.New(client.DefaultAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	_, err = c.Publish(ctx, "bounded", client.Message{Value: []byte("x")})
+	var e *client.Error
+	if errors.As(err, &e) && client.IsRetriable(err) {
+		fmt.Println("try again in", e.RetryAfter, "—", e.Code)
+	}
+}

@@ -1,0 +1,368 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Option configures a Client (New). Producer and consumer settings are the
+// distinct types ProducerOption and ConsumerOption, so a misplaced option
+// does not compile. The zero Option does nothing.
+type Option struct{ apply func(*clientConfig) }
+
+// ProducerOption configures a Producer (Client.NewProducer).
+type ProducerOption struct{ apply func(*producerConfig) }
+
+// ConsumerOption configures a Consumer (Client.NewConsumer).
+type ConsumerOption struct{ apply func(*consumerConfig) }
+
+type clientConfig struct {
+	httpClient      *http.Client  // nil: the client's own h2c transport
+	requestTimeout  time.Duration // for unary calls whose context has no deadline; 0 = none
+	clientID        string
+	logger          *slog.Logger
+	grpc            bool
+	backoff         backoff
+	publishAttempts int
+	errs            []error
+}
+
+func defaultClientConfig() clientConfig {
+	return clientConfig{
+		requestTimeout:  30 * time.Second,
+		clientID:        "spool-go",
+		logger:          slog.Default(),
+		backoff:         backoff{min: 50 * time.Millisecond, max: 5 * time.Second},
+		publishAttempts: 3,
+	}
+}
+
+func (c *clientConfig) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+}
+
+// WithHTTPClient makes the client send every call through hc instead of its
+// own transport; hc must speak HTTP/2 (h2c for "http://" addresses), or the
+// Consume and PublishStream streams fail. nil is an invalid option.
+func WithHTTPClient(hc *http.Client) Option {
+	return Option{func(c *clientConfig) {
+		if hc == nil {
+			c.fail("WithHTTPClient: nil client")
+		}
+		c.httpClient = hc
+	}}
+}
+
+// WithRequestTimeout bounds each unary call (admin calls, Publish) whose
+// context has no deadline; default 30 s; 0 means no bound; negative is
+// invalid. Streams are never bounded by it.
+func WithRequestTimeout(d time.Duration) Option {
+	return Option{func(c *clientConfig) {
+		if d < 0 {
+			c.fail("WithRequestTimeout: negative duration %v", d)
+		}
+		c.requestTimeout = d
+	}}
+}
+
+// WithClientID names this client in the server's member lists (describe
+// output); default "spool-go".
+func WithClientID(id string) Option {
+	return Option{func(c *clientConfig) { c.clientID = id }}
+}
+
+// WithLogger sends the client's logs (reconnects, handler errors, commit
+// failures) to l; default slog.Default(); nil discards them.
+func WithLogger(l *slog.Logger) Option {
+	return Option{func(c *clientConfig) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		c.logger = l
+	}}
+}
+
+// WithGRPC speaks the gRPC protocol instead of Connect (the default); both
+// are served on the same port.
+func WithGRPC() Option {
+	return Option{func(c *clientConfig) { c.grpc = true }}
+}
+
+// WithBackoff sets the capped exponential backoff, with jitter, used between
+// retries and reconnects: the first wait is about min, each later one
+// doubles, none exceeds max; defaults 50 ms and 5 s. A server's retry-after
+// hint lengthens a wait, never shortens it. Requires 0 < min ≤ max.
+func WithBackoff(min, max time.Duration) Option {
+	return Option{func(c *clientConfig) {
+		if min <= 0 || max < min {
+			c.fail("WithBackoff: need 0 < min ≤ max, got %v and %v", min, max)
+		}
+		c.backoff = backoff{min: min, max: max}
+	}}
+}
+
+// WithPublishAttempts sets how many times Client.Publish tries a request
+// whose error is retriable (same message IDs each time, so no duplicates);
+// default 3; 1 disables retries; less than 1 is invalid.
+func WithPublishAttempts(n int) Option {
+	return Option{func(c *clientConfig) {
+		if n < 1 {
+			c.fail("WithPublishAttempts: %d < 1", n)
+		}
+		c.publishAttempts = n
+	}}
+}
+
+type producerConfig struct {
+	linger          time.Duration
+	maxBatchMsgs    int
+	maxBatchBytes   int64
+	maxInFlight     int
+	maxBuffered     int64
+	deliveryTimeout time.Duration
+	errs            []error
+}
+
+func defaultProducerConfig() producerConfig {
+	return producerConfig{
+		linger:          5 * time.Millisecond,
+		maxBatchMsgs:    1000,
+		maxBatchBytes:   1 << 20,
+		maxInFlight:     16,
+		maxBuffered:     64 << 20,
+		deliveryTimeout: time.Minute,
+	}
+}
+
+func (c *producerConfig) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+}
+
+// ProducerLinger is how long a batch waits for more messages before it is
+// sent; default 5 ms; 0 sends as soon as a request slot is free (messages
+// still batch up while all slots are busy); negative is invalid.
+func ProducerLinger(d time.Duration) ProducerOption {
+	return ProducerOption{func(c *producerConfig) {
+		if d < 0 {
+			c.fail("ProducerLinger: negative duration %v", d)
+		}
+		c.linger = d
+	}}
+}
+
+// ProducerMaxBatchMessages caps the messages in one publish request;
+// default 1000; must be at least 1.
+func ProducerMaxBatchMessages(n int) ProducerOption {
+	return ProducerOption{func(c *producerConfig) {
+		if n < 1 {
+			c.fail("ProducerMaxBatchMessages: %d < 1", n)
+		}
+		c.maxBatchMsgs = n
+	}}
+}
+
+// ProducerMaxBatchBytes caps the approximate size of one publish request;
+// default 1 MiB; a single larger message is still sent, alone; must be at
+// least 1.
+func ProducerMaxBatchBytes(n int64) ProducerOption {
+	return ProducerOption{func(c *producerConfig) {
+		if n < 1 {
+			c.fail("ProducerMaxBatchBytes: %d < 1", n)
+		}
+		c.maxBatchBytes = n
+	}}
+}
+
+// ProducerMaxInFlight caps the unanswered requests on the producer's stream;
+// default 16; must be at least 1. Per-key order holds for any value (see
+// Producer).
+func ProducerMaxInFlight(n int) ProducerOption {
+	return ProducerOption{func(c *producerConfig) {
+		if n < 1 {
+			c.fail("ProducerMaxInFlight: %d < 1", n)
+		}
+		c.maxInFlight = n
+	}}
+}
+
+// ProducerMaxBufferedBytes bounds the memory held by messages sent but not
+// yet acknowledged; Send blocks (until its context ends) while it is
+// reached; default 64 MiB; a message larger than the bound is accepted when
+// nothing else is buffered; must be at least 1.
+func ProducerMaxBufferedBytes(n int64) ProducerOption {
+	return ProducerOption{func(c *producerConfig) {
+		if n < 1 {
+			c.fail("ProducerMaxBufferedBytes: %d < 1", n)
+		}
+		c.maxBuffered = n
+	}}
+}
+
+// ProducerDeliveryTimeout bounds the time from Send to acknowledgement,
+// retries included, after which the message fails with ErrDeliveryTimeout;
+// default 1 minute. Keep it below the topic's DedupWindow (default 2
+// minutes): a retry after the window can store a duplicate. Must be > 0.
+func ProducerDeliveryTimeout(d time.Duration) ProducerOption {
+	return ProducerOption{func(c *producerConfig) {
+		if d <= 0 {
+			c.fail("ProducerDeliveryTimeout: %v is not positive", d)
+		}
+		c.deliveryTimeout = d
+	}}
+}
+
+type consumerConfig struct {
+	prefetch        int
+	concurrency     int
+	sessionTimeout  time.Duration // 0: the server's default
+	instanceID      string
+	commitInterval  time.Duration
+	commitEvery     int
+	handlerRetries  int
+	stopOnError     bool
+	shutdownTimeout time.Duration
+	onAssigned      func(context.Context, []int32)
+	onRevoked       func(context.Context, []int32)
+	onError         func(*Message, error)
+	errs            []error
+}
+
+func defaultConsumerConfig() consumerConfig {
+	return consumerConfig{
+		prefetch:        1000,
+		concurrency:     1,
+		commitInterval:  time.Second,
+		commitEvery:     1000,
+		shutdownTimeout: 30 * time.Second,
+	}
+}
+
+func (c *consumerConfig) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+}
+
+// ConsumerPrefetch is how many delivered messages may wait unprocessed in
+// the consumer (the stream's credit); default 1000; 1–1,000,000.
+func ConsumerPrefetch(n int) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if n < 1 || n > 1_000_000 {
+			c.fail("ConsumerPrefetch: %d not in 1–1000000", n)
+		}
+		c.prefetch = n
+	}}
+}
+
+// ConsumerConcurrency caps the handler calls running at once; default 1.
+// Each owned partition is processed by its own worker, one message at a
+// time and in offset order, so n > 1 only adds parallelism across
+// partitions. Must be at least 1.
+func ConsumerConcurrency(n int) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if n < 1 {
+			c.fail("ConsumerConcurrency: %d < 1", n)
+		}
+		c.concurrency = n
+	}}
+}
+
+// ConsumerSessionTimeout asks the server to evict the member after this
+// long without hearing from it; 0 (default) uses the server's (10 s).
+// Heartbeats go every third of the timeout the server applies. Negative is
+// invalid.
+func ConsumerSessionTimeout(d time.Duration) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if d < 0 {
+			c.fail("ConsumerSessionTimeout: negative duration %v", d)
+		}
+		c.sessionTimeout = d
+	}}
+}
+
+// ConsumerInstanceID enables static membership: a consumer that rejoins with
+// the same id within the session timeout keeps its partitions without a
+// rebalance. Give every process its own stable id; empty disables.
+func ConsumerInstanceID(id string) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) { c.instanceID = id }}
+}
+
+// ConsumerCommitInterval is how often processed offsets are committed;
+// default 1 s; must be > 0. Commits also happen after ConsumerCommitEvery
+// messages, on revocation and at shutdown.
+func ConsumerCommitInterval(d time.Duration) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if d <= 0 {
+			c.fail("ConsumerCommitInterval: %v is not positive", d)
+		}
+		c.commitInterval = d
+	}}
+}
+
+// ConsumerCommitEvery commits as soon as n messages were processed since the
+// last commit; default 1000; 1 commits after every message; must be ≥ 1.
+func ConsumerCommitEvery(n int) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if n < 1 {
+			c.fail("ConsumerCommitEvery: %d < 1", n)
+		}
+		c.commitEvery = n
+	}}
+}
+
+// ConsumerHandlerRetries retries a message whose handler returned an error
+// up to n more times, waiting the client's backoff (WithBackoff) between
+// tries, before giving up on it; default 0. A message given up on is
+// committed as processed unless ConsumerStopOnError is set. Negative is
+// invalid.
+func ConsumerHandlerRetries(n int) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if n < 0 {
+			c.fail("ConsumerHandlerRetries: negative %d", n)
+		}
+		c.handlerRetries = n
+	}}
+}
+
+// ConsumerStopOnError makes a handler error (after any retries) fatal: Run
+// shuts down gracefully and returns it, and the failed message is not
+// committed, so it is redelivered to the next consumer.
+func ConsumerStopOnError() ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) { c.stopOnError = true }}
+}
+
+// ConsumerShutdownTimeout bounds how long shutdown and revocation wait for
+// running handlers before cancelling their context (they must then return);
+// default 30 s; must be > 0.
+func ConsumerShutdownTimeout(d time.Duration) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if d <= 0 {
+			c.fail("ConsumerShutdownTimeout: %v is not positive", d)
+		}
+		c.shutdownTimeout = d
+	}}
+}
+
+// ConsumerOnAssigned is called with the partitions newly assigned to the
+// member, before any of their messages is handled. It runs on the session
+// goroutine (heartbeats continue, deliveries wait), so keep it short.
+func ConsumerOnAssigned(f func(ctx context.Context, partitions []int32)) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) { c.onAssigned = f }}
+}
+
+// ConsumerOnRevoked is called with partitions taken away from the member:
+// after their running handlers returned and their progress was committed,
+// before the server is told they are released. Also called, without a
+// commit, for partitions lost when the session breaks or the server drops
+// them without a revoke. Keep it short, as ConsumerOnAssigned.
+func ConsumerOnRevoked(f func(ctx context.Context, partitions []int32)) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) { c.onRevoked = f }}
+}
+
+// ConsumerOnError is called, from the partition's worker, after every failed
+// handler call, with the message and the handler's error; the error is also
+// logged at warn level.
+func ConsumerOnError(f func(m *Message, err error)) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) { c.onError = f }}
+}

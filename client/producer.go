@@ -1,0 +1,322 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Producer publishes messages to one topic asynchronously: Send queues a
+// message and returns at once (unless the buffer is full); messages are
+// batched (linger, batch limits) and sent over one PublishStream with a
+// bounded number of requests in flight.
+//
+// Delivery: every message gets an ID at Send if it has none, and keeps it
+// through every retry, so the topic's de-duplication window turns retries
+// into no-ops instead of duplicates. Retriable errors (Error.Retriable,
+// after at least Error.RetryAfter) and broken streams are retried with
+// capped exponential backoff and jitter until ProducerDeliveryTimeout; a
+// message the server rejects outright fails with that error alone: a batch
+// rejected with ErrMessageTooLarge or ErrInvalidArgument is re-sent one
+// message per request so that only the offending message fails.
+//
+// Ordering: messages with the same key (or the same ToPartition) sent from
+// one Producer are published in Send order, whatever ProducerMaxInFlight
+// is, because at most one request per key is in flight: later messages of a
+// key wait while an earlier one is retried. Messages with no key have no
+// order. Order across Producers, or between a keyed message and an explicit
+// partition it hashes to, is not defined. The price: traffic with few
+// distinct keys pipelines little (a batch holding every key blocks the next
+// one until answered), which linger batching offsets by making that next
+// batch bigger; traffic with many keys, or none, uses every
+// ProducerMaxInFlight slot.
+//
+// A Producer is safe for concurrent use. Close it to flush and release its
+// stream and goroutine.
+type Producer struct {
+	c     *Client
+	topic string
+	cfg   producerConfig
+	log   *slog.Logger
+
+	// mu guards the fields up to drained.
+	mu         sync.Mutex
+	incoming   []*record      // accepted by Send, not yet taken by the sender
+	closing    bool           // Close was called: Send fails
+	flushes    int            // Flush calls waiting: linger is skipped
+	buffered   int64          // bytes of accepted, unfinished records
+	space      chan struct{}  // closed (and replaced) when buffered shrinks
+	epoch      uint64         // current flush epoch
+	unfinished map[uint64]int // unfinished records per flush epoch
+	drained    chan struct{}  // closed (and replaced) when an epoch empties
+
+	wake       chan struct{}      // cap 1: the sender has news
+	events     chan streamEvent   // from stream receivers to the sender
+	abort      chan struct{}      // closed (once, by stop) to fail everything now
+	abortOnce  sync.Once          // guards closing abort
+	done       chan struct{}      // closed when the sender goroutine exits
+	wg         sync.WaitGroup     // every goroutine of the producer: the sender and stream receivers
+	baseCtx    context.Context    // parent of the streams' contexts
+	baseCancel context.CancelFunc // cancels every stream (stop, Close)
+	closeOnce  sync.Once          // Close runs once; later calls wait for it
+	closeErr   error              // Close's result, for later calls
+}
+
+// NewProducer returns a producer for topic; it connects lazily, with the
+// first batch. Invalid options yield an error matching ErrInvalidOption;
+// a closed client yields ErrClosed. The topic is not checked here: publishes
+// to a missing topic fail with ErrTopicNotFound.
+func (c *Client) NewProducer(topic string, opts ...ProducerOption) (*Producer, error) {
+	cfg := defaultProducerConfig()
+	for _, o := range opts {
+		if o.apply != nil {
+			o.apply(&cfg)
+		}
+	}
+	if len(cfg.errs) > 0 {
+		return nil, errors.Join(cfg.errs...)
+	}
+	p := &Producer{
+		c:          c,
+		topic:      topic,
+		cfg:        cfg,
+		log:        c.cfg.logger.With("topic", topic),
+		space:      make(chan struct{}),
+		unfinished: map[uint64]int{},
+		drained:    make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		abort:      make(chan struct{}),
+		done:       make(chan struct{}),
+		events:     make(chan streamEvent, cfg.maxInFlight+1),
+	}
+	p.baseCtx, p.baseCancel = context.WithCancel(context.Background())
+	if !c.register(p) {
+		return nil, ErrClosed
+	}
+	s := newSender(p)
+	p.wg.Go(s.run)
+	return p, nil
+}
+
+// Topic returns the producer's topic.
+func (p *Producer) Topic() string { return p.topic }
+
+// Future is the eventual outcome of one Send.
+type Future struct {
+	done chan struct{}
+	res  PublishResult
+	err  error
+}
+
+func newFuture() *Future { return &Future{done: make(chan struct{})} }
+
+func (f *Future) complete(res PublishResult, err error) {
+	f.res, f.err = res, err
+	close(f.done)
+}
+
+// Done returns a channel closed once the outcome is known.
+func (f *Future) Done() <-chan struct{} { return f.done }
+
+// Wait returns the outcome once known, or ctx's error if ctx ends first (the
+// message is then still being published; a later Wait can see the result).
+func (f *Future) Wait(ctx context.Context) (PublishResult, error) {
+	select {
+	case <-f.done:
+		return f.res, f.err
+	case <-ctx.Done():
+		return PublishResult{}, ctx.Err()
+	}
+}
+
+// Send queues m for publishing and returns its Future. It blocks only while
+// the producer's buffer is full, until ctx ends; ctx does not bound the
+// publish itself (ProducerDeliveryTimeout does). Invalid messages fail with
+// ErrInvalidArgument, Send after Close with ErrProducerClosed; those and a
+// ctx ending while blocked come back through the Future.
+func (p *Producer) Send(ctx context.Context, m Message) *Future {
+	f := newFuture()
+	if err := ctx.Err(); err != nil {
+		f.complete(PublishResult{}, err)
+		return f
+	}
+	pm, err := m.toProto()
+	if err != nil {
+		f.complete(PublishResult{}, err)
+		return f
+	}
+	m.ID = pm.Id
+	r := &record{msg: pm, size: m.size(), orderKey: m.orderKey(), fut: f}
+	if err := p.admit(ctx, r); err != nil {
+		f.complete(PublishResult{}, err)
+	}
+	return f
+}
+
+// PublishSync sends m and waits for its outcome. If ctx ends first it
+// returns ctx's error, and the message may still be published.
+func (p *Producer) PublishSync(ctx context.Context, m Message) (PublishResult, error) {
+	return p.Send(ctx, m).Wait(ctx)
+}
+
+// admit waits for buffer space and hands r to the sender.
+func (p *Producer) admit(ctx context.Context, r *record) error {
+	p.mu.Lock()
+	for {
+		if p.closing {
+			p.mu.Unlock()
+			return ErrProducerClosed
+		}
+		if p.buffered == 0 || p.buffered+r.size <= p.cfg.maxBuffered {
+			break
+		}
+		space := p.space
+		p.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		p.mu.Lock()
+	}
+	now := time.Now()
+	r.enqueued, r.deadline = now, now.Add(p.cfg.deliveryTimeout)
+	r.epoch = p.epoch
+	p.unfinished[r.epoch]++
+	p.buffered += r.size
+	p.incoming = append(p.incoming, r)
+	p.mu.Unlock()
+	p.poke()
+	return nil
+}
+
+// poke wakes the sender without blocking.
+func (p *Producer) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take hands the sender the newly accepted records, whether linger is to be
+// skipped (a Flush or Close is waiting) and whether Close was called.
+func (p *Producer) take(dst []*record) (rs []*record, force, closing bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dst = append(dst, p.incoming...)
+	clear(p.incoming)
+	p.incoming = p.incoming[:0]
+	return dst, p.flushes > 0 || p.closing, p.closing
+}
+
+// finish completes records (results[i] for rs[i] when err is nil) and
+// releases their buffer space and flush accounting.
+func (p *Producer) finish(rs []*record, results []PublishResult, err error) {
+	if len(rs) == 0 {
+		return
+	}
+	for i, r := range rs {
+		if err != nil {
+			r.fut.complete(PublishResult{}, err)
+		} else {
+			r.fut.complete(results[i], nil)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range rs {
+		p.buffered -= r.size
+		if p.unfinished[r.epoch]--; p.unfinished[r.epoch] == 0 {
+			delete(p.unfinished, r.epoch)
+			close(p.drained)
+			p.drained = make(chan struct{})
+		}
+	}
+	close(p.space)
+	p.space = make(chan struct{})
+}
+
+// Flush sends every buffered message without waiting for linger and returns
+// once all messages sent before the call have an outcome (success or
+// failure: check their Futures), or with ctx's error. Messages sent during
+// Flush are not waited for.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	e := p.epoch
+	p.epoch++
+	p.flushes++
+	p.mu.Unlock()
+	p.poke()
+	defer func() {
+		p.mu.Lock()
+		p.flushes--
+		p.mu.Unlock()
+	}()
+	for {
+		p.mu.Lock()
+		waiting := false
+		for k := range p.unfinished {
+			if k <= e {
+				waiting = true
+				break
+			}
+		}
+		drained := p.drained
+		p.mu.Unlock()
+		if !waiting {
+			return nil
+		}
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops accepting messages (Send then fails with ErrProducerClosed),
+// publishes everything buffered, closes the stream and stops the producer's
+// goroutines. If ctx ends first, the messages still unacknowledged fail with
+// ErrProducerClosed and Close returns ctx's error; it returns only once the
+// goroutines have stopped. Later calls wait for the first and return its
+// result; after Client.Close closed the producer, that is ErrClosed.
+func (p *Producer) Close(ctx context.Context) error { return p.close(ctx, false) }
+
+// close is Close; with abort it fails everything unsent at once and
+// records ErrClosed (Client.Close).
+func (p *Producer) close(ctx context.Context, abort bool) error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closing = true
+		close(p.space) // wake blocked Sends: they fail with ErrProducerClosed
+		p.space = make(chan struct{})
+		p.mu.Unlock()
+		p.poke()
+		if abort {
+			p.stop()
+			p.closeErr = ErrClosed
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			p.stop()
+			<-p.done
+			p.closeErr = ctx.Err()
+		}
+		p.wg.Wait()
+		p.baseCancel()
+		p.c.unregister(p)
+	})
+	return p.closeErr
+}
+
+// stop makes the sender fail everything and exit, cancelling the stream so
+// that a Send blocked on flow control returns.
+func (p *Producer) stop() {
+	p.abortOnce.Do(func() {
+		close(p.abort)
+		p.baseCancel()
+	})
+}

@@ -1,0 +1,190 @@
+package client
+
+import (
+	"time"
+
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+)
+
+// record is one message on its way through a Producer.
+type record struct {
+	msg       *spoolv1.Message // converted once at Send; its ID never changes
+	size      int64            // approximate bytes, for batch and buffer limits
+	orderKey  string           // "" = no ordering constraint
+	fut       *Future
+	epoch     uint64    // flush epoch at Send
+	enqueued  time.Time // when Send accepted it
+	deadline  time.Time // enqueued + delivery timeout
+	attempts  int       // failed attempts so far
+	notBefore time.Time // retry backoff: not sent before this
+	alone     bool      // send in a request of its own (isolating a rejected message)
+	lastErr   error     // the last attempt's error
+}
+
+// maxScan bounds how far into the pending queue one batch looks: behind a
+// long run of messages blocked on one key, others wait their turn rather
+// than making every batch scan the whole queue.
+const maxScan = 1 << 16
+
+// batcher turns the producer's pending queue into publish requests. It
+// holds no lock and starts nothing: the sender goroutine owns it, and tests
+// drive it with explicit times.
+//
+// Ordering rule: at most one request per order key (partition key, or
+// explicit partition) is in flight. A message whose key is blocked (its
+// earlier messages are in flight or waiting to be retried) is skipped, and
+// so is every later message with that key, so per-key send order survives
+// retries and reconnects. Messages without a key have no constraint.
+type batcher struct {
+	maxMsgs  int           // messages per request
+	maxBytes int64         // approximate bytes per request
+	linger   time.Duration // how long a partial batch waits for more
+	pending  []*record     // not yet in flight, in send order (retries first)
+	blocked  map[string]struct{}
+}
+
+func newBatcher(cfg *producerConfig) *batcher {
+	return &batcher{
+		maxMsgs:  cfg.maxBatchMsgs,
+		maxBytes: cfg.maxBatchBytes,
+		linger:   cfg.linger,
+		blocked:  map[string]struct{}{},
+	}
+}
+
+// add appends newly sent records.
+func (b *batcher) add(rs []*record) { b.pending = append(b.pending, rs...) }
+
+// requeue puts records that were in flight back at the head of the queue,
+// in the given order.
+func (b *batcher) requeue(rs []*record) {
+	if len(rs) == 0 {
+		return
+	}
+	b.pending = append(rs[:len(rs):len(rs)], b.pending...)
+}
+
+// block marks the order keys of a request that went in flight.
+func (b *batcher) block(rs []*record) {
+	for _, r := range rs {
+		if r.orderKey != "" {
+			b.blocked[r.orderKey] = struct{}{}
+		}
+	}
+}
+
+// unblock releases the order keys of a request that is no longer in flight.
+func (b *batcher) unblock(rs []*record) {
+	for _, r := range rs {
+		delete(b.blocked, r.orderKey)
+	}
+}
+
+// next removes and returns the records of the next request, or returns nil
+// and the time at which one may become ready (zero: not before some other
+// event). A partial batch is ready when its oldest record has lingered long
+// enough, or at once when force is set (Flush, Close).
+func (b *batcher) next(now time.Time, force bool) ([]*record, time.Time) {
+	var (
+		take    []int
+		bytes   int64
+		oldest  time.Time
+		wake    time.Time
+		skipped map[string]struct{}
+		full    bool
+	)
+	skip := func(k string) {
+		if k == "" {
+			return
+		}
+		if skipped == nil {
+			skipped = map[string]struct{}{}
+		}
+		skipped[k] = struct{}{}
+	}
+	for i, r := range b.pending {
+		if i >= maxScan {
+			break
+		}
+		if r.orderKey != "" {
+			if _, ok := b.blocked[r.orderKey]; ok {
+				continue
+			}
+			if _, ok := skipped[r.orderKey]; ok {
+				continue
+			}
+		}
+		if r.notBefore.After(now) {
+			wake = earliest(wake, r.notBefore)
+			skip(r.orderKey)
+			continue
+		}
+		if r.alone && len(take) > 0 {
+			skip(r.orderKey)
+			continue
+		}
+		if len(take) > 0 && bytes+r.size > b.maxBytes {
+			full = true
+			break
+		}
+		take = append(take, i)
+		bytes += r.size
+		if oldest.IsZero() || r.enqueued.Before(oldest) {
+			oldest = r.enqueued
+		}
+		if r.alone || len(take) >= b.maxMsgs || bytes >= b.maxBytes {
+			full = true
+			break
+		}
+	}
+	if len(take) == 0 {
+		return nil, wake
+	}
+	if !full && !force {
+		if ready := oldest.Add(b.linger); ready.After(now) {
+			return nil, earliest(wake, ready)
+		}
+	}
+	batch := make([]*record, 0, len(take))
+	kept := b.pending[:0]
+	t := 0
+	for i, r := range b.pending {
+		if t < len(take) && take[t] == i {
+			batch = append(batch, r)
+			t++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(b.pending[len(kept):])
+	b.pending = kept
+	return batch, time.Time{}
+}
+
+// expire removes and returns the pending records whose deadline is not
+// after now.
+func (b *batcher) expire(now time.Time) []*record {
+	var out []*record
+	kept := b.pending[:0]
+	for _, r := range b.pending {
+		if !r.deadline.After(now) {
+			out = append(out, r)
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(b.pending[len(kept):])
+	b.pending = kept
+	return out
+}
+
+// earliest returns the earlier of two times, treating zero as "never".
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
+}

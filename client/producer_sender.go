@@ -1,0 +1,366 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+)
+
+// streamEvent is what a stream's receiver goroutine reports to the sender.
+type streamEvent struct {
+	gen  uint64 // the stream it came from
+	resp *spoolv1.PublishResponse
+	err  error // the stream ended (io.EOF: cleanly)
+}
+
+// request is one PublishRequest in flight.
+type request struct {
+	id      uint64
+	records []*record
+}
+
+// pubStream is one PublishStream and its receiver goroutine.
+type pubStream struct {
+	gen     uint64
+	stream  *connect.BidiStreamForClient[spoolv1.PublishRequest, spoolv1.PublishResponse]
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed to stop the receiver
+	exited  chan struct{} // closed when the receiver has returned
+	sendErr error         // Send failed: wait for the receiver's error
+}
+
+// closeWait bounds how long Close waits for the server to end the stream
+// after the last answer.
+const closeWait = 5 * time.Second
+
+// errStalled breaks a stream on which a request went unanswered past its
+// messages' delivery deadline.
+var errStalled = &Error{Code: CodeUnavailable, Message: "publish request unanswered within the delivery timeout", Retriable: true}
+
+// sender is the producer's one goroutine with state: it owns the batcher,
+// the requests in flight and the stream. Everything here runs on it.
+type sender struct {
+	p           *Producer
+	b           *batcher
+	inflight    map[uint64]*request
+	stream      *pubStream // nil: not connected
+	gen         uint64     // last stream generation
+	nextID      uint64     // last request id
+	failures    int        // consecutive stream failures, for reconnect backoff
+	reconnectAt time.Time  // no new stream before this
+	expiryEvery time.Duration
+	nextExpiry  time.Time
+	timer       *time.Timer
+	buf         []*record
+}
+
+func newSender(p *Producer) *sender {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &sender{
+		p:           p,
+		b:           newBatcher(&p.cfg),
+		inflight:    map[uint64]*request{},
+		expiryEvery: min(max(p.cfg.deliveryTimeout/20, 5*time.Millisecond), time.Second),
+		timer:       t,
+	}
+}
+
+func (s *sender) run() {
+	defer close(s.p.done)
+	for {
+		var force, closing bool
+		s.buf, force, closing = s.p.take(s.buf[:0])
+		s.b.add(s.buf)
+		clear(s.buf)
+		now := time.Now()
+		busy := len(s.b.pending) > 0 || len(s.inflight) > 0
+		if busy && !now.Before(s.nextExpiry) {
+			s.expire(now)
+			s.nextExpiry = now.Add(s.expiryEvery)
+		}
+		if closing && len(s.b.pending) == 0 && len(s.inflight) == 0 {
+			s.closeStream()
+			return
+		}
+		wake := s.pump(now, force)
+		if busy {
+			wake = earliest(wake, s.nextExpiry)
+		}
+		s.setTimer(wake, now)
+		select {
+		case <-s.p.wake:
+		case ev := <-s.p.events:
+			s.handle(ev)
+		case <-s.timer.C:
+		case <-s.p.abort:
+			s.abort()
+			return
+		}
+	}
+}
+
+func (s *sender) setTimer(wake, now time.Time) {
+	if wake.IsZero() {
+		s.timer.Stop()
+		return
+	}
+	s.timer.Reset(max(wake.Sub(now), 0))
+}
+
+// pump sends ready batches while request slots are free and returns when
+// it next needs to run (zero: on some event).
+func (s *sender) pump(now time.Time, force bool) time.Time {
+	for len(s.inflight) < s.p.cfg.maxInFlight {
+		if s.stream == nil && now.Before(s.reconnectAt) {
+			return s.reconnectAt
+		}
+		if s.stream != nil && s.stream.sendErr != nil {
+			return time.Time{} // the receiver will report why
+		}
+		batch, wake := s.b.next(now, force)
+		if batch == nil {
+			return wake
+		}
+		if s.stream == nil {
+			s.open()
+		}
+		s.send(batch)
+	}
+	return time.Time{}
+}
+
+// open starts a PublishStream and its receiver.
+func (s *sender) open() {
+	ctx, cancel := context.WithCancel(s.p.baseCtx)
+	s.gen++
+	st := &pubStream{
+		gen:     s.gen,
+		stream:  s.p.c.publish.PublishStream(ctx),
+		cancel:  cancel,
+		stopped: make(chan struct{}),
+		exited:  make(chan struct{}),
+	}
+	s.stream = st
+	s.p.wg.Go(func() { s.receive(st) })
+}
+
+// receive forwards st's responses to the sender until the stream ends.
+func (s *sender) receive(st *pubStream) {
+	defer close(st.exited)
+	for {
+		resp, err := st.stream.Receive()
+		ev := streamEvent{gen: st.gen, resp: resp, err: convertError(err)}
+		select {
+		case s.p.events <- ev:
+		case <-st.stopped:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// send puts batch in flight as one request.
+func (s *sender) send(batch []*record) {
+	s.nextID++
+	req := &request{id: s.nextID, records: batch}
+	msgs := make([]*spoolv1.Message, len(batch))
+	for i, r := range batch {
+		msgs[i] = r.msg
+	}
+	s.inflight[req.id] = req
+	s.b.block(batch)
+	err := s.stream.stream.Send(&spoolv1.PublishRequest{Topic: s.p.topic, Messages: msgs, RequestId: req.id})
+	if err != nil {
+		s.stream.sendErr = err
+	}
+}
+
+// handle processes one event from a receiver.
+func (s *sender) handle(ev streamEvent) {
+	if s.stream == nil || ev.gen != s.stream.gen {
+		return // from a stream already torn down
+	}
+	if ev.err != nil {
+		s.breakStream(ev.err)
+		return
+	}
+	resp := ev.resp
+	req, ok := s.inflight[resp.GetRequestId()]
+	if !ok {
+		s.p.log.Warn("spool: publish response for an unknown request", "request_id", resp.GetRequestId())
+		return
+	}
+	delete(s.inflight, req.id)
+	s.b.unblock(req.records)
+	if info := resp.GetError(); info != nil {
+		s.failed(req, errorFromInfo(info, resp.GetErrorMessage()))
+		return
+	}
+	s.failures = 0
+	if n := len(resp.GetResults()); n != len(req.records) {
+		s.failed(req, &Error{Code: "internal", Message: fmt.Sprintf("server returned %d results for %d messages", n, len(req.records))})
+		return
+	}
+	results := make([]PublishResult, len(req.records))
+	for i, r := range resp.GetResults() {
+		results[i] = resultFromProto(r)
+	}
+	s.p.finish(req.records, results, nil)
+}
+
+// failed handles a request the server answered with an error.
+func (s *sender) failed(req *request, e *Error) {
+	s.failures = 0 // the stream works
+	if e.Retriable {
+		attempts := 0
+		for _, r := range req.records {
+			r.attempts++
+			r.lastErr = e
+			attempts = max(attempts, r.attempts)
+		}
+		at := time.Now().Add(s.p.c.cfg.backoff.delay(attempts, e.RetryAfter))
+		var back, expired []*record
+		for _, r := range req.records {
+			if at.After(r.deadline) {
+				expired = append(expired, r)
+				continue
+			}
+			r.notBefore = at
+			back = append(back, r)
+		}
+		s.p.finish(expired, nil, deliveryTimeout(e))
+		s.b.requeue(back)
+		return
+	}
+	if len(req.records) > 1 && (e.Code == CodeMessageTooLarge || e.Code == CodeInvalidArgument) {
+		// Which message was rejected is not said: send them one by one.
+		for _, r := range req.records {
+			r.alone = true
+		}
+		s.b.requeue(req.records)
+		return
+	}
+	s.p.finish(req.records, nil, e)
+}
+
+// breakStream tears the stream down after err and puts its unanswered
+// requests back in front of the queue (in the order they were sent), or
+// fails them if err says retrying cannot help.
+func (s *sender) breakStream(err error) {
+	s.teardown()
+	if len(s.inflight) == 0 && errors.Is(err, io.EOF) {
+		return // the server closed an idle stream: reopen when needed
+	}
+	ids := make([]uint64, 0, len(s.inflight))
+	for id := range s.inflight {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	retriable := streamRetriable(err)
+	var back []*record
+	for _, id := range ids {
+		req := s.inflight[id]
+		s.b.unblock(req.records)
+		if !retriable {
+			s.p.finish(req.records, nil, err)
+			continue
+		}
+		for _, r := range req.records {
+			r.attempts++
+			r.lastErr = err
+		}
+		back = append(back, req.records...)
+	}
+	clear(s.inflight)
+	s.b.requeue(back)
+	s.failures++
+	wait := s.p.c.cfg.backoff.delay(s.failures, retryAfterOf(err))
+	s.reconnectAt = time.Now().Add(wait)
+	s.p.log.Warn("spool: publish stream broken", "err", err, "requeued", len(back), "retry_in", wait)
+}
+
+// teardown stops the stream and waits for its receiver.
+func (s *sender) teardown() {
+	st := s.stream
+	if st == nil {
+		return
+	}
+	s.stream = nil
+	st.cancel()
+	close(st.stopped)
+	<-st.exited
+	_ = st.stream.CloseResponse()
+}
+
+// expire fails queued messages past their delivery deadline, and breaks
+// the stream if a request in flight holds such a message.
+func (s *sender) expire(now time.Time) {
+	for _, req := range s.inflight {
+		if slices.ContainsFunc(req.records, func(r *record) bool { return !r.deadline.After(now) }) {
+			s.breakStream(errStalled)
+			break
+		}
+	}
+	for _, r := range s.b.expire(now) {
+		s.p.finish([]*record{r}, nil, deliveryTimeout(r.lastErr))
+	}
+}
+
+// closeStream ends the stream gracefully: half-close, then wait briefly for
+// the server to finish.
+func (s *sender) closeStream() {
+	st := s.stream
+	if st == nil {
+		return
+	}
+	if st.sendErr == nil {
+		_ = st.stream.CloseRequest()
+		t := time.NewTimer(closeWait)
+		defer t.Stop()
+	wait:
+		for {
+			select {
+			case ev := <-s.p.events:
+				if ev.gen == st.gen && ev.err != nil {
+					break wait
+				}
+			case <-t.C:
+				break wait
+			case <-s.p.abort:
+				break wait
+			}
+		}
+	}
+	s.teardown()
+}
+
+// abort fails everything unfinished with ErrProducerClosed.
+func (s *sender) abort() {
+	s.teardown()
+	for _, req := range s.inflight {
+		s.p.finish(req.records, nil, ErrProducerClosed)
+	}
+	clear(s.inflight)
+	s.p.finish(s.b.pending, nil, ErrProducerClosed)
+	s.b.pending = nil
+	rs, _, _ := s.p.take(nil)
+	s.p.finish(rs, nil, ErrProducerClosed)
+}
+
+// deliveryTimeout is the error of a message that ran out of time.
+func deliveryTimeout(last error) error {
+	if last == nil {
+		return ErrDeliveryTimeout
+	}
+	return fmt.Errorf("%w: %w", ErrDeliveryTimeout, last)
+}
