@@ -24,12 +24,15 @@ type partition struct {
 	queue []*Message
 
 	// Session-loop state.
-	stopped   bool  // stop was closed
-	exited    bool  // the worker's evExited was seen
-	processed int64 // commit offset: last processed + 1; -1 = nothing yet
-	sent      int64 // offset of the last commit sent; -1 = none (or to resend)
-	acked     int64 // offset of the last commit confirmed; -1 = none
-	skipBelow int64 // drop deliveries below this (processed before a reconnect)
+	stopped   bool   // stop was closed
+	exited    bool   // the worker's evExited was seen
+	processed int64  // commit offset: last processed + 1; -1 = nothing yet
+	sent      int64  // offset of the last commit sent; -1 = none (or to resend)
+	acked     int64  // offset of the last commit confirmed; -1 = none
+	skipBelow int64  // drop deliveries below this (processed before a reconnect)
+	epoch     uint64 // bumped by a reset: completions of older messages are ignored
+	pending   int    // messages of this epoch pushed and not yet processed
+	cursor    int64  // the server's next offset (Deliveries.next); -1 = unknown
 }
 
 func newPartition(base context.Context, id int32) *partition {
@@ -43,6 +46,7 @@ func newPartition(base context.Context, id int32) *partition {
 		processed: -1,
 		sent:      -1,
 		acked:     -1,
+		cursor:    -1,
 	}
 }
 
@@ -101,7 +105,7 @@ func (s *session) worker(p *partition) {
 		if !s.handle(p, m) {
 			return
 		}
-		s.events <- workerEvent{part: p.id, kind: evProcessed, offset: m.Offset}
+		s.events <- workerEvent{part: p.id, kind: evProcessed, offset: m.Offset, epoch: m.epoch}
 	}
 }
 
@@ -353,4 +357,22 @@ func (s *session) allExited() bool {
 		}
 	}
 	return true
+}
+
+// catchUp moves p's commit offset to the server's cursor when everything
+// delivered has been processed: the messages in between were skipped by the
+// subscription's filter.
+func (p *partition) catchUp() {
+	if p.pending == 0 && p.cursor > p.processed {
+		p.processed = p.cursor
+	}
+}
+
+// reset drops p's queued messages and progress after a ResetSubscription;
+// it returns how many queued messages were dropped.
+func (p *partition) reset() int {
+	p.epoch++
+	p.pending = 0
+	p.processed, p.sent, p.skipBelow, p.cursor = -1, -1, 0, -1
+	return p.drain()
 }

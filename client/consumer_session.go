@@ -43,8 +43,9 @@ const (
 type workerEvent struct {
 	part   int32
 	kind   workerEventKind
-	offset int64 // evProcessed: the message's offset
-	err    error // evFatal
+	offset int64  // evProcessed: the message's offset
+	epoch  uint64 // evProcessed: the partition epoch the message was pushed in
+	err    error  // evFatal
 }
 
 // session is one Consume stream: one membership of the subscription. Its
@@ -222,7 +223,16 @@ func (s *session) onResponse(resp *spoolv1.ConsumeResponse) {
 				s.owe(1) // not ours (any more), or processed before a reconnect
 				continue
 			}
-			p.push(messageFromDelivery(s.k.topic, d))
+			m := messageFromDelivery(s.k.topic, d)
+			m.epoch = p.epoch
+			p.pending++
+			p.push(m)
+		}
+		for _, n := range kind.Deliveries.GetNext() {
+			if p := s.parts[n.GetPartition()]; p != nil && !p.stopped {
+				p.cursor = max(p.cursor, n.GetOffset())
+				p.catchUp()
+			}
 		}
 	case *spoolv1.ConsumeResponse_CommitResult:
 		s.onCommitResult(kind.CommitResult)
@@ -252,6 +262,12 @@ func (s *session) onAssignment(a *spoolv1.Assignment) {
 	for _, po := range a.GetPartitions() {
 		id := po.GetPartition()
 		listed[id] = true
+		if p := s.parts[id]; p != nil && a.GetFromReset() && !p.stopped {
+			// The subscription was reset: forget queued messages and
+			// progress; delivery restarts at the new offset.
+			s.owe(p.reset())
+			continue
+		}
 		if revoke[id] || s.parts[id] != nil {
 			continue
 		}
@@ -302,10 +318,12 @@ func (s *session) onWorker(ev workerEvent) {
 	switch ev.kind {
 	case evProcessed:
 		s.owe(1)
-		if p == nil {
-			return
+		if p == nil || ev.epoch != p.epoch {
+			return // gone, or from before a reset
 		}
+		p.pending--
 		p.processed = ev.offset + 1
+		p.catchUp()
 		if s.sinceCommit++; s.sinceCommit >= s.cfg.commitEvery {
 			s.commit(nil)
 		}

@@ -66,7 +66,8 @@ type Message struct {
 	// subscription, this delivery included (always 1 in stream mode).
 	DeliveryCount int32
 
-	partitionSet bool // Partition was chosen with ToPartition
+	partitionSet bool   // Partition was chosen with ToPartition
+	epoch        uint64 // consumer: the partition epoch it was delivered in
 }
 
 // ToPartition returns a copy of m that is published to partition p instead

@@ -138,7 +138,7 @@ func (h *consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spool
 		case ev.Assignment != nil:
 			a := ev.Assignment
 			pa := &spoolv1.Assignment{MemberId: a.MemberID, Generation: a.Generation, Revoke: a.Revoke,
-				SessionTimeout: durationpb.New(a.SessionTimeout)}
+				SessionTimeout: durationpb.New(a.SessionTimeout), FromReset: a.Reset}
 			for _, p := range a.Partitions {
 				pa.Partitions = append(pa.Partitions, &spoolv1.PartitionOffset{Partition: p.Partition, Offset: p.Offset})
 			}
@@ -149,10 +149,15 @@ func (h *consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spool
 				cr.Error, cr.ErrorMessage = errorInfo(ev.Commit.Err)
 			}
 			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_CommitResult{CommitResult: cr}}
+		case ev.Heartbeat:
+			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_Heartbeat{Heartbeat: &spoolv1.Heartbeat{}}}
 		default:
 			ds := &spoolv1.Deliveries{Messages: make([]*spoolv1.Delivery, len(ev.Deliveries))}
 			for i := range ev.Deliveries {
 				ds.Messages[i] = deliveryToProto(&ev.Deliveries[i])
+			}
+			for _, n := range ev.Next {
+				ds.Next = append(ds.Next, &spoolv1.PartitionOffset{Partition: n.Partition, Offset: n.Offset})
 			}
 			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_Deliveries{Deliveries: ds}}
 		}

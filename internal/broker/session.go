@@ -50,6 +50,7 @@ type Session struct {
 	order         []int32         // owned partitions, ascending
 	revoking      []int32
 	assignPending bool
+	resetPending  bool   // the pending assignment announces a reset
 	epoch         uint64 // bumped when cursors are replaced, to discard reads in flight
 	credits       int
 	results       []CommitOutcome
@@ -58,11 +59,14 @@ type Session struct {
 	err           error
 }
 
-// Event is the next thing to send to the member: exactly one field is set.
+// Event is the next thing to send to the member: one of Assignment,
+// Deliveries (with Next), Commit or Heartbeat is set.
 type Event struct {
 	Assignment *SessionAssignment
 	Deliveries []Delivered
+	Next       []PartitionStart // with Deliveries: each partition read and its next offset
 	Commit     *CommitOutcome
+	Heartbeat  bool // the session was idle for a third of its timeout
 }
 
 // SessionAssignment tells a member what it owns now.
@@ -72,6 +76,7 @@ type SessionAssignment struct {
 	Partitions     []PartitionStart // owned partitions and where delivery resumes
 	Revoke         []int32          // stop processing these, commit, then call Revoked
 	SessionTimeout time.Duration
+	Reset          bool // the offsets come from a reset, not a rebalance
 }
 
 // PartitionStart is an owned partition and the offset delivery starts at.
@@ -128,6 +133,7 @@ func (b *Broker) Join(req JoinRequest) (*Session, error) {
 	s.applyLocked(eff)
 	if !sess.assignPending {
 		if a, err := s.coord.Assignment(id); err == nil {
+			a.Generation += s.resetEpoch
 			sess.assignLocked(a, s.committed)
 		}
 	}
@@ -175,6 +181,7 @@ func (sess *Session) resetCursorsLocked(offsets []int64) {
 	}
 	sess.epoch++
 	sess.assignPending = true
+	sess.resetPending = true
 	sess.signal()
 }
 
@@ -211,7 +218,7 @@ func (sess *Session) Heartbeat() {
 	if sess.closed {
 		return
 	}
-	eff, err := s.coord.Heartbeat(s.t.b.clock.Now(), sess.id, sess.gen)
+	eff, err := s.coord.Heartbeat(s.t.b.clock.Now(), sess.id, sess.gen-s.resetEpoch)
 	s.applyLocked(eff)
 	if errors.Is(err, group.ErrUnknownMember) {
 		sess.closeLocked(groupError(err))
@@ -265,6 +272,7 @@ func (sess *Session) Leave() {
 func (sess *Session) Next(ctx context.Context) (Event, error) {
 	s := sess.sub
 	t := s.t
+	var idle *time.Timer
 	for {
 		changed := t.changed()
 		s.mu.Lock()
@@ -273,8 +281,9 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 			return Event{}, sess.err
 		}
 		if sess.assignPending {
-			sess.assignPending = false
-			a := &SessionAssignment{MemberID: sess.id, Generation: sess.gen, Revoke: sess.revoking, SessionTimeout: sess.timeout}
+			a := &SessionAssignment{MemberID: sess.id, Generation: sess.gen, Revoke: sess.revoking,
+				SessionTimeout: sess.timeout, Reset: sess.resetPending}
+			sess.assignPending, sess.resetPending = false, false
 			for _, p := range sess.order {
 				a.Partitions = append(a.Partitions, PartitionStart{Partition: p, Offset: sess.cursors[p]})
 			}
@@ -299,6 +308,10 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 			}
 			sess.rr++
 			s.mu.Unlock()
+			before := make([]int64, len(parts))
+			for i, ps := range parts {
+				before[i] = ps.Offset
+			}
 			out, advanced := sess.fetch(parts, credits)
 			s.mu.Lock()
 			if sess.epoch == epoch && !sess.closed {
@@ -310,7 +323,7 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 				sess.credits -= len(out)
 				s.mu.Unlock()
 				if len(out) > 0 {
-					return Event{Deliveries: out}, nil
+					return Event{Deliveries: out, Next: moved(parts, before)}, nil
 				}
 				if advanced {
 					continue // everything read was filtered out; look further
@@ -322,7 +335,13 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 		} else {
 			s.mu.Unlock()
 		}
+		if idle == nil {
+			idle = time.NewTimer(sess.timeout / 3)
+			defer idle.Stop()
+		}
 		select {
+		case <-idle.C:
+			return Event{Heartbeat: true}, nil
 		case <-changed:
 		case <-sess.wake:
 		case <-t.gone:
@@ -425,4 +444,15 @@ func cloneHeaders(hs []batch.RecordHeader) []batch.RecordHeader {
 		return nil
 	}
 	return append([]batch.RecordHeader(nil), hs...)
+}
+
+// moved returns the partitions whose offset changed during a fetch.
+func moved(parts []PartitionStart, before []int64) []PartitionStart {
+	var out []PartitionStart
+	for i, ps := range parts {
+		if ps.Offset != before[i] {
+			out = append(out, ps)
+		}
+	}
+	return out
 }

@@ -26,6 +26,10 @@ type subscription struct {
 	committed []int64             // next offset to consume, per partition; guarded by mu
 	sessions  map[string]*Session // by member id; guarded by mu
 	deleted   bool                // guarded by mu
+	// resetEpoch counts resets; the generation members see is the
+	// coordinator's plus resetEpoch, so that commits from before a reset
+	// are refused as stale. Guarded by mu.
+	resetEpoch int64
 }
 
 func (t *topic) newSub(meta catalog.Subscription, committed []int64) (*subscription, error) {
@@ -287,7 +291,9 @@ func (b *Broker) ResetSubscription(topicName, name string, to catalog.Position) 
 	}
 	s.mu.Lock()
 	copy(s.committed, offsets)
+	s.resetEpoch++
 	for _, sess := range s.sessions {
+		sess.gen++
 		sess.resetCursorsLocked(offsets)
 	}
 	s.mu.Unlock()
@@ -318,6 +324,7 @@ func (s *subscription) applyLocked(e group.Effects) {
 	}
 	for _, a := range e.Assignments {
 		if sess := s.sessions[a.Member]; sess != nil {
+			a.Generation += s.resetEpoch
 			sess.assignLocked(a, s.committed)
 		}
 	}
@@ -347,7 +354,7 @@ func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int6
 	}
 	s.applyLocked(s.coord.Tick(s.t.b.clock.Now()))
 	for p, off := range offsets {
-		if err := s.coord.CheckCommit(memberID, gen, p); err != nil {
+		if err := s.coord.CheckCommit(memberID, gen-s.resetEpoch, p); err != nil {
 			s.mu.Unlock()
 			return groupError(err)
 		}

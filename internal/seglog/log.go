@@ -87,6 +87,45 @@ type AppendResult struct {
 // and writes nothing. After a storage failure it returns the log's sticky
 // *StorageError. It blocks while the writer's queue is full.
 func (l *Log) Append(b []byte) (AppendResult, error) {
+	p, err := l.submit(b, true)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return p.Wait()
+}
+
+// Pending is an append whose offsets are assigned and whose bytes are
+// queued for the writer.
+type Pending struct {
+	g   *group
+	res AppendResult
+}
+
+// Wait blocks until the append is durable under the log's policy (or
+// failed) and returns its offsets.
+func (p *Pending) Wait() (AppendResult, error) {
+	<-p.g.done
+	if p.g.err != nil {
+		return AppendResult{}, p.g.err
+	}
+	return p.res, nil
+}
+
+// Done returns a channel closed when Wait would not block.
+func (p *Pending) Done() <-chan struct{} { return p.g.done }
+
+// Result returns the offsets assigned to the append (durable only once
+// Wait returns nil).
+func (p *Pending) Result() AppendResult { return p.res }
+
+// Submit is Append without the wait: it validates b, assigns offsets and
+// queues the bytes, then returns at once (the writer goroutine flushes
+// them). Appends submitted one after another from one goroutine get
+// increasing offsets, so a pipelining caller keeps its order while many
+// appends share one fsync.
+func (l *Log) Submit(b []byte) (*Pending, error) { return l.submit(b, false) }
+
+func (l *Log) submit(b []byte, inline bool) (*Pending, error) {
 	var one [1]batchMeta
 	metas := one[:0]
 	for rest := b; len(rest) > 0; {
@@ -94,44 +133,48 @@ func (l *Log) Append(b []byte) (AppendResult, error) {
 		var err error
 		bb, rest, err = batch.Next(rest)
 		if err != nil {
-			return AppendResult{}, err
+			return nil, err
 		}
 		h, err := batch.Validate(bb, l.opts.Limits)
 		if err != nil {
-			return AppendResult{}, err
+			return nil, err
 		}
 		metas = append(metas, batchMeta{base: 0, last: int64(h.LastOffsetDelta), maxTS: h.MaxTimestamp, size: len(bb)})
 	}
 	if len(metas) == 0 {
 		_, err := batch.Validate(nil, l.opts.Limits) // reports the empty input as a length failure
-		return AppendResult{}, err
+		return nil, err
 	}
-	g, res, err := l.enqueue(b, metas)
+	g, res, leader, err := l.enqueue(b, metas)
 	if err != nil {
-		return AppendResult{}, err
+		return nil, err
 	}
-	<-g.done
-	if g.err != nil {
-		return AppendResult{}, g.err
+	if leader {
+		if inline {
+			l.lead()
+		} else {
+			l.work <- struct{}{} // hand the token to the writer goroutine
+		}
 	}
-	return res, nil
+	return &Pending{g: g, res: res}, nil
 }
 
 // enqueue copies validated batches into the open group, assigning offsets,
-// and returns the last group that holds any of them.
-func (l *Log) enqueue(b []byte, metas []batchMeta) (*group, AppendResult, error) {
+// and returns the last group that holds any of them, and whether the caller
+// took the flush token (and must flush or hand it over).
+func (l *Log) enqueue(b []byte, metas []batchMeta) (*group, AppendResult, bool, error) {
 	l.mu.Lock()
 	for l.err == nil && !l.closed && (l.truncating || l.pendingBytes > 0 && l.pendingBytes+len(b) > l.opts.MaxPendingBytes) {
 		l.cond.Wait()
 	}
 	if l.closed {
 		l.mu.Unlock()
-		return nil, AppendResult{}, ErrClosed
+		return nil, AppendResult{}, false, ErrClosed
 	}
 	if l.err != nil {
 		err := l.err
 		l.mu.Unlock()
-		return nil, AppendResult{}, err
+		return nil, AppendResult{}, false, err
 	}
 	res := AppendResult{BaseOffset: l.next}
 	var now time.Time
@@ -168,10 +211,7 @@ func (l *Log) enqueue(b []byte, metas []batchMeta) (*group, AppendResult, error)
 		l.busy = true
 	}
 	l.mu.Unlock()
-	if leader {
-		l.lead()
-	}
-	return g, res, nil
+	return g, res, leader, nil
 }
 
 func (l *Log) newGroupLocked(size int) *group {

@@ -525,3 +525,29 @@ func TestDropOldestSegment(t *testing.T) {
 		t.Fatal("dropped the active segment")
 	}
 }
+
+func TestSubmitPipelines(t *testing.T) {
+	fs := vfs.NewMemFS()
+	l, _ := mustOpen(t, fs, "/p", testOpts())
+	var ps []*Pending
+	for i := range 500 {
+		p, err := l.Submit(mkBatch(fmt.Sprint(i), 2, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	for i, p := range ps {
+		r, err := p.Wait()
+		if err != nil || r.BaseOffset != int64(2*i) {
+			t.Fatalf("pending %d: %+v %v", i, r, err)
+		}
+	}
+	st := fs.Stats()
+	if st.FileSyncs >= 500 {
+		t.Fatalf("%d syncs for 500 pipelined appends: no group commit", st.FileSyncs)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

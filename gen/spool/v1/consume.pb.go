@@ -505,8 +505,12 @@ type Assignment struct {
 	Revoke []int32 `protobuf:"varint,4,rep,packed,name=revoke,proto3" json:"revoke,omitempty"`
 	// The session timeout the server applies.
 	SessionTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=session_timeout,json=sessionTimeout,proto3" json:"session_timeout,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The offsets come from a ResetSubscription: drop in-flight work and
+	// uncommitted progress of the listed partitions and continue from these
+	// offsets. Commits made with an earlier generation are refused.
+	FromReset     bool `protobuf:"varint,6,opt,name=from_reset,json=fromReset,proto3" json:"from_reset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Assignment) Reset() {
@@ -574,9 +578,21 @@ func (x *Assignment) GetSessionTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *Assignment) GetFromReset() bool {
+	if x != nil {
+		return x.FromReset
+	}
+	return false
+}
+
 type Deliveries struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Messages      []*Delivery            `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Messages []*Delivery            `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// For every partition this event read from: the next offset the server
+	// will deliver. It can be past the last delivered message when messages
+	// were skipped by the subscription's filter; a member that processed
+	// everything delivered may commit up to it.
+	Next          []*PartitionOffset `protobuf:"bytes,2,rep,name=next,proto3" json:"next,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -614,6 +630,13 @@ func (*Deliveries) Descriptor() ([]byte, []int) {
 func (x *Deliveries) GetMessages() []*Delivery {
 	if x != nil {
 		return x.Messages
+	}
+	return nil
+}
+
+func (x *Deliveries) GetNext() []*PartitionOffset {
+	if x != nil {
+		return x.Next
 	}
 	return nil
 }
@@ -782,6 +805,9 @@ type ConsumeResponse_CommitResult struct {
 }
 
 type ConsumeResponse_Heartbeat struct {
+	// Sent when the stream has been idle for a third of the session
+	// timeout, so the member can tell a quiet subscription from a dead
+	// connection.
 	Heartbeat *Heartbeat `protobuf:"bytes,4,opt,name=heartbeat,proto3,oneof"`
 }
 
@@ -829,7 +855,7 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\x06commit\x18\x03 \x01(\v2\x10.spool.v1.CommitH\x00R\x06commit\x12-\n" +
 	"\arevoked\x18\x04 \x01(\v2\x11.spool.v1.RevokedH\x00R\arevoked\x123\n" +
 	"\theartbeat\x18\x05 \x01(\v2\x13.spool.v1.HeartbeatH\x00R\theartbeatB\x06\n" +
-	"\x04kind\"\xe0\x01\n" +
+	"\x04kind\"\xff\x01\n" +
 	"\n" +
 	"Assignment\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1e\n" +
@@ -840,10 +866,13 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"partitions\x18\x03 \x03(\v2\x19.spool.v1.PartitionOffsetR\n" +
 	"partitions\x12\x16\n" +
 	"\x06revoke\x18\x04 \x03(\x05R\x06revoke\x12B\n" +
-	"\x0fsession_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\"<\n" +
+	"\x0fsession_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12\x1d\n" +
+	"\n" +
+	"from_reset\x18\x06 \x01(\bR\tfromReset\"k\n" +
 	"\n" +
 	"Deliveries\x12.\n" +
-	"\bmessages\x18\x01 \x03(\v2\x12.spool.v1.DeliveryR\bmessages\"{\n" +
+	"\bmessages\x18\x01 \x03(\v2\x12.spool.v1.DeliveryR\bmessages\x12-\n" +
+	"\x04next\x18\x02 \x03(\v2\x19.spool.v1.PartitionOffsetR\x04next\"{\n" +
 	"\fCommitResult\x12\x1b\n" +
 	"\tcommit_id\x18\x01 \x01(\x04R\bcommitId\x12)\n" +
 	"\x05error\x18\x02 \x01(\v2\x13.spool.v1.ErrorInfoR\x05error\x12#\n" +
@@ -901,18 +930,19 @@ var file_spool_v1_consume_proto_depIdxs = []int32{
 	2,  // 7: spool.v1.Assignment.partitions:type_name -> spool.v1.PartitionOffset
 	11, // 8: spool.v1.Assignment.session_timeout:type_name -> google.protobuf.Duration
 	12, // 9: spool.v1.Deliveries.messages:type_name -> spool.v1.Delivery
-	13, // 10: spool.v1.CommitResult.error:type_name -> spool.v1.ErrorInfo
-	7,  // 11: spool.v1.ConsumeResponse.assignment:type_name -> spool.v1.Assignment
-	8,  // 12: spool.v1.ConsumeResponse.deliveries:type_name -> spool.v1.Deliveries
-	9,  // 13: spool.v1.ConsumeResponse.commit_result:type_name -> spool.v1.CommitResult
-	5,  // 14: spool.v1.ConsumeResponse.heartbeat:type_name -> spool.v1.Heartbeat
-	6,  // 15: spool.v1.ConsumeService.Consume:input_type -> spool.v1.ConsumeRequest
-	10, // 16: spool.v1.ConsumeService.Consume:output_type -> spool.v1.ConsumeResponse
-	16, // [16:17] is the sub-list for method output_type
-	15, // [15:16] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	2,  // 10: spool.v1.Deliveries.next:type_name -> spool.v1.PartitionOffset
+	13, // 11: spool.v1.CommitResult.error:type_name -> spool.v1.ErrorInfo
+	7,  // 12: spool.v1.ConsumeResponse.assignment:type_name -> spool.v1.Assignment
+	8,  // 13: spool.v1.ConsumeResponse.deliveries:type_name -> spool.v1.Deliveries
+	9,  // 14: spool.v1.ConsumeResponse.commit_result:type_name -> spool.v1.CommitResult
+	5,  // 15: spool.v1.ConsumeResponse.heartbeat:type_name -> spool.v1.Heartbeat
+	6,  // 16: spool.v1.ConsumeService.Consume:input_type -> spool.v1.ConsumeRequest
+	10, // 17: spool.v1.ConsumeService.Consume:output_type -> spool.v1.ConsumeResponse
+	17, // [17:18] is the sub-list for method output_type
+	16, // [16:17] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_consume_proto_init() }
