@@ -19,7 +19,67 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Spool on this machine, beside the machine's own limits",
 	}
-	cmd.AddCommand(newBenchLogCmd())
+	cmd.AddCommand(newBenchLogCmd(), newBenchNativeCmd())
+	return cmd
+}
+
+func newBenchNativeCmd() *cobra.Command {
+	var (
+		dir      string
+		srvURL   string
+		sizes    string
+		messages int
+		duration time.Duration
+		rounds   int
+	)
+	cmd := &cobra.Command{
+		Use:   "native",
+		Short: "Publish and consume through the Go SDK (durable), beside raw fdatasync",
+		Long: "Starts a server in --dir (or uses --server), then for each message size measures\n" +
+			"pipelined durable publishing with the SDK Producer, stream consuming with the SDK\n" +
+			"Consumer, and one-at-a-time publish latency, with the raw write+fdatasync latency\n" +
+			"of 4 KiB measured in the same directory in the same round. Prints medians of rounds.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ss, err := parseInts(sizes)
+			if err != nil {
+				return fmt.Errorf("--sizes: %w", err)
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Medians of %d rounds; %d messages per throughput measurement, %s of one-at-a-time publishes.\n\n", rounds, messages, duration)
+			fmt.Fprintf(out, "| size | pipelined publish msg/s | stream consume msg/s | one-at-a-time p50 | p99 | raw fdatasync 4 KiB p50 | p50 − raw p50 |\n")
+			fmt.Fprintf(out, "|---:|---:|---:|---:|---:|---:|---:|\n")
+			for _, size := range ss {
+				var pub, con, p50, p99, raw, delta []float64
+				for r := 1; r <= rounds; r++ {
+					fmt.Fprintf(cmd.ErrOrStderr(), "size %d, round %d/%d\n", size, r, rounds)
+					res, err := bench.RunNative(bench.NativeConfig{Dir: dir, Server: srvURL, Size: size, Messages: messages,
+						Duration: duration, Progress: cmd.ErrOrStderr()})
+					if err != nil {
+						return err
+					}
+					pub = append(pub, res.PipelinedRate)
+					con = append(con, res.ConsumeRate)
+					p50 = append(p50, float64(res.SyncP50))
+					p99 = append(p99, float64(res.SyncP99))
+					raw = append(raw, float64(res.RawSyncP50))
+					delta = append(delta, float64(res.SyncP50-res.RawSyncP50))
+				}
+				fmt.Fprintf(out, "| %s | %.0f | %.0f | %s | %s | %s | %+.0f µs |\n", sizeName(size), median(pub), median(con),
+					usf(median(p50)), usf(median(p99)), usf(median(raw)), median(delta)/1e3)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", ".", "directory for the server's data and the raw fsync file (the disk under test)")
+	cmd.Flags().StringVar(&srvURL, "server", "", "benchmark this running server instead of starting one")
+	cmd.Flags().StringVar(&sizes, "sizes", "256,1024", "message sizes in bytes, comma-separated")
+	cmd.Flags().IntVar(&messages, "messages", 1_000_000, "messages per throughput measurement")
+	cmd.Flags().DurationVar(&duration, "duration", 3*time.Second, "time of the one-at-a-time latency measurement")
+	cmd.Flags().IntVar(&rounds, "rounds", 3, "rounds; the table shows medians")
 	return cmd
 }
 

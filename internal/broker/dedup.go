@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -9,7 +10,11 @@ import (
 )
 
 // dedup remembers, per topic, the message ids published within the topic's
-// de-duplication window and where each landed.
+// de-duplication window and where each landed. Ids are kept as 128-bit
+// keyed hashes (two maphash seeds, random per process): fixed-size keys make
+// the map several times cheaper than string keys, and an accidental
+// collision (which would drop a message as a duplicate) has probability
+// about n²/2¹²⁹ — for a million ids, below 10⁻²⁶.
 //
 // It is derived state: the log is the source of truth, and at start-up the
 // broker rebuilds it by replaying each partition from the first message
@@ -20,21 +25,32 @@ type dedup struct {
 	mu         sync.Mutex
 	window     time.Duration
 	maxEntries int
-	entries    map[string]dedupEntry // guarded by mu
-	order      []dedupOrder          // insertion order, for expiry; guarded by mu
-	head       int                   // first live element of order
-	pending    map[string]struct{}   // ids being published right now; guarded by mu
-	evicted    int64                 // ids forgotten before their window ended
+	entries    map[idKey]dedupEntry // recorded and pending ids; guarded by mu
+	order      []dedupOrder         // insertion order, for expiry; guarded by mu
+	head       int                  // first live element of order
+	evicted    int64                // ids forgotten before their window ended
+}
+
+// idKey is the 128-bit hash of a message id.
+type idKey [2]uint64
+
+var idSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func keyOf(id string) idKey {
+	return idKey{maphash.String(idSeeds[0], id), maphash.String(idSeeds[1], id)}
 }
 
 type dedupEntry struct {
 	partition int32
 	offset    int64
-	at        int64 // Unix ms the id was recorded
+	at        int64 // Unix ms the id was recorded; pendingAt while being published
 }
 
+// pendingAt marks an entry whose publish is in progress; expiry skips it.
+const pendingAt = -1 << 63
+
 type dedupOrder struct {
-	id string
+	id idKey
 	at int64
 }
 
@@ -42,8 +58,7 @@ func newDedup(window time.Duration, maxEntries int) *dedup {
 	return &dedup{
 		window:     window,
 		maxEntries: maxEntries,
-		entries:    map[string]dedupEntry{},
-		pending:    map[string]struct{}{},
+		entries:    map[idKey]dedupEntry{},
 	}
 }
 
@@ -81,27 +96,33 @@ const (
 	dedupInProgress                    // being published by another request right now
 )
 
-// reserve looks id up; a new id is reserved until record or release.
-func (d *dedup) reserveLocked(id string, nowMs int64) (dedupStatus, dedupEntry) {
-	if e, ok := d.entries[id]; ok && e.at > nowMs-d.window.Milliseconds() {
-		return dedupDuplicate, e
+// reserve looks id up; a new id is reserved (a pending entry) until record
+// or release.
+func (d *dedup) reserveLocked(id idKey, nowMs int64) (dedupStatus, dedupEntry) {
+	if e, ok := d.entries[id]; ok {
+		if e.at == pendingAt {
+			return dedupInProgress, dedupEntry{}
+		}
+		if e.at > nowMs-d.window.Milliseconds() {
+			return dedupDuplicate, e
+		}
 	}
-	if _, ok := d.pending[id]; ok {
-		return dedupInProgress, dedupEntry{}
-	}
-	d.pending[id] = struct{}{}
+	d.entries[id] = dedupEntry{at: pendingAt}
 	return dedupNew, dedupEntry{}
 }
 
-// recordLocked stores where a reserved id landed.
-func (d *dedup) recordLocked(id string, partition int32, offset, atMs int64) {
-	delete(d.pending, id)
+// recordLocked stores where a reserved (or replayed) id landed.
+func (d *dedup) recordLocked(id idKey, partition int32, offset, atMs int64) {
 	d.entries[id] = dedupEntry{partition: partition, offset: offset, at: atMs}
 	d.order = append(d.order, dedupOrder{id: id, at: atMs})
 }
 
 // releaseLocked forgets a reservation whose publish failed.
-func (d *dedup) releaseLocked(id string) { delete(d.pending, id) }
+func (d *dedup) releaseLocked(id idKey) {
+	if e, ok := d.entries[id]; ok && e.at == pendingAt {
+		delete(d.entries, id)
+	}
+}
 
 // len returns the number of remembered ids.
 func (d *dedup) len() int {
@@ -153,7 +174,7 @@ func (t *topic) replayDedup() error {
 					ts := h.BaseTimestamp + r.TimestampDelta
 					if id != "" && ts >= from {
 						d.mu.Lock()
-						d.recordLocked(id, int32(p), h.BaseOffset+int64(r.OffsetDelta), ts)
+						d.recordLocked(keyOf(id), int32(p), h.BaseOffset+int64(r.OffsetDelta), ts)
 						d.expireLocked(now.UnixMilli())
 						d.mu.Unlock()
 						n++

@@ -33,7 +33,7 @@ const maxBatchBytes = 512 << 10
 // Messages for one partition are stored all-or-nothing; if a request spans
 // partitions and fails, messages for the other partitions may be stored.
 func (b *Broker) Publish(topicName string, msgs []Message) ([]Result, error) {
-	pp, err := b.PublishAsync(topicName, msgs)
+	pp, err := b.publish(topicName, msgs, true)
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +47,13 @@ func (b *Broker) Publish(topicName string, msgs []Message) ([]Result, error) {
 // parallel, so its messages keep their order while many requests share one
 // fsync. Every successful call must be followed by Wait.
 func (b *Broker) PublishAsync(topicName string, msgs []Message) (*PendingPublish, error) {
+	return b.publish(topicName, msgs, false)
+}
+
+// publish is PublishAsync; with flush, a request that goes to one partition
+// is written by the calling goroutine when no flush is in progress (the
+// caller waits right away, so a hand-off would only add latency).
+func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*PendingPublish, error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
@@ -103,16 +110,23 @@ func (b *Broker) PublishAsync(topicName string, msgs []Message) (*PendingPublish
 	for i := range store {
 		store[i] = true
 	}
-	var reserved []string
+	var reserved []idKey
+	var keys []idKey       // per message with an id, its key (indexed like msgs)
 	dupOf := map[int]int{} // message index -> earlier index with the same id in this request
 	if hasIDs(msgs) {
 		nowMs := now.UnixMilli()
-		seen := map[string]int{}
+		keys = make([]idKey, len(msgs))
+		for i := range msgs {
+			if msgs[i].ID != "" {
+				keys[i] = keyOf(msgs[i].ID)
+			}
+		}
+		seen := make(map[idKey]int, len(msgs))
 		t.dedup.mu.Lock()
 		t.dedup.expireLocked(nowMs)
 		for i := range msgs {
-			id := msgs[i].ID
-			if id == "" {
+			id := keys[i]
+			if msgs[i].ID == "" {
 				continue
 			}
 			if j, ok := seen[id]; ok {
@@ -130,7 +144,7 @@ func (b *Broker) PublishAsync(topicName string, msgs []Message) (*PendingPublish
 					t.dedup.releaseLocked(r)
 				}
 				t.dedup.mu.Unlock()
-				e := errs.New(errs.DuplicateInProgress, "message %d: id %q is being published by another request", i, id)
+				e := errs.New(errs.DuplicateInProgress, "message %d: id %q is being published by another request", i, msgs[i].ID)
 				e.RetryAfter = 10 * time.Millisecond
 				return nil, e
 			default:
@@ -163,9 +177,10 @@ func (b *Broker) PublishAsync(topicName string, msgs []Message) (*PendingPublish
 		byPart[p] = append(byPart[p], i)
 	}
 
-	pp := &PendingPublish{t: t, msgs: msgs, results: results, store: store, dupOf: dupOf, reserved: len(reserved) > 0, now: now}
+	pp := &PendingPublish{t: t, msgs: msgs, keys: keys, results: results, store: store, dupOf: dupOf, reserved: len(reserved) > 0, now: now}
+	flush = flush && len(byPart) == 1
 	for p, idx := range byPart {
-		pend, err := t.submitPartition(p, idx, msgs, now)
+		pend, err := t.submitPartition(p, idx, msgs, now, flush)
 		if err != nil {
 			pp.err = err
 			break
@@ -181,6 +196,7 @@ func (b *Broker) PublishAsync(topicName string, msgs []Message) (*PendingPublish
 type PendingPublish struct {
 	t        *topic
 	msgs     []Message
+	keys     []idKey
 	results  []Result
 	store    []bool
 	dupOf    map[int]int
@@ -218,14 +234,13 @@ func (pp *PendingPublish) Wait() ([]Result, error) {
 		nowMs := pp.now.UnixMilli()
 		t.dedup.mu.Lock()
 		for i := range pp.msgs {
-			id := pp.msgs[i].ID
-			if id == "" || !pp.store[i] {
+			if pp.msgs[i].ID == "" || !pp.store[i] {
 				continue
 			}
 			if pp.results[i].stored {
-				t.dedup.recordLocked(id, pp.results[i].Partition, pp.results[i].Offset, nowMs)
+				t.dedup.recordLocked(pp.keys[i], pp.results[i].Partition, pp.results[i].Offset, nowMs)
 			} else {
-				t.dedup.releaseLocked(id)
+				t.dedup.releaseLocked(pp.keys[i])
 			}
 		}
 		t.dedup.mu.Unlock()
@@ -256,7 +271,7 @@ func hasIDs(msgs []Message) bool {
 
 // submitPartition encodes the messages at idx into record batches (split
 // at maxBatchBytes) and submits them to partition p as one append.
-func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Time) (*seglog.Pending, error) {
+func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Time, flush bool) (*seglog.Pending, error) {
 	var (
 		buf  []byte
 		recs = make([]batch.Record, 0, len(idx))
@@ -297,7 +312,11 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 	if err := encode(); err != nil {
 		return nil, err
 	}
-	pend, err := t.parts[p].Submit(buf)
+	submit := t.parts[p].Submit
+	if flush {
+		submit = t.parts[p].SubmitFlush
+	}
+	pend, err := submit(buf)
 	if err != nil {
 		return nil, appendError(t.meta.Name, p, err)
 	}

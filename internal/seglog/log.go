@@ -125,6 +125,11 @@ func (p *Pending) Result() AppendResult { return p.res }
 // appends share one fsync.
 func (l *Log) Submit(b []byte) (*Pending, error) { return l.submit(b, false) }
 
+// SubmitFlush is Submit for a caller that will wait at once: if no flush is
+// in progress it writes (and syncs) the bytes itself before returning, so a
+// lone appender pays no goroutine hand-off.
+func (l *Log) SubmitFlush(b []byte) (*Pending, error) { return l.submit(b, true) }
+
 func (l *Log) submit(b []byte, inline bool) (*Pending, error) {
 	var one [1]batchMeta
 	metas := one[:0]

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spoolmq/spool/client"
+)
+
+// defaultServer is where the client commands look for a broker unless told
+// otherwise: the address `spool serve` listens on by default.
+const defaultServer = client.DefaultAddr
+
+// addServerFlag adds the global --server flag, whose default comes from
+// SPOOL_SERVER.
+func addServerFlag(root *cobra.Command) {
+	def := os.Getenv("SPOOL_SERVER")
+	if def == "" {
+		def = defaultServer
+	}
+	root.PersistentFlags().String("server", def,
+		"URL of the Spool server for client commands, http://host:port (env SPOOL_SERVER)")
+}
+
+// newClient returns an SDK client for the --server of cmd. A bare host:port
+// is taken as http://host:port. The SDK's warnings (reconnects, retries) go
+// to cmd's stderr.
+func newClient(cmd *cobra.Command) (*client.Client, error) {
+	addr, err := cmd.Flags().GetString("server")
+	if err != nil {
+		return nil, err
+	}
+	if addr != "" && !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	c, err := client.New(addr,
+		client.WithClientID("spool-cli"),
+		client.WithLogger(sdkLogger(cmd.ErrOrStderr())))
+	if err != nil {
+		return nil, usageErrorf(cmd, "--server: %s", errorText(err))
+	}
+	return c, nil
+}
+
+// withClient runs f with a client for cmd's --server and closes it after.
+func withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
+	c, err := newClient(cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(cmd.Context(), c)
+}
+
+// errStop is returned by a command's own consumer handler to end consuming
+// on purpose; it is not worth a warning.
+var errStop = errors.New("stop consuming")
+
+// sdkLogger logs the SDK's warnings and errors to w, without timestamps.
+func sdkLogger(w io.Writer) *slog.Logger {
+	h := slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level: slog.LevelWarn,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	})
+	return slog.New(quietHandler{h})
+}
+
+// quietHandler drops log records about errStop.
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	drop := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && errors.Is(err, errStop) {
+			drop = true
+		}
+		return !drop
+	})
+	if drop {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{h.Handler.WithGroup(name)}
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spoolmq/spool/client"
+)
+
+// enumValue is a string flag limited to a fixed set of words.
+type enumValue struct {
+	val     *string
+	allowed []string
+}
+
+func newEnum(p *string, def string, allowed ...string) *enumValue {
+	*p = def
+	return &enumValue{val: p, allowed: allowed}
+}
+
+func (e *enumValue) String() string { return *e.val }
+func (e *enumValue) Type() string   { return strings.Join(e.allowed, "|") }
+
+func (e *enumValue) Set(s string) error {
+	if !slices.Contains(e.allowed, s) {
+		return fmt.Errorf("must be %s", orList(e.allowed))
+	}
+	*e.val = s
+	return nil
+}
+
+// orList joins words as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// sizeValue is a byte-size flag: a plain integer count of bytes, or a
+// number with a unit (B, KB, MB, GB, TB: powers of 1000; KiB, MiB, GiB, TiB:
+// powers of 1024; any case).
+type sizeValue int64
+
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}
+
+func (s *sizeValue) String() string { return strconv.FormatInt(int64(*s), 10) }
+func (s *sizeValue) Type() string   { return "size" }
+
+func (s *sizeValue) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeValue(n)
+	return nil
+}
+
+// parseSize parses a sizeValue.
+func parseSize(v string) (int64, error) {
+	t := strings.TrimSpace(v)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	mult, ok := sizeUnits[strings.ToLower(strings.TrimSpace(t[i:]))]
+	if i == 0 || !ok {
+		return 0, fmt.Errorf("want a non-negative number of bytes, optionally with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("too large")
+	}
+	return n * mult, nil
+}
+
+// positionHelp describes the values parsePosition accepts, for flag help.
+const positionHelp = "earliest, latest, a non-negative OFFSET (in every partition), an RFC 3339 TIME " +
+	"(2026-01-02T15:04:05Z) or a relative TIME such as -1h (now minus one hour): " +
+	"the first message at or after that time"
+
+// parsePosition parses a subscription position: "earliest", "latest", a
+// non-negative offset, an RFC 3339 time, or "-DURATION" for now minus
+// DURATION.
+func parsePosition(s string, now time.Time) (client.Position, error) {
+	switch s {
+	case "earliest":
+		return client.Earliest(), nil
+	case "latest":
+		return client.Latest(), nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return client.Position{}, fmt.Errorf("offset %d is negative", n)
+		}
+		return client.AtOffset(n), nil
+	}
+	if rest, ok := strings.CutPrefix(s, "-"); ok {
+		if d, err := time.ParseDuration(rest); err == nil && d >= 0 {
+			return client.AtTime(now.Add(-d)), nil
+		}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return client.AtTime(t), nil
+	}
+	return client.Position{}, fmt.Errorf("%q is not earliest, latest, an offset, an RFC 3339 time or a relative time like -1h", s)
+}
+
+// positionFlag parses the position flag name of cmd as a usage error.
+func positionFlag(cmd *cobra.Command, name, value string) (client.Position, error) {
+	p, err := parsePosition(value, time.Now())
+	if err != nil {
+		return p, usageErrorf(cmd, "--%s: %v", name, err)
+	}
+	return p, nil
+}
+
+// parseHeaders parses -H key=value flags.
+func parseHeaders(kvs []string) ([]client.Header, error) {
+	var hs []client.Header
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("header %q is not key=value", kv)
+		}
+		hs = append(hs, client.Header{Key: k, Value: []byte(v)})
+	}
+	return hs, nil
+}
+
+// addOutputFlag adds --output text|json to cmd.
+func addOutputFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().Var(newEnum(p, "text", "text", "json"), "output",
+		"output format: text (a human-readable table) or json (for scripts)")
+}
