@@ -94,19 +94,62 @@ func (p *partition) drain() int {
 	return n
 }
 
-// worker handles p's messages one at a time until p is stopped.
+// worker handles p's messages one at a time until p is stopped. It reports
+// progress to the session loop in runs (one event for up to
+// maxReportRun consecutive messages of one epoch, sent when the queue runs
+// dry), so a fast handler does not cost a channel operation per message.
 func (s *session) worker(p *partition) {
-	defer func() { s.events <- workerEvent{part: p.id, kind: evExited} }()
+	var run workerEvent // pending evProcessed report; n == 0: none
+	report := func() {
+		if run.n > 0 {
+			s.events <- run
+			run = workerEvent{}
+		}
+	}
+	defer func() {
+		report()
+		s.events <- workerEvent{part: p.id, kind: evExited}
+	}()
 	for {
-		m, ok := p.next()
+		m, ok := p.tryNext()
 		if !ok {
-			return
+			report() // about to block: tell the session what is done
+			if m, ok = p.next(); !ok {
+				return
+			}
+		}
+		if run.n > 0 && run.epoch != m.epoch {
+			report()
 		}
 		if !s.handle(p, m) {
 			return
 		}
-		s.events <- workerEvent{part: p.id, kind: evProcessed, offset: m.Offset, epoch: m.epoch}
+		run = workerEvent{part: p.id, kind: evProcessed, offset: m.Offset, epoch: m.epoch, n: run.n + 1}
+		if run.n >= maxReportRun {
+			report()
+		}
 	}
+}
+
+// maxReportRun bounds how many processed messages one progress event covers.
+const maxReportRun = 256
+
+// tryNext returns the next queued message without blocking.
+func (p *partition) tryNext() (*Message, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) == 0 {
+		return nil, false
+	}
+	select {
+	case <-p.stop:
+		return nil, false
+	default:
+	}
+	m := p.queue[0]
+	p.queue[0] = nil
+	p.queue = p.queue[1:]
+	return m, true
 }
 
 // handle runs the handler on m with the configured retries and reports

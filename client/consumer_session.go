@@ -43,8 +43,9 @@ const (
 type workerEvent struct {
 	part   int32
 	kind   workerEventKind
-	offset int64  // evProcessed: the message's offset
-	epoch  uint64 // evProcessed: the partition epoch the message was pushed in
+	offset int64  // evProcessed: the offset of the last message of the run
+	epoch  uint64 // evProcessed: the partition epoch the run was pushed in
+	n      int    // evProcessed: how many consecutive messages the run covers
 	err    error  // evFatal
 }
 
@@ -217,13 +218,12 @@ func (s *session) onResponse(resp *spoolv1.ConsumeResponse) {
 	case *spoolv1.ConsumeResponse_Assignment:
 		s.onAssignment(kind.Assignment)
 	case *spoolv1.ConsumeResponse_Deliveries:
-		for _, d := range kind.Deliveries.GetMessages() {
-			p := s.parts[d.GetPartition()]
-			if p == nil || p.stopped || d.GetOffset() < p.skipBelow {
+		for _, m := range messagesFromDeliveries(s.k.topic, kind.Deliveries.GetMessages()) {
+			p := s.parts[m.Partition]
+			if p == nil || p.stopped || m.Offset < p.skipBelow {
 				s.owe(1) // not ours (any more), or processed before a reconnect
 				continue
 			}
-			m := messageFromDelivery(s.k.topic, d)
 			m.epoch = p.epoch
 			p.pending++
 			p.push(m)
@@ -317,14 +317,14 @@ func (s *session) onWorker(ev workerEvent) {
 	p := s.parts[ev.part]
 	switch ev.kind {
 	case evProcessed:
-		s.owe(1)
+		s.owe(ev.n)
 		if p == nil || ev.epoch != p.epoch {
 			return // gone, or from before a reset
 		}
-		p.pending--
+		p.pending -= ev.n
 		p.processed = ev.offset + 1
 		p.catchUp()
-		if s.sinceCommit++; s.sinceCommit >= s.cfg.commitEvery {
+		if s.sinceCommit += ev.n; s.sinceCommit >= s.cfg.commitEvery {
 			s.commit(nil)
 		}
 	case evExited:

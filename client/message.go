@@ -178,7 +178,37 @@ func (m *Message) toProto() (*spoolv1.Message, error) {
 
 // messageFromDelivery converts a delivery of topic into a Message.
 func messageFromDelivery(topic string, d *spoolv1.Delivery) *Message {
-	m := &Message{
+	return messagesFromDeliveries(topic, []*spoolv1.Delivery{d})[0]
+}
+
+// messagesFromDeliveries converts one event's messages, allocating them
+// (and their headers) in shared arrays.
+func messagesFromDeliveries(topic string, ds []*spoolv1.Delivery) []*Message {
+	nh := 0
+	for _, d := range ds {
+		nh += len(d.GetHeaders())
+	}
+	msgs := make([]Message, len(ds))
+	hdrs := make([]Header, nh)
+	out := make([]*Message, len(ds))
+	for i, d := range ds {
+		m := &msgs[i]
+		fillMessage(m, topic, d)
+		if hs := d.GetHeaders(); len(hs) > 0 {
+			m.Headers = hdrs[:len(hs):len(hs)]
+			hdrs = hdrs[len(hs):]
+			for j, h := range hs {
+				m.Headers[j] = Header{Key: h.GetKey(), Value: h.GetValue()}
+			}
+		}
+		out[i] = m
+	}
+	return out
+}
+
+// fillMessage sets m's fields from d, except Headers.
+func fillMessage(m *Message, topic string, d *spoolv1.Delivery) {
+	*m = Message{
 		ID:            d.GetId(),
 		Key:           d.GetKey(),
 		Value:         d.GetValue(),
@@ -191,13 +221,6 @@ func messageFromDelivery(topic string, d *spoolv1.Delivery) *Message {
 	if ts := d.GetTimestamp(); ts != nil {
 		m.Timestamp = ts.AsTime()
 	}
-	if hs := d.GetHeaders(); len(hs) > 0 {
-		m.Headers = make([]Header, len(hs))
-		for i, h := range hs {
-			m.Headers[i] = Header{Key: h.GetKey(), Value: h.GetValue()}
-		}
-	}
-	return m
 }
 
 func resultFromProto(r *spoolv1.PublishResult) PublishResult {

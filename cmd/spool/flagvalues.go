@@ -140,6 +140,6 @@ func parseHeaders(kvs []string) ([]client.Header, error) {
 
 // addOutputFlag adds --output text|json to cmd.
 func addOutputFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().Var(newEnum(p, "text", "text", "json"), "output",
-		"output format: text (a human-readable table) or json (for scripts)")
+	cmd.Flags().VarP(newEnum(p, "text", "text", "json"), "output", "o",
+		"output format: text (human-readable tables) or json (for scripts)")
 }

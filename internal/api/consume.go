@@ -152,10 +152,7 @@ func (h *consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spool
 		case ev.Heartbeat:
 			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_Heartbeat{Heartbeat: &spoolv1.Heartbeat{}}}
 		default:
-			ds := &spoolv1.Deliveries{Messages: make([]*spoolv1.Delivery, len(ev.Deliveries))}
-			for i := range ev.Deliveries {
-				ds.Messages[i] = deliveryToProto(&ev.Deliveries[i])
-			}
+			ds := &spoolv1.Deliveries{Messages: deliveriesToProto(ev.Deliveries)}
 			for _, n := range ev.Next {
 				ds.Next = append(ds.Next, &spoolv1.PartitionOffset{Partition: n.Partition, Offset: n.Offset})
 			}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,8 @@ type NativeConfig struct {
 	Messages int           // messages for the pipelined publish and the consume
 	Duration time.Duration // time for the one-at-a-time latency measurement
 	Progress io.Writer
+	// ConsumeProfile, when set, receives a CPU profile of the consume phase.
+	ConsumeProfile io.Writer
 }
 
 // NativeResult is one RunNative measurement set.
@@ -135,6 +138,11 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
+	if cfg.ConsumeProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.ConsumeProfile); err == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	t0 = time.Now()
 	go func() { errc <- k.Run(runCtx) }()
 	select {
@@ -147,6 +155,9 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 		return res, fmt.Errorf("consumed %d of %d in 5 minutes", got.Load(), cfg.Messages)
 	}
 	res.ConsumeRate = float64(cfg.Messages) / time.Since(t0).Seconds()
+	if cfg.ConsumeProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	cancel()
 	<-errc
 

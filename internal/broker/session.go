@@ -361,6 +361,7 @@ func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bo
 	filter := sess.sub.filter
 	credits = min(credits, maxEventMessages)
 	var out []Delivered
+	var hbuf []batch.RecordHeader // one backing array for the event's headers
 	bytes := 0
 	advanced := false
 	maxDec := t.b.maxDecompressed()
@@ -419,7 +420,7 @@ func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bo
 						Timestamp:     time.UnixMilli(h.BaseTimestamp + r.TimestampDelta),
 						Key:           r.Key,
 						Value:         r.Value,
-						Headers:       cloneHeaders(r.Headers),
+						Headers:       appendHeaders(&hbuf, r.Headers),
 						ID:            id,
 						Subject:       subj,
 						DeliveryCount: 1,
@@ -438,12 +439,19 @@ func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bo
 	return out, advanced
 }
 
-// cloneHeaders copies a header slice that the decoder will reuse.
-func cloneHeaders(hs []batch.RecordHeader) []batch.RecordHeader {
+// appendHeaders copies a header slice that the decoder will reuse into buf
+// (shared by the whole event, to allocate once rather than per message) and
+// returns the copy.
+func appendHeaders(buf *[]batch.RecordHeader, hs []batch.RecordHeader) []batch.RecordHeader {
 	if len(hs) == 0 {
 		return nil
 	}
-	return append([]batch.RecordHeader(nil), hs...)
+	if cap(*buf)-len(*buf) < len(hs) {
+		*buf = make([]batch.RecordHeader, 0, max(256, 2*len(hs)))
+	}
+	start := len(*buf)
+	*buf = append(*buf, hs...)
+	return (*buf)[start:len(*buf):len(*buf)]
 }
 
 // moved returns the partitions whose offset changed during a fetch.
