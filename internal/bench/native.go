@@ -26,8 +26,9 @@ type NativeConfig struct {
 	Messages int           // messages for the pipelined publish and the consume
 	Duration time.Duration // time for the one-at-a-time latency measurement
 	Progress io.Writer
-	// ConsumeProfile, when set, receives a CPU profile of the consume phase.
-	ConsumeProfile io.Writer
+	// PublishProfile and ConsumeProfile, when set, receive CPU profiles of
+	// the pipelined publish and the consume phases.
+	PublishProfile, ConsumeProfile io.Writer
 }
 
 // NativeResult is one RunNative measurement set.
@@ -101,6 +102,11 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 		return res, err
 	}
 	var failed atomic.Int64
+	if cfg.PublishProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.PublishProfile); err == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	t0 := time.Now()
 	futures := make([]*client.Future, 0, 4096)
 	for i := range cfg.Messages {
@@ -118,6 +124,9 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 		return res, err
 	}
 	res.PipelinedRate = float64(cfg.Messages) / time.Since(t0).Seconds()
+	if cfg.PublishProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	if n := failed.Load(); n > 0 {
 		return res, fmt.Errorf("%d publishes failed", n)
 	}

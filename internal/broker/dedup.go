@@ -16,6 +16,12 @@ import (
 // collision (which would drop a message as a duplicate) has probability
 // about n²/2¹²⁹ — for a million ids, below 10⁻²⁶.
 //
+// Entries live in a ring in reservation order, and the map only points into
+// it: recording where a message landed writes its slot directly, and expiry
+// pops the ring's head, so each message costs three map operations (look
+// up, insert, delete) and the map never accumulates deletions of entries
+// that are still referenced.
+//
 // It is derived state: the log is the source of truth, and at start-up the
 // broker rebuilds it by replaying each partition from the first message
 // younger than the window (see replayDedup). Nothing is written on the
@@ -25,10 +31,10 @@ type dedup struct {
 	mu         sync.Mutex
 	window     time.Duration
 	maxEntries int
-	entries    map[idKey]dedupEntry // recorded and pending ids; guarded by mu
-	order      []dedupOrder         // insertion order, for expiry; guarded by mu
-	head       int                  // first live element of order
-	evicted    int64                // ids forgotten before their window ended
+	index      map[idKey]uint64 // id -> sequence number of its slot; guarded by mu
+	ring       []dedupSlot      // slot of sequence n at ring[n % len(ring)]; guarded by mu
+	head, tail uint64           // live slots are [head, tail); guarded by mu
+	evicted    int64            // ids forgotten before their window ended
 }
 
 // idKey is the 128-bit hash of a message id.
@@ -40,50 +46,55 @@ func keyOf(id string) idKey {
 	return idKey{maphash.String(idSeeds[0], id), maphash.String(idSeeds[1], id)}
 }
 
+// dedupSlot is one reserved or recorded id.
+type dedupSlot struct {
+	id        idKey
+	partition int32
+	offset    int64
+	at        int64 // Unix ms the id was recorded; pendingAt or deadAt
+}
+
+// Special values of dedupSlot.at.
+const (
+	pendingAt = -1 << 63 // publish in progress
+	deadAt    = pendingAt + 1
+)
+
+// dedupEntry is where an id landed.
 type dedupEntry struct {
 	partition int32
 	offset    int64
-	at        int64 // Unix ms the id was recorded; pendingAt while being published
-}
-
-// pendingAt marks an entry whose publish is in progress; expiry skips it.
-const pendingAt = -1 << 63
-
-type dedupOrder struct {
-	id idKey
-	at int64
 }
 
 func newDedup(window time.Duration, maxEntries int) *dedup {
 	return &dedup{
 		window:     window,
 		maxEntries: maxEntries,
-		entries:    map[idKey]dedupEntry{},
+		index:      map[idKey]uint64{},
+		ring:       make([]dedupSlot, 1024),
 	}
 }
 
-// expireLocked drops entries older than the window, and the oldest ones
-// beyond maxEntries.
+func (d *dedup) slot(seq uint64) *dedupSlot { return &d.ring[seq%uint64(len(d.ring))] }
+
+// expireLocked pops slots older than the window, and the oldest ones beyond
+// maxEntries; a pending slot at the head stops it (it is recorded soon).
 func (d *dedup) expireLocked(nowMs int64) {
 	cutoff := nowMs - d.window.Milliseconds()
-	for d.head < len(d.order) {
-		o := d.order[d.head]
-		over := len(d.entries) > d.maxEntries
-		if o.at > cutoff && !over {
+	for d.head < d.tail {
+		sl := d.slot(d.head)
+		over := d.tail-d.head > uint64(d.maxEntries)
+		if sl.at == pendingAt || (sl.at > cutoff && !over) {
 			break
 		}
-		if e, ok := d.entries[o.id]; ok && e.at == o.at {
-			delete(d.entries, o.id)
-			if over && o.at > cutoff {
+		if sl.at != deadAt {
+			delete(d.index, sl.id)
+			if sl.at > cutoff {
 				d.evicted++
 			}
 		}
-		d.order[d.head] = dedupOrder{}
+		*sl = dedupSlot{}
 		d.head++
-	}
-	if d.head > 1024 && d.head*2 > len(d.order) {
-		d.order = append(d.order[:0:0], d.order[d.head:]...)
-		d.head = 0
 	}
 }
 
@@ -96,31 +107,57 @@ const (
 	dedupInProgress                    // being published by another request right now
 )
 
-// reserve looks id up; a new id is reserved (a pending entry) until record
-// or release.
-func (d *dedup) reserveLocked(id idKey, nowMs int64) (dedupStatus, dedupEntry) {
-	if e, ok := d.entries[id]; ok {
-		if e.at == pendingAt {
-			return dedupInProgress, dedupEntry{}
+// reserveLocked looks id up; a new id gets a pending slot, whose sequence
+// number it returns, until record or release.
+func (d *dedup) reserveLocked(id idKey, nowMs int64) (dedupStatus, dedupEntry, uint64) {
+	if seq, ok := d.index[id]; ok {
+		sl := d.slot(seq)
+		switch {
+		case sl.at == pendingAt:
+			return dedupInProgress, dedupEntry{}, 0
+		case sl.at > nowMs-d.window.Milliseconds():
+			return dedupDuplicate, dedupEntry{partition: sl.partition, offset: sl.offset}, 0
 		}
-		if e.at > nowMs-d.window.Milliseconds() {
-			return dedupDuplicate, e
-		}
+		sl.at = deadAt // expired but not yet popped: the new slot replaces it
 	}
-	d.entries[id] = dedupEntry{at: pendingAt}
-	return dedupNew, dedupEntry{}
+	if d.tail-d.head == uint64(len(d.ring)) {
+		d.grow()
+	}
+	seq := d.tail
+	d.tail++
+	*d.slot(seq) = dedupSlot{id: id, at: pendingAt}
+	d.index[id] = seq
+	return dedupNew, dedupEntry{}, seq
 }
 
-// recordLocked stores where a reserved (or replayed) id landed.
-func (d *dedup) recordLocked(id idKey, partition int32, offset, atMs int64) {
-	d.entries[id] = dedupEntry{partition: partition, offset: offset, at: atMs}
-	d.order = append(d.order, dedupOrder{id: id, at: atMs})
+// grow doubles the ring, keeping sequence numbers.
+func (d *dedup) grow() {
+	ring := make([]dedupSlot, 2*len(d.ring))
+	for seq := d.head; seq < d.tail; seq++ {
+		ring[seq%uint64(len(ring))] = *d.slot(seq)
+	}
+	d.ring = ring
+}
+
+// recordLocked stores where the reserved slot seq landed.
+func (d *dedup) recordLocked(seq uint64, partition int32, offset, atMs int64) {
+	sl := d.slot(seq)
+	sl.partition, sl.offset, sl.at = partition, offset, atMs
 }
 
 // releaseLocked forgets a reservation whose publish failed.
-func (d *dedup) releaseLocked(id idKey) {
-	if e, ok := d.entries[id]; ok && e.at == pendingAt {
-		delete(d.entries, id)
+func (d *dedup) releaseLocked(seq uint64) {
+	sl := d.slot(seq)
+	if cur, ok := d.index[sl.id]; ok && cur == seq {
+		delete(d.index, sl.id)
+	}
+	sl.at = deadAt
+}
+
+// addLocked reserves and records an id at once (replay).
+func (d *dedup) addLocked(id idKey, partition int32, offset, atMs int64) {
+	if st, _, seq := d.reserveLocked(id, atMs); st == dedupNew {
+		d.recordLocked(seq, partition, offset, atMs)
 	}
 }
 
@@ -128,7 +165,7 @@ func (d *dedup) releaseLocked(id idKey) {
 func (d *dedup) len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.entries)
+	return len(d.index)
 }
 
 // replayDedup rebuilds the de-duplication window from the logs: every
@@ -174,7 +211,7 @@ func (t *topic) replayDedup() error {
 					ts := h.BaseTimestamp + r.TimestampDelta
 					if id != "" && ts >= from {
 						d.mu.Lock()
-						d.recordLocked(keyOf(id), int32(p), h.BaseOffset+int64(r.OffsetDelta), ts)
+						d.addLocked(keyOf(id), int32(p), h.BaseOffset+int64(r.OffsetDelta), ts)
 						d.expireLocked(now.UnixMilli())
 						d.mu.Unlock()
 						n++

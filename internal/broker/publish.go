@@ -110,17 +110,18 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 	for i := range store {
 		store[i] = true
 	}
-	var reserved []idKey
-	var keys []idKey       // per message with an id, its key (indexed like msgs)
+	var reserved []uint64
+	var slots []uint64     // per message reserved here, its de-dup slot (indexed like msgs)
 	dupOf := map[int]int{} // message index -> earlier index with the same id in this request
 	if hasIDs(msgs) {
 		nowMs := now.UnixMilli()
-		keys = make([]idKey, len(msgs))
+		keys := make([]idKey, len(msgs))
 		for i := range msgs {
 			if msgs[i].ID != "" {
 				keys[i] = keyOf(msgs[i].ID)
 			}
 		}
+		slots = make([]uint64, len(msgs))
 		seen := make(map[idKey]int, len(msgs))
 		t.dedup.mu.Lock()
 		t.dedup.expireLocked(nowMs)
@@ -134,7 +135,7 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 				store[i] = false
 				continue
 			}
-			st, e := t.dedup.reserveLocked(id, nowMs)
+			st, e, seq := t.dedup.reserveLocked(id, nowMs)
 			switch st {
 			case dedupDuplicate:
 				results[i] = Result{Partition: e.partition, Offset: e.offset, Duplicate: true}
@@ -149,7 +150,8 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 				return nil, e
 			default:
 				seen[id] = i
-				reserved = append(reserved, id)
+				slots[i] = seq
+				reserved = append(reserved, seq)
 			}
 		}
 		t.dedup.mu.Unlock()
@@ -177,7 +179,7 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 		byPart[p] = append(byPart[p], i)
 	}
 
-	pp := &PendingPublish{t: t, msgs: msgs, keys: keys, results: results, store: store, dupOf: dupOf, reserved: len(reserved) > 0, now: now}
+	pp := &PendingPublish{t: t, msgs: msgs, slots: slots, results: results, store: store, dupOf: dupOf, reserved: len(reserved) > 0, now: now}
 	flush = flush && len(byPart) == 1
 	for p, idx := range byPart {
 		pend, err := t.submitPartition(p, idx, msgs, now, flush)
@@ -196,7 +198,7 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 type PendingPublish struct {
 	t        *topic
 	msgs     []Message
-	keys     []idKey
+	slots    []uint64
 	results  []Result
 	store    []bool
 	dupOf    map[int]int
@@ -238,9 +240,9 @@ func (pp *PendingPublish) Wait() ([]Result, error) {
 				continue
 			}
 			if pp.results[i].stored {
-				t.dedup.recordLocked(pp.keys[i], pp.results[i].Partition, pp.results[i].Offset, nowMs)
+				t.dedup.recordLocked(pp.slots[i], pp.results[i].Partition, pp.results[i].Offset, nowMs)
 			} else {
-				t.dedup.releaseLocked(pp.keys[i])
+				t.dedup.releaseLocked(pp.slots[i])
 			}
 		}
 		t.dedup.mu.Unlock()
