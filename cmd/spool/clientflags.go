@@ -25,7 +25,7 @@ func addServerFlag(root *cobra.Command) {
 		def = defaultServer
 	}
 	root.PersistentFlags().String("server", def,
-		"URL of the Spool server for client commands, http://host:port (env SPOOL_SERVER)")
+		"`URL` of the Spool server the client commands talk to, http://host:port (env SPOOL_SERVER)")
 }
 
 // newClient returns an SDK client for the --server of cmd. A bare host:port

@@ -53,8 +53,8 @@ func newSubCreateCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.Var(newEnum(&mode, "stream", "stream", "queue"), "mode", "stream: partitions are assigned to consumers, in order, with committed offsets; queue: per-message leases and acks (not available yet)")
-	f.StringVar(&filter, "filter", "", "deliver only messages whose subject matches this pattern (default: every message)")
-	f.StringVar(&start, "start", "earliest", "where the subscription starts: "+positionHelp)
+	f.StringVar(&filter, "filter", "", "deliver only messages whose subject matches `PATTERN` (default: every message)")
+	f.StringVar(&start, "start", "earliest", "where the subscription starts, a `POSITION`: "+positionHelp)
 	return cmd
 }
 
@@ -193,7 +193,7 @@ func newSubResetCmd() *cobra.Command {
 		Short: "Move a subscription's committed offsets (replay or skip)",
 		Long: "Move every partition's committed offset of a subscription to --to, to replay\n" +
 			"messages or skip them. Running consumers continue from there. Prints the new\n" +
-			"offsets.",
+			"committed and end offsets (see `spool sub describe` for lag).",
 		Example: "  spool sub reset orders billing --to earliest\n" +
 			"  spool sub reset orders billing --to 2026-01-02T15:04:05Z\n" +
 			"  spool sub reset orders billing --to -30m",
@@ -212,14 +212,25 @@ func newSubResetCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "reset subscription %s on topic %s to %s\n", args[1], args[0], pos)
+				// The reset's answer carries the new committed offsets and the
+				// end offsets, not lag: `spool sub describe` shows that.
 				if output == "json" {
-					return writeJSON(cmd.OutOrStdout(), newSubPartitionsJSON(ps))
+					js := make([]resetPartitionJSON, len(ps))
+					for i, p := range ps {
+						js[i] = resetPartitionJSON{Partition: p.Partition, CommittedOffset: p.CommittedOffset, EndOffset: p.EndOffset}
+					}
+					return writeJSON(cmd.OutOrStdout(), js)
 				}
-				return printSubPartitions(cmd.OutOrStdout(), ps)
+				tw := newTable(cmd.OutOrStdout())
+				fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND")
+				for _, p := range ps {
+					fmt.Fprintf(tw, "%d\t%d\t%d\n", p.Partition, p.CommittedOffset, p.EndOffset)
+				}
+				return tw.Flush()
 			})
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "the new position (required): "+positionHelp)
+	cmd.Flags().StringVar(&to, "to", "", "the new `POSITION` (required): "+positionHelp)
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -239,10 +250,10 @@ type (
 	}
 	subInfoJSON struct {
 		subJSON
-		Generation int64               `json:"generation"`
-		Lag        int64               `json:"lag"`
-		Members    []memberJSON        `json:"members"`
-		Partitions []subPartitionJSON  `json:"partitions"`
+		Generation int64              `json:"generation"`
+		Lag        int64              `json:"lag"`
+		Members    []memberJSON       `json:"members"`
+		Partitions []subPartitionJSON `json:"partitions"`
 	}
 	memberJSON struct {
 		MemberID        string  `json:"member_id"`
@@ -259,6 +270,11 @@ type (
 		Lag                 int64  `json:"lag"`
 		OldestUnconsumedAge string `json:"oldest_unconsumed_age"`
 		MemberID            string `json:"member_id,omitempty"`
+	}
+	resetPartitionJSON struct {
+		Partition       int32 `json:"partition"`
+		CommittedOffset int64 `json:"committed_offset"`
+		EndOffset       int64 `json:"end_offset"`
 	}
 )
 
