@@ -20,6 +20,7 @@ test:
 # Storage benchmarks: partition-log appends beside the machine's raw fdatasync limit.
 bench: build
 	./$(BIN) bench log --dir .bench
+	./$(BIN) bench native --dir .bench
 
 # Longer fuzzing than the test suite does; FUZZTIME=10m make fuzz.
 fuzz:
