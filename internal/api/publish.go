@@ -108,6 +108,10 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[s
 			return failed
 		}
 		size := h.weight(req)
+		// With nothing else of this stream in flight, the request's own
+		// goroutine may write it (no hand-off to the log's writer): a
+		// request read meanwhile would wait for the next fsync anyway.
+		alone := len(window) == 0
 		window <- 1
 		if err := h.budget.Acquire(ctx, size); err != nil {
 			<-window
@@ -118,7 +122,11 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[s
 		msgs, err := messagesFromProto(req)
 		var pp *broker.PendingPublish
 		if err == nil {
-			pp, err = h.b.PublishAsync(req.Topic, msgs)
+			if alone {
+				pp, err = h.b.PublishFlush(req.Topic, msgs)
+			} else {
+				pp, err = h.b.PublishAsync(req.Topic, msgs)
+			}
 		}
 		if err != nil {
 			send(errorResponse(id, err))

@@ -170,14 +170,20 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 	cancel()
 	<-errc
 
-	// One-at-a-time publish latency.
+	// One-at-a-time publish latency: a Producer without linger, waiting for
+	// each message before sending the next (PublishSync).
 	fmt.Fprintf(progress, "one-at-a-time publish for %s...\n", cfg.Duration)
+	sp, err := c.NewProducer(topic, client.ProducerLinger(0))
+	if err != nil {
+		return res, err
+	}
+	defer sp.Close(ctx)
 	h := hdrhistogram.New(1, int64(10*time.Second), 3)
 	n := 0
 	t0 = time.Now()
 	for time.Since(t0) < cfg.Duration {
 		s := time.Now()
-		if _, err := c.Publish(ctx, topic, client.Message{Value: value}); err != nil {
+		if _, err := sp.PublishSync(ctx, client.Message{Value: value}); err != nil {
 			return res, err
 		}
 		h.RecordValue(int64(time.Since(s)))

@@ -50,6 +50,12 @@ func (b *Broker) PublishAsync(topicName string, msgs []Message) (*PendingPublish
 	return b.publish(topicName, msgs, false)
 }
 
+// PublishFlush is PublishAsync for a caller that will wait at once and has
+// nothing else to do meanwhile: see publish.
+func (b *Broker) PublishFlush(topicName string, msgs []Message) (*PendingPublish, error) {
+	return b.publish(topicName, msgs, true)
+}
+
 // publish is PublishAsync; with flush, a request that goes to one partition
 // is written by the calling goroutine when no flush is in progress (the
 // caller waits right away, so a hand-off would only add latency).
