@@ -247,3 +247,28 @@ func TestMalformedAndOversizeRequests(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// The same handlers answer gRPC and gRPC-Web clients.
+func TestGRPCAndGRPCWeb(t *testing.T) {
+	srv := start(t, t.TempDir())
+	defer srv.Shutdown(context.Background())
+	base := "http://" + srv.HTTPAddr()
+	hc := h2c()
+	defer hc.CloseIdleConnections()
+	for name, opt := range map[string]connect.ClientOption{"grpc": connect.WithGRPC(), "grpc-web": connect.WithGRPCWeb()} {
+		topics := spoolv1connect.NewTopicServiceClient(hc, base, opt)
+		pub := spoolv1connect.NewPublishServiceClient(hc, base, opt)
+		if _, err := topics.CreateTopic(context.Background(), connect.NewRequest(&spoolv1.CreateTopicRequest{Name: "t-" + name})); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp, err := pub.Publish(context.Background(), connect.NewRequest(&spoolv1.PublishRequest{Topic: "t-" + name, Messages: []*spoolv1.Message{{Value: []byte("x")}}}))
+		if err != nil || len(resp.Msg.Results) != 1 {
+			t.Fatalf("%s publish: %v", name, err)
+		}
+		_, err = topics.DescribeTopic(context.Background(), connect.NewRequest(&spoolv1.DescribeTopicRequest{Name: "missing"}))
+		var ce *connect.Error
+		if !errors.As(err, &ce) || ce.Code() != connect.CodeNotFound || errorInfoOf(ce).GetCode() != "topic_not_found" {
+			t.Fatalf("%s error mapping: %v", name, err)
+		}
+	}
+}
