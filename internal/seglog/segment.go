@@ -122,30 +122,3 @@ func (s *segment) indexData() *indexData {
 		times:    *s.times.Load(),
 	}
 }
-
-// trimTo drops index entries at or after relative offset rel (for
-// truncation). Writer-only.
-func (s *segment) trimTo(rel uint32) {
-	offs := *s.offs.Load()
-	i := 0
-	for i < len(offs) && offs[i].rel < rel {
-		i++
-	}
-	offs = append([]offEntry(nil), offs[:i]...)
-	s.offs.Store(&offs)
-	times := *s.times.Load()
-	j := 0
-	for j < len(times) && times[j].rel < rel {
-		j++
-	}
-	times = append([]timeEntry(nil), times[:j]...)
-	s.times.Store(&times)
-	s.lastIdxPos = -1
-	if len(offs) > 0 {
-		s.lastIdxPos = int64(offs[len(offs)-1].pos)
-	}
-	s.lastIdxTS = -1
-	if len(times) > 0 {
-		s.lastIdxTS = times[len(times)-1].ts
-	}
-}
