@@ -176,11 +176,6 @@ func (m *Message) toProto() (*spoolv1.Message, error) {
 	return pm, nil
 }
 
-// messageFromDelivery converts a delivery of topic into a Message.
-func messageFromDelivery(topic string, d *spoolv1.Delivery) *Message {
-	return messagesFromDeliveries(topic, []*spoolv1.Delivery{d})[0]
-}
-
 // messagesFromDeliveries converts one event's messages, allocating them
 // (and their headers) in shared arrays.
 func messagesFromDeliveries(topic string, ds []*spoolv1.Delivery) []*Message {

@@ -88,7 +88,7 @@ func rawSnappyBomb(size int) []byte {
 	copies := (size - 1) / 64
 	tail := (size - 1) % 64
 	b := binary.AppendUvarint(make([]byte, 0, 3*copies+16), uint64(size))
-	b = append(b, 0<<2|0, 0) // literal of length 1: a zero byte
+	b = append(b, 0, 0) // tag 0 (literal, length 1), then a zero byte
 	for range copies {
 		b = append(b, 63<<2|2, 1, 0) // copy, 2-byte offset: length 64, offset 1
 	}

@@ -344,13 +344,11 @@ func TestRetentionBytes(t *testing.T) {
 func TestTruncateAfter(t *testing.T) {
 	fs := vfs.NewMemFS()
 	l, _ := mustOpen(t, fs, "/p", testOpts())
-	var bases []int64
 	for i := range 100 {
 		r, err := l.Append(padBatch(fmt.Sprint(i), 2000, int64(i)))
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || r.BaseOffset != int64(i) {
+			t.Fatal(r, err)
 		}
-		bases = append(bases, r.BaseOffset)
 	}
 	segs := l.Segments()
 	if len(segs) < 3 {

@@ -53,7 +53,6 @@ type segment struct {
 	created     time.Time // when the segment became active, for SegmentAge
 	lastIdxPos  int64     // position of the last offset entry, -1 if none
 	lastIdxTS   int64     // timestamp of the last time entry
-	synced      bool      // no unsynced bytes (writer-only)
 	hasIndexOld bool      // an index file exists on disk for this segment
 }
 
