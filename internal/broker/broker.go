@@ -68,6 +68,11 @@ type Broker struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	recovery struct { // what Open found, for its summary log line
+		partitions, segments, scanned, torn int
+		scannedBytes                        int64
+	}
 }
 
 // Open loads the catalog, opens and recovers every topic's partition logs,
@@ -131,12 +136,18 @@ func Open(cfg Config) (*Broker, error) {
 		b.closeTopics()
 		return nil, err
 	}
+	subs := 0
 	for _, t := range b.topics {
 		if err := t.loadSubs(); err != nil {
 			b.closeTopics()
 			return nil, err
 		}
+		subs += len(t.subs)
 	}
+	r := b.recovery
+	b.logger.Info("recovered data directory", "topics", len(b.topics), "subscriptions", subs,
+		"partitions", r.partitions, "segments", r.segments, "segments_scanned", r.scanned,
+		"bytes_scanned", r.scannedBytes, "torn_tails_cut", r.torn)
 	go b.maintain()
 	return b, nil
 }

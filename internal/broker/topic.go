@@ -74,6 +74,13 @@ func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
 			t.closeLogs()
 			return nil, fmt.Errorf("broker: open %s/%d: %w", meta.Name, p, err)
 		}
+		b.recovery.partitions++
+		b.recovery.segments += rep.Segments
+		b.recovery.scanned += len(rep.Scanned)
+		b.recovery.scannedBytes += rep.ScannedBytes
+		if rep.Torn != nil {
+			b.recovery.torn++
+		}
 		if rep.Torn != nil || len(rep.Scanned) > 0 || len(rep.Removed) > 0 {
 			attrs := []any{"topic", meta.Name, "partition", p, "segments", rep.Segments, "scanned", len(rep.Scanned),
 				"scanned_bytes", rep.ScannedBytes, "start", rep.StartOffset, "end", rep.EndOffset, "took", rep.Duration}
