@@ -1,0 +1,249 @@
+// Package queue is the deterministic core of queue-mode subscriptions: for
+// one partition of one subscription it decides which messages to deliver,
+// tracks leases, acknowledgements, redelivery with exponential backoff and
+// jitter, dead-lettering, delays, expiry and key ordering. It does no I/O,
+// starts no goroutines and reads no clock: the broker feeds it messages read
+// from the log, passes the time to every call, persists what it reports, and
+// acts on its effects (delivering, dead-lettering, parking).
+//
+// # States of an offset
+//
+// Offsets below the floor are finished (acked, dead-lettered or dropped) or
+// parked: held durably by the broker's schedule store until due, and no longer
+// tracked here. Offsets between the floor and the cursor are tracked here in
+// one of these states:
+//
+//	ready      can be delivered now (new, or due again)
+//	waiting    not before a due time (backoff after a nack or lease expiry, or
+//	           a deliver-at delay) that is within the park horizon
+//	blocked    key-ordered mode: an earlier message with the same key is not
+//	           finished
+//	leased     delivered to a member; finished by Ack, Reject or dead-letter;
+//	           back to waiting/ready by Nack, lease expiry or member loss
+//	done       acked, dead-lettered or dropped (until the floor passes it)
+//
+// A message whose due time is beyond the park horizon (a long delay or a long
+// backoff) is handed to the broker with a Park effect and forgotten; the
+// broker gives it back with Unpark when it is nearly due. This keeps memory
+// bounded however many delayed messages are pending.
+//
+// # Persistence
+//
+// Persistent state is Snapshot(): the floor, the finished offsets above it,
+// the delivery counts and first-delivery times of offsets delivered but not
+// finished. The broker writes it (or a delta) periodically and at shutdown; a
+// crash loses at most what changed since the last write: acked messages may be
+// delivered again, and a delivery count may be one lower. Leases are never
+// persisted: after a crash every leased message is simply deliverable again.
+package queue
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Jitter is how backoff delays are randomized.
+type Jitter int
+
+const (
+	// JitterFull draws the delay uniformly from [0, d] ("full jitter").
+	JitterFull Jitter = iota
+	// JitterEqual draws the delay uniformly from [d/2, d] ("equal jitter").
+	JitterEqual
+	// JitterNone uses d exactly.
+	JitterNone
+)
+
+// Backoff is the redelivery delay policy, applied alike to nacks without an
+// explicit delay and to lease expiries. The n-th redelivery (n = 1, 2, …) is
+// delayed by d = min(Initial × Multiplier^(n-1), Max), randomized by Jitter;
+// if Delays is set, d = Delays[min(n, len(Delays)) - 1] instead.
+type Backoff struct {
+	Initial    time.Duration // default 1 s; must be > 0
+	Max        time.Duration // default 5 min; must be >= Initial
+	Multiplier float64       // default 2; must be >= 1
+	Jitter     Jitter        // default JitterFull
+	Delays     []time.Duration
+}
+
+// Ordering is the delivery order policy.
+type Ordering int
+
+const (
+	// OrderNone: any ready message may be delivered to any member.
+	OrderNone Ordering = iota
+	// OrderKey: messages with the same key are never leased at the same
+	// time and are delivered in offset order; different keys proceed in
+	// parallel. A failing key blocks only itself until its head message is
+	// acked or dead-lettered. Messages without a key are unordered.
+	OrderKey
+)
+
+// ExpiredAction says what happens to a message whose TTL passed before it
+// was acked.
+type ExpiredAction int
+
+const (
+	ExpireDeadLetter ExpiredAction = iota // dead-letter with reason "expired" (default)
+	ExpireDrop                            // drop it (counted)
+)
+
+// Config configures a Partition. Zero fields take the defaults.
+type Config struct {
+	AckTimeout    time.Duration // lease length; default 30 s
+	MaxDeliveries int           // dead-letter after this many deliveries; default 5; must be >= 1
+	Backoff       Backoff
+	Ordering      Ordering
+	OnExpired     ExpiredAction
+	// MaxInFlight bounds the leases of the partition; default 1000.
+	MaxInFlight int
+	// MaxTracked bounds the offsets tracked between floor and cursor; when
+	// reached the partition stops asking for more messages (Want returns
+	// 0) until the floor moves. Default 100,000.
+	MaxTracked int
+	// ParkHorizon: a message not due within this much time is parked.
+	// Default 1 minute.
+	ParkHorizon time.Duration
+	// MaxErrorLen bounds the nack error text kept; default 1024 bytes.
+	MaxErrorLen int
+}
+
+// Msg is a message as the broker reads it from the log.
+type Msg struct {
+	Offset    int64
+	KeyHash   uint64 // hash of the key; 0 and HasKey false for no key
+	HasKey    bool
+	Timestamp int64 // ms; the publish time
+	DeliverAt int64 // ms; 0 = deliverable at once
+	ExpiresAt int64 // ms; 0 = never (the broker computes it from the message's or topic's TTL)
+}
+
+// Lease is one delivery of a message to a member.
+type Lease struct {
+	Offset           int64
+	Member           string
+	DeliveryCount    int   // this delivery included
+	FirstDeliveredAt int64 // ms
+	Deadline         int64 // ms; the lease expires then unless extended
+}
+
+// Reason is why a message was dead-lettered or dropped.
+type Reason string
+
+const (
+	ReasonMaxDeliveries Reason = "max-deliveries"
+	ReasonRejected      Reason = "rejected"
+	ReasonExpired       Reason = "expired"
+)
+
+// DeadLetter asks the broker to copy a message to the dead-letter topic
+// (exactly once: the offset is finished here when the effect is emitted; the
+// broker must write the copy before persisting the snapshot that records it
+// finished).
+type DeadLetter struct {
+	Offset        int64
+	Reason        Reason
+	DeliveryCount int
+	LastError     string // text of the last nack, if any
+}
+
+// Parked is a message the broker must keep durably (schedule store) and
+// give back with Unpark at Due.
+type Parked struct {
+	Offset           int64
+	Due              int64 // ms
+	DeliveryCount    int
+	FirstDeliveredAt int64
+	LastError        string
+	KeyHash          uint64
+	HasKey           bool
+	ExpiresAt        int64
+}
+
+// Effects is what a call changed that the broker must act on.
+type Effects struct {
+	DeadLetters []DeadLetter
+	Dropped     []int64  // expired and dropped (ExpireDrop)
+	Parked      []Parked // hand to the schedule store
+	Expired     []Lease  // leases that timed out (already rescheduled here)
+}
+
+// Snapshot is the persistent state of a partition. A Partition restored
+// from it reads the log again from Floor, skipping the Done ranges, so
+// everything that was ready, waiting, blocked or leased becomes deliverable
+// again (with its delivery count from Counts).
+type Snapshot struct {
+	Floor  int64           // every offset below is finished or parked
+	Done   [][2]int64      // finished ranges [from, to) above the floor, ascending, disjoint
+	Counts map[int64]Count // delivery state of unfinished offsets delivered at least once
+}
+
+// Count is the delivery state of a message that was delivered at least once.
+type Count struct {
+	Deliveries       int
+	FirstDeliveredAt int64
+	LastError        string
+}
+
+// Stats describe the partition for describe output and metrics.
+type Stats struct {
+	Floor, Cursor   int64
+	Ready           int // deliverable now
+	Waiting         int // backing off or delayed (in memory)
+	Blocked         int // waiting behind their key
+	Leased          int
+	Done            int   // finished above the floor
+	InFlightLimited bool  // delivery is held back by MaxInFlight
+	TrackedLimited  bool  // reading is held back by MaxTracked
+	OldestReady     int64 // ms timestamp of the oldest ready message; 0 if none
+}
+
+// Partition is the queue state of one partition of one subscription. It is
+// not safe for concurrent use: the broker serializes calls.
+//
+// The methods below are the contract the broker is written against.
+type Partition interface {
+	// Want returns how many more messages the partition wants offered
+	// (0 when MaxTracked is reached), and the cursor to read from.
+	Want() (n int, cursor int64)
+	// Offer adds messages read from the log at the cursor, in offset order;
+	// gaps (offsets not offered, e.g. removed by retention) are skipped.
+	// Expired messages are dead-lettered or dropped at once; messages due
+	// beyond the park horizon are parked.
+	Offer(now time.Time, msgs []Msg) Effects
+	// Poll leases up to max ready messages to member (oldest offset first,
+	// honouring key order and MaxInFlight).
+	Poll(now time.Time, member string, max int) ([]Lease, Effects)
+	// Ack finishes leased messages. Acks of offsets that are not leased by
+	// member (unknown, expired, double acks) are reported in stale; they
+	// change nothing.
+	Ack(now time.Time, member string, offsets []int64) (stale []int64, eff Effects)
+	// Nack ends a lease early: the message is redelivered after delay if
+	// delay >= 0, else after the backoff; errText is kept for the
+	// dead-letter headers. Past MaxDeliveries it is dead-lettered.
+	Nack(now time.Time, member string, offset int64, delay time.Duration, errText string) (bool, Effects)
+	// Extend moves a lease's deadline to now + d (d <= 0: AckTimeout).
+	Extend(now time.Time, member string, offset int64, d time.Duration) (Lease, bool)
+	// Reject dead-letters a leased message at once with ReasonRejected.
+	Reject(now time.Time, member string, offset int64, errText string) (bool, Effects)
+	// Release returns every lease of member (it left or was evicted) as if
+	// each lease expired now.
+	Release(now time.Time, member string) Effects
+	// Unpark gives back a parked message that is due (or nearly).
+	Unpark(now time.Time, p Parked) Effects
+	// Tick expires leases, moves due messages to ready and expires TTLs.
+	Tick(now time.Time) Effects
+	// NextDeadline returns the earliest time Tick has something to do.
+	NextDeadline() (time.Time, bool)
+	// Snapshot returns the persistent state.
+	Snapshot() Snapshot
+	// Stats describes the partition.
+	Stats(now time.Time) Stats
+}
+
+// New returns a Partition restored from a snapshot (for a new subscription,
+// a Snapshot whose Floor is its start offset). rng drives jitter; tests seed
+// it.
+func New(cfg Config, snap Snapshot, rng *rand.Rand) (Partition, error) {
+	return newPartition(cfg, snap, rng)
+}
