@@ -103,6 +103,8 @@ func (h subs) DescribeSubscription(_ context.Context, req *connect.Request[spool
 		Subscription: subToProto(info.Sub),
 		Generation:   info.Group.Generation,
 		Lag:          info.Lag,
+		DeadLettered: info.DeadLettered,
+		Dropped:      info.Dropped,
 	}
 	for _, m := range info.Group.Members {
 		pm := &spoolv1.Member{
@@ -134,6 +136,10 @@ func subPartitionsToProto(ps []broker.SubPartition) []*spoolv1.SubscriptionParti
 		if p.OldestUnconsumed > 0 {
 			sp.OldestUnconsumedAge = durationpb.New(p.OldestUnconsumed)
 		}
+		if q := p.Queue; q != nil {
+			sp.Queue = &spoolv1.QueuePartition{AckFloor: q.Floor, Ready: int32(q.Ready), Waiting: int32(q.Waiting),
+				Blocked: int32(q.Blocked), InFlight: int32(q.Leased), InFlightLimited: q.InFlightLimited, Parked: q.Parked}
+		}
 		out = append(out, sp)
 	}
 	return out
@@ -149,4 +155,42 @@ func (h subs) ResetSubscription(_ context.Context, req *connect.Request[spoolv1.
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(&spoolv1.ResetSubscriptionResponse{Partitions: subPartitionsToProto(ps)}), nil
+}
+
+func (h subs) ListDeadLetters(_ context.Context, req *connect.Request[spoolv1.ListDeadLettersRequest]) (*connect.Response[spoolv1.ListDeadLettersResponse], error) {
+	list, next, err := h.b.ListDeadLetters(req.Msg.Topic, req.Msg.Subscription, req.Msg.FromOffset, int(req.Msg.Limit))
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	out := &spoolv1.ListDeadLettersResponse{NextOffset: next}
+	for i := range list {
+		d := &list[i]
+		msg := deliveriesToProto([]broker.Delivered{d.Message})[0]
+		out.DeadLetters = append(out.DeadLetters, &spoolv1.DeadLetter{
+			Offset: d.Offset, Message: msg, Reason: d.Reason, DeliveryCount: int32(d.DeliveryCount), Error: d.Error,
+			OriginPartition: d.OriginPartition, OriginOffset: d.OriginOffset, Redriven: d.Redriven,
+		})
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h subs) Redrive(ctx context.Context, req *connect.Request[spoolv1.RedriveRequest]) (*connect.Response[spoolv1.RedriveResponse], error) {
+	m := req.Msg
+	if m.Limit < 0 || m.RateLimit < 0 {
+		return nil, invalid("limit and rate limit must not be negative")
+	}
+	target := broker.RedriveToSubscription
+	switch m.Target {
+	case spoolv1.RedriveTarget_REDRIVE_TARGET_UNSPECIFIED, spoolv1.RedriveTarget_REDRIVE_TARGET_SUBSCRIPTION:
+	case spoolv1.RedriveTarget_REDRIVE_TARGET_TOPIC:
+		target = broker.RedriveToTopic
+	default:
+		return nil, invalid("unknown redrive target %d", m.Target)
+	}
+	rep, err := h.b.Redrive(ctx, broker.RedriveRequest{Topic: m.Topic, Subscription: m.Subscription, Target: target,
+		Reason: m.Reason, Limit: m.Limit, RateLimit: m.RateLimit, DryRun: m.DryRun})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&spoolv1.RedriveResponse{Moved: rep.Moved, Skipped: rep.Skipped, Already: rep.Already, Offsets: rep.Offsets}), nil
 }

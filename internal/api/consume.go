@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -13,6 +14,12 @@ import (
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/errs"
+)
+
+// Bounds on lease requests.
+const (
+	maxNackDelay  = 30 * 24 * time.Hour
+	maxAckOffsets = 1 << 16
 )
 
 // consume implements ConsumeService.
@@ -58,6 +65,7 @@ func (h *consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv
 		InstanceID:     start.InstanceId,
 		SessionTimeout: timeout,
 		Credits:        int(start.Credits),
+		MaxInFlight:    int(start.MaxInFlight),
 	})
 	if err != nil {
 		return toConnect(err)
@@ -115,6 +123,44 @@ func (h *consume) readLoop(stream *connect.BidiStream[spoolv1.ConsumeRequest, sp
 			}
 		case *spoolv1.ConsumeRequest_Heartbeat:
 			sess.Heartbeat()
+		case *spoolv1.ConsumeRequest_Ack:
+			ranges := make([]broker.OffsetRange, len(k.Ack.Ranges))
+			for i, r := range k.Ack.Ranges {
+				ranges[i] = broker.OffsetRange{Partition: r.Partition, From: r.From, To: r.To}
+			}
+			if err := sess.Ack(k.Ack.RequestId, ranges); err != nil {
+				return toConnect(err)
+			}
+		case *spoolv1.ConsumeRequest_Nack:
+			delay := time.Duration(-1)
+			if k.Nack.Delay != nil {
+				d, err := dur(k.Nack.Delay)
+				if err != nil {
+					return err
+				}
+				if d < 0 || d > maxNackDelay {
+					return invalid("nack delay %s is outside [0, %s]", d, maxNackDelay)
+				}
+				delay = d
+			}
+			if err := sess.Nack(k.Nack.RequestId, k.Nack.Partition, k.Nack.Offset, delay, k.Nack.Error); err != nil {
+				return toConnect(err)
+			}
+		case *spoolv1.ConsumeRequest_Extend:
+			d, err := dur(k.Extend.By)
+			if err != nil {
+				return err
+			}
+			if len(k.Extend.Offsets) > maxAckOffsets {
+				return invalid("extend covers at most %d offsets", maxAckOffsets)
+			}
+			if err := sess.Extend(k.Extend.RequestId, k.Extend.Partition, k.Extend.Offsets, d); err != nil {
+				return toConnect(err)
+			}
+		case *spoolv1.ConsumeRequest_Reject:
+			if err := sess.Reject(k.Reject.RequestId, k.Reject.Partition, k.Reject.Offset, k.Reject.Error); err != nil {
+				return toConnect(err)
+			}
 		case *spoolv1.ConsumeRequest_Start:
 			return invalid("start may only be the first message of a Consume stream")
 		default:
@@ -149,6 +195,12 @@ func (h *consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spool
 				cr.Error, cr.ErrorMessage = errorInfo(ev.Commit.Err)
 			}
 			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_CommitResult{CommitResult: cr}}
+		case ev.Lease != nil:
+			lr := &spoolv1.LeaseResult{RequestId: ev.Lease.ID}
+			for _, st := range ev.Lease.Stale {
+				lr.Stale = append(lr.Stale, &spoolv1.PartitionOffset{Partition: st.Partition, Offset: st.Offset})
+			}
+			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_LeaseResult{LeaseResult: lr}}
 		case ev.Heartbeat:
 			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_Heartbeat{Heartbeat: &spoolv1.Heartbeat{}}}
 		default:

@@ -10,6 +10,7 @@ import (
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/queue"
 	"github.com/spoolmq/spool/internal/seglog"
 )
 
@@ -78,6 +79,7 @@ func topicConfigFromProto(c *spoolv1.TopicConfig) (catalog.TopicConfig, error) {
 		return out, invalid("unknown durability %d", c.Durability)
 	}
 	out.MaxMessageBytes = c.MaxMessageBytes
+	out.WorkQueue = c.WorkQueue
 	return out, nil
 }
 
@@ -93,6 +95,7 @@ func topicToProto(t catalog.Topic) *spoolv1.Topic {
 		DedupWindow:     optDur(c.DedupWindow),
 		MessageTtl:      optDur(c.MessageTTL),
 		MaxMessageBytes: c.MaxMessageBytes,
+		WorkQueue:       c.WorkQueue,
 	}
 	if c.Discard == catalog.DiscardNew {
 		pc.Discard = spoolv1.Discard_DISCARD_NEW
@@ -156,8 +159,64 @@ func subConfigFromProto(c *spoolv1.SubscriptionConfig) (catalog.SubConfig, error
 	}
 	out.Filter = c.Filter
 	var err error
-	out.Start, err = positionFromProto(c.Start)
-	return out, err
+	if out.Start, err = positionFromProto(c.Start); err != nil {
+		return out, err
+	}
+	q := &out.Queue
+	if q.AckTimeout, err = dur(c.AckTimeout); err != nil {
+		return out, err
+	}
+	q.MaxDeliveries = int(c.MaxDeliveries)
+	if b := c.Backoff; b != nil {
+		if q.Backoff.Initial, err = dur(b.Initial); err != nil {
+			return out, err
+		}
+		if q.Backoff.Max, err = dur(b.Max); err != nil {
+			return out, err
+		}
+		q.Backoff.Multiplier = b.Multiplier
+		switch b.Jitter {
+		case spoolv1.Jitter_JITTER_UNSPECIFIED, spoolv1.Jitter_JITTER_FULL:
+			q.Backoff.Jitter = queue.JitterFull
+		case spoolv1.Jitter_JITTER_EQUAL:
+			q.Backoff.Jitter = queue.JitterEqual
+		case spoolv1.Jitter_JITTER_NONE:
+			q.Backoff.Jitter = queue.JitterNone
+		default:
+			return out, invalid("unknown jitter %d", b.Jitter)
+		}
+		if len(b.Delays) > 100 {
+			return out, invalid("at most 100 backoff delays")
+		}
+		for _, d := range b.Delays {
+			dd, err := dur(d)
+			if err != nil {
+				return out, err
+			}
+			q.Backoff.Delays = append(q.Backoff.Delays, dd)
+		}
+	}
+	switch c.Ordering {
+	case spoolv1.Ordering_ORDERING_UNSPECIFIED, spoolv1.Ordering_ORDERING_NONE:
+		q.Ordering = queue.OrderNone
+	case spoolv1.Ordering_ORDERING_KEY:
+		q.Ordering = queue.OrderKey
+	default:
+		return out, invalid("unknown ordering %d", c.Ordering)
+	}
+	q.DeadLetterTopic = c.DeadLetterTopic
+	switch c.OnExpired {
+	case spoolv1.ExpiredAction_EXPIRED_ACTION_UNSPECIFIED, spoolv1.ExpiredAction_EXPIRED_ACTION_DEAD_LETTER:
+		q.OnExpired = queue.ExpireDeadLetter
+	case spoolv1.ExpiredAction_EXPIRED_ACTION_DROP:
+		q.OnExpired = queue.ExpireDrop
+	default:
+		return out, invalid("unknown expired action %d", c.OnExpired)
+	}
+	q.MaxInFlight = int(c.MaxInFlight)
+	q.RateLimit = c.RateLimit
+	q.RateBurst = int(c.RateBurst)
+	return out, nil
 }
 
 func subToProto(s catalog.Subscription) *spoolv1.Subscription {
@@ -165,14 +224,35 @@ func subToProto(s catalog.Subscription) *spoolv1.Subscription {
 	if s.Config.Mode == catalog.ModeQueue {
 		mode = spoolv1.Mode_MODE_QUEUE
 	}
+	pc := &spoolv1.SubscriptionConfig{
+		Mode:   mode,
+		Filter: s.Config.Filter,
+		Start:  positionToProto(s.Config.Start),
+	}
+	if s.Config.Mode == catalog.ModeQueue {
+		q := s.Config.Queue
+		cc, _ := q.CoreConfig()
+		pc.AckTimeout = durationpb.New(cc.AckTimeout)
+		pc.MaxDeliveries = int32(cc.MaxDeliveries)
+		pc.Backoff = &spoolv1.Backoff{Initial: durationpb.New(cc.Backoff.Initial), Max: durationpb.New(cc.Backoff.Max),
+			Multiplier: cc.Backoff.Multiplier, Jitter: spoolv1.Jitter(int(cc.Backoff.Jitter) + 1)}
+		for _, d := range cc.Backoff.Delays {
+			pc.Backoff.Delays = append(pc.Backoff.Delays, durationpb.New(d))
+		}
+		pc.Ordering = spoolv1.Ordering(int(cc.Ordering) + 1)
+		pc.DeadLetterTopic = q.DeadLetterTopic
+		if pc.DeadLetterTopic == "" {
+			pc.DeadLetterTopic = catalog.DeadLetterTopicName(s.Topic, s.Name)
+		}
+		pc.OnExpired = spoolv1.ExpiredAction(int(cc.OnExpired) + 1)
+		pc.MaxInFlight = int32(q.MaxInFlight)
+		pc.RateLimit = q.RateLimit
+		pc.RateBurst = int32(q.RateBurst)
+	}
 	return &spoolv1.Subscription{
-		Topic: s.Topic,
-		Name:  s.Name,
-		Config: &spoolv1.SubscriptionConfig{
-			Mode:   mode,
-			Filter: s.Config.Filter,
-			Start:  positionToProto(s.Config.Start),
-		},
+		Topic:   s.Topic,
+		Name:    s.Name,
+		Config:  pc,
 		Created: timestamppb.New(s.Created),
 	}
 }
@@ -228,6 +308,10 @@ func deliveriesToProto(ds []broker.Delivered) []*spoolv1.Delivery {
 		m.Timestamp = &tss[i]
 		m.Key, m.Value = d.Key, d.Value
 		m.Id, m.Subject, m.DeliveryCount = d.ID, d.Subject, d.DeliveryCount
+		if !d.LeaseDeadline.IsZero() {
+			m.FirstDeliveredAt = timestamppb.New(d.FirstDeliveredAt)
+			m.LeaseDeadline = timestamppb.New(d.LeaseDeadline)
+		}
 		if n := len(d.Headers); n > 0 {
 			hp := hptrs[:n:n]
 			for j, h := range d.Headers {

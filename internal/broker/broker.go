@@ -66,8 +66,10 @@ type Broker struct {
 	topics map[string]*topic // guarded by mu
 	closed bool              // guarded by mu
 
-	stop chan struct{}
-	done chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	queueDone chan struct{}
+	queueKick chan struct{} // capacity 1: a queue subscription has effects to make durable
 
 	recovery struct { // what Open found, for its summary log line
 		partitions, segments, scanned, torn int
@@ -111,15 +113,17 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		cfg:     cfg,
-		fs:      cfg.FS,
-		clock:   cfg.Clock,
-		logger:  cfg.Logger,
-		catalog: cat,
-		nonce:   newUUID()[:8],
-		topics:  map[string]*topic{},
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:       cfg,
+		fs:        cfg.FS,
+		clock:     cfg.Clock,
+		logger:    cfg.Logger,
+		catalog:   cat,
+		nonce:     newUUID()[:8],
+		topics:    map[string]*topic{},
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		queueDone: make(chan struct{}),
+		queueKick: make(chan struct{}, 1),
 	}
 	if err := vfs.MkdirAllSync(b.fs, b.topicsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("broker: create topics directory: %w", err)
@@ -149,6 +153,7 @@ func Open(cfg Config) (*Broker, error) {
 		"partitions", r.partitions, "segments", r.segments, "segments_scanned", r.scanned,
 		"bytes_scanned", r.scannedBytes, "torn_tails_cut", r.torn)
 	go b.maintain()
+	go b.queueLoop()
 	return b, nil
 }
 
@@ -200,6 +205,8 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
+	<-b.queueDone
+	b.QueueTick() // persist the queue subscriptions' last progress
 	return b.closeTopics()
 }
 
@@ -290,5 +297,57 @@ func (b *Broker) EndSessions() {
 			s.mu.Unlock()
 		}
 		t.subsMu.Unlock()
+	}
+}
+
+// queueInterval is how often queue subscriptions expire leases, load
+// parked messages that come due, and save their progress: acknowledgements
+// younger than this may be delivered again after a crash.
+const queueInterval = 50 * time.Millisecond
+
+// queueLoop drives every queue subscription's timers and persistence.
+func (b *Broker) queueLoop() {
+	defer close(b.queueDone)
+	t := time.NewTicker(queueInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		case <-b.queueKick:
+		}
+		b.QueueTick()
+	}
+}
+
+// queueWake asks the queue loop to run soon.
+func (b *Broker) queueWake() {
+	select {
+	case b.queueKick <- struct{}{}:
+	default:
+	}
+}
+
+// QueueTick runs one pass over every queue subscription now (tests with a
+// fake clock call it directly).
+func (b *Broker) QueueTick() {
+	now := b.clock.Now()
+	for _, t := range b.topicList() {
+		t.life.RLock()
+		if !t.deleted {
+			t.subsMu.Lock()
+			subs := make([]*subscription, 0, len(t.subs))
+			for _, s := range t.subs {
+				if s.q != nil {
+					subs = append(subs, s)
+				}
+			}
+			t.subsMu.Unlock()
+			for _, s := range subs {
+				s.queueTick(now)
+			}
+		}
+		t.life.RUnlock()
 	}
 }

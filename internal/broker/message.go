@@ -16,6 +16,24 @@ const (
 	HeaderDeliverAt   = "spool.deliver-at" // Unix milliseconds, decimal
 	HeaderTTL         = "spool.ttl"        // milliseconds, decimal
 	HeaderTraceparent = "traceparent"      // W3C trace context
+
+	// HeaderRedriveTo marks a message redriven from a dead-letter topic to
+	// one subscription: every other subscription skips it.
+	HeaderRedriveTo = "spool.redrive-to"
+	// HeaderOriginalID carries a message's original id on its dead-letter
+	// copy and on a redriven copy (which get ids of their own, so that
+	// writing them is idempotent).
+	HeaderOriginalID = "spool.original-id"
+
+	// Headers a dead-letter copy carries.
+	HeaderDLQTopic        = "spool.dlq.topic"
+	HeaderDLQSubscription = "spool.dlq.subscription"
+	HeaderDLQPartition    = "spool.dlq.partition"
+	HeaderDLQOffset       = "spool.dlq.offset"
+	HeaderDLQDeliveries   = "spool.dlq.deliveries"
+	HeaderDLQReason       = "spool.dlq.reason"
+	HeaderDLQError        = "spool.dlq.error"
+	HeaderDLQTime         = "spool.dlq.time" // Unix ms
 )
 
 // MaxIDLen bounds idempotency keys and subjects.
@@ -60,6 +78,9 @@ type Delivered struct {
 	Headers       []batch.RecordHeader // all stored headers, Spool's included
 	ID, Subject   string
 	DeliveryCount int32
+	// Queue mode: first delivery to the subscription and the lease's end.
+	FirstDeliveredAt time.Time
+	LeaseDeadline    time.Time
 }
 
 // record builds the stored record for m, with Spool's attributes first.
@@ -97,4 +118,15 @@ func attrs(hs []batch.RecordHeader) (id, subject string) {
 		}
 	}
 	return id, subject
+}
+
+// redrivenElsewhere reports whether a message was redriven to a subscription
+// other than sub (every other subscription skips it).
+func redrivenElsewhere(hs []batch.RecordHeader, sub string) bool {
+	for _, h := range hs {
+		if h.Key == HeaderRedriveTo {
+			return string(h.Value) != sub
+		}
+	}
+	return false
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/batch"
-	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/group"
 	"github.com/spoolmq/spool/internal/seglog"
@@ -30,6 +29,7 @@ type JoinRequest struct {
 	InstanceID          string // static membership
 	SessionTimeout      time.Duration
 	Credits             int
+	MaxInFlight         int // queue mode: leases this member may hold; 0 = no limit beyond credits
 }
 
 // Session is one member's connection to a stream-mode subscription: the
@@ -57,16 +57,21 @@ type Session struct {
 	rr            int
 	closed        bool
 	err           error
+
+	// Queue mode (guarded by sub.mu).
+	maxInflight  int // leases this member may hold; 0 = no limit beyond credits
+	leaseResults []LeaseOutcome
 }
 
 // Event is the next thing to send to the member: one of Assignment,
-// Deliveries (with Next), Commit or Heartbeat is set.
+// Deliveries (with Next), Commit, Lease or Heartbeat is set.
 type Event struct {
 	Assignment *SessionAssignment
 	Deliveries []Delivered
-	Next       []PartitionStart // with Deliveries: each partition read and its next offset
+	Next       []PartitionStart // with Deliveries (stream mode): each partition read and its next offset
 	Commit     *CommitOutcome
-	Heartbeat  bool // the session was idle for a third of its timeout
+	Lease      *LeaseOutcome // queue mode: the answer to an ack, nack, extend or reject
+	Heartbeat  bool          // the session was idle for a third of its timeout
 }
 
 // SessionAssignment tells a member what it owns now.
@@ -98,8 +103,8 @@ func (b *Broker) Join(req JoinRequest) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.meta.Config.Mode != catalog.ModeStream {
-		return nil, errs.New(errs.UnsupportedFeature, "subscription %q is not a stream subscription", req.Subscription)
+	if req.MaxInFlight < 0 {
+		return nil, errs.New(errs.InvalidArgument, "max in flight must not be negative")
 	}
 	now := b.clock.Now()
 	s.mu.Lock()
@@ -119,19 +124,22 @@ func (b *Broker) Join(req JoinRequest) (*Session, error) {
 		timeout = s.coord.Config().SessionTimeout
 	}
 	sess := &Session{
-		sub:     s,
-		id:      id,
-		timeout: timeout,
-		wake:    make(chan struct{}, 1),
-		cursors: map[int32]int64{},
-		credits: min(max(req.Credits, defaultJoinCredit), maxCredits),
+		sub:         s,
+		id:          id,
+		timeout:     timeout,
+		wake:        make(chan struct{}, 1),
+		cursors:     map[int32]int64{},
+		credits:     min(max(req.Credits, defaultJoinCredit), maxCredits),
+		maxInflight: req.MaxInFlight,
 	}
 	if old := s.sessions[id]; old != nil {
 		old.closeLocked(errs.New(errs.UnknownMember, "member %q reconnected on another stream", id))
 	}
 	s.sessions[id] = sess
 	s.applyLocked(eff)
-	if !sess.assignPending {
+	if s.q != nil {
+		sess.assignPending = true // queue mode: the assignment only names the member
+	} else if !sess.assignPending {
 		if a, err := s.coord.Assignment(id); err == nil {
 			a.Generation += s.resetEpoch
 			sess.assignLocked(a, s.committed)
@@ -264,12 +272,18 @@ func (sess *Session) Leave() {
 	if wasMember {
 		eff, _ := s.coord.Leave(s.t.b.clock.Now(), sess.id)
 		s.applyLocked(eff)
+		if s.q != nil {
+			s.releaseMemberLocked(sess.id)
+		}
 	}
 }
 
 // Next blocks until there is something to send to the member, the session
 // ends (its error), or ctx is done.
 func (sess *Session) Next(ctx context.Context) (Event, error) {
+	if sess.sub.q != nil {
+		return sess.nextQueue(ctx)
+	}
 	s := sess.sub
 	t := s.t
 	var idle *time.Timer
@@ -411,7 +425,7 @@ func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bo
 					id, subj := attrs(r.Headers)
 					ps.Offset = off + 1
 					advanced = true
-					if !filter.Match(subj) {
+					if !filter.Match(subj) || redrivenElsewhere(r.Headers, sess.sub.meta.Name) {
 						return nil
 					}
 					out = append(out, Delivered{

@@ -9,6 +9,7 @@ import (
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/group"
+	"github.com/spoolmq/spool/internal/queue"
 	"github.com/spoolmq/spool/internal/subject"
 )
 
@@ -30,6 +31,8 @@ type subscription struct {
 	// coordinator's plus resetEpoch, so that commits from before a reset
 	// are refused as stale. Guarded by mu.
 	resetEpoch int64
+
+	q *queueState // queue mode only; nil for stream subscriptions
 }
 
 func (t *topic) newSub(meta catalog.Subscription, committed []int64) (*subscription, error) {
@@ -41,7 +44,13 @@ func (t *topic) newSub(meta catalog.Subscription, committed []int64) (*subscript
 	if err != nil {
 		return nil, err
 	}
-	return &subscription{t: t, meta: meta, filter: f, coord: coord, committed: committed, sessions: map[string]*Session{}}, nil
+	s := &subscription{t: t, meta: meta, filter: f, coord: coord, committed: committed, sessions: map[string]*Session{}}
+	if meta.Config.Mode == catalog.ModeQueue {
+		if s.q, err = s.newQueueState(committed); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // loadSubs creates the live subscriptions of a topic from the catalog.
@@ -104,6 +113,18 @@ func (b *Broker) CreateSubscription(topicName, name string, cfg catalog.SubConfi
 	t, err := b.topic(topicName)
 	if err != nil {
 		return catalog.Subscription{}, err
+	}
+	if cfg.Mode == catalog.ModeQueue {
+		dlq := cfg.Queue.DeadLetterTopic
+		if dlq == "" {
+			dlq = catalog.DeadLetterTopicName(topicName, name)
+		}
+		if dlq == topicName {
+			return catalog.Subscription{}, errs.New(errs.InvalidArgument, "a subscription cannot dead-letter into its own topic")
+		}
+		if err := b.ensureDeadLetterTopic(dlq); err != nil {
+			return catalog.Subscription{}, err
+		}
 	}
 	t.life.RLock()
 	defer t.life.RUnlock()
@@ -178,6 +199,12 @@ func (b *Broker) Subscriptions(topicName string) ([]catalog.Subscription, error)
 	return b.catalog.Subs(topicName), nil
 }
 
+// QueuePartition is a queue subscription's state in one partition.
+type QueuePartition struct {
+	queue.Stats
+	Parked int64
+}
+
 // SubPartition is a subscription's state in one partition.
 type SubPartition struct {
 	Partition        int32
@@ -186,14 +213,17 @@ type SubPartition struct {
 	Lag              int64
 	OldestUnconsumed time.Duration // age of the message at Committed; 0 without lag
 	Member           string
+	Queue            *QueuePartition // queue mode only
 }
 
 // SubInfo describes a subscription.
 type SubInfo struct {
-	Sub        catalog.Subscription
-	Group      group.Description
-	Partitions []SubPartition
-	Lag        int64
+	Sub          catalog.Subscription
+	Group        group.Description
+	Partitions   []SubPartition
+	Lag          int64
+	DeadLettered int64 // queue mode, since the server started
+	Dropped      int64
 }
 
 // DescribeSubscription returns members, assignment, committed offsets and
@@ -208,6 +238,14 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 	s.applyLocked(s.coord.Tick(now))
 	desc := s.coord.Describe()
 	committed := append([]int64(nil), s.committed...)
+	var qstats []*QueuePartition
+	if s.q != nil {
+		for _, qp := range s.q.parts {
+			st := qp.core.Stats(now)
+			committed[qp.id] = st.Floor
+			qstats = append(qstats, &QueuePartition{Stats: st, Parked: qp.parked})
+		}
+	}
 	s.mu.Unlock()
 	owner := map[int32]string{}
 	for _, m := range desc.Members {
@@ -219,8 +257,14 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 		}
 	}
 	info := SubInfo{Sub: s.meta, Group: desc}
+	if s.q != nil {
+		info.DeadLettered, info.Dropped = s.q.deadLettered.Load(), s.q.dropped.Load()
+	}
 	for p, l := range t.parts {
 		sp := SubPartition{Partition: int32(p), Committed: committed[p], End: l.EndOffset(), Member: owner[int32(p)]}
+		if qstats != nil {
+			sp.Queue = qstats[p]
+		}
 		from := max(sp.Committed, l.StartOffset())
 		sp.Lag = max(0, sp.End-from)
 		if sp.Lag > 0 {
@@ -313,9 +357,15 @@ func (s *subscription) applyLocked(e group.Effects) {
 			if sess := s.sessions[c.Member]; sess != nil {
 				sess.closeLocked(errs.New(errs.UnknownMember, "member %q missed its session timeout and was removed", c.Member))
 			}
+			if s.q != nil {
+				s.releaseMemberLocked(c.Member)
+			}
 		case group.MemberReplaced:
 			if sess := s.sessions[c.Previous]; sess != nil {
 				sess.closeLocked(errs.New(errs.UnknownMember, "member %q was replaced by a new instance", c.Previous))
+			}
+			if s.q != nil {
+				s.releaseMemberLocked(c.Previous)
 			}
 		}
 		if c.Kind != group.GenerationBumped {
@@ -323,7 +373,7 @@ func (s *subscription) applyLocked(e group.Effects) {
 		}
 	}
 	for _, a := range e.Assignments {
-		if sess := s.sessions[a.Member]; sess != nil {
+		if sess := s.sessions[a.Member]; sess != nil && s.q == nil {
 			a.Generation += s.resetEpoch
 			sess.assignLocked(a, s.committed)
 		}

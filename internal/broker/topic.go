@@ -263,6 +263,9 @@ func (t *topic) maintain() {
 		}
 	}
 	t.enforceBoundsLocked()
+	if t.meta.Config.WorkQueue {
+		t.workQueueRetentionLocked()
+	}
 	t.life.RUnlock()
 	t.tickSubs(t.b.clock.Now())
 }
@@ -316,4 +319,34 @@ func (t *topic) checkCapacity(n, size int) error {
 		return e
 	}
 	return nil
+}
+
+// workQueueRetentionLocked deletes segments that every queue subscription
+// has finished. Called with life held shared.
+func (t *topic) workQueueRetentionLocked() {
+	t.subsMu.Lock()
+	var subs []*subscription
+	for _, s := range t.subs {
+		if s.q != nil {
+			subs = append(subs, s)
+		}
+	}
+	t.subsMu.Unlock()
+	if len(subs) == 0 {
+		return // nobody consumes as a queue yet: keep everything
+	}
+	for p, l := range t.parts {
+		floor := int64(-1)
+		for _, s := range subs {
+			s.mu.Lock()
+			f := s.committed[p] // the persisted ack floor
+			s.mu.Unlock()
+			if floor < 0 || f < floor {
+				floor = f
+			}
+		}
+		if _, err := l.DropSegmentsBefore(floor); err != nil {
+			t.b.logger.Error("work-queue retention failed", "topic", t.meta.Name, "partition", p, "err", err)
+		}
+	}
 }

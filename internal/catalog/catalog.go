@@ -105,6 +105,9 @@ func (c *Catalog) DeleteTopic(name string) error {
 	b.Delete(state.TopicKey(name))
 	b.DeletePrefix(state.SubPrefix(name))
 	b.DeletePrefix(state.OffsetPrefix(name, ""))
+	for _, p := range queuePrefixes(name, "") {
+		b.DeletePrefix(p)
+	}
 	if err := b.Commit(true); err != nil {
 		return errs.Wrap(errs.StorageFailed, err, "delete topic %q", name)
 	}
@@ -151,6 +154,9 @@ func (c *Catalog) CreateSub(s Subscription, offsets []int64) error {
 	b := c.st.NewBatch()
 	b.Set(state.SubKey(s.Topic, s.Name), v)
 	b.DeletePrefix(state.OffsetPrefix(s.Topic, s.Name))
+	for _, p := range queuePrefixes(s.Topic, s.Name) {
+		b.DeletePrefix(p)
+	}
 	for p, off := range offsets {
 		b.Set(state.OffsetKey(s.Topic, s.Name, int32(p)), EncodeOffset(off))
 	}
@@ -174,6 +180,9 @@ func (c *Catalog) DeleteSub(topic, name string) error {
 	b := c.st.NewBatch()
 	b.Delete(state.SubKey(topic, name))
 	b.DeletePrefix(state.OffsetPrefix(topic, name))
+	for _, p := range queuePrefixes(topic, name) {
+		b.DeletePrefix(p)
+	}
 	if err := b.Commit(true); err != nil {
 		return errs.Wrap(errs.StorageFailed, err, "delete subscription %q", name)
 	}
@@ -219,4 +228,10 @@ func DecodeOffset(b []byte) (int64, error) {
 		return 0, fmt.Errorf("catalog: bad offset record of %d bytes", len(b))
 	}
 	return int64(binary.BigEndian.Uint64(b)), nil
+}
+
+// queuePrefixes are the key prefixes of a subscription's (or, with sub
+// empty, a topic's) queue state.
+func queuePrefixes(topic, sub string) [][]byte {
+	return [][]byte{state.QueuePrefix(topic, sub), state.ParkPrefix(topic, sub), state.ParkIndexPrefix(topic, sub)}
 }

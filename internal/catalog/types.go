@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/spoolmq/spool/internal/queue"
+
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/subject"
@@ -53,6 +55,10 @@ type TopicConfig struct {
 	MessageTTL      time.Duration `json:"message_ttl,omitempty"` // 0 = none
 	Durability      seglog.Policy `json:"durability"`
 	MaxMessageBytes int32         `json:"max_message_bytes"`
+	// WorkQueue deletes whole segments once every queue subscription of the
+	// topic has finished (acked, dead-lettered or dropped) all their
+	// messages, on top of the age and byte retention.
+	WorkQueue bool `json:"work_queue,omitempty"`
 }
 
 // Topic is a topic definition.
@@ -111,10 +117,28 @@ func (p Position) String() string {
 
 // SubConfig is a subscription's configuration.
 type SubConfig struct {
-	Mode   Mode     `json:"mode"`
-	Filter string   `json:"filter,omitempty"`
-	Start  Position `json:"start"`
+	Mode   Mode        `json:"mode"`
+	Filter string      `json:"filter,omitempty"`
+	Start  Position    `json:"start"`
+	Queue  QueueConfig `json:"queue,omitzero"`
 }
+
+// QueueConfig is the queue-mode part of a subscription's configuration.
+// Zero fields take the defaults (see queue.Config).
+type QueueConfig struct {
+	AckTimeout      time.Duration       `json:"ack_timeout,omitempty"`
+	MaxDeliveries   int                 `json:"max_deliveries,omitempty"`
+	Backoff         queue.Backoff       `json:"backoff,omitzero"`
+	Ordering        queue.Ordering      `json:"ordering,omitempty"`
+	DeadLetterTopic string              `json:"dead_letter_topic,omitempty"`
+	OnExpired       queue.ExpiredAction `json:"on_expired,omitempty"`
+	MaxInFlight     int                 `json:"max_in_flight,omitempty"` // whole subscription
+	RateLimit       float64             `json:"rate_limit,omitempty"`    // deliveries per second; 0 = unlimited
+	RateBurst       int                 `json:"rate_burst,omitempty"`
+}
+
+// DeadLetterTopicName is the default dead-letter topic of a subscription.
+func DeadLetterTopicName(topic, sub string) string { return "dlq." + topic + "." + sub }
 
 // Subscription is a subscription definition.
 type Subscription struct {
@@ -219,7 +243,20 @@ func (c SubConfig) Validate() error {
 		return errs.New(errs.InvalidArgument, "unknown subscription mode %d", c.Mode)
 	}
 	if c.Mode == ModeQueue {
-		return errs.New(errs.UnsupportedFeature, "queue-mode subscriptions are not available yet")
+		q := c.Queue
+		if q.MaxInFlight < 0 || q.RateLimit < 0 || q.RateBurst < 0 {
+			return errs.New(errs.InvalidArgument, "max in flight, rate limit and rate burst must not be negative")
+		}
+		if q.DeadLetterTopic != "" {
+			if err := ValidateName("dead-letter topic", q.DeadLetterTopic); err != nil {
+				return err
+			}
+		}
+		if _, err := q.CoreConfig(); err != nil {
+			return errs.Wrap(errs.InvalidArgument, err, "queue config")
+		}
+	} else if c.Queue.DeadLetterTopic != "" || c.Queue.MaxDeliveries != 0 || c.Queue.AckTimeout != 0 {
+		return errs.New(errs.InvalidArgument, "queue settings given for a stream subscription")
 	}
 	if _, err := subject.Compile(c.Filter); err != nil {
 		return errs.Wrap(errs.InvalidArgument, err, "filter %q", c.Filter)
@@ -234,4 +271,20 @@ func (c SubConfig) Validate() error {
 		return errs.New(errs.InvalidArgument, "unknown start position kind %d", c.Start.Kind)
 	}
 	return nil
+}
+
+// CoreConfig returns the queue core's configuration (defaults filled in and
+// validated). The whole subscription's MaxInFlight is enforced by the
+// broker; each partition's core gets the same bound.
+func (q QueueConfig) CoreConfig() (queue.Config, error) {
+	c := queue.Config{
+		AckTimeout:    q.AckTimeout,
+		MaxDeliveries: q.MaxDeliveries,
+		Backoff:       q.Backoff,
+		Ordering:      q.Ordering,
+		OnExpired:     q.OnExpired,
+		MaxInFlight:   q.MaxInFlight,
+	}
+	c = c.WithDefaults()
+	return c, c.Validate()
 }

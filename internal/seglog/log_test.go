@@ -549,3 +549,23 @@ func TestSubmitPipelines(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDropSegmentsBefore(t *testing.T) {
+	l, _ := mustOpen(t, vfs.NewMemFS(), "/p", testOpts())
+	defer l.Close()
+	for i := range 100 {
+		if _, err := l.Append(padBatch(fmt.Sprint(i), 2000, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs := l.Segments()
+	if n, err := l.DropSegmentsBefore(segs[1] - 1); n != 0 || err != nil {
+		t.Fatalf("dropped %d (%v) with the first segment not fully consumed", n, err)
+	}
+	if n, err := l.DropSegmentsBefore(segs[2]); n != 2 || err != nil || l.StartOffset() != segs[2] {
+		t.Fatalf("dropped %d (%v), start %d", n, err, l.StartOffset())
+	}
+	if _, err := l.DropSegmentsBefore(1 << 40); err != nil || len(l.Segments()) != 1 {
+		t.Fatalf("the active segment must stay: %v %v", l.Segments(), err)
+	}
+}

@@ -235,3 +235,23 @@ func (l *Log) DropOldestSegment() (bool, error) {
 	l.segMu.Unlock()
 	return true, l.removeSegments([]*segment{victim})
 }
+
+// DropSegmentsBefore deletes sealed segments all of whose records are below
+// offset (work-queue retention: everything below offset is consumed). It
+// returns the number deleted; the active segment is never deleted.
+func (l *Log) DropSegmentsBefore(offset int64) (int, error) {
+	n := 0
+	for {
+		l.segMu.RLock()
+		ok := len(l.segs) > 1 && l.segs[0].next.Load() <= offset
+		l.segMu.RUnlock()
+		if !ok {
+			return n, nil
+		}
+		dropped, err := l.DropOldestSegment()
+		if err != nil || !dropped {
+			return n, err
+		}
+		n++
+	}
+}

@@ -50,3 +50,61 @@ func PartitionOfOffsetKey(k []byte) int32 {
 	}
 	return int32(binary.BigEndian.Uint32(k[len(k)-4:]))
 }
+
+// QueueKey is the key of a queue subscription partition's snapshot.
+func QueueKey(topic, sub string, partition int32) []byte {
+	k := append([]byte("q/"), topic...)
+	k = append(k, 0)
+	k = append(k, sub...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(partition))
+}
+
+// QueuePrefix is the prefix of a queue subscription's snapshots; with an
+// empty sub, of all of a topic's.
+func QueuePrefix(topic, sub string) []byte { return subPrefix("q/", topic, sub) }
+
+// ParkKey is the key of a parked message in the schedule store, ordered by
+// due time.
+func ParkKey(topic, sub string, dueMs int64, partition int32, offset int64) []byte {
+	k := ParkPrefix(topic, sub)
+	k = binary.BigEndian.AppendUint64(k, uint64(dueMs))
+	k = binary.BigEndian.AppendUint32(k, uint32(partition))
+	return binary.BigEndian.AppendUint64(k, uint64(offset))
+}
+
+// ParkPrefix is the prefix of a subscription's parked messages.
+func ParkPrefix(topic, sub string) []byte { return subPrefix("w/", topic, sub) }
+
+// ParkIndexKey maps a parked message's position to its due time, so the
+// schedule entry can be found when the message finishes.
+func ParkIndexKey(topic, sub string, partition int32, offset int64) []byte {
+	k := ParkIndexPrefix(topic, sub)
+	k = binary.BigEndian.AppendUint32(k, uint32(partition))
+	return binary.BigEndian.AppendUint64(k, uint64(offset))
+}
+
+// ParkIndexPrefix is the prefix of a subscription's park index.
+func ParkIndexPrefix(topic, sub string) []byte { return subPrefix("x/", topic, sub) }
+
+// RedrivenKey records that a dead-letter topic's message was redriven.
+func RedrivenKey(dlqTopic string, offset int64) []byte {
+	k := append([]byte("r/"), dlqTopic...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, uint64(offset))
+}
+
+// RedrivenPrefix is the prefix of a dead-letter topic's redriven marks.
+func RedrivenPrefix(dlqTopic string) []byte {
+	return append(append([]byte("r/"), dlqTopic...), 0)
+}
+
+func subPrefix(kind, topic, sub string) []byte {
+	k := append([]byte(kind), topic...)
+	k = append(k, 0)
+	if sub == "" {
+		return k
+	}
+	k = append(k, sub...)
+	return append(k, 0)
+}

@@ -9,6 +9,10 @@
 //	t/<topic>                        topic record (JSON)
 //	s/<topic>\x00<subscription>      subscription record (JSON)
 //	o/<topic>\x00<subscription>\x00<partition:4 bytes BE>  committed offset
+//	q/<topic>\x00<subscription>\x00<partition:4>            queue partition snapshot (JSON)
+//	w/<topic>\x00<subscription>\x00<due ms:8><partition:4><offset:8>  parked message (JSON)
+//	x/<topic>\x00<subscription>\x00<partition:4><offset:8>  due time of a parked message
+//	r/<dead-letter topic>\x00<offset:8>                      redriven mark
 //
 // Names cannot contain \x00, so the separators are unambiguous.
 package state
@@ -121,25 +125,7 @@ func (b *Batch) Commit(sync bool) error {
 // Scan calls fn for every key with the given prefix, in key order. The key
 // and value are only valid during the call.
 func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return fmt.Errorf("state: scan: %w", err)
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return fmt.Errorf("state: scan: %w", err)
-		}
-		if err := fn(it.Key(), v); err != nil {
-			it.Close()
-			return err
-		}
-	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("state: scan: %w", err)
-	}
-	return nil
+	return s.ScanRange(prefix, prefixEnd(prefix), fn)
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix.
@@ -168,4 +154,28 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error("state store fatal: " + fmt.Sprintf(format, args...))
 	panic(fmt.Sprintf(format, args...))
+}
+
+// ScanRange calls fn for every key in [from, to), in key order (a nil to
+// means no upper bound). The key and value are only valid during the call.
+func (s *Store) ScanRange(from, to []byte, fn func(key, value []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: to})
+	if err != nil {
+		return fmt.Errorf("state: scan: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("state: scan: %w", err)
+		}
+		if err := fn(it.Key(), v); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("state: scan: %w", err)
+	}
+	return nil
 }

@@ -37,7 +37,10 @@ type ConsumeStart struct {
 	// How long the member may be silent before it is evicted; default 10 s.
 	SessionTimeout *durationpb.Duration `protobuf:"bytes,6,opt,name=session_timeout,json=sessionTimeout,proto3" json:"session_timeout,omitempty"`
 	// Initial credit: messages the server may send before more credit.
-	Credits       int32 `protobuf:"varint,7,opt,name=credits,proto3" json:"credits,omitempty"`
+	Credits int32 `protobuf:"varint,7,opt,name=credits,proto3" json:"credits,omitempty"`
+	// Queue mode: leases this member may hold at once; 0 = no per-member
+	// limit beyond credits.
+	MaxInFlight   int32 `protobuf:"varint,8,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -117,6 +120,13 @@ func (x *ConsumeStart) GetSessionTimeout() *durationpb.Duration {
 func (x *ConsumeStart) GetCredits() int32 {
 	if x != nil {
 		return x.Credits
+	}
+	return 0
+}
+
+func (x *ConsumeStart) GetMaxInFlight() int32 {
+	if x != nil {
+		return x.MaxInFlight
 	}
 	return 0
 }
@@ -363,6 +373,339 @@ func (*Heartbeat) Descriptor() ([]byte, []int) {
 	return file_spool_v1_consume_proto_rawDescGZIP(), []int{5}
 }
 
+// A range of offsets [from, to) in a partition.
+type OffsetRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	From          int64                  `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            int64                  `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OffsetRange) Reset() {
+	*x = OffsetRange{}
+	mi := &file_spool_v1_consume_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OffsetRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OffsetRange) ProtoMessage() {}
+
+func (x *OffsetRange) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_consume_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OffsetRange.ProtoReflect.Descriptor instead.
+func (*OffsetRange) Descriptor() ([]byte, []int) {
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *OffsetRange) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *OffsetRange) GetFrom() int64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *OffsetRange) GetTo() int64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+// Queue mode: finish leased messages. Ranges let a consumer acknowledge
+// many messages in one request.
+type Ack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ranges        []*OffsetRange         `protobuf:"bytes,1,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	RequestId     uint64                 `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_spool_v1_consume_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_consume_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Ack) GetRanges() []*OffsetRange {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+func (x *Ack) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+// Queue mode: give a leased message back for redelivery.
+type Nack struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset    int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// Redeliver after this delay; unset = the subscription's backoff.
+	Delay *durationpb.Duration `protobuf:"bytes,3,opt,name=delay,proto3" json:"delay,omitempty"`
+	// Why processing failed; kept for the dead-letter headers.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	RequestId     uint64 `protobuf:"varint,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Nack) Reset() {
+	*x = Nack{}
+	mi := &file_spool_v1_consume_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Nack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Nack) ProtoMessage() {}
+
+func (x *Nack) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_consume_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Nack.ProtoReflect.Descriptor instead.
+func (*Nack) Descriptor() ([]byte, []int) {
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Nack) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *Nack) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Nack) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *Nack) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Nack) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+// Queue mode: extend leases ("still working on it").
+type Extend struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offsets   []int64                `protobuf:"varint,2,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	// New lease length from now; unset = the subscription's ack timeout.
+	By            *durationpb.Duration `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	RequestId     uint64               `protobuf:"varint,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Extend) Reset() {
+	*x = Extend{}
+	mi := &file_spool_v1_consume_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Extend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Extend) ProtoMessage() {}
+
+func (x *Extend) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_consume_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Extend.ProtoReflect.Descriptor instead.
+func (*Extend) Descriptor() ([]byte, []int) {
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Extend) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *Extend) GetOffsets() []int64 {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+func (x *Extend) GetBy() *durationpb.Duration {
+	if x != nil {
+		return x.By
+	}
+	return nil
+}
+
+func (x *Extend) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+// Queue mode: dead-letter a leased message now.
+type Reject struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	RequestId     uint64                 `protobuf:"varint,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reject) Reset() {
+	*x = Reject{}
+	mi := &file_spool_v1_consume_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reject) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reject) ProtoMessage() {}
+
+func (x *Reject) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_consume_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reject.ProtoReflect.Descriptor instead.
+func (*Reject) Descriptor() ([]byte, []int) {
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Reject) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *Reject) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Reject) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Reject) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
 type ConsumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -372,6 +715,10 @@ type ConsumeRequest struct {
 	//	*ConsumeRequest_Commit
 	//	*ConsumeRequest_Revoked
 	//	*ConsumeRequest_Heartbeat
+	//	*ConsumeRequest_Ack
+	//	*ConsumeRequest_Nack
+	//	*ConsumeRequest_Extend
+	//	*ConsumeRequest_Reject
 	Kind          isConsumeRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -379,7 +726,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_spool_v1_consume_proto_msgTypes[6]
+	mi := &file_spool_v1_consume_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +738,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[6]
+	mi := &file_spool_v1_consume_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +751,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{6}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConsumeRequest) GetKind() isConsumeRequest_Kind {
@@ -459,6 +806,42 @@ func (x *ConsumeRequest) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *ConsumeRequest) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeRequest_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *ConsumeRequest) GetNack() *Nack {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeRequest_Nack); ok {
+			return x.Nack
+		}
+	}
+	return nil
+}
+
+func (x *ConsumeRequest) GetExtend() *Extend {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeRequest_Extend); ok {
+			return x.Extend
+		}
+	}
+	return nil
+}
+
+func (x *ConsumeRequest) GetReject() *Reject {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeRequest_Reject); ok {
+			return x.Reject
+		}
+	}
+	return nil
+}
+
 type isConsumeRequest_Kind interface {
 	isConsumeRequest_Kind()
 }
@@ -483,6 +866,22 @@ type ConsumeRequest_Heartbeat struct {
 	Heartbeat *Heartbeat `protobuf:"bytes,5,opt,name=heartbeat,proto3,oneof"`
 }
 
+type ConsumeRequest_Ack struct {
+	Ack *Ack `protobuf:"bytes,6,opt,name=ack,proto3,oneof"`
+}
+
+type ConsumeRequest_Nack struct {
+	Nack *Nack `protobuf:"bytes,7,opt,name=nack,proto3,oneof"`
+}
+
+type ConsumeRequest_Extend struct {
+	Extend *Extend `protobuf:"bytes,8,opt,name=extend,proto3,oneof"`
+}
+
+type ConsumeRequest_Reject struct {
+	Reject *Reject `protobuf:"bytes,9,opt,name=reject,proto3,oneof"`
+}
+
 func (*ConsumeRequest_Start) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Credits) isConsumeRequest_Kind() {}
@@ -492,6 +891,14 @@ func (*ConsumeRequest_Commit) isConsumeRequest_Kind() {}
 func (*ConsumeRequest_Revoked) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Heartbeat) isConsumeRequest_Kind() {}
+
+func (*ConsumeRequest_Ack) isConsumeRequest_Kind() {}
+
+func (*ConsumeRequest_Nack) isConsumeRequest_Kind() {}
+
+func (*ConsumeRequest_Extend) isConsumeRequest_Kind() {}
+
+func (*ConsumeRequest_Reject) isConsumeRequest_Kind() {}
 
 type Assignment struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -515,7 +922,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_spool_v1_consume_proto_msgTypes[7]
+	mi := &file_spool_v1_consume_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -527,7 +934,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[7]
+	mi := &file_spool_v1_consume_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -540,7 +947,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{7}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Assignment) GetMemberId() string {
@@ -599,7 +1006,7 @@ type Deliveries struct {
 
 func (x *Deliveries) Reset() {
 	*x = Deliveries{}
-	mi := &file_spool_v1_consume_proto_msgTypes[8]
+	mi := &file_spool_v1_consume_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +1018,7 @@ func (x *Deliveries) String() string {
 func (*Deliveries) ProtoMessage() {}
 
 func (x *Deliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[8]
+	mi := &file_spool_v1_consume_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +1031,7 @@ func (x *Deliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deliveries.ProtoReflect.Descriptor instead.
 func (*Deliveries) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{8}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Deliveries) GetMessages() []*Delivery {
@@ -641,6 +1048,61 @@ func (x *Deliveries) GetNext() []*PartitionOffset {
 	return nil
 }
 
+// Answers an Ack, Nack, Extend or Reject: the offsets it could not apply
+// because the member holds no lease on them (unknown, expired, already
+// acknowledged).
+type LeaseResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Stale         []*PartitionOffset     `protobuf:"bytes,2,rep,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseResult) Reset() {
+	*x = LeaseResult{}
+	mi := &file_spool_v1_consume_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseResult) ProtoMessage() {}
+
+func (x *LeaseResult) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_consume_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseResult.ProtoReflect.Descriptor instead.
+func (*LeaseResult) Descriptor() ([]byte, []int) {
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LeaseResult) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *LeaseResult) GetStale() []*PartitionOffset {
+	if x != nil {
+		return x.Stale
+	}
+	return nil
+}
+
 type CommitResult struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	CommitId uint64                 `protobuf:"varint,1,opt,name=commit_id,json=commitId,proto3" json:"commit_id,omitempty"`
@@ -653,7 +1115,7 @@ type CommitResult struct {
 
 func (x *CommitResult) Reset() {
 	*x = CommitResult{}
-	mi := &file_spool_v1_consume_proto_msgTypes[9]
+	mi := &file_spool_v1_consume_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +1127,7 @@ func (x *CommitResult) String() string {
 func (*CommitResult) ProtoMessage() {}
 
 func (x *CommitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[9]
+	mi := &file_spool_v1_consume_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +1140,7 @@ func (x *CommitResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResult.ProtoReflect.Descriptor instead.
 func (*CommitResult) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{9}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CommitResult) GetCommitId() uint64 {
@@ -710,6 +1172,7 @@ type ConsumeResponse struct {
 	//	*ConsumeResponse_Deliveries
 	//	*ConsumeResponse_CommitResult
 	//	*ConsumeResponse_Heartbeat
+	//	*ConsumeResponse_LeaseResult
 	Kind          isConsumeResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -717,7 +1180,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_spool_v1_consume_proto_msgTypes[10]
+	mi := &file_spool_v1_consume_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +1192,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[10]
+	mi := &file_spool_v1_consume_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +1205,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{10}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -788,6 +1251,15 @@ func (x *ConsumeResponse) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *ConsumeResponse) GetLeaseResult() *LeaseResult {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeResponse_LeaseResult); ok {
+			return x.LeaseResult
+		}
+	}
+	return nil
+}
+
 type isConsumeResponse_Kind interface {
 	isConsumeResponse_Kind()
 }
@@ -811,6 +1283,10 @@ type ConsumeResponse_Heartbeat struct {
 	Heartbeat *Heartbeat `protobuf:"bytes,4,opt,name=heartbeat,proto3,oneof"`
 }
 
+type ConsumeResponse_LeaseResult struct {
+	LeaseResult *LeaseResult `protobuf:"bytes,5,opt,name=lease_result,json=leaseResult,proto3,oneof"`
+}
+
 func (*ConsumeResponse_Assignment) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_Deliveries) isConsumeResponse_Kind() {}
@@ -819,11 +1295,13 @@ func (*ConsumeResponse_CommitResult) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_Heartbeat) isConsumeResponse_Kind() {}
 
+func (*ConsumeResponse_LeaseResult) isConsumeResponse_Kind() {}
+
 var File_spool_v1_consume_proto protoreflect.FileDescriptor
 
 const file_spool_v1_consume_proto_rawDesc = "" +
 	"\n" +
-	"\x16spool/v1/consume.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x14spool/v1/types.proto\"\x81\x02\n" +
+	"\x16spool/v1/consume.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x14spool/v1/types.proto\"\xa5\x02\n" +
 	"\fConsumeStart\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12\x1b\n" +
@@ -832,7 +1310,8 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\vinstance_id\x18\x05 \x01(\tR\n" +
 	"instanceId\x12B\n" +
 	"\x0fsession_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12\x18\n" +
-	"\acredits\x18\a \x01(\x05R\acredits\"%\n" +
+	"\acredits\x18\a \x01(\x05R\acredits\x12\"\n" +
+	"\rmax_in_flight\x18\b \x01(\x05R\vmaxInFlight\"%\n" +
 	"\aCredits\x12\x1a\n" +
 	"\bmessages\x18\x01 \x01(\x05R\bmessages\"G\n" +
 	"\x0fPartitionOffset\x12\x1c\n" +
@@ -848,13 +1327,44 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x01 \x03(\x05R\n" +
 	"partitions\"\v\n" +
-	"\tHeartbeat\"\x87\x02\n" +
+	"\tHeartbeat\"O\n" +
+	"\vOffsetRange\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x03R\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\x03R\x02to\"S\n" +
+	"\x03Ack\x12-\n" +
+	"\x06ranges\x18\x01 \x03(\v2\x15.spool.v1.OffsetRangeR\x06ranges\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\x04R\trequestId\"\xa2\x01\n" +
+	"\x04Nack\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12/\n" +
+	"\x05delay\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\x04R\trequestId\"\x8a\x01\n" +
+	"\x06Extend\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x18\n" +
+	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12)\n" +
+	"\x02by\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x02by\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\x04R\trequestId\"s\n" +
+	"\x06Reject\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\x04R\trequestId\"\xa8\x03\n" +
 	"\x0eConsumeRequest\x12.\n" +
 	"\x05start\x18\x01 \x01(\v2\x16.spool.v1.ConsumeStartH\x00R\x05start\x12-\n" +
 	"\acredits\x18\x02 \x01(\v2\x11.spool.v1.CreditsH\x00R\acredits\x12*\n" +
 	"\x06commit\x18\x03 \x01(\v2\x10.spool.v1.CommitH\x00R\x06commit\x12-\n" +
 	"\arevoked\x18\x04 \x01(\v2\x11.spool.v1.RevokedH\x00R\arevoked\x123\n" +
-	"\theartbeat\x18\x05 \x01(\v2\x13.spool.v1.HeartbeatH\x00R\theartbeatB\x06\n" +
+	"\theartbeat\x18\x05 \x01(\v2\x13.spool.v1.HeartbeatH\x00R\theartbeat\x12!\n" +
+	"\x03ack\x18\x06 \x01(\v2\r.spool.v1.AckH\x00R\x03ack\x12$\n" +
+	"\x04nack\x18\a \x01(\v2\x0e.spool.v1.NackH\x00R\x04nack\x12*\n" +
+	"\x06extend\x18\b \x01(\v2\x10.spool.v1.ExtendH\x00R\x06extend\x12*\n" +
+	"\x06reject\x18\t \x01(\v2\x10.spool.v1.RejectH\x00R\x06rejectB\x06\n" +
 	"\x04kind\"\xff\x01\n" +
 	"\n" +
 	"Assignment\x12\x1b\n" +
@@ -872,11 +1382,15 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\n" +
 	"Deliveries\x12.\n" +
 	"\bmessages\x18\x01 \x03(\v2\x12.spool.v1.DeliveryR\bmessages\x12-\n" +
-	"\x04next\x18\x02 \x03(\v2\x19.spool.v1.PartitionOffsetR\x04next\"{\n" +
+	"\x04next\x18\x02 \x03(\v2\x19.spool.v1.PartitionOffsetR\x04next\"]\n" +
+	"\vLeaseResult\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12/\n" +
+	"\x05stale\x18\x02 \x03(\v2\x19.spool.v1.PartitionOffsetR\x05stale\"{\n" +
 	"\fCommitResult\x12\x1b\n" +
 	"\tcommit_id\x18\x01 \x01(\x04R\bcommitId\x12)\n" +
 	"\x05error\x18\x02 \x01(\v2\x13.spool.v1.ErrorInfoR\x05error\x12#\n" +
-	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\xfd\x01\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\xb9\x02\n" +
 	"\x0fConsumeResponse\x126\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x14.spool.v1.AssignmentH\x00R\n" +
@@ -885,7 +1399,8 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"deliveries\x18\x02 \x01(\v2\x14.spool.v1.DeliveriesH\x00R\n" +
 	"deliveries\x12=\n" +
 	"\rcommit_result\x18\x03 \x01(\v2\x16.spool.v1.CommitResultH\x00R\fcommitResult\x123\n" +
-	"\theartbeat\x18\x04 \x01(\v2\x13.spool.v1.HeartbeatH\x00R\theartbeatB\x06\n" +
+	"\theartbeat\x18\x04 \x01(\v2\x13.spool.v1.HeartbeatH\x00R\theartbeat\x12:\n" +
+	"\flease_result\x18\x05 \x01(\v2\x15.spool.v1.LeaseResultH\x00R\vleaseResultB\x06\n" +
 	"\x04kind2T\n" +
 	"\x0eConsumeService\x12B\n" +
 	"\aConsume\x12\x18.spool.v1.ConsumeRequest\x1a\x19.spool.v1.ConsumeResponse(\x010\x01B/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
@@ -902,7 +1417,7 @@ func file_spool_v1_consume_proto_rawDescGZIP() []byte {
 	return file_spool_v1_consume_proto_rawDescData
 }
 
-var file_spool_v1_consume_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_spool_v1_consume_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_spool_v1_consume_proto_goTypes = []any{
 	(*ConsumeStart)(nil),        // 0: spool.v1.ConsumeStart
 	(*Credits)(nil),             // 1: spool.v1.Credits
@@ -910,39 +1425,54 @@ var file_spool_v1_consume_proto_goTypes = []any{
 	(*Commit)(nil),              // 3: spool.v1.Commit
 	(*Revoked)(nil),             // 4: spool.v1.Revoked
 	(*Heartbeat)(nil),           // 5: spool.v1.Heartbeat
-	(*ConsumeRequest)(nil),      // 6: spool.v1.ConsumeRequest
-	(*Assignment)(nil),          // 7: spool.v1.Assignment
-	(*Deliveries)(nil),          // 8: spool.v1.Deliveries
-	(*CommitResult)(nil),        // 9: spool.v1.CommitResult
-	(*ConsumeResponse)(nil),     // 10: spool.v1.ConsumeResponse
-	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
-	(*Delivery)(nil),            // 12: spool.v1.Delivery
-	(*ErrorInfo)(nil),           // 13: spool.v1.ErrorInfo
+	(*OffsetRange)(nil),         // 6: spool.v1.OffsetRange
+	(*Ack)(nil),                 // 7: spool.v1.Ack
+	(*Nack)(nil),                // 8: spool.v1.Nack
+	(*Extend)(nil),              // 9: spool.v1.Extend
+	(*Reject)(nil),              // 10: spool.v1.Reject
+	(*ConsumeRequest)(nil),      // 11: spool.v1.ConsumeRequest
+	(*Assignment)(nil),          // 12: spool.v1.Assignment
+	(*Deliveries)(nil),          // 13: spool.v1.Deliveries
+	(*LeaseResult)(nil),         // 14: spool.v1.LeaseResult
+	(*CommitResult)(nil),        // 15: spool.v1.CommitResult
+	(*ConsumeResponse)(nil),     // 16: spool.v1.ConsumeResponse
+	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
+	(*Delivery)(nil),            // 18: spool.v1.Delivery
+	(*ErrorInfo)(nil),           // 19: spool.v1.ErrorInfo
 }
 var file_spool_v1_consume_proto_depIdxs = []int32{
-	11, // 0: spool.v1.ConsumeStart.session_timeout:type_name -> google.protobuf.Duration
+	17, // 0: spool.v1.ConsumeStart.session_timeout:type_name -> google.protobuf.Duration
 	2,  // 1: spool.v1.Commit.offsets:type_name -> spool.v1.PartitionOffset
-	0,  // 2: spool.v1.ConsumeRequest.start:type_name -> spool.v1.ConsumeStart
-	1,  // 3: spool.v1.ConsumeRequest.credits:type_name -> spool.v1.Credits
-	3,  // 4: spool.v1.ConsumeRequest.commit:type_name -> spool.v1.Commit
-	4,  // 5: spool.v1.ConsumeRequest.revoked:type_name -> spool.v1.Revoked
-	5,  // 6: spool.v1.ConsumeRequest.heartbeat:type_name -> spool.v1.Heartbeat
-	2,  // 7: spool.v1.Assignment.partitions:type_name -> spool.v1.PartitionOffset
-	11, // 8: spool.v1.Assignment.session_timeout:type_name -> google.protobuf.Duration
-	12, // 9: spool.v1.Deliveries.messages:type_name -> spool.v1.Delivery
-	2,  // 10: spool.v1.Deliveries.next:type_name -> spool.v1.PartitionOffset
-	13, // 11: spool.v1.CommitResult.error:type_name -> spool.v1.ErrorInfo
-	7,  // 12: spool.v1.ConsumeResponse.assignment:type_name -> spool.v1.Assignment
-	8,  // 13: spool.v1.ConsumeResponse.deliveries:type_name -> spool.v1.Deliveries
-	9,  // 14: spool.v1.ConsumeResponse.commit_result:type_name -> spool.v1.CommitResult
-	5,  // 15: spool.v1.ConsumeResponse.heartbeat:type_name -> spool.v1.Heartbeat
-	6,  // 16: spool.v1.ConsumeService.Consume:input_type -> spool.v1.ConsumeRequest
-	10, // 17: spool.v1.ConsumeService.Consume:output_type -> spool.v1.ConsumeResponse
-	17, // [17:18] is the sub-list for method output_type
-	16, // [16:17] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	6,  // 2: spool.v1.Ack.ranges:type_name -> spool.v1.OffsetRange
+	17, // 3: spool.v1.Nack.delay:type_name -> google.protobuf.Duration
+	17, // 4: spool.v1.Extend.by:type_name -> google.protobuf.Duration
+	0,  // 5: spool.v1.ConsumeRequest.start:type_name -> spool.v1.ConsumeStart
+	1,  // 6: spool.v1.ConsumeRequest.credits:type_name -> spool.v1.Credits
+	3,  // 7: spool.v1.ConsumeRequest.commit:type_name -> spool.v1.Commit
+	4,  // 8: spool.v1.ConsumeRequest.revoked:type_name -> spool.v1.Revoked
+	5,  // 9: spool.v1.ConsumeRequest.heartbeat:type_name -> spool.v1.Heartbeat
+	7,  // 10: spool.v1.ConsumeRequest.ack:type_name -> spool.v1.Ack
+	8,  // 11: spool.v1.ConsumeRequest.nack:type_name -> spool.v1.Nack
+	9,  // 12: spool.v1.ConsumeRequest.extend:type_name -> spool.v1.Extend
+	10, // 13: spool.v1.ConsumeRequest.reject:type_name -> spool.v1.Reject
+	2,  // 14: spool.v1.Assignment.partitions:type_name -> spool.v1.PartitionOffset
+	17, // 15: spool.v1.Assignment.session_timeout:type_name -> google.protobuf.Duration
+	18, // 16: spool.v1.Deliveries.messages:type_name -> spool.v1.Delivery
+	2,  // 17: spool.v1.Deliveries.next:type_name -> spool.v1.PartitionOffset
+	2,  // 18: spool.v1.LeaseResult.stale:type_name -> spool.v1.PartitionOffset
+	19, // 19: spool.v1.CommitResult.error:type_name -> spool.v1.ErrorInfo
+	12, // 20: spool.v1.ConsumeResponse.assignment:type_name -> spool.v1.Assignment
+	13, // 21: spool.v1.ConsumeResponse.deliveries:type_name -> spool.v1.Deliveries
+	15, // 22: spool.v1.ConsumeResponse.commit_result:type_name -> spool.v1.CommitResult
+	5,  // 23: spool.v1.ConsumeResponse.heartbeat:type_name -> spool.v1.Heartbeat
+	14, // 24: spool.v1.ConsumeResponse.lease_result:type_name -> spool.v1.LeaseResult
+	11, // 25: spool.v1.ConsumeService.Consume:input_type -> spool.v1.ConsumeRequest
+	16, // 26: spool.v1.ConsumeService.Consume:output_type -> spool.v1.ConsumeResponse
+	26, // [26:27] is the sub-list for method output_type
+	25, // [25:26] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_consume_proto_init() }
@@ -951,18 +1481,23 @@ func file_spool_v1_consume_proto_init() {
 		return
 	}
 	file_spool_v1_types_proto_init()
-	file_spool_v1_consume_proto_msgTypes[6].OneofWrappers = []any{
+	file_spool_v1_consume_proto_msgTypes[11].OneofWrappers = []any{
 		(*ConsumeRequest_Start)(nil),
 		(*ConsumeRequest_Credits)(nil),
 		(*ConsumeRequest_Commit)(nil),
 		(*ConsumeRequest_Revoked)(nil),
 		(*ConsumeRequest_Heartbeat)(nil),
+		(*ConsumeRequest_Ack)(nil),
+		(*ConsumeRequest_Nack)(nil),
+		(*ConsumeRequest_Extend)(nil),
+		(*ConsumeRequest_Reject)(nil),
 	}
-	file_spool_v1_consume_proto_msgTypes[10].OneofWrappers = []any{
+	file_spool_v1_consume_proto_msgTypes[16].OneofWrappers = []any{
 		(*ConsumeResponse_Assignment)(nil),
 		(*ConsumeResponse_Deliveries)(nil),
 		(*ConsumeResponse_CommitResult)(nil),
 		(*ConsumeResponse_Heartbeat)(nil),
+		(*ConsumeResponse_LeaseResult)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -970,7 +1505,7 @@ func file_spool_v1_consume_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_consume_proto_rawDesc), len(file_spool_v1_consume_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -76,6 +76,212 @@ func (Mode) EnumDescriptor() ([]byte, []int) {
 	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{0}
 }
 
+type Jitter int32
+
+const (
+	// Full jitter: uniform in [0, d]. The default.
+	Jitter_JITTER_UNSPECIFIED Jitter = 0
+	Jitter_JITTER_FULL        Jitter = 1
+	// Equal jitter: uniform in [d/2, d].
+	Jitter_JITTER_EQUAL Jitter = 2
+	Jitter_JITTER_NONE  Jitter = 3
+)
+
+// Enum value maps for Jitter.
+var (
+	Jitter_name = map[int32]string{
+		0: "JITTER_UNSPECIFIED",
+		1: "JITTER_FULL",
+		2: "JITTER_EQUAL",
+		3: "JITTER_NONE",
+	}
+	Jitter_value = map[string]int32{
+		"JITTER_UNSPECIFIED": 0,
+		"JITTER_FULL":        1,
+		"JITTER_EQUAL":       2,
+		"JITTER_NONE":        3,
+	}
+)
+
+func (x Jitter) Enum() *Jitter {
+	p := new(Jitter)
+	*p = x
+	return p
+}
+
+func (x Jitter) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Jitter) Descriptor() protoreflect.EnumDescriptor {
+	return file_spool_v1_subscriptions_proto_enumTypes[1].Descriptor()
+}
+
+func (Jitter) Type() protoreflect.EnumType {
+	return &file_spool_v1_subscriptions_proto_enumTypes[1]
+}
+
+func (x Jitter) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Jitter.Descriptor instead.
+func (Jitter) EnumDescriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{1}
+}
+
+type Ordering int32
+
+const (
+	Ordering_ORDERING_UNSPECIFIED Ordering = 0
+	// Any member may get any message at any time.
+	Ordering_ORDERING_NONE Ordering = 1
+	// Messages with the same key are never in flight at once and are
+	// delivered in offset order; different keys proceed in parallel; a
+	// failing key blocks only itself until its message is acked or
+	// dead-lettered.
+	Ordering_ORDERING_KEY Ordering = 2
+)
+
+// Enum value maps for Ordering.
+var (
+	Ordering_name = map[int32]string{
+		0: "ORDERING_UNSPECIFIED",
+		1: "ORDERING_NONE",
+		2: "ORDERING_KEY",
+	}
+	Ordering_value = map[string]int32{
+		"ORDERING_UNSPECIFIED": 0,
+		"ORDERING_NONE":        1,
+		"ORDERING_KEY":         2,
+	}
+)
+
+func (x Ordering) Enum() *Ordering {
+	p := new(Ordering)
+	*p = x
+	return p
+}
+
+func (x Ordering) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Ordering) Descriptor() protoreflect.EnumDescriptor {
+	return file_spool_v1_subscriptions_proto_enumTypes[2].Descriptor()
+}
+
+func (Ordering) Type() protoreflect.EnumType {
+	return &file_spool_v1_subscriptions_proto_enumTypes[2]
+}
+
+func (x Ordering) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Ordering.Descriptor instead.
+func (Ordering) EnumDescriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{2}
+}
+
+type ExpiredAction int32
+
+const (
+	ExpiredAction_EXPIRED_ACTION_UNSPECIFIED ExpiredAction = 0
+	ExpiredAction_EXPIRED_ACTION_DEAD_LETTER ExpiredAction = 1
+	ExpiredAction_EXPIRED_ACTION_DROP        ExpiredAction = 2
+)
+
+// Enum value maps for ExpiredAction.
+var (
+	ExpiredAction_name = map[int32]string{
+		0: "EXPIRED_ACTION_UNSPECIFIED",
+		1: "EXPIRED_ACTION_DEAD_LETTER",
+		2: "EXPIRED_ACTION_DROP",
+	}
+	ExpiredAction_value = map[string]int32{
+		"EXPIRED_ACTION_UNSPECIFIED": 0,
+		"EXPIRED_ACTION_DEAD_LETTER": 1,
+		"EXPIRED_ACTION_DROP":        2,
+	}
+)
+
+func (x ExpiredAction) Enum() *ExpiredAction {
+	p := new(ExpiredAction)
+	*p = x
+	return p
+}
+
+func (x ExpiredAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExpiredAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_spool_v1_subscriptions_proto_enumTypes[3].Descriptor()
+}
+
+func (ExpiredAction) Type() protoreflect.EnumType {
+	return &file_spool_v1_subscriptions_proto_enumTypes[3]
+}
+
+func (x ExpiredAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExpiredAction.Descriptor instead.
+func (ExpiredAction) EnumDescriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{3}
+}
+
+type RedriveTarget int32
+
+const (
+	RedriveTarget_REDRIVE_TARGET_UNSPECIFIED  RedriveTarget = 0
+	RedriveTarget_REDRIVE_TARGET_SUBSCRIPTION RedriveTarget = 1
+	RedriveTarget_REDRIVE_TARGET_TOPIC        RedriveTarget = 2
+)
+
+// Enum value maps for RedriveTarget.
+var (
+	RedriveTarget_name = map[int32]string{
+		0: "REDRIVE_TARGET_UNSPECIFIED",
+		1: "REDRIVE_TARGET_SUBSCRIPTION",
+		2: "REDRIVE_TARGET_TOPIC",
+	}
+	RedriveTarget_value = map[string]int32{
+		"REDRIVE_TARGET_UNSPECIFIED":  0,
+		"REDRIVE_TARGET_SUBSCRIPTION": 1,
+		"REDRIVE_TARGET_TOPIC":        2,
+	}
+)
+
+func (x RedriveTarget) Enum() *RedriveTarget {
+	p := new(RedriveTarget)
+	*p = x
+	return p
+}
+
+func (x RedriveTarget) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RedriveTarget) Descriptor() protoreflect.EnumDescriptor {
+	return file_spool_v1_subscriptions_proto_enumTypes[4].Descriptor()
+}
+
+func (RedriveTarget) Type() protoreflect.EnumType {
+	return &file_spool_v1_subscriptions_proto_enumTypes[4]
+}
+
+func (x RedriveTarget) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RedriveTarget.Descriptor instead.
+func (RedriveTarget) EnumDescriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{4}
+}
+
 type SubscriptionConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Mode  Mode                   `protobuf:"varint,1,opt,name=mode,proto3,enum=spool.v1.Mode" json:"mode,omitempty"`
@@ -83,7 +289,26 @@ type SubscriptionConfig struct {
 	// "#" matches zero or more. Empty = every message.
 	Filter string `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
 	// Where a new subscription starts; default earliest.
-	Start         *Position `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	Start *Position `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	// Lease length of a delivery; default 30 s.
+	AckTimeout *durationpb.Duration `protobuf:"bytes,4,opt,name=ack_timeout,json=ackTimeout,proto3" json:"ack_timeout,omitempty"`
+	// A message delivered this many times without an ack is dead-lettered;
+	// default 5.
+	MaxDeliveries int32 `protobuf:"varint,5,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`
+	// Redelivery delays after a nack or a lease expiry.
+	Backoff  *Backoff `protobuf:"bytes,6,opt,name=backoff,proto3" json:"backoff,omitempty"`
+	Ordering Ordering `protobuf:"varint,7,opt,name=ordering,proto3,enum=spool.v1.Ordering" json:"ordering,omitempty"`
+	// Dead-letter topic; default "dlq.<topic>.<subscription>" (created with
+	// the subscription).
+	DeadLetterTopic string `protobuf:"bytes,8,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
+	// What happens to a message whose TTL passed; default dead-letter.
+	OnExpired ExpiredAction `protobuf:"varint,9,opt,name=on_expired,json=onExpired,proto3,enum=spool.v1.ExpiredAction" json:"on_expired,omitempty"`
+	// Leases in flight in the whole subscription; default 1000 per partition.
+	MaxInFlight int32 `protobuf:"varint,10,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// Deliveries per second over the subscription; 0 = unlimited.
+	RateLimit float64 `protobuf:"fixed64,11,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// Burst of the rate limit; default max(1, rate_limit).
+	RateBurst     int32 `protobuf:"varint,12,opt,name=rate_burst,json=rateBurst,proto3" json:"rate_burst,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -139,6 +364,148 @@ func (x *SubscriptionConfig) GetStart() *Position {
 	return nil
 }
 
+func (x *SubscriptionConfig) GetAckTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.AckTimeout
+	}
+	return nil
+}
+
+func (x *SubscriptionConfig) GetMaxDeliveries() int32 {
+	if x != nil {
+		return x.MaxDeliveries
+	}
+	return 0
+}
+
+func (x *SubscriptionConfig) GetBackoff() *Backoff {
+	if x != nil {
+		return x.Backoff
+	}
+	return nil
+}
+
+func (x *SubscriptionConfig) GetOrdering() Ordering {
+	if x != nil {
+		return x.Ordering
+	}
+	return Ordering_ORDERING_UNSPECIFIED
+}
+
+func (x *SubscriptionConfig) GetDeadLetterTopic() string {
+	if x != nil {
+		return x.DeadLetterTopic
+	}
+	return ""
+}
+
+func (x *SubscriptionConfig) GetOnExpired() ExpiredAction {
+	if x != nil {
+		return x.OnExpired
+	}
+	return ExpiredAction_EXPIRED_ACTION_UNSPECIFIED
+}
+
+func (x *SubscriptionConfig) GetMaxInFlight() int32 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *SubscriptionConfig) GetRateLimit() float64 {
+	if x != nil {
+		return x.RateLimit
+	}
+	return 0
+}
+
+func (x *SubscriptionConfig) GetRateBurst() int32 {
+	if x != nil {
+		return x.RateBurst
+	}
+	return 0
+}
+
+// Redelivery delay policy. The n-th redelivery waits
+// min(initial × multiplier^(n−1), max), randomized by jitter; or delays[n−1]
+// (the last one repeating) when delays is set.
+type Backoff struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Initial       *durationpb.Duration   `protobuf:"bytes,1,opt,name=initial,proto3" json:"initial,omitempty"`         // default 1 s
+	Max           *durationpb.Duration   `protobuf:"bytes,2,opt,name=max,proto3" json:"max,omitempty"`                 // default 5 min
+	Multiplier    float64                `protobuf:"fixed64,3,opt,name=multiplier,proto3" json:"multiplier,omitempty"` // default 2
+	Jitter        Jitter                 `protobuf:"varint,4,opt,name=jitter,proto3,enum=spool.v1.Jitter" json:"jitter,omitempty"`
+	Delays        []*durationpb.Duration `protobuf:"bytes,5,rep,name=delays,proto3" json:"delays,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Backoff) Reset() {
+	*x = Backoff{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Backoff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Backoff) ProtoMessage() {}
+
+func (x *Backoff) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Backoff.ProtoReflect.Descriptor instead.
+func (*Backoff) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Backoff) GetInitial() *durationpb.Duration {
+	if x != nil {
+		return x.Initial
+	}
+	return nil
+}
+
+func (x *Backoff) GetMax() *durationpb.Duration {
+	if x != nil {
+		return x.Max
+	}
+	return nil
+}
+
+func (x *Backoff) GetMultiplier() float64 {
+	if x != nil {
+		return x.Multiplier
+	}
+	return 0
+}
+
+func (x *Backoff) GetJitter() Jitter {
+	if x != nil {
+		return x.Jitter
+	}
+	return Jitter_JITTER_UNSPECIFIED
+}
+
+func (x *Backoff) GetDelays() []*durationpb.Duration {
+	if x != nil {
+		return x.Delays
+	}
+	return nil
+}
+
 type Subscription struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -151,7 +518,7 @@ type Subscription struct {
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[1]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -163,7 +530,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[1]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -176,7 +543,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{1}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Subscription) GetTopic() string {
@@ -223,7 +590,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[2]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +602,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[2]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +615,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{2}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Member) GetMemberId() string {
@@ -293,6 +660,102 @@ func (x *Member) GetSessionDeadline() *timestamppb.Timestamp {
 	return nil
 }
 
+// Queue-mode state of a partition.
+type QueuePartition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every offset below is acked, dead-lettered, dropped or parked.
+	AckFloor int64 `protobuf:"varint,1,opt,name=ack_floor,json=ackFloor,proto3" json:"ack_floor,omitempty"`
+	Ready    int32 `protobuf:"varint,2,opt,name=ready,proto3" json:"ready,omitempty"`
+	Waiting  int32 `protobuf:"varint,3,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	Blocked  int32 `protobuf:"varint,4,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	InFlight int32 `protobuf:"varint,5,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// Delivery is held back because max_in_flight is reached.
+	InFlightLimited bool `protobuf:"varint,6,opt,name=in_flight_limited,json=inFlightLimited,proto3" json:"in_flight_limited,omitempty"`
+	// Delayed or backing-off messages kept in the state store until due.
+	Parked        int64 `protobuf:"varint,7,opt,name=parked,proto3" json:"parked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueuePartition) Reset() {
+	*x = QueuePartition{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueuePartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueuePartition) ProtoMessage() {}
+
+func (x *QueuePartition) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueuePartition.ProtoReflect.Descriptor instead.
+func (*QueuePartition) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *QueuePartition) GetAckFloor() int64 {
+	if x != nil {
+		return x.AckFloor
+	}
+	return 0
+}
+
+func (x *QueuePartition) GetReady() int32 {
+	if x != nil {
+		return x.Ready
+	}
+	return 0
+}
+
+func (x *QueuePartition) GetWaiting() int32 {
+	if x != nil {
+		return x.Waiting
+	}
+	return 0
+}
+
+func (x *QueuePartition) GetBlocked() int32 {
+	if x != nil {
+		return x.Blocked
+	}
+	return 0
+}
+
+func (x *QueuePartition) GetInFlight() int32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *QueuePartition) GetInFlightLimited() bool {
+	if x != nil {
+		return x.InFlightLimited
+	}
+	return false
+}
+
+func (x *QueuePartition) GetParked() int64 {
+	if x != nil {
+		return x.Parked
+	}
+	return 0
+}
+
 type SubscriptionPartition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
@@ -304,15 +767,17 @@ type SubscriptionPartition struct {
 	Lag int64 `protobuf:"varint,4,opt,name=lag,proto3" json:"lag,omitempty"`
 	// Age of the oldest unconsumed message; 0 when there is no lag.
 	OldestUnconsumedAge *durationpb.Duration `protobuf:"bytes,5,opt,name=oldest_unconsumed_age,json=oldestUnconsumedAge,proto3" json:"oldest_unconsumed_age,omitempty"`
-	// Member that owns the partition, if any.
-	MemberId      string `protobuf:"bytes,6,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Member that owns the partition, if any (stream mode).
+	MemberId string `protobuf:"bytes,6,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Queue mode only.
+	Queue         *QueuePartition `protobuf:"bytes,7,opt,name=queue,proto3" json:"queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscriptionPartition) Reset() {
 	*x = SubscriptionPartition{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[3]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +789,7 @@ func (x *SubscriptionPartition) String() string {
 func (*SubscriptionPartition) ProtoMessage() {}
 
 func (x *SubscriptionPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[3]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +802,7 @@ func (x *SubscriptionPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionPartition.ProtoReflect.Descriptor instead.
 func (*SubscriptionPartition) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{3}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SubscriptionPartition) GetPartition() int32 {
@@ -382,6 +847,13 @@ func (x *SubscriptionPartition) GetMemberId() string {
 	return ""
 }
 
+func (x *SubscriptionPartition) GetQueue() *QueuePartition {
+	if x != nil {
+		return x.Queue
+	}
+	return nil
+}
+
 type CreateSubscriptionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -393,7 +865,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[4]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +877,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[4]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +890,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{4}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateSubscriptionRequest) GetTopic() string {
@@ -451,7 +923,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[5]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -463,7 +935,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[5]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -476,7 +948,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{5}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
@@ -496,7 +968,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[6]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +980,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[6]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +993,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{6}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -546,7 +1018,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[7]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +1030,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[7]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +1043,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{7}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{9}
 }
 
 type ListSubscriptionsRequest struct {
@@ -583,7 +1055,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[8]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +1067,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[8]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +1080,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{8}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListSubscriptionsRequest) GetTopic() string {
@@ -627,7 +1099,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[9]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +1111,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[9]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +1124,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{9}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -672,7 +1144,7 @@ type DescribeSubscriptionRequest struct {
 
 func (x *DescribeSubscriptionRequest) Reset() {
 	*x = DescribeSubscriptionRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[10]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +1156,7 @@ func (x *DescribeSubscriptionRequest) String() string {
 func (*DescribeSubscriptionRequest) ProtoMessage() {}
 
 func (x *DescribeSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[10]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +1169,7 @@ func (x *DescribeSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DescribeSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{10}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DescribeSubscriptionRequest) GetTopic() string {
@@ -721,14 +1193,18 @@ type DescribeSubscriptionResponse struct {
 	Members      []*Member                `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
 	Partitions   []*SubscriptionPartition `protobuf:"bytes,4,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	// Total lag over partitions.
-	Lag           int64 `protobuf:"varint,5,opt,name=lag,proto3" json:"lag,omitempty"`
+	Lag int64 `protobuf:"varint,5,opt,name=lag,proto3" json:"lag,omitempty"`
+	// Queue mode: messages dead-lettered and expired-and-dropped since the
+	// server started.
+	DeadLettered  int64 `protobuf:"varint,6,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	Dropped       int64 `protobuf:"varint,7,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeSubscriptionResponse) Reset() {
 	*x = DescribeSubscriptionResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[11]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +1216,7 @@ func (x *DescribeSubscriptionResponse) String() string {
 func (*DescribeSubscriptionResponse) ProtoMessage() {}
 
 func (x *DescribeSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[11]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +1229,7 @@ func (x *DescribeSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DescribeSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{11}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DescribeSubscriptionResponse) GetSubscription() *Subscription {
@@ -791,6 +1267,20 @@ func (x *DescribeSubscriptionResponse) GetLag() int64 {
 	return 0
 }
 
+func (x *DescribeSubscriptionResponse) GetDeadLettered() int64 {
+	if x != nil {
+		return x.DeadLettered
+	}
+	return 0
+}
+
+func (x *DescribeSubscriptionResponse) GetDropped() int64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 type ResetSubscriptionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -802,7 +1292,7 @@ type ResetSubscriptionRequest struct {
 
 func (x *ResetSubscriptionRequest) Reset() {
 	*x = ResetSubscriptionRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[12]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +1304,7 @@ func (x *ResetSubscriptionRequest) String() string {
 func (*ResetSubscriptionRequest) ProtoMessage() {}
 
 func (x *ResetSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[12]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1317,7 @@ func (x *ResetSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*ResetSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{12}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResetSubscriptionRequest) GetTopic() string {
@@ -861,7 +1351,7 @@ type ResetSubscriptionResponse struct {
 
 func (x *ResetSubscriptionResponse) Reset() {
 	*x = ResetSubscriptionResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[13]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +1363,7 @@ func (x *ResetSubscriptionResponse) String() string {
 func (*ResetSubscriptionResponse) ProtoMessage() {}
 
 func (x *ResetSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[13]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +1376,7 @@ func (x *ResetSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*ResetSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{13}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResetSubscriptionResponse) GetPartitions() []*SubscriptionPartition {
@@ -896,15 +1386,432 @@ func (x *ResetSubscriptionResponse) GetPartitions() []*SubscriptionPartition {
 	return nil
 }
 
+// Which messages a redrive moves, and where to.
+type RedriveRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Topic        string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Subscription string                 `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// To the subscription only (the default), or to the whole topic (every
+	// subscription sees the message again).
+	Target RedriveTarget `protobuf:"varint,3,opt,name=target,proto3,enum=spool.v1.RedriveTarget" json:"target,omitempty"`
+	// Only messages dead-lettered for this reason ("max-deliveries",
+	// "rejected", "expired"); empty = any.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// At most this many messages; 0 = all.
+	Limit int64 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Messages per second; 0 = unlimited.
+	RateLimit float64 `protobuf:"fixed64,6,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// Report what would move without moving it.
+	DryRun        bool `protobuf:"varint,7,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveRequest) Reset() {
+	*x = RedriveRequest{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveRequest) ProtoMessage() {}
+
+func (x *RedriveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveRequest.ProtoReflect.Descriptor instead.
+func (*RedriveRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RedriveRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *RedriveRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+func (x *RedriveRequest) GetTarget() RedriveTarget {
+	if x != nil {
+		return x.Target
+	}
+	return RedriveTarget_REDRIVE_TARGET_UNSPECIFIED
+}
+
+func (x *RedriveRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RedriveRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RedriveRequest) GetRateLimit() float64 {
+	if x != nil {
+		return x.RateLimit
+	}
+	return 0
+}
+
+func (x *RedriveRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type RedriveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Messages published back to the origin.
+	Moved int64 `protobuf:"varint,1,opt,name=moved,proto3" json:"moved,omitempty"`
+	// Messages that did not match the filter (left in place).
+	Skipped int64 `protobuf:"varint,2,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	// Messages already redriven earlier.
+	Already int64 `protobuf:"varint,3,opt,name=already,proto3" json:"already,omitempty"`
+	// Offsets in the dead-letter topic of the moved messages (the first
+	// 1000).
+	Offsets       []int64 `protobuf:"varint,4,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveResponse) Reset() {
+	*x = RedriveResponse{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveResponse) ProtoMessage() {}
+
+func (x *RedriveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveResponse.ProtoReflect.Descriptor instead.
+func (*RedriveResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RedriveResponse) GetMoved() int64 {
+	if x != nil {
+		return x.Moved
+	}
+	return 0
+}
+
+func (x *RedriveResponse) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *RedriveResponse) GetAlready() int64 {
+	if x != nil {
+		return x.Already
+	}
+	return 0
+}
+
+func (x *RedriveResponse) GetOffsets() []int64 {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type ListDeadLettersRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Topic        string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Subscription string                 `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// Start at this offset of the dead-letter topic.
+	FromOffset int64 `protobuf:"varint,3,opt,name=from_offset,json=fromOffset,proto3" json:"from_offset,omitempty"`
+	// At most this many; default 100, at most 1000.
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersRequest) Reset() {
+	*x = ListDeadLettersRequest{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListDeadLettersRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetFromOffset() int64 {
+	if x != nil {
+		return x.FromOffset
+	}
+	return 0
+}
+
+func (x *ListDeadLettersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type DeadLetter struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Offset          int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Message         *Delivery              `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Reason          string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	DeliveryCount   int32                  `protobuf:"varint,4,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
+	Error           string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	OriginPartition int32                  `protobuf:"varint,6,opt,name=origin_partition,json=originPartition,proto3" json:"origin_partition,omitempty"`
+	OriginOffset    int64                  `protobuf:"varint,7,opt,name=origin_offset,json=originOffset,proto3" json:"origin_offset,omitempty"`
+	Redriven        bool                   `protobuf:"varint,8,opt,name=redriven,proto3" json:"redriven,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeadLetter) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetMessage() *Delivery {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetDeliveryCount() int32 {
+	if x != nil {
+		return x.DeliveryCount
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetOriginPartition() int32 {
+	if x != nil {
+		return x.OriginPartition
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetOriginOffset() int64 {
+	if x != nil {
+		return x.OriginOffset
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetRedriven() bool {
+	if x != nil {
+		return x.Redriven
+	}
+	return false
+}
+
+type ListDeadLettersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeadLetters   []*DeadLetter          `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	NextOffset    int64                  `protobuf:"varint,2,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersResponse) Reset() {
+	*x = ListDeadLettersResponse{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return nil
+}
+
+func (x *ListDeadLettersResponse) GetNextOffset() int64 {
+	if x != nil {
+		return x.NextOffset
+	}
+	return 0
+}
+
 var File_spool_v1_subscriptions_proto protoreflect.FileDescriptor
 
 const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\n" +
-	"\x1cspool/v1/subscriptions.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"z\n" +
+	"\x1cspool/v1/subscriptions.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\x80\x04\n" +
 	"\x12SubscriptionConfig\x12\"\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x0e.spool.v1.ModeR\x04mode\x12\x16\n" +
 	"\x06filter\x18\x02 \x01(\tR\x06filter\x12(\n" +
-	"\x05start\x18\x03 \x01(\v2\x12.spool.v1.PositionR\x05start\"\xa4\x01\n" +
+	"\x05start\x18\x03 \x01(\v2\x12.spool.v1.PositionR\x05start\x12:\n" +
+	"\vack_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"ackTimeout\x12%\n" +
+	"\x0emax_deliveries\x18\x05 \x01(\x05R\rmaxDeliveries\x12+\n" +
+	"\abackoff\x18\x06 \x01(\v2\x11.spool.v1.BackoffR\abackoff\x12.\n" +
+	"\bordering\x18\a \x01(\x0e2\x12.spool.v1.OrderingR\bordering\x12*\n" +
+	"\x11dead_letter_topic\x18\b \x01(\tR\x0fdeadLetterTopic\x126\n" +
+	"\n" +
+	"on_expired\x18\t \x01(\x0e2\x17.spool.v1.ExpiredActionR\tonExpired\x12\"\n" +
+	"\rmax_in_flight\x18\n" +
+	" \x01(\x05R\vmaxInFlight\x12\x1d\n" +
+	"\n" +
+	"rate_limit\x18\v \x01(\x01R\trateLimit\x12\x1d\n" +
+	"\n" +
+	"rate_burst\x18\f \x01(\x05R\trateBurst\"\xe8\x01\n" +
+	"\aBackoff\x123\n" +
+	"\ainitial\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\ainitial\x12+\n" +
+	"\x03max\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03max\x12\x1e\n" +
+	"\n" +
+	"multiplier\x18\x03 \x01(\x01R\n" +
+	"multiplier\x12(\n" +
+	"\x06jitter\x18\x04 \x01(\x0e2\x10.spool.v1.JitterR\x06jitter\x121\n" +
+	"\x06delays\x18\x05 \x03(\v2\x19.google.protobuf.DurationR\x06delays\"\xa4\x01\n" +
 	"\fSubscription\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
@@ -919,7 +1826,15 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"partitions\x18\x04 \x03(\x05R\n" +
 	"partitions\x12\x1a\n" +
 	"\brevoking\x18\x05 \x03(\x05R\brevoking\x12E\n" +
-	"\x10session_deadline\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsessionDeadline\"\xfd\x01\n" +
+	"\x10session_deadline\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0fsessionDeadline\"\xd8\x01\n" +
+	"\x0eQueuePartition\x12\x1b\n" +
+	"\tack_floor\x18\x01 \x01(\x03R\backFloor\x12\x14\n" +
+	"\x05ready\x18\x02 \x01(\x05R\x05ready\x12\x18\n" +
+	"\awaiting\x18\x03 \x01(\x05R\awaiting\x12\x18\n" +
+	"\ablocked\x18\x04 \x01(\x05R\ablocked\x12\x1b\n" +
+	"\tin_flight\x18\x05 \x01(\x05R\binFlight\x12*\n" +
+	"\x11in_flight_limited\x18\x06 \x01(\bR\x0finFlightLimited\x12\x16\n" +
+	"\x06parked\x18\a \x01(\x03R\x06parked\"\xad\x02\n" +
 	"\x15SubscriptionPartition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12)\n" +
 	"\x10committed_offset\x18\x02 \x01(\x03R\x0fcommittedOffset\x12\x1d\n" +
@@ -927,7 +1842,8 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"end_offset\x18\x03 \x01(\x03R\tendOffset\x12\x10\n" +
 	"\x03lag\x18\x04 \x01(\x03R\x03lag\x12M\n" +
 	"\x15oldest_unconsumed_age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x13oldestUnconsumedAge\x12\x1b\n" +
-	"\tmember_id\x18\x06 \x01(\tR\bmemberId\"{\n" +
+	"\tmember_id\x18\x06 \x01(\tR\bmemberId\x12.\n" +
+	"\x05queue\x18\a \x01(\v2\x18.spool.v1.QueuePartitionR\x05queue\"{\n" +
 	"\x19CreateSubscriptionRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
@@ -944,7 +1860,7 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\rsubscriptions\x18\x01 \x03(\v2\x16.spool.v1.SubscriptionR\rsubscriptions\"G\n" +
 	"\x1bDescribeSubscriptionRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xf9\x01\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xb8\x02\n" +
 	"\x1cDescribeSubscriptionResponse\x12:\n" +
 	"\fsubscription\x18\x01 \x01(\v2\x16.spool.v1.SubscriptionR\fsubscription\x12\x1e\n" +
 	"\n" +
@@ -954,7 +1870,9 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x04 \x03(\v2\x1f.spool.v1.SubscriptionPartitionR\n" +
 	"partitions\x12\x10\n" +
-	"\x03lag\x18\x05 \x01(\x03R\x03lag\"h\n" +
+	"\x03lag\x18\x05 \x01(\x03R\x03lag\x12#\n" +
+	"\rdead_lettered\x18\x06 \x01(\x03R\fdeadLettered\x12\x18\n" +
+	"\adropped\x18\a \x01(\x03R\adropped\"h\n" +
 	"\x18ResetSubscriptionRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
@@ -962,18 +1880,71 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\x19ResetSubscriptionResponse\x12?\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1f.spool.v1.SubscriptionPartitionR\n" +
-	"partitions*=\n" +
+	"partitions\"\xe1\x01\n" +
+	"\x0eRedriveRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
+	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12/\n" +
+	"\x06target\x18\x03 \x01(\x0e2\x17.spool.v1.RedriveTargetR\x06target\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x03R\x05limit\x12\x1d\n" +
+	"\n" +
+	"rate_limit\x18\x06 \x01(\x01R\trateLimit\x12\x17\n" +
+	"\adry_run\x18\a \x01(\bR\x06dryRun\"u\n" +
+	"\x0fRedriveResponse\x12\x14\n" +
+	"\x05moved\x18\x01 \x01(\x03R\x05moved\x12\x18\n" +
+	"\askipped\x18\x02 \x01(\x03R\askipped\x12\x18\n" +
+	"\aalready\x18\x03 \x01(\x03R\aalready\x12\x18\n" +
+	"\aoffsets\x18\x04 \x03(\x03R\aoffsets\"\x89\x01\n" +
+	"\x16ListDeadLettersRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
+	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12\x1f\n" +
+	"\vfrom_offset\x18\x03 \x01(\x03R\n" +
+	"fromOffset\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\x93\x02\n" +
+	"\n" +
+	"DeadLetter\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12,\n" +
+	"\amessage\x18\x02 \x01(\v2\x12.spool.v1.DeliveryR\amessage\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12%\n" +
+	"\x0edelivery_count\x18\x04 \x01(\x05R\rdeliveryCount\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12)\n" +
+	"\x10origin_partition\x18\x06 \x01(\x05R\x0foriginPartition\x12#\n" +
+	"\rorigin_offset\x18\a \x01(\x03R\foriginOffset\x12\x1a\n" +
+	"\bredriven\x18\b \x01(\bR\bredriven\"s\n" +
+	"\x17ListDeadLettersResponse\x127\n" +
+	"\fdead_letters\x18\x01 \x03(\v2\x14.spool.v1.DeadLetterR\vdeadLetters\x12\x1f\n" +
+	"\vnext_offset\x18\x02 \x01(\x03R\n" +
+	"nextOffset*=\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vMODE_STREAM\x10\x01\x12\x0e\n" +
 	"\n" +
-	"MODE_QUEUE\x10\x022\x84\x04\n" +
+	"MODE_QUEUE\x10\x02*T\n" +
+	"\x06Jitter\x12\x16\n" +
+	"\x12JITTER_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vJITTER_FULL\x10\x01\x12\x10\n" +
+	"\fJITTER_EQUAL\x10\x02\x12\x0f\n" +
+	"\vJITTER_NONE\x10\x03*I\n" +
+	"\bOrdering\x12\x18\n" +
+	"\x14ORDERING_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rORDERING_NONE\x10\x01\x12\x10\n" +
+	"\fORDERING_KEY\x10\x02*h\n" +
+	"\rExpiredAction\x12\x1e\n" +
+	"\x1aEXPIRED_ACTION_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aEXPIRED_ACTION_DEAD_LETTER\x10\x01\x12\x17\n" +
+	"\x13EXPIRED_ACTION_DROP\x10\x02*j\n" +
+	"\rRedriveTarget\x12\x1e\n" +
+	"\x1aREDRIVE_TARGET_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bREDRIVE_TARGET_SUBSCRIPTION\x10\x01\x12\x18\n" +
+	"\x14REDRIVE_TARGET_TOPIC\x10\x022\xa1\x05\n" +
 	"\x13SubscriptionService\x12_\n" +
 	"\x12CreateSubscription\x12#.spool.v1.CreateSubscriptionRequest\x1a$.spool.v1.CreateSubscriptionResponse\x12_\n" +
 	"\x12DeleteSubscription\x12#.spool.v1.DeleteSubscriptionRequest\x1a$.spool.v1.DeleteSubscriptionResponse\x12a\n" +
 	"\x11ListSubscriptions\x12\".spool.v1.ListSubscriptionsRequest\x1a#.spool.v1.ListSubscriptionsResponse\"\x03\x90\x02\x01\x12j\n" +
 	"\x14DescribeSubscription\x12%.spool.v1.DescribeSubscriptionRequest\x1a&.spool.v1.DescribeSubscriptionResponse\"\x03\x90\x02\x01\x12\\\n" +
-	"\x11ResetSubscription\x12\".spool.v1.ResetSubscriptionRequest\x1a#.spool.v1.ResetSubscriptionResponseB/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
+	"\x11ResetSubscription\x12\".spool.v1.ResetSubscriptionRequest\x1a#.spool.v1.ResetSubscriptionResponse\x12[\n" +
+	"\x0fListDeadLetters\x12 .spool.v1.ListDeadLettersRequest\x1a!.spool.v1.ListDeadLettersResponse\"\x03\x90\x02\x01\x12>\n" +
+	"\aRedrive\x12\x18.spool.v1.RedriveRequest\x1a\x19.spool.v1.RedriveResponseB/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
 
 var (
 	file_spool_v1_subscriptions_proto_rawDescOnce sync.Once
@@ -987,58 +1958,86 @@ func file_spool_v1_subscriptions_proto_rawDescGZIP() []byte {
 	return file_spool_v1_subscriptions_proto_rawDescData
 }
 
-var file_spool_v1_subscriptions_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_spool_v1_subscriptions_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_spool_v1_subscriptions_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_spool_v1_subscriptions_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_spool_v1_subscriptions_proto_goTypes = []any{
 	(Mode)(0),                            // 0: spool.v1.Mode
-	(*SubscriptionConfig)(nil),           // 1: spool.v1.SubscriptionConfig
-	(*Subscription)(nil),                 // 2: spool.v1.Subscription
-	(*Member)(nil),                       // 3: spool.v1.Member
-	(*SubscriptionPartition)(nil),        // 4: spool.v1.SubscriptionPartition
-	(*CreateSubscriptionRequest)(nil),    // 5: spool.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),   // 6: spool.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),    // 7: spool.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),   // 8: spool.v1.DeleteSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),     // 9: spool.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),    // 10: spool.v1.ListSubscriptionsResponse
-	(*DescribeSubscriptionRequest)(nil),  // 11: spool.v1.DescribeSubscriptionRequest
-	(*DescribeSubscriptionResponse)(nil), // 12: spool.v1.DescribeSubscriptionResponse
-	(*ResetSubscriptionRequest)(nil),     // 13: spool.v1.ResetSubscriptionRequest
-	(*ResetSubscriptionResponse)(nil),    // 14: spool.v1.ResetSubscriptionResponse
-	(*Position)(nil),                     // 15: spool.v1.Position
-	(*timestamppb.Timestamp)(nil),        // 16: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 17: google.protobuf.Duration
+	(Jitter)(0),                          // 1: spool.v1.Jitter
+	(Ordering)(0),                        // 2: spool.v1.Ordering
+	(ExpiredAction)(0),                   // 3: spool.v1.ExpiredAction
+	(RedriveTarget)(0),                   // 4: spool.v1.RedriveTarget
+	(*SubscriptionConfig)(nil),           // 5: spool.v1.SubscriptionConfig
+	(*Backoff)(nil),                      // 6: spool.v1.Backoff
+	(*Subscription)(nil),                 // 7: spool.v1.Subscription
+	(*Member)(nil),                       // 8: spool.v1.Member
+	(*QueuePartition)(nil),               // 9: spool.v1.QueuePartition
+	(*SubscriptionPartition)(nil),        // 10: spool.v1.SubscriptionPartition
+	(*CreateSubscriptionRequest)(nil),    // 11: spool.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),   // 12: spool.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),    // 13: spool.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),   // 14: spool.v1.DeleteSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),     // 15: spool.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),    // 16: spool.v1.ListSubscriptionsResponse
+	(*DescribeSubscriptionRequest)(nil),  // 17: spool.v1.DescribeSubscriptionRequest
+	(*DescribeSubscriptionResponse)(nil), // 18: spool.v1.DescribeSubscriptionResponse
+	(*ResetSubscriptionRequest)(nil),     // 19: spool.v1.ResetSubscriptionRequest
+	(*ResetSubscriptionResponse)(nil),    // 20: spool.v1.ResetSubscriptionResponse
+	(*RedriveRequest)(nil),               // 21: spool.v1.RedriveRequest
+	(*RedriveResponse)(nil),              // 22: spool.v1.RedriveResponse
+	(*ListDeadLettersRequest)(nil),       // 23: spool.v1.ListDeadLettersRequest
+	(*DeadLetter)(nil),                   // 24: spool.v1.DeadLetter
+	(*ListDeadLettersResponse)(nil),      // 25: spool.v1.ListDeadLettersResponse
+	(*Position)(nil),                     // 26: spool.v1.Position
+	(*durationpb.Duration)(nil),          // 27: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 28: google.protobuf.Timestamp
+	(*Delivery)(nil),                     // 29: spool.v1.Delivery
 }
 var file_spool_v1_subscriptions_proto_depIdxs = []int32{
 	0,  // 0: spool.v1.SubscriptionConfig.mode:type_name -> spool.v1.Mode
-	15, // 1: spool.v1.SubscriptionConfig.start:type_name -> spool.v1.Position
-	1,  // 2: spool.v1.Subscription.config:type_name -> spool.v1.SubscriptionConfig
-	16, // 3: spool.v1.Subscription.created:type_name -> google.protobuf.Timestamp
-	16, // 4: spool.v1.Member.session_deadline:type_name -> google.protobuf.Timestamp
-	17, // 5: spool.v1.SubscriptionPartition.oldest_unconsumed_age:type_name -> google.protobuf.Duration
-	1,  // 6: spool.v1.CreateSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
-	2,  // 7: spool.v1.CreateSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
-	2,  // 8: spool.v1.ListSubscriptionsResponse.subscriptions:type_name -> spool.v1.Subscription
-	2,  // 9: spool.v1.DescribeSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
-	3,  // 10: spool.v1.DescribeSubscriptionResponse.members:type_name -> spool.v1.Member
-	4,  // 11: spool.v1.DescribeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	15, // 12: spool.v1.ResetSubscriptionRequest.to:type_name -> spool.v1.Position
-	4,  // 13: spool.v1.ResetSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	5,  // 14: spool.v1.SubscriptionService.CreateSubscription:input_type -> spool.v1.CreateSubscriptionRequest
-	7,  // 15: spool.v1.SubscriptionService.DeleteSubscription:input_type -> spool.v1.DeleteSubscriptionRequest
-	9,  // 16: spool.v1.SubscriptionService.ListSubscriptions:input_type -> spool.v1.ListSubscriptionsRequest
-	11, // 17: spool.v1.SubscriptionService.DescribeSubscription:input_type -> spool.v1.DescribeSubscriptionRequest
-	13, // 18: spool.v1.SubscriptionService.ResetSubscription:input_type -> spool.v1.ResetSubscriptionRequest
-	6,  // 19: spool.v1.SubscriptionService.CreateSubscription:output_type -> spool.v1.CreateSubscriptionResponse
-	8,  // 20: spool.v1.SubscriptionService.DeleteSubscription:output_type -> spool.v1.DeleteSubscriptionResponse
-	10, // 21: spool.v1.SubscriptionService.ListSubscriptions:output_type -> spool.v1.ListSubscriptionsResponse
-	12, // 22: spool.v1.SubscriptionService.DescribeSubscription:output_type -> spool.v1.DescribeSubscriptionResponse
-	14, // 23: spool.v1.SubscriptionService.ResetSubscription:output_type -> spool.v1.ResetSubscriptionResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	26, // 1: spool.v1.SubscriptionConfig.start:type_name -> spool.v1.Position
+	27, // 2: spool.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
+	6,  // 3: spool.v1.SubscriptionConfig.backoff:type_name -> spool.v1.Backoff
+	2,  // 4: spool.v1.SubscriptionConfig.ordering:type_name -> spool.v1.Ordering
+	3,  // 5: spool.v1.SubscriptionConfig.on_expired:type_name -> spool.v1.ExpiredAction
+	27, // 6: spool.v1.Backoff.initial:type_name -> google.protobuf.Duration
+	27, // 7: spool.v1.Backoff.max:type_name -> google.protobuf.Duration
+	1,  // 8: spool.v1.Backoff.jitter:type_name -> spool.v1.Jitter
+	27, // 9: spool.v1.Backoff.delays:type_name -> google.protobuf.Duration
+	5,  // 10: spool.v1.Subscription.config:type_name -> spool.v1.SubscriptionConfig
+	28, // 11: spool.v1.Subscription.created:type_name -> google.protobuf.Timestamp
+	28, // 12: spool.v1.Member.session_deadline:type_name -> google.protobuf.Timestamp
+	27, // 13: spool.v1.SubscriptionPartition.oldest_unconsumed_age:type_name -> google.protobuf.Duration
+	9,  // 14: spool.v1.SubscriptionPartition.queue:type_name -> spool.v1.QueuePartition
+	5,  // 15: spool.v1.CreateSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
+	7,  // 16: spool.v1.CreateSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
+	7,  // 17: spool.v1.ListSubscriptionsResponse.subscriptions:type_name -> spool.v1.Subscription
+	7,  // 18: spool.v1.DescribeSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
+	8,  // 19: spool.v1.DescribeSubscriptionResponse.members:type_name -> spool.v1.Member
+	10, // 20: spool.v1.DescribeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	26, // 21: spool.v1.ResetSubscriptionRequest.to:type_name -> spool.v1.Position
+	10, // 22: spool.v1.ResetSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	4,  // 23: spool.v1.RedriveRequest.target:type_name -> spool.v1.RedriveTarget
+	29, // 24: spool.v1.DeadLetter.message:type_name -> spool.v1.Delivery
+	24, // 25: spool.v1.ListDeadLettersResponse.dead_letters:type_name -> spool.v1.DeadLetter
+	11, // 26: spool.v1.SubscriptionService.CreateSubscription:input_type -> spool.v1.CreateSubscriptionRequest
+	13, // 27: spool.v1.SubscriptionService.DeleteSubscription:input_type -> spool.v1.DeleteSubscriptionRequest
+	15, // 28: spool.v1.SubscriptionService.ListSubscriptions:input_type -> spool.v1.ListSubscriptionsRequest
+	17, // 29: spool.v1.SubscriptionService.DescribeSubscription:input_type -> spool.v1.DescribeSubscriptionRequest
+	19, // 30: spool.v1.SubscriptionService.ResetSubscription:input_type -> spool.v1.ResetSubscriptionRequest
+	23, // 31: spool.v1.SubscriptionService.ListDeadLetters:input_type -> spool.v1.ListDeadLettersRequest
+	21, // 32: spool.v1.SubscriptionService.Redrive:input_type -> spool.v1.RedriveRequest
+	12, // 33: spool.v1.SubscriptionService.CreateSubscription:output_type -> spool.v1.CreateSubscriptionResponse
+	14, // 34: spool.v1.SubscriptionService.DeleteSubscription:output_type -> spool.v1.DeleteSubscriptionResponse
+	16, // 35: spool.v1.SubscriptionService.ListSubscriptions:output_type -> spool.v1.ListSubscriptionsResponse
+	18, // 36: spool.v1.SubscriptionService.DescribeSubscription:output_type -> spool.v1.DescribeSubscriptionResponse
+	20, // 37: spool.v1.SubscriptionService.ResetSubscription:output_type -> spool.v1.ResetSubscriptionResponse
+	25, // 38: spool.v1.SubscriptionService.ListDeadLetters:output_type -> spool.v1.ListDeadLettersResponse
+	22, // 39: spool.v1.SubscriptionService.Redrive:output_type -> spool.v1.RedriveResponse
+	33, // [33:40] is the sub-list for method output_type
+	26, // [26:33] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_subscriptions_proto_init() }
@@ -1052,8 +2051,8 @@ func file_spool_v1_subscriptions_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_subscriptions_proto_rawDesc), len(file_spool_v1_subscriptions_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   14,
+			NumEnums:      5,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

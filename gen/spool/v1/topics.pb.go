@@ -156,8 +156,12 @@ type TopicConfig struct {
 	Durability Durability           `protobuf:"varint,9,opt,name=durability,proto3,enum=spool.v1.Durability" json:"durability,omitempty"`
 	// Largest message value + key + headers accepted, in bytes.
 	MaxMessageBytes int32 `protobuf:"varint,10,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Work-queue retention: delete whole segments once every queue
+	// subscription of the topic has finished (acked, dead-lettered or
+	// dropped) their messages, on top of age and byte retention.
+	WorkQueue     bool `protobuf:"varint,11,opt,name=work_queue,json=workQueue,proto3" json:"work_queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TopicConfig) Reset() {
@@ -258,6 +262,13 @@ func (x *TopicConfig) GetMaxMessageBytes() int32 {
 		return x.MaxMessageBytes
 	}
 	return 0
+}
+
+func (x *TopicConfig) GetWorkQueue() bool {
+	if x != nil {
+		return x.WorkQueue
+	}
+	return false
 }
 
 type Topic struct {
@@ -783,7 +794,7 @@ var File_spool_v1_topics_proto protoreflect.FileDescriptor
 
 const file_spool_v1_topics_proto_rawDesc = "" +
 	"\n" +
-	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x03\n" +
+	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x03\n" +
 	"\vTopicConfig\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x01 \x01(\x05R\n" +
@@ -800,7 +811,9 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"durability\x18\t \x01(\x0e2\x14.spool.v1.DurabilityR\n" +
 	"durability\x12*\n" +
 	"\x11max_message_bytes\x18\n" +
-	" \x01(\x05R\x0fmaxMessageBytes\"\x90\x01\n" +
+	" \x01(\x05R\x0fmaxMessageBytes\x12\x1d\n" +
+	"\n" +
+	"work_queue\x18\v \x01(\bR\tworkQueue\"\x90\x01\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06config\x18\x02 \x01(\v2\x15.spool.v1.TopicConfigR\x06config\x124\n" +

@@ -287,6 +287,11 @@ type Delivery struct {
 	// How many times this message has been delivered to this subscription,
 	// this delivery included (always 1 in stream mode).
 	DeliveryCount int32 `protobuf:"varint,9,opt,name=delivery_count,json=deliveryCount,proto3" json:"delivery_count,omitempty"`
+	// Queue mode: when the message was first delivered to the subscription.
+	FirstDeliveredAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=first_delivered_at,json=firstDeliveredAt,proto3" json:"first_delivered_at,omitempty"`
+	// Queue mode: the lease ends then unless the message is acked, nacked or
+	// the lease extended.
+	LeaseDeadline *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=lease_deadline,json=leaseDeadline,proto3" json:"lease_deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -382,6 +387,20 @@ func (x *Delivery) GetDeliveryCount() int32 {
 		return x.DeliveryCount
 	}
 	return 0
+}
+
+func (x *Delivery) GetFirstDeliveredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstDeliveredAt
+	}
+	return nil
+}
+
+func (x *Delivery) GetLeaseDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseDeadline
+	}
+	return nil
 }
 
 // Machine-readable error detail attached to every error the API returns.
@@ -599,7 +618,7 @@ const file_spool_v1_types_proto_rawDesc = "" +
 	"\rPublishResult\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\x9f\x02\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xac\x03\n" +
 	"\bDelivery\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x128\n" +
@@ -609,7 +628,10 @@ const file_spool_v1_types_proto_rawDesc = "" +
 	"\aheaders\x18\x06 \x03(\v2\x10.spool.v1.HeaderR\aheaders\x12\x0e\n" +
 	"\x02id\x18\a \x01(\tR\x02id\x12\x18\n" +
 	"\asubject\x18\b \x01(\tR\asubject\x12%\n" +
-	"\x0edelivery_count\x18\t \x01(\x05R\rdeliveryCount\"y\n" +
+	"\x0edelivery_count\x18\t \x01(\x05R\rdeliveryCount\x12H\n" +
+	"\x12first_delivered_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x10firstDeliveredAt\x12A\n" +
+	"\x0elease_deadline\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rleaseDeadline\"y\n" +
 	"\tErrorInfo\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1c\n" +
 	"\tretriable\x18\x02 \x01(\bR\tretriable\x12:\n" +
@@ -647,20 +669,22 @@ var file_spool_v1_types_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
 }
 var file_spool_v1_types_proto_depIdxs = []int32{
-	0, // 0: spool.v1.Message.headers:type_name -> spool.v1.Header
-	6, // 1: spool.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
-	7, // 2: spool.v1.Message.delay:type_name -> google.protobuf.Duration
-	7, // 3: spool.v1.Message.ttl:type_name -> google.protobuf.Duration
-	6, // 4: spool.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
-	6, // 5: spool.v1.Delivery.timestamp:type_name -> google.protobuf.Timestamp
-	0, // 6: spool.v1.Delivery.headers:type_name -> spool.v1.Header
-	7, // 7: spool.v1.ErrorInfo.retry_after:type_name -> google.protobuf.Duration
-	6, // 8: spool.v1.Position.time:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	0,  // 0: spool.v1.Message.headers:type_name -> spool.v1.Header
+	6,  // 1: spool.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: spool.v1.Message.delay:type_name -> google.protobuf.Duration
+	7,  // 3: spool.v1.Message.ttl:type_name -> google.protobuf.Duration
+	6,  // 4: spool.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
+	6,  // 5: spool.v1.Delivery.timestamp:type_name -> google.protobuf.Timestamp
+	0,  // 6: spool.v1.Delivery.headers:type_name -> spool.v1.Header
+	6,  // 7: spool.v1.Delivery.first_delivered_at:type_name -> google.protobuf.Timestamp
+	6,  // 8: spool.v1.Delivery.lease_deadline:type_name -> google.protobuf.Timestamp
+	7,  // 9: spool.v1.ErrorInfo.retry_after:type_name -> google.protobuf.Duration
+	6,  // 10: spool.v1.Position.time:type_name -> google.protobuf.Timestamp
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_types_proto_init() }

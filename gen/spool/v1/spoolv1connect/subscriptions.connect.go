@@ -48,6 +48,12 @@ const (
 	// SubscriptionServiceResetSubscriptionProcedure is the fully-qualified name of the
 	// SubscriptionService's ResetSubscription RPC.
 	SubscriptionServiceResetSubscriptionProcedure = "/spool.v1.SubscriptionService/ResetSubscription"
+	// SubscriptionServiceListDeadLettersProcedure is the fully-qualified name of the
+	// SubscriptionService's ListDeadLetters RPC.
+	SubscriptionServiceListDeadLettersProcedure = "/spool.v1.SubscriptionService/ListDeadLetters"
+	// SubscriptionServiceRedriveProcedure is the fully-qualified name of the SubscriptionService's
+	// Redrive RPC.
+	SubscriptionServiceRedriveProcedure = "/spool.v1.SubscriptionService/Redrive"
 )
 
 // SubscriptionServiceClient is a client for the spool.v1.SubscriptionService service.
@@ -59,6 +65,10 @@ type SubscriptionServiceClient interface {
 	// Move a subscription's committed offsets (replay or skip). Members that
 	// are consuming continue from the new position.
 	ResetSubscription(context.Context, *connect.Request[v1.ResetSubscriptionRequest]) (*connect.Response[v1.ResetSubscriptionResponse], error)
+	// Queue mode: list a subscription's dead-lettered messages.
+	ListDeadLetters(context.Context, *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error)
+	// Queue mode: publish dead-lettered messages back to their origin.
+	Redrive(context.Context, *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error)
 }
 
 // NewSubscriptionServiceClient constructs a client for the spool.v1.SubscriptionService service. By
@@ -104,6 +114,19 @@ func NewSubscriptionServiceClient(httpClient connect.HTTPClient, baseURL string,
 			connect.WithSchema(subscriptionServiceMethods.ByName("ResetSubscription")),
 			connect.WithClientOptions(opts...),
 		),
+		listDeadLetters: connect.NewClient[v1.ListDeadLettersRequest, v1.ListDeadLettersResponse](
+			httpClient,
+			baseURL+SubscriptionServiceListDeadLettersProcedure,
+			connect.WithSchema(subscriptionServiceMethods.ByName("ListDeadLetters")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		redrive: connect.NewClient[v1.RedriveRequest, v1.RedriveResponse](
+			httpClient,
+			baseURL+SubscriptionServiceRedriveProcedure,
+			connect.WithSchema(subscriptionServiceMethods.ByName("Redrive")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -114,6 +137,8 @@ type subscriptionServiceClient struct {
 	listSubscriptions    *connect.Client[v1.ListSubscriptionsRequest, v1.ListSubscriptionsResponse]
 	describeSubscription *connect.Client[v1.DescribeSubscriptionRequest, v1.DescribeSubscriptionResponse]
 	resetSubscription    *connect.Client[v1.ResetSubscriptionRequest, v1.ResetSubscriptionResponse]
+	listDeadLetters      *connect.Client[v1.ListDeadLettersRequest, v1.ListDeadLettersResponse]
+	redrive              *connect.Client[v1.RedriveRequest, v1.RedriveResponse]
 }
 
 // CreateSubscription calls spool.v1.SubscriptionService.CreateSubscription.
@@ -141,6 +166,16 @@ func (c *subscriptionServiceClient) ResetSubscription(ctx context.Context, req *
 	return c.resetSubscription.CallUnary(ctx, req)
 }
 
+// ListDeadLetters calls spool.v1.SubscriptionService.ListDeadLetters.
+func (c *subscriptionServiceClient) ListDeadLetters(ctx context.Context, req *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error) {
+	return c.listDeadLetters.CallUnary(ctx, req)
+}
+
+// Redrive calls spool.v1.SubscriptionService.Redrive.
+func (c *subscriptionServiceClient) Redrive(ctx context.Context, req *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error) {
+	return c.redrive.CallUnary(ctx, req)
+}
+
 // SubscriptionServiceHandler is an implementation of the spool.v1.SubscriptionService service.
 type SubscriptionServiceHandler interface {
 	CreateSubscription(context.Context, *connect.Request[v1.CreateSubscriptionRequest]) (*connect.Response[v1.CreateSubscriptionResponse], error)
@@ -150,6 +185,10 @@ type SubscriptionServiceHandler interface {
 	// Move a subscription's committed offsets (replay or skip). Members that
 	// are consuming continue from the new position.
 	ResetSubscription(context.Context, *connect.Request[v1.ResetSubscriptionRequest]) (*connect.Response[v1.ResetSubscriptionResponse], error)
+	// Queue mode: list a subscription's dead-lettered messages.
+	ListDeadLetters(context.Context, *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error)
+	// Queue mode: publish dead-lettered messages back to their origin.
+	Redrive(context.Context, *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error)
 }
 
 // NewSubscriptionServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -191,6 +230,19 @@ func NewSubscriptionServiceHandler(svc SubscriptionServiceHandler, opts ...conne
 		connect.WithSchema(subscriptionServiceMethods.ByName("ResetSubscription")),
 		connect.WithHandlerOptions(opts...),
 	)
+	subscriptionServiceListDeadLettersHandler := connect.NewUnaryHandler(
+		SubscriptionServiceListDeadLettersProcedure,
+		svc.ListDeadLetters,
+		connect.WithSchema(subscriptionServiceMethods.ByName("ListDeadLetters")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	subscriptionServiceRedriveHandler := connect.NewUnaryHandler(
+		SubscriptionServiceRedriveProcedure,
+		svc.Redrive,
+		connect.WithSchema(subscriptionServiceMethods.ByName("Redrive")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/spool.v1.SubscriptionService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SubscriptionServiceCreateSubscriptionProcedure:
@@ -203,6 +255,10 @@ func NewSubscriptionServiceHandler(svc SubscriptionServiceHandler, opts ...conne
 			subscriptionServiceDescribeSubscriptionHandler.ServeHTTP(w, r)
 		case SubscriptionServiceResetSubscriptionProcedure:
 			subscriptionServiceResetSubscriptionHandler.ServeHTTP(w, r)
+		case SubscriptionServiceListDeadLettersProcedure:
+			subscriptionServiceListDeadLettersHandler.ServeHTTP(w, r)
+		case SubscriptionServiceRedriveProcedure:
+			subscriptionServiceRedriveHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -230,4 +286,12 @@ func (UnimplementedSubscriptionServiceHandler) DescribeSubscription(context.Cont
 
 func (UnimplementedSubscriptionServiceHandler) ResetSubscription(context.Context, *connect.Request[v1.ResetSubscriptionRequest]) (*connect.Response[v1.ResetSubscriptionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.SubscriptionService.ResetSubscription is not implemented"))
+}
+
+func (UnimplementedSubscriptionServiceHandler) ListDeadLetters(context.Context, *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.SubscriptionService.ListDeadLetters is not implemented"))
+}
+
+func (UnimplementedSubscriptionServiceHandler) Redrive(context.Context, *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.SubscriptionService.Redrive is not implemented"))
 }

@@ -1,0 +1,356 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/state"
+)
+
+// dlqDedupWindow is the de-duplication window of dead-letter topics: a
+// message dead-lettered again after a crash (its snapshot was not yet
+// saved) is recognized by its id and stored once.
+const dlqDedupWindow = 7 * 24 * time.Hour
+
+// ensureDeadLetterTopic creates a subscription's dead-letter topic if it
+// does not exist.
+func (b *Broker) ensureDeadLetterTopic(name string) error {
+	if _, err := b.topic(name); err == nil {
+		return nil
+	}
+	_, err := b.CreateTopic(name, catalog.TopicConfig{Partitions: 1, DedupWindow: dlqDedupWindow})
+	if errs.Is(err, errs.TopicExists) {
+		return nil
+	}
+	return err
+}
+
+// readRecord returns the record at offset in partition p.
+func (t *topic) readRecord(p int32, offset int64) (batch.Header, batch.Record, bool) {
+	data, err := t.parts[p].Read(offset, 1)
+	if err != nil || len(data) == 0 {
+		return batch.Header{}, batch.Record{}, false
+	}
+	h, err := batch.ParseHeader(data)
+	if err != nil {
+		return batch.Header{}, batch.Record{}, false
+	}
+	var rec batch.Record
+	found := false
+	stop := errors.New("stop")
+	batch.ForEachRecord(data[:h.Size()], t.b.maxDecompressed(), func(r batch.Record) error {
+		if h.BaseOffset+int64(r.OffsetDelta) == offset {
+			rec, found = r, true
+			rec.Headers = append([]batch.RecordHeader(nil), r.Headers...)
+			return stop
+		}
+		return nil
+	})
+	return h, rec, found
+}
+
+// publishDeadLetters copies dead-lettered messages to the subscription's
+// dead-letter topic with headers saying where they came from and why, and
+// returns once the copies are durable.
+func (s *subscription) publishDeadLetters(ops []outboxOp) error {
+	b := s.t.b
+	if err := b.ensureDeadLetterTopic(s.q.dlq); err != nil {
+		return err
+	}
+	now := b.clock.Now()
+	msgs := make([]Message, 0, len(ops))
+	for _, op := range ops {
+		dl := op.dl
+		m := Message{
+			ID:        fmt.Sprintf("dlq:%s/%s/%d/%d", s.meta.Topic, s.meta.Name, op.part, dl.Offset),
+			Partition: -1,
+		}
+		h, rec, ok := s.t.readRecord(op.part, dl.Offset)
+		if ok {
+			m.Key, m.Value = rec.Key, rec.Value
+			m.Timestamp = time.UnixMilli(h.BaseTimestamp + rec.TimestampDelta)
+			for _, hd := range rec.Headers {
+				switch hd.Key {
+				case HeaderID:
+					m.Headers = append(m.Headers, batch.RecordHeader{Key: HeaderOriginalID, Value: hd.Value})
+				case HeaderRedriveTo:
+				default:
+					m.Headers = append(m.Headers, hd)
+				}
+			}
+		} else {
+			b.logger.Warn("dead-lettered message is no longer in the log; writing its metadata only",
+				"topic", s.meta.Topic, "partition", op.part, "offset", dl.Offset)
+		}
+		add := func(k, v string) { m.Headers = append(m.Headers, batch.RecordHeader{Key: k, Value: []byte(v)}) }
+		add(HeaderDLQTopic, s.meta.Topic)
+		add(HeaderDLQSubscription, s.meta.Name)
+		add(HeaderDLQPartition, strconv.Itoa(int(op.part)))
+		add(HeaderDLQOffset, strconv.FormatInt(dl.Offset, 10))
+		add(HeaderDLQDeliveries, strconv.Itoa(dl.DeliveryCount))
+		add(HeaderDLQReason, string(dl.Reason))
+		if dl.LastError != "" {
+			add(HeaderDLQError, dl.LastError)
+		}
+		add(HeaderDLQTime, strconv.FormatInt(now.UnixMilli(), 10))
+		msgs = append(msgs, m)
+	}
+	if _, err := b.Publish(s.q.dlq, msgs); err != nil {
+		return fmt.Errorf("write to dead-letter topic %q: %w", s.q.dlq, err)
+	}
+	s.q.deadLettered.Add(int64(len(msgs)))
+	for _, op := range ops {
+		b.logger.Info("message dead-lettered", "topic", s.meta.Topic, "subscription", s.meta.Name,
+			"partition", op.part, "offset", op.dl.Offset, "reason", op.dl.Reason, "deliveries", op.dl.DeliveryCount, "dlq", s.q.dlq)
+	}
+	return nil
+}
+
+// DeadLetterInfo is one message of a dead-letter topic.
+type DeadLetterInfo struct {
+	Offset          int64
+	Message         Delivered
+	Reason          string
+	DeliveryCount   int
+	Error           string
+	OriginTopic     string
+	OriginPartition int32
+	OriginOffset    int64
+	Redriven        bool
+}
+
+// queueSub returns a live queue subscription.
+func (b *Broker) queueSub(topicName, name string) (*subscription, error) {
+	_, s, err := b.sub(topicName, name)
+	if err != nil {
+		return nil, err
+	}
+	if s.q == nil {
+		return nil, errs.New(errs.FailedPrecondition, "subscription %q is not a queue subscription", name)
+	}
+	return s, nil
+}
+
+// ListDeadLetters returns up to limit messages of a queue subscription's
+// dead-letter topic from offset from.
+func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) ([]DeadLetterInfo, int64, error) {
+	s, err := b.queueSub(topicName, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	dt, err := b.topic(s.q.dlq)
+	if err != nil {
+		return nil, 0, nil // nothing dead-lettered yet
+	}
+	var out []DeadLetterInfo
+	next := max(from, dt.parts[0].StartOffset())
+	err = dt.scan(0, next, func(d Delivered) bool {
+		if len(out) >= limit {
+			return false
+		}
+		out = append(out, b.deadLetterInfo(s.q.dlq, d))
+		next = d.Offset + 1
+		return true
+	})
+	return out, next, err
+}
+
+func (b *Broker) deadLetterInfo(dlq string, d Delivered) DeadLetterInfo {
+	info := DeadLetterInfo{Offset: d.Offset, Message: d}
+	for _, h := range d.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderDLQReason:
+			info.Reason = v
+		case HeaderDLQDeliveries:
+			info.DeliveryCount, _ = strconv.Atoi(v)
+		case HeaderDLQError:
+			info.Error = v
+		case HeaderDLQTopic:
+			info.OriginTopic = v
+		case HeaderDLQPartition:
+			p, _ := strconv.Atoi(v)
+			info.OriginPartition = int32(p)
+		case HeaderDLQOffset:
+			info.OriginOffset, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if _, err := b.cfg.State.Get(state.RedrivenKey(dlq, d.Offset)); err == nil {
+		info.Redriven = true
+	}
+	return info
+}
+
+// scan calls fn for every message of partition p from offset from until fn
+// returns false or the end is reached.
+func (t *topic) scan(p int32, from int64, fn func(Delivered) bool) error {
+	l := t.parts[p]
+	off := from
+	for off < l.EndOffset() {
+		data, err := l.Read(off, sessionReadChunk)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		for len(data) > 0 {
+			one, rest, err := batch.Next(data)
+			if err != nil {
+				return err
+			}
+			data = rest
+			h, err := batch.ParseHeader(one)
+			if err != nil {
+				return err
+			}
+			stop := errors.New("stop")
+			err = batch.ForEachRecord(one, t.b.maxDecompressed(), func(r batch.Record) error {
+				o := h.BaseOffset + int64(r.OffsetDelta)
+				if o < off {
+					return nil
+				}
+				id, subj := attrs(r.Headers)
+				d := Delivered{Partition: p, Offset: o, Timestamp: time.UnixMilli(h.BaseTimestamp + r.TimestampDelta),
+					Key: r.Key, Value: r.Value, Headers: append([]batch.RecordHeader(nil), r.Headers...), ID: id, Subject: subj, DeliveryCount: 1}
+				if !fn(d) {
+					return stop
+				}
+				return nil
+			})
+			if errors.Is(err, stop) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			off = h.LastOffset() + 1
+		}
+	}
+	return nil
+}
+
+// RedriveTarget says where redriven messages go.
+type RedriveTarget int
+
+const (
+	RedriveToSubscription RedriveTarget = iota // only the subscription that dead-lettered them sees them again
+	RedriveToTopic                             // every subscription of the topic sees them again
+)
+
+// RedriveRequest selects dead-lettered messages to move back.
+type RedriveRequest struct {
+	Topic, Subscription string
+	Target              RedriveTarget
+	Reason              string // "" = any
+	Limit               int64  // 0 = all
+	RateLimit           float64
+	DryRun              bool
+}
+
+// RedriveReport says what a redrive did.
+type RedriveReport struct {
+	Moved, Skipped, Already int64
+	Offsets                 []int64 // dead-letter offsets moved (the first 1000)
+}
+
+// Redrive publishes dead-lettered messages back to their origin topic —
+// to the subscription only (other subscriptions skip them) or to the whole
+// topic — with their key, value and headers (without Spool's dead-letter
+// headers), rate-limited, and marks them redriven. Each copy gets the id
+// "redrive:<dead-letter topic>/<offset>", so a redrive interrupted and run
+// again never publishes a message twice within the origin's window.
+func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport, error) {
+	var rep RedriveReport
+	s, err := b.queueSub(req.Topic, req.Subscription)
+	if err != nil {
+		return rep, err
+	}
+	if _, err := b.topic(req.Topic); err != nil {
+		return rep, errs.New(errs.FailedPrecondition, "origin topic %q no longer exists; nothing was moved", req.Topic)
+	}
+	dt, err := b.topic(s.q.dlq)
+	if err != nil {
+		return rep, nil // nothing dead-lettered
+	}
+	var lim *rate.Limiter
+	if req.RateLimit > 0 {
+		lim = rate.NewLimiter(rate.Limit(req.RateLimit), max(1, int(req.RateLimit)))
+	}
+	var scanErr error
+	err = dt.scan(0, dt.parts[0].StartOffset(), func(d Delivered) bool {
+		if req.Limit > 0 && rep.Moved >= req.Limit {
+			return false
+		}
+		info := b.deadLetterInfo(s.q.dlq, d)
+		if info.Redriven {
+			rep.Already++
+			return true
+		}
+		if (req.Reason != "" && info.Reason != req.Reason) || info.OriginTopic != req.Topic {
+			rep.Skipped++
+			return true
+		}
+		if req.DryRun {
+			rep.Moved++
+			if len(rep.Offsets) < 1000 {
+				rep.Offsets = append(rep.Offsets, d.Offset)
+			}
+			return true
+		}
+		if lim != nil {
+			r := lim.Reserve()
+			select {
+			case <-time.After(r.Delay()):
+			case <-ctx.Done():
+				scanErr = errs.New(errs.Canceled, "redrive cancelled after %d messages", rep.Moved)
+				return false
+			}
+		}
+		m := Message{ID: fmt.Sprintf("redrive:%s/%d", s.q.dlq, d.Offset), Key: d.Key, Value: d.Value, Partition: -1}
+		for _, h := range d.Headers {
+			if strings.HasPrefix(h.Key, "spool.dlq.") || h.Key == HeaderID || h.Key == HeaderRedriveTo {
+				continue
+			}
+			m.Headers = append(m.Headers, h)
+		}
+		if req.Target == RedriveToSubscription {
+			m.Headers = append(m.Headers, batch.RecordHeader{Key: HeaderRedriveTo, Value: []byte(req.Subscription)})
+		}
+		if _, err := b.Publish(req.Topic, []Message{m}); err != nil {
+			scanErr = err
+			return false
+		}
+		mark := b.cfg.State.NewBatch()
+		mark.Set(state.RedrivenKey(s.q.dlq, d.Offset), nil)
+		if err := mark.Commit(true); err != nil {
+			scanErr = errs.Wrap(errs.StorageFailed, err, "mark redriven")
+			return false
+		}
+		rep.Moved++
+		if len(rep.Offsets) < 1000 {
+			rep.Offsets = append(rep.Offsets, d.Offset)
+		}
+		return true
+	})
+	if scanErr != nil {
+		return rep, scanErr
+	}
+	if err == nil && rep.Moved > 0 && !req.DryRun {
+		b.logger.Info("redrive", "topic", req.Topic, "subscription", req.Subscription, "moved", rep.Moved, "skipped", rep.Skipped)
+	}
+	return rep, err
+}
