@@ -87,6 +87,12 @@ func startSpool(t *testing.T, dir, addr string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"serve", "--data", dir, "--http", addr, "--log-level", "debug"}, extra...)
 	cmd := exec.Command(spoolBin, args...)
+	// The server refuses unknown SPOOL_* variables; keep the test's own out.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SPOOL_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	p := &proc{t: t, cmd: cmd, addr: addr, logs: &logBuf{}, done: make(chan error, 1)}
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
