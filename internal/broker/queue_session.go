@@ -83,8 +83,8 @@ func (sess *Session) nextQueue(ctx context.Context) (Event, error) {
 			for i := 0; i < n && len(leases) < budget; i++ {
 				qp := q.parts[(sess.rr+i)%n]
 				ls, eff := qp.core.Poll(now, sess.id, budget-len(leases))
-				if len(ls) > 0 || len(eff.DeadLetters)+len(eff.Dropped)+len(eff.Parked) > 0 {
-					s.applyQueueLocked(qp, eff)
+				if len(ls) > 0 || len(eff.DeadLetters)+len(eff.Dropped)+len(eff.Parked)+len(eff.Expired) > 0 {
+					s.applyQueueLocked(qp, eff) // Poll also reports leases that fell due
 				}
 				for _, l := range ls {
 					leases = append(leases, leaseAt{qp.id, l})

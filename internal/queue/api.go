@@ -20,12 +20,24 @@
 //	           finished
 //	leased     delivered to a member; finished by Ack, Reject or dead-letter;
 //	           back to waiting/ready by Nack, lease expiry or member loss
-//	done       acked, dead-lettered or dropped (until the floor passes it)
+//	done       acked, dead-lettered, dropped or parked (until the floor
+//	           passes it); offsets missing from the log count as done
+//
+// The floor is the lowest offset tracked in [floor, cursor), or the cursor if
+// none; it never decreases.
 //
 // A message whose due time is beyond the park horizon (a long delay or a long
 // backoff) is handed to the broker with a Park effect and forgotten; the
 // broker gives it back with Unpark when it is nearly due. This keeps memory
-// bounded however many delayed messages are pending.
+// bounded however many delayed messages are pending. A message given back is
+// tracked again until it is finished or parked again, whatever its offset,
+// but it stays "parked" for the floor and the snapshot: it never holds the
+// floor back, and its offset is reported done.
+//
+// Time is the now passed to each call, in milliseconds; a now earlier than
+// one seen before counts as the latest seen. Only Poll and Tick act on what
+// fell due (lease expiries, TTLs, waits); a lease ends at its Deadline all
+// the same: from then on Ack, Nack, Extend and Reject treat it as stale.
 //
 // # Persistence
 //
@@ -35,6 +47,23 @@
 // crash loses at most what changed since the last write: acked messages may be
 // delivered again, and a delivery count may be one lower. Leases are never
 // persisted: after a crash every leased message is simply deliverable again.
+//
+// What the broker owes in return:
+//
+//   - Write a DeadLetter copy, and a Parked message to the schedule store,
+//     before persisting a snapshot taken after the effect: the snapshot
+//     counts the offset done.
+//   - Keep a schedule-store entry after handing it back with Unpark, until
+//     the message is finished (a non-stale Ack, or a DeadLetter or Dropped
+//     effect for it) or parked again (a Parked effect replaces it). After a
+//     restart, hand back at once every entry that was handed back before:
+//     the snapshot counts it done, so nothing else delivers it. Delivery
+//     counts of such messages are in the snapshot and are kept for one park
+//     horizon after the restart, to be merged into the Unpark (the larger
+//     count wins).
+//   - After a restart, read the log (Offer) before handing back parked
+//     messages where possible: in key order, a message given back can only
+//     wait for earlier messages of its key that are tracked.
 package queue
 
 import (
@@ -55,9 +84,12 @@ const (
 )
 
 // Backoff is the redelivery delay policy, applied alike to nacks without an
-// explicit delay and to lease expiries. The n-th redelivery (n = 1, 2, …) is
-// delayed by d = min(Initial × Multiplier^(n-1), Max), randomized by Jitter;
-// if Delays is set, d = Delays[min(n, len(Delays)) - 1] instead.
+// explicit delay, to lease expiries and to released leases. The n-th
+// redelivery (n = 1, 2, …) is delayed by d = min(Initial × Multiplier^(n-1),
+// Max), randomized by Jitter; if Delays is set, d = Delays[min(n,
+// len(Delays)) - 1] instead. Full and equal jitter never give less than
+// min(d, JitterFloor()) (Initial/10, at least 1 ms), so a jittered
+// redelivery is never immediate. Delays round up to whole milliseconds.
 type Backoff struct {
 	Initial    time.Duration // default 1 s; must be > 0
 	Max        time.Duration // default 5 min; must be >= Initial
@@ -76,11 +108,17 @@ const (
 	// time and are delivered in offset order; different keys proceed in
 	// parallel. A failing key blocks only itself until its head message is
 	// acked or dead-lettered. Messages without a key are unordered.
+	//
+	// A waiting redelivery keeps its place (a keyed message that was
+	// delivered is never parked: its wait stays in memory, however long).
+	// A deliver-at delay does not: a delayed message joins its key's order
+	// when it becomes due, behind a lease of the key if there is one.
 	OrderKey
 )
 
 // ExpiredAction says what happens to a message whose TTL passed before it
-// was acked.
+// was acked. A lease is not cut short by the TTL: a leased message expires
+// only if its lease ends without an ack (or a reject).
 type ExpiredAction int
 
 const (
@@ -91,7 +129,7 @@ const (
 // Config configures a Partition. Zero fields take the defaults.
 type Config struct {
 	AckTimeout    time.Duration // lease length; default 30 s
-	MaxDeliveries int           // dead-letter after this many deliveries; default 5; must be >= 1
+	MaxDeliveries int           // dead-letter after this many deliveries; default 5; must be >= 1 (a message restored with as many is dead-lettered when next due)
 	Backoff       Backoff
 	Ordering      Ordering
 	OnExpired     ExpiredAction
@@ -99,7 +137,7 @@ type Config struct {
 	MaxInFlight int
 	// MaxTracked bounds the offsets tracked between floor and cursor; when
 	// reached the partition stops asking for more messages (Want returns
-	// 0) until the floor moves. Default 100,000.
+	// 0) until the floor moves or messages finish. Default 100,000.
 	MaxTracked int
 	// ParkHorizon: a message not due within this much time is parked.
 	// Default 1 minute.
@@ -114,8 +152,8 @@ type Msg struct {
 	KeyHash   uint64 // hash of the key; 0 and HasKey false for no key
 	HasKey    bool
 	Timestamp int64 // ms; the publish time
-	DeliverAt int64 // ms; 0 = deliverable at once
-	ExpiresAt int64 // ms; 0 = never (the broker computes it from the message's or topic's TTL)
+	DeliverAt int64 // ms; 0 (or negative) = deliverable at once
+	ExpiresAt int64 // ms; 0 (or negative) = never (the broker computes it from the message's or topic's TTL)
 }
 
 // Lease is one delivery of a message to a member.
@@ -148,7 +186,8 @@ type DeadLetter struct {
 }
 
 // Parked is a message the broker must keep durably (schedule store) and
-// give back with Unpark at Due.
+// give back with Unpark at Due. Due is the earlier of when it is due and
+// when it expires (it is then expired on its return).
 type Parked struct {
 	Offset           int64
 	Due              int64 // ms
@@ -160,12 +199,14 @@ type Parked struct {
 	ExpiresAt        int64
 }
 
-// Effects is what a call changed that the broker must act on.
+// Effects is what a call changed that the broker must act on. Each list is in
+// the order things happened; an offset appears in at most one of
+// DeadLetters, Dropped and Parked per call.
 type Effects struct {
 	DeadLetters []DeadLetter
 	Dropped     []int64  // expired and dropped (ExpireDrop)
 	Parked      []Parked // hand to the schedule store
-	Expired     []Lease  // leases that timed out (already rescheduled here)
+	Expired     []Lease  // leases that timed out (already rescheduled, dead-lettered or parked here)
 }
 
 // Snapshot is the persistent state of a partition. A Partition restored
@@ -192,10 +233,10 @@ type Stats struct {
 	Waiting         int // backing off or delayed (in memory)
 	Blocked         int // waiting behind their key
 	Leased          int
-	Done            int   // finished above the floor
+	Done            int   // finished (or parked, or missing from the log) in [floor, cursor)
 	InFlightLimited bool  // delivery is held back by MaxInFlight
 	TrackedLimited  bool  // reading is held back by MaxTracked
-	OldestReady     int64 // ms timestamp of the oldest ready message; 0 if none
+	OldestReady     int64 // ms timestamp of the oldest ready message (given-back parked ones: their Due); 0 if none
 }
 
 // Partition is the queue state of one partition of one subscription. It is
@@ -204,15 +245,20 @@ type Stats struct {
 // The methods below are the contract the broker is written against.
 type Partition interface {
 	// Want returns how many more messages the partition wants offered
-	// (0 when MaxTracked is reached), and the cursor to read from.
+	// (0 when MaxTracked is reached), and the cursor to read from. The
+	// cursor skips restored done ranges, so done messages are not read
+	// again. n is advisory: Offer takes whatever it is given.
 	Want() (n int, cursor int64)
 	// Offer adds messages read from the log at the cursor, in offset order;
 	// gaps (offsets not offered, e.g. removed by retention) are skipped.
-	// Expired messages are dead-lettered or dropped at once; messages due
-	// beyond the park horizon are parked.
+	// Offsets below the cursor, in restored done ranges, or already
+	// tracked (given back by Unpark) are ignored. Expired messages are
+	// dead-lettered or dropped at once; messages due beyond the park
+	// horizon are parked.
 	Offer(now time.Time, msgs []Msg) Effects
-	// Poll leases up to max ready messages to member (oldest offset first,
-	// honouring key order and MaxInFlight).
+	// Poll first does what Tick does, then leases up to max ready messages
+	// to member (lowest offset first, honouring key order and
+	// MaxInFlight); an empty member leases nothing.
 	Poll(now time.Time, member string, max int) ([]Lease, Effects)
 	// Ack finishes leased messages. Acks of offsets that are not leased by
 	// member (unknown, expired, double acks) are reported in stale; they
@@ -220,24 +266,32 @@ type Partition interface {
 	Ack(now time.Time, member string, offsets []int64) (stale []int64, eff Effects)
 	// Nack ends a lease early: the message is redelivered after delay if
 	// delay >= 0, else after the backoff; errText is kept for the
-	// dead-letter headers. Past MaxDeliveries it is dead-lettered.
+	// dead-letter headers (cut to MaxErrorLen). Past MaxDeliveries it is
+	// dead-lettered; due beyond the park horizon it is parked (but see
+	// OrderKey).
 	Nack(now time.Time, member string, offset int64, delay time.Duration, errText string) (bool, Effects)
-	// Extend moves a lease's deadline to now + d (d <= 0: AckTimeout).
+	// Extend moves a lease's deadline to now + d (d <= 0: AckTimeout; at
+	// most MaxExtend or AckTimeout, whichever is longer).
 	Extend(now time.Time, member string, offset int64, d time.Duration) (Lease, bool)
-	// Reject dead-letters a leased message at once with ReasonRejected.
+	// Reject dead-letters a leased message at once with ReasonRejected
+	// (LastError: errText, or the last nack's if errText is empty).
 	Reject(now time.Time, member string, offset int64, errText string) (bool, Effects)
 	// Release returns every lease of member (it left or was evicted) as if
-	// each lease expired now.
+	// each were nacked now without a delay (error text "member left"; past
+	// MaxDeliveries dead-lettered); they are not reported in Effects.Expired.
 	Release(now time.Time, member string) Effects
-	// Unpark gives back a parked message that is due (or nearly).
+	// Unpark gives back a parked message that is due (or nearly); it
+	// waits until Due if that is later, and is parked again if Due is
+	// beyond the horizon. Ignored if the offset is tracked already.
 	Unpark(now time.Time, p Parked) Effects
 	// Tick expires leases, moves due messages to ready and expires TTLs.
 	Tick(now time.Time) Effects
-	// NextDeadline returns the earliest time Tick has something to do.
+	// NextDeadline returns the earliest time Tick has something to do
+	// (O(1); never later than needed).
 	NextDeadline() (time.Time, bool)
-	// Snapshot returns the persistent state.
+	// Snapshot returns the persistent state (O(tracked)).
 	Snapshot() Snapshot
-	// Stats describes the partition.
+	// Stats describes the partition (O(ready), for OldestReady).
 	Stats(now time.Time) Stats
 }
 
