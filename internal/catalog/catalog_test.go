@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/queue"
 	"github.com/spoolmq/spool/internal/state"
 )
 
@@ -108,7 +109,21 @@ func TestValidation(t *testing.T) {
 	if err := (SubConfig{Filter: "a..b"}).Validate(); err == nil {
 		t.Error("bad filter accepted")
 	}
-	if err := (SubConfig{Mode: ModeQueue}).Validate(); !errs.Is(err, errs.UnsupportedFeature) {
-		t.Errorf("queue mode: %v", err)
+	if err := (SubConfig{Mode: ModeQueue}).Validate(); err != nil {
+		t.Errorf("queue mode with defaults: %v", err)
+	}
+	for name, q := range map[string]QueueConfig{
+		"negative in flight": {MaxInFlight: -1},
+		"bad dlq name":       {DeadLetterTopic: "a b"},
+		"backoff max < init": {Backoff: queue.Backoff{Initial: time.Minute, Max: time.Second}},
+		"multiplier < 1":     {Backoff: queue.Backoff{Multiplier: 0.5}},
+		"negative ack":       {AckTimeout: -time.Second},
+	} {
+		if err := (SubConfig{Mode: ModeQueue, Queue: q}).Validate(); !errs.Is(err, errs.InvalidArgument) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := (SubConfig{Queue: QueueConfig{MaxDeliveries: 3}}).Validate(); !errs.Is(err, errs.InvalidArgument) {
+		t.Errorf("queue settings on a stream subscription: %v", err)
 	}
 }
