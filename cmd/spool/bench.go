@@ -19,7 +19,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Spool on this machine, beside the machine's own limits",
 	}
-	cmd.AddCommand(newBenchLogCmd(), newBenchNativeCmd())
+	cmd.AddCommand(newBenchLogCmd(), newBenchNativeCmd(), newBenchQueueCmd())
 	return cmd
 }
 
@@ -256,4 +256,71 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func newBenchQueueCmd() *cobra.Command {
+	var (
+		dir      string
+		srvURL   string
+		messages int
+		rounds   int
+		rate     int
+		latDur   time.Duration
+		delayed  int
+	)
+	cmd := &cobra.Command{
+		Use:   "queue",
+		Short: "Queue mode through the Go SDK: consume+ack, end-to-end latency, delayed messages' memory",
+		Long: "Measures, with a server in --dir (or --server): consume + ack of a backlog of 256-byte\n" +
+			"messages with one and four SDK consumers and 1 % nacks; publish → delivery latency at a\n" +
+			"fixed rate; and the heap growth of 1,000,000 pending delayed messages.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			out, progress := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			fmt.Fprintf(out, "Medians of %d rounds; backlog of %d × 256 B; durability always.\n\n", rounds, messages)
+			fmt.Fprintf(out, "| consumers | nacks | consume + ack msg/s |\n|---:|---:|---:|\n")
+			for _, n := range []int{1, 4} {
+				var rates []float64
+				for r := 0; r < rounds; r++ {
+					res, err := bench.RunQueue(bench.QueueConfig{Dir: dir, Server: srvURL, Size: 256, Messages: messages,
+						Consumers: n, NackRatio: 0.01, Progress: progress})
+					if err != nil {
+						return err
+					}
+					rates = append(rates, res.ConsumeAckRate)
+				}
+				fmt.Fprintf(out, "| %d | 1%% | %.0f |\n", n, median(rates))
+			}
+			if rate > 0 {
+				lr, err := bench.RunLatency(dir, srvURL, rate, latDur, progress)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "\n| rate | sent | received | p50 | p99 | p999 | max | raw fdatasync 4 KiB p50 |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+				fmt.Fprintf(out, "| %d/s | %d | %d | %s | %s | %s | %s | %s |\n", lr.Rate, lr.Sent, lr.Received,
+					usf(float64(lr.P50)), usf(float64(lr.P99)), usf(float64(lr.P999)), usf(float64(lr.Max)), usf(float64(lr.RawSyncP50)))
+			}
+			if delayed > 0 {
+				dr, err := bench.RunDelayed(dir, delayed, progress)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "\n| pending delayed messages | parked in the state store | live heap growth |\n|---:|---:|---:|\n")
+				fmt.Fprintf(out, "| %d | %d | %.1f MiB |\n", dr.Messages, dr.Parked, float64(dr.HeapDelta)/(1<<20))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", ".", "directory for the server's data (the disk under test)")
+	f.StringVar(&srvURL, "server", "", "benchmark this running server instead of starting one")
+	f.IntVar(&messages, "messages", 1_000_000, "backlog size for consume+ack")
+	f.IntVar(&rounds, "rounds", 3, "rounds of consume+ack; the table shows medians")
+	f.IntVar(&rate, "rate", 5000, "publish rate of the latency measurement (0 skips it)")
+	f.DurationVar(&latDur, "latency-duration", 10*time.Second, "duration of the latency measurement")
+	f.IntVar(&delayed, "delayed", 1_000_000, "pending delayed messages for the memory measurement (0 skips it)")
+	return cmd
 }
