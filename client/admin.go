@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"math"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 )
@@ -90,7 +91,9 @@ func (c *Client) ListSubscriptions(ctx context.Context, topic string) ([]Subscri
 }
 
 // DescribeSubscription returns subscription name of topic with its members,
-// per-partition committed offsets and lag.
+// per-partition committed offsets (for a queue subscription, the ack floor)
+// and lag, and for a queue subscription its queue state and dead-letter
+// counts.
 func (c *Client) DescribeSubscription(ctx context.Context, topic, name string) (*SubscriptionInfo, error) {
 	resp, err := call(ctx, c, c.subs.DescribeSubscription, &spoolv1.DescribeSubscriptionRequest{Topic: topic, Name: name})
 	if err != nil {
@@ -115,4 +118,50 @@ func (c *Client) ResetSubscription(ctx context.Context, topic, name string, pos 
 		return nil, err
 	}
 	return subscriptionPartitionsFromProto(resp.GetPartitions()), nil
+}
+
+// ListDeadLetters returns up to limit messages (0: the server's default,
+// 100; at most 1000) of the dead-letter topic of queue subscription sub,
+// starting at offset fromOffset of that topic, and the offset to list from
+// next. It returns an empty list when nothing was dead-lettered; an error
+// matching ErrSubscriptionNotFound, or a failed_precondition *Error for a
+// stream subscription.
+func (c *Client) ListDeadLetters(ctx context.Context, topic, sub string, fromOffset int64, limit int) ([]DeadLetter, int64, error) {
+	if fromOffset < 0 || limit < 0 {
+		return nil, 0, invalidArgument("ListDeadLetters: negative offset or limit")
+	}
+	resp, err := call(ctx, c, c.subs.ListDeadLetters, &spoolv1.ListDeadLettersRequest{
+		Topic: topic, Subscription: sub, FromOffset: fromOffset, Limit: int32(min(limit, math.MaxInt32)),
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]DeadLetter, 0, len(resp.GetDeadLetters()))
+	for _, d := range resp.GetDeadLetters() {
+		out = append(out, deadLetterFromProto(d))
+	}
+	return out, resp.GetNextOffset(), nil
+}
+
+// Redrive publishes dead-lettered messages of a queue subscription back to
+// its topic, as req selects, and reports what moved. Each message is moved
+// once: a Redrive interrupted and run again counts the ones already moved
+// in RedriveReport.Already. It takes as long as the messages take to move
+// (see RateLimit), so WithRequestTimeout does not bound it: bound it with
+// ctx.
+func (c *Client) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport, error) {
+	preq, err := req.toProto()
+	if err != nil {
+		return RedriveReport{}, err
+	}
+	resp, err := callUnbounded(ctx, c, c.subs.Redrive, preq)
+	if err != nil {
+		return RedriveReport{}, err
+	}
+	return RedriveReport{
+		Moved:   resp.GetMoved(),
+		Skipped: resp.GetSkipped(),
+		Already: resp.GetAlready(),
+		Offsets: resp.GetOffsets(),
+	}, nil
 }

@@ -150,11 +150,17 @@ func (c *Client) unaryContext(ctx context.Context) (context.Context, context.Can
 
 // call runs one unary RPC with the client's timeout and error conversion.
 func call[Req, Res any](ctx context.Context, c *Client, f func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
+	ctx, cancel := c.unaryContext(ctx)
+	defer cancel()
+	return callUnbounded(ctx, c, f, req)
+}
+
+// callUnbounded is call without the request timeout, for calls whose
+// duration grows with the work they do.
+func callUnbounded[Req, Res any](ctx context.Context, c *Client, f func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
-	ctx, cancel := c.unaryContext(ctx)
-	defer cancel()
 	resp, err := f(ctx, connect.NewRequest(req))
 	if err != nil {
 		return nil, convertError(err)

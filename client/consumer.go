@@ -8,18 +8,31 @@ import (
 	"time"
 )
 
-// Handler processes one delivered message. Returning nil marks it processed;
-// an error is logged, passed to the ConsumerOnError hook, retried as
+// Handler processes one delivered message. m belongs to the handler. ctx
+// is cancelled when the consumer gives up waiting for the handler
+// (ConsumerShutdownTimeout after shutdown or revocation began); the handler
+// must then return promptly.
+//
+// Stream mode: returning nil marks the message processed; an error is
+// logged, passed to the ConsumerOnError hook, retried as
 // ConsumerHandlerRetries says, and then either skipped (committed as
 // processed: stream mode has no redelivery) or, with ConsumerStopOnError,
-// fatal. ctx is cancelled when the consumer gives up waiting for the
-// handler (ConsumerShutdownTimeout after shutdown or revocation began); the
-// handler must then return promptly. m belongs to the handler.
+// fatal.
+//
+// Queue mode: returning nil acknowledges the message; an error nacks it, so
+// the server redelivers it after the subscription's Backoff (after
+// RetryAfter's delay if the error wraps a RetryError) and dead-letters it
+// after MaxDeliveries; an error wrapping a RejectError (see Reject)
+// dead-letters it at once. Errors are logged and passed to
+// ConsumerOnError.
 type Handler func(ctx context.Context, m *Message) error
 
-// Consumer consumes a stream-mode subscription: it joins the subscription as
-// a member over a Consume stream, receives messages for the partitions the
-// server assigns it, calls the Handler for each, and commits progress.
+// Consumer consumes a subscription: it joins the subscription as a member
+// over a Consume stream, receives messages, calls the Handler for each, and
+// records the outcome (commits in stream mode, acks in queue mode). Run
+// asks the server for the subscription's mode when it starts.
+//
+// # Stream mode
 //
 // Processing: every owned partition has one worker that handles its
 // messages one at a time, in offset order; ConsumerConcurrency caps how
@@ -43,8 +56,30 @@ type Handler func(ctx context.Context, m *Message) error
 // and commits what was processed meanwhile if the partition comes back (it
 // skips redelivered messages it already processed).
 //
-// Queue mode (acks, nacks, leases) is not supported yet; Message is shaped
-// for Ack/Nack/Extend methods to come.
+// # Queue mode
+//
+// Every delivery is a lease on one message. ConsumerConcurrency workers
+// take messages in arrival order, from any partition (ConsumerKeyOrdered
+// keeps one key's messages one at a time); the Handler's result becomes an
+// ack, a nack or a reject (see Handler). Acks are batched: contiguous
+// offsets travel as one range, sent every ConsumerAckInterval or
+// ConsumerAckEvery messages, or as soon as the consumer has nothing else in
+// hand. The consumer holds at most ConsumerPrefetch messages (default:
+// twice the concurrency) and ConsumerMaxInFlight leases, granting credit
+// back as messages finish, and extends the lease of every message it holds
+// at about two thirds of the lease, up to ConsumerMaxExtension.
+// Message.DeliveryCount, FirstDeliveredAt and LeaseDeadline describe the
+// delivery. Processing is at-least-once: an ack the server reports stale
+// (the lease had expired; the message will be or was redelivered) is
+// logged at debug level.
+//
+// Shutdown stops taking messages, nacks the ones not started (for
+// immediate redelivery), lets running handlers finish within
+// ConsumerShutdownTimeout (then cancels their context and nacks their
+// messages), sends the pending acks and closes the stream. When the stream
+// breaks, running handlers finish and their outcomes are sent on the
+// reconnected stream (as the same member, whose leases outlive a short
+// disconnection).
 type Consumer struct {
 	c       *Client
 	topic   string
@@ -95,9 +130,10 @@ func (c *Client) NewConsumer(topic, sub string, h Handler, opts ...ConsumerOptio
 // nil. It returns early with an error only when consuming cannot go on: the
 // topic or subscription does not exist (ErrTopicNotFound,
 // ErrSubscriptionNotFound), the server rejects the stream for good, or a
-// handler error under ConsumerStopOnError. Broken streams are retried with
-// backoff. Run may be called again after it returns (as a new member);
-// concurrent calls fail with ErrConsumerRunning.
+// handler error under ConsumerStopOnError. Broken streams (and a server
+// unreachable at the start) are retried with backoff. Run may be called
+// again after it returns (as a new member); concurrent calls fail with
+// ErrConsumerRunning.
 func (k *Consumer) Run(ctx context.Context) error {
 	k.mu.Lock()
 	if k.running {
@@ -133,13 +169,24 @@ func (k *Consumer) stop() {
 	}
 }
 
-// loop runs sessions (one Consume stream each) until ctx ends or one fails
-// for good.
+// loop learns the subscription's mode, then runs sessions (one Consume
+// stream each) until ctx ends or one fails for good.
 func (k *Consumer) loop(ctx context.Context) error {
+	sub, err := k.subscription(ctx)
+	if sub == nil {
+		return err
+	}
+	queue := sub.Config.Mode == ModeQueue
+	k.log.Debug("spool: consuming", "mode", sub.Config.Mode)
 	st := &memberState{carry: map[int32]int64{}}
 	failures := 0
 	for {
-		out := newSession(ctx, k, st).run()
+		var out sessionOutcome
+		if queue {
+			out = newQueueSession(ctx, k, st, sub.Config.AckTimeout).run()
+		} else {
+			out = newSession(ctx, k, st).run()
+		}
 		if out.fatal != nil {
 			return out.fatal
 		}
@@ -158,10 +205,32 @@ func (k *Consumer) loop(ctx context.Context) error {
 	}
 }
 
+// subscription describes the consumed subscription, retrying what can be
+// retried; nil and no error when ctx ended or the client was closed first.
+func (k *Consumer) subscription(ctx context.Context) (*Subscription, error) {
+	for failures := 1; ; failures++ {
+		info, err := k.c.DescribeSubscription(ctx, k.topic, k.sub)
+		switch {
+		case err == nil:
+			return &info.Subscription, nil
+		case ctx.Err() != nil, errors.Is(err, ErrClosed):
+			return nil, nil
+		case !streamRetriable(err):
+			return nil, err
+		}
+		wait := k.c.cfg.backoff.delay(failures, retryAfterOf(err))
+		k.log.Warn("spool: cannot describe the subscription; retrying", "err", err, "retry_in", wait)
+		if !sleep(ctx, wait) {
+			return nil, nil
+		}
+	}
+}
+
 // memberState survives reconnects within one Run.
 type memberState struct {
 	memberID string          // rejoin as this member; "" = new member
-	carry    map[int32]int64 // processed but uncommitted: next offset per partition
+	carry    map[int32]int64 // stream mode: processed but uncommitted: next offset per partition
+	queued   leaseCarry      // queue mode: outcomes not yet sent
 }
 
 // retryAfterOf returns err's retry-after hint, or 0.

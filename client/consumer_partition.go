@@ -339,9 +339,7 @@ func (s *session) shutdown() {
 	if s.ended || timedOut {
 		return
 	}
-	s.sendMu.Lock()
-	_ = s.stream.CloseRequest()
-	s.sendMu.Unlock()
+	s.closeRequests()
 	t.Reset(closeStreamWait)
 	for {
 		select {

@@ -49,29 +49,54 @@ type workerEvent struct {
 	err    error  // evFatal
 }
 
+// conn is the plumbing of one Consume stream, shared by stream-mode and
+// queue-mode sessions: the stream, the receiver and heartbeat goroutines
+// (run by the session, through its wait group) and serialized sends.
+type conn struct {
+	stream       *connect.BidiStreamForClient[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse]
+	cancelStream context.CancelFunc
+	done         chan struct{} // closed at teardown: stops the receiver and heartbeats
+	recv         chan recvEvent
+	hbEvery      atomic.Int64 // heartbeat interval, ns
+
+	sendMu     sync.Mutex
+	sendFailed bool // a Send failed: the receiver reports why
+}
+
+// initConn prepares c for a stream whose server reads up to prefetch
+// messages ahead.
+func (c *conn) initConn(prefetch int, sessionTimeout time.Duration) {
+	c.done = make(chan struct{})
+	c.recv = make(chan recvEvent, min(prefetch, 256)+16) // the server reads and writes independently
+	if sessionTimeout == 0 {
+		sessionTimeout = defaultSessionTimeout
+	}
+	c.hbEvery.Store(int64(max(sessionTimeout/3, minHeartbeat)))
+}
+
+// openStream opens the stream on base and sends start.
+func (c *conn) openStream(k *Consumer, base context.Context, start *spoolv1.ConsumeStart) {
+	ctx, cancel := context.WithCancel(base)
+	c.stream, c.cancelStream = k.c.consume.Consume(ctx), cancel
+	c.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Start{Start: start}})
+}
+
 // session is one Consume stream: one membership of the subscription. Its
 // loop goroutine (the caller of run) owns every field below the mutex
 // line; the receiver, the heartbeat goroutine and the partition workers
 // talk to it only through channels. All of them are started through s.wg
 // and have returned when run returns.
 type session struct {
+	conn
 	k      *Consumer
 	cfg    *consumerConfig
 	runCtx context.Context // cancelled: shut down gracefully
 	st     *memberState
 	work   context.Context // handlers' and hooks' base: Run's values, not its cancellation
 
-	stream       *connect.BidiStreamForClient[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse]
-	cancelStream context.CancelFunc
-	wg           sync.WaitGroup
-	done         chan struct{} // closed at teardown: stops the receiver and heartbeats
-	recv         chan recvEvent
-	events       chan workerEvent
-	sem          chan struct{} // handler concurrency
-	hbEvery      atomic.Int64  // heartbeat interval, ns
-
-	sendMu     sync.Mutex
-	sendFailed bool // a Send failed: the receiver reports why
+	wg     sync.WaitGroup
+	events chan workerEvent
+	sem    chan struct{} // handler concurrency
 
 	joined      bool
 	stopping    bool // shutting down or broken: take nothing new
@@ -94,8 +119,6 @@ func newSession(ctx context.Context, k *Consumer, st *memberState) *session {
 		runCtx:   ctx,
 		st:       st,
 		work:     context.WithoutCancel(ctx),
-		done:     make(chan struct{}),
-		recv:     make(chan recvEvent, min(k.cfg.prefetch, 256)+16), // the server reads and writes independently
 		events:   make(chan workerEvent, 256),
 		sem:      make(chan struct{}, k.cfg.concurrency),
 		parts:    map[int32]*partition{},
@@ -103,11 +126,7 @@ func newSession(ctx context.Context, k *Consumer, st *memberState) *session {
 		revTimer: time.NewTimer(time.Hour),
 	}
 	s.revTimer.Stop()
-	st0 := k.cfg.sessionTimeout
-	if st0 == 0 {
-		st0 = defaultSessionTimeout
-	}
-	s.hbEvery.Store(int64(max(st0/3, minHeartbeat)))
+	s.initConn(k.cfg.prefetch, k.cfg.sessionTimeout)
 	return s
 }
 
@@ -145,9 +164,7 @@ func (s *session) run() sessionOutcome {
 
 // open starts the stream with ConsumeStart, the receiver and heartbeats.
 func (s *session) open() {
-	ctx, cancel := context.WithCancel(s.work)
-	s.stream, s.cancelStream = s.k.c.consume.Consume(ctx), cancel
-	s.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Start{Start: &spoolv1.ConsumeStart{
+	s.openStream(s.k, s.work, &spoolv1.ConsumeStart{
 		Topic:          s.k.topic,
 		Subscription:   s.k.sub,
 		ClientId:       s.k.c.cfg.clientID,
@@ -155,7 +172,7 @@ func (s *session) open() {
 		InstanceId:     s.cfg.instanceID,
 		SessionTimeout: durationOrNil(s.cfg.sessionTimeout),
 		Credits:        int32(s.cfg.prefetch),
-	}}})
+	})
 	s.wg.Go(s.receive)
 	s.wg.Go(s.heartbeat)
 }
@@ -172,12 +189,12 @@ func (s *session) teardown() {
 	s.revTimer.Stop()
 }
 
-func (s *session) receive() {
+func (c *conn) receive() {
 	for {
-		resp, err := s.stream.Receive()
+		resp, err := c.stream.Receive()
 		select {
-		case s.recv <- recvEvent{resp: resp, err: convertError(err)}:
-		case <-s.done:
+		case c.recv <- recvEvent{resp: resp, err: convertError(err)}:
+		case <-c.done:
 			return
 		}
 		if err != nil {
@@ -186,31 +203,45 @@ func (s *session) receive() {
 	}
 }
 
-func (s *session) heartbeat() {
-	t := time.NewTimer(time.Duration(s.hbEvery.Load()))
+func (c *conn) heartbeat() {
+	t := time.NewTimer(time.Duration(c.hbEvery.Load()))
 	defer t.Stop()
 	for {
 		select {
-		case <-s.done:
+		case <-c.done:
 			return
 		case <-t.C:
-			s.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Heartbeat{Heartbeat: &spoolv1.Heartbeat{}}})
-			t.Reset(time.Duration(s.hbEvery.Load()))
+			c.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Heartbeat{Heartbeat: &spoolv1.Heartbeat{}}})
+			t.Reset(time.Duration(c.hbEvery.Load()))
 		}
 	}
 }
 
 // send sends req unless an earlier Send failed; a failure is reported by
 // the receiver, which sees the stream end.
-func (s *session) send(req *spoolv1.ConsumeRequest) {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	if s.sendFailed {
+func (c *conn) send(req *spoolv1.ConsumeRequest) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.sendFailed {
 		return
 	}
-	if err := s.stream.Send(req); err != nil {
-		s.sendFailed = true
+	if err := c.stream.Send(req); err != nil {
+		c.sendFailed = true
 	}
+}
+
+// failed reports whether a Send failed.
+func (c *conn) failed() bool {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.sendFailed
+}
+
+// closeRequests ends the client's side of the stream.
+func (c *conn) closeRequests() {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	_ = c.stream.CloseRequest()
 }
 
 func (s *session) onResponse(resp *spoolv1.ConsumeResponse) {
@@ -376,7 +407,7 @@ func (s *session) commit(only []int32) {
 			add(s.parts[id])
 		}
 	}
-	if len(offs) == 0 || s.sendFailed {
+	if len(offs) == 0 || s.failed() {
 		return
 	}
 	slices.SortFunc(offs, func(a, b *spoolv1.PartitionOffset) int { return cmp.Compare(a.Partition, b.Partition) })

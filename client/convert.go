@@ -1,6 +1,8 @@
 package client
 
 import (
+	"math"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -131,15 +133,81 @@ func positionFromProto(p *spoolv1.Position) Position {
 	return Position{}
 }
 
+func (c SubscriptionConfig) validate() error {
+	b := c.Backoff
+	switch {
+	case c.Mode < ModeDefault || c.Mode > ModeQueue:
+		return invalidArgument("subscription config: unknown Mode %d", c.Mode)
+	case c.Ordering < OrderingDefault || c.Ordering > OrderingKey:
+		return invalidArgument("subscription config: unknown Ordering %d", c.Ordering)
+	case c.OnExpired < ExpiredDefault || c.OnExpired > ExpiredDrop:
+		return invalidArgument("subscription config: unknown OnExpired %d", c.OnExpired)
+	case b.Jitter < JitterDefault || b.Jitter > JitterNone:
+		return invalidArgument("subscription config: unknown Backoff.Jitter %d", b.Jitter)
+	case c.AckTimeout < 0, b.Initial < 0, b.Max < 0, slices.ContainsFunc(b.Delays, func(d time.Duration) bool { return d < 0 }):
+		return invalidArgument("subscription config: negative duration")
+	case c.MaxDeliveries < 0, c.MaxInFlight < 0, c.RateBurst < 0:
+		return invalidArgument("subscription config: negative limit")
+	case !(c.RateLimit >= 0) || math.IsInf(c.RateLimit, 1):
+		return invalidArgument("subscription config: RateLimit %v is not a finite non-negative number", c.RateLimit)
+	case !(b.Multiplier >= 0) || math.IsInf(b.Multiplier, 1):
+		return invalidArgument("subscription config: Backoff.Multiplier %v is not a finite non-negative number", b.Multiplier)
+	}
+	return nil
+}
+
 func (c SubscriptionConfig) toProto() (*spoolv1.SubscriptionConfig, error) {
-	if c.Mode < ModeDefault || c.Mode > ModeQueue {
-		return nil, invalidArgument("subscription config: unknown Mode %d", c.Mode)
+	if err := c.validate(); err != nil {
+		return nil, err
 	}
 	start, err := c.Start.toProto()
 	if err != nil {
 		return nil, err
 	}
-	return &spoolv1.SubscriptionConfig{Mode: spoolv1.Mode(c.Mode), Filter: c.Filter, Start: start}, nil
+	return &spoolv1.SubscriptionConfig{
+		Mode:            spoolv1.Mode(c.Mode),
+		Filter:          c.Filter,
+		Start:           start,
+		AckTimeout:      durationOrNil(c.AckTimeout),
+		MaxDeliveries:   c.MaxDeliveries,
+		Backoff:         c.Backoff.toProto(),
+		Ordering:        spoolv1.Ordering(c.Ordering),
+		DeadLetterTopic: c.DeadLetterTopic,
+		OnExpired:       spoolv1.ExpiredAction(c.OnExpired),
+		MaxInFlight:     c.MaxInFlight,
+		RateLimit:       c.RateLimit,
+		RateBurst:       c.RateBurst,
+	}, nil
+}
+
+// toProto converts b; the zero Backoff becomes nil (server defaults).
+func (b Backoff) toProto() *spoolv1.Backoff {
+	if b.Initial == 0 && b.Max == 0 && b.Multiplier == 0 && b.Jitter == JitterDefault && len(b.Delays) == 0 {
+		return nil
+	}
+	pb := &spoolv1.Backoff{
+		Initial:    durationOrNil(b.Initial),
+		Max:        durationOrNil(b.Max),
+		Multiplier: b.Multiplier,
+		Jitter:     spoolv1.Jitter(b.Jitter),
+	}
+	for _, d := range b.Delays {
+		pb.Delays = append(pb.Delays, durationpb.New(d))
+	}
+	return pb
+}
+
+func backoffFromProto(b *spoolv1.Backoff) Backoff {
+	out := Backoff{
+		Initial:    b.GetInitial().AsDuration(),
+		Max:        b.GetMax().AsDuration(),
+		Multiplier: b.GetMultiplier(),
+		Jitter:     Jitter(b.GetJitter()),
+	}
+	for _, d := range b.GetDelays() {
+		out.Delays = append(out.Delays, d.AsDuration())
+	}
+	return out
 }
 
 func subscriptionFromProto(s *spoolv1.Subscription) Subscription {
@@ -148,9 +216,18 @@ func subscriptionFromProto(s *spoolv1.Subscription) Subscription {
 		Topic: s.GetTopic(),
 		Name:  s.GetName(),
 		Config: SubscriptionConfig{
-			Mode:   Mode(cfg.GetMode()),
-			Filter: cfg.GetFilter(),
-			Start:  positionFromProto(cfg.GetStart()),
+			Mode:            Mode(cfg.GetMode()),
+			Filter:          cfg.GetFilter(),
+			Start:           positionFromProto(cfg.GetStart()),
+			AckTimeout:      cfg.GetAckTimeout().AsDuration(),
+			MaxDeliveries:   cfg.GetMaxDeliveries(),
+			Backoff:         backoffFromProto(cfg.GetBackoff()),
+			Ordering:        Ordering(cfg.GetOrdering()),
+			DeadLetterTopic: cfg.GetDeadLetterTopic(),
+			OnExpired:       ExpiredAction(cfg.GetOnExpired()),
+			MaxInFlight:     cfg.GetMaxInFlight(),
+			RateLimit:       cfg.GetRateLimit(),
+			RateBurst:       cfg.GetRateBurst(),
 		},
 		Created: timeOf(s.GetCreated()),
 	}
@@ -166,9 +243,25 @@ func subscriptionPartitionsFromProto(ps []*spoolv1.SubscriptionPartition) []Subs
 			Lag:                 p.GetLag(),
 			OldestUnconsumedAge: p.GetOldestUnconsumedAge().AsDuration(),
 			MemberID:            p.GetMemberId(),
+			Queue:               queuePartitionFromProto(p.GetQueue()),
 		})
 	}
 	return out
+}
+
+func queuePartitionFromProto(q *spoolv1.QueuePartition) *QueuePartition {
+	if q == nil {
+		return nil
+	}
+	return &QueuePartition{
+		AckFloor:        q.GetAckFloor(),
+		Ready:           q.GetReady(),
+		Waiting:         q.GetWaiting(),
+		Blocked:         q.GetBlocked(),
+		InFlight:        q.GetInFlight(),
+		InFlightLimited: q.GetInFlightLimited(),
+		Parked:          q.GetParked(),
+	}
 }
 
 func subscriptionInfoFromProto(r *spoolv1.DescribeSubscriptionResponse) *SubscriptionInfo {
@@ -177,6 +270,8 @@ func subscriptionInfoFromProto(r *spoolv1.DescribeSubscriptionResponse) *Subscri
 		Generation:   r.GetGeneration(),
 		Partitions:   subscriptionPartitionsFromProto(r.GetPartitions()),
 		Lag:          r.GetLag(),
+		DeadLettered: r.GetDeadLettered(),
+		Dropped:      r.GetDropped(),
 	}
 	for _, m := range r.GetMembers() {
 		info.Members = append(info.Members, Member{
@@ -189,4 +284,42 @@ func subscriptionInfoFromProto(r *spoolv1.DescribeSubscriptionResponse) *Subscri
 		})
 	}
 	return info
+}
+
+func deadLetterFromProto(d *spoolv1.DeadLetter) DeadLetter {
+	out := DeadLetter{
+		Offset:          d.GetOffset(),
+		Reason:          d.GetReason(),
+		DeliveryCount:   d.GetDeliveryCount(),
+		Error:           d.GetError(),
+		OriginPartition: d.GetOriginPartition(),
+		OriginOffset:    d.GetOriginOffset(),
+		Redriven:        d.GetRedriven(),
+	}
+	if m := d.GetMessage(); m != nil {
+		out.Message = *messagesFromDeliveries("", []*spoolv1.Delivery{m})[0]
+	}
+	return out
+}
+
+func (r RedriveRequest) toProto() (*spoolv1.RedriveRequest, error) {
+	switch {
+	case r.Limit < 0:
+		return nil, invalidArgument("redrive: negative Limit %d", r.Limit)
+	case !(r.RateLimit >= 0) || math.IsInf(r.RateLimit, 1):
+		return nil, invalidArgument("redrive: RateLimit %v is not a finite non-negative number", r.RateLimit)
+	}
+	target := spoolv1.RedriveTarget_REDRIVE_TARGET_SUBSCRIPTION
+	if r.ToTopic {
+		target = spoolv1.RedriveTarget_REDRIVE_TARGET_TOPIC
+	}
+	return &spoolv1.RedriveRequest{
+		Topic:        r.Topic,
+		Subscription: r.Subscription,
+		Target:       target,
+		Reason:       r.Reason,
+		Limit:        r.Limit,
+		RateLimit:    r.RateLimit,
+		DryRun:       r.DryRun,
+	}, nil
 }

@@ -11,7 +11,8 @@
 // Admin calls manage topics and subscriptions: CreateTopic, DeleteTopic,
 // ListTopics, DescribeTopic, CreateSubscription, DeleteSubscription,
 // ListSubscriptions, DescribeSubscription and ResetSubscription (with the
-// positions Earliest, Latest, AtTime and AtOffset).
+// positions Earliest, Latest, AtTime and AtOffset); for queue
+// subscriptions, ListDeadLetters and Redrive.
 //
 // Publishing: Client.Publish is one request, for simple uses. A Producer
 // batches and pipelines messages over one stream, retries without
@@ -19,10 +20,15 @@
 // retries), keeps per-key order, and bounds its memory. Futures report each
 // message's outcome; PublishSync waits for it.
 //
-// Consuming: a Consumer joins a stream-mode subscription, calls a Handler
-// for every message (in order per partition), commits after the handler
-// returns, follows rebalances, reconnects after failures and shuts down
-// gracefully when its context is cancelled.
+// Consuming: a Consumer joins a subscription and calls a Handler for every
+// message. On a stream subscription it handles messages in order per
+// partition, commits after the handler returns and follows rebalances. On
+// a queue subscription every delivery is a lease: the handler's nil acks
+// the message, an error nacks it (redelivered after the subscription's
+// backoff, or RetryAfter's delay), Reject dead-letters it; acks are
+// batched and leases extended while the message is held. Either way the
+// consumer reconnects after failures and shuts down gracefully when its
+// context is cancelled.
 //
 // Errors from the server are *Error values carrying a stable Code, a
 // Retriable flag and a RetryAfter hint; errors.Is matches them against

@@ -2,9 +2,11 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
+	"net/http"
 	"os/signal"
 	"syscall"
 	"time"
@@ -151,4 +153,66 @@ func ExampleIsRetriable() {
 	if errors.As(err, &e) && client.IsRetriable(err) {
 		fmt.Println("try again in", e.RetryAfter, "—", e.Code)
 	}
+}
+
+func ExampleReject() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	c, err := client.New(client.DefaultAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// A queue subscription: 5 deliveries at most, then the dead-letter topic.
+	_, err = c.CreateSubscription(ctx, "orders", "fulfilment", client.SubscriptionConfig{
+		Mode:          client.ModeQueue,
+		AckTimeout:    time.Minute,
+		MaxDeliveries: 5,
+		Backoff:       client.Backoff{Initial: time.Second, Max: time.Minute},
+	})
+	if err != nil && !errors.Is(err, client.ErrSubscriptionExists) {
+		log.Fatal(err)
+	}
+
+	handle := func(ctx context.Context, m *client.Message) error {
+		var order struct{ ID, Warehouse string }
+		if err := json.Unmarshal(m.Value, &order); err != nil {
+			return client.Reject(err) // can never succeed: dead-letter it now
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+order.Warehouse+"/ship", nil)
+		if err != nil {
+			return client.Reject(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err // nacked: redelivered after the subscription's backoff
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			return client.RetryAfter(errors.New("warehouse busy"), 30*time.Second)
+		}
+		return nil // acked
+	}
+	k, err := c.NewConsumer("orders", "fulfilment", handle, client.ConsumerConcurrency(8))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := k.Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	// Later: what failed, and why; then send it back.
+	dead, _, err := c.ListDeadLetters(ctx, "orders", "fulfilment", 0, 100)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, d := range dead {
+		fmt.Println(d.OriginPartition, d.OriginOffset, d.Reason, d.DeliveryCount, d.Error)
+	}
+	report, err := c.Redrive(ctx, client.RedriveRequest{Topic: "orders", Subscription: "fulfilment", Reason: client.ReasonMaxDeliveries})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("redriven:", report.Moved)
 }

@@ -24,8 +24,20 @@ import (
 // transport-level behaviour deterministically.
 
 // serve starts an h2c test server with the given handlers (nil: the
-// Unimplemented ones) and returns a client for it.
+// Unimplemented ones) and returns a client for it. Its subscriptions are
+// stream subscriptions.
 func serve(t *testing.T, pub spoolv1connect.PublishServiceHandler, cons spoolv1connect.ConsumeServiceHandler, opts ...Option) *Client {
+	t.Helper()
+	return serveWith(t, pub, cons, fakeSubs{mode: spoolv1.Mode_MODE_STREAM}, opts...)
+}
+
+// serveQueue is serve for queue subscriptions with the given ack timeout.
+func serveQueue(t *testing.T, cons spoolv1connect.ConsumeServiceHandler, ackTimeout time.Duration, opts ...Option) *Client {
+	t.Helper()
+	return serveWith(t, nil, cons, fakeSubs{mode: spoolv1.Mode_MODE_QUEUE, ackTimeout: ackTimeout}, opts...)
+}
+
+func serveWith(t *testing.T, pub spoolv1connect.PublishServiceHandler, cons spoolv1connect.ConsumeServiceHandler, subs fakeSubs, opts ...Option) *Client {
 	t.Helper()
 	if pub == nil {
 		pub = spoolv1connect.UnimplementedPublishServiceHandler{}
@@ -37,6 +49,7 @@ func serve(t *testing.T, pub spoolv1connect.PublishServiceHandler, cons spoolv1c
 	mux.Handle(spoolv1connect.NewPublishServiceHandler(pub))
 	mux.Handle(spoolv1connect.NewConsumeServiceHandler(cons))
 	mux.Handle(spoolv1connect.NewTopicServiceHandler(fakeTopics{}))
+	mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs))
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetHTTP1(true)
@@ -78,6 +91,23 @@ func (fakeTopics) CreateTopic(_ context.Context, req *connect.Request[spoolv1.Cr
 
 func (fakeTopics) DescribeTopic(_ context.Context, req *connect.Request[spoolv1.DescribeTopicRequest]) (*connect.Response[spoolv1.DescribeTopicResponse], error) {
 	return nil, spoolErr(connect.CodeNotFound, &spoolv1.ErrorInfo{Code: CodeTopicNotFound}, "topic "+req.Msg.Name+" does not exist")
+}
+
+// fakeSubs describes every subscription as one of the given mode.
+type fakeSubs struct {
+	spoolv1connect.UnimplementedSubscriptionServiceHandler
+	mode       spoolv1.Mode
+	ackTimeout time.Duration
+}
+
+func (f fakeSubs) DescribeSubscription(_ context.Context, req *connect.Request[spoolv1.DescribeSubscriptionRequest]) (*connect.Response[spoolv1.DescribeSubscriptionResponse], error) {
+	cfg := &spoolv1.SubscriptionConfig{Mode: f.mode}
+	if f.ackTimeout > 0 {
+		cfg.AckTimeout = durationpb.New(f.ackTimeout)
+	}
+	return connect.NewResponse(&spoolv1.DescribeSubscriptionResponse{
+		Subscription: &spoolv1.Subscription{Topic: req.Msg.Topic, Name: req.Msg.Name, Config: cfg},
+	}), nil
 }
 
 // verdict is what fakePublish does with one request.
@@ -239,6 +269,8 @@ type consumeConn struct {
 	stream     *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse]
 	end        chan error
 	heartbeats int
+	readOnce   sync.Once
+	reqs       chan *spoolv1.ConsumeRequest // from the reader goroutine; closed at the stream's end
 }
 
 func (f *fakeConsume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse]) error {
@@ -272,30 +304,41 @@ func (f *fakeConsume) accept(t *testing.T) *consumeConn {
 // recv returns the next non-heartbeat request (nil at the stream's end).
 func (c *consumeConn) recv() *spoolv1.ConsumeRequest {
 	c.t.Helper()
-	type result struct {
-		req *spoolv1.ConsumeRequest
-		err error
+	req, ok := c.recvWithin(10 * time.Second)
+	if !ok {
+		c.t.Fatal("no request from the consumer")
 	}
-	for {
-		ch := make(chan result, 1)
+	return req
+}
+
+// recvWithin is recv giving up after d; false if it did.
+func (c *consumeConn) recvWithin(d time.Duration) (*spoolv1.ConsumeRequest, bool) {
+	c.readOnce.Do(func() {
+		c.reqs = make(chan *spoolv1.ConsumeRequest, 64)
 		go func() {
-			req, err := c.stream.Receive()
-			ch <- result{req, err}
+			defer close(c.reqs)
+			for {
+				req, err := c.stream.Receive()
+				if err != nil {
+					return
+				}
+				c.reqs <- req
+			}
 		}()
-		var r result
+	})
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
 		select {
-		case r = <-ch:
-		case <-time.After(10 * time.Second):
-			c.t.Fatal("no request from the consumer")
+		case req := <-c.reqs:
+			if req.GetHeartbeat() != nil {
+				c.heartbeats++
+				continue
+			}
+			return req, true
+		case <-t.C:
+			return nil, false
 		}
-		if r.err != nil {
-			return nil
-		}
-		if r.req.GetHeartbeat() != nil {
-			c.heartbeats++
-			continue
-		}
-		return r.req
 	}
 }
 

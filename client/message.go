@@ -65,6 +65,13 @@ type Message struct {
 	// DeliveryCount is how many times the message was delivered to this
 	// subscription, this delivery included (always 1 in stream mode).
 	DeliveryCount int32
+	// FirstDeliveredAt is, in queue mode, when the message was first
+	// delivered to the subscription; zero in stream mode.
+	FirstDeliveredAt time.Time
+	// LeaseDeadline is, in queue mode, when this delivery's lease ends
+	// unless the message is finished or the lease extended (the Consumer
+	// extends it while it holds the message); zero in stream mode.
+	LeaseDeadline time.Time
 
 	partitionSet bool   // Partition was chosen with ToPartition
 	epoch        uint64 // consumer: the partition epoch it was delivered in
@@ -215,6 +222,12 @@ func fillMessage(m *Message, topic string, d *spoolv1.Delivery) {
 	}
 	if ts := d.GetTimestamp(); ts != nil {
 		m.Timestamp = ts.AsTime()
+	}
+	if ts := d.GetFirstDeliveredAt(); ts != nil {
+		m.FirstDeliveredAt = ts.AsTime()
+	}
+	if ts := d.GetLeaseDeadline(); ts != nil {
+		m.LeaseDeadline = ts.AsTime()
 	}
 }
 

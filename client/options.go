@@ -216,6 +216,7 @@ func ProducerDeliveryTimeout(d time.Duration) ProducerOption {
 
 type consumerConfig struct {
 	prefetch        int
+	prefetchSet     bool // ConsumerPrefetch was given (queue mode otherwise defaults to 2 × concurrency)
 	concurrency     int
 	sessionTimeout  time.Duration // 0: the server's default
 	instanceID      string
@@ -227,7 +228,13 @@ type consumerConfig struct {
 	onAssigned      func(context.Context, []int32)
 	onRevoked       func(context.Context, []int32)
 	onError         func(*Message, error)
-	errs            []error
+	// Queue mode.
+	keyOrdered   bool
+	maxInFlight  int
+	ackInterval  time.Duration
+	ackEvery     int
+	maxExtension time.Duration
+	errs         []error
 }
 
 func defaultConsumerConfig() consumerConfig {
@@ -237,28 +244,44 @@ func defaultConsumerConfig() consumerConfig {
 		commitInterval:  time.Second,
 		commitEvery:     1000,
 		shutdownTimeout: 30 * time.Second,
+		ackInterval:     5 * time.Millisecond,
+		ackEvery:        1000,
+		maxExtension:    12 * time.Hour,
 	}
+}
+
+// credit is the stream's credit: ConsumerPrefetch, or in queue mode without
+// it twice the concurrency, so that a slow consumer does not sit on leases
+// other members could work on.
+func (c *consumerConfig) credit(queue bool) int {
+	if queue && !c.prefetchSet {
+		return min(2*c.concurrency, 1_000_000)
+	}
+	return c.prefetch
 }
 
 func (c *consumerConfig) fail(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
 }
 
-// ConsumerPrefetch is how many delivered messages may wait unprocessed in
-// the consumer (the stream's credit); default 1000; 1–1,000,000.
+// ConsumerPrefetch is how many delivered messages the consumer may hold
+// unfinished, running or waiting (the stream's credit); default 1000 in
+// stream mode and twice ConsumerConcurrency in queue mode, where every
+// message held is a lease that other members cannot take; 1–1,000,000.
 func ConsumerPrefetch(n int) ConsumerOption {
 	return ConsumerOption{func(c *consumerConfig) {
 		if n < 1 || n > 1_000_000 {
 			c.fail("ConsumerPrefetch: %d not in 1–1000000", n)
 		}
-		c.prefetch = n
+		c.prefetch, c.prefetchSet = n, true
 	}}
 }
 
-// ConsumerConcurrency caps the handler calls running at once; default 1.
-// Each owned partition is processed by its own worker, one message at a
-// time and in offset order, so n > 1 only adds parallelism across
-// partitions. Must be at least 1.
+// ConsumerConcurrency caps the handler calls running at once; default 1;
+// must be at least 1. In stream mode each owned partition is processed by
+// its own worker, one message at a time and in offset order, so n > 1 only
+// adds parallelism across partitions. In queue mode n workers take any
+// message (see ConsumerKeyOrdered).
 func ConsumerConcurrency(n int) ConsumerOption {
 	return ConsumerOption{func(c *consumerConfig) {
 		if n < 1 {
@@ -314,7 +337,9 @@ func ConsumerCommitEvery(n int) ConsumerOption {
 // ConsumerHandlerRetries retries a message whose handler returned an error
 // up to n more times, waiting the client's backoff (WithBackoff) between
 // tries, before giving up on it; default 0. A message given up on is
-// committed as processed unless ConsumerStopOnError is set. Negative is
+// committed as processed unless ConsumerStopOnError is set. Stream mode
+// only: in queue mode a handler error nacks the message and the server
+// redelivers it (the subscription's Backoff and MaxDeliveries). Negative is
 // invalid.
 func ConsumerHandlerRetries(n int) ConsumerOption {
 	return ConsumerOption{func(c *consumerConfig) {
@@ -327,14 +352,17 @@ func ConsumerHandlerRetries(n int) ConsumerOption {
 
 // ConsumerStopOnError makes a handler error (after any retries) fatal: Run
 // shuts down gracefully and returns it, and the failed message is not
-// committed, so it is redelivered to the next consumer.
+// committed, so it is redelivered to the next consumer. In queue mode the
+// failed message is nacked first; a Reject is not a failure and does not
+// stop the consumer.
 func ConsumerStopOnError() ConsumerOption {
 	return ConsumerOption{func(c *consumerConfig) { c.stopOnError = true }}
 }
 
 // ConsumerShutdownTimeout bounds how long shutdown and revocation wait for
 // running handlers before cancelling their context (they must then return);
-// default 30 s; must be > 0.
+// default 30 s; must be > 0. In queue mode the messages of handlers given up
+// on are nacked at that moment.
 func ConsumerShutdownTimeout(d time.Duration) ConsumerOption {
 	return ConsumerOption{func(c *consumerConfig) {
 		if d <= 0 {
@@ -346,7 +374,8 @@ func ConsumerShutdownTimeout(d time.Duration) ConsumerOption {
 
 // ConsumerOnAssigned is called with the partitions newly assigned to the
 // member, before any of their messages is handled. It runs on the session
-// goroutine (heartbeats continue, deliveries wait), so keep it short.
+// goroutine (heartbeats continue, deliveries wait), so keep it short. Stream
+// mode only (queue members own no partitions), like ConsumerOnRevoked.
 func ConsumerOnAssigned(f func(ctx context.Context, partitions []int32)) ConsumerOption {
 	return ConsumerOption{func(c *consumerConfig) { c.onAssigned = f }}
 }
@@ -360,9 +389,74 @@ func ConsumerOnRevoked(f func(ctx context.Context, partitions []int32)) Consumer
 	return ConsumerOption{func(c *consumerConfig) { c.onRevoked = f }}
 }
 
-// ConsumerOnError is called, from the partition's worker, after every failed
-// handler call, with the message and the handler's error; the error is also
-// logged at warn level.
+// ConsumerOnError is called, from the worker that ran the handler, after
+// every failed handler call (in queue mode Reject included), with the
+// message and the handler's error; the error is also logged at warn level.
 func ConsumerOnError(f func(m *Message, err error)) ConsumerOption {
 	return ConsumerOption{func(c *consumerConfig) { c.onError = f }}
+}
+
+// ConsumerKeyOrdered makes a queue-mode consumer handle messages with the
+// same key one at a time, in the order they arrived; messages with other
+// keys, or without a key, run in parallel (ConsumerConcurrency). The order
+// holds within this consumer only, and a nacked message may be redelivered
+// after later messages of its key were handled. A subscription created with
+// OrderingKey needs none of this: the server never leases two messages of
+// one key at once, to any member, and redelivers a failed message before
+// the next of its key. Stream mode ignores it (partitions are already
+// handled in order).
+func ConsumerKeyOrdered() ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) { c.keyOrdered = true }}
+}
+
+// ConsumerMaxInFlight caps the leases this queue-mode consumer holds at
+// once, finished messages whose acknowledgement is not yet sent included
+// (ConsumeStart.max_in_flight); default 0: only ConsumerPrefetch bounds
+// it. Must not be negative. Stream mode ignores it.
+func ConsumerMaxInFlight(n int) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if n < 0 || n > 1_000_000 {
+			c.fail("ConsumerMaxInFlight: %d not in 0–1000000", n)
+		}
+		c.maxInFlight = n
+	}}
+}
+
+// ConsumerAckInterval is how long a queue-mode acknowledgement may wait to
+// be sent with others (contiguous offsets travel as one range); default
+// 5 ms; 0 sends each at once; negative is invalid. Acknowledgements are
+// also sent after ConsumerAckEvery messages, when the consumer has nothing
+// else in hand, and at shutdown. Nacks and rejects are sent at once.
+func ConsumerAckInterval(d time.Duration) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if d < 0 {
+			c.fail("ConsumerAckInterval: negative duration %v", d)
+		}
+		c.ackInterval = d
+	}}
+}
+
+// ConsumerAckEvery sends the pending queue-mode acknowledgements as soon as
+// n messages were acknowledged; default 1000; 1–65536.
+func ConsumerAckEvery(n int) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if n < 1 || n > maxAckOffsets {
+			c.fail("ConsumerAckEvery: %d not in 1–%d", n, maxAckOffsets)
+		}
+		c.ackEvery = n
+	}}
+}
+
+// ConsumerMaxExtension caps how long a queue-mode consumer keeps a message's
+// lease alive: it extends the lease of every message it holds, waiting or
+// running, at about two thirds of the lease, until the message is finished
+// or it has held it for d; then the lease runs out and the message is
+// redelivered. Default 12 h; 0 disables extension; negative is invalid.
+func ConsumerMaxExtension(d time.Duration) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) {
+		if d < 0 {
+			c.fail("ConsumerMaxExtension: negative duration %v", d)
+		}
+		c.maxExtension = d
+	}}
 }

@@ -55,6 +55,8 @@ func TestProducerAndConsumerOptionValidation(t *testing.T) {
 	for i, o := range []ConsumerOption{
 		ConsumerPrefetch(0), ConsumerPrefetch(2_000_000), ConsumerConcurrency(0), ConsumerSessionTimeout(-1),
 		ConsumerCommitInterval(0), ConsumerCommitEvery(0), ConsumerHandlerRetries(-1), ConsumerShutdownTimeout(0),
+		ConsumerMaxInFlight(-1), ConsumerAckInterval(-1), ConsumerAckEvery(0), ConsumerAckEvery(1<<16 + 1),
+		ConsumerMaxExtension(-time.Second),
 	} {
 		if _, err := c.NewConsumer("t", "s", h, o); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("consumer option %d: %v", i, err)

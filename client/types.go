@@ -131,7 +131,8 @@ const (
 	// partition and tracks a committed offset per partition.
 	ModeStream
 	// ModeQueue lets any member receive any message, each delivery a lease
-	// to acknowledge. (This SDK's Consumer speaks stream mode only for now.)
+	// that is acknowledged, negatively acknowledged (redelivered after a
+	// backoff), rejected (dead-lettered) or expires.
 	ModeQueue
 )
 
@@ -148,7 +149,112 @@ func (m Mode) String() string {
 	return "Mode(" + strconv.Itoa(int(m)) + ")"
 }
 
+// Jitter is how a queue subscription randomizes its redelivery delays.
+type Jitter int
+
+const (
+	// JitterDefault leaves the choice to the server (JitterFull).
+	JitterDefault Jitter = iota
+	// JitterFull draws each delay uniformly from [0, d].
+	JitterFull
+	// JitterEqual draws each delay uniformly from [d/2, d].
+	JitterEqual
+	// JitterNone uses d exactly.
+	JitterNone
+)
+
+// String returns "default", "full", "equal" or "none".
+func (j Jitter) String() string {
+	switch j {
+	case JitterDefault:
+		return "default"
+	case JitterFull:
+		return "full"
+	case JitterEqual:
+		return "equal"
+	case JitterNone:
+		return "none"
+	}
+	return "Jitter(" + strconv.Itoa(int(j)) + ")"
+}
+
+// Ordering is the delivery order of a queue subscription.
+type Ordering int
+
+const (
+	// OrderingDefault leaves the choice to the server (OrderingNone).
+	OrderingDefault Ordering = iota
+	// OrderingNone lets any member receive any message at any time.
+	OrderingNone
+	// OrderingKey never leases two messages with the same key at once and
+	// delivers them in offset order; different keys proceed in parallel, and
+	// a failing message blocks only its key until it is acked or
+	// dead-lettered. Messages without a key are unordered.
+	OrderingKey
+)
+
+// String returns "default", "none" or "key".
+func (o Ordering) String() string {
+	switch o {
+	case OrderingDefault:
+		return "default"
+	case OrderingNone:
+		return "none"
+	case OrderingKey:
+		return "key"
+	}
+	return "Ordering(" + strconv.Itoa(int(o)) + ")"
+}
+
+// ExpiredAction says what a queue subscription does with a message whose
+// TTL passed before it was acknowledged.
+type ExpiredAction int
+
+const (
+	// ExpiredDefault leaves the choice to the server (ExpiredDeadLetter).
+	ExpiredDefault ExpiredAction = iota
+	// ExpiredDeadLetter dead-letters it with reason ReasonExpired.
+	ExpiredDeadLetter
+	// ExpiredDrop drops it (counted in SubscriptionInfo.Dropped).
+	ExpiredDrop
+)
+
+// String returns "default", "dead-letter" or "drop".
+func (a ExpiredAction) String() string {
+	switch a {
+	case ExpiredDefault:
+		return "default"
+	case ExpiredDeadLetter:
+		return "dead-letter"
+	case ExpiredDrop:
+		return "drop"
+	}
+	return "ExpiredAction(" + strconv.Itoa(int(a)) + ")"
+}
+
+// Backoff is a queue subscription's redelivery delay after a nack or a
+// lease expiry: the n-th redelivery waits min(Initial × Multiplier^(n−1),
+// Max), randomized by Jitter, or Delays[n−1] (the last one repeating) when
+// Delays is set. Zero fields mean the server's defaults (1 s, 5 min, 2,
+// JitterFull).
+type Backoff struct {
+	Initial    time.Duration // the first delay
+	Max        time.Duration // the cap
+	Multiplier float64       // growth per redelivery; at least 1 when set
+	Jitter     Jitter        // randomization
+	// Delays, when set, lists the delays explicitly instead.
+	Delays []time.Duration
+}
+
+// Reasons a message is dead-lettered (DeadLetter.Reason, RedriveRequest.Reason).
+const (
+	ReasonMaxDeliveries = "max-deliveries" // delivered MaxDeliveries times without an ack
+	ReasonRejected      = "rejected"       // the handler returned Reject
+	ReasonExpired       = "expired"        // its TTL passed (ExpiredDeadLetter)
+)
+
 // SubscriptionConfig configures a subscription; zero fields mean defaults.
+// The fields after Start apply to queue mode only.
 type SubscriptionConfig struct {
 	Mode Mode // stream or queue; zero means stream
 	// Filter matches message subjects: dot-separated tokens where "*"
@@ -156,6 +262,30 @@ type SubscriptionConfig struct {
 	Filter string
 	// Start is where a new subscription starts; zero means Earliest.
 	Start Position
+
+	// AckTimeout is the lease length of a delivery; 0 means 30 s. The
+	// Consumer extends the leases of messages it still holds.
+	AckTimeout time.Duration
+	// MaxDeliveries dead-letters a message delivered this many times
+	// without an ack; 0 means 5.
+	MaxDeliveries int32
+	// Backoff is the redelivery delay after a nack or a lease expiry.
+	Backoff Backoff
+	// Ordering is the delivery order; zero means OrderingNone.
+	Ordering Ordering
+	// DeadLetterTopic receives dead-lettered messages; empty means
+	// "dlq.<topic>.<subscription>", created with the subscription.
+	DeadLetterTopic string
+	// OnExpired is what happens to a message whose TTL passed.
+	OnExpired ExpiredAction
+	// MaxInFlight bounds the leases of the whole subscription; 0 means 1000
+	// per partition.
+	MaxInFlight int32
+	// RateLimit bounds deliveries per second over the subscription; 0 means
+	// unlimited.
+	RateLimit float64
+	// RateBurst is the burst of the rate limit; 0 means max(1, RateLimit).
+	RateBurst int32
 }
 
 // Subscription is a subscription as the server reports it.
@@ -193,6 +323,26 @@ type SubscriptionPartition struct {
 	OldestUnconsumedAge time.Duration
 	// MemberID is the member owning the partition; empty if none.
 	MemberID string
+	// Queue is the partition's queue state; nil for stream subscriptions.
+	Queue *QueuePartition
+}
+
+// QueuePartition is the queue-mode state of one partition of a
+// subscription.
+type QueuePartition struct {
+	// AckFloor is the offset below which every message is acknowledged,
+	// dead-lettered, dropped or parked.
+	AckFloor int64
+	Ready    int32 // deliverable now
+	Waiting  int32 // backing off or delayed, held in memory
+	Blocked  int32 // waiting behind an earlier message with the same key
+	InFlight int32 // leased to members
+	// InFlightLimited is true while delivery is held back because the
+	// subscription's MaxInFlight is reached.
+	InFlightLimited bool
+	// Parked counts delayed or backing-off messages kept in the state store
+	// until they are due.
+	Parked int64
 }
 
 // SubscriptionInfo is DescribeSubscription's answer.
@@ -204,6 +354,61 @@ type SubscriptionInfo struct {
 	Partitions []SubscriptionPartition // progress per partition, in partition order
 	// Lag is the total over partitions.
 	Lag int64
+	// DeadLettered and Dropped count queue-mode messages dead-lettered and
+	// expired-and-dropped since the server started.
+	DeadLettered, Dropped int64
+}
+
+// DeadLetter is one message of a queue subscription's dead-letter topic.
+type DeadLetter struct {
+	// Offset is the message's offset in the dead-letter topic.
+	Offset int64
+	// Message is the copy as stored in the dead-letter topic: the original
+	// key, value and headers plus Spool's "spool.dlq.*" headers; its
+	// Partition and Offset are in the dead-letter topic and Topic is empty.
+	Message Message
+	// Reason is ReasonMaxDeliveries, ReasonRejected or ReasonExpired.
+	Reason string
+	// DeliveryCount is how many times the message had been delivered.
+	DeliveryCount int32
+	// Error is the error text of the last nack or of the reject; may be
+	// empty.
+	Error string
+	// OriginPartition and OriginOffset are where the message is stored in
+	// the origin topic.
+	OriginPartition int32
+	OriginOffset    int64
+	// Redriven is true once the message was published back by Redrive.
+	Redriven bool
+}
+
+// RedriveRequest selects the dead-lettered messages of a queue subscription
+// that Redrive publishes back to the origin topic.
+type RedriveRequest struct {
+	Topic        string // the origin topic
+	Subscription string // the queue subscription that dead-lettered them
+	// ToTopic delivers them to every subscription of the topic again;
+	// false (the default) delivers them to Subscription only.
+	ToTopic bool
+	// Reason selects messages dead-lettered for this reason only (see the
+	// Reason* constants); empty means any.
+	Reason string
+	// Limit moves at most this many messages; 0 means all.
+	Limit int64
+	// RateLimit bounds the messages moved per second; 0 means unlimited.
+	RateLimit float64
+	// DryRun reports what would move without moving anything.
+	DryRun bool
+}
+
+// RedriveReport is what Redrive did (or, with DryRun, would do).
+type RedriveReport struct {
+	Moved   int64 // published back to the origin
+	Skipped int64 // left in place: another reason or another origin
+	Already int64 // redriven by an earlier Redrive
+	// Offsets are the dead-letter offsets of the moved messages (at most
+	// the first 1000).
+	Offsets []int64
 }
 
 type positionKind uint8

@@ -76,13 +76,13 @@ func sdkLogger(w io.Writer) *slog.Logger {
 	return slog.New(quietHandler{h})
 }
 
-// quietHandler drops log records about errStop.
+// quietHandler drops log records about errStop, errNack and errReject.
 type quietHandler struct{ slog.Handler }
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
 	drop := false
 	r.Attrs(func(a slog.Attr) bool {
-		if err, ok := a.Value.Any().(error); ok && errors.Is(err, errStop) {
+		if err, ok := a.Value.Any().(error); ok && (errors.Is(err, errStop) || errors.Is(err, errNack) || errors.Is(err, errReject)) {
 			drop = true
 		}
 		return !drop

@@ -16,7 +16,7 @@ const (
 	exitOK          = 0 // success
 	exitError       = 1 // an error (from the server, the network, or local I/O)
 	exitUsage       = 2 // bad flags or arguments
-	exitNotFound    = 3 // the topic or subscription does not exist
+	exitNotFound    = 3 // the topic, subscription or dead letter does not exist
 	exitTimeout     = 4 // consume --timeout ended before --count messages arrived
 	exitUnavailable = 5 // a retriable condition (topic full, server unavailable) persisted after the SDK's retries
 )
@@ -25,7 +25,7 @@ const exitCodesHelp = `Exit codes:
   0  success
   1  error (server or network)
   2  usage error (bad flags or arguments)
-  3  not found (topic or subscription)
+  3  not found (topic, subscription, or dead letter of dlq peek)
   4  timed out (consume --timeout ended before --count messages arrived)
   5  a retriable condition persisted after the SDK's retries (topic full, server unavailable)`
 
@@ -56,6 +56,12 @@ func asUsage(cmd *cobra.Command, err error) error {
 	return &usageError{cmdPath: cmd.CommandPath(), err: err}
 }
 
+// notFoundError: something other than a topic or subscription (which the
+// server reports) does not exist.
+type notFoundError struct{ what string }
+
+func (e *notFoundError) Error() string { return e.what }
+
 // timeoutError: consume --timeout ended before --count messages arrived.
 type timeoutError struct{ got, want int }
 
@@ -67,12 +73,13 @@ func (e *timeoutError) Error() string {
 func exitCode(err error) int {
 	var ue *usageError
 	var te *timeoutError
+	var nf *notFoundError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, client.ErrTopicNotFound), errors.Is(err, client.ErrSubscriptionNotFound):
+	case errors.Is(err, client.ErrTopicNotFound), errors.Is(err, client.ErrSubscriptionNotFound), errors.As(err, &nf):
 		return exitNotFound
 	case errors.As(err, &te):
 		return exitTimeout

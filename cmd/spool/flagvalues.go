@@ -143,3 +143,33 @@ func addOutputFlag(cmd *cobra.Command, p *string) {
 	cmd.Flags().VarP(newEnum(p, "text", "text", "json"), "output", "o",
 		"output format: text (human-readable tables) or json (for scripts)")
 }
+
+// durationsValue is a flag holding a comma-separated list of durations,
+// each not negative.
+type durationsValue []time.Duration
+
+func (d *durationsValue) String() string {
+	s := make([]string, len(*d))
+	for i, v := range *d {
+		s[i] = v.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (d *durationsValue) Type() string { return "durations" }
+
+func (d *durationsValue) Set(v string) error {
+	var out []time.Duration
+	for _, f := range strings.Split(v, ",") {
+		x, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("%q is not a duration", f)
+		}
+		if x < 0 {
+			return fmt.Errorf("%s is negative", f)
+		}
+		out = append(out, x)
+	}
+	*d = out
+	return nil
+}

@@ -34,7 +34,7 @@ func newRootCmd() *cobra.Command {
 		Use:   "spool",
 		Short: "Spool is a durable event broker",
 		Long: "Spool is a durable event broker in one binary.\n\n" +
-			"`spool serve` runs the broker. The client commands (topic, pub, sub, consume)\n" +
+			"`spool serve` runs the broker. The client commands (topic, pub, sub, consume, dlq)\n" +
 			"talk to a running broker at --server (default $SPOOL_SERVER, else " + defaultServer + ").\n" +
 			"Data goes to stdout; progress, summaries and errors (\"spool: <message>\") to stderr.\n\n" +
 			exitCodesHelp,
@@ -43,7 +43,7 @@ func newRootCmd() *cobra.Command {
 	}
 	addServerFlag(root)
 	root.AddCommand(newVersionCmd(), newServeCmd(), newBenchCmd(),
-		newTopicCmd(), newPubCmd(), newSubCmd(), newConsumeCmd())
+		newTopicCmd(), newPubCmd(), newSubCmd(), newConsumeCmd(), newDLQCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return asUsage(c, err) })
 	markUsageErrors(root)
 	return root

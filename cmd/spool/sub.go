@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,8 +23,74 @@ func newSubCmd() *cobra.Command {
 	return cmd
 }
 
+// queueFlags are the queue-mode options of `spool sub create`.
+type queueFlags struct {
+	ackTimeout        time.Duration
+	maxDeliveries     int32
+	backoffInitial    time.Duration
+	backoffMax        time.Duration
+	backoffMultiplier float64
+	backoffJitter     string
+	backoffDelays     []time.Duration
+	ordering          string
+	dlq               string
+	onExpired         string
+	maxInFlight       int32
+	rateLimit         float64
+	rateBurst         int32
+}
+
+// queueFlagNames are the flags that apply to --mode queue only.
+var queueFlagNames = []string{"ack-timeout", "max-deliveries", "backoff-initial", "backoff-max", "backoff-multiplier",
+	"backoff-jitter", "backoff-delays", "ordering", "dlq", "on-expired", "max-in-flight", "rate-limit", "rate-burst"}
+
+// apply checks the queue flags of cmd and sets them in cfg.
+func (qf *queueFlags) apply(cmd *cobra.Command, cfg *client.SubscriptionConfig) error {
+	for _, d := range []struct {
+		flag string
+		d    time.Duration
+	}{{"ack-timeout", qf.ackTimeout}, {"backoff-initial", qf.backoffInitial}, {"backoff-max", qf.backoffMax}} {
+		if d.d < 0 {
+			return usageErrorf(cmd, "--%s: must not be negative", d.flag)
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		n    float64
+	}{{"max-deliveries", float64(qf.maxDeliveries)}, {"max-in-flight", float64(qf.maxInFlight)},
+		{"rate-burst", float64(qf.rateBurst)}, {"rate-limit", qf.rateLimit}, {"backoff-multiplier", qf.backoffMultiplier}} {
+		if n.n < 0 || math.IsNaN(n.n) || math.IsInf(n.n, 0) {
+			return usageErrorf(cmd, "--%s: must be a non-negative number", n.flag)
+		}
+	}
+	if cmd.Flags().Changed("backoff-multiplier") && qf.backoffMultiplier < 1 {
+		return usageErrorf(cmd, "--backoff-multiplier: must be at least 1")
+	}
+	cfg.AckTimeout = qf.ackTimeout
+	cfg.MaxDeliveries = qf.maxDeliveries
+	cfg.Backoff = client.Backoff{
+		Initial:    qf.backoffInitial,
+		Max:        qf.backoffMax,
+		Multiplier: qf.backoffMultiplier,
+		Jitter: map[string]client.Jitter{"": client.JitterDefault, "full": client.JitterFull,
+			"equal": client.JitterEqual, "none": client.JitterNone}[qf.backoffJitter],
+		Delays: qf.backoffDelays,
+	}
+	cfg.Ordering = map[string]client.Ordering{"": client.OrderingDefault, "none": client.OrderingNone, "key": client.OrderingKey}[qf.ordering]
+	cfg.DeadLetterTopic = qf.dlq
+	cfg.OnExpired = map[string]client.ExpiredAction{"": client.ExpiredDefault, "dead-letter": client.ExpiredDeadLetter,
+		"drop": client.ExpiredDrop}[qf.onExpired]
+	cfg.MaxInFlight = qf.maxInFlight
+	cfg.RateLimit = qf.rateLimit
+	cfg.RateBurst = qf.rateBurst
+	return nil
+}
+
 func newSubCreateCmd() *cobra.Command {
-	var mode, filter, start string
+	var (
+		mode, filter, start string
+		qf                  queueFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "create TOPIC NAME",
 		Short: "Create a subscription on a topic",
@@ -28,9 +98,18 @@ func newSubCreateCmd() *cobra.Command {
 			"topic that matches its filter, independently of the others; its committed offsets\n" +
 			"start at --start, resolved when the subscription is created.\n\n" +
 			"Filters match message subjects (spool pub --subject): dot-separated tokens where\n" +
-			"\"*\" matches one token and \"#\" zero or more, e.g. orders.*.created or orders.#.",
-		Example: "  spool sub create orders billing --filter 'orders.eu.#' --start -1h",
-		Args:    cobra.ExactArgs(2),
+			"\"*\" matches one token and \"#\" zero or more, e.g. orders.*.created or orders.#.\n\n" +
+			"--mode queue makes a work queue: any consumer may receive any message, and each\n" +
+			"delivery is a lease the consumer acknowledges (done), nacks (redelivered after the\n" +
+			"backoff) or rejects (dead-lettered), or that expires after --ack-timeout (counts as a\n" +
+			"nack). After --max-deliveries deliveries a message goes to the dead-letter topic\n" +
+			"(--dlq, default dlq.TOPIC.NAME); see `spool dlq`. The n-th redelivery waits\n" +
+			"min(initial x multiplier^(n-1), max), randomized by --backoff-jitter, or the n-th of\n" +
+			"--backoff-delays (the last one repeating). Options left out take the server's defaults.",
+		Example: "  spool sub create orders billing --filter 'orders.eu.#' --start -1h\n" +
+			"  spool sub create orders fulfilment --mode queue --ack-timeout 1m --max-deliveries 3 \\\n" +
+			"      --backoff-initial 1s --backoff-max 1m --ordering key",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pos, err := positionFlag(cmd, "start", start)
 			if err != nil {
@@ -39,22 +118,48 @@ func newSubCreateCmd() *cobra.Command {
 			cfg := client.SubscriptionConfig{Filter: filter, Start: pos, Mode: client.ModeStream}
 			if mode == "queue" {
 				cfg.Mode = client.ModeQueue
+				if err := qf.apply(cmd, &cfg); err != nil {
+					return err
+				}
+			} else {
+				for _, name := range queueFlagNames {
+					if cmd.Flags().Changed(name) {
+						return usageErrorf(cmd, "--%s applies to queue subscriptions (--mode queue)", name)
+					}
+				}
 			}
 			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				s, err := c.CreateSubscription(ctx, args[0], args[1], cfg)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "created subscription %s on topic %s (%s, start %s)\n",
-					s.Name, s.Topic, s.Config.Mode, s.Config.Start)
+				extra := ""
+				if s.Config.Mode == client.ModeQueue {
+					extra = ", dead letters to " + orDash(s.Config.DeadLetterTopic)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "created subscription %s on topic %s (%s, start %s%s)\n",
+					s.Name, s.Topic, s.Config.Mode, s.Config.Start, extra)
 				return nil
 			})
 		},
 	}
 	f := cmd.Flags()
-	f.Var(newEnum(&mode, "stream", "stream", "queue"), "mode", "stream: partitions are assigned to consumers, in order, with committed offsets; queue: per-message leases and acks (not available yet)")
+	f.Var(newEnum(&mode, "stream", "stream", "queue"), "mode", "stream: partitions are assigned to consumers, in order, with committed offsets; queue: any consumer gets any message, each delivery a lease to acknowledge")
 	f.StringVar(&filter, "filter", "", "deliver only messages whose subject matches `PATTERN` (default: every message)")
 	f.StringVar(&start, "start", "earliest", "where the subscription starts, a `POSITION`: "+positionHelp)
+	f.DurationVar(&qf.ackTimeout, "ack-timeout", 0, "queue: lease length of a delivery (server default: 30s)")
+	f.Int32Var(&qf.maxDeliveries, "max-deliveries", 0, "queue: dead-letter a message delivered `N` times without an ack (server default: 5)")
+	f.DurationVar(&qf.backoffInitial, "backoff-initial", 0, "queue: delay of the first redelivery (server default: 1s)")
+	f.DurationVar(&qf.backoffMax, "backoff-max", 0, "queue: longest redelivery delay (server default: 5m)")
+	f.Float64Var(&qf.backoffMultiplier, "backoff-multiplier", 0, "queue: growth of the delay per redelivery, at least 1 (server default: 2)")
+	f.Var(newEnum(&qf.backoffJitter, "", "full", "equal", "none"), "backoff-jitter", "queue: randomization of a delay d: full (uniform in [0,d]), equal ([d/2,d]) or none (server default: full)")
+	f.Var((*durationsValue)(&qf.backoffDelays), "backoff-delays", "queue: explicit redelivery delays `D,D,...`, the last one repeating (instead of initial/max/multiplier)")
+	f.Var(newEnum(&qf.ordering, "", "none", "key"), "ordering", "queue: none (any message any time) or key (one message per key in flight, in offset order) (server default: none)")
+	f.StringVar(&qf.dlq, "dlq", "", "queue: dead-letter `TOPIC` (default: dlq.TOPIC.NAME, created with the subscription)")
+	f.Var(newEnum(&qf.onExpired, "", "dead-letter", "drop"), "on-expired", "queue: what happens to a message whose TTL passed (server default: dead-letter)")
+	f.Int32Var(&qf.maxInFlight, "max-in-flight", 0, "queue: leases in flight in the whole subscription, at most `N` (server default: 1000 per partition)")
+	f.Float64Var(&qf.rateLimit, "rate-limit", 0, "queue: deliveries per second over the subscription, `R` (default: unlimited)")
+	f.Int32Var(&qf.rateBurst, "rate-burst", 0, "queue: burst of the rate limit, `N` deliveries (server default: max(1, rate-limit))")
 	return cmd
 }
 
@@ -101,7 +206,13 @@ func newSubDescribeCmd() *cobra.Command {
 			"(consumers) with the partitions they own; and per partition the committed offset\n" +
 			"(the next message to consume; - if nothing was committed yet), the end offset,\n" +
 			"the lag (messages not yet consumed) and the age of the oldest unconsumed message;\n" +
-			"and the total lag.",
+			"and the total lag.\n\n" +
+			"For a queue subscription: its queue config, the messages dead-lettered and dropped\n" +
+			"(expired) since the server started, and per partition the ack floor (every message\n" +
+			"below it is finished), the end offset, the lag (end - floor), and how many messages\n" +
+			"are ready, waiting (backing off or delayed), blocked (behind their key), in flight\n" +
+			"(leased), whether delivery is held back by --max-in-flight (LIMITED), and how many\n" +
+			"delayed messages are parked in the state store.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
@@ -129,15 +240,37 @@ func printSubInfo(w io.Writer, info *client.SubscriptionInfo) error {
 	fmt.Fprintf(tw, "Filter:\t%s\n", orDash(s.Config.Filter))
 	fmt.Fprintf(tw, "Start:\t%s\n", s.Config.Start)
 	fmt.Fprintf(tw, "Created:\t%s\n", textTime(s.Created))
-	fmt.Fprintf(tw, "Generation:\t%d\n", info.Generation)
+	queue := s.Config.Mode == client.ModeQueue
+	if !queue {
+		fmt.Fprintf(tw, "Generation:\t%d\n", info.Generation)
+	}
 	fmt.Fprintf(tw, "Lag:\t%d\n", info.Lag)
+	if queue {
+		fmt.Fprintf(tw, "Dead-lettered:\t%d\n", info.DeadLettered)
+		fmt.Fprintf(tw, "Dropped:\t%d\n", info.Dropped)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if queue {
+		if err := printQueueConfig(w, s.Config); err != nil {
+			return err
+		}
 	}
 
 	fmt.Fprintln(w)
 	if len(info.Members) == 0 {
 		fmt.Fprintln(w, "Members: none")
+	} else if queue {
+		// Queue members own no partitions: any of them gets any message.
+		tw = newTable(w)
+		fmt.Fprintln(tw, "MEMBER\tCLIENT\tINSTANCE\tSESSION-DEADLINE")
+		for _, m := range info.Members {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.MemberID, orDash(m.ClientID), orDash(m.InstanceID), textTime(m.SessionDeadline))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	} else {
 		tw = newTable(w)
 		fmt.Fprintln(tw, "MEMBER\tCLIENT\tINSTANCE\tPARTITIONS\tREVOKING\tSESSION-DEADLINE")
@@ -151,7 +284,73 @@ func printSubInfo(w io.Writer, info *client.SubscriptionInfo) error {
 	}
 
 	fmt.Fprintln(w)
+	if queue {
+		return printQueuePartitions(w, info.Partitions)
+	}
 	return printSubPartitions(w, info.Partitions)
+}
+
+// printQueueConfig prints the queue-mode config of a subscription.
+func printQueueConfig(w io.Writer, c client.SubscriptionConfig) error {
+	fmt.Fprintln(w, "\nQueue config:")
+	tw := newTable(w)
+	fmt.Fprintf(tw, "  ack-timeout:\t%s\n", textDuration(c.AckTimeout, "default"))
+	fmt.Fprintf(tw, "  max-deliveries:\t%s\n", textDefault(int64(c.MaxDeliveries)))
+	fmt.Fprintf(tw, "  backoff:\t%s\n", textBackoff(c.Backoff))
+	fmt.Fprintf(tw, "  ordering:\t%s\n", c.Ordering)
+	fmt.Fprintf(tw, "  dead-letter-topic:\t%s\n", orDash(c.DeadLetterTopic))
+	fmt.Fprintf(tw, "  on-expired:\t%s\n", c.OnExpired)
+	fmt.Fprintf(tw, "  max-in-flight:\t%s\n", textDefault(int64(c.MaxInFlight)))
+	rate := "unlimited"
+	if c.RateLimit > 0 {
+		rate = fmt.Sprintf("%s/s, burst %s", strconv.FormatFloat(c.RateLimit, 'g', -1, 64), textDefault(int64(c.RateBurst)))
+	}
+	fmt.Fprintf(tw, "  rate-limit:\t%s\n", rate)
+	return tw.Flush()
+}
+
+// textBackoff formats a redelivery backoff: "1s..5m0s x2, jitter full" or
+// the explicit delays "1s,10s,1m0s".
+func textBackoff(b client.Backoff) string {
+	if len(b.Delays) > 0 {
+		ds := make([]string, len(b.Delays))
+		for i, d := range b.Delays {
+			ds[i] = d.String()
+		}
+		return strings.Join(ds, ",") + " (the last one repeating)"
+	}
+	mult := "default"
+	if b.Multiplier > 0 {
+		mult = strconv.FormatFloat(b.Multiplier, 'g', -1, 64)
+	}
+	return fmt.Sprintf("%s..%s x%s, jitter %s", textDuration(b.Initial, "default"), textDuration(b.Max, "default"), mult, b.Jitter)
+}
+
+// textDefault formats a setting where 0 means the server's default.
+func textDefault(n int64) string {
+	if n == 0 {
+		return "default"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// printQueuePartitions prints a queue subscription's state per partition.
+func printQueuePartitions(w io.Writer, ps []client.SubscriptionPartition) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "PARTITION\tACK-FLOOR\tEND\tLAG\tREADY\tWAITING\tBLOCKED\tIN-FLIGHT\tLIMITED\tPARKED\tOLDEST-UNCONSUMED")
+	for _, p := range ps {
+		q := p.Queue
+		if q == nil {
+			q = &client.QueuePartition{AckFloor: p.CommittedOffset}
+		}
+		limited := "no"
+		if q.InFlightLimited {
+			limited = "yes"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n", p.Partition, q.AckFloor, p.EndOffset, p.Lag,
+			q.Ready, q.Waiting, q.Blocked, q.InFlight, limited, q.Parked, textAge(p.OldestUnconsumedAge))
+	}
+	return tw.Flush()
 }
 
 // printSubPartitions prints a subscription's progress per partition.
@@ -241,19 +440,40 @@ func newSubResetCmd() *cobra.Command {
 // "time:<RFC 3339>" or "offset:<n>".
 type (
 	subJSON struct {
-		Topic   string `json:"topic"`
-		Name    string `json:"name"`
-		Mode    string `json:"mode"`
-		Filter  string `json:"filter"`
-		Start   string `json:"start"`
-		Created string `json:"created,omitempty"`
+		Topic   string           `json:"topic"`
+		Name    string           `json:"name"`
+		Mode    string           `json:"mode"`
+		Filter  string           `json:"filter"`
+		Start   string           `json:"start"`
+		Created string           `json:"created,omitempty"`
+		Queue   *queueConfigJSON `json:"queue,omitempty"` // queue subscriptions only
+	}
+	queueConfigJSON struct {
+		AckTimeout      string      `json:"ack_timeout"`
+		MaxDeliveries   int32       `json:"max_deliveries"`
+		Backoff         backoffJSON `json:"backoff"`
+		Ordering        string      `json:"ordering"`
+		DeadLetterTopic string      `json:"dead_letter_topic"`
+		OnExpired       string      `json:"on_expired"`
+		MaxInFlight     int32       `json:"max_in_flight"`
+		RateLimit       float64     `json:"rate_limit"`
+		RateBurst       int32       `json:"rate_burst"`
+	}
+	backoffJSON struct {
+		Initial    string   `json:"initial"`
+		Max        string   `json:"max"`
+		Multiplier float64  `json:"multiplier"`
+		Jitter     string   `json:"jitter"`
+		Delays     []string `json:"delays,omitempty"`
 	}
 	subInfoJSON struct {
 		subJSON
-		Generation int64              `json:"generation"`
-		Lag        int64              `json:"lag"`
-		Members    []memberJSON       `json:"members"`
-		Partitions []subPartitionJSON `json:"partitions"`
+		Generation   int64              `json:"generation"`
+		Lag          int64              `json:"lag"`
+		DeadLettered *int64             `json:"dead_lettered,omitempty"` // queue subscriptions only
+		Dropped      *int64             `json:"dropped,omitempty"`       // queue subscriptions only
+		Members      []memberJSON       `json:"members"`
+		Partitions   []subPartitionJSON `json:"partitions"`
 	}
 	memberJSON struct {
 		MemberID        string  `json:"member_id"`
@@ -264,12 +484,22 @@ type (
 		SessionDeadline string  `json:"session_deadline,omitempty"`
 	}
 	subPartitionJSON struct {
-		Partition           int32  `json:"partition"`
-		CommittedOffset     int64  `json:"committed_offset"`
-		EndOffset           int64  `json:"end_offset"`
-		Lag                 int64  `json:"lag"`
-		OldestUnconsumedAge string `json:"oldest_unconsumed_age"`
-		MemberID            string `json:"member_id,omitempty"`
+		Partition           int32               `json:"partition"`
+		CommittedOffset     int64               `json:"committed_offset"`
+		EndOffset           int64               `json:"end_offset"`
+		Lag                 int64               `json:"lag"`
+		OldestUnconsumedAge string              `json:"oldest_unconsumed_age"`
+		MemberID            string              `json:"member_id,omitempty"`
+		Queue               *queuePartitionJSON `json:"queue,omitempty"` // queue subscriptions only
+	}
+	queuePartitionJSON struct {
+		AckFloor        int64 `json:"ack_floor"`
+		Ready           int32 `json:"ready"`
+		Waiting         int32 `json:"waiting"`
+		Blocked         int32 `json:"blocked"`
+		InFlight        int32 `json:"in_flight"`
+		InFlightLimited bool  `json:"in_flight_limited"`
+		Parked          int64 `json:"parked"`
 	}
 	resetPartitionJSON struct {
 		Partition       int32 `json:"partition"`
@@ -279,8 +509,26 @@ type (
 )
 
 func newSubJSON(s client.Subscription) subJSON {
-	return subJSON{Topic: s.Topic, Name: s.Name, Mode: s.Config.Mode.String(), Filter: s.Config.Filter,
+	js := subJSON{Topic: s.Topic, Name: s.Name, Mode: s.Config.Mode.String(), Filter: s.Config.Filter,
 		Start: s.Config.Start.String(), Created: jsonTime(s.Created)}
+	if c := s.Config; c.Mode == client.ModeQueue {
+		js.Queue = &queueConfigJSON{
+			AckTimeout:    c.AckTimeout.String(),
+			MaxDeliveries: c.MaxDeliveries,
+			Backoff: backoffJSON{Initial: c.Backoff.Initial.String(), Max: c.Backoff.Max.String(),
+				Multiplier: c.Backoff.Multiplier, Jitter: c.Backoff.Jitter.String()},
+			Ordering:        c.Ordering.String(),
+			DeadLetterTopic: c.DeadLetterTopic,
+			OnExpired:       c.OnExpired.String(),
+			MaxInFlight:     c.MaxInFlight,
+			RateLimit:       c.RateLimit,
+			RateBurst:       c.RateBurst,
+		}
+		for _, d := range c.Backoff.Delays {
+			js.Queue.Backoff.Delays = append(js.Queue.Backoff.Delays, d.String())
+		}
+	}
+	return js
 }
 
 func newSubInfoJSON(info *client.SubscriptionInfo) subInfoJSON {
@@ -290,6 +538,9 @@ func newSubInfoJSON(info *client.SubscriptionInfo) subInfoJSON {
 		Lag:        info.Lag,
 		Members:    make([]memberJSON, len(info.Members)),
 		Partitions: newSubPartitionsJSON(info.Partitions),
+	}
+	if info.Subscription.Config.Mode == client.ModeQueue {
+		js.DeadLettered, js.Dropped = &info.DeadLettered, &info.Dropped
 	}
 	for i, m := range info.Members {
 		js.Members[i] = memberJSON{MemberID: m.MemberID, ClientID: m.ClientID, InstanceID: m.InstanceID,
@@ -304,6 +555,10 @@ func newSubPartitionsJSON(ps []client.SubscriptionPartition) []subPartitionJSON 
 	for i, p := range ps {
 		js[i] = subPartitionJSON{Partition: p.Partition, CommittedOffset: p.CommittedOffset, EndOffset: p.EndOffset,
 			Lag: p.Lag, OldestUnconsumedAge: p.OldestUnconsumedAge.String(), MemberID: p.MemberID}
+		if q := p.Queue; q != nil {
+			js[i].Queue = &queuePartitionJSON{AckFloor: q.AckFloor, Ready: q.Ready, Waiting: q.Waiting, Blocked: q.Blocked,
+				InFlight: q.InFlight, InFlightLimited: q.InFlightLimited, Parked: q.Parked}
+		}
 	}
 	return js
 }
