@@ -128,39 +128,33 @@ func (h *consume) readLoop(stream *connect.BidiStream[spoolv1.ConsumeRequest, sp
 			for i, r := range k.Ack.Ranges {
 				ranges[i] = broker.OffsetRange{Partition: r.Partition, From: r.From, To: r.To}
 			}
-			if err := sess.Ack(k.Ack.RequestId, ranges); err != nil {
-				return toConnect(err)
-			}
+			leaseReply(sess, k.Ack.RequestId, sess.Ack(k.Ack.RequestId, ranges))
 		case *spoolv1.ConsumeRequest_Nack:
 			delay := time.Duration(-1)
 			if k.Nack.Delay != nil {
 				d, err := dur(k.Nack.Delay)
-				if err != nil {
-					return err
+				if err == nil && (d < 0 || d > maxNackDelay) {
+					err = errs.New(errs.InvalidArgument, "nack delay %s is outside [0, %s]", d, maxNackDelay)
 				}
-				if d < 0 || d > maxNackDelay {
-					return invalid("nack delay %s is outside [0, %s]", d, maxNackDelay)
+				if err != nil {
+					leaseReply(sess, k.Nack.RequestId, err)
+					continue
 				}
 				delay = d
 			}
-			if err := sess.Nack(k.Nack.RequestId, k.Nack.Partition, k.Nack.Offset, delay, k.Nack.Error); err != nil {
-				return toConnect(err)
-			}
+			leaseReply(sess, k.Nack.RequestId, sess.Nack(k.Nack.RequestId, k.Nack.Partition, k.Nack.Offset, delay, k.Nack.Error))
 		case *spoolv1.ConsumeRequest_Extend:
 			d, err := dur(k.Extend.By)
+			if err == nil && len(k.Extend.Offsets) > maxAckOffsets {
+				err = errs.New(errs.InvalidArgument, "extend covers at most %d offsets", maxAckOffsets)
+			}
 			if err != nil {
-				return err
+				leaseReply(sess, k.Extend.RequestId, err)
+				continue
 			}
-			if len(k.Extend.Offsets) > maxAckOffsets {
-				return invalid("extend covers at most %d offsets", maxAckOffsets)
-			}
-			if err := sess.Extend(k.Extend.RequestId, k.Extend.Partition, k.Extend.Offsets, d); err != nil {
-				return toConnect(err)
-			}
+			leaseReply(sess, k.Extend.RequestId, sess.Extend(k.Extend.RequestId, k.Extend.Partition, k.Extend.Offsets, d))
 		case *spoolv1.ConsumeRequest_Reject:
-			if err := sess.Reject(k.Reject.RequestId, k.Reject.Partition, k.Reject.Offset, k.Reject.Error); err != nil {
-				return toConnect(err)
-			}
+			leaseReply(sess, k.Reject.RequestId, sess.Reject(k.Reject.RequestId, k.Reject.Partition, k.Reject.Offset, k.Reject.Error))
 		case *spoolv1.ConsumeRequest_Start:
 			return invalid("start may only be the first message of a Consume stream")
 		default:
@@ -197,6 +191,9 @@ func (h *consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spool
 			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_CommitResult{CommitResult: cr}}
 		case ev.Lease != nil:
 			lr := &spoolv1.LeaseResult{RequestId: ev.Lease.ID}
+			if ev.Lease.Err != nil {
+				lr.Error, lr.ErrorMessage = errorInfo(ev.Lease.Err)
+			}
 			for _, st := range ev.Lease.Stale {
 				lr.Stale = append(lr.Stale, &spoolv1.PartitionOffset{Partition: st.Partition, Offset: st.Offset})
 			}
@@ -213,5 +210,13 @@ func (h *consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spool
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
+	}
+}
+
+// leaseReply answers an invalid lease request in-stream; valid ones are
+// answered by the session itself.
+func leaseReply(sess *broker.Session, id uint64, err error) {
+	if err != nil {
+		sess.Refuse(id, err)
 	}
 }

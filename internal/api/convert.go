@@ -248,6 +248,9 @@ func subToProto(s catalog.Subscription) *spoolv1.Subscription {
 		pc.MaxInFlight = int32(q.MaxInFlight)
 		pc.RateLimit = q.RateLimit
 		pc.RateBurst = int32(q.RateBurst)
+		if q.RateLimit > 0 && q.RateBurst == 0 {
+			pc.RateBurst = int32(max(1, int(q.RateLimit)))
+		}
 	}
 	return &spoolv1.Subscription{
 		Topic:   s.Topic,

@@ -123,6 +123,7 @@ type DeadLetterInfo struct {
 	DeliveryCount   int
 	Error           string
 	OriginTopic     string
+	OriginSub       string
 	OriginPartition int32
 	OriginOffset    int64
 	Redriven        bool
@@ -161,8 +162,11 @@ func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) 
 		if len(out) >= limit {
 			return false
 		}
-		out = append(out, b.deadLetterInfo(s.q.dlq, d))
 		next = d.Offset + 1
+		// A dead-letter topic may be shared: list only this subscription's.
+		if info := b.deadLetterInfo(s.q.dlq, d); info.OriginTopic == topicName && info.OriginSub == name {
+			out = append(out, info)
+		}
 		return true
 	})
 	return out, next, err
@@ -181,6 +185,8 @@ func (b *Broker) deadLetterInfo(dlq string, d Delivered) DeadLetterInfo {
 			info.Error = v
 		case HeaderDLQTopic:
 			info.OriginTopic = v
+		case HeaderDLQSubscription:
+			info.OriginSub = v
 		case HeaderDLQPartition:
 			p, _ := strconv.Atoi(v)
 			info.OriginPartition = int32(p)
@@ -300,7 +306,10 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 			rep.Already++
 			return true
 		}
-		if (req.Reason != "" && info.Reason != req.Reason) || info.OriginTopic != req.Topic {
+		if info.OriginTopic != req.Topic || info.OriginSub != req.Subscription {
+			return true // another subscription's dead letter (shared dead-letter topic)
+		}
+		if req.Reason != "" && info.Reason != req.Reason {
 			rep.Skipped++
 			return true
 		}
@@ -320,7 +329,7 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 				return false
 			}
 		}
-		m := Message{ID: fmt.Sprintf("redrive:%s/%d", s.q.dlq, d.Offset), Key: d.Key, Value: d.Value, Partition: -1}
+		m := Message{ID: fmt.Sprintf("redrive:%s/%d", s.q.dlq, d.Offset), Key: d.Key, Value: d.Value, Partition: -1, Timestamp: d.Timestamp}
 		for _, h := range d.Headers {
 			if strings.HasPrefix(h.Key, "spool.dlq.") || h.Key == HeaderID || h.Key == HeaderRedriveTo {
 				continue

@@ -15,6 +15,17 @@ import (
 type LeaseOutcome struct {
 	ID    uint64
 	Stale []PartitionStart
+	Err   error // the request was invalid; nothing was applied
+}
+
+// Refuse answers a lease request that was invalid with err (the stream
+// stays open).
+func (sess *Session) Refuse(id uint64, err error) {
+	s := sess.sub
+	s.mu.Lock()
+	sess.leaseResults = append(sess.leaseResults, LeaseOutcome{ID: id, Err: err})
+	s.mu.Unlock()
+	sess.signal()
 }
 
 // OffsetRange is [From, To) in one partition.

@@ -305,3 +305,35 @@ func TestQueueBadLeaseOps(t *testing.T) {
 		t.Fatalf("huge ack range: %v", err)
 	}
 }
+
+func TestSharedDeadLetterTopic(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("shared", catalog.TopicConfig{})
+	for _, name := range []string{"a", "b"} {
+		if _, err := e.b.CreateSubscription("shared", name, queueCfg(func(q *catalog.QueueConfig) { q.DeadLetterTopic = "failed" })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.b.Publish("shared", msgs("one", 1))
+	b, _ := e.b.Join(JoinRequest{Topic: "shared", Subscription: "b", Credits: 10})
+	defer b.Leave()
+	got := deliveries(t, b, 3*time.Second)
+	b.Reject(1, 0, got[0].Offset, "no")
+	e.b.QueueTick()
+	if dls, _, _ := e.b.ListDeadLetters("shared", "a", 0, 10); len(dls) != 0 {
+		t.Fatalf("a lists b's dead letters: %+v", dls)
+	}
+	if dls, _, _ := e.b.ListDeadLetters("shared", "b", 0, 10); len(dls) != 1 {
+		t.Fatalf("b's dead letters: %+v", dls)
+	}
+	if rep, _ := e.b.Redrive(context.Background(), RedriveRequest{Topic: "shared", Subscription: "a"}); rep.Moved != 0 {
+		t.Fatalf("a redrove b's dead letter: %+v", rep)
+	}
+	if rep, _ := e.b.Redrive(context.Background(), RedriveRequest{Topic: "shared", Subscription: "b"}); rep.Moved != 1 {
+		t.Fatalf("b's redrive: %+v", rep)
+	}
+	info, _ := e.b.DescribeSubscription("shared", "b")
+	if len(info.Group.Members) != 1 || len(info.Group.Members[0].Owned) != 0 {
+		t.Fatalf("queue members must not own partitions: %+v", info.Group.Members)
+	}
+}

@@ -40,7 +40,11 @@ func (t *topic) newSub(meta catalog.Subscription, committed []int64) (*subscript
 	if err != nil {
 		return nil, errs.Wrap(errs.InvalidArgument, err, "filter")
 	}
-	coord, err := group.New(group.Config{IDNonce: t.b.nonce}, len(t.parts))
+	nparts := len(t.parts)
+	if meta.Config.Mode == catalog.ModeQueue {
+		nparts = 0 // queue members share every partition: the group only tracks membership
+	}
+	coord, err := group.New(group.Config{IDNonce: t.b.nonce}, nparts)
 	if err != nil {
 		return nil, err
 	}

@@ -1052,9 +1052,13 @@ func (x *Deliveries) GetNext() []*PartitionOffset {
 // because the member holds no lease on them (unknown, expired, already
 // acknowledged).
 type LeaseResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Stale         []*PartitionOffset     `protobuf:"bytes,2,rep,name=stale,proto3" json:"stale,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Stale     []*PartitionOffset     `protobuf:"bytes,2,rep,name=stale,proto3" json:"stale,omitempty"`
+	// Set when the request itself was invalid (a bad range or delay); the
+	// stream stays open and nothing was applied.
+	Error         *ErrorInfo `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorMessage  string     `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1101,6 +1105,20 @@ func (x *LeaseResult) GetStale() []*PartitionOffset {
 		return x.Stale
 	}
 	return nil
+}
+
+func (x *LeaseResult) GetError() *ErrorInfo {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *LeaseResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
 }
 
 type CommitResult struct {
@@ -1382,11 +1400,13 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\n" +
 	"Deliveries\x12.\n" +
 	"\bmessages\x18\x01 \x03(\v2\x12.spool.v1.DeliveryR\bmessages\x12-\n" +
-	"\x04next\x18\x02 \x03(\v2\x19.spool.v1.PartitionOffsetR\x04next\"]\n" +
+	"\x04next\x18\x02 \x03(\v2\x19.spool.v1.PartitionOffsetR\x04next\"\xad\x01\n" +
 	"\vLeaseResult\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12/\n" +
-	"\x05stale\x18\x02 \x03(\v2\x19.spool.v1.PartitionOffsetR\x05stale\"{\n" +
+	"\x05stale\x18\x02 \x03(\v2\x19.spool.v1.PartitionOffsetR\x05stale\x12)\n" +
+	"\x05error\x18\x03 \x01(\v2\x13.spool.v1.ErrorInfoR\x05error\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"{\n" +
 	"\fCommitResult\x12\x1b\n" +
 	"\tcommit_id\x18\x01 \x01(\x04R\bcommitId\x12)\n" +
 	"\x05error\x18\x02 \x01(\v2\x13.spool.v1.ErrorInfoR\x05error\x12#\n" +
@@ -1460,19 +1480,20 @@ var file_spool_v1_consume_proto_depIdxs = []int32{
 	18, // 16: spool.v1.Deliveries.messages:type_name -> spool.v1.Delivery
 	2,  // 17: spool.v1.Deliveries.next:type_name -> spool.v1.PartitionOffset
 	2,  // 18: spool.v1.LeaseResult.stale:type_name -> spool.v1.PartitionOffset
-	19, // 19: spool.v1.CommitResult.error:type_name -> spool.v1.ErrorInfo
-	12, // 20: spool.v1.ConsumeResponse.assignment:type_name -> spool.v1.Assignment
-	13, // 21: spool.v1.ConsumeResponse.deliveries:type_name -> spool.v1.Deliveries
-	15, // 22: spool.v1.ConsumeResponse.commit_result:type_name -> spool.v1.CommitResult
-	5,  // 23: spool.v1.ConsumeResponse.heartbeat:type_name -> spool.v1.Heartbeat
-	14, // 24: spool.v1.ConsumeResponse.lease_result:type_name -> spool.v1.LeaseResult
-	11, // 25: spool.v1.ConsumeService.Consume:input_type -> spool.v1.ConsumeRequest
-	16, // 26: spool.v1.ConsumeService.Consume:output_type -> spool.v1.ConsumeResponse
-	26, // [26:27] is the sub-list for method output_type
-	25, // [25:26] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	19, // 19: spool.v1.LeaseResult.error:type_name -> spool.v1.ErrorInfo
+	19, // 20: spool.v1.CommitResult.error:type_name -> spool.v1.ErrorInfo
+	12, // 21: spool.v1.ConsumeResponse.assignment:type_name -> spool.v1.Assignment
+	13, // 22: spool.v1.ConsumeResponse.deliveries:type_name -> spool.v1.Deliveries
+	15, // 23: spool.v1.ConsumeResponse.commit_result:type_name -> spool.v1.CommitResult
+	5,  // 24: spool.v1.ConsumeResponse.heartbeat:type_name -> spool.v1.Heartbeat
+	14, // 25: spool.v1.ConsumeResponse.lease_result:type_name -> spool.v1.LeaseResult
+	11, // 26: spool.v1.ConsumeService.Consume:input_type -> spool.v1.ConsumeRequest
+	16, // 27: spool.v1.ConsumeService.Consume:output_type -> spool.v1.ConsumeResponse
+	27, // [27:28] is the sub-list for method output_type
+	26, // [26:27] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_consume_proto_init() }
