@@ -11,8 +11,20 @@ import (
 )
 
 // maxBatchBytes is the size at which a publish is split into several
-// record batches per partition (stays below seglog's MaxBatchBytes).
+// record batches per partition; it stays well below the log's
+// MaxBatchBytes (see batchLimit).
 const maxBatchBytes = 512 << 10
+
+// batchLimit is the record-batch size publishes are split at: at most
+// maxBatchBytes, and at most half the largest batch the log accepts (room
+// for record overhead).
+func (b *Broker) batchLimit() int {
+	lim := b.cfg.Log.Limits.MaxBatchBytes
+	if lim <= 0 {
+		lim = batch.DefaultLimits().MaxBatchBytes
+	}
+	return min(maxBatchBytes, lim/2)
+}
 
 // Publish stores messages in a topic and returns where each landed, in
 // order. It returns only after every stored message is durable under the
@@ -296,6 +308,7 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 		return nil
 	}
 	nowMs := now.UnixMilli()
+	limit := t.b.batchLimit()
 	for _, i := range idx {
 		m := &msgs[i]
 		ts := nowMs
@@ -303,7 +316,7 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 			ts = m.Timestamp.UnixMilli()
 		}
 		sz := m.size() + 32
-		if len(recs) > 0 && size+sz > maxBatchBytes {
+		if len(recs) > 0 && size+sz > limit {
 			if err := encode(); err != nil {
 				return nil, err
 			}

@@ -337,3 +337,77 @@ func TestSharedDeadLetterTopic(t *testing.T) {
 		t.Fatalf("queue members must not own partitions: %+v", info.Group.Members)
 	}
 }
+
+func TestQueueMemberVanishesLeasesReturn(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("jobs", catalog.TopicConfig{})
+	e.b.CreateSubscription("jobs", "w", queueCfg(func(q *catalog.QueueConfig) { q.Backoff.Initial = time.Millisecond; q.Backoff.Max = time.Millisecond }))
+	e.b.Publish("jobs", msgs("m", 3))
+	a, _ := e.b.Join(JoinRequest{Topic: "jobs", Subscription: "w", Credits: 10, SessionTimeout: 2 * time.Second})
+	got := deliveries(t, a, 3*time.Second)
+	if len(got) != 3 {
+		t.Fatalf("a got %d", len(got))
+	}
+	b, _ := e.b.Join(JoinRequest{Topic: "jobs", Subscription: "w", Credits: 10, SessionTimeout: time.Minute})
+	defer b.Leave()
+	// a stops heartbeating: after its session timeout its leases return.
+	e.advance(3*time.Second, b)
+	e.b.Maintain()
+	e.advance(10*time.Millisecond, b)
+	again := deliveries(t, b, 3*time.Second)
+	if len(again) != 3 || again[0].DeliveryCount != 2 {
+		t.Fatalf("b got %+v", again)
+	}
+	if _, err := a.Next(context.Background()); !errs.Is(err, errs.UnknownMember) {
+		t.Fatalf("vanished member's session: %v", err)
+	}
+}
+
+func TestWorkQueueRetention(t *testing.T) {
+	e := newEnv(t)
+	e.opts = func(c *Config) {
+		c.Log.SegmentBytes = 64 << 10
+		c.Log.Limits.MaxBatchBytes = 32 << 10
+	}
+	e.restart()
+	if _, err := e.b.CreateTopic("wq", catalog.TopicConfig{WorkQueue: true, MaxMessageBytes: 16 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.CreateSubscription("wq", "w", queueCfg(nil)); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4000)
+	var ms []Message
+	for range 100 {
+		ms = append(ms, Message{Value: big, Partition: -1})
+	}
+	if _, err := e.b.Publish("wq", ms); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.b.Join(JoinRequest{Topic: "wq", Subscription: "w", Credits: 1000, SessionTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Leave()
+	var all []Delivered
+	for len(all) < 100 {
+		got := deliveries(t, s, 3*time.Second)
+		if len(got) == 0 {
+			t.Fatalf("got %d of 100", len(all))
+		}
+		all = append(all, got...)
+	}
+	info, _ := e.b.DescribeTopic("wq")
+	before := info.Partitions[0].StartOffset
+	e.b.Maintain()
+	if info, _ = e.b.DescribeTopic("wq"); info.Partitions[0].StartOffset != before {
+		t.Fatal("work-queue retention deleted unacked segments")
+	}
+	ackAll(t, s, all)
+	e.b.QueueTick()
+	e.b.Maintain()
+	info, _ = e.b.DescribeTopic("wq")
+	if info.Partitions[0].StartOffset <= before {
+		t.Fatalf("acked segments not deleted: start %d", info.Partitions[0].StartOffset)
+	}
+}
