@@ -22,6 +22,7 @@ import (
 	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
+	"github.com/spoolmq/spool/internal/telemetry"
 	"github.com/spoolmq/spool/internal/vfs"
 )
 
@@ -179,6 +180,7 @@ func (s *Server) startLocked() error {
 	}
 	s.broker = b
 	s.api = api.New(b, s.cfg.API)
+	s.api.Handle("GET /metrics", telemetry.Handler(b))
 	ln, err := listen("http", s.cfg.HTTPAddr, s.cfg.MaxConnections)
 	if err != nil {
 		return err
