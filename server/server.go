@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/clock"
+	"github.com/spoolmq/spool/internal/kafka"
 	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/telemetry"
@@ -33,6 +35,14 @@ type Config struct {
 	// HTTPAddr is where the native API, /healthz and /readyz listen;
 	// default "127.0.0.1:7070". Port 0 picks a free port (see Server.HTTPAddr).
 	HTTPAddr string
+	// KafkaAddr is where the Kafka protocol listens; default
+	// "127.0.0.1:9092", or "127.0.0.1:0" (a free port) when HTTPAddr asks
+	// for a free port, so that embedded servers in tests never collide;
+	// "-" disables it.
+	KafkaAddr string
+	// KafkaAdvertisedAddr is the host:port Kafka Metadata responses name;
+	// default the listener's address.
+	KafkaAdvertisedAddr string
 	// AllowNonLoopback must be set to listen on a non-loopback address:
 	// Spool has no authentication yet.
 	AllowNonLoopback bool
@@ -62,6 +72,9 @@ const DefaultDataDir = "./spool-data"
 // DefaultHTTPAddr is the native API's default address.
 const DefaultHTTPAddr = "127.0.0.1:7070"
 
+// DefaultKafkaAddr is the Kafka protocol's default address.
+const DefaultKafkaAddr = "127.0.0.1:9092"
+
 // Server is a Spool broker.
 type Server struct {
 	cfg    Config
@@ -78,6 +91,9 @@ type Server struct {
 	http     *http.Server
 	httpLn   net.Listener
 	serveErr chan error
+	kafka    *kafka.Server
+	kafkaLn  net.Listener
+	kafkaErr chan error
 }
 
 // New validates cfg and returns a server that has not started.
@@ -87,6 +103,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	if cfg.KafkaAddr == "" {
+		cfg.KafkaAddr = DefaultKafkaAddr
+		if _, port, err := net.SplitHostPort(cfg.HTTPAddr); err == nil && port == "0" {
+			cfg.KafkaAddr = "127.0.0.1:0"
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -108,6 +130,11 @@ func New(cfg Config) (*Server, error) {
 	if err := checkListenAddr("http", cfg.HTTPAddr, cfg.AllowNonLoopback); err != nil {
 		return nil, err
 	}
+	if cfg.KafkaAddr != "-" {
+		if err := checkListenAddr("kafka", cfg.KafkaAddr, cfg.AllowNonLoopback); err != nil {
+			return nil, err
+		}
+	}
 	return &Server{cfg: cfg, fs: cfg.FS, logger: cfg.Logger}, nil
 }
 
@@ -122,6 +149,17 @@ func (s *Server) HTTPAddr() string {
 		return s.cfg.HTTPAddr
 	}
 	return s.httpLn.Addr().String()
+}
+
+// KafkaAddr returns the address the Kafka protocol listens on (after
+// Start), or "" when it is disabled.
+func (s *Server) KafkaAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kafkaLn == nil {
+		return ""
+	}
+	return s.kafkaLn.Addr().String()
 }
 
 // Broker returns the running broker (after Start), for in-process use.
@@ -154,7 +192,11 @@ func (s *Server) Start() error {
 		return err
 	}
 	topics := s.broker.Topics()
-	s.logger.Info("spool started", "data", s.cfg.DataDir, "http", s.httpLn.Addr().String(),
+	kafkaAddr := "disabled"
+	if s.kafkaLn != nil {
+		kafkaAddr = s.kafkaLn.Addr().String()
+	}
+	s.logger.Info("spool started", "data", s.cfg.DataDir, "http", s.httpLn.Addr().String(), "kafka", kafkaAddr,
 		"topics", len(topics), "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
@@ -189,6 +231,28 @@ func (s *Server) startLocked() error {
 	s.http = newHTTPServer(s.api, s.logger)
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- s.http.Serve(ln) }()
+	if s.cfg.KafkaAddr != "-" {
+		kln, err := listen("kafka", s.cfg.KafkaAddr, s.cfg.MaxConnections)
+		if err != nil {
+			return err
+		}
+		s.kafkaLn = kln
+		kcfg := kafka.Config{Logger: s.logger}
+		if adv := s.cfg.KafkaAdvertisedAddr; adv != "" {
+			host, port, err := net.SplitHostPort(adv)
+			if err != nil {
+				return fmt.Errorf("server: kafka advertised address %q: %w", adv, err)
+			}
+			p, err := strconv.Atoi(port)
+			if err != nil {
+				return fmt.Errorf("server: kafka advertised port %q: %w", port, err)
+			}
+			kcfg.AdvertisedHost, kcfg.AdvertisedPort = host, int32(p)
+		}
+		s.kafka = kafka.New(b, kcfg)
+		s.kafkaErr = make(chan error, 1)
+		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
+	}
 	s.api.SetReady(true)
 	return nil
 }
@@ -236,6 +300,12 @@ func (s *Server) closeLocked(ctx context.Context) error {
 		}
 		if serr := <-s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			errList = append(errList, serr)
+		}
+	}
+	if s.kafka != nil {
+		s.kafka.Close()
+		if err := <-s.kafkaErr; err != nil {
+			errList = append(errList, err)
 		}
 	}
 	if s.broker != nil {

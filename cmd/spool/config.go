@@ -23,6 +23,10 @@ type fileConfig struct {
 	HTTP             struct {
 		Addr string `yaml:"addr"`
 	} `yaml:"http"`
+	Kafka struct {
+		Addr           string `yaml:"addr"`            // "-" disables the Kafka listener
+		AdvertisedAddr string `yaml:"advertised-addr"` // host:port named in Metadata; default the listener's
+	} `yaml:"kafka"`
 	Log struct {
 		Format string `yaml:"format"` // text or json
 		Level  string `yaml:"level"`  // debug, info, warn, error
@@ -49,6 +53,7 @@ func defaultFileConfig() fileConfig {
 	var c fileConfig
 	c.Data = server.DefaultDataDir
 	c.HTTP.Addr = server.DefaultHTTPAddr
+	c.Kafka.Addr = server.DefaultKafkaAddr
 	c.Log.Format = "text"
 	c.Log.Level = "info"
 	c.Storage.SegmentBytes = 128 * config.MiB
@@ -101,10 +106,12 @@ func (c fileConfig) serverConfig(logger *slog.Logger) (server.Config, error) {
 	lim := batch.DefaultLimits()
 	lim.MaxBatchBytes = int(c.Storage.MaxBatchBytes)
 	return server.Config{
-		DataDir:          c.Data,
-		HTTPAddr:         c.HTTP.Addr,
-		AllowNonLoopback: c.AllowNonLoopback,
-		Logger:           logger,
+		DataDir:             c.Data,
+		HTTPAddr:            c.HTTP.Addr,
+		KafkaAddr:           c.Kafka.Addr,
+		KafkaAdvertisedAddr: c.Kafka.AdvertisedAddr,
+		AllowNonLoopback:    c.AllowNonLoopback,
+		Logger:              logger,
 		Log: seglog.Options{
 			SegmentBytes: int64(c.Storage.SegmentBytes),
 			FlushBytes:   int(c.Storage.FlushBytes),

@@ -19,6 +19,7 @@ func newServeCmd() *cobra.Command {
 		printConfig bool
 		dataDir     string
 		httpAddr    string
+		kafkaAddr   string
 		durability  string
 		logFormat   string
 		logLevel    string
@@ -46,6 +47,9 @@ func newServeCmd() *cobra.Command {
 			}
 			if f.Changed("http") {
 				fc.HTTP.Addr = httpAddr
+			}
+			if f.Changed("kafka") {
+				fc.Kafka.Addr = kafkaAddr
 			}
 			if f.Changed("durability") {
 				fc.Topics.Durability = durability
@@ -102,6 +106,7 @@ func newServeCmd() *cobra.Command {
 	f.BoolVar(&printConfig, "print-config", false, "print the effective configuration and exit")
 	f.StringVar(&dataDir, "data", server.DefaultDataDir, "data directory")
 	f.StringVar(&httpAddr, "http", server.DefaultHTTPAddr, "native API listen address")
+	f.StringVar(&kafkaAddr, "kafka", server.DefaultKafkaAddr, `Kafka protocol listen address ("-" disables it)`)
 	f.StringVar(&durability, "durability", "always", "default durability of new topics: always, interval or none (interval and none can lose acknowledged data on power loss)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -1,0 +1,174 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/seglog"
+)
+
+// Raw access for protocol front ends that speak record batches themselves
+// (Kafka): batches are appended exactly as produced (offsets assigned) and
+// read back exactly as stored.
+
+// PendingAppend is a raw append queued in its partition log.
+type PendingAppend struct {
+	t    *topic
+	p    int32
+	pend *seglog.Pending
+}
+
+// Wait blocks until the append is durable under the topic's policy and
+// returns its first offset.
+func (pa *PendingAppend) Wait() (int64, error) {
+	defer pa.t.life.RUnlock()
+	res, err := pa.pend.Wait()
+	if err != nil {
+		return 0, appendError(pa.t.meta.Name, pa.p, err)
+	}
+	pa.t.notify()
+	return res.BaseOffset, nil
+}
+
+// AppendRaw validates and queues record batches for partition p of a topic
+// (offsets are assigned now, in call order). The topic's message size
+// limit and discard=new bounds apply. Every successful call must be
+// followed by Wait.
+func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingAppend, error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	t.life.RLock()
+	release := true
+	defer func() {
+		if release {
+			t.life.RUnlock()
+		}
+	}()
+	if t.deleted {
+		return nil, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
+	}
+	if p < 0 || int(p) >= len(t.parts) {
+		return nil, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
+	}
+	n := 0
+	for rest := batches; len(rest) > 0; {
+		one, r, err := batch.Next(rest)
+		if err != nil {
+			return nil, errs.Wrap(errs.InvalidArgument, err, "record batch")
+		}
+		rest = r
+		h, err := batch.ParseHeader(one)
+		if err != nil {
+			return nil, errs.Wrap(errs.InvalidArgument, err, "record batch")
+		}
+		if h.IsControl() {
+			return nil, errs.New(errs.InvalidArgument, "clients may not produce control batches")
+		}
+		if len(one) > int(t.meta.Config.MaxMessageBytes)+batch.HeaderSize+1024 {
+			return nil, errs.New(errs.MessageTooLarge, "record batch of %d bytes exceeds the topic's limit of %d", len(one), t.meta.Config.MaxMessageBytes)
+		}
+		n += int(h.NumRecords)
+	}
+	if err := t.checkCapacity(n, len(batches)); err != nil {
+		return nil, err
+	}
+	pend, err := t.parts[p].Submit(batches)
+	if err != nil {
+		return nil, appendError(topicName, p, err)
+	}
+	release = false
+	return &PendingAppend{t: t, p: p, pend: pend}, nil
+}
+
+// RawRead is what ReadRaw returns.
+type RawRead struct {
+	Data       []byte // whole record batches as stored; may start before the offset asked for
+	Start, End int64  // log start offset and high watermark
+	OutOfRange bool   // the offset is outside [Start, End]
+}
+
+// ReadRaw reads stored record batches of partition p from offset, up to
+// maxBytes (at least one batch if any).
+func (b *Broker) ReadRaw(topicName string, p int32, offset int64, maxBytes int) (RawRead, error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return RawRead{}, err
+	}
+	if p < 0 || int(p) >= len(t.parts) {
+		return RawRead{}, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
+	}
+	l := t.parts[p]
+	r := RawRead{Start: l.StartOffset(), End: l.EndOffset()}
+	if offset < r.Start || offset > r.End {
+		r.OutOfRange = true
+		return r, nil
+	}
+	data, err := l.Read(offset, maxBytes)
+	if errors.Is(err, seglog.ErrOffsetOutOfRange) {
+		r.OutOfRange = true
+		return r, nil
+	}
+	if err != nil {
+		return r, errs.Wrap(errs.CorruptData, err, "read %s/%d at %d", topicName, p, offset)
+	}
+	r.Data = data
+	return r, nil
+}
+
+// Offsets returns a partition's log start offset and high watermark.
+func (b *Broker) Offsets(topicName string, p int32) (start, end int64, err error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return 0, 0, err
+	}
+	if p < 0 || int(p) >= len(t.parts) {
+		return 0, 0, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
+	}
+	return t.parts[p].StartOffset(), t.parts[p].EndOffset(), nil
+}
+
+// OffsetForTime returns the first offset of partition p whose timestamp is
+// at or after ts (ms), and false if there is none.
+func (b *Broker) OffsetForTime(topicName string, p int32, ts int64) (int64, bool, error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return 0, false, err
+	}
+	if p < 0 || int(p) >= len(t.parts) {
+		return 0, false, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
+	}
+	return t.parts[p].OffsetForTime(ts)
+}
+
+// TopicChanged returns a channel closed at the topic's next publish (for
+// long polls), or nil if the topic does not exist.
+func (b *Broker) TopicChanged(topicName string) <-chan struct{} {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil
+	}
+	return t.changed()
+}
+
+// TopicByID returns the topic with the given id.
+func (b *Broker) TopicByID(id string) (catalog.Topic, bool) {
+	for _, t := range b.Topics() {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return catalog.Topic{}, false
+}
+
+// Topic returns a topic's definition.
+func (b *Broker) Topic(name string) (catalog.Topic, bool) {
+	t, err := b.topic(name)
+	if err != nil {
+		return catalog.Topic{}, false
+	}
+	return t.meta, true
+}

@@ -1,0 +1,136 @@
+package kafka
+
+// Produce (key 0), advertised v0–v13 (librdkafka sends codecs uncompressed
+// when v0 is not advertised), served v3–v13: v0–v2 carry the old message
+// formats and are answered UNSUPPORTED_VERSION. Record batches are
+// validated (CRC, lengths, codec, counts; decompressed under a cap) and
+// stored as produced; control batches from clients are INVALID_RECORD.
+// Batches of an idempotent producer (producer id >= 0) go through the
+// producer-sequence checks first. All partitions are queued in order, then
+// awaited together; acks=0 gets no response at all. v13 names topics by id.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/errs"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(0, 0, 13, s.produce) })
+}
+
+func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	type pending struct {
+		rp *kmsg.ProduceResponseTopicPartition
+		pa *broker.PendingAppend
+	}
+	var pendings []pending
+	for _, rt := range req.Topics {
+		name := rt.Topic
+		if req.Version >= 13 {
+			if t, ok := s.b.TopicByID(uuidString(rt.TopicID)); ok {
+				name = t.Name
+			}
+		}
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset = -1
+			sp.LogAppendTime = -1
+			if req.Version < 3 {
+				sp.ErrorCode = kerr.UnsupportedVersion.Code
+				continue
+			}
+			if _, ok := s.b.Topic(name); !ok {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			pa, code := s.appendBatches(name, rp.Partition, rp.Records)
+			if code != 0 {
+				sp.ErrorCode = code
+				continue
+			}
+			if pa.dup {
+				sp.BaseOffset = pa.base
+				continue
+			}
+			pendings = append(pendings, pending{sp, pa.pa})
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		go func() {
+			for _, p := range pendings {
+				p.pa.Wait()
+			}
+		}()
+		return nil, nil
+	}
+	for _, p := range pendings {
+		base, err := p.pa.Wait()
+		if err != nil {
+			p.rp.ErrorCode = errCode(err)
+			continue
+		}
+		p.rp.BaseOffset = base
+	}
+	// Fill log start offsets (v5+).
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			sp := &resp.Topics[i].Partitions[j]
+			name := resp.Topics[i].Topic
+			if start, _, err := s.b.Offsets(name, sp.Partition); err == nil {
+				sp.LogStartOffset = start
+			}
+		}
+	}
+	return resp, nil
+}
+
+// appended is the outcome of queueing one partition's batches.
+type appended struct {
+	pa   *broker.PendingAppend
+	dup  bool  // a duplicate of an earlier idempotent batch: answer with base
+	base int64 // for dup
+}
+
+// appendBatches checks and queues a partition's batches.
+func (s *Server) appendBatches(topic string, p int32, records []byte) (appended, int16) {
+	if len(records) == 0 {
+		return appended{}, kerr.CorruptMessage.Code
+	}
+	if s.producers != nil {
+		if h, err := batch.ParseHeader(records); err == nil && h.ProducerID >= 0 {
+			return s.producers.append(s, topic, p, h, records)
+		}
+	}
+	pa, err := s.b.AppendRaw(topic, p, records)
+	if err != nil {
+		return appended{}, produceErrCode(err)
+	}
+	return appended{pa: pa}, 0
+}
+
+// produceErrCode maps an append error to a Produce error code.
+func produceErrCode(err error) int16 {
+	var ve *batch.ValidationError
+	switch {
+	case errors.As(err, &ve), errors.Is(err, batch.ErrInvalidBatch), errors.Is(err, batch.ErrIncomplete):
+		return kerr.CorruptMessage.Code
+	case errs.Is(err, errs.InvalidArgument):
+		return kerr.InvalidRecord.Code
+	}
+	return errCode(err)
+}

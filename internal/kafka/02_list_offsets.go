@@ -1,0 +1,60 @@
+package kafka
+
+// ListOffsets (key 2), v1–v10. Timestamp −2 is the log start offset, −1
+// the high watermark (also for isolation level read_committed: there are
+// no transactions), −3 the offset of the largest timestamp (answered with
+// the last offset), and any other timestamp the first offset whose record
+// timestamp is at or after it (−1/−1 when there is none).
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(2, 1, 10, s.listOffsets) })
+}
+
+func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp, sp.Offset = -1, -1
+			start, end, err := s.b.Offsets(rt.Topic, rp.Partition)
+			if err != nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			switch rp.Timestamp {
+			case -2:
+				sp.Offset = start
+			case -1:
+				sp.Offset = end
+			case -3:
+				if end > start {
+					sp.Offset = end - 1
+				} else {
+					sp.Offset = end
+				}
+			default:
+				off, ok, err := s.b.OffsetForTime(rt.Topic, rp.Partition, rp.Timestamp)
+				if err != nil {
+					sp.ErrorCode = errCode(err)
+				} else if ok {
+					sp.Offset, sp.Timestamp = off, rp.Timestamp
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

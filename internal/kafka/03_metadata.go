@@ -1,0 +1,96 @@
+package kafka
+
+// Metadata (key 3), v0–v13. One broker (this node) leads every partition
+// with itself as the only replica. Topic ids (v10+) are the Spool topic's
+// UUID. Unknown topics are created when the request allows it (v4+
+// AllowAutoTopicCreation; always for v0–v3) and the server's
+// AutoCreateTopics is on; otherwise UNKNOWN_TOPIC_OR_PARTITION. A null
+// topic list (v1+) means all topics.
+
+import (
+	"context"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(3, 0, 13, s.metadata) })
+}
+
+func (s *Server) metadata(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: s.cfg.NodeID, Host: s.cfg.AdvertisedHost, Port: s.cfg.AdvertisedPort}}
+	cid := s.cfg.ClusterID
+	resp.ClusterID = &cid
+	resp.ControllerID = s.cfg.NodeID
+
+	var names []string
+	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
+		for _, t := range s.b.Topics() {
+			if !strings.HasPrefix(t.Name, "__") {
+				names = append(names, t.Name)
+			}
+		}
+	} else {
+		for _, rt := range req.Topics {
+			switch {
+			case rt.Topic != nil:
+				names = append(names, *rt.Topic)
+			case rt.TopicID != [16]byte{}:
+				if t, ok := s.b.TopicByID(uuidString(rt.TopicID)); ok {
+					names = append(names, t.Name)
+				} else {
+					rtp := kmsg.NewMetadataResponseTopic()
+					rtp.TopicID = rt.TopicID
+					rtp.ErrorCode = kerr.UnknownTopicID.Code
+					resp.Topics = append(resp.Topics, rtp)
+				}
+			}
+		}
+	}
+	allowCreate := *s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	for _, name := range names {
+		resp.Topics = append(resp.Topics, s.topicMetadata(name, allowCreate))
+	}
+	return resp, nil
+}
+
+func (s *Server) topicMetadata(name string, allowCreate bool) kmsg.MetadataResponseTopic {
+	rt := kmsg.NewMetadataResponseTopic()
+	n := name
+	rt.Topic = &n
+	t, ok := s.b.Topic(name)
+	if !ok && allowCreate {
+		var err error
+		t, err = s.b.CreateTopic(name, catalog.TopicConfig{})
+		if err != nil && !errs.Is(err, errs.TopicExists) {
+			rt.ErrorCode = kerr.InvalidTopicException.Code
+			if errs.CodeOf(err) != errs.InvalidArgument {
+				rt.ErrorCode = errCode(err)
+			}
+			return rt
+		}
+		t, ok = s.b.Topic(name)
+	}
+	if !ok {
+		rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return rt
+	}
+	rt.TopicID = uuidBytes(t.ID)
+	for p := range t.Config.Partitions {
+		rp := kmsg.NewMetadataResponseTopicPartition()
+		rp.Partition = p
+		rp.Leader = s.cfg.NodeID
+		rp.LeaderEpoch = 0
+		rp.Replicas = []int32{s.cfg.NodeID}
+		rp.ISR = []int32{s.cfg.NodeID}
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	return rt
+}

@@ -1,0 +1,68 @@
+package kafka
+
+// CreateTopics (key 19), v0–v7. NumPartitions −1 means the server default;
+// the replication factor must be −1 or 1 (one node). Configs understood:
+// retention.ms, retention.bytes, max.message.bytes, cleanup.policy=delete
+// (see configs.go); others are INVALID_CONFIG. ValidateOnly checks without
+// creating.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/catalog"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(19, 0, 7, s.createTopics) })
+}
+
+func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.CreateTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		msg := func(code int16, text string) {
+			st.ErrorCode = code
+			st.ErrorMessage = &text
+		}
+		cfg := catalog.TopicConfig{}
+		if rt.NumPartitions > 0 {
+			cfg.Partitions = rt.NumPartitions
+		}
+		switch {
+		case rt.ReplicationFactor > 1:
+			msg(kerr.InvalidReplicationFactor.Code, "this Spool node has one replica per partition")
+		case len(rt.ReplicaAssignment) > 0:
+			msg(kerr.InvalidReplicaAssignment.Code, "replica assignment is not supported")
+		default:
+			if err := applyConfigs(&cfg, rt.Configs); err != nil {
+				msg(kerr.InvalidConfig.Code, err.Error())
+				break
+			}
+			if req.ValidateOnly {
+				if err := catalog.ValidateName("topic", rt.Topic); err != nil {
+					msg(kerr.InvalidTopicException.Code, err.Error())
+				}
+				break
+			}
+			t, err := s.b.CreateTopic(rt.Topic, cfg)
+			if err != nil {
+				code := errCode(err)
+				if code == kerr.InvalidRequest.Code {
+					code = kerr.InvalidTopicException.Code
+				}
+				msg(code, err.Error())
+				break
+			}
+			st.TopicID = uuidBytes(t.ID)
+			st.NumPartitions = t.Config.Partitions
+			st.ReplicationFactor = 1
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

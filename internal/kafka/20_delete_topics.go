@@ -1,0 +1,45 @@
+package kafka
+
+// DeleteTopics (key 20), v0–v6. v6 may name topics by id.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(20, 0, 6, s.deleteTopics) })
+}
+
+func (s *Server) deleteTopics(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DeleteTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	var names []string
+	names = append(names, req.TopicNames...)
+	for _, t := range req.Topics {
+		switch {
+		case t.Topic != nil:
+			names = append(names, *t.Topic)
+		case t.TopicID != [16]byte{}:
+			if tt, ok := s.b.TopicByID(uuidString(t.TopicID)); ok {
+				names = append(names, tt.Name)
+			}
+		}
+	}
+	for _, name := range names {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		n := name
+		st.Topic = &n
+		if t, ok := s.b.Topic(name); ok {
+			st.TopicID = uuidBytes(t.ID)
+		}
+		if err := s.b.DeleteTopic(name); err != nil {
+			st.ErrorCode = errCode(err)
+			m := err.Error()
+			st.ErrorMessage = &m
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

@@ -1,0 +1,185 @@
+package kafka
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection. Requests are read and answered strictly
+// in order, as Kafka clients expect.
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	r        *bufio.Reader
+	w        *bufio.Writer
+	clientID string
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
+}
+
+// errClose asks the loop to close the connection without answering.
+var errClose = errors.New("kafka: close connection")
+
+// reqHeader is a request header.
+type reqHeader struct {
+	key, version int16
+	correlation  int32
+	clientID     string
+}
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	for {
+		body, h, err := c.readRequest()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				c.s.logger.Debug("kafka connection closed", "remote", c.nc.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		resp, err := c.handle(h, body)
+		if err != nil {
+			c.s.logger.Debug("kafka request refused; closing connection", "remote", c.nc.RemoteAddr().String(),
+				"api", kmsg.NameForKey(h.key), "version", h.version, "err", err)
+			return
+		}
+		if resp == nil {
+			continue // acks=0
+		}
+		if err := c.writeResponse(h, resp); err != nil {
+			return
+		}
+	}
+}
+
+// readRequest reads one frame, bounded before allocation, and its header.
+func (c *conn) readRequest() ([]byte, reqHeader, error) {
+	var h reqHeader
+	var sz [4]byte
+	if _, err := io.ReadFull(c.r, sz[:]); err != nil {
+		return nil, h, err
+	}
+	n := int32(binary.BigEndian.Uint32(sz[:]))
+	if n < 8 || int(n) > c.s.cfg.MaxRequestBytes {
+		return nil, h, fmt.Errorf("kafka: request size %d outside [8, %d]", n, c.s.cfg.MaxRequestBytes)
+	}
+	// Peek at the API key first: requests other than Produce have a much
+	// smaller bound.
+	head, err := c.r.Peek(2)
+	if err != nil {
+		return nil, h, err
+	}
+	if key := int16(binary.BigEndian.Uint16(head)); key != 0 && int(n) > c.s.cfg.MaxSmallRequestBytes {
+		return nil, h, fmt.Errorf("kafka: %s request of %d bytes exceeds %d", kmsg.NameForKey(key), n, c.s.cfg.MaxSmallRequestBytes)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		return nil, h, err
+	}
+	h.key = int16(binary.BigEndian.Uint16(body[0:]))
+	h.version = int16(binary.BigEndian.Uint16(body[2:]))
+	h.correlation = int32(binary.BigEndian.Uint32(body[4:]))
+	rest := body[8:]
+	// Client id: a nullable (non-compact) string in every header version.
+	if len(rest) < 2 {
+		return nil, h, errors.New("kafka: truncated request header")
+	}
+	idLen := int16(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if idLen > 0 {
+		if int(idLen) > len(rest) {
+			return nil, h, errors.New("kafka: client id beyond the request")
+		}
+		h.clientID = string(rest[:idLen])
+		rest = rest[idLen:]
+	}
+	return rest, h, nil
+}
+
+// handle decodes the request and runs its handler.
+func (c *conn) handle(h reqHeader, body []byte) (kmsg.Response, error) {
+	if h.clientID != "" {
+		c.clientID = h.clientID
+	}
+	api, ok := c.s.apis[h.key]
+	req := kmsg.RequestForKey(h.key)
+	if !ok || req == nil {
+		return nil, fmt.Errorf("unsupported API key %d", h.key)
+	}
+	if h.version < api.min || h.version > api.max {
+		if h.key == 18 { // ApiVersions: answer with v0 and UNSUPPORTED_VERSION (KIP-511)
+			return c.s.unsupportedApiVersions(), nil
+		}
+		return nil, fmt.Errorf("unsupported version %d (supported %d–%d)", h.version, api.min, api.max)
+	}
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		var err error
+		if body, err = skipTags(body); err != nil {
+			return nil, err
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+	}
+	ctx := c.s.ctx
+	return api.fn(ctx, c, req)
+}
+
+// skipTags skips a tagged-fields section, checking every size against the
+// bytes present.
+func skipTags(b []byte) ([]byte, error) {
+	n, b, err := uvarint(b)
+	if err != nil {
+		return nil, err
+	}
+	if int(n) > len(b) {
+		return nil, errors.New("kafka: tag count beyond the request")
+	}
+	for ; n > 0; n-- {
+		if _, b, err = uvarint(b); err != nil {
+			return nil, err
+		}
+		var size uint64
+		if size, b, err = uvarint(b); err != nil {
+			return nil, err
+		}
+		if size > uint64(len(b)) {
+			return nil, errors.New("kafka: tagged field beyond the request")
+		}
+		b = b[size:]
+	}
+	return b, nil
+}
+
+func uvarint(b []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 || v > 1<<31 {
+		return 0, nil, errors.New("kafka: bad varint")
+	}
+	return v, b[n:], nil
+}
+
+// writeResponse frames and writes a response. ApiVersions always uses
+// response header v0; other flexible responses have a tag byte.
+func (c *conn) writeResponse(h reqHeader, resp kmsg.Response) error {
+	buf := make([]byte, 8, 256)
+	binary.BigEndian.PutUint32(buf[4:], uint32(h.correlation))
+	if resp.IsFlexible() && h.key != 18 {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	if _, err := c.w.Write(buf); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}

@@ -1,0 +1,42 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/spoolmq/spool/internal/errs"
+)
+
+// kafkaCodes maps Spool's error codes to Kafka error codes: the Kafka
+// column of the error table (internal/api holds the Connect column).
+var kafkaCodes = map[errs.Code]int16{
+	errs.InvalidArgument:     kerr.InvalidRequest.Code,
+	errs.MessageTooLarge:     kerr.MessageTooLarge.Code,
+	errs.TopicNotFound:       kerr.UnknownTopicOrPartition.Code,
+	errs.SubNotFound:         kerr.GroupIDNotFound.Code,
+	errs.TopicExists:         kerr.TopicAlreadyExists.Code,
+	errs.TopicFull:           kerr.ThrottlingQuotaExceeded.Code,
+	errs.ResourceExhausted:   kerr.ThrottlingQuotaExceeded.Code,
+	errs.GroupFull:           kerr.GroupMaxSizeReached.Code,
+	errs.StaleGeneration:     kerr.IllegalGeneration.Code,
+	errs.UnknownMember:       kerr.UnknownMemberID.Code,
+	errs.NotOwner:            kerr.IllegalGeneration.Code,
+	errs.StorageFailed:       kerr.KafkaStorageError.Code,
+	errs.CorruptData:         kerr.CorruptMessage.Code,
+	errs.Unavailable:         kerr.LeaderNotAvailable.Code,
+	errs.DuplicateInProgress: kerr.ConcurrentTransactions.Code,
+	errs.OffsetOutOfRange:    kerr.OffsetOutOfRange.Code,
+	errs.UnsupportedFeature:  kerr.UnsupportedVersion.Code,
+	errs.PermissionDenied:    kerr.TopicAuthorizationFailed.Code,
+	errs.Unauthenticated:     kerr.SaslAuthenticationFailed.Code,
+}
+
+// errCode returns the Kafka error code for err (0 for nil).
+func errCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	if c, ok := kafkaCodes[errs.CodeOf(err)]; ok {
+		return c
+	}
+	return kerr.UnknownServerError.Code
+}
