@@ -116,7 +116,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.closed {
 		s.mu.Unlock()
 		ln.Close()
-		return net.ErrClosed
+		return nil
 	}
 	s.lns = append(s.lns, ln)
 	if s.cfg.AdvertisedHost == "" {
