@@ -79,7 +79,10 @@ type Server struct {
 	cfg       Config
 	logger    *slog.Logger
 	apis      map[int16]apiEntry
-	producers *producerTable // idempotent producers; nil: none
+	producers *producerTable     // idempotent producers; nil: none
+	groups    *groupCoordinator  // classic consumer groups; nil until 11_join_group.go sets it up
+	shares    *shareGroups       // share groups; nil until 76_share_group_heartbeat.go sets it up
+	sessions  *fetchSessionCache // incremental fetch sessions; nil: sessionless fetches
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -101,6 +104,10 @@ func New(b *broker.Broker, cfg Config) *Server {
 	}
 	return s
 }
+
+// closers are called by Close, registered by the per-feature files that
+// start goroutines (e.g. group session timers).
+var closers []func(*Server)
 
 // registrations are filled by the per-API files' init functions.
 var registrations []func(*Server)
@@ -173,5 +180,8 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	for _, f := range closers {
+		f(s)
+	}
 	return nil
 }
