@@ -84,6 +84,15 @@ func (c *conn) readRequest() ([]byte, reqHeader, error) {
 	if _, err := io.ReadFull(c.r, body); err != nil {
 		return nil, h, err
 	}
+	return parseHeader(body)
+}
+
+// parseHeader splits a request frame into its header and the rest.
+func parseHeader(body []byte) ([]byte, reqHeader, error) {
+	var h reqHeader
+	if len(body) < 8 {
+		return nil, h, errors.New("kafka: truncated request header")
+	}
 	h.key = int16(binary.BigEndian.Uint16(body[0:]))
 	h.version = int16(binary.BigEndian.Uint16(body[2:]))
 	h.correlation = int32(binary.BigEndian.Uint32(body[4:]))
@@ -109,29 +118,43 @@ func (c *conn) handle(h reqHeader, body []byte) (kmsg.Response, error) {
 	if h.clientID != "" {
 		c.clientID = h.clientID
 	}
-	api, ok := c.s.apis[h.key]
+	req, api, err := c.s.decode(h, body)
+	if err != nil || req == nil {
+		if errors.Is(err, errUnsupportedApiVersions) {
+			return c.s.unsupportedApiVersions(), nil
+		}
+		return nil, err
+	}
+	ctx := c.s.ctx
+	return api.fn(ctx, c, req)
+}
+
+var errUnsupportedApiVersions = errors.New("kafka: unsupported ApiVersions version")
+
+// decode checks the API and version and decodes the request body.
+func (s *Server) decode(h reqHeader, body []byte) (kmsg.Request, apiEntry, error) {
+	api, ok := s.apis[h.key]
 	req := kmsg.RequestForKey(h.key)
 	if !ok || req == nil {
-		return nil, fmt.Errorf("unsupported API key %d", h.key)
+		return nil, api, fmt.Errorf("unsupported API key %d", h.key)
 	}
 	if h.version < api.min || h.version > api.max {
 		if h.key == 18 { // ApiVersions: answer with v0 and UNSUPPORTED_VERSION (KIP-511)
-			return c.s.unsupportedApiVersions(), nil
+			return nil, api, errUnsupportedApiVersions
 		}
-		return nil, fmt.Errorf("unsupported version %d (supported %d–%d)", h.version, api.min, api.max)
+		return nil, api, fmt.Errorf("unsupported version %d (supported %d–%d)", h.version, api.min, api.max)
 	}
 	req.SetVersion(h.version)
 	if req.IsFlexible() {
 		var err error
 		if body, err = skipTags(body); err != nil {
-			return nil, err
+			return nil, api, err
 		}
 	}
 	if err := req.ReadFrom(body); err != nil {
-		return nil, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
+		return nil, api, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(h.key), h.version, err)
 	}
-	ctx := c.s.ctx
-	return api.fn(ctx, c, req)
+	return req, api, nil
 }
 
 // skipTags skips a tagged-fields section, checking every size against the
