@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoolmq/spool/internal/bench"
+	"github.com/spoolmq/spool/server"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -19,7 +23,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Spool on this machine, beside the machine's own limits",
 	}
-	cmd.AddCommand(newBenchLogCmd(), newBenchNativeCmd(), newBenchQueueCmd())
+	cmd.AddCommand(newBenchLogCmd(), newBenchNativeCmd(), newBenchQueueCmd(), newBenchKafkaCmd())
 	return cmd
 }
 
@@ -323,4 +327,118 @@ func newBenchQueueCmd() *cobra.Command {
 	f.DurationVar(&latDur, "latency-duration", 10*time.Second, "duration of the latency measurement")
 	f.IntVar(&delayed, "delayed", 1_000_000, "pending delayed messages for the memory measurement (0 skips it)")
 	return cmd
+}
+
+func newBenchKafkaCmd() *cobra.Command {
+	var (
+		dir     string
+		records int
+		sizes   string
+		rounds  int
+		rate    int
+		latDur  time.Duration
+		share   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "kafka",
+		Short: "franz-go clients against Spool's Kafka listener and, in the same run, against kfake",
+		Long: "Runs the same franz-go client code against Spool (a server started in --dir, durability\n" +
+			"always) and against franz-go's in-memory kfake cluster (no fsync: the client-bound\n" +
+			"ceiling): idempotent produce with acks=all, group consume committing after every poll,\n" +
+			"and share-group consume accepting every record; plus produce → consume latency at a\n" +
+			"fixed rate against Spool, and the raw fdatasync latency.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ss, err := parseInts(sizes)
+			if err != nil {
+				return fmt.Errorf("--sizes: %w", err)
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			out, progress := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			tmp, err := os.MkdirTemp(dir, "kbench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			srv, err := server.New(server.Config{DataDir: filepath.Join(tmp, "data"), HTTPAddr: "127.0.0.1:0",
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				return err
+			}
+			if err := srv.Start(); err != nil {
+				return err
+			}
+			defer srv.Shutdown(context.Background())
+			kaddr, stopK, err := bench.StartKfake()
+			if err != nil {
+				return err
+			}
+			defer stopK()
+			raw, err := bench.RawSync(tmp, 4096, time.Second)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Medians of %d rounds, %d records each; raw fdatasync 4 KiB p50 %s.\n\n", rounds, records, usf(float64(raw.P50)))
+			fmt.Fprintf(out, "| size | broker | produce rec/s | group consume rec/s | share consume rec/s |\n|---:|---|---:|---:|---:|\n")
+			for _, size := range ss {
+				type acc struct{ p, g, s []float64 }
+				var sp, kf acc
+				for r := 1; r <= rounds; r++ {
+					for _, target := range []struct {
+						name string
+						addr string
+						a    *acc
+					}{{"spool", srv.KafkaAddr(), &sp}, {"kfake", kaddr, &kf}} {
+						fmt.Fprintf(progress, "%s, %d B, round %d/%d\n", target.name, size, r, rounds)
+						res, err := bench.RunKafka(target.addr, size, records, share, progress)
+						if err != nil {
+							return fmt.Errorf("%s: %w", target.name, err)
+						}
+						if res.ShareErr != nil {
+							fmt.Fprintf(progress, "  share consume failed: %v\n", res.ShareErr)
+						}
+						target.a.p = append(target.a.p, res.ProduceRate)
+						target.a.g = append(target.a.g, res.GroupConsumeRate)
+						target.a.s = append(target.a.s, res.ShareConsumeRate)
+					}
+				}
+				for _, row := range []struct {
+					name string
+					a    acc
+				}{{"Spool (fsync)", sp}, {"kfake (memory)", kf}} {
+					fmt.Fprintf(out, "| %s | %s | %.0f | %.0f | %.0f |\n", sizeName(size), row.name, median(row.a.p), median(row.a.g), median(row.a.s))
+				}
+				fmt.Fprintf(out, "| %s | Spool ÷ kfake | %.2f | %.2f | %.2f |\n", sizeName(size),
+					median(sp.p)/median(kf.p), median(sp.g)/median(kf.g), ratio(median(sp.s), median(kf.s)))
+			}
+			if rate > 0 {
+				lr, err := bench.RunKafkaLatency(srv.KafkaAddr(), rate, latDur)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "\n| rate | sent | received | p50 | p99 | p999 | max |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+				fmt.Fprintf(out, "| %d/s | %d | %d | %s | %s | %s | %s |\n", lr.Rate, lr.Sent, lr.Received,
+					usf(float64(lr.P50)), usf(float64(lr.P99)), usf(float64(lr.P999)), usf(float64(lr.Max)))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", ".", "directory for Spool's data (the disk under test)")
+	f.IntVar(&records, "records", 1_000_000, "records per measurement")
+	f.StringVar(&sizes, "sizes", "256,1024", "record sizes in bytes")
+	f.IntVar(&rounds, "rounds", 3, "rounds; the table shows medians")
+	f.IntVar(&rate, "rate", 5000, "produce rate of the latency measurement (0 skips it)")
+	f.DurationVar(&latDur, "latency-duration", 10*time.Second, "duration of the latency measurement")
+	f.BoolVar(&share, "share", true, "also measure share-group consumption")
+	return cmd
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }

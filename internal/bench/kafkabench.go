@@ -1,0 +1,210 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// KafkaResult is one run of the Kafka client benchmark against one broker.
+type KafkaResult struct {
+	ProduceRate      float64 // records/s, idempotent producer, acks=all
+	GroupConsumeRate float64 // records/s, group consumer committing after every poll
+	ShareConsumeRate float64 // records/s, share consumer accepting every record; 0 if not run
+	ShareErr         error
+}
+
+// StartKfake starts franz-go's in-memory fake cluster (one broker, no
+// fsync): the client-bound ceiling of the same client code on this machine.
+func StartKfake() (addr string, stop func(), err error) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		return "", nil, err
+	}
+	return c.ListenAddrs()[0], c.Close, nil
+}
+
+// RunKafka measures franz-go clients against the broker at addr: an
+// idempotent producer (acks=all, default linger, 4,096 buffered records)
+// producing n records of size bytes, a group consumer reading them and
+// committing after every poll, and (with share) a share consumer accepting
+// every record.
+func RunKafka(addr string, size, n int, share bool, progress io.Writer) (KafkaResult, error) {
+	var res KafkaResult
+	if progress == nil {
+		progress = io.Discard
+	}
+	ctx := context.Background()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return res, err
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	topic := fmt.Sprintf("kbench-%d", time.Now().UnixNano())
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		return res, err
+	}
+	defer adm.DeleteTopics(ctx, topic)
+
+	fmt.Fprintf(progress, "  produce %d × %d B...\n", n, size)
+	p, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.MaxBufferedRecords(4096))
+	if err != nil {
+		return res, err
+	}
+	value := make([]byte, size)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range n {
+		wg.Add(1)
+		p.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	res.ProduceRate = float64(n) / time.Since(t0).Seconds()
+	p.Close()
+	if f := failed.Load(); f > 0 {
+		return res, fmt.Errorf("%d records failed to produce", f)
+	}
+
+	fmt.Fprintf(progress, "  group consume...\n")
+	c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumerGroup(topic+"-g"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	if err != nil {
+		return res, err
+	}
+	got := 0
+	t0 = time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	for got < n {
+		fs := c.PollFetches(cctx)
+		if err := fs.Err0(); err != nil {
+			cancel()
+			c.Close()
+			return res, fmt.Errorf("group consume: %w", err)
+		}
+		got += fs.NumRecords()
+		if err := c.CommitUncommittedOffsets(cctx); err != nil {
+			cancel()
+			c.Close()
+			return res, fmt.Errorf("commit: %w", err)
+		}
+	}
+	res.GroupConsumeRate = float64(n) / time.Since(t0).Seconds()
+	cancel()
+	c.Close()
+
+	if share {
+		fmt.Fprintf(progress, "  share consume...\n")
+		res.ShareConsumeRate, res.ShareErr = shareConsume(addr, topic, n)
+	}
+	return res, nil
+}
+
+func shareConsume(addr, topic string, n int) (float64, error) {
+	c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ShareGroup(topic+"-s"))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	got := 0
+	t0 := time.Now()
+	for got < n {
+		fs := c.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			return 0, fmt.Errorf("share consume after %d records: %w", got, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			r.Ack(kgo.AckAccept)
+			got++
+		})
+	}
+	rate := float64(n) / time.Since(t0).Seconds()
+	c.FlushAcks(ctx)
+	return rate, nil
+}
+
+// RunKafkaLatency produces at a fixed rate for d with a linger-free
+// producer (each record carrying its send time) and measures produce →
+// delivery latency at a group consumer.
+func RunKafkaLatency(addr string, rate int, d time.Duration) (LatencyResult, error) {
+	res := LatencyResult{Rate: rate}
+	ctx := context.Background()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return res, err
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	topic := fmt.Sprintf("klat-%d", time.Now().UnixNano())
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		return res, err
+	}
+	defer adm.DeleteTopics(ctx, topic)
+	c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(time.Second))
+	if err != nil {
+		return res, err
+	}
+	defer c.Close()
+	h := hdrhistogram.New(1, int64(10*time.Second), 3)
+	var received atomic.Int64
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for cctx.Err() == nil {
+			fs := c.PollFetches(cctx)
+			now := time.Now().UnixNano()
+			fs.EachRecord(func(r *kgo.Record) {
+				h.RecordValue(now - int64(binary.BigEndian.Uint64(r.Value)))
+				received.Add(1)
+			})
+		}
+	}()
+	p, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+	if err != nil {
+		return res, err
+	}
+	time.Sleep(500 * time.Millisecond)
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := 0; time.Since(start) < d; i++ {
+		if w := time.Until(start.Add(time.Duration(i) * interval)); w > 0 {
+			time.Sleep(w)
+		}
+		v := make([]byte, 256)
+		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
+		p.Produce(ctx, &kgo.Record{Value: v}, nil)
+		res.Sent++
+	}
+	p.Flush(ctx)
+	p.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for received.Load() < res.Sent && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-consumed
+	res.Received = received.Load()
+	res.P50, res.P99 = time.Duration(h.ValueAtQuantile(50)), time.Duration(h.ValueAtQuantile(99))
+	res.P999, res.Max = time.Duration(h.ValueAtQuantile(99.9)), time.Duration(h.Max())
+	return res, nil
+}
