@@ -389,4 +389,5 @@ func (s *subscription) releaseMemberLocked(member string) {
 	for _, sess := range s.sessions {
 		sess.signal()
 	}
+	s.q.share.notify()
 }

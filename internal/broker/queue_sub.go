@@ -44,6 +44,8 @@ type queueState struct {
 	deadLettered atomic.Int64
 	dropped      atomic.Int64
 
+	share shareSignal // wakes share consumers (share.go) waiting for leases
+
 	ioMu sync.Mutex // serializes outbox processing and snapshot writes (taken without subscription.mu)
 }
 
@@ -301,6 +303,7 @@ func (s *subscription) releaseSlotLocked(member string, n int) {
 	if sess := s.sessions[member]; sess != nil {
 		sess.signal()
 	}
+	q.share.notify()
 }
 
 // queueTick runs one pass of the queue machinery of subscription s: lease
@@ -338,6 +341,7 @@ func (s *subscription) wakeSessions() {
 		sess.signal()
 	}
 	s.mu.Unlock()
+	s.q.share.notify()
 }
 
 // loadParked gives the cores back parked messages due within half the park

@@ -23,7 +23,6 @@ type PendingAppend struct {
 // Wait blocks until the append is durable under the topic's policy and
 // returns its first offset.
 func (pa *PendingAppend) Wait() (int64, error) {
-	defer pa.t.life.RUnlock()
 	res, err := pa.pend.Wait()
 	if err != nil {
 		return 0, appendError(pa.t.meta.Name, pa.p, err)
@@ -35,19 +34,22 @@ func (pa *PendingAppend) Wait() (int64, error) {
 // AppendRaw validates and queues record batches for partition p of a topic
 // (offsets are assigned now, in call order). The topic's message size
 // limit and discard=new bounds apply. Every successful call must be
-// followed by Wait.
+// followed by Wait. Each batch's partition leader epoch is set to 0 in
+// place (Spool partitions have one leader epoch).
+//
+// The topic's life lock is held only until the bytes are queued, not until
+// Wait: a Kafka Produce queues several partitions of one topic before it
+// waits, and a shared lock taken again by the goroutine that still holds it
+// deadlocks as soon as a writer (delete, AddPartitions, UpdateTopicConfig)
+// waits in between. Queued bytes are safe without it: closing a log waits
+// for its queued appends.
 func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingAppend, error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
 	}
 	t.life.RLock()
-	release := true
-	defer func() {
-		if release {
-			t.life.RUnlock()
-		}
-	}()
+	defer t.life.RUnlock()
 	if t.deleted {
 		return nil, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
@@ -68,6 +70,9 @@ func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingA
 		if h.IsControl() {
 			return nil, errs.New(errs.InvalidArgument, "clients may not produce control batches")
 		}
+		// One leader epoch, 0, for the partition's life (as Metadata and
+		// OffsetForLeaderEpoch say); the field is outside the CRC.
+		batch.SetPartitionLeaderEpoch(one, 0)
 		if len(one) > int(t.meta.Config.MaxMessageBytes)+batch.HeaderSize+1024 {
 			return nil, errs.New(errs.MessageTooLarge, "record batch of %d bytes exceeds the topic's limit of %d", len(one), t.meta.Config.MaxMessageBytes)
 		}
@@ -80,7 +85,6 @@ func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingA
 	if err != nil {
 		return nil, appendError(topicName, p, err)
 	}
-	release = false
 	return &PendingAppend{t: t, p: p, pend: pend}, nil
 }
 
@@ -98,6 +102,8 @@ func (b *Broker) ReadRaw(topicName string, p int32, offset int64, maxBytes int) 
 	if err != nil {
 		return RawRead{}, err
 	}
+	t.life.RLock() // t.parts grows under life (AddPartitions)
+	defer t.life.RUnlock()
 	if p < 0 || int(p) >= len(t.parts) {
 		return RawRead{}, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
 	}
@@ -125,6 +131,8 @@ func (b *Broker) Offsets(topicName string, p int32) (start, end int64, err error
 	if err != nil {
 		return 0, 0, err
 	}
+	t.life.RLock()
+	defer t.life.RUnlock()
 	if p < 0 || int(p) >= len(t.parts) {
 		return 0, 0, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
 	}
@@ -138,6 +146,8 @@ func (b *Broker) OffsetForTime(topicName string, p int32, ts int64) (int64, bool
 	if err != nil {
 		return 0, false, err
 	}
+	t.life.RLock()
+	defer t.life.RUnlock()
 	if p < 0 || int(p) >= len(t.parts) {
 		return 0, false, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
 	}
@@ -170,5 +180,7 @@ func (b *Broker) Topic(name string) (catalog.Topic, bool) {
 	if err != nil {
 		return catalog.Topic{}, false
 	}
+	t.life.RLock() // partitions and configs change under life
+	defer t.life.RUnlock()
 	return t.meta, true
 }

@@ -372,6 +372,8 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 // moved.
 func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bool) {
 	t := sess.sub.t
+	t.life.RLock() // t.parts grows under life (AddPartitions)
+	defer t.life.RUnlock()
 	filter := sess.sub.filter
 	credits = min(credits, maxEventMessages)
 	var out []Delivered

@@ -237,6 +237,8 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 	if err != nil {
 		return SubInfo{}, err
 	}
+	t.life.RLock() // partitions are added under life (committed grows with t.parts)
+	defer t.life.RUnlock()
 	now := b.clock.Now()
 	s.mu.Lock()
 	s.applyLocked(s.coord.Tick(now))
@@ -401,6 +403,8 @@ func (t *topic) tickSubs(now time.Time) {
 
 // commit validates and stores a member's commit.
 func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int64) error {
+	s.t.life.RLock() // t.parts grows under life (AddPartitions)
+	defer s.t.life.RUnlock()
 	s.mu.Lock()
 	if s.deleted {
 		s.mu.Unlock()

@@ -227,6 +227,8 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 	if err != nil {
 		return TopicInfo{}, err
 	}
+	t.life.RLock() // partitions and configs change under life
+	defer t.life.RUnlock()
 	info := TopicInfo{Topic: t.meta}
 	for p, l := range t.parts {
 		pi := PartitionInfo{Partition: int32(p), StartOffset: l.StartOffset(), EndOffset: l.EndOffset(), Bytes: l.Size()}

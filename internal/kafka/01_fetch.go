@@ -1,15 +1,17 @@
 package kafka
 
-// Fetch (key 1), v4–v12 (v13+ address topics by id and are not offered
-// yet: clients fall back). Stored record batches are returned exactly as
-// stored (no re-encoding); the first batch may start before the fetch
-// offset, as in Kafka, and clients skip the records before it. Each
-// partition gets at most PartitionMaxBytes and the response at most
-// MaxBytes, but always at least one batch so a client makes progress.
-// Long poll: with fewer than MinBytes available the request waits up to
-// MaxWaitMillis for new data. There are no transactions, so
-// LastStableOffset is the high watermark and read_committed reads the
-// same as read_uncommitted. Sessions: see fetch_session.go.
+// Fetch (key 1), v4–v18. v13+ name topics by id (the Spool topic's UUID,
+// as Metadata reports it); an id no topic has is UNKNOWN_TOPIC_ID. Stored
+// record batches are returned exactly as stored (no re-encoding); the first
+// batch may start before the fetch offset, as in Kafka, and clients skip
+// the records before it. Each partition gets at most PartitionMaxBytes and
+// the response at most MaxBytes, but always at least one batch so a client
+// makes progress. Long poll: with fewer than MinBytes available and no
+// partition in error, the request waits up to MaxWaitMillis (at most 30 s)
+// for new data. There are no transactions, so LastStableOffset is the high
+// watermark and read_committed reads the same as read_uncommitted. There is
+// one leader epoch, 0: a CurrentLeaderEpoch above it is
+// UNKNOWN_LEADER_EPOCH. Sessions (v7+, KIP-227): see fetch_session.go.
 
 import (
 	"context"
@@ -20,32 +22,118 @@ import (
 )
 
 func init() {
-	registrations = append(registrations, func(s *Server) { s.register(1, 4, 12, s.fetch) })
+	registrations = append(registrations, func(s *Server) {
+		s.sessions = newFetchSessionCache()
+		s.register(1, 4, 18, s.fetch)
+	})
 }
 
 // maxFetchWait bounds a long poll.
 const maxFetchWait = 30 * time.Second
 
-func (s *Server) fetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+// partResult is what one read of a partition found.
+type partResult struct {
+	code           int16
+	hw, lso, start int64
+	data           []byte
+}
+
+func (s *Server) fetch(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FetchRequest)
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resolve := s.topicResolver(req.Version)
+
+	var parts []*fetchPart
+	incremental := false
+	if s.sessions != nil {
+		fs, incr, code := s.sessions.begin(req, resolve)
+		if code != 0 {
+			resp.ErrorCode = code
+			return resp, nil
+		}
+		if fs != nil {
+			defer fs.mu.Unlock()
+			resp.SessionID = fs.id
+			parts, incremental = fs.order, incr
+		}
+	}
+	if resp.SessionID == 0 {
+		parts = requestParts(req, resolve)
+	}
+
 	deadline := time.Now().Add(min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait))
+	var results []partResult
 	for {
 		// Subscribe to changes before reading, so data that arrives between
 		// the read and the wait is not missed.
 		var changed []<-chan struct{}
-		for _, rt := range req.Topics {
-			if ch := s.b.TopicChanged(rt.Topic); ch != nil {
-				changed = append(changed, ch)
+		seen := map[string]bool{}
+		for _, fp := range parts {
+			if fp.name != "" && !seen[fp.name] {
+				seen[fp.name] = true
+				if ch := s.b.TopicChanged(fp.name); ch != nil {
+					changed = append(changed, ch)
+				}
 			}
 		}
-		resp, total := s.fetchOnce(req)
-		if total >= int(max(req.MinBytes, 1)) || req.MaxWaitMillis <= 0 || !time.Now().Before(deadline) || len(changed) == 0 {
-			return resp, nil
+		var total int
+		var failed bool
+		results, total, failed = s.fetchParts(req, parts)
+		if total >= int(max(req.MinBytes, 1)) || failed || req.MaxWaitMillis <= 0 || !time.Now().Before(deadline) || len(changed) == 0 {
+			break
 		}
 		if !waitAny(ctx, changed, time.Until(deadline)) {
-			r, _ := s.fetchOnce(req)
-			return r, nil
+			results, _, _ = s.fetchParts(req, parts)
+			break
 		}
+	}
+
+	// Group partitions by topic, in order of first appearance; an
+	// incremental response carries only partitions with news.
+	index := map[fetchKey]int{} // topic key (partition 0) -> position in resp.Topics
+	for i, fp := range parts {
+		r := results[i]
+		news := !fp.sent || len(r.data) > 0 || r.code != 0 || r.hw != fp.hw || r.lso != fp.lso || r.start != fp.start
+		fp.sent, fp.hw, fp.lso, fp.start = true, r.hw, r.lso, r.start
+		if incremental && !news {
+			continue
+		}
+		tk := fetchKey{topic: fp.key.topic, id: fp.key.id}
+		ti, ok := index[tk]
+		if !ok {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = fp.key.topic, fp.key.id
+			resp.Topics = append(resp.Topics, st)
+			ti = len(resp.Topics) - 1
+			index[tk] = ti
+		}
+		sp := kmsg.NewFetchResponseTopicPartition()
+		sp.Partition = fp.key.partition
+		sp.ErrorCode = r.code
+		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.hw, r.lso, r.start
+		sp.RecordBatches = r.data
+		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, sp)
+	}
+	return resp, nil
+}
+
+// topicResolver returns a function naming the topic of a request key,
+// caching id lookups for the request ("" for an unknown id).
+func (s *Server) topicResolver(version int16) func(fetchKey) string {
+	if version < 13 {
+		return func(k fetchKey) string { return k.topic }
+	}
+	names := map[[16]byte]string{}
+	return func(k fetchKey) string {
+		if name, ok := names[k.id]; ok {
+			return name
+		}
+		name := ""
+		if t, ok := s.b.TopicByID(uuidString(k.id)); ok {
+			name = t.Name
+		}
+		names[k.id] = name
+		return name
 	}
 }
 
@@ -78,58 +166,62 @@ func waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool
 	}
 }
 
-// fetchOnce reads what is available now.
-func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
+// fetchParts reads what is available now from each partition, within the
+// request's byte limits. It returns the bytes read and whether any
+// partition is in error (which ends a long poll at once, as in Kafka).
+func (s *Server) fetchParts(req *kmsg.FetchRequest, parts []*fetchPart) ([]partResult, int, bool) {
+	out := make([]partResult, len(parts))
 	budget := int(req.MaxBytes)
 	if budget <= 0 {
 		budget = 50 << 20
 	}
 	total := 0
-	for _, rt := range req.Topics {
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-			if _, ok := s.b.Topic(rt.Topic); !ok {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				st.Partitions = append(st.Partitions, sp)
+	failed := false
+	for i, fp := range parts {
+		r := &out[i]
+		r.hw, r.lso, r.start = -1, -1, -1
+		switch {
+		case fp.name == "" && req.Version >= 13:
+			r.code = kerr.UnknownTopicID.Code
+		case fp.leaderEpoch > 0:
+			r.code = kerr.UnknownLeaderEpoch.Code
+		}
+		if r.code != 0 {
+			failed = true
+			continue
+		}
+		if _, ok := s.b.Topic(fp.name); !ok {
+			r.code = kerr.UnknownTopicOrPartition.Code
+			failed = true
+			continue
+		}
+		limit := int(fp.maxBytes)
+		if limit <= 0 {
+			limit = 1 << 20
+		}
+		if total > 0 {
+			limit = min(limit, budget-total)
+		}
+		if limit > 0 || total == 0 {
+			raw, err := s.b.ReadRaw(fp.name, fp.key.partition, fp.offset, max(limit, 1))
+			if err != nil {
+				r.code = errCode(err)
+				if r.code == kerr.InvalidRequest.Code {
+					r.code = kerr.UnknownTopicOrPartition.Code // no such partition
+				}
+				failed = true
 				continue
 			}
-			limit := int(rp.PartitionMaxBytes)
-			if limit <= 0 {
-				limit = 1 << 20
+			r.hw, r.lso, r.start = raw.End, raw.End, raw.Start
+			if raw.OutOfRange {
+				r.code = kerr.OffsetOutOfRange.Code
+				failed = true
 			}
-			if total > 0 {
-				limit = min(limit, budget-total)
-			}
-			var r struct {
-				data       []byte
-				start, end int64
-				oor        bool
-			}
-			if limit > 0 || total == 0 {
-				raw, err := s.b.ReadRaw(rt.Topic, rp.Partition, rp.FetchOffset, max(limit, 1))
-				if err != nil {
-					sp.ErrorCode = errCode(err)
-					st.Partitions = append(st.Partitions, sp)
-					continue
-				}
-				r.data, r.start, r.end, r.oor = raw.Data, raw.Start, raw.End, raw.OutOfRange
-			} else if start, end, err := s.b.Offsets(rt.Topic, rp.Partition); err == nil {
-				r.start, r.end = start, end
-			}
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.end, r.end, r.start
-			if r.oor {
-				sp.ErrorCode = kerr.OffsetOutOfRange.Code
-			}
-			sp.RecordBatches = r.data
-			total += len(r.data)
-			st.Partitions = append(st.Partitions, sp)
+			r.data = raw.Data
+		} else if start, end, err := s.b.Offsets(fp.name, fp.key.partition); err == nil {
+			r.hw, r.lso, r.start = end, end, start
 		}
-		resp.Topics = append(resp.Topics, st)
+		total += len(r.data)
 	}
-	return resp, total
+	return out, total, failed
 }

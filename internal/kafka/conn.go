@@ -19,6 +19,16 @@ type conn struct {
 	r        *bufio.Reader
 	w        *bufio.Writer
 	clientID string
+	onClose  map[string]func() // run when the connection ends, by key (e.g. a share session)
+}
+
+// OnClose registers f to run when the connection ends; a second
+// registration under the same key replaces the first.
+func (c *conn) OnClose(key string, f func()) {
+	if c.onClose == nil {
+		c.onClose = map[string]func(){}
+	}
+	c.onClose[key] = f
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -36,7 +46,12 @@ type reqHeader struct {
 }
 
 func (c *conn) serve() {
-	defer c.nc.Close()
+	defer func() {
+		c.nc.Close()
+		for _, f := range c.onClose {
+			f()
+		}
+	}()
 	for {
 		body, h, err := c.readRequest()
 		if err != nil {

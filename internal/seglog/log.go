@@ -55,6 +55,8 @@ type Log struct {
 	notifyCh chan struct{} // closed and replaced whenever end advances
 
 	retentionMu sync.Mutex // serializes retention passes
+
+	retention atomic.Pointer[retentionLimits] // set by SetRetention; nil: opts
 }
 
 // group is one unit of group commit: batches with offsets already assigned,
@@ -519,7 +521,7 @@ func (l *Log) roll() error {
 	l.segMu.Unlock()
 	l.active = s
 	l.opts.Hooks.OnRoll(base)
-	if l.opts.RetentionAge > 0 || l.opts.RetentionBytes > 0 {
+	if age, bytes := l.retentionSettings(); age > 0 || bytes > 0 {
 		if _, err := l.EnforceRetention(); err != nil {
 			l.opts.Logger.Warn("retention failed", "dir", l.dir, "err", err)
 		}

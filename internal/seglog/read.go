@@ -148,7 +148,7 @@ func (l *Log) OffsetForTime(ts int64) (int64, bool, error) {
 				break
 			}
 			if h.MaxTimestamp >= ts {
-				return l.offsetInBatch(s, pos, h, ts), true, nil
+				return max(l.offsetInBatch(s, pos, h, ts), l.start.Load()), true, nil
 			}
 			if h.Size() < batch.HeaderSize {
 				return 0, false, &CorruptionError{Segment: s.base, Path: s.logPath, Position: pos, Reason: "bad batch length"}

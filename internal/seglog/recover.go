@@ -73,6 +73,7 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Log, *RecoveryReport, error) 
 	l.segLogical = act.size.Load()
 	l.segCreated = act.created
 	l.start.Store(l.segs[0].base)
+	l.loadStart() // a start inside the first segment (start.go)
 	l.end.Store(l.next)
 	rep.Segments = len(l.segs)
 	rep.StartOffset, rep.EndOffset = l.start.Load(), l.next

@@ -14,7 +14,8 @@ import (
 // deleted. It returns the number of segments deleted. The log's start
 // offset moves before any file is removed, so readers never see a hole.
 func (l *Log) EnforceRetention() (int, error) {
-	if l.opts.RetentionAge <= 0 && l.opts.RetentionBytes <= 0 {
+	retAge, retBytes := l.retentionSettings()
+	if retAge <= 0 && retBytes <= 0 {
 		return 0, nil
 	}
 	l.retentionMu.Lock()
@@ -33,8 +34,8 @@ func (l *Log) EnforceRetention() (int, error) {
 	for len(l.segs) > 1 {
 		s := l.segs[0]
 		size := s.size.Load()
-		byAge := l.opts.RetentionAge > 0 && now.Sub(time.UnixMilli(s.maxTS.Load())) > l.opts.RetentionAge
-		bySize := l.opts.RetentionBytes > 0 && total-size >= l.opts.RetentionBytes
+		byAge := retAge > 0 && now.Sub(time.UnixMilli(s.maxTS.Load())) > retAge
+		bySize := retBytes > 0 && total-size >= retBytes
 		if !byAge && !bySize {
 			break
 		}
@@ -44,7 +45,7 @@ func (l *Log) EnforceRetention() (int, error) {
 		total -= size
 	}
 	if len(victims) > 0 {
-		l.start.Store(l.segs[0].base)
+		l.raiseStart(l.segs[0].base)
 	}
 	l.segMu.Unlock()
 	if len(victims) == 0 {
@@ -231,7 +232,7 @@ func (l *Log) DropOldestSegment() (bool, error) {
 	victim := l.segs[0]
 	l.segs[0] = nil
 	l.segs = l.segs[1:]
-	l.start.Store(l.segs[0].base)
+	l.raiseStart(l.segs[0].base)
 	l.segMu.Unlock()
 	return true, l.removeSegments([]*segment{victim})
 }

@@ -1,0 +1,404 @@
+package broker
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/queue"
+)
+
+// Request/response access to queue subscriptions, for protocol front ends
+// whose consumers pull leases with a request instead of holding a Session
+// stream (Kafka share groups, KIP-932). A "member" here is any non-empty
+// string the caller picks; the broker's consumer group does not know it, so
+// the caller owns its liveness: it must call ShareRelease when the member
+// leaves or is evicted (otherwise its leases end at their deadline, as any
+// lease does). Leases, acks, nacks, extends and rejects are the queue cores'
+// own, so backoff, max deliveries and dead-lettering apply unchanged, and
+// share members and Session members of one subscription share its work.
+
+// shareLeaseRound bounds the leases taken in one core call by ShareLease, so
+// that the byte budget is checked every so often.
+const shareLeaseRound = 128
+
+// ShareSub describes a queue subscription for a share consumer.
+type ShareSub struct {
+	Topic, Name     string
+	AckTimeout      time.Duration // lease length (Kafka's acquisition lock)
+	MaxDeliveries   int
+	DeadLetterTopic string
+}
+
+// EnsureQueueSubscription returns queue subscription name of a topic,
+// creating it if it does not exist with default queue settings, starting at
+// the earliest offset. A stream subscription of that name is an error
+// (FailedPrecondition).
+func (b *Broker) EnsureQueueSubscription(topicName, name string) (ShareSub, error) {
+	sub, err := b.QueueSubscription(topicName, name)
+	if !errs.Is(err, errs.SubNotFound) {
+		return sub, err
+	}
+	_, err = b.CreateSubscription(topicName, name, catalog.SubConfig{Mode: catalog.ModeQueue, Start: catalog.Position{Kind: catalog.Earliest}})
+	if err != nil && !errs.Is(err, errs.SubExists) {
+		return ShareSub{}, err
+	}
+	return b.QueueSubscription(topicName, name)
+}
+
+// QueueSubscription returns queue subscription name of a topic: SubNotFound
+// if there is none, FailedPrecondition if it is a stream subscription.
+func (b *Broker) QueueSubscription(topicName, name string) (ShareSub, error) {
+	s, err := b.queueSub(topicName, name)
+	if err != nil {
+		return ShareSub{}, err
+	}
+	return ShareSub{Topic: topicName, Name: name, AckTimeout: s.q.cfg.AckTimeout, MaxDeliveries: s.q.cfg.MaxDeliveries, DeadLetterTopic: s.q.dlq}, nil
+}
+
+// AcquiredRange is a run of consecutive leased offsets [First, Last] with
+// the same delivery count.
+type AcquiredRange struct {
+	First, Last   int64
+	DeliveryCount int32 // this delivery included
+}
+
+// ShareLeased is what ShareLease leased in one partition.
+type ShareLeased struct {
+	// Batches are the stored record batches holding the leased offsets,
+	// exactly as stored, each once, in offset order. They also hold
+	// records that were not leased (finished, or leased to others):
+	// consumers keep only the Acquired offsets.
+	Batches  []byte
+	Acquired []AcquiredRange // ascending, disjoint
+	Leased   int             // offsets leased
+	// AckTimeout is the lease length; Deadline the earliest deadline of
+	// the leases taken.
+	AckTimeout time.Duration
+	Deadline   time.Time
+}
+
+// ShareLease leases up to maxRecords ready messages of partition p to member,
+// feeding the core from the log as needed, and returns the stored batches
+// holding them. It stops early once the batches read reach maxBytes (at
+// least one round of leases is read whatever its size). It never waits:
+// with nothing ready it returns nothing; see ShareChanged. The
+// subscription's in-flight limit and rate limit apply.
+func (b *Broker) ShareLease(topicName, name, member string, p int32, maxRecords, maxBytes int) (ShareLeased, error) {
+	if member == "" {
+		return ShareLeased{}, errs.New(errs.InvalidArgument, "member is empty")
+	}
+	s, err := b.queueSub(topicName, name)
+	if err != nil {
+		return ShareLeased{}, err
+	}
+	t, q := s.t, s.q
+	if p < 0 || int(p) >= len(q.parts) {
+		return ShareLeased{}, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
+	}
+	qp := q.parts[p]
+	out := ShareLeased{AckTimeout: q.cfg.AckTimeout}
+	var leases []queue.Lease
+	r := leaseReader{t: t, p: p, have: map[int64]bool{}}
+	bytes := 0
+	for len(leases) < maxRecords && (bytes < maxBytes || len(leases) == 0) {
+		want := min(maxRecords-len(leases), shareLeaseRound)
+		now := b.clock.Now()
+		s.mu.Lock()
+		if s.deleted {
+			s.mu.Unlock()
+			break
+		}
+		budget := min(want, q.maxInFlight-q.inFlight)
+		if budget > 0 && q.limiter != nil {
+			budget = min(budget, int(q.limiter.TokensAt(now)))
+		}
+		var ls []queue.Lease
+		if budget > 0 {
+			var eff queue.Effects
+			ls, eff = qp.core.Poll(now, member, budget)
+			if len(ls) > 0 || len(eff.DeadLetters)+len(eff.Dropped)+len(eff.Parked)+len(eff.Expired) > 0 {
+				s.applyQueueLocked(qp, eff)
+			}
+			if len(ls) > 0 {
+				if q.limiter != nil {
+					q.limiter.AllowN(now, len(ls))
+				}
+				q.inFlight += len(ls)
+				q.leasesBy[member] += len(ls)
+			}
+		}
+		hungry := false
+		if budget > 0 && len(ls) < budget {
+			want, cur := qp.core.Want()
+			hungry = want > 0 && max(cur, qp.skipTo) < t.parts[p].EndOffset()
+		}
+		s.mu.Unlock()
+		if len(ls) > 0 {
+			leases = append(leases, ls...)
+			bytes += r.read(ls)
+			continue
+		}
+		if !hungry || !s.feed(qp) {
+			break
+		}
+	}
+	if len(leases) == 0 {
+		return out, nil
+	}
+	out.Batches = r.batches()
+	out.Leased = len(leases)
+	sort.Slice(leases, func(i, j int) bool { return leases[i].Offset < leases[j].Offset })
+	out.Deadline = time.UnixMilli(leases[0].Deadline)
+	for _, l := range leases {
+		out.Deadline = minTime(out.Deadline, time.UnixMilli(l.Deadline))
+		dc := int32(l.DeliveryCount)
+		if n := len(out.Acquired); n > 0 && out.Acquired[n-1].Last+1 == l.Offset && out.Acquired[n-1].DeliveryCount == dc {
+			out.Acquired[n-1].Last = l.Offset
+			continue
+		}
+		out.Acquired = append(out.Acquired, AcquiredRange{First: l.Offset, Last: l.Offset, DeliveryCount: dc})
+	}
+	return out, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// leaseReader collects the stored batches holding leased offsets of one
+// partition, each batch once.
+type leaseReader struct {
+	t    *topic
+	p    int32
+	have map[int64]bool // base offsets of the batches collected
+	list []rawBatch
+}
+
+type rawBatch struct {
+	base int64
+	data []byte
+}
+
+// read collects the batches holding offsets of ls (not yet collected) and
+// returns the bytes added. Offsets no longer in the log are skipped: their
+// consumer sees a leased offset without a record (Kafka clients acknowledge
+// such gaps).
+func (r *leaseReader) read(ls []queue.Lease) int {
+	offs := make([]int64, len(ls))
+	for i, l := range ls {
+		offs[i] = l.Offset
+	}
+	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
+	l := r.t.parts[r.p]
+	added := 0
+	for i := 0; i < len(offs); {
+		data, err := l.Read(offs[i], sessionReadChunk)
+		if err != nil || len(data) == 0 {
+			r.t.b.logger.Warn("leased message no longer readable", "topic", r.t.meta.Name, "partition", r.p, "offset", offs[i], "err", err)
+			i++
+			continue
+		}
+		start := i
+		for len(data) > 0 && i < len(offs) {
+			one, rest, err := batch.Next(data)
+			if err != nil {
+				break
+			}
+			data = rest
+			h, err := batch.ParseHeader(one)
+			if err != nil {
+				break
+			}
+			for i < len(offs) && offs[i] < h.BaseOffset {
+				i++ // not in the log (any more)
+			}
+			if i == len(offs) || offs[i] > h.LastOffset() {
+				continue
+			}
+			for i < len(offs) && offs[i] <= h.LastOffset() {
+				i++
+			}
+			if !r.have[h.BaseOffset] {
+				r.have[h.BaseOffset] = true
+				r.list = append(r.list, rawBatch{base: h.BaseOffset, data: one})
+				added += len(one)
+			}
+		}
+		if i == start {
+			i++ // the read did not cover offs[i]: skip it rather than loop
+		}
+	}
+	return added
+}
+
+// batches returns the collected batches in offset order, concatenated.
+func (r *leaseReader) batches() []byte {
+	sort.Slice(r.list, func(i, j int) bool { return r.list[i].base < r.list[j].base })
+	n := 0
+	for _, rb := range r.list {
+		n += len(rb.data)
+	}
+	out := make([]byte, 0, n)
+	for _, rb := range r.list {
+		out = append(out, rb.data...)
+	}
+	return out
+}
+
+// ShareAckType says what to do with leased offsets; the values are Kafka's
+// acknowledge types.
+type ShareAckType int8
+
+const (
+	ShareGap     ShareAckType = 0 // no record at the offset (or not wanted): finished, like an ack
+	ShareAccept  ShareAckType = 1 // processed: ack
+	ShareRelease ShareAckType = 2 // give back: redelivered after the backoff (a nack)
+	ShareReject  ShareAckType = 3 // unprocessable: dead-lettered now
+	ShareRenew   ShareAckType = 4 // extend the lease by the ack timeout
+)
+
+// ShareAckBatch applies one type to offsets [First, Last] of a partition.
+type ShareAckBatch struct {
+	First, Last int64
+	Type        ShareAckType
+}
+
+// Error texts kept for the dead-letter headers of messages a share
+// consumer released or rejected.
+const (
+	shareReleasedText = "released by a share consumer"
+	shareRejectedText = "rejected by a share consumer"
+)
+
+// ShareAck applies acknowledgements of leases member holds in partition p.
+// It returns how many offsets member did not hold (unknown, expired,
+// finished, leased to another member): those changed nothing; the others
+// are applied. The whole call is refused (InvalidArgument) if a batch is
+// malformed or the batches cover more than 65,536 offsets.
+func (b *Broker) ShareAck(topicName, name, member string, p int32, acks []ShareAckBatch) (stale int, err error) {
+	s, err := b.queueSub(topicName, name)
+	if err != nil {
+		return 0, err
+	}
+	q := s.q
+	if p < 0 || int(p) >= len(q.parts) {
+		return 0, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
+	}
+	total := int64(0)
+	for _, a := range acks {
+		if a.First < 0 || a.Last < a.First || a.Type < ShareGap || a.Type > ShareRenew {
+			return 0, errs.New(errs.InvalidArgument, "bad acknowledgement [%d, %d] of type %d", a.First, a.Last, a.Type)
+		}
+		if total += a.Last - a.First + 1; total > maxAckRange {
+			return 0, errs.New(errs.InvalidArgument, "acknowledgements cover at most %d offsets", maxAckRange)
+		}
+	}
+	qp := q.parts[p]
+	now := b.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted {
+		return 0, errs.New(errs.SubNotFound, "subscription %q was deleted", name)
+	}
+	for _, a := range acks {
+		switch a.Type {
+		case ShareGap, ShareAccept:
+			offs := make([]int64, 0, a.Last-a.First+1)
+			for o := a.First; o <= a.Last; o++ {
+				offs = append(offs, o)
+			}
+			st, eff := qp.core.Ack(now, member, offs)
+			s.applyQueueLocked(qp, eff)
+			stale += len(st)
+			if done := len(offs) - len(st); done > 0 {
+				s.releaseSlotLocked(member, done)
+				s.finishedLocked(qp, ackedOnly(offs, st))
+			}
+		default:
+			for o := a.First; o <= a.Last; o++ {
+				var ok bool
+				var eff queue.Effects
+				switch a.Type {
+				case ShareRelease:
+					ok, eff = qp.core.Nack(now, member, o, -1, shareReleasedText)
+				case ShareReject:
+					ok, eff = qp.core.Reject(now, member, o, shareRejectedText)
+				case ShareRenew:
+					_, ok = qp.core.Extend(now, member, o, 0)
+				}
+				if a.Type != ShareRenew {
+					s.applyQueueLocked(qp, eff)
+				}
+				switch {
+				case !ok:
+					stale++
+				case a.Type != ShareRenew:
+					s.releaseSlotLocked(member, 1)
+				}
+			}
+		}
+	}
+	return stale, nil
+}
+
+// ShareRelease returns every lease member holds in a queue subscription
+// (it left or was evicted): each is redelivered as if nacked now without
+// a delay (past max deliveries, dead-lettered).
+func (b *Broker) ShareRelease(topicName, name, member string) error {
+	s, err := b.queueSub(topicName, name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.deleted {
+		s.releaseMemberLocked(member)
+	}
+	return nil
+}
+
+// ShareChanged returns a channel closed when leases may have become
+// available in a queue subscription other than by a publish (see
+// TopicChanged): messages fell due, leases ended, in-flight slots were
+// freed. It is nil if the subscription does not exist or is not a queue
+// subscription.
+func (b *Broker) ShareChanged(topicName, name string) <-chan struct{} {
+	s, err := b.queueSub(topicName, name)
+	if err != nil {
+		return nil
+	}
+	return s.q.share.wait()
+}
+
+// shareSignal wakes share consumers waiting for leases. It allocates a
+// channel only when someone waits, so notifying (on every ack) is cheap.
+// Its mutex is a leaf: notify is called with subscription.mu held.
+type shareSignal struct {
+	mu sync.Mutex
+	ch chan struct{} // nil: nobody waits
+}
+
+func (sg *shareSignal) wait() <-chan struct{} {
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	if sg.ch == nil {
+		sg.ch = make(chan struct{})
+	}
+	return sg.ch
+}
+
+func (sg *shareSignal) notify() {
+	sg.mu.Lock()
+	if sg.ch != nil {
+		close(sg.ch)
+		sg.ch = nil
+	}
+	sg.mu.Unlock()
+}

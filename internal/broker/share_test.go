@@ -1,0 +1,279 @@
+package broker
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+)
+
+// leasedValues decodes the records of a ShareLease result that fall in its
+// acquired ranges, by offset.
+func leasedValues(t *testing.T, l ShareLeased) map[int64]string {
+	t.Helper()
+	in := func(off int64) bool {
+		for _, r := range l.Acquired {
+			if off >= r.First && off <= r.Last {
+				return true
+			}
+		}
+		return false
+	}
+	out := map[int64]string{}
+	prevBase := int64(-1)
+	for data := l.Batches; len(data) > 0; {
+		one, rest, err := batch.Next(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = rest
+		h, err := batch.ParseHeader(one)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.BaseOffset <= prevBase {
+			t.Fatalf("batches out of order or repeated: base %d after %d", h.BaseOffset, prevBase)
+		}
+		prevBase = h.BaseOffset
+		batch.ForEachRecord(one, 1<<20, func(r batch.Record) error {
+			if off := h.BaseOffset + int64(r.OffsetDelta); in(off) {
+				out[off] = string(r.Value)
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+func acquiredCount(l ShareLeased) int {
+	n := 0
+	for _, r := range l.Acquired {
+		n += int(r.Last - r.First + 1)
+	}
+	return n
+}
+
+func TestEnsureQueueSubscription(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("jobs", catalog.TopicConfig{Partitions: 2})
+	e.b.Publish("jobs", msgs("early", 4))
+	sub, err := e.b.EnsureQueueSubscription("jobs", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub.AckTimeout != 30*time.Second || sub.MaxDeliveries != 5 || sub.DeadLetterTopic != "dlq.jobs.g" {
+		t.Fatalf("defaults %+v", sub)
+	}
+	if _, err := e.b.EnsureQueueSubscription("jobs", "g"); err != nil {
+		t.Fatalf("second ensure: %v", err)
+	}
+	// Created at the earliest offset: messages published before are leased.
+	total := 0
+	for p := range int32(2) {
+		l, err := e.b.ShareLease("jobs", "g", "m1", p, 100, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += l.Leased
+	}
+	if total != 4 {
+		t.Fatalf("leased %d of the 4 earlier messages", total)
+	}
+	e.b.CreateSubscription("jobs", "stream", catalog.SubConfig{})
+	if _, err := e.b.EnsureQueueSubscription("jobs", "stream"); !errs.Is(err, errs.FailedPrecondition) {
+		t.Fatalf("stream subscription: %v", err)
+	}
+	if _, err := e.b.EnsureQueueSubscription("nope", "g"); !errs.Is(err, errs.TopicNotFound) {
+		t.Fatalf("unknown topic: %v", err)
+	}
+}
+
+func TestShareLeaseBatchesAndAcks(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("jobs", catalog.TopicConfig{})
+	e.b.CreateSubscription("jobs", "w", queueCfg(nil))
+	// Three publishes: three stored batches.
+	for i := range 3 {
+		e.b.Publish("jobs", msgs(fmt.Sprintf("b%d", i), 4))
+	}
+	a, err := e.b.ShareLease("jobs", "w", "a", 0, 6, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Leased != 6 || len(a.Acquired) != 1 || a.Acquired[0] != (AcquiredRange{First: 0, Last: 5, DeliveryCount: 1}) {
+		t.Fatalf("first lease %+v", a)
+	}
+	if a.AckTimeout != 10*time.Second || !a.Deadline.Equal(e.clk.Now().Add(10*time.Second)) {
+		t.Fatalf("ack timeout %s deadline %s", a.AckTimeout, a.Deadline)
+	}
+	got := leasedValues(t, a)
+	if len(got) != 6 || got[0] != "b0-0" || got[5] != "b1-1" {
+		t.Fatalf("records %v", got)
+	}
+	// The second member gets the rest; its batches start with the batch
+	// that holds offset 6 (shared with a's leases) and nothing is leased
+	// twice.
+	b, _ := e.b.ShareLease("jobs", "w", "b", 0, 100, 1<<20)
+	if b.Leased != 6 || b.Acquired[0].First != 6 || b.Acquired[0].Last != 11 {
+		t.Fatalf("second lease %+v", b)
+	}
+	if got := leasedValues(t, b); len(got) != 6 || got[6] != "b1-2" || got[11] != "b2-3" {
+		t.Fatalf("second records %v", got)
+	}
+	if none, _ := e.b.ShareLease("jobs", "w", "c", 0, 100, 1<<20); none.Leased != 0 || len(none.Batches) != 0 {
+		t.Fatalf("third member leased %+v", none)
+	}
+
+	// a: accept 0–1, release 2, reject 3, renew 4–5; acks of b's offsets
+	// and of already finished ones are stale and change nothing.
+	stale, err := e.b.ShareAck("jobs", "w", "a", 0, []ShareAckBatch{
+		{First: 0, Last: 1, Type: ShareAccept},
+		{First: 2, Last: 2, Type: ShareRelease},
+		{First: 3, Last: 3, Type: ShareReject},
+		{First: 4, Last: 5, Type: ShareRenew},
+		{First: 6, Last: 7, Type: ShareAccept},
+	})
+	if err != nil || stale != 2 {
+		t.Fatalf("ack: stale %d, %v", stale, err)
+	}
+	if stale, _ := e.b.ShareAck("jobs", "w", "a", 0, []ShareAckBatch{{First: 0, Last: 0, Type: ShareAccept}}); stale != 1 {
+		t.Fatalf("double ack: stale %d", stale)
+	}
+	// Released: back after the backoff (1 s, no jitter), delivery count 2.
+	if l, _ := e.b.ShareLease("jobs", "w", "c", 0, 100, 1<<20); l.Leased != 0 {
+		t.Fatalf("released message redelivered before its backoff: %+v", l)
+	}
+	e.advance(time.Second)
+	c, _ := e.b.ShareLease("jobs", "w", "c", 0, 100, 1<<20)
+	if c.Leased != 1 || c.Acquired[0] != (AcquiredRange{First: 2, Last: 2, DeliveryCount: 2}) {
+		t.Fatalf("redelivery %+v", c)
+	}
+	// Rejected: dead-lettered.
+	e.b.QueueTick()
+	dls, _, err := e.b.ListDeadLetters("jobs", "w", 0, 10)
+	if err != nil || len(dls) != 1 || dls[0].OriginOffset != 3 || dls[0].Reason != "rejected" || string(dls[0].Message.Value) != "b0-3" {
+		t.Fatalf("dead letters %+v %v", dls, err)
+	}
+	// Renewed at t+1s for 10 s: b's leases (from t) expire at t+10s, a's
+	// renewed ones at t+11s.
+	e.advance(9500 * time.Millisecond)
+	d, _ := e.b.ShareLease("jobs", "w", "d", 0, 100, 1<<20)
+	if d.Leased != 0 {
+		t.Fatalf("nothing should have expired yet: %+v", d)
+	}
+	e.advance(time.Second) // b's expired at t+10s; redelivered after the 1 s backoff
+	e.advance(time.Second)
+	d, _ = e.b.ShareLease("jobs", "w", "d", 0, 100, 1<<20)
+	if d.Leased != 8 || d.Acquired[0].First != 4 || d.Acquired[0].DeliveryCount != 2 {
+		t.Fatalf("after expiry %+v", d)
+	}
+	if stale, _ := e.b.ShareAck("jobs", "w", "b", 0, []ShareAckBatch{{First: 6, Last: 11, Type: ShareAccept}}); stale != 6 {
+		t.Fatalf("acks of expired leases: stale %d", stale)
+	}
+}
+
+func TestShareAckRefusesMalformed(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("jobs", catalog.TopicConfig{})
+	e.b.CreateSubscription("jobs", "w", queueCfg(nil))
+	for _, a := range []ShareAckBatch{
+		{First: 5, Last: 4, Type: ShareAccept},
+		{First: -1, Last: 4, Type: ShareAccept},
+		{First: 0, Last: 0, Type: 9},
+		{First: 0, Last: 1 << 40, Type: ShareAccept},
+	} {
+		if _, err := e.b.ShareAck("jobs", "w", "a", 0, []ShareAckBatch{a}); !errs.Is(err, errs.InvalidArgument) {
+			t.Errorf("%+v: %v", a, err)
+		}
+	}
+	if _, err := e.b.ShareAck("jobs", "w", "a", 3, nil); !errs.Is(err, errs.TopicNotFound) {
+		t.Errorf("bad partition: %v", err)
+	}
+	if _, err := e.b.ShareLease("jobs", "w", "", 0, 1, 1); !errs.Is(err, errs.InvalidArgument) {
+		t.Errorf("empty member: %v", err)
+	}
+	e.b.CreateSubscription("jobs", "s", catalog.SubConfig{})
+	if _, err := e.b.ShareLease("jobs", "s", "a", 0, 1, 1); !errs.Is(err, errs.FailedPrecondition) {
+		t.Errorf("stream subscription: %v", err)
+	}
+}
+
+func TestShareReleaseAndChanged(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("jobs", catalog.TopicConfig{})
+	e.b.CreateSubscription("jobs", "w", queueCfg(func(q *catalog.QueueConfig) { q.MaxInFlight = 3 }))
+	e.b.Publish("jobs", msgs("m", 5))
+	a, _ := e.b.ShareLease("jobs", "w", "a", 0, 100, 1<<20)
+	if a.Leased != 3 {
+		t.Fatalf("in-flight limit: leased %d, want 3", a.Leased)
+	}
+	ch := e.b.ShareChanged("jobs", "w")
+	select {
+	case <-ch:
+		t.Fatal("changed before anything happened")
+	default:
+	}
+	// An ack frees a slot: waiters wake.
+	e.b.ShareAck("jobs", "w", "a", 0, []ShareAckBatch{{First: 0, Last: 0, Type: ShareAccept}})
+	select {
+	case <-ch:
+	default:
+		t.Fatal("an ack freeing an in-flight slot did not wake waiters")
+	}
+	ch = e.b.ShareChanged("jobs", "w")
+	if err := e.b.ShareRelease("jobs", "w", "a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("a release did not wake waiters")
+	}
+	// Released leases come back after the backoff, with their count;
+	// meanwhile their slots are free for others.
+	b, _ := e.b.ShareLease("jobs", "w", "b", 0, 100, 1<<20)
+	if b.Leased != 2 || b.Acquired[0] != (AcquiredRange{First: 3, Last: 4, DeliveryCount: 1}) {
+		t.Fatalf("after release %+v", b)
+	}
+	e.advance(time.Second)
+	b, _ = e.b.ShareLease("jobs", "w", "b", 0, 100, 1<<20)
+	if b.Leased != 1 || b.Acquired[0] != (AcquiredRange{First: 1, Last: 1, DeliveryCount: 2}) {
+		t.Fatalf("released after the backoff %+v", b)
+	}
+	// Lease expiry found by the queue loop wakes waiters too.
+	ch = e.b.ShareChanged("jobs", "w")
+	e.clk.Advance(11 * time.Second)
+	e.b.QueueTick()
+	select {
+	case <-ch:
+	default:
+		t.Fatal("lease expiry did not wake waiters")
+	}
+	if e.b.ShareChanged("jobs", "nope") != nil || e.b.ShareChanged("nope", "w") != nil {
+		t.Fatal("ShareChanged of a missing subscription is not nil")
+	}
+}
+
+// A byte budget stops leasing after the round that reached it.
+func TestShareLeaseByteBudget(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("jobs", catalog.TopicConfig{})
+	e.b.CreateSubscription("jobs", "w", queueCfg(nil))
+	for i := range 300 {
+		e.b.Publish("jobs", msgs(fmt.Sprint(i), 1))
+	}
+	l, _ := e.b.ShareLease("jobs", "w", "a", 0, 1000, 1)
+	if l.Leased != shareLeaseRound || acquiredCount(l) != shareLeaseRound {
+		t.Fatalf("leased %d with a 1-byte budget, want one round of %d", l.Leased, shareLeaseRound)
+	}
+	if got := leasedValues(t, l); len(got) != shareLeaseRound {
+		t.Fatalf("%d records for %d leases", len(got), shareLeaseRound)
+	}
+	l, _ = e.b.ShareLease("jobs", "w", "a", 0, 1000, 1<<20)
+	if l.Leased != 300-shareLeaseRound {
+		t.Fatalf("rest: leased %d", l.Leased)
+	}
+}

@@ -1,0 +1,76 @@
+package kafka
+
+// DescribeGroups (key 15), v0–v6. A group the coordinator has (it has
+// members, or member ids outstanding) is described with its state,
+// protocol type, protocol and members; members' metadata (for the selected
+// protocol) and assignments only when the group is Stable, as Kafka does.
+// A group known only by its committed offsets — stream subscriptions of
+// that name — is "Empty" with protocol type "consumer", or, while native
+// Spool consumers are connected to one of them, "Stable" with protocol type
+// "spool" and no members listed. Anything else is "Dead" (v6+:
+// GROUP_ID_NOT_FOUND, KIP-1043). With IncludeAuthorizedOperations (v3+)
+// every group operation is allowed (there are no ACLs).
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/catalog"
+)
+
+// groupAuthorizedOps is READ | DELETE | DESCRIBE (ACL operation bits 3, 6
+// and 8).
+const groupAuthorizedOps = 1<<3 | 1<<6 | 1<<8
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(15, 0, 6, s.describeGroups) })
+}
+
+func (s *Server) describeGroups(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DescribeGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	for _, id := range req.Groups {
+		rg := kmsg.NewDescribeGroupsResponseGroup()
+		rg.Group = id
+		if req.IncludeAuthorizedOperations {
+			rg.AuthorizedOperations = groupAuthorizedOps
+		}
+		if gi, ok := s.groups.describe(id); ok {
+			rg.State, rg.ProtocolType, rg.Protocol = gi.state.String(), gi.protocolType, gi.protocol
+			for _, m := range gi.members {
+				rm := kmsg.NewDescribeGroupsResponseGroupMember()
+				rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.memberID, m.instanceID, m.clientID, m.clientHost
+				rm.ProtocolMetadata, rm.MemberAssignment = m.metadata, m.assignment
+				rg.Members = append(rg.Members, rm)
+			}
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		state, ptype := groupDead.String(), ""
+		if validGroupID(id) {
+			stream, members := 0, 0
+			for _, gs := range s.b.GroupSubscriptions(id) {
+				if gs.Mode == catalog.ModeStream {
+					stream++
+					members += gs.Members
+				}
+			}
+			switch {
+			case members > 0:
+				state, ptype = groupStable.String(), "spool"
+			case stream > 0:
+				state, ptype = groupEmpty.String(), "consumer"
+			}
+		}
+		rg.State, rg.ProtocolType = state, ptype
+		if state == groupDead.String() && req.Version >= 6 {
+			rg.ErrorCode = kerr.GroupIDNotFound.Code
+			msg := "group " + id + " not found"
+			rg.ErrorMessage = &msg
+		}
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return resp, nil
+}

@@ -1,0 +1,69 @@
+package kafka
+
+// ListGroups (key 16), v0–v5. Lists the groups the coordinator has (with
+// members, or member ids outstanding) and every name of a stream
+// subscription — a group's committed offsets — as "Empty" with protocol
+// type "consumer", or "Stable" with protocol type "spool" while native
+// Spool consumers are connected. v4 filters by state (case-insensitive),
+// v5 by type: all of these are "classic" groups. Other kinds of groups
+// (share groups) are added by their files through groupListers.
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// groupListers add groups of other kinds to ListGroups (each with
+// GroupState and GroupType set); the filters apply to them too.
+var groupListers []func(s *Server) []kmsg.ListGroupsResponseGroup
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(16, 0, 5, s.listGroups) })
+}
+
+func (s *Server) listGroups(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ListGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	var all []kmsg.ListGroupsResponseGroup
+	add := func(id, ptype, state, typ string) {
+		g := kmsg.NewListGroupsResponseGroup()
+		g.Group, g.ProtocolType, g.GroupState, g.GroupType = id, ptype, state, typ
+		all = append(all, g)
+	}
+	// Broker first: the coordinator's lock is never held across broker calls.
+	names := s.b.GroupNames()
+	seen := map[string]bool{}
+	for _, gi := range s.groups.list() {
+		seen[gi.id] = true
+		add(gi.id, gi.protocolType, gi.state.String(), "classic")
+	}
+	for _, n := range names {
+		if n.Stream == 0 || seen[n.Name] {
+			continue
+		}
+		if n.Members > 0 {
+			add(n.Name, "spool", groupStable.String(), "classic")
+		} else {
+			add(n.Name, "consumer", groupEmpty.String(), "classic")
+		}
+	}
+	for _, l := range groupListers {
+		all = append(all, l(s)...)
+	}
+	match := func(filter []string, v string) bool {
+		return len(filter) == 0 || slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, v) })
+	}
+	for _, g := range all {
+		if req.Version >= 4 && !match(req.StatesFilter, g.GroupState) {
+			continue
+		}
+		if req.Version >= 5 && !match(req.TypesFilter, g.GroupType) {
+			continue
+		}
+		resp.Groups = append(resp.Groups, g)
+	}
+	return resp, nil
+}

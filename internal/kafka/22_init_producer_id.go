@@ -1,0 +1,68 @@
+package kafka
+
+// InitProducerId (key 22), v0–v5, for idempotent producers only. A request
+// without a transactional id gets a producer id never handed out before
+// (ids are reserved in durable blocks: unique across restarts) with epoch
+// 0. From v3 a client may name its current producer id and epoch
+// (KIP-360): if this broker issued that id, the answer is the same id with
+// the epoch bumped (a new id with epoch 0 once the epoch would reach
+// MaxInt16); an id it never issued gets a new id. Epochs are not stored:
+// the partitions see the new epoch on the producer's next batch and refuse
+// older ones from then on (producers.go).
+//
+// A transactional id (non-empty) is refused with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED: Spool has no transactions, and a
+// non-retriable error tells the client at once instead of letting it retry
+// a coordinator that will never appear. A storage failure reserving ids is
+// COORDINATOR_NOT_AVAILABLE (retriable).
+
+import (
+	"context"
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) {
+		s.producers = newProducerTable(s)
+		s.register(22, 0, 5, s.initProducerID)
+	})
+	closers = append(closers, func(s *Server) {
+		if s.producers != nil {
+			s.producers.close()
+		}
+	})
+}
+
+func (s *Server) initProducerID(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.InitProducerIDRequest)
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil && *req.TransactionalID != "" {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp, nil
+	}
+	pt := s.producers
+	if req.Version >= 3 && req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {
+		ok, err := pt.issued(req.ProducerID)
+		if err != nil {
+			s.logger.Warn("reserving producer ids", "err", err)
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			return resp, nil
+		}
+		if ok {
+			resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
+			return resp, nil
+		}
+	}
+	id, err := pt.newProducerID()
+	if err != nil {
+		s.logger.Warn("reserving producer ids", "err", err)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp, nil
+	}
+	resp.ProducerID, resp.ProducerEpoch = id, 0
+	return resp, nil
+}

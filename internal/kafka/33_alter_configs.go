@@ -1,0 +1,51 @@
+package kafka
+
+// AlterConfigs (key 33), v0–v2: the legacy, non-incremental form. The
+// configs named replace the resource's whole set: every changeable topic
+// config not named returns to the server default. Otherwise as
+// IncrementalAlterConfigs (44_incremental_alter_configs.go).
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(33, 0, 2, s.alterConfigs) })
+}
+
+func (s *Server) alterConfigs(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.AlterConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	for _, rr := range req.Resources {
+		sr := kmsg.NewAlterConfigsResponseResource()
+		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		var code int16
+		var msg string
+		switch rr.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			ops := make([]alterTopicOp, 0, len(rr.Configs))
+			for _, c := range rr.Configs {
+				op := kmsg.IncrementalAlterConfigOpSet
+				if c.Value == nil {
+					op = kmsg.IncrementalAlterConfigOpDelete
+				}
+				ops = append(ops, alterTopicOp{name: c.Name, op: op, value: c.Value})
+			}
+			code, msg = s.alterTopicConfigs(rr.ResourceName, ops, true, req.ValidateOnly)
+		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+			code, msg = kerr.InvalidRequest.Code, "broker configs are read-only"
+		default:
+			code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("configs of resource type %d are not supported", rr.ResourceType)
+		}
+		if code != 0 {
+			sr.ErrorCode = code
+			sr.ErrorMessage = &msg
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp, nil
+}

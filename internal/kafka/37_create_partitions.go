@@ -1,0 +1,69 @@
+package kafka
+
+// CreatePartitions (key 37), v0–v3. Partitions only grow: Count must be
+// above the topic's partition count (INVALID_PARTITIONS otherwise) and at
+// most 1024. Manual replica assignments are INVALID_REPLICA_ASSIGNMENT (one
+// node). broker.AddPartitions creates the new partition logs, stores the
+// count and hands the new partitions to every subscription (stream groups
+// rebalance, queue subscriptions start delivering them); Kafka clients see
+// them in their next Metadata. A topic named twice is INVALID_REQUEST.
+// ValidateOnly checks without changing anything.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(37, 0, 3, s.createPartitions) })
+}
+
+func (s *Server) createPartitions(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.CreatePartitionsRequest)
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	named := map[string]int{}
+	for _, rt := range req.Topics {
+		named[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		fail := func(code int16, format string, args ...any) {
+			msg := fmt.Sprintf(format, args...)
+			st.ErrorCode, st.ErrorMessage = code, &msg
+		}
+		meta, ok := s.b.Topic(rt.Topic)
+		switch {
+		case named[rt.Topic] > 1:
+			fail(kerr.InvalidRequest.Code, "topic %q is named more than once", rt.Topic)
+		case !ok:
+			fail(kerr.UnknownTopicOrPartition.Code, "topic %q not found", rt.Topic)
+		case len(rt.Assignment) > 0:
+			fail(kerr.InvalidReplicaAssignment.Code, "replica assignment is not supported: this Spool node holds every partition")
+		case rt.Count <= meta.Config.Partitions:
+			fail(kerr.InvalidPartitions.Code, "topic %q has %d partitions; the count can only grow", rt.Topic, meta.Config.Partitions)
+		case rt.Count > catalog.MaxPartitions:
+			fail(kerr.InvalidPartitions.Code, "%d partitions is more than the limit of %d", rt.Count, catalog.MaxPartitions)
+		case req.ValidateOnly:
+		default:
+			if _, err := s.b.AddPartitions(rt.Topic, rt.Count); err != nil {
+				code := errCode(err)
+				switch {
+				case errs.Is(err, errs.TopicNotFound):
+					code = kerr.UnknownTopicOrPartition.Code
+				case errs.Is(err, errs.InvalidArgument):
+					code = kerr.InvalidPartitions.Code
+				}
+				fail(code, "%v", err)
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

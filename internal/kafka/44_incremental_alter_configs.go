@@ -1,0 +1,56 @@
+package kafka
+
+// IncrementalAlterConfigs (key 44), v0–v1. Topic configs (resource type 2)
+// change through broker.UpdateTopicConfig, which stores the new config in
+// the catalog and applies it to the open partition logs at once:
+// retention.ms and retention.bytes (enforced by the next maintenance pass,
+// within a second) and max.message.bytes (checked on every append). SET
+// sets, DELETE returns to the server default; APPEND of "delete" to
+// cleanup.policy is accepted (it is already delete), other list operations
+// are INVALID_CONFIG. Configs that a single node fixes (segment.bytes,
+// segment.ms, min.insync.replicas, compression.type,
+// message.timestamp.type, unclean.leader.election.enable) are accepted and
+// ignored, as CreateTopics does; unknown configs are INVALID_CONFIG. All
+// changes of a resource apply together or not at all. ValidateOnly checks
+// without applying. Broker configs are read-only (INVALID_REQUEST).
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(44, 0, 1, s.incrementalAlterConfigs) })
+}
+
+func (s *Server) incrementalAlterConfigs(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	for _, rr := range req.Resources {
+		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		var code int16
+		var msg string
+		switch rr.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			ops := make([]alterTopicOp, 0, len(rr.Configs))
+			for _, c := range rr.Configs {
+				ops = append(ops, alterTopicOp{name: c.Name, op: c.Op, value: c.Value})
+			}
+			code, msg = s.alterTopicConfigs(rr.ResourceName, ops, false, req.ValidateOnly)
+		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+			code, msg = kerr.InvalidRequest.Code, "broker configs are read-only"
+		default:
+			code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("configs of resource type %d are not supported", rr.ResourceType)
+		}
+		if code != 0 {
+			sr.ErrorCode = code
+			sr.ErrorMessage = &msg
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp, nil
+}

@@ -1,0 +1,87 @@
+package kafka
+
+// ShareAcknowledge (key 79), v0–v2: a share group member acknowledges
+// records it acquired with ShareFetch, outside a fetch (see shares.go and
+// 78_share_fetch.go for the types: ACCEPT and GAP ack, RELEASE nacks into
+// the subscription's backoff, REJECT dead-letters, RENEW extends the lease
+// and needs IsRenewAck, v2).
+//
+// It uses the member's share session: epoch 0 cannot open one
+// (INVALID_SHARE_SESSION_EPOCH), -1 applies the acknowledgements, closes
+// the session and releases every lease the member still holds, any other
+// epoch must be the session's current one and advances it. Each partition
+// answers INVALID_REQUEST for malformed batches, INVALID_RECORD_STATE if
+// some offsets were not held by the member (the others are applied),
+// UNKNOWN_TOPIC_ID for an unknown topic. AcquisitionLockTimeoutMillis (v2)
+// is the subscriptions' ack timeout.
+
+import (
+	"context"
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	registrations = append(registrations, func(s *Server) { s.register(79, 0, 2, s.shareAcknowledge) })
+}
+
+func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ShareAcknowledgeRequest)
+	resp := req.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
+	resp.AcquisitionLockTimeoutMillis = int32(shareDefaultLock.Milliseconds())
+	fail := func(code int16, msg string) (kmsg.Response, error) {
+		resp.ErrorCode = code
+		if msg != "" {
+			resp.ErrorMessage = &msg
+		}
+		return resp, nil
+	}
+	group, member, ok := validShareMember(req.GroupID, req.MemberID)
+	if !ok {
+		return fail(kerr.InvalidRequest.Code, "group id and member id (1 to 36 characters) are required")
+	}
+	if req.ShareSessionEpoch == 0 || req.ShareSessionEpoch < -1 {
+		return fail(kerr.InvalidShareSessionEpoch.Code, "acknowledgements need an open share session (opened by ShareFetch)")
+	}
+	res, code, msg := s.shares.session(shareSessionOp{group: group, member: member, epoch: req.ShareSessionEpoch})
+	if code != 0 {
+		return fail(code, msg)
+	}
+	renew := req.Version >= 2 && req.IsRenewAck
+	tn := &shareTopicNames{s: s}
+	lock := int64(0)
+	for _, rt := range req.Topics {
+		st := kmsg.NewShareAcknowledgeResponseTopic()
+		st.TopicID = rt.TopicID
+		for _, rp := range rt.Partitions {
+			a := shareAckIn{id: rt.TopicID, p: rp.Partition}
+			for _, b := range rp.AcknowledgementBatches {
+				a.batches = append(a.batches, shareAckBatchIn{first: b.FirstOffset, last: b.LastOffset, types: b.AcknowledgeTypes})
+			}
+			sp := kmsg.NewShareAcknowledgeResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = -1, -1 // no leader hint
+			code, msg := s.applyShareAcks(tn, group, member, a, renew)
+			sp.ErrorCode = code
+			if msg != "" {
+				sp.ErrorMessage = &msg
+			}
+			if name, ok := tn.name(rt.TopicID); ok && code == 0 { // the subscription exists
+				if sub, err := s.b.QueueSubscription(name, group); err == nil && (lock == 0 || sub.AckTimeout.Milliseconds() < lock) {
+					lock = sub.AckTimeout.Milliseconds()
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if lock > 0 {
+		resp.AcquisitionLockTimeoutMillis = int32(min(lock, math.MaxInt32))
+	}
+	if req.ShareSessionEpoch == -1 {
+		s.shares.release(group, member, res.leased)
+	}
+	return resp, nil
+}
