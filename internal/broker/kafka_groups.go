@@ -69,12 +69,7 @@ const (
 )
 
 // kafkaMetaPrefix is the prefix of a subscription's Kafka commit records.
-func kafkaMetaPrefix(topic, sub string) []byte {
-	k := append([]byte("k/"), topic...)
-	k = append(k, 0)
-	k = append(k, sub...)
-	return append(k, 0)
-}
+func kafkaMetaPrefix(topic, sub string) []byte { return state.KafkaCommitPrefix(topic, sub) }
 
 func kafkaMetaKey(topic, sub string, p int32) []byte {
 	return binary.BigEndian.AppendUint32(kafkaMetaPrefix(topic, sub), uint32(p))

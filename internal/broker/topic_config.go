@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 )
@@ -14,6 +15,26 @@ import (
 // TopicDefaults returns the server's topic defaults (what an unset config
 // field becomes).
 func (b *Broker) TopicDefaults() catalog.Defaults { return b.cfg.Defaults }
+
+// MaxStorableMessageBytes is the largest MaxMessageBytes a topic may have:
+// the partition logs' batch limit (the server's storage.max-batch-bytes),
+// fixed when a log opens and bounding what recovery reads.
+func (b *Broker) MaxStorableMessageBytes() int32 {
+	n := b.cfg.Log.Limits.MaxBatchBytes
+	if n <= 0 {
+		n = batch.DefaultLimits().MaxBatchBytes
+	}
+	return int32(n)
+}
+
+// checkMessageLimit refuses a new message size limit the logs could not
+// store.
+func (b *Broker) checkMessageLimit(old, c catalog.TopicConfig) error {
+	if lim := b.MaxStorableMessageBytes(); c.MaxMessageBytes > old.MaxMessageBytes && c.MaxMessageBytes > lim {
+		return errs.New(errs.InvalidArgument, "max message bytes %d exceeds this server's largest storable batch, %d bytes (storage.max-batch-bytes)", c.MaxMessageBytes, lim)
+	}
+	return nil
+}
 
 // UpdateTopicConfig changes a topic's config: update is called with a copy
 // of the current config and edits it; the result is validated, stored in
@@ -40,6 +61,9 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q: only retention, retention bytes and max message bytes can change after creation", topicName)
 	}
 	if err := cfg.Validate(); err != nil {
+		return catalog.Topic{}, err
+	}
+	if err := b.checkMessageLimit(meta.Config, cfg); err != nil {
 		return catalog.Topic{}, err
 	}
 	if cfg == meta.Config {

@@ -190,8 +190,16 @@ func (s *Server) fetchParts(req *kmsg.FetchRequest, parts []*fetchPart) ([]partR
 			failed = true
 			continue
 		}
-		if _, ok := s.b.Topic(fp.name); !ok {
+		meta, ok := s.b.Topic(fp.name)
+		switch {
+		case !ok && req.Version >= 13:
+			r.code = kerr.UnknownTopicID.Code
+		case !ok:
 			r.code = kerr.UnknownTopicOrPartition.Code
+		case req.Version >= 13 && meta.ID != uuidString(fp.key.id):
+			r.code = kerr.UnknownTopicID.Code // deleted, and another topic took its name
+		}
+		if r.code != 0 {
 			failed = true
 			continue
 		}

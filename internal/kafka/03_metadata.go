@@ -58,10 +58,36 @@ func (s *Server) metadata(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.R
 	for _, name := range names {
 		resp.Topics = append(resp.Topics, s.topicMetadata(name, allowCreate))
 	}
+	if req.Topics == nil {
+		resp.Topics = append(resp.Topics, s.offsetsTopicMetadata())
+	}
 	return resp, nil
 }
 
+// offsetsTopic is Kafka's internal topic of committed offsets. Spool keeps
+// committed offsets in its state store, but clients expect the topic to be
+// listed as internal (regex subscriptions exclude it by that flag): it is
+// reported with one partition and no data.
+const offsetsTopic = "__consumer_offsets"
+
+func (s *Server) offsetsTopicMetadata() kmsg.MetadataResponseTopic {
+	rt := kmsg.NewMetadataResponseTopic()
+	n := offsetsTopic
+	rt.Topic = &n
+	rt.IsInternal = true
+	rt.TopicID = [16]byte{0x5f, 0x5f, 'c', 'o', 'n', 's', 'u', 'm', 'e', 'r', '_', 'o', 'f', 'f', 's', 't'}
+	rp := kmsg.NewMetadataResponseTopicPartition()
+	rp.Leader = s.cfg.NodeID
+	rp.Replicas = []int32{s.cfg.NodeID}
+	rp.ISR = []int32{s.cfg.NodeID}
+	rt.Partitions = append(rt.Partitions, rp)
+	return rt
+}
+
 func (s *Server) topicMetadata(name string, allowCreate bool) kmsg.MetadataResponseTopic {
+	if name == offsetsTopic {
+		return s.offsetsTopicMetadata()
+	}
 	rt := kmsg.NewMetadataResponseTopic()
 	n := name
 	rt.Topic = &n

@@ -4,7 +4,10 @@ package kafka
 // can: every group key (type 0) is answered with this node. v4+ batches
 // keys (CoordinatorKeys); v0–v3 carry one key and answer at the top level.
 // Transactions are not supported: transaction keys (type 1) get
-// COORDINATOR_NOT_AVAILABLE with a message saying so. Share-coordinator
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (what Kafka answers a client that
+// may not use a transactional id), as InitProducerId does: a non-retriable
+// error fails a transactional producer at once, where
+// COORDINATOR_NOT_AVAILABLE would have it retry forever. Share-coordinator
 // keys (type 2, v6+, "group:topicId:partition", used between brokers) are
 // answered with this node when well-formed, INVALID_REQUEST otherwise, as
 // are unknown key types.
@@ -36,7 +39,7 @@ func (s *Server) findCoordinator(_ context.Context, _ *conn, kreq kmsg.Request) 
 		switch {
 		case req.CoordinatorType == 0:
 		case req.CoordinatorType == 1:
-			c.ErrorCode, msg = kerr.CoordinatorNotAvailable.Code, "transactions are not supported"
+			c.ErrorCode, msg = kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not supported"
 		case req.CoordinatorType == 2 && req.Version >= 6:
 			if !validShareCoordinatorKey(key) {
 				c.ErrorCode, msg = kerr.InvalidRequest.Code, "malformed share coordinator key"

@@ -102,8 +102,12 @@ type topicConfigDef struct {
 	doc      string
 }
 
-func constant(v string) func(catalog.TopicConfig) string { return func(catalog.TopicConfig) string { return v } }
-func constantDef(v string) func(catalog.Defaults) string  { return func(catalog.Defaults) string { return v } }
+func constant(v string) func(catalog.TopicConfig) string {
+	return func(catalog.TopicConfig) string { return v }
+}
+func constantDef(v string) func(catalog.Defaults) string {
+	return func(catalog.Defaults) string { return v }
+}
 
 func retentionMs(d time.Duration) string {
 	if d <= 0 {

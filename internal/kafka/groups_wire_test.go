@@ -83,7 +83,7 @@ func TestGroupWireFindCoordinator(t *testing.T) {
 	req.CoordinatorType = 1
 	req.CoordinatorKeys = []string{"txn-a", "txn-b"}
 	resp := w.do(req, 4).(*kmsg.FindCoordinatorResponse)
-	if len(resp.Coordinators) != 2 || resp.Coordinators[1].Key != "txn-b" || resp.Coordinators[0].ErrorCode != kerr.CoordinatorNotAvailable.Code {
+	if len(resp.Coordinators) != 2 || resp.Coordinators[1].Key != "txn-b" || resp.Coordinators[0].ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
 		t.Fatalf("transactions: %+v", resp)
 	}
 	req.CoordinatorType = 2

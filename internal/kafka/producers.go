@@ -37,14 +37,17 @@ package kafka
 // epoch and base sequence, so the state is rebuilt from the log on a
 // partition's first idempotent produce after a start: from the partition's
 // snapshot (kept in the state store, see broker/producer_state.go) on, or,
-// without a usable snapshot, from the newest two segments (at most the
-// producer expiry back). Snapshots are written every snapshotInterval for
-// partitions that changed, when producers are evicted, and at shutdown;
-// they hold only batches below the log's end (durable), and record that
-// end, the offset the scan resumes at. A snapshot whose end is beyond the
-// log's end (a lazy durability policy lost the tail) or below its start is
-// not used. So after a crash the state is the snapshot's plus every batch
-// written since: duplicates sent after a restart are still found.
+// without a usable snapshot, from the start of the newest two segments (at
+// most 256 MiB with the default segment size). Snapshots are written every
+// snapshotInterval (10 s) for partitions that changed, and at shutdown;
+// they hold only batches below the log's end (durable) and record that
+// end, where the scan resumes. A snapshot is not used if its end is beyond
+// the log's end (a lazy durability policy lost the tail) or before the
+// newest two segments (too long a scan, or the start moved past it). So
+// after a crash the state is the snapshot's plus every batch written since:
+// duplicates sent after a restart are still found. Without a usable
+// snapshot, producers whose last batch is older than the scanned segments
+// are unknown (their next batch is accepted whatever its sequence).
 //
 // Memory: at most maxProducers producer states over all partitions
 // (default 100,000; about 250 bytes each). Producers idle for longer than
@@ -116,8 +119,8 @@ type producerPart struct {
 	loaded    bool
 	producers map[int64]*producerState
 	inflight  []*inflight // appends made through the table, oldest first, maybe not durable
-	dirty     bool                    // changed since the last snapshot
-	snapEnd   int64                   // log end recorded by the last snapshot; -1: none
+	dirty     bool        // changed since the last snapshot
+	snapEnd   int64       // log end recorded by the last snapshot; -1: none
 }
 
 // producerState is one producer's state in one partition.
@@ -390,15 +393,11 @@ func (pt *producerTable) load(pp *producerPart) error {
 	if err != nil {
 		return err
 	}
+	// How far back a scan may reach: the newest segments (a bound in
+	// bytes). Record timestamps are the clients' and cannot bound it.
 	window, err := pt.b.RecentSegmentsStart(pp.topic, pp.key.partition, scanSegments)
 	if err != nil {
 		return err
-	}
-	if off, ok, err := pt.b.OffsetForTime(pp.topic, pp.key.partition, pt.now().Add(-pt.expiry).UnixMilli()); err == nil {
-		if !ok {
-			off = end
-		}
-		window = max(window, off)
 	}
 	producers := map[int64]*producerState{}
 	from := window

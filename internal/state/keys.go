@@ -108,3 +108,8 @@ func subPrefix(kind, topic, sub string) []byte {
 	k = append(k, sub...)
 	return append(k, 0)
 }
+
+// KafkaCommitPrefix is the prefix of a subscription's Kafka commit
+// metadata (leader epoch and metadata string of each partition's commit);
+// with an empty sub, of all of a topic's.
+func KafkaCommitPrefix(topic, sub string) []byte { return subPrefix("k/", topic, sub) }

@@ -13,6 +13,7 @@
 //	w/<topic>\x00<subscription>\x00<due ms:8><partition:4><offset:8>  parked message (JSON)
 //	x/<topic>\x00<subscription>\x00<partition:4><offset:8>  due time of a parked message
 //	r/<dead-letter topic>\x00<offset:8>                      redriven mark
+//	k/<topic>\x00<subscription>\x00<partition:4>            Kafka commit metadata and leader epoch
 //
 // Names cannot contain \x00, so the separators are unambiguous.
 package state

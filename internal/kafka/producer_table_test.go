@@ -1,0 +1,210 @@
+package kafka
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/state"
+	"github.com/spoolmq/spool/internal/vfs"
+)
+
+// ptEnv is a broker on an error-injecting file system and a Kafka front
+// end over it (no listener): the producer table is driven directly.
+type ptEnv struct {
+	t    *testing.T
+	efs  *vfs.ErrorFS
+	b    *broker.Broker
+	s    *Server
+	fail atomic.Bool // fail writes to partition logs
+}
+
+func newPTEnv(t *testing.T) *ptEnv {
+	t.Helper()
+	e := &ptEnv{t: t}
+	dir := t.TempDir()
+	e.efs = vfs.NewErrorFS(vfs.Default, vfs.InjectorFunc(func(op vfs.Op) error {
+		if e.fail.Load() && op.Kind == vfs.OpFileWrite && strings.HasSuffix(op.Path, ".log") {
+			return &vfs.InjectedError{Op: op}
+		}
+		return nil
+	}))
+	quiet := slog.New(slog.DiscardHandler)
+	st, err := state.Open(filepath.Join(dir, "state"), state.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.Open(broker.Config{DataDir: dir, FS: e.efs, State: st, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.b = b
+	e.s = New(b, Config{Logger: quiet})
+	t.Cleanup(func() {
+		e.s.Close()
+		b.Close()
+		st.Close()
+	})
+	if _, err := b.CreateTopic("t", catalog.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// produce appends one idempotent batch and waits; it returns the error code
+// and base offset.
+func (e *ptEnv) produce(pid int64, epoch int16, seq int32, n int) (int16, int64) {
+	e.t.Helper()
+	recs := make([]batch.Record, n)
+	for i := range recs {
+		recs[i] = batch.Record{OffsetDelta: int32(i), Value: []byte("v")}
+	}
+	b, err := batch.Encode(nil, batch.Header{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}, recs)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	h, _ := batch.ParseHeader(b)
+	a, code := e.s.producers.append(e.s, "t", 0, h, b)
+	switch {
+	case code != 0:
+		return code, -1
+	case a.dup:
+		return 0, a.base
+	}
+	base, err := a.pa.Wait()
+	if err != nil {
+		return errCode(err), -1
+	}
+	return 0, base
+}
+
+func (e *ptEnv) part() *producerPart {
+	meta, _ := e.b.Topic("t")
+	return e.s.producers.part(partKey{meta.ID, 0}, "t")
+}
+
+// A failed append does not advance the producer's state: it is rebuilt
+// from the log, which does not hold the failed batch.
+func TestProducerStateAfterFailedAppend(t *testing.T) {
+	e := newPTEnv(t)
+	if code, off := e.produce(1, 0, 0, 5); code != 0 || off != 0 {
+		t.Fatalf("first batch: %v %d", kerr.ErrorForCode(code), off)
+	}
+	e.fail.Store(true)
+	if code, _ := e.produce(1, 0, 5, 5); code == 0 {
+		t.Fatal("append succeeded on a failing disk")
+	}
+	e.fail.Store(false)
+	// The log refuses writes until reopened, but the sequence state must
+	// be the log's: next expected 5, the failed batch not remembered.
+	pp := e.part()
+	pp.mu.Lock()
+	err := e.s.producers.settle(pp)
+	st := pp.producers[1]
+	pp.mu.Unlock()
+	if err != nil || st == nil || st.nextSeq != 5 || st.has(5, 9) || !st.has(0, 4) {
+		t.Fatalf("state after a failed append: %+v %v", st, err)
+	}
+	// The retry of the failed batch is not answered as a duplicate.
+	if code, _ := e.produce(1, 0, 5, 5); code == 0 {
+		t.Fatal("retry of the failed batch answered as stored")
+	}
+}
+
+// Idle producers expire; beyond the bound the least recently used are
+// forgotten first; snapshots are written for changed partitions.
+func TestProducerTableBounds(t *testing.T) {
+	e := newPTEnv(t)
+	// A table without its background sweeper (its context is done: the
+	// goroutine sweeps once and returns), so sweeps happen only here.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pt := newProducerTable(&Server{b: e.b, ctx: ctx, logger: e.s.logger})
+	pt.close()
+	e.s.producers = pt
+	now := time.Now()
+	pt.now = func() time.Time { return now }
+	pt.max = 10
+	for pid := range int64(8) {
+		if code, _ := e.produce(pid, 0, 0, 1); code != 0 {
+			t.Fatal(kerr.ErrorForCode(code))
+		}
+		now = now.Add(time.Second)
+	}
+	if pt.count.Load() != 8 {
+		t.Fatalf("count %d", pt.count.Load())
+	}
+	// Producers 0–3 go idle past the expiry.
+	now = now.Add(pt.expiry - 4*time.Second) // expires lastSeen < start+4s
+	pt.sweep()
+	if got := pt.count.Load(); got != 4 {
+		t.Fatalf("after expiry %d producers, want 4", got)
+	}
+	// An expired producer is unknown: any sequence is accepted.
+	if code, _ := e.produce(0, 0, 7, 1); code != 0 {
+		t.Fatalf("expired producer mid-sequence: %v", kerr.ErrorForCode(code))
+	}
+	// Over the bound: the least recently used go first, down to 90 %.
+	for pid := int64(100); pid < 110; pid++ {
+		if code, _ := e.produce(pid, 0, 0, 1); code != 0 {
+			t.Fatal(kerr.ErrorForCode(code))
+		}
+		now = now.Add(time.Millisecond)
+	}
+	pt.sweep()
+	if got := pt.count.Load(); got != 9 {
+		t.Fatalf("after eviction %d producers, want 9", got)
+	}
+	pp := e.part()
+	pp.mu.Lock()
+	_, oldKept := pp.producers[4]
+	_, newKept := pp.producers[109]
+	pp.mu.Unlock()
+	if oldKept || !newKept {
+		t.Fatalf("eviction order wrong: old kept %v, newest kept %v", oldKept, newKept)
+	}
+	// The sweep wrote the partition's snapshot.
+	meta, _ := e.b.Topic("t")
+	data, err := e.b.ProducerSnapshotData(meta.ID, 0)
+	snap, ok := decodeProducerSnapshot(data)
+	if err != nil || !ok || len(snap.Producers) != 9 {
+		t.Fatalf("snapshot: %+v %v", snap, err)
+	}
+}
+
+// Producer ids are never handed out twice, also across front ends over one
+// state store (as across restarts).
+func TestProducerIDsUnique(t *testing.T) {
+	e := newPTEnv(t)
+	seen := map[int64]bool{}
+	for range 2500 {
+		id, err := e.s.producers.newProducerID()
+		if err != nil || seen[id] {
+			t.Fatalf("id %d (seen %v): %v", id, seen[id], err)
+		}
+		seen[id] = true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	other := newProducerTable(&Server{b: e.b, ctx: ctx, logger: e.s.logger})
+	other.close()
+	id, err := other.newProducerID()
+	if err != nil || seen[id] || id < 2500 {
+		t.Fatalf("id from a second table: %d %v", id, err)
+	}
+	if ok, _ := other.issued(10); !ok {
+		t.Fatal("an id handed out earlier is not known as issued")
+	}
+	if ok, _ := other.issued(1 << 40); ok {
+		t.Fatal("an id never handed out is known as issued")
+	}
+}
