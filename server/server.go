@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/api"
+	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/clock"
@@ -71,6 +72,11 @@ const DefaultDataDir = "./spool-data"
 
 // DefaultHTTPAddr is the native API's default address.
 const DefaultHTTPAddr = "127.0.0.1:7070"
+
+// DefaultMaxBatchBytes is the largest record batch the server stores
+// unless configured otherwise (storage.max-batch-bytes): the ceiling of
+// every topic's max message bytes.
+const DefaultMaxBatchBytes = 16 << 20
 
 // DefaultKafkaAddr is the Kafka protocol's default address.
 const DefaultKafkaAddr = "127.0.0.1:9092"
@@ -126,6 +132,12 @@ func New(cfg Config) (*Server, error) {
 	cfg.DataDir = abs
 	if cfg.Log.Logger == nil {
 		cfg.Log.Logger = cfg.Logger
+	}
+	if cfg.Log.Limits.MaxBatchBytes == 0 {
+		// Kafka topics may raise max.message.bytes well above Kafka's 1 MB
+		// default; the storage limit is the ceiling for every topic.
+		cfg.Log.Limits = batch.DefaultLimits()
+		cfg.Log.Limits.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if err := checkListenAddr("http", cfg.HTTPAddr, cfg.AllowNonLoopback); err != nil {
 		return nil, err

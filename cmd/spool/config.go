@@ -57,7 +57,7 @@ func defaultFileConfig() fileConfig {
 	c.Log.Format = "text"
 	c.Log.Level = "info"
 	c.Storage.SegmentBytes = 128 * config.MiB
-	c.Storage.MaxBatchBytes = config.ByteSize(batch.DefaultLimits().MaxBatchBytes)
+	c.Storage.MaxBatchBytes = config.ByteSize(server.DefaultMaxBatchBytes)
 	c.Storage.FlushBytes = 1 * config.MiB
 	d := catalog.DefaultDefaults()
 	c.Topics.Partitions = d.Partitions

@@ -179,7 +179,7 @@ func (t *topic) replayDedup() error {
 		maxDec = batch.DefaultLimits().MaxDecompressedBytes
 	}
 	n := 0
-	for p, l := range t.parts {
+	for p, l := range t.logs() {
 		off, ok, err := l.OffsetForTime(from)
 		if err != nil {
 			return fmt.Errorf("broker: replay ids of %s/%d: %w", t.meta.Name, p, err)

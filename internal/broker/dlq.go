@@ -36,7 +36,7 @@ func (b *Broker) ensureDeadLetterTopic(name string) error {
 
 // readRecord returns the record at offset in partition p.
 func (t *topic) readRecord(p int32, offset int64) (batch.Header, batch.Record, bool) {
-	data, err := t.parts[p].Read(offset, 1)
+	data, err := t.logs()[p].Read(offset, 1)
 	if err != nil || len(data) == 0 {
 		return batch.Header{}, batch.Record{}, false
 	}
@@ -157,7 +157,7 @@ func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) 
 		return nil, 0, nil // nothing dead-lettered yet
 	}
 	var out []DeadLetterInfo
-	next := max(from, dt.parts[0].StartOffset())
+	next := max(from, dt.logs()[0].StartOffset())
 	err = dt.scan(0, next, func(d Delivered) bool {
 		if len(out) >= limit {
 			return false
@@ -203,7 +203,7 @@ func (b *Broker) deadLetterInfo(dlq string, d Delivered) DeadLetterInfo {
 // scan calls fn for every message of partition p from offset from until fn
 // returns false or the end is reached.
 func (t *topic) scan(p int32, from int64, fn func(Delivered) bool) error {
-	l := t.parts[p]
+	l := t.logs()[p]
 	off := from
 	for off < l.EndOffset() {
 		data, err := l.Read(off, sessionReadChunk)
@@ -297,7 +297,7 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 		lim = rate.NewLimiter(rate.Limit(req.RateLimit), max(1, int(req.RateLimit)))
 	}
 	var scanErr error
-	err = dt.scan(0, dt.parts[0].StartOffset(), func(d Delivered) bool {
+	err = dt.scan(0, dt.logs()[0].StartOffset(), func(d Delivered) bool {
 		if req.Limit > 0 && rep.Moved >= req.Limit {
 			return false
 		}

@@ -172,11 +172,11 @@ func (b *Broker) CommitGroupOffsets(group, topicName string, offsets map[int32]G
 	check := func() (perr map[int32]error, valid map[int32]GroupOffset) {
 		perr, valid = map[int32]error{}, map[int32]GroupOffset{}
 		for p, o := range offsets {
-			if p < 0 || int(p) >= len(t.parts) {
+			if p < 0 || int(p) >= len(t.logs()) {
 				perr[p] = errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
 				continue
 			}
-			if end := t.parts[p].EndOffset(); o.Offset > end {
+			if end := t.logs()[p].EndOffset(); o.Offset > end {
 				perr[p] = errs.New(errs.OffsetOutOfRange, "commit offset %d for partition %d is beyond its end %d", o.Offset, p, end)
 				continue
 			}

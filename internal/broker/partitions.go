@@ -22,7 +22,7 @@ import (
 //
 // A topic's partition slice (topic.parts) and its config are changed only
 // while the topic's life lock is held exclusively, and the slice is always
-// replaced, never grown in place. Code that reads t.parts holds life shared
+// replaced, never grown in place. Code that reads t.logs() holds life shared
 // (publishing, retention, the queue loop, the raw reads of the Kafka front
 // end, native sessions' reads).
 
@@ -48,7 +48,7 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 		return catalog.Topic{}, err
 	}
 	t.life.RLock()
-	meta, cur := t.meta, int32(len(t.parts))
+	meta, cur := t.meta, int32(len(t.logs()))
 	t.life.RUnlock()
 	switch {
 	case n > catalog.MaxPartitions:
@@ -91,8 +91,9 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 		return catalog.Topic{}, err
 	}
 	parts := make([]*seglog.Log, 0, n)
-	parts = append(parts, t.parts...)
-	t.parts = append(parts, added...)
+	parts = append(parts, t.logs()...)
+	parts = append(parts, added...)
+	t.parts.Store(&parts)
 	t.meta.Config.Partitions = n
 	now := b.clock.Now()
 	t.subsMu.Lock()
@@ -160,10 +161,10 @@ func (b *Broker) DeleteRecords(topicName string, p int32, offset int64) (int64, 
 	if t.deleted {
 		return 0, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
-	if p < 0 || int(p) >= len(t.parts) {
+	if p < 0 || int(p) >= len(t.logs()) {
 		return 0, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
 	}
-	l := t.parts[p]
+	l := t.logs()[p]
 	if offset == -1 {
 		offset = l.EndOffset()
 	}

@@ -227,3 +227,23 @@ func TestDeleteRecordsBroker(t *testing.T) {
 		t.Fatalf("delete to the end: %d %v", start, err)
 	}
 }
+
+func TestCreateTopicMessageLimitBoundedByLogs(t *testing.T) {
+	e := newEnv(t)
+	e.opts = func(c *Config) { c.Log.Limits.MaxBatchBytes = 32 << 10 }
+	e.restart()
+	if _, err := e.b.CreateTopic("big", catalog.TopicConfig{MaxMessageBytes: 64 << 10}); !errs.Is(err, errs.InvalidArgument) {
+		t.Fatalf("explicit limit above the logs' batch limit: %v", err)
+	}
+	if _, ok := e.b.Topic("big"); ok {
+		t.Fatal("refused topic exists")
+	}
+	// The server default (1 MiB) is capped to what the logs store.
+	m, err := e.b.CreateTopic("dflt", catalog.TopicConfig{})
+	if err != nil || m.Config.MaxMessageBytes != 32<<10 {
+		t.Fatalf("default limit: %+v %v", m.Config, err)
+	}
+	if _, err := e.b.UpdateTopicConfig("dflt", func(c *catalog.TopicConfig) error { c.MaxMessageBytes = 33 << 10; return nil }); !errs.Is(err, errs.InvalidArgument) {
+		t.Fatalf("raising the limit above the logs' batch limit: %v", err)
+	}
+}

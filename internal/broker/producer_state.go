@@ -163,10 +163,10 @@ func (b *Broker) RecentSegmentsStart(topicName string, p int32, n int) (int64, e
 	}
 	t.life.RLock()
 	defer t.life.RUnlock()
-	if p < 0 || int(p) >= len(t.parts) {
+	if p < 0 || int(p) >= len(t.logs()) {
 		return 0, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
 	}
-	l := t.parts[p]
+	l := t.logs()[p]
 	segs := l.Segments()
 	if len(segs) == 0 {
 		return l.StartOffset(), nil

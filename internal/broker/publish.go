@@ -92,7 +92,7 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 	}
 	now := b.clock.Now()
 	cfg := t.meta.Config
-	nparts := int32(len(t.parts))
+	nparts := int32(len(t.logs()))
 	total := 0
 	for i := range msgs {
 		m := &msgs[i]
@@ -333,9 +333,9 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 	if err := encode(); err != nil {
 		return nil, err
 	}
-	submit := t.parts[p].Submit
+	submit := t.logs()[p].Submit
 	if flush {
-		submit = t.parts[p].SubmitFlush
+		submit = t.logs()[p].SubmitFlush
 	}
 	pend, err := submit(buf)
 	if err != nil {

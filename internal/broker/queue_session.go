@@ -101,7 +101,7 @@ func (sess *Session) nextQueue(ctx context.Context) (Event, error) {
 					leases = append(leases, leaseAt{qp.id, l})
 				}
 				if len(ls) < budget-len(leases)+len(ls) {
-					if want, cur := qp.core.Want(); want > 0 && max(cur, qp.skipTo) < t.parts[qp.id].EndOffset() {
+					if want, cur := qp.core.Want(); want > 0 && max(cur, qp.skipTo) < t.logs()[qp.id].EndOffset() {
 						hungry = append(hungry, qp)
 					}
 				}
@@ -207,7 +207,7 @@ func (t *topic) leaseDeliveries(leases []leaseAt) []Delivered {
 				}
 			}
 			if recs == nil {
-				data, err := t.parts[la.part].Read(off, sessionReadChunk)
+				data, err := t.logs()[la.part].Read(off, sessionReadChunk)
 				if err != nil || len(data) == 0 {
 					t.b.logger.Warn("leased message no longer readable", "topic", t.meta.Name, "partition", la.part, "offset", off, "err", err)
 					continue

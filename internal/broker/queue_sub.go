@@ -101,7 +101,7 @@ func (s *subscription) newQueueState(committed []int64) (*queueState, error) {
 	}
 	q.maxInFlight = qc.MaxInFlight
 	if q.maxInFlight == 0 {
-		q.maxInFlight = cfg.MaxInFlight * len(t.parts)
+		q.maxInFlight = cfg.MaxInFlight * len(t.logs())
 	}
 	if qc.RateLimit > 0 {
 		burst := qc.RateBurst
@@ -111,7 +111,7 @@ func (s *subscription) newQueueState(committed []int64) (*queueState, error) {
 		q.limiter = rate.NewLimiter(rate.Limit(qc.RateLimit), burst)
 	}
 	st := t.b.cfg.State
-	for p := range t.parts {
+	for p := range t.logs() {
 		snap := queue.Snapshot{Floor: committed[p]}
 		v, err := st.Get(state.QueueKey(s.meta.Topic, s.meta.Name, int32(p)))
 		if err == nil {
@@ -121,7 +121,7 @@ func (s *subscription) newQueueState(committed []int64) (*queueState, error) {
 		} else if !errors.Is(err, state.ErrNotFound) {
 			return nil, err
 		}
-		snap.Floor = max(snap.Floor, t.parts[p].StartOffset())
+		snap.Floor = max(snap.Floor, t.logs()[p].StartOffset())
 		core, err := queue.New(cfg, snap, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(p))))
 		if err != nil {
 			return nil, err
@@ -178,7 +178,7 @@ func (s *subscription) queueMsg(h batch.Header, r batch.Record, ttl time.Duratio
 // core. It reports whether anything was offered or skipped.
 func (s *subscription) feed(qp *queuePart) bool {
 	t := s.t
-	l := t.parts[qp.id]
+	l := t.logs()[qp.id]
 	s.mu.Lock()
 	if s.deleted {
 		s.mu.Unlock()

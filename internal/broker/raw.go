@@ -53,7 +53,7 @@ func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingA
 	if t.deleted {
 		return nil, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
-	if p < 0 || int(p) >= len(t.parts) {
+	if p < 0 || int(p) >= len(t.logs()) {
 		return nil, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
 	}
 	n := 0
@@ -81,7 +81,7 @@ func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingA
 	if err := t.checkCapacity(n, len(batches)); err != nil {
 		return nil, err
 	}
-	pend, err := t.parts[p].Submit(batches)
+	pend, err := t.logs()[p].Submit(batches)
 	if err != nil {
 		return nil, appendError(topicName, p, err)
 	}
@@ -102,12 +102,12 @@ func (b *Broker) ReadRaw(topicName string, p int32, offset int64, maxBytes int) 
 	if err != nil {
 		return RawRead{}, err
 	}
-	t.life.RLock() // t.parts grows under life (AddPartitions)
+	t.life.RLock() // t.logs() grows under life (AddPartitions)
 	defer t.life.RUnlock()
-	if p < 0 || int(p) >= len(t.parts) {
+	if p < 0 || int(p) >= len(t.logs()) {
 		return RawRead{}, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
 	}
-	l := t.parts[p]
+	l := t.logs()[p]
 	r := RawRead{Start: l.StartOffset(), End: l.EndOffset()}
 	if offset < r.Start || offset > r.End {
 		r.OutOfRange = true
@@ -133,10 +133,10 @@ func (b *Broker) Offsets(topicName string, p int32) (start, end int64, err error
 	}
 	t.life.RLock()
 	defer t.life.RUnlock()
-	if p < 0 || int(p) >= len(t.parts) {
+	if p < 0 || int(p) >= len(t.logs()) {
 		return 0, 0, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
 	}
-	return t.parts[p].StartOffset(), t.parts[p].EndOffset(), nil
+	return t.logs()[p].StartOffset(), t.logs()[p].EndOffset(), nil
 }
 
 // OffsetForTime returns the first offset of partition p whose timestamp is
@@ -148,10 +148,10 @@ func (b *Broker) OffsetForTime(topicName string, p int32, ts int64) (int64, bool
 	}
 	t.life.RLock()
 	defer t.life.RUnlock()
-	if p < 0 || int(p) >= len(t.parts) {
+	if p < 0 || int(p) >= len(t.logs()) {
 		return 0, false, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
 	}
-	return t.parts[p].OffsetForTime(ts)
+	return t.logs()[p].OffsetForTime(ts)
 }
 
 // TopicChanged returns a channel closed at the topic's next publish (for

@@ -372,7 +372,7 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 // moved.
 func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bool) {
 	t := sess.sub.t
-	t.life.RLock() // t.parts grows under life (AddPartitions)
+	t.life.RLock() // t.logs() grows under life (AddPartitions)
 	defer t.life.RUnlock()
 	filter := sess.sub.filter
 	credits = min(credits, maxEventMessages)
@@ -387,7 +387,7 @@ func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bo
 			break
 		}
 		ps := &parts[i]
-		l := t.parts[ps.Partition]
+		l := t.logs()[ps.Partition]
 		for !full() && ps.Offset < l.EndOffset() {
 			data, err := l.Read(ps.Offset, sessionReadChunk)
 			if errors.Is(err, seglog.ErrOffsetOutOfRange) && ps.Offset < l.StartOffset() {

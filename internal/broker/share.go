@@ -134,7 +134,7 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, maxRecords,
 		hungry := false
 		if budget > 0 && len(ls) < budget {
 			want, cur := qp.core.Want()
-			hungry = want > 0 && max(cur, qp.skipTo) < t.parts[p].EndOffset()
+			hungry = want > 0 && max(cur, qp.skipTo) < t.logs()[p].EndOffset()
 		}
 		s.mu.Unlock()
 		if len(ls) > 0 {
@@ -196,7 +196,7 @@ func (r *leaseReader) read(ls []queue.Lease) int {
 		offs[i] = l.Offset
 	}
 	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
-	l := r.t.parts[r.p]
+	l := r.t.logs()[r.p]
 	added := 0
 	for i := 0; i < len(offs); {
 		data, err := l.Read(offs[i], sessionReadChunk)

@@ -40,7 +40,7 @@ func (t *topic) newSub(meta catalog.Subscription, committed []int64) (*subscript
 	if err != nil {
 		return nil, errs.Wrap(errs.InvalidArgument, err, "filter")
 	}
-	nparts := len(t.parts)
+	nparts := len(t.logs())
 	if meta.Config.Mode == catalog.ModeQueue {
 		nparts = 0 // queue members share every partition: the group only tracks membership
 	}
@@ -64,7 +64,7 @@ func (t *topic) loadSubs() error {
 		if err != nil {
 			return err
 		}
-		committed := make([]int64, len(t.parts))
+		committed := make([]int64, len(t.logs()))
 		for p := range committed {
 			committed[p] = offs[int32(p)] // a partition without a record starts at 0
 		}
@@ -81,8 +81,8 @@ func (t *topic) loadSubs() error {
 
 // resolve turns a position into one offset per partition.
 func (t *topic) resolve(pos catalog.Position) ([]int64, error) {
-	out := make([]int64, len(t.parts))
-	for p, l := range t.parts {
+	out := make([]int64, len(t.logs()))
+	for p, l := range t.logs() {
 		start, end := l.StartOffset(), l.EndOffset()
 		switch pos.Kind {
 		case catalog.Earliest:
@@ -237,7 +237,7 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 	if err != nil {
 		return SubInfo{}, err
 	}
-	t.life.RLock() // partitions are added under life (committed grows with t.parts)
+	t.life.RLock() // partitions are added under life (committed grows with t.logs())
 	defer t.life.RUnlock()
 	now := b.clock.Now()
 	s.mu.Lock()
@@ -266,7 +266,7 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 	if s.q != nil {
 		info.DeadLettered, info.Dropped = s.q.deadLettered.Load(), s.q.dropped.Load()
 	}
-	for p, l := range t.parts {
+	for p, l := range t.logs() {
 		sp := SubPartition{Partition: int32(p), Committed: committed[p], End: l.EndOffset(), Member: owner[int32(p)]}
 		if qstats != nil {
 			sp.Queue = qstats[p]
@@ -286,7 +286,7 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 
 // timestampAt returns the timestamp of the record at offset in partition p.
 func (t *topic) timestampAt(p int32, offset int64) (time.Time, bool) {
-	data, err := t.parts[p].Read(offset, 1)
+	data, err := t.logs()[p].Read(offset, 1)
 	if err != nil || len(data) == 0 {
 		return time.Time{}, false
 	}
@@ -349,7 +349,7 @@ func (b *Broker) ResetSubscription(topicName, name string, to catalog.Position) 
 	s.mu.Unlock()
 	out := make([]SubPartition, len(offsets))
 	for p, off := range offsets {
-		out[p] = SubPartition{Partition: int32(p), Committed: off, End: t.parts[p].EndOffset()}
+		out[p] = SubPartition{Partition: int32(p), Committed: off, End: t.logs()[p].EndOffset()}
 	}
 	b.logger.Info("subscription reset", "topic", topicName, "subscription", name, "to", to)
 	return out, nil
@@ -403,7 +403,7 @@ func (t *topic) tickSubs(now time.Time) {
 
 // commit validates and stores a member's commit.
 func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int64) error {
-	s.t.life.RLock() // t.parts grows under life (AddPartitions)
+	s.t.life.RLock() // t.logs() grows under life (AddPartitions)
 	defer s.t.life.RUnlock()
 	s.mu.Lock()
 	if s.deleted {
@@ -416,9 +416,9 @@ func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int6
 			s.mu.Unlock()
 			return groupError(err)
 		}
-		if off < 0 || off > s.t.parts[p].EndOffset() {
+		if off < 0 || off > s.t.logs()[p].EndOffset() {
 			s.mu.Unlock()
-			return errs.New(errs.InvalidArgument, "commit offset %d for partition %d is beyond its end %d", off, p, s.t.parts[p].EndOffset())
+			return errs.New(errs.InvalidArgument, "commit offset %d for partition %d is beyond its end %d", off, p, s.t.logs()[p].EndOffset())
 		}
 	}
 	s.mu.Unlock()

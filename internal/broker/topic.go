@@ -21,7 +21,7 @@ type topic struct {
 	b     *Broker
 	meta  catalog.Topic
 	dir   string
-	parts []*seglog.Log
+	parts atomic.Pointer[[]*seglog.Log] // replaced (never changed in place) when partitions are added
 	dedup *dedup
 	rr    atomic.Uint32 // round-robin cursor for keyless publishes
 
@@ -90,7 +90,8 @@ func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
 			}
 			b.logger.Info("recovered partition", attrs...)
 		}
-		t.parts = append(t.parts, l)
+		ls := append(t.logs(), l)
+		t.parts.Store(&ls)
 	}
 	if err := t.replayDedup(); err != nil {
 		t.closeLogs()
@@ -101,7 +102,7 @@ func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
 
 func (t *topic) closeLogs() error {
 	var errList []error
-	for _, l := range t.parts {
+	for _, l := range t.logs() {
 		if err := l.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {
 			errList = append(errList, err)
 		}
@@ -143,7 +144,16 @@ func (b *Broker) CreateTopic(name string, cfg catalog.TopicConfig) (catalog.Topi
 	if err := catalog.ValidateName("topic", name); err != nil {
 		return catalog.Topic{}, err
 	}
+	if err := b.checkMessageLimit(catalog.TopicConfig{}, cfg); err != nil {
+		return catalog.Topic{}, err
+	}
+	explicitMax := cfg.MaxMessageBytes != 0
 	cfg = b.cfg.Defaults.Fill(cfg)
+	if lim := b.MaxStorableMessageBytes(); !explicitMax && cfg.MaxMessageBytes > lim {
+		// The server default is capped by what the logs store; an explicit
+		// value above it is refused (above).
+		cfg.MaxMessageBytes = lim
+	}
 	if err := cfg.Validate(); err != nil {
 		return catalog.Topic{}, err
 	}
@@ -230,7 +240,7 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 	t.life.RLock() // partitions and configs change under life
 	defer t.life.RUnlock()
 	info := TopicInfo{Topic: t.meta}
-	for p, l := range t.parts {
+	for p, l := range t.logs() {
 		pi := PartitionInfo{Partition: int32(p), StartOffset: l.StartOffset(), EndOffset: l.EndOffset(), Bytes: l.Size()}
 		info.Partitions = append(info.Partitions, pi)
 		info.Messages += pi.EndOffset - pi.StartOffset
@@ -244,7 +254,7 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 
 // usage returns the topic's stored messages and bytes.
 func (t *topic) usage() (msgs, bytes int64) {
-	for _, l := range t.parts {
+	for _, l := range t.logs() {
 		msgs += l.EndOffset() - l.StartOffset()
 		bytes += l.Size()
 	}
@@ -259,7 +269,7 @@ func (t *topic) maintain() {
 		t.life.RUnlock()
 		return
 	}
-	for p, l := range t.parts {
+	for p, l := range t.logs() {
 		if _, err := l.EnforceRetention(); err != nil {
 			t.b.logger.Error("retention failed", "topic", t.meta.Name, "partition", p, "err", err)
 		}
@@ -286,7 +296,7 @@ func (t *topic) enforceBoundsLocked() {
 		}
 		// Drop from the largest partition, keeping partitions balanced.
 		var victim *seglog.Log
-		for _, l := range t.parts {
+		for _, l := range t.logs() {
 			if len(l.Segments()) > 1 && (victim == nil || l.Size() > victim.Size()) {
 				victim = l
 			}
@@ -337,7 +347,7 @@ func (t *topic) workQueueRetentionLocked() {
 	if len(subs) == 0 {
 		return // nobody consumes as a queue yet: keep everything
 	}
-	for p, l := range t.parts {
+	for p, l := range t.logs() {
 		floor := int64(-1)
 		for _, s := range subs {
 			s.mu.Lock()
@@ -351,4 +361,13 @@ func (t *topic) workQueueRetentionLocked() {
 			t.b.logger.Error("work-queue retention failed", "topic", t.meta.Name, "partition", p, "err", err)
 		}
 	}
+}
+
+// logs returns the topic's partition logs. The slice is never modified in
+// place: AddPartitions stores a new one.
+func (t *topic) logs() []*seglog.Log {
+	if p := t.parts.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

@@ -84,7 +84,7 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 	t.meta.Config.Retention = cfg.Retention
 	t.meta.Config.RetentionBytes = cfg.RetentionBytes
 	t.meta.Config.MaxMessageBytes = cfg.MaxMessageBytes
-	for p, l := range t.parts {
+	for p, l := range t.logs() {
 		if err := l.SetRetention(cfg.Retention, cfg.RetentionBytes); err != nil {
 			b.logger.Error("applying retention", "topic", topicName, "partition", p, "err", err)
 		}

@@ -111,7 +111,12 @@ func (s *Server) fetch(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Re
 		sp.Partition = fp.key.partition
 		sp.ErrorCode = r.code
 		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.hw, r.lso, r.start
+		// An empty record set, never a null one: librdkafka and kafka-go
+		// reject a null set ("MessageSetSize -1").
 		sp.RecordBatches = r.data
+		if sp.RecordBatches == nil {
+			sp.RecordBatches = []byte{}
+		}
 		resp.Topics[ti].Partitions = append(resp.Topics[ti].Partitions, sp)
 	}
 	return resp, nil

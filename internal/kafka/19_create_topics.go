@@ -8,6 +8,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -41,6 +42,10 @@ func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		default:
 			if err := applyConfigs(&cfg, rt.Configs); err != nil {
 				msg(kerr.InvalidConfig.Code, err.Error())
+				break
+			}
+			if lim := s.b.MaxStorableMessageBytes(); cfg.MaxMessageBytes > lim {
+				msg(kerr.InvalidConfig.Code, fmt.Sprintf("max.message.bytes %d exceeds this server's largest storable batch, %d bytes (storage.max-batch-bytes)", cfg.MaxMessageBytes, lim))
 				break
 			}
 			if req.ValidateOnly {

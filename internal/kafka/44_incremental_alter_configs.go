@@ -11,8 +11,12 @@ package kafka
 // segment.ms, min.insync.replicas, compression.type,
 // message.timestamp.type, unclean.leader.election.enable) are accepted and
 // ignored, as CreateTopics does; unknown configs are INVALID_CONFIG. All
-// changes of a resource apply together or not at all. ValidateOnly checks
-// without applying. Broker configs are read-only (INVALID_REQUEST).
+// changes of a resource apply together or not at all. max.message.bytes
+// cannot be raised above the largest batch the partition logs store (the
+// server's storage.max-batch-bytes, default 16 MiB): INVALID_CONFIG.
+// ValidateOnly checks without applying. Broker configs are read-only and
+// group configs (type 32: share.*, consumer.*) are not supported yet
+// (INVALID_REQUEST).
 
 import (
 	"context"

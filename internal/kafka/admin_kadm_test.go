@@ -154,6 +154,11 @@ func TestAdminConfigsRoundTrip(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "cfg"); err != nil {
 		t.Fatal(err)
 	}
+	// A topic whose messages the logs could not store is refused.
+	huge := "33554432"
+	if r, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &huge}, "huge"); !errors.Is(err, kerr.InvalidConfig) && !errors.Is(r.Err, kerr.InvalidConfig) {
+		t.Fatalf("create with max.message.bytes=%s: %v %v", huge, err, r.Err)
+	}
 	// Defaults.
 	for name, want := range map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": "1048576",
 		"cleanup.policy": "delete", "min.insync.replicas": "1"} {
@@ -174,7 +179,7 @@ func TestAdminConfigsRoundTrip(t *testing.T) {
 	for _, bad := range []kadm.AlterConfig{
 		{Name: "retention.ms", Value: str("soon")},
 		{Name: "max.message.bytes", Value: str("0")},
-		{Name: "max.message.bytes", Value: str("10485760")}, // beyond what the logs store
+		{Name: "max.message.bytes", Value: str("33554432")}, // beyond what the logs store
 		{Name: "cleanup.policy", Value: str("compact")},
 		{Name: "no.such.config", Value: str("1")},
 		{Name: "cleanup.policy", Op: kadm.SubtractConfig, Value: str("delete")},

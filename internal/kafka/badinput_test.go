@@ -65,22 +65,6 @@ func errorAs(err error, target **net.OpError) bool {
 	return ok
 }
 
-// request frames a kmsg request with header v1/v2.
-func request(req kmsg.Request, corr int32) []byte {
-	b := make([]byte, 4, 256)
-	b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
-	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
-	b = binary.BigEndian.AppendUint32(b, uint32(corr))
-	b = binary.BigEndian.AppendUint16(b, 4)
-	b = append(b, "test"...)
-	if req.IsFlexible() {
-		b = append(b, 0)
-	}
-	b = req.AppendTo(b)
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	return b
-}
-
 // heapGrowth runs fn and returns how much the heap grew (total allocated).
 func heapGrowth(fn func()) uint64 {
 	runtime.GC()

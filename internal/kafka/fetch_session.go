@@ -19,7 +19,7 @@ package kafka
 //
 // The cache is bounded: at most maxFetchSessions sessions and
 // maxFetchSessionParts partitions over all of them (each partition about
-// 150 bytes), at most maxPartsPerSession in one. When a new session does
+// 200 bytes), at most maxPartsPerSession in one. When a new session does
 // not fit, the least recently used sessions are evicted (their next fetch
 // gets FETCH_SESSION_ID_NOT_FOUND and starts over); a session that alone
 // exceeds the per-session bound is not kept, and the client fetches

@@ -208,3 +208,62 @@ func TestProducerIDsUnique(t *testing.T) {
 		t.Fatal("an id never handed out is known as issued")
 	}
 }
+
+// A crash loses the table's memory: a fresh table (as after a restart)
+// rebuilds it from the last snapshot plus the log written after it, so
+// duplicates of batches on either side of the snapshot are still found.
+func TestProducerStateFromStaleSnapshot(t *testing.T) {
+	e := newPTEnv(t)
+	for i := range int32(4) {
+		if code, off := e.produce(7, 0, 3*i, 3); code != 0 || off != int64(3*i) {
+			t.Fatalf("batch %d: %v %d", i, kerr.ErrorForCode(code), off)
+		}
+	}
+	e.s.producers.sweep() // snapshot at end 12
+	meta, _ := e.b.Topic("t")
+	if snap, ok := decodeProducerSnapshot(ptMust(e.b.ProducerSnapshotData(meta.ID, 0))); !ok || snap.End != 12 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	for i := int32(4); i < 6; i++ {
+		if code, _ := e.produce(7, 0, 3*i, 3); code != 0 {
+			t.Fatal(kerr.ErrorForCode(code))
+		}
+	}
+	if code, _ := e.produce(8, 2, 0, 1); code != 0 { // a producer first seen after the snapshot
+		t.Fatal(kerr.ErrorForCode(code))
+	}
+	// "Crash": a new table with nothing in memory.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	fresh := newProducerTable(&Server{b: e.b, ctx: ctx, logger: e.s.logger})
+	fresh.close()
+	e.s.producers = fresh
+	for _, c := range []struct {
+		pid   int64
+		epoch int16
+		seq   int32
+		n     int
+		code  int16
+		off   int64
+		what  string
+	}{
+		{7, 0, 15, 3, 0, 15, "duplicate written after the snapshot"},
+		{7, 0, 9, 3, 0, 9, "duplicate from the snapshot"},
+		{8, 2, 0, 1, 0, 18, "duplicate of a producer unknown to the snapshot"},
+		{7, 0, 19, 1, kerr.OutOfOrderSequenceNumber.Code, 0, "gap"},
+		{8, 1, 1, 1, kerr.InvalidProducerEpoch.Code, 0, "old epoch"},
+		{7, 0, 18, 2, 0, 19, "next in sequence"},
+	} {
+		code, off := e.produce(c.pid, c.epoch, c.seq, c.n)
+		if code != c.code || (code == 0 && off != c.off) {
+			t.Fatalf("%s: %v at %d, want %v at %d", c.what, kerr.ErrorForCode(code), off, kerr.ErrorForCode(c.code), c.off)
+		}
+	}
+}
+
+func ptMust[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -426,6 +426,7 @@ func (pt *producerTable) load(pp *producerPart) error {
 		if len(raw.Data) == 0 {
 			break
 		}
+		before := off
 		for rest := raw.Data; len(rest) > 0; {
 			one, r, err := batch.Next(rest)
 			if err != nil {
@@ -451,6 +452,9 @@ func (pt *producerTable) load(pp *producerPart) error {
 			}
 			st.push(h.ProducerEpoch, seqBatch{first: first, last: last, base: h.BaseOffset})
 			st.lastSeen = now
+		}
+		if off <= before {
+			break // nothing readable: stop rather than spin
 		}
 	}
 	pp.producers, pp.loaded = producers, true
