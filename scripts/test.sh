@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, vet, every test with the race detector,
-# and a short run of every fuzz target. Needs only Go.
+# a short run of every fuzz target, and the Kafka client compatibility suite
+# (scripts/compat.sh, which installs kcat, Node.js and npm with apt-get if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,8 @@ go test -race -count=1 -timeout 15m ./...
 
 echo "== fuzz (short)"
 FUZZTIME=${FUZZTIME:-10s} ./scripts/fuzz.sh
+
+echo "== Kafka client compatibility"
+./scripts/compat.sh
 
 echo "== all tests passed"
