@@ -433,18 +433,19 @@ func (b *Broker) GroupNames() []GroupName {
 	return out
 }
 
-// DeleteGroupSubscriptions deletes every stream subscription named group
-// (their committed offsets and Kafka commit records) and returns how many
-// it deleted. If any of them has native members, nothing is deleted and
-// the error is FailedPrecondition.
-func (b *Broker) DeleteGroupSubscriptions(group string) (int, error) {
+// DeleteGroupSubscriptions deletes every subscription of the given mode
+// named group (stream: a Kafka consumer group's committed offsets, with its
+// Kafka commit records; queue: a Kafka share group's state) and returns how
+// many it deleted. If any of them has native members, nothing is deleted
+// and the error is FailedPrecondition.
+func (b *Broker) DeleteGroupSubscriptions(group string, mode catalog.Mode) (int, error) {
 	var topics []string
 	for _, gs := range b.GroupSubscriptions(group) {
-		if gs.Mode != catalog.ModeStream {
+		if gs.Mode != mode {
 			continue
 		}
 		if gs.Members > 0 {
-			return 0, errs.New(errs.FailedPrecondition, "subscription %q on topic %q has %d native consumers", group, gs.Topic, gs.Members)
+			return 0, errs.New(errs.FailedPrecondition, "%s subscription %q on topic %q has %d native consumers", mode, group, gs.Topic, gs.Members)
 		}
 		topics = append(topics, gs.Topic)
 	}
@@ -456,7 +457,9 @@ func (b *Broker) DeleteGroupSubscriptions(group string) (int, error) {
 			}
 			return n, err
 		}
-		b.deleteKafkaMetas(topic, group)
+		if mode == catalog.ModeStream {
+			b.deleteKafkaMetas(topic, group)
+		}
 		n++
 	}
 	return n, nil

@@ -35,14 +35,14 @@ type ShareSub struct {
 
 // EnsureQueueSubscription returns queue subscription name of a topic,
 // creating it if it does not exist with default queue settings, starting at
-// the earliest offset. A stream subscription of that name is an error
+// start. A stream subscription of that name is an error
 // (FailedPrecondition).
-func (b *Broker) EnsureQueueSubscription(topicName, name string) (ShareSub, error) {
+func (b *Broker) EnsureQueueSubscription(topicName, name string, start catalog.Position) (ShareSub, error) {
 	sub, err := b.QueueSubscription(topicName, name)
 	if !errs.Is(err, errs.SubNotFound) {
 		return sub, err
 	}
-	_, err = b.CreateSubscription(topicName, name, catalog.SubConfig{Mode: catalog.ModeQueue, Start: catalog.Position{Kind: catalog.Earliest}})
+	_, err = b.CreateSubscription(topicName, name, catalog.SubConfig{Mode: catalog.ModeQueue, Start: start})
 	if err != nil && !errs.Is(err, errs.SubExists) {
 		return ShareSub{}, err
 	}
@@ -86,8 +86,10 @@ type ShareLeased struct {
 // holding them. It stops early once the batches read reach maxBytes (at
 // least one round of leases is read whatever its size). It never waits:
 // with nothing ready it returns nothing; see ShareChanged. The
-// subscription's in-flight limit and rate limit apply.
-func (b *Broker) ShareLease(topicName, name, member string, p int32, maxRecords, maxBytes int) (ShareLeased, error) {
+// subscription's in-flight limit and rate limit apply. lock, if positive,
+// is the lease length instead of the subscription's ack timeout (a Kafka
+// share group's share.record.lock.duration.ms).
+func (b *Broker) ShareLease(topicName, name, member string, p int32, maxRecords, maxBytes int, lock time.Duration) (ShareLeased, error) {
 	if member == "" {
 		return ShareLeased{}, errs.New(errs.InvalidArgument, "member is empty")
 	}
@@ -100,7 +102,10 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, maxRecords,
 		return ShareLeased{}, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
 	}
 	qp := q.parts[p]
-	out := ShareLeased{AckTimeout: q.cfg.AckTimeout}
+	if lock <= 0 {
+		lock = q.cfg.AckTimeout
+	}
+	out := ShareLeased{AckTimeout: lock}
 	var leases []queue.Lease
 	r := leaseReader{t: t, p: p, have: map[int64]bool{}}
 	bytes := 0
@@ -120,6 +125,13 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, maxRecords,
 		if budget > 0 {
 			var eff queue.Effects
 			ls, eff = qp.core.Poll(now, member, budget)
+			if lock != q.cfg.AckTimeout {
+				for i := range ls {
+					if l, ok := qp.core.Extend(now, member, ls[i].Offset, lock); ok {
+						ls[i] = l
+					}
+				}
+			}
 			if len(ls) > 0 || len(eff.DeadLetters)+len(eff.Dropped)+len(eff.Parked)+len(eff.Expired) > 0 {
 				s.applyQueueLocked(qp, eff)
 			}
@@ -281,8 +293,10 @@ const (
 // It returns how many offsets member did not hold (unknown, expired,
 // finished, leased to another member): those changed nothing; the others
 // are applied. The whole call is refused (InvalidArgument) if a batch is
-// malformed or the batches cover more than 65,536 offsets.
-func (b *Broker) ShareAck(topicName, name, member string, p int32, acks []ShareAckBatch) (stale int, err error) {
+// malformed or the batches cover more than 65,536 offsets. lock, if
+// positive, is the length a ShareRenew extends a lease to instead of the
+// subscription's ack timeout.
+func (b *Broker) ShareAck(topicName, name, member string, p int32, acks []ShareAckBatch, lock time.Duration) (stale int, err error) {
 	s, err := b.queueSub(topicName, name)
 	if err != nil {
 		return 0, err
@@ -331,7 +345,7 @@ func (b *Broker) ShareAck(topicName, name, member string, p int32, acks []ShareA
 				case ShareReject:
 					ok, eff = qp.core.Reject(now, member, o, shareRejectedText)
 				case ShareRenew:
-					_, ok = qp.core.Extend(now, member, o, 0)
+					_, ok = qp.core.Extend(now, member, o, lock)
 				}
 				if a.Type != ShareRenew {
 					s.applyQueueLocked(qp, eff)

@@ -74,7 +74,7 @@ type Mode int
 
 const (
 	ModeStream Mode = iota // partitions assigned to members, committed offsets
-	ModeQueue              // leases, acks (not yet available)
+	ModeQueue              // leases, acks
 )
 
 // String returns "stream" or "queue".

@@ -5,8 +5,10 @@ package kafka
 // subscription — a group's committed offsets — as "Empty" with protocol
 // type "consumer", or "Stable" with protocol type "spool" while native
 // Spool consumers are connected. v4 filters by state (case-insensitive),
-// v5 by type: all of these are "classic" groups. Other kinds of groups
-// (share groups) are added by their files through groupListers.
+// v5 by type: all of these are "classic" groups. Share groups (type and
+// protocol type "share") follow: those with members ("Stable") and every
+// other queue subscription name ("Empty"), unless the name is listed
+// already.
 
 import (
 	"context"
@@ -15,10 +17,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// groupListers add groups of other kinds to ListGroups (each with
-// GroupState and GroupType set); the filters apply to them too.
-var groupListers []func(s *Server) []kmsg.ListGroupsResponseGroup
 
 func init() {
 	registrations = append(registrations, func(s *Server) { s.register(16, 0, 5, s.listGroups) })
@@ -50,8 +48,18 @@ func (s *Server) listGroups(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg
 			add(n.Name, "consumer", groupEmpty.String(), "classic")
 		}
 	}
-	for _, l := range groupListers {
-		all = append(all, l(s)...)
+	// Share groups: those with members, and every other queue
+	// subscription name (the state of a share group without members).
+	for _, id := range s.shares.names() {
+		if !seen[id] {
+			seen[id] = true
+			add(id, "share", "Stable", "share")
+		}
+	}
+	for _, n := range names {
+		if n.Queue > 0 && !seen[n.Name] {
+			add(n.Name, "share", "Empty", "share")
+		}
 	}
 	match := func(filter []string, v string) bool {
 		return len(filter) == 0 || slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, v) })

@@ -9,7 +9,8 @@ package kafka
 // (type 4; name "" or this node's id) reports a few read-only settings.
 // ConfigNames selects configs; unknown names are left out. v1+ synonyms
 // (IncludeSynonyms) name the topic value and the broker default behind it;
-// v3+ types and, with IncludeDocumentation, a line of documentation. Other
+// v3+ types and, with IncludeDocumentation, a line of documentation. Groups
+// (type 32) report the share-group configs of group_configs.go. Other
 // resource types are INVALID_REQUEST.
 
 import (
@@ -50,6 +51,15 @@ func (s *Server) describeConfigs(_ context.Context, _ *conn, kreq kmsg.Request) 
 				break
 			}
 			cs = s.describeBrokerConfigs(rr.ConfigNames)
+		case kmsg.ConfigResourceTypeGroupConfig:
+			if !validGroupID(rr.ResourceName) {
+				fail(kerr.InvalidGroupID.Code, fmt.Sprintf("%q is not a valid group name", rr.ResourceName))
+				break
+			}
+			var err error
+			if cs, err = s.describeGroupConfigs(rr.ResourceName, rr.ConfigNames); err != nil {
+				fail(errCode(err), err.Error())
+			}
 		default:
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("configs of resource type %d are not supported", rr.ResourceType))
 		}

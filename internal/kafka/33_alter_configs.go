@@ -2,8 +2,9 @@ package kafka
 
 // AlterConfigs (key 33), v0–v2: the legacy, non-incremental form. The
 // configs named replace the resource's whole set: every changeable topic
-// config not named returns to the server default. Otherwise as
-// IncrementalAlterConfigs (44_incremental_alter_configs.go).
+// config not named returns to the server default (for a group: every
+// config not named is unset). Otherwise as IncrementalAlterConfigs
+// (44_incremental_alter_configs.go).
 
 import (
 	"context"
@@ -36,6 +37,14 @@ func (s *Server) alterConfigs(_ context.Context, _ *conn, kreq kmsg.Request) (km
 				ops = append(ops, alterTopicOp{name: c.Name, op: op, value: c.Value})
 			}
 			code, msg = s.alterTopicConfigs(rr.ResourceName, ops, true, req.ValidateOnly)
+		case kmsg.ConfigResourceTypeGroupConfig:
+			ops := make([]alterTopicOp, 0, len(rr.Configs))
+			for _, c := range rr.Configs {
+				if c.Value != nil { // the rest are unset by the reset
+					ops = append(ops, alterTopicOp{name: c.Name, op: kmsg.IncrementalAlterConfigOpSet, value: c.Value})
+				}
+			}
+			code, msg = s.alterGroupConfigs(rr.ResourceName, ops, true, req.ValidateOnly)
 		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
 			code, msg = kerr.InvalidRequest.Code, "broker configs are read-only"
 		default:

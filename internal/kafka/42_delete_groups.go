@@ -1,12 +1,13 @@
 package kafka
 
-// DeleteGroups (key 42), v0–v3. Deleting a group deletes its committed
-// offsets: every stream subscription named after it (on every topic),
-// with the Kafka commit records. NON_EMPTY_GROUP if the group has Kafka
-// members, or native Spool consumers on one of those subscriptions;
-// GROUP_ID_NOT_FOUND if there is nothing of that name (other kinds of
-// groups — share groups — may be deleted by their files through
-// groupDeleters first). v3 adds an error message.
+// DeleteGroups (key 42), v0–v3. Deleting a group deletes what Spool keeps
+// of it: every subscription named after it, on every topic — stream
+// subscriptions (a consumer group's committed offsets, with the Kafka
+// commit records) and queue subscriptions (a share group's state) — and
+// its group configs. NON_EMPTY_GROUP if the group has Kafka members
+// (consumer or share), or native Spool consumers on one of those
+// subscriptions (then nothing is deleted); GROUP_ID_NOT_FOUND if there is
+// nothing of that name. v3 adds an error message.
 
 import (
 	"context"
@@ -14,12 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 )
-
-// groupDeleters delete groups of other kinds (share groups): found reports
-// whether the group was theirs (then code answers it).
-var groupDeleters []func(s *Server, group string) (found bool, code int16)
 
 func init() {
 	registrations = append(registrations, func(s *Server) { s.register(42, 0, 3, s.deleteGroups) })
@@ -46,10 +44,19 @@ func (s *Server) deleteGroup(id string) (int16, string) {
 	if code != 0 {
 		return code, "the group has members"
 	}
+	if !validGroupID(id) {
+		if existed {
+			return 0, ""
+		}
+		return kerr.GroupIDNotFound.Code, "group " + id + " not found"
+	}
+	if s.shares.hasMembers(id) {
+		return kerr.NonEmptyGroup.Code, "the share group has members"
+	}
 	n := 0
-	if validGroupID(id) {
-		var err error
-		n, err = s.b.DeleteGroupSubscriptions(id)
+	for _, mode := range []catalog.Mode{catalog.ModeStream, catalog.ModeQueue} {
+		k, err := s.b.DeleteGroupSubscriptions(id, mode)
+		n += k
 		if err != nil {
 			if errs.Is(err, errs.FailedPrecondition) {
 				return kerr.NonEmptyGroup.Code, err.Error()
@@ -57,13 +64,17 @@ func (s *Server) deleteGroup(id string) (int16, string) {
 			return groupCommitErrCode(err), err.Error()
 		}
 	}
-	if existed || n > 0 {
-		return 0, ""
+	s.gcfgMu.Lock()
+	data, err := s.b.GroupConfigData(id)
+	if err == nil && data != nil {
+		err = s.b.SetGroupConfigData(id, nil)
 	}
-	for _, d := range groupDeleters {
-		if found, code := d(s, id); found {
-			return code, "could not delete group " + id
-		}
+	s.gcfgMu.Unlock()
+	if err != nil {
+		return errCode(err), err.Error()
+	}
+	if existed || n > 0 || data != nil {
+		return 0, ""
 	}
 	return kerr.GroupIDNotFound.Code, "group " + id + " not found"
 }

@@ -14,9 +14,10 @@ package kafka
 // changes of a resource apply together or not at all. max.message.bytes
 // cannot be raised above the largest batch the partition logs store (the
 // server's storage.max-batch-bytes, default 16 MiB): INVALID_CONFIG.
-// ValidateOnly checks without applying. Broker configs are read-only and
-// group configs (type 32: share.*, consumer.*) are not supported yet
-// (INVALID_REQUEST).
+// ValidateOnly checks without applying. Group configs (type 32) are the
+// share-group configs of group_configs.go: SET and DELETE (back to the
+// default); list operations are INVALID_CONFIG. Broker configs are
+// read-only (INVALID_REQUEST).
 
 import (
 	"context"
@@ -45,6 +46,12 @@ func (s *Server) incrementalAlterConfigs(_ context.Context, _ *conn, kreq kmsg.R
 				ops = append(ops, alterTopicOp{name: c.Name, op: c.Op, value: c.Value})
 			}
 			code, msg = s.alterTopicConfigs(rr.ResourceName, ops, false, req.ValidateOnly)
+		case kmsg.ConfigResourceTypeGroupConfig:
+			ops := make([]alterTopicOp, 0, len(rr.Configs))
+			for _, c := range rr.Configs {
+				ops = append(ops, alterTopicOp{name: c.Name, op: c.Op, value: c.Value})
+			}
+			code, msg = s.alterGroupConfigs(rr.ResourceName, ops, false, req.ValidateOnly)
 		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
 			code, msg = kerr.InvalidRequest.Code, "broker configs are read-only"
 		default:

@@ -27,8 +27,9 @@ package kafka
 //     up to MaxBytes (at least one round of leases). AcquiredRecords lists
 //     the leased offsets with their delivery counts; the batches also hold
 //     records not leased to this member, which clients skip.
-//     AcquisitionLockTimeoutMillis (v1+) is the subscriptions' ack timeout
-//     (the shortest, with several).
+//     AcquisitionLockTimeoutMillis (v1+) is the group's
+//     share.record.lock.duration.ms if set (group_configs.go), else the
+//     subscriptions' ack timeout (the shortest, with several).
 //   - Long poll: with nothing acquired the request waits up to
 //     MaxWaitMillis (at most 30 s) for a publish, a lease ending or a
 //     redelivery falling due. MinBytes is not used: one record suffices.
@@ -126,7 +127,7 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 	out := shareFetchOut{resp: resp, idx: map[shareTP][2]int{}}
 	tn := &shareTopicNames{s: s}
 	for _, a := range acks {
-		code, msg := s.applyShareAcks(tn, group, member, a, renew)
+		code, msg := s.applyShareAcks(tn, group, member, a, renew, res.lock)
 		rp := out.part(shareTP{a.id, a.p})
 		rp.AcknowledgeErrorCode = code
 		if msg != "" {
@@ -198,7 +199,7 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 	}
 	subs := map[string]subInfo{}
 	var targets []shareTarget
-	lock := time.Duration(0)
+	lock := res.lock // the group's; else the subscriptions' (the shortest)
 	for _, tp := range res.parts {
 		topic, ok := tn.name(tp.id)
 		if !ok {
@@ -217,7 +218,7 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 				if !s.shares.noteLeasing(group, member, topic) {
 					return // left or evicted meanwhile
 				}
-				if lock == 0 || sub.AckTimeout < lock {
+				if res.lock == 0 && (lock == 0 || sub.AckTimeout < lock) {
 					lock = sub.AckTimeout
 				}
 			} else {
@@ -259,12 +260,12 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 				changed = append(changed, ch)
 			}
 		}
-		if s.shareLeaseOnce(req, group, member, targets, out) > 0 || req.MaxWaitMillis <= 0 ||
+		if s.shareLeaseOnce(req, group, member, res.lock, targets, out) > 0 || req.MaxWaitMillis <= 0 ||
 			!time.Now().Before(deadline) || len(changed) == 0 {
 			return
 		}
 		if !waitAny(ctx, changed, time.Until(deadline)) {
-			s.shareLeaseOnce(req, group, member, targets, out)
+			s.shareLeaseOnce(req, group, member, res.lock, targets, out)
 			return
 		}
 	}
@@ -272,7 +273,7 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 
 // shareLeaseOnce leases what is ready now and returns how many records it
 // leased.
-func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member string, targets []shareTarget, out *shareFetchOut) int {
+func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member string, lock time.Duration, targets []shareTarget, out *shareFetchOut) int {
 	maxRecords := int(req.MaxRecords)
 	if maxRecords <= 0 {
 		maxRecords = shareDefaultMaxRecords
@@ -311,7 +312,7 @@ func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member strin
 			limit = shareDefaultPartitionSize
 		}
 		limit = max(1, min(limit, maxBytes-bytes))
-		l, err := s.b.ShareLease(tg.topic, group, leaseHolder(member), tg.tp.p, maxRecords-leased, limit)
+		l, err := s.b.ShareLease(tg.topic, group, leaseHolder(member), tg.tp.p, maxRecords-leased, limit, lock)
 		if err != nil {
 			code := errCode(err)
 			if errs.Is(err, errs.TopicNotFound) || errs.Is(err, errs.SubNotFound) {

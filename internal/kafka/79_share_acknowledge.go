@@ -13,7 +13,8 @@ package kafka
 // answers INVALID_REQUEST for malformed batches, INVALID_RECORD_STATE if
 // some offsets were not held by the member (the others are applied),
 // UNKNOWN_TOPIC_ID for an unknown topic. AcquisitionLockTimeoutMillis (v2)
-// is the subscriptions' ack timeout.
+// is the group's share.record.lock.duration.ms if set, else the
+// subscriptions' ack timeout; RENEW extends a lock by as much.
 
 import (
 	"context"
@@ -51,7 +52,7 @@ func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request)
 	}
 	renew := req.Version >= 2 && req.IsRenewAck
 	tn := &shareTopicNames{s: s}
-	lock := int64(0)
+	lock := res.lock.Milliseconds() // the group's; else the subscriptions' (the shortest)
 	for _, rt := range req.Topics {
 		st := kmsg.NewShareAcknowledgeResponseTopic()
 		st.TopicID = rt.TopicID
@@ -63,12 +64,12 @@ func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request)
 			sp := kmsg.NewShareAcknowledgeResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = -1, -1 // no leader hint
-			code, msg := s.applyShareAcks(tn, group, member, a, renew)
+			code, msg := s.applyShareAcks(tn, group, member, a, renew, res.lock)
 			sp.ErrorCode = code
 			if msg != "" {
 				sp.ErrorMessage = &msg
 			}
-			if name, ok := tn.name(rt.TopicID); ok && code == 0 { // the subscription exists
+			if name, ok := tn.name(rt.TopicID); ok && code == 0 && res.lock == 0 { // the subscription exists
 				if sub, err := s.b.QueueSubscription(name, group); err == nil && (lock == 0 || sub.AckTimeout.Milliseconds() < lock) {
 					lock = sub.AckTimeout.Milliseconds()
 				}

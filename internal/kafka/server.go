@@ -83,6 +83,7 @@ type Server struct {
 	groups    *groupCoordinator  // classic consumer groups; nil until 11_join_group.go sets it up
 	shares    *shareGroups       // share groups; nil until 76_share_group_heartbeat.go sets it up
 	sessions  *fetchSessionCache // incremental fetch sessions; nil: sessionless fetches
+	gcfgMu    sync.Mutex         // serializes group config changes (read, modify, store)
 
 	mu     sync.Mutex
 	lns    []net.Listener

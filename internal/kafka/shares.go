@@ -11,26 +11,30 @@ package kafka
 //
 // The subscription is created on first use — when the topic enters a
 // member's assignment (at its heartbeat) — with default queue settings,
-// starting at the EARLIEST offset. Kafka's share.auto.offset.reset defaults to latest; Spool's queue
-// subscriptions are work queues, and losing what was published before the
-// first consumer arrived would surprise more than it helps. To start at the
-// latest offset (or with other settings), create the queue subscription
-// before the group first heartbeats. Topics named "__…" and dead-letter
-// topics ("dlq.…") are never given a subscription automatically (a share
-// group subscribed by regex would otherwise create dead-letter topics of
-// dead-letter topics without end): they are assigned only if the queue
-// subscription already exists.
+// starting where the group's share.auto.offset.reset config says
+// (group_configs.go): by default the EARLIEST offset. Kafka's default is
+// latest; Spool's queue subscriptions are work queues, and losing what was
+// published before the first consumer arrived would surprise more than it
+// helps. A queue subscription created natively beforehand is used as it is.
+// Topics named "__…" and dead-letter topics ("dlq.…") are never given a
+// subscription automatically (a share group subscribed by regex would
+// otherwise create dead-letter topics of dead-letter topics without end):
+// they are assigned only if the queue subscription already exists.
 //
 // Membership lives here, in memory: members, member epochs, subscribed
 // topics and assignments. Every member is assigned every partition of the
 // topics it subscribes to (queue semantics: any member may lease any
 // message), so one member's arrival or departure never changes another's
-// assignment. A member that does not heartbeat within the session timeout
-// (45 s) is evicted by the janitor goroutine; a member that leaves, is
-// evicted or closes its share session has its leases released in the
-// broker at once (redelivered after the subscription's backoff). After a restart members
-// rejoin (UNKNOWN_MEMBER_ID makes Kafka clients do that) and leases held
-// before it are delivered again, as for any queue consumer.
+// assignment. A member that does not heartbeat within the group's session
+// timeout (share.session.timeout.ms, default 45 s) is evicted by the
+// janitor goroutine; a member that leaves, is evicted or closes its share
+// session (or whose connection closes) has its leases released in the
+// broker at once (redelivered after the subscription's backoff). After a
+// restart members rejoin (UNKNOWN_MEMBER_ID makes Kafka clients do that)
+// and leases held before it are delivered again, as for any queue
+// consumer. The acquisition lock is the group's
+// share.record.lock.duration.ms if set, else the subscription's ack
+// timeout.
 //
 // The broker knows a member's leases by the name leaseHolder(member); it
 // does not list Kafka share members among the subscription's members.
@@ -50,10 +54,8 @@ package kafka
 //   - Leases are per record, so a fetch never acquires more than MaxRecords
 //     (ShareAcquireMode makes no difference) and BatchSize does not split
 //     the acquired ranges.
-//   - Closing a connection does not release the leases of the share
-//     sessions on it (there is no connection-close hook yet): they are
-//     released when the member leaves or is evicted, or end at their
-//     deadline.
+//   - A record whose lock expires is redelivered after the subscription's
+//     backoff, as a released one is (Kafka makes it available at once).
 //   - ShareFetch and ShareAcknowledge require the member to be in the group
 //     (UNKNOWN_MEMBER_ID otherwise), so that every lease holder is one the
 //     janitor can evict.
@@ -70,6 +72,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 )
 
@@ -110,9 +113,10 @@ type shareGroups struct {
 
 // shareGroup is one share group's membership.
 type shareGroup struct {
-	id      string
-	epoch   int32 // bumped by every join, leave and assignment change
-	members map[string]*shareMember
+	id       string
+	epoch    int32 // bumped by every join, leave and assignment change
+	members  map[string]*shareMember
+	settings shareSettings // the group's configs (group_configs.go)
 }
 
 // shareMember is one member of a share group.
@@ -210,7 +214,7 @@ func (sg *shareGroups) evictExpired(now time.Time) {
 	sg.mu.Lock()
 	for _, g := range sg.groups {
 		for _, m := range g.members {
-			if now.Sub(m.lastSeen) > sg.sessionTimeout {
+			if now.Sub(m.lastSeen) > g.settings.session {
 				sg.removeLocked(g, m)
 				out = append(out, gone{g.id, m})
 			}
@@ -218,7 +222,7 @@ func (sg *shareGroups) evictExpired(now time.Time) {
 	}
 	sg.mu.Unlock()
 	for _, e := range out {
-		sg.s.logger.Info("share group member evicted: no heartbeat within the session timeout", "group", e.group, "member", e.m.id, "timeout", sg.sessionTimeout)
+		sg.s.logger.Info("share group member evicted: no heartbeat within the session timeout", "group", e.group, "member", e.m.id)
 		sg.release(e.group, e.m.id, e.m.leased)
 	}
 }
@@ -282,8 +286,10 @@ func (sg *shareGroups) heartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest, 
 	}
 	sg.mu.Unlock()
 
-	// Subscriptions are created outside the lock (catalog writes).
-	assigned, herr := sg.assignment(req.GroupID, topics, prev, req.SubscribedTopicNames != nil)
+	// Subscriptions are created outside the lock (catalog writes), where
+	// the group's share.auto.offset.reset says.
+	start := sg.s.shareSettings(req.GroupID).start
+	assigned, herr := sg.assignment(req.GroupID, topics, prev, req.SubscribedTopicNames != nil, start)
 	if herr != nil {
 		return herr
 	}
@@ -299,7 +305,10 @@ func (sg *shareGroups) heartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest, 
 				return err
 			}
 			if g == nil {
-				g = &shareGroup{id: req.GroupID, members: map[string]*shareMember{}}
+				// Read under the lock, so that a config change stored
+				// meanwhile is not lost (applySettings takes the lock
+				// after storing).
+				g = &shareGroup{id: req.GroupID, members: map[string]*shareMember{}, settings: sg.s.shareSettings(req.GroupID)}
 				sg.groups[g.id] = g
 			}
 			m = &shareMember{id: req.MemberID, leased: map[string]bool{}}
@@ -333,7 +342,7 @@ func (sg *shareGroups) heartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest, 
 	id := m.id
 	resp.MemberID = &id
 	resp.MemberEpoch = m.epoch
-	resp.HeartbeatIntervalMillis = int32(sg.heartbeatInterval.Milliseconds())
+	resp.HeartbeatIntervalMillis = int32(g.settings.heartbeat.Milliseconds())
 	// Like Kafka: the assignment goes to a full request (one naming the
 	// topics) and whenever it changed.
 	if changed || req.SubscribedTopicNames != nil {
@@ -386,7 +395,7 @@ func (sg *shareGroups) roomLocked(group string) *heartbeatError {
 // from the earliest offset (the topic drops out of the assignment). full
 // says the member named its topics in this request (problems are logged
 // only then).
-func (sg *shareGroups) assignment(group string, topics []string, prev map[string]shareAssigned, full bool) (map[string]shareAssigned, *heartbeatError) {
+func (sg *shareGroups) assignment(group string, topics []string, prev map[string]shareAssigned, full bool, start catalog.Position) (map[string]shareAssigned, *heartbeatError) {
 	out := map[string]shareAssigned{}
 	for _, name := range topics {
 		t, ok := sg.s.b.Topic(name)
@@ -394,7 +403,7 @@ func (sg *shareGroups) assignment(group string, topics []string, prev map[string
 			continue
 		}
 		_, was := prev[name]
-		if _, err := sg.s.shareSub(name, group, !was); err != nil {
+		if _, err := sg.s.shareSub(name, group, !was, start); err != nil {
 			switch {
 			case errs.Is(err, errs.TopicNotFound):
 				continue
@@ -413,13 +422,36 @@ func (sg *shareGroups) assignment(group string, topics []string, prev map[string
 }
 
 // shareSub returns queue subscription group of a topic. With create, it is
-// created if missing, unless the topic is internal or a dead-letter topic
-// (SubNotFound then).
-func (s *Server) shareSub(topic, group string, create bool) (broker.ShareSub, error) {
+// created if missing, starting at start, unless the topic is internal or a
+// dead-letter topic (SubNotFound then).
+func (s *Server) shareSub(topic, group string, create bool, start catalog.Position) (broker.ShareSub, error) {
 	if !create || strings.HasPrefix(topic, "__") || strings.HasPrefix(topic, "dlq.") {
 		return s.b.QueueSubscription(topic, group)
 	}
-	return s.b.EnsureQueueSubscription(topic, group)
+	return s.b.EnsureQueueSubscription(topic, group, start)
+}
+
+// applySettings gives a group with members its changed configs.
+func (sg *shareGroups) applySettings(group string, st shareSettings) {
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	if g := sg.groups[group]; g != nil {
+		g.settings = st
+	}
+}
+
+// names lists the share groups with members, sorted.
+func (sg *shareGroups) names() []string {
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	return shareSortedKeys(sg.groups)
+}
+
+// hasMembers reports whether a share group has members.
+func (sg *shareGroups) hasMembers(group string) bool {
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	return sg.groups[group] != nil
 }
 
 // shareSubError is the Kafka error of a share group's topic without a
@@ -506,6 +538,7 @@ type shareSessionResult struct {
 	parts  []shareTP // the session's partitions (at close: those it had)
 	epoch  int32     // the session epoch this request used (for rotating partitions)
 	leased map[string]bool
+	lock   time.Duration // the group's share.record.lock.duration.ms; 0: unset
 }
 
 // session validates a request's session epoch and applies it: epoch 0
@@ -519,7 +552,7 @@ func (sg *shareGroups) session(op shareSessionOp) (shareSessionResult, int16, st
 	if m == nil {
 		return shareSessionResult{}, kerr.UnknownMemberID.Code, "not a member of the share group: heartbeat first"
 	}
-	var res shareSessionResult
+	res := shareSessionResult{lock: sg.groups[op.group].settings.lock}
 	switch {
 	case op.epoch == 0:
 		m.session = &shareSession{parts: map[shareTP]struct{}{}}
@@ -652,7 +685,7 @@ type shareAckBatchIn struct {
 
 // applyShareAcks validates and applies one partition's acknowledgements
 // and returns the partition's Kafka error code and message.
-func (s *Server) applyShareAcks(tn *shareTopicNames, group, member string, a shareAckIn, allowRenew bool) (int16, string) {
+func (s *Server) applyShareAcks(tn *shareTopicNames, group, member string, a shareAckIn, allowRenew bool, lock time.Duration) (int16, string) {
 	maxType := int8(broker.ShareReject)
 	if allowRenew {
 		maxType = int8(broker.ShareRenew)
@@ -694,7 +727,7 @@ func (s *Server) applyShareAcks(tn *shareTopicNames, group, member string, a sha
 	if !ok {
 		return kerr.UnknownTopicID.Code, ""
 	}
-	stale, err := s.b.ShareAck(topic, group, leaseHolder(member), a.p, acks)
+	stale, err := s.b.ShareAck(topic, group, leaseHolder(member), a.p, acks, lock)
 	switch {
 	case err == nil && stale > 0:
 		return kerr.InvalidRecordState.Code, "some acknowledged records are not acquired by this member (their lock expired, or they were acknowledged already)"
