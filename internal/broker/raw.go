@@ -154,6 +154,22 @@ func (b *Broker) OffsetForTime(topicName string, p int32, ts int64) (int64, bool
 	return t.logs()[p].OffsetForTime(ts)
 }
 
+// OffsetOfMaxTimestamp returns the largest record timestamp of partition p
+// and the offset of the first record carrying it; false if the partition
+// holds no record.
+func (b *Broker) OffsetOfMaxTimestamp(topicName string, p int32) (offset, ts int64, ok bool, err error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if p < 0 || int(p) >= len(t.logs()) {
+		return 0, 0, false, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
+	}
+	return t.logs()[p].OffsetOfMaxTimestamp()
+}
+
 // TopicChanged returns a channel closed at the topic's next publish (for
 // long polls), or nil if the topic does not exist.
 func (b *Broker) TopicChanged(topicName string) <-chan struct{} {

@@ -1,10 +1,13 @@
 package kafka
 
-// ListOffsets (key 2), v1–v10. Timestamp −2 is the log start offset, −1
-// the high watermark (also for isolation level read_committed: there are
-// no transactions), −3 the offset of the largest timestamp (answered with
-// the last offset), and any other timestamp the first offset whose record
-// timestamp is at or after it (−1/−1 when there is none).
+// ListOffsets (key 2), v0–v10. Timestamp −2 is the log start offset (−4,
+// the earliest local offset, is the same: all data is local), −1 the high
+// watermark (also for isolation level read_committed: there are no
+// transactions), −3 the largest record timestamp with the offset of the
+// first record carrying it, and any other timestamp the first offset whose
+// record timestamp is at or after it (−1/−1 when there is none, or an
+// empty partition for −3). v0 answers in OldStyleOffsets, at most
+// MaxNumOffsets of them (one offset: Spool does not list segment bases).
 
 import (
 	"context"
@@ -14,7 +17,7 @@ import (
 )
 
 func init() {
-	registrations = append(registrations, func(s *Server) { s.register(2, 1, 10, s.listOffsets) })
+	registrations = append(registrations, func(s *Server) { s.register(2, 0, 10, s.listOffsets) })
 }
 
 func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
@@ -34,15 +37,16 @@ func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 				continue
 			}
 			switch rp.Timestamp {
-			case -2:
+			case -2, -4:
 				sp.Offset = start
 			case -1:
 				sp.Offset = end
 			case -3:
-				if end > start {
-					sp.Offset = end - 1
-				} else {
-					sp.Offset = end
+				off, ts, ok, err := s.b.OffsetOfMaxTimestamp(rt.Topic, rp.Partition)
+				if err != nil {
+					sp.ErrorCode = errCode(err)
+				} else if ok {
+					sp.Offset, sp.Timestamp = off, ts
 				}
 			default:
 				off, ok, err := s.b.OffsetForTime(rt.Topic, rp.Partition, rp.Timestamp)
@@ -51,6 +55,9 @@ func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 				} else if ok {
 					sp.Offset, sp.Timestamp = off, rp.Timestamp
 				}
+			}
+			if req.Version == 0 && sp.ErrorCode == 0 && sp.Offset >= 0 && rp.MaxNumOffsets > 0 {
+				sp.OldStyleOffsets = []int64{sp.Offset}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

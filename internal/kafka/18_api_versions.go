@@ -1,7 +1,10 @@
 package kafka
 
-// ApiVersions (key 18), v0–v4. The response always uses response header v0,
-// even for flexible versions. A client asking for a version above ours gets
+// ApiVersions (key 18), v0–v5. The response always uses response header v0,
+// even for flexible versions. v5 (KIP-1242) lets a client name the cluster
+// and node it believes it talks to: both set and either not ours is
+// REBOOTSTRAP_REQUIRED, only one set is INVALID_REQUEST (both answers still
+// list our versions). A client asking for a version above ours gets
 // a v0 response with UNSUPPORTED_VERSION and our range (KIP-511), so it can
 // retry with a version we speak. Only implemented APIs are advertised; no
 // features (in particular not transaction.version, so transactional clients
@@ -15,7 +18,7 @@ import (
 )
 
 func init() {
-	registrations = append(registrations, func(s *Server) { s.register(18, 0, 4, s.apiVersions) })
+	registrations = append(registrations, func(s *Server) { s.register(18, 0, 5, s.apiVersions) })
 }
 
 func (s *Server) apiKeys() []kmsg.ApiVersionsResponseApiKey {
@@ -30,6 +33,14 @@ func (s *Server) apiVersions(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 	req := kreq.(*kmsg.ApiVersionsRequest)
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	resp.ApiKeys = s.apiKeys()
+	if req.Version >= 5 {
+		switch {
+		case (req.ClusterID == nil) != (req.NodeID < 0):
+			resp.ErrorCode = kerr.InvalidRequest.Code
+		case req.ClusterID != nil && (*req.ClusterID != s.cfg.ClusterID || req.NodeID != s.cfg.NodeID):
+			resp.ErrorCode = kerr.RebootstrapRequired.Code
+		}
+	}
 	return resp, nil
 }
 

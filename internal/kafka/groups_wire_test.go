@@ -62,7 +62,7 @@ func (w *groupWire) try(req kmsg.Request, v int16) (kmsg.Response, error) {
 		return nil, errors.New("correlation id mismatch")
 	}
 	resp := req.ResponseKind()
-	if resp.IsFlexible() {
+	if resp.IsFlexible() && req.Key() != 18 { // ApiVersions: always response header v0
 		body = body[1:] // no tags in our response headers
 	}
 	return resp, resp.ReadFrom(body)

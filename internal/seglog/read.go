@@ -159,6 +159,29 @@ func (l *Log) OffsetForTime(ts int64) (int64, bool, error) {
 	return end, false, nil
 }
 
+// OffsetOfMaxTimestamp returns the largest record timestamp below the end
+// offset and the offset of the first record carrying it, and true; false
+// if the log holds no readable record.
+func (l *Log) OffsetOfMaxTimestamp() (offset, ts int64, ok bool, err error) {
+	end := l.end.Load()
+	ts = -1
+	l.segMu.RLock()
+	for _, s := range l.segs {
+		if s.base < end && s.maxTS.Load() > ts {
+			ts = s.maxTS.Load()
+		}
+	}
+	l.segMu.RUnlock()
+	if ts < 0 {
+		return -1, -1, false, nil
+	}
+	off, ok, err := l.OffsetForTime(ts)
+	if err != nil || !ok {
+		return -1, -1, false, err
+	}
+	return off, ts, true, nil
+}
+
 // offsetInBatch finds the first record with timestamp >= ts inside a batch
 // whose max timestamp is >= ts; if the records cannot be decoded it answers
 // with the batch's base offset.
