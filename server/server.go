@@ -44,6 +44,10 @@ type Config struct {
 	// KafkaAdvertisedAddr is the host:port Kafka Metadata responses name;
 	// default the listener's address.
 	KafkaAdvertisedAddr string
+	// KafkaGroupInitialRebalanceDelay is how long a Kafka consumer group
+	// leaving the Empty state waits for more members before its first
+	// rebalance; nil: 100 ms.
+	KafkaGroupInitialRebalanceDelay *time.Duration
 	// AllowNonLoopback must be set to listen on a non-loopback address:
 	// Spool has no authentication yet.
 	AllowNonLoopback bool
@@ -80,6 +84,10 @@ const DefaultMaxBatchBytes = 16 << 20
 
 // DefaultKafkaAddr is the Kafka protocol's default address.
 const DefaultKafkaAddr = "127.0.0.1:9092"
+
+// DefaultKafkaGroupInitialRebalanceDelay is the default of
+// Config.KafkaGroupInitialRebalanceDelay.
+const DefaultKafkaGroupInitialRebalanceDelay = 100 * time.Millisecond
 
 // Server is a Spool broker.
 type Server struct {
@@ -249,7 +257,7 @@ func (s *Server) startLocked() error {
 			return err
 		}
 		s.kafkaLn = kln
-		kcfg := kafka.Config{Logger: s.logger}
+		kcfg := kafka.Config{Logger: s.logger, GroupInitialRebalanceDelay: s.cfg.KafkaGroupInitialRebalanceDelay}
 		if adv := s.cfg.KafkaAdvertisedAddr; adv != "" {
 			host, port, err := net.SplitHostPort(adv)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -338,6 +339,7 @@ func newBenchKafkaCmd() *cobra.Command {
 		rate    int
 		latDur  time.Duration
 		share   bool
+		profDir string
 	)
 	cmd := &cobra.Command{
 		Use:   "kafka",
@@ -381,9 +383,9 @@ func newBenchKafkaCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(out, "Medians of %d rounds, %d records each; raw fdatasync 4 KiB p50 %s.\n\n", rounds, records, usf(float64(raw.P50)))
-			fmt.Fprintf(out, "| size | broker | produce rec/s | group consume rec/s | share consume rec/s |\n|---:|---|---:|---:|---:|\n")
+			fmt.Fprintf(out, "| size | broker | produce rec/s | group consume rec/s | time to first records | group consume after them, rec/s | share consume rec/s |\n|---:|---|---:|---:|---:|---:|---:|\n")
 			for _, size := range ss {
-				type acc struct{ p, g, s []float64 }
+				type acc struct{ p, g, f, gs, s []float64 }
 				var sp, kf acc
 				for r := 1; r <= rounds; r++ {
 					for _, target := range []struct {
@@ -392,7 +394,11 @@ func newBenchKafkaCmd() *cobra.Command {
 						a    *acc
 					}{{"spool", srv.KafkaAddr(), &sp}, {"kfake", kaddr, &kf}} {
 						fmt.Fprintf(progress, "%s, %d B, round %d/%d\n", target.name, size, r, rounds)
-						res, err := bench.RunKafka(target.addr, size, records, share, progress)
+						var prof func(string) func()
+						if profDir != "" && target.name == "spool" {
+							prof = cpuProfiler(profDir, fmt.Sprintf("kafka-%d-r%d", size, r))
+						}
+						res, err := bench.RunKafka(target.addr, size, records, share, progress, prof)
 						if err != nil {
 							return fmt.Errorf("%s: %w", target.name, err)
 						}
@@ -401,6 +407,8 @@ func newBenchKafkaCmd() *cobra.Command {
 						}
 						target.a.p = append(target.a.p, res.ProduceRate)
 						target.a.g = append(target.a.g, res.GroupConsumeRate)
+						target.a.f = append(target.a.f, float64(res.GroupFirst))
+						target.a.gs = append(target.a.gs, res.GroupSteadyRate)
 						target.a.s = append(target.a.s, res.ShareConsumeRate)
 					}
 				}
@@ -408,10 +416,10 @@ func newBenchKafkaCmd() *cobra.Command {
 					name string
 					a    acc
 				}{{"Spool (fsync)", sp}, {"kfake (memory)", kf}} {
-					fmt.Fprintf(out, "| %s | %s | %.0f | %.0f | %.0f |\n", sizeName(size), row.name, median(row.a.p), median(row.a.g), median(row.a.s))
+					fmt.Fprintf(out, "| %s | %s | %.0f | %.0f | %.1f ms | %.0f | %.0f |\n", sizeName(size), row.name, median(row.a.p), median(row.a.g), median(row.a.f)/1e6, median(row.a.gs), median(row.a.s))
 				}
-				fmt.Fprintf(out, "| %s | Spool ÷ kfake | %.2f | %.2f | %.2f |\n", sizeName(size),
-					median(sp.p)/median(kf.p), median(sp.g)/median(kf.g), ratio(median(sp.s), median(kf.s)))
+				fmt.Fprintf(out, "| %s | Spool ÷ kfake | %.2f | %.2f | | %.2f | %.2f |\n", sizeName(size),
+					median(sp.p)/median(kf.p), median(sp.g)/median(kf.g), ratio(median(sp.gs), median(kf.gs)), ratio(median(sp.s), median(kf.s)))
 			}
 			if rate > 0 {
 				lr, err := bench.RunKafkaLatency(srv.KafkaAddr(), rate, latDur)
@@ -433,7 +441,26 @@ func newBenchKafkaCmd() *cobra.Command {
 	f.IntVar(&rate, "rate", 5000, "produce rate of the latency measurement (0 skips it)")
 	f.DurationVar(&latDur, "latency-duration", 10*time.Second, "duration of the latency measurement")
 	f.BoolVar(&share, "share", true, "also measure share-group consumption")
+	f.StringVar(&profDir, "profile-dir", "", "write a CPU profile of each Spool phase here (client and server share the process)")
 	return cmd
+}
+
+// cpuProfiler returns a profile hook writing DIR/PREFIX-PHASE.cpu.pprof.
+func cpuProfiler(dir, prefix string) func(string) func() {
+	return func(phase string) func() {
+		f, err := os.Create(filepath.Join(dir, prefix+"-"+phase+".cpu.pprof"))
+		if err != nil {
+			return func() {}
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return func() {}
+		}
+		return func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+	}
 }
 
 func ratio(a, b float64) float64 {

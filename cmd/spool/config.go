@@ -26,6 +26,9 @@ type fileConfig struct {
 	Kafka struct {
 		Addr           string `yaml:"addr"`            // "-" disables the Kafka listener
 		AdvertisedAddr string `yaml:"advertised-addr"` // host:port named in Metadata; default the listener's
+		// GroupInitialRebalanceDelay: a consumer group leaving Empty waits
+		// this long for more members before its first rebalance.
+		GroupInitialRebalanceDelay time.Duration `yaml:"group-initial-rebalance-delay"`
 	} `yaml:"kafka"`
 	Log struct {
 		Format string `yaml:"format"` // text or json
@@ -54,6 +57,7 @@ func defaultFileConfig() fileConfig {
 	c.Data = server.DefaultDataDir
 	c.HTTP.Addr = server.DefaultHTTPAddr
 	c.Kafka.Addr = server.DefaultKafkaAddr
+	c.Kafka.GroupInitialRebalanceDelay = server.DefaultKafkaGroupInitialRebalanceDelay
 	c.Log.Format = "text"
 	c.Log.Level = "info"
 	c.Storage.SegmentBytes = 128 * config.MiB
@@ -105,13 +109,18 @@ func (c fileConfig) serverConfig(logger *slog.Logger) (server.Config, error) {
 	}
 	lim := batch.DefaultLimits()
 	lim.MaxBatchBytes = int(c.Storage.MaxBatchBytes)
+	delay := c.Kafka.GroupInitialRebalanceDelay
+	if delay < 0 || delay > 5*time.Minute {
+		return server.Config{}, fmt.Errorf("kafka.group-initial-rebalance-delay (%s) must be between 0 and 5m", delay)
+	}
 	return server.Config{
-		DataDir:             c.Data,
-		HTTPAddr:            c.HTTP.Addr,
-		KafkaAddr:           c.Kafka.Addr,
-		KafkaAdvertisedAddr: c.Kafka.AdvertisedAddr,
-		AllowNonLoopback:    c.AllowNonLoopback,
-		Logger:              logger,
+		DataDir:                         c.Data,
+		HTTPAddr:                        c.HTTP.Addr,
+		KafkaAddr:                       c.Kafka.Addr,
+		KafkaAdvertisedAddr:             c.Kafka.AdvertisedAddr,
+		KafkaGroupInitialRebalanceDelay: &delay,
+		AllowNonLoopback:                c.AllowNonLoopback,
+		Logger:                          logger,
 		Log: seglog.Options{
 			SegmentBytes: int64(c.Storage.SegmentBytes),
 			FlushBytes:   int(c.Storage.FlushBytes),

@@ -11,14 +11,22 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // KafkaResult is one run of the Kafka client benchmark against one broker.
 type KafkaResult struct {
 	ProduceRate      float64 // records/s, idempotent producer, acks=all
 	GroupConsumeRate float64 // records/s, group consumer committing after every poll
+	// GroupFirst is the time from the consumer's start to its first
+	// records (joining the group, finding the offsets): included in
+	// GroupConsumeRate. GroupSteadyRate is the rate after the first
+	// records arrived.
+	GroupFirst      time.Duration
+	GroupSteadyRate float64
 	ShareConsumeRate float64 // records/s, share consumer accepting every record; 0 if not run
 	ShareErr         error
 }
@@ -38,10 +46,15 @@ func StartKfake() (addr string, stop func(), err error) {
 // producing n records of size bytes, a group consumer reading them and
 // committing after every poll, and (with share) a share consumer accepting
 // every record.
-func RunKafka(addr string, size, n int, share bool, progress io.Writer) (KafkaResult, error) {
+// profile, if not nil, is called as each phase starts ("produce", "group",
+// "share") and the function it returns as the phase ends (to profile it).
+func RunKafka(addr string, size, n int, share bool, progress io.Writer, profile func(phase string) func()) (KafkaResult, error) {
 	var res KafkaResult
 	if progress == nil {
 		progress = io.Discard
+	}
+	if profile == nil {
+		profile = func(string) func() { return func() {} }
 	}
 	ctx := context.Background()
 	admin, err := kgo.NewClient(kgo.SeedBrokers(addr))
@@ -64,6 +77,7 @@ func RunKafka(addr string, size, n int, share bool, progress io.Writer) (KafkaRe
 	value := make([]byte, size)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
+	stop := profile("produce")
 	t0 := time.Now()
 	for range n {
 		wg.Add(1)
@@ -76,6 +90,7 @@ func RunKafka(addr string, size, n int, share bool, progress io.Writer) (KafkaRe
 	}
 	wg.Wait()
 	res.ProduceRate = float64(n) / time.Since(t0).Seconds()
+	stop()
 	p.Close()
 	if f := failed.Load(); f > 0 {
 		return res, fmt.Errorf("%d records failed to produce", f)
@@ -87,7 +102,8 @@ func RunKafka(addr string, size, n int, share bool, progress io.Writer) (KafkaRe
 	if err != nil {
 		return res, err
 	}
-	got := 0
+	got, first := 0, 0
+	stop = profile("group")
 	t0 = time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	for got < n {
@@ -97,6 +113,10 @@ func RunKafka(addr string, size, n int, share bool, progress io.Writer) (KafkaRe
 			c.Close()
 			return res, fmt.Errorf("group consume: %w", err)
 		}
+		if got == 0 && fs.NumRecords() > 0 {
+			res.GroupFirst = time.Since(t0)
+			first = fs.NumRecords()
+		}
 		got += fs.NumRecords()
 		if err := c.CommitUncommittedOffsets(cctx); err != nil {
 			cancel()
@@ -105,14 +125,45 @@ func RunKafka(addr string, size, n int, share bool, progress io.Writer) (KafkaRe
 		}
 	}
 	res.GroupConsumeRate = float64(n) / time.Since(t0).Seconds()
+	res.GroupSteadyRate = float64(got-first) / (time.Since(t0) - res.GroupFirst).Seconds()
+	stop()
 	cancel()
 	c.Close()
 
 	if share {
 		fmt.Fprintf(progress, "  share consume...\n")
+		// Share groups start at the latest offset by default (Kafka's
+		// share.auto.offset.reset); these records were produced before.
+		if err := setShareReset(ctx, admin, topic+"-s"); err != nil {
+			res.ShareErr = err
+			return res, nil
+		}
+		stop = profile("share")
 		res.ShareConsumeRate, res.ShareErr = shareConsume(addr, topic, n)
+		stop()
 	}
 	return res, nil
+}
+
+// setShareReset sets a share group's share.auto.offset.reset to earliest.
+func setShareReset(ctx context.Context, cl *kgo.Client, group string) error {
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Op, c.Value = "share.auto.offset.reset", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("earliest")
+	res.Configs = append(res.Configs, c)
+	req.Resources = append(req.Resources, res)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("set share.auto.offset.reset: %w", err)
+	}
+	for _, r := range resp.Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return fmt.Errorf("set share.auto.offset.reset: %w", err)
+		}
+	}
+	return nil
 }
 
 func shareConsume(addr, topic string, n int) (float64, error) {

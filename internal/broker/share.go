@@ -34,15 +34,15 @@ type ShareSub struct {
 }
 
 // EnsureQueueSubscription returns queue subscription name of a topic,
-// creating it if it does not exist with default queue settings, starting at
-// start. A stream subscription of that name is an error
-// (FailedPrecondition).
-func (b *Broker) EnsureQueueSubscription(topicName, name string, start catalog.Position) (ShareSub, error) {
+// creating it with cfg (its mode set to queue) if it does not exist. A
+// stream subscription of that name is an error (FailedPrecondition).
+func (b *Broker) EnsureQueueSubscription(topicName, name string, cfg catalog.SubConfig) (ShareSub, error) {
 	sub, err := b.QueueSubscription(topicName, name)
 	if !errs.Is(err, errs.SubNotFound) {
 		return sub, err
 	}
-	_, err = b.CreateSubscription(topicName, name, catalog.SubConfig{Mode: catalog.ModeQueue, Start: start})
+	cfg.Mode = catalog.ModeQueue
+	_, err = b.CreateSubscription(topicName, name, cfg)
 	if err != nil && !errs.Is(err, errs.SubExists) {
 		return ShareSub{}, err
 	}
@@ -81,15 +81,27 @@ type ShareLeased struct {
 	Deadline   time.Time
 }
 
-// ShareLease leases up to maxRecords ready messages of partition p to member,
-// feeding the core from the log as needed, and returns the stored batches
-// holding them. It stops early once the batches read reach maxBytes (at
-// least one round of leases is read whatever its size). It never waits:
-// with nothing ready it returns nothing; see ShareChanged. The
-// subscription's in-flight limit and rate limit apply. lock, if positive,
-// is the lease length instead of the subscription's ack timeout (a Kafka
-// share group's share.record.lock.duration.ms).
-func (b *Broker) ShareLease(topicName, name, member string, p int32, maxRecords, maxBytes int, lock time.Duration) (ShareLeased, error) {
+// ShareLeaseOptions bound one ShareLease call.
+type ShareLeaseOptions struct {
+	MaxRecords int // leases to take (see WholeBatches)
+	// MaxBytes stops leasing once the batches read reach it (at least one
+	// round of leases is read whatever its size).
+	MaxBytes int
+	// Lock, if positive, is the lease length instead of the subscription's
+	// ack timeout (a Kafka share group's share.record.lock.duration.ms).
+	Lock time.Duration
+	// WholeBatches rounds MaxRecords up so that the last batch read is
+	// leased to its end where its records are ready (Kafka's
+	// batch-optimized acquire mode): a consumer then does not receive, and
+	// decode, the same stored batch again for its next few records.
+	WholeBatches bool
+}
+
+// ShareLease leases ready messages of partition p to member, feeding the
+// core from the log as needed, and returns the stored batches holding them.
+// It never waits: with nothing ready it returns nothing; see ShareChanged.
+// The subscription's in-flight limit and rate limit apply.
+func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeaseOptions) (ShareLeased, error) {
 	if member == "" {
 		return ShareLeased{}, errs.New(errs.InvalidArgument, "member is empty")
 	}
@@ -102,15 +114,39 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, maxRecords,
 		return ShareLeased{}, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
 	}
 	qp := q.parts[p]
+	lock := o.Lock
 	if lock <= 0 {
 		lock = q.cfg.AckTimeout
 	}
 	out := ShareLeased{AckTimeout: lock}
 	var leases []queue.Lease
 	r := leaseReader{t: t, p: p, have: map[int64]bool{}}
-	bytes := 0
-	for len(leases) < maxRecords && (bytes < maxBytes || len(leases) == 0) {
-		want := min(maxRecords-len(leases), shareLeaseRound)
+	// One call takes at most half the subscription's in-flight limit, so
+	// that a consumer that fetches ahead while it works (as Kafka clients
+	// do) finds room for its next fetch before its acks arrive, instead
+	// of waiting for them in a long poll they cannot reach.
+	callCap := max(1, q.maxInFlight/2)
+	bytes, limit, rounded := 0, min(o.MaxRecords, callCap), false
+	maxOff := int64(-1)
+	for {
+		if len(leases) >= limit || (bytes >= o.MaxBytes && len(leases) > 0) {
+			// Round up once to the end of the batch holding the highest
+			// offset leased; more leases may still come from elsewhere (a
+			// redelivery due first), bounded by that batch's size.
+			if !o.WholeBatches || rounded || bytes >= o.MaxBytes || len(leases) == 0 {
+				break
+			}
+			rounded = true
+			end, ok := r.batchEnd(maxOff)
+			if !ok || end <= maxOff {
+				break
+			}
+			limit = min(len(leases)+int(end-maxOff), callCap)
+			if limit <= len(leases) {
+				break
+			}
+		}
+		want := min(limit-len(leases), shareLeaseRound)
 		now := b.clock.Now()
 		s.mu.Lock()
 		if s.deleted {
@@ -151,6 +187,9 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, maxRecords,
 		s.mu.Unlock()
 		if len(ls) > 0 {
 			leases = append(leases, ls...)
+			for _, l := range ls {
+				maxOff = max(maxOff, l.Offset)
+			}
 			bytes += r.read(ls)
 			continue
 		}
@@ -194,8 +233,8 @@ type leaseReader struct {
 }
 
 type rawBatch struct {
-	base int64
-	data []byte
+	base, last int64
+	data       []byte
 }
 
 // read collects the batches holding offsets of ls (not yet collected) and
@@ -210,8 +249,13 @@ func (r *leaseReader) read(ls []queue.Lease) int {
 	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
 	l := r.t.logs()[r.p]
 	added := 0
+	// The first read takes exactly the batch holding the lowest offset
+	// (leases of one fetch are mostly consecutive, often in one batch);
+	// later ones read ahead in chunks.
+	chunk := 1
 	for i := 0; i < len(offs); {
-		data, err := l.Read(offs[i], sessionReadChunk)
+		data, err := l.Read(offs[i], chunk)
+		chunk = sessionReadChunk
 		if err != nil || len(data) == 0 {
 			r.t.b.logger.Warn("leased message no longer readable", "topic", r.t.meta.Name, "partition", r.p, "offset", offs[i], "err", err)
 			i++
@@ -239,7 +283,7 @@ func (r *leaseReader) read(ls []queue.Lease) int {
 			}
 			if !r.have[h.BaseOffset] {
 				r.have[h.BaseOffset] = true
-				r.list = append(r.list, rawBatch{base: h.BaseOffset, data: one})
+				r.list = append(r.list, rawBatch{base: h.BaseOffset, last: h.LastOffset(), data: one})
 				added += len(one)
 			}
 		}
@@ -248,6 +292,16 @@ func (r *leaseReader) read(ls []queue.Lease) int {
 		}
 	}
 	return added
+}
+
+// batchEnd returns the last offset of the collected batch holding off.
+func (r *leaseReader) batchEnd(off int64) (int64, bool) {
+	for _, rb := range r.list {
+		if rb.base <= off && off <= rb.last {
+			return rb.last, true
+		}
+	}
+	return 0, false
 }
 
 // batches returns the collected batches in offset order, concatenated.

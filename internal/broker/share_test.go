@@ -60,20 +60,20 @@ func TestEnsureQueueSubscription(t *testing.T) {
 	e := newEnv(t)
 	e.b.CreateTopic("jobs", catalog.TopicConfig{Partitions: 2})
 	e.b.Publish("jobs", msgs("early", 4))
-	sub, err := e.b.EnsureQueueSubscription("jobs", "g", catalog.Position{})
+	sub, err := e.b.EnsureQueueSubscription("jobs", "g", catalog.SubConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sub.AckTimeout != 30*time.Second || sub.MaxDeliveries != 5 || sub.DeadLetterTopic != "dlq.jobs.g" {
 		t.Fatalf("defaults %+v", sub)
 	}
-	if _, err := e.b.EnsureQueueSubscription("jobs", "g", catalog.Position{}); err != nil {
+	if _, err := e.b.EnsureQueueSubscription("jobs", "g", catalog.SubConfig{}); err != nil {
 		t.Fatalf("second ensure: %v", err)
 	}
 	// Created at the earliest offset: messages published before are leased.
 	total := 0
 	for p := range int32(2) {
-		l, err := e.b.ShareLease("jobs", "g", "m1", p, 100, 1<<20, 0)
+		l, err := e.b.ShareLease("jobs", "g", "m1", p, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,10 +83,10 @@ func TestEnsureQueueSubscription(t *testing.T) {
 		t.Fatalf("leased %d of the 4 earlier messages", total)
 	}
 	e.b.CreateSubscription("jobs", "stream", catalog.SubConfig{})
-	if _, err := e.b.EnsureQueueSubscription("jobs", "stream", catalog.Position{}); !errs.Is(err, errs.FailedPrecondition) {
+	if _, err := e.b.EnsureQueueSubscription("jobs", "stream", catalog.SubConfig{}); !errs.Is(err, errs.FailedPrecondition) {
 		t.Fatalf("stream subscription: %v", err)
 	}
-	if _, err := e.b.EnsureQueueSubscription("nope", "g", catalog.Position{}); !errs.Is(err, errs.TopicNotFound) {
+	if _, err := e.b.EnsureQueueSubscription("nope", "g", catalog.SubConfig{}); !errs.Is(err, errs.TopicNotFound) {
 		t.Fatalf("unknown topic: %v", err)
 	}
 }
@@ -99,7 +99,7 @@ func TestShareLeaseBatchesAndAcks(t *testing.T) {
 	for i := range 3 {
 		e.b.Publish("jobs", msgs(fmt.Sprintf("b%d", i), 4))
 	}
-	a, err := e.b.ShareLease("jobs", "w", "a", 0, 6, 1<<20, 0)
+	a, err := e.b.ShareLease("jobs", "w", "a", 0, ShareLeaseOptions{MaxRecords: 6, MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,14 +116,14 @@ func TestShareLeaseBatchesAndAcks(t *testing.T) {
 	// The second member gets the rest; its batches start with the batch
 	// that holds offset 6 (shared with a's leases) and nothing is leased
 	// twice.
-	b, _ := e.b.ShareLease("jobs", "w", "b", 0, 100, 1<<20, 0)
+	b, _ := e.b.ShareLease("jobs", "w", "b", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 	if b.Leased != 6 || b.Acquired[0].First != 6 || b.Acquired[0].Last != 11 {
 		t.Fatalf("second lease %+v", b)
 	}
 	if got := leasedValues(t, b); len(got) != 6 || got[6] != "b1-2" || got[11] != "b2-3" {
 		t.Fatalf("second records %v", got)
 	}
-	if none, _ := e.b.ShareLease("jobs", "w", "c", 0, 100, 1<<20, 0); none.Leased != 0 || len(none.Batches) != 0 {
+	if none, _ := e.b.ShareLease("jobs", "w", "c", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20}); none.Leased != 0 || len(none.Batches) != 0 {
 		t.Fatalf("third member leased %+v", none)
 	}
 
@@ -143,11 +143,11 @@ func TestShareLeaseBatchesAndAcks(t *testing.T) {
 		t.Fatalf("double ack: stale %d", stale)
 	}
 	// Released: back after the backoff (1 s, no jitter), delivery count 2.
-	if l, _ := e.b.ShareLease("jobs", "w", "c", 0, 100, 1<<20, 0); l.Leased != 0 {
+	if l, _ := e.b.ShareLease("jobs", "w", "c", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20}); l.Leased != 0 {
 		t.Fatalf("released message redelivered before its backoff: %+v", l)
 	}
 	e.advance(time.Second)
-	c, _ := e.b.ShareLease("jobs", "w", "c", 0, 100, 1<<20, 0)
+	c, _ := e.b.ShareLease("jobs", "w", "c", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 	if c.Leased != 1 || c.Acquired[0] != (AcquiredRange{First: 2, Last: 2, DeliveryCount: 2}) {
 		t.Fatalf("redelivery %+v", c)
 	}
@@ -160,13 +160,13 @@ func TestShareLeaseBatchesAndAcks(t *testing.T) {
 	// Renewed at t+1s for 10 s: b's leases (from t) expire at t+10s, a's
 	// renewed ones at t+11s.
 	e.advance(9500 * time.Millisecond)
-	d, _ := e.b.ShareLease("jobs", "w", "d", 0, 100, 1<<20, 0)
+	d, _ := e.b.ShareLease("jobs", "w", "d", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 	if d.Leased != 0 {
 		t.Fatalf("nothing should have expired yet: %+v", d)
 	}
 	e.advance(time.Second) // b's expired at t+10s; redelivered after the 1 s backoff
 	e.advance(time.Second)
-	d, _ = e.b.ShareLease("jobs", "w", "d", 0, 100, 1<<20, 0)
+	d, _ = e.b.ShareLease("jobs", "w", "d", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 	if d.Leased != 8 || d.Acquired[0].First != 4 || d.Acquired[0].DeliveryCount != 2 {
 		t.Fatalf("after expiry %+v", d)
 	}
@@ -192,11 +192,11 @@ func TestShareAckRefusesMalformed(t *testing.T) {
 	if _, err := e.b.ShareAck("jobs", "w", "a", 3, nil, 0); !errs.Is(err, errs.TopicNotFound) {
 		t.Errorf("bad partition: %v", err)
 	}
-	if _, err := e.b.ShareLease("jobs", "w", "", 0, 1, 1, 0); !errs.Is(err, errs.InvalidArgument) {
+	if _, err := e.b.ShareLease("jobs", "w", "", 0, ShareLeaseOptions{MaxRecords: 1, MaxBytes: 1}); !errs.Is(err, errs.InvalidArgument) {
 		t.Errorf("empty member: %v", err)
 	}
 	e.b.CreateSubscription("jobs", "s", catalog.SubConfig{})
-	if _, err := e.b.ShareLease("jobs", "s", "a", 0, 1, 1, 0); !errs.Is(err, errs.FailedPrecondition) {
+	if _, err := e.b.ShareLease("jobs", "s", "a", 0, ShareLeaseOptions{MaxRecords: 1, MaxBytes: 1}); !errs.Is(err, errs.FailedPrecondition) {
 		t.Errorf("stream subscription: %v", err)
 	}
 }
@@ -206,7 +206,7 @@ func TestShareReleaseAndChanged(t *testing.T) {
 	e.b.CreateTopic("jobs", catalog.TopicConfig{})
 	e.b.CreateSubscription("jobs", "w", queueCfg(func(q *catalog.QueueConfig) { q.MaxInFlight = 3 }))
 	e.b.Publish("jobs", msgs("m", 5))
-	a, _ := e.b.ShareLease("jobs", "w", "a", 0, 100, 1<<20, 0)
+	a, _ := e.b.ShareLease("jobs", "w", "a", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 	if a.Leased != 3 {
 		t.Fatalf("in-flight limit: leased %d, want 3", a.Leased)
 	}
@@ -234,12 +234,12 @@ func TestShareReleaseAndChanged(t *testing.T) {
 	}
 	// Released leases come back after the backoff, with their count;
 	// meanwhile their slots are free for others.
-	b, _ := e.b.ShareLease("jobs", "w", "b", 0, 100, 1<<20, 0)
+	b, _ := e.b.ShareLease("jobs", "w", "b", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 	if b.Leased != 2 || b.Acquired[0] != (AcquiredRange{First: 3, Last: 4, DeliveryCount: 1}) {
 		t.Fatalf("after release %+v", b)
 	}
 	e.advance(time.Second)
-	b, _ = e.b.ShareLease("jobs", "w", "b", 0, 100, 1<<20, 0)
+	b, _ = e.b.ShareLease("jobs", "w", "b", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 	if b.Leased != 1 || b.Acquired[0] != (AcquiredRange{First: 1, Last: 1, DeliveryCount: 2}) {
 		t.Fatalf("released after the backoff %+v", b)
 	}
@@ -265,15 +265,44 @@ func TestShareLeaseByteBudget(t *testing.T) {
 	for i := range 300 {
 		e.b.Publish("jobs", msgs(fmt.Sprint(i), 1))
 	}
-	l, _ := e.b.ShareLease("jobs", "w", "a", 0, 1000, 1, 0)
+	l, _ := e.b.ShareLease("jobs", "w", "a", 0, ShareLeaseOptions{MaxRecords: 1000, MaxBytes: 1})
 	if l.Leased != shareLeaseRound || acquiredCount(l) != shareLeaseRound {
 		t.Fatalf("leased %d with a 1-byte budget, want one round of %d", l.Leased, shareLeaseRound)
 	}
 	if got := leasedValues(t, l); len(got) != shareLeaseRound {
 		t.Fatalf("%d records for %d leases", len(got), shareLeaseRound)
 	}
-	l, _ = e.b.ShareLease("jobs", "w", "a", 0, 1000, 1<<20, 0)
+	l, _ = e.b.ShareLease("jobs", "w", "a", 0, ShareLeaseOptions{MaxRecords: 1000, MaxBytes: 1 << 20})
 	if l.Leased != 300-shareLeaseRound {
 		t.Fatalf("rest: leased %d", l.Leased)
+	}
+}
+
+// WholeBatches rounds the record limit up to the end of the last batch
+// read; without it the limit holds.
+func TestShareLeaseWholeBatches(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("jobs", catalog.TopicConfig{Partitions: 1})
+	e.b.CreateSubscription("jobs", "w", queueCfg(nil))
+	for _, prefix := range []string{"a", "b", "c"} {
+		if _, err := e.b.Publish("jobs", msgs(prefix, 10)); err != nil { // one batch each
+			t.Fatal(err)
+		}
+	}
+	l, err := e.b.ShareLease("jobs", "w", "m", 0, ShareLeaseOptions{MaxRecords: 3, MaxBytes: 1 << 20, WholeBatches: true})
+	if err != nil || l.Leased != 10 || fmt.Sprint(l.Acquired) != "[{0 9 1}]" {
+		t.Fatalf("whole batches: leased %d %v, %v", l.Leased, l.Acquired, err)
+	}
+	if got := leasedValues(t, l); len(got) != 10 {
+		t.Fatalf("%d records", len(got))
+	}
+	l, _ = e.b.ShareLease("jobs", "w", "m", 0, ShareLeaseOptions{MaxRecords: 3, MaxBytes: 1 << 20})
+	if l.Leased != 3 || fmt.Sprint(l.Acquired) != "[{10 12 1}]" {
+		t.Fatalf("record limit: leased %d %v", l.Leased, l.Acquired)
+	}
+	// The rest of that batch, rounded again; the next batch is untouched.
+	l, _ = e.b.ShareLease("jobs", "w", "m", 0, ShareLeaseOptions{MaxRecords: 1, MaxBytes: 1 << 20, WholeBatches: true})
+	if l.Leased != 7 || fmt.Sprint(l.Acquired) != "[{13 19 1}]" {
+		t.Fatalf("rest of a batch: leased %d %v", l.Leased, l.Acquired)
 	}
 }

@@ -21,7 +21,11 @@ package kafka
 //   - Acquisition: from the session's partitions whose topic has the
 //     queue subscription (created by the heartbeat that assigned the topic;
 //     a partition without one answers INCONSISTENT_GROUP_PROTOCOL), up to
-//     MaxRecords (default 500) leases in all, rotating the starting
+//     MaxRecords (default 500) leases in all — in the batch-optimized
+//     acquire mode (before v2, and ShareAcquireMode 0) rounded up to the
+//     end of the last stored batch read, as Kafka does, so that a consumer
+//     does not receive and decode one batch again for each few records;
+//     in record-limit mode (1) never more — rotating the starting
 //     partition every request; each partition's stored record batches (as
 //     stored, not re-encoded) up to PartitionMaxBytes, the whole response
 //     up to MaxBytes (at least one round of leases). AcquiredRecords lists
@@ -36,8 +40,7 @@ package kafka
 //   - v1 adds MaxRecords and BatchSize, v2 ShareAcquireMode and IsRenewAck
 //     (then all fetch parameters must be zero and every partition must
 //     carry acknowledgements: only acknowledgements are applied). Leases
-//     are per record, so MaxRecords is never exceeded, whatever the
-//     acquire mode, and BatchSize does not split acquired ranges.
+//     are per record, so BatchSize does not split acquired ranges.
 
 import (
 	"context"
@@ -47,6 +50,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/errs"
 )
 
@@ -312,7 +316,10 @@ func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member strin
 			limit = shareDefaultPartitionSize
 		}
 		limit = max(1, min(limit, maxBytes-bytes))
-		l, err := s.b.ShareLease(tg.topic, group, leaseHolder(member), tg.tp.p, maxRecords-leased, limit, lock)
+		l, err := s.b.ShareLease(tg.topic, group, leaseHolder(member), tg.tp.p, broker.ShareLeaseOptions{
+			MaxRecords: maxRecords - leased, MaxBytes: limit, Lock: lock,
+			WholeBatches: req.Version < 2 || req.ShareAcquireMode == 0,
+		})
 		if err != nil {
 			code := errCode(err)
 			if errs.Is(err, errs.TopicNotFound) || errs.Is(err, errs.SubNotFound) {

@@ -196,8 +196,9 @@ type syncResult struct {
 }
 
 func newGroupCoordinator(s *Server) *groupCoordinator {
-	_ = s
-	gc := newGroupCoordinatorWith(clock.Real, defaultGroupLimits())
+	lim := defaultGroupLimits()
+	lim.initialDelay = max(0, *s.cfg.GroupInitialRebalanceDelay)
+	gc := newGroupCoordinatorWith(clock.Real, lim)
 	gc.start()
 	return gc
 }

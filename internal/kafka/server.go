@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -41,7 +42,11 @@ type Config struct {
 	// AutoCreateTopics creates unknown topics named in Metadata requests
 	// that allow it, and on Produce; default true (Kafka's default).
 	AutoCreateTopics *bool
-	Logger           *slog.Logger
+	// GroupInitialRebalanceDelay is how long a consumer group leaving the
+	// Empty state waits for more members before its first rebalance
+	// (Kafka's group.initial.rebalance.delay.ms, 3 s there); nil: 100 ms.
+	GroupInitialRebalanceDelay *time.Duration
+	Logger                     *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +65,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClusterID == "" {
 		c.ClusterID = "spool"
+	}
+	if c.GroupInitialRebalanceDelay == nil {
+		d := defaultGroupLimits().initialDelay
+		c.GroupInitialRebalanceDelay = &d
 	}
 	return c
 }

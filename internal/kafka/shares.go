@@ -51,9 +51,9 @@ package kafka
 //     else's) change nothing and make the partition's answer
 //     INVALID_RECORD_STATE, but the others stand (Kafka refuses the whole
 //     partition).
-//   - Leases are per record, so a fetch never acquires more than MaxRecords
-//     (ShareAcquireMode makes no difference) and BatchSize does not split
-//     the acquired ranges.
+//   - Leases are per record. In the batch-optimized acquire mode a fetch
+//     rounds MaxRecords up to the end of the last batch it read (not of
+//     every batch), and BatchSize does not split the acquired ranges.
 //   - A record whose lock expires is redelivered after the subscription's
 //     backoff, as a released one is (Kafka makes it available at once).
 //   - ShareFetch and ShareAcknowledge require the member to be in the group
@@ -84,6 +84,12 @@ const (
 	shareMaxSessionPartitions = 20_000 // partitions in one share session
 	shareDefaultMaxRecords    = 500    // a ShareFetch without MaxRecords (v0)
 	shareMaxAckOffsets        = 1 << 16
+	// shareMaxInFlight is the in-flight limit of the queue subscriptions
+	// share groups create: Kafka share consumers fetch whole batches (a
+	// producer's default batch holds thousands of small records) ahead of
+	// their acks, so the queue default (1,000) would split every batch
+	// and stall the fetch ahead.
+	shareMaxInFlight = 10_000
 )
 
 // shareTimings are the member session timeout and the heartbeat interval
@@ -428,7 +434,7 @@ func (s *Server) shareSub(topic, group string, create bool, start catalog.Positi
 	if !create || strings.HasPrefix(topic, "__") || strings.HasPrefix(topic, "dlq.") {
 		return s.b.QueueSubscription(topic, group)
 	}
-	return s.b.EnsureQueueSubscription(topic, group, start)
+	return s.b.EnsureQueueSubscription(topic, group, catalog.SubConfig{Start: start, Queue: catalog.QueueConfig{MaxInFlight: shareMaxInFlight}})
 }
 
 // applySettings gives a group with members its changed configs.
