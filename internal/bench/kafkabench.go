@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -74,12 +75,16 @@ func RunKafka(addr string, size, n int, share bool, progress io.Writer, profile 
 	if err != nil {
 		return res, err
 	}
-	value := make([]byte, size)
+	// Values are slices of a 64 MiB random pool at varying offsets, so
+	// that the client's default compression (snappy) finds nothing to
+	// squeeze: the bytes stored and fetched are the records' own size.
+	pool := randomPool(64<<20 + size)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	stop := profile("produce")
 	t0 := time.Now()
-	for range n {
+	for i := range n {
+		value := pool[(i*size+i*7)%(len(pool)-size):][:size]
 		wg.Add(1)
 		p.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
 			if err != nil {
@@ -102,7 +107,7 @@ func RunKafka(addr string, size, n int, share bool, progress io.Writer, profile 
 	if err != nil {
 		return res, err
 	}
-	got, first := 0, 0
+	got, first, polls := 0, 0, 0
 	stop = profile("group")
 	t0 = time.Now()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -118,6 +123,7 @@ func RunKafka(addr string, size, n int, share bool, progress io.Writer, profile 
 			first = fs.NumRecords()
 		}
 		got += fs.NumRecords()
+		polls++
 		if err := c.CommitUncommittedOffsets(cctx); err != nil {
 			cancel()
 			c.Close()
@@ -126,6 +132,7 @@ func RunKafka(addr string, size, n int, share bool, progress io.Writer, profile 
 	}
 	res.GroupConsumeRate = float64(n) / time.Since(t0).Seconds()
 	res.GroupSteadyRate = float64(got-first) / (time.Since(t0) - res.GroupFirst).Seconds()
+	fmt.Fprintf(progress, "  %d polls, %d records each on average\n", polls, got/max(polls, 1))
 	stop()
 	cancel()
 	c.Close()
@@ -164,6 +171,13 @@ func setShareReset(ctx context.Context, cl *kgo.Client, group string) error {
 		}
 	}
 	return nil
+}
+
+// randomPool returns n random bytes.
+func randomPool(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
 }
 
 func shareConsume(addr, topic string, n int) (float64, error) {

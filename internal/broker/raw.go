@@ -98,6 +98,15 @@ type RawRead struct {
 // ReadRaw reads stored record batches of partition p from offset, up to
 // maxBytes (at least one batch if any).
 func (b *Broker) ReadRaw(topicName string, p int32, offset int64, maxBytes int) (RawRead, error) {
+	r, err := b.ReadRawInto(nil, topicName, p, offset, maxBytes)
+	r.Data = r.Data[:len(r.Data):len(r.Data)]
+	return r, err
+}
+
+// ReadRawInto is ReadRaw reading into buf's memory when it is large enough
+// (seglog.Log.ReadInto): Data then aliases buf, with the whole buffer's
+// capacity.
+func (b *Broker) ReadRawInto(buf []byte, topicName string, p int32, offset int64, maxBytes int) (RawRead, error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return RawRead{}, err
@@ -113,7 +122,7 @@ func (b *Broker) ReadRaw(topicName string, p int32, offset int64, maxBytes int) 
 		r.OutOfRange = true
 		return r, nil
 	}
-	data, err := l.Read(offset, maxBytes)
+	data, err := l.ReadInto(buf, offset, maxBytes)
 	if errors.Is(err, seglog.ErrOffsetOutOfRange) {
 		r.OutOfRange = true
 		return r, nil

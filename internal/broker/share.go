@@ -124,8 +124,12 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeas
 	// One call takes at most half the subscription's in-flight limit, so
 	// that a consumer that fetches ahead while it works (as Kafka clients
 	// do) finds room for its next fetch before its acks arrive, instead
-	// of waiting for them in a long poll they cannot reach.
-	callCap := max(1, q.maxInFlight/2)
+	// of waiting for them in a long poll they cannot reach. A small limit
+	// (below two rounds) is a deliberate throttle and is used whole.
+	callCap := q.maxInFlight
+	if callCap >= 2*shareLeaseRound {
+		callCap /= 2
+	}
 	bytes, limit, rounded := 0, min(o.MaxRecords, callCap), false
 	maxOff := int64(-1)
 	for {
@@ -242,9 +246,11 @@ type rawBatch struct {
 // consumer sees a leased offset without a record (Kafka clients acknowledge
 // such gaps).
 func (r *leaseReader) read(ls []queue.Lease) int {
-	offs := make([]int64, len(ls))
-	for i, l := range ls {
-		offs[i] = l.Offset
+	offs := make([]int64, 0, len(ls))
+	for _, l := range ls {
+		if _, ok := r.batchEnd(l.Offset); !ok { // not in a batch read already
+			offs = append(offs, l.Offset)
+		}
 	}
 	sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
 	l := r.t.logs()[r.p]

@@ -306,3 +306,20 @@ func TestShareLeaseWholeBatches(t *testing.T) {
 		t.Fatalf("rest of a batch: leased %d %v", l.Leased, l.Acquired)
 	}
 }
+
+// One call takes at most half of a large in-flight limit, leaving room for
+// the consumer's next fetch.
+func TestShareLeaseHalfTheInFlightLimit(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("jobs", catalog.TopicConfig{Partitions: 1})
+	e.b.CreateSubscription("jobs", "w", queueCfg(func(q *catalog.QueueConfig) { q.MaxInFlight = 600 }))
+	if _, err := e.b.Publish("jobs", msgs("m", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{300, 300, 0} {
+		l, err := e.b.ShareLease("jobs", "w", "m", 0, ShareLeaseOptions{MaxRecords: 1000, MaxBytes: 8 << 20, WholeBatches: true})
+		if err != nil || l.Leased != want {
+			t.Fatalf("call %d: leased %d, want %d (%v)", i, l.Leased, want, err)
+		}
+	}
+}

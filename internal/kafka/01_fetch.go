@@ -19,6 +19,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/broker"
 )
 
 func init() {
@@ -38,7 +40,7 @@ type partResult struct {
 	data           []byte
 }
 
-func (s *Server) fetch(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) fetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resolve := s.topicResolver(req.Version)
@@ -78,12 +80,12 @@ func (s *Server) fetch(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Re
 		}
 		var total int
 		var failed bool
-		results, total, failed = s.fetchParts(req, parts)
+		results, total, failed = s.fetchParts(c, req, parts)
 		if total >= int(max(req.MinBytes, 1)) || failed || req.MaxWaitMillis <= 0 || !time.Now().Before(deadline) || len(changed) == 0 {
 			break
 		}
 		if !waitAny(ctx, changed, time.Until(deadline)) {
-			results, _, _ = s.fetchParts(req, parts)
+			results, _, _ = s.fetchParts(c, req, parts)
 			break
 		}
 	}
@@ -174,7 +176,7 @@ func waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool
 // fetchParts reads what is available now from each partition, within the
 // request's byte limits. It returns the bytes read and whether any
 // partition is in error (which ends a long poll at once, as in Kafka).
-func (s *Server) fetchParts(req *kmsg.FetchRequest, parts []*fetchPart) ([]partResult, int, bool) {
+func (s *Server) fetchParts(c *conn, req *kmsg.FetchRequest, parts []*fetchPart) ([]partResult, int, bool) {
 	out := make([]partResult, len(parts))
 	budget := int(req.MaxBytes)
 	if budget <= 0 {
@@ -216,7 +218,17 @@ func (s *Server) fetchParts(req *kmsg.FetchRequest, parts []*fetchPart) ([]partR
 			limit = min(limit, budget-total)
 		}
 		if limit > 0 || total == 0 {
-			raw, err := s.b.ReadRaw(fp.name, fp.key.partition, fp.offset, max(limit, 1))
+			var raw broker.RawRead
+			var err error
+			if c != nil {
+				bp := c.borrow()
+				raw, err = s.b.ReadRawInto(*bp, fp.name, fp.key.partition, fp.offset, max(limit, 1))
+				if cap(raw.Data) > cap(*bp) {
+					*bp = raw.Data[:0] // keep the larger buffer
+				}
+			} else {
+				raw, err = s.b.ReadRaw(fp.name, fp.key.partition, fp.offset, max(limit, 1))
+			}
 			if err != nil {
 				r.code = errCode(err)
 				if r.code == kerr.InvalidRequest.Code {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -20,6 +21,37 @@ type conn struct {
 	w        *bufio.Writer
 	clientID string
 	onClose  map[string]func() // run when the connection ends, by key (e.g. a share session)
+	// lent are read buffers the current request's response refers to,
+	// returned to readBufs once it is written (or dropped).
+	lent []*[]byte
+}
+
+// readBufs recycles the buffers fetches read stored batches into, so that
+// a fetch of a megabyte does not allocate, zero and fault in a fresh
+// megabyte every time. Buffers larger than maxPooledReadBuf are left to the
+// collector.
+var readBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledReadBuf = 8 << 20
+
+// borrow returns a read buffer that stays valid until the current
+// request's response has been written.
+func (c *conn) borrow() *[]byte {
+	bp := readBufs.Get().(*[]byte)
+	c.lent = append(c.lent, bp)
+	return bp
+}
+
+// giveBack returns the buffers lent for the request just answered.
+func (c *conn) giveBack() {
+	for i, bp := range c.lent {
+		if cap(*bp) <= maxPooledReadBuf {
+			*bp = (*bp)[:0]
+			readBufs.Put(bp)
+		}
+		c.lent[i] = nil
+	}
+	c.lent = c.lent[:0]
 }
 
 // OnClose registers f to run when the connection ends; a second
@@ -61,6 +93,9 @@ func (c *conn) serve() {
 			return
 		}
 		resp, err := c.handle(h, body)
+		if resp == nil || err != nil {
+			c.giveBack()
+		}
 		if err != nil {
 			c.s.logger.Debug("kafka request refused; closing connection", "remote", c.nc.RemoteAddr().String(),
 				"api", kmsg.NameForKey(h.key), "version", h.version, "err", err)
@@ -69,7 +104,9 @@ func (c *conn) serve() {
 		if resp == nil {
 			continue // acks=0
 		}
-		if err := c.writeResponse(h, resp); err != nil {
+		err = c.writeResponse(h, resp)
+		c.giveBack()
+		if err != nil {
 			return
 		}
 	}
@@ -209,15 +246,30 @@ func uvarint(b []byte) (uint64, []byte, error) {
 // writeResponse frames and writes a response. ApiVersions always uses
 // response header v0; other flexible responses have a tag byte.
 func (c *conn) writeResponse(h reqHeader, resp kmsg.Response) error {
-	buf := make([]byte, 8, 256)
+	bp := respBufs.Get().(*[]byte)
+	buf := append((*bp)[:0], 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(buf[4:], uint32(h.correlation))
 	if resp.IsFlexible() && h.key != 18 {
 		buf = append(buf, 0)
 	}
 	buf = resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-	if _, err := c.w.Write(buf); err != nil {
-		return err
+	_, err := c.w.Write(buf)
+	if err == nil {
+		err = c.w.Flush()
 	}
-	return c.w.Flush()
+	if cap(buf) <= maxPooledRespBuf {
+		*bp = buf[:0]
+		respBufs.Put(bp)
+	}
+	return err
 }
+
+// respBufs recycles response encoding buffers: a fetch response of a
+// megabyte, encoded into a fresh buffer growing from nothing, cost as much
+// in allocation, zeroing and copying (and garbage collection, in a process
+// its clients may share) as the rest of the fetch. Buffers larger than
+// maxPooledRespBuf are left to the collector.
+var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledRespBuf = 8 << 20

@@ -20,6 +20,14 @@ import (
 // above EndOffset is an *OffsetOutOfRangeError. The returned slice belongs
 // to the caller.
 func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
+	data, err := l.ReadInto(nil, offset, maxBytes)
+	return data[:len(data):len(data)], err
+}
+
+// ReadInto is Read into buf's memory when it is large enough (else into a
+// new buffer): the result aliases buf then, and its capacity is the whole
+// buffer's, so that a caller recycling buffers can keep the larger one.
+func (l *Log) ReadInto(buf []byte, offset int64, maxBytes int) ([]byte, error) {
 	end := l.end.Load()
 	if offset == end && offset >= l.start.Load() {
 		return nil, nil
@@ -46,7 +54,7 @@ func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 	if err != nil || pos < 0 {
 		return nil, err
 	}
-	return l.collect(s, pos, end, maxBytes)
+	return l.collect(s, pos, end, maxBytes, buf)
 }
 
 // seek returns the position of the batch containing offset in s, starting
@@ -79,16 +87,16 @@ func (l *Log) seek(s *segment, offset, end int64) (int64, error) {
 
 // collect reads batches from pos while they are below end and fit in
 // maxBytes (the first always counts).
-func (l *Log) collect(s *segment, pos, end int64, maxBytes int) ([]byte, error) {
+func (l *Log) collect(s *segment, pos, end int64, maxBytes int, buf []byte) ([]byte, error) {
 	size := s.size.Load()
 	n := min(int64(max(maxBytes, batch.HeaderSize)), size-pos)
-	buf := make([]byte, n)
+	buf = sized(buf, int(n))
 	if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
 		return nil, l.readErr(s, pos, err)
 	}
 	if total := batchTotal(buf); total > len(buf) && pos+int64(total) <= size {
 		// The first batch is larger than maxBytes: return it whole.
-		buf = make([]byte, total)
+		buf = sized(buf, total)
 		if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
 			return nil, l.readErr(s, pos, err)
 		}
@@ -114,7 +122,15 @@ func (l *Log) collect(s *segment, pos, end int64, maxBytes int) ([]byte, error) 
 	if p == 0 {
 		return nil, nil
 	}
-	return buf[:p:p], nil
+	return buf[:p], nil
+}
+
+// sized returns buf resized to n bytes, reallocated if too small.
+func sized(buf []byte, n int) []byte {
+	if cap(buf) >= n {
+		return buf[:n]
+	}
+	return make([]byte, n)
 }
 
 func (l *Log) readErr(s *segment, pos int64, err error) error {
