@@ -26,8 +26,8 @@ type KafkaResult struct {
 	// records (joining the group, finding the offsets): included in
 	// GroupConsumeRate. GroupSteadyRate is the rate after the first
 	// records arrived.
-	GroupFirst      time.Duration
-	GroupSteadyRate float64
+	GroupFirst       time.Duration
+	GroupSteadyRate  float64
 	ShareConsumeRate float64 // records/s, share consumer accepting every record; 0 if not run
 	ShareErr         error
 }
