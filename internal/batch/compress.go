@@ -228,16 +228,9 @@ func unzstd(buf, src []byte, limit int) ([]byte, error) {
 		}
 		hint = declaredHint(fh.FrameContentSize, len(src))
 	}
-	z, _ := zstdReaders.Get().(*zstdReader)
-	if z == nil {
-		zr, err := zstd.NewReader(nil,
-			zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxWindow(zstdMaxWindow),
-			zstd.WithDecodeBuffersBelow(0))
-		if err != nil {
-			return nil, corrupt(CodecZstd, limit, err)
-		}
-		z = &zstdReader{zr: zr}
+	z, err := getZstdReader(limit)
+	if err != nil {
+		return nil, err
 	}
 	z.src.Reset(src)
 	defer func() {
@@ -249,6 +242,21 @@ func unzstd(buf, src []byte, limit int) ([]byte, error) {
 		return nil, corrupt(CodecZstd, limit, err)
 	}
 	return readCapped(CodecZstd, z.zr, buf, limit, hint)
+}
+
+// getZstdReader returns a pooled zstd decoder, or a new one.
+func getZstdReader(limit int) (*zstdReader, error) {
+	if z, _ := zstdReaders.Get().(*zstdReader); z != nil {
+		return z, nil
+	}
+	zr, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxWindow(zstdMaxWindow),
+		zstd.WithDecodeBuffersBelow(0))
+	if err != nil {
+		return nil, corrupt(CodecZstd, limit, err)
+	}
+	return &zstdReader{zr: zr}, nil
 }
 
 // zstdReader is a pooled synchronous zstd decoder with its source.

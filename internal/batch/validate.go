@@ -141,6 +141,16 @@ const maxPooledScratch = 4 << 20
 
 // checkRecordsOf decodes every record of the header-checked batch b.
 func checkRecordsOf(h Header, b []byte, maxDecompressed int) error {
+	if c := h.Codec(); c != CodecNone && c <= CodecZstd && h.Magic == MagicV2 && h.NumRecords >= 0 {
+		return checkRecordsStream(h, b, normLimit(maxDecompressed))
+	}
+	return checkRecordsWhole(h, b, maxDecompressed)
+}
+
+// checkRecordsWhole is checkRecordsOf decompressing the whole records
+// section first (uncompressed batches; compressed ones in tests, which
+// compare it with the streaming check).
+func checkRecordsWhole(h Header, b []byte, maxDecompressed int) error {
 	var bufp *[]byte
 	var buf []byte
 	if h.Codec() != CodecNone {
