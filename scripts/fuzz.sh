@@ -14,10 +14,10 @@ for pkg in $(go list ./...); do
 	for t in $targets; do
 		echo "fuzz $pkg $t for $FUZZTIME"
 		corpus="$dir/testdata/fuzz/$t"
-		before=$(ls "$corpus" 2>/dev/null | wc -l)
+		before=$({ find "$corpus" -type f 2>/dev/null || true; } | wc -l)
 		rc=0
 		go test -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime=100x "$pkg" 2>&1 | tee "$out" || rc=$?
-		after=$(ls "$corpus" 2>/dev/null | wc -l)
+		after=$({ find "$corpus" -type f 2>/dev/null || true; } | wc -l)
 		if [ $rc -ne 0 ]; then
 			# Go's fuzz coordinator can report its own -fuzztime deadline as
 			# a failure (golang/go#75804, fixed in Go 1.27). That is not a
