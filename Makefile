@@ -17,10 +17,13 @@ run: build
 test:
 	./scripts/test.sh
 
-# Storage benchmarks: partition-log appends beside the machine's raw fdatasync limit.
+# Benchmarks, each beside the machine's limits measured in the same run: partition-log
+# appends, the native API through the SDK, queue mode, and Kafka clients (Spool and kfake).
 bench: build
 	./$(BIN) bench log --dir .bench
 	./$(BIN) bench native --dir .bench
+	./$(BIN) bench queue --dir .bench
+	./$(BIN) bench kafka --dir .bench
 
 # Longer fuzzing than the test suite does; FUZZTIME=10m make fuzz.
 fuzz:
