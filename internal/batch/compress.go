@@ -160,26 +160,18 @@ func gunzip(buf, src []byte, limit int) ([]byte, error) {
 	if len(src) >= 18 { // the trailer's ISIZE is the size mod 2^32 of the last member
 		hint = declaredHint(uint64(binary.LittleEndian.Uint32(src[len(src)-4:])), len(src))
 	}
+	return readAll(CodecGzip, src, buf, limit, hint)
+}
 
-	g, _ := gzipReaders.Get().(*gzipReader)
-	if g == nil {
-		g = new(gzipReader)
-	}
-	g.src.Reset(src)
-	var err error
-	if g.zr == nil {
-		g.zr, err = gzip.NewReader(&g.src)
-	} else {
-		err = g.zr.Reset(&g.src)
-	}
-	defer func() {
-		g.src.Reset(nil)
-		gzipReaders.Put(g)
-	}()
+// readAll decompresses src (gzip, lz4 or zstd) with a pooled streaming
+// reader into buf's storage (see readCapped).
+func readAll(c Codec, src, buf []byte, limit, hint int) ([]byte, error) {
+	r, done, err := openDecompressor(c, src, limit)
 	if err != nil {
-		return nil, corrupt(CodecGzip, limit, err)
+		return nil, err
 	}
-	return readCapped(CodecGzip, g.zr, buf, limit, hint)
+	defer done()
+	return readCapped(c, r, buf, limit, hint)
 }
 
 // gzipReader is a pooled gzip reader with its source.
@@ -200,48 +192,21 @@ type lz4Reader struct {
 
 // unlz4 decompresses LZ4 frames with a pooled streaming reader.
 func unlz4(buf, src []byte, limit int) ([]byte, error) {
-	l, _ := lz4Readers.Get().(*lz4Reader)
-	if l == nil {
-		l = new(lz4Reader)
-		l.zr = lz4.NewReader(nil)
-	}
-	l.src.Reset(src)
-	l.zr.Reset(&l.src)
-	defer func() {
-		l.zr.Reset(nil) // returns its block buffers to the lz4 pools
-		l.src.Reset(nil)
-		lz4Readers.Put(l)
-	}()
-	return readCapped(CodecLZ4, l.zr, buf, limit, 4*len(src))
+	return readAll(CodecLZ4, src, buf, limit, 4*len(src))
 }
 
 var zstdReaders sync.Pool
 
 // unzstd decompresses zstd frames with a pooled synchronous streaming
-// decoder, which never sizes its output from the frame header.
+// decoder, which never sizes its output from the frame header (a declared
+// size above limit is refused at once, by openDecompressor).
 func unzstd(buf, src []byte, limit int) ([]byte, error) {
 	hint := 4 * len(src)
 	var fh zstd.Header
 	if fh.Decode(src) == nil && fh.HasFCS {
-		if fh.FrameContentSize > uint64(limit) {
-			return nil, tooLarge(CodecZstd, limit)
-		}
-		hint = declaredHint(fh.FrameContentSize, len(src))
+		hint = declaredHint(min(fh.FrameContentSize, uint64(limit)), len(src))
 	}
-	z, err := getZstdReader(limit)
-	if err != nil {
-		return nil, err
-	}
-	z.src.Reset(src)
-	defer func() {
-		_ = z.zr.Reset(nil)
-		z.src.Reset(nil)
-		zstdReaders.Put(z)
-	}()
-	if err := z.zr.Reset(&z.src); err != nil {
-		return nil, corrupt(CodecZstd, limit, err)
-	}
-	return readCapped(CodecZstd, z.zr, buf, limit, hint)
+	return readAll(CodecZstd, src, buf, limit, hint)
 }
 
 // getZstdReader returns a pooled zstd decoder, or a new one.
