@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -120,7 +121,7 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeas
 	}
 	out := ShareLeased{AckTimeout: lock}
 	var leases []queue.Lease
-	r := leaseReader{t: t, p: p, have: map[int64]bool{}}
+	r := leaseReader{t: t, p: p}
 	// One call takes at most half the subscription's in-flight limit, so
 	// that a consumer that fetches ahead while it works (as Kafka clients
 	// do) finds room for its next fetch before its acks arrive, instead
@@ -232,8 +233,7 @@ func minTime(a, b time.Time) time.Time {
 type leaseReader struct {
 	t    *topic
 	p    int32
-	have map[int64]bool // base offsets of the batches collected
-	list []rawBatch
+	list []rawBatch // sorted by base offset; batches never overlap
 }
 
 type rawBatch struct {
@@ -287,9 +287,9 @@ func (r *leaseReader) read(ls []queue.Lease) int {
 			for i < len(offs) && offs[i] <= h.LastOffset() {
 				i++
 			}
-			if !r.have[h.BaseOffset] {
-				r.have[h.BaseOffset] = true
-				r.list = append(r.list, rawBatch{base: h.BaseOffset, last: h.LastOffset(), data: one})
+			if _, ok := r.batchEnd(h.BaseOffset); !ok {
+				at := sort.Search(len(r.list), func(k int) bool { return r.list[k].base > h.BaseOffset })
+				r.list = slices.Insert(r.list, at, rawBatch{base: h.BaseOffset, last: h.LastOffset(), data: one})
 				added += len(one)
 			}
 		}
@@ -302,17 +302,15 @@ func (r *leaseReader) read(ls []queue.Lease) int {
 
 // batchEnd returns the last offset of the collected batch holding off.
 func (r *leaseReader) batchEnd(off int64) (int64, bool) {
-	for _, rb := range r.list {
-		if rb.base <= off && off <= rb.last {
-			return rb.last, true
-		}
+	i := sort.Search(len(r.list), func(k int) bool { return r.list[k].last >= off })
+	if i < len(r.list) && r.list[i].base <= off {
+		return r.list[i].last, true
 	}
 	return 0, false
 }
 
 // batches returns the collected batches in offset order, concatenated.
 func (r *leaseReader) batches() []byte {
-	sort.Slice(r.list, func(i, j int) bool { return r.list[i].base < r.list[j].base })
 	n := 0
 	for _, rb := range r.list {
 		n += len(rb.data)
