@@ -11,6 +11,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -52,6 +53,13 @@ func (s *Server) deleteGroup(id string) (int16, string) {
 	}
 	if s.shares.hasMembers(id) {
 		return kerr.NonEmptyGroup.Code, "the share group has members"
+	}
+	// All or nothing: no subscription of either kind is deleted while one
+	// of them has native consumers.
+	for _, gs := range s.b.GroupSubscriptions(id) {
+		if gs.Members > 0 {
+			return kerr.NonEmptyGroup.Code, fmt.Sprintf("%s subscription %q on topic %q has %d native consumers", gs.Mode, id, gs.Topic, gs.Members)
+		}
 	}
 	n := 0
 	for _, mode := range []catalog.Mode{catalog.ModeStream, catalog.ModeQueue} {

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 )
@@ -343,5 +344,48 @@ func TestGroupConfigsSurviveRestart(t *testing.T) {
 	got, _ := gcDescribe(t, cl, "g")
 	if v := got["share.record.lock.duration.ms"]; v.value != "15000" || v.source != kmsg.ConfigSourceGroupConfig {
 		t.Fatalf("after restart: %+v", v)
+	}
+}
+
+// DeleteGroups deletes all of a name's subscriptions or none: a queue
+// subscription with a native consumer keeps the stream subscription of the
+// same name (a consumer group's offsets) too.
+func TestDeleteGroupsAllOrNothing(t *testing.T) {
+	srv := startShareServer(t)
+	b := srv.Broker()
+	shareCreateTopic(t, srv, "a", 1)
+	shareCreateTopic(t, srv, "b", 1)
+	if _, err := b.CreateSubscription("a", "g", catalog.SubConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateSubscription("b", "g", catalog.SubConfig{Mode: catalog.ModeQueue}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := b.Join(broker.JoinRequest{Topic: "b", Subscription: "g", Credits: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := shareRawClient(t, srv)
+	del := func() int16 {
+		req := kmsg.NewPtrDeleteGroupsRequest()
+		req.Groups = []string{"g"}
+		return shareRawRequest[*kmsg.DeleteGroupsResponse](t, cl, req).Groups[0].ErrorCode
+	}
+	if code := del(); code != kerr.NonEmptyGroup.Code {
+		t.Fatalf("delete with a native consumer: %d", code)
+	}
+	for _, topic := range []string{"a", "b"} {
+		if subs, _ := b.Subscriptions(topic); len(subs) != 1 {
+			t.Fatalf("topic %s: subscriptions %+v after a refused delete", topic, subs)
+		}
+	}
+	sess.Leave()
+	if code := del(); code != 0 {
+		t.Fatalf("delete: %d", code)
+	}
+	for _, topic := range []string{"a", "b"} {
+		if subs, _ := b.Subscriptions(topic); len(subs) != 0 {
+			t.Fatalf("topic %s: subscriptions %+v after delete", topic, subs)
+		}
 	}
 }
