@@ -13,7 +13,8 @@ import (
 // each group's set, opaque, under "kafka-gcfg/<group>", written with sync,
 // so that a config acknowledged to a client survives a crash. A group's
 // configs exist independently of its subscriptions (Kafka lets them be set
-// before the group first joins) and are removed by DeleteGroupSubscriptions.
+// before the group first joins); the Kafka front end deletes them with the
+// group (DeleteGroups).
 
 var groupConfigPrefix = []byte("kafka-gcfg/")
 
@@ -49,17 +50,4 @@ func (b *Broker) SetGroupConfigData(group string, data []byte) error {
 		return errs.Wrap(errs.StorageFailed, err, "store configs of group %q", group)
 	}
 	return nil
-}
-
-// GroupConfigNames lists the groups that have stored configs, sorted.
-func (b *Broker) GroupConfigNames() ([]string, error) {
-	var out []string
-	err := b.cfg.State.Scan(groupConfigPrefix, func(k, _ []byte) error {
-		out = append(out, string(k[len(groupConfigPrefix):]))
-		return nil
-	})
-	if err != nil {
-		return nil, errs.Wrap(errs.StorageFailed, err, "list group configs")
-	}
-	return out, nil
 }

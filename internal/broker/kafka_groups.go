@@ -433,32 +433,28 @@ func (b *Broker) GroupNames() []GroupName {
 	return out
 }
 
-// DeleteGroupSubscriptions deletes every subscription of the given mode
-// named group (stream: a Kafka consumer group's committed offsets, with its
-// Kafka commit records; queue: a Kafka share group's state) and returns how
-// many it deleted. If any of them has native members, nothing is deleted
-// and the error is FailedPrecondition.
-func (b *Broker) DeleteGroupSubscriptions(group string, mode catalog.Mode) (int, error) {
-	var topics []string
-	for _, gs := range b.GroupSubscriptions(group) {
-		if gs.Mode != mode {
-			continue
-		}
+// DeleteGroupSubscriptions deletes every subscription named group, of
+// either mode (stream: a Kafka consumer group's committed offsets, with its
+// Kafka commit records; queue: a Kafka share group's state), and returns
+// how many it deleted. If any of them has native members, nothing is
+// deleted and the error is FailedPrecondition.
+func (b *Broker) DeleteGroupSubscriptions(group string) (int, error) {
+	subs := b.GroupSubscriptions(group)
+	for _, gs := range subs {
 		if gs.Members > 0 {
-			return 0, errs.New(errs.FailedPrecondition, "%s subscription %q on topic %q has %d native consumers", mode, group, gs.Topic, gs.Members)
+			return 0, errs.New(errs.FailedPrecondition, "%s subscription %q on topic %q has %d native consumers", gs.Mode, group, gs.Topic, gs.Members)
 		}
-		topics = append(topics, gs.Topic)
 	}
 	n := 0
-	for _, topic := range topics {
-		if err := b.DeleteSubscription(topic, group); err != nil {
+	for _, gs := range subs {
+		if err := b.DeleteSubscription(gs.Topic, group); err != nil {
 			if errs.Is(err, errs.SubNotFound) || errs.Is(err, errs.TopicNotFound) {
 				continue
 			}
 			return n, err
 		}
-		if mode == catalog.ModeStream {
-			b.deleteKafkaMetas(topic, group)
+		if gs.Mode == catalog.ModeStream {
+			b.deleteKafkaMetas(gs.Topic, group)
 		}
 		n++
 	}

@@ -122,7 +122,7 @@ func TestGroupOffsetsNativeMembersAndDelete(t *testing.T) {
 	if _, err := e.b.CommitGroupOffsets("g", "orders", map[int32]GroupOffset{0: {Offset: 0}}); !errs.Is(err, errs.FailedPrecondition) {
 		t.Fatalf("commit with native members: %v", err)
 	}
-	if _, err := e.b.DeleteGroupSubscriptions("g", catalog.ModeStream); !errs.Is(err, errs.FailedPrecondition) {
+	if _, err := e.b.DeleteGroupSubscriptions("g"); !errs.Is(err, errs.FailedPrecondition) {
 		t.Fatalf("delete with native members: %v", err)
 	}
 	if gs := e.b.GroupSubscriptions("g"); len(gs) != 1 || gs[0].Members != 1 {
@@ -149,7 +149,7 @@ func TestGroupOffsetsNativeMembersAndDelete(t *testing.T) {
 	if _, err := e.b.CommitGroupOffsets("g", "orders", map[int32]GroupOffset{1: {Offset: 0, Metadata: "new"}}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := e.b.DeleteGroupSubscriptions("g", catalog.ModeStream); n != 1 || err != nil {
+	if n, err := e.b.DeleteGroupSubscriptions("g"); n != 1 || err != nil {
 		t.Fatal(n, err)
 	}
 	if _, ok, _ := e.b.GroupOffsets("g", "orders"); ok {

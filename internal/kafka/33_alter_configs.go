@@ -28,20 +28,20 @@ func (s *Server) alterConfigs(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		var msg string
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			ops := make([]alterTopicOp, 0, len(rr.Configs))
+			ops := make([]alterOp, 0, len(rr.Configs))
 			for _, c := range rr.Configs {
 				op := kmsg.IncrementalAlterConfigOpSet
 				if c.Value == nil {
 					op = kmsg.IncrementalAlterConfigOpDelete
 				}
-				ops = append(ops, alterTopicOp{name: c.Name, op: op, value: c.Value})
+				ops = append(ops, alterOp{name: c.Name, op: op, value: c.Value})
 			}
 			code, msg = s.alterTopicConfigs(rr.ResourceName, ops, true, req.ValidateOnly)
 		case kmsg.ConfigResourceTypeGroupConfig:
-			ops := make([]alterTopicOp, 0, len(rr.Configs))
+			ops := make([]alterOp, 0, len(rr.Configs))
 			for _, c := range rr.Configs {
 				if c.Value != nil { // the rest are unset by the reset
-					ops = append(ops, alterTopicOp{name: c.Name, op: kmsg.IncrementalAlterConfigOpSet, value: c.Value})
+					ops = append(ops, alterOp{name: c.Name, op: kmsg.IncrementalAlterConfigOpSet, value: c.Value})
 				}
 			}
 			code, msg = s.alterGroupConfigs(rr.ResourceName, ops, true, req.ValidateOnly)

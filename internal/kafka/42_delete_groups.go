@@ -11,12 +11,10 @@ package kafka
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 )
 
@@ -54,23 +52,12 @@ func (s *Server) deleteGroup(id string) (int16, string) {
 	if s.shares.hasMembers(id) {
 		return kerr.NonEmptyGroup.Code, "the share group has members"
 	}
-	// All or nothing: no subscription of either kind is deleted while one
-	// of them has native consumers.
-	for _, gs := range s.b.GroupSubscriptions(id) {
-		if gs.Members > 0 {
-			return kerr.NonEmptyGroup.Code, fmt.Sprintf("%s subscription %q on topic %q has %d native consumers", gs.Mode, id, gs.Topic, gs.Members)
+	n, err := s.b.DeleteGroupSubscriptions(id) // all or nothing
+	if err != nil {
+		if errs.Is(err, errs.FailedPrecondition) {
+			return kerr.NonEmptyGroup.Code, err.Error()
 		}
-	}
-	n := 0
-	for _, mode := range []catalog.Mode{catalog.ModeStream, catalog.ModeQueue} {
-		k, err := s.b.DeleteGroupSubscriptions(id, mode)
-		n += k
-		if err != nil {
-			if errs.Is(err, errs.FailedPrecondition) {
-				return kerr.NonEmptyGroup.Code, err.Error()
-			}
-			return groupCommitErrCode(err), err.Error()
-		}
+		return groupCommitErrCode(err), err.Error()
 	}
 	s.gcfgMu.Lock()
 	data, err := s.b.GroupConfigData(id)

@@ -39,18 +39,14 @@ func (s *Server) incrementalAlterConfigs(_ context.Context, _ *conn, kreq kmsg.R
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		var code int16
 		var msg string
+		ops := make([]alterOp, 0, len(rr.Configs))
+		for _, c := range rr.Configs {
+			ops = append(ops, alterOp{name: c.Name, op: c.Op, value: c.Value})
+		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			ops := make([]alterTopicOp, 0, len(rr.Configs))
-			for _, c := range rr.Configs {
-				ops = append(ops, alterTopicOp{name: c.Name, op: c.Op, value: c.Value})
-			}
 			code, msg = s.alterTopicConfigs(rr.ResourceName, ops, false, req.ValidateOnly)
 		case kmsg.ConfigResourceTypeGroupConfig:
-			ops := make([]alterTopicOp, 0, len(rr.Configs))
-			for _, c := range rr.Configs {
-				ops = append(ops, alterTopicOp{name: c.Name, op: c.Op, value: c.Value})
-			}
 			code, msg = s.alterGroupConfigs(rr.ResourceName, ops, false, req.ValidateOnly)
 		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
 			code, msg = kerr.InvalidRequest.Code, "broker configs are read-only"

@@ -230,16 +230,16 @@ func (s *Server) describeBrokerConfigs(names []string) []describedConfig {
 	return out
 }
 
-// alterTopicOp is one change of an IncrementalAlterConfigs or AlterConfigs
+// alterOp is one change of an IncrementalAlterConfigs or AlterConfigs
 // request.
-type alterTopicOp struct {
+type alterOp struct {
 	name  string
 	op    kmsg.IncrementalAlterConfigOp
 	value *string
 }
 
 // applyAlterOps applies changes to a topic config.
-func applyAlterOps(cfg *catalog.TopicConfig, ops []alterTopicOp, d catalog.Defaults) error {
+func applyAlterOps(cfg *catalog.TopicConfig, ops []alterOp, d catalog.Defaults) error {
 	for _, o := range ops {
 		switch o.op {
 		case kmsg.IncrementalAlterConfigOpSet:
@@ -271,7 +271,7 @@ func applyAlterOps(cfg *catalog.TopicConfig, ops []alterTopicOp, d catalog.Defau
 // with validateOnly). reset first sets every changeable config back to its
 // default (AlterConfigs replaces the whole set). It returns a Kafka error
 // code and message.
-func (s *Server) alterTopicConfigs(topic string, ops []alterTopicOp, reset, validateOnly bool) (int16, string) {
+func (s *Server) alterTopicConfigs(topic string, ops []alterOp, reset, validateOnly bool) (int16, string) {
 	d := s.b.TopicDefaults()
 	var applyErr error
 	update := func(c *catalog.TopicConfig) error {

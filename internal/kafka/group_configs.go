@@ -184,9 +184,9 @@ func (s *Server) shareSettingsOf(cfg map[string]string, now time.Time) shareSett
 	return st
 }
 
-// shareSettings loads a group's settings; on a storage error it logs and
+// loadShareSettings loads a group's settings; on a storage error it logs and
 // uses the defaults (a heartbeat must not fail on them).
-func (s *Server) shareSettings(group string) shareSettings {
+func (s *Server) loadShareSettings(group string) shareSettings {
 	cfg, err := s.loadGroupConfigs(group)
 	if err != nil {
 		s.logger.Warn("reading a share group's configs failed; using defaults", "group", group, "err", err)
@@ -300,7 +300,7 @@ func (s *Server) describeGroupConfigs(group string, names []string) ([]described
 // alterGroupConfigs changes a group's configs (or only checks the changes,
 // with validateOnly); reset first removes every config set (AlterConfigs
 // replaces the whole set). It returns a Kafka error code and message.
-func (s *Server) alterGroupConfigs(group string, ops []alterTopicOp, reset, validateOnly bool) (int16, string) {
+func (s *Server) alterGroupConfigs(group string, ops []alterOp, reset, validateOnly bool) (int16, string) {
 	if !validGroupID(group) {
 		return kerr.InvalidGroupID.Code, fmt.Sprintf("%q is not a valid group name", group)
 	}

@@ -294,7 +294,7 @@ func (sg *shareGroups) heartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest, 
 
 	// Subscriptions are created outside the lock (catalog writes), where
 	// the group's share.auto.offset.reset says.
-	start := sg.s.shareSettings(req.GroupID).start
+	start := sg.s.loadShareSettings(req.GroupID).start
 	assigned, herr := sg.assignment(req.GroupID, topics, prev, req.SubscribedTopicNames != nil, start)
 	if herr != nil {
 		return herr
@@ -314,7 +314,7 @@ func (sg *shareGroups) heartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest, 
 				// Read under the lock, so that a config change stored
 				// meanwhile is not lost (applySettings takes the lock
 				// after storing).
-				g = &shareGroup{id: req.GroupID, members: map[string]*shareMember{}, settings: sg.s.shareSettings(req.GroupID)}
+				g = &shareGroup{id: req.GroupID, members: map[string]*shareMember{}, settings: sg.s.loadShareSettings(req.GroupID)}
 				sg.groups[g.id] = g
 			}
 			m = &shareMember{id: req.MemberID, leased: map[string]bool{}}
