@@ -176,59 +176,6 @@ func (x *Credits) GetMessages() int32 {
 	return 0
 }
 
-type PartitionOffset struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
-	// Stream mode: the next offset to consume (one past the last processed).
-	Offset        int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PartitionOffset) Reset() {
-	*x = PartitionOffset{}
-	mi := &file_spool_v1_consume_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PartitionOffset) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PartitionOffset) ProtoMessage() {}
-
-func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
-func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *PartitionOffset) GetPartition() int32 {
-	if x != nil {
-		return x.Partition
-	}
-	return 0
-}
-
-func (x *PartitionOffset) GetOffset() int64 {
-	if x != nil {
-		return x.Offset
-	}
-	return 0
-}
-
 // Commit stream-mode progress.
 type Commit struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -242,7 +189,7 @@ type Commit struct {
 
 func (x *Commit) Reset() {
 	*x = Commit{}
-	mi := &file_spool_v1_consume_proto_msgTypes[3]
+	mi := &file_spool_v1_consume_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +201,7 @@ func (x *Commit) String() string {
 func (*Commit) ProtoMessage() {}
 
 func (x *Commit) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[3]
+	mi := &file_spool_v1_consume_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +214,7 @@ func (x *Commit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Commit.ProtoReflect.Descriptor instead.
 func (*Commit) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{3}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Commit) GetGeneration() int64 {
@@ -302,7 +249,7 @@ type Revoked struct {
 
 func (x *Revoked) Reset() {
 	*x = Revoked{}
-	mi := &file_spool_v1_consume_proto_msgTypes[4]
+	mi := &file_spool_v1_consume_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +261,7 @@ func (x *Revoked) String() string {
 func (*Revoked) ProtoMessage() {}
 
 func (x *Revoked) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[4]
+	mi := &file_spool_v1_consume_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +274,7 @@ func (x *Revoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoked.ProtoReflect.Descriptor instead.
 func (*Revoked) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{4}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Revoked) GetPartitions() []int32 {
@@ -345,7 +292,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_spool_v1_consume_proto_msgTypes[5]
+	mi := &file_spool_v1_consume_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +304,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[5]
+	mi := &file_spool_v1_consume_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +317,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{5}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{4}
 }
 
 // A range of offsets [from, to) in a partition.
@@ -385,7 +332,7 @@ type OffsetRange struct {
 
 func (x *OffsetRange) Reset() {
 	*x = OffsetRange{}
-	mi := &file_spool_v1_consume_proto_msgTypes[6]
+	mi := &file_spool_v1_consume_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +344,7 @@ func (x *OffsetRange) String() string {
 func (*OffsetRange) ProtoMessage() {}
 
 func (x *OffsetRange) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[6]
+	mi := &file_spool_v1_consume_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +357,7 @@ func (x *OffsetRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetRange.ProtoReflect.Descriptor instead.
 func (*OffsetRange) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{6}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *OffsetRange) GetPartition() int32 {
@@ -446,7 +393,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_spool_v1_consume_proto_msgTypes[7]
+	mi := &file_spool_v1_consume_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +405,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[7]
+	mi := &file_spool_v1_consume_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +418,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{7}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Ack) GetRanges() []*OffsetRange {
@@ -504,7 +451,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_spool_v1_consume_proto_msgTypes[8]
+	mi := &file_spool_v1_consume_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +463,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[8]
+	mi := &file_spool_v1_consume_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +476,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{8}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Nack) GetPartition() int32 {
@@ -581,7 +528,7 @@ type Extend struct {
 
 func (x *Extend) Reset() {
 	*x = Extend{}
-	mi := &file_spool_v1_consume_proto_msgTypes[9]
+	mi := &file_spool_v1_consume_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +540,7 @@ func (x *Extend) String() string {
 func (*Extend) ProtoMessage() {}
 
 func (x *Extend) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[9]
+	mi := &file_spool_v1_consume_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +553,7 @@ func (x *Extend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Extend.ProtoReflect.Descriptor instead.
 func (*Extend) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{9}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Extend) GetPartition() int32 {
@@ -650,7 +597,7 @@ type Reject struct {
 
 func (x *Reject) Reset() {
 	*x = Reject{}
-	mi := &file_spool_v1_consume_proto_msgTypes[10]
+	mi := &file_spool_v1_consume_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +609,7 @@ func (x *Reject) String() string {
 func (*Reject) ProtoMessage() {}
 
 func (x *Reject) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[10]
+	mi := &file_spool_v1_consume_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +622,7 @@ func (x *Reject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reject.ProtoReflect.Descriptor instead.
 func (*Reject) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{10}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Reject) GetPartition() int32 {
@@ -706,6 +653,90 @@ func (x *Reject) GetRequestId() uint64 {
 	return 0
 }
 
+// Stream mode: the member gave up on a message after its handler failed
+// max_attempts times (FailurePolicy). The server applies the
+// subscription's failure action: it copies the message to the dead-letter
+// topic (synced) or halts the partition. Answered by a FailedResult with
+// the same request_id; commit past the message only after a successful
+// answer with action DEAD_LETTER.
+type Failed struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset    int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// Handler calls made (at least 1).
+	Attempts int32 `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The last handler error, kept in the dead-letter headers or the halt.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	RequestId     uint64 `protobuf:"varint,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Failed) Reset() {
+	*x = Failed{}
+	mi := &file_spool_v1_consume_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Failed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Failed) ProtoMessage() {}
+
+func (x *Failed) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_consume_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Failed.ProtoReflect.Descriptor instead.
+func (*Failed) Descriptor() ([]byte, []int) {
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Failed) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *Failed) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Failed) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Failed) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Failed) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
 type ConsumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -719,6 +750,7 @@ type ConsumeRequest struct {
 	//	*ConsumeRequest_Nack
 	//	*ConsumeRequest_Extend
 	//	*ConsumeRequest_Reject
+	//	*ConsumeRequest_Failed
 	Kind          isConsumeRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -842,6 +874,15 @@ func (x *ConsumeRequest) GetReject() *Reject {
 	return nil
 }
 
+func (x *ConsumeRequest) GetFailed() *Failed {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeRequest_Failed); ok {
+			return x.Failed
+		}
+	}
+	return nil
+}
+
 type isConsumeRequest_Kind interface {
 	isConsumeRequest_Kind()
 }
@@ -882,6 +923,10 @@ type ConsumeRequest_Reject struct {
 	Reject *Reject `protobuf:"bytes,9,opt,name=reject,proto3,oneof"`
 }
 
+type ConsumeRequest_Failed struct {
+	Failed *Failed `protobuf:"bytes,10,opt,name=failed,proto3,oneof"`
+}
+
 func (*ConsumeRequest_Start) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Credits) isConsumeRequest_Kind() {}
@@ -900,6 +945,8 @@ func (*ConsumeRequest_Extend) isConsumeRequest_Kind() {}
 
 func (*ConsumeRequest_Reject) isConsumeRequest_Kind() {}
 
+func (*ConsumeRequest_Failed) isConsumeRequest_Kind() {}
+
 type Assignment struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	MemberId   string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
@@ -915,7 +962,9 @@ type Assignment struct {
 	// The offsets come from a ResetSubscription: drop in-flight work and
 	// uncommitted progress of the listed partitions and continue from these
 	// offsets. Commits made with an earlier generation are refused.
-	FromReset     bool `protobuf:"varint,6,opt,name=from_reset,json=fromReset,proto3" json:"from_reset,omitempty"`
+	FromReset bool `protobuf:"varint,6,opt,name=from_reset,json=fromReset,proto3" json:"from_reset,omitempty"`
+	// Stream mode: what the member does with a message whose handler fails.
+	FailurePolicy *FailurePolicy `protobuf:"bytes,7,opt,name=failure_policy,json=failurePolicy,proto3" json:"failure_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -992,6 +1041,169 @@ func (x *Assignment) GetFromReset() bool {
 	return false
 }
 
+func (x *Assignment) GetFailurePolicy() *FailurePolicy {
+	if x != nil {
+		return x.FailurePolicy
+	}
+	return nil
+}
+
+// Stream mode: how a member handles a message whose handler fails, from
+// the subscription's configuration. The member calls the handler up to
+// max_attempts times, waiting the backoff between calls, then reports the
+// message with Failed.
+type FailurePolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        FailureAction          `protobuf:"varint,1,opt,name=action,proto3,enum=spool.v1.FailureAction" json:"action,omitempty"`
+	MaxAttempts   int32                  `protobuf:"varint,2,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	Backoff       *Backoff               `protobuf:"bytes,3,opt,name=backoff,proto3" json:"backoff,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailurePolicy) Reset() {
+	*x = FailurePolicy{}
+	mi := &file_spool_v1_consume_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailurePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailurePolicy) ProtoMessage() {}
+
+func (x *FailurePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_consume_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailurePolicy.ProtoReflect.Descriptor instead.
+func (*FailurePolicy) Descriptor() ([]byte, []int) {
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *FailurePolicy) GetAction() FailureAction {
+	if x != nil {
+		return x.Action
+	}
+	return FailureAction_FAILURE_ACTION_UNSPECIFIED
+}
+
+func (x *FailurePolicy) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *FailurePolicy) GetBackoff() *Backoff {
+	if x != nil {
+		return x.Backoff
+	}
+	return nil
+}
+
+// Answers a Failed request.
+type FailedResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// What the server did: DEAD_LETTER (the copy is durable; commit past
+	// the message) or STOP (the partition is halted: no more messages are
+	// delivered from it until it is reset).
+	Action          FailureAction `protobuf:"varint,2,opt,name=action,proto3,enum=spool.v1.FailureAction" json:"action,omitempty"`
+	DeadLetterTopic string        `protobuf:"bytes,3,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
+	// Offset of the copy in the dead-letter topic.
+	DeadLetterOffset int64 `protobuf:"varint,4,opt,name=dead_letter_offset,json=deadLetterOffset,proto3" json:"dead_letter_offset,omitempty"`
+	// Set when nothing was done (not the partition's owner, an offset out
+	// of range, a storage failure): the member must not commit past the
+	// message.
+	Error         *ErrorInfo `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorMessage  string     `protobuf:"bytes,6,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailedResult) Reset() {
+	*x = FailedResult{}
+	mi := &file_spool_v1_consume_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailedResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailedResult) ProtoMessage() {}
+
+func (x *FailedResult) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_consume_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailedResult.ProtoReflect.Descriptor instead.
+func (*FailedResult) Descriptor() ([]byte, []int) {
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *FailedResult) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *FailedResult) GetAction() FailureAction {
+	if x != nil {
+		return x.Action
+	}
+	return FailureAction_FAILURE_ACTION_UNSPECIFIED
+}
+
+func (x *FailedResult) GetDeadLetterTopic() string {
+	if x != nil {
+		return x.DeadLetterTopic
+	}
+	return ""
+}
+
+func (x *FailedResult) GetDeadLetterOffset() int64 {
+	if x != nil {
+		return x.DeadLetterOffset
+	}
+	return 0
+}
+
+func (x *FailedResult) GetError() *ErrorInfo {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *FailedResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 type Deliveries struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Messages []*Delivery            `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
@@ -1006,7 +1218,7 @@ type Deliveries struct {
 
 func (x *Deliveries) Reset() {
 	*x = Deliveries{}
-	mi := &file_spool_v1_consume_proto_msgTypes[13]
+	mi := &file_spool_v1_consume_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1230,7 @@ func (x *Deliveries) String() string {
 func (*Deliveries) ProtoMessage() {}
 
 func (x *Deliveries) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[13]
+	mi := &file_spool_v1_consume_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1243,7 @@ func (x *Deliveries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deliveries.ProtoReflect.Descriptor instead.
 func (*Deliveries) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{13}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Deliveries) GetMessages() []*Delivery {
@@ -1065,7 +1277,7 @@ type LeaseResult struct {
 
 func (x *LeaseResult) Reset() {
 	*x = LeaseResult{}
-	mi := &file_spool_v1_consume_proto_msgTypes[14]
+	mi := &file_spool_v1_consume_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1289,7 @@ func (x *LeaseResult) String() string {
 func (*LeaseResult) ProtoMessage() {}
 
 func (x *LeaseResult) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[14]
+	mi := &file_spool_v1_consume_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1302,7 @@ func (x *LeaseResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseResult.ProtoReflect.Descriptor instead.
 func (*LeaseResult) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{14}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LeaseResult) GetRequestId() uint64 {
@@ -1133,7 +1345,7 @@ type CommitResult struct {
 
 func (x *CommitResult) Reset() {
 	*x = CommitResult{}
-	mi := &file_spool_v1_consume_proto_msgTypes[15]
+	mi := &file_spool_v1_consume_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1357,7 @@ func (x *CommitResult) String() string {
 func (*CommitResult) ProtoMessage() {}
 
 func (x *CommitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[15]
+	mi := &file_spool_v1_consume_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1370,7 @@ func (x *CommitResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResult.ProtoReflect.Descriptor instead.
 func (*CommitResult) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{15}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CommitResult) GetCommitId() uint64 {
@@ -1191,6 +1403,7 @@ type ConsumeResponse struct {
 	//	*ConsumeResponse_CommitResult
 	//	*ConsumeResponse_Heartbeat
 	//	*ConsumeResponse_LeaseResult
+	//	*ConsumeResponse_FailedResult
 	Kind          isConsumeResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1198,7 +1411,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_spool_v1_consume_proto_msgTypes[16]
+	mi := &file_spool_v1_consume_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1423,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_consume_proto_msgTypes[16]
+	mi := &file_spool_v1_consume_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1436,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_consume_proto_rawDescGZIP(), []int{16}
+	return file_spool_v1_consume_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1278,6 +1491,15 @@ func (x *ConsumeResponse) GetLeaseResult() *LeaseResult {
 	return nil
 }
 
+func (x *ConsumeResponse) GetFailedResult() *FailedResult {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeResponse_FailedResult); ok {
+			return x.FailedResult
+		}
+	}
+	return nil
+}
+
 type isConsumeResponse_Kind interface {
 	isConsumeResponse_Kind()
 }
@@ -1305,6 +1527,10 @@ type ConsumeResponse_LeaseResult struct {
 	LeaseResult *LeaseResult `protobuf:"bytes,5,opt,name=lease_result,json=leaseResult,proto3,oneof"`
 }
 
+type ConsumeResponse_FailedResult struct {
+	FailedResult *FailedResult `protobuf:"bytes,6,opt,name=failed_result,json=failedResult,proto3,oneof"`
+}
+
 func (*ConsumeResponse_Assignment) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_Deliveries) isConsumeResponse_Kind() {}
@@ -1315,11 +1541,13 @@ func (*ConsumeResponse_Heartbeat) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_LeaseResult) isConsumeResponse_Kind() {}
 
+func (*ConsumeResponse_FailedResult) isConsumeResponse_Kind() {}
+
 var File_spool_v1_consume_proto protoreflect.FileDescriptor
 
 const file_spool_v1_consume_proto_rawDesc = "" +
 	"\n" +
-	"\x16spool/v1/consume.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x14spool/v1/types.proto\"\xa5\x02\n" +
+	"\x16spool/v1/consume.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cspool/v1/subscriptions.proto\x1a\x14spool/v1/types.proto\"\xa5\x02\n" +
 	"\fConsumeStart\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12\x1b\n" +
@@ -1331,10 +1559,7 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\acredits\x18\a \x01(\x05R\acredits\x12\"\n" +
 	"\rmax_in_flight\x18\b \x01(\x05R\vmaxInFlight\"%\n" +
 	"\aCredits\x12\x1a\n" +
-	"\bmessages\x18\x01 \x01(\x05R\bmessages\"G\n" +
-	"\x0fPartitionOffset\x12\x1c\n" +
-	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x03R\x06offset\"z\n" +
+	"\bmessages\x18\x01 \x01(\x05R\bmessages\"z\n" +
 	"\x06Commit\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x03R\n" +
@@ -1372,7 +1597,14 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\x04R\trequestId\"\xa8\x03\n" +
+	"request_id\x18\x04 \x01(\x04R\trequestId\"\x8f\x01\n" +
+	"\x06Failed\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1a\n" +
+	"\battempts\x18\x03 \x01(\x05R\battempts\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\x04R\trequestId\"\xd4\x03\n" +
 	"\x0eConsumeRequest\x12.\n" +
 	"\x05start\x18\x01 \x01(\v2\x16.spool.v1.ConsumeStartH\x00R\x05start\x12-\n" +
 	"\acredits\x18\x02 \x01(\v2\x11.spool.v1.CreditsH\x00R\acredits\x12*\n" +
@@ -1382,8 +1614,10 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\x03ack\x18\x06 \x01(\v2\r.spool.v1.AckH\x00R\x03ack\x12$\n" +
 	"\x04nack\x18\a \x01(\v2\x0e.spool.v1.NackH\x00R\x04nack\x12*\n" +
 	"\x06extend\x18\b \x01(\v2\x10.spool.v1.ExtendH\x00R\x06extend\x12*\n" +
-	"\x06reject\x18\t \x01(\v2\x10.spool.v1.RejectH\x00R\x06rejectB\x06\n" +
-	"\x04kind\"\xff\x01\n" +
+	"\x06reject\x18\t \x01(\v2\x10.spool.v1.RejectH\x00R\x06reject\x12*\n" +
+	"\x06failed\x18\n" +
+	" \x01(\v2\x10.spool.v1.FailedH\x00R\x06failedB\x06\n" +
+	"\x04kind\"\xbf\x02\n" +
 	"\n" +
 	"Assignment\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1e\n" +
@@ -1396,7 +1630,20 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\x06revoke\x18\x04 \x03(\x05R\x06revoke\x12B\n" +
 	"\x0fsession_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12\x1d\n" +
 	"\n" +
-	"from_reset\x18\x06 \x01(\bR\tfromReset\"k\n" +
+	"from_reset\x18\x06 \x01(\bR\tfromReset\x12>\n" +
+	"\x0efailure_policy\x18\a \x01(\v2\x17.spool.v1.FailurePolicyR\rfailurePolicy\"\x90\x01\n" +
+	"\rFailurePolicy\x12/\n" +
+	"\x06action\x18\x01 \x01(\x0e2\x17.spool.v1.FailureActionR\x06action\x12!\n" +
+	"\fmax_attempts\x18\x02 \x01(\x05R\vmaxAttempts\x12+\n" +
+	"\abackoff\x18\x03 \x01(\v2\x11.spool.v1.BackoffR\abackoff\"\x88\x02\n" +
+	"\fFailedResult\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12/\n" +
+	"\x06action\x18\x02 \x01(\x0e2\x17.spool.v1.FailureActionR\x06action\x12*\n" +
+	"\x11dead_letter_topic\x18\x03 \x01(\tR\x0fdeadLetterTopic\x12,\n" +
+	"\x12dead_letter_offset\x18\x04 \x01(\x03R\x10deadLetterOffset\x12)\n" +
+	"\x05error\x18\x05 \x01(\v2\x13.spool.v1.ErrorInfoR\x05error\x12#\n" +
+	"\rerror_message\x18\x06 \x01(\tR\ferrorMessage\"k\n" +
 	"\n" +
 	"Deliveries\x12.\n" +
 	"\bmessages\x18\x01 \x03(\v2\x12.spool.v1.DeliveryR\bmessages\x12-\n" +
@@ -1410,7 +1657,7 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\fCommitResult\x12\x1b\n" +
 	"\tcommit_id\x18\x01 \x01(\x04R\bcommitId\x12)\n" +
 	"\x05error\x18\x02 \x01(\v2\x13.spool.v1.ErrorInfoR\x05error\x12#\n" +
-	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\xb9\x02\n" +
+	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\"\xf8\x02\n" +
 	"\x0fConsumeResponse\x126\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x14.spool.v1.AssignmentH\x00R\n" +
@@ -1420,7 +1667,8 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"deliveries\x12=\n" +
 	"\rcommit_result\x18\x03 \x01(\v2\x16.spool.v1.CommitResultH\x00R\fcommitResult\x123\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x13.spool.v1.HeartbeatH\x00R\theartbeat\x12:\n" +
-	"\flease_result\x18\x05 \x01(\v2\x15.spool.v1.LeaseResultH\x00R\vleaseResultB\x06\n" +
+	"\flease_result\x18\x05 \x01(\v2\x15.spool.v1.LeaseResultH\x00R\vleaseResult\x12=\n" +
+	"\rfailed_result\x18\x06 \x01(\v2\x16.spool.v1.FailedResultH\x00R\ffailedResultB\x06\n" +
 	"\x04kind2T\n" +
 	"\x0eConsumeService\x12B\n" +
 	"\aConsume\x12\x18.spool.v1.ConsumeRequest\x1a\x19.spool.v1.ConsumeResponse(\x010\x01B/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
@@ -1437,63 +1685,75 @@ func file_spool_v1_consume_proto_rawDescGZIP() []byte {
 	return file_spool_v1_consume_proto_rawDescData
 }
 
-var file_spool_v1_consume_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_spool_v1_consume_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_spool_v1_consume_proto_goTypes = []any{
 	(*ConsumeStart)(nil),        // 0: spool.v1.ConsumeStart
 	(*Credits)(nil),             // 1: spool.v1.Credits
-	(*PartitionOffset)(nil),     // 2: spool.v1.PartitionOffset
-	(*Commit)(nil),              // 3: spool.v1.Commit
-	(*Revoked)(nil),             // 4: spool.v1.Revoked
-	(*Heartbeat)(nil),           // 5: spool.v1.Heartbeat
-	(*OffsetRange)(nil),         // 6: spool.v1.OffsetRange
-	(*Ack)(nil),                 // 7: spool.v1.Ack
-	(*Nack)(nil),                // 8: spool.v1.Nack
-	(*Extend)(nil),              // 9: spool.v1.Extend
-	(*Reject)(nil),              // 10: spool.v1.Reject
+	(*Commit)(nil),              // 2: spool.v1.Commit
+	(*Revoked)(nil),             // 3: spool.v1.Revoked
+	(*Heartbeat)(nil),           // 4: spool.v1.Heartbeat
+	(*OffsetRange)(nil),         // 5: spool.v1.OffsetRange
+	(*Ack)(nil),                 // 6: spool.v1.Ack
+	(*Nack)(nil),                // 7: spool.v1.Nack
+	(*Extend)(nil),              // 8: spool.v1.Extend
+	(*Reject)(nil),              // 9: spool.v1.Reject
+	(*Failed)(nil),              // 10: spool.v1.Failed
 	(*ConsumeRequest)(nil),      // 11: spool.v1.ConsumeRequest
 	(*Assignment)(nil),          // 12: spool.v1.Assignment
-	(*Deliveries)(nil),          // 13: spool.v1.Deliveries
-	(*LeaseResult)(nil),         // 14: spool.v1.LeaseResult
-	(*CommitResult)(nil),        // 15: spool.v1.CommitResult
-	(*ConsumeResponse)(nil),     // 16: spool.v1.ConsumeResponse
-	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
-	(*Delivery)(nil),            // 18: spool.v1.Delivery
-	(*ErrorInfo)(nil),           // 19: spool.v1.ErrorInfo
+	(*FailurePolicy)(nil),       // 13: spool.v1.FailurePolicy
+	(*FailedResult)(nil),        // 14: spool.v1.FailedResult
+	(*Deliveries)(nil),          // 15: spool.v1.Deliveries
+	(*LeaseResult)(nil),         // 16: spool.v1.LeaseResult
+	(*CommitResult)(nil),        // 17: spool.v1.CommitResult
+	(*ConsumeResponse)(nil),     // 18: spool.v1.ConsumeResponse
+	(*durationpb.Duration)(nil), // 19: google.protobuf.Duration
+	(*PartitionOffset)(nil),     // 20: spool.v1.PartitionOffset
+	(FailureAction)(0),          // 21: spool.v1.FailureAction
+	(*Backoff)(nil),             // 22: spool.v1.Backoff
+	(*ErrorInfo)(nil),           // 23: spool.v1.ErrorInfo
+	(*Delivery)(nil),            // 24: spool.v1.Delivery
 }
 var file_spool_v1_consume_proto_depIdxs = []int32{
-	17, // 0: spool.v1.ConsumeStart.session_timeout:type_name -> google.protobuf.Duration
-	2,  // 1: spool.v1.Commit.offsets:type_name -> spool.v1.PartitionOffset
-	6,  // 2: spool.v1.Ack.ranges:type_name -> spool.v1.OffsetRange
-	17, // 3: spool.v1.Nack.delay:type_name -> google.protobuf.Duration
-	17, // 4: spool.v1.Extend.by:type_name -> google.protobuf.Duration
+	19, // 0: spool.v1.ConsumeStart.session_timeout:type_name -> google.protobuf.Duration
+	20, // 1: spool.v1.Commit.offsets:type_name -> spool.v1.PartitionOffset
+	5,  // 2: spool.v1.Ack.ranges:type_name -> spool.v1.OffsetRange
+	19, // 3: spool.v1.Nack.delay:type_name -> google.protobuf.Duration
+	19, // 4: spool.v1.Extend.by:type_name -> google.protobuf.Duration
 	0,  // 5: spool.v1.ConsumeRequest.start:type_name -> spool.v1.ConsumeStart
 	1,  // 6: spool.v1.ConsumeRequest.credits:type_name -> spool.v1.Credits
-	3,  // 7: spool.v1.ConsumeRequest.commit:type_name -> spool.v1.Commit
-	4,  // 8: spool.v1.ConsumeRequest.revoked:type_name -> spool.v1.Revoked
-	5,  // 9: spool.v1.ConsumeRequest.heartbeat:type_name -> spool.v1.Heartbeat
-	7,  // 10: spool.v1.ConsumeRequest.ack:type_name -> spool.v1.Ack
-	8,  // 11: spool.v1.ConsumeRequest.nack:type_name -> spool.v1.Nack
-	9,  // 12: spool.v1.ConsumeRequest.extend:type_name -> spool.v1.Extend
-	10, // 13: spool.v1.ConsumeRequest.reject:type_name -> spool.v1.Reject
-	2,  // 14: spool.v1.Assignment.partitions:type_name -> spool.v1.PartitionOffset
-	17, // 15: spool.v1.Assignment.session_timeout:type_name -> google.protobuf.Duration
-	18, // 16: spool.v1.Deliveries.messages:type_name -> spool.v1.Delivery
-	2,  // 17: spool.v1.Deliveries.next:type_name -> spool.v1.PartitionOffset
-	2,  // 18: spool.v1.LeaseResult.stale:type_name -> spool.v1.PartitionOffset
-	19, // 19: spool.v1.LeaseResult.error:type_name -> spool.v1.ErrorInfo
-	19, // 20: spool.v1.CommitResult.error:type_name -> spool.v1.ErrorInfo
-	12, // 21: spool.v1.ConsumeResponse.assignment:type_name -> spool.v1.Assignment
-	13, // 22: spool.v1.ConsumeResponse.deliveries:type_name -> spool.v1.Deliveries
-	15, // 23: spool.v1.ConsumeResponse.commit_result:type_name -> spool.v1.CommitResult
-	5,  // 24: spool.v1.ConsumeResponse.heartbeat:type_name -> spool.v1.Heartbeat
-	14, // 25: spool.v1.ConsumeResponse.lease_result:type_name -> spool.v1.LeaseResult
-	11, // 26: spool.v1.ConsumeService.Consume:input_type -> spool.v1.ConsumeRequest
-	16, // 27: spool.v1.ConsumeService.Consume:output_type -> spool.v1.ConsumeResponse
-	27, // [27:28] is the sub-list for method output_type
-	26, // [26:27] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	2,  // 7: spool.v1.ConsumeRequest.commit:type_name -> spool.v1.Commit
+	3,  // 8: spool.v1.ConsumeRequest.revoked:type_name -> spool.v1.Revoked
+	4,  // 9: spool.v1.ConsumeRequest.heartbeat:type_name -> spool.v1.Heartbeat
+	6,  // 10: spool.v1.ConsumeRequest.ack:type_name -> spool.v1.Ack
+	7,  // 11: spool.v1.ConsumeRequest.nack:type_name -> spool.v1.Nack
+	8,  // 12: spool.v1.ConsumeRequest.extend:type_name -> spool.v1.Extend
+	9,  // 13: spool.v1.ConsumeRequest.reject:type_name -> spool.v1.Reject
+	10, // 14: spool.v1.ConsumeRequest.failed:type_name -> spool.v1.Failed
+	20, // 15: spool.v1.Assignment.partitions:type_name -> spool.v1.PartitionOffset
+	19, // 16: spool.v1.Assignment.session_timeout:type_name -> google.protobuf.Duration
+	13, // 17: spool.v1.Assignment.failure_policy:type_name -> spool.v1.FailurePolicy
+	21, // 18: spool.v1.FailurePolicy.action:type_name -> spool.v1.FailureAction
+	22, // 19: spool.v1.FailurePolicy.backoff:type_name -> spool.v1.Backoff
+	21, // 20: spool.v1.FailedResult.action:type_name -> spool.v1.FailureAction
+	23, // 21: spool.v1.FailedResult.error:type_name -> spool.v1.ErrorInfo
+	24, // 22: spool.v1.Deliveries.messages:type_name -> spool.v1.Delivery
+	20, // 23: spool.v1.Deliveries.next:type_name -> spool.v1.PartitionOffset
+	20, // 24: spool.v1.LeaseResult.stale:type_name -> spool.v1.PartitionOffset
+	23, // 25: spool.v1.LeaseResult.error:type_name -> spool.v1.ErrorInfo
+	23, // 26: spool.v1.CommitResult.error:type_name -> spool.v1.ErrorInfo
+	12, // 27: spool.v1.ConsumeResponse.assignment:type_name -> spool.v1.Assignment
+	15, // 28: spool.v1.ConsumeResponse.deliveries:type_name -> spool.v1.Deliveries
+	17, // 29: spool.v1.ConsumeResponse.commit_result:type_name -> spool.v1.CommitResult
+	4,  // 30: spool.v1.ConsumeResponse.heartbeat:type_name -> spool.v1.Heartbeat
+	16, // 31: spool.v1.ConsumeResponse.lease_result:type_name -> spool.v1.LeaseResult
+	14, // 32: spool.v1.ConsumeResponse.failed_result:type_name -> spool.v1.FailedResult
+	11, // 33: spool.v1.ConsumeService.Consume:input_type -> spool.v1.ConsumeRequest
+	18, // 34: spool.v1.ConsumeService.Consume:output_type -> spool.v1.ConsumeResponse
+	34, // [34:35] is the sub-list for method output_type
+	33, // [33:34] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_consume_proto_init() }
@@ -1501,6 +1761,7 @@ func file_spool_v1_consume_proto_init() {
 	if File_spool_v1_consume_proto != nil {
 		return
 	}
+	file_spool_v1_subscriptions_proto_init()
 	file_spool_v1_types_proto_init()
 	file_spool_v1_consume_proto_msgTypes[11].OneofWrappers = []any{
 		(*ConsumeRequest_Start)(nil),
@@ -1512,13 +1773,15 @@ func file_spool_v1_consume_proto_init() {
 		(*ConsumeRequest_Nack)(nil),
 		(*ConsumeRequest_Extend)(nil),
 		(*ConsumeRequest_Reject)(nil),
+		(*ConsumeRequest_Failed)(nil),
 	}
-	file_spool_v1_consume_proto_msgTypes[16].OneofWrappers = []any{
+	file_spool_v1_consume_proto_msgTypes[18].OneofWrappers = []any{
 		(*ConsumeResponse_Assignment)(nil),
 		(*ConsumeResponse_Deliveries)(nil),
 		(*ConsumeResponse_CommitResult)(nil),
 		(*ConsumeResponse_Heartbeat)(nil),
 		(*ConsumeResponse_LeaseResult)(nil),
+		(*ConsumeResponse_FailedResult)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1526,7 +1789,7 @@ func file_spool_v1_consume_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_consume_proto_rawDesc), len(file_spool_v1_consume_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -76,6 +77,61 @@ func (Mode) EnumDescriptor() ([]byte, []int) {
 	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{0}
 }
 
+// What a stream subscription does with a message its consumer gave up on.
+type FailureAction int32
+
+const (
+	FailureAction_FAILURE_ACTION_UNSPECIFIED FailureAction = 0
+	// Copy it to the dead-letter topic (with the spool.dlq.* headers) and go
+	// on with the next message. The default.
+	FailureAction_FAILURE_ACTION_DEAD_LETTER FailureAction = 1
+	// Halt the partition at the message: nothing more is delivered from it,
+	// to any member, until the partition is reset (ResetSubscription or
+	// PurgeSubscription); describe output shows the halt.
+	FailureAction_FAILURE_ACTION_STOP FailureAction = 2
+)
+
+// Enum value maps for FailureAction.
+var (
+	FailureAction_name = map[int32]string{
+		0: "FAILURE_ACTION_UNSPECIFIED",
+		1: "FAILURE_ACTION_DEAD_LETTER",
+		2: "FAILURE_ACTION_STOP",
+	}
+	FailureAction_value = map[string]int32{
+		"FAILURE_ACTION_UNSPECIFIED": 0,
+		"FAILURE_ACTION_DEAD_LETTER": 1,
+		"FAILURE_ACTION_STOP":        2,
+	}
+)
+
+func (x FailureAction) Enum() *FailureAction {
+	p := new(FailureAction)
+	*p = x
+	return p
+}
+
+func (x FailureAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FailureAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_spool_v1_subscriptions_proto_enumTypes[1].Descriptor()
+}
+
+func (FailureAction) Type() protoreflect.EnumType {
+	return &file_spool_v1_subscriptions_proto_enumTypes[1]
+}
+
+func (x FailureAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FailureAction.Descriptor instead.
+func (FailureAction) EnumDescriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{1}
+}
+
 type Jitter int32
 
 const (
@@ -114,11 +170,11 @@ func (x Jitter) String() string {
 }
 
 func (Jitter) Descriptor() protoreflect.EnumDescriptor {
-	return file_spool_v1_subscriptions_proto_enumTypes[1].Descriptor()
+	return file_spool_v1_subscriptions_proto_enumTypes[2].Descriptor()
 }
 
 func (Jitter) Type() protoreflect.EnumType {
-	return &file_spool_v1_subscriptions_proto_enumTypes[1]
+	return &file_spool_v1_subscriptions_proto_enumTypes[2]
 }
 
 func (x Jitter) Number() protoreflect.EnumNumber {
@@ -127,7 +183,7 @@ func (x Jitter) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Jitter.Descriptor instead.
 func (Jitter) EnumDescriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{1}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{2}
 }
 
 type Ordering int32
@@ -168,11 +224,11 @@ func (x Ordering) String() string {
 }
 
 func (Ordering) Descriptor() protoreflect.EnumDescriptor {
-	return file_spool_v1_subscriptions_proto_enumTypes[2].Descriptor()
+	return file_spool_v1_subscriptions_proto_enumTypes[3].Descriptor()
 }
 
 func (Ordering) Type() protoreflect.EnumType {
-	return &file_spool_v1_subscriptions_proto_enumTypes[2]
+	return &file_spool_v1_subscriptions_proto_enumTypes[3]
 }
 
 func (x Ordering) Number() protoreflect.EnumNumber {
@@ -181,7 +237,7 @@ func (x Ordering) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Ordering.Descriptor instead.
 func (Ordering) EnumDescriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{2}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{3}
 }
 
 type ExpiredAction int32
@@ -217,11 +273,11 @@ func (x ExpiredAction) String() string {
 }
 
 func (ExpiredAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_spool_v1_subscriptions_proto_enumTypes[3].Descriptor()
+	return file_spool_v1_subscriptions_proto_enumTypes[4].Descriptor()
 }
 
 func (ExpiredAction) Type() protoreflect.EnumType {
-	return &file_spool_v1_subscriptions_proto_enumTypes[3]
+	return &file_spool_v1_subscriptions_proto_enumTypes[4]
 }
 
 func (x ExpiredAction) Number() protoreflect.EnumNumber {
@@ -230,7 +286,7 @@ func (x ExpiredAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ExpiredAction.Descriptor instead.
 func (ExpiredAction) EnumDescriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{3}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{4}
 }
 
 type RedriveTarget int32
@@ -266,11 +322,11 @@ func (x RedriveTarget) String() string {
 }
 
 func (RedriveTarget) Descriptor() protoreflect.EnumDescriptor {
-	return file_spool_v1_subscriptions_proto_enumTypes[4].Descriptor()
+	return file_spool_v1_subscriptions_proto_enumTypes[5].Descriptor()
 }
 
 func (RedriveTarget) Type() protoreflect.EnumType {
-	return &file_spool_v1_subscriptions_proto_enumTypes[4]
+	return &file_spool_v1_subscriptions_proto_enumTypes[5]
 }
 
 func (x RedriveTarget) Number() protoreflect.EnumNumber {
@@ -279,7 +335,7 @@ func (x RedriveTarget) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RedriveTarget.Descriptor instead.
 func (RedriveTarget) EnumDescriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{4}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{5}
 }
 
 type SubscriptionConfig struct {
@@ -290,25 +346,33 @@ type SubscriptionConfig struct {
 	Filter string `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
 	// Where a new subscription starts; default earliest.
 	Start *Position `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
-	// Lease length of a delivery; default 30 s.
+	// Lease length of a delivery (queue mode); default 30 s.
 	AckTimeout *durationpb.Duration `protobuf:"bytes,4,opt,name=ack_timeout,json=ackTimeout,proto3" json:"ack_timeout,omitempty"`
-	// A message delivered this many times without an ack is dead-lettered;
-	// default 5.
+	// Queue mode: a message delivered this many times without an ack is
+	// dead-lettered. Stream mode: a consumer calls its handler at most this
+	// many times for one message before the failure action. Default 5.
 	MaxDeliveries int32 `protobuf:"varint,5,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`
-	// Redelivery delays after a nack or a lease expiry.
-	Backoff  *Backoff `protobuf:"bytes,6,opt,name=backoff,proto3" json:"backoff,omitempty"`
+	// Queue mode: redelivery delays after a nack or a lease expiry. Stream
+	// mode: the consumer's delays between handler attempts.
+	Backoff *Backoff `protobuf:"bytes,6,opt,name=backoff,proto3" json:"backoff,omitempty"`
+	// Queue mode only.
 	Ordering Ordering `protobuf:"varint,7,opt,name=ordering,proto3,enum=spool.v1.Ordering" json:"ordering,omitempty"`
 	// Dead-letter topic; default "dlq.<topic>.<subscription>" (created with
-	// the subscription).
+	// a queue subscription; with a stream subscription's first dead letter).
 	DeadLetterTopic string `protobuf:"bytes,8,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
-	// What happens to a message whose TTL passed; default dead-letter.
+	// Queue mode: what happens to a message whose TTL passed; default
+	// dead-letter.
 	OnExpired ExpiredAction `protobuf:"varint,9,opt,name=on_expired,json=onExpired,proto3,enum=spool.v1.ExpiredAction" json:"on_expired,omitempty"`
 	// Leases in flight in the whole subscription; default 1000 per partition.
 	MaxInFlight int32 `protobuf:"varint,10,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
 	// Deliveries per second over the subscription; 0 = unlimited.
 	RateLimit float64 `protobuf:"fixed64,11,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	// Burst of the rate limit; default max(1, rate_limit).
-	RateBurst     int32 `protobuf:"varint,12,opt,name=rate_burst,json=rateBurst,proto3" json:"rate_burst,omitempty"`
+	RateBurst int32 `protobuf:"varint,12,opt,name=rate_burst,json=rateBurst,proto3" json:"rate_burst,omitempty"`
+	// Stream mode: what happens to a message whose handler failed
+	// max_deliveries times; default dead-letter. Queue mode always
+	// dead-letters.
+	OnFailure     FailureAction `protobuf:"varint,13,opt,name=on_failure,json=onFailure,proto3,enum=spool.v1.FailureAction" json:"on_failure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +489,13 @@ func (x *SubscriptionConfig) GetRateBurst() int32 {
 		return x.RateBurst
 	}
 	return 0
+}
+
+func (x *SubscriptionConfig) GetOnFailure() FailureAction {
+	if x != nil {
+		return x.OnFailure
+	}
+	return FailureAction_FAILURE_ACTION_UNSPECIFIED
 }
 
 // Redelivery delay policy. The n-th redelivery waits
@@ -770,7 +841,10 @@ type SubscriptionPartition struct {
 	// Member that owns the partition, if any (stream mode).
 	MemberId string `protobuf:"bytes,6,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
 	// Queue mode only.
-	Queue         *QueuePartition `protobuf:"bytes,7,opt,name=queue,proto3" json:"queue,omitempty"`
+	Queue *QueuePartition `protobuf:"bytes,7,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Stream mode: set while the partition is halted by a failed message
+	// (FAILURE_ACTION_STOP).
+	Halted        *PartitionHalt `protobuf:"bytes,8,opt,name=halted,proto3" json:"halted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -854,6 +928,91 @@ func (x *SubscriptionPartition) GetQueue() *QueuePartition {
 	return nil
 }
 
+func (x *SubscriptionPartition) GetHalted() *PartitionHalt {
+	if x != nil {
+		return x.Halted
+	}
+	return nil
+}
+
+// A stream partition halted by a message its consumer gave up on.
+type PartitionHalt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message that failed; committed offsets stay at or below it.
+	Offset        int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Attempts      int32                  `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	MemberId      string                 `protobuf:"bytes,5,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionHalt) Reset() {
+	*x = PartitionHalt{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionHalt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionHalt) ProtoMessage() {}
+
+func (x *PartitionHalt) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionHalt.ProtoReflect.Descriptor instead.
+func (*PartitionHalt) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PartitionHalt) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *PartitionHalt) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *PartitionHalt) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *PartitionHalt) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PartitionHalt) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
 type CreateSubscriptionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -865,7 +1024,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[6]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1036,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[6]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1049,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{6}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateSubscriptionRequest) GetTopic() string {
@@ -923,7 +1082,7 @@ type CreateSubscriptionResponse struct {
 
 func (x *CreateSubscriptionResponse) Reset() {
 	*x = CreateSubscriptionResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[7]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1094,7 @@ func (x *CreateSubscriptionResponse) String() string {
 func (*CreateSubscriptionResponse) ProtoMessage() {}
 
 func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[7]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1107,7 @@ func (x *CreateSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{7}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateSubscriptionResponse) GetSubscription() *Subscription {
@@ -968,7 +1127,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[8]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1139,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[8]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1152,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{8}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeleteSubscriptionRequest) GetTopic() string {
@@ -1018,7 +1177,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[9]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1189,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[9]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1202,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{9}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{10}
 }
 
 type ListSubscriptionsRequest struct {
@@ -1055,7 +1214,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[10]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1226,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[10]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1239,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{10}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListSubscriptionsRequest) GetTopic() string {
@@ -1099,7 +1258,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[11]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1270,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[11]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1283,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{11}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*Subscription {
@@ -1144,7 +1303,7 @@ type DescribeSubscriptionRequest struct {
 
 func (x *DescribeSubscriptionRequest) Reset() {
 	*x = DescribeSubscriptionRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[12]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1315,7 @@ func (x *DescribeSubscriptionRequest) String() string {
 func (*DescribeSubscriptionRequest) ProtoMessage() {}
 
 func (x *DescribeSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[12]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1328,7 @@ func (x *DescribeSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DescribeSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{12}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DescribeSubscriptionRequest) GetTopic() string {
@@ -1204,7 +1363,7 @@ type DescribeSubscriptionResponse struct {
 
 func (x *DescribeSubscriptionResponse) Reset() {
 	*x = DescribeSubscriptionResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[13]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1375,7 @@ func (x *DescribeSubscriptionResponse) String() string {
 func (*DescribeSubscriptionResponse) ProtoMessage() {}
 
 func (x *DescribeSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[13]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1388,7 @@ func (x *DescribeSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DescribeSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{13}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DescribeSubscriptionResponse) GetSubscription() *Subscription {
@@ -1282,17 +1441,22 @@ func (x *DescribeSubscriptionResponse) GetDropped() int64 {
 }
 
 type ResetSubscriptionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	To            *Position              `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	To    *Position              `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// Reset only this partition (seek); unset = every partition. With one
+	// partition an explicit offset must lie within [start, end] of the
+	// partition (offset_out_of_range otherwise); with every partition it is
+	// clamped to what each retains.
+	Partition     *int32 `protobuf:"varint,4,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResetSubscriptionRequest) Reset() {
 	*x = ResetSubscriptionRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[14]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1468,7 @@ func (x *ResetSubscriptionRequest) String() string {
 func (*ResetSubscriptionRequest) ProtoMessage() {}
 
 func (x *ResetSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[14]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1481,7 @@ func (x *ResetSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*ResetSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{14}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResetSubscriptionRequest) GetTopic() string {
@@ -1341,9 +1505,17 @@ func (x *ResetSubscriptionRequest) GetTo() *Position {
 	return nil
 }
 
+func (x *ResetSubscriptionRequest) GetPartition() int32 {
+	if x != nil && x.Partition != nil {
+		return *x.Partition
+	}
+	return 0
+}
+
 type ResetSubscriptionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new committed offset of every partition.
+	// The new committed offset (queue mode: ack floor) of every partition
+	// that was reset.
 	Partitions    []*SubscriptionPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1351,7 +1523,7 @@ type ResetSubscriptionResponse struct {
 
 func (x *ResetSubscriptionResponse) Reset() {
 	*x = ResetSubscriptionResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[15]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1535,7 @@ func (x *ResetSubscriptionResponse) String() string {
 func (*ResetSubscriptionResponse) ProtoMessage() {}
 
 func (x *ResetSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[15]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,12 +1548,247 @@ func (x *ResetSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*ResetSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{15}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ResetSubscriptionResponse) GetPartitions() []*SubscriptionPartition {
 	if x != nil {
 		return x.Partitions
+	}
+	return nil
+}
+
+type PurgeSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Purge only this partition; unset = every partition.
+	Partition     *int32 `protobuf:"varint,3,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeSubscriptionRequest) Reset() {
+	*x = PurgeSubscriptionRequest{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeSubscriptionRequest) ProtoMessage() {}
+
+func (x *PurgeSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*PurgeSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PurgeSubscriptionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PurgeSubscriptionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PurgeSubscriptionRequest) GetPartition() int32 {
+	if x != nil && x.Partition != nil {
+		return *x.Partition
+	}
+	return 0
+}
+
+type PurgeSubscriptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new position (the end) of every partition purged.
+	Partitions []*SubscriptionPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// Offsets skipped: the sum over partitions of end − previous position.
+	Skipped       int64 `protobuf:"varint,2,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeSubscriptionResponse) Reset() {
+	*x = PurgeSubscriptionResponse{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeSubscriptionResponse) ProtoMessage() {}
+
+func (x *PurgeSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*PurgeSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PurgeSubscriptionResponse) GetPartitions() []*SubscriptionPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *PurgeSubscriptionResponse) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+type AlterSubscriptionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// New values of the fields named in update_mask; other fields are
+	// ignored.
+	Config *SubscriptionConfig `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	// Fields to change, by proto name (e.g. "filter",
+	// "backoff", "max_in_flight"). Changeable: filter, ack_timeout,
+	// max_deliveries, backoff, on_expired, max_in_flight, rate_limit,
+	// rate_burst, on_failure. Not changeable: mode, start (use
+	// ResetSubscription), ordering and dead_letter_topic (create a new
+	// subscription). A field named with a zero value takes the default.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterSubscriptionRequest) Reset() {
+	*x = AlterSubscriptionRequest{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterSubscriptionRequest) ProtoMessage() {}
+
+func (x *AlterSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*AlterSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *AlterSubscriptionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *AlterSubscriptionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AlterSubscriptionRequest) GetConfig() *SubscriptionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *AlterSubscriptionRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type AlterSubscriptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscription  *Subscription          `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterSubscriptionResponse) Reset() {
+	*x = AlterSubscriptionResponse{}
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterSubscriptionResponse) ProtoMessage() {}
+
+func (x *AlterSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*AlterSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AlterSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
 	}
 	return nil
 }
@@ -1409,7 +1816,7 @@ type RedriveRequest struct {
 
 func (x *RedriveRequest) Reset() {
 	*x = RedriveRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[16]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1828,7 @@ func (x *RedriveRequest) String() string {
 func (*RedriveRequest) ProtoMessage() {}
 
 func (x *RedriveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[16]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1841,7 @@ func (x *RedriveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveRequest.ProtoReflect.Descriptor instead.
 func (*RedriveRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{16}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RedriveRequest) GetTopic() string {
@@ -1503,7 +1910,7 @@ type RedriveResponse struct {
 
 func (x *RedriveResponse) Reset() {
 	*x = RedriveResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[17]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1922,7 @@ func (x *RedriveResponse) String() string {
 func (*RedriveResponse) ProtoMessage() {}
 
 func (x *RedriveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[17]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1935,7 @@ func (x *RedriveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveResponse.ProtoReflect.Descriptor instead.
 func (*RedriveResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{17}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RedriveResponse) GetMoved() int64 {
@@ -1573,7 +1980,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[18]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1992,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[18]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +2005,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{18}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListDeadLettersRequest) GetTopic() string {
@@ -1645,7 +2052,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[19]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +2064,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[19]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +2077,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{19}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeadLetter) GetOffset() int64 {
@@ -1739,7 +2146,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[20]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +2158,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_subscriptions_proto_msgTypes[20]
+	mi := &file_spool_v1_subscriptions_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +2171,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{20}
+	return file_spool_v1_subscriptions_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -1785,7 +2192,7 @@ var File_spool_v1_subscriptions_proto protoreflect.FileDescriptor
 
 const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\n" +
-	"\x1cspool/v1/subscriptions.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\x80\x04\n" +
+	"\x1cspool/v1/subscriptions.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\xb8\x04\n" +
 	"\x12SubscriptionConfig\x12\"\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x0e.spool.v1.ModeR\x04mode\x12\x16\n" +
 	"\x06filter\x18\x02 \x01(\tR\x06filter\x12(\n" +
@@ -1803,7 +2210,9 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\n" +
 	"rate_limit\x18\v \x01(\x01R\trateLimit\x12\x1d\n" +
 	"\n" +
-	"rate_burst\x18\f \x01(\x05R\trateBurst\"\xe8\x01\n" +
+	"rate_burst\x18\f \x01(\x05R\trateBurst\x126\n" +
+	"\n" +
+	"on_failure\x18\r \x01(\x0e2\x17.spool.v1.FailureActionR\tonFailure\"\xe8\x01\n" +
 	"\aBackoff\x123\n" +
 	"\ainitial\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\ainitial\x12+\n" +
 	"\x03max\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03max\x12\x1e\n" +
@@ -1834,7 +2243,7 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\ablocked\x18\x04 \x01(\x05R\ablocked\x12\x1b\n" +
 	"\tin_flight\x18\x05 \x01(\x05R\binFlight\x12*\n" +
 	"\x11in_flight_limited\x18\x06 \x01(\bR\x0finFlightLimited\x12\x16\n" +
-	"\x06parked\x18\a \x01(\x03R\x06parked\"\xad\x02\n" +
+	"\x06parked\x18\a \x01(\x03R\x06parked\"\xde\x02\n" +
 	"\x15SubscriptionPartition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12)\n" +
 	"\x10committed_offset\x18\x02 \x01(\x03R\x0fcommittedOffset\x12\x1d\n" +
@@ -1843,7 +2252,14 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\x03lag\x18\x04 \x01(\x03R\x03lag\x12M\n" +
 	"\x15oldest_unconsumed_age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x13oldestUnconsumedAge\x12\x1b\n" +
 	"\tmember_id\x18\x06 \x01(\tR\bmemberId\x12.\n" +
-	"\x05queue\x18\a \x01(\v2\x18.spool.v1.QueuePartitionR\x05queue\"{\n" +
+	"\x05queue\x18\a \x01(\v2\x18.spool.v1.QueuePartitionR\x05queue\x12/\n" +
+	"\x06halted\x18\b \x01(\v2\x17.spool.v1.PartitionHaltR\x06halted\"\xa6\x01\n" +
+	"\rPartitionHalt\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1a\n" +
+	"\battempts\x18\x03 \x01(\x05R\battempts\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
+	"\tmember_id\x18\x05 \x01(\tR\bmemberId\"{\n" +
 	"\x19CreateSubscriptionRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
@@ -1872,15 +2288,37 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"partitions\x12\x10\n" +
 	"\x03lag\x18\x05 \x01(\x03R\x03lag\x12#\n" +
 	"\rdead_lettered\x18\x06 \x01(\x03R\fdeadLettered\x12\x18\n" +
-	"\adropped\x18\a \x01(\x03R\adropped\"h\n" +
+	"\adropped\x18\a \x01(\x03R\adropped\"\x99\x01\n" +
 	"\x18ResetSubscriptionRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
-	"\x02to\x18\x03 \x01(\v2\x12.spool.v1.PositionR\x02to\"\\\n" +
+	"\x02to\x18\x03 \x01(\v2\x12.spool.v1.PositionR\x02to\x12!\n" +
+	"\tpartition\x18\x04 \x01(\x05H\x00R\tpartition\x88\x01\x01B\f\n" +
+	"\n" +
+	"_partition\"\\\n" +
 	"\x19ResetSubscriptionResponse\x12?\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1f.spool.v1.SubscriptionPartitionR\n" +
-	"partitions\"\xe1\x01\n" +
+	"partitions\"u\n" +
+	"\x18PurgeSubscriptionRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
+	"\tpartition\x18\x03 \x01(\x05H\x00R\tpartition\x88\x01\x01B\f\n" +
+	"\n" +
+	"_partition\"v\n" +
+	"\x19PurgeSubscriptionResponse\x12?\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1f.spool.v1.SubscriptionPartitionR\n" +
+	"partitions\x12\x18\n" +
+	"\askipped\x18\x02 \x01(\x03R\askipped\"\xb7\x01\n" +
+	"\x18AlterSubscriptionRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
+	"\x06config\x18\x03 \x01(\v2\x1c.spool.v1.SubscriptionConfigR\x06config\x12;\n" +
+	"\vupdate_mask\x18\x04 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"W\n" +
+	"\x19AlterSubscriptionResponse\x12:\n" +
+	"\fsubscription\x18\x01 \x01(\v2\x16.spool.v1.SubscriptionR\fsubscription\"\xe1\x01\n" +
 	"\x0eRedriveRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12/\n" +
@@ -1919,7 +2357,11 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vMODE_STREAM\x10\x01\x12\x0e\n" +
 	"\n" +
-	"MODE_QUEUE\x10\x02*T\n" +
+	"MODE_QUEUE\x10\x02*h\n" +
+	"\rFailureAction\x12\x1e\n" +
+	"\x1aFAILURE_ACTION_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aFAILURE_ACTION_DEAD_LETTER\x10\x01\x12\x17\n" +
+	"\x13FAILURE_ACTION_STOP\x10\x02*T\n" +
 	"\x06Jitter\x12\x16\n" +
 	"\x12JITTER_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vJITTER_FULL\x10\x01\x12\x10\n" +
@@ -1936,13 +2378,15 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\rRedriveTarget\x12\x1e\n" +
 	"\x1aREDRIVE_TARGET_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bREDRIVE_TARGET_SUBSCRIPTION\x10\x01\x12\x18\n" +
-	"\x14REDRIVE_TARGET_TOPIC\x10\x022\xa1\x05\n" +
+	"\x14REDRIVE_TARGET_TOPIC\x10\x022\xdd\x06\n" +
 	"\x13SubscriptionService\x12_\n" +
 	"\x12CreateSubscription\x12#.spool.v1.CreateSubscriptionRequest\x1a$.spool.v1.CreateSubscriptionResponse\x12_\n" +
 	"\x12DeleteSubscription\x12#.spool.v1.DeleteSubscriptionRequest\x1a$.spool.v1.DeleteSubscriptionResponse\x12a\n" +
 	"\x11ListSubscriptions\x12\".spool.v1.ListSubscriptionsRequest\x1a#.spool.v1.ListSubscriptionsResponse\"\x03\x90\x02\x01\x12j\n" +
 	"\x14DescribeSubscription\x12%.spool.v1.DescribeSubscriptionRequest\x1a&.spool.v1.DescribeSubscriptionResponse\"\x03\x90\x02\x01\x12\\\n" +
-	"\x11ResetSubscription\x12\".spool.v1.ResetSubscriptionRequest\x1a#.spool.v1.ResetSubscriptionResponse\x12[\n" +
+	"\x11AlterSubscription\x12\".spool.v1.AlterSubscriptionRequest\x1a#.spool.v1.AlterSubscriptionResponse\x12\\\n" +
+	"\x11ResetSubscription\x12\".spool.v1.ResetSubscriptionRequest\x1a#.spool.v1.ResetSubscriptionResponse\x12\\\n" +
+	"\x11PurgeSubscription\x12\".spool.v1.PurgeSubscriptionRequest\x1a#.spool.v1.PurgeSubscriptionResponse\x12[\n" +
 	"\x0fListDeadLetters\x12 .spool.v1.ListDeadLettersRequest\x1a!.spool.v1.ListDeadLettersResponse\"\x03\x90\x02\x01\x12>\n" +
 	"\aRedrive\x12\x18.spool.v1.RedriveRequest\x1a\x19.spool.v1.RedriveResponseB/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
 
@@ -1958,86 +2402,104 @@ func file_spool_v1_subscriptions_proto_rawDescGZIP() []byte {
 	return file_spool_v1_subscriptions_proto_rawDescData
 }
 
-var file_spool_v1_subscriptions_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_spool_v1_subscriptions_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_spool_v1_subscriptions_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_spool_v1_subscriptions_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_spool_v1_subscriptions_proto_goTypes = []any{
 	(Mode)(0),                            // 0: spool.v1.Mode
-	(Jitter)(0),                          // 1: spool.v1.Jitter
-	(Ordering)(0),                        // 2: spool.v1.Ordering
-	(ExpiredAction)(0),                   // 3: spool.v1.ExpiredAction
-	(RedriveTarget)(0),                   // 4: spool.v1.RedriveTarget
-	(*SubscriptionConfig)(nil),           // 5: spool.v1.SubscriptionConfig
-	(*Backoff)(nil),                      // 6: spool.v1.Backoff
-	(*Subscription)(nil),                 // 7: spool.v1.Subscription
-	(*Member)(nil),                       // 8: spool.v1.Member
-	(*QueuePartition)(nil),               // 9: spool.v1.QueuePartition
-	(*SubscriptionPartition)(nil),        // 10: spool.v1.SubscriptionPartition
-	(*CreateSubscriptionRequest)(nil),    // 11: spool.v1.CreateSubscriptionRequest
-	(*CreateSubscriptionResponse)(nil),   // 12: spool.v1.CreateSubscriptionResponse
-	(*DeleteSubscriptionRequest)(nil),    // 13: spool.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),   // 14: spool.v1.DeleteSubscriptionResponse
-	(*ListSubscriptionsRequest)(nil),     // 15: spool.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),    // 16: spool.v1.ListSubscriptionsResponse
-	(*DescribeSubscriptionRequest)(nil),  // 17: spool.v1.DescribeSubscriptionRequest
-	(*DescribeSubscriptionResponse)(nil), // 18: spool.v1.DescribeSubscriptionResponse
-	(*ResetSubscriptionRequest)(nil),     // 19: spool.v1.ResetSubscriptionRequest
-	(*ResetSubscriptionResponse)(nil),    // 20: spool.v1.ResetSubscriptionResponse
-	(*RedriveRequest)(nil),               // 21: spool.v1.RedriveRequest
-	(*RedriveResponse)(nil),              // 22: spool.v1.RedriveResponse
-	(*ListDeadLettersRequest)(nil),       // 23: spool.v1.ListDeadLettersRequest
-	(*DeadLetter)(nil),                   // 24: spool.v1.DeadLetter
-	(*ListDeadLettersResponse)(nil),      // 25: spool.v1.ListDeadLettersResponse
-	(*Position)(nil),                     // 26: spool.v1.Position
-	(*durationpb.Duration)(nil),          // 27: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 28: google.protobuf.Timestamp
-	(*Delivery)(nil),                     // 29: spool.v1.Delivery
+	(FailureAction)(0),                   // 1: spool.v1.FailureAction
+	(Jitter)(0),                          // 2: spool.v1.Jitter
+	(Ordering)(0),                        // 3: spool.v1.Ordering
+	(ExpiredAction)(0),                   // 4: spool.v1.ExpiredAction
+	(RedriveTarget)(0),                   // 5: spool.v1.RedriveTarget
+	(*SubscriptionConfig)(nil),           // 6: spool.v1.SubscriptionConfig
+	(*Backoff)(nil),                      // 7: spool.v1.Backoff
+	(*Subscription)(nil),                 // 8: spool.v1.Subscription
+	(*Member)(nil),                       // 9: spool.v1.Member
+	(*QueuePartition)(nil),               // 10: spool.v1.QueuePartition
+	(*SubscriptionPartition)(nil),        // 11: spool.v1.SubscriptionPartition
+	(*PartitionHalt)(nil),                // 12: spool.v1.PartitionHalt
+	(*CreateSubscriptionRequest)(nil),    // 13: spool.v1.CreateSubscriptionRequest
+	(*CreateSubscriptionResponse)(nil),   // 14: spool.v1.CreateSubscriptionResponse
+	(*DeleteSubscriptionRequest)(nil),    // 15: spool.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),   // 16: spool.v1.DeleteSubscriptionResponse
+	(*ListSubscriptionsRequest)(nil),     // 17: spool.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),    // 18: spool.v1.ListSubscriptionsResponse
+	(*DescribeSubscriptionRequest)(nil),  // 19: spool.v1.DescribeSubscriptionRequest
+	(*DescribeSubscriptionResponse)(nil), // 20: spool.v1.DescribeSubscriptionResponse
+	(*ResetSubscriptionRequest)(nil),     // 21: spool.v1.ResetSubscriptionRequest
+	(*ResetSubscriptionResponse)(nil),    // 22: spool.v1.ResetSubscriptionResponse
+	(*PurgeSubscriptionRequest)(nil),     // 23: spool.v1.PurgeSubscriptionRequest
+	(*PurgeSubscriptionResponse)(nil),    // 24: spool.v1.PurgeSubscriptionResponse
+	(*AlterSubscriptionRequest)(nil),     // 25: spool.v1.AlterSubscriptionRequest
+	(*AlterSubscriptionResponse)(nil),    // 26: spool.v1.AlterSubscriptionResponse
+	(*RedriveRequest)(nil),               // 27: spool.v1.RedriveRequest
+	(*RedriveResponse)(nil),              // 28: spool.v1.RedriveResponse
+	(*ListDeadLettersRequest)(nil),       // 29: spool.v1.ListDeadLettersRequest
+	(*DeadLetter)(nil),                   // 30: spool.v1.DeadLetter
+	(*ListDeadLettersResponse)(nil),      // 31: spool.v1.ListDeadLettersResponse
+	(*Position)(nil),                     // 32: spool.v1.Position
+	(*durationpb.Duration)(nil),          // 33: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 34: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 35: google.protobuf.FieldMask
+	(*Delivery)(nil),                     // 36: spool.v1.Delivery
 }
 var file_spool_v1_subscriptions_proto_depIdxs = []int32{
 	0,  // 0: spool.v1.SubscriptionConfig.mode:type_name -> spool.v1.Mode
-	26, // 1: spool.v1.SubscriptionConfig.start:type_name -> spool.v1.Position
-	27, // 2: spool.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
-	6,  // 3: spool.v1.SubscriptionConfig.backoff:type_name -> spool.v1.Backoff
-	2,  // 4: spool.v1.SubscriptionConfig.ordering:type_name -> spool.v1.Ordering
-	3,  // 5: spool.v1.SubscriptionConfig.on_expired:type_name -> spool.v1.ExpiredAction
-	27, // 6: spool.v1.Backoff.initial:type_name -> google.protobuf.Duration
-	27, // 7: spool.v1.Backoff.max:type_name -> google.protobuf.Duration
-	1,  // 8: spool.v1.Backoff.jitter:type_name -> spool.v1.Jitter
-	27, // 9: spool.v1.Backoff.delays:type_name -> google.protobuf.Duration
-	5,  // 10: spool.v1.Subscription.config:type_name -> spool.v1.SubscriptionConfig
-	28, // 11: spool.v1.Subscription.created:type_name -> google.protobuf.Timestamp
-	28, // 12: spool.v1.Member.session_deadline:type_name -> google.protobuf.Timestamp
-	27, // 13: spool.v1.SubscriptionPartition.oldest_unconsumed_age:type_name -> google.protobuf.Duration
-	9,  // 14: spool.v1.SubscriptionPartition.queue:type_name -> spool.v1.QueuePartition
-	5,  // 15: spool.v1.CreateSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
-	7,  // 16: spool.v1.CreateSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
-	7,  // 17: spool.v1.ListSubscriptionsResponse.subscriptions:type_name -> spool.v1.Subscription
-	7,  // 18: spool.v1.DescribeSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
-	8,  // 19: spool.v1.DescribeSubscriptionResponse.members:type_name -> spool.v1.Member
-	10, // 20: spool.v1.DescribeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	26, // 21: spool.v1.ResetSubscriptionRequest.to:type_name -> spool.v1.Position
-	10, // 22: spool.v1.ResetSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	4,  // 23: spool.v1.RedriveRequest.target:type_name -> spool.v1.RedriveTarget
-	29, // 24: spool.v1.DeadLetter.message:type_name -> spool.v1.Delivery
-	24, // 25: spool.v1.ListDeadLettersResponse.dead_letters:type_name -> spool.v1.DeadLetter
-	11, // 26: spool.v1.SubscriptionService.CreateSubscription:input_type -> spool.v1.CreateSubscriptionRequest
-	13, // 27: spool.v1.SubscriptionService.DeleteSubscription:input_type -> spool.v1.DeleteSubscriptionRequest
-	15, // 28: spool.v1.SubscriptionService.ListSubscriptions:input_type -> spool.v1.ListSubscriptionsRequest
-	17, // 29: spool.v1.SubscriptionService.DescribeSubscription:input_type -> spool.v1.DescribeSubscriptionRequest
-	19, // 30: spool.v1.SubscriptionService.ResetSubscription:input_type -> spool.v1.ResetSubscriptionRequest
-	23, // 31: spool.v1.SubscriptionService.ListDeadLetters:input_type -> spool.v1.ListDeadLettersRequest
-	21, // 32: spool.v1.SubscriptionService.Redrive:input_type -> spool.v1.RedriveRequest
-	12, // 33: spool.v1.SubscriptionService.CreateSubscription:output_type -> spool.v1.CreateSubscriptionResponse
-	14, // 34: spool.v1.SubscriptionService.DeleteSubscription:output_type -> spool.v1.DeleteSubscriptionResponse
-	16, // 35: spool.v1.SubscriptionService.ListSubscriptions:output_type -> spool.v1.ListSubscriptionsResponse
-	18, // 36: spool.v1.SubscriptionService.DescribeSubscription:output_type -> spool.v1.DescribeSubscriptionResponse
-	20, // 37: spool.v1.SubscriptionService.ResetSubscription:output_type -> spool.v1.ResetSubscriptionResponse
-	25, // 38: spool.v1.SubscriptionService.ListDeadLetters:output_type -> spool.v1.ListDeadLettersResponse
-	22, // 39: spool.v1.SubscriptionService.Redrive:output_type -> spool.v1.RedriveResponse
-	33, // [33:40] is the sub-list for method output_type
-	26, // [26:33] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	32, // 1: spool.v1.SubscriptionConfig.start:type_name -> spool.v1.Position
+	33, // 2: spool.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
+	7,  // 3: spool.v1.SubscriptionConfig.backoff:type_name -> spool.v1.Backoff
+	3,  // 4: spool.v1.SubscriptionConfig.ordering:type_name -> spool.v1.Ordering
+	4,  // 5: spool.v1.SubscriptionConfig.on_expired:type_name -> spool.v1.ExpiredAction
+	1,  // 6: spool.v1.SubscriptionConfig.on_failure:type_name -> spool.v1.FailureAction
+	33, // 7: spool.v1.Backoff.initial:type_name -> google.protobuf.Duration
+	33, // 8: spool.v1.Backoff.max:type_name -> google.protobuf.Duration
+	2,  // 9: spool.v1.Backoff.jitter:type_name -> spool.v1.Jitter
+	33, // 10: spool.v1.Backoff.delays:type_name -> google.protobuf.Duration
+	6,  // 11: spool.v1.Subscription.config:type_name -> spool.v1.SubscriptionConfig
+	34, // 12: spool.v1.Subscription.created:type_name -> google.protobuf.Timestamp
+	34, // 13: spool.v1.Member.session_deadline:type_name -> google.protobuf.Timestamp
+	33, // 14: spool.v1.SubscriptionPartition.oldest_unconsumed_age:type_name -> google.protobuf.Duration
+	10, // 15: spool.v1.SubscriptionPartition.queue:type_name -> spool.v1.QueuePartition
+	12, // 16: spool.v1.SubscriptionPartition.halted:type_name -> spool.v1.PartitionHalt
+	34, // 17: spool.v1.PartitionHalt.time:type_name -> google.protobuf.Timestamp
+	6,  // 18: spool.v1.CreateSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
+	8,  // 19: spool.v1.CreateSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
+	8,  // 20: spool.v1.ListSubscriptionsResponse.subscriptions:type_name -> spool.v1.Subscription
+	8,  // 21: spool.v1.DescribeSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
+	9,  // 22: spool.v1.DescribeSubscriptionResponse.members:type_name -> spool.v1.Member
+	11, // 23: spool.v1.DescribeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	32, // 24: spool.v1.ResetSubscriptionRequest.to:type_name -> spool.v1.Position
+	11, // 25: spool.v1.ResetSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	11, // 26: spool.v1.PurgeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	6,  // 27: spool.v1.AlterSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
+	35, // 28: spool.v1.AlterSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	8,  // 29: spool.v1.AlterSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
+	5,  // 30: spool.v1.RedriveRequest.target:type_name -> spool.v1.RedriveTarget
+	36, // 31: spool.v1.DeadLetter.message:type_name -> spool.v1.Delivery
+	30, // 32: spool.v1.ListDeadLettersResponse.dead_letters:type_name -> spool.v1.DeadLetter
+	13, // 33: spool.v1.SubscriptionService.CreateSubscription:input_type -> spool.v1.CreateSubscriptionRequest
+	15, // 34: spool.v1.SubscriptionService.DeleteSubscription:input_type -> spool.v1.DeleteSubscriptionRequest
+	17, // 35: spool.v1.SubscriptionService.ListSubscriptions:input_type -> spool.v1.ListSubscriptionsRequest
+	19, // 36: spool.v1.SubscriptionService.DescribeSubscription:input_type -> spool.v1.DescribeSubscriptionRequest
+	25, // 37: spool.v1.SubscriptionService.AlterSubscription:input_type -> spool.v1.AlterSubscriptionRequest
+	21, // 38: spool.v1.SubscriptionService.ResetSubscription:input_type -> spool.v1.ResetSubscriptionRequest
+	23, // 39: spool.v1.SubscriptionService.PurgeSubscription:input_type -> spool.v1.PurgeSubscriptionRequest
+	29, // 40: spool.v1.SubscriptionService.ListDeadLetters:input_type -> spool.v1.ListDeadLettersRequest
+	27, // 41: spool.v1.SubscriptionService.Redrive:input_type -> spool.v1.RedriveRequest
+	14, // 42: spool.v1.SubscriptionService.CreateSubscription:output_type -> spool.v1.CreateSubscriptionResponse
+	16, // 43: spool.v1.SubscriptionService.DeleteSubscription:output_type -> spool.v1.DeleteSubscriptionResponse
+	18, // 44: spool.v1.SubscriptionService.ListSubscriptions:output_type -> spool.v1.ListSubscriptionsResponse
+	20, // 45: spool.v1.SubscriptionService.DescribeSubscription:output_type -> spool.v1.DescribeSubscriptionResponse
+	26, // 46: spool.v1.SubscriptionService.AlterSubscription:output_type -> spool.v1.AlterSubscriptionResponse
+	22, // 47: spool.v1.SubscriptionService.ResetSubscription:output_type -> spool.v1.ResetSubscriptionResponse
+	24, // 48: spool.v1.SubscriptionService.PurgeSubscription:output_type -> spool.v1.PurgeSubscriptionResponse
+	31, // 49: spool.v1.SubscriptionService.ListDeadLetters:output_type -> spool.v1.ListDeadLettersResponse
+	28, // 50: spool.v1.SubscriptionService.Redrive:output_type -> spool.v1.RedriveResponse
+	42, // [42:51] is the sub-list for method output_type
+	33, // [33:42] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_subscriptions_proto_init() }
@@ -2046,13 +2508,15 @@ func file_spool_v1_subscriptions_proto_init() {
 		return
 	}
 	file_spool_v1_types_proto_init()
+	file_spool_v1_subscriptions_proto_msgTypes[15].OneofWrappers = []any{}
+	file_spool_v1_subscriptions_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_subscriptions_proto_rawDesc), len(file_spool_v1_subscriptions_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   21,
+			NumEnums:      6,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

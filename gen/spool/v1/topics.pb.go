@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -790,11 +791,356 @@ func (x *DescribeTopicResponse) GetSubscriptions() []string {
 	return nil
 }
 
+type AlterTopicRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// New values of the fields named in update_mask; other fields are
+	// ignored.
+	Config *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// Fields to change, by proto name: retention, retention_bytes,
+	// max_messages, max_bytes, discard, dedup_window, message_ttl,
+	// durability, max_message_bytes, work_queue. partitions is changed with
+	// AddPartitions. A field named with a zero value takes the server's
+	// default (retention 0 = keep forever).
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterTopicRequest) Reset() {
+	*x = AlterTopicRequest{}
+	mi := &file_spool_v1_topics_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterTopicRequest) ProtoMessage() {}
+
+func (x *AlterTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_topics_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterTopicRequest.ProtoReflect.Descriptor instead.
+func (*AlterTopicRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AlterTopicRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AlterTopicRequest) GetConfig() *TopicConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *AlterTopicRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type AlterTopicResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         *Topic                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterTopicResponse) Reset() {
+	*x = AlterTopicResponse{}
+	mi := &file_spool_v1_topics_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterTopicResponse) ProtoMessage() {}
+
+func (x *AlterTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_topics_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterTopicResponse.ProtoReflect.Descriptor instead.
+func (*AlterTopicResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AlterTopicResponse) GetTopic() *Topic {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+type AddPartitionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The new number of partitions; must be larger than the current one.
+	Partitions    int32 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPartitionsRequest) Reset() {
+	*x = AddPartitionsRequest{}
+	mi := &file_spool_v1_topics_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPartitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPartitionsRequest) ProtoMessage() {}
+
+func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_topics_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPartitionsRequest.ProtoReflect.Descriptor instead.
+func (*AddPartitionsRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AddPartitionsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AddPartitionsRequest) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+type AddPartitionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         *Topic                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPartitionsResponse) Reset() {
+	*x = AddPartitionsResponse{}
+	mi := &file_spool_v1_topics_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPartitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPartitionsResponse) ProtoMessage() {}
+
+func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_topics_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPartitionsResponse.ProtoReflect.Descriptor instead.
+func (*AddPartitionsResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AddPartitionsResponse) GetTopic() *Topic {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+type ReadTopicRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// Read only this partition; unset = every partition.
+	Partition *int32 `protobuf:"varint,2,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
+	// Where to start in each partition read; default earliest. An offset is
+	// clamped to what each partition retains.
+	From *Position `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	// Stop after this many messages; 0 = no limit.
+	Count int64 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	// Keep waiting for new messages at the end instead of ending the
+	// stream.
+	Follow        bool `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadTopicRequest) Reset() {
+	*x = ReadTopicRequest{}
+	mi := &file_spool_v1_topics_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadTopicRequest) ProtoMessage() {}
+
+func (x *ReadTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_topics_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadTopicRequest.ProtoReflect.Descriptor instead.
+func (*ReadTopicRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReadTopicRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReadTopicRequest) GetPartition() int32 {
+	if x != nil && x.Partition != nil {
+		return *x.Partition
+	}
+	return 0
+}
+
+func (x *ReadTopicRequest) GetFrom() *Position {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ReadTopicRequest) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ReadTopicRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+type ReadTopicResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Messages in offset order per partition (delivery_count is 0: reading
+	// is not delivery).
+	Messages []*Delivery `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// For every partition read: the next offset to read.
+	Next          []*PartitionOffset `protobuf:"bytes,2,rep,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadTopicResponse) Reset() {
+	*x = ReadTopicResponse{}
+	mi := &file_spool_v1_topics_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadTopicResponse) ProtoMessage() {}
+
+func (x *ReadTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_topics_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadTopicResponse.ProtoReflect.Descriptor instead.
+func (*ReadTopicResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReadTopicResponse) GetMessages() []*Delivery {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *ReadTopicResponse) GetNext() []*PartitionOffset {
+	if x != nil {
+		return x.Next
+	}
+	return nil
+}
+
 var File_spool_v1_topics_proto protoreflect.FileDescriptor
 
 const file_spool_v1_topics_proto_rawDesc = "" +
 	"\n" +
-	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x03\n" +
+	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\xf7\x03\n" +
 	"\vTopicConfig\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x01 \x01(\x05R\n" +
@@ -845,7 +1191,32 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"partitions\x12\x1a\n" +
 	"\bmessages\x18\x03 \x01(\x03R\bmessages\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12$\n" +
-	"\rsubscriptions\x18\x05 \x03(\tR\rsubscriptions*D\n" +
+	"\rsubscriptions\x18\x05 \x03(\tR\rsubscriptions\"\x93\x01\n" +
+	"\x11AlterTopicRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
+	"\x06config\x18\x02 \x01(\v2\x15.spool.v1.TopicConfigR\x06config\x12;\n" +
+	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\";\n" +
+	"\x12AlterTopicResponse\x12%\n" +
+	"\x05topic\x18\x01 \x01(\v2\x0f.spool.v1.TopicR\x05topic\"J\n" +
+	"\x14AddPartitionsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\x05R\n" +
+	"partitions\">\n" +
+	"\x15AddPartitionsResponse\x12%\n" +
+	"\x05topic\x18\x01 \x01(\v2\x0f.spool.v1.TopicR\x05topic\"\xaf\x01\n" +
+	"\x10ReadTopicRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12!\n" +
+	"\tpartition\x18\x02 \x01(\x05H\x00R\tpartition\x88\x01\x01\x12&\n" +
+	"\x04from\x18\x03 \x01(\v2\x12.spool.v1.PositionR\x04from\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\x03R\x05count\x12\x16\n" +
+	"\x06follow\x18\x05 \x01(\bR\x06followB\f\n" +
+	"\n" +
+	"_partition\"r\n" +
+	"\x11ReadTopicResponse\x12.\n" +
+	"\bmessages\x18\x01 \x03(\v2\x12.spool.v1.DeliveryR\bmessages\x12-\n" +
+	"\x04next\x18\x02 \x03(\v2\x19.spool.v1.PartitionOffsetR\x04next*D\n" +
 	"\aDiscard\x12\x17\n" +
 	"\x13DISCARD_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vDISCARD_OLD\x10\x01\x12\x0f\n" +
@@ -855,13 +1226,17 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"\x16DURABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DURABILITY_ALWAYS\x10\x01\x12\x17\n" +
 	"\x13DURABILITY_INTERVAL\x10\x02\x12\x13\n" +
-	"\x0fDURABILITY_NONE\x10\x032\xcb\x02\n" +
+	"\x0fDURABILITY_NONE\x10\x032\xb3\x04\n" +
 	"\fTopicService\x12J\n" +
 	"\vCreateTopic\x12\x1c.spool.v1.CreateTopicRequest\x1a\x1d.spool.v1.CreateTopicResponse\x12J\n" +
 	"\vDeleteTopic\x12\x1c.spool.v1.DeleteTopicRequest\x1a\x1d.spool.v1.DeleteTopicResponse\x12L\n" +
 	"\n" +
 	"ListTopics\x12\x1b.spool.v1.ListTopicsRequest\x1a\x1c.spool.v1.ListTopicsResponse\"\x03\x90\x02\x01\x12U\n" +
-	"\rDescribeTopic\x12\x1e.spool.v1.DescribeTopicRequest\x1a\x1f.spool.v1.DescribeTopicResponse\"\x03\x90\x02\x01B/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
+	"\rDescribeTopic\x12\x1e.spool.v1.DescribeTopicRequest\x1a\x1f.spool.v1.DescribeTopicResponse\"\x03\x90\x02\x01\x12G\n" +
+	"\n" +
+	"AlterTopic\x12\x1b.spool.v1.AlterTopicRequest\x1a\x1c.spool.v1.AlterTopicResponse\x12P\n" +
+	"\rAddPartitions\x12\x1e.spool.v1.AddPartitionsRequest\x1a\x1f.spool.v1.AddPartitionsResponse\x12K\n" +
+	"\tReadTopic\x12\x1a.spool.v1.ReadTopicRequest\x1a\x1b.spool.v1.ReadTopicResponse\"\x03\x90\x02\x010\x01B/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
 
 var (
 	file_spool_v1_topics_proto_rawDescOnce sync.Once
@@ -876,7 +1251,7 @@ func file_spool_v1_topics_proto_rawDescGZIP() []byte {
 }
 
 var file_spool_v1_topics_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spool_v1_topics_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_spool_v1_topics_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_spool_v1_topics_proto_goTypes = []any{
 	(Discard)(0),                  // 0: spool.v1.Discard
 	(Durability)(0),               // 1: spool.v1.Durability
@@ -891,35 +1266,58 @@ var file_spool_v1_topics_proto_goTypes = []any{
 	(*ListTopicsResponse)(nil),    // 10: spool.v1.ListTopicsResponse
 	(*DescribeTopicRequest)(nil),  // 11: spool.v1.DescribeTopicRequest
 	(*DescribeTopicResponse)(nil), // 12: spool.v1.DescribeTopicResponse
-	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*AlterTopicRequest)(nil),     // 13: spool.v1.AlterTopicRequest
+	(*AlterTopicResponse)(nil),    // 14: spool.v1.AlterTopicResponse
+	(*AddPartitionsRequest)(nil),  // 15: spool.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil), // 16: spool.v1.AddPartitionsResponse
+	(*ReadTopicRequest)(nil),      // 17: spool.v1.ReadTopicRequest
+	(*ReadTopicResponse)(nil),     // 18: spool.v1.ReadTopicResponse
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 21: google.protobuf.FieldMask
+	(*Position)(nil),              // 22: spool.v1.Position
+	(*Delivery)(nil),              // 23: spool.v1.Delivery
+	(*PartitionOffset)(nil),       // 24: spool.v1.PartitionOffset
 }
 var file_spool_v1_topics_proto_depIdxs = []int32{
-	13, // 0: spool.v1.TopicConfig.retention:type_name -> google.protobuf.Duration
+	19, // 0: spool.v1.TopicConfig.retention:type_name -> google.protobuf.Duration
 	0,  // 1: spool.v1.TopicConfig.discard:type_name -> spool.v1.Discard
-	13, // 2: spool.v1.TopicConfig.dedup_window:type_name -> google.protobuf.Duration
-	13, // 3: spool.v1.TopicConfig.message_ttl:type_name -> google.protobuf.Duration
+	19, // 2: spool.v1.TopicConfig.dedup_window:type_name -> google.protobuf.Duration
+	19, // 3: spool.v1.TopicConfig.message_ttl:type_name -> google.protobuf.Duration
 	1,  // 4: spool.v1.TopicConfig.durability:type_name -> spool.v1.Durability
 	2,  // 5: spool.v1.Topic.config:type_name -> spool.v1.TopicConfig
-	14, // 6: spool.v1.Topic.created:type_name -> google.protobuf.Timestamp
+	20, // 6: spool.v1.Topic.created:type_name -> google.protobuf.Timestamp
 	2,  // 7: spool.v1.CreateTopicRequest.config:type_name -> spool.v1.TopicConfig
 	3,  // 8: spool.v1.CreateTopicResponse.topic:type_name -> spool.v1.Topic
 	3,  // 9: spool.v1.ListTopicsResponse.topics:type_name -> spool.v1.Topic
 	3,  // 10: spool.v1.DescribeTopicResponse.topic:type_name -> spool.v1.Topic
 	4,  // 11: spool.v1.DescribeTopicResponse.partitions:type_name -> spool.v1.PartitionInfo
-	5,  // 12: spool.v1.TopicService.CreateTopic:input_type -> spool.v1.CreateTopicRequest
-	7,  // 13: spool.v1.TopicService.DeleteTopic:input_type -> spool.v1.DeleteTopicRequest
-	9,  // 14: spool.v1.TopicService.ListTopics:input_type -> spool.v1.ListTopicsRequest
-	11, // 15: spool.v1.TopicService.DescribeTopic:input_type -> spool.v1.DescribeTopicRequest
-	6,  // 16: spool.v1.TopicService.CreateTopic:output_type -> spool.v1.CreateTopicResponse
-	8,  // 17: spool.v1.TopicService.DeleteTopic:output_type -> spool.v1.DeleteTopicResponse
-	10, // 18: spool.v1.TopicService.ListTopics:output_type -> spool.v1.ListTopicsResponse
-	12, // 19: spool.v1.TopicService.DescribeTopic:output_type -> spool.v1.DescribeTopicResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	2,  // 12: spool.v1.AlterTopicRequest.config:type_name -> spool.v1.TopicConfig
+	21, // 13: spool.v1.AlterTopicRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 14: spool.v1.AlterTopicResponse.topic:type_name -> spool.v1.Topic
+	3,  // 15: spool.v1.AddPartitionsResponse.topic:type_name -> spool.v1.Topic
+	22, // 16: spool.v1.ReadTopicRequest.from:type_name -> spool.v1.Position
+	23, // 17: spool.v1.ReadTopicResponse.messages:type_name -> spool.v1.Delivery
+	24, // 18: spool.v1.ReadTopicResponse.next:type_name -> spool.v1.PartitionOffset
+	5,  // 19: spool.v1.TopicService.CreateTopic:input_type -> spool.v1.CreateTopicRequest
+	7,  // 20: spool.v1.TopicService.DeleteTopic:input_type -> spool.v1.DeleteTopicRequest
+	9,  // 21: spool.v1.TopicService.ListTopics:input_type -> spool.v1.ListTopicsRequest
+	11, // 22: spool.v1.TopicService.DescribeTopic:input_type -> spool.v1.DescribeTopicRequest
+	13, // 23: spool.v1.TopicService.AlterTopic:input_type -> spool.v1.AlterTopicRequest
+	15, // 24: spool.v1.TopicService.AddPartitions:input_type -> spool.v1.AddPartitionsRequest
+	17, // 25: spool.v1.TopicService.ReadTopic:input_type -> spool.v1.ReadTopicRequest
+	6,  // 26: spool.v1.TopicService.CreateTopic:output_type -> spool.v1.CreateTopicResponse
+	8,  // 27: spool.v1.TopicService.DeleteTopic:output_type -> spool.v1.DeleteTopicResponse
+	10, // 28: spool.v1.TopicService.ListTopics:output_type -> spool.v1.ListTopicsResponse
+	12, // 29: spool.v1.TopicService.DescribeTopic:output_type -> spool.v1.DescribeTopicResponse
+	14, // 30: spool.v1.TopicService.AlterTopic:output_type -> spool.v1.AlterTopicResponse
+	16, // 31: spool.v1.TopicService.AddPartitions:output_type -> spool.v1.AddPartitionsResponse
+	18, // 32: spool.v1.TopicService.ReadTopic:output_type -> spool.v1.ReadTopicResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_topics_proto_init() }
@@ -927,13 +1325,15 @@ func file_spool_v1_topics_proto_init() {
 	if File_spool_v1_topics_proto != nil {
 		return
 	}
+	file_spool_v1_types_proto_init()
+	file_spool_v1_topics_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_topics_proto_rawDesc), len(file_spool_v1_topics_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

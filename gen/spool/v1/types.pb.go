@@ -592,6 +592,61 @@ func (*Position_Time) isPosition_Position() {}
 
 func (*Position_Offset) isPosition_Position() {}
 
+// An offset in one partition.
+type PartitionOffset struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Stream mode commits and positions: the next offset to consume (one
+	// past the last processed).
+	Offset        int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionOffset) Reset() {
+	*x = PartitionOffset{}
+	mi := &file_spool_v1_types_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionOffset) ProtoMessage() {}
+
+func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_types_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
+func (*PartitionOffset) Descriptor() ([]byte, []int) {
+	return file_spool_v1_types_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PartitionOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionOffset) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 var File_spool_v1_types_proto protoreflect.FileDescriptor
 
 const file_spool_v1_types_proto_rawDesc = "" +
@@ -643,7 +698,10 @@ const file_spool_v1_types_proto_rawDesc = "" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x04time\x12\x18\n" +
 	"\x06offset\x18\x04 \x01(\x03H\x00R\x06offsetB\n" +
 	"\n" +
-	"\bpositionB/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
+	"\bposition\"G\n" +
+	"\x0fPartitionOffset\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offsetB/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
 
 var (
 	file_spool_v1_types_proto_rawDescOnce sync.Once
@@ -657,7 +715,7 @@ func file_spool_v1_types_proto_rawDescGZIP() []byte {
 	return file_spool_v1_types_proto_rawDescData
 }
 
-var file_spool_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_spool_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_spool_v1_types_proto_goTypes = []any{
 	(*Header)(nil),                // 0: spool.v1.Header
 	(*Message)(nil),               // 1: spool.v1.Message
@@ -665,21 +723,22 @@ var file_spool_v1_types_proto_goTypes = []any{
 	(*Delivery)(nil),              // 3: spool.v1.Delivery
 	(*ErrorInfo)(nil),             // 4: spool.v1.ErrorInfo
 	(*Position)(nil),              // 5: spool.v1.Position
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*PartitionOffset)(nil),       // 6: spool.v1.PartitionOffset
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
 }
 var file_spool_v1_types_proto_depIdxs = []int32{
 	0,  // 0: spool.v1.Message.headers:type_name -> spool.v1.Header
-	6,  // 1: spool.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
-	7,  // 2: spool.v1.Message.delay:type_name -> google.protobuf.Duration
-	7,  // 3: spool.v1.Message.ttl:type_name -> google.protobuf.Duration
-	6,  // 4: spool.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
-	6,  // 5: spool.v1.Delivery.timestamp:type_name -> google.protobuf.Timestamp
+	7,  // 1: spool.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
+	8,  // 2: spool.v1.Message.delay:type_name -> google.protobuf.Duration
+	8,  // 3: spool.v1.Message.ttl:type_name -> google.protobuf.Duration
+	7,  // 4: spool.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
+	7,  // 5: spool.v1.Delivery.timestamp:type_name -> google.protobuf.Timestamp
 	0,  // 6: spool.v1.Delivery.headers:type_name -> spool.v1.Header
-	6,  // 7: spool.v1.Delivery.first_delivered_at:type_name -> google.protobuf.Timestamp
-	6,  // 8: spool.v1.Delivery.lease_deadline:type_name -> google.protobuf.Timestamp
-	7,  // 9: spool.v1.ErrorInfo.retry_after:type_name -> google.protobuf.Duration
-	6,  // 10: spool.v1.Position.time:type_name -> google.protobuf.Timestamp
+	7,  // 7: spool.v1.Delivery.first_delivered_at:type_name -> google.protobuf.Timestamp
+	7,  // 8: spool.v1.Delivery.lease_deadline:type_name -> google.protobuf.Timestamp
+	8,  // 9: spool.v1.ErrorInfo.retry_after:type_name -> google.protobuf.Duration
+	7,  // 10: spool.v1.Position.time:type_name -> google.protobuf.Timestamp
 	11, // [11:11] is the sub-list for method output_type
 	11, // [11:11] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
@@ -705,7 +764,7 @@ func file_spool_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_types_proto_rawDesc), len(file_spool_v1_types_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -45,9 +45,15 @@ const (
 	// SubscriptionServiceDescribeSubscriptionProcedure is the fully-qualified name of the
 	// SubscriptionService's DescribeSubscription RPC.
 	SubscriptionServiceDescribeSubscriptionProcedure = "/spool.v1.SubscriptionService/DescribeSubscription"
+	// SubscriptionServiceAlterSubscriptionProcedure is the fully-qualified name of the
+	// SubscriptionService's AlterSubscription RPC.
+	SubscriptionServiceAlterSubscriptionProcedure = "/spool.v1.SubscriptionService/AlterSubscription"
 	// SubscriptionServiceResetSubscriptionProcedure is the fully-qualified name of the
 	// SubscriptionService's ResetSubscription RPC.
 	SubscriptionServiceResetSubscriptionProcedure = "/spool.v1.SubscriptionService/ResetSubscription"
+	// SubscriptionServicePurgeSubscriptionProcedure is the fully-qualified name of the
+	// SubscriptionService's PurgeSubscription RPC.
+	SubscriptionServicePurgeSubscriptionProcedure = "/spool.v1.SubscriptionService/PurgeSubscription"
 	// SubscriptionServiceListDeadLettersProcedure is the fully-qualified name of the
 	// SubscriptionService's ListDeadLetters RPC.
 	SubscriptionServiceListDeadLettersProcedure = "/spool.v1.SubscriptionService/ListDeadLetters"
@@ -62,12 +68,22 @@ type SubscriptionServiceClient interface {
 	DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error)
 	ListSubscriptions(context.Context, *connect.Request[v1.ListSubscriptionsRequest]) (*connect.Response[v1.ListSubscriptionsResponse], error)
 	DescribeSubscription(context.Context, *connect.Request[v1.DescribeSubscriptionRequest]) (*connect.Response[v1.DescribeSubscriptionResponse], error)
-	// Move a subscription's committed offsets (replay or skip). Members that
-	// are consuming continue from the new position.
+	// Change a subscription's filter, delivery settings and limits; members
+	// keep consuming under the new settings.
+	AlterSubscription(context.Context, *connect.Request[v1.AlterSubscriptionRequest]) (*connect.Response[v1.AlterSubscriptionResponse], error)
+	// Move a subscription's position (replay or skip), in every partition or
+	// one. Stream mode: the committed offsets; members that are consuming
+	// continue from the new position. Queue mode: the ack floor and read
+	// cursor; leases in flight are dropped (their late acks are ignored),
+	// waiting and parked messages are forgotten and read again from the new
+	// position; dead letters stay. Clears a halted partition.
 	ResetSubscription(context.Context, *connect.Request[v1.ResetSubscriptionRequest]) (*connect.Response[v1.ResetSubscriptionResponse], error)
-	// Queue mode: list a subscription's dead-lettered messages.
+	// Acknowledge everything up to the current end (a reset to latest that
+	// reports what it skipped).
+	PurgeSubscription(context.Context, *connect.Request[v1.PurgeSubscriptionRequest]) (*connect.Response[v1.PurgeSubscriptionResponse], error)
+	// List a subscription's dead-lettered messages.
 	ListDeadLetters(context.Context, *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error)
-	// Queue mode: publish dead-lettered messages back to their origin.
+	// Publish dead-lettered messages back to their origin.
 	Redrive(context.Context, *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error)
 }
 
@@ -108,10 +124,22 @@ func NewSubscriptionServiceClient(httpClient connect.HTTPClient, baseURL string,
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		alterSubscription: connect.NewClient[v1.AlterSubscriptionRequest, v1.AlterSubscriptionResponse](
+			httpClient,
+			baseURL+SubscriptionServiceAlterSubscriptionProcedure,
+			connect.WithSchema(subscriptionServiceMethods.ByName("AlterSubscription")),
+			connect.WithClientOptions(opts...),
+		),
 		resetSubscription: connect.NewClient[v1.ResetSubscriptionRequest, v1.ResetSubscriptionResponse](
 			httpClient,
 			baseURL+SubscriptionServiceResetSubscriptionProcedure,
 			connect.WithSchema(subscriptionServiceMethods.ByName("ResetSubscription")),
+			connect.WithClientOptions(opts...),
+		),
+		purgeSubscription: connect.NewClient[v1.PurgeSubscriptionRequest, v1.PurgeSubscriptionResponse](
+			httpClient,
+			baseURL+SubscriptionServicePurgeSubscriptionProcedure,
+			connect.WithSchema(subscriptionServiceMethods.ByName("PurgeSubscription")),
 			connect.WithClientOptions(opts...),
 		),
 		listDeadLetters: connect.NewClient[v1.ListDeadLettersRequest, v1.ListDeadLettersResponse](
@@ -136,7 +164,9 @@ type subscriptionServiceClient struct {
 	deleteSubscription   *connect.Client[v1.DeleteSubscriptionRequest, v1.DeleteSubscriptionResponse]
 	listSubscriptions    *connect.Client[v1.ListSubscriptionsRequest, v1.ListSubscriptionsResponse]
 	describeSubscription *connect.Client[v1.DescribeSubscriptionRequest, v1.DescribeSubscriptionResponse]
+	alterSubscription    *connect.Client[v1.AlterSubscriptionRequest, v1.AlterSubscriptionResponse]
 	resetSubscription    *connect.Client[v1.ResetSubscriptionRequest, v1.ResetSubscriptionResponse]
+	purgeSubscription    *connect.Client[v1.PurgeSubscriptionRequest, v1.PurgeSubscriptionResponse]
 	listDeadLetters      *connect.Client[v1.ListDeadLettersRequest, v1.ListDeadLettersResponse]
 	redrive              *connect.Client[v1.RedriveRequest, v1.RedriveResponse]
 }
@@ -161,9 +191,19 @@ func (c *subscriptionServiceClient) DescribeSubscription(ctx context.Context, re
 	return c.describeSubscription.CallUnary(ctx, req)
 }
 
+// AlterSubscription calls spool.v1.SubscriptionService.AlterSubscription.
+func (c *subscriptionServiceClient) AlterSubscription(ctx context.Context, req *connect.Request[v1.AlterSubscriptionRequest]) (*connect.Response[v1.AlterSubscriptionResponse], error) {
+	return c.alterSubscription.CallUnary(ctx, req)
+}
+
 // ResetSubscription calls spool.v1.SubscriptionService.ResetSubscription.
 func (c *subscriptionServiceClient) ResetSubscription(ctx context.Context, req *connect.Request[v1.ResetSubscriptionRequest]) (*connect.Response[v1.ResetSubscriptionResponse], error) {
 	return c.resetSubscription.CallUnary(ctx, req)
+}
+
+// PurgeSubscription calls spool.v1.SubscriptionService.PurgeSubscription.
+func (c *subscriptionServiceClient) PurgeSubscription(ctx context.Context, req *connect.Request[v1.PurgeSubscriptionRequest]) (*connect.Response[v1.PurgeSubscriptionResponse], error) {
+	return c.purgeSubscription.CallUnary(ctx, req)
 }
 
 // ListDeadLetters calls spool.v1.SubscriptionService.ListDeadLetters.
@@ -182,12 +222,22 @@ type SubscriptionServiceHandler interface {
 	DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error)
 	ListSubscriptions(context.Context, *connect.Request[v1.ListSubscriptionsRequest]) (*connect.Response[v1.ListSubscriptionsResponse], error)
 	DescribeSubscription(context.Context, *connect.Request[v1.DescribeSubscriptionRequest]) (*connect.Response[v1.DescribeSubscriptionResponse], error)
-	// Move a subscription's committed offsets (replay or skip). Members that
-	// are consuming continue from the new position.
+	// Change a subscription's filter, delivery settings and limits; members
+	// keep consuming under the new settings.
+	AlterSubscription(context.Context, *connect.Request[v1.AlterSubscriptionRequest]) (*connect.Response[v1.AlterSubscriptionResponse], error)
+	// Move a subscription's position (replay or skip), in every partition or
+	// one. Stream mode: the committed offsets; members that are consuming
+	// continue from the new position. Queue mode: the ack floor and read
+	// cursor; leases in flight are dropped (their late acks are ignored),
+	// waiting and parked messages are forgotten and read again from the new
+	// position; dead letters stay. Clears a halted partition.
 	ResetSubscription(context.Context, *connect.Request[v1.ResetSubscriptionRequest]) (*connect.Response[v1.ResetSubscriptionResponse], error)
-	// Queue mode: list a subscription's dead-lettered messages.
+	// Acknowledge everything up to the current end (a reset to latest that
+	// reports what it skipped).
+	PurgeSubscription(context.Context, *connect.Request[v1.PurgeSubscriptionRequest]) (*connect.Response[v1.PurgeSubscriptionResponse], error)
+	// List a subscription's dead-lettered messages.
 	ListDeadLetters(context.Context, *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error)
-	// Queue mode: publish dead-lettered messages back to their origin.
+	// Publish dead-lettered messages back to their origin.
 	Redrive(context.Context, *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error)
 }
 
@@ -224,10 +274,22 @@ func NewSubscriptionServiceHandler(svc SubscriptionServiceHandler, opts ...conne
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	subscriptionServiceAlterSubscriptionHandler := connect.NewUnaryHandler(
+		SubscriptionServiceAlterSubscriptionProcedure,
+		svc.AlterSubscription,
+		connect.WithSchema(subscriptionServiceMethods.ByName("AlterSubscription")),
+		connect.WithHandlerOptions(opts...),
+	)
 	subscriptionServiceResetSubscriptionHandler := connect.NewUnaryHandler(
 		SubscriptionServiceResetSubscriptionProcedure,
 		svc.ResetSubscription,
 		connect.WithSchema(subscriptionServiceMethods.ByName("ResetSubscription")),
+		connect.WithHandlerOptions(opts...),
+	)
+	subscriptionServicePurgeSubscriptionHandler := connect.NewUnaryHandler(
+		SubscriptionServicePurgeSubscriptionProcedure,
+		svc.PurgeSubscription,
+		connect.WithSchema(subscriptionServiceMethods.ByName("PurgeSubscription")),
 		connect.WithHandlerOptions(opts...),
 	)
 	subscriptionServiceListDeadLettersHandler := connect.NewUnaryHandler(
@@ -253,8 +315,12 @@ func NewSubscriptionServiceHandler(svc SubscriptionServiceHandler, opts ...conne
 			subscriptionServiceListSubscriptionsHandler.ServeHTTP(w, r)
 		case SubscriptionServiceDescribeSubscriptionProcedure:
 			subscriptionServiceDescribeSubscriptionHandler.ServeHTTP(w, r)
+		case SubscriptionServiceAlterSubscriptionProcedure:
+			subscriptionServiceAlterSubscriptionHandler.ServeHTTP(w, r)
 		case SubscriptionServiceResetSubscriptionProcedure:
 			subscriptionServiceResetSubscriptionHandler.ServeHTTP(w, r)
+		case SubscriptionServicePurgeSubscriptionProcedure:
+			subscriptionServicePurgeSubscriptionHandler.ServeHTTP(w, r)
 		case SubscriptionServiceListDeadLettersProcedure:
 			subscriptionServiceListDeadLettersHandler.ServeHTTP(w, r)
 		case SubscriptionServiceRedriveProcedure:
@@ -284,8 +350,16 @@ func (UnimplementedSubscriptionServiceHandler) DescribeSubscription(context.Cont
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.SubscriptionService.DescribeSubscription is not implemented"))
 }
 
+func (UnimplementedSubscriptionServiceHandler) AlterSubscription(context.Context, *connect.Request[v1.AlterSubscriptionRequest]) (*connect.Response[v1.AlterSubscriptionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.SubscriptionService.AlterSubscription is not implemented"))
+}
+
 func (UnimplementedSubscriptionServiceHandler) ResetSubscription(context.Context, *connect.Request[v1.ResetSubscriptionRequest]) (*connect.Response[v1.ResetSubscriptionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.SubscriptionService.ResetSubscription is not implemented"))
+}
+
+func (UnimplementedSubscriptionServiceHandler) PurgeSubscription(context.Context, *connect.Request[v1.PurgeSubscriptionRequest]) (*connect.Response[v1.PurgeSubscriptionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.SubscriptionService.PurgeSubscription is not implemented"))
 }
 
 func (UnimplementedSubscriptionServiceHandler) ListDeadLetters(context.Context, *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error) {

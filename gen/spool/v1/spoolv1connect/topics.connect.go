@@ -44,6 +44,13 @@ const (
 	// TopicServiceDescribeTopicProcedure is the fully-qualified name of the TopicService's
 	// DescribeTopic RPC.
 	TopicServiceDescribeTopicProcedure = "/spool.v1.TopicService/DescribeTopic"
+	// TopicServiceAlterTopicProcedure is the fully-qualified name of the TopicService's AlterTopic RPC.
+	TopicServiceAlterTopicProcedure = "/spool.v1.TopicService/AlterTopic"
+	// TopicServiceAddPartitionsProcedure is the fully-qualified name of the TopicService's
+	// AddPartitions RPC.
+	TopicServiceAddPartitionsProcedure = "/spool.v1.TopicService/AddPartitions"
+	// TopicServiceReadTopicProcedure is the fully-qualified name of the TopicService's ReadTopic RPC.
+	TopicServiceReadTopicProcedure = "/spool.v1.TopicService/ReadTopic"
 )
 
 // TopicServiceClient is a client for the spool.v1.TopicService service.
@@ -52,6 +59,14 @@ type TopicServiceClient interface {
 	DeleteTopic(context.Context, *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error)
 	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
 	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
+	// Change a topic's configuration; takes effect at once.
+	AlterTopic(context.Context, *connect.Request[v1.AlterTopicRequest]) (*connect.Response[v1.AlterTopicResponse], error)
+	// Add partitions (they only grow). Keys map to partitions by the number
+	// of partitions, so a key's later messages may land elsewhere.
+	AddPartitions(context.Context, *connect.Request[v1.AddPartitionsRequest]) (*connect.Response[v1.AddPartitionsResponse], error)
+	// Read messages without a subscription (debugging, audits): no state is
+	// created on the server, nothing is committed or leased.
+	ReadTopic(context.Context, *connect.Request[v1.ReadTopicRequest]) (*connect.ServerStreamForClient[v1.ReadTopicResponse], error)
 }
 
 // NewTopicServiceClient constructs a client for the spool.v1.TopicService service. By default, it
@@ -91,6 +106,25 @@ func NewTopicServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		alterTopic: connect.NewClient[v1.AlterTopicRequest, v1.AlterTopicResponse](
+			httpClient,
+			baseURL+TopicServiceAlterTopicProcedure,
+			connect.WithSchema(topicServiceMethods.ByName("AlterTopic")),
+			connect.WithClientOptions(opts...),
+		),
+		addPartitions: connect.NewClient[v1.AddPartitionsRequest, v1.AddPartitionsResponse](
+			httpClient,
+			baseURL+TopicServiceAddPartitionsProcedure,
+			connect.WithSchema(topicServiceMethods.ByName("AddPartitions")),
+			connect.WithClientOptions(opts...),
+		),
+		readTopic: connect.NewClient[v1.ReadTopicRequest, v1.ReadTopicResponse](
+			httpClient,
+			baseURL+TopicServiceReadTopicProcedure,
+			connect.WithSchema(topicServiceMethods.ByName("ReadTopic")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -100,6 +134,9 @@ type topicServiceClient struct {
 	deleteTopic   *connect.Client[v1.DeleteTopicRequest, v1.DeleteTopicResponse]
 	listTopics    *connect.Client[v1.ListTopicsRequest, v1.ListTopicsResponse]
 	describeTopic *connect.Client[v1.DescribeTopicRequest, v1.DescribeTopicResponse]
+	alterTopic    *connect.Client[v1.AlterTopicRequest, v1.AlterTopicResponse]
+	addPartitions *connect.Client[v1.AddPartitionsRequest, v1.AddPartitionsResponse]
+	readTopic     *connect.Client[v1.ReadTopicRequest, v1.ReadTopicResponse]
 }
 
 // CreateTopic calls spool.v1.TopicService.CreateTopic.
@@ -122,12 +159,35 @@ func (c *topicServiceClient) DescribeTopic(ctx context.Context, req *connect.Req
 	return c.describeTopic.CallUnary(ctx, req)
 }
 
+// AlterTopic calls spool.v1.TopicService.AlterTopic.
+func (c *topicServiceClient) AlterTopic(ctx context.Context, req *connect.Request[v1.AlterTopicRequest]) (*connect.Response[v1.AlterTopicResponse], error) {
+	return c.alterTopic.CallUnary(ctx, req)
+}
+
+// AddPartitions calls spool.v1.TopicService.AddPartitions.
+func (c *topicServiceClient) AddPartitions(ctx context.Context, req *connect.Request[v1.AddPartitionsRequest]) (*connect.Response[v1.AddPartitionsResponse], error) {
+	return c.addPartitions.CallUnary(ctx, req)
+}
+
+// ReadTopic calls spool.v1.TopicService.ReadTopic.
+func (c *topicServiceClient) ReadTopic(ctx context.Context, req *connect.Request[v1.ReadTopicRequest]) (*connect.ServerStreamForClient[v1.ReadTopicResponse], error) {
+	return c.readTopic.CallServerStream(ctx, req)
+}
+
 // TopicServiceHandler is an implementation of the spool.v1.TopicService service.
 type TopicServiceHandler interface {
 	CreateTopic(context.Context, *connect.Request[v1.CreateTopicRequest]) (*connect.Response[v1.CreateTopicResponse], error)
 	DeleteTopic(context.Context, *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error)
 	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
 	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
+	// Change a topic's configuration; takes effect at once.
+	AlterTopic(context.Context, *connect.Request[v1.AlterTopicRequest]) (*connect.Response[v1.AlterTopicResponse], error)
+	// Add partitions (they only grow). Keys map to partitions by the number
+	// of partitions, so a key's later messages may land elsewhere.
+	AddPartitions(context.Context, *connect.Request[v1.AddPartitionsRequest]) (*connect.Response[v1.AddPartitionsResponse], error)
+	// Read messages without a subscription (debugging, audits): no state is
+	// created on the server, nothing is committed or leased.
+	ReadTopic(context.Context, *connect.Request[v1.ReadTopicRequest], *connect.ServerStream[v1.ReadTopicResponse]) error
 }
 
 // NewTopicServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -163,6 +223,25 @@ func NewTopicServiceHandler(svc TopicServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	topicServiceAlterTopicHandler := connect.NewUnaryHandler(
+		TopicServiceAlterTopicProcedure,
+		svc.AlterTopic,
+		connect.WithSchema(topicServiceMethods.ByName("AlterTopic")),
+		connect.WithHandlerOptions(opts...),
+	)
+	topicServiceAddPartitionsHandler := connect.NewUnaryHandler(
+		TopicServiceAddPartitionsProcedure,
+		svc.AddPartitions,
+		connect.WithSchema(topicServiceMethods.ByName("AddPartitions")),
+		connect.WithHandlerOptions(opts...),
+	)
+	topicServiceReadTopicHandler := connect.NewServerStreamHandler(
+		TopicServiceReadTopicProcedure,
+		svc.ReadTopic,
+		connect.WithSchema(topicServiceMethods.ByName("ReadTopic")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/spool.v1.TopicService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case TopicServiceCreateTopicProcedure:
@@ -173,6 +252,12 @@ func NewTopicServiceHandler(svc TopicServiceHandler, opts ...connect.HandlerOpti
 			topicServiceListTopicsHandler.ServeHTTP(w, r)
 		case TopicServiceDescribeTopicProcedure:
 			topicServiceDescribeTopicHandler.ServeHTTP(w, r)
+		case TopicServiceAlterTopicProcedure:
+			topicServiceAlterTopicHandler.ServeHTTP(w, r)
+		case TopicServiceAddPartitionsProcedure:
+			topicServiceAddPartitionsHandler.ServeHTTP(w, r)
+		case TopicServiceReadTopicProcedure:
+			topicServiceReadTopicHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -196,4 +281,16 @@ func (UnimplementedTopicServiceHandler) ListTopics(context.Context, *connect.Req
 
 func (UnimplementedTopicServiceHandler) DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.TopicService.DescribeTopic is not implemented"))
+}
+
+func (UnimplementedTopicServiceHandler) AlterTopic(context.Context, *connect.Request[v1.AlterTopicRequest]) (*connect.Response[v1.AlterTopicResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.TopicService.AlterTopic is not implemented"))
+}
+
+func (UnimplementedTopicServiceHandler) AddPartitions(context.Context, *connect.Request[v1.AddPartitionsRequest]) (*connect.Response[v1.AddPartitionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.TopicService.AddPartitions is not implemented"))
+}
+
+func (UnimplementedTopicServiceHandler) ReadTopic(context.Context, *connect.Request[v1.ReadTopicRequest], *connect.ServerStream[v1.ReadTopicResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.TopicService.ReadTopic is not implemented"))
 }
