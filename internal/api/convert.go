@@ -216,7 +216,39 @@ func subConfigFromProto(c *spoolv1.SubscriptionConfig) (catalog.SubConfig, error
 	q.MaxInFlight = int(c.MaxInFlight)
 	q.RateLimit = c.RateLimit
 	q.RateBurst = int(c.RateBurst)
+	switch c.OnFailure {
+	case spoolv1.FailureAction_FAILURE_ACTION_UNSPECIFIED:
+	case spoolv1.FailureAction_FAILURE_ACTION_DEAD_LETTER:
+		out.OnFailure = catalog.FailDeadLetter
+	case spoolv1.FailureAction_FAILURE_ACTION_STOP:
+		out.OnFailure = catalog.FailStop
+	default:
+		return out, invalid("unknown failure action %d", c.OnFailure)
+	}
 	return out, nil
+}
+
+// failureActionToProto maps a stream failure action.
+func failureActionToProto(a catalog.FailureAction) spoolv1.FailureAction {
+	if a == catalog.FailStop {
+		return spoolv1.FailureAction_FAILURE_ACTION_STOP
+	}
+	return spoolv1.FailureAction_FAILURE_ACTION_DEAD_LETTER
+}
+
+// backoffToProto returns a filled-in backoff policy.
+func backoffToProto(b queue.Backoff) *spoolv1.Backoff {
+	out := &spoolv1.Backoff{Initial: durationpb.New(b.Initial), Max: durationpb.New(b.Max),
+		Multiplier: b.Multiplier, Jitter: spoolv1.Jitter(int(b.Jitter) + 1)}
+	for _, d := range b.Delays {
+		out.Delays = append(out.Delays, durationpb.New(d))
+	}
+	return out
+}
+
+// failurePolicyToProto is the stream failure policy members receive.
+func failurePolicyToProto(f catalog.StreamFailure) *spoolv1.FailurePolicy {
+	return &spoolv1.FailurePolicy{Action: failureActionToProto(f.Action), MaxAttempts: int32(f.MaxAttempts), Backoff: backoffToProto(f.Backoff)}
 }
 
 func subToProto(s catalog.Subscription) *spoolv1.Subscription {
@@ -234,11 +266,7 @@ func subToProto(s catalog.Subscription) *spoolv1.Subscription {
 		cc, _ := q.CoreConfig()
 		pc.AckTimeout = durationpb.New(cc.AckTimeout)
 		pc.MaxDeliveries = int32(cc.MaxDeliveries)
-		pc.Backoff = &spoolv1.Backoff{Initial: durationpb.New(cc.Backoff.Initial), Max: durationpb.New(cc.Backoff.Max),
-			Multiplier: cc.Backoff.Multiplier, Jitter: spoolv1.Jitter(int(cc.Backoff.Jitter) + 1)}
-		for _, d := range cc.Backoff.Delays {
-			pc.Backoff.Delays = append(pc.Backoff.Delays, durationpb.New(d))
-		}
+		pc.Backoff = backoffToProto(cc.Backoff)
 		pc.Ordering = spoolv1.Ordering(int(cc.Ordering) + 1)
 		pc.DeadLetterTopic = q.DeadLetterTopic
 		if pc.DeadLetterTopic == "" {
@@ -251,6 +279,13 @@ func subToProto(s catalog.Subscription) *spoolv1.Subscription {
 		if q.RateLimit > 0 && q.RateBurst == 0 {
 			pc.RateBurst = int32(max(1, int(q.RateLimit)))
 		}
+		pc.OnFailure = spoolv1.FailureAction_FAILURE_ACTION_DEAD_LETTER
+	} else {
+		f := s.StreamFailure()
+		pc.MaxDeliveries = int32(f.MaxAttempts)
+		pc.Backoff = backoffToProto(f.Backoff)
+		pc.DeadLetterTopic = f.DeadLetter
+		pc.OnFailure = failureActionToProto(f.Action)
 	}
 	return &spoolv1.Subscription{
 		Topic:   s.Topic,

@@ -123,7 +123,27 @@ func TestValidation(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if err := (SubConfig{Queue: QueueConfig{MaxDeliveries: 3}}).Validate(); !errs.Is(err, errs.InvalidArgument) {
-		t.Errorf("queue settings on a stream subscription: %v", err)
+	for name, c := range map[string]SubConfig{
+		"ack timeout on stream":   {Queue: QueueConfig{AckTimeout: time.Second}},
+		"ordering on stream":      {Queue: QueueConfig{Ordering: queue.OrderKey}},
+		"rate limit on stream":    {Queue: QueueConfig{RateLimit: 5}},
+		"max in flight on stream": {Queue: QueueConfig{MaxInFlight: 5}},
+		"unknown failure action":  {OnFailure: "skip"},
+		"stop on a queue":         {Mode: ModeQueue, OnFailure: FailStop},
+		"bad stream backoff":      {Queue: QueueConfig{Backoff: queue.Backoff{Multiplier: 0.5}}},
+		"bad stream dlq name":     {Queue: QueueConfig{DeadLetterTopic: "a b"}},
+	} {
+		if err := c.Validate(); !errs.Is(err, errs.InvalidArgument) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Attempts, backoff, dead-letter topic and failure action are stream settings too.
+	ok := SubConfig{OnFailure: FailStop, Queue: QueueConfig{MaxDeliveries: 3, DeadLetterTopic: "failed", Backoff: queue.Backoff{Initial: time.Millisecond}}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("stream failure policy: %v", err)
+	}
+	f := Subscription{Topic: "t", Name: "s", Config: SubConfig{}}.StreamFailure()
+	if f.Action != FailDeadLetter || f.MaxAttempts != 5 || f.DeadLetter != "dlq.t.s" || f.Backoff.Initial != time.Second {
+		t.Errorf("stream failure defaults: %+v", f)
 	}
 }

@@ -121,6 +121,56 @@ type SubConfig struct {
 	Filter string      `json:"filter,omitempty"`
 	Start  Position    `json:"start"`
 	Queue  QueueConfig `json:"queue,omitzero"`
+	// OnFailure (stream mode) is what happens to a message whose
+	// consumer's handler failed Queue.MaxDeliveries times; "" = dead-letter.
+	// Stream subscriptions also use Queue.MaxDeliveries (handler attempts),
+	// Queue.Backoff (delays between attempts) and Queue.DeadLetterTopic.
+	OnFailure FailureAction `json:"on_failure,omitempty"`
+}
+
+// FailureAction is what a stream subscription does with a message its
+// consumer gave up on.
+type FailureAction string
+
+const (
+	// FailDeadLetter copies the message to the dead-letter topic; the
+	// consumer goes on with the next one. The default.
+	FailDeadLetter FailureAction = "dead-letter"
+	// FailStop halts the partition at the message until it is reset.
+	FailStop FailureAction = "stop"
+)
+
+// ParseFailureAction parses "dead-letter" (or "") and "stop".
+func ParseFailureAction(s string) (FailureAction, error) {
+	switch FailureAction(s) {
+	case "", FailDeadLetter:
+		return FailDeadLetter, nil
+	case FailStop:
+		return FailStop, nil
+	}
+	return "", errs.New(errs.InvalidArgument, "failure action %q: want dead-letter or stop", s)
+}
+
+// StreamFailure is how a stream subscription's consumers handle a failing
+// message, defaults filled in.
+type StreamFailure struct {
+	Action      FailureAction
+	MaxAttempts int
+	Backoff     queue.Backoff
+	DeadLetter  string // dead-letter topic
+}
+
+// StreamFailure returns the stream failure policy of subscription s.
+func (s Subscription) StreamFailure() StreamFailure {
+	c := queue.Config{MaxDeliveries: s.Config.Queue.MaxDeliveries, Backoff: s.Config.Queue.Backoff}.WithDefaults()
+	f := StreamFailure{Action: s.Config.OnFailure, MaxAttempts: c.MaxDeliveries, Backoff: c.Backoff, DeadLetter: s.Config.Queue.DeadLetterTopic}
+	if f.Action == "" {
+		f.Action = FailDeadLetter
+	}
+	if f.DeadLetter == "" {
+		f.DeadLetter = DeadLetterTopicName(s.Topic, s.Name)
+	}
+	return f
 }
 
 // QueueConfig is the queue-mode part of a subscription's configuration.
@@ -255,8 +305,27 @@ func (c SubConfig) Validate() error {
 		if _, err := q.CoreConfig(); err != nil {
 			return errs.Wrap(errs.InvalidArgument, err, "queue config")
 		}
-	} else if c.Queue.DeadLetterTopic != "" || c.Queue.MaxDeliveries != 0 || c.Queue.AckTimeout != 0 {
-		return errs.New(errs.InvalidArgument, "queue settings given for a stream subscription")
+		if c.OnFailure != "" && c.OnFailure != FailDeadLetter {
+			return errs.New(errs.InvalidArgument, "queue subscriptions always dead-letter failed messages (on-failure %q is for stream subscriptions)", c.OnFailure)
+		}
+	} else {
+		q := c.Queue
+		if q.AckTimeout != 0 || q.Ordering != queue.OrderNone || q.OnExpired != queue.ExpireDeadLetter ||
+			q.MaxInFlight != 0 || q.RateLimit != 0 || q.RateBurst != 0 {
+			return errs.New(errs.InvalidArgument, "queue settings (ack timeout, ordering, on-expired, max in flight, rate limit) given for a stream subscription")
+		}
+		if q.DeadLetterTopic != "" {
+			if err := ValidateName("dead-letter topic", q.DeadLetterTopic); err != nil {
+				return err
+			}
+		}
+		if _, err := ParseFailureAction(string(c.OnFailure)); err != nil {
+			return err
+		}
+		// Attempts and backoff are validated as the queue core would.
+		if _, err := (QueueConfig{MaxDeliveries: q.MaxDeliveries, Backoff: q.Backoff}).CoreConfig(); err != nil {
+			return errs.Wrap(errs.InvalidArgument, err, "failure policy")
+		}
 	}
 	if _, err := subject.Compile(c.Filter); err != nil {
 		return errs.Wrap(errs.InvalidArgument, err, "filter %q", c.Filter)
