@@ -142,6 +142,8 @@ func (c SubscriptionConfig) validate() error {
 		return invalidArgument("subscription config: unknown Ordering %d", c.Ordering)
 	case c.OnExpired < ExpiredDefault || c.OnExpired > ExpiredDrop:
 		return invalidArgument("subscription config: unknown OnExpired %d", c.OnExpired)
+	case c.OnFailure < FailureDefault || c.OnFailure > FailureStop:
+		return invalidArgument("subscription config: unknown OnFailure %d", c.OnFailure)
 	case b.Jitter < JitterDefault || b.Jitter > JitterNone:
 		return invalidArgument("subscription config: unknown Backoff.Jitter %d", b.Jitter)
 	case c.AckTimeout < 0, b.Initial < 0, b.Max < 0, slices.ContainsFunc(b.Delays, func(d time.Duration) bool { return d < 0 }):
@@ -177,6 +179,7 @@ func (c SubscriptionConfig) toProto() (*spoolv1.SubscriptionConfig, error) {
 		MaxInFlight:     c.MaxInFlight,
 		RateLimit:       c.RateLimit,
 		RateBurst:       c.RateBurst,
+		OnFailure:       spoolv1.FailureAction(c.OnFailure),
 	}, nil
 }
 
@@ -228,6 +231,7 @@ func subscriptionFromProto(s *spoolv1.Subscription) Subscription {
 			MaxInFlight:     cfg.GetMaxInFlight(),
 			RateLimit:       cfg.GetRateLimit(),
 			RateBurst:       cfg.GetRateBurst(),
+			OnFailure:       FailureAction(cfg.GetOnFailure()),
 		},
 		Created: timeOf(s.GetCreated()),
 	}

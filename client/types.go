@@ -232,6 +232,36 @@ func (a ExpiredAction) String() string {
 	return "ExpiredAction(" + strconv.Itoa(int(a)) + ")"
 }
 
+// FailureAction is what a stream subscription does with a message whose
+// handler failed MaxDeliveries times in a consumer.
+type FailureAction int
+
+const (
+	// FailureDefault leaves the choice to the server (FailureDeadLetter).
+	FailureDefault FailureAction = iota
+	// FailureDeadLetter copies the message to the subscription's
+	// dead-letter topic (with the spool.dlq.* headers, listed and redriven
+	// like a queue subscription's) and goes on with the next message.
+	FailureDeadLetter
+	// FailureStop halts the partition at the message: nothing more is
+	// delivered from it until it is reset (ResetSubscription,
+	// PurgeSubscription); DescribeSubscription shows the halt.
+	FailureStop
+)
+
+// String returns "default", "dead-letter" or "stop".
+func (a FailureAction) String() string {
+	switch a {
+	case FailureDefault:
+		return "default"
+	case FailureDeadLetter:
+		return "dead-letter"
+	case FailureStop:
+		return "stop"
+	}
+	return "FailureAction(" + strconv.Itoa(int(a)) + ")"
+}
+
 // Backoff is a queue subscription's redelivery delay after a nack or a
 // lease expiry: the n-th redelivery waits min(Initial × Multiplier^(n−1),
 // Max), randomized by Jitter, or Delays[n−1] (the last one repeating) when
@@ -286,6 +316,11 @@ type SubscriptionConfig struct {
 	RateLimit float64
 	// RateBurst is the burst of the rate limit; 0 means max(1, RateLimit).
 	RateBurst int32
+	// OnFailure (stream mode) is what happens to a message whose handler
+	// failed in a consumer MaxDeliveries times (attempts, waiting Backoff
+	// between them; defaults 5 and 1 s doubling up to 5 min); zero means
+	// FailureDeadLetter. Queue subscriptions always dead-letter.
+	OnFailure FailureAction
 }
 
 // Subscription is a subscription as the server reports it.
