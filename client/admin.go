@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
@@ -102,22 +103,72 @@ func (c *Client) DescribeSubscription(ctx context.Context, topic, name string) (
 	return subscriptionInfoFromProto(resp), nil
 }
 
-// ResetSubscription moves every partition's committed offset of the
-// subscription to pos (replay or skip) and returns the new offsets; running
-// consumers continue from there. The zero Position is ErrInvalidArgument.
+// ResetSubscription moves the subscription's position in every partition
+// to pos (replay or skip; an offset is clamped to what each partition
+// retains) and returns the new positions. In stream mode running consumers
+// continue from there. In queue mode the ack floor and read cursor move:
+// leases in flight are dropped (their acks are ignored), waiting and delayed
+// messages are forgotten and read again from the new position, dead letters
+// stay. A halted partition is released. The zero Position is
+// ErrInvalidArgument.
 func (c *Client) ResetSubscription(ctx context.Context, topic, name string, pos Position) ([]SubscriptionPartition, error) {
+	return c.reset(ctx, "ResetSubscription", topic, name, nil, pos)
+}
+
+// ResetPartition is ResetSubscription for one partition (a seek). An
+// offset must lie within the partition's retained range: outside it the
+// error has code offset_out_of_range.
+func (c *Client) ResetPartition(ctx context.Context, topic, name string, partition int32, pos Position) (SubscriptionPartition, error) {
+	if partition < 0 {
+		return SubscriptionPartition{}, invalidArgument("ResetPartition: negative partition %d", partition)
+	}
+	ps, err := c.reset(ctx, "ResetPartition", topic, name, &partition, pos)
+	if err != nil {
+		return SubscriptionPartition{}, err
+	}
+	if len(ps) != 1 {
+		return SubscriptionPartition{}, &Error{Code: "internal", Message: fmt.Sprintf("reset of partition %d answered with %d partitions", partition, len(ps))}
+	}
+	return ps[0], nil
+}
+
+func (c *Client) reset(ctx context.Context, what, topic, name string, partition *int32, pos Position) ([]SubscriptionPartition, error) {
 	if pos.IsZero() {
-		return nil, invalidArgument("ResetSubscription: no position")
+		return nil, invalidArgument("%s: no position", what)
 	}
 	to, err := pos.toProto()
 	if err != nil {
 		return nil, err
 	}
-	resp, err := call(ctx, c, c.subs.ResetSubscription, &spoolv1.ResetSubscriptionRequest{Topic: topic, Name: name, To: to})
+	resp, err := call(ctx, c, c.subs.ResetSubscription, &spoolv1.ResetSubscriptionRequest{Topic: topic, Name: name, To: to, Partition: partition})
 	if err != nil {
 		return nil, err
 	}
 	return subscriptionPartitionsFromProto(resp.GetPartitions()), nil
+}
+
+// PurgeSubscription acknowledges everything published so far in every
+// partition: the subscription's position moves to the end (as
+// ResetSubscription to Latest), and the result says how many offsets it
+// skipped.
+func (c *Client) PurgeSubscription(ctx context.Context, topic, name string) (PurgeResult, error) {
+	return c.purge(ctx, topic, name, nil)
+}
+
+// PurgePartition is PurgeSubscription for one partition.
+func (c *Client) PurgePartition(ctx context.Context, topic, name string, partition int32) (PurgeResult, error) {
+	if partition < 0 {
+		return PurgeResult{}, invalidArgument("PurgePartition: negative partition %d", partition)
+	}
+	return c.purge(ctx, topic, name, &partition)
+}
+
+func (c *Client) purge(ctx context.Context, topic, name string, partition *int32) (PurgeResult, error) {
+	resp, err := call(ctx, c, c.subs.PurgeSubscription, &spoolv1.PurgeSubscriptionRequest{Topic: topic, Name: name, Partition: partition})
+	if err != nil {
+		return PurgeResult{}, err
+	}
+	return PurgeResult{Partitions: subscriptionPartitionsFromProto(resp.GetPartitions()), Skipped: resp.GetSkipped()}, nil
 }
 
 // ListDeadLetters returns up to limit messages (0: the server's default,

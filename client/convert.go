@@ -248,6 +248,7 @@ func subscriptionPartitionsFromProto(ps []*spoolv1.SubscriptionPartition) []Subs
 			OldestUnconsumedAge: p.GetOldestUnconsumedAge().AsDuration(),
 			MemberID:            p.GetMemberId(),
 			Queue:               queuePartitionFromProto(p.GetQueue()),
+			Halted:              haltFromProto(p.GetHalted()),
 		})
 	}
 	return out
@@ -326,4 +327,11 @@ func (r RedriveRequest) toProto() (*spoolv1.RedriveRequest, error) {
 		RateLimit:    r.RateLimit,
 		DryRun:       r.DryRun,
 	}, nil
+}
+
+func haltFromProto(h *spoolv1.PartitionHalt) *PartitionHalt {
+	if h == nil {
+		return nil
+	}
+	return &PartitionHalt{Offset: h.GetOffset(), Error: h.GetError(), Attempts: h.GetAttempts(), Time: timeOf(h.GetTime()), MemberID: h.GetMemberId()}
 }

@@ -360,6 +360,28 @@ type SubscriptionPartition struct {
 	MemberID string
 	// Queue is the partition's queue state; nil for stream subscriptions.
 	Queue *QueuePartition
+	// Halted is set while a stream partition is halted by a message its
+	// consumer gave up on (FailureStop); reset the partition to go on.
+	Halted *PartitionHalt
+}
+
+// PartitionHalt is a stream partition stopped at a failed message.
+type PartitionHalt struct {
+	Offset   int64     // the message that failed; commits stay at or below it
+	Error    string    // the handler's last error
+	Attempts int32     // handler calls made
+	Time     time.Time // when the consumer gave up
+	MemberID string    // the member that reported it
+}
+
+// PurgeResult is what PurgeSubscription did.
+type PurgeResult struct {
+	// Partitions are the purged partitions with their new position (the
+	// end) in CommittedOffset.
+	Partitions []SubscriptionPartition
+	// Skipped is how many offsets the purge moved past, summed over
+	// partitions (messages acknowledged above the ack floor count too).
+	Skipped int64
 }
 
 // QueuePartition is the queue-mode state of one partition of a

@@ -140,21 +140,48 @@ func subPartitionsToProto(ps []broker.SubPartition) []*spoolv1.SubscriptionParti
 			sp.Queue = &spoolv1.QueuePartition{AckFloor: q.Floor, Ready: int32(q.Ready), Waiting: int32(q.Waiting),
 				Blocked: int32(q.Blocked), InFlight: int32(q.Leased), InFlightLimited: q.InFlightLimited, Parked: q.Parked}
 		}
+		if h := p.Halt; h != nil {
+			sp.Halted = &spoolv1.PartitionHalt{Offset: h.Offset, Error: h.Error, Attempts: int32(h.Attempts),
+				Time: timestamppb.New(h.Time), MemberId: h.Member}
+		}
 		out = append(out, sp)
 	}
 	return out
 }
 
 func (h subs) ResetSubscription(_ context.Context, req *connect.Request[spoolv1.ResetSubscriptionRequest]) (*connect.Response[spoolv1.ResetSubscriptionResponse], error) {
+	if req.Msg.To == nil || req.Msg.To.Position == nil {
+		return nil, invalid("a reset needs a position (to)")
+	}
 	to, err := positionFromProto(req.Msg.To)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := h.b.ResetSubscription(req.Msg.Topic, req.Msg.Name, to)
+	part := broker.AllPartitions
+	if req.Msg.Partition != nil {
+		if part = req.Msg.GetPartition(); part < 0 {
+			return nil, invalid("partition %d is negative", part)
+		}
+	}
+	res, err := h.b.ResetSubscription(req.Msg.Topic, req.Msg.Name, to, part)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&spoolv1.ResetSubscriptionResponse{Partitions: subPartitionsToProto(ps)}), nil
+	return connect.NewResponse(&spoolv1.ResetSubscriptionResponse{Partitions: subPartitionsToProto(res.Partitions)}), nil
+}
+
+func (h subs) PurgeSubscription(_ context.Context, req *connect.Request[spoolv1.PurgeSubscriptionRequest]) (*connect.Response[spoolv1.PurgeSubscriptionResponse], error) {
+	part := broker.AllPartitions
+	if req.Msg.Partition != nil {
+		if part = req.Msg.GetPartition(); part < 0 {
+			return nil, invalid("partition %d is negative", part)
+		}
+	}
+	res, err := h.b.PurgeSubscription(req.Msg.Topic, req.Msg.Name, part)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&spoolv1.PurgeSubscriptionResponse{Partitions: subPartitionsToProto(res.Partitions), Skipped: res.Skipped}), nil
 }
 
 func (h subs) ListDeadLetters(_ context.Context, req *connect.Request[spoolv1.ListDeadLettersRequest]) (*connect.Response[spoolv1.ListDeadLettersResponse], error) {

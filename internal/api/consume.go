@@ -155,6 +155,9 @@ func (h *consume) readLoop(stream *connect.BidiStream[spoolv1.ConsumeRequest, sp
 			leaseReply(sess, k.Extend.RequestId, sess.Extend(k.Extend.RequestId, k.Extend.Partition, k.Extend.Offsets, d))
 		case *spoolv1.ConsumeRequest_Reject:
 			leaseReply(sess, k.Reject.RequestId, sess.Reject(k.Reject.RequestId, k.Reject.Partition, k.Reject.Offset, k.Reject.Error))
+		case *spoolv1.ConsumeRequest_Failed:
+			f := k.Failed
+			sess.Failed(f.RequestId, f.Partition, f.Offset, int(f.Attempts), f.Error)
 		case *spoolv1.ConsumeRequest_Start:
 			return invalid("start may only be the first message of a Consume stream")
 		default:
@@ -178,7 +181,10 @@ func (h *consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spool
 		case ev.Assignment != nil:
 			a := ev.Assignment
 			pa := &spoolv1.Assignment{MemberId: a.MemberID, Generation: a.Generation, Revoke: a.Revoke,
-				SessionTimeout: durationpb.New(a.SessionTimeout), FromReset: a.Reset}
+				SessionTimeout: durationpb.New(a.SessionTimeout), FromReset: a.Reset, ResetPartitions: a.ResetPartitions}
+			if a.Failure.Action != "" {
+				pa.FailurePolicy = failurePolicyToProto(a.Failure)
+			}
 			for _, p := range a.Partitions {
 				pa.Partitions = append(pa.Partitions, &spoolv1.PartitionOffset{Partition: p.Partition, Offset: p.Offset})
 			}
@@ -198,6 +204,15 @@ func (h *consume) sendLoop(ctx context.Context, stream *connect.BidiStream[spool
 				lr.Stale = append(lr.Stale, &spoolv1.PartitionOffset{Partition: st.Partition, Offset: st.Offset})
 			}
 			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_LeaseResult{LeaseResult: lr}}
+		case ev.Failed != nil:
+			fr := &spoolv1.FailedResult{RequestId: ev.Failed.ID}
+			if ev.Failed.Err != nil {
+				fr.Error, fr.ErrorMessage = errorInfo(ev.Failed.Err)
+			} else {
+				fr.Action = failureActionToProto(ev.Failed.Action)
+				fr.DeadLetterTopic, fr.DeadLetterOffset = ev.Failed.DeadLetterTopic, ev.Failed.DeadLetterOffset
+			}
+			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_FailedResult{FailedResult: fr}}
 		case ev.Heartbeat:
 			resp = &spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_Heartbeat{Heartbeat: &spoolv1.Heartbeat{}}}
 		default:

@@ -31,7 +31,3 @@ func (topics) ReadTopic(context.Context, *connect.Request[spoolv1.ReadTopicReque
 func (subs) AlterSubscription(context.Context, *connect.Request[spoolv1.AlterSubscriptionRequest]) (*connect.Response[spoolv1.AlterSubscriptionResponse], error) {
 	return nil, pending("AlterSubscription")
 }
-
-func (subs) PurgeSubscription(context.Context, *connect.Request[spoolv1.PurgeSubscriptionRequest]) (*connect.Response[spoolv1.PurgeSubscriptionResponse], error) {
-	return nil, pending("PurgeSubscription")
-}

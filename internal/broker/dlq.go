@@ -70,39 +70,7 @@ func (s *subscription) publishDeadLetters(ops []outboxOp) error {
 	msgs := make([]Message, 0, len(ops))
 	for _, op := range ops {
 		dl := op.dl
-		m := Message{
-			ID:        fmt.Sprintf("dlq:%s/%s/%d/%d", s.meta.Topic, s.meta.Name, op.part, dl.Offset),
-			Partition: -1,
-		}
-		h, rec, ok := s.t.readRecord(op.part, dl.Offset)
-		if ok {
-			m.Key, m.Value = rec.Key, rec.Value
-			m.Timestamp = time.UnixMilli(h.BaseTimestamp + rec.TimestampDelta)
-			for _, hd := range rec.Headers {
-				switch hd.Key {
-				case HeaderID:
-					m.Headers = append(m.Headers, batch.RecordHeader{Key: HeaderOriginalID, Value: hd.Value})
-				case HeaderRedriveTo:
-				default:
-					m.Headers = append(m.Headers, hd)
-				}
-			}
-		} else {
-			b.logger.Warn("dead-lettered message is no longer in the log; writing its metadata only",
-				"topic", s.meta.Topic, "partition", op.part, "offset", dl.Offset)
-		}
-		add := func(k, v string) { m.Headers = append(m.Headers, batch.RecordHeader{Key: k, Value: []byte(v)}) }
-		add(HeaderDLQTopic, s.meta.Topic)
-		add(HeaderDLQSubscription, s.meta.Name)
-		add(HeaderDLQPartition, strconv.Itoa(int(op.part)))
-		add(HeaderDLQOffset, strconv.FormatInt(dl.Offset, 10))
-		add(HeaderDLQDeliveries, strconv.Itoa(dl.DeliveryCount))
-		add(HeaderDLQReason, string(dl.Reason))
-		if dl.LastError != "" {
-			add(HeaderDLQError, dl.LastError)
-		}
-		add(HeaderDLQTime, strconv.FormatInt(now.UnixMilli(), 10))
-		msgs = append(msgs, m)
+		msgs = append(msgs, s.deadLetterCopy(op.part, dl.Offset, dl.DeliveryCount, string(dl.Reason), dl.LastError, now))
 	}
 	if _, err := b.Publish(s.q.dlq, msgs); err != nil {
 		return fmt.Errorf("write to dead-letter topic %q: %w", s.q.dlq, err)
@@ -113,6 +81,48 @@ func (s *subscription) publishDeadLetters(ops []outboxOp) error {
 			"partition", op.part, "offset", op.dl.Offset, "reason", op.dl.Reason, "deliveries", op.dl.DeliveryCount, "dlq", s.q.dlq)
 	}
 	return nil
+}
+
+// deadLetterCopy returns the dead-letter copy of the message at offset in
+// partition p: its key, value, timestamp and headers (the original
+// spool.id moved to spool.original-id) and the spool.dlq.* headers. Its id
+// is the same every time for one message of one subscription, so writing
+// it again (after a crash, or a retry) stores it once within the
+// dead-letter topic's window.
+func (s *subscription) deadLetterCopy(p int32, offset int64, deliveries int, reason, errText string, now time.Time) Message {
+	m := Message{
+		ID:        fmt.Sprintf("dlq:%s/%s/%d/%d", s.meta.Topic, s.meta.Name, p, offset),
+		Partition: -1,
+	}
+	h, rec, ok := s.t.readRecord(p, offset)
+	if ok {
+		m.Key, m.Value = rec.Key, rec.Value
+		m.Timestamp = time.UnixMilli(h.BaseTimestamp + rec.TimestampDelta)
+		for _, hd := range rec.Headers {
+			switch hd.Key {
+			case HeaderID:
+				m.Headers = append(m.Headers, batch.RecordHeader{Key: HeaderOriginalID, Value: hd.Value})
+			case HeaderRedriveTo:
+			default:
+				m.Headers = append(m.Headers, hd)
+			}
+		}
+	} else {
+		s.t.b.logger.Warn("dead-lettered message is no longer in the log; writing its metadata only",
+			"topic", s.meta.Topic, "partition", p, "offset", offset)
+	}
+	add := func(k, v string) { m.Headers = append(m.Headers, batch.RecordHeader{Key: k, Value: []byte(v)}) }
+	add(HeaderDLQTopic, s.meta.Topic)
+	add(HeaderDLQSubscription, s.meta.Name)
+	add(HeaderDLQPartition, strconv.Itoa(int(p)))
+	add(HeaderDLQOffset, strconv.FormatInt(offset, 10))
+	add(HeaderDLQDeliveries, strconv.Itoa(deliveries))
+	add(HeaderDLQReason, reason)
+	if errText != "" {
+		add(HeaderDLQError, errText)
+	}
+	add(HeaderDLQTime, strconv.FormatInt(now.UnixMilli(), 10))
+	return m
 }
 
 // DeadLetterInfo is one message of a dead-letter topic.
@@ -141,10 +151,18 @@ func (b *Broker) queueSub(topicName, name string) (*subscription, error) {
 	return s, nil
 }
 
-// ListDeadLetters returns up to limit messages of a queue subscription's
+// deadLetterTopic returns the name of a subscription's dead-letter topic.
+func (s *subscription) deadLetterTopic() string {
+	if s.q != nil {
+		return s.q.dlq
+	}
+	return s.meta.StreamFailure().DeadLetter
+}
+
+// ListDeadLetters returns up to limit messages of a subscription's
 // dead-letter topic from offset from.
 func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) ([]DeadLetterInfo, int64, error) {
-	s, err := b.queueSub(topicName, name)
+	_, s, err := b.sub(topicName, name)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -152,7 +170,8 @@ func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) 
 		limit = 100
 	}
 	limit = min(limit, 1000)
-	dt, err := b.topic(s.q.dlq)
+	dlq := s.deadLetterTopic()
+	dt, err := b.topic(dlq)
 	if err != nil {
 		return nil, 0, nil // nothing dead-lettered yet
 	}
@@ -164,7 +183,7 @@ func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) 
 		}
 		next = d.Offset + 1
 		// A dead-letter topic may be shared: list only this subscription's.
-		if info := b.deadLetterInfo(s.q.dlq, d); info.OriginTopic == topicName && info.OriginSub == name {
+		if info := b.deadLetterInfo(dlq, d); info.OriginTopic == topicName && info.OriginSub == name {
 			out = append(out, info)
 		}
 		return true
@@ -281,14 +300,15 @@ type RedriveReport struct {
 // again never publishes a message twice within the origin's window.
 func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport, error) {
 	var rep RedriveReport
-	s, err := b.queueSub(req.Topic, req.Subscription)
+	_, s, err := b.sub(req.Topic, req.Subscription)
 	if err != nil {
 		return rep, err
 	}
 	if _, err := b.topic(req.Topic); err != nil {
 		return rep, errs.New(errs.FailedPrecondition, "origin topic %q no longer exists; nothing was moved", req.Topic)
 	}
-	dt, err := b.topic(s.q.dlq)
+	dlq := s.deadLetterTopic()
+	dt, err := b.topic(dlq)
 	if err != nil {
 		return rep, nil // nothing dead-lettered
 	}
@@ -301,7 +321,7 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 		if req.Limit > 0 && rep.Moved >= req.Limit {
 			return false
 		}
-		info := b.deadLetterInfo(s.q.dlq, d)
+		info := b.deadLetterInfo(dlq, d)
 		if info.Redriven {
 			rep.Already++
 			return true
@@ -329,7 +349,7 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 				return false
 			}
 		}
-		m := Message{ID: fmt.Sprintf("redrive:%s/%d", s.q.dlq, d.Offset), Key: d.Key, Value: d.Value, Partition: -1, Timestamp: d.Timestamp}
+		m := Message{ID: fmt.Sprintf("redrive:%s/%d", dlq, d.Offset), Key: d.Key, Value: d.Value, Partition: -1, Timestamp: d.Timestamp}
 		for _, h := range d.Headers {
 			if strings.HasPrefix(h.Key, "spool.dlq.") || h.Key == HeaderID || h.Key == HeaderRedriveTo {
 				continue
@@ -344,7 +364,7 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 			return false
 		}
 		mark := b.cfg.State.NewBatch()
-		mark.Set(state.RedrivenKey(s.q.dlq, d.Offset), nil)
+		mark.Set(state.RedrivenKey(dlq, d.Offset), nil)
 		if err := mark.Commit(true); err != nil {
 			scanErr = errs.Wrap(errs.StorageFailed, err, "mark redriven")
 			return false

@@ -70,7 +70,7 @@ func TestGroupOffsetsCreateCommitRestart(t *testing.T) {
 	}
 	// A native reset moves the offset: the Kafka epoch and metadata no
 	// longer apply, and every partition has an offset again.
-	if _, err := e.b.ResetSubscription("orders", "g", catalog.Position{Kind: catalog.AtOffset, Offset: 2}); err != nil {
+	if _, err := e.b.ResetSubscription("orders", "g", catalog.Position{Kind: catalog.AtOffset, Offset: 2}, AllPartitions); err != nil {
 		t.Fatal(err)
 	}
 	offs, _, _ := e.b.GroupOffsets("g", "orders")

@@ -3,10 +3,12 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/group"
 	"github.com/spoolmq/spool/internal/seglog"
@@ -50,13 +52,16 @@ type Session struct {
 	order         []int32         // owned partitions, ascending
 	revoking      []int32
 	assignPending bool
-	resetPending  bool   // the pending assignment announces a reset
-	epoch         uint64 // bumped when cursors are replaced, to discard reads in flight
+	resetPending  bool    // the pending assignment announces a reset
+	resetParts    []int32 // ... of these partitions
+	epoch         uint64  // bumped when cursors are replaced, to discard reads in flight
 	credits       int
 	results       []CommitOutcome
 	rr            int
 	closed        bool
 	err           error
+
+	failedResults []FailedOutcome
 
 	// Queue mode (guarded by sub.mu).
 	maxInflight  int // leases this member may hold; 0 = no limit beyond credits
@@ -70,18 +75,22 @@ type Event struct {
 	Deliveries []Delivered
 	Next       []PartitionStart // with Deliveries (stream mode): each partition read and its next offset
 	Commit     *CommitOutcome
-	Lease      *LeaseOutcome // queue mode: the answer to an ack, nack, extend or reject
-	Heartbeat  bool          // the session was idle for a third of its timeout
+	Lease      *LeaseOutcome  // queue mode: the answer to an ack, nack, extend or reject
+	Failed     *FailedOutcome // stream mode: the answer to a Failed request
+	Heartbeat  bool           // the session was idle for a third of its timeout
 }
 
 // SessionAssignment tells a member what it owns now.
 type SessionAssignment struct {
-	MemberID       string
-	Generation     int64
-	Partitions     []PartitionStart // owned partitions and where delivery resumes
-	Revoke         []int32          // stop processing these, commit, then call Revoked
-	SessionTimeout time.Duration
-	Reset          bool // the offsets come from a reset, not a rebalance
+	MemberID        string
+	Generation      int64
+	Partitions      []PartitionStart // owned partitions and where delivery resumes
+	Revoke          []int32          // stop processing these, commit, then call Revoked
+	SessionTimeout  time.Duration
+	Reset           bool    // the offsets come from a reset, not a rebalance
+	ResetPartitions []int32 // with Reset: the partitions reset (never empty)
+	// Failure is the subscription's stream failure policy.
+	Failure catalog.StreamFailure
 }
 
 // PartitionStart is an owned partition and the offset delivery starts at.
@@ -182,14 +191,20 @@ func (sess *Session) assignLocked(a group.Assignment, committed []int64) {
 	sess.signal()
 }
 
-// resetCursorsLocked moves every owned partition's cursor (reset).
-func (sess *Session) resetCursorsLocked(offsets []int64) {
-	for p := range sess.cursors {
-		sess.cursors[p] = offsets[p]
+// resetCursorsLocked moves the cursors of the owned partitions among
+// moved (a reset) and announces it in the next assignment.
+func (sess *Session) resetCursorsLocked(moved map[int32]int64) {
+	for p, off := range moved {
+		if _, ok := sess.cursors[p]; ok {
+			sess.cursors[p] = off
+			if !slices.Contains(sess.resetParts, p) {
+				sess.resetParts = append(sess.resetParts, p)
+			}
+		}
 	}
 	sess.epoch++
-	sess.assignPending = true
-	sess.resetPending = true
+	sess.assignPending = true // with the new generation, even if none of ours moved
+	sess.resetPending = len(sess.resetParts) > 0
 	sess.signal()
 }
 
@@ -296,8 +311,12 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 		}
 		if sess.assignPending {
 			a := &SessionAssignment{MemberID: sess.id, Generation: sess.gen, Revoke: sess.revoking,
-				SessionTimeout: sess.timeout, Reset: sess.resetPending}
-			sess.assignPending, sess.resetPending = false, false
+				SessionTimeout: sess.timeout, Reset: sess.resetPending, Failure: s.meta.StreamFailure()}
+			if sess.resetPending {
+				a.ResetPartitions = sess.resetParts
+				slices.Sort(a.ResetPartitions)
+			}
+			sess.assignPending, sess.resetPending, sess.resetParts = false, false, nil
 			for _, p := range sess.order {
 				a.Partitions = append(a.Partitions, PartitionStart{Partition: p, Offset: sess.cursors[p]})
 			}
@@ -310,17 +329,28 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 			s.mu.Unlock()
 			return Event{Commit: &r}, nil
 		}
-		if sess.credits > 0 && len(sess.order) > 0 {
-			// Snapshot the cursors, read outside the lock, then apply the
-			// advance only if nothing replaced the cursors meanwhile.
-			epoch, credits := sess.epoch, sess.credits
+		if len(sess.failedResults) > 0 {
+			r := sess.failedResults[0]
+			sess.failedResults = sess.failedResults[1:]
+			s.mu.Unlock()
+			return Event{Failed: &r}, nil
+		}
+		// Snapshot the cursors of partitions not halted, read outside the
+		// lock, then apply the advance only if nothing replaced the cursors
+		// meanwhile.
+		var parts []PartitionStart
+		if sess.credits > 0 {
 			n := len(sess.order)
-			parts := make([]PartitionStart, 0, n)
 			for i := range n {
 				p := sess.order[(sess.rr+i)%n]
-				parts = append(parts, PartitionStart{Partition: p, Offset: sess.cursors[p]})
+				if _, halted := s.halts[p]; !halted {
+					parts = append(parts, PartitionStart{Partition: p, Offset: sess.cursors[p]})
+				}
 			}
 			sess.rr++
+		}
+		if len(parts) > 0 {
+			epoch, credits := sess.epoch, sess.credits
 			s.mu.Unlock()
 			before := make([]int64, len(parts))
 			for i, ps := range parts {

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolmq/spool/internal/batch"
@@ -31,6 +32,12 @@ type subscription struct {
 	// coordinator's plus resetEpoch, so that commits from before a reset
 	// are refused as stale. Guarded by mu.
 	resetEpoch int64
+	// halts are the partitions halted by a failed message (stream mode,
+	// failure action stop), until reset. Guarded by mu.
+	halts map[int32]Halt
+	// deadLettered counts stream messages dead-lettered since the server
+	// started.
+	deadLettered atomic.Int64
 
 	q *queueState // queue mode only; nil for stream subscriptions
 }
@@ -53,6 +60,8 @@ func (t *topic) newSub(meta catalog.Subscription, committed []int64) (*subscript
 		if s.q, err = s.newQueueState(committed); err != nil {
 			return nil, err
 		}
+	} else if s.halts, err = t.b.loadHalts(meta.Topic, meta.Name, len(t.logs())); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -218,6 +227,7 @@ type SubPartition struct {
 	OldestUnconsumed time.Duration // age of the message at Committed; 0 without lag
 	Member           string
 	Queue            *QueuePartition // queue mode only
+	Halt             *Halt           // stream mode: the partition is halted
 }
 
 // SubInfo describes a subscription.
@@ -226,7 +236,7 @@ type SubInfo struct {
 	Group        group.Description
 	Partitions   []SubPartition
 	Lag          int64
-	DeadLettered int64 // queue mode, since the server started
+	DeadLettered int64 // since the server started
 	Dropped      int64
 }
 
@@ -244,6 +254,7 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 	s.applyLocked(s.coord.Tick(now))
 	desc := s.coord.Describe()
 	committed := append([]int64(nil), s.committed...)
+	halts := s.haltsLocked()
 	var qstats []*QueuePartition
 	if s.q != nil {
 		for _, qp := range s.q.parts {
@@ -265,9 +276,14 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 	info := SubInfo{Sub: s.meta, Group: desc}
 	if s.q != nil {
 		info.DeadLettered, info.Dropped = s.q.deadLettered.Load(), s.q.dropped.Load()
+	} else {
+		info.DeadLettered = s.deadLettered.Load()
 	}
 	for p, l := range t.logs() {
 		sp := SubPartition{Partition: int32(p), Committed: committed[p], End: l.EndOffset(), Member: owner[int32(p)]}
+		if h, ok := halts[int32(p)]; ok {
+			sp.Halt = &h
+		}
 		if qstats != nil {
 			sp.Queue = qstats[p]
 		}
@@ -314,45 +330,6 @@ func (b *Broker) maxDecompressed() int {
 		return n
 	}
 	return batch.DefaultLimits().MaxDecompressedBytes
-}
-
-// ResetSubscription moves a subscription's committed offsets to a position
-// (replay or skip). Members keep consuming from the new position: each gets
-// a fresh assignment with the new start offsets.
-func (b *Broker) ResetSubscription(topicName, name string, to catalog.Position) ([]SubPartition, error) {
-	t, s, err := b.sub(topicName, name)
-	if err != nil {
-		return nil, err
-	}
-	t.life.RLock()
-	defer t.life.RUnlock()
-	offsets, err := t.resolve(to)
-	if err != nil {
-		return nil, err
-	}
-	m := map[int32]int64{}
-	for p, off := range offsets {
-		m[int32(p)] = off
-	}
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	if err := b.catalog.CommitOffsets(topicName, name, m); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	copy(s.committed, offsets)
-	s.resetEpoch++
-	for _, sess := range s.sessions {
-		sess.gen++
-		sess.resetCursorsLocked(offsets)
-	}
-	s.mu.Unlock()
-	out := make([]SubPartition, len(offsets))
-	for p, off := range offsets {
-		out[p] = SubPartition{Partition: int32(p), Committed: off, End: t.logs()[p].EndOffset()}
-	}
-	b.logger.Info("subscription reset", "topic", topicName, "subscription", name, "to", to)
-	return out, nil
 }
 
 // applyLocked carries out a coordinator call's effects on the sessions.
@@ -419,6 +396,10 @@ func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int6
 		if off < 0 || off > s.t.logs()[p].EndOffset() {
 			s.mu.Unlock()
 			return errs.New(errs.InvalidArgument, "commit offset %d for partition %d is beyond its end %d", off, p, s.t.logs()[p].EndOffset())
+		}
+		if h, ok := s.halts[p]; ok && off > h.Offset {
+			s.mu.Unlock()
+			return errs.New(errs.FailedPrecondition, "partition %d is halted at offset %d (a failed message); reset it to go on", p, h.Offset)
 		}
 	}
 	s.mu.Unlock()

@@ -231,8 +231,8 @@ func DecodeOffset(b []byte) (int64, error) {
 }
 
 // queuePrefixes are the key prefixes of a subscription's (or, with sub
-// empty, a topic's) queue state and Kafka commit metadata.
+// empty, a topic's) queue state, stream halts and Kafka commit metadata.
 func queuePrefixes(topic, sub string) [][]byte {
 	return [][]byte{state.QueuePrefix(topic, sub), state.ParkPrefix(topic, sub), state.ParkIndexPrefix(topic, sub),
-		state.KafkaCommitPrefix(topic, sub)}
+		state.KafkaCommitPrefix(topic, sub), state.HaltPrefix(topic, sub)}
 }

@@ -293,6 +293,11 @@ type Partition interface {
 	Snapshot() Snapshot
 	// Stats describes the partition (O(ready), for OldestReady).
 	Stats(now time.Time) Stats
+	// LeaseCounts returns how many leases each member holds, leases past
+	// their deadline that no Tick or Poll has expired yet included
+	// (O(leased)). The broker uses it to return in-flight slots when it
+	// discards the partition (a reset).
+	LeaseCounts() map[string]int
 }
 
 // New returns a Partition restored from a snapshot (for a new subscription,

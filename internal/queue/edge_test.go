@@ -182,3 +182,30 @@ func TestRestoredKeyedDelay(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// LeaseCounts counts live and not-yet-expired leases per member, and
+// nothing else.
+func TestLeaseCounts(t *testing.T) {
+	p := mustNew(t, Config{AckTimeout: time.Second}, Snapshot{})
+	now := t0
+	p.Offer(now, offsets(0, 10))
+	p.Poll(now, "a", 3)
+	p.Poll(now, "b", 2)
+	if got := p.LeaseCounts(); got["a"] != 3 || got["b"] != 2 || len(got) != 2 {
+		t.Fatalf("counts %v", got)
+	}
+	p.Ack(now, "a", []int64{0})
+	p.Nack(now, "b", 3, 0, "x")
+	if got := p.LeaseCounts(); got["a"] != 2 || got["b"] != 1 {
+		t.Fatalf("counts after ack and nack %v", got)
+	}
+	// Past the deadline but not ticked: still counted (the broker holds
+	// the slot until the expiry is reported).
+	if got := p.LeaseCounts(); got["a"] != 2 {
+		t.Fatalf("counts past the deadline %v", got)
+	}
+	p.Tick(now.Add(2 * time.Second))
+	if got := p.LeaseCounts(); len(got) != 0 {
+		t.Fatalf("counts after expiry %v", got)
+	}
+}

@@ -236,3 +236,13 @@ func (p *partition) deadLetter(s int32, r Reason, lastErr string, eff *Effects) 
 	eff.DeadLetters = append(eff.DeadLetters, DeadLetter{Offset: e.off, Reason: r, DeliveryCount: e.deliveries, LastError: lastErr})
 	p.finish(s)
 }
+
+func (p *partition) LeaseCounts() map[string]int {
+	out := map[string]int{}
+	for _, it := range p.leaseH.items {
+		if e := &p.slab[it.slot]; e.state == stLeased {
+			out[e.member]++
+		}
+	}
+	return out
+}

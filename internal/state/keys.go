@@ -113,3 +113,13 @@ func subPrefix(kind, topic, sub string) []byte {
 // metadata (leader epoch and metadata string of each partition's commit);
 // with an empty sub, of all of a topic's.
 func KafkaCommitPrefix(topic, sub string) []byte { return subPrefix("k/", topic, sub) }
+
+// HaltKey records that a stream subscription's partition is halted at a
+// message its consumer gave up on (failure action "stop").
+func HaltKey(topic, sub string, partition int32) []byte {
+	return binary.BigEndian.AppendUint32(HaltPrefix(topic, sub), uint32(partition))
+}
+
+// HaltPrefix is the prefix of a subscription's halts; with an empty sub, of
+// all of a topic's.
+func HaltPrefix(topic, sub string) []byte { return subPrefix("h/", topic, sub) }

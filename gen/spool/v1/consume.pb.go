@@ -965,8 +965,12 @@ type Assignment struct {
 	FromReset bool `protobuf:"varint,6,opt,name=from_reset,json=fromReset,proto3" json:"from_reset,omitempty"`
 	// Stream mode: what the member does with a message whose handler fails.
 	FailurePolicy *FailurePolicy `protobuf:"bytes,7,opt,name=failure_policy,json=failurePolicy,proto3" json:"failure_policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// With from_reset: the partitions that were reset (a reset of one
+	// partition); empty means every listed partition. Partitions listed but
+	// not named here continue as before.
+	ResetPartitions []int32 `protobuf:"varint,8,rep,packed,name=reset_partitions,json=resetPartitions,proto3" json:"reset_partitions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Assignment) Reset() {
@@ -1044,6 +1048,13 @@ func (x *Assignment) GetFromReset() bool {
 func (x *Assignment) GetFailurePolicy() *FailurePolicy {
 	if x != nil {
 		return x.FailurePolicy
+	}
+	return nil
+}
+
+func (x *Assignment) GetResetPartitions() []int32 {
+	if x != nil {
+		return x.ResetPartitions
 	}
 	return nil
 }
@@ -1617,7 +1628,7 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\x06reject\x18\t \x01(\v2\x10.spool.v1.RejectH\x00R\x06reject\x12*\n" +
 	"\x06failed\x18\n" +
 	" \x01(\v2\x10.spool.v1.FailedH\x00R\x06failedB\x06\n" +
-	"\x04kind\"\xbf\x02\n" +
+	"\x04kind\"\xea\x02\n" +
 	"\n" +
 	"Assignment\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1e\n" +
@@ -1631,7 +1642,8 @@ const file_spool_v1_consume_proto_rawDesc = "" +
 	"\x0fsession_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12\x1d\n" +
 	"\n" +
 	"from_reset\x18\x06 \x01(\bR\tfromReset\x12>\n" +
-	"\x0efailure_policy\x18\a \x01(\v2\x17.spool.v1.FailurePolicyR\rfailurePolicy\"\x90\x01\n" +
+	"\x0efailure_policy\x18\a \x01(\v2\x17.spool.v1.FailurePolicyR\rfailurePolicy\x12)\n" +
+	"\x10reset_partitions\x18\b \x03(\x05R\x0fresetPartitions\"\x90\x01\n" +
 	"\rFailurePolicy\x12/\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x17.spool.v1.FailureActionR\x06action\x12!\n" +
 	"\fmax_attempts\x18\x02 \x01(\x05R\vmaxAttempts\x12+\n" +
