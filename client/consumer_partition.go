@@ -33,6 +33,8 @@ type partition struct {
 	epoch     uint64 // bumped by a reset: completions of older messages are ignored
 	pending   int    // messages of this epoch pushed and not yet processed
 	cursor    int64  // the server's next offset (Deliveries.next); -1 = unknown
+	halted    bool   // stopped at a failed message (until a reset)
+	restart   bool   // reset while halted: start afresh once the worker exited
 }
 
 func newPartition(base context.Context, id int32) *partition {
@@ -108,7 +110,7 @@ func (s *session) worker(p *partition) {
 	}
 	defer func() {
 		report()
-		s.events <- workerEvent{part: p.id, kind: evExited}
+		s.events <- workerEvent{part: p.id, kind: evExited, p: p}
 	}()
 	for {
 		m, ok := p.tryNext()
@@ -152,9 +154,18 @@ func (p *partition) tryNext() (*Message, bool) {
 	return m, true
 }
 
-// handle runs the handler on m with the configured retries and reports
-// whether m counts as processed (false: stopped or fatal; not committed).
+// handle runs the handler on m, retrying failures as the subscription's
+// failure policy says, and reports whether m counts as processed (false:
+// stopped, halted or fatal; not committed).
 func (s *session) handle(p *partition, m *Message) bool {
+	pol := s.policy.Load()
+	if pol == nil {
+		pol = &defaultFailurePolicy
+	}
+	attempts := pol.attempts
+	if s.cfg.handlerRetriesSet {
+		attempts = s.cfg.handlerRetries + 1
+	}
 	for attempt := 1; ; attempt++ {
 		select {
 		case s.sem <- struct{}{}:
@@ -172,27 +183,31 @@ func (s *session) handle(p *partition, m *Message) bool {
 			s.k.log.Debug("spool: handler abandoned", "partition", m.Partition, "offset", m.Offset, "err", err)
 			return false
 		}
-		s.k.log.Warn("spool: handler failed", "partition", m.Partition, "offset", m.Offset, "attempt", attempt, "err", err)
+		s.k.log.Warn("spool: handler failed", "partition", m.Partition, "offset", m.Offset, "attempt", attempt, "of", attempts, "err", err)
 		if s.cfg.onError != nil {
 			s.cfg.onError(m, err)
 		}
-		if attempt <= s.cfg.handlerRetries {
-			t := time.NewTimer(s.k.c.cfg.backoff.delay(attempt, 0))
-			select {
-			case <-t.C:
-				continue
-			case <-p.stop:
-				t.Stop()
+		if attempt < attempts {
+			if !sleepOrStop(p.stop, pol.backoff.delay(attempt)) {
 				return false
 			}
+			continue
 		}
 		if s.cfg.stopOnError {
 			err = fmt.Errorf("client: handler failed on %s partition %d offset %d: %w", m.Topic, m.Partition, m.Offset, err)
 			s.events <- workerEvent{part: p.id, kind: evFatal, err: err}
 			return false
 		}
-		return true
+		return s.giveUp(p, m, attempt, err, pol)
 	}
+}
+
+// restart replaces p, halted and reset, with a fresh partition and worker.
+func (s *session) restart(old *partition) {
+	old.cancel()
+	p := newPartition(s.work, old.id)
+	s.parts[p.id] = p
+	s.wg.Go(func() { s.worker(p) })
 }
 
 // revocation is a set of partitions being given up.

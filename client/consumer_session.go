@@ -38,15 +38,17 @@ const (
 	evProcessed workerEventKind = iota // the handler finished a message
 	evExited                           // the worker returned (after all its evProcessed)
 	evFatal                            // a handler error under ConsumerStopOnError
+	evHalted                           // the partition stops at a failed message (halted, or the report failed)
 )
 
 type workerEvent struct {
 	part   int32
 	kind   workerEventKind
-	offset int64  // evProcessed: the offset of the last message of the run
-	epoch  uint64 // evProcessed: the partition epoch the run was pushed in
-	n      int    // evProcessed: how many consecutive messages the run covers
-	err    error  // evFatal
+	offset int64      // evProcessed: the offset of the last message of the run
+	epoch  uint64     // evProcessed: the partition epoch the run was pushed in
+	n      int        // evProcessed: how many consecutive messages the run covers
+	err    error      // evFatal
+	p      *partition // evExited, evHalted: the partition object (a restarted partition has a new one)
 }
 
 // conn is the plumbing of one Consume stream, shared by stream-mode and
@@ -110,6 +112,12 @@ type session struct {
 	commitID    uint64
 	commits     map[uint64][]*spoolv1.PartitionOffset // sent, unanswered
 	fatal       error
+
+	// Stream failure handling, shared with the workers.
+	policy   atomic.Pointer[failurePolicy] // from the latest assignment
+	failSeq  atomic.Uint64                 // Failed request ids
+	failMu   sync.Mutex
+	failWait map[uint64]chan *spoolv1.FailedResult // guarded by failMu
 }
 
 func newSession(ctx context.Context, k *Consumer, st *memberState) *session {
@@ -123,6 +131,7 @@ func newSession(ctx context.Context, k *Consumer, st *memberState) *session {
 		sem:      make(chan struct{}, k.cfg.concurrency),
 		parts:    map[int32]*partition{},
 		commits:  map[uint64][]*spoolv1.PartitionOffset{},
+		failWait: map[uint64]chan *spoolv1.FailedResult{},
 		revTimer: time.NewTimer(time.Hour),
 	}
 	s.revTimer.Stop()
@@ -267,6 +276,8 @@ func (s *session) onResponse(resp *spoolv1.ConsumeResponse) {
 		}
 	case *spoolv1.ConsumeResponse_CommitResult:
 		s.onCommitResult(kind.CommitResult)
+	case *spoolv1.ConsumeResponse_FailedResult:
+		s.onFailedResult(kind.FailedResult)
 	}
 }
 
@@ -284,6 +295,12 @@ func (s *session) onAssignment(a *spoolv1.Assignment) {
 	if d := a.GetSessionTimeout().AsDuration(); d > 0 {
 		s.hbEvery.Store(int64(max(d/3, minHeartbeat)))
 	}
+	s.policy.Store(failurePolicyFromProto(a.GetFailurePolicy()))
+	resetOnly := map[int32]bool{}
+	for _, id := range a.GetResetPartitions() {
+		resetOnly[id] = true
+	}
+	wasReset := func(id int32) bool { return a.GetFromReset() && (len(resetOnly) == 0 || resetOnly[id]) }
 	revoke := map[int32]bool{}
 	for _, id := range a.GetRevoke() {
 		revoke[id] = true
@@ -293,10 +310,18 @@ func (s *session) onAssignment(a *spoolv1.Assignment) {
 	for _, po := range a.GetPartitions() {
 		id := po.GetPartition()
 		listed[id] = true
-		if p := s.parts[id]; p != nil && a.GetFromReset() && !p.stopped {
-			// The subscription was reset: forget queued messages and
-			// progress; delivery restarts at the new offset.
-			s.owe(p.reset())
+		if p := s.parts[id]; p != nil && wasReset(id) && !revoke[id] {
+			switch {
+			case p.halted && p.exited:
+				// A halted partition was reset: start it afresh.
+				s.restart(p)
+			case p.halted:
+				p.restart = true // once its worker has exited
+			case !p.stopped:
+				// The subscription was reset: forget queued messages and
+				// progress; delivery restarts at the new offset.
+				s.owe(p.reset())
+			}
 			continue
 		}
 		if revoke[id] || s.parts[id] != nil {
@@ -359,10 +384,19 @@ func (s *session) onWorker(ev workerEvent) {
 			s.commit(nil)
 		}
 	case evExited:
-		if p != nil {
+		if p != nil && p == ev.p {
 			p.exited = true
+			if p.restart {
+				s.restart(p)
+			}
 		}
 		s.checkRevocations()
+	case evHalted:
+		if p != nil && p == ev.p {
+			p.halted = true
+			s.stopPartition(p)
+			s.commit([]int32{p.id}) // progress up to the failed message
+		}
 	case evFatal:
 		if s.fatal == nil {
 			s.fatal = ev.err

@@ -52,6 +52,7 @@ type peerState struct {
 	commits   []*spoolv1.Commit
 	credits   int
 	revoked   [][]int32
+	failed    []*spoolv1.Failed
 	order     []string // kinds of requests, in order
 }
 
@@ -81,6 +82,11 @@ func (c *consumeConn) serveUntil(st *peerState, done func() bool) bool {
 		case *spoolv1.ConsumeRequest_Revoked:
 			st.order = append(st.order, "revoked")
 			st.revoked = append(st.revoked, k.Revoked.Partitions)
+		case *spoolv1.ConsumeRequest_Failed:
+			st.order = append(st.order, "failed")
+			st.failed = append(st.failed, k.Failed)
+			c.send(&spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_FailedResult{FailedResult: &spoolv1.FailedResult{
+				RequestId: k.Failed.RequestId, Action: spoolv1.FailureAction_FAILURE_ACTION_DEAD_LETTER, DeadLetterTopic: "dlq.orders.billing"}}})
 		default:
 			c.t.Fatalf("unexpected request %v", req)
 		}
@@ -266,7 +272,9 @@ func TestConsumerFatalStartError(t *testing.T) {
 	}
 }
 
-func TestConsumerHandlerRetriesThenSkips(t *testing.T) {
+// A message still failing after its attempts is reported to the server
+// (which dead-letters it here) before it is committed past.
+func TestConsumerHandlerRetriesThenDeadLetters(t *testing.T) {
 	fake := newFakeConsume()
 	c := serve(t, nil, fake)
 	var mu sync.Mutex
@@ -294,6 +302,23 @@ func TestConsumerHandlerRetriesThenSkips(t *testing.T) {
 		t.Errorf("attempts %v, OnError calls %d", attempts, hooked)
 	}
 	mu.Unlock()
+	if len(st.failed) != 1 || st.failed[0].Offset != 0 || st.failed[0].Attempts != 3 || st.failed[0].Error != "always fails" {
+		t.Errorf("failure reports %v", st.failed)
+	}
+	commits := 0
+	for _, kind := range st.order {
+		if kind == "failed" {
+			break
+		}
+		if kind == "commit" {
+			for _, o := range st.commits[commits].Offsets {
+				if o.Offset > 0 {
+					t.Errorf("committed %d before reporting the failed message: %v", o.Offset, st.order)
+				}
+			}
+			commits++
+		}
+	}
 	cancel()
 	conn.finish(&st)
 	if err := runResult(t, errc); err != nil {

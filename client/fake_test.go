@@ -350,7 +350,9 @@ func (c *consumeConn) send(resp *spoolv1.ConsumeResponse) {
 }
 
 func (c *consumeConn) assign(gen int64, revoke []int32, parts ...int32) {
-	a := &spoolv1.Assignment{MemberId: "m-1", Generation: gen, Revoke: revoke, SessionTimeout: durationpb.New(300 * time.Millisecond)}
+	a := &spoolv1.Assignment{MemberId: "m-1", Generation: gen, Revoke: revoke, SessionTimeout: durationpb.New(300 * time.Millisecond),
+		FailurePolicy: &spoolv1.FailurePolicy{Action: spoolv1.FailureAction_FAILURE_ACTION_DEAD_LETTER, MaxAttempts: 3,
+			Backoff: &spoolv1.Backoff{Initial: durationpb.New(time.Millisecond), Max: durationpb.New(10 * time.Millisecond), Multiplier: 2}}}
 	for _, p := range parts {
 		a.Partitions = append(a.Partitions, &spoolv1.PartitionOffset{Partition: p})
 	}

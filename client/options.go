@@ -215,19 +215,21 @@ func ProducerDeliveryTimeout(d time.Duration) ProducerOption {
 }
 
 type consumerConfig struct {
-	prefetch        int
-	prefetchSet     bool // ConsumerPrefetch was given (queue mode otherwise defaults to 2 × concurrency)
-	concurrency     int
-	sessionTimeout  time.Duration // 0: the server's default
-	instanceID      string
-	commitInterval  time.Duration
-	commitEvery     int
-	handlerRetries  int
-	stopOnError     bool
-	shutdownTimeout time.Duration
-	onAssigned      func(context.Context, []int32)
-	onRevoked       func(context.Context, []int32)
-	onError         func(*Message, error)
+	prefetch          int
+	prefetchSet       bool // ConsumerPrefetch was given (queue mode otherwise defaults to 2 × concurrency)
+	concurrency       int
+	sessionTimeout    time.Duration // 0: the server's default
+	instanceID        string
+	commitInterval    time.Duration
+	commitEvery       int
+	handlerRetries    int
+	handlerRetriesSet bool
+	stopOnError       bool
+	shutdownTimeout   time.Duration
+	onAssigned        func(context.Context, []int32)
+	onRevoked         func(context.Context, []int32)
+	onError           func(*Message, error)
+	onFailure         func(*Message, FailureAction, error)
 	// Queue mode.
 	keyOrdered   bool
 	maxInFlight  int
@@ -334,19 +336,23 @@ func ConsumerCommitEvery(n int) ConsumerOption {
 	}}
 }
 
-// ConsumerHandlerRetries retries a message whose handler returned an error
-// up to n more times, waiting the client's backoff (WithBackoff) between
-// tries, before giving up on it; default 0. A message given up on is
-// committed as processed unless ConsumerStopOnError is set. Stream mode
-// only: in queue mode a handler error nacks the message and the server
-// redelivers it (the subscription's Backoff and MaxDeliveries). Negative is
-// invalid.
+// ConsumerHandlerRetries overrides the subscription's attempts: a message
+// whose handler returned an error is retried up to n more times (n + 1
+// calls in all), waiting the subscription's Backoff between calls. By
+// default a stream consumer makes the subscription's MaxDeliveries calls
+// (default 5). A message still failing is then reported to the server,
+// which applies the subscription's OnFailure action: dead-letter (the
+// message is copied to the dead-letter topic and committed as processed)
+// or stop (the partition halts without committing past it, until it is
+// reset). Stream mode only: in queue mode a handler error nacks the message
+// and the server redelivers it (the subscription's Backoff and
+// MaxDeliveries). Negative is invalid.
 func ConsumerHandlerRetries(n int) ConsumerOption {
 	return ConsumerOption{func(c *consumerConfig) {
 		if n < 0 {
 			c.fail("ConsumerHandlerRetries: negative %d", n)
 		}
-		c.handlerRetries = n
+		c.handlerRetries, c.handlerRetriesSet = n, true
 	}}
 }
 
@@ -394,6 +400,14 @@ func ConsumerOnRevoked(f func(ctx context.Context, partitions []int32)) Consumer
 // message and the handler's error; the error is also logged at warn level.
 func ConsumerOnError(f func(m *Message, err error)) ConsumerOption {
 	return ConsumerOption{func(c *consumerConfig) { c.onError = f }}
+}
+
+// ConsumerOnFailure is called, from the worker that ran the handler, once
+// a stream consumer gave up on a message and the server applied the
+// subscription's failure action (FailureDeadLetter: the copy is durable;
+// FailureStop: the partition is halted), with the handler's last error.
+func ConsumerOnFailure(f func(m *Message, action FailureAction, err error)) ConsumerOption {
+	return ConsumerOption{func(c *consumerConfig) { c.onFailure = f }}
 }
 
 // ConsumerKeyOrdered makes a queue-mode consumer handle messages with the
