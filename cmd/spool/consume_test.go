@@ -16,7 +16,7 @@ func TestSubCreateListDescribeDelete(t *testing.T) {
 	ok(t, srv, "a\nb\nc\n", "pub", "orders")
 
 	r := ok(t, srv, "", "sub", "create", "orders", "billing", "--filter", "orders.eu.#")
-	mustContain(t, "stderr", r.stderr, "created subscription billing on topic orders (stream, start earliest)")
+	mustContain(t, "stderr", r.stderr, "created subscription billing on topic orders (stream, start earliest, dead letters to dlq.orders.billing)")
 	ok(t, srv, "", "sub", "create", "orders", "tail", "--start", "latest")
 	ok(t, srv, "", "sub", "create", "orders", "recent", "--start", "-1h")
 	ok(t, srv, "", "sub", "create", "orders", "since", "--start", "2020-01-02T15:04:05Z")
@@ -182,7 +182,7 @@ func TestConsumeContinuesAndReplaysAfterReset(t *testing.T) {
 	mustContain(t, "reset", r.stdout, "PARTITION  COMMITTED  END")
 	mustContain(t, "reset", r.stderr, "reset subscription s on topic log to earliest")
 	r = ok(t, srv, "", "sub", "describe", "log", "s")
-	mustContain(t, "describe after reset", r.stdout, "Lag:           30")
+	mustContain(t, "describe after reset", r.stdout, "Lag:            30")
 	if got := consumed("--count", "30"); !slices.Equal(got, want) {
 		t.Errorf("replay got %q", got)
 	}

@@ -39,7 +39,7 @@ func TestSubCreateQueue(t *testing.T) {
 		q.Ordering != "key" || q.DeadLetterTopic != "failed-jobs" || q.OnExpired != "drop" || q.RateLimit != 12.5 || q.RateBurst != 4 {
 		t.Errorf("queue config %+v", q)
 	}
-	if info.DeadLettered == nil || len(info.Partitions) != 2 || info.Partitions[0].Queue == nil {
+	if info.Dropped == nil || len(info.Partitions) != 2 || info.Partitions[0].Queue == nil {
 		t.Errorf("queue describe json: %s", r.stdout)
 	}
 	r = ok(t, srv, "", "sub", "describe", "jobs", "fixed", "-o", "json")
@@ -47,15 +47,24 @@ func TestSubCreateQueue(t *testing.T) {
 		t.Errorf("delays: %v %+v", err, info.Queue)
 	}
 
-	// Stream subscriptions have none of it.
-	ok(t, srv, "", "sub", "create", "jobs", "audit")
+	// Stream subscriptions have no queue state, but a failure policy.
+	ok(t, srv, "", "sub", "create", "jobs", "audit", "--on-failure", "stop", "--max-deliveries", "9", "--dlq", "audit-failed")
 	r = ok(t, srv, "", "sub", "describe", "jobs", "audit", "-o", "json")
-	if strings.Contains(r.stdout, `"queue"`) || strings.Contains(r.stdout, "dead_lettered") {
+	if strings.Contains(r.stdout, `"queue"`) || strings.Contains(r.stdout, `"dropped"`) {
 		t.Errorf("stream describe json has queue fields: %s", r.stdout)
+	}
+	info = subInfoJSON{}
+	if err := json.Unmarshal([]byte(r.stdout), &info); err != nil {
+		t.Fatal(err)
+	}
+	if f := info.Failure; f == nil || f.OnFailure != "stop" || f.MaxDeliveries != 9 || f.DeadLetterTopic != "audit-failed" {
+		t.Errorf("stream failure policy %+v", f)
 	}
 
 	fails(t, exitUsage, srv, "", "sub", "create", "jobs", "x", "--ack-timeout", "1s")
-	fails(t, exitUsage, srv, "", "sub", "create", "jobs", "x", "--mode", "stream", "--dlq", "d")
+	fails(t, exitUsage, srv, "", "sub", "create", "jobs", "x", "--mode", "stream", "--rate-limit", "3")
+	fails(t, exitUsage, srv, "", "sub", "create", "jobs", "x", "--mode", "queue", "--on-failure", "stop")
+	fails(t, exitUsage, srv, "", "sub", "create", "jobs", "x", "--on-failure", "skip")
 	fails(t, exitUsage, srv, "", "sub", "create", "jobs", "x", "--mode", "queue", "--ack-timeout", "-1s")
 	fails(t, exitUsage, srv, "", "sub", "create", "jobs", "x", "--mode", "queue", "--max-deliveries", "-1")
 	fails(t, exitUsage, srv, "", "sub", "create", "jobs", "x", "--mode", "queue", "--backoff-jitter", "some")
@@ -201,7 +210,10 @@ func TestQueueConsumeDeadLetterAndRedrive(t *testing.T) {
 
 	fails(t, exitUsage, srv, "", "consume", "jobs", "--sub", "audit", "--nack")
 	fails(t, exitUsage, srv, "", "consume", "jobs", "--sub", "workers", "--nack", "--reject")
-	fails(t, exitError, srv, "", "dlq", "list", "jobs", "audit")
+	// A stream subscription that never dead-lettered lists nothing.
+	if r := ok(t, srv, "", "dlq", "list", "jobs", "audit", "-o", "json"); !strings.Contains(r.stdout, `"dead_letters": []`) {
+		t.Errorf("dlq list of a stream subscription: %q", r.stdout)
+	}
 	fails(t, exitNotFound, srv, "", "dlq", "list", "jobs", "nope")
 	fails(t, exitNotFound, srv, "", "dlq", "redrive", "nope", "workers")
 	fails(t, exitUsage, srv, "", "dlq", "list", "jobs", "workers", "--limit", "0")

@@ -17,9 +17,9 @@ import (
 func newSubCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sub",
-		Short: "Create, list, describe, reset and delete subscriptions",
+		Short: "Create, list, describe, reset, purge and delete subscriptions",
 	}
-	cmd.AddCommand(newSubCreateCmd(), newSubListCmd(), newSubDescribeCmd(), newSubDeleteCmd(), newSubResetCmd())
+	cmd.AddCommand(newSubCreateCmd(), newSubListCmd(), newSubDescribeCmd(), newSubDeleteCmd(), newSubResetCmd(), newSubPurgeCmd())
 	return cmd
 }
 
@@ -38,11 +38,13 @@ type queueFlags struct {
 	maxInFlight       int32
 	rateLimit         float64
 	rateBurst         int32
+	onFailure         string // stream only
 }
 
-// queueFlagNames are the flags that apply to --mode queue only.
-var queueFlagNames = []string{"ack-timeout", "max-deliveries", "backoff-initial", "backoff-max", "backoff-multiplier",
-	"backoff-jitter", "backoff-delays", "ordering", "dlq", "on-expired", "max-in-flight", "rate-limit", "rate-burst"}
+// queueFlagNames are the flags that apply to --mode queue only; the
+// others of queueFlags (attempts, backoff, dead-letter topic) apply to
+// stream subscriptions too, for failed messages.
+var queueFlagNames = []string{"ack-timeout", "ordering", "on-expired", "max-in-flight", "rate-limit", "rate-burst"}
 
 // apply checks the queue flags of cmd and sets them in cfg.
 func (qf *queueFlags) apply(cmd *cobra.Command, cfg *client.SubscriptionConfig) error {
@@ -83,6 +85,8 @@ func (qf *queueFlags) apply(cmd *cobra.Command, cfg *client.SubscriptionConfig) 
 	cfg.MaxInFlight = qf.maxInFlight
 	cfg.RateLimit = qf.rateLimit
 	cfg.RateBurst = qf.rateBurst
+	cfg.OnFailure = map[string]client.FailureAction{"": client.FailureDefault, "dead-letter": client.FailureDeadLetter,
+		"stop": client.FailureStop}[qf.onFailure]
 	return nil
 }
 
@@ -105,10 +109,15 @@ func newSubCreateCmd() *cobra.Command {
 			"nack). After --max-deliveries deliveries a message goes to the dead-letter topic\n" +
 			"(--dlq, default dlq.TOPIC.NAME); see `spool dlq`. The n-th redelivery waits\n" +
 			"min(initial x multiplier^(n-1), max), randomized by --backoff-jitter, or the n-th of\n" +
-			"--backoff-delays (the last one repeating). Options left out take the server's defaults.",
+			"--backoff-delays (the last one repeating). Options left out take the server's defaults.\n\n" +
+			"A stream subscription's consumers retry a message whose handler fails up to\n" +
+			"--max-deliveries times (waiting the backoff between tries), then the server applies\n" +
+			"--on-failure: dead-letter (copy it to --dlq and go on; the default) or stop (halt the\n" +
+			"partition at the message until `spool sub reset --partition` moves it).",
 		Example: "  spool sub create orders billing --filter 'orders.eu.#' --start -1h\n" +
 			"  spool sub create orders fulfilment --mode queue --ack-timeout 1m --max-deliveries 3 \\\n" +
-			"      --backoff-initial 1s --backoff-max 1m --ordering key",
+			"      --backoff-initial 1s --backoff-max 1m --ordering key\n" +
+			"  spool sub create orders ledger --on-failure stop --max-deliveries 10",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pos, err := positionFlag(cmd, "start", start)
@@ -118,8 +127,8 @@ func newSubCreateCmd() *cobra.Command {
 			cfg := client.SubscriptionConfig{Filter: filter, Start: pos, Mode: client.ModeStream}
 			if mode == "queue" {
 				cfg.Mode = client.ModeQueue
-				if err := qf.apply(cmd, &cfg); err != nil {
-					return err
+				if cmd.Flags().Changed("on-failure") {
+					return usageErrorf(cmd, "--on-failure applies to stream subscriptions: a queue subscription always dead-letters")
 				}
 			} else {
 				for _, name := range queueFlagNames {
@@ -128,14 +137,17 @@ func newSubCreateCmd() *cobra.Command {
 					}
 				}
 			}
+			if err := qf.apply(cmd, &cfg); err != nil {
+				return err
+			}
 			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				s, err := c.CreateSubscription(ctx, args[0], args[1], cfg)
 				if err != nil {
 					return err
 				}
-				extra := ""
-				if s.Config.Mode == client.ModeQueue {
-					extra = ", dead letters to " + orDash(s.Config.DeadLetterTopic)
+				extra := ", dead letters to " + orDash(s.Config.DeadLetterTopic)
+				if s.Config.Mode == client.ModeStream && s.Config.OnFailure == client.FailureStop {
+					extra = ", failed messages halt their partition"
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "created subscription %s on topic %s (%s, start %s%s)\n",
 					s.Name, s.Topic, s.Config.Mode, s.Config.Start, extra)
@@ -148,18 +160,19 @@ func newSubCreateCmd() *cobra.Command {
 	f.StringVar(&filter, "filter", "", "deliver only messages whose subject matches `PATTERN` (default: every message)")
 	f.StringVar(&start, "start", "earliest", "where the subscription starts, a `POSITION`: "+positionHelp)
 	f.DurationVar(&qf.ackTimeout, "ack-timeout", 0, "queue: lease length of a delivery (server default: 30s)")
-	f.Int32Var(&qf.maxDeliveries, "max-deliveries", 0, "queue: dead-letter a message delivered `N` times without an ack (server default: 5)")
-	f.DurationVar(&qf.backoffInitial, "backoff-initial", 0, "queue: delay of the first redelivery (server default: 1s)")
-	f.DurationVar(&qf.backoffMax, "backoff-max", 0, "queue: longest redelivery delay (server default: 5m)")
-	f.Float64Var(&qf.backoffMultiplier, "backoff-multiplier", 0, "queue: growth of the delay per redelivery, at least 1 (server default: 2)")
-	f.Var(newEnum(&qf.backoffJitter, "", "full", "equal", "none"), "backoff-jitter", "queue: randomization of a delay d: full (uniform in [0,d]), equal ([d/2,d]) or none (server default: full)")
-	f.Var((*durationsValue)(&qf.backoffDelays), "backoff-delays", "queue: explicit redelivery delays `D,D,...`, the last one repeating (instead of initial/max/multiplier)")
+	f.Int32Var(&qf.maxDeliveries, "max-deliveries", 0, "queue: dead-letter a message delivered `N` times without an ack; stream: handler attempts per message before --on-failure (server default: 5)")
+	f.DurationVar(&qf.backoffInitial, "backoff-initial", 0, "delay of the first redelivery (queue) or handler retry (stream) (server default: 1s)")
+	f.DurationVar(&qf.backoffMax, "backoff-max", 0, "longest redelivery or retry delay (server default: 5m)")
+	f.Float64Var(&qf.backoffMultiplier, "backoff-multiplier", 0, "growth of the delay per redelivery or retry, at least 1 (server default: 2)")
+	f.Var(newEnum(&qf.backoffJitter, "", "full", "equal", "none"), "backoff-jitter", "randomization of a delay d: full (uniform in [0,d]), equal ([d/2,d]) or none (server default: full)")
+	f.Var((*durationsValue)(&qf.backoffDelays), "backoff-delays", "explicit delays `D,D,...`, the last one repeating (instead of initial/max/multiplier)")
 	f.Var(newEnum(&qf.ordering, "", "none", "key"), "ordering", "queue: none (any message any time) or key (one message per key in flight, in offset order) (server default: none)")
-	f.StringVar(&qf.dlq, "dlq", "", "queue: dead-letter `TOPIC` (default: dlq.TOPIC.NAME, created with the subscription)")
+	f.StringVar(&qf.dlq, "dlq", "", "dead-letter `TOPIC` (default: dlq.TOPIC.NAME, created with a queue subscription, at the first dead letter of a stream one)")
 	f.Var(newEnum(&qf.onExpired, "", "dead-letter", "drop"), "on-expired", "queue: what happens to a message whose TTL passed (server default: dead-letter)")
 	f.Int32Var(&qf.maxInFlight, "max-in-flight", 0, "queue: leases in flight in the whole subscription, at most `N` (server default: 1000 per partition)")
 	f.Float64Var(&qf.rateLimit, "rate-limit", 0, "queue: deliveries per second over the subscription, `R` (default: unlimited)")
 	f.Int32Var(&qf.rateBurst, "rate-burst", 0, "queue: burst of the rate limit, `N` deliveries (server default: max(1, rate-limit))")
+	f.Var(newEnum(&qf.onFailure, "", "dead-letter", "stop"), "on-failure", "stream: what happens to a message whose handler failed --max-deliveries times: dead-letter (copy to --dlq, go on) or stop (halt the partition) (server default: dead-letter)")
 	return cmd
 }
 
@@ -245,8 +258,8 @@ func printSubInfo(w io.Writer, info *client.SubscriptionInfo) error {
 		fmt.Fprintf(tw, "Generation:\t%d\n", info.Generation)
 	}
 	fmt.Fprintf(tw, "Lag:\t%d\n", info.Lag)
+	fmt.Fprintf(tw, "Dead-lettered:\t%d\n", info.DeadLettered)
 	if queue {
-		fmt.Fprintf(tw, "Dead-lettered:\t%d\n", info.DeadLettered)
 		fmt.Fprintf(tw, "Dropped:\t%d\n", info.Dropped)
 	}
 	if err := tw.Flush(); err != nil {
@@ -256,6 +269,8 @@ func printSubInfo(w io.Writer, info *client.SubscriptionInfo) error {
 		if err := printQueueConfig(w, s.Config); err != nil {
 			return err
 		}
+	} else if err := printFailureConfig(w, s.Config); err != nil {
+		return err
 	}
 
 	fmt.Fprintln(w)
@@ -309,6 +324,17 @@ func printQueueConfig(w io.Writer, c client.SubscriptionConfig) error {
 	return tw.Flush()
 }
 
+// printFailureConfig prints a stream subscription's failure policy.
+func printFailureConfig(w io.Writer, c client.SubscriptionConfig) error {
+	fmt.Fprintln(w, "\nFailed messages:")
+	tw := newTable(w)
+	fmt.Fprintf(tw, "  on-failure:\t%s\n", c.OnFailure)
+	fmt.Fprintf(tw, "  max-deliveries:\t%s\n", textDefault(int64(c.MaxDeliveries)))
+	fmt.Fprintf(tw, "  backoff:\t%s\n", textBackoff(c.Backoff))
+	fmt.Fprintf(tw, "  dead-letter-topic:\t%s\n", orDash(c.DeadLetterTopic))
+	return tw.Flush()
+}
+
 // textBackoff formats a redelivery backoff: "1s..5m0s x2, jitter full" or
 // the explicit delays "1s,10s,1m0s".
 func textBackoff(b client.Backoff) string {
@@ -356,16 +382,31 @@ func printQueuePartitions(w io.Writer, ps []client.SubscriptionPartition) error 
 // printSubPartitions prints a subscription's progress per partition.
 func printSubPartitions(w io.Writer, ps []client.SubscriptionPartition) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND\tLAG\tOLDEST-UNCONSUMED\tMEMBER")
+	fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND\tLAG\tOLDEST-UNCONSUMED\tMEMBER\tHALTED")
+	var halts []client.SubscriptionPartition
 	for _, p := range ps {
 		committed := "-"
 		if p.CommittedOffset >= 0 {
 			committed = fmt.Sprint(p.CommittedOffset)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\n", p.Partition, committed, p.EndOffset, p.Lag,
-			textAge(p.OldestUnconsumedAge), orDash(p.MemberID))
+		halted := "-"
+		if h := p.Halted; h != nil {
+			halted = fmt.Sprintf("at %d", h.Offset)
+			halts = append(halts, p)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Partition, committed, p.EndOffset, p.Lag,
+			textAge(p.OldestUnconsumedAge), orDash(p.MemberID), halted)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range halts {
+		h := p.Halted
+		fmt.Fprintf(w, "\nPartition %d halted at offset %d after %d attempts (%s, member %s): %s\n"+
+			"  go on with: spool sub reset TOPIC NAME --partition %d --to %d (skip it) or --to %d (retry it)\n",
+			p.Partition, h.Offset, h.Attempts, textTime(h.Time), orDash(h.MemberID), h.Error, p.Partition, h.Offset+1, h.Offset)
+	}
+	return nil
 }
 
 func newSubDeleteCmd() *cobra.Command {
@@ -385,55 +426,6 @@ func newSubDeleteCmd() *cobra.Command {
 	}
 }
 
-func newSubResetCmd() *cobra.Command {
-	var to, output string
-	cmd := &cobra.Command{
-		Use:   "reset TOPIC NAME --to POSITION",
-		Short: "Move a subscription's committed offsets (replay or skip)",
-		Long: "Move every partition's committed offset of a subscription to --to, to replay\n" +
-			"messages or skip them. Running consumers continue from there. Prints the new\n" +
-			"committed and end offsets (see `spool sub describe` for lag).",
-		Example: "  spool sub reset orders billing --to earliest\n" +
-			"  spool sub reset orders billing --to 2026-01-02T15:04:05Z\n" +
-			"  spool sub reset orders billing --to -30m",
-		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("to") {
-				return usageErrorf(cmd, "--to is required")
-			}
-			pos, err := positionFlag(cmd, "to", to)
-			if err != nil {
-				return err
-			}
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				ps, err := c.ResetSubscription(ctx, args[0], args[1], pos)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "reset subscription %s on topic %s to %s\n", args[1], args[0], pos)
-				// The reset's answer carries the new committed offsets and the
-				// end offsets, not lag: `spool sub describe` shows that.
-				if output == "json" {
-					js := make([]resetPartitionJSON, len(ps))
-					for i, p := range ps {
-						js[i] = resetPartitionJSON{Partition: p.Partition, CommittedOffset: p.CommittedOffset, EndOffset: p.EndOffset}
-					}
-					return writeJSON(cmd.OutOrStdout(), js)
-				}
-				tw := newTable(cmd.OutOrStdout())
-				fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND")
-				for _, p := range ps {
-					fmt.Fprintf(tw, "%d\t%d\t%d\n", p.Partition, p.CommittedOffset, p.EndOffset)
-				}
-				return tw.Flush()
-			})
-		},
-	}
-	cmd.Flags().StringVar(&to, "to", "", "the new `POSITION` (required): "+positionHelp)
-	addOutputFlag(cmd, &output)
-	return cmd
-}
-
 // JSON shapes of `spool sub list/describe/reset --output json`. A committed
 // offset of -1 means nothing was committed yet; ages are Go duration
 // strings; times RFC 3339 in UTC; start is "earliest", "latest",
@@ -446,7 +438,21 @@ type (
 		Filter  string           `json:"filter"`
 		Start   string           `json:"start"`
 		Created string           `json:"created,omitempty"`
-		Queue   *queueConfigJSON `json:"queue,omitempty"` // queue subscriptions only
+		Queue   *queueConfigJSON `json:"queue,omitempty"`   // queue subscriptions only
+		Failure *failureJSON     `json:"failure,omitempty"` // stream subscriptions only
+	}
+	failureJSON struct {
+		OnFailure       string      `json:"on_failure"`
+		MaxDeliveries   int32       `json:"max_deliveries"`
+		Backoff         backoffJSON `json:"backoff"`
+		DeadLetterTopic string      `json:"dead_letter_topic"`
+	}
+	haltJSON struct {
+		Offset   int64  `json:"offset"`
+		Error    string `json:"error"`
+		Attempts int32  `json:"attempts"`
+		Time     string `json:"time"`
+		MemberID string `json:"member_id,omitempty"`
 	}
 	queueConfigJSON struct {
 		AckTimeout      string      `json:"ack_timeout"`
@@ -470,8 +476,8 @@ type (
 		subJSON
 		Generation   int64              `json:"generation"`
 		Lag          int64              `json:"lag"`
-		DeadLettered *int64             `json:"dead_lettered,omitempty"` // queue subscriptions only
-		Dropped      *int64             `json:"dropped,omitempty"`       // queue subscriptions only
+		DeadLettered int64              `json:"dead_lettered"`
+		Dropped      *int64             `json:"dropped,omitempty"` // queue subscriptions only
 		Members      []memberJSON       `json:"members"`
 		Partitions   []subPartitionJSON `json:"partitions"`
 	}
@@ -490,7 +496,8 @@ type (
 		Lag                 int64               `json:"lag"`
 		OldestUnconsumedAge string              `json:"oldest_unconsumed_age"`
 		MemberID            string              `json:"member_id,omitempty"`
-		Queue               *queuePartitionJSON `json:"queue,omitempty"` // queue subscriptions only
+		Queue               *queuePartitionJSON `json:"queue,omitempty"`  // queue subscriptions only
+		Halted              *haltJSON           `json:"halted,omitempty"` // stream: a halted partition
 	}
 	queuePartitionJSON struct {
 		AckFloor        int64 `json:"ack_floor"`
@@ -527,20 +534,28 @@ func newSubJSON(s client.Subscription) subJSON {
 		for _, d := range c.Backoff.Delays {
 			js.Queue.Backoff.Delays = append(js.Queue.Backoff.Delays, d.String())
 		}
+	} else {
+		js.Failure = &failureJSON{OnFailure: c.OnFailure.String(), MaxDeliveries: c.MaxDeliveries, DeadLetterTopic: c.DeadLetterTopic,
+			Backoff: backoffJSON{Initial: c.Backoff.Initial.String(), Max: c.Backoff.Max.String(),
+				Multiplier: c.Backoff.Multiplier, Jitter: c.Backoff.Jitter.String()}}
+		for _, d := range c.Backoff.Delays {
+			js.Failure.Backoff.Delays = append(js.Failure.Backoff.Delays, d.String())
+		}
 	}
 	return js
 }
 
 func newSubInfoJSON(info *client.SubscriptionInfo) subInfoJSON {
 	js := subInfoJSON{
-		subJSON:    newSubJSON(info.Subscription),
-		Generation: info.Generation,
-		Lag:        info.Lag,
-		Members:    make([]memberJSON, len(info.Members)),
-		Partitions: newSubPartitionsJSON(info.Partitions),
+		subJSON:      newSubJSON(info.Subscription),
+		Generation:   info.Generation,
+		Lag:          info.Lag,
+		DeadLettered: info.DeadLettered,
+		Members:      make([]memberJSON, len(info.Members)),
+		Partitions:   newSubPartitionsJSON(info.Partitions),
 	}
 	if info.Subscription.Config.Mode == client.ModeQueue {
-		js.DeadLettered, js.Dropped = &info.DeadLettered, &info.Dropped
+		js.Dropped = &info.Dropped
 	}
 	for i, m := range info.Members {
 		js.Members[i] = memberJSON{MemberID: m.MemberID, ClientID: m.ClientID, InstanceID: m.InstanceID,
@@ -558,6 +573,9 @@ func newSubPartitionsJSON(ps []client.SubscriptionPartition) []subPartitionJSON 
 		if q := p.Queue; q != nil {
 			js[i].Queue = &queuePartitionJSON{AckFloor: q.AckFloor, Ready: q.Ready, Waiting: q.Waiting, Blocked: q.Blocked,
 				InFlight: q.InFlight, InFlightLimited: q.InFlightLimited, Parked: q.Parked}
+		}
+		if h := p.Halted; h != nil {
+			js[i].Halted = &haltJSON{Offset: h.Offset, Error: h.Error, Attempts: h.Attempts, Time: jsonTime(h.Time), MemberID: h.MemberID}
 		}
 	}
 	return js
