@@ -171,19 +171,57 @@ func TestDocsConfigKeys(t *testing.T) {
 	if block == "" {
 		t.Fatalf("%s: no ```yaml block under \"## Keys and defaults\"", doc)
 	}
-	// The dotted path of every key in the block, from its indentation.
-	inBlock := map[string]bool{}
+	inBlock := yamlLeaves(block)
+	var gaps []string
+	for _, k := range config.Keys(fileConfig{}) {
+		path, _, _ := strings.Cut(k, " ")
+		if _, ok := inBlock[path]; !ok {
+			gaps = append(gaps, "key "+path+": add it, with its default, to the YAML block under \"## Keys and defaults\" in "+doc)
+		}
+	}
+	reportGaps(t, "configuration keys missing from "+doc, gaps)
+
+	var got fileConfig
+	if err := config.Load(doc, []byte(block), &got); err != nil {
+		t.Fatalf("the YAML block under \"## Keys and defaults\" in %s does not load: %v", doc, err)
+	}
+	if want := defaultFileConfig(); !reflect.DeepEqual(got, want) {
+		g, err := config.Marshal(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := config.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gv, wv := yamlLeaves(string(g)), yamlLeaves(string(w))
+		var diffs []string
+		for _, k := range config.Keys(fileConfig{}) {
+			path, _, _ := strings.Cut(k, " ")
+			if gv[path] != wv[path] {
+				diffs = append(diffs, path+": "+gv[path]+" in "+doc+", default "+wv[path])
+			}
+		}
+		reportGaps(t, "values in the YAML block under \"## Keys and defaults\" that are not the defaults (spool serve --print-config)", diffs)
+	}
+}
+
+// yamlLeaves returns the dotted path of every key of a YAML block of
+// nested mappings, from its indentation, with its value (comments cut; ""
+// for a section).
+func yamlLeaves(block string) map[string]string {
 	type level struct {
 		indent int
 		key    string
 	}
+	out := map[string]string{}
 	var stack []level
 	for _, l := range strings.Split(block, "\n") {
 		body := strings.TrimLeft(l, " ")
 		if body == "" || strings.HasPrefix(body, "#") {
 			continue
 		}
-		key, _, ok := strings.Cut(body, ":")
+		key, value, ok := strings.Cut(body, ":")
 		if !ok {
 			continue
 		}
@@ -196,24 +234,8 @@ func TestDocsConfigKeys(t *testing.T) {
 		for _, s := range stack {
 			path = append(path, s.key)
 		}
-		inBlock[strings.Join(path, ".")] = true
+		value, _, _ = strings.Cut(value, " #")
+		out[strings.Join(path, ".")] = strings.TrimSpace(value)
 	}
-	var gaps []string
-	for _, k := range config.Keys(fileConfig{}) {
-		path, _, _ := strings.Cut(k, " ")
-		if !inBlock[path] {
-			gaps = append(gaps, "key "+path+": add it, with its default, to the YAML block under \"## Keys and defaults\" in "+doc)
-		}
-	}
-	reportGaps(t, "configuration keys missing from "+doc, gaps)
-
-	var got fileConfig
-	if err := config.Load(doc, []byte(block), &got); err != nil {
-		t.Fatalf("the YAML block under \"## Keys and defaults\" in %s does not load: %v", doc, err)
-	}
-	if want := defaultFileConfig(); !reflect.DeepEqual(got, want) {
-		g, _ := config.Marshal(got)
-		w, _ := config.Marshal(want)
-		t.Errorf("the YAML block under \"## Keys and defaults\" in %s gives other values than the defaults:\n%s\nthe defaults (spool serve --print-config):\n%s", doc, g, w)
-	}
+	return out
 }
