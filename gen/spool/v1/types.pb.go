@@ -409,9 +409,10 @@ type ErrorInfo struct {
 	// Stable code, one of: invalid_argument, message_too_large,
 	// topic_not_found, subscription_not_found, topic_exists,
 	// subscription_exists, topic_full, resource_exhausted, group_full,
-	// stale_generation, unknown_member, not_owner, duplicate_in_progress,
-	// unavailable, storage_failed, corrupt_data, offset_out_of_range,
-	// unsupported, canceled, deadline_exceeded, internal. New codes may be
+	// stale_generation, unknown_member, not_owner, failed_precondition,
+	// duplicate_in_progress, unavailable, storage_failed, corrupt_data,
+	// offset_out_of_range, unsupported, canceled, deadline_exceeded,
+	// permission_denied, unauthenticated, internal. New codes may be
 	// added; treat an unknown one by its retriable flag.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Whether retrying the same request later can succeed.
