@@ -175,15 +175,14 @@ func (b *Broker) ReadTopic(req ReadRequest) (*TopicReader, error) {
 }
 
 // goneErr is the error of a read whose topic went away: deleted, or closed
-// because the broker is shutting down.
+// because the broker is shutting down. It takes no lock.
 func (t *topic) goneErr() error {
-	t.b.mu.RLock()
-	closed := t.b.closed
-	t.b.mu.RUnlock()
-	if closed {
+	select {
+	case <-t.b.stop:
 		return errs.New(errs.Unavailable, "server is shutting down")
+	default:
+		return errs.New(errs.TopicNotFound, "topic %q was deleted", t.meta.Name)
 	}
-	return errs.New(errs.TopicNotFound, "topic %q was deleted", t.meta.Name)
 }
 
 // Next returns the next batch of messages, waiting (with Follow) until
