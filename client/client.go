@@ -36,7 +36,8 @@ type Client struct {
 	mu        sync.Mutex
 	closed    bool
 	producers map[*Producer]struct{}
-	consumers map[*Consumer]struct{} // running ones
+	consumers map[*Consumer]struct{}           // running ones
+	reads     map[*context.CancelFunc]struct{} // ReadTopic iterations running, by their cancel
 }
 
 // New returns a client for the server at addr ("http://host:port", or
@@ -64,6 +65,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 		addr:      strings.TrimRight(addr, "/"),
 		producers: map[*Producer]struct{}{},
 		consumers: map[*Consumer]struct{}{},
+		reads:     map[*context.CancelFunc]struct{}{},
 	}
 	hc := cfg.httpClient
 	if hc == nil {
@@ -107,8 +109,8 @@ func (c *Client) Addr() string { return c.addr }
 // Close closes the producers still open (their unsent messages fail with
 // ErrProducerClosed at once: Close them yourself first to flush), stops
 // running consumers as if their Run context were cancelled and waits for
-// them, and releases idle connections. Later calls fail with ErrClosed;
-// Close is idempotent.
+// them, ends running ReadTopic reads (with ErrClosed), and releases idle
+// connections. Later calls fail with ErrClosed; Close is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
@@ -119,6 +121,9 @@ func (c *Client) Close() error {
 	consumers := make([]*Consumer, 0, len(c.consumers))
 	for k := range c.consumers {
 		consumers = append(consumers, k)
+	}
+	for cancel := range c.reads {
+		(*cancel)()
 	}
 	c.mu.Unlock()
 
@@ -242,4 +247,22 @@ func (c *Client) stopConsumer(k *Consumer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.consumers, k)
+}
+
+// startRead records a running ReadTopic iteration so that Close can end it;
+// false if closed.
+func (c *Client) startRead(cancel *context.CancelFunc) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.reads[cancel] = struct{}{}
+	return true
+}
+
+func (c *Client) stopRead(cancel *context.CancelFunc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.reads, cancel)
 }

@@ -14,6 +14,15 @@
 // positions Earliest, Latest, AtTime and AtOffset); for queue
 // subscriptions, ListDeadLetters and Redrive.
 //
+// Reading without a subscription: ReadTopic returns an iterator over a
+// topic's messages from a position, in one partition or all of them,
+// optionally following new ones; nothing is stored on the server. For
+// debugging and audits:
+//
+//	for m, err := range c.ReadTopic(ctx, "orders", client.ReadFrom(client.AtTime(t))) {
+//		…
+//	}
+//
 // Publishing: Client.Publish is one request, for simple uses. A Producer
 // batches and pipelines messages over one stream, retries without
 // duplicating (every message carries an idempotency ID, kept across
@@ -35,8 +44,9 @@
 // ErrTopicNotFound, ErrTopicFull and the other sentinels, and IsRetriable
 // tells whether trying again can help.
 //
-// Options are typed: Option configures a Client, ProducerOption a Producer
-// and ConsumerOption a Consumer, so a misplaced option does not compile.
+// Options are typed: Option configures a Client, ProducerOption a Producer,
+// ConsumerOption a Consumer and ReadOption a ReadTopic call, so a misplaced
+// option does not compile.
 // Their documentation states every default.
 //
 // This package never imports Spool's internal packages; it depends only on

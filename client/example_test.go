@@ -216,3 +216,29 @@ func ExampleReject() {
 	}
 	fmt.Println("redriven:", report.Moved)
 }
+
+func ExampleClient_ReadTopic() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	c, err := client.New(client.DefaultAddr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// What arrived in partition 3 during the last hour, and then everything
+	// new until Ctrl-C: nothing is committed, the subscriptions do not see it.
+	for m, err := range c.ReadTopic(ctx, "orders",
+		client.ReadPartition(3),
+		client.ReadFrom(client.AtTime(time.Now().Add(-time.Hour))),
+		client.ReadFollow(),
+	) {
+		if errors.Is(err, context.Canceled) {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%d/%d %s %s\n", m.Partition, m.Offset, m.Timestamp.Format(time.RFC3339), m.Value)
+	}
+}

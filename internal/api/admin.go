@@ -12,7 +12,10 @@ import (
 )
 
 // topics implements TopicService.
-type topics struct{ b *broker.Broker }
+type topics struct {
+	b       *broker.Broker
+	streams *consume // ReadTopic streams take the slots of consumer sessions
+}
 
 func (h topics) CreateTopic(_ context.Context, req *connect.Request[spoolv1.CreateTopicRequest]) (*connect.Response[spoolv1.CreateTopicResponse], error) {
 	cfg, err := topicConfigFromProto(req.Msg.Config)

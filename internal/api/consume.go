@@ -25,20 +25,33 @@ const (
 // consume implements ConsumeService.
 type consume struct {
 	b        *broker.Broker
-	max      int64        // concurrent sessions allowed
-	sessions atomic.Int64 // concurrent sessions
+	max      int64        // concurrent sessions and topic reads allowed
+	sessions atomic.Int64 // concurrent sessions and topic reads
 }
+
+// acquire takes one of the stream slots that Consume and ReadTopic streams
+// share (each holds up to one event of messages in memory), or fails with
+// resource_exhausted when none is free.
+func (h *consume) acquire() error {
+	if h.sessions.Add(1) > h.max {
+		h.sessions.Add(-1)
+		return toConnect(errs.New(errs.ResourceExhausted, "too many consumer sessions and topic reads (limit %d)", h.max))
+	}
+	return nil
+}
+
+// release gives back a slot taken by acquire.
+func (h *consume) release() { h.sessions.Add(-1) }
 
 // Consume joins the subscription named by the first message and then runs
 // two loops: this goroutine sends what the session yields (assignments,
 // messages as far as credits allow, commit results); a second one applies
 // the client's requests. The member leaves when the stream ends.
 func (h *consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse]) error {
-	if h.sessions.Add(1) > h.max {
-		h.sessions.Add(-1)
-		return toConnect(errs.New(errs.ResourceExhausted, "too many consumer sessions (limit %d)", h.max))
+	if err := h.acquire(); err != nil {
+		return err
 	}
-	defer h.sessions.Add(-1)
+	defer h.release()
 	first, err := stream.Receive()
 	if err != nil {
 		if errors.Is(err, io.EOF) {

@@ -24,10 +24,6 @@ func (topics) AddPartitions(context.Context, *connect.Request[spoolv1.AddPartiti
 	return nil, pending("AddPartitions")
 }
 
-func (topics) ReadTopic(context.Context, *connect.Request[spoolv1.ReadTopicRequest], *connect.ServerStream[spoolv1.ReadTopicResponse]) error {
-	return pending("ReadTopic")
-}
-
 func (subs) AlterSubscription(context.Context, *connect.Request[spoolv1.AlterSubscriptionRequest]) (*connect.Response[spoolv1.AlterSubscriptionResponse], error) {
 	return nil, pending("AlterSubscription")
 }

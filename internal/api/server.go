@@ -26,8 +26,8 @@ type Limits struct {
 	// which stops its stream from being read: backpressure through HTTP/2
 	// flow control. Default 256 MiB.
 	PublishBudgetBytes int64
-	// MaxSessions bounds concurrent Consume streams; more are refused with
-	// resource_exhausted. Default 10,000.
+	// MaxSessions bounds concurrent Consume and ReadTopic streams together;
+	// more are refused with resource_exhausted. Default 10,000.
 	MaxSessions int
 }
 
@@ -63,10 +63,11 @@ func New(b *broker.Broker, lim Limits) *Handler {
 		connect.WithCompressMinBytes(math.MaxInt),
 	}
 	budget := semaphore.NewWeighted(lim.PublishBudgetBytes)
-	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b}, opts...))
+	streams := &consume{b: b, max: int64(lim.MaxSessions)}
+	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b: b, streams: streams}, opts...))
 	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b}, opts...))
 	h.mux.Handle(spoolv1connect.NewPublishServiceHandler(publish{b: b, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
-	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(&consume{b: b, max: int64(lim.MaxSessions)}, opts...))
+	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(streams, opts...))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

@@ -71,6 +71,9 @@ type Broker struct {
 	queueDone chan struct{}
 	queueKick chan struct{} // capacity 1: a queue subscription has effects to make durable
 
+	endReads    chan struct{} // closed by EndSessions: topic reads end
+	endReadsOne sync.Once
+
 	recovery struct { // what Open found, for its summary log line
 		partitions, segments, scanned, torn int
 		scannedBytes                        int64
@@ -124,6 +127,7 @@ func Open(cfg Config) (*Broker, error) {
 		done:      make(chan struct{}),
 		queueDone: make(chan struct{}),
 		queueKick: make(chan struct{}, 1),
+		endReads:  make(chan struct{}),
 	}
 	if err := vfs.MkdirAllSync(b.fs, b.topicsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("broker: create topics directory: %w", err)
@@ -283,10 +287,11 @@ func newUUID() string {
 	return strings.ToLower(s)
 }
 
-// EndSessions ends every consumer session (their Next returns an
-// unavailable error), so that a shutting-down server's stream handlers
-// return.
+// EndSessions ends every consumer session and topic read (their Next
+// returns an unavailable error), so that a shutting-down server's stream
+// handlers return.
 func (b *Broker) EndSessions() {
+	b.endReadsOne.Do(func() { close(b.endReads) })
 	for _, t := range b.topicList() {
 		t.subsMu.Lock()
 		for _, s := range t.subs {

@@ -222,50 +222,11 @@ func (b *Broker) deadLetterInfo(dlq string, d Delivered) DeadLetterInfo {
 // scan calls fn for every message of partition p from offset from until fn
 // returns false or the end is reached.
 func (t *topic) scan(p int32, from int64, fn func(Delivered) bool) error {
-	l := t.logs()[p]
-	off := from
-	for off < l.EndOffset() {
-		data, err := l.Read(off, sessionReadChunk)
-		if err != nil {
-			return err
-		}
-		if len(data) == 0 {
-			return nil
-		}
-		for len(data) > 0 {
-			one, rest, err := batch.Next(data)
-			if err != nil {
-				return err
-			}
-			data = rest
-			h, err := batch.ParseHeader(one)
-			if err != nil {
-				return err
-			}
-			stop := errors.New("stop")
-			err = batch.ForEachRecord(one, t.b.maxDecompressed(), func(r batch.Record) error {
-				o := h.BaseOffset + int64(r.OffsetDelta)
-				if o < off {
-					return nil
-				}
-				id, subj := attrs(r.Headers)
-				d := Delivered{Partition: p, Offset: o, Timestamp: time.UnixMilli(h.BaseTimestamp + r.TimestampDelta),
-					Key: r.Key, Value: r.Value, Headers: append([]batch.RecordHeader(nil), r.Headers...), ID: id, Subject: subj, DeliveryCount: 1}
-				if !fn(d) {
-					return stop
-				}
-				return nil
-			})
-			if errors.Is(err, stop) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			off = h.LastOffset() + 1
-		}
-	}
-	return nil
+	return t.eachRecord(t.logs()[p], from, func(off int64, ts time.Time, r batch.Record) bool {
+		id, subj := attrs(r.Headers)
+		return fn(Delivered{Partition: p, Offset: off, Timestamp: ts, Key: r.Key, Value: r.Value,
+			Headers: append([]batch.RecordHeader(nil), r.Headers...), ID: id, Subject: subj, DeliveryCount: 1})
+	})
 }
 
 // RedriveTarget says where redriven messages go.

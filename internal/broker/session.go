@@ -410,7 +410,6 @@ func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bo
 	var hbuf []batch.RecordHeader // one backing array for the event's headers
 	bytes := 0
 	advanced := false
-	maxDec := t.b.maxDecompressed()
 	full := func() bool { return len(out) >= credits || bytes >= maxEventBytes }
 	for i := range parts {
 		if full() {
@@ -418,67 +417,50 @@ func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bo
 		}
 		ps := &parts[i]
 		l := t.logs()[ps.Partition]
+	read:
 		for !full() && ps.Offset < l.EndOffset() {
-			data, err := l.Read(ps.Offset, sessionReadChunk)
-			if errors.Is(err, seglog.ErrOffsetOutOfRange) && ps.Offset < l.StartOffset() {
+			err := t.eachRecord(l, ps.Offset, func(off int64, ts time.Time, r batch.Record) bool {
+				if full() {
+					return false
+				}
+				id, subj := attrs(r.Headers)
+				ps.Offset = off + 1
+				advanced = true
+				if !filter.Match(subj) || redrivenElsewhere(r.Headers, sess.sub.meta.Name) {
+					return true
+				}
+				out = append(out, Delivered{
+					Partition:     ps.Partition,
+					Offset:        off,
+					Timestamp:     ts,
+					Key:           r.Key,
+					Value:         r.Value,
+					Headers:       appendHeaders(&hbuf, r.Headers),
+					ID:            id,
+					Subject:       subj,
+					DeliveryCount: 1,
+				})
+				bytes += len(r.Key) + len(r.Value) + 64
+				return true
+			})
+			var bad *badBatchError
+			switch {
+			case err == nil:
+				break read // full, or the end reached
+			case errors.Is(err, seglog.ErrOffsetOutOfRange) && ps.Offset < l.StartOffset():
 				// Retention removed what the subscription had not read yet.
 				t.b.logger.Warn("subscription fell behind retention; skipping to the oldest retained message",
 					"topic", t.meta.Name, "subscription", sess.sub.meta.Name, "partition", ps.Partition,
 					"from", ps.Offset, "to", l.StartOffset())
 				ps.Offset = l.StartOffset()
 				advanced = true
-				continue
-			}
-			if err != nil || len(data) == 0 {
-				if err != nil {
-					t.b.logger.Error("read for subscription failed", "topic", t.meta.Name, "partition", ps.Partition, "offset", ps.Offset, "err", err)
-				}
-				break
-			}
-			for len(data) > 0 && !full() {
-				one, rest, err := batch.Next(data)
-				if err != nil {
-					break
-				}
-				data = rest
-				h, err := batch.ParseHeader(one)
-				if err != nil {
-					break
-				}
-				stop := errors.New("stop")
-				err = batch.ForEachRecord(one, maxDec, func(r batch.Record) error {
-					off := h.BaseOffset + int64(r.OffsetDelta)
-					if off < ps.Offset {
-						return nil
-					}
-					if full() {
-						return stop
-					}
-					id, subj := attrs(r.Headers)
-					ps.Offset = off + 1
-					advanced = true
-					if !filter.Match(subj) || redrivenElsewhere(r.Headers, sess.sub.meta.Name) {
-						return nil
-					}
-					out = append(out, Delivered{
-						Partition:     ps.Partition,
-						Offset:        off,
-						Timestamp:     time.UnixMilli(h.BaseTimestamp + r.TimestampDelta),
-						Key:           r.Key,
-						Value:         r.Value,
-						Headers:       appendHeaders(&hbuf, r.Headers),
-						ID:            id,
-						Subject:       subj,
-						DeliveryCount: 1,
-					})
-					bytes += len(r.Key) + len(r.Value) + 64
-					return nil
-				})
-				if err != nil && !errors.Is(err, stop) {
-					t.b.logger.Error("decode for subscription failed", "topic", t.meta.Name, "partition", ps.Partition, "offset", h.BaseOffset, "err", err)
-					ps.Offset = h.LastOffset() + 1 // skip what cannot be decoded rather than stall
-					advanced = true
-				}
+			case errors.As(err, &bad) && bad.next >= 0:
+				t.b.logger.Error("decode for subscription failed", "topic", t.meta.Name, "partition", ps.Partition, "offset", bad.offset, "err", err)
+				ps.Offset = max(ps.Offset, bad.next) // skip what cannot be decoded rather than stall
+				advanced = true
+			default:
+				t.b.logger.Error("read for subscription failed", "topic", t.meta.Name, "partition", ps.Partition, "offset", ps.Offset, "err", err)
+				break read
 			}
 		}
 	}

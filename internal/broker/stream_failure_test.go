@@ -80,7 +80,7 @@ func TestStreamFailedDeadLetters(t *testing.T) {
 	}
 	got := nextEvent(t, s, func(ev Event) bool { return len(ev.Deliveries) > 0 }).Deliveries
 	if len(got) != 1 || string(got[0].Value) != "bad" {
-		t.Fatalf("redriven delivery %v", values(got))
+		t.Fatalf("redriven delivery %v", valuesOf(got))
 	}
 }
 
@@ -107,7 +107,7 @@ func TestStreamFailedStops(t *testing.T) {
 			break
 		}
 		if len(ev.Deliveries) > 0 {
-			t.Fatalf("delivered from a halted partition: %v", values(ev.Deliveries))
+			t.Fatalf("delivered from a halted partition: %v", valuesOf(ev.Deliveries))
 		}
 	}
 	cancel()
@@ -131,7 +131,7 @@ func TestStreamFailedStops(t *testing.T) {
 	}
 	got := nextEvent(t, s, func(ev Event) bool { return len(ev.Deliveries) > 0 }).Deliveries
 	if len(got) != 2 || got[0].Offset != 1 {
-		t.Fatalf("after the reset: %v", values(got))
+		t.Fatalf("after the reset: %v", valuesOf(got))
 	}
 	info, _ = e.b.DescribeSubscription("orders", "billing")
 	if info.Partitions[0].Halt != nil {

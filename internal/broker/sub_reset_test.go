@@ -27,7 +27,7 @@ func (e *env) joinQueue(topic, sub string) *Session {
 	return s
 }
 
-func values(ds []Delivered) []string {
+func valuesOf(ds []Delivered) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = string(d.Value)
@@ -70,7 +70,7 @@ func TestQueueResetToEarliestDeliversAgain(t *testing.T) {
 	}
 	again := deliveries(t, s, 5*time.Second)
 	if len(again) != 5 {
-		t.Fatalf("after the reset %d delivered (%v), want 5", len(again), values(again))
+		t.Fatalf("after the reset %d delivered (%v), want 5", len(again), valuesOf(again))
 	}
 	for _, d := range again {
 		if d.DeliveryCount != 1 {
@@ -125,7 +125,7 @@ func TestQueueResetToLatestAndPurgeSkipBacklog(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(ev.Deliveries) > 0 {
-				t.Fatalf("purge=%v: backlog delivered after the reset: %v", purge, values(ev.Deliveries))
+				t.Fatalf("purge=%v: backlog delivered after the reset: %v", purge, valuesOf(ev.Deliveries))
 			}
 			if ev.Lease != nil && ev.Lease.ID == 7 {
 				if len(ev.Lease.Stale) != 1 {
@@ -137,13 +137,13 @@ func TestQueueResetToLatestAndPurgeSkipBacklog(t *testing.T) {
 		cancel()
 		e.b.Publish("jobs", msgs("new", 1))
 		if got := deliveries(t, s, 5*time.Second); len(got) != 1 || string(got[0].Value) != "new-0" {
-			t.Fatalf("purge=%v: after the reset got %v, want new-0", purge, values(got))
+			t.Fatalf("purge=%v: after the reset got %v, want new-0", purge, valuesOf(got))
 		}
 		s.Leave()
 		e.restart()
 		s = e.joinQueue("jobs", "w")
 		if got := deliveries(t, s, 2*time.Second); len(got) != 1 || string(got[0].Value) != "new-0" {
-			t.Fatalf("purge=%v: after a restart got %v, want only new-0 (unacked)", purge, values(got))
+			t.Fatalf("purge=%v: after a restart got %v, want only new-0 (unacked)", purge, valuesOf(got))
 		}
 		e.close()
 	}
@@ -165,7 +165,7 @@ func TestQueueResetParkedAndDeadLetters(t *testing.T) {
 	// A message parked for ten minutes.
 	e.b.Publish("jobs", []Message{{Value: []byte("later"), Delay: 10 * time.Minute, Partition: -1}})
 	if got := deliveries(t, s, 300*time.Millisecond); len(got) != 0 { // read and parked
-		t.Fatalf("delayed message delivered at once: %v", values(got))
+		t.Fatalf("delayed message delivered at once: %v", valuesOf(got))
 	}
 	e.advance(2*time.Second, s)
 	info, _ := e.b.DescribeSubscription("jobs", "w")
@@ -182,19 +182,19 @@ func TestQueueResetParkedAndDeadLetters(t *testing.T) {
 	// The poison message is read again (delivered now); the delayed one is
 	// read again and parked again, and delivered once when due.
 	if got := deliveries(t, s, 5*time.Second); len(got) != 1 || string(got[0].Value) != "poison" {
-		t.Fatalf("after the reset got %v, want poison", values(got))
+		t.Fatalf("after the reset got %v, want poison", valuesOf(got))
 	} else {
 		ackAll(t, s, got)
 	}
 	e.advance(11*time.Minute, s)
 	got := deliveries(t, s, 5*time.Second)
 	if len(got) != 1 || string(got[0].Value) != "later" {
-		t.Fatalf("when due got %v, want later once", values(got))
+		t.Fatalf("when due got %v, want later once", valuesOf(got))
 	}
 	ackAll(t, s, got)
 	e.advance(2*time.Minute, s)
 	if more := deliveries(t, s, 300*time.Millisecond); len(more) != 0 {
-		t.Fatalf("delivered again: %v", values(more))
+		t.Fatalf("delivered again: %v", valuesOf(more))
 	}
 	// Reset to latest while a message is parked: it is forgotten.
 	e.b.Publish("jobs", []Message{{Value: []byte("never"), Delay: 10 * time.Minute, Partition: -1}})
@@ -215,7 +215,7 @@ func TestQueueResetParkedAndDeadLetters(t *testing.T) {
 	s = e.joinQueue("jobs", "w")
 	e.advance(12*time.Minute, s)
 	if got := deliveries(t, s, 500*time.Millisecond); len(got) != 0 {
-		t.Fatalf("purged parked message delivered: %v", values(got))
+		t.Fatalf("purged parked message delivered: %v", valuesOf(got))
 	}
 }
 
@@ -258,7 +258,7 @@ func TestResetOnePartition(t *testing.T) {
 	s := e.joinQueue("jobs", "w")
 	got := deliveries(t, s, 5*time.Second)
 	if len(got) != 3 {
-		t.Fatalf("queue delivered %v, want partition 0's three", values(got))
+		t.Fatalf("queue delivered %v, want partition 0's three", valuesOf(got))
 	}
 	for _, d := range got {
 		if d.Partition != 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/group"
 	"github.com/spoolmq/spool/internal/queue"
+	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/subject"
 )
 
@@ -92,25 +93,34 @@ func (t *topic) loadSubs() error {
 func (t *topic) resolve(pos catalog.Position) ([]int64, error) {
 	out := make([]int64, len(t.logs()))
 	for p, l := range t.logs() {
-		start, end := l.StartOffset(), l.EndOffset()
-		switch pos.Kind {
-		case catalog.Earliest:
-			out[p] = start
-		case catalog.Latest:
-			out[p] = end
-		case catalog.AtOffset:
-			out[p] = min(max(pos.Offset, start), end)
-		case catalog.AtTime:
-			off, _, err := l.OffsetForTime(pos.Time.UnixMilli())
-			if err != nil {
-				return nil, errs.Wrap(errs.CorruptData, err, "find time in partition %d", p)
-			}
-			out[p] = max(off, start)
-		default:
-			return nil, errs.New(errs.InvalidArgument, "unknown position")
+		off, err := resolveIn(l, int32(p), pos)
+		if err != nil {
+			return nil, err
 		}
+		out[p] = off
 	}
 	return out, nil
+}
+
+// resolveIn turns a position into an offset of partition p's log l,
+// within what the log retains.
+func resolveIn(l *seglog.Log, p int32, pos catalog.Position) (int64, error) {
+	start, end := l.StartOffset(), l.EndOffset()
+	switch pos.Kind {
+	case catalog.Earliest:
+		return start, nil
+	case catalog.Latest:
+		return end, nil
+	case catalog.AtOffset:
+		return min(max(pos.Offset, start), end), nil
+	case catalog.AtTime:
+		off, _, err := l.OffsetForTime(pos.Time.UnixMilli())
+		if err != nil {
+			return 0, errs.Wrap(errs.CorruptData, err, "find time in partition %d", p)
+		}
+		return max(off, start), nil
+	}
+	return 0, errs.New(errs.InvalidArgument, "unknown position")
 }
 
 // CreateSubscription creates a subscription on a topic. Its committed
