@@ -17,11 +17,12 @@ import (
 func newDLQCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
-		Short: "List, inspect and redrive the dead letters of queue subscriptions",
+		Short: "List, inspect and redrive the dead letters of subscriptions",
 		Long: "A queue subscription dead-letters a message after its max deliveries, when a consumer\n" +
-			"rejects it, or when its TTL passes: the message is copied, with headers saying why\n" +
-			"(spool.dlq.*), to the subscription's dead-letter topic (default dlq.TOPIC.SUB).\n" +
-			"These commands read that topic and publish its messages back.",
+			"rejects it, or when its TTL passes; a stream subscription (--on-failure dead-letter)\n" +
+			"one whose handler failed max-deliveries times in a consumer. The message is copied,\n" +
+			"with headers saying why (spool.dlq.*), to the subscription's dead-letter topic\n" +
+			"(default dlq.TOPIC.SUB). These commands read that topic and publish its messages back.",
 	}
 	cmd.AddCommand(newDLQListCmd(), newDLQPeekCmd(), newDLQRedriveCmd())
 	return cmd
@@ -35,8 +36,8 @@ func newDLQListCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "list TOPIC SUB",
-		Short: "List a queue subscription's dead letters",
-		Long: "List the dead letters of queue subscription SUB of TOPIC, oldest first: the offset in\n" +
+		Short: "List a subscription's dead letters",
+		Long: "List the dead letters of subscription SUB of TOPIC, oldest first: the offset in\n" +
 			"the dead-letter topic, where the message came from (PARTITION/OFFSET of TOPIC), why it\n" +
 			"was dead-lettered (max-deliveries, rejected, expired), how many times it had been\n" +
 			"delivered, the last error, whether it was redriven, and the start of its value.\n" +
@@ -132,7 +133,7 @@ func newDLQPeekCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "peek TOPIC SUB OFFSET",
 		Short: "Print one dead letter in full, as JSON",
-		Long: "Print the dead letter at OFFSET of queue subscription SUB's dead-letter topic as one\n" +
+		Long: "Print the dead letter at OFFSET of subscription SUB's dead-letter topic as one\n" +
 			"JSON object: the fields of `spool consume --output json` (partition and offset are\n" +
 			"those in the dead-letter topic; headers include Spool's spool.dlq.*) plus\n" +
 			"\"reason\", \"deliveries\", \"error\", \"origin_partition\", \"origin_offset\" (where the\n" +
@@ -169,7 +170,7 @@ func newDLQRedriveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "redrive TOPIC SUB",
 		Short: "Publish dead letters back to their topic",
-		Long: "Publish the dead letters of queue subscription SUB back to TOPIC, oldest first: with\n" +
+		Long: "Publish the dead letters of subscription SUB back to TOPIC, oldest first: with\n" +
 			"--to subscription (the default) only SUB receives them again (the topic's other\n" +
 			"subscriptions skip the copies); with --to topic every subscription does. They keep\n" +
 			"their key, value and headers (without spool.dlq.*) and start again with a delivery\n" +
