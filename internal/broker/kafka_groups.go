@@ -215,7 +215,14 @@ func (b *Broker) CommitGroupOffsets(group, topicName string, offsets map[int32]G
 		return nil, errs.New(errs.FailedPrecondition, "subscription %q on topic %q has %d native consumers; Kafka and native members of one subscription at once are not supported", group, topicName, n)
 	}
 	committed := append([]int64(nil), s.committed...)
+	halts := s.haltsLocked()
 	s.mu.Unlock()
+	for p, o := range valid {
+		if h, ok := halts[p]; ok && o.Offset > h.Offset {
+			perr[p] = errs.New(errs.FailedPrecondition, "partition %d is halted at offset %d (a failed message); reset it to go on", p, h.Offset)
+			delete(valid, p)
+		}
+	}
 
 	stamp := s.meta.Created.UnixNano()
 	var metas map[int32]kafkaMeta
