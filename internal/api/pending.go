@@ -16,20 +16,8 @@ func pending(name string) error {
 	return toConnect(errs.New(errs.UnsupportedFeature, "%s is not available on this server yet", name))
 }
 
-func (topics) AlterTopic(context.Context, *connect.Request[spoolv1.AlterTopicRequest]) (*connect.Response[spoolv1.AlterTopicResponse], error) {
-	return nil, pending("AlterTopic")
-}
-
-func (topics) AddPartitions(context.Context, *connect.Request[spoolv1.AddPartitionsRequest]) (*connect.Response[spoolv1.AddPartitionsResponse], error) {
-	return nil, pending("AddPartitions")
-}
-
 func (topics) ReadTopic(context.Context, *connect.Request[spoolv1.ReadTopicRequest], *connect.ServerStream[spoolv1.ReadTopicResponse]) error {
 	return pending("ReadTopic")
-}
-
-func (subs) AlterSubscription(context.Context, *connect.Request[spoolv1.AlterSubscriptionRequest]) (*connect.Response[spoolv1.AlterSubscriptionResponse], error) {
-	return nil, pending("AlterSubscription")
 }
 
 func (subs) PurgeSubscription(context.Context, *connect.Request[spoolv1.PurgeSubscriptionRequest]) (*connect.Response[spoolv1.PurgeSubscriptionResponse], error) {
