@@ -17,9 +17,9 @@ import (
 func newSubCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sub",
-		Short: "Create, list, describe, reset and delete subscriptions",
+		Short: "Create, change, list, describe, reset and delete subscriptions",
 	}
-	cmd.AddCommand(newSubCreateCmd(), newSubListCmd(), newSubDescribeCmd(), newSubDeleteCmd(), newSubResetCmd())
+	cmd.AddCommand(newSubCreateCmd(), newSubAlterCmd(), newSubListCmd(), newSubDescribeCmd(), newSubDeleteCmd(), newSubResetCmd())
 	return cmd
 }
 
