@@ -217,7 +217,7 @@ func newTopicAddPartitionsCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().Int32Var(&n, "partitions", 0, "the new number of `N` partitions, more than the topic has (required)")
+	cmd.Flags().Int32Var(&n, "partitions", 0, "the new number of partitions, `N` (more than the topic has; required)")
 	return cmd
 }
 
@@ -225,7 +225,12 @@ func newTopicAddPartitionsCmd() *cobra.Command {
 // "168h") and a leading number of days ("7d", "1d12h").
 type daysValue time.Duration
 
-func (d *daysValue) String() string { return time.Duration(*d).String() }
+func (d *daysValue) String() string {
+	if *d == 0 {
+		return "0" // shown as no default in help
+	}
+	return time.Duration(*d).String()
+}
 func (d *daysValue) Type() string   { return "duration" }
 
 func (d *daysValue) Set(s string) error {

@@ -163,9 +163,9 @@ func (h subs) AlterSubscription(_ context.Context, req *connect.Request[spoolv1.
 			}
 			switch {
 			case queue && !f.queue:
-				return invalid("%s applies to stream subscriptions only (a queue subscription always dead-letters)", f.name)
+				return invalid("%s applies to stream subscriptions only (%s is a queue subscription, which always dead-letters)", f.name, req.Msg.GetName())
 			case !queue && !f.stream:
-				return invalid("%s applies to queue subscriptions only", f.name)
+				return invalid("%s applies to queue subscriptions only (%s is a stream subscription)", f.name, req.Msg.GetName())
 			}
 			q, nq := &cfg.Queue, n.Queue
 			switch f.name {
