@@ -56,6 +56,7 @@ func (c TopicConfig) toProto() *spoolv1.TopicConfig {
 		MessageTtl:      durationOrNil(c.MessageTTL),
 		Durability:      spoolv1.Durability(c.Durability),
 		MaxMessageBytes: c.MaxMessageBytes,
+		WorkQueue:       c.WorkQueue,
 	}
 }
 
@@ -71,6 +72,7 @@ func topicConfigFromProto(c *spoolv1.TopicConfig) TopicConfig {
 		MessageTTL:      c.GetMessageTtl().AsDuration(),
 		Durability:      Durability(c.GetDurability()),
 		MaxMessageBytes: c.GetMaxMessageBytes(),
+		WorkQueue:       c.GetWorkQueue(),
 	}
 }
 

@@ -8,8 +8,9 @@
 //	…
 //	defer c.Close()
 //
-// Admin calls manage topics and subscriptions: CreateTopic, DeleteTopic,
-// ListTopics, DescribeTopic, CreateSubscription, DeleteSubscription,
+// Admin calls manage topics and subscriptions: CreateTopic, AlterTopic,
+// AddPartitions, DeleteTopic, ListTopics, DescribeTopic,
+// CreateSubscription, AlterSubscription, DeleteSubscription,
 // ListSubscriptions, DescribeSubscription and ResetSubscription (with the
 // positions Earliest, Latest, AtTime and AtOffset); for queue
 // subscriptions, ListDeadLetters and Redrive.

@@ -86,6 +86,10 @@ type TopicConfig struct {
 	Durability Durability
 	// MaxMessageBytes is the largest key + value + headers accepted.
 	MaxMessageBytes int32
+	// WorkQueue deletes whole segments once every queue subscription of
+	// the topic has finished (acknowledged, dead-lettered or dropped) their
+	// messages, on top of the age and byte retention.
+	WorkQueue bool
 }
 
 // Topic is a topic as the server reports it.

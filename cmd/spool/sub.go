@@ -17,9 +17,9 @@ import (
 func newSubCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sub",
-		Short: "Create, list, describe, reset, purge and delete subscriptions",
+		Short: "Create, change, list, describe, reset, purge and delete subscriptions",
 	}
-	cmd.AddCommand(newSubCreateCmd(), newSubListCmd(), newSubDescribeCmd(), newSubDeleteCmd(), newSubResetCmd(), newSubPurgeCmd())
+	cmd.AddCommand(newSubCreateCmd(), newSubAlterCmd(), newSubListCmd(), newSubDescribeCmd(), newSubDeleteCmd(), newSubResetCmd(), newSubPurgeCmd())
 	return cmd
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,52 +14,31 @@ import (
 func newTopicCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe, read and delete topics",
+		Short: "Create, change, list, describe, read and delete topics",
 	}
-	cmd.AddCommand(newTopicCreateCmd(), newTopicListCmd(), newTopicDescribeCmd(), newTopicReadCmd(), newTopicDeleteCmd())
+	cmd.AddCommand(newTopicCreateCmd(), newTopicAlterCmd(), newTopicAddPartitionsCmd(), newTopicListCmd(), newTopicDescribeCmd(), newTopicReadCmd(), newTopicDeleteCmd())
 	return cmd
 }
 
 func newTopicCreateCmd() *cobra.Command {
-	var (
-		cfg            client.TopicConfig
-		retentionBytes sizeValue
-		maxBytes       sizeValue
-		maxMsgBytes    sizeValue
-		discard        string
-		durability     string
-	)
+	var tf topicFlags
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a topic",
 		Long: "Create a topic. Options left out take the server's defaults (see `spool topic describe`).\n" +
 			"Sizes are a number of bytes, optionally with a unit: 1048576, 512KiB, 64MiB, 10GB.\n" +
-			"Durations are Go durations: 90s, 30m, 168h.",
-		Example: "  spool topic create orders --partitions 3 --retention 168h",
-		Args:    cobra.ExactArgs(1),
+			"Durations are Go durations or a number of days: 90s, 30m, 168h, 7d, 1d12h.",
+		Example: "  spool topic create orders --partitions 3 --retention 7d\n" +
+			"  spool topic create jobs --work-queue",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cfg.Partitions < 0 {
+			if tf.cfg.Partitions < 0 {
 				return usageErrorf(cmd, "--partitions: must not be negative")
 			}
-			for _, d := range []struct {
-				flag string
-				d    time.Duration
-			}{{"retention", cfg.Retention}, {"dedup-window", cfg.DedupWindow}, {"ttl", cfg.MessageTTL}} {
-				if d.d < 0 {
-					return usageErrorf(cmd, "--%s: must not be negative", d.flag)
-				}
+			cfg, _, err := tf.config(cmd)
+			if err != nil {
+				return err
 			}
-			if cfg.MaxMessages < 0 {
-				return usageErrorf(cmd, "--max-messages: must not be negative")
-			}
-			if maxMsgBytes > 1<<31-1 {
-				return usageErrorf(cmd, "--max-message-bytes: too large")
-			}
-			cfg.RetentionBytes, cfg.MaxBytes = int64(retentionBytes), int64(maxBytes)
-			cfg.MaxMessageBytes = int32(maxMsgBytes)
-			cfg.Discard = map[string]client.Discard{"": client.DiscardDefault, "old": client.DiscardOld, "new": client.DiscardNew}[discard]
-			cfg.Durability = map[string]client.Durability{"": client.DurabilityDefault, "always": client.DurabilityAlways,
-				"interval": client.DurabilityInterval, "none": client.DurabilityNone}[durability]
 			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				t, err := c.CreateTopic(ctx, args[0], cfg)
 				if err != nil {
@@ -72,16 +50,8 @@ func newTopicCreateCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.Int32Var(&cfg.Partitions, "partitions", 0, "number of partitions, 1-1024 (server default: 1); can only grow later")
-	f.DurationVar(&cfg.Retention, "retention", 0, "delete whole segments older than this (default: keep forever)")
-	f.Var(&retentionBytes, "retention-bytes", "keep at most this many bytes per partition, oldest segments deleted first (default: no limit)")
-	f.Int64Var(&cfg.MaxMessages, "max-messages", 0, "bound on the messages stored in the topic (default: no limit); see --discard")
-	f.Var(&maxBytes, "max-bytes", "bound on the bytes stored in the topic (default: no limit); see --discard")
-	f.Var(newEnum(&discard, "", "old", "new"), "discard", "what a full topic (--max-messages, --max-bytes) does: old drops the oldest segments, new rejects publishes with topic_full (server default: old)")
-	f.DurationVar(&cfg.DedupWindow, "dedup-window", 0, "how long message ids are remembered to drop duplicates (server default: 2m)")
-	f.DurationVar(&cfg.MessageTTL, "ttl", 0, "expire messages this long after publishing (default: never)")
-	f.Var(newEnum(&durability, "", "always", "interval", "none"), "durability", "when publishes are acknowledged: always (after fsync), interval or none (these two can lose acknowledged data on power loss) (server default: always)")
-	f.Var(&maxMsgBytes, "max-message-bytes", "largest key + value + headers accepted (server default: 1MiB)")
+	f.Int32Var(&tf.cfg.Partitions, "partitions", 0, "number of partitions, 1-1024 (server default: 1); can only grow later (spool topic add-partitions)")
+	tf.register(f, false)
 	return cmd
 }
 
@@ -175,6 +145,7 @@ func printTopicInfo(w io.Writer, info *client.TopicInfo) error {
 	fmt.Fprintf(tw, "  ttl:\t%s\n", textDuration(cfg.MessageTTL, "never"))
 	fmt.Fprintf(tw, "  durability:\t%s\n", cfg.Durability)
 	fmt.Fprintf(tw, "  max-message-bytes:\t%s\n", textLimit(int64(cfg.MaxMessageBytes)))
+	fmt.Fprintf(tw, "  work-queue:\t%s\n", textYesNo(cfg.WorkQueue))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -226,6 +197,7 @@ type (
 		TTL             string `json:"ttl"`
 		Durability      string `json:"durability"`
 		MaxMessageBytes int32  `json:"max_message_bytes"`
+		WorkQueue       bool   `json:"work_queue"`
 	}
 	topicInfoJSON struct {
 		topicJSON
@@ -260,6 +232,7 @@ func newTopicJSON(t client.Topic) topicJSON {
 			TTL:             c.MessageTTL.String(),
 			Durability:      c.Durability.String(),
 			MaxMessageBytes: c.MaxMessageBytes,
+			WorkQueue:       c.WorkQueue,
 		},
 	}
 }

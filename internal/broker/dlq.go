@@ -156,7 +156,10 @@ func (s *subscription) deadLetterTopic() string {
 	if s.q != nil {
 		return s.q.dlq
 	}
-	return s.meta.StreamFailure().DeadLetter
+	if d := s.meta.Config.Queue.DeadLetterTopic; d != "" { // never changes: read without a lock
+		return d
+	}
+	return catalog.DeadLetterTopicName(s.meta.Topic, s.meta.Name)
 }
 
 // ListDeadLetters returns up to limit messages of a subscription's

@@ -54,7 +54,7 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 	case n > catalog.MaxPartitions:
 		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q: %d partitions is more than the limit of %d", topicName, n, catalog.MaxPartitions)
 	case n < cur:
-		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q has %d partitions; partitions can only be added", topicName, cur)
+		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q has %d partitions; %d would remove some, but partitions can only be added", topicName, cur, n)
 	case n == cur:
 		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q already has %d partitions", topicName, cur)
 	}

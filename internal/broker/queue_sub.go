@@ -162,7 +162,7 @@ func (s *subscription) queueMsg(h batch.Header, r batch.Record, ttl time.Duratio
 			}
 		}
 	}
-	if !s.filter.Match(subj) || redrivenElsewhere(r.Headers, s.meta.Name) {
+	if !s.filter.Load().Match(subj) || redrivenElsewhere(r.Headers, s.meta.Name) {
 		return m, false
 	}
 	if m.ExpiresAt == 0 && ttl > 0 {
@@ -200,7 +200,7 @@ func (s *subscription) feed(qp *queuePart) bool {
 	}
 	var msgs []queue.Msg
 	maxDec := t.b.maxDecompressed()
-	ttl := t.meta.Config.MessageTTL
+	ttl := t.messageTTL()
 	next := from // offset after the last record looked at
 	for len(data) > 0 && len(msgs) < want {
 		one, rest, err := batch.Next(data)
@@ -230,8 +230,8 @@ func (s *subscription) feed(qp *queuePart) bool {
 	if _, cur := qp.core.Want(); cur != cursor || s.deleted {
 		return true // someone else fed it meanwhile
 	}
+	qp.skipTo = max(qp.skipTo, next) // what was read and filtered out is not read again (the filter may change)
 	if len(msgs) == 0 {
-		qp.skipTo = next // everything read was filtered out
 		return next > from
 	}
 	s.applyQueueLocked(qp, qp.core.Offer(now, msgs))

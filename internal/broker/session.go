@@ -404,7 +404,7 @@ func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bo
 	t := sess.sub.t
 	t.life.RLock() // t.logs() grows under life (AddPartitions)
 	defer t.life.RUnlock()
-	filter := sess.sub.filter
+	filter := sess.sub.filter.Load() // a filter changed meanwhile applies from the next read
 	credits = min(credits, maxEventMessages)
 	var out []Delivered
 	var hbuf []batch.RecordHeader // one backing array for the event's headers

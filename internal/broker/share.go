@@ -57,6 +57,8 @@ func (b *Broker) QueueSubscription(topicName, name string) (ShareSub, error) {
 	if err != nil {
 		return ShareSub{}, err
 	}
+	s.mu.Lock() // the queue settings change under mu (AlterSubscription)
+	defer s.mu.Unlock()
 	return ShareSub{Topic: topicName, Name: name, AckTimeout: s.q.cfg.AckTimeout, MaxDeliveries: s.q.cfg.MaxDeliveries, DeadLetterTopic: s.q.dlq}, nil
 }
 
@@ -111,13 +113,16 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeas
 		return ShareLeased{}, err
 	}
 	t, q := s.t, s.q
-	if p < 0 || int(p) >= len(q.parts) {
+	s.mu.Lock() // partitions and queue settings change under mu
+	parts, ackTimeout, callCap := q.parts, q.cfg.AckTimeout, q.maxInFlight
+	s.mu.Unlock()
+	if p < 0 || int(p) >= len(parts) {
 		return ShareLeased{}, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
 	}
-	qp := q.parts[p]
+	qp := parts[p]
 	lock := o.Lock
 	if lock <= 0 {
-		lock = q.cfg.AckTimeout
+		lock = ackTimeout
 	}
 	out := ShareLeased{AckTimeout: lock}
 	var leases []queue.Lease
@@ -127,7 +132,6 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeas
 	// do) finds room for its next fetch before its acks arrive, instead
 	// of waiting for them in a long poll they cannot reach. A small limit
 	// (below two rounds) is a deliberate throttle and is used whole.
-	callCap := q.maxInFlight
 	if callCap >= 2*shareLeaseRound {
 		callCap /= 2
 	}

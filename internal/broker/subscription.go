@@ -18,9 +18,11 @@ import (
 // subscription is a live stream-mode subscription: its consumer group, its
 // committed offsets and its members' sessions.
 type subscription struct {
-	t      *topic
+	t *topic
+	// meta is the definition. Its changeable settings (AlterSubscription)
+	// are written under mu: read them under mu or with config().
 	meta   catalog.Subscription
-	filter *subject.Filter
+	filter atomic.Pointer[subject.Filter] // replaced by AlterSubscription
 
 	commitMu sync.Mutex // serializes offset writes, so the stored order is the applied order
 
@@ -56,7 +58,8 @@ func (t *topic) newSub(meta catalog.Subscription, committed []int64) (*subscript
 	if err != nil {
 		return nil, err
 	}
-	s := &subscription{t: t, meta: meta, filter: f, coord: coord, committed: committed, sessions: map[string]*Session{}}
+	s := &subscription{t: t, meta: meta, coord: coord, committed: committed, sessions: map[string]*Session{}}
+	s.filter.Store(f)
 	if meta.Config.Mode == catalog.ModeQueue {
 		if s.q, err = s.newQueueState(committed); err != nil {
 			return nil, err
@@ -283,7 +286,7 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 			owner[r.Partition] = m.ID
 		}
 	}
-	info := SubInfo{Sub: s.meta, Group: desc}
+	info := SubInfo{Sub: s.config(), Group: desc}
 	if s.q != nil {
 		info.DeadLettered, info.Dropped = s.q.deadLettered.Load(), s.q.dropped.Load()
 	} else {

@@ -1,16 +1,37 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 )
 
-// Changing a topic's config after creation (Kafka IncrementalAlterConfigs
-// and AlterConfigs). Only the settings a running topic can apply at once
-// may change: retention by age and by bytes (handed to the open partition
-// logs, enforced by the next maintenance pass) and the largest record batch
-// accepted (checked on every append). Everything else is fixed at creation.
+// Changing a topic's config after creation (AlterTopic; Kafka
+// IncrementalAlterConfigs and AlterConfigs). Every setting but two applies
+// to the running topic at once:
+//
+//   - retention by age and by bytes: handed to the open partition logs,
+//     enforced by the next maintenance pass;
+//   - the largest message and record batch: checked on every publish;
+//   - max messages, max bytes and discard: checked on every publish
+//     (discard=new) and by every maintenance pass (discard=old). A bounded
+//     topic's segment size (an eighth of the bound per partition) is chosen
+//     when its partitions open, so after a new bound the topic is held to
+//     within the old segment size until the next restart;
+//   - the de-duplication window: the window of the topic's ids (a longer
+//     window keeps the ids it still has for longer; ids it already forgot
+//     stay forgotten);
+//   - the message TTL: applies to messages queue subscriptions read from
+//     then on (messages already read keep their expiry);
+//   - work-queue retention: the next maintenance pass.
+//
+// The partition count changes only with AddPartitions. Durability cannot
+// change: it decides how a partition's writer syncs and how much of its
+// active segment recovery treats as a torn write after a crash, both fixed
+// when the partition opens; data written under a lazy policy and recovered
+// under "always" could be reported as corruption.
 
 // TopicDefaults returns the server's topic defaults (what an unset config
 // field becomes).
@@ -38,9 +59,9 @@ func (b *Broker) checkMessageLimit(old, c catalog.TopicConfig) error {
 
 // UpdateTopicConfig changes a topic's config: update is called with a copy
 // of the current config and edits it; the result is validated, stored in
-// the catalog (synced) and applied to the live topic. Changing any field
-// other than Retention, RetentionBytes and MaxMessageBytes is
-// InvalidArgument. It returns the topic as stored.
+// the catalog (synced) and applied to the live topic, or nothing changes.
+// Changing Partitions or Durability is InvalidArgument. It returns the topic
+// as stored.
 func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicConfig) error) (catalog.Topic, error) {
 	topicAdminMu.Lock()
 	defer topicAdminMu.Unlock()
@@ -55,10 +76,12 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 	if err := update(&cfg); err != nil {
 		return catalog.Topic{}, err
 	}
-	mutable := cfg
-	mutable.Retention, mutable.RetentionBytes, mutable.MaxMessageBytes = meta.Config.Retention, meta.Config.RetentionBytes, meta.Config.MaxMessageBytes
-	if mutable != meta.Config {
-		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q: only retention, retention bytes and max message bytes can change after creation", topicName)
+	if cfg.Partitions != meta.Config.Partitions {
+		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q: the partition count changes only by adding partitions (it has %d)", topicName, meta.Config.Partitions)
+	}
+	if cfg.Durability != meta.Config.Durability {
+		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q: durability cannot change from %s to %s: it decides how the partitions sync and how much of their newest data recovery may cut off after a crash, both fixed when they open; create a new topic with the durability you want",
+			topicName, meta.Config.Durability, cfg.Durability)
 	}
 	if err := cfg.Validate(); err != nil {
 		return catalog.Topic{}, err
@@ -79,17 +102,35 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 	if err := b.catalog.PutTopic(meta, false); err != nil {
 		return catalog.Topic{}, err
 	}
-	// Only the changed fields are written: others read the rest of t.meta
-	// (its name, for one) without the lock.
-	t.meta.Config.Retention = cfg.Retention
-	t.meta.Config.RetentionBytes = cfg.RetentionBytes
-	t.meta.Config.MaxMessageBytes = cfg.MaxMessageBytes
+	// Only the config is written: others read the rest of t.meta (its name,
+	// for one) without the lock; the config is read under life.
+	t.meta.Config = cfg
 	for p, l := range t.logs() {
 		if err := l.SetRetention(cfg.Retention, cfg.RetentionBytes); err != nil {
 			b.logger.Error("applying retention", "topic", topicName, "partition", p, "err", err)
 		}
 	}
+	t.dedup.setWindow(cfg.DedupWindow)
 	b.logger.Info("topic config changed", "topic", topicName, "retention", cfg.Retention,
-		"retention_bytes", cfg.RetentionBytes, "max_message_bytes", cfg.MaxMessageBytes)
+		"retention_bytes", cfg.RetentionBytes, "max_message_bytes", cfg.MaxMessageBytes,
+		"max_messages", cfg.MaxMessages, "max_bytes", cfg.MaxBytes, "discard", cfg.Discard,
+		"dedup_window", cfg.DedupWindow, "message_ttl", cfg.MessageTTL, "work_queue", cfg.WorkQueue)
 	return t.meta, nil
+}
+
+// setWindow changes how long ids are remembered. A shorter window forgets
+// older ids at the next publish; a longer one keeps the ids still
+// remembered for longer.
+func (d *dedup) setWindow(w time.Duration) {
+	d.mu.Lock()
+	d.window = w
+	d.mu.Unlock()
+}
+
+// messageTTL is the topic's default message TTL (configs change under
+// life).
+func (t *topic) messageTTL() time.Duration {
+	t.life.RLock()
+	defer t.life.RUnlock()
+	return t.meta.Config.MessageTTL
 }

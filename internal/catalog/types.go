@@ -5,6 +5,7 @@ package catalog
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 
@@ -296,6 +297,9 @@ func (c SubConfig) Validate() error {
 		q := c.Queue
 		if q.MaxInFlight < 0 || q.RateLimit < 0 || q.RateBurst < 0 {
 			return errs.New(errs.InvalidArgument, "max in flight, rate limit and rate burst must not be negative")
+		}
+		if math.IsNaN(q.RateLimit) || math.IsInf(q.RateLimit, 0) {
+			return errs.New(errs.InvalidArgument, "rate limit must be a finite number of deliveries per second, not %v", q.RateLimit)
 		}
 		if q.DeadLetterTopic != "" {
 			if err := ValidateName("dead-letter topic", q.DeadLetterTopic); err != nil {

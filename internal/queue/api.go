@@ -298,6 +298,21 @@ type Partition interface {
 	// (O(leased)). The broker uses it to return in-flight slots when it
 	// discards the partition (a reset).
 	LeaseCounts() map[string]int
+	// SetConfig replaces the configuration for every later decision
+	// (a subscription's settings changed while it runs). What was decided
+	// stands: leases keep their deadlines, waiting and parked messages their
+	// due times, expiry times stay. From then on new leases and Extend
+	// without a duration use the new AckTimeout; the next lease end (nack,
+	// expiry, release) uses the new Backoff and MaxDeliveries, so a message
+	// that already had as many deliveries as the new MaxDeliveries is
+	// dead-lettered when its lease ends or when it is next due, never
+	// leased again; Poll leases only while fewer than the new MaxInFlight
+	// are leased (leases beyond it stay until they end); Want asks for
+	// nothing while MaxTracked or more are tracked; expiries use the new
+	// OnExpired and nack texts the new MaxErrorLen. Ordering and
+	// ParkHorizon are fixed at New: a config changing either, or an
+	// invalid one, is an error and changes nothing.
+	SetConfig(cfg Config) error
 }
 
 // New returns a Partition restored from a snapshot (for a new subscription,

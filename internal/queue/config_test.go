@@ -32,20 +32,21 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	bad := map[string]Config{
-		"AckTimeout":    {AckTimeout: -time.Second},
-		"MaxDeliveries": {MaxDeliveries: -1},
-		"MaxInFlight":   {MaxInFlight: -5},
-		"MaxTracked":    {MaxTracked: -1},
-		"ParkHorizon":   {ParkHorizon: -time.Minute},
-		"MaxErrorLen":   {MaxErrorLen: -1},
-		"Ordering":      {Ordering: 7},
-		"OnExpired":     {OnExpired: -1},
-		"Initial":       {Backoff: Backoff{Initial: -time.Second}},
-		"below Initial": {Backoff: Backoff{Initial: time.Minute, Max: time.Second}},
-		"Multiplier":    {Backoff: Backoff{Multiplier: 0.5}},
-		"NaN":           {Backoff: Backoff{Multiplier: math.NaN()}},
-		"Jitter":        {Backoff: Backoff{Jitter: 9}},
-		"Delays":        {Backoff: Backoff{Delays: []time.Duration{time.Second, -1}}},
+		"AckTimeout":      {AckTimeout: -time.Second},
+		"MaxDeliveries":   {MaxDeliveries: -1},
+		"MaxInFlight":     {MaxInFlight: -5},
+		"MaxTracked":      {MaxTracked: -1},
+		"ParkHorizon":     {ParkHorizon: -time.Minute},
+		"MaxErrorLen":     {MaxErrorLen: -1},
+		"Ordering":        {Ordering: 7},
+		"OnExpired":       {OnExpired: -1},
+		"Initial":         {Backoff: Backoff{Initial: -time.Second}},
+		"below Initial":   {Backoff: Backoff{Initial: time.Minute, Max: time.Second}},
+		"Multiplier":      {Backoff: Backoff{Multiplier: 0.5}},
+		"NaN":             {Backoff: Backoff{Multiplier: math.NaN()}},
+		"Multiplier +Inf": {Backoff: Backoff{Multiplier: math.Inf(1)}},
+		"Jitter":          {Backoff: Backoff{Jitter: 9}},
+		"Delays":          {Backoff: Backoff{Delays: []time.Duration{time.Second, -1}}},
 	}
 	for name, cfg := range bad {
 		err := cfg.Validate()

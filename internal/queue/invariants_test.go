@@ -8,6 +8,14 @@ import (
 // recorded positions, state counters, the floor, and key order.
 func checkInvariants(t testing.TB, p *partition) {
 	t.Helper()
+	checkInvariantsLeased(t, p, p.cfg.MaxDeliveries)
+}
+
+// checkInvariantsLeased is checkInvariants where a leased message may have
+// up to maxDeliveries deliveries: after SetConfig lowered MaxDeliveries,
+// leases taken before keep their counts.
+func checkInvariantsLeased(t testing.TB, p *partition, maxDeliveries int) {
+	t.Helper()
 	fail := func(format string, v ...any) {
 		t.Helper()
 		t.Fatalf("invariant: "+format, v...)
@@ -53,7 +61,7 @@ func checkInvariants(t testing.TB, p *partition) {
 				minMain = off
 			}
 		}
-		if e.deliveries > p.cfg.MaxDeliveries && e.state == stLeased {
+		if e.deliveries > maxDeliveries && e.state == stLeased {
 			fail("entry %d leased with %d deliveries", off, e.deliveries)
 		}
 		if e.joined != (p.ordered(e) && e.pos[posKey] >= 0) {

@@ -74,6 +74,9 @@ func (m *model) clock(now time.Time) {
 	m.seen = true
 }
 
+// setConfig is SetConfig: every later decision reads m.cfg.
+func (m *model) setConfig(cfg Config) { m.cfg = cfg.WithDefaults() }
+
 func (m *model) ordered(x *mmsg) bool { return m.cfg.Ordering == OrderKey && x.hasKey }
 
 func (m *model) floor() int64 {

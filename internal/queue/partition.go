@@ -316,3 +316,19 @@ func (p *partition) NextDeadline() (time.Time, bool) {
 	}
 	return time.UnixMilli(at), true
 }
+
+func (p *partition) SetConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.WithDefaults()
+	switch {
+	case cfg.Ordering != p.cfg.Ordering:
+		return fmt.Errorf("queue: Ordering cannot change (from %d to %d)", p.cfg.Ordering, cfg.Ordering)
+	case cfg.ParkHorizon != p.cfg.ParkHorizon:
+		return fmt.Errorf("queue: ParkHorizon cannot change (from %v to %v)", p.cfg.ParkHorizon, cfg.ParkHorizon)
+	}
+	p.cfg = cfg
+	p.ackMs = ceilMs(cfg.AckTimeout)
+	return nil
+}

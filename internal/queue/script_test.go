@@ -24,6 +24,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	config [ack=D] [max=N] [backoff=D,D…] [initial=D] [maxbackoff=D] [mult=F]
 //	       [jitter=full|equal|none] [seed=N] [ordering=key] [expired=drop]
 //	       [inflight=N] [tracked=N] [horizon=D] [errlen=N] [floor=N]
+//	set [the options of config but seed and floor]   (SetConfig)
 //	offer OFF… [k=KEY] [deliver-at=+D] [ttl=+D]     (OFF may be A..B)
 //	poll MEMBER N | ack MEMBER OFF… | nack MEMBER OFF [delay=D] [err=TEXT]
 //	extend MEMBER OFF [d=D] | reject MEMBER OFF [err=TEXT] | release MEMBER
@@ -101,7 +102,7 @@ func runScenario(t *testing.T, path string) {
 			t.Fatalf("%s:%d: %s: %v", path, b.line, b.cmd, err)
 		}
 		if env.p != nil {
-			checkInvariants(t, env.p.(*partition))
+			checkInvariantsLeased(t, env.p.(*partition), env.maxDeliv)
 		}
 		got = strings.TrimRight(got, "\n")
 		if got == "" {
@@ -133,6 +134,9 @@ type scenario struct {
 	keys    map[uint64]string
 	store   map[int64]Parked // the schedule store
 	saved   Snapshot         // the last snapshot printed
+	// maxDeliv is the largest MaxDeliveries configured since config: leases
+	// taken before set lowered it keep their counts.
+	maxDeliv int
 }
 
 // tokens splits a command line at spaces, keeping "quoted text" together.
@@ -283,6 +287,17 @@ func (e *scenario) exec(line string) (string, error) {
 	switch cmd {
 	case "config":
 		return e.config(a)
+	case "set":
+		cfg, err := parseConfig(a)
+		if err != nil {
+			return "", err
+		}
+		if err := e.p.SetConfig(cfg); err != nil {
+			return "error: " + err.Error(), nil
+		}
+		e.cfg = cfg
+		e.maxDeliv = max(e.maxDeliv, cfg.WithDefaults().MaxDeliveries)
+		return "ok", nil
 	case "offer":
 		offs := a.offsets(0)
 		var msgs []Msg
@@ -424,6 +439,27 @@ func (e *scenario) exec(line string) (string, error) {
 }
 
 func (e *scenario) config(a *args) (string, error) {
+	cfg, err := parseConfig(a)
+	if err != nil {
+		return "", err
+	}
+	e.seed = uint64(a.num("seed", 1))
+	floor := a.num("floor", 0)
+	if a.err != nil {
+		return "", a.err
+	}
+	p, err := New(cfg, Snapshot{Floor: floor}, rand.New(rand.NewPCG(e.seed, 1)))
+	if err != nil {
+		return "error: " + err.Error(), nil
+	}
+	e.cfg, e.p = cfg, p
+	e.now, e.store = e.t0, map[int64]Parked{}
+	e.maxDeliv = cfg.WithDefaults().MaxDeliveries
+	return "ok", nil
+}
+
+// parseConfig reads the Config options of config and set.
+func parseConfig(a *args) (Config, error) {
 	cfg := Config{
 		AckTimeout:    a.dur("ack", 0),
 		MaxDeliveries: int(a.num("max", 0)),
@@ -440,7 +476,7 @@ func (e *scenario) config(a *args) (string, error) {
 	if v, ok := a.kv["mult"]; ok {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			return "", err
+			return cfg, err
 		}
 		cfg.Backoff.Multiplier = f
 	}
@@ -448,7 +484,7 @@ func (e *scenario) config(a *args) (string, error) {
 		for _, s := range strings.Split(v, ",") {
 			d, err := time.ParseDuration(s)
 			if err != nil {
-				return "", err
+				return cfg, err
 			}
 			cfg.Backoff.Delays = append(cfg.Backoff.Delays, d)
 		}
@@ -459,18 +495,7 @@ func (e *scenario) config(a *args) (string, error) {
 	if a.kv["expired"] == "drop" {
 		cfg.OnExpired = ExpireDrop
 	}
-	e.seed = uint64(a.num("seed", 1))
-	floor := a.num("floor", 0)
-	if a.err != nil {
-		return "", a.err
-	}
-	p, err := New(cfg, Snapshot{Floor: floor}, rand.New(rand.NewPCG(e.seed, 1)))
-	if err != nil {
-		return "error: " + err.Error(), nil
-	}
-	e.cfg, e.p = cfg, p
-	e.now, e.store = e.t0, map[int64]Parked{}
-	return "ok", nil
+	return cfg, a.err
 }
 
 func (e *scenario) unpark(a *args) (string, error) {

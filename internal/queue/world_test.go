@@ -73,6 +73,9 @@ type world struct {
 	crashes bool
 	saved   Snapshot // the last persisted snapshot
 	tally   map[string]int
+	// maxDeliv is the largest MaxDeliveries configured so far: a message
+	// leased before SetConfig lowered it keeps its count.
+	maxDeliv int
 }
 
 func newWorld(t testing.TB, c chooser, cfg Config, seed uint64) *world {
@@ -80,6 +83,7 @@ func newWorld(t testing.TB, c chooser, cfg Config, seed uint64) *world {
 		t0: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), keys: map[int64]Msg{},
 		store: map[int64]*stored{}, tally: map[string]int{}, leases: map[int64]Lease{}, finished: map[int64]string{}, delivered: map[int64]int{}}
 	w.now = w.t0
+	w.maxDeliv = cfg.WithDefaults().MaxDeliveries
 	p, err := New(cfg, Snapshot{}, rand.New(rand.NewPCG(seed, 0)))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -192,6 +196,8 @@ func (w *world) step() {
 		w.restore(w.crashes && w.c.intn(2) == 0)
 	case op < 97 && w.crashes:
 		w.saved = w.p.Snapshot()
+	case op == 99:
+		w.reconfigure()
 	default:
 		w.stats()
 	}
@@ -434,6 +440,20 @@ func (w *world) restore(crash bool) {
 	}
 }
 
+// reconfigure changes the partition's config (SetConfig) as a subscription
+// change would: everything but Ordering and ParkHorizon may change.
+func (w *world) reconfigure() {
+	cfg := randomConfig(w.c)
+	cfg.Ordering, cfg.ParkHorizon = w.cfg.Ordering, w.cfg.ParkHorizon
+	if err := w.p.SetConfig(cfg); err != nil {
+		w.fail("SetConfig(%+v): %v", cfg, err)
+	}
+	w.m.setConfig(cfg)
+	w.cfg = cfg
+	w.maxDeliv = max(w.maxDeliv, cfg.WithDefaults().MaxDeliveries)
+	w.tally["reconfigure"]++
+}
+
 func (w *world) stats() {
 	now := w.when()
 	w.same("Stats", w.p.Stats(now), w.m.stats(now))
@@ -454,7 +474,7 @@ func (w *world) effects(what string, eff, meff Effects) {
 		delete(w.leases, l.Offset)
 	}
 	for _, d := range eff.DeadLetters {
-		if d.DeliveryCount > w.cfg.WithDefaults().MaxDeliveries {
+		if d.DeliveryCount > w.maxDeliv {
 			w.fail("dead-letter %+v past MaxDeliveries", d)
 		}
 		w.finish(d.Offset, "dead-lettered "+string(d.Reason))
@@ -481,7 +501,7 @@ func (w *world) finish(off int64, how string) {
 // check runs after every step.
 func (w *world) check() {
 	w.t.Helper()
-	checkInvariants(w.t, w.p.(*partition))
+	checkInvariantsLeased(w.t, w.p.(*partition), w.maxDeliv)
 	st := w.p.Stats(w.now)
 	w.same("Stats", st, w.m.stats(w.now))
 	if st.Floor < w.floor {

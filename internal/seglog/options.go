@@ -166,10 +166,11 @@ func (o Options) withDefaults() (Options, error) {
 // start and still be treated as a torn write rather than corruption. Under
 // SyncAlways at most one group write (FlushBytes, or one batch larger than
 // that) is ever unsynced; under the lazy policies anything in the active
-// segment may be unsynced.
+// segment may be unsynced, whatever the segment size was when it was
+// written (a bounded topic's segment size follows its bound).
 func (o Options) tornTailWindow() int64 {
 	if o.Sync != SyncAlways {
-		return o.SegmentBytes + int64(o.Limits.MaxBatchBytes)
+		return MaxSegmentBytes + int64(o.Limits.MaxBatchBytes)
 	}
 	return int64(o.FlushBytes) + int64(o.Limits.MaxBatchBytes)
 }

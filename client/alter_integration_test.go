@@ -1,0 +1,440 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/spoolmq/spool/client"
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/server"
+)
+
+// Changing topics and subscriptions through the SDK against a real
+// server: the changes take effect while clients are connected and survive
+// a restart. (The server is started with small segments, internal
+// settings, so that retention has whole segments to delete.)
+
+// liveServer is a real server on a data directory that outlives it.
+type liveServer struct {
+	t    *testing.T
+	dir  string
+	srv  *server.Server
+	c    *client.Client
+	addr string
+}
+
+func startLiveServer(t *testing.T) *liveServer {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: starts a real server")
+	}
+	s := &liveServer{t: t, dir: t.TempDir()}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *liveServer) start() {
+	s.t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	lim := batch.DefaultLimits()
+	lim.MaxBatchBytes = 32 << 10
+	srv, err := server.New(server.Config{DataDir: s.dir, HTTPAddr: "127.0.0.1:0", KafkaAddr: "-", Logger: logger,
+		Log: seglog.Options{SegmentBytes: 64 << 10, Limits: lim}})
+	if err != nil {
+		s.t.Fatalf("server.New: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		s.t.Fatalf("server.Start: %v", err)
+	}
+	c, err := client.New("http://"+srv.HTTPAddr(), client.WithLogger(logger), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.srv, s.c, s.addr = srv, c, "http://"+srv.HTTPAddr()
+}
+
+func (s *liveServer) stop() {
+	if s.srv == nil {
+		return
+	}
+	s.c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.t.Errorf("server.Shutdown: %v", err)
+	}
+	s.srv, s.c = nil, nil
+}
+
+func (s *liveServer) restart() { s.stop(); s.start() }
+
+func TestIntegrationAlterTopic(t *testing.T) {
+	s := startLiveServer(t)
+	c, ctx := s.c, context.Background()
+	if _, err := c.CreateTopic(ctx, "logs", client.TopicConfig{MaxMessageBytes: 16 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []client.Message
+	for range 100 {
+		msgs = append(msgs, client.Message{Value: make([]byte, 4000)})
+	}
+	publishValues(t, c, "logs", msgs...)
+	start := func() int64 {
+		info, err := c.DescribeTopic(ctx, "logs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Partitions[0].StartOffset
+	}
+	if start() != 0 {
+		t.Fatal("data deleted without retention")
+	}
+
+	// Retention by bytes, enforced by the server's next maintenance pass.
+	tp, err := c.AlterTopic(ctx, "logs", client.TopicConfig{RetentionBytes: 100_000}, client.TopicFieldRetentionBytes)
+	if err != nil || tp.Config.RetentionBytes != 100_000 || tp.Config.MaxMessageBytes != 16<<10 {
+		t.Fatalf("AlterTopic: %+v %v", tp.Config, err)
+	}
+	waitFor(t, "retention to delete old segments", func() bool { return start() > 0 })
+
+	// Several settings at once; the message limit applies to the next
+	// publish.
+	tp, err = c.AlterTopic(ctx, "logs", client.TopicConfig{MaxMessageBytes: 1000, Discard: client.DiscardNew, Retention: 72 * time.Hour,
+		DedupWindow: time.Hour, MessageTTL: time.Minute, WorkQueue: true},
+		client.TopicFieldMaxMessageBytes, client.TopicFieldDiscard, client.TopicFieldRetention, client.TopicFieldDedupWindow,
+		client.TopicFieldMessageTTL, client.TopicFieldWorkQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := client.TopicConfig{Partitions: 1, Retention: 72 * time.Hour, RetentionBytes: 100_000, Discard: client.DiscardNew,
+		DedupWindow: time.Hour, MessageTTL: time.Minute, Durability: client.DurabilityAlways, MaxMessageBytes: 1000, WorkQueue: true}
+	if tp.Config != want {
+		t.Fatalf("config %+v, want %+v", tp.Config, want)
+	}
+	if _, err := c.Publish(ctx, "logs", client.Message{Value: make([]byte, 2000)}); !errors.Is(err, client.ErrMessageTooLarge) {
+		t.Fatalf("publish above the new limit: %v", err)
+	}
+	// A field named with its zero value takes the default: 1 MiB, capped
+	// by this server's largest batch (32 KiB).
+	tp, err = c.AlterTopic(ctx, "logs", client.TopicConfig{}, client.TopicFieldMaxMessageBytes)
+	if err != nil || tp.Config.MaxMessageBytes != 32<<10 {
+		t.Fatalf("back to the default limit: %+v %v", tp.Config, err)
+	}
+	want.MaxMessageBytes = 32 << 10
+
+	// Refused, and nothing changes.
+	for _, r := range []struct {
+		cfg    client.TopicConfig
+		fields []client.TopicField
+		want   string
+	}{
+		{client.TopicConfig{Durability: client.DurabilityNone}, []client.TopicField{client.TopicFieldDurability}, "durability cannot change"},
+		{client.TopicConfig{Partitions: 4}, []client.TopicField{"partitions"}, "AddPartitions"},
+		{client.TopicConfig{}, []client.TopicField{"retention", "colour"}, `unknown field "colour"`},
+		{client.TopicConfig{}, nil, "no fields"},
+		{client.TopicConfig{Retention: -time.Hour}, []client.TopicField{client.TopicFieldRetention}, "negative"},
+		{client.TopicConfig{DedupWindow: time.Microsecond, Retention: time.Hour}, []client.TopicField{client.TopicFieldRetention, client.TopicFieldDedupWindow}, "dedup window"},
+	} {
+		if _, err := c.AlterTopic(ctx, "logs", r.cfg, r.fields...); !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), r.want) {
+			t.Errorf("%v: %v", r.fields, err)
+		}
+	}
+	if _, err := c.AlterTopic(ctx, "nope", client.TopicConfig{}, client.TopicFieldRetention); !errors.Is(err, client.ErrTopicNotFound) {
+		t.Errorf("unknown topic: %v", err)
+	}
+
+	s.restart()
+	info, err := s.c.DescribeTopic(ctx, "logs")
+	if err != nil || info.Topic.Config != want {
+		t.Fatalf("after restart %+v %v, want %+v", info.Topic.Config, err, want)
+	}
+}
+
+func TestIntegrationCreateTopicWorkQueue(t *testing.T) {
+	c := startServer(t)
+	ctx := context.Background()
+	tp, err := c.CreateTopic(ctx, "wq", client.TopicConfig{WorkQueue: true})
+	if err != nil || !tp.Config.WorkQueue {
+		t.Fatalf("created %+v %v", tp.Config, err)
+	}
+	if info, _ := c.DescribeTopic(ctx, "wq"); !info.Topic.Config.WorkQueue {
+		t.Fatalf("described %+v", info.Topic.Config)
+	}
+}
+
+func TestIntegrationAddPartitions(t *testing.T) {
+	c := startServer(t)
+	ctx := context.Background()
+	c.CreateTopic(ctx, "orders", client.TopicConfig{Partitions: 2})
+	c.CreateSubscription(ctx, "orders", "billing", client.SubscriptionConfig{})
+	var mu sync.Mutex
+	var got []int32
+	k, _ := c.NewConsumer("orders", "billing", func(_ context.Context, m *client.Message) error {
+		mu.Lock()
+		got = append(got, m.Partition)
+		mu.Unlock()
+		return nil
+	})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- k.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the consumer's assignment", func() bool {
+		info, err := c.DescribeSubscription(ctx, "orders", "billing")
+		return err == nil && len(info.Members) == 1 && len(info.Members[0].Partitions) == 2
+	})
+
+	tp, err := c.AddPartitions(ctx, "orders", 4)
+	if err != nil || tp.Config.Partitions != 4 {
+		t.Fatalf("AddPartitions: %+v %v", tp, err)
+	}
+	if _, err := c.Publish(ctx, "orders", client.Message{Value: []byte("new")}.ToPartition(3)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a message from the new partition", func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(got, 3) })
+
+	for n, want := range map[int32]string{4: "already has 4", 3: "only be added", 0: "only be added", 1025: "limit of 1024"} {
+		if _, err := c.AddPartitions(ctx, "orders", n); !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), want) {
+			t.Errorf("AddPartitions(%d): %v", n, err)
+		}
+	}
+	if _, err := c.AddPartitions(ctx, "nope", 3); !errors.Is(err, client.ErrTopicNotFound) {
+		t.Errorf("unknown topic: %v", err)
+	}
+	if info, _ := c.DescribeTopic(ctx, "orders"); len(info.Partitions) != 4 {
+		t.Errorf("%d partitions after the refusals", len(info.Partitions))
+	}
+}
+
+// A queue consumer holding every message it gets sees a new max in flight
+// at once; a stream consumer sees a new filter.
+func TestIntegrationAlterSubscriptionLive(t *testing.T) {
+	s := startLiveServer(t)
+	c, ctx := s.c, context.Background()
+	c.CreateTopic(ctx, "jobs", client.TopicConfig{})
+	cfg := client.SubscriptionConfig{Mode: client.ModeQueue, MaxInFlight: 2}
+	if _, err := c.CreateSubscription(ctx, "jobs", "workers", cfg); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []client.Message
+	for range 10 {
+		msgs = append(msgs, client.Message{Value: []byte("job")})
+	}
+	publishValues(t, c, "jobs", msgs...)
+
+	var mu sync.Mutex
+	running, maxRunning := 0, 0
+	release := make(chan struct{})
+	runQueueConsumer(t, c, "jobs", "workers", func(context.Context, *client.Message) error {
+		mu.Lock()
+		running++
+		maxRunning = max(maxRunning, running)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return nil
+	}, client.ConsumerConcurrency(8), client.ConsumerPrefetch(16))
+	defer close(release)
+	held := func() int { mu.Lock(); defer mu.Unlock(); return running }
+	waitFor(t, "two handlers", func() bool { return held() == 2 })
+	time.Sleep(200 * time.Millisecond) // room for a third, which must not come
+	if mu.Lock(); maxRunning != 2 {
+		t.Fatalf("%d handlers at once with max in flight 2", maxRunning)
+	}
+	mu.Unlock()
+
+	sub, err := c.AlterSubscription(ctx, "jobs", "workers", client.SubscriptionConfig{MaxInFlight: 5}, client.SubFieldMaxInFlight)
+	if err != nil || sub.Config.MaxInFlight != 5 || sub.Config.Mode != client.ModeQueue {
+		t.Fatalf("AlterSubscription: %+v %v", sub.Config, err)
+	}
+	waitFor(t, "five handlers", func() bool { return held() == 5 })
+	info, _ := c.DescribeSubscription(ctx, "jobs", "workers")
+	if len(info.Members) != 1 || info.Partitions[0].Queue.InFlight != 5 {
+		t.Fatalf("members %d, in flight %d", len(info.Members), info.Partitions[0].Queue.InFlight)
+	}
+
+	// A stream consumer's filter.
+	c.CreateSubscription(ctx, "jobs", "audit", client.SubscriptionConfig{Filter: "a.#"})
+	var seen []string
+	k, _ := c.NewConsumer("jobs", "audit", func(_ context.Context, m *client.Message) error {
+		mu.Lock()
+		seen = append(seen, m.Subject)
+		mu.Unlock()
+		return nil
+	}, client.ConsumerCommitInterval(20*time.Millisecond))
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- k.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	publishValues(t, c, "jobs", client.Message{Subject: "a.1"}, client.Message{Subject: "b.1"})
+	waitFor(t, "a.1", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 1 })
+	if _, err := c.AlterSubscription(ctx, "jobs", "audit", client.SubscriptionConfig{Filter: "b.#"}, client.SubFieldFilter); err != nil {
+		t.Fatal(err)
+	}
+	publishValues(t, c, "jobs", client.Message{Subject: "a.2"}, client.Message{Subject: "b.2"})
+	waitFor(t, "b.2", func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(seen, "b.2") })
+	waitFor(t, "the audit lag to reach 0", func() bool {
+		info, err := c.DescribeSubscription(ctx, "jobs", "audit")
+		return err == nil && info.Lag == 0
+	})
+	mu.Lock()
+	if !slices.Equal(seen, []string{"a.1", "b.2"}) {
+		t.Errorf("stream consumer saw %v, want a.1 then b.2", seen)
+	}
+	mu.Unlock()
+}
+
+func TestIntegrationAlterSubscriptionSettings(t *testing.T) {
+	s := startLiveServer(t)
+	c, ctx := s.c, context.Background()
+	c.CreateTopic(ctx, "jobs", client.TopicConfig{})
+	orig, err := c.CreateSubscription(ctx, "jobs", "w", client.SubscriptionConfig{Mode: client.ModeQueue, Ordering: client.OrderingKey,
+		Backoff: client.Backoff{Initial: time.Second, Max: time.Minute, Jitter: client.JitterNone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CreateSubscription(ctx, "jobs", "s", client.SubscriptionConfig{})
+
+	// One part of the backoff: the rest stays.
+	sub, err := c.AlterSubscription(ctx, "jobs", "w", client.SubscriptionConfig{
+		Backoff: client.Backoff{Initial: 2 * time.Second}, AckTimeout: time.Minute, MaxDeliveries: 9,
+		OnExpired: client.ExpiredDrop, RateLimit: 50, RateBurst: 5, Filter: "jobs.#",
+	}, client.SubFieldBackoffInitial, client.SubFieldAckTimeout, client.SubFieldMaxDeliveries, client.SubFieldOnExpired,
+		client.SubFieldRateLimit, client.SubFieldRateBurst, client.SubFieldFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := sub.Config
+	if q.Backoff.Initial != 2*time.Second || q.Backoff.Max != time.Minute || q.Backoff.Jitter != client.JitterNone ||
+		q.AckTimeout != time.Minute || q.MaxDeliveries != 9 || q.OnExpired != client.ExpiredDrop || q.RateLimit != 50 ||
+		q.RateBurst != 5 || q.Filter != "jobs.#" || q.Ordering != client.OrderingKey || q.DeadLetterTopic != orig.Config.DeadLetterTopic {
+		t.Fatalf("altered %+v", q)
+	}
+	// The stream failure policy of a stream subscription.
+	st, err := c.AlterSubscription(ctx, "jobs", "s", client.SubscriptionConfig{OnFailure: client.FailureStop, MaxDeliveries: 3,
+		Backoff: client.Backoff{Delays: []time.Duration{time.Second, 5 * time.Second}}},
+		client.SubFieldOnFailure, client.SubFieldMaxDeliveries, client.SubFieldBackoff)
+	if err != nil || st.Config.OnFailure != client.FailureStop || st.Config.MaxDeliveries != 3 || len(st.Config.Backoff.Delays) != 2 {
+		t.Fatalf("stream failure policy %+v %v", st.Config, err)
+	}
+
+	// Refused, and nothing changes.
+	for _, r := range []struct {
+		sub    string
+		cfg    client.SubscriptionConfig
+		fields []client.SubField
+		want   string
+	}{
+		{"w", client.SubscriptionConfig{}, []client.SubField{"ordering"}, "ordering cannot change"},
+		{"w", client.SubscriptionConfig{}, []client.SubField{"mode"}, "mode cannot change"},
+		{"w", client.SubscriptionConfig{}, []client.SubField{"start"}, "ResetSubscription"},
+		{"w", client.SubscriptionConfig{}, []client.SubField{"dead_letter_topic"}, "dead_letter_topic cannot change"},
+		{"w", client.SubscriptionConfig{}, []client.SubField{"filter", "speed"}, `unknown field "speed"`},
+		{"w", client.SubscriptionConfig{}, nil, "no fields"},
+		{"w", client.SubscriptionConfig{OnFailure: client.FailureStop}, []client.SubField{client.SubFieldOnFailure}, "stream subscriptions only"},
+		{"w", client.SubscriptionConfig{Filter: "a..b"}, []client.SubField{client.SubFieldFilter}, "filter"},
+		{"w", client.SubscriptionConfig{RateLimit: math.NaN()}, []client.SubField{client.SubFieldRateLimit}, "RateLimit"},
+		{"w", client.SubscriptionConfig{Backoff: client.Backoff{Initial: time.Hour}}, []client.SubField{client.SubFieldBackoffInitial}, "Max"},
+		{"s", client.SubscriptionConfig{MaxInFlight: 3}, []client.SubField{client.SubFieldMaxInFlight}, "queue subscriptions only"},
+		{"s", client.SubscriptionConfig{AckTimeout: time.Second}, []client.SubField{client.SubFieldAckTimeout}, "queue subscriptions only"},
+	} {
+		if _, err := c.AlterSubscription(ctx, "jobs", r.sub, r.cfg, r.fields...); !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), r.want) {
+			t.Errorf("%s %v: %v", r.sub, r.fields, err)
+		}
+	}
+	if _, err := c.AlterSubscription(ctx, "jobs", "nope", client.SubscriptionConfig{}, client.SubFieldFilter); !errors.Is(err, client.ErrSubscriptionNotFound) {
+		t.Errorf("unknown subscription: %v", err)
+	}
+
+	s.restart()
+	for _, want := range []client.Subscription{sub, st} {
+		info, err := s.c.DescribeSubscription(ctx, "jobs", want.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := info.Subscription.Config
+		if got.Filter != want.Config.Filter || got.AckTimeout != want.Config.AckTimeout || got.MaxDeliveries != want.Config.MaxDeliveries ||
+			!slices.Equal(got.Backoff.Delays, want.Config.Backoff.Delays) || got.Backoff.Initial != want.Config.Backoff.Initial ||
+			got.RateLimit != want.Config.RateLimit || got.OnFailure != want.Config.OnFailure || got.OnExpired != want.Config.OnExpired {
+			t.Errorf("%s after restart %+v, want %+v", want.Name, got, want.Config)
+		}
+	}
+}
+
+// The server checks what the SDK would have caught: requests made with the
+// generated client directly.
+func TestIntegrationAlterServerValidation(t *testing.T) {
+	s := startLiveServer(t)
+	ctx := context.Background()
+	s.c.CreateTopic(ctx, "t", client.TopicConfig{Partitions: 2})
+	s.c.CreateSubscription(ctx, "t", "q", client.SubscriptionConfig{Mode: client.ModeQueue})
+	topics := spoolv1connect.NewTopicServiceClient(http.DefaultClient, s.addr)
+	subs := spoolv1connect.NewSubscriptionServiceClient(http.DefaultClient, s.addr)
+	mask := func(p ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: p} }
+	invalid := func(what string, err error, want string) {
+		t.Helper()
+		if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	_, err := topics.AlterTopic(ctx, connect.NewRequest(&spoolv1.AlterTopicRequest{Name: "t", Config: &spoolv1.TopicConfig{Retention: durationpb.New(time.Hour)}}))
+	invalid("empty topic mask", err, "update_mask is empty")
+	_, err = topics.AlterTopic(ctx, connect.NewRequest(&spoolv1.AlterTopicRequest{Name: "t", Config: &spoolv1.TopicConfig{RetentionBytes: -5}, UpdateMask: mask("retention_bytes")}))
+	invalid("negative retention bytes", err, "must not be negative")
+	_, err = topics.AlterTopic(ctx, connect.NewRequest(&spoolv1.AlterTopicRequest{Name: "t", Config: &spoolv1.TopicConfig{Retention: durationpb.New(-time.Hour)}, UpdateMask: mask("retention")}))
+	invalid("negative retention", err, "must not be negative")
+	_, err = topics.AlterTopic(ctx, connect.NewRequest(&spoolv1.AlterTopicRequest{Name: "t", Config: &spoolv1.TopicConfig{Discard: 7}, UpdateMask: mask("discard")}))
+	invalid("unknown discard", err, "discard")
+	// A bad value in a field the mask does not name is ignored.
+	r, err := topics.AlterTopic(ctx, connect.NewRequest(&spoolv1.AlterTopicRequest{Name: "t",
+		Config: &spoolv1.TopicConfig{MaxMessages: 10, Discard: 7, RetentionBytes: -1}, UpdateMask: mask("max_messages")}))
+	if err != nil || r.Msg.Topic.Config.MaxMessages != 10 {
+		t.Fatalf("unnamed bad fields: %v", err)
+	}
+	_, err = topics.AddPartitions(ctx, connect.NewRequest(&spoolv1.AddPartitionsRequest{Name: "t", Partitions: 1}))
+	invalid("shrinking", err, "only be added")
+
+	_, err = subs.AlterSubscription(ctx, connect.NewRequest(&spoolv1.AlterSubscriptionRequest{Topic: "t", Name: "q"}))
+	invalid("empty subscription mask", err, "update_mask is empty")
+	_, err = subs.AlterSubscription(ctx, connect.NewRequest(&spoolv1.AlterSubscriptionRequest{Topic: "t", Name: "q",
+		Config: &spoolv1.SubscriptionConfig{RateLimit: math.NaN()}, UpdateMask: mask("rate_limit")}))
+	invalid("NaN rate limit", err, "rate limit")
+	_, err = subs.AlterSubscription(ctx, connect.NewRequest(&spoolv1.AlterSubscriptionRequest{Topic: "t", Name: "q",
+		Config: &spoolv1.SubscriptionConfig{RateLimit: math.Inf(1)}, UpdateMask: mask("rate_limit")}))
+	invalid("infinite rate limit", err, "rate limit")
+	_, err = subs.AlterSubscription(ctx, connect.NewRequest(&spoolv1.AlterSubscriptionRequest{Topic: "t", Name: "q",
+		Config: &spoolv1.SubscriptionConfig{Backoff: &spoolv1.Backoff{Multiplier: math.Inf(1)}}, UpdateMask: mask("backoff.multiplier")}))
+	invalid("infinite multiplier", err, "Multiplier")
+	_, err = subs.AlterSubscription(ctx, connect.NewRequest(&spoolv1.AlterSubscriptionRequest{Topic: "t", Name: "q",
+		Config: &spoolv1.SubscriptionConfig{Backoff: &spoolv1.Backoff{Multiplier: math.NaN()}}, UpdateMask: mask("backoff")}))
+	invalid("NaN multiplier", err, "Multiplier")
+	_, err = subs.AlterSubscription(ctx, connect.NewRequest(&spoolv1.AlterSubscriptionRequest{Topic: "t", Name: "q",
+		Config: &spoolv1.SubscriptionConfig{MaxInFlight: -3, Filter: "x"}, UpdateMask: mask("filter", "max_in_flight")}))
+	invalid("negative max in flight", err, "must not be negative")
+	_, err = subs.AlterSubscription(ctx, connect.NewRequest(&spoolv1.AlterSubscriptionRequest{Topic: "t", Name: "q",
+		Config: &spoolv1.SubscriptionConfig{}, UpdateMask: mask("start.latest")}))
+	invalid("start", err, "start cannot change")
+
+	info, err := s.c.DescribeSubscription(ctx, "t", "q")
+	if err != nil || info.Subscription.Config.Filter != "" || info.Subscription.Config.RateLimit != 0 || info.Subscription.Config.MaxInFlight != 0 {
+		t.Fatalf("subscription changed by refused requests: %+v %v", info.Subscription.Config, err)
+	}
+}
