@@ -1,8 +1,6 @@
 package catalog
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -25,10 +23,10 @@ type Catalog struct {
 // Load reads the catalog from the state store.
 func Load(st *state.Store) (*Catalog, error) {
 	c := &Catalog{st: st, topics: map[string]Topic{}, subs: map[string]map[string]Subscription{}}
-	err := st.Scan(state.TopicPrefix(), func(_, v []byte) error {
-		var t Topic
-		if err := json.Unmarshal(v, &t); err != nil {
-			return fmt.Errorf("catalog: decode topic record: %w", err)
+	err := st.Scan(state.TopicPrefix(), func(k, v []byte) error {
+		t, err := decodeTopic(k, v)
+		if err != nil {
+			return fmt.Errorf("catalog: %w", err)
 		}
 		c.topics[t.Name] = t
 		return nil
@@ -36,10 +34,10 @@ func Load(st *state.Store) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = st.Scan(state.SubPrefix(""), func(_, v []byte) error {
-		var s Subscription
-		if err := json.Unmarshal(v, &s); err != nil {
-			return fmt.Errorf("catalog: decode subscription record: %w", err)
+	err = st.Scan(state.SubPrefix(""), func(k, v []byte) error {
+		s, err := decodeSub(k, v)
+		if err != nil {
+			return fmt.Errorf("catalog: %w", err)
 		}
 		if c.subs[s.Topic] == nil {
 			c.subs[s.Topic] = map[string]Subscription{}
@@ -75,9 +73,9 @@ func (c *Catalog) Topics() []Topic {
 
 // PutTopic stores a new or changed topic (synced).
 func (c *Catalog) PutTopic(t Topic, create bool) error {
-	v, err := json.Marshal(t)
+	v, err := encodeTopic(t)
 	if err != nil {
-		return err
+		return errs.Wrap(errs.InvalidArgument, err, "store topic %q", t.Name)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -139,9 +137,9 @@ func (c *Catalog) Subs(topic string) []Subscription {
 // CreateSub stores a new subscription together with its initial committed
 // offsets (one per partition), atomically (synced).
 func (c *Catalog) CreateSub(s Subscription, offsets []int64) error {
-	v, err := json.Marshal(s)
+	v, err := encodeSub(s)
 	if err != nil {
-		return err
+		return errs.Wrap(errs.InvalidArgument, err, "store subscription %q", s.Name)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -194,7 +192,7 @@ func (c *Catalog) DeleteSub(topic, name string) error {
 func (c *Catalog) Offsets(topic, sub string) (map[int32]int64, error) {
 	out := map[int32]int64{}
 	err := c.st.Scan(state.OffsetPrefix(topic, sub), func(k, v []byte) error {
-		off, err := DecodeOffset(v)
+		off, err := DecodeOffset(k, v)
 		if err != nil {
 			return err
 		}
@@ -215,19 +213,6 @@ func (c *Catalog) CommitOffsets(topic, sub string, offsets map[int32]int64) erro
 		return errs.Wrap(errs.StorageFailed, err, "commit offsets")
 	}
 	return nil
-}
-
-// EncodeOffset encodes a committed offset record: 8 bytes, big-endian.
-func EncodeOffset(off int64) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(off))
-}
-
-// DecodeOffset decodes a committed offset record.
-func DecodeOffset(b []byte) (int64, error) {
-	if len(b) != 8 {
-		return 0, fmt.Errorf("catalog: bad offset record of %d bytes", len(b))
-	}
-	return int64(binary.BigEndian.Uint64(b)), nil
 }
 
 // queuePrefixes are the key prefixes of a subscription's (or, with sub

@@ -44,30 +44,31 @@ func ParseDiscard(s string) (Discard, error) {
 }
 
 // TopicConfig is a topic's configuration. Zero values mean "use the default"
-// until Defaults.Fill replaces them.
+// until Defaults.Fill replaces them. Topics are stored by record.go, which
+// must learn every new field (docs/format/state.md).
 type TopicConfig struct {
-	Partitions      int32         `json:"partitions"`
-	Retention       time.Duration `json:"retention,omitempty"`       // 0 = forever
-	RetentionBytes  int64         `json:"retention_bytes,omitempty"` // per partition; 0 = unlimited
-	MaxMessages     int64         `json:"max_messages,omitempty"`    // per topic; 0 = unlimited
-	MaxBytes        int64         `json:"max_bytes,omitempty"`       // per topic; 0 = unlimited
-	Discard         Discard       `json:"discard"`
-	DedupWindow     time.Duration `json:"dedup_window"`
-	MessageTTL      time.Duration `json:"message_ttl,omitempty"` // 0 = none
-	Durability      seglog.Policy `json:"durability"`
-	MaxMessageBytes int32         `json:"max_message_bytes"`
+	Partitions      int32
+	Retention       time.Duration // 0 = forever
+	RetentionBytes  int64         // per partition; 0 = unlimited
+	MaxMessages     int64         // per topic; 0 = unlimited
+	MaxBytes        int64         // per topic; 0 = unlimited
+	Discard         Discard
+	DedupWindow     time.Duration
+	MessageTTL      time.Duration // 0 = none
+	Durability      seglog.Policy
+	MaxMessageBytes int32
 	// WorkQueue deletes whole segments once every queue subscription of the
 	// topic has finished (acked, dead-lettered or dropped) all their
 	// messages, on top of the age and byte retention.
-	WorkQueue bool `json:"work_queue,omitempty"`
+	WorkQueue bool
 }
 
 // Topic is a topic definition.
 type Topic struct {
-	Name    string      `json:"name"`
-	ID      string      `json:"id"` // UUID; also the Kafka topic id
-	Config  TopicConfig `json:"config"`
-	Created time.Time   `json:"created"`
+	Name    string
+	ID      string // UUID; also the Kafka topic id
+	Config  TopicConfig
+	Created time.Time
 }
 
 // Mode is a subscription's delivery mode.
@@ -98,9 +99,9 @@ const (
 
 // Position is where a subscription starts or is reset to.
 type Position struct {
-	Kind   PositionKind `json:"kind"`
-	Time   time.Time    `json:"time,omitzero"`
-	Offset int64        `json:"offset,omitempty"`
+	Kind   PositionKind
+	Time   time.Time
+	Offset int64
 }
 
 // String describes the position as the CLI spells it.
@@ -116,17 +117,18 @@ func (p Position) String() string {
 	return "earliest"
 }
 
-// SubConfig is a subscription's configuration.
+// SubConfig is a subscription's configuration. Subscriptions are stored by
+// record.go, which must learn every new field (docs/format/state.md).
 type SubConfig struct {
-	Mode   Mode        `json:"mode"`
-	Filter string      `json:"filter,omitempty"`
-	Start  Position    `json:"start"`
-	Queue  QueueConfig `json:"queue,omitzero"`
+	Mode   Mode
+	Filter string
+	Start  Position
+	Queue  QueueConfig
 	// OnFailure (stream mode) is what happens to a message whose
 	// consumer's handler failed Queue.MaxDeliveries times; "" = dead-letter.
 	// Stream subscriptions also use Queue.MaxDeliveries (handler attempts),
 	// Queue.Backoff (delays between attempts) and Queue.DeadLetterTopic.
-	OnFailure FailureAction `json:"on_failure,omitempty"`
+	OnFailure FailureAction
 }
 
 // FailureAction is what a stream subscription does with a message its
@@ -177,15 +179,15 @@ func (s Subscription) StreamFailure() StreamFailure {
 // QueueConfig is the queue-mode part of a subscription's configuration.
 // Zero fields take the defaults (see queue.Config).
 type QueueConfig struct {
-	AckTimeout      time.Duration       `json:"ack_timeout,omitempty"`
-	MaxDeliveries   int                 `json:"max_deliveries,omitempty"`
-	Backoff         queue.Backoff       `json:"backoff,omitzero"`
-	Ordering        queue.Ordering      `json:"ordering,omitempty"`
-	DeadLetterTopic string              `json:"dead_letter_topic,omitempty"`
-	OnExpired       queue.ExpiredAction `json:"on_expired,omitempty"`
-	MaxInFlight     int                 `json:"max_in_flight,omitempty"` // whole subscription
-	RateLimit       float64             `json:"rate_limit,omitempty"`    // deliveries per second; 0 = unlimited
-	RateBurst       int                 `json:"rate_burst,omitempty"`
+	AckTimeout      time.Duration
+	MaxDeliveries   int
+	Backoff         queue.Backoff
+	Ordering        queue.Ordering
+	DeadLetterTopic string
+	OnExpired       queue.ExpiredAction
+	MaxInFlight     int     // whole subscription
+	RateLimit       float64 // deliveries per second; 0 = unlimited
+	RateBurst       int
 }
 
 // DeadLetterTopicName is the default dead-letter topic of a subscription.
@@ -193,10 +195,10 @@ func DeadLetterTopicName(topic, sub string) string { return "dlq." + topic + "."
 
 // Subscription is a subscription definition.
 type Subscription struct {
-	Topic   string    `json:"topic"`
-	Name    string    `json:"name"`
-	Config  SubConfig `json:"config"`
-	Created time.Time `json:"created"`
+	Topic   string
+	Name    string
+	Config  SubConfig
+	Created time.Time
 }
 
 // Limits on configs.

@@ -1,8 +1,6 @@
 package catalog
 
 import (
-	"encoding/json"
-
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/state"
 )
@@ -39,9 +37,9 @@ func samePosition(a, b Position) bool {
 // again meanwhile is not overwritten (SubNotFound). Its committed offsets
 // and queue state are left as they are.
 func (c *Catalog) UpdateSub(s Subscription) error {
-	v, err := json.Marshal(s)
+	v, err := encodeSub(s)
 	if err != nil {
-		return errs.Wrap(errs.InvalidArgument, err, "encode subscription %q", s.Name)
+		return errs.Wrap(errs.InvalidArgument, err, "store subscription %q", s.Name)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

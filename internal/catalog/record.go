@@ -1,0 +1,347 @@
+package catalog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spoolmq/spool/internal/queue"
+	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/state"
+)
+
+// The catalog's records in the state store (docs/format/state.md): topics
+// (t/), subscriptions (s/) and committed offsets (o/). This file is their
+// only encoder and decoder; the structs of types.go are the in-memory form
+// and may change freely, the wire structs below may not.
+//
+// Topic and subscription records are version 1: the byte 0x01, then a JSON
+// object of the wire struct, every field present. Enums are strings,
+// durations Go duration strings ("1h30m0s", "250ms", "0s": exact to the
+// nanosecond, with their units), times RFC 3339 in UTC with up to nine
+// fractional digits. A version-1 decoder refuses unknown fields, unknown
+// enum names and trailing bytes: a record that needs anything else is a new
+// version. Records written before versions existed (JSON objects, first
+// byte '{') are version 0 and decoded with their meaning then (record_v0.go).
+//
+// Committed offsets are a version-less fixed layout: 8 bytes, the offset
+// big-endian. A later layout must have another length.
+
+// recordVersion is the version of the topic and subscription records this
+// server writes, and the newest it reads.
+const recordVersion = 1
+
+// topicV1 is a topic record, version 1.
+type topicV1 struct {
+	Name    string        `json:"name"`
+	ID      string        `json:"id"`
+	Created time.Time     `json:"created"`
+	Config  topicConfigV1 `json:"config"`
+}
+
+type topicConfigV1 struct {
+	Partitions      int32    `json:"partitions"`
+	Retention       duration `json:"retention"`       // 0s: forever
+	RetentionBytes  int64    `json:"retention_bytes"` // per partition; 0: unlimited
+	MaxMessages     int64    `json:"max_messages"`    // 0: unlimited
+	MaxBytes        int64    `json:"max_bytes"`       // 0: unlimited
+	Discard         string   `json:"discard"`         // old, new
+	DedupWindow     duration `json:"dedup_window"`
+	MessageTTL      duration `json:"message_ttl"` // 0s: none
+	Durability      string   `json:"durability"`  // always, interval, none
+	MaxMessageBytes int32    `json:"max_message_bytes"`
+	WorkQueue       bool     `json:"work_queue"`
+}
+
+// subV1 is a subscription record, version 1.
+type subV1 struct {
+	Topic   string      `json:"topic"`
+	Name    string      `json:"name"`
+	Created time.Time   `json:"created"`
+	Config  subConfigV1 `json:"config"`
+}
+
+type subConfigV1 struct {
+	Mode      string        `json:"mode"` // stream, queue
+	Filter    string        `json:"filter"`
+	Start     positionV1    `json:"start"`
+	Queue     queueConfigV1 `json:"queue"`
+	OnFailure string        `json:"on_failure"` // "" (the default), dead-letter, stop
+}
+
+type positionV1 struct {
+	Kind   string     `json:"kind"`           // earliest, latest, time, offset
+	Time   *time.Time `json:"time,omitempty"` // absent when zero
+	Offset int64      `json:"offset"`
+}
+
+// queueConfigV1: zero values mean the defaults, as in QueueConfig.
+type queueConfigV1 struct {
+	AckTimeout      duration  `json:"ack_timeout"`
+	MaxDeliveries   int       `json:"max_deliveries"`
+	Backoff         backoffV1 `json:"backoff"`
+	Ordering        string    `json:"ordering"` // none, key
+	DeadLetterTopic string    `json:"dead_letter_topic"`
+	OnExpired       string    `json:"on_expired"` // dead-letter, drop
+	MaxInFlight     int       `json:"max_in_flight"`
+	RateLimit       float64   `json:"rate_limit"` // deliveries per second
+	RateBurst       int       `json:"rate_burst"`
+}
+
+type backoffV1 struct {
+	Initial    duration   `json:"initial"`
+	Max        duration   `json:"max"`
+	Multiplier float64    `json:"multiplier"`
+	Jitter     string     `json:"jitter"` // full, equal, none
+	Delays     []duration `json:"delays"` // [] when unset
+}
+
+// The names of the enums in version-1 records. Never change a name: add a
+// version instead.
+var (
+	discardNames    = map[Discard]string{DiscardOld: "old", DiscardNew: "new"}
+	durabilityNames = map[seglog.Policy]string{seglog.SyncAlways: "always", seglog.SyncInterval: "interval", seglog.SyncNone: "none"}
+	modeNames       = map[Mode]string{ModeStream: "stream", ModeQueue: "queue"}
+	positionNames   = map[PositionKind]string{Earliest: "earliest", Latest: "latest", AtTime: "time", AtOffset: "offset"}
+	orderingNames   = map[queue.Ordering]string{queue.OrderNone: "none", queue.OrderKey: "key"}
+	expiredNames    = map[queue.ExpiredAction]string{queue.ExpireDeadLetter: "dead-letter", queue.ExpireDrop: "drop"}
+	jitterNames     = map[queue.Jitter]string{queue.JitterFull: "full", queue.JitterEqual: "equal", queue.JitterNone: "none"}
+	failureNames    = map[FailureAction]string{"": "", FailDeadLetter: "dead-letter", FailStop: "stop"}
+)
+
+// nameOf returns v's name in names.
+func nameOf[E comparable](names map[E]string, what string, v E) (string, error) {
+	n, ok := names[v]
+	if !ok {
+		return "", fmt.Errorf("unknown %s %#v", what, v)
+	}
+	return n, nil
+}
+
+// valueOf returns the value named name in names.
+func valueOf[E comparable](names map[E]string, what, name string) (E, error) {
+	for v, n := range names {
+		if n == name {
+			return v, nil
+		}
+	}
+	var zero E
+	return zero, fmt.Errorf("unknown %s %q", what, name)
+}
+
+// firstError returns the first non-nil error of errs.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// duration is a time.Duration stored as a Go duration string.
+type duration time.Duration
+
+func (d duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration %s is not a string such as \"1m30s\"", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = duration(v)
+	return nil
+}
+
+// encodeTopic encodes a topic record.
+func encodeTopic(t Topic) ([]byte, error) {
+	c := t.Config
+	w := topicV1{Name: t.Name, ID: t.ID, Created: t.Created.UTC(), Config: topicConfigV1{
+		Partitions: c.Partitions, Retention: duration(c.Retention), RetentionBytes: c.RetentionBytes,
+		MaxMessages: c.MaxMessages, MaxBytes: c.MaxBytes, DedupWindow: duration(c.DedupWindow),
+		MessageTTL: duration(c.MessageTTL), MaxMessageBytes: c.MaxMessageBytes, WorkQueue: c.WorkQueue,
+	}}
+	var err error
+	if w.Config.Discard, err = nameOf(discardNames, "discard policy", c.Discard); err != nil {
+		return nil, err
+	}
+	if w.Config.Durability, err = nameOf(durabilityNames, "durability policy", c.Durability); err != nil {
+		return nil, err
+	}
+	return marshalV1(w)
+}
+
+// decodeTopic decodes the topic record stored under key.
+func decodeTopic(key, v []byte) (Topic, error) {
+	t, err := decodeTopicRecord(v)
+	if err != nil {
+		return Topic{}, &state.RecordError{Kind: "topic", Key: key, Err: err}
+	}
+	return t, nil
+}
+
+func decodeTopicRecord(v []byte) (Topic, error) {
+	ver, payload, err := state.Version(v, recordVersion, true)
+	if err != nil {
+		return Topic{}, err
+	}
+	if ver == 0 {
+		return decodeTopicV0(payload)
+	}
+	var w topicV1
+	if err := unmarshalStrict(payload, &w); err != nil {
+		return Topic{}, err
+	}
+	c := w.Config
+	t := Topic{Name: w.Name, ID: w.ID, Created: w.Created, Config: TopicConfig{
+		Partitions: c.Partitions, Retention: time.Duration(c.Retention), RetentionBytes: c.RetentionBytes,
+		MaxMessages: c.MaxMessages, MaxBytes: c.MaxBytes, DedupWindow: time.Duration(c.DedupWindow),
+		MessageTTL: time.Duration(c.MessageTTL), MaxMessageBytes: c.MaxMessageBytes, WorkQueue: c.WorkQueue,
+	}}
+	if t.Config.Discard, err = valueOf(discardNames, "discard policy", c.Discard); err != nil {
+		return Topic{}, err
+	}
+	if t.Config.Durability, err = valueOf(durabilityNames, "durability policy", c.Durability); err != nil {
+		return Topic{}, err
+	}
+	return t, nil
+}
+
+// encodeSub encodes a subscription record.
+func encodeSub(s Subscription) ([]byte, error) {
+	w, err := subToV1(s)
+	if err != nil {
+		return nil, err
+	}
+	return marshalV1(w)
+}
+
+func subToV1(s Subscription) (subV1, error) {
+	c, q := s.Config, s.Config.Queue
+	w := subV1{Topic: s.Topic, Name: s.Name, Created: s.Created.UTC(), Config: subConfigV1{
+		Filter: c.Filter,
+		Start:  positionV1{Offset: c.Start.Offset},
+		Queue: queueConfigV1{
+			AckTimeout: duration(q.AckTimeout), MaxDeliveries: q.MaxDeliveries, DeadLetterTopic: q.DeadLetterTopic,
+			MaxInFlight: q.MaxInFlight, RateLimit: q.RateLimit, RateBurst: q.RateBurst,
+			Backoff: backoffV1{Initial: duration(q.Backoff.Initial), Max: duration(q.Backoff.Max),
+				Multiplier: q.Backoff.Multiplier, Delays: make([]duration, len(q.Backoff.Delays))},
+		},
+	}}
+	if !c.Start.Time.IsZero() {
+		t := c.Start.Time.UTC()
+		w.Config.Start.Time = &t
+	}
+	for i, d := range q.Backoff.Delays {
+		w.Config.Queue.Backoff.Delays[i] = duration(d)
+	}
+	var bad [6]error
+	w.Config.Mode, bad[0] = nameOf(modeNames, "mode", c.Mode)
+	w.Config.Start.Kind, bad[1] = nameOf(positionNames, "start position kind", c.Start.Kind)
+	w.Config.OnFailure, bad[2] = nameOf(failureNames, "failure action", c.OnFailure)
+	w.Config.Queue.Ordering, bad[3] = nameOf(orderingNames, "ordering", q.Ordering)
+	w.Config.Queue.OnExpired, bad[4] = nameOf(expiredNames, "on-expired action", q.OnExpired)
+	w.Config.Queue.Backoff.Jitter, bad[5] = nameOf(jitterNames, "jitter", q.Backoff.Jitter)
+	if err := firstError(bad[:]); err != nil {
+		return subV1{}, err
+	}
+	return w, nil
+}
+
+// decodeSub decodes the subscription record stored under key.
+func decodeSub(key, v []byte) (Subscription, error) {
+	s, err := decodeSubRecord(v)
+	if err != nil {
+		return Subscription{}, &state.RecordError{Kind: "subscription", Key: key, Err: err}
+	}
+	return s, nil
+}
+
+func decodeSubRecord(v []byte) (Subscription, error) {
+	ver, payload, err := state.Version(v, recordVersion, true)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if ver == 0 {
+		return decodeSubV0(payload)
+	}
+	var w subV1
+	if err := unmarshalStrict(payload, &w); err != nil {
+		return Subscription{}, err
+	}
+	c, q := w.Config, w.Config.Queue
+	s := Subscription{Topic: w.Topic, Name: w.Name, Created: w.Created, Config: SubConfig{
+		Filter: c.Filter,
+		Start:  Position{Offset: c.Start.Offset},
+		Queue: QueueConfig{
+			AckTimeout: time.Duration(q.AckTimeout), MaxDeliveries: q.MaxDeliveries, DeadLetterTopic: q.DeadLetterTopic,
+			MaxInFlight: q.MaxInFlight, RateLimit: q.RateLimit, RateBurst: q.RateBurst,
+			Backoff: queue.Backoff{Initial: time.Duration(q.Backoff.Initial), Max: time.Duration(q.Backoff.Max),
+				Multiplier: q.Backoff.Multiplier},
+		},
+	}}
+	if c.Start.Time != nil {
+		s.Config.Start.Time = *c.Start.Time
+	}
+	for _, d := range q.Backoff.Delays {
+		s.Config.Queue.Backoff.Delays = append(s.Config.Queue.Backoff.Delays, time.Duration(d))
+	}
+	var bad [6]error
+	s.Config.Mode, bad[0] = valueOf(modeNames, "mode", c.Mode)
+	s.Config.Start.Kind, bad[1] = valueOf(positionNames, "start position kind", c.Start.Kind)
+	s.Config.OnFailure, bad[2] = valueOf(failureNames, "failure action", c.OnFailure)
+	s.Config.Queue.Ordering, bad[3] = valueOf(orderingNames, "ordering", q.Ordering)
+	s.Config.Queue.OnExpired, bad[4] = valueOf(expiredNames, "on-expired action", q.OnExpired)
+	s.Config.Queue.Backoff.Jitter, bad[5] = valueOf(jitterNames, "jitter", q.Backoff.Jitter)
+	if err := firstError(bad[:]); err != nil {
+		return Subscription{}, err
+	}
+	return s, nil
+}
+
+// marshalV1 returns the version byte followed by w as JSON.
+func marshalV1(w any) ([]byte, error) {
+	b, err := json.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{recordVersion}, b...), nil
+}
+
+// unmarshalStrict decodes one JSON object into w, refusing unknown fields
+// and anything after the object.
+func unmarshalStrict(payload []byte, w any) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(w); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("bytes after the record's JSON object")
+	}
+	return nil
+}
+
+// EncodeOffset encodes a committed offset record: 8 bytes, big-endian.
+func EncodeOffset(off int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(off))
+}
+
+// DecodeOffset decodes the committed offset record stored under key.
+func DecodeOffset(key, v []byte) (int64, error) {
+	if len(v) != 8 {
+		return 0, &state.RecordError{Kind: "committed offset", Key: key,
+			Err: fmt.Errorf("%d bytes; an offset record is 8 bytes (a later layout, which this server does not read, would have another length)", len(v))}
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
