@@ -179,22 +179,31 @@ func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) 
 		return nil, 0, nil // nothing dead-lettered yet
 	}
 	var out []DeadLetterInfo
+	var infoErr error
 	next := max(from, dt.logs()[0].StartOffset())
 	err = dt.scan(0, next, func(d Delivered) bool {
 		if len(out) >= limit {
 			return false
 		}
+		info, err := b.deadLetterInfo(dlq, d)
+		if err != nil {
+			infoErr = err
+			return false
+		}
 		next = d.Offset + 1
 		// A dead-letter topic may be shared: list only this subscription's.
-		if info := b.deadLetterInfo(dlq, d); info.OriginTopic == topicName && info.OriginSub == name {
+		if info.OriginTopic == topicName && info.OriginSub == name {
 			out = append(out, info)
 		}
 		return true
 	})
+	if err == nil {
+		err = infoErr
+	}
 	return out, next, err
 }
 
-func (b *Broker) deadLetterInfo(dlq string, d Delivered) DeadLetterInfo {
+func (b *Broker) deadLetterInfo(dlq string, d Delivered) (DeadLetterInfo, error) {
 	info := DeadLetterInfo{Offset: d.Offset, Message: d}
 	for _, h := range d.Headers {
 		v := string(h.Value)
@@ -216,10 +225,9 @@ func (b *Broker) deadLetterInfo(dlq string, d Delivered) DeadLetterInfo {
 			info.OriginOffset, _ = strconv.ParseInt(v, 10, 64)
 		}
 	}
-	if _, err := b.cfg.State.Get(state.RedrivenKey(dlq, d.Offset)); err == nil {
-		info.Redriven = true
-	}
-	return info
+	var err error
+	info.Redriven, err = b.redriven(dlq, d.Offset)
+	return info, err
 }
 
 // scan calls fn for every message of partition p from offset from until fn
@@ -285,7 +293,11 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 		if req.Limit > 0 && rep.Moved >= req.Limit {
 			return false
 		}
-		info := b.deadLetterInfo(dlq, d)
+		info, err := b.deadLetterInfo(dlq, d)
+		if err != nil {
+			scanErr = err
+			return false
+		}
 		if info.Redriven {
 			rep.Already++
 			return true
@@ -328,7 +340,7 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 			return false
 		}
 		mark := b.cfg.State.NewBatch()
-		mark.Set(state.RedrivenKey(dlq, d.Offset), nil)
+		mark.Set(state.RedrivenKey(dlq, d.Offset), redrivenMark())
 		if err := mark.Commit(true); err != nil {
 			scanErr = errs.Wrap(errs.StorageFailed, err, "mark redriven")
 			return false

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -113,10 +112,11 @@ func (s *subscription) newQueueState(committed []int64) (*queueState, error) {
 	st := t.b.cfg.State
 	for p := range t.logs() {
 		snap := queue.Snapshot{Floor: committed[p]}
-		v, err := st.Get(state.QueueKey(s.meta.Topic, s.meta.Name, int32(p)))
+		key := state.QueueKey(s.meta.Topic, s.meta.Name, int32(p))
+		v, err := st.Get(key)
 		if err == nil {
-			if err := json.Unmarshal(v, &snap); err != nil {
-				return nil, fmt.Errorf("broker: queue state of %s/%s/%d: %w", s.meta.Topic, s.meta.Name, p, err)
+			if snap, err = decodeSnapshot(key, v); err != nil {
+				return nil, fmt.Errorf("broker: %w", err)
 			}
 		} else if !errors.Is(err, state.ErrNotFound) {
 			return nil, err
@@ -367,8 +367,9 @@ func (s *subscription) loadParked(now time.Time) {
 				return nil
 			}
 			var e entry
-			if err := json.Unmarshal(v, &e.pk); err != nil {
-				return fmt.Errorf("broker: parked message %x: %w", k, err)
+			var err error
+			if e.pk, err = decodeParked(k, v); err != nil {
+				return fmt.Errorf("broker: %w", err)
 			}
 			e.due = int64(binary.BigEndian.Uint64(k[plen:]))
 			e.part = int32(binary.BigEndian.Uint32(k[plen+8:]))
@@ -440,12 +441,12 @@ func (s *subscription) writeOutbox(ops []outboxOp) error {
 		case opDeadLetter:
 			dls = append(dls, op)
 		case opPark:
-			v, err := json.Marshal(op.park)
+			v, err := appendParked(nil, op.park)
 			if err != nil {
 				return err
 			}
 			b.Set(state.ParkKey(topic, sub, op.park.Due, op.part, op.park.Offset), v)
-			b.Set(state.ParkIndexKey(topic, sub, op.part, op.park.Offset), binary.BigEndian.AppendUint64(nil, uint64(op.park.Due)))
+			b.Set(state.ParkIndexKey(topic, sub, op.part, op.park.Offset), encodeParkIndex(op.park.Due))
 		}
 	}
 	if len(dls) > 0 {
@@ -465,9 +466,6 @@ func offsetOf(op outboxOp) int64 {
 	}
 	return op.park.Offset
 }
-
-// queueSnapshot is the stored form of a partition's queue state.
-func encodeSnapshot(snap queue.Snapshot) ([]byte, error) { return json.Marshal(snap) }
 
 // persistSnapshots writes the snapshot of every changed partition in one
 // synced batch, unless effects are still waiting in the outbox (a snapshot
@@ -496,13 +494,15 @@ func (s *subscription) persistSnapshots() {
 		return
 	}
 	b := s.t.b.cfg.State.NewBatch()
+	var buf []byte // Set copies the value: one buffer serves every record
 	for _, it := range items {
-		v, err := encodeSnapshot(it.snap)
+		v, err := appendSnapshot(buf[:0], it.snap)
 		if err != nil {
 			s.t.b.logger.Error("encode queue snapshot", "err", err)
 			return
 		}
 		b.Set(state.QueueKey(s.meta.Topic, s.meta.Name, it.p), v)
+		buf = v
 	}
 	if err := b.Commit(true); err != nil {
 		s.t.b.logger.Error("persist queue state failed", "topic", s.meta.Topic, "subscription", s.meta.Name, "err", err)

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -15,11 +14,11 @@ import (
 // (failure action stop). Nothing more is delivered from the partition, and
 // no commit may pass the message, until the partition is reset.
 type Halt struct {
-	Offset   int64     `json:"offset"`
-	Error    string    `json:"error,omitempty"`
-	Attempts int       `json:"attempts"`
-	Time     time.Time `json:"time"`
-	Member   string    `json:"member,omitempty"`
+	Offset   int64
+	Error    string
+	Attempts int
+	Time     time.Time
+	Member   string
 }
 
 // maxFailureErrorLen bounds the error text kept with a halt or a dead
@@ -35,9 +34,9 @@ func (b *Broker) loadHalts(topic, sub string, nparts int) (map[int32]Halt, error
 			return nil
 		}
 		p := state.PartitionOfOffsetKey(k)
-		var h Halt
-		if err := json.Unmarshal(v, &h); err != nil {
-			return fmt.Errorf("broker: halt of %s/%s/%d: %w", topic, sub, p, err)
+		h, err := decodeHalt(k, v)
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
 		}
 		if p >= 0 && int(p) < nparts {
 			out[p] = h
@@ -114,7 +113,7 @@ func (sess *Session) failed(p int32, offset int64, attempts int, errText string)
 	now := t.b.clock.Now()
 	if policy.Action == catalog.FailStop {
 		h := Halt{Offset: offset, Error: errText, Attempts: attempts, Time: now.UTC(), Member: sess.id}
-		v, err := json.Marshal(h)
+		v, err := encodeHalt(h)
 		if err != nil {
 			return fail(errs.Wrap(errs.Internal, err, "encode halt"))
 		}

@@ -156,16 +156,20 @@ func (s *subscription) resetQueue(parts []int32, offsets []int64) ([]int64, erro
 	// function (both under ioMu) write them, so the scan stays true.
 	plen := len(state.ParkIndexPrefix(topic, sub))
 	err := s.t.b.cfg.State.Scan(state.ParkIndexPrefix(topic, sub), func(k, v []byte) error {
-		if len(k) != plen+12 || len(v) != 8 {
+		if len(k) != plen+12 {
 			return nil
 		}
 		p := int32(binary.BigEndian.Uint32(k[plen:]))
 		if !selected[p] {
 			return nil
 		}
+		due, err := decodeParkIndex(k, v)
+		if err != nil {
+			return err
+		}
 		off := int64(binary.BigEndian.Uint64(k[plen+4:]))
 		batch.Delete(k)
-		batch.Delete(state.ParkKey(topic, sub, int64(binary.BigEndian.Uint64(v)), p, off))
+		batch.Delete(state.ParkKey(topic, sub, due, p, off))
 		return nil
 	})
 	if err != nil {
@@ -177,7 +181,7 @@ func (s *subscription) resetQueue(parts []int32, offsets []int64) ([]int64, erro
 		if cores[i], err = queue.New(q.cfg, snap, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(p)))); err != nil {
 			return nil, errs.Wrap(errs.Internal, err, "queue state")
 		}
-		v, err := encodeSnapshot(snap)
+		v, err := appendSnapshot(nil, snap)
 		if err != nil {
 			return nil, errs.Wrap(errs.Internal, err, "encode queue state")
 		}

@@ -1,12 +1,9 @@
 package catalog
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spoolmq/spool/internal/queue"
@@ -199,7 +196,7 @@ func decodeTopicRecord(v []byte) (Topic, error) {
 		return decodeTopicV0(payload)
 	}
 	var w topicV1
-	if err := unmarshalStrict(payload, &w); err != nil {
+	if err := state.DecodeJSON(payload, &w, true); err != nil {
 		return Topic{}, err
 	}
 	c := w.Config
@@ -276,7 +273,7 @@ func decodeSubRecord(v []byte) (Subscription, error) {
 		return decodeSubV0(payload)
 	}
 	var w subV1
-	if err := unmarshalStrict(payload, &w); err != nil {
+	if err := state.DecodeJSON(payload, &w, true); err != nil {
 		return Subscription{}, err
 	}
 	c, q := w.Config, w.Config.Queue
@@ -318,20 +315,6 @@ func marshalV1(w any) ([]byte, error) {
 	return append([]byte{recordVersion}, b...), nil
 }
 
-// unmarshalStrict decodes one JSON object into w, refusing unknown fields
-// and anything after the object.
-func unmarshalStrict(payload []byte, w any) error {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(w); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("bytes after the record's JSON object")
-	}
-	return nil
-}
-
 // EncodeOffset encodes a committed offset record: 8 bytes, big-endian.
 func EncodeOffset(off int64) []byte {
 	return binary.BigEndian.AppendUint64(nil, uint64(off))
@@ -339,9 +322,8 @@ func EncodeOffset(off int64) []byte {
 
 // DecodeOffset decodes the committed offset record stored under key.
 func DecodeOffset(key, v []byte) (int64, error) {
-	if len(v) != 8 {
-		return 0, &state.RecordError{Kind: "committed offset", Key: key,
-			Err: fmt.Errorf("%d bytes; an offset record is 8 bytes (a later layout, which this server does not read, would have another length)", len(v))}
+	if err := state.Fixed(v, 8); err != nil {
+		return 0, &state.RecordError{Kind: "committed offset", Key: key, Err: err}
 	}
 	return int64(binary.BigEndian.Uint64(v)), nil
 }

@@ -264,6 +264,7 @@ func TestFormatBadRecords(t *testing.T) {
 		{"unknown field", v1(topic, `"name":`, `"colour":"red","name":`), v1(sub, `"name":`, `"colour":"red","name":`), `unknown field "colour"`},
 		{"unknown enum", v1(topic, `"discard":"new"`, `"discard":"newest"`), v1(sub, `"ordering":"key"`, `"ordering":"fifo"`), "unknown"},
 		{"bad duration", v1(topic, `"dedup_window":"30s"`, `"dedup_window":"30 seconds"`), v1(sub, `"ack_timeout":"45s"`, `"ack_timeout":45000000000`), "duration"},
+		{"missing field", v1(topic, `,"work_queue":false`, ``), v1(sub, `,"rate_burst":5`, ``), "missing"},
 		{"version 0 enum", []byte(`{"name":"t","id":"x","config":{"partitions":1,"discard":2,"dedup_window":1,"durability":0,"max_message_bytes":1},"created":"2025-01-01T00:00:00Z"}`),
 			[]byte(`{"topic":"t","name":"s","config":{"mode":0,"start":{"kind":4}},"created":"2025-01-01T00:00:00Z"}`), "unknown"},
 		{"version 0 types", []byte(`{"name":"t","config":{"partitions":"1"}}`), []byte(`{"topic":"t","config":{"mode":"queue"}}`), "version-0 record"},

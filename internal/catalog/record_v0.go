@@ -6,6 +6,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/queue"
 	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/state"
 )
 
 // Version-0 topic and subscription records: what releases up to 7e44b4f
@@ -101,7 +102,7 @@ func v0Enum[E any](values []E, what string, n int) (E, error) {
 
 func decodeTopicV0(payload []byte) (Topic, error) {
 	var w topicV0
-	if err := unmarshalStrict(payload, &w); err != nil {
+	if err := state.DecodeJSON(payload, &w, false); err != nil {
 		return Topic{}, fmt.Errorf("version-0 record: %w", err)
 	}
 	c := w.Config
@@ -121,7 +122,7 @@ func decodeTopicV0(payload []byte) (Topic, error) {
 
 func decodeSubV0(payload []byte) (Subscription, error) {
 	var w subV0
-	if err := unmarshalStrict(payload, &w); err != nil {
+	if err := state.DecodeJSON(payload, &w, false); err != nil {
 		return Subscription{}, fmt.Errorf("version-0 record: %w", err)
 	}
 	c, q := w.Config, w.Config.Queue

@@ -1,8 +1,14 @@
 package state
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"reflect"
 	"strconv"
+	"strings"
 )
 
 // Record framing (docs/format/state.md). Each record family is encoded by
@@ -26,7 +32,7 @@ func (e *VersionError) Error() string {
 	if e.Version > e.Max && e.Version != LegacyJSON {
 		return fmt.Sprintf("record of an unknown future version %d; this server reads up to version %d", e.Version, e.Max)
 	}
-	return fmt.Sprintf("record of unknown version byte 0x%02x; this server reads versions 1 to %d and JSON records of version 0", e.Version, e.Max)
+	return fmt.Sprintf("record of unknown version byte 0x%02x", e.Version)
 }
 
 // RecordError is a record that cannot be decoded: which kind of record,
@@ -56,6 +62,72 @@ func Version(v []byte, max byte, legacy bool) (byte, []byte, error) {
 		return 0, nil, &VersionError{Version: v[0], Max: max}
 	}
 	return v[0], v[1:], nil
+}
+
+// Fixed checks a record of a version-less fixed layout of size bytes
+// (committed offsets, park index entries, redriven marks): such a layout
+// counts as version 0, and a later version of the record is told apart by
+// another length and a first byte of 1 or more, its version.
+func Fixed(v []byte, size int) error {
+	switch {
+	case len(v) == size:
+		return nil
+	case len(v) > 0 && v[0] > 0:
+		return fmt.Errorf("%d bytes, not %d: %w", len(v), size, &VersionError{Version: v[0], Max: 0})
+	}
+	return fmt.Errorf("%d bytes, not %d", len(v), size)
+}
+
+// DecodeJSON decodes one JSON object into the struct w points to, refusing
+// unknown fields and anything after the object: what a record version
+// does not define is an error, never ignored. With allFields, every field
+// of w (and of the structs in it) without omitempty or omitzero in its tag
+// must be present too.
+func DecodeJSON(payload []byte, w any, allFields bool) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(w); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("bytes after the record's JSON object")
+	}
+	if allFields {
+		return requireFields(payload, reflect.TypeOf(w).Elem(), "")
+	}
+	return nil
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// requireFields checks that the JSON object obj has every field of struct
+// type t that is not optional, recursively; path names the object.
+func requireFields(obj []byte, t reflect.Type, path string) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(obj, &fields); err != nil {
+		return err
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" || strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero") {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		raw, ok := fields[name]
+		if !ok {
+			return fmt.Errorf("field %q missing", path+name)
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(unmarshalerType) {
+			if err := requireFields(raw, ft, path+name+"."); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // KeyString renders a key for messages: Go-quoted, so the \x00 separators
