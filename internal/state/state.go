@@ -4,18 +4,23 @@
 // commit is durable when it returns, and concurrent synced commits share one
 // WAL fsync (Pebble's commit pipeline does group commit).
 //
-// Key space (all keys are prefixed by a one-byte kind, then a '/'):
+// Key space (every key starts with a kind, then a '/'; every key
+// and value is described in docs/format/state.md, and each record family is
+// encoded by the package that writes it):
 //
-//	t/<topic>                        topic record (JSON)
-//	s/<topic>\x00<subscription>      subscription record (JSON)
-//	o/<topic>\x00<subscription>\x00<partition:4 bytes BE>  committed offset
-//	q/<topic>\x00<subscription>\x00<partition:4>            queue partition snapshot (JSON)
-//	w/<topic>\x00<subscription>\x00<due ms:8><partition:4><offset:8>  parked message (JSON)
-//	x/<topic>\x00<subscription>\x00<partition:4><offset:8>  due time of a parked message
-//	r/<dead-letter topic>\x00<offset:8>                      redriven mark
+//	t/<topic>                        topic record (catalog)
+//	s/<topic>\x00<subscription>      subscription record (catalog)
+//	o/<topic>\x00<subscription>\x00<partition:4 bytes BE>  committed offset (catalog)
+//	q/<topic>\x00<subscription>\x00<partition:4>            queue partition snapshot (broker)
+//	w/<topic>\x00<subscription>\x00<due ms:8><partition:4><offset:8>  parked message (broker)
+//	x/<topic>\x00<subscription>\x00<partition:4><offset:8>  due time of a parked message (broker)
+//	r/<dead-letter topic>\x00<offset:8>                      redriven mark (broker)
+//	h/<topic>\x00<subscription>\x00<partition:4>            stream partition halt (broker)
 //	k/<topic>\x00<subscription>\x00<partition:4>            Kafka commit metadata and leader epoch
+//	kafka-pid/next, kafka-ps/…, kafka-gcfg/…                 Kafka producer ids, producer snapshots, group configs
 //
-// Names cannot contain \x00, so the separators are unambiguous.
+// Names cannot contain \x00, so the separators are unambiguous. Records
+// start with a version byte (record.go) or have a fixed layout.
 package state
 
 import (
