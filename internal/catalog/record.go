@@ -20,13 +20,15 @@ import (
 // object of the wire struct, every field present. Enums are strings,
 // durations Go duration strings ("1h30m0s", "250ms", "0s": exact to the
 // nanosecond, with their units), times RFC 3339 in UTC with up to nine
-// fractional digits. A version-1 decoder refuses unknown fields, unknown
-// enum names and trailing bytes: a record that needs anything else is a new
-// version. Records written before versions existed (JSON objects, first
-// byte '{') are version 0 and decoded with their meaning then (record_v0.go).
+// fractional digits. A version-1 decoder refuses missing and unknown
+// fields, unknown enum names and trailing bytes: a record that needs
+// anything else is a new version. Records written before versions existed
+// (JSON objects, first byte '{') are version 0 and decoded with their
+// meaning then (record_v0.go).
 //
-// Committed offsets are a version-less fixed layout: 8 bytes, the offset
-// big-endian. A later layout must have another length.
+// Committed offsets are a fixed layout without a version byte (version 0):
+// 8 bytes, the offset big-endian. A later version will have another length
+// and start with its version byte.
 
 // recordVersion is the version of the topic and subscription records this
 // server writes, and the newest it reads.

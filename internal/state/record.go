@@ -16,7 +16,8 @@ import (
 // byte, 1 or more, followed by that version's payload. Records written
 // before versions existed are JSON objects, so their first byte is '{':
 // they are version 0, which families that used to be JSON keep reading.
-// '{' (0x7b) is therefore never used as a version byte.
+// '{' (0x7b) is therefore never used as a version byte. Records of a fixed
+// layout have no version byte and count as version 0 (Fixed).
 
 // LegacyJSON is the first byte of a version-0 (JSON) record.
 const LegacyJSON = '{'
