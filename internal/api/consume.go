@@ -16,11 +16,8 @@ import (
 	"github.com/spoolmq/spool/internal/errs"
 )
 
-// Bounds on lease requests.
-const (
-	maxNackDelay  = 30 * 24 * time.Hour
-	maxAckOffsets = 1 << 16
-)
+// maxNackDelay bounds the redelivery delay of a nack.
+const maxNackDelay = 30 * 24 * time.Hour
 
 // consume implements ConsumeService.
 type consume struct {
@@ -145,8 +142,8 @@ func (h *consume) readLoop(stream *connect.BidiStream[spoolv1.ConsumeRequest, sp
 			leaseReply(sess, k.Nack.RequestId, sess.Nack(k.Nack.RequestId, k.Nack.Partition, k.Nack.Offset, delay, k.Nack.Error))
 		case *spoolv1.ConsumeRequest_Extend:
 			d, err := dur(k.Extend.By)
-			if err == nil && len(k.Extend.Offsets) > maxAckOffsets {
-				err = errs.New(errs.InvalidArgument, "extend covers at most %d offsets", maxAckOffsets)
+			if err == nil && len(k.Extend.Offsets) > MaxLeaseOffsets {
+				err = errs.New(errs.InvalidArgument, "extend covers at most %d offsets", MaxLeaseOffsets)
 			}
 			if err != nil {
 				leaseReply(sess, k.Extend.RequestId, err)

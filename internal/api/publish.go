@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 
 	"connectrpc.com/connect"
 	"golang.org/x/sync/semaphore"
-	"google.golang.org/protobuf/proto"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/internal/broker"
@@ -27,9 +27,11 @@ type publish struct {
 	budgetMax int64
 }
 
-// weight is what a request counts against the publish budget.
-func (h publish) weight(req *spoolv1.PublishRequest) int64 {
-	return min(2*int64(proto.Size(req)), h.budgetMax)
+// weight is what a request counts against the publish budget (a request
+// costing more than the whole budget takes all of it); contentType is the
+// request's (or stream's), which tells JSON from binary.
+func (h publish) weight(req *spoolv1.PublishRequest, contentType string) int64 {
+	return min(publishCost(req, strings.Contains(contentType, "json")), h.budgetMax)
 }
 
 func messagesFromProto(req *spoolv1.PublishRequest) ([]broker.Message, error) {
@@ -55,15 +57,15 @@ func resultsToProto(rs []broker.Result, id uint64) *spoolv1.PublishResponse {
 }
 
 func (h publish) Publish(ctx context.Context, req *connect.Request[spoolv1.PublishRequest]) (*connect.Response[spoolv1.PublishResponse], error) {
-	msgs, err := messagesFromProto(req.Msg)
-	if err != nil {
-		return nil, err
-	}
-	w := h.weight(req.Msg)
+	w := h.weight(req.Msg, req.Header().Get("Content-Type"))
 	if err := h.budget.Acquire(ctx, w); err != nil {
 		return nil, toConnect(err)
 	}
 	defer h.budget.Release(w)
+	msgs, err := messagesFromProto(req.Msg)
+	if err != nil {
+		return nil, err
+	}
 	rs, err := h.b.Publish(req.Msg.Topic, msgs)
 	if err != nil {
 		return nil, toConnect(err)
@@ -93,6 +95,7 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[s
 		h.budget.Release(w)
 	}
 	defer wg.Wait()
+	ctype := stream.RequestHeader().Get("Content-Type")
 	for {
 		req, err := stream.Receive()
 		if errors.Is(err, io.EOF) {
@@ -107,7 +110,7 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[s
 		if failed != nil {
 			return failed
 		}
-		size := h.weight(req)
+		size := h.weight(req, ctype)
 		// With nothing else of this stream in flight, the request's own
 		// goroutine may write it (no hand-off to the log's writer): a
 		// request read meanwhile would wait for the next fsync anyway.
