@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,20 +70,25 @@ func (h *consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		wg      sync.WaitGroup
-		readErr error
-	)
-	wg.Add(1)
+	readDone := make(chan error, 1)
 	go func() {
-		defer wg.Done()
 		defer cancel()
-		readErr = h.readLoop(stream, sess)
+		readDone <- h.readLoop(stream, sess)
 	}()
 	sendErr := h.sendLoop(ctx, stream, sess)
 	cancel()
 	sess.Leave()
-	wg.Wait()
+	// The send loop ends when the read loop did (the client closed its side
+	// or sent something invalid), or when the session ended: its topic or
+	// subscription was deleted, or the server is stopping. Then the client
+	// is still waiting for messages and its side stays open, so the handler
+	// returns without waiting for the read loop: Connect sends the error
+	// and closes the request body, which ends the read loop.
+	var readErr error
+	select {
+	case readErr = <-readDone:
+	default:
+	}
 	switch {
 	case readErr != nil && !errors.Is(readErr, io.EOF):
 		return readErr

@@ -203,7 +203,18 @@ const (
 	MaxPartitions  = 1024
 	maxNameLen     = 200
 	maxDedupWindow = 7 * 24 * time.Hour
+	// MaxRateLimit bounds a rate limit, in messages per second.
+	MaxRateLimit = 1e9
 )
+
+// ValidateRate checks a rate limit (messages per second; 0 = unlimited):
+// a finite number in [0, MaxRateLimit]. what names it in the message.
+func ValidateRate(what string, r float64) error {
+	if !(r >= 0 && r <= MaxRateLimit) { // also false for NaN
+		return errs.New(errs.InvalidArgument, "%s must be a number between 0 and %g, not %v", what, float64(MaxRateLimit), r)
+	}
+	return nil
+}
 
 // Defaults fill unset topic config fields.
 type Defaults struct {
@@ -294,8 +305,11 @@ func (c SubConfig) Validate() error {
 	}
 	if c.Mode == ModeQueue {
 		q := c.Queue
-		if q.MaxInFlight < 0 || q.RateLimit < 0 || q.RateBurst < 0 {
-			return errs.New(errs.InvalidArgument, "max in flight, rate limit and rate burst must not be negative")
+		if q.MaxInFlight < 0 || q.RateBurst < 0 {
+			return errs.New(errs.InvalidArgument, "max in flight and rate burst must not be negative")
+		}
+		if err := ValidateRate("rate limit", q.RateLimit); err != nil {
+			return err
 		}
 		if q.DeadLetterTopic != "" {
 			if err := ValidateName("dead-letter topic", q.DeadLetterTopic); err != nil {
