@@ -19,7 +19,8 @@ import (
 // than listCaps allows. The walk allocates nothing per element and stops
 // at the first list over its bound. Connect reports a refused request as
 // invalid_argument ("unmarshal message: …"); on a stream it ends the
-// stream.
+// stream. Publish requests are not decoded here at all (see
+// encodedPublish): their handler walks, charges and decodes them.
 
 // codecs returns the handler options that install the bounded codecs under
 // the names Connect's own are registered with.
@@ -63,6 +64,10 @@ func (protoCodec) MarshalStable(m any) ([]byte, error) {
 func (protoCodec) IsBinary() bool { return true }
 
 func (protoCodec) Unmarshal(data []byte, m any) error {
+	if ep, ok := m.(*encodedPublish); ok {
+		ep.data, ep.json = append([]byte(nil), data...), false
+		return nil
+	}
 	pm, err := protoMessage(m)
 	if err != nil {
 		return err
@@ -100,6 +105,10 @@ func (c jsonCodec) MarshalStable(m any) ([]byte, error) { return c.Marshal(m) }
 func (jsonCodec) IsBinary() bool { return false }
 
 func (jsonCodec) Unmarshal(data []byte, m any) error {
+	if ep, ok := m.(*encodedPublish); ok {
+		ep.data, ep.json = append([]byte(nil), data...), true
+		return nil
+	}
 	pm, err := protoMessage(m)
 	if err != nil {
 		return err
@@ -134,7 +143,7 @@ var errTooDeep = errors.New("request nested too deeply")
 // listScan counts list elements while walking one encoded request.
 type listScan struct {
 	json   jsonScanner
-	totals []fieldCount // fields bounded per request: elements so far
+	totals []fieldCount // elements so far of every list field, in the whole request
 }
 
 // fieldCount is a repeated field and its element count.
@@ -157,25 +166,30 @@ type scope struct {
 // (per list or per request) is exceeded.
 func (s *listScan) add(sc *scope, md protoreflect.MessageDescriptor, fd protoreflect.FieldDescriptor, k int) error {
 	c := capOf(fd)
-	n := sc.add(fd, k)
-	if n > c.each {
+	if sc.add(fd, k) > c.each {
 		return fmt.Errorf("%s has more than %d %s (the limit)", md.Name(), c.each, fd.JSONName())
 	}
-	if c.total > 0 {
-		for i := range s.totals {
-			if s.totals[i].fd == fd {
-				if s.totals[i].n += k; s.totals[i].n > c.total {
-					return fmt.Errorf("request has more than %d %s in all (the limit)", c.total, fd.JSONName())
-				}
-				return nil
-			}
-		}
-		s.totals = append(s.totals, fieldCount{fd, k})
-		if k > c.total {
-			return fmt.Errorf("request has more than %d %s in all (the limit)", c.total, fd.JSONName())
-		}
+	i := 0
+	for i < len(s.totals) && s.totals[i].fd != fd {
+		i++
+	}
+	if i == len(s.totals) {
+		s.totals = append(s.totals, fieldCount{fd: fd})
+	}
+	if s.totals[i].n += k; c.total > 0 && s.totals[i].n > c.total {
+		return fmt.Errorf("request has more than %d %s in all (the limit)", c.total, fd.JSONName())
 	}
 	return nil
+}
+
+// count returns how many elements of list fd the request has.
+func (s *listScan) count(fd protoreflect.FieldDescriptor) int {
+	for _, t := range s.totals {
+		if t.fd == fd {
+			return t.n
+		}
+	}
+	return 0
 }
 
 // add counts k elements of fd in the scope and returns its count.

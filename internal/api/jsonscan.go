@@ -174,6 +174,39 @@ func (j *jsonScanner) skip() error {
 	}
 }
 
+// uint reads an unsigned integer written as digits, quoted or not, as
+// protojson writes 64-bit integers; anything else is skipped and reads as
+// 0 (the decoder judges it).
+func (j *jsonScanner) uint() (uint64, error) {
+	start := j.pos
+	quoted := j.peek() == '"'
+	if quoted {
+		j.pos++
+	}
+	var v uint64
+	digits := 0
+	for ; j.pos < len(j.data) && j.data[j.pos] >= '0' && j.data[j.pos] <= '9'; j.pos++ {
+		v = v*10 + uint64(j.data[j.pos]-'0')
+		digits++
+	}
+	if quoted && j.pos < len(j.data) && j.data[j.pos] == '"' {
+		j.pos++
+		quoted = false
+	}
+	end := j.pos == len(j.data)
+	if !end {
+		switch j.data[j.pos] {
+		case ',', '}', ' ', '\t', '\n', '\r':
+			end = true
+		}
+	}
+	if digits > 0 && digits <= 19 && !quoted && end {
+		return v, nil
+	}
+	j.pos = start
+	return 0, j.skip()
+}
+
 // key is a field name being read: long names cannot name a field.
 type key struct {
 	buf [64]byte

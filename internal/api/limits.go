@@ -1,7 +1,6 @@
 package api
 
 import (
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
@@ -60,35 +59,34 @@ func capOf(fd protoreflect.FieldDescriptor) listCap {
 }
 
 // What a publish request costs the server, charged against the publish
-// budget before its messages are converted and stored: per byte of its
-// messages (as binary protobuf), per message and per header. The bytes are
-// held three times — decoded, encoded into record batches, and queued in
-// the partition log — and JSON decoding makes about three more copies on
-// the way (strings, base64). Each message costs its decoded proto, the
-// broker's copy, partitioning and de-duplication state, its result and its
-// share of the reply; each header its decoded proto and the broker's
-// copy. TestPublishCost checks these against what requests of every shape
+// budget before it is decoded: per byte as it arrived, per message and per
+// header. The bytes are held up to four times — the copy taken from
+// Connect's buffer, decoded, encoded into record batches, queued in the
+// partition log — and JSON decoding makes more copies on the way
+// (strings, base64). Each message costs its decoded proto, the broker's
+// copy, partitioning and de-duplication state, its result and its share of
+// the reply; each header its decoded proto and the broker's copy.
+// TestPublishCost checks these against what requests of every shape
 // allocate (empty messages: about 0.7 KiB each in binary and 1.1 KiB in
 // JSON; empty headers 0.15 and 0.3 KiB).
 const (
-	costPerByte     = 3
-	costPerJSONByte = 6
+	costPerByte     = 4
+	costPerJSONByte = 5
 	costPerMessage  = 1536
 	costPerHeader   = 384
 )
 
-// publishCost is what a publish request is charged against the publish
-// budget (json: it came as JSON). With at most MaxPublishMessages
-// messages and MaxRequestHeaders headers, one request of at most 8 MiB
-// costs at most 6 × 8 + 15 + 37.5 MiB.
-func publishCost(req *spoolv1.PublishRequest, json bool) int64 {
-	headers := 0
-	for _, m := range req.Messages {
-		headers += len(m.Headers)
-	}
+// headersField is Message.headers.
+var headersField = (*spoolv1.Message)(nil).ProtoReflect().Descriptor().Fields().ByName("headers")
+
+// publishCost is what a publish request of size bytes (as JSON or binary)
+// with msgs messages and headers headers is charged against the publish
+// budget. One request of at most 8 MiB (MaxPublishMessages messages,
+// MaxRequestHeaders headers) costs at most 5 × 8 + 15 + 37.5 MiB.
+func publishCost(size int, json bool, msgs, headers int) int64 {
 	perByte := int64(costPerByte)
 	if json {
 		perByte = costPerJSONByte
 	}
-	return perByte*int64(proto.Size(req)) + int64(len(req.Messages))*costPerMessage + int64(headers)*costPerHeader
+	return perByte*int64(size) + int64(msgs)*costPerMessage + int64(headers)*costPerHeader
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -130,8 +129,8 @@ func createTopic(t testing.TB, base, name string) {
 }
 
 // TestPublishCap: a publish request of more messages than the cap is
-// refused with invalid_argument, in JSON and in binary, and one at the cap
-// is stored whole.
+// refused with invalid_argument (and its ErrorInfo), in JSON and in
+// binary, and one at the cap is stored whole.
 func TestPublishCap(t *testing.T) {
 	base := startServer(t, server.Config{})
 	createTopic(t, base, "t")
@@ -189,33 +188,37 @@ func TestPublishHeaderCaps(t *testing.T) {
 	}
 }
 
-// TestPublishStreamCap: PublishStream refuses an over-cap request (ending
-// the stream) and takes one at the cap.
+// TestPublishStreamCap: PublishStream answers an over-cap request
+// in-stream with invalid_argument, keeps the stream open, and takes one at
+// the cap.
 func TestPublishStreamCap(t *testing.T) {
 	base := startServer(t, server.Config{})
 	createTopic(t, base, "t")
 	for _, opts := range [][]connect.ClientOption{nil, {connect.WithProtoJSON()}, {connect.WithGRPC()}} {
 		c := spoolv1connect.NewPublishServiceClient(h2c(), base, opts...)
 		stream := c.PublishStream(context.Background())
-		req := &spoolv1.PublishRequest{Topic: "t", RequestId: 1, Messages: make([]*spoolv1.Message, api.MaxPublishMessages)}
-		for i := range req.Messages {
-			req.Messages[i] = &spoolv1.Message{}
+		atCap := &spoolv1.PublishRequest{Topic: "t", RequestId: 1, Messages: make([]*spoolv1.Message, api.MaxPublishMessages)}
+		for i := range atCap.Messages {
+			atCap.Messages[i] = &spoolv1.Message{}
 		}
-		if err := stream.Send(req); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := stream.Receive()
-		if err != nil || len(resp.Results) != api.MaxPublishMessages {
-			t.Fatalf("at the cap: %v, %v", err, resp.GetError())
-		}
-		req.RequestId = 2
-		req.Messages = append(req.Messages, &spoolv1.Message{})
-		if err := stream.Send(req); err != nil && !errors.Is(err, io.EOF) {
-			t.Fatal(err)
-		}
-		_, err = stream.Receive()
-		if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "more than 10000 messages") {
-			t.Errorf("over the cap: %v", err)
+		over := &spoolv1.PublishRequest{Topic: "t", RequestId: 2, Messages: append(atCap.Messages, &spoolv1.Message{})}
+		for _, req := range []*spoolv1.PublishRequest{over, atCap} {
+			if err := stream.Send(req); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := stream.Receive()
+			if err != nil {
+				t.Fatalf("request %d: %v", req.RequestId, err)
+			}
+			if resp.RequestId != req.RequestId {
+				t.Errorf("answer to request %d has id %d", req.RequestId, resp.RequestId)
+			}
+			if req == over && (resp.GetError().GetCode() != "invalid_argument" || !strings.Contains(resp.ErrorMessage, "more than 10000 messages")) {
+				t.Errorf("over the cap: %v %q", resp.GetError(), resp.ErrorMessage)
+			}
+			if req == atCap && (resp.Error != nil || len(resp.Results) != api.MaxPublishMessages) {
+				t.Errorf("at the cap: %v, %d results", resp.GetError(), len(resp.Results))
+			}
 		}
 		stream.CloseRequest()
 		stream.CloseResponse()
@@ -317,7 +320,11 @@ func TestPublishCost(t *testing.T) {
 					t.Fatalf("%s (%s): status %d, %.200s", sh.name, ctype, st, raw)
 				}
 			}
-			charged := uint64(api.PublishCost(req, asJSON))
+			hs := 0
+			for _, m := range req.Messages {
+				hs += len(m.Headers)
+			}
+			charged := uint64(api.PublishCost(len(body), asJSON, len(req.Messages), hs))
 			if got > charged+4*uint64(len(body)) {
 				t.Errorf("%s (%s): allocated %d bytes, charged %d (+ %d for reading the body)", sh.name, ctype, got, charged, 4*len(body))
 			}

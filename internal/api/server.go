@@ -66,7 +66,7 @@ func New(b *broker.Broker, lim Limits) *Handler {
 	budget := semaphore.NewWeighted(lim.PublishBudgetBytes)
 	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b}, opts...))
 	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b}, opts...))
-	h.mux.Handle(spoolv1connect.NewPublishServiceHandler(publish{b: b, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
+	h.mux.Handle(newPublishHandler(publish{b: b, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
 	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(&consume{b: b, max: int64(lim.MaxSessions)}, opts...))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
