@@ -15,8 +15,11 @@ import (
 	"github.com/spoolmq/spool/internal/errs"
 )
 
-// maxNackDelay bounds the redelivery delay of a nack.
-const maxNackDelay = 30 * 24 * time.Hour
+// Bounds on consume requests (lists are bounded by the codecs).
+const (
+	maxNackDelay = 30 * 24 * time.Hour // the redelivery delay of a nack
+	maxMemberIDs = 1024                // bytes of a client, instance or member id
+)
 
 // consume implements ConsumeService.
 type consume struct {
@@ -52,6 +55,9 @@ func (h *consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv
 	}
 	if start.Credits < 0 {
 		return invalid("credits must not be negative")
+	}
+	if len(start.ClientId) > maxMemberIDs || len(start.InstanceId) > maxMemberIDs || len(start.MemberId) > maxMemberIDs {
+		return invalid("client, instance and member ids are limited to %d bytes", maxMemberIDs)
 	}
 	sess, err := h.b.Join(broker.JoinRequest{
 		Topic:          start.Topic,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +88,24 @@ func TestConsumeEndsOnDelete(t *testing.T) {
 				postJSON(t, base, "/spool.v1.TopicService/DeleteTopic", []byte(`{"name":"dlq.t.s"}`), nil)
 			}
 		}
+	}
+}
+
+// TestConsumeStartBounds: ids in ConsumeStart are bounded.
+func TestConsumeStartBounds(t *testing.T) {
+	base := startServer(t, server.Config{})
+	createTopic(t, base, "t")
+	if st, code, msg := postJSON(t, base, createSubPath, []byte(`{"topic":"t","name":"s"}`), nil); st != http.StatusOK {
+		t.Fatalf("create subscription: %d %s %s", st, code, msg)
+	}
+	c := spoolv1connect.NewConsumeServiceClient(h2c(), base)
+	stream := c.Consume(context.Background())
+	defer stream.CloseResponse()
+	if err := stream.Send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Start{Start: &spoolv1.ConsumeStart{
+		Topic: "t", Subscription: "s", ClientId: strings.Repeat("x", 1025)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Receive(); connect.CodeOf(err) != connect.CodeInvalidArgument || errorCode(err) != "invalid_argument" {
+		t.Errorf("a 1025-byte client id: %v", err)
 	}
 }
