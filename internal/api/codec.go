@@ -73,7 +73,7 @@ func (protoCodec) Unmarshal(data []byte, m any) error {
 		return err
 	}
 	var s listScan
-	if err := s.binary(data, pm.ProtoReflect().Descriptor(), &scope{}, 0); err != nil {
+	if err := s.scanBinary(data, pm.ProtoReflect().Descriptor()); err != nil {
 		return err
 	}
 	return proto.Unmarshal(data, pm)
@@ -117,7 +117,7 @@ func (jsonCodec) Unmarshal(data []byte, m any) error {
 		return errors.New("zero-length payload is not a valid JSON object")
 	}
 	s := listScan{json: jsonScanner{data: data}}
-	if err := s.jsonMessage(pm.ProtoReflect().Descriptor(), &scope{}, 0); err != nil {
+	if err := s.scanJSON(pm.ProtoReflect().Descriptor()); err != nil {
 		return err
 	}
 	// Unknown fields are ignored, as by Connect's own JSON codec, so that
@@ -144,6 +144,27 @@ var errTooDeep = errors.New("request nested too deeply")
 type listScan struct {
 	json   jsonScanner
 	totals []fieldCount // elements so far of every list field, in the whole request
+	// scopes[d] counts the lists of the message instance being walked at
+	// depth d: list elements at one depth are walked one after another, so
+	// each reuses its depth's scope.
+	scopes [maxScanDepth + 2]scope
+}
+
+// elem returns the scope of a new message instance at depth d.
+func (s *listScan) elem(d int) *scope {
+	sc := &s.scopes[d]
+	*sc = scope{}
+	return sc
+}
+
+// scanBinary walks an encoded protobuf message of type md.
+func (s *listScan) scanBinary(b []byte, md protoreflect.MessageDescriptor) error {
+	return s.binary(b, md, s.elem(0), 0)
+}
+
+// scanJSON walks s.json as a message of type md.
+func (s *listScan) scanJSON(md protoreflect.MessageDescriptor) error {
+	return s.jsonMessage(md, s.elem(0), 0)
 }
 
 // fieldCount is a repeated field and its element count.
@@ -262,7 +283,7 @@ func (s *listScan) binaryField(fd protoreflect.FieldDescriptor, md protoreflect.
 		if err := s.add(sc, md, fd, 1); err != nil {
 			return err
 		}
-		return s.binary(val, fd.Message(), &scope{}, depth+1)
+		return s.binary(val, fd.Message(), s.elem(depth+1), depth+1)
 	case msg:
 		return s.binary(val, fd.Message(), sc, depth+1)
 	case !fd.IsList():

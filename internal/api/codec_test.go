@@ -84,14 +84,14 @@ func scanBoth(t *testing.T, m proto.Message) error {
 		t.Fatal(err)
 	}
 	var s listScan
-	berr := s.binary(b, m.ProtoReflect().Descriptor(), &scope{}, 0)
+	berr := s.scanBinary(b, m.ProtoReflect().Descriptor())
 	for _, opts := range []protojson.MarshalOptions{{}, {Multiline: true, Indent: "\t"}, {UseProtoNames: true}} {
 		js, err := opts.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := listScan{json: jsonScanner{data: js}}
-		jerr := s.jsonMessage(m.ProtoReflect().Descriptor(), &scope{}, 0)
+		jerr := s.scanJSON(m.ProtoReflect().Descriptor())
 		if (jerr == nil) != (berr == nil) {
 			t.Fatalf("%T: binary says %v, JSON %+v says %v", m, berr, opts, jerr)
 		}
@@ -200,7 +200,7 @@ func TestListScanBinaryMerge(t *testing.T) {
 		t.Fatalf("the decoder merges: %v, %d ranges", err, len(decoded.GetAck().GetRanges()))
 	}
 	var s listScan
-	if err := s.binary(twice, decoded.ProtoReflect().Descriptor(), &scope{}, 0); err == nil {
+	if err := s.scanBinary(twice, decoded.ProtoReflect().Descriptor()); err == nil {
 		t.Fatal("merged ack ranges over the limit accepted")
 	}
 }
@@ -219,7 +219,7 @@ func TestListScanWire(t *testing.T) {
 	req := protowire.AppendTag(nil, 8, protowire.BytesType)
 	req = protowire.AppendBytes(req, ext)
 	var s listScan
-	if err := s.binary(req, md, &scope{}, 0); err == nil {
+	if err := s.scanBinary(req, md); err == nil {
 		t.Error("unpacked extend offsets over the limit accepted")
 	}
 
@@ -231,13 +231,13 @@ func TestListScanWire(t *testing.T) {
 		"{\n\"requestId\":\"1\",\n\t\"messages\":[" + over + "]}",
 	} {
 		s := listScan{json: jsonScanner{data: []byte(js)}}
-		if err := s.jsonMessage(pub, &scope{}, 0); err == nil {
+		if err := s.scanJSON(pub); err == nil {
 			t.Errorf("%.40s…: accepted", js)
 		}
 	}
 	// Unknown fields are skipped whole, whatever they hold.
 	unknown := `{"other":[` + over + `,{"messages":[` + over + `]}],"topic":"t","x":"]}\""}`
-	if err := (&listScan{json: jsonScanner{data: []byte(unknown)}}).jsonMessage(pub, &scope{}, 0); err != nil {
+	if err := (&listScan{json: jsonScanner{data: []byte(unknown)}}).scanJSON(pub); err != nil {
 		t.Errorf("unknown fields: %v", err)
 	}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal([]byte(unknown), &spoolv1.PublishRequest{}); err != nil {
@@ -245,14 +245,14 @@ func TestListScanWire(t *testing.T) {
 	}
 	// Malformed JSON is refused, never followed past what it means.
 	for _, js := range []string{``, `{`, `{"messages":[{}`, `{"messages":[{},]}`, `{"topic":"t\q"}`, `{"messages":{}}`, `[]`} {
-		if err := (&listScan{json: jsonScanner{data: []byte(js)}}).jsonMessage(pub, &scope{}, 0); err == nil {
+		if err := (&listScan{json: jsonScanner{data: []byte(js)}}).scanJSON(pub); err == nil {
 			t.Errorf("%q accepted", js)
 		}
 	}
 	// A field mask's paths are one string in JSON.
 	alter := (&spoolv1.AlterSubscriptionRequest{}).ProtoReflect().Descriptor()
 	paths := `{"updateMask":"` + strings.Repeat(`a\u002c`, maxMaskPaths) + `"}`
-	if err := (&listScan{json: jsonScanner{data: []byte(paths)}}).jsonMessage(alter, &scope{}, 0); err == nil {
+	if err := (&listScan{json: jsonScanner{data: []byte(paths)}}).scanJSON(alter); err == nil {
 		t.Error("field mask paths over the limit accepted")
 	}
 }
@@ -279,12 +279,12 @@ func FuzzListScan(f *testing.F) {
 			md := m.ProtoReflect().Descriptor()
 			if asJSON {
 				s := listScan{json: jsonScanner{data: data}}
-				if s.jsonMessage(md, &scope{}, 0) == nil && protojson.Unmarshal(data, m) == nil {
+				if s.scanJSON(md) == nil && protojson.Unmarshal(data, m) == nil {
 					check(t, m)
 				}
 			} else {
 				var s listScan
-				if s.binary(data, md, &scope{}, 0) == nil && proto.Unmarshal(data, m) == nil {
+				if s.scanBinary(data, md) == nil && proto.Unmarshal(data, m) == nil {
 					check(t, m)
 				}
 			}
@@ -313,4 +313,36 @@ func count(t *testing.T, m protoreflect.Message, totals map[protoreflect.FieldDe
 		}
 		return true
 	})
+}
+
+// TestListScanAllocs: the walk allocates per list field, never per element.
+func TestListScanAllocs(t *testing.T) {
+	req := &spoolv1.PublishRequest{Topic: "t"}
+	for range MaxPublishMessages {
+		m := &spoolv1.Message{Key: []byte("k"), Subject: "a.b", Delay: durationpb.New(1)}
+		for range 10 {
+			m.Headers = append(m.Headers, &spoolv1.Header{Key: "h"})
+		}
+		req.Messages = append(req.Messages, m)
+	}
+	md := req.ProtoReflect().Descriptor()
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := protojson.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, walk := range map[string]func() error{
+		"binary": func() error { var s listScan; return s.scanBinary(b, md) },
+		"json":   func() error { s := listScan{json: jsonScanner{data: js}}; return s.scanJSON(md) },
+	} {
+		if err := walk(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if n := testing.AllocsPerRun(5, func() { walk() }); n > 4 {
+			t.Errorf("%s: %v allocations for %d messages", name, n, MaxPublishMessages)
+		}
+	}
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -296,7 +295,12 @@ func (s *listScan) jsonValue(fd protoreflect.FieldDescriptor, md protoreflect.Me
 		case m == nil:
 			return j.skip()
 		case m.FullName() == "google.protobuf.FieldMask":
-			return s.jsonFieldMask(m, sc)
+			n, err := j.maskPaths()
+			if err != nil || n == 0 {
+				return err
+			}
+			paths := m.Fields().ByName("paths")
+			return s.add(sc, m, paths, n)
 		case wellKnown(m):
 			return j.skip() // a string or a scalar in JSON
 		}
@@ -320,7 +324,7 @@ func (s *listScan) jsonValue(fd protoreflect.FieldDescriptor, md protoreflect.Me
 		}
 		var err error
 		if m != nil && !wellKnown(m) {
-			err = s.jsonMessage(m, &scope{}, depth+1)
+			err = s.jsonMessage(m, s.elem(depth+1), depth+1)
 		} else {
 			err = j.skip()
 		}
@@ -337,22 +341,17 @@ func (s *listScan) jsonValue(fd protoreflect.FieldDescriptor, md protoreflect.Me
 	}
 }
 
-// jsonFieldMask counts the paths of a field mask, which JSON writes as one
-// string of comma-separated paths.
-func (s *listScan) jsonFieldMask(m protoreflect.MessageDescriptor, sc *scope) error {
-	j := &s.json
+// maskPaths reads a field mask, which JSON writes as one string of
+// comma-separated paths, and returns how many paths it has.
+func (j *jsonScanner) maskPaths() (int, error) {
 	if j.peek() != '"' {
-		return j.skip() // null, or refused by the decoder
+		return 0, j.skip() // null, or refused by the decoder
 	}
 	chars, commas, err := j.str(nil)
 	if err != nil || chars == 0 {
-		return err
+		return 0, err
 	}
-	fd := m.Fields().ByName("paths")
-	if fd == nil {
-		return fmt.Errorf("%s has no paths", m.FullName())
-	}
-	return s.add(sc, m, fd, commas+1)
+	return commas + 1, nil
 }
 
 // wellKnown reports whether md is a well-known type with its own JSON form

@@ -77,10 +77,10 @@ func (h publish) admit(ctx context.Context, ep *encodedPublish) (req *spoolv1.Pu
 		if len(ep.data) == 0 {
 			err = errMalformedJSON
 		} else {
-			err = s.jsonMessage(md, &scope{}, 0)
+			err = s.scanJSON(md)
 		}
 	} else {
-		err = s.binary(ep.data, md, &scope{}, 0)
+		err = s.scanBinary(ep.data, md)
 	}
 	if err != nil {
 		return nil, 0, requestID(ep, md), errs.Wrap(errs.InvalidArgument, err, "publish request refused")
