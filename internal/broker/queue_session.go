@@ -151,7 +151,7 @@ func (sess *Session) nextQueue(ctx context.Context) (Event, error) {
 		case <-sess.wake:
 		case <-waitC:
 		case <-t.gone:
-			return Event{}, errs.New(errs.TopicNotFound, "topic %q was deleted or the broker is shutting down", t.meta.Name)
+			return Event{}, sess.goneErr()
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		}
