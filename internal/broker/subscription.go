@@ -147,6 +147,10 @@ func (b *Broker) CreateSubscription(topicName, name string, cfg catalog.SubConfi
 		return catalog.Subscription{}, errs.New(errs.SubExists, "subscription %q on topic %q already exists", name, topicName)
 	}
 	created := false // a dead-letter topic, by this call: removed unless the subscription is created
+	if cfg.Mode == catalog.ModeStream && cfg.Queue.DeadLetterTopic == topicName {
+		// A stream subscription's dead-letter topic is created with its first dead letter.
+		return catalog.Subscription{}, errs.New(errs.InvalidArgument, "a subscription cannot dead-letter into its own topic")
+	}
 	if cfg.Mode == catalog.ModeQueue {
 		dlq := cfg.Queue.DeadLetterTopic
 		if dlq == "" {
