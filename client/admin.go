@@ -174,7 +174,8 @@ func (c *Client) purge(ctx context.Context, topic, name string, partition *int32
 // ListDeadLetters returns up to limit messages (0: the server's default,
 // 100; at most 1000) of the dead-letter topic of queue subscription sub,
 // starting at offset fromOffset of that topic, and the offset to list from
-// next. It returns an empty list when nothing was dead-lettered; an error
+// next. The server answers about 4 MiB of messages at most, so a page may
+// hold fewer than limit with more to follow. It returns an empty list when nothing was dead-lettered; an error
 // matching ErrSubscriptionNotFound, or a failed_precondition *Error for a
 // stream subscription.
 func (c *Client) ListDeadLetters(ctx context.Context, topic, sub string, fromOffset int64, limit int) ([]DeadLetter, int64, error) {

@@ -178,19 +178,28 @@ func callUnbounded[Req, Res any](ctx context.Context, c *Client, f func(context.
 // retriable failure (done here up to WithPublishAttempts times, with
 // backoff) never stores a message twice. Messages for one partition are
 // stored all or nothing; after an error, messages for other partitions may
-// have been stored. Publishing no messages is a no-op. For throughput, use
-// a Producer.
+// have been stored. Publishing no messages is a no-op. One request holds at
+// most 10,000 messages and 100,000 headers (the server's limits; more fail
+// with ErrInvalidArgument before anything is sent). For throughput, use a
+// Producer.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...Message) ([]PublishResult, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
+	if len(msgs) > maxPublishMessages {
+		return nil, invalidArgument("%d messages in one Publish; the limit is %d (a Producer splits batches for you)", len(msgs), maxPublishMessages)
+	}
 	req := &spoolv1.PublishRequest{Topic: topic, Messages: make([]*spoolv1.Message, len(msgs))}
+	headers := 0
 	for i := range msgs {
 		pm, err := msgs[i].toProto()
 		if err != nil {
 			return nil, err
 		}
 		req.Messages[i] = pm
+		if headers += len(pm.Headers); headers > maxRequestHeaders {
+			return nil, invalidArgument("more than %d headers in one Publish (the limit)", maxRequestHeaders)
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		resp, err := call(ctx, c, c.publish.Publish, req)

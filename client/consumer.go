@@ -128,9 +128,10 @@ func (c *Client) NewConsumer(topic, sub string, h Handler, opts ...ConsumerOptio
 // receiving, lets running handlers finish within ConsumerShutdownTimeout,
 // commits, closes the stream so the server removes the member) and returns
 // nil. It returns early with an error only when consuming cannot go on: the
-// topic or subscription does not exist (ErrTopicNotFound,
-// ErrSubscriptionNotFound), the server rejects the stream for good, or a
-// handler error under ConsumerStopOnError. Broken streams (and a server
+// topic or subscription does not exist, or is deleted while it runs
+// (ErrTopicNotFound, ErrSubscriptionNotFound; running handlers get
+// ConsumerShutdownTimeout to finish), the server rejects the stream for
+// good, or a handler error under ConsumerStopOnError. Broken streams (and a server
 // unreachable at the start) are retried with backoff. Run may be called
 // again after it returns (as a new member); concurrent calls fail with
 // ErrConsumerRunning.
@@ -231,6 +232,12 @@ type memberState struct {
 	memberID string          // rejoin as this member; "" = new member
 	carry    map[int32]int64 // stream mode: processed but uncommitted: next offset per partition
 	queued   leaseCarry      // queue mode: outcomes not yet sent
+}
+
+// gone reports whether a stream ended because its topic or subscription
+// no longer exists (it was deleted): reopening it cannot help.
+func gone(err error) bool {
+	return errors.Is(err, ErrTopicNotFound) || errors.Is(err, ErrSubscriptionNotFound)
 }
 
 // retryAfterOf returns err's retry-after hint, or 0.

@@ -380,6 +380,9 @@ func (s *session) broken(err error) sessionOutcome {
 		}
 	}
 	s.dropAll()
+	if gone(err) {
+		return sessionOutcome{joined: s.joined, fatal: err}
+	}
 	if !s.joined && !streamRetriable(err) {
 		if s.st.memberID != "" {
 			s.st.memberID = "" // perhaps evicted: join afresh

@@ -644,6 +644,10 @@ func (s *queueSession) broken(err error) sessionOutcome {
 	s.stopTaking()
 	s.waitWorkers(time.Now().Add(s.cfg.shutdownTimeout), false)
 	s.flushAcks()
+	if gone(err) {
+		s.st.queued = leaseCarry{}
+		return sessionOutcome{joined: s.joined, fatal: err}
+	}
 	if !s.joined && !streamRetriable(err) {
 		s.st.queued = leaseCarry{}
 		if s.st.memberID != "" {

@@ -107,6 +107,14 @@ type PublishResult struct {
 	Duplicate bool
 }
 
+// Bounds the server puts on publish requests: messages per request,
+// headers per message, and headers per request.
+const (
+	maxPublishMessages = 10_000
+	maxMessageHeaders  = 1_000
+	maxRequestHeaders  = 100_000
+)
+
 // messageOverhead approximates the per-message framing cost, in bytes, for
 // buffer accounting.
 const messageOverhead = 64
@@ -152,6 +160,8 @@ func (m *Message) toProto() (*spoolv1.Message, error) {
 		return nil, invalidArgument("message: negative TTL %v", m.TTL)
 	case m.partitionSet && m.Partition < 0:
 		return nil, invalidArgument("message: negative partition %d", m.Partition)
+	case len(m.Headers) > maxMessageHeaders:
+		return nil, invalidArgument("message: %d headers; the limit is %d", len(m.Headers), maxMessageHeaders)
 	}
 	id := m.ID
 	if id == "" {

@@ -154,11 +154,11 @@ func ProducerLinger(d time.Duration) ProducerOption {
 }
 
 // ProducerMaxBatchMessages caps the messages in one publish request;
-// default 1000; must be at least 1.
+// default 1000; must be between 1 and 10,000 (the server's limit).
 func ProducerMaxBatchMessages(n int) ProducerOption {
 	return ProducerOption{func(c *producerConfig) {
-		if n < 1 {
-			c.fail("ProducerMaxBatchMessages: %d < 1", n)
+		if n < 1 || n > maxPublishMessages {
+			c.fail("ProducerMaxBatchMessages: %d not in 1–%d", n, maxPublishMessages)
 		}
 		c.maxBatchMsgs = n
 	}}

@@ -7,7 +7,7 @@ import (
 
 // Bounds the server puts on lease requests.
 const (
-	maxAckOffsets = 1 << 16             // offsets one Ack or Extend may cover
+	maxAckOffsets = 1 << 16             // offsets (and ranges) one Ack or Extend may cover
 	maxNackDelay  = 30 * 24 * time.Hour // the longest redelivery delay of a Nack
 	maxErrorText  = 1024                // error text kept with a nacked or rejected message
 )

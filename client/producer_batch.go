@@ -30,6 +30,9 @@ const maxScan = 1 << 16
 // holds no lock and starts nothing: the sender goroutine owns it, and tests
 // drive it with explicit times.
 //
+// A request holds at most maxMsgs messages, about maxBytes bytes (a larger
+// message goes alone) and maxRequestHeaders headers (the server's limit).
+//
 // Ordering rule: at most one request per order key (partition key, or
 // explicit partition) is in flight. A message whose key is blocked (its
 // earlier messages are in flight or waiting to be retried) is skipped, and
@@ -102,6 +105,7 @@ func (b *batcher) next(now time.Time, force bool) ([]*record, time.Time) {
 		}
 		skipped[k] = struct{}{}
 	}
+	headers := 0
 	for i, r := range b.pending {
 		if i >= maxScan {
 			break
@@ -123,12 +127,13 @@ func (b *batcher) next(now time.Time, force bool) ([]*record, time.Time) {
 			skip(r.orderKey)
 			continue
 		}
-		if len(take) > 0 && bytes+r.size > b.maxBytes {
+		if len(take) > 0 && (bytes+r.size > b.maxBytes || headers+len(r.msg.GetHeaders()) > maxRequestHeaders) {
 			full = true
 			break
 		}
 		take = append(take, i)
 		bytes += r.size
+		headers += len(r.msg.GetHeaders())
 		if oldest.IsZero() || r.enqueued.Before(oldest) {
 			oldest = r.enqueued
 		}

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestBinaryPipe runs the real binary against an in-process server: in a
@@ -78,5 +81,68 @@ func TestBinaryPipe(t *testing.T) {
 	}
 	if _, _, code = sh(`"$SPOOL" topic create`); code != exitUsage {
 		t.Errorf("usage error: exit %d", code)
+	}
+}
+
+// TestBinaryConsumeDeleted: `spool consume` exits 3 (not found) soon after
+// its topic or subscription is deleted, in both modes; it used to wait
+// until it was killed.
+func TestBinaryConsumeDeleted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildSpool(t)
+	srv := startServer(t)
+	for _, mode := range []string{"stream", "queue"} {
+		for _, del := range [][]string{{"topic", "delete", "t"}, {"sub", "delete", "t", "s"}} {
+			ok(t, srv, "", "topic", "create", "t")
+			ok(t, srv, "", "sub", "create", "t", "s", "--mode", mode)
+			cmd := exec.Command(bin, "--server", srv, "consume", "t", "--sub", "s")
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() {
+				io.Copy(io.Discard, stdout)
+				exited <- cmd.Wait()
+			}()
+			ok(t, srv, "", "pub", "t", "m")
+			// The consumer is in once it printed the message: wait for the
+			// commit that follows it.
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(ok(t, srv, "", "sub", "describe", "t", "s", "-o", "json").stdout, `"lag": 0`) {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("%s: the consumer never took the message; stderr: %s", mode, stderr.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			start := time.Now()
+			ok(t, srv, "", del...)
+			select {
+			case err := <-exited:
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != exitNotFound || !strings.Contains(stderr.String(), "not_found") {
+					t.Errorf("%s, spool %s: consume ended with %v, stderr %q", mode, strings.Join(del, " "), err, stderr.String())
+				}
+				t.Logf("%s, spool %s: consume exited %v after the delete began", mode, strings.Join(del, " "), time.Since(start).Round(time.Millisecond))
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+				t.Fatalf("%s, spool %s: consume still running; stderr %q", mode, strings.Join(del, " "), stderr.String())
+			}
+			if del[0] == "sub" {
+				ok(t, srv, "", "topic", "delete", "t")
+			}
+			if mode == "queue" {
+				ok(t, srv, "", "topic", "delete", "dlq.t.s")
+			}
+		}
 	}
 }

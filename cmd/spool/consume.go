@@ -48,7 +48,8 @@ func newConsumeCmd() *cobra.Command {
 			"continues after it. Runs until --count messages were printed, until --timeout has\n" +
 			"passed since the start, or until Ctrl-C (SIGINT) or SIGTERM; each stop commits what\n" +
 			"was printed and exits 0, except that a --timeout that ends before --count messages\n" +
-			"were printed exits 4.\n\n" +
+			"were printed exits 4, and a deleted topic or subscription (spool topic delete, spool\n" +
+			"sub delete) ends it at once with exit 3.\n\n" +
 			"On a queue subscription each printed message is acknowledged instead (with --nack:\n" +
 			"nacked, so it is redelivered after the subscription's backoff and dead-lettered after\n" +
 			"its max deliveries; with --reject: dead-lettered at once); messages received but not\n" +

@@ -70,7 +70,7 @@ func newDLQListCmd() *cobra.Command {
 				if err := printDeadLetters(out, dead); err != nil {
 					return err
 				}
-				if len(dead) == limit {
+				if len(dead) == limit || deadLetterBytes(dead) >= maxDeadLetterPage {
 					fmt.Fprintf(cmd.ErrOrStderr(), "more may follow: spool dlq list %s %s --from %d\n", args[0], args[1], next)
 				}
 				return nil
@@ -258,4 +258,21 @@ func newDeadLetterJSON(d *client.DeadLetter) deadLetterJSON {
 		OriginOffset:    d.OriginOffset,
 		Redriven:        d.Redriven,
 	}
+}
+
+// maxDeadLetterPage is about the most message bytes the server answers one
+// ListDeadLetters with: a page this full may have been cut short.
+const maxDeadLetterPage = 4 << 20
+
+// deadLetterBytes sums the keys, values and headers of dead letters.
+func deadLetterBytes(dead []client.DeadLetter) int {
+	n := 0
+	for i := range dead {
+		m := &dead[i].Message
+		n += len(m.Key) + len(m.Value)
+		for _, h := range m.Headers {
+			n += len(h.Key) + len(h.Value)
+		}
+	}
+	return n
 }

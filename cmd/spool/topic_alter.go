@@ -231,7 +231,7 @@ func (d *daysValue) String() string {
 	}
 	return time.Duration(*d).String()
 }
-func (d *daysValue) Type() string   { return "duration" }
+func (d *daysValue) Type() string { return "duration" }
 
 func (d *daysValue) Set(s string) error {
 	v, err := parseDays(s)

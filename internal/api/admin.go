@@ -9,6 +9,7 @@ import (
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
 )
 
 // topics implements TopicService.
@@ -188,6 +189,9 @@ func (h subs) PurgeSubscription(_ context.Context, req *connect.Request[spoolv1.
 }
 
 func (h subs) ListDeadLetters(_ context.Context, req *connect.Request[spoolv1.ListDeadLettersRequest]) (*connect.Response[spoolv1.ListDeadLettersResponse], error) {
+	if req.Msg.Limit < 0 {
+		return nil, invalid("limit must not be negative")
+	}
 	list, next, err := h.b.ListDeadLetters(req.Msg.Topic, req.Msg.Subscription, req.Msg.FromOffset, int(req.Msg.Limit))
 	if err != nil {
 		return nil, toConnect(err)
@@ -206,8 +210,11 @@ func (h subs) ListDeadLetters(_ context.Context, req *connect.Request[spoolv1.Li
 
 func (h subs) Redrive(ctx context.Context, req *connect.Request[spoolv1.RedriveRequest]) (*connect.Response[spoolv1.RedriveResponse], error) {
 	m := req.Msg
-	if m.Limit < 0 || m.RateLimit < 0 {
-		return nil, invalid("limit and rate limit must not be negative")
+	if m.Limit < 0 {
+		return nil, invalid("limit must not be negative")
+	}
+	if err := catalog.ValidateRate("rate limit", m.RateLimit); err != nil {
+		return nil, toConnect(err)
 	}
 	target := broker.RedriveToSubscription
 	switch m.Target {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,10 +15,10 @@ import (
 	"github.com/spoolmq/spool/internal/errs"
 )
 
-// Bounds on lease requests.
+// Bounds on consume requests (lists are bounded by the codecs).
 const (
-	maxNackDelay  = 30 * 24 * time.Hour
-	maxAckOffsets = 1 << 16
+	maxNackDelay = 30 * 24 * time.Hour // the redelivery delay of a nack
+	maxMemberIDs = 1024                // bytes of a client, instance or member id
 )
 
 // consume implements ConsumeService.
@@ -70,6 +69,9 @@ func (h *consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv
 	if start.Credits < 0 {
 		return invalid("credits must not be negative")
 	}
+	if len(start.ClientId) > maxMemberIDs || len(start.InstanceId) > maxMemberIDs || len(start.MemberId) > maxMemberIDs {
+		return invalid("client, instance and member ids are limited to %d bytes", maxMemberIDs)
+	}
 	sess, err := h.b.Join(broker.JoinRequest{
 		Topic:          start.Topic,
 		Subscription:   start.Subscription,
@@ -87,20 +89,25 @@ func (h *consume) Consume(ctx context.Context, stream *connect.BidiStream[spoolv
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		wg      sync.WaitGroup
-		readErr error
-	)
-	wg.Add(1)
+	readDone := make(chan error, 1)
 	go func() {
-		defer wg.Done()
 		defer cancel()
-		readErr = h.readLoop(stream, sess)
+		readDone <- h.readLoop(stream, sess)
 	}()
 	sendErr := h.sendLoop(ctx, stream, sess)
 	cancel()
 	sess.Leave()
-	wg.Wait()
+	// The send loop ends when the read loop did (the client closed its side
+	// or sent something invalid), or when the session ended: its topic or
+	// subscription was deleted, or the server is stopping. Then the client
+	// is still waiting for messages and its side stays open, so the handler
+	// returns without waiting for the read loop: Connect sends the error
+	// and closes the request body, which ends the read loop.
+	var readErr error
+	select {
+	case readErr = <-readDone:
+	default:
+	}
 	switch {
 	case readErr != nil && !errors.Is(readErr, io.EOF):
 		return readErr
@@ -158,8 +165,8 @@ func (h *consume) readLoop(stream *connect.BidiStream[spoolv1.ConsumeRequest, sp
 			leaseReply(sess, k.Nack.RequestId, sess.Nack(k.Nack.RequestId, k.Nack.Partition, k.Nack.Offset, delay, k.Nack.Error))
 		case *spoolv1.ConsumeRequest_Extend:
 			d, err := dur(k.Extend.By)
-			if err == nil && len(k.Extend.Offsets) > maxAckOffsets {
-				err = errs.New(errs.InvalidArgument, "extend covers at most %d offsets", maxAckOffsets)
+			if err == nil && len(k.Extend.Offsets) > MaxLeaseOffsets {
+				err = errs.New(errs.InvalidArgument, "extend covers at most %d offsets", MaxLeaseOffsets)
 			}
 			if err != nil {
 				leaseReply(sess, k.Extend.RequestId, err)

@@ -4,14 +4,20 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"sync"
 
 	"connectrpc.com/connect"
 	"golang.org/x/sync/semaphore"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/errs"
 )
 
 // maxStreamInFlight bounds the requests of one PublishStream that are not
@@ -20,16 +26,126 @@ import (
 // producer that is faster than the disk.
 const maxStreamInFlight = 64
 
-// publish implements PublishService.
+// publish implements PublishService. Its requests reach it encoded (see
+// encodedPublish): each is bounded and charged against the publish budget
+// before it is decoded.
 type publish struct {
 	b         *broker.Broker
-	budget    *semaphore.Weighted // publish bytes in flight, server-wide
+	budget    *semaphore.Weighted // memory held by publishes in flight, server-wide
 	budgetMax int64
 }
 
-// weight is what a request counts against the publish budget.
-func (h publish) weight(req *spoolv1.PublishRequest) int64 {
-	return min(2*int64(proto.Size(req)), h.budgetMax)
+// encodedPublish is a PublishRequest as it arrived. The codecs leave
+// publish requests encoded (Connect would otherwise decode them before the
+// handler runs, allocating for every message before the request is
+// charged anything); the handler decodes them once the publish budget has
+// room for them.
+type encodedPublish struct {
+	data []byte // a copy: Connect reuses its buffer
+	json bool
+}
+
+// newPublishHandler is spoolv1connect.NewPublishServiceHandler for
+// requests that arrive encoded.
+func newPublishHandler(h publish, opts ...connect.HandlerOption) (string, http.Handler) {
+	methods := spoolv1.File_spool_v1_publish_proto.Services().ByName("PublishService").Methods()
+	unary := connect.NewUnaryHandler(spoolv1connect.PublishServicePublishProcedure, h.Publish,
+		connect.WithSchema(methods.ByName("Publish")), connect.WithHandlerOptions(opts...))
+	stream := connect.NewBidiStreamHandler(spoolv1connect.PublishServicePublishStreamProcedure, h.PublishStream,
+		connect.WithSchema(methods.ByName("PublishStream")), connect.WithHandlerOptions(opts...))
+	return "/spool.v1.PublishService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case spoolv1connect.PublishServicePublishProcedure:
+			unary.ServeHTTP(w, r)
+		case spoolv1connect.PublishServicePublishStreamProcedure:
+			stream.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// admit bounds an encoded request's lists, waits until the publish budget
+// has room for what it costs, and decodes it. On success the caller
+// releases the returned weight; on failure it answers id (the request's
+// id, as far as it could be read) with the error.
+func (h publish) admit(ctx context.Context, ep *encodedPublish) (req *spoolv1.PublishRequest, w int64, id uint64, err error) {
+	md := (*spoolv1.PublishRequest)(nil).ProtoReflect().Descriptor()
+	var s listScan
+	if ep.json {
+		s.json = jsonScanner{data: ep.data}
+		if len(ep.data) == 0 {
+			err = errMalformedJSON
+		} else {
+			err = s.scanJSON(md)
+		}
+	} else {
+		err = s.scanBinary(ep.data, md)
+	}
+	if err != nil {
+		return nil, 0, requestID(ep, md), errs.Wrap(errs.InvalidArgument, err, "publish request refused")
+	}
+	w = min(publishCost(len(ep.data), ep.json, s.count(md.Fields().ByName("messages")), s.count(headersField)), h.budgetMax)
+	if err := h.budget.Acquire(ctx, w); err != nil {
+		return nil, 0, requestID(ep, md), err
+	}
+	req = &spoolv1.PublishRequest{}
+	if ep.json {
+		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(ep.data, req)
+	} else {
+		err = proto.Unmarshal(ep.data, req)
+	}
+	ep.data = nil // decoded: the copy is garbage
+	if err != nil {
+		h.budget.Release(w)
+		return nil, 0, req.RequestId, errs.Wrap(errs.InvalidArgument, err, "decode publish request")
+	}
+	return req, w, req.RequestId, nil
+}
+
+// requestID reads the request id of a request that was refused, as far as
+// the top level of its encoding can be followed (0 otherwise), to answer
+// it in-stream.
+func requestID(ep *encodedPublish, md protoreflect.MessageDescriptor) uint64 {
+	id := md.Fields().ByName("request_id")
+	if !ep.json {
+		for b := ep.data; len(b) > 0; {
+			num, typ, n := protowire.ConsumeTag(b)
+			if n < 0 {
+				return 0
+			}
+			b = b[n:]
+			if num == id.Number() && typ == protowire.VarintType {
+				v, n := protowire.ConsumeVarint(b)
+				if n < 0 {
+					return 0
+				}
+				return v
+			}
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return 0
+			}
+			b = b[n:]
+		}
+		return 0
+	}
+	j := jsonScanner{data: ep.data}
+	if j.next() != '{' || j.peek() == '}' {
+		return 0
+	}
+	for {
+		var k key
+		if _, _, err := j.str(&k); err != nil || j.next() != ':' {
+			return 0
+		}
+		if k.field(md) == id {
+			v, _ := j.uint()
+			return v
+		}
+		if j.skip() != nil || j.next() != ',' {
+			return 0
+		}
+	}
 }
 
 func messagesFromProto(req *spoolv1.PublishRequest) ([]broker.Message, error) {
@@ -54,27 +170,27 @@ func resultsToProto(rs []broker.Result, id uint64) *spoolv1.PublishResponse {
 	return out
 }
 
-func (h publish) Publish(ctx context.Context, req *connect.Request[spoolv1.PublishRequest]) (*connect.Response[spoolv1.PublishResponse], error) {
-	msgs, err := messagesFromProto(req.Msg)
+func (h publish) Publish(ctx context.Context, creq *connect.Request[encodedPublish]) (*connect.Response[spoolv1.PublishResponse], error) {
+	req, w, _, err := h.admit(ctx, creq.Msg)
 	if err != nil {
-		return nil, err
-	}
-	w := h.weight(req.Msg)
-	if err := h.budget.Acquire(ctx, w); err != nil {
 		return nil, toConnect(err)
 	}
 	defer h.budget.Release(w)
-	rs, err := h.b.Publish(req.Msg.Topic, msgs)
+	msgs, err := messagesFromProto(req)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := h.b.Publish(req.Topic, msgs)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(resultsToProto(rs, req.Msg.RequestId)), nil
+	return connect.NewResponse(resultsToProto(rs, req.RequestId)), nil
 }
 
 // PublishStream reads requests in order and queues each in the logs in
 // that order (PublishAsync), then waits for durability concurrently, so a
 // producer's messages keep their order while many requests share one fsync.
-func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[spoolv1.PublishRequest, spoolv1.PublishResponse]) error {
+func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[encodedPublish, spoolv1.PublishResponse]) error {
 	var (
 		sendMu  sync.Mutex
 		sendErr error
@@ -94,7 +210,7 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[s
 	}
 	defer wg.Wait()
 	for {
-		req, err := stream.Receive()
+		ep, err := stream.Receive()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -107,18 +223,21 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[s
 		if failed != nil {
 			return failed
 		}
-		size := h.weight(req)
 		// With nothing else of this stream in flight, the request's own
 		// goroutine may write it (no hand-off to the log's writer): a
 		// request read meanwhile would wait for the next fsync anyway.
 		alone := len(window) == 0
 		window <- 1
-		if err := h.budget.Acquire(ctx, size); err != nil {
+		req, size, id, err := h.admit(ctx, ep)
+		if err != nil {
 			<-window
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			send(errorResponse(id, err))
+			continue
 		}
 
-		id := req.RequestId
 		msgs, err := messagesFromProto(req)
 		var pp *broker.PendingPublish
 		if err == nil {

@@ -20,11 +20,12 @@ type Limits struct {
 	// MaxRequestBytes bounds one request message (a publish batch); larger
 	// requests are refused while being read. Default 8 MiB.
 	MaxRequestBytes int
-	// PublishBudgetBytes bounds the publish data held by all requests in
-	// flight together (counted as twice the request's encoded size, for the
-	// decoded and the re-encoded copy). A request that does not fit waits,
-	// which stops its stream from being read: backpressure through HTTP/2
-	// flow control. Default 256 MiB.
+	// PublishBudgetBytes bounds the memory held by all publish requests in
+	// flight together: each is charged twice its encoded size (the decoded
+	// and the re-encoded copy of its data) plus what every message and
+	// header costs the server beyond its bytes (publishCost). A request
+	// that does not fit waits, which stops its stream from being read:
+	// backpressure through HTTP/2 flow control. Default 256 MiB.
 	PublishBudgetBytes int64
 	// MaxSessions bounds concurrent Consume and ReadTopic streams together;
 	// more are refused with resource_exhausted. Default 10,000.
@@ -54,19 +55,19 @@ type Handler struct {
 func New(b *broker.Broker, lim Limits) *Handler {
 	lim = lim.withDefaults()
 	h := &Handler{mux: http.NewServeMux()}
-	opts := []connect.HandlerOption{
+	opts := append(codecs(),
 		connect.WithReadMaxBytes(lim.MaxRequestBytes),
 		// Requests may arrive gzip-compressed, but responses are not
 		// compressed: on the links Spool serves, compressing costs more CPU
 		// than the bytes it saves (measured: a fifth of a pipelined
 		// publish's CPU went to gzip).
 		connect.WithCompressMinBytes(math.MaxInt),
-	}
+	)
 	budget := semaphore.NewWeighted(lim.PublishBudgetBytes)
 	streams := &consume{b: b, max: int64(lim.MaxSessions)}
 	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b: b, streams: streams}, opts...))
 	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b}, opts...))
-	h.mux.Handle(spoolv1connect.NewPublishServiceHandler(publish{b: b, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
+	h.mux.Handle(newPublishHandler(publish{b: b, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
 	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(streams, opts...))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))

@@ -66,6 +66,11 @@ type Broker struct {
 	topics map[string]*topic // guarded by mu
 	closed bool              // guarded by mu
 
+	// deadLetterMu serializes creating subscriptions that create their
+	// dead-letter topic, so that one undoing its topic never removes it
+	// from under another being created with the same one.
+	deadLetterMu sync.Mutex
+
 	stop      chan struct{}
 	done      chan struct{}
 	queueDone chan struct{}

@@ -24,14 +24,51 @@ const dlqDedupWindow = 7 * 24 * time.Hour
 // ensureDeadLetterTopic creates a subscription's dead-letter topic if it
 // does not exist.
 func (b *Broker) ensureDeadLetterTopic(name string) error {
+	_, err := b.createDeadLetterTopic(name)
+	return err
+}
+
+// createDeadLetterTopic is ensureDeadLetterTopic, reporting whether this
+// call created the topic.
+func (b *Broker) createDeadLetterTopic(name string) (bool, error) {
 	if _, err := b.topic(name); err == nil {
-		return nil
+		return false, nil
 	}
 	_, err := b.CreateTopic(name, catalog.TopicConfig{Partitions: 1, DedupWindow: dlqDedupWindow})
 	if errs.Is(err, errs.TopicExists) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
+}
+
+// undoDeadLetterTopic removes a dead-letter topic that a failed
+// CreateSubscription created, unless something uses it meanwhile: a
+// subscription names it, or it holds a message. Called with deadLetterMu
+// held.
+func (b *Broker) undoDeadLetterTopic(name string) {
+	for _, tm := range b.catalog.Topics() {
+		for _, sm := range b.catalog.Subs(tm.Name) {
+			if dlq := sm.Config.Queue.DeadLetterTopic; dlq == name || (dlq == "" && catalog.DeadLetterTopicName(sm.Topic, sm.Name) == name) {
+				return
+			}
+		}
+	}
+	t, err := b.topic(name)
+	if err != nil {
+		return
+	}
+	t.life.RLock()
+	empty := !t.deleted
+	for _, l := range t.logs() {
+		empty = empty && l.EndOffset() == 0
+	}
+	t.life.RUnlock()
+	if !empty {
+		return
+	}
+	if err := b.DeleteTopic(name); err != nil && !errs.Is(err, errs.TopicNotFound) {
+		b.logger.Warn("removing the dead-letter topic of a subscription that was not created", "topic", name, "err", err)
+	}
 }
 
 // readRecord returns the record at offset in partition p.
@@ -162,8 +199,16 @@ func (s *subscription) deadLetterTopic() string {
 	return catalog.DeadLetterTopicName(s.meta.Topic, s.meta.Name)
 }
 
-// ListDeadLetters returns up to limit messages of a subscription's
-// dead-letter topic from offset from.
+// Bounds on one ListDeadLetters answer: messages, and their bytes (keys,
+// values and headers; the message that crosses the bound is the last).
+const (
+	maxListDeadLetters     = 1000
+	maxListDeadLetterBytes = 4 << 20
+)
+
+// ListDeadLetters returns up to limit messages (at most 1000, and about
+// 4 MiB of them: see maxListDeadLetterBytes) of a subscription's
+// dead-letter topic from offset from, and the offset to continue from.
 func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) ([]DeadLetterInfo, int64, error) {
 	_, s, err := b.sub(topicName, name)
 	if err != nil {
@@ -172,7 +217,7 @@ func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) 
 	if limit <= 0 {
 		limit = 100
 	}
-	limit = min(limit, 1000)
+	limit = min(limit, maxListDeadLetters)
 	dlq := s.deadLetterTopic()
 	dt, err := b.topic(dlq)
 	if err != nil {
@@ -180,9 +225,10 @@ func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) 
 	}
 	var out []DeadLetterInfo
 	var infoErr error
+	bytes := 0
 	next := max(from, dt.logs()[0].StartOffset())
 	err = dt.scan(0, next, func(d Delivered) bool {
-		if len(out) >= limit {
+		if len(out) >= limit || bytes >= maxListDeadLetterBytes {
 			return false
 		}
 		info, err := b.deadLetterInfo(dlq, d)
@@ -194,6 +240,10 @@ func (b *Broker) ListDeadLetters(topicName, name string, from int64, limit int) 
 		// A dead-letter topic may be shared: list only this subscription's.
 		if info.OriginTopic == topicName && info.OriginSub == name {
 			out = append(out, info)
+			bytes += len(d.Key) + len(d.Value)
+			for _, h := range d.Headers {
+				bytes += len(h.Key) + len(h.Value)
+			}
 		}
 		return true
 	})
@@ -261,8 +311,11 @@ type RedriveRequest struct {
 // RedriveReport says what a redrive did.
 type RedriveReport struct {
 	Moved, Skipped, Already int64
-	Offsets                 []int64 // dead-letter offsets moved (the first 1000)
+	Offsets                 []int64 // dead-letter offsets moved (the first maxRedriveOffsets)
 }
+
+// maxRedriveOffsets bounds the offsets a redrive reports.
+const maxRedriveOffsets = 1000
 
 // Redrive publishes dead-lettered messages back to their origin topic —
 // to the subscription only (other subscriptions skip them) or to the whole
@@ -272,6 +325,12 @@ type RedriveReport struct {
 // again never publishes a message twice within the origin's window.
 func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport, error) {
 	var rep RedriveReport
+	if err := catalog.ValidateRate("redrive rate limit", req.RateLimit); err != nil {
+		return rep, err
+	}
+	if req.Limit < 0 {
+		return rep, errs.New(errs.InvalidArgument, "redrive limit must not be negative")
+	}
 	_, s, err := b.sub(req.Topic, req.Subscription)
 	if err != nil {
 		return rep, err
@@ -311,7 +370,7 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 		}
 		if req.DryRun {
 			rep.Moved++
-			if len(rep.Offsets) < 1000 {
+			if len(rep.Offsets) < maxRedriveOffsets {
 				rep.Offsets = append(rep.Offsets, d.Offset)
 			}
 			return true
@@ -346,7 +405,7 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 			return false
 		}
 		rep.Moved++
-		if len(rep.Offsets) < 1000 {
+		if len(rep.Offsets) < maxRedriveOffsets {
 			rep.Offsets = append(rep.Offsets, d.Offset)
 		}
 		return true

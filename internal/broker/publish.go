@@ -309,6 +309,13 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 	}
 	nowMs := now.UnixMilli()
 	limit := t.b.batchLimit()
+	// Size the buffer for every batch at once: growing it batch by batch
+	// would allocate several times the data.
+	est := 0
+	for _, i := range idx {
+		est += encodedEstimate(&msgs[i])
+	}
+	buf = make([]byte, 0, est+(est/limit+1)*batch.HeaderSize)
 	for _, i := range idx {
 		m := &msgs[i]
 		ts := nowMs
@@ -342,6 +349,22 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 		return nil, appendError(t.meta.Name, p, err)
 	}
 	return pend, nil
+}
+
+// encodedEstimate is about the size of m's record in a batch: its bytes,
+// Spool's header names, and the record's varints (generously).
+func encodedEstimate(m *Message) int {
+	n := m.size() + 40 + 16*len(m.Headers)
+	if m.ID != "" {
+		n += 16
+	}
+	if m.Subject != "" {
+		n += 16
+	}
+	if !m.DeliverAt.IsZero() || m.TTL > 0 {
+		n += 64
+	}
+	return n
 }
 
 // appendError maps a log error to an API error.

@@ -151,7 +151,7 @@ func (sess *Session) nextQueue(ctx context.Context) (Event, error) {
 		case <-sess.wake:
 		case <-waitC:
 		case <-t.gone:
-			return Event{}, errs.New(errs.TopicNotFound, "topic %q was deleted or the broker is shutting down", t.meta.Name)
+			return Event{}, sess.goneErr()
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		}
@@ -258,8 +258,9 @@ func (sess *Session) Ack(id uint64, ranges []OffsetRange) error {
 	}
 	byPart := map[int32][]int64{}
 	total := 0
+	nparts := s.queueParts()
 	for _, r := range ranges {
-		if r.Partition < 0 || int(r.Partition) >= len(s.q.parts) || r.To <= r.From || r.To-r.From > maxAckRange {
+		if r.Partition < 0 || int(r.Partition) >= nparts || r.To <= r.From || r.To-r.From > maxAckRange {
 			return errs.New(errs.InvalidArgument, "bad ack range %d:[%d,%d)", r.Partition, r.From, r.To)
 		}
 		if total += int(r.To - r.From); total > maxAckRange {
@@ -316,7 +317,7 @@ func (sess *Session) leaseOp(id uint64, p int32, offsets []int64, op func(qp *qu
 	if s.q == nil {
 		return errs.New(errs.FailedPrecondition, "lease operations apply to queue subscriptions only")
 	}
-	if p < 0 || int(p) >= len(s.q.parts) {
+	if p < 0 || int(p) >= s.queueParts() {
 		return errs.New(errs.InvalidArgument, "partition %d does not exist", p)
 	}
 	now := s.t.b.clock.Now()
@@ -390,4 +391,12 @@ func (s *subscription) releaseMemberLocked(member string) {
 		sess.signal()
 	}
 	s.q.share.notify()
+}
+
+// queueParts returns how many partitions the queue subscription has (they
+// only grow, AddPartitions appending under mu).
+func (s *subscription) queueParts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.q.parts)
 }

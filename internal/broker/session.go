@@ -389,7 +389,7 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 		case <-changed:
 		case <-sess.wake:
 		case <-t.gone:
-			return Event{}, errs.New(errs.TopicNotFound, "topic %q was deleted or the broker is shutting down", t.meta.Name)
+			return Event{}, sess.goneErr()
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		}

@@ -364,7 +364,7 @@ func (b *Broker) ShareAck(topicName, name, member string, p int32, acks []ShareA
 		return 0, err
 	}
 	q := s.q
-	if p < 0 || int(p) >= len(q.parts) {
+	if p < 0 || int(p) >= s.queueParts() {
 		return 0, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
 	}
 	total := int64(0)
@@ -376,13 +376,13 @@ func (b *Broker) ShareAck(topicName, name, member string, p int32, acks []ShareA
 			return 0, errs.New(errs.InvalidArgument, "acknowledgements cover at most %d offsets", maxAckRange)
 		}
 	}
-	qp := q.parts[p]
 	now := b.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.deleted {
 		return 0, errs.New(errs.SubNotFound, "subscription %q was deleted", name)
 	}
+	qp := q.parts[p]
 	for _, a := range acks {
 		switch a.Type {
 		case ShareGap, ShareAccept:

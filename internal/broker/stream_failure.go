@@ -83,6 +83,11 @@ func (sess *Session) failed(p int32, offset int64, attempts int, errText string)
 	if len(errText) > maxFailureErrorLen {
 		errText = errText[:maxFailureErrorLen]
 	}
+	// deadLetterMu (first of the broker's locks) keeps a failed
+	// CreateSubscription from removing the dead-letter topic between its
+	// creation here and the copy's publish.
+	t.b.deadLetterMu.Lock()
+	defer t.b.deadLetterMu.Unlock()
 	t.life.RLock()
 	defer t.life.RUnlock()
 	if t.deleted {

@@ -84,6 +84,17 @@ func TestStreamFailedDeadLetters(t *testing.T) {
 	}
 }
 
+// A stream subscription cannot name its own topic as its dead-letter
+// topic.
+func TestStreamDeadLetterIntoOwnTopic(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("orders", catalog.TopicConfig{})
+	_, err := e.b.CreateSubscription("orders", "s", catalog.SubConfig{Queue: catalog.QueueConfig{DeadLetterTopic: "orders"}})
+	if !errs.Is(err, errs.InvalidArgument) {
+		t.Fatalf("dead-lettering into its own topic: %v", err)
+	}
+}
+
 // With failure action stop the partition halts: nothing more is
 // delivered from it, no commit passes the message, the halt survives a
 // restart, and a reset releases it.

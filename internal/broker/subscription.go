@@ -128,7 +128,10 @@ func resolveIn(l *seglog.Log, p int32, pos catalog.Position) (int64, error) {
 
 // CreateSubscription creates a subscription on a topic. Its committed
 // offsets start at cfg.Start (resolved now, so a "latest" subscription sees
-// everything published after this call).
+// everything published after this call). Everything is validated before
+// anything is created, and creation is all or nothing: a queue
+// subscription's dead-letter topic that this call created is removed again
+// if the subscription is not created.
 func (b *Broker) CreateSubscription(topicName, name string, cfg catalog.SubConfig) (catalog.Subscription, error) {
 	if err := catalog.ValidateName("subscription", name); err != nil {
 		return catalog.Subscription{}, err
@@ -140,6 +143,14 @@ func (b *Broker) CreateSubscription(topicName, name string, cfg catalog.SubConfi
 	if err != nil {
 		return catalog.Subscription{}, err
 	}
+	if _, _, err := b.sub(topicName, name); err == nil {
+		return catalog.Subscription{}, errs.New(errs.SubExists, "subscription %q on topic %q already exists", name, topicName)
+	}
+	created := false // a dead-letter topic, by this call: removed unless the subscription is created
+	if cfg.Mode == catalog.ModeStream && cfg.Queue.DeadLetterTopic == topicName {
+		// A stream subscription's dead-letter topic is created with its first dead letter.
+		return catalog.Subscription{}, errs.New(errs.InvalidArgument, "a subscription cannot dead-letter into its own topic")
+	}
 	if cfg.Mode == catalog.ModeQueue {
 		dlq := cfg.Queue.DeadLetterTopic
 		if dlq == "" {
@@ -148,9 +159,19 @@ func (b *Broker) CreateSubscription(topicName, name string, cfg catalog.SubConfi
 		if dlq == topicName {
 			return catalog.Subscription{}, errs.New(errs.InvalidArgument, "a subscription cannot dead-letter into its own topic")
 		}
-		if err := b.ensureDeadLetterTopic(dlq); err != nil {
+		if err := catalog.ValidateName("dead-letter topic", dlq); err != nil {
 			return catalog.Subscription{}, err
 		}
+		b.deadLetterMu.Lock()
+		defer b.deadLetterMu.Unlock()
+		if created, err = b.createDeadLetterTopic(dlq); err != nil {
+			return catalog.Subscription{}, err
+		}
+		defer func() {
+			if created {
+				b.undoDeadLetterTopic(dlq)
+			}
+		}()
 	}
 	t.life.RLock()
 	defer t.life.RUnlock()
@@ -175,6 +196,7 @@ func (b *Broker) CreateSubscription(topicName, name string, cfg catalog.SubConfi
 		return catalog.Subscription{}, err
 	}
 	t.subs[name] = s
+	created = false
 	b.logger.Info("subscription created", "topic", topicName, "subscription", name, "mode", cfg.Mode, "filter", cfg.Filter, "start", cfg.Start)
 	return meta, nil
 }

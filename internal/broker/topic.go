@@ -112,6 +112,7 @@ func (t *topic) closeLogs() error {
 
 // close ends sessions and closes the logs (broker shutdown).
 func (t *topic) close() error {
+	t.endSessions(errs.New(errs.Unavailable, "server is shutting down"), false)
 	t.life.Lock()
 	defer t.life.Unlock()
 	if t.deleted {
@@ -120,6 +121,38 @@ func (t *topic) close() error {
 	t.deleted = true
 	close(t.gone)
 	return t.closeLogs()
+}
+
+// endSessions ends every session of the topic's subscriptions with err
+// (their Next returns it); with deleted, the subscriptions are marked
+// deleted too, so that no member joins them any more and the queue loop
+// leaves them alone.
+func (t *topic) endSessions(err error, deleted bool) {
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
+	for _, s := range t.subs {
+		s.mu.Lock()
+		if deleted {
+			s.deleted = true
+		}
+		for _, sess := range s.sessions {
+			sess.closeLocked(err)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// goneErr is what Next returns when the topic went away under a session:
+// why the session was ended (topic deleted, server shutting down), or, for
+// a session that was not ended, that the topic is gone.
+func (sess *Session) goneErr() error {
+	s := sess.sub
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess.closed {
+		return sess.err
+	}
+	return errs.New(errs.TopicNotFound, "topic %q was deleted or the broker is shutting down", s.t.meta.Name)
 }
 
 // notify wakes everyone waiting for new data in the topic.
@@ -197,6 +230,7 @@ func (b *Broker) DeleteTopic(name string) error {
 	delete(b.topics, name)
 	b.mu.Unlock()
 
+	t.endSessions(errs.New(errs.TopicNotFound, "topic %q was deleted", name), true)
 	closeErr := t.close()
 	if closeErr != nil {
 		b.logger.Warn("closing deleted topic", "topic", name, "err", closeErr)

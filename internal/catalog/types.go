@@ -206,7 +206,18 @@ const (
 	MaxPartitions  = 1024
 	maxNameLen     = 200
 	maxDedupWindow = 7 * 24 * time.Hour
+	// MaxRateLimit bounds a rate limit, in messages per second.
+	MaxRateLimit = 1e9
 )
+
+// ValidateRate checks a rate limit (messages per second; 0 = unlimited):
+// a finite number in [0, MaxRateLimit]. what names it in the message.
+func ValidateRate(what string, r float64) error {
+	if !(r >= 0 && r <= MaxRateLimit) { // also false for NaN
+		return errs.New(errs.InvalidArgument, "%s must be a number between 0 and %g, not %v", what, float64(MaxRateLimit), r)
+	}
+	return nil
+}
 
 // Defaults fill unset topic config fields.
 type Defaults struct {
@@ -297,8 +308,11 @@ func (c SubConfig) Validate() error {
 	}
 	if c.Mode == ModeQueue {
 		q := c.Queue
-		if q.MaxInFlight < 0 || q.RateLimit < 0 || q.RateBurst < 0 {
-			return errs.New(errs.InvalidArgument, "max in flight, rate limit and rate burst must not be negative")
+		if q.MaxInFlight < 0 || q.RateBurst < 0 {
+			return errs.New(errs.InvalidArgument, "max in flight and rate burst must not be negative")
+		}
+		if err := ValidateRate("rate limit", q.RateLimit); err != nil {
+			return err
 		}
 		if math.IsNaN(q.RateLimit) || math.IsInf(q.RateLimit, 0) {
 			return errs.New(errs.InvalidArgument, "rate limit must be a finite number of deliveries per second, not %v", q.RateLimit)

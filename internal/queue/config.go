@@ -96,10 +96,8 @@ func (b Backoff) Validate() error {
 		return fmt.Errorf("queue: invalid backoff: Initial %v is negative", b.Initial)
 	case b.Max < b.Initial:
 		return fmt.Errorf("queue: invalid backoff: Max %v is below Initial %v", b.Max, b.Initial)
-	case math.IsNaN(b.Multiplier) || b.Multiplier < 1:
-		return fmt.Errorf("queue: invalid backoff: Multiplier %v is below 1", b.Multiplier)
-	case math.IsInf(b.Multiplier, 1):
-		return fmt.Errorf("queue: invalid backoff: Multiplier is infinite")
+	case !(b.Multiplier >= 1) || math.IsInf(b.Multiplier, 1): // also true for NaN
+		return fmt.Errorf("queue: invalid backoff: Multiplier %v is not a finite number of at least 1", b.Multiplier)
 	case b.Jitter != JitterFull && b.Jitter != JitterEqual && b.Jitter != JitterNone:
 		return fmt.Errorf("queue: invalid backoff: unknown Jitter %d", b.Jitter)
 	}
