@@ -104,14 +104,49 @@ func BenchmarkRecords(b *testing.B) {
 			}
 		}
 	})
-	b.Run("ForEachRecord/16KiB", func(b *testing.B) {
+	b.Run("Batch.Records/16KiB", func(b *testing.B) {
+		bt, err := Parse(batch)
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.SetBytes(int64(len(batch)))
 		b.ReportAllocs()
-		fn := func(Record) error { return nil }
 		for b.Loop() {
-			if err := ForEachRecord(batch, 0, fn); err != nil {
-				b.Fatal(err)
+			for _, err := range bt.Records(0) {
+				if err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	})
+}
+
+// BenchmarkWalk walks what one session read returns, 256 KiB of 16 KiB
+// batches, the way the broker does: every batch, every record, with its
+// offset and timestamp.
+func BenchmarkWalk(b *testing.B) {
+	one := benchBatch(b, 16<<10, CodecNone)
+	var run []byte
+	for range 16 {
+		run = append(run, one...)
+	}
+	b.SetBytes(int64(len(run)))
+	b.ReportAllocs()
+	var sum int64
+	for b.Loop() {
+		for bt, err := range Batches(run) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			for r, err := range bt.Records(0) {
+				if err != nil {
+					b.Fatal(err)
+				}
+				sum += bt.RecordOffset(r) + bt.RecordTimestamp(r) + int64(len(r.Value))
+			}
+		}
+	}
+	if sum == 0 {
+		b.Fatal("nothing walked")
+	}
 }

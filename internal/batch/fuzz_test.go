@@ -88,7 +88,7 @@ func FuzzValidate(f *testing.F) {
 func checkValidateProperties(t *testing.T, data []byte) {
 	h, err := Validate(data, fuzzLimits)
 	recs, rerr := Records(data, fuzzLimits.MaxDecompressedBytes)
-	_ = ForEachRecord(data, fuzzLimits.MaxDecompressedBytes, func(Record) error { return nil })
+	walked, werr := walkRecords(data, fuzzLimits.MaxDecompressedBytes)
 	if _, herr := Validate(data, Limits{}); err == nil && herr != nil {
 		t.Fatalf("header-only validation failed on a valid batch: %v", herr)
 	}
@@ -101,6 +101,9 @@ func checkValidateProperties(t *testing.T, data []byte) {
 	}
 	if rerr != nil {
 		t.Fatalf("Records failed on a valid batch: %v", rerr)
+	}
+	if werr != nil || walked != len(recs) {
+		t.Fatalf("Batch.Records walked %d of %d records: %v", walked, len(recs), werr)
 	}
 	if len(recs) != int(h.NumRecords) {
 		t.Fatalf("Records returned %d of %d", len(recs), h.NumRecords)
@@ -125,6 +128,24 @@ func checkValidateProperties(t *testing.T, data []byte) {
 	if err != nil || !reflect.DeepEqual(recs, recs2) {
 		t.Fatalf("re-encoded records differ: %v", err)
 	}
+}
+
+// walkRecords counts the records Batch.Records yields over the batches of
+// data before the first error, and returns that error.
+func walkRecords(data []byte, maxDecompressed int) (int, error) {
+	n := 0
+	for bt, err := range Batches(data) {
+		if err != nil {
+			return n, err
+		}
+		for _, err := range bt.Records(maxDecompressed) {
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 func FuzzDecompress(f *testing.F) {

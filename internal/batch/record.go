@@ -21,54 +21,31 @@ type RecordHeader struct {
 // Records decodes every record of one batch, decompressing the records
 // section under the cap maxDecompressed (≤ 0 selects the default 32 MiB).
 // It checks the record structure exactly as Validate with CheckRecords does,
-// but not the CRC or other header fields: validate b first.
+// but not the CRC or other header fields: validate b first. Batch.Records
+// walks the records without building a slice of them.
 func Records(b []byte, maxDecompressed int) ([]Record, error) {
-	var out []Record
-	err := forEach(b, maxDecompressed, true, func(n int32) {
-		out = make([]Record, 0, n)
-	}, func(r Record) error {
-		out = append(out, r)
-		return nil
-	})
+	h, err := ParseHeader(b)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
-}
-
-// ForEachRecord calls fn for every record of one batch, in order, without
-// building a slice of them; it stops at the first error fn returns and
-// returns it unchanged. The record's Headers slice is reused after fn
-// returns, its contents are not (Key, Value and header values alias the
-// batch as for Records). Checks and maxDecompressed are as for Records.
-func ForEachRecord(b []byte, maxDecompressed int, fn func(Record) error) error {
-	return forEach(b, maxDecompressed, false, nil, fn)
-}
-
-func forEach(b []byte, maxDecompressed int, freshHeaders bool, start func(n int32), fn func(Record) error) error {
-	h, err := ParseHeader(b)
-	if err != nil {
-		return err
-	}
 	data, err := recordsSection(h, b, nil, normLimit(maxDecompressed))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if start != nil {
-		start(h.NumRecords)
-	}
+	out := make([]Record, 0, h.NumRecords)
 	d := newRecordDecoder(h, data)
 	var scratch []RecordHeader
 	for d.more() {
 		var r Record
-		if scratch, err = d.next(&r, scratch, freshHeaders); err != nil {
-			return err
+		if scratch, err = d.next(&r, scratch, true); err != nil {
+			return nil, err
 		}
-		if err := fn(r); err != nil {
-			return err
-		}
+		out = append(out, r)
 	}
-	return d.finish()
+	if err := d.finish(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // recordDecoder walks a records section, checking each record as it goes.
@@ -189,7 +166,13 @@ func (d *recordDecoder) next(r *Record, scratch []RecordHeader, fresh bool) ([]R
 			return scratch, err
 		}
 		if hdrs != nil {
-			hdrs[j] = RecordHeader{Key: string(key), Value: value}
+			// Reused headers still hold the previous record's: records of
+			// one batch mostly carry the same keys, kept without a copy.
+			k := hdrs[j].Key
+			if k != string(key) {
+				k = string(key)
+			}
+			hdrs[j] = RecordHeader{Key: k, Value: value}
 		}
 	}
 	if off != end {

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"reflect"
@@ -52,17 +53,26 @@ func TestRoundTripEveryCodec(t *testing.T) {
 			}
 			assertRecords(t, decoded, withOffsetDeltas(recs))
 
+			bt, err := Parse(b)
+			if err != nil || bt.Header != got || len(bt.Bytes) != len(b) {
+				t.Fatalf("Parse: %+v, %v", bt.Header, err)
+			}
 			var n int
-			err = ForEachRecord(b, 0, func(r Record) error {
+			for r, err := range bt.Records(0) {
+				if err != nil {
+					t.Fatalf("Batch.Records after %d records: %v", n, err)
+				}
 				want := withOffsetDeltas(recs)[n]
 				if !reflect.DeepEqual(r, want) {
-					t.Fatalf("ForEachRecord %d: got %+v", n, r)
+					t.Fatalf("Batch.Records %d: got %+v", n, r)
+				}
+				if bt.RecordOffset(r) != h.BaseOffset+int64(n) || bt.RecordTimestamp(r) != h.BaseTimestamp+want.TimestampDelta {
+					t.Fatalf("record %d: offset %d, timestamp %d", n, bt.RecordOffset(r), bt.RecordTimestamp(r))
 				}
 				n++
-				return nil
-			})
-			if err != nil || n != len(recs) {
-				t.Fatalf("ForEachRecord: %d records, %v", n, err)
+			}
+			if n != len(recs) {
+				t.Fatalf("Batch.Records: %d records", n)
 			}
 		})
 	}
@@ -136,19 +146,74 @@ func TestEncodeErrors(t *testing.T) {
 	}
 }
 
-func TestForEachRecordStopsOnError(t *testing.T) {
-	b := mustEncode(t, testHeader(CodecSnappy), sampleRecords())
-	stop := errors.New("stop")
+func TestBatchRecordsBreak(t *testing.T) {
+	bt, err := Parse(mustEncode(t, testHeader(CodecSnappy), sampleRecords()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	err := ForEachRecord(b, 0, func(Record) error {
+	for r, err := range bt.Records(0) {
+		if err != nil || r.OffsetDelta != int32(n) {
+			t.Fatalf("record %d: %+v, %v", n, r, err)
+		}
 		n++
 		if n == 2 {
-			return stop
+			break
 		}
-		return nil
-	})
-	if err != stop || n != 2 {
-		t.Fatalf("err %v after %d records", err, n)
+	}
+	if n != 2 {
+		t.Fatalf("the loop ran %d times", n)
+	}
+}
+
+// TestBatchRecordsErrors: damage is yielded once, as the last element, after
+// the records before it; a records section with bytes after the last record
+// yields every record, then the error.
+func TestBatchRecordsErrors(t *testing.T) {
+	walk := func(b []byte) (n int, errs []error) {
+		bt, err := Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range bt.Records(0) {
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if len(errs) > 0 {
+				t.Fatal("a record after an error")
+			}
+			n++
+		}
+		return n, errs
+	}
+	var ve *ValidationError
+
+	good := mustEncode(t, testHeader(CodecNone), sampleRecords())
+	bad := append([]byte(nil), good...)
+	bad[len(bad)-1] = 0x7f // the last record's headers count: far more than its bytes hold
+	if n, errs := walk(bad); n != 4 || len(errs) != 1 || !errors.As(errs[0], &ve) {
+		t.Fatalf("damaged last record: %d records, errors %v", n, errs)
+	}
+
+	// One record too many counted in the header: every record decodes, the
+	// count does not match the section.
+	counted := append([]byte(nil), good...)
+	binary.BigEndian.PutUint32(counted[57:], uint32(len(sampleRecords())+1))
+	if n, errs := walk(counted); n != 5 || len(errs) != 1 || !errors.As(errs[0], &ve) || ve.Check != checkRecordCount {
+		t.Fatalf("recordsCount too large: %d records, errors %v", n, errs)
+	}
+	// One too few: the section has bytes left after the last counted record.
+	binary.BigEndian.PutUint32(counted[57:], uint32(len(sampleRecords())-1))
+	if n, errs := walk(counted); n != 4 || len(errs) != 1 || !errors.As(errs[0], &ve) || ve.Check != checkRecords {
+		t.Fatalf("recordsCount too small: %d records, errors %v", n, errs)
+	}
+
+	// An unknown codec fails before any record.
+	codec := append([]byte(nil), good...)
+	codec[22] |= 0x07
+	if n, errs := walk(codec); n != 0 || len(errs) != 1 || !errors.As(errs[0], &ve) || ve.Check != checkCodec {
+		t.Fatalf("bad codec: %d records, errors %v", n, errs)
 	}
 }
 

@@ -174,10 +174,6 @@ func (t *topic) replayDedup() error {
 	now := t.b.clock.Now()
 	from := now.Add(-t.meta.Config.DedupWindow).UnixMilli()
 	d := t.dedup
-	maxDec := t.b.cfg.Log.Limits.MaxDecompressedBytes
-	if maxDec <= 0 {
-		maxDec = batch.DefaultLimits().MaxDecompressedBytes
-	}
 	n := 0
 	for p, l := range t.logs() {
 		off, ok, err := l.OffsetForTime(from)
@@ -187,41 +183,18 @@ func (t *topic) replayDedup() error {
 		if !ok {
 			continue
 		}
-		for off < l.EndOffset() {
-			data, err := l.Read(off, 1<<20)
-			if err != nil {
-				return fmt.Errorf("broker: replay ids of %s/%d at %d: %w", t.meta.Name, p, off, err)
+		err = t.eachRecord(l, off, func(o int64, ts time.Time, r batch.Record) bool {
+			if id, _ := attrs(r.Headers); id != "" && ts.UnixMilli() >= from {
+				d.mu.Lock()
+				d.addLocked(keyOf(id), int32(p), o, ts.UnixMilli())
+				d.expireLocked(now.UnixMilli())
+				d.mu.Unlock()
+				n++
 			}
-			if len(data) == 0 {
-				break
-			}
-			for len(data) > 0 {
-				one, rest, err := batch.Next(data)
-				if err != nil {
-					return err
-				}
-				data = rest
-				h, err := batch.ParseHeader(one)
-				if err != nil {
-					return err
-				}
-				off = h.LastOffset() + 1
-				err = batch.ForEachRecord(one, maxDec, func(r batch.Record) error {
-					id, _ := attrs(r.Headers)
-					ts := h.BaseTimestamp + r.TimestampDelta
-					if id != "" && ts >= from {
-						d.mu.Lock()
-						d.addLocked(keyOf(id), int32(p), h.BaseOffset+int64(r.OffsetDelta), ts)
-						d.expireLocked(now.UnixMilli())
-						d.mu.Unlock()
-						n++
-					}
-					return nil
-				})
-				if err != nil {
-					return fmt.Errorf("broker: replay ids of %s/%d: %w", t.meta.Name, p, err)
-				}
-			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("broker: replay ids of %s/%d: %w", t.meta.Name, p, err)
 		}
 	}
 	if n > 0 {

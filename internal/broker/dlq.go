@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -73,26 +72,15 @@ func (b *Broker) undoDeadLetterTopic(name string) {
 
 // readRecord returns the record at offset in partition p.
 func (t *topic) readRecord(p int32, offset int64) (batch.Header, batch.Record, bool) {
-	data, err := t.logs()[p].Read(offset, 1)
-	if err != nil || len(data) == 0 {
+	bt, ok := t.batchAt(p, offset)
+	if !ok {
 		return batch.Header{}, batch.Record{}, false
 	}
-	h, err := batch.ParseHeader(data)
-	if err != nil {
+	r, ok := t.recordFrom(bt, offset)
+	if !ok || bt.RecordOffset(r) != offset {
 		return batch.Header{}, batch.Record{}, false
 	}
-	var rec batch.Record
-	found := false
-	stop := errors.New("stop")
-	batch.ForEachRecord(data[:h.Size()], t.b.maxDecompressed(), func(r batch.Record) error {
-		if h.BaseOffset+int64(r.OffsetDelta) == offset {
-			rec, found = r, true
-			rec.Headers = append([]batch.RecordHeader(nil), r.Headers...)
-			return stop
-		}
-		return nil
-	})
-	return h, rec, found
+	return bt.Header, r, true
 }
 
 // publishDeadLetters copies dead-lettered messages to the subscription's
@@ -134,7 +122,7 @@ func (s *subscription) deadLetterCopy(p int32, offset int64, deliveries int, rea
 	h, rec, ok := s.t.readRecord(p, offset)
 	if ok {
 		m.Key, m.Value = rec.Key, rec.Value
-		m.Timestamp = time.UnixMilli(h.BaseTimestamp + rec.TimestampDelta)
+		m.Timestamp = time.UnixMilli(h.RecordTimestamp(rec))
 		for _, hd := range rec.Headers {
 			switch hd.Key {
 			case HeaderID:

@@ -188,22 +188,16 @@ func (t *topic) leaseDeliveries(leases []leaseAt) []Delivered {
 			recs = nil
 			if la.part == curPart {
 				for len(rest) > 0 && recs == nil {
-					one, r, err := batch.Next(rest)
-					if err != nil {
+					bt, err := batch.Parse(rest)
+					if err != nil || bt.BaseOffset > off {
 						rest = nil
 						break
 					}
-					rest = r
-					hh, err := batch.ParseHeader(one)
-					if err != nil || hh.LastOffset() < off {
-						continue
+					rest = rest[len(bt.Bytes):]
+					if bt.LastOffset() >= off {
+						h = bt.Header
+						recs, _ = batch.Records(bt.Bytes, maxDec)
 					}
-					if hh.BaseOffset > off {
-						rest = nil
-						break
-					}
-					h = hh
-					recs, _ = batch.Records(one, maxDec)
 				}
 			}
 			if recs == nil {
@@ -212,22 +206,19 @@ func (t *topic) leaseDeliveries(leases []leaseAt) []Delivered {
 					t.b.logger.Warn("leased message no longer readable", "topic", t.meta.Name, "partition", la.part, "offset", off, "err", err)
 					continue
 				}
-				one, r, err := batch.Next(data)
+				bt, err := batch.Parse(data)
 				if err != nil {
 					continue
 				}
-				rest = r
-				if h, err = batch.ParseHeader(one); err != nil {
-					continue
-				}
-				if recs, err = batch.Records(one, maxDec); err != nil {
+				rest, h = data[len(bt.Bytes):], bt.Header
+				if recs, err = batch.Records(bt.Bytes, maxDec); err != nil {
 					continue
 				}
 			}
 			curPart = la.part
 		}
 		i := int(off - h.BaseOffset)
-		if i < 0 || i >= len(recs) || h.BaseOffset+int64(recs[i].OffsetDelta) != off {
+		if i < 0 || i >= len(recs) || h.RecordOffset(recs[i]) != off {
 			continue
 		}
 		r := recs[i]
@@ -235,7 +226,7 @@ func (t *topic) leaseDeliveries(leases []leaseAt) []Delivered {
 		out = append(out, Delivered{
 			Partition:        la.part,
 			Offset:           off,
-			Timestamp:        time.UnixMilli(h.BaseTimestamp + r.TimestampDelta),
+			Timestamp:        time.UnixMilli(h.RecordTimestamp(r)),
 			Key:              r.Key,
 			Value:            r.Value,
 			Headers:          r.Headers,

@@ -145,8 +145,8 @@ func (s *subscription) newQueueState(committed []int64) (*queueState, error) {
 // queueMsgs turns stored records into queue messages, skipping those the
 // subscription's filter does not want (they count as finished).
 func (s *subscription) queueMsg(h batch.Header, r batch.Record, ttl time.Duration) (queue.Msg, bool) {
-	off := h.BaseOffset + int64(r.OffsetDelta)
-	m := queue.Msg{Offset: off, Timestamp: h.BaseTimestamp + r.TimestampDelta}
+	off := h.RecordOffset(r)
+	m := queue.Msg{Offset: off, Timestamp: h.RecordTimestamp(r)}
 	var subj string
 	for _, hd := range r.Headers {
 		switch hd.Key {
@@ -202,27 +202,27 @@ func (s *subscription) feed(qp *queuePart) bool {
 	maxDec := t.b.maxDecompressed()
 	ttl := t.messageTTL()
 	next := from // offset after the last record looked at
-	for len(data) > 0 && len(msgs) < want {
-		one, rest, err := batch.Next(data)
-		if err != nil {
+walk:
+	for bt, err := range batch.Batches(data) {
+		if err != nil || len(msgs) >= want {
 			break
 		}
-		data = rest
-		h, err := batch.ParseHeader(one)
-		if err != nil {
-			break
-		}
-		batch.ForEachRecord(one, maxDec, func(r batch.Record) error {
-			off := h.BaseOffset + int64(r.OffsetDelta)
-			if off < from || len(msgs) >= want {
-				return nil
+		for r, err := range bt.Records(maxDec) {
+			if err != nil {
+				break
 			}
-			if m, ok := s.queueMsg(h, r, ttl); ok {
+			off := bt.RecordOffset(r)
+			if off < from {
+				continue
+			}
+			if len(msgs) >= want {
+				break walk
+			}
+			if m, ok := s.queueMsg(bt.Header, r, ttl); ok {
 				msgs = append(msgs, m)
 			}
 			next = off + 1
-			return nil
-		})
+		}
 	}
 	now := t.b.clock.Now()
 	s.mu.Lock()

@@ -57,16 +57,11 @@ func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingA
 		return nil, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
 	}
 	n := 0
-	for rest := batches; len(rest) > 0; {
-		one, r, err := batch.Next(rest)
+	for bt, err := range batch.Batches(batches) {
 		if err != nil {
 			return nil, errs.Wrap(errs.InvalidArgument, err, "record batch")
 		}
-		rest = r
-		h, err := batch.ParseHeader(one)
-		if err != nil {
-			return nil, errs.Wrap(errs.InvalidArgument, err, "record batch")
-		}
+		h, one := bt.Header, bt.Bytes
 		if h.IsControl() {
 			return nil, errs.New(errs.InvalidArgument, "clients may not produce control batches")
 		}

@@ -19,9 +19,6 @@ import (
 // its cursors in memory only; nothing is registered, committed or leased,
 // and the topic's subscriptions never see it.
 
-// errStopRecords ends a batch.ForEachRecord early.
-var errStopRecords = errors.New("stop")
-
 // badBatchError is a stored batch that could not be split off the data read
 // or decoded. next is the offset after it, where a reader may go on, or -1
 // when its extent is unknown.
@@ -55,36 +52,51 @@ func (t *topic) eachRecord(l *seglog.Log, from int64, fn func(off int64, ts time
 		if len(data) == 0 {
 			return nil
 		}
-		for len(data) > 0 {
-			one, rest, err := batch.Next(data)
+		for bt, err := range batch.Batches(data) {
 			if err != nil {
 				return &badBatchError{offset: off, next: -1, err: err}
 			}
-			data = rest
-			h, err := batch.ParseHeader(one)
-			if err != nil {
-				return &badBatchError{offset: off, next: -1, err: err}
-			}
-			err = batch.ForEachRecord(one, maxDec, func(r batch.Record) error {
-				o := h.BaseOffset + int64(r.OffsetDelta)
+			for r, err := range bt.Records(maxDec) {
+				if err != nil {
+					return &badBatchError{offset: bt.BaseOffset, next: bt.LastOffset() + 1, err: err}
+				}
+				o := bt.RecordOffset(r)
 				if o < from {
+					continue
+				}
+				if !fn(o, time.UnixMilli(bt.RecordTimestamp(r)), r) {
 					return nil
 				}
-				if !fn(o, time.UnixMilli(h.BaseTimestamp+r.TimestampDelta), r) {
-					return errStopRecords
-				}
-				return nil
-			})
-			if errors.Is(err, errStopRecords) {
-				return nil
 			}
-			if err != nil {
-				return &badBatchError{offset: h.BaseOffset, next: h.LastOffset() + 1, err: err}
-			}
-			off = h.LastOffset() + 1
+			off = bt.LastOffset() + 1
 		}
 	}
 	return nil
+}
+
+// batchAt returns the stored batch of partition p that holds offset; ok is
+// false when nothing is readable there.
+func (t *topic) batchAt(p int32, offset int64) (batch.Batch, bool) {
+	data, err := t.logs()[p].Read(offset, 1)
+	if err != nil || len(data) == 0 {
+		return batch.Batch{}, false
+	}
+	bt, err := batch.Parse(data)
+	return bt, err == nil
+}
+
+// recordFrom returns the first record of bt at or after offset; ok is false
+// when there is none or the records cannot be decoded.
+func (t *topic) recordFrom(bt batch.Batch, offset int64) (batch.Record, bool) {
+	for r, err := range bt.Records(t.b.maxDecompressed()) {
+		if err != nil {
+			return batch.Record{}, false
+		}
+		if bt.RecordOffset(r) >= offset {
+			return r, true
+		}
+	}
+	return batch.Record{}, false
 }
 
 // ReadRequest selects what ReadTopic reads.

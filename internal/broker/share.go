@@ -272,16 +272,11 @@ func (r *leaseReader) read(ls []queue.Lease) int {
 			continue
 		}
 		start := i
-		for len(data) > 0 && i < len(offs) {
-			one, rest, err := batch.Next(data)
-			if err != nil {
+		for bt, err := range batch.Batches(data) {
+			if err != nil || i == len(offs) {
 				break
 			}
-			data = rest
-			h, err := batch.ParseHeader(one)
-			if err != nil {
-				break
-			}
+			h, one := bt.Header, bt.Bytes
 			for i < len(offs) && offs[i] < h.BaseOffset {
 				i++ // not in the log (any more)
 			}

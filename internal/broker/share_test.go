@@ -24,26 +24,22 @@ func leasedValues(t *testing.T, l ShareLeased) map[int64]string {
 	}
 	out := map[int64]string{}
 	prevBase := int64(-1)
-	for data := l.Batches; len(data) > 0; {
-		one, rest, err := batch.Next(data)
+	for bt, err := range batch.Batches(l.Batches) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data = rest
-		h, err := batch.ParseHeader(one)
-		if err != nil {
-			t.Fatal(err)
+		if bt.BaseOffset <= prevBase {
+			t.Fatalf("batches out of order or repeated: base %d after %d", bt.BaseOffset, prevBase)
 		}
-		if h.BaseOffset <= prevBase {
-			t.Fatalf("batches out of order or repeated: base %d after %d", h.BaseOffset, prevBase)
-		}
-		prevBase = h.BaseOffset
-		batch.ForEachRecord(one, 1<<20, func(r batch.Record) error {
-			if off := h.BaseOffset + int64(r.OffsetDelta); in(off) {
+		prevBase = bt.BaseOffset
+		for r, err := range bt.Records(1 << 20) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if off := bt.RecordOffset(r); in(off) {
 				out[off] = string(r.Value)
 			}
-			return nil
-		})
+		}
 	}
 	return out
 }

@@ -335,27 +335,16 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 	return info, nil
 }
 
-// timestampAt returns the timestamp of the record at offset in partition p.
+// timestampAt returns the timestamp of the record at offset in partition p
+// (of its batch when the record cannot be decoded).
 func (t *topic) timestampAt(p int32, offset int64) (time.Time, bool) {
-	data, err := t.logs()[p].Read(offset, 1)
-	if err != nil || len(data) == 0 {
+	bt, ok := t.batchAt(p, offset)
+	if !ok {
 		return time.Time{}, false
 	}
-	h, err := batch.ParseHeader(data)
-	if err != nil {
-		return time.Time{}, false
-	}
-	ts, found := h.BaseTimestamp, false
-	errStop := errors.New("stop")
-	batch.ForEachRecord(data, t.b.maxDecompressed(), func(r batch.Record) error {
-		if h.BaseOffset+int64(r.OffsetDelta) >= offset {
-			ts, found = h.BaseTimestamp+r.TimestampDelta, true
-			return errStop
-		}
-		return nil
-	})
-	if !found {
-		ts = h.BaseTimestamp
+	ts := bt.BaseTimestamp
+	if r, ok := t.recordFrom(bt, offset); ok {
+		ts = bt.RecordTimestamp(r)
 	}
 	return time.UnixMilli(ts), true
 }

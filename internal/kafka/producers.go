@@ -427,16 +427,11 @@ func (pt *producerTable) load(pp *producerPart) error {
 			break
 		}
 		before := off
-		for rest := raw.Data; len(rest) > 0; {
-			one, r, err := batch.Next(rest)
+		for bt, err := range batch.Batches(raw.Data) {
 			if err != nil {
 				break
 			}
-			rest = r
-			h, err := batch.ParseHeader(one)
-			if err != nil {
-				break
-			}
+			h := bt.Header
 			off = h.LastOffset() + 1
 			if h.BaseOffset < from || h.ProducerID < 0 || h.IsControl() || h.BaseSequence < 0 {
 				continue

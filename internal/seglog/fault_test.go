@@ -53,18 +53,15 @@ func verifyLog(t *testing.T, fs vfs.FS, o Options, acked map[int64]string, what 
 		if err != nil || len(data) == 0 {
 			t.Fatalf("%s: read at %d (end %d): %v", what, off, l.EndOffset(), err)
 		}
-		for len(data) > 0 {
-			one, rest, err := batch.Next(data)
+		for bt, err := range batch.Batches(data) {
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
-			h, _ := batch.ParseHeader(one)
-			if h.BaseOffset != off {
-				t.Fatalf("%s: offsets not contiguous: expected %d, found batch at %d", what, off, h.BaseOffset)
+			if bt.BaseOffset != off {
+				t.Fatalf("%s: offsets not contiguous: expected %d, found batch at %d", what, off, bt.BaseOffset)
 			}
-			stored[off] = tagOf(t, one)
-			off = h.LastOffset() + 1
-			data = rest
+			stored[off] = tagOf(t, bt.Bytes)
+			off = bt.LastOffset() + 1
 		}
 	}
 	var maxAcked int64 = -1

@@ -2,7 +2,6 @@ package seglog
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,16 +84,12 @@ func readAll(t testing.TB, l *Log) map[int64][]byte {
 		if len(data) == 0 {
 			t.Fatalf("read at %d (end %d) returned nothing", off, l.EndOffset())
 		}
-		for len(data) > 0 {
-			one, rest, err := batch.Next(data)
+		for bt, err := range batch.Batches(data) {
 			if err != nil {
 				t.Fatalf("split read data: %v", err)
 			}
-			base := int64(binary.BigEndian.Uint64(one))
-			out[base] = one
-			h, _ := batch.ParseHeader(one)
-			off = h.LastOffset() + 1
-			data = rest
+			out[bt.BaseOffset] = bt.Bytes
+			off = bt.LastOffset() + 1
 		}
 	}
 	return out

@@ -226,15 +226,12 @@ func TestConcurrentAppendersAndReaders(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					for len(b) > 0 {
-						one, rest, _ := batch.Next(b)
-						h, _ := batch.ParseHeader(one)
-						if h.BaseOffset != off {
-							t.Errorf("reader expected %d got %d", off, h.BaseOffset)
+					for bt, err := range batch.Batches(b) {
+						if err != nil || bt.BaseOffset != off {
+							t.Errorf("reader expected %d got %d: %v", off, bt.BaseOffset, err)
 							return
 						}
-						off = h.LastOffset() + 1
-						b = rest
+						off = bt.LastOffset() + 1
 					}
 				}
 			}

@@ -209,14 +209,14 @@ func (l *Log) offsetInBatch(s *segment, pos int64, h batch.Header, ts int64) int
 	if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
 		return h.BaseOffset
 	}
-	recs, err := batch.Records(buf, l.opts.Limits.MaxDecompressedBytes)
-	if err != nil {
-		return h.BaseOffset
-	}
-	for _, r := range recs {
-		if h.BaseTimestamp+r.TimestampDelta >= ts {
-			return h.BaseOffset + int64(r.OffsetDelta)
+	found, ok := h.BaseOffset, false
+	for r, err := range (batch.Batch{Header: h, Bytes: buf}).Records(l.opts.Limits.MaxDecompressedBytes) {
+		if err != nil {
+			return h.BaseOffset // the whole batch must decode, not only the records up to ts
+		}
+		if !ok && h.RecordTimestamp(r) >= ts {
+			found, ok = h.RecordOffset(r), true
 		}
 	}
-	return h.BaseOffset
+	return found
 }

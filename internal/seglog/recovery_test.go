@@ -41,16 +41,13 @@ func buildCrashed(t *testing.T, o Options, n, size int) *crashedLog {
 	data := readFile(t, c.fs, c.active)
 	c.size = int64(len(data))
 	p := int64(0)
-	for len(data) > 0 {
-		one, rest, err := batch.Next(data)
+	for bt, err := range batch.Batches(data) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, _ := batch.ParseHeader(one)
 		c.pos = append(c.pos, p)
-		c.ends = append(c.ends, h.LastOffset()+1)
-		p += int64(len(one))
-		data = rest
+		c.ends = append(c.ends, bt.LastOffset()+1)
+		p += int64(len(bt.Bytes))
 	}
 	return c
 }
