@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/errs"
 )
 
 // dedup remembers, per topic, the message ids published within the topic's
@@ -154,11 +155,131 @@ func (d *dedup) releaseLocked(seq uint64) {
 	sl.at = deadAt
 }
 
-// addLocked reserves and records an id at once (replay).
-func (d *dedup) addLocked(id idKey, partition int32, offset, atMs int64) {
+// add reserves and records an id at once (replay), then expires what is
+// older than the window at nowMs.
+func (d *dedup) add(id idKey, partition int32, offset, atMs, nowMs int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if st, _, seq := d.reserveLocked(id, atMs); st == dedupNew {
 		d.recordLocked(seq, partition, offset, atMs)
 	}
+	d.expireLocked(nowMs)
+}
+
+// setWindow changes how long ids are remembered. A shorter window forgets
+// older ids at the next publish; a longer one keeps the ids still
+// remembered for longer.
+func (d *dedup) setWindow(w time.Duration) {
+	d.mu.Lock()
+	d.window = w
+	d.mu.Unlock()
+}
+
+// reservation is what reserve decided for one publish request: the ids it
+// holds for the request's new messages until settle, and the messages
+// repeating an id earlier in the request.
+type reservation struct {
+	d     *dedup
+	idx   []int       // the messages whose ids are held, in request order
+	slots []uint64    // the slot of each, parallel to idx
+	dupOf map[int]int // message index -> earlier index with the same id in the request
+}
+
+// reserve looks up the ids of a publish request's messages (those that have
+// one) at now. A new id is held for its message, which must be stored and
+// then settled. An id recorded within the window makes its message a
+// duplicate: its result is where the id landed, with Duplicate set; an id
+// already seen earlier in the request makes its message a duplicate of that
+// one (dupOf). Neither duplicate is stored (store[i] = false). An id that
+// another request holds at this moment releases every id held here and
+// fails the request with the retriable duplicate_in_progress. It returns
+// nil when no message has an id.
+func (d *dedup) reserve(msgs []Message, now time.Time, results []Result, store []bool) (*reservation, error) {
+	if !hasIDs(msgs) {
+		return nil, nil
+	}
+	nowMs := now.UnixMilli()
+	keys := make([]idKey, len(msgs)) // hashed outside the lock
+	for i := range msgs {
+		if msgs[i].ID != "" {
+			keys[i] = keyOf(msgs[i].ID)
+		}
+	}
+	r := &reservation{d: d, idx: make([]int, 0, len(msgs)), slots: make([]uint64, 0, len(msgs))}
+	seen := make(map[idKey]int, len(msgs))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expireLocked(nowMs)
+	for i := range msgs {
+		if msgs[i].ID == "" {
+			continue
+		}
+		id := keys[i]
+		if j, ok := seen[id]; ok {
+			if r.dupOf == nil {
+				r.dupOf = map[int]int{}
+			}
+			r.dupOf[i] = j
+			store[i] = false
+			continue
+		}
+		st, e, seq := d.reserveLocked(id, nowMs)
+		switch st {
+		case dedupDuplicate:
+			results[i] = Result{Partition: e.partition, Offset: e.offset, Duplicate: true}
+			store[i] = false
+		case dedupInProgress:
+			for _, seq := range r.slots {
+				d.releaseLocked(seq)
+			}
+			err := errs.New(errs.DuplicateInProgress, "message %d: id %q is being published by another request", i, msgs[i].ID)
+			err.RetryAfter = 10 * time.Millisecond
+			return nil, err
+		default:
+			seen[id] = i
+			r.idx = append(r.idx, i)
+			r.slots = append(r.slots, seq)
+		}
+	}
+	return r, nil
+}
+
+// settle ends the reservation once the request's appends completed: the id
+// of every message stored records where it landed (results), at now; the
+// id of every message that was not (its append failed) is released, so a
+// retry can publish it. A nil reservation settles nothing.
+func (r *reservation) settle(results []Result, now time.Time) {
+	if r == nil || len(r.idx) == 0 {
+		return
+	}
+	nowMs := now.UnixMilli()
+	r.d.mu.Lock()
+	defer r.d.mu.Unlock()
+	for k, i := range r.idx {
+		if res := results[i]; res.stored {
+			r.d.recordLocked(r.slots[k], res.Partition, res.Offset, nowMs)
+		} else {
+			r.d.releaseLocked(r.slots[k])
+		}
+	}
+}
+
+// duplicates returns, for every message repeating an id earlier in the
+// request, the index of that earlier message.
+func (r *reservation) duplicates() map[int]int {
+	if r == nil {
+		return nil
+	}
+	return r.dupOf
+}
+
+func hasIDs(msgs []Message) bool {
+	for i := range msgs {
+		if msgs[i].ID != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // len returns the number of remembered ids.
@@ -185,10 +306,7 @@ func (t *topic) replayDedup() error {
 		}
 		err = t.eachRecord(l, off, func(o int64, ts time.Time, r batch.Record) bool {
 			if id, _ := attrs(r.Headers); id != "" && ts.UnixMilli() >= from {
-				d.mu.Lock()
-				d.addLocked(keyOf(id), int32(p), o, ts.UnixMilli())
-				d.expireLocked(now.UnixMilli())
-				d.mu.Unlock()
+				d.add(keyOf(id), int32(p), o, ts.UnixMilli(), now.UnixMilli())
 				n++
 			}
 			return true

@@ -2,8 +2,11 @@ package broker
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/spoolmq/spool/internal/errs"
 )
 
 func TestDedupRing(t *testing.T) {
@@ -54,5 +57,69 @@ func TestDedupRing(t *testing.T) {
 	d.expireLocked(now + 2000)
 	if len(d.index) > 2 { // the two pending re-reservations above
 		t.Fatalf("%d ids after the window", len(d.index))
+	}
+}
+
+// TestDedupReservation: one publish request's reservation from reserve to
+// settle, with a concurrent request meeting its ids.
+func TestDedupReservation(t *testing.T) {
+	d := newDedup(time.Minute, 1000)
+	now := time.UnixMilli(1_000_000)
+	request := func(ids ...string) ([]Message, []Result, []bool) {
+		msgs := make([]Message, len(ids))
+		store := make([]bool, len(ids))
+		for i, id := range ids {
+			msgs[i].ID = id
+			store[i] = true
+		}
+		return msgs, make([]Result, len(ids)), store
+	}
+
+	msgs, resA, storeA := request("a", "b", "a", "")
+	a, err := d.reserve(msgs, now, resA, storeA)
+	if err != nil || a == nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, true, false, true}; !slices.Equal(storeA, want) {
+		t.Fatalf("store %v, want %v", storeA, want)
+	}
+	if dups := a.duplicates(); len(dups) != 1 || dups[2] != 0 {
+		t.Fatalf("duplicates in the request: %v", dups)
+	}
+
+	// Another request meeting "a" while it is held fails and holds nothing.
+	msgs, res, store := request("c", "a")
+	_, err = d.reserve(msgs, now, res, store)
+	if !errs.Is(err, errs.DuplicateInProgress) {
+		t.Fatalf("held id: %v", err)
+	}
+	msgs, res, store = request("c")
+	if c, err := d.reserve(msgs, now, res, store); err != nil || !store[0] {
+		t.Fatalf("an id released by a failed request: %v, store %v", err, store)
+	} else {
+		c.settle(res, now) // not stored: released
+	}
+
+	// "a" landed, "b" did not (its append failed).
+	resA[0] = Result{Partition: 2, Offset: 5, stored: true}
+	a.settle(resA, now)
+	msgs, res, store = request("a", "b")
+	b, err := d.reserve(msgs, now, res, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store[0] || !res[0].Duplicate || res[0].Partition != 2 || res[0].Offset != 5 {
+		t.Fatalf("a landed id: store %v, result %+v", store[0], res[0])
+	}
+	if !store[1] || b.duplicates() != nil {
+		t.Fatalf("a released id: store %v", store[1])
+	}
+
+	// Without ids there is no reservation, and settling it does nothing.
+	msgs, res, store = request("", "")
+	if r, err := d.reserve(msgs, now, res, store); r != nil || err != nil {
+		t.Fatalf("no ids: %v, %v", r, err)
+	} else {
+		r.settle(res, now)
 	}
 }

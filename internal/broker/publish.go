@@ -122,57 +122,13 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 	}
 
 	results := make([]Result, len(msgs))
-	// De-duplication: decide for every message with an id whether it is
-	// new, and reserve the new ids.
 	store := make([]bool, len(msgs)) // false: answered without storing
 	for i := range store {
 		store[i] = true
 	}
-	var reserved []uint64
-	var slots []uint64     // per message reserved here, its de-dup slot (indexed like msgs)
-	dupOf := map[int]int{} // message index -> earlier index with the same id in this request
-	if hasIDs(msgs) {
-		nowMs := now.UnixMilli()
-		keys := make([]idKey, len(msgs))
-		for i := range msgs {
-			if msgs[i].ID != "" {
-				keys[i] = keyOf(msgs[i].ID)
-			}
-		}
-		slots = make([]uint64, len(msgs))
-		seen := make(map[idKey]int, len(msgs))
-		t.dedup.mu.Lock()
-		t.dedup.expireLocked(nowMs)
-		for i := range msgs {
-			id := keys[i]
-			if msgs[i].ID == "" {
-				continue
-			}
-			if j, ok := seen[id]; ok {
-				dupOf[i] = j
-				store[i] = false
-				continue
-			}
-			st, e, seq := t.dedup.reserveLocked(id, nowMs)
-			switch st {
-			case dedupDuplicate:
-				results[i] = Result{Partition: e.partition, Offset: e.offset, Duplicate: true}
-				store[i] = false
-			case dedupInProgress:
-				for _, r := range reserved {
-					t.dedup.releaseLocked(r)
-				}
-				t.dedup.mu.Unlock()
-				e := errs.New(errs.DuplicateInProgress, "message %d: id %q is being published by another request", i, msgs[i].ID)
-				e.RetryAfter = 10 * time.Millisecond
-				return nil, e
-			default:
-				seen[id] = i
-				slots[i] = seq
-				reserved = append(reserved, seq)
-			}
-		}
-		t.dedup.mu.Unlock()
+	ids, err := t.dedup.reserve(msgs, now, results, store)
+	if err != nil {
+		return nil, err
 	}
 
 	// Group the messages to store by partition.
@@ -197,7 +153,7 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 		byPart[p] = append(byPart[p], i)
 	}
 
-	pp := &PendingPublish{t: t, msgs: msgs, slots: slots, results: results, store: store, dupOf: dupOf, reserved: len(reserved) > 0, now: now}
+	pp := &PendingPublish{t: t, results: results, ids: ids, now: now}
 	flush = flush && len(byPart) == 1
 	for p, idx := range byPart {
 		pend, err := t.submitPartition(p, idx, msgs, now, flush)
@@ -214,16 +170,12 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 // PendingPublish is a publish whose messages are queued in their partition
 // logs in request order; Wait reports when they are durable.
 type PendingPublish struct {
-	t        *topic
-	msgs     []Message
-	slots    []uint64
-	results  []Result
-	store    []bool
-	dupOf    map[int]int
-	reserved bool
-	now      time.Time
-	parts    []partPending
-	err      error // a submit failure; parts submitted before it still complete
+	t       *topic
+	results []Result
+	ids     *reservation // the de-duplication reservation; nil without ids
+	now     time.Time
+	parts   []partPending
+	err     error // a submit failure; parts submitted before it still complete
 }
 
 type partPending struct {
@@ -250,43 +202,20 @@ func (pp *PendingPublish) Wait() ([]Result, error) {
 			pp.results[i] = Result{Partition: pt.p, Offset: res.BaseOffset + int64(k), stored: true}
 		}
 	}
-	if pp.reserved {
-		nowMs := pp.now.UnixMilli()
-		t.dedup.mu.Lock()
-		for i := range pp.msgs {
-			if pp.msgs[i].ID == "" || !pp.store[i] {
-				continue
-			}
-			if pp.results[i].stored {
-				t.dedup.recordLocked(pp.slots[i], pp.results[i].Partition, pp.results[i].Offset, nowMs)
-			} else {
-				t.dedup.releaseLocked(pp.slots[i])
-			}
-		}
-		t.dedup.mu.Unlock()
-	}
+	pp.ids.settle(pp.results, pp.now)
 	if len(pp.parts) > 0 {
 		t.notify()
 	}
 	if err != nil {
 		return nil, err
 	}
-	for i, j := range pp.dupOf {
+	for i, j := range pp.ids.duplicates() {
 		pp.results[i] = Result{Partition: pp.results[j].Partition, Offset: pp.results[j].Offset, Duplicate: true}
 	}
 	for i := range pp.results {
 		pp.results[i].stored = false
 	}
 	return pp.results, nil
-}
-
-func hasIDs(msgs []Message) bool {
-	for i := range msgs {
-		if msgs[i].ID != "" {
-			return true
-		}
-	}
-	return false
 }
 
 // submitPartition encodes the messages at idx into record batches (split

@@ -118,15 +118,6 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 	return t.meta, nil
 }
 
-// setWindow changes how long ids are remembered. A shorter window forgets
-// older ids at the next publish; a longer one keeps the ids still
-// remembered for longer.
-func (d *dedup) setWindow(w time.Duration) {
-	d.mu.Lock()
-	d.window = w
-	d.mu.Unlock()
-}
-
 // messageTTL is the topic's default message TTL (configs change under
 // life).
 func (t *topic) messageTTL() time.Duration {
