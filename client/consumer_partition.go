@@ -292,109 +292,39 @@ func (s *session) forceRevocations(now time.Time) {
 	}
 }
 
-// stopAll stops every worker and takes nothing new.
-func (s *session) stopAll() {
-	s.stopping = true
+// stopTaking stops every worker: queued messages are dropped and their
+// credit returned.
+func (s *session) stopTaking(bool) {
 	for _, p := range s.parts {
 		s.stopPartition(p)
 	}
 }
 
-// waitWorkers waits until every worker has exited, cancelling the handlers'
-// contexts at deadline. With recv it keeps serving the stream meanwhile
-// (commit results; deliveries are dropped).
-func (s *session) waitWorkers(deadline time.Time, recv bool) {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	for !s.allExited() {
-		var recvCh <-chan recvEvent
-		if recv && !s.ended {
-			recvCh = s.recv
-		}
-		select {
-		case ev := <-s.events:
-			s.onWorker(ev)
-		case ev := <-recvCh:
-			if ev.err != nil {
-				s.ended = true
-				continue
-			}
-			s.onResponse(ev.resp)
-		case <-t.C:
-			for _, p := range s.parts {
-				p.cancel()
-			}
-		}
+// abandon cancels the handlers' contexts.
+func (s *session) abandon() {
+	for _, p := range s.parts {
+		p.cancel()
 	}
 }
 
-// shutdown is the graceful end of a session: finish handlers, commit,
-// OnRevoked, close the stream and wait (briefly) for the server to end it.
-func (s *session) shutdown() {
-	deadline := time.Now().Add(s.cfg.shutdownTimeout)
-	s.stopAll()
-	s.waitWorkers(deadline, true)
-	s.commit(nil)
-	t := time.NewTimer(min(finalCommitWait, max(time.Until(deadline), time.Second)))
-	defer t.Stop()
-	timedOut := false
-	for !s.ended && !timedOut && len(s.commits) > 0 {
-		select {
-		case ev := <-s.recv:
-			if ev.err != nil {
-				s.ended = true
-				continue
-			}
-			s.onResponse(ev.resp)
-		case <-t.C:
-			timedOut = true
-		}
-	}
-	s.dropAll()
-	if s.ended || timedOut {
-		return
-	}
-	s.closeRequests()
-	t.Reset(closeStreamWait)
-	for {
-		select {
-		case ev := <-s.recv:
-			if ev.err != nil {
-				return
-			}
-		case <-t.C:
-			return
-		}
-	}
-}
+func (s *session) flush() { s.commit(nil) }
 
-// broken handles a stream that ended under the session: let the handlers
-// finish, keep their uncommitted progress for the next session, and decide
-// whether reconnecting makes sense.
-func (s *session) broken(err error) sessionOutcome {
-	s.stopAll()
-	s.waitWorkers(time.Now().Add(s.cfg.shutdownTimeout), false)
+func (s *session) unanswered() int { return len(s.commits) }
+
+// keep carries the progress of a broken stream's partitions that the server
+// has not confirmed to the next session, which commits it if the partition
+// comes back (and skips what was processed), then forgets them.
+func (s *session) keep() {
 	for id, p := range s.parts {
 		if p.processed >= 0 && p.processed != p.acked {
 			s.st.carry[id] = p.processed
 		}
 	}
-	s.dropAll()
-	if gone(err) {
-		return sessionOutcome{joined: s.joined, fatal: err}
-	}
-	if !s.joined && !streamRetriable(err) {
-		if s.st.memberID != "" {
-			s.st.memberID = "" // perhaps evicted: join afresh
-			return sessionOutcome{err: err}
-		}
-		return sessionOutcome{fatal: err}
-	}
-	return sessionOutcome{joined: s.joined, err: err}
+	s.drop()
 }
 
-// dropAll forgets every partition, telling OnRevoked.
-func (s *session) dropAll() {
+// drop forgets every partition, telling OnRevoked.
+func (s *session) drop() {
 	ids := make([]int32, 0, len(s.parts))
 	for id, p := range s.parts {
 		ids = append(ids, id)
@@ -408,8 +338,8 @@ func (s *session) dropAll() {
 	}
 }
 
-// allExited reports whether every partition's worker has exited.
-func (s *session) allExited() bool {
+// exited reports whether every partition's worker has exited.
+func (s *session) exited() bool {
 	for _, p := range s.parts {
 		if !p.exited {
 			return false

@@ -82,11 +82,10 @@ type leaseCarry struct {
 	ops  []carriedOp
 }
 
-// queueSession is one Consume stream of a queue-mode subscription. Its loop
-// goroutine (the caller of run) owns every field below wg; the receiver,
-// the heartbeat goroutine and the workers talk to it only through channels
-// and the work queue. All of them are started through s.wg and have
-// returned when run returns.
+// queueSession is a queue-mode session: the core, the messages in hand,
+// the workers and the acknowledgements. The loop goroutine owns every
+// field; the workers take messages from the work queue and report through
+// the core's events.
 //
 // Every delivery is a lease the member must finish: the loop hands
 // messages to the workers (through the key queues with ConsumerKeyOrdered),
@@ -94,25 +93,13 @@ type leaseCarry struct {
 // extends the leases of every message it holds, and grants one credit back
 // per delivery once it is finished.
 type queueSession struct {
-	conn
-	k        *Consumer
-	cfg      *consumerConfig
-	runCtx   context.Context // cancelled: shut down gracefully
-	st       *memberState
-	work     context.Context // the stream's base: Run's values, not its cancellation
+	sessionCore[queueEvent]
 	hctx     context.Context // the handlers' context; cancelled to give up on them
 	hcancel  context.CancelFunc
-	credit   int           // the stream's credit
 	leaseLen time.Duration // the subscription's ack timeout
 	queue    *workQueue
-	events   chan queueEvent
 
-	wg       sync.WaitGroup
 	workers  int // workers that have not exited
-	joined   bool
-	stopping bool // shutting down or broken: take nothing new
-	carrying bool // the stream is gone: keep lease requests for the next one
-	ended    bool // the receiver reported the stream's end
 	held     map[leaseKey]*heldMsg
 	keys     map[string][]*heldMsg // ConsumerKeyOrdered: keys being handled → messages waiting behind
 	acks     ackBatch
@@ -120,30 +107,17 @@ type queueSession struct {
 	ackArmed bool
 	extTimer *time.Timer
 	extAt    time.Time // when extTimer fires; zero: stopped
-	owed     int       // credit not yet granted back
 	reqID    uint64
 	pending  map[uint64]string // lease requests sent and not answered: their kind
-	fatal    error
 }
 
 func newQueueSession(ctx context.Context, k *Consumer, st *memberState, ackTimeout time.Duration) *queueSession {
-	work := context.WithoutCancel(ctx)
-	hctx, hcancel := context.WithCancel(work)
 	if ackTimeout <= 0 {
 		ackTimeout = defaultAckTimeout
 	}
 	s := &queueSession{
-		k:        k,
-		cfg:      &k.cfg,
-		runCtx:   ctx,
-		st:       st,
-		work:     work,
-		hctx:     hctx,
-		hcancel:  hcancel,
-		credit:   k.cfg.credit(true),
 		leaseLen: ackTimeout,
 		queue:    newWorkQueue(),
-		events:   make(chan queueEvent, 256),
 		held:     map[leaseKey]*heldMsg{},
 		keys:     map[string][]*heldMsg{},
 		ackTimer: time.NewTimer(time.Hour),
@@ -152,53 +126,15 @@ func newQueueSession(ctx context.Context, k *Consumer, st *memberState, ackTimeo
 	}
 	s.ackTimer.Stop()
 	s.extTimer.Stop()
-	s.initConn(s.credit, k.cfg.sessionTimeout)
+	s.init(ctx, k, st, k.cfg.credit(true), s)
+	s.maxInFlight = int32(k.cfg.maxInFlight)
+	s.hctx, s.hcancel = context.WithCancel(s.work)
 	return s
 }
 
-// run opens the stream and serves it until shutdown or breakage.
-func (s *queueSession) run() sessionOutcome {
-	s.open()
-	defer s.teardown()
-	for {
-		select {
-		case <-s.runCtx.Done():
-			s.shutdown()
-			return sessionOutcome{joined: s.joined}
-		case ev := <-s.recv:
-			if ev.err != nil {
-				s.ended = true
-				return s.broken(ev.err)
-			}
-			s.onResponse(ev.resp)
-		case ev := <-s.events:
-			s.onWorker(ev)
-			if s.fatal != nil {
-				s.shutdown()
-				return sessionOutcome{joined: s.joined, fatal: s.fatal}
-			}
-		case <-s.ackTimer.C:
-			s.ackArmed = false
-			s.flushAcks()
-		case <-s.extTimer.C:
-			s.extendDue(time.Now())
-		}
-	}
-}
-
-// open starts the stream with ConsumeStart, sends what the previous stream
-// left unsent, and starts the receiver, heartbeats and workers.
-func (s *queueSession) open() {
-	s.openStream(s.k, s.work, &spoolv1.ConsumeStart{
-		Topic:          s.k.topic,
-		Subscription:   s.k.sub,
-		ClientId:       s.k.c.cfg.clientID,
-		MemberId:       s.st.memberID,
-		InstanceId:     s.cfg.instanceID,
-		SessionTimeout: durationOrNil(s.cfg.sessionTimeout),
-		Credits:        int32(s.credit),
-		MaxInFlight:    int32(s.cfg.maxInFlight),
-	})
+// opened sends what the previous stream left unsent and starts the
+// workers.
+func (s *queueSession) opened() {
 	carry := &s.st.queued
 	for _, op := range carry.ops {
 		*op.id = s.nextID(op.kind)
@@ -207,35 +143,50 @@ func (s *queueSession) open() {
 	carry.ops = nil
 	s.acks.merge(&carry.acks)
 	s.flushAcks()
-	s.wg.Go(s.receive)
-	s.wg.Go(s.heartbeat)
 	s.workers = s.cfg.concurrency
 	for range s.workers {
 		s.wg.Go(s.worker)
 	}
 }
 
-// teardown stops the stream and every goroutine of the session.
-func (s *queueSession) teardown() {
+func (s *queueSession) closing() {
 	s.queue.close()
-	close(s.done)
-	s.cancelStream()
 	s.hcancel()
-	s.wg.Wait()
-	_ = s.stream.CloseResponse()
 	s.ackTimer.Stop()
 	s.extTimer.Stop()
 }
 
+// timers: acks due, and leases due for an extension.
+func (s *queueSession) timers(bool) (<-chan time.Time, <-chan time.Time) {
+	return s.ackTimer.C, s.extTimer.C
+}
+
+func (s *queueSession) fired(i int) {
+	if i == 0 {
+		s.ackArmed = false
+		s.flushAcks()
+		return
+	}
+	s.extendDue(time.Now())
+}
+
+func (s *queueSession) exited() bool { return s.workers == 0 }
+
+func (s *queueSession) flush() { s.flushAcks() }
+
+func (s *queueSession) unanswered() int { return len(s.pending) }
+
+func (s *queueSession) drop() {}
+
+// keep sends the outcomes of a broken stream's handlers on the next stream
+// (the member's leases outlive a short disconnection).
+func (s *queueSession) keep() { s.flushAcks() }
+
 func (s *queueSession) onResponse(resp *spoolv1.ConsumeResponse) {
 	switch kind := resp.GetKind().(type) {
 	case *spoolv1.ConsumeResponse_Assignment:
-		a := kind.Assignment
-		s.joined = true
-		s.st.memberID = a.GetMemberId()
-		if d := a.GetSessionTimeout().AsDuration(); d > 0 {
-			s.hbEvery.Store(int64(max(d/3, minHeartbeat)))
-		}
+		s.assigned(kind.Assignment)
+		s.heartbeatFor(kind.Assignment)
 	case *spoolv1.ConsumeResponse_Deliveries:
 		now := time.Now()
 		for _, m := range messagesFromDeliveries(s.k.topic, kind.Deliveries.GetMessages()) {
@@ -350,7 +301,7 @@ func (s *queueSession) nack(key leaseKey, delay time.Duration, text string) {
 // lease sends a lease request whose request_id field is id, or keeps it for
 // the next stream if this one is gone.
 func (s *queueSession) lease(req *spoolv1.ConsumeRequest, kind string, id *uint64) {
-	if s.carrying {
+	if s.lost {
 		s.st.queued.ops = append(s.st.queued.ops, carriedOp{req: req, kind: kind, id: id})
 		return
 	}
@@ -375,7 +326,7 @@ func (s *queueSession) flushAcks() {
 	if s.acks.n == 0 {
 		return
 	}
-	if s.carrying {
+	if s.lost {
 		s.st.queued.acks.merge(&s.acks)
 		return
 	}
@@ -429,7 +380,7 @@ func (s *queueSession) armExtend(t time.Time) {
 // and re-arms the timer.
 func (s *queueSession) extendDue(now time.Time) {
 	s.extAt = time.Time{}
-	if s.carrying {
+	if s.lost {
 		return
 	}
 	soon := now.Add(s.leaseLen / 12)
@@ -462,24 +413,6 @@ func (s *queueSession) extendDue(now time.Time) {
 	if !next.IsZero() {
 		s.armExtend(next)
 	}
-}
-
-// owe records n deliveries' credit as grantable, granting it once a
-// quarter of the credit has built up.
-func (s *queueSession) owe(n int) {
-	s.owed += n
-	if s.owed >= max(1, s.credit/4) {
-		s.grant()
-	}
-}
-
-// grant sends the credit owed, unless the session is ending.
-func (s *queueSession) grant() {
-	if s.owed == 0 || s.stopping || s.runCtx.Err() != nil {
-		return
-	}
-	s.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Credits{Credits: &spoolv1.Credits{Messages: int32(s.owed)}}})
-	s.owed = 0
 }
 
 // worker runs the handler on messages from the work queue until it closes.
@@ -537,8 +470,7 @@ func (s *queueSession) handle(h *heldMsg) queueEvent {
 
 // stopTaking stops handing out messages: the ones no worker has started
 // are nacked for immediate redelivery (to another member, perhaps).
-func (s *queueSession) stopTaking() {
-	s.stopping = true
+func (s *queueSession) stopTaking(bool) {
 	unstarted := s.queue.close()
 	for _, q := range s.keys {
 		unstarted = append(unstarted, q...)
@@ -552,37 +484,6 @@ func (s *queueSession) stopTaking() {
 	}
 }
 
-// waitWorkers waits until every worker has exited, giving up on the
-// running handlers at deadline: their context is cancelled and their
-// messages nacked. With recv it keeps serving the stream meanwhile.
-func (s *queueSession) waitWorkers(deadline time.Time, recv bool) {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	for s.workers > 0 {
-		var recvCh <-chan recvEvent
-		if recv && !s.ended {
-			recvCh = s.recv
-		}
-		select {
-		case ev := <-s.events:
-			s.onWorker(ev)
-		case ev := <-recvCh:
-			if ev.err != nil {
-				s.ended = true
-				continue
-			}
-			s.onResponse(ev.resp)
-		case <-s.ackTimer.C:
-			s.ackArmed = false
-			s.flushAcks()
-		case <-s.extTimer.C:
-			s.extendDue(time.Now())
-		case <-t.C:
-			s.abandon()
-		}
-	}
-}
-
 // abandon gives up on the running handlers: cancels their context and
 // nacks their messages (redelivered after the subscription's backoff).
 func (s *queueSession) abandon() {
@@ -593,70 +494,6 @@ func (s *queueSession) abandon() {
 		s.nack(key, -1, "handler abandoned at consumer shutdown")
 		s.owe(1)
 	}
-}
-
-// shutdown is the graceful end of a session: stop taking messages, let
-// the running handlers finish, send the acknowledgements, wait (briefly)
-// for the server to answer them, close the stream and wait for its end.
-func (s *queueSession) shutdown() {
-	deadline := time.Now().Add(s.cfg.shutdownTimeout)
-	s.stopTaking()
-	s.waitWorkers(deadline, true)
-	s.flushAcks()
-	t := time.NewTimer(min(finalCommitWait, max(time.Until(deadline), time.Second)))
-	defer t.Stop()
-	timedOut := false
-	for !s.ended && !timedOut && len(s.pending) > 0 {
-		select {
-		case ev := <-s.recv:
-			if ev.err != nil {
-				s.ended = true
-				continue
-			}
-			s.onResponse(ev.resp)
-		case <-t.C:
-			timedOut = true
-		}
-	}
-	if s.ended || timedOut {
-		return
-	}
-	s.closeRequests()
-	t.Reset(closeStreamWait)
-	for {
-		select {
-		case ev := <-s.recv:
-			if ev.err != nil {
-				return
-			}
-		case <-t.C:
-			return
-		}
-	}
-}
-
-// broken handles a stream that ended under the session: let the handlers
-// finish, keep their outcomes for the next stream (the member's leases
-// outlive a short disconnection), and decide whether reconnecting makes
-// sense.
-func (s *queueSession) broken(err error) sessionOutcome {
-	s.carrying = true
-	s.stopTaking()
-	s.waitWorkers(time.Now().Add(s.cfg.shutdownTimeout), false)
-	s.flushAcks()
-	if gone(err) {
-		s.st.queued = leaseCarry{}
-		return sessionOutcome{joined: s.joined, fatal: err}
-	}
-	if !s.joined && !streamRetriable(err) {
-		s.st.queued = leaseCarry{}
-		if s.st.memberID != "" {
-			s.st.memberID = "" // perhaps evicted: join afresh
-			return sessionOutcome{err: err}
-		}
-		return sessionOutcome{fatal: err}
-	}
-	return sessionOutcome{joined: s.joined, err: err}
 }
 
 // workQueue hands messages to the workers in arrival order.

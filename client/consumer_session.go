@@ -8,29 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"connectrpc.com/connect"
-
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 )
-
-const (
-	defaultSessionTimeout = 10 * time.Second // the server's, per consume.proto
-	finalCommitWait       = 5 * time.Second  // bound on waiting for the last CommitResult
-	closeStreamWait       = 2 * time.Second  // bound on waiting for the server to end the stream
-	minHeartbeat          = 10 * time.Millisecond
-)
-
-// sessionOutcome is how a session ended.
-type sessionOutcome struct {
-	joined bool  // an Assignment arrived
-	err    error // why the stream broke (reconnect)
-	fatal  error // Run must return this
-}
-
-type recvEvent struct {
-	resp *spoolv1.ConsumeResponse
-	err  error // the stream ended
-}
 
 type workerEventKind uint8
 
@@ -51,67 +30,21 @@ type workerEvent struct {
 	p      *partition // evExited, evHalted: the partition object (a restarted partition has a new one)
 }
 
-// conn is the plumbing of one Consume stream, shared by stream-mode and
-// queue-mode sessions: the stream, the receiver and heartbeat goroutines
-// (run by the session, through its wait group) and serialized sends.
-type conn struct {
-	stream       *connect.BidiStreamForClient[spoolv1.ConsumeRequest, spoolv1.ConsumeResponse]
-	cancelStream context.CancelFunc
-	done         chan struct{} // closed at teardown: stops the receiver and heartbeats
-	recv         chan recvEvent
-	hbEvery      atomic.Int64 // heartbeat interval, ns
-
-	sendMu     sync.Mutex
-	sendFailed bool // a Send failed: the receiver reports why
-}
-
-// initConn prepares c for a stream whose server reads up to prefetch
-// messages ahead.
-func (c *conn) initConn(prefetch int, sessionTimeout time.Duration) {
-	c.done = make(chan struct{})
-	c.recv = make(chan recvEvent, min(prefetch, 256)+16) // the server reads and writes independently
-	if sessionTimeout == 0 {
-		sessionTimeout = defaultSessionTimeout
-	}
-	c.hbEvery.Store(int64(max(sessionTimeout/3, minHeartbeat)))
-}
-
-// openStream opens the stream on base and sends start.
-func (c *conn) openStream(k *Consumer, base context.Context, start *spoolv1.ConsumeStart) {
-	ctx, cancel := context.WithCancel(base)
-	c.stream, c.cancelStream = k.c.consume.Consume(ctx), cancel
-	c.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Start{Start: start}})
-}
-
-// session is one Consume stream: one membership of the subscription. Its
-// loop goroutine (the caller of run) owns every field below the mutex
-// line; the receiver, the heartbeat goroutine and the partition workers
-// talk to it only through channels. All of them are started through s.wg
-// and have returned when run returns.
+// session is a stream-mode session: the core, the owned partitions (each
+// with its worker), their progress, commits and revocations. The loop
+// goroutine owns every field but sem and the failure handling's.
 type session struct {
-	conn
-	k      *Consumer
-	cfg    *consumerConfig
-	runCtx context.Context // cancelled: shut down gracefully
-	st     *memberState
-	work   context.Context // handlers' and hooks' base: Run's values, not its cancellation
+	sessionCore[workerEvent]
+	sem chan struct{} // handler concurrency
 
-	wg     sync.WaitGroup
-	events chan workerEvent
-	sem    chan struct{} // handler concurrency
-
-	joined      bool
-	stopping    bool // shutting down or broken: take nothing new
-	ended       bool // the receiver reported the stream's end
 	generation  int64
 	parts       map[int32]*partition
 	revocations []*revocation
 	revTimer    *time.Timer
-	owed        int // credit not yet granted back
+	commitTick  *time.Ticker
 	sinceCommit int // messages processed since the last commit
 	commitID    uint64
 	commits     map[uint64][]*spoolv1.PartitionOffset // sent, unanswered
-	fatal       error
 
 	// Stream failure handling, shared with the workers.
 	policy   atomic.Pointer[failurePolicy] // from the latest assignment
@@ -122,135 +55,44 @@ type session struct {
 
 func newSession(ctx context.Context, k *Consumer, st *memberState) *session {
 	s := &session{
-		k:        k,
-		cfg:      &k.cfg,
-		runCtx:   ctx,
-		st:       st,
-		work:     context.WithoutCancel(ctx),
-		events:   make(chan workerEvent, 256),
-		sem:      make(chan struct{}, k.cfg.concurrency),
-		parts:    map[int32]*partition{},
-		commits:  map[uint64][]*spoolv1.PartitionOffset{},
-		failWait: map[uint64]chan *spoolv1.FailedResult{},
-		revTimer: time.NewTimer(time.Hour),
+		sem:        make(chan struct{}, k.cfg.concurrency),
+		parts:      map[int32]*partition{},
+		commits:    map[uint64][]*spoolv1.PartitionOffset{},
+		failWait:   map[uint64]chan *spoolv1.FailedResult{},
+		revTimer:   time.NewTimer(time.Hour),
+		commitTick: time.NewTicker(k.cfg.commitInterval),
 	}
 	s.revTimer.Stop()
-	s.initConn(k.cfg.prefetch, k.cfg.sessionTimeout)
+	s.init(ctx, k, st, k.cfg.prefetch, s)
 	return s
 }
 
-// run opens the stream and serves it until shutdown or breakage.
-func (s *session) run() sessionOutcome {
-	s.open()
-	defer s.teardown()
-	commitTick := time.NewTicker(s.cfg.commitInterval)
-	defer commitTick.Stop()
-	for {
-		select {
-		case <-s.runCtx.Done():
-			s.shutdown()
-			return sessionOutcome{joined: s.joined}
-		case ev := <-s.recv:
-			if ev.err != nil {
-				s.ended = true
-				return s.broken(ev.err)
-			}
-			s.onResponse(ev.resp)
-		case ev := <-s.events:
-			s.onWorker(ev)
-			if s.fatal != nil {
-				s.shutdown()
-				return sessionOutcome{joined: s.joined, fatal: s.fatal}
-			}
-		case <-commitTick.C:
-			s.commit(nil)
-			s.grant()
-		case <-s.revTimer.C:
-			s.forceRevocations(time.Now())
-		}
-	}
-}
+func (s *session) opened() {}
 
-// open starts the stream with ConsumeStart, the receiver and heartbeats.
-func (s *session) open() {
-	s.openStream(s.k, s.work, &spoolv1.ConsumeStart{
-		Topic:          s.k.topic,
-		Subscription:   s.k.sub,
-		ClientId:       s.k.c.cfg.clientID,
-		MemberId:       s.st.memberID,
-		InstanceId:     s.cfg.instanceID,
-		SessionTimeout: durationOrNil(s.cfg.sessionTimeout),
-		Credits:        int32(s.cfg.prefetch),
-	})
-	s.wg.Go(s.receive)
-	s.wg.Go(s.heartbeat)
-}
-
-// teardown stops the stream and every goroutine of the session.
-func (s *session) teardown() {
-	close(s.done)
-	s.cancelStream()
-	s.wg.Wait()
-	_ = s.stream.CloseResponse()
+func (s *session) closing() {
 	for _, p := range s.parts {
 		p.cancel()
 	}
 	s.revTimer.Stop()
+	s.commitTick.Stop()
 }
 
-func (c *conn) receive() {
-	for {
-		resp, err := c.stream.Receive()
-		select {
-		case c.recv <- recvEvent{resp: resp, err: convertError(err)}:
-		case <-c.done:
-			return
-		}
-		if err != nil {
-			return
-		}
+// timers: commits and credit every commit interval, and revocation
+// deadlines; neither while the workers are being waited for.
+func (s *session) timers(waiting bool) (<-chan time.Time, <-chan time.Time) {
+	if waiting {
+		return nil, nil
 	}
+	return s.commitTick.C, s.revTimer.C
 }
 
-func (c *conn) heartbeat() {
-	t := time.NewTimer(time.Duration(c.hbEvery.Load()))
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-			c.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Heartbeat{Heartbeat: &spoolv1.Heartbeat{}}})
-			t.Reset(time.Duration(c.hbEvery.Load()))
-		}
-	}
-}
-
-// send sends req unless an earlier Send failed; a failure is reported by
-// the receiver, which sees the stream end.
-func (c *conn) send(req *spoolv1.ConsumeRequest) {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	if c.sendFailed {
+func (s *session) fired(i int) {
+	if i == 0 {
+		s.commit(nil)
+		s.grant()
 		return
 	}
-	if err := c.stream.Send(req); err != nil {
-		c.sendFailed = true
-	}
-}
-
-// failed reports whether a Send failed.
-func (c *conn) failed() bool {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	return c.sendFailed
-}
-
-// closeRequests ends the client's side of the stream.
-func (c *conn) closeRequests() {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	_ = c.stream.CloseRequest()
+	s.forceRevocations(time.Now())
 }
 
 func (s *session) onResponse(resp *spoolv1.ConsumeResponse) {
@@ -286,15 +128,12 @@ func (s *session) onResponse(resp *spoolv1.ConsumeResponse) {
 // already owned are not acted on: delivery simply continues.
 func (s *session) onAssignment(a *spoolv1.Assignment) {
 	first := !s.joined
-	s.joined = true
-	s.st.memberID = a.GetMemberId()
+	s.assigned(a)
 	s.generation = a.GetGeneration()
 	if s.stopping {
 		return // leaving: the stream closes soon and the server reassigns
 	}
-	if d := a.GetSessionTimeout().AsDuration(); d > 0 {
-		s.hbEvery.Store(int64(max(d/3, minHeartbeat)))
-	}
+	s.heartbeatFor(a)
 	s.policy.Store(failurePolicyFromProto(a.GetFailurePolicy()))
 	resetOnly := map[int32]bool{}
 	for _, id := range a.GetResetPartitions() {
@@ -402,24 +241,6 @@ func (s *session) onWorker(ev workerEvent) {
 			s.fatal = ev.err
 		}
 	}
-}
-
-// owe records n messages' credit as grantable, granting it once a quarter
-// of the prefetch has built up.
-func (s *session) owe(n int) {
-	s.owed += n
-	if s.owed >= max(1, s.cfg.prefetch/4) {
-		s.grant()
-	}
-}
-
-// grant sends the credit owed.
-func (s *session) grant() {
-	if s.owed == 0 || s.stopping {
-		return
-	}
-	s.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Credits{Credits: &spoolv1.Credits{Messages: int32(s.owed)}}})
-	s.owed = 0
 }
 
 // commit sends the progress of the given partitions (nil: all) that moved
