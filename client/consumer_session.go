@@ -44,7 +44,7 @@ type session struct {
 	commitTick  *time.Ticker
 	sinceCommit int // messages processed since the last commit
 	commitID    uint64
-	commits     map[uint64][]*spoolv1.PartitionOffset // sent, unanswered
+	commits     map[uint64]sentCommit // sent, unanswered
 
 	// Stream failure handling, shared with the workers.
 	policy   atomic.Pointer[failurePolicy] // from the latest assignment
@@ -57,7 +57,7 @@ func newSession(ctx context.Context, k *Consumer, st *memberState) *session {
 	s := &session{
 		sem:        make(chan struct{}, k.cfg.concurrency),
 		parts:      map[int32]*partition{},
-		commits:    map[uint64][]*spoolv1.PartitionOffset{},
+		commits:    map[uint64]sentCommit{},
 		failWait:   map[uint64]chan *spoolv1.FailedResult{},
 		revTimer:   time.NewTimer(time.Hour),
 		commitTick: time.NewTicker(k.cfg.commitInterval),
@@ -267,7 +267,7 @@ func (s *session) commit(only []int32) {
 	}
 	slices.SortFunc(offs, func(a, b *spoolv1.PartitionOffset) int { return cmp.Compare(a.Partition, b.Partition) })
 	s.commitID++
-	s.commits[s.commitID] = offs
+	s.commits[s.commitID] = sentCommit{generation: s.generation, offs: offs}
 	s.sinceCommit = 0
 	s.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Commit{Commit: &spoolv1.Commit{
 		Generation: s.generation,
@@ -276,12 +276,23 @@ func (s *session) commit(only []int32) {
 	}}})
 }
 
+// sentCommit is a commit waiting for its result.
+type sentCommit struct {
+	generation int64
+	offs       []*spoolv1.PartitionOffset
+}
+
+// onCommitResult records a commit's result. A failed commit is sent again
+// with the next one; one refused for a generation older than the member's
+// by now (a rebalance completed meanwhile) is sent again at once, so that
+// the last commit of a shutdown is not lost to a rebalance.
 func (s *session) onCommitResult(r *spoolv1.CommitResult) {
-	offs, ok := s.commits[r.GetCommitId()]
+	sc, ok := s.commits[r.GetCommitId()]
 	if !ok {
 		return
 	}
 	delete(s.commits, r.GetCommitId())
+	offs := sc.offs
 	if info := r.GetError(); info != nil {
 		err := errorFromInfo(info, r.GetErrorMessage())
 		if err.Code == CodeStaleGeneration {
@@ -289,10 +300,15 @@ func (s *session) onCommitResult(r *spoolv1.CommitResult) {
 		} else {
 			s.k.log.Warn("spool: commit failed", "err", err)
 		}
+		var again []int32
 		for _, o := range offs {
 			if p := s.parts[o.GetPartition()]; p != nil && p.sent == o.GetOffset() {
 				p.sent = -1 // send again at the next commit
+				again = append(again, p.id)
 			}
+		}
+		if err.Code == CodeStaleGeneration && sc.generation < s.generation && len(again) > 0 {
+			s.commit(again)
 		}
 		return
 	}

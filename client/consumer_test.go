@@ -260,6 +260,50 @@ func TestConsumerReconnectsAsTheSameMember(t *testing.T) {
 	}
 }
 
+// The last commit of a shutdown, refused because a rebalance completed
+// while it travelled, is sent again with the member's new generation.
+func TestConsumerShutdownCommitOutlivesARebalance(t *testing.T) {
+	fake := newFakeConsume()
+	c := serve(t, nil, fake)
+	s := newSeen()
+	cancel, errc := runConsumer(t, c, func(_ context.Context, m *Message) error { s.add(m); return nil },
+		ConsumerCommitInterval(time.Hour))
+	conn := fake.accept(t)
+	conn.recv()
+	conn.assign(1, nil, 0)
+	conn.deliver(0, 0, 3)
+	s.wait(t, 3)
+	cancel()
+	commit := func() *spoolv1.Commit {
+		t.Helper()
+		for {
+			req := conn.recv()
+			if req == nil {
+				t.Fatal("the stream ended without the commit")
+			}
+			if cm := req.GetCommit(); cm != nil {
+				return cm
+			}
+		}
+	}
+	first := commit()
+	if first.Generation != 1 || len(first.Offsets) != 1 || first.Offsets[0].Offset != 3 {
+		t.Fatalf("shutdown commit %v", first)
+	}
+	conn.assign(2, nil, 0) // the rebalance the commit raced with
+	conn.send(&spoolv1.ConsumeResponse{Kind: &spoolv1.ConsumeResponse_CommitResult{CommitResult: &spoolv1.CommitResult{
+		CommitId: first.CommitId, Error: &spoolv1.ErrorInfo{Code: CodeStaleGeneration, Retriable: true}, ErrorMessage: "stale generation 1"}}})
+	again := commit()
+	if again.Generation != 2 || len(again.Offsets) != 1 || again.Offsets[0].Offset != 3 {
+		t.Fatalf("commit after the stale one: %v", again)
+	}
+	conn.commitOK(again.CommitId)
+	conn.finish(&peerState{})
+	if err := runResult(t, errc); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestConsumerFatalStartError(t *testing.T) {
 	fake := newFakeConsume()
 	c := serve(t, nil, fake)
