@@ -1,112 +1,42 @@
 package group
 
 import (
-	"bufio"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/datadriven"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt scripts")
-
-// A script is a sequence of entries:
+// TestScripts runs each datadriven script under testdata: a sequence of
 //
 //	# comments and blank lines
 //	command arg key=value ...
 //	----
-//	expected output (no blank lines)
+//	expected output
 //
-// TestScripts runs each file under testdata and compares every command's output with the
-// expected block; -rewrite regenerates the blocks.
+// against one Coordinator with a fake clock, comparing every command's
+// output with the expected block; -rewrite regenerates the blocks.
 func TestScripts(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scripts: %v", err)
 	}
 	for _, path := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) { runScript(t, path) })
-	}
-}
-
-type entry struct {
-	pre      []string // comment and blank lines before the command
-	cmd      string
-	line     int
-	expected []string
-}
-
-func parseScript(t *testing.T, path string) (entries []entry, trailer []string) {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	var pre []string
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			pre = append(pre, line)
-			continue
-		}
-		e := entry{pre: pre, cmd: line, line: n}
-		pre = nil
-		if !sc.Scan() || sc.Text() != "----" {
-			t.Fatalf("%s:%d: command %q not followed by ----", path, n, line)
-		}
-		n++
-		for sc.Scan() {
-			n++
-			if sc.Text() == "" {
-				pre = append(pre, "")
-				break
-			}
-			e.expected = append(e.expected, sc.Text())
-		}
-		entries = append(entries, e)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return entries, pre
-}
-
-func runScript(t *testing.T, path string) {
-	entries, trailer := parseScript(t, path)
-	env := &scriptEnv{t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	env.now = env.t0
-	var out strings.Builder
-	for _, e := range entries {
-		got, err := env.run(e.cmd)
-		if err != nil {
-			t.Fatalf("%s:%d: %s: %v", path, e.line, e.cmd, err)
-		}
-		got = strings.TrimRight(got, "\n")
-		if *rewrite {
-			for _, l := range e.pre {
-				out.WriteString(l + "\n")
-			}
-			out.WriteString(e.cmd + "\n----\n" + got + "\n")
-			continue
-		}
-		if want := strings.Join(e.expected, "\n"); got != want {
-			t.Errorf("%s:%d: %s\n--- got:\n%s\n--- want:\n%s", path, e.line, e.cmd, got, want)
-		}
-	}
-	if *rewrite {
-		for _, l := range trailer {
-			out.WriteString(l + "\n")
-		}
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
+			env := &scriptEnv{t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			env.now = env.t0
+			datadriven.RunTest(t, path, func(t *testing.T, td *datadriven.TestData) string {
+				out, err := env.run(td)
+				if err != nil {
+					td.Fatalf(t, "%v", err)
+				}
+				return out
+			})
+		})
 	}
 }
 
@@ -115,22 +45,22 @@ type scriptEnv struct {
 	c       *Coordinator
 }
 
-// args splits "cmd pos1 pos2 k=v" into positional arguments and key/value pairs.
-func args(fields []string) (pos []string, kv map[string]string) {
+// args splits a command's arguments into positional ones and key=value
+// pairs.
+func args(td *datadriven.TestData) (pos []string, kv map[string]string) {
 	kv = map[string]string{}
-	for _, f := range fields {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			kv[k] = v
+	for _, a := range td.CmdArgs {
+		if len(a.Vals) == 0 {
+			pos = append(pos, a.Key)
 		} else {
-			pos = append(pos, f)
+			kv[a.Key] = strings.Join(a.Vals, ",")
 		}
 	}
 	return pos, kv
 }
 
-func (e *scriptEnv) run(cmd string) (string, error) {
-	fields := strings.Fields(cmd)
-	pos, kv := args(fields[1:])
+func (e *scriptEnv) run(td *datadriven.TestData) (string, error) {
+	pos, kv := args(td)
 	var err error
 	dur := func(k string) time.Duration {
 		v, ok := kv[k]
@@ -159,13 +89,13 @@ func (e *scriptEnv) run(cmd string) (string, error) {
 		}
 		return pos[0]
 	}
-	if fields[0] != "new" && e.c == nil {
+	if td.Cmd != "new" && e.c == nil {
 		return "", fmt.Errorf("script must start with new")
 	}
 
 	var eff Effects
 	var opErr error
-	switch fields[0] {
+	switch td.Cmd {
 	case "new":
 		cfg := Config{
 			SessionTimeout:    dur("session"),
@@ -274,7 +204,7 @@ func (e *scriptEnv) run(cmd string) (string, error) {
 		}
 		return "next: " + e.rel(t), nil
 	default:
-		return "", fmt.Errorf("unknown command %q", fields[0])
+		return "", fmt.Errorf("unknown command %q", td.Cmd)
 	}
 	return e.effects(eff, opErr), nil
 }

@@ -1,25 +1,23 @@
 package queue
 
 import (
-	"bufio"
-	"flag"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/datadriven"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
-
-// Scenario files (testdata/*.txt) drive one Partition with a fake clock.
-// Each block is a command line, a "----" line, and the expected output up to
-// a blank line; lines starting with # are comments. Commands:
+// Scenario files (testdata/*.txt, datadriven scripts) drive one Partition
+// with a fake clock. Each block is a command line, a "----" line, and the
+// expected output up to a blank line; lines starting with # are comments;
+// -rewrite regenerates the expected blocks. Commands:
 //
 //	config [ack=D] [max=N] [backoff=D,D…] [initial=D] [maxbackoff=D] [mult=F]
 //	       [jitter=full|equal|none] [seed=N] [ordering=key] [expired=drop]
@@ -30,6 +28,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	extend MEMBER OFF [d=D] | reject MEMBER OFF [err=TEXT] | release MEMBER
 //	tick [+D] | at +D | unpark OFF…|due | snapshot | restore [saved] | stats | want | deadline
 //	backoff N…   (sample delays of the n-th redeliveries)
+//
+// A text with spaces is written in parentheses (err=(bad payload)); the
+// member "" is the empty member id.
 //
 // restore starts a new Partition from the current state's snapshot, or with
 // "saved" from the last one printed (a crash that lost later changes).
@@ -42,87 +43,23 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("no scenarios: %v", err)
 	}
 	for _, path := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) { runScenario(t, path) })
-	}
-}
-
-type block struct {
-	lead []string // comments and blank lines before the command
-	cmd  string
-	line int
-	want []string
-}
-
-func readScenario(t *testing.T, path string) (blocks []block, tail []string) {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	n := 0
-	var lead []string
-	for sc.Scan() {
-		n++
-		l := sc.Text()
-		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
-			lead = append(lead, l)
-			continue
-		}
-		b := block{lead: lead, cmd: l, line: n}
-		lead = nil
-		if !sc.Scan() || sc.Text() != "----" {
-			t.Fatalf("%s:%d: %q must be followed by ----", path, n, l)
-		}
-		n++
-		for sc.Scan() {
-			n++
-			if sc.Text() == "" {
-				lead = append(lead, "")
-				break
-			}
-			b.want = append(b.want, sc.Text())
-		}
-		blocks = append(blocks, b)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return blocks, lead
-}
-
-func runScenario(t *testing.T, path string) {
-	blocks, tail := readScenario(t, path)
-	env := &scenario{t0: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), keys: map[uint64]string{}, store: map[int64]Parked{}}
-	env.now = env.t0
-	var out strings.Builder
-	for _, b := range blocks {
-		got, err := env.exec(b.cmd)
-		if err != nil {
-			t.Fatalf("%s:%d: %s: %v", path, b.line, b.cmd, err)
-		}
-		if env.p != nil {
-			checkInvariantsLeased(t, env.p.(*partition), env.maxDeliv)
-		}
-		got = strings.TrimRight(got, "\n")
-		if got == "" {
-			got = "ok"
-		}
-		for _, l := range b.lead {
-			out.WriteString(l + "\n")
-		}
-		out.WriteString(b.cmd + "\n----\n" + got + "\n")
-		if want := strings.Join(b.want, "\n"); !*rewrite && got != want {
-			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", path, b.line, b.cmd, got, want)
-		}
-	}
-	if *rewrite {
-		for _, l := range tail {
-			out.WriteString(l + "\n")
-		}
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
+			env := &scenario{t0: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), keys: map[uint64]string{}, store: map[int64]Parked{}}
+			env.now = env.t0
+			datadriven.RunTest(t, path, func(t *testing.T, td *datadriven.TestData) string {
+				got, err := env.exec(td)
+				if err != nil {
+					td.Fatalf(t, "%v", err)
+				}
+				if env.p != nil {
+					checkInvariantsLeased(t, env.p.(*partition), env.maxDeliv)
+				}
+				if got = strings.TrimRight(got, "\n"); got == "" {
+					got = "ok"
+				}
+				return got
+			})
+		})
 	}
 }
 
@@ -137,35 +74,6 @@ type scenario struct {
 	// maxDeliv is the largest MaxDeliveries configured since config: leases
 	// taken before set lowered it keep their counts.
 	maxDeliv int
-}
-
-// tokens splits a command line at spaces, keeping "quoted text" together.
-func tokens(line string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	quoted, has := false, false
-	for _, r := range line {
-		switch {
-		case r == '"':
-			quoted, has = !quoted, true
-		case r == ' ' && !quoted:
-			if has {
-				out = append(out, cur.String())
-			}
-			cur.Reset()
-			has = false
-		default:
-			cur.WriteRune(r)
-			has = true
-		}
-	}
-	if quoted {
-		return nil, fmt.Errorf("unterminated quote")
-	}
-	if has {
-		out = append(out, cur.String())
-	}
-	return out, nil
 }
 
 // args holds a command's positional and key=value arguments.
@@ -265,20 +173,19 @@ func (e *scenario) rel(ms int64) string {
 	return "+" + d.String()
 }
 
-func (e *scenario) exec(line string) (string, error) {
-	toks, err := tokens(line)
-	if err != nil {
-		return "", err
-	}
+func (e *scenario) exec(td *datadriven.TestData) (string, error) {
 	a := &args{kv: map[string]string{}}
-	for _, tk := range toks[1:] {
-		if k, v, ok := strings.Cut(tk, "="); ok {
-			a.kv[k] = v
-		} else {
-			a.pos = append(a.pos, tk)
+	for _, arg := range td.CmdArgs {
+		switch {
+		case len(arg.Vals) > 0:
+			a.kv[arg.Key] = strings.Join(arg.Vals, ",")
+		case arg.Key == `""`:
+			a.pos = append(a.pos, "")
+		default:
+			a.pos = append(a.pos, arg.Key)
 		}
 	}
-	cmd := toks[0]
+	cmd := td.Cmd
 	if cmd != "config" && e.p == nil {
 		return "", fmt.Errorf("a scenario starts with config")
 	}
