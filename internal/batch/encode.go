@@ -185,3 +185,37 @@ func varintSize(v int64) int {
 	}
 	return n
 }
+
+// Padded returns an uncompressed batch of one record, its value zero bytes,
+// that is exactly size bytes, for measuring appends of a given size. The
+// record's key is null, or one byte where a null key cannot reach size (a
+// value whose length varint grows by a byte skips a size). It fails for a
+// size below that of a batch with an empty record (68 bytes) and for the
+// sizes no single record makes, where the record's own length varint grows
+// (126 and 8,255 bytes; then above 1 MiB).
+func Padded(size int, baseTimestamp int64) ([]byte, error) {
+	h := Header{BaseTimestamp: baseTimestamp, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+	encode := func(key []byte, n int) ([]byte, error) {
+		return Encode(nil, h, []Record{{Key: key, Value: make([]byte, n)}})
+	}
+	empty, err := encode(nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	// Every byte of value adds at least one to the batch, and its length
+	// varints at most a few more: the value is a few bytes short of size
+	// minus the empty batch.
+	top := size - len(empty)
+	for n := top; n >= max(0, top-8); n-- {
+		for _, key := range [][]byte{nil, {0}} {
+			b, err := encode(key, n)
+			if err != nil {
+				return nil, err
+			}
+			if len(b) == size {
+				return b, nil
+			}
+		}
+	}
+	return nil, invalid(checkBatchLength, "no batch of one record is %d bytes", size)
+}

@@ -288,3 +288,31 @@ func appendVarlong(v int64) []byte {
 	}
 	return append(out, byte(u))
 }
+
+func TestPadded(t *testing.T) {
+	var sizes []int
+	for size := 60; size < 300; size++ {
+		sizes = append(sizes, size)
+	}
+	for size := 8180; size < 8300; size++ {
+		sizes = append(sizes, size)
+	}
+	sizes = append(sizes, 16<<10, 1<<20)
+	for _, size := range sizes {
+		b, err := Padded(size, 1_700_000_000_000)
+		if size < 68 || size == 126 || size == 8255 {
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("size %d: %d bytes, %v", size, len(b), err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		h, err := Validate(b, DefaultLimits())
+		if err != nil || len(b) != size || h.NumRecords != 1 || h.BaseTimestamp != 1_700_000_000_000 {
+			t.Fatalf("size %d: %d bytes, %+v, %v", size, len(b), h, err)
+		}
+	}
+}

@@ -86,27 +86,6 @@ func RawSync(dir string, size int, d time.Duration) (Result, error) {
 	return res, nil
 }
 
-// BatchOfSize returns an uncompressed one-record batch of exactly size bytes
-// (size must be at least 80).
-func BatchOfSize(size int) []byte {
-	val := make([]byte, size)
-	for {
-		b, err := batch.Encode(nil, batch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, BaseTimestamp: time.Now().UnixMilli()},
-			[]batch.Record{{Value: val}})
-		if err != nil {
-			panic(err)
-		}
-		if len(b) <= size {
-			if len(b) == size || len(val) == 0 {
-				return b
-			}
-			val = append(val, make([]byte, size-len(b))...)
-			continue
-		}
-		val = val[:len(val)-(len(b)-size)]
-	}
-}
-
 // LogAppend measures seglog appends under the SyncAlways policy: appenders
 // goroutines each appending size-byte batches for d.
 func LogAppend(dir string, appenders, size int, d time.Duration) (Result, error) {
@@ -118,7 +97,11 @@ func LogAppend(dir string, appenders, size int, d time.Duration) (Result, error)
 	if err != nil {
 		return Result{}, err
 	}
-	b := BatchOfSize(size)
+	b, err := batch.Padded(size, time.Now().UnixMilli())
+	if err != nil {
+		l.Close()
+		return Result{}, err
+	}
 	var (
 		mu    sync.Mutex
 		h     = newHist()
@@ -181,7 +164,11 @@ func Recovery(dir string, total int64) (RecoveryResult, error) {
 	if err != nil {
 		return res, err
 	}
-	b := BatchOfSize(16 << 10)
+	b, err := batch.Padded(16<<10, time.Now().UnixMilli())
+	if err != nil {
+		l.Close()
+		return res, err
+	}
 	var many []byte
 	for range 64 {
 		many = append(many, b...)

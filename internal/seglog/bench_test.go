@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spoolmq/spool/internal/bench"
+	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/vfs"
 )
@@ -70,7 +70,10 @@ func BenchmarkAppend(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer l.Close()
-				data := bench.BatchOfSize(size)
+				data, err := batch.Padded(size, time.Now().UnixMilli())
+				if err != nil {
+					b.Fatal(err)
+				}
 				var (
 					next atomic.Int64
 					mu   sync.Mutex
@@ -114,7 +117,10 @@ func BenchmarkRead(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	data := bench.BatchOfSize(1 << 10)
+	data, err := batch.Padded(1<<10, time.Now().UnixMilli())
+	if err != nil {
+		b.Fatal(err)
+	}
 	for range 10000 {
 		if _, err := l.Append(data); err != nil {
 			b.Fatal(err)
