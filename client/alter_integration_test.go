@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/spooltest"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -29,64 +29,24 @@ import (
 // a restart. (The server is started with small segments, internal
 // settings, so that retention has whole segments to delete.)
 
-// liveServer is a real server on a data directory that outlives it.
-type liveServer struct {
-	t    *testing.T
-	dir  string
-	srv  *server.Server
-	c    *client.Client
-	addr string
-}
-
-func startLiveServer(t *testing.T) *liveServer {
+// startLiveServer starts a real server with small segments and batches; it
+// keeps its data directory across restarts.
+func startLiveServer(t *testing.T) *spooltest.Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: starts a real server")
 	}
-	s := &liveServer{t: t, dir: t.TempDir()}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *liveServer) start() {
-	s.t.Helper()
-	logger := slog.New(slog.DiscardHandler)
 	lim := batch.DefaultLimits()
 	lim.MaxBatchBytes = 32 << 10
-	srv, err := server.New(server.Config{DataDir: s.dir, HTTPAddr: "127.0.0.1:0", KafkaAddr: "-", Logger: logger,
-		Log: seglog.Options{SegmentBytes: 64 << 10, Limits: lim}})
-	if err != nil {
-		s.t.Fatalf("server.New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		s.t.Fatalf("server.Start: %v", err)
-	}
-	c, err := client.New("http://"+srv.HTTPAddr(), client.WithLogger(logger), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.srv, s.c, s.addr = srv, c, "http://"+srv.HTTPAddr()
+	return spooltest.StartServer(t, spooltest.Config(func(c *server.Config) {
+		c.KafkaAddr = "-"
+		c.Log = seglog.Options{SegmentBytes: 64 << 10, Limits: lim}
+	}))
 }
-
-func (s *liveServer) stop() {
-	if s.srv == nil {
-		return
-	}
-	s.c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil {
-		s.t.Errorf("server.Shutdown: %v", err)
-	}
-	s.srv, s.c = nil, nil
-}
-
-func (s *liveServer) restart() { s.stop(); s.start() }
 
 func TestIntegrationAlterTopic(t *testing.T) {
 	s := startLiveServer(t)
-	c, ctx := s.c, context.Background()
+	c, ctx := s.Client(), context.Background()
 	if _, err := c.CreateTopic(ctx, "logs", client.TopicConfig{MaxMessageBytes: 16 << 10}); err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +119,8 @@ func TestIntegrationAlterTopic(t *testing.T) {
 		t.Errorf("unknown topic: %v", err)
 	}
 
-	s.restart()
-	info, err := s.c.DescribeTopic(ctx, "logs")
+	s.Restart()
+	info, err := s.Client().DescribeTopic(ctx, "logs")
 	if err != nil || info.Topic.Config != want {
 		t.Fatalf("after restart %+v %v, want %+v", info.Topic.Config, err, want)
 	}
@@ -226,7 +186,7 @@ func TestIntegrationAddPartitions(t *testing.T) {
 // at once; a stream consumer sees a new filter.
 func TestIntegrationAlterSubscriptionLive(t *testing.T) {
 	s := startLiveServer(t)
-	c, ctx := s.c, context.Background()
+	c, ctx := s.Client(), context.Background()
 	c.CreateTopic(ctx, "jobs", client.TopicConfig{})
 	cfg := client.SubscriptionConfig{Mode: client.ModeQueue, MaxInFlight: 2}
 	if _, err := c.CreateSubscription(ctx, "jobs", "workers", cfg); err != nil {
@@ -304,7 +264,7 @@ func TestIntegrationAlterSubscriptionLive(t *testing.T) {
 
 func TestIntegrationAlterSubscriptionSettings(t *testing.T) {
 	s := startLiveServer(t)
-	c, ctx := s.c, context.Background()
+	c, ctx := s.Client(), context.Background()
 	c.CreateTopic(ctx, "jobs", client.TopicConfig{})
 	orig, err := c.CreateSubscription(ctx, "jobs", "w", client.SubscriptionConfig{Mode: client.ModeQueue, Ordering: client.OrderingKey,
 		Backoff: client.Backoff{Initial: time.Second, Max: time.Minute, Jitter: client.JitterNone}})
@@ -364,9 +324,9 @@ func TestIntegrationAlterSubscriptionSettings(t *testing.T) {
 		t.Errorf("unknown subscription: %v", err)
 	}
 
-	s.restart()
+	s.Restart()
 	for _, want := range []client.Subscription{sub, st} {
-		info, err := s.c.DescribeSubscription(ctx, "jobs", want.Name)
+		info, err := s.Client().DescribeSubscription(ctx, "jobs", want.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,10 +344,10 @@ func TestIntegrationAlterSubscriptionSettings(t *testing.T) {
 func TestIntegrationAlterServerValidation(t *testing.T) {
 	s := startLiveServer(t)
 	ctx := context.Background()
-	s.c.CreateTopic(ctx, "t", client.TopicConfig{Partitions: 2})
-	s.c.CreateSubscription(ctx, "t", "q", client.SubscriptionConfig{Mode: client.ModeQueue})
-	topics := spoolv1connect.NewTopicServiceClient(http.DefaultClient, s.addr)
-	subs := spoolv1connect.NewSubscriptionServiceClient(http.DefaultClient, s.addr)
+	s.Client().CreateTopic(ctx, "t", client.TopicConfig{Partitions: 2})
+	s.Client().CreateSubscription(ctx, "t", "q", client.SubscriptionConfig{Mode: client.ModeQueue})
+	topics := spoolv1connect.NewTopicServiceClient(http.DefaultClient, s.URL())
+	subs := spoolv1connect.NewSubscriptionServiceClient(http.DefaultClient, s.URL())
 	mask := func(p ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: p} }
 	invalid := func(what string, err error, want string) {
 		t.Helper()
@@ -433,7 +393,7 @@ func TestIntegrationAlterServerValidation(t *testing.T) {
 		Config: &spoolv1.SubscriptionConfig{}, UpdateMask: mask("start.latest")}))
 	invalid("start", err, "start cannot change")
 
-	info, err := s.c.DescribeSubscription(ctx, "t", "q")
+	info, err := s.Client().DescribeSubscription(ctx, "t", "q")
 	if err != nil || info.Subscription.Config.Filter != "" || info.Subscription.Config.RateLimit != 0 || info.Subscription.Config.MaxInFlight != 0 {
 		t.Fatalf("subscription changed by refused requests: %+v %v", info.Subscription.Config, err)
 	}

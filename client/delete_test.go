@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/client"
-	"github.com/spoolmq/spool/server"
+	"github.com/spoolmq/spool/internal/spooltest"
 )
 
 // logRecorder is a slog handler that keeps the messages logged.
@@ -47,24 +47,8 @@ func TestIntegrationConsumerDeleted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: starts a real server")
 	}
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
 	rec := logRecorder{mu: &sync.Mutex{}, msgs: new([]string)}
-	c, err := client.New("http://"+srv.HTTPAddr(), client.WithLogger(slog.New(rec)), client.WithBackoff(10*time.Millisecond, 50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := spooltest.StartServer(t, spooltest.ClientOptions(client.WithLogger(slog.New(rec)), client.WithBackoff(10*time.Millisecond, 50*time.Millisecond))).Client()
 	ctx := context.Background()
 
 	for _, mode := range []client.Mode{client.ModeStream, client.ModeQueue} {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,39 +12,19 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/client"
-	"github.com/spoolmq/spool/server"
+	"github.com/spoolmq/spool/internal/spooltest"
 )
 
 // The SDK against the real broker, started in-process on an ephemeral port.
-// (Only this test file imports server/, and through it internal/: the
-// client package itself must not; see TestNoInternalImports.)
+// (Only the tests import internal/spooltest, and through it the server and
+// internal/: the client package itself must not; see TestNoInternalImports.)
 
 func startServer(t *testing.T) *client.Client {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: starts a real server")
 	}
-	logger := slog.New(slog.DiscardHandler)
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: logger})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("server.Start: %v", err)
-	}
-	c, err := client.New("http://"+srv.HTTPAddr(), client.WithLogger(logger), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("server.Shutdown: %v", err)
-		}
-	})
-	return c
+	return spooltest.StartServer(t).Client()
 }
 
 func TestIntegrationAdmin(t *testing.T) {

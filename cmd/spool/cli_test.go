@@ -1,39 +1,15 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/spoolmq/spool/server"
+	"github.com/spoolmq/spool/internal/spooltest"
 )
 
 // startServer runs a Spool server in-process and returns its URL.
-func startServer(t *testing.T) string {
-	t.Helper()
-	srv, err := server.New(server.Config{
-		DataDir:  t.TempDir(),
-		HTTPAddr: "127.0.0.1:0",
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return "http://" + srv.HTTPAddr()
-}
+func startServer(t *testing.T) string { return spooltest.StartServer(t).URL() }
 
 // result is one run of the spool command.
 type result struct {

@@ -12,7 +12,6 @@ import (
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
-	"github.com/spoolmq/spool/server"
 )
 
 // errorCode returns the ErrorInfo code a Connect error carries.
@@ -36,7 +35,7 @@ func errorCode(err error) string {
 // protocol, although the client keeps its side open (the server used to
 // wait for the client to close it).
 func TestConsumeEndsOnDelete(t *testing.T) {
-	base := startServer(t, server.Config{})
+	base := startServer(t)
 	protocols := map[string][]connect.ClientOption{"connect": nil, "grpc": {connect.WithGRPC()}, "json": {connect.WithProtoJSON()}}
 	for pname, opts := range protocols {
 		for _, mode := range []string{"MODE_STREAM", "MODE_QUEUE"} {
@@ -93,7 +92,7 @@ func TestConsumeEndsOnDelete(t *testing.T) {
 
 // TestConsumeStartBounds: ids in ConsumeStart are bounded.
 func TestConsumeStartBounds(t *testing.T) {
-	base := startServer(t, server.Config{})
+	base := startServer(t)
 	createTopic(t, base, "t")
 	if st, code, msg := postJSON(t, base, createSubPath, []byte(`{"topic":"t","name":"s"}`), nil); st != http.StatusOK {
 		t.Fatalf("create subscription: %d %s %s", st, code, msg)

@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -22,32 +20,16 @@ import (
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/api"
+	"github.com/spoolmq/spool/internal/spooltest"
 	"github.com/spoolmq/spool/server"
 )
 
 // startServer runs a real server (real Pebble, real files, the HTTP
-// listener) and returns its base URL.
-func startServer(t testing.TB, cfg server.Config) string {
+// listener; no Kafka listener) and returns its base URL.
+func startServer(t testing.TB, opts ...spooltest.Option) string {
 	t.Helper()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.KafkaAddr = "-"
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return "http://" + srv.HTTPAddr()
+	noKafka := spooltest.Config(func(c *server.Config) { c.KafkaAddr = "-" })
+	return spooltest.StartServer(t, append([]spooltest.Option{noKafka}, opts...)...).URL()
 }
 
 // h2c is an HTTP client speaking cleartext HTTP/2, as streams need.
@@ -132,7 +114,7 @@ func createTopic(t testing.TB, base, name string) {
 // refused with invalid_argument (and its ErrorInfo), in JSON and in
 // binary, and one at the cap is stored whole.
 func TestPublishCap(t *testing.T) {
-	base := startServer(t, server.Config{})
+	base := startServer(t)
 	createTopic(t, base, "t")
 
 	for _, n := range []int{1_000_000, api.MaxPublishMessages + 1} {
@@ -165,7 +147,7 @@ func TestPublishCap(t *testing.T) {
 
 // TestPublishHeaderCaps: headers are bounded per message and per request.
 func TestPublishHeaderCaps(t *testing.T) {
-	base := startServer(t, server.Config{})
+	base := startServer(t)
 	createTopic(t, base, "t")
 	msg := func(headers int) string {
 		return `{"headers":[` + strings.TrimSuffix(strings.Repeat(`{"key":"k"},`, headers), ",") + `]}`
@@ -192,7 +174,7 @@ func TestPublishHeaderCaps(t *testing.T) {
 // in-stream with invalid_argument, keeps the stream open, and takes one at
 // the cap.
 func TestPublishStreamCap(t *testing.T) {
-	base := startServer(t, server.Config{})
+	base := startServer(t)
 	createTopic(t, base, "t")
 	for _, opts := range [][]connect.ClientOption{nil, {connect.WithProtoJSON()}, {connect.WithGRPC()}} {
 		c := spoolv1connect.NewPublishServiceClient(h2c(), base, opts...)
@@ -236,7 +218,7 @@ func totalAlloc() uint64 {
 // allocates about the body, not per message (decoding it whole allocated
 // more than 400 MB).
 func TestPublishRefusalAllocates(t *testing.T) {
-	base := startServer(t, server.Config{})
+	base := startServer(t)
 	createTopic(t, base, "t")
 	jsonBody := emptyMessagesJSON("t", 1_000_000)
 	protoBody := emptyMessagesProto("t", 1_000_000)
@@ -267,7 +249,7 @@ func TestPublishCost(t *testing.T) {
 	if raceEnabled {
 		t.Skip("counts allocations, which pooled buffers keep low only without the race detector")
 	}
-	base := startServer(t, server.Config{})
+	base := startServer(t)
 	createTopic(t, base, "t")
 	headers := func(n int) []*spoolv1.Header {
 		hs := make([]*spoolv1.Header, n)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/spoolmq/spool/internal/spooltest"
 	"github.com/spoolmq/spool/internal/vfs"
 	"github.com/spoolmq/spool/server"
 )
@@ -54,7 +55,7 @@ func subNames(t *testing.T, base, topic string) []string {
 // before anything is created (it used to answer internal and leave the
 // dead-letter topic behind).
 func TestCreateSubscriptionNonFinite(t *testing.T) {
-	base := startServer(t, server.Config{})
+	base := startServer(t)
 	createTopic(t, base, "t")
 	var cfgs []string
 	for _, v := range []string{`"NaN"`, `"Infinity"`, `"-Infinity"`, `1e300`, `-1`} {
@@ -88,7 +89,7 @@ func TestCreateSubscriptionNonFinite(t *testing.T) {
 // TestRedriveNonFinite: Redrive and ListDeadLetters validate their numbers
 // too.
 func TestRedriveNonFinite(t *testing.T) {
-	base := startServer(t, server.Config{})
+	base := startServer(t)
 	createTopic(t, base, "t")
 	if st, code, msg := postJSON(t, base, createSubPath, []byte(`{"topic":"t","name":"q","config":{"mode":"MODE_QUEUE"}}`), nil); st != http.StatusOK {
 		t.Fatalf("create: %d %s %s", st, code, msg)
@@ -126,7 +127,7 @@ func TestCreateSubscriptionUndone(t *testing.T) {
 		}
 		return nil
 	}))
-	base := startServer(t, server.Config{FS: fs})
+	base := startServer(t, spooltest.Config(func(c *server.Config) { c.FS = fs }))
 	createTopic(t, base, "t")
 	createTopic(t, base, "shared")
 	if st, code, msg := postJSON(t, base, publishPath, []byte(`{"topic":"t","messages":[{"value":"aGk="}]}`), nil); st != http.StatusOK {

@@ -3,7 +3,6 @@ package telemetry_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,19 +10,12 @@ import (
 
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
-	"github.com/spoolmq/spool/server"
+	"github.com/spoolmq/spool/internal/spooltest"
 )
 
 func TestMetricsShowQueueState(t *testing.T) {
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
-	b := srv.Broker()
+	srv := spooltest.StartServer(t)
+	b := srv.Server().Broker()
 	b.CreateTopic("jobs", catalog.TopicConfig{})
 	b.CreateSubscription("jobs", "w", catalog.SubConfig{Mode: catalog.ModeQueue, Queue: catalog.QueueConfig{MaxInFlight: 2}})
 	b.Publish("jobs", []broker.Message{{Value: []byte("a"), Partition: -1}, {Value: []byte("b"), Partition: -1}, {Value: []byte("c"), Partition: -1}})
@@ -41,7 +33,7 @@ func TestMetricsShowQueueState(t *testing.T) {
 		}
 		n += len(ev.Deliveries)
 	}
-	resp, err := http.Get("http://" + srv.HTTPAddr() + "/metrics")
+	resp, err := http.Get(srv.URL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
