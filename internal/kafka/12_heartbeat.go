@@ -13,10 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(12, 0, 4, s.heartbeat) })
-}
-
 func (s *Server) heartbeat(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
@@ -24,6 +20,6 @@ func (s *Server) heartbeat(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.
 	if req.Version < 3 {
 		inst = nil
 	}
-	resp.ErrorCode = s.groups.heartbeat(req.Group, req.MemberID, inst, req.Generation)
+	resp.ErrorCode = s.groups.Heartbeat(req.Group, req.MemberID, inst, req.Generation)
 	return resp, nil
 }

@@ -1,4 +1,4 @@
-package kafka
+package kgroup
 
 import (
 	"testing"
@@ -16,18 +16,18 @@ import (
 type coreEnv struct {
 	t   *testing.T
 	clk *clock.Fake
-	gc  *groupCoordinator
+	gc  *Coordinator
 }
 
 func newCoreEnv(t *testing.T) *coreEnv {
 	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
-	return &coreEnv{t: t, clk: clk, gc: newGroupCoordinatorWith(clk, defaultGroupLimits())}
+	return &coreEnv{t: t, clk: clk, gc: New(clk, DefaultLimits())}
 }
 
 func (e *coreEnv) advance(d time.Duration) {
 	e.t.Helper()
 	e.clk.Advance(d)
-	if next := e.gc.tick(); !next.IsZero() && !next.After(e.clk.Now()) {
+	if next := e.gc.Tick(); !next.IsZero() && !next.After(e.clk.Now()) {
 		e.t.Fatalf("next deadline %v is not after now %v", next, e.clk.Now())
 	}
 }
@@ -40,24 +40,24 @@ func protos(names ...string) []kmsg.JoinGroupRequestProtocol {
 	return out
 }
 
-func jreq(member string, names ...string) joinRequest {
-	return joinRequest{version: 9, group: "g", memberID: member, clientID: "cl", sessionTimeout: 10 * time.Second,
-		rebalanceTimeout: 30 * time.Second, protocolType: "consumer", protocols: protos(names...)}
+func jreq(member string, names ...string) JoinRequest {
+	return JoinRequest{Version: 9, Group: "g", MemberID: member, ClientID: "cl", SessionTimeout: 10 * time.Second,
+		RebalanceTimeout: 30 * time.Second, ProtocolType: "consumer", Protocols: protos(names...)}
 }
 
 // pendingJoin is a JoinGroup that may still be waiting.
 type pendingJoin struct {
-	res joinResult
-	ch  <-chan joinResult
+	res JoinResult
+	ch  <-chan JoinResult
 }
 
-func (e *coreEnv) join(r joinRequest) *pendingJoin {
-	res, ch := e.gc.join(r)
+func (e *coreEnv) join(r JoinRequest) *pendingJoin {
+	res, ch := e.gc.Join(r)
 	return &pendingJoin{res: res, ch: ch}
 }
 
 // done returns the answer, or fails if it is still waiting.
-func (p *pendingJoin) done(t *testing.T) joinResult {
+func (p *pendingJoin) done(t *testing.T) JoinResult {
 	t.Helper()
 	if p.ch == nil {
 		return p.res
@@ -69,7 +69,7 @@ func (p *pendingJoin) done(t *testing.T) joinResult {
 	default:
 		t.Fatal("JoinGroup still waiting")
 	}
-	return joinResult{}
+	return JoinResult{}
 }
 
 func (p *pendingJoin) waiting() bool {
@@ -89,21 +89,21 @@ func (p *pendingJoin) waiting() bool {
 func (e *coreEnv) newMember(names ...string) (string, *pendingJoin) {
 	e.t.Helper()
 	first := e.join(jreq("", names...)).done(e.t)
-	if first.code != kerr.MemberIDRequired.Code || first.memberID == "" {
+	if first.Code != kerr.MemberIDRequired.Code || first.MemberID == "" {
 		e.t.Fatalf("first join: %+v", first)
 	}
-	return first.memberID, e.join(jreq(first.memberID, names...))
+	return first.MemberID, e.join(jreq(first.MemberID, names...))
 }
 
-func (e *coreEnv) sync(member string, gen int32, assign map[string]string) (syncResult, <-chan syncResult) {
-	r := syncRequest{version: 5, group: "g", generation: gen, memberID: member}
+func (e *coreEnv) sync(member string, gen int32, assign map[string]string) (SyncResult, <-chan SyncResult) {
+	r := SyncRequest{Version: 5, Group: "g", Generation: gen, MemberID: member}
 	for m, a := range assign {
-		r.assignments = append(r.assignments, kmsg.SyncGroupRequestGroupAssignment{MemberID: m, MemberAssignment: []byte(a)})
+		r.Assignments = append(r.Assignments, kmsg.SyncGroupRequestGroupAssignment{MemberID: m, MemberAssignment: []byte(a)})
 	}
-	return e.gc.sync(r)
+	return e.gc.Sync(r)
 }
 
-func recvSync(t *testing.T, ch <-chan syncResult) syncResult {
+func recvSync(t *testing.T, ch <-chan SyncResult) SyncResult {
 	t.Helper()
 	select {
 	case r := <-ch:
@@ -111,7 +111,7 @@ func recvSync(t *testing.T, ch <-chan syncResult) syncResult {
 	default:
 		t.Fatal("SyncGroup still waiting")
 	}
-	return syncResult{}
+	return SyncResult{}
 }
 
 func TestGroupCoreJoinSyncRebalance(t *testing.T) {
@@ -120,19 +120,19 @@ func TestGroupCoreJoinSyncRebalance(t *testing.T) {
 	if !ja.waiting() {
 		t.Fatal("first join answered before the initial delay")
 	}
-	e.advance(defaultGroupLimits().initialDelay)
+	e.advance(DefaultLimits().InitialDelay)
 	ra := ja.done(t)
-	if ra.code != 0 || ra.generation != 1 || ra.leader != a || len(ra.members) != 1 || ra.protocol != "range" || ra.protocolType != "consumer" {
+	if ra.Code != 0 || ra.Generation != 1 || ra.Leader != a || len(ra.Members) != 1 || ra.Protocol != "range" || ra.ProtocolType != "consumer" {
 		t.Fatalf("join result %+v", ra)
 	}
 	res, ch := e.sync(a, 1, map[string]string{a: "A1"})
 	if ch != nil {
 		res = recvSync(t, ch)
 	}
-	if res.code != 0 || string(res.assignment) != "A1" {
+	if res.Code != 0 || string(res.Assignment) != "A1" {
 		t.Fatalf("leader sync %+v", res)
 	}
-	if code := e.gc.heartbeat("g", a, nil, 1); code != 0 {
+	if code := e.gc.Heartbeat("g", a, nil, 1); code != 0 {
 		t.Fatalf("heartbeat %d", code)
 	}
 
@@ -142,20 +142,20 @@ func TestGroupCoreJoinSyncRebalance(t *testing.T) {
 	if !jb.waiting() {
 		t.Fatal("second member's join answered before the first rejoined")
 	}
-	if code := e.gc.heartbeat("g", a, nil, 1); code != kerr.RebalanceInProgress.Code {
+	if code := e.gc.Heartbeat("g", a, nil, 1); code != kerr.RebalanceInProgress.Code {
 		t.Fatalf("heartbeat during rebalance: %d", code)
 	}
 	// Commits of the current generation are still allowed while preparing.
-	if code := e.gc.validateCommit("g", a, nil, 1); code != 0 {
+	if code := e.gc.ValidateCommit("g", a, nil, 1); code != 0 {
 		t.Fatalf("commit while preparing: %d", code)
 	}
 	ja = e.join(jreq(a, "range"))
 	ra, rb := ja.done(t), jb.done(t)
-	if ra.generation != 2 || rb.generation != 2 || ra.leader != a || rb.leader != a || len(ra.members) != 2 || len(rb.members) != 0 {
+	if ra.Generation != 2 || rb.Generation != 2 || ra.Leader != a || rb.Leader != a || len(ra.Members) != 2 || len(rb.Members) != 0 {
 		t.Fatalf("gen 2: %+v / %+v", ra, rb)
 	}
 	// Commits wait for the assignment: REBALANCE_IN_PROGRESS until SyncGroup.
-	if code := e.gc.validateCommit("g", a, nil, 2); code != kerr.RebalanceInProgress.Code {
+	if code := e.gc.ValidateCommit("g", a, nil, 2); code != kerr.RebalanceInProgress.Code {
 		t.Fatalf("commit while completing: %d", code)
 	}
 	_, chb := e.sync(b, 2, nil)
@@ -163,44 +163,44 @@ func TestGroupCoreJoinSyncRebalance(t *testing.T) {
 		t.Fatal("follower sync answered before the leader's")
 	}
 	_, cha := e.sync(a, 2, map[string]string{a: "A2"}) // b left out: empty assignment
-	if r := recvSync(t, cha); string(r.assignment) != "A2" {
+	if r := recvSync(t, cha); string(r.Assignment) != "A2" {
 		t.Fatalf("leader %+v", r)
 	}
-	if r := recvSync(t, chb); r.code != 0 || len(r.assignment) != 0 || r.assignment == nil {
+	if r := recvSync(t, chb); r.Code != 0 || len(r.Assignment) != 0 || r.Assignment == nil {
 		t.Fatalf("follower %+v", r)
 	}
-	if code := e.gc.validateCommit("g", b, nil, 1); code != kerr.IllegalGeneration.Code {
+	if code := e.gc.ValidateCommit("g", b, nil, 1); code != kerr.IllegalGeneration.Code {
 		t.Fatalf("stale generation commit: %d", code)
 	}
-	if code := e.gc.validateCommit("g", "", nil, -1); code != kerr.UnknownMemberID.Code {
+	if code := e.gc.ValidateCommit("g", "", nil, -1); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("anonymous commit to an active group: %d", code)
 	}
-	gi, _ := e.gc.describe("g")
-	if gi.state != groupStable || len(gi.members) != 2 || gi.protocol != "range" {
+	gi, _ := e.gc.Describe("g")
+	if gi.State != Stable || len(gi.Members) != 2 || gi.Protocol != "range" {
 		t.Fatalf("describe %+v", gi)
 	}
 
 	// The leader leaves: b rejoins and becomes the leader.
-	if codes := e.gc.leave("g", []leaveMember{{memberID: a}}); codes[0] != 0 {
+	if codes := e.gc.Leave("g", []LeaveMember{{MemberID: a}}); codes[0] != 0 {
 		t.Fatalf("leave %v", codes)
 	}
-	if code := e.gc.heartbeat("g", b, nil, 2); code != kerr.RebalanceInProgress.Code {
+	if code := e.gc.Heartbeat("g", b, nil, 2); code != kerr.RebalanceInProgress.Code {
 		t.Fatalf("heartbeat after leave %d", code)
 	}
 	rb = e.join(jreq(b, "range")).done(t)
-	if rb.generation != 3 || rb.leader != b || len(rb.members) != 1 {
+	if rb.Generation != 3 || rb.Leader != b || len(rb.Members) != 1 {
 		t.Fatalf("after leave %+v", rb)
 	}
 	// The last member leaves: Empty, then forgotten; anonymous commits
 	// are allowed again.
-	e.gc.leave("g", []leaveMember{{memberID: b}})
-	if _, ok := e.gc.describe("g"); ok {
+	e.gc.Leave("g", []LeaveMember{{MemberID: b}})
+	if _, ok := e.gc.Describe("g"); ok {
 		t.Fatal("empty group still described")
 	}
-	if code := e.gc.validateCommit("g", "", nil, -1); code != 0 {
+	if code := e.gc.ValidateCommit("g", "", nil, -1); code != 0 {
 		t.Fatalf("anonymous commit to an empty group: %d", code)
 	}
-	if code := e.gc.validateCommit("g", b, nil, 3); code != kerr.UnknownMemberID.Code {
+	if code := e.gc.ValidateCommit("g", b, nil, 3); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("member commit to an empty group: %d", code)
 	}
 	if e.gc.total != 0 {
@@ -224,17 +224,17 @@ func TestGroupCoreTimeouts(t *testing.T) {
 	// b never syncs: after the rebalance timeout it is removed.
 	for range 3 {
 		e.advance(9 * time.Second)
-		e.gc.heartbeat("g", a, nil, 2)
+		e.gc.Heartbeat("g", a, nil, 2)
 	}
 	e.advance(3 * time.Second)
-	if code := e.gc.heartbeat("g", b, nil, 2); code != kerr.UnknownMemberID.Code {
+	if code := e.gc.Heartbeat("g", b, nil, 2); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("b after the sync timeout: %d", code)
 	}
-	if code := e.gc.heartbeat("g", a, nil, 2); code != kerr.RebalanceInProgress.Code {
+	if code := e.gc.Heartbeat("g", a, nil, 2); code != kerr.RebalanceInProgress.Code {
 		t.Fatalf("a after b's removal: %d", code)
 	}
 	ra := e.join(jreq(a, "range")).done(t)
-	if ra.generation != 3 || len(ra.members) != 1 {
+	if ra.Generation != 3 || len(ra.Members) != 1 {
 		t.Fatalf("%+v", ra)
 	}
 	_, cha = e.sync(a, 3, map[string]string{a: "x"})
@@ -242,11 +242,11 @@ func TestGroupCoreTimeouts(t *testing.T) {
 
 	// Session timeout: a stops heartbeating.
 	e.advance(9 * time.Second)
-	if code := e.gc.heartbeat("g", a, nil, 3); code != 0 {
+	if code := e.gc.Heartbeat("g", a, nil, 3); code != 0 {
 		t.Fatalf("heartbeat %d", code)
 	}
 	e.advance(10 * time.Second)
-	if code := e.gc.heartbeat("g", a, nil, 3); code != kerr.UnknownMemberID.Code {
+	if code := e.gc.Heartbeat("g", a, nil, 3); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("after session timeout: %d", code)
 	}
 
@@ -254,26 +254,26 @@ func TestGroupCoreTimeouts(t *testing.T) {
 	c, jc := e.newMember("range")
 	e.advance(time.Second)
 	jc.done(t)
-	_, ch = e.sync(c, jc.res.generation, map[string]string{c: "x"})
+	_, ch = e.sync(c, jc.res.Generation, map[string]string{c: "x"})
 	recvSync(t, ch)
 	d, jd := e.newMember("range")
 	for range 3 {
 		e.advance(9 * time.Second)
-		e.gc.heartbeat("g", c, nil, jc.res.generation) // heartbeats, never rejoins
+		e.gc.Heartbeat("g", c, nil, jc.res.Generation) // heartbeats, never rejoins
 	}
 	e.advance(4 * time.Second)
 	rd := jd.done(t)
-	if rd.leader != d || len(rd.members) != 1 {
+	if rd.Leader != d || len(rd.Members) != 1 {
 		t.Fatalf("after rebalance timeout %+v", rd)
 	}
-	if code := e.gc.heartbeat("g", c, nil, jc.res.generation); code != kerr.UnknownMemberID.Code {
+	if code := e.gc.Heartbeat("g", c, nil, jc.res.Generation); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("member that did not rejoin: %d", code)
 	}
 
 	// Member ids handed out with MEMBER_ID_REQUIRED expire.
 	first := e.join(jreq("", "range")).done(t)
 	e.advance(11 * time.Second)
-	if r := e.join(jreq(first.memberID, "range")).done(t); r.code != kerr.UnknownMemberID.Code {
+	if r := e.join(jreq(first.MemberID, "range")).done(t); r.Code != kerr.UnknownMemberID.Code {
 		t.Fatalf("expired pending member: %+v", r)
 	}
 }
@@ -282,40 +282,40 @@ func TestGroupCoreStaticMembership(t *testing.T) {
 	e := newCoreEnv(t)
 	inst := "i1"
 	r := jreq("", "sticky")
-	r.instanceID = &inst
+	r.InstanceID = &inst
 	j1 := e.join(r) // static: no MEMBER_ID_REQUIRED
 	e.advance(time.Second)
 	r1 := j1.done(t)
-	if r1.code != 0 || r1.generation != 1 {
+	if r1.Code != 0 || r1.Generation != 1 {
 		t.Fatalf("%+v", r1)
 	}
-	_, ch := e.sync(r1.memberID, 1, map[string]string{r1.memberID: "mine"})
+	_, ch := e.sync(r1.MemberID, 1, map[string]string{r1.MemberID: "mine"})
 	recvSync(t, ch)
 
 	// Restart of the same instance: new member id, same generation and
 	// assignment, no rebalance; the leader skips the assignment.
 	r2 := e.join(r).done(t)
-	if r2.code != 0 || r2.memberID == r1.memberID || r2.generation != 1 || !r2.skipAssignment || r2.leader != r2.memberID {
+	if r2.Code != 0 || r2.MemberID == r1.MemberID || r2.Generation != 1 || !r2.SkipAssignment || r2.Leader != r2.MemberID {
 		t.Fatalf("static rejoin %+v", r2)
 	}
-	s2, ch := e.sync(r2.memberID, 1, nil)
-	if ch != nil || string(s2.assignment) != "mine" {
+	s2, ch := e.sync(r2.MemberID, 1, nil)
+	if ch != nil || string(s2.Assignment) != "mine" {
 		t.Fatalf("static rejoin sync %+v", s2)
 	}
-	if code := e.gc.heartbeat("g", r1.memberID, &inst, 1); code != kerr.FencedInstanceID.Code {
+	if code := e.gc.Heartbeat("g", r1.MemberID, &inst, 1); code != kerr.FencedInstanceID.Code {
 		t.Fatalf("old incarnation: %d", code)
 	}
-	if code := e.gc.validateCommit("g", r1.memberID, &inst, 1); code != kerr.FencedInstanceID.Code {
+	if code := e.gc.ValidateCommit("g", r1.MemberID, &inst, 1); code != kerr.FencedInstanceID.Code {
 		t.Fatalf("old incarnation commit: %d", code)
 	}
-	if codes := e.gc.leave("g", []leaveMember{{memberID: r1.memberID, instanceID: &inst}}); codes[0] != kerr.FencedInstanceID.Code {
+	if codes := e.gc.Leave("g", []LeaveMember{{MemberID: r1.MemberID, InstanceID: &inst}}); codes[0] != kerr.FencedInstanceID.Code {
 		t.Fatalf("old incarnation leave: %v", codes)
 	}
 	// Leaving by instance id alone.
-	if codes := e.gc.leave("g", []leaveMember{{instanceID: &inst}}); codes[0] != 0 {
+	if codes := e.gc.Leave("g", []LeaveMember{{InstanceID: &inst}}); codes[0] != 0 {
 		t.Fatalf("leave by instance: %v", codes)
 	}
-	if _, ok := e.gc.describe("g"); ok {
+	if _, ok := e.gc.Describe("g"); ok {
 		t.Fatal("group not empty")
 	}
 }
@@ -324,14 +324,14 @@ func TestGroupCoreStaticReplacementFencesWaiter(t *testing.T) {
 	e := newCoreEnv(t)
 	inst := "i1"
 	r := jreq("", "range")
-	r.instanceID = &inst
+	r.InstanceID = &inst
 	j1 := e.join(r)
 	j2 := e.join(r) // replaces the first incarnation while it waits
-	if res := j1.done(t); res.code != kerr.FencedInstanceID.Code {
+	if res := j1.done(t); res.Code != kerr.FencedInstanceID.Code {
 		t.Fatalf("fenced waiter %+v", res)
 	}
 	e.advance(time.Second)
-	if res := j2.done(t); res.code != 0 || res.generation != 1 {
+	if res := j2.done(t); res.Code != 0 || res.Generation != 1 {
 		t.Fatalf("%+v", res)
 	}
 }
@@ -343,73 +343,73 @@ func TestGroupCoreProtocolsAndErrors(t *testing.T) {
 	c, jc := e.newMember("range")
 	e.advance(time.Second)
 	for _, j := range []*pendingJoin{ja, jb, jc} {
-		if r := j.done(t); r.protocol != "range" {
+		if r := j.done(t); r.Protocol != "range" {
 			t.Fatalf("protocol %+v", r)
 		}
 	}
 	_ = b
 	_ = c
-	if r := e.join(jreq("", "other")).done(t); r.code != kerr.InconsistentGroupProtocol.Code {
+	if r := e.join(jreq("", "other")).done(t); r.Code != kerr.InconsistentGroupProtocol.Code {
 		t.Fatalf("unsupported protocol: %+v", r)
 	}
 	other := jreq("", "range")
-	other.protocolType = "connect"
-	if r := e.join(other).done(t); r.code != kerr.InconsistentGroupProtocol.Code {
+	other.ProtocolType = "connect"
+	if r := e.join(other).done(t); r.Code != kerr.InconsistentGroupProtocol.Code {
 		t.Fatalf("other protocol type: %+v", r)
 	}
-	if r := e.join(jreq("nobody", "range")).done(t); r.code != kerr.UnknownMemberID.Code {
+	if r := e.join(jreq("nobody", "range")).done(t); r.Code != kerr.UnknownMemberID.Code {
 		t.Fatalf("unknown member: %+v", r)
 	}
 	short := jreq("", "range")
-	short.sessionTimeout = time.Second
-	if r := e.join(short).done(t); r.code != kerr.InvalidSessionTimeout.Code {
+	short.SessionTimeout = time.Second
+	if r := e.join(short).done(t); r.Code != kerr.InvalidSessionTimeout.Code {
 		t.Fatalf("short session: %+v", r)
 	}
 	bad := jreq("", "range")
-	bad.group = "no spaces allowed"
-	if r := e.join(bad).done(t); r.code != kerr.InvalidGroupID.Code {
+	bad.Group = "no spaces allowed"
+	if r := e.join(bad).done(t); r.Code != kerr.InvalidGroupID.Code {
 		t.Fatalf("bad group id: %+v", r)
 	}
 	empty := jreq("")
-	if r := e.join(empty).done(t); r.code != kerr.InconsistentGroupProtocol.Code {
+	if r := e.join(empty).done(t); r.Code != kerr.InconsistentGroupProtocol.Code {
 		t.Fatalf("no protocols: %+v", r)
 	}
 	big := jreq("", "range")
-	big.group = "g2"
-	big.protocols[0].Metadata = make([]byte, 1<<20+1)
-	if r := e.join(big).done(t); r.code != kerr.InvalidRequest.Code {
+	big.Group = "g2"
+	big.Protocols[0].Metadata = make([]byte, 1<<20+1)
+	if r := e.join(big).done(t); r.Code != kerr.InvalidRequest.Code {
 		t.Fatalf("oversized metadata: %+v", r)
 	}
-	if res, _ := e.sync(a, 7, nil); res.code != kerr.IllegalGeneration.Code {
+	if res, _ := e.sync(a, 7, nil); res.Code != kerr.IllegalGeneration.Code {
 		t.Fatalf("sync wrong generation %+v", res)
 	}
-	if res, _ := e.sync("nobody", 1, nil); res.code != kerr.UnknownMemberID.Code {
+	if res, _ := e.sync("nobody", 1, nil); res.Code != kerr.UnknownMemberID.Code {
 		t.Fatalf("sync unknown member %+v", res)
 	}
 	wrong := "sticky"
-	if res, _ := e.gc.sync(syncRequest{group: "g", generation: 1, memberID: a, protocol: &wrong}); res.code != kerr.InconsistentGroupProtocol.Code {
+	if res, _ := e.gc.Sync(SyncRequest{Group: "g", Generation: 1, MemberID: a, Protocol: &wrong}); res.Code != kerr.InconsistentGroupProtocol.Code {
 		t.Fatalf("sync wrong protocol %+v", res)
 	}
-	if code := e.gc.heartbeat("g", a, nil, 5); code != kerr.IllegalGeneration.Code {
+	if code := e.gc.Heartbeat("g", a, nil, 5); code != kerr.IllegalGeneration.Code {
 		t.Fatalf("heartbeat wrong generation %d", code)
 	}
-	if code := e.gc.heartbeat("nogroup", a, nil, 1); code != kerr.UnknownMemberID.Code {
+	if code := e.gc.Heartbeat("nogroup", a, nil, 1); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("heartbeat unknown group %d", code)
 	}
-	if existed, code := e.gc.forget("g"); !existed || code != kerr.NonEmptyGroup.Code {
+	if existed, code := e.gc.Forget("g"); !existed || code != kerr.NonEmptyGroup.Code {
 		t.Fatalf("forget non-empty: %v %d", existed, code)
 	}
 }
 
 func TestGroupCoreMaxSize(t *testing.T) {
 	e := newCoreEnv(t)
-	e.gc.lim.maxMembers = 3
+	e.gc.lim.MaxMembers = 3
 	for i := range 3 {
-		if r := e.join(jreq("", "range")).done(t); r.code != kerr.MemberIDRequired.Code {
+		if r := e.join(jreq("", "range")).done(t); r.Code != kerr.MemberIDRequired.Code {
 			t.Fatalf("join %d: %+v", i, r)
 		}
 	}
-	if r := e.join(jreq("", "range")).done(t); r.code != kerr.GroupMaxSizeReached.Code {
+	if r := e.join(jreq("", "range")).done(t); r.Code != kerr.GroupMaxSizeReached.Code {
 		t.Fatalf("over the limit: %+v", r)
 	}
 	e.advance(11 * time.Second) // the handed-out ids expire
@@ -435,24 +435,24 @@ func TestGroupCoreChurn(t *testing.T) {
 			ms = append(ms, &mem{id: id, j: j})
 		case 2:
 			if len(ms) > 0 {
-				e.gc.leave("g", []leaveMember{{memberID: ms[0].id}})
+				e.gc.Leave("g", []LeaveMember{{MemberID: ms[0].id}})
 				ms = ms[1:]
 			}
 		}
 		for _, m := range ms {
-			if m.j == nil && e.gc.heartbeat("g", m.id, nil, m.gen) == kerr.RebalanceInProgress.Code {
+			if m.j == nil && e.gc.Heartbeat("g", m.id, nil, m.gen) == kerr.RebalanceInProgress.Code {
 				m.j = e.join(jreq(m.id, "range"))
 			}
 		}
 		e.advance(200 * time.Millisecond)
 		for _, m := range ms {
 			if m.j != nil && !m.j.waiting() {
-				if m.j.res.code != 0 {
+				if m.j.res.Code != 0 {
 					t.Fatalf("round %d: %+v", round, m.j.res)
 				}
-				m.gen = m.j.res.generation
+				m.gen = m.j.res.Generation
 				m.j = nil
-				if res, ch := e.sync(m.id, m.gen, map[string]string{m.id: "x"}); ch == nil && res.code != 0 {
+				if res, ch := e.sync(m.id, m.gen, map[string]string{m.id: "x"}); ch == nil && res.Code != 0 {
 					t.Fatalf("sync: %+v", res)
 				}
 			}
@@ -468,46 +468,5 @@ func TestGroupCoreChurn(t *testing.T) {
 	}
 	if meta != g.metaBytes {
 		t.Fatalf("metadata bytes %d != %d", meta, g.metaBytes)
-	}
-}
-
-// TestGroupCoreTimerGoroutine runs the real timer goroutine with short
-// timeouts: the initial delay completes a join and a session expires
-// without any request arriving.
-func TestGroupCoreTimerGoroutine(t *testing.T) {
-	lim := defaultGroupLimits()
-	lim.minSession = 10 * time.Millisecond
-	gc := newGroupCoordinatorWith(clock.Real, lim)
-	gc.start()
-	defer gc.close()
-	r := jreq("", "range")
-	r.version = 3
-	r.sessionTimeout, r.rebalanceTimeout = 200*time.Millisecond, time.Second
-	_, ch := gc.join(r)
-	var res joinResult
-	select {
-	case res = <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatal("join not completed by the timer")
-	}
-	if res.code != 0 || res.generation != 1 {
-		t.Fatalf("%+v", res)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, ok := gc.describe("g"); !ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("session did not expire")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// close answers a JoinGroup still waiting.
-	r.rebalanceTimeout = time.Minute
-	_, ch = gc.join(r)
-	gc.close()
-	if res := <-ch; res.code != kerr.CoordinatorNotAvailable.Code {
-		t.Fatalf("after close: %+v", res)
 	}
 }

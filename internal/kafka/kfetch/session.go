@@ -1,4 +1,9 @@
-package kafka
+// Package kfetch holds the Kafka front end's incremental fetch sessions
+// (KIP-227): which partitions a consumer fetches, at which offsets, and
+// what the last response told it. It reads no logs and starts no
+// goroutines; the Fetch handler (internal/kafka/01_fetch.go) does the
+// reading.
+package kfetch
 
 // Incremental fetch sessions (KIP-227). A consumer's full fetch with
 // SessionEpoch 0 creates a session holding its partitions and fetch
@@ -42,34 +47,35 @@ const (
 	maxPartsPerSession   = 20_000
 )
 
-// fetchKey names a partition as the request does: by topic name up to
+// Key names a partition as the request does: by topic name up to
 // v12, by topic id from v13.
-type fetchKey struct {
-	topic     string
-	id        [16]byte
-	partition int32
+type Key struct {
+	Topic     string
+	ID        [16]byte
+	Partition int32
 }
 
-// fetchPart is a partition to fetch: from the request, or from a session.
-type fetchPart struct {
-	key         fetchKey
-	name        string // the topic's name; "" if its id is unknown
-	offset      int64
-	maxBytes    int32
-	leaderEpoch int32
-	// What the last response told the client (sessions only).
-	sent           bool
-	hw, lso, start int64
+// Part is a partition to fetch: from the request, or from a session.
+type Part struct {
+	Key         Key
+	Name        string // the topic's name; "" if its id is unknown
+	Offset      int64
+	MaxBytes    int32
+	LeaderEpoch int32
+	// What the last response told the client (sessions only; the handler
+	// sets them while it holds the session).
+	Sent           bool
+	HW, LSO, Start int64
 }
 
-// fetchSession is one incremental fetch session.
-type fetchSession struct {
+// Session is one incremental fetch session.
+type Session struct {
 	id int32
 	mu sync.Mutex // held by the fetch using the session
 
 	// Guarded by mu.
-	parts map[fetchKey]*fetchPart
-	order []*fetchPart // the order responses list partitions in
+	parts map[Key]*Part
+	order []*Part // the order responses list partitions in
 
 	// Guarded by the cache's mu.
 	epoch int32 // the epoch the next request must carry
@@ -78,16 +84,16 @@ type fetchSession struct {
 	gone  bool // evicted or closed
 }
 
-// fetchSessionCache holds incremental fetch sessions (KIP-227).
-type fetchSessionCache struct {
+// Cache holds incremental fetch sessions (KIP-227).
+type Cache struct {
 	mu       sync.Mutex
-	sessions map[int32]*fetchSession
-	lru      *list.List // of *fetchSession, most recently used first
+	sessions map[int32]*Session
+	lru      *list.List // of *Session, most recently used first
 	total    int        // partitions over all sessions
 }
 
-func newFetchSessionCache() *fetchSessionCache {
-	return &fetchSessionCache{sessions: map[int32]*fetchSession{}, lru: list.New()}
+func NewCache() *Cache {
+	return &Cache{sessions: map[int32]*Session{}, lru: list.New()}
 }
 
 func nextSessionEpoch(e int32) int32 {
@@ -98,7 +104,7 @@ func nextSessionEpoch(e int32) int32 {
 }
 
 // removeLocked drops a session from the cache.
-func (fc *fetchSessionCache) removeLocked(fs *fetchSession) {
+func (fc *Cache) removeLocked(fs *Session) {
 	if fs.gone {
 		return
 	}
@@ -108,15 +114,16 @@ func (fc *fetchSessionCache) removeLocked(fs *fetchSession) {
 	fc.total -= fs.size
 }
 
-// begin resolves a request's session. It returns the session, locked, and
-// whether the request is incremental; or no session (a sessionless fetch);
-// or a top-level error code.
-func (fc *fetchSessionCache) begin(req *kmsg.FetchRequest, resolve func(fetchKey) string) (*fetchSession, bool, int16) {
+// Begin resolves a request's session. It returns the session, locked (the
+// caller unlocks it once the response is built), and whether the request
+// is incremental; or no session (a sessionless fetch); or a top-level
+// error code. resolve names the topic of a key ("" if unknown).
+func (fc *Cache) Begin(req *kmsg.FetchRequest, resolve func(Key) string) (*Session, bool, int16) {
 	if req.Version < 7 {
 		return nil, false, 0
 	}
 	fc.mu.Lock()
-	var fs *fetchSession
+	var fs *Session
 	if req.SessionID != 0 {
 		fs = fc.sessions[req.SessionID]
 	}
@@ -150,11 +157,11 @@ func (fc *fetchSessionCache) begin(req *kmsg.FetchRequest, resolve func(fetchKey
 			k := requestKey(req.Version, rt.Topic, rt.TopicID, rp.Partition)
 			fp := fs.parts[k]
 			if fp == nil {
-				fp = &fetchPart{key: k, name: resolve(k)}
+				fp = &Part{Key: k, Name: resolve(k)}
 				fs.parts[k] = fp
 				fs.order = append(fs.order, fp)
 			}
-			fp.offset, fp.maxBytes, fp.leaderEpoch = rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch
+			fp.Offset, fp.MaxBytes, fp.LeaderEpoch = rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch
 		}
 	}
 	forgot := false
@@ -170,7 +177,7 @@ func (fc *fetchSessionCache) begin(req *kmsg.FetchRequest, resolve func(fetchKey
 	if forgot {
 		kept := fs.order[:0]
 		for _, fp := range fs.order {
-			if fs.parts[fp.key] == fp {
+			if fs.parts[fp.Key] == fp {
 				kept = append(kept, fp)
 			}
 		}
@@ -194,11 +201,11 @@ func (fc *fetchSessionCache) begin(req *kmsg.FetchRequest, resolve func(fetchKey
 
 // create makes a session of a full request's partitions, locked; nil if
 // it is too large to keep.
-func (fc *fetchSessionCache) create(req *kmsg.FetchRequest, resolve func(fetchKey) string) *fetchSession {
-	fs := &fetchSession{parts: map[fetchKey]*fetchPart{}}
-	for _, fp := range requestParts(req, resolve) {
-		if _, dup := fs.parts[fp.key]; !dup {
-			fs.parts[fp.key] = fp
+func (fc *Cache) create(req *kmsg.FetchRequest, resolve func(Key) string) *Session {
+	fs := &Session{parts: map[Key]*Part{}}
+	for _, fp := range RequestParts(req, resolve) {
+		if _, dup := fs.parts[fp.Key]; !dup {
+			fs.parts[fp.Key] = fp
 			fs.order = append(fs.order, fp)
 		}
 	}
@@ -225,46 +232,56 @@ func (fc *fetchSessionCache) create(req *kmsg.FetchRequest, resolve func(fetchKe
 
 // evictLocked evicts the least recently used sessions other than keep
 // while the cache is over its bounds.
-func (fc *fetchSessionCache) evictLocked(keep *fetchSession) {
+func (fc *Cache) evictLocked(keep *Session) {
 	for len(fc.sessions) > maxFetchSessions || fc.total > maxFetchSessionParts {
 		e := fc.lru.Back()
 		if e == nil {
 			return
 		}
-		victim := e.Value.(*fetchSession)
+		victim := e.Value.(*Session)
 		if victim == keep {
 			if e = e.Prev(); e == nil {
 				return
 			}
-			victim = e.Value.(*fetchSession)
+			victim = e.Value.(*Session)
 		}
 		fc.removeLocked(victim)
 	}
 }
 
 // requestKey is the key of a partition named in a request.
-func requestKey(version int16, topic string, id [16]byte, p int32) fetchKey {
+func requestKey(version int16, topic string, id [16]byte, p int32) Key {
 	if version >= 13 {
-		return fetchKey{id: id, partition: p}
+		return Key{ID: id, Partition: p}
 	}
-	return fetchKey{topic: topic, partition: p}
+	return Key{Topic: topic, Partition: p}
 }
 
-// requestParts lists a full request's partitions.
-func requestParts(req *kmsg.FetchRequest, resolve func(fetchKey) string) []*fetchPart {
-	var out []*fetchPart
+// RequestParts lists a full request's partitions (a sessionless fetch).
+func RequestParts(req *kmsg.FetchRequest, resolve func(Key) string) []*Part {
+	var out []*Part
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			k := requestKey(req.Version, rt.Topic, rt.TopicID, rp.Partition)
-			out = append(out, &fetchPart{key: k, name: resolve(k), offset: rp.FetchOffset,
-				maxBytes: rp.PartitionMaxBytes, leaderEpoch: rp.CurrentLeaderEpoch})
+			out = append(out, &Part{Key: k, Name: resolve(k), Offset: rp.FetchOffset,
+				MaxBytes: rp.PartitionMaxBytes, LeaderEpoch: rp.CurrentLeaderEpoch})
 		}
 	}
 	return out
 }
 
-// Len returns the number of sessions (tests).
-func (fc *fetchSessionCache) Len() int {
+// ID returns the session's id.
+func (fs *Session) ID() int32 { return fs.id }
+
+// Parts returns the session's partitions in the order responses list them.
+// Valid while the session is locked (Begin).
+func (fs *Session) Parts() []*Part { return fs.order }
+
+// Unlock releases the session Begin returned.
+func (fs *Session) Unlock() { fs.mu.Unlock() }
+
+// Len returns the number of sessions.
+func (fc *Cache) Len() int {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	return len(fc.sessions)

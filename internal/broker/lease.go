@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -12,32 +13,42 @@ import (
 	"github.com/spoolmq/spool/internal/queue"
 )
 
-// Request/response access to queue subscriptions, for protocol front ends
-// whose consumers pull leases with a request instead of holding a Session
-// stream (Kafka share groups, KIP-932). A "member" here is any non-empty
-// string the caller picks; the broker's consumer group does not know it, so
-// the caller owns its liveness: it must call ShareRelease when the member
-// leaves or is evicted (otherwise its leases end at their deadline, as any
-// lease does). Leases, acks, nacks, extends and rejects are the queue cores'
-// own, so backoff, max deliveries and dead-lettering apply unchanged, and
-// share members and Session members of one subscription share its work.
+// Leases pulled by request, for front ends whose consumers ask for leases
+// with a request instead of holding a Session stream (Kafka share groups,
+// KIP-932). A holder is any non-empty string the caller picks for the
+// consumer; the subscription's consumer group does not know it, so the
+// caller owns its liveness: it must call ReleaseLeases when the consumer
+// leaves or is gone (otherwise its leases end at their deadline, as any
+// lease does). Leases, acks, nacks, extends and rejects are the queue
+// cores' own, so backoff, max deliveries and dead-lettering apply
+// unchanged, and these consumers and Session members of one subscription
+// share its work.
+//
+// What is queue semantics is here: leasing within the in-flight and rate
+// limits, delivery counts, the lease length, a byte budget, and rounding a
+// lease up to the end of the last stored batch read (WholeBatch: the
+// stored batches are what a lease returns). How many records one request
+// may take (Kafka: at most half the in-flight limit, so that a client
+// fetching ahead finds room) and what a client's acknowledgement types
+// mean are the front end's.
 
-// shareLeaseRound bounds the leases taken in one core call by ShareLease, so
-// that the byte budget is checked every so often.
-const shareLeaseRound = 128
+// leaseRound bounds the leases taken in one core call by Lease, so that the
+// byte budget is checked every so often.
+const leaseRound = 128
 
-// ShareSub describes a queue subscription for a share consumer.
-type ShareSub struct {
+// QueueSub describes a queue subscription for a consumer pulling leases.
+type QueueSub struct {
 	Topic, Name     string
-	AckTimeout      time.Duration // lease length (Kafka's acquisition lock)
+	AckTimeout      time.Duration // lease length
 	MaxDeliveries   int
+	MaxInFlight     int // leases at once, across partitions and consumers
 	DeadLetterTopic string
 }
 
 // EnsureQueueSubscription returns queue subscription name of a topic,
 // creating it with cfg (its mode set to queue) if it does not exist. A
 // stream subscription of that name is an error (FailedPrecondition).
-func (b *Broker) EnsureQueueSubscription(topicName, name string, cfg catalog.SubConfig) (ShareSub, error) {
+func (b *Broker) EnsureQueueSubscription(topicName, name string, cfg catalog.SubConfig) (QueueSub, error) {
 	sub, err := b.QueueSubscription(topicName, name)
 	if !errs.Is(err, errs.SubNotFound) {
 		return sub, err
@@ -45,95 +56,94 @@ func (b *Broker) EnsureQueueSubscription(topicName, name string, cfg catalog.Sub
 	cfg.Mode = catalog.ModeQueue
 	_, err = b.CreateSubscription(topicName, name, cfg)
 	if err != nil && !errs.Is(err, errs.SubExists) {
-		return ShareSub{}, err
+		return QueueSub{}, err
 	}
 	return b.QueueSubscription(topicName, name)
 }
 
 // QueueSubscription returns queue subscription name of a topic: SubNotFound
 // if there is none, FailedPrecondition if it is a stream subscription.
-func (b *Broker) QueueSubscription(topicName, name string) (ShareSub, error) {
+func (b *Broker) QueueSubscription(topicName, name string) (QueueSub, error) {
 	s, err := b.queueSub(topicName, name)
 	if err != nil {
-		return ShareSub{}, err
+		return QueueSub{}, err
 	}
 	s.mu.Lock() // the queue settings change under mu (AlterSubscription)
 	defer s.mu.Unlock()
-	return ShareSub{Topic: topicName, Name: name, AckTimeout: s.q.cfg.AckTimeout, MaxDeliveries: s.q.cfg.MaxDeliveries, DeadLetterTopic: s.q.dlq}, nil
+	return QueueSub{Topic: topicName, Name: name, AckTimeout: s.q.cfg.AckTimeout, MaxDeliveries: s.q.cfg.MaxDeliveries,
+		MaxInFlight: s.q.maxInFlight, DeadLetterTopic: s.q.dlq}, nil
 }
 
-// AcquiredRange is a run of consecutive leased offsets [First, Last] with
-// the same delivery count.
-type AcquiredRange struct {
-	First, Last   int64
-	DeliveryCount int32 // this delivery included
+// LeaseRun is a run of consecutive leased offsets [First, Last] with the
+// same delivery count.
+type LeaseRun struct {
+	First, Last int64
+	Deliveries  int32 // this delivery included
 }
 
-// ShareLeased is what ShareLease leased in one partition.
-type ShareLeased struct {
+// Leased is what Lease leased in one partition.
+type Leased struct {
 	// Batches are the stored record batches holding the leased offsets,
 	// exactly as stored, each once, in offset order. They also hold
 	// records that were not leased (finished, or leased to others):
-	// consumers keep only the Acquired offsets.
-	Batches  []byte
-	Acquired []AcquiredRange // ascending, disjoint
-	Leased   int             // offsets leased
-	// AckTimeout is the lease length; Deadline the earliest deadline of
-	// the leases taken.
-	AckTimeout time.Duration
-	Deadline   time.Time
+	// consumers keep only the offsets of Runs.
+	Batches []byte
+	Runs    []LeaseRun // ascending, disjoint
+	Leased  int        // offsets leased
+	// Lease is the lease length; Deadline the earliest deadline of the
+	// leases taken.
+	Lease    time.Duration
+	Deadline time.Time
 }
 
-// ShareLeaseOptions bound one ShareLease call.
-type ShareLeaseOptions struct {
-	MaxRecords int // leases to take (see WholeBatches)
+// LeaseOptions bound one Lease call.
+type LeaseOptions struct {
+	MaxRecords int // leases to take (see WholeBatch)
 	// MaxBytes stops leasing once the batches read reach it (at least one
 	// round of leases is read whatever its size).
 	MaxBytes int
-	// Lock, if positive, is the lease length instead of the subscription's
-	// ack timeout (a Kafka share group's share.record.lock.duration.ms).
-	Lock time.Duration
-	// WholeBatches rounds MaxRecords up so that the last batch read is
-	// leased to its end where its records are ready (Kafka's
-	// batch-optimized acquire mode): a consumer then does not receive, and
-	// decode, the same stored batch again for its next few records.
-	WholeBatches bool
+	// Lease, if positive, is the lease length instead of the
+	// subscription's ack timeout.
+	Lease time.Duration
+	// WholeBatch rounds MaxRecords up so that the last batch read is
+	// leased to its end where its records are ready: a consumer then does
+	// not receive, and decode, the same stored batch again for its next
+	// few records.
+	WholeBatch bool
+	// Cap, if positive, bounds the leases of the call, rounding included.
+	Cap int
 }
 
-// ShareLease leases ready messages of partition p to member, feeding the
-// core from the log as needed, and returns the stored batches holding them.
-// It never waits: with nothing ready it returns nothing; see ShareChanged.
+// Lease leases ready messages of partition p to holder, feeding the core
+// from the log as needed, and returns the stored batches holding them. It
+// never waits: with nothing ready it returns nothing; see LeasesChanged.
 // The subscription's in-flight limit and rate limit apply.
-func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeaseOptions) (ShareLeased, error) {
-	if member == "" {
-		return ShareLeased{}, errs.New(errs.InvalidArgument, "member is empty")
+func (b *Broker) Lease(topicName, name, holder string, p int32, o LeaseOptions) (Leased, error) {
+	if holder == "" {
+		return Leased{}, errs.New(errs.InvalidArgument, "lease holder is empty")
 	}
 	s, err := b.queueSub(topicName, name)
 	if err != nil {
-		return ShareLeased{}, err
+		return Leased{}, err
 	}
 	t, q := s.t, s.q
 	s.mu.Lock() // partitions and queue settings change under mu
-	parts, ackTimeout, callCap := q.parts, q.cfg.AckTimeout, q.maxInFlight
+	parts, ackTimeout := q.parts, q.cfg.AckTimeout
 	s.mu.Unlock()
 	if p < 0 || int(p) >= len(parts) {
-		return ShareLeased{}, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
+		return Leased{}, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
 	}
 	qp := parts[p]
-	lock := o.Lock
+	lock := o.Lease
 	if lock <= 0 {
 		lock = ackTimeout
 	}
-	out := ShareLeased{AckTimeout: lock}
+	out := Leased{Lease: lock}
 	var leases []queue.Lease
 	r := leaseReader{t: t, p: p}
-	// One call takes at most half the subscription's in-flight limit, so
-	// that a consumer that fetches ahead while it works (as Kafka clients
-	// do) finds room for its next fetch before its acks arrive, instead
-	// of waiting for them in a long poll they cannot reach. A small limit
-	// (below two rounds) is a deliberate throttle and is used whole.
-	if callCap >= 2*shareLeaseRound {
-		callCap /= 2
+	callCap := o.Cap
+	if callCap <= 0 {
+		callCap = math.MaxInt
 	}
 	bytes, limit, rounded := 0, min(o.MaxRecords, callCap), false
 	maxOff := int64(-1)
@@ -142,7 +152,7 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeas
 			// Round up once to the end of the batch holding the highest
 			// offset leased; more leases may still come from elsewhere (a
 			// redelivery due first), bounded by that batch's size.
-			if !o.WholeBatches || rounded || bytes >= o.MaxBytes || len(leases) == 0 {
+			if !o.WholeBatch || rounded || bytes >= o.MaxBytes || len(leases) == 0 {
 				break
 			}
 			rounded = true
@@ -155,7 +165,7 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeas
 				break
 			}
 		}
-		want := min(limit-len(leases), shareLeaseRound)
+		want := min(limit-len(leases), leaseRound)
 		now := b.clock.Now()
 		s.mu.Lock()
 		if s.deleted {
@@ -169,10 +179,10 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeas
 		var ls []queue.Lease
 		if budget > 0 {
 			var eff queue.Effects
-			ls, eff = qp.core.Poll(now, member, budget)
+			ls, eff = qp.core.Poll(now, holder, budget)
 			if lock != q.cfg.AckTimeout {
 				for i := range ls {
-					if l, ok := qp.core.Extend(now, member, ls[i].Offset, lock); ok {
+					if l, ok := qp.core.Extend(now, holder, ls[i].Offset, lock); ok {
 						ls[i] = l
 					}
 				}
@@ -185,7 +195,7 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeas
 					q.limiter.AllowN(now, len(ls))
 				}
 				q.inFlight += len(ls)
-				q.leasesBy[member] += len(ls)
+				q.leasesBy[holder] += len(ls)
 			}
 		}
 		hungry := false
@@ -216,11 +226,11 @@ func (b *Broker) ShareLease(topicName, name, member string, p int32, o ShareLeas
 	for _, l := range leases {
 		out.Deadline = minTime(out.Deadline, time.UnixMilli(l.Deadline))
 		dc := int32(l.DeliveryCount)
-		if n := len(out.Acquired); n > 0 && out.Acquired[n-1].Last+1 == l.Offset && out.Acquired[n-1].DeliveryCount == dc {
-			out.Acquired[n-1].Last = l.Offset
+		if n := len(out.Runs); n > 0 && out.Runs[n-1].Last+1 == l.Offset && out.Runs[n-1].Deliveries == dc {
+			out.Runs[n-1].Last = l.Offset
 			continue
 		}
-		out.Acquired = append(out.Acquired, AcquiredRange{First: l.Offset, Last: l.Offset, DeliveryCount: dc})
+		out.Runs = append(out.Runs, LeaseRun{First: l.Offset, Last: l.Offset, Deliveries: dc})
 	}
 	return out, nil
 }
@@ -326,39 +336,35 @@ func (r *leaseReader) batches() []byte {
 	return out
 }
 
-// ShareAckType says what to do with leased offsets; the values are Kafka's
-// acknowledge types.
-type ShareAckType int8
+// LeaseAction is what SettleLeases does with leased offsets.
+type LeaseAction uint8
 
 const (
-	ShareGap     ShareAckType = 0 // no record at the offset (or not wanted): finished, like an ack
-	ShareAccept  ShareAckType = 1 // processed: ack
-	ShareRelease ShareAckType = 2 // give back: redelivered after the backoff (a nack)
-	ShareReject  ShareAckType = 3 // unprocessable: dead-lettered now
-	ShareRenew   ShareAckType = 4 // extend the lease by the ack timeout
+	LeaseAck    LeaseAction = iota + 1 // finished
+	LeaseNack                          // given back: redelivered after LeaseOp.For (past max deliveries, dead-lettered)
+	LeaseReject                        // unprocessable: dead-lettered now
+	LeaseExtend                        // the lease runs for LeaseOp.For from now
 )
 
-// ShareAckBatch applies one type to offsets [First, Last] of a partition.
-type ShareAckBatch struct {
+// LeaseOp applies one action to offsets [First, Last] of a partition.
+type LeaseOp struct {
 	First, Last int64
-	Type        ShareAckType
+	Action      LeaseAction
+	// For is LeaseNack's delay before the redelivery (negative: the
+	// subscription's backoff; 0: at once) and LeaseExtend's new lease
+	// length (0 or less: the ack timeout).
+	For time.Duration
+	// Reason is the error recorded with a nacked or rejected message (a
+	// dead letter's spool.dlq.error header).
+	Reason string
 }
 
-// Error texts kept for the dead-letter headers of messages a share
-// consumer released or rejected.
-const (
-	shareReleasedText = "released by a share consumer"
-	shareRejectedText = "rejected by a share consumer"
-)
-
-// ShareAck applies acknowledgements of leases member holds in partition p.
-// It returns how many offsets member did not hold (unknown, expired,
-// finished, leased to another member): those changed nothing; the others
-// are applied. The whole call is refused (InvalidArgument) if a batch is
-// malformed or the batches cover more than 65,536 offsets. lock, if
-// positive, is the length a ShareRenew extends a lease to instead of the
-// subscription's ack timeout.
-func (b *Broker) ShareAck(topicName, name, member string, p int32, acks []ShareAckBatch, lock time.Duration) (stale int, err error) {
+// SettleLeases applies ops to leases holder holds in partition p. It
+// returns how many offsets holder did not hold (unknown, expired, finished,
+// leased to another holder): those changed nothing; the others are
+// applied. The whole call is refused (InvalidArgument) if an op is
+// malformed or the ops cover more than 65,536 offsets.
+func (b *Broker) SettleLeases(topicName, name, holder string, p int32, ops []LeaseOp) (stale int, err error) {
 	s, err := b.queueSub(topicName, name)
 	if err != nil {
 		return 0, err
@@ -368,12 +374,12 @@ func (b *Broker) ShareAck(topicName, name, member string, p int32, acks []ShareA
 		return 0, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
 	}
 	total := int64(0)
-	for _, a := range acks {
-		if a.First < 0 || a.Last < a.First || a.Type < ShareGap || a.Type > ShareRenew {
-			return 0, errs.New(errs.InvalidArgument, "bad acknowledgement [%d, %d] of type %d", a.First, a.Last, a.Type)
+	for _, op := range ops {
+		if op.First < 0 || op.Last < op.First || op.Action < LeaseAck || op.Action > LeaseExtend {
+			return 0, errs.New(errs.InvalidArgument, "bad lease operation %d on [%d, %d]", op.Action, op.First, op.Last)
 		}
-		if total += a.Last - a.First + 1; total > maxAckRange {
-			return 0, errs.New(errs.InvalidArgument, "acknowledgements cover at most %d offsets", maxAckRange)
+		if total += op.Last - op.First + 1; total > maxAckRange {
+			return 0, errs.New(errs.InvalidArgument, "lease operations cover at most %d offsets", maxAckRange)
 		}
 	}
 	now := b.clock.Now()
@@ -383,51 +389,50 @@ func (b *Broker) ShareAck(topicName, name, member string, p int32, acks []ShareA
 		return 0, errs.New(errs.SubNotFound, "subscription %q was deleted", name)
 	}
 	qp := q.parts[p]
-	for _, a := range acks {
-		switch a.Type {
-		case ShareGap, ShareAccept:
-			offs := make([]int64, 0, a.Last-a.First+1)
-			for o := a.First; o <= a.Last; o++ {
+	for _, op := range ops {
+		if op.Action == LeaseAck {
+			offs := make([]int64, 0, op.Last-op.First+1)
+			for o := op.First; o <= op.Last; o++ {
 				offs = append(offs, o)
 			}
-			st, eff := qp.core.Ack(now, member, offs)
+			st, eff := qp.core.Ack(now, holder, offs)
 			s.applyQueueLocked(qp, eff)
 			stale += len(st)
 			if done := len(offs) - len(st); done > 0 {
-				s.releaseSlotLocked(member, done)
+				s.releaseSlotLocked(holder, done)
 				s.finishedLocked(qp, ackedOnly(offs, st))
 			}
-		default:
-			for o := a.First; o <= a.Last; o++ {
-				var ok bool
-				var eff queue.Effects
-				switch a.Type {
-				case ShareRelease:
-					ok, eff = qp.core.Nack(now, member, o, -1, shareReleasedText)
-				case ShareReject:
-					ok, eff = qp.core.Reject(now, member, o, shareRejectedText)
-				case ShareRenew:
-					_, ok = qp.core.Extend(now, member, o, lock)
-				}
-				if a.Type != ShareRenew {
-					s.applyQueueLocked(qp, eff)
-				}
-				switch {
-				case !ok:
-					stale++
-				case a.Type != ShareRenew:
-					s.releaseSlotLocked(member, 1)
-				}
+			continue
+		}
+		for o := op.First; o <= op.Last; o++ {
+			var ok bool
+			var eff queue.Effects
+			switch op.Action {
+			case LeaseNack:
+				ok, eff = qp.core.Nack(now, holder, o, op.For, op.Reason)
+			case LeaseReject:
+				ok, eff = qp.core.Reject(now, holder, o, op.Reason)
+			case LeaseExtend:
+				_, ok = qp.core.Extend(now, holder, o, op.For)
+			}
+			if op.Action != LeaseExtend {
+				s.applyQueueLocked(qp, eff)
+			}
+			switch {
+			case !ok:
+				stale++
+			case op.Action != LeaseExtend:
+				s.releaseSlotLocked(holder, 1)
 			}
 		}
 	}
 	return stale, nil
 }
 
-// ShareRelease returns every lease member holds in a queue subscription
-// (it left or was evicted): each is redelivered as if nacked now without
-// a delay (past max deliveries, dead-lettered).
-func (b *Broker) ShareRelease(topicName, name, member string) error {
+// ReleaseLeases returns every lease holder holds in a queue subscription
+// (the consumer left or is gone): each is redelivered as if nacked now
+// without a delay (past max deliveries, dead-lettered).
+func (b *Broker) ReleaseLeases(topicName, name, holder string) error {
 	s, err := b.queueSub(topicName, name)
 	if err != nil {
 		return err
@@ -435,33 +440,34 @@ func (b *Broker) ShareRelease(topicName, name, member string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.deleted {
-		s.releaseMemberLocked(member)
+		s.releaseMemberLocked(holder)
 	}
 	return nil
 }
 
-// ShareChanged returns a channel closed when leases may have become
+// LeasesChanged returns a channel closed when leases may have become
 // available in a queue subscription other than by a publish (see
 // TopicChanged): messages fell due, leases ended, in-flight slots were
 // freed. It is nil if the subscription does not exist or is not a queue
 // subscription.
-func (b *Broker) ShareChanged(topicName, name string) <-chan struct{} {
+func (b *Broker) LeasesChanged(topicName, name string) <-chan struct{} {
 	s, err := b.queueSub(topicName, name)
 	if err != nil {
 		return nil
 	}
-	return s.q.share.wait()
+	return s.q.pulls.wait()
 }
 
-// shareSignal wakes share consumers waiting for leases. It allocates a
-// channel only when someone waits, so notifying (on every ack) is cheap.
-// Its mutex is a leaf: notify is called with subscription.mu held.
-type shareSignal struct {
+// pullSignal wakes consumers waiting for leases (LeasesChanged). It
+// allocates a channel only when someone waits, so notifying (on every ack)
+// is cheap. Its mutex is a leaf: notify is called with subscription.mu
+// held.
+type pullSignal struct {
 	mu sync.Mutex
 	ch chan struct{} // nil: nobody waits
 }
 
-func (sg *shareSignal) wait() <-chan struct{} {
+func (sg *pullSignal) wait() <-chan struct{} {
 	sg.mu.Lock()
 	defer sg.mu.Unlock()
 	if sg.ch == nil {
@@ -470,7 +476,7 @@ func (sg *shareSignal) wait() <-chan struct{} {
 	return sg.ch
 }
 
-func (sg *shareSignal) notify() {
+func (sg *pullSignal) notify() {
 	sg.mu.Lock()
 	if sg.ch != nil {
 		close(sg.ch)

@@ -1,8 +1,14 @@
-package kafka
+// Package kwire holds what the Kafka front end and its cores (kgroup,
+// kshare, kproducer, kfetch) share about the wire: the Kafka error code of a
+// Spool error and the 16-byte form of topic ids.
+package kwire
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/errs"
 )
 
@@ -30,8 +36,8 @@ var kafkaCodes = map[errs.Code]int16{
 	errs.Unauthenticated:     kerr.SaslAuthenticationFailed.Code,
 }
 
-// errCode returns the Kafka error code for err (0 for nil).
-func errCode(err error) int16 {
+// ErrCode returns the Kafka error code for err (0 for nil).
+func ErrCode(err error) int16 {
 	if err == nil {
 		return 0
 	}
@@ -39,4 +45,18 @@ func errCode(err error) int16 {
 		return c
 	}
 	return kerr.UnknownServerError.Code
+}
+
+// AppendErrCode returns the Produce error code of an append error: a batch
+// that does not validate is CORRUPT_MESSAGE, one the broker refuses
+// (InvalidArgument: a control batch, no such partition) INVALID_RECORD.
+func AppendErrCode(err error) int16 {
+	var ve *batch.ValidationError
+	switch {
+	case errors.As(err, &ve), errors.Is(err, batch.ErrInvalidBatch), errors.Is(err, batch.ErrIncomplete):
+		return kerr.CorruptMessage.Code
+	case errs.Is(err, errs.InvalidArgument):
+		return kerr.InvalidRecord.Code
+	}
+	return ErrCode(err)
 }

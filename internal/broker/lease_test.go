@@ -10,12 +10,12 @@ import (
 	"github.com/spoolmq/spool/internal/errs"
 )
 
-// leasedValues decodes the records of a ShareLease result that fall in its
+// leasedValues decodes the records of a Lease result that fall in its
 // acquired ranges, by offset.
-func leasedValues(t *testing.T, l ShareLeased) map[int64]string {
+func leasedValues(t *testing.T, l Leased) map[int64]string {
 	t.Helper()
 	in := func(off int64) bool {
-		for _, r := range l.Acquired {
+		for _, r := range l.Runs {
 			if off >= r.First && off <= r.Last {
 				return true
 			}
@@ -48,9 +48,9 @@ func leasedValues(t *testing.T, l ShareLeased) map[int64]string {
 	return out
 }
 
-func acquiredCount(l ShareLeased) int {
+func acquiredCount(l Leased) int {
 	n := 0
-	for _, r := range l.Acquired {
+	for _, r := range l.Runs {
 		n += int(r.Last - r.First + 1)
 	}
 	return n
@@ -73,7 +73,7 @@ func TestEnsureQueueSubscription(t *testing.T) {
 	// Created at the earliest offset: messages published before are leased.
 	total := 0
 	for p := range int32(2) {
-		l, err := e.b.ShareLease("jobs", "g", "m1", p, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
+		l, err := e.b.Lease("jobs", "g", "m1", p, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestEnsureQueueSubscription(t *testing.T) {
 	}
 }
 
-func TestShareLeaseBatchesAndAcks(t *testing.T) {
+func TestLeaseBatchesAndSettle(t *testing.T) {
 	e := newEnv(t)
 	e.b.CreateTopic("jobs", catalog.TopicConfig{})
 	e.b.CreateSubscription("jobs", "w", queueCfg(nil))
@@ -99,15 +99,15 @@ func TestShareLeaseBatchesAndAcks(t *testing.T) {
 	for i := range 3 {
 		e.b.Publish("jobs", msgs(fmt.Sprintf("b%d", i), 4))
 	}
-	a, err := e.b.ShareLease("jobs", "w", "a", 0, ShareLeaseOptions{MaxRecords: 6, MaxBytes: 1 << 20})
+	a, err := e.b.Lease("jobs", "w", "a", 0, LeaseOptions{MaxRecords: 6, MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Leased != 6 || len(a.Acquired) != 1 || a.Acquired[0] != (AcquiredRange{First: 0, Last: 5, DeliveryCount: 1}) {
+	if a.Leased != 6 || len(a.Runs) != 1 || a.Runs[0] != (LeaseRun{First: 0, Last: 5, Deliveries: 1}) {
 		t.Fatalf("first lease %+v", a)
 	}
-	if a.AckTimeout != 10*time.Second || !a.Deadline.Equal(e.clk.Now().Add(10*time.Second)) {
-		t.Fatalf("ack timeout %s deadline %s", a.AckTimeout, a.Deadline)
+	if a.Lease != 10*time.Second || !a.Deadline.Equal(e.clk.Now().Add(10*time.Second)) {
+		t.Fatalf("ack timeout %s deadline %s", a.Lease, a.Deadline)
 	}
 	got := leasedValues(t, a)
 	if len(got) != 6 || got[0] != "b0-0" || got[5] != "b1-1" {
@@ -116,39 +116,39 @@ func TestShareLeaseBatchesAndAcks(t *testing.T) {
 	// The second member gets the rest; its batches start with the batch
 	// that holds offset 6 (shared with a's leases) and nothing is leased
 	// twice.
-	b, _ := e.b.ShareLease("jobs", "w", "b", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
-	if b.Leased != 6 || b.Acquired[0].First != 6 || b.Acquired[0].Last != 11 {
+	b, _ := e.b.Lease("jobs", "w", "b", 0, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
+	if b.Leased != 6 || b.Runs[0].First != 6 || b.Runs[0].Last != 11 {
 		t.Fatalf("second lease %+v", b)
 	}
 	if got := leasedValues(t, b); len(got) != 6 || got[6] != "b1-2" || got[11] != "b2-3" {
 		t.Fatalf("second records %v", got)
 	}
-	if none, _ := e.b.ShareLease("jobs", "w", "c", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20}); none.Leased != 0 || len(none.Batches) != 0 {
+	if none, _ := e.b.Lease("jobs", "w", "c", 0, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20}); none.Leased != 0 || len(none.Batches) != 0 {
 		t.Fatalf("third member leased %+v", none)
 	}
 
 	// a: accept 0–1, release 2, reject 3, renew 4–5; acks of b's offsets
 	// and of already finished ones are stale and change nothing.
-	stale, err := e.b.ShareAck("jobs", "w", "a", 0, []ShareAckBatch{
-		{First: 0, Last: 1, Type: ShareAccept},
-		{First: 2, Last: 2, Type: ShareRelease},
-		{First: 3, Last: 3, Type: ShareReject},
-		{First: 4, Last: 5, Type: ShareRenew},
-		{First: 6, Last: 7, Type: ShareAccept},
-	}, 0)
+	stale, err := e.b.SettleLeases("jobs", "w", "a", 0, []LeaseOp{
+		{First: 0, Last: 1, Action: LeaseAck},
+		{First: 2, Last: 2, Action: LeaseNack, For: -1, Reason: "released"},
+		{First: 3, Last: 3, Action: LeaseReject, Reason: "unreadable"},
+		{First: 4, Last: 5, Action: LeaseExtend},
+		{First: 6, Last: 7, Action: LeaseAck},
+	})
 	if err != nil || stale != 2 {
 		t.Fatalf("ack: stale %d, %v", stale, err)
 	}
-	if stale, _ := e.b.ShareAck("jobs", "w", "a", 0, []ShareAckBatch{{First: 0, Last: 0, Type: ShareAccept}}, 0); stale != 1 {
+	if stale, _ := e.b.SettleLeases("jobs", "w", "a", 0, []LeaseOp{{First: 0, Last: 0, Action: LeaseAck}}); stale != 1 {
 		t.Fatalf("double ack: stale %d", stale)
 	}
 	// Released: back after the backoff (1 s, no jitter), delivery count 2.
-	if l, _ := e.b.ShareLease("jobs", "w", "c", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20}); l.Leased != 0 {
+	if l, _ := e.b.Lease("jobs", "w", "c", 0, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20}); l.Leased != 0 {
 		t.Fatalf("released message redelivered before its backoff: %+v", l)
 	}
 	e.advance(time.Second)
-	c, _ := e.b.ShareLease("jobs", "w", "c", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
-	if c.Leased != 1 || c.Acquired[0] != (AcquiredRange{First: 2, Last: 2, DeliveryCount: 2}) {
+	c, _ := e.b.Lease("jobs", "w", "c", 0, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
+	if c.Leased != 1 || c.Runs[0] != (LeaseRun{First: 2, Last: 2, Deliveries: 2}) {
 		t.Fatalf("redelivery %+v", c)
 	}
 	// Rejected: dead-lettered.
@@ -160,71 +160,72 @@ func TestShareLeaseBatchesAndAcks(t *testing.T) {
 	// Renewed at t+1s for 10 s: b's leases (from t) expire at t+10s, a's
 	// renewed ones at t+11s.
 	e.advance(9500 * time.Millisecond)
-	d, _ := e.b.ShareLease("jobs", "w", "d", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
+	d, _ := e.b.Lease("jobs", "w", "d", 0, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 	if d.Leased != 0 {
 		t.Fatalf("nothing should have expired yet: %+v", d)
 	}
 	e.advance(time.Second) // b's expired at t+10s; redelivered after the 1 s backoff
 	e.advance(time.Second)
-	d, _ = e.b.ShareLease("jobs", "w", "d", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
-	if d.Leased != 8 || d.Acquired[0].First != 4 || d.Acquired[0].DeliveryCount != 2 {
+	d, _ = e.b.Lease("jobs", "w", "d", 0, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
+	if d.Leased != 8 || d.Runs[0].First != 4 || d.Runs[0].Deliveries != 2 {
 		t.Fatalf("after expiry %+v", d)
 	}
-	if stale, _ := e.b.ShareAck("jobs", "w", "b", 0, []ShareAckBatch{{First: 6, Last: 11, Type: ShareAccept}}, 0); stale != 6 {
+	if stale, _ := e.b.SettleLeases("jobs", "w", "b", 0, []LeaseOp{{First: 6, Last: 11, Action: LeaseAck}}); stale != 6 {
 		t.Fatalf("acks of expired leases: stale %d", stale)
 	}
 }
 
-func TestShareAckRefusesMalformed(t *testing.T) {
+func TestSettleLeasesRefusesMalformed(t *testing.T) {
 	e := newEnv(t)
 	e.b.CreateTopic("jobs", catalog.TopicConfig{})
 	e.b.CreateSubscription("jobs", "w", queueCfg(nil))
-	for _, a := range []ShareAckBatch{
-		{First: 5, Last: 4, Type: ShareAccept},
-		{First: -1, Last: 4, Type: ShareAccept},
-		{First: 0, Last: 0, Type: 9},
-		{First: 0, Last: 1 << 40, Type: ShareAccept},
+	for _, a := range []LeaseOp{
+		{First: 5, Last: 4, Action: LeaseAck},
+		{First: -1, Last: 4, Action: LeaseAck},
+		{First: 0, Last: 0, Action: 9},
+		{First: 0, Last: 0},
+		{First: 0, Last: 1 << 40, Action: LeaseAck},
 	} {
-		if _, err := e.b.ShareAck("jobs", "w", "a", 0, []ShareAckBatch{a}, 0); !errs.Is(err, errs.InvalidArgument) {
+		if _, err := e.b.SettleLeases("jobs", "w", "a", 0, []LeaseOp{a}); !errs.Is(err, errs.InvalidArgument) {
 			t.Errorf("%+v: %v", a, err)
 		}
 	}
-	if _, err := e.b.ShareAck("jobs", "w", "a", 3, nil, 0); !errs.Is(err, errs.TopicNotFound) {
+	if _, err := e.b.SettleLeases("jobs", "w", "a", 3, nil); !errs.Is(err, errs.TopicNotFound) {
 		t.Errorf("bad partition: %v", err)
 	}
-	if _, err := e.b.ShareLease("jobs", "w", "", 0, ShareLeaseOptions{MaxRecords: 1, MaxBytes: 1}); !errs.Is(err, errs.InvalidArgument) {
+	if _, err := e.b.Lease("jobs", "w", "", 0, LeaseOptions{MaxRecords: 1, MaxBytes: 1}); !errs.Is(err, errs.InvalidArgument) {
 		t.Errorf("empty member: %v", err)
 	}
 	e.b.CreateSubscription("jobs", "s", catalog.SubConfig{})
-	if _, err := e.b.ShareLease("jobs", "s", "a", 0, ShareLeaseOptions{MaxRecords: 1, MaxBytes: 1}); !errs.Is(err, errs.FailedPrecondition) {
+	if _, err := e.b.Lease("jobs", "s", "a", 0, LeaseOptions{MaxRecords: 1, MaxBytes: 1}); !errs.Is(err, errs.FailedPrecondition) {
 		t.Errorf("stream subscription: %v", err)
 	}
 }
 
-func TestShareReleaseAndChanged(t *testing.T) {
+func TestReleaseLeasesAndChanged(t *testing.T) {
 	e := newEnv(t)
 	e.b.CreateTopic("jobs", catalog.TopicConfig{})
 	e.b.CreateSubscription("jobs", "w", queueCfg(func(q *catalog.QueueConfig) { q.MaxInFlight = 3 }))
 	e.b.Publish("jobs", msgs("m", 5))
-	a, _ := e.b.ShareLease("jobs", "w", "a", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
+	a, _ := e.b.Lease("jobs", "w", "a", 0, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
 	if a.Leased != 3 {
 		t.Fatalf("in-flight limit: leased %d, want 3", a.Leased)
 	}
-	ch := e.b.ShareChanged("jobs", "w")
+	ch := e.b.LeasesChanged("jobs", "w")
 	select {
 	case <-ch:
 		t.Fatal("changed before anything happened")
 	default:
 	}
 	// An ack frees a slot: waiters wake.
-	e.b.ShareAck("jobs", "w", "a", 0, []ShareAckBatch{{First: 0, Last: 0, Type: ShareAccept}}, 0)
+	e.b.SettleLeases("jobs", "w", "a", 0, []LeaseOp{{First: 0, Last: 0, Action: LeaseAck}})
 	select {
 	case <-ch:
 	default:
 		t.Fatal("an ack freeing an in-flight slot did not wake waiters")
 	}
-	ch = e.b.ShareChanged("jobs", "w")
-	if err := e.b.ShareRelease("jobs", "w", "a"); err != nil {
+	ch = e.b.LeasesChanged("jobs", "w")
+	if err := e.b.ReleaseLeases("jobs", "w", "a"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -234,17 +235,17 @@ func TestShareReleaseAndChanged(t *testing.T) {
 	}
 	// Released leases come back after the backoff, with their count;
 	// meanwhile their slots are free for others.
-	b, _ := e.b.ShareLease("jobs", "w", "b", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
-	if b.Leased != 2 || b.Acquired[0] != (AcquiredRange{First: 3, Last: 4, DeliveryCount: 1}) {
+	b, _ := e.b.Lease("jobs", "w", "b", 0, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
+	if b.Leased != 2 || b.Runs[0] != (LeaseRun{First: 3, Last: 4, Deliveries: 1}) {
 		t.Fatalf("after release %+v", b)
 	}
 	e.advance(time.Second)
-	b, _ = e.b.ShareLease("jobs", "w", "b", 0, ShareLeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
-	if b.Leased != 1 || b.Acquired[0] != (AcquiredRange{First: 1, Last: 1, DeliveryCount: 2}) {
+	b, _ = e.b.Lease("jobs", "w", "b", 0, LeaseOptions{MaxRecords: 100, MaxBytes: 1 << 20})
+	if b.Leased != 1 || b.Runs[0] != (LeaseRun{First: 1, Last: 1, Deliveries: 2}) {
 		t.Fatalf("released after the backoff %+v", b)
 	}
 	// Lease expiry found by the queue loop wakes waiters too.
-	ch = e.b.ShareChanged("jobs", "w")
+	ch = e.b.LeasesChanged("jobs", "w")
 	e.clk.Advance(11 * time.Second)
 	e.b.QueueTick()
 	select {
@@ -252,35 +253,35 @@ func TestShareReleaseAndChanged(t *testing.T) {
 	default:
 		t.Fatal("lease expiry did not wake waiters")
 	}
-	if e.b.ShareChanged("jobs", "nope") != nil || e.b.ShareChanged("nope", "w") != nil {
-		t.Fatal("ShareChanged of a missing subscription is not nil")
+	if e.b.LeasesChanged("jobs", "nope") != nil || e.b.LeasesChanged("nope", "w") != nil {
+		t.Fatal("LeasesChanged of a missing subscription is not nil")
 	}
 }
 
 // A byte budget stops leasing after the round that reached it.
-func TestShareLeaseByteBudget(t *testing.T) {
+func TestLeaseByteBudget(t *testing.T) {
 	e := newEnv(t)
 	e.b.CreateTopic("jobs", catalog.TopicConfig{})
 	e.b.CreateSubscription("jobs", "w", queueCfg(nil))
 	for i := range 300 {
 		e.b.Publish("jobs", msgs(fmt.Sprint(i), 1))
 	}
-	l, _ := e.b.ShareLease("jobs", "w", "a", 0, ShareLeaseOptions{MaxRecords: 1000, MaxBytes: 1})
-	if l.Leased != shareLeaseRound || acquiredCount(l) != shareLeaseRound {
-		t.Fatalf("leased %d with a 1-byte budget, want one round of %d", l.Leased, shareLeaseRound)
+	l, _ := e.b.Lease("jobs", "w", "a", 0, LeaseOptions{MaxRecords: 1000, MaxBytes: 1})
+	if l.Leased != leaseRound || acquiredCount(l) != leaseRound {
+		t.Fatalf("leased %d with a 1-byte budget, want one round of %d", l.Leased, leaseRound)
 	}
-	if got := leasedValues(t, l); len(got) != shareLeaseRound {
-		t.Fatalf("%d records for %d leases", len(got), shareLeaseRound)
+	if got := leasedValues(t, l); len(got) != leaseRound {
+		t.Fatalf("%d records for %d leases", len(got), leaseRound)
 	}
-	l, _ = e.b.ShareLease("jobs", "w", "a", 0, ShareLeaseOptions{MaxRecords: 1000, MaxBytes: 1 << 20})
-	if l.Leased != 300-shareLeaseRound {
+	l, _ = e.b.Lease("jobs", "w", "a", 0, LeaseOptions{MaxRecords: 1000, MaxBytes: 1 << 20})
+	if l.Leased != 300-leaseRound {
 		t.Fatalf("rest: leased %d", l.Leased)
 	}
 }
 
-// WholeBatches rounds the record limit up to the end of the last batch
+// WholeBatch rounds the record limit up to the end of the last batch
 // read; without it the limit holds.
-func TestShareLeaseWholeBatches(t *testing.T) {
+func TestLeaseWholeBatch(t *testing.T) {
 	e := newEnv(t)
 	e.b.CreateTopic("jobs", catalog.TopicConfig{Partitions: 1})
 	e.b.CreateSubscription("jobs", "w", queueCfg(nil))
@@ -289,37 +290,46 @@ func TestShareLeaseWholeBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l, err := e.b.ShareLease("jobs", "w", "m", 0, ShareLeaseOptions{MaxRecords: 3, MaxBytes: 1 << 20, WholeBatches: true})
-	if err != nil || l.Leased != 10 || fmt.Sprint(l.Acquired) != "[{0 9 1}]" {
-		t.Fatalf("whole batches: leased %d %v, %v", l.Leased, l.Acquired, err)
+	l, err := e.b.Lease("jobs", "w", "m", 0, LeaseOptions{MaxRecords: 3, MaxBytes: 1 << 20, WholeBatch: true})
+	if err != nil || l.Leased != 10 || fmt.Sprint(l.Runs) != "[{0 9 1}]" {
+		t.Fatalf("whole batches: leased %d %v, %v", l.Leased, l.Runs, err)
 	}
 	if got := leasedValues(t, l); len(got) != 10 {
 		t.Fatalf("%d records", len(got))
 	}
-	l, _ = e.b.ShareLease("jobs", "w", "m", 0, ShareLeaseOptions{MaxRecords: 3, MaxBytes: 1 << 20})
-	if l.Leased != 3 || fmt.Sprint(l.Acquired) != "[{10 12 1}]" {
-		t.Fatalf("record limit: leased %d %v", l.Leased, l.Acquired)
+	l, _ = e.b.Lease("jobs", "w", "m", 0, LeaseOptions{MaxRecords: 3, MaxBytes: 1 << 20})
+	if l.Leased != 3 || fmt.Sprint(l.Runs) != "[{10 12 1}]" {
+		t.Fatalf("record limit: leased %d %v", l.Leased, l.Runs)
 	}
 	// The rest of that batch, rounded again; the next batch is untouched.
-	l, _ = e.b.ShareLease("jobs", "w", "m", 0, ShareLeaseOptions{MaxRecords: 1, MaxBytes: 1 << 20, WholeBatches: true})
-	if l.Leased != 7 || fmt.Sprint(l.Acquired) != "[{13 19 1}]" {
-		t.Fatalf("rest of a batch: leased %d %v", l.Leased, l.Acquired)
+	l, _ = e.b.Lease("jobs", "w", "m", 0, LeaseOptions{MaxRecords: 1, MaxBytes: 1 << 20, WholeBatch: true})
+	if l.Leased != 7 || fmt.Sprint(l.Runs) != "[{13 19 1}]" {
+		t.Fatalf("rest of a batch: leased %d %v", l.Leased, l.Runs)
 	}
 }
 
-// One call takes at most half of a large in-flight limit, leaving room for
-// the consumer's next fetch.
-func TestShareLeaseHalfTheInFlightLimit(t *testing.T) {
+// Cap bounds a call, rounding to whole batches included; the in-flight
+// limit holds whatever the cap.
+func TestLeaseCap(t *testing.T) {
 	e := newEnv(t)
 	e.b.CreateTopic("jobs", catalog.TopicConfig{Partitions: 1})
 	e.b.CreateSubscription("jobs", "w", queueCfg(func(q *catalog.QueueConfig) { q.MaxInFlight = 600 }))
-	if _, err := e.b.Publish("jobs", msgs("m", 1000)); err != nil {
+	if _, err := e.b.Publish("jobs", msgs("m", 1000)); err != nil { // one batch
 		t.Fatal(err)
 	}
-	for i, want := range []int{300, 300, 0} {
-		l, err := e.b.ShareLease("jobs", "w", "m", 0, ShareLeaseOptions{MaxRecords: 1000, MaxBytes: 8 << 20, WholeBatches: true})
-		if err != nil || l.Leased != want {
-			t.Fatalf("call %d: leased %d, want %d (%v)", i, l.Leased, want, err)
+	for i, c := range []struct {
+		o    LeaseOptions
+		want int
+	}{
+		{LeaseOptions{MaxRecords: 1000, Cap: 300}, 300},
+		{LeaseOptions{MaxRecords: 10, WholeBatch: true, Cap: 250}, 250}, // rounding up to the batch's end, capped
+		{LeaseOptions{MaxRecords: 1000}, 50},                            // the rest of the in-flight limit
+		{LeaseOptions{MaxRecords: 1000, WholeBatch: true}, 0},
+	} {
+		c.o.MaxBytes = 8 << 20
+		l, err := e.b.Lease("jobs", "w", "m", 0, c.o)
+		if err != nil || l.Leased != c.want {
+			t.Fatalf("call %d: leased %d, want %d (%v)", i, l.Leased, c.want, err)
 		}
 	}
 }

@@ -1,7 +1,8 @@
-package kafka
+package kproducer
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -10,27 +11,35 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"go.uber.org/goleak"
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/clock"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/vfs"
 )
 
-// ptEnv is a broker on an error-injecting file system and a Kafka front
-// end over it (no listener): the producer table is driven directly.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// ptEnv is a broker on an error-injecting file system and a producer table
+// over it, driven directly (nothing sweeps but the test).
 type ptEnv struct {
 	t    *testing.T
 	efs  *vfs.ErrorFS
+	clk  *clock.Fake
 	b    *broker.Broker
-	s    *Server
+	pt   *Table
 	fail atomic.Bool // fail writes to partition logs
 }
 
 func newPTEnv(t *testing.T) *ptEnv {
 	t.Helper()
-	e := &ptEnv{t: t}
+	e := &ptEnv{t: t, clk: clock.NewFake(time.Unix(1_700_000_000, 0))}
 	dir := t.TempDir()
 	e.efs = vfs.NewErrorFS(vfs.Default, vfs.InjectorFunc(func(op vfs.Op) error {
 		if e.fail.Load() && op.Kind == vfs.OpFileWrite && strings.HasSuffix(op.Path, ".log") {
@@ -38,7 +47,6 @@ func newPTEnv(t *testing.T) *ptEnv {
 		}
 		return nil
 	}))
-	quiet := slog.New(slog.DiscardHandler)
 	st, err := state.Open(filepath.Join(dir, "state"), state.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +56,8 @@ func newPTEnv(t *testing.T) *ptEnv {
 		t.Fatal(err)
 	}
 	e.b = b
-	e.s = New(b, Config{Logger: quiet})
+	e.pt = e.newTable()
 	t.Cleanup(func() {
-		e.s.Close()
 		b.Close()
 		st.Close()
 	})
@@ -59,6 +66,9 @@ func newPTEnv(t *testing.T) *ptEnv {
 	}
 	return e
 }
+
+// newTable is a table with nothing in memory, as after a restart.
+func (e *ptEnv) newTable() *Table { return New(e.b, e.b.Space("kafka"), quiet, e.clk) }
 
 // produce appends one idempotent batch and waits; it returns the error code
 // and base offset.
@@ -73,23 +83,34 @@ func (e *ptEnv) produce(pid int64, epoch int16, seq int32, n int) (int16, int64)
 		e.t.Fatal(err)
 	}
 	h, _ := batch.ParseHeader(b)
-	a, code := e.s.producers.append(e.s, "t", 0, h, b)
+	a, code := e.pt.Append(context.Background(), "t", 0, h, b)
 	switch {
 	case code != 0:
 		return code, -1
-	case a.dup:
-		return 0, a.base
+	case a.Dup:
+		return 0, a.Base
 	}
-	base, err := a.pa.Wait()
+	base, err := a.PA.Wait()
 	if err != nil {
-		return errCode(err), -1
+		return kwire.ErrCode(err), -1
 	}
 	return 0, base
 }
 
 func (e *ptEnv) part() *producerPart {
 	meta, _ := e.b.Topic("t")
-	return e.s.producers.part(partKey{meta.ID, 0}, "t")
+	return e.pt.part(partKey{meta.ID, 0}, "t")
+}
+
+// snapshot reads the partition's stored snapshot.
+func (e *ptEnv) snapshot() (producerSnapshot, bool) {
+	e.t.Helper()
+	meta, _ := e.b.Topic("t")
+	snap, ok, err := e.pt.loadSnapshot(partKey{meta.ID, 0})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return snap, ok
 }
 
 // A failed append does not advance the producer's state: it is rebuilt
@@ -108,7 +129,7 @@ func TestProducerStateAfterFailedAppend(t *testing.T) {
 	// be the log's: next expected 5, the failed batch not remembered.
 	pp := e.part()
 	pp.mu.Lock()
-	err := e.s.producers.settle(pp)
+	err := e.pt.settle(pp)
 	st := pp.producers[1]
 	pp.mu.Unlock()
 	if err != nil || st == nil || st.nextSeq != 5 || st.has(5, 9) || !st.has(0, 4) {
@@ -124,28 +145,20 @@ func TestProducerStateAfterFailedAppend(t *testing.T) {
 // forgotten first; snapshots are written for changed partitions.
 func TestProducerTableBounds(t *testing.T) {
 	e := newPTEnv(t)
-	// A table without its background sweeper (its context is done: the
-	// goroutine sweeps once and returns), so sweeps happen only here.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	pt := newProducerTable(&Server{b: e.b, ctx: ctx, logger: e.s.logger})
-	pt.close()
-	e.s.producers = pt
-	now := time.Now()
-	pt.now = func() time.Time { return now }
+	pt := e.pt
 	pt.max = 10
 	for pid := range int64(8) {
 		if code, _ := e.produce(pid, 0, 0, 1); code != 0 {
 			t.Fatal(kerr.ErrorForCode(code))
 		}
-		now = now.Add(time.Second)
+		e.clk.Advance(time.Second)
 	}
 	if pt.count.Load() != 8 {
 		t.Fatalf("count %d", pt.count.Load())
 	}
 	// Producers 0–3 go idle past the expiry.
-	now = now.Add(pt.expiry - 4*time.Second) // expires lastSeen < start+4s
-	pt.sweep()
+	e.clk.Advance(pt.expiry - 4*time.Second) // expires lastSeen < start+4s
+	pt.Sweep()
 	if got := pt.count.Load(); got != 4 {
 		t.Fatalf("after expiry %d producers, want 4", got)
 	}
@@ -153,14 +166,20 @@ func TestProducerTableBounds(t *testing.T) {
 	if code, _ := e.produce(0, 0, 7, 1); code != 0 {
 		t.Fatalf("expired producer mid-sequence: %v", kerr.ErrorForCode(code))
 	}
-	// Over the bound: the least recently used go first, down to 90 %.
+	// Over the bound: the least recently used go first, down to 90 %; the
+	// table asks for a sweep.
 	for pid := int64(100); pid < 110; pid++ {
 		if code, _ := e.produce(pid, 0, 0, 1); code != 0 {
 			t.Fatal(kerr.ErrorForCode(code))
 		}
-		now = now.Add(time.Millisecond)
+		e.clk.Advance(time.Millisecond)
 	}
-	pt.sweep()
+	select {
+	case <-pt.Kick():
+	default:
+		t.Fatal("over its bound, the table did not ask for a sweep")
+	}
+	pt.Sweep()
 	if got := pt.count.Load(); got != 9 {
 		t.Fatalf("after eviction %d producers, want 9", got)
 	}
@@ -173,38 +192,32 @@ func TestProducerTableBounds(t *testing.T) {
 		t.Fatalf("eviction order wrong: old kept %v, newest kept %v", oldKept, newKept)
 	}
 	// The sweep wrote the partition's snapshot.
-	meta, _ := e.b.Topic("t")
-	data, err := e.b.ProducerSnapshotData(meta.ID, 0)
-	snap, ok := decodeProducerSnapshot(data)
-	if err != nil || !ok || len(snap.Producers) != 9 {
-		t.Fatalf("snapshot: %+v %v", snap, err)
+	if snap, ok := e.snapshot(); !ok || len(snap.producers) != 9 {
+		t.Fatalf("snapshot: %+v %v", snap, ok)
 	}
 }
 
-// Producer ids are never handed out twice, also across front ends over one
+// Producer ids are never handed out twice, also across tables over one
 // state store (as across restarts).
 func TestProducerIDsUnique(t *testing.T) {
 	e := newPTEnv(t)
 	seen := map[int64]bool{}
 	for range 2500 {
-		id, err := e.s.producers.newProducerID()
+		id, err := e.pt.NewProducerID()
 		if err != nil || seen[id] {
 			t.Fatalf("id %d (seen %v): %v", id, seen[id], err)
 		}
 		seen[id] = true
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	other := newProducerTable(&Server{b: e.b, ctx: ctx, logger: e.s.logger})
-	other.close()
-	id, err := other.newProducerID()
+	other := e.newTable()
+	id, err := other.NewProducerID()
 	if err != nil || seen[id] || id < 2500 {
 		t.Fatalf("id from a second table: %d %v", id, err)
 	}
-	if ok, _ := other.issued(10); !ok {
+	if ok, _ := other.Issued(10); !ok {
 		t.Fatal("an id handed out earlier is not known as issued")
 	}
-	if ok, _ := other.issued(1 << 40); ok {
+	if ok, _ := other.Issued(1 << 40); ok {
 		t.Fatal("an id never handed out is known as issued")
 	}
 }
@@ -219,9 +232,8 @@ func TestProducerStateFromStaleSnapshot(t *testing.T) {
 			t.Fatalf("batch %d: %v %d", i, kerr.ErrorForCode(code), off)
 		}
 	}
-	e.s.producers.sweep() // snapshot at end 12
-	meta, _ := e.b.Topic("t")
-	if snap, ok := decodeProducerSnapshot(ptMust(e.b.ProducerSnapshotData(meta.ID, 0))); !ok || snap.End != 12 {
+	e.pt.Sweep() // snapshot at end 12
+	if snap, ok := e.snapshot(); !ok || snap.end != 12 {
 		t.Fatalf("snapshot %+v", snap)
 	}
 	for i := int32(4); i < 6; i++ {
@@ -232,12 +244,7 @@ func TestProducerStateFromStaleSnapshot(t *testing.T) {
 	if code, _ := e.produce(8, 2, 0, 1); code != 0 { // a producer first seen after the snapshot
 		t.Fatal(kerr.ErrorForCode(code))
 	}
-	// "Crash": a new table with nothing in memory.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	fresh := newProducerTable(&Server{b: e.b, ctx: ctx, logger: e.s.logger})
-	fresh.close()
-	e.s.producers = fresh
+	e.pt = e.newTable() // "crash": nothing in memory
 	for _, c := range []struct {
 		pid   int64
 		epoch int16
@@ -261,9 +268,43 @@ func TestProducerStateFromStaleSnapshot(t *testing.T) {
 	}
 }
 
-func ptMust[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
+// A snapshot of a version this server does not know is not used: the log
+// is scanned, and what it holds is still found. Snapshots of deleted
+// topics are pruned.
+func TestProducerSnapshotUnknownAndPruned(t *testing.T) {
+	e := newPTEnv(t)
+	if code, _ := e.produce(3, 0, 0, 2); code != 0 {
+		t.Fatal(kerr.ErrorForCode(code))
 	}
-	return v
+	meta, _ := e.b.Topic("t")
+	key := snapshotKey(partKey{meta.ID, 0})
+	sp := e.b.Space("kafka")
+	// A snapshot of a future version whose bytes, read as version 1, would
+	// fence the producer (epoch 5): it must not be used.
+	v := producerSnapshot{end: 2, producers: []snapshotProducer{{id: 3, epoch: 5, batches: []snapshotBatch{{0, 1, 0}}}}}.encode()
+	v[0] = 9
+	if err := sp.Write([]broker.Record{{Key: key, Value: v}}, true); err != nil {
+		t.Fatal(err)
+	}
+	e.pt = e.newTable()
+	if code, off := e.produce(3, 0, 0, 2); code != 0 || off != 0 {
+		t.Fatalf("duplicate found by the scan: %v at %d", kerr.ErrorForCode(code), off)
+	}
+	if _, err := decodeSnapshot(v); err == nil || !strings.Contains(err.Error(), "unknown future version 9") {
+		t.Fatalf("future snapshot: %v", err)
+	}
+	// Prune: a snapshot of a topic that no longer exists goes.
+	other := snapshotKey(partKey{"0badc0de-0000-0000-0000-000000000000", 3})
+	if err := sp.Write([]broker.Record{{Key: other, Value: v}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pt.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := sp.Get(other); ok {
+		t.Fatal("a deleted topic's snapshot survived Prune")
+	}
+	if _, ok, _ := sp.Get(key); !ok {
+		t.Fatal("Prune deleted a live topic's snapshot")
+	}
 }

@@ -1,4 +1,9 @@
-package kafka
+// Package kproducer is the Kafka front end's idempotent-producer core:
+// producer ids, and the sequence rules checked before a batch is appended,
+// with their state rebuilt from the log and kept in snapshots. It starts no
+// goroutines: the front end calls Sweep every SnapshotInterval and when
+// Kick fires, and Prune once at start; time is the injected clock's.
+package kproducer
 
 // Idempotent producers (KIP-98 without transactions, KIP-360, KAFKA-15591).
 //
@@ -36,7 +41,8 @@ package kafka
 // Durability: the log is the truth. Each batch stores its producer id,
 // epoch and base sequence, so the state is rebuilt from the log on a
 // partition's first idempotent produce after a start: from the partition's
-// snapshot (kept in the state store, see broker/producer_state.go) on, or,
+// snapshot (kept in the front end's space of the state store, see
+// record.go) on, or,
 // without a usable snapshot, from the start of the newest two segments (at
 // most 256 MiB with the default segment size). Snapshots are written every
 // snapshotInterval (10 s) for partitions that changed, and at shutdown;
@@ -57,12 +63,15 @@ package kafka
 // a retry of a batch older than that can be stored twice, as in Kafka after
 // expiry.
 //
-// Producer ids come from InitProducerId (22_init_producer_id.go), reserved
-// in durable blocks so that no id is handed out twice, across restarts.
+// Producer ids come from InitProducerId (internal/kafka/
+// 22_init_producer_id.go), reserved in durable blocks under "pid/next" of
+// the space (record.go) so that no id is handed out twice, across restarts
+// and crashes (a crash wastes the rest of a block).
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"log/slog"
 	"math"
 	"sort"
 	"sync"
@@ -73,26 +82,31 @@ import (
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/clock"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
 const (
 	seqWindow             = 5 // batches remembered per producer and partition
 	defaultMaxProducers   = 100_000
 	defaultProducerExpiry = 24 * time.Hour
-	snapshotInterval      = 10 * time.Second
 	producerIDBlock       = 1000
 	scanReadBytes         = 1 << 20
 	scanSegments          = 2 // without a snapshot, how many newest segments are scanned
 )
 
-// producerTable holds idempotent producers' state (producer id, epoch,
-// sequence numbers per partition). See the comment at the top of this file.
-type producerTable struct {
+// SnapshotInterval is how often the front end calls Sweep.
+const SnapshotInterval = 10 * time.Second
+
+// Table holds idempotent producers' state (producer id, epoch, sequence
+// numbers per partition). See the comment at the top of this file.
+type Table struct {
 	b      *broker.Broker
-	s      *Server
+	sp     *broker.Space
+	logger *slog.Logger
+	clock  clock.Clock
 	max    int
 	expiry time.Duration
-	now    func() time.Time
 
 	mu    sync.Mutex
 	parts map[partKey]*producerPart // guarded by mu
@@ -102,7 +116,6 @@ type producerTable struct {
 	nextID, idLimit int64 // ids [nextID, idLimit) are reserved and unused; guarded by idMu
 
 	kick chan struct{} // capacity 1: over the bound, sweep now
-	done chan struct{} // closed when run returns
 }
 
 type partKey struct {
@@ -157,20 +170,19 @@ func (fl *inflight) busy() bool {
 	}
 }
 
-func newProducerTable(s *Server) *producerTable {
-	pt := &producerTable{
-		b: s.b, s: s, max: defaultMaxProducers, expiry: defaultProducerExpiry, now: time.Now,
+// New returns a table of the producers appending through b, keeping ids
+// and snapshots in the space sp.
+func New(b *broker.Broker, sp *broker.Space, logger *slog.Logger, clk clock.Clock) *Table {
+	return &Table{
+		b: b, sp: sp, logger: logger, clock: clk, max: defaultMaxProducers, expiry: defaultProducerExpiry,
 		parts: map[partKey]*producerPart{},
 		kick:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
 	}
-	if s.b == nil { // a front end without a broker (unit tests of other parts)
-		close(pt.done)
-		return pt
-	}
-	go pt.run(s.ctx)
-	return pt
 }
+
+// Kick returns a channel that receives when the table is over its bound:
+// Sweep should run now.
+func (pt *Table) Kick() <-chan struct{} { return pt.kick }
 
 // incSeq adds inc to a sequence number, wrapping from MaxInt32 to 0.
 func incSeq(seq, inc int32) int32 {
@@ -245,49 +257,59 @@ func (st *producerState) has(first, last int32) bool {
 	return false
 }
 
-// append checks an idempotent producer's batches and queues them.
-func (pt *producerTable) append(s *Server, topic string, p int32, h batch.Header, records []byte) (appended, int16) {
+// Appended is the outcome of queueing one partition's batch.
+type Appended struct {
+	PA   *broker.PendingAppend // to wait for; nil for a duplicate
+	Dup  bool                  // a duplicate of an earlier batch: answer with Base
+	Base int64                 // for Dup
+}
+
+// Append checks an idempotent producer's batch for partition p of a topic
+// (records holds exactly one batch, whose header is h) and queues it. It
+// returns a Kafka error code instead when the batch is refused. A
+// duplicate of a batch still being written waits for it, or for ctx.
+func (pt *Table) Append(ctx context.Context, topic string, p int32, h batch.Header, records []byte) (Appended, int16) {
 	if _, rest, err := batch.Next(records); err != nil {
-		return appended{}, kerr.CorruptMessage.Code
+		return Appended{}, kerr.CorruptMessage.Code
 	} else if len(rest) > 0 {
-		return appended{}, kerr.InvalidRecord.Code // one batch per partition, as Kafka requires
+		return Appended{}, kerr.InvalidRecord.Code // one batch per partition, as Kafka requires
 	}
 	switch {
 	case h.IsTransactional():
-		return appended{}, kerr.InvalidTxnState.Code
+		return Appended{}, kerr.InvalidTxnState.Code
 	case h.ProducerEpoch < 0:
-		return appended{}, kerr.InvalidProducerEpoch.Code
+		return Appended{}, kerr.InvalidProducerEpoch.Code
 	case h.BaseSequence < 0:
-		return appended{}, kerr.OutOfOrderSequenceNumber.Code
+		return Appended{}, kerr.OutOfOrderSequenceNumber.Code
 	case h.LastOffsetDelta < 0:
-		return appended{}, kerr.CorruptMessage.Code
+		return Appended{}, kerr.CorruptMessage.Code
 	}
-	meta, ok := s.b.Topic(topic)
+	meta, ok := pt.b.Topic(topic)
 	if !ok || p < 0 || p >= meta.Config.Partitions {
-		return appended{}, kerr.UnknownTopicOrPartition.Code
+		return Appended{}, kerr.UnknownTopicOrPartition.Code
 	}
 	first, last := h.BaseSequence, incSeq(h.BaseSequence, h.LastOffsetDelta)
 	pp := pt.part(partKey{meta.ID, p}, topic)
 	pp.mu.Lock()
 	if err := pt.settle(pp); err != nil {
 		pp.mu.Unlock()
-		return appended{}, errCode(err)
+		return Appended{}, kwire.ErrCode(err)
 	}
-	_, end, err := s.b.Offsets(topic, p)
+	_, end, err := pt.b.Offsets(topic, p)
 	if err != nil {
 		pp.mu.Unlock()
-		return appended{}, errCode(err)
+		return Appended{}, kwire.ErrCode(err)
 	}
-	now := pt.now().UnixMilli()
+	now := pt.clock.Now().UnixMilli()
 	st := pp.producers[h.ProducerID]
 	verdict, dup := checkSeq(st, h.ProducerEpoch, first, last, end == 0 && len(pp.inflight) == 0)
 	switch verdict {
 	case seqFenced:
 		pp.mu.Unlock()
-		return appended{}, kerr.InvalidProducerEpoch.Code
+		return Appended{}, kerr.InvalidProducerEpoch.Code
 	case seqOutOfOrder:
 		pp.mu.Unlock()
-		return appended{}, kerr.OutOfOrderSequenceNumber.Code
+		return Appended{}, kerr.OutOfOrderSequenceNumber.Code
 	case seqDuplicate:
 		st.lastSeen = now
 		var pa *broker.PendingAppend
@@ -300,19 +322,19 @@ func (pt *producerTable) append(s *Server, topic string, p int32, h batch.Header
 			// durable, with its outcome.
 			select {
 			case <-pa.Done():
-			case <-s.ctx.Done():
-				return appended{}, kerr.RequestTimedOut.Code
+			case <-ctx.Done():
+				return Appended{}, kerr.RequestTimedOut.Code
 			}
 			if pa.Failed() {
-				return appended{}, kerr.KafkaStorageError.Code
+				return Appended{}, kerr.KafkaStorageError.Code
 			}
 		}
-		return appended{dup: true, base: dup.base}, 0
+		return Appended{Dup: true, Base: dup.base}, 0
 	}
-	pa, err := s.b.AppendRaw(topic, p, records)
+	pa, err := pt.b.AppendRaw(topic, p, records)
 	if err != nil {
 		pp.mu.Unlock()
-		return appended{}, produceErrCode(err)
+		return Appended{}, kwire.AppendErrCode(err)
 	}
 	if st == nil {
 		st = &producerState{}
@@ -331,11 +353,11 @@ func (pt *producerTable) append(s *Server, topic string, p int32, h batch.Header
 		default:
 		}
 	}
-	return appended{pa: pa}, 0
+	return Appended{PA: pa}, 0
 }
 
 // part returns a partition's entry, creating it (unloaded).
-func (pt *producerTable) part(k partKey, topic string) *producerPart {
+func (pt *Table) part(k partKey, topic string) *producerPart {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	pp := pt.parts[k]
@@ -349,7 +371,7 @@ func (pt *producerTable) part(k partKey, topic string) *producerPart {
 // settle loads the partition's state if needed and retires finished
 // in-flight appends; if one failed, the state is rebuilt from the log.
 // Called with pp.mu held.
-func (pt *producerTable) settle(pp *producerPart) error {
+func (pt *Table) settle(pp *producerPart) error {
 	if pt.retire(pp) {
 		pt.unload(pp)
 	}
@@ -361,7 +383,7 @@ func (pt *producerTable) settle(pp *producerPart) error {
 
 // retire drops finished appends from the in-flight list and reports
 // whether one of them failed. Called with pp.mu held.
-func (pt *producerTable) retire(pp *producerPart) (failed bool) {
+func (pt *Table) retire(pp *producerPart) (failed bool) {
 	for len(pp.inflight) > 0 {
 		fl := pp.inflight[0]
 		if fl.busy() {
@@ -381,14 +403,14 @@ func (pt *producerTable) retire(pp *producerPart) (failed bool) {
 }
 
 // unload forgets the partition's state. Called with pp.mu held.
-func (pt *producerTable) unload(pp *producerPart) {
+func (pt *Table) unload(pp *producerPart) {
 	pt.count.Add(-int64(len(pp.producers)))
 	pp.producers, pp.loaded, pp.inflight = nil, false, nil
 }
 
 // load rebuilds the partition's state from its snapshot and the log after
 // it. Called with pp.mu held.
-func (pt *producerTable) load(pp *producerPart) error {
+func (pt *Table) load(pp *producerPart) error {
 	start, end, err := pt.b.Offsets(pp.topic, pp.key.partition)
 	if err != nil {
 		return err
@@ -401,16 +423,16 @@ func (pt *producerTable) load(pp *producerPart) error {
 	}
 	producers := map[int64]*producerState{}
 	from := window
-	data, err := pt.b.ProducerSnapshotData(pp.key.topicID, pp.key.partition)
+	snap, ok, err := pt.loadSnapshot(pp.key)
 	if err != nil {
 		return err
 	}
-	if snap, ok := decodeProducerSnapshot(data); ok && snap.End <= end && snap.End >= start && snap.End >= window {
+	if ok && snap.end <= end && snap.end >= start && snap.end >= window {
 		producers = snap.states()
-		from = snap.End
-		pp.snapEnd = snap.End
+		from = snap.end
+		pp.snapEnd = snap.end
 	}
-	now := pt.now().UnixMilli()
+	now := pt.clock.Now().UnixMilli()
 	for off := from; off < end; {
 		raw, err := pt.b.ReadRaw(pp.topic, pp.key.partition, off, scanReadBytes)
 		if err != nil {
@@ -462,96 +484,56 @@ func (pt *producerTable) load(pp *producerPart) error {
 	return nil
 }
 
-// producerSnapshot is the stored form of a partition's producer states.
-type producerSnapshot struct {
-	V         int                `json:"v"`
-	End       int64              `json:"end"` // the log's end when taken: the scan resumes here
-	Producers []snapshotProducer `json:"producers"`
-}
-
-type snapshotProducer struct {
-	ID       int64      `json:"id"`
-	Epoch    int16      `json:"epoch"`
-	LastSeen int64      `json:"seen"`
-	Batches  [][3]int64 `json:"batches"` // first sequence, last sequence, base offset; oldest first
-}
-
-func decodeProducerSnapshot(data []byte) (producerSnapshot, bool) {
-	var snap producerSnapshot
-	if data == nil || json.Unmarshal(data, &snap) != nil || snap.V != 1 || snap.End < 0 {
-		return producerSnapshot{}, false
-	}
-	return snap, true
-}
-
-func (snap producerSnapshot) states() map[int64]*producerState {
-	out := make(map[int64]*producerState, len(snap.Producers))
-	for _, sp := range snap.Producers {
-		st := &producerState{epoch: sp.Epoch, lastSeen: sp.LastSeen}
-		for _, b := range sp.Batches {
-			st.push(sp.Epoch, seqBatch{first: int32(b[0]), last: int32(b[1]), base: b[2]})
-		}
-		if st.n > 0 {
-			out[sp.ID] = st
-		}
-	}
-	return out
-}
-
 // snapshot encodes the partition's durable state: batches below the log's
 // end. Called with pp.mu held.
-func (pt *producerTable) snapshot(pp *producerPart) ([]byte, int64, error) {
+func (pt *Table) snapshot(pp *producerPart) ([]byte, int64, error) {
 	_, end, err := pt.b.Offsets(pp.topic, pp.key.partition)
 	if err != nil {
 		return nil, 0, err
 	}
-	snap := producerSnapshot{V: 1, End: end}
+	snap := producerSnapshot{end: end}
 	for id, st := range pp.producers {
-		sp := snapshotProducer{ID: id, Epoch: st.epoch, LastSeen: st.lastSeen}
+		sp := snapshotProducer{id: id, epoch: st.epoch, lastSeen: st.lastSeen}
 		for i := range st.n {
 			b := st.batches[(st.head+i)%seqWindow]
 			if b.base >= end {
 				break // not durable yet; the next scan finds it if it becomes so
 			}
-			sp.Batches = append(sp.Batches, [3]int64{int64(b.first), int64(b.last), b.base})
+			sp.batches = append(sp.batches, snapshotBatch{first: b.first, last: b.last, base: b.base})
 		}
-		if len(sp.Batches) > 0 {
-			snap.Producers = append(snap.Producers, sp)
+		if len(sp.batches) > 0 {
+			snap.producers = append(snap.producers, sp)
 		}
 	}
-	data, err := json.Marshal(snap)
-	return data, end, err
+	return snap.encode(), end, nil
 }
 
-// run snapshots changed partitions, expires idle producers and keeps the
-// table within its bound, until ctx is done; then it snapshots once more.
-func (pt *producerTable) run(ctx context.Context) {
-	defer close(pt.done)
-	if err := pt.b.PruneProducerSnapshots(); err != nil {
-		pt.s.logger.Warn("pruning producer snapshots", "err", err)
+// Prune deletes the snapshots of topics that no longer exist; the front
+// end calls it once at start (snapshots are keyed by topic id, so a topic
+// deleted and created again never meets its predecessor's).
+func (pt *Table) Prune() error {
+	live := map[string]bool{}
+	for _, t := range pt.b.Topics() {
+		live[t.ID] = true
 	}
-	t := time.NewTicker(snapshotInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			pt.sweep()
-			return
-		case <-t.C:
-		case <-pt.kick:
+	var stale []broker.Record
+	err := pt.sp.Scan(snapshotPrefix, func(k, _ []byte) error {
+		if id, _, ok := snapshotKeyParts(k); !ok || !live[id] {
+			stale = append(stale, broker.Record{Key: bytes.Clone(k)})
 		}
-		pt.sweep()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	return pt.sp.Write(stale, false)
 }
 
-// close waits for run to take its last snapshots.
-func (pt *producerTable) close() { <-pt.done }
-
-// sweep forgets partitions of deleted topics and expired producers, evicts
+// Sweep forgets partitions of deleted topics and expired producers, evicts
 // the least recently used producers beyond the bound, and snapshots what
-// changed.
-func (pt *producerTable) sweep() {
-	now := pt.now()
+// changed (unsynced: a lost snapshot costs a longer scan of the log).
+func (pt *Table) Sweep() {
+	now := pt.clock.Now()
 	expireBefore := now.Add(-pt.expiry).UnixMilli()
 	pt.mu.Lock()
 	parts := make([]*producerPart, 0, len(pt.parts))
@@ -574,7 +556,7 @@ func (pt *producerTable) sweep() {
 	}
 	var lru []victim
 	over := pt.count.Load() > int64(pt.max)
-	var snaps []broker.ProducerSnapshot
+	var snaps []broker.Record
 	for _, pp := range parts {
 		pp.mu.Lock()
 		if pt.retire(pp) {
@@ -614,15 +596,15 @@ func (pt *producerTable) sweep() {
 			if err == nil && (pp.dirty || end != pp.snapEnd) {
 				data, end, err := pt.snapshot(pp)
 				if err == nil {
-					snaps = append(snaps, broker.ProducerSnapshot{TopicID: pp.key.topicID, Partition: pp.key.partition, Data: data})
+					snaps = append(snaps, broker.Record{Key: snapshotKey(pp.key), Value: data})
 					pp.snapEnd, pp.dirty = end, false
 				}
 			}
 		}
 		pp.mu.Unlock()
 	}
-	if err := pt.b.SaveProducerSnapshots(snaps); err != nil {
-		pt.s.logger.Warn("saving producer snapshots", "err", err)
+	if err := pt.sp.Write(snaps, false); err != nil {
+		pt.logger.Warn("saving producer snapshots", "err", err)
 		for _, pp := range parts {
 			pp.mu.Lock()
 			pp.dirty = true
@@ -642,12 +624,12 @@ func (st *producerState) pending() bool {
 	return false
 }
 
-// newProducerID hands out a producer id never handed out before.
-func (pt *producerTable) newProducerID() (int64, error) {
+// NewProducerID hands out a producer id never handed out before.
+func (pt *Table) NewProducerID() (int64, error) {
 	pt.idMu.Lock()
 	defer pt.idMu.Unlock()
 	if pt.nextID >= pt.idLimit {
-		first, err := pt.b.ReserveProducerIDs(producerIDBlock)
+		first, err := pt.reserveIDs(producerIDBlock)
 		if err != nil {
 			return -1, err
 		}
@@ -658,13 +640,13 @@ func (pt *producerTable) newProducerID() (int64, error) {
 	return id, nil
 }
 
-// issued reports whether id was handed out by this broker (in this or an
+// Issued reports whether id was handed out by this broker (in this or an
 // earlier run).
-func (pt *producerTable) issued(id int64) (bool, error) {
+func (pt *Table) Issued(id int64) (bool, error) {
 	pt.idMu.Lock()
 	defer pt.idMu.Unlock()
 	if pt.idLimit == 0 {
-		first, err := pt.b.ReserveProducerIDs(producerIDBlock)
+		first, err := pt.reserveIDs(producerIDBlock)
 		if err != nil {
 			return false, err
 		}

@@ -1,4 +1,10 @@
-package kafka
+// Package kgroup is the Kafka front end's classic consumer-group core: the
+// group coordinator (this file and ops.go) and the groups' committed
+// offsets, kept on the broker's stream subscriptions (offsets.go,
+// commit_record.go). It starts no goroutines: the front end calls Tick when
+// Wake fires or the deadline Tick returned comes, and time is the injected
+// clock's.
+package kgroup
 
 // The classic consumer-group coordinator (JoinGroup, SyncGroup, Heartbeat,
 // LeaveGroup; the group side of OffsetCommit, DescribeGroups, ListGroups,
@@ -38,7 +44,7 @@ package kafka
 //
 // Membership lives in memory: after a restart every member gets
 // UNKNOWN_MEMBER_ID and rejoins. Committed offsets are durable (they are
-// the broker's stream subscriptions', see internal/broker/kafka_groups.go).
+// the broker's stream subscriptions', see offsets.go).
 //
 // Blocking: JoinGroup and SyncGroup wait in their connection's goroutine
 // (Kafka answers a connection's requests in order too) on a channel the
@@ -46,17 +52,18 @@ package kafka
 // Close cancels the rest. The coordinator never calls the broker while
 // holding its lock.
 //
-// Time: one goroutine (run) handles every deadline — session timeouts,
+// Time: Tick handles every deadline that has passed — session timeouts,
 // rebalance and sync timeouts, the initial delay, expiry of member ids
-// handed out with MEMBER_ID_REQUIRED — sleeping until the next one (at most
-// a second) or until an operation schedules an earlier one. tick does one
-// pass at the clock's time, so tests with a fake clock call tick directly.
+// handed out with MEMBER_ID_REQUIRED — at the clock's time and returns the
+// next one; an operation that schedules an earlier deadline signals Wake.
+// The front end's timer goroutine (internal/kafka, driveGroups) sleeps until
+// the next deadline (at most a second) or the signal; tests with a fake
+// clock call Tick directly.
 
 import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"slices"
 	"sort"
 	"sync"
@@ -69,80 +76,81 @@ import (
 	"github.com/spoolmq/spool/internal/clock"
 )
 
-// groupLimits bound the coordinator.
-type groupLimits struct {
-	minSession, maxSession time.Duration // session timeouts outside are INVALID_SESSION_TIMEOUT
-	maxRebalance           time.Duration // rebalance timeouts are clamped to this
-	initialDelay           time.Duration // wait of a group leaving Empty
-	maxMembers             int           // per group, members and outstanding member ids
-	maxTotalMembers        int           // all groups
-	maxMemberMetadata      int           // bytes of one member's protocol metadata
-	maxGroupMetadata       int           // bytes of all members' protocol metadata in a group
-	maxProtocols           int           // protocols one member may offer
+// Limits bound the coordinator.
+type Limits struct {
+	MinSession, MaxSession time.Duration // session timeouts outside are INVALID_SESSION_TIMEOUT
+	MaxRebalance           time.Duration // rebalance timeouts are clamped to this
+	InitialDelay           time.Duration // wait of a group leaving Empty
+	MaxMembers             int           // per group, members and outstanding member ids
+	MaxTotalMembers        int           // all groups
+	MaxMemberMetadata      int           // bytes of one member's protocol metadata
+	MaxGroupMetadata       int           // bytes of all members' protocol metadata in a group
+	MaxProtocols           int           // protocols one member may offer
 }
 
-func defaultGroupLimits() groupLimits {
-	return groupLimits{
-		minSession:        6 * time.Second,  // Kafka's group.min.session.timeout.ms
-		maxSession:        30 * time.Minute, // Kafka's group.max.session.timeout.ms
-		maxRebalance:      30 * time.Minute,
-		initialDelay:      100 * time.Millisecond,
-		maxMembers:        1000,
-		maxTotalMembers:   100_000,
-		maxMemberMetadata: 1 << 20,
-		maxGroupMetadata:  32 << 20,
-		maxProtocols:      64,
+// DefaultLimits are Kafka's defaults, with an initial rebalance delay of
+// 100 ms (Kafka's is 3 s).
+func DefaultLimits() Limits {
+	return Limits{
+		MinSession:        6 * time.Second,  // Kafka's group.min.session.timeout.ms
+		MaxSession:        30 * time.Minute, // Kafka's group.max.session.timeout.ms
+		MaxRebalance:      30 * time.Minute,
+		InitialDelay:      100 * time.Millisecond,
+		MaxMembers:        1000,
+		MaxTotalMembers:   100_000,
+		MaxMemberMetadata: 1 << 20,
+		MaxGroupMetadata:  32 << 20,
+		MaxProtocols:      64,
 	}
 }
 
-type groupState int8
+// State is a group's state.
+type State int8
 
+// The states of a group; Dead is only reported for groups that do not
+// exist.
 const (
-	groupEmpty groupState = iota
-	groupPreparingRebalance
-	groupCompletingRebalance
-	groupStable
-	groupDead
+	Empty State = iota
+	PreparingRebalance
+	CompletingRebalance
+	Stable
+	Dead
 )
 
-func (s groupState) String() string {
+func (s State) String() string {
 	switch s {
-	case groupEmpty:
+	case Empty:
 		return "Empty"
-	case groupPreparingRebalance:
+	case PreparingRebalance:
 		return "PreparingRebalance"
-	case groupCompletingRebalance:
+	case CompletingRebalance:
 		return "CompletingRebalance"
-	case groupStable:
+	case Stable:
 		return "Stable"
 	}
 	return "Dead"
 }
 
-// groupCoordinator runs Kafka's classic consumer-group protocol for every
+// Coordinator runs Kafka's classic consumer-group protocol for every
 // group; committed offsets are the broker's stream subscriptions'.
-type groupCoordinator struct {
+type Coordinator struct {
 	clock clock.Clock
-	lim   groupLimits
+	lim   Limits
 
 	mu       sync.Mutex
 	groups   map[string]*cgroup // guarded by mu
 	total    int                // members and outstanding member ids of all groups; guarded by mu
 	seq      uint64             // join order; guarded by mu
-	nextWake time.Time          // when run will tick next; zero: not scheduled; guarded by mu
+	nextWake time.Time          // when Tick runs next, as far as the coordinator knows; zero: not scheduled; guarded by mu
 
-	wake      chan struct{} // capacity 1
-	stop      chan struct{}
-	done      chan struct{}
-	started   bool
-	closeOnce sync.Once
+	wake chan struct{} // capacity 1
 }
 
-// cgroup is one classic group. Guarded by groupCoordinator.mu.
+// cgroup is one classic group. Guarded by Coordinator.mu.
 type cgroup struct {
-	gc           *groupCoordinator
+	gc           *Coordinator
 	id           string
-	state        groupState
+	state        State
 	protocolType string
 	protocol     string
 	generation   int32
@@ -171,94 +179,58 @@ type gmember struct {
 	assignment       []byte
 	deadline         time.Time // session expiry, while not waiting
 	seq              uint64
-	joinCh           chan joinResult // waiting in JoinGroup
-	syncCh           chan syncResult // waiting in SyncGroup
+	joinCh           chan JoinResult // waiting in JoinGroup
+	syncCh           chan SyncResult // waiting in SyncGroup
 }
 
-// joinResult answers a JoinGroup.
-type joinResult struct {
-	code           int16
-	memberID       string
-	generation     int32
-	protocolType   string
-	protocol       string
-	leader         string
-	members        []kmsg.JoinGroupResponseMember // the leader's
-	skipAssignment bool
+// JoinResult answers a JoinGroup.
+type JoinResult struct {
+	Code           int16
+	MemberID       string
+	Generation     int32
+	ProtocolType   string
+	Protocol       string
+	Leader         string
+	Members        []kmsg.JoinGroupResponseMember // the leader's
+	SkipAssignment bool
 }
 
-// syncResult answers a SyncGroup.
-type syncResult struct {
-	code         int16
-	protocolType string
-	protocol     string
-	assignment   []byte
+// SyncResult answers a SyncGroup.
+type SyncResult struct {
+	Code         int16
+	ProtocolType string
+	Protocol     string
+	Assignment   []byte
 }
 
-func newGroupCoordinator(s *Server) *groupCoordinator {
-	lim := defaultGroupLimits()
-	lim.initialDelay = max(0, *s.cfg.GroupInitialRebalanceDelay)
-	gc := newGroupCoordinatorWith(clock.Real, lim)
-	gc.start()
-	return gc
-}
-
-func newGroupCoordinatorWith(clk clock.Clock, lim groupLimits) *groupCoordinator {
-	return &groupCoordinator{
+// New returns a coordinator with no groups, telling time by clk.
+func New(clk clock.Clock, lim Limits) *Coordinator {
+	return &Coordinator{
 		clock:  clk,
 		lim:    lim,
 		groups: map[string]*cgroup{},
 		wake:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
 	}
 }
 
-func (gc *groupCoordinator) start() {
-	gc.started = true
-	go gc.run()
-}
-
-// close stops the timer goroutine and answers every waiting JoinGroup and
-// SyncGroup (their connections are closing anyway).
-func (gc *groupCoordinator) close() {
-	gc.closeOnce.Do(func() {
-		close(gc.stop)
-		if gc.started {
-			<-gc.done
+// Close answers every waiting JoinGroup and SyncGroup with
+// COORDINATOR_NOT_AVAILABLE (the front end is closing).
+func (gc *Coordinator) Close() {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	for _, g := range gc.groups {
+		for _, m := range g.members {
+			g.answer(m, kerr.CoordinatorNotAvailable.Code)
 		}
-		gc.mu.Lock()
-		for _, g := range gc.groups {
-			for _, m := range g.members {
-				g.answer(m, kerr.CoordinatorNotAvailable.Code)
-			}
-		}
-		gc.mu.Unlock()
-	})
-}
-
-func (gc *groupCoordinator) run() {
-	defer close(gc.done)
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-gc.stop:
-			return
-		case <-gc.wake:
-		case <-t.C:
-		}
-		next := gc.tick()
-		d := time.Second
-		if !next.IsZero() {
-			d = min(max(next.Sub(gc.clock.Now()), time.Millisecond), time.Second)
-		}
-		t.Reset(d)
 	}
 }
 
-// schedule makes run tick by at. Called with mu held.
-func (gc *groupCoordinator) schedule(at time.Time) {
+// Wake returns a channel that receives when an operation scheduled a
+// deadline earlier than the one Tick last returned: Tick must run by then.
+func (gc *Coordinator) Wake() <-chan struct{} { return gc.wake }
+
+// schedule makes Tick run by at (signalling Wake). Called with mu held.
+func (gc *Coordinator) schedule(at time.Time) {
 	if !gc.nextWake.IsZero() && !at.Before(gc.nextWake) {
 		return
 	}
@@ -269,9 +241,9 @@ func (gc *groupCoordinator) schedule(at time.Time) {
 	}
 }
 
-// tick handles every deadline that has passed and returns the next one
+// Tick handles every deadline that has passed and returns the next one
 // (zero: none).
-func (gc *groupCoordinator) tick() time.Time {
+func (gc *Coordinator) Tick() time.Time {
 	now := gc.clock.Now()
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
@@ -291,7 +263,7 @@ func (gc *groupCoordinator) tick() time.Time {
 }
 
 // group returns a group, creating it (Empty) if create is set.
-func (gc *groupCoordinator) group(id string, create bool) *cgroup {
+func (gc *Coordinator) group(id string, create bool) *cgroup {
 	g := gc.groups[id]
 	if g == nil && create {
 		g = &cgroup{gc: gc, id: id, members: map[string]*gmember{}, pending: map[string]time.Time{}, static: map[string]string{}}
@@ -302,14 +274,14 @@ func (gc *groupCoordinator) group(id string, create bool) *cgroup {
 
 // dropIfEmpty forgets an Empty group without members (its offsets, if any,
 // are the broker's). Called with mu held.
-func (gc *groupCoordinator) dropIfEmpty(g *cgroup) {
+func (gc *Coordinator) dropIfEmpty(g *cgroup) {
 	if g.removable() && gc.groups[g.id] == g {
 		delete(gc.groups, g.id)
 	}
 }
 
 func (g *cgroup) removable() bool {
-	return g.state == groupEmpty && len(g.members) == 0 && len(g.pending) == 0
+	return g.state == Empty && len(g.members) == 0 && len(g.pending) == 0
 }
 
 func (g *cgroup) tick(now time.Time) {
@@ -326,7 +298,7 @@ func (g *cgroup) tick(now time.Time) {
 			changed = true
 		}
 	}
-	if (g.state == groupCompletingRebalance || g.state == groupStable) && len(g.pendingSync) > 0 && !now.Before(g.syncDeadline) {
+	if (g.state == CompletingRebalance || g.state == Stable) && len(g.pendingSync) > 0 && !now.Before(g.syncDeadline) {
 		for id := range g.pendingSync {
 			if m := g.members[id]; m != nil {
 				g.remove(m, kerr.UnknownMemberID.Code)
@@ -360,7 +332,7 @@ func (g *cgroup) nextDeadline(now time.Time) time.Time {
 	if len(g.pendingSync) > 0 {
 		add(g.syncDeadline)
 	}
-	if g.state == groupPreparingRebalance {
+	if g.state == PreparingRebalance {
 		add(g.rebalanceDeadline)
 		add(g.delayUntil)
 	}
@@ -370,11 +342,11 @@ func (g *cgroup) nextDeadline(now time.Time) time.Time {
 // answer ends m's waits with code.
 func (g *cgroup) answer(m *gmember, code int16) {
 	if m.joinCh != nil {
-		m.joinCh <- joinResult{code: code, memberID: m.id, generation: -1}
+		m.joinCh <- JoinResult{Code: code, MemberID: m.id, Generation: -1}
 		m.joinCh = nil
 	}
 	if m.syncCh != nil {
-		m.syncCh <- syncResult{code: code}
+		m.syncCh <- SyncResult{Code: code}
 		m.syncCh = nil
 	}
 }
@@ -398,9 +370,9 @@ func (g *cgroup) remove(m *gmember, code int16) {
 // membersChanged rebalances after members left or were removed.
 func (g *cgroup) membersChanged(now time.Time) {
 	switch g.state {
-	case groupStable, groupCompletingRebalance:
+	case Stable, CompletingRebalance:
 		g.prepareRebalance(now)
-	case groupPreparingRebalance:
+	case PreparingRebalance:
 		g.maybeCompleteJoin(now)
 	}
 }
@@ -415,25 +387,25 @@ func (g *cgroup) maxRebalanceTimeout() time.Duration {
 
 // prepareRebalance starts a rebalance: every member must rejoin.
 func (g *cgroup) prepareRebalance(now time.Time) {
-	if g.state == groupCompletingRebalance {
+	if g.state == CompletingRebalance {
 		for _, m := range g.members {
 			if m.syncCh != nil {
-				m.syncCh <- syncResult{code: kerr.RebalanceInProgress.Code}
+				m.syncCh <- SyncResult{Code: kerr.RebalanceInProgress.Code}
 				m.syncCh = nil
 			}
 		}
 	}
 	g.rebalanceDeadline = now.Add(g.maxRebalanceTimeout())
 	g.delayUntil = time.Time{}
-	if g.state == groupEmpty && g.gc.lim.initialDelay > 0 {
-		g.delayUntil = now.Add(g.gc.lim.initialDelay)
+	if g.state == Empty && g.gc.lim.InitialDelay > 0 {
+		g.delayUntil = now.Add(g.gc.lim.InitialDelay)
 		if g.delayUntil.After(g.rebalanceDeadline) {
 			g.delayUntil = g.rebalanceDeadline
 		}
 		g.gc.schedule(g.delayUntil)
 	}
 	g.gc.schedule(g.rebalanceDeadline)
-	g.state = groupPreparingRebalance
+	g.state = PreparingRebalance
 	g.pendingSync = nil
 	g.syncDeadline = time.Time{}
 	g.maybeCompleteJoin(now)
@@ -442,7 +414,7 @@ func (g *cgroup) prepareRebalance(now time.Time) {
 // maybeCompleteJoin completes the join phase if every member rejoined (and
 // the initial delay passed) or the rebalance timeout passed.
 func (g *cgroup) maybeCompleteJoin(now time.Time) {
-	if g.state != groupPreparingRebalance {
+	if g.state != PreparingRebalance {
 		return
 	}
 	all := len(g.pending) == 0
@@ -480,7 +452,7 @@ func (g *cgroup) completeJoin(now time.Time) {
 	}
 	g.rebalanceDeadline, g.delayUntil = time.Time{}, time.Time{}
 	if len(g.members) == 0 {
-		g.state = groupEmpty
+		g.state = Empty
 		g.protocol, g.leader = "", ""
 		return
 	}
@@ -489,7 +461,7 @@ func (g *cgroup) completeJoin(now time.Time) {
 		g.leader = ms[0].id
 	}
 	g.protocol = g.selectProtocol()
-	g.state = groupCompletingRebalance
+	g.state = CompletingRebalance
 	g.pendingSync = make(map[string]bool, len(ms))
 	g.syncDeadline = now.Add(g.maxRebalanceTimeout())
 	g.gc.schedule(g.syncDeadline)
@@ -500,7 +472,7 @@ func (g *cgroup) completeJoin(now time.Time) {
 		g.pendingSync[m.id] = true
 		res := g.joinResultFor(m)
 		if m.id == g.leader {
-			res.members = leaderMembers
+			res.Members = leaderMembers
 		}
 		m.joinCh <- res
 		m.joinCh = nil
@@ -509,8 +481,8 @@ func (g *cgroup) completeJoin(now time.Time) {
 
 // joinResultFor is a successful JoinGroup answer for m in the current
 // generation (without the leader's member list).
-func (g *cgroup) joinResultFor(m *gmember) joinResult {
-	return joinResult{memberID: m.id, generation: g.generation, protocolType: g.protocolType, protocol: g.protocol, leader: g.leader}
+func (g *cgroup) joinResultFor(m *gmember) JoinResult {
+	return JoinResult{MemberID: m.id, Generation: g.generation, ProtocolType: g.protocolType, Protocol: g.protocol, Leader: g.leader}
 }
 
 // memberMetadata is the member list the leader gets: every member's
@@ -644,24 +616,8 @@ func newMemberID(clientID string, instanceID *string) string {
 		hex.EncodeToString(u[6:8]) + "-" + hex.EncodeToString(u[8:10]) + "-" + hex.EncodeToString(u[10:16])
 }
 
-// validGroupID reports whether a group id can name a Spool subscription
+// ValidID reports whether a group id can name a Spool subscription
 // (Kafka group ids that cannot are INVALID_GROUP_ID).
-func validGroupID(id string) bool {
+func ValidID(id string) bool {
 	return catalog.ValidateName("subscription", id) == nil
-}
-
-// groupClientHost is the client host Kafka reports: "/" and the IP.
-func groupClientHost(c *conn) string {
-	if c == nil || c.nc == nil {
-		return ""
-	}
-	addr := c.nc.RemoteAddr()
-	if addr == nil {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return "/" + addr.String()
-	}
-	return "/" + host
 }
