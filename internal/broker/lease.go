@@ -430,8 +430,9 @@ func (b *Broker) SettleLeases(topicName, name, holder string, p int32, ops []Lea
 }
 
 // ReleaseLeases returns every lease holder holds in a queue subscription
-// (the consumer left or is gone): each is redelivered as if nacked now
-// without a delay (past max deliveries, dead-lettered).
+// (the consumer left or is gone): each is nacked now, redelivered after
+// the subscription's backoff (past max deliveries, dead-lettered), as
+// when a Session member leaves.
 func (b *Broker) ReleaseLeases(topicName, name, holder string) error {
 	s, err := b.queueSub(topicName, name)
 	if err != nil {

@@ -1,7 +1,7 @@
 package kafka
 
 // Heartbeat (key 12), v0–v4. Keeps a classic group member's session alive
-// (kgroups.go). Answers REBALANCE_IN_PROGRESS while the group prepares a
+// (kgroup). Answers REBALANCE_IN_PROGRESS while the group prepares a
 // rebalance (the member must rejoin), ILLEGAL_GENERATION for another
 // generation, UNKNOWN_MEMBER_ID for a member the group does not have (also
 // after a server restart), FENCED_INSTANCE_ID (v3+) for a static member

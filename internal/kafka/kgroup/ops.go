@@ -3,7 +3,7 @@ package kgroup
 // The classic group coordinator's operations, one per request kind: join,
 // sync, heartbeat, leave, commit validation, describe, list and forget.
 // The state machine they drive, its timer and its invariants are in
-// kgroups.go.
+// coordinator.go.
 
 import (
 	"bytes"
