@@ -15,7 +15,7 @@ const module = "github.com/spoolmq/spool/"
 var layer = map[string]int{
 	// Leaves: error codes, time, names, formats, files.
 	"internal/errs": 0, "internal/clock": 0, "internal/partition": 0, "internal/subject": 0,
-	"internal/batch": 0, "internal/vfs": 0, "internal/config": 0,
+	"internal/batch": 0, "internal/vfs": 0, "internal/config": 0, "bytesize": 0,
 	// Storage and the deterministic cores.
 	"internal/seglog": 1, "internal/state": 1, "internal/queue": 1, "internal/group": 1,
 	// Definitions kept in the state store.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spoolmq/spool/bytesize"
 )
 
 // TestMarshalRoundTrip prints configs whose values YAML could misread if
@@ -28,7 +30,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 		c.Limits.F64 = []float64{0, 1, -1.5, 1e300, 5e-324, math.MaxFloat64, math.Inf(1), math.Inf(-1), 1 << 62}[i%9]
 		c.Limits.F32 = math.MaxFloat32
 		c.HTTP.ReadTimeout = time.Duration(i)*time.Hour + 1
-		c.HTTP.MaxBodyBytes = ByteSize(i)*GiB + 1
+		c.HTTP.MaxBodyBytes = bytesize.Size(i)*GiB + 1
 		c.Log.SegmentSize = math.MaxInt64
 		c.Log.Retention = math.MinInt64
 		roundTrip(t, c)
@@ -124,11 +126,11 @@ func TestKeys(t *testing.T) {
 		"http.addr string",
 		"http.enabled bool",
 		"http.read-timeout time.Duration",
-		"http.max-body config.ByteSize",
+		"http.max-body bytesize.Size",
 		"kafka.listener string",
 		"kafka.advertised []string",
-		"kafka.max-request-size config.ByteSize",
-		"log.segment-size config.ByteSize",
+		"kafka.max-request-size bytesize.Size",
+		"log.segment-size bytesize.Size",
 		"log.retention time.Duration",
 		"log.durability config.syncMode",
 		"log.level config.level",
