@@ -13,17 +13,17 @@ const module = "github.com/spoolmq/spool/"
 // lower rank, or its own subpackages. A new package must be placed here
 // (the test says so), which is the moment to think about where it belongs.
 var layer = map[string]int{
-	// Leaves: error codes, time, names, formats, files.
+	// Leaves: error codes, time, names, sizes, formats, files.
 	"internal/errs": 0, "internal/clock": 0, "internal/partition": 0, "internal/subject": 0,
-	"internal/batch": 0, "internal/vfs": 0, "internal/config": 0, "bytesize": 0,
-	// Storage and the deterministic cores.
-	"internal/seglog": 1, "internal/state": 1, "internal/queue": 1, "internal/group": 1,
+	"internal/batch": 0, "internal/vfs": 0, "bytesize": 0,
+	// Storage, the deterministic cores, configuration files.
+	"internal/seglog": 1, "internal/state": 1, "internal/queue": 1, "internal/group": 1, "internal/config": 1,
 	// Definitions kept in the state store.
 	"internal/catalog": 2,
 	// The broker: topics, subscriptions, sessions.
 	"internal/broker": 3,
-	// Front ends and telemetry.
-	"internal/api": 4, "internal/kafka": 4, "internal/telemetry": 4,
+	// Front ends and telemetry; the server's hooks for tests.
+	"internal/api": 4, "internal/kafka": 4, "internal/telemetry": 4, "internal/serverhook": 4,
 	// The embeddable server.
 	"server": 5,
 	// Programs, drivers and tests built on the server.

@@ -86,7 +86,7 @@ func defaultGroupLimits() groupLimits {
 		minSession:        6 * time.Second,  // Kafka's group.min.session.timeout.ms
 		maxSession:        30 * time.Minute, // Kafka's group.max.session.timeout.ms
 		maxRebalance:      30 * time.Minute,
-		initialDelay:      100 * time.Millisecond,
+		initialDelay:      DefaultGroupInitialRebalanceDelay,
 		maxMembers:        1000,
 		maxTotalMembers:   100_000,
 		maxMemberMetadata: 1 << 20,
