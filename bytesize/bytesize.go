@@ -140,6 +140,15 @@ func (s Size) MarshalText() ([]byte, error) {
 	return []byte(s.String()), nil
 }
 
+// MarshalYAML returns s.String(), but zero as the integer 0 (which YAML
+// would otherwise quote).
+func (s Size) MarshalYAML() (any, error) {
+	if s == 0 {
+		return 0, nil
+	}
+	return s.String(), nil
+}
+
 // UnmarshalText parses text with Parse.
 func (s *Size) UnmarshalText(text []byte) error {
 	v, err := Parse(string(text))

@@ -231,7 +231,7 @@ func TestYAML(t *testing.T) {
 		A Size `yaml:"a"`
 		B Size `yaml:"b"`
 	}{64 * MiB, 0})
-	if err != nil || string(out) != "a: 64MiB\nb: \"0\"\n" {
+	if err != nil || string(out) != "a: 64MiB\nb: 0\n" {
 		t.Errorf("Marshal = %q, %v", out, err)
 	}
 }

@@ -100,6 +100,9 @@ func encodeValue(v reflect.Value, f *field, path string) (*yaml.Node, error) {
 	case kindDuration:
 		return scalar(tagStr, time.Duration(v.Int()).String()), nil
 	case kindSize:
+		if v.Int() == 0 {
+			return scalar(tagInt, "0"), nil // plain, where the string "0" is quoted
+		}
 		return scalar(tagStr, bytesize.Size(v.Int()).String()), nil
 	case kindText:
 		// Marshalers may have pointer receivers: call them on a copy.

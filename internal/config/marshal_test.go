@@ -58,6 +58,7 @@ func TestMarshalForms(t *testing.T) {
 	c := defaults()
 	c.Limits.F64 = 3
 	c.Limits.F32 = float32(math.NaN())
+	c.Kafka.MaxRequest = 0
 	out, err := Marshal(&c)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestMarshalForms(t *testing.T) {
 	for _, want := range []string{
 		"\n  read-timeout: 30s\n", "\n  max-body: 4MiB\n", "\n  retention: 168h0m0s\n",
 		"\n  durability: always\n", "\n  advertised: []\n", "\n  f64: 3.0\n", "\n  f32: .nan\n",
-		"\nnodes: []\n",
+		"\nnodes: []\n", "\n  max-request-size: 0\n",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
