@@ -92,9 +92,8 @@ type Options struct {
 	// entries; default 4 KiB.
 	IndexInterval int
 	// FlushBytes caps the bytes one group commit writes; default
-	// DefaultFlushBytes (1 MiB). A
-	// batch larger than this is written alone. It also bounds the torn-tail
-	// window recovery accepts (see DESIGN.md).
+	// DefaultFlushBytes (1 MiB). A batch larger than this is written alone.
+	// It also bounds the torn-tail window recovery accepts (see DESIGN.md).
 	FlushBytes int
 	// MaxPendingBytes bounds the bytes queued for the writer; Append blocks
 	// while the queue is full. Default 32 MiB.
