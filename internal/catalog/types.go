@@ -251,8 +251,16 @@ func (d Defaults) Complete() Defaults {
 	return d
 }
 
+// DurabilityDefault in TopicConfig.Durability asks for the server's
+// default durability (Defaults.Durability); Fill replaces it. The zero
+// value, seglog.SyncAlways, is an explicit choice.
+const DurabilityDefault seglog.Policy = -1
+
 // Fill returns c with unset fields set from d.
 func (d Defaults) Fill(c TopicConfig) TopicConfig {
+	if c.Durability == DurabilityDefault {
+		c.Durability = d.Durability
+	}
 	if c.Partitions == 0 {
 		c.Partitions = d.Partitions
 	}
