@@ -19,15 +19,13 @@ import (
 	"github.com/spoolmq/spool/client"
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
-	"github.com/spoolmq/spool/internal/batch"
-	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/server"
 )
 
 // Changing topics and subscriptions through the SDK against a real
 // server: the changes take effect while clients are connected and survive
-// a restart. (The server is started with small segments, internal
-// settings, so that retention has whole segments to delete.)
+// a restart. (The server is started with small segments, so that retention
+// has whole segments to delete.)
 
 // liveServer is a real server on a data directory that outlives it.
 type liveServer struct {
@@ -52,10 +50,8 @@ func startLiveServer(t *testing.T) *liveServer {
 func (s *liveServer) start() {
 	s.t.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	lim := batch.DefaultLimits()
-	lim.MaxBatchBytes = 32 << 10
 	srv, err := server.New(server.Config{DataDir: s.dir, HTTPAddr: "127.0.0.1:0", KafkaAddr: "-", Logger: logger,
-		Log: seglog.Options{SegmentBytes: 64 << 10, Limits: lim}})
+		Storage: server.StorageConfig{SegmentBytes: 64 << 10, MaxBatchBytes: 32 << 10}})
 	if err != nil {
 		s.t.Fatalf("server.New: %v", err)
 	}

@@ -22,12 +22,20 @@ import (
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/api"
+	"github.com/spoolmq/spool/internal/serverhook"
+	"github.com/spoolmq/spool/internal/vfs"
 	"github.com/spoolmq/spool/server"
 )
 
 // startServer runs a real server (real Pebble, real files, the HTTP
 // listener) and returns its base URL.
 func startServer(t testing.TB, cfg server.Config) string {
+	t.Helper()
+	return startServerFS(t, cfg, vfs.Default)
+}
+
+// startServerFS is startServer with the partition logs in fs.
+func startServerFS(t testing.TB, cfg server.Config, fs vfs.FS) string {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -37,6 +45,7 @@ func startServer(t testing.TB, cfg server.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serverhook.SetFS(srv, fs)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func TestCreateSubscriptionUndone(t *testing.T) {
 		}
 		return nil
 	}))
-	base := startServer(t, server.Config{FS: fs})
+	base := startServerFS(t, server.Config{}, fs)
 	createTopic(t, base, "t")
 	createTopic(t, base, "shared")
 	if st, code, msg := postJSON(t, base, publishPath, []byte(`{"topic":"t","messages":[{"value":"aGk="}]}`), nil); st != http.StatusOK {

@@ -175,9 +175,6 @@ func (t *topic) replayDedup() error {
 	from := now.Add(-t.meta.Config.DedupWindow).UnixMilli()
 	d := t.dedup
 	maxDec := t.b.cfg.Log.Limits.MaxDecompressedBytes
-	if maxDec <= 0 {
-		maxDec = batch.DefaultLimits().MaxDecompressedBytes
-	}
 	n := 0
 	for p, l := range t.logs() {
 		off, ok, err := l.OffsetForTime(from)

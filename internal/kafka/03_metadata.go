@@ -91,7 +91,7 @@ func (s *Server) topicMetadata(name string, allowCreate bool) kmsg.MetadataRespo
 	t, ok := s.b.Topic(name)
 	if !ok && allowCreate {
 		var err error
-		t, err = s.b.CreateTopic(name, catalog.TopicConfig{})
+		t, err = s.b.CreateTopic(name, catalog.TopicConfig{Durability: catalog.DurabilityDefault})
 		if err != nil && !errs.Is(err, errs.TopicExists) {
 			rt.ErrorCode = kerr.InvalidTopicException.Code
 			if errs.CodeOf(err) != errs.InvalidArgument {

@@ -27,7 +27,7 @@ func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 			st.ErrorCode = code
 			st.ErrorMessage = &text
 		}
-		cfg := catalog.TopicConfig{}
+		cfg := catalog.TopicConfig{Durability: catalog.DurabilityDefault}
 		if rt.NumPartitions > 0 {
 			cfg.Partitions = rt.NumPartitions
 		}

@@ -56,10 +56,16 @@ type Config struct {
 	AutoCreateTopics *bool
 	// GroupInitialRebalanceDelay is how long a consumer group leaving the
 	// Empty state waits for more members before its first rebalance
-	// (Kafka's group.initial.rebalance.delay.ms, 3 s there); nil: 100 ms.
+	// (Kafka's group.initial.rebalance.delay.ms, 3 s there); nil:
+	// DefaultGroupInitialRebalanceDelay.
 	GroupInitialRebalanceDelay *time.Duration
 	Logger                     *slog.Logger
 }
+
+// DefaultGroupInitialRebalanceDelay is the default of
+// Config.GroupInitialRebalanceDelay
+// (kafka.group-initial-rebalance-delay).
+const DefaultGroupInitialRebalanceDelay = kgroup.DefaultInitialDelay
 
 func (c Config) withDefaults() Config {
 	if c.MaxRequestBytes <= 0 {
@@ -79,7 +85,7 @@ func (c Config) withDefaults() Config {
 		c.ClusterID = "spool"
 	}
 	if c.GroupInitialRebalanceDelay == nil {
-		d := kgroup.DefaultLimits().InitialDelay
+		d := DefaultGroupInitialRebalanceDelay
 		c.GroupInitialRebalanceDelay = &d
 	}
 	return c

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/serverhook"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -23,7 +24,7 @@ func TestMetricsShowQueueState(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown(context.Background())
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	b.CreateTopic("jobs", catalog.TopicConfig{})
 	b.CreateSubscription("jobs", "w", catalog.SubConfig{Mode: catalog.ModeQueue, Queue: catalog.QueueConfig{MaxInFlight: 2}})
 	b.Publish("jobs", []broker.Message{{Value: []byte("a"), Partition: -1}, {Value: []byte("b"), Partition: -1}, {Value: []byte("c"), Partition: -1}})

@@ -88,14 +88,18 @@ type Limits struct {
 	MaxProtocols           int           // protocols one member may offer
 }
 
+// DefaultInitialDelay is the default wait of a group leaving Empty
+// (Kafka's group.initial.rebalance.delay.ms is 3 s).
+const DefaultInitialDelay = 100 * time.Millisecond
+
 // DefaultLimits are Kafka's defaults, with an initial rebalance delay of
-// 100 ms (Kafka's is 3 s).
+// DefaultInitialDelay.
 func DefaultLimits() Limits {
 	return Limits{
 		MinSession:        6 * time.Second,  // Kafka's group.min.session.timeout.ms
 		MaxSession:        30 * time.Minute, // Kafka's group.max.session.timeout.ms
 		MaxRebalance:      30 * time.Minute,
-		InitialDelay:      100 * time.Millisecond,
+		InitialDelay:      DefaultInitialDelay,
 		MaxMembers:        1000,
 		MaxTotalMembers:   100_000,
 		MaxMemberMetadata: 1 << 20,

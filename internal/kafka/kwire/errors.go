@@ -34,6 +34,13 @@ var kafkaCodes = map[errs.Code]int16{
 	errs.UnsupportedFeature:  kerr.UnsupportedVersion.Code,
 	errs.PermissionDenied:    kerr.TopicAuthorizationFailed.Code,
 	errs.Unauthenticated:     kerr.SaslAuthenticationFailed.Code,
+	// No Kafka counterpart: requests that can end so are answered with
+	// their own codes where it matters (e.g. OffsetCommit).
+	errs.SubExists:          kerr.UnknownServerError.Code,
+	errs.FailedPrecondition: kerr.UnknownServerError.Code,
+	errs.Internal:           kerr.UnknownServerError.Code,
+	errs.Canceled:           kerr.UnknownServerError.Code,
+	errs.DeadlineExceeded:   kerr.UnknownServerError.Code,
 }
 
 // ErrCode returns the Kafka error code for err (0 for nil).
