@@ -18,16 +18,14 @@ import (
 	"github.com/spoolmq/spool/client"
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
-	"github.com/spoolmq/spool/internal/batch"
-	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/spooltest"
 	"github.com/spoolmq/spool/server"
 )
 
 // Changing topics and subscriptions through the SDK against a real
 // server: the changes take effect while clients are connected and survive
-// a restart. (The server is started with small segments, internal
-// settings, so that retention has whole segments to delete.)
+// a restart. (The server is started with small segments, so that retention
+// has whole segments to delete.)
 
 // startLiveServer starts a real server with small segments and batches; it
 // keeps its data directory across restarts.
@@ -36,11 +34,9 @@ func startLiveServer(t *testing.T) *spooltest.Server {
 	if testing.Short() {
 		t.Skip("integration test: starts a real server")
 	}
-	lim := batch.DefaultLimits()
-	lim.MaxBatchBytes = 32 << 10
 	return spooltest.StartServer(t, spooltest.Config(func(c *server.Config) {
 		c.KafkaAddr = "-"
-		c.Log = seglog.Options{SegmentBytes: 64 << 10, Limits: lim}
+		c.Storage = server.StorageConfig{SegmentBytes: 64 << 10, MaxBatchBytes: 32 << 10}
 	}))
 }
 

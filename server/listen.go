@@ -33,14 +33,12 @@ func checkListenAddr(name, addr string, allow bool) error {
 }
 
 // listen opens a TCP listener that accepts at most maxConns connections at
-// once (default 10,000); further clients wait in the kernel's backlog.
+// once (Config.MaxConnections); further clients wait in the kernel's
+// backlog.
 func listen(name, addr string, maxConns int) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: %s listener: %w", name, err)
-	}
-	if maxConns <= 0 {
-		maxConns = 10_000
 	}
 	return netutil.LimitListener(ln, maxConns), nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/queue"
 	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/serverhook"
 	"github.com/spoolmq/spool/internal/state"
 )
 
@@ -42,7 +43,7 @@ func TestPreviousReleaseDataDir(t *testing.T) {
 	clk := laterClock{max(0, time.Until(utc("2026-12-06T21:30:45Z").Add(time.Hour)))}
 	started := clk.Now()
 	srv := startAt(t, data, clk)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 
 	checkTopics(t, b, map[string][]int64{"orders": {5, 4, 2}, "jobs": {4, 5}})
 	checkSubs(t, b)
@@ -96,7 +97,7 @@ func TestPreviousReleaseDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv = startAt(t, data, clk)
-	b = srv.Broker()
+	b = serverhook.Broker(srv)
 	checkTopics(t, b, map[string][]int64{"orders": {6, 4, 2}, "jobs": {5, 5}})
 	checkSubs(t, b)
 	checkOffsets(t, b, map[string][]int64{"orders/billing": {6, 4, 2}, "orders/audit": {6, 4, 2}, "orders/replay": {1, 1, 1}, "metrics/dash": {0}})
@@ -116,10 +117,11 @@ func (c laterClock) Now() time.Time { return time.Now().Add(c.offset) }
 
 func startAt(t *testing.T, dir string, clk clock.Clock) *Server {
 	t.Helper()
-	srv, err := New(Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: quiet, Clock: clk})
+	srv, err := New(Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
+	serverhook.SetClock(srv, clk)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -13,87 +13,30 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/spoolmq/spool/internal/api"
-	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
-	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/kafka"
-	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/telemetry"
 	"github.com/spoolmq/spool/internal/vfs"
 )
 
-// Config configures a Server. The zero value of a field means its default.
-type Config struct {
-	// DataDir is the data directory; default "./spool-data".
-	DataDir string
-	// HTTPAddr is where the native API, /healthz and /readyz listen;
-	// default "127.0.0.1:7070". Port 0 picks a free port (see Server.HTTPAddr).
-	HTTPAddr string
-	// KafkaAddr is where the Kafka protocol listens; default
-	// "127.0.0.1:9092", or "127.0.0.1:0" (a free port) when HTTPAddr asks
-	// for a free port, so that embedded servers in tests never collide;
-	// "-" disables it.
-	KafkaAddr string
-	// KafkaAdvertisedAddr is the host:port Kafka Metadata responses name;
-	// default the listener's address.
-	KafkaAdvertisedAddr string
-	// KafkaGroupInitialRebalanceDelay is how long a Kafka consumer group
-	// leaving the Empty state waits for more members before its first
-	// rebalance; nil: 100 ms.
-	KafkaGroupInitialRebalanceDelay *time.Duration
-	// AllowNonLoopback must be set to listen on a non-loopback address:
-	// Spool has no authentication yet.
-	AllowNonLoopback bool
-	// Logger receives the server's structured logs; default slog.Default().
-	Logger *slog.Logger
-	// Log holds the defaults for partition logs (segment size, limits).
-	// Durability and retention come from each topic's config.
-	Log seglog.Options
-	// Topics are the defaults for new topics' configs.
-	Topics catalog.Defaults
-	// DedupMaxEntries bounds the message ids remembered per topic.
-	DedupMaxEntries int
-	// API bounds the native API's memory use (request size, publish bytes
-	// in flight, consumer sessions).
-	API api.Limits
-	// MaxConnections bounds concurrent client connections; default 10,000.
-	MaxConnections int
-	// FS is the file system for partition logs; default vfs.Default.
-	FS vfs.FS
-	// Clock; default the wall clock.
-	Clock clock.Clock
-}
-
-// DefaultDataDir is where Spool keeps its data unless told otherwise.
-const DefaultDataDir = "./spool-data"
-
-// DefaultHTTPAddr is the native API's default address.
-const DefaultHTTPAddr = "127.0.0.1:7070"
-
-// DefaultMaxBatchBytes is the largest record batch the server stores
-// unless configured otherwise (storage.max-batch-bytes): the ceiling of
-// every topic's max message bytes.
-const DefaultMaxBatchBytes = 16 << 20
-
-// DefaultKafkaAddr is the Kafka protocol's default address.
-const DefaultKafkaAddr = "127.0.0.1:9092"
-
-// DefaultKafkaGroupInitialRebalanceDelay is the default of
-// Config.KafkaGroupInitialRebalanceDelay.
-const DefaultKafkaGroupInitialRebalanceDelay = 100 * time.Millisecond
-
 // Server is a Spool broker.
 type Server struct {
-	cfg    Config
-	fs     vfs.FS
+	cfg    Config // complete: every field set
 	logger *slog.Logger
+
+	// fs and clock are vfs.Default and clock.Real but in tests, which set
+	// them through internal/serverhook before Start.
+	fs    vfs.FS
+	clock clock.Clock
+
+	kafkaHost string // the advertised Kafka address, if configured
+	kafkaPort int32
 
 	mu       sync.Mutex
 	started  bool
@@ -110,52 +53,28 @@ type Server struct {
 	kafkaErr chan error
 }
 
-// New validates cfg and returns a server that has not started.
+// New checks cfg, reporting every problem with it at once, and returns a
+// server that has not started.
 func New(cfg Config) (*Server, error) {
-	if cfg.DataDir == "" {
-		cfg.DataDir = DefaultDataDir
-	}
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = DefaultHTTPAddr
-	}
-	if cfg.KafkaAddr == "" {
-		cfg.KafkaAddr = DefaultKafkaAddr
-		if _, port, err := net.SplitHostPort(cfg.HTTPAddr); err == nil && port == "0" {
-			cfg.KafkaAddr = "127.0.0.1:0"
-		}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.FS == nil {
-		cfg.FS = vfs.Default
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.Real
-	}
-	abs, err := filepath.Abs(cfg.DataDir)
+	cfg, err := cfg.complete()
 	if err != nil {
-		return nil, fmt.Errorf("server: data directory: %w", err)
-	}
-	cfg.DataDir = abs
-	if cfg.Log.Logger == nil {
-		cfg.Log.Logger = cfg.Logger
-	}
-	if cfg.Log.Limits.MaxBatchBytes == 0 {
-		// Kafka topics may raise max.message.bytes well above Kafka's 1 MB
-		// default; the storage limit is the ceiling for every topic.
-		cfg.Log.Limits = batch.DefaultLimits()
-		cfg.Log.Limits.MaxBatchBytes = DefaultMaxBatchBytes
-	}
-	if err := checkListenAddr("http", cfg.HTTPAddr, cfg.AllowNonLoopback); err != nil {
 		return nil, err
 	}
-	if cfg.KafkaAddr != "-" {
-		if err := checkListenAddr("kafka", cfg.KafkaAddr, cfg.AllowNonLoopback); err != nil {
-			return nil, err
-		}
+	s := &Server{cfg: cfg, logger: cfg.Logger, fs: vfs.Default, clock: clock.Real}
+	if adv := cfg.KafkaAdvertisedAddr; adv != "" {
+		s.kafkaHost, s.kafkaPort, _ = splitAdvertised(adv) // checked by complete
 	}
-	return &Server{cfg: cfg, fs: cfg.FS, logger: cfg.Logger}, nil
+	return s, nil
+}
+
+// Config returns the server's configuration, every field set: the zero
+// fields of the Config given to New at their defaults, the data directory
+// absolute.
+func (s *Server) Config() Config {
+	c := s.cfg
+	d := *c.KafkaGroupInitialRebalanceDelay
+	c.KafkaGroupInitialRebalanceDelay = &d
+	return c
 }
 
 // DataDir returns the absolute data directory.
@@ -180,13 +99,6 @@ func (s *Server) KafkaAddr() string {
 		return ""
 	}
 	return s.kafkaLn.Addr().String()
-}
-
-// Broker returns the running broker (after Start), for in-process use.
-func (s *Server) Broker() *broker.Broker {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.broker
 }
 
 // Start locks the data directory (creating it if needed), opens the state
@@ -227,21 +139,14 @@ func (s *Server) startLocked() error {
 		return err
 	}
 	s.st = st
-	b, err := broker.Open(broker.Config{
-		DataDir:         s.cfg.DataDir,
-		FS:              s.fs,
-		State:           st,
-		Clock:           s.cfg.Clock,
-		Logger:          s.logger,
-		Log:             s.cfg.Log,
-		Defaults:        s.cfg.Topics,
-		DedupMaxEntries: s.cfg.DedupMaxEntries,
-	})
+	bcfg := s.cfg.brokerConfig()
+	bcfg.FS, bcfg.Clock, bcfg.State = s.fs, s.clock, st
+	b, err := broker.Open(bcfg)
 	if err != nil {
 		return err
 	}
 	s.broker = b
-	s.api = api.New(b, s.cfg.API)
+	s.api = api.New(b, s.cfg.apiLimits())
 	s.api.Handle("GET /metrics", telemetry.Handler(b))
 	ln, err := listen("http", s.cfg.HTTPAddr, s.cfg.MaxConnections)
 	if err != nil {
@@ -257,19 +162,12 @@ func (s *Server) startLocked() error {
 			return err
 		}
 		s.kafkaLn = kln
-		kcfg := kafka.Config{Logger: s.logger, GroupInitialRebalanceDelay: s.cfg.KafkaGroupInitialRebalanceDelay}
-		if adv := s.cfg.KafkaAdvertisedAddr; adv != "" {
-			host, port, err := net.SplitHostPort(adv)
-			if err != nil {
-				return fmt.Errorf("server: kafka advertised address %q: %w", adv, err)
-			}
-			p, err := strconv.Atoi(port)
-			if err != nil {
-				return fmt.Errorf("server: kafka advertised port %q: %w", port, err)
-			}
-			kcfg.AdvertisedHost, kcfg.AdvertisedPort = host, int32(p)
-		}
-		s.kafka = kafka.New(b, kcfg)
+		s.kafka = kafka.New(b, kafka.Config{
+			Logger:                     s.logger,
+			GroupInitialRebalanceDelay: s.cfg.KafkaGroupInitialRebalanceDelay,
+			AdvertisedHost:             s.kafkaHost,
+			AdvertisedPort:             s.kafkaPort,
+		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
 	}

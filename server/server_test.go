@@ -17,6 +17,7 @@ import (
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/serverhook"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,7 +47,7 @@ func h2c() *http.Client {
 func TestRestartKeepsDataAndOffsets(t *testing.T) {
 	dir := t.TempDir()
 	srv := start(t, dir)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	if _, err := b.CreateTopic("orders", catalog.TopicConfig{Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestRestartKeepsDataAndOffsets(t *testing.T) {
 	}
 	srv = start(t, dir)
 	defer srv.Shutdown(context.Background())
-	info, err := srv.Broker().DescribeTopic("orders")
+	info, err := serverhook.Broker(srv).DescribeTopic("orders")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestMalformedAndOversizeRequests(t *testing.T) {
 		t.Fatalf("oversize request: %d %.200s", code, body)
 	}
 	// The server keeps serving.
-	if _, err := srv.Broker().CreateTopic("ok", catalog.TopicConfig{}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateTopic("ok", catalog.TopicConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	http.DefaultClient.CloseIdleConnections()

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/spoolmq/spool/internal/config"
+	"github.com/spoolmq/spool/server"
 )
 
 // mdSection is a heading of a Markdown file and the text under it, up to
@@ -173,7 +174,7 @@ func TestDocsConfigKeys(t *testing.T) {
 	}
 	inBlock := yamlLeaves(block)
 	var gaps []string
-	for _, k := range config.Keys(fileConfig{}) {
+	for _, k := range config.Keys(server.FileConfig{}) {
 		path, _, _ := strings.Cut(k, " ")
 		if _, ok := inBlock[path]; !ok {
 			gaps = append(gaps, "key "+path+": add it, with its default, to the YAML block under \"## Keys and defaults\" in "+doc)
@@ -181,11 +182,11 @@ func TestDocsConfigKeys(t *testing.T) {
 	}
 	reportGaps(t, "configuration keys missing from "+doc, gaps)
 
-	var got fileConfig
+	var got server.FileConfig
 	if err := config.Load(doc, []byte(block), &got); err != nil {
 		t.Fatalf("the YAML block under \"## Keys and defaults\" in %s does not load: %v", doc, err)
 	}
-	if want := defaultFileConfig(); !reflect.DeepEqual(got, want) {
+	if want := server.DefaultFileConfig(); !reflect.DeepEqual(got, want) {
 		g, err := config.Marshal(got)
 		if err != nil {
 			t.Fatal(err)
@@ -196,7 +197,7 @@ func TestDocsConfigKeys(t *testing.T) {
 		}
 		gv, wv := yamlLeaves(string(g)), yamlLeaves(string(w))
 		var diffs []string
-		for _, k := range config.Keys(fileConfig{}) {
+		for _, k := range config.Keys(server.FileConfig{}) {
 			path, _, _ := strings.Cut(k, " ")
 			if gv[path] != wv[path] {
 				diffs = append(diffs, path+": "+gv[path]+" in "+doc+", default "+wv[path])

@@ -67,19 +67,6 @@ func TestParsePosition(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "64MiB": 64 << 20, "1gib": 1 << 30, "10GB": 10e9, "5 KB": 5000, "7B": 7} {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "-1", "1.5MiB", "M", "10XB", "99999999999TiB"} {
-		if _, err := parseSize(in); err == nil {
-			t.Errorf("parseSize(%q) succeeded", in)
-		}
-	}
-}
-
 func TestTextKey(t *testing.T) {
 	for in, want := range map[string]string{"": "", "cust-1": "cust-1", "ü": "ü", "a b": `"a b"`, "\xff": `"\xff"`, `q"`: `"q\""`} {
 		if got := textKey([]byte(in)); got != want {

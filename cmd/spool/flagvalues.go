@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,47 +40,6 @@ func orList(words []string) string {
 		return strings.Join(words, "")
 	}
 	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
-}
-
-// sizeValue is a byte-size flag: a plain integer count of bytes, or a
-// number with a unit (B, KB, MB, GB, TB: powers of 1000; KiB, MiB, GiB, TiB:
-// powers of 1024; any case).
-type sizeValue int64
-
-var sizeUnits = map[string]int64{
-	"": 1, "b": 1,
-	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-}
-
-func (s *sizeValue) String() string { return strconv.FormatInt(int64(*s), 10) }
-func (s *sizeValue) Type() string   { return "size" }
-
-func (s *sizeValue) Set(v string) error {
-	n, err := parseSize(v)
-	if err != nil {
-		return err
-	}
-	*s = sizeValue(n)
-	return nil
-}
-
-// parseSize parses a sizeValue.
-func parseSize(v string) (int64, error) {
-	t := strings.TrimSpace(v)
-	i := 0
-	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-		i++
-	}
-	mult, ok := sizeUnits[strings.ToLower(strings.TrimSpace(t[i:]))]
-	if i == 0 || !ok {
-		return 0, fmt.Errorf("want a non-negative number of bytes, optionally with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
-	}
-	n, err := strconv.ParseInt(t[:i], 10, 64)
-	if err != nil || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("too large")
-	}
-	return n * mult, nil
 }
 
 // positionHelp describes the values parsePosition accepts, for flag help.

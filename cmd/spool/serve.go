@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spoolmq/spool/internal/config"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -34,10 +33,7 @@ func newServeCmd() *cobra.Command {
 			"then SPOOL_* environment variables (e.g. SPOOL_HTTP_ADDR), then these flags.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cfgPath == "" {
-				cfgPath = os.Getenv("SPOOL_CONFIG")
-			}
-			fc, err := loadFileConfig(cfgPath, os.Environ())
+			fc, err := server.LoadFileConfig(cfgPath, os.Environ())
 			if err != nil {
 				return err
 			}
@@ -52,7 +48,9 @@ func newServeCmd() *cobra.Command {
 				fc.Kafka.Addr = kafkaAddr
 			}
 			if f.Changed("durability") {
-				fc.Topics.Durability = durability
+				if err := fc.Topics.Durability.UnmarshalText([]byte(durability)); err != nil {
+					return usageErrorf(cmd, "--durability %q: %v", durability, err)
+				}
 			}
 			if f.Changed("log-format") {
 				fc.Log.Format = logFormat
@@ -64,21 +62,18 @@ func newServeCmd() *cobra.Command {
 				fc.AllowNonLoopback = allowNonLo
 			}
 			if printConfig {
-				out, err := config.Marshal(fc)
+				out, err := fc.Marshal()
 				if err != nil {
 					return err
 				}
 				_, err = cmd.OutOrStdout().Write(out)
 				return err
 			}
-			logger, err := newLogger(fc.Log.Format, fc.Log.Level)
+			scfg, err := fc.Config()
 			if err != nil {
 				return err
 			}
-			scfg, err := fc.serverConfig(logger)
-			if err != nil {
-				return err
-			}
+			logger := scfg.Logger
 			srv, err := server.New(scfg)
 			if err != nil {
 				return err
@@ -101,15 +96,16 @@ func newServeCmd() *cobra.Command {
 			return srv.Shutdown(sctx)
 		},
 	}
+	def := server.DefaultFileConfig()
 	f := cmd.Flags()
 	f.StringVar(&cfgPath, "config", "", "YAML config file (also SPOOL_CONFIG)")
 	f.BoolVar(&printConfig, "print-config", false, "print the effective configuration and exit")
-	f.StringVar(&dataDir, "data", server.DefaultDataDir, "data directory")
-	f.StringVar(&httpAddr, "http", server.DefaultHTTPAddr, "native API listen address")
-	f.StringVar(&kafkaAddr, "kafka", server.DefaultKafkaAddr, `Kafka protocol listen address ("-" disables it)`)
-	f.StringVar(&durability, "durability", "always", "default durability of new topics: always, interval or none (interval and none can lose acknowledged data on power loss)")
-	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.BoolVar(&allowNonLo, "allow-non-loopback", false, "allow listening on non-loopback addresses (there is no authentication yet)")
+	f.StringVar(&dataDir, "data", def.Data, "data directory")
+	f.StringVar(&httpAddr, "http", def.HTTP.Addr, "native API listen address")
+	f.StringVar(&kafkaAddr, "kafka", def.Kafka.Addr, `Kafka protocol listen address ("-" disables it)`)
+	f.StringVar(&durability, "durability", string(def.Topics.Durability), "default durability of new topics: always, interval or none (interval and none can lose acknowledged data on power loss)")
+	f.StringVar(&logFormat, "log-format", def.Log.Format, "log format: text or json")
+	f.StringVar(&logLevel, "log-level", def.Log.Level, "log level: debug, info, warn or error")
+	f.BoolVar(&allowNonLo, "allow-non-loopback", def.AllowNonLoopback, "allow listening on non-loopback addresses (there is no authentication yet)")
 	return cmd
 }

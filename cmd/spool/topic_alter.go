@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/spoolmq/spool/bytesize"
 	"github.com/spoolmq/spool/client"
 )
 
@@ -19,7 +20,7 @@ import (
 type topicFlags struct {
 	cfg                                   client.TopicConfig
 	retention, dedupWindow, ttl           daysValue
-	retentionBytes, maxBytes, maxMsgBytes sizeValue
+	retentionBytes, maxBytes, maxMsgBytes bytesize.Size
 	discard, durability                   string
 }
 

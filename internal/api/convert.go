@@ -69,7 +69,9 @@ func topicConfigFromProto(c *spoolv1.TopicConfig) (catalog.TopicConfig, error) {
 		return out, err
 	}
 	switch c.Durability {
-	case spoolv1.Durability_DURABILITY_UNSPECIFIED, spoolv1.Durability_DURABILITY_ALWAYS:
+	case spoolv1.Durability_DURABILITY_UNSPECIFIED:
+		out.Durability = catalog.DurabilityDefault
+	case spoolv1.Durability_DURABILITY_ALWAYS:
 		out.Durability = seglog.SyncAlways
 	case spoolv1.Durability_DURABILITY_INTERVAL:
 		out.Durability = seglog.SyncInterval

@@ -32,15 +32,22 @@ type Limits struct {
 	MaxSessions int
 }
 
+// DefaultLimits are the limits a zero field of Limits takes: requests of
+// 8 MiB, a publish budget of 256 MiB, 10,000 sessions.
+func DefaultLimits() Limits {
+	return Limits{MaxRequestBytes: 8 << 20, PublishBudgetBytes: 256 << 20, MaxSessions: 10_000}
+}
+
 func (l Limits) withDefaults() Limits {
+	def := DefaultLimits()
 	if l.MaxRequestBytes <= 0 {
-		l.MaxRequestBytes = 8 << 20
+		l.MaxRequestBytes = def.MaxRequestBytes
 	}
 	if l.PublishBudgetBytes <= 0 {
-		l.PublishBudgetBytes = 256 << 20
+		l.PublishBudgetBytes = def.PublishBudgetBytes
 	}
 	if l.MaxSessions <= 0 {
-		l.MaxSessions = 10_000
+		l.MaxSessions = def.MaxSessions
 	}
 	return l
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spoolmq/spool/internal/spooltest"
 	"github.com/spoolmq/spool/internal/vfs"
-	"github.com/spoolmq/spool/server"
 )
 
 const (
@@ -127,7 +126,7 @@ func TestCreateSubscriptionUndone(t *testing.T) {
 		}
 		return nil
 	}))
-	base := startServer(t, spooltest.Config(func(c *server.Config) { c.FS = fs }))
+	base := startServer(t, spooltest.FS(fs))
 	createTopic(t, base, "t")
 	createTopic(t, base, "shared")
 	if st, code, msg := postJSON(t, base, publishPath, []byte(`{"topic":"t","messages":[{"value":"aGk="}]}`), nil); st != http.StatusOK {

@@ -20,28 +20,35 @@ type Limits struct {
 	CheckRecords         bool // also decode and check every record
 }
 
+// DefaultMaxBatchBytes is the default of Limits.MaxBatchBytes: the largest
+// record batch a partition log stores unless the server is configured
+// otherwise (storage.max-batch-bytes), and so the ceiling of every topic's
+// max message bytes. Kafka's own default (message.max.bytes) is about
+// 1 MiB, but Kafka topics may raise their max.message.bytes well above it.
+const DefaultMaxBatchBytes = 16 << 20
+
 // Default limit values; see DefaultLimits.
 const (
-	defaultMaxBatchBytes        = 1048588 // Kafka's default message.max.bytes
 	defaultMaxDecompressedBytes = 32 << 20
 	defaultMaxRecords           = 1 << 20
 )
 
-// DefaultLimits returns MaxBatchBytes 1048588 (Kafka's default
-// message.max.bytes), MaxDecompressedBytes 32 MiB, MaxRecords 1<<20 and
-// CheckRecords true.
+// DefaultLimits returns MaxBatchBytes DefaultMaxBatchBytes (16 MiB),
+// MaxDecompressedBytes 32 MiB, MaxRecords 1<<20 and CheckRecords true.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxBatchBytes:        defaultMaxBatchBytes,
+		MaxBatchBytes:        DefaultMaxBatchBytes,
 		MaxDecompressedBytes: defaultMaxDecompressedBytes,
 		MaxRecords:           defaultMaxRecords,
 		CheckRecords:         true,
 	}
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with each zero or negative cap set to its
+// DefaultLimits value; CheckRecords is left as it is.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxBatchBytes <= 0 {
-		l.MaxBatchBytes = defaultMaxBatchBytes
+		l.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if l.MaxDecompressedBytes <= 0 {
 		l.MaxDecompressedBytes = defaultMaxDecompressedBytes
@@ -64,7 +71,7 @@ func (l Limits) withDefaults() Limits {
 // Validate allocates nothing proportional to a count or length read from b
 // before checking it against the bytes present or a limit.
 func Validate(b []byte, lim Limits) (Header, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	h, err := checkHeader(b, lim)
 	if err != nil {
 		return Header{}, err

@@ -211,10 +211,10 @@ func TestValidateAcceptsEdgeCases(t *testing.T) {
 
 func TestDefaultLimits(t *testing.T) {
 	l := DefaultLimits()
-	if l.MaxBatchBytes != 1048588 || l.MaxDecompressedBytes != 32<<20 || l.MaxRecords != 1<<20 || !l.CheckRecords {
+	if l.MaxBatchBytes != 16<<20 || l.MaxDecompressedBytes != 32<<20 || l.MaxRecords != 1<<20 || !l.CheckRecords {
 		t.Fatalf("DefaultLimits = %+v", l)
 	}
-	if got := (Limits{}).withDefaults(); got.MaxBatchBytes != l.MaxBatchBytes || got.MaxDecompressedBytes != l.MaxDecompressedBytes || got.MaxRecords != l.MaxRecords || got.CheckRecords {
+	if got := (Limits{}).WithDefaults(); got.MaxBatchBytes != l.MaxBatchBytes || got.MaxDecompressedBytes != l.MaxDecompressedBytes || got.MaxRecords != l.MaxRecords || got.CheckRecords {
 		t.Fatalf("zero Limits defaults to %+v", got)
 	}
 }

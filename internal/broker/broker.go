@@ -39,11 +39,13 @@ type Config struct {
 	Logger  *slog.Logger
 	// Log holds defaults for partition logs (segment size, limits, flush
 	// size); per-topic settings (durability, retention) override them.
+	// Unset fields take seglog's defaults (and batch's, for the limits).
 	Log seglog.Options
-	// Defaults fill unset topic config fields.
+	// Defaults fill unset topic config fields; its own unset fields take
+	// the built-in defaults (catalog.DefaultDefaults).
 	Defaults catalog.Defaults
 	// DedupMaxEntries bounds the ids remembered per topic for
-	// de-duplication; default 200,000 (about 26 MiB).
+	// de-duplication; default DefaultDedupMaxEntries.
 	DedupMaxEntries int
 	// MaintenanceInterval is how often retention, capacity limits and
 	// consumer-group session timeouts are checked; default 1 s.
@@ -52,6 +54,10 @@ type Config struct {
 	// default 1 s.
 	TopicFullRetryAfter time.Duration
 }
+
+// DefaultDedupMaxEntries is the default of Config.DedupMaxEntries
+// (dedup.max-entries): about 37 MiB of memory per topic when full.
+const DefaultDedupMaxEntries = 200_000
 
 // Broker is the core of a Spool server.
 type Broker struct {
@@ -98,11 +104,9 @@ func Open(cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Defaults == (catalog.Defaults{}) {
-		cfg.Defaults = catalog.DefaultDefaults()
-	}
+	cfg.Defaults = cfg.Defaults.Complete()
 	if cfg.DedupMaxEntries <= 0 {
-		cfg.DedupMaxEntries = 200_000
+		cfg.DedupMaxEntries = DefaultDedupMaxEntries
 	}
 	if cfg.MaintenanceInterval <= 0 {
 		cfg.MaintenanceInterval = time.Second
@@ -116,6 +120,11 @@ func Open(cfg Config) (*Broker, error) {
 	if cfg.Log.Clock == nil {
 		cfg.Log.Clock = cfg.Clock
 	}
+	lo, err := cfg.Log.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("broker: partition log options: %w", err)
+	}
+	cfg.Log = lo
 	cat, err := catalog.Load(cfg.State)
 	if err != nil {
 		return nil, err
@@ -201,6 +210,10 @@ func (b *Broker) removeOrphans() error {
 	}
 	return nil
 }
+
+// Config returns the broker's config as Open completed it: every unset
+// field at its default.
+func (b *Broker) Config() Config { return b.cfg }
 
 // Close stops the maintenance loop, ends every consumer session and closes
 // every log (sealing it, so the next start need not scan).

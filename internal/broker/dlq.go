@@ -33,7 +33,7 @@ func (b *Broker) createDeadLetterTopic(name string) (bool, error) {
 	if _, err := b.topic(name); err == nil {
 		return false, nil
 	}
-	_, err := b.CreateTopic(name, catalog.TopicConfig{Partitions: 1, DedupWindow: dlqDedupWindow})
+	_, err := b.CreateTopic(name, catalog.TopicConfig{Partitions: 1, DedupWindow: dlqDedupWindow, Durability: catalog.DurabilityDefault})
 	if errs.Is(err, errs.TopicExists) {
 		return false, nil
 	}

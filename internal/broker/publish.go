@@ -19,11 +19,7 @@ const maxBatchBytes = 512 << 10
 // maxBatchBytes, and at most half the largest batch the log accepts (room
 // for record overhead).
 func (b *Broker) batchLimit() int {
-	lim := b.cfg.Log.Limits.MaxBatchBytes
-	if lim <= 0 {
-		lim = batch.DefaultLimits().MaxBatchBytes
-	}
-	return min(maxBatchBytes, lim/2)
+	return min(maxBatchBytes, b.cfg.Log.Limits.MaxBatchBytes/2)
 }
 
 // Publish stores messages in a topic and returns where each landed, in

@@ -381,7 +381,7 @@ func (s *subscription) releaseMemberLocked(member string) {
 	for _, sess := range s.sessions {
 		sess.signal()
 	}
-	s.q.share.notify()
+	s.q.pulls.notify()
 }
 
 // queueParts returns how many partitions the queue subscription has (they

@@ -43,7 +43,7 @@ type queueState struct {
 	deadLettered atomic.Int64
 	dropped      atomic.Int64
 
-	share shareSignal // wakes share consumers (share.go) waiting for leases
+	pulls pullSignal // wakes consumers pulling leases (lease.go)
 
 	ioMu sync.Mutex // serializes outbox processing and snapshot writes (taken without subscription.mu)
 }
@@ -303,7 +303,7 @@ func (s *subscription) releaseSlotLocked(member string, n int) {
 	if sess := s.sessions[member]; sess != nil {
 		sess.signal()
 	}
-	q.share.notify()
+	q.pulls.notify()
 }
 
 // queueTick runs one pass of the queue machinery of subscription s: lease
@@ -341,7 +341,7 @@ func (s *subscription) wakeSessions() {
 		sess.signal()
 	}
 	s.mu.Unlock()
-	s.q.share.notify()
+	s.q.pulls.notify()
 }
 
 // loadParked gives the cores back parked messages due within half the park

@@ -11,7 +11,8 @@ import (
 
 // Raw access for protocol front ends that speak record batches themselves
 // (Kafka): batches are appended exactly as produced (offsets assigned) and
-// read back exactly as stored.
+// read back exactly as stored; offsets, times and segment boundaries of the
+// partition logs.
 
 // PendingAppend is a raw append queued in its partition log.
 type PendingAppend struct {
@@ -29,6 +30,20 @@ func (pa *PendingAppend) Wait() (int64, error) {
 	}
 	pa.t.notify()
 	return res.BaseOffset, nil
+}
+
+// BaseOffset returns the offset assigned to the append's first record
+// (final once the append is durable).
+func (pa *PendingAppend) BaseOffset() int64 { return pa.pend.Result().BaseOffset }
+
+// Done returns a channel closed when the append is durable or failed.
+func (pa *PendingAppend) Done() <-chan struct{} { return pa.pend.Done() }
+
+// Failed reports, once Done is closed, whether the append failed (it is
+// not in the log).
+func (pa *PendingAppend) Failed() bool {
+	_, err := pa.pend.Wait()
+	return err != nil
 }
 
 // AppendRaw validates and queues record batches for partition p of a topic
@@ -141,6 +156,27 @@ func (b *Broker) Offsets(topicName string, p int32) (start, end int64, err error
 		return 0, 0, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
 	}
 	return t.logs()[p].StartOffset(), t.logs()[p].EndOffset(), nil
+}
+
+// RecentSegmentsStart returns where the newest n segments of partition p
+// begin (never below the log start): how far back a scan of a partition's
+// recent history reaches, bounded in bytes by the segment size.
+func (b *Broker) RecentSegmentsStart(topicName string, p int32, n int) (int64, error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return 0, err
+	}
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if p < 0 || int(p) >= len(t.logs()) {
+		return 0, errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
+	}
+	l := t.logs()[p]
+	segs := l.Segments()
+	if len(segs) == 0 {
+		return l.StartOffset(), nil
+	}
+	return max(segs[max(0, len(segs)-n)], l.StartOffset()), nil
 }
 
 // OffsetForTime returns the first offset of partition p whose timestamp is

@@ -134,10 +134,10 @@ func TestStreamFailedStops(t *testing.T) {
 	if h := info.Partitions[0].Halt; h == nil || h.Offset != 0 || h.Error != "db down" || h.Attempts != 5 {
 		t.Fatalf("halt after restart: %+v", h)
 	}
-	// Kafka commits cannot pass the halt either.
-	perr, err := e.b.CommitGroupOffsets("billing", "orders", map[int32]GroupOffset{0: {Offset: 2, LeaderEpoch: -1}})
+	// Commits from outside the sessions (Kafka's) cannot pass the halt either.
+	perr, err := e.b.Space("kafka").CommitStream("orders", "billing", StreamCommit{Offsets: map[int32]int64{0: 2}, Alone: true})
 	if err != nil || !errs.Is(perr[0], errs.FailedPrecondition) {
-		t.Fatalf("Kafka commit past the halt: %v %v", perr, err)
+		t.Fatalf("commit past the halt from outside the sessions: %v %v", perr, err)
 	}
 	s, _ = e.b.Join(JoinRequest{Topic: "orders", Subscription: "billing", Credits: 10})
 	defer s.Leave()

@@ -369,19 +369,19 @@ func TestAlterSubscriptionConcurrent(t *testing.T) {
 		}
 		acked <- n
 	}()
-	go func() { // a share member leasing and acknowledging
+	go func() { // a consumer pulling leases and acknowledging
 		defer wg.Done()
 		for ctx.Err() == nil {
 			for p := int32(0); p < 2; p++ {
-				l, err := e.b.ShareLease("jobs", "w", "kafka", p, ShareLeaseOptions{MaxRecords: 10, MaxBytes: 1 << 20})
+				l, err := e.b.Lease("jobs", "w", "kafka", p, LeaseOptions{MaxRecords: 10, MaxBytes: 1 << 20})
 				if err != nil {
 					continue
 				}
-				var acks []ShareAckBatch
-				for _, r := range l.Acquired {
-					acks = append(acks, ShareAckBatch{First: r.First, Last: r.Last, Type: ShareAccept})
+				var acks []LeaseOp
+				for _, r := range l.Runs {
+					acks = append(acks, LeaseOp{First: r.First, Last: r.Last, Action: LeaseAck})
 				}
-				e.b.ShareAck("jobs", "w", "kafka", p, acks, 0)
+				e.b.SettleLeases("jobs", "w", "kafka", p, acks)
 			}
 			e.b.QueueSubscription("jobs", "w")
 		}

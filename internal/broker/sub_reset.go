@@ -228,6 +228,6 @@ func (s *subscription) resetQueue(parts []int32, offsets []int64) ([]int64, erro
 	for _, sess := range s.sessions {
 		sess.signal()
 	}
-	q.share.notify()
+	q.pulls.notify()
 	return old, nil
 }

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/group"
@@ -349,12 +348,7 @@ func (t *topic) timestampAt(p int32, offset int64) (time.Time, bool) {
 	return time.UnixMilli(ts), true
 }
 
-func (b *Broker) maxDecompressed() int {
-	if n := b.cfg.Log.Limits.MaxDecompressedBytes; n > 0 {
-		return n
-	}
-	return batch.DefaultLimits().MaxDecompressedBytes
-}
+func (b *Broker) maxDecompressed() int { return b.cfg.Log.Limits.MaxDecompressedBytes }
 
 // applyLocked carries out a coordinator call's effects on the sessions.
 func (s *subscription) applyLocked(e group.Effects) {

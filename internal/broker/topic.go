@@ -44,14 +44,12 @@ func (b *Broker) logOptions(meta catalog.Topic) seglog.Options {
 	o.Sync = meta.Config.Durability
 	o.RetentionAge = meta.Config.Retention
 	o.RetentionBytes = meta.Config.RetentionBytes
-	if o.SegmentBytes == 0 {
-		o.SegmentBytes = 128 << 20
-	}
 	// A bounded topic drops or counts whole segments; keep them small
-	// enough that the bound is honoured to within about an eighth.
+	// enough that the bound is honoured to within about an eighth, but
+	// never below 1 MiB nor below the largest batch the log stores.
 	if mb := meta.Config.MaxBytes; mb > 0 {
 		per := mb / int64(meta.Config.Partitions) / 8
-		o.SegmentBytes = min(o.SegmentBytes, max(per, 1<<20))
+		o.SegmentBytes = min(o.SegmentBytes, max(per, 1<<20, int64(o.Limits.MaxBatchBytes)))
 	}
 	return o
 }

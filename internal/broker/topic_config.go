@@ -3,7 +3,6 @@ package broker
 import (
 	"time"
 
-	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 )
@@ -41,11 +40,7 @@ func (b *Broker) TopicDefaults() catalog.Defaults { return b.cfg.Defaults }
 // the partition logs' batch limit (the server's storage.max-batch-bytes),
 // fixed when a log opens and bounding what recovery reads.
 func (b *Broker) MaxStorableMessageBytes() int32 {
-	n := b.cfg.Log.Limits.MaxBatchBytes
-	if n <= 0 {
-		n = batch.DefaultLimits().MaxBatchBytes
-	}
-	return int32(n)
+	return int32(b.cfg.Log.Limits.MaxBatchBytes)
 }
 
 // checkMessageLimit refuses a new message size limit the logs could not

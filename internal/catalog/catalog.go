@@ -216,8 +216,9 @@ func (c *Catalog) CommitOffsets(topic, sub string, offsets map[int32]int64) erro
 }
 
 // queuePrefixes are the key prefixes of a subscription's (or, with sub
-// empty, a topic's) queue state, stream halts and Kafka commit metadata.
+// empty, a topic's) queue state, stream halts and front-end records (the
+// Kafka commit metadata).
 func queuePrefixes(topic, sub string) [][]byte {
-	return [][]byte{state.QueuePrefix(topic, sub), state.ParkPrefix(topic, sub), state.ParkIndexPrefix(topic, sub),
-		state.KafkaCommitPrefix(topic, sub), state.HaltPrefix(topic, sub)}
+	return append([][]byte{state.QueuePrefix(topic, sub), state.ParkPrefix(topic, sub), state.ParkIndexPrefix(topic, sub),
+		state.HaltPrefix(topic, sub)}, state.SpaceSubPrefixes(topic, sub)...)
 }

@@ -229,13 +229,38 @@ type Defaults struct {
 	RetentionBytes  int64
 }
 
-// DefaultDefaults are the server's built-in topic defaults.
-func DefaultDefaults() Defaults {
-	return Defaults{Partitions: 1, DedupWindow: 2 * time.Minute, MaxMessageBytes: 1 << 20, Durability: seglog.SyncAlways}
+// DefaultDefaults are the server's built-in topic defaults (the topics
+// section of the server's configuration): one partition, a 2-minute
+// de-duplication window, messages of at most 1 MiB, durability always,
+// kept forever whatever their size.
+func DefaultDefaults() Defaults { return Defaults{}.Complete() }
+
+// Complete returns d with its unset fields set to the built-in defaults.
+// Durability, retention and retention bytes are at theirs when unset
+// (always, forever, unlimited).
+func (d Defaults) Complete() Defaults {
+	if d.Partitions == 0 {
+		d.Partitions = 1
+	}
+	if d.DedupWindow == 0 {
+		d.DedupWindow = 2 * time.Minute
+	}
+	if d.MaxMessageBytes == 0 {
+		d.MaxMessageBytes = 1 << 20
+	}
+	return d
 }
+
+// DurabilityDefault in TopicConfig.Durability asks for the server's
+// default durability (Defaults.Durability); Fill replaces it. The zero
+// value, seglog.SyncAlways, is an explicit choice.
+const DurabilityDefault seglog.Policy = -1
 
 // Fill returns c with unset fields set from d.
 func (d Defaults) Fill(c TopicConfig) TopicConfig {
+	if c.Durability == DurabilityDefault {
+		c.Durability = d.Durability
+	}
 	if c.Partitions == 0 {
 		c.Partitions = d.Partitions
 	}

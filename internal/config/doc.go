@@ -14,14 +14,14 @@
 //			ReadTimeout time.Duration `yaml:"read-timeout"`
 //		} `yaml:"http"`
 //		Log struct {
-//			SegmentSize config.ByteSize `yaml:"segment-size"`
+//			SegmentSize bytesize.Size   `yaml:"segment-size"`
 //			Peers       []string        `yaml:"peers"`
 //		} `yaml:"log"`
 //	}
 //
 // Supported field types are strings, bools, all integer kinds but uintptr,
 // float32 and float64, time.Duration (written "30s", "1h30m"; a bare number
-// is an error), ByteSize (1048576 or "64MiB"), slices of a string kind,
+// is an error), bytesize.Size (1048576 or "64MiB"), slices of a string kind,
 // nested structs, and any type whose pointer implements
 // encoding.TextUnmarshaler, which is given the text of a scalar value.
 // Types defined from string, bool, integer and float kinds work too, but

@@ -4,15 +4,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spoolmq/spool/bytesize"
 	"github.com/spoolmq/spool/internal/config"
 )
 
 type exampleConfig struct {
 	DataDir string `yaml:"data-dir"`
 	Kafka   struct {
-		Listener   string          `yaml:"listener"`
-		Advertised []string        `yaml:"advertised"`
-		MaxRequest config.ByteSize `yaml:"max-request-size"`
+		Listener   string        `yaml:"listener"`
+		Advertised []string      `yaml:"advertised"`
+		MaxRequest bytesize.Size `yaml:"max-request-size"`
 	} `yaml:"kafka"`
 	Log struct {
 		Retention time.Duration `yaml:"retention"`
@@ -66,7 +67,7 @@ func ExampleApplyEnv() {
 func ExampleMarshal() {
 	var cfg exampleConfig
 	cfg.DataDir = "/var/lib/spool"
-	cfg.Kafka.MaxRequest = 100 * config.MiB
+	cfg.Kafka.MaxRequest = 100 * bytesize.MiB
 	cfg.Log.Retention = 90 * time.Minute
 	out, err := config.Marshal(&cfg)
 	if err != nil {
@@ -92,6 +93,6 @@ func ExampleKeys() {
 	// data-dir string
 	// kafka.listener string
 	// kafka.advertised []string
-	// kafka.max-request-size config.ByteSize
+	// kafka.max-request-size bytesize.Size
 	// log.retention time.Duration
 }

@@ -3,6 +3,15 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/spoolmq/spool/bytesize"
+)
+
+// Size units, for the tests' sizes.
+const (
+	KiB = bytesize.KiB
+	MiB = bytesize.MiB
+	GiB = bytesize.GiB
 )
 
 // syncMode stands in for a Spool enum read with UnmarshalText.
@@ -51,17 +60,17 @@ type httpSection struct {
 	Addr         string        `yaml:"addr"`
 	Enabled      bool          `yaml:"enabled"`
 	ReadTimeout  time.Duration `yaml:"read-timeout"`
-	MaxBodyBytes ByteSize      `yaml:"max-body"`
+	MaxBodyBytes bytesize.Size `yaml:"max-body"`
 }
 
 type kafkaSection struct {
-	Listener   string   `yaml:"listener"`
-	Advertised []string `yaml:"advertised"`
-	MaxRequest ByteSize `yaml:"max-request-size"`
+	Listener   string        `yaml:"listener"`
+	Advertised []string      `yaml:"advertised"`
+	MaxRequest bytesize.Size `yaml:"max-request-size"`
 }
 
 type logSection struct {
-	SegmentSize ByteSize      `yaml:"segment-size"`
+	SegmentSize bytesize.Size `yaml:"segment-size"`
 	Retention   time.Duration `yaml:"retention"`
 	Durability  syncMode      `yaml:"durability"`
 	Level       level         `yaml:"level"`

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/spoolmq/spool/bytesize"
 )
 
 // Marshal prints the config struct src (a struct or a pointer to one) as
@@ -23,7 +25,7 @@ import (
 //
 // Loading the output into a zero value of the same struct gives back an
 // equal struct, but for two cases: a non-nil empty list comes back nil,
-// and a negative ByteSize, which Load refuses, does not come back at all.
+// and a negative bytesize.Size, which Load refuses, does not come back at all.
 // A NaN float comes back as NaN, which is not equal to itself.
 func Marshal(src any) ([]byte, error) {
 	v, si, err := structSource("Marshal", src)
@@ -98,7 +100,10 @@ func encodeValue(v reflect.Value, f *field, path string) (*yaml.Node, error) {
 	case kindDuration:
 		return scalar(tagStr, time.Duration(v.Int()).String()), nil
 	case kindSize:
-		return scalar(tagStr, ByteSize(v.Int()).String()), nil
+		if v.Int() == 0 {
+			return scalar(tagInt, "0"), nil // plain, where the string "0" is quoted
+		}
+		return scalar(tagStr, bytesize.Size(v.Int()).String()), nil
 	case kindText:
 		// Marshalers may have pointer receivers: call them on a copy.
 		p := reflect.New(v.Type())

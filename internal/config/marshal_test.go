@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spoolmq/spool/bytesize"
 )
 
 // TestMarshalRoundTrip prints configs whose values YAML could misread if
@@ -28,7 +30,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 		c.Limits.F64 = []float64{0, 1, -1.5, 1e300, 5e-324, math.MaxFloat64, math.Inf(1), math.Inf(-1), 1 << 62}[i%9]
 		c.Limits.F32 = math.MaxFloat32
 		c.HTTP.ReadTimeout = time.Duration(i)*time.Hour + 1
-		c.HTTP.MaxBodyBytes = ByteSize(i)*GiB + 1
+		c.HTTP.MaxBodyBytes = bytesize.Size(i)*GiB + 1
 		c.Log.SegmentSize = math.MaxInt64
 		c.Log.Retention = math.MinInt64
 		roundTrip(t, c)
@@ -56,6 +58,7 @@ func TestMarshalForms(t *testing.T) {
 	c := defaults()
 	c.Limits.F64 = 3
 	c.Limits.F32 = float32(math.NaN())
+	c.Kafka.MaxRequest = 0
 	out, err := Marshal(&c)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +66,7 @@ func TestMarshalForms(t *testing.T) {
 	for _, want := range []string{
 		"\n  read-timeout: 30s\n", "\n  max-body: 4MiB\n", "\n  retention: 168h0m0s\n",
 		"\n  durability: always\n", "\n  advertised: []\n", "\n  f64: 3.0\n", "\n  f32: .nan\n",
-		"\nnodes: []\n",
+		"\nnodes: []\n", "\n  max-request-size: 0\n",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -124,11 +127,11 @@ func TestKeys(t *testing.T) {
 		"http.addr string",
 		"http.enabled bool",
 		"http.read-timeout time.Duration",
-		"http.max-body config.ByteSize",
+		"http.max-body bytesize.Size",
 		"kafka.listener string",
 		"kafka.advertised []string",
-		"kafka.max-request-size config.ByteSize",
-		"log.segment-size config.ByteSize",
+		"kafka.max-request-size bytesize.Size",
+		"log.segment-size bytesize.Size",
 		"log.retention time.Duration",
 		"log.durability config.syncMode",
 		"log.level config.level",

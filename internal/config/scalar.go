@@ -10,6 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/spoolmq/spool/bytesize"
 )
 
 // YAML tags of the values that setText handles.
@@ -79,14 +83,14 @@ func setText(v reflect.Value, k kind, text, tag string) error {
 		v.SetInt(int64(d))
 	case kindSize:
 		var (
-			b   ByteSize
+			b   bytesize.Size
 			err error
 		)
-		switch {
-		case env || tag == tagStr || tag == tagFloat:
-			b, err = parseSize(text)
-		case tag == tagInt:
-			b, err = sizeFromInt(text)
+		switch tag {
+		case "":
+			b, err = bytesize.Parse(text)
+		case tagStr, tagFloat, tagInt:
+			err = b.UnmarshalYAML(&yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: text})
 		default:
 			err = fmt.Errorf("expected a size such as \"64MiB\", got %s", describeScalar(tag, text))
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spoolmq/spool/bytesize"
 )
 
 // kind is how a field's value is read and printed.
@@ -19,7 +21,7 @@ const (
 	kindUint                     // any unsigned integer kind but uintptr
 	kindFloat                    // float32 or float64
 	kindDuration                 // time.Duration
-	kindSize                     // ByteSize
+	kindSize                     // bytesize.Size
 	kindStrings                  // a slice of a string kind
 	kindText                     // implements encoding.TextUnmarshaler
 	kindStruct                   // a section of nested keys
@@ -27,7 +29,7 @@ const (
 
 var (
 	durationType        = reflect.TypeFor[time.Duration]()
-	sizeType            = reflect.TypeFor[ByteSize]()
+	sizeType            = reflect.TypeFor[bytesize.Size]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
@@ -204,7 +206,7 @@ func structSource(fn string, src any) (reflect.Value, *structInfo, error) {
 
 // Keys lists every key that holds a value in the config struct src (a
 // struct or a pointer to one) as its dotted path, a space and its Go type,
-// such as "http.addr string" or "log.segment-size config.ByteSize", in
+// such as "http.addr string" or "log.segment-size bytesize.Size", in
 // field order. Sections are not listed themselves, only their keys. It is
 // meant for documentation and tests, and panics if src is not a struct or
 // has a field of an unsupported type, which Load, ApplyEnv and Marshal

@@ -43,6 +43,15 @@ const (
 	DuplicateInProgress Code = "duplicate_in_progress"
 )
 
+// Codes returns every code, in the order they are declared; each front
+// end's table maps all of them (tests check it).
+func Codes() []Code {
+	return []Code{InvalidArgument, TopicNotFound, TopicExists, SubNotFound, SubExists, TopicFull, MessageTooLarge,
+		StaleGeneration, UnknownMember, NotOwner, GroupFull, StorageFailed, Unavailable, ResourceExhausted,
+		FailedPrecondition, Internal, Canceled, DeadlineExceeded, OffsetOutOfRange, CorruptData, UnsupportedFeature,
+		PermissionDenied, Unauthenticated, DuplicateInProgress}
+}
+
 // retriable lists codes for which a later retry of the same request can
 // succeed.
 var retriable = map[Code]bool{

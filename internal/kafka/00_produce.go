@@ -11,19 +11,15 @@ package kafka
 
 import (
 	"context"
-	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
-	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kproducer"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(0, 0, 13, s.produce) })
-}
 
 func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)
@@ -36,7 +32,7 @@ func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.
 	for _, rt := range req.Topics {
 		name := rt.Topic
 		if req.Version >= 13 {
-			if t, ok := s.b.TopicByID(uuidString(rt.TopicID)); ok {
+			if t, ok := s.b.TopicByID(kwire.UUIDString(rt.TopicID)); ok {
 				name = t.Name
 			}
 		}
@@ -57,16 +53,16 @@ func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			pa, code := s.appendBatches(name, rp.Partition, rp.Records)
+			pa, code := s.appendBatches(ctx, name, rp.Partition, rp.Records)
 			if code != 0 {
 				sp.ErrorCode = code
 				continue
 			}
-			if pa.dup {
-				sp.BaseOffset = pa.base
+			if pa.Dup {
+				sp.BaseOffset = pa.Base
 				continue
 			}
-			pendings = append(pendings, pending{sp, pa.pa})
+			pendings = append(pendings, pending{sp, pa.PA})
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
@@ -81,7 +77,7 @@ func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.
 	for _, p := range pendings {
 		base, err := p.pa.Wait()
 		if err != nil {
-			p.rp.ErrorCode = errCode(err)
+			p.rp.ErrorCode = kwire.ErrCode(err)
 			continue
 		}
 		p.rp.BaseOffset = base
@@ -99,38 +95,18 @@ func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.
 	return resp, nil
 }
 
-// appended is the outcome of queueing one partition's batches.
-type appended struct {
-	pa   *broker.PendingAppend
-	dup  bool  // a duplicate of an earlier idempotent batch: answer with base
-	base int64 // for dup
-}
-
-// appendBatches checks and queues a partition's batches.
-func (s *Server) appendBatches(topic string, p int32, records []byte) (appended, int16) {
+// appendBatches checks and queues a partition's batches: those of an
+// idempotent producer through the producer table (kproducer).
+func (s *Server) appendBatches(ctx context.Context, topic string, p int32, records []byte) (kproducer.Appended, int16) {
 	if len(records) == 0 {
-		return appended{}, kerr.CorruptMessage.Code
+		return kproducer.Appended{}, kerr.CorruptMessage.Code
 	}
-	if s.producers != nil {
-		if h, err := batch.ParseHeader(records); err == nil && h.ProducerID >= 0 {
-			return s.producers.append(s, topic, p, h, records)
-		}
+	if h, err := batch.ParseHeader(records); err == nil && h.ProducerID >= 0 {
+		return s.producers.Append(ctx, topic, p, h, records)
 	}
 	pa, err := s.b.AppendRaw(topic, p, records)
 	if err != nil {
-		return appended{}, produceErrCode(err)
+		return kproducer.Appended{}, kwire.AppendErrCode(err)
 	}
-	return appended{pa: pa}, 0
-}
-
-// produceErrCode maps an append error to a Produce error code.
-func produceErrCode(err error) int16 {
-	var ve *batch.ValidationError
-	switch {
-	case errors.As(err, &ve), errors.Is(err, batch.ErrInvalidBatch), errors.Is(err, batch.ErrIncomplete):
-		return kerr.CorruptMessage.Code
-	case errs.Is(err, errs.InvalidArgument):
-		return kerr.InvalidRecord.Code
-	}
-	return errCode(err)
+	return kproducer.Appended{PA: pa}, 0
 }

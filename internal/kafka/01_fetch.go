@@ -11,7 +11,7 @@ package kafka
 // for new data. There are no transactions, so LastStableOffset is the high
 // watermark and read_committed reads the same as read_uncommitted. There is
 // one leader epoch, 0: a CurrentLeaderEpoch above it is
-// UNKNOWN_LEADER_EPOCH. Sessions (v7+, KIP-227): see fetch_session.go.
+// UNKNOWN_LEADER_EPOCH. Sessions (v7+, KIP-227): see kfetch.
 
 import (
 	"context"
@@ -21,14 +21,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/kafka/kfetch"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) {
-		s.sessions = newFetchSessionCache()
-		s.register(1, 4, 18, s.fetch)
-	})
-}
 
 // maxFetchWait bounds a long poll.
 const maxFetchWait = 30 * time.Second
@@ -45,22 +40,20 @@ func (s *Server) fetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Re
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resolve := s.topicResolver(req.Version)
 
-	var parts []*fetchPart
+	var parts []*kfetch.Part
 	incremental := false
-	if s.sessions != nil {
-		fs, incr, code := s.sessions.begin(req, resolve)
-		if code != 0 {
-			resp.ErrorCode = code
-			return resp, nil
-		}
-		if fs != nil {
-			defer fs.mu.Unlock()
-			resp.SessionID = fs.id
-			parts, incremental = fs.order, incr
-		}
+	fs, incr, code := s.sessions.Begin(req, resolve)
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
+	if fs != nil {
+		defer fs.Unlock()
+		resp.SessionID = fs.ID()
+		parts, incremental = fs.Parts(), incr
 	}
 	if resp.SessionID == 0 {
-		parts = requestParts(req, resolve)
+		parts = kfetch.RequestParts(req, resolve)
 	}
 
 	deadline := time.Now().Add(min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait))
@@ -71,9 +64,9 @@ func (s *Server) fetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Re
 		var changed []<-chan struct{}
 		seen := map[string]bool{}
 		for _, fp := range parts {
-			if fp.name != "" && !seen[fp.name] {
-				seen[fp.name] = true
-				if ch := s.b.TopicChanged(fp.name); ch != nil {
+			if fp.Name != "" && !seen[fp.Name] {
+				seen[fp.Name] = true
+				if ch := s.b.TopicChanged(fp.Name); ch != nil {
 					changed = append(changed, ch)
 				}
 			}
@@ -92,25 +85,25 @@ func (s *Server) fetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Re
 
 	// Group partitions by topic, in order of first appearance; an
 	// incremental response carries only partitions with news.
-	index := map[fetchKey]int{} // topic key (partition 0) -> position in resp.Topics
+	index := map[kfetch.Key]int{} // topic key (partition 0) -> position in resp.Topics
 	for i, fp := range parts {
 		r := results[i]
-		news := !fp.sent || len(r.data) > 0 || r.code != 0 || r.hw != fp.hw || r.lso != fp.lso || r.start != fp.start
-		fp.sent, fp.hw, fp.lso, fp.start = true, r.hw, r.lso, r.start
+		news := !fp.Sent || len(r.data) > 0 || r.code != 0 || r.hw != fp.HW || r.lso != fp.LSO || r.start != fp.Start
+		fp.Sent, fp.HW, fp.LSO, fp.Start = true, r.hw, r.lso, r.start
 		if incremental && !news {
 			continue
 		}
-		tk := fetchKey{topic: fp.key.topic, id: fp.key.id}
+		tk := kfetch.Key{Topic: fp.Key.Topic, ID: fp.Key.ID}
 		ti, ok := index[tk]
 		if !ok {
 			st := kmsg.NewFetchResponseTopic()
-			st.Topic, st.TopicID = fp.key.topic, fp.key.id
+			st.Topic, st.TopicID = fp.Key.Topic, fp.Key.ID
 			resp.Topics = append(resp.Topics, st)
 			ti = len(resp.Topics) - 1
 			index[tk] = ti
 		}
 		sp := kmsg.NewFetchResponseTopicPartition()
-		sp.Partition = fp.key.partition
+		sp.Partition = fp.Key.Partition
 		sp.ErrorCode = r.code
 		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.hw, r.lso, r.start
 		// An empty record set, never a null one: librdkafka and kafka-go
@@ -126,20 +119,20 @@ func (s *Server) fetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Re
 
 // topicResolver returns a function naming the topic of a request key,
 // caching id lookups for the request ("" for an unknown id).
-func (s *Server) topicResolver(version int16) func(fetchKey) string {
+func (s *Server) topicResolver(version int16) func(kfetch.Key) string {
 	if version < 13 {
-		return func(k fetchKey) string { return k.topic }
+		return func(k kfetch.Key) string { return k.Topic }
 	}
 	names := map[[16]byte]string{}
-	return func(k fetchKey) string {
-		if name, ok := names[k.id]; ok {
+	return func(k kfetch.Key) string {
+		if name, ok := names[k.ID]; ok {
 			return name
 		}
 		name := ""
-		if t, ok := s.b.TopicByID(uuidString(k.id)); ok {
+		if t, ok := s.b.TopicByID(kwire.UUIDString(k.ID)); ok {
 			name = t.Name
 		}
-		names[k.id] = name
+		names[k.ID] = name
 		return name
 	}
 }
@@ -176,7 +169,7 @@ func waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool
 // fetchParts reads what is available now from each partition, within the
 // request's byte limits. It returns the bytes read and whether any
 // partition is in error (which ends a long poll at once, as in Kafka).
-func (s *Server) fetchParts(c *conn, req *kmsg.FetchRequest, parts []*fetchPart) ([]partResult, int, bool) {
+func (s *Server) fetchParts(c *conn, req *kmsg.FetchRequest, parts []*kfetch.Part) ([]partResult, int, bool) {
 	out := make([]partResult, len(parts))
 	budget := int(req.MaxBytes)
 	if budget <= 0 {
@@ -188,29 +181,29 @@ func (s *Server) fetchParts(c *conn, req *kmsg.FetchRequest, parts []*fetchPart)
 		r := &out[i]
 		r.hw, r.lso, r.start = -1, -1, -1
 		switch {
-		case fp.name == "" && req.Version >= 13:
+		case fp.Name == "" && req.Version >= 13:
 			r.code = kerr.UnknownTopicID.Code
-		case fp.leaderEpoch > 0:
+		case fp.LeaderEpoch > 0:
 			r.code = kerr.UnknownLeaderEpoch.Code
 		}
 		if r.code != 0 {
 			failed = true
 			continue
 		}
-		meta, ok := s.b.Topic(fp.name)
+		meta, ok := s.b.Topic(fp.Name)
 		switch {
 		case !ok && req.Version >= 13:
 			r.code = kerr.UnknownTopicID.Code
 		case !ok:
 			r.code = kerr.UnknownTopicOrPartition.Code
-		case req.Version >= 13 && meta.ID != uuidString(fp.key.id):
+		case req.Version >= 13 && meta.ID != kwire.UUIDString(fp.Key.ID):
 			r.code = kerr.UnknownTopicID.Code // deleted, and another topic took its name
 		}
 		if r.code != 0 {
 			failed = true
 			continue
 		}
-		limit := int(fp.maxBytes)
+		limit := int(fp.MaxBytes)
 		if limit <= 0 {
 			limit = 1 << 20
 		}
@@ -222,15 +215,15 @@ func (s *Server) fetchParts(c *conn, req *kmsg.FetchRequest, parts []*fetchPart)
 			var err error
 			if c != nil {
 				bp := c.borrow()
-				raw, err = s.b.ReadRawInto(*bp, fp.name, fp.key.partition, fp.offset, max(limit, 1))
+				raw, err = s.b.ReadRawInto(*bp, fp.Name, fp.Key.Partition, fp.Offset, max(limit, 1))
 				if cap(raw.Data) > cap(*bp) {
 					*bp = raw.Data[:0] // keep the larger buffer
 				}
 			} else {
-				raw, err = s.b.ReadRaw(fp.name, fp.key.partition, fp.offset, max(limit, 1))
+				raw, err = s.b.ReadRaw(fp.Name, fp.Key.Partition, fp.Offset, max(limit, 1))
 			}
 			if err != nil {
-				r.code = errCode(err)
+				r.code = kwire.ErrCode(err)
 				if r.code == kerr.InvalidRequest.Code {
 					r.code = kerr.UnknownTopicOrPartition.Code // no such partition
 				}
@@ -243,7 +236,7 @@ func (s *Server) fetchParts(c *conn, req *kmsg.FetchRequest, parts []*fetchPart)
 				failed = true
 			}
 			r.data = raw.Data
-		} else if start, end, err := s.b.Offsets(fp.name, fp.key.partition); err == nil {
+		} else if start, end, err := s.b.Offsets(fp.Name, fp.Key.Partition); err == nil {
 			r.hw, r.lso, r.start = end, end, start
 		}
 		total += len(r.data)

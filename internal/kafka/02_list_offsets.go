@@ -14,11 +14,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(2, 0, 10, s.listOffsets) })
-}
+	"github.com/spoolmq/spool/internal/kafka/kwire"
+)
 
 func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListOffsetsRequest)
@@ -44,14 +42,14 @@ func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 			case -3:
 				off, ts, ok, err := s.b.OffsetOfMaxTimestamp(rt.Topic, rp.Partition)
 				if err != nil {
-					sp.ErrorCode = errCode(err)
+					sp.ErrorCode = kwire.ErrCode(err)
 				} else if ok {
 					sp.Offset, sp.Timestamp = off, ts
 				}
 			default:
 				off, ok, err := s.b.OffsetForTime(rt.Topic, rp.Partition, rp.Timestamp)
 				if err != nil {
-					sp.ErrorCode = errCode(err)
+					sp.ErrorCode = kwire.ErrCode(err)
 				} else if ok {
 					sp.Offset, sp.Timestamp = off, rp.Timestamp
 				}

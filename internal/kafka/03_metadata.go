@@ -16,11 +16,8 @@ import (
 
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(3, 0, 13, s.metadata) })
-}
 
 func (s *Server) metadata(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.MetadataRequest)
@@ -43,7 +40,7 @@ func (s *Server) metadata(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.R
 			case rt.Topic != nil:
 				names = append(names, *rt.Topic)
 			case rt.TopicID != [16]byte{}:
-				if t, ok := s.b.TopicByID(uuidString(rt.TopicID)); ok {
+				if t, ok := s.b.TopicByID(kwire.UUIDString(rt.TopicID)); ok {
 					names = append(names, t.Name)
 				} else {
 					rtp := kmsg.NewMetadataResponseTopic()
@@ -94,11 +91,11 @@ func (s *Server) topicMetadata(name string, allowCreate bool) kmsg.MetadataRespo
 	t, ok := s.b.Topic(name)
 	if !ok && allowCreate {
 		var err error
-		t, err = s.b.CreateTopic(name, catalog.TopicConfig{})
+		t, err = s.b.CreateTopic(name, catalog.TopicConfig{Durability: catalog.DurabilityDefault})
 		if err != nil && !errs.Is(err, errs.TopicExists) {
 			rt.ErrorCode = kerr.InvalidTopicException.Code
 			if errs.CodeOf(err) != errs.InvalidArgument {
-				rt.ErrorCode = errCode(err)
+				rt.ErrorCode = kwire.ErrCode(err)
 			}
 			return rt
 		}
@@ -108,7 +105,7 @@ func (s *Server) topicMetadata(name string, allowCreate bool) kmsg.MetadataRespo
 		rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return rt
 	}
-	rt.TopicID = uuidBytes(t.ID)
+	rt.TopicID = kwire.UUIDBytes(t.ID)
 	for p := range t.Config.Partitions {
 		rp := kmsg.NewMetadataResponseTopicPartition()
 		rp.Partition = p

@@ -3,7 +3,7 @@ package kafka
 // OffsetCommit (key 8), v0–v10. A consumer group's committed offsets are a
 // Spool stream subscription's: group "g" committing topic "T" commits to
 // the subscription "g" on "T", created (start earliest) by the first commit
-// (internal/broker/kafka_groups.go). Commits are durable (synced) when
+// (kgroup/offsets.go). Commits are durable (synced) when
 // answered. The leader epoch (v6+) and the metadata string are kept with
 // the offset and returned by OffsetFetch.
 //
@@ -35,17 +35,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
 // maxCommitMetadata bounds an offset commit's metadata string (Kafka's
 // offset.metadata.max.bytes default).
 const maxCommitMetadata = 4096
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(8, 0, 10, s.offsetCommit) })
-}
 
 func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
@@ -74,11 +71,11 @@ func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (km
 	if req.Version < 7 {
 		inst = nil
 	}
-	if !validGroupID(req.Group) {
+	if !kgroup.ValidID(req.Group) {
 		fillAll(kerr.InvalidGroupID.Code)
 		return resp, nil
 	}
-	if code := s.groups.validateCommit(req.Group, memberID, inst, gen); code != 0 {
+	if code := s.groups.ValidateCommit(req.Group, memberID, inst, gen); code != 0 {
 		fillAll(code)
 		return resp, nil
 	}
@@ -93,7 +90,7 @@ func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		}
 		name := rt.Topic
 		if req.Version >= 10 {
-			t, ok := s.b.TopicByID(uuidString(rt.TopicID))
+			t, ok := s.b.TopicByID(kwire.UUIDString(rt.TopicID))
 			if !ok {
 				for j := range st.Partitions {
 					st.Partitions[j].ErrorCode = kerr.UnknownTopicID.Code
@@ -102,7 +99,7 @@ func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (km
 			}
 			name = t.Name
 		}
-		offsets := map[int32]broker.GroupOffset{}
+		offsets := map[int32]kgroup.Offset{}
 		for j, rp := range rt.Partitions {
 			meta := ""
 			if rp.Metadata != nil {
@@ -117,12 +114,12 @@ func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (km
 			if req.Version < 6 {
 				epoch = -1
 			}
-			offsets[rp.Partition] = broker.GroupOffset{Offset: rp.Offset, LeaderEpoch: epoch, Metadata: meta}
+			offsets[rp.Partition] = kgroup.Offset{Offset: rp.Offset, LeaderEpoch: epoch, Metadata: meta}
 		}
 		if len(offsets) == 0 {
 			continue
 		}
-		perr, err := s.b.CommitGroupOffsets(req.Group, name, offsets)
+		perr, err := s.offsets.Commit(req.Group, name, offsets)
 		if err != nil {
 			code := groupCommitErrCode(err)
 			for p := range offsets {
@@ -151,5 +148,5 @@ func groupCommitErrCode(err error) int16 {
 	case errs.Unavailable:
 		return kerr.CoordinatorNotAvailable.Code
 	}
-	return errCode(err)
+	return kwire.ErrCode(err)
 }

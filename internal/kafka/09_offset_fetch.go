@@ -1,8 +1,7 @@
 package kafka
 
 // OffsetFetch (key 9), v0–v10. Returns a group's committed offsets: those
-// of the stream subscriptions named after the group
-// (internal/broker/kafka_groups.go), with the leader epoch and metadata of
+// of the stream subscriptions named after the group (kgroup/offsets.go), with the leader epoch and metadata of
 // the Kafka commit that set them (-1 and "" when a native consumer or a
 // reset moved the offset since). A partition without an offset — no
 // subscription of that name on the topic, no such topic or partition, or a
@@ -24,12 +23,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(9, 0, 10, s.offsetFetch) })
-}
 
 func (s *Server) offsetFetch(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetFetchRequest)
@@ -66,9 +62,9 @@ func (s *Server) offsetFetch(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 func (s *Server) fetchGroupOffsets(version int16, group string, topics []kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
 	g := kmsg.NewOffsetFetchResponseGroup()
 	g.Group = group
-	valid := validGroupID(group)
+	valid := kgroup.ValidID(group)
 	noMeta := ""
-	part := func(p int32, o broker.GroupOffset) kmsg.OffsetFetchResponseGroupTopicPartition {
+	part := func(p int32, o kgroup.Offset) kmsg.OffsetFetchResponseGroupTopicPartition {
 		rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 		rp.Partition, rp.Offset, rp.LeaderEpoch = p, o.Offset, o.LeaderEpoch
 		meta := o.Metadata
@@ -78,13 +74,13 @@ func (s *Server) fetchGroupOffsets(version int16, group string, topics []kmsg.Of
 		}
 		return rp
 	}
-	none := broker.GroupOffset{Offset: -1, LeaderEpoch: -1}
+	none := kgroup.Offset{Offset: -1, LeaderEpoch: -1}
 	if topics == nil {
 		if !valid {
 			return g
 		}
-		for _, name := range s.b.GroupTopics(group) {
-			offs, ok, err := s.b.GroupOffsets(group, name)
+		for _, name := range s.offsets.Topics(group) {
+			offs, ok, err := s.offsets.Fetch(group, name)
 			if err != nil {
 				g.ErrorCode = groupCommitErrCode(err)
 				return g
@@ -95,7 +91,7 @@ func (s *Server) fetchGroupOffsets(version int16, group string, topics []kmsg.Of
 			rt := kmsg.NewOffsetFetchResponseGroupTopic()
 			rt.Topic = name
 			if t, ok := s.b.Topic(name); ok {
-				rt.TopicID = uuidBytes(t.ID)
+				rt.TopicID = kwire.UUIDBytes(t.ID)
 			}
 			for p := int32(0); p < int32(len(offs)); p++ {
 				if o := offs[p]; o.Offset >= 0 {
@@ -113,16 +109,16 @@ func (s *Server) fetchGroupOffsets(version int16, group string, topics []kmsg.Of
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
 		name, code := t.Topic, int16(0)
 		if version >= 10 {
-			if tp, ok := s.b.TopicByID(uuidString(t.TopicID)); ok {
+			if tp, ok := s.b.TopicByID(kwire.UUIDString(t.TopicID)); ok {
 				name = tp.Name
 			} else {
 				code = kerr.UnknownTopicID.Code
 			}
 		}
-		var offs map[int32]broker.GroupOffset
+		var offs map[int32]kgroup.Offset
 		if code == 0 && valid {
 			var err error
-			if offs, _, err = s.b.GroupOffsets(group, name); err != nil {
+			if offs, _, err = s.offsets.Fetch(group, name); err != nil {
 				code = groupCommitErrCode(err)
 			}
 		}

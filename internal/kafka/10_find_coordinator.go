@@ -21,10 +21,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(10, 0, 6, s.findCoordinator) })
-}
-
 func (s *Server) findCoordinator(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)

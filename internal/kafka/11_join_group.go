@@ -1,7 +1,7 @@
 package kafka
 
 // JoinGroup (key 11), v0–v9. Classic consumer groups; the state machine is
-// in kgroups.go. The request waits (in its connection's goroutine) until
+// kgroup's. The request waits (in its connection's goroutine) until
 // the join phase of the rebalance completes.
 //
 // Version differences: v1 adds the rebalance timeout (v0 uses the session
@@ -25,44 +25,34 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func init() {
-	registrations = append(registrations, func(s *Server) {
-		s.groups = newGroupCoordinator(s)
-		s.register(11, 0, 9, s.joinGroup)
-	})
-	closers = append(closers, func(s *Server) {
-		if s.groups != nil {
-			s.groups.close()
-		}
-	})
-}
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+)
 
 func (s *Server) joinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.JoinGroupRequest)
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
-	r := joinRequest{
-		version:          req.Version,
-		group:            req.Group,
-		memberID:         req.MemberID,
-		instanceID:       req.InstanceID,
-		sessionTimeout:   time.Duration(req.SessionTimeoutMillis) * time.Millisecond,
-		rebalanceTimeout: time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond,
-		protocolType:     req.ProtocolType,
-		protocols:        req.Protocols,
-		clientHost:       groupClientHost(c),
+	r := kgroup.JoinRequest{
+		Version:          req.Version,
+		Group:            req.Group,
+		MemberID:         req.MemberID,
+		InstanceID:       req.InstanceID,
+		SessionTimeout:   time.Duration(req.SessionTimeoutMillis) * time.Millisecond,
+		RebalanceTimeout: time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond,
+		ProtocolType:     req.ProtocolType,
+		Protocols:        req.Protocols,
+		ClientHost:       groupClientHost(c),
 	}
 	if c != nil {
-		r.clientID = c.clientID
+		r.ClientID = c.clientID
 	}
 	if req.Version < 1 {
-		r.rebalanceTimeout = 0
+		r.RebalanceTimeout = 0
 	}
 	if req.Version < 5 {
-		r.instanceID = nil
+		r.InstanceID = nil
 	}
-	res, wait := s.groups.join(r)
+	res, wait := s.groups.Join(r)
 	if wait != nil {
 		select {
 		case res = <-wait:
@@ -70,22 +60,30 @@ func (s *Server) joinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kms
 			return nil, errClose
 		}
 	}
-	resp.ErrorCode = res.code
-	resp.MemberID = res.memberID
-	resp.Generation = res.generation
-	if res.code != 0 {
+	resp.ErrorCode = res.Code
+	resp.MemberID = res.MemberID
+	resp.Generation = res.Generation
+	if res.Code != 0 {
 		resp.Generation = -1
 		return resp, nil
 	}
-	resp.ProtocolType = kmsg.StringPtr(res.protocolType)
-	resp.Protocol = kmsg.StringPtr(res.protocol)
-	resp.LeaderID = res.leader
-	resp.Members = res.members
+	resp.ProtocolType = kmsg.StringPtr(res.ProtocolType)
+	resp.Protocol = kmsg.StringPtr(res.Protocol)
+	resp.LeaderID = res.Leader
+	resp.Members = res.Members
 	if req.Version < 5 {
 		for i := range resp.Members {
 			resp.Members[i].InstanceID = nil
 		}
 	}
-	resp.SkipAssignment = res.skipAssignment && req.Version >= 9
+	resp.SkipAssignment = res.SkipAssignment && req.Version >= 9
 	return resp, nil
+}
+
+// groupClientHost is the client host Kafka reports: "/" and the IP.
+func groupClientHost(c *conn) string {
+	if h := c.remoteHost(); h != "" {
+		return "/" + h
+	}
+	return ""
 }

@@ -1,7 +1,7 @@
 package kafka
 
 // Heartbeat (key 12), v0–v4. Keeps a classic group member's session alive
-// (kgroups.go). Answers REBALANCE_IN_PROGRESS while the group prepares a
+// (kgroup). Answers REBALANCE_IN_PROGRESS while the group prepares a
 // rebalance (the member must rejoin), ILLEGAL_GENERATION for another
 // generation, UNKNOWN_MEMBER_ID for a member the group does not have (also
 // after a server restart), FENCED_INSTANCE_ID (v3+) for a static member
@@ -13,10 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(12, 0, 4, s.heartbeat) })
-}
-
 func (s *Server) heartbeat(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
@@ -24,6 +20,6 @@ func (s *Server) heartbeat(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.
 	if req.Version < 3 {
 		inst = nil
 	}
-	resp.ErrorCode = s.groups.heartbeat(req.Group, req.MemberID, inst, req.Generation)
+	resp.ErrorCode = s.groups.Heartbeat(req.Group, req.MemberID, inst, req.Generation)
 	return resp, nil
 }

@@ -14,11 +14,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(13, 0, 5, s.leaveGroup) })
-}
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+)
 
 func (s *Server) leaveGroup(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.LeaveGroupRequest)
@@ -27,15 +25,15 @@ func (s *Server) leaveGroup(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil
 	}
-	var members []leaveMember
+	var members []kgroup.LeaveMember
 	if req.Version < 3 {
-		members = []leaveMember{{memberID: req.MemberID}}
+		members = []kgroup.LeaveMember{{MemberID: req.MemberID}}
 	} else {
 		for _, m := range req.Members {
-			members = append(members, leaveMember{memberID: m.MemberID, instanceID: m.InstanceID})
+			members = append(members, kgroup.LeaveMember{MemberID: m.MemberID, InstanceID: m.InstanceID})
 		}
 	}
-	codes := s.groups.leave(req.Group, members)
+	codes := s.groups.Leave(req.Group, members)
 	if req.Version < 3 {
 		resp.ErrorCode = codes[0]
 		return resp, nil

@@ -13,29 +13,27 @@ import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(14, 0, 5, s.syncGroup) })
-}
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+)
 
 func (s *Server) syncGroup(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.SyncGroupRequest)
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
-	r := syncRequest{
-		version:     req.Version,
-		group:       req.Group,
-		generation:  req.Generation,
-		memberID:    req.MemberID,
-		assignments: req.GroupAssignment,
+	r := kgroup.SyncRequest{
+		Version:     req.Version,
+		Group:       req.Group,
+		Generation:  req.Generation,
+		MemberID:    req.MemberID,
+		Assignments: req.GroupAssignment,
 	}
 	if req.Version >= 3 {
-		r.instanceID = req.InstanceID
+		r.InstanceID = req.InstanceID
 	}
 	if req.Version >= 5 {
-		r.protocolType, r.protocol = req.ProtocolType, req.Protocol
+		r.ProtocolType, r.Protocol = req.ProtocolType, req.Protocol
 	}
-	res, wait := s.groups.sync(r)
+	res, wait := s.groups.Sync(r)
 	if wait != nil {
 		select {
 		case res = <-wait:
@@ -43,11 +41,11 @@ func (s *Server) syncGroup(ctx context.Context, _ *conn, kreq kmsg.Request) (kms
 			return nil, errClose
 		}
 	}
-	resp.ErrorCode = res.code
-	if res.code == 0 {
-		resp.ProtocolType = kmsg.StringPtr(res.protocolType)
-		resp.Protocol = kmsg.StringPtr(res.protocol)
-		resp.MemberAssignment = res.assignment
+	resp.ErrorCode = res.Code
+	if res.Code == 0 {
+		resp.ProtocolType = kmsg.StringPtr(res.ProtocolType)
+		resp.Protocol = kmsg.StringPtr(res.Protocol)
+		resp.MemberAssignment = res.Assignment
 	}
 	return resp, nil
 }

@@ -18,15 +18,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
 )
 
 // groupAuthorizedOps is READ | DELETE | DESCRIBE (ACL operation bits 3, 6
 // and 8).
 const groupAuthorizedOps = 1<<3 | 1<<6 | 1<<8
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(15, 0, 6, s.describeGroups) })
-}
 
 func (s *Server) describeGroups(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeGroupsRequest)
@@ -37,21 +34,21 @@ func (s *Server) describeGroups(_ context.Context, _ *conn, kreq kmsg.Request) (
 		if req.IncludeAuthorizedOperations {
 			rg.AuthorizedOperations = groupAuthorizedOps
 		}
-		if gi, ok := s.groups.describe(id); ok {
-			rg.State, rg.ProtocolType, rg.Protocol = gi.state.String(), gi.protocolType, gi.protocol
-			for _, m := range gi.members {
+		if gi, ok := s.groups.Describe(id); ok {
+			rg.State, rg.ProtocolType, rg.Protocol = gi.State.String(), gi.ProtocolType, gi.Protocol
+			for _, m := range gi.Members {
 				rm := kmsg.NewDescribeGroupsResponseGroupMember()
-				rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.memberID, m.instanceID, m.clientID, m.clientHost
-				rm.ProtocolMetadata, rm.MemberAssignment = m.metadata, m.assignment
+				rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.MemberID, m.InstanceID, m.ClientID, m.ClientHost
+				rm.ProtocolMetadata, rm.MemberAssignment = m.Metadata, m.Assignment
 				rg.Members = append(rg.Members, rm)
 			}
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		state, ptype := groupDead.String(), ""
-		if validGroupID(id) {
+		state, ptype := kgroup.Dead.String(), ""
+		if kgroup.ValidID(id) {
 			stream, members := 0, 0
-			for _, gs := range s.b.GroupSubscriptions(id) {
+			for _, gs := range s.b.SubsNamed(id) {
 				if gs.Mode == catalog.ModeStream {
 					stream++
 					members += gs.Members
@@ -59,13 +56,13 @@ func (s *Server) describeGroups(_ context.Context, _ *conn, kreq kmsg.Request) (
 			}
 			switch {
 			case members > 0:
-				state, ptype = groupStable.String(), "spool"
+				state, ptype = kgroup.Stable.String(), "spool"
 			case stream > 0:
-				state, ptype = groupEmpty.String(), "consumer"
+				state, ptype = kgroup.Empty.String(), "consumer"
 			}
 		}
 		rg.State, rg.ProtocolType = state, ptype
-		if state == groupDead.String() && req.Version >= 6 {
+		if state == kgroup.Dead.String() && req.Version >= 6 {
 			rg.ErrorCode = kerr.GroupIDNotFound.Code
 			msg := "group " + id + " not found"
 			rg.ErrorMessage = &msg

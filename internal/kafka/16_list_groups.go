@@ -16,11 +16,9 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(16, 0, 5, s.listGroups) })
-}
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+)
 
 func (s *Server) listGroups(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListGroupsRequest)
@@ -32,25 +30,25 @@ func (s *Server) listGroups(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg
 		all = append(all, g)
 	}
 	// Broker first: the coordinator's lock is never held across broker calls.
-	names := s.b.GroupNames()
+	names := s.b.SubNames()
 	seen := map[string]bool{}
-	for _, gi := range s.groups.list() {
-		seen[gi.id] = true
-		add(gi.id, gi.protocolType, gi.state.String(), "classic")
+	for _, gi := range s.groups.List() {
+		seen[gi.ID] = true
+		add(gi.ID, gi.ProtocolType, gi.State.String(), "classic")
 	}
 	for _, n := range names {
 		if n.Stream == 0 || seen[n.Name] {
 			continue
 		}
 		if n.Members > 0 {
-			add(n.Name, "spool", groupStable.String(), "classic")
+			add(n.Name, "spool", kgroup.Stable.String(), "classic")
 		} else {
-			add(n.Name, "consumer", groupEmpty.String(), "classic")
+			add(n.Name, "consumer", kgroup.Empty.String(), "classic")
 		}
 	}
 	// Share groups: those with members, and every other queue
 	// subscription name (the state of a share group without members).
-	for _, id := range s.shares.names() {
+	for _, id := range s.shares.Names() {
 		if !seen[id] {
 			seen[id] = true
 			add(id, "share", "Stable", "share")

@@ -14,11 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(19, 0, 7, s.createTopics) })
-}
 
 func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
@@ -30,7 +27,7 @@ func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 			st.ErrorCode = code
 			st.ErrorMessage = &text
 		}
-		cfg := catalog.TopicConfig{}
+		cfg := catalog.TopicConfig{Durability: catalog.DurabilityDefault}
 		if rt.NumPartitions > 0 {
 			cfg.Partitions = rt.NumPartitions
 		}
@@ -56,14 +53,14 @@ func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 			}
 			t, err := s.b.CreateTopic(rt.Topic, cfg)
 			if err != nil {
-				code := errCode(err)
+				code := kwire.ErrCode(err)
 				if code == kerr.InvalidRequest.Code {
 					code = kerr.InvalidTopicException.Code
 				}
 				msg(code, err.Error())
 				break
 			}
-			st.TopicID = uuidBytes(t.ID)
+			st.TopicID = kwire.UUIDBytes(t.ID)
 			st.NumPartitions = t.Config.Partitions
 			st.ReplicationFactor = 1
 		}

@@ -6,11 +6,9 @@ import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(20, 0, 6, s.deleteTopics) })
-}
+	"github.com/spoolmq/spool/internal/kafka/kwire"
+)
 
 func (s *Server) deleteTopics(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
@@ -22,7 +20,7 @@ func (s *Server) deleteTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		case t.Topic != nil:
 			names = append(names, *t.Topic)
 		case t.TopicID != [16]byte{}:
-			if tt, ok := s.b.TopicByID(uuidString(t.TopicID)); ok {
+			if tt, ok := s.b.TopicByID(kwire.UUIDString(t.TopicID)); ok {
 				names = append(names, tt.Name)
 			}
 		}
@@ -32,10 +30,10 @@ func (s *Server) deleteTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		n := name
 		st.Topic = &n
 		if t, ok := s.b.Topic(name); ok {
-			st.TopicID = uuidBytes(t.ID)
+			st.TopicID = kwire.UUIDBytes(t.ID)
 		}
 		if err := s.b.DeleteTopic(name); err != nil {
-			st.ErrorCode = errCode(err)
+			st.ErrorCode = kwire.ErrCode(err)
 			m := err.Error()
 			st.ErrorMessage = &m
 		}

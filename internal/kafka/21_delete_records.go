@@ -17,11 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(21, 0, 2, s.deleteRecords) })
-}
 
 func (s *Server) deleteRecords(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteRecordsRequest)
@@ -42,7 +39,7 @@ func (s *Server) deleteRecords(_ context.Context, _ *conn, kreq kmsg.Request) (k
 			case errs.Is(err, errs.OffsetOutOfRange):
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			default:
-				sp.ErrorCode = errCode(err)
+				sp.ErrorCode = kwire.ErrCode(err)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -8,7 +8,7 @@ package kafka
 // the epoch bumped (a new id with epoch 0 once the epoch would reach
 // MaxInt16); an id it never issued gets a new id. Epochs are not stored:
 // the partitions see the new epoch on the producer's next batch and refuse
-// older ones from then on (producers.go).
+// older ones from then on (kproducer).
 //
 // A transactional id (non-empty) is refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED: Spool has no transactions, and a
@@ -24,18 +24,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() {
-	registrations = append(registrations, func(s *Server) {
-		s.producers = newProducerTable(s)
-		s.register(22, 0, 5, s.initProducerID)
-	})
-	closers = append(closers, func(s *Server) {
-		if s.producers != nil {
-			s.producers.close()
-		}
-	})
-}
-
 func (s *Server) initProducerID(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
@@ -46,7 +34,7 @@ func (s *Server) initProducerID(_ context.Context, _ *conn, kreq kmsg.Request) (
 	}
 	pt := s.producers
 	if req.Version >= 3 && req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {
-		ok, err := pt.issued(req.ProducerID)
+		ok, err := pt.Issued(req.ProducerID)
 		if err != nil {
 			s.logger.Warn("reserving producer ids", "err", err)
 			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -57,7 +45,7 @@ func (s *Server) initProducerID(_ context.Context, _ *conn, kreq kmsg.Request) (
 			return resp, nil
 		}
 	}
-	id, err := pt.newProducerID()
+	id, err := pt.NewProducerID()
 	if err != nil {
 		s.logger.Warn("reserving producer ids", "err", err)
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code

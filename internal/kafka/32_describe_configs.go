@@ -20,11 +20,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(32, 0, 4, s.describeConfigs) })
-}
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
+)
 
 func (s *Server) describeConfigs(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeConfigsRequest)
@@ -52,13 +51,13 @@ func (s *Server) describeConfigs(_ context.Context, _ *conn, kreq kmsg.Request) 
 			}
 			cs = s.describeBrokerConfigs(rr.ConfigNames)
 		case kmsg.ConfigResourceTypeGroupConfig:
-			if !validGroupID(rr.ResourceName) {
+			if !kgroup.ValidID(rr.ResourceName) {
 				fail(kerr.InvalidGroupID.Code, fmt.Sprintf("%q is not a valid group name", rr.ResourceName))
 				break
 			}
 			var err error
 			if cs, err = s.describeGroupConfigs(rr.ResourceName, rr.ConfigNames); err != nil {
-				fail(errCode(err), err.Error())
+				fail(kwire.ErrCode(err), err.Error())
 			}
 		default:
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("configs of resource type %d are not supported", rr.ResourceType))

@@ -14,10 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(33, 0, 2, s.alterConfigs) })
-}
-
 func (s *Server) alterConfigs(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)

@@ -18,11 +18,8 @@ import (
 
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(37, 0, 3, s.createPartitions) })
-}
 
 func (s *Server) createPartitions(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreatePartitionsRequest)
@@ -53,7 +50,7 @@ func (s *Server) createPartitions(_ context.Context, _ *conn, kreq kmsg.Request)
 		case req.ValidateOnly:
 		default:
 			if _, err := s.b.AddPartitions(rt.Topic, rt.Count); err != nil {
-				code := errCode(err)
+				code := kwire.ErrCode(err)
 				switch {
 				case errs.Is(err, errs.TopicNotFound):
 					code = kerr.UnknownTopicOrPartition.Code

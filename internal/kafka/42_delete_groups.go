@@ -16,11 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(42, 0, 3, s.deleteGroups) })
-}
 
 func (s *Server) deleteGroups(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteGroupsRequest)
@@ -39,36 +37,31 @@ func (s *Server) deleteGroups(_ context.Context, _ *conn, kreq kmsg.Request) (km
 }
 
 func (s *Server) deleteGroup(id string) (int16, string) {
-	existed, code := s.groups.forget(id)
+	existed, code := s.groups.Forget(id)
 	if code != 0 {
 		return code, "the group has members"
 	}
-	if !validGroupID(id) {
+	if !kgroup.ValidID(id) {
 		if existed {
 			return 0, ""
 		}
 		return kerr.GroupIDNotFound.Code, "group " + id + " not found"
 	}
-	if s.shares.hasMembers(id) {
+	if s.shares.HasMembers(id) {
 		return kerr.NonEmptyGroup.Code, "the share group has members"
 	}
-	n, err := s.b.DeleteGroupSubscriptions(id) // all or nothing
+	n, err := s.b.DeleteSubsNamed(id) // all or nothing
 	if err != nil {
 		if errs.Is(err, errs.FailedPrecondition) {
 			return kerr.NonEmptyGroup.Code, err.Error()
 		}
 		return groupCommitErrCode(err), err.Error()
 	}
-	s.gcfgMu.Lock()
-	data, err := s.b.GroupConfigData(id)
-	if err == nil && data != nil {
-		err = s.b.SetGroupConfigData(id, nil)
-	}
-	s.gcfgMu.Unlock()
+	had, err := s.deleteGroupConfigs(id)
 	if err != nil {
-		return errCode(err), err.Error()
+		return kwire.ErrCode(err), err.Error()
 	}
-	if existed || n > 0 || data != nil {
+	if existed || n > 0 || had {
 		return 0, ""
 	}
 	return kerr.GroupIDNotFound.Code, "group " + id + " not found"

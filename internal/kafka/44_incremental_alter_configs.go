@@ -27,10 +27,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(44, 0, 1, s.incrementalAlterConfigs) })
-}
-
 func (s *Server) incrementalAlterConfigs(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)

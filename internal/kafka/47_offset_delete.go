@@ -15,11 +15,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(47, 0, 0, s.offsetDelete) })
-}
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+)
 
 func (s *Server) offsetDelete(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetDeleteRequest)
@@ -28,13 +26,13 @@ func (s *Server) offsetDelete(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp, nil
 	}
-	gi, active := s.groups.describe(req.Group)
-	active = active && len(gi.members) > 0
-	if active && gi.protocolType != "consumer" {
+	gi, active := s.groups.Describe(req.Group)
+	active = active && len(gi.Members) > 0
+	if active && gi.ProtocolType != "consumer" {
 		resp.ErrorCode = kerr.NonEmptyGroup.Code
 		return resp, nil
 	}
-	if !validGroupID(req.Group) || (!active && len(s.b.GroupTopics(req.Group)) == 0) {
+	if !kgroup.ValidID(req.Group) || (!active && len(s.offsets.Topics(req.Group)) == 0) {
 		resp.ErrorCode = kerr.GroupIDNotFound.Code
 		return resp, nil
 	}
@@ -43,7 +41,7 @@ func (s *Server) offsetDelete(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		st.Topic = rt.Topic
 		code := int16(0)
 		switch {
-		case active && gi.topics[rt.Topic]:
+		case active && gi.Topics[rt.Topic]:
 			code = kerr.GroupSubscribedToTopic.Code
 		default:
 			if _, ok := s.b.Topic(rt.Topic); !ok {
@@ -54,7 +52,7 @@ func (s *Server) offsetDelete(_ context.Context, _ *conn, kreq kmsg.Request) (km
 			for _, p := range rt.Partitions {
 				parts = append(parts, p.Partition)
 			}
-			if _, err := s.b.DeleteGroupOffsets(req.Group, rt.Topic, parts); err != nil {
+			if _, err := s.offsets.Delete(req.Group, rt.Topic, parts); err != nil {
 				code = groupCommitErrCode(err)
 			}
 		}

@@ -15,10 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(60, 0, 2, s.describeCluster) })
-}
-
 // clusterOperations are the ACL operations on a cluster resource: CREATE
 // (5), ALTER (7), DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10),
 // ALTER_CONFIGS (11), IDEMPOTENT_WRITE (12), as a bit set.

@@ -2,7 +2,7 @@ package kafka
 
 // ShareGroupHeartbeat (key 76), v0–v1 (v1 changes nothing on the wire):
 // membership of KIP-932 share groups, whose consumption runs on Spool
-// queue subscriptions (see shares.go for the mapping).
+// queue subscriptions (see kshare for the mapping).
 //
 //   - MemberEpoch 0 joins (or rejoins) with the client-generated member id
 //     and the subscribed topic names (required); the answer carries the
@@ -34,24 +34,14 @@ package kafka
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/kafka/kshare"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) {
-		s.shares = newShareGroups(s)
-		s.register(76, 0, 1, s.shareGroupHeartbeat)
-	})
-	closers = append(closers, func(s *Server) {
-		if s.shares != nil {
-			s.shares.close()
-		}
-	})
-}
 
 func (s *Server) shareGroupHeartbeat(_ context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ShareGroupHeartbeatRequest)
@@ -66,7 +56,7 @@ func (s *Server) shareGroupHeartbeat(_ context.Context, c *conn, kreq kmsg.Reque
 	switch {
 	case strings.TrimSpace(req.GroupID) == "":
 		return fail(kerr.InvalidRequest.Code, "group id is empty")
-	case req.MemberID == "" || len(req.MemberID) > shareMaxMemberIDLen:
+	case req.MemberID == "" || len(req.MemberID) > kshare.MaxMemberIDLen:
 		return fail(kerr.InvalidRequest.Code, "member id must be 1 to 36 characters (a client-generated UUID)")
 	case req.MemberEpoch < -1:
 		return fail(kerr.InvalidRequest.Code, "member epoch must be -1, 0 or positive")
@@ -78,8 +68,8 @@ func (s *Server) shareGroupHeartbeat(_ context.Context, c *conn, kreq kmsg.Reque
 	if err := catalog.ValidateName("share group", req.GroupID); err != nil {
 		return fail(kerr.InvalidGroupID.Code, err.Error()+" (share groups are Spool queue subscriptions)")
 	}
-	if herr := s.shares.heartbeat(c, req, resp); herr != nil {
-		return fail(herr.code, herr.msg)
+	if herr := s.shares.Heartbeat(time.Now(), c.clientID, c.remoteHost(), req, resp); herr != nil {
+		return fail(herr.Code, herr.Msg)
 	}
 	return resp, nil
 }

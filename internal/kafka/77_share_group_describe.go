@@ -2,7 +2,7 @@ package kafka
 
 // ShareGroupDescribe (key 77), v0–v1 (v1 changes nothing on the wire):
 // the members of share groups, their epochs, subscribed topics and
-// assignments (see shares.go). A group with members is "Stable"; a group
+// assignments (see kshare). A group with members is "Stable"; a group
 // without members but with a queue subscription of its name on some topic
 // is "Empty" (its state lives on in the subscription); any other group id
 // is GROUP_ID_NOT_FOUND. The assignor is "simple": every member gets every
@@ -16,11 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/kafka/kshare"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(77, 0, 1, s.shareGroupDescribe) })
-}
 
 func (s *Server) shareGroupDescribe(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ShareGroupDescribeRequest)
@@ -29,20 +26,20 @@ func (s *Server) shareGroupDescribe(_ context.Context, _ *conn, kreq kmsg.Reques
 		rg := kmsg.NewShareGroupDescribeResponseGroup()
 		rg.GroupID = id
 		rg.Assignor = "simple"
-		v, ok := s.shares.describe(id)
+		v, ok := s.shares.Describe(id)
 		switch {
 		case ok:
 			rg.GroupState = "Stable"
-			rg.GroupEpoch, rg.AssignmentEpoch = v.epoch, v.epoch
-			for _, m := range v.members {
+			rg.GroupEpoch, rg.AssignmentEpoch = v.Epoch, v.Epoch
+			for _, m := range v.Members {
 				rm := kmsg.NewShareGroupDescribeResponseGroupMember()
-				rm.MemberID, rm.RackID, rm.MemberEpoch = m.id, m.rack, m.epoch
-				rm.ClientID, rm.ClientHost = m.clientID, m.host
-				rm.SubscribedTopicNames = m.topics
-				for _, name := range shareSortedKeys(m.assigned) {
-					ta := m.assigned[name]
+				rm.MemberID, rm.RackID, rm.MemberEpoch = m.ID, m.Rack, m.Epoch
+				rm.ClientID, rm.ClientHost = m.ClientID, m.Host
+				rm.SubscribedTopicNames = m.Topics
+				for _, name := range kshare.SortedKeys(m.Assigned) {
+					ta := m.Assigned[name]
 					tp := kmsg.NewShareGroupDescribeResponseGroupMemberAssignmentTopicPartition()
-					tp.TopicID, tp.Topic, tp.Partitions = ta.id, name, shareAllPartitions(ta.parts)
+					tp.TopicID, tp.Topic, tp.Partitions = ta.ID, name, kshare.AllPartitions(ta.Parts)
 					rm.Assignment.TopicPartitions = append(rm.Assignment.TopicPartitions, tp)
 				}
 				rg.Members = append(rg.Members, rm)

@@ -2,7 +2,7 @@ package kafka
 
 // ShareFetch (key 78), v0–v2: a share group member acquires records — queue
 // leases of the subscription named by the group on each topic (see
-// shares.go) — and may acknowledge earlier ones in the same request.
+// kshare) — and may acknowledge earlier ones in the same request.
 //
 //   - Session: epoch 0 opens the member's share session with the listed
 //     partitions (acknowledgements are refused then: INVALID_REQUEST);
@@ -50,16 +50,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kshare"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
-
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(78, 0, 2, s.shareFetch) })
-}
 
 // Defaults of a ShareFetch that leaves them unset.
 const (
+	shareDefaultMaxRecords    = 500 // v0 has no MaxRecords
 	shareDefaultLock          = 30 * time.Second
 	shareDefaultMaxBytes      = 50 << 20
 	shareDefaultPartitionSize = 1 << 20
@@ -76,18 +74,18 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 		}
 		return resp, nil
 	}
-	group, member, ok := validShareMember(req.GroupID, req.MemberID)
+	group, member, ok := kshare.ValidMember(req.GroupID, req.MemberID)
 	if !ok {
 		return fail(kerr.InvalidRequest.Code, "group id and member id (1 to 36 characters) are required")
 	}
 	renew := req.Version >= 2 && req.IsRenewAck
 	var (
-		acks        []shareAckIn
-		add, forget []shareTP
+		acks        []kshare.AckIn
+		add, forget []kshare.TP
 	)
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
-			tp := shareTP{rt.TopicID, rp.Partition}
+			tp := kshare.TP{ID: rt.TopicID, P: rp.Partition}
 			add = append(add, tp)
 			if len(rp.AcknowledgementBatches) == 0 {
 				if renew {
@@ -95,16 +93,16 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 				}
 				continue
 			}
-			a := shareAckIn{id: tp.id, p: tp.p}
+			a := kshare.AckIn{ID: tp.ID, P: tp.P}
 			for _, b := range rp.AcknowledgementBatches {
-				a.batches = append(a.batches, shareAckBatchIn{first: b.FirstOffset, last: b.LastOffset, types: b.AcknowledgeTypes})
+				a.Batches = append(a.Batches, kshare.AckBatchIn{First: b.FirstOffset, Last: b.LastOffset, Types: b.AcknowledgeTypes})
 			}
 			acks = append(acks, a)
 		}
 	}
 	for _, ft := range req.ForgottenTopicsData {
 		for _, p := range ft.Partitions {
-			forget = append(forget, shareTP{ft.TopicID, p})
+			forget = append(forget, kshare.TP{ID: ft.TopicID, P: p})
 		}
 	}
 	switch {
@@ -115,7 +113,7 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 	case req.ShareSessionEpoch < -1:
 		return fail(kerr.InvalidShareSessionEpoch.Code, "")
 	}
-	res, code, msg := s.shares.session(shareSessionOp{group: group, member: member, epoch: req.ShareSessionEpoch, add: add, forget: forget})
+	res, code, msg := s.shares.Session(kshare.SessionOp{Group: group, Member: member, Epoch: req.ShareSessionEpoch, Add: add, Forget: forget})
 	if code != 0 {
 		return fail(code, msg)
 	}
@@ -123,16 +121,16 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 		// A share session lives on its connection: when the connection
 		// ends, close the session and give its leases back at once.
 		c.OnClose("share/"+group+"/"+member, func() {
-			if r, code, _ := s.shares.session(shareSessionOp{group: group, member: member, epoch: -1}); code == 0 {
-				s.shares.release(group, member, r.leased)
+			if r, code, _ := s.shares.Session(kshare.SessionOp{Group: group, Member: member, Epoch: -1}); code == 0 {
+				s.shares.Release(group, member, r.Leased)
 			}
 		})
 	}
-	out := shareFetchOut{resp: resp, idx: map[shareTP][2]int{}}
-	tn := &shareTopicNames{s: s}
+	out := shareFetchOut{resp: resp, idx: map[kshare.TP][2]int{}}
+	tn := kshare.NewTopicNames(s.b)
 	for _, a := range acks {
-		code, msg := s.applyShareAcks(tn, group, member, a, renew, res.lock)
-		rp := out.part(shareTP{a.id, a.p})
+		code, msg := s.shares.ApplyAcks(tn, group, member, a, renew, res.Lock)
+		rp := out.part(kshare.TP{ID: a.ID, P: a.P})
 		rp.AcknowledgeErrorCode = code
 		if msg != "" {
 			rp.AcknowledgeErrorMessage = &msg
@@ -140,7 +138,7 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 	}
 	switch {
 	case req.ShareSessionEpoch == -1:
-		s.shares.release(group, member, res.leased)
+		s.shares.Release(group, member, res.Leased)
 	case !renew:
 		s.shareAcquire(ctx, req, group, member, res, tn, &out)
 	}
@@ -150,37 +148,37 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 // shareFetchOut builds a ShareFetch response's partitions.
 type shareFetchOut struct {
 	resp *kmsg.ShareFetchResponse
-	idx  map[shareTP][2]int // topic index, partition index
+	idx  map[kshare.TP][2]int // topic index, partition index
 }
 
 // part returns the response entry of a partition, adding it if needed. The
 // pointer is valid until the next call.
-func (o *shareFetchOut) part(tp shareTP) *kmsg.ShareFetchResponseTopicPartition {
+func (o *shareFetchOut) part(tp kshare.TP) *kmsg.ShareFetchResponseTopicPartition {
 	if i, ok := o.idx[tp]; ok {
 		return &o.resp.Topics[i[0]].Partitions[i[1]]
 	}
 	ti := -1
 	for i := range o.resp.Topics {
-		if o.resp.Topics[i].TopicID == tp.id {
+		if o.resp.Topics[i].TopicID == tp.ID {
 			ti = i
 			break
 		}
 	}
 	if ti < 0 {
 		rt := kmsg.NewShareFetchResponseTopic()
-		rt.TopicID = tp.id
+		rt.TopicID = tp.ID
 		o.resp.Topics = append(o.resp.Topics, rt)
 		ti = len(o.resp.Topics) - 1
 	}
 	rp := kmsg.NewShareFetchResponseTopicPartition()
-	rp.Partition = tp.p
+	rp.Partition = tp.P
 	rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = -1, -1 // no leader hint
 	o.resp.Topics[ti].Partitions = append(o.resp.Topics[ti].Partitions, rp)
 	o.idx[tp] = [2]int{ti, len(o.resp.Topics[ti].Partitions) - 1}
 	return &o.resp.Topics[ti].Partitions[len(o.resp.Topics[ti].Partitions)-1]
 }
 
-func (o *shareFetchOut) fail(tp shareTP, code int16, msg string) {
+func (o *shareFetchOut) fail(tp kshare.TP, code int16, msg string) {
 	rp := o.part(tp)
 	rp.ErrorCode = code
 	if msg != "" {
@@ -190,28 +188,30 @@ func (o *shareFetchOut) fail(tp shareTP, code int16, msg string) {
 
 // shareTarget is a session partition records are acquired from.
 type shareTarget struct {
-	tp    shareTP
-	topic string
+	tp          kshare.TP
+	topic       string
+	maxInFlight int // its subscription's in-flight limit
 }
 
 // shareAcquire leases records of the session's partitions for the member,
 // waiting up to MaxWaitMillis for some.
-func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, group, member string, res shareSessionResult, tn *shareTopicNames, out *shareFetchOut) {
+func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, group, member string, res kshare.SessionResult, tn *kshare.TopicNames, out *shareFetchOut) {
 	type subInfo struct {
-		code int16
-		msg  string
+		code        int16
+		msg         string
+		maxInFlight int
 	}
 	subs := map[string]subInfo{}
 	var targets []shareTarget
-	lock := res.lock // the group's; else the subscriptions' (the shortest)
-	for _, tp := range res.parts {
-		topic, ok := tn.name(tp.id)
+	lock := res.Lock // the group's; else the subscriptions' (the shortest)
+	for _, tp := range res.Parts {
+		topic, ok := tn.Name(tp.ID)
 		if !ok {
 			out.fail(tp, kerr.UnknownTopicID.Code, "")
 			continue
 		}
 		meta, ok := s.b.Topic(topic)
-		if !ok || tp.p < 0 || tp.p >= meta.Config.Partitions {
+		if !ok || tp.P < 0 || tp.P >= meta.Config.Partitions {
 			out.fail(tp, kerr.UnknownTopicOrPartition.Code, "")
 			continue
 		}
@@ -219,14 +219,15 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 		if !seen {
 			sub, err := s.b.QueueSubscription(topic, group)
 			if err == nil {
-				if !s.shares.noteLeasing(group, member, topic) {
+				if !s.shares.NoteLeasing(group, member, topic) {
 					return // left or evicted meanwhile
 				}
-				if res.lock == 0 && (lock == 0 || sub.AckTimeout < lock) {
+				if res.Lock == 0 && (lock == 0 || sub.AckTimeout < lock) {
 					lock = sub.AckTimeout
 				}
+				info.maxInFlight = sub.MaxInFlight
 			} else {
-				info.code, info.msg = shareSubError(topic, group, err)
+				info.code, info.msg = kshare.SubError(topic, group, err)
 			}
 			subs[topic] = info
 		}
@@ -234,7 +235,7 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 			out.fail(tp, info.code, info.msg)
 			continue
 		}
-		targets = append(targets, shareTarget{tp: tp, topic: topic})
+		targets = append(targets, shareTarget{tp: tp, topic: topic, maxInFlight: info.maxInFlight})
 	}
 	if lock > 0 {
 		resp := out.resp
@@ -245,7 +246,7 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 	}
 	// Rotate the starting partition so that a small MaxRecords does not
 	// always favour the first partitions.
-	start := int(res.epoch) % len(targets)
+	start := int(res.Epoch) % len(targets)
 	targets = append(targets[start:], targets[:start]...)
 
 	deadline := time.Now().Add(min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait))
@@ -260,16 +261,16 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 			if ch := s.b.TopicChanged(topic); ch != nil {
 				changed = append(changed, ch)
 			}
-			if ch := s.b.ShareChanged(topic, group); ch != nil {
+			if ch := s.b.LeasesChanged(topic, group); ch != nil {
 				changed = append(changed, ch)
 			}
 		}
-		if s.shareLeaseOnce(req, group, member, res.lock, targets, out) > 0 || req.MaxWaitMillis <= 0 ||
+		if s.shareLeaseOnce(req, group, member, res.Lock, targets, out) > 0 || req.MaxWaitMillis <= 0 ||
 			!time.Now().Before(deadline) || len(changed) == 0 {
 			return
 		}
 		if !waitAny(ctx, changed, time.Until(deadline)) {
-			s.shareLeaseOnce(req, group, member, res.lock, targets, out)
+			s.shareLeaseOnce(req, group, member, res.Lock, targets, out)
 			return
 		}
 	}
@@ -286,25 +287,25 @@ func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member strin
 	if maxBytes <= 0 {
 		maxBytes = shareDefaultMaxBytes
 	}
-	partBytes := map[shareTP]int{}
+	partBytes := map[kshare.TP]int{}
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
-			partBytes[shareTP{rt.TopicID, rp.Partition}] = int(rp.PartitionMaxBytes)
+			partBytes[kshare.TP{ID: rt.TopicID, P: rp.Partition}] = int(rp.PartitionMaxBytes)
 		}
 	}
 	leased, bytes := 0, 0
-	if !s.shares.isMember(group, member) {
+	if !s.shares.IsMember(group, member) {
 		return 0 // left or evicted while waiting: its leases were released
 	}
 	defer func() {
 		// Evicted while leasing: give back what was just leased (the
 		// eviction released only what was leased before).
-		if leased > 0 && !s.shares.isMember(group, member) {
+		if leased > 0 && !s.shares.IsMember(group, member) {
 			topics := map[string]bool{}
 			for _, tg := range targets {
 				topics[tg.topic] = true
 			}
-			s.shares.release(group, member, topics)
+			s.shares.Release(group, member, topics)
 		}
 	}()
 	for _, tg := range targets {
@@ -316,12 +317,11 @@ func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member strin
 			limit = shareDefaultPartitionSize
 		}
 		limit = max(1, min(limit, maxBytes-bytes))
-		l, err := s.b.ShareLease(tg.topic, group, leaseHolder(member), tg.tp.p, broker.ShareLeaseOptions{
-			MaxRecords: maxRecords - leased, MaxBytes: limit, Lock: lock,
-			WholeBatches: req.Version < 2 || req.ShareAcquireMode == 0,
-		})
+		wholeBatch := req.Version < 2 || req.ShareAcquireMode == 0
+		l, err := s.b.Lease(tg.topic, group, kshare.Holder(member), tg.tp.P,
+			kshare.LeaseOptions(maxRecords-leased, limit, lock, wholeBatch, tg.maxInFlight))
 		if err != nil {
-			code := errCode(err)
+			code := kwire.ErrCode(err)
 			if errs.Is(err, errs.TopicNotFound) || errs.Is(err, errs.SubNotFound) {
 				code = kerr.UnknownTopicOrPartition.Code
 			}
@@ -333,10 +333,10 @@ func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member strin
 		}
 		rp := out.part(tg.tp)
 		rp.Records = l.Batches
-		for _, r := range l.Acquired {
+		for _, r := range l.Runs {
 			ar := kmsg.NewShareFetchResponseTopicPartitionAcquiredRecord()
 			ar.FirstOffset, ar.LastOffset = r.First, r.Last
-			ar.DeliveryCount = int16(min(r.DeliveryCount, math.MaxInt16))
+			ar.DeliveryCount = int16(min(r.Deliveries, math.MaxInt16))
 			rp.AcquiredRecords = append(rp.AcquiredRecords, ar)
 		}
 		leased += l.Leased

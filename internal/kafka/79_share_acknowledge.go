@@ -1,7 +1,7 @@
 package kafka
 
 // ShareAcknowledge (key 79), v0–v2: a share group member acknowledges
-// records it acquired with ShareFetch, outside a fetch (see shares.go and
+// records it acquired with ShareFetch, outside a fetch (see kshare and
 // 78_share_fetch.go for the types: ACCEPT and GAP ack, RELEASE nacks into
 // the subscription's backoff, REJECT dead-letters, RENEW extends the lease
 // and needs IsRenewAck, v2).
@@ -22,11 +22,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-func init() {
-	registrations = append(registrations, func(s *Server) { s.register(79, 0, 2, s.shareAcknowledge) })
-}
+	"github.com/spoolmq/spool/internal/kafka/kshare"
+)
 
 func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ShareAcknowledgeRequest)
@@ -39,37 +37,37 @@ func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request)
 		}
 		return resp, nil
 	}
-	group, member, ok := validShareMember(req.GroupID, req.MemberID)
+	group, member, ok := kshare.ValidMember(req.GroupID, req.MemberID)
 	if !ok {
 		return fail(kerr.InvalidRequest.Code, "group id and member id (1 to 36 characters) are required")
 	}
 	if req.ShareSessionEpoch == 0 || req.ShareSessionEpoch < -1 {
 		return fail(kerr.InvalidShareSessionEpoch.Code, "acknowledgements need an open share session (opened by ShareFetch)")
 	}
-	res, code, msg := s.shares.session(shareSessionOp{group: group, member: member, epoch: req.ShareSessionEpoch})
+	res, code, msg := s.shares.Session(kshare.SessionOp{Group: group, Member: member, Epoch: req.ShareSessionEpoch})
 	if code != 0 {
 		return fail(code, msg)
 	}
 	renew := req.Version >= 2 && req.IsRenewAck
-	tn := &shareTopicNames{s: s}
-	lock := res.lock.Milliseconds() // the group's; else the subscriptions' (the shortest)
+	tn := kshare.NewTopicNames(s.b)
+	lock := res.Lock.Milliseconds() // the group's; else the subscriptions' (the shortest)
 	for _, rt := range req.Topics {
 		st := kmsg.NewShareAcknowledgeResponseTopic()
 		st.TopicID = rt.TopicID
 		for _, rp := range rt.Partitions {
-			a := shareAckIn{id: rt.TopicID, p: rp.Partition}
+			a := kshare.AckIn{ID: rt.TopicID, P: rp.Partition}
 			for _, b := range rp.AcknowledgementBatches {
-				a.batches = append(a.batches, shareAckBatchIn{first: b.FirstOffset, last: b.LastOffset, types: b.AcknowledgeTypes})
+				a.Batches = append(a.Batches, kshare.AckBatchIn{First: b.FirstOffset, Last: b.LastOffset, Types: b.AcknowledgeTypes})
 			}
 			sp := kmsg.NewShareAcknowledgeResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = -1, -1 // no leader hint
-			code, msg := s.applyShareAcks(tn, group, member, a, renew, res.lock)
+			code, msg := s.shares.ApplyAcks(tn, group, member, a, renew, res.Lock)
 			sp.ErrorCode = code
 			if msg != "" {
 				sp.ErrorMessage = &msg
 			}
-			if name, ok := tn.name(rt.TopicID); ok && code == 0 && res.lock == 0 { // the subscription exists
+			if name, ok := tn.Name(rt.TopicID); ok && code == 0 && res.Lock == 0 { // the subscription exists
 				if sub, err := s.b.QueueSubscription(name, group); err == nil && (lock == 0 || sub.AckTimeout.Milliseconds() < lock) {
 					lock = sub.AckTimeout.Milliseconds()
 				}
@@ -82,7 +80,7 @@ func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request)
 		resp.AcquisitionLockTimeoutMillis = int32(min(lock, math.MaxInt32))
 	}
 	if req.ShareSessionEpoch == -1 {
-		s.shares.release(group, member, res.leased)
+		s.shares.Release(group, member, res.Leased)
 	}
 	return resp, nil
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
-	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/serverhook"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -26,7 +26,7 @@ import (
 func adServer(t *testing.T, dir string) *server.Server {
 	t.Helper()
 	srv, err := server.New(server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
-		Log: seglog.Options{SegmentBytes: 64 << 10, Limits: batch.Limits{MaxBatchBytes: 32 << 10}}})
+		Storage: server.StorageConfig{SegmentBytes: 64 << 10, MaxBatchBytes: 32 << 10}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestAdminCreatePartitions(t *testing.T) {
 		fs.EachRecord(func(r *kgo.Record) { got[r.Partition] = true })
 	}
 	// The count survives a restart.
-	info, err := srv.Broker().DescribeTopic("grow")
+	info, err := serverhook.Broker(srv).DescribeTopic("grow")
 	if err != nil || len(info.Partitions) != 5 || info.Topic.Config.Partitions != 5 {
 		t.Fatalf("describe: %v %+v", err, info)
 	}
@@ -119,10 +119,10 @@ func TestAdminCreatePartitionsSurvivesRestart(t *testing.T) {
 	}
 	srv.Shutdown(ctx)
 	srv = adServer(t, dir)
-	if meta, ok := srv.Broker().Topic("g2"); !ok || meta.Config.Partitions != 3 {
+	if meta, ok := serverhook.Broker(srv).Topic("g2"); !ok || meta.Config.Partitions != 3 {
 		t.Fatalf("after restart: %+v", meta)
 	}
-	if _, end, err := srv.Broker().Offsets("g2", 2); err != nil || end != 0 {
+	if _, end, err := serverhook.Broker(srv).Offsets("g2", 2); err != nil || end != 0 {
 		t.Fatalf("new partition after restart: %d %v", end, err)
 	}
 }
@@ -208,7 +208,7 @@ func TestAdminConfigsRoundTrip(t *testing.T) {
 			t.Fatalf("%s synonyms %+v", name, c.Synonyms)
 		}
 	}
-	meta, _ := srv.Broker().Topic("cfg")
+	meta, _ := serverhook.Broker(srv).Topic("cfg")
 	if meta.Config.Retention != time.Hour || meta.Config.RetentionBytes != 1000000 || meta.Config.MaxMessageBytes != 2048 {
 		t.Fatalf("topic config %+v", meta.Config)
 	}
@@ -271,7 +271,7 @@ func TestAdminRetentionApplies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	info, _ := srv.Broker().DescribeTopic("ret")
+	info, _ := serverhook.Broker(srv).DescribeTopic("ret")
 	before := info.Bytes
 	s := "100000"
 	if r, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.bytes", Value: &s}}, "ret"); err != nil || r[0].Err != nil {
@@ -279,7 +279,7 @@ func TestAdminRetentionApplies(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		info, _ = srv.Broker().DescribeTopic("ret")
+		info, _ = serverhook.Broker(srv).DescribeTopic("ret")
 		if info.Partitions[0].StartOffset > 0 && info.Bytes < before {
 			break
 		}
@@ -305,7 +305,7 @@ func TestAdminDeleteRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	infoBefore, _ := srv.Broker().DescribeTopic("dr")
+	infoBefore, _ := serverhook.Broker(srv).DescribeTopic("dr")
 	var os kadm.Offsets
 	os.AddOffset("dr", 0, 150, -1)
 	dr, err := adm.DeleteRecords(ctx, os)
@@ -322,7 +322,7 @@ func TestAdminDeleteRecords(t *testing.T) {
 	if o, _ := starts.Lookup("dr", 0); o.Offset != 150 {
 		t.Fatalf("earliest offset %d, want 150", o.Offset)
 	}
-	infoAfter, _ := srv.Broker().DescribeTopic("dr")
+	infoAfter, _ := serverhook.Broker(srv).DescribeTopic("dr")
 	if infoAfter.Bytes >= infoBefore.Bytes {
 		t.Fatalf("no segment deleted: %d bytes before, %d after", infoBefore.Bytes, infoAfter.Bytes)
 	}
@@ -382,7 +382,7 @@ func TestAdminOffsetForLeaderEpochAndCluster(t *testing.T) {
 		}
 	}
 	// Stored batches carry leader epoch 0, whatever the producer wrote.
-	raw, err := srv.Broker().ReadRaw("ep", 0, 0, 1<<10)
+	raw, err := serverhook.Broker(srv).ReadRaw("ep", 0, 0, 1<<10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/serverhook"
 )
 
 // rawConn sends hand-made frames.
@@ -177,7 +178,7 @@ func encodeBatch(t *testing.T, h batch.Header, n int) []byte {
 
 func TestBadBatches(t *testing.T) {
 	srv := startServer(t)
-	if _, err := srv.Broker().CreateTopic("t", catalog.TopicConfig{}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateTopic("t", catalog.TopicConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	// Produce v12 names topics; v13 uses ids.
@@ -232,7 +233,7 @@ func TestBadBatches(t *testing.T) {
 		t.Fatalf("a decompression bomb allocated %d bytes", grew)
 	}
 	// Nothing of the refused batches was stored.
-	if info, _ := srv.Broker().DescribeTopic("t"); info.Messages != 3 {
+	if info, _ := serverhook.Broker(srv).DescribeTopic("t"); info.Messages != 3 {
 		t.Fatalf("stored %d messages, want the 3 good ones", info.Messages)
 	}
 }

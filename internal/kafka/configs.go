@@ -10,6 +10,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
 // applyConfigs applies Kafka topic configs to a Spool topic config.
@@ -306,5 +307,5 @@ func (s *Server) alterTopicConfigs(topic string, ops []alterOp, reset, validateO
 	case errs.Is(err, errs.InvalidArgument):
 		return kerr.InvalidConfig.Code, err.Error()
 	}
-	return errCode(err), err.Error()
+	return kwire.ErrCode(err), err.Error()
 }

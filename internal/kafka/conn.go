@@ -63,6 +63,22 @@ func (c *conn) OnClose(key string, f func()) {
 	c.onClose[key] = f
 }
 
+// remoteHost returns the client's IP address (its whole address if that
+// does not split); "" without a connection.
+func (c *conn) remoteHost() string {
+	if c == nil || c.nc == nil {
+		return ""
+	}
+	addr := c.nc.RemoteAddr()
+	if addr == nil {
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(addr.String()); err == nil {
+		return host
+	}
+	return addr.String()
+}
+
 func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
 }

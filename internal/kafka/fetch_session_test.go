@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/serverhook"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -103,7 +104,7 @@ func TestFetchSessions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startServer(t)
-			meta, err := srv.Broker().CreateTopic("s", catalog.TopicConfig{Partitions: 3})
+			meta, err := serverhook.Broker(srv).CreateTopic("s", catalog.TopicConfig{Partitions: 3})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,7 +223,7 @@ func topicIDOf(t *testing.T, id string) [16]byte {
 // while records keep arriving in several partitions.
 func TestKgoConsumesWithSessions(t *testing.T) {
 	srv := startServer(t)
-	if _, err := srv.Broker().CreateTopic("flow", catalog.TopicConfig{Partitions: 4}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateTopic("flow", catalog.TopicConfig{Partitions: 4}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -260,7 +261,7 @@ func TestKgoConsumesWithSessions(t *testing.T) {
 		}
 	}
 	// The client holds a session: a raw incremental-capable fetch gets one too.
-	meta, _ := srv.Broker().Topic("flow")
+	meta, _ := serverhook.Broker(srv).Topic("flow")
 	resp := fsFetch(t, fsClient(t, srv, nil), fsReq(0, 0, "flow", topicIDOf(t, meta.ID), map[int32]int64{0: 0}))
 	if resp.SessionID == 0 {
 		t.Fatal("no session created")

@@ -2,14 +2,14 @@ package kafka
 
 // Group configs: DescribeConfigs, AlterConfigs and IncrementalAlterConfigs
 // of resource type GROUP (32). Spool knows the share-group configs of
-// Kafka 4.x; each is stored per group name in the broker's state store
-// (synced: an acknowledged change survives a crash) and may be set before
-// the group exists, as in Kafka. Deleting the group (DeleteGroups) deletes
-// them.
+// Kafka 4.x; each group's are stored in the front end's space of the state
+// store (group_config_record.go; synced: an acknowledged change survives a
+// crash) and may be set before the group exists, as in Kafka. Deleting the
+// group (DeleteGroups) deletes them.
 //
 //   - share.auto.offset.reset (earliest | latest | by_duration:<ISO-8601
 //     duration>): where the group's queue subscription on a topic starts
-//     when a share member first makes it (see shares.go). Default earliest
+//     when a share member first makes it (see kshare). Default earliest
 //     (Kafka's is latest; a Spool queue is a work queue, and losing what was
 //     published before the first consumer came would surprise more than it
 //     helps). Like Kafka, it matters only then: an existing subscription
@@ -32,7 +32,6 @@ package kafka
 // and DEFAULT_CONFIG otherwise, for any valid group name (Kafka does too).
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -42,7 +41,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/catalog"
-	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+	"github.com/spoolmq/spool/internal/kafka/kshare"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
 // Share config names.
@@ -99,7 +100,7 @@ var groupConfigDefs = []groupConfigDef{
 		},
 		doc: "Where the group's queue subscription of a topic starts when a member first needs it: earliest, latest or by_duration:<ISO-8601 duration>."},
 	{name: gcfgHeartbeat, typ: kmsg.ConfigTypeInt,
-		def:   func(s *Server) string { return msString(s.shares.heartbeatInterval) },
+		def:   func(s *Server) string { return msString(s.shares.Timings().Heartbeat) },
 		check: intRange(gcfgHeartbeat, 500, 600_000),
 		doc:   "How often members heartbeat."},
 	{name: gcfgIsolation, typ: kmsg.ConfigTypeString,
@@ -111,7 +112,7 @@ var groupConfigDefs = []groupConfigDef{
 		check: intRange(gcfgLock, 1000, 3_600_000),
 		doc:   "The acquisition lock of fetched records; unset, the queue subscription's ack timeout."},
 	{name: gcfgSession, typ: kmsg.ConfigTypeInt,
-		def:   func(s *Server) string { return msString(s.shares.sessionTimeout) },
+		def:   func(s *Server) string { return msString(s.shares.Timings().Session) },
 		check: intRange(gcfgSession, 1000, 3_600_000),
 		doc:   "A member that does not heartbeat for this long is removed and its records released."},
 }
@@ -133,34 +134,14 @@ func groupConfigError(name string) error {
 	return fmt.Errorf("config %s is not a group config Spool supports", name)
 }
 
-// loadGroupConfigs returns the configs set on a group.
-func (s *Server) loadGroupConfigs(group string) (map[string]string, error) {
-	data, err := s.b.GroupConfigData(group)
-	if err != nil || data == nil {
-		return map[string]string{}, err
-	}
-	m := map[string]string{}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, errs.Wrap(errs.CorruptData, err, "configs of group %q", group)
-	}
-	return m, nil
-}
-
-// shareSettings are a share group's configs as the share code uses them.
-type shareSettings struct {
-	start     catalog.Position // of a queue subscription made for the group
-	lock      time.Duration    // 0: the subscription's ack timeout
-	session   time.Duration
-	heartbeat time.Duration
-}
-
 // shareSettingsOf turns a group's configs into settings; bad stored values
 // (which validation keeps out) fall back to the defaults.
-func (s *Server) shareSettingsOf(cfg map[string]string, now time.Time) shareSettings {
-	st := shareSettings{
-		start:     catalog.Position{Kind: catalog.Earliest},
-		session:   s.shares.sessionTimeout,
-		heartbeat: s.shares.heartbeatInterval,
+func (s *Server) shareSettingsOf(cfg map[string]string, now time.Time) kshare.Settings {
+	tm := s.shares.Timings()
+	st := kshare.Settings{
+		Start:     catalog.Position{Kind: catalog.Earliest},
+		Session:   tm.Session,
+		Heartbeat: tm.Heartbeat,
 	}
 	ms := func(name string) time.Duration {
 		n, err := strconv.ParseInt(cfg[name], 10, 64)
@@ -171,22 +152,23 @@ func (s *Server) shareSettingsOf(cfg map[string]string, now time.Time) shareSett
 	}
 	if v, ok := cfg[gcfgOffsetReset]; ok {
 		if p, err := parseShareReset(v, now); err == nil {
-			st.start = p
+			st.Start = p
 		}
 	}
-	st.lock = ms(gcfgLock)
+	st.Lock = ms(gcfgLock)
 	if d := ms(gcfgSession); d > 0 {
-		st.session = d
+		st.Session = d
 	}
 	if d := ms(gcfgHeartbeat); d > 0 {
-		st.heartbeat = d
+		st.Heartbeat = d
 	}
 	return st
 }
 
-// loadShareSettings loads a group's settings; on a storage error it logs and
-// uses the defaults (a heartbeat must not fail on them).
-func (s *Server) loadShareSettings(group string) shareSettings {
+// loadShareSettings loads a group's settings; on a storage error or a
+// record it cannot read it logs and uses the defaults (a heartbeat must not
+// fail on them).
+func (s *Server) loadShareSettings(group string) kshare.Settings {
 	cfg, err := s.loadGroupConfigs(group)
 	if err != nil {
 		s.logger.Warn("reading a share group's configs failed; using defaults", "group", group, "err", err)
@@ -301,14 +283,14 @@ func (s *Server) describeGroupConfigs(group string, names []string) ([]described
 // with validateOnly); reset first removes every config set (AlterConfigs
 // replaces the whole set). It returns a Kafka error code and message.
 func (s *Server) alterGroupConfigs(group string, ops []alterOp, reset, validateOnly bool) (int16, string) {
-	if !validGroupID(group) {
+	if !kgroup.ValidID(group) {
 		return kerr.InvalidGroupID.Code, fmt.Sprintf("%q is not a valid group name", group)
 	}
 	s.gcfgMu.Lock()
 	defer s.gcfgMu.Unlock()
 	cfg, err := s.loadGroupConfigs(group)
 	if err != nil {
-		return errCode(err), err.Error()
+		return kwire.ErrCode(err), err.Error()
 	}
 	if reset {
 		cfg = map[string]string{}
@@ -336,21 +318,15 @@ func (s *Server) alterGroupConfigs(group string, ops []alterOp, reset, validateO
 		}
 	}
 	st := s.shareSettingsOf(cfg, time.Now())
-	if st.heartbeat >= st.session {
-		return kerr.InvalidConfig.Code, fmt.Sprintf("%s (%d ms) must be below %s (%d ms)", gcfgHeartbeat, st.heartbeat.Milliseconds(), gcfgSession, st.session.Milliseconds())
+	if st.Heartbeat >= st.Session {
+		return kerr.InvalidConfig.Code, fmt.Sprintf("%s (%d ms) must be below %s (%d ms)", gcfgHeartbeat, st.Heartbeat.Milliseconds(), gcfgSession, st.Session.Milliseconds())
 	}
 	if validateOnly {
 		return 0, ""
 	}
-	var data []byte
-	if len(cfg) > 0 {
-		if data, err = json.Marshal(cfg); err != nil {
-			return kerr.UnknownServerError.Code, err.Error()
-		}
+	if err := s.storeGroupConfigs(group, cfg); err != nil {
+		return kwire.ErrCode(err), err.Error()
 	}
-	if err := s.b.SetGroupConfigData(group, data); err != nil {
-		return errCode(err), err.Error()
-	}
-	s.shares.applySettings(group, st)
+	s.shares.ApplySettings(group, st)
 	return 0, ""
 }

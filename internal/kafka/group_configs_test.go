@@ -13,6 +13,7 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/serverhook"
 )
 
 // Share-group configs (resource type GROUP) through DescribeConfigs,
@@ -179,7 +180,7 @@ func TestGroupConfigsDescribeAndAlter(t *testing.T) {
 
 func TestGroupConfigsApplyToShareGroups(t *testing.T) {
 	srv := startShareServer(t)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	shareCreateTopic(t, srv, "jobs", 1)
 	shareProduce(t, srv, "jobs", "old", 3)
 	cl := shareRawClient(t, srv)
@@ -265,7 +266,7 @@ func TestGroupConfigsApplyToShareGroups(t *testing.T) {
 
 func TestGroupConfigsListAndDeleteShareGroup(t *testing.T) {
 	srv := startShareServer(t)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	shareCreateTopic(t, srv, "jobs", 1)
 	cl := shareRawClient(t, srv)
 	if code := gcAlter(t, cl, "g", false, map[string]*string{"share.isolation.level": sp("read_committed")}); code != 0 {
@@ -352,7 +353,7 @@ func TestGroupConfigsSurviveRestart(t *testing.T) {
 // same name (a consumer group's offsets) too.
 func TestDeleteGroupsAllOrNothing(t *testing.T) {
 	srv := startShareServer(t)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	shareCreateTopic(t, srv, "a", 1)
 	shareCreateTopic(t, srv, "b", 1)
 	if _, err := b.CreateSubscription("a", "g", catalog.SubConfig{}); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/serverhook"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -40,7 +41,7 @@ func groupServer(t *testing.T, dir string) *server.Server {
 
 func groupTopic(t *testing.T, srv *server.Server, name string, partitions int32) {
 	t.Helper()
-	if _, err := srv.Broker().CreateTopic(name, catalog.TopicConfig{Partitions: partitions}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateTopic(name, catalog.TopicConfig{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -174,7 +175,7 @@ func TestGroupOneConsumerGetsAllAndCommitsToSubscription(t *testing.T) {
 		t.Fatalf("assigned %v, want all 4 partitions", got)
 	}
 	groupCommitMarked(t, cl)
-	info, err := srv.Broker().DescribeSubscription("orders", "billing")
+	info, err := serverhook.Broker(srv).DescribeSubscription("orders", "billing")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestGroupTwoConsumersSplitAndRebalance(t *testing.T) {
 				cancel()
 				return len(t1.parts()) == 6
 			})
-			info, err := srv.Broker().DescribeSubscription("events", "g")
+			info, err := serverhook.Broker(srv).DescribeSubscription("events", "g")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -334,7 +335,7 @@ func TestGroupCommitsSurviveRestart(t *testing.T) {
 	}
 
 	srv = groupServer(t, dir)
-	info, err := srv.Broker().DescribeSubscription("log", "reader")
+	info, err := serverhook.Broker(srv).DescribeSubscription("log", "reader")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +409,7 @@ func TestGroupAdminListDescribeDelete(t *testing.T) {
 	groupConsume(t, cl, 10)
 	groupCommitMarked(t, cl)
 	// A native subscription is a group too.
-	if _, err := srv.Broker().CreateSubscription("adm", "native", catalog.SubConfig{}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateSubscription("adm", "native", catalog.SubConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	ac, err := kgo.NewClient(kgo.SeedBrokers(srv.KafkaAddr()))
@@ -469,7 +470,7 @@ func TestGroupAdminListDescribeDelete(t *testing.T) {
 		t.Fatalf("delete: %+v", del)
 	}
 	for _, name := range []string{"g1", "native"} {
-		if _, err := srv.Broker().DescribeSubscription("adm", name); !errs.Is(err, errs.SubNotFound) {
+		if _, err := serverhook.Broker(srv).DescribeSubscription("adm", name); !errs.Is(err, errs.SubNotFound) {
 			t.Fatalf("subscription %s after DeleteGroups: %v", name, err)
 		}
 	}
@@ -508,7 +509,7 @@ func TestGroupOffsetCommitErrors(t *testing.T) {
 		t.Fatalf("large metadata: %v", err)
 	}
 	// A queue subscription of that name (a share group) is not a consumer group.
-	if _, err := srv.Broker().CreateSubscription("e", "q", catalog.SubConfig{Mode: catalog.ModeQueue}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateSubscription("e", "q", catalog.SubConfig{Mode: catalog.ModeQueue}); err != nil {
 		t.Fatal(err)
 	}
 	if err := commit("q", kadm.Offset{Topic: "e", At: 0, LeaderEpoch: -1}); !errors.Is(err, kerr.InconsistentGroupProtocol) {

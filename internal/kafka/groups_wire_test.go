@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/serverhook"
 )
 
 // Group APIs at exact versions, over a raw connection.
@@ -226,7 +227,7 @@ func TestGroupWireOldVersionsAndOffsets(t *testing.T) {
 func TestGroupWireListDescribeDeleteVersions(t *testing.T) {
 	srv := groupServer(t, "")
 	groupTopic(t, srv, "lv", 1)
-	if _, err := srv.Broker().CreateSubscription("lv", "sub", catalog.SubConfig{}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateSubscription("lv", "sub", catalog.SubConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	w := dialGroupWire(t, srv.KafkaAddr())

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/serverhook"
 )
 
 // ApiVersions v5 (KIP-1242): a client naming the wrong cluster or node is
@@ -103,7 +104,7 @@ func TestListOffsetsVersionsAndMaxTimestamp(t *testing.T) {
 		}
 	}
 	// An empty partition has no max timestamp.
-	if _, err := srv.Broker().CreateTopic("empty", catalog.TopicConfig{Partitions: 1}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateTopic("empty", catalog.TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	req := kmsg.NewPtrListOffsetsRequest()

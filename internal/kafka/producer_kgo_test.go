@@ -16,6 +16,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/serverhook"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/server"
 )
@@ -106,7 +107,7 @@ func pfExpect(t *testing.T, what string, code int16, off int64, wantCode int16, 
 // partitions arrive once each and in order per partition.
 func TestIdempotentKgoProduce(t *testing.T) {
 	srv := pfServer(t, t.TempDir())
-	if _, err := srv.Broker().CreateTopic("idem", catalog.TopicConfig{Partitions: 4}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateTopic("idem", catalog.TopicConfig{Partitions: 4}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -164,7 +165,7 @@ func TestIdempotentKgoProduce(t *testing.T) {
 		})
 	}
 	var total int64
-	info, err := srv.Broker().DescribeTopic("idem")
+	info, err := serverhook.Broker(srv).DescribeTopic("idem")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestIdempotentKgoProduce(t *testing.T) {
 	if total != n {
 		t.Fatalf("%d records stored, want %d", total, n)
 	}
-	raw, err := srv.Broker().ReadRaw("idem", 0, 0, 1024)
+	raw, err := serverhook.Broker(srv).ReadRaw("idem", 0, 0, 1024)
 	if err != nil || len(raw.Data) == 0 {
 		t.Fatalf("read back: %v", err)
 	}
@@ -189,7 +190,7 @@ func TestIdempotentKgoProduce(t *testing.T) {
 func TestIdempotentRawRules(t *testing.T) {
 	dir := t.TempDir()
 	srv := pfServer(t, dir)
-	if _, err := srv.Broker().CreateTopic("seq", catalog.TopicConfig{Partitions: 2}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateTopic("seq", catalog.TopicConfig{Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
 	cl := pfRawClient(t, srv)
@@ -228,7 +229,7 @@ func TestIdempotentRawRules(t *testing.T) {
 	two := append(pfBatch(t, pid, epoch, 7, 1, "x"), pfBatch(t, pid, epoch, 8, 1, "y")...)
 	code, _ = pfProduce(t, cl, "seq", 0, two)
 	pfExpect(t, "two batches", code, 0, kerr.InvalidRecord.Code, 0)
-	if _, end, _ := srv.Broker().Offsets("seq", 0); end != 10 {
+	if _, end, _ := serverhook.Broker(srv).Offsets("seq", 0); end != 10 {
 		t.Fatalf("end offset %d, want 10", end)
 	}
 
@@ -304,7 +305,7 @@ func TestIdempotentRawRules(t *testing.T) {
 	pfExpect(t, "other producer's duplicate", code, off, 0, 3)
 	code, off = pfProduce(t, cl, "seq", 0, pfBatch(t, pid, epoch+1, 7, 1, "e"))
 	pfExpect(t, "continuing after restart without snapshot", code, off, 0, 17)
-	if _, end, _ := srv.Broker().Offsets("seq", 0); end != 18 {
+	if _, end, _ := serverhook.Broker(srv).Offsets("seq", 0); end != 18 {
 		t.Fatalf("end offset %d, want 18", end)
 	}
 }

@@ -3,7 +3,14 @@
 // structs come from github.com/twmb/franz-go/pkg/kmsg; the connection loop,
 // the semantics and the storage are Spool's. One file per API key, named by
 // its number (00_produce.go, 01_fetch.go, …), each opening with a comment on
-// behaviour and version differences.
+// behaviour and version differences; the table of APIs is in New.
+//
+// The Kafka semantics that keep state live in cores of their own, which
+// start no goroutines (drive.go runs them): classic consumer groups and
+// their committed offsets (kgroup), share groups (kshare), idempotent
+// producers (kproducer) and incremental fetch sessions (kfetch). Their
+// records in the state store are the front end's space (broker.Space);
+// the broker stores them without reading them.
 //
 // A Kafka topic is a Spool topic; a Kafka consumer group's committed offsets
 // are a Spool stream subscription's; record batches are stored exactly as
@@ -21,6 +28,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/clock"
+	"github.com/spoolmq/spool/internal/kafka/kfetch"
+	"github.com/spoolmq/spool/internal/kafka/kgroup"
+	"github.com/spoolmq/spool/internal/kafka/kproducer"
+	"github.com/spoolmq/spool/internal/kafka/kshare"
 )
 
 // Config configures the Kafka front end.
@@ -44,10 +56,16 @@ type Config struct {
 	AutoCreateTopics *bool
 	// GroupInitialRebalanceDelay is how long a consumer group leaving the
 	// Empty state waits for more members before its first rebalance
-	// (Kafka's group.initial.rebalance.delay.ms, 3 s there); nil: 100 ms.
+	// (Kafka's group.initial.rebalance.delay.ms, 3 s there); nil:
+	// DefaultGroupInitialRebalanceDelay.
 	GroupInitialRebalanceDelay *time.Duration
 	Logger                     *slog.Logger
 }
+
+// DefaultGroupInitialRebalanceDelay is the default of
+// Config.GroupInitialRebalanceDelay
+// (kafka.group-initial-rebalance-delay).
+const DefaultGroupInitialRebalanceDelay = kgroup.DefaultInitialDelay
 
 func (c Config) withDefaults() Config {
 	if c.MaxRequestBytes <= 0 {
@@ -67,7 +85,7 @@ func (c Config) withDefaults() Config {
 		c.ClusterID = "spool"
 	}
 	if c.GroupInitialRebalanceDelay == nil {
-		d := defaultGroupLimits().initialDelay
+		d := DefaultGroupInitialRebalanceDelay
 		c.GroupInitialRebalanceDelay = &d
 	}
 	return c
@@ -88,43 +106,80 @@ type Server struct {
 	cfg       Config
 	logger    *slog.Logger
 	apis      map[int16]apiEntry
-	producers *producerTable     // idempotent producers; nil: none
-	groups    *groupCoordinator  // classic consumer groups; nil until 11_join_group.go sets it up
-	shares    *shareGroups       // share groups; nil until 76_share_group_heartbeat.go sets it up
-	sessions  *fetchSessionCache // incremental fetch sessions; nil: sessionless fetches
-	gcfgMu    sync.Mutex         // serializes group config changes (read, modify, store)
+	space     *broker.Space       // the front end's records in the state store
+	producers *kproducer.Table    // idempotent producers
+	groups    *kgroup.Coordinator // classic consumer groups
+	offsets   *kgroup.Offsets     // their committed offsets
+	shares    *kshare.Groups      // share groups
+	sessions  *kfetch.Cache       // incremental fetch sessions
+	gcfgMu    sync.Mutex          // serializes group config changes (read, modify, store)
 
 	mu     sync.Mutex
 	lns    []net.Listener
 	conns  map[*conn]struct{}
 	closed bool
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // connections
+	driven sync.WaitGroup // drive.go's goroutines
 
 	ctx    context.Context
 	cancel context.CancelFunc
 }
 
-// New returns a Kafka front end for b.
+// shareTimings are the share-group timings of servers created from now on;
+// tests shorten them (SetShareTimings).
+var shareTimings = kshare.DefaultTimings
+
+// New returns a Kafka front end for b, with its cores, and starts the
+// goroutines that drive them (drive.go). A front end without a broker
+// (tests of request decoding) starts none.
 func New(b *broker.Broker, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{b: b, cfg: cfg, logger: cfg.Logger, apis: map[int16]apiEntry{}, conns: map[*conn]struct{}{}}
+	s := &Server{b: b, cfg: cfg, logger: cfg.Logger, conns: map[*conn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	for _, r := range registrations {
-		r(s)
+	lim := kgroup.DefaultLimits()
+	lim.InitialDelay = max(0, *cfg.GroupInitialRebalanceDelay)
+	s.groups = kgroup.New(clock.Real, lim)
+	s.sessions = kfetch.NewCache()
+	s.shares = kshare.New(b, cfg.Logger, shareTimings, s.loadShareSettings)
+	if b != nil {
+		s.space = b.Space("kafka")
+		s.offsets = kgroup.NewOffsets(b, s.space)
+		s.producers = kproducer.New(b, s.space, cfg.Logger, clock.Real)
+		s.drive()
+	}
+	s.apis = map[int16]apiEntry{
+		0:  {0, 13, s.produce},
+		1:  {4, 18, s.fetch},
+		2:  {0, 10, s.listOffsets},
+		3:  {0, 13, s.metadata},
+		8:  {0, 10, s.offsetCommit},
+		9:  {0, 10, s.offsetFetch},
+		10: {0, 6, s.findCoordinator},
+		11: {0, 9, s.joinGroup},
+		12: {0, 4, s.heartbeat},
+		13: {0, 5, s.leaveGroup},
+		14: {0, 5, s.syncGroup},
+		15: {0, 6, s.describeGroups},
+		16: {0, 5, s.listGroups},
+		18: {0, 5, s.apiVersions},
+		19: {0, 7, s.createTopics},
+		20: {0, 6, s.deleteTopics},
+		21: {0, 2, s.deleteRecords},
+		22: {0, 5, s.initProducerID},
+		23: {0, 4, s.offsetForLeaderEpoch},
+		32: {0, 4, s.describeConfigs},
+		33: {0, 2, s.alterConfigs},
+		37: {0, 3, s.createPartitions},
+		42: {0, 3, s.deleteGroups},
+		44: {0, 1, s.incrementalAlterConfigs},
+		47: {0, 0, s.offsetDelete},
+		60: {0, 2, s.describeCluster},
+		76: {0, 1, s.shareGroupHeartbeat},
+		77: {0, 1, s.shareGroupDescribe},
+		78: {0, 2, s.shareFetch},
+		79: {0, 2, s.shareAcknowledge},
 	}
 	return s
-}
-
-// closers are called by Close, registered by the per-feature files that
-// start goroutines (e.g. group session timers).
-var closers []func(*Server)
-
-// registrations are filled by the per-API files' init functions.
-var registrations []func(*Server)
-
-// register adds an API with its supported versions.
-func (s *Server) register(key, min, max int16, fn handler) {
-	s.apis[key] = apiEntry{min: min, max: max, fn: fn}
 }
 
 // Serve accepts connections on ln until Close.
@@ -177,7 +232,7 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Close stops accepting, closes every connection and waits for their
-// goroutines.
+// goroutines, then for the cores' (the producer table snapshots once more).
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -190,8 +245,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
-	for _, f := range closers {
-		f(s)
-	}
+	s.driven.Wait()
+	s.groups.Close()
 	return nil
 }

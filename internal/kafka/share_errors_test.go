@@ -11,6 +11,7 @@ import (
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/kafka"
 	"github.com/spoolmq/spool/internal/queue"
+	"github.com/spoolmq/spool/internal/serverhook"
 )
 
 func shareHeartbeatReq(group, member string, epoch int32, topics ...string) *kmsg.ShareGroupHeartbeatRequest {
@@ -26,7 +27,7 @@ func TestShareGroupRequestErrors(t *testing.T) {
 	srv := startShareServer(t)
 	shareCreateTopic(t, srv, "jobs", 1)
 	shareCreateTopic(t, srv, "streamy", 1)
-	if _, err := srv.Broker().CreateSubscription("streamy", "g", catalog.SubConfig{}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateSubscription("streamy", "g", catalog.SubConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	shareProduce(t, srv, "jobs", "j", 3)
@@ -182,7 +183,7 @@ func TestShareGroupRequestErrors(t *testing.T) {
 func TestShareGroupRenewAndSessionClose(t *testing.T) {
 	srv := startShareServer(t)
 	shareCreateTopic(t, srv, "jobs", 1)
-	if _, err := srv.Broker().CreateSubscription("jobs", "w", catalog.SubConfig{Mode: catalog.ModeQueue, Queue: catalog.QueueConfig{
+	if _, err := serverhook.Broker(srv).CreateSubscription("jobs", "w", catalog.SubConfig{Mode: catalog.ModeQueue, Queue: catalog.QueueConfig{
 		AckTimeout: time.Second,
 		Backoff:    queue.Backoff{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Jitter: queue.JitterNone},
 	}}); err != nil {
@@ -269,7 +270,7 @@ func TestShareGroupEviction(t *testing.T) {
 // When queue subscriptions are created for a share group, and when not.
 func TestShareGroupSubscriptionCreation(t *testing.T) {
 	srv := startShareServer(t)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	shareCreateTopic(t, srv, "jobs", 2)
 	shareCreateTopic(t, srv, "dlq.elsewhere", 1)
 	cl := shareRawClient(t, srv)

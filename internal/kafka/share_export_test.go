@@ -7,6 +7,6 @@ import "time"
 // them. Not for parallel tests.
 func SetShareTimings(session, heartbeat time.Duration) (restore func()) {
 	old := shareTimings
-	shareTimings.session, shareTimings.heartbeat = session, heartbeat
+	shareTimings.Session, shareTimings.Heartbeat = session, heartbeat
 	return func() { shareTimings = old }
 }

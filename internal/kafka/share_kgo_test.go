@@ -14,6 +14,7 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/queue"
+	"github.com/spoolmq/spool/internal/serverhook"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -35,7 +36,7 @@ func startShareServer(t *testing.T) *server.Server {
 
 func shareCreateTopic(t *testing.T, srv *server.Server, name string, partitions int32) {
 	t.Helper()
-	if _, err := srv.Broker().CreateTopic(name, catalog.TopicConfig{Partitions: partitions}); err != nil {
+	if _, err := serverhook.Broker(srv).CreateTopic(name, catalog.TopicConfig{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -157,7 +158,7 @@ func TestShareGroupConsumesEverythingOnce(t *testing.T) {
 			t.Errorf("%v seen %d times", k, n)
 		}
 	}
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	shareWaitFor(t, 5*time.Second, "every message acked", func() bool { return shareQueueSettled(t, b, "orders", "billing") })
 	info, _ := b.DescribeSubscription("orders", "billing")
 	if info.Sub.Config.Mode != catalog.ModeQueue || info.Sub.Config.Start.Kind != catalog.Earliest {
@@ -196,7 +197,7 @@ func TestShareGroupConsumesEverythingOnce(t *testing.T) {
 func TestShareGroupReleaseRedelivers(t *testing.T) {
 	srv := startShareServer(t)
 	shareCreateTopic(t, srv, "jobs", 1)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	if _, err := b.CreateSubscription("jobs", "w", catalog.SubConfig{Mode: catalog.ModeQueue, Queue: catalog.QueueConfig{
 		Backoff: queue.Backoff{Initial: 100 * time.Millisecond, Max: 200 * time.Millisecond, Jitter: queue.JitterNone},
 	}}); err != nil {
@@ -237,7 +238,7 @@ func TestShareGroupRejectDeadLetters(t *testing.T) {
 		return len(seen) == 10
 	})
 	shareFlushAcks(t, cl)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	var dls []broker.DeadLetterInfo
 	shareWaitFor(t, 5*time.Second, "the dead letter", func() bool {
 		dls, _, _ = b.ListDeadLetters("jobs", "w", 0, 10)
@@ -314,7 +315,7 @@ func TestShareGroupTwoConsumersSplitWork(t *testing.T) {
 func TestShareGroupLeaseExpiryRedelivers(t *testing.T) {
 	srv := startShareServer(t)
 	shareCreateTopic(t, srv, "jobs", 1)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	if _, err := b.CreateSubscription("jobs", "w", catalog.SubConfig{Mode: catalog.ModeQueue, Queue: catalog.QueueConfig{
 		AckTimeout: time.Second,
 		Backoff:    queue.Backoff{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Jitter: queue.JitterNone},
@@ -364,7 +365,7 @@ func TestShareGroupLeaseExpiryRedelivers(t *testing.T) {
 func TestShareGroupWithSpoolQueueConsumer(t *testing.T) {
 	srv := startShareServer(t)
 	shareCreateTopic(t, srv, "mixed", 2)
-	b := srv.Broker()
+	b := serverhook.Broker(srv)
 	if _, err := b.CreateSubscription("mixed", "pool", catalog.SubConfig{Mode: catalog.ModeQueue}); err != nil {
 		t.Fatal(err)
 	}

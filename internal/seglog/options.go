@@ -56,7 +56,17 @@ func ParsePolicy(s string) (Policy, error) {
 const (
 	// MaxSegmentBytes bounds Options.SegmentBytes: index positions are 32-bit.
 	MaxSegmentBytes = 1 << 31
-	minSegmentBytes = 4 << 10
+	// MinSegmentBytes is the smallest Options.SegmentBytes.
+	MinSegmentBytes = 4 << 10
+)
+
+// Defaults of Options that the server's configuration names
+// (storage.segment-bytes, storage.flush-bytes).
+const (
+	// DefaultSegmentBytes is the default of Options.SegmentBytes.
+	DefaultSegmentBytes = 128 << 20
+	// DefaultFlushBytes is the default of Options.FlushBytes.
+	DefaultFlushBytes = 1 << 20
 )
 
 // Options configure a Log. The zero value of every field means its default.
@@ -66,7 +76,8 @@ type Options struct {
 	// SyncInterval is the fsync period under SyncInterval; default 50ms.
 	SyncInterval time.Duration
 	// SegmentBytes rolls the active segment before it would exceed this
-	// many bytes; default 128 MiB, at most MaxSegmentBytes.
+	// many bytes; default DefaultSegmentBytes (128 MiB), at least
+	// MinSegmentBytes and at most MaxSegmentBytes.
 	SegmentBytes int64
 	// SegmentAge rolls a non-empty active segment this long after it was
 	// opened; default 7 days; negative disables rolling by age.
@@ -80,9 +91,9 @@ type Options struct {
 	// IndexInterval is the number of log bytes between sparse index
 	// entries; default 4 KiB.
 	IndexInterval int
-	// FlushBytes caps the bytes one group commit writes; default 1 MiB. A
-	// batch larger than this is written alone. It also bounds the torn-tail
-	// window recovery accepts (see DESIGN.md).
+	// FlushBytes caps the bytes one group commit writes; default
+	// DefaultFlushBytes (1 MiB). A batch larger than this is written alone.
+	// It also bounds the torn-tail window recovery accepts (see DESIGN.md).
 	FlushBytes int
 	// MaxPendingBytes bounds the bytes queued for the writer; Append blocks
 	// while the queue is full. Default 32 MiB.
@@ -101,15 +112,17 @@ type Options struct {
 	Hooks Hooks
 }
 
-func (o Options) withDefaults() (Options, error) {
+// WithDefaults returns o with every unset field set to its default, or an
+// error if Open would refuse o.
+func (o Options) WithDefaults() (Options, error) {
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = 50 * time.Millisecond
 	}
 	if o.SegmentBytes == 0 {
-		o.SegmentBytes = 128 << 20
+		o.SegmentBytes = DefaultSegmentBytes
 	}
-	if o.SegmentBytes < minSegmentBytes || o.SegmentBytes > MaxSegmentBytes {
-		return o, fmt.Errorf("seglog: segment bytes %d out of range [%d, %d]", o.SegmentBytes, minSegmentBytes, MaxSegmentBytes)
+	if o.SegmentBytes < MinSegmentBytes || o.SegmentBytes > MaxSegmentBytes {
+		return o, fmt.Errorf("seglog: segment bytes %d out of range [%d, %d]", o.SegmentBytes, MinSegmentBytes, MaxSegmentBytes)
 	}
 	if o.SegmentAge == 0 {
 		o.SegmentAge = 7 * 24 * time.Hour
@@ -121,7 +134,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.IndexInterval = 4 << 10
 	}
 	if o.FlushBytes <= 0 {
-		o.FlushBytes = 1 << 20
+		o.FlushBytes = DefaultFlushBytes
 	}
 	if o.MaxPendingBytes <= 0 {
 		o.MaxPendingBytes = 32 << 20
@@ -129,16 +142,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Limits == (batch.Limits{}) {
 		o.Limits = batch.DefaultLimits()
 	}
-	def := batch.DefaultLimits()
-	if o.Limits.MaxBatchBytes <= 0 {
-		o.Limits.MaxBatchBytes = def.MaxBatchBytes
-	}
-	if o.Limits.MaxDecompressedBytes <= 0 {
-		o.Limits.MaxDecompressedBytes = def.MaxDecompressedBytes
-	}
-	if o.Limits.MaxRecords <= 0 {
-		o.Limits.MaxRecords = def.MaxRecords
-	}
+	o.Limits = o.Limits.WithDefaults()
 	if int64(o.Limits.MaxBatchBytes) > o.SegmentBytes {
 		return o, fmt.Errorf("seglog: max batch bytes %d exceeds segment bytes %d", o.Limits.MaxBatchBytes, o.SegmentBytes)
 	}

@@ -43,7 +43,7 @@ type TornTail struct {
 // returned as a *CorruptionError and the log is not opened.
 func Open(fsys vfs.FS, dir string, opts Options) (*Log, *RecoveryReport, error) {
 	t0 := time.Now()
-	opts, err := opts.withDefaults()
+	opts, err := opts.WithDefaults()
 	if err != nil {
 		return nil, nil, err
 	}

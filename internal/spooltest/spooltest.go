@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/client"
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/serverhook"
+	"github.com/spoolmq/spool/internal/vfs"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -21,6 +24,7 @@ const shutdownWait = 10 * time.Second
 type Server struct {
 	t     testing.TB
 	cfg   server.Config
+	fs    vfs.FS // nil: the default
 	copts []client.Option
 	srv   *server.Server // nil while stopped
 	c     *client.Client // made at first use
@@ -36,6 +40,10 @@ func Dir(dir string) Option { return func(s *Server) { s.cfg.DataDir = dir } }
 // Config changes the server's config beyond the data directory, the
 // listener (127.0.0.1:0) and the logger (discarding) StartServer sets.
 func Config(f func(*server.Config)) Option { return func(s *Server) { f(&s.cfg) } }
+
+// FS keeps the partition logs in fs (fault injection) instead of the
+// operating system's file system.
+func FS(fs vfs.FS) Option { return func(s *Server) { s.fs = fs } }
 
 // ClientOptions are added to the options of the SDK client Client returns
 // (after a discarding logger and reconnect backoff of 10 to 200 ms).
@@ -70,6 +78,9 @@ func (s *Server) start() {
 	if err != nil {
 		s.t.Fatalf("server.New: %v", err)
 	}
+	if s.fs != nil {
+		serverhook.SetFS(srv, s.fs)
+	}
 	if err := srv.Start(); err != nil {
 		s.t.Fatalf("server.Start: %v", err)
 	}
@@ -102,8 +113,11 @@ func (s *Server) Restart() {
 	s.start()
 }
 
-// Server returns the running server (its broker, its Kafka address).
+// Server returns the running server (its Kafka address, its config).
 func (s *Server) Server() *server.Server { return s.srv }
+
+// Broker returns the running server's broker.
+func (s *Server) Broker() *broker.Broker { return serverhook.Broker(s.srv) }
 
 // URL returns the base URL of the native API, "http://127.0.0.1:port".
 func (s *Server) URL() string { return "http://" + s.srv.HTTPAddr() }

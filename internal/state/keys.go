@@ -109,10 +109,39 @@ func subPrefix(kind, topic, sub string) []byte {
 	return append(k, 0)
 }
 
-// KafkaCommitPrefix is the prefix of a subscription's Kafka commit
-// metadata (leader epoch and metadata string of each partition's commit);
-// with an empty sub, of all of a topic's.
-func KafkaCommitPrefix(topic, sub string) []byte { return subPrefix("k/", topic, sub) }
+// Space is a protocol front end's part of the key space: records it
+// defines and the broker stores without reading them (docs/format/state.md).
+// Its own records are keyed Prefix ‖ key; the records it keeps with a
+// subscription (deleted with the subscription and with its topic) are
+// keyed SubKind ‖ topic ‖ 00 ‖ subscription ‖ 00 ‖ key.
+type Space struct {
+	Name    string // the front end
+	Prefix  string // its own records
+	SubKind string // its subscription records
+}
+
+// Spaces are the front ends' spaces. A prefix or kind, once given out, is
+// never given to another front end.
+var Spaces = []Space{
+	// The Kafka front end: producer ids, producer-state snapshots and
+	// group configs; commit metadata per partition of the stream
+	// subscription that is a consumer group's.
+	{Name: "kafka", Prefix: "kafka-", SubKind: "k/"},
+}
+
+// SpaceSubPrefix is the prefix of a space's records kept with a
+// subscription; with an empty sub, of all of a topic's.
+func SpaceSubPrefix(sp Space, topic, sub string) []byte { return subPrefix(sp.SubKind, topic, sub) }
+
+// SpaceSubPrefixes are the prefixes of every space's records kept with a
+// subscription (with an empty sub, with any subscription of the topic).
+func SpaceSubPrefixes(topic, sub string) [][]byte {
+	out := make([][]byte, 0, len(Spaces))
+	for _, sp := range Spaces {
+		out = append(out, SpaceSubPrefix(sp, topic, sub))
+	}
+	return out
+}
 
 // HaltKey records that a stream subscription's partition is halted at a
 // message its consumer gave up on (failure action "stop").

@@ -16,8 +16,8 @@
 //	x/<topic>\x00<subscription>\x00<partition:4><offset:8>  due time of a parked message (broker)
 //	r/<dead-letter topic>\x00<offset:8>                      redriven mark (broker)
 //	h/<topic>\x00<subscription>\x00<partition:4>            stream partition halt (broker)
-//	k/<topic>\x00<subscription>\x00<partition:4>            Kafka commit metadata and leader epoch
-//	kafka-pid/next, kafka-ps/…, kafka-gcfg/…                 Kafka producer ids, producer snapshots, group configs
+//	k/<topic>\x00<subscription>\x00<key>    the Kafka front end's records of a subscription (Space)
+//	kafka-<key>                              the Kafka front end's own records (Space)
 //
 // Names cannot contain \x00, so the separators are unambiguous. Records
 // start with a version byte (record.go) or have a fixed layout.

@@ -15,7 +15,7 @@ import (
 
 func TestMetricsShowQueueState(t *testing.T) {
 	srv := spooltest.StartServer(t)
-	b := srv.Server().Broker()
+	b := srv.Broker()
 	b.CreateTopic("jobs", catalog.TopicConfig{})
 	b.CreateSubscription("jobs", "w", catalog.SubConfig{Mode: catalog.ModeQueue, Queue: catalog.QueueConfig{MaxInFlight: 2}})
 	b.Publish("jobs", []broker.Message{{Value: []byte("a"), Partition: -1}, {Value: []byte("b"), Partition: -1}, {Value: []byte("c"), Partition: -1}})

@@ -1,0 +1,142 @@
+package arch
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/spoolmq/spool/"
+
+// layer is every package's rank: a package imports only packages of a
+// lower rank, or its own subpackages. A new package must be placed here
+// (the test says so), which is the moment to think about where it belongs.
+var layer = map[string]int{
+	// Leaves: error codes, time, names, sizes, formats, files.
+	"internal/errs": 0, "internal/clock": 0, "internal/partition": 0, "internal/subject": 0,
+	"internal/batch": 0, "internal/vfs": 0, "bytesize": 0,
+	// Storage, the deterministic cores, configuration files; the Kafka
+	// front end's wire helpers, which its cores share (the cores,
+	// internal/kafka/k*, take internal/kafka's rank).
+	"internal/seglog": 1, "internal/state": 1, "internal/queue": 1, "internal/group": 1, "internal/config": 1,
+	"internal/kafka/kwire": 1,
+	// Definitions kept in the state store.
+	"internal/catalog": 2,
+	// The broker: topics, subscriptions, sessions.
+	"internal/broker": 3,
+	// Front ends and telemetry; the server's hooks for tests.
+	"internal/api": 4, "internal/kafka": 4, "internal/telemetry": 4, "internal/serverhook": 4,
+	// The embeddable server.
+	"server": 5,
+	// Programs, drivers and tests built on the server.
+	"internal/bench": 6, "internal/e2e": 6, "internal/spooltest": 6, "internal/arch": 6, "cmd/spool": 7,
+}
+
+// rankOf returns the rank of pkg (a subpackage takes its parent's).
+func rankOf(pkg string) (int, bool) {
+	for p := pkg; ; {
+		if r, ok := layer[p]; ok {
+			return r, true
+		}
+		i := strings.LastIndex(p, "/")
+		if i < 0 {
+			return 0, false
+		}
+		p = p[:i]
+	}
+}
+
+type pkgInfo struct {
+	path    string
+	imports []string
+}
+
+func listPackages(t *testing.T) []pkgInfo {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go command not found:", err)
+	}
+	out, err := exec.Command(gobin, "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkgInfo
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 {
+			pkgs = append(pkgs, pkgInfo{path: f[0], imports: f[1:]})
+		}
+	}
+	if len(pkgs) < 10 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	return pkgs
+}
+
+// TestLayers checks that every package imports only lower layers: storage
+// never reaches the broker or a front end, the cores do no I/O, the SDK
+// depends on nothing internal, and only one package each talks to Pebble
+// and to Prometheus.
+func TestLayers(t *testing.T) {
+	ioFree := []string{"internal/queue", "internal/group"}
+	ioPkgs := []string{"os", "net", "net/http", "os/exec", "syscall", module + "internal/vfs", module + "internal/state", module + "internal/seglog"}
+	for _, p := range listPackages(t) {
+		rel, ok := strings.CutPrefix(p.path, module)
+		if !ok || strings.HasPrefix(rel, "gen/") || rel == "client" || rel == "compat" || strings.HasPrefix(rel, "compat/") {
+			if rel == "client" {
+				for _, imp := range p.imports {
+					if strings.HasPrefix(imp, module+"internal") || strings.HasPrefix(imp, module+"server") {
+						t.Errorf("client imports %s: the SDK depends on the API only", imp)
+					}
+				}
+			}
+			continue
+		}
+		r, ok := rankOf(rel)
+		if !ok {
+			t.Errorf("package %s has no layer: add it to the layer table in internal/arch/layers_test.go (and to DESIGN.md)", rel)
+			continue
+		}
+		for _, imp := range p.imports {
+			switch {
+			case strings.HasPrefix(imp, "github.com/cockroachdb/pebble") && rel != "internal/state":
+				t.Errorf("%s imports %s: only internal/state talks to the storage engine", rel, imp)
+			case strings.HasPrefix(imp, "github.com/prometheus/") && rel != "internal/telemetry":
+				t.Errorf("%s imports %s: only internal/telemetry imports Prometheus", rel, imp)
+			}
+			if slices.Contains(ioFree, rel) && slices.Contains(ioPkgs, imp) {
+				t.Errorf("%s imports %s: the deterministic cores do no I/O", rel, imp)
+			}
+			dep, ok := strings.CutPrefix(imp, module)
+			if !ok || strings.HasPrefix(dep, "gen/") || dep == "client" {
+				continue
+			}
+			if strings.HasPrefix(dep, rel+"/") {
+				continue // its own subpackage
+			}
+			dr, ok := rankOf(dep)
+			if !ok {
+				continue // reported for the package itself
+			}
+			if dr >= r {
+				t.Errorf("%s (layer %d) imports %s (layer %d): a package imports only lower layers", rel, r, dep, dr)
+			}
+		}
+	}
+}
+
+// rankOf gives a subpackage its parent's rank and an unknown package none;
+// the table keeps storage below the broker below the front ends.
+func TestLayersRankOf(t *testing.T) {
+	if r, ok := rankOf("internal/kafka/kgroup"); !ok || r != layer["internal/kafka"] {
+		t.Errorf("subpackage rank %d %v", r, ok)
+	}
+	if _, ok := rankOf("internal/nowhere"); ok {
+		t.Error("an unknown package has a rank")
+	}
+	if layer["internal/seglog"] >= layer["internal/broker"] || layer["internal/broker"] >= layer["internal/kafka"] {
+		t.Error("storage below the broker below the front ends")
+	}
+}

@@ -1,0 +1,240 @@
+package broker
+
+// Commits to a stream subscription from outside its sessions, for a front
+// end that runs consumer groups of its own (Kafka's classic groups commit
+// to the stream subscription named after the group: one data model, so
+// `spool sub describe` shows their progress and a native consumer resumes
+// where they stopped). Beside the offsets the front end keeps records of
+// its space with the subscription (Kafka: each partition's commit
+// metadata), written in the same synced batch as the offsets, read under
+// the same lock, and deleted with the subscription and with its topic:
+//
+//	<space kind>/<topic>\x00<subscription>\x00<front end's key>
+//
+// The broker does not read them. A subscription deleted and created again
+// under the same name does not meet its predecessor's records (they are
+// deleted with it); its creation time, in StreamView, lets a front end
+// stamp its records anyway.
+
+import (
+	"time"
+
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/state"
+)
+
+// StreamCommit is what CommitStream writes.
+type StreamCommit struct {
+	// Offsets are the new committed offsets by partition. A negative
+	// offset leaves the partition's offset as it is: the partition is
+	// checked and listed in StreamView.Commit (so that Records can write
+	// a record for it) but not moved.
+	Offsets map[int32]int64
+	// Records, if set, is called once the offsets are checked, under the
+	// subscription's commit lock (commits, resets and ReadStream are
+	// ordered by it), and returns records of the space to write in the
+	// same synced batch as the offsets; a nil Value deletes a record. An
+	// error stops the commit: nothing is written.
+	Records func(StreamView) ([]Record, error)
+	// Create, if set, creates the subscription with this config (stream
+	// mode) when it does not exist, unless no partition passes the checks.
+	Create *catalog.SubConfig
+	// Alone refuses the commit (FailedPrecondition) while members consume
+	// the subscription through sessions, whose positions it would move
+	// under them.
+	Alone bool
+}
+
+// StreamView is a stream subscription as a commit or ReadStream sees it,
+// under its commit lock.
+type StreamView struct {
+	Created   time.Time // the subscription's creation
+	Fresh     bool      // CommitStream created the subscription
+	Committed []int64   // committed offsets by partition (before the commit)
+	// Commit are the partitions being committed, with their offsets
+	// (CommitStream only): those of StreamCommit.Offsets that passed the
+	// checks.
+	Commit map[int32]int64
+
+	sp          *Space
+	topic, name string
+}
+
+// ScanRecords calls fn for each of the subscription's records of the
+// space, in key order; key and value are valid only during the call.
+func (v StreamView) ScanRecords(fn func(key, value []byte) error) error {
+	return v.sp.scanSub(v.topic, v.name, fn)
+}
+
+// subKey is the store key of a record kept with a subscription.
+func (sp *Space) subKey(topic, sub string, k []byte) []byte {
+	return append(state.SpaceSubPrefix(sp.sp, topic, sub), k...)
+}
+
+// SubKey returns the state-store key of a record kept with a subscription,
+// for error messages (state.RecordError).
+func (sp *Space) SubKey(topic, sub string, k []byte) []byte { return sp.subKey(topic, sub, k) }
+
+func (sp *Space) scanSub(topic, sub string, fn func(key, value []byte) error) error {
+	prefix := state.SpaceSubPrefix(sp.sp, topic, sub)
+	return sp.scan(prefix, len(prefix), fn)
+}
+
+// streamSub returns stream subscription name of a topic, creating it with
+// create (mode stream) if that is set and it does not exist; created
+// reports whether this call created it. A queue subscription of that name
+// is FailedPrecondition.
+func (b *Broker) streamSub(topicName, name string, create *catalog.SubConfig) (t *topic, s *subscription, created bool, err error) {
+	t, s, err = b.sub(topicName, name)
+	if errs.Is(err, errs.SubNotFound) && create != nil {
+		cfg := *create
+		cfg.Mode = catalog.ModeStream
+		_, err = b.CreateSubscription(topicName, name, cfg)
+		switch {
+		case err == nil:
+			created = true
+		case errs.Is(err, errs.SubExists):
+		default:
+			return nil, nil, false, err
+		}
+		t, s, err = b.sub(topicName, name)
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if s.q != nil {
+		return nil, nil, false, errs.New(errs.FailedPrecondition, "subscription %q on topic %q is a queue subscription, not a stream subscription", name, topicName)
+	}
+	return t, s, created, nil
+}
+
+// CommitStream commits offsets of stream subscription name of a topic with
+// records of the space, in one synced batch: durable when it returns.
+//
+// Per-partition problems are returned by partition, and those partitions
+// are left out: no such partition (TopicNotFound), an offset beyond the
+// partition's end (OffsetOutOfRange) or past a halt (FailedPrecondition).
+// An error for the whole commit is returned as err: no such topic or
+// subscription, a queue subscription of that name or members consuming it
+// (Alone; FailedPrecondition), an error of Records, or a storage failure.
+func (sp *Space) CommitStream(topicName, name string, c StreamCommit) (map[int32]error, error) {
+	b := sp.b
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	// check validates the partitions and offsets; t.life is held shared.
+	check := func() (perr map[int32]error, valid map[int32]int64) {
+		perr, valid = map[int32]error{}, map[int32]int64{}
+		for p, off := range c.Offsets {
+			if p < 0 || int(p) >= len(t.logs()) {
+				perr[p] = errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
+				continue
+			}
+			if end := t.logs()[p].EndOffset(); off > end {
+				perr[p] = errs.New(errs.OffsetOutOfRange, "commit offset %d for partition %d is beyond its end %d", off, p, end)
+				continue
+			}
+			valid[p] = off
+		}
+		return perr, valid
+	}
+	t.life.RLock()
+	perr, valid := check()
+	t.life.RUnlock()
+	if len(valid) == 0 {
+		return perr, nil
+	}
+	t, s, created, err := b.streamSub(topicName, name, c.Create)
+	if err != nil {
+		return nil, err
+	}
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if t.deleted {
+		return nil, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
+	}
+	if perr, valid = check(); len(valid) == 0 {
+		return perr, nil
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	if s.deleted {
+		s.mu.Unlock()
+		return nil, errs.New(errs.SubNotFound, "subscription %q was deleted", name)
+	}
+	if c.Alone {
+		s.applyLocked(s.coord.Tick(b.clock.Now()))
+		if n := s.coord.Len(); n > 0 {
+			s.mu.Unlock()
+			return nil, errs.New(errs.FailedPrecondition, "subscription %q on topic %q has %d native consumers; commits from outside its sessions are not supported while they consume", name, topicName, n)
+		}
+	}
+	committed := append([]int64(nil), s.committed...)
+	halts := s.haltsLocked()
+	s.mu.Unlock()
+	for p, off := range valid {
+		switch h, halted := halts[p]; {
+		case int(p) >= len(committed):
+			perr[p] = errs.New(errs.TopicNotFound, "partition %d of topic %q does not exist", p, topicName)
+			delete(valid, p)
+		case halted && off > h.Offset:
+			perr[p] = errs.New(errs.FailedPrecondition, "partition %d is halted at offset %d (a failed message); reset it to go on", p, h.Offset)
+			delete(valid, p)
+		}
+	}
+	var recs []Record
+	if c.Records != nil {
+		v := StreamView{Created: s.meta.Created, Fresh: created, Committed: committed, Commit: valid, sp: sp, topic: topicName, name: name}
+		if recs, err = c.Records(v); err != nil {
+			return nil, err
+		}
+	}
+	batch := b.cfg.State.NewBatch()
+	for p, off := range valid {
+		if off >= 0 {
+			batch.Set(state.OffsetKey(topicName, name, p), catalog.EncodeOffset(off))
+		}
+	}
+	for _, r := range recs {
+		if r.Value == nil {
+			batch.Delete(sp.subKey(topicName, name, r.Key))
+		} else {
+			batch.Set(sp.subKey(topicName, name, r.Key), r.Value)
+		}
+	}
+	if err := batch.Commit(true); err != nil {
+		return nil, errs.Wrap(errs.StorageFailed, err, "commit offsets")
+	}
+	s.mu.Lock()
+	for p, off := range valid {
+		if off >= 0 {
+			s.committed[p] = off
+		}
+	}
+	s.mu.Unlock()
+	return perr, nil
+}
+
+// ReadStream calls fn with stream subscription name of a topic under its
+// commit lock, so that the offsets and the records fn reads belong to the
+// same commits. Errors: no such topic or subscription, a queue
+// subscription of that name (FailedPrecondition), or fn's.
+func (sp *Space) ReadStream(topicName, name string, fn func(StreamView) error) error {
+	_, s, _, err := sp.b.streamSub(topicName, name, nil)
+	if err != nil {
+		return err
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	if s.deleted {
+		s.mu.Unlock()
+		return errs.New(errs.SubNotFound, "subscription %q was deleted", name)
+	}
+	committed := append([]int64(nil), s.committed...)
+	s.mu.Unlock()
+	return fn(StreamView{Created: s.meta.Created, Committed: committed, sp: sp, topic: topicName, name: name})
+}

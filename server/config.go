@@ -1,0 +1,368 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spoolmq/spool/bytesize"
+	"github.com/spoolmq/spool/internal/api"
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/kafka"
+	"github.com/spoolmq/spool/internal/seglog"
+)
+
+// Config configures a Server. The zero value of every field means its
+// default (see DefaultConfig). Where a field is also a key of the
+// configuration file of `spool serve` (docs/config.md, FileConfig), its
+// comment names the key; New's errors name fields by those keys.
+type Config struct {
+	// DataDir is the data directory (data); default "./spool-data".
+	DataDir string
+	// HTTPAddr is where the native API, /healthz, /readyz and /metrics
+	// listen (http.addr); default "127.0.0.1:7070". Port 0 picks a free
+	// port (see Server.HTTPAddr).
+	HTTPAddr string
+	// KafkaAddr is where the Kafka protocol listens (kafka.addr); default
+	// "127.0.0.1:9092", or "127.0.0.1:0" (a free port) when HTTPAddr asks
+	// for a free port, so that embedded servers in tests never collide;
+	// "-" disables it.
+	KafkaAddr string
+	// KafkaAdvertisedAddr is the host:port Kafka Metadata responses name
+	// (kafka.advertised-addr); default the listener's address.
+	KafkaAdvertisedAddr string
+	// KafkaGroupInitialRebalanceDelay is how long a Kafka consumer group
+	// leaving the Empty state waits for more members before its first
+	// rebalance (kafka.group-initial-rebalance-delay), 0 to 5 minutes; nil:
+	// 100 ms.
+	KafkaGroupInitialRebalanceDelay *time.Duration
+	// AllowNonLoopback must be set to listen on a non-loopback address
+	// (allow-non-loopback): Spool has no authentication yet.
+	AllowNonLoopback bool
+	// Logger receives the server's structured logs; default slog.Default().
+	Logger *slog.Logger
+	// Storage configures the partition logs.
+	Storage StorageConfig
+	// Topics are the defaults for new topics' configs.
+	Topics TopicDefaults
+	// DedupMaxEntries bounds the message ids remembered per topic for
+	// de-duplication (dedup.max-entries), about 190 bytes of memory each;
+	// default 200,000.
+	DedupMaxEntries int
+	// API bounds the native API's memory use.
+	API APILimits
+	// MaxConnections bounds the concurrent connections of each listener;
+	// further clients wait in the kernel's backlog. Default 10,000.
+	MaxConnections int
+}
+
+// StorageConfig configures the partition logs (the storage section of the
+// configuration file). Durability and retention come from each topic's
+// config.
+type StorageConfig struct {
+	// SegmentBytes is the size at which a partition log's active segment
+	// is rolled (storage.segment-bytes), 4 KiB to 2 GiB; default 128 MiB.
+	SegmentBytes bytesize.Size `yaml:"segment-bytes"`
+	// MaxBatchBytes is the largest record batch stored
+	// (storage.max-batch-bytes), at most SegmentBytes: the ceiling of
+	// every topic's max message bytes, and a bound on what recovery reads.
+	// Default 16 MiB.
+	MaxBatchBytes bytesize.Size `yaml:"max-batch-bytes"`
+	// FlushBytes caps the bytes of one group-commit write
+	// (storage.flush-bytes); default 1 MiB.
+	FlushBytes bytesize.Size `yaml:"flush-bytes"`
+}
+
+// TopicDefaults are what a new topic gets for the config fields its
+// creator leaves unset (the topics section of the configuration file).
+type TopicDefaults struct {
+	// Partitions (topics.partitions), 1 to 1,024; default 1.
+	Partitions int32 `yaml:"partitions"`
+	// Durability (topics.durability); default DurabilityAlways.
+	Durability Durability `yaml:"durability"`
+	// DedupWindow is how long a message id is remembered
+	// (topics.dedup-window), 1 ms to 7 days; default 2 minutes.
+	DedupWindow time.Duration `yaml:"dedup-window"`
+	// MaxMessageBytes bounds a message's key, value and headers
+	// (topics.max-message-bytes), at most 64 MiB; default 1 MiB. It is
+	// capped at Storage.MaxBatchBytes.
+	MaxMessageBytes bytesize.Size `yaml:"max-message-bytes"`
+	// Retention deletes whole segments older than this
+	// (topics.retention); 0 keeps them forever.
+	Retention time.Duration `yaml:"retention"`
+	// RetentionBytes keeps at most this many bytes per partition, oldest
+	// segments deleted first (topics.retention-bytes); 0: no limit.
+	RetentionBytes bytesize.Size `yaml:"retention-bytes"`
+}
+
+// Durability says when a topic's writes are made durable.
+type Durability string
+
+const (
+	// DurabilityAlways acknowledges a publish only once it is fsynced;
+	// concurrent publishes share one fsync (group commit).
+	DurabilityAlways Durability = "always"
+	// DurabilityInterval acknowledges once written to the operating system
+	// and fsyncs every 50 ms: a power loss can lose what was acknowledged
+	// in the last interval.
+	DurabilityInterval Durability = "interval"
+	// DurabilityNone fsyncs only when a segment is rolled and at shutdown:
+	// a power loss can lose anything acknowledged since.
+	DurabilityNone Durability = "none"
+)
+
+// policy returns the partition logs' policy of d; "" is DurabilityAlways.
+func (d Durability) policy() (seglog.Policy, error) {
+	p, err := seglog.ParsePolicy(string(d))
+	if err != nil {
+		return 0, fmt.Errorf("durability %q: want always, interval or none", string(d))
+	}
+	return p, nil
+}
+
+// UnmarshalText accepts always, interval or none.
+func (d *Durability) UnmarshalText(text []byte) error {
+	v := Durability(text)
+	if _, err := v.policy(); err != nil {
+		return errors.New("want always, interval or none")
+	}
+	*d = v
+	return nil
+}
+
+// MarshalText returns d as it is written in a configuration file.
+func (d Durability) MarshalText() ([]byte, error) { return []byte(d), nil }
+
+// APILimits bound the memory the native API can be made to use.
+type APILimits struct {
+	// MaxRequestBytes bounds one request message (a publish batch);
+	// larger requests are refused while being read. Default 8 MiB.
+	MaxRequestBytes bytesize.Size
+	// PublishBudgetBytes bounds the memory held by all publish requests in
+	// flight together; a request that does not fit waits, which stops its
+	// stream from being read. Default 256 MiB.
+	PublishBudgetBytes bytesize.Size
+	// MaxSessions bounds concurrent Consume and ReadTopic streams
+	// together; more are refused with resource_exhausted. Default 10,000.
+	MaxSessions int
+}
+
+// DefaultDataDir is where Spool keeps its data unless told otherwise.
+const DefaultDataDir = "./spool-data"
+
+// DefaultHTTPAddr is the native API's default address.
+const DefaultHTTPAddr = "127.0.0.1:7070"
+
+// DefaultKafkaAddr is the Kafka protocol's default address.
+const DefaultKafkaAddr = "127.0.0.1:9092"
+
+// defaultMaxConnections is the default of Config.MaxConnections.
+const defaultMaxConnections = 10_000
+
+// maxRebalanceDelay bounds Config.KafkaGroupInitialRebalanceDelay.
+const maxRebalanceDelay = 5 * time.Minute
+
+// DefaultConfig returns the configuration a zero Config stands for, every
+// field at its default (Logger nil: slog.Default()). The defaults belong
+// to the parts of the server they configure; this gathers them.
+func DefaultConfig() Config {
+	topics := catalog.DefaultDefaults()
+	lim := api.DefaultLimits()
+	delay := kafka.DefaultGroupInitialRebalanceDelay
+	return Config{
+		DataDir:                         DefaultDataDir,
+		HTTPAddr:                        DefaultHTTPAddr,
+		KafkaAddr:                       DefaultKafkaAddr,
+		KafkaGroupInitialRebalanceDelay: &delay,
+		Storage: StorageConfig{
+			SegmentBytes:  seglog.DefaultSegmentBytes,
+			MaxBatchBytes: batch.DefaultMaxBatchBytes,
+			FlushBytes:    seglog.DefaultFlushBytes,
+		},
+		Topics: TopicDefaults{
+			Partitions:      topics.Partitions,
+			Durability:      Durability(topics.Durability.String()),
+			DedupWindow:     topics.DedupWindow,
+			MaxMessageBytes: bytesize.Size(topics.MaxMessageBytes),
+			Retention:       topics.Retention,
+			RetentionBytes:  bytesize.Size(topics.RetentionBytes),
+		},
+		DedupMaxEntries: broker.DefaultDedupMaxEntries,
+		API: APILimits{
+			MaxRequestBytes:    bytesize.Size(lim.MaxRequestBytes),
+			PublishBudgetBytes: bytesize.Size(lim.PublishBudgetBytes),
+			MaxSessions:        lim.MaxSessions,
+		},
+		MaxConnections: defaultMaxConnections,
+	}
+}
+
+// complete returns c with every unset field at its default and the data
+// directory absolute, or every problem with c at once.
+func (c Config) complete() (Config, error) {
+	def := DefaultConfig()
+	orDefault(&c.DataDir, def.DataDir)
+	orDefault(&c.HTTPAddr, def.HTTPAddr)
+	if c.KafkaAddr == "" {
+		c.KafkaAddr = def.KafkaAddr
+		if _, port, err := net.SplitHostPort(c.HTTPAddr); err == nil && port == "0" {
+			c.KafkaAddr = "127.0.0.1:0"
+		}
+	}
+	if c.KafkaGroupInitialRebalanceDelay == nil {
+		c.KafkaGroupInitialRebalanceDelay = def.KafkaGroupInitialRebalanceDelay
+	} else {
+		d := *c.KafkaGroupInitialRebalanceDelay // a copy: the caller's may change
+		c.KafkaGroupInitialRebalanceDelay = &d
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	orDefault(&c.Storage.SegmentBytes, def.Storage.SegmentBytes)
+	orDefault(&c.Storage.MaxBatchBytes, def.Storage.MaxBatchBytes)
+	orDefault(&c.Storage.FlushBytes, def.Storage.FlushBytes)
+	orDefault(&c.Topics.Partitions, def.Topics.Partitions)
+	orDefault(&c.Topics.Durability, def.Topics.Durability)
+	orDefault(&c.Topics.DedupWindow, def.Topics.DedupWindow)
+	orDefault(&c.Topics.MaxMessageBytes, def.Topics.MaxMessageBytes)
+	orDefault(&c.DedupMaxEntries, def.DedupMaxEntries)
+	orDefault(&c.API.MaxRequestBytes, def.API.MaxRequestBytes)
+	orDefault(&c.API.PublishBudgetBytes, def.API.PublishBudgetBytes)
+	orDefault(&c.API.MaxSessions, def.API.MaxSessions)
+	orDefault(&c.MaxConnections, def.MaxConnections)
+
+	var errList []error
+	check := func(err error) {
+		if err != nil {
+			errList = append(errList, err)
+		}
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		check(fmt.Errorf("server: data directory: %w", err))
+	}
+	c.DataDir = abs
+	check(checkListenAddr("http", c.HTTPAddr, c.AllowNonLoopback))
+	if c.KafkaAddr != "-" {
+		check(checkListenAddr("kafka", c.KafkaAddr, c.AllowNonLoopback))
+	}
+	if adv := c.KafkaAdvertisedAddr; adv != "" {
+		_, _, err := splitAdvertised(adv)
+		check(err)
+	}
+	if d := *c.KafkaGroupInitialRebalanceDelay; d < 0 || d > maxRebalanceDelay {
+		check(fmt.Errorf("server: kafka.group-initial-rebalance-delay (%s) must be between 0 and %s", d, maxRebalanceDelay))
+	}
+	st := c.Storage
+	if st.SegmentBytes < seglog.MinSegmentBytes || st.SegmentBytes > seglog.MaxSegmentBytes {
+		check(fmt.Errorf("server: storage.segment-bytes (%s) must be between %s and %s",
+			st.SegmentBytes, bytesize.Size(seglog.MinSegmentBytes), bytesize.Size(seglog.MaxSegmentBytes)))
+	}
+	switch {
+	case st.MaxBatchBytes < 0:
+		check(fmt.Errorf("server: storage.max-batch-bytes (%s) must not be negative", st.MaxBatchBytes))
+	case st.MaxBatchBytes > st.SegmentBytes:
+		check(fmt.Errorf("server: storage.max-batch-bytes (%s) exceeds storage.segment-bytes (%s)", st.MaxBatchBytes, st.SegmentBytes))
+	}
+	if st.FlushBytes < 0 || st.FlushBytes > seglog.MaxSegmentBytes {
+		check(fmt.Errorf("server: storage.flush-bytes (%s) must be between 1B and %s", st.FlushBytes, bytesize.Size(seglog.MaxSegmentBytes)))
+	}
+	_, err = c.Topics.catalog()
+	check(err)
+	if c.DedupMaxEntries < 0 {
+		check(fmt.Errorf("server: dedup.max-entries (%d) must not be negative", c.DedupMaxEntries))
+	}
+	if c.API.MaxRequestBytes < 0 {
+		check(fmt.Errorf("server: API.MaxRequestBytes (%s) must not be negative", c.API.MaxRequestBytes))
+	}
+	if c.API.PublishBudgetBytes < 0 {
+		check(fmt.Errorf("server: API.PublishBudgetBytes (%s) must not be negative", c.API.PublishBudgetBytes))
+	}
+	if c.API.MaxSessions < 0 {
+		check(fmt.Errorf("server: API.MaxSessions (%d) must not be negative", c.API.MaxSessions))
+	}
+	if c.MaxConnections < 0 {
+		check(fmt.Errorf("server: MaxConnections (%d) must not be negative", c.MaxConnections))
+	}
+	return c, errors.Join(errList...)
+}
+
+// orDefault sets *v to def if it is the zero value.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// catalog returns the broker's topic defaults for t, checked as the config
+// of a topic that sets nothing itself.
+func (t TopicDefaults) catalog() (catalog.Defaults, error) {
+	policy, err := t.Durability.policy()
+	if err != nil {
+		return catalog.Defaults{}, fmt.Errorf("server: topics.%w", err)
+	}
+	if t.MaxMessageBytes > math.MaxInt32 {
+		return catalog.Defaults{}, fmt.Errorf("server: topics.max-message-bytes (%s) is too large", t.MaxMessageBytes)
+	}
+	d := catalog.Defaults{
+		Partitions:      t.Partitions,
+		DedupWindow:     t.DedupWindow,
+		MaxMessageBytes: int32(t.MaxMessageBytes),
+		Durability:      policy,
+		Retention:       t.Retention,
+		RetentionBytes:  int64(t.RetentionBytes),
+	}
+	if err := d.Fill(catalog.TopicConfig{}).Validate(); err != nil {
+		return catalog.Defaults{}, fmt.Errorf("server: topic defaults (topics): %w", err)
+	}
+	return d, nil
+}
+
+// splitAdvertised splits the Kafka advertised address into host and port.
+func splitAdvertised(adv string) (string, int32, error) {
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil {
+		return "", 0, fmt.Errorf("server: kafka advertised address %q: %w", adv, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("server: kafka advertised port %q: want a number from 0 to 65535", port)
+	}
+	return host, int32(p), nil
+}
+
+// brokerConfig returns the broker's view of c (complete) and its
+// partition logs.
+func (c Config) brokerConfig() broker.Config {
+	lim := batch.DefaultLimits()
+	lim.MaxBatchBytes = int(c.Storage.MaxBatchBytes)
+	topics, _ := c.Topics.catalog() // checked by complete
+	return broker.Config{
+		DataDir: c.DataDir,
+		Logger:  c.Logger,
+		Log: seglog.Options{
+			SegmentBytes: int64(c.Storage.SegmentBytes),
+			FlushBytes:   int(c.Storage.FlushBytes),
+			Limits:       lim,
+		},
+		Defaults:        topics,
+		DedupMaxEntries: c.DedupMaxEntries,
+	}
+}
+
+// apiLimits returns the native API's view of c (complete).
+func (c Config) apiLimits() api.Limits {
+	return api.Limits{
+		MaxRequestBytes:    int(c.API.MaxRequestBytes),
+		PublishBudgetBytes: int64(c.API.PublishBudgetBytes),
+		MaxSessions:        c.API.MaxSessions,
+	}
+}
