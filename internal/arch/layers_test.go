@@ -48,8 +48,9 @@ func rankOf(pkg string) (int, bool) {
 }
 
 type pkgInfo struct {
-	path    string
-	imports []string
+	path        string
+	imports     []string
+	testImports []string // of its tests (in package and external)
 }
 
 func listPackages(t *testing.T) []pkgInfo {
@@ -58,15 +59,16 @@ func listPackages(t *testing.T) []pkgInfo {
 	if err != nil {
 		t.Skip("go command not found:", err)
 	}
-	out, err := exec.Command(gobin, "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"...").Output()
+	out, err := exec.Command(gobin, "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}} | {{join .TestImports \" \"}} {{join .XTestImports \" \"}}", module+"...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	var pkgs []pkgInfo
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
+		code, tests, _ := strings.Cut(line, "|")
+		f := strings.Fields(code)
 		if len(f) > 0 {
-			pkgs = append(pkgs, pkgInfo{path: f[0], imports: f[1:]})
+			pkgs = append(pkgs, pkgInfo{path: f[0], imports: f[1:], testImports: strings.Fields(tests)})
 		}
 	}
 	if len(pkgs) < 10 {
@@ -138,5 +140,27 @@ func TestLayersRankOf(t *testing.T) {
 	}
 	if layer["internal/seglog"] >= layer["internal/broker"] || layer["internal/broker"] >= layer["internal/kafka"] {
 		t.Error("storage below the broker below the front ends")
+	}
+}
+
+// TestStorageTestsStayLow checks that the tests of the storage and core
+// packages (layers 0 to 2) import nothing above their package's layer, so
+// that they test the package on its own rather than through the server.
+func TestStorageTestsStayLow(t *testing.T) {
+	for _, p := range listPackages(t) {
+		rel, _ := strings.CutPrefix(p.path, module)
+		r, ok := rankOf(rel)
+		if !ok || r > 2 {
+			continue
+		}
+		for _, imp := range p.testImports {
+			dep, ok := strings.CutPrefix(imp, module)
+			if !ok || dep == rel || strings.HasPrefix(dep, "gen/") {
+				continue
+			}
+			if dr, ok := rankOf(dep); ok && dr > r {
+				t.Errorf("the tests of %s (layer %d) import %s (layer %d)", rel, r, dep, dr)
+			}
+		}
 	}
 }
