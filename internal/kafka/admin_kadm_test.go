@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/serverhook"
+	"github.com/spoolmq/spool/internal/spooltest"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -25,16 +25,9 @@ import (
 // and retention have segments to drop).
 func adServer(t *testing.T, dir string) *server.Server {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
-		Storage: server.StorageConfig{SegmentBytes: 64 << 10, MaxBatchBytes: 32 << 10}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return srv
+	return spooltest.StartServer(t, spooltest.Dir(dir), spooltest.Config(func(c *server.Config) {
+		c.Storage = server.StorageConfig{SegmentBytes: 64 << 10, MaxBatchBytes: 32 << 10}
+	})).Server()
 }
 
 // adRandom returns incompressible bytes (kgo compresses by default).

@@ -3,7 +3,6 @@ package kafka_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sort"
 	"strconv"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/serverhook"
+	"github.com/spoolmq/spool/internal/spooltest"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -28,15 +28,7 @@ func groupServer(t *testing.T, dir string) *server.Server {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	srv, err := server.New(server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return srv
+	return spooltest.StartServer(t, spooltest.Dir(dir)).Server()
 }
 
 func groupTopic(t *testing.T, srv *server.Server, name string, partitions int32) {

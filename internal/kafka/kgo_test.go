@@ -3,26 +3,18 @@ package kafka_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/spoolmq/spool/internal/spooltest"
 	"github.com/spoolmq/spool/server"
 )
 
 func startServer(t *testing.T) *server.Server {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return srv
+	return spooltest.StartServer(t).Server()
 }
 
 func TestKgoProduceConsume(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/serverhook"
+	"github.com/spoolmq/spool/internal/spooltest"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/server"
 )
@@ -24,15 +25,7 @@ import (
 // pfServer starts a server on dir (a restart when dir holds data).
 func pfServer(t *testing.T, dir string) *server.Server {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return srv
+	return spooltest.StartServer(t, spooltest.Dir(dir)).Server()
 }
 
 // pfRawClient is a client for hand-made requests; capped at Kafka 3.9 so

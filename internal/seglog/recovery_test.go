@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spoolmq/spool/internal/batch"
@@ -317,5 +318,51 @@ func TestCorruptedIndexIsRebuilt(t *testing.T) {
 	}
 	if _, err := l.Read(0, 100); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A scan reads in chunks smaller than the largest batch allowed: batches
+// larger than a chunk, between small ones and last in the file, are read
+// whole and kept.
+func TestScanBatchesLargerThanAChunk(t *testing.T) {
+	fs := vfs.NewMemFS()
+	o := Options{SegmentBytes: 64 << 20, Limits: batch.Limits{MaxBatchBytes: 3*scanChunk + 1000}, Logger: quietLogger}
+	l, _ := mustOpen(t, fs, "/p", o)
+	var sizes []int
+	for i, size := range []int{1000, scanChunk + 5000, 300, 2*scanChunk + 77, scanChunk - 3, 3 * scanChunk} {
+		if _, err := l.Append(padBatch(fmt.Sprintf("b%d", i), size, 1)); err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, size)
+	}
+	end := l.EndOffset()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Lose the seal, as a crash before it was written would: a full scan.
+	names, err := fs.List("/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if strings.HasSuffix(name, indexSuffix) {
+			if err := fs.Remove(filepath.Join("/p", name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l, rep := mustOpen(t, fs, "/p", o)
+	defer l.Close()
+	if rep.Torn != nil || l.EndOffset() != end {
+		t.Fatalf("after the scan: end %d (want %d), torn %+v", l.EndOffset(), end, rep.Torn)
+	}
+	got := readAll(t, l)
+	if len(got) != len(sizes) {
+		t.Fatalf("read %d batches, want %d", len(got), len(sizes))
+	}
+	for i := range sizes {
+		if tag := tagOf(t, got[int64(i)]); tag != fmt.Sprintf("b%d", i) {
+			t.Fatalf("batch at offset %d has tag %q", i, tag)
+		}
 	}
 }
