@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,6 +13,8 @@ import (
 	"github.com/spoolmq/spool/internal/queue"
 	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
+
+	goldenfile "github.com/spoolmq/spool/internal/golden"
 )
 
 // Golden files of the catalog's records (testdata/format, docs/format/
@@ -27,22 +27,8 @@ import (
 // one: the bytes of a record version never change. A test failing here
 // means the encoding changed; stored data would then be misread, so add a
 // version instead (docs/format/state.md, "Changing a record").
-var update = flag.Bool("update", false, "write missing golden files")
-
 func golden(t *testing.T, name string, want []byte) []byte {
-	t.Helper()
-	path := filepath.Join("testdata", "format", name)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && *update && want != nil {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return want
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return goldenfile.Read(t, filepath.Join("testdata", "format"), name, want)
 }
 
 var cet = time.FixedZone("", 3600)

@@ -3,9 +3,7 @@ package kafka
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -14,6 +12,8 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/state"
+
+	goldenfile "github.com/spoolmq/spool/internal/golden"
 )
 
 // Golden files of the front end's records (testdata/format,
@@ -21,22 +21,8 @@ import (
 // same value as releases up to 7e44b4f stored it (json.Marshal of the
 // config map). -update writes the golden files that do not exist yet and
 // never rewrites one.
-var update = flag.Bool("update", false, "write missing golden files")
-
 func golden(t *testing.T, name string, want []byte) []byte {
-	t.Helper()
-	path := filepath.Join("testdata", "format", name)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && *update && want != nil {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return want
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return goldenfile.Read(t, filepath.Join("testdata", "format"), name, want)
 }
 
 var groupConfigCase = map[string]string{

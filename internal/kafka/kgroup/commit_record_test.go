@@ -2,12 +2,11 @@ package kgroup
 
 import (
 	"bytes"
-	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	goldenfile "github.com/spoolmq/spool/internal/golden"
 )
 
 // Golden files of the Kafka front end's records (internal/kafka/testdata/
@@ -15,22 +14,8 @@ import (
 // not exist yet and never rewrites one: the bytes of a record version
 // never change. A test failing here means the encoding changed; stored
 // data would then be misread, so add a version instead.
-var update = flag.Bool("update", false, "write missing golden files")
-
 func golden(t *testing.T, name string, want []byte) []byte {
-	t.Helper()
-	path := filepath.Join("..", "testdata", "format", name)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && *update && want != nil {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return want
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return goldenfile.Read(t, filepath.Join("..", "testdata", "format"), name, want)
 }
 
 // The commit metadata record is version 1 in this release and in 7e44b4f

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
-	"flag"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	goldenfile "github.com/spoolmq/spool/internal/golden"
 )
 
 // Golden files of the Kafka front end's records (internal/kafka/testdata/
@@ -22,22 +21,8 @@ import (
 // exist yet and never rewrites one: the bytes of a record version never
 // change. A test failing here means the encoding changed; stored data would
 // then be misread, so add a version instead.
-var update = flag.Bool("update", false, "write missing golden files")
-
 func golden(t *testing.T, name string, want []byte) []byte {
-	t.Helper()
-	path := filepath.Join("..", "testdata", "format", name)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && *update && want != nil {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return want
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return goldenfile.Read(t, filepath.Join("..", "testdata", "format"), name, want)
 }
 
 var snapshotCases = []struct {
