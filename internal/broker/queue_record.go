@@ -97,29 +97,29 @@ func decodeSnapshotRecord(v []byte) (queue.Snapshot, error) {
 	if ver == 0 {
 		return decodeSnapshotV0(payload)
 	}
-	r := reader{b: payload}
-	snap := queue.Snapshot{Floor: r.i64()}
-	if n := r.count(snapshotRange); n > 0 {
+	r := state.NewReader(payload)
+	snap := queue.Snapshot{Floor: r.I64()}
+	if n := r.Count(snapshotRange); n > 0 {
 		snap.Done = make([][2]int64, n)
 		for i := range snap.Done {
-			snap.Done[i] = [2]int64{r.i64(), r.i64()}
+			snap.Done[i] = [2]int64{r.I64(), r.I64()}
 		}
 	}
-	if n := r.count(snapshotEntry); n > 0 {
+	if n := r.Count(snapshotEntry); n > 0 {
 		var prev int64
 		snap.Counts = make(map[int64]queue.Count, n)
 		for i := range n {
-			off := r.i64()
-			c := queue.Count{Deliveries: int(r.i64()), FirstDeliveredAt: r.i64()}
-			c.LastError = r.str()
-			if i > 0 && off <= prev && r.err == nil {
-				r.err = fmt.Errorf("counts out of order: offset %d after %d", off, prev)
+			off := r.I64()
+			c := queue.Count{Deliveries: int(r.I64()), FirstDeliveredAt: r.I64()}
+			c.LastError = r.Str()
+			if i > 0 && off <= prev {
+				r.Fail("counts out of order: offset %d after %d", off, prev)
 			}
 			prev = off
 			snap.Counts[off] = c
 		}
 	}
-	return snap, r.done()
+	return snap, r.Done()
 }
 
 // appendParked appends the parked-message record of p to dst.
@@ -161,16 +161,16 @@ func decodeParkedRecord(v []byte) (queue.Parked, error) {
 	if ver == 0 {
 		return decodeParkedV0(payload)
 	}
-	r := reader{b: payload}
-	p := queue.Parked{Offset: r.i64(), Due: r.i64(), DeliveryCount: int(r.i64()), FirstDeliveredAt: r.i64(), KeyHash: r.u64()}
-	flags := r.u8()
-	if flags&^parkedHasKey != 0 && r.err == nil {
-		r.err = fmt.Errorf("unknown flags 0x%02x", flags)
+	r := state.NewReader(payload)
+	p := queue.Parked{Offset: r.I64(), Due: r.I64(), DeliveryCount: int(r.I64()), FirstDeliveredAt: r.I64(), KeyHash: r.U64()}
+	flags := r.U8()
+	if flags&^parkedHasKey != 0 {
+		r.Fail("unknown flags 0x%02x", flags)
 	}
 	p.HasKey = flags&parkedHasKey != 0
-	p.ExpiresAt = r.i64()
-	p.LastError = r.str()
-	return p, r.done()
+	p.ExpiresAt = r.I64()
+	p.LastError = r.Str()
+	return p, r.Done()
 }
 
 // encodeParkIndex encodes a park index entry: the due time.
@@ -182,71 +182,4 @@ func decodeParkIndex(key, v []byte) (int64, error) {
 		return 0, &state.RecordError{Kind: "park index", Key: key, Err: err}
 	}
 	return int64(binary.BigEndian.Uint64(v)), nil
-}
-
-// reader reads a binary record; the first short read sets err, and every
-// later read returns zero.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < n {
-		r.err = fmt.Errorf("truncated: %d bytes left where %d are needed", len(r.b), n)
-		return nil
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) u8() byte {
-	if b := r.take(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (r *reader) u64() uint64 {
-	if b := r.take(8); b != nil {
-		return binary.BigEndian.Uint64(b)
-	}
-	return 0
-}
-
-func (r *reader) i64() int64 { return int64(r.u64()) }
-
-func (r *reader) u32() uint32 {
-	if b := r.take(4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-
-// count reads a uint32 count of items of at least size bytes each and
-// checks that the rest of the record can hold them before anything is
-// allocated for them.
-func (r *reader) count(size int) int {
-	n := r.u32()
-	if r.err == nil && uint64(n)*uint64(size) > uint64(len(r.b)) {
-		r.err = fmt.Errorf("%d items of at least %d bytes in %d bytes", n, size, len(r.b))
-	}
-	if r.err != nil {
-		return 0
-	}
-	return int(n)
-}
-
-func (r *reader) str() string { return string(r.take(int(r.u32()))) }
-
-// done returns the first error, or an error if bytes are left over.
-func (r *reader) done() error {
-	if r.err == nil && len(r.b) > 0 {
-		return fmt.Errorf("%d bytes after the record", len(r.b))
-	}
-	return r.err
 }

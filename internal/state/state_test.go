@@ -123,3 +123,29 @@ func TestStoreSyncedCommitSurvivesCrash(t *testing.T) {
 		t.Fatalf("synced batch lost: %v", got)
 	}
 }
+
+// A Reader keeps the first shortfall, returns zero afterwards, refuses
+// counts the payload cannot hold and trailing bytes.
+func TestReader(t *testing.T) {
+	r := NewReader([]byte{1, 0, 2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 2, 'h', 'i', 9})
+	if r.U8() != 1 || r.U16() != 2 || r.U32() != 3 || r.I64() != 4 || r.Str() != "hi" {
+		t.Fatal("fields read wrong")
+	}
+	if err := r.Done(); err == nil {
+		t.Fatal("a trailing byte was accepted")
+	}
+	r = NewReader([]byte{0, 0, 0, 200, 1, 2})
+	if n := r.Count(8); n != 0 || r.Err == nil {
+		t.Fatalf("count of 200 items of 8 bytes in 2 bytes: %d %v", n, r.Err)
+	}
+	r = NewReader([]byte{0, 0})
+	if r.U32() != 0 || r.Err == nil || r.U8() != 0 {
+		t.Fatal("a short read did not stick")
+	}
+	r = NewReader(nil)
+	r.Fail("first %d", 1)
+	r.Fail("second")
+	if r.Done() == nil || r.Done().Error() != "first 1" {
+		t.Fatalf("Fail kept %v", r.Done())
+	}
+}

@@ -179,34 +179,34 @@ func decodeSnapshot(v []byte) (producerSnapshot, error) {
 	if version == 0 {
 		return decodeSnapshotV0(p)
 	}
-	r := reader{b: p}
-	snap := producerSnapshot{end: r.int64()}
-	n := r.uint32()
-	if r.err == nil && uint64(n) > uint64(len(r.b))/snapshotProducerLen {
-		return producerSnapshot{}, fmt.Errorf("%d producers in %d bytes", n, len(r.b))
+	r := state.NewReader(p)
+	snap := producerSnapshot{end: r.I64()}
+	n := r.U32()
+	if r.Err == nil && uint64(n) > uint64(r.Left())/snapshotProducerLen {
+		return producerSnapshot{}, fmt.Errorf("%d producers in %d bytes", n, r.Left())
 	}
-	if r.err == nil && n > 0 {
+	if r.Err == nil && n > 0 {
 		snap.producers = make([]snapshotProducer, 0, n)
 	}
-	for i := uint32(0); i < n && r.err == nil; i++ {
-		sp := snapshotProducer{id: r.int64(), epoch: int16(r.uint16()), lastSeen: r.int64()}
-		k := int(r.uint8())
-		if r.err == nil && (k == 0 || k > seqWindow) {
+	for i := uint32(0); i < n && r.Err == nil; i++ {
+		sp := snapshotProducer{id: r.I64(), epoch: int16(r.U16()), lastSeen: r.I64()}
+		k := int(r.U8())
+		if r.Err == nil && (k == 0 || k > seqWindow) {
 			return producerSnapshot{}, fmt.Errorf("producer %d with %d batches, not 1 to %d", sp.id, k, seqWindow)
 		}
-		if i > 0 && r.err == nil && sp.id <= snap.producers[i-1].id {
+		if i > 0 && r.Err == nil && sp.id <= snap.producers[i-1].id {
 			return producerSnapshot{}, fmt.Errorf("producer %d after %d: not in ascending order", sp.id, snap.producers[i-1].id)
 		}
 		for range k {
-			sp.batches = append(sp.batches, snapshotBatch{first: int32(r.uint32()), last: int32(r.uint32()), base: r.int64()})
+			sp.batches = append(sp.batches, snapshotBatch{first: int32(r.U32()), last: int32(r.U32()), base: r.I64()})
 		}
 		snap.producers = append(snap.producers, sp)
 	}
 	switch {
-	case r.err != nil:
-		return producerSnapshot{}, r.err
-	case len(r.b) > 0:
-		return producerSnapshot{}, fmt.Errorf("%d bytes after the snapshot", len(r.b))
+	case r.Err != nil:
+		return producerSnapshot{}, r.Err
+	case r.Left() > 0:
+		return producerSnapshot{}, fmt.Errorf("%d bytes after the snapshot", r.Left())
 	case snap.end < 0:
 		return producerSnapshot{}, fmt.Errorf("log end %d", snap.end)
 	}
@@ -247,51 +247,4 @@ func decodeSnapshotV0(p []byte) (producerSnapshot, error) {
 		snap.producers = append(snap.producers, out)
 	}
 	return snap, nil
-}
-
-// reader reads big-endian fields, remembering the first shortfall.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < n {
-		r.err = fmt.Errorf("truncated: %d bytes left where %d are needed", len(r.b), n)
-		return nil
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) uint8() uint8 {
-	if b := r.take(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (r *reader) uint16() uint16 {
-	if b := r.take(2); b != nil {
-		return binary.BigEndian.Uint16(b)
-	}
-	return 0
-}
-
-func (r *reader) uint32() uint32 {
-	if b := r.take(4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-
-func (r *reader) int64() int64 {
-	if b := r.take(8); b != nil {
-		return int64(binary.BigEndian.Uint64(b))
-	}
-	return 0
 }
