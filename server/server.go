@@ -20,6 +20,7 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/kafka"
+	"github.com/spoolmq/spool/internal/producer"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/telemetry"
 	"github.com/spoolmq/spool/internal/vfs"
@@ -51,6 +52,12 @@ type Server struct {
 	kafka    *kafka.Server
 	kafkaLn  net.Listener
 	kafkaErr chan error
+
+	// producers is the idempotent-producer table both front ends share;
+	// producersDone is closed when its driver (Table.Run) has returned.
+	producers     *producer.Table
+	producersStop context.CancelFunc
+	producersDone chan struct{}
 }
 
 // New checks cfg, reporting every problem with it at once, and returns a
@@ -146,7 +153,17 @@ func (s *Server) startLocked() error {
 		return err
 	}
 	s.broker = b
-	s.api = api.New(b, s.cfg.apiLimits())
+	// One producer table for Kafka's idempotent producers and the native
+	// API's batch publishing, its records in the Kafka space where they
+	// have always been (docs/format/state.md).
+	s.producers = producer.New(b, b.Space("kafka"), s.logger, s.clock)
+	pctx, pcancel := context.WithCancel(context.Background())
+	s.producersStop, s.producersDone = pcancel, make(chan struct{})
+	go func() {
+		defer close(s.producersDone)
+		s.producers.Run(pctx)
+	}()
+	s.api = api.New(b, s.cfg.apiLimits(), s.producers)
 	s.api.Handle("GET /metrics", telemetry.Handler(b))
 	ln, err := listen("http", s.cfg.HTTPAddr, s.cfg.MaxConnections)
 	if err != nil {
@@ -167,6 +184,7 @@ func (s *Server) startLocked() error {
 			GroupInitialRebalanceDelay: s.cfg.KafkaGroupInitialRebalanceDelay,
 			AdvertisedHost:             s.kafkaHost,
 			AdvertisedPort:             s.kafkaPort,
+			Producers:                  s.producers,
 		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
@@ -225,6 +243,10 @@ func (s *Server) closeLocked(ctx context.Context) error {
 		if err := <-s.kafkaErr; err != nil {
 			errList = append(errList, err)
 		}
+	}
+	if s.producersStop != nil {
+		s.producersStop() // the last sweep snapshots the producers
+		<-s.producersDone
 	}
 	if s.broker != nil {
 		if err := s.broker.Close(); err != nil {

@@ -39,6 +39,8 @@ var connectCodes = map[errs.Code]connect.Code{
 	errs.UnsupportedFeature:  connect.CodeUnimplemented,
 	errs.PermissionDenied:    connect.CodePermissionDenied,
 	errs.Unauthenticated:     connect.CodeUnauthenticated,
+	errs.OutOfOrderSequence:  connect.CodeAborted,
+	errs.ProducerFenced:      connect.CodeFailedPrecondition,
 }
 
 // toConnect converts any error to a *connect.Error carrying an ErrorInfo

@@ -25,12 +25,15 @@ var layer = map[string]int{
 	"internal/catalog": 2,
 	// The broker: topics, subscriptions, sessions.
 	"internal/broker": 3,
+	// Cores over the broker that more than one front end shares: the
+	// idempotent producers (ids, sequences) of Kafka and the native API.
+	"internal/producer": 4,
 	// Front ends and telemetry; the server's hooks for tests.
-	"internal/api": 4, "internal/kafka": 4, "internal/telemetry": 4, "internal/serverhook": 4,
+	"internal/api": 5, "internal/kafka": 5, "internal/telemetry": 5, "internal/serverhook": 5,
 	// The embeddable server.
-	"server": 5,
+	"server": 6,
 	// Programs, drivers and tests built on the server.
-	"internal/bench": 6, "internal/e2e": 6, "internal/spooltest": 6, "internal/arch": 6, "cmd/spool": 7,
+	"internal/bench": 7, "internal/e2e": 7, "internal/spooltest": 7, "internal/arch": 7, "cmd/spool": 8,
 }
 
 // rankOf returns the rank of pkg (a subpackage takes its parent's).

@@ -41,6 +41,14 @@ const (
 	PermissionDenied    Code = "permission_denied"
 	Unauthenticated     Code = "unauthenticated"
 	DuplicateInProgress Code = "duplicate_in_progress"
+	// OutOfOrderSequence refuses an idempotent producer's batch whose first
+	// sequence number is not the next the partition expects (an earlier
+	// batch is missing: it failed, or is still to be resent). The producer
+	// resends its batches of the partition in order, from the missing one.
+	OutOfOrderSequence Code = "out_of_order_sequence"
+	// ProducerFenced refuses a batch of a producer epoch older than one the
+	// partition has seen: a newer instance of the producer took over.
+	ProducerFenced Code = "producer_fenced"
 )
 
 // Codes returns every code, in the order they are declared; each front
@@ -49,7 +57,7 @@ func Codes() []Code {
 	return []Code{InvalidArgument, TopicNotFound, TopicExists, SubNotFound, SubExists, TopicFull, MessageTooLarge,
 		StaleGeneration, UnknownMember, NotOwner, GroupFull, StorageFailed, Unavailable, ResourceExhausted,
 		FailedPrecondition, Internal, Canceled, DeadlineExceeded, OffsetOutOfRange, CorruptData, UnsupportedFeature,
-		PermissionDenied, Unauthenticated, DuplicateInProgress}
+		PermissionDenied, Unauthenticated, DuplicateInProgress, OutOfOrderSequence, ProducerFenced}
 }
 
 // retriable lists codes for which a later retry of the same request can

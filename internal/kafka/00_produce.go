@@ -17,8 +17,8 @@ import (
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
-	"github.com/spoolmq/spool/internal/kafka/kproducer"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
+	"github.com/spoolmq/spool/internal/producer"
 )
 
 func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
@@ -96,17 +96,18 @@ func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.
 }
 
 // appendBatches checks and queues a partition's batches: those of an
-// idempotent producer through the producer table (kproducer).
-func (s *Server) appendBatches(ctx context.Context, topic string, p int32, records []byte) (kproducer.Appended, int16) {
+// idempotent producer through the producer table (internal/producer).
+func (s *Server) appendBatches(ctx context.Context, topic string, p int32, records []byte) (producer.Appended, int16) {
 	if len(records) == 0 {
-		return kproducer.Appended{}, kerr.CorruptMessage.Code
+		return producer.Appended{}, kerr.CorruptMessage.Code
 	}
 	if h, err := batch.ParseHeader(records); err == nil && h.ProducerID >= 0 {
-		return s.producers.Append(ctx, topic, p, h, records)
+		a, err := s.producers.Append(ctx, topic, p, h, records, s.b.AppendRaw)
+		return a, producerErrCode(err)
 	}
 	pa, err := s.b.AppendRaw(topic, p, records)
 	if err != nil {
-		return kproducer.Appended{}, kwire.AppendErrCode(err)
+		return producer.Appended{}, kwire.AppendErrCode(err)
 	}
-	return kproducer.Appended{PA: pa}, 0
+	return producer.Appended{PA: pa}, 0
 }

@@ -8,7 +8,8 @@ package kafka
 // the epoch bumped (a new id with epoch 0 once the epoch would reach
 // MaxInt16); an id it never issued gets a new id. Epochs are not stored:
 // the partitions see the new epoch on the producer's next batch and refuse
-// older ones from then on (kproducer).
+// older ones from then on (internal/producer). The ids come from the
+// producer table the native API's InitProducer draws from too.
 //
 // A transactional id (non-empty) is refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED: Spool has no transactions, and a
@@ -18,10 +19,15 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"math"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
+	"github.com/spoolmq/spool/internal/producer"
 )
 
 func (s *Server) initProducerID(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
@@ -53,4 +59,18 @@ func (s *Server) initProducerID(_ context.Context, _ *conn, kreq kmsg.Request) (
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp, nil
+}
+
+// producerErrCode is the Produce error code of the producer table's
+// refusal of an idempotent batch (0 for nil).
+func producerErrCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, producer.ErrTransactional):
+		return kerr.InvalidTxnState.Code
+	case errs.Is(err, errs.DeadlineExceeded), errs.Is(err, errs.Canceled):
+		return kerr.RequestTimedOut.Code
+	}
+	return kwire.AppendErrCode(err)
 }

@@ -2,7 +2,8 @@ package kafka
 
 // The goroutines that drive the front end's cores, which start none of their
 // own: the group coordinator's deadlines, the share-group janitor, and the
-// producer table's sweeps. Each core gets its own goroutine so that a slow
+// producer table's sweeps (only for a table of its own: a table given in
+// Config.Producers is driven by its owner). Each core gets its own goroutine so that a slow
 // one (a producer snapshot waiting on the state store) never delays
 // another's deadlines (a rebalance completing). Started by New, stopped by
 // Close (its context).
@@ -12,11 +13,10 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/clock"
-	"github.com/spoolmq/spool/internal/kafka/kproducer"
 )
 
 func (s *Server) drive() {
-	s.driven.Add(3)
+	s.driven.Add(2)
 	go func() {
 		defer s.driven.Done()
 		runDeadlines(s.ctx, clock.Real, s.groups.Tick, s.groups.Wake())
@@ -25,10 +25,9 @@ func (s *Server) drive() {
 		defer s.driven.Done()
 		s.runJanitor()
 	}()
-	go func() {
-		defer s.driven.Done()
-		s.runProducerSweeps()
-	}()
+	if s.ownProducers {
+		s.driven.Go(func() { s.producers.Run(s.ctx) })
+	}
 }
 
 // runDeadlines calls tick whenever the deadline it returned last comes (at
@@ -64,27 +63,5 @@ func (s *Server) runJanitor() {
 		case now := <-tick.C:
 			s.shares.EvictExpired(now)
 		}
-	}
-}
-
-// runProducerSweeps prunes the snapshots of deleted topics, then sweeps the
-// producer table (expiry, bounds, snapshots of what changed) every
-// snapshot interval and when it is over its bound, and once more when the
-// front end closes.
-func (s *Server) runProducerSweeps() {
-	if err := s.producers.Prune(); err != nil {
-		s.logger.Warn("pruning producer snapshots", "err", err)
-	}
-	t := time.NewTicker(kproducer.SnapshotInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			s.producers.Sweep()
-			return
-		case <-t.C:
-		case <-s.producers.Kick():
-		}
-		s.producers.Sweep()
 	}
 }

@@ -8,9 +8,10 @@
 // The Kafka semantics that keep state live in cores of their own, which
 // start no goroutines (drive.go runs them): classic consumer groups and
 // their committed offsets (kgroup), share groups (kshare), idempotent
-// producers (kproducer) and incremental fetch sessions (kfetch). Their
-// records in the state store are the front end's space (broker.Space);
-// the broker stores them without reading them.
+// producers (internal/producer, shared with the native API: the server
+// gives both front ends one table) and incremental fetch sessions (kfetch).
+// Their records in the state store are the front end's space
+// (broker.Space); the broker stores them without reading them.
 //
 // A Kafka topic is a Spool topic; a Kafka consumer group's committed offsets
 // are a Spool stream subscription's; record batches are stored exactly as
@@ -31,8 +32,8 @@ import (
 	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/kafka/kfetch"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
-	"github.com/spoolmq/spool/internal/kafka/kproducer"
 	"github.com/spoolmq/spool/internal/kafka/kshare"
+	"github.com/spoolmq/spool/internal/producer"
 )
 
 // Config configures the Kafka front end.
@@ -59,7 +60,11 @@ type Config struct {
 	// (Kafka's group.initial.rebalance.delay.ms, 3 s there); nil:
 	// DefaultGroupInitialRebalanceDelay.
 	GroupInitialRebalanceDelay *time.Duration
-	Logger                     *slog.Logger
+	// Producers is the idempotent-producer table shared with the native
+	// API, driven by its owner (producer.Table.Run); nil: the front end
+	// makes one over its own space and drives it itself.
+	Producers *producer.Table
+	Logger    *slog.Logger
 }
 
 // DefaultGroupInitialRebalanceDelay is the default of
@@ -107,7 +112,9 @@ type Server struct {
 	logger    *slog.Logger
 	apis      map[int16]apiEntry
 	space     *broker.Space       // the front end's records in the state store
-	producers *kproducer.Table    // idempotent producers
+	producers *producer.Table     // idempotent producers
+	// ownProducers: producers was made by New, which drives it.
+	ownProducers bool
 	groups    *kgroup.Coordinator // classic consumer groups
 	offsets   *kgroup.Offsets     // their committed offsets
 	shares    *kshare.Groups      // share groups
@@ -144,7 +151,11 @@ func New(b *broker.Broker, cfg Config) *Server {
 	if b != nil {
 		s.space = b.Space("kafka")
 		s.offsets = kgroup.NewOffsets(b, s.space)
-		s.producers = kproducer.New(b, s.space, cfg.Logger, clock.Real)
+		s.producers = cfg.Producers
+		if s.producers == nil {
+			s.producers = producer.New(b, s.space, cfg.Logger, clock.Real)
+			s.ownProducers = true
+		}
 		s.drive()
 	}
 	s.apis = map[int16]apiEntry{

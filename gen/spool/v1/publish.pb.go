@@ -21,13 +21,26 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// A publish request carries either messages (the per-message form: JSON,
+// curl, any language) or batches (the batch form: record batches built by
+// the client, as the Go SDK's Producer sends), never both.
 type PublishRequest struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Topic    string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Messages []*Message             `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The per-message form: the server assigns partitions, applies the
+	// de-duplication window to messages with an id, and encodes the stored
+	// record batches.
+	Messages []*Message `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
 	// Client-chosen id echoed in the response; used by PublishStream to match
 	// responses to requests.
-	RequestId     uint64 `protobuf:"varint,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId uint64 `protobuf:"varint,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The batch form: at most one batch per partition, appended in order
+	// (the first before the second). Each is validated exactly as a Kafka
+	// Produce batch is and stored as sent (offsets assigned). Messages with
+	// an id (spool.id) or a relative delay are not allowed in batches: they
+	// go by the per-message form, where the de-duplication window and the
+	// broker's clock apply.
+	Batches       []*PartitionBatch `protobuf:"bytes,4,rep,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,22 +96,208 @@ func (x *PublishRequest) GetRequestId() uint64 {
 	return 0
 }
 
+func (x *PublishRequest) GetBatches() []*PartitionBatch {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
+// One partition's record batch in a PublishRequest.
+type PartitionBatch struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Exactly one Kafka RecordBatch v2 (magic 2, CRC-32C, uncompressed or
+	// compressed with gzip, snappy, lz4 or zstd), as Kafka's producers build
+	// them: base offset 0, offset deltas 0…n−1. Spool's message attributes
+	// travel as the headers the per-message form stores (spool.subject,
+	// spool.deliver-at in Unix ms, spool.ttl in ms), before the user's
+	// headers. A batch whose producer id is not −1 is an idempotent
+	// producer's (ids from InitProducer): its epoch and base sequence are
+	// checked as Kafka's are, and an exact repeat of one of the producer's
+	// last five batches of the partition is answered with the original's
+	// offsets (BatchResult.duplicate) instead of being stored again. No
+	// record may be larger than the topic's max message bytes (key, value,
+	// subject and user headers, as the per-message form counts them), and
+	// the batch at most MaxRequestBytes.
+	Records []byte `protobuf:"bytes,2,opt,name=records,proto3" json:"records,omitempty"`
+	// The records' timestamps are the broker's time of acceptance: the
+	// batch's base and max timestamps are 0 and every record's timestamp
+	// delta is 0; the broker sets both to its clock (and the CRC to match)
+	// after checking the CRC sent. Without it the timestamps are stored as
+	// sent.
+	BrokerTime    bool `protobuf:"varint,3,opt,name=broker_time,json=brokerTime,proto3" json:"broker_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionBatch) Reset() {
+	*x = PartitionBatch{}
+	mi := &file_spool_v1_publish_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionBatch) ProtoMessage() {}
+
+func (x *PartitionBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_publish_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionBatch.ProtoReflect.Descriptor instead.
+func (*PartitionBatch) Descriptor() ([]byte, []int) {
+	return file_spool_v1_publish_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PartitionBatch) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionBatch) GetRecords() []byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *PartitionBatch) GetBrokerTime() bool {
+	if x != nil {
+		return x.BrokerTime
+	}
+	return false
+}
+
+// Where one PartitionBatch landed, or why it did not.
+type BatchResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The offset of the batch's first record; record i is at base_offset+i.
+	BaseOffset int64 `protobuf:"varint,2,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
+	// The batch's record count.
+	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// The batch repeats one the producer sent before (same producer id,
+	// epoch and sequences): nothing was stored, base_offset is the
+	// original's.
+	Duplicate bool `protobuf:"varint,4,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// The batch was refused (nothing of it stored): code and details as in
+	// ErrorInfo, with a message. out_of_order_sequence: an earlier batch of
+	// the producer for this partition is missing; producer_fenced: a newer
+	// epoch of the producer id was seen.
+	Error         *ErrorInfo `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorMessage  string     `protobuf:"bytes,6,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResult) Reset() {
+	*x = BatchResult{}
+	mi := &file_spool_v1_publish_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResult) ProtoMessage() {}
+
+func (x *BatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_publish_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
+func (*BatchResult) Descriptor() ([]byte, []int) {
+	return file_spool_v1_publish_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BatchResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *BatchResult) GetBaseOffset() int64 {
+	if x != nil {
+		return x.BaseOffset
+	}
+	return 0
+}
+
+func (x *BatchResult) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *BatchResult) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+func (x *BatchResult) GetError() *ErrorInfo {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *BatchResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 type PublishResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One result per message, in request order (on success).
+	// One result per message, in request order (on success; the
+	// per-message form).
 	Results   []*PublishResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	RequestId uint64           `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// On PublishStream a failed request is answered in-stream (the stream
-	// stays open): code and details as in ErrorInfo, with a message.
-	Error         *ErrorInfo `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
-	ErrorMessage  string     `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// stays open): code and details as in ErrorInfo, with a message. With
+	// the batch form this is set only when the request as a whole is refused
+	// (no such topic, malformed); each batch's own outcome is in
+	// batch_results.
+	Error        *ErrorInfo `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorMessage string     `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// The batch form: one result per batch, in request order.
+	BatchResults  []*BatchResult `protobuf:"bytes,5,rep,name=batch_results,json=batchResults,proto3" json:"batch_results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_spool_v1_publish_proto_msgTypes[1]
+	mi := &file_spool_v1_publish_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +309,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_publish_proto_msgTypes[1]
+	mi := &file_spool_v1_publish_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +322,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_publish_proto_rawDescGZIP(), []int{1}
+	return file_spool_v1_publish_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PublishResponse) GetResults() []*PublishResult {
@@ -154,25 +353,164 @@ func (x *PublishResponse) GetErrorMessage() string {
 	return ""
 }
 
+func (x *PublishResponse) GetBatchResults() []*BatchResult {
+	if x != nil {
+		return x.BatchResults
+	}
+	return nil
+}
+
+type InitProducerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A producer that already has an id may name it with its epoch to get
+	// the same id with the next epoch (which fences the older epoch); an id
+	// this server never issued, or none, gets a new id with epoch 0.
+	ProducerId    *int64 `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3,oneof" json:"producer_id,omitempty"`
+	ProducerEpoch int32  `protobuf:"varint,2,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitProducerRequest) Reset() {
+	*x = InitProducerRequest{}
+	mi := &file_spool_v1_publish_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitProducerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitProducerRequest) ProtoMessage() {}
+
+func (x *InitProducerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_publish_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitProducerRequest.ProtoReflect.Descriptor instead.
+func (*InitProducerRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_publish_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *InitProducerRequest) GetProducerId() int64 {
+	if x != nil && x.ProducerId != nil {
+		return *x.ProducerId
+	}
+	return 0
+}
+
+func (x *InitProducerRequest) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+type InitProducerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId    int64                  `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch int32                  `protobuf:"varint,2,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitProducerResponse) Reset() {
+	*x = InitProducerResponse{}
+	mi := &file_spool_v1_publish_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitProducerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitProducerResponse) ProtoMessage() {}
+
+func (x *InitProducerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_publish_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitProducerResponse.ProtoReflect.Descriptor instead.
+func (*InitProducerResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_publish_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *InitProducerResponse) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *InitProducerResponse) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
 var File_spool_v1_publish_proto protoreflect.FileDescriptor
 
 const file_spool_v1_publish_proto_rawDesc = "" +
 	"\n" +
-	"\x16spool/v1/publish.proto\x12\bspool.v1\x1a\x14spool/v1/types.proto\"t\n" +
+	"\x16spool/v1/publish.proto\x12\bspool.v1\x1a\x14spool/v1/types.proto\"\xa8\x01\n" +
 	"\x0ePublishRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12-\n" +
 	"\bmessages\x18\x02 \x03(\v2\x11.spool.v1.MessageR\bmessages\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\x04R\trequestId\"\xb3\x01\n" +
+	"request_id\x18\x03 \x01(\x04R\trequestId\x122\n" +
+	"\abatches\x18\x04 \x03(\v2\x18.spool.v1.PartitionBatchR\abatches\"i\n" +
+	"\x0ePartitionBatch\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x18\n" +
+	"\arecords\x18\x02 \x01(\fR\arecords\x12\x1f\n" +
+	"\vbroker_time\x18\x03 \x01(\bR\n" +
+	"brokerTime\"\xd0\x01\n" +
+	"\vBatchResult\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1f\n" +
+	"\vbase_offset\x18\x02 \x01(\x03R\n" +
+	"baseOffset\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\x12\x1c\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicate\x12)\n" +
+	"\x05error\x18\x05 \x01(\v2\x13.spool.v1.ErrorInfoR\x05error\x12#\n" +
+	"\rerror_message\x18\x06 \x01(\tR\ferrorMessage\"\xef\x01\n" +
 	"\x0fPublishResponse\x121\n" +
 	"\aresults\x18\x01 \x03(\v2\x17.spool.v1.PublishResultR\aresults\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\x04R\trequestId\x12)\n" +
 	"\x05error\x18\x03 \x01(\v2\x13.spool.v1.ErrorInfoR\x05error\x12#\n" +
-	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage2\x9a\x01\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12:\n" +
+	"\rbatch_results\x18\x05 \x03(\v2\x15.spool.v1.BatchResultR\fbatchResults\"r\n" +
+	"\x13InitProducerRequest\x12$\n" +
+	"\vproducer_id\x18\x01 \x01(\x03H\x00R\n" +
+	"producerId\x88\x01\x01\x12%\n" +
+	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpochB\x0e\n" +
+	"\f_producer_id\"^\n" +
+	"\x14InitProducerResponse\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch2\xe9\x01\n" +
 	"\x0ePublishService\x12>\n" +
 	"\aPublish\x12\x18.spool.v1.PublishRequest\x1a\x19.spool.v1.PublishResponse\x12H\n" +
-	"\rPublishStream\x12\x18.spool.v1.PublishRequest\x1a\x19.spool.v1.PublishResponse(\x010\x01B/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
+	"\rPublishStream\x12\x18.spool.v1.PublishRequest\x1a\x19.spool.v1.PublishResponse(\x010\x01\x12M\n" +
+	"\fInitProducer\x12\x1d.spool.v1.InitProducerRequest\x1a\x1e.spool.v1.InitProducerResponseB/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
 
 var (
 	file_spool_v1_publish_proto_rawDescOnce sync.Once
@@ -186,27 +524,36 @@ func file_spool_v1_publish_proto_rawDescGZIP() []byte {
 	return file_spool_v1_publish_proto_rawDescData
 }
 
-var file_spool_v1_publish_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_spool_v1_publish_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_spool_v1_publish_proto_goTypes = []any{
-	(*PublishRequest)(nil),  // 0: spool.v1.PublishRequest
-	(*PublishResponse)(nil), // 1: spool.v1.PublishResponse
-	(*Message)(nil),         // 2: spool.v1.Message
-	(*PublishResult)(nil),   // 3: spool.v1.PublishResult
-	(*ErrorInfo)(nil),       // 4: spool.v1.ErrorInfo
+	(*PublishRequest)(nil),       // 0: spool.v1.PublishRequest
+	(*PartitionBatch)(nil),       // 1: spool.v1.PartitionBatch
+	(*BatchResult)(nil),          // 2: spool.v1.BatchResult
+	(*PublishResponse)(nil),      // 3: spool.v1.PublishResponse
+	(*InitProducerRequest)(nil),  // 4: spool.v1.InitProducerRequest
+	(*InitProducerResponse)(nil), // 5: spool.v1.InitProducerResponse
+	(*Message)(nil),              // 6: spool.v1.Message
+	(*ErrorInfo)(nil),            // 7: spool.v1.ErrorInfo
+	(*PublishResult)(nil),        // 8: spool.v1.PublishResult
 }
 var file_spool_v1_publish_proto_depIdxs = []int32{
-	2, // 0: spool.v1.PublishRequest.messages:type_name -> spool.v1.Message
-	3, // 1: spool.v1.PublishResponse.results:type_name -> spool.v1.PublishResult
-	4, // 2: spool.v1.PublishResponse.error:type_name -> spool.v1.ErrorInfo
-	0, // 3: spool.v1.PublishService.Publish:input_type -> spool.v1.PublishRequest
-	0, // 4: spool.v1.PublishService.PublishStream:input_type -> spool.v1.PublishRequest
-	1, // 5: spool.v1.PublishService.Publish:output_type -> spool.v1.PublishResponse
-	1, // 6: spool.v1.PublishService.PublishStream:output_type -> spool.v1.PublishResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	6, // 0: spool.v1.PublishRequest.messages:type_name -> spool.v1.Message
+	1, // 1: spool.v1.PublishRequest.batches:type_name -> spool.v1.PartitionBatch
+	7, // 2: spool.v1.BatchResult.error:type_name -> spool.v1.ErrorInfo
+	8, // 3: spool.v1.PublishResponse.results:type_name -> spool.v1.PublishResult
+	7, // 4: spool.v1.PublishResponse.error:type_name -> spool.v1.ErrorInfo
+	2, // 5: spool.v1.PublishResponse.batch_results:type_name -> spool.v1.BatchResult
+	0, // 6: spool.v1.PublishService.Publish:input_type -> spool.v1.PublishRequest
+	0, // 7: spool.v1.PublishService.PublishStream:input_type -> spool.v1.PublishRequest
+	4, // 8: spool.v1.PublishService.InitProducer:input_type -> spool.v1.InitProducerRequest
+	3, // 9: spool.v1.PublishService.Publish:output_type -> spool.v1.PublishResponse
+	3, // 10: spool.v1.PublishService.PublishStream:output_type -> spool.v1.PublishResponse
+	5, // 11: spool.v1.PublishService.InitProducer:output_type -> spool.v1.InitProducerResponse
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_publish_proto_init() }
@@ -215,13 +562,14 @@ func file_spool_v1_publish_proto_init() {
 		return
 	}
 	file_spool_v1_types_proto_init()
+	file_spool_v1_publish_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_publish_proto_rawDesc), len(file_spool_v1_publish_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

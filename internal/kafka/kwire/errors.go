@@ -1,5 +1,5 @@
 // Package kwire holds what the Kafka front end and its cores (kgroup,
-// kshare, kproducer, kfetch) share about the wire: the Kafka error code of a
+// kshare, kfetch) share about the wire: the Kafka error code of a
 // Spool error and the 16-byte form of topic ids.
 package kwire
 
@@ -34,6 +34,8 @@ var kafkaCodes = map[errs.Code]int16{
 	errs.UnsupportedFeature:  kerr.UnsupportedVersion.Code,
 	errs.PermissionDenied:    kerr.TopicAuthorizationFailed.Code,
 	errs.Unauthenticated:     kerr.SaslAuthenticationFailed.Code,
+	errs.OutOfOrderSequence:  kerr.OutOfOrderSequenceNumber.Code,
+	errs.ProducerFenced:      kerr.InvalidProducerEpoch.Code,
 	// No Kafka counterpart: requests that can end so are answered with
 	// their own codes where it matters (e.g. OffsetCommit).
 	errs.SubExists:          kerr.UnknownServerError.Code,

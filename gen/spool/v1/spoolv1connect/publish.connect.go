@@ -38,6 +38,9 @@ const (
 	// PublishServicePublishStreamProcedure is the fully-qualified name of the PublishService's
 	// PublishStream RPC.
 	PublishServicePublishStreamProcedure = "/spool.v1.PublishService/PublishStream"
+	// PublishServiceInitProducerProcedure is the fully-qualified name of the PublishService's
+	// InitProducer RPC.
+	PublishServiceInitProducerProcedure = "/spool.v1.PublishService/InitProducer"
 )
 
 // PublishServiceClient is a client for the spool.v1.PublishService service.
@@ -46,14 +49,20 @@ type PublishServiceClient interface {
 	// are stored all-or-nothing; when a request spans partitions and fails,
 	// messages for other partitions may have been stored, so clients retry
 	// with the same message ids (the de-duplication window makes the retry
-	// safe).
+	// safe), or, in the batch form, with the same batches (the producer id
+	// and sequences make the retry safe).
 	Publish(context.Context, *connect.Request[v1.PublishRequest]) (*connect.Response[v1.PublishResponse], error)
 	// Pipelined publishing: many requests in flight on one stream, each
 	// answered in-stream in completion order (match by request_id). The
 	// server reads at most a bounded number of requests ahead of the ones it
 	// has answered, so a producer faster than the disk is slowed down by flow
-	// control instead of buffering without bound.
+	// control instead of buffering without bound. Requests are queued in the
+	// partition logs in the order they arrive.
 	PublishStream(context.Context) *connect.BidiStreamForClient[v1.PublishRequest, v1.PublishResponse]
+	// A producer id and epoch for idempotent batches: ids are never handed
+	// out twice (reserved durably in blocks), and Kafka's InitProducerId
+	// draws from the same ids.
+	InitProducer(context.Context, *connect.Request[v1.InitProducerRequest]) (*connect.Response[v1.InitProducerResponse], error)
 }
 
 // NewPublishServiceClient constructs a client for the spool.v1.PublishService service. By default,
@@ -79,6 +88,12 @@ func NewPublishServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(publishServiceMethods.ByName("PublishStream")),
 			connect.WithClientOptions(opts...),
 		),
+		initProducer: connect.NewClient[v1.InitProducerRequest, v1.InitProducerResponse](
+			httpClient,
+			baseURL+PublishServiceInitProducerProcedure,
+			connect.WithSchema(publishServiceMethods.ByName("InitProducer")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -86,6 +101,7 @@ func NewPublishServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 type publishServiceClient struct {
 	publish       *connect.Client[v1.PublishRequest, v1.PublishResponse]
 	publishStream *connect.Client[v1.PublishRequest, v1.PublishResponse]
+	initProducer  *connect.Client[v1.InitProducerRequest, v1.InitProducerResponse]
 }
 
 // Publish calls spool.v1.PublishService.Publish.
@@ -98,20 +114,31 @@ func (c *publishServiceClient) PublishStream(ctx context.Context) *connect.BidiS
 	return c.publishStream.CallBidiStream(ctx)
 }
 
+// InitProducer calls spool.v1.PublishService.InitProducer.
+func (c *publishServiceClient) InitProducer(ctx context.Context, req *connect.Request[v1.InitProducerRequest]) (*connect.Response[v1.InitProducerResponse], error) {
+	return c.initProducer.CallUnary(ctx, req)
+}
+
 // PublishServiceHandler is an implementation of the spool.v1.PublishService service.
 type PublishServiceHandler interface {
 	// Publish one batch of messages to a topic. Messages for one partition
 	// are stored all-or-nothing; when a request spans partitions and fails,
 	// messages for other partitions may have been stored, so clients retry
 	// with the same message ids (the de-duplication window makes the retry
-	// safe).
+	// safe), or, in the batch form, with the same batches (the producer id
+	// and sequences make the retry safe).
 	Publish(context.Context, *connect.Request[v1.PublishRequest]) (*connect.Response[v1.PublishResponse], error)
 	// Pipelined publishing: many requests in flight on one stream, each
 	// answered in-stream in completion order (match by request_id). The
 	// server reads at most a bounded number of requests ahead of the ones it
 	// has answered, so a producer faster than the disk is slowed down by flow
-	// control instead of buffering without bound.
+	// control instead of buffering without bound. Requests are queued in the
+	// partition logs in the order they arrive.
 	PublishStream(context.Context, *connect.BidiStream[v1.PublishRequest, v1.PublishResponse]) error
+	// A producer id and epoch for idempotent batches: ids are never handed
+	// out twice (reserved durably in blocks), and Kafka's InitProducerId
+	// draws from the same ids.
+	InitProducer(context.Context, *connect.Request[v1.InitProducerRequest]) (*connect.Response[v1.InitProducerResponse], error)
 }
 
 // NewPublishServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -133,12 +160,20 @@ func NewPublishServiceHandler(svc PublishServiceHandler, opts ...connect.Handler
 		connect.WithSchema(publishServiceMethods.ByName("PublishStream")),
 		connect.WithHandlerOptions(opts...),
 	)
+	publishServiceInitProducerHandler := connect.NewUnaryHandler(
+		PublishServiceInitProducerProcedure,
+		svc.InitProducer,
+		connect.WithSchema(publishServiceMethods.ByName("InitProducer")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/spool.v1.PublishService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PublishServicePublishProcedure:
 			publishServicePublishHandler.ServeHTTP(w, r)
 		case PublishServicePublishStreamProcedure:
 			publishServicePublishStreamHandler.ServeHTTP(w, r)
+		case PublishServiceInitProducerProcedure:
+			publishServiceInitProducerHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -154,4 +189,8 @@ func (UnimplementedPublishServiceHandler) Publish(context.Context, *connect.Requ
 
 func (UnimplementedPublishServiceHandler) PublishStream(context.Context, *connect.BidiStream[v1.PublishRequest, v1.PublishResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.PublishService.PublishStream is not implemented"))
+}
+
+func (UnimplementedPublishServiceHandler) InitProducer(context.Context, *connect.Request[v1.InitProducerRequest]) (*connect.Response[v1.InitProducerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.PublishService.InitProducer is not implemented"))
 }

@@ -1,9 +1,14 @@
-// Package kproducer is the Kafka front end's idempotent-producer core:
-// producer ids, and the sequence rules checked before a batch is appended,
-// with their state rebuilt from the log and kept in snapshots. It starts no
-// goroutines: the front end calls Sweep every SnapshotInterval and when
-// Kick fires, and Prune once at start; time is the injected clock's.
-package kproducer
+// Package producer is the idempotent-producer core shared by the front ends
+// (Kafka's Produce and InitProducerId, the native API's batch publishing and
+// InitProducer): producer ids, and the sequence rules checked before a
+// batch is appended, with their state rebuilt from the log and kept in
+// snapshots. The server owns one Table and gives it to both front ends, so
+// a producer id is never handed out twice whichever front end asks, and
+// every batch of a partition is checked against one state. It starts no
+// goroutines: its owner calls Sweep every SnapshotInterval and when Kick
+// fires, and Prune once at start; time is the injected clock's. Errors are
+// Spool's (internal/errs); each front end maps them to its wire's codes.
+package producer
 
 // Idempotent producers (KIP-98 without transactions, KIP-360, KAFKA-15591).
 //
@@ -15,21 +20,23 @@ package kproducer
 //   - an exact repeat of one of the last five batches is answered with the
 //     original base offset and not appended again (if the original is still
 //     being written, the answer waits for it);
-//   - a lower epoch than the partition has seen is INVALID_PRODUCER_EPOCH;
+//   - a lower epoch than the partition has seen is producer_fenced (Kafka:
+//     INVALID_PRODUCER_EPOCH);
 //   - a higher epoch resets the producer; its first sequence must be 0;
 //   - otherwise the first sequence must be the next expected one, else
-//     OUT_OF_ORDER_SEQUENCE_NUMBER;
+//     out_of_order_sequence (Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER);
 //   - a producer the partition does not know may start at any sequence
 //     (KIP-360: its state may have expired), except on a partition that has
 //     never held a record, where it must start at 0 (KAFKA-15591);
 //   - sequences wrap from MaxInt32 to 0, as Kafka's clients count.
 //
 // Idempotent produce requests carry exactly one batch per partition (as
-// Kafka requires); transactional batches are refused with
-// INVALID_TXN_STATE (Spool has no transactions).
+// Kafka requires); transactional batches are refused with ErrTransactional
+// (Kafka: INVALID_TXN_STATE; Spool has no transactions).
 //
-// Atomicity. A partition's check and its append (broker.AppendRaw, which
-// assigns the offset and queues the bytes) run under the partition's lock,
+// Atomicity. A partition's check and its append (the front end's append
+// function: broker.AppendRaw or broker.AppendBatch, which assign the offset
+// and queue the bytes) run under the partition's lock,
 // so two producers' batches never interleave between check and append. The
 // new state is recorded at once, before the append is durable, so a
 // pipelining client's next batch is checked against it; the append is
@@ -41,8 +48,7 @@ package kproducer
 // Durability: the log is the truth. Each batch stores its producer id,
 // epoch and base sequence, so the state is rebuilt from the log on a
 // partition's first idempotent produce after a start: from the partition's
-// snapshot (kept in the front end's space of the state store, see
-// record.go) on, or,
+// snapshot (kept in the state store, see record.go) on, or,
 // without a usable snapshot, from the start of the newest two segments (at
 // most 256 MiB with the default segment size). Snapshots are written every
 // snapshotInterval (10 s) for partitions that changed, and at shutdown;
@@ -63,14 +69,16 @@ package kproducer
 // a retry of a batch older than that can be stored twice, as in Kafka after
 // expiry.
 //
-// Producer ids come from InitProducerId (internal/kafka/
-// 22_init_producer_id.go), reserved in durable blocks under "pid/next" of
-// the space (record.go) so that no id is handed out twice, across restarts
-// and crashes (a crash wastes the rest of a block).
+// Producer ids come from NewProducerID (called by Kafka's InitProducerId,
+// internal/kafka/22_init_producer_id.go, and the native InitProducer,
+// internal/api/producer.go), reserved in durable blocks under "pid/next"
+// of the space (record.go) so that no id is handed out twice, across
+// restarts and crashes (a crash wastes the rest of a block).
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"sort"
@@ -78,12 +86,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/clock"
-	"github.com/spoolmq/spool/internal/kafka/kwire"
+	"github.com/spoolmq/spool/internal/errs"
 )
 
 const (
@@ -95,7 +101,7 @@ const (
 	scanSegments          = 2 // without a snapshot, how many newest segments are scanned
 )
 
-// SnapshotInterval is how often the front end calls Sweep.
+// SnapshotInterval is how often the owner calls Sweep.
 const SnapshotInterval = 10 * time.Second
 
 // Table holds idempotent producers' state (producer id, epoch, sequence
@@ -197,8 +203,8 @@ type seqVerdict int
 const (
 	seqAccept     seqVerdict = iota
 	seqDuplicate             // a repeat of a remembered batch
-	seqOutOfOrder            // OUT_OF_ORDER_SEQUENCE_NUMBER
-	seqFenced                // INVALID_PRODUCER_EPOCH
+	seqOutOfOrder            // out_of_order_sequence
+	seqFenced                // producer_fenced
 )
 
 // checkSeq applies the sequence rules to a batch with epoch and sequences
@@ -264,41 +270,55 @@ type Appended struct {
 	Base int64                 // for Dup
 }
 
+// ErrTransactional refuses a transactional batch (errs.UnsupportedFeature):
+// Spool has no transactions. Kafka answers it with INVALID_TXN_STATE.
+var ErrTransactional = errs.New(errs.UnsupportedFeature, "transactional batches are not supported")
+
+// AppendFunc queues a partition's validated-by-the-callee batch: the
+// front end's append (broker.AppendRaw for Kafka, broker.AppendBatch for
+// the native API).
+type AppendFunc func(topic string, p int32, records []byte) (*broker.PendingAppend, error)
+
 // Append checks an idempotent producer's batch for partition p of a topic
-// (records holds exactly one batch, whose header is h) and queues it. It
-// returns a Kafka error code instead when the batch is refused. A
-// duplicate of a batch still being written waits for it, or for ctx.
-func (pt *Table) Append(ctx context.Context, topic string, p int32, h batch.Header, records []byte) (Appended, int16) {
+// (records holds exactly one batch, whose header is h) and queues it with
+// appendFn. A refused batch returns an error with Spool's code:
+// invalid_argument wrapping the batch's *batch.ValidationError or
+// batch.ErrInvalidBatch (malformed), invalid_argument (more than one
+// batch), ErrTransactional, producer_fenced, out_of_order_sequence,
+// topic_not_found, or appendFn's error. A duplicate of a batch still being
+// written waits for it (its failure is storage_failed), or for ctx
+// (deadline_exceeded or canceled).
+func (pt *Table) Append(ctx context.Context, topic string, p int32, h batch.Header, records []byte, appendFn AppendFunc) (Appended, error) {
 	if _, rest, err := batch.Next(records); err != nil {
-		return Appended{}, kerr.CorruptMessage.Code
+		return Appended{}, errs.Wrap(errs.InvalidArgument, err, "record batch")
 	} else if len(rest) > 0 {
-		return Appended{}, kerr.InvalidRecord.Code // one batch per partition, as Kafka requires
+		return Appended{}, errs.New(errs.InvalidArgument, "an idempotent producer sends one batch per partition")
 	}
 	switch {
 	case h.IsTransactional():
-		return Appended{}, kerr.InvalidTxnState.Code
+		return Appended{}, ErrTransactional
 	case h.ProducerEpoch < 0:
-		return Appended{}, kerr.InvalidProducerEpoch.Code
+		return Appended{}, errs.New(errs.ProducerFenced, "producer epoch %d", h.ProducerEpoch)
 	case h.BaseSequence < 0:
-		return Appended{}, kerr.OutOfOrderSequenceNumber.Code
+		return Appended{}, errs.New(errs.OutOfOrderSequence, "base sequence %d of an idempotent producer's batch", h.BaseSequence)
 	case h.LastOffsetDelta < 0:
-		return Appended{}, kerr.CorruptMessage.Code
+		return Appended{}, errs.Wrap(errs.InvalidArgument, batch.ErrInvalidBatch, "lastOffsetDelta %d", h.LastOffsetDelta)
 	}
 	meta, ok := pt.b.Topic(topic)
 	if !ok || p < 0 || p >= meta.Config.Partitions {
-		return Appended{}, kerr.UnknownTopicOrPartition.Code
+		return Appended{}, errs.New(errs.TopicNotFound, "topic %q has no partition %d", topic, p)
 	}
 	first, last := h.BaseSequence, incSeq(h.BaseSequence, h.LastOffsetDelta)
 	pp := pt.part(partKey{meta.ID, p}, topic)
 	pp.mu.Lock()
 	if err := pt.settle(pp); err != nil {
 		pp.mu.Unlock()
-		return Appended{}, kwire.ErrCode(err)
+		return Appended{}, err
 	}
 	_, end, err := pt.b.Offsets(topic, p)
 	if err != nil {
 		pp.mu.Unlock()
-		return Appended{}, kwire.ErrCode(err)
+		return Appended{}, err
 	}
 	now := pt.clock.Now().UnixMilli()
 	st := pp.producers[h.ProducerID]
@@ -306,10 +326,14 @@ func (pt *Table) Append(ctx context.Context, topic string, p int32, h batch.Head
 	switch verdict {
 	case seqFenced:
 		pp.mu.Unlock()
-		return Appended{}, kerr.InvalidProducerEpoch.Code
+		return Appended{}, errs.New(errs.ProducerFenced, "producer %d epoch %d is older than epoch %d on %s/%d", h.ProducerID, h.ProducerEpoch, st.epoch, topic, p)
 	case seqOutOfOrder:
+		next := int32(0)
+		if st != nil && st.epoch == h.ProducerEpoch {
+			next = st.nextSeq
+		}
 		pp.mu.Unlock()
-		return Appended{}, kerr.OutOfOrderSequenceNumber.Code
+		return Appended{}, errs.New(errs.OutOfOrderSequence, "producer %d epoch %d: batch at sequence %d on %s/%d, expected %d", h.ProducerID, h.ProducerEpoch, first, topic, p, next)
 	case seqDuplicate:
 		st.lastSeen = now
 		var pa *broker.PendingAppend
@@ -323,18 +347,22 @@ func (pt *Table) Append(ctx context.Context, topic string, p int32, h batch.Head
 			select {
 			case <-pa.Done():
 			case <-ctx.Done():
-				return Appended{}, kerr.RequestTimedOut.Code
+				code := errs.DeadlineExceeded
+				if errors.Is(ctx.Err(), context.Canceled) {
+					code = errs.Canceled
+				}
+				return Appended{}, errs.Wrap(code, ctx.Err(), "waiting for the original of a repeated batch")
 			}
 			if pa.Failed() {
-				return Appended{}, kerr.KafkaStorageError.Code
+				return Appended{}, errs.New(errs.StorageFailed, "the original of a repeated batch on %s/%d failed", topic, p)
 			}
 		}
-		return Appended{Dup: true, Base: dup.base}, 0
+		return Appended{Dup: true, Base: dup.base}, nil
 	}
-	pa, err := pt.b.AppendRaw(topic, p, records)
+	pa, err := appendFn(topic, p, records)
 	if err != nil {
 		pp.mu.Unlock()
-		return Appended{}, kwire.AppendErrCode(err)
+		return Appended{}, err
 	}
 	if st == nil {
 		st = &producerState{}
@@ -353,7 +381,7 @@ func (pt *Table) Append(ctx context.Context, topic string, p int32, h batch.Head
 		default:
 		}
 	}
-	return Appended{PA: pa}, 0
+	return Appended{PA: pa}, nil
 }
 
 // part returns a partition's entry, creating it (unloaded).

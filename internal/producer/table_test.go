@@ -1,4 +1,4 @@
-package kproducer
+package producer
 
 import (
 	"context"
@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/goleak"
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/clock"
-	"github.com/spoolmq/spool/internal/kafka/kwire"
+	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/vfs"
 )
@@ -71,8 +70,8 @@ func newPTEnv(t *testing.T) *ptEnv {
 func (e *ptEnv) newTable() *Table { return New(e.b, e.b.Space("kafka"), quiet, e.clk) }
 
 // produce appends one idempotent batch and waits; it returns the error code
-// and base offset.
-func (e *ptEnv) produce(pid int64, epoch int16, seq int32, n int) (int16, int64) {
+// ("" for none) and base offset.
+func (e *ptEnv) produce(pid int64, epoch int16, seq int32, n int) (errs.Code, int64) {
 	e.t.Helper()
 	recs := make([]batch.Record, n)
 	for i := range recs {
@@ -83,18 +82,18 @@ func (e *ptEnv) produce(pid int64, epoch int16, seq int32, n int) (int16, int64)
 		e.t.Fatal(err)
 	}
 	h, _ := batch.ParseHeader(b)
-	a, code := e.pt.Append(context.Background(), "t", 0, h, b)
+	a, err := e.pt.Append(context.Background(), "t", 0, h, b, e.b.AppendRaw)
 	switch {
-	case code != 0:
-		return code, -1
+	case err != nil:
+		return errs.CodeOf(err), -1
 	case a.Dup:
-		return 0, a.Base
+		return "", a.Base
 	}
 	base, err := a.PA.Wait()
 	if err != nil {
-		return kwire.ErrCode(err), -1
+		return errs.CodeOf(err), -1
 	}
-	return 0, base
+	return "", base
 }
 
 func (e *ptEnv) part() *producerPart {
@@ -117,11 +116,11 @@ func (e *ptEnv) snapshot() (producerSnapshot, bool) {
 // from the log, which does not hold the failed batch.
 func TestProducerStateAfterFailedAppend(t *testing.T) {
 	e := newPTEnv(t)
-	if code, off := e.produce(1, 0, 0, 5); code != 0 || off != 0 {
-		t.Fatalf("first batch: %v %d", kerr.ErrorForCode(code), off)
+	if code, off := e.produce(1, 0, 0, 5); code != "" || off != 0 {
+		t.Fatalf("first batch: %v %d", code, off)
 	}
 	e.fail.Store(true)
-	if code, _ := e.produce(1, 0, 5, 5); code == 0 {
+	if code, _ := e.produce(1, 0, 5, 5); code == "" {
 		t.Fatal("append succeeded on a failing disk")
 	}
 	e.fail.Store(false)
@@ -136,7 +135,7 @@ func TestProducerStateAfterFailedAppend(t *testing.T) {
 		t.Fatalf("state after a failed append: %+v %v", st, err)
 	}
 	// The retry of the failed batch is not answered as a duplicate.
-	if code, _ := e.produce(1, 0, 5, 5); code == 0 {
+	if code, _ := e.produce(1, 0, 5, 5); code == "" {
 		t.Fatal("retry of the failed batch answered as stored")
 	}
 }
@@ -148,8 +147,8 @@ func TestProducerTableBounds(t *testing.T) {
 	pt := e.pt
 	pt.max = 10
 	for pid := range int64(8) {
-		if code, _ := e.produce(pid, 0, 0, 1); code != 0 {
-			t.Fatal(kerr.ErrorForCode(code))
+		if code, _ := e.produce(pid, 0, 0, 1); code != "" {
+			t.Fatal(code)
 		}
 		e.clk.Advance(time.Second)
 	}
@@ -163,14 +162,14 @@ func TestProducerTableBounds(t *testing.T) {
 		t.Fatalf("after expiry %d producers, want 4", got)
 	}
 	// An expired producer is unknown: any sequence is accepted.
-	if code, _ := e.produce(0, 0, 7, 1); code != 0 {
-		t.Fatalf("expired producer mid-sequence: %v", kerr.ErrorForCode(code))
+	if code, _ := e.produce(0, 0, 7, 1); code != "" {
+		t.Fatalf("expired producer mid-sequence: %v", code)
 	}
 	// Over the bound: the least recently used go first, down to 90 %; the
 	// table asks for a sweep.
 	for pid := int64(100); pid < 110; pid++ {
-		if code, _ := e.produce(pid, 0, 0, 1); code != 0 {
-			t.Fatal(kerr.ErrorForCode(code))
+		if code, _ := e.produce(pid, 0, 0, 1); code != "" {
+			t.Fatal(code)
 		}
 		e.clk.Advance(time.Millisecond)
 	}
@@ -228,8 +227,8 @@ func TestProducerIDsUnique(t *testing.T) {
 func TestProducerStateFromStaleSnapshot(t *testing.T) {
 	e := newPTEnv(t)
 	for i := range int32(4) {
-		if code, off := e.produce(7, 0, 3*i, 3); code != 0 || off != int64(3*i) {
-			t.Fatalf("batch %d: %v %d", i, kerr.ErrorForCode(code), off)
+		if code, off := e.produce(7, 0, 3*i, 3); code != "" || off != int64(3*i) {
+			t.Fatalf("batch %d: %v %d", i, code, off)
 		}
 	}
 	e.pt.Sweep() // snapshot at end 12
@@ -237,12 +236,12 @@ func TestProducerStateFromStaleSnapshot(t *testing.T) {
 		t.Fatalf("snapshot %+v", snap)
 	}
 	for i := int32(4); i < 6; i++ {
-		if code, _ := e.produce(7, 0, 3*i, 3); code != 0 {
-			t.Fatal(kerr.ErrorForCode(code))
+		if code, _ := e.produce(7, 0, 3*i, 3); code != "" {
+			t.Fatal(code)
 		}
 	}
-	if code, _ := e.produce(8, 2, 0, 1); code != 0 { // a producer first seen after the snapshot
-		t.Fatal(kerr.ErrorForCode(code))
+	if code, _ := e.produce(8, 2, 0, 1); code != "" { // a producer first seen after the snapshot
+		t.Fatal(code)
 	}
 	e.pt = e.newTable() // "crash": nothing in memory
 	for _, c := range []struct {
@@ -250,20 +249,20 @@ func TestProducerStateFromStaleSnapshot(t *testing.T) {
 		epoch int16
 		seq   int32
 		n     int
-		code  int16
+		code  errs.Code
 		off   int64
 		what  string
 	}{
-		{7, 0, 15, 3, 0, 15, "duplicate written after the snapshot"},
-		{7, 0, 9, 3, 0, 9, "duplicate from the snapshot"},
-		{8, 2, 0, 1, 0, 18, "duplicate of a producer unknown to the snapshot"},
-		{7, 0, 19, 1, kerr.OutOfOrderSequenceNumber.Code, 0, "gap"},
-		{8, 1, 1, 1, kerr.InvalidProducerEpoch.Code, 0, "old epoch"},
-		{7, 0, 18, 2, 0, 19, "next in sequence"},
+		{7, 0, 15, 3, "", 15, "duplicate written after the snapshot"},
+		{7, 0, 9, 3, "", 9, "duplicate from the snapshot"},
+		{8, 2, 0, 1, "", 18, "duplicate of a producer unknown to the snapshot"},
+		{7, 0, 19, 1, errs.OutOfOrderSequence, 0, "gap"},
+		{8, 1, 1, 1, errs.ProducerFenced, 0, "old epoch"},
+		{7, 0, 18, 2, "", 19, "next in sequence"},
 	} {
 		code, off := e.produce(c.pid, c.epoch, c.seq, c.n)
-		if code != c.code || (code == 0 && off != c.off) {
-			t.Fatalf("%s: %v at %d, want %v at %d", c.what, kerr.ErrorForCode(code), off, kerr.ErrorForCode(c.code), c.off)
+		if code != c.code || (code == "" && off != c.off) {
+			t.Fatalf("%s: %v at %d, want %v at %d", c.what, code, off, c.code, c.off)
 		}
 	}
 }
@@ -273,8 +272,8 @@ func TestProducerStateFromStaleSnapshot(t *testing.T) {
 // topics are pruned.
 func TestProducerSnapshotUnknownAndPruned(t *testing.T) {
 	e := newPTEnv(t)
-	if code, _ := e.produce(3, 0, 0, 2); code != 0 {
-		t.Fatal(kerr.ErrorForCode(code))
+	if code, _ := e.produce(3, 0, 0, 2); code != "" {
+		t.Fatal(code)
 	}
 	meta, _ := e.b.Topic("t")
 	key := snapshotKey(partKey{meta.ID, 0})
@@ -287,8 +286,8 @@ func TestProducerSnapshotUnknownAndPruned(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.pt = e.newTable()
-	if code, off := e.produce(3, 0, 0, 2); code != 0 || off != 0 {
-		t.Fatalf("duplicate found by the scan: %v at %d", kerr.ErrorForCode(code), off)
+	if code, off := e.produce(3, 0, 0, 2); code != "" || off != 0 {
+		t.Fatalf("duplicate found by the scan: %v at %d", code, off)
 	}
 	if _, err := decodeSnapshot(v); err == nil || !strings.Contains(err.Error(), "unknown future version 9") {
 		t.Fatalf("future snapshot: %v", err)

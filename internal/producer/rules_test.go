@@ -1,4 +1,4 @@
-package kproducer
+package producer
 
 import (
 	"math"

@@ -1,4 +1,4 @@
-package kproducer
+package producer
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	goldenfile "github.com/spoolmq/spool/internal/golden"
 )
 
-// Golden files of the Kafka front end's records (internal/kafka/testdata/
+// Golden files of the producer core's records (testdata/
 // format, docs/format/state.md): NAME.v1.bin the current encoding of a
 // value, NAME.v0.json the same value as releases up to 7e44b4f stored it
 // (json.Marshal of that release's snapshot struct, snapshotV0 here),
@@ -22,7 +22,7 @@ import (
 // change. A test failing here means the encoding changed; stored data would
 // then be misread, so add a version instead.
 func golden(t *testing.T, name string, want []byte) []byte {
-	return goldenfile.Read(t, filepath.Join("..", "testdata", "format"), name, want)
+	return goldenfile.Read(t, filepath.Join("testdata", "format"), name, want)
 }
 
 var snapshotCases = []struct {

@@ -1,7 +1,10 @@
-package kproducer
+package producer
 
-// The producer table's records in the Kafka front end's space of the state
-// store (docs/format/state.md), keys below the space's prefix "kafka-":
+// The producer table's records in the state store (docs/format/state.md),
+// in the space it is given: the server gives it the Kafka front end's space
+// (prefix "kafka-"), where these records were kept before the core was
+// shared with the native API, so existing data directories keep their ids
+// and snapshots. Keys below the space's prefix:
 //
 //   - "pid/next": the producer id high-water mark, the first id not yet
 //     handed out. A fixed layout, version 0: 8 bytes, int64 big-endian.
