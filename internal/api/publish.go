@@ -18,6 +18,7 @@ import (
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/producer"
 )
 
 // maxStreamInFlight bounds the requests of one PublishStream that are not
@@ -31,6 +32,7 @@ const maxStreamInFlight = 64
 // before it is decoded.
 type publish struct {
 	b         *broker.Broker
+	producers *producer.Table     // idempotent producers, shared with Kafka
 	budget    *semaphore.Weighted // memory held by publishes in flight, server-wide
 	budgetMax int64
 }
@@ -53,12 +55,16 @@ func newPublishHandler(h publish, opts ...connect.HandlerOption) (string, http.H
 		connect.WithSchema(methods.ByName("Publish")), connect.WithHandlerOptions(opts...))
 	stream := connect.NewBidiStreamHandler(spoolv1connect.PublishServicePublishStreamProcedure, h.PublishStream,
 		connect.WithSchema(methods.ByName("PublishStream")), connect.WithHandlerOptions(opts...))
+	initProducer := connect.NewUnaryHandler(spoolv1connect.PublishServiceInitProducerProcedure, h.InitProducer,
+		connect.WithSchema(methods.ByName("InitProducer")), connect.WithHandlerOptions(opts...))
 	return "/spool.v1.PublishService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case spoolv1connect.PublishServicePublishProcedure:
 			unary.ServeHTTP(w, r)
 		case spoolv1connect.PublishServicePublishStreamProcedure:
 			stream.ServeHTTP(w, r)
+		case spoolv1connect.PublishServiceInitProducerProcedure:
+			initProducer.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -176,6 +182,13 @@ func (h publish) Publish(ctx context.Context, creq *connect.Request[encodedPubli
 		return nil, toConnect(err)
 	}
 	defer h.budget.Release(w)
+	if len(req.Batches) > 0 {
+		pb, err := h.appendBatches(ctx, req, true)
+		if err != nil {
+			return nil, toConnect(err)
+		}
+		return connect.NewResponse(pb.wait()), nil
+	}
 	msgs, err := messagesFromProto(req)
 	if err != nil {
 		return nil, err
@@ -238,6 +251,24 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 			continue
 		}
 
+		if len(req.Batches) > 0 {
+			pb, err := h.appendBatches(ctx, req, alone)
+			if err != nil {
+				send(errorResponse(id, err))
+				release(size)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer release(size)
+				send(pb.wait())
+			}()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
 		msgs, err := messagesFromProto(req)
 		var pp *broker.PendingPublish
 		if err == nil {

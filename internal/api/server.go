@@ -13,6 +13,7 @@ import (
 
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/producer"
 )
 
 // Limits bound the memory the native API can be made to use.
@@ -58,8 +59,10 @@ type Handler struct {
 	ready atomic.Bool
 }
 
-// New returns the API handler for b.
-func New(b *broker.Broker, lim Limits) *Handler {
+// New returns the API handler for b; producers is the idempotent-producer
+// table it shares with the Kafka front end (batch publishing,
+// InitProducer).
+func New(b *broker.Broker, lim Limits, producers *producer.Table) *Handler {
 	lim = lim.withDefaults()
 	h := &Handler{mux: http.NewServeMux()}
 	opts := append(codecs(),
@@ -74,7 +77,7 @@ func New(b *broker.Broker, lim Limits) *Handler {
 	streams := &consume{b: b, max: int64(lim.MaxSessions)}
 	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b: b, streams: streams}, opts...))
 	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b}, opts...))
-	h.mux.Handle(newPublishHandler(publish{b: b, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
+	h.mux.Handle(newPublishHandler(publish{b: b, producers: producers, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
 	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(streams, opts...))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))

@@ -16,6 +16,8 @@ var layer = map[string]int{
 	// Leaves: error codes, time, names, sizes, formats, files.
 	"internal/errs": 0, "internal/clock": 0, "internal/partition": 0, "internal/subject": 0,
 	"internal/batch": 0, "internal/vfs": 0, "bytesize": 0, "internal/golden": 0,
+	// The public record-batch builder of clients (the SDK's producer).
+	"recordbatch": 0,
 	// Storage, the deterministic cores, configuration files; the Kafka
 	// front end's wire helpers, which its cores share (the cores,
 	// internal/kafka/k*, take internal/kafka's rank).

@@ -189,3 +189,17 @@ func Next(b []byte) (batch, rest []byte, err error) {
 	n := int(size)
 	return b[:n:n], b[n:], nil
 }
+
+// SetTimestamps overwrites the baseTimestamp and maxTimestamp fields in
+// place and recomputes the CRC over the result; it does nothing when
+// len(b) < HeaderSize. Check the batch's CRC first: afterwards it covers
+// whatever the bytes hold.
+func SetTimestamps(b []byte, base, maxTS int64) {
+	if len(b) < HeaderSize {
+		return
+	}
+	be := binary.BigEndian
+	be.PutUint64(b[offBaseTimestamp:], uint64(base))
+	be.PutUint64(b[offMaxTimestamp:], uint64(maxTS))
+	be.PutUint32(b[offCRC:], CRC(b))
+}

@@ -111,15 +111,15 @@ type Server struct {
 	cfg       Config
 	logger    *slog.Logger
 	apis      map[int16]apiEntry
-	space     *broker.Space       // the front end's records in the state store
-	producers *producer.Table     // idempotent producers
+	space     *broker.Space   // the front end's records in the state store
+	producers *producer.Table // idempotent producers
 	// ownProducers: producers was made by New, which drives it.
 	ownProducers bool
-	groups    *kgroup.Coordinator // classic consumer groups
-	offsets   *kgroup.Offsets     // their committed offsets
-	shares    *kshare.Groups      // share groups
-	sessions  *kfetch.Cache       // incremental fetch sessions
-	gcfgMu    sync.Mutex          // serializes group config changes (read, modify, store)
+	groups       *kgroup.Coordinator // classic consumer groups
+	offsets      *kgroup.Offsets     // their committed offsets
+	shares       *kshare.Groups      // share groups
+	sessions     *kfetch.Cache       // incremental fetch sessions
+	gcfgMu       sync.Mutex          // serializes group config changes (read, modify, store)
 
 	mu     sync.Mutex
 	lns    []net.Listener
