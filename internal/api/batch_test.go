@@ -192,7 +192,11 @@ func TestBatchFormBadInput(t *testing.T) {
 		{"transactional", encodeRecs(t, txn, values(1)...), "unsupported", kerr.InvalidTxnState.Code},
 		{"record too large", encodeRecs(t, plain, batch.Record{Value: make([]byte, 6000)}), "message_too_large", kerr.MessageTooLarge.Code},
 		{"negative epoch", idem(98, -1, 0, 1), "producer_fenced", kerr.InvalidProducerEpoch.Code},
-		{"negative sequence", func() []byte { b := idem(97, 0, 0, 1); binary.BigEndian.PutUint32(b[53:], 0xffffffff); return fixCRC(b) }(), "out_of_order_sequence", kerr.OutOfOrderSequenceNumber.Code},
+		{"negative sequence", func() []byte {
+			b := idem(97, 0, 0, 1)
+			binary.BigEndian.PutUint32(b[53:], 0xffffffff)
+			return fixCRC(b)
+		}(), "out_of_order_sequence", kerr.OutOfOrderSequenceNumber.Code},
 		{"first sequence not 0 on an empty partition", idem(7, 0, 5, 2), "out_of_order_sequence", kerr.OutOfOrderSequenceNumber.Code},
 	} {
 		if _, ok := e.srv.Broker().Topic("n"); !ok {
