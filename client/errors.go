@@ -23,6 +23,12 @@ const (
 	CodeMessageTooLarge      = "message_too_large"      // matches ErrMessageTooLarge
 	CodeStaleGeneration      = "stale_generation"       // matches ErrStaleGeneration; retriable
 	CodeUnavailable          = "unavailable"            // matches ErrUnavailable; retriable
+	// CodeOutOfOrderSequence refuses a Producer's batch whose predecessor
+	// is missing; the Producer resends its batches in order (never seen
+	// by a Send's caller).
+	CodeOutOfOrderSequence = "out_of_order_sequence"
+	// CodeProducerFenced refuses a Producer's batch of an older epoch.
+	CodeProducerFenced = "producer_fenced"
 )
 
 // Sentinels for the common codes: errors.Is(err, ErrTopicNotFound) is true

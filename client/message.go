@@ -151,18 +151,32 @@ func newID() string {
 // toProto validates m and converts it for publishing, assigning an ID when
 // it has none.
 func (m *Message) toProto() (*spoolv1.Message, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return m.proto(), nil
+}
+
+// check validates m for publishing.
+func (m *Message) check() error {
 	switch {
 	case !m.DeliverAt.IsZero() && m.Delay != 0:
-		return nil, invalidArgument("message: DeliverAt and Delay are both set")
+		return invalidArgument("message: DeliverAt and Delay are both set")
 	case m.Delay < 0:
-		return nil, invalidArgument("message: negative Delay %v", m.Delay)
+		return invalidArgument("message: negative Delay %v", m.Delay)
 	case m.TTL < 0:
-		return nil, invalidArgument("message: negative TTL %v", m.TTL)
+		return invalidArgument("message: negative TTL %v", m.TTL)
 	case m.partitionSet && m.Partition < 0:
-		return nil, invalidArgument("message: negative partition %d", m.Partition)
+		return invalidArgument("message: negative partition %d", m.Partition)
 	case len(m.Headers) > maxMessageHeaders:
-		return nil, invalidArgument("message: %d headers; the limit is %d", len(m.Headers), maxMessageHeaders)
+		return invalidArgument("message: %d headers; the limit is %d", len(m.Headers), maxMessageHeaders)
 	}
+	return nil
+}
+
+// proto converts a checked m for the per-message form, assigning an ID when
+// it has none.
+func (m *Message) proto() *spoolv1.Message {
 	id := m.ID
 	if id == "" {
 		id = newID()
@@ -190,7 +204,7 @@ func (m *Message) toProto() (*spoolv1.Message, error) {
 		p := m.Partition
 		pm.Partition = &p
 	}
-	return pm, nil
+	return pm
 }
 
 // messagesFromDeliveries converts one event's messages, allocating them

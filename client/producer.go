@@ -142,13 +142,11 @@ func (p *Producer) Send(ctx context.Context, m Message) *Future {
 		f.complete(PublishResult{}, err)
 		return f
 	}
-	pm, err := m.toProto()
-	if err != nil {
+	if err := m.check(); err != nil {
 		f.complete(PublishResult{}, err)
 		return f
 	}
-	m.ID = pm.Id
-	r := &record{msg: pm, size: m.size(), orderKey: m.orderKey(), fut: f}
+	r := newRecord(m, f)
 	if err := p.admit(ctx, r); err != nil {
 		f.complete(PublishResult{}, err)
 	}

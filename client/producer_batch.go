@@ -1,14 +1,17 @@
 package client
 
 import (
+	"strconv"
 	"time"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/recordbatch"
 )
 
 // record is one message on its way through a Producer.
 type record struct {
-	msg       *spoolv1.Message // converted once at Send; its ID never changes
+	m         Message          // as sent (checked)
+	msg       *spoolv1.Message // the message form, converted once when first needed; its ID never changes
 	size      int64            // approximate bytes, for batch and buffer limits
 	orderKey  string           // "" = no ordering constraint
 	fut       *Future
@@ -19,6 +22,70 @@ type record struct {
 	notBefore time.Time // retry backoff: not sent before this
 	alone     bool      // send in a request of its own (isolating a rejected message)
 	lastErr   error     // the last attempt's error
+
+	// The batch form (producer_fast.go).
+	special    bool                 // has an ID or a Delay: goes by the message form
+	brokerTime bool                 // no Timestamp: the broker's time of acceptance
+	ts         int64                // the Timestamp in Unix ms, unless brokerTime
+	hdrs       []recordbatch.Header // stored headers, Spool's first (as the message form stores them)
+}
+
+// newRecord makes the record of a checked message, with what the batch
+// form needs: whether it must go by the message form instead, its
+// timestamp and the headers a batch stores for it — Spool's attributes
+// first (subject, deliver-at, ttl), then the user's, as the server stores
+// a message of the message form.
+func newRecord(m Message, f *Future) *record {
+	r := &record{m: m, size: m.size(), orderKey: m.orderKey(), fut: f}
+	if m.ID == "" {
+		r.size += 2 * 16 // the ID the message form gives it (newID)
+	}
+	r.special = m.ID != "" || m.Delay > 0
+	if m.Timestamp.IsZero() {
+		r.brokerTime = true
+	} else {
+		r.ts = m.Timestamp.UnixMilli()
+	}
+	if r.special {
+		return r
+	}
+	n := len(m.Headers)
+	if m.Subject != "" {
+		n++
+	}
+	if !m.DeliverAt.IsZero() {
+		n++
+	}
+	if m.TTL > 0 {
+		n++
+	}
+	if n == 0 {
+		return r
+	}
+	hs := make([]recordbatch.Header, 0, n)
+	if m.Subject != "" {
+		hs = append(hs, recordbatch.Header{Key: "spool.subject", Value: []byte(m.Subject)})
+	}
+	if !m.DeliverAt.IsZero() {
+		hs = append(hs, recordbatch.Header{Key: "spool.deliver-at", Value: strconv.AppendInt(nil, m.DeliverAt.UnixMilli(), 10)})
+	}
+	if m.TTL > 0 {
+		hs = append(hs, recordbatch.Header{Key: "spool.ttl", Value: strconv.AppendInt(nil, m.TTL.Milliseconds(), 10)})
+	}
+	for _, h := range m.Headers {
+		hs = append(hs, recordbatch.Header{Key: h.Key, Value: h.Value})
+	}
+	r.hdrs = hs
+	return r
+}
+
+// proto returns the record's message form, converting it once (assigning
+// an ID if it has none).
+func (r *record) proto() *spoolv1.Message {
+	if r.msg == nil {
+		r.msg = r.m.proto()
+	}
+	return r.msg
 }
 
 // maxScan bounds how far into the pending queue one batch looks: behind a

@@ -20,10 +20,13 @@ type streamEvent struct {
 	err  error // the stream ended (io.EOF: cleanly)
 }
 
-// request is one PublishRequest in flight.
+// request is one PublishRequest in flight: messages (the message form) or
+// batches (the batch form, producer_fast.go).
 type request struct {
 	id      uint64
-	records []*record
+	records []*record // the message form
+	q       *partQ    // the batch form's producer: the partition of a message-form request
+	batches []*pbatch // the batch form
 }
 
 // pubStream is one PublishStream and its receiver goroutine.
@@ -59,6 +62,7 @@ type sender struct {
 	nextExpiry  time.Time
 	timer       *time.Timer
 	buf         []*record
+	f           fast // the batch form
 }
 
 func newSender(p *Producer) *sender {
@@ -78,15 +82,15 @@ func (s *sender) run() {
 	for {
 		var force, closing bool
 		s.buf, force, closing = s.p.take(s.buf[:0])
-		s.b.add(s.buf)
+		s.addRecords(s.buf)
 		clear(s.buf)
 		now := time.Now()
-		busy := len(s.b.pending) > 0 || len(s.inflight) > 0
+		busy := !s.idle()
 		if busy && !now.Before(s.nextExpiry) {
 			s.expire(now)
 			s.nextExpiry = now.Add(s.expiryEvery)
 		}
-		if closing && len(s.b.pending) == 0 && len(s.inflight) == 0 {
+		if closing && s.idle() {
 			s.closeStream()
 			return
 		}
@@ -118,6 +122,9 @@ func (s *sender) setTimer(wake, now time.Time) {
 // pump sends ready batches while request slots are free and returns when
 // it next needs to run (zero: on some event).
 func (s *sender) pump(now time.Time, force bool) time.Time {
+	if s.f.mode != modeMessages {
+		return s.pumpBatches(now, force)
+	}
 	for len(s.inflight) < s.p.cfg.maxInFlight {
 		if s.stream == nil && now.Before(s.reconnectAt) {
 			return s.reconnectAt
@@ -200,6 +207,10 @@ func (s *sender) handle(ev streamEvent) {
 		s.p.log.Warn("spool: publish response for an unknown request", "request_id", resp.GetRequestId())
 		return
 	}
+	if s.f.mode == modeBatches {
+		s.handleBatches(req, resp)
+		return
+	}
 	delete(s.inflight, req.id)
 	s.b.unblock(req.records)
 	if info := resp.GetError(); info != nil {
@@ -261,6 +272,14 @@ func (s *sender) breakStream(err error) {
 	if len(s.inflight) == 0 && errors.Is(err, io.EOF) {
 		return // the server closed an idle stream: reopen when needed
 	}
+	if s.f.mode == modeBatches {
+		n := s.breakBatches(err, streamRetriable(err))
+		s.failures++
+		wait := s.p.c.cfg.backoff.delay(s.failures, retryAfterOf(err))
+		s.reconnectAt = time.Now().Add(wait)
+		s.p.log.Warn("spool: publish stream broken", "err", err, "requeued", n, "retry_in", wait)
+		return
+	}
 	ids := make([]uint64, 0, len(s.inflight))
 	for id := range s.inflight {
 		ids = append(ids, id)
@@ -305,12 +324,18 @@ func (s *sender) teardown() {
 // expire fails queued messages past their delivery deadline, and breaks
 // the stream if a request in flight holds such a message.
 func (s *sender) expire(now time.Time) {
+	expired := func(r *record) bool { return !r.deadline.After(now) }
 	for _, req := range s.inflight {
-		if slices.ContainsFunc(req.records, func(r *record) bool { return !r.deadline.After(now) }) {
+		stalled := slices.ContainsFunc(req.records, expired)
+		for _, pb := range req.batches {
+			stalled = stalled || slices.ContainsFunc(pb.records, expired)
+		}
+		if stalled {
 			s.breakStream(errStalled)
 			break
 		}
 	}
+	s.expireBatches(now)
 	for _, r := range s.b.expire(now) {
 		s.p.finish([]*record{r}, nil, deliveryTimeout(r.lastErr))
 	}
@@ -348,8 +373,9 @@ func (s *sender) closeStream() {
 func (s *sender) abort() {
 	s.teardown()
 	for _, req := range s.inflight {
-		s.p.finish(req.records, nil, ErrProducerClosed)
+		s.p.finish(req.records, nil, ErrProducerClosed) // batches: below
 	}
+	s.abortBatches()
 	clear(s.inflight)
 	s.p.finish(s.b.pending, nil, ErrProducerClosed)
 	s.b.pending = nil
