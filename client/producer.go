@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,12 +47,14 @@ type Producer struct {
 	incoming   []*record      // accepted by Send, not yet taken by the sender
 	closing    bool           // Close was called: Send fails
 	flushes    int            // Flush calls waiting: linger is skipped
+	blocked    int            // Sends waiting for buffer space: linger is skipped
 	buffered   int64          // bytes of accepted, unfinished records
 	space      chan struct{}  // closed (and replaced) when buffered shrinks
 	epoch      uint64         // current flush epoch
 	unfinished map[uint64]int // unfinished records per flush epoch
 	drained    chan struct{}  // closed (and replaced) when an epoch empties
 
+	waiters    atomic.Int64       // Future.Wait calls waiting: linger is skipped
 	wake       chan struct{}      // cap 1: the sender has news
 	events     chan streamEvent   // from stream receivers to the sender
 	abort      chan struct{}      // closed (once, by stop) to fail everything now
@@ -108,6 +111,7 @@ type Future struct {
 	done chan struct{}
 	res  PublishResult
 	err  error
+	p    *Producer // told while a Wait blocks; nil once complete at Send
 }
 
 func newFuture() *Future { return &Future{done: make(chan struct{})} }
@@ -122,7 +126,22 @@ func (f *Future) Done() <-chan struct{} { return f.done }
 
 // Wait returns the outcome once known, or ctx's error if ctx ends first (the
 // message is then still being published; a later Wait can see the result).
+//
+// While a Wait blocks, the producer sends what it holds without lingering:
+// a waiting caller would only be delayed by it (as Flush does; franz-go's
+// producer stops lingering the same way while a caller waits for it).
 func (f *Future) Wait(ctx context.Context) (PublishResult, error) {
+	select {
+	case <-f.done:
+		return f.res, f.err
+	default:
+	}
+	if p := f.p; p != nil {
+		if p.waiters.Add(1) == 1 {
+			p.poke()
+		}
+		defer p.waiters.Add(-1)
+	}
 	select {
 	case <-f.done:
 		return f.res, f.err
@@ -146,6 +165,7 @@ func (p *Producer) Send(ctx context.Context, m Message) *Future {
 		f.complete(PublishResult{}, err)
 		return f
 	}
+	f.p = p
 	r := newRecord(m, f)
 	if err := p.admit(ctx, r); err != nil {
 		f.complete(PublishResult{}, err)
@@ -171,13 +191,19 @@ func (p *Producer) admit(ctx context.Context, r *record) error {
 			break
 		}
 		space := p.space
+		p.blocked++
 		p.mu.Unlock()
+		p.poke() // a blocked Send: stop lingering
 		select {
 		case <-space:
 		case <-ctx.Done():
+			p.mu.Lock()
+			p.blocked--
+			p.mu.Unlock()
 			return ctx.Err()
 		}
 		p.mu.Lock()
+		p.blocked--
 	}
 	now := time.Now()
 	r.enqueued, r.deadline = now, now.Add(p.cfg.deliveryTimeout)
@@ -206,7 +232,8 @@ func (p *Producer) take(dst []*record) (rs []*record, force, closing bool) {
 	dst = append(dst, p.incoming...)
 	clear(p.incoming)
 	p.incoming = p.incoming[:0]
-	return dst, p.flushes > 0 || p.closing, p.closing
+	force = p.flushes > 0 || p.blocked > 0 || p.waiters.Load() > 0 || p.closing
+	return dst, force, p.closing
 }
 
 // finish completes records (results[i] for rs[i] when err is nil) and
