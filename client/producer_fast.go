@@ -51,9 +51,9 @@ const (
 )
 
 const (
-	// maxPartInFlight bounds the batches of one partition in flight, as
-	// Kafka's idempotent producers do (the server remembers the last five
-	// of each producer and partition).
+	// maxPartInFlight bounds the unanswered batches of one partition, as
+	// Kafka's idempotent producers bound theirs (the server remembers the
+	// last five of each producer and partition).
 	maxPartInFlight = 5
 	// metadataMaxAge is how often the partition count is read again.
 	metadataMaxAge = time.Minute
@@ -67,6 +67,7 @@ type partQ struct {
 	pending   []*record // not yet in a batch, in send order
 	batches   []*pbatch // built and unfinished, in sequence order
 	nextSeq   int32     // the sequence of the next new batch
+	built     int64     // batches built so far (the next one's idx)
 	inflight  int       // batches in flight
 	msgReq    bool      // a message-form request of the partition is in flight
 	resending bool      // waiting batches are being resent in order
@@ -78,6 +79,7 @@ type pbatch struct {
 	records    []*record
 	data       []byte
 	seq        int32
+	idx        int64  // its place among the partition's batches
 	req        uint64 // the request it is in flight in; 0: waiting
 	unknown    bool   // in flight when its stream broke: it may be stored
 	dissolve   bool   // refused as a whole: its messages go one by one at the next epoch
@@ -375,7 +377,12 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 			resends = true
 			continue
 		}
-		if s.f.needBump || len(q.pending) == 0 || q.inflight >= maxPartInFlight {
+		if s.f.needBump || len(q.pending) == 0 || (len(q.batches) > 0 && q.built-q.batches[0].idx >= maxPartInFlight) {
+			// A new batch at most four after the oldest unanswered one:
+			// answers come in any order, so later batches may be answered
+			// (and followed by more) while an earlier one is not, and the
+			// server recognises a repeat only among the partition's last
+			// five batches.
 			continue
 		}
 		head := q.pending[0]
@@ -459,7 +466,8 @@ func (s *sender) build(q *partQ, k int) *pbatch {
 	rs := slices.Clone(q.pending[:k])
 	clear(q.pending[:k])
 	q.pending = q.pending[k:]
-	pb := &pbatch{q: q, records: rs, seq: q.nextSeq, brokerTime: rs[0].brokerTime}
+	pb := &pbatch{q: q, records: rs, seq: q.nextSeq, idx: q.built, brokerTime: rs[0].brokerTime}
+	q.built++
 	b := &s.f.builder
 	base := int64(0)
 	if !pb.brokerTime {
