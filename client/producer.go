@@ -108,21 +108,38 @@ func (p *Producer) Topic() string { return p.topic }
 
 // Future is the eventual outcome of one Send.
 type Future struct {
-	done chan struct{}
-	res  PublishResult
-	err  error
-	p    *Producer // told while a Wait blocks; nil once complete at Send
+	completed atomic.Bool // the outcome is known
+	mu        sync.Mutex
+	done      chan struct{} // made when first asked for (Done, a blocking Wait)
+	res       PublishResult
+	err       error
+	p         *Producer // told while a Wait blocks; nil once complete at Send
 }
 
-func newFuture() *Future { return &Future{done: make(chan struct{})} }
+func newFuture() *Future { return &Future{} }
 
 func (f *Future) complete(res PublishResult, err error) {
+	f.mu.Lock()
 	f.res, f.err = res, err
-	close(f.done)
+	f.completed.Store(true)
+	if f.done != nil {
+		close(f.done)
+	}
+	f.mu.Unlock()
 }
 
 // Done returns a channel closed once the outcome is known.
-func (f *Future) Done() <-chan struct{} { return f.done }
+func (f *Future) Done() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done == nil {
+		f.done = make(chan struct{})
+		if f.completed.Load() {
+			close(f.done)
+		}
+	}
+	return f.done
+}
 
 // Wait returns the outcome once known, or ctx's error if ctx ends first (the
 // message is then still being published; a later Wait can see the result).
@@ -131,11 +148,10 @@ func (f *Future) Done() <-chan struct{} { return f.done }
 // a waiting caller would only be delayed by it (as Flush does; franz-go's
 // producer stops lingering the same way while a caller waits for it).
 func (f *Future) Wait(ctx context.Context) (PublishResult, error) {
-	select {
-	case <-f.done:
+	if f.completed.Load() {
 		return f.res, f.err
-	default:
 	}
+	done := f.Done()
 	if p := f.p; p != nil {
 		if p.waiters.Add(1) == 1 {
 			p.poke()
@@ -143,7 +159,7 @@ func (f *Future) Wait(ctx context.Context) (PublishResult, error) {
 		defer p.waiters.Add(-1)
 	}
 	select {
-	case <-f.done:
+	case <-done:
 		return f.res, f.err
 	case <-ctx.Done():
 		return PublishResult{}, ctx.Err()
@@ -156,17 +172,18 @@ func (f *Future) Wait(ctx context.Context) (PublishResult, error) {
 // ErrInvalidArgument, Send after Close with ErrProducerClosed; those and a
 // ctx ending while blocked come back through the Future.
 func (p *Producer) Send(ctx context.Context, m Message) *Future {
-	f := newFuture()
-	if err := ctx.Err(); err != nil {
+	err := ctx.Err()
+	if err == nil {
+		err = m.check()
+	}
+	if err != nil {
+		f := newFuture()
 		f.complete(PublishResult{}, err)
 		return f
 	}
-	if err := m.check(); err != nil {
-		f.complete(PublishResult{}, err)
-		return f
-	}
+	r := newRecord(m) // its Future is allocated with it
+	f := r.fut
 	f.p = p
-	r := newRecord(m, f)
 	if err := p.admit(ctx, r); err != nil {
 		f.complete(PublishResult{}, err)
 	}
@@ -248,13 +265,19 @@ func (p *Producer) finish(rs []*record, results []PublishResult, err error) {
 		} else {
 			r.fut.complete(results[i], nil)
 		}
+		// The Future keeps its record: let go of the message's data.
+		r.m, r.msg, r.hdrs = Message{}, nil, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, r := range rs {
-		p.buffered -= r.size
-		if p.unfinished[r.epoch]--; p.unfinished[r.epoch] == 0 {
-			delete(p.unfinished, r.epoch)
+	for i := 0; i < len(rs); {
+		e, n := rs[i].epoch, 0
+		for ; i < len(rs) && rs[i].epoch == e; i++ {
+			p.buffered -= rs[i].size
+			n++
+		}
+		if p.unfinished[e] -= n; p.unfinished[e] == 0 {
+			delete(p.unfinished, e)
 			close(p.drained)
 			p.drained = make(chan struct{})
 		}

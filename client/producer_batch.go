@@ -10,6 +10,7 @@ import (
 
 // record is one message on its way through a Producer.
 type record struct {
+	future    Future           // the Send's (fut), allocated with the record
 	m         Message          // as sent (checked)
 	msg       *spoolv1.Message // the message form, converted once when first needed; its ID never changes
 	size      int64            // approximate bytes, for batch and buffer limits
@@ -35,8 +36,9 @@ type record struct {
 // timestamp and the headers a batch stores for it — Spool's attributes
 // first (subject, deliver-at, ttl), then the user's, as the server stores
 // a message of the message form.
-func newRecord(m Message, f *Future) *record {
-	r := &record{m: m, size: m.size(), orderKey: m.orderKey(), fut: f}
+func newRecord(m Message) *record {
+	r := &record{m: m, size: m.size(), orderKey: m.orderKey()}
+	r.fut = &r.future
 	if m.ID == "" {
 		r.size += 2 * 16 // the ID the message form gives it (newID)
 	}

@@ -36,6 +36,7 @@ func newBenchNativeCmd() *cobra.Command {
 		messages int
 		duration time.Duration
 		rounds   int
+		cpuprof  string
 	)
 	cmd := &cobra.Command{
 		Use:   "native",
@@ -61,8 +62,19 @@ func newBenchNativeCmd() *cobra.Command {
 				var pub, con, p50, p99, raw, delta []float64
 				for r := 1; r <= rounds; r++ {
 					fmt.Fprintf(cmd.ErrOrStderr(), "size %d, round %d/%d\n", size, r, rounds)
-					res, err := bench.RunNative(bench.NativeConfig{Dir: dir, Server: srvURL, Size: size, Messages: messages,
-						Duration: duration, Progress: cmd.ErrOrStderr()})
+					ncfg := bench.NativeConfig{Dir: dir, Server: srvURL, Size: size, Messages: messages,
+						Duration: duration, Progress: cmd.ErrOrStderr()}
+					var pf *os.File
+					if cpuprof != "" {
+						if pf, err = os.Create(fmt.Sprintf("%s-%d-r%d.pprof", cpuprof, size, r)); err != nil {
+							return err
+						}
+						ncfg.PublishProfile = pf
+					}
+					res, err := bench.RunNative(ncfg)
+					if pf != nil {
+						pf.Close()
+					}
 					if err != nil {
 						return err
 					}
@@ -85,6 +97,7 @@ func newBenchNativeCmd() *cobra.Command {
 	cmd.Flags().IntVar(&messages, "messages", 1_000_000, "messages per throughput measurement")
 	cmd.Flags().DurationVar(&duration, "duration", 3*time.Second, "time of the one-at-a-time latency measurement")
 	cmd.Flags().IntVar(&rounds, "rounds", 3, "rounds; the table shows medians")
+	cmd.Flags().StringVar(&cpuprof, "cpuprofile", "", "write a CPU profile of each pipelined publish to PREFIX-SIZE-rROUND.pprof (client and server share the process unless --server)")
 	return cmd
 }
 

@@ -96,9 +96,13 @@ func (h publish) admit(ctx context.Context, ep *encodedPublish) (req *spoolv1.Pu
 		return nil, 0, requestID(ep, md), err
 	}
 	req = &spoolv1.PublishRequest{}
-	if ep.json {
+	switch {
+	case ep.json:
 		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(ep.data, req)
-	} else {
+	case decodeBatches(ep.data, req) == nil:
+		// The batch form, its records aliasing ep.data.
+	default:
+		req.Reset()
 		err = proto.Unmarshal(ep.data, req)
 	}
 	ep.data = nil // decoded: the copy is garbage
