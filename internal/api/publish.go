@@ -256,7 +256,12 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 		}
 
 		if len(req.Batches) > 0 {
-			pb, err := h.appendBatches(ctx, req, alone)
+			// Batches are handed to the logs' writers, never written by
+			// this goroutine (alone or not): a producer of batches
+			// pipelines, and the stream's next request, read while this
+			// one is written, joins the next group commit (measured: the
+			// SDK's pipelined publish 1.2–1.6 × faster).
+			pb, err := h.appendBatches(ctx, req, false)
 			if err != nil {
 				send(errorResponse(id, err))
 				release(size)
