@@ -26,9 +26,13 @@
 //
 // Publishing: Client.Publish is one request, for simple uses. A Producer
 // batches and pipelines messages over one stream, retries without
-// duplicating (every message carries an idempotency ID, kept across
-// retries), keeps per-key order, and bounds its memory. Futures report each
-// message's outcome; PublishSync waits for it.
+// duplicating, keeps per-key order, and bounds its memory. Futures report
+// each message's outcome; PublishSync waits for it. A Producer builds the
+// Kafka record batches the server stores itself (the batch form of
+// PublishRequest, with a producer id and sequence numbers that make
+// retries safe, as Kafka's idempotent producers do); messages with an ID or
+// a Delay go one by one (the message form), where the topic's
+// de-duplication window and the broker's clock apply.
 //
 // Consuming: a Consumer joins a subscription and calls a Handler for every
 // message. On a stream subscription it handles messages in order per

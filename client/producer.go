@@ -12,27 +12,39 @@ import (
 // Producer publishes messages to one topic asynchronously: Send queues a
 // message and returns at once (unless the buffer is full); messages are
 // batched (linger, batch limits) and sent over one PublishStream with a
-// bounded number of requests in flight.
+// bounded number of requests in flight. A partial batch does not linger
+// while a Send is blocked on the full buffer, a Wait or PublishSync waits
+// for an outcome, or Flush or Close runs.
 //
-// Delivery: every message gets an ID at Send if it has none, and keeps it
-// through every retry, so the topic's de-duplication window turns retries
-// into no-ops instead of duplicates. Retriable errors (Error.Retriable,
-// after at least Error.RetryAfter) and broken streams are retried with
-// capped exponential backoff and jitter until ProducerDeliveryTimeout; a
-// message the server rejects outright fails with that error alone: a batch
-// rejected with ErrMessageTooLarge or ErrInvalidArgument is re-sent one
-// message per request so that only the offending message fails.
+// Delivery: the Producer builds the Kafka record batches the server stores
+// (one per partition per request; see producer_fast.go and the batch form
+// in docs/api.md), numbered with a producer id, an epoch and sequence
+// numbers from InitProducer, as Kafka's idempotent producers number
+// theirs. A batch is resent with the same bytes after a broken stream or a
+// retriable error (Error.Retriable, after at least Error.RetryAfter;
+// capped exponential backoff with jitter) until ProducerDeliveryTimeout,
+// and the server answers a repeat with the original offsets instead of
+// storing it twice, so messages need no ID for that. Messages with an ID
+// (the topic's de-duplication window applies to them, also across
+// producers and restarts) or a Delay (relative to the broker's clock) go
+// one by one in the per-message form, in order with the batches around
+// them. A message the server rejects outright fails with that error
+// alone: a batch rejected with ErrMessageTooLarge or ErrInvalidArgument is
+// re-sent one message per batch so that only the offending message fails.
+// Against a server without InitProducer the Producer publishes every
+// message in the per-message form, giving each an ID at Send if it has
+// none.
 //
 // Ordering: messages with the same key (or the same ToPartition) sent from
 // one Producer are published in Send order, whatever ProducerMaxInFlight
-// is, because at most one request per key is in flight: later messages of a
-// key wait while an earlier one is retried. Messages with no key have no
+// is: the Producer chooses partitions as the server would (murmur2 of the
+// key), sends a partition's batches in sequence order and, after a failed
+// one, resends the batches after it in order (a later batch never
+// overtakes an earlier one that failed). Messages with no key have no
 // order. Order across Producers, or between a keyed message and an explicit
-// partition it hashes to, is not defined. The price: traffic with few
-// distinct keys pipelines little (a batch holding every key blocks the next
-// one until answered), which linger batching offsets by making that next
-// batch bigger; traffic with many keys, or none, uses every
-// ProducerMaxInFlight slot.
+// partition it hashes to, is not defined. The partition count is read when
+// the Producer connects and every minute: keys move to other partitions
+// after AddPartitions, as with Kafka's producers.
 //
 // A Producer is safe for concurrent use. Close it to flush and release its
 // stream and goroutine.
