@@ -278,7 +278,7 @@ func (p *Producer) finish(rs []*record, results []PublishResult, err error) {
 			r.fut.complete(results[i], nil)
 		}
 		// The Future keeps its record: let go of the message's data.
-		r.m, r.msg, r.hdrs = Message{}, nil, nil
+		r.key, r.value, r.m, r.msg, r.hdrs = nil, nil, nil, nil, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -11,7 +11,11 @@ import (
 // record is one message on its way through a Producer.
 type record struct {
 	future    Future           // the Send's (fut), allocated with the record
-	m         Message          // as sent (checked)
+	key       []byte           // the message's key and value
+	value     []byte
+	m         *Message         // the message as sent, when it has more than a key, a value, a timestamp and a partition; else nil
+	part      int32            // its ToPartition, if partSet
+	partSet   bool
 	msg       *spoolv1.Message // the message form, converted once when first needed; its ID never changes
 	size      int64            // approximate bytes, for batch and buffer limits
 	orderKey  string           // "" = no ordering constraint
@@ -37,8 +41,11 @@ type record struct {
 // first (subject, deliver-at, ttl), then the user's, as the server stores
 // a message of the message form.
 func newRecord(m Message) *record {
-	r := &record{m: m, size: m.size(), orderKey: m.orderKey()}
+	r := &record{key: m.Key, value: m.Value, part: m.Partition, partSet: m.partitionSet, size: m.size(), orderKey: m.orderKey()}
 	r.fut = &r.future
+	if m.ID != "" || m.Subject != "" || len(m.Headers) > 0 || !m.DeliverAt.IsZero() || m.Delay > 0 || m.TTL > 0 {
+		r.m = &m // the rest of it: kept (one allocation) only when there is one
+	}
 	if m.ID == "" {
 		r.size += 2 * 16 // the ID the message form gives it (newID)
 	}
@@ -85,9 +92,24 @@ func newRecord(m Message) *record {
 // an ID if it has none).
 func (r *record) proto() *spoolv1.Message {
 	if r.msg == nil {
-		r.msg = r.m.proto()
+		m := r.m
+		if m == nil {
+			m = &Message{Key: r.key, Value: r.value, Partition: r.part, partitionSet: r.partSet}
+			if !r.brokerTime {
+				m.Timestamp = time.UnixMilli(r.ts)
+			}
+		}
+		r.msg = m.proto()
 	}
 	return r.msg
+}
+
+// headers returns how many headers the message form sends for r.
+func (r *record) headers() int {
+	if r.m == nil {
+		return 0
+	}
+	return len(r.m.Headers)
 }
 
 // maxScan bounds how far into the pending queue one batch looks: behind a

@@ -143,14 +143,14 @@ func (s *sender) assign(r *record) {
 	n := s.f.nparts
 	var p int32
 	switch {
-	case r.m.partitionSet:
-		p = r.m.Partition
+	case r.partSet:
+		p = r.part
 		if p >= n {
 			s.p.finish([]*record{r}, nil, invalidArgument("message: partition %d does not exist (topic %q has %d)", p, s.p.topic, n))
 			return
 		}
-	case len(r.m.Key) > 0:
-		p = recordbatch.KeyPartition(r.m.Key, n)
+	case len(r.key) > 0:
+		p = recordbatch.KeyPartition(r.key, n)
 	default:
 		p = s.f.sticky
 	}
@@ -484,7 +484,7 @@ func (s *sender) build(q *partQ, k int) *pbatch {
 		if pb.brokerTime {
 			ts = 0
 		}
-		b.Add(ts, r.m.Key, r.m.Value, r.hdrs)
+		b.Add(ts, r.key, r.value, r.hdrs)
 	}
 	pb.data = b.Finish(s.f.pid, s.f.epoch, pb.seq)
 	q.nextSeq = incSeq(q.nextSeq, int32(len(rs)))
@@ -515,13 +515,13 @@ func (s *sender) messageRequest(q *partQ, now time.Time, force bool) (*request, 
 		if !r.special || r.notBefore.After(now) || (r.alone && take > 0) {
 			break
 		}
-		if take > 0 && (take+1 > s.p.cfg.maxBatchMsgs || bytes+r.size > s.p.cfg.maxBatchBytes || headers+len(r.m.Headers) > maxRequestHeaders) {
+		if take > 0 && (take+1 > s.p.cfg.maxBatchMsgs || bytes+r.size > s.p.cfg.maxBatchBytes || headers+r.headers() > maxRequestHeaders) {
 			full = true
 			break
 		}
 		take++
 		bytes += r.size
-		headers += len(r.m.Headers)
+		headers += r.headers()
 		if oldest.IsZero() || r.enqueued.Before(oldest) {
 			oldest = r.enqueued
 		}
