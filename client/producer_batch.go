@@ -44,7 +44,8 @@ func newRecord(m Message) *record {
 	r := &record{key: m.Key, value: m.Value, part: m.Partition, partSet: m.partitionSet, size: m.size(), orderKey: m.orderKey()}
 	r.fut = &r.future
 	if m.ID != "" || m.Subject != "" || len(m.Headers) > 0 || !m.DeliverAt.IsZero() || m.Delay > 0 || m.TTL > 0 {
-		r.m = &m // the rest of it: kept (one allocation) only when there is one
+		mm := m
+		r.m = &mm // the rest of it: kept (one allocation) only when there is one
 	}
 	if m.ID == "" {
 		r.size += 2 * 16 // the ID the message form gives it (newID)

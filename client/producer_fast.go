@@ -116,6 +116,7 @@ type fast struct {
 	needBump   bool      // a gap in some partition's sequence: bump the epoch
 	rr         int       // the partition the next request starts with
 	builder    recordbatch.Builder
+	free       [][]byte // buffers of stored batches, for new ones
 }
 
 // addRecords takes newly sent records in the batch form (or before the
@@ -473,10 +474,19 @@ func (s *sender) build(q *partQ, k int) *pbatch {
 	if !pb.brokerTime {
 		base = rs[0].ts
 	}
-	b.Reset(base)
-	est := 0
+	est := recordbatch.HeaderSize
 	for _, r := range rs {
-		est += int(r.size) + 16
+		est += len(r.key) + len(r.value) + 24
+		for _, h := range r.hdrs {
+			est += len(h.Key) + len(h.Value) + 8
+		}
+	}
+	if n := len(s.f.free); n > 0 && cap(s.f.free[n-1]) >= est {
+		b.ResetBuffer(s.f.free[n-1], base)
+		s.f.free[n-1] = nil
+		s.f.free = s.f.free[:n-1]
+	} else {
+		b.Reset(base)
 	}
 	b.Grow(est)
 	for _, r := range rs {
@@ -607,7 +617,20 @@ func (s *sender) handleBatches(req *request, resp *spoolv1.PublishResponse) {
 			results[j] = PublishResult{Partition: pb.q.p, Offset: res.GetBaseOffset() + int64(j), Duplicate: res.GetDuplicate()}
 		}
 		s.p.finish(pb.records, results, nil)
+		s.recycle(pb)
 	}
+}
+
+// maxFree bounds the batch buffers kept for reuse.
+const maxFree = 8
+
+// recycle keeps a stored batch's buffer for a later batch: its bytes were
+// sent (the request marshalled) and will not be sent again.
+func (s *sender) recycle(pb *pbatch) {
+	if len(s.f.free) < maxFree && cap(pb.data) <= 16<<20 {
+		s.f.free = append(s.f.free, pb.data)
+	}
+	pb.data = nil
 }
 
 // removeBatch takes a finished batch out of its partition's list.

@@ -60,6 +60,14 @@ func (b *Builder) Reset(baseTimestamp int64) {
 	b.n, b.baseTS, b.maxTS = 0, baseTimestamp, math.MinInt64
 }
 
+// ResetBuffer is Reset building the batch in buf's memory (its contents
+// are overwritten): a caller done with an earlier batch's bytes can give
+// them back.
+func (b *Builder) ResetBuffer(buf []byte, baseTimestamp int64) {
+	b.buf = buf[:0]
+	b.Reset(baseTimestamp)
+}
+
 // Grow makes room for n more bytes of records.
 func (b *Builder) Grow(n int) {
 	if cap(b.buf)-len(b.buf) < n {

@@ -65,7 +65,7 @@ func (protoCodec) IsBinary() bool { return true }
 
 func (protoCodec) Unmarshal(data []byte, m any) error {
 	if ep, ok := m.(*encodedPublish); ok {
-		ep.data, ep.json = append([]byte(nil), data...), false
+		ep.data, ep.json = append(requestBuf(len(data)), data...), false
 		return nil
 	}
 	pm, err := protoMessage(m)
@@ -106,7 +106,7 @@ func (jsonCodec) IsBinary() bool { return false }
 
 func (jsonCodec) Unmarshal(data []byte, m any) error {
 	if ep, ok := m.(*encodedPublish); ok {
-		ep.data, ep.json = append([]byte(nil), data...), true
+		ep.data, ep.json = append(requestBuf(len(data)), data...), true
 		return nil
 	}
 	pm, err := protoMessage(m)
