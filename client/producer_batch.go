@@ -10,11 +10,11 @@ import (
 
 // record is one message on its way through a Producer.
 type record struct {
-	future    Future           // the Send's (fut), allocated with the record
-	key       []byte           // the message's key and value
+	future    Future // the Send's (fut), allocated with the record
+	key       []byte // the message's key and value
 	value     []byte
-	m         *Message         // the message as sent, when it has more than a key, a value, a timestamp and a partition; else nil
-	part      int32            // its ToPartition, if partSet
+	m         *Message // the message as sent, when it has more than a key, a value, a timestamp and a partition; else nil
+	part      int32    // its ToPartition, if partSet
 	partSet   bool
 	msg       *spoolv1.Message // the message form, converted once when first needed; its ID never changes
 	size      int64            // approximate bytes, for batch and buffer limits
