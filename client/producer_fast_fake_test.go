@@ -31,7 +31,6 @@ type fakeBatches struct {
 
 	mu     sync.Mutex
 	n      int
-	epoch  int16
 	bumps  int
 	parts  map[int32]*fakeSeq
 	stored map[int32][]string // values by offset

@@ -54,6 +54,15 @@ func TestPublicBuilderMatchesEncode(t *testing.T) {
 			t.Fatalf("%s: count %d", c.name, b.Count())
 		}
 		got := b.Finish(c.pid, c.epoch, c.seq)
+		// A builder given back a used buffer builds the same bytes in it.
+		var again recordbatch.Builder
+		again.ResetBuffer(bytes.Repeat([]byte{0xee}, 1<<16), c.base)
+		for _, r := range c.recs {
+			again.Add(r.ts, r.key, r.value, r.headers)
+		}
+		if b2 := again.Finish(c.pid, c.epoch, c.seq); !bytes.Equal(b2, got) {
+			t.Errorf("%s: built in a used buffer\n%x\nfresh\n%x", c.name, b2, got)
+		}
 		want, err := Encode(nil, Header{BaseTimestamp: c.base, ProducerID: c.pid, ProducerEpoch: c.epoch, BaseSequence: c.seq}, recs)
 		if err != nil {
 			t.Fatal(err)
