@@ -238,7 +238,11 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 			if err != nil {
 				return
 			}
-			s, err := net.Dial("tcp", target)
+			_ = target
+			px.mu.Lock()
+			to := px.target
+			px.mu.Unlock()
+			s, err := net.Dial("tcp", to)
 			if err != nil {
 				c.Close()
 				continue
@@ -257,6 +261,14 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 		px.wg.Wait()
 	})
 	return px
+}
+
+// retarget sends new connections to target and cuts the others.
+func (px *cutProxy) retarget(target string) {
+	px.mu.Lock()
+	px.target = target
+	px.mu.Unlock()
+	px.cut()
 }
 
 func (px *cutProxy) cut() {
@@ -339,6 +351,72 @@ func TestIntegrationProducerBatchRetries(t *testing.T) {
 		t.Errorf("only %d connections: the stream was hardly broken", conns)
 	}
 	t.Logf("%d connections", conns)
+	if len(seen) != n {
+		t.Errorf("%d distinct messages stored, want %d", len(seen), n)
+	}
+	for v, k := range seen {
+		if k != 1 {
+			t.Errorf("%s stored %d times", v, k)
+		}
+	}
+}
+
+// A server restarting while a Producer publishes: batches in flight are
+// resent to the restarted server, which knows the producer's sequences
+// again (its snapshot and the log), so nothing is stored twice.
+func TestIntegrationProducerBatchServerRestart(t *testing.T) {
+	srv := spooltest.StartServer(t)
+	ctx := context.Background()
+	if _, err := srv.Client().CreateTopic(ctx, "t", client.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	px := newCutProxy(t, srv.Server().HTTPAddr())
+	c, err := client.New("http://"+px.ln.Addr().String(), client.WithBackoff(time.Millisecond, 20*time.Millisecond),
+		client.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := c.NewProducer("t", client.ProducerLinger(time.Millisecond), client.ProducerMaxBatchMessages(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6000
+	fs := make([]*client.Future, n)
+	for i := range n {
+		if i == n/3 || i == 2*n/3 {
+			px.cut() // the stream's end lets the server shut down at once
+			srv.Restart()
+			px.retarget(srv.Server().HTTPAddr())
+		}
+		if i%200 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		fs[i] = p.Send(ctx, client.Message{Key: []byte(strconv.Itoa(i % 5)), Value: []byte(fmt.Sprintf("%d/%05d", i%5, i))})
+	}
+	for i, f := range fs {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := f.Wait(wctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for part := range int32(2) {
+		last := map[byte]string{}
+		for _, r := range readAll(t, srv.Broker(), "t", part) {
+			seen[r.value]++
+			if k := r.value[0]; r.value < last[k] {
+				t.Errorf("key %c: %s after %s", k, r.value, last[k])
+			} else {
+				last[k] = r.value
+			}
+		}
+	}
 	if len(seen) != n {
 		t.Errorf("%d distinct messages stored, want %d", len(seen), n)
 	}
