@@ -238,7 +238,6 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 			if err != nil {
 				return
 			}
-			_ = target
 			px.mu.Lock()
 			to := px.target
 			px.mu.Unlock()
