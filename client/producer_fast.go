@@ -357,10 +357,24 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 		if q.msgReq {
 			continue
 		}
-		if pb := firstWaiting(q); pb != nil {
-			if pb.dissolve || (s.f.needBump && !pb.unknown) {
-				continue // broken up or renumbered at the next epoch
+		if s.f.needBump {
+			// Before the next epoch only batches of unknown fate are sent
+			// again, in any order: a repeat is answered with its offsets, a
+			// batch never stored with out_of_order_sequence (an earlier one
+			// is missing); either settles it. The rest is renumbered.
+			if pb := firstUnknown(q); pb != nil {
+				if len(plan) > 0 && (msgs+len(pb.records) > maxMsgs || bytes+int64(len(pb.data)) > maxBytes) {
+					full = true
+					break
+				}
+				plan = append(plan, planned{q: q, resend: pb})
+				msgs += len(pb.records)
+				bytes += int64(len(pb.data))
+				resends = true
 			}
+			continue
+		}
+		if pb := firstWaiting(q); pb != nil {
 			if q.inflight > 0 && !q.resending {
 				continue // resend in order once the partition's batches are answered
 			}
@@ -378,7 +392,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 			resends = true
 			continue
 		}
-		if s.f.needBump || len(q.pending) == 0 || (len(q.batches) > 0 && q.built-q.batches[0].idx >= maxPartInFlight) {
+		if len(q.pending) == 0 || (len(q.batches) > 0 && q.built-q.batches[0].idx >= maxPartInFlight) {
 			// A new batch at most four after the oldest unanswered one:
 			// answers come in any order, so later batches may be answered
 			// (and followed by more) while an earlier one is not, and the
@@ -441,7 +455,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 		pb := pl.resend
 		if pb == nil {
 			pb = s.build(pl.q, pl.n)
-		} else if pl.q.inflight == 0 {
+		} else if pl.q.inflight == 0 && !s.f.needBump {
 			pl.q.resending = true
 		}
 		req.batches = append(req.batches, pb)
@@ -451,6 +465,15 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 		s.f.sticky = (s.f.sticky + 1) % s.f.nparts
 	}
 	return req, time.Time{}
+}
+
+func firstUnknown(q *partQ) *pbatch {
+	for _, pb := range q.batches {
+		if pb.waiting() && pb.unknown {
+			return pb
+		}
+	}
+	return nil
 }
 
 func firstWaiting(q *partQ) *pbatch {
