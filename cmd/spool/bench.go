@@ -64,16 +64,21 @@ func newBenchNativeCmd() *cobra.Command {
 					fmt.Fprintf(cmd.ErrOrStderr(), "size %d, round %d/%d\n", size, r, rounds)
 					ncfg := bench.NativeConfig{Dir: dir, Server: srvURL, Size: size, Messages: messages,
 						Duration: duration, Progress: cmd.ErrOrStderr()}
-					var pf *os.File
+					var pf, cf *os.File
 					if cpuprof != "" {
-						if pf, err = os.Create(fmt.Sprintf("%s-%d-r%d.pprof", cpuprof, size, r)); err != nil {
+						if pf, err = os.Create(fmt.Sprintf("%s-%d-r%d-publish.pprof", cpuprof, size, r)); err != nil {
 							return err
 						}
-						ncfg.PublishProfile = pf
+						if cf, err = os.Create(fmt.Sprintf("%s-%d-r%d-consume.pprof", cpuprof, size, r)); err != nil {
+							pf.Close()
+							return err
+						}
+						ncfg.PublishProfile, ncfg.ConsumeProfile = pf, cf
 					}
 					res, err := bench.RunNative(ncfg)
 					if pf != nil {
 						pf.Close()
+						cf.Close()
 					}
 					if err != nil {
 						return err
@@ -97,7 +102,7 @@ func newBenchNativeCmd() *cobra.Command {
 	cmd.Flags().IntVar(&messages, "messages", 1_000_000, "messages per throughput measurement")
 	cmd.Flags().DurationVar(&duration, "duration", 3*time.Second, "time of the one-at-a-time latency measurement")
 	cmd.Flags().IntVar(&rounds, "rounds", 3, "rounds; the table shows medians")
-	cmd.Flags().StringVar(&cpuprof, "cpuprofile", "", "write a CPU profile of each pipelined publish to PREFIX-SIZE-rROUND.pprof (client and server share the process unless --server)")
+	cmd.Flags().StringVar(&cpuprof, "cpuprofile", "", "write CPU profiles of each pipelined publish and stream consume to PREFIX-SIZE-rROUND-{publish,consume}.pprof (client and server share the process unless --server)")
 	return cmd
 }
 
