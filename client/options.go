@@ -203,7 +203,9 @@ func ProducerMaxBufferedBytes(n int64) ProducerOption {
 
 // ProducerDeliveryTimeout bounds the time from Send to acknowledgement,
 // retries included, after which the message fails with ErrDeliveryTimeout;
-// default 1 minute. Keep it below the topic's DedupWindow (default 2
+// default 1 minute. Retries of messages without an ID are recognised by
+// the producer's sequence numbers; for messages with an ID (sent one by
+// one, see Producer) keep it below the topic's DedupWindow (default 2
 // minutes): a retry after the window can store a duplicate. Must be > 0.
 func ProducerDeliveryTimeout(d time.Duration) ProducerOption {
 	return ProducerOption{func(c *producerConfig) {

@@ -17,8 +17,8 @@ import (
 // for an outcome, or Flush or Close runs.
 //
 // Delivery: the Producer builds the Kafka record batches the server stores
-// (one per partition per request; see producer_fast.go and the batch form
-// in docs/api.md), numbered with a producer id, an epoch and sequence
+// (one per partition per request: the batch form of PublishRequest, see
+// docs/api.md), numbered with a producer id, an epoch and sequence
 // numbers from InitProducer, as Kafka's idempotent producers number
 // theirs. A batch is resent with the same bytes after a broken stream or a
 // retriable error (Error.Retriable, after at least Error.RetryAfter;
