@@ -405,6 +405,9 @@ func (l *Log) advance(end int64) {
 	close(l.notifyCh)
 	l.notifyCh = make(chan struct{})
 	l.notifyMu.Unlock()
+	if l.opts.OnAdvance != nil {
+		l.opts.OnAdvance()
+	}
 }
 
 // Changed returns a channel that is closed the next time the end offset
