@@ -254,8 +254,8 @@ func (rep ChainReport) Markdown(w io.Writer) {
 			if s.Name == "" || float64(s.Count)/secs < 50 && !known(s.Name) {
 				continue // periodic background work
 			}
-			fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s |\n", s.Name, float64(s.Count)/secs, us(s.P50), us(s.P99), us(s.Max),
-				us(time.Duration(float64(s.Total)/secs)))
+			fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s |\n", s.Name, float64(s.Count)/secs, durText(s.P50), durText(s.P99), durText(s.Max),
+				durText(time.Duration(float64(s.Total)/secs)))
 		}
 	}
 	fmt.Fprintf(w, "Trace of %.2f s.\n", secs)
@@ -277,7 +277,7 @@ func known(name string) bool {
 	return name == "stop-the-world"
 }
 
-func us(d time.Duration) string {
+func durText(d time.Duration) string {
 	if d < 10*time.Millisecond {
 		return fmt.Sprintf("%d µs", d.Microseconds())
 	}
