@@ -223,10 +223,10 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 		if failed != nil {
 			return failed
 		}
-		// With nothing else of this stream in flight, the request's own
-		// goroutine may write it (no hand-off to the log's writer): a
-		// request read meanwhile would wait for the next fsync anyway.
-		alone := len(window) == 0
+		// Queued for the log's writer even when nothing else is in flight:
+		// writing it here would keep this loop from reading (and queueing)
+		// the requests that arrive during the fsync, so that each would
+		// wait for its own fsync in turn instead of sharing the next one.
 		window <- 1
 		req, size, id, err := h.admit(ctx, ep)
 		if err != nil {
@@ -241,11 +241,7 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 		msgs, err := messagesFromProto(req)
 		var pp *broker.PendingPublish
 		if err == nil {
-			if alone {
-				pp, err = h.b.PublishFlush(req.Topic, msgs)
-			} else {
-				pp, err = h.b.PublishAsync(req.Topic, msgs)
-			}
+			pp, err = h.b.PublishAsync(req.Topic, msgs)
 		}
 		if err != nil {
 			send(errorResponse(id, err))

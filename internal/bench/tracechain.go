@@ -103,6 +103,9 @@ func siteOf(s trace.Stack) string {
 	for _, cs := range chainSites {
 		for _, f := range frames {
 			if strings.Contains(f, cs.match) {
+				if strings.HasPrefix(cs.match, "sync.") {
+					return cs.name + " in " + callerOf(frames)
+				}
 				return cs.name
 			}
 		}
@@ -113,6 +116,22 @@ func siteOf(s trace.Stack) string {
 		}
 	}
 	return ""
+}
+
+// callerOf returns the innermost frame of Spool's own code, else the
+// innermost outside the runtime and the sync package.
+func callerOf(frames []string) string {
+	for _, f := range frames {
+		if strings.HasPrefix(f, "github.com/spoolmq/spool/") {
+			return strings.TrimPrefix(f, "github.com/spoolmq/spool/internal/")
+		}
+	}
+	for _, f := range frames {
+		if !strings.HasPrefix(f, "runtime.") && !strings.HasPrefix(f, "sync.") && !strings.HasPrefix(f, "internal/") {
+			return f
+		}
+	}
+	return "?"
 }
 
 // syscallOf names a system call by the innermost frame that says which.
@@ -274,7 +293,7 @@ func known(name string) bool {
 			return true
 		}
 	}
-	return name == "stop-the-world"
+	return name == "stop-the-world" || strings.HasPrefix(name, "mutex in ") || strings.HasPrefix(name, "rwmutex in ")
 }
 
 func durText(d time.Duration) string {
