@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 	"golang.org/x/sync/semaphore"
@@ -188,27 +188,48 @@ func (h publish) Publish(ctx context.Context, creq *connect.Request[encodedPubli
 }
 
 // PublishStream reads requests in order and queues each in the logs in
-// that order (PublishAsync), then waits for durability concurrently, so a
-// producer's messages keep their order while many requests share one fsync.
+// that order (PublishAsync), so a producer's messages keep their order
+// while the requests it has in flight share one fsync. One sender
+// goroutine answers them in request order: it waits for each to be
+// durable and sends its response, so the stream has a single writer and
+// the answers to a group commit go out back to back, instead of a
+// goroutine per request contending for the stream.
 func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[encodedPublish, spoolv1.PublishResponse]) error {
-	var (
-		sendMu  sync.Mutex
-		sendErr error
-		wg      sync.WaitGroup
-		window  = make(chan int, maxStreamInFlight) // one token per request in flight
-	)
-	send := func(resp *spoolv1.PublishResponse) {
-		sendMu.Lock()
-		defer sendMu.Unlock()
-		if sendErr == nil {
-			sendErr = stream.Send(resp)
+	type reply struct {
+		id   uint64
+		size int64
+		pp   *broker.PendingPublish // nil: answer err
+		err  error
+	}
+	replies := make(chan reply, maxStreamInFlight) // bounds the requests in flight
+	var failed atomic.Pointer[error]               // the first send error
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		for r := range replies {
+			var resp *spoolv1.PublishResponse
+			if r.pp != nil {
+				rs, err := r.pp.Wait()
+				if err != nil {
+					resp = errorResponse(r.id, err)
+				} else {
+					resp = resultsToProto(rs, r.id)
+				}
+			} else {
+				resp = errorResponse(r.id, r.err)
+			}
+			if failed.Load() == nil {
+				if err := stream.Send(resp); err != nil {
+					failed.Store(&err)
+				}
+			}
+			h.budget.Release(r.size)
 		}
-	}
-	release := func(w int64) {
-		<-window
-		h.budget.Release(w)
-	}
-	defer wg.Wait()
+	}()
+	defer func() {
+		close(replies)
+		<-senderDone
+	}()
 	for {
 		ep, err := stream.Receive()
 		if errors.Is(err, io.EOF) {
@@ -217,48 +238,31 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 		if err != nil {
 			return err
 		}
-		sendMu.Lock()
-		failed := sendErr
-		sendMu.Unlock()
-		if failed != nil {
-			return failed
+		if e := failed.Load(); e != nil {
+			return *e
 		}
 		// Queued for the log's writer even when nothing else is in flight:
 		// writing it here would keep this loop from reading (and queueing)
 		// the requests that arrive during the fsync, so that each would
 		// wait for its own fsync in turn instead of sharing the next one.
-		window <- 1
 		req, size, id, err := h.admit(ctx, ep)
 		if err != nil {
-			<-window
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			send(errorResponse(id, err))
+			replies <- reply{id: id, err: err}
 			continue
 		}
-
 		msgs, err := messagesFromProto(req)
 		var pp *broker.PendingPublish
 		if err == nil {
 			pp, err = h.b.PublishAsync(req.Topic, msgs)
 		}
 		if err != nil {
-			send(errorResponse(id, err))
-			release(size)
+			replies <- reply{id: id, size: size, err: err}
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer release(size)
-			rs, err := pp.Wait()
-			if err != nil {
-				send(errorResponse(id, err))
-				return
-			}
-			send(resultsToProto(rs, id))
-		}()
+		replies <- reply{id: id, size: size, pp: pp}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
