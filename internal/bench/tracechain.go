@@ -134,18 +134,37 @@ func callerOf(frames []string) string {
 	return "?"
 }
 
-// syscallOf names a system call by the innermost frame that says which.
+// syscallOf names a system call by the innermost frame that says which,
+// and by whose code made it (the partition logs, the state store, a
+// connection).
 func syscallOf(s trace.Stack) string {
+	name, by := "other", ""
 	for f := range s.Frames() {
 		switch {
+		case name != "other":
 		case strings.Contains(f.Func, "Fdatasync"), strings.Contains(f.Func, "Fsync"):
-			return "fdatasync"
+			name = "fdatasync"
 		case strings.HasPrefix(f.Func, "syscall.pwrite"), strings.HasPrefix(f.Func, "syscall.pread"),
 			strings.HasPrefix(f.Func, "syscall.write"), strings.HasPrefix(f.Func, "syscall.read"):
-			return strings.TrimPrefix(f.Func, "syscall.")
+			name = strings.TrimPrefix(f.Func, "syscall.")
+		}
+		if by == "" {
+			switch {
+			case strings.Contains(f.Func, "/internal/seglog."):
+				by = "partition log"
+			case strings.Contains(f.Func, "cockroachdb/pebble"):
+				by = "state store"
+			case strings.Contains(f.Func, "/internal/kafka."):
+				by = "kafka connection"
+			case strings.Contains(f.Func, "net/http"), strings.Contains(f.Func, "x/net/http2"):
+				by = "http"
+			}
 		}
 	}
-	return "other"
+	if by != "" {
+		return name + " (" + by + ")"
+	}
+	return name
 }
 
 // TraceChain reads an execution trace and measures the links of the
