@@ -21,6 +21,8 @@ var layer = map[string]int{
 	// internal/kafka/k*, take internal/kafka's rank).
 	"internal/seglog": 1, "internal/state": 1, "internal/queue": 1, "internal/group": 1, "internal/config": 1,
 	"internal/kafka/kwire": 1,
+	// Cluster connections (raft messages between nodes).
+	"internal/peer": 1,
 	// Definitions kept in the state store.
 	"internal/catalog": 2,
 	// The broker: topics, subscriptions, sessions.
