@@ -23,8 +23,8 @@ var layer = map[string]int{
 	"internal/kafka/kwire": 1,
 	// Cluster connections (raft messages between nodes).
 	"internal/peer": 1,
-	// Definitions kept in the state store.
-	"internal/catalog": 2,
+	// Definitions kept in the state store; raft logs kept there.
+	"internal/catalog": 2, "internal/raftlog": 2,
 	// The broker: topics, subscriptions, sessions.
 	"internal/broker": 3,
 	// Front ends and telemetry; the server's hooks for tests.
