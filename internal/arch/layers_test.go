@@ -25,8 +25,8 @@ var layer = map[string]int{
 	"internal/peer": 1,
 	// Definitions kept in the state store; raft logs kept there.
 	"internal/catalog": 2, "internal/raftlog": 2,
-	// The broker: topics, subscriptions, sessions.
-	"internal/broker": 3,
+	// The broker: topics, subscriptions, sessions; the raft groups' driver.
+	"internal/broker": 3, "internal/multiraft": 3,
 	// Front ends and telemetry; the server's hooks for tests.
 	"internal/api": 4, "internal/kafka": 4, "internal/telemetry": 4, "internal/serverhook": 4,
 	// The embeddable server.
