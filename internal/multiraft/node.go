@@ -115,7 +115,6 @@ type group struct {
 	reports  []func(*raft.RawNode)
 	queued   bool
 	stopped  error
-	removing bool
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
