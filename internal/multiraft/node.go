@@ -109,12 +109,12 @@ type group struct {
 	sm      StateMachine
 
 	// Guarded by Node.mu: work waiting for the group's worker.
-	inbox    []*raftpb.Message
-	ticks    int
-	props    []*proposal
-	reports  []func(*raft.RawNode)
-	queued   bool
-	stopped  error
+	inbox   []*raftpb.Message
+	ticks   int
+	props   []*proposal
+	reports []func(*raft.RawNode)
+	queued  bool
+	stopped error
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
