@@ -73,6 +73,10 @@ type Config struct {
 	// (defaults 1 MiB and 64).
 	MaxSizePerMsg   uint64
 	MaxInflightMsgs int
+	// QuiesceTicks: a leader whose group has had nothing to do for this
+	// many ticks, with every follower caught up, quiesces it (default 3;
+	// negative: never).
+	QuiesceTicks int
 }
 
 // ErrStopped is returned for a group that is gone or stopped by an error.
@@ -101,6 +105,8 @@ type Node struct {
 	nonce   uint64
 	nextTag uint64
 	wg      sync.WaitGroup
+	now     uint64            // ticks since start
+	heard   map[uint64]uint64 // peer → the tick it was last heard from
 }
 
 type group struct {
@@ -109,17 +115,21 @@ type group struct {
 	sm      StateMachine
 
 	// Guarded by Node.mu: work waiting for the group's worker.
-	inbox   []*raftpb.Message
-	ticks   int
-	props   []*proposal
-	reports []func(*raft.RawNode)
-	queued  bool
-	stopped error
+	inbox    []*raftpb.Message
+	ticks    int
+	props    []*proposal
+	reports  []func(*raft.RawNode)
+	queued   bool
+	stopped  error
+	quiesced bool   // not ticked until something happens
+	leader   uint64 // the leader as the worker last saw it
+	busy     bool   // something other than ticks and heartbeats since the last process
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
 	waiting map[tag]*proposal // proposals this node made and raft accepted
 	lead    uint64
+	idle    int // ticks without work, as leader
 }
 
 type tag [tagSize]byte
@@ -147,7 +157,10 @@ func New(cfg Config) *Node {
 	if cfg.MaxInflightMsgs <= 0 {
 		cfg.MaxInflightMsgs = 64
 	}
-	n := &Node{cfg: cfg, groups: map[uint64]*group{}, nonce: rand.Uint64()}
+	if cfg.QuiesceTicks == 0 {
+		cfg.QuiesceTicks = 3
+	}
+	n := &Node{cfg: cfg, groups: map[uint64]*group{}, nonce: rand.Uint64(), heard: map[uint64]uint64{}}
 	n.cond = sync.NewCond(&n.mu)
 	for range cfg.Workers {
 		n.wg.Add(1)
@@ -190,26 +203,62 @@ func (n *Node) AddGroup(id uint64, st Storage, sm StateMachine, applied uint64, 
 }
 
 // Receive steps envelopes from a peer into their groups (the transport's
-// handler); messages for unknown groups are dropped.
+// handler; an empty frame is the peer's keepalive). Messages for unknown
+// groups are dropped. A group wakes from quiescence on any message but
+// its leader's quiescing heartbeat (and the answers to it).
 func (n *Node) Receive(from uint64, envs []peer.Envelope) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.heard[from] = n.now
 	for _, e := range envs {
 		g := n.groups[e.Group]
 		if g == nil || g.stopped != nil || e.Msg.GetTo() != n.cfg.ID || e.Msg.GetFrom() != from {
 			continue
+		}
+		switch {
+		case isQuiesce(e.Msg):
+			g.quiesced = true
+		case e.Msg.GetType() == raftpb.MsgHeartbeatResp && len(e.Msg.GetContext()) > 0:
+			// The follower's answer echoes the context; the leader's raft
+			// would take it for a read-index confirmation it never asked
+			// for (and fail on one it does not know). Spool does not use
+			// read indexes.
+			e.Msg.Context = nil
+		case e.Msg.GetType() == raftpb.MsgHeartbeatResp || e.Msg.GetType() == raftpb.MsgHeartbeat:
+		default:
+			g.quiesced = false
+			g.busy = true
 		}
 		g.inbox = append(g.inbox, e.Msg)
 		n.enqueueLocked(g)
 	}
 }
 
-// Tick advances every group's logical clock by one tick.
+// quiesceContext marks the heartbeat with which a leader quiesces its
+// group; raft answers a heartbeat's context back and otherwise ignores
+// one it did not ask for.
+var quiesceContext = []byte("spool.quiesce")
+
+func isQuiesce(m *raftpb.Message) bool {
+	return m.GetType() == raftpb.MsgHeartbeat && string(m.GetContext()) == string(quiesceContext)
+}
+
+// Tick advances the logical clock of every group that is not quiesced by
+// one tick. A quiesced group whose leader has not been heard from (not
+// even its keepalive) for an election timeout wakes up, so that it elects
+// another.
 func (n *Node) Tick() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.now++
 	for _, g := range n.groups {
-		if g.stopped == nil {
+		if g.stopped != nil {
+			continue
+		}
+		if g.quiesced && g.leader != n.cfg.ID && n.now-n.heard[g.leader] > uint64(n.cfg.ElectionTicks) {
+			g.quiesced = false
+		}
+		if !g.quiesced {
 			g.ticks++
 			n.enqueueLocked(g)
 		}
@@ -233,6 +282,7 @@ func (n *Node) Propose(ctx context.Context, id uint64, data []byte) error {
 	binary.BigEndian.PutUint64(p.tag[8:], n.nextTag)
 	p.data = append(append(make([]byte, 0, tagSize+len(data)), p.tag[:]...), data...)
 	g.props = append(g.props, p)
+	g.quiesced, g.busy = false, true
 	n.enqueueLocked(g)
 	n.mu.Unlock()
 	select {
@@ -250,6 +300,7 @@ func (n *Node) Report(id uint64, f func(*raft.RawNode)) {
 	defer n.mu.Unlock()
 	if g := n.groups[id]; g != nil && g.stopped == nil {
 		g.reports = append(g.reports, f)
+		g.quiesced, g.busy = false, true
 		n.enqueueLocked(g)
 	}
 }
@@ -341,8 +392,8 @@ func (n *Node) Process() {
 // process takes the group's pending work and runs its Ready cycles.
 func (n *Node) process(g *group) {
 	n.mu.Lock()
-	inbox, ticks, props, reports := g.inbox, g.ticks, g.props, g.reports
-	g.inbox, g.ticks, g.props, g.reports, g.queued = nil, 0, nil, nil, false
+	inbox, ticks, props, reports, busy := g.inbox, g.ticks, g.props, g.reports, g.busy
+	g.inbox, g.ticks, g.props, g.reports, g.queued, g.busy = nil, 0, nil, nil, false, false
 	stopped := g.stopped
 	n.mu.Unlock()
 	for _, f := range reports {
@@ -374,6 +425,60 @@ func (n *Node) process(g *group) {
 			n.stop(g, err)
 			return
 		}
+	}
+	n.mu.Lock()
+	g.leader = g.lead
+	n.mu.Unlock()
+	if g.lead != n.cfg.ID || n.cfg.QuiesceTicks < 0 {
+		g.idle = 0
+		return
+	}
+	if busy {
+		g.idle = 0
+	}
+	g.idle += ticks
+	if g.idle >= n.cfg.QuiesceTicks {
+		n.maybeQuiesce(g)
+	}
+}
+
+// maybeQuiesce quiesces a leader's group when every follower has all of
+// its log and its commit, nothing is pending and the group has not
+// changed since it started to check: it tells the followers with a
+// heartbeat marked quiesce, and stops ticking. Anything that happens to
+// the group afterwards wakes it on every node.
+func (n *Node) maybeQuiesce(g *group) {
+	n.mu.Lock()
+	already := g.quiesced
+	n.mu.Unlock()
+	if already {
+		return
+	}
+	st := g.rn.Status()
+	last, err := g.storage.LastIndex()
+	if err != nil || st.RaftState != raft.StateLeader || st.HardState.GetCommit() != last || st.Applied != last ||
+		st.LeadTransferee != 0 || len(g.waiting) > 0 {
+		return
+	}
+	for id, pr := range st.Progress {
+		if id != n.cfg.ID && (pr.Match != last || pr.IsLearner) {
+			return
+		}
+	}
+	n.mu.Lock()
+	if g.busy || len(g.inbox) > 0 || len(g.props) > 0 {
+		n.mu.Unlock()
+		return
+	}
+	g.quiesced = true
+	n.mu.Unlock()
+	for id := range st.Progress {
+		if id == n.cfg.ID {
+			continue
+		}
+		m := &raftpb.Message{Type: new(raftpb.MsgHeartbeat), To: new(id), From: new(n.cfg.ID), Term: new(st.HardState.GetTerm()),
+			Commit: new(last), Context: quiesceContext}
+		n.cfg.Sender.Send(id, peer.Envelope{Group: g.id, Msg: m})
 	}
 }
 

@@ -44,6 +44,10 @@ type Config struct {
 	MaxQueued int
 	// DialTimeout bounds a dial and a handshake (default 2 s).
 	DialTimeout time.Duration
+	// KeepAlive: a connection on which nothing was sent for this long
+	// carries an empty frame (default 100 ms), so that a peer hears from
+	// this node even when every group they share is quiet.
+	KeepAlive time.Duration
 }
 
 // Transport is one node's side of the cluster connections.
@@ -94,6 +98,9 @@ func New(cfg Config) (*Transport, error) {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 2 * time.Second
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 100 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel, peers: map[uint64]*peer{}}
@@ -393,10 +400,21 @@ func (p *peer) writeLoop(c net.Conn, done chan struct{}) {
 	defer t.wg.Done()
 	var out []byte
 	var batch []Envelope
+	keep := time.NewTicker(t.cfg.KeepAlive)
+	defer keep.Stop()
+	wrote := false // a frame went out since the last keepalive tick
 	for {
 		select {
 		case <-done:
 			return
+		case <-keep.C:
+			if !wrote {
+				if out, _ = appendFrame(out[:0], nil); !p.write(c, out, 0) {
+					return
+				}
+			}
+			wrote = false
+			continue
 		case <-p.wake:
 		}
 		p.mu.Lock()
@@ -414,12 +432,10 @@ func (p *peer) writeLoop(c net.Conn, done chan struct{}) {
 				batch = batch[1:]
 				continue
 			}
-			if _, err := c.Write(out); err != nil {
-				c.Close()
+			if !p.write(c, out, n) {
 				return
 			}
-			p.sentFrames.Add(1)
-			p.sentMsgs.Add(int64(n))
+			wrote = true
 			clear(batch[:n])
 			batch = batch[n:]
 		}
@@ -428,6 +444,18 @@ func (p *peer) writeLoop(c net.Conn, done chan struct{}) {
 			out = nil
 		}
 	}
+}
+
+// write writes a frame of n messages to c; false (and c closed) if it
+// failed.
+func (p *peer) write(c net.Conn, frame []byte, n int) bool {
+	if _, err := c.Write(frame); err != nil {
+		c.Close()
+		return false
+	}
+	p.sentFrames.Add(1)
+	p.sentMsgs.Add(int64(n))
+	return true
 }
 
 // frame encodes as many of envs as fit in one frame into *out and returns

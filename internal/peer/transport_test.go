@@ -326,3 +326,15 @@ func FuzzDecodeMessages(f *testing.F) {
 		}
 	})
 }
+
+func TestKeepAlive(t *testing.T) {
+	ts, _ := cluster(t, 2)
+	waitConnected(t, ts[0], 2)
+	waitConnected(t, ts[1], 1)
+	before := ts[1].Status()[0].LastHeard
+	time.Sleep(350 * time.Millisecond)
+	after := ts[1].Status()[0].LastHeard
+	if !after.After(before) || time.Since(after) > 300*time.Millisecond {
+		t.Fatalf("node 2 last heard from node 1 at %v (before %v), with nothing to send", after, before)
+	}
+}
