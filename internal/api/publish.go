@@ -196,10 +196,11 @@ func (h publish) Publish(ctx context.Context, creq *connect.Request[encodedPubli
 // goroutine per request contending for the stream.
 func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[encodedPublish, spoolv1.PublishResponse]) error {
 	type reply struct {
-		id   uint64
-		size int64
-		pp   *broker.PendingPublish // nil: answer err
-		err  error
+		size   int64
+		finish func() *spoolv1.PublishResponse // waits until durable (or failed) and answers
+	}
+	answer := func(id uint64, err error) func() *spoolv1.PublishResponse {
+		return func() *spoolv1.PublishResponse { return errorResponse(id, err) }
 	}
 	replies := make(chan reply, maxStreamInFlight) // bounds the requests in flight
 	var failed atomic.Pointer[error]               // the first send error
@@ -207,17 +208,7 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 	go func() {
 		defer close(senderDone)
 		for r := range replies {
-			var resp *spoolv1.PublishResponse
-			if r.pp != nil {
-				rs, err := r.pp.Wait()
-				if err != nil {
-					resp = errorResponse(r.id, err)
-				} else {
-					resp = resultsToProto(rs, r.id)
-				}
-			} else {
-				resp = errorResponse(r.id, r.err)
-			}
+			resp := r.finish()
 			if failed.Load() == nil {
 				if err := stream.Send(resp); err != nil {
 					failed.Store(&err)
@@ -250,7 +241,7 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			replies <- reply{id: id, err: err}
+			replies <- reply{finish: answer(id, err)}
 			continue
 		}
 		msgs, err := messagesFromProto(req)
@@ -259,10 +250,16 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 			pp, err = h.b.PublishAsync(req.Topic, msgs)
 		}
 		if err != nil {
-			replies <- reply{id: id, size: size, err: err}
+			replies <- reply{size: size, finish: answer(id, err)}
 			continue
 		}
-		replies <- reply{id: id, size: size, pp: pp}
+		replies <- reply{size: size, finish: func() *spoolv1.PublishResponse {
+			rs, err := pp.Wait()
+			if err != nil {
+				return errorResponse(id, err)
+			}
+			return resultsToProto(rs, id)
+		}}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
