@@ -24,6 +24,7 @@ bench: build
 	./$(BIN) bench native --dir .bench
 	./$(BIN) bench queue --dir .bench
 	./$(BIN) bench kafka --dir .bench
+	./$(BIN) bench latency --dir .bench
 
 # Longer fuzzing than the test suite does; FUZZTIME=10m make fuzz.
 fuzz:

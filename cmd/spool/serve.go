@@ -23,6 +23,7 @@ func newServeCmd() *cobra.Command {
 		logFormat   string
 		logLevel    string
 		allowNonLo  bool
+		debug       debugFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -86,6 +87,11 @@ func newServeCmd() *cobra.Command {
 				logger.Warn("listening on non-loopback addresses is allowed and Spool has no authentication yet: anyone who can reach the port can read and write everything")
 			}
 			logger.Info("starting", "version", versionString(), "data", srv.DataDir(), "default_durability", fc.Topics.Durability)
+			stopDebug, err := startDebug(debug, fc.AllowNonLoopback, logger)
+			if err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
+			defer stopDebug()
 			if err := srv.Start(); err != nil {
 				return err
 			}
@@ -107,5 +113,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&logFormat, "log-format", def.Log.Format, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", def.Log.Level, "log level: debug, info, warn or error")
 	f.BoolVar(&allowNonLo, "allow-non-loopback", def.AllowNonLoopback, "allow listening on non-loopback addresses (there is no authentication yet)")
+	f.StringVar(&debug.addr, "debug-addr", "", "serve Go profiles and execution traces (/debug/pprof/) on this address (off when empty)")
+	f.IntVar(&debug.blockRate, "debug-block-profile-rate", 0, "with --debug-addr: record blocking events lasting this many nanoseconds or more (0: off; costs latency)")
+	f.IntVar(&debug.mutexFraction, "debug-mutex-profile-fraction", 0, "with --debug-addr: record 1 in N mutex contention events (0: off)")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 	"golang.org/x/sync/semaphore"
@@ -234,27 +235,39 @@ func (h publish) Publish(ctx context.Context, creq *connect.Request[encodedPubli
 }
 
 // PublishStream reads requests in order and queues each in the logs in
-// that order (PublishAsync), then waits for durability concurrently, so a
-// producer's messages keep their order while many requests share one fsync.
+// that order (PublishAsync), so a producer's messages keep their order
+// while the requests it has in flight share one fsync. One sender
+// goroutine answers them in request order: it waits for each to be
+// durable and sends its response, so the stream has a single writer and
+// the answers to a group commit go out back to back, instead of a
+// goroutine per request contending for the stream.
 func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[encodedPublish, spoolv1.PublishResponse]) error {
-	var (
-		sendMu  sync.Mutex
-		sendErr error
-		wg      sync.WaitGroup
-		window  = make(chan int, maxStreamInFlight) // one token per request in flight
-	)
-	send := func(resp *spoolv1.PublishResponse) {
-		sendMu.Lock()
-		defer sendMu.Unlock()
-		if sendErr == nil {
-			sendErr = stream.Send(resp)
+	type reply struct {
+		size   int64
+		finish func() *spoolv1.PublishResponse // waits until durable (or failed) and answers
+	}
+	answer := func(id uint64, err error) func() *spoolv1.PublishResponse {
+		return func() *spoolv1.PublishResponse { return errorResponse(id, err) }
+	}
+	replies := make(chan reply, maxStreamInFlight) // bounds the requests in flight
+	var failed atomic.Pointer[error]               // the first send error
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		for r := range replies {
+			resp := r.finish()
+			if failed.Load() == nil {
+				if err := stream.Send(resp); err != nil {
+					failed.Store(&err)
+				}
+			}
+			h.budget.Release(r.size)
 		}
-	}
-	release := func(w int64) {
-		<-window
-		h.budget.Release(w)
-	}
-	defer wg.Wait()
+	}()
+	defer func() {
+		close(replies)
+		<-senderDone
+	}()
 	for {
 		ep, err := stream.Receive()
 		if errors.Is(err, io.EOF) {
@@ -263,46 +276,29 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 		if err != nil {
 			return err
 		}
-		sendMu.Lock()
-		failed := sendErr
-		sendMu.Unlock()
-		if failed != nil {
-			return failed
+		if e := failed.Load(); e != nil {
+			return *e
 		}
-		// With nothing else of this stream in flight, the request's own
-		// goroutine may write it (no hand-off to the log's writer): a
-		// request read meanwhile would wait for the next fsync anyway.
-		alone := len(window) == 0
-		window <- 1
+		// Queued for the log's writer even when nothing else is in flight:
+		// writing it here would keep this loop from reading (and queueing)
+		// the requests that arrive during the fsync, so that each would
+		// wait for its own fsync in turn instead of sharing the next one.
 		req, size, id, err := h.admit(ctx, ep)
 		if err != nil {
-			<-window
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			send(errorResponse(id, err))
+			replies <- reply{finish: answer(id, err)}
 			continue
 		}
-
 		if len(req.Batches) > 0 {
-			// Batches are handed to the logs' writers, never written by
-			// this goroutine (alone or not): a producer of batches
-			// pipelines, and the stream's next request, read while this
-			// one is written, joins the next group commit (measured: the
-			// SDK's pipelined publish 1.2–1.6 × faster).
 			pb, err := h.appendBatches(ctx, req, false)
 			ep.release() // the batches are queued (copied) or refused
 			if err != nil {
-				send(errorResponse(id, err))
-				release(size)
+				replies <- reply{size: size, finish: answer(id, err)}
 				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer release(size)
-				send(pb.wait())
-			}()
+			replies <- reply{size: size, finish: pb.wait}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -311,28 +307,19 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 		msgs, err := messagesFromProto(req)
 		var pp *broker.PendingPublish
 		if err == nil {
-			if alone {
-				pp, err = h.b.PublishFlush(req.Topic, msgs)
-			} else {
-				pp, err = h.b.PublishAsync(req.Topic, msgs)
-			}
+			pp, err = h.b.PublishAsync(req.Topic, msgs)
 		}
 		if err != nil {
-			send(errorResponse(id, err))
-			release(size)
+			replies <- reply{size: size, finish: answer(id, err)}
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer release(size)
+		replies <- reply{size: size, finish: func() *spoolv1.PublishResponse {
 			rs, err := pp.Wait()
 			if err != nil {
-				send(errorResponse(id, err))
-				return
+				return errorResponse(id, err)
 			}
-			send(resultsToProto(rs, id))
-		}()
+			return resultsToProto(rs, id)
+		}}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -23,10 +23,12 @@ var layer = map[string]int{
 	// internal/kafka/k*, take internal/kafka's rank).
 	"internal/seglog": 1, "internal/state": 1, "internal/queue": 1, "internal/group": 1, "internal/config": 1,
 	"internal/kafka/kwire": 1,
-	// Definitions kept in the state store.
-	"internal/catalog": 2,
-	// The broker: topics, subscriptions, sessions.
-	"internal/broker": 3,
+	// Cluster connections (raft messages between nodes).
+	"internal/peer": 1,
+	// Definitions kept in the state store; raft logs kept there.
+	"internal/catalog": 2, "internal/raftlog": 2,
+	// The broker: topics, subscriptions, sessions; the raft groups' driver.
+	"internal/broker": 3, "internal/multiraft": 3,
 	// Cores over the broker that more than one front end shares: the
 	// idempotent producers (ids, sequences) of Kafka and the native API.
 	"internal/producer": 4,

@@ -60,6 +60,7 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 	}
 	meta.Config.Partitions = n
 	opts := b.logOptions(meta)
+	opts.OnAdvance = t.notify
 	var added []*seglog.Log
 	cleanup := func() {
 		for _, l := range added {

@@ -199,9 +199,6 @@ func (pp *PendingPublish) Wait() ([]Result, error) {
 		}
 	}
 	pp.ids.settle(pp.results, pp.now)
-	if len(pp.parts) > 0 {
-		t.notify()
-	}
 	if err != nil {
 		return nil, err
 	}

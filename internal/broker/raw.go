@@ -28,7 +28,6 @@ func (pa *PendingAppend) Wait() (int64, error) {
 	if err != nil {
 		return 0, appendError(pa.t.meta.Name, pa.p, err)
 	}
-	pa.t.notify()
 	return res.BaseOffset, nil
 }
 

@@ -475,7 +475,11 @@ func appendHeaders(buf *[]batch.RecordHeader, hs []batch.RecordHeader) []batch.R
 		return nil
 	}
 	if cap(*buf)-len(*buf) < len(hs) {
-		*buf = make([]batch.RecordHeader, 0, max(256, 2*len(hs)))
+		// Grow geometrically from a small start: an event following the
+		// tail of a topic often carries one message, and a fixed 256
+		// headers (12 KiB) per event was most of what a consumer's
+		// session allocated.
+		*buf = make([]batch.RecordHeader, 0, max(8, 2*cap(*buf), 2*len(hs)))
 	}
 	start := len(*buf)
 	*buf = append(*buf, hs...)

@@ -32,7 +32,7 @@ type topic struct {
 	gone    chan struct{} // closed when the topic is deleted or closed
 
 	notifyMu sync.Mutex
-	notifyCh chan struct{} // closed and replaced after every publish
+	notifyCh chan struct{} // closed and replaced whenever a partition's readable end moves
 
 	subsMu sync.Mutex
 	subs   map[string]*subscription // guarded by subsMu
@@ -65,6 +65,7 @@ func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
 		subs:     map[string]*subscription{},
 	}
 	opts := b.logOptions(meta)
+	opts.OnAdvance = t.notify
 	for p := range meta.Config.Partitions {
 		dir := filepath.Join(t.dir, strconv.Itoa(int(p)))
 		l, rep, err := seglog.Open(b.fs, dir, opts)

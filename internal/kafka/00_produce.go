@@ -22,13 +22,17 @@ import (
 )
 
 func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	req := kreq.(*kmsg.ProduceRequest)
+	return s.startProduce(ctx, kreq.(*kmsg.ProduceRequest))(), nil
+}
+
+// startProduce checks and queues every partition's batches, in order (the
+// offsets are assigned here), and returns the function that waits for
+// them to be durable and builds the response (nil for acks=0). The
+// connection loop reads the next request while an earlier produce waits,
+// so that consecutive produces of one connection share an fsync.
+func (s *Server) startProduce(ctx context.Context, req *kmsg.ProduceRequest) func() kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	type pending struct {
-		rp *kmsg.ProduceResponseTopicPartition
-		pa *broker.PendingAppend
-	}
-	var pendings []pending
+	var pendings []produceWait
 	for _, rt := range req.Topics {
 		name := rt.Topic
 		if req.Version >= 13 {
@@ -62,18 +66,29 @@ func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.
 				sp.BaseOffset = pa.Base
 				continue
 			}
-			pendings = append(pendings, pending{sp, pa.PA})
+			pendings = append(pendings, produceWait{sp, pa.PA})
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	if req.Acks == 0 {
-		go func() {
+		return func() kmsg.Response {
 			for _, p := range pendings {
 				p.pa.Wait()
 			}
-		}()
-		return nil, nil
+			return nil
+		}
 	}
+	return func() kmsg.Response { return s.finishProduce(resp, pendings) }
+}
+
+// produceWait is a partition's queued append and its part of the response.
+type produceWait struct {
+	rp *kmsg.ProduceResponseTopicPartition
+	pa *broker.PendingAppend
+}
+
+// finishProduce waits for a produce's appends and completes its response.
+func (s *Server) finishProduce(resp *kmsg.ProduceResponse, pendings []produceWait) kmsg.Response {
 	for _, p := range pendings {
 		base, err := p.pa.Wait()
 		if err != nil {
@@ -92,7 +107,7 @@ func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.
 			}
 		}
 	}
-	return resp, nil
+	return resp
 }
 
 // appendBatches checks and queues a partition's batches: those of an

@@ -12,8 +12,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// conn is one client connection. Requests are read and answered strictly
-// in order, as Kafka clients expect.
+// conn is one client connection. Requests are answered strictly in order,
+// as Kafka clients expect. Consecutive Produce requests are pipelined:
+// each is checked and queued in its partition logs as soon as it is read,
+// and answered by the connection's writer (pipe.go) once durable, so the
+// produces a client has in flight share an fsync instead of each waiting
+// for the one before. Any other request waits until every produce before
+// it has been answered.
 type conn struct {
 	s        *Server
 	nc       net.Conn
@@ -94,7 +99,11 @@ type reqHeader struct {
 }
 
 func (c *conn) serve() {
+	var pp *producePipe
 	defer func() {
+		if pp != nil {
+			pp.close() // answers what was appended, then stops the writer
+		}
 		c.nc.Close()
 		for _, f := range c.onClose {
 			f()
@@ -108,6 +117,26 @@ func (c *conn) serve() {
 			}
 			return
 		}
+		if h.key == 0 {
+			// Produce: queued now, answered by the connection's writer once
+			// durable, while the loop reads the next request.
+			if pp == nil {
+				pp = newProducePipe(c)
+			}
+			finish, err := c.startProduce(h, body)
+			if err != nil {
+				c.s.logger.Debug("kafka request refused; closing connection", "remote", c.nc.RemoteAddr().String(),
+					"api", kmsg.NameForKey(h.key), "version", h.version, "err", err)
+				return
+			}
+			if !pp.push(h, finish) {
+				return // the writer failed: the connection is gone
+			}
+			continue
+		}
+		if pp != nil && !pp.drain() {
+			return
+		}
 		resp, err := c.handle(h, body)
 		if resp == nil || err != nil {
 			c.giveBack()
@@ -118,7 +147,7 @@ func (c *conn) serve() {
 			return
 		}
 		if resp == nil {
-			continue // acks=0
+			continue
 		}
 		err = c.writeResponse(h, resp)
 		c.giveBack()
@@ -126,6 +155,22 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// startProduce decodes a Produce request and queues its batches; finish
+// waits for them and returns the response (nil for acks=0).
+func (c *conn) startProduce(h reqHeader, body []byte) (finish func() kmsg.Response, err error) {
+	if h.clientID != "" {
+		c.clientID = h.clientID
+	}
+	req, _, err := c.s.decode(h, body)
+	if err != nil {
+		if errors.Is(err, errUnsupportedApiVersions) {
+			err = fmt.Errorf("unsupported Produce version %d", h.version)
+		}
+		return nil, err
+	}
+	return c.s.startProduce(c.s.ctx, req.(*kmsg.ProduceRequest)), nil
 }
 
 // readRequest reads one frame, bounded before allocation, and its header.

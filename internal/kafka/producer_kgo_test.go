@@ -71,17 +71,7 @@ func pfBatch(t *testing.T, pid int64, epoch int16, seq int32, n int, tag string)
 // base offset.
 func pfProduce(t *testing.T, cl *kgo.Client, topic string, p int32, records []byte) (int16, int64) {
 	t.Helper()
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks = -1
-	req.TimeoutMillis = 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition = p
-	rp.Records = records
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
+	resp, err := produceReq(topic, -1, p, records).RequestWith(context.Background(), cl)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package seglog
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,6 +293,7 @@ func (l *Log) run() {
 // drain flushes queued groups as the token holder until the queue is empty,
 // then frees the token.
 func (l *Log) drain() {
+	flushed := false
 	for {
 		l.mu.Lock()
 		if len(l.queue) == 0 {
@@ -307,7 +309,17 @@ func (l *Log) drain() {
 			return
 		}
 		l.mu.Unlock()
+		if flushed {
+			// The group just completed woke its waiters onto this
+			// goroutine's processor. The next flush blocks this thread
+			// in write and fdatasync with the processor still held, and
+			// the runtime takes it back only after 20 µs or more (its
+			// monitor's tick), so the waiters would sit behind the
+			// fsync: let them run first.
+			runtime.Gosched()
+		}
 		l.flushOne()
+		flushed = true
 	}
 }
 
@@ -405,6 +417,9 @@ func (l *Log) advance(end int64) {
 	close(l.notifyCh)
 	l.notifyCh = make(chan struct{})
 	l.notifyMu.Unlock()
+	if l.opts.OnAdvance != nil {
+		l.opts.OnAdvance()
+	}
 }
 
 // Changed returns a channel that is closed the next time the end offset

@@ -110,6 +110,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Hooks receive events for metrics; default none.
 	Hooks Hooks
+	// OnAdvance, if set, is called by the goroutine that moved the log's
+	// readable end (after the write, and under SyncAlways after the sync),
+	// as Changed's channel is closed: a topic wakes its readers from here,
+	// not from the appenders' goroutines, which may run later. It must not
+	// call back into the log.
+	OnAdvance func()
 }
 
 // WithDefaults returns o with every unset field set to its default, or an

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/spoolmq/spool/internal/batch"
 )
@@ -57,19 +58,39 @@ func (l *Log) ReadInto(buf []byte, offset int64, maxBytes int) ([]byte, error) {
 	return l.collect(s, pos, end, maxBytes, buf)
 }
 
+// seekChunk is how much of a segment seek reads at once: the index has an
+// entry every IndexInterval (4 KiB by default) bytes, so one read usually
+// holds every batch header between the entry and the batch sought.
+const seekChunk = 8 << 10
+
+var seekBufs = sync.Pool{New: func() any { b := make([]byte, seekChunk); return &b }}
+
 // seek returns the position of the batch containing offset in s, starting
 // from the sparse index and stepping over batch headers, or -1 if no batch
-// below end contains it.
+// below end contains it. It reads the segment in chunks, not header by
+// header: a reader following the tail of a log of small batches would
+// otherwise make a system call for each batch it steps over.
 func (l *Log) seek(s *segment, offset, end int64) (int64, error) {
 	pos := floorOff(*s.offs.Load(), uint32(offset-s.base))
 	size := s.size.Load()
-	var hdr [27]byte
+	bp := seekBufs.Get().(*[]byte)
+	defer seekBufs.Put(bp)
+	var chunk []byte // the segment's bytes from chunkPos
+	chunkPos := int64(-1)
 	for pos < size {
-		if _, err := s.f.ReadAt(hdr[:], pos); err != nil {
-			return -1, l.readErr(s, pos, err)
+		if chunkPos < 0 || pos+27 > chunkPos+int64(len(chunk)) {
+			n := min(int64(len(*bp)), size-pos)
+			if n < 27 {
+				return -1, &CorruptionError{Segment: s.base, Path: s.logPath, Position: pos, Offset: offset, Reason: "bad batch length"}
+			}
+			chunk, chunkPos = (*bp)[:n], pos
+			if _, err := s.f.ReadAt(chunk, pos); err != nil {
+				return -1, l.readErr(s, pos, err)
+			}
 		}
+		hdr := chunk[pos-chunkPos:]
 		base := int64(binary.BigEndian.Uint64(hdr[0:]))
-		total := batchTotal(hdr[:])
+		total := batchTotal(hdr)
 		last := base + int64(int32(binary.BigEndian.Uint32(hdr[23:])))
 		if base >= end {
 			return -1, nil

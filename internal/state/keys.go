@@ -152,3 +152,10 @@ func HaltKey(topic, sub string, partition int32) []byte {
 // HaltPrefix is the prefix of a subscription's halts; with an empty sub, of
 // all of a topic's.
 func HaltPrefix(topic, sub string) []byte { return subPrefix("h/", topic, sub) }
+
+// RaftKey is a key of raft group g's log and state (internal/raftlog):
+// g/ ‖ group (uint64) ‖ suffix.
+func RaftKey(g uint64, suffix ...byte) []byte {
+	k := binary.BigEndian.AppendUint64([]byte("g/"), g)
+	return append(k, suffix...)
+}

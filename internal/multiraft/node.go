@@ -1,0 +1,610 @@
+// Package multiraft drives the raft groups one node belongs to: it steps
+// the messages the transport delivers into their groups, ticks them,
+// takes proposals, and runs each group's Ready cycle — persist, send,
+// apply, advance — on a bounded set of workers, each group on one worker
+// at a time. It knows nothing of what the groups hold: a group is a raft
+// log (Storage) and a state machine.
+//
+// The Ready cycle is raft's synchronous one: a Ready's entries and hard
+// state are persisted before any of its messages are sent and before its
+// committed entries are applied (raft may hand out committed entries that
+// are not yet durable locally, and etcd lost writes by applying them in
+// parallel with the save: etcd #14370). A storage error stops the group
+// for good (raft's contract: the instance is inoperable); the node goes
+// on with its other groups.
+//
+// With Config.Workers = 0 nothing runs by itself: tests call Process to
+// run all pending work on their own goroutine, so that a cluster of nodes
+// in one process can be stepped deterministically by a seeded scheduler.
+package multiraft
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spoolmq/spool/internal/peer"
+)
+
+// Storage is a group's raft log: raft's reads, and the writes of a Ready.
+type Storage interface {
+	raft.Storage
+	Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot, sync bool) error
+}
+
+// Entry is a committed normal entry, without the driver's proposal tag.
+type Entry struct {
+	Index, Term uint64
+	Data        []byte
+}
+
+// StateMachine applies a group's committed entries.
+type StateMachine interface {
+	// Apply applies committed entries, in log order. An error stops the
+	// group.
+	Apply(ents []Entry) error
+	// Restore replaces the state with a snapshot's (received from the
+	// leader).
+	Restore(snap *raftpb.Snapshot) error
+}
+
+// Sender sends envelopes to a peer; false if they were dropped.
+type Sender interface {
+	Send(to uint64, envs ...peer.Envelope) bool
+}
+
+// Config configures a Node.
+type Config struct {
+	ID      uint64
+	Sender  Sender
+	Logger  *slog.Logger
+	Workers int // goroutines processing groups; 0: none (tests call Process)
+	// ElectionTicks and HeartbeatTicks are raft's (defaults 10 and 1).
+	ElectionTicks, HeartbeatTicks int
+	// MaxSizePerMsg and MaxInflightMsgs bound replication messages
+	// (defaults 1 MiB and 64).
+	MaxSizePerMsg   uint64
+	MaxInflightMsgs int
+	// QuiesceTicks: a leader whose group has had nothing to do for this
+	// many ticks, with every follower caught up, quiesces it (default 3;
+	// negative: never).
+	QuiesceTicks int
+}
+
+// ErrStopped is returned for a group that is gone or stopped by an error.
+var ErrStopped = errors.New("multiraft: group stopped")
+
+// ErrOutcomeUnknown is returned for a proposal whose group changed leader
+// before it was applied here: it may still be applied, or not. Callers
+// retry with requests that are idempotent.
+var ErrOutcomeUnknown = errors.New("multiraft: leader changed; the proposal may or may not be applied")
+
+// tagSize is the size of the tag the driver puts before each proposal's
+// data, to find its proposer's waiter when it is applied: the proposing
+// Node's random nonce (unique across nodes and restarts, with
+// overwhelming probability) and a counter.
+const tagSize = 16
+
+// Node is this node's side of its raft groups.
+type Node struct {
+	cfg Config
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	groups  map[uint64]*group
+	queue   []*group // groups with pending work, each at most once
+	closed  bool
+	nonce   uint64
+	nextTag uint64
+	wg      sync.WaitGroup
+	now     uint64            // ticks since start
+	heard   map[uint64]uint64 // peer → the tick it was last heard from
+}
+
+type group struct {
+	id      uint64
+	storage Storage
+	sm      StateMachine
+
+	// Guarded by Node.mu: work waiting for the group's worker.
+	inbox    []*raftpb.Message
+	ticks    int
+	props    []*proposal
+	reports  []func(*raft.RawNode)
+	queued   bool
+	stopped  error
+	quiesced bool   // not ticked until something happens
+	leader   uint64 // the leader as the worker last saw it
+	busy     bool   // something other than ticks and heartbeats since the last process
+
+	// Owned by the worker processing the group (one at a time).
+	rn      *raft.RawNode
+	waiting map[tag]*proposal // proposals this node made and raft accepted
+	lead    uint64
+	idle    int // ticks without work, as leader
+}
+
+type tag [tagSize]byte
+
+type proposal struct {
+	tag  tag
+	data []byte
+	done chan error // buffered: the applied result
+}
+
+// New returns a Node and starts its workers.
+func New(cfg Config) *Node {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ElectionTicks <= 0 {
+		cfg.ElectionTicks = 10
+	}
+	if cfg.HeartbeatTicks <= 0 {
+		cfg.HeartbeatTicks = 1
+	}
+	if cfg.MaxSizePerMsg == 0 {
+		cfg.MaxSizePerMsg = 1 << 20
+	}
+	if cfg.MaxInflightMsgs <= 0 {
+		cfg.MaxInflightMsgs = 64
+	}
+	if cfg.QuiesceTicks == 0 {
+		cfg.QuiesceTicks = 3
+	}
+	n := &Node{cfg: cfg, groups: map[uint64]*group{}, nonce: rand.Uint64(), heard: map[uint64]uint64{}}
+	n.cond = sync.NewCond(&n.mu)
+	for range cfg.Workers {
+		n.wg.Add(1)
+		go n.work()
+	}
+	return n
+}
+
+// AddGroup starts group id over its storage and state machine. applied is
+// the last index the state machine holds (raft hands back every committed
+// entry after it). A new group with peers is bootstrapped with them as
+// its first configuration; without peers it waits to hear from its group.
+func (n *Node) AddGroup(id uint64, st Storage, sm StateMachine, applied uint64, peers []raft.Peer) error {
+	rc := &raft.Config{
+		ID: n.cfg.ID, ElectionTick: n.cfg.ElectionTicks, HeartbeatTick: n.cfg.HeartbeatTicks, Storage: st,
+		Applied: applied, MaxSizePerMsg: n.cfg.MaxSizePerMsg, MaxInflightMsgs: n.cfg.MaxInflightMsgs,
+		MaxCommittedSizePerReady: 64 << 20, MaxUncommittedEntriesSize: 256 << 20,
+		PreVote: true, CheckQuorum: true, Logger: raftLogger{n.cfg.Logger.With("group", id)},
+	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return fmt.Errorf("multiraft: group %d: %w", id, err)
+	}
+	if last, err := st.LastIndex(); err != nil {
+		return err
+	} else if last == 0 && len(peers) > 0 {
+		if err := rn.Bootstrap(peers); err != nil {
+			return fmt.Errorf("multiraft: group %d: bootstrap: %w", id, err)
+		}
+	}
+	g := &group{id: id, storage: st, sm: sm, rn: rn, waiting: map[tag]*proposal{}}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.groups[id]; ok {
+		return fmt.Errorf("multiraft: group %d exists", id)
+	}
+	n.groups[id] = g
+	n.enqueueLocked(g) // a bootstrapped group has a Ready
+	return nil
+}
+
+// Receive steps envelopes from a peer into their groups (the transport's
+// handler; an empty frame is the peer's keepalive). Messages for unknown
+// groups are dropped. A group wakes from quiescence on any message but
+// its leader's quiescing heartbeat (and the answers to it).
+func (n *Node) Receive(from uint64, envs []peer.Envelope) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.heard[from] = n.now
+	for _, e := range envs {
+		g := n.groups[e.Group]
+		if g == nil || g.stopped != nil || e.Msg.GetTo() != n.cfg.ID || e.Msg.GetFrom() != from {
+			continue
+		}
+		switch {
+		case isQuiesce(e.Msg):
+			g.quiesced = true
+		case e.Msg.GetType() == raftpb.MsgHeartbeatResp && len(e.Msg.GetContext()) > 0:
+			// The follower's answer echoes the context; the leader's raft
+			// would take it for a read-index confirmation it never asked
+			// for (and fail on one it does not know). Spool does not use
+			// read indexes.
+			e.Msg.Context = nil
+		case e.Msg.GetType() == raftpb.MsgHeartbeatResp || e.Msg.GetType() == raftpb.MsgHeartbeat:
+		default:
+			g.quiesced = false
+			g.busy = true
+		}
+		g.inbox = append(g.inbox, e.Msg)
+		n.enqueueLocked(g)
+	}
+}
+
+// quiesceContext marks the heartbeat with which a leader quiesces its
+// group; raft answers a heartbeat's context back and otherwise ignores
+// one it did not ask for.
+var quiesceContext = []byte("spool.quiesce")
+
+func isQuiesce(m *raftpb.Message) bool {
+	return m.GetType() == raftpb.MsgHeartbeat && string(m.GetContext()) == string(quiesceContext)
+}
+
+// Tick advances the logical clock of every group that is not quiesced by
+// one tick. A quiesced group whose leader has not been heard from (not
+// even its keepalive) for an election timeout wakes up, so that it elects
+// another.
+func (n *Node) Tick() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.now++
+	for _, g := range n.groups {
+		if g.stopped != nil {
+			continue
+		}
+		if g.quiesced && g.leader != n.cfg.ID && n.now-n.heard[g.leader] > uint64(n.cfg.ElectionTicks) {
+			g.quiesced = false
+		}
+		if !g.quiesced {
+			g.ticks++
+			n.enqueueLocked(g)
+		}
+	}
+}
+
+// Propose proposes data to group id and waits until it is applied on
+// this node (nil), raft drops it (raft.ErrProposalDropped: not the
+// leader, a transfer in progress, too much uncommitted), the group stops,
+// or ctx ends (its outcome is then unknown: it may still be applied).
+func (n *Node) Propose(ctx context.Context, id uint64, data []byte) error {
+	n.mu.Lock()
+	g := n.groups[id]
+	if g == nil || g.stopped != nil || n.closed {
+		n.mu.Unlock()
+		return ErrStopped
+	}
+	n.nextTag++
+	p := &proposal{done: make(chan error, 1)}
+	binary.BigEndian.PutUint64(p.tag[:], n.nonce)
+	binary.BigEndian.PutUint64(p.tag[8:], n.nextTag)
+	p.data = append(append(make([]byte, 0, tagSize+len(data)), p.tag[:]...), data...)
+	g.props = append(g.props, p)
+	g.quiesced, g.busy = false, true
+	n.enqueueLocked(g)
+	n.mu.Unlock()
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Report runs f on the group's raft node on its worker (snapshot and
+// unreachable reports, leadership transfers, campaigns).
+func (n *Node) Report(id uint64, f func(*raft.RawNode)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if g := n.groups[id]; g != nil && g.stopped == nil {
+		g.reports = append(g.reports, f)
+		g.quiesced, g.busy = false, true
+		n.enqueueLocked(g)
+	}
+}
+
+// Status returns a group's raft status; false for a group that is
+// unknown or stopped.
+func (n *Node) Status(id uint64) (raft.Status, bool) {
+	var st raft.Status
+	done := make(chan struct{})
+	n.mu.Lock()
+	g := n.groups[id]
+	if g == nil || g.stopped != nil || n.closed {
+		n.mu.Unlock()
+		return st, false
+	}
+	g.reports = append(g.reports, func(rn *raft.RawNode) { st = rn.Status(); close(done) })
+	n.enqueueLocked(g)
+	n.mu.Unlock()
+	if n.cfg.Workers == 0 {
+		n.Process()
+	}
+	<-done
+	return st, true
+}
+
+// Close stops the workers and fails waiting proposals.
+func (n *Node) Close() {
+	n.mu.Lock()
+	n.closed = true
+	for _, g := range n.groups {
+		for _, p := range g.props {
+			p.done <- ErrStopped
+		}
+		g.props = nil
+	}
+	n.cond.Broadcast()
+	n.mu.Unlock()
+	n.wg.Wait()
+	for _, g := range n.groups {
+		for t, p := range g.waiting {
+			p.done <- ErrStopped
+			delete(g.waiting, t)
+		}
+	}
+}
+
+func (n *Node) enqueueLocked(g *group) {
+	if !g.queued {
+		g.queued = true
+		n.queue = append(n.queue, g)
+		n.cond.Signal()
+	}
+}
+
+func (n *Node) work() {
+	defer n.wg.Done()
+	for {
+		n.mu.Lock()
+		for len(n.queue) == 0 && !n.closed {
+			n.cond.Wait()
+		}
+		if n.closed {
+			n.mu.Unlock()
+			return
+		}
+		g := n.queue[0]
+		n.queue = n.queue[1:]
+		n.mu.Unlock()
+		n.process(g)
+	}
+}
+
+// Process runs every pending piece of work on the caller's goroutine
+// until none is left (Config.Workers = 0).
+func (n *Node) Process() {
+	for {
+		n.mu.Lock()
+		if len(n.queue) == 0 {
+			n.mu.Unlock()
+			return
+		}
+		g := n.queue[0]
+		n.queue = n.queue[1:]
+		n.mu.Unlock()
+		n.process(g)
+	}
+}
+
+// process takes the group's pending work and runs its Ready cycles.
+func (n *Node) process(g *group) {
+	n.mu.Lock()
+	inbox, ticks, props, reports, busy := g.inbox, g.ticks, g.props, g.reports, g.busy
+	g.inbox, g.ticks, g.props, g.reports, g.queued, g.busy = nil, 0, nil, nil, false, false
+	stopped := g.stopped
+	n.mu.Unlock()
+	for _, f := range reports {
+		f(g.rn)
+	}
+	if stopped != nil {
+		for _, p := range props {
+			p.done <- ErrStopped
+		}
+		return
+	}
+	for _, m := range inbox {
+		if err := g.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+			n.cfg.Logger.Debug("raft message refused", "group", g.id, "type", m.GetType().String(), "from", m.GetFrom(), "err", err)
+		}
+	}
+	for range ticks {
+		g.rn.Tick()
+	}
+	for _, p := range props {
+		if err := g.rn.Propose(p.data); err != nil {
+			p.done <- err
+			continue
+		}
+		g.waiting[p.tag] = p
+	}
+	for g.rn.HasReady() {
+		if err := n.ready(g); err != nil {
+			n.stop(g, err)
+			return
+		}
+	}
+	n.mu.Lock()
+	g.leader = g.lead
+	n.mu.Unlock()
+	if g.lead != n.cfg.ID || n.cfg.QuiesceTicks < 0 {
+		g.idle = 0
+		return
+	}
+	if busy {
+		g.idle = 0
+	}
+	g.idle += ticks
+	if g.idle >= n.cfg.QuiesceTicks {
+		n.maybeQuiesce(g)
+	}
+}
+
+// maybeQuiesce quiesces a leader's group when every follower has all of
+// its log and its commit, nothing is pending and the group has not
+// changed since it started to check: it tells the followers with a
+// heartbeat marked quiesce, and stops ticking. Anything that happens to
+// the group afterwards wakes it on every node.
+func (n *Node) maybeQuiesce(g *group) {
+	n.mu.Lock()
+	already := g.quiesced
+	n.mu.Unlock()
+	if already {
+		return
+	}
+	st := g.rn.Status()
+	last, err := g.storage.LastIndex()
+	if err != nil || st.RaftState != raft.StateLeader || st.HardState.GetCommit() != last || st.Applied != last ||
+		st.LeadTransferee != 0 || len(g.waiting) > 0 {
+		return
+	}
+	for id, pr := range st.Progress {
+		if id != n.cfg.ID && (pr.Match != last || pr.IsLearner) {
+			return
+		}
+	}
+	n.mu.Lock()
+	if g.busy || len(g.inbox) > 0 || len(g.props) > 0 {
+		n.mu.Unlock()
+		return
+	}
+	g.quiesced = true
+	n.mu.Unlock()
+	for id := range st.Progress {
+		if id == n.cfg.ID {
+			continue
+		}
+		m := &raftpb.Message{Type: new(raftpb.MsgHeartbeat), To: new(id), From: new(n.cfg.ID), Term: new(st.HardState.GetTerm()),
+			Commit: new(last), Context: quiesceContext}
+		n.cfg.Sender.Send(id, peer.Envelope{Group: g.id, Msg: m})
+	}
+}
+
+// ready runs one Ready cycle.
+func (n *Node) ready(g *group) error {
+	rd := g.rn.Ready()
+	if err := g.storage.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
+		return fmt.Errorf("persist: %w", err)
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := g.sm.Restore(rd.Snapshot); err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+	}
+	n.send(g, rd.Messages)
+	if err := n.apply(g, rd.CommittedEntries); err != nil {
+		return err
+	}
+	if rd.SoftState != nil && rd.SoftState.Lead != g.lead {
+		g.lead = rd.SoftState.Lead
+		if g.lead != n.cfg.ID {
+			// Proposals this node made as leader may still commit under
+			// the next leader, or be overwritten: their outcome is
+			// unknown, and callers retry with idempotent requests.
+			for t, p := range g.waiting {
+				p.done <- ErrOutcomeUnknown
+				delete(g.waiting, t)
+			}
+		}
+	}
+	g.rn.Advance(rd)
+	return nil
+}
+
+// send hands a Ready's messages to the transport, one call per peer.
+func (n *Node) send(g *group, msgs []*raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	byPeer := map[uint64][]peer.Envelope{}
+	for _, m := range msgs {
+		byPeer[m.GetTo()] = append(byPeer[m.GetTo()], peer.Envelope{Group: g.id, Msg: m})
+	}
+	for to, envs := range byPeer {
+		if n.cfg.Sender.Send(to, envs...) {
+			continue
+		}
+		g.rn.ReportUnreachable(to)
+		for _, e := range envs {
+			if e.Msg.GetType() == raftpb.MsgSnap {
+				g.rn.ReportSnapshot(to, raft.SnapshotFailure)
+			}
+		}
+	}
+}
+
+// apply applies committed entries: configuration changes to raft, normal
+// entries (their tags stripped) to the state machine, then answers this
+// node's proposals among them.
+func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
+	var batch []Entry
+	var tags []tag
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := g.sm.Apply(batch); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		for _, t := range tags {
+			if p := g.waiting[t]; p != nil {
+				p.done <- nil
+				delete(g.waiting, t)
+			}
+		}
+		batch, tags = batch[:0], tags[:0]
+		return nil
+	}
+	for _, e := range ents {
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			d := e.GetData()
+			if len(d) == 0 {
+				continue // a new leader's empty entry
+			}
+			if len(d) < tagSize {
+				return fmt.Errorf("apply: entry %d of %d bytes has no proposal tag", e.GetIndex(), len(d))
+			}
+			batch = append(batch, Entry{Index: e.GetIndex(), Term: e.GetTerm(), Data: d[tagSize:]})
+			tags = append(tags, tag(d[:tagSize]))
+		case raftpb.EntryConfChange:
+			if err := flush(); err != nil {
+				return err
+			}
+			var cc raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
+			}
+			g.rn.ApplyConfChange(&cc)
+		case raftpb.EntryConfChangeV2:
+			if err := flush(); err != nil {
+				return err
+			}
+			var cc raftpb.ConfChangeV2
+			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
+			}
+			g.rn.ApplyConfChange(&cc)
+		}
+	}
+	return flush()
+}
+
+// stop stops a group for good after a storage or state-machine error.
+func (n *Node) stop(g *group, err error) {
+	n.cfg.Logger.Error("raft group stopped", "group", g.id, "err", err)
+	n.mu.Lock()
+	g.stopped = err
+	props := g.props
+	g.props = nil
+	n.mu.Unlock()
+	for _, p := range props {
+		p.done <- ErrStopped
+	}
+	for t, p := range g.waiting {
+		p.done <- ErrStopped
+		delete(g.waiting, t)
+	}
+}

@@ -1,0 +1,480 @@
+// Package peer carries raft messages between the nodes of a cluster. Each
+// pair of nodes shares one TCP connection, dialled by the node with the
+// lower id and used in both directions; it opens with a versioned
+// handshake that names the cluster and both nodes, and then carries
+// frames of batched messages: whatever was queued for a peer while the
+// previous frame was being written goes out in the next one, so the
+// heartbeats of every group two nodes share travel together. Queues are
+// bounded and messages to a peer that is not connected are dropped (raft
+// sends again); every length read off the wire is bounded before anything
+// is allocated. Formats: docs/format/peer.md.
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a Transport.
+type Config struct {
+	Cluster ClusterID
+	Node    uint64 // this node's id, > 0
+	// Listener accepts the connections of peers with lower ids; the
+	// Transport closes it.
+	Listener net.Listener
+	// Peers are the other nodes: id → address of their listener.
+	Peers map[uint64]string
+	// Handle receives each frame's messages, on the goroutine reading
+	// that peer's connection, in arrival order. It should not block for
+	// long: the peer's next frame waits for it.
+	Handle func(from uint64, envs []Envelope)
+	Logger *slog.Logger
+	// MaxFrameBytes bounds a frame, in both directions (default 32 MiB);
+	// a message larger than that cannot be sent.
+	MaxFrameBytes int
+	// MaxQueued bounds the messages waiting for one peer (default 4096);
+	// beyond it Send drops.
+	MaxQueued int
+	// DialTimeout bounds a dial and a handshake (default 2 s).
+	DialTimeout time.Duration
+	// KeepAlive: a connection on which nothing was sent for this long
+	// carries an empty frame (default 100 ms), so that a peer hears from
+	// this node even when every group they share is quiet.
+	KeepAlive time.Duration
+}
+
+// Transport is one node's side of the cluster connections.
+type Transport struct {
+	cfg    Config
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	peers map[uint64]*peer
+}
+
+type peer struct {
+	t    *Transport
+	id   uint64
+	stop chan struct{} // closed when the peer is removed
+
+	mu      sync.Mutex
+	addr    string
+	conn    net.Conn // nil: not connected
+	q       []Envelope
+	wake    chan struct{}
+	removed bool
+
+	lastHeard                      atomic.Int64 // unix nanoseconds
+	sentFrames, sentMsgs, recvMsgs atomic.Int64
+	dropped                        atomic.Int64
+}
+
+// New starts a Transport: its accept loop, and a dialler for every peer
+// with a higher id.
+func New(cfg Config) (*Transport, error) {
+	if cfg.Node == 0 {
+		return nil, errors.New("peer: node id 0 is reserved")
+	}
+	if cfg.Listener == nil || cfg.Handle == nil {
+		return nil, errors.New("peer: a listener and a handler are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxFrameBytes <= 0 {
+		cfg.MaxFrameBytes = 32 << 20
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = 4096
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 2 * time.Second
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 100 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel, peers: map[uint64]*peer{}}
+	if err := t.SetPeers(cfg.Peers); err != nil {
+		cancel()
+		return nil, err
+	}
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// SetPeers makes peers the set of other nodes: new ones are connected,
+// missing ones disconnected, changed addresses used from the next dial.
+func (t *Transport) SetPeers(peers map[uint64]string) error {
+	for id := range peers {
+		if id == 0 || id == t.cfg.Node {
+			return fmt.Errorf("peer: invalid peer id %d (this node is %d)", id, t.cfg.Node)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx.Err() != nil {
+		return errors.New("peer: transport closed")
+	}
+	for id, p := range t.peers {
+		if _, ok := peers[id]; !ok {
+			p.remove()
+			delete(t.peers, id)
+		}
+	}
+	for id, addr := range peers {
+		if p, ok := t.peers[id]; ok {
+			p.mu.Lock()
+			p.addr = addr
+			p.mu.Unlock()
+			continue
+		}
+		p := &peer{t: t, id: id, addr: addr, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
+		t.peers[id] = p
+		if t.cfg.Node < id {
+			t.wg.Add(1)
+			go p.dialLoop()
+		}
+	}
+	return nil
+}
+
+// Send queues envs for peer to; false if they were dropped (the peer is
+// unknown or not connected, or its queue is full).
+func (t *Transport) Send(to uint64, envs ...Envelope) bool {
+	t.mu.Lock()
+	p := t.peers[to]
+	t.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	if p.conn == nil || len(p.q)+len(envs) > t.cfg.MaxQueued {
+		p.mu.Unlock()
+		p.dropped.Add(int64(len(envs)))
+		return false
+	}
+	p.q = append(p.q, envs...)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// PeerStatus describes one peer's connection.
+type PeerStatus struct {
+	ID                                 uint64
+	Addr                               string
+	Connected                          bool
+	LastHeard                          time.Time // zero: never
+	SentFrames, SentMessages, Received int64
+	Dropped                            int64
+}
+
+// Status reports every peer, by id.
+func (t *Transport) Status() []PeerStatus {
+	t.mu.Lock()
+	ps := make([]*peer, 0, len(t.peers))
+	for _, p := range t.peers {
+		ps = append(ps, p)
+	}
+	t.mu.Unlock()
+	out := make([]PeerStatus, 0, len(ps))
+	for _, p := range ps {
+		p.mu.Lock()
+		st := PeerStatus{ID: p.id, Addr: p.addr, Connected: p.conn != nil}
+		p.mu.Unlock()
+		if h := p.lastHeard.Load(); h != 0 {
+			st.LastHeard = time.Unix(0, h)
+		}
+		st.SentFrames, st.SentMessages = p.sentFrames.Load(), p.sentMsgs.Load()
+		st.Received, st.Dropped = p.recvMsgs.Load(), p.dropped.Load()
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Close closes the listener and every connection and waits for the
+// transport's goroutines.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	t.cancel()
+	for _, p := range t.peers {
+		p.remove()
+	}
+	t.mu.Unlock()
+	err := t.cfg.Listener.Close()
+	t.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// remove stops the peer's dialler and closes its connection.
+func (p *peer) remove() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.removed {
+		return
+	}
+	p.removed = true
+	close(p.stop)
+	if p.conn != nil {
+		p.conn.Close()
+	}
+}
+
+func (t *Transport) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		c, err := t.cfg.Listener.Accept()
+		if err != nil {
+			if t.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				t.cfg.Logger.Error("cluster listener failed", "err", err)
+			}
+			return
+		}
+		t.wg.Add(1)
+		go t.accepted(c)
+	}
+}
+
+// accepted checks a dialler's handshake and serves the connection.
+func (t *Transport) accepted(c net.Conn) {
+	defer t.wg.Done()
+	c.SetDeadline(time.Now().Add(t.cfg.DialTimeout))
+	h, err := readHello(c)
+	if err != nil {
+		t.cfg.Logger.Warn("cluster connection refused", "remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	refuse := func(status byte, reason string) {
+		c.Write(appendAnswer(nil, status, reason))
+		t.cfg.Logger.Warn("cluster connection refused", "remote", c.RemoteAddr().String(), "from", h.from, "reason", reason)
+		c.Close()
+	}
+	t.mu.Lock()
+	p := t.peers[h.from]
+	t.mu.Unlock()
+	switch {
+	case h.version != version:
+		refuse(statusVersion, fmt.Sprintf("protocol version %d is not supported (this node speaks %d)", h.version, version))
+		return
+	case h.cluster != t.cfg.Cluster:
+		refuse(statusCluster, "the node belongs to another cluster")
+		return
+	case h.to != t.cfg.Node:
+		refuse(statusNode, fmt.Sprintf("this is node %d, not %d", t.cfg.Node, h.to))
+		return
+	case h.from == t.cfg.Node:
+		refuse(statusNode, fmt.Sprintf("duplicate node id %d", h.from))
+		return
+	case p == nil || h.from > t.cfg.Node:
+		refuse(statusUnknownPeer, fmt.Sprintf("node %d is not a peer that dials this node", h.from))
+		return
+	}
+	if _, err := c.Write(appendAnswer(nil, statusOK, "")); err != nil {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	p.serve(c)
+}
+
+// dialLoop keeps a connection to a peer with a higher id open, retrying
+// with a growing pause (up to 2 s) while it cannot.
+func (p *peer) dialLoop() {
+	t := p.t
+	defer t.wg.Done()
+	backoff := 50 * time.Millisecond
+	for {
+		p.mu.Lock()
+		addr := p.addr
+		p.mu.Unlock()
+		c, err := p.dial(addr)
+		if err == nil {
+			backoff = 50 * time.Millisecond
+			p.serve(c)
+		} else if t.ctx.Err() == nil {
+			t.cfg.Logger.Debug("cluster peer unreachable", "peer", p.id, "addr", addr, "err", err)
+		}
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (p *peer) dial(addr string) (net.Conn, error) {
+	t := p.t
+	d := net.Dialer{Timeout: t.cfg.DialTimeout}
+	c, err := d.DialContext(t.ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(t.cfg.DialTimeout))
+	if _, err := c.Write(appendHello(nil, hello{version: version, cluster: t.cfg.Cluster, from: t.cfg.Node, to: p.id})); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := readAnswer(c); err != nil {
+		c.Close()
+		if t.ctx.Err() == nil {
+			t.cfg.Logger.Warn("cluster peer refused the connection", "peer", p.id, "addr", addr, "err", err)
+		}
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// serve makes c the peer's connection (closing any older one), writes its
+// queue to it on a second goroutine and reads frames until it fails.
+func (p *peer) serve(c net.Conn) {
+	t := p.t
+	p.mu.Lock()
+	if p.removed {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	if p.conn != nil {
+		p.conn.Close()
+	}
+	p.conn = c
+	p.q = p.q[:0]
+	p.mu.Unlock()
+	done := make(chan struct{})
+	t.wg.Add(1)
+	go p.writeLoop(c, done)
+	var buf []byte
+	for {
+		var envs []Envelope
+		var err error
+		envs, buf, err = readFrame(c, buf, t.cfg.MaxFrameBytes)
+		if err != nil {
+			if t.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				t.cfg.Logger.Info("cluster connection closed", "peer", p.id, "err", err)
+			}
+			break
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // do not keep a large frame's buffer
+		}
+		p.lastHeard.Store(time.Now().UnixNano())
+		p.recvMsgs.Add(int64(len(envs)))
+		t.cfg.Handle(p.id, envs)
+	}
+	c.Close()
+	close(done)
+	p.mu.Lock()
+	if p.conn == c {
+		p.conn = nil
+		p.dropped.Add(int64(len(p.q)))
+		p.q = nil
+	}
+	p.mu.Unlock()
+}
+
+// writeLoop writes everything queued for the peer to c, one frame per
+// turn (or more when a frame would exceed MaxFrameBytes).
+func (p *peer) writeLoop(c net.Conn, done chan struct{}) {
+	t := p.t
+	defer t.wg.Done()
+	var out []byte
+	var batch []Envelope
+	keep := time.NewTicker(t.cfg.KeepAlive)
+	defer keep.Stop()
+	wrote := false // a frame went out since the last keepalive tick
+	for {
+		select {
+		case <-done:
+			return
+		case <-keep.C:
+			if !wrote {
+				if out, _ = appendFrame(out[:0], nil); !p.write(c, out, 0) {
+					return
+				}
+			}
+			wrote = false
+			continue
+		case <-p.wake:
+		}
+		p.mu.Lock()
+		if p.conn != c {
+			p.mu.Unlock()
+			return
+		}
+		batch, p.q = p.q, batch[:0]
+		p.mu.Unlock()
+		for len(batch) > 0 {
+			n, err := p.frame(&out, batch)
+			if err != nil {
+				t.cfg.Logger.Error("cluster message not sent", "peer", p.id, "err", err)
+				p.dropped.Add(1)
+				batch = batch[1:]
+				continue
+			}
+			if !p.write(c, out, n) {
+				return
+			}
+			wrote = true
+			clear(batch[:n])
+			batch = batch[n:]
+		}
+		batch = batch[:0]
+		if cap(out) > 1<<20 {
+			out = nil
+		}
+	}
+}
+
+// write writes a frame of n messages to c; false (and c closed) if it
+// failed.
+func (p *peer) write(c net.Conn, frame []byte, n int) bool {
+	if _, err := c.Write(frame); err != nil {
+		c.Close()
+		return false
+	}
+	p.sentFrames.Add(1)
+	p.sentMsgs.Add(int64(n))
+	return true
+}
+
+// frame encodes as many of envs as fit in one frame into *out and returns
+// how many; an error if the first alone does not fit.
+func (p *peer) frame(out *[]byte, envs []Envelope) (int, error) {
+	max := p.t.cfg.MaxFrameBytes
+	n := len(envs)
+	for {
+		b, err := appendFrame((*out)[:0], envs[:n])
+		if err != nil {
+			return 0, err
+		}
+		*out = b
+		if len(b)-4 <= max {
+			return n, nil
+		}
+		if n == 1 {
+			return 0, fmt.Errorf("peer: a message of %d bytes exceeds the frame limit of %d", len(b), max)
+		}
+		n /= 2
+	}
+}
