@@ -117,6 +117,7 @@ type fast struct {
 	rr         int       // the partition the next request starts with
 	builder    recordbatch.Builder
 	free       [][]byte // buffers of stored batches, for new ones
+	freeBytes  int      // their capacity
 }
 
 // addRecords takes newly sent records in the batch form (or before the
@@ -506,6 +507,7 @@ func (s *sender) build(q *partQ, k int) *pbatch {
 	}
 	if n := len(s.f.free); n > 0 && cap(s.f.free[n-1]) >= est {
 		b.ResetBuffer(s.f.free[n-1], base)
+		s.f.freeBytes -= cap(s.f.free[n-1])
 		s.f.free[n-1] = nil
 		s.f.free = s.f.free[:n-1]
 	} else {
@@ -644,14 +646,18 @@ func (s *sender) handleBatches(req *request, resp *spoolv1.PublishResponse) {
 	}
 }
 
-// maxFree bounds the batch buffers kept for reuse.
-const maxFree = 8
+// maxFree and maxFreeBytes bound the batch buffers kept for reuse.
+const (
+	maxFree      = 8
+	maxFreeBytes = 8 << 20
+)
 
 // recycle keeps a stored batch's buffer for a later batch: its bytes were
 // sent (the request marshalled) and will not be sent again.
 func (s *sender) recycle(pb *pbatch) {
-	if len(s.f.free) < maxFree && cap(pb.data) <= 16<<20 {
+	if c := cap(pb.data); len(s.f.free) < maxFree && s.f.freeBytes+c <= maxFreeBytes {
 		s.f.free = append(s.f.free, pb.data)
+		s.f.freeBytes += c
 	}
 	pb.data = nil
 }
