@@ -707,6 +707,9 @@ func (s *sender) batchFailed(pb *pbatch, e *Error) {
 func (s *sender) drop(pb *pbatch, err error) {
 	q := pb.q
 	i := slices.Index(q.batches, pb)
+	if i < 0 {
+		return // not the partition's any more (never the case)
+	}
 	if i == len(q.batches)-1 {
 		// The last one: the partition's next sequence is this batch's.
 		q.batches = q.batches[:i]
