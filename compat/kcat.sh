@@ -68,7 +68,10 @@ codec() {
 	local topic=compat-kcat-$1-$suffix served
 	"$COMPAT_SPOOL" topic create "$topic" --partitions 3
 	records 0 $n >"$tmp/sent-$1"
-	kc -P -t "$topic" -K : -z "$1" <"$tmp/sent-$1"
+	# A long linger puts the records into a few large batches: librdkafka
+	# sends a batch uncompressed when compression would not shrink it, as a
+	# batch of one small record.
+	kc -P -t "$topic" -K : -z "$1" -X linger.ms=200 <"$tmp/sent-$1"
 	kc -C -t "$topic" -o beginning -c $n -f '%k:%s\n' >"$tmp/got-$1"
 	same "$tmp/sent-$1" "$tmp/got-$1"
 	served=$("$COMPAT_BATCHCODEC" -broker "$COMPAT_KAFKA_ADDR" -topic "$topic" -n $n -timeout 20s)
