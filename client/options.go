@@ -129,7 +129,7 @@ type producerConfig struct {
 func defaultProducerConfig() producerConfig {
 	return producerConfig{
 		linger:          5 * time.Millisecond,
-		maxBatchMsgs:    1000,
+		maxBatchMsgs:    maxPublishMessages,
 		maxBatchBytes:   1 << 20,
 		maxInFlight:     16,
 		maxBuffered:     64 << 20,
@@ -154,7 +154,10 @@ func ProducerLinger(d time.Duration) ProducerOption {
 }
 
 // ProducerMaxBatchMessages caps the messages in one publish request;
-// default 1000; must be between 1 and 10,000 (the server's limit).
+// default 10,000, the server's limit, so that requests are bounded by
+// ProducerMaxBatchBytes as Kafka clients' batches are (a count of 1,000
+// made requests of small messages four times as many, and pipelined
+// publishing a quarter slower); must be between 1 and 10,000.
 func ProducerMaxBatchMessages(n int) ProducerOption {
 	return ProducerOption{func(c *producerConfig) {
 		if n < 1 || n > maxPublishMessages {
