@@ -5,7 +5,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/spoolmq/spool/internal/partition"
 	"github.com/spoolmq/spool/recordbatch"
 )
 
@@ -78,13 +77,6 @@ func TestPublicBuilderMatchesEncode(t *testing.T) {
 		}
 		if n := recordbatch.RecordSize(c.recs[0].ts-c.base, 0, c.recs[0].key, c.recs[0].value, c.recs[0].headers); n <= 0 {
 			t.Errorf("%s: record size %d", c.name, n)
-		}
-	}
-	for _, key := range [][]byte{[]byte("a"), []byte("ab"), []byte("abc"), []byte("abcd"), []byte("order-12345"), bytes.Repeat([]byte{0xff}, 33)} {
-		for _, n := range []int32{1, 3, 16, 1024} {
-			if got, want := recordbatch.KeyPartition(key, n), partition.ForKey(key, n); got != want {
-				t.Errorf("KeyPartition(%q, %d) = %d, want %d", key, n, got, want)
-			}
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/errs"
-	"github.com/spoolmq/spool/internal/partition"
+	"github.com/spoolmq/spool/recordbatch"
 	"github.com/spoolmq/spool/internal/seglog"
 )
 
@@ -138,7 +138,7 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 		p := m.Partition
 		if p < 0 {
 			if len(m.Key) > 0 {
-				p = partition.ForKey(m.Key, nparts)
+				p = recordbatch.KeyPartition(m.Key, nparts)
 			} else {
 				if sticky < 0 {
 					sticky = int32(t.rr.Add(1) % uint32(nparts))

@@ -1,4 +1,4 @@
-package partition
+package recordbatch
 
 import "testing"
 
@@ -19,20 +19,20 @@ func TestMurmur2KafkaVectors(t *testing.T) {
 		"1234":  -1614185708,
 		"12345": -1188365604,
 	} {
-		if got := Murmur2([]byte(in)); got != want {
+		if got := murmur2([]byte(in)); got != want {
 			t.Errorf("murmur2(%q) = %d, want %d", in, got, want)
 		}
 	}
 }
 
-func TestForKey(t *testing.T) {
+func TestKeyPartition(t *testing.T) {
 	// toPositive(murmur2("foobar")) % 7, as Java computes it.
 	want := int32((int64(-790332482) & 0x7fffffff) % 7)
-	if got := ForKey([]byte("foobar"), 7); got != want {
+	if got := KeyPartition([]byte("foobar"), 7); got != want {
 		t.Fatalf("ForKey = %d, want %d", got, want)
 	}
 	for i := range 1000 {
-		p := ForKey([]byte{byte(i), byte(i >> 8)}, 3)
+		p := KeyPartition([]byte{byte(i), byte(i >> 8)}, 3)
 		if p < 0 || p >= 3 {
 			t.Fatalf("partition %d out of range", p)
 		}
