@@ -6,8 +6,8 @@ import (
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/errs"
-	"github.com/spoolmq/spool/recordbatch"
 	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/recordbatch"
 )
 
 // maxBatchBytes is the size at which a publish is split into several
