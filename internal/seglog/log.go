@@ -22,7 +22,8 @@ type Log struct {
 	opts Options
 
 	start atomic.Int64 // first readable offset
-	end   atomic.Int64 // offsets below end are readable (durable under the policy)
+	end   atomic.Int64 // offsets below end are durable under the policy
+	limit atomic.Int64 // and readable only below limit too (SetReadLimit; MaxInt64: none)
 
 	// segMu guards segs. Readers hold it shared while they read a segment
 	// file, so retention and truncation cannot close a file under them.
@@ -413,6 +414,11 @@ func (l *Log) syncDirty() {
 // advance publishes a new end offset and wakes readers waiting for data.
 func (l *Log) advance(end int64) {
 	l.end.Store(end)
+	l.notify()
+}
+
+// notify wakes readers waiting for data.
+func (l *Log) notify() {
 	l.notifyMu.Lock()
 	close(l.notifyCh)
 	l.notifyCh = make(chan struct{})
@@ -421,6 +427,22 @@ func (l *Log) advance(end int64) {
 		l.opts.OnAdvance()
 	}
 }
+
+// SetReadLimit makes only offsets below limit readable, however far the
+// log's durable end is: a replicated partition's readers see what a quorum
+// holds (the commit index), never a leader's uncommitted tail. A log
+// without a limit (the default, math.MaxInt64) reads to its end. Moving the
+// limit wakes waiting readers when it makes more readable.
+func (l *Log) SetReadLimit(limit int64) {
+	old := l.limit.Swap(limit)
+	if end := l.end.Load(); min(limit, end) > min(old, end) {
+		l.notify()
+	}
+}
+
+// readable returns the offset below which records may be read: the
+// durable end, or the read limit if lower.
+func (l *Log) readable() int64 { return min(l.end.Load(), l.limit.Load()) }
 
 // Changed returns a channel that is closed the next time the end offset
 // moves (new data, or truncation). Long-polling readers select on it.
@@ -434,8 +456,13 @@ func (l *Log) Changed() <-chan struct{} {
 func (l *Log) StartOffset() int64 { return l.start.Load() }
 
 // EndOffset returns the offset the next appended record will be readable
-// at: every offset below it is durable under the policy and readable.
-func (l *Log) EndOffset() int64 { return l.end.Load() }
+// at: every offset below it is durable under the policy and readable
+// (below the read limit, if one is set: then EndOffset is at most it).
+func (l *Log) EndOffset() int64 { return l.readable() }
+
+// DurableEnd returns the offset after the last durable record, whatever
+// the read limit.
+func (l *Log) DurableEnd() int64 { return l.end.Load() }
 
 // Dir returns the log's directory.
 func (l *Log) Dir() string { return l.dir }

@@ -29,7 +29,7 @@ func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 // new buffer): the result aliases buf then, and its capacity is the whole
 // buffer's, so that a caller recycling buffers can keep the larger one.
 func (l *Log) ReadInto(buf []byte, offset int64, maxBytes int) ([]byte, error) {
-	end := l.end.Load()
+	end := l.readable()
 	if offset == end && offset >= l.start.Load() {
 		return nil, nil
 	}
@@ -162,7 +162,7 @@ func (l *Log) readErr(s *segment, pos int64, err error) error {
 // at or after ts (milliseconds since the epoch), and true; or EndOffset and
 // false if there is none.
 func (l *Log) OffsetForTime(ts int64) (int64, bool, error) {
-	end := l.end.Load()
+	end := l.readable()
 	l.segMu.RLock()
 	defer l.segMu.RUnlock()
 	for _, s := range l.segs {
@@ -200,7 +200,7 @@ func (l *Log) OffsetForTime(ts int64) (int64, bool, error) {
 // offset and the offset of the first record carrying it, and true; false
 // if the log holds no readable record.
 func (l *Log) OffsetOfMaxTimestamp() (offset, ts int64, ok bool, err error) {
-	end := l.end.Load()
+	end := l.readable()
 	ts = -1
 	l.segMu.RLock()
 	for _, s := range l.segs {

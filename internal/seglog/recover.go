@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -57,6 +58,7 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Log, *RecoveryReport, error) 
 		notifyCh:   make(chan struct{}),
 	}
 	l.cond.L = &l.mu
+	l.limit.Store(math.MaxInt64)
 	rep := &RecoveryReport{}
 	if err := l.recover(rep); err != nil {
 		for _, s := range l.segs {

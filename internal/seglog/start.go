@@ -118,7 +118,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	if l.isClosed() {
 		return l.start.Load(), ErrClosed
 	}
-	start, end := l.start.Load(), l.end.Load()
+	start, end := l.start.Load(), l.readable()
 	if offset > end || offset < 0 {
 		return start, &OffsetOutOfRangeError{Offset: offset, Start: start, End: end}
 	}
