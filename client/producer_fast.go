@@ -739,13 +739,10 @@ func (s *sender) handleMessages(req *request, resp *spoolv1.PublishResponse) {
 		s.messagesFailed(req, errorFromInfo(info, resp.GetErrorMessage()))
 		return
 	}
-	if n := len(resp.GetResults()); n != len(req.records) {
-		s.messagesFailed(req, &Error{Code: "internal", Message: fmt.Sprintf("server returned %d results for %d messages", n, len(req.records))})
+	results, e := messageResults(req, resp)
+	if e != nil {
+		s.messagesFailed(req, e)
 		return
-	}
-	results := make([]PublishResult, len(req.records))
-	for i, r := range resp.GetResults() {
-		results[i] = resultFromProto(r)
 	}
 	s.p.finish(req.records, results, nil)
 }
@@ -755,23 +752,14 @@ func (s *sender) handleMessages(req *request, resp *spoolv1.PublishResponse) {
 func (s *sender) messagesFailed(req *request, e *Error) {
 	q := req.q
 	if e.Retriable {
-		attempts := 0
-		for _, r := range req.records {
-			r.attempts++
-			r.lastErr = e
-			attempts = max(attempts, r.attempts)
-		}
-		at := time.Now().Add(s.p.c.cfg.backoff.delay(attempts, e.RetryAfter))
+		at := s.retryAt(req.records, e)
 		for _, r := range req.records {
 			r.notBefore = at
 		}
 		q.pending = append(req.records, q.pending...)
 		return
 	}
-	if len(req.records) > 1 && (e.Code == CodeMessageTooLarge || e.Code == CodeInvalidArgument) {
-		for _, r := range req.records {
-			r.alone = true
-		}
+	if isolate(req, e) {
 		q.pending = append(req.records, q.pending...)
 		return
 	}

@@ -218,28 +218,58 @@ func (s *sender) handle(ev streamEvent) {
 		return
 	}
 	s.failures = 0
-	if n := len(resp.GetResults()); n != len(req.records) {
-		s.failed(req, &Error{Code: "internal", Message: fmt.Sprintf("server returned %d results for %d messages", n, len(req.records))})
+	results, e := messageResults(req, resp)
+	if e != nil {
+		s.failed(req, e)
 		return
+	}
+	s.p.finish(req.records, results, nil)
+}
+
+// messageResults checks that a message-form answer has a result for
+// every message of the request, and converts them.
+func messageResults(req *request, resp *spoolv1.PublishResponse) ([]PublishResult, *Error) {
+	if n := len(resp.GetResults()); n != len(req.records) {
+		return nil, &Error{Code: "internal", Message: fmt.Sprintf("server returned %d results for %d messages", n, len(req.records))}
 	}
 	results := make([]PublishResult, len(req.records))
 	for i, r := range resp.GetResults() {
 		results[i] = resultFromProto(r)
 	}
-	s.p.finish(req.records, results, nil)
+	return results, nil
+}
+
+// retryAt counts a retriable failure against records and returns when
+// they may be sent again: the backoff of the most tried, or the server's
+// retry-after.
+func (s *sender) retryAt(records []*record, e *Error) time.Time {
+	attempts := 0
+	for _, r := range records {
+		r.attempts++
+		r.lastErr = e
+		attempts = max(attempts, r.attempts)
+	}
+	return time.Now().Add(s.p.c.cfg.backoff.delay(attempts, e.RetryAfter))
+}
+
+// isolate marks the records of a request refused as a whole for one
+// message's size or content to be sent one by one (which message it was
+// is not said); false if the request had one message.
+func isolate(req *request, e *Error) bool {
+	if len(req.records) < 2 || (e.Code != CodeMessageTooLarge && e.Code != CodeInvalidArgument) {
+		return false
+	}
+	for _, r := range req.records {
+		r.alone = true
+	}
+	return true
 }
 
 // failed handles a request the server answered with an error.
 func (s *sender) failed(req *request, e *Error) {
 	s.failures = 0 // the stream works
 	if e.Retriable {
-		attempts := 0
-		for _, r := range req.records {
-			r.attempts++
-			r.lastErr = e
-			attempts = max(attempts, r.attempts)
-		}
-		at := time.Now().Add(s.p.c.cfg.backoff.delay(attempts, e.RetryAfter))
+		at := s.retryAt(req.records, e)
 		var back, expired []*record
 		for _, r := range req.records {
 			if at.After(r.deadline) {
@@ -253,11 +283,7 @@ func (s *sender) failed(req *request, e *Error) {
 		s.b.requeue(back)
 		return
 	}
-	if len(req.records) > 1 && (e.Code == CodeMessageTooLarge || e.Code == CodeInvalidArgument) {
-		// Which message was rejected is not said: send them one by one.
-		for _, r := range req.records {
-			r.alone = true
-		}
+	if isolate(req, e) {
 		s.b.requeue(req.records)
 		return
 	}
