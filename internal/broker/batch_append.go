@@ -34,38 +34,34 @@ import (
 // caller writes the batch itself when no flush is in progress
 // (seglog.Log.SubmitFlush). Every successful call must be followed by Wait.
 func (b *Broker) AppendBatch(topicName string, p int32, one []byte, brokerTime, flush bool) (*PendingAppend, error) {
-	t, err := b.topic(topicName)
-	if err != nil {
-		return nil, err
-	}
-	t.life.RLock()
-	defer t.life.RUnlock()
-	if t.deleted {
-		return nil, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
-	}
-	if p < 0 || int(p) >= len(t.logs()) {
-		return nil, errs.New(errs.InvalidArgument, "partition %d does not exist (topic %q has %d)", p, topicName, len(t.logs()))
-	}
+	return b.appendClientBatches(topicName, p, one, flush, func(t *topic) (int, error) {
+		return b.checkBatch(t, topicName, p, one, brokerTime)
+	})
+}
+
+// checkBatch applies the batch form's rules (AppendBatch) to one batch and
+// returns its record count.
+func (b *Broker) checkBatch(t *topic, topicName string, p int32, one []byte, brokerTime bool) (int, error) {
 	bt, err := batch.Parse(one)
 	if err != nil {
-		return nil, errs.Wrap(errs.InvalidArgument, err, "record batch for %s/%d", topicName, p)
+		return 0, errs.Wrap(errs.InvalidArgument, err, "record batch for %s/%d", topicName, p)
 	}
 	if len(bt.Bytes) != len(one) {
-		return nil, errs.New(errs.InvalidArgument, "one record batch per partition")
+		return 0, errs.New(errs.InvalidArgument, "one record batch per partition")
 	}
 	h := bt.Header
 	if h.IsControl() {
-		return nil, errs.New(errs.InvalidArgument, "clients may not produce control batches")
+		return 0, errs.New(errs.InvalidArgument, "clients may not produce control batches")
 	}
 	lim := b.cfg.Log.Limits
 	if brokerTime {
 		hl := lim
 		hl.CheckRecords = false
 		if _, err := batch.Validate(one, hl); err != nil {
-			return nil, errs.Wrap(errs.InvalidArgument, err, "invalid batch for %s/%d", topicName, p)
+			return 0, errs.Wrap(errs.InvalidArgument, err, "invalid batch for %s/%d", topicName, p)
 		}
 		if h.BaseTimestamp != 0 || h.MaxTimestamp != 0 || h.HasLogAppendTime() {
-			return nil, errs.New(errs.InvalidArgument, "a batch in the broker's time carries timestamps 0 (base %d, max %d)", h.BaseTimestamp, h.MaxTimestamp)
+			return 0, errs.New(errs.InvalidArgument, "a batch in the broker's time carries timestamps 0 (base %d, max %d)", h.BaseTimestamp, h.MaxTimestamp)
 		}
 		now := b.clock.Now().UnixMilli()
 		batch.SetTimestamps(one, now, now)
@@ -75,16 +71,16 @@ func (b *Broker) AppendBatch(topicName string, p int32, one []byte, brokerTime, 
 	i := 0
 	for r, err := range bt.Records(lim.MaxDecompressedBytes) {
 		if err != nil {
-			return nil, errs.Wrap(errs.InvalidArgument, err, "invalid batch for %s/%d", topicName, p)
+			return 0, errs.Wrap(errs.InvalidArgument, err, "invalid batch for %s/%d", topicName, p)
 		}
 		size := len(r.Key) + len(r.Value)
 		for _, hd := range r.Headers {
 			switch hd.Key {
 			case HeaderID:
-				return nil, errs.New(errs.InvalidArgument, "record %d carries an id: messages with ids are published one by one (the messages form), where the de-duplication window applies", i)
+				return 0, errs.New(errs.InvalidArgument, "record %d carries an id: messages with ids are published one by one (the messages form), where the de-duplication window applies", i)
 			case HeaderSubject:
 				if len(hd.Value) > MaxIDLen {
-					return nil, errs.New(errs.InvalidArgument, "record %d: subjects are limited to %d bytes", i, MaxIDLen)
+					return 0, errs.New(errs.InvalidArgument, "record %d: subjects are limited to %d bytes", i, MaxIDLen)
 				}
 				size += len(hd.Value)
 			case HeaderDeliverAt, HeaderTTL:
@@ -93,21 +89,9 @@ func (b *Broker) AppendBatch(topicName string, p int32, one []byte, brokerTime, 
 			}
 		}
 		if size > int(cfg.MaxMessageBytes) {
-			return nil, errs.New(errs.MessageTooLarge, "message %d is %d bytes; topic %q accepts at most %d", i, size, topicName, cfg.MaxMessageBytes)
+			return 0, errs.New(errs.MessageTooLarge, "message %d is %d bytes; topic %q accepts at most %d", i, size, topicName, cfg.MaxMessageBytes)
 		}
 		i++
 	}
-	if err := t.checkCapacity(int(h.NumRecords), len(one)); err != nil {
-		return nil, err
-	}
-	l := t.logs()[p]
-	submit := l.Submit
-	if flush {
-		submit = l.SubmitFlush
-	}
-	pend, err := submit(one)
-	if err != nil {
-		return nil, appendError(topicName, p, err)
-	}
-	return &PendingAppend{t: t, p: p, pend: pend}, nil
+	return int(h.NumRecords), nil
 }

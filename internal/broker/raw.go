@@ -58,6 +58,34 @@ func (pa *PendingAppend) Failed() bool {
 // waits in between. Queued bytes are safe without it: closing a log waits
 // for its queued appends.
 func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingAppend, error) {
+	return b.appendClientBatches(topicName, p, batches, false, func(t *topic) (int, error) {
+		n := 0
+		for bt, err := range batch.Batches(batches) {
+			if err != nil {
+				return 0, errs.Wrap(errs.InvalidArgument, err, "record batch")
+			}
+			h, one := bt.Header, bt.Bytes
+			if h.IsControl() {
+				return 0, errs.New(errs.InvalidArgument, "clients may not produce control batches")
+			}
+			// One leader epoch, 0, for the partition's life (as Metadata and
+			// OffsetForLeaderEpoch say); the field is outside the CRC.
+			batch.SetPartitionLeaderEpoch(one, 0)
+			if len(one) > int(t.meta.Config.MaxMessageBytes)+batch.HeaderSize+1024 {
+				return 0, errs.New(errs.MessageTooLarge, "record batch of %d bytes exceeds the topic's limit of %d", len(one), t.meta.Config.MaxMessageBytes)
+			}
+			n += int(h.NumRecords)
+		}
+		return n, nil
+	})
+}
+
+// appendClientBatches is what appending batches a client built always
+// does, around check (the caller's rules, returning how many records the
+// batches hold): the topic and partition looked up under the topic's life
+// lock, the topic's capacity bounds, and the queueing in the partition's
+// log (written by the caller when flush and no flush is in progress).
+func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, flush bool, check func(t *topic) (int, error)) (*PendingAppend, error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
@@ -68,29 +96,21 @@ func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingA
 		return nil, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
 	if p < 0 || int(p) >= len(t.logs()) {
-		return nil, errs.New(errs.InvalidArgument, "partition %d of topic %q does not exist", p, topicName)
+		return nil, errs.New(errs.InvalidArgument, "partition %d does not exist (topic %q has %d)", p, topicName, len(t.logs()))
 	}
-	n := 0
-	for bt, err := range batch.Batches(batches) {
-		if err != nil {
-			return nil, errs.Wrap(errs.InvalidArgument, err, "record batch")
-		}
-		h, one := bt.Header, bt.Bytes
-		if h.IsControl() {
-			return nil, errs.New(errs.InvalidArgument, "clients may not produce control batches")
-		}
-		// One leader epoch, 0, for the partition's life (as Metadata and
-		// OffsetForLeaderEpoch say); the field is outside the CRC.
-		batch.SetPartitionLeaderEpoch(one, 0)
-		if len(one) > int(t.meta.Config.MaxMessageBytes)+batch.HeaderSize+1024 {
-			return nil, errs.New(errs.MessageTooLarge, "record batch of %d bytes exceeds the topic's limit of %d", len(one), t.meta.Config.MaxMessageBytes)
-		}
-		n += int(h.NumRecords)
+	n, err := check(t)
+	if err != nil {
+		return nil, err
 	}
 	if err := t.checkCapacity(n, len(batches)); err != nil {
 		return nil, err
 	}
-	pend, err := t.logs()[p].Submit(batches)
+	l := t.logs()[p]
+	submit := l.Submit
+	if flush {
+		submit = l.SubmitFlush
+	}
+	pend, err := submit(batches)
 	if err != nil {
 		return nil, appendError(topicName, p, err)
 	}
