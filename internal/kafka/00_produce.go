@@ -21,10 +21,6 @@ import (
 	"github.com/spoolmq/spool/internal/producer"
 )
 
-func (s *Server) produce(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return s.startProduce(ctx, kreq.(*kmsg.ProduceRequest))(), nil
-}
-
 // startProduce checks and queues every partition's batches, in order (the
 // offsets are assigned here), and returns the function that waits for
 // them to be durable and builds the response (nil for acks=0). The

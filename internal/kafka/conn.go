@@ -160,17 +160,19 @@ func (c *conn) serve() {
 // startProduce decodes a Produce request and queues its batches; finish
 // waits for them and returns the response (nil for acks=0).
 func (c *conn) startProduce(h reqHeader, body []byte) (finish func() kmsg.Response, err error) {
-	if h.clientID != "" {
-		c.clientID = h.clientID
-	}
-	req, _, err := c.s.decode(h, body)
+	req, _, err := c.decode(h, body)
 	if err != nil {
-		if errors.Is(err, errUnsupportedApiVersions) {
-			err = fmt.Errorf("unsupported Produce version %d", h.version)
-		}
 		return nil, err
 	}
 	return c.s.startProduce(c.s.ctx, req.(*kmsg.ProduceRequest)), nil
+}
+
+// decode notes the request's client id and decodes it.
+func (c *conn) decode(h reqHeader, body []byte) (kmsg.Request, apiEntry, error) {
+	if h.clientID != "" {
+		c.clientID = h.clientID
+	}
+	return c.s.decode(h, body)
 }
 
 // readRequest reads one frame, bounded before allocation, and its header.
@@ -228,10 +230,7 @@ func parseHeader(body []byte) ([]byte, reqHeader, error) {
 
 // handle decodes the request and runs its handler.
 func (c *conn) handle(h reqHeader, body []byte) (kmsg.Response, error) {
-	if h.clientID != "" {
-		c.clientID = h.clientID
-	}
-	req, api, err := c.s.decode(h, body)
+	req, api, err := c.decode(h, body)
 	if err != nil || req == nil {
 		if errors.Is(err, errUnsupportedApiVersions) {
 			return c.s.unsupportedApiVersions(), nil

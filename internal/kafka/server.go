@@ -159,7 +159,7 @@ func New(b *broker.Broker, cfg Config) *Server {
 		s.drive()
 	}
 	s.apis = map[int16]apiEntry{
-		0:  {0, 13, s.produce},
+		0:  {0, 13, nil}, // answered through the connection's produce pipeline (conn.serve, pipe.go)
 		1:  {4, 18, s.fetch},
 		2:  {0, 10, s.listOffsets},
 		3:  {0, 13, s.metadata},
