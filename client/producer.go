@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Producer publishes messages to one topic asynchronously: Send queues a
@@ -193,8 +192,8 @@ func (p *Producer) Send(ctx context.Context, m Message) *Future {
 		f.complete(PublishResult{}, err)
 		return f
 	}
-	r := newRecord(m) // its Future is allocated with it
-	f := r.fut
+	r := newRecord(&m) // its Future is allocated with it
+	f := &r.future
 	f.p = p
 	if err := p.admit(ctx, r); err != nil {
 		f.complete(PublishResult{}, err)
@@ -234,14 +233,18 @@ func (p *Producer) admit(ctx context.Context, r *record) error {
 		p.mu.Lock()
 		p.blocked--
 	}
-	now := time.Now()
-	r.enqueued, r.deadline = now, now.Add(p.cfg.deliveryTimeout)
+	r.enqueued = monoNow()
 	r.epoch = p.epoch
 	p.unfinished[r.epoch]++
 	p.buffered += r.size
 	p.incoming = append(p.incoming, r)
+	first := len(p.incoming) == 1
 	p.mu.Unlock()
-	p.poke()
+	if first {
+		// Else the sender was poked for the records before r and has not
+		// taken them yet: it takes r with them.
+		p.poke()
+	}
 	return nil
 }
 
@@ -273,13 +276,33 @@ func (p *Producer) finish(rs []*record, results []PublishResult, err error) {
 	}
 	for i, r := range rs {
 		if err != nil {
-			r.fut.complete(PublishResult{}, err)
+			r.complete(PublishResult{}, err)
 		} else {
-			r.fut.complete(results[i], nil)
+			r.complete(results[i], nil)
 		}
-		// The Future keeps its record: let go of the message's data.
-		r.key, r.value, r.m, r.msg, r.hdrs = nil, nil, nil, nil, nil
 	}
+	p.settle(rs)
+}
+
+// finishStored completes the records of a stored batch: rs[i] landed at
+// base+i of partition part.
+func (p *Producer) finishStored(rs []*record, part int32, base int64, dup bool) {
+	for i, r := range rs {
+		r.complete(PublishResult{Partition: part, Offset: base + int64(i), Duplicate: dup}, nil)
+	}
+	p.settle(rs)
+}
+
+// complete completes r's Future, which keeps the record: r lets go of the
+// message's data.
+func (r *record) complete(res PublishResult, err error) {
+	r.future.complete(res, err)
+	r.key, r.value, r.x = nil, nil, nil
+}
+
+// settle releases the buffer space and flush accounting of completed
+// records.
+func (p *Producer) settle(rs []*record) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := 0; i < len(rs); {

@@ -18,19 +18,19 @@ func rec(name, key string, at time.Duration) *record {
 	if key != "" {
 		k = "k" + key
 	}
-	return &record{msg: &spoolv1.Message{Value: []byte(name)}, size: 10, orderKey: k, enqueued: t0.Add(at), deadline: t0.Add(time.Hour)}
+	return &record{x: &recordX{msg: &spoolv1.Message{Value: []byte(name)}, orderKey: k}, size: 10, enqueued: monoOf(t0.Add(at))}
 }
 
 func names(rs []*record) string {
 	var out []string
 	for _, r := range rs {
-		out = append(out, string(r.msg.Value))
+		out = append(out, string(r.pm().Value))
 	}
 	return strings.Join(out, ",")
 }
 
 func testBatcher(msgs int, bytes int64, linger time.Duration) *batcher {
-	return newBatcher(&producerConfig{maxBatchMsgs: msgs, maxBatchBytes: bytes, linger: linger})
+	return newBatcher(&producerConfig{maxBatchMsgs: msgs, maxBatchBytes: bytes, linger: linger, deliveryTimeout: time.Hour})
 }
 
 func TestBatcherLinger(t *testing.T) {
@@ -104,7 +104,7 @@ func TestBatcherKeepsKeyOrder(t *testing.T) {
 	// in front, and a2/b2 must not overtake it.
 	b.unblock(first)
 	for _, r := range first {
-		r.notBefore = t0.Add(time.Second)
+		r.notBefore = monoOf(t0.Add(time.Second))
 	}
 	b.requeue(first)
 	got, wake := b.next(t0, false)
@@ -149,7 +149,7 @@ func TestBatcherAloneRecords(t *testing.T) {
 func TestBatcherExpire(t *testing.T) {
 	b := testBatcher(10, 1<<20, 0)
 	old, young := rec("old", "", 0), rec("young", "", 0)
-	old.deadline = t0.Add(time.Second)
+	old.enqueued = monoOf(t0.Add(time.Second - time.Hour)) // its deadline: t0+1s
 	b.add([]*record{old, young})
 	if got := b.expire(t0.Add(time.Second)); names(got) != "old" {
 		t.Fatalf("expired %q", names(got))

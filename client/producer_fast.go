@@ -64,7 +64,7 @@ const (
 // partQ is one partition's messages and batches.
 type partQ struct {
 	p         int32
-	pending   []*record // not yet in a batch, in send order
+	pending   recQueue  // not yet in a batch, in send order
 	batches   []*pbatch // built and unfinished, in sequence order
 	nextSeq   int32     // the sequence of the next new batch
 	built     int64     // batches built so far (the next one's idx)
@@ -92,15 +92,84 @@ type pbatch struct {
 // waiting reports whether the batch is built and not in flight.
 func (pb *pbatch) waiting() bool { return pb.req == 0 }
 
-// deadline is the earliest deadline of the batch's messages.
-func (pb *pbatch) deadline() time.Time {
-	d := pb.records[0].deadline
+// enqueued is when the batch's oldest message was sent: the earliest
+// deadline of its messages is this plus the delivery timeout.
+func (pb *pbatch) enqueued() mono {
+	e := pb.records[0].enqueued
 	for _, r := range pb.records[1:] {
-		if r.deadline.Before(d) {
-			d = r.deadline
+		e = min(e, r.enqueued)
+	}
+	return e
+}
+
+// recQueue is a queue of records: pushed at the back, taken from the
+// front, put back in front after a failure. Taking from the front does not
+// give up the slice's capacity (a slice re-sliced from the front would be
+// copied to a new array every time its end is reached).
+type recQueue struct {
+	buf  []*record
+	head int
+}
+
+// len returns the number of records queued.
+func (q *recQueue) len() int { return len(q.buf) - q.head }
+
+// items returns the queued records in order; valid until the next change.
+func (q *recQueue) items() []*record { return q.buf[q.head:] }
+
+// push appends r.
+func (q *recQueue) push(r *record) {
+	if len(q.buf) == cap(q.buf) && q.head > 0 && q.head >= len(q.buf)/2 {
+		// At least half the array is taken: move the rest to the front
+		// (each record is moved at most once per record taken).
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
+	}
+	q.buf = append(q.buf, r)
+}
+
+// take removes and returns the first k records, in a new slice.
+func (q *recQueue) take(k int) []*record {
+	rs := slices.Clone(q.buf[q.head : q.head+k])
+	clear(q.buf[q.head : q.head+k])
+	q.head += k
+	if q.head == len(q.buf) {
+		q.buf, q.head = q.buf[:0], 0
+	}
+	return rs
+}
+
+// pushFront puts rs in front of the queue, in order.
+func (q *recQueue) pushFront(rs []*record) {
+	if len(rs) == 0 {
+		return
+	}
+	if len(rs) <= q.head {
+		q.head -= len(rs)
+		copy(q.buf[q.head:], rs)
+		return
+	}
+	q.buf, q.head = append(rs[:len(rs):len(rs)], q.items()...), 0
+}
+
+// keep keeps the records for which f returns true, in order.
+func (q *recQueue) keep(f func(*record) bool) {
+	kept := q.buf[:q.head]
+	for _, r := range q.buf[q.head:] {
+		if f(r) {
+			kept = append(kept, r)
 		}
 	}
-	return d
+	clear(q.buf[len(kept):])
+	q.buf = kept
+}
+
+// reset empties the queue and returns what it held.
+func (q *recQueue) reset() []*record {
+	rs := q.items()
+	q.buf, q.head = nil, 0
+	return rs
 }
 
 // fast is the sender's state for the batch form.
@@ -156,8 +225,7 @@ func (s *sender) assign(r *record) {
 	default:
 		p = s.f.sticky
 	}
-	q := s.f.parts[p]
-	q.pending = append(q.pending, r)
+	s.f.parts[p].pending.push(r)
 }
 
 // idle reports whether nothing is queued or in flight.
@@ -166,7 +234,7 @@ func (s *sender) idle() bool {
 		return false
 	}
 	for _, q := range s.f.parts {
-		if len(q.pending) > 0 || len(q.batches) > 0 {
+		if q.pending.len() > 0 || len(q.batches) > 0 {
 			return false
 		}
 	}
@@ -320,7 +388,7 @@ func (s *sender) bump(now time.Time) bool {
 		for _, pb := range q.batches {
 			back = append(back, pb.records...)
 		}
-		q.pending = append(back, q.pending...)
+		q.pending.pushFront(back)
 		clear(q.batches)
 		q.batches = q.batches[:0]
 		q.nextSeq, q.resending = 0, false
@@ -345,13 +413,15 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 		plan    []planned
 		msgs    int
 		bytes   int64
-		oldest  time.Time
+		oldest  mono
 		wake    time.Time
 		resends bool
 		full    bool
 		special *partQ
 	)
 	maxMsgs, maxBytes := s.p.cfg.maxBatchMsgs, s.p.cfg.maxBatchBytes
+	mnow := monoOf(now)
+	oldest = math.MaxInt64 // the earliest enqueued of the new batches' messages
 	n := len(s.f.parts)
 	for i := 0; i < n && !full; i++ {
 		q := s.f.parts[(s.f.rr+i)%n]
@@ -393,7 +463,8 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 			resends = true
 			continue
 		}
-		if len(q.pending) == 0 || (len(q.batches) > 0 && q.built-q.batches[0].idx >= maxPartInFlight) {
+		pending := q.pending.items()
+		if len(pending) == 0 || (len(q.batches) > 0 && q.built-q.batches[0].idx >= maxPartInFlight) {
 			// A new batch at most four after the oldest unanswered one:
 			// answers come in any order, so later batches may be answered
 			// (and followed by more) while an earlier one is not, and the
@@ -401,9 +472,9 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 			// five batches.
 			continue
 		}
-		head := q.pending[0]
-		if head.notBefore.After(now) {
-			wake = earliest(wake, head.notBefore)
+		head := pending[0]
+		if head.notBefore > mnow {
+			wake = earliest(wake, head.notBefore.time())
 			continue
 		}
 		if head.special {
@@ -413,8 +484,8 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 			continue
 		}
 		k := 0
-		for _, r := range q.pending {
-			if r.special || r.brokerTime != head.brokerTime || r.notBefore.After(now) || (r.alone && k > 0) {
+		for _, r := range pending {
+			if r.special || r.brokerTime != head.brokerTime || r.notBefore > mnow || (r.alone && k > 0) {
 				break
 			}
 			if (len(plan) > 0 || k > 0) && (msgs+1 > maxMsgs || bytes+r.size > maxBytes) {
@@ -424,9 +495,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 			k++
 			msgs++
 			bytes += r.size
-			if oldest.IsZero() || r.enqueued.Before(oldest) {
-				oldest = r.enqueued
-			}
+			oldest = min(oldest, r.enqueued)
 			if r.alone {
 				break
 			}
@@ -446,8 +515,8 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 		return nil, wake
 	}
 	if !resends && !full && !force {
-		if ready := oldest.Add(s.p.cfg.linger); ready.After(now) {
-			return nil, earliest(wake, ready)
+		if ready := oldest.add(s.p.cfg.linger); ready > mnow {
+			return nil, earliest(wake, ready.time())
 		}
 	}
 	s.nextID++
@@ -488,9 +557,7 @@ func firstWaiting(q *partQ) *pbatch {
 
 // build encodes the first k pending messages of q as its next batch.
 func (s *sender) build(q *partQ, k int) *pbatch {
-	rs := slices.Clone(q.pending[:k])
-	clear(q.pending[:k])
-	q.pending = q.pending[k:]
+	rs := q.pending.take(k)
 	pb := &pbatch{q: q, records: rs, seq: q.nextSeq, idx: q.built, brokerTime: rs[0].brokerTime}
 	q.built++
 	b := &s.f.builder
@@ -501,7 +568,7 @@ func (s *sender) build(q *partQ, k int) *pbatch {
 	est := recordbatch.HeaderSize
 	for _, r := range rs {
 		est += len(r.key) + len(r.value) + 24
-		for _, h := range r.hdrs {
+		for _, h := range r.hdrs() {
 			est += len(h.Key) + len(h.Value) + 8
 		}
 	}
@@ -519,7 +586,7 @@ func (s *sender) build(q *partQ, k int) *pbatch {
 		if pb.brokerTime {
 			ts = 0
 		}
-		b.Add(ts, r.key, r.value, r.hdrs)
+		b.Add(ts, r.key, r.value, r.hdrs())
 	}
 	pb.data = b.Finish(s.f.pid, s.f.epoch, pb.seq)
 	q.nextSeq = incSeq(q.nextSeq, int32(len(rs)))
@@ -543,36 +610,35 @@ func (s *sender) messageRequest(q *partQ, now time.Time, force bool) (*request, 
 		take    int
 		bytes   int64
 		headers int
-		oldest  time.Time
+		oldest  mono
 		full    bool
 	)
-	for _, r := range q.pending {
-		if !r.special || r.notBefore.After(now) || (r.alone && take > 0) {
+	mnow := monoOf(now)
+	for _, r := range q.pending.items() {
+		if !r.special || r.notBefore > mnow || (r.alone && take > 0) {
 			break
 		}
 		if take > 0 && (take+1 > s.p.cfg.maxBatchMsgs || bytes+r.size > s.p.cfg.maxBatchBytes || headers+r.headers() > maxRequestHeaders) {
 			full = true
 			break
 		}
+		if take == 0 || r.enqueued < oldest {
+			oldest = r.enqueued
+		}
 		take++
 		bytes += r.size
 		headers += r.headers()
-		if oldest.IsZero() || r.enqueued.Before(oldest) {
-			oldest = r.enqueued
-		}
 		if r.alone || take >= s.p.cfg.maxBatchMsgs || bytes >= s.p.cfg.maxBatchBytes {
 			full = true
 			break
 		}
 	}
 	if !full && !force {
-		if ready := oldest.Add(s.p.cfg.linger); ready.After(now) {
-			return nil, ready
+		if ready := oldest.add(s.p.cfg.linger); ready > mnow {
+			return nil, ready.time()
 		}
 	}
-	rs := slices.Clone(q.pending[:take])
-	clear(q.pending[:take])
-	q.pending = q.pending[take:]
+	rs := q.pending.take(take)
 	for _, r := range rs {
 		pm := r.proto()
 		p := q.p
@@ -590,7 +656,7 @@ func (s *sender) sendRequest(req *request) {
 		req.q.msgReq = true
 		preq.Messages = make([]*spoolv1.Message, len(req.records))
 		for i, r := range req.records {
-			preq.Messages[i] = r.msg
+			preq.Messages[i] = r.pm()
 		}
 	} else {
 		preq.Batches = make([]*spoolv1.PartitionBatch, len(req.batches))
@@ -637,11 +703,7 @@ func (s *sender) handleBatches(req *request, resp *spoolv1.PublishResponse) {
 			continue
 		}
 		s.removeBatch(pb)
-		results := make([]PublishResult, len(pb.records))
-		for j := range results {
-			results[j] = PublishResult{Partition: pb.q.p, Offset: res.GetBaseOffset() + int64(j), Duplicate: res.GetDuplicate()}
-		}
-		s.p.finish(pb.records, results, nil)
+		s.p.finishStored(pb.records, pb.q.p, res.GetBaseOffset(), res.GetDuplicate())
 		s.recycle(pb)
 	}
 }
@@ -679,7 +741,7 @@ func (s *sender) batchFailed(pb *pbatch, e *Error) {
 	pb.lastErr = e
 	pb.q.resending = false
 	for _, r := range pb.records {
-		r.lastErr = e
+		r.setErr(e)
 	}
 	if e.Retriable || e.Code == CodeOutOfOrderSequence {
 		pb.attempts++
@@ -717,7 +779,7 @@ func (s *sender) drop(pb *pbatch, err error) {
 		if err != nil {
 			s.p.finish(pb.records, nil, err)
 		} else {
-			q.pending = append(pb.records, q.pending...)
+			q.pending.pushFront(pb.records)
 		}
 		return
 	}
@@ -756,11 +818,11 @@ func (s *sender) messagesFailed(req *request, e *Error) {
 		for _, r := range req.records {
 			r.notBefore = at
 		}
-		q.pending = append(req.records, q.pending...)
+		q.pending.pushFront(req.records)
 		return
 	}
 	if isolate(req, e) {
-		q.pending = append(req.records, q.pending...)
+		q.pending.pushFront(req.records)
 		return
 	}
 	s.p.finish(req.records, nil, e)
@@ -786,10 +848,9 @@ func (s *sender) breakBatches(err error, retriable bool) int {
 				continue
 			}
 			for _, r := range req.records {
-				r.attempts++
-				r.lastErr = err
+				r.failedWith(err)
 			}
-			req.q.pending = append(req.records, req.q.pending...)
+			req.q.pending.pushFront(req.records)
 			continue
 		}
 		for _, pb := range req.batches {
@@ -813,9 +874,10 @@ func (s *sender) breakBatches(err error, retriable bool) int {
 // batch whose fate a broken stream left unknown only while no stream can
 // resolve it: its messages may then have been stored) and queued messages.
 func (s *sender) expireBatches(now time.Time) {
+	dead := monoOf(now).add(-s.p.cfg.deliveryTimeout) // enqueued at or before: past the deadline
 	for _, q := range s.f.parts {
 		for _, pb := range slices.Clone(q.batches) {
-			if !pb.waiting() || pb.dissolve || pb.deadline().After(now) {
+			if !pb.waiting() || pb.dissolve || pb.enqueued() > dead {
 				continue
 			}
 			if pb.unknown {
@@ -827,21 +889,18 @@ func (s *sender) expireBatches(now time.Time) {
 			}
 			s.drop(pb, deliveryTimeout(pb.lastErr))
 		}
-		kept := q.pending[:0]
-		for _, r := range q.pending {
-			if !r.deadline.After(now) {
-				s.p.finish([]*record{r}, nil, deliveryTimeout(r.lastErr))
-				continue
+		q.pending.keep(func(r *record) bool {
+			if r.enqueued <= dead {
+				s.p.finish([]*record{r}, nil, deliveryTimeout(r.lastErr()))
+				return false
 			}
-			kept = append(kept, r)
-		}
-		clear(q.pending[len(kept):])
-		q.pending = kept
+			return true
+		})
 	}
 	kept := s.f.unassigned[:0]
 	for _, r := range s.f.unassigned {
-		if !r.deadline.After(now) {
-			s.p.finish([]*record{r}, nil, deliveryTimeout(r.lastErr))
+		if r.enqueued <= dead {
+			s.p.finish([]*record{r}, nil, deliveryTimeout(r.lastErr()))
 			continue
 		}
 		kept = append(kept, r)
@@ -857,8 +916,7 @@ func (s *sender) abortBatches() {
 			s.p.finish(pb.records, nil, ErrProducerClosed)
 		}
 		q.batches = nil
-		s.p.finish(q.pending, nil, ErrProducerClosed)
-		q.pending = nil
+		s.p.finish(q.pending.reset(), nil, ErrProducerClosed)
 	}
 	s.p.finish(s.f.unassigned, nil, ErrProducerClosed)
 	s.f.unassigned = nil

@@ -182,7 +182,7 @@ func (s *sender) send(batch []*record) {
 	req := &request{id: s.nextID, records: batch}
 	msgs := make([]*spoolv1.Message, len(batch))
 	for i, r := range batch {
-		msgs[i] = r.msg
+		msgs[i] = r.pm()
 	}
 	s.inflight[req.id] = req
 	s.b.block(batch)
@@ -242,14 +242,12 @@ func messageResults(req *request, resp *spoolv1.PublishResponse) ([]PublishResul
 // retryAt counts a retriable failure against records and returns when
 // they may be sent again: the backoff of the most tried, or the server's
 // retry-after.
-func (s *sender) retryAt(records []*record, e *Error) time.Time {
+func (s *sender) retryAt(records []*record, e *Error) mono {
 	attempts := 0
 	for _, r := range records {
-		r.attempts++
-		r.lastErr = e
-		attempts = max(attempts, r.attempts)
+		attempts = max(attempts, r.failedWith(e))
 	}
-	return time.Now().Add(s.p.c.cfg.backoff.delay(attempts, e.RetryAfter))
+	return monoNow().add(s.p.c.cfg.backoff.delay(attempts, e.RetryAfter))
 }
 
 // isolate marks the records of a request refused as a whole for one
@@ -272,7 +270,7 @@ func (s *sender) failed(req *request, e *Error) {
 		at := s.retryAt(req.records, e)
 		var back, expired []*record
 		for _, r := range req.records {
-			if at.After(r.deadline) {
+			if at > r.enqueued.add(s.p.cfg.deliveryTimeout) {
 				expired = append(expired, r)
 				continue
 			}
@@ -321,8 +319,7 @@ func (s *sender) breakStream(err error) {
 			continue
 		}
 		for _, r := range req.records {
-			r.attempts++
-			r.lastErr = err
+			r.failedWith(err)
 		}
 		back = append(back, req.records...)
 	}
@@ -350,7 +347,8 @@ func (s *sender) teardown() {
 // expire fails queued messages past their delivery deadline, and breaks
 // the stream if a request in flight holds such a message.
 func (s *sender) expire(now time.Time) {
-	expired := func(r *record) bool { return !r.deadline.After(now) }
+	dead := monoOf(now).add(-s.p.cfg.deliveryTimeout) // enqueued at or before: past the deadline
+	expired := func(r *record) bool { return r.enqueued <= dead }
 	for _, req := range s.inflight {
 		stalled := slices.ContainsFunc(req.records, expired)
 		for _, pb := range req.batches {
@@ -363,7 +361,7 @@ func (s *sender) expire(now time.Time) {
 	}
 	s.expireBatches(now)
 	for _, r := range s.b.expire(now) {
-		s.p.finish([]*record{r}, nil, deliveryTimeout(r.lastErr))
+		s.p.finish([]*record{r}, nil, deliveryTimeout(r.lastErr()))
 	}
 }
 
