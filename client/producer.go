@@ -62,7 +62,8 @@ type Producer struct {
 	buffered   int64          // bytes of accepted, unfinished records
 	space      chan struct{}  // closed (and replaced) when buffered shrinks
 	epoch      uint64         // current flush epoch
-	unfinished map[uint64]int // unfinished records per flush epoch
+	current    int            // unfinished records of the current flush epoch
+	unfinished map[uint64]int // unfinished records of earlier flush epochs
 	drained    chan struct{}  // closed (and replaced) when an epoch empties
 
 	waiters    atomic.Int64       // Future.Wait calls waiting: linger is skipped
@@ -235,7 +236,7 @@ func (p *Producer) admit(ctx context.Context, r *record) error {
 	}
 	r.enqueued = monoNow()
 	r.epoch = p.epoch
-	p.unfinished[r.epoch]++
+	p.current++
 	p.buffered += r.size
 	p.incoming = append(p.incoming, r)
 	first := len(p.incoming) == 1
@@ -311,6 +312,10 @@ func (p *Producer) settle(rs []*record) {
 			p.buffered -= rs[i].size
 			n++
 		}
+		if e == p.epoch {
+			p.current -= n
+			continue // no Flush waits for the current epoch
+		}
 		if p.unfinished[e] -= n; p.unfinished[e] == 0 {
 			delete(p.unfinished, e)
 			close(p.drained)
@@ -328,6 +333,10 @@ func (p *Producer) settle(rs []*record) {
 func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	e := p.epoch
+	if p.current > 0 {
+		p.unfinished[e] = p.current
+		p.current = 0
+	}
 	p.epoch++
 	p.flushes++
 	p.mu.Unlock()
