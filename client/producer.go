@@ -120,9 +120,9 @@ func (p *Producer) Topic() string { return p.topic }
 
 // Future is the eventual outcome of one Send.
 type Future struct {
-	completed atomic.Bool // the outcome is known
-	mu        sync.Mutex
-	done      chan struct{} // made when first asked for (Done, a blocking Wait)
+	completed atomic.Bool                   // the outcome is known (res and err are set)
+	closed    atomic.Bool                   // done was closed (by complete or Done, whichever saw both)
+	done      atomic.Pointer[chan struct{}] // made when first asked for (Done, a blocking Wait)
 	res       PublishResult
 	err       error
 	p         *Producer // told while a Wait blocks; nil once complete at Send
@@ -130,27 +130,33 @@ type Future struct {
 
 func newFuture() *Future { return &Future{} }
 
+// complete sets the outcome. It takes no lock: complete stores completed
+// and then looks for done, Done stores done and then looks at completed,
+// so at least one of them sees both and closes done (closed makes it
+// once).
 func (f *Future) complete(res PublishResult, err error) {
-	f.mu.Lock()
 	f.res, f.err = res, err
 	f.completed.Store(true)
-	if f.done != nil {
-		close(f.done)
+	if d := f.done.Load(); d != nil && f.closed.CompareAndSwap(false, true) {
+		close(*d)
 	}
-	f.mu.Unlock()
 }
 
 // Done returns a channel closed once the outcome is known.
 func (f *Future) Done() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.done == nil {
-		f.done = make(chan struct{})
-		if f.completed.Load() {
-			close(f.done)
+	d := f.done.Load()
+	if d == nil {
+		ch := make(chan struct{})
+		if f.done.CompareAndSwap(nil, &ch) {
+			d = &ch
+		} else {
+			d = f.done.Load()
 		}
 	}
-	return f.done
+	if f.completed.Load() && f.closed.CompareAndSwap(false, true) {
+		close(*d)
+	}
+	return *d
 }
 
 // Wait returns the outcome once known, or ctx's error if ctx ends first (the
@@ -210,6 +216,7 @@ func (p *Producer) PublishSync(ctx context.Context, m Message) (PublishResult, e
 
 // admit waits for buffer space and hands r to the sender.
 func (p *Producer) admit(ctx context.Context, r *record) error {
+	now := monoNow() // read outside the lock
 	p.mu.Lock()
 	for {
 		if p.closing {
@@ -233,8 +240,9 @@ func (p *Producer) admit(ctx context.Context, r *record) error {
 		}
 		p.mu.Lock()
 		p.blocked--
+		now = monoNow()
 	}
-	r.enqueued = monoNow()
+	r.enqueued = now
 	r.epoch = p.epoch
 	p.current++
 	p.buffered += r.size
