@@ -168,8 +168,9 @@ func ProducerMaxBatchMessages(n int) ProducerOption {
 }
 
 // ProducerMaxBatchBytes caps the approximate size of one publish request;
-// default 1 MiB; a single larger message is still sent, alone; must be at
-// least 1.
+// default 1 MiB (of encoded records in the batch form: its requests carry
+// as many messages as a Kafka client's 1 MB batches); a single larger
+// message is still sent, alone; must be at least 1.
 func ProducerMaxBatchBytes(n int64) ProducerOption {
 	return ProducerOption{func(c *producerConfig) {
 		if n < 1 {

@@ -84,6 +84,21 @@ func (r *record) failedWith(err error) int {
 // setErr records the error of r's last attempt without counting one.
 func (r *record) setErr(err error) { r.ext().lastErr = err }
 
+// encSize estimates r's bytes in a record batch, which is what bounds a
+// batch-form request (as Kafka clients bound a batch by its bytes): its
+// key, value and stored headers, and up to 16 bytes of lengths, deltas
+// and attributes (a record of a 256-byte value takes 262). The buffer
+// counts r.size, which allows for the message form's overhead too.
+func (r *record) encSize() int {
+	n := len(r.key) + len(r.value) + 16
+	if r.x != nil {
+		for _, h := range r.x.hdrs {
+			n += len(h.Key) + len(h.Value) + 6
+		}
+	}
+	return n
+}
+
 // mono is a reading of the producer's monotonic clock: nanoseconds since
 // clockBase. Reading it costs one clock read (time.Now costs two: wall and
 // monotonic) and it takes 8 bytes of a record, not 24.

@@ -402,6 +402,7 @@ type planned struct {
 	q      *partQ
 	resend *pbatch // a waiting batch to send again
 	n      int     // or the first n pending messages as a new batch
+	est    int     // of about est bytes of records
 }
 
 // nextRequest builds the next request: waiting batches resent in order and
@@ -483,18 +484,20 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 			}
 			continue
 		}
-		k := 0
+		k, est := 0, 0
 		for _, r := range pending {
 			if r.special || r.brokerTime != head.brokerTime || r.notBefore > mnow || (r.alone && k > 0) {
 				break
 			}
-			if (len(plan) > 0 || k > 0) && (msgs+1 > maxMsgs || bytes+r.size > maxBytes) {
+			n := r.encSize()
+			if (len(plan) > 0 || k > 0) && (msgs+1 > maxMsgs || bytes+int64(n) > maxBytes) {
 				full = true
 				break
 			}
 			k++
 			msgs++
-			bytes += r.size
+			bytes += int64(n)
+			est += n
 			oldest = min(oldest, r.enqueued)
 			if r.alone {
 				break
@@ -505,7 +508,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 			}
 		}
 		if k > 0 {
-			plan = append(plan, planned{q: q, n: k})
+			plan = append(plan, planned{q: q, n: k, est: est})
 		}
 	}
 	if len(plan) == 0 {
@@ -524,7 +527,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 	for _, pl := range plan {
 		pb := pl.resend
 		if pb == nil {
-			pb = s.build(pl.q, pl.n)
+			pb = s.build(pl.q, pl.n, pl.est)
 		} else if pl.q.inflight == 0 && !s.f.needBump {
 			pl.q.resending = true
 		}
@@ -555,8 +558,9 @@ func firstWaiting(q *partQ) *pbatch {
 	return nil
 }
 
-// build encodes the first k pending messages of q as its next batch.
-func (s *sender) build(q *partQ, k int) *pbatch {
+// build encodes the first k pending messages of q, about est bytes of
+// records, as its next batch.
+func (s *sender) build(q *partQ, k, est int) *pbatch {
 	rs := q.pending.take(k)
 	pb := &pbatch{q: q, records: rs, seq: q.nextSeq, idx: q.built, brokerTime: rs[0].brokerTime}
 	q.built++
@@ -565,13 +569,7 @@ func (s *sender) build(q *partQ, k int) *pbatch {
 	if !pb.brokerTime {
 		base = rs[0].ts
 	}
-	est := recordbatch.HeaderSize
-	for _, r := range rs {
-		est += len(r.key) + len(r.value) + 24
-		for _, h := range r.hdrs() {
-			est += len(h.Key) + len(h.Value) + 8
-		}
-	}
+	est += recordbatch.HeaderSize
 	if n := len(s.f.free); n > 0 && cap(s.f.free[n-1]) >= est {
 		b.ResetBuffer(s.f.free[n-1], base)
 		s.f.freeBytes -= cap(s.f.free[n-1])
