@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -42,16 +43,73 @@ func (e *badBatchError) Unwrap() error { return e.err }
 // (an *seglog.OffsetOutOfRangeError when retention removed from) and
 // *badBatchError.
 func (t *topic) eachRecord(l *seglog.Log, from int64, fn func(off int64, ts time.Time, r batch.Record) bool) error {
+	return t.eachRecordCached(l, from, nil, fn)
+}
+
+// readCache is the rest of the read a consumer session's last event
+// stopped in: whole batches, already checked by the log's read, from the
+// batch holding the first record not delivered. An event ends at a count
+// or a size, most often inside a batch, and the next event would
+// otherwise read that batch again and check its CRC again: with the
+// batches of up to 1 MiB that producers build (the SDK's batch form,
+// Kafka clients), a session read and checked every byte about twice.
+// Stored bytes never change below the readable end, so the cache needs
+// no invalidation beyond the log it came from and the offsets it covers.
+type readCache struct {
+	l          *seglog.Log
+	data       []byte
+	base, next int64 // the offsets data covers: [base, next)
+}
+
+// take returns the cached batches if they hold offset off of l (and
+// retention has not removed it), and empties the cache.
+func (c *readCache) take(l *seglog.Log, off int64) []byte {
+	if c == nil || c.l != l || off < c.base || off >= c.next || off < l.StartOffset() {
+		return nil
+	}
+	data := c.data
+	*c = readCache{}
+	return data
+}
+
+// keep caches data, whole batches from the one holding the next record
+// to deliver.
+func (c *readCache) keep(l *seglog.Log, data []byte) {
+	if c == nil {
+		return
+	}
+	*c = readCache{}
+	next := int64(-1)
+	for bt, err := range batch.Batches(data) {
+		if err != nil {
+			return
+		}
+		next = bt.LastOffset() + 1
+	}
+	if next < 0 {
+		return
+	}
+	*c = readCache{l: l, data: data, base: int64(binary.BigEndian.Uint64(data)), next: next}
+}
+
+// eachRecordCached is eachRecord starting with the batches c holds, if
+// they hold from, and leaving in c the rest of the read it stops in (c
+// may be nil: no cache).
+func (t *topic) eachRecordCached(l *seglog.Log, from int64, c *readCache, fn func(off int64, ts time.Time, r batch.Record) bool) error {
 	maxDec := t.b.maxDecompressed()
 	off := from
 	for off < l.EndOffset() {
-		data, err := l.Read(off, sessionReadChunk)
-		if err != nil {
-			return err
+		data := c.take(l, off)
+		if data == nil {
+			var err error
+			if data, err = l.Read(off, sessionReadChunk); err != nil {
+				return err
+			}
 		}
 		if len(data) == 0 {
 			return nil
 		}
+		pos := 0 // of bt in data
 		for bt, err := range batch.Batches(data) {
 			if err != nil {
 				return &badBatchError{offset: off, next: -1, err: err}
@@ -65,10 +123,12 @@ func (t *topic) eachRecord(l *seglog.Log, from int64, fn func(off int64, ts time
 					continue
 				}
 				if !fn(o, time.UnixMilli(bt.RecordTimestamp(r)), r) {
+					c.keep(l, data[pos:])
 					return nil
 				}
 			}
 			off = bt.LastOffset() + 1
+			pos += len(bt.Bytes)
 		}
 	}
 	return nil

@@ -63,6 +63,9 @@ type Session struct {
 
 	failedResults []FailedOutcome
 
+	// Used only by the goroutine calling Next (stream mode).
+	rc readCache // the rest of the read the last event stopped in
+
 	// Queue mode (guarded by sub.mu).
 	maxInflight  int // leases this member may hold; 0 = no limit beyond credits
 	leaseResults []LeaseOutcome
@@ -419,7 +422,7 @@ func (sess *Session) fetch(parts []PartitionStart, credits int) ([]Delivered, bo
 		l := t.logs()[ps.Partition]
 	read:
 		for !full() && ps.Offset < l.EndOffset() {
-			err := t.eachRecord(l, ps.Offset, func(off int64, ts time.Time, r batch.Record) bool {
+			err := t.eachRecordCached(l, ps.Offset, &sess.rc, func(off int64, ts time.Time, r batch.Record) bool {
 				if full() {
 					return false
 				}
