@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"connectrpc.com/connect"
 	"golang.org/x/sync/semaphore"
@@ -234,6 +235,12 @@ func (h publish) Publish(ctx context.Context, creq *connect.Request[encodedPubli
 	return connect.NewResponse(resultsToProto(rs, req.RequestId)), nil
 }
 
+// loneWait is how long PublishStream's reader must have waited for a
+// request, with nothing in flight on the stream, for the request to count
+// as lone (a producer publishing one at a time): a request already
+// buffered when the reader asked for it is part of a pipelined burst.
+const loneWait = 50 * time.Microsecond
+
 // PublishStream reads requests in order and queues each in the logs in
 // that order (PublishAsync), so a producer's messages keep their order
 // while the requests it has in flight share one fsync. One sender
@@ -241,6 +248,18 @@ func (h publish) Publish(ctx context.Context, creq *connect.Request[encodedPubli
 // durable and sends its response, so the stream has a single writer and
 // the answers to a group commit go out back to back, instead of a
 // goroutine per request contending for the stream.
+//
+// A lone request — nothing in flight on the stream, and the reader waited
+// for it — is written by the reader itself when no flush of its log is in
+// progress (PublishFlush, as the unary Publish does), saving the hand-off
+// to the log's writer and back (about 100 µs at the median of one-at-a-time
+// publishing, in-process). The requests of a pipelined burst arrive while
+// others are in flight, or are already buffered when the reader asks for
+// them, and are queued for the log's writer: the reader goes on reading
+// them during the fsync, and they share the next one. A burst's first
+// request may be written by the reader; the requests arriving during its
+// fsync then wait for it to end before they are read, as they would wait
+// for it before their own fsync if they had been queued.
 func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[encodedPublish, spoolv1.PublishResponse]) error {
 	type reply struct {
 		size   int64
@@ -251,6 +270,7 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 	}
 	replies := make(chan reply, maxStreamInFlight) // bounds the requests in flight
 	var failed atomic.Pointer[error]               // the first send error
+	var inflight atomic.Int64                      // requests queued for the sender and not yet answered
 	senderDone := make(chan struct{})
 	go func() {
 		defer close(senderDone)
@@ -262,14 +282,22 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 				}
 			}
 			h.budget.Release(r.size)
+			inflight.Add(-1)
 		}
 	}()
+	queue := func(r reply) {
+		inflight.Add(1)
+		replies <- r
+	}
 	defer func() {
 		close(replies)
 		<-senderDone
 	}()
 	for {
+		idle := inflight.Load() == 0
+		t0 := time.Now()
 		ep, err := stream.Receive()
+		lone := idle && inflight.Load() == 0 && time.Since(t0) >= loneWait
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -279,26 +307,25 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 		if e := failed.Load(); e != nil {
 			return *e
 		}
-		// Queued for the log's writer even when nothing else is in flight:
-		// writing it here would keep this loop from reading (and queueing)
-		// the requests that arrive during the fsync, so that each would
-		// wait for its own fsync in turn instead of sharing the next one.
+		// Queued for the log's writer unless lone: writing it here would
+		// keep this loop from reading (and queueing) the requests that
+		// arrive during the fsync.
 		req, size, id, err := h.admit(ctx, ep)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			replies <- reply{finish: answer(id, err)}
+			queue(reply{finish: answer(id, err)})
 			continue
 		}
 		if len(req.Batches) > 0 {
-			pb, err := h.appendBatches(ctx, req, false)
+			pb, err := h.appendBatches(ctx, req, lone)
 			ep.release() // the batches are queued (copied) or refused
 			if err != nil {
-				replies <- reply{size: size, finish: answer(id, err)}
+				queue(reply{size: size, finish: answer(id, err)})
 				continue
 			}
-			replies <- reply{size: size, finish: pb.wait}
+			queue(reply{size: size, finish: pb.wait})
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -307,19 +334,23 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 		msgs, err := messagesFromProto(req)
 		var pp *broker.PendingPublish
 		if err == nil {
-			pp, err = h.b.PublishAsync(req.Topic, msgs)
+			if lone {
+				pp, err = h.b.PublishFlush(req.Topic, msgs)
+			} else {
+				pp, err = h.b.PublishAsync(req.Topic, msgs)
+			}
 		}
 		if err != nil {
-			replies <- reply{size: size, finish: answer(id, err)}
+			queue(reply{size: size, finish: answer(id, err)})
 			continue
 		}
-		replies <- reply{size: size, finish: func() *spoolv1.PublishResponse {
+		queue(reply{size: size, finish: func() *spoolv1.PublishResponse {
 			rs, err := pp.Wait()
 			if err != nil {
 				return errorResponse(id, err)
 			}
 			return resultsToProto(rs, id)
-		}}
+		}})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
