@@ -48,9 +48,11 @@ type Entry struct {
 
 // StateMachine applies a group's committed entries.
 type StateMachine interface {
-	// Apply applies committed entries, in log order. An error stops the
-	// group.
-	Apply(ents []Entry) error
+	// Apply applies committed entries, in log order. outcomes, when not
+	// nil, holds one result per entry, returned to the entry's proposer
+	// (an application's refusal, such as a name already taken: the same
+	// on every node). err stops the group (a storage failure).
+	Apply(ents []Entry) (outcomes []error, err error)
 	// Restore replaces the state with a snapshot's (received from the
 	// leader).
 	Restore(snap *raftpb.Snapshot) error
@@ -266,7 +268,7 @@ func (n *Node) Tick() {
 }
 
 // Propose proposes data to group id and waits until it is applied on
-// this node (nil), raft drops it (raft.ErrProposalDropped: not the
+// this node (nil, or the state machine's outcome), raft drops it (raft.ErrProposalDropped: not the
 // leader, a transfer in progress, too much uncommitted), the group stops,
 // or ctx ends (its outcome is then unknown: it may still be applied).
 func (n *Node) Propose(ctx context.Context, id uint64, data []byte) error {
@@ -545,12 +547,17 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := g.sm.Apply(batch); err != nil {
+		outcomes, err := g.sm.Apply(batch)
+		if err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
-		for _, t := range tags {
+		for i, t := range tags {
 			if p := g.waiting[t]; p != nil {
-				p.done <- nil
+				var outcome error
+				if i < len(outcomes) {
+					outcome = outcomes[i]
+				}
+				p.done <- outcome
 				delete(g.waiting, t)
 			}
 		}
