@@ -53,6 +53,9 @@ type Config struct {
 	// TopicFullRetryAfter is the retry-after hint of topic_full errors;
 	// default 1 s.
 	TopicFullRetryAfter time.Duration
+	// Meta orders catalog changes on a cluster (its metadata group); nil
+	// on a single node, which applies each change at once.
+	Meta MetaLog
 }
 
 // DefaultDedupMaxEntries is the default of Config.DedupMaxEntries
