@@ -39,9 +39,6 @@ type MetaLog interface {
 	Commit(ctx context.Context, change []byte) error
 }
 
-// MetaTimeout bounds how long a catalog change waits for the cluster.
-const MetaTimeout = 10 * time.Second
-
 type changeKind byte
 
 const (
@@ -72,7 +69,11 @@ func (b *Broker) decide(c change) error {
 	if err != nil {
 		return errs.Wrap(errs.InvalidArgument, err, "encode catalog change")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), MetaTimeout)
+	timeout := b.cfg.MetaTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return b.cfg.Meta.Commit(ctx, data)
 }

@@ -391,13 +391,24 @@ func (n *Node) Process() {
 	}
 }
 
-// process takes the group's pending work and runs its Ready cycles.
+// process takes the group's pending work and runs its Ready cycles. The
+// group stays marked queued while it runs, so that work arriving meanwhile
+// does not hand it to a second worker; it is queued again at the end if
+// such work arrived.
 func (n *Node) process(g *group) {
 	n.mu.Lock()
 	inbox, ticks, props, reports, busy := g.inbox, g.ticks, g.props, g.reports, g.busy
-	g.inbox, g.ticks, g.props, g.reports, g.queued, g.busy = nil, 0, nil, nil, false, false
+	g.inbox, g.ticks, g.props, g.reports, g.busy = nil, 0, nil, nil, false
 	stopped := g.stopped
 	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		g.queued = false
+		if len(g.inbox) > 0 || g.ticks > 0 || len(g.props) > 0 || len(g.reports) > 0 {
+			n.enqueueLocked(g)
+		}
+		n.mu.Unlock()
+	}()
 	for _, f := range reports {
 		f(g.rn)
 	}
