@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +29,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // cluster node, over real files and loopback connections.
 type member struct {
 	id   uint64
+	join bool
 	dir  string
 	addr string
 	st   *state.Store
@@ -82,7 +85,7 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: quiet, Tick: 20 * time.Millisecond})
+	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: quiet, Tick: 20 * time.Millisecond, Join: m.join})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +94,12 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.st, m.b, m.n = st, b, n
 	if err := n.StartMetadata(b); err != nil {
+		c.stop(m)
 		t.Fatal(err)
 	}
-	m.st, m.b, m.n = st, b, n
+	n.Advertise("127.0.0.1:7", "")
 }
 
 func (c *testCluster) stop(m *member) {
@@ -129,11 +134,22 @@ func eventually(t *testing.T, what string, f func() error) {
 
 // retry makes a change until the cluster can decide it (an election may
 // be in progress): Unavailable is retried, anything else returned.
+//
+// A change whose outcome was unknown (the leader changed) may have been
+// applied: its retry then finds it done (TopicExists), which counts as
+// success after an unavailable attempt.
 func retry(t *testing.T, f func() error) error {
 	t.Helper()
 	var err error
+	unknown := false
 	for range 200 {
-		if err = f(); !errs.Is(err, errs.Unavailable) {
+		err = f()
+		switch {
+		case errs.Is(err, errs.Unavailable):
+			unknown = true
+		case unknown && (errs.Is(err, errs.TopicExists) || errs.Is(err, errs.SubExists)):
+			return nil
+		default:
 			return err
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -187,6 +203,15 @@ func TestMetadataReplicated(t *testing.T) {
 	if _, ok := m2.b.Topic("orders"); !ok {
 		t.Fatal("the topic is not on the node that created it when CreateTopic returned")
 	}
+	// Another node has it once it applied the change (within a heartbeat or
+	// two); until then it answers topic_not_found, as a Kafka broker whose
+	// metadata is behind does.
+	eventually(t, "node 3 applied the creation", func() error {
+		if _, ok := m3.b.Topic("orders"); !ok {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 	if _, err := retry2(t, func() (catalog.Subscription, error) {
 		return m3.b.CreateSubscription("orders", "work", catalog.SubConfig{Mode: catalog.ModeQueue})
 	}); err != nil {
@@ -289,5 +314,103 @@ func TestIdentityRefused(t *testing.T) {
 	other.Cluster = DeriveClusterID(map[uint64]string{1: "a:1", 2: "b:1", 3: "c:2"})
 	if err := ClaimIdentity(vfs.Default, dir, other, true); err == nil {
 		t.Fatal("another cluster was accepted")
+	}
+}
+
+// TestMembership adds a fourth node (a learner, promoted once caught up),
+// moves the metadata leadership to it, and removes node 1, whose data
+// directory then refuses to start; the cluster goes on changing its
+// catalog throughout.
+func TestMembership(t *testing.T) {
+	c := newTestCluster(t, 3)
+	m2 := c.members[2]
+	if err := retry(t, func() error {
+		_, err := m2.b.CreateTopic("before", catalog.TopicConfig{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := retry(t, func() error { return m2.n.AddNode(ctx, 4, ln.Addr().String()) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.n.AddNode(ctx, 4, ln.Addr().String()); !errs.Is(err, errs.FailedPrecondition) {
+		t.Fatalf("adding node 4 again: %v", err)
+	}
+	m4 := &member{id: 4, dir: t.TempDir(), addr: ln.Addr().String(), join: true}
+	c.addrs[4] = m4.addr
+	c.members[4] = m4
+	c.start(m4, ln)
+	c.sameCatalog(m2)
+	eventually(t, "node 4 promoted to voter", func() error {
+		st, _ := m2.n.rafts.Status(MetaGroup)
+		if _, ok := st.Config.Voters.IDs()[4]; !ok {
+			return fmt.Errorf("voters %v", st.Config.Voters)
+		}
+		return nil
+	})
+	if err := m2.n.TransferLeadership(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := m4.n.rafts.Status(MetaGroup); st.Lead != 4 {
+		t.Fatalf("leader after the transfer: %d", st.Lead)
+	}
+	if err := retry(t, func() error { return m4.n.RemoveNode(ctx, 1) }); err != nil {
+		t.Fatal(err)
+	}
+	m1 := c.members[1]
+	eventually(t, "node 1 applied its removal", func() error {
+		reg, err := m1.n.Registry()
+		if err != nil || len(reg) == 0 || !reg[0].Removed {
+			return fmt.Errorf("node 1's registry: %+v %v", reg, err)
+		}
+		return nil
+	})
+	c.stop(m1)
+	if err := retry(t, func() error {
+		_, err := c.members[3].b.CreateTopic("after", catalog.TopicConfig{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.sameCatalog(m4)
+	eventually(t, "every node registered", func() error {
+		reg, err := m4.n.Registry()
+		if err != nil || len(reg) != 4 || !reg[0].Removed {
+			return fmt.Errorf("registry: %+v, %v", reg, err)
+		}
+		for _, ni := range reg[1:] {
+			if ni.HTTPAddr == "" || ni.ClusterAddr != c.addrs[ni.ID] {
+				return fmt.Errorf("registry: %+v", reg)
+			}
+		}
+		return nil
+	})
+	st, err := state.Open(filepath.Join(m1.dir, "state"), state.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ln1, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Identity: Identity{Cluster: c.id.Cluster, Node: 1}, Listener: ln1, Members: c.addrs, State: st, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	b, err := broker.Open(broker.Config{DataDir: m1.dir, State: st, Logger: quiet, MaintenanceInterval: time.Hour, Meta: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := n.StartMetadata(b); err == nil || !strings.Contains(err.Error(), "was removed") {
+		t.Fatalf("a removed node started its metadata group: %v", err)
 	}
 }

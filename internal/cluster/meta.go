@@ -25,6 +25,9 @@ type metaMachine struct {
 	st      *state.Store
 	b       *broker.Broker
 	applied uint64 // owned by the group's worker
+	// registryChanged is called after a registry change is applied (on the
+	// group's worker).
+	registryChanged func()
 }
 
 func newMetaMachine(st *state.Store, b *broker.Broker) (*metaMachine, error) {
@@ -54,10 +57,16 @@ func (m *metaMachine) Apply(ents []multiraft.Entry) ([]error, error) {
 		}
 		index := binary.BigEndian.AppendUint64(nil, e.Index)
 		stamped := false
-		err := m.b.ApplyChange(e.Data, func(b *state.Batch) {
+		stamp := func(b *state.Batch) {
 			b.Set(appliedKey(), index)
 			stamped = true
-		})
+		}
+		var err error
+		if len(e.Data) > 0 && e.Data[0] >= changeNodeBase {
+			err = m.applyNodeChange(e.Data, stamp)
+		} else {
+			err = m.b.ApplyChange(e.Data, stamp)
+		}
 		if errs.Is(err, errs.StorageFailed) {
 			return nil, fmt.Errorf("metadata entry %d: %w", e.Index, err)
 		}
@@ -90,4 +99,51 @@ func (m *metaMachine) Restore(snap *raftpb.Snapshot) error {
 		return nil
 	}
 	return errNoMetaSnapshots
+}
+
+// applyNodeChange applies a registry change: a node's addresses (the
+// non-empty ones replace what the registry had), or its removal. A
+// removed id is never registered again.
+func (m *metaMachine) applyNodeChange(data []byte, stamp func(*state.Batch)) error {
+	kind, n, err := decodeNodeChange(data)
+	if err != nil {
+		return errs.Wrap(errs.InvalidArgument, err, "registry change")
+	}
+	cur := NodeInfo{ID: n.ID}
+	v, err := m.st.Get(nodeKey(n.ID))
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+	case err != nil:
+		return errs.Wrap(errs.StorageFailed, err, "read node %d", n.ID)
+	default:
+		if cur, err = decodeNode(n.ID, v); err != nil {
+			return errs.Wrap(errs.StorageFailed, err, "read node %d", n.ID)
+		}
+	}
+	if cur.Removed {
+		return errs.New(errs.FailedPrecondition, "node %d was removed from the cluster; node ids are never reused", n.ID)
+	}
+	switch kind {
+	case changePutNode:
+		for _, f := range []struct {
+			dst *string
+			v   string
+		}{{&cur.ClusterAddr, n.ClusterAddr}, {&cur.HTTPAddr, n.HTTPAddr}, {&cur.KafkaAddr, n.KafkaAddr}} {
+			if f.v != "" {
+				*f.dst = f.v
+			}
+		}
+	case changeRemoveNode:
+		cur.Removed = true
+	}
+	b := m.st.NewBatch()
+	b.Set(nodeKey(n.ID), encodeNode(cur))
+	stamp(b)
+	if err := b.Commit(true); err != nil {
+		return errs.Wrap(errs.StorageFailed, err, "store node %d", n.ID)
+	}
+	if m.registryChanged != nil {
+		m.registryChanged()
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"time"
@@ -43,6 +44,10 @@ type Config struct {
 	// Tick is raft's clock: heartbeats every tick, elections after 10 to
 	// 20 ticks without a leader. Default 100 ms.
 	Tick time.Duration
+	// Join: this node is being added to a running cluster (after `spool
+	// cluster add-node`): it does not bootstrap the metadata group but
+	// waits for the leader to send it the group's log.
+	Join bool
 }
 
 // Node is a server's place in its cluster.
@@ -52,8 +57,10 @@ type Node struct {
 	rafts     *multiraft.Node
 	metaLog   *raftlog.Store
 
-	mu      sync.Mutex
-	started bool // the metadata group runs
+	mu        sync.Mutex
+	started   bool // the metadata group runs
+	advertise NodeInfo
+	promoting bool // a learner's promotion is in flight
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -71,6 +78,7 @@ func New(cfg Config) (*Node, error) {
 	if _, ok := cfg.Members[cfg.Node]; !ok {
 		return nil, fmt.Errorf("cluster: node %d is not among the members %v", cfg.Node, memberIDs(cfg.Members))
 	}
+	cfg.Members = maps.Clone(cfg.Members)
 	n := &Node{cfg: cfg, stop: make(chan struct{})}
 	peers := map[uint64]string{}
 	for id, addr := range cfg.Members {
@@ -103,12 +111,17 @@ func (n *Node) tickLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.Tick)
 	defer t.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
 			n.rafts.Tick()
+			ticks++
+			if ticks%10 == 0 {
+				n.maybePromote()
+			}
 		}
 	}
 }
@@ -130,21 +143,112 @@ func (n *Node) StartMetadata(b *broker.Broker) error {
 	if err != nil {
 		return err
 	}
-	var peers []raft.Peer
-	for id := range n.cfg.Members {
-		peers = append(peers, raft.Peer{ID: id})
+	reg, err := loadRegistry(n.cfg.State)
+	if err != nil {
+		return err
 	}
+	for _, ni := range reg {
+		if ni.ID == n.cfg.Node && ni.Removed {
+			return fmt.Errorf("cluster: node %d was removed from the cluster; its data directory cannot rejoin (start a new node with a new id and an empty directory)", ni.ID)
+		}
+	}
+	var peers []raft.Peer
+	if !n.cfg.Join {
+		for id := range n.cfg.Members {
+			peers = append(peers, raft.Peer{ID: id})
+		}
+	}
+	sm.registryChanged = n.refreshPeers
 	if err := n.rafts.AddGroup(MetaGroup, log, sm, sm.applied, peers); err != nil {
 		return err
 	}
 	n.metaLog, n.started = log, true
+	n.refreshPeersLocked(reg)
 	return nil
 }
+
+// refreshPeers connects to the nodes the registry lists (and the initial
+// members), and no longer to removed ones.
+func (n *Node) refreshPeers() {
+	reg, err := loadRegistry(n.cfg.State)
+	if err != nil {
+		n.cfg.Logger.Error("cluster: reading the node registry", "err", err)
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.refreshPeersLocked(reg)
+}
+
+func (n *Node) refreshPeersLocked(reg []NodeInfo) {
+	peers := map[uint64]string{}
+	for id, addr := range n.cfg.Members {
+		peers[id] = addr
+	}
+	for _, ni := range reg {
+		if ni.ClusterAddr != "" {
+			peers[ni.ID] = ni.ClusterAddr
+		}
+		if ni.Removed {
+			delete(peers, ni.ID)
+		}
+	}
+	delete(peers, n.cfg.Node)
+	if err := n.transport.SetPeers(peers); err != nil {
+		n.cfg.Logger.Error("cluster: updating peers", "err", err)
+	}
+}
+
+// Advertise sets the addresses this node's clients use (its native API
+// and Kafka listeners, as reachable by others); the node registers them in
+// the metadata group, retrying until it succeeds.
+func (n *Node) Advertise(httpAddr, kafkaAddr string) {
+	n.mu.Lock()
+	n.advertise = NodeInfo{ID: n.cfg.Node, ClusterAddr: n.cfg.Listener.Addr().String(), HTTPAddr: httpAddr, KafkaAddr: kafkaAddr}
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go n.registerLoop()
+}
+
+func (n *Node) registerLoop() {
+	defer n.wg.Done()
+	for {
+		n.mu.Lock()
+		want := n.advertise
+		n.mu.Unlock()
+		reg, err := loadRegistry(n.cfg.State)
+		if err == nil {
+			for _, ni := range reg {
+				if ni.ID == want.ID && ni.ClusterAddr == want.ClusterAddr && ni.HTTPAddr == want.HTTPAddr && ni.KafkaAddr == want.KafkaAddr {
+					return
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = n.Commit(ctx, encodeNodeChange(changePutNode, want))
+			cancel()
+			if err == nil {
+				continue // check it is there
+			}
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(5 * n.cfg.Tick):
+		}
+	}
+}
+
+// Registry returns the nodes the metadata group knows, by id.
+func (n *Node) Registry() ([]NodeInfo, error) { return loadRegistry(n.cfg.State) }
 
 // Commit orders a catalog change through the metadata group and waits
 // until this node applied it (broker.MetaLog).
 func (n *Node) Commit(ctx context.Context, change []byte) error {
-	err := n.rafts.Propose(ctx, MetaGroup, change)
+	return n.mapErr(n.rafts.Propose(ctx, MetaGroup, change))
+}
+
+// mapErr turns the raft driver's errors into the API's.
+func (n *Node) mapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -139,7 +139,8 @@ type tag [tagSize]byte
 type proposal struct {
 	tag  tag
 	data []byte
-	done chan error // buffered: the applied result
+	cc   *raftpb.ConfChangeV2 // a configuration change (its context holds the tag), or nil
+	done chan error           // buffered: the applied result
 }
 
 // New returns a Node and starts its workers.
@@ -214,7 +215,10 @@ func (n *Node) Receive(from uint64, envs []peer.Envelope) {
 	n.heard[from] = n.now
 	for _, e := range envs {
 		g := n.groups[e.Group]
-		if g == nil || g.stopped != nil || e.Msg.GetTo() != n.cfg.ID || e.Msg.GetFrom() != from {
+		// A message names its sender, but for a leadership transfer
+		// forwarded by a follower, which names the transferee.
+		sender := e.Msg.GetFrom() == from || e.Msg.GetType() == raftpb.MsgTransferLeader
+		if g == nil || g.stopped != nil || e.Msg.GetTo() != n.cfg.ID || !sender {
 			continue
 		}
 		switch {
@@ -272,6 +276,17 @@ func (n *Node) Tick() {
 // leader, a transfer in progress, too much uncommitted), the group stops,
 // or ctx ends (its outcome is then unknown: it may still be applied).
 func (n *Node) Propose(ctx context.Context, id uint64, data []byte) error {
+	return n.propose(ctx, id, data, nil)
+}
+
+// ProposeConfChange proposes a change of group id's configuration (one at
+// a time: raft refuses another while one is pending) and waits as Propose
+// does, until this node applied it.
+func (n *Node) ProposeConfChange(ctx context.Context, id uint64, cc *raftpb.ConfChangeV2) error {
+	return n.propose(ctx, id, nil, cc)
+}
+
+func (n *Node) propose(ctx context.Context, id uint64, data []byte, cc *raftpb.ConfChangeV2) error {
 	n.mu.Lock()
 	g := n.groups[id]
 	if g == nil || g.stopped != nil || n.closed {
@@ -282,7 +297,12 @@ func (n *Node) Propose(ctx context.Context, id uint64, data []byte) error {
 	p := &proposal{done: make(chan error, 1)}
 	binary.BigEndian.PutUint64(p.tag[:], n.nonce)
 	binary.BigEndian.PutUint64(p.tag[8:], n.nextTag)
-	p.data = append(append(make([]byte, 0, tagSize+len(data)), p.tag[:]...), data...)
+	if cc != nil {
+		p.cc = proto.Clone(cc).(*raftpb.ConfChangeV2)
+		p.cc.Context = p.tag[:]
+	} else {
+		p.data = append(append(make([]byte, 0, tagSize+len(data)), p.tag[:]...), data...)
+	}
 	g.props = append(g.props, p)
 	g.quiesced, g.busy = false, true
 	n.enqueueLocked(g)
@@ -305,6 +325,13 @@ func (n *Node) Report(id uint64, f func(*raft.RawNode)) {
 		g.quiesced, g.busy = false, true
 		n.enqueueLocked(g)
 	}
+}
+
+// TransferLeadership asks group id's leader (this node) to hand its
+// leadership to node to; it does nothing on a follower. Watch Status for
+// the outcome.
+func (n *Node) TransferLeadership(id, to uint64) {
+	n.Report(id, func(rn *raft.RawNode) { rn.TransferLeader(to) })
 }
 
 // Status returns a group's raft status; false for a group that is
@@ -427,7 +454,11 @@ func (n *Node) process(g *group) {
 		g.rn.Tick()
 	}
 	for _, p := range props {
-		if err := g.rn.Propose(p.data); err != nil {
+		propose := func() error { return g.rn.Propose(p.data) }
+		if p.cc != nil {
+			propose = func() error { return g.rn.ProposeConfChange(p.cc) }
+		}
+		if err := propose(); err != nil {
 			p.done <- err
 			continue
 		}
@@ -605,6 +636,12 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
 			g.rn.ApplyConfChange(&cc)
+			if len(cc.GetContext()) == tagSize {
+				if p := g.waiting[tag(cc.GetContext())]; p != nil {
+					p.done <- nil
+					delete(g.waiting, p.tag)
+				}
+			}
 		}
 	}
 	return flush()
