@@ -27,6 +27,10 @@ type ClusterNode struct {
 	LastHeard time.Duration
 	Dropped   int64 // messages to it dropped
 	Leaders   int   // groups it leads, of those the answering node is in
+	// HTTPAddr and KafkaAddr are the addresses it advertises ("": not yet
+	// registered, or no Kafka listener).
+	HTTPAddr, KafkaAddr string
+	Voter               bool // false: a learner catching up
 }
 
 // RaftGroup is one raft group on the answering node.
@@ -59,7 +63,8 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 			heard = time.Duration(n.GetLastHeardMs()) * time.Millisecond
 		}
 		out.Nodes = append(out.Nodes, ClusterNode{ID: n.GetId(), ClusterAddr: n.GetClusterAddr(), Connected: n.GetConnected(),
-			LastHeard: heard, Dropped: n.GetDroppedMessages(), Leaders: int(n.GetLeaders())})
+			LastHeard: heard, Dropped: n.GetDroppedMessages(), Leaders: int(n.GetLeaders()), HTTPAddr: n.GetHttpAddr(),
+			KafkaAddr: n.GetKafkaAddr(), Voter: n.GetVoter()})
 	}
 	for _, g := range resp.GetGroups() {
 		rg := RaftGroup{Group: g.GetGroup(), Name: g.GetName(), Role: g.GetRole(), Term: g.GetTerm(), Leader: g.GetLeader(),
@@ -71,4 +76,29 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 		out.Groups = append(out.Groups, rg)
 	}
 	return out, nil
+}
+
+// AddNode adds node id, listening for its peers at clusterAddr, to the
+// server's cluster (a learner until it has caught up). It returns the
+// cluster id and the peers list to start the new node with (--join
+// --cluster-id ID --peers PEERS).
+func (c *Client) AddNode(ctx context.Context, id uint64, clusterAddr string) (clusterID, peers string, err error) {
+	resp, err := call(ctx, c, c.cluster.AddNode, &spoolv1.AddNodeRequest{NodeId: id, ClusterAddr: clusterAddr})
+	if err != nil {
+		return "", "", err
+	}
+	return resp.GetClusterId(), resp.GetPeers(), nil
+}
+
+// RemoveNode removes node id from the server's cluster for good.
+func (c *Client) RemoveNode(ctx context.Context, id uint64) error {
+	_, err := call(ctx, c, c.cluster.RemoveNode, &spoolv1.RemoveNodeRequest{NodeId: id})
+	return err
+}
+
+// TransferLeadership moves the leadership of the cluster's metadata group
+// to node id and returns once it has moved.
+func (c *Client) TransferLeadership(ctx context.Context, id uint64) error {
+	_, err := call(ctx, c, c.cluster.TransferLeadership, &spoolv1.TransferLeadershipRequest{NodeId: id})
+	return err
 }

@@ -28,6 +28,10 @@ type ClusterConfig struct {
 	// ID is the cluster's id (cluster.id), 32 hex digits; default derived
 	// from Peers.
 	ID string `yaml:"id"`
+	// Join (cluster.join): this node is being added to a running cluster
+	// (after `spool cluster add-node`) and waits for its leader instead of
+	// starting a new cluster; give ID too.
+	Join bool `yaml:"join"`
 }
 
 // Enabled reports whether the server is a cluster node.
@@ -77,7 +81,7 @@ func (c *ClusterConfig) check(allowNonLoopback bool) []error {
 	if !ok {
 		errList = append(errList, fmt.Errorf("server: cluster.peers does not list this node (%d)", c.NodeID))
 	}
-	if len(peers)%2 == 0 {
+	if len(peers)%2 == 0 && !c.Join {
 		errList = append(errList, fmt.Errorf("server: cluster.peers lists %d nodes; a cluster has an odd number (3 or 5) so that a majority survives", len(peers)))
 	}
 	if c.Addr == "" {
@@ -90,6 +94,8 @@ func (c *ClusterConfig) check(allowNonLoopback bool) []error {
 		if _, err := cluster.ParseClusterID(c.ID); err != nil {
 			errList = append(errList, fmt.Errorf("server: cluster.id: %v", err))
 		}
+	} else if c.Join {
+		errList = append(errList, errors.New("server: cluster.join needs cluster.id (spool cluster add-node prints it)"))
 	}
 	return errList
 }
@@ -110,7 +116,7 @@ func (s *Server) startCluster(hadState bool) error {
 	if err != nil {
 		return err
 	}
-	n, err := cluster.New(cluster.Config{Identity: id, Listener: ln, Members: peers, State: s.st, Logger: s.logger})
+	n, err := cluster.New(cluster.Config{Identity: id, Listener: ln, Members: peers, State: s.st, Logger: s.logger, Join: c.Join})
 	if err != nil {
 		ln.Close()
 		return err

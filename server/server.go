@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -205,6 +206,16 @@ func (s *Server) startLocked() error {
 		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
+	}
+	if s.node != nil {
+		kafkaAddr := ""
+		if s.kafkaLn != nil {
+			kafkaAddr = net.JoinHostPort(s.kafkaHost, strconv.Itoa(int(s.kafkaPort)))
+			if s.kafkaHost == "" {
+				kafkaAddr = s.kafkaLn.Addr().String()
+			}
+		}
+		s.node.Advertise(s.httpLn.Addr().String(), kafkaAddr)
 	}
 	s.api.SetReady(true)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,7 +17,7 @@ func newClusterCmd() *cobra.Command {
 		Use:   "cluster",
 		Short: "Inspect the cluster a server belongs to",
 	}
-	cmd.AddCommand(newClusterStatusCmd())
+	cmd.AddCommand(newClusterStatusCmd(), newClusterAddNodeCmd(), newClusterRemoveNodeCmd(), newClusterTransferCmd())
 	return cmd
 }
 
@@ -54,7 +55,7 @@ func printClusterStatus(w io.Writer, st client.ClusterStatus) error {
 	}
 	fmt.Fprintf(w, "cluster %s, answered by node %d\n\n", st.ClusterID, st.NodeID)
 	tw := newTable(w)
-	fmt.Fprintln(tw, "NODE\tCLUSTER ADDR\tCONNECTED\tLAST HEARD\tLEADS\tDROPPED")
+	fmt.Fprintln(tw, "NODE\tCLUSTER ADDR\tHTTP\tKAFKA\tVOTER\tCONNECTED\tLAST HEARD\tLEADS\tDROPPED")
 	for _, n := range st.Nodes {
 		heard := "never"
 		switch {
@@ -67,7 +68,8 @@ func printClusterStatus(w io.Writer, st client.ClusterStatus) error {
 		if n.ID == st.NodeID {
 			self = " (this)"
 		}
-		fmt.Fprintf(tw, "%d%s\t%s\t%t\t%s\t%d\t%d\n", n.ID, self, n.ClusterAddr, n.Connected, heard, n.Leaders, n.Dropped)
+		fmt.Fprintf(tw, "%d%s\t%s\t%s\t%s\t%t\t%t\t%s\t%d\t%d\n", n.ID, self, n.ClusterAddr, orDash(n.HTTPAddr), orDash(n.KafkaAddr),
+			n.Voter, n.Connected, heard, n.Leaders, n.Dropped)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -102,6 +104,9 @@ type clusterNodeJSON struct {
 	ID          uint64 `json:"id"`
 	ClusterAddr string `json:"cluster_addr"`
 	Connected   bool   `json:"connected"`
+	HTTPAddr    string `json:"http_addr"`
+	KafkaAddr   string `json:"kafka_addr"`
+	Voter       bool   `json:"voter"`
 	LastHeardMs int64  `json:"last_heard_ms"` // -1: never; 0: the answering node
 	Dropped     int64  `json:"dropped_messages"`
 	Leaders     int    `json:"leaders"`
@@ -136,7 +141,7 @@ func newClusterJSON(st client.ClusterStatus) clusterJSON {
 			heard = n.LastHeard.Milliseconds()
 		}
 		out.Nodes = append(out.Nodes, clusterNodeJSON{ID: n.ID, ClusterAddr: n.ClusterAddr, Connected: n.Connected,
-			LastHeardMs: heard, Dropped: n.Dropped, Leaders: n.Leaders})
+			LastHeardMs: heard, Dropped: n.Dropped, Leaders: n.Leaders, HTTPAddr: n.HTTPAddr, KafkaAddr: n.KafkaAddr, Voter: n.Voter})
 	}
 	for _, g := range st.Groups {
 		gj := raftGroupJSON{Group: g.Group, Name: g.Name, Role: g.Role, Term: g.Term, Leader: g.Leader,
@@ -147,4 +152,87 @@ func newClusterJSON(st client.ClusterStatus) clusterJSON {
 		out.Groups = append(out.Groups, gj)
 	}
 	return out
+}
+
+func parseNodeID(cmd *cobra.Command, s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, usageErrorf(cmd, "node id %q: want a number above 0", s)
+	}
+	return id, nil
+}
+
+func newClusterAddNodeCmd() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "add-node ID --cluster-addr HOST:PORT",
+		Short: "Add a node to the cluster (a learner until it has caught up, then a voter)",
+		Long: "Add node ID, which will listen for its peers at --cluster-addr, to the cluster of the\n" +
+			"server (--server). Then start the new node with the flags printed, an empty data\n" +
+			"directory and its own --http and --kafka addresses. It receives the cluster's log as a\n" +
+			"learner and becomes a voter once it has caught up. One membership change at a time.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseNodeID(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			if addr == "" {
+				return usageErrorf(cmd, "--cluster-addr is required")
+			}
+			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				clusterID, peers, err := c.AddNode(ctx, id, addr)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "added node %d as a learner; start it with:\n", id)
+				fmt.Fprintf(cmd.OutOrStdout(), "spool serve --node-id %d --join --cluster-id %s --peers %s --cluster-addr %s\n", id, clusterID, peers, addr)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&addr, "cluster-addr", "", "where the new node will listen for its peers")
+	return cmd
+}
+
+func newClusterRemoveNodeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove-node ID",
+		Short: "Remove a node from the cluster for good (its id and data directory never rejoin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseNodeID(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.RemoveNode(ctx, id); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "removed node %d\n", id)
+				return nil
+			})
+		},
+	}
+}
+
+func newClusterTransferCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "transfer-leadership ID",
+		Short: "Move the leadership of the cluster's metadata group to node ID",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseNodeID(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.TransferLeadership(ctx, id); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "node %d leads the metadata group\n", id)
+				return nil
+			})
+		},
+	}
 }

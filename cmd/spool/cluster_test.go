@@ -144,8 +144,62 @@ func TestClusterProcesses(t *testing.T) {
 	}
 	killed.start(t, bin)
 	within(t, 15*time.Second, "the restarted node catches up", func() error { return hasTopics(killed, "orders", "payments") })
-	st, err := status(killed)
-	if err != nil || len(st.Nodes) != 3 {
-		t.Fatalf("status of the restarted node: %+v, %v", st, err)
+	within(t, 10*time.Second, "every node registered", func() error {
+		st, err := status(killed)
+		if err != nil || len(st.Nodes) != 3 {
+			return fmt.Errorf("status of the restarted node: %+v, %v", st, err)
+		}
+		for _, n := range st.Nodes {
+			if n.HTTPAddr != procs[n.ID-1].http || !n.Voter {
+				return fmt.Errorf("node %d: %+v", n.ID, n)
+			}
+		}
+		return nil
+	})
+
+	// A fourth node joins with the flags add-node prints, takes the
+	// metadata leadership, and node 1 is removed.
+	p4 := &clusterProc{id: 4, data: filepath.Join(t.TempDir(), "data"), http: freeAddr(t)}
+	addr4 := freeAddr(t)
+	var printed string
+	within(t, 10*time.Second, "add-node", func() error {
+		r := spool(t, procs[1].url(), "", "cluster", "add-node", "4", "--cluster-addr", addr4)
+		if r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		printed = r.stdout
+		return nil
+	})
+	flags := strings.Fields(strings.TrimSpace(printed))
+	if len(flags) < 3 || flags[0] != "spool" || flags[1] != "serve" {
+		t.Fatalf("add-node printed %q", printed)
+	}
+	p4.args = append(flags[1:], "--data", p4.data, "--http", p4.http, "--kafka", "-")
+	p4.start(t, bin)
+	defer p4.kill()
+	t.Cleanup(func() {
+		if t.Failed() {
+			p4.kill()
+			t.Logf("node 4 (%v):\n%s", p4.args, p4.log)
+		}
+	})
+	within(t, 15*time.Second, "node 4 catches up", func() error { return hasTopics(p4, "orders", "payments") })
+	within(t, 15*time.Second, "node 4 leads", func() error {
+		if r := spool(t, procs[2].url(), "", "cluster", "transfer-leadership", "4"); r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		return nil
+	})
+	within(t, 10*time.Second, "remove node 1", func() error {
+		if r := spool(t, p4.url(), "", "cluster", "remove-node", "1"); r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		return nil
+	})
+	within(t, 10*time.Second, "create after the changes", func() error { return create(procs[2], "refunds") })
+	within(t, 10*time.Second, "node 4 has it", func() error { return hasTopics(p4, "refunds") })
+	st, err := status(p4)
+	if err != nil || st.Groups[0].Leader == 1 {
+		t.Fatalf("status after removing node 1: %+v, %v", st, err)
 	}
 }

@@ -75,6 +75,9 @@ func newServeCmd() *cobra.Command {
 			if f.Changed("cluster-id") {
 				fc.Cluster.ID = clusterOpt.ID
 			}
+			if f.Changed("join") {
+				fc.Cluster.Join = clusterOpt.Join
+			}
 			if printConfig {
 				out, err := fc.Marshal()
 				if err != nil {
@@ -130,6 +133,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&clusterOpt.Addr, "cluster-addr", "", "where this node listens for its peers (default: its address in --peers)")
 	f.StringVar(&clusterOpt.Peers, "peers", "", "the cluster's initial nodes, this one among them: 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT (the same on every node)")
 	f.StringVar(&clusterOpt.ID, "cluster-id", "", "the cluster's id (32 hex digits; default derived from --peers)")
+	f.BoolVar(&clusterOpt.Join, "join", false, "join a running cluster (after `spool cluster add-node`, which prints the flags) instead of starting one")
 	f.StringVar(&debug.addr, "debug-addr", "", "serve Go profiles and execution traces (/debug/pprof/) on this address (off when empty)")
 	f.IntVar(&debug.blockRate, "debug-block-profile-rate", 0, "with --debug-addr: record blocking events lasting this many nanoseconds or more (0: off; costs latency)")
 	f.IntVar(&debug.mutexFraction, "debug-mutex-profile-fraction", 0, "with --debug-addr: record 1 in N mutex contention events (0: off)")

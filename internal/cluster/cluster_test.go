@@ -269,6 +269,22 @@ func TestMetadataReplicated(t *testing.T) {
 		t.Fatalf("node 3 after catching up: %+v", tm)
 	}
 
+	// Every node restarted: the group's configuration comes back (raft
+	// replays it from the log), a leader is elected and changes go on.
+	for _, m := range c.members {
+		c.stop(m)
+	}
+	for _, m := range c.members {
+		c.start(m, nil)
+	}
+	if err := retry(t, func() error {
+		_, err := m3.b.CreateTopic("after-restart", catalog.TopicConfig{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.sameCatalog(m3)
+
 	// Alone, a node cannot change the catalog.
 	c.stop(m1)
 	c.stop(m2)

@@ -58,7 +58,29 @@ func (n *Node) RemoveNode(ctx context.Context, id uint64) error {
 	if err := n.Commit(ctx, encodeNodeChange(changeRemoveNode, NodeInfo{ID: id})); err != nil {
 		return err
 	}
+	n.letLearn(ctx, id)
 	return n.confChange(ctx, raftpb.ConfChangeRemoveNode, id)
+}
+
+// letLearn gives node id, if it is up, the chance to apply what this node
+// committed so far before the configuration change that stops the leader
+// from sending it anything: on the leader, it waits (at most 3 s) until
+// id has the entries and then for two heartbeats, which carry the commit
+// index. Elsewhere, or for a node that does not answer, it returns; the
+// removed node then does not know it was removed, and its peers ignore it.
+func (n *Node) letLearn(ctx context.Context, id uint64) {
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		st, ok := n.rafts.Status(MetaGroup)
+		if !ok || st.RaftState != raft.StateLeader {
+			return
+		}
+		if pr, ok := st.Progress[id]; ok && pr.Match >= st.HardState.GetCommit() {
+			time.Sleep(2 * n.cfg.Tick)
+			return
+		}
+		time.Sleep(n.cfg.Tick)
+	}
 }
 
 func (n *Node) confChange(ctx context.Context, t raftpb.ConfChangeType, id uint64) error {

@@ -159,7 +159,17 @@ func (n *Node) StartMetadata(b *broker.Broker) error {
 		}
 	}
 	sm.registryChanged = n.refreshPeers
-	if err := n.rafts.AddGroup(MetaGroup, log, sm, sm.applied, peers); err != nil {
+	// Raft hands back every committed entry after the index given here,
+	// and the group's configuration is only what its snapshot holds plus
+	// the configuration changes it hands back. The metadata log is never
+	// compacted (no snapshot), so start from its beginning: raft replays
+	// the configuration changes, and the state machine skips the entries
+	// it applied before (sm.applied).
+	snap, err := log.Snapshot()
+	if err != nil {
+		return err
+	}
+	if err := n.rafts.AddGroup(MetaGroup, log, sm, snap.GetMetadata().GetIndex(), peers); err != nil {
 		return err
 	}
 	n.metaLog, n.started = log, true

@@ -25,6 +25,9 @@ type NodeStatus struct {
 	LastHeard   time.Duration // -1: never
 	Dropped     int64
 	Leaders     int // groups of this node that it leads
+	HTTPAddr    string
+	KafkaAddr   string
+	Voter       bool // of the metadata group
 }
 
 // GroupStatus describes one raft group on this node.
@@ -80,6 +83,16 @@ func (n *Node) Status() Status {
 	}
 	sort.Slice(g.Followers, func(i, j int) bool { return g.Followers[i].Node < g.Followers[j].Node })
 	st.Groups = append(st.Groups, g)
+	reg, _ := loadRegistry(n.cfg.State)
+	voters := rs.Config.Voters.IDs()
+	for i := range st.Nodes {
+		_, st.Nodes[i].Voter = voters[st.Nodes[i].ID]
+		for _, ni := range reg {
+			if ni.ID == st.Nodes[i].ID {
+				st.Nodes[i].HTTPAddr, st.Nodes[i].KafkaAddr = ni.HTTPAddr, ni.KafkaAddr
+			}
+		}
+	}
 	for i := range st.Nodes {
 		for _, g := range st.Groups {
 			if g.Leader == st.Nodes[i].ID {

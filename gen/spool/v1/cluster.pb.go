@@ -154,7 +154,14 @@ type ClusterNode struct {
 	// Messages to the peer dropped (not connected, or its queue full).
 	DroppedMessages int64 `protobuf:"varint,5,opt,name=dropped_messages,json=droppedMessages,proto3" json:"dropped_messages,omitempty"`
 	// How many of the answering node's groups this node leads.
-	Leaders       int32 `protobuf:"varint,6,opt,name=leaders,proto3" json:"leaders,omitempty"`
+	Leaders int32 `protobuf:"varint,6,opt,name=leaders,proto3" json:"leaders,omitempty"`
+	// The addresses the node advertises for its native API and its Kafka
+	// listener (empty: not registered yet, or no Kafka listener).
+	HttpAddr  string `protobuf:"bytes,7,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	KafkaAddr string `protobuf:"bytes,8,opt,name=kafka_addr,json=kafkaAddr,proto3" json:"kafka_addr,omitempty"`
+	// The node is a voter of the metadata group (false: a learner catching
+	// up, or not a member yet).
+	Voter         bool `protobuf:"varint,9,opt,name=voter,proto3" json:"voter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -229,6 +236,27 @@ func (x *ClusterNode) GetLeaders() int32 {
 		return x.Leaders
 	}
 	return 0
+}
+
+func (x *ClusterNode) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetKafkaAddr() string {
+	if x != nil {
+		return x.KafkaAddr
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
 }
 
 type RaftGroup struct {
@@ -430,6 +458,276 @@ func (x *RaftProgress) GetLearner() bool {
 	return false
 }
 
+type AddNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new node's id: above 0, never used in this cluster before.
+	NodeId uint64 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Where the new node will listen for its peers.
+	ClusterAddr   string `protobuf:"bytes,2,opt,name=cluster_addr,json=clusterAddr,proto3" json:"cluster_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddNodeRequest) Reset() {
+	*x = AddNodeRequest{}
+	mi := &file_spool_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddNodeRequest) ProtoMessage() {}
+
+func (x *AddNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddNodeRequest.ProtoReflect.Descriptor instead.
+func (*AddNodeRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AddNodeRequest) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *AddNodeRequest) GetClusterAddr() string {
+	if x != nil {
+		return x.ClusterAddr
+	}
+	return ""
+}
+
+type AddNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster's id, to start the new node with (--cluster-id).
+	ClusterId string `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// Every node's cluster address, the new one included: the new node's
+	// --peers.
+	Peers         string `protobuf:"bytes,2,opt,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddNodeResponse) Reset() {
+	*x = AddNodeResponse{}
+	mi := &file_spool_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddNodeResponse) ProtoMessage() {}
+
+func (x *AddNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddNodeResponse.ProtoReflect.Descriptor instead.
+func (*AddNodeResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AddNodeResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *AddNodeResponse) GetPeers() string {
+	if x != nil {
+		return x.Peers
+	}
+	return ""
+}
+
+type RemoveNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_spool_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RemoveNodeRequest) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+type RemoveNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_spool_v1_cluster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_cluster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_cluster_proto_rawDescGZIP(), []int{8}
+}
+
+type TransferLeadershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node to lead the metadata group.
+	NodeId        uint64 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_spool_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TransferLeadershipRequest) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+type TransferLeadershipResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipResponse) Reset() {
+	*x = TransferLeadershipResponse{}
+	mi := &file_spool_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipResponse) ProtoMessage() {}
+
+func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
 var File_spool_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_spool_v1_cluster_proto_rawDesc = "" +
@@ -442,14 +740,18 @@ const file_spool_v1_cluster_proto_rawDesc = "" +
 	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12\x17\n" +
 	"\anode_id\x18\x03 \x01(\x04R\x06nodeId\x12+\n" +
 	"\x05nodes\x18\x04 \x03(\v2\x15.spool.v1.ClusterNodeR\x05nodes\x12+\n" +
-	"\x06groups\x18\x05 \x03(\v2\x13.spool.v1.RaftGroupR\x06groups\"\xc7\x01\n" +
+	"\x06groups\x18\x05 \x03(\v2\x13.spool.v1.RaftGroupR\x06groups\"\x99\x02\n" +
 	"\vClusterNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12!\n" +
 	"\fcluster_addr\x18\x02 \x01(\tR\vclusterAddr\x12\x1c\n" +
 	"\tconnected\x18\x03 \x01(\bR\tconnected\x12\"\n" +
 	"\rlast_heard_ms\x18\x04 \x01(\x03R\vlastHeardMs\x12)\n" +
 	"\x10dropped_messages\x18\x05 \x01(\x03R\x0fdroppedMessages\x12\x18\n" +
-	"\aleaders\x18\x06 \x01(\x05R\aleaders\"\x92\x02\n" +
+	"\aleaders\x18\x06 \x01(\x05R\aleaders\x12\x1b\n" +
+	"\thttp_addr\x18\a \x01(\tR\bhttpAddr\x12\x1d\n" +
+	"\n" +
+	"kafka_addr\x18\b \x01(\tR\tkafkaAddr\x12\x14\n" +
+	"\x05voter\x18\t \x01(\bR\x05voter\"\x92\x02\n" +
 	"\tRaftGroup\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\x04R\x05group\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -467,9 +769,26 @@ const file_spool_v1_cluster_proto_rawDesc = "" +
 	"\x04next\x18\x03 \x01(\x04R\x04next\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x10\n" +
 	"\x03lag\x18\x05 \x01(\x04R\x03lag\x12\x18\n" +
-	"\alearner\x18\x06 \x01(\bR\alearner2g\n" +
+	"\alearner\x18\x06 \x01(\bR\alearner\"L\n" +
+	"\x0eAddNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12!\n" +
+	"\fcluster_addr\x18\x02 \x01(\tR\vclusterAddr\"F\n" +
+	"\x0fAddNodeResponse\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x14\n" +
+	"\x05peers\x18\x02 \x01(\tR\x05peers\",\n" +
+	"\x11RemoveNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"\x14\n" +
+	"\x12RemoveNodeResponse\"4\n" +
+	"\x19TransferLeadershipRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"\x1c\n" +
+	"\x1aTransferLeadershipResponse2\xd1\x02\n" +
 	"\x0eClusterService\x12U\n" +
-	"\rClusterStatus\x12\x1e.spool.v1.ClusterStatusRequest\x1a\x1f.spool.v1.ClusterStatusResponse\"\x03\x90\x02\x01B/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
+	"\rClusterStatus\x12\x1e.spool.v1.ClusterStatusRequest\x1a\x1f.spool.v1.ClusterStatusResponse\"\x03\x90\x02\x01\x12>\n" +
+	"\aAddNode\x12\x18.spool.v1.AddNodeRequest\x1a\x19.spool.v1.AddNodeResponse\x12G\n" +
+	"\n" +
+	"RemoveNode\x12\x1b.spool.v1.RemoveNodeRequest\x1a\x1c.spool.v1.RemoveNodeResponse\x12_\n" +
+	"\x12TransferLeadership\x12#.spool.v1.TransferLeadershipRequest\x1a$.spool.v1.TransferLeadershipResponseB/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
 
 var (
 	file_spool_v1_cluster_proto_rawDescOnce sync.Once
@@ -483,25 +802,37 @@ func file_spool_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_spool_v1_cluster_proto_rawDescData
 }
 
-var file_spool_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_spool_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_spool_v1_cluster_proto_goTypes = []any{
-	(*ClusterStatusRequest)(nil),  // 0: spool.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil), // 1: spool.v1.ClusterStatusResponse
-	(*ClusterNode)(nil),           // 2: spool.v1.ClusterNode
-	(*RaftGroup)(nil),             // 3: spool.v1.RaftGroup
-	(*RaftProgress)(nil),          // 4: spool.v1.RaftProgress
+	(*ClusterStatusRequest)(nil),       // 0: spool.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil),      // 1: spool.v1.ClusterStatusResponse
+	(*ClusterNode)(nil),                // 2: spool.v1.ClusterNode
+	(*RaftGroup)(nil),                  // 3: spool.v1.RaftGroup
+	(*RaftProgress)(nil),               // 4: spool.v1.RaftProgress
+	(*AddNodeRequest)(nil),             // 5: spool.v1.AddNodeRequest
+	(*AddNodeResponse)(nil),            // 6: spool.v1.AddNodeResponse
+	(*RemoveNodeRequest)(nil),          // 7: spool.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),         // 8: spool.v1.RemoveNodeResponse
+	(*TransferLeadershipRequest)(nil),  // 9: spool.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 10: spool.v1.TransferLeadershipResponse
 }
 var file_spool_v1_cluster_proto_depIdxs = []int32{
-	2, // 0: spool.v1.ClusterStatusResponse.nodes:type_name -> spool.v1.ClusterNode
-	3, // 1: spool.v1.ClusterStatusResponse.groups:type_name -> spool.v1.RaftGroup
-	4, // 2: spool.v1.RaftGroup.followers:type_name -> spool.v1.RaftProgress
-	0, // 3: spool.v1.ClusterService.ClusterStatus:input_type -> spool.v1.ClusterStatusRequest
-	1, // 4: spool.v1.ClusterService.ClusterStatus:output_type -> spool.v1.ClusterStatusResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2,  // 0: spool.v1.ClusterStatusResponse.nodes:type_name -> spool.v1.ClusterNode
+	3,  // 1: spool.v1.ClusterStatusResponse.groups:type_name -> spool.v1.RaftGroup
+	4,  // 2: spool.v1.RaftGroup.followers:type_name -> spool.v1.RaftProgress
+	0,  // 3: spool.v1.ClusterService.ClusterStatus:input_type -> spool.v1.ClusterStatusRequest
+	5,  // 4: spool.v1.ClusterService.AddNode:input_type -> spool.v1.AddNodeRequest
+	7,  // 5: spool.v1.ClusterService.RemoveNode:input_type -> spool.v1.RemoveNodeRequest
+	9,  // 6: spool.v1.ClusterService.TransferLeadership:input_type -> spool.v1.TransferLeadershipRequest
+	1,  // 7: spool.v1.ClusterService.ClusterStatus:output_type -> spool.v1.ClusterStatusResponse
+	6,  // 8: spool.v1.ClusterService.AddNode:output_type -> spool.v1.AddNodeResponse
+	8,  // 9: spool.v1.ClusterService.RemoveNode:output_type -> spool.v1.RemoveNodeResponse
+	10, // 10: spool.v1.ClusterService.TransferLeadership:output_type -> spool.v1.TransferLeadershipResponse
+	7,  // [7:11] is the sub-list for method output_type
+	3,  // [3:7] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_cluster_proto_init() }
@@ -515,7 +846,7 @@ func file_spool_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_cluster_proto_rawDesc), len(file_spool_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
