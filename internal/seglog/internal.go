@@ -40,9 +40,9 @@ const (
 	kindHeader byte = 1 // the segment header
 	kindEntry  byte = 2 // a raft entry that takes no offset
 
-	internalPrefix   = batch.HeaderSize + 1
-	segHeaderBody    = 16
-	segHeaderSize    = internalPrefix + segHeaderBody
+	internalPrefix = batch.HeaderSize + 1
+	segHeaderBody  = 16
+	segHeaderSize  = internalPrefix + segHeaderBody
 )
 
 // appendInternal appends an internal batch of kind with body to dst. The

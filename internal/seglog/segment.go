@@ -52,13 +52,13 @@ type segment struct {
 	// Replicated logs only (raftindex.go). firstIndex and prevTerm are set
 	// before the segment is published in the log's list and not changed
 	// after; the rest is published like offs.
-	firstIndex uint64                    // raft index of the segment's first entry
-	prevTerm   uint64                    // term of the entry before it
-	nextIndex  atomic.Uint64             // index after the last entry written
-	hasHeader  atomic.Bool               // the segment header is written
+	firstIndex uint64                     // raft index of the segment's first entry
+	prevTerm   uint64                     // term of the entry before it
+	nextIndex  atomic.Uint64              // index after the last entry written
+	hasHeader  atomic.Bool                // the segment header is written
 	ridx       atomic.Pointer[[]idxEntry] // sparse raft index
 	runs       atomic.Pointer[[]termRun]  // where each term starts in the segment
-	lastRidx   int64                     // writer-only: position of the last ridx entry, -1 if none
+	lastRidx   int64                      // writer-only: position of the last ridx entry, -1 if none
 
 	// Writer-only state.
 	created     time.Time // when the segment became active, for SegmentAge
