@@ -360,3 +360,6 @@ func (l *Log) TruncateAfterIndex(i uint64) error {
 	}
 	return l.cutLocked(k, pos, newEnd)
 }
+
+// Replicated reports whether the log is a raft log (Options.Replicated).
+func (l *Log) Replicated() bool { return l.opts.Replicated }
