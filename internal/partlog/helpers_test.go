@@ -136,3 +136,18 @@ func appendMsg(ents []*raftpb.Entry, hs *raftpb.HardState) *raftpb.Message {
 func describe(e *raftpb.Entry) string {
 	return fmt.Sprintf("{i%d t%d %v %dB}", e.GetIndex(), e.GetTerm(), e.GetType(), len(e.GetData()))
 }
+
+type discardLogger struct{}
+
+func (discardLogger) Debug(...any)              {}
+func (discardLogger) Debugf(string, ...any)     {}
+func (discardLogger) Error(...any)              {}
+func (discardLogger) Errorf(string, ...any)     {}
+func (discardLogger) Info(...any)               {}
+func (discardLogger) Infof(string, ...any)      {}
+func (discardLogger) Warning(...any)            {}
+func (discardLogger) Warningf(string, ...any)   {}
+func (discardLogger) Fatal(v ...any)            { panic(fmt.Sprint(v...)) }
+func (discardLogger) Fatalf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
+func (discardLogger) Panic(v ...any)            { panic(fmt.Sprint(v...)) }
+func (discardLogger) Panicf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
