@@ -33,6 +33,9 @@ var layer = map[string]int{
 	// Cores over the broker that more than one front end shares: the
 	// idempotent producers (ids, sequences) of Kafka and the native API.
 	"internal/producer": 4,
+	// A server's place in a cluster: peers, raft groups, the metadata
+	// group applying catalog changes to the broker.
+	"internal/cluster": 4,
 	// Front ends and telemetry; the server's hooks for tests.
 	"internal/api": 5, "internal/kafka": 5, "internal/telemetry": 5, "internal/serverhook": 5,
 	// The embeddable server.

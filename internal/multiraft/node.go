@@ -48,9 +48,11 @@ type Entry struct {
 
 // StateMachine applies a group's committed entries.
 type StateMachine interface {
-	// Apply applies committed entries, in log order. An error stops the
-	// group.
-	Apply(ents []Entry) error
+	// Apply applies committed entries, in log order. outcomes, when not
+	// nil, holds one result per entry, returned to the entry's proposer
+	// (an application's refusal, such as a name already taken: the same
+	// on every node). err stops the group (a storage failure).
+	Apply(ents []Entry) (outcomes []error, err error)
 	// Restore replaces the state with a snapshot's (received from the
 	// leader).
 	Restore(snap *raftpb.Snapshot) error
@@ -266,7 +268,7 @@ func (n *Node) Tick() {
 }
 
 // Propose proposes data to group id and waits until it is applied on
-// this node (nil), raft drops it (raft.ErrProposalDropped: not the
+// this node (nil, or the state machine's outcome), raft drops it (raft.ErrProposalDropped: not the
 // leader, a transfer in progress, too much uncommitted), the group stops,
 // or ctx ends (its outcome is then unknown: it may still be applied).
 func (n *Node) Propose(ctx context.Context, id uint64, data []byte) error {
@@ -389,13 +391,24 @@ func (n *Node) Process() {
 	}
 }
 
-// process takes the group's pending work and runs its Ready cycles.
+// process takes the group's pending work and runs its Ready cycles. The
+// group stays marked queued while it runs, so that work arriving meanwhile
+// does not hand it to a second worker; it is queued again at the end if
+// such work arrived.
 func (n *Node) process(g *group) {
 	n.mu.Lock()
 	inbox, ticks, props, reports, busy := g.inbox, g.ticks, g.props, g.reports, g.busy
-	g.inbox, g.ticks, g.props, g.reports, g.queued, g.busy = nil, 0, nil, nil, false, false
+	g.inbox, g.ticks, g.props, g.reports, g.busy = nil, 0, nil, nil, false
 	stopped := g.stopped
 	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		g.queued = false
+		if len(g.inbox) > 0 || g.ticks > 0 || len(g.props) > 0 || len(g.reports) > 0 {
+			n.enqueueLocked(g)
+		}
+		n.mu.Unlock()
+	}()
 	for _, f := range reports {
 		f(g.rn)
 	}
@@ -545,12 +558,17 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := g.sm.Apply(batch); err != nil {
+		outcomes, err := g.sm.Apply(batch)
+		if err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
-		for _, t := range tags {
+		for i, t := range tags {
 			if p := g.waiting[t]; p != nil {
-				p.done <- nil
+				var outcome error
+				if i < len(outcomes) {
+					outcome = outcomes[i]
+				}
+				p.done <- outcome
 				delete(g.waiting, t)
 			}
 		}
