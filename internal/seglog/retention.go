@@ -159,6 +159,12 @@ func (l *Log) cutLocked(i int, pos, newEnd int64) error {
 		if err := l.fs.Remove(v.logPath); err != nil {
 			return l.failLocked("truncate", err)
 		}
+		// Newest first, each removal durable before the next change: a
+		// crash leaves a prefix of the log, never a segment after a hole
+		// or after a segment cut short.
+		if err := vfs.SyncDir(l.fs, l.dir); err != nil {
+			return l.failLocked("truncate", err)
+		}
 	}
 	l.segs = l.segs[:i+1]
 	if s.hasIndexOld {
