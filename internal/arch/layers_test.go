@@ -25,8 +25,9 @@ var layer = map[string]int{
 	"internal/kafka/kwire": 1,
 	// Cluster connections (raft messages between nodes).
 	"internal/peer": 1,
-	// Definitions kept in the state store; raft logs kept there.
-	"internal/catalog": 2, "internal/raftlog": 2,
+	// Definitions kept in the state store; raft logs kept there, and the
+	// raft storage over a partition's replicated log.
+	"internal/catalog": 2, "internal/raftlog": 2, "internal/partlog": 2,
 	// The broker: topics, subscriptions, sessions; the raft groups' driver.
 	"internal/broker": 3, "internal/multiraft": 3,
 	// Cores over the broker that more than one front end shares: the
