@@ -107,25 +107,31 @@ type Node struct {
 	nonce   uint64
 	nextTag uint64
 	wg      sync.WaitGroup
+	writes  sync.WaitGroup    // goroutines delivering asynchronous writes' answers
 	now     uint64            // ticks since start
 	heard   map[uint64]uint64 // peer → the tick it was last heard from
 }
 
 type group struct {
-	id      uint64
-	storage Storage
-	sm      StateMachine
+	id       uint64
+	log      raft.Storage
+	storage  Storage      // a synchronous group's; nil for an asynchronous one
+	async    AsyncStorage // an asynchronous group's; nil for a synchronous one
+	untagged bool         // proposals are stored as given (ProposeUntagged)
+	sm       StateMachine
 
 	// Guarded by Node.mu: work waiting for the group's worker.
-	inbox    []*raftpb.Message
-	ticks    int
-	props    []*proposal
-	reports  []func(*raft.RawNode)
-	queued   bool
-	stopped  error
-	quiesced bool   // not ticked until something happens
-	leader   uint64 // the leader as the worker last saw it
-	busy     bool   // something other than ticks and heartbeats since the last process
+	inbox      []*raftpb.Message
+	ticks      int
+	props      []*proposal
+	reports    []func(*raft.RawNode)
+	queued     bool
+	stopped    error
+	quiesced   bool          // not ticked until something happens
+	writeErr   error         // an asynchronous write failed: the group stops
+	appendTail chan struct{} // closed once the last asynchronous write's answers are delivered
+	leader     uint64        // the leader as the worker last saw it
+	busy       bool          // something other than ticks and heartbeats since the last process
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
@@ -140,6 +146,7 @@ type proposal struct {
 	tag  tag
 	data []byte
 	cc   *raftpb.ConfChangeV2 // a configuration change (its context holds the tag), or nil
+	raw  bool                 // untagged: done gets raft's answer to the proposal, not its outcome
 	done chan error           // buffered: the applied result
 }
 
@@ -177,11 +184,21 @@ func New(cfg Config) *Node {
 // entry after it). A new group with peers is bootstrapped with them as
 // its first configuration; without peers it waits to hear from its group.
 func (n *Node) AddGroup(id uint64, st Storage, sm StateMachine, applied uint64, peers []raft.Peer) error {
+	return n.addGroup(id, GroupConfig{Storage: st, StateMachine: sm, Applied: applied, Peers: peers})
+}
+
+func (n *Node) addGroup(id uint64, gc GroupConfig) error {
+	var st raft.Storage = gc.Storage
+	if gc.Async != nil {
+		st = gc.Async
+	}
+	sm, applied, peers := gc.StateMachine, gc.Applied, gc.Peers
 	rc := &raft.Config{
 		ID: n.cfg.ID, ElectionTick: n.cfg.ElectionTicks, HeartbeatTick: n.cfg.HeartbeatTicks, Storage: st,
 		Applied: applied, MaxSizePerMsg: n.cfg.MaxSizePerMsg, MaxInflightMsgs: n.cfg.MaxInflightMsgs,
 		MaxCommittedSizePerReady: 64 << 20, MaxUncommittedEntriesSize: 256 << 20,
 		PreVote: true, CheckQuorum: true, Logger: raftLogger{n.cfg.Logger.With("group", id)},
+		AsyncStorageWrites: gc.Async != nil,
 	}
 	rn, err := raft.NewRawNode(rc)
 	if err != nil {
@@ -194,7 +211,7 @@ func (n *Node) AddGroup(id uint64, st Storage, sm StateMachine, applied uint64, 
 			return fmt.Errorf("multiraft: group %d: bootstrap: %w", id, err)
 		}
 	}
-	g := &group{id: id, storage: st, sm: sm, rn: rn, waiting: map[tag]*proposal{}}
+	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, waiting: map[tag]*proposal{}}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.groups[id]; ok {
@@ -368,6 +385,7 @@ func (n *Node) Close() {
 	n.cond.Broadcast()
 	n.mu.Unlock()
 	n.wg.Wait()
+	n.writes.Wait()
 	for _, g := range n.groups {
 		for t, p := range g.waiting {
 			p.done <- ErrStopped
@@ -426,8 +444,12 @@ func (n *Node) process(g *group) {
 	n.mu.Lock()
 	inbox, ticks, props, reports, busy := g.inbox, g.ticks, g.props, g.reports, g.busy
 	g.inbox, g.ticks, g.props, g.reports, g.busy = nil, 0, nil, nil, false
-	stopped := g.stopped
+	stopped, writeErr := g.stopped, g.writeErr
 	n.mu.Unlock()
+	if stopped == nil && writeErr != nil {
+		n.stop(g, fmt.Errorf("persist: %w", writeErr))
+		stopped = writeErr
+	}
 	defer func() {
 		n.mu.Lock()
 		g.queued = false
@@ -458,6 +480,10 @@ func (n *Node) process(g *group) {
 		if p.cc != nil {
 			propose = func() error { return g.rn.ProposeConfChange(p.cc) }
 		}
+		if p.raw {
+			p.done <- propose()
+			continue
+		}
 		if err := propose(); err != nil {
 			p.done <- err
 			continue
@@ -465,7 +491,11 @@ func (n *Node) process(g *group) {
 		g.waiting[p.tag] = p
 	}
 	for g.rn.HasReady() {
-		if err := n.ready(g); err != nil {
+		ready := n.ready
+		if g.async != nil {
+			ready = n.readyAsync
+		}
+		if err := ready(g); err != nil {
 			n.stop(g, err)
 			return
 		}
@@ -499,7 +529,7 @@ func (n *Node) maybeQuiesce(g *group) {
 		return
 	}
 	st := g.rn.Status()
-	last, err := g.storage.LastIndex()
+	last, err := g.log.LastIndex()
 	if err != nil || st.RaftState != raft.StateLeader || st.HardState.GetCommit() != last || st.Applied != last ||
 		st.LeadTransferee != 0 || len(g.waiting) > 0 {
 		return
@@ -541,20 +571,25 @@ func (n *Node) ready(g *group) error {
 	if err := n.apply(g, rd.CommittedEntries); err != nil {
 		return err
 	}
-	if rd.SoftState != nil && rd.SoftState.Lead != g.lead {
-		g.lead = rd.SoftState.Lead
-		if g.lead != n.cfg.ID {
-			// Proposals this node made as leader may still commit under
-			// the next leader, or be overwritten: their outcome is
-			// unknown, and callers retry with idempotent requests.
-			for t, p := range g.waiting {
-				p.done <- ErrOutcomeUnknown
-				delete(g.waiting, t)
-			}
-		}
-	}
+	n.noteLeader(g, rd.SoftState)
 	g.rn.Advance(rd)
 	return nil
+}
+
+// noteLeader follows the group's leader. Proposals this node made as
+// leader may still commit under the next leader, or be overwritten: their
+// outcome is unknown, and callers retry with idempotent requests.
+func (n *Node) noteLeader(g *group, ss *raft.SoftState) {
+	if ss == nil || ss.Lead == g.lead {
+		return
+	}
+	g.lead = ss.Lead
+	if g.lead != n.cfg.ID {
+		for t, p := range g.waiting {
+			p.done <- ErrOutcomeUnknown
+			delete(g.waiting, t)
+		}
+	}
 }
 
 // send hands a Ready's messages to the transport, one call per peer.
@@ -612,6 +647,11 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 			d := e.GetData()
 			if len(d) == 0 {
 				continue // a new leader's empty entry
+			}
+			if g.untagged {
+				batch = append(batch, Entry{Index: e.GetIndex(), Term: e.GetTerm(), Data: d})
+				tags = append(tags, tag{})
+				continue
 			}
 			if len(d) < tagSize {
 				return fmt.Errorf("apply: entry %d of %d bytes has no proposal tag", e.GetIndex(), len(d))
