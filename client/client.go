@@ -32,6 +32,7 @@ type Client struct {
 	subs    spoolv1connect.SubscriptionServiceClient
 	publish spoolv1connect.PublishServiceClient
 	consume spoolv1connect.ConsumeServiceClient
+	cluster spoolv1connect.ClusterServiceClient
 
 	mu        sync.Mutex
 	closed    bool
@@ -80,6 +81,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 	c.subs = spoolv1connect.NewSubscriptionServiceClient(hc, c.addr, copts...)
 	c.publish = spoolv1connect.NewPublishServiceClient(hc, c.addr, copts...)
 	c.consume = spoolv1connect.NewConsumeServiceClient(hc, c.addr, copts...)
+	c.cluster = spoolv1connect.NewClusterServiceClient(hc, c.addr, copts...)
 	return c, nil
 }
 

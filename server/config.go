@@ -61,6 +61,8 @@ type Config struct {
 	// MaxConnections bounds the concurrent connections of each listener;
 	// further clients wait in the kernel's backlog. Default 10,000.
 	MaxConnections int
+	// Cluster makes the server a node of a cluster; unset: a single node.
+	Cluster ClusterConfig
 }
 
 // StorageConfig configures the partition logs (the storage section of the
@@ -257,6 +259,7 @@ func (c Config) complete() (Config, error) {
 		_, _, err := splitAdvertised(adv)
 		check(err)
 	}
+	errList = append(errList, c.Cluster.check(c.AllowNonLoopback)...)
 	if d := *c.KafkaGroupInitialRebalanceDelay; d < 0 || d > maxRebalanceDelay {
 		check(fmt.Errorf("server: kafka.group-initial-rebalance-delay (%s) must be between 0 and %s", d, maxRebalanceDelay))
 	}

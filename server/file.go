@@ -36,6 +36,7 @@ type FileConfig struct {
 	Dedup   struct {
 		MaxEntries int `yaml:"max-entries"`
 	} `yaml:"dedup"`
+	Cluster ClusterConfig `yaml:"cluster"`
 }
 
 // DefaultFileConfig returns the configuration before any file, variable or
@@ -137,6 +138,7 @@ func (f FileConfig) Config() (Config, error) {
 		Storage:                         f.Storage,
 		Topics:                          f.Topics,
 		DedupMaxEntries:                 f.Dedup.MaxEntries,
+		Cluster:                         f.Cluster,
 	}, nil
 }
 

@@ -13,12 +13,14 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/spoolmq/spool/internal/api"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/clock"
+	"github.com/spoolmq/spool/internal/cluster"
 	"github.com/spoolmq/spool/internal/kafka"
 	"github.com/spoolmq/spool/internal/producer"
 	"github.com/spoolmq/spool/internal/state"
@@ -58,6 +60,7 @@ type Server struct {
 	producers     *producer.Table
 	producersStop context.CancelFunc
 	producersDone chan struct{}
+	node          *cluster.Node // nil: a single node
 }
 
 // New checks cfg, reporting every problem with it at once, and returns a
@@ -141,6 +144,7 @@ func (s *Server) Start() error {
 }
 
 func (s *Server) startLocked() error {
+	_, statErr := s.fs.Stat(filepath.Join(s.cfg.DataDir, "state"))
 	st, err := state.Open(filepath.Join(s.cfg.DataDir, "state"), state.Options{Logger: s.logger})
 	if err != nil {
 		return err
@@ -148,11 +152,22 @@ func (s *Server) startLocked() error {
 	s.st = st
 	bcfg := s.cfg.brokerConfig()
 	bcfg.FS, bcfg.Clock, bcfg.State = s.fs, s.clock, st
+	if s.cfg.Cluster.Enabled() {
+		if err := s.startCluster(statErr == nil); err != nil {
+			return err
+		}
+		bcfg.Meta = s.node
+	}
 	b, err := broker.Open(bcfg)
 	if err != nil {
 		return err
 	}
 	s.broker = b
+	if s.node != nil {
+		if err := s.node.StartMetadata(b); err != nil {
+			return err
+		}
+	}
 	// One producer table for Kafka's idempotent producers and the native
 	// API's batch publishing, its records in the Kafka space where they
 	// have always been (docs/format/state.md).
@@ -165,6 +180,9 @@ func (s *Server) startLocked() error {
 	}()
 	s.api = api.New(b, s.cfg.apiLimits(), s.producers)
 	s.api.Handle("GET /metrics", telemetry.Handler(b))
+	if s.node != nil {
+		s.api.SetCluster(s.node)
+	}
 	ln, err := listen("http", s.cfg.HTTPAddr, s.cfg.MaxConnections)
 	if err != nil {
 		return err
@@ -188,6 +206,16 @@ func (s *Server) startLocked() error {
 		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
+	}
+	if s.node != nil {
+		kafkaAddr := ""
+		if s.kafkaLn != nil {
+			kafkaAddr = net.JoinHostPort(s.kafkaHost, strconv.Itoa(int(s.kafkaPort)))
+			if s.kafkaHost == "" {
+				kafkaAddr = s.kafkaLn.Addr().String()
+			}
+		}
+		s.node.Advertise(s.httpLn.Addr().String(), kafkaAddr)
 	}
 	s.api.SetReady(true)
 	return nil
@@ -247,6 +275,12 @@ func (s *Server) closeLocked(ctx context.Context) error {
 	if s.producersStop != nil {
 		s.producersStop() // the last sweep snapshots the producers
 		<-s.producersDone
+	}
+	if s.node != nil {
+		// The cluster first: it applies catalog changes to the broker.
+		if err := s.node.Close(); err != nil {
+			errList = append(errList, err)
+		}
 	}
 	if s.broker != nil {
 		if err := s.broker.Close(); err != nil {

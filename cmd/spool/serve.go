@@ -24,6 +24,7 @@ func newServeCmd() *cobra.Command {
 		logLevel    string
 		allowNonLo  bool
 		debug       debugFlags
+		clusterOpt  server.ClusterConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -61,6 +62,21 @@ func newServeCmd() *cobra.Command {
 			}
 			if f.Changed("allow-non-loopback") {
 				fc.AllowNonLoopback = allowNonLo
+			}
+			if f.Changed("node-id") {
+				fc.Cluster.NodeID = clusterOpt.NodeID
+			}
+			if f.Changed("cluster-addr") {
+				fc.Cluster.Addr = clusterOpt.Addr
+			}
+			if f.Changed("peers") {
+				fc.Cluster.Peers = clusterOpt.Peers
+			}
+			if f.Changed("cluster-id") {
+				fc.Cluster.ID = clusterOpt.ID
+			}
+			if f.Changed("join") {
+				fc.Cluster.Join = clusterOpt.Join
 			}
 			if printConfig {
 				out, err := fc.Marshal()
@@ -113,6 +129,11 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&logFormat, "log-format", def.Log.Format, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", def.Log.Level, "log level: debug, info, warn or error")
 	f.BoolVar(&allowNonLo, "allow-non-loopback", def.AllowNonLoopback, "allow listening on non-loopback addresses (there is no authentication yet)")
+	f.Uint64Var(&clusterOpt.NodeID, "node-id", 0, "this node's id in a cluster (with --peers; never reused)")
+	f.StringVar(&clusterOpt.Addr, "cluster-addr", "", "where this node listens for its peers (default: its address in --peers)")
+	f.StringVar(&clusterOpt.Peers, "peers", "", "the cluster's initial nodes, this one among them: 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT (the same on every node)")
+	f.StringVar(&clusterOpt.ID, "cluster-id", "", "the cluster's id (32 hex digits; default derived from --peers)")
+	f.BoolVar(&clusterOpt.Join, "join", false, "join a running cluster (after `spool cluster add-node`, which prints the flags) instead of starting one")
 	f.StringVar(&debug.addr, "debug-addr", "", "serve Go profiles and execution traces (/debug/pprof/) on this address (off when empty)")
 	f.IntVar(&debug.blockRate, "debug-block-profile-rate", 0, "with --debug-addr: record blocking events lasting this many nanoseconds or more (0: off; costs latency)")
 	f.IntVar(&debug.mutexFraction, "debug-mutex-profile-fraction", 0, "with --debug-addr: record 1 in N mutex contention events (0: off)")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/cluster"
 	"github.com/spoolmq/spool/internal/producer"
 )
 
@@ -55,8 +56,9 @@ func (l Limits) withDefaults() Limits {
 
 // Handler serves the native API.
 type Handler struct {
-	mux   *http.ServeMux
-	ready atomic.Bool
+	mux     *http.ServeMux
+	ready   atomic.Bool
+	cluster atomic.Pointer[cluster.Node] // nil: a single node
 }
 
 // New returns the API handler for b; producers is the idempotent-producer
@@ -79,6 +81,7 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table) *Handler {
 	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b}, opts...))
 	h.mux.Handle(newPublishHandler(publish{b: b, producers: producers, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
 	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(streams, opts...))
+	h.mux.Handle(spoolv1connect.NewClusterServiceHandler(clusterService{h}, opts...))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -91,6 +94,9 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table) *Handler {
 	})
 	return h
 }
+
+// SetCluster makes ClusterStatus describe n's cluster.
+func (h *Handler) SetCluster(n *cluster.Node) { h.cluster.Store(n) }
 
 // SetReady sets what /readyz answers.
 func (h *Handler) SetReady(ready bool) { h.ready.Store(ready) }

@@ -25,13 +25,17 @@ var layer = map[string]int{
 	"internal/kafka/kwire": 1,
 	// Cluster connections (raft messages between nodes).
 	"internal/peer": 1,
-	// Definitions kept in the state store; raft logs kept there.
-	"internal/catalog": 2, "internal/raftlog": 2,
+	// Definitions kept in the state store; raft logs kept there, and the
+	// raft storage over a partition's replicated log.
+	"internal/catalog": 2, "internal/raftlog": 2, "internal/partlog": 2,
 	// The broker: topics, subscriptions, sessions; the raft groups' driver.
 	"internal/broker": 3, "internal/multiraft": 3,
 	// Cores over the broker that more than one front end shares: the
 	// idempotent producers (ids, sequences) of Kafka and the native API.
 	"internal/producer": 4,
+	// A server's place in a cluster: peers, raft groups, the metadata
+	// group applying catalog changes to the broker.
+	"internal/cluster": 4,
 	// Front ends and telemetry; the server's hooks for tests.
 	"internal/api": 5, "internal/kafka": 5, "internal/telemetry": 5, "internal/serverhook": 5,
 	// The embeddable server.

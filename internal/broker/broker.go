@@ -53,6 +53,12 @@ type Config struct {
 	// TopicFullRetryAfter is the retry-after hint of topic_full errors;
 	// default 1 s.
 	TopicFullRetryAfter time.Duration
+	// Meta orders catalog changes on a cluster (its metadata group); nil
+	// on a single node, which applies each change at once.
+	Meta MetaLog
+	// MetaTimeout bounds how long a catalog change waits for the cluster
+	// to order and apply it; default 10 s.
+	MetaTimeout time.Duration
 }
 
 // DefaultDedupMaxEntries is the default of Config.DedupMaxEntries

@@ -59,6 +59,28 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q already has %d partitions", topicName, cur)
 	}
 	meta.Config.Partitions = n
+	if err := b.decide(change{kind: changeAddPartitions, topic: meta}); err != nil {
+		return catalog.Topic{}, err
+	}
+	return meta, nil
+}
+
+// applyAddPartitions gives the topic of meta's id meta's partition count,
+// if it has fewer.
+func (b *Broker) applyAddPartitions(meta catalog.Topic, stamps []catalog.Stamp) error {
+	topicName, n := meta.Name, meta.Config.Partitions
+	t, err := b.topic(topicName)
+	if err != nil || t.meta.ID != meta.ID {
+		return errs.New(errs.TopicNotFound, "topic %q not found", topicName)
+	}
+	t.life.RLock()
+	cur := int32(len(t.logs()))
+	meta = t.meta
+	t.life.RUnlock()
+	if n <= cur {
+		return nil // applied before, or a later change has more
+	}
+	meta.Config.Partitions = n
 	opts := b.logOptions(meta)
 	opts.OnAdvance = t.notify
 	var added []*seglog.Log
@@ -75,7 +97,7 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 		l, _, err := seglog.Open(b.fs, filepath.Join(t.dir, strconv.Itoa(int(p))), opts)
 		if err != nil {
 			cleanup()
-			return catalog.Topic{}, errs.Wrap(errs.StorageFailed, err, "create partition %d of topic %q", p, topicName)
+			return errs.Wrap(errs.StorageFailed, err, "create partition %d of topic %q", p, topicName)
 		}
 		added = append(added, l)
 	}
@@ -84,12 +106,12 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 	if t.deleted {
 		t.life.Unlock()
 		cleanup()
-		return catalog.Topic{}, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
+		return errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
-	if err := b.catalog.PutTopic(meta, false); err != nil {
+	if err := b.catalog.PutTopic(meta, false, stamps...); err != nil {
 		t.life.Unlock()
 		cleanup()
-		return catalog.Topic{}, err
+		return err
 	}
 	parts := make([]*seglog.Log, 0, n)
 	parts = append(parts, t.logs()...)
@@ -107,12 +129,11 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 		}
 	}
 	t.subsMu.Unlock()
-	meta = t.meta
 	t.life.Unlock()
 	t.notify()
 	b.queueWake()
 	b.logger.Info("partitions added", "topic", topicName, "from", cur, "to", n)
-	return meta, nil
+	return nil
 }
 
 // addPartitions extends a subscription to n partitions. Called with the

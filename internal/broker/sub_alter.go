@@ -73,13 +73,11 @@ func (b *Broker) AlterSubscription(topicName, name string, update func(*catalog.
 	if err := cfg.Validate(); err != nil {
 		return catalog.Subscription{}, err
 	}
-	filter, err := subject.Compile(cfg.Filter)
-	if err != nil {
+	if _, err := subject.Compile(cfg.Filter); err != nil {
 		return catalog.Subscription{}, errs.Wrap(errs.InvalidArgument, err, "filter %q", cfg.Filter)
 	}
-	var core queue.Config
 	if cfg.Mode == catalog.ModeQueue {
-		if core, err = cfg.Queue.CoreConfig(); err != nil {
+		if _, err := cfg.Queue.CoreConfig(); err != nil {
 			return catalog.Subscription{}, errs.Wrap(errs.InvalidArgument, err, "queue config")
 		}
 	}
@@ -88,8 +86,41 @@ func (b *Broker) AlterSubscription(topicName, name string, update func(*catalog.
 	}
 	next := old
 	next.Config = cfg
-	if err := b.catalog.UpdateSub(next); err != nil {
+	if err := b.decide(change{kind: changeAlterSub, sub: next}); err != nil {
 		return catalog.Subscription{}, err
+	}
+	return next, nil
+}
+
+// applyAlterSub gives subscription next (the one created at next.Created)
+// next's config; its mode, start, ordering and dead-letter topic are its
+// own.
+func (b *Broker) applyAlterSub(next catalog.Subscription, stamps []catalog.Stamp) error {
+	topicName, name := next.Topic, next.Name
+	_, s, err := b.sub(topicName, name)
+	if err != nil {
+		return err
+	}
+	old := s.config()
+	if !old.Created.Equal(next.Created) {
+		return errs.New(errs.SubNotFound, "subscription %q on topic %q not found", name, topicName)
+	}
+	cfg := next.Config
+	if err := catalog.CheckSubChange(old.Config, cfg); err != nil {
+		return err
+	}
+	filter, err := subject.Compile(cfg.Filter)
+	if err != nil {
+		return errs.Wrap(errs.InvalidArgument, err, "filter %q", cfg.Filter)
+	}
+	var core queue.Config
+	if cfg.Mode == catalog.ModeQueue {
+		if core, err = cfg.Queue.CoreConfig(); err != nil {
+			return errs.Wrap(errs.InvalidArgument, err, "queue config")
+		}
+	}
+	if err := b.catalog.UpdateSub(next, stamps...); err != nil {
+		return err
 	}
 
 	s.mu.Lock()
@@ -122,7 +153,7 @@ func (b *Broker) AlterSubscription(topicName, name string, update func(*catalog.
 		"ack_timeout", cfg.Queue.AckTimeout, "max_deliveries", cfg.Queue.MaxDeliveries, "on_expired", cfg.Queue.OnExpired,
 		"max_in_flight", cfg.Queue.MaxInFlight, "rate_limit", cfg.Queue.RateLimit, "rate_burst", cfg.Queue.RateBurst,
 		"on_failure", cfg.OnFailure)
-	return next, nil
+	return nil
 }
 
 // applyQueueConfigLocked hands new queue settings to every partition's core

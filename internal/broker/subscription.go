@@ -172,32 +172,70 @@ func (b *Broker) CreateSubscription(topicName, name string, cfg catalog.SubConfi
 			}
 		}()
 	}
-	t.life.RLock()
-	defer t.life.RUnlock()
-	if t.deleted {
-		return catalog.Subscription{}, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
-	}
-	t.subsMu.Lock()
-	defer t.subsMu.Unlock()
-	if _, ok := t.subs[name]; ok {
-		return catalog.Subscription{}, errs.New(errs.SubExists, "subscription %q on topic %q already exists", name, topicName)
-	}
-	offsets, err := t.resolve(cfg.Start)
+	offsets, err := t.startOffsets(name, cfg.Start)
 	if err != nil {
 		return catalog.Subscription{}, err
 	}
 	meta := catalog.Subscription{Topic: topicName, Name: name, Config: cfg, Created: b.clock.Now().UTC()}
+	if err := b.decide(change{kind: changeCreateSub, sub: meta, offsets: offsets}); err != nil {
+		return catalog.Subscription{}, err
+	}
+	created = false
+	return meta, nil
+}
+
+// startOffsets resolves a new subscription's start in every partition.
+func (t *topic) startOffsets(name string, start catalog.Position) ([]int64, error) {
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if t.deleted {
+		return nil, errs.New(errs.TopicNotFound, "topic %q not found", t.meta.Name)
+	}
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
+	if _, ok := t.subs[name]; ok {
+		return nil, errs.New(errs.SubExists, "subscription %q on topic %q already exists", name, t.meta.Name)
+	}
+	return t.resolve(start)
+}
+
+// applyCreateSub creates subscription meta starting at offsets (a
+// partition added meanwhile starts at 0).
+func (b *Broker) applyCreateSub(meta catalog.Subscription, offsets []int64, stamps []catalog.Stamp) error {
+	topicName, name := meta.Topic, meta.Name
+	t, err := b.topic(topicName)
+	if err != nil {
+		return err
+	}
+	t.life.RLock()
+	defer t.life.RUnlock()
+	if t.deleted {
+		return errs.New(errs.TopicNotFound, "topic %q not found", topicName)
+	}
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
+	if cur, ok := t.subs[name]; ok {
+		if cur.meta.Created.Equal(meta.Created) {
+			return nil // applied before
+		}
+		return errs.New(errs.SubExists, "subscription %q on topic %q already exists", name, topicName)
+	}
+	if n := len(t.logs()); len(offsets) < n {
+		offsets = append(offsets, make([]int64, n-len(offsets))...)
+	} else {
+		offsets = offsets[:n]
+	}
 	s, err := t.newSub(meta, offsets)
 	if err != nil {
-		return catalog.Subscription{}, err
+		return err
 	}
-	if err := b.catalog.CreateSub(meta, offsets); err != nil {
-		return catalog.Subscription{}, err
+	if err := b.catalog.CreateSub(meta, offsets, stamps...); err != nil {
+		return err
 	}
 	t.subs[name] = s
-	created = false
-	b.logger.Info("subscription created", "topic", topicName, "subscription", name, "mode", cfg.Mode, "filter", cfg.Filter, "start", cfg.Start)
-	return meta, nil
+	b.logger.Info("subscription created", "topic", topicName, "subscription", name, "mode", meta.Config.Mode,
+		"filter", meta.Config.Filter, "start", meta.Config.Start)
+	return nil
 }
 
 // sub returns a live subscription.
@@ -218,13 +256,28 @@ func (b *Broker) sub(topicName, name string) (*topic, *subscription, error) {
 // DeleteSubscription deletes a subscription and its offsets; its members'
 // sessions end.
 func (b *Broker) DeleteSubscription(topicName, name string) error {
-	t, s, err := b.sub(topicName, name)
+	_, s, err := b.sub(topicName, name)
 	if err != nil {
 		return err
 	}
+	return b.decide(change{kind: changeDeleteSub, sub: catalog.Subscription{Topic: topicName, Name: name, Created: s.meta.Created}})
+}
+
+// applyDeleteSub deletes a subscription if it is still the one created at
+// id.Created.
+func (b *Broker) applyDeleteSub(id catalog.Subscription, stamps []catalog.Stamp) error {
+	topicName, name := id.Topic, id.Name
+	t, err := b.topic(topicName)
+	if err != nil {
+		return errs.New(errs.SubNotFound, "subscription %q on topic %q not found", name, topicName)
+	}
 	t.subsMu.Lock()
 	defer t.subsMu.Unlock()
-	if err := b.catalog.DeleteSub(topicName, name); err != nil {
+	s, ok := t.subs[name]
+	if !ok || !s.meta.Created.Equal(id.Created) {
+		return errs.New(errs.SubNotFound, "subscription %q on topic %q not found", name, topicName)
+	}
+	if err := b.catalog.DeleteSub(topicName, name, stamps...); err != nil {
 		return err
 	}
 	delete(t.subs, name)

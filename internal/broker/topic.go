@@ -189,40 +189,66 @@ func (b *Broker) CreateTopic(name string, cfg catalog.TopicConfig) (catalog.Topi
 	if err := cfg.Validate(); err != nil {
 		return catalog.Topic{}, err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return catalog.Topic{}, errs.New(errs.Unavailable, "broker is shutting down")
-	}
-	if _, ok := b.topics[name]; ok {
+	if _, err := b.topic(name); err == nil {
 		return catalog.Topic{}, errs.New(errs.TopicExists, "topic %q already exists", name)
 	}
 	meta := catalog.Topic{Name: name, ID: newUUID(), Config: cfg, Created: b.clock.Now().UTC()}
+	if err := b.decide(change{kind: changeCreateTopic, topic: meta}); err != nil {
+		return catalog.Topic{}, err
+	}
+	return meta, nil
+}
+
+// applyCreateTopic creates a topic: partition logs first, then the catalog
+// record (a crash in between leaves only a directory that the next start
+// removes).
+func (b *Broker) applyCreateTopic(meta catalog.Topic, stamps []catalog.Stamp) error {
+	name := meta.Name
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errs.New(errs.Unavailable, "broker is shutting down")
+	}
+	if cur, ok := b.topics[name]; ok {
+		if cur.meta.ID == meta.ID {
+			return nil // applied before
+		}
+		return errs.New(errs.TopicExists, "topic %q already exists", name)
+	}
 	t, err := b.openTopic(meta)
 	if err != nil {
 		b.fs.RemoveAll(b.topicDir(meta))
-		return catalog.Topic{}, errs.Wrap(errs.StorageFailed, err, "create topic %q", name)
+		return errs.Wrap(errs.StorageFailed, err, "create topic %q", name)
 	}
-	if err := b.catalog.PutTopic(meta, true); err != nil {
+	if err := b.catalog.PutTopic(meta, true, stamps...); err != nil {
 		t.closeLogs()
 		b.fs.RemoveAll(b.topicDir(meta))
-		return catalog.Topic{}, err
+		return err
 	}
 	b.topics[name] = t
-	b.logger.Info("topic created", "topic", name, "id", meta.ID, "partitions", cfg.Partitions)
-	return meta, nil
+	b.logger.Info("topic created", "topic", name, "id", meta.ID, "partitions", meta.Config.Partitions)
+	return nil
 }
 
 // DeleteTopic deletes a topic, its subscriptions and its data. Sessions on
 // it end; in-flight publishes finish first.
 func (b *Broker) DeleteTopic(name string) error {
+	t, err := b.topic(name)
+	if err != nil {
+		return err
+	}
+	return b.decide(change{kind: changeDeleteTopic, topic: catalog.Topic{Name: name, ID: t.meta.ID}})
+}
+
+// applyDeleteTopic deletes topic name if it is still the topic of that id.
+func (b *Broker) applyDeleteTopic(name, id string, stamps []catalog.Stamp) error {
 	b.mu.Lock()
 	t, ok := b.topics[name]
-	if !ok {
+	if !ok || t.meta.ID != id {
 		b.mu.Unlock()
 		return errs.New(errs.TopicNotFound, "topic %q not found", name)
 	}
-	if err := b.catalog.DeleteTopic(name); err != nil {
+	if err := b.catalog.DeleteTopic(name, stamps...); err != nil {
 		b.mu.Unlock()
 		return err
 	}

@@ -88,14 +88,31 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 		return meta, nil
 	}
 	meta.Config = cfg
+	if err := b.decide(change{kind: changeTopicConfig, topic: meta}); err != nil {
+		return catalog.Topic{}, err
+	}
+	return meta, nil
+}
 
+// applyTopicConfig gives the topic of meta's id meta's config, but for its
+// partition count (AddPartitions changes that).
+func (b *Broker) applyTopicConfig(meta catalog.Topic, stamps []catalog.Stamp) error {
+	topicName := meta.Name
+	t, err := b.topic(topicName)
+	if err != nil || t.meta.ID != meta.ID {
+		return errs.New(errs.TopicNotFound, "topic %q not found", topicName)
+	}
 	t.life.Lock()
 	defer t.life.Unlock()
 	if t.deleted {
-		return catalog.Topic{}, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
+		return errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
-	if err := b.catalog.PutTopic(meta, false); err != nil {
-		return catalog.Topic{}, err
+	cfg := meta.Config
+	cfg.Partitions = t.meta.Config.Partitions
+	next := t.meta
+	next.Config = cfg
+	if err := b.catalog.PutTopic(next, false, stamps...); err != nil {
+		return err
 	}
 	// Only the config is written: others read the rest of t.meta (its name,
 	// for one) without the lock; the config is read under life.
@@ -110,7 +127,7 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 		"retention_bytes", cfg.RetentionBytes, "max_message_bytes", cfg.MaxMessageBytes,
 		"max_messages", cfg.MaxMessages, "max_bytes", cfg.MaxBytes, "discard", cfg.Discard,
 		"dedup_window", cfg.DedupWindow, "message_ttl", cfg.MessageTTL, "work_queue", cfg.WorkQueue)
-	return t.meta, nil
+	return nil
 }
 
 // messageTTL is the topic's default message TTL (configs change under

@@ -20,6 +20,18 @@ type Catalog struct {
 	subs   map[string]map[string]Subscription // topic -> name -> sub; guarded by mu
 }
 
+// Stamp adds to the batch of a catalog change what must be written with it
+// atomically: the applied index of the change's raft entry, on a cluster,
+// so that a restart neither skips nor repeats it.
+type Stamp func(*state.Batch)
+
+func stamped(b *state.Batch, stamps []Stamp) *state.Batch {
+	for _, s := range stamps {
+		s(b)
+	}
+	return b
+}
+
 // Load reads the catalog from the state store.
 func Load(st *state.Store) (*Catalog, error) {
 	c := &Catalog{st: st, topics: map[string]Topic{}, subs: map[string]map[string]Subscription{}}
@@ -72,7 +84,7 @@ func (c *Catalog) Topics() []Topic {
 }
 
 // PutTopic stores a new or changed topic (synced).
-func (c *Catalog) PutTopic(t Topic, create bool) error {
+func (c *Catalog) PutTopic(t Topic, create bool, stamps ...Stamp) error {
 	v, err := encodeTopic(t)
 	if err != nil {
 		return errs.Wrap(errs.InvalidArgument, err, "store topic %q", t.Name)
@@ -84,7 +96,7 @@ func (c *Catalog) PutTopic(t Topic, create bool) error {
 	}
 	b := c.st.NewBatch()
 	b.Set(state.TopicKey(t.Name), v)
-	if err := b.Commit(true); err != nil {
+	if err := stamped(b, stamps).Commit(true); err != nil {
 		return errs.Wrap(errs.StorageFailed, err, "store topic %q", t.Name)
 	}
 	c.topics[t.Name] = t
@@ -93,7 +105,7 @@ func (c *Catalog) PutTopic(t Topic, create bool) error {
 
 // DeleteTopic removes a topic with its subscriptions and their committed
 // offsets, atomically (synced).
-func (c *Catalog) DeleteTopic(name string) error {
+func (c *Catalog) DeleteTopic(name string, stamps ...Stamp) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.topics[name]; !ok {
@@ -106,7 +118,7 @@ func (c *Catalog) DeleteTopic(name string) error {
 	for _, p := range queuePrefixes(name, "") {
 		b.DeletePrefix(p)
 	}
-	if err := b.Commit(true); err != nil {
+	if err := stamped(b, stamps).Commit(true); err != nil {
 		return errs.Wrap(errs.StorageFailed, err, "delete topic %q", name)
 	}
 	delete(c.topics, name)
@@ -136,7 +148,7 @@ func (c *Catalog) Subs(topic string) []Subscription {
 
 // CreateSub stores a new subscription together with its initial committed
 // offsets (one per partition), atomically (synced).
-func (c *Catalog) CreateSub(s Subscription, offsets []int64) error {
+func (c *Catalog) CreateSub(s Subscription, offsets []int64, stamps ...Stamp) error {
 	v, err := encodeSub(s)
 	if err != nil {
 		return errs.Wrap(errs.InvalidArgument, err, "store subscription %q", s.Name)
@@ -158,7 +170,7 @@ func (c *Catalog) CreateSub(s Subscription, offsets []int64) error {
 	for p, off := range offsets {
 		b.Set(state.OffsetKey(s.Topic, s.Name, int32(p)), EncodeOffset(off))
 	}
-	if err := b.Commit(true); err != nil {
+	if err := stamped(b, stamps).Commit(true); err != nil {
 		return errs.Wrap(errs.StorageFailed, err, "store subscription %q", s.Name)
 	}
 	if c.subs[s.Topic] == nil {
@@ -169,7 +181,7 @@ func (c *Catalog) CreateSub(s Subscription, offsets []int64) error {
 }
 
 // DeleteSub removes a subscription and its committed offsets (synced).
-func (c *Catalog) DeleteSub(topic, name string) error {
+func (c *Catalog) DeleteSub(topic, name string, stamps ...Stamp) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.subs[topic][name]; !ok {
@@ -181,7 +193,7 @@ func (c *Catalog) DeleteSub(topic, name string) error {
 	for _, p := range queuePrefixes(topic, name) {
 		b.DeletePrefix(p)
 	}
-	if err := b.Commit(true); err != nil {
+	if err := stamped(b, stamps).Commit(true); err != nil {
 		return errs.Wrap(errs.StorageFailed, err, "delete subscription %q", name)
 	}
 	delete(c.subs[topic], name)

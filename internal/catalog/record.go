@@ -329,3 +329,16 @@ func DecodeOffset(key, v []byte) (int64, error) {
 	}
 	return int64(binary.BigEndian.Uint64(v)), nil
 }
+
+// EncodeTopic encodes a topic as its catalog record (for changes carried
+// elsewhere, such as the entries of a cluster's metadata group).
+func EncodeTopic(t Topic) ([]byte, error) { return encodeTopic(t) }
+
+// DecodeTopic decodes a record made by EncodeTopic.
+func DecodeTopic(v []byte) (Topic, error) { return decodeTopicRecord(v) }
+
+// EncodeSub encodes a subscription as its catalog record.
+func EncodeSub(s Subscription) ([]byte, error) { return encodeSub(s) }
+
+// DecodeSub decodes a record made by EncodeSub.
+func DecodeSub(v []byte) (Subscription, error) { return decodeSubRecord(v) }

@@ -36,7 +36,7 @@ func samePosition(a, b Position) bool {
 // exist and be the same one (created at s.Created): one deleted and created
 // again meanwhile is not overwritten (SubNotFound). Its committed offsets
 // and queue state are left as they are.
-func (c *Catalog) UpdateSub(s Subscription) error {
+func (c *Catalog) UpdateSub(s Subscription, stamps ...Stamp) error {
 	v, err := encodeSub(s)
 	if err != nil {
 		return errs.Wrap(errs.InvalidArgument, err, "store subscription %q", s.Name)
@@ -49,7 +49,7 @@ func (c *Catalog) UpdateSub(s Subscription) error {
 	}
 	b := c.st.NewBatch()
 	b.Set(state.SubKey(s.Topic, s.Name), v)
-	if err := b.Commit(true); err != nil {
+	if err := stamped(b, stamps).Commit(true); err != nil {
 		return errs.Wrap(errs.StorageFailed, err, "store subscription %q", s.Name)
 	}
 	c.subs[s.Topic][s.Name] = s

@@ -2,6 +2,7 @@ package multiraft
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,18 +50,27 @@ type list struct {
 	index uint64
 }
 
-func (l *list) Apply(ents []Entry) error {
+func (l *list) Apply(ents []Entry) ([]error, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, e := range ents {
+	var outcomes []error
+	for i, e := range ents {
 		if e.Index <= l.index {
-			return fmt.Errorf("entry %d applied again (applied %d)", e.Index, l.index)
+			return nil, fmt.Errorf("entry %d applied again (applied %d)", e.Index, l.index)
+		}
+		if strings.HasPrefix(string(e.Data), "refuse") {
+			if outcomes == nil {
+				outcomes = make([]error, len(ents))
+			}
+			outcomes[i] = errRefused
 		}
 		l.items = append(l.items, string(e.Data))
 		l.index = e.Index
 	}
-	return nil
+	return outcomes, nil
 }
+
+var errRefused = errors.New("refused by the state machine")
 
 func (l *list) Restore(snap *raftpb.Snapshot) error {
 	l.mu.Lock()
@@ -170,6 +180,7 @@ func TestClusterUnderFaults(t *testing.T) {
 		wg       sync.WaitGroup
 		resMu    sync.Mutex
 		acked    []string
+		refused  []string // applied, with the state machine's refusal as outcome
 		proposed int
 	)
 	propose := func(m *member, v string) {
@@ -179,10 +190,14 @@ func TestClusterUnderFaults(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			if node.Propose(ctx, 0, []byte(v)) == nil {
-				resMu.Lock()
+			err := node.Propose(ctx, 0, []byte(v))
+			resMu.Lock()
+			defer resMu.Unlock()
+			switch {
+			case err == nil:
 				acked = append(acked, v)
-				resMu.Unlock()
+			case errors.Is(err, errRefused):
+				refused = append(refused, v)
 			}
 		}()
 	}
@@ -257,7 +272,11 @@ func TestClusterUnderFaults(t *testing.T) {
 		if round < 2500 && rng.IntN(2) == 0 {
 			if m := ms[uint64(1+rng.IntN(3))]; m.alive {
 				proposed++
-				propose(m, fmt.Sprintf("v%d", round))
+				v := fmt.Sprintf("v%d", round)
+				if round%7 == 0 {
+					v = fmt.Sprintf("refuse%d", round)
+				}
+				propose(m, v)
 			}
 		}
 		step(true)
@@ -282,14 +301,17 @@ func TestClusterUnderFaults(t *testing.T) {
 	for _, v := range ref {
 		seen[v]++
 	}
-	for _, v := range acked {
+	for _, v := range append(slices.Clone(acked), refused...) {
 		if seen[v] != 1 {
 			t.Fatalf("proposal %s was answered as applied but is in the log %d times", v, seen[v])
 		}
+		if strings.HasPrefix(v, "refuse") != slices.Contains(refused, v) {
+			t.Fatalf("proposal %s: the state machine's outcome did not reach its proposer", v)
+		}
 	}
 	t.Logf("%d proposals, %d answered as applied, %d in the log", proposed, len(acked), len(ref))
-	if len(acked) == 0 {
-		t.Fatal("no proposal was applied")
+	if len(acked) == 0 || len(refused) == 0 {
+		t.Fatal("no proposal was applied, or none refused")
 	}
 }
 

@@ -48,9 +48,11 @@ type Entry struct {
 
 // StateMachine applies a group's committed entries.
 type StateMachine interface {
-	// Apply applies committed entries, in log order. An error stops the
-	// group.
-	Apply(ents []Entry) error
+	// Apply applies committed entries, in log order. outcomes, when not
+	// nil, holds one result per entry, returned to the entry's proposer
+	// (an application's refusal, such as a name already taken: the same
+	// on every node). err stops the group (a storage failure).
+	Apply(ents []Entry) (outcomes []error, err error)
 	// Restore replaces the state with a snapshot's (received from the
 	// leader).
 	Restore(snap *raftpb.Snapshot) error
@@ -105,25 +107,31 @@ type Node struct {
 	nonce   uint64
 	nextTag uint64
 	wg      sync.WaitGroup
+	writes  sync.WaitGroup    // goroutines delivering asynchronous writes' answers
 	now     uint64            // ticks since start
 	heard   map[uint64]uint64 // peer → the tick it was last heard from
 }
 
 type group struct {
-	id      uint64
-	storage Storage
-	sm      StateMachine
+	id       uint64
+	log      raft.Storage
+	storage  Storage      // a synchronous group's; nil for an asynchronous one
+	async    AsyncStorage // an asynchronous group's; nil for a synchronous one
+	untagged bool         // proposals are stored as given (ProposeUntagged)
+	sm       StateMachine
 
 	// Guarded by Node.mu: work waiting for the group's worker.
-	inbox    []*raftpb.Message
-	ticks    int
-	props    []*proposal
-	reports  []func(*raft.RawNode)
-	queued   bool
-	stopped  error
-	quiesced bool   // not ticked until something happens
-	leader   uint64 // the leader as the worker last saw it
-	busy     bool   // something other than ticks and heartbeats since the last process
+	inbox      []*raftpb.Message
+	ticks      int
+	props      []*proposal
+	reports    []func(*raft.RawNode)
+	queued     bool
+	stopped    error
+	quiesced   bool          // not ticked until something happens
+	writeErr   error         // an asynchronous write failed: the group stops
+	appendTail chan struct{} // closed once the last asynchronous write's answers are delivered
+	leader     uint64        // the leader as the worker last saw it
+	busy       bool          // something other than ticks and heartbeats since the last process
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
@@ -137,7 +145,9 @@ type tag [tagSize]byte
 type proposal struct {
 	tag  tag
 	data []byte
-	done chan error // buffered: the applied result
+	cc   *raftpb.ConfChangeV2 // a configuration change (its context holds the tag), or nil
+	raw  bool                 // untagged: done gets raft's answer to the proposal, not its outcome
+	done chan error           // buffered: the applied result
 }
 
 // New returns a Node and starts its workers.
@@ -174,11 +184,21 @@ func New(cfg Config) *Node {
 // entry after it). A new group with peers is bootstrapped with them as
 // its first configuration; without peers it waits to hear from its group.
 func (n *Node) AddGroup(id uint64, st Storage, sm StateMachine, applied uint64, peers []raft.Peer) error {
+	return n.addGroup(id, GroupConfig{Storage: st, StateMachine: sm, Applied: applied, Peers: peers})
+}
+
+func (n *Node) addGroup(id uint64, gc GroupConfig) error {
+	var st raft.Storage = gc.Storage
+	if gc.Async != nil {
+		st = gc.Async
+	}
+	sm, applied, peers := gc.StateMachine, gc.Applied, gc.Peers
 	rc := &raft.Config{
 		ID: n.cfg.ID, ElectionTick: n.cfg.ElectionTicks, HeartbeatTick: n.cfg.HeartbeatTicks, Storage: st,
 		Applied: applied, MaxSizePerMsg: n.cfg.MaxSizePerMsg, MaxInflightMsgs: n.cfg.MaxInflightMsgs,
 		MaxCommittedSizePerReady: 64 << 20, MaxUncommittedEntriesSize: 256 << 20,
 		PreVote: true, CheckQuorum: true, Logger: raftLogger{n.cfg.Logger.With("group", id)},
+		AsyncStorageWrites: gc.Async != nil,
 	}
 	rn, err := raft.NewRawNode(rc)
 	if err != nil {
@@ -191,7 +211,7 @@ func (n *Node) AddGroup(id uint64, st Storage, sm StateMachine, applied uint64, 
 			return fmt.Errorf("multiraft: group %d: bootstrap: %w", id, err)
 		}
 	}
-	g := &group{id: id, storage: st, sm: sm, rn: rn, waiting: map[tag]*proposal{}}
+	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, waiting: map[tag]*proposal{}}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.groups[id]; ok {
@@ -212,7 +232,10 @@ func (n *Node) Receive(from uint64, envs []peer.Envelope) {
 	n.heard[from] = n.now
 	for _, e := range envs {
 		g := n.groups[e.Group]
-		if g == nil || g.stopped != nil || e.Msg.GetTo() != n.cfg.ID || e.Msg.GetFrom() != from {
+		// A message names its sender, but for a leadership transfer
+		// forwarded by a follower, which names the transferee.
+		sender := e.Msg.GetFrom() == from || e.Msg.GetType() == raftpb.MsgTransferLeader
+		if g == nil || g.stopped != nil || e.Msg.GetTo() != n.cfg.ID || !sender {
 			continue
 		}
 		switch {
@@ -266,10 +289,21 @@ func (n *Node) Tick() {
 }
 
 // Propose proposes data to group id and waits until it is applied on
-// this node (nil), raft drops it (raft.ErrProposalDropped: not the
+// this node (nil, or the state machine's outcome), raft drops it (raft.ErrProposalDropped: not the
 // leader, a transfer in progress, too much uncommitted), the group stops,
 // or ctx ends (its outcome is then unknown: it may still be applied).
 func (n *Node) Propose(ctx context.Context, id uint64, data []byte) error {
+	return n.propose(ctx, id, data, nil)
+}
+
+// ProposeConfChange proposes a change of group id's configuration (one at
+// a time: raft refuses another while one is pending) and waits as Propose
+// does, until this node applied it.
+func (n *Node) ProposeConfChange(ctx context.Context, id uint64, cc *raftpb.ConfChangeV2) error {
+	return n.propose(ctx, id, nil, cc)
+}
+
+func (n *Node) propose(ctx context.Context, id uint64, data []byte, cc *raftpb.ConfChangeV2) error {
 	n.mu.Lock()
 	g := n.groups[id]
 	if g == nil || g.stopped != nil || n.closed {
@@ -280,7 +314,12 @@ func (n *Node) Propose(ctx context.Context, id uint64, data []byte) error {
 	p := &proposal{done: make(chan error, 1)}
 	binary.BigEndian.PutUint64(p.tag[:], n.nonce)
 	binary.BigEndian.PutUint64(p.tag[8:], n.nextTag)
-	p.data = append(append(make([]byte, 0, tagSize+len(data)), p.tag[:]...), data...)
+	if cc != nil {
+		p.cc = proto.Clone(cc).(*raftpb.ConfChangeV2)
+		p.cc.Context = p.tag[:]
+	} else {
+		p.data = append(append(make([]byte, 0, tagSize+len(data)), p.tag[:]...), data...)
+	}
 	g.props = append(g.props, p)
 	g.quiesced, g.busy = false, true
 	n.enqueueLocked(g)
@@ -303,6 +342,13 @@ func (n *Node) Report(id uint64, f func(*raft.RawNode)) {
 		g.quiesced, g.busy = false, true
 		n.enqueueLocked(g)
 	}
+}
+
+// TransferLeadership asks group id's leader (this node) to hand its
+// leadership to node to; it does nothing on a follower. Watch Status for
+// the outcome.
+func (n *Node) TransferLeadership(id, to uint64) {
+	n.Report(id, func(rn *raft.RawNode) { rn.TransferLeader(to) })
 }
 
 // Status returns a group's raft status; false for a group that is
@@ -339,6 +385,7 @@ func (n *Node) Close() {
 	n.cond.Broadcast()
 	n.mu.Unlock()
 	n.wg.Wait()
+	n.writes.Wait()
 	for _, g := range n.groups {
 		for t, p := range g.waiting {
 			p.done <- ErrStopped
@@ -389,13 +436,28 @@ func (n *Node) Process() {
 	}
 }
 
-// process takes the group's pending work and runs its Ready cycles.
+// process takes the group's pending work and runs its Ready cycles. The
+// group stays marked queued while it runs, so that work arriving meanwhile
+// does not hand it to a second worker; it is queued again at the end if
+// such work arrived.
 func (n *Node) process(g *group) {
 	n.mu.Lock()
 	inbox, ticks, props, reports, busy := g.inbox, g.ticks, g.props, g.reports, g.busy
-	g.inbox, g.ticks, g.props, g.reports, g.queued, g.busy = nil, 0, nil, nil, false, false
-	stopped := g.stopped
+	g.inbox, g.ticks, g.props, g.reports, g.busy = nil, 0, nil, nil, false
+	stopped, writeErr := g.stopped, g.writeErr
 	n.mu.Unlock()
+	if stopped == nil && writeErr != nil {
+		n.stop(g, fmt.Errorf("persist: %w", writeErr))
+		stopped = writeErr
+	}
+	defer func() {
+		n.mu.Lock()
+		g.queued = false
+		if len(g.inbox) > 0 || g.ticks > 0 || len(g.props) > 0 || len(g.reports) > 0 {
+			n.enqueueLocked(g)
+		}
+		n.mu.Unlock()
+	}()
 	for _, f := range reports {
 		f(g.rn)
 	}
@@ -414,14 +476,26 @@ func (n *Node) process(g *group) {
 		g.rn.Tick()
 	}
 	for _, p := range props {
-		if err := g.rn.Propose(p.data); err != nil {
+		propose := func() error { return g.rn.Propose(p.data) }
+		if p.cc != nil {
+			propose = func() error { return g.rn.ProposeConfChange(p.cc) }
+		}
+		if p.raw {
+			p.done <- propose()
+			continue
+		}
+		if err := propose(); err != nil {
 			p.done <- err
 			continue
 		}
 		g.waiting[p.tag] = p
 	}
 	for g.rn.HasReady() {
-		if err := n.ready(g); err != nil {
+		ready := n.ready
+		if g.async != nil {
+			ready = n.readyAsync
+		}
+		if err := ready(g); err != nil {
 			n.stop(g, err)
 			return
 		}
@@ -455,7 +529,7 @@ func (n *Node) maybeQuiesce(g *group) {
 		return
 	}
 	st := g.rn.Status()
-	last, err := g.storage.LastIndex()
+	last, err := g.log.LastIndex()
 	if err != nil || st.RaftState != raft.StateLeader || st.HardState.GetCommit() != last || st.Applied != last ||
 		st.LeadTransferee != 0 || len(g.waiting) > 0 {
 		return
@@ -497,20 +571,25 @@ func (n *Node) ready(g *group) error {
 	if err := n.apply(g, rd.CommittedEntries); err != nil {
 		return err
 	}
-	if rd.SoftState != nil && rd.SoftState.Lead != g.lead {
-		g.lead = rd.SoftState.Lead
-		if g.lead != n.cfg.ID {
-			// Proposals this node made as leader may still commit under
-			// the next leader, or be overwritten: their outcome is
-			// unknown, and callers retry with idempotent requests.
-			for t, p := range g.waiting {
-				p.done <- ErrOutcomeUnknown
-				delete(g.waiting, t)
-			}
-		}
-	}
+	n.noteLeader(g, rd.SoftState)
 	g.rn.Advance(rd)
 	return nil
+}
+
+// noteLeader follows the group's leader. Proposals this node made as
+// leader may still commit under the next leader, or be overwritten: their
+// outcome is unknown, and callers retry with idempotent requests.
+func (n *Node) noteLeader(g *group, ss *raft.SoftState) {
+	if ss == nil || ss.Lead == g.lead {
+		return
+	}
+	g.lead = ss.Lead
+	if g.lead != n.cfg.ID {
+		for t, p := range g.waiting {
+			p.done <- ErrOutcomeUnknown
+			delete(g.waiting, t)
+		}
+	}
 }
 
 // send hands a Ready's messages to the transport, one call per peer.
@@ -545,12 +624,17 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := g.sm.Apply(batch); err != nil {
+		outcomes, err := g.sm.Apply(batch)
+		if err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
-		for _, t := range tags {
+		for i, t := range tags {
 			if p := g.waiting[t]; p != nil {
-				p.done <- nil
+				var outcome error
+				if i < len(outcomes) {
+					outcome = outcomes[i]
+				}
+				p.done <- outcome
 				delete(g.waiting, t)
 			}
 		}
@@ -563,6 +647,11 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 			d := e.GetData()
 			if len(d) == 0 {
 				continue // a new leader's empty entry
+			}
+			if g.untagged {
+				batch = append(batch, Entry{Index: e.GetIndex(), Term: e.GetTerm(), Data: d})
+				tags = append(tags, tag{})
+				continue
 			}
 			if len(d) < tagSize {
 				return fmt.Errorf("apply: entry %d of %d bytes has no proposal tag", e.GetIndex(), len(d))
@@ -587,6 +676,12 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
 			g.rn.ApplyConfChange(&cc)
+			if len(cc.GetContext()) == tagSize {
+				if p := g.waiting[tag(cc.GetContext())]; p != nil {
+					p.done <- nil
+					delete(g.waiting, p.tag)
+				}
+			}
 		}
 	}
 	return flush()

@@ -11,6 +11,12 @@ var (
 	// ErrNotBatchBoundary is returned by TruncateAfter when the offset after
 	// the cut is not the first offset of a batch.
 	ErrNotBatchBoundary = errors.New("seglog: truncation point is not a batch boundary")
+	// ErrReplicated is returned by the plain append and truncation methods
+	// of a replicated log, whose batches are raft entries (SubmitEntries,
+	// TruncateAfterIndex).
+	ErrReplicated = errors.New("seglog: replicated log: use SubmitEntries and TruncateAfterIndex")
+	// ErrNotReplicated is returned by the raft methods of a plain log.
+	ErrNotReplicated = errors.New("seglog: not a replicated log")
 	// ErrCorrupt is matched (errors.Is) by every *CorruptionError.
 	ErrCorrupt = errors.New("seglog: corrupt log")
 	// ErrOffsetOutOfRange is matched by every *OffsetOutOfRangeError.

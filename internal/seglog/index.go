@@ -55,6 +55,7 @@ type indexData struct {
 	base, dataSize, next, maxTS int64
 	offs                        []offEntry
 	times                       []timeEntry
+	raft                        *raftSection // replicated logs (version 2); nil in version 1
 }
 
 var errBadIndex = errors.New("seglog: bad index file")
@@ -64,6 +65,9 @@ func encodeIndex(d *indexData) []byte {
 	b := make([]byte, n)
 	copy(b, indexMagic)
 	b[4] = indexVersion
+	if d.raft != nil {
+		b[4] = indexVersionReplicated
+	}
 	binary.BigEndian.PutUint64(b[8:], uint64(d.base))
 	binary.BigEndian.PutUint64(b[16:], uint64(d.dataSize))
 	binary.BigEndian.PutUint64(b[24:], uint64(d.next))
@@ -81,6 +85,11 @@ func encodeIndex(d *indexData) []byte {
 		binary.BigEndian.PutUint32(b[p+8:], e.rel)
 		p += timeEntrySize
 	}
+	if d.raft != nil {
+		b = appendRaftSection(b[:p], d.raft)
+		p = len(b)
+		b = append(b, 0, 0, 0, 0)
+	}
 	binary.BigEndian.PutUint32(b[p:], crc32.Checksum(b[:p], crcTable))
 	return b
 }
@@ -91,7 +100,7 @@ func decodeIndex(b []byte) (*indexData, error) {
 	if len(b) < indexHeaderSize+4 {
 		return nil, fmt.Errorf("%w: %d bytes is too short", errBadIndex, len(b))
 	}
-	if string(b[:4]) != indexMagic || b[4] != indexVersion || b[5]|b[6]|b[7] != 0 {
+	if string(b[:4]) != indexMagic || (b[4] != indexVersion && b[4] != indexVersionReplicated) || b[5]|b[6]|b[7] != 0 {
 		return nil, fmt.Errorf("%w: bad magic, version or reserved bytes", errBadIndex)
 	}
 	body := len(b) - 4
@@ -106,7 +115,8 @@ func decodeIndex(b []byte) (*indexData, error) {
 	}
 	nOff := int64(binary.BigEndian.Uint32(b[40:]))
 	nTime := int64(binary.BigEndian.Uint32(b[44:]))
-	if int64(indexHeaderSize)+nOff*offEntrySize+nTime*timeEntrySize != int64(body) {
+	raftAt := int64(indexHeaderSize) + nOff*offEntrySize + nTime*timeEntrySize
+	if raftAt > int64(body) || (b[4] == indexVersion && raftAt != int64(body)) {
 		return nil, fmt.Errorf("%w: entry counts do not match size", errBadIndex)
 	}
 	if d.base < 0 || d.next < d.base || d.dataSize < 0 || d.dataSize > MaxSegmentBytes {
@@ -122,6 +132,13 @@ func decodeIndex(b []byte) (*indexData, error) {
 	for i := range d.times {
 		d.times[i] = timeEntry{ts: int64(binary.BigEndian.Uint64(b[p:])), rel: binary.BigEndian.Uint32(b[p+8:])}
 		p += timeEntrySize
+	}
+	if b[4] == indexVersionReplicated {
+		r, err := decodeRaftSection(b[raftAt:body], d.dataSize)
+		if err != nil {
+			return nil, err
+		}
+		d.raft = r
 	}
 	// Entries must be strictly increasing and inside the segment.
 	for i, e := range d.offs {

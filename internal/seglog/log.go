@@ -45,6 +45,14 @@ type Log struct {
 	closed       bool      //
 	truncating   bool      // TruncateAfter is waiting for the writer; appends wait
 	freeBufs     [][]byte  // recycled group buffers
+	segBase      int64     // base offset of the logical active segment
+
+	// Replicated logs only, guarded by mu: the raft index after the last
+	// queued entry, the term of that entry, and whether the next group
+	// must start with a segment header.
+	nextIndex  uint64
+	lastTerm   uint64
+	needHeader bool
 
 	active *segment // writer-owned: the segment being appended to
 	dirty  bool     // writer-owned: unsynced bytes in active (lazy policies)
@@ -74,6 +82,9 @@ type group struct {
 type batchMeta struct {
 	base, last, maxTS int64
 	size              int
+	src               []byte // the batch to copy (enqueue only)
+	kind              byte   // replicated logs: kindData, kindHeader or kindEntry
+	term              uint64 // replicated logs: the entry's term
 }
 
 // AppendResult describes where appended batches landed.
@@ -135,6 +146,9 @@ func (l *Log) Submit(b []byte) (*Pending, error) { return l.submit(b, false) }
 func (l *Log) SubmitFlush(b []byte) (*Pending, error) { return l.submit(b, true) }
 
 func (l *Log) submit(b []byte, inline bool) (*Pending, error) {
+	if l.opts.Replicated {
+		return nil, ErrReplicated
+	}
 	var one [1]batchMeta
 	metas := one[:0]
 	for rest := b; len(rest) > 0; {
@@ -148,13 +162,20 @@ func (l *Log) submit(b []byte, inline bool) (*Pending, error) {
 		if err != nil {
 			return nil, err
 		}
-		metas = append(metas, batchMeta{base: 0, last: int64(h.LastOffsetDelta), maxTS: h.MaxTimestamp, size: len(bb)})
+		metas = append(metas, batchMeta{base: 0, last: int64(h.LastOffsetDelta), maxTS: h.MaxTimestamp, size: len(bb), src: bb})
 	}
 	if len(metas) == 0 {
 		_, err := batch.Validate(nil, l.opts.Limits) // reports the empty input as a length failure
 		return nil, err
 	}
-	g, res, leader, err := l.enqueue(b, metas)
+	return l.queueAndFlush(len(b), metas, inline, nil)
+}
+
+// queueAndFlush enqueues metas (total bytes n) and flushes or hands over
+// the token if the caller took it. check, if set, runs under mu before
+// anything is queued and may refuse the append.
+func (l *Log) queueAndFlush(n int, metas []batchMeta, inline bool, check func() error) (*Pending, error) {
+	g, res, leader, err := l.enqueue(n, metas, check)
 	if err != nil {
 		return nil, err
 	}
@@ -168,12 +189,13 @@ func (l *Log) submit(b []byte, inline bool) (*Pending, error) {
 	return &Pending{g: g, res: res}, nil
 }
 
-// enqueue copies validated batches into the open group, assigning offsets,
-// and returns the last group that holds any of them, and whether the caller
-// took the flush token (and must flush or hand it over).
-func (l *Log) enqueue(b []byte, metas []batchMeta) (*group, AppendResult, bool, error) {
+// enqueue copies validated batches (n bytes) into the open group,
+// assigning offsets, and returns the last group that holds any of them,
+// and whether the caller took the flush token (and must flush or hand it
+// over).
+func (l *Log) enqueue(n int, metas []batchMeta, check func() error) (*group, AppendResult, bool, error) {
 	l.mu.Lock()
-	for l.err == nil && !l.closed && (l.truncating || l.pendingBytes > 0 && l.pendingBytes+len(b) > l.opts.MaxPendingBytes) {
+	for l.err == nil && !l.closed && (l.truncating || l.pendingBytes > 0 && l.pendingBytes+n > l.opts.MaxPendingBytes) {
 		l.cond.Wait()
 	}
 	if l.closed {
@@ -185,6 +207,12 @@ func (l *Log) enqueue(b []byte, metas []batchMeta) (*group, AppendResult, bool, 
 		l.mu.Unlock()
 		return nil, AppendResult{}, false, err
 	}
+	if check != nil {
+		if err := check(); err != nil {
+			l.mu.Unlock()
+			return nil, AppendResult{}, false, err
+		}
+	}
 	res := AppendResult{BaseOffset: l.next}
 	var now time.Time
 	if l.opts.SegmentAge > 0 {
@@ -194,25 +222,31 @@ func (l *Log) enqueue(b []byte, metas []batchMeta) (*group, AppendResult, bool, 
 	for _, m := range metas {
 		roll := l.segLogical > 0 && (l.segLogical+int64(m.size) > l.opts.SegmentBytes ||
 			(l.opts.SegmentAge > 0 && now.Sub(l.segCreated) >= l.opts.SegmentAge))
+		if roll && l.opts.Replicated && l.next == l.segBase {
+			roll = false // a segment without data would share its successor's name
+		}
+		header := l.opts.Replicated && (roll || l.needHeader)
+		size := m.size
+		if header {
+			size += segHeaderSize
+		}
 		g = l.open
-		if roll || g == nil || (len(g.buf) > 0 && len(g.buf)+m.size > l.opts.FlushBytes) {
-			g = l.newGroupLocked(m.size)
+		if roll || g == nil || (len(g.buf) > 0 && len(g.buf)+size > l.opts.FlushBytes) {
+			g = l.newGroupLocked(size)
 			g.rollBefore = roll
 			if roll {
 				l.segLogical = 0
 				l.segCreated = now
+				l.segBase = l.next
 			}
 		}
-		pos := len(g.buf)
-		g.buf = append(g.buf, b[:m.size]...)
-		b = b[m.size:]
-		batch.SetBaseOffset(g.buf[pos:], l.next)
-		m.base = l.next
-		m.last += l.next
-		g.metas = append(g.metas, m)
-		l.next = m.last + 1
-		l.segLogical += int64(m.size)
-		l.pendingBytes += m.size
+		if header {
+			// In the same group (so the same write) as the segment's first entry.
+			h := segmentHeader(l.nextIndex, l.lastTerm)
+			l.addLocked(g, batchMeta{last: -1, maxTS: -1, size: len(h), src: h, kind: kindHeader})
+			l.needHeader = false
+		}
+		l.addLocked(g, m)
 	}
 	res.LastOffset = l.next - 1
 	leader := !l.busy
@@ -221,6 +255,28 @@ func (l *Log) enqueue(b []byte, metas []batchMeta) (*group, AppendResult, bool, 
 	}
 	l.mu.Unlock()
 	return g, res, leader, nil
+}
+
+// addLocked copies one batch into g and assigns its offsets (and, in a
+// replicated log, its raft index).
+func (l *Log) addLocked(g *group, m batchMeta) {
+	pos := len(g.buf)
+	g.buf = append(g.buf, m.src...)
+	m.src = nil
+	batch.SetBaseOffset(g.buf[pos:], l.next)
+	if m.kind == kindData && l.opts.Replicated {
+		batch.SetPartitionLeaderEpoch(g.buf[pos:], int32(m.term))
+	}
+	if m.kind != kindHeader && l.opts.Replicated {
+		l.nextIndex++
+		l.lastTerm = m.term
+	}
+	m.base = l.next
+	m.last += l.next
+	g.metas = append(g.metas, m)
+	l.next = m.last + 1
+	l.segLogical += int64(m.size)
+	l.pendingBytes += m.size
 }
 
 func (l *Log) newGroupLocked(size int) *group {
@@ -378,6 +434,9 @@ func (l *Log) flush(g *group) error {
 	t2 := time.Now()
 	for _, m := range g.metas {
 		seg.track(pos, m.base, m.last, m.maxTS, m.size, l.opts.IndexInterval)
+		if l.opts.Replicated {
+			l.trackEntry(seg, pos, m)
+		}
 		pos += int64(m.size)
 	}
 	l.advance(g.metas[len(g.metas)-1].last + 1)
@@ -538,7 +597,7 @@ func (l *Log) sealActive() error {
 		}
 		l.dirty = false
 	}
-	if err := vfs.WriteFileAtomic(l.fs, l.dir, s.idxPath, encodeIndex(s.indexData())); err != nil {
+	if err := vfs.WriteFileAtomic(l.fs, l.dir, s.idxPath, encodeIndex(s.indexData(l.opts.Replicated))); err != nil {
 		return err
 	}
 	s.hasIndexOld = true
@@ -556,6 +615,10 @@ func (l *Log) roll() error {
 	s, err := l.createSegment(base)
 	if err != nil {
 		return err
+	}
+	if l.opts.Replicated {
+		s.firstIndex, s.prevTerm = old.nextIndex.Load(), old.lastTerm()
+		s.nextIndex.Store(s.firstIndex)
 	}
 	s.created = l.opts.Clock.Now()
 	l.segMu.Lock()

@@ -110,6 +110,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Hooks receive events for metrics; default none.
 	Hooks Hooks
+	// Replicated makes the log a raft log (replicated.go): every batch is
+	// a raft entry appended with SubmitEntries, internal batches carry
+	// entries that take no offset, and each segment starts with a segment
+	// header. A log's mode is fixed when it is created; false (the
+	// default) writes and reads exactly as a plain log.
+	Replicated bool
+	// InitialIndex is the raft index of the first entry of a new
+	// replicated log; default 1.
+	InitialIndex uint64
 	// OnAdvance, if set, is called by the goroutine that moved the log's
 	// readable end (after the write, and under SyncAlways after the sync),
 	// as Changed's channel is closed: a topic wakes its readers from here,
@@ -154,6 +163,9 @@ func (o Options) WithDefaults() (Options, error) {
 	}
 	if o.InitialOffset < 0 {
 		return o, fmt.Errorf("seglog: negative initial offset")
+	}
+	if o.InitialIndex == 0 {
+		o.InitialIndex = 1
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real

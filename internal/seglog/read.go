@@ -138,6 +138,12 @@ func (l *Log) collect(s *segment, pos, end int64, maxBytes int, buf []byte) ([]b
 		if batch.CRC(b[:total]) != binary.BigEndian.Uint32(b[17:21]) {
 			return nil, &CorruptionError{Segment: s.base, Path: s.logPath, Position: pos + int64(p), Offset: int64(binary.BigEndian.Uint64(b)), Reason: "CRC mismatch"}
 		}
+		if l.opts.Replicated && isInternal(b[:total]) {
+			// Readers see data batches only: move the rest over it.
+			buf = buf[:p+copy(b, b[total:])]
+			pos += int64(total)
+			continue
+		}
 		p += total
 	}
 	if p == 0 {
@@ -184,7 +190,7 @@ func (l *Log) OffsetForTime(ts int64) (int64, bool, error) {
 			if h.BaseOffset >= end {
 				break
 			}
-			if h.MaxTimestamp >= ts {
+			if h.MaxTimestamp >= ts && !(l.opts.Replicated && h.Attributes&AttrInternal != 0) {
 				return max(l.offsetInBatch(s, pos, h, ts), l.start.Load()), true, nil
 			}
 			if h.Size() < batch.HeaderSize {

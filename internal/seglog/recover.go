@@ -74,6 +74,11 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Log, *RecoveryReport, error) 
 	l.next = act.next.Load()
 	l.segLogical = act.size.Load()
 	l.segCreated = act.created
+	l.segBase = act.base
+	if opts.Replicated {
+		l.nextIndex, l.lastTerm = act.nextIndex.Load(), act.lastTerm()
+		l.needHeader = !act.hasHeader.Load()
+	}
 	l.start.Store(l.segs[0].base)
 	l.loadStart() // a start inside the first segment (start.go)
 	l.end.Store(l.next)
@@ -129,6 +134,8 @@ func (l *Log) recover(rep *RecoveryReport) error {
 		if err != nil {
 			return err
 		}
+		s.firstIndex = l.opts.InitialIndex
+		s.nextIndex.Store(s.firstIndex)
 		l.segs = []*segment{s}
 		return nil
 	}
@@ -144,6 +151,15 @@ func (l *Log) recover(rep *RecoveryReport) error {
 			return fmt.Errorf("open segment %d: %w", base, err)
 		}
 		l.segs = append(l.segs, s)
+		if l.opts.Replicated {
+			// A segment without a header (its first write was torn) starts
+			// where its predecessor ends; a header says so itself.
+			s.firstIndex, s.prevTerm = l.opts.InitialIndex, 0
+			if i > 0 {
+				s.firstIndex, s.prevTerm = l.segs[i-1].nextIndex.Load(), l.segs[i-1].lastTerm()
+			}
+			s.nextIndex.Store(s.firstIndex)
+		}
 		if i > 0 {
 			if prev := l.segs[i-1]; prev.next.Load() != base {
 				return &CorruptionError{Segment: base, Path: s.logPath, Position: 0, Offset: prev.next.Load(),
@@ -155,7 +171,8 @@ func (l *Log) recover(rep *RecoveryReport) error {
 			return err
 		}
 		fileSize := st.Size()
-		if indexes[base] && l.loadTrusted(s, fileSize) {
+		trusted := indexes[base] && l.loadTrusted(s, fileSize)
+		if trusted {
 			rep.Trusted++
 			s.hasIndexOld = true
 		} else {
@@ -165,13 +182,18 @@ func (l *Log) recover(rep *RecoveryReport) error {
 			if err != nil {
 				return err
 			}
-			if !last {
-				// Seal it again so the next Open need not scan it.
-				if err := vfs.WriteFileAtomic(l.fs, l.dir, s.idxPath, encodeIndex(s.indexData())); err != nil {
-					return fmt.Errorf("rewrite index of segment %d: %w", base, err)
-				}
-				s.hasIndexOld = true
+		}
+		if i > 0 && l.opts.Replicated {
+			if err := checkFollows(l.segs[i-1], s); err != nil {
+				return err
 			}
+		}
+		if !trusted && !last {
+			// Seal it again so the next Open need not scan it.
+			if err := vfs.WriteFileAtomic(l.fs, l.dir, s.idxPath, encodeIndex(s.indexData(l.opts.Replicated))); err != nil {
+				return fmt.Errorf("rewrite index of segment %d: %w", base, err)
+			}
+			s.hasIndexOld = true
 		}
 		if last && s.hasIndexOld {
 			// The active segment will change; its index file would become
@@ -214,7 +236,7 @@ func (l *Log) loadTrusted(s *segment, fileSize int64) bool {
 		return false
 	}
 	d, err := decodeIndex(buf)
-	if err != nil || d.base != s.base || d.dataSize != fileSize {
+	if err != nil || d.base != s.base || d.dataSize != fileSize || (d.raft != nil) != l.opts.Replicated {
 		if err != nil {
 			l.opts.Logger.Warn("ignoring index file; scanning segment", "path", s.idxPath, "err", err)
 		}
@@ -276,6 +298,14 @@ func (l *Log) scan(s *segment, fileSize int64, last bool, rep *RecoveryReport) (
 		if total > len(rest) {
 			bad = fmt.Sprintf("batch of %d bytes cut off at end of file", total)
 			break
+		}
+		if l.opts.Replicated {
+			if bad, badErr = l.scanEntry(s, rest[:total], pos, expect, lim); bad != "" {
+				break
+			}
+			expect = s.next.Load()
+			pos += int64(total)
+			continue
 		}
 		h, err := batch.Validate(rest[:total], lim)
 		if err != nil {

@@ -31,7 +31,7 @@ func (l *Log) EnforceRetention() (int, error) {
 		total += s.size.Load()
 	}
 	var victims []*segment
-	for len(l.segs) > 1 {
+	for len(l.segs) > 1 && l.canDropFirst() {
 		s := l.segs[0]
 		size := s.size.Load()
 		byAge := retAge > 0 && now.Sub(time.UnixMilli(s.maxTS.Load())) > retAge
@@ -94,6 +94,9 @@ func (l *Log) removeSegments(victims []*segment) error {
 // finish and holds new ones back while it works. Used by replication to
 // drop an uncommitted suffix.
 func (l *Log) TruncateAfter(offset int64) error {
+	if l.opts.Replicated {
+		return ErrReplicated
+	}
 	newEnd := offset + 1
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -136,8 +139,14 @@ func (l *Log) TruncateAfter(offset int64) error {
 		}
 		pos = p
 	}
+	return l.cutLocked(i, pos, newEnd)
+}
 
-	// Point of no return: failures from here on are sticky.
+// cutLocked truncates segment i of the log to pos bytes and deletes every
+// later segment; newEnd is the offset after what remains. mu and segMu are
+// held and the writer is idle. Failures are sticky.
+func (l *Log) cutLocked(i int, pos, newEnd int64) error {
+	s := l.segs[i]
 	victims := append([]*segment(nil), l.segs[i+1:]...)
 	for j := len(victims) - 1; j >= 0; j-- {
 		v := victims[j]
@@ -148,6 +157,12 @@ func (l *Log) TruncateAfter(offset int64) error {
 			}
 		}
 		if err := l.fs.Remove(v.logPath); err != nil {
+			return l.failLocked("truncate", err)
+		}
+		// Newest first, each removal durable before the next change: a
+		// crash leaves a prefix of the log, never a segment after a hole
+		// or after a segment cut short.
+		if err := vfs.SyncDir(l.fs, l.dir); err != nil {
 			return l.failLocked("truncate", err)
 		}
 	}
@@ -178,8 +193,15 @@ func (l *Log) TruncateAfter(offset int64) error {
 	}
 	// Rebuild the segment's in-memory index from what remains.
 	fresh := newSegment(l.dir, s.base, s.f)
+	fresh.firstIndex, fresh.prevTerm = s.firstIndex, s.prevTerm
+	fresh.nextIndex.Store(s.firstIndex)
 	if _, err := l.scan(fresh, pos, false, &RecoveryReport{}); err != nil {
 		return l.failLocked("truncate", err)
+	}
+	if l.opts.Replicated {
+		s.loadRaft(fresh.raftData())
+		l.nextIndex, l.lastTerm = s.nextIndex.Load(), s.lastTerm()
+		l.needHeader = !s.hasHeader.Load()
 	}
 	s.offs.Store(fresh.offs.Load())
 	s.times.Store(fresh.times.Load())
@@ -191,6 +213,7 @@ func (l *Log) TruncateAfter(offset int64) error {
 	l.dirty = false
 	l.next = newEnd
 	l.segLogical = pos
+	l.segBase = s.base
 	l.advance(newEnd)
 	return nil
 }
@@ -202,6 +225,14 @@ func (l *Log) startsBatchAt(s *segment, pos, off int64) bool {
 		return false
 	}
 	return int64(be64(prefix[:])) == off
+}
+
+// canDropFirst reports whether retention may delete the first segment:
+// in a replicated log only once the next one's header is written, since a
+// segment without a header learns its first raft index from its
+// predecessor. segMu is held.
+func (l *Log) canDropFirst() bool {
+	return !l.opts.Replicated || l.segs[1].hasHeader.Load()
 }
 
 // failLocked records a sticky error with mu held.
@@ -225,7 +256,7 @@ func (l *Log) DropOldestSegment() (bool, error) {
 		return false, err
 	}
 	l.segMu.Lock()
-	if len(l.segs) < 2 {
+	if len(l.segs) < 2 || !l.canDropFirst() {
 		l.segMu.Unlock()
 		return false, nil
 	}

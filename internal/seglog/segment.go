@@ -49,6 +49,17 @@ type segment struct {
 	offs  atomic.Pointer[[]offEntry]  // sparse offset index; append-only, published by copy of the slice header
 	times atomic.Pointer[[]timeEntry] // sparse time index, same discipline
 
+	// Replicated logs only (raftindex.go). firstIndex and prevTerm are set
+	// before the segment is published in the log's list and not changed
+	// after; the rest is published like offs.
+	firstIndex uint64                     // raft index of the segment's first entry
+	prevTerm   uint64                     // term of the entry before it
+	nextIndex  atomic.Uint64              // index after the last entry written
+	hasHeader  atomic.Bool                // the segment header is written
+	ridx       atomic.Pointer[[]idxEntry] // sparse raft index
+	runs       atomic.Pointer[[]termRun]  // where each term starts in the segment
+	lastRidx   int64                      // writer-only: position of the last ridx entry, -1 if none
+
 	// Writer-only state.
 	created     time.Time // when the segment became active, for SegmentAge
 	lastIdxPos  int64     // position of the last offset entry, -1 if none
@@ -64,11 +75,14 @@ func newSegment(dir string, base int64, f vfs.File) *segment {
 		f:          f,
 		lastIdxPos: -1,
 		lastIdxTS:  -1,
+		lastRidx:   -1,
 	}
 	s.next.Store(base)
 	s.maxTS.Store(-1)
 	s.offs.Store(&[]offEntry{})
 	s.times.Store(&[]timeEntry{})
+	s.ridx.Store(&[]idxEntry{})
+	s.runs.Store(&[]termRun{})
 	return s
 }
 
@@ -76,6 +90,12 @@ func newSegment(dir string, base int64, f vfs.File) *segment {
 // bytes. Called by the single writer; readers see the entries through the
 // atomic slice pointers.
 func (s *segment) track(pos int64, base, last, maxTS int64, size int, interval int) {
+	if last < base {
+		// An internal batch of a replicated log: it takes no offset and
+		// gets no index entry (entries point at data batches only).
+		s.size.Store(pos + int64(size))
+		return
+	}
 	if s.lastIdxPos < 0 || pos-s.lastIdxPos >= int64(interval) {
 		offs := append(*s.offs.Load(), offEntry{rel: uint32(base - s.base), pos: uint32(pos)})
 		s.offs.Store(&offs)
@@ -98,6 +118,9 @@ func (s *segment) loadIndex(d *indexData) {
 	offs, times := d.offs, d.times
 	s.offs.Store(&offs)
 	s.times.Store(&times)
+	if d.raft != nil {
+		s.loadRaft(d.raft)
+	}
 	s.size.Store(d.dataSize)
 	s.next.Store(d.next)
 	s.maxTS.Store(d.maxTS)
@@ -111,8 +134,13 @@ func (s *segment) loadIndex(d *indexData) {
 	}
 }
 
-func (s *segment) indexData() *indexData {
+func (s *segment) indexData(replicated bool) *indexData {
+	var r *raftSection
+	if replicated {
+		r = s.raftData()
+	}
 	return &indexData{
+		raft:     r,
 		base:     s.base,
 		dataSize: s.size.Load(),
 		next:     s.next.Load(),

@@ -132,7 +132,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 
 	l.segMu.Lock()
 	var victims []*segment
-	for len(l.segs) > 1 && l.segs[0].next.Load() <= offset {
+	for len(l.segs) > 1 && l.segs[0].next.Load() <= offset && l.canDropFirst() {
 		victims = append(victims, l.segs[0])
 		l.segs[0] = nil
 		l.segs = l.segs[1:]

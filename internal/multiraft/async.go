@@ -1,0 +1,163 @@
+package multiraft
+
+import (
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/spoolmq/spool/internal/peer"
+)
+
+// Groups whose logs are partition logs run with raft's AsyncStorageWrites:
+// a Ready's entries go to the log's group commit and the worker moves on;
+// the answers raft attached to them (the append's acknowledgement to this
+// node, and what peers may only hear once the entries are durable, such as
+// append and vote responses) are delivered when the write is durable, in
+// the order of the writes. Committed entries come in raft's apply message
+// and are applied on the worker. So a worker never waits for an fsync, the
+// entries of many proposals share one, and only durable entries are ever
+// applied (raft hands out an entry for applying only once this node has
+// acknowledged it durable, or a quorum has: the brief's §0.2–0.3).
+
+// AsyncStorage is an asynchronous group's log.
+type AsyncStorage interface {
+	raft.Storage
+	// AppendAsync starts persisting a MsgStorageAppend (entries,
+	// overwriting a conflicting suffix, and the hard state) and returns at
+	// once. Writes complete in the order they were started.
+	AppendAsync(m *raftpb.Message) (AsyncWrite, error)
+}
+
+// AsyncWrite is one MsgStorageAppend being persisted.
+type AsyncWrite interface {
+	// Done is closed when Wait would not block.
+	Done() <-chan struct{}
+	// Wait returns once the write is durable, or failed (the group stops).
+	Wait() error
+	// Responses are delivered once the write is durable.
+	Responses() []*raftpb.Message
+}
+
+// GroupConfig configures a group: exactly one of Storage (a synchronous
+// group) and Async.
+type GroupConfig struct {
+	Storage      Storage
+	Async        AsyncStorage
+	StateMachine StateMachine
+	// Applied is the last index the state machine holds; raft hands back
+	// every committed entry after it.
+	Applied uint64
+	// Peers bootstrap a new group (an empty log); none: it waits to hear
+	// from its group.
+	Peers []raft.Peer
+	// Untagged: proposals are stored exactly as given (ProposeUntagged),
+	// with no tag to find their proposer; the state machine tells its
+	// waiters itself (a partition's records carry their own offsets).
+	Untagged bool
+}
+
+// AddGroupWith starts group id as gc says.
+func (n *Node) AddGroupWith(id uint64, gc GroupConfig) error {
+	if (gc.Storage == nil) == (gc.Async == nil) {
+		return fmt.Errorf("multiraft: group %d: give exactly one of a synchronous and an asynchronous storage", id)
+	}
+	return n.addGroup(id, gc)
+}
+
+// ProposeUntagged proposes data, stored as given, to an untagged group
+// and returns raft's answer: nil once the leader (this node) appended it
+// to its log, raft.ErrProposalDropped otherwise (not the leader, a
+// transfer in progress, too much uncommitted). Whether it commits is for
+// the state machine to see.
+func (n *Node) ProposeUntagged(id uint64, data []byte) error {
+	n.mu.Lock()
+	g := n.groups[id]
+	if g == nil || g.stopped != nil || n.closed {
+		n.mu.Unlock()
+		return ErrStopped
+	}
+	if !g.untagged {
+		n.mu.Unlock()
+		return fmt.Errorf("multiraft: group %d takes tagged proposals", id)
+	}
+	p := &proposal{data: data, raw: true, done: make(chan error, 1)}
+	g.props = append(g.props, p)
+	g.quiesced, g.busy = false, true
+	n.enqueueLocked(g)
+	n.mu.Unlock()
+	if n.cfg.Workers == 0 {
+		n.Process()
+	}
+	return <-p.done
+}
+
+// readyAsync runs one Ready of an asynchronous group.
+func (n *Node) readyAsync(g *group) error {
+	rd := g.rn.Ready()
+	var out []*raftpb.Message
+	for _, m := range rd.Messages {
+		switch m.GetTo() {
+		case raft.LocalAppendThread:
+			w, err := g.async.AppendAsync(m)
+			if err != nil {
+				return fmt.Errorf("persist: %w", err)
+			}
+			n.deliverWhenDurable(g, w)
+		case raft.LocalApplyThread:
+			if err := n.apply(g, m.GetEntries()); err != nil {
+				return err
+			}
+			for _, r := range m.GetResponses() {
+				if err := g.rn.Step(r); err != nil {
+					return fmt.Errorf("step the apply's answer: %w", err)
+				}
+			}
+		default:
+			out = append(out, m)
+		}
+	}
+	n.send(g, out)
+	n.noteLeader(g, rd.SoftState)
+	return nil
+}
+
+// deliverWhenDurable hands w's responses to the group (those for this
+// node) and the transport (those for peers) once w is durable and every
+// earlier write of the group has been delivered.
+func (n *Node) deliverWhenDurable(g *group, w AsyncWrite) {
+	prev := g.appendTail
+	done := make(chan struct{})
+	g.appendTail = done
+	n.writes.Add(1)
+	go func() {
+		defer n.writes.Done()
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		<-w.Done()
+		err := w.Wait()
+		byPeer := map[uint64][]peer.Envelope{}
+		n.mu.Lock()
+		switch {
+		case err != nil:
+			if g.writeErr == nil {
+				g.writeErr = err
+			}
+		default:
+			for _, r := range w.Responses() {
+				if r.GetTo() == n.cfg.ID {
+					g.inbox = append(g.inbox, r)
+				} else {
+					byPeer[r.GetTo()] = append(byPeer[r.GetTo()], peer.Envelope{Group: g.id, Msg: r})
+				}
+			}
+		}
+		n.enqueueLocked(g)
+		n.mu.Unlock()
+		for to, envs := range byPeer {
+			n.cfg.Sender.Send(to, envs...)
+		}
+	}()
+}

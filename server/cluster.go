@@ -1,0 +1,132 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spoolmq/spool/internal/cluster"
+)
+
+// ClusterConfig makes the server a node of a cluster (the cluster section
+// of the configuration file; docs/cluster.md). Unset (NodeID 0, no Peers):
+// a single node, as without it.
+type ClusterConfig struct {
+	// NodeID is this node's id (cluster.node-id), > 0, never reused.
+	NodeID uint64 `yaml:"node-id"`
+	// Addr is where this node listens for its peers (cluster.addr);
+	// default this node's address in Peers.
+	Addr string `yaml:"addr"`
+	// Peers are the cluster's initial nodes, this one among them
+	// (cluster.peers): "1=host:port,2=host:port,3=host:port", each the
+	// node's cluster address. Every node of a new cluster is started with
+	// the same list, from which the cluster's id is derived.
+	Peers string `yaml:"peers"`
+	// ID is the cluster's id (cluster.id), 32 hex digits; default derived
+	// from Peers.
+	ID string `yaml:"id"`
+	// Join (cluster.join): this node is being added to a running cluster
+	// (after `spool cluster add-node`) and waits for its leader instead of
+	// starting a new cluster; give ID too.
+	Join bool `yaml:"join"`
+}
+
+// Enabled reports whether the server is a cluster node.
+func (c ClusterConfig) Enabled() bool { return c.NodeID != 0 || c.Peers != "" }
+
+// ParsePeers parses a peers list: "1=host:port,2=host:port".
+func ParsePeers(s string) (map[uint64]string, error) {
+	out := map[uint64]string{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		idStr, addr, ok := strings.Cut(item, "=")
+		id, err := strconv.ParseUint(idStr, 10, 64)
+		if !ok || err != nil || id == 0 {
+			return nil, fmt.Errorf("peer %q: want ID=HOST:PORT with an id above 0", item)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("peer %q: %v", item, err)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("peer id %d is listed twice", id)
+		}
+		out[id] = addr
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no peers listed")
+	}
+	return out, nil
+}
+
+// check completes and checks the cluster settings.
+func (c *ClusterConfig) check(allowNonLoopback bool) []error {
+	if !c.Enabled() {
+		return nil
+	}
+	var errList []error
+	peers, err := ParsePeers(c.Peers)
+	if err != nil {
+		return []error{fmt.Errorf("server: cluster.peers: %v", err)}
+	}
+	if c.NodeID == 0 {
+		return []error{errors.New("server: cluster.node-id must be set (above 0) with cluster.peers")}
+	}
+	own, ok := peers[c.NodeID]
+	if !ok {
+		errList = append(errList, fmt.Errorf("server: cluster.peers does not list this node (%d)", c.NodeID))
+	}
+	if len(peers)%2 == 0 && !c.Join {
+		errList = append(errList, fmt.Errorf("server: cluster.peers lists %d nodes; a cluster has an odd number (3 or 5) so that a majority survives", len(peers)))
+	}
+	if c.Addr == "" {
+		c.Addr = own
+	}
+	if err := checkListenAddr("cluster", c.Addr, allowNonLoopback); err != nil {
+		errList = append(errList, err)
+	}
+	if c.ID != "" {
+		if _, err := cluster.ParseClusterID(c.ID); err != nil {
+			errList = append(errList, fmt.Errorf("server: cluster.id: %v", err))
+		}
+	} else if c.Join {
+		errList = append(errList, errors.New("server: cluster.join needs cluster.id (spool cluster add-node prints it)"))
+	}
+	return errList
+}
+
+// startCluster makes this server a cluster node, before its broker opens
+// and after its state store does; hadState: the store existed before.
+func (s *Server) startCluster(hadState bool) error {
+	c := s.cfg.Cluster
+	peers, _ := ParsePeers(c.Peers) // checked by complete
+	id := cluster.Identity{Cluster: cluster.DeriveClusterID(peers), Node: c.NodeID}
+	if c.ID != "" {
+		id.Cluster, _ = cluster.ParseClusterID(c.ID)
+	}
+	if err := cluster.ClaimIdentity(s.fs, s.cfg.DataDir, id, hadState); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	ln, err := listen("cluster", c.Addr, 64)
+	if err != nil {
+		return err
+	}
+	n, err := cluster.New(cluster.Config{Identity: id, Listener: ln, Members: peers, State: s.st, Logger: s.logger, Join: c.Join})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.node = n
+	ids := make([]uint64, 0, len(peers))
+	for p := range peers {
+		ids = append(ids, p)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	s.logger.Info("cluster node", "node", c.NodeID, "cluster", fmt.Sprintf("%x", id.Cluster), "addr", ln.Addr().String(), "members", ids)
+	return nil
+}
