@@ -157,6 +157,7 @@ func (s *Server) startLocked() error {
 			return err
 		}
 		bcfg.Meta = s.node
+		bcfg.Replicator = s.node.Replicator()
 	}
 	b, err := broker.Open(bcfg)
 	if err != nil {

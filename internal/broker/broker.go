@@ -56,6 +56,9 @@ type Config struct {
 	// Meta orders catalog changes on a cluster (its metadata group); nil
 	// on a single node, which applies each change at once.
 	Meta MetaLog
+	// Replicator makes every partition a raft group's log (a cluster);
+	// nil: a single node's plain logs.
+	Replicator Replicator
 	// MetaTimeout bounds how long a catalog change waits for the cluster
 	// to order and apply it; default 10 s.
 	MetaTimeout time.Duration

@@ -113,6 +113,22 @@ func (b *Broker) applyAddPartitions(meta catalog.Topic, stamps []catalog.Stamp) 
 		cleanup()
 		return err
 	}
+	if b.cfg.Replicator != nil {
+		rs := append([]*replica(nil), t.replicas()...)
+		for k, l := range added {
+			r, err := t.startReplica(cur+int32(k), l)
+			if err != nil {
+				for _, r := range rs[len(t.replicas()):] {
+					r.stop()
+				}
+				t.life.Unlock()
+				cleanup()
+				return errs.Wrap(errs.StorageFailed, err, "start the group of %s/%d", topicName, cur+int32(k))
+			}
+			rs = append(rs, r)
+		}
+		t.repl.Store(&rs)
+	}
 	parts := make([]*seglog.Log, 0, n)
 	parts = append(parts, t.logs()...)
 	parts = append(parts, added...)

@@ -177,7 +177,7 @@ type PendingPublish struct {
 type partPending struct {
 	p    int32
 	idx  []int
-	pend *seglog.Pending
+	pend pendingAppend
 }
 
 // Wait blocks until every message of the publish is durable (or failed)
@@ -213,7 +213,7 @@ func (pp *PendingPublish) Wait() ([]Result, error) {
 
 // submitPartition encodes the messages at idx into record batches (split
 // at maxBatchBytes) and submits them to partition p as one append.
-func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Time, flush bool) (*seglog.Pending, error) {
+func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Time, flush bool) (pendingAppend, error) {
 	var (
 		buf  []byte
 		recs = make([]batch.Record, 0, len(idx))
@@ -262,15 +262,7 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 	if err := encode(); err != nil {
 		return nil, err
 	}
-	submit := t.logs()[p].Submit
-	if flush {
-		submit = t.logs()[p].SubmitFlush
-	}
-	pend, err := submit(buf)
-	if err != nil {
-		return nil, appendError(t.meta.Name, p, err)
-	}
-	return pend, nil
+	return t.submit(p, buf, flush)
 }
 
 // encodedEstimate is about the size of m's record in a batch: its bytes,

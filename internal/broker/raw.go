@@ -18,7 +18,7 @@ import (
 type PendingAppend struct {
 	t    *topic
 	p    int32
-	pend *seglog.Pending
+	pend pendingAppend
 }
 
 // Wait blocks until the append is durable under the topic's policy and
@@ -105,14 +105,9 @@ func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, 
 	if err := t.checkCapacity(n, len(batches)); err != nil {
 		return nil, err
 	}
-	l := t.logs()[p]
-	submit := l.Submit
-	if flush {
-		submit = l.SubmitFlush
-	}
-	pend, err := submit(batches)
+	pend, err := t.submit(p, batches, flush)
 	if err != nil {
-		return nil, appendError(topicName, p, err)
+		return nil, err
 	}
 	return &PendingAppend{t: t, p: p, pend: pend}, nil
 }

@@ -22,6 +22,7 @@ type topic struct {
 	meta  catalog.Topic
 	dir   string
 	parts atomic.Pointer[[]*seglog.Log] // replaced (never changed in place) when partitions are added
+	repl  atomic.Pointer[[]*replica]    // a cluster's: the partitions' groups, as parts
 	dedup *dedup
 	rr    atomic.Uint32 // round-robin cursor for keyless publishes
 
@@ -51,6 +52,7 @@ func (b *Broker) logOptions(meta catalog.Topic) seglog.Options {
 		per := mb / int64(meta.Config.Partitions) / 8
 		o.SegmentBytes = min(o.SegmentBytes, max(per, 1<<20, int64(o.Limits.MaxBatchBytes)))
 	}
+	o.Replicated = b.cfg.Replicator != nil
 	return o
 }
 
@@ -91,6 +93,15 @@ func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
 		}
 		ls := append(t.logs(), l)
 		t.parts.Store(&ls)
+		if b.cfg.Replicator != nil {
+			r, err := t.startReplica(p, l)
+			if err != nil {
+				t.closeLogs()
+				return nil, fmt.Errorf("broker: start the group of %s/%d: %w", meta.Name, p, err)
+			}
+			rs := append(t.replicas(), r)
+			t.repl.Store(&rs)
+		}
 	}
 	if err := t.replayDedup(); err != nil {
 		t.closeLogs()
@@ -100,6 +111,7 @@ func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
 }
 
 func (t *topic) closeLogs() error {
+	t.stopReplicas()
 	var errList []error
 	for _, l := range t.logs() {
 		if err := l.Close(); err != nil && !errors.Is(err, seglog.ErrClosed) {

@@ -90,7 +90,7 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 		t.Fatal(err)
 	}
 	b, err := broker.Open(broker.Config{DataDir: m.dir, State: st, Logger: quiet, MaintenanceInterval: time.Hour, Meta: n,
-		MetaTimeout: time.Second})
+		MetaTimeout: time.Second, Replicator: n.Replicator()})
 	if err != nil {
 		t.Fatal(err)
 	}

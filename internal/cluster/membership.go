@@ -65,8 +65,8 @@ func (n *Node) RemoveNode(ctx context.Context, id uint64) error {
 // letLearn gives node id, if it is up, the chance to apply what this node
 // committed so far before the configuration change that stops the leader
 // from sending it anything: on the leader, it waits (at most 3 s) until
-// id has the entries and then for ten heartbeats, which carry the commit
-// index. Elsewhere, or for a node that does not answer, it returns; the
+// id has the entries and then for ten heartbeats (at least half a
+// second), which carry the commit index. Elsewhere, or for a node that does not answer, it returns; the
 // removed node then does not know it was removed, and its peers ignore it.
 func (n *Node) letLearn(ctx context.Context, id uint64) {
 	deadline := time.Now().Add(3 * time.Second)
@@ -76,7 +76,7 @@ func (n *Node) letLearn(ctx context.Context, id uint64) {
 			return
 		}
 		if pr, ok := st.Progress[id]; ok && pr.Match >= st.HardState.GetCommit() {
-			time.Sleep(10 * n.cfg.Tick)
+			time.Sleep(max(10*n.cfg.Tick, 500*time.Millisecond))
 			return
 		}
 		time.Sleep(n.cfg.Tick)

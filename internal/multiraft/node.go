@@ -26,6 +26,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -127,11 +129,12 @@ type group struct {
 	reports    []func(*raft.RawNode)
 	queued     bool
 	stopped    error
-	quiesced   bool          // not ticked until something happens
-	writeErr   error         // an asynchronous write failed: the group stops
-	appendTail chan struct{} // closed once the last asynchronous write's answers are delivered
-	leader     uint64        // the leader as the worker last saw it
-	busy       bool          // something other than ticks and heartbeats since the last process
+	quiesced   bool                       // not ticked until something happens
+	writeErr   error                      // an asynchronous write failed: the group stops
+	appendTail chan struct{}              // closed once the last asynchronous write's answers are delivered
+	leader     uint64                     // the leader as the worker last saw it
+	busy       bool                       // something other than ticks and heartbeats since the last process
+	seen       atomic.Pointer[leaderTerm] // the leader and term after the last process
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
@@ -199,6 +202,9 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 		MaxCommittedSizePerReady: 64 << 20, MaxUncommittedEntriesSize: 256 << 20,
 		PreVote: true, CheckQuorum: true, Logger: raftLogger{n.cfg.Logger.With("group", id)},
 		AsyncStorageWrites: gc.Async != nil,
+		// An untagged group's leader matches its proposals to its entries
+		// by order within its term: only its own may be there.
+		DisableProposalForwarding: gc.Untagged,
 	}
 	rn, err := raft.NewRawNode(rc)
 	if err != nil {
@@ -341,6 +347,58 @@ func (n *Node) Report(id uint64, f func(*raft.RawNode)) {
 		g.reports = append(g.reports, f)
 		g.quiesced, g.busy = false, true
 		n.enqueueLocked(g)
+	}
+}
+
+type leaderTerm struct{ lead, term uint64 }
+
+// Leader returns group id's leader (0: none known) and term as of its
+// last processing, without waiting for its worker.
+func (n *Node) Leader(id uint64) (lead, term uint64) {
+	n.mu.Lock()
+	g := n.groups[id]
+	n.mu.Unlock()
+	if g == nil {
+		return 0, 0
+	}
+	if lt := g.seen.Load(); lt != nil {
+		return lt.lead, lt.term
+	}
+	return 0, 0
+}
+
+// RemoveGroup stops group id on this node and forgets it (its storage is
+// the caller's to close). Its waiting proposals fail with ErrStopped.
+func (n *Node) RemoveGroup(id uint64) {
+	n.mu.Lock()
+	g := n.groups[id]
+	if g == nil {
+		n.mu.Unlock()
+		return
+	}
+	delete(n.groups, id)
+	if g.stopped == nil {
+		g.stopped = ErrStopped
+	}
+	props := g.props
+	g.props = nil
+	n.mu.Unlock()
+	for _, p := range props {
+		p.done <- ErrStopped
+	}
+	// Wait until no worker has it (queued covers both waiting in the
+	// queue and being processed): then nothing touches its storage.
+	for {
+		n.mu.Lock()
+		busy := g.queued && !n.closed
+		n.mu.Unlock()
+		if !busy {
+			return
+		}
+		if n.cfg.Workers == 0 {
+			n.Process()
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -503,6 +561,8 @@ func (n *Node) process(g *group) {
 	n.mu.Lock()
 	g.leader = g.lead
 	n.mu.Unlock()
+	bs := g.rn.BasicStatus()
+	g.seen.Store(&leaderTerm{lead: bs.Lead, term: bs.HardState.GetTerm()})
 	if g.lead != n.cfg.ID || n.cfg.QuiesceTicks < 0 {
 		g.idle = 0
 		return

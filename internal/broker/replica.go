@@ -1,0 +1,255 @@
+package broker
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/seglog"
+)
+
+// Replicated partitions (a cluster). A partition's log is then the log of
+// its raft group: the leader proposes each record batch; the group's log
+// stores it (numbering its offsets, as every replica's log does alike,
+// since their logs are the same) and raft commits it once a quorum holds
+// it durably; then the broker answers the publish and moves the log's
+// read limit, so that readers see only committed records. A node that
+// does not lead a partition refuses publishes to it (NotLeader).
+//
+// The leader matches its proposals to the committed entries by order:
+// within one term every data entry of the log is one of the leader's
+// proposals, in the order proposed (raft does not forward followers'
+// proposals in these groups). A term change fails the waiting proposals
+// (their outcome is unknown: they may still commit under the next leader;
+// idempotent producers' retries are recognised by their sequences).
+
+// Replicator starts the raft groups of partitions (nil: a single node).
+type Replicator interface {
+	// StartPartition starts the group of partition p of the topic with
+	// this id over its log (opened replicated). committed is called on
+	// the group's worker with every committed record batch, in log order,
+	// and its term.
+	StartPartition(topicID string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (PartitionGroup, error)
+}
+
+// PartitionGroup is a partition's raft group on this node.
+type PartitionGroup interface {
+	// Propose proposes one record batch; an error when this node does not
+	// lead the group (or it stopped).
+	Propose(b []byte) error
+	// Leader returns the group's leader as this node last saw it (0:
+	// none), the term, and whether that is this node.
+	Leader() (lead, term uint64, self bool)
+	// Stop stops the group on this node (before its log is closed).
+	Stop()
+}
+
+// replica is a replicated partition's proposing side on this node.
+type replica struct {
+	g   PartitionGroup
+	log *seglog.Log
+
+	proposeMu sync.Mutex // orders proposals with their waiters
+
+	mu      sync.Mutex
+	term    uint64        // the term of the waiters (and of next)
+	next    int64         // the offset the next proposal gets, in term
+	waiters []*replWaiter // proposals of term, in order, not yet committed
+	failed  error         // set when the group stopped
+}
+
+type replWaiter struct {
+	base, last int64
+	done       chan struct{}
+	err        error
+}
+
+// errNotLeader is the refusal of a publish on a node that does not lead
+// the partition.
+func errNotLeader(topic string, p int32, lead uint64) error {
+	if lead == 0 {
+		return errs.New(errs.Unavailable, "partition %s/%d has no leader right now (an election); retry", topic, p)
+	}
+	return errs.New(errs.Unavailable, "this node does not lead partition %s/%d (node %d does); send it there", topic, p, lead)
+}
+
+// submit proposes the record batches of b (one or more) and returns what
+// waits for all of them to commit.
+func (r *replica) submit(topic string, p int32, b []byte) (*replPending, error) {
+	r.proposeMu.Lock()
+	defer r.proposeMu.Unlock()
+	lead, term, self := r.g.Leader()
+	if !self {
+		return nil, errNotLeader(topic, p, lead)
+	}
+	r.mu.Lock()
+	if r.failed != nil {
+		r.mu.Unlock()
+		return nil, errs.Wrap(errs.Unavailable, r.failed, "partition %s/%d", topic, p)
+	}
+	if term != r.term {
+		r.failWaitersLocked(errs.New(errs.Unavailable, "partition %s/%d changed leader; the publish may or may not be stored: retry", topic, p))
+		r.term, r.next = term, r.log.NextOffset()
+	}
+	r.mu.Unlock()
+	pend := &replPending{}
+	for bt, err := range batch.Batches(b) {
+		if err != nil {
+			return nil, errs.Wrap(errs.InvalidArgument, err, "record batch")
+		}
+		one := append([]byte(nil), bt.Bytes...) // raft keeps it
+		r.mu.Lock()
+		w := &replWaiter{base: r.next, last: r.next + int64(bt.Header.LastOffsetDelta), done: make(chan struct{})}
+		r.waiters = append(r.waiters, w)
+		r.mu.Unlock()
+		if err := r.g.Propose(one); err != nil {
+			r.mu.Lock()
+			if n := len(r.waiters); n > 0 && r.waiters[n-1] == w {
+				r.waiters = r.waiters[:n-1]
+			}
+			r.mu.Unlock()
+			if len(pend.ws) == 0 {
+				lead, _, _ := r.g.Leader()
+				return nil, errNotLeader(topic, p, lead)
+			}
+			// Some are proposed: they complete; the rest fail.
+			w.err = errs.New(errs.Unavailable, "partition %s/%d: proposal refused (leader change); retry", topic, p)
+			close(w.done)
+			pend.ws = append(pend.ws, w)
+			break
+		}
+		r.mu.Lock()
+		r.next = w.last + 1
+		r.mu.Unlock()
+		pend.ws = append(pend.ws, w)
+	}
+	return pend, nil
+}
+
+// committed is the group's callback: a committed batch moves the read
+// limit, and answers this node's proposal if it is one.
+func (r *replica) committed(b []byte, term uint64) {
+	h, err := batch.ParseHeader(b)
+	if err != nil {
+		return
+	}
+	r.log.SetReadLimit(h.LastOffset() + 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if term != r.term || len(r.waiters) == 0 {
+		return
+	}
+	w := r.waiters[0]
+	r.waiters = r.waiters[1:]
+	if w.base != h.BaseOffset {
+		// Cannot happen while this node numbers its proposals as its log
+		// does; answer with what the log holds.
+		w.base, w.last = h.BaseOffset, h.LastOffset()
+	}
+	close(w.done)
+}
+
+// failWaitersLocked fails every waiting proposal.
+func (r *replica) failWaitersLocked(err error) {
+	for _, w := range r.waiters {
+		w.err = err
+		close(w.done)
+	}
+	r.waiters = nil
+}
+
+// stop stops the group and fails what waits.
+func (r *replica) stop() {
+	r.g.Stop()
+	r.mu.Lock()
+	r.failed = errors.New("partition closed")
+	r.failWaitersLocked(errs.New(errs.Unavailable, "partition closed; the publish may or may not be stored: retry"))
+	r.mu.Unlock()
+}
+
+// replPending waits for proposals to commit.
+type replPending struct {
+	ws []*replWaiter
+}
+
+func (rp *replPending) Wait() (seglog.AppendResult, error) {
+	for _, w := range rp.ws {
+		<-w.done
+		if w.err != nil {
+			return seglog.AppendResult{}, w.err
+		}
+	}
+	return rp.Result(), nil
+}
+
+func (rp *replPending) Result() seglog.AppendResult {
+	if len(rp.ws) == 0 {
+		return seglog.AppendResult{}
+	}
+	return seglog.AppendResult{BaseOffset: rp.ws[0].base, LastOffset: rp.ws[len(rp.ws)-1].last}
+}
+
+func (rp *replPending) Done() <-chan struct{} {
+	if len(rp.ws) == 0 {
+		return closedCh
+	}
+	return rp.ws[len(rp.ws)-1].done
+}
+
+var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// pendingAppend is an append in flight: in the partition's log (a single
+// node), or proposed to its group (a replicated partition).
+type pendingAppend interface {
+	Wait() (seglog.AppendResult, error)
+	Result() seglog.AppendResult
+	Done() <-chan struct{}
+}
+
+// submit queues b (whole record batches) for partition p: in its log, or
+// proposed to its group. flush: the caller waits at once (a single node's
+// log then writes it itself if no flush is in progress).
+func (t *topic) submit(p int32, b []byte, flush bool) (pendingAppend, error) {
+	if rs := t.replicas(); rs != nil {
+		return rs[p].submit(t.meta.Name, p, b)
+	}
+	l := t.logs()[p]
+	submit := l.Submit
+	if flush {
+		submit = l.SubmitFlush
+	}
+	pend, err := submit(b)
+	if err != nil {
+		return nil, appendError(t.meta.Name, p, err)
+	}
+	return pend, nil
+}
+
+// replicas returns the partitions' replicas (nil: a single node's topic).
+func (t *topic) replicas() []*replica {
+	if rs := t.repl.Load(); rs != nil {
+		return *rs
+	}
+	return nil
+}
+
+// startReplica starts partition p's group over its log, which readers see
+// only up to what is committed.
+func (t *topic) startReplica(p int32, l *seglog.Log) (*replica, error) {
+	l.SetReadLimit(0)
+	r := &replica{log: l}
+	g, err := t.b.cfg.Replicator.StartPartition(t.meta.ID, p, l, r.committed)
+	if err != nil {
+		return nil, err
+	}
+	r.g = g
+	return r, nil
+}
+
+// stopReplicas stops the partitions' groups (before their logs close).
+func (t *topic) stopReplicas() {
+	for _, r := range t.replicas() {
+		r.stop()
+	}
+}

@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"errors"
+	"hash/fnv"
+	"strconv"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/multiraft"
+	"github.com/spoolmq/spool/internal/partlog"
+	"github.com/spoolmq/spool/internal/seglog"
+)
+
+// Partition groups: every partition of a cluster is a raft group whose
+// log is the partition log itself (internal/partlog), run with raft's
+// AsyncStorageWrites. Its members are the cluster's nodes when the
+// partition is created (every node holds every partition: replication
+// factor = cluster size); it is bootstrapped by each member when it first
+// opens the partition. Its id is derived from the topic's id and the
+// partition number.
+
+// PartitionGroupID is the raft group of partition p of the topic with
+// this id: never 0 (the metadata group).
+func PartitionGroupID(topicID string, p int32) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(topicID))
+	h.Write([]byte{0})
+	h.Write([]byte(strconv.Itoa(int(p))))
+	return h.Sum64() | 1<<63
+}
+
+// Replicator returns what starts this node's partition groups.
+func (n *Node) Replicator() broker.Replicator { return replicator{n} }
+
+type replicator struct{ n *Node }
+
+func (r replicator) StartPartition(topicID string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (broker.PartitionGroup, error) {
+	n := r.n
+	id := PartitionGroupID(topicID, p)
+	ps, err := partlog.Open(log, n.cfg.State, id)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := ps.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	var peers []raft.Peer
+	if !n.cfg.Join {
+		members, err := n.members()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range members {
+			peers = append(peers, raft.Peer{ID: m})
+		}
+	}
+	err = n.rafts.AddGroupWith(id, multiraft.GroupConfig{Async: partStorage{ps}, StateMachine: partitionMachine{committed},
+		Applied: snap.GetMetadata().GetIndex(), Peers: peers, Untagged: true})
+	if err != nil {
+		return nil, err
+	}
+	return &partGroup{n: n, id: id}, nil
+}
+
+// members are the nodes of the cluster now: the initial ones and those
+// registered since, but for removed ones.
+func (n *Node) members() ([]uint64, error) {
+	reg, err := loadRegistry(n.cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	set := map[uint64]bool{}
+	for id := range n.cfg.Members {
+		set[id] = true
+	}
+	for _, ni := range reg {
+		set[ni.ID] = !ni.Removed
+	}
+	var out []uint64
+	for id, in := range set {
+		if in {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+type partGroup struct {
+	n  *Node
+	id uint64
+}
+
+func (g *partGroup) Propose(b []byte) error {
+	err := g.n.rafts.ProposeUntagged(g.id, b)
+	if errors.Is(err, raft.ErrProposalDropped) || errors.Is(err, multiraft.ErrStopped) {
+		return errs.New(errs.Unavailable, "proposal refused: %v", err)
+	}
+	return err
+}
+
+func (g *partGroup) Leader() (lead, term uint64, self bool) {
+	lead, term = g.n.rafts.Leader(g.id)
+	return lead, term, lead == g.n.cfg.Node
+}
+
+func (g *partGroup) Stop() { g.n.rafts.RemoveGroup(g.id) }
+
+// partitionMachine hands committed record batches to the broker.
+type partitionMachine struct {
+	committed func(b []byte, term uint64)
+}
+
+func (m partitionMachine) Apply(ents []multiraft.Entry) ([]error, error) {
+	for _, e := range ents {
+		m.committed(e.Data, e.Term)
+	}
+	return nil, nil
+}
+
+func (m partitionMachine) Restore(*raftpb.Snapshot) error {
+	return errors.New("cluster: partition snapshots are not supported yet")
+}
+
+// partStorage adapts a partition log's raft storage to the driver.
+type partStorage struct{ *partlog.Storage }
+
+func (p partStorage) AppendAsync(m *raftpb.Message) (multiraft.AsyncWrite, error) {
+	w, err := p.Append(m)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}

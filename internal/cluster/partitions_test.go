@@ -1,0 +1,137 @@
+package cluster
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/errs"
+)
+
+// leaderOf waits for partition p's group to have a leader that every
+// running member agrees on, and returns it.
+func (c *testCluster) leaderOf(topic string, p int32) *member {
+	c.t.Helper()
+	var lead *member
+	eventually(c.t, "a partition leader", func() error {
+		var seen uint64
+		for _, m := range c.members {
+			if m.b == nil {
+				continue
+			}
+			tm, ok := m.b.Topic(topic)
+			if !ok {
+				return fmt.Errorf("node %d has no topic %s yet", m.id, topic)
+			}
+			l, _ := m.n.rafts.Leader(PartitionGroupID(tm.ID, p))
+			if l == 0 || (seen != 0 && l != seen) || c.members[l].b == nil {
+				return fmt.Errorf("node %d sees leader %d (others %d)", m.id, l, seen)
+			}
+			seen = l
+		}
+		lead = c.members[seen]
+		return nil
+	})
+	return lead
+}
+
+// values reads partition p of a topic on a node: every record's value, in
+// offset order.
+func values(t *testing.T, b *broker.Broker, topic string, p int32) []string {
+	t.Helper()
+	var out []string
+	for off := int64(0); ; {
+		r, err := b.ReadRaw(topic, p, off, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Data) == 0 {
+			return out
+		}
+		for bt, err := range batch.Batches(r.Data) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs, err := batch.Records(bt.Bytes, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, rec := range recs {
+				if o := bt.Header.BaseOffset + int64(k); o >= off {
+					out = append(out, string(rec.Value))
+					off = o + 1
+				}
+			}
+		}
+	}
+}
+
+// TestReplicatedPartition: a topic's partition is a raft group over the
+// nodes' partition logs. Publishes go through its leader and are answered
+// once a majority holds them; followers refuse publishes; every node's log
+// reads the same records; with the leader stopped, another node leads and
+// publishing goes on; the stopped node catches up when it returns, and
+// nothing acknowledged is missing anywhere.
+func TestReplicatedPartition(t *testing.T) {
+	c := newTestCluster(t, 3)
+	if err := retry(t, func() error {
+		_, err := c.members[1].b.CreateTopic("orders", catalog.TopicConfig{Partitions: 1})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	publish := func(lead *member, from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			v := fmt.Sprintf("m%d", i)
+			res, err := lead.b.Publish("orders", []broker.Message{{Value: []byte(v), Partition: 0}})
+			if err != nil {
+				t.Fatalf("publish %s through leader %d: %v", v, lead.id, err)
+			}
+			if want := int64(len(acked)); res[0].Offset != want {
+				t.Fatalf("publish %s: offset %d, want %d", v, res[0].Offset, want)
+			}
+			acked = append(acked, v)
+		}
+	}
+	lead := c.leaderOf("orders", 0)
+	publish(lead, 0, 50)
+	for _, m := range c.members {
+		if m != lead {
+			_, err := m.b.Publish("orders", []broker.Message{{Value: []byte("x"), Partition: 0}})
+			if !errs.Is(err, errs.Unavailable) {
+				t.Fatalf("publish on follower %d: %v, want unavailable", m.id, err)
+			}
+			break
+		}
+	}
+	same := func() {
+		t.Helper()
+		eventually(t, "every log has what was acknowledged", func() error {
+			for _, m := range c.members {
+				if m.b == nil {
+					continue
+				}
+				if got := values(t, m.b, "orders", 0); !slices.Equal(got, acked) {
+					return fmt.Errorf("node %d reads %d records, %d acknowledged", m.id, len(got), len(acked))
+				}
+			}
+			return nil
+		})
+	}
+	same()
+
+	old := lead
+	c.stop(old)
+	t0 := time.Now()
+	lead = c.leaderOf("orders", 0)
+	t.Logf("leader %d stopped: node %d leads after %v", old.id, lead.id, time.Since(t0).Round(time.Millisecond))
+	publish(lead, 50, 100)
+	c.start(old, nil)
+	same()
+}
