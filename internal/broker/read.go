@@ -59,6 +59,11 @@ type readCache struct {
 	l          *seglog.Log
 	data       []byte
 	base, next int64 // the offsets data covers: [base, next)
+	// big: the last read's first batch was larger than sessionReadChunk.
+	// The next read then asks for one batch (the log reads its header,
+	// then the batch) rather than sessionReadChunk bytes, all of which the
+	// log would read and then discard to read the whole batch again.
+	big bool
 }
 
 // take returns the cached batches if they hold offset off of l (and
@@ -68,8 +73,23 @@ func (c *readCache) take(l *seglog.Log, off int64) []byte {
 		return nil
 	}
 	data := c.data
-	*c = readCache{}
+	*c = readCache{big: c.big}
 	return data
+}
+
+// readSize is how much the next read of the log asks for.
+func (c *readCache) readSize() int {
+	if c != nil && c.big {
+		return 1
+	}
+	return sessionReadChunk
+}
+
+// sawRead notes the size of the first batch a read returned.
+func (c *readCache) sawRead(data []byte) {
+	if c != nil && len(data) >= batch.HeaderSize {
+		c.big = int(binary.BigEndian.Uint32(data[8:]))+12 > sessionReadChunk
+	}
 }
 
 // keep caches data, whole batches from the one holding the next record
@@ -78,7 +98,7 @@ func (c *readCache) keep(l *seglog.Log, data []byte) {
 	if c == nil {
 		return
 	}
-	*c = readCache{}
+	*c = readCache{big: c.big}
 	next := int64(-1)
 	for bt, err := range batch.Batches(data) {
 		if err != nil {
@@ -89,7 +109,7 @@ func (c *readCache) keep(l *seglog.Log, data []byte) {
 	if next < 0 {
 		return
 	}
-	*c = readCache{l: l, data: data, base: int64(binary.BigEndian.Uint64(data)), next: next}
+	*c = readCache{l: l, data: data, base: int64(binary.BigEndian.Uint64(data)), next: next, big: c.big}
 }
 
 // eachRecordCached is eachRecord starting with the batches c holds, if
@@ -102,9 +122,10 @@ func (t *topic) eachRecordCached(l *seglog.Log, from int64, c *readCache, fn fun
 		data := c.take(l, off)
 		if data == nil {
 			var err error
-			if data, err = l.Read(off, sessionReadChunk); err != nil {
+			if data, err = l.Read(off, c.readSize()); err != nil {
 				return err
 			}
+			c.sawRead(data)
 		}
 		if len(data) == 0 {
 			return nil
