@@ -249,11 +249,11 @@ const loneWait = 50 * time.Microsecond
 // the answers to a group commit go out back to back, instead of a
 // goroutine per request contending for the stream.
 //
-// A lone request — nothing in flight on the stream, and the reader waited
-// for it — is written by the reader itself when no flush of its log is in
-// progress (PublishFlush, as the unary Publish does), saving the hand-off
-// to the log's writer and back (about 100 µs at the median of one-at-a-time
-// publishing, in-process). The requests of a pipelined burst arrive while
+// A lone request — the reader waited for it, and everything before it on
+// the stream had been answered — is written by the reader itself when no
+// flush of its log is in progress (PublishFlush, as the unary Publish
+// does), saving the hand-off to the log's writer and back (about 100 µs at
+// the median of one-at-a-time publishing, in-process). The requests of a pipelined burst arrive while
 // others are in flight, or are already buffered when the reader asks for
 // them, and are queued for the log's writer: the reader goes on reading
 // them during the fsync, and they share the next one. A burst's first
@@ -294,10 +294,11 @@ func (h publish) PublishStream(ctx context.Context, stream *connect.BidiStream[e
 		<-senderDone
 	}()
 	for {
-		idle := inflight.Load() == 0
 		t0 := time.Now()
 		ep, err := stream.Receive()
-		lone := idle && inflight.Load() == 0 && time.Since(t0) >= loneWait
+		// Lone: everything before it answered, and it was not already
+		// waiting to be read.
+		lone := time.Since(t0) >= loneWait && inflight.Load() == 0
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
