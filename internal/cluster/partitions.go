@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"hash/fnv"
+	"slices"
 	"strconv"
 
 	"go.etcd.io/raft/v3"
@@ -135,4 +136,25 @@ func (p partStorage) AppendAsync(m *raftpb.Message) (multiraft.AsyncWrite, error
 		return nil, err
 	}
 	return w, nil
+}
+
+// PartitionLeader returns the leader of a partition's group as this node
+// last saw it (0: none) and its term.
+func (n *Node) PartitionLeader(topicID string, p int32) (lead, term uint64) {
+	return n.rafts.Leader(PartitionGroupID(topicID, p))
+}
+
+// MetaLeader returns the metadata group's leader as this node last saw it
+// (0: none).
+func (n *Node) MetaLeader() uint64 {
+	lead, _ := n.rafts.Leader(MetaGroup)
+	return lead
+}
+
+// Members returns the cluster's nodes (initial and registered, not
+// removed), by id.
+func (n *Node) Members() ([]uint64, error) {
+	m, err := n.members()
+	slices.Sort(m)
+	return m, err
 }
