@@ -253,3 +253,23 @@ func (t *topic) stopReplicas() {
 		r.stop()
 	}
 }
+
+// PartitionTerm returns the raft term in which this node leads partition p
+// of a topic, or 0 (a single node, a follower, no such partition). State
+// kept per partition by a leader (the idempotent producers') is rebuilt
+// from the log when it changes.
+func (b *Broker) PartitionTerm(topicName string, p int32) uint64 {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return 0
+	}
+	rs := t.replicas()
+	if p < 0 || int(p) >= len(rs) {
+		return 0
+	}
+	_, term, self := rs[p].g.Leader()
+	if !self {
+		return 0
+	}
+	return term
+}
