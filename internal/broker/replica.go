@@ -30,7 +30,7 @@ type Replicator interface {
 	// this id over its log (opened replicated). committed is called on
 	// the group's worker with every committed record batch, in log order,
 	// and its term.
-	StartPartition(topicID string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (PartitionGroup, error)
+	StartPartition(topicID, topicName string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (PartitionGroup, error)
 }
 
 // PartitionGroup is a partition's raft group on this node.
@@ -239,7 +239,7 @@ func (t *topic) replicas() []*replica {
 func (t *topic) startReplica(p int32, l *seglog.Log) (*replica, error) {
 	l.SetReadLimit(0)
 	r := &replica{log: l}
-	g, err := t.b.cfg.Replicator.StartPartition(t.meta.ID, p, l, r.committed)
+	g, err := t.b.cfg.Replicator.StartPartition(t.meta.ID, t.meta.Name, p, l, r.committed)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func (n *Node) Replicator() broker.Replicator { return replicator{n} }
 
 type replicator struct{ n *Node }
 
-func (r replicator) StartPartition(topicID string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (broker.PartitionGroup, error) {
+func (r replicator) StartPartition(topicID, topicName string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (broker.PartitionGroup, error) {
 	n := r.n
 	id := PartitionGroupID(topicID, p)
 	ps, err := partlog.Open(log, n.cfg.State, id)
@@ -65,6 +65,9 @@ func (r replicator) StartPartition(topicID string, p int32, log *seglog.Log, com
 	if err != nil {
 		return nil, err
 	}
+	n.mu.Lock()
+	n.partitions[id] = partInfo{name: topicName + "/" + strconv.Itoa(int(p)), storage: ps}
+	n.mu.Unlock()
 	return &partGroup{n: n, id: id}, nil
 }
 
@@ -91,6 +94,12 @@ func (n *Node) members() ([]uint64, error) {
 	return out, nil
 }
 
+// partInfo is a partition group running on this node.
+type partInfo struct {
+	name    string // topic/partition
+	storage *partlog.Storage
+}
+
 type partGroup struct {
 	n  *Node
 	id uint64
@@ -109,7 +118,12 @@ func (g *partGroup) Leader() (lead, term uint64, self bool) {
 	return lead, term, lead == g.n.cfg.Node
 }
 
-func (g *partGroup) Stop() { g.n.rafts.RemoveGroup(g.id) }
+func (g *partGroup) Stop() {
+	g.n.rafts.RemoveGroup(g.id)
+	g.n.mu.Lock()
+	delete(g.n.partitions, g.id)
+	g.n.mu.Unlock()
+}
 
 // partitionMachine hands committed record batches to the broker.
 type partitionMachine struct {
