@@ -60,10 +60,19 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, log *segl
 			peers = append(peers, raft.Peer{ID: m})
 		}
 	}
+	last, err := ps.LastIndex()
+	if err != nil {
+		return nil, err
+	}
 	err = n.rafts.AddGroupWith(id, multiraft.GroupConfig{Async: partStorage{ps}, StateMachine: partitionMachine{committed},
 		Applied: snap.GetMetadata().GetIndex(), Peers: peers, Untagged: true})
 	if err != nil {
 		return nil, err
+	}
+	if last == 0 && len(peers) > 0 && slices.Min(peerIDs(peers)) == n.cfg.Node {
+		// A new partition: its lowest member campaigns at once, so that it
+		// has a leader within a round trip rather than an election timeout.
+		n.rafts.Report(id, func(rn *raft.RawNode) { _ = rn.Campaign() })
 	}
 	n.mu.Lock()
 	n.partitions[id] = partInfo{name: topicName + "/" + strconv.Itoa(int(p)), storage: ps}
@@ -105,10 +114,10 @@ type partGroup struct {
 	id uint64
 }
 
-func (g *partGroup) Propose(b []byte) error {
-	err := g.n.rafts.ProposeUntagged(g.id, b)
-	if errors.Is(err, raft.ErrProposalDropped) || errors.Is(err, multiraft.ErrStopped) {
-		return errs.New(errs.Unavailable, "proposal refused: %v", err)
+func (g *partGroup) Propose(b []byte, dropped func(error)) error {
+	err := g.n.rafts.ProposeUntaggedAsync(g.id, b, dropped)
+	if errors.Is(err, multiraft.ErrStopped) {
+		return errs.New(errs.Unavailable, "the partition's group is not running on this node")
 	}
 	return err
 }
@@ -171,4 +180,12 @@ func (n *Node) Members() ([]uint64, error) {
 	m, err := n.members()
 	slices.Sort(m)
 	return m, err
+}
+
+func peerIDs(peers []raft.Peer) []uint64 {
+	out := make([]uint64, len(peers))
+	for i, p := range peers {
+		out[i] = p.ID
+	}
+	return out
 }
