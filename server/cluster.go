@@ -3,12 +3,15 @@ package server
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"net"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/spoolmq/spool/internal/cluster"
+	"github.com/spoolmq/spool/internal/kafka"
 )
 
 // ClusterConfig makes the server a node of a cluster (the cluster section
@@ -74,8 +77,8 @@ func (c *ClusterConfig) check(allowNonLoopback bool) []error {
 	if err != nil {
 		return []error{fmt.Errorf("server: cluster.peers: %v", err)}
 	}
-	if c.NodeID == 0 {
-		return []error{errors.New("server: cluster.node-id must be set (above 0) with cluster.peers")}
+	if c.NodeID == 0 || c.NodeID > math.MaxInt32 {
+		return []error{errors.New("server: cluster.node-id must be set, from 1 to 2147483647 (Kafka's broker ids are 32-bit)")}
 	}
 	own, ok := peers[c.NodeID]
 	if !ok {
@@ -129,4 +132,58 @@ func (s *Server) startCluster(hadState bool) error {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	s.logger.Info("cluster node", "node", c.NodeID, "cluster", fmt.Sprintf("%x", id.Cluster), "addr", ln.Addr().String(), "members", ids)
 	return nil
+}
+
+// kafkaView tells the Kafka front end's Metadata about the cluster.
+type kafkaView struct {
+	n      *cluster.Node
+	logger *slog.Logger
+}
+
+func (v kafkaView) Brokers() []kafka.Broker {
+	reg, err := v.n.Registry()
+	if err != nil {
+		v.logger.Error("reading the cluster's node registry", "err", err)
+		return nil
+	}
+	var out []kafka.Broker
+	for _, ni := range reg {
+		if ni.Removed || ni.KafkaAddr == "" || ni.ID > math.MaxInt32 {
+			continue
+		}
+		host, portStr, err := net.SplitHostPort(ni.KafkaAddr)
+		port, perr := strconv.ParseInt(portStr, 10, 32)
+		if err != nil || perr != nil {
+			continue
+		}
+		out = append(out, kafka.Broker{NodeID: int32(ni.ID), Host: host, Port: int32(port)})
+	}
+	return out
+}
+
+func (v kafkaView) PartitionLeader(topicID string, p int32) (leader, epoch int32, replicas []int32) {
+	lead, term := v.n.PartitionLeader(topicID, p)
+	members, _ := v.n.Members()
+	for _, m := range members {
+		replicas = append(replicas, int32(m))
+	}
+	return int32(lead), int32(min(term, math.MaxInt32)), replicas
+}
+
+func (v kafkaView) Controller() int32 { return int32(v.n.MetaLeader()) }
+
+// kafkaNodeID is the broker id Kafka clients see: the node id on a
+// cluster, 0 on a single node.
+func (s *Server) kafkaNodeID() int32 {
+	if s.node == nil {
+		return 0
+	}
+	return int32(s.cfg.Cluster.NodeID)
+}
+
+func (s *Server) kafkaCluster() kafka.ClusterView {
+	if s.node == nil {
+		return nil
+	}
+	return kafkaView{n: s.node, logger: s.logger}
 }

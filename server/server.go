@@ -204,6 +204,8 @@ func (s *Server) startLocked() error {
 			AdvertisedHost:             s.kafkaHost,
 			AdvertisedPort:             s.kafkaPort,
 			Producers:                  s.producers,
+			NodeID:                     s.kafkaNodeID(),
+			Cluster:                    s.kafkaCluster(),
 		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()

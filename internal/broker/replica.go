@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/spoolmq/spool/internal/batch"
@@ -30,14 +31,15 @@ type Replicator interface {
 	// this id over its log (opened replicated). committed is called on
 	// the group's worker with every committed record batch, in log order,
 	// and its term.
-	StartPartition(topicID string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (PartitionGroup, error)
+	StartPartition(topicID, topicName string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (PartitionGroup, error)
 }
 
 // PartitionGroup is a partition's raft group on this node.
 type PartitionGroup interface {
-	// Propose proposes one record batch; an error when this node does not
-	// lead the group (or it stopped).
-	Propose(b []byte) error
+	// Propose queues one record batch for the group's leader (this node)
+	// to propose, after those queued before; dropped is called if raft
+	// refuses it. An error when the group stopped.
+	Propose(b []byte, dropped func(error)) error
 	// Leader returns the group's leader as this node last saw it (0:
 	// none), the term, and whether that is this node.
 	Leader() (lead, term uint64, self bool)
@@ -88,9 +90,15 @@ func (r *replica) submit(topic string, p int32, b []byte) (*replPending, error) 
 		r.mu.Unlock()
 		return nil, errs.Wrap(errs.Unavailable, r.failed, "partition %s/%d", topic, p)
 	}
-	if term != r.term {
-		r.failWaitersLocked(errs.New(errs.Unavailable, "partition %s/%d changed leader; the publish may or may not be stored: retry", topic, p))
-		r.term, r.next = term, r.log.NextOffset()
+	if term != r.term || r.next < 0 {
+		if term != r.term {
+			r.failWaitersLocked(errs.New(errs.Unavailable, "partition %s/%d changed leader; the publish may or may not be stored: retry", topic, p))
+		}
+		if len(r.waiters) == 0 {
+			r.term, r.next = term, r.log.NextOffset()
+		} else {
+			r.term = term // offsets predicted from what is queued; the log numbers them anyway
+		}
 	}
 	r.mu.Unlock()
 	pend := &replPending{}
@@ -102,29 +110,29 @@ func (r *replica) submit(topic string, p int32, b []byte) (*replPending, error) 
 		r.mu.Lock()
 		w := &replWaiter{base: r.next, last: r.next + int64(bt.Header.LastOffsetDelta), done: make(chan struct{})}
 		r.waiters = append(r.waiters, w)
-		r.mu.Unlock()
-		if err := r.g.Propose(one); err != nil {
-			r.mu.Lock()
-			if n := len(r.waiters); n > 0 && r.waiters[n-1] == w {
-				r.waiters = r.waiters[:n-1]
-			}
-			r.mu.Unlock()
-			if len(pend.ws) == 0 {
-				lead, _, _ := r.g.Leader()
-				return nil, errNotLeader(topic, p, lead)
-			}
-			// Some are proposed: they complete; the rest fail.
-			w.err = errs.New(errs.Unavailable, "partition %s/%d: proposal refused (leader change); retry", topic, p)
-			close(w.done)
-			pend.ws = append(pend.ws, w)
-			break
-		}
-		r.mu.Lock()
 		r.next = w.last + 1
 		r.mu.Unlock()
+		err := r.g.Propose(one, func(err error) {
+			r.drop(w, errs.Wrap(errs.Unavailable, err, "partition %s/%d: proposal refused (a leader change); retry", topic, p))
+		})
+		if err != nil {
+			r.drop(w, errs.Wrap(errs.Unavailable, err, "partition %s/%d", topic, p))
+		}
 		pend.ws = append(pend.ws, w)
 	}
 	return pend, nil
+}
+
+// drop fails a proposal raft refused, or that could not be queued.
+func (r *replica) drop(w *replWaiter, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i := slices.Index(r.waiters, w); i >= 0 {
+		r.waiters = slices.Delete(r.waiters, i, i+1)
+		w.err = err
+		close(w.done)
+		r.next = -1 // the offsets after it are not what was predicted
+	}
 }
 
 // committed is the group's callback: a committed batch moves the read
@@ -137,6 +145,12 @@ func (r *replica) committed(b []byte, term uint64) {
 	r.log.SetReadLimit(h.LastOffset() + 1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if term > r.term && len(r.waiters) > 0 {
+		// A term this node's waiters were not proposed in: theirs may
+		// still commit, or not.
+		r.failWaitersLocked(errs.New(errs.Unavailable, "the partition changed leader; the publish may or may not be stored: retry"))
+		return
+	}
 	if term != r.term || len(r.waiters) == 0 {
 		return
 	}
@@ -239,7 +253,7 @@ func (t *topic) replicas() []*replica {
 func (t *topic) startReplica(p int32, l *seglog.Log) (*replica, error) {
 	l.SetReadLimit(0)
 	r := &replica{log: l}
-	g, err := t.b.cfg.Replicator.StartPartition(t.meta.ID, p, l, r.committed)
+	g, err := t.b.cfg.Replicator.StartPartition(t.meta.ID, t.meta.Name, p, l, r.committed)
 	if err != nil {
 		return nil, err
 	}
@@ -252,4 +266,24 @@ func (t *topic) stopReplicas() {
 	for _, r := range t.replicas() {
 		r.stop()
 	}
+}
+
+// PartitionTerm returns the raft term in which this node leads partition p
+// of a topic, or 0 (a single node, a follower, no such partition). State
+// kept per partition by a leader (the idempotent producers') is rebuilt
+// from the log when it changes.
+func (b *Broker) PartitionTerm(topicName string, p int32) uint64 {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return 0
+	}
+	rs := t.replicas()
+	if p < 0 || int(p) >= len(rs) {
+		return 0
+	}
+	_, term, self := rs[p].g.Leader()
+	if !self {
+		return 0
+	}
+	return term
 }

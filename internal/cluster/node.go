@@ -57,10 +57,11 @@ type Node struct {
 	rafts     *multiraft.Node
 	metaLog   *raftlog.Store
 
-	mu        sync.Mutex
-	started   bool // the metadata group runs
-	advertise NodeInfo
-	promoting bool // a learner's promotion is in flight
+	mu         sync.Mutex
+	started    bool // the metadata group runs
+	advertise  NodeInfo
+	promoting  bool                // a learner's promotion is in flight
+	partitions map[uint64]partInfo // partition groups running here
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -79,7 +80,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: node %d is not among the members %v", cfg.Node, memberIDs(cfg.Members))
 	}
 	cfg.Members = maps.Clone(cfg.Members)
-	n := &Node{cfg: cfg, stop: make(chan struct{})}
+	n := &Node{cfg: cfg, stop: make(chan struct{}), partitions: map[uint64]partInfo{}}
 	peers := map[uint64]string{}
 	for id, addr := range cfg.Members {
 		if id != cfg.Node {

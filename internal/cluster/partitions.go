@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"hash/fnv"
+	"slices"
 	"strconv"
 
 	"go.etcd.io/raft/v3"
@@ -38,7 +39,7 @@ func (n *Node) Replicator() broker.Replicator { return replicator{n} }
 
 type replicator struct{ n *Node }
 
-func (r replicator) StartPartition(topicID string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (broker.PartitionGroup, error) {
+func (r replicator) StartPartition(topicID, topicName string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (broker.PartitionGroup, error) {
 	n := r.n
 	id := PartitionGroupID(topicID, p)
 	ps, err := partlog.Open(log, n.cfg.State, id)
@@ -59,11 +60,23 @@ func (r replicator) StartPartition(topicID string, p int32, log *seglog.Log, com
 			peers = append(peers, raft.Peer{ID: m})
 		}
 	}
+	last, err := ps.LastIndex()
+	if err != nil {
+		return nil, err
+	}
 	err = n.rafts.AddGroupWith(id, multiraft.GroupConfig{Async: partStorage{ps}, StateMachine: partitionMachine{committed},
 		Applied: snap.GetMetadata().GetIndex(), Peers: peers, Untagged: true})
 	if err != nil {
 		return nil, err
 	}
+	if last == 0 && len(peers) > 0 && slices.Min(peerIDs(peers)) == n.cfg.Node {
+		// A new partition: its lowest member campaigns at once, so that it
+		// has a leader within a round trip rather than an election timeout.
+		n.rafts.Report(id, func(rn *raft.RawNode) { _ = rn.Campaign() })
+	}
+	n.mu.Lock()
+	n.partitions[id] = partInfo{name: topicName + "/" + strconv.Itoa(int(p)), storage: ps}
+	n.mu.Unlock()
 	return &partGroup{n: n, id: id}, nil
 }
 
@@ -90,15 +103,21 @@ func (n *Node) members() ([]uint64, error) {
 	return out, nil
 }
 
+// partInfo is a partition group running on this node.
+type partInfo struct {
+	name    string // topic/partition
+	storage *partlog.Storage
+}
+
 type partGroup struct {
 	n  *Node
 	id uint64
 }
 
-func (g *partGroup) Propose(b []byte) error {
-	err := g.n.rafts.ProposeUntagged(g.id, b)
-	if errors.Is(err, raft.ErrProposalDropped) || errors.Is(err, multiraft.ErrStopped) {
-		return errs.New(errs.Unavailable, "proposal refused: %v", err)
+func (g *partGroup) Propose(b []byte, dropped func(error)) error {
+	err := g.n.rafts.ProposeUntaggedAsync(g.id, b, dropped)
+	if errors.Is(err, multiraft.ErrStopped) {
+		return errs.New(errs.Unavailable, "the partition's group is not running on this node")
 	}
 	return err
 }
@@ -108,7 +127,12 @@ func (g *partGroup) Leader() (lead, term uint64, self bool) {
 	return lead, term, lead == g.n.cfg.Node
 }
 
-func (g *partGroup) Stop() { g.n.rafts.RemoveGroup(g.id) }
+func (g *partGroup) Stop() {
+	g.n.rafts.RemoveGroup(g.id)
+	g.n.mu.Lock()
+	delete(g.n.partitions, g.id)
+	g.n.mu.Unlock()
+}
 
 // partitionMachine hands committed record batches to the broker.
 type partitionMachine struct {
@@ -135,4 +159,33 @@ func (p partStorage) AppendAsync(m *raftpb.Message) (multiraft.AsyncWrite, error
 		return nil, err
 	}
 	return w, nil
+}
+
+// PartitionLeader returns the leader of a partition's group as this node
+// last saw it (0: none) and its term.
+func (n *Node) PartitionLeader(topicID string, p int32) (lead, term uint64) {
+	return n.rafts.Leader(PartitionGroupID(topicID, p))
+}
+
+// MetaLeader returns the metadata group's leader as this node last saw it
+// (0: none).
+func (n *Node) MetaLeader() uint64 {
+	lead, _ := n.rafts.Leader(MetaGroup)
+	return lead
+}
+
+// Members returns the cluster's nodes (initial and registered, not
+// removed), by id.
+func (n *Node) Members() ([]uint64, error) {
+	m, err := n.members()
+	slices.Sort(m)
+	return m, err
+}
+
+func peerIDs(peers []raft.Peer) []uint64 {
+	out := make([]uint64, len(peers))
+	for i, p := range peers {
+		out[i] = p.ID
+	}
+	return out
 }

@@ -101,6 +101,10 @@ func TestReplicatedPartition(t *testing.T) {
 	}
 	lead := c.leaderOf("orders", 0)
 	publish(lead, 0, 50)
+	st := lead.n.Status()
+	if len(st.Groups) != 2 || st.Groups[1].Name != "orders/0" || st.Groups[1].Role != "leader" || len(st.Groups[1].Followers) != 3 {
+		t.Fatalf("status of the partition's leader: %+v", st.Groups)
+	}
 	for _, m := range c.members {
 		if m != lead {
 			_, err := m.b.Publish("orders", []broker.Message{{Value: []byte("x"), Partition: 0}})

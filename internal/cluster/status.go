@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/hex"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -72,17 +73,19 @@ func (n *Node) Status() Status {
 		return st
 	}
 	last, _ := log.LastIndex()
-	g := GroupStatus{Group: MetaGroup, Name: "metadata", Role: roleName(rs.RaftState), Term: rs.HardState.GetTerm(), Leader: rs.Lead,
-		Commit: rs.HardState.GetCommit(), Applied: rs.Applied, LastIndex: last}
-	for id, pr := range rs.Progress {
-		p := Progress{Node: id, Match: pr.Match, Next: pr.Next, State: strings.ToLower(strings.TrimPrefix(pr.State.String(), "State")), Learner: pr.IsLearner}
-		if last > pr.Match {
-			p.Lag = last - pr.Match
+	st.Groups = append(st.Groups, groupStatus(MetaGroup, "metadata", rs, last))
+	n.mu.Lock()
+	parts := maps.Clone(n.partitions)
+	n.mu.Unlock()
+	var pg []GroupStatus
+	for id, pi := range parts {
+		if rs, ok := n.rafts.Status(id); ok {
+			last, _ := pi.storage.LastIndex()
+			pg = append(pg, groupStatus(id, pi.name, rs, last))
 		}
-		g.Followers = append(g.Followers, p)
 	}
-	sort.Slice(g.Followers, func(i, j int) bool { return g.Followers[i].Node < g.Followers[j].Node })
-	st.Groups = append(st.Groups, g)
+	sort.Slice(pg, func(i, j int) bool { return pg[i].Name < pg[j].Name })
+	st.Groups = append(st.Groups, pg...)
 	reg, _ := loadRegistry(n.cfg.State)
 	voters := rs.Config.Voters.IDs()
 	for i := range st.Nodes {
@@ -115,4 +118,20 @@ func roleName(s raft.StateType) string {
 		return "pre-candidate"
 	}
 	return s.String()
+}
+
+// groupStatus describes a group from its raft status; last is its last
+// index on this node.
+func groupStatus(id uint64, name string, rs raft.Status, last uint64) GroupStatus {
+	g := GroupStatus{Group: id, Name: name, Role: roleName(rs.RaftState), Term: rs.HardState.GetTerm(), Leader: rs.Lead,
+		Commit: rs.HardState.GetCommit(), Applied: rs.Applied, LastIndex: last}
+	for nid, pr := range rs.Progress {
+		p := Progress{Node: nid, Match: pr.Match, Next: pr.Next, State: strings.ToLower(strings.TrimPrefix(pr.State.String(), "State")), Learner: pr.IsLearner}
+		if g.LastIndex > pr.Match {
+			p.Lag = g.LastIndex - pr.Match
+		}
+		g.Followers = append(g.Followers, p)
+	}
+	sort.Slice(g.Followers, func(i, j int) bool { return g.Followers[i].Node < g.Followers[j].Node })
+	return g
 }

@@ -1,7 +1,9 @@
 package kafka
 
-// Metadata (key 3), v0–v13. One broker (this node) leads every partition
-// with itself as the only replica. Topic ids (v10+) are the Spool topic's
+// Metadata (key 3), v0–v13. On a single node, this broker leads every
+// partition with itself as the only replica; on a cluster node, every
+// node with a Kafka listener is listed and each partition's leader is its
+// raft group's (the leader epoch is 0 there too, for now). Topic ids (v10+) are the Spool topic's
 // UUID. Unknown topics are created when the request allows it (v4+
 // AllowAutoTopicCreation; always for v0–v3) and the server's
 // AutoCreateTopics is on; otherwise UNKNOWN_TOPIC_OR_PARTITION. A null
@@ -26,6 +28,13 @@ func (s *Server) metadata(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.R
 	cid := s.cfg.ClusterID
 	resp.ClusterID = &cid
 	resp.ControllerID = s.cfg.NodeID
+	if c := s.cfg.Cluster; c != nil {
+		resp.Brokers = resp.Brokers[:0]
+		for _, br := range c.Brokers() {
+			resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port})
+		}
+		resp.ControllerID = c.Controller()
+	}
 
 	var names []string
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
@@ -113,6 +122,16 @@ func (s *Server) topicMetadata(name string, allowCreate bool) kmsg.MetadataRespo
 		rp.LeaderEpoch = 0
 		rp.Replicas = []int32{s.cfg.NodeID}
 		rp.ISR = []int32{s.cfg.NodeID}
+		if c := s.cfg.Cluster; c != nil {
+			// The leader epoch stays 0 on a cluster too: Fetch, ListOffsets
+			// and OffsetForLeaderEpoch know one epoch per partition so far.
+			rp.Leader, _, rp.Replicas = c.PartitionLeader(t.ID, p)
+			rp.ISR = rp.Replicas
+			if rp.Leader == 0 {
+				rp.Leader = -1
+				rp.ErrorCode = kerr.LeaderNotAvailable.Code
+			}
+		}
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	return rt

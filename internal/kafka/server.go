@@ -36,6 +36,26 @@ import (
 	"github.com/spoolmq/spool/internal/producer"
 )
 
+// ClusterView is what Metadata tells of a cluster.
+type ClusterView interface {
+	// Brokers lists every node with a Kafka listener, this one included.
+	Brokers() []Broker
+	// PartitionLeader returns the leader of partition p of the topic with
+	// this id (0: none known), its leader epoch, and the partition's
+	// replicas.
+	PartitionLeader(topicID string, p int32) (leader int32, epoch int32, replicas []int32)
+	// Controller is the node that leads the cluster's metadata (0: none
+	// known).
+	Controller() int32
+}
+
+// Broker is a node's Kafka address.
+type Broker struct {
+	NodeID int32
+	Host   string
+	Port   int32
+}
+
 // Config configures the Kafka front end.
 type Config struct {
 	// AdvertisedHost and AdvertisedPort are what Metadata tells clients to
@@ -44,6 +64,9 @@ type Config struct {
 	AdvertisedPort int32
 	// NodeID is this broker's id; default 0.
 	NodeID int32
+	// Cluster, on a cluster node, names the brokers and the partitions'
+	// leaders in Metadata; nil: this broker alone leads everything.
+	Cluster ClusterView
 	// ClusterID is reported in Metadata and DescribeCluster.
 	ClusterID string
 	// MaxRequestBytes bounds a Produce request frame; default 16 MiB.

@@ -92,6 +92,26 @@ func (n *Node) ProposeUntagged(id uint64, data []byte) error {
 	return <-p.done
 }
 
+// ProposeUntaggedAsync is ProposeUntagged without the wait: the proposal
+// is queued for the group's worker, which proposes queued proposals in
+// the order they were queued, many in one Ready; dropped is called (on
+// the worker) if raft refuses it.
+func (n *Node) ProposeUntaggedAsync(id uint64, data []byte, dropped func(error)) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	g := n.groups[id]
+	if g == nil || g.stopped != nil || n.closed {
+		return ErrStopped
+	}
+	if !g.untagged {
+		return fmt.Errorf("multiraft: group %d takes tagged proposals", id)
+	}
+	g.props = append(g.props, &proposal{data: data, raw: true, dropped: dropped})
+	g.quiesced, g.busy = false, true
+	n.enqueueLocked(g)
+	return nil
+}
+
 // readyAsync runs one Ready of an asynchronous group.
 func (n *Node) readyAsync(g *group) error {
 	rd := g.rn.Ready()

@@ -150,7 +150,10 @@ type proposal struct {
 	data []byte
 	cc   *raftpb.ConfChangeV2 // a configuration change (its context holds the tag), or nil
 	raw  bool                 // untagged: done gets raft's answer to the proposal, not its outcome
-	done chan error           // buffered: the applied result
+	// dropped, for an asynchronous untagged proposal (no done), is called
+	// if raft refuses it.
+	dropped func(error)
+	done    chan error // buffered: the applied result
 }
 
 // New returns a Node and starts its workers.
@@ -384,7 +387,7 @@ func (n *Node) RemoveGroup(id uint64) {
 	g.props = nil
 	n.mu.Unlock()
 	for _, p := range props {
-		p.done <- ErrStopped
+		p.fail(ErrStopped)
 	}
 	// Wait until no worker has it (queued covers both waiting in the
 	// queue and being processed): then nothing touches its storage.
@@ -436,7 +439,7 @@ func (n *Node) Close() {
 	n.closed = true
 	for _, g := range n.groups {
 		for _, p := range g.props {
-			p.done <- ErrStopped
+			p.fail(ErrStopped)
 		}
 		g.props = nil
 	}
@@ -446,7 +449,7 @@ func (n *Node) Close() {
 	n.writes.Wait()
 	for _, g := range n.groups {
 		for t, p := range g.waiting {
-			p.done <- ErrStopped
+			p.fail(ErrStopped)
 			delete(g.waiting, t)
 		}
 	}
@@ -521,7 +524,7 @@ func (n *Node) process(g *group) {
 	}
 	if stopped != nil {
 		for _, p := range props {
-			p.done <- ErrStopped
+			p.fail(ErrStopped)
 		}
 		return
 	}
@@ -539,7 +542,13 @@ func (n *Node) process(g *group) {
 			propose = func() error { return g.rn.ProposeConfChange(p.cc) }
 		}
 		if p.raw {
-			p.done <- propose()
+			err := propose()
+			switch {
+			case p.done != nil:
+				p.done <- err
+			case err != nil && p.dropped != nil:
+				p.dropped(err)
+			}
 			continue
 		}
 		if err := propose(); err != nil {
@@ -756,10 +765,21 @@ func (n *Node) stop(g *group, err error) {
 	g.props = nil
 	n.mu.Unlock()
 	for _, p := range props {
-		p.done <- ErrStopped
+		p.fail(ErrStopped)
 	}
 	for t, p := range g.waiting {
-		p.done <- ErrStopped
+		p.fail(ErrStopped)
 		delete(g.waiting, t)
+	}
+}
+
+// fail answers a proposal that will not be proposed or whose group
+// stopped.
+func (p *proposal) fail(err error) {
+	switch {
+	case p.done != nil:
+		p.done <- err
+	case p.dropped != nil:
+		p.dropped(err)
 	}
 }

@@ -140,6 +140,7 @@ type producerPart struct {
 	inflight  []*inflight // appends made through the table, oldest first, maybe not durable
 	dirty     bool        // changed since the last snapshot
 	snapEnd   int64       // log end recorded by the last snapshot; -1: none
+	term      uint64      // the leader term the state was loaded in (a cluster; 0 on a single node)
 }
 
 // producerState is one producer's state in one partition.
@@ -403,6 +404,11 @@ func (pt *Table) settle(pp *producerPart) error {
 	if pt.retire(pp) {
 		pt.unload(pp)
 	}
+	if pp.loaded && pt.b.PartitionTerm(pp.topic, pp.key.partition) != pp.term {
+		// This node leads the partition in another term: what other
+		// leaders appended meanwhile is in the log, not in this state.
+		pt.unload(pp)
+	}
 	if !pp.loaded {
 		return pt.load(pp)
 	}
@@ -439,6 +445,7 @@ func (pt *Table) unload(pp *producerPart) {
 // load rebuilds the partition's state from its snapshot and the log after
 // it. Called with pp.mu held.
 func (pt *Table) load(pp *producerPart) error {
+	pp.term = pt.b.PartitionTerm(pp.topic, pp.key.partition)
 	start, end, err := pt.b.Offsets(pp.topic, pp.key.partition)
 	if err != nil {
 		return err
