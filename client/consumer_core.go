@@ -243,6 +243,10 @@ func (c *sessionCore[E]) teardown() {
 	c.mode.closing()
 	close(c.done)
 	c.cancelStream()
+	// HTTP/2's client abandons a stream on its context's end only once it
+	// is not blocked reading the request body: close that too, or a
+	// Receive blocked meanwhile would wait for ever.
+	c.closeRequests()
 	c.wg.Wait()
 	_ = c.stream.CloseResponse()
 }

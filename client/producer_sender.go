@@ -331,7 +331,10 @@ func (s *sender) breakStream(err error) {
 	s.p.log.Warn("spool: publish stream broken", "err", err, "requeued", len(back), "retry_in", wait)
 }
 
-// teardown stops the stream and waits for its receiver.
+// teardown stops the stream and waits for its receiver. Closing the
+// request side matters: HTTP/2's client abandons a stream on its
+// context's end only once it is not blocked reading the request body, and
+// a Receive blocked meanwhile would wait for ever.
 func (s *sender) teardown() {
 	st := s.stream
 	if st == nil {
@@ -339,6 +342,7 @@ func (s *sender) teardown() {
 	}
 	s.stream = nil
 	st.cancel()
+	_ = st.stream.CloseRequest()
 	close(st.stopped)
 	<-st.exited
 	_ = st.stream.CloseResponse()
