@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestClusterKafkaFailover runs three `spool serve` processes as a
@@ -102,6 +104,66 @@ func TestClusterKafkaFailover(t *testing.T) {
 	t.Logf("leader %d killed: the next record was acknowledged %v later", first, time.Since(t0).Round(time.Millisecond))
 	produce(101, 200)
 	start(int(first - 1))
+
+	// Every node names the same group coordinator, and another node
+	// refuses group requests with NOT_COORDINATOR.
+	var coord int32
+	for id := int32(1); id <= 3; id++ {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorKeys = []string{"g"}
+		var resp *kmsg.FindCoordinatorResponse
+		var err error
+		for range 50 { // the restarted node's old connection fails first
+			if resp, err = req.RequestWith(ctx, admin.Broker(int(id))); err == nil && len(resp.Coordinators) == 1 && resp.Coordinators[0].ErrorCode == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil || resp.ErrorCode != 0 || len(resp.Coordinators) != 1 || resp.Coordinators[0].ErrorCode != 0 ||
+			(coord != 0 && resp.Coordinators[0].NodeID != coord) {
+			t.Fatalf("FindCoordinator through node %d: %+v, %v (others: %d)", id, resp, err, coord)
+		}
+		coord = resp.Coordinators[0].NodeID
+	}
+	other := coord%3 + 1
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.Generation = "g", "m", 1
+	if resp, err := hb.RequestWith(ctx, admin.Broker(int(other))); err != nil || resp.ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("Heartbeat to node %d, not the coordinator (%d): %+v, %v", other, coord, resp, err)
+	}
+
+	// A consumer group, started through every node: one coordinator (the
+	// metadata leader) holds the group wherever its members connect.
+	var members []*kgo.Client
+	got := map[string]int{}
+	for _, addr := range kafkaAddrs {
+		m, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup("g"), kgo.ConsumeTopics("events"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		members = append(members, m)
+	}
+	// Poll until every record arrived, then 2 s more: a member of another
+	// group (a split) would get them again.
+	var done time.Time
+	for total := 0; ctx.Err() == nil && (done.IsZero() || time.Since(done) < 2*time.Second); {
+		for _, m := range members {
+			pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			fs := m.PollFetches(pctx)
+			pcancel()
+			fs.EachRecord(func(r *kgo.Record) { got[string(r.Value)]++; total++ })
+		}
+		if total >= len(acked) && done.IsZero() {
+			done = time.Now()
+		}
+	}
+	for _, v := range acked {
+		if got[v] != 1 {
+			t.Fatalf("the group of three members got %s %d times", v, got[v])
+		}
+	}
 
 	for i, addr := range kafkaAddrs {
 		consumer, err := kgo.NewClient(kgo.SeedBrokers(addr),

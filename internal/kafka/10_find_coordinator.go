@@ -1,7 +1,8 @@
 package kafka
 
-// FindCoordinator (key 10), v0–v6. This node coordinates everything it
-// can: every group key (type 0) is answered with this node. v4+ batches
+// FindCoordinator (key 10), v0–v6. A single node coordinates everything it
+// can: every group key (type 0) is answered with this node; on a cluster,
+// with the metadata group's leader (coordinator_cluster.go). v4+ batches
 // keys (CoordinatorKeys); v0–v3 carry one key and answer at the top level.
 // Transactions are not supported: transaction keys (type 1) get
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED (what Kafka answers a client that
@@ -44,9 +45,13 @@ func (s *Server) findCoordinator(_ context.Context, _ *conn, kreq kmsg.Request) 
 			c.ErrorCode, msg = kerr.InvalidRequest.Code, "unknown coordinator type "+strconv.Itoa(int(req.CoordinatorType))
 		}
 		if c.ErrorCode == 0 {
-			c.NodeID, c.Host, c.Port = s.cfg.NodeID, s.cfg.AdvertisedHost, s.cfg.AdvertisedPort
-		} else {
-			c.NodeID, c.Port = -1, -1
+			var ok bool
+			if c.NodeID, c.Host, c.Port, ok = s.coordinator(); !ok {
+				c.ErrorCode, msg = kerr.CoordinatorNotAvailable.Code, "the cluster has no metadata leader right now"
+			}
+		}
+		if c.ErrorCode != 0 {
+			c.NodeID, c.Host, c.Port = -1, "", -1
 			c.ErrorMessage = &msg
 		}
 		resp.Coordinators = append(resp.Coordinators, c)

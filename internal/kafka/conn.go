@@ -238,6 +238,11 @@ func (c *conn) handle(h reqHeader, body []byte) (kmsg.Response, error) {
 		return nil, err
 	}
 	ctx := c.s.ctx
+	if !c.s.coordinates() {
+		if resp := notCoordinator(req); resp != nil {
+			return resp, nil
+		}
+	}
 	return api.fn(ctx, c, req)
 }
 

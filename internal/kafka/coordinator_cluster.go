@@ -1,0 +1,101 @@
+package kafka
+
+// On a cluster, one node coordinates every consumer group: the leader of
+// the cluster's metadata group (the Controller of Metadata). FindCoordinator
+// names it; the group requests sent to any other node are answered
+// NOT_COORDINATOR, and the client asks FindCoordinator again. So the
+// members of a group never split across nodes. (Committed offsets are kept
+// by the coordinating node; after it changes, they are not there yet.)
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// coordinator returns the node that coordinates groups and its address,
+// ok false when there is none right now. On a single node: this one.
+func (s *Server) coordinator() (id int32, host string, port int32, ok bool) {
+	c := s.cfg.Cluster
+	if c == nil {
+		return s.cfg.NodeID, s.cfg.AdvertisedHost, s.cfg.AdvertisedPort, true
+	}
+	id = c.Controller()
+	for _, b := range c.Brokers() {
+		if b.NodeID == id && id > 0 {
+			return id, b.Host, b.Port, true
+		}
+	}
+	return 0, "", 0, false
+}
+
+// coordinates reports whether this node coordinates groups.
+func (s *Server) coordinates() bool {
+	return s.cfg.Cluster == nil || s.cfg.Cluster.Controller() == s.cfg.NodeID
+}
+
+// notCoordinator answers a group request sent to a node that does not
+// coordinate groups, or returns nil for a request of another kind.
+func notCoordinator(req kmsg.Request) kmsg.Response {
+	code := kerr.NotCoordinator.Code
+	switch r := req.(type) {
+	case *kmsg.JoinGroupRequest:
+		resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.SyncGroupRequest:
+		resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.HeartbeatRequest:
+		resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.LeaveGroupRequest:
+		resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.OffsetDeleteRequest:
+		resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.OffsetCommitRequest:
+		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	case *kmsg.OffsetFetchRequest:
+		resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.ErrorCode = code
+		for _, g := range r.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
+	case *kmsg.DescribeGroupsRequest:
+		resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		for _, g := range r.Groups {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
+	case *kmsg.DeleteGroupsRequest:
+		resp := r.ResponseKind().(*kmsg.DeleteGroupsResponse)
+		for _, g := range r.Groups {
+			rg := kmsg.NewDeleteGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
+	}
+	return nil
+}
