@@ -43,6 +43,9 @@ type PartitionGroup interface {
 	// Leader returns the group's leader as this node last saw it (0:
 	// none), the term, and whether that is this node.
 	Leader() (lead, term uint64, self bool)
+	// NodeAddr returns the native API address node id advertises ("":
+	// unknown).
+	NodeAddr(id uint64) string
 	// Stop stops the group on this node (before its log is closed).
 	Stop()
 }
@@ -69,9 +72,12 @@ type replWaiter struct {
 
 // errNotLeader is the refusal of a publish on a node that does not lead
 // the partition.
-func errNotLeader(topic string, p int32, lead uint64) error {
-	if lead == 0 {
+func errNotLeader(topic string, p int32, lead uint64, addr string) error {
+	switch {
+	case lead == 0:
 		return errs.New(errs.Unavailable, "partition %s/%d has no leader right now (an election); retry", topic, p)
+	case addr != "":
+		return errs.New(errs.Unavailable, "this node does not lead partition %s/%d: node %d does, at http://%s; send it there", topic, p, lead, addr)
 	}
 	return errs.New(errs.Unavailable, "this node does not lead partition %s/%d (node %d does); send it there", topic, p, lead)
 }
@@ -83,7 +89,7 @@ func (r *replica) submit(topic string, p int32, b []byte) (*replPending, error) 
 	defer r.proposeMu.Unlock()
 	lead, term, self := r.g.Leader()
 	if !self {
-		return nil, errNotLeader(topic, p, lead)
+		return nil, errNotLeader(topic, p, lead, r.g.NodeAddr(lead))
 	}
 	r.mu.Lock()
 	if r.failed != nil {

@@ -127,6 +127,19 @@ func (g *partGroup) Leader() (lead, term uint64, self bool) {
 	return lead, term, lead == g.n.cfg.Node
 }
 
+func (g *partGroup) NodeAddr(id uint64) string {
+	reg, err := loadRegistry(g.n.cfg.State)
+	if err != nil {
+		return ""
+	}
+	for _, ni := range reg {
+		if ni.ID == id && !ni.Removed {
+			return ni.HTTPAddr
+		}
+	}
+	return ""
+}
+
 func (g *partGroup) Stop() {
 	g.n.rafts.RemoveGroup(g.id)
 	g.n.mu.Lock()

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,8 +109,8 @@ func TestReplicatedPartition(t *testing.T) {
 	for _, m := range c.members {
 		if m != lead {
 			_, err := m.b.Publish("orders", []broker.Message{{Value: []byte("x"), Partition: 0}})
-			if !errs.Is(err, errs.Unavailable) {
-				t.Fatalf("publish on follower %d: %v, want unavailable", m.id, err)
+			if !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), fmt.Sprintf("node %d does, at http://127.0.0.1:7", lead.id)) {
+				t.Fatalf("publish on follower %d: %v, want unavailable naming the leader and its address", m.id, err)
 			}
 			break
 		}
