@@ -196,30 +196,25 @@ func newClusterAddNodeCmd() *cobra.Command {
 }
 
 func newClusterRemoveNodeCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "remove-node ID",
-		Short: "Remove a node from the cluster for good (its id and data directory never rejoin)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseNodeID(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.RemoveNode(ctx, id); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "removed node %d\n", id)
-				return nil
-			})
-		},
-	}
+	return newClusterNodeCmd("remove-node ID", "Remove a node from the cluster for good (its id and data directory never rejoin)",
+		func(ctx context.Context, c *client.Client, id uint64) (string, error) {
+			return fmt.Sprintf("removed node %d", id), c.RemoveNode(ctx, id)
+		})
 }
 
 func newClusterTransferCmd() *cobra.Command {
+	return newClusterNodeCmd("transfer-leadership ID", "Move the leadership of the cluster's metadata group to node ID",
+		func(ctx context.Context, c *client.Client, id uint64) (string, error) {
+			return fmt.Sprintf("node %d leads the metadata group", id), c.TransferLeadership(ctx, id)
+		})
+}
+
+// newClusterNodeCmd is a command acting on one node id: do's message is
+// printed when it succeeds.
+func newClusterNodeCmd(use, short string, do func(ctx context.Context, c *client.Client, id uint64) (string, error)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "transfer-leadership ID",
-		Short: "Move the leadership of the cluster's metadata group to node ID",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseNodeID(cmd, args[0])
@@ -227,10 +222,11 @@ func newClusterTransferCmd() *cobra.Command {
 				return err
 			}
 			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.TransferLeadership(ctx, id); err != nil {
+				msg, err := do(ctx, c, id)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "node %d leads the metadata group\n", id)
+				fmt.Fprintln(cmd.ErrOrStderr(), msg)
 				return nil
 			})
 		},

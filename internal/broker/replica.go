@@ -96,23 +96,24 @@ func (r *replica) submit(topic string, p int32, b []byte) (*replPending, error) 
 		r.mu.Unlock()
 		return nil, errs.Wrap(errs.Unavailable, r.failed, "partition %s/%d", topic, p)
 	}
-	if term != r.term || r.next < 0 {
-		if term != r.term {
-			r.failWaitersLocked(errs.New(errs.Unavailable, "partition %s/%d changed leader; the publish may or may not be stored: retry", topic, p))
-		}
-		if len(r.waiters) == 0 {
-			r.term, r.next = term, r.log.NextOffset()
-		} else {
-			r.term = term // offsets predicted from what is queued; the log numbers them anyway
-		}
+	if term != r.term {
+		r.failWaitersLocked(errs.New(errs.Unavailable, "partition %s/%d changed leader; the publish may or may not be stored: retry", topic, p))
+		r.term, r.next = term, -1
+	}
+	if r.next < 0 && len(r.waiters) == 0 {
+		// Nothing queued: the log tells the next offset. (With proposals
+		// queued after a refused one, predictions stay off until they
+		// drain; the log numbers the batches anyway.)
+		r.next = r.log.NextOffset()
 	}
 	r.mu.Unlock()
 	pend := &replPending{}
+	b = slices.Clone(b) // raft keeps the batches; one copy for all of them
 	for bt, err := range batch.Batches(b) {
 		if err != nil {
 			return nil, errs.Wrap(errs.InvalidArgument, err, "record batch")
 		}
-		one := append([]byte(nil), bt.Bytes...) // raft keeps it
+		one := bt.Bytes[:len(bt.Bytes):len(bt.Bytes)]
 		r.mu.Lock()
 		w := &replWaiter{base: r.next, last: r.next + int64(bt.Header.LastOffsetDelta), done: make(chan struct{})}
 		r.waiters = append(r.waiters, w)

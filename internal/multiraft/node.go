@@ -718,8 +718,8 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 				continue // a new leader's empty entry
 			}
 			if g.untagged {
+				// No tag: the state machine tells its proposers itself.
 				batch = append(batch, Entry{Index: e.GetIndex(), Term: e.GetTerm(), Data: d})
-				tags = append(tags, tag{})
 				continue
 			}
 			if len(d) < tagSize {
