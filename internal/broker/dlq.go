@@ -313,6 +313,9 @@ const maxRedriveOffsets = 1000
 // again never publishes a message twice within the origin's window.
 func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport, error) {
 	var rep RedriveReport
+	if err := b.checkCoordinator(); err != nil {
+		return rep, err
+	}
 	if err := catalog.ValidateRate("redrive rate limit", req.RateLimit); err != nil {
 		return rep, err
 	}

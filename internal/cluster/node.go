@@ -56,6 +56,7 @@ type Node struct {
 	transport *peer.Transport
 	rafts     *multiraft.Node
 	metaLog   *raftlog.Store
+	broker    *broker.Broker // set by StartMetadata
 
 	mu         sync.Mutex
 	started    bool // the metadata group runs
@@ -119,10 +120,28 @@ func (n *Node) tickLoop() {
 			return
 		case <-t.C:
 			n.rafts.Tick()
+			n.checkCoordinator()
 			ticks++
 			if ticks%10 == 0 {
 				n.maybePromote()
 			}
+		}
+	}
+}
+
+// checkCoordinator stops the broker coordinating subscriptions once this
+// node no longer leads the metadata group in the term it coordinates in
+// (it starts in LeaderReady).
+func (n *Node) checkCoordinator() {
+	n.mu.Lock()
+	b := n.broker
+	n.mu.Unlock()
+	if b == nil {
+		return
+	}
+	if term := b.CoordinatorTerm(); term != 0 {
+		if lead, now := n.rafts.Leader(MetaGroup); lead != n.cfg.Node || now != term {
+			b.SetCoordinator(0)
 		}
 	}
 }
@@ -173,7 +192,7 @@ func (n *Node) StartMetadata(b *broker.Broker) error {
 	if err := n.rafts.AddGroup(MetaGroup, log, sm, snap.GetMetadata().GetIndex(), peers); err != nil {
 		return err
 	}
-	n.metaLog, n.started = log, true
+	n.metaLog, n.started, n.broker = log, true, b
 	n.refreshPeersLocked(reg)
 	return nil
 }

@@ -127,18 +127,7 @@ func (g *partGroup) Leader() (lead, term uint64, self bool) {
 	return lead, term, lead == g.n.cfg.Node
 }
 
-func (g *partGroup) NodeAddr(id uint64) string {
-	reg, err := loadRegistry(g.n.cfg.State)
-	if err != nil {
-		return ""
-	}
-	for _, ni := range reg {
-		if ni.ID == id && !ni.Removed {
-			return ni.HTTPAddr
-		}
-	}
-	return ""
-}
+func (g *partGroup) NodeAddr(id uint64) string { return g.n.nodeAddr(id) }
 
 func (g *partGroup) Stop() {
 	g.n.rafts.RemoveGroup(g.id)
@@ -185,6 +174,31 @@ func (n *Node) PartitionLeader(topicID string, p int32) (lead, term uint64) {
 func (n *Node) MetaLeader() uint64 {
 	lead, _ := n.rafts.Leader(MetaGroup)
 	return lead
+}
+
+// Coordinator returns the node that coordinates subscriptions — the
+// metadata leader — and its native API address (broker.MetaLog).
+func (n *Node) Coordinator() (id uint64, addr string) {
+	id = n.MetaLeader()
+	if id == 0 {
+		return 0, ""
+	}
+	return id, n.nodeAddr(id)
+}
+
+// nodeAddr returns the native API address node id advertises ("":
+// unknown).
+func (n *Node) nodeAddr(id uint64) string {
+	reg, err := loadRegistry(n.cfg.State)
+	if err != nil {
+		return ""
+	}
+	for _, ni := range reg {
+		if ni.ID == id && !ni.Removed {
+			return ni.HTTPAddr
+		}
+	}
+	return ""
 }
 
 // Members returns the cluster's nodes (initial and registered, not
