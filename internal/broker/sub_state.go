@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/group"
+	"github.com/spoolmq/spool/internal/queue"
 	"github.com/spoolmq/spool/internal/state"
 )
 
@@ -129,6 +131,7 @@ func (b *Broker) applySubWrite(w *subWrite, entryTerm uint64, stamps []catalog.S
 			p := int32(binary.BigEndian.Uint32(op.key[len(queuePrefix):]))
 			if snap, err := decodeSnapshot(op.key, op.value); err == nil && p >= 0 && int(p) < len(s.committed) {
 				s.committed[p] = snap.Floor
+				s.followQueueLocked(p, snap)
 			}
 		}
 	}
@@ -298,4 +301,20 @@ func (s *subscription) handOver(load bool) error {
 		q.pulls.notify()
 	}
 	return nil
+}
+
+// followQueueLocked keeps a queue partition's core in step with the
+// coordinator's snapshots on a node that does not coordinate, so that it
+// describes the queue as stored (a new coordinator rebuilds its cores from
+// the store anyway).
+func (s *subscription) followQueueLocked(p int32, snap queue.Snapshot) {
+	b := s.t.b
+	if b.cfg.Meta == nil || b.coordTerm.Load() != 0 || s.q == nil || int(p) >= len(s.q.parts) {
+		return
+	}
+	core, err := queue.New(s.q.cfg, snap, rand.New(rand.NewPCG(uint64(b.clock.Now().UnixNano()), uint64(p))))
+	if err != nil {
+		return
+	}
+	s.q.parts[p].core = core
 }
