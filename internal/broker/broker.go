@@ -63,6 +63,10 @@ type Config struct {
 	// MetaTimeout bounds how long a catalog change waits for the cluster
 	// to order and apply it; default 10 s.
 	MetaTimeout time.Duration
+	// Forward publishes on another node of a cluster: the subscription
+	// coordinator's own publishes (dead-letter copies, redriven messages)
+	// to partitions another node leads. nil: refused there.
+	Forward Forwarder
 }
 
 // DefaultDedupMaxEntries is the default of Config.DedupMaxEntries

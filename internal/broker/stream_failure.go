@@ -139,7 +139,7 @@ func (sess *Session) failed(p int32, offset int64, attempts int, errText string)
 		return fail(err)
 	}
 	m := s.deadLetterCopy(p, offset, attempts, string(queue.ReasonMaxDeliveries), errText, now)
-	res, err := t.b.Publish(dlq, []Message{m})
+	res, err := t.b.publishOwn(dlq, []Message{m})
 	if err != nil {
 		return fail(fmt.Errorf("write to dead-letter topic %q: %w", dlq, err))
 	}

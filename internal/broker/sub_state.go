@@ -34,7 +34,8 @@ import (
 // state (the same on every node, since every node sees the entry's term).
 
 // subWrite is one write of a subscription's consumer state: records set or
-// deleted, each under one of the subscription's own key prefixes. Applying
+// deleted, each under one of the subscription's own key prefixes (or the
+// redriven marks of its dead-letter topic). Applying
 // it also updates what memory keeps of those records (committed offsets,
 // halts, queue floors).
 type subWrite struct {
@@ -52,9 +53,15 @@ func (s *subscription) newWrite() *subWrite {
 	return &subWrite{topic: s.meta.Topic, sub: s.meta.Name, created: s.meta.Created}
 }
 
-func (w *subWrite) set(k, v []byte) { w.ops = append(w.ops, subOp{key: k, value: v}) }
-func (w *subWrite) del(k []byte)    { w.ops = append(w.ops, subOp{key: k}) }
-func (w *subWrite) empty() bool     { return len(w.ops) == 0 }
+func (w *subWrite) set(k, v []byte) {
+	if v == nil {
+		v = []byte{} // an empty record, not a delete
+	}
+	w.ops = append(w.ops, subOp{key: k, value: v})
+}
+
+func (w *subWrite) del(k []byte) { w.ops = append(w.ops, subOp{key: k}) }
+func (w *subWrite) empty() bool  { return len(w.ops) == 0 }
 
 // writeSub stores w durably: at once on a single node, through the
 // metadata group on a cluster (only on the coordinator). When it returns
@@ -87,7 +94,7 @@ func (b *Broker) applySubWrite(w *subWrite, entryTerm uint64, stamps []catalog.S
 	if !s.meta.Created.Equal(w.created) {
 		return errs.New(errs.SubNotFound, "subscription %q on topic %q not found", w.sub, w.topic)
 	}
-	prefixes := subStatePrefixes(w.topic, w.sub)
+	prefixes := append(subStatePrefixes(w.topic, w.sub), state.RedrivenPrefix(s.deadLetterTopic()))
 	bt := b.cfg.State.NewBatch()
 	for _, op := range w.ops {
 		if !hasAnyPrefix(op.key, prefixes) {

@@ -39,6 +39,7 @@ type member struct {
 
 type testCluster struct {
 	t       *testing.T
+	mu      sync.Mutex // guards members' b against memberForwarder
 	members map[uint64]*member
 	addrs   map[uint64]string
 	id      Identity
@@ -90,16 +91,42 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 		t.Fatal(err)
 	}
 	b, err := broker.Open(broker.Config{DataDir: m.dir, State: st, Logger: quiet, MaintenanceInterval: time.Hour, Meta: n,
-		MetaTimeout: time.Second, Replicator: n.Replicator()})
+		MetaTimeout: time.Second, Replicator: n.Replicator(), Forward: memberForwarder{c}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.mu.Lock()
 	m.st, m.b, m.n = st, b, n
+	c.mu.Unlock()
 	if err := n.StartMetadata(b); err != nil {
 		c.stop(m)
 		t.Fatal(err)
 	}
-	n.Advertise("127.0.0.1:7", "")
+	n.Advertise(nativeAddr(m.id), "")
+}
+
+// nativeAddr is the native API address a test member advertises (it has
+// none: memberForwarder finds the member by it).
+func nativeAddr(id uint64) string { return fmt.Sprintf("node%d.test:7", id) }
+
+// memberForwarder publishes on the member advertising the address, by a
+// call rather than through a native API server (internal/e2e covers the
+// server's forwarder).
+type memberForwarder struct{ c *testCluster }
+
+func (f memberForwarder) Publish(_ context.Context, addr, topic string, msgs []broker.Message) ([]broker.Result, error) {
+	f.c.mu.Lock()
+	var b *broker.Broker
+	for _, m := range f.c.members {
+		if nativeAddr(m.id) == addr {
+			b = m.b
+		}
+	}
+	f.c.mu.Unlock()
+	if b != nil {
+		return b.Publish(topic, msgs)
+	}
+	return nil, errs.New(errs.Unavailable, "no running member at %s", addr)
 }
 
 func (c *testCluster) stop(m *member) {
@@ -113,7 +140,9 @@ func (c *testCluster) stop(m *member) {
 		c.t.Error(err)
 	}
 	m.st.Close()
+	c.mu.Lock()
 	m.n, m.b, m.st = nil, nil, nil
+	c.mu.Unlock()
 }
 
 // eventually retries f until it returns nil or 10 s pass.

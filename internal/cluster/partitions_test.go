@@ -109,7 +109,7 @@ func TestReplicatedPartition(t *testing.T) {
 	for _, m := range c.members {
 		if m != lead {
 			_, err := m.b.Publish("orders", []broker.Message{{Value: []byte("x"), Partition: 0}})
-			if !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), fmt.Sprintf("node %d does, at http://127.0.0.1:7", lead.id)) {
+			if !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), fmt.Sprintf("node %d does, at http://%s", lead.id, nativeAddr(lead.id))) {
 				t.Fatalf("publish on follower %d: %v, want unavailable naming the leader and its address", m.id, err)
 			}
 			break

@@ -179,3 +179,101 @@ func TestSubscriptionsFailOver(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDeadLettersForwarded: the coordinator dead-letters a rejected queue
+// message into a dead-letter partition another node leads (forwarded to
+// that leader), and redrives it back; the redrive's mark is replicated,
+// so the next coordinator does not redrive it again.
+func TestDeadLettersForwarded(t *testing.T) {
+	c := newTestCluster(t, 3)
+	any := c.members[1]
+	if err := retry(t, func() error {
+		_, err := any.b.CreateTopic("jobs", catalog.TopicConfig{Partitions: 1})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := catalog.SubConfig{Mode: catalog.ModeQueue, Queue: catalog.QueueConfig{AckTimeout: time.Minute, MaxDeliveries: 1,
+		Backoff: queue.Backoff{Initial: time.Second, Max: time.Second, Multiplier: 1, Jitter: queue.JitterNone}}}
+	if err := retry(t, func() error {
+		_, err := any.b.CreateSubscription("jobs", "w", cfg)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dlq := catalog.DeadLetterTopicName("jobs", "w")
+	dlqLead := c.leaderOf(dlq, 0)
+	coord := c.coordinator()
+	if coord == dlqLead {
+		// Move coordination away from the dead-letter partition's leader.
+		to := c.members[coord.id%3+1]
+		if err := coord.n.TransferLeadership(t.Context(), to.id); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "coordination moved", func() error {
+			if to.b.CoordinatorTerm() == 0 {
+				return fmt.Errorf("node %d does not coordinate yet", to.id)
+			}
+			return nil
+		})
+		coord = to
+	}
+	t.Logf("coordinator %d, dead-letter leader %d", coord.id, dlqLead.id)
+	lead := c.leaderOf("jobs", 0)
+	if _, err := lead.b.Publish("jobs", []broker.Message{{Value: []byte("poison"), Partition: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := coord.b.Join(broker.JoinRequest{Topic: "jobs", Subscription: "w", Credits: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := queued(t, s, 1)
+	if len(got) != 1 {
+		t.Fatalf("delivered %d", len(got))
+	}
+	if err := s.Reject(1, 0, got[0].Offset, "cannot parse"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the dead letter on every node", func() error {
+		for _, m := range c.members {
+			dls, _, err := m.b.ListDeadLetters("jobs", "w", 0, 10)
+			if err != nil {
+				return err
+			}
+			if len(dls) != 1 || string(dls[0].Message.Value) != "poison" || dls[0].OriginOffset != got[0].Offset {
+				return fmt.Errorf("node %d lists %+v", m.id, dls)
+			}
+		}
+		return nil
+	})
+	s.Leave()
+	rep, err := coord.b.Redrive(t.Context(), broker.RedriveRequest{Topic: "jobs", Subscription: "w"})
+	if err != nil || rep.Moved != 1 {
+		t.Fatalf("redrive: %+v, %v", rep, err)
+	}
+	eventually(t, "the redriven message and its mark", func() error {
+		for _, m := range c.members {
+			if vs := values(t, m.b, "jobs", 0); len(vs) != 2 || vs[1] != "poison" {
+				return fmt.Errorf("node %d reads %v from jobs", m.id, vs)
+			}
+			dls, _, err := m.b.ListDeadLetters("jobs", "w", 0, 10)
+			if err != nil {
+				return err
+			}
+			if len(dls) != 1 || !dls[0].Redriven {
+				return fmt.Errorf("node %d: dead letter not marked redriven: %+v", m.id, dls)
+			}
+		}
+		return nil
+	})
+	c.stop(coord)
+	next := c.coordinator()
+	var again broker.RedriveReport
+	if err := retry(t, func() error {
+		var err error
+		again, err = next.b.Redrive(t.Context(), broker.RedriveRequest{Topic: "jobs", Subscription: "w"})
+		return err
+	}); err != nil || again.Moved != 0 {
+		t.Fatalf("second redrive on the new coordinator: %+v, %v", again, err)
+	}
+}
