@@ -412,7 +412,9 @@ func TestMembership(t *testing.T) {
 	eventually(t, "node 1 applied its removal", func() error {
 		reg, err := m1.n.Registry()
 		if err != nil || len(reg) == 0 || !reg[0].Removed {
-			return fmt.Errorf("node 1's registry: %+v %v", reg, err)
+			st1, _ := m1.n.rafts.Status(MetaGroup)
+			st4, _ := m4.n.rafts.Status(MetaGroup)
+			return fmt.Errorf("node 1's registry: %+v %v; node 1 %+v; node 4 %+v; transport 1 %+v; transport 4 %+v", reg, err, st1, st4, m1.n.transport.Status(), m4.n.transport.Status())
 		}
 		return nil
 	})

@@ -57,6 +57,9 @@ type Node struct {
 	rafts     *multiraft.Node
 	metaLog   *raftlog.Store
 	broker    *broker.Broker // set by StartMetadata
+	// removedSeen is when this node first saw each removed node in the
+	// registry (its connection is kept for removedGrace).
+	removedSeen map[uint64]time.Time
 
 	mu         sync.Mutex
 	started    bool // the metadata group runs
@@ -109,6 +112,10 @@ func (f senderFunc) Send(to uint64, envs ...peer.Envelope) bool { return f(to, e
 // anything is sent).
 func (n *Node) send(to uint64, envs ...peer.Envelope) bool { return n.transport.Send(to, envs...) }
 
+// balanceTicks is how often (in ticks: 10 s by default) a node hands
+// partitions back to their preferred leaders.
+const balanceTicks = 100
+
 func (n *Node) tickLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.Tick)
@@ -121,9 +128,14 @@ func (n *Node) tickLoop() {
 		case <-t.C:
 			n.rafts.Tick()
 			n.checkCoordinator()
+			n.campaignNew()
 			ticks++
 			if ticks%10 == 0 {
 				n.maybePromote()
+				n.refreshRemoved()
+			}
+			if ticks%balanceTicks == 0 {
+				n.balanceLeaders(8)
 			}
 		}
 	}
@@ -210,6 +222,25 @@ func (n *Node) refreshPeers() {
 	n.refreshPeersLocked(reg)
 }
 
+// removedGrace is how long a node keeps its connection to a node the
+// registry lists as removed.
+const removedGrace = 5 * time.Second
+
+// refreshRemoved drops removed nodes whose grace period ended.
+func (n *Node) refreshRemoved() {
+	n.mu.Lock()
+	pending := false
+	for _, seen := range n.removedSeen {
+		if time.Since(seen) < removedGrace+time.Second {
+			pending = true
+		}
+	}
+	n.mu.Unlock()
+	if pending {
+		n.refreshPeers()
+	}
+}
+
 func (n *Node) refreshPeersLocked(reg []NodeInfo) {
 	peers := map[uint64]string{}
 	for id, addr := range n.cfg.Members {
@@ -220,7 +251,20 @@ func (n *Node) refreshPeersLocked(reg []NodeInfo) {
 			peers[ni.ID] = ni.ClusterAddr
 		}
 		if ni.Removed {
-			delete(peers, ni.ID)
+			// A removed node stays connected for a grace period: it may
+			// still need the commit of its own removal, which its peers
+			// apply at the moment it could learn it.
+			seen, ok := n.removedSeen[ni.ID]
+			if !ok {
+				seen = time.Now()
+				if n.removedSeen == nil {
+					n.removedSeen = map[uint64]time.Time{}
+				}
+				n.removedSeen[ni.ID] = seen
+			}
+			if time.Since(seen) >= removedGrace {
+				delete(peers, ni.ID)
+			}
 		}
 	}
 	delete(peers, n.cfg.Node)
