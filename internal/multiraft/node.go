@@ -19,12 +19,14 @@
 package multiraft
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -216,6 +218,10 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 	if last, err := st.LastIndex(); err != nil {
 		return err
 	} else if last == 0 && len(peers) > 0 {
+		// Bootstrap writes one configuration entry per peer, in the order
+		// given, at term 1: every member must write the same entries
+		// (raft's log matching), so the order is the ids'.
+		peers = slices.SortedFunc(slices.Values(peers), func(a, b raft.Peer) int { return cmp.Compare(a.ID, b.ID) })
 		if err := rn.Bootstrap(peers); err != nil {
 			return fmt.Errorf("multiraft: group %d: bootstrap: %w", id, err)
 		}
