@@ -90,7 +90,9 @@ type offsetOp struct {
 	err       string
 }
 
-func msgID(producer string, p int32, seq int) string { return fmt.Sprintf("%s/%d/%d", producer, p, seq) }
+func msgID(producer string, p int32, seq int) string {
+	return fmt.Sprintf("%s/%d/%d", producer, p, seq)
+}
 
 // parseID splits a message id; ok false for anything else.
 func parseID(id string) (producer string, p int32, seq int, ok bool) {
