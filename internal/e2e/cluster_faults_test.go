@@ -37,8 +37,13 @@ func faultLoad() (time.Duration, int) {
 // judge fails the test for any data problem the ledger found, and for
 // committed offsets moving backwards unless the group's coordinator moved
 // while they are not replicated.
-func judge(t *testing.T, r *ledgerReport, coordinatorMoved bool) {
+func judge(t *testing.T, l *ledger, r *ledgerReport, coordinatorMoved bool) {
 	t.Helper()
+	defer func() {
+		if t.Failed() {
+			l.dumpOffsets(t, 0)
+		}
+	}()
 	t.Logf("ledger: %s", r)
 	if r.Acked == 0 {
 		t.Errorf("nothing was acknowledged")
@@ -84,6 +89,7 @@ func TestClusterFaultPause(t *testing.T) {
 	c.transferMeta(coord)
 	w.startProducer("P")
 	w.startConsumers(2)
+	w.startOffsetReader(100, 250*time.Millisecond)
 	time.Sleep(load)
 
 	for round := range rounds {
@@ -153,7 +159,7 @@ func TestClusterFaultPause(t *testing.T) {
 
 	w.stopProducer()
 	w.stopConsumers(60 * time.Second)
-	w.readCommitted(100)
+	w.readCommitted(101)
 	waitFor(t, 30*time.Second, "the cluster settles", func() error { return c.healthy(partitionNames(faultTopic, parts)...) })
 	if l, _ := c.leaderOf("metadata"); l != coord {
 		t.Logf("the metadata leadership moved from %d to %d", coord, l)
@@ -161,7 +167,7 @@ func TestClusterFaultPause(t *testing.T) {
 	res, desc := l.checkOffsetsLinearizable(t.Name())
 	t.Logf("committed offsets: %s", desc)
 	r := w.checkLedger(true)
-	judge(t, r, false)
+	judge(t, l, r, false)
 	if res == porcupine.Illegal {
 		t.Errorf("committed offsets are not linearizable with the coordinator in place: %s", desc)
 	}
@@ -179,6 +185,7 @@ func TestClusterFaultRollingRestart(t *testing.T) {
 	w := newWorkload(t, c, l, faultTopic, parts)
 	w.startProducer("P")
 	w.startConsumers(2)
+	w.startOffsetReader(100, 250*time.Millisecond)
 	time.Sleep(load)
 	coordMoved := false
 	for round := range rounds {
@@ -205,10 +212,10 @@ func TestClusterFaultRollingRestart(t *testing.T) {
 	}
 	w.stopProducer()
 	w.stopConsumers(60 * time.Second)
-	w.readCommitted(100)
+	w.readCommitted(101)
 	waitFor(t, 30*time.Second, "the cluster settles", func() error { return c.healthy(partitionNames(faultTopic, parts)...) })
 	r := w.checkLedger(true)
-	judge(t, r, coordMoved)
+	judge(t, l, r, coordMoved)
 }
 
 // rejoined reports nil once node id runs, is connected to every node,

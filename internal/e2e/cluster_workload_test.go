@@ -219,6 +219,28 @@ func (w *workload) stopConsumers(d time.Duration) {
 	w.wgC.Wait()
 }
 
+// startOffsetReader reads the group's committed offsets every interval
+// until the consumers stop, as client id.
+func (w *workload) startOffsetReader(client int, interval time.Duration) {
+	cl, err := kgo.NewClient(w.clientOpts()...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.wgC.Add(1)
+	go func() {
+		defer w.wgC.Done()
+		defer cl.Close()
+		for {
+			select {
+			case <-w.stopC:
+				return
+			case <-time.After(interval):
+			}
+			w.readCommittedWith(cl, client)
+		}
+	}()
+}
+
 // readCommitted reads the group's committed offsets through any node
 // (OffsetFetch reaches the coordinator) into the ledger, as client id.
 func (w *workload) readCommitted(client int) {
@@ -227,6 +249,10 @@ func (w *workload) readCommitted(client int) {
 		w.t.Fatal(err)
 	}
 	defer cl.Close()
+	w.readCommittedWith(cl, client)
+}
+
+func (w *workload) readCommittedWith(cl *kgo.Client, client int) {
 	adm := kadm.NewClient(cl)
 	ops := map[int32]*offsetOp{}
 	for p := range w.parts {

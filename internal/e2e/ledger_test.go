@@ -288,14 +288,15 @@ type ledgerReport struct {
 	// the deliveries beyond each message's first.
 	Stored, Delivered, Redelivered int
 	Commits, Reads                 int
-	Lost                           int // acknowledged, missing (or elsewhere) on a replica
-	Divergent                      int // raft entries or offsets that differ between replicas
-	Duplicates                     int // a message stored at two offsets
-	Reordered                      int // a producer's messages out of order in a partition
-	BadDeliveries                  int // a delivery that is not what the logs hold at its offset
-	NonMonotonic                   int // a consumer going back within one assignment
-	Undelivered                    int // acknowledged and never delivered (when a drain was required)
-	CommitsBack                    int // a committed offset seen moving backwards
+	Lost                           int            // acknowledged, missing (or elsewhere) on a replica
+	Divergent                      int            // raft entries or offsets that differ between replicas
+	Duplicates                     int            // a message stored at two offsets
+	Reordered                      int            // a producer's messages out of order in a partition
+	BadDeliveries                  int            // a delivery that is not what the logs hold at its offset
+	NonMonotonic                   int            // a consumer going back within one assignment
+	Undelivered                    int            // acknowledged and never delivered (when a drain was required)
+	CommitsBack                    int            // a committed offset seen moving backwards
+	CommitErrors                   map[string]int // commits refused or failed, by error
 	Problems                       []string
 	CommitProblems                 []string
 }
@@ -319,6 +320,9 @@ func (r *ledgerReport) String() string {
 		r.Sent, r.Acked, r.Failed, r.Unfinished, r.Stored, r.Delivered, r.Redelivered, r.Commits, r.Reads)
 	fmt.Fprintf(&b, "lost %d, divergent %d, duplicates %d, reordered %d, bad deliveries %d, non-monotonic %d, undelivered %d, commits backwards %d",
 		r.Lost, r.Divergent, r.Duplicates, r.Reordered, r.BadDeliveries, r.NonMonotonic, r.Undelivered, r.CommitsBack)
+	if len(r.CommitErrors) > 0 {
+		fmt.Fprintf(&b, "; failed commits %v", r.CommitErrors)
+	}
 	for _, p := range r.Problems {
 		b.WriteString("\n  " + p)
 	}
@@ -362,6 +366,13 @@ func (l *ledger) check(replicas map[int32][]*replica, requireDrain bool) *ledger
 	checkAckOrder(r, l.sends)
 	l.checkDeliveries(r, canon, requireDrain)
 	r.CommitsBack, r.CommitProblems = checkMonotonicOffsets(l.commits, l.reads)
+	r.CommitErrors = map[string]int{}
+	for _, op := range l.commits {
+		if !op.ok {
+			e, _, _ := strings.Cut(op.err, ":")
+			r.CommitErrors[e]++
+		}
+	}
 	return r
 }
 
@@ -581,4 +592,44 @@ func (l *ledger) ackGap(p int32, from, to time.Duration) time.Duration {
 		gap, prev = max(gap, r-prev), r
 	}
 	return max(gap, to-prev)
+}
+
+// dumpOffsets logs partition p's commits and reads, and its deliveries'
+// first and last offsets per consumer assignment.
+func (l *ledger) dumpOffsets(t interface{ Logf(string, ...any) }, p int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	ops := append(slices.Clone(l.commits), l.reads...)
+	sort.Slice(ops, func(i, j int) bool { return ops[i].call < ops[j].call })
+	for _, op := range ops {
+		if op.partition == p {
+			fmt.Fprintf(&b, "\n  %v–%v %s %d ok=%v %s", op.call.Round(time.Millisecond), op.ret.Round(time.Millisecond), opName(op), op.offset, op.ok, op.err)
+		}
+	}
+	t.Logf("partition %d offsets:%s", p, b.String())
+	b.Reset()
+	type run struct {
+		consumer    string
+		session     int
+		first, last int64
+		n           int
+		from, to    time.Duration
+	}
+	var runs []*run
+	for _, d := range l.dels {
+		if d.partition != p {
+			continue
+		}
+		if k := len(runs) - 1; k >= 0 && runs[k].consumer == d.consumer && runs[k].session == d.session && d.offset > runs[k].last {
+			runs[k].last, runs[k].to = d.offset, d.at
+			runs[k].n++
+			continue
+		}
+		runs = append(runs, &run{d.consumer, d.session, d.offset, d.offset, 1, d.at, d.at})
+	}
+	for _, r := range runs {
+		fmt.Fprintf(&b, "\n  %v–%v %s (assignment %d): %d deliveries, offsets %d–%d", r.from.Round(time.Millisecond), r.to.Round(time.Millisecond), r.consumer, r.session, r.n, r.first, r.last)
+	}
+	t.Logf("partition %d deliveries:%s", p, b.String())
 }
