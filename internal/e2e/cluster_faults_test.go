@@ -41,7 +41,9 @@ func judge(t *testing.T, l *ledger, r *ledgerReport, coordinatorMoved bool) {
 	t.Helper()
 	defer func() {
 		if t.Failed() {
-			l.dumpOffsets(t, 0)
+			for p := range int32(3) {
+				l.dumpOffsets(t, p)
+			}
 		}
 	}()
 	t.Logf("ledger: %s", r)
@@ -51,11 +53,13 @@ func judge(t *testing.T, l *ledger, r *ledgerReport, coordinatorMoved bool) {
 	if !r.ok() {
 		t.Errorf("the ledger found problems (above)")
 	}
-	if r.CommitsBack > 0 {
+	res, desc := l.checkOffsetsLinearizable(t.Name())
+	t.Logf("committed offsets as a register per partition (porcupine): %s", desc)
+	if r.CommitsBack > 0 || res == porcupine.Illegal {
 		if coordinatorMoved && !committedOffsetsReplicated {
 			t.Logf("known gap: committed offsets moved backwards %d times after the group coordinator moved (they are not replicated yet)", r.CommitsBack)
 		} else {
-			t.Errorf("committed offsets moved backwards %d times", r.CommitsBack)
+			t.Errorf("committed offsets moved backwards %d times; %s", r.CommitsBack, desc)
 		}
 	}
 }
@@ -161,16 +165,13 @@ func TestClusterFaultPause(t *testing.T) {
 	w.stopConsumers(60 * time.Second)
 	w.readCommitted(101)
 	waitFor(t, 30*time.Second, "the cluster settles", func() error { return c.healthy(partitionNames(faultTopic, parts)...) })
-	if l, _ := c.leaderOf("metadata"); l != coord {
-		t.Logf("the metadata leadership moved from %d to %d", coord, l)
+	moved := false
+	if ml, _ := c.leaderOf("metadata"); ml != coord {
+		t.Logf("the metadata leadership moved from %d to %d", coord, ml)
+		moved = true
 	}
-	res, desc := l.checkOffsetsLinearizable(t.Name())
-	t.Logf("committed offsets: %s", desc)
 	r := w.checkLedger(true)
-	judge(t, l, r, false)
-	if res == porcupine.Illegal {
-		t.Errorf("committed offsets are not linearizable with the coordinator in place: %s", desc)
-	}
+	judge(t, l, r, moved)
 }
 
 // TestClusterFaultRollingRestart restarts the nodes one by one (SIGTERM,
