@@ -167,8 +167,9 @@ func TestClusterFaultPartition(t *testing.T) {
 		var stalls []string
 		for p := range int32(parts) {
 			n, d := l.stall(p, cut)
-			stalls = append(stalls, fmt.Sprintf("%d/%d: %d in flight answered within %v, longest gap %v", p, before[fmt.Sprintf("%s/%d", faultTopic, p)][0], n,
-				d.Round(time.Millisecond), l.ackGap(p, cut-time.Second, healedAt).Round(time.Millisecond)))
+			stalls = append(stalls, fmt.Sprintf("%d/%d: %d in flight answered within %v, longest gap %v in acknowledgements, %v in deliveries", p,
+				before[fmt.Sprintf("%s/%d", faultTopic, p)][0], n, d.Round(time.Millisecond), l.ackGap(p, cut-time.Second, healedAt).Round(time.Millisecond),
+				l.deliveryGap(p, cut-time.Second, healedAt).Round(time.Millisecond)))
 		}
 		t.Logf("round %d: node %d (leading %v) cut off %v: new leaders within %v, it stepped down within %v, back in every group %v after the heal; partitions (leader before): %s",
 			round, iso, led, (healedAt - cut).Round(time.Millisecond), elected.Round(time.Millisecond), steppedDown.Round(time.Millisecond),

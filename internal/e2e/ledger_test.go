@@ -586,6 +586,24 @@ func (l *ledger) ackGap(p int32, from, to time.Duration) time.Duration {
 		}
 	}
 	l.mu.Unlock()
+	return longestGap(rets, from, to)
+}
+
+// deliveryGap returns the longest time between two consecutive
+// deliveries from partition p in [from, to].
+func (l *ledger) deliveryGap(p int32, from, to time.Duration) time.Duration {
+	l.mu.Lock()
+	var ats []time.Duration
+	for _, d := range l.dels {
+		if d.partition == p && d.at >= from && d.at <= to {
+			ats = append(ats, d.at)
+		}
+	}
+	l.mu.Unlock()
+	return longestGap(ats, from, to)
+}
+
+func longestGap(rets []time.Duration, from, to time.Duration) time.Duration {
 	slices.Sort(rets)
 	gap, prev := time.Duration(0), from
 	for _, r := range rets {
