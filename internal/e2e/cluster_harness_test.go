@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,6 +23,10 @@ import (
 // The fault scenarios (cluster_faults_test.go) run short by default; with
 // -spool.soak each runs several rounds of its fault under longer load.
 var soak = flag.Bool("spool.soak", false, "run the long variants of the cluster fault scenarios")
+
+// clusterLogLevel is the log level of the cluster scenarios' nodes (debug
+// shows raft's elections).
+var clusterLogLevel = flag.String("spool.log-level", "info", "log level of the cluster fault scenarios' nodes")
 
 // testCluster is three `spool serve` processes of one cluster on loopback
 // ports, each with its own data directory, started and stopped by the
@@ -66,10 +71,17 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 				nd.p.kill()
 			}
 			if t.Failed() {
+				var all strings.Builder
 				for _, p := range append(nd.old, nd.p) {
 					if p != nil {
-						t.Logf("node %d log (last lines):\n%s", nd.id, tail(p.logs.String(), 80))
+						all.WriteString(p.logs.String())
 					}
+				}
+				path := filepath.Join(os.TempDir(), fmt.Sprintf("%s-node%d.log", strings.ReplaceAll(t.Name(), "/", "_"), nd.id))
+				if err := os.WriteFile(path, []byte(all.String()), 0o644); err == nil {
+					t.Logf("node %d log: %s; last lines:\n%s", nd.id, path, tail(all.String(), 40))
+				} else {
+					t.Logf("node %d log (last lines):\n%s", nd.id, tail(all.String(), 200))
 				}
 			}
 		}
@@ -98,7 +110,7 @@ func (c *testCluster) start(id int) {
 	if nd.p != nil {
 		c.t.Fatalf("node %d is running", id)
 	}
-	nd.p = startSpool(c.t, nd.dir, nd.http, "--kafka", nd.kafka, "--node-id", fmt.Sprint(id), "--peers", c.peers, "--log-level", "info")
+	nd.p = startSpool(c.t, nd.dir, nd.http, "--kafka", nd.kafka, "--node-id", fmt.Sprint(id), "--peers", c.peers, "--log-level", *clusterLogLevel)
 	nd.paused = false
 }
 
