@@ -21,9 +21,8 @@ import (
 // (OffsetFetch) through any node, which the client library sends to the
 // group coordinator, the metadata leader; then the metadata leadership is
 // moved to another node (TransferLeadership) and they go on. The history
-// before the move must be linearizable; the whole one is not while
-// committed offsets stay on the coordinating node (the known gap of
-// committedOffsetsReplicated), and the test says so and skips.
+// before the move must be linearizable, and so must the whole one
+// (committedOffsetsReplicated).
 func TestClusterCommittedOffsetsFailover(t *testing.T) {
 	const topic, parts, records = "offsets", 2, 100
 	c := newTestCluster(t, 3)

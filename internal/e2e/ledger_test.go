@@ -297,6 +297,7 @@ type ledgerReport struct {
 	Undelivered                    int            // acknowledged and never delivered (when a drain was required)
 	CommitsBack                    int            // a committed offset seen moving backwards
 	CommitErrors                   map[string]int // commits refused or failed, by error
+	PhantomReads                   int            // a read of an offset only refused commits wrote
 	Problems                       []string
 	CommitProblems                 []string
 }
@@ -320,6 +321,9 @@ func (r *ledgerReport) String() string {
 		r.Sent, r.Acked, r.Failed, r.Unfinished, r.Stored, r.Delivered, r.Redelivered, r.Commits, r.Reads)
 	fmt.Fprintf(&b, "lost %d, divergent %d, duplicates %d, reordered %d, bad deliveries %d, non-monotonic %d, undelivered %d, commits backwards %d",
 		r.Lost, r.Divergent, r.Duplicates, r.Reordered, r.BadDeliveries, r.NonMonotonic, r.Undelivered, r.CommitsBack)
+	if r.PhantomReads > 0 {
+		fmt.Fprintf(&b, ", reads of refused commits %d", r.PhantomReads)
+	}
 	if len(r.CommitErrors) > 0 {
 		fmt.Fprintf(&b, "; failed commits %v", r.CommitErrors)
 	}
@@ -366,6 +370,7 @@ func (l *ledger) check(replicas map[int32][]*replica, requireDrain bool) *ledger
 	checkAckOrder(r, l.sends)
 	l.checkDeliveries(r, canon, requireDrain)
 	r.CommitsBack, r.CommitProblems = checkMonotonicOffsets(l.commits, l.reads)
+	r.PhantomReads, r.CommitProblems = phantomReads(l.commits, l.reads, r.CommitProblems)
 	r.CommitErrors = map[string]int{}
 	for _, op := range l.commits {
 		if !op.ok {
@@ -650,4 +655,36 @@ func (l *ledger) dumpOffsets(t interface{ Logf(string, ...any) }, p int32) {
 		fmt.Fprintf(&b, "\n  %v–%v %s (assignment %d): %d deliveries, offsets %d–%d", r.from.Round(time.Millisecond), r.to.Round(time.Millisecond), r.consumer, r.session, r.n, r.first, r.last)
 	}
 	t.Logf("partition %d deliveries:%s", p, b.String())
+}
+
+// phantomReads counts reads that returned an offset (other than none or
+// the start) which no commit wrote but commits that were refused with an
+// error code: a refused commit that took effect.
+func phantomReads(commits, reads []*offsetOp, problems []string) (int, []string) {
+	type key struct {
+		group string
+		p     int32
+		off   int64
+	}
+	ok, refused := map[key]bool{}, map[key]*offsetOp{}
+	for _, c := range commits {
+		k := key{c.group, c.partition, c.offset}
+		if c.ok || !c.definite {
+			ok[k] = true
+		} else {
+			refused[k] = c
+		}
+	}
+	n := 0
+	for _, r := range reads {
+		k := key{r.group, r.partition, r.offset}
+		if c := refused[k]; r.ok && r.offset > 0 && !ok[k] && c != nil {
+			n++
+			if len(problems) < 40 {
+				problems = append(problems, fmt.Sprintf("%s partition %d: read (client %d) at %v returned %d, which only a refused commit wrote (%v–%v: %s)",
+					r.group, r.partition, r.client, r.call.Round(time.Millisecond), r.offset, c.call.Round(time.Millisecond), c.ret.Round(time.Millisecond), c.err))
+			}
+		}
+	}
+	return n, problems
 }
