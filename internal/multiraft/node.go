@@ -32,7 +32,9 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/quorum"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spoolmq/spool/internal/peer"
@@ -91,6 +93,26 @@ type Config struct {
 	// many ticks, with every follower caught up, quiesces it (default 3;
 	// negative: never).
 	QuiesceTicks int
+	// SnapshotEntries: a synchronous group whose state machine is a
+	// Snapshotter and whose storage is a Compactor snapshots its state
+	// after this many entries were applied since its last snapshot, and
+	// compacts its log, keeping the last SnapshotKeep entries for
+	// followers slightly behind (defaults 10,000 and 2,000; negative:
+	// never).
+	SnapshotEntries, SnapshotKeep int
+}
+
+// Snapshotter is a StateMachine that can write its state as of the last
+// entry it applied, for a snapshot (Restore reads it back).
+type Snapshotter interface {
+	SnapshotData() ([]byte, error)
+}
+
+// Compactor is a Storage that records a snapshot at index i (with the
+// configuration and state machine data as of i) and discards its entries
+// up to i-keep.
+type Compactor interface {
+	CompactKeep(i uint64, cs *raftpb.ConfState, data []byte, keep uint64) error
 }
 
 // ErrStopped is returned for a group that is gone or stopped by an error.
@@ -131,6 +153,10 @@ type group struct {
 	async    AsyncStorage // an asynchronous group's; nil for a synchronous one
 	untagged bool         // proposals are stored as given (ProposeUntagged)
 	sm       StateMachine
+
+	// Owned by the group's worker: the last index applied, and the index
+	// of the last snapshot taken (or restored, or started from).
+	applied, snapIndex uint64
 
 	// Guarded by Node.mu: work waiting for the group's worker.
 	inbox      []*raftpb.Message
@@ -235,7 +261,8 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 			return fmt.Errorf("multiraft: group %d: bootstrap: %w", id, err)
 		}
 	}
-	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, waiting: map[tag]*proposal{}}
+	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, waiting: map[tag]*proposal{},
+		applied: applied, snapIndex: applied}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.groups[id]; ok {
@@ -673,14 +700,88 @@ func (n *Node) ready(g *group) error {
 		if err := g.sm.Restore(rd.Snapshot); err != nil {
 			return fmt.Errorf("restore snapshot: %w", err)
 		}
+		g.applied = rd.Snapshot.GetMetadata().GetIndex()
+		g.snapIndex = g.applied
 	}
 	n.send(g, rd.Messages)
 	if err := n.apply(g, rd.CommittedEntries); err != nil {
 		return err
 	}
+	if k := len(rd.CommittedEntries); k > 0 {
+		g.applied = rd.CommittedEntries[k-1].GetIndex()
+	}
 	n.noteLeader(g, rd.SoftState)
+	n.maybeSnapshot(g)
 	g.rn.Advance(rd)
 	return nil
+}
+
+// maybeSnapshot snapshots a synchronous group's state machine and compacts
+// its log once enough entries were applied since the last snapshot. A
+// failure is logged and tried again after as many entries: the log only
+// grows meanwhile.
+func (n *Node) maybeSnapshot(g *group) {
+	every, keep := n.cfg.SnapshotEntries, n.cfg.SnapshotKeep
+	if every == 0 {
+		every = 10_000
+	}
+	if keep == 0 {
+		keep = 2_000
+	}
+	if every < 0 || g.applied < g.snapIndex+uint64(every) {
+		return
+	}
+	sn, ok := g.sm.(Snapshotter)
+	c, ok2 := g.storage.(Compactor)
+	if !ok || !ok2 {
+		return
+	}
+	i := g.applied
+	g.snapIndex = i // success or not, wait for as many entries again
+	data, err := sn.SnapshotData()
+	if err == nil {
+		err = c.CompactKeep(i, confStateOf(g.rn.Status().Config), data, uint64(max(keep, 0)))
+	}
+	if err != nil {
+		n.cfg.Logger.Error("raft: snapshot and log compaction failed; the log keeps growing until the next attempt", "group", g.id, "index", i, "err", err)
+		return
+	}
+	n.cfg.Logger.Debug("raft: snapshot taken and log compacted", "group", g.id, "index", i, "bytes", len(data))
+}
+
+// freshenSnapshot replaces the stored snapshot a MsgSnap carries with one
+// of the state machine as of now (the last applied entry, with the
+// configuration now): the stored one may predate the follower it goes to
+// (a node added since, which raft refuses to restore into a configuration
+// without it), and a newer one leaves it less to catch up. Runs on the
+// group's worker, which alone applies entries, so data and index agree.
+func (n *Node) freshenSnapshot(g *group, m *raftpb.Message) {
+	sn, ok := g.sm.(Snapshotter)
+	if !ok || g.storage == nil || g.applied <= m.GetSnapshot().GetMetadata().GetIndex() {
+		return
+	}
+	term, err := g.log.Term(g.applied)
+	if err != nil {
+		return
+	}
+	data, err := sn.SnapshotData()
+	if err != nil {
+		n.cfg.Logger.Error("raft: snapshot for a follower failed; sending the stored one", "group", g.id, "err", err)
+		return
+	}
+	m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{
+		Index: new(g.applied), Term: new(term), ConfState: confStateOf(g.rn.Status().Config)}}
+}
+
+// confStateOf is the configuration as a snapshot records it.
+func confStateOf(c tracker.Config) *raftpb.ConfState {
+	return &raftpb.ConfState{
+		Voters:         c.Voters[0].Slice(),
+		VotersOutgoing: c.Voters[1].Slice(),
+		Learners:       quorum.MajorityConfig(c.Learners).Slice(),
+		LearnersNext:   quorum.MajorityConfig(c.LearnersNext).Slice(),
+		AutoLeave:      new(c.AutoLeave),
+	}
 }
 
 // noteLeader follows the group's leader. Proposals this node made as
@@ -706,6 +807,9 @@ func (n *Node) send(g *group, msgs []*raftpb.Message) {
 	}
 	byPeer := map[uint64][]peer.Envelope{}
 	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			n.freshenSnapshot(g, m)
+		}
 		byPeer[m.GetTo()] = append(byPeer[m.GetTo()], peer.Envelope{Group: g.id, Msg: m})
 	}
 	for to, envs := range byPeer {
