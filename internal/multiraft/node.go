@@ -19,12 +19,14 @@
 package multiraft
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,6 +166,7 @@ type group struct {
 	queued     bool
 	stopped    error
 	quiesced   bool                       // not ticked until something happens
+	voters     []uint64                   // the group's voters when its leader (this node) quiesced it
 	writeErr   error                      // an asynchronous write failed: the group stops
 	appendTail chan struct{}              // closed once the last asynchronous write's answers are delivered
 	leader     uint64                     // the leader as the worker last saw it
@@ -250,6 +253,10 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 	if last, err := st.LastIndex(); err != nil {
 		return err
 	} else if last == 0 && len(peers) > 0 {
+		// Bootstrap writes one configuration entry per peer, in the order
+		// given, at term 1: every member must write the same entries
+		// (raft's log matching), so the order is the ids'.
+		peers = slices.SortedFunc(slices.Values(peers), func(a, b raft.Peer) int { return cmp.Compare(a.ID, b.ID) })
 		if err := rn.Bootstrap(peers); err != nil {
 			return fmt.Errorf("multiraft: group %d: bootstrap: %w", id, err)
 		}
@@ -313,7 +320,9 @@ func isQuiesce(m *raftpb.Message) bool {
 // Tick advances the logical clock of every group that is not quiesced by
 // one tick. A quiesced group whose leader has not been heard from (not
 // even its keepalive) for an election timeout wakes up, so that it elects
-// another.
+// another; so does a quiesced group this node leads when it has not heard
+// from a quorum of its voters for an election timeout, so that its leader
+// steps down (check-quorum) rather than go on saying it leads.
 func (n *Node) Tick() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -322,14 +331,31 @@ func (n *Node) Tick() {
 		if g.stopped != nil {
 			continue
 		}
-		if g.quiesced && g.leader != n.cfg.ID && n.now-n.heard[g.leader] > uint64(n.cfg.ElectionTicks) {
+		if g.quiesced && g.leader != n.cfg.ID && !n.heardLocked(g.leader) {
 			g.quiesced = false
+		}
+		if g.quiesced && g.leader == n.cfg.ID {
+			heard := 0
+			for _, v := range g.voters {
+				if v == n.cfg.ID || n.heardLocked(v) {
+					heard++
+				}
+			}
+			if heard <= len(g.voters)/2 {
+				g.quiesced = false
+			}
 		}
 		if !g.quiesced {
 			g.ticks++
 			n.enqueueLocked(g)
 		}
 	}
+}
+
+// heardLocked reports whether node id was heard from within an election
+// timeout.
+func (n *Node) heardLocked(id uint64) bool {
+	return n.now-n.heard[id] <= uint64(n.cfg.ElectionTicks)
 }
 
 // Propose proposes data to group id and waits until it is applied on
@@ -649,6 +675,10 @@ func (n *Node) maybeQuiesce(g *group) {
 		return
 	}
 	g.quiesced = true
+	g.voters = g.voters[:0]
+	for id := range st.Config.Voters.IDs() {
+		g.voters = append(g.voters, id)
+	}
 	n.mu.Unlock()
 	for id := range st.Progress {
 		if id == n.cfg.ID {
