@@ -144,6 +144,7 @@ type Node struct {
 	writes  sync.WaitGroup    // goroutines delivering asynchronous writes' answers
 	now     uint64            // ticks since start
 	heard   map[uint64]uint64 // peer → the tick it was last heard from
+	hb      heartbeats        // coalesced heartbeats waiting (coalesce.go)
 }
 
 type group struct {
@@ -282,6 +283,10 @@ func (n *Node) Receive(from uint64, envs []peer.Envelope) {
 	defer n.mu.Unlock()
 	n.heard[from] = n.now
 	for _, e := range envs {
+		if e.Group == CoalescedGroup {
+			n.expandLocked(from, e.Msg)
+			continue
+		}
 		g := n.groups[e.Group]
 		// A message names its sender, but for a leadership transfer
 		// forwarded by a follower, which names the transferee.
@@ -528,6 +533,12 @@ func (n *Node) work() {
 	defer n.wg.Done()
 	for {
 		n.mu.Lock()
+		if len(n.queue) == 0 && !n.closed {
+			// Out of work: the heartbeats of what was done go out now.
+			n.mu.Unlock()
+			n.flushHeartbeats()
+			n.mu.Lock()
+		}
 		for len(n.queue) == 0 && !n.closed {
 			n.cond.Wait()
 		}
@@ -549,6 +560,7 @@ func (n *Node) Process() {
 		n.mu.Lock()
 		if len(n.queue) == 0 {
 			n.mu.Unlock()
+			n.flushHeartbeats()
 			return
 		}
 		g := n.queue[0]
@@ -807,6 +819,10 @@ func (n *Node) send(g *group, msgs []*raftpb.Message) {
 	}
 	byPeer := map[uint64][]peer.Envelope{}
 	for _, m := range msgs {
+		if coalescible(m) {
+			n.hb.queue(g.id, m)
+			continue
+		}
 		if m.GetType() == raftpb.MsgSnap {
 			n.freshenSnapshot(g, m)
 		}
