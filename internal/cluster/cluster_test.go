@@ -17,6 +17,7 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/vfs"
 )
@@ -43,10 +44,15 @@ type testCluster struct {
 	members map[uint64]*member
 	addrs   map[uint64]string
 	id      Identity
+	log     seglog.Options // the brokers' partition log defaults
 }
 
 func newTestCluster(t *testing.T, size int) *testCluster {
-	c := &testCluster{t: t, members: map[uint64]*member{}, addrs: map[uint64]string{}}
+	return newTestClusterWith(t, size, seglog.Options{})
+}
+
+func newTestClusterWith(t *testing.T, size int, log seglog.Options) *testCluster {
+	c := &testCluster{t: t, members: map[uint64]*member{}, addrs: map[uint64]string{}, log: log}
 	lns := map[uint64]net.Listener{}
 	for id := uint64(1); id <= uint64(size); id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,7 +96,7 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.Open(broker.Config{DataDir: m.dir, State: st, Logger: quiet, MaintenanceInterval: time.Hour, Meta: n,
+	b, err := broker.Open(broker.Config{DataDir: m.dir, State: st, Logger: quiet, MaintenanceInterval: time.Hour, Meta: n, Log: c.log,
 		MetaTimeout: time.Second, Replicator: n.Replicator(), Forward: memberForwarder{c}})
 	if err != nil {
 		t.Fatal(err)

@@ -235,6 +235,10 @@ func (n *Node) SetSnapshotSender(s SnapshotSender) {
 	n.snaps = s
 }
 
+// SnapshotSender returns the sender of asynchronous groups' snapshots (nil:
+// none).
+func (n *Node) SnapshotSender() SnapshotSender { return n.snapshotSender() }
+
 func (n *Node) snapshotSender() SnapshotSender {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -12,10 +12,11 @@ import (
 // Snapshot frames (kind 2) carry a raft group's snapshot data apart from
 // its messages: a transfer is a begin frame (the manifest of the files),
 // data frames (the files' bytes back to back, in order) and an end frame
-// (raft's MsgSnap, which names the transfer); the receiver answers a
-// transfer it cannot take with an abort frame. Payload:
+// (raft's MsgSnap, which names the transfer); the receiver answers with an
+// ack frame once it has checked the snapshot and handed it to raft, or
+// with an abort frame when it cannot take it. Payload:
 //
-//	kind     uint8    1 begin, 2 data, 3 end, 4 abort
+//	kind     uint8    1 begin, 2 data, 3 end, 4 abort, 5 ack
 //	group    uvarint
 //	transfer uint64   (big-endian)
 //	seq      uvarint  0 for begin, then 1, 2, … for data and end
@@ -24,6 +25,7 @@ import (
 //	         data:  1 … MaxSnapChunk bytes
 //	         end:   a protobuf-encoded raftpb.Message (MsgSnap)
 //	         abort: reason, at most 256 bytes of text
+//	         ack:   nothing
 //
 // Every count and length is bounded by the bytes present before anything
 // is allocated for it (docs/format/peer.md).
@@ -43,6 +45,7 @@ const (
 	SnapData  SnapKind = 2
 	SnapEnd   SnapKind = 3
 	SnapAbort SnapKind = 4
+	SnapAck   SnapKind = 5
 )
 
 func (k SnapKind) String() string {
@@ -55,6 +58,8 @@ func (k SnapKind) String() string {
 		return "end"
 	case SnapAbort:
 		return "abort"
+	case SnapAck:
+		return "ack"
 	}
 	return fmt.Sprintf("SnapKind(%d)", uint8(k))
 }
@@ -129,6 +134,7 @@ func appendSnapFrame(dst []byte, c *SnapChunk) ([]byte, error) {
 			reason = reason[:maxAbortReason]
 		}
 		dst = append(dst, reason...)
+	case SnapAck:
 	default:
 		return dst[:start], fmt.Errorf("peer: unknown snapshot frame kind %d", c.Kind)
 	}
@@ -199,6 +205,10 @@ func decodeSnapChunk(p []byte) (*SnapChunk, error) {
 			return nil, fmt.Errorf("%w: snapshot abort reason of %d bytes", errFrame, len(p))
 		}
 		c.Reason = string(p)
+	case SnapAck:
+		if len(p) != 0 {
+			return nil, fmt.Errorf("%w: %d bytes in a snapshot ack", errFrame, len(p))
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown snapshot frame kind %d", errFrame, c.Kind)
 	}

@@ -15,9 +15,9 @@ import (
 // gone — a transfer never continues on another connection, where the
 // receiver would find it cut. The receiving side gets the frames on the
 // connection's reader (SnapshotHandler), and is told when the connection
-// ends; it answers a transfer it refuses with a notice (SendSnapshotNotice:
-// queued without waiting, dropped if the queue is full, so that a reader
-// never waits for its own connection's writer).
+// ends; it answers a transfer with a notice, an ack or an abort
+// (SendSnapshotNotice: queued without waiting, dropped if the queue is
+// full, so that a reader never waits for its own connection's writer).
 
 // SnapshotHandler receives snapshot frames.
 type SnapshotHandler interface {
@@ -109,7 +109,7 @@ func (s *SnapshotStream) Send(ctx context.Context, c *SnapChunk) error {
 	}
 }
 
-// SendSnapshotNotice queues c (an abort) for peer to on its connection
+// SendSnapshotNotice queues c (an ack or an abort) for peer to on its connection
 // number conn without waiting; false if it was dropped (that connection is
 // gone, or too many notices are queued).
 func (t *Transport) SendSnapshotNotice(to, conn uint64, c *SnapChunk) bool {

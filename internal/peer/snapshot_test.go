@@ -191,6 +191,7 @@ func TestBadSnapshotFrames(t *testing.T) {
 		"empty data": frame(head(SnapData)),
 		"end":        frame(append(head(SnapEnd), 0xff, 0xff)),
 		"no id":      frame([]byte{byte(SnapData), 3, 1, 2}),
+		"ack body":   frame(append(head(SnapAck), 1)),
 		"trailing":   frame(append(binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint(head(SnapBegin), 5), 1), 0), 0), 7)),
 	} {
 		c := dialRaw(t, ln.Addr().String(), hello{version: version, cluster: ClusterID{7}, from: 1, to: 5})
@@ -204,7 +205,7 @@ func TestBadSnapshotFrames(t *testing.T) {
 			t.Fatalf("%s: connection still open", name)
 		}
 	}
-	got := sn.wait(t, 14)
+	got := sn.wait(t, 16)
 	if string(got[0].Data) != "abc" || string(got[1].Data) != "ab" {
 		t.Fatalf("frames before the bad ones: %+v %+v", got[0], got[1])
 	}
@@ -216,6 +217,7 @@ func FuzzDecodeSnapChunk(f *testing.F) {
 		{Kind: SnapData, Group: 1, Transfer: 2, Seq: 1, Data: []byte("bytes")},
 		{Kind: SnapEnd, Group: 1, Transfer: 2, Seq: 2, Msg: snapMsg()},
 		{Kind: SnapAbort, Group: 1, Transfer: 2, Reason: "why"},
+		{Kind: SnapAck, Group: 1, Transfer: 2, Seq: 3},
 	} {
 		b, err := appendSnapFrame(nil, c)
 		if err != nil {
