@@ -51,8 +51,9 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, log *segl
 		return nil, err
 	}
 	// The state machine — the read limit — holds every entry up to the
-	// snapshot; raft hands back the committed entries after it.
-	applied := min(ps.SnapshotIndex(), log.LastIndex())
+	// snapshot (and retention deleted only entries up to it); raft hands
+	// back the committed entries after it.
+	applied := max(min(ps.SnapshotIndex(), log.LastIndex()), log.FirstIndex()-1)
 	off, err := log.OffsetAfterIndex(applied)
 	if err != nil {
 		return nil, err

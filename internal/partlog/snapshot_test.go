@@ -3,6 +3,7 @@ package partlog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"testing"
@@ -230,5 +231,65 @@ func TestSnapshotRefusals(t *testing.T) {
 	}
 	if snap, err := d.s.Snapshot(); err != nil || snap.GetMetadata().GetIndex() != 1 || !proto.Equal(snap.GetMetadata().GetConfState(), cs) {
 		t.Fatalf("snapshot after applying 1: %v %v", snap, err)
+	}
+}
+
+// TestInstalledSnapshotAdoptedAtOpen: a node that stopped after its log
+// installed a snapshot but before the state store recorded it takes the
+// snapshot's metadata from the log at the next start: the configuration,
+// a commit index at least the snapshot's, and the retention floor.
+func TestInstalledSnapshotAdoptedAtOpen(t *testing.T) {
+	a := openDisk(t, vfs.Default, t.TempDir())
+	defer a.close()
+	var ents []*raftpb.Entry
+	for i := uint64(1); i <= 50; i++ {
+		ents = append(ents, &raftpb.Entry{Index: new(i), Term: new(1 + i/20), Data: dataBatch(fmt.Sprint(i), int64(i-1), 1+i/20)})
+	}
+	w, err := a.s.Append(appendMsg(ents, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	cs := &raftpb.ConfState{Voters: []uint64{1, 2, 3}}
+	meta := &raftpb.SnapshotMetadata{Index: new(uint64(40)), Term: new(uint64(3)), ConfState: cs}
+	src, err := a.s.OpenSnapshot(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dir := t.TempDir()
+	b := openDisk(t, vfs.Default, dir)
+	st, err := b.s.StageSnapshot(5, src.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(st, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := proto.Marshal(&raftpb.Snapshot{Metadata: meta})
+	if err := b.log.InstallSnapshot(5, 40, 3, rec); err != nil { // the log only: a stop before the state store
+		t.Fatal(err)
+	}
+	b.close()
+	b = openDisk(t, vfs.Default, dir)
+	defer b.close()
+	hs, gotCS, err := b.s.InitialState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.s.SnapshotIndex() != 40 || !slices.Equal(gotCS.GetVoters(), cs.GetVoters()) || hs.GetCommit() < 40 {
+		t.Fatalf("after the restart: snapshot %d, configuration %v, commit %d", b.s.SnapshotIndex(), gotCS, hs.GetCommit())
+	}
+	if last, _ := b.s.LastIndex(); last != 40 {
+		t.Fatalf("log ends at %d", last)
+	}
+	snap, err := b.s.Snapshot()
+	if err != nil || snap.GetMetadata().GetIndex() != 40 || snap.GetMetadata().GetTerm() != 3 {
+		t.Fatalf("snapshot %v %v", snap, err)
 	}
 }
