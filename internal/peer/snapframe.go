@@ -20,8 +20,8 @@ import (
 //	group    uvarint
 //	transfer uint64   (big-endian)
 //	seq      uvarint  0 for begin, then 1, 2, … for data and end
-//	body     begin: index uvarint, term uvarint, start uvarint, count uvarint,
-//	                count × (base uvarint, size uvarint)
+//	body     begin: index uvarint, term uvarint, start uvarint, count uvarint
+//	                (at most MaxSnapSegments), count × (base uvarint, size uvarint)
 //	         data:  1 … MaxSnapChunk bytes
 //	         end:   a protobuf-encoded raftpb.Message (MsgSnap)
 //	         abort: reason, at most 256 bytes of text
@@ -33,6 +33,10 @@ const frameSnapshot = 2
 
 // MaxSnapChunk bounds a data frame's bytes.
 const MaxSnapChunk = 4 << 20
+
+// MaxSnapSegments bounds a manifest's segments (a partition of 128 TiB in
+// segments of the default 128 MiB).
+const MaxSnapSegments = 1 << 20
 
 const maxAbortReason = 256
 
@@ -172,7 +176,7 @@ func decodeSnapChunk(p []byte) (*SnapChunk, error) {
 		}
 		// Each segment takes at least two bytes: bound the count by what
 		// is left before allocating for it.
-		if start > math.MaxInt64 || count > uint64(len(p)/2) {
+		if start > math.MaxInt64 || count > uint64(len(p)/2) || count > MaxSnapSegments {
 			return nil, fmt.Errorf("%w: snapshot manifest of %d segments in %d bytes", errFrame, count, len(p))
 		}
 		m.Start = int64(start)
