@@ -39,20 +39,34 @@ type member struct {
 }
 
 type testCluster struct {
-	t       *testing.T
-	mu      sync.Mutex // guards members' b against memberForwarder
-	members map[uint64]*member
-	addrs   map[uint64]string
-	id      Identity
-	log     seglog.Options // the brokers' partition log defaults
+	t  testing.TB
+	mu sync.Mutex // guards members' b against memberForwarder
+	// snapshotEntries: the metadata group's snapshot interval (0: the
+	// default), for nodes started after it is set.
+	snapshotEntries int
+	log             seglog.Options // the brokers' partition log defaults
+	members         map[uint64]*member
+	addrs           map[uint64]string
+	id              Identity
 }
 
-func newTestCluster(t *testing.T, size int) *testCluster {
-	return newTestClusterWith(t, size, seglog.Options{})
+func newTestCluster(t testing.TB, size int) *testCluster { return newTestClusterSnap(t, size, 0) }
+
+// newTestClusterSnap starts a cluster whose metadata group snapshots every
+// snapshotEntries entries (0: the default).
+func newTestClusterSnap(t testing.TB, size, snapshotEntries int) *testCluster {
+	return newTestClusterOf(&testCluster{t: t, snapshotEntries: snapshotEntries}, size)
 }
 
-func newTestClusterWith(t *testing.T, size int, log seglog.Options) *testCluster {
-	c := &testCluster{t: t, members: map[uint64]*member{}, addrs: map[uint64]string{}, log: log}
+// newTestClusterWith starts a cluster whose brokers' partition logs have
+// these defaults.
+func newTestClusterWith(t testing.TB, size int, log seglog.Options) *testCluster {
+	return newTestClusterOf(&testCluster{t: t, log: log}, size)
+}
+
+func newTestClusterOf(c *testCluster, size int) *testCluster {
+	t := c.t
+	c.members, c.addrs = map[uint64]*member{}, map[uint64]string{}
 	lns := map[uint64]net.Listener{}
 	for id := uint64(1); id <= uint64(size); id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -92,7 +106,8 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: quiet, Tick: 20 * time.Millisecond, Join: m.join})
+	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: quiet, Tick: 20 * time.Millisecond, Join: m.join,
+		SnapshotEntries: c.snapshotEntries, SnapshotKeep: c.snapshotEntries / 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +167,7 @@ func (c *testCluster) stop(m *member) {
 }
 
 // eventually retries f until it returns nil or 10 s pass.
-func eventually(t *testing.T, what string, f func() error) {
+func eventually(t testing.TB, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -173,7 +188,7 @@ func eventually(t *testing.T, what string, f func() error) {
 // A change whose outcome was unknown (the leader changed) may have been
 // applied: its retry then finds it done (TopicExists), which counts as
 // success after an unavailable attempt.
-func retry(t *testing.T, f func() error) error {
+func retry(t testing.TB, f func() error) error {
 	t.Helper()
 	var err error
 	unknown := false
@@ -418,7 +433,9 @@ func TestMembership(t *testing.T) {
 	eventually(t, "node 1 applied its removal", func() error {
 		reg, err := m1.n.Registry()
 		if err != nil || len(reg) == 0 || !reg[0].Removed {
-			return fmt.Errorf("node 1's registry: %+v %v", reg, err)
+			st1, _ := m1.n.rafts.Status(MetaGroup)
+			st4, _ := m4.n.rafts.Status(MetaGroup)
+			return fmt.Errorf("node 1's registry: %+v %v; node 1 %+v; node 4 %+v; transport 1 %+v; transport 4 %+v", reg, err, st1, st4, m1.n.transport.Status(), m4.n.transport.Status())
 		}
 		return nil
 	})

@@ -44,6 +44,11 @@ type Config struct {
 	// Tick is raft's clock: heartbeats every tick, elections after 10 to
 	// 20 ticks without a leader. Default 100 ms.
 	Tick time.Duration
+	// SnapshotEntries and SnapshotKeep: the metadata group snapshots the
+	// catalog and compacts its log every SnapshotEntries applied entries,
+	// keeping the last SnapshotKeep (multiraft.Config; defaults 10,000
+	// and 2,000).
+	SnapshotEntries, SnapshotKeep int
 	// Join: this node is being added to a running cluster (after `spool
 	// cluster add-node`): it does not bootstrap the metadata group but
 	// waits for the leader to send it the group's log.
@@ -57,6 +62,9 @@ type Node struct {
 	rafts     *multiraft.Node
 	metaLog   *raftlog.Store
 	broker    *broker.Broker // set by StartMetadata
+	// removedSeen is when this node first saw each removed node in the
+	// registry (its connection is kept for removedGrace).
+	removedSeen map[uint64]time.Time
 
 	mu         sync.Mutex
 	started    bool // the metadata group runs
@@ -88,7 +96,8 @@ func New(cfg Config) (*Node, error) {
 			peers[id] = addr
 		}
 	}
-	n.rafts = multiraft.New(multiraft.Config{ID: cfg.Node, Sender: senderFunc(n.send), Logger: cfg.Logger, Workers: 2})
+	n.rafts = multiraft.New(multiraft.Config{ID: cfg.Node, Sender: senderFunc(n.send), Logger: cfg.Logger, Workers: 2,
+		SnapshotEntries: cfg.SnapshotEntries, SnapshotKeep: cfg.SnapshotKeep})
 	t, err := peer.New(peer.Config{Cluster: cfg.Cluster, Node: cfg.Node, Listener: cfg.Listener, Peers: peers,
 		Handle: n.rafts.Receive, Logger: cfg.Logger})
 	if err != nil {
@@ -109,6 +118,10 @@ func (f senderFunc) Send(to uint64, envs ...peer.Envelope) bool { return f(to, e
 // anything is sent).
 func (n *Node) send(to uint64, envs ...peer.Envelope) bool { return n.transport.Send(to, envs...) }
 
+// balanceTicks is how often (in ticks: 10 s by default) a node hands
+// partitions back to their preferred leaders.
+const balanceTicks = 100
+
 func (n *Node) tickLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.Tick)
@@ -121,9 +134,14 @@ func (n *Node) tickLoop() {
 		case <-t.C:
 			n.rafts.Tick()
 			n.checkCoordinator()
+			n.campaignNew()
 			ticks++
 			if ticks%10 == 0 {
 				n.maybePromote()
+				n.refreshRemoved()
+			}
+			if ticks%balanceTicks == 0 {
+				n.balanceLeaders(8)
 			}
 		}
 	}
@@ -181,13 +199,19 @@ func (n *Node) StartMetadata(b *broker.Broker) error {
 	sm.registryChanged = n.refreshPeers
 	// Raft hands back every committed entry after the index given here,
 	// and the group's configuration is only what its snapshot holds plus
-	// the configuration changes it hands back. The metadata log is never
-	// compacted (no snapshot), so start from its beginning: raft replays
-	// the configuration changes, and the state machine skips the entries
-	// it applied before (sm.applied).
+	// the configuration changes it hands back. So start from the latest
+	// snapshot (the log's start): raft replays the configuration changes
+	// after it, and the state machine skips the entries it applied before
+	// (sm.applied). A snapshot received from the leader but not restored
+	// before a crash is restored now.
 	snap, err := log.Snapshot()
 	if err != nil {
 		return err
+	}
+	if snap.GetMetadata().GetIndex() > sm.applied {
+		if err := sm.Restore(snap); err != nil {
+			return err
+		}
 	}
 	if err := n.rafts.AddGroup(MetaGroup, log, sm, snap.GetMetadata().GetIndex(), peers); err != nil {
 		return err
@@ -210,6 +234,25 @@ func (n *Node) refreshPeers() {
 	n.refreshPeersLocked(reg)
 }
 
+// removedGrace is how long a node keeps its connection to a node the
+// registry lists as removed.
+const removedGrace = 5 * time.Second
+
+// refreshRemoved drops removed nodes whose grace period ended.
+func (n *Node) refreshRemoved() {
+	n.mu.Lock()
+	pending := false
+	for _, seen := range n.removedSeen {
+		if time.Since(seen) < removedGrace+time.Second {
+			pending = true
+		}
+	}
+	n.mu.Unlock()
+	if pending {
+		n.refreshPeers()
+	}
+}
+
 func (n *Node) refreshPeersLocked(reg []NodeInfo) {
 	peers := map[uint64]string{}
 	for id, addr := range n.cfg.Members {
@@ -220,7 +263,20 @@ func (n *Node) refreshPeersLocked(reg []NodeInfo) {
 			peers[ni.ID] = ni.ClusterAddr
 		}
 		if ni.Removed {
-			delete(peers, ni.ID)
+			// A removed node stays connected for a grace period: it may
+			// still need the commit of its own removal, which its peers
+			// apply at the moment it could learn it.
+			seen, ok := n.removedSeen[ni.ID]
+			if !ok {
+				seen = time.Now()
+				if n.removedSeen == nil {
+					n.removedSeen = map[uint64]time.Time{}
+				}
+				n.removedSeen[ni.ID] = seen
+			}
+			if time.Since(seen) >= removedGrace {
+				delete(peers, ni.ID)
+			}
 		}
 	}
 	delete(peers, n.cfg.Node)

@@ -140,3 +140,38 @@ func TestReplicatedPartition(t *testing.T) {
 	c.start(old, nil)
 	same()
 }
+
+// TestLeadersBalanced: a topic's partitions start with their leaders
+// spread over the nodes, and a partition whose leader was stopped returns
+// to its preferred leader once that node is back and caught up.
+func TestLeadersBalanced(t *testing.T) {
+	c := newTestCluster(t, 3)
+	if err := retry(t, func() error {
+		_, err := c.members[1].b.CreateTopic("wide", catalog.TopicConfig{Partitions: 6})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	count := map[uint64]int{}
+	for p := range int32(6) {
+		count[c.leaderOf("wide", p).id]++
+	}
+	for id := range c.members {
+		if count[id] != 2 {
+			t.Fatalf("leaders per node %v, want 2 each", count)
+		}
+	}
+	victim := c.leaderOf("wide", 0)
+	c.stop(victim)
+	if moved := c.leaderOf("wide", 0); moved == victim {
+		t.Fatal("the stopped node still leads")
+	}
+	c.start(victim, nil)
+	eventually(t, "partition 0 back on its preferred leader", func() error {
+		tm, _ := victim.b.Topic("wide")
+		if l, _ := victim.n.rafts.Leader(PartitionGroupID(tm.ID, 0)); l != victim.id {
+			return fmt.Errorf("node %d leads", l)
+		}
+		return nil
+	})
+}
