@@ -97,7 +97,11 @@ func sameAsLeader(t *testing.T, c *testCluster, m *member, topic string) {
 // the middle of the transfer to it: the new leader sends it one. No
 // staging directory is left anywhere.
 func TestPartitionSnapshotCatchUp(t *testing.T) {
-	defer func(n int) { snapChunk = n }(snapChunk)
+	old := snapChunk
+	t.Cleanup(func() { // after the cluster's nodes stopped (cleanups run last first)
+		snapChunk = old
+		testHookSnapChunk.Store(nil)
+	})
 	snapChunk = 4 << 10
 	c := newTestClusterWith(t, 3, seglog.Options{SegmentBytes: 16 << 10, Limits: batch.Limits{MaxBatchBytes: 8 << 10}})
 	if err := retry(t, func() error {
