@@ -183,7 +183,15 @@ func (w *workload) commit(cl *kgo.Client, client int, next map[int32]kgo.EpochOf
 				for _, t := range resp.Topics {
 					for _, p := range t.Partitions {
 						if op := ops[p.Partition]; op != nil {
-							w.l.offsetDone(op, 0, kerr.ErrorForCode(p.ErrorCode), true)
+							// An error code is the last attempt's: the client
+							// retries a commit answered "coordinator not
+							// available", an answer that (in Kafka as here)
+							// may come after the write was proposed and
+							// still takes effect, and a later attempt can be
+							// refused (the member gone meanwhile). So a
+							// refused commit's outcome is unknown too.
+							err := kerr.ErrorForCode(p.ErrorCode)
+							w.l.offsetDone(op, 0, err, err == nil)
 							delete(ops, p.Partition)
 						}
 					}
