@@ -131,9 +131,9 @@ type partInfo struct {
 
 // campaignTicks is how long a new partition's preferred leader keeps
 // campaigning while the group has no leader.
-const campaignTicks = 10
+const campaignTicks = 20
 
-// campaignNew campaigns again, every third tick, for new partitions this
+// campaignNew campaigns again, every second tick, for new partitions this
 // node prefers to lead that have no leader yet.
 func (n *Node) campaignNew() {
 	n.mu.Lock()
@@ -144,7 +144,7 @@ func (n *Node) campaignNew() {
 		}
 		pi.campaign--
 		n.partitions[id] = pi
-		if pi.campaign%3 == 0 {
+		if pi.campaign%2 == 0 {
 			ids = append(ids, id)
 		}
 	}
