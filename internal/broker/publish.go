@@ -117,6 +117,24 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 		return nil, err
 	}
 
+	sticky := int32(-1)
+	partOf := func(m *Message) int32 {
+		switch {
+		case m.Partition >= 0:
+			return m.Partition
+		case len(m.Key) > 0:
+			return recordbatch.KeyPartition(m.Key, nparts)
+		case sticky < 0:
+			sticky = int32(t.rr.Add(1) % uint32(nparts))
+		}
+		return sticky
+	}
+	if rs := t.replicas(); rs != nil && hasIDs(msgs) {
+		if err := t.catchUpIDs(rs, msgs, partOf); err != nil {
+			return nil, err
+		}
+	}
+
 	results := make([]Result, len(msgs))
 	store := make([]bool, len(msgs)) // false: answered without storing
 	for i := range store {
@@ -128,25 +146,12 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 	}
 
 	// Group the messages to store by partition.
-	sticky := int32(-1)
 	byPart := map[int32][]int{}
 	for i := range msgs {
-		if !store[i] {
-			continue
+		if store[i] {
+			p := partOf(&msgs[i])
+			byPart[p] = append(byPart[p], i)
 		}
-		m := &msgs[i]
-		p := m.Partition
-		if p < 0 {
-			if len(m.Key) > 0 {
-				p = recordbatch.KeyPartition(m.Key, nparts)
-			} else {
-				if sticky < 0 {
-					sticky = int32(t.rr.Add(1) % uint32(nparts))
-				}
-				p = sticky
-			}
-		}
-		byPart[p] = append(byPart[p], i)
 	}
 
 	pp := &PendingPublish{t: t, results: results, ids: ids, now: now}
@@ -231,11 +236,13 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 	}
 	nowMs := now.UnixMilli()
 	limit := t.b.batchLimit()
+	ids := false
 	// Size the buffer for every batch at once: growing it batch by batch
 	// would allocate several times the data.
 	est := 0
 	for _, i := range idx {
 		est += encodedEstimate(&msgs[i])
+		ids = ids || msgs[i].ID != ""
 	}
 	buf = make([]byte, 0, est+(est/limit+1)*batch.HeaderSize)
 	for _, i := range idx {
@@ -262,7 +269,7 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 	if err := encode(); err != nil {
 		return nil, err
 	}
-	return t.submit(p, buf, flush)
+	return t.submit(p, buf, flush, ids)
 }
 
 // encodedEstimate is about the size of m's record in a batch: its bytes,
@@ -284,7 +291,10 @@ func encodedEstimate(m *Message) int {
 // appendError maps a log error to an API error.
 func appendError(topic string, p int32, err error) error {
 	var ve *batch.ValidationError
+	var ee *errs.Error
 	switch {
+	case errors.As(err, &ee):
+		return err // the broker's own (a replicated partition's)
 	case errors.As(err, &ve):
 		return errs.Wrap(errs.InvalidArgument, err, "invalid batch for %s/%d", topic, p)
 	case errors.Is(err, seglog.ErrClosed):
