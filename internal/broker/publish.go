@@ -40,6 +40,8 @@ func (b *Broker) batchLimit() int {
 //
 // Messages for one partition are stored all-or-nothing; if a request spans
 // partitions and fails, messages for the other partitions may be stored.
+// On a cluster a node refuses a request with a partition it does not lead
+// as a whole, before storing any of it (errs.NotLeader names the leader).
 func (b *Broker) Publish(topicName string, msgs []Message) ([]Result, error) {
 	pp, err := b.publish(topicName, msgs, true)
 	if err != nil {
@@ -154,11 +156,23 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 		}
 	}
 
+	if rs := t.replicas(); rs != nil {
+		if err := t.checkLeads(rs, byPart); err != nil {
+			ids.settle(results, now) // nothing stored: every id released
+			return nil, err
+		}
+	}
+
 	pp := &PendingPublish{t: t, results: results, ids: ids, now: now}
 	flush = flush && len(byPart) == 1
 	for p, idx := range byPart {
 		pend, err := t.submitPartition(p, idx, msgs, now, flush)
 		if err != nil {
+			if len(pp.parts) > 0 && errs.NotLeaderOf(err) != nil {
+				// The leadership moved since checkLeads: the refusal no
+				// longer means that nothing of the request is stored.
+				err = errs.New(errs.Unavailable, "%v (messages of other partitions may be stored: retry)", err)
+			}
 			pp.err = err
 			break
 		}
@@ -166,6 +180,25 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 	}
 	release = false
 	return pp, nil
+}
+
+// checkLeads refuses a cluster's publish as a whole, before anything of it
+// is stored, when this node does not lead (or is not ready to lead) every
+// partition it goes to: a client told NotLeader then knows that none of
+// its messages were stored, and sends each partition's messages to its
+// leader.
+func (t *topic) checkLeads(rs []*replica, byPart map[int32][]int) error {
+	for p := range byPart {
+		r := rs[p]
+		lead, term, self := r.g.Leader()
+		if !self {
+			return errNotLeader(t.meta.Name, p, lead, r.g.NodeAddr(lead))
+		}
+		if !r.ready(term) {
+			return errNotReady(t.meta.Name, p)
+		}
+	}
+	return nil
 }
 
 // PendingPublish is a publish whose messages are queued in their partition
