@@ -189,9 +189,25 @@ func callUnbounded[Req, Res any](ctx context.Context, c *Client, f func(context.
 	}
 	resp, err := f(ctx, connect.NewRequest(req))
 	if err != nil {
-		return nil, convertError(err)
+		return nil, transportError(ctx, convertError(err))
 	}
 	return resp.Msg, nil
+}
+
+// transportError makes a call's "canceled" that the caller did not ask
+// for (ctx is not done: the connection was reset or closed under the call)
+// the retriable unavailable it is: the server may or may not have done
+// the work, as after any failure of the network.
+func transportError(ctx context.Context, err error) error {
+	var e *Error
+	if ctx.Err() != nil || !errors.As(err, &e) || e.Code != "canceled" {
+		return err
+	}
+	var ce *connect.Error
+	if !errors.As(e.cause, &ce) || len(ce.Details()) > 0 {
+		return err // the server's own answer
+	}
+	return &Error{Code: CodeUnavailable, Message: e.Message, Retriable: true, cause: e.cause}
 }
 
 // Publish publishes msgs to topic in one request and returns one result per
