@@ -706,16 +706,16 @@ func (s *sender) handleBatches(req *request, resp *spoolv1.PublishResponse) {
 		pb.req = 0
 		pb.q.inflight--
 		if reqErr != nil {
-			s.batchFailed(pb, reqErr)
+			s.batchFailed(pb, reqErr, req.conn)
 			continue
 		}
 		res := resp.GetBatchResults()[i]
 		if info := res.GetError(); info != nil {
-			s.batchFailed(pb, errorFromInfo(info, res.GetErrorMessage()))
+			s.batchFailed(pb, errorFromInfo(info, res.GetErrorMessage()), req.conn)
 			continue
 		}
 		if int(res.GetCount()) != len(pb.records) {
-			s.batchFailed(pb, &Error{Code: "internal", Message: fmt.Sprintf("server counted %d messages in a batch of %d", res.GetCount(), len(pb.records))})
+			s.batchFailed(pb, &Error{Code: "internal", Message: fmt.Sprintf("server counted %d messages in a batch of %d", res.GetCount(), len(pb.records))}, req.conn)
 			continue
 		}
 		s.removeBatch(pb)
@@ -751,8 +751,8 @@ func (s *sender) removeBatch(pb *pbatch) {
 	}
 }
 
-// batchFailed handles a batch the server did not store.
-func (s *sender) batchFailed(pb *pbatch, e *Error) {
+// batchFailed handles a batch the server did not store (sent on sentOn).
+func (s *sender) batchFailed(pb *pbatch, e *Error, sentOn *nodeStream) {
 	pb.unknown = false
 	pb.lastErr = e
 	pb.q.resending = false
@@ -764,7 +764,7 @@ func (s *sender) batchFailed(pb *pbatch, e *Error) {
 		switch {
 		case e.Code == CodeOutOfOrderSequence:
 			pb.notBefore = time.Time{} // an earlier batch is resent first
-		case s.follow(pb.q, e.leader) && pb.redirects < maxRedirects:
+		case s.follow(pb.q, e.leader, sentOn) && pb.redirects < maxRedirects:
 			pb.redirects++
 			pb.notBefore = time.Time{} // to the leader at once
 		default:
@@ -835,7 +835,7 @@ func (s *sender) messagesFailed(req *request, e *Error) {
 	q := req.q
 	if e.Retriable {
 		at := s.retryAt(req.records, e)
-		if s.follow(q, e.leader) {
+		if s.follow(q, e.leader, req.conn) {
 			at = 0 // to the leader at once
 		}
 		for _, r := range req.records {

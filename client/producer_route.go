@@ -115,19 +115,17 @@ func (s *sender) dropIfIdle(cn *nodeStream) {
 	}
 }
 
-// follow moves q to the leader a node named when it refused q's batch; it
-// reports whether q moved.
-func (s *sender) follow(q *partQ, h *leaderHint) bool {
+// follow moves q to the leader a node named when it refused q's batch
+// sent on sentOn; it reports whether the batch is to be resent at once:
+// q now goes elsewhere (the first refusal of a wave moves q, those of the
+// batches in flight beside it find it moved).
+func (s *sender) follow(q *partQ, h *leaderHint, sentOn *nodeStream) bool {
 	if h == nil || h.topic != s.p.topic || h.partition != q.p || h.node == 0 || h.addr == "" {
 		return false
 	}
 	s.f.cluster = true
-	cn := s.connFor(s.p.c.routeOf(h.addr))
-	if cn == q.conn {
-		return false
-	}
-	s.move(q, cn)
-	return true
+	s.move(q, s.connFor(s.p.c.routeOf(h.addr)))
+	return q.conn != sentOn
 }
 
 // route applies the leaders of a DescribeTopic answer to the partitions
