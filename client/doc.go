@@ -44,8 +44,9 @@
 // sequences (so nothing is stored twice), and during an election they
 // wait within the retry budget (WithPublishAttempts for Publish, the
 // delivery timeout for a Producer). Admin calls and ReadTopic are answered
-// by the node given; Consumers stay on it. On a single node none of this
-// costs anything: no leader is ever named.
+// by the node given; a Consumer connects to it too (on a cluster the node
+// that coordinates subscriptions serves sessions). On a single node none
+// of this costs anything: no leader is ever named.
 //
 // Consuming: a Consumer joins a subscription and calls a Handler for every
 // message. On a stream subscription it handles messages in order per

@@ -61,6 +61,7 @@ type Server struct {
 	producersStop context.CancelFunc
 	producersDone chan struct{}
 	node          *cluster.Node // nil: a single node
+	forward       *forwarder    // a cluster: publishes through other nodes
 }
 
 // New checks cfg, reporting every problem with it at once, and returns a
@@ -158,6 +159,8 @@ func (s *Server) startLocked() error {
 		}
 		bcfg.Meta = s.node
 		bcfg.Replicator = s.node.Replicator()
+		s.forward = &forwarder{}
+		bcfg.Forward = s.forward
 	}
 	b, err := broker.Open(bcfg)
 	if err != nil {
@@ -283,6 +286,9 @@ func (s *Server) closeLocked(ctx context.Context) error {
 	if s.producersStop != nil {
 		s.producersStop() // the last sweep snapshots the producers
 		<-s.producersDone
+	}
+	if s.forward != nil {
+		s.forward.Close()
 	}
 	if s.node != nil {
 		// The cluster first: it applies catalog changes to the broker.

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolmq/spool/internal/catalog"
@@ -62,6 +63,10 @@ type Config struct {
 	// MetaTimeout bounds how long a catalog change waits for the cluster
 	// to order and apply it; default 10 s.
 	MetaTimeout time.Duration
+	// Forward publishes on another node of a cluster: the subscription
+	// coordinator's own publishes (dead-letter copies, redriven messages)
+	// to partitions another node leads. nil: refused there.
+	Forward Forwarder
 }
 
 // DefaultDedupMaxEntries is the default of Config.DedupMaxEntries
@@ -90,6 +95,10 @@ type Broker struct {
 	done      chan struct{}
 	queueDone chan struct{}
 	queueKick chan struct{} // capacity 1: a queue subscription has effects to make durable
+
+	// coordTerm is the metadata term in which this node coordinates
+	// subscriptions (a cluster; 0: it does not). See sub_state.go.
+	coordTerm atomic.Uint64
 
 	endReads    chan struct{} // closed by EndSessions: topic reads end
 	endReadsOne sync.Once
@@ -363,23 +372,33 @@ func (b *Broker) queueWake() {
 
 // QueueTick runs one pass over every queue subscription now (tests with a
 // fake clock call it directly).
+//
+// On a cluster only the subscription coordinator runs it. The topic's life
+// is not held while a subscription ticks: its writes wait for the metadata
+// group, whose applying may need it (a tick of a deleted topic's
+// subscription finds it deleted).
 func (b *Broker) QueueTick() {
+	if b.cfg.Meta != nil && b.coordTerm.Load() == 0 {
+		return
+	}
 	now := b.clock.Now()
 	for _, t := range b.topicList() {
 		t.life.RLock()
-		if !t.deleted {
-			t.subsMu.Lock()
-			subs := make([]*subscription, 0, len(t.subs))
-			for _, s := range t.subs {
-				if s.q != nil {
-					subs = append(subs, s)
-				}
-			}
-			t.subsMu.Unlock()
-			for _, s := range subs {
-				s.queueTick(now)
+		deleted := t.deleted
+		t.life.RUnlock()
+		if deleted {
+			continue
+		}
+		t.subsMu.Lock()
+		subs := make([]*subscription, 0, len(t.subs))
+		for _, s := range t.subs {
+			if s.q != nil {
+				subs = append(subs, s)
 			}
 		}
-		t.life.RUnlock()
+		t.subsMu.Unlock()
+		for _, s := range subs {
+			s.queueTick(now)
+		}
 	}
 }

@@ -37,6 +37,10 @@ type MetaLog interface {
 	// this node), or an Unavailable error when the order could not be
 	// decided (no leader, a leader change with the outcome unknown).
 	Commit(ctx context.Context, change []byte) error
+	// Coordinator returns the node that coordinates subscriptions (the
+	// metadata leader; 0: none known) and its native API address ("":
+	// unknown).
+	Coordinator() (id uint64, addr string)
 }
 
 type changeKind byte
@@ -49,6 +53,7 @@ const (
 	changeCreateSub
 	changeDeleteSub
 	changeAlterSub
+	changeSubState // a subscription's consumer state (sub_state.go)
 )
 
 // change is one catalog change. Which fields are set depends on kind.
@@ -69,6 +74,12 @@ func (b *Broker) decide(c change) error {
 	if err != nil {
 		return errs.Wrap(errs.InvalidArgument, err, "encode catalog change")
 	}
+	return b.metaCommit(data)
+}
+
+// metaCommit orders an encoded change through the metadata group and
+// waits until this node applied it.
+func (b *Broker) metaCommit(data []byte) error {
 	timeout := b.cfg.MetaTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -79,11 +90,23 @@ func (b *Broker) decide(c change) error {
 }
 
 // ApplyChange applies an encoded change (an entry of the metadata group),
-// in the order every node applies them. stamp, when set, is written
+// in the order every node applies them; term is the entry's raft term.
+// stamp, when set, is written
 // atomically with the change's catalog record. The error is the change's
 // outcome: a refusal that every node reaches alike (errs codes such as
 // TopicExists), or a StorageFailed error local to this node.
-func (b *Broker) ApplyChange(data []byte, stamp catalog.Stamp) error {
+func (b *Broker) ApplyChange(data []byte, term uint64, stamp catalog.Stamp) error {
+	if len(data) > 0 && changeKind(data[0]) == changeSubState {
+		w, err := decodeSubWrite(state.NewReader(data[1:]))
+		if err != nil {
+			return errs.Wrap(errs.InvalidArgument, err, "consumer state change")
+		}
+		var stamps []catalog.Stamp
+		if stamp != nil {
+			stamps = []catalog.Stamp{stamp}
+		}
+		return b.applySubWrite(w, term, stamps)
+	}
 	c, err := decodeChange(data)
 	if err != nil {
 		return errs.Wrap(errs.InvalidArgument, err, "catalog change")

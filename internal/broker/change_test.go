@@ -16,9 +16,11 @@ type recorder struct {
 	changes [][]byte
 }
 
+func (r *recorder) Coordinator() (uint64, string) { return 1, "" }
+
 func (r *recorder) Commit(_ context.Context, data []byte) error {
 	r.changes = append(r.changes, append([]byte(nil), data...))
-	return r.b.ApplyChange(data, nil)
+	return r.b.ApplyChange(data, 0, nil)
 }
 
 type catalogView struct {
@@ -95,7 +97,7 @@ func TestChangesReplayed(t *testing.T) {
 	var firstOutcomes []error
 	for pass := range 2 {
 		for i, c := range rec.changes {
-			err := other.b.ApplyChange(c, nil)
+			err := other.b.ApplyChange(c, 0, nil)
 			if errs.Is(err, errs.StorageFailed) {
 				t.Fatalf("pass %d, change %d: %v", pass, i, err)
 			}

@@ -97,7 +97,7 @@ func (s *subscription) publishDeadLetters(ops []outboxOp) error {
 		dl := op.dl
 		msgs = append(msgs, s.deadLetterCopy(op.part, dl.Offset, dl.DeliveryCount, string(dl.Reason), dl.LastError, now))
 	}
-	if _, err := b.Publish(s.q.dlq, msgs); err != nil {
+	if _, err := b.publishOwn(s.q.dlq, msgs); err != nil {
 		return fmt.Errorf("write to dead-letter topic %q: %w", s.q.dlq, err)
 	}
 	s.q.deadLettered.Add(int64(len(msgs)))
@@ -313,6 +313,9 @@ const maxRedriveOffsets = 1000
 // again never publishes a message twice within the origin's window.
 func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport, error) {
 	var rep RedriveReport
+	if err := b.checkCoordinator(); err != nil {
+		return rep, err
+	}
 	if err := catalog.ValidateRate("redrive rate limit", req.RateLimit); err != nil {
 		return rep, err
 	}
@@ -382,14 +385,14 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 		if req.Target == RedriveToSubscription {
 			m.Headers = append(m.Headers, batch.RecordHeader{Key: HeaderRedriveTo, Value: []byte(req.Subscription)})
 		}
-		if _, err := b.Publish(req.Topic, []Message{m}); err != nil {
+		if _, err := b.publishOwn(req.Topic, []Message{m}); err != nil {
 			scanErr = err
 			return false
 		}
-		mark := b.cfg.State.NewBatch()
-		mark.Set(state.RedrivenKey(dlq, d.Offset), redrivenMark())
-		if err := mark.Commit(true); err != nil {
-			scanErr = errs.Wrap(errs.StorageFailed, err, "mark redriven")
+		mark := s.newWrite()
+		mark.set(state.RedrivenKey(dlq, d.Offset), redrivenMark())
+		if err := b.writeSub(mark); err != nil {
+			scanErr = err
 			return false
 		}
 		rep.Moved++

@@ -122,6 +122,9 @@ func (b *Broker) Lease(topicName, name, holder string, p int32, o LeaseOptions) 
 	if holder == "" {
 		return Leased{}, errs.New(errs.InvalidArgument, "lease holder is empty")
 	}
+	if err := b.checkCoordinator(); err != nil {
+		return Leased{}, err
+	}
 	s, err := b.queueSub(topicName, name)
 	if err != nil {
 		return Leased{}, err
@@ -360,6 +363,9 @@ type LeaseOp struct {
 // applied. The whole call is refused (InvalidArgument) if an op is
 // malformed or the ops cover more than 65,536 offsets.
 func (b *Broker) SettleLeases(topicName, name, holder string, p int32, ops []LeaseOp) (stale int, err error) {
+	if err := b.checkCoordinator(); err != nil {
+		return 0, err
+	}
 	s, err := b.queueSub(topicName, name)
 	if err != nil {
 		return 0, err

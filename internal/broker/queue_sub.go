@@ -428,14 +428,13 @@ func (s *subscription) processOutbox() {
 // writeOutbox performs ops: dead letters first, then one synced batch for
 // the schedule store.
 func (s *subscription) writeOutbox(ops []outboxOp) error {
-	st := s.t.b.cfg.State
 	topic, sub := s.meta.Topic, s.meta.Name
 	var dls []outboxOp
-	b := st.NewBatch()
+	w := s.newWrite()
 	for _, op := range ops {
 		if op.oldDue >= 0 {
-			b.Delete(state.ParkKey(topic, sub, op.oldDue, op.part, offsetOf(op)))
-			b.Delete(state.ParkIndexKey(topic, sub, op.part, offsetOf(op)))
+			w.del(state.ParkKey(topic, sub, op.oldDue, op.part, offsetOf(op)))
+			w.del(state.ParkIndexKey(topic, sub, op.part, offsetOf(op)))
 		}
 		switch op.kind {
 		case opDeadLetter:
@@ -445,8 +444,8 @@ func (s *subscription) writeOutbox(ops []outboxOp) error {
 			if err != nil {
 				return err
 			}
-			b.Set(state.ParkKey(topic, sub, op.park.Due, op.part, op.park.Offset), v)
-			b.Set(state.ParkIndexKey(topic, sub, op.part, op.park.Offset), encodeParkIndex(op.park.Due))
+			w.set(state.ParkKey(topic, sub, op.park.Due, op.part, op.park.Offset), v)
+			w.set(state.ParkIndexKey(topic, sub, op.part, op.park.Offset), encodeParkIndex(op.park.Due))
 		}
 	}
 	if len(dls) > 0 {
@@ -454,10 +453,7 @@ func (s *subscription) writeOutbox(ops []outboxOp) error {
 			return err
 		}
 	}
-	if b.Empty() {
-		return nil
-	}
-	return b.Commit(true)
+	return s.t.b.writeSub(w)
 }
 
 func offsetOf(op outboxOp) int64 {
@@ -493,29 +489,21 @@ func (s *subscription) persistSnapshots() {
 	if len(items) == 0 {
 		return
 	}
-	b := s.t.b.cfg.State.NewBatch()
-	var buf []byte // Set copies the value: one buffer serves every record
+	w := s.newWrite()
 	for _, it := range items {
-		v, err := appendSnapshot(buf[:0], it.snap)
+		v, err := appendSnapshot(nil, it.snap)
 		if err != nil {
 			s.t.b.logger.Error("encode queue snapshot", "err", err)
 			return
 		}
-		b.Set(state.QueueKey(s.meta.Topic, s.meta.Name, it.p), v)
-		buf = v
+		w.set(state.QueueKey(s.meta.Topic, s.meta.Name, it.p), v)
 	}
-	if err := b.Commit(true); err != nil {
+	if err := s.t.b.writeSub(w); err != nil {
 		s.t.b.logger.Error("persist queue state failed", "topic", s.meta.Topic, "subscription", s.meta.Name, "err", err)
 		s.mu.Lock()
 		for _, it := range items {
 			q.parts[it.p].dirty = true
 		}
 		s.mu.Unlock()
-		return
 	}
-	s.mu.Lock()
-	for _, it := range items {
-		s.committed[it.p] = it.snap.Floor
-	}
-	s.mu.Unlock()
 }

@@ -111,6 +111,9 @@ type CommitOutcome struct {
 // Join adds a member to a stream-mode subscription and returns its
 // session. The first event the session yields is its assignment.
 func (b *Broker) Join(req JoinRequest) (*Session, error) {
+	if err := b.checkCoordinator(); err != nil {
+		return nil, err
+	}
 	_, s, err := b.sub(req.Topic, req.Subscription)
 	if err != nil {
 		return nil, err

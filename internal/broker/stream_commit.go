@@ -17,6 +17,7 @@ package broker
 // stamp its records anyway.
 
 import (
+	"sync"
 	"time"
 
 	"github.com/spoolmq/spool/internal/catalog"
@@ -120,6 +121,9 @@ func (b *Broker) streamSub(topicName, name string, create *catalog.SubConfig) (t
 // (Alone; FailedPrecondition), an error of Records, or a storage failure.
 func (sp *Space) CommitStream(topicName, name string, c StreamCommit) (map[int32]error, error) {
 	b := sp.b
+	if err := b.checkCoordinator(); err != nil {
+		return nil, err
+	}
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
@@ -151,7 +155,8 @@ func (sp *Space) CommitStream(topicName, name string, c StreamCommit) (map[int32
 		return nil, err
 	}
 	t.life.RLock()
-	defer t.life.RUnlock()
+	unlock := sync.OnceFunc(t.life.RUnlock) // not held while the write waits (sub_state.go)
+	defer unlock()
 	if t.deleted {
 		return nil, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
@@ -192,29 +197,19 @@ func (sp *Space) CommitStream(topicName, name string, c StreamCommit) (map[int32
 			return nil, err
 		}
 	}
-	batch := b.cfg.State.NewBatch()
+	w := s.newWrite()
 	for p, off := range valid {
 		if off >= 0 {
-			batch.Set(state.OffsetKey(topicName, name, p), catalog.EncodeOffset(off))
+			w.set(state.OffsetKey(topicName, name, p), catalog.EncodeOffset(off))
 		}
 	}
 	for _, r := range recs {
-		if r.Value == nil {
-			batch.Delete(sp.subKey(topicName, name, r.Key))
-		} else {
-			batch.Set(sp.subKey(topicName, name, r.Key), r.Value)
-		}
+		w.ops = append(w.ops, subOp{key: sp.subKey(topicName, name, r.Key), value: r.Value})
 	}
-	if err := batch.Commit(true); err != nil {
-		return nil, errs.Wrap(errs.StorageFailed, err, "commit offsets")
+	unlock()
+	if err := b.writeSub(w); err != nil {
+		return nil, err
 	}
-	s.mu.Lock()
-	for p, off := range valid {
-		if off >= 0 {
-			s.committed[p] = off
-		}
-	}
-	s.mu.Unlock()
 	return perr, nil
 }
 

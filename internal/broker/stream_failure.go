@@ -122,14 +122,11 @@ func (sess *Session) failed(p int32, offset int64, attempts int, errText string)
 		if err != nil {
 			return fail(errs.Wrap(errs.Internal, err, "encode halt"))
 		}
-		b := t.b.cfg.State.NewBatch()
-		b.Set(state.HaltKey(s.meta.Topic, s.meta.Name, p), v)
-		if err := b.Commit(true); err != nil {
-			return fail(errs.Wrap(errs.StorageFailed, err, "store halt"))
+		w := s.newWrite()
+		w.set(state.HaltKey(s.meta.Topic, s.meta.Name, p), v)
+		if err := t.b.writeSub(w); err != nil {
+			return fail(err)
 		}
-		s.mu.Lock()
-		s.halts[p] = h
-		s.mu.Unlock()
 		t.b.logger.Error("partition halted by a failed message; reset the partition to go on",
 			"topic", s.meta.Topic, "subscription", s.meta.Name, "partition", p, "offset", offset, "attempts", attempts, "error", errText)
 		return FailedOutcome{Action: catalog.FailStop}
@@ -142,7 +139,7 @@ func (sess *Session) failed(p int32, offset int64, attempts int, errText string)
 		return fail(err)
 	}
 	m := s.deadLetterCopy(p, offset, attempts, string(queue.ReasonMaxDeliveries), errText, now)
-	res, err := t.b.Publish(dlq, []Message{m})
+	res, err := t.b.publishOwn(dlq, []Message{m})
 	if err != nil {
 		return fail(fmt.Errorf("write to dead-letter topic %q: %w", dlq, err))
 	}

@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/spoolmq/spool/internal/catalog"
@@ -51,12 +53,16 @@ func (b *Broker) PurgeSubscription(topicName, name string, partition int32) (Res
 }
 
 func (b *Broker) reset(topicName, name string, to catalog.Position, partition int32) (ResetResult, error) {
+	if err := b.checkCoordinator(); err != nil {
+		return ResetResult{}, err
+	}
 	t, s, err := b.sub(topicName, name)
 	if err != nil {
 		return ResetResult{}, err
 	}
 	t.life.RLock()
-	defer t.life.RUnlock()
+	unlock := sync.OnceFunc(t.life.RUnlock) // not held while the write waits (sub_state.go)
+	defer unlock()
 	if t.deleted {
 		return ResetResult{}, errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
@@ -85,6 +91,7 @@ func (b *Broker) reset(topicName, name string, to catalog.Position, partition in
 	for i, p := range parts {
 		offsets[i] = all[p]
 	}
+	unlock()
 	var old []int64
 	if s.q != nil {
 		old, err = s.resetQueue(parts, offsets)
@@ -109,22 +116,24 @@ func (b *Broker) reset(topicName, name string, to catalog.Position, partition in
 func (s *subscription) resetStream(parts []int32, offsets []int64) ([]int64, error) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	batch := s.t.b.cfg.State.NewBatch()
+	old := make([]int64, len(parts))
+	s.mu.Lock()
 	for i, p := range parts {
-		batch.Set(state.OffsetKey(s.meta.Topic, s.meta.Name, p), catalog.EncodeOffset(offsets[i]))
-		batch.Delete(state.HaltKey(s.meta.Topic, s.meta.Name, p))
+		old[i] = s.committed[p]
 	}
-	if err := batch.Commit(true); err != nil {
-		return nil, errs.Wrap(errs.StorageFailed, err, "store reset offsets")
+	s.mu.Unlock()
+	w := s.newWrite()
+	for i, p := range parts {
+		w.set(state.OffsetKey(s.meta.Topic, s.meta.Name, p), catalog.EncodeOffset(offsets[i]))
+		w.del(state.HaltKey(s.meta.Topic, s.meta.Name, p))
+	}
+	if err := s.t.b.writeSub(w); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := make([]int64, len(parts))
 	moved := map[int32]int64{}
 	for i, p := range parts {
-		old[i] = s.committed[p]
-		s.committed[p] = offsets[i]
-		delete(s.halts, p)
 		moved[p] = offsets[i]
 	}
 	s.resetEpoch++
@@ -151,7 +160,7 @@ func (s *subscription) resetQueue(parts []int32, offsets []int64) ([]int64, erro
 	for _, p := range parts {
 		selected[p] = true
 	}
-	batch := s.t.b.cfg.State.NewBatch()
+	w := s.newWrite()
 	// Schedule entries of the partitions. Only the queue loop and this
 	// function (both under ioMu) write them, so the scan stays true.
 	plen := len(state.ParkIndexPrefix(topic, sub))
@@ -168,8 +177,8 @@ func (s *subscription) resetQueue(parts []int32, offsets []int64) ([]int64, erro
 			return err
 		}
 		off := int64(binary.BigEndian.Uint64(k[plen+4:]))
-		batch.Delete(k)
-		batch.Delete(state.ParkKey(topic, sub, due, p, off))
+		w.del(bytes.Clone(k))
+		w.del(state.ParkKey(topic, sub, due, p, off))
 		return nil
 	})
 	if err != nil {
@@ -185,21 +194,26 @@ func (s *subscription) resetQueue(parts []int32, offsets []int64) ([]int64, erro
 		if err != nil {
 			return nil, errs.Wrap(errs.Internal, err, "encode queue state")
 		}
-		batch.Set(state.QueueKey(topic, sub, p), v)
-		batch.Set(state.OffsetKey(topic, sub, p), catalog.EncodeOffset(offsets[i]))
+		w.set(state.QueueKey(topic, sub, p), v)
+		w.set(state.OffsetKey(topic, sub, p), catalog.EncodeOffset(offsets[i]))
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.deleted {
+	deleted, blocked := s.deleted, q.blocked
+	s.mu.Unlock()
+	if deleted {
 		return nil, errs.New(errs.SubNotFound, "subscription %q was deleted", sub)
 	}
-	if q.blocked != nil {
-		return nil, errs.Wrap(errs.StorageFailed, q.blocked, "the subscription cannot save its state until the server restarts")
+	if blocked != nil {
+		return nil, errs.Wrap(errs.StorageFailed, blocked, "the subscription cannot save its state until the server restarts")
 	}
-	if err := batch.Commit(true); err != nil {
-		return nil, errs.Wrap(errs.StorageFailed, err, "store reset queue state")
+	// The queue loop writes only under ioMu, held here: nothing of this
+	// subscription's queue state is written between this and the swap.
+	if err := s.t.b.writeSub(w); err != nil {
+		return nil, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	old := make([]int64, len(parts))
 	for i, p := range parts {
 		qp := q.parts[p]

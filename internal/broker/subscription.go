@@ -11,6 +11,7 @@ import (
 	"github.com/spoolmq/spool/internal/group"
 	"github.com/spoolmq/spool/internal/queue"
 	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/subject"
 )
 
@@ -451,8 +452,11 @@ func (t *topic) tickSubs(now time.Time) {
 
 // commit validates and stores a member's commit.
 func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int64) error {
-	s.t.life.RLock() // t.logs() grows under life (AddPartitions)
-	defer s.t.life.RUnlock()
+	// t.logs() grows under life (AddPartitions). It is not held while the
+	// write waits: applying a cluster's metadata may need it.
+	s.t.life.RLock()
+	unlock := sync.OnceFunc(s.t.life.RUnlock)
+	defer unlock()
 	s.mu.Lock()
 	if s.deleted {
 		s.mu.Unlock()
@@ -474,17 +478,14 @@ func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int6
 		}
 	}
 	s.mu.Unlock()
+	unlock()
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	if err := s.t.b.catalog.CommitOffsets(s.meta.Topic, s.meta.Name, offsets); err != nil {
-		return err
-	}
-	s.mu.Lock()
+	w := s.newWrite()
 	for p, off := range offsets {
-		s.committed[p] = off
+		w.set(state.OffsetKey(s.meta.Topic, s.meta.Name, p), catalog.EncodeOffset(off))
 	}
-	s.mu.Unlock()
-	return nil
+	return s.t.b.writeSub(w)
 }
 
 // groupError maps coordinator errors to API errors.

@@ -45,6 +45,11 @@ func newMetaMachine(st *state.Store, b *broker.Broker) (*metaMachine, error) {
 	return m, nil
 }
 
+// LeaderReady makes this node the subscription coordinator for the term
+// (multiraft.LeaderReadier): it leads the metadata group and applied every
+// entry of the terms before.
+func (m *metaMachine) LeaderReady(term uint64) { m.b.SetCoordinator(term) }
+
 // Apply applies entries in order. A change the catalog refuses (a name
 // taken, a topic gone) is refused alike on every node: that is its
 // outcome, for its proposer. A storage failure stops the group on this
@@ -65,7 +70,7 @@ func (m *metaMachine) Apply(ents []multiraft.Entry) ([]error, error) {
 		if len(e.Data) > 0 && e.Data[0] >= changeNodeBase {
 			err = m.applyNodeChange(e.Data, stamp)
 		} else {
-			err = m.b.ApplyChange(e.Data, stamp)
+			err = m.b.ApplyChange(e.Data, e.Term, stamp)
 		}
 		if errs.Is(err, errs.StorageFailed) {
 			return nil, fmt.Errorf("metadata entry %d: %w", e.Index, err)

@@ -56,6 +56,10 @@ type Node struct {
 	transport *peer.Transport
 	rafts     *multiraft.Node
 	metaLog   *raftlog.Store
+	broker    *broker.Broker // set by StartMetadata
+	// removedSeen is when this node first saw each removed node in the
+	// registry (its connection is kept for removedGrace).
+	removedSeen map[uint64]time.Time
 
 	mu         sync.Mutex
 	started    bool // the metadata group runs
@@ -108,6 +112,10 @@ func (f senderFunc) Send(to uint64, envs ...peer.Envelope) bool { return f(to, e
 // anything is sent).
 func (n *Node) send(to uint64, envs ...peer.Envelope) bool { return n.transport.Send(to, envs...) }
 
+// balanceTicks is how often (in ticks: 10 s by default) a node hands
+// partitions back to their preferred leaders.
+const balanceTicks = 100
+
 func (n *Node) tickLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.Tick)
@@ -119,10 +127,33 @@ func (n *Node) tickLoop() {
 			return
 		case <-t.C:
 			n.rafts.Tick()
+			n.checkCoordinator()
+			n.campaignNew()
 			ticks++
 			if ticks%10 == 0 {
 				n.maybePromote()
+				n.refreshRemoved()
 			}
+			if ticks%balanceTicks == 0 {
+				n.balanceLeaders(8)
+			}
+		}
+	}
+}
+
+// checkCoordinator stops the broker coordinating subscriptions once this
+// node no longer leads the metadata group in the term it coordinates in
+// (it starts in LeaderReady).
+func (n *Node) checkCoordinator() {
+	n.mu.Lock()
+	b := n.broker
+	n.mu.Unlock()
+	if b == nil {
+		return
+	}
+	if term := b.CoordinatorTerm(); term != 0 {
+		if lead, now := n.rafts.Leader(MetaGroup); lead != n.cfg.Node || now != term {
+			b.SetCoordinator(0)
 		}
 	}
 }
@@ -173,7 +204,7 @@ func (n *Node) StartMetadata(b *broker.Broker) error {
 	if err := n.rafts.AddGroup(MetaGroup, log, sm, snap.GetMetadata().GetIndex(), peers); err != nil {
 		return err
 	}
-	n.metaLog, n.started = log, true
+	n.metaLog, n.started, n.broker = log, true, b
 	n.refreshPeersLocked(reg)
 	return nil
 }
@@ -191,6 +222,25 @@ func (n *Node) refreshPeers() {
 	n.refreshPeersLocked(reg)
 }
 
+// removedGrace is how long a node keeps its connection to a node the
+// registry lists as removed.
+const removedGrace = 5 * time.Second
+
+// refreshRemoved drops removed nodes whose grace period ended.
+func (n *Node) refreshRemoved() {
+	n.mu.Lock()
+	pending := false
+	for _, seen := range n.removedSeen {
+		if time.Since(seen) < removedGrace+time.Second {
+			pending = true
+		}
+	}
+	n.mu.Unlock()
+	if pending {
+		n.refreshPeers()
+	}
+}
+
 func (n *Node) refreshPeersLocked(reg []NodeInfo) {
 	peers := map[uint64]string{}
 	for id, addr := range n.cfg.Members {
@@ -201,7 +251,20 @@ func (n *Node) refreshPeersLocked(reg []NodeInfo) {
 			peers[ni.ID] = ni.ClusterAddr
 		}
 		if ni.Removed {
-			delete(peers, ni.ID)
+			// A removed node stays connected for a grace period: it may
+			// still need the commit of its own removal, which its peers
+			// apply at the moment it could learn it.
+			seen, ok := n.removedSeen[ni.ID]
+			if !ok {
+				seen = time.Now()
+				if n.removedSeen == nil {
+					n.removedSeen = map[uint64]time.Time{}
+				}
+				n.removedSeen[ni.ID] = seen
+			}
+			if time.Since(seen) >= removedGrace {
+				delete(peers, ni.ID)
+			}
 		}
 	}
 	delete(peers, n.cfg.Node)

@@ -69,13 +69,22 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, log *segl
 	if err != nil {
 		return nil, err
 	}
-	if last == 0 && len(peers) > 0 && slices.Min(peerIDs(peers)) == n.cfg.Node {
-		// A new partition: its lowest member campaigns at once, so that it
-		// has a leader within a round trip rather than an election timeout.
+	members, err := n.members()
+	if err != nil {
+		return nil, err
+	}
+	pref := preferredLeader(topicID, p, members)
+	pi := partInfo{name: topicName + "/" + strconv.Itoa(int(p)), storage: ps, preferred: pref}
+	if last == 0 && len(peers) > 0 && pref == n.cfg.Node {
+		// A new partition: its preferred leader campaigns at once, so that
+		// it has a leader within a round trip rather than an election
+		// timeout; again every few ticks while there is none (the others
+		// may not have created the group yet, and drop its votes).
 		n.rafts.Report(id, func(rn *raft.RawNode) { _ = rn.Campaign() })
+		pi.campaign = campaignTicks
 	}
 	n.mu.Lock()
-	n.partitions[id] = partInfo{name: topicName + "/" + strconv.Itoa(int(p)), storage: ps}
+	n.partitions[id] = pi
 	n.mu.Unlock()
 	return &partGroup{n: n, id: id}, nil
 }
@@ -105,8 +114,94 @@ func (n *Node) members() ([]uint64, error) {
 
 // partInfo is a partition group running on this node.
 type partInfo struct {
-	name    string // topic/partition
-	storage *partlog.Storage
+	name      string // topic/partition
+	storage   *partlog.Storage
+	preferred uint64 // the member that should lead it (leader balancing)
+	campaign  int    // ticks left to campaign for a new partition without a leader
+}
+
+// campaignTicks is how long a new partition's preferred leader keeps
+// campaigning while the group has no leader.
+const campaignTicks = 10
+
+// campaignNew campaigns again, every third tick, for new partitions this
+// node prefers to lead that have no leader yet.
+func (n *Node) campaignNew() {
+	n.mu.Lock()
+	var ids []uint64
+	for id, pi := range n.partitions {
+		if pi.campaign <= 0 {
+			continue
+		}
+		pi.campaign--
+		n.partitions[id] = pi
+		if pi.campaign%3 == 0 {
+			ids = append(ids, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, id := range ids {
+		if lead, _ := n.rafts.Leader(id); lead == 0 {
+			n.rafts.Report(id, func(rn *raft.RawNode) {
+				if rn.BasicStatus().Lead == 0 {
+					_ = rn.Campaign()
+				}
+			})
+		}
+	}
+}
+
+// preferredLeader spreads the leaders of a topic's partitions over the
+// members: partition p of a topic prefers the member at (hash(topic id) +
+// p) mod n of the sorted members, so consecutive partitions rotate and
+// topics start at different members.
+func preferredLeader(topicID string, p int32, members []uint64) uint64 {
+	if len(members) == 0 {
+		return 0
+	}
+	ms := slices.Clone(members)
+	slices.Sort(ms)
+	h := fnv.New32a()
+	h.Write([]byte(topicID))
+	return ms[(uint64(h.Sum32())+uint64(p))%uint64(len(ms))]
+}
+
+// balanceLeaders hands the leadership of partitions this node leads to
+// their preferred leader when that member is a caught-up, recently active
+// voter: after a failover the leaders drift to the survivors, and this
+// moves them back (as Kafka's preferred-leader election does). At most
+// maxMoves per call.
+func (n *Node) balanceLeaders(maxMoves int) {
+	n.mu.Lock()
+	type cand struct {
+		id, to uint64
+	}
+	var cs []cand
+	for id, pi := range n.partitions {
+		if pi.preferred != 0 && pi.preferred != n.cfg.Node {
+			cs = append(cs, cand{id, pi.preferred})
+		}
+	}
+	n.mu.Unlock()
+	moved := 0
+	for _, c := range cs {
+		if moved >= maxMoves {
+			return
+		}
+		st, ok := n.rafts.Status(c.id)
+		if !ok || st.RaftState != raft.StateLeader {
+			continue
+		}
+		if _, voter := st.Config.Voters.IDs()[c.to]; !voter {
+			continue
+		}
+		pr, ok := st.Progress[c.to]
+		if !ok || pr.Match < st.HardState.GetCommit() || !pr.RecentActive {
+			continue
+		}
+		n.rafts.TransferLeadership(c.id, c.to)
+		moved++
+	}
 }
 
 type partGroup struct {
@@ -127,18 +222,7 @@ func (g *partGroup) Leader() (lead, term uint64, self bool) {
 	return lead, term, lead == g.n.cfg.Node
 }
 
-func (g *partGroup) NodeAddr(id uint64) string {
-	reg, err := loadRegistry(g.n.cfg.State)
-	if err != nil {
-		return ""
-	}
-	for _, ni := range reg {
-		if ni.ID == id && !ni.Removed {
-			return ni.HTTPAddr
-		}
-	}
-	return ""
-}
+func (g *partGroup) NodeAddr(id uint64) string { return g.n.nodeAddr(id) }
 
 func (g *partGroup) Stop() {
 	g.n.rafts.RemoveGroup(g.id)
@@ -185,6 +269,31 @@ func (n *Node) PartitionLeader(topicID string, p int32) (lead, term uint64) {
 func (n *Node) MetaLeader() uint64 {
 	lead, _ := n.rafts.Leader(MetaGroup)
 	return lead
+}
+
+// Coordinator returns the node that coordinates subscriptions — the
+// metadata leader — and its native API address (broker.MetaLog).
+func (n *Node) Coordinator() (id uint64, addr string) {
+	id = n.MetaLeader()
+	if id == 0 {
+		return 0, ""
+	}
+	return id, n.nodeAddr(id)
+}
+
+// nodeAddr returns the native API address node id advertises ("":
+// unknown).
+func (n *Node) nodeAddr(id uint64) string {
+	reg, err := loadRegistry(n.cfg.State)
+	if err != nil {
+		return ""
+	}
+	for _, ni := range reg {
+		if ni.ID == id && !ni.Removed {
+			return ni.HTTPAddr
+		}
+	}
+	return ""
 }
 
 // Members returns the cluster's nodes (initial and registered, not

@@ -109,7 +109,7 @@ func TestReplicatedPartition(t *testing.T) {
 	for _, m := range c.members {
 		if m != lead {
 			_, err := m.b.Publish("orders", []broker.Message{{Value: []byte("x"), Partition: 0}})
-			if !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), fmt.Sprintf("node %d does, at http://127.0.0.1:7", lead.id)) {
+			if !errs.Is(err, errs.Unavailable) || !strings.Contains(err.Error(), fmt.Sprintf("node %d does, at http://%s", lead.id, nativeAddr(lead.id))) {
 				t.Fatalf("publish on follower %d: %v, want unavailable naming the leader and its address", m.id, err)
 			}
 			break
@@ -139,4 +139,39 @@ func TestReplicatedPartition(t *testing.T) {
 	publish(lead, 50, 100)
 	c.start(old, nil)
 	same()
+}
+
+// TestLeadersBalanced: a topic's partitions start with their leaders
+// spread over the nodes, and a partition whose leader was stopped returns
+// to its preferred leader once that node is back and caught up.
+func TestLeadersBalanced(t *testing.T) {
+	c := newTestCluster(t, 3)
+	if err := retry(t, func() error {
+		_, err := c.members[1].b.CreateTopic("wide", catalog.TopicConfig{Partitions: 6})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	count := map[uint64]int{}
+	for p := range int32(6) {
+		count[c.leaderOf("wide", p).id]++
+	}
+	for id := range c.members {
+		if count[id] != 2 {
+			t.Fatalf("leaders per node %v, want 2 each", count)
+		}
+	}
+	victim := c.leaderOf("wide", 0)
+	c.stop(victim)
+	if moved := c.leaderOf("wide", 0); moved == victim {
+		t.Fatal("the stopped node still leads")
+	}
+	c.start(victim, nil)
+	eventually(t, "partition 0 back on its preferred leader", func() error {
+		tm, _ := victim.b.Topic("wide")
+		if l, _ := victim.n.rafts.Leader(PartitionGroupID(tm.ID, 0)); l != victim.id {
+			return fmt.Errorf("node %d leads", l)
+		}
+		return nil
+	})
 }

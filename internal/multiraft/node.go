@@ -60,6 +60,14 @@ type StateMachine interface {
 	Restore(snap *raftpb.Snapshot) error
 }
 
+// LeaderReadier is a StateMachine told when this node, leading a term, has
+// applied every entry committed before it (the term's first entry, the
+// leader's empty one, is applied): from then on its state is complete, and
+// what it serves as leader reflects every earlier term's effects.
+type LeaderReadier interface {
+	LeaderReady(term uint64)
+}
+
 // Sender sends envelopes to a peer; false if they were dropped.
 type Sender interface {
 	Send(to uint64, envs ...peer.Envelope) bool
@@ -715,7 +723,15 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 		case raftpb.EntryNormal:
 			d := e.GetData()
 			if len(d) == 0 {
-				continue // a new leader's empty entry
+				// A new leader's empty entry: if it is this node's, of
+				// the current term, everything before is applied.
+				if lr, ok := g.sm.(LeaderReadier); ok && g.lead == n.cfg.ID && e.GetTerm() == g.rn.BasicStatus().HardState.GetTerm() {
+					if err := flush(); err != nil {
+						return err
+					}
+					lr.LeaderReady(e.GetTerm())
+				}
+				continue
 			}
 			if g.untagged {
 				// No tag: the state machine tells its proposers itself.
