@@ -38,15 +38,22 @@ type member struct {
 }
 
 type testCluster struct {
-	t       *testing.T
-	mu      sync.Mutex // guards members' b against memberForwarder
-	members map[uint64]*member
-	addrs   map[uint64]string
-	id      Identity
+	t  testing.TB
+	mu sync.Mutex // guards members' b against memberForwarder
+	// snapshotEntries: the metadata group's snapshot interval (0: the
+	// default), for nodes started after it is set.
+	snapshotEntries int
+	members         map[uint64]*member
+	addrs           map[uint64]string
+	id              Identity
 }
 
-func newTestCluster(t *testing.T, size int) *testCluster {
-	c := &testCluster{t: t, members: map[uint64]*member{}, addrs: map[uint64]string{}}
+func newTestCluster(t testing.TB, size int) *testCluster { return newTestClusterSnap(t, size, 0) }
+
+// newTestClusterSnap starts a cluster whose metadata group snapshots every
+// snapshotEntries entries (0: the default).
+func newTestClusterSnap(t testing.TB, size, snapshotEntries int) *testCluster {
+	c := &testCluster{t: t, members: map[uint64]*member{}, addrs: map[uint64]string{}, snapshotEntries: snapshotEntries}
 	lns := map[uint64]net.Listener{}
 	for id := uint64(1); id <= uint64(size); id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -86,7 +93,8 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: quiet, Tick: 20 * time.Millisecond, Join: m.join})
+	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: quiet, Tick: 20 * time.Millisecond, Join: m.join,
+		SnapshotEntries: c.snapshotEntries, SnapshotKeep: c.snapshotEntries / 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +154,7 @@ func (c *testCluster) stop(m *member) {
 }
 
 // eventually retries f until it returns nil or 10 s pass.
-func eventually(t *testing.T, what string, f func() error) {
+func eventually(t testing.TB, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -167,7 +175,7 @@ func eventually(t *testing.T, what string, f func() error) {
 // A change whose outcome was unknown (the leader changed) may have been
 // applied: its retry then finds it done (TopicExists), which counts as
 // success after an unavailable attempt.
-func retry(t *testing.T, f func() error) error {
+func retry(t testing.TB, f func() error) error {
 	t.Helper()
 	var err error
 	unknown := false

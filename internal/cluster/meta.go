@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -93,17 +94,92 @@ func (m *metaMachine) Apply(ents []multiraft.Entry) ([]error, error) {
 	return outcomes, nil
 }
 
-// errNoMetaSnapshots: the metadata group's log is never compacted, so a
-// leader always has every entry and never sends a snapshot.
-var errNoMetaSnapshots = errors.New("cluster: a snapshot of the metadata group arrived, but its log is never compacted: this node cannot apply one")
+// The metadata group's snapshots (multiraft.Snapshotter): the driver
+// takes one every so many entries and compacts the log behind it; a node
+// behind the compacted log restores one. Its data (docs/format/cluster.md):
+// version 1 (1 byte), a record count (uint32), then per record its key
+// and value, each uint32 length ‖ bytes — every record of the broker's
+// catalog (broker.CatalogPrefixes) and of the node registry.
+const metaSnapshotVersion = 1
 
-// Restore is never called: the metadata log is kept whole (it takes a
-// change per administrative action, not per message).
+// SnapshotData returns the state as of the last entry applied (it runs on
+// the group's worker, the only writer of these records).
+func (m *metaMachine) SnapshotData() ([]byte, error) {
+	kvs, err := m.b.DumpCatalog()
+	if err != nil {
+		return nil, err
+	}
+	err = m.st.Scan(nodePrefix(), func(k, v []byte) error {
+		kvs = append(kvs, broker.KV{Key: bytes.Clone(k), Value: bytes.Clone(v)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := []byte{metaSnapshotVersion}
+	out = binary.BigEndian.AppendUint32(out, uint32(len(kvs)))
+	for _, kv := range kvs {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(kv.Key)))
+		out = append(out, kv.Key...)
+		out = binary.BigEndian.AppendUint32(out, uint32(len(kv.Value)))
+		out = append(out, kv.Value...)
+	}
+	return out, nil
+}
+
+// decodeMetaSnapshot splits a snapshot's data into the broker's records
+// and the registry's.
+func decodeMetaSnapshot(data []byte) (cat, reg []broker.KV, err error) {
+	r := state.NewReader(data)
+	if v := r.U8(); v != metaSnapshotVersion {
+		return nil, nil, fmt.Errorf("metadata snapshot version %d, want %d", v, metaSnapshotVersion)
+	}
+	n := r.Count(8)
+	for range n {
+		kv := broker.KV{Key: bytes.Clone(r.Take(int(r.U32())))}
+		kv.Value = bytes.Clone(r.Take(int(r.U32())))
+		if kv.Value == nil {
+			kv.Value = []byte{}
+		}
+		if bytes.HasPrefix(kv.Key, nodePrefix()) {
+			reg = append(reg, kv)
+		} else {
+			cat = append(cat, kv)
+		}
+	}
+	if err := r.Done(); err != nil {
+		return nil, nil, err
+	}
+	return cat, reg, nil
+}
+
+// Restore makes this node's catalog, consumer state and registry the
+// snapshot's, with the applied index its index, in one batch after the
+// broker reconciled its topics and subscriptions.
 func (m *metaMachine) Restore(snap *raftpb.Snapshot) error {
-	if snap.GetMetadata().GetIndex() <= m.applied {
+	index := snap.GetMetadata().GetIndex()
+	if index <= m.applied {
 		return nil
 	}
-	return errNoMetaSnapshots
+	cat, reg, err := decodeMetaSnapshot(snap.GetData())
+	if err != nil {
+		return fmt.Errorf("metadata snapshot at %d: %w", index, err)
+	}
+	stamp := func(b *state.Batch) {
+		b.DeletePrefix(nodePrefix())
+		for _, kv := range reg {
+			b.Set(kv.Key, kv.Value)
+		}
+		b.Set(appliedKey(), binary.BigEndian.AppendUint64(nil, index))
+	}
+	if err := m.b.RestoreCatalog(cat, stamp); err != nil {
+		return fmt.Errorf("metadata snapshot at %d: %w", index, err)
+	}
+	m.applied = index
+	if m.registryChanged != nil {
+		m.registryChanged()
+	}
+	return nil
 }
 
 // applyNodeChange applies a registry change: a node's addresses (the

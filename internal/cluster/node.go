@@ -44,6 +44,11 @@ type Config struct {
 	// Tick is raft's clock: heartbeats every tick, elections after 10 to
 	// 20 ticks without a leader. Default 100 ms.
 	Tick time.Duration
+	// SnapshotEntries and SnapshotKeep: the metadata group snapshots the
+	// catalog and compacts its log every SnapshotEntries applied entries,
+	// keeping the last SnapshotKeep (multiraft.Config; defaults 10,000
+	// and 2,000).
+	SnapshotEntries, SnapshotKeep int
 	// Join: this node is being added to a running cluster (after `spool
 	// cluster add-node`): it does not bootstrap the metadata group but
 	// waits for the leader to send it the group's log.
@@ -91,7 +96,8 @@ func New(cfg Config) (*Node, error) {
 			peers[id] = addr
 		}
 	}
-	n.rafts = multiraft.New(multiraft.Config{ID: cfg.Node, Sender: senderFunc(n.send), Logger: cfg.Logger, Workers: 2})
+	n.rafts = multiraft.New(multiraft.Config{ID: cfg.Node, Sender: senderFunc(n.send), Logger: cfg.Logger, Workers: 2,
+		SnapshotEntries: cfg.SnapshotEntries, SnapshotKeep: cfg.SnapshotKeep})
 	t, err := peer.New(peer.Config{Cluster: cfg.Cluster, Node: cfg.Node, Listener: cfg.Listener, Peers: peers,
 		Handle: n.rafts.Receive, Logger: cfg.Logger})
 	if err != nil {
@@ -193,13 +199,19 @@ func (n *Node) StartMetadata(b *broker.Broker) error {
 	sm.registryChanged = n.refreshPeers
 	// Raft hands back every committed entry after the index given here,
 	// and the group's configuration is only what its snapshot holds plus
-	// the configuration changes it hands back. The metadata log is never
-	// compacted (no snapshot), so start from its beginning: raft replays
-	// the configuration changes, and the state machine skips the entries
-	// it applied before (sm.applied).
+	// the configuration changes it hands back. So start from the latest
+	// snapshot (the log's start): raft replays the configuration changes
+	// after it, and the state machine skips the entries it applied before
+	// (sm.applied). A snapshot received from the leader but not restored
+	// before a crash is restored now.
 	snap, err := log.Snapshot()
 	if err != nil {
 		return err
+	}
+	if snap.GetMetadata().GetIndex() > sm.applied {
+		if err := sm.Restore(snap); err != nil {
+			return err
+		}
 	}
 	if err := n.rafts.AddGroup(MetaGroup, log, sm, snap.GetMetadata().GetIndex(), peers); err != nil {
 		return err

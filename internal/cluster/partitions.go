@@ -303,11 +303,3 @@ func (n *Node) Members() ([]uint64, error) {
 	slices.Sort(m)
 	return m, err
 }
-
-func peerIDs(peers []raft.Peer) []uint64 {
-	out := make([]uint64, len(peers))
-	for i, p := range peers {
-		out[i] = p.ID
-	}
-	return out
-}

@@ -19,18 +19,22 @@
 package multiraft
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/quorum"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spoolmq/spool/internal/peer"
@@ -89,6 +93,26 @@ type Config struct {
 	// many ticks, with every follower caught up, quiesces it (default 3;
 	// negative: never).
 	QuiesceTicks int
+	// SnapshotEntries: a synchronous group whose state machine is a
+	// Snapshotter and whose storage is a Compactor snapshots its state
+	// after this many entries were applied since its last snapshot, and
+	// compacts its log, keeping the last SnapshotKeep entries for
+	// followers slightly behind (defaults 10,000 and 2,000; negative:
+	// never).
+	SnapshotEntries, SnapshotKeep int
+}
+
+// Snapshotter is a StateMachine that can write its state as of the last
+// entry it applied, for a snapshot (Restore reads it back).
+type Snapshotter interface {
+	SnapshotData() ([]byte, error)
+}
+
+// Compactor is a Storage that records a snapshot at index i (with the
+// configuration and state machine data as of i) and discards its entries
+// up to i-keep.
+type Compactor interface {
+	CompactKeep(i uint64, cs *raftpb.ConfState, data []byte, keep uint64) error
 }
 
 // ErrStopped is returned for a group that is gone or stopped by an error.
@@ -120,6 +144,7 @@ type Node struct {
 	writes  sync.WaitGroup    // goroutines delivering asynchronous writes' answers
 	now     uint64            // ticks since start
 	heard   map[uint64]uint64 // peer → the tick it was last heard from
+	hb      heartbeats        // coalesced heartbeats waiting (coalesce.go)
 }
 
 type group struct {
@@ -130,6 +155,10 @@ type group struct {
 	untagged bool         // proposals are stored as given (ProposeUntagged)
 	sm       StateMachine
 
+	// Owned by the group's worker: the last index applied, and the index
+	// of the last snapshot taken (or restored, or started from).
+	applied, snapIndex uint64
+
 	// Guarded by Node.mu: work waiting for the group's worker.
 	inbox      []*raftpb.Message
 	ticks      int
@@ -138,6 +167,7 @@ type group struct {
 	queued     bool
 	stopped    error
 	quiesced   bool                       // not ticked until something happens
+	voters     []uint64                   // the group's voters when its leader (this node) quiesced it
 	writeErr   error                      // an asynchronous write failed: the group stops
 	appendTail chan struct{}              // closed once the last asynchronous write's answers are delivered
 	leader     uint64                     // the leader as the worker last saw it
@@ -224,11 +254,16 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 	if last, err := st.LastIndex(); err != nil {
 		return err
 	} else if last == 0 && len(peers) > 0 {
+		// Bootstrap writes one configuration entry per peer, in the order
+		// given, at term 1: every member must write the same entries
+		// (raft's log matching), so the order is the ids'.
+		peers = slices.SortedFunc(slices.Values(peers), func(a, b raft.Peer) int { return cmp.Compare(a.ID, b.ID) })
 		if err := rn.Bootstrap(peers); err != nil {
 			return fmt.Errorf("multiraft: group %d: bootstrap: %w", id, err)
 		}
 	}
-	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, waiting: map[tag]*proposal{}}
+	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, waiting: map[tag]*proposal{},
+		applied: applied, snapIndex: applied}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.groups[id]; ok {
@@ -248,6 +283,10 @@ func (n *Node) Receive(from uint64, envs []peer.Envelope) {
 	defer n.mu.Unlock()
 	n.heard[from] = n.now
 	for _, e := range envs {
+		if e.Group == CoalescedGroup {
+			n.expandLocked(from, e.Msg)
+			continue
+		}
 		g := n.groups[e.Group]
 		// A message names its sender, but for a leadership transfer
 		// forwarded by a follower, which names the transferee.
@@ -286,7 +325,9 @@ func isQuiesce(m *raftpb.Message) bool {
 // Tick advances the logical clock of every group that is not quiesced by
 // one tick. A quiesced group whose leader has not been heard from (not
 // even its keepalive) for an election timeout wakes up, so that it elects
-// another.
+// another; so does a quiesced group this node leads when it has not heard
+// from a quorum of its voters for an election timeout, so that its leader
+// steps down (check-quorum) rather than go on saying it leads.
 func (n *Node) Tick() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -295,14 +336,31 @@ func (n *Node) Tick() {
 		if g.stopped != nil {
 			continue
 		}
-		if g.quiesced && g.leader != n.cfg.ID && n.now-n.heard[g.leader] > uint64(n.cfg.ElectionTicks) {
+		if g.quiesced && g.leader != n.cfg.ID && !n.heardLocked(g.leader) {
 			g.quiesced = false
+		}
+		if g.quiesced && g.leader == n.cfg.ID {
+			heard := 0
+			for _, v := range g.voters {
+				if v == n.cfg.ID || n.heardLocked(v) {
+					heard++
+				}
+			}
+			if heard <= len(g.voters)/2 {
+				g.quiesced = false
+			}
 		}
 		if !g.quiesced {
 			g.ticks++
 			n.enqueueLocked(g)
 		}
 	}
+}
+
+// heardLocked reports whether node id was heard from within an election
+// timeout.
+func (n *Node) heardLocked(id uint64) bool {
+	return n.now-n.heard[id] <= uint64(n.cfg.ElectionTicks)
 }
 
 // Propose proposes data to group id and waits until it is applied on
@@ -475,6 +533,12 @@ func (n *Node) work() {
 	defer n.wg.Done()
 	for {
 		n.mu.Lock()
+		if len(n.queue) == 0 && !n.closed {
+			// Out of work: the heartbeats of what was done go out now.
+			n.mu.Unlock()
+			n.flushHeartbeats()
+			n.mu.Lock()
+		}
 		for len(n.queue) == 0 && !n.closed {
 			n.cond.Wait()
 		}
@@ -496,6 +560,7 @@ func (n *Node) Process() {
 		n.mu.Lock()
 		if len(n.queue) == 0 {
 			n.mu.Unlock()
+			n.flushHeartbeats()
 			return
 		}
 		g := n.queue[0]
@@ -622,6 +687,10 @@ func (n *Node) maybeQuiesce(g *group) {
 		return
 	}
 	g.quiesced = true
+	g.voters = g.voters[:0]
+	for id := range st.Config.Voters.IDs() {
+		g.voters = append(g.voters, id)
+	}
 	n.mu.Unlock()
 	for id := range st.Progress {
 		if id == n.cfg.ID {
@@ -643,14 +712,88 @@ func (n *Node) ready(g *group) error {
 		if err := g.sm.Restore(rd.Snapshot); err != nil {
 			return fmt.Errorf("restore snapshot: %w", err)
 		}
+		g.applied = rd.Snapshot.GetMetadata().GetIndex()
+		g.snapIndex = g.applied
 	}
 	n.send(g, rd.Messages)
 	if err := n.apply(g, rd.CommittedEntries); err != nil {
 		return err
 	}
+	if k := len(rd.CommittedEntries); k > 0 {
+		g.applied = rd.CommittedEntries[k-1].GetIndex()
+	}
 	n.noteLeader(g, rd.SoftState)
+	n.maybeSnapshot(g)
 	g.rn.Advance(rd)
 	return nil
+}
+
+// maybeSnapshot snapshots a synchronous group's state machine and compacts
+// its log once enough entries were applied since the last snapshot. A
+// failure is logged and tried again after as many entries: the log only
+// grows meanwhile.
+func (n *Node) maybeSnapshot(g *group) {
+	every, keep := n.cfg.SnapshotEntries, n.cfg.SnapshotKeep
+	if every == 0 {
+		every = 10_000
+	}
+	if keep == 0 {
+		keep = 2_000
+	}
+	if every < 0 || g.applied < g.snapIndex+uint64(every) {
+		return
+	}
+	sn, ok := g.sm.(Snapshotter)
+	c, ok2 := g.storage.(Compactor)
+	if !ok || !ok2 {
+		return
+	}
+	i := g.applied
+	g.snapIndex = i // success or not, wait for as many entries again
+	data, err := sn.SnapshotData()
+	if err == nil {
+		err = c.CompactKeep(i, confStateOf(g.rn.Status().Config), data, uint64(max(keep, 0)))
+	}
+	if err != nil {
+		n.cfg.Logger.Error("raft: snapshot and log compaction failed; the log keeps growing until the next attempt", "group", g.id, "index", i, "err", err)
+		return
+	}
+	n.cfg.Logger.Debug("raft: snapshot taken and log compacted", "group", g.id, "index", i, "bytes", len(data))
+}
+
+// freshenSnapshot replaces the stored snapshot a MsgSnap carries with one
+// of the state machine as of now (the last applied entry, with the
+// configuration now): the stored one may predate the follower it goes to
+// (a node added since, which raft refuses to restore into a configuration
+// without it), and a newer one leaves it less to catch up. Runs on the
+// group's worker, which alone applies entries, so data and index agree.
+func (n *Node) freshenSnapshot(g *group, m *raftpb.Message) {
+	sn, ok := g.sm.(Snapshotter)
+	if !ok || g.storage == nil || g.applied <= m.GetSnapshot().GetMetadata().GetIndex() {
+		return
+	}
+	term, err := g.log.Term(g.applied)
+	if err != nil {
+		return
+	}
+	data, err := sn.SnapshotData()
+	if err != nil {
+		n.cfg.Logger.Error("raft: snapshot for a follower failed; sending the stored one", "group", g.id, "err", err)
+		return
+	}
+	m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{
+		Index: new(g.applied), Term: new(term), ConfState: confStateOf(g.rn.Status().Config)}}
+}
+
+// confStateOf is the configuration as a snapshot records it.
+func confStateOf(c tracker.Config) *raftpb.ConfState {
+	return &raftpb.ConfState{
+		Voters:         c.Voters[0].Slice(),
+		VotersOutgoing: c.Voters[1].Slice(),
+		Learners:       quorum.MajorityConfig(c.Learners).Slice(),
+		LearnersNext:   quorum.MajorityConfig(c.LearnersNext).Slice(),
+		AutoLeave:      new(c.AutoLeave),
+	}
 }
 
 // noteLeader follows the group's leader. Proposals this node made as
@@ -676,6 +819,13 @@ func (n *Node) send(g *group, msgs []*raftpb.Message) {
 	}
 	byPeer := map[uint64][]peer.Envelope{}
 	for _, m := range msgs {
+		if coalescible(m) {
+			n.hb.queue(g.id, m)
+			continue
+		}
+		if m.GetType() == raftpb.MsgSnap {
+			n.freshenSnapshot(g, m)
+		}
 		byPeer[m.GetTo()] = append(byPeer[m.GetTo()], peer.Envelope{Group: g.id, Msg: m})
 	}
 	for to, envs := range byPeer {

@@ -16,6 +16,7 @@
 package raftlog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -155,6 +156,13 @@ func (s *Store) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Sn
 // stays small; raft sends the snapshot to followers that need what was
 // discarded.
 func (s *Store) Compact(i uint64, cs *raftpb.ConfState, data []byte) error {
+	return s.CompactKeep(i, cs, data, 0)
+}
+
+// CompactKeep is Compact keeping the keep entries up to i (for followers
+// slightly behind; multiraft.Compactor). After a restart the log starts
+// after i: the snapshot is what is loaded first.
+func (s *Store) CompactKeep(i uint64, cs *raftpb.ConfState, data []byte, keep uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	first, _ := s.mem.FirstIndex()
@@ -165,6 +173,10 @@ func (s *Store) Compact(i uint64, cs *raftpb.ConfState, data []byte) error {
 	if err != nil {
 		return err
 	}
+	to := first - 1 // entries up to to are discarded
+	if i > keep {
+		to = max(to, i-keep)
+	}
 	snap := &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{Index: new(i), Term: new(t), ConfState: cs}}
 	v, err := proto.Marshal(snap)
 	if err != nil {
@@ -172,8 +184,14 @@ func (s *Store) Compact(i uint64, cs *raftpb.ConfState, data []byte) error {
 	}
 	b := s.st.NewBatch()
 	b.Set(s.snapKey(), v)
-	for j := first; j <= i; j++ {
-		b.Delete(s.entryKey(j))
+	// Every stored entry up to to, including any a restart left below the
+	// first index in memory (the log there starts after the snapshot).
+	err = s.st.ScanRange(s.entryKey(0), s.entryKey(to+1), func(k, _ []byte) error {
+		b.Delete(bytes.Clone(k))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("raftlog: group %d: %w", s.group, err)
 	}
 	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("raftlog: group %d: %w", s.group, err)
@@ -181,7 +199,10 @@ func (s *Store) Compact(i uint64, cs *raftpb.ConfState, data []byte) error {
 	if _, err := s.mem.CreateSnapshot(i, cs, data); err != nil {
 		return err
 	}
-	return s.mem.Compact(i)
+	if to < first {
+		return nil
+	}
+	return s.mem.Compact(to)
 }
 
 // InitialState implements raft.Storage.
