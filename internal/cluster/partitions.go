@@ -34,8 +34,12 @@ func PartitionGroupID(topicID string, p int32) uint64 {
 	return h.Sum64() | 1<<63
 }
 
-// Replicator returns what starts this node's partition groups.
-func (n *Node) Replicator() broker.Replicator { return replicator{n} }
+// Replicator returns what starts this node's partition groups, and makes
+// the node send and receive their snapshots (snapshot.go).
+func (n *Node) Replicator() broker.Replicator {
+	n.startSnapshots()
+	return replicator{n}
+}
 
 type replicator struct{ n *Node }
 
@@ -46,10 +50,15 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, log *segl
 	if err != nil {
 		return nil, err
 	}
-	snap, err := ps.Snapshot()
+	// The state machine — the read limit — holds every entry up to the
+	// snapshot (and retention deleted only entries up to it); raft hands
+	// back the committed entries after it.
+	applied := max(min(ps.SnapshotIndex(), log.LastIndex()), log.FirstIndex()-1)
+	off, err := log.OffsetAfterIndex(applied)
 	if err != nil {
 		return nil, err
 	}
+	log.SetReadLimit(off)
 	var peers []raft.Peer
 	if !n.cfg.Join {
 		members, err := n.members()
@@ -64,8 +73,8 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, log *segl
 	if err != nil {
 		return nil, err
 	}
-	err = n.rafts.AddGroupWith(id, multiraft.GroupConfig{Async: partStorage{ps}, StateMachine: partitionMachine{committed},
-		Applied: snap.GetMetadata().GetIndex(), Peers: peers, Untagged: true})
+	err = n.rafts.AddGroupWith(id, multiraft.GroupConfig{Async: partStorage{ps}, StateMachine: partitionMachine{committed, log},
+		Applied: applied, Peers: peers, Untagged: true})
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +243,7 @@ func (g *partGroup) Stop() {
 // partitionMachine hands committed record batches to the broker.
 type partitionMachine struct {
 	committed func(b []byte, term uint64)
+	log       *seglog.Log
 }
 
 func (m partitionMachine) Apply(ents []multiraft.Entry) ([]error, error) {
@@ -243,8 +253,15 @@ func (m partitionMachine) Apply(ents []multiraft.Entry) ([]error, error) {
 	return nil, nil
 }
 
-func (m partitionMachine) Restore(*raftpb.Snapshot) error {
-	return errors.New("cluster: partition snapshots are not supported yet")
+// Restore follows a snapshot installed in the log (partlog): everything up
+// to its index is committed, so readers see it.
+func (m partitionMachine) Restore(snap *raftpb.Snapshot) error {
+	off, err := m.log.OffsetAfterIndex(snap.GetMetadata().GetIndex())
+	if err != nil {
+		return err
+	}
+	m.log.SetReadLimit(off)
+	return nil
 }
 
 // partStorage adapts a partition log's raft storage to the driver.

@@ -4,8 +4,10 @@ package kafka
 // the cluster's metadata group (the Controller of Metadata). FindCoordinator
 // names it; the group requests sent to any other node are answered
 // NOT_COORDINATOR, and the client asks FindCoordinator again. So the
-// members of a group never split across nodes. (Committed offsets are kept
-// by the coordinating node; after it changes, they are not there yet.)
+// members of a group never split across nodes. Committed offsets go
+// through the metadata group (broker/sub_state.go): the next coordinator
+// has them; until it has applied its predecessors' entries, the cluster
+// names no coordinator (Controller -1).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

@@ -93,6 +93,9 @@ type Config struct {
 	// many ticks, with every follower caught up, quiesces it (default 3;
 	// negative: never).
 	QuiesceTicks int
+	// Snapshots sends the snapshots of asynchronous groups (async.go);
+	// nil: their MsgSnap go out as messages (and the receiver drops them).
+	Snapshots SnapshotSender
 	// SnapshotEntries: a synchronous group whose state machine is a
 	// Snapshotter and whose storage is a Compactor snapshots its state
 	// after this many entries were applied since its last snapshot, and
@@ -144,6 +147,7 @@ type Node struct {
 	writes  sync.WaitGroup    // goroutines delivering asynchronous writes' answers
 	now     uint64            // ticks since start
 	heard   map[uint64]uint64 // peer → the tick it was last heard from
+	snaps   SnapshotSender    // Config.Snapshots, or SetSnapshotSender's
 	hb      heartbeats        // coalesced heartbeats waiting (coalesce.go)
 }
 
@@ -176,6 +180,7 @@ type group struct {
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
+	cs      *raftpb.ConfState // the configuration as of the last applied entry
 	waiting map[tag]*proposal // proposals this node made and raft accepted
 	lead    uint64
 	idle    int // ticks without work, as leader
@@ -214,7 +219,7 @@ func New(cfg Config) *Node {
 	if cfg.QuiesceTicks == 0 {
 		cfg.QuiesceTicks = 3
 	}
-	n := &Node{cfg: cfg, groups: map[uint64]*group{}, nonce: rand.Uint64(), heard: map[uint64]uint64{}}
+	n := &Node{cfg: cfg, groups: map[uint64]*group{}, nonce: rand.Uint64(), heard: map[uint64]uint64{}, snaps: cfg.Snapshots}
 	n.cond = sync.NewCond(&n.mu)
 	for range cfg.Workers {
 		n.wg.Add(1)
@@ -262,7 +267,11 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 			return fmt.Errorf("multiraft: group %d: bootstrap: %w", id, err)
 		}
 	}
-	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, waiting: map[tag]*proposal{},
+	_, cs, err := st.InitialState()
+	if err != nil {
+		return fmt.Errorf("multiraft: group %d: %w", id, err)
+	}
+	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, cs: cs, waiting: map[tag]*proposal{},
 		applied: applied, snapIndex: applied}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -292,6 +301,12 @@ func (n *Node) Receive(from uint64, envs []peer.Envelope) {
 		// forwarded by a follower, which names the transferee.
 		sender := e.Msg.GetFrom() == from || e.Msg.GetType() == raftpb.MsgTransferLeader
 		if g == nil || g.stopped != nil || e.Msg.GetTo() != n.cfg.ID || !sender {
+			continue
+		}
+		if g.async != nil && e.Msg.GetType() == raftpb.MsgSnap {
+			// An asynchronous group's snapshot comes with its data, by
+			// ReceiveSnapshot; a bare one could not be installed.
+			n.cfg.Logger.Warn("raft snapshot message without its data dropped", "group", g.id, "from", from)
 			continue
 		}
 		switch {
@@ -599,12 +614,26 @@ func (n *Node) process(g *group) {
 		for _, p := range props {
 			p.fail(ErrStopped)
 		}
+		for _, m := range inbox {
+			if m.GetType() == raftpb.MsgSnap && g.async != nil {
+				n.releaseSnapshots(g, []*raftpb.Snapshot{m.GetSnapshot()})
+			}
+		}
 		return
 	}
+	var snaps []*raftpb.Snapshot // received snapshots stepped into raft
 	for _, m := range inbox {
+		if m.GetType() == raftpb.MsgSnap && g.async != nil {
+			snaps = append(snaps, m.GetSnapshot())
+		}
 		if err := g.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			n.cfg.Logger.Debug("raft message refused", "group", g.id, "type", m.GetType().String(), "from", m.GetFrom(), "err", err)
 		}
+	}
+	if len(snaps) > 0 {
+		// After the Ready cycles below, a snapshot raft took is installed;
+		// the others' data is of no use.
+		defer n.releaseSnapshots(g, snaps)
 	}
 	for range ticks {
 		g.rn.Tick()
@@ -818,12 +847,17 @@ func (n *Node) send(g *group, msgs []*raftpb.Message) {
 		return
 	}
 	byPeer := map[uint64][]peer.Envelope{}
+	snaps := n.snapshotSender()
 	for _, m := range msgs {
 		if coalescible(m) {
 			n.hb.queue(g.id, m)
 			continue
 		}
 		if m.GetType() == raftpb.MsgSnap {
+			if g.async != nil && snaps != nil {
+				snaps.SendSnapshot(g.id, m)
+				continue
+			}
 			n.freshenSnapshot(g, m)
 		}
 		byPeer[m.GetTo()] = append(byPeer[m.GetTo()], peer.Envelope{Group: g.id, Msg: m})
@@ -901,7 +935,7 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
-			g.rn.ApplyConfChange(&cc)
+			g.cs = g.rn.ApplyConfChange(&cc)
 		case raftpb.EntryConfChangeV2:
 			if err := flush(); err != nil {
 				return err
@@ -910,7 +944,7 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
-			g.rn.ApplyConfChange(&cc)
+			g.cs = g.rn.ApplyConfChange(&cc)
 			if len(cc.GetContext()) == tagSize {
 				if p := g.waiting[tag(cc.GetContext())]; p != nil {
 					p.done <- nil
