@@ -79,6 +79,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"sort"
@@ -120,6 +121,7 @@ type Table struct {
 
 	idMu            sync.Mutex
 	nextID, idLimit int64 // ids [nextID, idLimit) are reserved and unused; guarded by idMu
+	idBase          int64 // added to the ids counted here (a cluster node's, SetNode)
 
 	kick chan struct{} // capacity 1: over the bound, sweep now
 }
@@ -654,6 +656,25 @@ func (st *producerState) pending() bool {
 	return false
 }
 
+// nodeIDBits is how many low bits of a cluster node's producer ids it
+// counts itself; the node id is above them.
+const nodeIDBits = 40
+
+// SetNode makes the table hand out cluster node n's ids: n·2⁴⁰ plus the
+// count kept in this node's state store, so that the nodes of a cluster,
+// each counting on its own, never hand out the same id (a producer's
+// batches reach whichever node leads a partition, which must not take
+// another producer's batches for its). Call it before the first id.
+func (pt *Table) SetNode(n uint64) error {
+	if n >= 1<<(62-nodeIDBits) {
+		return fmt.Errorf("producer: node id %d is too large for producer ids", n)
+	}
+	pt.idMu.Lock()
+	defer pt.idMu.Unlock()
+	pt.idBase = int64(n) << nodeIDBits
+	return nil
+}
+
 // NewProducerID hands out a producer id never handed out before.
 func (pt *Table) NewProducerID() (int64, error) {
 	pt.idMu.Lock()
@@ -666,8 +687,11 @@ func (pt *Table) NewProducerID() (int64, error) {
 		pt.nextID, pt.idLimit = first, first+producerIDBlock
 	}
 	id := pt.nextID
+	if pt.idBase != 0 && id >= 1<<nodeIDBits {
+		return -1, errs.New(errs.ResourceExhausted, "this node has handed out every producer id it may")
+	}
 	pt.nextID++
-	return id, nil
+	return pt.idBase + id, nil
 }
 
 // Issued reports whether id was handed out by this broker (in this or an
@@ -682,5 +706,6 @@ func (pt *Table) Issued(id int64) (bool, error) {
 		}
 		pt.nextID, pt.idLimit = first, first+producerIDBlock
 	}
-	return id >= 0 && id < pt.nextID, nil
+	local := id - pt.idBase
+	return id >= pt.idBase && local < pt.nextID && (pt.idBase == 0 || local < 1<<nodeIDBits), nil
 }

@@ -221,6 +221,35 @@ func TestProducerIDsUnique(t *testing.T) {
 	}
 }
 
+// A cluster node's ids carry its node id: two nodes counting in their own
+// state stores never hand out the same id, and each knows only its own
+// as issued.
+func TestProducerIDsOfClusterNodes(t *testing.T) {
+	a, b := newPTEnv(t).pt, newPTEnv(t).pt
+	if err := a.SetNode(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetNode(2); err != nil {
+		t.Fatal(err)
+	}
+	ida, erra := a.NewProducerID()
+	idb, errb := b.NewProducerID()
+	if erra != nil || errb != nil || ida != 1<<40 || idb != 2<<40 {
+		t.Fatalf("ids %d %v, %d %v", ida, erra, idb, errb)
+	}
+	if ok, _ := a.Issued(ida); !ok {
+		t.Error("node 1 does not know its id")
+	}
+	for _, id := range []int64{idb, 0, ida + 1} {
+		if ok, _ := a.Issued(id); ok {
+			t.Errorf("node 1 knows %d as issued", id)
+		}
+	}
+	if err := a.SetNode(1 << 22); err == nil {
+		t.Error("a node id above the id space was taken")
+	}
+}
+
 // A crash loses the table's memory: a fresh table (as after a restart)
 // rebuilds it from the last snapshot plus the log written after it, so
 // duplicates of batches on either side of the snapshot are still found.
