@@ -175,12 +175,13 @@ func (v kafkaView) PartitionLeader(topicID string, p int32) (leader, epoch int32
 
 // Controller is the metadata leader, which coordinates every group — but
 // for the moment after it is elected and before it has applied what its
-// predecessors committed (their groups' commits among it): then -1, so
-// that group requests are answered as by a cluster with no coordinator
-// yet (retriable), not from state that is behind.
+// predecessors committed (their groups' commits among it), and while it
+// has not heard from a majority lately (cut off, it may already have been
+// replaced): then -1, so that group requests are answered as by a cluster
+// with no coordinator yet (retriable), not from state that is behind.
 func (v kafkaView) Controller() int32 {
 	lead := v.n.MetaLeader()
-	if lead == v.self && v.b.CoordinatorTerm() == 0 {
+	if lead == v.self && (v.b.CoordinatorTerm() == 0 || !v.n.InQuorumContact()) {
 		return -1
 	}
 	return int32(lead)

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -296,6 +297,33 @@ func (n *Node) Coordinator() (id uint64, addr string) {
 		return 0, ""
 	}
 	return id, n.nodeAddr(id)
+}
+
+// InQuorumContact reports whether this node heard from a majority of the
+// cluster's members (itself included) within the last five ticks. A
+// metadata leader cut off from the others goes on believing it leads
+// until check-quorum makes it step down, an election timeout later; what
+// it serves from memory alone (Kafka's committed offsets) it serves only
+// while this holds: the others elect a new leader only after hearing
+// nothing from it for an election timeout (10 ticks or more), so a node
+// that heard a majority within 5 ticks is still the only leader (a lease,
+// counted in this node's ticks).
+func (n *Node) InQuorumContact() bool {
+	members, err := n.members()
+	if err != nil {
+		return false
+	}
+	window := 5 * n.cfg.Tick
+	heard := 0
+	for _, ps := range n.transport.Status() {
+		if slices.Contains(members, ps.ID) && !ps.LastHeard.IsZero() && time.Since(ps.LastHeard) < window {
+			heard++
+		}
+	}
+	if slices.Contains(members, n.cfg.Node) {
+		heard++
+	}
+	return 2*heard > len(members)
 }
 
 // nodeAddr returns the native API address node id advertises ("":
