@@ -6,8 +6,6 @@ import (
 	"go.etcd.io/raft/v3"
 
 	"github.com/spoolmq/spool/internal/peer"
-	"github.com/spoolmq/spool/internal/raftlog"
-	"github.com/spoolmq/spool/internal/state"
 )
 
 // TestHeartbeatsCoalesced runs 100 groups on three nodes that never
@@ -16,28 +14,7 @@ import (
 // every group keeps its leader (the coalesced heartbeats reach them all).
 func TestHeartbeatsCoalesced(t *testing.T) {
 	const groups = 100
-	nw := &net{cut: map[[2]uint64]bool{}}
-	peers := []raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}
-	nodes := map[uint64]*Node{}
-	for id := uint64(1); id <= 3; id++ {
-		st, err := state.Open(t.TempDir(), state.Options{Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		n := New(Config{ID: id, Sender: sender{nw, id}, Logger: quiet, QuiesceTicks: -1})
-		defer n.Close()
-		for g := uint64(1); g <= groups; g++ {
-			log, err := raftlog.Open(st, g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := n.AddGroup(g, log, &list{}, 0, peers); err != nil {
-				t.Fatal(err)
-			}
-		}
-		nodes[id] = n
-	}
+	nw, nodes := groupsOnThree(t, groups, Config{QuiesceTicks: -1})
 	step := func() (delivered, coalesced int) {
 		for id := uint64(1); id <= 3; id++ {
 			nodes[id].Tick()

@@ -18,28 +18,7 @@ import (
 // groups it led wake up on the other nodes and elect new leaders.
 func TestIdleGroupsQuiesce(t *testing.T) {
 	const groups = 100
-	nw := &net{cut: map[[2]uint64]bool{}}
-	peers := []raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}
-	nodes := map[uint64]*Node{}
-	for id := uint64(1); id <= 3; id++ {
-		st, err := state.Open(t.TempDir(), state.Options{Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		n := New(Config{ID: id, Sender: sender{nw, id}, Logger: quiet})
-		defer n.Close()
-		for g := uint64(1); g <= groups; g++ {
-			log, err := raftlog.Open(st, g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := n.AddGroup(g, log, &list{}, 0, peers); err != nil {
-				t.Fatal(err)
-			}
-		}
-		nodes[id] = n
-	}
+	nw, nodes := groupsOnThree(t, groups, Config{})
 	dead := uint64(0)
 	// step runs one tick: every live node ticks and processes, the
 	// network delivers everything between live nodes, and every live node
@@ -161,28 +140,7 @@ func TestIdleGroupsQuiesce(t *testing.T) {
 // quorum is still heard), so idle groups stay quiet with one node down.
 func TestQuiescedLeaderCutOff(t *testing.T) {
 	const groups = 20
-	nw := &net{cut: map[[2]uint64]bool{}}
-	peers := []raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}
-	nodes := map[uint64]*Node{}
-	for id := uint64(1); id <= 3; id++ {
-		st, err := state.Open(t.TempDir(), state.Options{Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		n := New(Config{ID: id, Sender: sender{nw, id}, Logger: quiet})
-		defer n.Close()
-		for g := uint64(1); g <= groups; g++ {
-			log, err := raftlog.Open(st, g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := n.AddGroup(g, log, &list{}, 0, peers); err != nil {
-				t.Fatal(err)
-			}
-		}
-		nodes[id] = n
-	}
+	nw, nodes := groupsOnThree(t, groups, Config{})
 	cut, down := uint64(0), uint64(0) // cut off: ticks, hears nothing; down: does nothing
 	step := func() int {
 		for id := uint64(1); id <= 3; id++ {
@@ -287,4 +245,36 @@ func TestQuiescedLeaderCutOff(t *testing.T) {
 	if n := step() + step() + step(); n > 0 {
 		t.Fatalf("%d messages among idle groups with follower %d down", n, down)
 	}
+}
+
+// groupsOnThree starts raft groups 1…groups on three nodes over the test
+// network, each node configured as cfg with its id, sender and logger
+// filled in; they stop when the test ends.
+func groupsOnThree(t *testing.T, groups int, cfg Config) (*net, map[uint64]*Node) {
+	t.Helper()
+	nw := &net{cut: map[[2]uint64]bool{}}
+	peers := []raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}
+	nodes := map[uint64]*Node{}
+	for id := uint64(1); id <= 3; id++ {
+		st, err := state.Open(t.TempDir(), state.Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		c := cfg
+		c.ID, c.Sender, c.Logger = id, sender{nw, id}, quiet
+		n := New(c)
+		t.Cleanup(n.Close)
+		for g := uint64(1); g <= uint64(groups); g++ {
+			log, err := raftlog.Open(st, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.AddGroup(g, log, &list{}, 0, peers); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodes[id] = n
+	}
+	return nw, nodes
 }
