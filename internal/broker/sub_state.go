@@ -43,6 +43,11 @@ type subWrite struct {
 	created    time.Time // the subscription's incarnation
 	term       uint64    // cluster: the coordinator's metadata term
 	ops        []subOp
+
+	// s is the subscription written, when the write is made on this node
+	// (not encoded): applied at once, it needs no lookup by name, which
+	// a closing broker refuses — and Close persists queues' last progress.
+	s *subscription
 }
 
 type subOp struct {
@@ -50,7 +55,7 @@ type subOp struct {
 }
 
 func (s *subscription) newWrite() *subWrite {
-	return &subWrite{topic: s.meta.Topic, sub: s.meta.Name, created: s.meta.Created}
+	return &subWrite{topic: s.meta.Topic, sub: s.meta.Name, created: s.meta.Created, s: s}
 }
 
 func (w *subWrite) set(k, v []byte) {
@@ -87,9 +92,12 @@ func (b *Broker) applySubWrite(w *subWrite, entryTerm uint64, stamps []catalog.S
 	if entryTerm != 0 && w.term != entryTerm {
 		return errs.New(errs.Unavailable, "the subscription coordinator changed (term %d, now %d); retry on the new one", w.term, entryTerm)
 	}
-	_, s, err := b.sub(w.topic, w.sub)
-	if err != nil {
-		return err
+	s := w.s
+	if s == nil {
+		var err error
+		if _, s, err = b.sub(w.topic, w.sub); err != nil {
+			return err
+		}
 	}
 	if !s.meta.Created.Equal(w.created) {
 		return errs.New(errs.SubNotFound, "subscription %q on topic %q not found", w.sub, w.topic)

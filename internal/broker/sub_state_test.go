@@ -115,3 +115,28 @@ func TestConsumerStateReplicated(t *testing.T) {
 		t.Fatal("session survived the end of coordination")
 	}
 }
+
+// TestQueueProgressPersistedOnClose: acknowledgements not yet written by
+// the queue loop are written when the broker closes (a closing broker
+// refuses lookups by name; the write names its subscription itself).
+func TestQueueProgressPersistedOnClose(t *testing.T) {
+	e := newEnv(t)
+	e.b.CreateTopic("jobs", catalog.TopicConfig{})
+	if _, err := e.b.CreateSubscription("jobs", "w", queueCfg(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Publish("jobs", msgs("j", 4)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.b.Join(JoinRequest{Topic: "jobs", Subscription: "w", Credits: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ackAll(t, s, deliveries(t, s, 5*time.Second))
+	s.Leave()
+	e.restart() // no queue tick in between
+	s = e.joinQueue("jobs", "w")
+	if got := deliveries(t, s, 300*time.Millisecond); len(got) != 0 {
+		t.Fatalf("acknowledged messages delivered again after a clean restart: %v", valuesOf(got))
+	}
+}
