@@ -1,7 +1,9 @@
 package kafka
 
 // CreateTopics (key 19), v0–v7. NumPartitions −1 means the server default;
-// the replication factor must be −1 or 1 (one node). Configs understood:
+// the replication factor must be −1 (or 0) or the number of replicas every
+// partition has: 1 on a single node, the cluster's size on a cluster
+// (every node holds every partition). Configs understood:
 // retention.ms, retention.bytes, max.message.bytes, cleanup.policy=delete
 // (see configs.go); others are INVALID_CONFIG. ValidateOnly checks without
 // creating.
@@ -31,9 +33,14 @@ func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		if rt.NumPartitions > 0 {
 			cfg.Partitions = rt.NumPartitions
 		}
+		rf := s.replicationFactor()
 		switch {
-		case rt.ReplicationFactor > 1:
-			msg(kerr.InvalidReplicationFactor.Code, "this Spool node has one replica per partition")
+		case rt.ReplicationFactor > 0 && int32(rt.ReplicationFactor) != rf:
+			if rf == 1 {
+				msg(kerr.InvalidReplicationFactor.Code, "this Spool node has one replica per partition")
+			} else {
+				msg(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("every partition of this Spool cluster has one replica on each of its %d nodes: give -1 or %d", rf, rf))
+			}
 		case len(rt.ReplicaAssignment) > 0:
 			msg(kerr.InvalidReplicaAssignment.Code, "replica assignment is not supported")
 		default:
@@ -62,9 +69,18 @@ func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 			}
 			st.TopicID = kwire.UUIDBytes(t.ID)
 			st.NumPartitions = t.Config.Partitions
-			st.ReplicationFactor = 1
+			st.ReplicationFactor = int16(rf)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// replicationFactor is the number of replicas of a partition created now:
+// 1 on a single node, the cluster's size on a cluster.
+func (s *Server) replicationFactor() int32 {
+	if s.cfg.Cluster == nil {
+		return 1
+	}
+	return max(1, s.cfg.Cluster.ReplicationFactor())
 }

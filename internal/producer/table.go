@@ -73,7 +73,11 @@ package producer
 // internal/kafka/22_init_producer_id.go, and the native InitProducer,
 // internal/api/producer.go), reserved in durable blocks under "pid/next"
 // of the space (record.go) so that no id is handed out twice, across
-// restarts and crashes (a crash wastes the rest of a block).
+// restarts and crashes (a crash wastes the rest of a block). Each node of a
+// cluster keeps its own reservations, so on a cluster an id is the node's
+// id in the high 32 bits and the node's own counter in the low 32
+// (SetNode): two nodes never hand out the same id, as node ids are never
+// reused.
 
 import (
 	"bytes"
@@ -119,7 +123,8 @@ type Table struct {
 	count atomic.Int64              // producer states over all partitions
 
 	idMu            sync.Mutex
-	nextID, idLimit int64 // ids [nextID, idLimit) are reserved and unused; guarded by idMu
+	nextID, idLimit int64 // counters [nextID, idLimit) are reserved and unused; guarded by idMu
+	node            int64 // the cluster node whose ids these are (SetNode); 0 on a single node
 
 	kick chan struct{} // capacity 1: over the bound, sweep now
 }
@@ -654,7 +659,25 @@ func (st *producerState) pending() bool {
 	return false
 }
 
-// NewProducerID hands out a producer id never handed out before.
+// nodeIDBits is how many low bits of a cluster node's producer ids are
+// its own counter.
+const nodeIDBits = 32
+
+// SetNode makes the table hand out the producer ids of cluster node node
+// (1 … MaxInt32): node<<32 | counter, the counter reserved in this node's
+// state store as on a single node. Every node of a cluster hands out ids
+// from one table (Kafka's InitProducerId and the native InitProducer both
+// reach any node), so without it two nodes would hand out the same ids,
+// and one producer's batches would be taken for another's duplicates. Call
+// it before the first id is handed out.
+func (pt *Table) SetNode(node int32) {
+	pt.idMu.Lock()
+	defer pt.idMu.Unlock()
+	pt.node = int64(max(node, 0))
+}
+
+// NewProducerID hands out a producer id never handed out before, by this
+// node or (on a cluster) any other.
 func (pt *Table) NewProducerID() (int64, error) {
 	pt.idMu.Lock()
 	defer pt.idMu.Unlock()
@@ -663,15 +686,18 @@ func (pt *Table) NewProducerID() (int64, error) {
 		if err != nil {
 			return -1, err
 		}
+		if pt.node != 0 && first+producerIDBlock > 1<<nodeIDBits {
+			return -1, errs.New(errs.ResourceExhausted, "this node has handed out all its producer ids")
+		}
 		pt.nextID, pt.idLimit = first, first+producerIDBlock
 	}
 	id := pt.nextID
 	pt.nextID++
-	return id, nil
+	return pt.node<<nodeIDBits | id, nil
 }
 
 // Issued reports whether id was handed out by this broker (in this or an
-// earlier run).
+// earlier run); on a cluster, by this node.
 func (pt *Table) Issued(id int64) (bool, error) {
 	pt.idMu.Lock()
 	defer pt.idMu.Unlock()
@@ -681,6 +707,12 @@ func (pt *Table) Issued(id int64) (bool, error) {
 			return false, err
 		}
 		pt.nextID, pt.idLimit = first, first+producerIDBlock
+	}
+	if pt.node != 0 {
+		if id>>nodeIDBits != pt.node {
+			return false, nil
+		}
+		id &= 1<<nodeIDBits - 1
 	}
 	return id >= 0 && id < pt.nextID, nil
 }
