@@ -1,0 +1,90 @@
+package kafka_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/kafka"
+	"github.com/spoolmq/spool/internal/serverhook"
+	"github.com/spoolmq/spool/server"
+)
+
+// fakeCluster is what two Kafka front ends over one broker tell of a
+// cluster of two: node 1 leads the metadata (coordinates groups), node 2
+// leads every partition, as a partition leader that is not the metadata
+// leader does on a real cluster.
+type fakeCluster struct{ brokers []kafka.Broker }
+
+func (f fakeCluster) Brokers() []kafka.Broker { return f.brokers }
+func (f fakeCluster) PartitionLeader(string, int32) (int32, int32, []int32) {
+	return 2, 0, []int32{1, 2}
+}
+func (f fakeCluster) Controller() int32        { return 1 }
+func (f fakeCluster) ReplicationFactor() int32 { return 2 }
+
+// startFakeCluster serves nodes 1 and 2 of a fakeCluster over srv's
+// broker and returns their Kafka addresses by node id.
+func startFakeCluster(t *testing.T, srv *server.Server) func(node int) string {
+	t.Helper()
+	var lns [2]net.Listener
+	var view fakeCluster
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = ln
+		a := ln.Addr().(*net.TCPAddr)
+		view.brokers = append(view.brokers, kafka.Broker{NodeID: int32(i + 1), Host: a.IP.String(), Port: int32(a.Port)})
+	}
+	for i, ln := range lns {
+		k := kafka.New(serverhook.Broker(srv), kafka.Config{NodeID: int32(i + 1), Cluster: view, Logger: slog.New(slog.DiscardHandler)})
+		go k.Serve(ln)
+		t.Cleanup(func() { k.Close() })
+	}
+	return func(node int) string {
+		br := view.brokers[node-1]
+		return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
+	}
+}
+
+// On a cluster every node holds every partition: CreateTopics accepts the
+// cluster's size as the replication factor (or -1, the default) and
+// refuses any other, and reports the factor it created.
+func TestClusterCreateTopicsReplicationFactor(t *testing.T) {
+	srv := startShareServer(t)
+	addr := startFakeCluster(t, srv)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		topic string
+		rf    int16
+		code  int16
+	}{{"rf-default", -1, 0}, {"rf-cluster", 2, 0}, {"rf-one", 1, kerr.InvalidReplicationFactor.Code}, {"rf-three", 3, kerr.InvalidReplicationFactor.Code}} {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = c.topic, 1, c.rf
+		req.Topics = []kmsg.CreateTopicsRequestTopic{rt}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Topics) != 1 {
+			t.Fatalf("%s: %+v %v", c.topic, resp, err)
+		}
+		got := resp.Topics[0]
+		if got.ErrorCode != c.code || (c.code == 0 && got.ReplicationFactor != 2) {
+			t.Fatalf("%s with replication factor %d: code %d, factor %d, %v", c.topic, c.rf, got.ErrorCode, got.ReplicationFactor, got.ErrorMessage)
+		}
+	}
+}
