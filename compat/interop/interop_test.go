@@ -266,7 +266,7 @@ func spool(ctx context.Context, t *testing.T, stdin string, args ...string) stri
 
 func newKgo(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(check.KafkaAddr()), kgo.ClientID("spool-compat-interop"))...)
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(check.KafkaAddrs()...), kgo.ClientID("spool-compat-interop"))...)
 	if err != nil {
 		t.Fatalf("kgo client: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,11 +21,17 @@ import (
 // fakeCluster is what two Kafka front ends over one broker tell of a
 // cluster of two: node 1 leads the metadata (coordinates groups), node 2
 // leads every partition, as a partition leader that is not the metadata
-// leader does on a real cluster.
-type fakeCluster struct{ brokers []kafka.Broker }
+// leader does on a real cluster, once leaderless (unix ns) has passed.
+type fakeCluster struct {
+	brokers    []kafka.Broker
+	leaderless *atomic.Int64
+}
 
 func (f fakeCluster) Brokers() []kafka.Broker { return f.brokers }
 func (f fakeCluster) PartitionLeader(string, int32) (int32, int32, []int32) {
+	if time.Now().UnixNano() < f.leaderless.Load() {
+		return 0, 0, []int32{1, 2}
+	}
 	return 2, 0, []int32{1, 2}
 }
 func (f fakeCluster) Controller() int32        { return 1 }
@@ -33,9 +40,14 @@ func (f fakeCluster) ReplicationFactor() int32 { return 2 }
 // startFakeCluster serves nodes 1 and 2 of a fakeCluster over srv's
 // broker and returns their Kafka addresses by node id.
 func startFakeCluster(t *testing.T, srv *server.Server) func(node int) string {
+	addr, _ := startFakeClusterView(t, srv)
+	return addr
+}
+
+func startFakeClusterView(t *testing.T, srv *server.Server) (func(node int) string, fakeCluster) {
 	t.Helper()
 	var lns [2]net.Listener
-	var view fakeCluster
+	view := fakeCluster{leaderless: new(atomic.Int64)}
 	for i := range lns {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -53,7 +65,7 @@ func startFakeCluster(t *testing.T, srv *server.Server) func(node int) string {
 	return func(node int) string {
 		br := view.brokers[node-1]
 		return net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
-	}
+	}, view
 }
 
 // On a cluster every node holds every partition: CreateTopics accepts the
@@ -62,7 +74,14 @@ func startFakeCluster(t *testing.T, srv *server.Server) func(node int) string {
 func TestClusterCreateTopicsReplicationFactor(t *testing.T) {
 	srv := startShareServer(t)
 	addr := startFakeCluster(t, srv)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr(1)))
+	createTopics(t, addr(1), "", 60_000)
+}
+
+// createTopics creates four topics on a fakeCluster, two of them with
+// replication factors the cluster does not have, and checks the answers.
+func createTopics(t *testing.T, addr, prefix string, timeoutMillis int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +95,9 @@ func TestClusterCreateTopicsReplicationFactor(t *testing.T) {
 	}{{"rf-default", -1, 0}, {"rf-cluster", 2, 0}, {"rf-one", 1, kerr.InvalidReplicationFactor.Code}, {"rf-three", 3, kerr.InvalidReplicationFactor.Code}} {
 		req := kmsg.NewPtrCreateTopicsRequest()
 		rt := kmsg.NewCreateTopicsRequestTopic()
-		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = c.topic, 1, c.rf
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = prefix+c.topic, 1, c.rf
 		req.Topics = []kmsg.CreateTopicsRequestTopic{rt}
+		req.TimeoutMillis = timeoutMillis
 		resp, err := req.RequestWith(ctx, cl)
 		if err != nil || len(resp.Topics) != 1 {
 			t.Fatalf("%s: %+v %v", c.topic, resp, err)
@@ -86,5 +106,48 @@ func TestClusterCreateTopicsReplicationFactor(t *testing.T) {
 		if got.ErrorCode != c.code || (c.code == 0 && got.ReplicationFactor != 2) {
 			t.Fatalf("%s with replication factor %d: code %d, factor %d, %v", c.topic, c.rf, got.ErrorCode, got.ReplicationFactor, got.ErrorMessage)
 		}
+	}
+}
+
+// On a cluster, CreateTopics and CreatePartitions answer once this node
+// knows a leader of every new partition (up to the request's timeout), so
+// that a client producing at once finds them in Metadata.
+func TestClusterCreateWaitsForLeaders(t *testing.T) {
+	srv := startShareServer(t)
+	addr, view := startFakeClusterView(t, srv)
+	const wait = 500 * time.Millisecond
+	view.leaderless.Store(time.Now().Add(wait).UnixNano())
+	t0 := time.Now()
+	createTopics(t, addr(1), "", 60_000)
+	if d := time.Since(t0); d < wait {
+		t.Fatalf("CreateTopics answered after %v, before the partitions had leaders", d)
+	}
+
+	// A timeout of 0 does not wait; CreatePartitions waits like CreateTopics.
+	view.leaderless.Store(time.Now().Add(time.Hour).UnixNano())
+	t0 = time.Now()
+	createTopics(t, addr(2), "no-wait-", 0)
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Fatalf("CreateTopics with a timeout of 0 answered after %v", d)
+	}
+	view.leaderless.Store(time.Now().Add(wait).UnixNano())
+	t0 = time.Now()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	rt := kmsg.NewCreatePartitionsRequestTopic()
+	rt.Topic, rt.Count = "rf-default", 3
+	req.Topics, req.TimeoutMillis = []kmsg.CreatePartitionsRequestTopic{rt}, 60_000
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create partitions: %+v %v", resp, err)
+	}
+	if d := time.Since(t0); d < wait {
+		t.Fatalf("CreatePartitions answered after %v, before the partitions had leaders", d)
 	}
 }
