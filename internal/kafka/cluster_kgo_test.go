@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -199,5 +200,62 @@ func TestClusterCommitWaitsForReplica(t *testing.T) {
 	}
 	if d := time.Since(t0); d < time.Second {
 		t.Fatalf("a commit beyond the end was refused after %v, without waiting for the replica", d)
+	}
+}
+
+// On a cluster DescribeConfigs reports the cluster's replication facts
+// (every node holds every partition; a majority acknowledges a write), and
+// Metadata names the group coordinator as the leader of __consumer_offsets
+// on every node.
+func TestClusterConfigsAndOffsetsTopic(t *testing.T) {
+	srv := startShareServer(t)
+	addr := startFakeCluster(t, srv)
+	shareCreateTopic(t, srv, "facts", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for node := 1; node <= 2; node++ {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr(node)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		for _, r := range []struct {
+			typ  kmsg.ConfigResourceType
+			name string
+		}{{kmsg.ConfigResourceTypeTopic, "facts"}, {kmsg.ConfigResourceTypeBroker, ""}} {
+			rr := kmsg.NewDescribeConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = r.typ, r.name
+			req.Resources = append(req.Resources, rr)
+		}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Resources) != 2 {
+			t.Fatalf("node %d: describe configs: %+v %v", node, resp, err)
+		}
+		got := map[string]string{}
+		for _, r := range resp.Resources {
+			for _, c := range r.Configs {
+				if c.Value != nil {
+					got[fmt.Sprint(r.ResourceType, "/", c.Name)] = *c.Value
+				}
+			}
+		}
+		for k, want := range map[string]string{"TOPIC/min.insync.replicas": "2", "BROKER/min.insync.replicas": "2", "BROKER/default.replication.factor": "2"} {
+			if got[k] != want {
+				t.Fatalf("node %d: %s = %q, want %q", node, k, got[k], want)
+			}
+		}
+		md := kmsg.NewPtrMetadataRequest()
+		mresp, err := md.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rt := range mresp.Topics {
+			if rt.Topic != nil && *rt.Topic == "__consumer_offsets" {
+				if p := rt.Partitions[0]; p.Leader != 1 || len(p.Replicas) != 2 {
+					t.Fatalf("node %d: __consumer_offsets: %+v", node, p)
+				}
+			}
+		}
 	}
 }
