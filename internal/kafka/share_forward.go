@@ -13,16 +13,22 @@ package kafka
 // (no coordinator known, a connection that failed) is answered with
 // COORDINATOR_NOT_AVAILABLE, retriable; the forwarding connection is then
 // closed, which closes its session on the coordinator, and the client's
-// next request opens a new one (SHARE_SESSION_NOT_FOUND).
+// next request opens a new one (SHARE_SESSION_NOT_FOUND). A forwarded
+// request names its client "spool-forwarded:…", and a node never forwards
+// such a request again: while two nodes each believe the other coordinates
+// (a leader change they have not both seen), they answer
+// COORDINATOR_NOT_AVAILABLE instead of forwarding it back and forth.
 
 import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -30,6 +36,8 @@ import (
 )
 
 const (
+	// forwardedClientID prefixes the client id of forwarded requests.
+	forwardedClientID  = "spool-forwarded:"
 	forwardDialTimeout = 5 * time.Second
 	// forwardSlack is how long past the request's own wait a forwarded
 	// request may take.
@@ -63,9 +71,12 @@ func isShareData(req kmsg.Request) bool {
 // forwardShare sends a ShareFetch or ShareAcknowledge to the coordinator
 // and returns its answer, or a COORDINATOR_NOT_AVAILABLE answer.
 func (c *conn) forwardShare(ctx context.Context, req kmsg.Request) kmsg.Response {
-	resp, err := c.forward(ctx, req)
-	if err == nil {
-		return resp
+	var resp kmsg.Response
+	err := errors.New("a forwarded request reached a node that does not coordinate")
+	if !strings.HasPrefix(c.clientID, forwardedClientID) {
+		if resp, err = c.forward(ctx, req); err == nil {
+			return resp
+		}
 	}
 	c.s.logger.Debug("forwarding a share request to the coordinator failed", "api", kmsg.NameForKey(req.Key()), "err", err)
 	if c.fwd != nil {
@@ -114,11 +125,7 @@ func (c *conn) forward(ctx context.Context, req kmsg.Request) (kmsg.Response, er
 		return nil, err
 	}
 	f.corr++
-	clientID := c.clientID
-	if clientID == "" {
-		clientID = "spool-forward"
-	}
-	f.buf = kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID)).AppendRequest(f.buf[:0], req, f.corr)
+	f.buf = kmsg.NewRequestFormatter(kmsg.FormatterClientID(forwardedClientID+c.clientID)).AppendRequest(f.buf[:0], req, f.corr)
 	if _, err := f.nc.Write(f.buf); err != nil {
 		return nil, err
 	}

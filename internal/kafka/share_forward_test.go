@@ -115,4 +115,22 @@ func TestShareForwardedToCoordinator(t *testing.T) {
 	if acquired != 10 {
 		t.Fatalf("the member's two sessions acquired %d records, want the topic's 10", acquired)
 	}
+
+	// A request forwarded once is not forwarded again (two nodes that each
+	// took the other for the coordinator would pass it back and forth).
+	fwd, err := kgo.NewClient(kgo.SeedBrokers(addr(2)), kgo.ClientID("spool-forwarded:kgo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	group, member := "raw", "member-r"
+	req := kmsg.NewPtrShareFetchRequest()
+	req.GroupID, req.MemberID, req.ShareSessionEpoch, req.MaxWaitMillis = &group, &member, 0, 100
+	resp, err := fwd.Broker(2).Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.(*kmsg.ShareFetchResponse); r.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("a forwarded share fetch reaching a node that does not coordinate: %+v", r)
+	}
 }
