@@ -42,8 +42,8 @@ const (
 	// forwardSlack is how long past the request's own wait a forwarded
 	// request may take.
 	forwardSlack = 15 * time.Second
-	// forwardMaxResponse bounds a forwarded response beyond the bytes the
-	// request asked for.
+	// forwardMaxResponse bounds a forwarded response beyond the bytes of
+	// records it may carry.
 	forwardMaxResponse = 1 << 20
 )
 
@@ -115,7 +115,9 @@ func (c *conn) forward(ctx context.Context, req kmsg.Request) (kmsg.Response, er
 	wait, limit := time.Duration(0), int64(forwardMaxResponse)
 	if r, ok := req.(*kmsg.ShareFetchRequest); ok {
 		wait = min(time.Duration(max(r.MaxWaitMillis, 0))*time.Millisecond, maxFetchWait)
-		limit += int64(max(r.MaxBytes, shareDefaultMaxBytes))
+		// The coordinator answers up to MaxBytes, but always with a whole
+		// batch, which may be larger.
+		limit += int64(max(r.MaxBytes, shareDefaultMaxBytes, c.s.b.MaxStorableMessageBytes()))
 	}
 	// The connection's reads end with the server (Close does not wait out
 	// a long poll on the coordinator).
