@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -34,7 +35,17 @@ type Client struct {
 	consume spoolv1connect.ConsumeServiceClient
 	cluster spoolv1connect.ClusterServiceClient
 
+	// Routing to a cluster's partition leaders (routing.go).
+	hc     connect.HTTPClient
+	copts  []connect.ClientOption
+	scheme string        // of addr
+	host   string        // addr's host:port
+	self   nodeConn      // the services at addr
+	rr     atomic.Uint32 // rotates the partition of keyless messages in routed Publish calls
+
 	mu        sync.Mutex
+	nodes     map[string]*nodeConn     // other nodes' services, by host:port
+	leaders   map[string]*topicLeaders // a cluster's topics' leaders, for Publish
 	closed    bool
 	producers map[*Producer]struct{}
 	consumers map[*Consumer]struct{}           // running ones
@@ -64,6 +75,10 @@ func New(addr string, opts ...Option) (*Client, error) {
 	c := &Client{
 		cfg:       cfg,
 		addr:      strings.TrimRight(addr, "/"),
+		scheme:    u.Scheme,
+		host:      u.Host,
+		nodes:     map[string]*nodeConn{},
+		leaders:   map[string]*topicLeaders{},
 		producers: map[*Producer]struct{}{},
 		consumers: map[*Consumer]struct{}{},
 		reads:     map[*context.CancelFunc]struct{}{},
@@ -82,6 +97,8 @@ func New(addr string, opts ...Option) (*Client, error) {
 	c.publish = spoolv1connect.NewPublishServiceClient(hc, c.addr, copts...)
 	c.consume = spoolv1connect.NewConsumeServiceClient(hc, c.addr, copts...)
 	c.cluster = spoolv1connect.NewClusterServiceClient(hc, c.addr, copts...)
+	c.hc, c.copts = hc, copts
+	c.self = nodeConn{publish: c.publish, topics: c.topics}
 	return c, nil
 }
 
@@ -127,6 +144,8 @@ func (c *Client) Close() error {
 	for cancel := range c.reads {
 		(*cancel)()
 	}
+	clear(c.nodes)
+	clear(c.leaders)
 	c.mu.Unlock()
 
 	for _, p := range producers {
@@ -170,9 +189,25 @@ func callUnbounded[Req, Res any](ctx context.Context, c *Client, f func(context.
 	}
 	resp, err := f(ctx, connect.NewRequest(req))
 	if err != nil {
-		return nil, convertError(err)
+		return nil, transportError(ctx, convertError(err))
 	}
 	return resp.Msg, nil
+}
+
+// transportError makes a call's "canceled" that the caller did not ask
+// for (ctx is not done: the connection was reset or closed under the call)
+// the retriable unavailable it is: the server may or may not have done
+// the work, as after any failure of the network.
+func transportError(ctx context.Context, err error) error {
+	var e *Error
+	if ctx.Err() != nil || !errors.As(err, &e) || e.Code != "canceled" {
+		return err
+	}
+	var ce *connect.Error
+	if !errors.As(e.cause, &ce) || len(ce.Details()) > 0 {
+		return err // the server's own answer
+	}
+	return &Error{Code: CodeUnavailable, Message: e.Message, Retriable: true, cause: e.cause}
 }
 
 // Publish publishes msgs to topic in one request and returns one result per
@@ -184,6 +219,14 @@ func callUnbounded[Req, Res any](ctx context.Context, c *Client, f func(context.
 // most 10,000 messages and 100,000 headers (the server's limits; more fail
 // with ErrInvalidArgument before anything is sent). For throughput, use a
 // Producer.
+//
+// On a cluster, where only a partition's leader takes its publishes, the
+// first node that refuses a partition names its leader: Publish then
+// fixes each message's partition (its key's, or one for the keyless
+// messages of the call), sends each partition's messages to its leader and
+// follows leaders that change; later calls for the topic go to the
+// leaders directly. Redirects do not count as attempts; a partition with
+// no leader (an election) does.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...Message) ([]PublishResult, error) {
 	if len(msgs) == 0 {
 		return nil, nil
@@ -203,17 +246,20 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...Message) ([]
 			return nil, invalidArgument("more than %d headers in one Publish (the limit)", maxRequestHeaders)
 		}
 	}
+	if tl, ok := c.leadersFor(topic); ok {
+		return c.publishRouted(ctx, topic, req, tl, 0, false)
+	}
 	for attempt := 1; ; attempt++ {
 		resp, err := call(ctx, c, c.publish.Publish, req)
 		if err == nil {
-			if len(resp.GetResults()) != len(msgs) {
-				return nil, fmt.Errorf("client: server returned %d results for %d messages", len(resp.GetResults()), len(msgs))
-			}
 			out := make([]PublishResult, len(msgs))
-			for i, r := range resp.GetResults() {
-				out[i] = resultFromProto(r)
-			}
-			return out, nil
+			return out, fillResults(out, nil, resp)
+		}
+		if leaderOf(err) != nil {
+			// A cluster node that does not lead a partition of the
+			// request refused all of it: send each partition's messages
+			// to its leader.
+			return c.publishRouted(ctx, topic, req, nil, attempt-1, true)
 		}
 		if !IsRetriable(err) || attempt >= c.cfg.publishAttempts {
 			return nil, err

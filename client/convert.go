@@ -98,6 +98,8 @@ func topicInfoFromProto(r *spoolv1.DescribeTopicResponse) *TopicInfo {
 			StartOffset: p.GetStartOffset(),
 			EndOffset:   p.GetEndOffset(),
 			Bytes:       p.GetBytes(),
+			Leader:      p.GetLeader(),
+			LeaderAddr:  p.GetLeaderAddr(),
 		})
 	}
 	return info

@@ -34,6 +34,20 @@
 // a Delay go one by one (the message form), where the topic's
 // de-duplication window and the broker's clock apply.
 //
+// Clusters: give any node's address. Only a partition's leader takes its
+// publishes; a node that does not lead a partition refuses a publish to it
+// and names the leader, and DescribeTopic names every partition's leader
+// (PartitionInfo.Leader, LeaderAddr). Publish and the Producer follow them:
+// each partition's messages go to its leader over a connection made for
+// that node when first needed (closed with the client), refused or
+// interrupted ones are resent there with the same message ids or producer
+// sequences (so nothing is stored twice), and during an election they
+// wait within the retry budget (WithPublishAttempts for Publish, the
+// delivery timeout for a Producer). Admin calls and ReadTopic are answered
+// by the node given; a Consumer connects to it too (on a cluster the node
+// that coordinates subscriptions serves sessions). On a single node none
+// of this costs anything: no leader is ever named.
+//
 // Consuming: a Consumer joins a subscription and calls a Handler for every
 // message. On a stream subscription it handles messages in order per
 // partition, commits after the handler returns and follows rebalances. On

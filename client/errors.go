@@ -99,7 +99,8 @@ type Error struct {
 	// RetryAfter is the server's hint for when to retry; 0 means no hint.
 	RetryAfter time.Duration
 
-	cause error // the Connect error this was built from, if any
+	cause  error       // the Connect error this was built from, if any
+	leader *leaderHint // a cluster node's refusal of a partition it does not lead
 }
 
 // Error returns "client: <code>: <message>".
@@ -140,6 +141,7 @@ func errorFromInfo(info *spoolv1.ErrorInfo, message string) *Error {
 		Message:    message,
 		Retriable:  info.GetRetriable(),
 		RetryAfter: info.GetRetryAfter().AsDuration(),
+		leader:     leaderHintOf(info.GetNotLeader()),
 	}
 }
 

@@ -64,13 +64,14 @@ const (
 // partQ is one partition's messages and batches.
 type partQ struct {
 	p         int32
-	pending   recQueue  // not yet in a batch, in send order
-	batches   []*pbatch // built and unfinished, in sequence order
-	nextSeq   int32     // the sequence of the next new batch
-	built     int64     // batches built so far (the next one's idx)
-	inflight  int       // batches in flight
-	msgReq    bool      // a message-form request of the partition is in flight
-	resending bool      // waiting batches are being resent in order
+	conn      *nodeStream // the node its batches go to (its leader, on a cluster)
+	pending   recQueue    // not yet in a batch, in send order
+	batches   []*pbatch   // built and unfinished, in sequence order
+	nextSeq   int32       // the sequence of the next new batch
+	built     int64       // batches built so far (the next one's idx)
+	inflight  int         // batches in flight
+	msgReq    bool        // a message-form request of the partition is in flight
+	resending bool        // waiting batches are being resent in order
 }
 
 // pbatch is one record batch of a partition.
@@ -85,6 +86,7 @@ type pbatch struct {
 	dissolve   bool   // refused as a whole: its messages go one by one at the next epoch
 	notBefore  time.Time
 	attempts   int
+	redirects  int // sent to another leader at once after a refusal
 	lastErr    error
 	brokerTime bool
 }
@@ -183,6 +185,7 @@ type fast struct {
 	sticky     int32     // the partition of keyless messages
 	metaAt     time.Time // when the partition count was read
 	needBump   bool      // a gap in some partition's sequence: bump the epoch
+	cluster    bool      // the topic is on a cluster: partitions have leaders
 	rr         int       // the partition the next request starts with
 	builder    recordbatch.Builder
 	free       [][]byte // buffers of stored batches, for new ones
@@ -249,7 +252,7 @@ func (s *sender) setup(now time.Time) bool {
 	defer cancel()
 	c := s.p.c
 	if s.f.mode == modeUnknown {
-		resp, err := call(ctx, c, c.publish.InitProducer, &spoolv1.InitProducerRequest{})
+		resp, err := c.initProducer(ctx, &spoolv1.InitProducerRequest{})
 		if err != nil {
 			if e, ok := err.(*Error); ok && e.Code == "unimplemented" {
 				s.f.mode = modeMessages // a server without the batch form
@@ -264,26 +267,24 @@ func (s *sender) setup(now time.Time) bool {
 		s.f.pid, s.f.epoch = resp.GetProducerId(), int16(resp.GetProducerEpoch())
 		s.f.mode = modeBatches
 	}
-	info, err := call(ctx, c, c.topics.DescribeTopic, &spoolv1.DescribeTopicRequest{Name: s.p.topic})
+	tl, err := c.describeLeaders(ctx, s.p.topic)
 	if err != nil {
 		s.setupFailed(now, err)
 		return false
 	}
-	n := info.GetTopic().GetConfig().GetPartitions()
-	if n <= 0 {
-		s.setupFailed(now, &Error{Code: "internal", Message: fmt.Sprintf("topic %q has %d partitions", s.p.topic, n)})
-		return false
-	}
+	n := tl.n
 	s.f.metaAt = now
 	if n > s.f.nparts {
 		for p := s.f.nparts; p < n; p++ {
-			s.f.parts = append(s.f.parts, &partQ{p: p})
+			s.f.parts = append(s.f.parts, &partQ{p: p, conn: s.conns[0]})
+			s.conns[0].parts++
 		}
 		if s.f.nparts == 0 {
 			s.f.sticky = rand.Int32N(n)
 		}
 		s.f.nparts = n
 	}
+	s.route(tl)
 	rs := s.f.unassigned
 	s.f.unassigned = nil
 	for _, r := range rs {
@@ -301,19 +302,21 @@ func (s *sender) setupFailed(now time.Time, err error) {
 		s.p.finish(rs, nil, err)
 		return
 	}
-	s.failures++
-	wait := s.p.c.cfg.backoff.delay(s.failures, retryAfterOf(err))
-	s.reconnectAt = now.Add(wait)
+	cn := s.conns[0]
+	cn.failures++
+	wait := s.p.c.cfg.backoff.delay(cn.failures, retryAfterOf(err))
+	cn.reconnectAt = now.Add(wait)
 	s.p.log.Warn("spool: producer setup failed", "err", err, "retry_in", wait)
 }
 
 // pumpBatches is pump for the batch form.
 func (s *sender) pumpBatches(now time.Time, force bool) time.Time {
+	def := s.conns[0]
 	for len(s.inflight) < s.p.cfg.maxInFlight {
-		if now.Before(s.reconnectAt) && (s.stream == nil || s.f.nparts == 0) {
-			return s.reconnectAt
+		if now.Before(def.reconnectAt) && (s.f.nparts == 0 || (def.stream == nil && len(s.conns) == 1)) {
+			return def.reconnectAt
 		}
-		if s.stream != nil && s.stream.sendErr != nil {
+		if def.stream != nil && def.stream.sendErr != nil && len(s.conns) == 1 {
 			return time.Time{} // the receiver will report why
 		}
 		stale := s.f.nparts > 0 && now.Sub(s.f.metaAt) > metadataMaxAge
@@ -329,7 +332,7 @@ func (s *sender) pumpBatches(now time.Time, force bool) time.Time {
 				return s.pump(now, force)
 			}
 			if !ok && s.f.nparts == 0 {
-				return s.reconnectAt
+				return def.reconnectAt
 			}
 		}
 		if s.f.needBump && !s.bump(now) {
@@ -337,15 +340,15 @@ func (s *sender) pumpBatches(now time.Time, force bool) time.Time {
 				// Batches of unknown fate are resent below; the bump waits
 				// for their answers.
 			} else {
-				return s.reconnectAt
+				return def.reconnectAt
 			}
 		}
 		req, wake := s.nextRequest(now, force)
 		if req == nil {
 			return wake
 		}
-		if s.stream == nil {
-			s.open()
+		if req.conn.stream == nil {
+			s.open(req.conn)
 		}
 		s.sendRequest(req)
 	}
@@ -369,16 +372,17 @@ func (s *sender) unresolved() bool {
 // batches built so far are broken up, their messages put back in front of
 // their partitions' queues in order. It reports whether it bumped.
 func (s *sender) bump(now time.Time) bool {
-	if len(s.inflight) > 0 || s.unresolved() || now.Before(s.reconnectAt) {
+	def := s.conns[0]
+	if len(s.inflight) > 0 || s.unresolved() || now.Before(def.reconnectAt) {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(s.p.baseCtx, setupTimeout)
 	defer cancel()
 	pid := s.f.pid
-	resp, err := call(ctx, s.p.c, s.p.c.publish.InitProducer, &spoolv1.InitProducerRequest{ProducerId: &pid, ProducerEpoch: int32(s.f.epoch)})
+	resp, err := s.p.c.initProducer(ctx, &spoolv1.InitProducerRequest{ProducerId: &pid, ProducerEpoch: int32(s.f.epoch)})
 	if err != nil {
-		s.failures++
-		s.reconnectAt = now.Add(s.p.c.cfg.backoff.delay(s.failures, retryAfterOf(err)))
+		def.failures++
+		def.reconnectAt = now.Add(s.p.c.cfg.backoff.delay(def.failures, retryAfterOf(err)))
 		s.p.log.Warn("spool: producer epoch bump failed", "err", err)
 		return false
 	}
@@ -419,6 +423,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 		resends bool
 		full    bool
 		special *partQ
+		via     *nodeStream // the request's node: its partitions' leader
 	)
 	maxMsgs, maxBytes := s.p.cfg.maxBatchMsgs, s.p.cfg.maxBatchBytes
 	mnow := monoOf(now)
@@ -428,6 +433,14 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 		q := s.f.parts[(s.f.rr+i)%n]
 		if q.msgReq {
 			continue
+		}
+		if via == nil {
+			if ok, w := q.conn.usable(now); !ok {
+				wake = earliest(wake, w)
+				continue
+			}
+		} else if q.conn != via {
+			continue // another node's partition: in a later request
 		}
 		if s.f.needBump {
 			// Before the next epoch only batches of unknown fate are sent
@@ -440,6 +453,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 					break
 				}
 				plan = append(plan, planned{q: q, resend: pb})
+				via = q.conn
 				msgs += len(pb.records)
 				bytes += int64(len(pb.data))
 				resends = true
@@ -459,6 +473,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 				break
 			}
 			plan = append(plan, planned{q: q, resend: pb})
+			via = q.conn
 			msgs += len(pb.records)
 			bytes += int64(len(pb.data))
 			resends = true
@@ -509,6 +524,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 		}
 		if k > 0 {
 			plan = append(plan, planned{q: q, n: k, est: est})
+			via = q.conn
 		}
 	}
 	if len(plan) == 0 {
@@ -523,7 +539,7 @@ func (s *sender) nextRequest(now time.Time, force bool) (*request, time.Time) {
 		}
 	}
 	s.nextID++
-	req := &request{id: s.nextID}
+	req := &request{id: s.nextID, conn: via}
 	for _, pl := range plan {
 		pb := pl.resend
 		if pb == nil {
@@ -643,7 +659,7 @@ func (s *sender) messageRequest(q *partQ, now time.Time, force bool) (*request, 
 		pm.Partition = &p
 	}
 	s.nextID++
-	return &request{id: s.nextID, records: rs, q: q}, time.Time{}
+	return &request{id: s.nextID, conn: q.conn, records: rs, q: q}, time.Time{}
 }
 
 // sendRequest puts a batch-form or message-form request in flight.
@@ -664,8 +680,10 @@ func (s *sender) sendRequest(req *request) {
 			preq.Batches[i] = &spoolv1.PartitionBatch{Partition: pb.q.p, Records: pb.data, BrokerTime: pb.brokerTime}
 		}
 	}
-	if err := s.stream.stream.Send(preq); err != nil {
-		s.stream.sendErr = err
+	if st := req.conn.stream; st != nil {
+		if err := st.stream.Send(preq); err != nil {
+			st.sendErr = err
+		}
 	}
 }
 
@@ -673,7 +691,7 @@ func (s *sender) sendRequest(req *request) {
 // producer (either form).
 func (s *sender) handleBatches(req *request, resp *spoolv1.PublishResponse) {
 	delete(s.inflight, req.id)
-	s.failures = 0
+	req.conn.failures = 0
 	if req.q != nil {
 		s.handleMessages(req, resp)
 		return
@@ -688,16 +706,16 @@ func (s *sender) handleBatches(req *request, resp *spoolv1.PublishResponse) {
 		pb.req = 0
 		pb.q.inflight--
 		if reqErr != nil {
-			s.batchFailed(pb, reqErr)
+			s.batchFailed(pb, reqErr, req.conn)
 			continue
 		}
 		res := resp.GetBatchResults()[i]
 		if info := res.GetError(); info != nil {
-			s.batchFailed(pb, errorFromInfo(info, res.GetErrorMessage()))
+			s.batchFailed(pb, errorFromInfo(info, res.GetErrorMessage()), req.conn)
 			continue
 		}
 		if int(res.GetCount()) != len(pb.records) {
-			s.batchFailed(pb, &Error{Code: "internal", Message: fmt.Sprintf("server counted %d messages in a batch of %d", res.GetCount(), len(pb.records))})
+			s.batchFailed(pb, &Error{Code: "internal", Message: fmt.Sprintf("server counted %d messages in a batch of %d", res.GetCount(), len(pb.records))}, req.conn)
 			continue
 		}
 		s.removeBatch(pb)
@@ -733,8 +751,8 @@ func (s *sender) removeBatch(pb *pbatch) {
 	}
 }
 
-// batchFailed handles a batch the server did not store.
-func (s *sender) batchFailed(pb *pbatch, e *Error) {
+// batchFailed handles a batch the server did not store (sent on sentOn).
+func (s *sender) batchFailed(pb *pbatch, e *Error, sentOn *nodeStream) {
 	pb.unknown = false
 	pb.lastErr = e
 	pb.q.resending = false
@@ -743,9 +761,13 @@ func (s *sender) batchFailed(pb *pbatch, e *Error) {
 	}
 	if e.Retriable || e.Code == CodeOutOfOrderSequence {
 		pb.attempts++
-		if e.Code == CodeOutOfOrderSequence {
+		switch {
+		case e.Code == CodeOutOfOrderSequence:
 			pb.notBefore = time.Time{} // an earlier batch is resent first
-		} else {
+		case s.follow(pb.q, e.leader, sentOn) && pb.redirects < maxRedirects:
+			pb.redirects++
+			pb.notBefore = time.Time{} // to the leader at once
+		default:
 			pb.notBefore = time.Now().Add(s.p.c.cfg.backoff.delay(pb.attempts, e.RetryAfter))
 		}
 		return
@@ -813,6 +835,9 @@ func (s *sender) messagesFailed(req *request, e *Error) {
 	q := req.q
 	if e.Retriable {
 		at := s.retryAt(req.records, e)
+		if s.follow(q, e.leader, req.conn) {
+			at = 0 // to the leader at once
+		}
 		for _, r := range req.records {
 			r.notBefore = at
 		}
@@ -829,15 +854,11 @@ func (s *sender) messagesFailed(req *request, e *Error) {
 // breakBatches is breakStream for the batch form: batches in flight become
 // of unknown fate (resent first when a stream opens; a repeat is answered
 // with its offsets), message-form requests go back to their partitions.
-func (s *sender) breakBatches(err error, retriable bool) int {
-	ids := make([]uint64, 0, len(s.inflight))
-	for id := range s.inflight {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+func (s *sender) breakBatches(ids []uint64, err error, retriable bool) int {
 	n := 0
 	for _, id := range ids {
 		req := s.inflight[id]
+		delete(s.inflight, id)
 		n += len(req.records) + len(req.batches)
 		if req.q != nil {
 			req.q.msgReq = false
@@ -854,16 +875,13 @@ func (s *sender) breakBatches(err error, retriable bool) int {
 		for _, pb := range req.batches {
 			pb.req = 0
 			pb.q.inflight--
+			pb.q.resending = false
 			pb.lastErr = err
 			pb.unknown = retriable
 			if !retriable {
 				s.drop(pb, err)
 			}
 		}
-	}
-	clear(s.inflight)
-	for _, q := range s.f.parts {
-		q.resending = false
 	}
 	return n
 }
@@ -879,7 +897,7 @@ func (s *sender) expireBatches(now time.Time) {
 				continue
 			}
 			if pb.unknown {
-				if s.stream != nil {
+				if q.conn.stream != nil {
 					continue
 				}
 				pb.unknown = false

@@ -272,7 +272,7 @@ func TestProducerBatchDeliveryTimeout(t *testing.T) {
 	f := newFakeBatches(func(int, []string) *spoolv1.ErrorInfo {
 		return &spoolv1.ErrorInfo{Code: CodeUnavailable, Retriable: true}
 	})
-	p := newProducer(t, serveBatches(t, f), ProducerDeliveryTimeout(100*time.Millisecond))
+	p := newProducer(t, serveBatches(t, f), ProducerDeliveryTimeout(time.Second)) // room for a refusal under load
 	_, err := p.PublishSync(context.Background(), Message{Value: []byte("x")})
 	if !errors.Is(err, ErrDeliveryTimeout) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("got %v", err)

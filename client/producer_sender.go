@@ -24,9 +24,10 @@ type streamEvent struct {
 // batches (the batch form, producer_fast.go).
 type request struct {
 	id      uint64
-	records []*record // the message form
-	q       *partQ    // the batch form's producer: the partition of a message-form request
-	batches []*pbatch // the batch form
+	conn    *nodeStream // the stream it was sent on
+	records []*record   // the message form
+	q       *partQ      // the batch form's producer: the partition of a message-form request
+	batches []*pbatch   // the batch form
 }
 
 // pubStream is one PublishStream and its receiver goroutine.
@@ -53,11 +54,9 @@ type sender struct {
 	p           *Producer
 	b           *batcher
 	inflight    map[uint64]*request
-	stream      *pubStream // nil: not connected
-	gen         uint64     // last stream generation
-	nextID      uint64     // last request id
-	failures    int        // consecutive stream failures, for reconnect backoff
-	reconnectAt time.Time  // no new stream before this
+	conns       []*nodeStream // the streams, by node: conns[0] is the client's own (and the only one on a single node)
+	gen         uint64        // last stream generation
+	nextID      uint64        // last request id
 	expiryEvery time.Duration
 	nextExpiry  time.Time
 	timer       *time.Timer
@@ -72,6 +71,7 @@ func newSender(p *Producer) *sender {
 		p:           p,
 		b:           newBatcher(&p.cfg),
 		inflight:    map[uint64]*request{},
+		conns:       []*nodeStream{{}},
 		expiryEvery: min(max(p.cfg.deliveryTimeout/20, 5*time.Millisecond), time.Second),
 		timer:       t,
 	}
@@ -91,7 +91,7 @@ func (s *sender) run() {
 			s.nextExpiry = now.Add(s.expiryEvery)
 		}
 		if closing && s.idle() {
-			s.closeStream()
+			s.closeStreams()
 			return
 		}
 		wake := s.pump(now, force)
@@ -125,37 +125,37 @@ func (s *sender) pump(now time.Time, force bool) time.Time {
 	if s.f.mode != modeMessages {
 		return s.pumpBatches(now, force)
 	}
+	// The message form: a server without the batch form, not a cluster
+	// node; everything goes to the client's address.
+	cn := s.conns[0]
 	for len(s.inflight) < s.p.cfg.maxInFlight {
-		if s.stream == nil && now.Before(s.reconnectAt) {
-			return s.reconnectAt
-		}
-		if s.stream != nil && s.stream.sendErr != nil {
-			return time.Time{} // the receiver will report why
+		if ok, wake := cn.usable(now); !ok {
+			return wake // zero: the receiver will report why
 		}
 		batch, wake := s.b.next(now, force)
 		if batch == nil {
 			return wake
 		}
-		if s.stream == nil {
-			s.open()
+		if cn.stream == nil {
+			s.open(cn)
 		}
-		s.send(batch)
+		s.send(cn, batch)
 	}
 	return time.Time{}
 }
 
-// open starts a PublishStream and its receiver.
-func (s *sender) open() {
+// open starts a PublishStream to cn's node and its receiver.
+func (s *sender) open(cn *nodeStream) {
 	ctx, cancel := context.WithCancel(s.p.baseCtx)
 	s.gen++
 	st := &pubStream{
 		gen:     s.gen,
-		stream:  s.p.c.publish.PublishStream(ctx),
+		stream:  s.p.c.node(cn.route).publish.PublishStream(ctx),
 		cancel:  cancel,
 		stopped: make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
-	s.stream = st
+	cn.stream = st
 	s.p.wg.Go(func() { s.receive(st) })
 }
 
@@ -176,39 +176,43 @@ func (s *sender) receive(st *pubStream) {
 	}
 }
 
-// send puts batch in flight as one request.
-func (s *sender) send(batch []*record) {
+// send puts batch in flight as one request on cn.
+func (s *sender) send(cn *nodeStream, batch []*record) {
 	s.nextID++
-	req := &request{id: s.nextID, records: batch}
+	req := &request{id: s.nextID, conn: cn, records: batch}
 	msgs := make([]*spoolv1.Message, len(batch))
 	for i, r := range batch {
 		msgs[i] = r.pm()
 	}
 	s.inflight[req.id] = req
 	s.b.block(batch)
-	err := s.stream.stream.Send(&spoolv1.PublishRequest{Topic: s.p.topic, Messages: msgs, RequestId: req.id})
+	err := cn.stream.stream.Send(&spoolv1.PublishRequest{Topic: s.p.topic, Messages: msgs, RequestId: req.id})
 	if err != nil {
-		s.stream.sendErr = err
+		cn.stream.sendErr = err
 	}
 }
 
 // handle processes one event from a receiver.
 func (s *sender) handle(ev streamEvent) {
-	if s.stream == nil || ev.gen != s.stream.gen {
+	cn := s.connOf(ev.gen)
+	if cn == nil {
 		return // from a stream already torn down
 	}
 	if ev.err != nil {
-		s.breakStream(ev.err)
+		s.breakStream(cn, ev.err)
 		return
 	}
 	resp := ev.resp
 	req, ok := s.inflight[resp.GetRequestId()]
-	if !ok {
+	if !ok || req.conn != cn {
 		s.p.log.Warn("spool: publish response for an unknown request", "request_id", resp.GetRequestId())
 		return
 	}
 	if s.f.mode == modeBatches {
 		s.handleBatches(req, resp)
+		if cn.parts == 0 {
+			s.dropIfIdle(cn)
+		}
 		return
 	}
 	delete(s.inflight, req.id)
@@ -217,7 +221,7 @@ func (s *sender) handle(ev streamEvent) {
 		s.failed(req, errorFromInfo(info, resp.GetErrorMessage()))
 		return
 	}
-	s.failures = 0
+	cn.failures = 0
 	results, e := messageResults(req, resp)
 	if e != nil {
 		s.failed(req, e)
@@ -265,7 +269,7 @@ func isolate(req *request, e *Error) bool {
 
 // failed handles a request the server answered with an error.
 func (s *sender) failed(req *request, e *Error) {
-	s.failures = 0 // the stream works
+	req.conn.failures = 0 // the stream works
 	if e.Retriable {
 		at := s.retryAt(req.records, e)
 		var back, expired []*record
@@ -288,31 +292,29 @@ func (s *sender) failed(req *request, e *Error) {
 	s.p.finish(req.records, nil, e)
 }
 
-// breakStream tears the stream down after err and puts its unanswered
+// breakStream tears cn's stream down after err and puts its unanswered
 // requests back in front of the queue (in the order they were sent), or
 // fails them if err says retrying cannot help.
-func (s *sender) breakStream(err error) {
-	s.teardown()
-	if len(s.inflight) == 0 && errors.Is(err, io.EOF) {
+func (s *sender) breakStream(cn *nodeStream, err error) {
+	s.teardown(cn)
+	ids := s.inflightOn(cn)
+	if len(ids) == 0 && errors.Is(err, io.EOF) {
 		return // the server closed an idle stream: reopen when needed
 	}
 	if s.f.mode == modeBatches {
-		n := s.breakBatches(err, streamRetriable(err))
-		s.failures++
-		wait := s.p.c.cfg.backoff.delay(s.failures, retryAfterOf(err))
-		s.reconnectAt = time.Now().Add(wait)
-		s.p.log.Warn("spool: publish stream broken", "err", err, "requeued", n, "retry_in", wait)
+		n := s.breakBatches(ids, err, streamRetriable(err))
+		cn.failures++
+		wait := s.p.c.cfg.backoff.delay(cn.failures, retryAfterOf(err))
+		cn.reconnectAt = time.Now().Add(wait)
+		s.relearn(cn)
+		s.p.log.Warn("spool: publish stream broken", "err", err, "node", cn.name(), "requeued", n, "retry_in", wait)
 		return
 	}
-	ids := make([]uint64, 0, len(s.inflight))
-	for id := range s.inflight {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
 	retriable := streamRetriable(err)
 	var back []*record
 	for _, id := range ids {
 		req := s.inflight[id]
+		delete(s.inflight, id)
 		s.b.unblock(req.records)
 		if !retriable {
 			s.p.finish(req.records, nil, err)
@@ -323,24 +325,23 @@ func (s *sender) breakStream(err error) {
 		}
 		back = append(back, req.records...)
 	}
-	clear(s.inflight)
 	s.b.requeue(back)
-	s.failures++
-	wait := s.p.c.cfg.backoff.delay(s.failures, retryAfterOf(err))
-	s.reconnectAt = time.Now().Add(wait)
+	cn.failures++
+	wait := s.p.c.cfg.backoff.delay(cn.failures, retryAfterOf(err))
+	cn.reconnectAt = time.Now().Add(wait)
 	s.p.log.Warn("spool: publish stream broken", "err", err, "requeued", len(back), "retry_in", wait)
 }
 
-// teardown stops the stream and waits for its receiver. Closing the
+// teardown stops cn's stream and waits for its receiver. Closing the
 // request side matters: HTTP/2's client abandons a stream on its
 // context's end only once it is not blocked reading the request body, and
 // a Receive blocked meanwhile would wait for ever.
-func (s *sender) teardown() {
-	st := s.stream
+func (s *sender) teardown(cn *nodeStream) {
+	st := cn.stream
 	if st == nil {
 		return
 	}
-	s.stream = nil
+	cn.stream = nil
 	st.cancel()
 	_ = st.stream.CloseRequest()
 	close(st.stopped)
@@ -359,7 +360,7 @@ func (s *sender) expire(now time.Time) {
 			stalled = stalled || slices.ContainsFunc(pb.records, expired)
 		}
 		if stalled {
-			s.breakStream(errStalled)
+			s.breakStream(req.conn, errStalled)
 			break
 		}
 	}
@@ -369,23 +370,25 @@ func (s *sender) expire(now time.Time) {
 	}
 }
 
-// closeStream ends the stream gracefully: half-close, then wait briefly for
-// the server to finish.
-func (s *sender) closeStream() {
-	st := s.stream
-	if st == nil {
-		return
+// closeStreams ends the streams gracefully: half-close, then wait briefly
+// for the servers to finish.
+func (s *sender) closeStreams() {
+	open := map[uint64]bool{}
+	for _, cn := range s.conns {
+		if st := cn.stream; st != nil && st.sendErr == nil {
+			_ = st.stream.CloseRequest()
+			open[st.gen] = true
+		}
 	}
-	if st.sendErr == nil {
-		_ = st.stream.CloseRequest()
+	if len(open) > 0 {
 		t := time.NewTimer(closeWait)
 		defer t.Stop()
 	wait:
-		for {
+		for len(open) > 0 {
 			select {
 			case ev := <-s.p.events:
-				if ev.gen == st.gen && ev.err != nil {
-					break wait
+				if ev.err != nil {
+					delete(open, ev.gen)
 				}
 			case <-t.C:
 				break wait
@@ -394,12 +397,16 @@ func (s *sender) closeStream() {
 			}
 		}
 	}
-	s.teardown()
+	for _, cn := range s.conns {
+		s.teardown(cn)
+	}
 }
 
 // abort fails everything unfinished with ErrProducerClosed.
 func (s *sender) abort() {
-	s.teardown()
+	for _, cn := range s.conns {
+		s.teardown(cn)
+	}
 	for _, req := range s.inflight {
 		s.p.finish(req.records, nil, ErrProducerClosed) // batches: below
 	}

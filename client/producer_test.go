@@ -181,7 +181,7 @@ func TestProducerDeliveryTimeout(t *testing.T) {
 	fake := newFakePublish(func(int, *spoolv1.PublishRequest) verdict {
 		return verdict{fail: &spoolv1.ErrorInfo{Code: CodeUnavailable, Retriable: true}}
 	})
-	p := newProducer(t, serve(t, fake, nil), ProducerDeliveryTimeout(100*time.Millisecond))
+	p := newProducer(t, serve(t, fake, nil), ProducerDeliveryTimeout(time.Second)) // room for two attempts under load
 	_, err := p.PublishSync(context.Background(), Message{Value: []byte("x")})
 	if !errors.Is(err, ErrDeliveryTimeout) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("got %v; want ErrDeliveryTimeout wrapping the last error", err)

@@ -112,6 +112,13 @@ type PartitionInfo struct {
 	EndOffset int64
 	// Bytes is the partition's stored size.
 	Bytes int64
+	// Leader is, on a cluster, the node that leads the partition as the
+	// answering node knows it (0: none right now, an election), and
+	// LeaderAddr its native API address (host:port; "" if unknown): the
+	// partition's publishes go there (the client routes them itself).
+	// Both are unset on a single node.
+	Leader     uint64
+	LeaderAddr string
 }
 
 // TopicInfo is DescribeTopic's answer.

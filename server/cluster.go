@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/cluster"
 	"github.com/spoolmq/spool/internal/kafka"
 )
@@ -137,6 +138,8 @@ func (s *Server) startCluster(hadState bool) error {
 // kafkaView tells the Kafka front end's Metadata about the cluster.
 type kafkaView struct {
 	n      *cluster.Node
+	self   uint64
+	b      *broker.Broker
 	logger *slog.Logger
 }
 
@@ -170,7 +173,19 @@ func (v kafkaView) PartitionLeader(topicID string, p int32) (leader, epoch int32
 	return int32(lead), int32(min(term, math.MaxInt32)), replicas
 }
 
-func (v kafkaView) Controller() int32 { return int32(v.n.MetaLeader()) }
+// Controller is the metadata leader, which coordinates every group — but
+// for the moment after it is elected and before it has applied what its
+// predecessors committed (their groups' commits among it), and while it
+// has not heard from a majority lately (cut off, it may already have been
+// replaced): then -1, so that group requests are answered as by a cluster
+// with no coordinator yet (retriable), not from state that is behind.
+func (v kafkaView) Controller() int32 {
+	lead := v.n.MetaLeader()
+	if lead == v.self && (v.b.CoordinatorTerm() == 0 || !v.n.InQuorumContact()) {
+		return -1
+	}
+	return int32(lead)
+}
 
 func (v kafkaView) ReplicationFactor() int32 {
 	members, _ := v.n.Members()
@@ -190,5 +205,5 @@ func (s *Server) kafkaCluster() kafka.ClusterView {
 	if s.node == nil {
 		return nil
 	}
-	return kafkaView{n: s.node, logger: s.logger}
+	return kafkaView{n: s.node, self: s.cfg.Cluster.NodeID, b: s.broker, logger: s.logger}
 }

@@ -176,8 +176,10 @@ func (s *Server) startLocked() error {
 	// API's batch publishing, its records in the Kafka space where they
 	// have always been (docs/format/state.md).
 	s.producers = producer.New(b, b.Space("kafka"), s.logger, s.clock)
-	if s.node != nil {
-		s.producers.SetNode(s.kafkaNodeID()) // ids of this node's own
+	if s.cfg.Cluster.Enabled() {
+		if err := s.producers.SetNode(s.cfg.Cluster.NodeID); err != nil {
+			return err
+		}
 	}
 	pctx, pcancel := context.WithCancel(context.Background())
 	s.producersStop, s.producersDone = pcancel, make(chan struct{})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -152,11 +154,32 @@ func printTopicInfo(w io.Writer, info *client.TopicInfo) error {
 
 	fmt.Fprintln(w)
 	tw = newTable(w)
-	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tMESSAGES\tBYTES")
+	cluster := slices.ContainsFunc(info.Partitions, func(p client.PartitionInfo) bool { return p.Leader != 0 || p.LeaderAddr != "" })
+	if !cluster {
+		fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tMESSAGES\tBYTES")
+	} else {
+		fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tMESSAGES\tBYTES\tLEADER")
+	}
 	for _, p := range info.Partitions {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\n", p.Partition, p.StartOffset, p.EndOffset, p.EndOffset-p.StartOffset, p.Bytes)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d", p.Partition, p.StartOffset, p.EndOffset, p.EndOffset-p.StartOffset, p.Bytes)
+		if cluster {
+			fmt.Fprintf(tw, "\t%s", leaderText(p))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// leaderText is a cluster partition's leader: "2 (127.0.0.1:7075)", or
+// "none" during an election.
+func leaderText(p client.PartitionInfo) string {
+	switch {
+	case p.Leader == 0:
+		return "none"
+	case p.LeaderAddr == "":
+		return strconv.FormatUint(p.Leader, 10)
+	}
+	return fmt.Sprintf("%d (%s)", p.Leader, p.LeaderAddr)
 }
 
 func newTopicDeleteCmd() *cobra.Command {
@@ -207,11 +230,13 @@ type (
 		Subscriptions []string        `json:"subscriptions"`
 	}
 	partitionJSON struct {
-		Partition   int32 `json:"partition"`
-		StartOffset int64 `json:"start_offset"`
-		EndOffset   int64 `json:"end_offset"`
-		Messages    int64 `json:"messages"`
-		Bytes       int64 `json:"bytes"`
+		Partition   int32  `json:"partition"`
+		StartOffset int64  `json:"start_offset"`
+		EndOffset   int64  `json:"end_offset"`
+		Messages    int64  `json:"messages"`
+		Bytes       int64  `json:"bytes"`
+		Leader      uint64 `json:"leader,omitempty"`
+		LeaderAddr  string `json:"leader_addr,omitempty"`
 	}
 )
 
@@ -247,7 +272,7 @@ func newTopicInfoJSON(info *client.TopicInfo) topicInfoJSON {
 	}
 	for i, p := range info.Partitions {
 		js.Partitions[i] = partitionJSON{Partition: p.Partition, StartOffset: p.StartOffset, EndOffset: p.EndOffset,
-			Messages: p.EndOffset - p.StartOffset, Bytes: p.Bytes}
+			Messages: p.EndOffset - p.StartOffset, Bytes: p.Bytes, Leader: p.Leader, LeaderAddr: p.LeaderAddr}
 	}
 	return js
 }

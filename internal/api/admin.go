@@ -56,10 +56,18 @@ func (h topics) DescribeTopic(_ context.Context, req *connect.Request[spoolv1.De
 		Bytes:         info.Bytes,
 		Subscriptions: info.Subscriptions,
 	}
+	leaders, err := h.b.PartitionLeaders(req.Msg.Name)
+	if err != nil {
+		return nil, toConnect(err)
+	}
 	for _, p := range info.Partitions {
-		out.Partitions = append(out.Partitions, &spoolv1.PartitionInfo{
+		pi := &spoolv1.PartitionInfo{
 			Partition: p.Partition, StartOffset: p.StartOffset, EndOffset: p.EndOffset, Bytes: p.Bytes,
-		})
+		}
+		if i := int(p.Partition); i >= 0 && i < len(leaders) {
+			pi.Leader, pi.LeaderAddr = leaders[i].Node, leaders[i].Addr
+		}
+		out.Partitions = append(out.Partitions, pi)
 	}
 	return connect.NewResponse(out), nil
 }

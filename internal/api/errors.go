@@ -74,6 +74,9 @@ func errorInfo(err error) (*spoolv1.ErrorInfo, string) {
 		if e.RetryAfter > 0 {
 			info.RetryAfter = durationpb.New(e.RetryAfter)
 		}
+		if nl := errs.NotLeaderOf(err); nl != nil {
+			info.NotLeader = &spoolv1.NotLeader{Topic: nl.Topic, Partition: nl.Partition, Leader: nl.Node, LeaderAddr: nl.Addr}
+		}
 		return info, e.Error()
 	case errors.Is(err, context.Canceled):
 		return &spoolv1.ErrorInfo{Code: string(errs.Canceled)}, err.Error()

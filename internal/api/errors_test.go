@@ -36,3 +36,22 @@ func TestConnectCodesComplete(t *testing.T) {
 		}
 	}
 }
+
+// A cluster node's refusal of a partition it does not lead names the
+// leader in ErrorInfo.not_leader, also when wrapped; other errors do not.
+func TestErrorInfoNotLeader(t *testing.T) {
+	e := errs.New(errs.Unavailable, "this node does not lead partition t/2")
+	e.NotLeader = &errs.NotLeader{Topic: "t", Partition: 2, Node: 3, Addr: "127.0.0.1:7075"}
+	wrapped := errs.Wrap(errs.Unavailable, e, "publish")
+	for _, err := range []error{e, wrapped} {
+		info, msg := errorInfo(err)
+		nl := info.GetNotLeader()
+		if nl.GetTopic() != "t" || nl.GetPartition() != 2 || nl.GetLeader() != 3 || nl.GetLeaderAddr() != "127.0.0.1:7075" ||
+			info.GetCode() != string(errs.Unavailable) || !info.GetRetriable() || msg != err.Error() {
+			t.Errorf("%v: %v %q", err, info, msg)
+		}
+	}
+	if info, _ := errorInfo(errs.New(errs.Unavailable, "x")); info.GetNotLeader() != nil {
+		t.Errorf("not_leader without a leader: %v", info)
+	}
+}

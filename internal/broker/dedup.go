@@ -3,11 +3,13 @@ package broker
 import (
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/seglog"
 )
 
 // dedup remembers, per topic, the message ids published within the topic's
@@ -292,31 +294,82 @@ func (d *dedup) len() int {
 // replayDedup rebuilds the de-duplication window from the logs: every
 // message with an id and a timestamp inside the window is remembered again.
 func (t *topic) replayDedup() error {
+	n := 0
+	for p, l := range t.logs() {
+		k, err := t.replayIDs(int32(p), l)
+		if err != nil {
+			return err
+		}
+		n += k
+	}
+	if n > 0 {
+		t.b.logger.Info("rebuilt de-duplication window", "topic", t.meta.Name, "ids", t.dedup.len(), "window", t.meta.Config.DedupWindow)
+	}
+	return nil
+}
+
+// replayIDs adds the ids of partition p's messages inside the window to
+// the de-duplication window (those it holds already stay as they are),
+// and returns how many it read.
+func (t *topic) replayIDs(p int32, l *seglog.Log) (int, error) {
 	now := t.b.clock.Now()
 	from := now.Add(-t.meta.Config.DedupWindow).UnixMilli()
 	d := t.dedup
+	off, ok, err := l.OffsetForTime(from)
+	if err != nil {
+		return 0, fmt.Errorf("broker: replay ids of %s/%d: %w", t.meta.Name, p, err)
+	}
+	if !ok {
+		return 0, nil
+	}
 	n := 0
-	for p, l := range t.logs() {
-		off, ok, err := l.OffsetForTime(from)
-		if err != nil {
-			return fmt.Errorf("broker: replay ids of %s/%d: %w", t.meta.Name, p, err)
+	err = t.eachRecord(l, off, func(o int64, ts time.Time, r batch.Record) bool {
+		if id, _ := attrs(r.Headers); id != "" && ts.UnixMilli() >= from {
+			d.add(keyOf(id), p, o, ts.UnixMilli(), now.UnixMilli())
+			n++
 		}
-		if !ok {
+		return true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("broker: replay ids of %s/%d: %w", t.meta.Name, p, err)
+	}
+	return n, nil
+}
+
+// catchUpIDs prepares a cluster's publish of messages with ids: in every
+// partition this node leads that a message with an id goes to (partOf),
+// the window must hold the ids other leaders stored. A node keeps the ids
+// of its own publishes, so the partition's log is read again only when its
+// leadership term changed (this node was a follower, or another node led
+// in between), once per term, after its predecessor's entries committed
+// (replica.ready). Partitions led elsewhere refuse the publish anyway.
+func (t *topic) catchUpIDs(rs []*replica, msgs []Message, partOf func(*Message) int32) error {
+	var done []int32
+	for i := range msgs {
+		if msgs[i].ID == "" {
 			continue
 		}
-		err = t.eachRecord(l, off, func(o int64, ts time.Time, r batch.Record) bool {
-			if id, _ := attrs(r.Headers); id != "" && ts.UnixMilli() >= from {
-				d.add(keyOf(id), int32(p), o, ts.UnixMilli(), now.UnixMilli())
-				n++
-			}
-			return true
-		})
-		if err != nil {
-			return fmt.Errorf("broker: replay ids of %s/%d: %w", t.meta.Name, p, err)
+		p := partOf(&msgs[i])
+		if slices.Contains(done, p) {
+			continue
 		}
-	}
-	if n > 0 {
-		t.b.logger.Info("rebuilt de-duplication window", "topic", t.meta.Name, "ids", d.len(), "window", t.meta.Config.DedupWindow)
+		done = append(done, p)
+		r := rs[p]
+		_, term, self := r.g.Leader()
+		if !self || r.idsTerm.Load() == term || !r.ready(term) {
+			continue
+		}
+		r.idsMu.Lock()
+		if r.idsTerm.Load() != term {
+			n, err := t.replayIDs(p, t.logs()[p])
+			if err != nil {
+				r.idsMu.Unlock()
+				return errs.Wrap(errs.Unavailable, err, "partition %s/%d", t.meta.Name, p)
+			}
+			r.idsTerm.Store(term)
+			t.b.logger.Debug("de-duplication window caught up with a new leadership", "topic", t.meta.Name, "partition", p, "term", term, "ids", n)
+		}
+		r.idsMu.Unlock()
 	}
 	return nil
 }

@@ -40,6 +40,8 @@ func (b *Broker) batchLimit() int {
 //
 // Messages for one partition are stored all-or-nothing; if a request spans
 // partitions and fails, messages for the other partitions may be stored.
+// On a cluster a node refuses a request with a partition it does not lead
+// as a whole, before storing any of it (errs.NotLeader names the leader).
 func (b *Broker) Publish(topicName string, msgs []Message) ([]Result, error) {
 	pp, err := b.publish(topicName, msgs, true)
 	if err != nil {
@@ -117,6 +119,24 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 		return nil, err
 	}
 
+	sticky := int32(-1)
+	partOf := func(m *Message) int32 {
+		switch {
+		case m.Partition >= 0:
+			return m.Partition
+		case len(m.Key) > 0:
+			return recordbatch.KeyPartition(m.Key, nparts)
+		case sticky < 0:
+			sticky = int32(t.rr.Add(1) % uint32(nparts))
+		}
+		return sticky
+	}
+	if rs := t.replicas(); rs != nil && hasIDs(msgs) {
+		if err := t.catchUpIDs(rs, msgs, partOf); err != nil {
+			return nil, err
+		}
+	}
+
 	results := make([]Result, len(msgs))
 	store := make([]bool, len(msgs)) // false: answered without storing
 	for i := range store {
@@ -128,25 +148,19 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 	}
 
 	// Group the messages to store by partition.
-	sticky := int32(-1)
 	byPart := map[int32][]int{}
 	for i := range msgs {
-		if !store[i] {
-			continue
+		if store[i] {
+			p := partOf(&msgs[i])
+			byPart[p] = append(byPart[p], i)
 		}
-		m := &msgs[i]
-		p := m.Partition
-		if p < 0 {
-			if len(m.Key) > 0 {
-				p = recordbatch.KeyPartition(m.Key, nparts)
-			} else {
-				if sticky < 0 {
-					sticky = int32(t.rr.Add(1) % uint32(nparts))
-				}
-				p = sticky
-			}
+	}
+
+	if rs := t.replicas(); rs != nil {
+		if err := t.checkLeads(rs, byPart); err != nil {
+			ids.settle(results, now) // nothing stored: every id released
+			return nil, err
 		}
-		byPart[p] = append(byPart[p], i)
 	}
 
 	pp := &PendingPublish{t: t, results: results, ids: ids, now: now}
@@ -154,6 +168,11 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 	for p, idx := range byPart {
 		pend, err := t.submitPartition(p, idx, msgs, now, flush)
 		if err != nil {
+			if len(pp.parts) > 0 && errs.NotLeaderOf(err) != nil {
+				// The leadership moved since checkLeads: the refusal no
+				// longer means that nothing of the request is stored.
+				err = errs.New(errs.Unavailable, "%v (messages of other partitions may be stored: retry)", err)
+			}
 			pp.err = err
 			break
 		}
@@ -161,6 +180,25 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 	}
 	release = false
 	return pp, nil
+}
+
+// checkLeads refuses a cluster's publish as a whole, before anything of it
+// is stored, when this node does not lead (or is not ready to lead) every
+// partition it goes to: a client told NotLeader then knows that none of
+// its messages were stored, and sends each partition's messages to its
+// leader.
+func (t *topic) checkLeads(rs []*replica, byPart map[int32][]int) error {
+	for p := range byPart {
+		r := rs[p]
+		lead, term, self := r.g.Leader()
+		if !self {
+			return errNotLeader(t.meta.Name, p, lead, r.g.NodeAddr(lead))
+		}
+		if !r.ready(term) {
+			return errNotReady(t.meta.Name, p)
+		}
+	}
+	return nil
 }
 
 // PendingPublish is a publish whose messages are queued in their partition
@@ -231,11 +269,13 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 	}
 	nowMs := now.UnixMilli()
 	limit := t.b.batchLimit()
+	ids := false
 	// Size the buffer for every batch at once: growing it batch by batch
 	// would allocate several times the data.
 	est := 0
 	for _, i := range idx {
 		est += encodedEstimate(&msgs[i])
+		ids = ids || msgs[i].ID != ""
 	}
 	buf = make([]byte, 0, est+(est/limit+1)*batch.HeaderSize)
 	for _, i := range idx {
@@ -262,7 +302,7 @@ func (t *topic) submitPartition(p int32, idx []int, msgs []Message, now time.Tim
 	if err := encode(); err != nil {
 		return nil, err
 	}
-	return t.submit(p, buf, flush)
+	return t.submit(p, buf, flush, ids)
 }
 
 // encodedEstimate is about the size of m's record in a batch: its bytes,
@@ -284,7 +324,10 @@ func encodedEstimate(m *Message) int {
 // appendError maps a log error to an API error.
 func appendError(topic string, p int32, err error) error {
 	var ve *batch.ValidationError
+	var ee *errs.Error
 	switch {
+	case errors.As(err, &ee):
+		return err // the broker's own (a replicated partition's)
 	case errors.As(err, &ve):
 		return errs.Wrap(errs.InvalidArgument, err, "invalid batch for %s/%d", topic, p)
 	case errors.Is(err, seglog.ErrClosed):

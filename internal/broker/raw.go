@@ -105,7 +105,7 @@ func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, 
 	if err := t.checkCapacity(n, len(batches)); err != nil {
 		return nil, err
 	}
-	pend, err := t.submit(p, batches, flush)
+	pend, err := t.submit(p, batches, flush, false)
 	if err != nil {
 		return nil, err
 	}

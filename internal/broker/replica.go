@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/errs"
@@ -23,7 +25,15 @@ import (
 // proposals, in the order proposed (raft does not forward followers'
 // proposals in these groups). A term change fails the waiting proposals
 // (their outcome is unknown: they may still commit under the next leader;
-// idempotent producers' retries are recognised by their sequences).
+// idempotent producers' retries are recognised by their sequences, and
+// messages' ids by the de-duplication window).
+//
+// A new leader takes publishes only once every data entry its log holds
+// is committed (ready): its predecessors' tail commits with its own first
+// entry, a round trip after the election. Until then what is derived from
+// the log — the idempotent producers' sequences, the ids of the
+// de-duplication window — could miss a batch that is about to commit, and
+// a retry of it would be stored twice.
 
 // Replicator starts the raft groups of partitions (nil: a single node).
 type Replicator interface {
@@ -62,6 +72,10 @@ type replica struct {
 	next    int64         // the offset the next proposal gets, in term
 	waiters []*replWaiter // proposals of term, in order, not yet committed
 	failed  error         // set when the group stopped
+
+	readyTerm atomic.Uint64 // the latest term in which this node leads and is ready
+	idsTerm   atomic.Uint64 // the term in which the de-duplication window last took in this partition's log
+	idsMu     sync.Mutex    // one catch-up of the window at a time
 }
 
 type replWaiter struct {
@@ -71,25 +85,65 @@ type replWaiter struct {
 }
 
 // errNotLeader is the refusal of a publish on a node that does not lead
-// the partition.
+// the partition; it names the leader (errs.NotLeader) for clients to
+// route to.
 func errNotLeader(topic string, p int32, lead uint64, addr string) error {
+	var e *errs.Error
 	switch {
 	case lead == 0:
-		return errs.New(errs.Unavailable, "partition %s/%d has no leader right now (an election); retry", topic, p)
+		e = errs.New(errs.Unavailable, "partition %s/%d has no leader right now (an election); retry", topic, p)
 	case addr != "":
-		return errs.New(errs.Unavailable, "this node does not lead partition %s/%d: node %d does, at http://%s; send it there", topic, p, lead, addr)
+		e = errs.New(errs.Unavailable, "this node does not lead partition %s/%d: node %d does, at http://%s; send it there", topic, p, lead, addr)
+	default:
+		e = errs.New(errs.Unavailable, "this node does not lead partition %s/%d (node %d does); send it there", topic, p, lead)
 	}
-	return errs.New(errs.Unavailable, "this node does not lead partition %s/%d (node %d does); send it there", topic, p, lead)
+	e.NotLeader = &errs.NotLeader{Topic: topic, Partition: p, Node: lead, Addr: addr}
+	return e
+}
+
+// errNotReady is the refusal of a publish by a leader that is not ready.
+func errNotReady(topic string, p int32) error {
+	e := errs.New(errs.Unavailable, "partition %s/%d: this node has just become its leader and is committing its predecessor's entries; retry", topic, p)
+	e.RetryAfter = 20 * time.Millisecond
+	return e
+}
+
+// ready reports whether this node, leading the partition in term, takes
+// publishes: every data entry of its log is committed (then, for the rest
+// of the term, it stays ready).
+func (r *replica) ready(term uint64) bool {
+	got := r.readyTerm.Load()
+	if got == term {
+		return true
+	}
+	if got > term || r.log.EndOffset() < r.log.NextOffset() {
+		return false
+	}
+	for !r.readyTerm.CompareAndSwap(got, term) {
+		if got = r.readyTerm.Load(); got >= term {
+			return got == term
+		}
+	}
+	return true
 }
 
 // submit proposes the record batches of b (one or more) and returns what
 // waits for all of them to commit.
-func (r *replica) submit(topic string, p int32, b []byte) (*replPending, error) {
+// With ids (messages with ids among them) the de-duplication window must
+// hold the partition's ids of this term (catchUpIDs).
+func (r *replica) submit(topic string, p int32, b []byte, ids bool) (*replPending, error) {
 	r.proposeMu.Lock()
 	defer r.proposeMu.Unlock()
 	lead, term, self := r.g.Leader()
 	if !self {
 		return nil, errNotLeader(topic, p, lead, r.g.NodeAddr(lead))
+	}
+	if !r.ready(term) {
+		return nil, errNotReady(topic, p)
+	}
+	if ids && r.idsTerm.Load() != term {
+		// The leadership changed since the request's ids were looked up.
+		return nil, errs.New(errs.Unavailable, "partition %s/%d changed leader while the publish was checked; retry", topic, p)
 	}
 	r.mu.Lock()
 	if r.failed != nil {
@@ -231,9 +285,10 @@ type pendingAppend interface {
 // submit queues b (whole record batches) for partition p: in its log, or
 // proposed to its group. flush: the caller waits at once (a single node's
 // log then writes it itself if no flush is in progress).
-func (t *topic) submit(p int32, b []byte, flush bool) (pendingAppend, error) {
+// ids: b holds messages with ids (see replica.submit).
+func (t *topic) submit(p int32, b []byte, flush, ids bool) (pendingAppend, error) {
 	if rs := t.replicas(); rs != nil {
-		return rs[p].submit(t.meta.Name, p, b)
+		return rs[p].submit(t.meta.Name, p, b, ids)
 	}
 	l := t.logs()[p]
 	submit := l.Submit
@@ -276,9 +331,10 @@ func (t *topic) stopReplicas() {
 }
 
 // PartitionTerm returns the raft term in which this node leads partition p
-// of a topic, or 0 (a single node, a follower, no such partition). State
-// kept per partition by a leader (the idempotent producers') is rebuilt
-// from the log when it changes.
+// of a topic and takes publishes (ready), or 0 (a single node, a follower,
+// a leader not ready yet, no such partition). State kept per partition by
+// a leader (the idempotent producers') is rebuilt from the log when it
+// changes.
 func (b *Broker) PartitionTerm(topicName string, p int32) uint64 {
 	t, err := b.topic(topicName)
 	if err != nil {
@@ -289,8 +345,44 @@ func (b *Broker) PartitionTerm(topicName string, p int32) uint64 {
 		return 0
 	}
 	_, term, self := rs[p].g.Leader()
-	if !self {
+	if !self || !rs[p].ready(term) {
 		return 0
 	}
 	return term
+}
+
+// PartitionLeader is a partition's leader as this node sees it.
+type PartitionLeader struct {
+	Partition int32
+	Node      uint64 // 0: none right now (an election)
+	Addr      string // the leader's native API address (host:port); "": unknown
+}
+
+// PartitionLeaders returns the leaders of a topic's partitions, in
+// partition order, or nil on a single node (every partition is here).
+func (b *Broker) PartitionLeaders(topicName string) ([]PartitionLeader, error) {
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	rs := t.replicas()
+	if rs == nil {
+		return nil, nil
+	}
+	out := make([]PartitionLeader, len(rs))
+	addrs := map[uint64]string{}
+	for p, r := range rs {
+		lead, _, _ := r.g.Leader()
+		out[p] = PartitionLeader{Partition: int32(p), Node: lead}
+		if lead == 0 {
+			continue
+		}
+		addr, ok := addrs[lead]
+		if !ok {
+			addr = r.g.NodeAddr(lead)
+			addrs[lead] = addr
+		}
+		out[p].Addr = addr
+	}
+	return out, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/vfs"
 )
@@ -43,6 +44,7 @@ type testCluster struct {
 	// snapshotEntries: the metadata group's snapshot interval (0: the
 	// default), for nodes started after it is set.
 	snapshotEntries int
+	log             seglog.Options // the brokers' partition log defaults
 	members         map[uint64]*member
 	addrs           map[uint64]string
 	id              Identity
@@ -53,7 +55,18 @@ func newTestCluster(t testing.TB, size int) *testCluster { return newTestCluster
 // newTestClusterSnap starts a cluster whose metadata group snapshots every
 // snapshotEntries entries (0: the default).
 func newTestClusterSnap(t testing.TB, size, snapshotEntries int) *testCluster {
-	c := &testCluster{t: t, members: map[uint64]*member{}, addrs: map[uint64]string{}, snapshotEntries: snapshotEntries}
+	return newTestClusterOf(&testCluster{t: t, snapshotEntries: snapshotEntries}, size)
+}
+
+// newTestClusterWith starts a cluster whose brokers' partition logs have
+// these defaults.
+func newTestClusterWith(t testing.TB, size int, log seglog.Options) *testCluster {
+	return newTestClusterOf(&testCluster{t: t, log: log}, size)
+}
+
+func newTestClusterOf(c *testCluster, size int) *testCluster {
+	t := c.t
+	c.members, c.addrs = map[uint64]*member{}, map[uint64]string{}
 	lns := map[uint64]net.Listener{}
 	for id := uint64(1); id <= uint64(size); id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,7 +111,7 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.Open(broker.Config{DataDir: m.dir, State: st, Logger: quiet, MaintenanceInterval: time.Hour, Meta: n,
+	b, err := broker.Open(broker.Config{DataDir: m.dir, State: st, Logger: quiet, MaintenanceInterval: time.Hour, Meta: n, Log: c.log,
 		MetaTimeout: time.Second, Replicator: n.Replicator(), Forward: memberForwarder{c}})
 	if err != nil {
 		t.Fatal(err)

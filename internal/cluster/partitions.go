@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -34,8 +35,12 @@ func PartitionGroupID(topicID string, p int32) uint64 {
 	return h.Sum64() | 1<<63
 }
 
-// Replicator returns what starts this node's partition groups.
-func (n *Node) Replicator() broker.Replicator { return replicator{n} }
+// Replicator returns what starts this node's partition groups, and makes
+// the node send and receive their snapshots (snapshot.go).
+func (n *Node) Replicator() broker.Replicator {
+	n.startSnapshots()
+	return replicator{n}
+}
 
 type replicator struct{ n *Node }
 
@@ -46,10 +51,15 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, log *segl
 	if err != nil {
 		return nil, err
 	}
-	snap, err := ps.Snapshot()
+	// The state machine — the read limit — holds every entry up to the
+	// snapshot (and retention deleted only entries up to it); raft hands
+	// back the committed entries after it.
+	applied := max(min(ps.SnapshotIndex(), log.LastIndex()), log.FirstIndex()-1)
+	off, err := log.OffsetAfterIndex(applied)
 	if err != nil {
 		return nil, err
 	}
+	log.SetReadLimit(off)
 	var peers []raft.Peer
 	if !n.cfg.Join {
 		members, err := n.members()
@@ -64,8 +74,8 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, log *segl
 	if err != nil {
 		return nil, err
 	}
-	err = n.rafts.AddGroupWith(id, multiraft.GroupConfig{Async: partStorage{ps}, StateMachine: partitionMachine{committed},
-		Applied: snap.GetMetadata().GetIndex(), Peers: peers, Untagged: true})
+	err = n.rafts.AddGroupWith(id, multiraft.GroupConfig{Async: partStorage{ps}, StateMachine: partitionMachine{committed, log},
+		Applied: applied, Peers: peers, Untagged: true})
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +132,9 @@ type partInfo struct {
 
 // campaignTicks is how long a new partition's preferred leader keeps
 // campaigning while the group has no leader.
-const campaignTicks = 10
+const campaignTicks = 20
 
-// campaignNew campaigns again, every third tick, for new partitions this
+// campaignNew campaigns again, every second tick, for new partitions this
 // node prefers to lead that have no leader yet.
 func (n *Node) campaignNew() {
 	n.mu.Lock()
@@ -135,7 +145,7 @@ func (n *Node) campaignNew() {
 		}
 		pi.campaign--
 		n.partitions[id] = pi
-		if pi.campaign%3 == 0 {
+		if pi.campaign%2 == 0 {
 			ids = append(ids, id)
 		}
 	}
@@ -234,6 +244,7 @@ func (g *partGroup) Stop() {
 // partitionMachine hands committed record batches to the broker.
 type partitionMachine struct {
 	committed func(b []byte, term uint64)
+	log       *seglog.Log
 }
 
 func (m partitionMachine) Apply(ents []multiraft.Entry) ([]error, error) {
@@ -243,8 +254,15 @@ func (m partitionMachine) Apply(ents []multiraft.Entry) ([]error, error) {
 	return nil, nil
 }
 
-func (m partitionMachine) Restore(*raftpb.Snapshot) error {
-	return errors.New("cluster: partition snapshots are not supported yet")
+// Restore follows a snapshot installed in the log (partlog): everything up
+// to its index is committed, so readers see it.
+func (m partitionMachine) Restore(snap *raftpb.Snapshot) error {
+	off, err := m.log.OffsetAfterIndex(snap.GetMetadata().GetIndex())
+	if err != nil {
+		return err
+	}
+	m.log.SetReadLimit(off)
+	return nil
 }
 
 // partStorage adapts a partition log's raft storage to the driver.
@@ -281,6 +299,33 @@ func (n *Node) Coordinator() (id uint64, addr string) {
 	return id, n.nodeAddr(id)
 }
 
+// InQuorumContact reports whether this node heard from a majority of the
+// cluster's members (itself included) within the last five ticks. A
+// metadata leader cut off from the others goes on believing it leads
+// until check-quorum makes it step down, an election timeout later; what
+// it serves from memory alone (Kafka's committed offsets) it serves only
+// while this holds: the others elect a new leader only after hearing
+// nothing from it for an election timeout (10 ticks or more), so a node
+// that heard a majority within 5 ticks is still the only leader (a lease,
+// counted in this node's ticks).
+func (n *Node) InQuorumContact() bool {
+	members, err := n.members()
+	if err != nil {
+		return false
+	}
+	window := 5 * n.cfg.Tick
+	heard := 0
+	for _, ps := range n.transport.Status() {
+		if slices.Contains(members, ps.ID) && !ps.LastHeard.IsZero() && time.Since(ps.LastHeard) < window {
+			heard++
+		}
+	}
+	if slices.Contains(members, n.cfg.Node) {
+		heard++
+	}
+	return 2*heard > len(members)
+}
+
 // nodeAddr returns the native API address node id advertises ("":
 // unknown).
 func (n *Node) nodeAddr(id uint64) string {
@@ -302,12 +347,4 @@ func (n *Node) Members() ([]uint64, error) {
 	m, err := n.members()
 	slices.Sort(m)
 	return m, err
-}
-
-func peerIDs(peers []raft.Peer) []uint64 {
-	out := make([]uint64, len(peers))
-	for i, p := range peers {
-		out[i] = p.ID
-	}
-	return out
 }

@@ -277,3 +277,30 @@ func TestDeadLettersForwarded(t *testing.T) {
 		t.Fatalf("second redrive on the new coordinator: %+v, %v", again, err)
 	}
 }
+
+// TestQuorumContact: a node knows whether it heard from a majority lately;
+// cut off from it (two of three stopped), it stops claiming so within a
+// few ticks, so that a deposed metadata leader stops answering from
+// memory for the coordinator.
+func TestQuorumContact(t *testing.T) {
+	c := newTestCluster(t, 3)
+	eventually(t, "every node in contact with a majority", func() error {
+		for _, m := range c.members {
+			if !m.n.InQuorumContact() {
+				return fmt.Errorf("node %d is not", m.id)
+			}
+		}
+		return nil
+	})
+	c.stop(c.members[2])
+	if !c.members[1].n.InQuorumContact() {
+		t.Fatal("node 1 lost contact with a majority when one of three stopped")
+	}
+	c.stop(c.members[3])
+	eventually(t, "node 1 out of contact", func() error {
+		if c.members[1].n.InQuorumContact() {
+			return fmt.Errorf("node 1 still claims contact with a majority")
+		}
+		return nil
+	})
+}

@@ -77,6 +77,20 @@ type Error struct {
 	Msg        string
 	RetryAfter time.Duration // hint for retriable errors; 0 = none
 	Err        error         // cause, if any
+	// NotLeader, on an Unavailable error of a cluster node that does not
+	// lead the partition a request named: who does, as far as this node
+	// knows. Front ends pass it on so that clients route without parsing
+	// the message.
+	NotLeader *NotLeader
+}
+
+// NotLeader names a partition's leader to a client that reached another
+// node of a cluster.
+type NotLeader struct {
+	Topic     string
+	Partition int32
+	Node      uint64 // the leader's node id; 0: none right now (an election)
+	Addr      string // its native API address (host:port); "": unknown
 }
 
 func (e *Error) Error() string {
@@ -100,6 +114,18 @@ func New(code Code, format string, args ...any) *Error {
 // Wrap returns an error with a code, a message and a cause.
 func Wrap(code Code, err error, format string, args ...any) *Error {
 	return &Error{Code: code, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+// NotLeaderOf returns the NotLeader of the first *Error in err's chain
+// that carries one, or nil.
+func NotLeaderOf(err error) *NotLeader {
+	for err != nil {
+		if e, ok := err.(*Error); ok && e.NotLeader != nil {
+			return e.NotLeader
+		}
+		err = errors.Unwrap(err)
+	}
+	return nil
 }
 
 // CodeOf returns the code of the first *Error in err's chain, or Internal.

@@ -28,16 +28,9 @@ package kafka
 // native members of one subscription at once are not supported, so Kafka
 // commits are refused while native members are connected). A negative
 // offset commits "no offset": it reads back as -1.
-//
-// On a cluster the coordinator checks offsets against its own replica of
-// each partition, which learns how far the partition is committed from the
-// leader a heartbeat or so after consumers could read that far on the
-// leader: an offset beyond the replica's end is waited for (up to
-// commitCatchUp) before it is refused.
 
 import (
 	"context"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -51,7 +44,7 @@ import (
 // offset.metadata.max.bytes default).
 const maxCommitMetadata = 4096
 
-func (s *Server) offsetCommit(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	for _, rt := range req.Topics {
@@ -126,7 +119,6 @@ func (s *Server) offsetCommit(ctx context.Context, _ *conn, kreq kmsg.Request) (
 		if len(offsets) == 0 {
 			continue
 		}
-		s.awaitReplica(ctx, name, offsets)
 		perr, err := s.offsets.Commit(req.Group, name, offsets)
 		if err != nil {
 			code := groupCommitErrCode(err)
@@ -157,37 +149,4 @@ func groupCommitErrCode(err error) int16 {
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	return kwire.ErrCode(err)
-}
-
-// commitCatchUp bounds how long a commit on a cluster waits for this
-// node's replica to reach the committed offsets.
-const commitCatchUp = 3 * time.Second
-
-// awaitReplica waits, on a cluster, until this node's replica of each of a
-// topic's partitions ends at or beyond the offset committed to it, for at
-// most commitCatchUp or until ctx ends.
-func (s *Server) awaitReplica(ctx context.Context, topic string, offsets map[int32]kgroup.Offset) {
-	if s.cfg.Cluster == nil {
-		return
-	}
-	deadline := time.Now().Add(commitCatchUp)
-	for {
-		changed := s.b.TopicChanged(topic) // before reading the ends: no advance is missed
-		behind := false
-		for p, o := range offsets {
-			if _, end, err := s.b.Offsets(topic, p); err == nil && o.Offset > end {
-				behind = true
-				break
-			}
-		}
-		left := time.Until(deadline)
-		if !behind || changed == nil || left <= 0 {
-			return
-		}
-		// Woken by the replica's advance; polled too, in case an advance
-		// of the read limit alone does not wake readers.
-		if !waitAny(ctx, []<-chan struct{}{changed}, min(left, 50*time.Millisecond)) && ctx.Err() != nil {
-			return
-		}
-	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/kafka"
-	"github.com/spoolmq/spool/internal/kafka/kwire"
 	"github.com/spoolmq/spool/internal/serverhook"
 	"github.com/spoolmq/spool/server"
 )
@@ -151,55 +150,6 @@ func TestClusterCreateWaitsForLeaders(t *testing.T) {
 	}
 	if d := time.Since(t0); d < wait {
 		t.Fatalf("CreatePartitions answered after %v, before the partitions had leaders", d)
-	}
-}
-
-// On a cluster the coordinator checks a commit against its own replica,
-// which may end short of what the consumer read on the leader: a commit
-// beyond the replica's end waits for it (a bounded while), then succeeds;
-// one beyond anything the partition holds is still refused.
-func TestClusterCommitWaitsForReplica(t *testing.T) {
-	srv := startShareServer(t)
-	addr := startFakeCluster(t, srv)
-	shareCreateTopic(t, srv, "commits", 1)
-	shareProduce(t, srv, "commits", "a", 5)
-	meta, _ := serverhook.Broker(srv).Topic("commits")
-	topicID := kwire.UUIDBytes(meta.ID)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	commit := func(off int64) int16 {
-		req := kmsg.NewPtrOffsetCommitRequest()
-		req.Group, req.Generation = "g", -1
-		rt := kmsg.NewOffsetCommitRequestTopic()
-		rt.Topic, rt.TopicID = "commits", topicID
-		rp := kmsg.NewOffsetCommitRequestTopicPartition()
-		rp.Partition, rp.Offset = 0, off
-		rt.Partitions = []kmsg.OffsetCommitRequestTopicPartition{rp}
-		req.Topics = []kmsg.OffsetCommitRequestTopic{rt}
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-			t.Fatalf("commit %d: %+v %v", off, resp, err)
-		}
-		return resp.Topics[0].Partitions[0].ErrorCode
-	}
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		shareProduce(t, srv, "commits", "b", 3)
-	}()
-	if code := commit(8); code != 0 {
-		t.Fatalf("commit of offset 8, reached 300 ms later: code %d", code)
-	}
-	t0 := time.Now()
-	if code := commit(100); code != kerr.OffsetOutOfRange.Code {
-		t.Fatalf("commit of offset 100 of 8: code %d", code)
-	}
-	if d := time.Since(t0); d < time.Second {
-		t.Fatalf("a commit beyond the end was refused after %v, without waiting for the replica", d)
 	}
 }
 

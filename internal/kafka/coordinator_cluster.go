@@ -8,8 +8,9 @@ package kafka
 // heartbeats and descriptions are group requests, and the ShareFetch and
 // ShareAcknowledge requests that clients send to partition leaders are
 // forwarded to the coordinator (share_forward.go). Committed offsets and
-// queue state go through the metadata group, so a new coordinator has
-// them.
+// queue state go through the metadata group (broker/sub_state.go): the
+// next coordinator has them; until it has applied its predecessors'
+// entries, the cluster names no coordinator (Controller -1).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

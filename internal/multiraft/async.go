@@ -123,10 +123,23 @@ func (n *Node) readyAsync(g *group) error {
 			if err != nil {
 				return fmt.Errorf("persist: %w", err)
 			}
+			if snap := m.GetSnapshot(); snap != nil && !raft.IsEmptySnap(snap) {
+				// The storage installed it with the append: the state
+				// machine holds what it holds.
+				g.cs = snap.GetMetadata().GetConfState()
+				if err := g.sm.Restore(snap); err != nil {
+					return fmt.Errorf("restore snapshot: %w", err)
+				}
+			}
 			n.deliverWhenDurable(g, w)
 		case raft.LocalApplyThread:
 			if err := n.apply(g, m.GetEntries()); err != nil {
 				return err
+			}
+			if at, ok := g.async.(AppliedTracker); ok && len(m.GetEntries()) > 0 {
+				if err := at.SetApplied(m.GetEntries()[len(m.GetEntries())-1].GetIndex(), g.cs); err != nil {
+					return fmt.Errorf("record the applied index: %w", err)
+				}
 			}
 			for _, r := range m.GetResponses() {
 				if err := g.rn.Step(r); err != nil {
@@ -180,4 +193,89 @@ func (n *Node) deliverWhenDurable(g *group, w AsyncWrite) {
 			n.cfg.Sender.Send(to, envs...)
 		}
 	}()
+}
+
+// Snapshots of asynchronous groups. A partition group's snapshot is its
+// log's segments, far too large for a raft message: when raft sends one,
+// the driver hands the MsgSnap (metadata only) to the SnapshotSender,
+// which moves the data by other means and reports the outcome with
+// ReportSnapshot. The receiving node stages the data and only then hands
+// the MsgSnap, naming the staged data, to ReceiveSnapshot: raft either
+// takes it — the next MsgStorageAppend carries it and the storage
+// installs it, then the state machine's Restore runs — or ignores it (it
+// is stale, or the log already holds its last entry), and the storage's
+// ReleaseSnapshot drops the staged data. A MsgSnap arriving as a plain
+// message for such a group is dropped.
+
+// SnapshotSender sends an asynchronous group's snapshot to m.To. It is
+// called on the group's worker and must not block; the outcome must be
+// reported with ReportSnapshot, or raft waits for that follower forever.
+type SnapshotSender interface {
+	SendSnapshot(group uint64, m *raftpb.Message)
+}
+
+// AppliedTracker is an AsyncStorage told, after each apply, the last
+// index applied and the configuration then (not to be modified): what it
+// may describe as its snapshot. An error stops the group.
+type AppliedTracker interface {
+	SetApplied(index uint64, cs *raftpb.ConfState) error
+}
+
+// SnapshotReleaser is an AsyncStorage that drops the data staged for a
+// received snapshot once raft has had it (installed, or not taken).
+type SnapshotReleaser interface {
+	ReleaseSnapshot(snap *raftpb.Snapshot)
+}
+
+// SetSnapshotSender sets the sender of asynchronous groups' snapshots
+// (Config.Snapshots) once the node runs.
+func (n *Node) SetSnapshotSender(s SnapshotSender) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.snaps = s
+}
+
+// SnapshotSender returns the sender of asynchronous groups' snapshots (nil:
+// none).
+func (n *Node) SnapshotSender() SnapshotSender { return n.snapshotSender() }
+
+func (n *Node) snapshotSender() SnapshotSender {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.snaps
+}
+
+// ReportSnapshot tells group id's raft how sending a snapshot to node to
+// ended: a failure makes it probe that follower again (and send another
+// snapshot if it still needs one) after a heartbeat.
+func (n *Node) ReportSnapshot(id, to uint64, status raft.SnapshotStatus) {
+	n.Report(id, func(rn *raft.RawNode) { rn.ReportSnapshot(to, status) })
+}
+
+// ReceiveSnapshot steps a MsgSnap from peer from, whose data the storage
+// has staged, into group id; false if the group is not running here (the
+// caller drops the data).
+func (n *Node) ReceiveSnapshot(from, id uint64, m *raftpb.Message) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	g := n.groups[id]
+	if g == nil || g.stopped != nil || n.closed || g.async == nil || m.GetType() != raftpb.MsgSnap ||
+		m.GetTo() != n.cfg.ID || m.GetFrom() != from {
+		return false
+	}
+	n.heard[from] = n.now
+	g.inbox = append(g.inbox, m)
+	g.quiesced, g.busy = false, true
+	n.enqueueLocked(g)
+	return true
+}
+
+// releaseSnapshots drops the data of received snapshots after raft has had
+// them (on the group's worker, after its Ready cycles).
+func (n *Node) releaseSnapshots(g *group, snaps []*raftpb.Snapshot) {
+	if r, ok := g.async.(SnapshotReleaser); ok {
+		for _, s := range snaps {
+			r.ReleaseSnapshot(s)
+		}
+	}
 }

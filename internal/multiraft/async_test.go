@@ -37,6 +37,7 @@ type records struct {
 	mu     sync.Mutex
 	values []string
 	next   int64
+	log    *seglog.Log // set: it restores snapshots (its log holds them)
 }
 
 func (r *records) Apply(ents []Entry) ([]error, error) {
@@ -60,7 +61,20 @@ func (r *records) Apply(ents []Entry) ([]error, error) {
 	return nil, nil
 }
 
-func (r *records) Restore(*raftpb.Snapshot) error { return fmt.Errorf("no snapshots") }
+func (r *records) Restore(snap *raftpb.Snapshot) error {
+	if r.log == nil {
+		return fmt.Errorf("no snapshots")
+	}
+	off, err := r.log.OffsetAfterIndex(snap.GetMetadata().GetIndex())
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.values = append(r.values, "<snapshot>")
+	r.next = off
+	return nil
+}
 
 func (r *records) snapshot() []string {
 	r.mu.Lock()
@@ -78,6 +92,7 @@ type partMember struct {
 	sm    *records
 	node  *Node
 	alive bool
+	snaps SnapshotSender // set: it runs with snapshots, from its snapshot
 }
 
 func (m *partMember) start(t *testing.T, nw *net, peers []raft.Peer) {
@@ -95,10 +110,17 @@ func (m *partMember) start(t *testing.T, nw *net, peers []raft.Peer) {
 		t.Fatal(err)
 	}
 	m.sm = &records{}
-	m.node = New(Config{ID: m.id, Sender: sender{nw, m.id}, Logger: quiet})
+	m.node = New(Config{ID: m.id, Sender: sender{nw, m.id}, Logger: quiet, Snapshots: m.snaps})
 	// The state machine is rebuilt from the log: raft hands back every
-	// committed entry from the start.
-	if err := m.node.AddGroupWith(1, GroupConfig{Async: partStorage{m.ps}, StateMachine: m.sm, Peers: peers, Untagged: true}); err != nil {
+	// committed entry from the start, or from the snapshot.
+	var applied uint64
+	if m.snaps != nil {
+		applied, m.sm.log = m.ps.SnapshotIndex(), m.log
+		if m.sm.next, err = m.log.OffsetAfterIndex(applied); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.node.AddGroupWith(1, GroupConfig{Async: partStorage{m.ps}, StateMachine: m.sm, Peers: peers, Untagged: true, Applied: applied}); err != nil {
 		t.Fatal(err)
 	}
 	m.alive = true

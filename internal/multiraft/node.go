@@ -19,12 +19,14 @@
 package multiraft
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +93,9 @@ type Config struct {
 	// many ticks, with every follower caught up, quiesces it (default 3;
 	// negative: never).
 	QuiesceTicks int
+	// Snapshots sends the snapshots of asynchronous groups (async.go);
+	// nil: their MsgSnap go out as messages (and the receiver drops them).
+	Snapshots SnapshotSender
 	// SnapshotEntries: a synchronous group whose state machine is a
 	// Snapshotter and whose storage is a Compactor snapshots its state
 	// after this many entries were applied since its last snapshot, and
@@ -142,6 +147,8 @@ type Node struct {
 	writes  sync.WaitGroup    // goroutines delivering asynchronous writes' answers
 	now     uint64            // ticks since start
 	heard   map[uint64]uint64 // peer → the tick it was last heard from
+	snaps   SnapshotSender    // Config.Snapshots, or SetSnapshotSender's
+	hb      heartbeats        // coalesced heartbeats waiting (coalesce.go)
 }
 
 type group struct {
@@ -164,6 +171,7 @@ type group struct {
 	queued     bool
 	stopped    error
 	quiesced   bool                       // not ticked until something happens
+	voters     []uint64                   // the group's voters when its leader (this node) quiesced it
 	writeErr   error                      // an asynchronous write failed: the group stops
 	appendTail chan struct{}              // closed once the last asynchronous write's answers are delivered
 	leader     uint64                     // the leader as the worker last saw it
@@ -172,6 +180,7 @@ type group struct {
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
+	cs      *raftpb.ConfState // the configuration as of the last applied entry
 	waiting map[tag]*proposal // proposals this node made and raft accepted
 	lead    uint64
 	idle    int // ticks without work, as leader
@@ -210,7 +219,7 @@ func New(cfg Config) *Node {
 	if cfg.QuiesceTicks == 0 {
 		cfg.QuiesceTicks = 3
 	}
-	n := &Node{cfg: cfg, groups: map[uint64]*group{}, nonce: rand.Uint64(), heard: map[uint64]uint64{}}
+	n := &Node{cfg: cfg, groups: map[uint64]*group{}, nonce: rand.Uint64(), heard: map[uint64]uint64{}, snaps: cfg.Snapshots}
 	n.cond = sync.NewCond(&n.mu)
 	for range cfg.Workers {
 		n.wg.Add(1)
@@ -250,11 +259,19 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 	if last, err := st.LastIndex(); err != nil {
 		return err
 	} else if last == 0 && len(peers) > 0 {
+		// Bootstrap writes one configuration entry per peer, in the order
+		// given, at term 1: every member must write the same entries
+		// (raft's log matching), so the order is the ids'.
+		peers = slices.SortedFunc(slices.Values(peers), func(a, b raft.Peer) int { return cmp.Compare(a.ID, b.ID) })
 		if err := rn.Bootstrap(peers); err != nil {
 			return fmt.Errorf("multiraft: group %d: bootstrap: %w", id, err)
 		}
 	}
-	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, waiting: map[tag]*proposal{},
+	_, cs, err := st.InitialState()
+	if err != nil {
+		return fmt.Errorf("multiraft: group %d: %w", id, err)
+	}
+	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, cs: cs, waiting: map[tag]*proposal{},
 		applied: applied, snapIndex: applied}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -275,11 +292,21 @@ func (n *Node) Receive(from uint64, envs []peer.Envelope) {
 	defer n.mu.Unlock()
 	n.heard[from] = n.now
 	for _, e := range envs {
+		if e.Group == CoalescedGroup {
+			n.expandLocked(from, e.Msg)
+			continue
+		}
 		g := n.groups[e.Group]
 		// A message names its sender, but for a leadership transfer
 		// forwarded by a follower, which names the transferee.
 		sender := e.Msg.GetFrom() == from || e.Msg.GetType() == raftpb.MsgTransferLeader
 		if g == nil || g.stopped != nil || e.Msg.GetTo() != n.cfg.ID || !sender {
+			continue
+		}
+		if g.async != nil && e.Msg.GetType() == raftpb.MsgSnap {
+			// An asynchronous group's snapshot comes with its data, by
+			// ReceiveSnapshot; a bare one could not be installed.
+			n.cfg.Logger.Warn("raft snapshot message without its data dropped", "group", g.id, "from", from)
 			continue
 		}
 		switch {
@@ -313,7 +340,9 @@ func isQuiesce(m *raftpb.Message) bool {
 // Tick advances the logical clock of every group that is not quiesced by
 // one tick. A quiesced group whose leader has not been heard from (not
 // even its keepalive) for an election timeout wakes up, so that it elects
-// another.
+// another; so does a quiesced group this node leads when it has not heard
+// from a quorum of its voters for an election timeout, so that its leader
+// steps down (check-quorum) rather than go on saying it leads.
 func (n *Node) Tick() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -322,14 +351,31 @@ func (n *Node) Tick() {
 		if g.stopped != nil {
 			continue
 		}
-		if g.quiesced && g.leader != n.cfg.ID && n.now-n.heard[g.leader] > uint64(n.cfg.ElectionTicks) {
+		if g.quiesced && g.leader != n.cfg.ID && !n.heardLocked(g.leader) {
 			g.quiesced = false
+		}
+		if g.quiesced && g.leader == n.cfg.ID {
+			heard := 0
+			for _, v := range g.voters {
+				if v == n.cfg.ID || n.heardLocked(v) {
+					heard++
+				}
+			}
+			if heard <= len(g.voters)/2 {
+				g.quiesced = false
+			}
 		}
 		if !g.quiesced {
 			g.ticks++
 			n.enqueueLocked(g)
 		}
 	}
+}
+
+// heardLocked reports whether node id was heard from within an election
+// timeout.
+func (n *Node) heardLocked(id uint64) bool {
+	return n.now-n.heard[id] <= uint64(n.cfg.ElectionTicks)
 }
 
 // Propose proposes data to group id and waits until it is applied on
@@ -502,6 +548,12 @@ func (n *Node) work() {
 	defer n.wg.Done()
 	for {
 		n.mu.Lock()
+		if len(n.queue) == 0 && !n.closed {
+			// Out of work: the heartbeats of what was done go out now.
+			n.mu.Unlock()
+			n.flushHeartbeats()
+			n.mu.Lock()
+		}
 		for len(n.queue) == 0 && !n.closed {
 			n.cond.Wait()
 		}
@@ -523,6 +575,7 @@ func (n *Node) Process() {
 		n.mu.Lock()
 		if len(n.queue) == 0 {
 			n.mu.Unlock()
+			n.flushHeartbeats()
 			return
 		}
 		g := n.queue[0]
@@ -561,12 +614,26 @@ func (n *Node) process(g *group) {
 		for _, p := range props {
 			p.fail(ErrStopped)
 		}
+		for _, m := range inbox {
+			if m.GetType() == raftpb.MsgSnap && g.async != nil {
+				n.releaseSnapshots(g, []*raftpb.Snapshot{m.GetSnapshot()})
+			}
+		}
 		return
 	}
+	var snaps []*raftpb.Snapshot // received snapshots stepped into raft
 	for _, m := range inbox {
+		if m.GetType() == raftpb.MsgSnap && g.async != nil {
+			snaps = append(snaps, m.GetSnapshot())
+		}
 		if err := g.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			n.cfg.Logger.Debug("raft message refused", "group", g.id, "type", m.GetType().String(), "from", m.GetFrom(), "err", err)
 		}
+	}
+	if len(snaps) > 0 {
+		// After the Ready cycles below, a snapshot raft took is installed;
+		// the others' data is of no use.
+		defer n.releaseSnapshots(g, snaps)
 	}
 	for range ticks {
 		g.rn.Tick()
@@ -649,6 +716,10 @@ func (n *Node) maybeQuiesce(g *group) {
 		return
 	}
 	g.quiesced = true
+	g.voters = g.voters[:0]
+	for id := range st.Config.Voters.IDs() {
+		g.voters = append(g.voters, id)
+	}
 	n.mu.Unlock()
 	for id := range st.Progress {
 		if id == n.cfg.ID {
@@ -776,8 +847,17 @@ func (n *Node) send(g *group, msgs []*raftpb.Message) {
 		return
 	}
 	byPeer := map[uint64][]peer.Envelope{}
+	snaps := n.snapshotSender()
 	for _, m := range msgs {
+		if coalescible(m) {
+			n.hb.queue(g.id, m)
+			continue
+		}
 		if m.GetType() == raftpb.MsgSnap {
+			if g.async != nil && snaps != nil {
+				snaps.SendSnapshot(g.id, m)
+				continue
+			}
 			n.freshenSnapshot(g, m)
 		}
 		byPeer[m.GetTo()] = append(byPeer[m.GetTo()], peer.Envelope{Group: g.id, Msg: m})
@@ -855,7 +935,7 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
-			g.rn.ApplyConfChange(&cc)
+			g.cs = g.rn.ApplyConfChange(&cc)
 		case raftpb.EntryConfChangeV2:
 			if err := flush(); err != nil {
 				return err
@@ -864,7 +944,7 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
-			g.rn.ApplyConfChange(&cc)
+			g.cs = g.rn.ApplyConfChange(&cc)
 			if len(cc.GetContext()) == tagSize {
 				if p := g.waiting[tag(cc.GetContext())]; p != nil {
 					p.done <- nil

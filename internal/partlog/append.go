@@ -44,19 +44,22 @@ func (w *Write) Wait() error {
 func (w *Write) Responses() []*raftpb.Message { return w.resps }
 
 // Append persists a MsgStorageAppend from raft's Ready (AsyncStorageWrites):
-// it truncates the log where the entries conflict with it, submits them to
-// the log's group commit and saves the hard state, then returns at once.
+// it installs the snapshot it carries (snapshot.go), truncates the log
+// where the entries conflict with it, submits them to the log's group
+// commit and saves the hard state, then returns at once.
 // Calls must follow the order of the messages; the writes complete in that
 // order. NextOffset then counts the submitted entries.
 func (s *Storage) Append(m *raftpb.Message) (*Write, error) {
 	if m.GetType() != raftpb.MsgStorageAppend {
 		return nil, fmt.Errorf("partlog: group %d: %v is not a storage append", s.group, m.GetType())
 	}
-	if m.GetSnapshot() != nil && !raft.IsEmptySnap(m.GetSnapshot()) {
-		return nil, fmt.Errorf("partlog: group %d: receiving snapshots is not supported yet", s.group)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if snap := m.GetSnapshot(); snap != nil && !raft.IsEmptySnap(snap) {
+		if err := s.installSnapshot(snap); err != nil {
+			return nil, err
+		}
+	}
 	w := &Write{resps: m.GetResponses()}
 	if ents := m.GetEntries(); len(ents) > 0 {
 		p, err := s.appendEntries(ents)

@@ -24,6 +24,7 @@ type member struct {
 	writes  []*Write // appends in flight, oldest first
 	applied []string // values of the data batches applied: the state machine
 	nextOff int64    // the offset the next applied batch must have
+	cs      *raftpb.ConfState
 }
 
 type cluster struct {
@@ -36,6 +37,12 @@ type cluster struct {
 	acked   map[string]bool // values applied somewhere: committed, so acknowledged to a producer
 	tail    map[string]bool // values proposed by the cut-off leader
 	propose int
+	// snapshots: nodes tell their storage what they applied (so that
+	// retention may delete it and leaders send snapshots), start from their
+	// snapshot, and MsgSnap is delivered with its segments (snapshot_test.go).
+	snapshots bool
+	transfers int  // snapshots delivered
+	cutNext   bool // the next transfer is cut half-way
 }
 
 func (c *cluster) start(id uint64, dir string, bootstrap bool) {
@@ -43,7 +50,17 @@ func (c *cluster) start(id uint64, dir string, bootstrap bool) {
 	m := &member{id: id, dir: dir, d: openDisk(c.t, vfs.Default, dir)}
 	cfg := &raft.Config{ID: id, ElectionTick: 10, HeartbeatTick: 1, Storage: m.d.s, MaxSizePerMsg: 1 << 20,
 		MaxInflightMsgs: 64, PreVote: true, CheckQuorum: true, AsyncStorageWrites: true, Logger: discardLogger{}}
-	var err error
+	_, cs, err := m.d.s.InitialState()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	m.cs = cs
+	if c.snapshots {
+		cfg.Applied = m.d.s.SnapshotIndex()
+		if m.nextOff, err = m.d.log.OffsetAfterIndex(cfg.Applied); err != nil {
+			c.t.Fatal(err)
+		}
+	}
 	if m.rn, err = raft.NewRawNode(cfg); err != nil {
 		c.t.Fatal(err)
 	}
@@ -74,6 +91,9 @@ func (c *cluster) ready(m *member) {
 					c.t.Fatalf("node %d: append: %v", m.id, err)
 				}
 				m.writes = append(m.writes, w)
+				if snap := msg.GetSnapshot(); snap != nil && !raft.IsEmptySnap(snap) {
+					c.restored(m, snap)
+				}
 			case raft.LocalApplyThread:
 				c.apply(m, msg.GetEntries())
 				for _, r := range msg.GetResponses() {
@@ -132,10 +152,15 @@ func (c *cluster) apply(m *member, ents []*raftpb.Entry) {
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 				c.t.Fatal(err)
 			}
-			cs := m.rn.ApplyConfChange(&cc)
-			if err := m.d.s.SaveSnapshotMeta(e.GetIndex(), cs); err != nil {
+			m.cs = m.rn.ApplyConfChange(&cc)
+			if err := m.d.s.SaveSnapshotMeta(e.GetIndex(), m.cs); err != nil {
 				c.t.Fatal(err)
 			}
+		}
+	}
+	if c.snapshots && len(ents) > 0 {
+		if err := m.d.s.SetApplied(ents[len(ents)-1].GetIndex(), m.cs); err != nil {
+			c.t.Fatal(err)
 		}
 	}
 }
@@ -169,6 +194,13 @@ func (c *cluster) deliver(lossy bool) {
 	for _, msg := range c.net[:k] {
 		from, to := msg.GetFrom(), msg.GetTo()
 		if to == c.down || from == c.down || to == c.cut || from == c.cut || (lossy && c.rng.IntN(20) == 0) {
+			if msg.GetType() == raftpb.MsgSnap && from != c.down {
+				c.nodes[from].rn.ReportSnapshot(to, raft.SnapshotFailure)
+			}
+			continue
+		}
+		if msg.GetType() == raftpb.MsgSnap && c.snapshots {
+			c.sendSnapshot(msg)
 			continue
 		}
 		c.nodes[to].rn.Step(msg)

@@ -48,6 +48,9 @@ type Storage struct {
 	mu   sync.Mutex        // serialises Append and SaveSnapshotMeta
 	hs   *raftpb.HardState // as last written
 	meta *raftpb.SnapshotMetadata
+	// applied is what the state machine has applied (SetApplied): the
+	// snapshot a leader sends, at least as new as meta.
+	applied *raftpb.SnapshotMetadata
 }
 
 var _ raft.Storage = (*Storage)(nil)
@@ -78,6 +81,21 @@ func Open(log *seglog.Log, st *state.Store, group uint64) (*Storage, error) {
 		return nil, err
 	}
 	s.meta = raftpb.EnsureSnapshot(snap).GetMetadata()
+	if rec := log.InstalledSnapshot(); rec != nil {
+		// The log's own record of the snapshot it was last replaced by:
+		// newer than the state store's if the node stopped between the
+		// install and saving it there.
+		inst := &raftpb.Snapshot{}
+		if err := proto.Unmarshal(rec, inst); err != nil {
+			return nil, fmt.Errorf("partlog: group %d: the log's snapshot record: %w", group, err)
+		}
+		if m := inst.GetMetadata(); m.GetIndex() > s.meta.GetIndex() {
+			if err := s.saveMeta(m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	log.SetRetentionFloor(s.meta.GetIndex())
 	return s, nil
 }
 
@@ -99,6 +117,12 @@ func (s *Storage) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
 	}
 	if hs.GetCommit() > last {
 		hs.Commit = new(last)
+	}
+	// Entries up to the snapshot, and any before the first one kept, are
+	// committed (retention deletes only what was applied); the commit
+	// index, written unsynced, may say less.
+	if c := max(min(s.SnapshotIndex(), last), s.log.FirstIndex()-1); hs.GetCommit() < c {
+		hs.Commit = new(c)
 	}
 	if hs.GetTerm() < lastTerm {
 		hs.Term, hs.Vote = new(lastTerm), new(uint64(0))
@@ -146,43 +170,88 @@ func (s *Storage) LastIndex() (uint64, error) { return s.log.LastIndex(), nil }
 // whole segments of the partition log.
 func (s *Storage) FirstIndex() (uint64, error) { return s.log.FirstIndex(), nil }
 
-// Snapshot implements raft.Storage. It returns the metadata last saved by
-// SaveSnapshotMeta (index, term, configuration), without data: sending a
-// far-behind follower the partition's segments is not built yet. When
-// retention has deleted entries after that index a follower could not
-// continue from it, so the answer is then ErrSnapshotTemporarilyUnavailable.
+// Snapshot implements raft.Storage: the metadata (index, term,
+// configuration) of what the state machine last applied (SetApplied), or
+// of the snapshot last saved, without data — a leader sends a far-behind
+// follower the partition's segments up to that index (OpenSnapshot), as a
+// transfer of its own. When the log no longer holds the entry after that
+// index (retention passed it) a follower could not continue from it, so
+// the answer is then ErrSnapshotTemporarilyUnavailable.
 func (s *Storage) Snapshot() (*raftpb.Snapshot, error) {
 	s.mu.Lock()
-	meta := proto.Clone(s.meta).(*raftpb.SnapshotMetadata)
+	meta := s.meta
+	if s.applied.GetIndex() > meta.GetIndex() {
+		meta = s.applied
+	}
+	meta = proto.Clone(meta).(*raftpb.SnapshotMetadata)
 	s.mu.Unlock()
-	if meta.GetIndex()+1 < s.log.FirstIndex() {
+	if i := meta.GetIndex(); i > 0 && (i+1 < s.log.FirstIndex() || i > s.log.LastIndex()) {
 		return nil, raft.ErrSnapshotTemporarilyUnavailable
 	}
 	return &raftpb.Snapshot{Metadata: meta}, nil
 }
 
+// SnapshotIndex returns the index of the snapshot last saved: the state
+// machine holds every entry up to it (raft's Config.Applied at a start).
+func (s *Storage) SnapshotIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.meta.GetIndex()
+}
+
+// SetApplied tells the storage that the state machine has applied every
+// entry up to index, with configuration cs (not modified afterwards): the
+// snapshot a leader sends from now on. When that lets retention delete a
+// sealed segment the floor does not cover yet, it is saved as the
+// snapshot (synced), and retention may delete up to it.
+func (s *Storage) SetApplied(index uint64, cs *raftpb.ConfState) error {
+	t, err := s.Term(index)
+	if err != nil {
+		return fmt.Errorf("partlog: group %d: applied entry %d: %w", s.group, index, err)
+	}
+	meta := &raftpb.SnapshotMetadata{Index: new(index), Term: new(t), ConfState: raftpb.EnsureConfState(cs)}
+	s.mu.Lock()
+	if index <= s.applied.GetIndex() {
+		s.mu.Unlock()
+		return nil
+	}
+	s.applied = meta
+	saved := s.meta.GetIndex()
+	s.mu.Unlock()
+	if min(index, s.log.LastSealedIndex()) > saved {
+		return s.SaveSnapshotMeta(index, cs)
+	}
+	return nil
+}
+
 // SaveSnapshotMeta records, synced, that the state machine has applied
 // every entry up to index with configuration cs: what InitialState returns
-// as the configuration at the next start, and what Snapshot describes.
-// Call it after applying a configuration change.
+// as the configuration at the next start, and the retention floor.
 func (s *Storage) SaveSnapshotMeta(index uint64, cs *raftpb.ConfState) error {
 	t, err := s.Term(index)
 	if err != nil {
 		return err
 	}
 	meta := &raftpb.SnapshotMetadata{Index: new(index), Term: new(t), ConfState: proto.Clone(raftpb.EnsureConfState(cs)).(*raftpb.ConfState)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saveMeta(meta)
+}
+
+// saveMeta saves meta as the snapshot and moves the retention floor to it
+// (mu held, or not shared yet).
+func (s *Storage) saveMeta(meta *raftpb.SnapshotMetadata) error {
 	v, err := proto.Marshal(&raftpb.Snapshot{Metadata: meta})
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	b := s.st.NewBatch()
 	b.Set(s.snapKey(), v)
 	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("partlog: group %d: %w", s.group, err)
 	}
 	s.meta = meta
+	s.log.SetRetentionFloor(meta.GetIndex())
 	return nil
 }
 

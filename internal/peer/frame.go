@@ -15,9 +15,9 @@ import (
 // of a connection is a sequence of frames:
 //
 //	length  uint32   bytes after this field (kind, crc and payload)
-//	kind    uint8    1 = messages
+//	kind    uint8    1 = messages, 2 = snapshot (snapframe.go)
 //	crc     uint32   CRC-32C of the payload
-//	payload          uvarint count, then count × (uvarint group, uvarint size, size bytes of a raftpb.Message)
+//	payload          messages: uvarint count, then count × (uvarint group, uvarint size, size bytes of a raftpb.Message)
 //
 // Every length is checked against what remains (and the frame length
 // against MaxFrameBytes) before anything is allocated.
@@ -60,18 +60,18 @@ func appendFrame(dst []byte, envs []Envelope) ([]byte, error) {
 var errFrame = errors.New("peer: malformed frame")
 
 // readFrame reads one frame into buf (grown as needed, up to max bytes)
-// and decodes its envelopes.
-func readFrame(r io.Reader, buf []byte, max int) ([]Envelope, []byte, error) {
+// and returns its kind and checked payload (aliasing buf).
+func readFrame(r io.Reader, buf []byte, max int) (byte, []byte, []byte, error) {
 	var hdr [frameHeader]byte
 	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
-		return nil, buf, err
+		return 0, nil, buf, err
 	}
 	n := int(binary.BigEndian.Uint32(hdr[:4]))
 	if n < frameHeader-4 || n > max {
-		return nil, buf, fmt.Errorf("%w: length %d outside [%d, %d]", errFrame, n, frameHeader-4, max)
+		return 0, nil, buf, fmt.Errorf("%w: length %d outside [%d, %d]", errFrame, n, frameHeader-4, max)
 	}
 	if _, err := io.ReadFull(r, hdr[4:]); err != nil {
-		return nil, buf, err
+		return 0, nil, buf, err
 	}
 	size := n - (frameHeader - 4)
 	if cap(buf) < size {
@@ -79,16 +79,15 @@ func readFrame(r io.Reader, buf []byte, max int) ([]Envelope, []byte, error) {
 	}
 	buf = buf[:size]
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, buf, err
+		return 0, nil, buf, err
 	}
-	if hdr[4] != frameMessages {
-		return nil, buf, fmt.Errorf("%w: unknown kind %d", errFrame, hdr[4])
+	if k := hdr[4]; k != frameMessages && k != frameSnapshot {
+		return 0, nil, buf, fmt.Errorf("%w: unknown kind %d", errFrame, k)
 	}
 	if crc32c(buf) != binary.BigEndian.Uint32(hdr[5:]) {
-		return nil, buf, fmt.Errorf("%w: checksum mismatch", errFrame)
+		return 0, nil, buf, fmt.Errorf("%w: checksum mismatch", errFrame)
 	}
-	envs, err := decodeMessages(buf)
-	return envs, buf, err
+	return hdr[4], buf, buf, nil
 }
 
 // decodeMessages decodes a messages payload. The messages do not alias p.

@@ -48,6 +48,9 @@ type Config struct {
 	// carries an empty frame (default 100 ms), so that a peer hears from
 	// this node even when every group they share is quiet.
 	KeepAlive time.Duration
+	// Snapshots receives snapshot frames (snapshot.go); nil: they are
+	// dropped (SetSnapshotHandler may set it later).
+	Snapshots SnapshotHandler
 }
 
 // Transport is one node's side of the cluster connections.
@@ -59,6 +62,8 @@ type Transport struct {
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
+
+	snaps atomic.Pointer[SnapshotHandler]
 }
 
 type peer struct {
@@ -68,7 +73,9 @@ type peer struct {
 
 	mu      sync.Mutex
 	addr    string
-	conn    net.Conn // nil: not connected
+	conn    net.Conn   // nil: not connected
+	cur     *connState // conn's, for snapshot streams
+	gen     uint64     // connections served so far
 	q       []Envelope
 	wake    chan struct{}
 	removed bool
@@ -104,6 +111,9 @@ func New(cfg Config) (*Transport, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel, peers: map[uint64]*peer{}}
+	if cfg.Snapshots != nil {
+		t.SetSnapshotHandler(cfg.Snapshots)
+	}
 	if err := t.SetPeers(cfg.Peers); err != nil {
 		cancel()
 		return nil, err
@@ -358,17 +368,22 @@ func (p *peer) serve(c net.Conn) {
 	if p.conn != nil {
 		p.conn.Close()
 	}
-	p.conn = c
+	p.gen++
+	done := make(chan struct{})
+	cs := &connState{gen: p.gen, done: done, snaps: make(chan *snapWrite), notes: make(chan []byte, maxNotes)}
+	p.conn, p.cur = c, cs
 	p.q = p.q[:0]
 	p.mu.Unlock()
-	done := make(chan struct{})
 	t.wg.Add(1)
-	go p.writeLoop(c, done)
+	go p.writeLoop(c, cs)
 	var buf []byte
 	for {
-		var envs []Envelope
-		var err error
-		envs, buf, err = readFrame(c, buf, t.cfg.MaxFrameBytes)
+		kind, payload, b, err := readFrame(c, buf, t.cfg.MaxFrameBytes)
+		buf = b
+		if err == nil {
+			p.lastHeard.Store(time.Now().UnixNano())
+			err = p.handle(cs, kind, payload)
+		}
 		if err != nil {
 			if t.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 				t.cfg.Logger.Info("cluster connection closed", "peer", p.id, "err", err)
@@ -378,24 +393,49 @@ func (p *peer) serve(c net.Conn) {
 		if cap(buf) > 1<<20 {
 			buf = nil // do not keep a large frame's buffer
 		}
-		p.lastHeard.Store(time.Now().UnixNano())
-		p.recvMsgs.Add(int64(len(envs)))
-		t.cfg.Handle(p.id, envs)
 	}
 	c.Close()
 	close(done)
 	p.mu.Lock()
 	if p.conn == c {
-		p.conn = nil
+		p.conn, p.cur = nil, nil
 		p.dropped.Add(int64(len(p.q)))
 		p.q = nil
 	}
 	p.mu.Unlock()
+	if h := t.snaps.Load(); h != nil {
+		(*h).ConnClosed(p.id, cs.gen)
+	}
+}
+
+// handle decodes a frame's payload and hands it on; an error closes the
+// connection.
+func (p *peer) handle(cs *connState, kind byte, payload []byte) error {
+	t := p.t
+	if kind == frameSnapshot {
+		c, err := decodeSnapChunk(payload)
+		if err != nil {
+			return err
+		}
+		if h := t.snaps.Load(); h != nil {
+			(*h).HandleSnapshot(p.id, cs.gen, c)
+		} else {
+			t.cfg.Logger.Warn("snapshot frame dropped: this node takes no snapshots", "peer", p.id, "group", c.Group)
+		}
+		return nil
+	}
+	envs, err := decodeMessages(payload)
+	if err != nil {
+		return err
+	}
+	p.recvMsgs.Add(int64(len(envs)))
+	t.cfg.Handle(p.id, envs)
+	return nil
 }
 
 // writeLoop writes everything queued for the peer to c, one frame per
 // turn (or more when a frame would exceed MaxFrameBytes).
-func (p *peer) writeLoop(c net.Conn, done chan struct{}) {
+func (p *peer) writeLoop(c net.Conn, cs *connState) {
 	t := p.t
 	defer t.wg.Done()
 	var out []byte
@@ -405,8 +445,23 @@ func (p *peer) writeLoop(c net.Conn, done chan struct{}) {
 	wrote := false // a frame went out since the last keepalive tick
 	for {
 		select {
-		case <-done:
+		case <-cs.done:
 			return
+		case w := <-cs.snaps:
+			ok := p.write(c, w.frame, 0)
+			if !ok {
+				w.res <- errConnClosed
+				return
+			}
+			w.res <- nil
+			wrote = true
+			continue
+		case f := <-cs.notes:
+			if !p.write(c, f, 0) {
+				return
+			}
+			wrote = true
+			continue
 		case <-keep.C:
 			if !wrote {
 				if out, _ = appendFrame(out[:0], nil); !p.write(c, out, 0) {

@@ -73,16 +73,13 @@ package producer
 // internal/kafka/22_init_producer_id.go, and the native InitProducer,
 // internal/api/producer.go), reserved in durable blocks under "pid/next"
 // of the space (record.go) so that no id is handed out twice, across
-// restarts and crashes (a crash wastes the rest of a block). Each node of a
-// cluster keeps its own reservations, so on a cluster an id is the node's
-// id in the high 32 bits and the node's own counter in the low 32
-// (SetNode): two nodes never hand out the same id, as node ids are never
-// reused.
+// restarts and crashes (a crash wastes the rest of a block).
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"sort"
@@ -123,8 +120,8 @@ type Table struct {
 	count atomic.Int64              // producer states over all partitions
 
 	idMu            sync.Mutex
-	nextID, idLimit int64 // counters [nextID, idLimit) are reserved and unused; guarded by idMu
-	node            int64 // the cluster node whose ids these are (SetNode); 0 on a single node
+	nextID, idLimit int64 // ids [nextID, idLimit) are reserved and unused; guarded by idMu
+	idBase          int64 // added to the ids counted here (a cluster node's, SetNode)
 
 	kick chan struct{} // capacity 1: over the bound, sweep now
 }
@@ -659,25 +656,26 @@ func (st *producerState) pending() bool {
 	return false
 }
 
-// nodeIDBits is how many low bits of a cluster node's producer ids are
-// its own counter.
-const nodeIDBits = 32
+// nodeIDBits is how many low bits of a cluster node's producer ids it
+// counts itself; the node id is above them.
+const nodeIDBits = 40
 
-// SetNode makes the table hand out the producer ids of cluster node node
-// (1 … MaxInt32): node<<32 | counter, the counter reserved in this node's
-// state store as on a single node. Every node of a cluster hands out ids
-// from one table (Kafka's InitProducerId and the native InitProducer both
-// reach any node), so without it two nodes would hand out the same ids,
-// and one producer's batches would be taken for another's duplicates. Call
-// it before the first id is handed out.
-func (pt *Table) SetNode(node int32) {
+// SetNode makes the table hand out cluster node n's ids: n·2⁴⁰ plus the
+// count kept in this node's state store, so that the nodes of a cluster,
+// each counting on its own, never hand out the same id (a producer's
+// batches reach whichever node leads a partition, which must not take
+// another producer's batches for its). Call it before the first id.
+func (pt *Table) SetNode(n uint64) error {
+	if n >= 1<<(62-nodeIDBits) {
+		return fmt.Errorf("producer: node id %d is too large for producer ids", n)
+	}
 	pt.idMu.Lock()
 	defer pt.idMu.Unlock()
-	pt.node = int64(max(node, 0))
+	pt.idBase = int64(n) << nodeIDBits
+	return nil
 }
 
-// NewProducerID hands out a producer id never handed out before, by this
-// node or (on a cluster) any other.
+// NewProducerID hands out a producer id never handed out before.
 func (pt *Table) NewProducerID() (int64, error) {
 	pt.idMu.Lock()
 	defer pt.idMu.Unlock()
@@ -686,18 +684,18 @@ func (pt *Table) NewProducerID() (int64, error) {
 		if err != nil {
 			return -1, err
 		}
-		if pt.node != 0 && first+producerIDBlock > 1<<nodeIDBits {
-			return -1, errs.New(errs.ResourceExhausted, "this node has handed out all its producer ids")
-		}
 		pt.nextID, pt.idLimit = first, first+producerIDBlock
 	}
 	id := pt.nextID
+	if pt.idBase != 0 && id >= 1<<nodeIDBits {
+		return -1, errs.New(errs.ResourceExhausted, "this node has handed out every producer id it may")
+	}
 	pt.nextID++
-	return pt.node<<nodeIDBits | id, nil
+	return pt.idBase + id, nil
 }
 
 // Issued reports whether id was handed out by this broker (in this or an
-// earlier run); on a cluster, by this node.
+// earlier run).
 func (pt *Table) Issued(id int64) (bool, error) {
 	pt.idMu.Lock()
 	defer pt.idMu.Unlock()
@@ -708,11 +706,6 @@ func (pt *Table) Issued(id int64) (bool, error) {
 		}
 		pt.nextID, pt.idLimit = first, first+producerIDBlock
 	}
-	if pt.node != 0 {
-		if id>>nodeIDBits != pt.node {
-			return false, nil
-		}
-		id &= 1<<nodeIDBits - 1
-	}
-	return id >= 0 && id < pt.nextID, nil
+	local := id - pt.idBase
+	return id >= pt.idBase && local < pt.nextID && (pt.idBase == 0 || local < 1<<nodeIDBits), nil
 }

@@ -221,6 +221,35 @@ func TestProducerIDsUnique(t *testing.T) {
 	}
 }
 
+// A cluster node's ids carry its node id: two nodes counting in their own
+// state stores never hand out the same id, and each knows only its own
+// as issued.
+func TestProducerIDsOfClusterNodes(t *testing.T) {
+	a, b := newPTEnv(t).pt, newPTEnv(t).pt
+	if err := a.SetNode(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetNode(2); err != nil {
+		t.Fatal(err)
+	}
+	ida, erra := a.NewProducerID()
+	idb, errb := b.NewProducerID()
+	if erra != nil || errb != nil || ida != 1<<40 || idb != 2<<40 {
+		t.Fatalf("ids %d %v, %d %v", ida, erra, idb, errb)
+	}
+	if ok, _ := a.Issued(ida); !ok {
+		t.Error("node 1 does not know its id")
+	}
+	for _, id := range []int64{idb, 0, ida + 1} {
+		if ok, _ := a.Issued(id); ok {
+			t.Errorf("node 1 knows %d as issued", id)
+		}
+	}
+	if err := a.SetNode(1 << 22); err == nil {
+		t.Error("a node id above the id space was taken")
+	}
+}
+
 // A crash loses the table's memory: a fresh table (as after a restart)
 // rebuilds it from the last snapshot plus the log written after it, so
 // duplicates of batches on either side of the snapshot are still found.
@@ -305,47 +334,5 @@ func TestProducerSnapshotUnknownAndPruned(t *testing.T) {
 	}
 	if _, ok, _ := sp.Get(key); !ok {
 		t.Fatal("Prune deleted a live topic's snapshot")
-	}
-}
-
-// On a cluster each node hands out ids of its own: two nodes' tables (each
-// over its own state store, as on two nodes) never hand out the same id,
-// and a node knows as issued only the ids it handed out itself.
-func TestProducerIDsPerNode(t *testing.T) {
-	n1, n2 := newPTEnv(t), newPTEnv(t)
-	n1.pt.SetNode(1)
-	n2.pt.SetNode(2)
-	seen := map[int64]int{}
-	for range 1500 {
-		for node, e := range map[int]*ptEnv{1: n1, 2: n2} {
-			id, err := e.pt.NewProducerID()
-			if err != nil || id < 0 {
-				t.Fatalf("node %d: id %d: %v", node, id, err)
-			}
-			if by, dup := seen[id]; dup {
-				t.Fatalf("id %d handed out by node %d and node %d", id, by, node)
-			}
-			seen[id] = node
-			if id>>32 != int64(node) {
-				t.Fatalf("node %d handed out id %#x", node, id)
-			}
-		}
-	}
-	first := int64(1)<<32 | 5
-	if ok, err := n1.pt.Issued(first); !ok || err != nil {
-		t.Fatalf("node 1 does not know its id %#x as issued: %v", first, err)
-	}
-	if ok, _ := n2.pt.Issued(first); ok {
-		t.Fatalf("node 2 knows node 1's id %#x as issued", first)
-	}
-	if ok, _ := n1.pt.Issued(5); ok {
-		t.Fatal("a cluster node knows a single node's id as issued")
-	}
-	// A restarted node goes on with ids it never handed out.
-	again := n1.newTable()
-	again.SetNode(1)
-	id, err := again.NewProducerID()
-	if err != nil || seen[id] != 0 || id>>32 != 1 {
-		t.Fatalf("after a restart node 1 handed out %#x (seen by node %d): %v", id, seen[id], err)
 	}
 }

@@ -67,6 +67,16 @@ type Log struct {
 	retentionMu sync.Mutex // serializes retention passes
 
 	retention atomic.Pointer[retentionLimits] // set by SetRetention; nil: opts
+
+	// Replicated logs only: retention deletes no segment holding an entry
+	// after floor (SetRetentionFloor; MaxUint64 until set), and snapshots
+	// (snapshot.go) staged and finished, by transfer id, and the record
+	// of the one installed last.
+	floor    atomic.Uint64
+	snapMu   sync.Mutex
+	staged   map[uint64]SnapshotManifest
+	snapMeta []byte
+	strict   bool // a staged snapshot being checked: no torn tail is accepted
 }
 
 // group is one unit of group commit: batches with offsets already assigned,

@@ -59,8 +59,17 @@ func Open(fsys vfs.FS, dir string, opts Options) (*Log, *RecoveryReport, error) 
 	}
 	l.cond.L = &l.mu
 	l.limit.Store(math.MaxInt64)
+	l.floor.Store(math.MaxUint64)
 	rep := &RecoveryReport{}
-	if err := l.recover(rep); err != nil {
+	if opts.Replicated {
+		if err = vfs.MkdirAllSync(fsys, dir, 0o755); err == nil {
+			err = l.recoverSnapshots(rep)
+		}
+	}
+	if err == nil {
+		err = l.recover(rep)
+	}
+	if err != nil {
 		for _, s := range l.segs {
 			if s.f != nil {
 				s.f.Close()
@@ -102,6 +111,9 @@ func (l *Log) recover(rep *RecoveryReport) error {
 	removed := false
 	for _, name := range names {
 		switch {
+		case isStageName(name):
+			// A snapshot being received (snapshot.go): removed by Open
+			// before this runs, and left alone while one is installed.
 		case strings.HasSuffix(name, tmpSuffix):
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
 				return err
@@ -323,7 +335,7 @@ func (l *Log) scan(s *segment, fileSize int64, last bool, rep *RecoveryReport) (
 	if bad == "" {
 		return pos, nil
 	}
-	if !last || fileSize-pos > l.opts.tornTailWindow() {
+	if l.strict || !last || fileSize-pos > l.opts.tornTailWindow() {
 		return pos, &CorruptionError{Segment: s.base, Path: s.logPath, Position: pos, Offset: expect, Reason: bad, Err: badErr}
 	}
 	if err := s.f.Truncate(pos); err != nil {

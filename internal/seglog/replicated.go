@@ -361,5 +361,50 @@ func (l *Log) TruncateAfterIndex(i uint64) error {
 	return l.cutLocked(k, pos, newEnd)
 }
 
+// SetRetentionFloor makes retention (by age or bytes, DropOldestSegment,
+// DropSegmentsBefore, DeleteRecordsBefore) keep every segment that holds
+// an entry after index: a raft group sets it to the index its state
+// machine has applied and recorded as its snapshot, so that nothing it
+// would need at its next start is deleted. Until it is set, retention is
+// not held back.
+func (l *Log) SetRetentionFloor(index uint64) { l.floor.Store(index) }
+
+// LastSealedIndex returns the last entry of the log's sealed segments (the
+// active segment's first index − 1): retention can delete nothing more
+// until the floor reaches it.
+func (l *Log) LastSealedIndex() uint64 {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if len(l.segs) == 0 {
+		return 0
+	}
+	return l.segs[len(l.segs)-1].firstIndex - 1
+}
+
+// OffsetAfterIndex returns the offset of the first data record after entry
+// i: the read limit of a partition whose entries up to i are committed.
+// For i at or after the last entry written it is the offset after every
+// written record; i must be at least FirstIndex−1.
+func (l *Log) OffsetAfterIndex(i uint64) (int64, error) {
+	if !l.opts.Replicated {
+		return 0, ErrNotReplicated
+	}
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if len(l.segs) == 0 {
+		return 0, ErrClosed
+	}
+	if i+1 < l.segs[0].firstIndex {
+		return 0, ErrIndexCompacted
+	}
+	last := l.segs[len(l.segs)-1]
+	if i+1 >= last.nextIndex.Load() {
+		return last.next.Load(), nil
+	}
+	s := l.segs[l.segOfIndex(i+1)]
+	_, off, err := l.locateIndex(s, i+1)
+	return off, err
+}
+
 // Replicated reports whether the log is a raft log (Options.Replicated).
 func (l *Log) Replicated() bool { return l.opts.Replicated }

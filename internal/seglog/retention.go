@@ -230,9 +230,10 @@ func (l *Log) startsBatchAt(s *segment, pos, off int64) bool {
 // canDropFirst reports whether retention may delete the first segment:
 // in a replicated log only once the next one's header is written, since a
 // segment without a header learns its first raft index from its
-// predecessor. segMu is held.
+// predecessor, and only if every entry it holds is at or below the
+// retention floor (SetRetentionFloor). segMu is held.
 func (l *Log) canDropFirst() bool {
-	return !l.opts.Replicated || l.segs[1].hasHeader.Load()
+	return !l.opts.Replicated || (l.segs[1].hasHeader.Load() && l.segs[0].nextIndex.Load()-1 <= l.floor.Load())
 }
 
 // failLocked records a sticky error with mu held.

@@ -350,7 +350,13 @@ type PartitionInfo struct {
 	// Offset the next message will get.
 	EndOffset int64 `protobuf:"varint,3,opt,name=end_offset,json=endOffset,proto3" json:"end_offset,omitempty"`
 	// Bytes stored.
-	Bytes         int64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Bytes int64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// On a cluster: the node that leads the partition, as the node answering
+	// knows it (0: none right now, an election), and its native API address
+	// (host:port; empty if unknown). Publishes to the partition go there.
+	// Unset on a single node, which holds every partition.
+	Leader        uint64 `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	LeaderAddr    string `protobuf:"bytes,6,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -411,6 +417,20 @@ func (x *PartitionInfo) GetBytes() int64 {
 		return x.Bytes
 	}
 	return 0
+}
+
+func (x *PartitionInfo) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetLeaderAddr() string {
+	if x != nil {
+		return x.LeaderAddr
+	}
+	return ""
 }
 
 type CreateTopicRequest struct {
@@ -1164,13 +1184,16 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06config\x18\x02 \x01(\v2\x15.spool.v1.TopicConfigR\x06config\x124\n" +
 	"\acreated\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x0e\n" +
-	"\x02id\x18\x04 \x01(\tR\x02id\"\x85\x01\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\"\xbe\x01\n" +
 	"\rPartitionInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12!\n" +
 	"\fstart_offset\x18\x02 \x01(\x03R\vstartOffset\x12\x1d\n" +
 	"\n" +
 	"end_offset\x18\x03 \x01(\x03R\tendOffset\x12\x14\n" +
-	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\"W\n" +
+	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x16\n" +
+	"\x06leader\x18\x05 \x01(\x04R\x06leader\x12\x1f\n" +
+	"\vleader_addr\x18\x06 \x01(\tR\n" +
+	"leaderAddr\"W\n" +
 	"\x12CreateTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06config\x18\x02 \x01(\v2\x15.spool.v1.TopicConfigR\x06config\"<\n" +

@@ -419,7 +419,12 @@ type ErrorInfo struct {
 	// Whether retrying the same request later can succeed.
 	Retriable bool `protobuf:"varint,2,opt,name=retriable,proto3" json:"retriable,omitempty"`
 	// When retriable, how long to wait before retrying.
-	RetryAfter    *durationpb.Duration `protobuf:"bytes,3,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	RetryAfter *durationpb.Duration `protobuf:"bytes,3,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	// Set on an unavailable error of a cluster node that does not lead the
+	// partition a publish went to: the partition's leader as that node
+	// knows it. Send the partition's publishes there (a retry with the same
+	// message ids or producer sequences is de-duplicated).
+	NotLeader     *NotLeader `protobuf:"bytes,4,opt,name=not_leader,json=notLeader,proto3" json:"not_leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -475,6 +480,86 @@ func (x *ErrorInfo) GetRetryAfter() *durationpb.Duration {
 	return nil
 }
 
+func (x *ErrorInfo) GetNotLeader() *NotLeader {
+	if x != nil {
+		return x.NotLeader
+	}
+	return nil
+}
+
+// A partition's leader, named by a cluster node that does not lead it.
+type NotLeader struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The leader's node id; 0 while the partition has no leader (an
+	// election): retry after a backoff.
+	Leader uint64 `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	// The leader's native API address, host:port (the address it listens
+	// on, as it registered it); empty if unknown.
+	LeaderAddr    string `protobuf:"bytes,4,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotLeader) Reset() {
+	*x = NotLeader{}
+	mi := &file_spool_v1_types_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotLeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotLeader) ProtoMessage() {}
+
+func (x *NotLeader) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_types_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
+func (*NotLeader) Descriptor() ([]byte, []int) {
+	return file_spool_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *NotLeader) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *NotLeader) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *NotLeader) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *NotLeader) GetLeaderAddr() string {
+	if x != nil {
+		return x.LeaderAddr
+	}
+	return ""
+}
+
 // Where a subscription (re)starts reading.
 type Position struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -491,7 +576,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_spool_v1_types_proto_msgTypes[5]
+	mi := &file_spool_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +588,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_types_proto_msgTypes[5]
+	mi := &file_spool_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +601,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_spool_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_spool_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Position) GetPosition() isPosition_Position {
@@ -607,7 +692,7 @@ type PartitionOffset struct {
 
 func (x *PartitionOffset) Reset() {
 	*x = PartitionOffset{}
-	mi := &file_spool_v1_types_proto_msgTypes[6]
+	mi := &file_spool_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +704,7 @@ func (x *PartitionOffset) String() string {
 func (*PartitionOffset) ProtoMessage() {}
 
 func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_types_proto_msgTypes[6]
+	mi := &file_spool_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +717,7 @@ func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
 func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_spool_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_spool_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PartitionOffset) GetPartition() int32 {
@@ -688,12 +773,20 @@ const file_spool_v1_types_proto_rawDesc = "" +
 	"\x0edelivery_count\x18\t \x01(\x05R\rdeliveryCount\x12H\n" +
 	"\x12first_delivered_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x10firstDeliveredAt\x12A\n" +
-	"\x0elease_deadline\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rleaseDeadline\"y\n" +
+	"\x0elease_deadline\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rleaseDeadline\"\xad\x01\n" +
 	"\tErrorInfo\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1c\n" +
 	"\tretriable\x18\x02 \x01(\bR\tretriable\x12:\n" +
 	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryAfter\"\x9a\x01\n" +
+	"retryAfter\x122\n" +
+	"\n" +
+	"not_leader\x18\x04 \x01(\v2\x13.spool.v1.NotLeaderR\tnotLeader\"x\n" +
+	"\tNotLeader\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06leader\x18\x03 \x01(\x04R\x06leader\x12\x1f\n" +
+	"\vleader_addr\x18\x04 \x01(\tR\n" +
+	"leaderAddr\"\x9a\x01\n" +
 	"\bPosition\x12\x1c\n" +
 	"\bearliest\x18\x01 \x01(\bH\x00R\bearliest\x12\x18\n" +
 	"\x06latest\x18\x02 \x01(\bH\x00R\x06latest\x120\n" +
@@ -717,35 +810,37 @@ func file_spool_v1_types_proto_rawDescGZIP() []byte {
 	return file_spool_v1_types_proto_rawDescData
 }
 
-var file_spool_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_spool_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_spool_v1_types_proto_goTypes = []any{
 	(*Header)(nil),                // 0: spool.v1.Header
 	(*Message)(nil),               // 1: spool.v1.Message
 	(*PublishResult)(nil),         // 2: spool.v1.PublishResult
 	(*Delivery)(nil),              // 3: spool.v1.Delivery
 	(*ErrorInfo)(nil),             // 4: spool.v1.ErrorInfo
-	(*Position)(nil),              // 5: spool.v1.Position
-	(*PartitionOffset)(nil),       // 6: spool.v1.PartitionOffset
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*NotLeader)(nil),             // 5: spool.v1.NotLeader
+	(*Position)(nil),              // 6: spool.v1.Position
+	(*PartitionOffset)(nil),       // 7: spool.v1.PartitionOffset
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
 }
 var file_spool_v1_types_proto_depIdxs = []int32{
 	0,  // 0: spool.v1.Message.headers:type_name -> spool.v1.Header
-	7,  // 1: spool.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
-	8,  // 2: spool.v1.Message.delay:type_name -> google.protobuf.Duration
-	8,  // 3: spool.v1.Message.ttl:type_name -> google.protobuf.Duration
-	7,  // 4: spool.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
-	7,  // 5: spool.v1.Delivery.timestamp:type_name -> google.protobuf.Timestamp
+	8,  // 1: spool.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: spool.v1.Message.delay:type_name -> google.protobuf.Duration
+	9,  // 3: spool.v1.Message.ttl:type_name -> google.protobuf.Duration
+	8,  // 4: spool.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
+	8,  // 5: spool.v1.Delivery.timestamp:type_name -> google.protobuf.Timestamp
 	0,  // 6: spool.v1.Delivery.headers:type_name -> spool.v1.Header
-	7,  // 7: spool.v1.Delivery.first_delivered_at:type_name -> google.protobuf.Timestamp
-	7,  // 8: spool.v1.Delivery.lease_deadline:type_name -> google.protobuf.Timestamp
-	8,  // 9: spool.v1.ErrorInfo.retry_after:type_name -> google.protobuf.Duration
-	7,  // 10: spool.v1.Position.time:type_name -> google.protobuf.Timestamp
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	8,  // 7: spool.v1.Delivery.first_delivered_at:type_name -> google.protobuf.Timestamp
+	8,  // 8: spool.v1.Delivery.lease_deadline:type_name -> google.protobuf.Timestamp
+	9,  // 9: spool.v1.ErrorInfo.retry_after:type_name -> google.protobuf.Duration
+	5,  // 10: spool.v1.ErrorInfo.not_leader:type_name -> spool.v1.NotLeader
+	8,  // 11: spool.v1.Position.time:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_types_proto_init() }
@@ -754,7 +849,7 @@ func file_spool_v1_types_proto_init() {
 		return
 	}
 	file_spool_v1_types_proto_msgTypes[1].OneofWrappers = []any{}
-	file_spool_v1_types_proto_msgTypes[5].OneofWrappers = []any{
+	file_spool_v1_types_proto_msgTypes[6].OneofWrappers = []any{
 		(*Position_Earliest)(nil),
 		(*Position_Latest)(nil),
 		(*Position_Time)(nil),
@@ -766,7 +861,7 @@ func file_spool_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_types_proto_rawDesc), len(file_spool_v1_types_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClusterDataCommands runs three `spool serve` processes as a cluster
+// and the data commands against each node: `topic describe` names every
+// partition's leader, `pub` (one value, stdin lines, a key, an explicit
+// partition) works through any node, whichever leads the partitions, and
+// `topic read` through any node shows every message once.
+func TestClusterDataCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildSpool(t)
+	var peers []string
+	procs := make([]*clusterProc, 3)
+	addrs := freeAddrs(t, 6)
+	for i := range procs {
+		procs[i] = &clusterProc{id: i + 1, data: filepath.Join(t.TempDir(), "data"), http: addrs[2*i]}
+		peers = append(peers, fmt.Sprintf("%d=%s", i+1, addrs[2*i+1]))
+	}
+	for _, p := range procs {
+		p.args = []string{"serve", "--data", p.data, "--http", p.http, "--kafka", "-", "--node-id", fmt.Sprint(p.id),
+			"--peers", strings.Join(peers, ",")}
+		p.start(t, bin)
+		defer p.kill()
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range procs {
+				p.kill()
+				t.Logf("node %d:\n%s", p.id, p.log)
+			}
+		}
+	})
+
+	within(t, 30*time.Second, "create", func() error {
+		r := spool(t, procs[1].url(), "", "topic", "create", "orders", "--partitions", "3")
+		if r.code != 0 && !strings.Contains(r.stderr, "topic_exists") {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		return nil
+	})
+	var info topicInfoJSON
+	within(t, 15*time.Second, "leaders", func() error {
+		r := spool(t, procs[0].url(), "", "topic", "describe", "orders", "-o", "json")
+		if r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &info); err != nil {
+			return err
+		}
+		for _, p := range info.Partitions {
+			if p.Leader == 0 || p.LeaderAddr != procs[p.Leader-1].http {
+				return fmt.Errorf("partition %d: leader %d at %q", p.Partition, p.Leader, p.LeaderAddr)
+			}
+		}
+		return nil
+	})
+	text := ok(t, procs[2].url(), "", "topic", "describe", "orders").stdout
+	if !strings.Contains(text, "LEADER") || !strings.Contains(text, fmt.Sprintf("%d (%s)", info.Partitions[0].Leader, info.Partitions[0].LeaderAddr)) {
+		t.Errorf("describe on a cluster:\n%s", text)
+	}
+
+	var want []string
+	for _, p := range procs {
+		v := fmt.Sprintf("n%d-one", p.id)
+		ok(t, p.url(), "", "pub", "orders", v)
+		want = append(want, v)
+		v = fmt.Sprintf("n%d-key", p.id)
+		ok(t, p.url(), "", "pub", "orders", v, "--key", "k"+v)
+		want = append(want, v)
+		for part := range 3 {
+			v = fmt.Sprintf("n%d-p%d", p.id, part)
+			r := ok(t, p.url(), "", "pub", "orders", v, "--partition", fmt.Sprint(part), "-v")
+			if !strings.HasPrefix(r.stdout, fmt.Sprintf("%d/", part)) {
+				t.Errorf("pub --partition %d through node %d printed %q", part, p.id, r.stdout)
+			}
+			want = append(want, v)
+		}
+		var stdin strings.Builder
+		for i := range 30 {
+			v = fmt.Sprintf("n%d-line%d", p.id, i)
+			fmt.Fprintln(&stdin, v)
+			want = append(want, v)
+		}
+		ok(t, p.url(), stdin.String(), "pub", "orders", "--key", fmt.Sprintf("lines%d", p.id))
+		v = fmt.Sprintf("n%d-id", p.id)
+		ok(t, p.url(), "", "pub", "orders", v, "--id", "id-"+v)
+		if r := ok(t, p.url(), "", "pub", "orders", v, "--id", "id-"+v, "-v"); !strings.Contains(r.stdout, "(duplicate)") {
+			t.Errorf("the same id again through node %d: %q", p.id, r.stdout)
+		}
+		want = append(want, v)
+	}
+	slices.Sort(want)
+	for _, p := range procs {
+		within(t, 10*time.Second, fmt.Sprintf("read through node %d", p.id), func() error {
+			r := spool(t, p.url(), "", "topic", "read", "orders")
+			if r.code != 0 {
+				return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+			}
+			got := lines(r.stdout)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("read %d messages, want %d (once each): %v", len(got), len(want), got)
+			}
+			return nil
+		})
+	}
+}
+
+// freeAddrs returns n distinct free loopback addresses, held open until
+// all are chosen so that none is handed out twice.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
