@@ -12,12 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 parts=${COMPAT_PARTS:-interop kcat sarama kafka-go kafkajs franz-go cluster}
-# The clients the cluster part runs. interop is left out: its Go SDK and
-# spool CLI steps publish and consume through one node's native API, which
-# on a cluster refuses partitions that node does not lead and
-# subscriptions it does not coordinate, and the SDK does not route to the
-# leaders yet (its Kafka steps are what the other clients check).
-cluster_clients=${COMPAT_CLUSTER_CLIENTS:-franz-go kcat sarama kafka-go kafkajs}
+# The clients the cluster part runs, all of them.
+cluster_clients=${COMPAT_CLUSTER_CLIENTS:-interop franz-go kcat sarama kafka-go kafkajs}
 
 tmp=$(mktemp -d)
 spool_pids=()
@@ -91,7 +87,11 @@ start_spool() {
 # DIR/n1…n3) and waits until it is ready: every node names the same
 # metadata leader and lists the three Kafka listeners, and the leader
 # coordinates groups. Exports COMPAT_KAFKA_ADDR (the three, comma-separated),
-# COMPAT_HTTP_ADDR (node 1's native API) and COMPAT_REPLICATION_FACTOR=3.
+# COMPAT_HTTP_ADDR (the native API of the coordinator: the SDK routes
+# publishes to partition leaders, but its consumers do not follow the
+# coordinator yet, and interop's SDK and CLI consumers would retry a node
+# that answers "this node does not coordinate subscriptions" until their
+# timeout) and COMPAT_REPLICATION_FACTOR=3.
 # HTTP and Kafka ports are chosen by the system; the cluster addresses must
 # be known to every node before any starts, so they are ports the system
 # just handed out (compat/freeport): if one was taken in between, its node
@@ -145,7 +145,7 @@ start_cluster() {
 		sleep 0.2
 	done
 	echo "cluster: nodes 1–3 ready (Kafka ${kafka[*]}), metadata leader and group coordinator: node $leader"
-	export COMPAT_HTTP_ADDR=${http[0]} COMPAT_REPLICATION_FACTOR=3
+	export COMPAT_HTTP_ADDR=${http[leader - 1]} COMPAT_REPLICATION_FACTOR=3
 	COMPAT_KAFKA_ADDR=$(
 		IFS=,
 		echo "${kafka[*]}"
