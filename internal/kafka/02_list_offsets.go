@@ -8,6 +8,8 @@ package kafka
 // record timestamp is at or after it (−1/−1 when there is none, or an
 // empty partition for −3). v0 answers in OldStyleOffsets, at most
 // MaxNumOffsets of them (one offset: Spool does not list segment bases).
+// On a cluster, a partition this node does not lead is
+// NOT_LEADER_OR_FOLLOWER (leader_cluster.go).
 
 import (
 	"context"
@@ -33,6 +35,13 @@ func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				st.Partitions = append(st.Partitions, sp)
 				continue
+			}
+			if meta, ok := s.b.Topic(rt.Topic); ok {
+				if not, _ := s.notLeader(meta.ID, rp.Partition); not {
+					sp.ErrorCode = kerr.NotLeaderForPartition.Code
+					st.Partitions = append(st.Partitions, sp)
+					continue
+				}
 			}
 			switch rp.Timestamp {
 			case -2, -4:

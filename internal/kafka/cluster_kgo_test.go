@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/kafka"
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 	"github.com/spoolmq/spool/internal/serverhook"
 	"github.com/spoolmq/spool/server"
 )
@@ -207,5 +208,77 @@ func TestClusterConfigsAndOffsetsTopic(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// On a cluster, Fetch and ListOffsets sent to a node that does not lead
+// the partition are NOT_LEADER_OR_FOLLOWER, the fetch naming the leader
+// and its address; a consumer seeded with that node reads from the leader.
+func TestClusterFetchFromLeaderOnly(t *testing.T) {
+	srv := startShareServer(t)
+	addr := startFakeCluster(t, srv)
+	shareCreateTopic(t, srv, "led", 1)
+	shareProduce(t, srv, "led", "r", 10)
+	meta, _ := serverhook.Broker(srv).Topic("led")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr(1), addr(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for node := 1; node <= 2; node++ {
+		want := int16(0)
+		if node == 1 {
+			want = kerr.NotLeaderForPartition.Code
+		}
+		fetch := kmsg.NewPtrFetchRequest()
+		fetch.MaxWaitMillis, fetch.MaxBytes = 100, 1<<20
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic, ft.TopicID = "led", kwire.UUIDBytes(meta.ID)
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes = 1 << 20
+		ft.Partitions = []kmsg.FetchRequestTopicPartition{fp}
+		fetch.Topics = []kmsg.FetchRequestTopic{ft}
+		resp, err := cl.Broker(node).Request(ctx, fetch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr := resp.(*kmsg.FetchResponse)
+		p := fr.Topics[0].Partitions[0]
+		if p.ErrorCode != want {
+			t.Fatalf("fetch from node %d: code %d, want %d", node, p.ErrorCode, want)
+		}
+		if node == 1 && (p.CurrentLeader.LeaderID != 2 || len(fr.Brokers) != 1 || fr.Brokers[0].NodeID != 2) {
+			t.Fatalf("fetch from node 1 names leader %+v, endpoints %+v", p.CurrentLeader, fr.Brokers)
+		}
+		list := kmsg.NewPtrListOffsetsRequest()
+		lt := kmsg.NewListOffsetsRequestTopic()
+		lt.Topic = "led"
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Timestamp = -1
+		lt.Partitions = []kmsg.ListOffsetsRequestTopicPartition{lp}
+		list.Topics = []kmsg.ListOffsetsRequestTopic{lt}
+		lresp, err := cl.Broker(node).Request(ctx, list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lp := lresp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]; lp.ErrorCode != want || (want == 0 && lp.Offset != 10) {
+			t.Fatalf("list offsets on node %d: %+v, want code %d", node, lp, want)
+		}
+	}
+
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(addr(1)), kgo.ConsumeTopics("led"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	got := 0
+	for got < 10 && ctx.Err() == nil {
+		fs := consumer.PollFetches(ctx)
+		got += fs.NumRecords()
+	}
+	if got != 10 {
+		t.Fatalf("a consumer seeded with node 1 read %d of 10 records", got)
 	}
 }
