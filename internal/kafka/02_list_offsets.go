@@ -36,12 +36,10 @@ func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			if meta, ok := s.b.Topic(rt.Topic); ok {
-				if not, _ := s.notLeader(meta.ID, rp.Partition); not {
-					sp.ErrorCode = kerr.NotLeaderForPartition.Code
-					st.Partitions = append(st.Partitions, sp)
-					continue
-				}
+			if s.notLeaderOf(rt.Topic, rp.Partition) {
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
 			}
 			switch rp.Timestamp {
 			case -2, -4:

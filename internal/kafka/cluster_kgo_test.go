@@ -211,8 +211,8 @@ func TestClusterConfigsAndOffsetsTopic(t *testing.T) {
 	}
 }
 
-// On a cluster, Fetch and ListOffsets sent to a node that does not lead
-// the partition are NOT_LEADER_OR_FOLLOWER, the fetch naming the leader
+// On a cluster, Fetch, ListOffsets and OffsetForLeaderEpoch sent to a node
+// that does not lead the partition are NOT_LEADER_OR_FOLLOWER, the fetch naming the leader
 // and its address; a consumer seeded with that node reads from the leader.
 func TestClusterFetchFromLeaderOnly(t *testing.T) {
 	srv := startShareServer(t)
@@ -265,6 +265,20 @@ func TestClusterFetchFromLeaderOnly(t *testing.T) {
 		}
 		if lp := lresp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]; lp.ErrorCode != want || (want == 0 && lp.Offset != 10) {
 			t.Fatalf("list offsets on node %d: %+v, want code %d", node, lp, want)
+		}
+		epochs := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		et := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		et.Topic = "led"
+		ep := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		ep.CurrentLeaderEpoch, ep.LeaderEpoch = 0, 0
+		et.Partitions = []kmsg.OffsetForLeaderEpochRequestTopicPartition{ep}
+		epochs.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{et}
+		eresp, err := cl.Broker(node).Request(ctx, epochs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ep := eresp.(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]; ep.ErrorCode != want || (want == 0 && ep.EndOffset != 10) {
+			t.Fatalf("offset for leader epoch on node %d: %+v, want code %d", node, ep, want)
 		}
 	}
 

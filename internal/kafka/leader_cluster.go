@@ -1,7 +1,8 @@
 package kafka
 
 // On a cluster each partition is led by one node, its raft group's leader,
-// which Metadata names. Fetch and ListOffsets sent to another node are
+// which Metadata names. Fetch, ListOffsets and OffsetForLeaderEpoch sent
+// to another node are
 // answered NOT_LEADER_OR_FOLLOWER, as Kafka's followers answer clients,
 // with the leader this node knows as a hint (Fetch v12+, KIP-951): the
 // client refreshes its metadata and goes to the leader, instead of reading
@@ -24,6 +25,20 @@ func (s *Server) notLeader(topicID string, p int32) (bool, int32) {
 		lead = -1
 	}
 	return true, lead
+}
+
+// notLeaderOf is notLeader for a topic named by name (false if there is no
+// such topic).
+func (s *Server) notLeaderOf(topic string, p int32) bool {
+	if s.cfg.Cluster == nil {
+		return false
+	}
+	meta, ok := s.b.Topic(topic)
+	if !ok {
+		return false
+	}
+	not, _ := s.notLeader(meta.ID, p)
+	return not
 }
 
 // brokerEndpoint returns node id's Kafka address, false if not known.
