@@ -35,7 +35,7 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq $missing >/dev/null
 fi
 timeout 300 npm ci --prefix compat/kafkajs --no-audit --no-fund --loglevel=error
-export COMPAT_SPOOL=$tmp/spool COMPAT_BATCHCODEC=$tmp/batchcodec
+export COMPAT_SPOOL=$tmp/spool COMPAT_BATCHCODEC=$tmp/batchcodec COMPAT_FRANZ_DIR=$tmp/franz-go
 
 # serve DIR ARGS...: starts `spool serve` with its data in DIR/data and its
 # log in DIR/spool.log, without the caller's SPOOL_* settings, HTTP and
