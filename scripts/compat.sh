@@ -97,20 +97,20 @@ start_spool() {
 # just handed out (compat/freeport): if one was taken in between, its node
 # fails to start and the cluster is started again with new ones.
 start_cluster() {
-	local dir=$1 try i peers addrs http=() kafka=() ok
+	local dir=$1 try i peers ports a http=() kafka=() ok
 	for try in 1 2 3; do
-		mapfile -t addrs < <("$tmp/freeport" 3)
-		peers="1=${addrs[0]},2=${addrs[1]},3=${addrs[2]}"
+		mapfile -t ports < <("$tmp/freeport" 3)
+		peers="1=${ports[0]},2=${ports[1]},3=${ports[2]}"
 		for i in 1 2 3; do
 			serve "$dir/n$i" --node-id "$i" --peers "$peers" --log-level info
 		done
 		ok=1 http=() kafka=()
 		for i in 1 2 3; do
-			if ! addrs=$(started "$dir/n$i" "${spool_pids[i - 1]}"); then
+			if ! a=$(started "$dir/n$i" "${spool_pids[i - 1]}"); then
 				ok=
 				break
 			fi
-			http+=("${addrs% *}") kafka+=("${addrs#* }")
+			http+=("${a% *}") kafka+=("${a#* }")
 		done
 		[ -z "$ok" ] || break
 		if [ "$try" -lt 3 ] && grep -q 'address already in use' "$dir"/n*/spool.log; then
