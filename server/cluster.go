@@ -187,6 +187,11 @@ func (v kafkaView) Controller() int32 {
 	return int32(lead)
 }
 
+func (v kafkaView) ReplicationFactor() int32 {
+	members, _ := v.n.Members()
+	return int32(len(members))
+}
+
 // kafkaNodeID is the broker id Kafka clients see: the node id on a
 // cluster, 0 on a single node.
 func (s *Server) kafkaNodeID() int32 {

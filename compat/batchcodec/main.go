@@ -24,7 +24,7 @@ import (
 var codecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 
 func main() {
-	broker := flag.String("broker", "127.0.0.1:9092", "Kafka address of the Spool server")
+	broker := flag.String("broker", "127.0.0.1:9092", "Kafka address of the Spool server (a cluster's: comma-separated)")
 	topic := flag.String("topic", "", "topic to read")
 	n := flag.Int("n", 1, "records to read")
 	timeout := flag.Duration("timeout", 30*time.Second, "give up after this long")
@@ -36,7 +36,7 @@ func main() {
 }
 
 func run(broker, topic string, n int, timeout time.Duration) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(broker, ",")...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return err

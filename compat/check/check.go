@@ -5,7 +5,8 @@
 // scripts/compat.sh starts a fresh `spool serve` for each part and passes its
 // addresses in COMPAT_KAFKA_ADDR and COMPAT_HTTP_ADDR (and the binary in
 // COMPAT_SPOOL); without them the tests use Spool's default addresses, so they
-// also run against `make run`.
+// also run against `make run`. Its cluster part passes a three-node
+// cluster's Kafka addresses, comma-separated, and COMPAT_REPLICATION_FACTOR.
 package check
 
 import (
@@ -15,13 +16,42 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-// KafkaAddr is the Kafka listener of the Spool under test.
+// KafkaAddr is the Kafka listener of the Spool under test: on a cluster,
+// the first node's (KafkaAddrs lists them all).
 func KafkaAddr() string {
-	return env("COMPAT_KAFKA_ADDR", "127.0.0.1:9092")
+	return KafkaAddrs()[0]
+}
+
+// KafkaAddrs are the Kafka listeners of the Spool under test, the
+// bootstrap list: COMPAT_KAFKA_ADDR is one address, or a cluster's
+// addresses separated by commas.
+func KafkaAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(env("COMPAT_KAFKA_ADDR", "127.0.0.1:9092"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"127.0.0.1:9092"}
+	}
+	return out
+}
+
+// ReplicationFactor is the replication factor the tests create topics
+// with: COMPAT_REPLICATION_FACTOR, default 1 (a single node); a cluster
+// holds every partition on each of its nodes.
+func ReplicationFactor() int16 {
+	n, err := strconv.ParseInt(env("COMPAT_REPLICATION_FACTOR", "1"), 10, 16)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return int16(n)
 }
 
 // HTTPAddr is the native API of the Spool under test, as an SDK URL.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/client"
 	"github.com/spoolmq/spool/compat/check"
@@ -240,13 +241,58 @@ func newSDK(t *testing.T) *client.Client {
 	return c
 }
 
+// createTopic creates a topic through the SDK and waits until Kafka's
+// Metadata on every node shows a leader for each of its partitions: on a
+// cluster a new partition has none for a moment, and the SDK refuses a
+// publish to it (retriable: unavailable, "no leader right now") without
+// retrying itself.
 func createTopic(ctx context.Context, t *testing.T, c *client.Client) string {
 	t.Helper()
 	topic := check.Name("topic", "interop")
 	if _, err := c.CreateTopic(ctx, topic, client.TopicConfig{Partitions: partitions}); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
-	return topic
+	cl := newKgo(t)
+	defer cl.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = &topic
+	req.Topics = []kmsg.MetadataRequestTopic{rt}
+	// led counts the partitions with a leader in the answer of every node.
+	led := func() (int, error) {
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return 0, err
+		}
+		n := partitions
+		for _, b := range resp.Brokers {
+			r, err := cl.Broker(int(b.NodeID)).Request(ctx, req)
+			if err != nil {
+				return 0, err
+			}
+			led := 0
+			for _, rt := range r.(*kmsg.MetadataResponse).Topics {
+				for _, p := range rt.Partitions {
+					if rt.ErrorCode == 0 && p.ErrorCode == 0 && p.Leader >= 0 {
+						led++
+					}
+				}
+			}
+			n = min(n, led)
+		}
+		return n, nil
+	}
+	for {
+		n, err := led()
+		if n == partitions {
+			return topic
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("topic %s: %d of %d partitions have a leader on every node (%v)", topic, n, partitions, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // spool runs the spool command line against the server under test and
@@ -266,7 +312,7 @@ func spool(ctx context.Context, t *testing.T, stdin string, args ...string) stri
 
 func newKgo(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(check.KafkaAddr()), kgo.ClientID("spool-compat-interop"))...)
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(check.KafkaAddrs()...), kgo.ClientID("spool-compat-interop"))...)
 	if err != nil {
 		t.Fatalf("kgo client: %v", err)
 	}

@@ -34,14 +34,14 @@ func TestWriterDefaultsReaderGroup(t *testing.T) {
 // back with a group Reader, committing each, then checks the group's
 // committed offsets.
 func roundTrip(t *testing.T, w *kafka.Writer) (sent, got []check.Record) {
-	addr := kafka.TCP(check.KafkaAddr())
+	addr := kafka.TCP(check.KafkaAddrs()...)
 	topic, group := check.Name("topic", "kafka-go"), check.Name("group", "kafka-go")
 	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
 	cl := &kafka.Client{Addr: addr, Timeout: 10 * time.Second}
 
 	resp, err := cl.CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}},
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: int(check.ReplicationFactor())}},
 	})
 	if err == nil {
 		err = resp.Errors[topic]
@@ -68,7 +68,7 @@ func roundTrip(t *testing.T, w *kafka.Writer) (sent, got []check.Record) {
 	waitStored(ctx, t, cl, topic, len(sent))
 
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     []string{addr.String()},
+		Brokers:     check.KafkaAddrs(),
 		GroupID:     group,
 		Topic:       topic,
 		StartOffset: kafka.FirstOffset,

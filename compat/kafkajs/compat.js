@@ -2,20 +2,23 @@
 // records with keys and headers (acks=all), consume them back through a
 // consumer group, and check that every record arrived exactly once and
 // unchanged, in key order, and that the group committed the end offsets.
-// The broker is COMPAT_KAFKA_ADDR (default 127.0.0.1:9092). Exits 1 on failure.
+// The brokers are COMPAT_KAFKA_ADDR (default 127.0.0.1:9092; a cluster's
+// addresses separated by commas), topics are created with replication factor
+// COMPAT_REPLICATION_FACTOR (default 1). Exits 1 on failure.
 'use strict';
 
 const crypto = require('crypto');
 const { Kafka, Partitioners, logLevel } = require('kafkajs');
 
-const broker = process.env.COMPAT_KAFKA_ADDR || '127.0.0.1:9092';
+const brokers = (process.env.COMPAT_KAFKA_ADDR || '127.0.0.1:9092').split(',').filter((a) => a !== '');
+const replicationFactor = Number(process.env.COMPAT_REPLICATION_FACTOR || '1');
 const partitions = 3;
 const count = 200;
 const suffix = crypto.randomBytes(4).toString('hex');
 const topic = `compat-kafkajs-topic-${suffix}`;
 const groupId = `compat-kafkajs-group-${suffix}`;
 
-const kafka = new Kafka({ clientId: 'spool-compat-kafkajs', brokers: [broker], logLevel: logLevel.WARN });
+const kafka = new Kafka({ clientId: 'spool-compat-kafkajs', brokers, logLevel: logLevel.WARN });
 
 // The records: keys that repeat, no key, binary bytes, repeated and empty
 // headers (kafkajs keeps headers as an object: repeated keys become arrays).
@@ -125,7 +128,7 @@ async function main() {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }] });
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor }] });
     const sent = records(count);
     await produce(sent);
     const stored = (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0);

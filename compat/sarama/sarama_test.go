@@ -17,7 +17,7 @@ import (
 const partitions = 3
 
 func TestProduceConsumeGroup(t *testing.T) {
-	addrs := []string{check.KafkaAddr()}
+	addrs := check.KafkaAddrs()
 	topic, group := check.Name("topic", "sarama"), check.Name("group", "sarama")
 	sent := check.Records(200)
 
@@ -33,7 +33,7 @@ func TestProduceConsumeGroup(t *testing.T) {
 		t.Fatalf("admin client: %v", err)
 	}
 	defer admin.Close()
-	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: check.ReplicationFactor()}, false); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
 

@@ -11,10 +11,14 @@ package kafka
 // for new data. There are no transactions, so LastStableOffset is the high
 // watermark and read_committed reads the same as read_uncommitted. There is
 // one leader epoch, 0: a CurrentLeaderEpoch above it is
-// UNKNOWN_LEADER_EPOCH. Sessions (v7+, KIP-227): see kfetch.
+// UNKNOWN_LEADER_EPOCH. Sessions (v7+, KIP-227): see kfetch. On a
+// cluster, a partition this node does not lead is NOT_LEADER_OR_FOLLOWER,
+// with the leader it knows in CurrentLeader (v12+) and its address in
+// NodeEndpoints (v16+) (leader_cluster.go).
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,6 +37,7 @@ type partResult struct {
 	code           int16
 	hw, lso, start int64
 	data           []byte
+	leader         int32 // with NOT_LEADER_OR_FOLLOWER: the leader this node knows (-1: none)
 }
 
 func (s *Server) fetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
@@ -105,6 +110,12 @@ func (s *Server) fetch(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Re
 		sp := kmsg.NewFetchResponseTopicPartition()
 		sp.Partition = fp.Key.Partition
 		sp.ErrorCode = r.code
+		if r.code == kerr.NotLeaderForPartition.Code && r.leader > 0 {
+			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = r.leader, 0
+			if b, ok := s.brokerEndpoint(r.leader); ok && !slices.ContainsFunc(resp.Brokers, func(rb kmsg.FetchResponseBroker) bool { return rb.NodeID == b.NodeID }) {
+				resp.Brokers = append(resp.Brokers, kmsg.FetchResponseBroker{NodeID: b.NodeID, Host: b.Host, Port: b.Port})
+			}
+		}
 		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = r.hw, r.lso, r.start
 		// An empty record set, never a null one: librdkafka and kafka-go
 		// reject a null set ("MessageSetSize -1").
@@ -198,6 +209,10 @@ func (s *Server) fetchParts(c *conn, req *kmsg.FetchRequest, parts []*kfetch.Par
 			r.code = kerr.UnknownTopicOrPartition.Code
 		case req.Version >= 13 && meta.ID != kwire.UUIDString(fp.Key.ID):
 			r.code = kerr.UnknownTopicID.Code // deleted, and another topic took its name
+		case fp.Key.Partition >= 0 && fp.Key.Partition < meta.Config.Partitions:
+			if not, lead := s.notLeader(meta.ID, fp.Key.Partition); not {
+				r.code, r.leader = kerr.NotLeaderForPartition.Code, lead
+			}
 		}
 		if r.code != 0 {
 			failed = true

@@ -8,6 +8,8 @@ package kafka
 // record timestamp is at or after it (−1/−1 when there is none, or an
 // empty partition for −3). v0 answers in OldStyleOffsets, at most
 // MaxNumOffsets of them (one offset: Spool does not list segment bases).
+// On a cluster, a partition this node does not lead is
+// NOT_LEADER_OR_FOLLOWER (leader_cluster.go).
 
 import (
 	"context"
@@ -31,6 +33,11 @@ func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 			start, end, err := s.b.Offsets(rt.Topic, rp.Partition)
 			if err != nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if s.notLeaderOf(rt.Topic, rp.Partition) {
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

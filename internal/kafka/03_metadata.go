@@ -73,7 +73,8 @@ func (s *Server) metadata(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.R
 // offsetsTopic is Kafka's internal topic of committed offsets. Spool keeps
 // committed offsets in its state store, but clients expect the topic to be
 // listed as internal (regex subscriptions exclude it by that flag): it is
-// reported with one partition and no data.
+// reported with one partition and no data, led (as in Kafka) by the node
+// that coordinates groups, with every node as a replica.
 const offsetsTopic = "__consumer_offsets"
 
 func (s *Server) offsetsTopicMetadata() kmsg.MetadataResponseTopic {
@@ -85,7 +86,18 @@ func (s *Server) offsetsTopicMetadata() kmsg.MetadataResponseTopic {
 	rp := kmsg.NewMetadataResponseTopicPartition()
 	rp.Leader = s.cfg.NodeID
 	rp.Replicas = []int32{s.cfg.NodeID}
-	rp.ISR = []int32{s.cfg.NodeID}
+	if c := s.cfg.Cluster; c != nil {
+		rp.Replicas = rp.Replicas[:0]
+		for _, br := range c.Brokers() {
+			rp.Replicas = append(rp.Replicas, br.NodeID)
+		}
+		if id, _, _, ok := s.coordinator(); ok {
+			rp.Leader = id
+		} else {
+			rp.Leader, rp.ErrorCode = -1, kerr.LeaderNotAvailable.Code
+		}
+	}
+	rp.ISR = rp.Replicas
 	rt.Partitions = append(rt.Partitions, rp)
 	return rt
 }

@@ -1,14 +1,22 @@
 package kafka
 
 // CreateTopics (key 19), v0–v7. NumPartitions −1 means the server default;
-// the replication factor must be −1 or 1 (one node). Configs understood:
+// the replication factor must be −1 (or 0) or the number of replicas every
+// partition has: 1 on a single node, the cluster's size on a cluster
+// (every node holds every partition). Configs understood:
 // retention.ms, retention.bytes, max.message.bytes, cleanup.policy=delete
 // (see configs.go); others are INVALID_CONFIG. ValidateOnly checks without
-// creating.
+// creating. On a cluster, the answer waits (up to TimeoutMillis, at most
+// 30 s) until this node knows a leader for every partition created, as
+// Kafka's does: a client that produces at once then finds the leaders in
+// Metadata (kafka-go's Writer fails records of a partition without a
+// leader at once). Past the timeout the topics are reported created all the
+// same: they are, and their leaders follow.
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -17,9 +25,10 @@ import (
 	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
-func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) createTopics(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	var created []newPartitions
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -31,9 +40,14 @@ func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		if rt.NumPartitions > 0 {
 			cfg.Partitions = rt.NumPartitions
 		}
+		rf := s.replicationFactor()
 		switch {
-		case rt.ReplicationFactor > 1:
-			msg(kerr.InvalidReplicationFactor.Code, "this Spool node has one replica per partition")
+		case rt.ReplicationFactor > 0 && int32(rt.ReplicationFactor) != rf:
+			if rf == 1 {
+				msg(kerr.InvalidReplicationFactor.Code, "this Spool node has one replica per partition")
+			} else {
+				msg(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("every partition of this Spool cluster has one replica on each of its %d nodes: give -1 or %d", rf, rf))
+			}
 		case len(rt.ReplicaAssignment) > 0:
 			msg(kerr.InvalidReplicaAssignment.Code, "replica assignment is not supported")
 		default:
@@ -62,9 +76,60 @@ func (s *Server) createTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 			}
 			st.TopicID = kwire.UUIDBytes(t.ID)
 			st.NumPartitions = t.Config.Partitions
-			st.ReplicationFactor = 1
+			st.ReplicationFactor = int16(rf)
+			created = append(created, newPartitions{topicID: t.ID, from: 0, to: t.Config.Partitions})
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	s.waitForLeaders(ctx, created, time.Duration(req.TimeoutMillis)*time.Millisecond)
 	return resp, nil
+}
+
+// newPartitions are partitions [from, to) of a topic, just created.
+type newPartitions struct {
+	topicID  string
+	from, to int32
+}
+
+// maxLeaderWait bounds how long CreateTopics and CreatePartitions wait for
+// the new partitions' leaders.
+const maxLeaderWait = 30 * time.Second
+
+// waitForLeaders waits, on a cluster, until this node knows a leader of
+// each of the partitions, for at most timeout (and maxLeaderWait), or
+// until ctx ends. A single node leads every partition: it returns at once.
+func (s *Server) waitForLeaders(ctx context.Context, parts []newPartitions, timeout time.Duration) {
+	c := s.cfg.Cluster
+	if c == nil || len(parts) == 0 || timeout <= 0 {
+		return
+	}
+	deadline := time.Now().Add(min(timeout, maxLeaderWait))
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		missing := false
+		for _, np := range parts {
+			for p := np.from; p < np.to && !missing; p++ {
+				lead, _, _ := c.PartitionLeader(np.topicID, p)
+				missing = lead == 0
+			}
+		}
+		if !missing || !time.Now().Before(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// replicationFactor is the number of replicas of a partition created now:
+// 1 on a single node, the cluster's size on a cluster.
+func (s *Server) replicationFactor() int32 {
+	if s.cfg.Cluster == nil {
+		return 1
+	}
+	return max(1, s.cfg.Cluster.ReplicationFactor())
 }

@@ -11,6 +11,8 @@ package kafka
 // below 0 answers (−1, −1). A CurrentLeaderEpoch above 0 (v2+) is
 // UNKNOWN_LEADER_EPOCH, as when a client has newer metadata than the
 // broker. Follower requests (ReplicaID >= 0, v3+) are answered the same.
+// On a cluster, a partition this node does not lead is
+// NOT_LEADER_OR_FOLLOWER (leader_cluster.go).
 
 import (
 	"context"
@@ -33,6 +35,8 @@ func (s *Server) offsetForLeaderEpoch(_ context.Context, _ *conn, kreq kmsg.Requ
 			switch {
 			case err != nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case s.notLeaderOf(rt.Topic, rp.Partition):
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			case req.Version >= 2 && rp.CurrentLeaderEpoch > 0:
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			case rp.LeaderEpoch >= 0:

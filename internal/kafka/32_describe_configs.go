@@ -4,8 +4,9 @@ package kafka
 // configs in configs.go: retention.ms, retention.bytes, max.message.bytes
 // and cleanup.policy from the topic's Spool config (source DEFAULT_CONFIG
 // when equal to the server default, else DYNAMIC_TOPIC_CONFIG), plus
-// read-only facts of a single node (compression.type, min.insync.replicas,
-// message.timestamp.type, unclean.leader.election.enable). The broker
+// read-only facts (compression.type, min.insync.replicas — 1 on a single
+// node, a majority of the replicas on a cluster — message.timestamp.type,
+// unclean.leader.election.enable). The broker
 // (type 4; name "" or this node's id) reports a few read-only settings.
 // ConfigNames selects configs; unknown names are left out. v1+ synonyms
 // (IncludeSynonyms) name the topic value and the broker default behind it;
@@ -43,7 +44,7 @@ func (s *Server) describeConfigs(_ context.Context, _ *conn, kreq kmsg.Request) 
 				fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %q not found", rr.ResourceName))
 				break
 			}
-			cs = describeTopicConfigs(meta.Config, s.b.TopicDefaults(), rr.ConfigNames)
+			cs = describeTopicConfigs(meta.Config, s.b.TopicDefaults(), rr.ConfigNames, s.replicationFactor())
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
 				fail(kerr.InvalidRequest.Code, fmt.Sprintf("this is broker %d, not %s", s.cfg.NodeID, rr.ResourceName))

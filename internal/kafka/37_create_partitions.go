@@ -7,11 +7,13 @@ package kafka
 // count and hands the new partitions to every subscription (stream groups
 // rebalance, queue subscriptions start delivering them); Kafka clients see
 // them in their next Metadata. A topic named twice is INVALID_REQUEST.
-// ValidateOnly checks without changing anything.
+// ValidateOnly checks without changing anything. On a cluster the answer
+// waits for the new partitions' leaders, as CreateTopics does.
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -21,10 +23,11 @@ import (
 	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
-func (s *Server) createPartitions(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) createPartitions(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	named := map[string]int{}
+	var created []newPartitions
 	for _, rt := range req.Topics {
 		named[rt.Topic]++
 	}
@@ -49,7 +52,9 @@ func (s *Server) createPartitions(_ context.Context, _ *conn, kreq kmsg.Request)
 			fail(kerr.InvalidPartitions.Code, "%d partitions is more than the limit of %d", rt.Count, catalog.MaxPartitions)
 		case req.ValidateOnly:
 		default:
-			if _, err := s.b.AddPartitions(rt.Topic, rt.Count); err != nil {
+			if _, err := s.b.AddPartitions(rt.Topic, rt.Count); err == nil {
+				created = append(created, newPartitions{topicID: meta.ID, from: meta.Config.Partitions, to: rt.Count})
+			} else {
 				code := kwire.ErrCode(err)
 				switch {
 				case errs.Is(err, errs.TopicNotFound):
@@ -62,5 +67,6 @@ func (s *Server) createPartitions(_ context.Context, _ *conn, kreq kmsg.Request)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	s.waitForLeaders(ctx, created, time.Duration(req.TimeoutMillis)*time.Millisecond)
 	return resp, nil
 }

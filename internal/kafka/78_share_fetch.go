@@ -113,23 +113,24 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 	case req.ShareSessionEpoch < -1:
 		return fail(kerr.InvalidShareSessionEpoch.Code, "")
 	}
-	res, code, msg := s.shares.Session(kshare.SessionOp{Group: group, Member: member, Epoch: req.ShareSessionEpoch, Add: add, Forget: forget})
+	res, code, msg := s.shares.Session(kshare.SessionOp{Group: group, Member: member, Conn: c.ID(), Epoch: req.ShareSessionEpoch, Add: add, Forget: forget})
 	if code != 0 {
 		return fail(code, msg)
 	}
 	if req.ShareSessionEpoch == 0 {
 		// A share session lives on its connection: when the connection
 		// ends, close the session and give its leases back at once.
+		id := c.ID()
 		c.OnClose("share/"+group+"/"+member, func() {
-			if r, code, _ := s.shares.Session(kshare.SessionOp{Group: group, Member: member, Epoch: -1}); code == 0 {
-				s.shares.Release(group, member, r.Leased)
+			if r, code, _ := s.shares.Session(kshare.SessionOp{Group: group, Member: member, Conn: id, Epoch: -1}); code == 0 {
+				s.shares.Release(group, member, id, r.Leased)
 			}
 		})
 	}
 	out := shareFetchOut{resp: resp, idx: map[kshare.TP][2]int{}}
 	tn := kshare.NewTopicNames(s.b)
 	for _, a := range acks {
-		code, msg := s.shares.ApplyAcks(tn, group, member, a, renew, res.Lock)
+		code, msg := s.shares.ApplyAcks(tn, group, member, c.ID(), a, renew, res.Lock)
 		rp := out.part(kshare.TP{ID: a.ID, P: a.P})
 		rp.AcknowledgeErrorCode = code
 		if msg != "" {
@@ -138,9 +139,9 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 	}
 	switch {
 	case req.ShareSessionEpoch == -1:
-		s.shares.Release(group, member, res.Leased)
+		s.shares.Release(group, member, c.ID(), res.Leased)
 	case !renew:
-		s.shareAcquire(ctx, req, group, member, res, tn, &out)
+		s.shareAcquire(ctx, req, group, member, c.ID(), res, tn, &out)
 	}
 	return resp, nil
 }
@@ -195,7 +196,7 @@ type shareTarget struct {
 
 // shareAcquire leases records of the session's partitions for the member,
 // waiting up to MaxWaitMillis for some.
-func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, group, member string, res kshare.SessionResult, tn *kshare.TopicNames, out *shareFetchOut) {
+func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, group, member string, conn uint64, res kshare.SessionResult, tn *kshare.TopicNames, out *shareFetchOut) {
 	type subInfo struct {
 		code        int16
 		msg         string
@@ -219,7 +220,7 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 		if !seen {
 			sub, err := s.b.QueueSubscription(topic, group)
 			if err == nil {
-				if !s.shares.NoteLeasing(group, member, topic) {
+				if !s.shares.NoteLeasing(group, member, conn, topic) {
 					return // left or evicted meanwhile
 				}
 				if res.Lock == 0 && (lock == 0 || sub.AckTimeout < lock) {
@@ -265,12 +266,12 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 				changed = append(changed, ch)
 			}
 		}
-		if s.shareLeaseOnce(req, group, member, res.Lock, targets, out) > 0 || req.MaxWaitMillis <= 0 ||
+		if s.shareLeaseOnce(req, group, member, conn, res.Lock, targets, out) > 0 || req.MaxWaitMillis <= 0 ||
 			!time.Now().Before(deadline) || len(changed) == 0 {
 			return
 		}
 		if !waitAny(ctx, changed, time.Until(deadline)) {
-			s.shareLeaseOnce(req, group, member, res.Lock, targets, out)
+			s.shareLeaseOnce(req, group, member, conn, res.Lock, targets, out)
 			return
 		}
 	}
@@ -278,7 +279,7 @@ func (s *Server) shareAcquire(ctx context.Context, req *kmsg.ShareFetchRequest, 
 
 // shareLeaseOnce leases what is ready now and returns how many records it
 // leased.
-func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member string, lock time.Duration, targets []shareTarget, out *shareFetchOut) int {
+func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member string, conn uint64, lock time.Duration, targets []shareTarget, out *shareFetchOut) int {
 	maxRecords := int(req.MaxRecords)
 	if maxRecords <= 0 {
 		maxRecords = shareDefaultMaxRecords
@@ -305,7 +306,7 @@ func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member strin
 			for _, tg := range targets {
 				topics[tg.topic] = true
 			}
-			s.shares.Release(group, member, topics)
+			s.shares.Release(group, member, conn, topics)
 		}
 	}()
 	for _, tg := range targets {
@@ -318,7 +319,7 @@ func (s *Server) shareLeaseOnce(req *kmsg.ShareFetchRequest, group, member strin
 		}
 		limit = max(1, min(limit, maxBytes-bytes))
 		wholeBatch := req.Version < 2 || req.ShareAcquireMode == 0
-		l, err := s.b.Lease(tg.topic, group, kshare.Holder(member), tg.tp.P,
+		l, err := s.b.Lease(tg.topic, group, kshare.Holder(member, conn), tg.tp.P,
 			kshare.LeaseOptions(maxRecords-leased, limit, lock, wholeBatch, tg.maxInFlight))
 		if err != nil {
 			code := kwire.ErrCode(err)

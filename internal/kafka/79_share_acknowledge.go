@@ -26,7 +26,7 @@ import (
 	"github.com/spoolmq/spool/internal/kafka/kshare"
 )
 
-func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) shareAcknowledge(_ context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ShareAcknowledgeRequest)
 	resp := req.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
 	resp.AcquisitionLockTimeoutMillis = int32(shareDefaultLock.Milliseconds())
@@ -44,7 +44,7 @@ func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request)
 	if req.ShareSessionEpoch == 0 || req.ShareSessionEpoch < -1 {
 		return fail(kerr.InvalidShareSessionEpoch.Code, "acknowledgements need an open share session (opened by ShareFetch)")
 	}
-	res, code, msg := s.shares.Session(kshare.SessionOp{Group: group, Member: member, Epoch: req.ShareSessionEpoch})
+	res, code, msg := s.shares.Session(kshare.SessionOp{Group: group, Member: member, Conn: c.ID(), Epoch: req.ShareSessionEpoch})
 	if code != 0 {
 		return fail(code, msg)
 	}
@@ -62,7 +62,7 @@ func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request)
 			sp := kmsg.NewShareAcknowledgeResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = -1, -1 // no leader hint
-			code, msg := s.shares.ApplyAcks(tn, group, member, a, renew, res.Lock)
+			code, msg := s.shares.ApplyAcks(tn, group, member, c.ID(), a, renew, res.Lock)
 			sp.ErrorCode = code
 			if msg != "" {
 				sp.ErrorMessage = &msg
@@ -80,7 +80,7 @@ func (s *Server) shareAcknowledge(_ context.Context, _ *conn, kreq kmsg.Request)
 		resp.AcquisitionLockTimeoutMillis = int32(min(lock, math.MaxInt32))
 	}
 	if req.ShareSessionEpoch == -1 {
-		s.shares.Release(group, member, res.Leased)
+		s.shares.Release(group, member, c.ID(), res.Leased)
 	}
 	return resp, nil
 }

@@ -170,8 +170,9 @@ type describedConfig struct {
 }
 
 // describeTopicConfigs lists a topic's configs; names, if non-empty,
-// selects some (unknown names are left out, as in Kafka).
-func describeTopicConfigs(c catalog.TopicConfig, d catalog.Defaults, names []string) []describedConfig {
+// selects some (unknown names are left out, as in Kafka). rf is the
+// partitions' replication factor (1 on a single node).
+func describeTopicConfigs(c catalog.TopicConfig, d catalog.Defaults, names []string, rf int32) []describedConfig {
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
@@ -181,8 +182,11 @@ func describeTopicConfigs(c catalog.TopicConfig, d catalog.Defaults, names []str
 		if len(names) > 0 && !want[def.name] {
 			continue
 		}
-		v, dv := def.value(c), def.def(d)
-		dc := describedConfig{name: def.name, value: v, readOnly: def.readOnly, typ: def.typ, doc: def.doc, source: kmsg.ConfigSourceDefaultConfig}
+		v, dv, doc := def.value(c), def.def(d), def.doc
+		if def.name == "min.insync.replicas" && rf > 1 {
+			v, dv, doc = minInsync(rf), minInsync(rf), minInsyncDoc
+		}
+		dc := describedConfig{name: def.name, value: v, readOnly: def.readOnly, typ: def.typ, doc: doc, source: kmsg.ConfigSourceDefaultConfig}
 		if v != dv {
 			dc.source = kmsg.ConfigSourceDynamicTopicConfig
 			dc.synonyms = append(dc.synonyms, synonym(def.name, v, kmsg.ConfigSourceDynamicTopicConfig))
@@ -192,6 +196,12 @@ func describeTopicConfigs(c catalog.TopicConfig, d catalog.Defaults, names []str
 	}
 	return out
 }
+
+// minInsync is min.insync.replicas of a partition with rf replicas: on a
+// cluster a write is acknowledged once a majority of them holds it.
+func minInsync(rf int32) string { return strconv.Itoa(int(rf/2 + 1)) }
+
+const minInsyncDoc = "A write is acknowledged once a majority of the partition's replicas (its raft group) holds it."
 
 func synonym(name, value string, src kmsg.ConfigSource) kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
 	s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
@@ -203,15 +213,16 @@ func synonym(name, value string, src kmsg.ConfigSource) kmsg.DescribeConfigsResp
 // read-only.
 func (s *Server) describeBrokerConfigs(names []string) []describedConfig {
 	d := s.b.TopicDefaults()
+	rf := s.replicationFactor()
 	all := []describedConfig{
 		{name: "auto.create.topics.enable", value: strconv.FormatBool(*s.cfg.AutoCreateTopics), typ: kmsg.ConfigTypeBoolean},
 		{name: "broker.id", value: strconv.Itoa(int(s.cfg.NodeID)), typ: kmsg.ConfigTypeInt},
-		{name: "default.replication.factor", value: "1", typ: kmsg.ConfigTypeInt},
+		{name: "default.replication.factor", value: strconv.Itoa(int(rf)), typ: kmsg.ConfigTypeInt},
 		{name: "log.cleanup.policy", value: "delete", typ: kmsg.ConfigTypeList},
 		{name: "log.retention.bytes", value: retentionBytes(d.RetentionBytes), typ: kmsg.ConfigTypeLong},
 		{name: "log.retention.ms", value: retentionMs(d.Retention), typ: kmsg.ConfigTypeLong},
 		{name: "message.max.bytes", value: strconv.Itoa(int(d.MaxMessageBytes)), typ: kmsg.ConfigTypeInt},
-		{name: "min.insync.replicas", value: "1", typ: kmsg.ConfigTypeInt},
+		{name: "min.insync.replicas", value: minInsync(rf), typ: kmsg.ConfigTypeInt},
 		{name: "node.id", value: strconv.Itoa(int(s.cfg.NodeID)), typ: kmsg.ConfigTypeInt},
 		{name: "num.partitions", value: strconv.Itoa(int(d.Partitions)), typ: kmsg.ConfigTypeInt},
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -21,11 +22,13 @@ import (
 // it has been answered.
 type conn struct {
 	s        *Server
+	id       uint64 // unique among the server's connections
 	nc       net.Conn
 	r        *bufio.Reader
 	w        *bufio.Writer
 	clientID string
 	onClose  map[string]func() // run when the connection ends, by key (e.g. a share session)
+	fwd      *forwardConn      // to the coordinator, for share requests (share_forward.go); nil: none yet
 	// lent are read buffers the current request's response refers to,
 	// returned to readBufs once it is written (or dropped).
 	lent []*[]byte
@@ -84,8 +87,20 @@ func (c *conn) remoteHost() string {
 	return addr.String()
 }
 
+// connIDs numbers connections.
+var connIDs atomic.Uint64
+
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
+	return &conn{s: s, id: connIDs.Add(1), nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
+}
+
+// ID returns the connection's number, unique in the process (0 for a
+// request made without a connection, in tests).
+func (c *conn) ID() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.id
 }
 
 // errClose asks the loop to close the connection without answering.
@@ -105,6 +120,9 @@ func (c *conn) serve() {
 			pp.close() // answers what was appended, then stops the writer
 		}
 		c.nc.Close()
+		if c.fwd != nil {
+			c.fwd.close()
+		}
 		for _, f := range c.onClose {
 			f()
 		}
@@ -241,6 +259,9 @@ func (c *conn) handle(h reqHeader, body []byte) (kmsg.Response, error) {
 	if !c.s.coordinates() {
 		if resp := notCoordinator(req); resp != nil {
 			return resp, nil
+		}
+		if isShareData(req) {
+			return c.forwardShare(ctx, req), nil
 		}
 	}
 	return api.fn(ctx, c, req)

@@ -4,10 +4,13 @@ package kafka
 // the cluster's metadata group (the Controller of Metadata). FindCoordinator
 // names it; the group requests sent to any other node are answered
 // NOT_COORDINATOR, and the client asks FindCoordinator again. So the
-// members of a group never split across nodes. Committed offsets go
-// through the metadata group (broker/sub_state.go): the next coordinator
-// has them; until it has applied its predecessors' entries, the cluster
-// names no coordinator (Controller -1).
+// members of a group never split across nodes. Share groups too: their
+// heartbeats and descriptions are group requests, and the ShareFetch and
+// ShareAcknowledge requests that clients send to partition leaders are
+// forwarded to the coordinator (share_forward.go). Committed offsets and
+// queue state go through the metadata group (broker/sub_state.go): the
+// next coordinator has them; until it has applied its predecessors'
+// entries, the cluster names no coordinator (Controller -1).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -87,6 +90,18 @@ func notCoordinator(req kmsg.Request) kmsg.Response {
 		for _, g := range r.Groups {
 			rg := kmsg.NewDescribeGroupsResponseGroup()
 			rg.Group, rg.ErrorCode = g, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
+	case *kmsg.ShareGroupHeartbeatRequest:
+		resp := r.ResponseKind().(*kmsg.ShareGroupHeartbeatResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.ShareGroupDescribeRequest:
+		resp := r.ResponseKind().(*kmsg.ShareGroupDescribeResponse)
+		for _, g := range r.GroupIDs {
+			rg := kmsg.NewShareGroupDescribeResponseGroup()
+			rg.GroupID, rg.ErrorCode = g, code
 			resp.Groups = append(resp.Groups, rg)
 		}
 		return resp

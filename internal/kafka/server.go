@@ -47,6 +47,9 @@ type ClusterView interface {
 	// Controller is the node that leads the cluster's metadata (0: none
 	// known).
 	Controller() int32
+	// ReplicationFactor is how many replicas a partition created now gets:
+	// every member of the cluster holds every partition.
+	ReplicationFactor() int32
 }
 
 // Broker is a node's Kafka address.

@@ -42,14 +42,15 @@ package kshare
 // share.record.lock.duration.ms if set, else the subscription's ack
 // timeout.
 //
-// The broker knows a member's leases by the name Holder(member); it does
-// not list Kafka share members among the subscription's members.
+// The broker knows the leases a member acquired through one share session
+// by the name Holder(member, connection); it does not list Kafka share
+// members among the subscription's members.
 //
-// Share sessions (one per member: this is a single broker) follow Kafka's
-// fetch-session rules: epoch 0 opens one (replacing any), -1 closes it
-// (releasing the member's leases), and every other request must carry the
-// session's current epoch, which each successful ShareFetch or
-// ShareAcknowledge advances.
+// Share sessions (one per member and connection, sessions.go) follow
+// Kafka's fetch-session rules: epoch 0 opens one (replacing any), -1
+// closes it (releasing the leases it acquired), and every other request
+// must carry the session's current epoch, which each successful ShareFetch
+// or ShareAcknowledge advances.
 //
 // Departures from Kafka:
 //   - Acknowledgements of one partition are applied as far as they are
@@ -70,6 +71,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +91,7 @@ const (
 	shareMaxMembers           = 10_000 // members across all groups
 	MaxMemberIDLen            = 36     // Kafka member ids are client-generated UUIDs
 	shareMaxSessionPartitions = 20_000 // partitions in one share session
+	shareMaxMemberSessions    = 64     // share sessions of one member (one per connection)
 	shareMaxAckOffsets        = 1 << 16
 	// shareMaxInFlight is the in-flight limit of the queue subscriptions
 	// share groups create: Kafka share consumers fetch whole batches (a
@@ -106,9 +109,14 @@ type Timings struct{ Session, Heartbeat time.Duration }
 // DefaultTimings are Kafka's defaults.
 var DefaultTimings = Timings{Session: 45 * time.Second, Heartbeat: 5 * time.Second}
 
-// Holder is the broker's name for a share member's leases (a prefix keeps
-// them apart from Spool's own member ids).
-func Holder(member string) string { return "kafka-share:" + member }
+// Holder is the broker's name for the leases a share member acquired
+// through the share session on connection conn (SessionOp.Conn): a prefix
+// keeps them apart from Spool's own member ids, and the connection keeps
+// one session's leases apart from the member's other sessions', so that
+// closing one releases its own only.
+func Holder(member string, conn uint64) string {
+	return "kafka-share:" + strconv.FormatUint(conn, 10) + ":" + member
+}
 
 // Groups holds every share group's membership and share sessions.
 type Groups struct {
@@ -141,10 +149,16 @@ type shareMember struct {
 	topics    []string            // subscribed topic names, sorted
 	assigned  map[string]Assigned // by topic name
 	lastSeen  time.Time           // last heartbeat
-	// leased names the topics whose queue subscription this member may
-	// hold leases in (it fetched from them): released when it goes.
-	leased  map[string]bool
-	session *shareSession
+	// leased names, by the connection whose session acquired them, the
+	// topics whose queue subscription this member may hold leases in (it
+	// fetched from them): released when the session closes or the member
+	// goes.
+	leased map[uint64]map[string]bool
+	// sessions are the member's share sessions by connection (SessionOp.
+	// Conn): one per broker the member fetches from, and on a cluster, where
+	// every share fetch is served by the coordinator, one per node the
+	// member reached it through.
+	sessions map[uint64]*shareSession
 }
 
 // Assigned is a topic assigned to a member: all its partitions.
@@ -153,7 +167,7 @@ type Assigned struct {
 	Parts int32
 }
 
-// shareSession is a member's share session.
+// shareSession is a member's share session on one connection.
 type shareSession struct {
 	epoch int32 // the epoch the next request must carry
 	parts map[TP]struct{}
@@ -209,7 +223,7 @@ func (sg *Groups) EvictExpired(now time.Time) {
 	sg.mu.Unlock()
 	for _, e := range out {
 		sg.logger.Info("share group member evicted: no heartbeat within the session timeout", "group", e.group, "member", e.m.id)
-		sg.Release(e.group, e.m.id, e.m.leased)
+		sg.releaseAll(e.group, e.m)
 	}
 }
 
@@ -224,12 +238,20 @@ func (sg *Groups) removeLocked(g *shareGroup, m *shareMember) {
 }
 
 // Release returns every lease a member holds in the given topics'
-// subscriptions.
-func (sg *Groups) Release(group, member string, topics map[string]bool) {
+// subscriptions through its session on connection conn.
+func (sg *Groups) Release(group, member string, conn uint64, topics map[string]bool) {
 	for topic := range topics {
-		if err := sg.b.ReleaseLeases(topic, group, Holder(member)); err != nil && !errs.Is(err, errs.TopicNotFound) && !errs.Is(err, errs.SubNotFound) {
+		if err := sg.b.ReleaseLeases(topic, group, Holder(member, conn)); err != nil && !errs.Is(err, errs.TopicNotFound) && !errs.Is(err, errs.SubNotFound) {
 			sg.logger.Warn("releasing a share member's leases failed", "group", group, "topic", topic, "member", member, "err", err)
 		}
+	}
+}
+
+// releaseAll returns every lease of a member that is gone (removed from
+// its group, so that no session of it leases again).
+func (sg *Groups) releaseAll(group string, m *shareMember) {
+	for conn, topics := range m.leased {
+		sg.Release(group, m.id, conn, topics)
 	}
 }
 
@@ -297,7 +319,7 @@ func (sg *Groups) Heartbeat(now time.Time, clientID, host string, req *kmsg.Shar
 				g = &shareGroup{id: req.GroupID, members: map[string]*shareMember{}, settings: sg.settings(req.GroupID)}
 				sg.groups[g.id] = g
 			}
-			m = &shareMember{id: req.MemberID, leased: map[string]bool{}}
+			m = &shareMember{id: req.MemberID, leased: map[uint64]map[string]bool{}}
 			g.members[m.id] = m
 			sg.members++
 		}
@@ -347,7 +369,7 @@ func (sg *Groups) leave(req *kmsg.ShareGroupHeartbeatRequest, resp *kmsg.ShareGr
 	}
 	sg.removeLocked(g, m)
 	sg.mu.Unlock()
-	sg.Release(req.GroupID, m.id, m.leased)
+	sg.releaseAll(req.GroupID, m)
 	id := m.id
 	resp.MemberID = &id
 	resp.MemberEpoch = -1

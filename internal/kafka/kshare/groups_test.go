@@ -83,7 +83,7 @@ func (e *env) heartbeat(member string, epoch int32, topics ...string) (*kmsg.Sha
 
 func (e *env) lease(member, topic string, max int) broker.Leased {
 	e.t.Helper()
-	l, err := e.b.Lease(topic, "g", Holder(member), 0, LeaseOptions(max, 1<<20, 0, false, 10_000))
+	l, err := e.b.Lease(topic, "g", Holder(member, 0), 0, LeaseOptions(max, 1<<20, 0, false, 10_000))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestShareMembershipAndEviction(t *testing.T) {
 	if r, code, _ := e.sg.Session(SessionOp{Group: "g", Member: "m1", Epoch: 0}); code != 0 || r.Epoch != 0 {
 		t.Fatalf("open session: %d", code)
 	}
-	if !e.sg.NoteLeasing("g", "m1", "jobs") {
+	if !e.sg.NoteLeasing("g", "m1", 0, "jobs") {
 		t.Fatal("NoteLeasing of a member")
 	}
 	if l := e.lease("m1", "jobs", 3); l.Leased != 3 {
@@ -138,7 +138,7 @@ func TestShareMembershipAndEviction(t *testing.T) {
 	}
 	// Released at once (their 30 s lock has not run out): back after the
 	// backoff, their delivery counted.
-	e.sg.NoteLeasing("g", "m2", "jobs")
+	e.sg.NoteLeasing("g", "m2", 0, "jobs")
 	if l := e.lease("m2", "jobs", 10); l.Leased != 2 || l.Runs[0].First != 3 {
 		t.Fatalf("after the eviction m2 leased %+v", l)
 	}
@@ -198,7 +198,7 @@ func TestShareSessions(t *testing.T) {
 	if code != 0 || r.Epoch != 1 || len(r.Parts) != 0 {
 		t.Fatalf("epoch 1: %+v %d", r, code)
 	}
-	e.sg.NoteLeasing("g", "m", "jobs")
+	e.sg.NoteLeasing("g", "m", 0, "jobs")
 	r, code, _ = e.sg.Session(SessionOp{Group: "g", Member: "m", Epoch: -1})
 	if code != 0 || !r.Leased["jobs"] {
 		t.Fatalf("close: %+v %d", r, code)
@@ -210,6 +210,83 @@ func TestShareSessions(t *testing.T) {
 	e.sg.ApplySettings("g", e.settings)
 	if r, _, _ := e.sg.Session(SessionOp{Group: "g", Member: "m", Epoch: 0}); r.Lock != 7*time.Second {
 		t.Fatalf("lock after ApplySettings: %s", r.Lock)
+	}
+}
+
+// A member has one share session per connection (one per broker it
+// fetches from, all served by the coordinator on a cluster): each has its
+// own partitions and epochs, opening or closing one leaves the others, and
+// closing one releases the member's leases.
+func TestShareSessionsPerConnection(t *testing.T) {
+	e := newEnv(t)
+	id := e.topic("jobs", 2, 2)
+	if _, herr := e.heartbeat("m", 0, "jobs"); herr != nil {
+		t.Fatal(herr)
+	}
+	p0, p1 := TP{ID: id, P: 0}, TP{ID: id, P: 1}
+	open := func(conn uint64, tp TP) {
+		t.Helper()
+		if r, code, _ := e.sg.Session(SessionOp{Group: "g", Member: "m", Conn: conn, Epoch: 0, Add: []TP{tp}}); code != 0 || len(r.Parts) != 1 || r.Parts[0] != tp {
+			t.Fatalf("open on connection %d: %+v %d", conn, r, code)
+		}
+	}
+	open(1, p0)
+	open(2, p1)
+	for _, c := range []struct {
+		conn  uint64
+		epoch int32
+		part  TP
+	}{{1, 1, p0}, {2, 1, p1}, {2, 2, p1}, {1, 2, p0}} {
+		r, code, _ := e.sg.Session(SessionOp{Group: "g", Member: "m", Conn: c.conn, Epoch: c.epoch})
+		if code != 0 || r.Epoch != c.epoch || len(r.Parts) != 1 || r.Parts[0] != c.part {
+			t.Fatalf("connection %d epoch %d: %+v %d", c.conn, c.epoch, r, code)
+		}
+	}
+	if _, code, _ := e.sg.Session(SessionOp{Group: "g", Member: "m", Conn: 3, Epoch: 1}); code != kerr.ShareSessionNotFound.Code {
+		t.Fatalf("a connection without a session: %d", code)
+	}
+	open(1, p0) // reopening one session leaves the other
+	if r, code, _ := e.sg.Session(SessionOp{Group: "g", Member: "m", Conn: 2, Epoch: 3}); code != 0 || r.Epoch != 3 {
+		t.Fatalf("connection 2 after connection 1 reopened: %+v %d", r, code)
+	}
+	// Each session's leases are its own: closing connection 1's session
+	// releases what it leased, not what connection 2's leased.
+	lease := func(conn uint64) int64 {
+		t.Helper()
+		if !e.sg.NoteLeasing("g", "m", conn, "jobs") {
+			t.Fatal("NoteLeasing of a member")
+		}
+		l, err := e.b.Lease("jobs", "g", Holder("m", conn), 0, LeaseOptions(1, 1<<20, 0, false, 10_000))
+		if err != nil || l.Leased != 1 {
+			t.Fatalf("lease for connection %d: %+v %v", conn, l, err)
+		}
+		return l.Runs[0].First
+	}
+	off1, off2 := lease(1), lease(2)
+	r, code, _ := e.sg.Session(SessionOp{Group: "g", Member: "m", Conn: 1, Epoch: -1})
+	if code != 0 || !r.Leased["jobs"] {
+		t.Fatalf("close connection 1's: %+v %d", r, code)
+	}
+	e.sg.Release("g", "m", 1, r.Leased)
+	tn := NewTopicNames(e.b)
+	ack := func(conn uint64, off int64) int16 {
+		code, _ := e.sg.ApplyAcks(tn, "g", "m", conn, AckIn{ID: id, P: 0, Batches: []AckBatchIn{{First: off, Last: off, Types: []int8{ackAccept}}}}, false, 0)
+		return code
+	}
+	if code := ack(1, off1); code != kerr.InvalidRecordState.Code {
+		t.Fatalf("ack of a record released with connection 1's session: %d", code)
+	}
+	if code := ack(2, off2); code != 0 {
+		t.Fatalf("ack of connection 2's record after connection 1's session closed: %d", code)
+	}
+	if r, code, _ := e.sg.Session(SessionOp{Group: "g", Member: "m", Conn: 2, Epoch: 4}); code != 0 || r.Epoch != 4 {
+		t.Fatalf("connection 2 after connection 1 closed: %+v %d", r, code)
+	}
+	for conn := uint64(10); conn < 10+shareMaxMemberSessions-1; conn++ {
+		open(conn, p0)
+	}
+	if _, code, _ := e.sg.Session(SessionOp{Group: "g", Member: "m", Conn: 99, Epoch: 0}); code != kerr.InvalidRequest.Code {
+		t.Fatalf("a session beyond the bound: %d", code)
 	}
 }
 
@@ -227,7 +304,7 @@ func TestShareAcks(t *testing.T) {
 	}
 	tn := NewTopicNames(e.b)
 	ack := func(renew bool, batches ...AckBatchIn) (int16, string) {
-		return e.sg.ApplyAcks(tn, "g", "m", AckIn{ID: id, P: 0, Batches: batches}, renew, 20*time.Second)
+		return e.sg.ApplyAcks(tn, "g", "m", 0, AckIn{ID: id, P: 0, Batches: batches}, renew, 20*time.Second)
 	}
 	for _, bad := range [][]AckBatchIn{
 		{{First: 3, Last: 2, Types: []int8{ackAccept}}},
@@ -271,7 +348,7 @@ func TestShareAcks(t *testing.T) {
 	if l := e.lease("other", "jobs", 10); l.Leased != 3 || l.Runs[0].First != 5 {
 		t.Fatalf("renewed leases after they ran out: %+v", l)
 	}
-	if code, _ := e.sg.ApplyAcks(tn, "g", "m", AckIn{ID: [16]byte{1}, P: 0, Batches: []AckBatchIn{{First: 0, Last: 0, Types: []int8{ackAccept}}}}, false, 0); code != kerr.UnknownTopicID.Code {
+	if code, _ := e.sg.ApplyAcks(tn, "g", "m", 0, AckIn{ID: [16]byte{1}, P: 0, Batches: []AckBatchIn{{First: 0, Last: 0, Types: []int8{ackAccept}}}}, false, 0); code != kerr.UnknownTopicID.Code {
 		t.Fatalf("unknown topic id: %d", code)
 	}
 }

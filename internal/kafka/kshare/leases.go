@@ -87,7 +87,7 @@ func leaseOp(first, last int64, typ int8, lock time.Duration) broker.LeaseOp {
 
 // ApplyAcks validates and applies one partition's acknowledgements by
 // member and returns the partition's Kafka error code and message.
-func (sg *Groups) ApplyAcks(tn *TopicNames, group, member string, a AckIn, allowRenew bool, lock time.Duration) (int16, string) {
+func (sg *Groups) ApplyAcks(tn *TopicNames, group, member string, conn uint64, a AckIn, allowRenew bool, lock time.Duration) (int16, string) {
 	maxType := ackReject
 	if allowRenew {
 		maxType = ackRenew
@@ -130,7 +130,7 @@ func (sg *Groups) ApplyAcks(tn *TopicNames, group, member string, a AckIn, allow
 	if !ok {
 		return kerr.UnknownTopicID.Code, ""
 	}
-	stale, err := sg.b.SettleLeases(topic, group, Holder(member), a.P, ops)
+	stale, err := sg.b.SettleLeases(topic, group, Holder(member, conn), a.P, ops)
 	switch {
 	case err == nil && stale > 0:
 		return kerr.InvalidRecordState.Code, "some acknowledged records are not acquired by this member (their lock expired, or they were acknowledged already)"

@@ -1,10 +1,20 @@
 package kshare
 
-// Share sessions (one per member: this is a single broker) follow Kafka's
-// fetch-session rules: epoch 0 opens one (replacing any), -1 closes it
-// (releasing the member's leases), and every other request must carry the
-// session's current epoch, which each successful ShareFetch or
-// ShareAcknowledge advances.
+// Share sessions follow Kafka's fetch-session rules: epoch 0 opens one
+// (replacing any), -1 closes it (releasing the member's leases), and every
+// other request must carry the session's current epoch, which each
+// successful ShareFetch or ShareAcknowledge advances. A session belongs to
+// one connection, as in Kafka (clients send a broker their ShareFetch and
+// ShareAcknowledge requests on one connection, and the session ends with
+// it): a member has one session per connection. On a single node that is
+// one per member; on a cluster every share fetch reaches the coordinator,
+// each node forwarding its clients' on a connection of their own
+// (internal/kafka/share_forward.go), so a member fetching from three
+// partition leaders has three sessions there, as it would on three Kafka
+// brokers. The broker knows the leases a session acquired by the member
+// and the connection (Holder): acknowledgements settle them on the same
+// connection (where clients send them), and closing one session releases
+// its own leases only.
 
 import (
 	"slices"
@@ -20,6 +30,7 @@ import (
 // member's share session.
 type SessionOp struct {
 	Group, Member string
+	Conn          uint64 // the connection the request came on
 	Epoch         int32
 	Add, Forget   []TP // ShareFetch only
 }
@@ -44,15 +55,22 @@ func (sg *Groups) Session(op SessionOp) (SessionResult, int16, string) {
 		return SessionResult{}, kerr.UnknownMemberID.Code, "not a member of the share group: heartbeat first"
 	}
 	res := SessionResult{Lock: sg.groups[op.Group].settings.Lock}
+	ss := m.sessions[op.Conn]
 	switch {
 	case op.Epoch == 0:
-		m.session = &shareSession{parts: map[TP]struct{}{}}
-	case m.session == nil:
+		if ss == nil && len(m.sessions) >= shareMaxMemberSessions {
+			return res, kerr.InvalidRequest.Code, "too many share sessions of one member"
+		}
+		ss = &shareSession{parts: map[TP]struct{}{}}
+		if m.sessions == nil {
+			m.sessions = map[uint64]*shareSession{}
+		}
+		m.sessions[op.Conn] = ss
+	case ss == nil:
 		return res, kerr.ShareSessionNotFound.Code, "no share session: open one with epoch 0"
-	case op.Epoch != -1 && op.Epoch != m.session.epoch:
+	case op.Epoch != -1 && op.Epoch != ss.epoch:
 		return res, kerr.InvalidShareSessionEpoch.Code, "share session epoch is not the current one"
 	}
-	ss := m.session
 	res.Epoch = ss.epoch
 	for _, tp := range op.Add {
 		ss.parts[tp] = struct{}{}
@@ -61,7 +79,7 @@ func (sg *Groups) Session(op SessionOp) (SessionResult, int16, string) {
 		delete(ss.parts, tp)
 	}
 	if len(ss.parts) > shareMaxSessionPartitions {
-		m.session = nil
+		delete(m.sessions, op.Conn)
 		return res, kerr.InvalidRequest.Code, "too many partitions in one share session"
 	}
 	res.Parts = make([]TP, 0, len(ss.parts))
@@ -75,9 +93,9 @@ func (sg *Groups) Session(op SessionOp) (SessionResult, int16, string) {
 		return int(a.P) - int(b.P)
 	})
 	if op.Epoch == -1 {
-		m.session = nil
-		res.Leased = m.leased
-		m.leased = map[string]bool{}
+		delete(m.sessions, op.Conn)
+		res.Leased = m.leased[op.Conn]
+		delete(m.leased, op.Conn)
 	} else if ss.epoch++; ss.epoch <= 0 {
 		ss.epoch = 1 // wraps to 1, as in Kafka
 	}
@@ -86,14 +104,17 @@ func (sg *Groups) Session(op SessionOp) (SessionResult, int16, string) {
 
 // NoteLeasing records that a member is about to lease from a topic's
 // subscription; false if it is no longer a member.
-func (sg *Groups) NoteLeasing(group, member, topic string) bool {
+func (sg *Groups) NoteLeasing(group, member string, conn uint64, topic string) bool {
 	sg.mu.Lock()
 	defer sg.mu.Unlock()
 	m := sg.memberLocked(group, member)
 	if m == nil {
 		return false
 	}
-	m.leased[topic] = true
+	if m.leased[conn] == nil {
+		m.leased[conn] = map[string]bool{}
+	}
+	m.leased[conn][topic] = true
 	return true
 }
 
