@@ -91,6 +91,8 @@ type Broker struct {
 	// from under another being created with the same one.
 	deadLetterMu sync.Mutex
 
+	creating createGates // commits creating stream subscriptions (stream_commit.go)
+
 	stop      chan struct{}
 	done      chan struct{}
 	queueDone chan struct{}

@@ -153,9 +153,20 @@ func (sp *Space) CommitStream(topicName, name string, c StreamCommit) (map[int32
 	if len(valid) == 0 {
 		return perr, nil
 	}
+	if c.Create != nil {
+		if _, _, err := b.sub(topicName, name); errs.Is(err, errs.SubNotFound) {
+			// This commit may create the subscription: until it has
+			// written its records, ReadStream waits (it would otherwise
+			// see a fresh subscription without them).
+			defer b.creating.enter(topicName, name)()
+		}
+	}
 	t, s, created, err := b.streamSub(topicName, name, c.Create)
 	if err != nil {
 		return nil, err
+	}
+	if created && testHookStreamCreated != nil {
+		testHookStreamCreated()
 	}
 	t.life.RLock()
 	unlock := sync.OnceFunc(t.life.RUnlock) // not held while the write waits (sub_state.go)
@@ -225,6 +236,7 @@ func (sp *Space) ReadStream(topicName, name string, fn func(StreamView) error) e
 	if err != nil {
 		return err
 	}
+	sp.b.creating.wait(topicName, name)
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.mu.Lock()
@@ -235,4 +247,54 @@ func (sp *Space) ReadStream(topicName, name string, fn func(StreamView) error) e
 	committed := append([]int64(nil), s.committed...)
 	s.mu.Unlock()
 	return fn(StreamView{Created: s.meta.Created, Committed: committed, sp: sp, topic: topicName, name: name})
+}
+
+// testHookStreamCreated, set by a test, runs when CommitStream has created
+// a subscription, before it takes the subscription's commit lock.
+var testHookStreamCreated func()
+
+// createGates let a commit that creates a stream subscription finish
+// writing before anyone reads the subscription's records: between the
+// subscription's creation and its commit lock a reader would find it
+// without them (Kafka: a fresh group's partitions without their "no
+// offset" marks, read as the subscription's start).
+type createGates struct {
+	mu sync.Mutex
+	m  map[string]chan struct{} // topic\x00name → closed when the commit ends
+}
+
+// enter waits for a commit creating the same subscription to end, then
+// registers this one; the function returned ends it.
+func (g *createGates) enter(topic, name string) (leave func()) {
+	k := topic + "\x00" + name
+	for {
+		g.mu.Lock()
+		ch, busy := g.m[k]
+		if !busy {
+			if g.m == nil {
+				g.m = map[string]chan struct{}{}
+			}
+			ch = make(chan struct{})
+			g.m[k] = ch
+			g.mu.Unlock()
+			return func() {
+				g.mu.Lock()
+				delete(g.m, k)
+				g.mu.Unlock()
+				close(ch)
+			}
+		}
+		g.mu.Unlock()
+		<-ch
+	}
+}
+
+// wait returns once no commit is creating the subscription.
+func (g *createGates) wait(topic, name string) {
+	g.mu.Lock()
+	ch := g.m[topic+"\x00"+name]
+	g.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }

@@ -328,3 +328,45 @@ func TestSpaceRecords(t *testing.T) {
 	}()
 	e.b.Space("nope")
 }
+
+// A reader of a subscription a commit is creating waits for the commit's
+// records: between the creation and the commit lock it would find the
+// subscription without them.
+func TestReadStreamWaitsForTheCreatingCommit(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.b.CreateTopic("orders", catalog.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	sp := e.b.Space("kafka")
+	read := make(chan map[string]string, 1)
+	testHookStreamCreated = func() {
+		go func() {
+			out := map[string]string{}
+			err := sp.ReadStream("orders", "g", func(v StreamView) error {
+				return v.ScanRecords(func(k, v []byte) error {
+					out[string(k)] = string(v)
+					return nil
+				})
+			})
+			if err != nil {
+				t.Errorf("ReadStream: %v", err)
+			}
+			read <- out
+		}()
+		time.Sleep(50 * time.Millisecond) // the reader's chance to overtake
+	}
+	t.Cleanup(func() { testHookStreamCreated = nil })
+	_, err := sp.CommitStream("orders", "g", StreamCommit{
+		Offsets: map[int32]int64{0: 0},
+		Create:  &catalog.SubConfig{Start: catalog.Position{Kind: catalog.Earliest}},
+		Records: func(v StreamView) ([]Record, error) {
+			return []Record{{Key: partKey(0), Value: []byte("m0")}, {Key: partKey(1), Value: []byte("unset")}}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-read; len(got) != 2 || got[string(partKey(1))] != "unset" {
+		t.Fatalf("the reader saw %q, not the creating commit's records", got)
+	}
+}
