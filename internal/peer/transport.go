@@ -74,6 +74,7 @@ type peer struct {
 	mu      sync.Mutex
 	addr    string
 	conn    net.Conn   // nil: not connected
+	connAt  time.Time  // when conn was made
 	cur     *connState // conn's, for snapshot streams
 	gen     uint64     // connections served so far
 	q       []Envelope
@@ -298,12 +299,37 @@ func (t *Transport) accepted(c net.Conn) {
 		refuse(statusUnknownPeer, fmt.Sprintf("node %d is not a peer that dials this node", h.from))
 		return
 	}
+	if from, ago, live := p.live(); live {
+		// A node that restarts or redials after a failure finds its old
+		// connection gone (closed, or silent for a while); a second
+		// process with the same id finds it alive, and must not take it.
+		refuse(statusNode, fmt.Sprintf("node %d is already connected, from %s, heard %v ago: is another process running with node id %d?",
+			h.from, from, ago.Round(time.Millisecond), h.from))
+		return
+	}
 	if _, err := c.Write(appendAnswer(nil, statusOK, "")); err != nil {
 		c.Close()
 		return
 	}
 	c.SetDeadline(time.Time{})
 	p.serve(c)
+}
+
+// live reports whether the peer has a connection made or heard on within
+// the last ten keepalive intervals (1 s by default), and its remote
+// address.
+func (p *peer) live() (from string, ago time.Duration, ok bool) {
+	p.mu.Lock()
+	c, at := p.conn, p.connAt
+	p.mu.Unlock()
+	if c == nil {
+		return "", 0, false
+	}
+	if heard := time.Unix(0, p.lastHeard.Load()); heard.After(at) {
+		at = heard
+	}
+	ago = time.Since(at)
+	return c.RemoteAddr().String(), ago, ago < 10*p.t.cfg.KeepAlive
 }
 
 // dialLoop keeps a connection to a peer with a higher id open, retrying
@@ -371,7 +397,7 @@ func (p *peer) serve(c net.Conn) {
 	p.gen++
 	done := make(chan struct{})
 	cs := &connState{gen: p.gen, done: done, snaps: make(chan *snapWrite), notes: make(chan []byte, maxNotes)}
-	p.conn, p.cur = c, cs
+	p.conn, p.cur, p.connAt = c, cs, time.Now()
 	p.q = p.q[:0]
 	p.mu.Unlock()
 	t.wg.Add(1)
