@@ -16,6 +16,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
@@ -40,6 +41,7 @@ type member struct {
 	// the node's (nil: quiet).
 	fs     vfs.FS
 	logger *slog.Logger
+	clock  clock.Clock // the broker's (nil: the wall clock)
 }
 
 type testCluster struct {
@@ -123,7 +125,7 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.Open(broker.Config{DataDir: m.dir, FS: m.fs, State: st, Logger: logger, MaintenanceInterval: time.Hour, Meta: n, Log: c.log,
+	b, err := broker.Open(broker.Config{DataDir: m.dir, FS: m.fs, Clock: m.clock, State: st, Logger: logger, MaintenanceInterval: time.Hour, Meta: n, Log: c.log,
 		MetaTimeout: time.Second, Replicator: n.Replicator(), Forward: memberForwarder{c}})
 	if err != nil {
 		t.Fatal(err)

@@ -53,6 +53,12 @@ type Config struct {
 	Snapshots SnapshotHandler
 }
 
+// epoch is the origin of the transport's times: a time read once, with
+// the monotonic clock, so that times kept as durations since it (when a
+// peer was last heard) and times rebuilt from them compare by the
+// monotonic clock, which a step of the wall clock does not move.
+var epoch = time.Now()
+
 // Transport is one node's side of the cluster connections.
 type Transport struct {
 	cfg    Config
@@ -81,7 +87,7 @@ type peer struct {
 	wake    chan struct{}
 	removed bool
 
-	lastHeard                      atomic.Int64 // unix nanoseconds
+	lastHeard                      atomic.Int64 // monotonic nanoseconds since epoch (0: never)
 	sentFrames, sentMsgs, recvMsgs atomic.Int64
 	dropped                        atomic.Int64
 }
@@ -208,7 +214,7 @@ func (t *Transport) Status() []PeerStatus {
 		st := PeerStatus{ID: p.id, Addr: p.addr, Connected: p.conn != nil}
 		p.mu.Unlock()
 		if h := p.lastHeard.Load(); h != 0 {
-			st.LastHeard = time.Unix(0, h)
+			st.LastHeard = epoch.Add(time.Duration(h))
 		}
 		st.SentFrames, st.SentMessages = p.sentFrames.Load(), p.sentMsgs.Load()
 		st.Received, st.Dropped = p.recvMsgs.Load(), p.dropped.Load()
@@ -325,8 +331,8 @@ func (p *peer) live() (from string, ago time.Duration, ok bool) {
 	if c == nil {
 		return "", 0, false
 	}
-	if heard := time.Unix(0, p.lastHeard.Load()); heard.After(at) {
-		at = heard
+	if h := p.lastHeard.Load(); h != 0 && epoch.Add(time.Duration(h)).After(at) {
+		at = epoch.Add(time.Duration(h))
 	}
 	ago = time.Since(at)
 	return c.RemoteAddr().String(), ago, ago < 10*p.t.cfg.KeepAlive
@@ -407,7 +413,7 @@ func (p *peer) serve(c net.Conn) {
 		kind, payload, b, err := readFrame(c, buf, t.cfg.MaxFrameBytes)
 		buf = b
 		if err == nil {
-			p.lastHeard.Store(time.Now().UnixNano())
+			p.lastHeard.Store(max(1, int64(time.Since(epoch))))
 			err = p.handle(cs, kind, payload)
 		}
 		if err != nil {
