@@ -22,7 +22,7 @@ import (
 // Unix times, see it).
 type jumpClock struct{ off atomic.Int64 }
 
-func (c *jumpClock) Now() time.Time        { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *jumpClock) Now() time.Time       { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *jumpClock) jump(d time.Duration) { c.off.Add(int64(d)) }
 
 // streamConsumer reads a stream subscription on the coordinator, one
