@@ -172,13 +172,14 @@ func (n *Node) checkCoordinator() {
 // here (its log failed): that replica no longer sees what commits.
 func (n *Node) handOffIfFailed() {
 	n.mu.Lock()
+	parts := maps.Clone(n.partitions)
+	n.mu.Unlock()
 	var failed []string
-	for id, pi := range n.partitions {
-		if err := n.rafts.Err(id); err != nil {
+	for id, pi := range parts {
+		if n.rafts.Err(id) != nil {
 			failed = append(failed, pi.name)
 		}
 	}
-	n.mu.Unlock()
 	if len(failed) == 0 {
 		return
 	}
