@@ -40,7 +40,8 @@ type Replicator interface {
 	// StartPartition starts the group of partition p of the topic with
 	// this id over its log (opened replicated). committed is called on
 	// the group's worker with every committed record batch, in log order,
-	// and its term.
+	// and its term; with nil once the group stopped on this node (its log
+	// failed: nothing more commits here).
 	StartPartition(topicID, topicName string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (PartitionGroup, error)
 }
 
@@ -72,6 +73,7 @@ type replica struct {
 	next    int64         // the offset the next proposal gets, in term
 	waiters []*replWaiter // proposals of term, in order, not yet committed
 	failed  error         // set when the group stopped
+	broken  error         // set when the group stopped on its own (the log failed)
 
 	readyTerm atomic.Uint64 // the latest term in which this node leads and is ready
 	idsTerm   atomic.Uint64 // the term in which the de-duplication window last took in this partition's log
@@ -134,6 +136,14 @@ func (r *replica) ready(term uint64) bool {
 func (r *replica) submit(topic string, p int32, b []byte, ids bool) (*replPending, error) {
 	r.proposeMu.Lock()
 	defer r.proposeMu.Unlock()
+	r.mu.Lock()
+	broken := r.broken
+	r.mu.Unlock()
+	if broken != nil {
+		e := errs.Wrap(errs.Unavailable, broken, "partition %s/%d: this node's replica failed and takes no part in the partition; another node leads it", topic, p)
+		e.NotLeader = &errs.NotLeader{Topic: topic, Partition: p}
+		return nil, e
+	}
 	lead, term, self := r.g.Leader()
 	if !self {
 		return nil, errNotLeader(topic, p, lead, r.g.NodeAddr(lead))
@@ -199,6 +209,10 @@ func (r *replica) drop(w *replWaiter, err error) {
 // committed is the group's callback: a committed batch moves the read
 // limit, and answers this node's proposal if it is one.
 func (r *replica) committed(b []byte, term uint64) {
+	if b == nil {
+		r.groupStopped()
+		return
+	}
 	h, err := batch.ParseHeader(b)
 	if err != nil {
 		return
@@ -232,6 +246,20 @@ func (r *replica) failWaitersLocked(err error) {
 		close(w.done)
 	}
 	r.waiters = nil
+}
+
+// groupStopped fails what waits once the group stopped on this node (its
+// log failed; the other members go on without it): those proposals may
+// still commit under another leader, from the copies it sent, or not.
+func (r *replica) groupStopped() {
+	cause := r.log.Err()
+	if cause == nil {
+		cause = errors.New("the partition's raft group stopped")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.broken = cause
+	r.failWaitersLocked(errs.Wrap(errs.Unavailable, cause, "this node's replica of the partition failed; the publish may or may not be stored: retry"))
 }
 
 // stop stops the group and fails what waits.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
@@ -36,6 +37,11 @@ type member struct {
 	st   *state.Store
 	b    *broker.Broker
 	n    *Node
+	// fs is the broker's file system (nil: the OS), and logger its and
+	// the node's (nil: quiet).
+	fs     vfs.FS
+	logger *slog.Logger
+	clock  clock.Clock // the broker's (nil: the wall clock)
 }
 
 type testCluster struct {
@@ -45,6 +51,7 @@ type testCluster struct {
 	// default), for nodes started after it is set.
 	snapshotEntries int
 	log             seglog.Options // the brokers' partition log defaults
+	setup           func(*member)  // called for each initial member before it starts
 	members         map[uint64]*member
 	addrs           map[uint64]string
 	id              Identity
@@ -78,6 +85,9 @@ func newTestClusterOf(c *testCluster, size int) *testCluster {
 	c.id.Cluster = DeriveClusterID(c.addrs)
 	for id := uint64(1); id <= uint64(size); id++ {
 		m := &member{id: id, dir: t.TempDir(), addr: c.addrs[id]}
+		if c.setup != nil {
+			c.setup(m)
+		}
 		c.members[id] = m
 		c.start(m, lns[id])
 	}
@@ -106,12 +116,16 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: quiet, Tick: 20 * time.Millisecond, Join: m.join,
+	logger := quiet
+	if m.logger != nil {
+		logger = m.logger
+	}
+	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: logger, Tick: 20 * time.Millisecond, Join: m.join,
 		SnapshotEntries: c.snapshotEntries, SnapshotKeep: c.snapshotEntries / 5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.Open(broker.Config{DataDir: m.dir, State: st, Logger: quiet, MaintenanceInterval: time.Hour, Meta: n, Log: c.log,
+	b, err := broker.Open(broker.Config{DataDir: m.dir, FS: m.fs, Clock: m.clock, State: st, Logger: logger, MaintenanceInterval: time.Hour, Meta: n, Log: c.log,
 		MetaTimeout: time.Second, Replicator: n.Replicator(), Forward: memberForwarder{c}})
 	if err != nil {
 		t.Fatal(err)

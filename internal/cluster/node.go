@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -139,6 +140,7 @@ func (n *Node) tickLoop() {
 			if ticks%10 == 0 {
 				n.maybePromote()
 				n.refreshRemoved()
+				n.handOffIfFailed()
 			}
 			if ticks%balanceTicks == 0 {
 				n.balanceLeaders(8)
@@ -160,6 +162,38 @@ func (n *Node) checkCoordinator() {
 	if term := b.CoordinatorTerm(); term != 0 {
 		if lead, now := n.rafts.Leader(MetaGroup); lead != n.cfg.Node || now != term {
 			b.SetCoordinator(0)
+		}
+	}
+}
+
+// handOffIfFailed, on the metadata leader, hands the leadership (and with
+// it the coordination of subscriptions, which reads every partition from
+// this node's replica) to a caught-up voter once a partition group stopped
+// here (its log failed): that replica no longer sees what commits.
+func (n *Node) handOffIfFailed() {
+	n.mu.Lock()
+	parts := maps.Clone(n.partitions)
+	n.mu.Unlock()
+	var failed []string
+	for id, pi := range parts {
+		if n.rafts.Err(id) != nil {
+			failed = append(failed, pi.name)
+		}
+	}
+	if len(failed) == 0 {
+		return
+	}
+	st, ok := n.rafts.Status(MetaGroup)
+	if !ok || st.RaftState != raft.StateLeader {
+		return
+	}
+	for id, pr := range st.Progress {
+		if id != n.cfg.Node && !pr.IsLearner && pr.RecentActive && pr.Match >= st.HardState.GetCommit() {
+			slices.Sort(failed)
+			n.cfg.Logger.Warn("cluster: partition replicas on this node failed; handing the metadata leadership (the subscriptions' coordinator) to another node",
+				"to", id, "partitions", failed)
+			n.rafts.TransferLeadership(MetaGroup, id)
+			return
 		}
 	}
 }

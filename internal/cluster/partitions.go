@@ -254,6 +254,10 @@ func (m partitionMachine) Apply(ents []multiraft.Entry) ([]error, error) {
 	return nil, nil
 }
 
+// Stopped tells the broker that the group stopped on this node (its log
+// failed): nothing it waits for will commit here.
+func (m partitionMachine) Stopped(error) { m.committed(nil, 0) }
+
 // Restore follows a snapshot installed in the log (partlog): everything up
 // to its index is committed, so readers see it.
 func (m partitionMachine) Restore(snap *raftpb.Snapshot) error {

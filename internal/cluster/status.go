@@ -82,6 +82,9 @@ func (n *Node) Status() Status {
 		if rs, ok := n.rafts.Status(id); ok {
 			last, _ := pi.storage.LastIndex()
 			pg = append(pg, groupStatus(id, pi.name, rs, last))
+		} else if n.rafts.Err(id) != nil {
+			// Its log failed: the node takes no part in it until restarted.
+			pg = append(pg, GroupStatus{Group: id, Name: pi.name, Role: "stopped"})
 		}
 	}
 	sort.Slice(pg, func(i, j int) bool { return pg[i].Name < pg[j].Name })

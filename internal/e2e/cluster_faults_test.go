@@ -23,17 +23,6 @@ import (
 // going backwards as a known gap instead of failing.
 const committedOffsetsReplicated = true
 
-// offsetsOpenUnderPartition: in one of five runs of the network partition
-// scenario after consumer state moved into the metadata group, porcupine
-// found the committed offsets not linearizable while no read went below
-// an earlier one (history not kept). A likely cause was the checker's: it
-// took a commit refused on its last attempt for one that never happened,
-// while an earlier attempt, answered "coordinator not available", may have
-// taken effect; refused commits now count as unknown outcomes. Until more
-// runs confirm it, that scenario reports such a history as open instead of
-// failing; the other scenarios are strict.
-const offsetsOpenUnderPartition = true
-
 const faultTopic = "ledger"
 
 // faultLoad returns how long a scenario runs load between its faults, and
@@ -46,9 +35,9 @@ func faultLoad() (time.Duration, int) {
 }
 
 // judge fails the test for any data problem the ledger found, and for
-// committed offsets moving backwards unless the group's coordinator moved
-// while they are not replicated.
-func judge(t *testing.T, l *ledger, r *ledgerReport, coordinatorMoved, cutOff bool) {
+// committed offsets moving backwards or not linearizable (unless the
+// group's coordinator moved while they are not replicated).
+func judge(t *testing.T, l *ledger, r *ledgerReport, coordinatorMoved bool) {
 	t.Helper()
 	defer func() {
 		if t.Failed() {
@@ -67,9 +56,7 @@ func judge(t *testing.T, l *ledger, r *ledgerReport, coordinatorMoved, cutOff bo
 	res, desc := l.checkOffsetsLinearizable(t.Name())
 	t.Logf("committed offsets as a register per partition (porcupine): %s", desc)
 	if r.CommitsBack > 0 || r.PhantomReads > 0 || res == porcupine.Illegal {
-		if cutOff && offsetsOpenUnderPartition && r.CommitsBack == 0 {
-			t.Logf("OPEN: committed offsets across a cut-off coordinator were not linearizable (%s); see offsetsOpenUnderPartition", desc)
-		} else if coordinatorMoved && !committedOffsetsReplicated {
+		if coordinatorMoved && !committedOffsetsReplicated {
 			t.Logf("known gap: committed offsets moved backwards %d times after the group coordinator moved (they are not replicated yet)", r.CommitsBack)
 		} else {
 			t.Errorf("committed offsets moved backwards %d times; %s", r.CommitsBack, desc)
@@ -211,7 +198,7 @@ func TestClusterFaultPause(t *testing.T) {
 		moved = true
 	}
 	r := w.checkLedger(true)
-	judge(t, l, r, moved, false)
+	judge(t, l, r, moved)
 }
 
 // TestClusterFaultRollingRestart restarts the nodes one by one (SIGTERM,
@@ -256,7 +243,7 @@ func TestClusterFaultRollingRestart(t *testing.T) {
 	w.readCommitted(101)
 	waitFor(t, 30*time.Second, "the cluster settles", func() error { return c.healthy(partitionNames(faultTopic, parts)...) })
 	r := w.checkLedger(true)
-	judge(t, l, r, coordMoved, false)
+	judge(t, l, r, coordMoved)
 }
 
 // rejoined reports nil once node id runs, is connected to every node,

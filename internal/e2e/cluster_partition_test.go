@@ -182,7 +182,7 @@ func TestClusterFaultPartition(t *testing.T) {
 	w.readCommitted(101)
 	waitFor(t, 30*time.Second, "the cluster settles", func() error { return c.healthy(partitionNames(faultTopic, parts)...) })
 	r := w.checkLedger(true)
-	judge(t, l, r, true, true)
+	judge(t, l, r, true)
 }
 
 // leadSome makes node id lead at least one of the topic's partitions, if

@@ -63,12 +63,34 @@ var offsetModel = porcupine.Model{
 
 // offsetHistory turns the ledger's commits and reads into porcupine's
 // operations.
+//
+// A commit of unknown outcome whose offset no read of its register ever
+// returned is left out: the history is linearizable with it exactly when
+// it is without it (with it, it can take effect last, after every other
+// operation; without it, an order that held it loses nothing, as no read
+// followed it before the next write — such a read would have returned
+// its offset). Under a network partition many commits end unknown, and
+// each one left in, open until infinity, multiplies porcupine's search.
 func (l *ledger) offsetHistory() []porcupine.Operation {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	type value struct {
+		group     string
+		partition int32
+		offset    int64
+	}
+	read := map[value]bool{}
+	for _, op := range l.reads {
+		if op.ok {
+			read[value{op.group, op.partition, op.offset}] = true
+		}
+	}
 	var h []porcupine.Operation
 	for _, op := range append(append([]*offsetOp(nil), l.commits...), l.reads...) {
 		if !op.ok && (op.definite || !op.write) {
+			continue
+		}
+		if !op.ok && !read[value{op.group, op.partition, op.offset}] {
 			continue
 		}
 		ret := int64(op.ret)

@@ -72,6 +72,14 @@ type LeaderReadier interface {
 	LeaderReady(term uint64)
 }
 
+// Stopper is a StateMachine told when its group stops on this node after a
+// storage or state-machine error (not when it is removed or the node
+// closes): nothing it waits for will be applied here. Called once, on the
+// group's worker.
+type Stopper interface {
+	Stopped(err error)
+}
+
 // Sender sends envelopes to a peer; false if they were dropped.
 type Sender interface {
 	Send(to uint64, envs ...peer.Envelope) bool
@@ -449,6 +457,17 @@ func (n *Node) Leader(id uint64) (lead, term uint64) {
 		return lt.lead, lt.term
 	}
 	return 0, 0
+}
+
+// Err returns why group id stopped on this node (a storage or
+// state-machine error), or nil: running, removed, or unknown.
+func (n *Node) Err(id uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if g := n.groups[id]; g != nil && g.stopped != ErrStopped {
+		return g.stopped
+	}
+	return nil
 }
 
 // RemoveGroup stops group id on this node and forgets it (its storage is
@@ -956,7 +975,9 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 	return flush()
 }
 
-// stop stops a group for good after a storage or state-machine error.
+// stop stops a group for good after a storage or state-machine error: it
+// takes no part in the group any more (sends nothing, answers nothing,
+// votes no more) and names no leader.
 func (n *Node) stop(g *group, err error) {
 	n.cfg.Logger.Error("raft group stopped", "group", g.id, "err", err)
 	n.mu.Lock()
@@ -964,6 +985,10 @@ func (n *Node) stop(g *group, err error) {
 	props := g.props
 	g.props = nil
 	n.mu.Unlock()
+	g.seen.Store(nil)
+	if s, ok := g.sm.(Stopper); ok {
+		defer s.Stopped(err)
+	}
 	for _, p := range props {
 		p.fail(ErrStopped)
 	}

@@ -53,6 +53,12 @@ type Config struct {
 	Snapshots SnapshotHandler
 }
 
+// epoch is the origin of the transport's times: a time read once, with
+// the monotonic clock, so that times kept as durations since it (when a
+// peer was last heard) and times rebuilt from them compare by the
+// monotonic clock, which a step of the wall clock does not move.
+var epoch = time.Now()
+
 // Transport is one node's side of the cluster connections.
 type Transport struct {
 	cfg    Config
@@ -74,13 +80,14 @@ type peer struct {
 	mu      sync.Mutex
 	addr    string
 	conn    net.Conn   // nil: not connected
+	connAt  time.Time  // when conn was made
 	cur     *connState // conn's, for snapshot streams
 	gen     uint64     // connections served so far
 	q       []Envelope
 	wake    chan struct{}
 	removed bool
 
-	lastHeard                      atomic.Int64 // unix nanoseconds
+	lastHeard                      atomic.Int64 // monotonic nanoseconds since epoch (0: never)
 	sentFrames, sentMsgs, recvMsgs atomic.Int64
 	dropped                        atomic.Int64
 }
@@ -207,7 +214,7 @@ func (t *Transport) Status() []PeerStatus {
 		st := PeerStatus{ID: p.id, Addr: p.addr, Connected: p.conn != nil}
 		p.mu.Unlock()
 		if h := p.lastHeard.Load(); h != 0 {
-			st.LastHeard = time.Unix(0, h)
+			st.LastHeard = epoch.Add(time.Duration(h))
 		}
 		st.SentFrames, st.SentMessages = p.sentFrames.Load(), p.sentMsgs.Load()
 		st.Received, st.Dropped = p.recvMsgs.Load(), p.dropped.Load()
@@ -298,12 +305,37 @@ func (t *Transport) accepted(c net.Conn) {
 		refuse(statusUnknownPeer, fmt.Sprintf("node %d is not a peer that dials this node", h.from))
 		return
 	}
+	if from, ago, live := p.live(); live {
+		// A node that restarts or redials after a failure finds its old
+		// connection gone (closed, or silent for a while); a second
+		// process with the same id finds it alive, and must not take it.
+		refuse(statusNode, fmt.Sprintf("node %d is already connected, from %s, heard %v ago: is another process running with node id %d?",
+			h.from, from, ago.Round(time.Millisecond), h.from))
+		return
+	}
 	if _, err := c.Write(appendAnswer(nil, statusOK, "")); err != nil {
 		c.Close()
 		return
 	}
 	c.SetDeadline(time.Time{})
 	p.serve(c)
+}
+
+// live reports whether the peer has a connection made or heard on within
+// the last ten keepalive intervals (1 s by default), and its remote
+// address.
+func (p *peer) live() (from string, ago time.Duration, ok bool) {
+	p.mu.Lock()
+	c, at := p.conn, p.connAt
+	p.mu.Unlock()
+	if c == nil {
+		return "", 0, false
+	}
+	if h := p.lastHeard.Load(); h != 0 && epoch.Add(time.Duration(h)).After(at) {
+		at = epoch.Add(time.Duration(h))
+	}
+	ago = time.Since(at)
+	return c.RemoteAddr().String(), ago, ago < 10*p.t.cfg.KeepAlive
 }
 
 // dialLoop keeps a connection to a peer with a higher id open, retrying
@@ -371,7 +403,7 @@ func (p *peer) serve(c net.Conn) {
 	p.gen++
 	done := make(chan struct{})
 	cs := &connState{gen: p.gen, done: done, snaps: make(chan *snapWrite), notes: make(chan []byte, maxNotes)}
-	p.conn, p.cur = c, cs
+	p.conn, p.cur, p.connAt = c, cs, time.Now()
 	p.q = p.q[:0]
 	p.mu.Unlock()
 	t.wg.Add(1)
@@ -381,7 +413,7 @@ func (p *peer) serve(c net.Conn) {
 		kind, payload, b, err := readFrame(c, buf, t.cfg.MaxFrameBytes)
 		buf = b
 		if err == nil {
-			p.lastHeard.Store(time.Now().UnixNano())
+			p.lastHeard.Store(max(1, int64(time.Since(epoch))))
 			err = p.handle(cs, kind, payload)
 		}
 		if err != nil {

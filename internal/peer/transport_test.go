@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -285,7 +286,10 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 	unknownKind := append([]byte(nil), good...)
 	unknownKind[4] = 9
 	countBomb := appendCountFrame(1 << 40)
-	for name, frame := range map[string][]byte{"huge": huge, "crc": badCRC, "kind": unknownKind, "count": countBomb} {
+	// A frame that is sound (length, kind, checksum) around a message that
+	// is not a raft message.
+	garbage := appendPayloadFrame(binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint(nil, 1), 1), 8), bytes.Repeat([]byte{0xff}, 8)...)
+	for name, frame := range map[string][]byte{"huge": huge, "crc": badCRC, "kind": unknownKind, "count": countBomb, "garbage message": garbage} {
 		c := dialRaw(t, ln.Addr().String(), hello{version: version, cluster: ClusterID{7}, from: 1, to: 5})
 		if err := readAnswer(c); err != nil {
 			t.Fatal(err)
@@ -296,13 +300,18 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 			t.Fatalf("%s: connection still open", name)
 		}
 	}
-	// The good frame before each bad one was delivered, four times.
-	in.wait(t, 1, 4)
+	// The good frame before each bad one was delivered, five times.
+	in.wait(t, 1, 5)
 }
 
 // appendCountFrame is a frame whose payload claims count messages.
 func appendCountFrame(count uint64) []byte {
-	payload := binary.AppendUvarint(nil, count)
+	return appendPayloadFrame(binary.AppendUvarint(nil, count))
+}
+
+// appendPayloadFrame is a messages frame around the payload given.
+func appendPayloadFrame(payload []byte, more ...byte) []byte {
+	payload = append(payload, more...)
 	f := binary.BigEndian.AppendUint32(nil, uint32(len(payload)+5))
 	f = append(f, frameMessages)
 	f = binary.BigEndian.AppendUint32(f, crc32c(payload))
@@ -338,3 +347,61 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("node 2 last heard from node 1 at %v (before %v), with nothing to send", after, before)
 	}
 }
+
+// TestDuplicateNodeRefused: a second process started with the id of a
+// node that is connected and alive is refused, with a reason naming the
+// duplicate id, and the first keeps its connection; once the first is
+// gone, a node with its id (a restart) is taken at once.
+func TestDuplicateNodeRefused(t *testing.T) {
+	ts, ins := cluster(t, 2)
+	waitConnected(t, ts[0], 2)
+	addr2 := ts[0].Status()[0].Addr
+	var logs strings.Builder
+	var logsMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logsMu.Lock()
+		defer logsMu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	twin, err := New(Config{Cluster: ClusterID{1}, Node: 1, Listener: listen(t), Peers: map[uint64]string{2: addr2}, Handle: newInbox().handle, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer twin.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logsMu.Lock()
+		got := logs.String()
+		logsMu.Unlock()
+		if strings.Contains(got, "is another process running with node id 1?") {
+			for _, line := range strings.Split(got, "\n") {
+				if strings.Contains(line, "another process") {
+					t.Logf("the second node 1 logged: %s", line)
+					break
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second node 1 was not refused; its log: %s", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := uint64(1); i <= 20; i++ {
+		if !ts[0].Send(2, Envelope{Group: 4, Msg: msg(i)}) {
+			t.Fatalf("node 1 lost its connection to node 2")
+		}
+		time.Sleep(20 * time.Millisecond) // across a few of the twin's redials
+	}
+	ins[1].wait(t, 1, 20)
+	if twin.Send(2, Envelope{Group: 4, Msg: msg(99)}) {
+		t.Fatal("the second node 1 is connected")
+	}
+	// The first node 1 stops: the second is taken.
+	ts[0].Close()
+	waitConnected(t, twin, 2)
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
