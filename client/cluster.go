@@ -5,6 +5,7 @@ import (
 	"time"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 )
 
 // ClusterStatus is a node's view of its cluster.
@@ -52,7 +53,7 @@ type RaftProgress struct {
 
 // ClusterStatus asks the server for its view of its cluster.
 func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
-	resp, err := call(ctx, c, c.cluster.ClusterStatus, &spoolv1.ClusterStatusRequest{})
+	resp, err := call(ctx, c, clusterRPC(spoolv1connect.ClusterServiceClient.ClusterStatus), &spoolv1.ClusterStatusRequest{})
 	if err != nil {
 		return ClusterStatus{}, err
 	}
@@ -83,7 +84,7 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 // cluster id and the peers list to start the new node with (--join
 // --cluster-id ID --peers PEERS).
 func (c *Client) AddNode(ctx context.Context, id uint64, clusterAddr string) (clusterID, peers string, err error) {
-	resp, err := call(ctx, c, c.cluster.AddNode, &spoolv1.AddNodeRequest{NodeId: id, ClusterAddr: clusterAddr})
+	resp, err := call(ctx, c, clusterRPC(spoolv1connect.ClusterServiceClient.AddNode), &spoolv1.AddNodeRequest{NodeId: id, ClusterAddr: clusterAddr})
 	if err != nil {
 		return "", "", err
 	}
@@ -92,13 +93,13 @@ func (c *Client) AddNode(ctx context.Context, id uint64, clusterAddr string) (cl
 
 // RemoveNode removes node id from the server's cluster for good.
 func (c *Client) RemoveNode(ctx context.Context, id uint64) error {
-	_, err := call(ctx, c, c.cluster.RemoveNode, &spoolv1.RemoveNodeRequest{NodeId: id})
+	_, err := call(ctx, c, clusterRPC(spoolv1connect.ClusterServiceClient.RemoveNode), &spoolv1.RemoveNodeRequest{NodeId: id})
 	return err
 }
 
 // TransferLeadership moves the leadership of the cluster's metadata group
 // to node id and returns once it has moved.
 func (c *Client) TransferLeadership(ctx context.Context, id uint64) error {
-	_, err := call(ctx, c, c.cluster.TransferLeadership, &spoolv1.TransferLeadershipRequest{NodeId: id})
+	_, err := call(ctx, c, clusterRPC(spoolv1connect.ClusterServiceClient.TransferLeadership), &spoolv1.TransferLeadershipRequest{NodeId: id})
 	return err
 }
