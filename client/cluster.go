@@ -16,6 +16,11 @@ type ClusterStatus struct {
 	NodeID    uint64 // the node that answered
 	Nodes     []ClusterNode
 	Groups    []RaftGroup
+	// Coordinator is the node that coordinates subscriptions (serves
+	// consumers, commits, resets, purges, redrives; 0: none right now, an
+	// election), and CoordinatorAddr its native API address.
+	Coordinator     uint64
+	CoordinatorAddr string
 }
 
 // ClusterNode is one node as the answering node sees it.
@@ -57,7 +62,8 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	if err != nil {
 		return ClusterStatus{}, err
 	}
-	out := ClusterStatus{Enabled: resp.GetEnabled(), ClusterID: resp.GetClusterId(), NodeID: resp.GetNodeId()}
+	out := ClusterStatus{Enabled: resp.GetEnabled(), ClusterID: resp.GetClusterId(), NodeID: resp.GetNodeId(),
+		Coordinator: resp.GetCoordinator(), CoordinatorAddr: resp.GetCoordinatorAddr()}
 	for _, n := range resp.GetNodes() {
 		heard := time.Duration(-1)
 		if n.GetLastHeardMs() >= 0 {
