@@ -236,14 +236,22 @@ func TestClusterConsumers(t *testing.T) {
 		}
 		return nil
 	})
-	before, err := c.DescribeSubscription(ctx, "events", "failover")
-	if err != nil {
-		t.Fatal(err)
-	}
 	committed := map[int32]int64{}
-	for _, p := range before.Partitions {
-		committed[p.Partition] = p.CommittedOffset
-	}
+	retryFor(t, 30*time.Second, "commits before the kill", func() error {
+		before, err := c.DescribeSubscription(ctx, "events", "failover")
+		if err != nil {
+			return err
+		}
+		sum := int64(0)
+		for _, p := range before.Partitions {
+			committed[p.Partition] = p.CommittedOffset
+			sum += p.CommittedOffset
+		}
+		if sum < 100 {
+			return fmt.Errorf("committed %v", committed)
+		}
+		return nil
+	})
 	fr.mu.Lock()
 	killedAfter := len(fr.got)
 	fr.mu.Unlock()

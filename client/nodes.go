@@ -341,7 +341,9 @@ func clusterRPC[Req, Res any](m func(spoolv1connect.ClusterServiceClient, contex
 // on binds m to the node at route.
 func (m rpc[Req, Res]) on(c *Client, route string) unaryFunc[Req, Res] {
 	n := c.node(route)
-	return func(ctx context.Context, r *connect.Request[Req]) (*connect.Response[Res], error) { return m(n, ctx, r) }
+	return func(ctx context.Context, r *connect.Request[Req]) (*connect.Response[Res], error) {
+		return m(n, ctx, r)
+	}
 }
 
 // callHome runs m on the home node, and on the next node the client knows
