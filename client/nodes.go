@@ -382,9 +382,9 @@ func callCoord[Req, Res any](ctx context.Context, c *Client, m rpc[Req, Res], re
 // callCoordUnbounded runs a subscription operation m on the coordinator:
 // the node the client knows as coordinator, or the home node. It follows
 // a refusal that names another node, forgets a coordinator it cannot
-// reach (asking the home node again), and retries a refusal during an
-// election after a backoff, a few times. It returns the node that
-// answered.
+// reach or whose connection broke (asking the home node again), and
+// retries a refusal during an election after a backoff, a few times. It
+// returns the node that answered. m must be safe to repeat.
 func callCoordUnbounded[Req, Res any](ctx context.Context, c *Client, m rpc[Req, Res], req *Req) (*Res, string, error) {
 	redirects, refusals := 0, 0
 	for {
@@ -414,13 +414,15 @@ func callCoordUnbounded[Req, Res any](ctx context.Context, c *Client, m rpc[Req,
 				return nil, route, err
 			}
 			continue
-		case route == c.coordinator() && !fromServer(err):
+		case route == c.coordinator() && !fromServer(err) && redirects < maxCoordRedirects:
 			// The coordinator may be down: the home node names the next.
+			// Subscription operations may be repeated (a reset or purge
+			// sets a position, a redrive moves each message once, the
+			// rest read), so the call is sent again even if the failure
+			// came after it was sent.
 			c.nodeFailed(route, err)
-			if notSent(err) && redirects < maxCoordRedirects {
-				redirects++
-				continue
-			}
+			redirects++
+			continue
 		}
 		return nil, route, err
 	}
