@@ -287,8 +287,12 @@ func (c *Client) coordMoved(from string, err error) bool {
 	if h == nil {
 		return false
 	}
-	if h.node == 0 || h.addr == "" || h.addr == from {
-		c.forgetCoordinator(from) // an election, or a new leader not serving yet
+	switch {
+	case h.addr == from:
+		c.setCoordinator(from) // a new coordinator not serving yet: wait for it
+		return false
+	case h.node == 0 || h.addr == "":
+		c.forgetCoordinator(from) // an election: ask the home node next time
 		return false
 	}
 	c.setCoordinator(h.addr)
