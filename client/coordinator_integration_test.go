@@ -226,12 +226,12 @@ func TestClusterConsumers(t *testing.T) {
 	var handled atomic.Int64
 	slow := func(ctx context.Context, m *client.Message) error {
 		handled.Add(1)
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // still consuming when the coordinator is killed
 		return fr.handle(ctx, m)
 	}
 	stop = runConsumer(t, c, "events", "failover", slow, client.ConsumerCommitInterval(20*time.Millisecond))
 	retryFor(t, 60*time.Second, "handled before the kill", func() error {
-		if n := handled.Load(); n < 150 {
+		if n := handled.Load(); n < 60 {
 			return fmt.Errorf("%d handled", n)
 		}
 		return nil
@@ -247,7 +247,7 @@ func TestClusterConsumers(t *testing.T) {
 			committed[p.Partition] = p.CommittedOffset
 			sum += p.CommittedOffset
 		}
-		if sum < 100 {
+		if sum < 30 {
 			return fmt.Errorf("committed %v", committed)
 		}
 		return nil
