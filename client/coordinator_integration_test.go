@@ -130,7 +130,9 @@ func runConsumer(t *testing.T, c *client.Client, topic, sub string, h client.Han
 // Consumer acknowledges each message once. Then the coordinator is killed
 // (-9) under a consuming stream Consumer: the Consumer follows the new
 // coordinator and goes on from the last commit, handling every message
-// (none committed before the kill again). Last, a client given three
+// (none committed before the kill again); a queue Consumer whose client
+// was given only the coordinator's address goes on through the nodes the
+// cluster named and handles every message. Last, a client given three
 // addresses whose first is the killed node works: admin calls, Publish, a
 // Consumer.
 func TestClusterConsumers(t *testing.T) {
@@ -230,6 +232,25 @@ func TestClusterConsumers(t *testing.T) {
 		return fr.handle(ctx, m)
 	}
 	stop = runConsumer(t, c, "events", "failover", slow, client.ConsumerCommitInterval(20*time.Millisecond))
+	// Beside it, a queue Consumer whose client knows only the coordinator's
+	// address: it goes on through the nodes the cluster named.
+	retryFor(t, 30*time.Second, "create failover-queue", func() error {
+		_, err := c.CreateSubscription(ctx, "events", "failover-queue", client.SubscriptionConfig{Mode: client.ModeQueue, Start: client.Earliest()})
+		if errors.Is(err, client.ErrSubscriptionExists) {
+			return nil
+		}
+		return err
+	})
+	dc, err := client.New(coord.url(), client.WithBackoff(20*time.Millisecond, 500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	dr := newRecorder()
+	stopQueue := runConsumer(t, dc, "events", "failover-queue", func(ctx context.Context, m *client.Message) error {
+		time.Sleep(5 * time.Millisecond)
+		return dr.handle(ctx, m)
+	}, client.ConsumerConcurrency(2))
 	retryFor(t, 60*time.Second, "handled before the kill", func() error {
 		if n := handled.Load(); n < 60 {
 			return fmt.Errorf("%d handled", n)
@@ -265,6 +286,16 @@ func TestClusterConsumers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("every message handled %v after the kill", time.Since(t0).Round(time.Millisecond))
+	dr.waitAll(t, all, 120*time.Second)
+	if err := stopQueue(); err != nil {
+		t.Fatal(err)
+	}
+	qdups := 0
+	for _, n := range dr.seen {
+		qdups += n - 1
+	}
+	t.Logf("queue consumer through the killed node's address: every message handled %v after the kill, %d again (unacknowledged leases)",
+		time.Since(t0).Round(time.Millisecond), qdups)
 	dups := 0
 	fr.mu.Lock()
 	for _, d := range fr.got {
