@@ -6,6 +6,7 @@ import (
 	"math"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 )
 
 // Admin calls: thin wrappers over TopicService and SubscriptionService with
@@ -18,7 +19,7 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 	if err := cfg.validate(); err != nil {
 		return Topic{}, err
 	}
-	resp, err := call(ctx, c, c.topics.CreateTopic, &spoolv1.CreateTopicRequest{Name: name, Config: cfg.toProto()})
+	resp, err := call(ctx, c, topicsRPC(spoolv1connect.TopicServiceClient.CreateTopic), &spoolv1.CreateTopicRequest{Name: name, Config: cfg.toProto()})
 	if err != nil {
 		return Topic{}, err
 	}
@@ -28,14 +29,14 @@ func (c *Client) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 // DeleteTopic deletes topic name, its data and its subscriptions;
 // ErrTopicNotFound if there is none.
 func (c *Client) DeleteTopic(ctx context.Context, name string) error {
-	_, err := call(ctx, c, c.topics.DeleteTopic, &spoolv1.DeleteTopicRequest{Name: name})
+	_, err := call(ctx, c, topicsRPC(spoolv1connect.TopicServiceClient.DeleteTopic), &spoolv1.DeleteTopicRequest{Name: name})
 	return err
 }
 
 // ListTopics returns every topic, in the server's order (empty, not nil, if
 // there are none).
 func (c *Client) ListTopics(ctx context.Context) ([]Topic, error) {
-	resp, err := call(ctx, c, c.topics.ListTopics, &spoolv1.ListTopicsRequest{})
+	resp, err := call(ctx, c, topicsRPC(spoolv1connect.TopicServiceClient.ListTopics), &spoolv1.ListTopicsRequest{})
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +50,7 @@ func (c *Client) ListTopics(ctx context.Context) ([]Topic, error) {
 // DescribeTopic returns topic name with its partitions' offsets and sizes
 // and its subscriptions' names; ErrTopicNotFound if there is none.
 func (c *Client) DescribeTopic(ctx context.Context, name string) (*TopicInfo, error) {
-	resp, err := call(ctx, c, c.topics.DescribeTopic, &spoolv1.DescribeTopicRequest{Name: name})
+	resp, err := call(ctx, c, topicsRPC(spoolv1connect.TopicServiceClient.DescribeTopic), &spoolv1.DescribeTopicRequest{Name: name})
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func (c *Client) CreateSubscription(ctx context.Context, topic, name string, cfg
 	if err != nil {
 		return Subscription{}, err
 	}
-	resp, err := call(ctx, c, c.subs.CreateSubscription, &spoolv1.CreateSubscriptionRequest{Topic: topic, Name: name, Config: pcfg})
+	resp, err := call(ctx, c, subsRPC(spoolv1connect.SubscriptionServiceClient.CreateSubscription), &spoolv1.CreateSubscriptionRequest{Topic: topic, Name: name, Config: pcfg})
 	if err != nil {
 		return Subscription{}, err
 	}
@@ -73,14 +74,14 @@ func (c *Client) CreateSubscription(ctx context.Context, topic, name string, cfg
 // DeleteSubscription deletes subscription name of topic and its offsets;
 // its live members' streams end. ErrSubscriptionNotFound if there is none.
 func (c *Client) DeleteSubscription(ctx context.Context, topic, name string) error {
-	_, err := call(ctx, c, c.subs.DeleteSubscription, &spoolv1.DeleteSubscriptionRequest{Topic: topic, Name: name})
+	_, err := call(ctx, c, subsRPC(spoolv1connect.SubscriptionServiceClient.DeleteSubscription), &spoolv1.DeleteSubscriptionRequest{Topic: topic, Name: name})
 	return err
 }
 
 // ListSubscriptions returns the subscriptions of topic (empty, not nil, if
 // there are none); ErrTopicNotFound if the topic does not exist.
 func (c *Client) ListSubscriptions(ctx context.Context, topic string) ([]Subscription, error) {
-	resp, err := call(ctx, c, c.subs.ListSubscriptions, &spoolv1.ListSubscriptionsRequest{Topic: topic})
+	resp, err := call(ctx, c, subsRPC(spoolv1connect.SubscriptionServiceClient.ListSubscriptions), &spoolv1.ListSubscriptionsRequest{Topic: topic})
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +97,24 @@ func (c *Client) ListSubscriptions(ctx context.Context, topic string) ([]Subscri
 // and lag, and for a queue subscription its queue state and dead-letter
 // counts.
 func (c *Client) DescribeSubscription(ctx context.Context, topic, name string) (*SubscriptionInfo, error) {
-	resp, err := call(ctx, c, c.subs.DescribeSubscription, &spoolv1.DescribeSubscriptionRequest{Topic: topic, Name: name})
+	req := &spoolv1.DescribeSubscriptionRequest{Topic: topic, Name: name}
+	m := subsRPC(spoolv1connect.SubscriptionServiceClient.DescribeSubscription)
+	resp, route, err := callCoord(ctx, c, m, req)
 	if err != nil {
 		return nil, err
+	}
+	if ci := resp.GetCluster(); ci != nil {
+		// A cluster node: members and leases are the coordinator's. Ask it
+		// when another node answered.
+		c.learn(ci.GetNodeAddrs())
+		if a := ci.GetCoordinatorAddr(); ci.GetCoordinator() != 0 && validAddr(a) && a != route {
+			c.setCoordinator(a)
+			if again, err := callOn(ctx, c, a, m, req); err == nil {
+				resp = again
+			} else {
+				c.nodeFailed(a, err)
+			}
+		}
 	}
 	return subscriptionInfoFromProto(resp), nil
 }
@@ -140,7 +156,7 @@ func (c *Client) reset(ctx context.Context, what, topic, name string, partition 
 	if err != nil {
 		return nil, err
 	}
-	resp, err := call(ctx, c, c.subs.ResetSubscription, &spoolv1.ResetSubscriptionRequest{Topic: topic, Name: name, To: to, Partition: partition})
+	resp, _, err := callCoord(ctx, c, subsRPC(spoolv1connect.SubscriptionServiceClient.ResetSubscription), &spoolv1.ResetSubscriptionRequest{Topic: topic, Name: name, To: to, Partition: partition})
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +180,7 @@ func (c *Client) PurgePartition(ctx context.Context, topic, name string, partiti
 }
 
 func (c *Client) purge(ctx context.Context, topic, name string, partition *int32) (PurgeResult, error) {
-	resp, err := call(ctx, c, c.subs.PurgeSubscription, &spoolv1.PurgeSubscriptionRequest{Topic: topic, Name: name, Partition: partition})
+	resp, _, err := callCoord(ctx, c, subsRPC(spoolv1connect.SubscriptionServiceClient.PurgeSubscription), &spoolv1.PurgeSubscriptionRequest{Topic: topic, Name: name, Partition: partition})
 	if err != nil {
 		return PurgeResult{}, err
 	}
@@ -182,7 +198,7 @@ func (c *Client) ListDeadLetters(ctx context.Context, topic, sub string, fromOff
 	if fromOffset < 0 || limit < 0 {
 		return nil, 0, invalidArgument("ListDeadLetters: negative offset or limit")
 	}
-	resp, err := call(ctx, c, c.subs.ListDeadLetters, &spoolv1.ListDeadLettersRequest{
+	resp, _, err := callCoord(ctx, c, subsRPC(spoolv1connect.SubscriptionServiceClient.ListDeadLetters), &spoolv1.ListDeadLettersRequest{
 		Topic: topic, Subscription: sub, FromOffset: fromOffset, Limit: int32(min(limit, math.MaxInt32)),
 	})
 	if err != nil {
@@ -206,7 +222,7 @@ func (c *Client) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 	if err != nil {
 		return RedriveReport{}, err
 	}
-	resp, err := callUnbounded(ctx, c, c.subs.Redrive, preq)
+	resp, _, err := callCoordUnbounded(ctx, c, subsRPC(spoolv1connect.SubscriptionServiceClient.Redrive), preq)
 	if err != nil {
 		return RedriveReport{}, err
 	}

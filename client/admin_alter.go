@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 )
 
 // Changing topics and subscriptions while they are in use. A change names
@@ -54,7 +55,7 @@ func (c *Client) AlterTopic(ctx context.Context, name string, cfg TopicConfig, f
 	for _, f := range fields {
 		mask.Paths = append(mask.Paths, string(f))
 	}
-	resp, err := call(ctx, c, c.topics.AlterTopic, &spoolv1.AlterTopicRequest{Name: name, Config: cfg.toProto(), UpdateMask: mask})
+	resp, err := call(ctx, c, topicsRPC(spoolv1connect.TopicServiceClient.AlterTopic), &spoolv1.AlterTopicRequest{Name: name, Config: cfg.toProto(), UpdateMask: mask})
 	if err != nil {
 		return Topic{}, err
 	}
@@ -68,7 +69,7 @@ func (c *Client) AlterTopic(ctx context.Context, name string, cfg TopicConfig, f
 // another partition than its earlier ones. Every subscription receives the
 // new partitions from their first message.
 func (c *Client) AddPartitions(ctx context.Context, name string, partitions int32) (Topic, error) {
-	resp, err := call(ctx, c, c.topics.AddPartitions, &spoolv1.AddPartitionsRequest{Name: name, Partitions: partitions})
+	resp, err := call(ctx, c, topicsRPC(spoolv1connect.TopicServiceClient.AddPartitions), &spoolv1.AddPartitionsRequest{Name: name, Partitions: partitions})
 	if err != nil {
 		return Topic{}, err
 	}
@@ -123,7 +124,7 @@ func (c *Client) AlterSubscription(ctx context.Context, topic, name string, cfg 
 	for _, f := range fields {
 		mask.Paths = append(mask.Paths, string(f))
 	}
-	resp, err := call(ctx, c, c.subs.AlterSubscription, &spoolv1.AlterSubscriptionRequest{Topic: topic, Name: name, Config: pcfg, UpdateMask: mask})
+	resp, err := call(ctx, c, subsRPC(spoolv1connect.SubscriptionServiceClient.AlterSubscription), &spoolv1.AlterSubscriptionRequest{Topic: topic, Name: name, Config: pcfg, UpdateMask: mask})
 	if err != nil {
 		return Subscription{}, err
 	}

@@ -3,11 +3,8 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,30 +18,28 @@ import (
 // DefaultAddr is the address `spool serve` listens on by default.
 const DefaultAddr = "http://127.0.0.1:7070"
 
-// Client is a connection to one Spool server: admin calls, Publish, and the
-// factory of Producers and Consumers. It is safe for concurrent use; make
+// Client is a connection to a Spool server or cluster: admin calls,
+// Publish, and the factory of Producers and Consumers. It is safe for concurrent use; make
 // one per process and Close it at exit.
 type Client struct {
 	cfg       clientConfig
 	addr      string
 	transport *http.Transport // the client's own; nil when WithHTTPClient was given
 
-	topics  spoolv1connect.TopicServiceClient
-	subs    spoolv1connect.SubscriptionServiceClient
-	publish spoolv1connect.PublishServiceClient
-	consume spoolv1connect.ConsumeServiceClient
-	cluster spoolv1connect.ClusterServiceClient
-
-	// Routing to a cluster's partition leaders (routing.go).
-	hc     connect.HTTPClient
-	copts  []connect.ClientOption
-	scheme string        // of addr
-	host   string        // addr's host:port
-	self   nodeConn      // the services at addr
-	rr     atomic.Uint32 // rotates the partition of keyless messages in routed Publish calls
+	// The nodes (nodes.go) and routing to a cluster's partition leaders
+	// (routing.go).
+	hc        connect.HTTPClient
+	copts     []connect.ClientOption
+	scheme    string        // of every address
+	seeds     []string      // the addresses' host:port, in the order given
+	seedAddrs []string      // the addresses, as given
+	rr        atomic.Uint32 // rotates the partition of keyless messages in routed Publish calls
 
 	mu        sync.Mutex
-	nodes     map[string]*nodeConn     // other nodes' services, by host:port
+	home      string                   // the node unrouted calls go to (host:port)
+	coord     string                   // the subscription coordinator, if known (host:port)
+	learned   map[string]bool          // nodes a cluster named, by host:port
+	nodes     map[string]*nodeConn     // nodes' services, by host:port
 	leaders   map[string]*topicLeaders // a cluster's topics' leaders, for Publish
 	closed    bool
 	producers map[*Producer]struct{}
@@ -53,7 +48,11 @@ type Client struct {
 }
 
 // New returns a client for the server at addr ("http://host:port", or
-// "https://…" for TLS); it does not connect until the first call. The
+// "https://…" for TLS); it does not connect until the first call. addr may
+// list several nodes of a cluster, separated by commas
+// ("http://a:7070,http://b:7070"; WithServers adds more): calls go to the
+// first that can be reached, and the client finds the rest of the cluster
+// through it (docs/cluster.md). The
 // default transport speaks HTTP/2 only: cleartext (h2c) for "http://", TLS
 // with ALPN for "https://", with HTTP/2 keep-alive pings so that dead
 // connections are noticed. An invalid addr or option is an error that
@@ -68,15 +67,18 @@ func New(addr string, opts ...Option) (*Client, error) {
 	if len(cfg.errs) > 0 {
 		return nil, errors.Join(cfg.errs...)
 	}
-	u, err := url.Parse(addr)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: address %q is not http://host:port or https://host:port", ErrInvalidOption, addr)
+	addrs, hosts, scheme, err := parseSeeds(addr, cfg.servers)
+	if err != nil {
+		return nil, err
 	}
 	c := &Client{
 		cfg:       cfg,
-		addr:      strings.TrimRight(addr, "/"),
-		scheme:    u.Scheme,
-		host:      u.Host,
+		addr:      addrs[0],
+		scheme:    scheme,
+		seeds:     hosts,
+		seedAddrs: addrs,
+		home:      hosts[0],
+		learned:   map[string]bool{},
 		nodes:     map[string]*nodeConn{},
 		leaders:   map[string]*topicLeaders{},
 		producers: map[*Producer]struct{}{},
@@ -92,13 +94,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 	if cfg.grpc {
 		copts = append(copts, connect.WithGRPC())
 	}
-	c.topics = spoolv1connect.NewTopicServiceClient(hc, c.addr, copts...)
-	c.subs = spoolv1connect.NewSubscriptionServiceClient(hc, c.addr, copts...)
-	c.publish = spoolv1connect.NewPublishServiceClient(hc, c.addr, copts...)
-	c.consume = spoolv1connect.NewConsumeServiceClient(hc, c.addr, copts...)
-	c.cluster = spoolv1connect.NewClusterServiceClient(hc, c.addr, copts...)
 	c.hc, c.copts = hc, copts
-	c.self = nodeConn{publish: c.publish, topics: c.topics}
 	return c, nil
 }
 
@@ -121,8 +117,8 @@ func newTransport() *http.Transport {
 	}
 }
 
-// Addr returns the server address the client was made with, without a
-// trailing slash.
+// Addr returns the (first) server address the client was made with,
+// without a trailing slash.
 func (c *Client) Addr() string { return c.addr }
 
 // Close closes the producers still open (their unsent messages fail with
@@ -174,11 +170,21 @@ func (c *Client) unaryContext(ctx context.Context) (context.Context, context.Can
 	return context.WithTimeout(ctx, c.cfg.requestTimeout)
 }
 
-// call runs one unary RPC with the client's timeout and error conversion.
-func call[Req, Res any](ctx context.Context, c *Client, f func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
+// call runs one unary RPC on the home node (nodes.go) with the client's
+// timeout and error conversion.
+func call[Req, Res any](ctx context.Context, c *Client, m rpc[Req, Res], req *Req) (*Res, error) {
 	ctx, cancel := c.unaryContext(ctx)
 	defer cancel()
-	return callUnbounded(ctx, c, f, req)
+	resp, _, err := callHome(ctx, c, m, req)
+	return resp, err
+}
+
+// callOn runs one unary RPC on the node at route with the client's
+// timeout and error conversion.
+func callOn[Req, Res any](ctx context.Context, c *Client, route string, m rpc[Req, Res], req *Req) (*Res, error) {
+	ctx, cancel := c.unaryContext(ctx)
+	defer cancel()
+	return callUnbounded(ctx, c, m.on(c, route), req)
 }
 
 // callUnbounded is call without the request timeout, for calls whose
@@ -250,7 +256,7 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...Message) ([]
 		return c.publishRouted(ctx, topic, req, tl, 0, false)
 	}
 	for attempt := 1; ; attempt++ {
-		resp, err := call(ctx, c, c.publish.Publish, req)
+		resp, err := call(ctx, c, publishRPC(spoolv1connect.PublishServiceClient.Publish), req)
 		if err == nil {
 			out := make([]PublishResult, len(msgs))
 			return out, fillResults(out, nil, resp)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 )
 
 // ClusterStatus is a node's view of its cluster.
@@ -15,6 +16,11 @@ type ClusterStatus struct {
 	NodeID    uint64 // the node that answered
 	Nodes     []ClusterNode
 	Groups    []RaftGroup
+	// Coordinator is the node that coordinates subscriptions (serves
+	// consumers, commits, resets, purges, redrives; 0: none right now, an
+	// election), and CoordinatorAddr its native API address.
+	Coordinator     uint64
+	CoordinatorAddr string
 }
 
 // ClusterNode is one node as the answering node sees it.
@@ -52,11 +58,12 @@ type RaftProgress struct {
 
 // ClusterStatus asks the server for its view of its cluster.
 func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
-	resp, err := call(ctx, c, c.cluster.ClusterStatus, &spoolv1.ClusterStatusRequest{})
+	resp, err := call(ctx, c, clusterRPC(spoolv1connect.ClusterServiceClient.ClusterStatus), &spoolv1.ClusterStatusRequest{})
 	if err != nil {
 		return ClusterStatus{}, err
 	}
-	out := ClusterStatus{Enabled: resp.GetEnabled(), ClusterID: resp.GetClusterId(), NodeID: resp.GetNodeId()}
+	out := ClusterStatus{Enabled: resp.GetEnabled(), ClusterID: resp.GetClusterId(), NodeID: resp.GetNodeId(),
+		Coordinator: resp.GetCoordinator(), CoordinatorAddr: resp.GetCoordinatorAddr()}
 	for _, n := range resp.GetNodes() {
 		heard := time.Duration(-1)
 		if n.GetLastHeardMs() >= 0 {
@@ -83,7 +90,7 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 // cluster id and the peers list to start the new node with (--join
 // --cluster-id ID --peers PEERS).
 func (c *Client) AddNode(ctx context.Context, id uint64, clusterAddr string) (clusterID, peers string, err error) {
-	resp, err := call(ctx, c, c.cluster.AddNode, &spoolv1.AddNodeRequest{NodeId: id, ClusterAddr: clusterAddr})
+	resp, err := call(ctx, c, clusterRPC(spoolv1connect.ClusterServiceClient.AddNode), &spoolv1.AddNodeRequest{NodeId: id, ClusterAddr: clusterAddr})
 	if err != nil {
 		return "", "", err
 	}
@@ -92,13 +99,13 @@ func (c *Client) AddNode(ctx context.Context, id uint64, clusterAddr string) (cl
 
 // RemoveNode removes node id from the server's cluster for good.
 func (c *Client) RemoveNode(ctx context.Context, id uint64) error {
-	_, err := call(ctx, c, c.cluster.RemoveNode, &spoolv1.RemoveNodeRequest{NodeId: id})
+	_, err := call(ctx, c, clusterRPC(spoolv1connect.ClusterServiceClient.RemoveNode), &spoolv1.RemoveNodeRequest{NodeId: id})
 	return err
 }
 
 // TransferLeadership moves the leadership of the cluster's metadata group
 // to node id and returns once it has moved.
 func (c *Client) TransferLeadership(ctx context.Context, id uint64) error {
-	_, err := call(ctx, c, c.cluster.TransferLeadership, &spoolv1.TransferLeadershipRequest{NodeId: id})
+	_, err := call(ctx, c, clusterRPC(spoolv1connect.ClusterServiceClient.TransferLeadership), &spoolv1.TransferLeadershipRequest{NodeId: id})
 	return err
 }

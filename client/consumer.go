@@ -180,7 +180,7 @@ func (k *Consumer) loop(ctx context.Context) error {
 	queue := sub.Config.Mode == ModeQueue
 	k.log.Debug("spool: consuming", "mode", sub.Config.Mode)
 	st := &memberState{carry: map[int32]int64{}}
-	failures := 0
+	failures, redirects := 0, 0
 	for {
 		var out sessionOutcome
 		if queue {
@@ -195,8 +195,16 @@ func (k *Consumer) loop(ctx context.Context) error {
 			return nil
 		}
 		if out.joined {
-			failures = 0
+			failures, redirects = 0, 0
 		}
+		if k.c.coordMoved(st.route, out.err) && redirects < maxCoordRedirects {
+			// A cluster node that does not coordinate subscriptions named
+			// the one that does: go there at once.
+			redirects++
+			k.log.Info("spool: following the subscription coordinator", "from", st.route, "to", k.c.coordinator())
+			continue
+		}
+		k.c.nodeFailed(st.route, out.err)
 		failures++
 		wait := k.c.cfg.backoff.delay(failures, retryAfterOf(out.err))
 		k.log.Warn("spool: consume stream broken; reconnecting", "err", out.err, "retry_in", wait, "member_id", st.memberID)
@@ -230,6 +238,7 @@ func (k *Consumer) subscription(ctx context.Context) (*Subscription, error) {
 // memberState survives reconnects within one Run.
 type memberState struct {
 	memberID string          // rejoin as this member; "" = new member
+	route    string          // the node the last stream went to
 	carry    map[int32]int64 // stream mode: processed but uncommitted: next offset per partition
 	queued   leaseCarry      // queue mode: outcomes not yet sent
 }

@@ -55,11 +55,18 @@ func (c *conn) initConn(prefetch int, sessionTimeout time.Duration) {
 	c.hbEvery.Store(int64(max(sessionTimeout/3, minHeartbeat)))
 }
 
-// openStream opens the stream on base and sends start.
-func (c *conn) openStream(k *Consumer, base context.Context, start *spoolv1.ConsumeStart) {
+// openStream opens the stream on base and sends start, to the
+// subscription coordinator when the client knows it (a cluster), else to
+// the home node; it returns the node's route.
+func (c *conn) openStream(k *Consumer, base context.Context, start *spoolv1.ConsumeStart) string {
+	route := k.c.coordinator()
+	if route == "" {
+		route = k.c.homeRoute()
+	}
 	ctx, cancel := context.WithCancel(base)
-	c.stream, c.cancelStream = k.c.consume.Consume(ctx), cancel
-	c.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Start{Start: start}})
+	c.stream, c.cancelStream = k.c.node(route).consume.Consume(ctx), cancel
+	defer c.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Start{Start: start}})
+	return route
 }
 
 func (c *conn) receive() {
@@ -223,7 +230,7 @@ func (c *sessionCore[E]) run() sessionOutcome {
 // open starts the stream with ConsumeStart, then the receiver and
 // heartbeats.
 func (c *sessionCore[E]) open() {
-	c.openStream(c.k, c.work, &spoolv1.ConsumeStart{
+	c.st.route = c.openStream(c.k, c.work, &spoolv1.ConsumeStart{
 		Topic:          c.k.topic,
 		Subscription:   c.k.sub,
 		ClientId:       c.k.c.cfg.clientID,

@@ -2,7 +2,7 @@
 // speaks Spool's native API (Connect or gRPC over HTTP/2) and exposes only
 // Go types.
 //
-// A Client is one server connection:
+// A Client is a connection to a server, or to the nodes of a cluster:
 //
 //	c, err := client.New("http://127.0.0.1:7070")
 //	…
@@ -34,19 +34,32 @@
 // a Delay go one by one (the message form), where the topic's
 // de-duplication window and the broker's clock apply.
 //
-// Clusters: give any node's address. Only a partition's leader takes its
-// publishes; a node that does not lead a partition refuses a publish to it
-// and names the leader, and DescribeTopic names every partition's leader
+// Clusters: give any node's address, or several
+// (New("http://a:7070,http://b:7070") or WithServers): calls go to the first
+// node that can be reached, and the client learns the others from what
+// the cluster tells it. Only a partition's leader takes its publishes; a
+// node that does not lead a partition refuses a publish to it and names
+// the leader, and DescribeTopic names every partition's leader
 // (PartitionInfo.Leader, LeaderAddr). Publish and the Producer follow them:
 // each partition's messages go to its leader over a connection made for
 // that node when first needed (closed with the client), refused or
 // interrupted ones are resent there with the same message ids or producer
 // sequences (so nothing is stored twice), and during an election they
 // wait within the retry budget (WithPublishAttempts for Publish, the
-// delivery timeout for a Producer). Admin calls and ReadTopic are answered
-// by the node given; a Consumer connects to it too (on a cluster the node
-// that coordinates subscriptions serves sessions). On a single node none
-// of this costs anything: no leader is ever named.
+// delivery timeout for a Producer). Subscriptions are served by one node,
+// the coordinator: a Consumer's sessions (and with them its commits and
+// acknowledgements), ResetSubscription, PurgeSubscription, Redrive,
+// DescribeSubscription and ListDeadLetters go to it. Another node refuses
+// them naming the coordinator, and DescribeSubscription names it up
+// front; when the coordinator cannot be reached (it stopped), the client
+// asks the other nodes it knows and follows the new one, a Consumer within
+// its usual reconnect backoff. After such a move a stream Consumer goes on
+// from the last commit and a queue Consumer's unacknowledged messages are
+// delivered again (at-least-once: nothing is skipped, a message handled
+// but not yet committed or acknowledged may be handled twice). Other admin
+// calls and ReadTopic are answered by any node. On a single node none of
+// this costs anything: no leader or coordinator is ever named, and no
+// extra call is made.
 //
 // Consuming: a Consumer joins a subscription and calls a Handler for every
 // message. On a stream subscription it handles messages in order per

@@ -101,6 +101,7 @@ type Error struct {
 
 	cause  error       // the Connect error this was built from, if any
 	leader *leaderHint // a cluster node's refusal of a partition it does not lead
+	coord  *coordHint  // a cluster node's refusal of a subscription operation it does not coordinate
 }
 
 // Error returns "client: <code>: <message>".
@@ -142,6 +143,7 @@ func errorFromInfo(info *spoolv1.ErrorInfo, message string) *Error {
 		Retriable:  info.GetRetriable(),
 		RetryAfter: info.GetRetryAfter().AsDuration(),
 		leader:     leaderHintOf(info.GetNotLeader()),
+		coord:      coordHintOf(info.GetNotCoordinator()),
 	}
 }
 

@@ -27,6 +27,7 @@ type clientConfig struct {
 	grpc            bool
 	backoff         backoff
 	publishAttempts int
+	servers         []string // more addresses of the cluster (WithServers)
 	errs            []error
 }
 
@@ -53,6 +54,23 @@ func WithHTTPClient(hc *http.Client) Option {
 			c.fail("WithHTTPClient: nil client")
 		}
 		c.httpClient = hc
+	}}
+}
+
+// WithServers adds addresses of other nodes of the same cluster to the one
+// given to New ("http://host:port", all of New's scheme): when the first
+// cannot be reached the client goes on through the next. Every node shares
+// the client's HTTP client. Without it, a client made with one address
+// still learns the cluster's other nodes from what that node tells it.
+func WithServers(addrs ...string) Option {
+	return Option{func(c *clientConfig) {
+		for _, a := range addrs {
+			if a == "" {
+				c.fail("WithServers: empty address")
+				continue
+			}
+			c.servers = append(c.servers, a)
+		}
 	}}
 }
 

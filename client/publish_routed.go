@@ -7,6 +7,7 @@ import (
 	"time"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/recordbatch"
 )
 
@@ -187,7 +188,7 @@ func (c *Client) publishGroups(ctx context.Context, topic string, msgs []*spoolv
 			sub.Messages[k] = msgs[i]
 		}
 		send := func() {
-			resp, err := call(ctx, c, c.node(route).publish.Publish, sub)
+			resp, err := callOn(ctx, c, route, publishRPC(spoolv1connect.PublishServiceClient.Publish), sub)
 			if err == nil {
 				err = fillResults(out, idx, resp) // groups fill disjoint entries
 			}

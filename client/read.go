@@ -120,9 +120,12 @@ func (c *Client) ReadTopic(ctx context.Context, topic string, opts ...ReadOption
 			return
 		}
 		defer c.stopRead(&cancel)
-		stream, err := c.topics.ReadTopic(readCtx, connect.NewRequest(req))
+		route := c.homeRoute()
+		stream, err := c.node(route).topics.ReadTopic(readCtx, connect.NewRequest(req))
 		if err != nil {
-			yield(nil, c.readError(ctx, err))
+			err = c.readError(ctx, err)
+			c.nodeFailed(route, err) // the next read goes to another node if this one is down
+			yield(nil, err)
 			return
 		}
 		defer func() {
@@ -137,7 +140,9 @@ func (c *Client) ReadTopic(ctx context.Context, topic string, opts ...ReadOption
 			}
 		}
 		if err := stream.Err(); err != nil {
-			yield(nil, c.readError(ctx, err))
+			err = c.readError(ctx, err)
+			c.nodeFailed(route, err)
+			yield(nil, err)
 		}
 	}
 }

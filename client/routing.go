@@ -7,11 +7,11 @@ package client
 // address (NotLeader), and DescribeTopic names every partition's leader.
 // The client then sends that partition's publishes to the leader, over a
 // connection made for that node when first needed (every node's services
-// share the client's HTTP client and are closed with it), and resends what
-// was refused with the same message ids or producer sequences, so that
-// nothing is stored twice. A single node never refuses a publish so, and
-// names no leaders: everything goes to the client's address, as it always
-// did, without any extra call.
+// share the client's HTTP client and are closed with it; nodes.go), and
+// resends what was refused with the same message ids or producer
+// sequences, so that nothing is stored twice. A single node never refuses
+// a publish so, and names no leaders: everything goes to the client's
+// address, as it always did, without any extra call.
 
 import (
 	"context"
@@ -83,58 +83,9 @@ func leaderOf(err error) *leaderHint {
 	return nil
 }
 
-// nodeConn is the services of one node of a cluster.
-type nodeConn struct {
-	publish spoolv1connect.PublishServiceClient
-	topics  spoolv1connect.TopicServiceClient
-}
-
-// node returns the services of the node at route: "" is the client's own
-// address; another is a leader's host:port, reached with the client's
-// scheme.
-func (c *Client) node(route string) *nodeConn {
-	if route == "" {
-		return &c.self
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if n := c.nodes[route]; n != nil {
-		return n
-	}
-	if len(c.nodes) >= maxNodes {
-		for k := range c.nodes { // forget one; it is made again if needed
-			delete(c.nodes, k)
-			break
-		}
-	}
-	base := c.scheme + "://" + route
-	n := &nodeConn{
-		publish: spoolv1connect.NewPublishServiceClient(c.hc, base, c.copts...),
-		topics:  spoolv1connect.NewTopicServiceClient(c.hc, base, c.copts...),
-	}
-	c.nodes[route] = n
-	return n
-}
-
-// routeOf returns the route of a leader's address: "" when it is the
-// client's own.
-func (c *Client) routeOf(addr string) string {
-	if addr == c.host {
-		return ""
-	}
-	return addr
-}
-
-// knownRoutes returns the other nodes the client has been sent to.
-func (c *Client) knownRoutes() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.nodes))
-	for r := range c.nodes {
-		out = append(out, r)
-	}
-	return out
-}
+// routeOf returns the route of a leader's address: the address itself
+// (a node's route is its host:port; "" stands for the home node).
+func (c *Client) routeOf(addr string) string { return addr }
 
 // topicLeaders is what a DescribeTopic said of a topic's partitions.
 type topicLeaders struct {
@@ -156,19 +107,22 @@ func (tl *topicLeaders) cluster() bool {
 }
 
 // describeLeaders asks for a topic's partitions and their leaders: the
-// client's own node first, then each other node it has been sent to, so
-// that one node down does not hide the others. It returns the first
-// answer, or the first node's error.
+// home node first, then each other node the client knows, so that one
+// node down does not hide the others. It returns the first answer, or the
+// first node's error.
 func (c *Client) describeLeaders(ctx context.Context, topic string) (*topicLeaders, error) {
 	var first error
-	for i, route := range append([]string{""}, c.knownRoutes()...) {
+	for i, route := range c.homeRoutes() {
 		if i > 0 && !IsRetriable(first) {
 			break // the topic is missing, or the call is refused: asking elsewhere does not help
 		}
 		dctx, cancel := context.WithTimeout(ctx, describeTimeout)
-		resp, err := callUnbounded(dctx, c, c.node(route).topics.DescribeTopic, &spoolv1.DescribeTopicRequest{Name: topic})
+		resp, err := callUnbounded(dctx, c, topicsRPC(spoolv1connect.TopicServiceClient.DescribeTopic).on(c, route), &spoolv1.DescribeTopicRequest{Name: topic})
 		cancel()
 		if err == nil {
+			if i > 0 && unreachable(first) {
+				c.setHome(route)
+			}
 			return leadersFromProto(resp, c)
 		}
 		if first == nil {
@@ -253,19 +207,22 @@ func (c *Client) follow(tl *topicLeaders, h *leaderHint) (out *topicLeaders, mov
 	return &cp, true
 }
 
-// initProducer asks for a producer id: the client's own node first, then
-// (after a retriable failure) each other node it has been sent to. Ids
+// initProducer asks for a producer id: the home node first, then (after a
+// retriable failure) each other node the client knows. Ids
 // are the cluster's: a producer id from any node is good on every node.
 func (c *Client) initProducer(ctx context.Context, req *spoolv1.InitProducerRequest) (*spoolv1.InitProducerResponse, error) {
 	var first error
-	for i, route := range append([]string{""}, c.knownRoutes()...) {
+	for i, route := range c.homeRoutes() {
 		if i > 0 && !IsRetriable(first) {
 			break
 		}
 		ictx, cancel := context.WithTimeout(ctx, describeTimeout)
-		resp, err := callUnbounded(ictx, c, c.node(route).publish.InitProducer, req)
+		resp, err := callUnbounded(ictx, c, publishRPC(spoolv1connect.PublishServiceClient.InitProducer).on(c, route), req)
 		cancel()
 		if err == nil {
+			if i > 0 && unreachable(first) {
+				c.setHome(route)
+			}
 			return resp, nil
 		}
 		if first == nil {

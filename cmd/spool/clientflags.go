@@ -25,21 +25,27 @@ func addServerFlag(root *cobra.Command) {
 		def = defaultServer
 	}
 	root.PersistentFlags().String("server", def,
-		"`URL` of the Spool server the client commands talk to, http://host:port (env SPOOL_SERVER)")
+		"`URL` of the Spool server the client commands talk to, http://host:port; several nodes of a cluster separated by commas (env SPOOL_SERVER)")
 }
 
-// newClient returns an SDK client for the --server of cmd. A bare host:port
-// is taken as http://host:port. The SDK's warnings (reconnects, retries) go
-// to cmd's stderr.
+// newClient returns an SDK client for the --server of cmd: one address or
+// several, separated by commas (nodes of one cluster; the client goes on
+// through the next when one is down). A bare host:port is taken as
+// http://host:port. The SDK's warnings (reconnects, retries) go to cmd's
+// stderr.
 func newClient(cmd *cobra.Command) (*client.Client, error) {
-	addr, err := cmd.Flags().GetString("server")
+	list, err := cmd.Flags().GetString("server")
 	if err != nil {
 		return nil, err
 	}
-	if addr != "" && !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+	addrs := strings.Split(list, ",")
+	for i, a := range addrs {
+		if a = strings.TrimSpace(a); a != "" && !strings.Contains(a, "://") {
+			a = "http://" + a
+		}
+		addrs[i] = a
 	}
-	c, err := client.New(addr,
+	c, err := client.New(strings.Join(addrs, ","),
 		client.WithClientID("spool-cli"),
 		client.WithLogger(sdkLogger(cmd.ErrOrStderr())))
 	if err != nil {

@@ -53,7 +53,12 @@ func printClusterStatus(w io.Writer, st client.ClusterStatus) error {
 		_, err := fmt.Fprintln(w, "not a cluster: this server is a single node (see `spool serve --help`: --node-id, --peers)")
 		return err
 	}
-	fmt.Fprintf(w, "cluster %s, answered by node %d\n\n", st.ClusterID, st.NodeID)
+	fmt.Fprintf(w, "cluster %s, answered by node %d\n", st.ClusterID, st.NodeID)
+	if st.Coordinator != 0 {
+		fmt.Fprintf(w, "subscriptions coordinated by node %d (%s)\n\n", st.Coordinator, orDash(st.CoordinatorAddr))
+	} else {
+		fmt.Fprintf(w, "subscriptions coordinated by no node right now (an election)\n\n")
+	}
 	tw := newTable(w)
 	fmt.Fprintln(tw, "NODE\tCLUSTER ADDR\tHTTP\tKAFKA\tVOTER\tCONNECTED\tLAST HEARD\tLEADS\tDROPPED")
 	for _, n := range st.Nodes {
@@ -93,11 +98,14 @@ func printClusterStatus(w io.Writer, st client.ClusterStatus) error {
 }
 
 type clusterJSON struct {
-	Enabled   bool              `json:"enabled"`
-	ClusterID string            `json:"cluster_id,omitempty"`
-	NodeID    uint64            `json:"node_id,omitempty"`
-	Nodes     []clusterNodeJSON `json:"nodes,omitempty"`
-	Groups    []raftGroupJSON   `json:"groups,omitempty"`
+	Enabled   bool   `json:"enabled"`
+	ClusterID string `json:"cluster_id,omitempty"`
+	NodeID    uint64 `json:"node_id,omitempty"`
+	// The subscription coordinator (0: none right now) and its address.
+	Coordinator     uint64            `json:"coordinator,omitempty"`
+	CoordinatorAddr string            `json:"coordinator_addr,omitempty"`
+	Nodes           []clusterNodeJSON `json:"nodes,omitempty"`
+	Groups          []raftGroupJSON   `json:"groups,omitempty"`
 }
 
 type clusterNodeJSON struct {
@@ -134,7 +142,8 @@ type raftProgressJSON struct {
 }
 
 func newClusterJSON(st client.ClusterStatus) clusterJSON {
-	out := clusterJSON{Enabled: st.Enabled, ClusterID: st.ClusterID, NodeID: st.NodeID}
+	out := clusterJSON{Enabled: st.Enabled, ClusterID: st.ClusterID, NodeID: st.NodeID,
+		Coordinator: st.Coordinator, CoordinatorAddr: st.CoordinatorAddr}
 	for _, n := range st.Nodes {
 		heard := int64(-1)
 		if n.LastHeard >= 0 {

@@ -73,7 +73,10 @@ func (h topics) DescribeTopic(_ context.Context, req *connect.Request[spoolv1.De
 }
 
 // subs implements SubscriptionService.
-type subs struct{ b *broker.Broker }
+type subs struct {
+	b *broker.Broker
+	h *Handler // its cluster node, if any
+}
 
 func (h subs) CreateSubscription(_ context.Context, req *connect.Request[spoolv1.CreateSubscriptionRequest]) (*connect.Response[spoolv1.CreateSubscriptionResponse], error) {
 	cfg, err := subConfigFromProto(req.Msg.Config)
@@ -132,6 +135,7 @@ func (h subs) DescribeSubscription(_ context.Context, req *connect.Request[spool
 		out.Members = append(out.Members, pm)
 	}
 	out.Partitions = subPartitionsToProto(info.Partitions)
+	out.Cluster = h.h.clusterInfo()
 	return connect.NewResponse(out), nil
 }
 

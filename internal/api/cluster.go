@@ -22,6 +22,7 @@ func (c clusterService) ClusterStatus(_ context.Context, _ *connect.Request[spoo
 	}
 	st := n.Status()
 	out := &spoolv1.ClusterStatusResponse{Enabled: true, ClusterId: st.ClusterID, NodeId: st.NodeID}
+	out.Coordinator, out.CoordinatorAddr = n.Coordinator()
 	for _, ns := range st.Nodes {
 		heard := int64(-1)
 		if ns.LastHeard >= 0 {
@@ -41,6 +42,25 @@ func (c clusterService) ClusterStatus(_ context.Context, _ *connect.Request[spoo
 		out.Groups = append(out.Groups, rg)
 	}
 	return connect.NewResponse(out), nil
+}
+
+// clusterInfo is what this node knows of its cluster's coordinator and
+// nodes' native addresses; nil on a single node.
+func (h *Handler) clusterInfo() *spoolv1.ClusterInfo {
+	n := h.cluster.Load()
+	if n == nil {
+		return nil
+	}
+	info := &spoolv1.ClusterInfo{}
+	info.Coordinator, info.CoordinatorAddr = n.Coordinator()
+	if reg, err := n.Registry(); err == nil {
+		for _, ni := range reg {
+			if !ni.Removed && ni.HTTPAddr != "" {
+				info.NodeAddrs = append(info.NodeAddrs, ni.HTTPAddr)
+			}
+		}
+	}
+	return info
 }
 
 func (c clusterService) node() (*cluster.Node, error) {

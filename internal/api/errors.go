@@ -77,6 +77,9 @@ func errorInfo(err error) (*spoolv1.ErrorInfo, string) {
 		if nl := errs.NotLeaderOf(err); nl != nil {
 			info.NotLeader = &spoolv1.NotLeader{Topic: nl.Topic, Partition: nl.Partition, Leader: nl.Node, LeaderAddr: nl.Addr}
 		}
+		if nc := errs.NotCoordinatorOf(err); nc != nil {
+			info.NotCoordinator = &spoolv1.NotCoordinator{Coordinator: nc.Node, CoordinatorAddr: nc.Addr}
+		}
 		return info, e.Error()
 	case errors.Is(err, context.Canceled):
 		return &spoolv1.ErrorInfo{Code: string(errs.Canceled)}, err.Error()

@@ -55,3 +55,23 @@ func TestErrorInfoNotLeader(t *testing.T) {
 		t.Errorf("not_leader without a leader: %v", info)
 	}
 }
+
+// A cluster node's refusal of a subscription operation names the
+// coordinator in ErrorInfo.not_coordinator, also when wrapped, and during
+// an election (coordinator 0).
+func TestErrorInfoNotCoordinator(t *testing.T) {
+	for _, nc := range []errs.NotCoordinator{{Node: 2, Addr: "127.0.0.1:7075"}, {}} {
+		e := errs.New(errs.Unavailable, "this node does not coordinate subscriptions")
+		e.NotCoordinator = &nc
+		for _, err := range []error{e, errs.Wrap(errs.Unavailable, e, "consume")} {
+			info, _ := errorInfo(err)
+			got := info.GetNotCoordinator()
+			if got == nil || got.GetCoordinator() != nc.Node || got.GetCoordinatorAddr() != nc.Addr || !info.GetRetriable() {
+				t.Errorf("%v: %v", err, info)
+			}
+		}
+	}
+	if info, _ := errorInfo(errs.New(errs.Unavailable, "x")); info.GetNotCoordinator() != nil {
+		t.Errorf("not_coordinator without a coordinator: %v", info)
+	}
+}

@@ -78,7 +78,7 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table) *Handler {
 	budget := semaphore.NewWeighted(lim.PublishBudgetBytes)
 	streams := &consume{b: b, max: int64(lim.MaxSessions)}
 	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b: b, streams: streams}, opts...))
-	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b}, opts...))
+	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b: b, h: h}, opts...))
 	h.mux.Handle(newPublishHandler(publish{b: b, producers: producers, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
 	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(streams, opts...))
 	h.mux.Handle(spoolv1connect.NewClusterServiceHandler(clusterService{h}, opts...))

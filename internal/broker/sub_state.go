@@ -221,13 +221,17 @@ func decodeSubWrite(r *state.Reader) (*subWrite, error) {
 // that does not coordinate subscriptions.
 func (b *Broker) notCoordinator() error {
 	id, addr := b.cfg.Meta.Coordinator()
+	var e *errs.Error
 	switch {
 	case id == 0:
-		return errs.New(errs.Unavailable, "the cluster has no subscription coordinator right now (a metadata election); retry")
+		e = errs.New(errs.Unavailable, "the cluster has no subscription coordinator right now (a metadata election); retry")
 	case addr != "":
-		return errs.New(errs.Unavailable, "this node does not coordinate subscriptions: node %d does, at http://%s; connect there", id, addr)
+		e = errs.New(errs.Unavailable, "this node does not coordinate subscriptions: node %d does, at http://%s; connect there", id, addr)
+	default:
+		e = errs.New(errs.Unavailable, "this node does not coordinate subscriptions: node %d does", id)
 	}
-	return errs.New(errs.Unavailable, "this node does not coordinate subscriptions: node %d does", id)
+	e.NotCoordinator = &errs.NotCoordinator{Node: id, Addr: addr}
+	return e
 }
 
 // checkCoordinator returns nil where subscriptions are served: a single

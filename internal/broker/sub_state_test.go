@@ -43,6 +43,8 @@ func TestConsumerStateReplicated(t *testing.T) {
 	}
 	if _, err := b.ResetSubscription("t", "s", catalog.Position{Kind: catalog.Latest}, AllPartitions); !errs.Is(err, errs.Unavailable) {
 		t.Fatalf("reset on a node that does not coordinate: %v", err)
+	} else if nc := errs.NotCoordinatorOf(err); nc == nil || nc.Node != 1 {
+		t.Fatalf("the refusal does not name the coordinator: %v (%+v)", err, nc)
 	}
 	b.SetCoordinator(1)
 

@@ -82,6 +82,16 @@ type Error struct {
 	// knows. Front ends pass it on so that clients route without parsing
 	// the message.
 	NotLeader *NotLeader
+	// NotCoordinator, on an Unavailable error of a cluster node that does
+	// not coordinate subscriptions: who does, as far as this node knows.
+	NotCoordinator *NotCoordinator
+}
+
+// NotCoordinator names the cluster's subscription coordinator to a client
+// that reached another node.
+type NotCoordinator struct {
+	Node uint64 // the coordinator's node id; 0: none right now (an election)
+	Addr string // its native API address (host:port); "": unknown
 }
 
 // NotLeader names a partition's leader to a client that reached another
@@ -122,6 +132,18 @@ func NotLeaderOf(err error) *NotLeader {
 	for err != nil {
 		if e, ok := err.(*Error); ok && e.NotLeader != nil {
 			return e.NotLeader
+		}
+		err = errors.Unwrap(err)
+	}
+	return nil
+}
+
+// NotCoordinatorOf returns the NotCoordinator of the first *Error in
+// err's chain that carries one, or nil.
+func NotCoordinatorOf(err error) *NotCoordinator {
+	for err != nil {
+		if e, ok := err.(*Error); ok && e.NotCoordinator != nil {
+			return e.NotCoordinator
 		}
 		err = errors.Unwrap(err)
 	}

@@ -70,9 +70,14 @@ type ClusterStatusResponse struct {
 	Nodes []*ClusterNode `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// The raft groups this node belongs to, by group id (group 0 is the
 	// metadata group).
-	Groups        []*RaftGroup `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Groups []*RaftGroup `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"`
+	// The node that coordinates subscriptions (the metadata group's leader,
+	// as the answering node knows it; 0: none right now) and its native API
+	// address.
+	Coordinator     uint64 `protobuf:"varint,6,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	CoordinatorAddr string `protobuf:"bytes,7,opt,name=coordinator_addr,json=coordinatorAddr,proto3" json:"coordinator_addr,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ClusterStatusResponse) Reset() {
@@ -138,6 +143,20 @@ func (x *ClusterStatusResponse) GetGroups() []*RaftGroup {
 		return x.Groups
 	}
 	return nil
+}
+
+func (x *ClusterStatusResponse) GetCoordinator() uint64 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetCoordinatorAddr() string {
+	if x != nil {
+		return x.CoordinatorAddr
+	}
+	return ""
 }
 
 type ClusterNode struct {
@@ -733,14 +752,16 @@ var File_spool_v1_cluster_proto protoreflect.FileDescriptor
 const file_spool_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x16spool/v1/cluster.proto\x12\bspool.v1\"\x16\n" +
-	"\x14ClusterStatusRequest\"\xc3\x01\n" +
+	"\x14ClusterStatusRequest\"\x90\x02\n" +
 	"\x15ClusterStatusResponse\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12\x17\n" +
 	"\anode_id\x18\x03 \x01(\x04R\x06nodeId\x12+\n" +
 	"\x05nodes\x18\x04 \x03(\v2\x15.spool.v1.ClusterNodeR\x05nodes\x12+\n" +
-	"\x06groups\x18\x05 \x03(\v2\x13.spool.v1.RaftGroupR\x06groups\"\x99\x02\n" +
+	"\x06groups\x18\x05 \x03(\v2\x13.spool.v1.RaftGroupR\x06groups\x12 \n" +
+	"\vcoordinator\x18\x06 \x01(\x04R\vcoordinator\x12)\n" +
+	"\x10coordinator_addr\x18\a \x01(\tR\x0fcoordinatorAddr\"\x99\x02\n" +
 	"\vClusterNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12!\n" +
 	"\fcluster_addr\x18\x02 \x01(\tR\vclusterAddr\x12\x1c\n" +

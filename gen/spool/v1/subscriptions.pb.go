@@ -1355,8 +1355,13 @@ type DescribeSubscriptionResponse struct {
 	Lag int64 `protobuf:"varint,5,opt,name=lag,proto3" json:"lag,omitempty"`
 	// Queue mode: messages dead-lettered and expired-and-dropped since the
 	// server started.
-	DeadLettered  int64 `protobuf:"varint,6,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
-	Dropped       int64 `protobuf:"varint,7,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	DeadLettered int64 `protobuf:"varint,6,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	Dropped      int64 `protobuf:"varint,7,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// On a cluster node: the cluster's coordinator and nodes (unset on a
+	// single node). Members, leases and the queue's in-flight counts live
+	// in the coordinator's memory: another node answers with none of them;
+	// ask the coordinator for them.
+	Cluster       *ClusterInfo `protobuf:"bytes,8,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1438,6 +1443,13 @@ func (x *DescribeSubscriptionResponse) GetDropped() int64 {
 		return x.Dropped
 	}
 	return 0
+}
+
+func (x *DescribeSubscriptionResponse) GetCluster() *ClusterInfo {
+	if x != nil {
+		return x.Cluster
+	}
+	return nil
 }
 
 type ResetSubscriptionRequest struct {
@@ -2276,7 +2288,7 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\rsubscriptions\x18\x01 \x03(\v2\x16.spool.v1.SubscriptionR\rsubscriptions\"G\n" +
 	"\x1bDescribeSubscriptionRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xb8\x02\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xe9\x02\n" +
 	"\x1cDescribeSubscriptionResponse\x12:\n" +
 	"\fsubscription\x18\x01 \x01(\v2\x16.spool.v1.SubscriptionR\fsubscription\x12\x1e\n" +
 	"\n" +
@@ -2288,7 +2300,8 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"partitions\x12\x10\n" +
 	"\x03lag\x18\x05 \x01(\x03R\x03lag\x12#\n" +
 	"\rdead_lettered\x18\x06 \x01(\x03R\fdeadLettered\x12\x18\n" +
-	"\adropped\x18\a \x01(\x03R\adropped\"\x99\x01\n" +
+	"\adropped\x18\a \x01(\x03R\adropped\x12/\n" +
+	"\acluster\x18\b \x01(\v2\x15.spool.v1.ClusterInfoR\acluster\"\x99\x01\n" +
 	"\x18ResetSubscriptionRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
@@ -2440,8 +2453,9 @@ var file_spool_v1_subscriptions_proto_goTypes = []any{
 	(*Position)(nil),                     // 32: spool.v1.Position
 	(*durationpb.Duration)(nil),          // 33: google.protobuf.Duration
 	(*timestamppb.Timestamp)(nil),        // 34: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 35: google.protobuf.FieldMask
-	(*Delivery)(nil),                     // 36: spool.v1.Delivery
+	(*ClusterInfo)(nil),                  // 35: spool.v1.ClusterInfo
+	(*fieldmaskpb.FieldMask)(nil),        // 36: google.protobuf.FieldMask
+	(*Delivery)(nil),                     // 37: spool.v1.Delivery
 }
 var file_spool_v1_subscriptions_proto_depIdxs = []int32{
 	0,  // 0: spool.v1.SubscriptionConfig.mode:type_name -> spool.v1.Mode
@@ -2468,38 +2482,39 @@ var file_spool_v1_subscriptions_proto_depIdxs = []int32{
 	8,  // 21: spool.v1.DescribeSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
 	9,  // 22: spool.v1.DescribeSubscriptionResponse.members:type_name -> spool.v1.Member
 	11, // 23: spool.v1.DescribeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	32, // 24: spool.v1.ResetSubscriptionRequest.to:type_name -> spool.v1.Position
-	11, // 25: spool.v1.ResetSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	11, // 26: spool.v1.PurgeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	6,  // 27: spool.v1.AlterSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
-	35, // 28: spool.v1.AlterSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	8,  // 29: spool.v1.AlterSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
-	5,  // 30: spool.v1.RedriveRequest.target:type_name -> spool.v1.RedriveTarget
-	36, // 31: spool.v1.DeadLetter.message:type_name -> spool.v1.Delivery
-	30, // 32: spool.v1.ListDeadLettersResponse.dead_letters:type_name -> spool.v1.DeadLetter
-	13, // 33: spool.v1.SubscriptionService.CreateSubscription:input_type -> spool.v1.CreateSubscriptionRequest
-	15, // 34: spool.v1.SubscriptionService.DeleteSubscription:input_type -> spool.v1.DeleteSubscriptionRequest
-	17, // 35: spool.v1.SubscriptionService.ListSubscriptions:input_type -> spool.v1.ListSubscriptionsRequest
-	19, // 36: spool.v1.SubscriptionService.DescribeSubscription:input_type -> spool.v1.DescribeSubscriptionRequest
-	25, // 37: spool.v1.SubscriptionService.AlterSubscription:input_type -> spool.v1.AlterSubscriptionRequest
-	21, // 38: spool.v1.SubscriptionService.ResetSubscription:input_type -> spool.v1.ResetSubscriptionRequest
-	23, // 39: spool.v1.SubscriptionService.PurgeSubscription:input_type -> spool.v1.PurgeSubscriptionRequest
-	29, // 40: spool.v1.SubscriptionService.ListDeadLetters:input_type -> spool.v1.ListDeadLettersRequest
-	27, // 41: spool.v1.SubscriptionService.Redrive:input_type -> spool.v1.RedriveRequest
-	14, // 42: spool.v1.SubscriptionService.CreateSubscription:output_type -> spool.v1.CreateSubscriptionResponse
-	16, // 43: spool.v1.SubscriptionService.DeleteSubscription:output_type -> spool.v1.DeleteSubscriptionResponse
-	18, // 44: spool.v1.SubscriptionService.ListSubscriptions:output_type -> spool.v1.ListSubscriptionsResponse
-	20, // 45: spool.v1.SubscriptionService.DescribeSubscription:output_type -> spool.v1.DescribeSubscriptionResponse
-	26, // 46: spool.v1.SubscriptionService.AlterSubscription:output_type -> spool.v1.AlterSubscriptionResponse
-	22, // 47: spool.v1.SubscriptionService.ResetSubscription:output_type -> spool.v1.ResetSubscriptionResponse
-	24, // 48: spool.v1.SubscriptionService.PurgeSubscription:output_type -> spool.v1.PurgeSubscriptionResponse
-	31, // 49: spool.v1.SubscriptionService.ListDeadLetters:output_type -> spool.v1.ListDeadLettersResponse
-	28, // 50: spool.v1.SubscriptionService.Redrive:output_type -> spool.v1.RedriveResponse
-	42, // [42:51] is the sub-list for method output_type
-	33, // [33:42] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	35, // 24: spool.v1.DescribeSubscriptionResponse.cluster:type_name -> spool.v1.ClusterInfo
+	32, // 25: spool.v1.ResetSubscriptionRequest.to:type_name -> spool.v1.Position
+	11, // 26: spool.v1.ResetSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	11, // 27: spool.v1.PurgeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	6,  // 28: spool.v1.AlterSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
+	36, // 29: spool.v1.AlterSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	8,  // 30: spool.v1.AlterSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
+	5,  // 31: spool.v1.RedriveRequest.target:type_name -> spool.v1.RedriveTarget
+	37, // 32: spool.v1.DeadLetter.message:type_name -> spool.v1.Delivery
+	30, // 33: spool.v1.ListDeadLettersResponse.dead_letters:type_name -> spool.v1.DeadLetter
+	13, // 34: spool.v1.SubscriptionService.CreateSubscription:input_type -> spool.v1.CreateSubscriptionRequest
+	15, // 35: spool.v1.SubscriptionService.DeleteSubscription:input_type -> spool.v1.DeleteSubscriptionRequest
+	17, // 36: spool.v1.SubscriptionService.ListSubscriptions:input_type -> spool.v1.ListSubscriptionsRequest
+	19, // 37: spool.v1.SubscriptionService.DescribeSubscription:input_type -> spool.v1.DescribeSubscriptionRequest
+	25, // 38: spool.v1.SubscriptionService.AlterSubscription:input_type -> spool.v1.AlterSubscriptionRequest
+	21, // 39: spool.v1.SubscriptionService.ResetSubscription:input_type -> spool.v1.ResetSubscriptionRequest
+	23, // 40: spool.v1.SubscriptionService.PurgeSubscription:input_type -> spool.v1.PurgeSubscriptionRequest
+	29, // 41: spool.v1.SubscriptionService.ListDeadLetters:input_type -> spool.v1.ListDeadLettersRequest
+	27, // 42: spool.v1.SubscriptionService.Redrive:input_type -> spool.v1.RedriveRequest
+	14, // 43: spool.v1.SubscriptionService.CreateSubscription:output_type -> spool.v1.CreateSubscriptionResponse
+	16, // 44: spool.v1.SubscriptionService.DeleteSubscription:output_type -> spool.v1.DeleteSubscriptionResponse
+	18, // 45: spool.v1.SubscriptionService.ListSubscriptions:output_type -> spool.v1.ListSubscriptionsResponse
+	20, // 46: spool.v1.SubscriptionService.DescribeSubscription:output_type -> spool.v1.DescribeSubscriptionResponse
+	26, // 47: spool.v1.SubscriptionService.AlterSubscription:output_type -> spool.v1.AlterSubscriptionResponse
+	22, // 48: spool.v1.SubscriptionService.ResetSubscription:output_type -> spool.v1.ResetSubscriptionResponse
+	24, // 49: spool.v1.SubscriptionService.PurgeSubscription:output_type -> spool.v1.PurgeSubscriptionResponse
+	31, // 50: spool.v1.SubscriptionService.ListDeadLetters:output_type -> spool.v1.ListDeadLettersResponse
+	28, // 51: spool.v1.SubscriptionService.Redrive:output_type -> spool.v1.RedriveResponse
+	43, // [43:52] is the sub-list for method output_type
+	34, // [34:43] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_subscriptions_proto_init() }

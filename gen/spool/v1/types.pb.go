@@ -424,9 +424,14 @@ type ErrorInfo struct {
 	// partition a publish went to: the partition's leader as that node
 	// knows it. Send the partition's publishes there (a retry with the same
 	// message ids or producer sequences is de-duplicated).
-	NotLeader     *NotLeader `protobuf:"bytes,4,opt,name=not_leader,json=notLeader,proto3" json:"not_leader,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NotLeader *NotLeader `protobuf:"bytes,4,opt,name=not_leader,json=notLeader,proto3" json:"not_leader,omitempty"`
+	// Set on an unavailable error of a cluster node that does not coordinate
+	// subscriptions, refusing a subscription operation (a Consume session,
+	// a reset, purge or redrive): the coordinator as that node knows it.
+	// Send the subscription's operations there.
+	NotCoordinator *NotCoordinator `protobuf:"bytes,5,opt,name=not_coordinator,json=notCoordinator,proto3" json:"not_coordinator,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ErrorInfo) Reset() {
@@ -487,6 +492,138 @@ func (x *ErrorInfo) GetNotLeader() *NotLeader {
 	return nil
 }
 
+func (x *ErrorInfo) GetNotCoordinator() *NotCoordinator {
+	if x != nil {
+		return x.NotCoordinator
+	}
+	return nil
+}
+
+// The node that coordinates subscriptions on a cluster (the metadata
+// group's leader), named by a node that does not.
+type NotCoordinator struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The coordinator's node id; 0 while the cluster has none (a metadata
+	// election): retry after a backoff.
+	Coordinator uint64 `protobuf:"varint,1,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	// Its native API address, host:port (as it registered it); empty if
+	// unknown.
+	CoordinatorAddr string `protobuf:"bytes,2,opt,name=coordinator_addr,json=coordinatorAddr,proto3" json:"coordinator_addr,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *NotCoordinator) Reset() {
+	*x = NotCoordinator{}
+	mi := &file_spool_v1_types_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotCoordinator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotCoordinator) ProtoMessage() {}
+
+func (x *NotCoordinator) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_types_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotCoordinator.ProtoReflect.Descriptor instead.
+func (*NotCoordinator) Descriptor() ([]byte, []int) {
+	return file_spool_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *NotCoordinator) GetCoordinator() uint64 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+func (x *NotCoordinator) GetCoordinatorAddr() string {
+	if x != nil {
+		return x.CoordinatorAddr
+	}
+	return ""
+}
+
+// What a cluster node knows of the cluster's coordinator and nodes.
+type ClusterInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node that coordinates subscriptions (serves Consume sessions,
+	// resets, purges, redrives); 0 while there is none (an election).
+	Coordinator uint64 `protobuf:"varint,1,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	// Its native API address, host:port; empty if unknown.
+	CoordinatorAddr string `protobuf:"bytes,2,opt,name=coordinator_addr,json=coordinatorAddr,proto3" json:"coordinator_addr,omitempty"`
+	// Every node's native API address (host:port, as each registered it;
+	// the answering node's included), so that a client can reach the
+	// cluster through another node when one is down.
+	NodeAddrs     []string `protobuf:"bytes,3,rep,name=node_addrs,json=nodeAddrs,proto3" json:"node_addrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterInfo) Reset() {
+	*x = ClusterInfo{}
+	mi := &file_spool_v1_types_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterInfo) ProtoMessage() {}
+
+func (x *ClusterInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_types_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterInfo.ProtoReflect.Descriptor instead.
+func (*ClusterInfo) Descriptor() ([]byte, []int) {
+	return file_spool_v1_types_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ClusterInfo) GetCoordinator() uint64 {
+	if x != nil {
+		return x.Coordinator
+	}
+	return 0
+}
+
+func (x *ClusterInfo) GetCoordinatorAddr() string {
+	if x != nil {
+		return x.CoordinatorAddr
+	}
+	return ""
+}
+
+func (x *ClusterInfo) GetNodeAddrs() []string {
+	if x != nil {
+		return x.NodeAddrs
+	}
+	return nil
+}
+
 // A partition's leader, named by a cluster node that does not lead it.
 type NotLeader struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -504,7 +641,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_spool_v1_types_proto_msgTypes[5]
+	mi := &file_spool_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +653,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_types_proto_msgTypes[5]
+	mi := &file_spool_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +666,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_spool_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_spool_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NotLeader) GetTopic() string {
@@ -576,7 +713,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_spool_v1_types_proto_msgTypes[6]
+	mi := &file_spool_v1_types_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +725,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_types_proto_msgTypes[6]
+	mi := &file_spool_v1_types_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +738,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_spool_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_spool_v1_types_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Position) GetPosition() isPosition_Position {
@@ -692,7 +829,7 @@ type PartitionOffset struct {
 
 func (x *PartitionOffset) Reset() {
 	*x = PartitionOffset{}
-	mi := &file_spool_v1_types_proto_msgTypes[7]
+	mi := &file_spool_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +841,7 @@ func (x *PartitionOffset) String() string {
 func (*PartitionOffset) ProtoMessage() {}
 
 func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_types_proto_msgTypes[7]
+	mi := &file_spool_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +854,7 @@ func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
 func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_spool_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_spool_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PartitionOffset) GetPartition() int32 {
@@ -773,14 +910,23 @@ const file_spool_v1_types_proto_rawDesc = "" +
 	"\x0edelivery_count\x18\t \x01(\x05R\rdeliveryCount\x12H\n" +
 	"\x12first_delivered_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x10firstDeliveredAt\x12A\n" +
-	"\x0elease_deadline\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rleaseDeadline\"\xad\x01\n" +
+	"\x0elease_deadline\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rleaseDeadline\"\xf0\x01\n" +
 	"\tErrorInfo\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1c\n" +
 	"\tretriable\x18\x02 \x01(\bR\tretriable\x12:\n" +
 	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"retryAfter\x122\n" +
 	"\n" +
-	"not_leader\x18\x04 \x01(\v2\x13.spool.v1.NotLeaderR\tnotLeader\"x\n" +
+	"not_leader\x18\x04 \x01(\v2\x13.spool.v1.NotLeaderR\tnotLeader\x12A\n" +
+	"\x0fnot_coordinator\x18\x05 \x01(\v2\x18.spool.v1.NotCoordinatorR\x0enotCoordinator\"]\n" +
+	"\x0eNotCoordinator\x12 \n" +
+	"\vcoordinator\x18\x01 \x01(\x04R\vcoordinator\x12)\n" +
+	"\x10coordinator_addr\x18\x02 \x01(\tR\x0fcoordinatorAddr\"y\n" +
+	"\vClusterInfo\x12 \n" +
+	"\vcoordinator\x18\x01 \x01(\x04R\vcoordinator\x12)\n" +
+	"\x10coordinator_addr\x18\x02 \x01(\tR\x0fcoordinatorAddr\x12\x1d\n" +
+	"\n" +
+	"node_addrs\x18\x03 \x03(\tR\tnodeAddrs\"x\n" +
 	"\tNotLeader\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -810,37 +956,40 @@ func file_spool_v1_types_proto_rawDescGZIP() []byte {
 	return file_spool_v1_types_proto_rawDescData
 }
 
-var file_spool_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_spool_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_spool_v1_types_proto_goTypes = []any{
 	(*Header)(nil),                // 0: spool.v1.Header
 	(*Message)(nil),               // 1: spool.v1.Message
 	(*PublishResult)(nil),         // 2: spool.v1.PublishResult
 	(*Delivery)(nil),              // 3: spool.v1.Delivery
 	(*ErrorInfo)(nil),             // 4: spool.v1.ErrorInfo
-	(*NotLeader)(nil),             // 5: spool.v1.NotLeader
-	(*Position)(nil),              // 6: spool.v1.Position
-	(*PartitionOffset)(nil),       // 7: spool.v1.PartitionOffset
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(*NotCoordinator)(nil),        // 5: spool.v1.NotCoordinator
+	(*ClusterInfo)(nil),           // 6: spool.v1.ClusterInfo
+	(*NotLeader)(nil),             // 7: spool.v1.NotLeader
+	(*Position)(nil),              // 8: spool.v1.Position
+	(*PartitionOffset)(nil),       // 9: spool.v1.PartitionOffset
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
 }
 var file_spool_v1_types_proto_depIdxs = []int32{
 	0,  // 0: spool.v1.Message.headers:type_name -> spool.v1.Header
-	8,  // 1: spool.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
-	9,  // 2: spool.v1.Message.delay:type_name -> google.protobuf.Duration
-	9,  // 3: spool.v1.Message.ttl:type_name -> google.protobuf.Duration
-	8,  // 4: spool.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
-	8,  // 5: spool.v1.Delivery.timestamp:type_name -> google.protobuf.Timestamp
+	10, // 1: spool.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
+	11, // 2: spool.v1.Message.delay:type_name -> google.protobuf.Duration
+	11, // 3: spool.v1.Message.ttl:type_name -> google.protobuf.Duration
+	10, // 4: spool.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
+	10, // 5: spool.v1.Delivery.timestamp:type_name -> google.protobuf.Timestamp
 	0,  // 6: spool.v1.Delivery.headers:type_name -> spool.v1.Header
-	8,  // 7: spool.v1.Delivery.first_delivered_at:type_name -> google.protobuf.Timestamp
-	8,  // 8: spool.v1.Delivery.lease_deadline:type_name -> google.protobuf.Timestamp
-	9,  // 9: spool.v1.ErrorInfo.retry_after:type_name -> google.protobuf.Duration
-	5,  // 10: spool.v1.ErrorInfo.not_leader:type_name -> spool.v1.NotLeader
-	8,  // 11: spool.v1.Position.time:type_name -> google.protobuf.Timestamp
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	10, // 7: spool.v1.Delivery.first_delivered_at:type_name -> google.protobuf.Timestamp
+	10, // 8: spool.v1.Delivery.lease_deadline:type_name -> google.protobuf.Timestamp
+	11, // 9: spool.v1.ErrorInfo.retry_after:type_name -> google.protobuf.Duration
+	7,  // 10: spool.v1.ErrorInfo.not_leader:type_name -> spool.v1.NotLeader
+	5,  // 11: spool.v1.ErrorInfo.not_coordinator:type_name -> spool.v1.NotCoordinator
+	10, // 12: spool.v1.Position.time:type_name -> google.protobuf.Timestamp
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_types_proto_init() }
@@ -849,7 +998,7 @@ func file_spool_v1_types_proto_init() {
 		return
 	}
 	file_spool_v1_types_proto_msgTypes[1].OneofWrappers = []any{}
-	file_spool_v1_types_proto_msgTypes[6].OneofWrappers = []any{
+	file_spool_v1_types_proto_msgTypes[8].OneofWrappers = []any{
 		(*Position_Earliest)(nil),
 		(*Position_Latest)(nil),
 		(*Position_Time)(nil),
@@ -861,7 +1010,7 @@ func file_spool_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_types_proto_rawDesc), len(file_spool_v1_types_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
