@@ -80,6 +80,15 @@ type Topic struct {
 	Assignment []PartitionAssignment
 }
 
+// AssignmentOf returns partition p's replicas (zero when none are
+// recorded).
+func (t Topic) AssignmentOf(p int32) PartitionAssignment {
+	if p < 0 || int(p) >= len(t.Assignment) {
+		return PartitionAssignment{}
+	}
+	return t.Assignment[p]
+}
+
 // PartitionAssignment is a partition's replicas: the nodes that vote in
 // its raft group. Every other node of the cluster follows it as a learner.
 type PartitionAssignment struct {

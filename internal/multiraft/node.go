@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -177,13 +178,15 @@ type group struct {
 	leader     uint64                     // the leader as the worker last saw it
 	busy       bool                       // something other than ticks and heartbeats since the last process
 	seen       atomic.Pointer[leaderTerm] // the leader and term after the last process
+	view       atomic.Pointer[View]       // the configuration after the last process
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
 	cs      *raftpb.ConfState // the configuration as of the last applied entry
 	waiting map[tag]*proposal // proposals this node made and raft accepted
 	lead    uint64
-	idle    int // ticks without work, as leader
+	idle    int  // ticks without work, as leader
+	confNew bool // the configuration may have changed since the view was made
 }
 
 type tag [tagSize]byte
@@ -272,7 +275,7 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 		return fmt.Errorf("multiraft: group %d: %w", id, err)
 	}
 	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, cs: cs, waiting: map[tag]*proposal{},
-		applied: applied, snapIndex: applied}
+		applied: applied, snapIndex: applied, confNew: true}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.groups[id]; ok {
@@ -435,6 +438,68 @@ func (n *Node) Report(id uint64, f func(*raft.RawNode)) {
 }
 
 type leaderTerm struct{ lead, term uint64 }
+
+// View is a group's configuration as of its last processing on this
+// node, and on its leader the voters in sync.
+type View struct {
+	Voters   []uint64 // sorted; in a joint configuration, both halves'
+	Learners []uint64 // sorted (and those about to become learners)
+	Joint    bool     // a configuration change in progress
+	// InSync, on the leader, are the voters it sees caught up: itself and
+	// those that answered within the last election timeout and are being
+	// replicated to (not probed, not taking a snapshot); nil elsewhere.
+	InSync []uint64
+	Leader bool // made on the group's leader
+}
+
+// View returns group id's view; false for a group unknown here.
+func (n *Node) View(id uint64) (View, bool) {
+	n.mu.Lock()
+	g := n.groups[id]
+	n.mu.Unlock()
+	if g == nil {
+		return View{}, false
+	}
+	if v := g.view.Load(); v != nil {
+		return *v, true
+	}
+	return View{}, false
+}
+
+// updateView refreshes the group's view when its configuration or, on its
+// leader, the voters in sync changed (on the group's worker).
+func (n *Node) updateView(g *group, leader bool) {
+	old := g.view.Load()
+	if !g.confNew && !leader && (old == nil || !old.Leader) {
+		return
+	}
+	v := View{Leader: leader}
+	if g.confNew || old == nil {
+		c := g.rn.Status().Config
+		v.Voters = slices.Sorted(maps.Keys(c.Voters.IDs()))
+		v.Learners = quorum.MajorityConfig(c.Learners).Slice()
+		v.Learners = append(v.Learners, quorum.MajorityConfig(c.LearnersNext).Slice()...)
+		slices.Sort(v.Learners)
+		v.Learners = slices.Compact(v.Learners)
+		v.Joint = len(c.Voters[1]) > 0
+		g.confNew = false
+	} else {
+		v.Voters, v.Learners, v.Joint = old.Voters, old.Learners, old.Joint
+	}
+	if leader {
+		g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+			if !pr.IsLearner && (id == n.cfg.ID || pr.RecentActive && pr.State == tracker.StateReplicate) {
+				v.InSync = append(v.InSync, id)
+			}
+		})
+		slices.Sort(v.InSync)
+	}
+	if old != nil && old.Leader == v.Leader && old.Joint == v.Joint && slices.Equal(old.Voters, v.Voters) &&
+		slices.Equal(old.Learners, v.Learners) && slices.Equal(old.InSync, v.InSync) {
+		return
+	}
+	g.view.Store(&v)
+}
 
 // Leader returns group id's leader (0: none known) and term as of its
 // last processing, without waiting for its worker.
@@ -674,6 +739,7 @@ func (n *Node) process(g *group) {
 	n.mu.Unlock()
 	bs := g.rn.BasicStatus()
 	g.seen.Store(&leaderTerm{lead: bs.Lead, term: bs.HardState.GetTerm()})
+	n.updateView(g, bs.Lead == n.cfg.ID)
 	if g.lead != n.cfg.ID || n.cfg.QuiesceTicks < 0 {
 		g.idle = 0
 		return
@@ -706,9 +772,12 @@ func (n *Node) maybeQuiesce(g *group) {
 		return
 	}
 	for id, pr := range st.Progress {
-		if id != n.cfg.ID && (pr.Match != last || pr.IsLearner) {
+		if id != n.cfg.ID && pr.Match != last {
 			return
 		}
+	}
+	if len(st.Config.Voters[1]) > 0 {
+		return // a joint configuration, about to be left
 	}
 	n.mu.Lock()
 	if g.busy || len(g.inbox) > 0 || len(g.props) > 0 {
@@ -936,6 +1005,7 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
 			g.cs = g.rn.ApplyConfChange(&cc)
+			g.confNew = true
 		case raftpb.EntryConfChangeV2:
 			if err := flush(); err != nil {
 				return err
@@ -945,6 +1015,7 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
 			g.cs = g.rn.ApplyConfChange(&cc)
+			g.confNew = true
 			if len(cc.GetContext()) == tagSize {
 				if p := g.waiting[tag(cc.GetContext())]; p != nil {
 					p.done <- nil
