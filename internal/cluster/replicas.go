@@ -145,6 +145,9 @@ func (n *Node) PartitionReplicas(topicID string, p int32) PartitionReplicas {
 			pr.Offline = append(pr.Offline, v)
 		}
 	}
+	// A leader whose group is quiet (quiesced) does not look again: a
+	// voter it cannot reach is not in sync.
+	pr.InSync = slices.DeleteFunc(slices.Clone(pr.InSync), func(v uint64) bool { return slices.Contains(pr.Offline, v) })
 	return pr
 }
 

@@ -293,6 +293,18 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 func (n *Node) Receive(from uint64, envs []peer.Envelope) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.now-n.heard[from] > uint64(n.cfg.ElectionTicks) {
+		// A peer back after a silence (restarted, or reconnected) may
+		// have missed the commit of groups this node leads and quiesced:
+		// a learner of one would never ask (it does not campaign). Wake
+		// them; their heartbeats tell it.
+		for _, g := range n.groups {
+			if g.quiesced && g.leader == n.cfg.ID {
+				g.quiesced = false
+				n.enqueueLocked(g)
+			}
+		}
+	}
 	n.heard[from] = n.now
 	for _, e := range envs {
 		if e.Group == CoalescedGroup {
