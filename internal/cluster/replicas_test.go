@@ -307,3 +307,31 @@ func TestReplicasFollowMembership(t *testing.T) {
 		c.sameRecords("orders", p, append(seq(fmt.Sprintf("p%d-", p), 0, 3), fmt.Sprintf("p%d-after", p)))
 	}
 }
+
+// TestLearnerRestart: a learner of a quiet partition (its leader has
+// quiesced the group) that restarts reads what was committed before.
+func TestLearnerRestart(t *testing.T) {
+	c := newTestCluster(t, 3)
+	m1 := c.members[1]
+	if err := retry(t, func() error {
+		_, err := m1.b.CreateTopic("solo", catalog.TopicConfig{Partitions: 1, Replicas: 1})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.sameCatalog(m1)
+	tm, _ := m1.b.Topic("solo")
+	voter := tm.Assignment[0].Voters[0]
+	eventuallyWithin(t, 30*time.Second, "the learners added", func() error { return c.groupMatches("solo", 0, []uint64{voter}) })
+	c.publishTo("solo", 0, "a", "b")
+	c.sameRecords("solo", 0, []string{"a", "b"})
+	learner := c.members[voter%3+1]
+	time.Sleep(500 * time.Millisecond) // the group quiesces
+	c.stop(learner)
+	c.start(learner, nil)
+	c.sameRecords("solo", 0, []string{"a", "b"})
+	c.stop(learner)
+	time.Sleep(time.Second)
+	c.start(learner, nil)
+	c.sameRecords("solo", 0, []string{"a", "b"})
+}
