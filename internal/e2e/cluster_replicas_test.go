@@ -163,6 +163,58 @@ func TestClusterReplicasKafka(t *testing.T) {
 		}
 		return nil
 	})
+	// AlterPartitionReassignments moves rf1's partition 1 to another
+	// node; ListPartitionReassignments lists it until it has moved.
+	md, err = adm.Metadata(ctx, "rf1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := md.Topics["rf1"].Partitions[1].Replicas[0]
+	to := from%3 + 1
+	alter := func(replicas []int32) int16 {
+		req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+		rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+		rt.Topic = "rf1"
+		rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+		rp.Partition, rp.Replicas = 1, replicas
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	for _, bad := range [][]int32{{1, 2}, {9}, {to, to}} {
+		if code := alter(bad); code != kerr.InvalidReplicaAssignment.Code {
+			t.Fatalf("reassign to %v: code %d", bad, code)
+		}
+	}
+	if code := alter(nil); code != kerr.NoReassignmentInProgress.Code {
+		t.Fatalf("cancel without a reassignment: code %d", code)
+	}
+	if code := alter([]int32{to}); code != 0 {
+		t.Fatalf("reassign to %d: code %d", to, code)
+	}
+	waitFor(t, 30*time.Second, "rf1/1 moved", func() error {
+		md, err := adm.Metadata(ctx, "rf1")
+		if err != nil {
+			return err
+		}
+		if pd := md.Topics["rf1"].Partitions[1]; !slices.Equal(pd.Replicas, []int32{to}) || pd.Leader != to {
+			return fmt.Errorf("rf1/1: leader %d, replicas %v", pd.Leader, pd.Replicas)
+		}
+		lreq := kmsg.NewPtrListPartitionReassignmentsRequest()
+		lresp, err := lreq.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if len(lresp.Topics) != 0 {
+			return fmt.Errorf("reassignments in progress: %+v", lresp.Topics)
+		}
+		return nil
+	})
+
 	for _, nd := range c.nodes {
 		waitFor(t, 30*time.Second, "the factor-1 record on every node", func() error {
 			out, err := readTopicNative(nd.http, "rf1", 0)

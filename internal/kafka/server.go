@@ -216,6 +216,8 @@ func New(b *broker.Broker, cfg Config) *Server {
 		37: {0, 3, s.createPartitions},
 		42: {0, 3, s.deleteGroups},
 		44: {0, 1, s.incrementalAlterConfigs},
+		45: {0, 1, s.alterPartitionAssignments},
+		46: {0, 0, s.listPartitionReassignments},
 		47: {0, 0, s.offsetDelete},
 		60: {0, 2, s.describeCluster},
 		76: {0, 1, s.shareGroupHeartbeat},
