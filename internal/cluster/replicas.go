@@ -367,6 +367,15 @@ func (n *Node) reassignAway(ctx context.Context, id uint64) error {
 		return err
 	}
 	members = slices.DeleteFunc(members, func(m uint64) bool { return m == id })
+	// Prefer the nodes this node is connected to (a node added but not
+	// started yet would hold the partition back).
+	connected := []uint64{n.cfg.Node}
+	for _, ps := range n.transport.Status() {
+		if ps.Connected && slices.Contains(members, ps.ID) {
+			connected = append(connected, ps.ID)
+		}
+	}
+	slices.Sort(connected)
 	var wait []uint64
 	for _, t := range b.Topics() {
 		var rs []broker.Reassignment
@@ -379,7 +388,11 @@ func (n *Node) reassignAway(ctx context.Context, id uint64) error {
 			if !slices.Contains(voters, id) {
 				continue
 			}
-			rs = append(rs, broker.Reassignment{Partition: p, Voters: replaceReplica(voters, id, members, int(p))})
+			next := replaceReplica(voters, id, connected, int(p))
+			if len(next) < len(voters) {
+				next = replaceReplica(voters, id, members, int(p))
+			}
+			rs = append(rs, broker.Reassignment{Partition: p, Voters: next})
 			wait = append(wait, gid)
 		}
 		if len(rs) == 0 {
