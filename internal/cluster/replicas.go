@@ -10,6 +10,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
@@ -249,7 +250,7 @@ func (n *Node) planChange(id uint64, v multiraft.View, target, members []uint64)
 			return nil, 0
 		}
 		for _, a := range add {
-			if pr, ok := st.Progress[a]; !ok || pr.Match < st.HardState.GetCommit() || !pr.RecentActive {
+			if pr, ok := st.Progress[a]; !ok || pr.Match < st.HardState.GetCommit() || pr.State != tracker.StateReplicate {
 				return nil, 0
 			}
 		}

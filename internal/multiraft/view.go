@@ -16,8 +16,8 @@ type View struct {
 	Learners []uint64 // sorted (and those about to become learners)
 	Joint    bool     // a configuration change in progress
 	// InSync, on the leader, are the voters it sees caught up: itself and
-	// those that answered within the last election timeout and are being
-	// replicated to (not probed, not taking a snapshot); nil elsewhere.
+	// those it replicates to (not probed after a refusal or an unreachable
+	// report, not taking a snapshot); nil elsewhere.
 	InSync []uint64
 	Leader bool // made on the group's leader
 }
@@ -58,7 +58,10 @@ func (n *Node) updateView(g *group, leader bool) {
 	}
 	if leader {
 		g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-			if !pr.IsLearner && (id == n.cfg.ID || pr.RecentActive && pr.State == tracker.StateReplicate) {
+			// Not RecentActive: check-quorum clears it every election
+			// timeout until the next answer, which would make the set
+			// flap. A follower that stops answering is probed again.
+			if !pr.IsLearner && (id == n.cfg.ID || pr.State == tracker.StateReplicate) {
 				v.InSync = append(v.InSync, id)
 			}
 		})
