@@ -76,6 +76,16 @@ func (c *Client) AddPartitions(ctx context.Context, name string, partitions int3
 	return topicFromProto(resp.GetTopic()), nil
 }
 
+// ReassignPartition moves, on a cluster, partition p of topic to the
+// replicas given (node ids, as many as the topic's replication factor; the
+// first is the preferred leader). It returns once the catalog records them;
+// the partition's leader then moves the replicas, which DescribeTopic
+// shows (PartitionInfo.Replicas reaching Assigned).
+func (c *Client) ReassignPartition(ctx context.Context, topic string, p int32, replicas []uint64) error {
+	_, err := call(ctx, c, topicsRPC(spoolv1connect.TopicServiceClient.ReassignPartition), &spoolv1.ReassignPartitionRequest{Topic: topic, Partition: p, Replicas: replicas})
+	return err
+}
+
 // SubField names a subscription setting AlterSubscription changes.
 type SubField string
 

@@ -36,6 +36,8 @@ func (c TopicConfig) validate() error {
 		return invalidArgument("topic config: negative duration")
 	case c.RetentionBytes < 0, c.MaxMessages < 0, c.MaxBytes < 0, c.MaxMessageBytes < 0:
 		return invalidArgument("topic config: negative limit")
+	case c.Replicas < 0:
+		return invalidArgument("topic config: negative Replicas %d", c.Replicas)
 	case c.Discard < DiscardDefault || c.Discard > DiscardNew:
 		return invalidArgument("topic config: unknown Discard %d", c.Discard)
 	case c.Durability < DurabilityDefault || c.Durability > DurabilityNone:
@@ -57,6 +59,7 @@ func (c TopicConfig) toProto() *spoolv1.TopicConfig {
 		Durability:      spoolv1.Durability(c.Durability),
 		MaxMessageBytes: c.MaxMessageBytes,
 		WorkQueue:       c.WorkQueue,
+		Replicas:        c.Replicas,
 	}
 }
 
@@ -73,6 +76,7 @@ func topicConfigFromProto(c *spoolv1.TopicConfig) TopicConfig {
 		Durability:      Durability(c.GetDurability()),
 		MaxMessageBytes: c.GetMaxMessageBytes(),
 		WorkQueue:       c.GetWorkQueue(),
+		Replicas:        c.GetReplicas(),
 	}
 }
 
@@ -100,6 +104,10 @@ func topicInfoFromProto(r *spoolv1.DescribeTopicResponse) *TopicInfo {
 			Bytes:       p.GetBytes(),
 			Leader:      p.GetLeader(),
 			LeaderAddr:  p.GetLeaderAddr(),
+			Replicas:    p.GetReplicas(),
+			InSync:      p.GetInSync(),
+			Learners:    p.GetLearners(),
+			Assigned:    p.GetAssigned(),
 		})
 	}
 	return info

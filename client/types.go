@@ -90,6 +90,11 @@ type TopicConfig struct {
 	// the topic has finished (acknowledged, dead-lettered or dropped) their
 	// messages, on top of the age and byte retention.
 	WorkQueue bool
+	// Replicas is, on a cluster, the replication factor: how many nodes'
+	// copies of each partition count towards its quorum (1, 3 or 5, at
+	// most the number of nodes; 0 = the default, 3 with three nodes or
+	// more). Fixed at creation; a single node takes 0 or 1.
+	Replicas int32
 }
 
 // Topic is a topic as the server reports it.
@@ -119,6 +124,13 @@ type PartitionInfo struct {
 	// Both are unset on a single node.
 	Leader     uint64
 	LeaderAddr string
+	// Replicas are, on a cluster, the partition's replicas (its raft
+	// group's voters), InSync those of them in sync as the leader sees
+	// them (elsewhere the replicas), Learners the other nodes, which hold
+	// a copy that counts for no quorum, and Assigned the replicas the
+	// catalog assigns (they differ from Replicas while a reassignment is
+	// in progress).
+	Replicas, InSync, Learners, Assigned []uint64
 }
 
 // TopicInfo is DescribeTopic's answer.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/cluster"
 	"github.com/spoolmq/spool/internal/kafka"
 )
@@ -166,11 +167,27 @@ func (v kafkaView) Brokers() []kafka.Broker {
 
 func (v kafkaView) PartitionLeader(topicID string, p int32) (leader, epoch int32, replicas []int32) {
 	lead, term := v.n.PartitionLeader(topicID, p)
+	voters, _, _ := v.n.PartitionGroupReplicas(topicID, p)
+	return int32(lead), int32(min(term, math.MaxInt32)), int32s(voters)
+}
+
+func (v kafkaView) PartitionISR(topicID string, p int32) (isr, offline []int32) {
+	pr := v.n.PartitionReplicas(topicID, p)
+	return int32s(pr.InSync), int32s(pr.Offline)
+}
+
+func (v kafkaView) Nodes() int {
 	members, _ := v.n.Members()
-	for _, m := range members {
-		replicas = append(replicas, int32(m))
+	return len(members)
+}
+
+// int32s returns node ids as Kafka broker ids.
+func int32s(ids []uint64) []int32 {
+	out := make([]int32, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, int32(id))
 	}
-	return int32(lead), int32(min(term, math.MaxInt32)), replicas
+	return out
 }
 
 // Controller is the metadata leader, which coordinates every group — but
@@ -189,7 +206,7 @@ func (v kafkaView) Controller() int32 {
 
 func (v kafkaView) ReplicationFactor() int32 {
 	members, _ := v.n.Members()
-	return int32(len(members))
+	return catalog.DefaultReplicationFactor(len(members))
 }
 
 // kafkaNodeID is the broker id Kafka clients see: the node id on a

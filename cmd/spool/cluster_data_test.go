@@ -116,6 +116,64 @@ func TestClusterDataCommands(t *testing.T) {
 			return nil
 		})
 	}
+
+	// Replication factors: --replicas 1 places one replica per partition
+	// (the others learners), describe shows them, reassign moves one.
+	for _, bad := range []string{"2", "5", "-1"} {
+		if r := spool(t, procs[0].url(), "", "topic", "create", "bad", "--replicas", bad); r.code == 0 || !strings.Contains(r.stderr, "replica") {
+			t.Fatalf("--replicas %s: exit %d: %s", bad, r.code, r.stderr)
+		}
+	}
+	within(t, 30*time.Second, "create solo", func() error {
+		r := spool(t, procs[0].url(), "", "topic", "create", "solo", "--partitions", "3", "--replicas", "1")
+		if r.code != 0 && !strings.Contains(r.stderr, "topic_exists") {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		return nil
+	})
+	var solo topicInfoJSON
+	within(t, 30*time.Second, "solo's replicas and learners", func() error {
+		r := spool(t, procs[1].url(), "", "topic", "describe", "solo", "-o", "json")
+		if r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		solo = topicInfoJSON{}
+		if err := json.Unmarshal([]byte(r.stdout), &solo); err != nil {
+			return err
+		}
+		if solo.Config.Replicas != 1 {
+			return fmt.Errorf("replication factor %d", solo.Config.Replicas)
+		}
+		for _, p := range solo.Partitions {
+			if len(p.Replicas) != 1 || len(p.Learners) != 2 || p.Leader != p.Replicas[0] || !slices.Equal(p.Assigned, p.Replicas) {
+				return fmt.Errorf("partition %d: leader %d, replicas %v, learners %v, assigned %v", p.Partition, p.Leader, p.Replicas, p.Learners, p.Assigned)
+			}
+		}
+		return nil
+	})
+	text = ok(t, procs[1].url(), "", "topic", "describe", "solo").stdout
+	if !strings.Contains(text, "REPLICAS") || !strings.Contains(text, "LEARNERS") || !strings.Contains(text, "replicas:") {
+		t.Errorf("describe of a factor-1 topic:\n%s", text)
+	}
+	to := solo.Partitions[0].Replicas[0]%3 + 1
+	for _, bad := range [][]string{{"--replicas", "1,2"}, {"--replicas", "9"}, {"--replicas", "1,1"}, {"--replicas", "x"}, {"--replicas", "1", "--partition", "7"}} {
+		args := append([]string{"topic", "reassign", "solo"}, bad...)
+		if r := spool(t, procs[0].url(), "", args...); r.code == 0 {
+			t.Fatalf("reassign %v: exit 0", bad)
+		}
+	}
+	ok(t, procs[2].url(), "", "topic", "reassign", "solo", "--partition", "0", "--replicas", fmt.Sprint(to))
+	within(t, 30*time.Second, "solo/0 moved", func() error {
+		r := spool(t, procs[0].url(), "", "topic", "describe", "solo", "-o", "json")
+		var info topicInfoJSON
+		if err := json.Unmarshal([]byte(r.stdout), &info); err != nil {
+			return err
+		}
+		if p := info.Partitions[0]; !slices.Equal(p.Replicas, []uint64{to}) || p.Leader != to {
+			return fmt.Errorf("partition 0: leader %d, replicas %v", p.Leader, p.Replicas)
+		}
+		return nil
+	})
 }
 
 // freeAddrs returns n distinct free loopback addresses, held open until

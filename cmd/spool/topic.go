@@ -18,7 +18,7 @@ func newTopicCmd() *cobra.Command {
 		Use:   "topic",
 		Short: "Create, change, list, describe, read and delete topics",
 	}
-	cmd.AddCommand(newTopicCreateCmd(), newTopicAlterCmd(), newTopicAddPartitionsCmd(), newTopicListCmd(), newTopicDescribeCmd(), newTopicReadCmd(), newTopicDeleteCmd())
+	cmd.AddCommand(newTopicCreateCmd(), newTopicAlterCmd(), newTopicAddPartitionsCmd(), newTopicReassignCmd(), newTopicListCmd(), newTopicDescribeCmd(), newTopicReadCmd(), newTopicDeleteCmd())
 	return cmd
 }
 
@@ -31,11 +31,15 @@ func newTopicCreateCmd() *cobra.Command {
 			"Sizes are a number of bytes, optionally with a unit: 1048576, 512KiB, 64MiB, 10GB.\n" +
 			"Durations are Go durations or a number of days: 90s, 30m, 168h, 7d, 1d12h.",
 		Example: "  spool topic create orders --partitions 3 --retention 7d\n" +
-			"  spool topic create jobs --work-queue",
+			"  spool topic create jobs --work-queue\n" +
+			"  spool topic create payments --partitions 6 --replicas 5   # on a cluster of five nodes or more",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tf.cfg.Partitions < 0 {
 				return usageErrorf(cmd, "--partitions: must not be negative")
+			}
+			if r := tf.cfg.Replicas; r != 0 && r != 1 && r != 3 && r != 5 {
+				return usageErrorf(cmd, "--replicas: give 1, 3 or 5")
 			}
 			cfg, _, err := tf.config(cmd)
 			if err != nil {
@@ -53,8 +57,76 @@ func newTopicCreateCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.Int32Var(&tf.cfg.Partitions, "partitions", 0, "number of partitions, 1-1024 (server default: 1); can only grow later (spool topic add-partitions)")
+	f.Int32Var(&tf.cfg.Replicas, "replicas", 0, "on a cluster: the replication factor, how many nodes' copies of each partition count towards its quorum: 1, 3 or 5, at most the number of nodes (default: 3 with three nodes or more); fixed at creation")
 	tf.register(f, false)
 	return cmd
+}
+
+func newTopicReassignCmd() *cobra.Command {
+	var (
+		partition int32
+		replicas  string
+	)
+	cmd := &cobra.Command{
+		Use:   "reassign TOPIC --partition P --replicas IDS",
+		Short: "Move a partition's replicas to other nodes (a cluster)",
+		Long: "Move a partition's replicas to other nodes of a cluster: --replicas lists the node ids of its new\n" +
+			"replicas, as many as the topic's replication factor, the first its preferred leader. The catalog\n" +
+			"records them at once; the partition's leader then makes each new replica a voter once it has\n" +
+			"caught up and the others learners. `spool topic describe` shows the replicas reaching the assigned ones.",
+		Example: "  spool topic reassign orders --partition 0 --replicas 1,2,4",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if partition < 0 {
+				return usageErrorf(cmd, "--partition: must not be negative")
+			}
+			ids, err := parseNodeIDs(replicas)
+			if err != nil {
+				return usageErrorf(cmd, "--replicas: %v", err)
+			}
+			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.ReassignPartition(ctx, args[0], partition, ids); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "partition %s/%d assigned to nodes %s\n", args[0], partition, nodeList(ids))
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.Int32Var(&partition, "partition", 0, "the partition to move")
+	f.StringVar(&replicas, "replicas", "", "the node ids of its new replicas, comma-separated (for example 1,2,4)")
+	_ = cmd.MarkFlagRequired("replicas")
+	return cmd
+}
+
+// parseNodeIDs parses a comma-separated list of node ids.
+func parseNodeIDs(s string) ([]uint64, error) {
+	var out []uint64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		id, err := strconv.ParseUint(f, 10, 64)
+		if err != nil || id == 0 {
+			return nil, fmt.Errorf("%q is not a node id (a number above 0)", f)
+		}
+		if slices.Contains(out, id) {
+			return nil, fmt.Errorf("node %d is listed twice", id)
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// nodeList is node ids as "1,2,4" ("-" for none).
+func nodeList(ids []uint64) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatUint(id, 10)
+	}
+	return strings.Join(parts, ",")
 }
 
 func newTopicListCmd() *cobra.Command {
@@ -148,26 +220,52 @@ func printTopicInfo(w io.Writer, info *client.TopicInfo) error {
 	fmt.Fprintf(tw, "  durability:\t%s\n", cfg.Durability)
 	fmt.Fprintf(tw, "  max-message-bytes:\t%s\n", textLimit(int64(cfg.MaxMessageBytes)))
 	fmt.Fprintf(tw, "  work-queue:\t%s\n", textYesNo(cfg.WorkQueue))
+	cluster := slices.ContainsFunc(info.Partitions, func(p client.PartitionInfo) bool {
+		return p.Leader != 0 || p.LeaderAddr != "" || len(p.Replicas) > 0
+	})
+	if cluster {
+		rf := "all the nodes at its creation"
+		if cfg.Replicas > 0 {
+			rf = strconv.Itoa(int(cfg.Replicas))
+		}
+		fmt.Fprintf(tw, "  replicas:\t%s\n", rf)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 
 	fmt.Fprintln(w)
 	tw = newTable(w)
-	cluster := slices.ContainsFunc(info.Partitions, func(p client.PartitionInfo) bool { return p.Leader != 0 || p.LeaderAddr != "" })
 	if !cluster {
 		fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tMESSAGES\tBYTES")
 	} else {
-		fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tMESSAGES\tBYTES\tLEADER")
+		fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tMESSAGES\tBYTES\tLEADER\tREPLICAS\tIN-SYNC\tLEARNERS")
 	}
 	for _, p := range info.Partitions {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d", p.Partition, p.StartOffset, p.EndOffset, p.EndOffset-p.StartOffset, p.Bytes)
 		if cluster {
-			fmt.Fprintf(tw, "\t%s", leaderText(p))
+			reps := nodeList(p.Replicas)
+			if len(p.Assigned) > 0 && !sameNodes(p.Assigned, p.Replicas) {
+				reps += " (moving to " + nodeList(p.Assigned) + ")"
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s", leaderText(p), reps, nodeList(p.InSync), nodeList(p.Learners))
 		}
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// sameNodes reports whether a and b list the same nodes.
+func sameNodes(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // leaderText is a cluster partition's leader: "2 (127.0.0.1:7075)", or
@@ -221,6 +319,7 @@ type (
 		Durability      string `json:"durability"`
 		MaxMessageBytes int32  `json:"max_message_bytes"`
 		WorkQueue       bool   `json:"work_queue"`
+		Replicas        int32  `json:"replicas,omitempty"`
 	}
 	topicInfoJSON struct {
 		topicJSON
@@ -230,13 +329,17 @@ type (
 		Subscriptions []string        `json:"subscriptions"`
 	}
 	partitionJSON struct {
-		Partition   int32  `json:"partition"`
-		StartOffset int64  `json:"start_offset"`
-		EndOffset   int64  `json:"end_offset"`
-		Messages    int64  `json:"messages"`
-		Bytes       int64  `json:"bytes"`
-		Leader      uint64 `json:"leader,omitempty"`
-		LeaderAddr  string `json:"leader_addr,omitempty"`
+		Partition   int32    `json:"partition"`
+		StartOffset int64    `json:"start_offset"`
+		EndOffset   int64    `json:"end_offset"`
+		Messages    int64    `json:"messages"`
+		Bytes       int64    `json:"bytes"`
+		Leader      uint64   `json:"leader,omitempty"`
+		LeaderAddr  string   `json:"leader_addr,omitempty"`
+		Replicas    []uint64 `json:"replicas,omitempty"`
+		InSync      []uint64 `json:"in_sync,omitempty"`
+		Learners    []uint64 `json:"learners,omitempty"`
+		Assigned    []uint64 `json:"assigned,omitempty"`
 	}
 )
 
@@ -258,6 +361,7 @@ func newTopicJSON(t client.Topic) topicJSON {
 			Durability:      c.Durability.String(),
 			MaxMessageBytes: c.MaxMessageBytes,
 			WorkQueue:       c.WorkQueue,
+			Replicas:        c.Replicas,
 		},
 	}
 }
@@ -272,7 +376,8 @@ func newTopicInfoJSON(info *client.TopicInfo) topicInfoJSON {
 	}
 	for i, p := range info.Partitions {
 		js.Partitions[i] = partitionJSON{Partition: p.Partition, StartOffset: p.StartOffset, EndOffset: p.EndOffset,
-			Messages: p.EndOffset - p.StartOffset, Bytes: p.Bytes, Leader: p.Leader, LeaderAddr: p.LeaderAddr}
+			Messages: p.EndOffset - p.StartOffset, Bytes: p.Bytes, Leader: p.Leader, LeaderAddr: p.LeaderAddr,
+			Replicas: p.Replicas, InSync: p.InSync, Learners: p.Learners, Assigned: p.Assigned}
 	}
 	return js
 }

@@ -65,11 +65,22 @@ func (h topics) DescribeTopic(_ context.Context, req *connect.Request[spoolv1.De
 			Partition: p.Partition, StartOffset: p.StartOffset, EndOffset: p.EndOffset, Bytes: p.Bytes,
 		}
 		if i := int(p.Partition); i >= 0 && i < len(leaders) {
-			pi.Leader, pi.LeaderAddr = leaders[i].Node, leaders[i].Addr
+			l := leaders[i]
+			pi.Leader, pi.LeaderAddr = l.Node, l.Addr
+			pi.Replicas, pi.InSync, pi.Learners = l.Replicas, l.InSync, l.Learners
+			pi.Assigned = info.Topic.AssignmentOf(p.Partition).Voters
 		}
 		out.Partitions = append(out.Partitions, pi)
 	}
 	return connect.NewResponse(out), nil
+}
+
+func (h topics) ReassignPartition(_ context.Context, req *connect.Request[spoolv1.ReassignPartitionRequest]) (*connect.Response[spoolv1.ReassignPartitionResponse], error) {
+	err := h.b.ReassignPartitions(req.Msg.Topic, []broker.Reassignment{{Partition: req.Msg.Partition, Voters: req.Msg.Replicas}})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&spoolv1.ReassignPartitionResponse{}), nil
 }
 
 // subs implements SubscriptionService.

@@ -82,6 +82,7 @@ func topicConfigFromProto(c *spoolv1.TopicConfig) (catalog.TopicConfig, error) {
 	}
 	out.MaxMessageBytes = c.MaxMessageBytes
 	out.WorkQueue = c.WorkQueue
+	out.Replicas = c.Replicas
 	return out, nil
 }
 
@@ -98,6 +99,7 @@ func topicToProto(t catalog.Topic) *spoolv1.Topic {
 		MessageTtl:      optDur(c.MessageTTL),
 		MaxMessageBytes: c.MaxMessageBytes,
 		WorkQueue:       c.WorkQueue,
+		Replicas:        c.Replicas,
 	}
 	if c.Discard == catalog.DiscardNew {
 		pc.Discard = spoolv1.Discard_DISCARD_NEW

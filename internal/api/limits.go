@@ -49,6 +49,9 @@ var listCaps = map[protoreflect.FullName]listCap{
 	"spool.v1.Revoked.partitions":      {each: catalog.MaxPartitions},
 	"spool.v1.Backoff.delays":          {each: maxBackoffDelays},
 	"google.protobuf.FieldMask.paths":  {each: maxMaskPaths},
+	// A partition has at most five replicas; more is refused with a
+	// clearer message than the decoder's.
+	"spool.v1.ReassignPartitionRequest.replicas": {each: 64},
 }
 
 // capOf returns the bound of a repeated field.

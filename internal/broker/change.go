@@ -54,6 +54,7 @@ const (
 	changeDeleteSub
 	changeAlterSub
 	changeSubState // a subscription's consumer state (sub_state.go)
+	changeReassign // partitions' replicas (reassign.go)
 )
 
 // change is one catalog change. Which fields are set depends on kind.
@@ -62,6 +63,8 @@ type change struct {
 	topic   catalog.Topic        // create-topic, add-partitions, topic-config; delete-topic: Name and ID
 	sub     catalog.Subscription // create-sub, alter-sub; delete-sub: Topic, Name and Created
 	offsets []int64              // create-sub: the starting offset of every partition
+	// reassign: the partitions' new replicas (topic: Name and ID)
+	reassign []Reassignment
 }
 
 // decide makes a change: applied at once on a single node, ordered through
@@ -134,6 +137,8 @@ func (b *Broker) applyChange(c change, stamp catalog.Stamp) error {
 		return b.applyDeleteSub(c.sub, stamps)
 	case changeAlterSub:
 		return b.applyAlterSub(c.sub, stamps)
+	case changeReassign:
+		return b.applyReassign(c.topic.Name, c.topic.ID, c.reassign, stamps)
 	}
 	return errs.New(errs.InvalidArgument, "unknown catalog change %d", c.kind)
 }
@@ -145,6 +150,8 @@ func (b *Broker) applyChange(c change, stamp catalog.Stamp) error {
 //	create-sub: subscription record, count (uint32), offsets (int64 each)
 //	delete-sub: topic, name, created (unix nanoseconds, int64)
 //	alter-sub: subscription record
+//	reassign: name, id, count (uint32), then per partition: partition
+//	  (uint32), count (uint32), node ids (uint64 each)
 //
 // with records and strings as uint32 length ‖ bytes (records as the
 // catalog stores them).
@@ -161,6 +168,10 @@ func encodeChange(c change) ([]byte, error) {
 	case changeDeleteTopic:
 		str([]byte(c.topic.Name))
 		str([]byte(c.topic.ID))
+	case changeReassign:
+		str([]byte(c.topic.Name))
+		str([]byte(c.topic.ID))
+		out = encodeReassign(out, c.reassign)
 	case changeCreateSub, changeAlterSub:
 		rec, err := catalog.EncodeSub(c.sub)
 		if err != nil {
@@ -195,6 +206,9 @@ func decodeChange(data []byte) (change, error) {
 		}
 	case changeDeleteTopic:
 		c.topic.Name, c.topic.ID = r.Str(), r.Str()
+	case changeReassign:
+		c.topic.Name, c.topic.ID = r.Str(), r.Str()
+		c.reassign = decodeReassign(r)
 	case changeCreateSub, changeAlterSub:
 		rec := r.Take(int(r.U32()))
 		if c.kind == changeCreateSub {

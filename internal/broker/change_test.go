@@ -125,19 +125,31 @@ func TestChangesReplayed(t *testing.T) {
 func TestChangeDecodeBadInput(t *testing.T) {
 	topic := catalog.Topic{Name: "t", ID: "id", Config: catalog.DefaultDefaults().Fill(catalog.TopicConfig{Partitions: 2})}
 	sub := catalog.Subscription{Topic: "t", Name: "s"}
+	replicated := topic
+	replicated.Config.Replicas = 3
+	replicated.Assignment = []catalog.PartitionAssignment{{Voters: []uint64{1, 2, 3}, Initial: []uint64{1, 2, 3}}, {Voters: []uint64{2, 3, 4}, Initial: []uint64{2, 3, 1}}}
 	for _, c := range []change{
 		{kind: changeCreateTopic, topic: topic},
 		{kind: changeDeleteTopic, topic: topic},
 		{kind: changeCreateSub, sub: sub, offsets: []int64{3, 4}},
 		{kind: changeDeleteSub, sub: sub},
 		{kind: changeAlterSub, sub: sub},
+		{kind: changeReassign, topic: topic, reassign: []Reassignment{{Partition: 1, Voters: []uint64{3, 1, 2}}, {Partition: 0, Voters: []uint64{4}}}},
+		{kind: changeCreateTopic, topic: replicated},
 	} {
 		data, err := encodeChange(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := decodeChange(data); err != nil {
+		got, err := decodeChange(data)
+		if err != nil {
 			t.Fatalf("kind %d: %v", c.kind, err)
+		}
+		if c.kind == changeReassign && (!reflect.DeepEqual(got.reassign, c.reassign) || got.topic.Name != "t" || got.topic.ID != "id") {
+			t.Fatalf("reassignment decoded as %+v", got)
+		}
+		if c.kind == changeCreateTopic && !reflect.DeepEqual(got.topic.Assignment, c.topic.Assignment) {
+			t.Fatalf("replicas decoded as %+v, want %+v", got.topic.Assignment, c.topic.Assignment)
 		}
 		for n := range len(data) {
 			if _, err := decodeChange(data[:n]); err == nil {
@@ -145,7 +157,8 @@ func TestChangeDecodeBadInput(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range [][]byte{{0}, {99}, {byte(changeCreateSub), 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}} {
+	for _, bad := range [][]byte{{0}, {99}, {byte(changeCreateSub), 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff},
+		{byte(changeReassign), 0, 0, 0, 1, 't', 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}} {
 		if _, err := decodeChange(bad); err == nil {
 			t.Fatalf("%x decoded", bad)
 		}

@@ -59,10 +59,27 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q already has %d partitions", topicName, cur)
 	}
 	meta.Config.Partitions = n
+	if b.cfg.Replicator != nil {
+		// The new partitions' replicas; a topic created before replication
+		// factors gets the cluster's default for them.
+		_, asg, err := b.cfg.Replicator.Place(meta.ID, meta.Config.Replicas, cur, n)
+		if err != nil {
+			return catalog.Topic{}, err
+		}
+		meta.Assignment = append(padAssignment(meta.Assignment, cur), asg...)
+	}
 	if err := b.decide(change{kind: changeAddPartitions, topic: meta}); err != nil {
 		return catalog.Topic{}, err
 	}
 	return meta, nil
+}
+
+// padAssignment returns a copy of asg with n entries (those missing
+// empty).
+func padAssignment(asg []catalog.PartitionAssignment, n int32) []catalog.PartitionAssignment {
+	out := make([]catalog.PartitionAssignment, n)
+	copy(out, asg)
+	return out
 }
 
 // applyAddPartitions gives the topic of meta's id meta's partition count,
@@ -73,6 +90,7 @@ func (b *Broker) applyAddPartitions(meta catalog.Topic, stamps []catalog.Stamp) 
 	if err != nil || t.meta.ID != meta.ID {
 		return errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
+	added := meta.Assignment
 	t.life.RLock()
 	cur := int32(len(t.logs()))
 	meta = t.meta
@@ -81,14 +99,18 @@ func (b *Broker) applyAddPartitions(meta catalog.Topic, stamps []catalog.Stamp) 
 		return nil // applied before, or a later change has more
 	}
 	meta.Config.Partitions = n
+	if len(added) == int(n) {
+		// The partitions this node has keep the replicas it recorded.
+		meta.Assignment = append(padAssignment(meta.Assignment, cur), added[cur:]...)
+	}
 	opts := b.logOptions(meta)
 	opts.OnAdvance = t.notify
-	var added []*seglog.Log
+	var logs []*seglog.Log
 	cleanup := func() {
-		for _, l := range added {
+		for _, l := range logs {
 			l.Close()
 		}
-		for p := cur; p < cur+int32(len(added)); p++ {
+		for p := cur; p < cur+int32(len(logs)); p++ {
 			b.fs.RemoveAll(filepath.Join(t.dir, strconv.Itoa(int(p))))
 		}
 		vfs.SyncDir(b.fs, t.dir)
@@ -99,7 +121,7 @@ func (b *Broker) applyAddPartitions(meta catalog.Topic, stamps []catalog.Stamp) 
 			cleanup()
 			return errs.Wrap(errs.StorageFailed, err, "create partition %d of topic %q", p, topicName)
 		}
-		added = append(added, l)
+		logs = append(logs, l)
 	}
 
 	t.life.Lock()
@@ -115,8 +137,8 @@ func (b *Broker) applyAddPartitions(meta catalog.Topic, stamps []catalog.Stamp) 
 	}
 	if b.cfg.Replicator != nil {
 		rs := append([]*replica(nil), t.replicas()...)
-		for k, l := range added {
-			r, err := t.startReplica(cur+int32(k), l)
+		for k, l := range logs {
+			r, err := t.startReplica(cur+int32(k), l, meta.AssignmentOf(cur+int32(k)))
 			if err != nil {
 				for _, r := range rs[len(t.replicas()):] {
 					r.stop()
@@ -131,9 +153,10 @@ func (b *Broker) applyAddPartitions(meta catalog.Topic, stamps []catalog.Stamp) 
 	}
 	parts := make([]*seglog.Log, 0, n)
 	parts = append(parts, t.logs()...)
-	parts = append(parts, added...)
+	parts = append(parts, logs...)
 	t.parts.Store(&parts)
 	t.meta.Config.Partitions = n
+	t.meta.Assignment = meta.Assignment
 	now := b.clock.Now()
 	t.subsMu.Lock()
 	for _, s := range t.subs {

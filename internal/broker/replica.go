@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/batch"
+	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/seglog"
 )
@@ -37,12 +38,22 @@ import (
 
 // Replicator starts the raft groups of partitions (nil: a single node).
 type Replicator interface {
+	// Place checks a replication factor (0: the cluster's default) and
+	// chooses the replicas of partitions [from, to) of the topic with this
+	// id; it returns the factor and one assignment per partition. Called
+	// by the node that builds the catalog change, which records them.
+	Place(topicID string, replicas int32, from, to int32) (int32, []catalog.PartitionAssignment, error)
+	// CheckReplicas checks that every node of a replica list is a node of
+	// the cluster.
+	CheckReplicas(voters []uint64) error
 	// StartPartition starts the group of partition p of the topic with
-	// this id over its log (opened replicated). committed is called on
-	// the group's worker with every committed record batch, in log order,
-	// and its term; with nil once the group stopped on this node (its log
-	// failed: nothing more commits here).
-	StartPartition(topicID, topicName string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (PartitionGroup, error)
+	// this id over its log (opened replicated), with the replicas the
+	// catalog assigns it (zero: a partition created before replication
+	// factors). committed is called on the group's worker with every
+	// committed record batch, in log order, and its term; with nil once
+	// the group stopped on this node (its log failed: nothing more
+	// commits here).
+	StartPartition(topicID, topicName string, p int32, asg catalog.PartitionAssignment, log *seglog.Log, committed func(b []byte, term uint64)) (PartitionGroup, error)
 }
 
 // PartitionGroup is a partition's raft group on this node.
@@ -57,6 +68,13 @@ type PartitionGroup interface {
 	// NodeAddr returns the native API address node id advertises ("":
 	// unknown).
 	NodeAddr(id uint64) string
+	// SetAssignment tells the group the replicas the catalog assigns it
+	// now (a reassignment, applied on every node).
+	SetAssignment(asg catalog.PartitionAssignment)
+	// Replicas returns the group's voters as this node knows them, those
+	// of them in sync (what the leader sees; elsewhere the voters), and
+	// its learners.
+	Replicas() (voters, inSync, learners []uint64)
 	// Stop stops the group on this node (before its log is closed).
 	Stop()
 }
@@ -340,10 +358,10 @@ func (t *topic) replicas() []*replica {
 
 // startReplica starts partition p's group over its log, which readers see
 // only up to what is committed.
-func (t *topic) startReplica(p int32, l *seglog.Log) (*replica, error) {
+func (t *topic) startReplica(p int32, l *seglog.Log, asg catalog.PartitionAssignment) (*replica, error) {
 	l.SetReadLimit(0)
 	r := &replica{log: l}
-	g, err := t.b.cfg.Replicator.StartPartition(t.meta.ID, t.meta.Name, p, l, r.committed)
+	g, err := t.b.cfg.Replicator.StartPartition(t.meta.ID, t.meta.Name, p, asg, l, r.committed)
 	if err != nil {
 		return nil, err
 	}
@@ -379,11 +397,16 @@ func (b *Broker) PartitionTerm(topicName string, p int32) uint64 {
 	return term
 }
 
-// PartitionLeader is a partition's leader as this node sees it.
+// PartitionLeader is a partition's leader and replicas as this node sees
+// them.
 type PartitionLeader struct {
 	Partition int32
 	Node      uint64 // 0: none right now (an election)
 	Addr      string // the leader's native API address (host:port); "": unknown
+	// Replicas are the group's voters, InSync those of them the leader
+	// sees caught up (on other nodes: the voters), Learners the nodes
+	// that follow it without voting.
+	Replicas, InSync, Learners []uint64
 }
 
 // PartitionLeaders returns the leaders of a topic's partitions, in
@@ -402,6 +425,7 @@ func (b *Broker) PartitionLeaders(topicName string) ([]PartitionLeader, error) {
 	for p, r := range rs {
 		lead, _, _ := r.g.Leader()
 		out[p] = PartitionLeader{Partition: int32(p), Node: lead}
+		out[p].Replicas, out[p].InSync, out[p].Learners = r.g.Replicas()
 		if lead == 0 {
 			continue
 		}

@@ -113,6 +113,11 @@ func (b *Broker) RestoreCatalog(kvs []KV, stamps ...catalog.Stamp) error {
 					return err
 				}
 			}
+			if !reflect.DeepEqual(nt.Assignment, cur.Assignment) {
+				if err := b.applyAssignment(nt); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	// Subscriptions.

@@ -94,7 +94,7 @@ func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
 		ls := append(t.logs(), l)
 		t.parts.Store(&ls)
 		if b.cfg.Replicator != nil {
-			r, err := t.startReplica(p, l)
+			r, err := t.startReplica(p, l, meta.AssignmentOf(p))
 			if err != nil {
 				t.closeLogs()
 				return nil, fmt.Errorf("broker: start the group of %s/%d: %w", meta.Name, p, err)
@@ -205,6 +205,19 @@ func (b *Broker) CreateTopic(name string, cfg catalog.TopicConfig) (catalog.Topi
 		return catalog.Topic{}, errs.New(errs.TopicExists, "topic %q already exists", name)
 	}
 	meta := catalog.Topic{Name: name, ID: newUUID(), Config: cfg, Created: b.clock.Now().UTC()}
+	if b.cfg.Replicator == nil {
+		// A single node holds the one replica of each partition.
+		if cfg.Replicas != 0 && cfg.Replicas != 1 {
+			return catalog.Topic{}, errs.New(errs.InvalidArgument, "replication factor %d: a single node has one replica of each partition", cfg.Replicas)
+		}
+		meta.Config.Replicas = 0
+	} else {
+		rf, asg, err := b.cfg.Replicator.Place(meta.ID, cfg.Replicas, 0, cfg.Partitions)
+		if err != nil {
+			return catalog.Topic{}, err
+		}
+		meta.Config.Replicas, meta.Assignment = rf, asg
+	}
 	if err := b.decide(change{kind: changeCreateTopic, topic: meta}); err != nil {
 		return catalog.Topic{}, err
 	}

@@ -71,6 +71,9 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 	if err := update(&cfg); err != nil {
 		return catalog.Topic{}, err
 	}
+	if cfg.Replicas != meta.Config.Replicas {
+		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q: the replication factor is fixed when the topic is created; move a partition's replicas with a reassignment instead", topicName)
+	}
 	if cfg.Partitions != meta.Config.Partitions {
 		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q: the partition count changes only by adding partitions (it has %d)", topicName, meta.Config.Partitions)
 	}
@@ -108,7 +111,7 @@ func (b *Broker) applyTopicConfig(meta catalog.Topic, stamps []catalog.Stamp) er
 		return errs.New(errs.TopicNotFound, "topic %q not found", topicName)
 	}
 	cfg := meta.Config
-	cfg.Partitions = t.meta.Config.Partitions
+	cfg.Partitions, cfg.Replicas = t.meta.Config.Partitions, t.meta.Config.Replicas
 	next := t.meta
 	next.Config = cfg
 	if err := b.catalog.PutTopic(next, false, stamps...); err != nil {

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -51,7 +52,7 @@ func TestPersistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, ok := c.Topic("orders")
-	if !ok || got != topic {
+	if !ok || !reflect.DeepEqual(got, topic) {
 		t.Fatalf("topic after reload: %+v", got)
 	}
 	gs, ok := c.Sub("orders", "billing")

@@ -30,9 +30,16 @@ import (
 // 8 bytes, the offset big-endian. A later version will have another length
 // and start with its version byte.
 
-// recordVersion is the version of the topic and subscription records this
-// server writes, and the newest it reads.
+// recordVersion is the version of the subscription records this server
+// writes and reads, and of the topic records it writes for topics without
+// replicas (a single node's, and those of older clusters).
 const recordVersion = 1
+
+// topicRecordVersion is the newest topic record version this server
+// reads: version 2 is version 1 with the replication factor in the config
+// and the partitions' replicas (Topic.Assignment), written for the topics
+// that have them (a cluster's).
+const topicRecordVersion = 2
 
 // topicV1 is a topic record, version 1.
 type topicV1 struct {
@@ -54,6 +61,37 @@ type topicConfigV1 struct {
 	Durability      string   `json:"durability"`  // always, interval, none
 	MaxMessageBytes int32    `json:"max_message_bytes"`
 	WorkQueue       bool     `json:"work_queue"`
+}
+
+// topicV2 is a topic record, version 2: version 1's fields, the
+// replication factor in the config, and the partitions' replicas.
+type topicV2 struct {
+	Name       string         `json:"name"`
+	ID         string         `json:"id"`
+	Created    time.Time      `json:"created"`
+	Config     topicConfigV2  `json:"config"`
+	Assignment []assignmentV2 `json:"assignment"` // [] or one per partition
+}
+
+type topicConfigV2 struct {
+	Partitions      int32    `json:"partitions"`
+	Retention       duration `json:"retention"`
+	RetentionBytes  int64    `json:"retention_bytes"`
+	MaxMessages     int64    `json:"max_messages"`
+	MaxBytes        int64    `json:"max_bytes"`
+	Discard         string   `json:"discard"`
+	DedupWindow     duration `json:"dedup_window"`
+	MessageTTL      duration `json:"message_ttl"`
+	Durability      string   `json:"durability"`
+	MaxMessageBytes int32    `json:"max_message_bytes"`
+	WorkQueue       bool     `json:"work_queue"`
+	Replicas        int32    `json:"replicas"` // 0: all the nodes at creation
+}
+
+// assignmentV2 is a partition's replicas ([] each when unknown).
+type assignmentV2 struct {
+	Voters  []uint64 `json:"voters"`
+	Initial []uint64 `json:"initial"`
 }
 
 // subV1 is a subscription record, version 1.
@@ -162,7 +200,8 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// encodeTopic encodes a topic record.
+// encodeTopic encodes a topic record: version 1 unless it has replicas
+// (version 2).
 func encodeTopic(t Topic) ([]byte, error) {
 	c := t.Config
 	w := topicV1{Name: t.Name, ID: t.ID, Created: t.Created.UTC(), Config: topicConfigV1{
@@ -177,7 +216,48 @@ func encodeTopic(t Topic) ([]byte, error) {
 	if w.Config.Durability, err = nameOf(durabilityNames, "durability policy", c.Durability); err != nil {
 		return nil, err
 	}
-	return marshalV1(w)
+	if c.Replicas == 0 && t.Assignment == nil {
+		return marshalV1(w)
+	}
+	if err := checkAssignment(t); err != nil {
+		return nil, err
+	}
+	wc := w.Config
+	w2 := topicV2{Name: w.Name, ID: w.ID, Created: w.Created, Config: topicConfigV2{
+		Partitions: wc.Partitions, Retention: wc.Retention, RetentionBytes: wc.RetentionBytes, MaxMessages: wc.MaxMessages,
+		MaxBytes: wc.MaxBytes, Discard: wc.Discard, DedupWindow: wc.DedupWindow, MessageTTL: wc.MessageTTL,
+		Durability: wc.Durability, MaxMessageBytes: wc.MaxMessageBytes, WorkQueue: wc.WorkQueue, Replicas: c.Replicas,
+	}, Assignment: make([]assignmentV2, len(t.Assignment))}
+	for i, a := range t.Assignment {
+		w2.Assignment[i] = assignmentV2{Voters: append([]uint64{}, a.Voters...), Initial: append([]uint64{}, a.Initial...)}
+	}
+	b, err := json.Marshal(w2)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{2}, b...), nil
+}
+
+// checkAssignment checks a topic's replicas: none, or one entry per
+// partition, each a valid replica list or empty.
+func checkAssignment(t Topic) error {
+	if t.Config.Replicas < 0 || t.Config.Replicas > MaxReplicas {
+		return fmt.Errorf("replication factor %d", t.Config.Replicas)
+	}
+	if len(t.Assignment) != 0 && len(t.Assignment) != int(t.Config.Partitions) {
+		return fmt.Errorf("replicas of %d partitions for %d partitions", len(t.Assignment), t.Config.Partitions)
+	}
+	for p, a := range t.Assignment {
+		for _, l := range [][]uint64{a.Voters, a.Initial} {
+			if len(l) == 0 {
+				continue
+			}
+			if err := ValidateReplicas(l, 0); err != nil {
+				return fmt.Errorf("partition %d: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // decodeTopic decodes the topic record stored under key.
@@ -190,23 +270,61 @@ func decodeTopic(key, v []byte) (Topic, error) {
 }
 
 func decodeTopicRecord(v []byte) (Topic, error) {
-	ver, payload, err := state.Version(v, recordVersion, true)
+	ver, payload, err := state.Version(v, topicRecordVersion, true)
 	if err != nil {
 		return Topic{}, err
 	}
-	if ver == 0 {
+	switch ver {
+	case 0:
 		return decodeTopicV0(payload)
+	case 1:
+		var w topicV1
+		if err := state.DecodeJSON(payload, &w, true); err != nil {
+			return Topic{}, err
+		}
+		return topicFromV1(w)
 	}
-	var w topicV1
-	if err := state.DecodeJSON(payload, &w, true); err != nil {
+	var w2 topicV2
+	if err := state.DecodeJSON(payload, &w2, true); err != nil {
 		return Topic{}, err
 	}
+	c := w2.Config
+	t, err := topicFromV1(topicV1{Name: w2.Name, ID: w2.ID, Created: w2.Created, Config: topicConfigV1{
+		Partitions: c.Partitions, Retention: c.Retention, RetentionBytes: c.RetentionBytes, MaxMessages: c.MaxMessages,
+		MaxBytes: c.MaxBytes, Discard: c.Discard, DedupWindow: c.DedupWindow, MessageTTL: c.MessageTTL,
+		Durability: c.Durability, MaxMessageBytes: c.MaxMessageBytes, WorkQueue: c.WorkQueue,
+	}})
+	if err != nil {
+		return Topic{}, err
+	}
+	t.Config.Replicas = c.Replicas
+	if len(w2.Assignment) > 0 {
+		t.Assignment = make([]PartitionAssignment, len(w2.Assignment))
+		for i, a := range w2.Assignment {
+			if len(a.Voters) > 0 {
+				t.Assignment[i].Voters = a.Voters
+			}
+			if len(a.Initial) > 0 {
+				t.Assignment[i].Initial = a.Initial
+			}
+		}
+	}
+	if err := checkAssignment(t); err != nil {
+		return Topic{}, err
+	}
+	return t, nil
+}
+
+// topicFromV1 is the topic a version-1 record (or version 2's same
+// fields) describes.
+func topicFromV1(w topicV1) (Topic, error) {
 	c := w.Config
 	t := Topic{Name: w.Name, ID: w.ID, Created: w.Created, Config: TopicConfig{
 		Partitions: c.Partitions, Retention: time.Duration(c.Retention), RetentionBytes: c.RetentionBytes,
 		MaxMessages: c.MaxMessages, MaxBytes: c.MaxBytes, DedupWindow: time.Duration(c.DedupWindow),
 		MessageTTL: time.Duration(c.MessageTTL), MaxMessageBytes: c.MaxMessageBytes, WorkQueue: c.WorkQueue,
 	}}
+	var err error
 	if t.Config.Discard, err = valueOf(discardNames, "discard policy", c.Discard); err != nil {
 		return Topic{}, err
 	}

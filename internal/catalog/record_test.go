@@ -204,14 +204,14 @@ func TestFormatFutureVersion(t *testing.T) {
 		key, value []byte
 		want       string
 	}{
-		{state.TopicKey("orders"), append([]byte{2}, topic[1:]...),
-			`catalog: topic record "t/orders": record of an unknown future version 2; this server reads up to version 1`},
+		{state.TopicKey("orders"), append([]byte{3}, topic[1:]...),
+			`catalog: topic record "t/orders": record of an unknown future version 3; this server reads up to version 2`},
 		{state.SubKey("orders", "billing"), append([]byte{0x7a}, sub[1:]...),
 			`catalog: subscription record "s/orders\x00billing": record of an unknown future version 122; this server reads up to version 1`},
 		{state.SubKey("orders", "billing"), append([]byte{0}, sub[1:]...),
 			`catalog: subscription record "s/orders\x00billing": record of unknown version byte 0x00`},
 		{state.TopicKey("orders"), append([]byte{0xff}, topic[1:]...),
-			`catalog: topic record "t/orders": record of an unknown future version 255; this server reads up to version 1`},
+			`catalog: topic record "t/orders": record of an unknown future version 255; this server reads up to version 2`},
 	} {
 		st := openStore(t, t.TempDir())
 		b := st.NewBatch()
@@ -282,6 +282,7 @@ func TestFormatBadRecords(t *testing.T) {
 func TestFormatEveryField(t *testing.T) {
 	var topic Topic
 	fill(t, reflect.ValueOf(&topic).Elem(), "Topic")
+	topic.Config.Partitions = int32(len(topic.Assignment)) // one assignment per partition
 	enc, err := encodeTopic(topic)
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +313,9 @@ func fill(t *testing.T, v reflect.Value, path string) {
 	case *FailureAction:
 		*x = FailStop
 		return
+	case *[]uint64: // node ids: distinct
+		*x = []uint64{2, 1}
+		return
 	}
 	switch v.Kind() {
 	case reflect.Struct:
@@ -333,5 +337,48 @@ func fill(t *testing.T, v reflect.Value, path string) {
 		v.SetBool(true)
 	default:
 		t.Fatalf("%s: cannot fill a %s", path, v.Type())
+	}
+}
+
+// TestFormatTopicV2Golden: a cluster's topic with a replication factor and
+// its partitions' replicas is a version-2 record; one without (a single
+// node's, an older cluster's) stays version 1, as the goldens above.
+func TestFormatTopicV2Golden(t *testing.T) {
+	want := Topic{Name: "payments", ID: "6b1d0c1e-2f3a-4b5c-8d9e-0a1b2c3d4e5f",
+		Created: time.Date(2026, 12, 7, 12, 0, 0, 123456789, time.UTC),
+		Config: TopicConfig{Partitions: 3, DedupWindow: 2 * time.Minute, Durability: seglog.SyncAlways, MaxMessageBytes: 1 << 20,
+			Replicas: 3},
+		Assignment: []PartitionAssignment{
+			{Voters: []uint64{2, 3, 4}, Initial: []uint64{2, 3, 4}},
+			{Voters: []uint64{3, 4, 5}, Initial: []uint64{3, 4, 1}},
+			{}, // a partition without replicas recorded
+		}}
+	enc, err := encodeTopic(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := golden(t, "topic-payments.v2.bin", enc)
+	if !bytes.Equal(enc, g) {
+		t.Errorf("encoded\n%q\nwant (golden)\n%q", enc, g)
+	}
+	got, err := decodeTopic(state.TopicKey(want.Name), g)
+	if err != nil || !sameTopic(got, want) {
+		t.Errorf("decoded to %+v, %v; want %+v", got, err, want)
+	}
+	if old, _ := encodeTopic(topicCases[0].want); old[0] != 1 {
+		t.Errorf("a topic without replicas encoded as version %d, want 1", old[0])
+	}
+	for name, bad := range map[string]Topic{
+		"count":     {Config: TopicConfig{Partitions: 2, Replicas: 1}, Assignment: []PartitionAssignment{{Voters: []uint64{1}}}},
+		"duplicate": {Config: TopicConfig{Partitions: 1, Replicas: 3}, Assignment: []PartitionAssignment{{Voters: []uint64{1, 2, 1}}}},
+		"node 0":    {Config: TopicConfig{Partitions: 1, Replicas: 1}, Assignment: []PartitionAssignment{{Initial: []uint64{0}}}},
+		"factor":    {Config: TopicConfig{Partitions: 1, Replicas: 7}},
+	} {
+		if _, err := encodeTopic(bad); err == nil {
+			t.Errorf("%s: encoded %+v", name, bad)
+		}
+	}
+	if _, err := decodeTopic(state.TopicKey("t"), bytes.Replace(g, []byte(`[3,4,5]`), []byte(`[3,3,5]`), 1)); err == nil {
+		t.Error("a record with a node listed twice decoded")
 	}
 }

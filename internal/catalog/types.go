@@ -61,6 +61,11 @@ type TopicConfig struct {
 	// topic has finished (acked, dead-lettered or dropped) all their
 	// messages, on top of the age and byte retention.
 	WorkQueue bool
+	// Replicas is the replication factor on a cluster: how many nodes'
+	// copies of each partition count towards its quorum (1, 3 or 5); 0 on
+	// a single node, and for topics created before replication factors
+	// (all the nodes of the cluster at their creation). Fixed at creation.
+	Replicas int32
 }
 
 // Topic is a topic definition.
@@ -69,6 +74,79 @@ type Topic struct {
 	ID      string // UUID; also the Kafka topic id
 	Config  TopicConfig
 	Created time.Time
+	// Assignment is, on a cluster, each partition's replicas (nil on a
+	// single node and for topics created before replication factors;
+	// otherwise one per partition).
+	Assignment []PartitionAssignment
+}
+
+// AssignmentOf returns partition p's replicas (zero when none are
+// recorded).
+func (t Topic) AssignmentOf(p int32) PartitionAssignment {
+	if p < 0 || int(p) >= len(t.Assignment) {
+		return PartitionAssignment{}
+	}
+	return t.Assignment[p]
+}
+
+// PartitionAssignment is a partition's replicas: the nodes that vote in
+// its raft group. Every other node of the cluster follows it as a learner.
+type PartitionAssignment struct {
+	// Voters are the replicas the partition's group is to have (its
+	// leader changes the group until it has them); the first is the
+	// preferred leader. Empty: the voters it was created with (a
+	// partition created before replication factors).
+	Voters []uint64
+	// Initial are the voters the partition was created with: each of them
+	// bootstraps the group with this configuration. Empty: a partition
+	// created before replication factors.
+	Initial []uint64
+}
+
+// ValidateReplicas checks a replica list: count nodes (when count > 0),
+// none 0, none twice.
+func ValidateReplicas(voters []uint64, count int) error {
+	if count > 0 && len(voters) != count {
+		return errs.New(errs.InvalidArgument, "%d replicas given; the topic's replication factor is %d", len(voters), count)
+	}
+	if len(voters) == 0 || len(voters) > MaxReplicas {
+		return errs.New(errs.InvalidArgument, "a partition has 1 to %d replicas, not %d", MaxReplicas, len(voters))
+	}
+	seen := map[uint64]bool{}
+	for _, v := range voters {
+		if v == 0 {
+			return errs.New(errs.InvalidArgument, "replica node id 0 is not a node")
+		}
+		if seen[v] {
+			return errs.New(errs.InvalidArgument, "node %d is listed twice among the replicas", v)
+		}
+		seen[v] = true
+	}
+	return nil
+}
+
+// MaxReplicas is the largest replication factor.
+const MaxReplicas = 5
+
+// ValidateReplicationFactor checks a replication factor for a cluster of
+// nodes nodes (0: the default): 1, 3 or 5, and no more than the nodes.
+func ValidateReplicationFactor(rf int32, nodes int) error {
+	switch {
+	case rf == 0:
+		return nil
+	case rf != 1 && rf != 3 && rf != 5:
+		return errs.New(errs.InvalidArgument, "replication factor %d: give 1, 3 or 5 (an odd number, so that a majority of the replicas survives the loss of the others)", rf)
+	case int(rf) > nodes:
+		return errs.New(errs.InvalidArgument, "replication factor %d is more than the cluster's %d nodes", rf, nodes)
+	}
+	return nil
+}
+
+// DefaultReplicationFactor is the replication factor of a topic created
+// without one on a cluster of nodes nodes: 3 with at least 3 nodes, else
+// the cluster's size.
+func DefaultReplicationFactor(nodes int) int32 {
+	return int32(max(1, min(nodes, 3)))
 }
 
 // Mode is a subscription's delivery mode.

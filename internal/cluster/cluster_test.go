@@ -225,7 +225,7 @@ func topicsOf(b *broker.Broker) string {
 	var s string
 	for _, tm := range b.Topics() {
 		subs, _ := b.Subscriptions(tm.Name)
-		s += fmt.Sprintf("%s(%s,%d,%d)", tm.Name, tm.ID, tm.Config.Partitions, tm.Config.MaxMessages)
+		s += fmt.Sprintf("%s(%s,%d,%d,%d,%v)", tm.Name, tm.ID, tm.Config.Partitions, tm.Config.MaxMessages, tm.Config.Replicas, tm.Assignment)
 		for _, sm := range subs {
 			s += fmt.Sprintf("[%s %s %q]", sm.Name, sm.Config.Mode, sm.Config.Filter)
 		}

@@ -41,7 +41,15 @@ func (n *Node) AddNode(ctx context.Context, id uint64, clusterAddr string) error
 	return n.confChange(ctx, raftpb.ConfChangeAddLearnerNode, id)
 }
 
-// RemoveNode removes node id from the cluster for good.
+// reassignWait bounds how long RemoveNode waits for the partitions of the
+// node to move to others.
+const reassignWait = 20 * time.Second
+
+// RemoveNode removes node id from the cluster for good: the partitions it
+// is a replica of are reassigned to other nodes first (it waits up to
+// reassignWait for their groups to make the change), then it leaves the
+// registry and the metadata group, and the partition groups' leaders
+// remove it from theirs.
 func (n *Node) RemoveNode(ctx context.Context, id uint64) error {
 	st, ok := n.rafts.Status(MetaGroup)
 	if !ok {
@@ -54,6 +62,14 @@ func (n *Node) RemoveNode(ctx context.Context, id uint64) error {
 	}
 	if voter && len(st.Config.Voters.IDs()) <= 1 {
 		return errs.New(errs.FailedPrecondition, "node %d is the cluster's last voter", id)
+	}
+	// Its partitions move to other nodes first, while it can still hand
+	// them over (a partition whose only replica it is has no other way).
+	wctx, cancel := context.WithTimeout(ctx, reassignWait)
+	err := n.reassignAway(wctx, id)
+	cancel()
+	if err != nil {
+		return err
 	}
 	if err := n.Commit(ctx, encodeNodeChange(changeRemoveNode, NodeInfo{ID: id})); err != nil {
 		return err

@@ -67,11 +67,12 @@ type Node struct {
 	// registry (its connection is kept for removedGrace).
 	removedSeen map[uint64]time.Time
 
-	mu         sync.Mutex
-	started    bool // the metadata group runs
-	advertise  NodeInfo
-	promoting  bool                // a learner's promotion is in flight
-	partitions map[uint64]partInfo // partition groups running here
+	mu          sync.Mutex
+	started     bool // the metadata group runs
+	advertise   NodeInfo
+	promoting   bool                // a learner's promotion is in flight
+	reassigning bool                // partitions of removed nodes are being reassigned
+	partitions  map[uint64]partInfo // partition groups running here
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -123,6 +124,10 @@ func (n *Node) send(to uint64, envs ...peer.Envelope) bool { return n.transport.
 // partitions back to their preferred leaders.
 const balanceTicks = 100
 
+// reassignTicks is how often (in ticks: 5 s by default) the metadata
+// leader looks for partitions whose replicas include a removed node.
+const reassignTicks = 50
+
 func (n *Node) tickLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.Tick)
@@ -141,6 +146,12 @@ func (n *Node) tickLoop() {
 				n.maybePromote()
 				n.refreshRemoved()
 				n.handOffIfFailed()
+			}
+			if ticks%reconcileTicks == 0 {
+				n.reconcilePartitions()
+			}
+			if ticks%reassignTicks == 0 {
+				n.reassignRemoved()
 			}
 			if ticks%balanceTicks == 0 {
 				n.balanceLeaders(8)

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/multiraft"
 	"github.com/spoolmq/spool/internal/partlog"
@@ -19,11 +20,16 @@ import (
 
 // Partition groups: every partition of a cluster is a raft group whose
 // log is the partition log itself (internal/partlog), run with raft's
-// AsyncStorageWrites. Its members are the cluster's nodes when the
-// partition is created (every node holds every partition: replication
-// factor = cluster size); it is bootstrapped by each member when it first
-// opens the partition. Its id is derived from the topic's id and the
-// partition number.
+// AsyncStorageWrites. Its voters are the partition's replicas, which the
+// catalog records (replicas.go); every other node of the cluster is a
+// learner, so that every node holds a readable copy of every partition
+// (the subscription coordinator reads them locally). The replicas it was
+// created with bootstrap it when they first open the partition; the
+// others start it empty and wait for its leader, which adds them as
+// learners. A partition created before replication factors has no
+// recorded replicas: its voters are the nodes of the cluster at its
+// creation, as it bootstrapped them. Its id is derived from the topic's id
+// and the partition number.
 
 // PartitionGroupID is the raft group of partition p of the topic with
 // this id: never 0 (the metadata group).
@@ -44,7 +50,7 @@ func (n *Node) Replicator() broker.Replicator {
 
 type replicator struct{ n *Node }
 
-func (r replicator) StartPartition(topicID, topicName string, p int32, log *seglog.Log, committed func(b []byte, term uint64)) (broker.PartitionGroup, error) {
+func (r replicator) StartPartition(topicID, topicName string, p int32, asg catalog.PartitionAssignment, log *seglog.Log, committed func(b []byte, term uint64)) (broker.PartitionGroup, error) {
 	n := r.n
 	id := PartitionGroupID(topicID, p)
 	ps, err := partlog.Open(log, n.cfg.State, id)
@@ -61,7 +67,15 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, log *segl
 	}
 	log.SetReadLimit(off)
 	var peers []raft.Peer
-	if !n.cfg.Join {
+	switch {
+	case len(asg.Initial) > 0:
+		// Its first replicas bootstrap it with themselves, all alike.
+		if slices.Contains(asg.Initial, n.cfg.Node) {
+			for _, m := range asg.Initial {
+				peers = append(peers, raft.Peer{ID: m})
+			}
+		}
+	case !n.cfg.Join:
 		members, err := n.members()
 		if err != nil {
 			return nil, err
@@ -84,7 +98,10 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, log *segl
 		return nil, err
 	}
 	pref := preferredLeader(topicID, p, members)
-	pi := partInfo{name: topicName + "/" + strconv.Itoa(int(p)), storage: ps, preferred: pref}
+	if len(asg.Voters) > 0 {
+		pref = asg.Voters[0]
+	}
+	pi := partInfo{name: topicName + "/" + strconv.Itoa(int(p)), storage: ps, preferred: pref, asg: asg}
 	if last == 0 && len(peers) > 0 && pref == n.cfg.Node {
 		// A new partition: its preferred leader campaigns at once, so that
 		// it has a leader within a round trip rather than an election
@@ -128,6 +145,11 @@ type partInfo struct {
 	storage   *partlog.Storage
 	preferred uint64 // the member that should lead it (leader balancing)
 	campaign  int    // ticks left to campaign for a new partition without a leader
+	// asg is the partition's replicas as the catalog records them.
+	asg catalog.PartitionAssignment
+	// changing: this node (its leader) has a configuration change of the
+	// group in flight.
+	changing bool
 }
 
 // campaignTicks is how long a new partition's preferred leader keeps
@@ -202,7 +224,7 @@ func (n *Node) balanceLeaders(maxMoves int) {
 		if !ok || st.RaftState != raft.StateLeader {
 			continue
 		}
-		if _, voter := st.Config.Voters.IDs()[c.to]; !voter {
+		if _, voter := st.Config.Voters.IDs()[c.to]; !voter || len(st.Config.Voters[1]) > 0 {
 			continue
 		}
 		pr, ok := st.Progress[c.to]
@@ -233,6 +255,25 @@ func (g *partGroup) Leader() (lead, term uint64, self bool) {
 }
 
 func (g *partGroup) NodeAddr(id uint64) string { return g.n.nodeAddr(id) }
+
+func (g *partGroup) SetAssignment(asg catalog.PartitionAssignment) {
+	g.n.mu.Lock()
+	defer g.n.mu.Unlock()
+	pi, ok := g.n.partitions[g.id]
+	if !ok {
+		return
+	}
+	pi.asg = asg
+	if len(asg.Voters) > 0 {
+		pi.preferred = asg.Voters[0]
+	}
+	g.n.partitions[g.id] = pi
+	g.n.cfg.Logger.Info("partition reassigned", "partition", pi.name, "replicas", asg.Voters)
+}
+
+func (g *partGroup) Replicas() (voters, inSync, learners []uint64) {
+	return g.n.partitionReplicas(g.id)
+}
 
 func (g *partGroup) Stop() {
 	g.n.rafts.RemoveGroup(g.id)

@@ -138,7 +138,7 @@ func (s *Server) topicMetadata(name string, allowCreate bool) kmsg.MetadataRespo
 			// The leader epoch stays 0 on a cluster too: Fetch, ListOffsets
 			// and OffsetForLeaderEpoch know one epoch per partition so far.
 			rp.Leader, _, rp.Replicas = c.PartitionLeader(t.ID, p)
-			rp.ISR = rp.Replicas
+			rp.ISR, rp.OfflineReplicas = c.PartitionISR(t.ID, p)
 			if rp.Leader == 0 {
 				rp.Leader = -1
 				rp.ErrorCode = kerr.LeaderNotAvailable.Code

@@ -1,9 +1,10 @@
 package kafka
 
 // CreateTopics (key 19), v0–v7. NumPartitions −1 means the server default;
-// the replication factor must be −1 (or 0) or the number of replicas every
-// partition has: 1 on a single node, the cluster's size on a cluster
-// (every node holds every partition). Configs understood:
+// the replication factor −1 (or 0) means the default: 1 on a single node,
+// 3 on a cluster of three nodes or more (else its size); on a cluster 1, 3
+// or 5 are accepted, up to the number of nodes; anything else is
+// INVALID_REPLICATION_FACTOR. Configs understood:
 // retention.ms, retention.bytes, max.message.bytes, cleanup.policy=delete
 // (see configs.go); others are INVALID_CONFIG. ValidateOnly checks without
 // creating. On a cluster, the answer waits (up to TimeoutMillis, at most
@@ -41,13 +42,18 @@ func (s *Server) createTopics(ctx context.Context, _ *conn, kreq kmsg.Request) (
 			cfg.Partitions = rt.NumPartitions
 		}
 		rf := s.replicationFactor()
+		if rt.ReplicationFactor > 0 {
+			rf = int32(rt.ReplicationFactor)
+			cfg.Replicas = rf
+		}
 		switch {
-		case rt.ReplicationFactor > 0 && int32(rt.ReplicationFactor) != rf:
-			if rf == 1 {
-				msg(kerr.InvalidReplicationFactor.Code, "this Spool node has one replica per partition")
-			} else {
-				msg(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("every partition of this Spool cluster has one replica on each of its %d nodes: give -1 or %d", rf, rf))
-			}
+		case rt.ReplicationFactor > 0 && s.cfg.Cluster == nil && rf != 1:
+			msg(kerr.InvalidReplicationFactor.Code, "this Spool node has one replica per partition: give -1 or 1")
+		case rt.ReplicationFactor > 0 && s.cfg.Cluster != nil && catalog.ValidateReplicationFactor(rf, s.cfg.Cluster.Nodes()) != nil:
+			msg(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("replication factor %d: this Spool cluster of %d nodes takes 1, 3 or 5 replicas, at most one per node (or -1: %d)",
+				rf, s.cfg.Cluster.Nodes(), s.replicationFactor()))
+		case rt.ReplicationFactor < -1:
+			msg(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("replication factor %d: give -1 for the default", rt.ReplicationFactor))
 		case len(rt.ReplicaAssignment) > 0:
 			msg(kerr.InvalidReplicaAssignment.Code, "replica assignment is not supported")
 		default:
@@ -76,7 +82,7 @@ func (s *Server) createTopics(ctx context.Context, _ *conn, kreq kmsg.Request) (
 			}
 			st.TopicID = kwire.UUIDBytes(t.ID)
 			st.NumPartitions = t.Config.Partitions
-			st.ReplicationFactor = int16(rf)
+			st.ReplicationFactor = int16(s.topicReplicationFactor(t))
 			created = append(created, newPartitions{topicID: t.ID, from: 0, to: t.Config.Partitions})
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -125,11 +131,29 @@ func (s *Server) waitForLeaders(ctx context.Context, parts []newPartitions, time
 	}
 }
 
-// replicationFactor is the number of replicas of a partition created now:
-// 1 on a single node, the cluster's size on a cluster.
+// replicationFactor is the number of replicas of a partition of a topic
+// created without one: 1 on a single node, the cluster's default on a
+// cluster.
 func (s *Server) replicationFactor() int32 {
 	if s.cfg.Cluster == nil {
 		return 1
 	}
 	return max(1, s.cfg.Cluster.ReplicationFactor())
+}
+
+// topicReplicationFactor is a topic's replication factor: 1 on a single
+// node; on a cluster the topic's, or for a topic created before
+// replication factors the number of replicas of its first partition.
+func (s *Server) topicReplicationFactor(t catalog.Topic) int32 {
+	c := s.cfg.Cluster
+	switch {
+	case c == nil:
+		return 1
+	case t.Config.Replicas > 0:
+		return t.Config.Replicas
+	}
+	if _, _, replicas := c.PartitionLeader(t.ID, 0); len(replicas) > 0 {
+		return int32(len(replicas))
+	}
+	return s.replicationFactor()
 }

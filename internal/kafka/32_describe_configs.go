@@ -44,7 +44,7 @@ func (s *Server) describeConfigs(_ context.Context, _ *conn, kreq kmsg.Request) 
 				fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %q not found", rr.ResourceName))
 				break
 			}
-			cs = describeTopicConfigs(meta.Config, s.b.TopicDefaults(), rr.ConfigNames, s.replicationFactor())
+			cs = describeTopicConfigs(meta.Config, s.b.TopicDefaults(), rr.ConfigNames, s.topicReplicationFactor(meta))
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
 				fail(kerr.InvalidRequest.Code, fmt.Sprintf("this is broker %d, not %s", s.cfg.NodeID, rr.ResourceName))

@@ -45,7 +45,7 @@ func (s *Server) createPartitions(ctx context.Context, _ *conn, kreq kmsg.Reques
 		case !ok:
 			fail(kerr.UnknownTopicOrPartition.Code, "topic %q not found", rt.Topic)
 		case len(rt.Assignment) > 0:
-			fail(kerr.InvalidReplicaAssignment.Code, "replica assignment is not supported: this Spool node holds every partition")
+			fail(kerr.InvalidReplicaAssignment.Code, "a replica assignment is not taken here: Spool places the new partitions' replicas (spool topic reassign moves them)")
 		case rt.Count <= meta.Config.Partitions:
 			fail(kerr.InvalidPartitions.Code, "topic %q has %d partitions; the count can only grow", rt.Topic, meta.Config.Partitions)
 		case rt.Count > catalog.MaxPartitions:

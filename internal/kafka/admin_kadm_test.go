@@ -449,3 +449,36 @@ func TestAdminOffsetForLeaderEpochAndCluster(t *testing.T) {
 	}
 	_ = catalog.MaxPartitions
 }
+
+// A single node holds the one replica of each partition: a reassignment is
+// INVALID_REPLICA_ASSIGNMENT (an unknown partition UNKNOWN_TOPIC_OR_PARTITION)
+// and none is ever listed.
+func TestAdminReassignmentsSingleNode(t *testing.T) {
+	srv := adServer(t, t.TempDir())
+	cl, adm := adClients(t, srv)
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "moves"); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	rt.Topic = "moves"
+	for _, p := range []int32{0, 7} {
+		rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+		rp.Partition, rp.Replicas = p, []int32{0}
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := resp.Topics[0].Partitions
+	if len(ps) != 2 || ps[0].ErrorCode != kerr.InvalidReplicaAssignment.Code || ps[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("alter: %+v", ps)
+	}
+	lresp, err := kmsg.NewPtrListPartitionReassignmentsRequest().RequestWith(ctx, cl)
+	if err != nil || lresp.ErrorCode != 0 || len(lresp.Topics) != 0 {
+		t.Fatalf("list: %+v, %v", lresp, err)
+	}
+}

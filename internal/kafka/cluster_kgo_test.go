@@ -36,8 +36,10 @@ func (f fakeCluster) PartitionLeader(string, int32) (int32, int32, []int32) {
 	}
 	return 2, 0, []int32{1, 2}
 }
-func (f fakeCluster) Controller() int32        { return 1 }
-func (f fakeCluster) ReplicationFactor() int32 { return 2 }
+func (f fakeCluster) PartitionISR(string, int32) ([]int32, []int32) { return []int32{1, 2}, nil }
+func (f fakeCluster) Nodes() int                                    { return 2 }
+func (f fakeCluster) Controller() int32                             { return 1 }
+func (f fakeCluster) ReplicationFactor() int32                      { return 2 }
 
 // startFakeCluster serves nodes 1 and 2 of a fakeCluster over srv's
 // broker and returns their Kafka addresses by node id.
@@ -70,9 +72,9 @@ func startFakeClusterView(t *testing.T, srv *server.Server) (func(node int) stri
 	}, view
 }
 
-// On a cluster every node holds every partition: CreateTopics accepts the
-// cluster's size as the replication factor (or -1, the default) and
-// refuses any other, and reports the factor it created.
+// On a cluster CreateTopics takes -1 (the default: the cluster's size for
+// this cluster of two) and refuses factors other than 1, 3 and 5 and
+// factors above the number of nodes, and reports the factor it created.
 func TestClusterCreateTopicsReplicationFactor(t *testing.T) {
 	srv := startShareServer(t)
 	addr := startFakeCluster(t, srv)
@@ -94,7 +96,8 @@ func createTopics(t *testing.T, addr, prefix string, timeoutMillis int32) {
 		topic string
 		rf    int16
 		code  int16
-	}{{"rf-default", -1, 0}, {"rf-cluster", 2, 0}, {"rf-one", 1, kerr.InvalidReplicationFactor.Code}, {"rf-three", 3, kerr.InvalidReplicationFactor.Code}} {
+	}{{"rf-default", -1, 0}, {"rf-two", 2, kerr.InvalidReplicationFactor.Code}, {"rf-three", 3, kerr.InvalidReplicationFactor.Code},
+		{"rf-seven", 7, kerr.InvalidReplicationFactor.Code}} {
 		req := kmsg.NewPtrCreateTopicsRequest()
 		rt := kmsg.NewCreateTopicsRequestTopic()
 		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = prefix+c.topic, 1, c.rf

@@ -42,13 +42,20 @@ type ClusterView interface {
 	Brokers() []Broker
 	// PartitionLeader returns the leader of partition p of the topic with
 	// this id (0: none known), its leader epoch, and the partition's
-	// replicas.
+	// replicas (its raft group's voters).
 	PartitionLeader(topicID string, p int32) (leader int32, epoch int32, replicas []int32)
+	// PartitionISR returns the replicas of partition p of the topic with
+	// this id that are in sync (as its leader sees them; elsewhere the
+	// replicas) and those this node is not connected to.
+	PartitionISR(topicID string, p int32) (isr, offline []int32)
+	// Nodes is the number of nodes of the cluster (a replication factor
+	// is at most that).
+	Nodes() int
 	// Controller is the node that leads the cluster's metadata (0: none
 	// known).
 	Controller() int32
-	// ReplicationFactor is how many replicas a partition created now gets:
-	// every member of the cluster holds every partition.
+	// ReplicationFactor is how many replicas a partition of a topic
+	// created without one gets (3 with three nodes or more).
 	ReplicationFactor() int32
 }
 
@@ -209,6 +216,8 @@ func New(b *broker.Broker, cfg Config) *Server {
 		37: {0, 3, s.createPartitions},
 		42: {0, 3, s.deleteGroups},
 		44: {0, 1, s.incrementalAlterConfigs},
+		45: {0, 1, s.alterPartitionAssignments},
+		46: {0, 0, s.listPartitionReassignments},
 		47: {0, 0, s.offsetDelete},
 		60: {0, 2, s.describeCluster},
 		76: {0, 1, s.shareGroupHeartbeat},

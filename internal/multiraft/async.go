@@ -127,6 +127,7 @@ func (n *Node) readyAsync(g *group) error {
 				// The storage installed it with the append: the state
 				// machine holds what it holds.
 				g.cs = snap.GetMetadata().GetConfState()
+				g.confNew = true
 				if err := g.sm.Restore(snap); err != nil {
 					return fmt.Errorf("restore snapshot: %w", err)
 				}

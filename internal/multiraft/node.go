@@ -185,13 +185,15 @@ type group struct {
 	leader     uint64                     // the leader as the worker last saw it
 	busy       bool                       // something other than ticks and heartbeats since the last process
 	seen       atomic.Pointer[leaderTerm] // the leader and term after the last process
+	view       atomic.Pointer[View]       // the configuration after the last process
 
 	// Owned by the worker processing the group (one at a time).
 	rn      *raft.RawNode
 	cs      *raftpb.ConfState // the configuration as of the last applied entry
 	waiting map[tag]*proposal // proposals this node made and raft accepted
 	lead    uint64
-	idle    int // ticks without work, as leader
+	idle    int  // ticks without work, as leader
+	confNew bool // the configuration may have changed since the view was made
 }
 
 type tag [tagSize]byte
@@ -280,7 +282,7 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 		return fmt.Errorf("multiraft: group %d: %w", id, err)
 	}
 	g := &group{id: id, log: st, storage: gc.Storage, async: gc.Async, untagged: gc.Untagged, sm: sm, rn: rn, cs: cs, waiting: map[tag]*proposal{},
-		applied: applied, snapIndex: applied}
+		applied: applied, snapIndex: applied, confNew: true}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.groups[id]; ok {
@@ -298,6 +300,18 @@ func (n *Node) addGroup(id uint64, gc GroupConfig) error {
 func (n *Node) Receive(from uint64, envs []peer.Envelope) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.now-n.heard[from] > uint64(n.cfg.ElectionTicks) {
+		// A peer back after a silence (restarted, or reconnected) may
+		// have missed the commit of groups this node leads and quiesced:
+		// a learner of one would never ask (it does not campaign). Wake
+		// them; their heartbeats tell it.
+		for _, g := range n.groups {
+			if g.quiesced && g.leader == n.cfg.ID {
+				g.quiesced = false
+				n.enqueueLocked(g)
+			}
+		}
+	}
 	n.heard[from] = n.now
 	for _, e := range envs {
 		if e.Group == CoalescedGroup {
@@ -693,6 +707,7 @@ func (n *Node) process(g *group) {
 	n.mu.Unlock()
 	bs := g.rn.BasicStatus()
 	g.seen.Store(&leaderTerm{lead: bs.Lead, term: bs.HardState.GetTerm()})
+	n.updateView(g, bs.Lead == n.cfg.ID)
 	if g.lead != n.cfg.ID || n.cfg.QuiesceTicks < 0 {
 		g.idle = 0
 		return
@@ -725,9 +740,12 @@ func (n *Node) maybeQuiesce(g *group) {
 		return
 	}
 	for id, pr := range st.Progress {
-		if id != n.cfg.ID && (pr.Match != last || pr.IsLearner) {
+		if id != n.cfg.ID && pr.Match != last {
 			return
 		}
+	}
+	if len(st.Config.Voters[1]) > 0 {
+		return // a joint configuration, about to be left
 	}
 	n.mu.Lock()
 	if g.busy || len(g.inbox) > 0 || len(g.props) > 0 {
@@ -955,6 +973,7 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
 			g.cs = g.rn.ApplyConfChange(&cc)
+			g.confNew = true
 		case raftpb.EntryConfChangeV2:
 			if err := flush(); err != nil {
 				return err
@@ -964,6 +983,7 @@ func (n *Node) apply(g *group, ents []*raftpb.Entry) error {
 				return fmt.Errorf("apply: configuration change %d: %w", e.GetIndex(), err)
 			}
 			g.cs = g.rn.ApplyConfChange(&cc)
+			g.confNew = true
 			if len(cc.GetContext()) == tagSize {
 				if p := g.waiting[tag(cc.GetContext())]; p != nil {
 					p.done <- nil

@@ -160,7 +160,12 @@ type TopicConfig struct {
 	// Work-queue retention: delete whole segments once every queue
 	// subscription of the topic has finished (acked, dead-lettered or
 	// dropped) their messages, on top of age and byte retention.
-	WorkQueue     bool `protobuf:"varint,11,opt,name=work_queue,json=workQueue,proto3" json:"work_queue,omitempty"`
+	WorkQueue bool `protobuf:"varint,11,opt,name=work_queue,json=workQueue,proto3" json:"work_queue,omitempty"`
+	// On a cluster: the replication factor, how many nodes' copies of each
+	// partition count towards its quorum (1, 3 or 5, at most the number of
+	// nodes; 0 = the default, 3 on a cluster of three nodes or more). Fixed
+	// at creation. A single node takes 0 or 1 and reports 0.
+	Replicas      int32 `protobuf:"varint,12,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,6 +277,13 @@ func (x *TopicConfig) GetWorkQueue() bool {
 	return false
 }
 
+func (x *TopicConfig) GetReplicas() int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
 type Topic struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -355,8 +367,18 @@ type PartitionInfo struct {
 	// knows it (0: none right now, an election), and its native API address
 	// (host:port; empty if unknown). Publishes to the partition go there.
 	// Unset on a single node, which holds every partition.
-	Leader        uint64 `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
-	LeaderAddr    string `protobuf:"bytes,6,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	Leader     uint64 `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	LeaderAddr string `protobuf:"bytes,6,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	// On a cluster: the partition's replicas (its raft group's voters, as
+	// the node answering knows them), those of them in sync (as seen by the
+	// leader; on other nodes, the replicas), and the learners (every other
+	// node, holding a copy that counts for no quorum).
+	Replicas []uint64 `protobuf:"varint,7,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
+	InSync   []uint64 `protobuf:"varint,8,rep,packed,name=in_sync,json=inSync,proto3" json:"in_sync,omitempty"`
+	Learners []uint64 `protobuf:"varint,9,rep,packed,name=learners,proto3" json:"learners,omitempty"`
+	// On a cluster: the replicas the catalog assigns the partition; while
+	// they differ from replicas, its leader is moving them.
+	Assigned      []uint64 `protobuf:"varint,10,rep,packed,name=assigned,proto3" json:"assigned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,6 +453,34 @@ func (x *PartitionInfo) GetLeaderAddr() string {
 		return x.LeaderAddr
 	}
 	return ""
+}
+
+func (x *PartitionInfo) GetReplicas() []uint64 {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *PartitionInfo) GetInSync() []uint64 {
+	if x != nil {
+		return x.InSync
+	}
+	return nil
+}
+
+func (x *PartitionInfo) GetLearners() []uint64 {
+	if x != nil {
+		return x.Learners
+	}
+	return nil
+}
+
+func (x *PartitionInfo) GetAssigned() []uint64 {
+	if x != nil {
+		return x.Assigned
+	}
+	return nil
 }
 
 type CreateTopicRequest struct {
@@ -1019,6 +1069,104 @@ func (x *AddPartitionsResponse) GetTopic() *Topic {
 	return nil
 }
 
+type ReassignPartitionRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The node ids of the partition's new replicas (as many as the topic's
+	// replication factor; the first is the preferred leader).
+	Replicas      []uint64 `protobuf:"varint,3,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignPartitionRequest) Reset() {
+	*x = ReassignPartitionRequest{}
+	mi := &file_spool_v1_topics_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignPartitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignPartitionRequest) ProtoMessage() {}
+
+func (x *ReassignPartitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_topics_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignPartitionRequest.ProtoReflect.Descriptor instead.
+func (*ReassignPartitionRequest) Descriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReassignPartitionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ReassignPartitionRequest) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReassignPartitionRequest) GetReplicas() []uint64 {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+type ReassignPartitionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReassignPartitionResponse) Reset() {
+	*x = ReassignPartitionResponse{}
+	mi := &file_spool_v1_topics_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReassignPartitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReassignPartitionResponse) ProtoMessage() {}
+
+func (x *ReassignPartitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_topics_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReassignPartitionResponse.ProtoReflect.Descriptor instead.
+func (*ReassignPartitionResponse) Descriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{16}
+}
+
 type ReadTopicRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1038,7 +1186,7 @@ type ReadTopicRequest struct {
 
 func (x *ReadTopicRequest) Reset() {
 	*x = ReadTopicRequest{}
-	mi := &file_spool_v1_topics_proto_msgTypes[15]
+	mi := &file_spool_v1_topics_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1198,7 @@ func (x *ReadTopicRequest) String() string {
 func (*ReadTopicRequest) ProtoMessage() {}
 
 func (x *ReadTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[15]
+	mi := &file_spool_v1_topics_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1211,7 @@ func (x *ReadTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTopicRequest.ProtoReflect.Descriptor instead.
 func (*ReadTopicRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{15}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReadTopicRequest) GetTopic() string {
@@ -1114,7 +1262,7 @@ type ReadTopicResponse struct {
 
 func (x *ReadTopicResponse) Reset() {
 	*x = ReadTopicResponse{}
-	mi := &file_spool_v1_topics_proto_msgTypes[16]
+	mi := &file_spool_v1_topics_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1274,7 @@ func (x *ReadTopicResponse) String() string {
 func (*ReadTopicResponse) ProtoMessage() {}
 
 func (x *ReadTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[16]
+	mi := &file_spool_v1_topics_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1287,7 @@ func (x *ReadTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTopicResponse.ProtoReflect.Descriptor instead.
 func (*ReadTopicResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{16}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReadTopicResponse) GetMessages() []*Delivery {
@@ -1160,7 +1308,7 @@ var File_spool_v1_topics_proto protoreflect.FileDescriptor
 
 const file_spool_v1_topics_proto_rawDesc = "" +
 	"\n" +
-	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\xf7\x03\n" +
+	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\x93\x04\n" +
 	"\vTopicConfig\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x01 \x01(\x05R\n" +
@@ -1179,12 +1327,13 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"\x11max_message_bytes\x18\n" +
 	" \x01(\x05R\x0fmaxMessageBytes\x12\x1d\n" +
 	"\n" +
-	"work_queue\x18\v \x01(\bR\tworkQueue\"\x90\x01\n" +
+	"work_queue\x18\v \x01(\bR\tworkQueue\x12\x1a\n" +
+	"\breplicas\x18\f \x01(\x05R\breplicas\"\x90\x01\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06config\x18\x02 \x01(\v2\x15.spool.v1.TopicConfigR\x06config\x124\n" +
 	"\acreated\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x0e\n" +
-	"\x02id\x18\x04 \x01(\tR\x02id\"\xbe\x01\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\"\xab\x02\n" +
 	"\rPartitionInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12!\n" +
 	"\fstart_offset\x18\x02 \x01(\x03R\vstartOffset\x12\x1d\n" +
@@ -1193,7 +1342,12 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x16\n" +
 	"\x06leader\x18\x05 \x01(\x04R\x06leader\x12\x1f\n" +
 	"\vleader_addr\x18\x06 \x01(\tR\n" +
-	"leaderAddr\"W\n" +
+	"leaderAddr\x12\x1a\n" +
+	"\breplicas\x18\a \x03(\x04R\breplicas\x12\x17\n" +
+	"\ain_sync\x18\b \x03(\x04R\x06inSync\x12\x1a\n" +
+	"\blearners\x18\t \x03(\x04R\blearners\x12\x1a\n" +
+	"\bassigned\x18\n" +
+	" \x03(\x04R\bassigned\"W\n" +
 	"\x12CreateTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06config\x18\x02 \x01(\v2\x15.spool.v1.TopicConfigR\x06config\"<\n" +
@@ -1228,7 +1382,12 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"partitions\x18\x02 \x01(\x05R\n" +
 	"partitions\">\n" +
 	"\x15AddPartitionsResponse\x12%\n" +
-	"\x05topic\x18\x01 \x01(\v2\x0f.spool.v1.TopicR\x05topic\"\xaf\x01\n" +
+	"\x05topic\x18\x01 \x01(\v2\x0f.spool.v1.TopicR\x05topic\"j\n" +
+	"\x18ReassignPartitionRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1a\n" +
+	"\breplicas\x18\x03 \x03(\x04R\breplicas\"\x1b\n" +
+	"\x19ReassignPartitionResponse\"\xaf\x01\n" +
 	"\x10ReadTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12!\n" +
 	"\tpartition\x18\x02 \x01(\x05H\x00R\tpartition\x88\x01\x01\x12&\n" +
@@ -1249,7 +1408,7 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"\x16DURABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DURABILITY_ALWAYS\x10\x01\x12\x17\n" +
 	"\x13DURABILITY_INTERVAL\x10\x02\x12\x13\n" +
-	"\x0fDURABILITY_NONE\x10\x032\xb3\x04\n" +
+	"\x0fDURABILITY_NONE\x10\x032\x91\x05\n" +
 	"\fTopicService\x12J\n" +
 	"\vCreateTopic\x12\x1c.spool.v1.CreateTopicRequest\x1a\x1d.spool.v1.CreateTopicResponse\x12J\n" +
 	"\vDeleteTopic\x12\x1c.spool.v1.DeleteTopicRequest\x1a\x1d.spool.v1.DeleteTopicResponse\x12L\n" +
@@ -1258,7 +1417,8 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"\rDescribeTopic\x12\x1e.spool.v1.DescribeTopicRequest\x1a\x1f.spool.v1.DescribeTopicResponse\"\x03\x90\x02\x01\x12G\n" +
 	"\n" +
 	"AlterTopic\x12\x1b.spool.v1.AlterTopicRequest\x1a\x1c.spool.v1.AlterTopicResponse\x12P\n" +
-	"\rAddPartitions\x12\x1e.spool.v1.AddPartitionsRequest\x1a\x1f.spool.v1.AddPartitionsResponse\x12K\n" +
+	"\rAddPartitions\x12\x1e.spool.v1.AddPartitionsRequest\x1a\x1f.spool.v1.AddPartitionsResponse\x12\\\n" +
+	"\x11ReassignPartition\x12\".spool.v1.ReassignPartitionRequest\x1a#.spool.v1.ReassignPartitionResponse\x12K\n" +
 	"\tReadTopic\x12\x1a.spool.v1.ReadTopicRequest\x1a\x1b.spool.v1.ReadTopicResponse\"\x03\x90\x02\x010\x01B/Z-github.com/spoolmq/spool/gen/spool/v1;spoolv1b\x06proto3"
 
 var (
@@ -1274,70 +1434,74 @@ func file_spool_v1_topics_proto_rawDescGZIP() []byte {
 }
 
 var file_spool_v1_topics_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spool_v1_topics_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_spool_v1_topics_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_spool_v1_topics_proto_goTypes = []any{
-	(Discard)(0),                  // 0: spool.v1.Discard
-	(Durability)(0),               // 1: spool.v1.Durability
-	(*TopicConfig)(nil),           // 2: spool.v1.TopicConfig
-	(*Topic)(nil),                 // 3: spool.v1.Topic
-	(*PartitionInfo)(nil),         // 4: spool.v1.PartitionInfo
-	(*CreateTopicRequest)(nil),    // 5: spool.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),   // 6: spool.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),    // 7: spool.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),   // 8: spool.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),     // 9: spool.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),    // 10: spool.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),  // 11: spool.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil), // 12: spool.v1.DescribeTopicResponse
-	(*AlterTopicRequest)(nil),     // 13: spool.v1.AlterTopicRequest
-	(*AlterTopicResponse)(nil),    // 14: spool.v1.AlterTopicResponse
-	(*AddPartitionsRequest)(nil),  // 15: spool.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil), // 16: spool.v1.AddPartitionsResponse
-	(*ReadTopicRequest)(nil),      // 17: spool.v1.ReadTopicRequest
-	(*ReadTopicResponse)(nil),     // 18: spool.v1.ReadTopicResponse
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 21: google.protobuf.FieldMask
-	(*Position)(nil),              // 22: spool.v1.Position
-	(*Delivery)(nil),              // 23: spool.v1.Delivery
-	(*PartitionOffset)(nil),       // 24: spool.v1.PartitionOffset
+	(Discard)(0),                      // 0: spool.v1.Discard
+	(Durability)(0),                   // 1: spool.v1.Durability
+	(*TopicConfig)(nil),               // 2: spool.v1.TopicConfig
+	(*Topic)(nil),                     // 3: spool.v1.Topic
+	(*PartitionInfo)(nil),             // 4: spool.v1.PartitionInfo
+	(*CreateTopicRequest)(nil),        // 5: spool.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),       // 6: spool.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),        // 7: spool.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),       // 8: spool.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),         // 9: spool.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),        // 10: spool.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),      // 11: spool.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),     // 12: spool.v1.DescribeTopicResponse
+	(*AlterTopicRequest)(nil),         // 13: spool.v1.AlterTopicRequest
+	(*AlterTopicResponse)(nil),        // 14: spool.v1.AlterTopicResponse
+	(*AddPartitionsRequest)(nil),      // 15: spool.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),     // 16: spool.v1.AddPartitionsResponse
+	(*ReassignPartitionRequest)(nil),  // 17: spool.v1.ReassignPartitionRequest
+	(*ReassignPartitionResponse)(nil), // 18: spool.v1.ReassignPartitionResponse
+	(*ReadTopicRequest)(nil),          // 19: spool.v1.ReadTopicRequest
+	(*ReadTopicResponse)(nil),         // 20: spool.v1.ReadTopicResponse
+	(*durationpb.Duration)(nil),       // 21: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),     // 23: google.protobuf.FieldMask
+	(*Position)(nil),                  // 24: spool.v1.Position
+	(*Delivery)(nil),                  // 25: spool.v1.Delivery
+	(*PartitionOffset)(nil),           // 26: spool.v1.PartitionOffset
 }
 var file_spool_v1_topics_proto_depIdxs = []int32{
-	19, // 0: spool.v1.TopicConfig.retention:type_name -> google.protobuf.Duration
+	21, // 0: spool.v1.TopicConfig.retention:type_name -> google.protobuf.Duration
 	0,  // 1: spool.v1.TopicConfig.discard:type_name -> spool.v1.Discard
-	19, // 2: spool.v1.TopicConfig.dedup_window:type_name -> google.protobuf.Duration
-	19, // 3: spool.v1.TopicConfig.message_ttl:type_name -> google.protobuf.Duration
+	21, // 2: spool.v1.TopicConfig.dedup_window:type_name -> google.protobuf.Duration
+	21, // 3: spool.v1.TopicConfig.message_ttl:type_name -> google.protobuf.Duration
 	1,  // 4: spool.v1.TopicConfig.durability:type_name -> spool.v1.Durability
 	2,  // 5: spool.v1.Topic.config:type_name -> spool.v1.TopicConfig
-	20, // 6: spool.v1.Topic.created:type_name -> google.protobuf.Timestamp
+	22, // 6: spool.v1.Topic.created:type_name -> google.protobuf.Timestamp
 	2,  // 7: spool.v1.CreateTopicRequest.config:type_name -> spool.v1.TopicConfig
 	3,  // 8: spool.v1.CreateTopicResponse.topic:type_name -> spool.v1.Topic
 	3,  // 9: spool.v1.ListTopicsResponse.topics:type_name -> spool.v1.Topic
 	3,  // 10: spool.v1.DescribeTopicResponse.topic:type_name -> spool.v1.Topic
 	4,  // 11: spool.v1.DescribeTopicResponse.partitions:type_name -> spool.v1.PartitionInfo
 	2,  // 12: spool.v1.AlterTopicRequest.config:type_name -> spool.v1.TopicConfig
-	21, // 13: spool.v1.AlterTopicRequest.update_mask:type_name -> google.protobuf.FieldMask
+	23, // 13: spool.v1.AlterTopicRequest.update_mask:type_name -> google.protobuf.FieldMask
 	3,  // 14: spool.v1.AlterTopicResponse.topic:type_name -> spool.v1.Topic
 	3,  // 15: spool.v1.AddPartitionsResponse.topic:type_name -> spool.v1.Topic
-	22, // 16: spool.v1.ReadTopicRequest.from:type_name -> spool.v1.Position
-	23, // 17: spool.v1.ReadTopicResponse.messages:type_name -> spool.v1.Delivery
-	24, // 18: spool.v1.ReadTopicResponse.next:type_name -> spool.v1.PartitionOffset
+	24, // 16: spool.v1.ReadTopicRequest.from:type_name -> spool.v1.Position
+	25, // 17: spool.v1.ReadTopicResponse.messages:type_name -> spool.v1.Delivery
+	26, // 18: spool.v1.ReadTopicResponse.next:type_name -> spool.v1.PartitionOffset
 	5,  // 19: spool.v1.TopicService.CreateTopic:input_type -> spool.v1.CreateTopicRequest
 	7,  // 20: spool.v1.TopicService.DeleteTopic:input_type -> spool.v1.DeleteTopicRequest
 	9,  // 21: spool.v1.TopicService.ListTopics:input_type -> spool.v1.ListTopicsRequest
 	11, // 22: spool.v1.TopicService.DescribeTopic:input_type -> spool.v1.DescribeTopicRequest
 	13, // 23: spool.v1.TopicService.AlterTopic:input_type -> spool.v1.AlterTopicRequest
 	15, // 24: spool.v1.TopicService.AddPartitions:input_type -> spool.v1.AddPartitionsRequest
-	17, // 25: spool.v1.TopicService.ReadTopic:input_type -> spool.v1.ReadTopicRequest
-	6,  // 26: spool.v1.TopicService.CreateTopic:output_type -> spool.v1.CreateTopicResponse
-	8,  // 27: spool.v1.TopicService.DeleteTopic:output_type -> spool.v1.DeleteTopicResponse
-	10, // 28: spool.v1.TopicService.ListTopics:output_type -> spool.v1.ListTopicsResponse
-	12, // 29: spool.v1.TopicService.DescribeTopic:output_type -> spool.v1.DescribeTopicResponse
-	14, // 30: spool.v1.TopicService.AlterTopic:output_type -> spool.v1.AlterTopicResponse
-	16, // 31: spool.v1.TopicService.AddPartitions:output_type -> spool.v1.AddPartitionsResponse
-	18, // 32: spool.v1.TopicService.ReadTopic:output_type -> spool.v1.ReadTopicResponse
-	26, // [26:33] is the sub-list for method output_type
-	19, // [19:26] is the sub-list for method input_type
+	17, // 25: spool.v1.TopicService.ReassignPartition:input_type -> spool.v1.ReassignPartitionRequest
+	19, // 26: spool.v1.TopicService.ReadTopic:input_type -> spool.v1.ReadTopicRequest
+	6,  // 27: spool.v1.TopicService.CreateTopic:output_type -> spool.v1.CreateTopicResponse
+	8,  // 28: spool.v1.TopicService.DeleteTopic:output_type -> spool.v1.DeleteTopicResponse
+	10, // 29: spool.v1.TopicService.ListTopics:output_type -> spool.v1.ListTopicsResponse
+	12, // 30: spool.v1.TopicService.DescribeTopic:output_type -> spool.v1.DescribeTopicResponse
+	14, // 31: spool.v1.TopicService.AlterTopic:output_type -> spool.v1.AlterTopicResponse
+	16, // 32: spool.v1.TopicService.AddPartitions:output_type -> spool.v1.AddPartitionsResponse
+	18, // 33: spool.v1.TopicService.ReassignPartition:output_type -> spool.v1.ReassignPartitionResponse
+	20, // 34: spool.v1.TopicService.ReadTopic:output_type -> spool.v1.ReadTopicResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -1349,14 +1513,14 @@ func file_spool_v1_topics_proto_init() {
 		return
 	}
 	file_spool_v1_types_proto_init()
-	file_spool_v1_topics_proto_msgTypes[15].OneofWrappers = []any{}
+	file_spool_v1_topics_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_topics_proto_rawDesc), len(file_spool_v1_topics_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -49,6 +49,9 @@ const (
 	// TopicServiceAddPartitionsProcedure is the fully-qualified name of the TopicService's
 	// AddPartitions RPC.
 	TopicServiceAddPartitionsProcedure = "/spool.v1.TopicService/AddPartitions"
+	// TopicServiceReassignPartitionProcedure is the fully-qualified name of the TopicService's
+	// ReassignPartition RPC.
+	TopicServiceReassignPartitionProcedure = "/spool.v1.TopicService/ReassignPartition"
 	// TopicServiceReadTopicProcedure is the fully-qualified name of the TopicService's ReadTopic RPC.
 	TopicServiceReadTopicProcedure = "/spool.v1.TopicService/ReadTopic"
 )
@@ -64,6 +67,11 @@ type TopicServiceClient interface {
 	// Add partitions (they only grow). Keys map to partitions by the number
 	// of partitions, so a key's later messages may land elsewhere.
 	AddPartitions(context.Context, *connect.Request[v1.AddPartitionsRequest]) (*connect.Response[v1.AddPartitionsResponse], error)
+	// On a cluster: move a partition's replicas to other nodes. The catalog
+	// records them at once; the partition's leader then promotes the new
+	// replicas once they have caught up and demotes the others to learners
+	// (DescribeTopic shows the progress).
+	ReassignPartition(context.Context, *connect.Request[v1.ReassignPartitionRequest]) (*connect.Response[v1.ReassignPartitionResponse], error)
 	// Read messages without a subscription (debugging, audits): no state is
 	// created on the server, nothing is committed or leased.
 	ReadTopic(context.Context, *connect.Request[v1.ReadTopicRequest]) (*connect.ServerStreamForClient[v1.ReadTopicResponse], error)
@@ -118,6 +126,12 @@ func NewTopicServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(topicServiceMethods.ByName("AddPartitions")),
 			connect.WithClientOptions(opts...),
 		),
+		reassignPartition: connect.NewClient[v1.ReassignPartitionRequest, v1.ReassignPartitionResponse](
+			httpClient,
+			baseURL+TopicServiceReassignPartitionProcedure,
+			connect.WithSchema(topicServiceMethods.ByName("ReassignPartition")),
+			connect.WithClientOptions(opts...),
+		),
 		readTopic: connect.NewClient[v1.ReadTopicRequest, v1.ReadTopicResponse](
 			httpClient,
 			baseURL+TopicServiceReadTopicProcedure,
@@ -130,13 +144,14 @@ func NewTopicServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 
 // topicServiceClient implements TopicServiceClient.
 type topicServiceClient struct {
-	createTopic   *connect.Client[v1.CreateTopicRequest, v1.CreateTopicResponse]
-	deleteTopic   *connect.Client[v1.DeleteTopicRequest, v1.DeleteTopicResponse]
-	listTopics    *connect.Client[v1.ListTopicsRequest, v1.ListTopicsResponse]
-	describeTopic *connect.Client[v1.DescribeTopicRequest, v1.DescribeTopicResponse]
-	alterTopic    *connect.Client[v1.AlterTopicRequest, v1.AlterTopicResponse]
-	addPartitions *connect.Client[v1.AddPartitionsRequest, v1.AddPartitionsResponse]
-	readTopic     *connect.Client[v1.ReadTopicRequest, v1.ReadTopicResponse]
+	createTopic       *connect.Client[v1.CreateTopicRequest, v1.CreateTopicResponse]
+	deleteTopic       *connect.Client[v1.DeleteTopicRequest, v1.DeleteTopicResponse]
+	listTopics        *connect.Client[v1.ListTopicsRequest, v1.ListTopicsResponse]
+	describeTopic     *connect.Client[v1.DescribeTopicRequest, v1.DescribeTopicResponse]
+	alterTopic        *connect.Client[v1.AlterTopicRequest, v1.AlterTopicResponse]
+	addPartitions     *connect.Client[v1.AddPartitionsRequest, v1.AddPartitionsResponse]
+	reassignPartition *connect.Client[v1.ReassignPartitionRequest, v1.ReassignPartitionResponse]
+	readTopic         *connect.Client[v1.ReadTopicRequest, v1.ReadTopicResponse]
 }
 
 // CreateTopic calls spool.v1.TopicService.CreateTopic.
@@ -169,6 +184,11 @@ func (c *topicServiceClient) AddPartitions(ctx context.Context, req *connect.Req
 	return c.addPartitions.CallUnary(ctx, req)
 }
 
+// ReassignPartition calls spool.v1.TopicService.ReassignPartition.
+func (c *topicServiceClient) ReassignPartition(ctx context.Context, req *connect.Request[v1.ReassignPartitionRequest]) (*connect.Response[v1.ReassignPartitionResponse], error) {
+	return c.reassignPartition.CallUnary(ctx, req)
+}
+
 // ReadTopic calls spool.v1.TopicService.ReadTopic.
 func (c *topicServiceClient) ReadTopic(ctx context.Context, req *connect.Request[v1.ReadTopicRequest]) (*connect.ServerStreamForClient[v1.ReadTopicResponse], error) {
 	return c.readTopic.CallServerStream(ctx, req)
@@ -185,6 +205,11 @@ type TopicServiceHandler interface {
 	// Add partitions (they only grow). Keys map to partitions by the number
 	// of partitions, so a key's later messages may land elsewhere.
 	AddPartitions(context.Context, *connect.Request[v1.AddPartitionsRequest]) (*connect.Response[v1.AddPartitionsResponse], error)
+	// On a cluster: move a partition's replicas to other nodes. The catalog
+	// records them at once; the partition's leader then promotes the new
+	// replicas once they have caught up and demotes the others to learners
+	// (DescribeTopic shows the progress).
+	ReassignPartition(context.Context, *connect.Request[v1.ReassignPartitionRequest]) (*connect.Response[v1.ReassignPartitionResponse], error)
 	// Read messages without a subscription (debugging, audits): no state is
 	// created on the server, nothing is committed or leased.
 	ReadTopic(context.Context, *connect.Request[v1.ReadTopicRequest], *connect.ServerStream[v1.ReadTopicResponse]) error
@@ -235,6 +260,12 @@ func NewTopicServiceHandler(svc TopicServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(topicServiceMethods.ByName("AddPartitions")),
 		connect.WithHandlerOptions(opts...),
 	)
+	topicServiceReassignPartitionHandler := connect.NewUnaryHandler(
+		TopicServiceReassignPartitionProcedure,
+		svc.ReassignPartition,
+		connect.WithSchema(topicServiceMethods.ByName("ReassignPartition")),
+		connect.WithHandlerOptions(opts...),
+	)
 	topicServiceReadTopicHandler := connect.NewServerStreamHandler(
 		TopicServiceReadTopicProcedure,
 		svc.ReadTopic,
@@ -256,6 +287,8 @@ func NewTopicServiceHandler(svc TopicServiceHandler, opts ...connect.HandlerOpti
 			topicServiceAlterTopicHandler.ServeHTTP(w, r)
 		case TopicServiceAddPartitionsProcedure:
 			topicServiceAddPartitionsHandler.ServeHTTP(w, r)
+		case TopicServiceReassignPartitionProcedure:
+			topicServiceReassignPartitionHandler.ServeHTTP(w, r)
 		case TopicServiceReadTopicProcedure:
 			topicServiceReadTopicHandler.ServeHTTP(w, r)
 		default:
@@ -289,6 +322,10 @@ func (UnimplementedTopicServiceHandler) AlterTopic(context.Context, *connect.Req
 
 func (UnimplementedTopicServiceHandler) AddPartitions(context.Context, *connect.Request[v1.AddPartitionsRequest]) (*connect.Response[v1.AddPartitionsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.TopicService.AddPartitions is not implemented"))
+}
+
+func (UnimplementedTopicServiceHandler) ReassignPartition(context.Context, *connect.Request[v1.ReassignPartitionRequest]) (*connect.Response[v1.ReassignPartitionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spool.v1.TopicService.ReassignPartition is not implemented"))
 }
 
 func (UnimplementedTopicServiceHandler) ReadTopic(context.Context, *connect.Request[v1.ReadTopicRequest], *connect.ServerStream[v1.ReadTopicResponse]) error {
