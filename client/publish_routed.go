@@ -41,7 +41,7 @@ func fillResults(out []PublishResult, idx []int, resp *spoolv1.PublishResponse) 
 // leader's de-duplication window knows its id), and each partition's
 // messages go to its leader, the leaders' requests at once. tl is what
 // is known of the topic's leaders (nil: ask); failed counts the attempts
-// that failed already; preferSelf: the client's own node refused the
+// that failed already; preferSelf: the home node refused the
 // request, and its keyless messages go to a partition it leads if there
 // is one (its window would know them, should an earlier attempt have
 // stored them).
