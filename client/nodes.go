@@ -358,10 +358,10 @@ func callHome[Req, Res any](ctx context.Context, c *Client, m rpc[Req, Res], req
 	var first error
 	for i, route := range routes {
 		resp, err := callUnbounded(ctx, c, m.on(c, route), req)
+		if i > 0 && (err == nil || fromServer(err)) {
+			c.setHome(route) // it answered
+		}
 		if err == nil {
-			if i > 0 {
-				c.setHome(route)
-			}
 			return resp, route, nil
 		}
 		if !notSent(err) || ctx.Err() != nil {

@@ -245,3 +245,31 @@ func TestParseSeeds(t *testing.T) {
 		t.Errorf("mixed schemes: %v", err)
 	}
 }
+
+// After the home node refused a Publish, the keyless messages of the call
+// go to a partition it leads, whatever the call, so that a retry with the
+// same ids reaches the same de-duplication window.
+func TestKeylessPrefersHome(t *testing.T) {
+	cl, err := New("http://a:1", WithServers("http://b:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	tl := &topicLeaders{n: 3, routes: []string{"c:1", "a:1", "b:1"}, led: []bool{true, true, true}}
+	for range 5 {
+		if p := cl.keylessPartition(tl, true); p != 1 {
+			t.Fatalf("partition %d, want 1 (led by the home node)", p)
+		}
+	}
+	cl.setHome("b:1")
+	if p := cl.keylessPartition(tl, true); p != 2 {
+		t.Fatalf("partition %d, want 2 (led by the new home node)", p)
+	}
+	seen := map[int32]bool{}
+	for range 6 {
+		seen[cl.keylessPartition(tl, false)] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("without preferSelf the partitions rotate: %v", seen)
+	}
+}

@@ -17,10 +17,10 @@ import (
 	"time"
 )
 
-// nodeStream is the producer's PublishStream to one node: the client's own
+// nodeStream is the producer's PublishStream to one node: the home node
 // (route "", always sender.conns[0]) or a partition leader's.
 type nodeStream struct {
-	route       string     // the node's host:port; "": the client's address
+	route       string     // the node's host:port; "": the home node
 	stream      *pubStream // nil: not connected
 	failures    int        // consecutive stream failures, for reconnect backoff (on conns[0] also the setup's)
 	reconnectAt time.Time  // no new stream (on conns[0]: no setup) before this
@@ -43,7 +43,7 @@ func (cn *nodeStream) usable(now time.Time) (ok bool, wake time.Time) {
 // name is the node's address for logs.
 func (cn *nodeStream) name() string {
 	if cn.route == "" {
-		return "(client address)"
+		return "(home node)"
 	}
 	return cn.route
 }

@@ -54,7 +54,7 @@ type sender struct {
 	p           *Producer
 	b           *batcher
 	inflight    map[uint64]*request
-	conns       []*nodeStream // the streams, by node: conns[0] is the client's own (and the only one on a single node)
+	conns       []*nodeStream // the streams, by node: conns[0] is the home node's (and the only one on a single node)
 	gen         uint64        // last stream generation
 	nextID      uint64        // last request id
 	expiryEvery time.Duration

@@ -41,7 +41,7 @@ func fillResults(out []PublishResult, idx []int, resp *spoolv1.PublishResponse) 
 // leader's de-duplication window knows its id), and each partition's
 // messages go to its leader, the leaders' requests at once. tl is what
 // is known of the topic's leaders (nil: ask); failed counts the attempts
-// that failed already; preferSelf: the client's own node refused the
+// that failed already; preferSelf: the home node refused the
 // request, and its keyless messages go to a partition it leads if there
 // is one (its window would know them, should an earlier attempt have
 // stored them).
@@ -129,7 +129,8 @@ func (c *Client) publishRouted(ctx context.Context, topic string, req *spoolv1.P
 // pin fixes the partition of every message in msgs, as the server would
 // choose it (an explicit partition, or the key's), and one partition for
 // all keyless messages: one with a leader, rotating between calls, led by
-// the client's own node if preferSelf and it leads one. It returns the
+// the home node (the client's own, which refused the call) if preferSelf
+// and it leads one. It returns the
 // partitions.
 func (c *Client) pin(tl *topicLeaders, msgs []*spoolv1.Message, preferSelf bool) []int32 {
 	parts := make([]int32, len(msgs))
@@ -156,12 +157,13 @@ func (c *Client) pin(tl *topicLeaders, msgs []*spoolv1.Message, preferSelf bool)
 // keylessPartition chooses the partition of a call's keyless messages.
 func (c *Client) keylessPartition(tl *topicLeaders, preferSelf bool) int32 {
 	var cands []int32
+	home := c.homeRoute() // the node that refused, with preferSelf
 	for _, self := range []bool{true, false} {
 		if self && !preferSelf {
 			continue
 		}
 		for p := range tl.n {
-			if tl.led[p] && (!self || tl.routes[p] == "") {
+			if tl.led[p] && (!self || tl.routes[p] == home || tl.routes[p] == "") {
 				cands = append(cands, p)
 			}
 		}

@@ -90,7 +90,7 @@ func (c *Client) routeOf(addr string) string { return addr }
 // topicLeaders is what a DescribeTopic said of a topic's partitions.
 type topicLeaders struct {
 	n      int32    // the partition count
-	routes []string // per partition: its leader's route ("": the client's own node, or not known)
+	routes []string // per partition: its leader's route ("": not known; the home node)
 	led    []bool   // per partition: a leader was named
 	at     time.Time
 }

@@ -4,8 +4,10 @@
 package api
 
 import (
+	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"connectrpc.com/connect"
@@ -89,6 +91,13 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table) *Handler {
 		if !h.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
+		}
+		if n := h.cluster.Load(); n != nil {
+			if failed := n.FailedPartitions(); len(failed) > 0 {
+				http.Error(w, fmt.Sprintf("not ready: the logs of %d partitions failed on this node (%s); restart it on a healthy disk",
+					len(failed), strings.Join(failed[:min(len(failed), 5)], ", ")), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		w.Write([]byte("ready\n"))
 	})

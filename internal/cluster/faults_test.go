@@ -332,6 +332,15 @@ func testDiskFailure(t *testing.T, kind vfs.OpKind, coordinator bool) {
 	if len(roles) != parts {
 		t.Errorf("node %d's status lists %v", bad.id, roles)
 	}
+	// What /readyz reports.
+	if got, want := bad.n.FailedPartitions(), []string{"orders/0", "orders/1", "orders/2"}; !slices.Equal(got, want) {
+		t.Errorf("node %d's failed partitions: %v, want %v", bad.id, got, want)
+	}
+	for _, m := range c.members {
+		if m != bad && len(m.n.FailedPartitions()) > 0 {
+			t.Errorf("node %d reports failed partitions %v", m.id, m.n.FailedPartitions())
+		}
+	}
 	for _, p := range led {
 		if _, err := bad.b.Publish("orders", []broker.Message{{Value: []byte("x"), Partition: p}}); err == nil {
 			t.Errorf("node %d, its log failed, took a publish to partition %d", bad.id, p)
@@ -354,6 +363,9 @@ func testDiskFailure(t *testing.T, kind vfs.OpKind, coordinator bool) {
 	c.stopFaulty(bad)
 	efs[bad.id].SetInjector(nil)
 	c.start(bad, nil)
+	if failed := bad.n.FailedPartitions(); len(failed) > 0 {
+		t.Errorf("node %d restarted on a healthy disk reports failed partitions %v", bad.id, failed)
+	}
 	time.Sleep(300 * time.Millisecond)
 	load.halt()
 	load.check(t)

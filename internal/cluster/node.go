@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"slices"
 	"sync"
 	"time"
 
@@ -182,15 +181,7 @@ func (n *Node) checkCoordinator() {
 // this node's replica) to a caught-up voter once a partition group stopped
 // here (its log failed): that replica no longer sees what commits.
 func (n *Node) handOffIfFailed() {
-	n.mu.Lock()
-	parts := maps.Clone(n.partitions)
-	n.mu.Unlock()
-	var failed []string
-	for id, pi := range parts {
-		if n.rafts.Err(id) != nil {
-			failed = append(failed, pi.name)
-		}
-	}
+	failed := n.FailedPartitions()
 	if len(failed) == 0 {
 		return
 	}
@@ -200,7 +191,6 @@ func (n *Node) handOffIfFailed() {
 	}
 	for id, pr := range st.Progress {
 		if id != n.cfg.Node && !pr.IsLearner && pr.RecentActive && pr.Match >= st.HardState.GetCommit() {
-			slices.Sort(failed)
 			n.cfg.Logger.Warn("cluster: partition replicas on this node failed; handing the metadata leadership (the subscriptions' coordinator) to another node",
 				"to", id, "partitions", failed)
 			n.rafts.TransferLeadership(MetaGroup, id)

@@ -109,6 +109,23 @@ func (n *Node) Status() Status {
 	return st
 }
 
+// FailedPartitions names the partitions (topic/partition) whose group
+// stopped on this node because its log failed, sorted: this node takes no
+// part in them until it is restarted on a healthy disk.
+func (n *Node) FailedPartitions() []string {
+	n.mu.Lock()
+	parts := maps.Clone(n.partitions)
+	n.mu.Unlock()
+	var failed []string
+	for id, pi := range parts {
+		if n.rafts.Err(id) != nil {
+			failed = append(failed, pi.name)
+		}
+	}
+	sort.Strings(failed)
+	return failed
+}
+
 func roleName(s raft.StateType) string {
 	switch s {
 	case raft.StateLeader:

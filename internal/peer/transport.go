@@ -426,8 +426,8 @@ func (p *peer) serve(c net.Conn) {
 			buf = nil // do not keep a large frame's buffer
 		}
 	}
-	c.Close()
-	close(done)
+	// The connection is no longer the peer's before it closes: the peer,
+	// seeing it closed, may dial again at once, and must not find it live.
 	p.mu.Lock()
 	if p.conn == c {
 		p.conn, p.cur = nil, nil
@@ -435,6 +435,8 @@ func (p *peer) serve(c net.Conn) {
 		p.q = nil
 	}
 	p.mu.Unlock()
+	c.Close()
+	close(done)
 	if h := t.snaps.Load(); h != nil {
 		(*h).ConnClosed(p.id, cs.gen)
 	}
