@@ -99,9 +99,12 @@ func (p *partition) drain() int {
 // worker handles p's messages one at a time until p is stopped. It reports
 // progress to the session loop in runs (one event for up to
 // maxReportRun consecutive messages of one epoch, sent when the queue runs
-// dry), so a fast handler does not cost a channel operation per message.
+// dry or a commit interval after the run's first message), so a fast
+// handler does not cost a channel operation per message and a slow one's
+// progress is still committed every commit interval.
 func (s *session) worker(p *partition) {
 	var run workerEvent // pending evProcessed report; n == 0: none
+	var due time.Time   // when the pending run is reported at the latest
 	report := func() {
 		if run.n > 0 {
 			s.events <- run
@@ -127,7 +130,11 @@ func (s *session) worker(p *partition) {
 			return
 		}
 		run = workerEvent{part: p.id, kind: evProcessed, offset: m.Offset, epoch: m.epoch, n: run.n + 1}
-		if run.n >= maxReportRun {
+		now := time.Now()
+		if run.n == 1 {
+			due = now.Add(s.cfg.commitInterval)
+		}
+		if run.n >= maxReportRun || !now.Before(due) {
 			report()
 		}
 	}

@@ -231,7 +231,14 @@ func TestClusterConsumers(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // still consuming when the coordinator is killed
 		return fr.handle(ctx, m)
 	}
-	stop = runConsumer(t, c, "events", "failover", slow, client.ConsumerCommitInterval(20*time.Millisecond))
+	var assignedMu sync.Mutex
+	var assigned []time.Time // when the stream consumer got partitions
+	onAssigned := client.ConsumerOnAssigned(func(context.Context, []int32) {
+		assignedMu.Lock()
+		assigned = append(assigned, time.Now())
+		assignedMu.Unlock()
+	})
+	stop = runConsumer(t, c, "events", "failover", slow, client.ConsumerCommitInterval(20*time.Millisecond), onAssigned)
 	// Beside it, a queue Consumer whose client knows only the coordinator's
 	// address: it goes on through the nodes the cluster named.
 	retryFor(t, 30*time.Second, "create failover-queue", func() error {
@@ -285,7 +292,20 @@ func TestClusterConsumers(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("every message handled %v after the kill", time.Since(t0).Round(time.Millisecond))
+	assignedMu.Lock()
+	rejoined := time.Duration(-1)
+	for _, at := range assigned {
+		if at.After(t0) {
+			rejoined = at.Sub(t0)
+			break
+		}
+	}
+	assignedMu.Unlock()
+	if rejoined < 0 {
+		t.Errorf("the stream consumer got no partitions after the kill")
+	}
+	t.Logf("the stream consumer had its partitions again %v after the kill (on the new coordinator); every message handled %v after it",
+		rejoined.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	dr.waitAll(t, all, 120*time.Second)
 	if err := stopQueue(); err != nil {
 		t.Fatal(err)
