@@ -81,8 +81,9 @@ func (b *Broker) reassign(topicName string, rs []Reassignment, counted bool) err
 // id and tells their groups. It takes no lock of the topic: the catalog
 // record holds a topic's replicas (topic.meta keeps those it opened
 // with), and a cluster applies every catalog change on one goroutine, so
-// that a reassignment — the way out for a partition that lost its quorum —
-// never waits for publishes stuck on that partition.
+// that a reassignment — made most when replicas are down — never waits for
+// publishes stuck on a partition without a quorum (they hold the topic's
+// life until their entries commit).
 func (b *Broker) applyReassign(name, id string, rs []Reassignment, stamps []catalog.Stamp) error {
 	t, err := b.topic(name)
 	if err != nil || t.meta.ID != id {
