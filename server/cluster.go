@@ -168,11 +168,19 @@ func (v kafkaView) Brokers() []kafka.Broker {
 func (v kafkaView) PartitionLeader(topicID string, p int32) (leader, epoch int32, replicas []int32) {
 	lead, term := v.n.PartitionLeader(topicID, p)
 	voters, _, _ := v.n.PartitionGroupReplicas(topicID, p)
+	if len(voters) == 0 {
+		// The group has not started here yet (a topic just created).
+		voters, _ = v.n.Members()
+	}
 	return int32(lead), int32(min(term, math.MaxInt32)), int32s(voters)
 }
 
 func (v kafkaView) PartitionISR(topicID string, p int32) (isr, offline []int32) {
 	pr := v.n.PartitionReplicas(topicID, p)
+	if len(pr.Voters) == 0 {
+		_, _, replicas := v.PartitionLeader(topicID, p)
+		return replicas, nil
+	}
 	return int32s(pr.InSync), int32s(pr.Offline)
 }
 

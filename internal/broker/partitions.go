@@ -50,6 +50,7 @@ func (b *Broker) AddPartitions(topicName string, n int32) (catalog.Topic, error)
 	t.life.RLock()
 	meta, cur := t.meta, int32(len(t.logs()))
 	t.life.RUnlock()
+	meta.Assignment = b.assignment(meta.Name, meta.ID)
 	switch {
 	case n > catalog.MaxPartitions:
 		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q: %d partitions is more than the limit of %d", topicName, n, catalog.MaxPartitions)
@@ -99,6 +100,7 @@ func (b *Broker) applyAddPartitions(meta catalog.Topic, stamps []catalog.Stamp) 
 		return nil // applied before, or a later change has more
 	}
 	meta.Config.Partitions = n
+	meta.Assignment = b.assignment(meta.Name, meta.ID)
 	if len(added) == int(n) {
 		// The partitions this node has keep the replicas it recorded.
 		meta.Assignment = append(padAssignment(meta.Assignment, cur), added[cur:]...)
@@ -156,7 +158,6 @@ func (b *Broker) applyAddPartitions(meta catalog.Topic, stamps []catalog.Stamp) 
 	parts = append(parts, logs...)
 	t.parts.Store(&parts)
 	t.meta.Config.Partitions = n
-	t.meta.Assignment = meta.Assignment
 	now := b.clock.Now()
 	t.subsMu.Lock()
 	for _, s := range t.subs {

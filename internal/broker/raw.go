@@ -251,6 +251,8 @@ func (b *Broker) Topic(name string) (catalog.Topic, bool) {
 		return catalog.Topic{}, false
 	}
 	t.life.RLock() // partitions and configs change under life
-	defer t.life.RUnlock()
-	return t.meta, true
+	meta := t.meta
+	t.life.RUnlock()
+	meta.Assignment = b.assignment(meta.Name, meta.ID)
+	return meta, true
 }

@@ -78,19 +78,23 @@ func (b *Broker) reassign(topicName string, rs []Reassignment, counted bool) err
 }
 
 // applyReassign records the replicas of partitions of the topic of that
-// id and tells their groups.
+// id and tells their groups. It takes no lock of the topic: the catalog
+// record holds a topic's replicas (topic.meta keeps those it opened
+// with), and a cluster applies every catalog change on one goroutine, so
+// that a reassignment — made most when replicas are down — never waits for
+// publishes stuck on a partition without a quorum (they hold the topic's
+// life until their entries commit).
 func (b *Broker) applyReassign(name, id string, rs []Reassignment, stamps []catalog.Stamp) error {
 	t, err := b.topic(name)
 	if err != nil || t.meta.ID != id {
 		return errs.New(errs.TopicNotFound, "topic %q not found", name)
 	}
-	t.life.Lock()
-	defer t.life.Unlock()
-	if t.deleted {
+	cur, ok := b.catalog.Topic(name)
+	if !ok || cur.ID != id {
 		return errs.New(errs.TopicNotFound, "topic %q not found", name)
 	}
-	n := int32(len(t.logs()))
-	asg := padAssignment(t.meta.Assignment, n)
+	n := cur.Config.Partitions
+	asg := padAssignment(cur.Assignment, n)
 	for _, r := range rs {
 		if r.Partition < 0 || r.Partition >= n {
 			return errs.New(errs.InvalidArgument, "topic %q has no partition %d", name, r.Partition)
@@ -102,18 +106,27 @@ func (b *Broker) applyReassign(name, id string, rs []Reassignment, stamps []cata
 		}
 		asg[r.Partition].Voters = slices.Clone(r.Voters)
 	}
-	next := t.meta
-	next.Assignment = asg
-	if err := b.catalog.PutTopic(next, false, stamps...); err != nil {
+	cur.Assignment = asg
+	if err := b.catalog.PutTopic(cur, false, stamps...); err != nil {
 		return err
 	}
-	t.meta.Assignment = asg
 	if reps := t.replicas(); reps != nil {
 		for _, r := range rs {
-			reps[r.Partition].g.SetAssignment(asg[r.Partition])
+			if int(r.Partition) < len(reps) {
+				reps[r.Partition].g.SetAssignment(asg[r.Partition])
+			}
 		}
 	}
 	b.logger.Info("partitions reassigned", "topic", name, "partitions", len(rs))
+	return nil
+}
+
+// assignment returns the replicas the catalog records for a topic (nil if
+// it has none, or is not the topic of that id).
+func (b *Broker) assignment(name, id string) []catalog.PartitionAssignment {
+	if ct, ok := b.catalog.Topic(name); ok && ct.ID == id {
+		return ct.Assignment
+	}
 	return nil
 }
 

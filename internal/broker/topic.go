@@ -18,7 +18,9 @@ import (
 // topic is a live topic: its partition logs, de-duplication window and
 // subscriptions.
 type topic struct {
-	b     *Broker
+	b *Broker
+	// meta is the topic's definition; its Assignment is the one it opened
+	// with (the catalog record has the current replicas: Broker.assignment).
 	meta  catalog.Topic
 	dir   string
 	parts atomic.Pointer[[]*seglog.Log] // replaced (never changed in place) when partitions are added
@@ -324,6 +326,7 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 	t.life.RLock() // partitions and configs change under life
 	defer t.life.RUnlock()
 	info := TopicInfo{Topic: t.meta}
+	info.Topic.Assignment = b.assignment(name, t.meta.ID)
 	for p, l := range t.logs() {
 		pi := PartitionInfo{Partition: int32(p), StartOffset: l.StartOffset(), EndOffset: l.EndOffset(), Bytes: l.Size()}
 		info.Partitions = append(info.Partitions, pi)

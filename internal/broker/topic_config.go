@@ -67,6 +67,7 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 	t.life.RLock()
 	meta := t.meta
 	t.life.RUnlock()
+	meta.Assignment = b.assignment(meta.Name, meta.ID)
 	cfg := meta.Config
 	if err := update(&cfg); err != nil {
 		return catalog.Topic{}, err
@@ -114,6 +115,7 @@ func (b *Broker) applyTopicConfig(meta catalog.Topic, stamps []catalog.Stamp) er
 	cfg.Partitions, cfg.Replicas = t.meta.Config.Partitions, t.meta.Config.Replicas
 	next := t.meta
 	next.Config = cfg
+	next.Assignment = b.assignment(next.Name, next.ID)
 	if err := b.catalog.PutTopic(next, false, stamps...); err != nil {
 		return err
 	}

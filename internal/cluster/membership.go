@@ -42,7 +42,8 @@ func (n *Node) AddNode(ctx context.Context, id uint64, clusterAddr string) error
 }
 
 // reassignWait bounds how long RemoveNode waits for the partitions of the
-// node to move to others.
+// node to move to others (and so does the caller's deadline, less 5 s for
+// the removal itself).
 const reassignWait = 20 * time.Second
 
 // RemoveNode removes node id from the cluster for good: the partitions it
@@ -65,7 +66,12 @@ func (n *Node) RemoveNode(ctx context.Context, id uint64) error {
 	}
 	// Its partitions move to other nodes first, while it can still hand
 	// them over (a partition whose only replica it is has no other way).
-	wctx, cancel := context.WithTimeout(ctx, reassignWait)
+	wait := reassignWait
+	if dl, ok := ctx.Deadline(); ok {
+		// Leave time for the removal itself.
+		wait = min(wait, time.Until(dl)-5*time.Second)
+	}
+	wctx, cancel := context.WithTimeout(ctx, max(wait, 0))
 	err := n.reassignAway(wctx, id)
 	cancel()
 	if err != nil {

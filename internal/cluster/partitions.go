@@ -101,7 +101,7 @@ func (r replicator) StartPartition(topicID, topicName string, p int32, asg catal
 	if len(asg.Voters) > 0 {
 		pref = asg.Voters[0]
 	}
-	pi := partInfo{name: topicName + "/" + strconv.Itoa(int(p)), storage: ps, preferred: pref, asg: asg}
+	pi := partInfo{name: topicName + "/" + strconv.Itoa(int(p)), storage: ps, preferred: pref, asg: asg, topicID: topicID, p: p}
 	if last == 0 && len(peers) > 0 && pref == n.cfg.Node {
 		// A new partition: its preferred leader campaigns at once, so that
 		// it has a leader within a round trip rather than an election
@@ -146,7 +146,9 @@ type partInfo struct {
 	preferred uint64 // the member that should lead it (leader balancing)
 	campaign  int    // ticks left to campaign for a new partition without a leader
 	// asg is the partition's replicas as the catalog records them.
-	asg catalog.PartitionAssignment
+	asg     catalog.PartitionAssignment
+	topicID string
+	p       int32
 	// changing: this node (its leader) has a configuration change of the
 	// group in flight.
 	changing bool
@@ -209,12 +211,25 @@ func (n *Node) balanceLeaders(maxMoves int) {
 		id, to uint64
 	}
 	var cs []cand
+	legacy := map[uint64]partInfo{}
 	for id, pi := range n.partitions {
-		if pi.preferred != 0 && pi.preferred != n.cfg.Node {
+		switch {
+		case len(pi.asg.Voters) == 0:
+			legacy[id] = pi
+		case pi.preferred != n.cfg.Node:
 			cs = append(cs, cand{id, pi.preferred})
 		}
 	}
 	n.mu.Unlock()
+	// A partition without recorded replicas prefers one of its group's
+	// voters (not a learner added since), spread as preferredLeader does.
+	for id, pi := range legacy {
+		if v, ok := n.rafts.View(id); ok && len(v.Voters) > 0 {
+			if to := preferredLeader(pi.topicID, pi.p, v.Voters); to != n.cfg.Node {
+				cs = append(cs, cand{id, to})
+			}
+		}
+	}
 	moved := 0
 	for _, c := range cs {
 		if moved >= maxMoves {

@@ -29,7 +29,7 @@ func (c *testCluster) leaderOf(topic string, p int32) *member {
 				return fmt.Errorf("node %d has no topic %s yet", m.id, topic)
 			}
 			l, _ := m.n.rafts.Leader(PartitionGroupID(tm.ID, p))
-			if l == 0 || (seen != 0 && l != seen) || c.members[l].b == nil {
+			if l == 0 || (seen != 0 && l != seen) || c.members[l] == nil || c.members[l].b == nil {
 				return fmt.Errorf("node %d sees leader %d (others %d)", m.id, l, seen)
 			}
 			seen = l

@@ -241,8 +241,8 @@ func TestReplicationFactor(t *testing.T) {
 
 // TestReplicasFollowMembership: a node added later becomes a learner of
 // every existing partition and reads it; removing a node that is a
-// replica reassigns its partitions to another node first, and every group
-// drops it.
+// replica, while it is down, reassigns its partitions to another node, and
+// every group drops it (TestMembership removes a node that is up).
 func TestReplicasFollowMembership(t *testing.T) {
 	c := newTestCluster(t, 3)
 	m2 := c.members[2]
@@ -283,19 +283,14 @@ func TestReplicasFollowMembership(t *testing.T) {
 	})
 
 	// Node 1 is a replica of every partition (three replicas on three
-	// nodes): removing it moves each to node 4.
+	// nodes), and it is down: removing it moves each to node 4, and no
+	// partition waits for it.
+	m1 := c.members[1]
+	c.stop(m1)
+	delete(c.members, 1)
 	if err := retry(t, func() error { return m2.n.RemoveNode(ctx, 1) }); err != nil {
 		t.Fatal(err)
 	}
-	m1 := c.members[1]
-	eventuallyWithin(t, 30*time.Second, "node 1 applied its removal", func() error {
-		if reg, err := m1.n.Registry(); err != nil || len(reg) == 0 || !reg[0].Removed {
-			return fmt.Errorf("node 1's registry: %+v %v", reg, err)
-		}
-		return nil
-	})
-	c.stop(m1)
-	delete(c.members, 1)
 	tm, _ = m2.b.Topic("orders")
 	for p := range int32(3) {
 		want := []uint64{2, 3, 4}
@@ -334,4 +329,47 @@ func TestLearnerRestart(t *testing.T) {
 	time.Sleep(time.Second)
 	c.start(learner, nil)
 	c.sameRecords("solo", 0, []string{"a", "b"})
+}
+
+// TestPlaceReplicas: consecutive partitions start on consecutive nodes,
+// each partition's replicas are distinct, and over many partitions every
+// node holds about as many replicas as any other.
+func TestPlaceReplicas(t *testing.T) {
+	members := []uint64{1, 2, 4, 7, 9}
+	for _, rf := range []int{1, 3, 5} {
+		asg := placeReplicas("topic-id", members, rf, 0, 50)
+		count := map[uint64]int{}
+		for p, a := range asg {
+			if len(a.Voters) != rf || !slices.Equal(a.Voters, a.Initial) {
+				t.Fatalf("rf %d, partition %d: %+v", rf, p, a)
+			}
+			seen := map[uint64]bool{}
+			for _, v := range a.Voters {
+				if seen[v] || !slices.Contains(members, v) {
+					t.Fatalf("rf %d, partition %d: replicas %v", rf, p, a.Voters)
+				}
+				seen[v] = true
+				count[v]++
+			}
+			if p > 0 {
+				prev := slices.Index(members, asg[p-1].Voters[0])
+				if cur := slices.Index(members, a.Voters[0]); cur != (prev+1)%len(members) {
+					t.Fatalf("rf %d: partition %d starts on %d after %d", rf, p, a.Voters[0], asg[p-1].Voters[0])
+				}
+			}
+		}
+		for _, m := range members {
+			if want := 50 * rf / len(members); count[m] < want-rf || count[m] > want+rf {
+				t.Fatalf("rf %d: node %d holds %d replicas, about %d expected: %v", rf, m, count[m], want, count)
+			}
+		}
+	}
+	// Added partitions continue the rotation.
+	all := placeReplicas("t", members, 3, 0, 8)
+	more := placeReplicas("t", members, 3, 5, 8)
+	for i, a := range more {
+		if !slices.Equal(a.Voters, all[5+i].Voters) {
+			t.Fatalf("partition %d placed %v when added, %v at creation", 5+i, a.Voters, all[5+i].Voters)
+		}
+	}
 }
