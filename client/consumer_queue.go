@@ -68,8 +68,9 @@ type queueEvent struct {
 	err   error         // outNack, outReject: the handler's error
 }
 
-// carriedOp is a nack or reject made while the stream was down, sent on
-// the next one.
+// carriedOp is a lease request: sent and not answered yet, or kept for the
+// next stream (made while the stream was down, or sent on a stream that
+// broke before answering it).
 type carriedOp struct {
 	req  *spoolv1.ConsumeRequest
 	kind string
@@ -108,7 +109,7 @@ type queueSession struct {
 	extTimer *time.Timer
 	extAt    time.Time // when extTimer fires; zero: stopped
 	reqID    uint64
-	pending  map[uint64]string // lease requests sent and not answered: their kind
+	pending  map[uint64]carriedOp // lease requests sent and not answered
 }
 
 func newQueueSession(ctx context.Context, k *Consumer, st *memberState, ackTimeout time.Duration) *queueSession {
@@ -122,7 +123,7 @@ func newQueueSession(ctx context.Context, k *Consumer, st *memberState, ackTimeo
 		keys:     map[string][]*heldMsg{},
 		ackTimer: time.NewTimer(time.Hour),
 		extTimer: time.NewTimer(time.Hour),
-		pending:  map[uint64]string{},
+		pending:  map[uint64]carriedOp{},
 	}
 	s.ackTimer.Stop()
 	s.extTimer.Stop()
@@ -137,8 +138,7 @@ func newQueueSession(ctx context.Context, k *Consumer, st *memberState, ackTimeo
 func (s *queueSession) opened() {
 	carry := &s.st.queued
 	for _, op := range carry.ops {
-		*op.id = s.nextID(op.kind)
-		s.send(op.req)
+		s.sendLease(op)
 	}
 	carry.ops = nil
 	s.acks.merge(&carry.acks)
@@ -179,8 +179,25 @@ func (s *queueSession) unanswered() int { return len(s.pending) }
 func (s *queueSession) drop() {}
 
 // keep sends the outcomes of a broken stream's handlers on the next stream
-// (the member's leases outlive a short disconnection).
-func (s *queueSession) keep() { s.flushAcks() }
+// (the member's leases outlive a short disconnection), with the acks, nacks
+// and rejects the broken stream left unanswered: sent before the session
+// learnt that the stream had ended, they may never have reached the server.
+// One that did is answered as stale the second time (a nack could instead
+// end a new lease of the same message to this member, if the server has
+// already leased it again: one more redelivery, where a lost nack would cost
+// the rest of the lease). Extensions are not sent again: every handler has
+// finished.
+func (s *queueSession) keep() {
+	s.flushAcks()
+	var unanswered []carriedOp
+	for _, id := range slices.Sorted(maps.Keys(s.pending)) {
+		if op := s.pending[id]; op.kind != reqExtend {
+			unanswered = append(unanswered, op)
+		}
+	}
+	clear(s.pending)
+	s.st.queued.ops = append(unanswered, s.st.queued.ops...)
+}
 
 func (s *queueSession) onResponse(resp *spoolv1.ConsumeResponse) {
 	switch kind := resp.GetKind().(type) {
@@ -305,15 +322,15 @@ func (s *queueSession) lease(req *spoolv1.ConsumeRequest, kind string, id *uint6
 		s.st.queued.ops = append(s.st.queued.ops, carriedOp{req: req, kind: kind, id: id})
 		return
 	}
-	*id = s.nextID(kind)
-	s.send(req)
+	s.sendLease(carriedOp{req: req, kind: kind, id: id})
 }
 
-// nextID returns a new request id and records the request as pending.
-func (s *queueSession) nextID(kind string) uint64 {
+// sendLease sends op with a new request id and records it as pending.
+func (s *queueSession) sendLease(op carriedOp) {
 	s.reqID++
-	s.pending[s.reqID] = kind
-	return s.reqID
+	*op.id = s.reqID
+	s.pending[s.reqID] = op
+	s.send(op.req)
 }
 
 // flushAcks sends the acknowledgements collected so far (or keeps them for
@@ -331,17 +348,19 @@ func (s *queueSession) flushAcks() {
 		return
 	}
 	for _, ranges := range s.acks.take(maxAckOffsets) {
-		s.send(&spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Ack{Ack: &spoolv1.Ack{Ranges: ranges, RequestId: s.nextID(reqAck)}}})
+		ack := &spoolv1.Ack{Ranges: ranges}
+		s.sendLease(carriedOp{req: &spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Ack{Ack: ack}}, kind: reqAck, id: &ack.RequestId})
 	}
 	s.grant()
 }
 
 func (s *queueSession) onLeaseResult(r *spoolv1.LeaseResult) {
-	kind, ok := s.pending[r.GetRequestId()]
+	op, ok := s.pending[r.GetRequestId()]
 	if !ok {
 		return
 	}
 	delete(s.pending, r.GetRequestId())
+	kind := op.kind
 	for _, st := range r.GetStale() {
 		if kind == reqExtend {
 			if h := s.held[leaseKey{st.GetPartition(), st.GetOffset()}]; h != nil {

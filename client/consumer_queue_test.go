@@ -594,6 +594,48 @@ func TestQueueConsumerCarriesOutcomesOverReconnect(t *testing.T) {
 	}
 }
 
+// Acks and nacks sent on a stream that then breaks without answering them
+// may not have reached the server: they are sent again on the next stream.
+func TestQueueConsumerResendsUnansweredOutcomes(t *testing.T) {
+	fake := newFakeConsume()
+	c := serveQueue(t, fake, 30*time.Second)
+	cancel, errc := runConsumer(t, c, func(_ context.Context, m *Message) error {
+		if m.Offset == 1 {
+			return errors.New("failed")
+		}
+		return nil
+	}, ConsumerConcurrency(2))
+	conn := fake.accept(t)
+	conn.joinQueue()
+	conn.lease(0, 30*time.Second, []int64{0, 1})
+	var acked, nacked bool
+	for !acked || !nacked {
+		switch req := conn.recv(); {
+		case req.GetAck() != nil:
+			acked = true
+		case req.GetNack() != nil:
+			nacked = true
+		}
+	}
+	conn.end <- connect.NewError(connect.CodeUnavailable, errors.New("server restarting"))
+
+	conn2 := fake.accept(t)
+	conn2.joinQueue()
+	var st queuePeer
+	conn2.serveQueueUntil(&st, func() bool { return st.acked[leaseKey{0, 0}] == 1 && len(st.nacks) == 1 })
+	if n := st.nacks[0]; n.Offset != 1 || n.Error != "failed" {
+		t.Errorf("nack %v", n)
+	}
+	cancel()
+	conn2.finishQueue(&st)
+	if err := runResult(t, errc); err != nil {
+		t.Fatal(err)
+	}
+	if st.acked[leaseKey{0, 0}] != 1 || len(st.nacks) != 1 || len(st.extends) != 0 {
+		t.Errorf("after the reconnect: %+v", st)
+	}
+}
+
 func TestQueueConsumerStopOnError(t *testing.T) {
 	fake := newFakeConsume()
 	c := serveQueue(t, fake, 30*time.Second)
