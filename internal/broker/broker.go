@@ -281,10 +281,16 @@ func (b *Broker) maintain() {
 }
 
 // Maintain runs one maintenance pass now: retention and capacity limits on
-// every topic, and consumer-group session timeouts. Tests with a fake clock
+// every topic, consumer-group session timeouts and, on a cluster, the end of
+// publishes waiting on partitions this node stopped leading. Tests with a fake clock
 // call it directly.
 func (b *Broker) Maintain() {
 	for _, t := range b.topicList() {
+		// Before anything that takes the topic's life lock (see
+		// checkLeader).
+		for _, r := range t.replicas() {
+			r.checkLeader()
+		}
 		t.maintain()
 	}
 }

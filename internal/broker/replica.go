@@ -257,6 +257,31 @@ func (r *replica) committed(b []byte, term uint64) {
 	close(w.done)
 }
 
+// checkLeader fails the proposals waiting on a replica whose node no
+// longer leads the term they were proposed in (deposed, or stepped down by
+// check-quorum when cut off from the partition's majority): they may still
+// commit under another leader, or not, and nothing here would answer them
+// until entries of a later term commit on this node — which, cut off,
+// could take as long as the cut. A waiting publish holds its topic's life
+// lock, which a catalog change of the topic needs (the metadata group's
+// apply on this node would wait with it). Called by the maintenance loop.
+func (r *replica) checkLeader() {
+	r.mu.Lock()
+	n, term := len(r.waiters), r.term
+	r.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	if _, lt, self := r.g.Leader(); self && lt == term {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.term == term {
+		r.failWaitersLocked(errs.New(errs.Unavailable, "this node stopped leading the partition while the publish waited for a majority of its replicas; it may or may not be stored: retry"))
+	}
+}
+
 // failWaitersLocked fails every waiting proposal.
 func (r *replica) failWaitersLocked(err error) {
 	for _, w := range r.waiters {
