@@ -50,6 +50,7 @@ type testCluster struct {
 	// snapshotEntries: the metadata group's snapshot interval (0: the
 	// default), for nodes started after it is set.
 	snapshotEntries int
+	electionTicks   int            // raft's (0: the default)
 	log             seglog.Options // the brokers' partition log defaults
 	setup           func(*member)  // called for each initial member before it starts
 	members         map[uint64]*member
@@ -120,7 +121,7 @@ func (c *testCluster) start(m *member, ln net.Listener) {
 	if m.logger != nil {
 		logger = m.logger
 	}
-	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: logger, Tick: 20 * time.Millisecond, Join: m.join,
+	n, err := New(Config{Identity: id, Listener: ln, Members: c.addrs, State: st, Logger: logger, Tick: 20 * time.Millisecond, ElectionTicks: c.electionTicks, Join: m.join,
 		SnapshotEntries: c.snapshotEntries, SnapshotKeep: c.snapshotEntries / 5})
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,9 @@ type Config struct {
 	// Tick is raft's clock: heartbeats every tick, elections after 10 to
 	// 20 ticks without a leader. Default 100 ms.
 	Tick time.Duration
+	// ElectionTicks: a follower that hears nothing from its leader for
+	// ElectionTicks to twice that starts an election (default 10).
+	ElectionTicks int
 	// SnapshotEntries and SnapshotKeep: the metadata group snapshots the
 	// catalog and compacts its log every SnapshotEntries applied entries,
 	// keeping the last SnapshotKeep (multiraft.Config; defaults 10,000
@@ -97,10 +100,10 @@ func New(cfg Config) (*Node, error) {
 			peers[id] = addr
 		}
 	}
-	n.rafts = multiraft.New(multiraft.Config{ID: cfg.Node, Sender: senderFunc(n.send), Logger: cfg.Logger, Workers: 2,
+	n.rafts = multiraft.New(multiraft.Config{ID: cfg.Node, Sender: senderFunc(n.send), Logger: cfg.Logger, Workers: 2, ElectionTicks: cfg.ElectionTicks,
 		SnapshotEntries: cfg.SnapshotEntries, SnapshotKeep: cfg.SnapshotKeep})
 	t, err := peer.New(peer.Config{Cluster: cfg.Cluster, Node: cfg.Node, Listener: cfg.Listener, Peers: peers,
-		Handle: n.rafts.Receive, Logger: cfg.Logger})
+		Handle: n.rafts.Receive, Lost: n.rafts.PeerLost, Logger: cfg.Logger})
 	if err != nil {
 		n.rafts.Close()
 		return nil, err

@@ -14,11 +14,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +37,10 @@ type Config struct {
 	// that peer's connection, in arrival order. It should not block for
 	// long: the peer's next frame waits for it.
 	Handle func(from uint64, envs []Envelope)
+	// Lost, if set, is told when a peer's connection was closed by the
+	// peer (end of stream or reset: its process ended or is stopping),
+	// not when this node closed it; on the goroutine that read it.
+	Lost   func(id uint64)
 	Logger *slog.Logger
 	// MaxFrameBytes bounds a frame, in both directions (default 32 MiB);
 	// a message larger than that cannot be sent.
@@ -409,6 +415,7 @@ func (p *peer) serve(c net.Conn) {
 	t.wg.Add(1)
 	go p.writeLoop(c, cs)
 	var buf []byte
+	peerClosed := false
 	for {
 		kind, payload, b, err := readFrame(c, buf, t.cfg.MaxFrameBytes)
 		buf = b
@@ -419,6 +426,7 @@ func (p *peer) serve(c net.Conn) {
 		if err != nil {
 			if t.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 				t.cfg.Logger.Info("cluster connection closed", "peer", p.id, "err", err)
+				peerClosed = errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 			}
 			break
 		}
@@ -429,14 +437,19 @@ func (p *peer) serve(c net.Conn) {
 	// The connection is no longer the peer's before it closes: the peer,
 	// seeing it closed, may dial again at once, and must not find it live.
 	p.mu.Lock()
-	if p.conn == c {
+	current := p.conn == c
+	if current {
 		p.conn, p.cur = nil, nil
 		p.dropped.Add(int64(len(p.q)))
 		p.q = nil
 	}
+	removed := p.removed
 	p.mu.Unlock()
 	c.Close()
 	close(done)
+	if peerClosed && current && !removed && t.cfg.Lost != nil {
+		t.cfg.Lost(p.id)
+	}
 	if h := t.snaps.Load(); h != nil {
 		(*h).ConnClosed(p.id, cs.gen)
 	}
