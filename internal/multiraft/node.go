@@ -32,9 +32,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/quorum"
 	"go.etcd.io/raft/v3/raftpb"
-	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spoolmq/spool/internal/peer"
@@ -721,53 +719,6 @@ func (n *Node) process(g *group) {
 	}
 }
 
-// maybeQuiesce quiesces a leader's group when every follower has all of
-// its log and its commit, nothing is pending and the group has not
-// changed since it started to check: it tells the followers with a
-// heartbeat marked quiesce, and stops ticking. Anything that happens to
-// the group afterwards wakes it on every node.
-func (n *Node) maybeQuiesce(g *group) {
-	n.mu.Lock()
-	already := g.quiesced
-	n.mu.Unlock()
-	if already {
-		return
-	}
-	st := g.rn.Status()
-	last, err := g.log.LastIndex()
-	if err != nil || st.RaftState != raft.StateLeader || st.HardState.GetCommit() != last || st.Applied != last ||
-		st.LeadTransferee != 0 || len(g.waiting) > 0 {
-		return
-	}
-	for id, pr := range st.Progress {
-		if id != n.cfg.ID && pr.Match != last {
-			return
-		}
-	}
-	if len(st.Config.Voters[1]) > 0 {
-		return // a joint configuration, about to be left
-	}
-	n.mu.Lock()
-	if g.busy || len(g.inbox) > 0 || len(g.props) > 0 {
-		n.mu.Unlock()
-		return
-	}
-	g.quiesced = true
-	g.voters = g.voters[:0]
-	for id := range st.Config.Voters.IDs() {
-		g.voters = append(g.voters, id)
-	}
-	n.mu.Unlock()
-	for id := range st.Progress {
-		if id == n.cfg.ID {
-			continue
-		}
-		m := &raftpb.Message{Type: new(raftpb.MsgHeartbeat), To: new(id), From: new(n.cfg.ID), Term: new(st.HardState.GetTerm()),
-			Commit: new(last), Context: quiesceContext}
-		n.cfg.Sender.Send(id, peer.Envelope{Group: g.id, Msg: m})
-	}
-}
-
 // ready runs one Ready cycle.
 func (n *Node) ready(g *group) error {
 	rd := g.rn.Ready()
@@ -792,74 +743,6 @@ func (n *Node) ready(g *group) error {
 	n.maybeSnapshot(g)
 	g.rn.Advance(rd)
 	return nil
-}
-
-// maybeSnapshot snapshots a synchronous group's state machine and compacts
-// its log once enough entries were applied since the last snapshot. A
-// failure is logged and tried again after as many entries: the log only
-// grows meanwhile.
-func (n *Node) maybeSnapshot(g *group) {
-	every, keep := n.cfg.SnapshotEntries, n.cfg.SnapshotKeep
-	if every == 0 {
-		every = 10_000
-	}
-	if keep == 0 {
-		keep = 2_000
-	}
-	if every < 0 || g.applied < g.snapIndex+uint64(every) {
-		return
-	}
-	sn, ok := g.sm.(Snapshotter)
-	c, ok2 := g.storage.(Compactor)
-	if !ok || !ok2 {
-		return
-	}
-	i := g.applied
-	g.snapIndex = i // success or not, wait for as many entries again
-	data, err := sn.SnapshotData()
-	if err == nil {
-		err = c.CompactKeep(i, confStateOf(g.rn.Status().Config), data, uint64(max(keep, 0)))
-	}
-	if err != nil {
-		n.cfg.Logger.Error("raft: snapshot and log compaction failed; the log keeps growing until the next attempt", "group", g.id, "index", i, "err", err)
-		return
-	}
-	n.cfg.Logger.Debug("raft: snapshot taken and log compacted", "group", g.id, "index", i, "bytes", len(data))
-}
-
-// freshenSnapshot replaces the stored snapshot a MsgSnap carries with one
-// of the state machine as of now (the last applied entry, with the
-// configuration now): the stored one may predate the follower it goes to
-// (a node added since, which raft refuses to restore into a configuration
-// without it), and a newer one leaves it less to catch up. Runs on the
-// group's worker, which alone applies entries, so data and index agree.
-func (n *Node) freshenSnapshot(g *group, m *raftpb.Message) {
-	sn, ok := g.sm.(Snapshotter)
-	if !ok || g.storage == nil || g.applied <= m.GetSnapshot().GetMetadata().GetIndex() {
-		return
-	}
-	term, err := g.log.Term(g.applied)
-	if err != nil {
-		return
-	}
-	data, err := sn.SnapshotData()
-	if err != nil {
-		n.cfg.Logger.Error("raft: snapshot for a follower failed; sending the stored one", "group", g.id, "err", err)
-		return
-	}
-	m.Snapshot = &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{
-		Index: new(g.applied), Term: new(term), ConfState: confStateOf(g.rn.Status().Config)}}
-}
-
-// confStateOf is the configuration as a snapshot records it.
-func confStateOf(c tracker.Config) *raftpb.ConfState {
-	return &raftpb.ConfState{
-		Voters:         c.Voters[0].Slice(),
-		VotersOutgoing: c.Voters[1].Slice(),
-		Learners:       quorum.MajorityConfig(c.Learners).Slice(),
-		LearnersNext:   quorum.MajorityConfig(c.LearnersNext).Slice(),
-		AutoLeave:      new(c.AutoLeave),
-	}
 }
 
 // noteLeader follows the group's leader. Proposals this node made as
