@@ -188,3 +188,63 @@ func spoolCLI(args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// TestClusterDuplicateNodeID starts a second process with node 1's id
+// (its own data directory and cluster address, the cluster's id) while the
+// cluster runs under the producer: nodes 2 and 3 refuse its connections,
+// naming the duplicate id, and node 1 keeps its place in every group.
+func TestClusterDuplicateNodeID(t *testing.T) {
+	const parts = 3
+	c := newTestCluster(t, 3)
+	c.createTopic(faultTopic, parts)
+	st, err := c.status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLedger()
+	w := newWorkload(t, c, l, faultTopic, parts)
+	w.startProducer("P")
+	time.Sleep(time.Second)
+	dupRaft := freePort(t)
+	peers := strings.Replace(c.peers, "1="+c.node(1).raft, "1="+dupRaft, 1)
+	dup := startSpool(t, filepath.Join(t.TempDir(), "dup"), freePort(t), "--kafka", freePort(t), "--node-id", "1",
+		"--cluster-id", st.GetClusterId(), "--peers", peers, "--log-level", "info")
+	killed := false
+	defer func() {
+		if !killed {
+			dup.kill()
+		}
+	}()
+	waitFor(t, 30*time.Second, "the second node 1 refused", func() error {
+		if !strings.Contains(dup.logs.String(), "is another process running with node id 1?") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	for _, line := range strings.Split(dup.logs.String(), "\n") {
+		if strings.Contains(line, "another process") {
+			t.Logf("the second node 1 logged: %s", line)
+			break
+		}
+	}
+	acked := l.now()
+	time.Sleep(2 * time.Second)
+	// Node 1 is connected to both others, knows every group's leader, and
+	// every leader sees it caught up.
+	if err := c.rejoined(1, partitionNames(faultTopic, parts)...); err != nil {
+		t.Errorf("node 1 with a second node 1 running: %v", err)
+	}
+	for p := range int32(parts) {
+		if gap := l.ackGap(p, acked, l.now()); gap > time.Second {
+			t.Errorf("partition %d: acknowledgements paused %v while the second node 1 ran", p, gap)
+		}
+	}
+	dup.kill()
+	killed = true
+	w.stopProducer()
+	r := w.checkLedger(false)
+	t.Logf("ledger: %s", r)
+	if !r.ok() || r.Acked == 0 {
+		t.Errorf("the ledger found problems (above)")
+	}
+}
