@@ -257,6 +257,38 @@ func (r *replica) committed(b []byte, term uint64) {
 	close(w.done)
 }
 
+// leaderWait bounds how long a topic's creation waits, on a cluster, for
+// its partitions' first leaders.
+const leaderWait = 5 * time.Second
+
+// awaitLeaders waits, on a cluster, until this node knows a leader of
+// partitions [from, to) of a topic it created, for at most leaderWait: a
+// client that publishes at once then finds them led instead of being
+// refused during their first election (Kafka's CreateTopics waits too).
+// Past the wait the topic is created all the same; its leaders follow.
+func (b *Broker) awaitLeaders(name string, from, to int32) {
+	if b.cfg.Replicator == nil {
+		return
+	}
+	deadline := time.Now().Add(leaderWait)
+	for {
+		t, err := b.topic(name)
+		if err != nil {
+			return
+		}
+		rs := t.replicas()
+		missing := int(to) > len(rs)
+		for p := from; p < to && !missing; p++ {
+			lead, _, _ := rs[p].g.Leader()
+			missing = lead == 0
+		}
+		if !missing || !time.Now().Before(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // checkLeader fails the proposals waiting on a replica whose node no
 // longer leads the term they were proposed in (deposed, or stepped down by
 // check-quorum when cut off from the partition's majority): they may still
