@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -18,7 +19,7 @@ type topics struct {
 	streams *consume // ReadTopic streams take the slots of consumer sessions
 }
 
-func (h topics) CreateTopic(_ context.Context, req *connect.Request[spoolv1.CreateTopicRequest]) (*connect.Response[spoolv1.CreateTopicResponse], error) {
+func (h topics) CreateTopic(ctx context.Context, req *connect.Request[spoolv1.CreateTopicRequest]) (*connect.Response[spoolv1.CreateTopicResponse], error) {
 	cfg, err := topicConfigFromProto(req.Msg.Config)
 	if err != nil {
 		return nil, err
@@ -27,6 +28,7 @@ func (h topics) CreateTopic(_ context.Context, req *connect.Request[spoolv1.Crea
 	if err != nil {
 		return nil, toConnect(err)
 	}
+	h.b.AwaitLeaders(ctx, t.Name, 0, t.Config.Partitions, time.Now().Add(broker.LeaderWait))
 	return connect.NewResponse(&spoolv1.CreateTopicResponse{Topic: topicToProto(t)}), nil
 }
 

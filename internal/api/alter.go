@@ -4,12 +4,14 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
+	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 )
 
@@ -85,11 +87,13 @@ func (h topics) AlterTopic(_ context.Context, req *connect.Request[spoolv1.Alter
 	return connect.NewResponse(&spoolv1.AlterTopicResponse{Topic: topicToProto(t)}), nil
 }
 
-func (h topics) AddPartitions(_ context.Context, req *connect.Request[spoolv1.AddPartitionsRequest]) (*connect.Response[spoolv1.AddPartitionsResponse], error) {
+func (h topics) AddPartitions(ctx context.Context, req *connect.Request[spoolv1.AddPartitionsRequest]) (*connect.Response[spoolv1.AddPartitionsResponse], error) {
+	before, _ := h.b.Topic(req.Msg.GetName())
 	t, err := h.b.AddPartitions(req.Msg.GetName(), req.Msg.GetPartitions())
 	if err != nil {
 		return nil, toConnect(err)
 	}
+	h.b.AwaitLeaders(ctx, t.Name, before.Config.Partitions, t.Config.Partitions, time.Now().Add(broker.LeaderWait))
 	return connect.NewResponse(&spoolv1.AddPartitionsResponse{Topic: topicToProto(t)}), nil
 }
 

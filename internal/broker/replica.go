@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
@@ -257,20 +258,20 @@ func (r *replica) committed(b []byte, term uint64) {
 	close(w.done)
 }
 
-// leaderWait bounds how long a topic's creation waits, on a cluster, for
-// its partitions' first leaders.
-const leaderWait = 5 * time.Second
+// LeaderWait is how long the native API's topic creation waits, on a
+// cluster, for the new partitions' first leaders (AwaitLeaders).
+const LeaderWait = 5 * time.Second
 
-// awaitLeaders waits, on a cluster, until this node knows a leader of
-// partitions [from, to) of a topic it created, for at most leaderWait: a
-// client that publishes at once then finds them led instead of being
-// refused during their first election (Kafka's CreateTopics waits too).
-// Past the wait the topic is created all the same; its leaders follow.
-func (b *Broker) awaitLeaders(name string, from, to int32) {
+// AwaitLeaders waits, on a cluster, until this node knows a leader of
+// partitions [from, to) of a topic, until deadline or ctx's end: a front
+// end that created them answers then, so that a client publishing at once
+// finds them led instead of being refused during their first election.
+// Past the deadline the partitions exist all the same; their leaders
+// follow. A single node leads every partition: it returns at once.
+func (b *Broker) AwaitLeaders(ctx context.Context, name string, from, to int32, deadline time.Time) {
 	if b.cfg.Replicator == nil {
 		return
 	}
-	deadline := time.Now().Add(leaderWait)
 	for {
 		t, err := b.topic(name)
 		if err != nil {
@@ -285,7 +286,11 @@ func (b *Broker) awaitLeaders(name string, from, to int32) {
 		if !missing || !time.Now().Before(deadline) {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

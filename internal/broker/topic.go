@@ -223,7 +223,6 @@ func (b *Broker) CreateTopic(name string, cfg catalog.TopicConfig) (catalog.Topi
 	if err := b.decide(change{kind: changeCreateTopic, topic: meta}); err != nil {
 		return catalog.Topic{}, err
 	}
-	b.awaitLeaders(name, 0, cfg.Partitions)
 	return meta, nil
 }
 
