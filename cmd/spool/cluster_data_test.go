@@ -20,28 +20,7 @@ func TestClusterDataCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildSpool(t)
-	var peers []string
-	procs := make([]*clusterProc, 3)
-	addrs := freeAddrs(t, 6)
-	for i := range procs {
-		procs[i] = &clusterProc{id: i + 1, data: filepath.Join(t.TempDir(), "data"), http: addrs[2*i]}
-		peers = append(peers, fmt.Sprintf("%d=%s", i+1, addrs[2*i+1]))
-	}
-	for _, p := range procs {
-		p.args = []string{"serve", "--data", p.data, "--http", p.http, "--kafka", "-", "--node-id", fmt.Sprint(p.id),
-			"--peers", strings.Join(peers, ",")}
-		p.start(t, bin)
-		defer p.kill()
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range procs {
-				p.kill()
-				t.Logf("node %d:\n%s", p.id, p.log)
-			}
-		}
-	})
+	procs := startClusterProcs(t, freeAddrs(t, 6))
 
 	within(t, 30*time.Second, "create", func() error {
 		r := spool(t, procs[1].url(), "", "topic", "create", "orders", "--partitions", "3")
@@ -178,6 +157,35 @@ func TestClusterDataCommands(t *testing.T) {
 
 // freeAddrs returns n distinct free loopback addresses, held open until
 // all are chosen so that none is handed out twice.
+// startClusterProcs starts three `spool serve` processes as a cluster, node
+// i on addrs[2i] (HTTP) and addrs[2i+1] (cluster), killed when the test
+// ends (their logs printed if it failed).
+func startClusterProcs(t *testing.T, addrs []string) []*clusterProc {
+	t.Helper()
+	bin := buildSpool(t)
+	var peers []string
+	procs := make([]*clusterProc, 3)
+	for i := range procs {
+		procs[i] = &clusterProc{id: i + 1, data: filepath.Join(t.TempDir(), "data"), http: addrs[2*i]}
+		peers = append(peers, fmt.Sprintf("%d=%s", i+1, addrs[2*i+1]))
+	}
+	for _, p := range procs {
+		p.args = []string{"serve", "--data", p.data, "--http", p.http, "--kafka", "-", "--node-id", fmt.Sprint(p.id),
+			"--peers", strings.Join(peers, ",")}
+		p.start(t, bin)
+		t.Cleanup(p.kill)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range procs {
+				p.kill()
+				t.Logf("node %d:\n%s", p.id, p.log)
+			}
+		}
+	})
+	return procs
+}
+
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
 	var out []string

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,29 +19,9 @@ func TestClusterSubscriptionCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildSpool(t)
-	var peers []string
-	procs := make([]*clusterProc, 3)
 	addrs := freeAddrs(t, 7)
-	for i := range procs {
-		procs[i] = &clusterProc{id: i + 1, data: filepath.Join(t.TempDir(), "data"), http: addrs[2*i]}
-		peers = append(peers, fmt.Sprintf("%d=%s", i+1, addrs[2*i+1]))
-	}
+	procs := startClusterProcs(t, addrs[:6])
 	down := "http://" + addrs[6] // nothing listens there
-	for _, p := range procs {
-		p.args = []string{"serve", "--data", p.data, "--http", p.http, "--kafka", "-", "--node-id", fmt.Sprint(p.id),
-			"--peers", strings.Join(peers, ",")}
-		p.start(t, bin)
-		defer p.kill()
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range procs {
-				p.kill()
-				t.Logf("node %d:\n%s", p.id, p.log)
-			}
-		}
-	})
 
 	var st struct {
 		Coordinator     int    `json:"coordinator"`
