@@ -24,7 +24,8 @@ var layer = map[string]int{
 	"internal/seglog": 1, "internal/state": 1, "internal/queue": 1, "internal/group": 1, "internal/config": 1,
 	"internal/kafka/kwire": 1,
 	// Cluster connections (raft messages between nodes).
-	"internal/peer": 1,
+	"internal/peer": 1, "internal/schema": 1,
+	"internal/schema/savro": 2, "internal/schema/sjson": 2, "internal/schema/sproto": 2,
 	// Definitions kept in the state store; raft logs kept there, and the
 	// raft storage over a partition's replicated log.
 	"internal/catalog": 2, "internal/raftlog": 2, "internal/partlog": 2,
@@ -35,7 +36,7 @@ var layer = map[string]int{
 	"internal/producer": 4,
 	// A server's place in a cluster: peers, raft groups, the metadata
 	// group applying catalog changes to the broker.
-	"internal/cluster": 4,
+	"internal/cluster": 4, "internal/schema/sreg": 4,
 	// Front ends and telemetry; the server's hooks for tests.
 	"internal/api": 5, "internal/kafka": 5, "internal/telemetry": 5, "internal/serverhook": 5,
 	// The embeddable server.
