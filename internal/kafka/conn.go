@@ -256,7 +256,9 @@ func (c *conn) handle(h reqHeader, body []byte) (kmsg.Response, error) {
 		return nil, err
 	}
 	ctx := c.s.ctx
-	if !c.s.coordinates() {
+	if c.s.coordinates() {
+		c.s.syncGroupsTerm()
+	} else {
 		if resp := notCoordinator(req); resp != nil {
 			return resp, nil
 		}

@@ -38,6 +38,30 @@ func (s *Server) coordinates() bool {
 	return s.cfg.Cluster == nil || s.cfg.Cluster.Controller() == s.cfg.NodeID
 }
 
+// syncGroupsTerm forgets the classic groups when this node coordinates in
+// another term than the one they were formed in (kgroup.Coordinator.Reset):
+// between the two, other nodes coordinated them, and the generations this
+// node remembers would let a member that missed those rebalances commit
+// again with an assignment that is no longer its own.
+func (s *Server) syncGroupsTerm() {
+	if s.cfg.Cluster == nil || s.b == nil {
+		return
+	}
+	t := s.b.CoordinatorTerm()
+	if t == 0 || s.groupsTerm.Load() == t {
+		return
+	}
+	s.groupsMu.Lock()
+	defer s.groupsMu.Unlock()
+	if old := s.groupsTerm.Load(); old != t {
+		s.groups.Reset()
+		s.groupsTerm.Store(t)
+		if old != 0 {
+			s.logger.Info("kafka: coordinating consumer groups again; their members join anew", "term", t, "previous_term", old)
+		}
+	}
+}
+
 // notCoordinator answers a group request sent to a node that does not
 // coordinate groups, or returns nil for a request of another kind.
 func notCoordinator(req kmsg.Request) kmsg.Response {

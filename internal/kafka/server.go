@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -149,6 +150,10 @@ type Server struct {
 	// ownProducers: producers was made by New, which drives it.
 	ownProducers bool
 	groups       *kgroup.Coordinator // classic consumer groups
+	// groupsTerm is the coordination term (broker.CoordinatorTerm) the
+	// classic groups belong to; groupsMu serializes changing it.
+	groupsTerm atomic.Uint64
+	groupsMu   sync.Mutex
 	offsets      *kgroup.Offsets     // their committed offsets
 	shares       *kshare.Groups      // share groups
 	sessions     *kfetch.Cache       // incremental fetch sessions

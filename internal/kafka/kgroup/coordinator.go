@@ -229,6 +229,25 @@ func (gc *Coordinator) Close() {
 	}
 }
 
+// Reset forgets every group, answering their waiting JoinGroups and
+// SyncGroups with NOT_COORDINATOR: on a cluster, the node's coordination
+// ended and began again in a later term, and the groups it remembers from
+// before may have gone on elsewhere meanwhile. Their members hold member
+// ids no later group has (member ids are random), so a member that missed
+// the rebalances elsewhere cannot commit or heartbeat with what it holds:
+// it is told UNKNOWN_MEMBER_ID and joins again.
+func (gc *Coordinator) Reset() {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	for _, g := range gc.groups {
+		for _, m := range g.members {
+			g.answer(m, kerr.NotCoordinator.Code)
+		}
+	}
+	clear(gc.groups)
+	gc.total = 0
+}
+
 // Wake returns a channel that receives when an operation scheduled a
 // deadline earlier than the one Tick last returned: Tick must run by then.
 func (gc *Coordinator) Wake() <-chan struct{} { return gc.wake }

@@ -470,3 +470,42 @@ func TestGroupCoreChurn(t *testing.T) {
 		t.Fatalf("metadata bytes %d != %d", meta, g.metaBytes)
 	}
 }
+
+// TestGroupCoreReset: after Reset, waiting joins are answered
+// NOT_COORDINATOR and a member of before cannot commit or heartbeat with
+// what it holds; joining again starts the group over.
+func TestGroupCoreReset(t *testing.T) {
+	e := newCoreEnv(t)
+	a, ja := e.newMember("range")
+	e.advance(DefaultInitialDelay)
+	ra := ja.done(t)
+	if ra.Code != 0 {
+		t.Fatalf("join: %+v", ra)
+	}
+	if sr, _ := e.sync(a, ra.Generation, map[string]string{a: "x"}); sr.Code != 0 {
+		t.Fatalf("sync: %+v", sr)
+	}
+	if code := e.gc.ValidateCommit("g", a, nil, ra.Generation); code != 0 {
+		t.Fatalf("commit before reset: %v", kerr.ErrorForCode(code))
+	}
+	b, jb := e.newMember("range") // waits for a to rejoin
+	if !jb.waiting() {
+		t.Fatal("second member did not wait for the rebalance")
+	}
+
+	e.gc.Reset()
+	if r := jb.done(t); r.Code != kerr.NotCoordinator.Code {
+		t.Fatalf("waiting join after reset: %+v", r)
+	}
+	if code := e.gc.ValidateCommit("g", a, nil, ra.Generation); code != kerr.UnknownMemberID.Code {
+		t.Fatalf("stale commit after reset: %v", kerr.ErrorForCode(code))
+	}
+	if code := e.gc.Heartbeat("g", b, nil, ra.Generation); code != kerr.UnknownMemberID.Code {
+		t.Fatalf("stale heartbeat after reset: %v", kerr.ErrorForCode(code))
+	}
+	c, jc := e.newMember("range")
+	e.advance(DefaultInitialDelay)
+	if r := jc.done(t); r.Code != 0 || r.Leader != c {
+		t.Fatalf("join after reset: %+v", r)
+	}
+}
