@@ -154,10 +154,10 @@ type Server struct {
 	// classic groups belong to; groupsMu serializes changing it.
 	groupsTerm atomic.Uint64
 	groupsMu   sync.Mutex
-	offsets      *kgroup.Offsets     // their committed offsets
-	shares       *kshare.Groups      // share groups
-	sessions     *kfetch.Cache       // incremental fetch sessions
-	gcfgMu       sync.Mutex          // serializes group config changes (read, modify, store)
+	offsets    *kgroup.Offsets // their committed offsets
+	shares     *kshare.Groups  // share groups
+	sessions   *kfetch.Cache   // incremental fetch sessions
+	gcfgMu     sync.Mutex      // serializes group config changes (read, modify, store)
 
 	mu     sync.Mutex
 	lns    []net.Listener
