@@ -102,6 +102,11 @@ type Broker struct {
 	// subscriptions (a cluster; 0: it does not). See sub_state.go.
 	coordTerm atomic.Uint64
 
+	appliersMu sync.Mutex
+	appliers   map[string]SpaceApplier // replicated spaces' appliers, by space name; guarded by appliersMu
+	// spaceApplyMu serializes applying replicated spaces' changes.
+	spaceApplyMu sync.Mutex
+
 	endReads    chan struct{} // closed by EndSessions: topic reads end
 	endReadsOne sync.Once
 

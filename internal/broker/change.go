@@ -55,6 +55,7 @@ const (
 	changeAlterSub
 	changeSubState // a subscription's consumer state (sub_state.go)
 	changeReassign // partitions' replicas (reassign.go)
+	changeSpace    // a replicated front-end space's change (space_replicated.go)
 )
 
 // change is one catalog change. Which fields are set depends on kind.
@@ -99,6 +100,19 @@ func (b *Broker) metaCommit(data []byte) error {
 // outcome: a refusal that every node reaches alike (errs codes such as
 // TopicExists), or a StorageFailed error local to this node.
 func (b *Broker) ApplyChange(data []byte, term uint64, stamp catalog.Stamp) error {
+	if len(data) > 0 && changeKind(data[0]) == changeSpace {
+		r := state.NewReader(data[1:])
+		name := r.Str()
+		body := r.Take(r.Left())
+		if err := r.Done(); err != nil {
+			return errs.Wrap(errs.InvalidArgument, err, "space change")
+		}
+		var stamps []catalog.Stamp
+		if stamp != nil {
+			stamps = []catalog.Stamp{stamp}
+		}
+		return b.applySpace(name, body, stamps)
+	}
 	if len(data) > 0 && changeKind(data[0]) == changeSubState {
 		w, err := decodeSubWrite(state.NewReader(data[1:]))
 		if err != nil {

@@ -29,6 +29,9 @@ func CatalogPrefixes() [][]byte {
 		[]byte("w/"), []byte("x/"), []byte("r/")}
 	for _, sp := range state.Spaces {
 		out = append(out, []byte(sp.SubKind))
+		if sp.Replicated {
+			out = append(out, []byte(sp.Prefix))
+		}
 	}
 	return out
 }
@@ -164,6 +167,11 @@ func (b *Broker) RestoreCatalog(kvs []KV, stamps ...catalog.Stamp) error {
 		return errs.Wrap(errs.StorageFailed, err, "restore consumer state")
 	}
 	var errList []error
+	for _, a := range b.spaceAppliers() {
+		if err := a.SpaceRestored(); err != nil {
+			errList = append(errList, err)
+		}
+	}
 	for _, t := range b.topicList() {
 		t.subsMu.Lock()
 		ss := slices.Collect(maps.Values(t.subs))

@@ -118,6 +118,10 @@ type Space struct {
 	Name    string // the front end
 	Prefix  string // its own records
 	SubKind string // its subscription records
+	// Replicated: the space's own records are written only by applying
+	// its changes (broker.Space.Decide), which a cluster orders through its
+	// metadata group; they are part of the catalog's snapshots.
+	Replicated bool
 }
 
 // Spaces are the front ends' spaces. A prefix or kind, once given out, is
@@ -127,6 +131,9 @@ var Spaces = []Space{
 	// group configs; commit metadata per partition of the stream
 	// subscription that is a consumer group's.
 	{Name: "kafka", Prefix: "kafka-", SubKind: "k/"},
+	// The schema registry: schemas, subjects' versions, compatibility
+	// and mode settings (internal/schema/sreg).
+	{Name: "schema", Prefix: "schema-", SubKind: "y/", Replicated: true},
 }
 
 // SpaceSubPrefix is the prefix of a space's records kept with a
