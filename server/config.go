@@ -43,6 +43,12 @@ type Config struct {
 	// rebalance (kafka.group-initial-rebalance-delay), 0 to 5 minutes; nil:
 	// 100 ms.
 	KafkaGroupInitialRebalanceDelay *time.Duration
+	// SchemaRegistryAddr is where the schema registry's REST API listens
+	// (schema-registry.addr); default "127.0.0.1:8081", or
+	// "127.0.0.1:0" when HTTPAddr asks for a free port; "-" disables the
+	// listener (the registry still validates publishes and applies a
+	// cluster's changes).
+	SchemaRegistryAddr string
 	// AllowNonLoopback must be set to listen on a non-loopback address
 	// (allow-non-loopback): Spool has no authentication yet.
 	AllowNonLoopback bool
@@ -165,6 +171,9 @@ const DefaultHTTPAddr = "127.0.0.1:7070"
 // DefaultKafkaAddr is the Kafka protocol's default address.
 const DefaultKafkaAddr = "127.0.0.1:9092"
 
+// DefaultSchemaRegistryAddr is the schema registry's default address.
+const DefaultSchemaRegistryAddr = "127.0.0.1:8081"
+
 // defaultMaxConnections is the default of Config.MaxConnections.
 const defaultMaxConnections = 10_000
 
@@ -182,6 +191,7 @@ func DefaultConfig() Config {
 		DataDir:                         DefaultDataDir,
 		HTTPAddr:                        DefaultHTTPAddr,
 		KafkaAddr:                       DefaultKafkaAddr,
+		SchemaRegistryAddr:              DefaultSchemaRegistryAddr,
 		KafkaGroupInitialRebalanceDelay: &delay,
 		Storage: StorageConfig{
 			SegmentBytes:  seglog.DefaultSegmentBytes,
@@ -216,6 +226,12 @@ func (c Config) complete() (Config, error) {
 		c.KafkaAddr = def.KafkaAddr
 		if _, port, err := net.SplitHostPort(c.HTTPAddr); err == nil && port == "0" {
 			c.KafkaAddr = "127.0.0.1:0"
+		}
+	}
+	if c.SchemaRegistryAddr == "" {
+		c.SchemaRegistryAddr = def.SchemaRegistryAddr
+		if _, port, err := net.SplitHostPort(c.HTTPAddr); err == nil && port == "0" {
+			c.SchemaRegistryAddr = "127.0.0.1:0"
 		}
 	}
 	if c.KafkaGroupInitialRebalanceDelay == nil {
@@ -254,6 +270,9 @@ func (c Config) complete() (Config, error) {
 	check(checkListenAddr("http", c.HTTPAddr, c.AllowNonLoopback))
 	if c.KafkaAddr != "-" {
 		check(checkListenAddr("kafka", c.KafkaAddr, c.AllowNonLoopback))
+	}
+	if c.SchemaRegistryAddr != "-" {
+		check(checkListenAddr("schema-registry", c.SchemaRegistryAddr, c.AllowNonLoopback))
 	}
 	if adv := c.KafkaAdvertisedAddr; adv != "" {
 		_, _, err := splitAdvertised(adv)

@@ -27,6 +27,9 @@ type FileConfig struct {
 		AdvertisedAddr             string        `yaml:"advertised-addr"`
 		GroupInitialRebalanceDelay time.Duration `yaml:"group-initial-rebalance-delay"`
 	} `yaml:"kafka"`
+	SchemaRegistry struct {
+		Addr string `yaml:"addr"` // "-" disables the schema registry's listener
+	} `yaml:"schema-registry"`
 	Log struct {
 		Format string `yaml:"format"` // text or json
 		Level  string `yaml:"level"`  // debug, info, warn or error
@@ -50,6 +53,7 @@ func DefaultFileConfig() FileConfig {
 	f.Kafka.Addr = d.KafkaAddr
 	f.Kafka.AdvertisedAddr = d.KafkaAdvertisedAddr
 	f.Kafka.GroupInitialRebalanceDelay = *d.KafkaGroupInitialRebalanceDelay
+	f.SchemaRegistry.Addr = d.SchemaRegistryAddr
 	f.Log.Format = "text"
 	f.Log.Level = "info"
 	f.Storage = d.Storage
@@ -133,6 +137,7 @@ func (f FileConfig) Config() (Config, error) {
 		KafkaAddr:                       f.Kafka.Addr,
 		KafkaAdvertisedAddr:             f.Kafka.AdvertisedAddr,
 		KafkaGroupInitialRebalanceDelay: &delay,
+		SchemaRegistryAddr:              f.SchemaRegistry.Addr,
 		AllowNonLoopback:                f.AllowNonLoopback,
 		Logger:                          logger,
 		Storage:                         f.Storage,

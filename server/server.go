@@ -24,6 +24,7 @@ import (
 	"github.com/spoolmq/spool/internal/kafka"
 	"github.com/spoolmq/spool/internal/producer"
 	"github.com/spoolmq/spool/internal/state"
+	"github.com/spoolmq/spool/internal/schema/sreg"
 	"github.com/spoolmq/spool/internal/telemetry"
 	"github.com/spoolmq/spool/internal/vfs"
 )
@@ -54,6 +55,10 @@ type Server struct {
 	kafka    *kafka.Server
 	kafkaLn  net.Listener
 	kafkaErr chan error
+	registry *sreg.Registry
+	srHTTP   *http.Server
+	srLn     net.Listener
+	srErr    chan error
 
 	// producers is the idempotent-producer table both front ends share;
 	// producersDone is closed when its driver (Table.Run) has returned.
@@ -99,6 +104,17 @@ func (s *Server) HTTPAddr() string {
 		return s.cfg.HTTPAddr
 	}
 	return s.httpLn.Addr().String()
+}
+
+// SchemaRegistryAddr returns the address the schema registry listens on
+// (after Start), "" when it is disabled.
+func (s *Server) SchemaRegistryAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srLn == nil {
+		return ""
+	}
+	return s.srLn.Addr().String()
 }
 
 // KafkaAddr returns the address the Kafka protocol listens on (after
@@ -167,6 +183,13 @@ func (s *Server) startLocked() error {
 		return err
 	}
 	s.broker = b
+	// The registry applies its space's changes: it must be there before
+	// the metadata group applies any.
+	reg, err := sreg.New(sreg.Config{Space: b.Space("schema"), Formats: sreg.Formats(), Logger: s.logger})
+	if err != nil {
+		return fmt.Errorf("server: schema registry: %w", err)
+	}
+	s.registry = reg
 	if s.node != nil {
 		if err := s.node.StartMetadata(b); err != nil {
 			return err
@@ -217,6 +240,16 @@ func (s *Server) startLocked() error {
 		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
+	}
+	if s.cfg.SchemaRegistryAddr != "-" {
+		ln, err := listen("schema-registry", s.cfg.SchemaRegistryAddr, s.cfg.MaxConnections)
+		if err != nil {
+			return err
+		}
+		s.srLn = ln
+		s.srHTTP = newHTTPServer(reg.Handler(), s.logger)
+		s.srErr = make(chan error, 1)
+		go func() { s.srErr <- s.srHTTP.Serve(ln) }()
 	}
 	if s.node != nil {
 		kafkaAddr := ""
@@ -275,6 +308,16 @@ func (s *Server) closeLocked(ctx context.Context) error {
 		}
 		if serr := <-s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			errList = append(errList, serr)
+		}
+	}
+	if s.srHTTP != nil {
+		shutdownCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := s.srHTTP.Shutdown(shutdownCtx); err != nil {
+			s.srHTTP.Close()
+		}
+		cancel()
+		if err := <-s.srErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errList = append(errList, err)
 		}
 	}
 	if s.kafka != nil {

@@ -19,6 +19,7 @@ func newServeCmd() *cobra.Command {
 		dataDir     string
 		httpAddr    string
 		kafkaAddr   string
+		srAddr      string
 		durability  string
 		logFormat   string
 		logLevel    string
@@ -48,6 +49,9 @@ func newServeCmd() *cobra.Command {
 			}
 			if f.Changed("kafka") {
 				fc.Kafka.Addr = kafkaAddr
+			}
+			if f.Changed("schema-registry") {
+				fc.SchemaRegistry.Addr = srAddr
 			}
 			if f.Changed("durability") {
 				if err := fc.Topics.Durability.UnmarshalText([]byte(durability)); err != nil {
@@ -125,6 +129,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&dataDir, "data", def.Data, "data directory")
 	f.StringVar(&httpAddr, "http", def.HTTP.Addr, "native API listen address")
 	f.StringVar(&kafkaAddr, "kafka", def.Kafka.Addr, `Kafka protocol listen address ("-" disables it)`)
+	f.StringVar(&srAddr, "schema-registry", def.SchemaRegistry.Addr, `schema registry (Confluent REST API) listen address ("-" disables it)`)
 	f.StringVar(&durability, "durability", string(def.Topics.Durability), "default durability of new topics: always, interval or none (interval and none can lose acknowledged data on power loss)")
 	f.StringVar(&logFormat, "log-format", def.Log.Format, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", def.Log.Level, "log level: debug, info, warn or error")

@@ -1,0 +1,436 @@
+package sreg
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/spoolmq/spool/internal/schema"
+)
+
+// ContentType is the Confluent Schema Registry API's content type.
+const ContentType = "application/vnd.schemaregistry.v1+json"
+
+// maxBody bounds a request body: a schema at its largest, escaped, and
+// its references.
+const maxBody = 2*MaxSchemaBytes + 64<<10
+
+// Handler serves the Confluent Schema Registry REST API
+// (docs/schemas.md lists the endpoints).
+func (r *Registry) Handler() http.Handler {
+	mux := http.NewServeMux()
+	h := func(pattern string, fn func(*http.Request) (any, error)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) {
+			req.Body = http.MaxBytesReader(w, req.Body, maxBody)
+			v, err := fn(req)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, v)
+		})
+	}
+	h("GET /{$}", func(*http.Request) (any, error) { return struct{}{}, nil })
+	h("GET /schemas/types", func(*http.Request) (any, error) { return schema.Types, nil })
+	h("GET /schemas", r.getSchemas)
+	h("GET /schemas/ids/{id}", r.getSchemaByID)
+	h("GET /schemas/ids/{id}/schema", r.getRawSchemaByID)
+	h("GET /schemas/ids/{id}/subjects", r.getSubjectsOfID)
+	h("GET /schemas/ids/{id}/versions", r.getVersionsOfID)
+	h("GET /subjects", r.getSubjects)
+	h("GET /subjects/{subject}/versions", r.getVersions)
+	h("POST /subjects/{subject}/versions", r.postRegister)
+	h("GET /subjects/{subject}/versions/{version}", r.getVersion)
+	h("GET /subjects/{subject}/versions/{version}/schema", r.getRawVersion)
+	h("GET /subjects/{subject}/versions/{version}/referencedby", r.getReferencedBy)
+	h("POST /subjects/{subject}", r.postLookup)
+	h("DELETE /subjects/{subject}", r.deleteSubject)
+	h("DELETE /subjects/{subject}/versions/{version}", r.deleteVersion)
+	h("GET /config", r.getConfig)
+	h("GET /config/{subject}", r.getConfig)
+	h("PUT /config", r.putConfig)
+	h("PUT /config/{subject}", r.putConfig)
+	h("DELETE /config", r.deleteConfig)
+	h("DELETE /config/{subject}", r.deleteConfig)
+	h("GET /mode", r.getMode)
+	h("GET /mode/{subject}", r.getMode)
+	h("PUT /mode", r.putMode)
+	h("PUT /mode/{subject}", r.putMode)
+	h("DELETE /mode/{subject}", r.deleteMode)
+	h("POST /compatibility/subjects/{subject}/versions/{version}", r.postCompatibility)
+	h("POST /compatibility/subjects/{subject}/versions", r.postCompatibility)
+	h("GET /contexts", func(*http.Request) (any, error) { return []string{"."}, nil })
+	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, &Error{Code: http.StatusNotFound, Message: "HTTP 404 Not Found"})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", ContentType)
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	e := asError(err)
+	writeJSON(w, e.Status(), map[string]any{"error_code": e.Code, "message": e.Message})
+}
+
+// schemaBody is a request body that carries a schema.
+type schemaBody struct {
+	Schema     string `json:"schema"`
+	SchemaType string `json:"schemaType"`
+	References []Ref  `json:"references"`
+	ID         int    `json:"id"`
+	Version    int    `json:"version"`
+}
+
+func readJSON(req *http.Request, v any) error {
+	dec := json.NewDecoder(req.Body)
+	if err := dec.Decode(v); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return errorf(CodeInvalidSchema, "Invalid schema: the request is larger than %d bytes", maxBody)
+		}
+		return errorf(CodeInvalidRequest, "Unrecognizable request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(CodeInvalidRequest, "Unrecognizable request body: data after the JSON object")
+	}
+	return nil
+}
+
+func readSchema(req *http.Request) (SchemaInput, schemaBody, error) {
+	var b schemaBody
+	if err := readJSON(req, &b); err != nil {
+		return SchemaInput{}, b, err
+	}
+	t, err := schema.ParseType(b.SchemaType)
+	if err != nil {
+		return SchemaInput{}, b, errorf(CodeInvalidSchema, "Invalid schema: %v", err)
+	}
+	return SchemaInput{Type: t, Text: b.Schema, Refs: b.References}, b, nil
+}
+
+func flag(req *http.Request, name string) bool {
+	v, _ := strconv.ParseBool(req.URL.Query().Get(name))
+	return v
+}
+
+func pathID(req *http.Request) (int, error) {
+	id, err := strconv.ParseInt(req.PathValue("id"), 10, 32)
+	if err != nil || id < 1 {
+		return 0, errorf(CodeSchemaNotFound, "Schema %q not found", req.PathValue("id"))
+	}
+	return int(id), nil
+}
+
+// pathVersion reads a version: a number from 1, or latest (-1).
+func pathVersion(req *http.Request) (int, error) {
+	s := req.PathValue("version")
+	if s == "latest" || s == "-1" {
+		return -1, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 1 || v > math.MaxInt32 {
+		return 0, errorf(CodeInvalidVersion, "The specified version '%s' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"", s)
+	}
+	return int(v), nil
+}
+
+// versionJSON is a subject's version as the API shows it.
+type versionJSON struct {
+	Subject    string `json:"subject,omitempty"`
+	Version    int    `json:"version,omitempty"`
+	ID         int    `json:"id,omitempty"`
+	SchemaType string `json:"schemaType,omitempty"`
+	References []Ref  `json:"references,omitempty"`
+	Schema     string `json:"schema"`
+}
+
+func toJSON(g Registered) versionJSON {
+	v := versionJSON{Subject: g.Subject, Version: g.Version, ID: g.ID, References: g.Refs, Schema: g.Text}
+	if g.Type != schema.Avro {
+		v.SchemaType = string(g.Type)
+	}
+	return v
+}
+
+func (r *Registry) getSchemas(req *http.Request) (any, error) {
+	q := req.URL.Query()
+	var out []versionJSON
+	for _, g := range r.All(q.Get("subjectPrefix"), flag(req, "deleted"), flag(req, "latestOnly")) {
+		out = append(out, toJSON(g))
+	}
+	if out == nil {
+		out = []versionJSON{}
+	}
+	return out, nil
+}
+
+func (r *Registry) getSchemaByID(req *http.Request) (any, error) {
+	id, err := pathID(req)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.ByID(id, req.URL.Query().Get("subject"))
+	if err != nil {
+		return nil, err
+	}
+	return toJSON(g), nil
+}
+
+// rawSchema is a schema's text, answered as is.
+type rawSchema string
+
+func (s rawSchema) MarshalJSON() ([]byte, error) {
+	if json.Valid([]byte(s)) {
+		return []byte(s), nil
+	}
+	return json.Marshal(string(s)) // Protobuf text: a JSON string
+}
+
+func (r *Registry) getRawSchemaByID(req *http.Request) (any, error) {
+	id, err := pathID(req)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.ByID(id, req.URL.Query().Get("subject"))
+	if err != nil {
+		return nil, err
+	}
+	return rawSchema(g.Text), nil
+}
+
+func (r *Registry) getSubjectsOfID(req *http.Request) (any, error) {
+	id, err := pathID(req)
+	if err != nil {
+		return nil, err
+	}
+	svs, err := r.VersionsOfID(id, flag(req, "deleted"))
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, sv := range svs {
+		if len(out) == 0 || out[len(out)-1] != sv.Subject {
+			out = append(out, sv.Subject)
+		}
+	}
+	return out, nil
+}
+
+func (r *Registry) getVersionsOfID(req *http.Request) (any, error) {
+	id, err := pathID(req)
+	if err != nil {
+		return nil, err
+	}
+	return r.VersionsOfID(id, flag(req, "deleted"))
+}
+
+func (r *Registry) getSubjects(req *http.Request) (any, error) {
+	prefix := req.URL.Query().Get("subjectPrefix")
+	if flag(req, "deletedOnly") {
+		all := r.Subjects(prefix, true)
+		live := r.Subjects(prefix, false)
+		out := []string{}
+		for _, s := range all {
+			if !containsSorted(live, s) {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	return r.Subjects(prefix, flag(req, "deleted")), nil
+}
+
+func containsSorted(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Registry) getVersions(req *http.Request) (any, error) {
+	return r.Versions(req.PathValue("subject"), flag(req, "deleted"))
+}
+
+func (r *Registry) postRegister(req *http.Request) (any, error) {
+	in, b, err := readSchema(req)
+	if err != nil {
+		return nil, err
+	}
+	id, err := r.Register(req.PathValue("subject"), in, b.ID, b.Version)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]int{"id": id}, nil
+}
+
+func (r *Registry) getVersion(req *http.Request) (any, error) {
+	v, err := pathVersion(req)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Version(req.PathValue("subject"), v, flag(req, "deleted"))
+	if err != nil {
+		return nil, err
+	}
+	return toJSON(g), nil
+}
+
+func (r *Registry) getRawVersion(req *http.Request) (any, error) {
+	v, err := pathVersion(req)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Version(req.PathValue("subject"), v, flag(req, "deleted"))
+	if err != nil {
+		return nil, err
+	}
+	return rawSchema(g.Text), nil
+}
+
+func (r *Registry) getReferencedBy(req *http.Request) (any, error) {
+	v, err := pathVersion(req)
+	if err != nil {
+		return nil, err
+	}
+	return r.ReferencedBy(req.PathValue("subject"), v)
+}
+
+func (r *Registry) postLookup(req *http.Request) (any, error) {
+	in, _, err := readSchema(req)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Lookup(req.PathValue("subject"), in, flag(req, "deleted"))
+	if err != nil {
+		return nil, err
+	}
+	return toJSON(g), nil
+}
+
+func (r *Registry) deleteSubject(req *http.Request) (any, error) {
+	return r.DeleteSubject(req.PathValue("subject"), flag(req, "permanent"))
+}
+
+func (r *Registry) deleteVersion(req *http.Request) (any, error) {
+	v, err := pathVersion(req)
+	if err != nil {
+		return nil, err
+	}
+	return r.DeleteVersion(req.PathValue("subject"), v, flag(req, "permanent"))
+}
+
+func (r *Registry) getConfig(req *http.Request) (any, error) {
+	subj := req.PathValue("subject")
+	l, ok := r.Level(subj)
+	if !ok && !flag(req, "defaultToGlobal") {
+		return nil, errorf(CodeSubjectLevelCompatNotSet, "Subject '%s' does not have subject-level compatibility configured", subj)
+	}
+	return map[string]Level{"compatibilityLevel": l}, nil
+}
+
+func (r *Registry) putConfig(req *http.Request) (any, error) {
+	var b struct {
+		Compatibility string `json:"compatibility"`
+	}
+	if err := readJSON(req, &b); err != nil {
+		return nil, err
+	}
+	l, err := ParseLevel(b.Compatibility)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.SetLevel(req.PathValue("subject"), l); err != nil {
+		return nil, err
+	}
+	return map[string]Level{"compatibility": l}, nil
+}
+
+func (r *Registry) deleteConfig(req *http.Request) (any, error) {
+	subj := req.PathValue("subject")
+	old, ok := r.Level(subj)
+	if subj != "" && !ok {
+		return nil, subjectNotFound(subj)
+	}
+	if err := r.SetLevel(subj, ""); err != nil {
+		return nil, err
+	}
+	return map[string]Level{"compatibilityLevel": old}, nil
+}
+
+func (r *Registry) getMode(req *http.Request) (any, error) {
+	subj := req.PathValue("subject")
+	m, ok := r.Mode(subj)
+	if !ok && !flag(req, "defaultToGlobal") {
+		return nil, errorf(CodeSubjectLevelModeNotSet, "Subject '%s' does not have subject-level mode configured", subj)
+	}
+	return map[string]Mode{"mode": m}, nil
+}
+
+func (r *Registry) putMode(req *http.Request) (any, error) {
+	var b struct {
+		Mode string `json:"mode"`
+	}
+	if err := readJSON(req, &b); err != nil {
+		return nil, err
+	}
+	m, err := ParseMode(b.Mode)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.SetMode(req.PathValue("subject"), m); err != nil {
+		return nil, err
+	}
+	return map[string]Mode{"mode": m}, nil
+}
+
+func (r *Registry) deleteMode(req *http.Request) (any, error) {
+	subj := req.PathValue("subject")
+	old, ok := r.Mode(subj)
+	if !ok {
+		return nil, subjectNotFound(subj)
+	}
+	if err := r.SetMode(subj, ""); err != nil {
+		return nil, err
+	}
+	return map[string]Mode{"mode": old}, nil
+}
+
+func (r *Registry) postCompatibility(req *http.Request) (any, error) {
+	in, _, err := readSchema(req)
+	if err != nil {
+		return nil, err
+	}
+	subj := req.PathValue("subject")
+	all := req.PathValue("version") == ""
+	v := -1
+	if !all {
+		if v, err = pathVersion(req); err != nil {
+			return nil, err
+		}
+	}
+	issues, err := r.Compatible(subj, v, all, in)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"is_compatible": len(issues) == 0}
+	if flag(req, "verbose") {
+		if issues == nil {
+			issues = []string{}
+		}
+		out["messages"] = issues
+	}
+	return out, nil
+}
+
+var _ = strings.TrimSpace
