@@ -470,7 +470,10 @@ func (r *Registry) DeleteSubject(subj string, permanent bool) ([]int, error) {
 // permanently, and returns its number.
 func (r *Registry) DeleteVersion(subj string, v int, permanent bool) (int, error) {
 	r.mu.RLock()
-	ver, err := r.m.resolve(subj, v, permanent)
+	// latest is the latest live version for a soft delete; a version
+	// named by number is found even when soft-deleted, for the apply's
+	// verdict.
+	ver, err := r.m.resolve(subj, v, v != -1 || permanent)
 	r.mu.RUnlock()
 	if err != nil {
 		return 0, err
