@@ -23,8 +23,8 @@ import (
 	"github.com/spoolmq/spool/internal/cluster"
 	"github.com/spoolmq/spool/internal/kafka"
 	"github.com/spoolmq/spool/internal/producer"
-	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/schema/sreg"
+	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/telemetry"
 	"github.com/spoolmq/spool/internal/vfs"
 )
