@@ -39,7 +39,10 @@ const recordVersion = 1
 // reads: version 2 is version 1 with the replication factor in the config
 // and the partitions' replicas (Topic.Assignment), written for the topics
 // that have them (a cluster's).
-const topicRecordVersion = 2
+//
+// Version 3 is version 2 with the schema binding and the event catalog's
+// description of the topic, written for the topics that have one of them.
+const topicRecordVersion = 3
 
 // topicV1 is a topic record, version 1.
 type topicV1 struct {
@@ -87,6 +90,27 @@ type topicConfigV2 struct {
 	WorkQueue       bool     `json:"work_queue"`
 	Replicas        int32    `json:"replicas"` // 0: all the nodes at creation
 }
+
+// topicV3 is a topic record, version 3: version 2's fields, the schema
+// binding in the config, and the catalog description.
+type topicV3 struct {
+	Name        string            `json:"name"`
+	ID          string            `json:"id"`
+	Created     time.Time         `json:"created"`
+	Config      topicConfigV3     `json:"config"`
+	Assignment  []assignmentV2    `json:"assignment"`
+	Owner       string            `json:"owner"`
+	Description string            `json:"description"`
+	Labels      map[string]string `json:"labels"` // {} when none
+}
+
+type topicConfigV3 struct {
+	topicConfigV2
+	SchemaSubject string `json:"schema_subject"` // "": none
+	SchemaMode    string `json:"schema_mode"`    // reject, dead-letter
+}
+
+var schemaModeNames = map[SchemaMode]string{SchemaReject: "reject", SchemaDeadLetter: "dead-letter"}
 
 // assignmentV2 is a partition's replicas ([] each when unknown).
 type assignmentV2 struct {
@@ -216,7 +240,8 @@ func encodeTopic(t Topic) ([]byte, error) {
 	if w.Config.Durability, err = nameOf(durabilityNames, "durability policy", c.Durability); err != nil {
 		return nil, err
 	}
-	if c.Replicas == 0 && t.Assignment == nil {
+	v3 := c.SchemaSubject != "" || c.SchemaMode != SchemaReject || c.Owner != "" || c.Description != "" || len(c.Labels) > 0
+	if c.Replicas == 0 && t.Assignment == nil && !v3 {
 		return marshalV1(w)
 	}
 	if err := checkAssignment(t); err != nil {
@@ -230,6 +255,25 @@ func encodeTopic(t Topic) ([]byte, error) {
 	}, Assignment: make([]assignmentV2, len(t.Assignment))}
 	for i, a := range t.Assignment {
 		w2.Assignment[i] = assignmentV2{Voters: append([]uint64{}, a.Voters...), Initial: append([]uint64{}, a.Initial...)}
+	}
+	if v3 {
+		if err := ValidateCatalogInfo(c); err != nil {
+			return nil, err
+		}
+		w3 := topicV3{Name: w2.Name, ID: w2.ID, Created: w2.Created, Assignment: w2.Assignment,
+			Config: topicConfigV3{topicConfigV2: w2.Config, SchemaSubject: c.SchemaSubject},
+			Owner:  c.Owner, Description: c.Description, Labels: map[string]string{}}
+		for k, v := range c.Labels {
+			w3.Labels[k] = v
+		}
+		if w3.Config.SchemaMode, err = nameOf(schemaModeNames, "schema mode", c.SchemaMode); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(w3)
+		if err != nil {
+			return nil, err
+		}
+		return append([]byte{3}, b...), nil
 	}
 	b, err := json.Marshal(w2)
 	if err != nil {
@@ -285,7 +329,14 @@ func decodeTopicRecord(v []byte) (Topic, error) {
 		return topicFromV1(w)
 	}
 	var w2 topicV2
-	if err := state.DecodeJSON(payload, &w2, true); err != nil {
+	var w3 *topicV3
+	if ver == 3 {
+		w3 = &topicV3{}
+		if err := state.DecodeJSON(payload, w3, true); err != nil {
+			return Topic{}, err
+		}
+		w2 = topicV2{Name: w3.Name, ID: w3.ID, Created: w3.Created, Config: w3.Config.topicConfigV2, Assignment: w3.Assignment}
+	} else if err := state.DecodeJSON(payload, &w2, true); err != nil {
 		return Topic{}, err
 	}
 	c := w2.Config
@@ -311,6 +362,19 @@ func decodeTopicRecord(v []byte) (Topic, error) {
 	}
 	if err := checkAssignment(t); err != nil {
 		return Topic{}, err
+	}
+	if w3 != nil {
+		t.Config.SchemaSubject = w3.Config.SchemaSubject
+		t.Config.Owner, t.Config.Description = w3.Owner, w3.Description
+		if len(w3.Labels) > 0 {
+			t.Config.Labels = w3.Labels
+		}
+		if t.Config.SchemaMode, err = valueOf(schemaModeNames, "schema mode", w3.Config.SchemaMode); err != nil {
+			return Topic{}, err
+		}
+		if err := ValidateCatalogInfo(t.Config); err != nil {
+			return Topic{}, err
+		}
 	}
 	return t, nil
 }

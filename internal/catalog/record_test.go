@@ -204,14 +204,14 @@ func TestFormatFutureVersion(t *testing.T) {
 		key, value []byte
 		want       string
 	}{
-		{state.TopicKey("orders"), append([]byte{3}, topic[1:]...),
-			`catalog: topic record "t/orders": record of an unknown future version 3; this server reads up to version 2`},
+		{state.TopicKey("orders"), append([]byte{4}, topic[1:]...),
+			`catalog: topic record "t/orders": record of an unknown future version 4; this server reads up to version 3`},
 		{state.SubKey("orders", "billing"), append([]byte{0x7a}, sub[1:]...),
 			`catalog: subscription record "s/orders\x00billing": record of an unknown future version 122; this server reads up to version 1`},
 		{state.SubKey("orders", "billing"), append([]byte{0}, sub[1:]...),
 			`catalog: subscription record "s/orders\x00billing": record of unknown version byte 0x00`},
 		{state.TopicKey("orders"), append([]byte{0xff}, topic[1:]...),
-			`catalog: topic record "t/orders": record of an unknown future version 255; this server reads up to version 2`},
+			`catalog: topic record "t/orders": record of an unknown future version 255; this server reads up to version 3`},
 	} {
 		st := openStore(t, t.TempDir())
 		b := st.NewBatch()
@@ -316,6 +316,9 @@ func fill(t *testing.T, v reflect.Value, path string) {
 	case *[]uint64: // node ids: distinct
 		*x = []uint64{2, 1}
 		return
+	case *map[string]string:
+		*x = map[string]string{"k1-" + path: "v1", "k2": "v2"}
+		return
 	}
 	switch v.Kind() {
 	case reflect.Struct:
@@ -380,5 +383,39 @@ func TestFormatTopicV2Golden(t *testing.T) {
 	}
 	if _, err := decodeTopic(state.TopicKey("t"), bytes.Replace(g, []byte(`[3,4,5]`), []byte(`[3,3,5]`), 1)); err == nil {
 		t.Error("a record with a node listed twice decoded")
+	}
+}
+
+// TestFormatTopicV3Golden: a topic bound to a schema subject, or with a
+// catalog description, is a version-3 record (a single node's too).
+func TestFormatTopicV3Golden(t *testing.T) {
+	want := Topic{Name: "orders", ID: "0b6f3d1e-2f3a-4b5c-8d9e-0a1b2c3d4e5f",
+		Created: time.Date(2026, 12, 7, 15, 0, 0, 5, time.UTC),
+		Config: TopicConfig{Partitions: 2, DedupWindow: 2 * time.Minute, Durability: seglog.SyncAlways, MaxMessageBytes: 1 << 20,
+			SchemaSubject: "orders-value", SchemaMode: SchemaDeadLetter, Owner: "team-orders",
+			Description: "An order was placed.", Labels: map[string]string{"domain": "sales", "pii": "no"}}}
+	enc, err := encodeTopic(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := golden(t, "topic-orders.v3.bin", enc)
+	if !bytes.Equal(enc, g) {
+		t.Errorf("encoded\n%q\nwant (golden)\n%q", enc, g)
+	}
+	got, err := decodeTopic(state.TopicKey(want.Name), g)
+	if err != nil || !sameTopic(got, want) {
+		t.Errorf("decoded to %+v, %v; want %+v", got, err, want)
+	}
+	for name, bad := range map[string]TopicConfig{
+		"mode":   {Partitions: 1, SchemaSubject: "s", SchemaMode: 7},
+		"labels": {Partitions: 1, Labels: map[string]string{"": "x"}},
+		"owner":  {Partitions: 1, Owner: strings.Repeat("o", MaxOwnerBytes+1)},
+	} {
+		if _, err := encodeTopic(Topic{Name: "t", Config: bad}); err == nil {
+			t.Errorf("%s: encoded %+v", name, bad)
+		}
+	}
+	if _, err := decodeTopic(state.TopicKey("t"), bytes.Replace(g, []byte(`"dead-letter"`), []byte(`"drop"`), 1)); err == nil {
+		t.Error("a record with an unknown schema mode decoded")
 	}
 }

@@ -66,6 +66,79 @@ type TopicConfig struct {
 	// a single node, and for topics created before replication factors
 	// (all the nodes of the cluster at their creation). Fixed at creation.
 	Replicas int32
+	// SchemaSubject binds the topic to a schema registry subject: every
+	// message's value must be in the registry's wire format (or name its
+	// schema in a spool.schema-id header) with a schema of that subject,
+	// and decode and validate against it. "": not validated.
+	SchemaSubject string
+	// SchemaMode is what happens to a message that fails validation.
+	SchemaMode SchemaMode
+	// The event catalog's description of the topic: the team that owns
+	// it, what its events mean, and labels (at most MaxLabels, keys and
+	// values bounded as ValidateCatalogInfo says).
+	Owner       string
+	Description string
+	Labels      map[string]string
+}
+
+// SchemaMode is what a topic bound to a schema subject does with a
+// message that fails validation.
+type SchemaMode int
+
+const (
+	SchemaReject     SchemaMode = iota // refuse it, with the reason (default)
+	SchemaDeadLetter                   // write it to the topic's dead-letter topic instead
+)
+
+// String returns "reject" or "dead-letter".
+func (m SchemaMode) String() string {
+	if m == SchemaDeadLetter {
+		return "dead-letter"
+	}
+	return "reject"
+}
+
+// ParseSchemaMode reads "reject" or "dead-letter" ("" is reject).
+func ParseSchemaMode(s string) (SchemaMode, error) {
+	switch s {
+	case "", "reject":
+		return SchemaReject, nil
+	case "dead-letter":
+		return SchemaDeadLetter, nil
+	}
+	return 0, fmt.Errorf("schema mode %q: want reject or dead-letter", s)
+}
+
+// Bounds of a topic's catalog description.
+const (
+	MaxLabels           = 64
+	MaxLabelBytes       = 256 // a label's key or value
+	MaxOwnerBytes       = 256
+	MaxDescriptionBytes = 16 << 10
+	MaxSubjectBytes     = 255
+)
+
+// ValidateCatalogInfo checks a topic config's schema binding and catalog
+// description.
+func ValidateCatalogInfo(c TopicConfig) error {
+	switch {
+	case len(c.SchemaSubject) > MaxSubjectBytes:
+		return fmt.Errorf("schema subject longer than %d bytes", MaxSubjectBytes)
+	case c.SchemaMode != SchemaReject && c.SchemaMode != SchemaDeadLetter:
+		return fmt.Errorf("schema mode %d", c.SchemaMode)
+	case len(c.Owner) > MaxOwnerBytes:
+		return fmt.Errorf("owner longer than %d bytes", MaxOwnerBytes)
+	case len(c.Description) > MaxDescriptionBytes:
+		return fmt.Errorf("description longer than %d bytes", MaxDescriptionBytes)
+	case len(c.Labels) > MaxLabels:
+		return fmt.Errorf("%d labels, more than %d", len(c.Labels), MaxLabels)
+	}
+	for k, v := range c.Labels {
+		if k == "" || len(k) > MaxLabelBytes || len(v) > MaxLabelBytes {
+			return fmt.Errorf("label %q: keys must be 1 to %d bytes, values at most %d", k, MaxLabelBytes, MaxLabelBytes)
+		}
+	}
+	return nil
 }
 
 // Topic is a topic definition.
