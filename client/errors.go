@@ -29,6 +29,9 @@ const (
 	CodeOutOfOrderSequence = "out_of_order_sequence"
 	// CodeProducerFenced refuses a Producer's batch of an older epoch.
 	CodeProducerFenced = "producer_fenced"
+	// CodeSchemaInvalid refuses a message of a topic bound to a schema
+	// subject that does not match one of the subject's schemas.
+	CodeSchemaInvalid = "schema_invalid"
 )
 
 // Sentinels for the common codes: errors.Is(err, ErrTopicNotFound) is true

@@ -41,6 +41,7 @@ var connectCodes = map[errs.Code]connect.Code{
 	errs.Unauthenticated:     connect.CodeUnauthenticated,
 	errs.OutOfOrderSequence:  connect.CodeAborted,
 	errs.ProducerFenced:      connect.CodeFailedPrecondition,
+	errs.SchemaInvalid:       connect.CodeInvalidArgument,
 }
 
 // toConnect converts any error to a *connect.Error carrying an ErrorInfo

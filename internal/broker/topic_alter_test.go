@@ -162,7 +162,7 @@ func TestAlterTopicSettingsApplyLive(t *testing.T) {
 
 	s.Leave()
 	e.restart()
-	if m, _ := e.b.Topic("t"); m.Config != want.Config {
+	if m, _ := e.b.Topic("t"); !m.Config.Equal(want.Config) {
 		t.Fatalf("after restart %+v, want %+v", m.Config, want.Config)
 	}
 	if _, err := e.b.Publish("t", []Message{{Value: make([]byte, 17<<10), Partition: -1}}); !errs.Is(err, errs.MessageTooLarge) {
@@ -202,11 +202,11 @@ func TestAlterTopicRefused(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if m, _ := e.b.Topic("t"); m.Config != before.Config {
+	if m, _ := e.b.Topic("t"); !m.Config.Equal(before.Config) {
 		t.Fatalf("config changed by refused updates: %+v", m.Config)
 	}
 	e.restart()
-	if m, _ := e.b.Topic("t"); m.Config != before.Config {
+	if m, _ := e.b.Topic("t"); !m.Config.Equal(before.Config) {
 		t.Fatalf("stored config changed by refused updates: %+v", m.Config)
 	}
 	// The same durability is not a change.

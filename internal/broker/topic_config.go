@@ -88,7 +88,7 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 	if err := b.checkMessageLimit(meta.Config, cfg); err != nil {
 		return catalog.Topic{}, err
 	}
-	if cfg == meta.Config {
+	if cfg.Equal(meta.Config) {
 		return meta, nil
 	}
 	meta.Config = cfg

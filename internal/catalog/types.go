@@ -5,6 +5,8 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
+	"reflect"
 	"math"
 	"regexp"
 	"time"
@@ -79,6 +81,14 @@ type TopicConfig struct {
 	Owner       string
 	Description string
 	Labels      map[string]string
+}
+
+// Equal reports whether two configs are the same (no labels and empty
+// labels are the same).
+func (c TopicConfig) Equal(o TopicConfig) bool {
+	cl, ol := c.Labels, o.Labels
+	c.Labels, o.Labels = nil, nil
+	return reflect.DeepEqual(c, o) && maps.Equal(cl, ol)
 }
 
 // SchemaMode is what a topic bound to a schema subject does with a

@@ -49,6 +49,10 @@ const (
 	// ProducerFenced refuses a batch of a producer epoch older than one the
 	// partition has seen: a newer instance of the producer took over.
 	ProducerFenced Code = "producer_fenced"
+	// SchemaInvalid refuses a message of a topic bound to a schema subject
+	// whose value is not in the registry's wire format, names a schema of
+	// another subject, or does not decode and validate against its schema.
+	SchemaInvalid Code = "schema_invalid"
 )
 
 // Codes returns every code, in the order they are declared; each front
@@ -57,7 +61,7 @@ func Codes() []Code {
 	return []Code{InvalidArgument, TopicNotFound, TopicExists, SubNotFound, SubExists, TopicFull, MessageTooLarge,
 		StaleGeneration, UnknownMember, NotOwner, GroupFull, StorageFailed, Unavailable, ResourceExhausted,
 		FailedPrecondition, Internal, Canceled, DeadlineExceeded, OffsetOutOfRange, CorruptData, UnsupportedFeature,
-		PermissionDenied, Unauthenticated, DuplicateInProgress, OutOfOrderSequence, ProducerFenced}
+		PermissionDenied, Unauthenticated, DuplicateInProgress, OutOfOrderSequence, ProducerFenced, SchemaInvalid}
 }
 
 // retriable lists codes for which a later retry of the same request can

@@ -36,6 +36,7 @@ var kafkaCodes = map[errs.Code]int16{
 	errs.Unauthenticated:     kerr.SaslAuthenticationFailed.Code,
 	errs.OutOfOrderSequence:  kerr.OutOfOrderSequenceNumber.Code,
 	errs.ProducerFenced:      kerr.InvalidProducerEpoch.Code,
+	errs.SchemaInvalid:       kerr.InvalidRecord.Code,
 	// No Kafka counterpart: requests that can end so are answered with
 	// their own codes where it matters (e.g. OffsetCommit).
 	errs.SubExists:          kerr.UnknownServerError.Code,
