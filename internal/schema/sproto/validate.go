@@ -340,16 +340,22 @@ func skipField(b []byte, num protowire.Number, typ protowire.Type, depth int) (i
 }
 
 // consumeTag is protowire.ConsumeTag with a fast path for the one-byte
-// tags of fields 1 to 15.
+// tags of fields 1 to 15, and the upper bound on field numbers that
+// ConsumeTag leaves to the decoder.
 func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	const badNumber = -2 // protowire's code for an invalid field number
 	if len(b) > 0 && b[0] < 0x80 {
 		num, typ := protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
 		if num == 0 {
-			return 0, 0, -2 // protowire's code for an invalid field number
+			return 0, 0, badNumber
 		}
 		return num, typ, 1
 	}
-	return protowire.ConsumeTag(b)
+	num, typ, n := protowire.ConsumeTag(b)
+	if n >= 0 && num > protowire.MaxValidNumber {
+		return 0, 0, badNumber
+	}
+	return num, typ, n
 }
 
 func wireName(t protowire.Type) string {
