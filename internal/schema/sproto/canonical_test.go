@@ -28,7 +28,7 @@ func TestCanonicalDifferent(t *testing.T) {
 		p3(`message M { string a = 1; repeated int32 b = 2; } message N { int32 x = 1; } enum E { Z = 0; O = 1; }`), // cardinality
 		p3(`message N { int32 x = 1; } message M { string a = 1; int32 b = 2; } enum E { Z = 0; O = 1; }`),          // message order
 		p3(`message M { string a = 1; int32 b = 2; } message N { int32 x = 1; } enum E { Z = 0; O = 2; }`),          // enum value
-		p3(`message M { string a = 1; optional int32 b = 2; } message N { int32 x = 1; } enum E { Z = 0; O = 1; }`),  // presence
+		p3(`message M { string a = 1; optional int32 b = 2; } message N { int32 x = 1; } enum E { Z = 0; O = 1; }`), // presence
 		p3(`message M { string a = 1; int32 c = 2; } message N { int32 x = 1; } enum E { Z = 0; O = 1; }`),          // name (JSON)
 		"syntax = \"proto3\"; package acme.v2; message M { string a = 1; int32 b = 2; } message N { int32 x = 1; } enum E { Z = 0; O = 1; }",
 		p2(`message M { optional string a = 1; optional int32 b = 2; } message N { optional int32 x = 1; } enum E { Z = 0; O = 1; }`),
