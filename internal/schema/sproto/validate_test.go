@@ -86,7 +86,7 @@ func TestValidateErrors(t *testing.T) {
 	}{
 		{"trailing garbage", append(append([]byte{}, order...), 0xff), "acme.Order (byte 263): field tag runs past the end of its message"},
 		{"trailing zero", append(append([]byte{}, order...), 0), "invalid field number"},
-		{"truncated string", order[:20], "runs past the end"},
+		{"truncated string", str(nil, 2, "customer-1")[:8], "acme.Order.customer (byte 1): length-delimited value runs past the end"},
 		{"huge length", hugeLen, "acme.Order.id (byte 1): length-delimited value runs past the end"},
 		{"wire type mismatch", protowire.AppendVarint(tag(nil, 1, protowire.VarintType), 5), "acme.Order.id (byte 1): wire type varint, but the field is string"},
 		{"bad UTF-8 deep", str(nil, 6, string(str(nil, 2, "\xff"))), "acme.Order.ship_to.city (byte 4): string is not valid UTF-8"},
