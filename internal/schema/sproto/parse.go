@@ -8,7 +8,9 @@ import (
 
 	"github.com/bufbuild/protocompile"
 	"github.com/bufbuild/protocompile/reporter"
+	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/spoolmq/spool/internal/schema"
 )
@@ -24,9 +26,10 @@ const (
 	// maxTotalSize bounds the schema text and all deps together.
 	maxTotalSize = 4 << 20
 	// maxLexicalDepth bounds bracket nesting in the text before it is
-	// parsed, so that no input makes the compiler recurse deeply. The
-	// precise bound (schema.MaxDepth on nested messages) is checked on
-	// the descriptors; this one leaves room for oneofs and option values.
+	// parsed, so that no input makes the compiler recurse deeply. Message
+	// declarations themselves nest at most 31 deep (the compiler's bound,
+	// protoc's too, within schema.MaxDepth); this one leaves room for
+	// oneofs and option values.
 	maxLexicalDepth = 4 * schema.MaxDepth
 	// maxErrors is how many compile errors one Parse error lists.
 	maxErrors = 10
@@ -48,7 +51,7 @@ func (Format) Parse(text string, deps []schema.Dep) (schema.Schema, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDepth(fd); err != nil {
+	if fd, err = rebuild(fd); err != nil {
 		return nil, err
 	}
 	return newSchema(fd)
@@ -216,39 +219,31 @@ func compileError(err error, reported []error) error {
 	return fmt.Errorf("invalid protobuf schema%s: %s", more, strings.Join(msgs, "; "))
 }
 
-// checkDepth enforces schema.MaxDepth on the nesting of message
-// declarations in the schema and the files it imports.
-func checkDepth(fd protoreflect.FileDescriptor) error {
-	seen := map[string]bool{}
-	var visit func(f protoreflect.FileDescriptor) error
-	visit = func(f protoreflect.FileDescriptor) error {
-		if seen[f.Path()] {
-			return nil
-		}
-		seen[f.Path()] = true
-		if err := checkMessagesDepth(f.Messages(), 1); err != nil {
-			return fmt.Errorf("%s: %w", describe(f.Path()), err)
+// rebuild turns the compiler's descriptors into protobuf-go's own, which
+// resolve editions features (UTF-8 validation, field presence) the way
+// protobuf-go's decoder applies them; with the compiler's descriptors the
+// decoder would treat every editions string as unchecked.
+func rebuild(fd protoreflect.FileDescriptor) (protoreflect.FileDescriptor, error) {
+	files := new(protoregistry.Files)
+	var add func(f protoreflect.FileDescriptor) (protoreflect.FileDescriptor, error)
+	add = func(f protoreflect.FileDescriptor) (protoreflect.FileDescriptor, error) {
+		if done, err := files.FindFileByPath(f.Path()); err == nil {
+			return done, nil
 		}
 		imports := f.Imports()
 		for i := 0; i < imports.Len(); i++ {
-			if err := visit(imports.Get(i).FileDescriptor); err != nil {
-				return err
+			if _, err := add(imports.Get(i).FileDescriptor); err != nil {
+				return nil, err
 			}
 		}
-		return nil
-	}
-	return visit(fd)
-}
-
-func checkMessagesDepth(ms protoreflect.MessageDescriptors, depth int) error {
-	for i := 0; i < ms.Len(); i++ {
-		m := ms.Get(i)
-		if depth > schema.MaxDepth {
-			return fmt.Errorf("message %s is nested %d deep, more than the %d allowed", m.FullName(), depth, schema.MaxDepth)
+		out, err := protodesc.NewFile(protodesc.ToFileDescriptorProto(f), files)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", describe(f.Path()), err)
 		}
-		if err := checkMessagesDepth(m.Messages(), depth+1); err != nil {
-			return err
+		if err := files.RegisterFile(out); err != nil {
+			return nil, fmt.Errorf("%s: %w", describe(f.Path()), err)
 		}
+		return out, nil
 	}
-	return nil
+	return add(fd)
 }

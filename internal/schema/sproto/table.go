@@ -26,6 +26,9 @@ type msgInfo struct {
 	// manyRequired is set when there are more required fields than bits;
 	// such messages are confirmed by a full decode.
 	manyRequired bool
+	// mapEntry marks a map's entry, which does not count as a level of
+	// nesting (protobuf-go's decoder does not count it either).
+	mapEntry bool
 }
 
 // fieldInfo is one field of a msgInfo.
@@ -57,7 +60,7 @@ func (t *tables) info(md protoreflect.MessageDescriptor) (*msgInfo, error) {
 	if m, ok := t.infos[md.FullName()]; ok {
 		return m, nil
 	}
-	m := &msgInfo{fullName: string(md.FullName()), desc: md}
+	m := &msgInfo{fullName: string(md.FullName()), desc: md, mapEntry: md.IsMapEntry()}
 	t.infos[md.FullName()] = m
 	fields := md.Fields()
 	maxNum := protowire.Number(0)

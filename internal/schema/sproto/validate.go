@@ -99,6 +99,9 @@ type payloadError struct {
 func (e *payloadError) Error() string {
 	p := slices.Clone(e.path)
 	slices.Reverse(p)
+	if e.offset < 0 {
+		return fmt.Sprintf("invalid payload at %s: %s", strings.Join(p, "."), e.msg)
+	}
 	return fmt.Sprintf("invalid payload at %s (byte %d): %s", strings.Join(p, "."), e.offset, e.msg)
 }
 
@@ -135,6 +138,10 @@ func wireError(n int, what string) string {
 type walker struct {
 	// missing is the first required field found unset.
 	missing *payloadError
+	// names holds the field names leading to the message being walked,
+	// by depth, for the path of an unset required field (which is
+	// reported after the walk, not as the walk unwinds).
+	names [schema.MaxDepth + 1]string
 }
 
 // message validates the fields of message m in b, at nesting depth depth.
@@ -152,7 +159,7 @@ func (w *walker) message(b []byte, m *msgInfo, depth int, end protowire.Number) 
 		i += n
 		if typ == protowire.EndGroupType {
 			if end != 0 && num == end {
-				w.checkRequired(m, seen, start)
+				w.checkRequired(m, seen, depth)
 				return i, nil
 			}
 			return 0, errAt(start, "end of group %d without its start", num)
@@ -178,11 +185,11 @@ func (w *walker) message(b []byte, m *msgInfo, depth int, end protowire.Number) 
 	if end != 0 {
 		return 0, errAt(len(b), "group %d has no end", end)
 	}
-	w.checkRequired(m, seen, len(b))
+	w.checkRequired(m, seen, depth)
 	return i, nil
 }
 
-func (w *walker) checkRequired(m *msgInfo, seen uint64, offset int) {
+func (w *walker) checkRequired(m *msgInfo, seen uint64, depth int) {
 	if w.missing != nil || (len(m.required) == 0 && !m.manyRequired) {
 		return
 	}
@@ -196,7 +203,9 @@ func (w *walker) checkRequired(m *msgInfo, seen uint64, offset int) {
 			break
 		}
 	}
-	w.missing = errAt(offset, "%s is not set", name)
+	path := slices.Clone(w.names[2 : depth+1])
+	slices.Reverse(path)
+	w.missing = &payloadError{path: path, offset: -1, msg: name + " is not set"}
 }
 
 // field validates one value of field f, encoded with wire type typ, at
@@ -222,6 +231,7 @@ func (w *walker) field(b []byte, f *fieldInfo, typ protowire.Type, depth int) (i
 		if depth >= schema.MaxDepth {
 			return 0, errAt(0, "messages nest more than %d deep", schema.MaxDepth)
 		}
+		w.names[depth+1] = f.name
 		return w.message(b, f.msg, depth+1, f.num)
 	}
 	v, n := protowire.ConsumeBytes(b)
@@ -231,10 +241,15 @@ func (w *walker) field(b []byte, f *fieldInfo, typ protowire.Type, depth int) (i
 	start := n - len(v)
 	switch {
 	case f.msg != nil:
-		if depth >= schema.MaxDepth {
+		next := depth + 1
+		if f.msg.mapEntry {
+			next = depth
+		}
+		if next > schema.MaxDepth {
 			return 0, errAt(start, "messages nest more than %d deep", schema.MaxDepth)
 		}
-		if _, err := w.message(v, f.msg, depth+1, 0); err != nil {
+		w.names[next] = f.name
+		if _, err := w.message(v, f.msg, next, 0); err != nil {
 			if pe, ok := err.(*payloadError); ok {
 				pe.offset += start
 			}
@@ -325,16 +340,22 @@ func skipField(b []byte, num protowire.Number, typ protowire.Type, depth int) (i
 }
 
 // consumeTag is protowire.ConsumeTag with a fast path for the one-byte
-// tags of fields 1 to 15.
+// tags of fields 1 to 15, and the upper bound on field numbers that
+// ConsumeTag leaves to the decoder.
 func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	const badNumber = -2 // protowire's code for an invalid field number
 	if len(b) > 0 && b[0] < 0x80 {
 		num, typ := protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
 		if num == 0 {
-			return 0, 0, -2 // protowire's code for an invalid field number
+			return 0, 0, badNumber
 		}
 		return num, typ, 1
 	}
-	return protowire.ConsumeTag(b)
+	num, typ, n := protowire.ConsumeTag(b)
+	if n >= 0 && num > protowire.MaxValidNumber {
+		return 0, 0, badNumber
+	}
+	return num, typ, n
 }
 
 func wireName(t protowire.Type) string {
