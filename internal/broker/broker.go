@@ -102,6 +102,8 @@ type Broker struct {
 	// subscriptions (a cluster; 0: it does not). See sub_state.go.
 	coordTerm atomic.Uint64
 
+	schemas schemaValidator // validates bound topics' messages (schema.go)
+
 	appliersMu sync.Mutex
 	appliers   map[string]SpaceApplier // replicated spaces' appliers, by space name; guarded by appliersMu
 	// spaceApplyMu serializes applying replicated spaces' changes.

@@ -66,6 +66,10 @@ type Result struct {
 	Partition int32
 	Offset    int64
 	Duplicate bool // the ID was seen within the window; Partition/Offset are the original's
+	// DeadLettered: the message failed its topic's schema validation and
+	// was written to the topic's dead-letter topic, at Partition/Offset
+	// there.
+	DeadLettered bool
 	stored    bool // internal: appended by this request
 }
 

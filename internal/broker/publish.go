@@ -43,7 +43,7 @@ func (b *Broker) batchLimit() int {
 // On a cluster a node refuses a request with a partition it does not lead
 // as a whole, before storing any of it (errs.NotLeader names the leader).
 func (b *Broker) Publish(topicName string, msgs []Message) ([]Result, error) {
-	pp, err := b.publish(topicName, msgs, true)
+	pp, err := b.screened(topicName, msgs, true)
 	if err != nil {
 		return nil, err
 	}
@@ -57,13 +57,29 @@ func (b *Broker) Publish(topicName string, msgs []Message) ([]Result, error) {
 // parallel, so its messages keep their order while many requests share one
 // fsync. Every successful call must be followed by Wait.
 func (b *Broker) PublishAsync(topicName string, msgs []Message) (*PendingPublish, error) {
-	return b.publish(topicName, msgs, false)
+	return b.screened(topicName, msgs, false)
 }
 
 // PublishFlush is PublishAsync for a caller that will wait at once and has
 // nothing else to do meanwhile: see publish.
 func (b *Broker) PublishFlush(topicName string, msgs []Message) (*PendingPublish, error) {
-	return b.publish(topicName, msgs, true)
+	return b.screened(topicName, msgs, true)
+}
+
+// screened is publish after the topic's schema validation (schema.go):
+// messages dead-lettered by it are not stored in the topic, and their
+// results are merged back in request order by Wait.
+func (b *Broker) screened(topicName string, msgs []Message, flush bool) (*PendingPublish, error) {
+	keep, dead, err := b.screen(topicName, msgs)
+	if err != nil {
+		return nil, err
+	}
+	pp, err := b.publish(topicName, keep, flush)
+	if err != nil || dead == nil {
+		return pp, err
+	}
+	pp.dead, pp.total = dead, len(msgs)
+	return pp, nil
 }
 
 // publish is PublishAsync; with flush, a request that goes to one partition
@@ -210,6 +226,11 @@ type PendingPublish struct {
 	now     time.Time
 	parts   []partPending
 	err     error // a submit failure; parts submitted before it still complete
+	// dead: the results of the request's messages that were dead-lettered
+	// by schema validation, by request index; total: the request's
+	// length (results holds the others', in order).
+	dead  map[int]Result
+	total int
 }
 
 type partPending struct {
@@ -245,6 +266,19 @@ func (pp *PendingPublish) Wait() ([]Result, error) {
 	}
 	for i := range pp.results {
 		pp.results[i].stored = false
+	}
+	if pp.dead != nil {
+		all := make([]Result, 0, pp.total)
+		k := 0
+		for i := range pp.total {
+			if r, ok := pp.dead[i]; ok {
+				all = append(all, r)
+			} else {
+				all = append(all, pp.results[k])
+				k++
+			}
+		}
+		return all, nil
 	}
 	return pp.results, nil
 }

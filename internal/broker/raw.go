@@ -90,6 +90,14 @@ func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, 
 	if err != nil {
 		return nil, err
 	}
+	if subject, mode := t.schemaBinding(); subject != "" && mode == catalog.SchemaDeadLetter {
+		// Created before the life lock is taken: on a cluster creating a
+		// topic waits for the metadata group, which may be applying a
+		// change of this topic that needs the lock.
+		if err := b.ensureDeadLetterTopic(catalog.TopicDeadLetterName(topicName)); err != nil {
+			return nil, err
+		}
+	}
 	t.life.RLock()
 	defer t.life.RUnlock()
 	if t.deleted {
@@ -100,6 +108,9 @@ func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, 
 	}
 	n, err := check(t)
 	if err != nil {
+		return nil, err
+	}
+	if batches, n, err = b.screenBatches(t, batches, n); err != nil {
 		return nil, err
 	}
 	if err := t.checkCapacity(n, len(batches)); err != nil {

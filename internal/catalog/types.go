@@ -354,6 +354,11 @@ type QueueConfig struct {
 // DeadLetterTopicName is the default dead-letter topic of a subscription.
 func DeadLetterTopicName(topic, sub string) string { return "dlq." + topic + "." + sub }
 
+// TopicDeadLetterName is the dead-letter topic of a topic bound to a
+// schema subject in dead-letter mode: where its messages that fail
+// validation go.
+func TopicDeadLetterName(topic string) string { return "dlq." + topic }
+
 // Subscription is a subscription definition.
 type Subscription struct {
 	Topic   string
