@@ -127,7 +127,7 @@ func TestCanonical(t *testing.T) {
 			`{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","additionalProperties":true,"properties":{"a":{"type":"integer","minLength":0},"b":{"type":"string"}},"required":[]}`},
 		{`{"maximum":1}`, `{"maximum":1.0}`, `{"maximum":10e-1}`, `{"maximum":0.1E+1}`},
 		{`{"enum":["a","b"]}`, `{"enum":["b","a"]}`, `{"enum":["\u0062","\u0061"]}`},
-		{`{"type":["string","null"]}`, `{"type":["null","string","null"]}`},
+		{`{"type":["string","null"]}`, `{"type":["null","string"]}`},
 		{`{"required":["a","b"]}`, `{"required":["b","a"]}`},
 		{`{"pattern":"a/b"}`, `{"pattern":"a\/b"}`},
 		{`{"$schema":"https://json-schema.org/draft/2020-12/schema"}`, `{"$schema":"http://json-schema.org/draft/2020-12/schema#"}`},
