@@ -18,8 +18,10 @@ const (
 	// followed references and writer branches.
 	maxCheckDepth = 4 * schema.MaxDepth
 	// maxCheckSteps bounds the comparisons one Check makes.
-	maxCheckSteps = 100_000
+	maxCheckSteps = 20_000
 )
+
+const limitRule = "CHECK_LIMIT_EXCEEDED"
 
 // node is a subschema within its document. ptr is its JSON pointer in the
 // document, which with the document's URL identifies it.
@@ -155,7 +157,7 @@ type checker struct {
 	issues []schema.Issue
 	active map[string]bool // comparisons under way, for recursive schemas
 	steps  int
-	capped bool
+	capped bool // the limits were reached
 }
 
 // Check returns the issues that stop a reader using s from reading data
@@ -168,6 +170,10 @@ func (s *jsonSchema) Check(writer schema.Schema) []schema.Issue {
 	c := &checker{active: map[string]bool{}}
 	r0, w0 := s.set.docs[0], w.set.docs[0]
 	c.check("#", node{v: r0.norm, doc: r0}, view{{v: w0.norm, doc: w0}}, 0)
+	if c.capped {
+		c.issues = slices.DeleteFunc(c.issues, func(is schema.Issue) bool { return is.Rule == limitRule })
+		c.add(limitRule, "#", "the schemas are too deep or combine too many alternatives to compare (more than %d levels or %d comparisons); treated as incompatible", maxCheckDepth, maxCheckSteps)
+	}
 	return sortIssues(c.issues)
 }
 
@@ -195,10 +201,10 @@ func (c *checker) try(f func()) []schema.Issue {
 func (c *checker) check(p string, r node, w view, depth int) {
 	c.steps++
 	if depth > maxCheckDepth || c.steps > maxCheckSteps {
-		if !c.capped {
-			c.capped = true
-			c.add("CHECK_LIMIT_EXCEEDED", p, "the schemas are too deep or their combinations too many to compare (more than %d levels or %d comparisons); treated as incompatible", maxCheckDepth, maxCheckSteps)
-		}
+		// Every comparison past the limit fails, so that no alternative
+		// tried after it passes for compatible.
+		c.capped = true
+		c.add(limitRule, p, "limit reached")
 		return
 	}
 	r, ok := c.deref(r)
@@ -464,4 +470,28 @@ func resolveRef(n node, ref string) (node, bool) {
 		}
 	}
 	return t, true
+}
+
+// Rules lists every rule Check reports, for documentation and tests.
+var Rules = []string{
+	"ADDITIONAL_ITEMS_NARROWED", "ADDITIONAL_ITEMS_REMOVED",
+	"ADDITIONAL_PROPERTIES_NARROWED", "ADDITIONAL_PROPERTIES_REMOVED",
+	"CHECK_LIMIT_EXCEEDED", "ENUM_ARRAY_NARROWED",
+	"EXCLUSIVE_MAXIMUM_ADDED", "EXCLUSIVE_MAXIMUM_DECREASED",
+	"EXCLUSIVE_MINIMUM_ADDED", "EXCLUSIVE_MINIMUM_INCREASED",
+	"FORMAT_ADDED", "FORMAT_CHANGED",
+	"ITEMS_ADDED", "ITEMS_REMOVED",
+	"ITEM_ADDED_TO_OPEN_CONTENT_MODEL", "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+	"KEYWORD_ADDED", "KEYWORD_CHANGED",
+	"MAXIMUM_ADDED", "MAXIMUM_DECREASED", "MAX_ITEMS_ADDED", "MAX_ITEMS_DECREASED",
+	"MAX_LENGTH_ADDED", "MAX_LENGTH_DECREASED", "MAX_PROPERTIES_ADDED", "MAX_PROPERTIES_DECREASED",
+	"MINIMUM_ADDED", "MINIMUM_INCREASED", "MIN_ITEMS_ADDED", "MIN_ITEMS_INCREASED",
+	"MIN_LENGTH_ADDED", "MIN_LENGTH_INCREASED", "MIN_PROPERTIES_ADDED", "MIN_PROPERTIES_INCREASED",
+	"MULTIPLE_OF_ADDED", "MULTIPLE_OF_CHANGED", "MULTIPLE_OF_EXPANDED",
+	"NOT_TYPE_ADDED", "NOT_TYPE_EXTENDED",
+	"PATTERN_ADDED", "PATTERN_CHANGED", "PRODUCT_TYPE_EXTENDED",
+	"PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+	"PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+	"REFERENCE_NOT_CHECKED", "REQUIRED_ATTRIBUTE_ADDED", "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL",
+	"SUM_TYPE_NARROWED", "TYPE_CHANGED", "TYPE_NARROWED", "UNIQUE_ITEMS_ADDED",
 }

@@ -28,6 +28,31 @@ const rootURL = "https://schemas.spool.invalid/root.json"
 // enforced on subschemas by the normalization walk.
 const textDepth = 4 * schema.MaxDepth
 
+// maxSubschemas bounds the subschemas of a schema and its references:
+// the library's compile time grows with their square.
+const maxSubschemas = 5000
+
+// countSubschemas counts the objects and booleans in a normalized schema
+// that are subschemas, or could be; counting every object is an upper
+// bound that needs no knowledge of keywords.
+func countSubschemas(v any) int {
+	switch v := v.(type) {
+	case map[string]any:
+		n := 1
+		for _, e := range v {
+			n += countSubschemas(e)
+		}
+		return n
+	case []any:
+		n := 0
+		for _, e := range v {
+			n += countSubschemas(e)
+		}
+		return n
+	}
+	return 0
+}
+
 // document is one schema text: the one parsed or one of its deps.
 type document struct {
 	name  string // the dep's name; "" for the schema parsed
@@ -77,6 +102,13 @@ func (Format) Parse(text string, deps []schema.Dep) (schema.Schema, error) {
 		if _, err := newDocument(set, d.Name, d.Text); err != nil {
 			return nil, fmt.Errorf("reference %q: %w", d.Name, err)
 		}
+	}
+	total := 0
+	for _, d := range set.docs {
+		total += countSubschemas(d.norm)
+	}
+	if total > maxSubschemas {
+		return nil, fmt.Errorf("schema and references hold %d subschemas, more than the %d allowed", total, maxSubschemas)
 	}
 	compiled, err := compile(set)
 	if err != nil {
