@@ -190,6 +190,7 @@ func (s *Server) startLocked() error {
 		return fmt.Errorf("server: schema registry: %w", err)
 	}
 	s.registry = reg
+	b.SetSchemaValidator(reg)
 	if s.node != nil {
 		if err := s.node.StartMetadata(b); err != nil {
 			return err

@@ -85,6 +85,7 @@ func (r *Registry) ApplySpace(data []byte) ([]broker.Record, func(), error) {
 		defer r.mu.Unlock()
 		mutate()
 		r.m.meta = next
+		r.rebuildIndex(r.m)
 	}, nil
 }
 

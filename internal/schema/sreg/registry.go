@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/schema"
@@ -47,11 +48,16 @@ type Registry struct {
 
 	parsedMu sync.Mutex
 	parsed   map[int]schema.Schema // id → parsed schema; ids never change meaning
+
+	index  atomic.Pointer[valIndex] // for validation on publish (validate.go)
+	lazyMu sync.Mutex
+	lazies map[int]*lazySchema // guarded by lazyMu
 }
 
 // New loads the registry from its space and makes it the space's applier.
 func New(cfg Config) (*Registry, error) {
-	r := &Registry{sp: cfg.Space, formats: cfg.Formats, logger: cfg.Logger, parsed: map[int]schema.Schema{}}
+	r := &Registry{sp: cfg.Space, formats: cfg.Formats, logger: cfg.Logger, parsed: map[int]schema.Schema{},
+		lazies: map[int]*lazySchema{}}
 	if r.logger == nil {
 		r.logger = slog.Default()
 	}
@@ -78,6 +84,7 @@ func (r *Registry) reload() error {
 	}
 	r.mu.Lock()
 	r.m = m
+	r.rebuildIndex(m)
 	r.mu.Unlock()
 	return nil
 }
