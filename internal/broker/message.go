@@ -70,7 +70,7 @@ type Result struct {
 	// was written to the topic's dead-letter topic, at Partition/Offset
 	// there.
 	DeadLettered bool
-	stored    bool // internal: appended by this request
+	stored       bool // internal: appended by this request
 }
 
 // Delivered is a stored message as read back for a consumer.

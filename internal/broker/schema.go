@@ -41,7 +41,9 @@ type SchemaValidator interface {
 
 // schemaValidator holds the registry's validator (a pointer to an
 // interface value: atomic.Pointer needs a concrete type).
-type schemaValidator struct{ v atomic.Pointer[SchemaValidator] }
+type schemaValidator struct {
+	v atomic.Pointer[SchemaValidator]
+}
 
 // SetSchemaValidator makes v validate the messages of topics bound to a
 // schema subject. Until it is set, publishing to such a topic is refused

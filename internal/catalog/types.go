@@ -6,8 +6,8 @@ package catalog
 import (
 	"fmt"
 	"maps"
-	"reflect"
 	"math"
+	"reflect"
 	"regexp"
 	"time"
 
