@@ -311,6 +311,35 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 }
 
+// A JSON Schema with a $ref to a schema registered under another subject,
+// validated on both sides.
+func TestJSONReferences(t *testing.T) {
+	e := start(t)
+	const money = `{"type":"object","properties":{"amount":{"type":"number","minimum":0},"currency":{"type":"string"}},"required":["amount","currency"]}`
+	if _, _, err := e.reg.Register(e.ctx, "money", schemaserde.Schema{Type: schemaserde.JSON, Text: money}); err != nil {
+		t.Fatal(err)
+	}
+	const payment = `{"type":"object","properties":{"id":{"type":"string"},"price":{"$ref":"money.json"}},"required":["id","price"]}`
+	payments, err := schemaserde.NewJSON(e.reg, "payments-value", payment, schemaserde.Validate(),
+		schemaserde.WithReferences(schemaserde.Reference{Name: "money.json", Subject: "money", Version: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]any{"id": "p1", "price": map[string]any{"amount": 3.5, "currency": "EUR"}}
+	b, err := payments.Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := payments.Decode(b, &out); err != nil || !reflect.DeepEqual(out, in) {
+		t.Fatalf("Decode: %v %v", out, err)
+	}
+	// The referenced schema's rules apply.
+	if _, err := payments.Encode(map[string]any{"id": "p2", "price": map[string]any{"amount": -1, "currency": "EUR"}}); err == nil {
+		t.Fatal("Encode of a negative amount: no error")
+	}
+}
+
 // shopProto has the message the test encodes (Order.Line) neither first in
 // the file nor at its top level.
 const shopProto = `syntax = "proto3";
