@@ -81,7 +81,7 @@ func schemaTypeOf(file string) string {
 
 // input reads the schema the flags give, resolving references to latest
 // versions through rc.
-func (sf *schemaInputFlags) input(cmd *cobra.Command, ctx context.Context, rc *registryClient) (schemaRequest, error) {
+func (sf *schemaInputFlags) input(ctx context.Context, cmd *cobra.Command, rc *registryClient) (schemaRequest, error) {
 	typ := schemaTypeOf(sf.file)
 	if sf.typ != "" {
 		t, ok := schemaTypes[strings.ToLower(sf.typ)]
@@ -212,7 +212,7 @@ func newSchemaRegisterCmd() *cobra.Command {
 				return err
 			}
 			return withRegistry(cmd, func(ctx context.Context, rc *registryClient) error {
-				in, err := sf.input(cmd, ctx, rc)
+				in, err := sf.input(ctx, cmd, rc)
 				if err != nil {
 					return err
 				}
@@ -551,7 +551,7 @@ func newSchemaCheckCmd() *cobra.Command {
 				only = v
 			}
 			return withRegistry(cmd, func(ctx context.Context, rc *registryClient) error {
-				in, err := sf.input(cmd, ctx, rc)
+				in, err := sf.input(ctx, cmd, rc)
 				if err != nil {
 					return err
 				}

@@ -212,7 +212,7 @@ func decodeRegistryAnswer(resp *http.Response, base string, out any) error {
 		if len(text) > 200 {
 			text = text[:200] + "…"
 		}
-		return fmt.Errorf("%s is not a schema registry, or not a well one: it answered HTTP %s: %s", base, resp.Status, text)
+		return fmt.Errorf("%s does not answer as a schema registry: HTTP %s: %s", base, resp.Status, text)
 	}
 	if out == nil {
 		return nil

@@ -366,6 +366,16 @@ func TestSchemaDeleteAndConfig(t *testing.T) {
 	if r.stderr != "spool: subject 'orders-value' not found (40401)\n" {
 		t.Errorf("delete unknown: %q", r.stderr)
 	}
+
+	// --version latest --permanent: the latest live version goes.
+	ok(t, "", "", schemaCmd(reg, "register", "tmp", "--file", v1)...)
+	ok(t, "", "", schemaCmd(reg, "register", "tmp", "--file", v2)...)
+	r = ok(t, "", "", schemaCmd(reg, "delete", "tmp", "--version", "latest", "--permanent")...)
+	mustContain(t, "delete --version latest --permanent", r.stderr, "permanently deleted tmp version 2")
+	r = ok(t, "", "", schemaCmd(reg, "list", "--deleted", "-o", "json")...)
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 || !slicesEqual(list[0].Versions, []int{1}) || len(list[0].DeletedVersions) != 0 {
+		t.Errorf("list after deleting tmp's latest: %v %+v", err, list)
+	}
 }
 
 func TestSchemaErrors(t *testing.T) {
@@ -418,7 +428,7 @@ func TestSchemaErrors(t *testing.T) {
 	// Something that is not a registry.
 	srv := startServer(t)
 	r = fails(t, exitError, "", "", schemaCmd(srv, "list")...)
-	mustContain(t, "not a registry", r.stderr, "answered HTTP 404")
+	mustContain(t, "not a registry", r.stderr, "does not answer as a schema registry: HTTP 404")
 }
 
 func TestSchemaExitCodes(t *testing.T) {
