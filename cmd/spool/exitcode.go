@@ -13,21 +13,23 @@ import (
 // Exit codes of the spool command. They are part of its interface: scripts
 // branch on them, so they are listed in `spool --help` and docs/cli.md.
 const (
-	exitOK          = 0 // success
-	exitError       = 1 // an error (from the server, the network, or local I/O)
-	exitUsage       = 2 // bad flags or arguments
-	exitNotFound    = 3 // the topic, subscription or dead letter does not exist
-	exitTimeout     = 4 // consume --timeout ended before --count messages arrived
-	exitUnavailable = 5 // a retriable condition (topic full, server unavailable) persisted after the SDK's retries
+	exitOK           = 0 // success
+	exitError        = 1 // an error (from the server, the network, or local I/O)
+	exitUsage        = 2 // bad flags or arguments
+	exitNotFound     = 3 // the topic, subscription, dead letter, or registry subject, version or schema does not exist
+	exitTimeout      = 4 // consume --timeout ended before --count messages arrived
+	exitUnavailable  = 5 // a retriable condition (topic full, server unavailable) persisted after the SDK's retries
+	exitIncompatible = 6 // schema check (or schema register) found the schema incompatible with its subject
 )
 
 const exitCodesHelp = `Exit codes:
   0  success
   1  error (server or network)
   2  usage error (bad flags or arguments)
-  3  not found (topic, subscription, or dead letter of dlq peek)
+  3  not found (topic, subscription, dead letter of dlq peek, or a schema registry's subject, version or schema)
   4  timed out (consume --timeout ended before --count messages arrived)
-  5  a retriable condition persisted after the SDK's retries (topic full, server unavailable)`
+  5  a retriable condition persisted after the SDK's retries (topic full, server unavailable; schema registry unreachable)
+  6  incompatible (schema check, or schema register refused by the subject's compatibility level)`
 
 // usageError is a bad flag, argument or flag value. cmdPath names the
 // command whose --help explains the correct usage.
@@ -74,9 +76,12 @@ func exitCode(err error) int {
 	var ue *usageError
 	var te *timeoutError
 	var nf *notFoundError
+	var own interface{ exitCode() int }
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &own):
+		return own.exitCode()
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, client.ErrTopicNotFound), errors.Is(err, client.ErrSubscriptionNotFound), errors.As(err, &nf):
