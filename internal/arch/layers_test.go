@@ -98,8 +98,9 @@ func TestLayers(t *testing.T) {
 	ioPkgs := []string{"os", "net", "net/http", "os/exec", "syscall", module + "internal/vfs", module + "internal/state", module + "internal/seglog"}
 	for _, p := range listPackages(t) {
 		rel, ok := strings.CutPrefix(p.path, module)
-		if !ok || strings.HasPrefix(rel, "gen/") || rel == "client" || rel == "compat" || strings.HasPrefix(rel, "compat/") {
-			if rel == "client" {
+		sdk := rel == "client" || strings.HasPrefix(rel, "client/")
+		if !ok || strings.HasPrefix(rel, "gen/") || sdk || rel == "compat" || strings.HasPrefix(rel, "compat/") {
+			if sdk {
 				for _, imp := range p.imports {
 					if strings.HasPrefix(imp, module+"internal") || strings.HasPrefix(imp, module+"server") {
 						t.Errorf("client imports %s: the SDK depends on the API only", imp)

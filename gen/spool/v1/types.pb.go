@@ -411,7 +411,7 @@ type ErrorInfo struct {
 	// subscription_exists, topic_full, resource_exhausted, group_full,
 	// stale_generation, unknown_member, not_owner, failed_precondition,
 	// duplicate_in_progress, out_of_order_sequence, producer_fenced,
-	// unavailable, storage_failed, corrupt_data,
+	// schema_invalid, unavailable, storage_failed, corrupt_data,
 	// offset_out_of_range, unsupported, canceled, deadline_exceeded,
 	// permission_denied, unauthenticated, internal. New codes may be
 	// added; treat an unknown one by its retriable flag.
