@@ -11,6 +11,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -53,9 +54,10 @@ func (s *Server) startProduce(ctx context.Context, req *kmsg.ProduceRequest) fun
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			pa, code := s.appendBatches(ctx, name, rp.Partition, rp.Records)
+			pa, code, err := s.appendBatches(ctx, name, rp.Partition, rp.Records)
 			if code != 0 {
 				sp.ErrorCode = code
+				recordErrors(sp, err)
 				continue
 			}
 			if pa.Dup {
@@ -108,17 +110,34 @@ func (s *Server) finishProduce(resp *kmsg.ProduceResponse, pendings []produceWai
 
 // appendBatches checks and queues a partition's batches: those of an
 // idempotent producer through the producer table (internal/producer).
-func (s *Server) appendBatches(ctx context.Context, topic string, p int32, records []byte) (producer.Appended, int16) {
+func (s *Server) appendBatches(ctx context.Context, topic string, p int32, records []byte) (producer.Appended, int16, error) {
 	if len(records) == 0 {
-		return producer.Appended{}, kerr.CorruptMessage.Code
+		return producer.Appended{}, kerr.CorruptMessage.Code, nil
 	}
 	if h, err := batch.ParseHeader(records); err == nil && h.ProducerID >= 0 {
 		a, err := s.producers.Append(ctx, topic, p, h, records, s.b.AppendRaw)
-		return a, producerErrCode(err)
+		return a, producerErrCode(err), err
 	}
 	pa, err := s.b.AppendRaw(topic, p, records)
 	if err != nil {
-		return producer.Appended{}, kwire.AppendErrCode(err)
+		return producer.Appended{}, kwire.AppendErrCode(err), err
 	}
-	return producer.Appended{PA: pa}, 0
+	return producer.Appended{PA: pa}, 0, nil
+}
+
+// recordErrors says, in a refused partition's response (v8+), which
+// record was invalid and why: a record of a topic bound to a schema
+// subject that does not match it (INVALID_RECORD).
+func recordErrors(sp *kmsg.ProduceResponseTopicPartition, err error) {
+	var re *broker.RecordError
+	if !errors.As(err, &re) {
+		return
+	}
+	msg := err.Error()
+	sp.ErrorMessage = &msg
+	e := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+	e.RelativeOffset = int32(re.Index)
+	reason := re.Err.Error()
+	e.ErrorMessage = &reason
+	sp.ErrorRecords = append(sp.ErrorRecords, e)
 }
