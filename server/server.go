@@ -13,12 +13,14 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/spoolmq/spool/internal/api"
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/cluster"
 	"github.com/spoolmq/spool/internal/kafka"
@@ -185,7 +187,11 @@ func (s *Server) startLocked() error {
 	s.broker = b
 	// The registry applies its space's changes: it must be there before
 	// the metadata group applies any.
-	reg, err := sreg.New(sreg.Config{Space: b.Space("schema"), Formats: sreg.Formats(), Logger: s.logger})
+	reg, err := sreg.New(sreg.Config{Space: b.Space("schema"), Formats: sreg.Formats(), Logger: s.logger,
+		Subscriptions: func(topic, sub string) bool {
+			subs, err := b.Subscriptions(topic)
+			return err == nil && slices.ContainsFunc(subs, func(s catalog.Subscription) bool { return s.Name == sub })
+		}})
 	if err != nil {
 		return fmt.Errorf("server: schema registry: %w", err)
 	}

@@ -14,15 +14,18 @@ import (
 // after another change was applied is refused with errConflict and
 // checked again.
 type change struct {
-	Op        string  `json:"op"`
-	Seq       uint64  `json:"seq,omitempty"`
-	Subject   string  `json:"subject,omitempty"`
-	Schema    *stored `json:"schema,omitempty"`
-	ID        int     `json:"id,omitempty"`      // register: the id asked for (IMPORT mode)
-	Version   int     `json:"version,omitempty"` // register (IMPORT mode), delete-version
-	Permanent bool    `json:"permanent,omitempty"`
-	Level     Level   `json:"compat,omitempty"`
-	Mode      Mode    `json:"mode,omitempty"`
+	Op        string      `json:"op"`
+	Seq       uint64      `json:"seq,omitempty"`
+	Subject   string      `json:"subject,omitempty"`
+	Schema    *stored     `json:"schema,omitempty"`
+	ID        int         `json:"id,omitempty"`      // register: the id asked for (IMPORT mode)
+	Version   int         `json:"version,omitempty"` // register (IMPORT mode), delete-version
+	Permanent bool        `json:"permanent,omitempty"`
+	Level     Level       `json:"compat,omitempty"`
+	Mode      Mode        `json:"mode,omitempty"`
+	Readers   ReaderCheck `json:"readers,omitempty"` // reader-check
+	Topic     string      `json:"topic,omitempty"`   // reader
+	Sub       string      `json:"sub,omitempty"`     // reader
 }
 
 const (
@@ -31,6 +34,8 @@ const (
 	opDeleteVersion = "delete-version"
 	opConfig        = "config"
 	opMode          = "mode"
+	opReaderCheck   = "reader-check"
+	opReader        = "reader" // declare (with a subject) or remove a reader
 )
 
 // ApplySpace implements broker.SpaceApplier.
@@ -51,10 +56,12 @@ func (r *Registry) ApplySpace(data []byte) ([]broker.Record, func(), error) {
 	case opRegister:
 		recs, mutate, err = applyRegister(m, c)
 	case opDeleteSubject:
-		recs, mutate, err = applyDeleteSubject(m, c)
+		recs, mutate, err = r.applyDeleteSubject(m, c)
 	case opDeleteVersion:
-		recs, mutate, err = applyDeleteVersion(m, c)
-	case opConfig, opMode:
+		recs, mutate, err = r.applyDeleteVersion(m, c)
+	case opReader:
+		recs, mutate, err = applyReader(m, c)
+	case opConfig, opMode, opReaderCheck:
 		recs, mutate = applySetting(m, c)
 	default:
 		err = errorf(CodeInvalidRequest, "unknown registry change %q", c.Op)
@@ -161,7 +168,7 @@ func applyRegister(m *model, c change) ([]broker.Record, func(), error) {
 	}, nil
 }
 
-func applyDeleteSubject(m *model, c change) ([]broker.Record, func(), error) {
+func (r *Registry) applyDeleteSubject(m *model, c change) ([]broker.Record, func(), error) {
 	s := m.subjects[c.Subject]
 	if s == nil || len(s.versions) == 0 {
 		return nil, nil, subjectNotFound(c.Subject)
@@ -174,6 +181,9 @@ func applyDeleteSubject(m *model, c change) ([]broker.Record, func(), error) {
 		for _, v := range live {
 			if refs := m.referrers(c.Subject, v.Version, false); len(refs) > 0 {
 				return nil, nil, errorf(CodeReferenceExists, "One or more references exist to the schema {subject=%s,version=%d}: ids %v", c.Subject, v.Version, refs)
+			}
+			if by := r.readBy(m, c.Subject, v.Version); by != "" {
+				return nil, nil, errorf(CodeReferenceExists, "Subscription %s reads the schema {subject=%s,version=%d}: it declares it as its reader schema", by, c.Subject, v.Version)
 			}
 		}
 		var recs []broker.Record
@@ -197,7 +207,7 @@ func applyDeleteSubject(m *model, c change) ([]broker.Record, func(), error) {
 	return removeVersions(m, s, slices.Clone(s.versions))
 }
 
-func applyDeleteVersion(m *model, c change) ([]broker.Record, func(), error) {
+func (r *Registry) applyDeleteVersion(m *model, c change) ([]broker.Record, func(), error) {
 	s := m.subjects[c.Subject]
 	if s == nil || len(s.versions) == 0 {
 		return nil, nil, subjectNotFound(c.Subject)
@@ -212,6 +222,9 @@ func applyDeleteVersion(m *model, c change) ([]broker.Record, func(), error) {
 		}
 		if refs := m.referrers(c.Subject, v.Version, false); len(refs) > 0 {
 			return nil, nil, errorf(CodeReferenceExists, "One or more references exist to the schema {subject=%s,version=%d}: ids %v", c.Subject, v.Version, refs)
+		}
+		if by := r.readBy(m, c.Subject, v.Version); by != "" {
+			return nil, nil, errorf(CodeReferenceExists, "Subscription %s reads the schema {subject=%s,version=%d}: it declares it as its reader schema", by, c.Subject, v.Version)
 		}
 		rec := broker.Record{Key: keySV(c.Subject, v.Version), Value: mustJSON(&version{ID: v.ID, Deleted: true})}
 		return []broker.Record{rec}, func() { v.Deleted = true }, nil
@@ -260,12 +273,15 @@ func applySetting(m *model, c change) ([]broker.Record, func()) {
 	cur := m.subjects[c.Subject]
 	cfg := subjectConfig{}
 	if cur != nil {
-		cfg = subjectConfig{Level: cur.level, Mode: cur.mode}
+		cfg = subjectConfig{Level: cur.level, Mode: cur.mode, Readers: cur.readers}
 	}
-	if c.Op == opConfig {
+	switch c.Op {
+	case opConfig:
 		cfg.Level = c.Level
-	} else {
+	case opMode:
 		cfg.Mode = c.Mode
+	default:
+		cfg.Readers = c.Readers
 	}
 	rec := broker.Record{Key: keyCfg(c.Subject)}
 	if cfg != (subjectConfig{}) {
@@ -273,7 +289,7 @@ func applySetting(m *model, c change) ([]broker.Record, func()) {
 	}
 	return []broker.Record{rec}, func() {
 		s := m.subject(c.Subject, true)
-		s.level, s.mode = cfg.Level, cfg.Mode
+		s.level, s.mode, s.readers = cfg.Level, cfg.Mode, cfg.Readers
 		m.dropIfEmpty(s)
 	}
 }

@@ -86,7 +86,12 @@ func (r *Registry) Compatible(subj string, v int, all bool, in SchemaInput) ([]s
 		return nil, err
 	}
 	if all {
-		return r.checkLevel(m, subj, p, in.Type, m.level(subj), -1)
+		issues, err := r.checkLevel(m, subj, p, in.Type, m.level(subj), -1)
+		if err != nil {
+			return nil, err
+		}
+		readers, err := r.checkReaders(m, subj, p, in.Type)
+		return append(issues, readers...), err
 	}
 	ver, err := m.resolve(subj, v, false)
 	if err != nil {

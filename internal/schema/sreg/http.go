@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/spoolmq/spool/internal/schema"
 )
@@ -64,6 +63,13 @@ func (r *Registry) Handler() http.Handler {
 	h("POST /compatibility/subjects/{subject}/versions/{version}", r.postCompatibility)
 	h("POST /compatibility/subjects/{subject}/versions", r.postCompatibility)
 	h("GET /contexts", func(*http.Request) (any, error) { return []string{"."}, nil })
+	// Spool's own: declared reader schemas and usage (docs/schemas.md).
+	h("GET /spool/readers", r.getReaders)
+	h("PUT /spool/readers/{topic}/{subscription}", r.putReader)
+	h("DELETE /spool/readers/{topic}/{subscription}", r.deleteReader)
+	h("GET /spool/usage/{subject}", r.getUsage)
+	h("GET /spool/reader-check/{subject}", r.getReaderCheck)
+	h("PUT /spool/reader-check/{subject}", r.putReaderCheck)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, &Error{Code: http.StatusNotFound, Message: "HTTP 404 Not Found"})
 	})
@@ -267,9 +273,12 @@ func (r *Registry) postRegister(req *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := r.Register(req.PathValue("subject"), in, b.ID, b.Version)
+	id, warnings, err := r.register(req.PathValue("subject"), in, b.ID, b.Version)
 	if err != nil {
 		return nil, err
+	}
+	if len(warnings) > 0 {
+		return map[string]any{"id": id, "warnings": warnings}, nil
 	}
 	return map[string]int{"id": id}, nil
 }
@@ -433,4 +442,76 @@ func (r *Registry) postCompatibility(req *http.Request) (any, error) {
 	return out, nil
 }
 
-var _ = strings.TrimSpace
+func (r *Registry) getReaders(req *http.Request) (any, error) {
+	out := r.Readers(req.URL.Query().Get("subject"))
+	if out == nil {
+		out = []Reader{}
+	}
+	return out, nil
+}
+
+func (r *Registry) putReader(req *http.Request) (any, error) {
+	var b struct {
+		Subject string `json:"subject"`
+		Version any    `json:"version"` // a number, or "latest"
+	}
+	if err := readJSON(req, &b); err != nil {
+		return nil, err
+	}
+	v := -1
+	switch x := b.Version.(type) {
+	case float64:
+		if x < 1 || x > math.MaxInt32 || x != math.Trunc(x) {
+			return nil, errorf(CodeInvalidVersion, "The specified version '%v' is not a valid version id", x)
+		}
+		v = int(x)
+	case string:
+		if x != "latest" {
+			return nil, errorf(CodeInvalidVersion, "The specified version '%s' is not a valid version id", x)
+		}
+	case nil:
+	default:
+		return nil, errorf(CodeInvalidVersion, "The specified version is not a valid version id")
+	}
+	got, err := r.DeclareReader(req.PathValue("topic"), req.PathValue("subscription"), b.Subject, v)
+	if err != nil {
+		return nil, err
+	}
+	return Reader{Topic: req.PathValue("topic"), Subscription: req.PathValue("subscription"), Subject: b.Subject, Version: got, Live: true}, nil
+}
+
+func (r *Registry) deleteReader(req *http.Request) (any, error) {
+	if err := r.RemoveReader(req.PathValue("topic"), req.PathValue("subscription")); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (r *Registry) getUsage(req *http.Request) (any, error) {
+	u, err := r.Usage(req.PathValue("subject"))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"subject": req.PathValue("subject"), "versions": u}, nil
+}
+
+func (r *Registry) getReaderCheck(req *http.Request) (any, error) {
+	return map[string]ReaderCheck{"readerCheck": r.ReaderCheckOf(req.PathValue("subject"))}, nil
+}
+
+func (r *Registry) putReaderCheck(req *http.Request) (any, error) {
+	var b struct {
+		ReaderCheck string `json:"readerCheck"`
+	}
+	if err := readJSON(req, &b); err != nil {
+		return nil, err
+	}
+	c, err := ParseReaderCheck(b.ReaderCheck)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.SetReaderCheck(req.PathValue("subject"), c); err != nil {
+		return nil, err
+	}
+	return map[string]ReaderCheck{"readerCheck": c}, nil
+}

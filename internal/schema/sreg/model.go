@@ -96,8 +96,9 @@ type version struct {
 type subject struct {
 	name     string
 	versions []*version
-	level    Level // "": the global level
-	mode     Mode  // "": the global mode
+	level    Level       // "": the global level
+	mode     Mode        // "": the global mode
+	readers  ReaderCheck // "": refuse
 }
 
 func (s *subject) find(v int) *version {
@@ -138,8 +139,9 @@ type meta struct {
 
 // subjectConfig is a subject's settings record.
 type subjectConfig struct {
-	Level Level `json:"compat,omitempty"`
-	Mode  Mode  `json:"mode,omitempty"`
+	Level   Level       `json:"compat,omitempty"`
+	Mode    Mode        `json:"mode,omitempty"`
+	Readers ReaderCheck `json:"readers,omitempty"`
 }
 
 // model is the registry's state, as its records say.
@@ -148,6 +150,7 @@ type model struct {
 	schemas  map[int]*stored
 	byIdent  map[string]int // identity → id
 	subjects map[string]*subject
+	readers  map[readerKey]readerRec // declared reader schemas (readers.go)
 }
 
 func newModel() *model {
@@ -156,6 +159,7 @@ func newModel() *model {
 		schemas:  map[int]*stored{},
 		byIdent:  map[string]int{},
 		subjects: map[string]*subject{},
+		readers:  map[readerKey]readerRec{},
 	}
 }
 
@@ -170,7 +174,7 @@ func (m *model) subject(name string, create bool) *subject {
 
 // dropIfEmpty forgets a subject with no versions and no settings.
 func (m *model) dropIfEmpty(s *subject) {
-	if len(s.versions) == 0 && s.level == "" && s.mode == "" {
+	if len(s.versions) == 0 && s.level == "" && s.mode == "" && s.readers == "" {
 		delete(m.subjects, s.name)
 	}
 }
@@ -229,6 +233,7 @@ func (m *model) idUsed(id int) bool {
 //	id/ ‖ id (uint64)                  stored schema (JSON)
 //	sv/ ‖ subject ‖ 00 ‖ version (u32) version (JSON)
 //	cfg/ ‖ subject                     subjectConfig (JSON)
+//	rd/ ‖ topic ‖ 00 ‖ subscription    readerRec (JSON)
 var (
 	keyMeta   = []byte("meta")
 	prefixID  = []byte("id/")
@@ -281,7 +286,9 @@ func (m *model) load(key, value []byte) error {
 			return err
 		}
 		s := m.subject(string(key[len(prefixCfg):]), true)
-		s.level, s.mode = c.Level, c.Mode
+		s.level, s.mode, s.readers = c.Level, c.Mode, c.Readers
+	case bytes.HasPrefix(key, prefixReader):
+		return m.loadReader(key, value)
 	default:
 		return fmt.Errorf("unknown record %q", key)
 	}

@@ -35,6 +35,9 @@ type Config struct {
 	// Formats parse each schema type.
 	Formats map[schema.Type]schema.Format
 	Logger  *slog.Logger
+	// Subscriptions reports whether a subscription exists (for declared
+	// readers); nil: every one does.
+	Subscriptions func(topic, sub string) bool
 }
 
 // Registry is the schema registry of one node.
@@ -42,6 +45,7 @@ type Registry struct {
 	sp      *broker.Space
 	formats map[schema.Type]schema.Format
 	logger  *slog.Logger
+	subs    func(topic, sub string) bool
 
 	mu sync.RWMutex
 	m  *model // guarded by mu; changed only by ApplySpace's done
@@ -56,7 +60,7 @@ type Registry struct {
 
 // New loads the registry from its space and makes it the space's applier.
 func New(cfg Config) (*Registry, error) {
-	r := &Registry{sp: cfg.Space, formats: cfg.Formats, logger: cfg.Logger, parsed: map[int]schema.Schema{},
+	r := &Registry{sp: cfg.Space, formats: cfg.Formats, logger: cfg.Logger, subs: cfg.Subscriptions, parsed: map[int]schema.Schema{},
 		lazies: map[int]*lazySchema{}}
 	if r.logger == nil {
 		r.logger = slog.Default()
@@ -240,8 +244,16 @@ func registered(m *model, subj string, v *version) Registered {
 // references) keeps its id and version. id and version, when not 0, ask
 // for them (IMPORT mode).
 func (r *Registry) Register(subj string, in SchemaInput, id, ver int) (int, error) {
+	got, _, err := r.register(subj, in, id, ver)
+	return got, err
+}
+
+// register is Register, also returning the warnings of a registration
+// that declared readers cannot read in a subject whose reader check is
+// WARN.
+func (r *Registry) register(subj string, in SchemaInput, id, ver int) (int, []string, error) {
 	if err := checkSubject(subj); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for range 16 {
 		r.mu.RLock()
@@ -249,30 +261,38 @@ func (r *Registry) Register(subj string, in SchemaInput, id, ver int) (int, erro
 		st, p, err := r.prepare(m, in)
 		if err != nil {
 			r.mu.RUnlock()
-			return 0, err
+			return 0, nil, err
 		}
 		if got, ok := m.lookup(subj, st.identity(), false); ok {
 			r.mu.RUnlock()
-			return got.ID, nil
+			return got.ID, nil, nil
 		}
 		seq := m.meta.Seq
-		var issues []string
+		var issues, readerIssues []string
 		if m.mode(subj) != Import {
 			issues, err = r.checkLevel(m, subj, p, st.Type, m.level(subj), -1)
+			if err == nil {
+				readerIssues, err = r.checkReaders(m, subj, p, st.Type)
+			}
 		}
+		warnOnly := m.subjects[subj] != nil && m.subjects[subj].readers == ReaderWarn
 		r.mu.RUnlock()
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
-		if len(issues) > 0 {
-			return 0, errorf(CodeIncompatible, "Schema being registered is incompatible with an earlier schema for subject \"%s\", details: [%s]", subj, strings.Join(issues, "; "))
+		var warnings []string
+		if warnOnly {
+			warnings, readerIssues = readerIssues, nil
+		}
+		if all := append(issues, readerIssues...); len(all) > 0 {
+			return 0, nil, errorf(CodeIncompatible, "Schema being registered is incompatible with an earlier schema for subject \"%s\", details: [%s]", subj, strings.Join(all, "; "))
 		}
 		err = r.decide(change{Op: opRegister, Seq: seq, Subject: subj, Schema: st, ID: id, Version: ver})
 		if errors.Is(err, errConflict) {
 			continue
 		}
 		if err != nil {
-			return 0, asError(err)
+			return 0, nil, asError(err)
 		}
 		r.mu.RLock()
 		got, ok := r.m.lookup(subj, st.identity(), false)
@@ -280,9 +300,12 @@ func (r *Registry) Register(subj string, in SchemaInput, id, ver int) (int, erro
 		if !ok {
 			continue // deleted again meanwhile
 		}
-		return got.ID, nil
+		for _, w := range warnings {
+			r.logger.Warn("schema registered that a declared reader cannot read", "subject", subj, "version", got.Version, "issue", w)
+		}
+		return got.ID, warnings, nil
 	}
-	return 0, errorf(CodeOperationTimeout, "Register operation timed out: the registry kept changing")
+	return 0, nil, errorf(CodeOperationTimeout, "Register operation timed out: the registry kept changing")
 }
 
 // lookup finds the latest version of subj holding the schema of identity

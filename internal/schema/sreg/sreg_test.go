@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/spoolmq/spool/internal/broker"
+	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/state"
 )
 
@@ -50,7 +51,11 @@ func (e *env) open() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := New(Config{Space: b.Space("schema"), Formats: Formats(), Logger: quiet})
+	reg, err := New(Config{Space: b.Space("schema"), Formats: Formats(), Logger: quiet,
+		Subscriptions: func(topic, sub string) bool {
+			subs, err := b.Subscriptions(topic)
+			return err == nil && slices.ContainsFunc(subs, func(s catalog.Subscription) bool { return s.Name == sub })
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/spoolmq/spool/internal/schema"
 )
@@ -30,6 +32,11 @@ type lazySchema struct {
 	once sync.Once
 	s    schema.Schema
 	err  error
+
+	// Messages validated with this schema on this node since it started,
+	// and when the last was (Unix ns): what Usage reports as produced.
+	produced atomic.Int64
+	last     atomic.Int64
 }
 
 func (r *Registry) lazy(id int, t schema.Type) *lazySchema {
@@ -114,7 +121,53 @@ func (r *Registry) ValidateValue(subject string, value, schemaID []byte) error {
 	if err := s.Validate(payload, indexes); err != nil {
 		return fmt.Errorf("schema id %d (%s): %v", id, l.typ, err)
 	}
+	l.produced.Add(1)
+	l.last.Store(time.Now().UnixNano())
 	return nil
+}
+
+// VersionUsage is how a subject's version is used.
+type VersionUsage struct {
+	Version  int        `json:"version"`
+	ID       int        `json:"id"`
+	Deleted  bool       `json:"deleted,omitempty"`
+	Produced int64      `json:"produced"`                // messages validated with it on this node since it started
+	Last     *time.Time `json:"last_produced,omitempty"` // when the last was
+	Readers  []Reader   `json:"readers"`                 // subscriptions that declare it as their reader schema
+}
+
+// Usage reports, for each version of a subject, the messages validated
+// with it (on this node, since it started) and the subscriptions that
+// read with it.
+func (r *Registry) Usage(subject string) ([]VersionUsage, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s := r.m.subjects[subject]
+	if s == nil || len(s.versions) == 0 {
+		return nil, subjectNotFound(subject)
+	}
+	readers := r.readersOf(r.m, subject)
+	out := make([]VersionUsage, 0, len(s.versions))
+	for _, v := range s.versions {
+		u := VersionUsage{Version: v.Version, ID: v.ID, Deleted: v.Deleted, Readers: []Reader{}}
+		r.lazyMu.Lock()
+		l := r.lazies[v.ID]
+		r.lazyMu.Unlock()
+		if l != nil {
+			u.Produced = l.produced.Load()
+			if ns := l.last.Load(); ns != 0 {
+				t := time.Unix(0, ns).UTC()
+				u.Last = &t
+			}
+		}
+		for _, rd := range readers {
+			if rd.Version == v.Version {
+				u.Readers = append(u.Readers, rd)
+			}
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // readIndexes reads a Protobuf value's message indexes: a zigzag varint
