@@ -105,6 +105,11 @@ type PublishResult struct {
 	// within the topic's de-duplication window: Partition and Offset are the
 	// original's, and nothing new was stored.
 	Duplicate bool
+	// DeadLettered is true when the message failed its topic's schema
+	// validation (a topic bound to a schema subject in dead-letter mode)
+	// and was stored in the topic's dead-letter topic instead: Partition
+	// and Offset are its place there.
+	DeadLettered bool
 }
 
 // Bounds the server puts on publish requests: messages per request,
@@ -256,5 +261,5 @@ func fillMessage(m *Message, topic string, d *spoolv1.Delivery) {
 }
 
 func resultFromProto(r *spoolv1.PublishResult) PublishResult {
-	return PublishResult{Partition: r.GetPartition(), Offset: r.GetOffset(), Duplicate: r.GetDuplicate()}
+	return PublishResult{Partition: r.GetPartition(), Offset: r.GetOffset(), Duplicate: r.GetDuplicate(), DeadLettered: r.GetDeadLettered()}
 }

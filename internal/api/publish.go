@@ -205,7 +205,7 @@ func messagesFromProto(req *spoolv1.PublishRequest) ([]broker.Message, error) {
 func resultsToProto(rs []broker.Result, id uint64) *spoolv1.PublishResponse {
 	out := &spoolv1.PublishResponse{RequestId: id, Results: make([]*spoolv1.PublishResult, len(rs))}
 	for i, r := range rs {
-		out.Results[i] = &spoolv1.PublishResult{Partition: r.Partition, Offset: r.Offset, Duplicate: r.Duplicate}
+		out.Results[i] = &spoolv1.PublishResult{Partition: r.Partition, Offset: r.Offset, Duplicate: r.Duplicate, DeadLettered: r.DeadLettered}
 	}
 	return out
 }

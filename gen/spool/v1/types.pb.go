@@ -216,7 +216,12 @@ type PublishResult struct {
 	Offset    int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
 	// True when the message's id was already published within the window:
 	// partition and offset are those of the original.
-	Duplicate     bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Duplicate bool `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// True when the message failed its topic's schema validation (a topic
+	// bound to a schema subject in dead-letter mode) and was written to the
+	// topic's dead-letter topic instead: partition and offset are its place
+	// there (docs/schemas.md).
+	DeadLettered  bool `protobuf:"varint,4,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -268,6 +273,13 @@ func (x *PublishResult) GetOffset() int64 {
 func (x *PublishResult) GetDuplicate() bool {
 	if x != nil {
 		return x.Duplicate
+	}
+	return false
+}
+
+func (x *PublishResult) GetDeadLettered() bool {
+	if x != nil {
+		return x.DeadLettered
 	}
 	return false
 }
@@ -893,11 +905,12 @@ const file_spool_v1_types_proto_rawDesc = "" +
 	"\ttimestamp\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\ttimestampB\f\n" +
 	"\n" +
-	"_partition\"c\n" +
+	"_partition\"\x88\x01\n" +
 	"\rPublishResult\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1c\n" +
-	"\tduplicate\x18\x03 \x01(\bR\tduplicate\"\xac\x03\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12#\n" +
+	"\rdead_lettered\x18\x04 \x01(\bR\fdeadLettered\"\xac\x03\n" +
 	"\bDelivery\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x128\n" +
