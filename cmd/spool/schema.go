@@ -28,7 +28,7 @@ func newSchemaCmd() *cobra.Command {
 	}
 	addRegistryFlag(cmd)
 	cmd.AddCommand(newSchemaRegisterCmd(), newSchemaGetCmd(), newSchemaListCmd(), newSchemaCheckCmd(),
-		newSchemaDiffCmd(), newSchemaDeleteCmd(), newSchemaConfigCmd())
+		newSchemaDiffCmd(), newSchemaDeleteCmd(), newSchemaConfigCmd(), newSchemaUsageCmd())
 	return cmd
 }
 

@@ -502,3 +502,31 @@ func TestLineDiff(t *testing.T) {
 		t.Errorf("unified diff from nothing:\n%s", w.String())
 	}
 }
+
+// TestSchemaReaders: a subscription created with --reads declares its
+// reader schema; a registration it cannot read is refused naming it, and
+// `spool schema usage` shows the versions produced and who reads them.
+func TestSchemaReaders(t *testing.T) {
+	s := spooltest.StartServer(t)
+	srv, reg := s.URL(), "http://"+s.Server().SchemaRegistryAddr()
+	dir := t.TempDir()
+	v1 := writeFile(t, dir, "v1.avsc", orderV1)
+	ok(t, srv, "", schemaCmd(reg, "register", "orders-value", "-f", v1)...)
+	ok(t, srv, "", "topic", "create", "orders")
+	fails(t, 2, srv, "", "sub", "create", "orders", "x", "--reads", "orders-value")
+	ok(t, srv, "", "sub", "create", "orders", "billing", "--registry", reg, "--reads", "orders-value:latest")
+	ok(t, srv, "", "sub", "create", "orders", "audit", "--registry", reg, "--reads", "orders-value", "--reads-file", v1)
+	// A version that drops a field the readers need without a default is
+	// incompatible for them even under NONE.
+	ok(t, srv, "", schemaCmd(reg, "config", "orders-value", "--set", "none")...)
+	bad := writeFile(t, dir, "bad.avsc", `{"type":"record","name":"Order","namespace":"com.acme","fields":[{"name":"id","type":"string"}]}`)
+	r := fails(t, exitIncompatible, srv, "", schemaCmd(reg, "check", "orders-value", "-f", bad)...)
+	if !strings.Contains(r.stdout+r.stderr, "orders/audit") || !strings.Contains(r.stdout+r.stderr, "orders/billing") {
+		t.Fatalf("check names no reader:\n%s%s", r.stdout, r.stderr)
+	}
+	fails(t, exitIncompatible, srv, "", schemaCmd(reg, "register", "orders-value", "-f", bad)...)
+	r = ok(t, srv, "", schemaCmd(reg, "usage", "orders-value")...)
+	if !strings.Contains(r.stdout, "orders/audit, orders/billing") {
+		t.Fatalf("usage:\n%s", r.stdout)
+	}
+}

@@ -94,6 +94,8 @@ func newSubCreateCmd() *cobra.Command {
 	var (
 		mode, filter, start string
 		qf                  queueFlags
+		reads               string
+		readsFile           schemaInputFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create TOPIC NAME",
@@ -140,10 +142,19 @@ func newSubCreateCmd() *cobra.Command {
 			if err := qf.apply(cmd, &cfg); err != nil {
 				return err
 			}
+			readSubject, readVersion, err := readsFlag(cmd, reads, readsFile.file)
+			if err != nil {
+				return err
+			}
 			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				s, err := c.CreateSubscription(ctx, args[0], args[1], cfg)
 				if err != nil {
 					return err
+				}
+				if readSubject != "" {
+					if err := declareReader(ctx, cmd, args[0], args[1], readSubject, readVersion, &readsFile); err != nil {
+						return fmt.Errorf("subscription %s created, but its reader schema was not declared: %w", args[1], err)
+					}
 				}
 				extra := ", dead letters to " + orDash(s.Config.DeadLetterTopic)
 				if s.Config.Mode == client.ModeStream && s.Config.OnFailure == client.FailureStop {
@@ -172,6 +183,10 @@ func newSubCreateCmd() *cobra.Command {
 	f.Int32Var(&qf.maxInFlight, "max-in-flight", 0, "queue: leases in flight in the whole subscription, at most `N` (server default: 1000 per partition)")
 	f.Float64Var(&qf.rateLimit, "rate-limit", 0, "queue: deliveries per second over the subscription, `R` (default: unlimited)")
 	f.Int32Var(&qf.rateBurst, "rate-burst", 0, "queue: burst of the rate limit, `N` deliveries (server default: max(1, rate-limit))")
+	f.StringVar(&reads, "reads", "", "declare the schema the subscription reads with, `SUBJECT:VERSION` (VERSION a number or latest), or SUBJECT with --reads-file: registrations its consumers cannot read are then refused (docs/schemas.md)")
+	f.StringVar(&readsFile.file, "reads-file", "", "with --reads SUBJECT: the reader schema's `FILE`, looked up in the subject")
+	f.StringVar(&readsFile.typ, "reads-type", "", "the --reads-file schema's type: avro, json or protobuf (default: from the file's extension)")
+	addRegistryFlag(cmd)
 	f.Var(newEnum(&qf.onFailure, "", "dead-letter", "stop"), "on-failure", "stream: what happens to a message whose handler failed --max-deliveries times: dead-letter (copy to --dlq, go on) or stop (halt the partition) (server default: dead-letter)")
 	return cmd
 }
