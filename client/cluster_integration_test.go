@@ -110,7 +110,7 @@ func startCluster(t *testing.T, n int) []*clusterNode {
 		peers = append(peers, fmt.Sprintf("%d=%s", i+1, addrs[2*i+1]))
 	}
 	for _, nd := range nodes {
-		nd.args = []string{"serve", "--data", filepath.Join(t.TempDir(), "data"), "--http", nd.httpAddr, "--kafka", "-",
+		nd.args = []string{"serve", "--data", filepath.Join(t.TempDir(), "data"), "--http", nd.httpAddr, "--kafka", "-", "--schema-registry", "127.0.0.1:0",
 			"--node-id", fmt.Sprint(nd.id), "--peers", strings.Join(peers, ","), "--log-level", "info"}
 		nd.start(t)
 	}

@@ -49,7 +49,7 @@ serve() {
 	(
 		# shellcheck disable=SC2046 # one word per variable name
 		unset $(compgen -e SPOOL_)
-		exec "$COMPAT_SPOOL" serve --data "$dir/data" --http 127.0.0.1:0 --kafka 127.0.0.1:0 "$@" >"$dir/spool.log" 2>&1
+		exec "$COMPAT_SPOOL" serve --data "$dir/data" --http 127.0.0.1:0 --kafka 127.0.0.1:0 --schema-registry 127.0.0.1:0 "$@" >"$dir/spool.log" 2>&1
 	) &
 	spool_pids+=($!)
 }

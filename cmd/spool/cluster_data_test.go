@@ -170,7 +170,7 @@ func startClusterProcs(t *testing.T, addrs []string) []*clusterProc {
 		peers = append(peers, fmt.Sprintf("%d=%s", i+1, addrs[2*i+1]))
 	}
 	for _, p := range procs {
-		p.args = []string{"serve", "--data", p.data, "--http", p.http, "--kafka", "-", "--node-id", fmt.Sprint(p.id),
+		p.args = []string{"serve", "--data", p.data, "--http", p.http, "--kafka", "-", "--schema-registry", "127.0.0.1:0", "--node-id", fmt.Sprint(p.id),
 			"--peers", strings.Join(peers, ",")}
 		p.start(t, bin)
 		t.Cleanup(p.kill)

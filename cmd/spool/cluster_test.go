@@ -83,7 +83,7 @@ func TestClusterProcesses(t *testing.T) {
 		peers = append(peers, fmt.Sprintf("%d=%s", i+1, freeAddr(t)))
 	}
 	for _, p := range procs {
-		p.args = []string{"serve", "--data", p.data, "--http", p.http, "--kafka", "-", "--node-id", fmt.Sprint(p.id),
+		p.args = []string{"serve", "--data", p.data, "--http", p.http, "--kafka", "-", "--schema-registry", "127.0.0.1:0", "--node-id", fmt.Sprint(p.id),
 			"--peers", strings.Join(peers, ",")}
 		p.start(t, bin)
 		defer p.kill()
@@ -137,7 +137,7 @@ func TestClusterProcesses(t *testing.T) {
 	t.Logf("metadata leader %d killed: a change applied %v later", lead, time.Since(t0).Round(time.Millisecond))
 
 	// The killed node's directory is its own: another id is refused.
-	r := spool(t, "", "", "serve", "--data", killed.data, "--http", "127.0.0.1:0", "--kafka", "-",
+	r := spool(t, "", "", "serve", "--data", killed.data, "--http", "127.0.0.1:0", "--kafka", "-", "--schema-registry", "127.0.0.1:0",
 		"--node-id", fmt.Sprint(lead%3+1), "--peers", strings.Join(peers, ","))
 	if r.code == 0 || !strings.Contains(r.stderr, "belongs to node") {
 		t.Fatalf("serve with another node id on node %d's data: exit %d, %s", lead, r.code, r.stderr)
@@ -174,7 +174,7 @@ func TestClusterProcesses(t *testing.T) {
 	if len(flags) < 3 || flags[0] != "spool" || flags[1] != "serve" {
 		t.Fatalf("add-node printed %q", printed)
 	}
-	p4.args = append(flags[1:], "--data", p4.data, "--http", p4.http, "--kafka", "-")
+	p4.args = append(flags[1:], "--data", p4.data, "--http", p4.http, "--kafka", "-", "--schema-registry", "127.0.0.1:0")
 	p4.start(t, bin)
 	defer p4.kill()
 	t.Cleanup(func() {

@@ -29,7 +29,7 @@ func TestServeStartsAndStopsOnSignal(t *testing.T) {
 	bin := buildSpool(t)
 	data := filepath.Join(t.TempDir(), "data")
 	for _, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
-		cmd := exec.Command(bin, "serve", "--data", data, "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0")
+		cmd := exec.Command(bin, "serve", "--data", data, "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0", "--schema-registry", "127.0.0.1:0")
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -55,7 +55,7 @@ func StartCluster(ctx context.Context, exe, dir string, n int) (*Cluster, error)
 			httpAddr: addrs[1], kafkaAddr: addrs[2]})
 	}
 	for _, nd := range c.Nodes {
-		nd.args = []string{"serve", "--data", nd.dir, "--http", nd.httpAddr, "--kafka", nd.kafkaAddr, "--durability", "always",
+		nd.args = []string{"serve", "--data", nd.dir, "--http", nd.httpAddr, "--kafka", nd.kafkaAddr, "--schema-registry", "127.0.0.1:0", "--durability", "always",
 			"--log-level", "warn", "--node-id", fmt.Sprint(nd.ID), "--peers", strings.Join(peers, ",")}
 		if err := nd.start(ctx); err != nil {
 			c.Stop()

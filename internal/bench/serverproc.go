@@ -71,7 +71,7 @@ func startProcess(ctx context.Context, exe, dataDir string) (Server, func() erro
 	if err != nil {
 		return Server{}, nil, err
 	}
-	cmd := exec.Command(exe, "serve", "--data", dataDir, "--http", httpAddr, "--kafka", kafkaAddr,
+	cmd := exec.Command(exe, "serve", "--data", dataDir, "--http", httpAddr, "--kafka", kafkaAddr, "--schema-registry", "127.0.0.1:0",
 		"--durability", "always", "--log-level", "warn")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SPOOL_") {

@@ -85,7 +85,7 @@ func freePort(t *testing.T) string {
 // startSpool starts `spool serve` on dir and waits until /readyz answers.
 func startSpool(t *testing.T, dir, addr string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"serve", "--data", dir, "--http", addr, "--kafka", "127.0.0.1:0", "--log-level", "debug"}, extra...)
+	args := append([]string{"serve", "--data", dir, "--http", addr, "--kafka", "127.0.0.1:0", "--schema-registry", "127.0.0.1:0", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(spoolBin, args...)
 	// The server refuses unknown SPOOL_* variables; keep the test's own out.
 	for _, kv := range os.Environ() {
