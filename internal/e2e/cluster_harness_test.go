@@ -41,6 +41,7 @@ type testCluster struct {
 type clusterNode struct {
 	id                     int
 	dir, http, kafka, raft string
+	registry               string  // the schema registry's address
 	p                      *proc   // nil: not running
 	old                    []*proc // earlier processes of the node, for their logs
 	paused                 bool
@@ -55,7 +56,8 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	c := &testCluster{t: t}
 	var peers []string
 	for i := 1; i <= n; i++ {
-		nd := &clusterNode{id: i, dir: filepath.Join(t.TempDir(), "data"), http: freePort(t), kafka: freePort(t), raft: freePort(t)}
+		nd := &clusterNode{id: i, dir: filepath.Join(t.TempDir(), "data"), http: freePort(t), kafka: freePort(t), raft: freePort(t),
+			registry: freePort(t)}
 		nd.hc = &http.Client{}
 		nd.status = spoolv1connect.NewClusterServiceClient(nd.hc, "http://"+nd.http)
 		peers = append(peers, fmt.Sprintf("%d=%s", i, nd.raft))
@@ -110,7 +112,8 @@ func (c *testCluster) start(id int) {
 	if nd.p != nil {
 		c.t.Fatalf("node %d is running", id)
 	}
-	nd.p = startSpool(c.t, nd.dir, nd.http, "--kafka", nd.kafka, "--node-id", fmt.Sprint(id), "--peers", c.peers, "--log-level", *clusterLogLevel)
+	nd.p = startSpool(c.t, nd.dir, nd.http, "--kafka", nd.kafka, "--schema-registry", nd.registry, "--node-id", fmt.Sprint(id),
+		"--peers", c.peers, "--log-level", *clusterLogLevel)
 	nd.paused = false
 }
 
