@@ -170,28 +170,30 @@ func TestIntegrationTopicSchemaAndCatalog(t *testing.T) {
 	check("defaults", plain.Config, "", client.SchemaModeReject, "", "", nil)
 
 	// Each field alone; the others stay.
-	tp, err = c.AlterTopic(ctx, "orders", client.TopicConfig{SchemaMode: client.SchemaModeReject}, client.TopicFieldSchemaMode)
+	alter := func(name string, cfg client.TopicConfig, fields ...client.TopicField) client.Topic {
+		t.Helper()
+		tp, err := c.AlterTopic(ctx, name, cfg, fields...)
+		if err != nil {
+			t.Fatalf("alter %v: %v", fields, err)
+		}
+		return tp
+	}
+	tp = alter("orders", client.TopicConfig{SchemaMode: client.SchemaModeReject}, client.TopicFieldSchemaMode)
 	check("mode", tp.Config, "orders-value", client.SchemaModeReject, "payments", "One event per order placed.", labels)
-	tp, err = c.AlterTopic(ctx, "orders", client.TopicConfig{SchemaSubject: "orders-v2"}, client.TopicFieldSchemaSubject)
+	tp = alter("orders", client.TopicConfig{SchemaSubject: "orders-v2"}, client.TopicFieldSchemaSubject)
 	check("subject", tp.Config, "orders-v2", client.SchemaModeReject, "payments", "One event per order placed.", labels)
-	tp, err = c.AlterTopic(ctx, "orders", client.TopicConfig{Owner: "billing"}, client.TopicFieldOwner)
+	tp = alter("orders", client.TopicConfig{Owner: "billing"}, client.TopicFieldOwner)
 	check("owner", tp.Config, "orders-v2", client.SchemaModeReject, "billing", "One event per order placed.", labels)
-	tp, err = c.AlterTopic(ctx, "orders", client.TopicConfig{Description: "Orders."}, client.TopicFieldDescription)
+	tp = alter("orders", client.TopicConfig{Description: "Orders."}, client.TopicFieldDescription)
 	check("description", tp.Config, "orders-v2", client.SchemaModeReject, "billing", "Orders.", labels)
 	labels = map[string]string{"tier": "2"}
-	tp, err = c.AlterTopic(ctx, "orders", client.TopicConfig{Labels: labels}, client.TopicFieldLabels)
+	tp = alter("orders", client.TopicConfig{Labels: labels}, client.TopicFieldLabels)
 	check("labels replaced", tp.Config, "orders-v2", client.SchemaModeReject, "billing", "Orders.", labels)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A field named with its zero value: unbound, no labels.
-	tp, err = c.AlterTopic(ctx, "plain", client.TopicConfig{Labels: map[string]string{"a": "b"}, SchemaSubject: "s"}, client.TopicFieldLabels, client.TopicFieldSchemaSubject)
+	tp = alter("plain", client.TopicConfig{Labels: map[string]string{"a": "b"}, SchemaSubject: "s"}, client.TopicFieldLabels, client.TopicFieldSchemaSubject)
 	check("plain labelled", tp.Config, "s", client.SchemaModeReject, "", "", map[string]string{"a": "b"})
-	tp, err = c.AlterTopic(ctx, "plain", client.TopicConfig{}, client.TopicFieldLabels, client.TopicFieldSchemaSubject)
+	tp = alter("plain", client.TopicConfig{}, client.TopicFieldLabels, client.TopicFieldSchemaSubject)
 	check("plain cleared", tp.Config, "", client.SchemaModeReject, "", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// Refused, at creation and on change, and nothing changes.
 	many := map[string]string{}
