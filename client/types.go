@@ -68,8 +68,8 @@ type SchemaMode int
 const (
 	// SchemaModeDefault leaves the choice to the server (SchemaModeReject).
 	SchemaModeDefault SchemaMode = iota
-	// SchemaModeReject refuses the publish with ErrInvalidArgument, giving
-	// the reason.
+	// SchemaModeReject refuses the publish with an error of code
+	// CodeSchemaInvalid giving the reason.
 	SchemaModeReject
 	// SchemaModeDeadLetter accepts the publish but writes the message to
 	// the topic's dead-letter topic instead.

@@ -90,8 +90,8 @@ func (tf *topicFlags) register(f *pflag.FlagSet, alter bool) {
 		help(" (default: reject)", ""))
 	f.StringVar(&tf.cfg.Owner, "owner", "", help("event catalog: the `TEAM` that owns the topic",
 		"event catalog: the `TEAM` that owns the topic; \"\": none"))
-	f.StringVar(&tf.cfg.Description, "description", "", help("event catalog: what the topic's events mean",
-		"event catalog: what the topic's events mean; \"\": none"))
+	f.StringVar(&tf.cfg.Description, "description", "", help("event catalog: `TEXT` saying what the topic's events mean",
+		"event catalog: `TEXT` saying what the topic's events mean; \"\": none"))
 	f.StringArrayVar(&tf.labels, "label", nil, help("event catalog: a label `key=value` (repeatable)",
 		"event catalog: a label `key=value` (repeatable); the labels given replace all the topic's labels"))
 	if alter {

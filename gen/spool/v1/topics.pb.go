@@ -142,7 +142,7 @@ type SchemaMode int32
 const (
 	// The default: reject.
 	SchemaMode_SCHEMA_MODE_UNSPECIFIED SchemaMode = 0
-	// Refuse the publish with an invalid_argument error giving the reason.
+	// Refuse the publish with a schema_invalid error giving the reason.
 	SchemaMode_SCHEMA_MODE_REJECT SchemaMode = 1
 	// Accept the publish but write the message to the topic's dead-letter
 	// topic instead, with the reason in a header.
