@@ -72,7 +72,7 @@ const (
 	// CodeSchemaInvalid giving the reason.
 	SchemaModeReject
 	// SchemaModeDeadLetter accepts the publish but writes the message to
-	// the topic's dead-letter topic instead.
+	// the topic's dead-letter topic, "dlq.<topic>", instead.
 	SchemaModeDeadLetter
 )
 

@@ -86,7 +86,7 @@ func (tf *topicFlags) register(f *pflag.FlagSet, alter bool) {
 	f.StringVar(&tf.cfg.SchemaSubject, "schema", "", help(
 		"schema registry `SUBJECT` every message's value is validated against (default: none)",
 		"schema registry `SUBJECT` every message's value is validated against; \"\": none (unbinds the topic)"))
-	f.Var(newEnum(&tf.schemaMode, "", "reject", "dead-letter"), "schema-mode", "what a message failing schema validation does: reject refuses the publish, dead-letter writes it to a dead-letter topic instead"+
+	f.Var(newEnum(&tf.schemaMode, "", "reject", "dead-letter"), "schema-mode", "what a message failing schema validation does: reject refuses the publish, dead-letter writes it to the topic dlq.TOPIC instead"+
 		help(" (default: reject)", ""))
 	f.StringVar(&tf.cfg.Owner, "owner", "", help("event catalog: the `TEAM` that owns the topic",
 		"event catalog: the `TEAM` that owns the topic; \"\": none"))

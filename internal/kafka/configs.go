@@ -250,7 +250,7 @@ var topicConfigDefs = []topicConfigDef{
 		doc: "Event catalog: the team that owns the topic."},
 	{name: cfgSchemaMode, typ: kmsg.ConfigTypeString,
 		value: func(c catalog.TopicConfig) string { return c.SchemaMode.String() }, def: constantDef(catalog.SchemaReject.String()),
-		doc: "What a record whose value fails schema validation does: reject (the produce fails with INVALID_RECORD) or dead-letter."},
+		doc: "What a record whose value fails schema validation does: reject (the produce fails with INVALID_RECORD) or dead-letter (it goes to the topic dlq.<topic>)."},
 	{name: cfgSchemaSubject, typ: kmsg.ConfigTypeString,
 		value: func(c catalog.TopicConfig) string { return c.SchemaSubject }, def: constantDef(""),
 		doc: "The schema registry subject every record's value is validated against; empty: none."},

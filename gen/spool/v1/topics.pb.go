@@ -145,7 +145,8 @@ const (
 	// Refuse the publish with a schema_invalid error giving the reason.
 	SchemaMode_SCHEMA_MODE_REJECT SchemaMode = 1
 	// Accept the publish but write the message to the topic's dead-letter
-	// topic instead, with the reason in a header.
+	// topic instead, "dlq.<topic>" (created at the first such message), with
+	// the reason in its spool.dlq.* headers.
 	SchemaMode_SCHEMA_MODE_DEAD_LETTER SchemaMode = 2
 )
 
