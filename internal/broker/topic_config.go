@@ -144,7 +144,8 @@ func (b *Broker) applyTopicConfig(meta catalog.Topic, stamps []catalog.Stamp) er
 	b.logger.Info("topic config changed", "topic", topicName, "retention", cfg.Retention,
 		"retention_bytes", cfg.RetentionBytes, "max_message_bytes", cfg.MaxMessageBytes,
 		"max_messages", cfg.MaxMessages, "max_bytes", cfg.MaxBytes, "discard", cfg.Discard,
-		"dedup_window", cfg.DedupWindow, "message_ttl", cfg.MessageTTL, "work_queue", cfg.WorkQueue)
+		"dedup_window", cfg.DedupWindow, "message_ttl", cfg.MessageTTL, "work_queue", cfg.WorkQueue,
+		"schema_subject", cfg.SchemaSubject, "schema_mode", cfg.SchemaMode)
 	return nil
 }
 
