@@ -32,6 +32,11 @@ const (
 	TopicFieldDurability      TopicField = "durability"
 	TopicFieldMaxMessageBytes TopicField = "max_message_bytes"
 	TopicFieldWorkQueue       TopicField = "work_queue"
+	TopicFieldSchemaSubject   TopicField = "schema_subject" // "" unbinds the topic
+	TopicFieldSchemaMode      TopicField = "schema_mode"
+	TopicFieldOwner           TopicField = "owner"
+	TopicFieldDescription     TopicField = "description"
+	TopicFieldLabels          TopicField = "labels" // replaces the whole set; empty removes them all
 )
 
 // AlterTopic sets the fields of topic name's config to their values in cfg

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -79,8 +81,9 @@ func TestIntegrationAlterTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := client.TopicConfig{Partitions: 1, Retention: 72 * time.Hour, RetentionBytes: 100_000, Discard: client.DiscardNew,
-		DedupWindow: time.Hour, MessageTTL: time.Minute, Durability: client.DurabilityAlways, MaxMessageBytes: 1000, WorkQueue: true}
-	if tp.Config != want {
+		DedupWindow: time.Hour, MessageTTL: time.Minute, Durability: client.DurabilityAlways, MaxMessageBytes: 1000, WorkQueue: true,
+		SchemaMode: client.SchemaModeReject}
+	if !reflect.DeepEqual(tp.Config, want) {
 		t.Fatalf("config %+v, want %+v", tp.Config, want)
 	}
 	if _, err := c.Publish(ctx, "logs", client.Message{Value: make([]byte, 2000)}); !errors.Is(err, client.ErrMessageTooLarge) {
@@ -117,7 +120,7 @@ func TestIntegrationAlterTopic(t *testing.T) {
 
 	s.Restart()
 	info, err := s.Client().DescribeTopic(ctx, "logs")
-	if err != nil || info.Topic.Config != want {
+	if err != nil || !reflect.DeepEqual(info.Topic.Config, want) {
 		t.Fatalf("after restart %+v %v, want %+v", info.Topic.Config, err, want)
 	}
 }
@@ -132,6 +135,101 @@ func TestIntegrationCreateTopicWorkQueue(t *testing.T) {
 	if info, _ := c.DescribeTopic(ctx, "wq"); !info.Topic.Config.WorkQueue {
 		t.Fatalf("described %+v", info.Topic.Config)
 	}
+}
+
+// A topic's schema binding and catalog description: set at creation,
+// described, changed one by one, checked, and kept across a restart.
+func TestIntegrationTopicSchemaAndCatalog(t *testing.T) {
+	s := startLiveServer(t)
+	c, ctx := s.Client(), context.Background()
+	tp, err := c.CreateTopic(ctx, "orders", client.TopicConfig{SchemaSubject: "orders-value", SchemaMode: client.SchemaModeDeadLetter,
+		Owner: "payments", Description: "One event per order placed.", Labels: map[string]string{"tier": "1", "pii": "no"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, got client.TopicConfig, subject string, mode client.SchemaMode, owner, desc string, labels map[string]string) {
+		t.Helper()
+		if got.SchemaSubject != subject || got.SchemaMode != mode || got.Owner != owner || got.Description != desc || !reflect.DeepEqual(got.Labels, labels) {
+			t.Errorf("%s: subject %q mode %s owner %q description %q labels %v", what, got.SchemaSubject, got.SchemaMode, got.Owner, got.Description, got.Labels)
+		}
+	}
+	labels := map[string]string{"tier": "1", "pii": "no"}
+	check("created", tp.Config, "orders-value", client.SchemaModeDeadLetter, "payments", "One event per order placed.", labels)
+	info, err := c.DescribeTopic(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("described", info.Topic.Config, "orders-value", client.SchemaModeDeadLetter, "payments", "One event per order placed.", labels)
+	if ts, _ := c.ListTopics(ctx); len(ts) != 1 {
+		t.Fatalf("listed %d topics", len(ts))
+	} else {
+		check("listed", ts[0].Config, "orders-value", client.SchemaModeDeadLetter, "payments", "One event per order placed.", labels)
+	}
+	// Unset: no subject, the default mode (reject), no labels.
+	plain, _ := c.CreateTopic(ctx, "plain", client.TopicConfig{})
+	check("defaults", plain.Config, "", client.SchemaModeReject, "", "", nil)
+
+	// Each field alone; the others stay.
+	alter := func(name string, cfg client.TopicConfig, fields ...client.TopicField) client.Topic {
+		t.Helper()
+		tp, err := c.AlterTopic(ctx, name, cfg, fields...)
+		if err != nil {
+			t.Fatalf("alter %v: %v", fields, err)
+		}
+		return tp
+	}
+	tp = alter("orders", client.TopicConfig{SchemaMode: client.SchemaModeReject}, client.TopicFieldSchemaMode)
+	check("mode", tp.Config, "orders-value", client.SchemaModeReject, "payments", "One event per order placed.", labels)
+	tp = alter("orders", client.TopicConfig{SchemaSubject: "orders-v2"}, client.TopicFieldSchemaSubject)
+	check("subject", tp.Config, "orders-v2", client.SchemaModeReject, "payments", "One event per order placed.", labels)
+	tp = alter("orders", client.TopicConfig{Owner: "billing"}, client.TopicFieldOwner)
+	check("owner", tp.Config, "orders-v2", client.SchemaModeReject, "billing", "One event per order placed.", labels)
+	tp = alter("orders", client.TopicConfig{Description: "Orders."}, client.TopicFieldDescription)
+	check("description", tp.Config, "orders-v2", client.SchemaModeReject, "billing", "Orders.", labels)
+	labels = map[string]string{"tier": "2"}
+	tp = alter("orders", client.TopicConfig{Labels: labels}, client.TopicFieldLabels)
+	check("labels replaced", tp.Config, "orders-v2", client.SchemaModeReject, "billing", "Orders.", labels)
+	// A field named with its zero value: unbound, no labels.
+	tp = alter("plain", client.TopicConfig{Labels: map[string]string{"a": "b"}, SchemaSubject: "s"}, client.TopicFieldLabels, client.TopicFieldSchemaSubject)
+	check("plain labelled", tp.Config, "s", client.SchemaModeReject, "", "", map[string]string{"a": "b"})
+	tp = alter("plain", client.TopicConfig{}, client.TopicFieldLabels, client.TopicFieldSchemaSubject)
+	check("plain cleared", tp.Config, "", client.SchemaModeReject, "", "", nil)
+
+	// Refused, at creation and on change, and nothing changes.
+	many := map[string]string{}
+	for i := range 65 {
+		many[strconv.Itoa(i)] = "x"
+	}
+	for _, r := range []struct {
+		cfg   client.TopicConfig
+		field client.TopicField
+		want  string
+	}{
+		{client.TopicConfig{Owner: strings.Repeat("o", 257)}, client.TopicFieldOwner, "owner longer than 256 bytes"},
+		{client.TopicConfig{Description: strings.Repeat("d", 16<<10+1)}, client.TopicFieldDescription, "description longer than"},
+		{client.TopicConfig{SchemaSubject: strings.Repeat("s", 256)}, client.TopicFieldSchemaSubject, "schema subject longer than 255 bytes"},
+		{client.TopicConfig{Labels: many}, client.TopicFieldLabels, "65 labels, more than 64"},
+		{client.TopicConfig{Labels: map[string]string{"": "x"}}, client.TopicFieldLabels, "label"},
+		{client.TopicConfig{Labels: map[string]string{"k": strings.Repeat("v", 257)}}, client.TopicFieldLabels, "label"},
+		{client.TopicConfig{SchemaMode: 7}, client.TopicFieldSchemaMode, "SchemaMode"},
+	} {
+		if _, err := c.AlterTopic(ctx, "orders", r.cfg, r.field); !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), r.want) {
+			t.Errorf("alter %s: %v", r.field, err)
+		}
+		if _, err := c.CreateTopic(ctx, "refused", r.cfg); !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), r.want) {
+			t.Errorf("create with %s: %v", r.field, err)
+		}
+	}
+	if _, err := c.DescribeTopic(ctx, "refused"); !errors.Is(err, client.ErrTopicNotFound) {
+		t.Errorf("a refused topic was created: %v", err)
+	}
+
+	s.Restart()
+	info, err = s.Client().DescribeTopic(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after restart", info.Topic.Config, "orders-v2", client.SchemaModeReject, "billing", "Orders.", labels)
 }
 
 func TestIntegrationAddPartitions(t *testing.T) {
@@ -359,6 +457,14 @@ func TestIntegrationAlterServerValidation(t *testing.T) {
 	invalid("negative retention", err, "must not be negative")
 	_, err = topics.AlterTopic(ctx, connect.NewRequest(&spoolv1.AlterTopicRequest{Name: "t", Config: &spoolv1.TopicConfig{Discard: 7}, UpdateMask: mask("discard")}))
 	invalid("unknown discard", err, "discard")
+	_, err = topics.AlterTopic(ctx, connect.NewRequest(&spoolv1.AlterTopicRequest{Name: "t", Config: &spoolv1.TopicConfig{SchemaMode: 7}, UpdateMask: mask("schema_mode")}))
+	invalid("unknown schema mode", err, "unknown schema mode 7")
+	_, err = topics.AlterTopic(ctx, connect.NewRequest(&spoolv1.AlterTopicRequest{Name: "t", Config: &spoolv1.TopicConfig{Labels: map[string]string{"": "v"}}, UpdateMask: mask("labels")}))
+	invalid("empty label key", err, "label")
+	_, err = topics.CreateTopic(ctx, connect.NewRequest(&spoolv1.CreateTopicRequest{Name: "u", Config: &spoolv1.TopicConfig{SchemaMode: 9}}))
+	invalid("unknown schema mode at creation", err, "unknown schema mode 9")
+	_, err = topics.CreateTopic(ctx, connect.NewRequest(&spoolv1.CreateTopicRequest{Name: "u", Config: &spoolv1.TopicConfig{Owner: strings.Repeat("o", 300)}}))
+	invalid("long owner at creation", err, "owner longer")
 	// A bad value in a field the mask does not name is ignored.
 	r, err := topics.AlterTopic(ctx, connect.NewRequest(&spoolv1.AlterTopicRequest{Name: "t",
 		Config: &spoolv1.TopicConfig{MaxMessages: 10, Discard: 7, RetentionBytes: -1}, UpdateMask: mask("max_messages")}))

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -42,6 +43,8 @@ func (c TopicConfig) validate() error {
 		return invalidArgument("topic config: unknown Discard %d", c.Discard)
 	case c.Durability < DurabilityDefault || c.Durability > DurabilityNone:
 		return invalidArgument("topic config: unknown Durability %d", c.Durability)
+	case c.SchemaMode < SchemaModeDefault || c.SchemaMode > SchemaModeDeadLetter:
+		return invalidArgument("topic config: unknown SchemaMode %d", c.SchemaMode)
 	}
 	return nil
 }
@@ -60,10 +63,19 @@ func (c TopicConfig) toProto() *spoolv1.TopicConfig {
 		MaxMessageBytes: c.MaxMessageBytes,
 		WorkQueue:       c.WorkQueue,
 		Replicas:        c.Replicas,
+		SchemaSubject:   c.SchemaSubject,
+		SchemaMode:      spoolv1.SchemaMode(c.SchemaMode),
+		Owner:           c.Owner,
+		Description:     c.Description,
+		Labels:          c.Labels,
 	}
 }
 
 func topicConfigFromProto(c *spoolv1.TopicConfig) TopicConfig {
+	var labels map[string]string
+	if len(c.GetLabels()) > 0 {
+		labels = maps.Clone(c.GetLabels())
+	}
 	return TopicConfig{
 		Partitions:      c.GetPartitions(),
 		Retention:       c.GetRetention().AsDuration(),
@@ -77,6 +89,11 @@ func topicConfigFromProto(c *spoolv1.TopicConfig) TopicConfig {
 		MaxMessageBytes: c.GetMaxMessageBytes(),
 		WorkQueue:       c.GetWorkQueue(),
 		Replicas:        c.GetReplicas(),
+		SchemaSubject:   c.GetSchemaSubject(),
+		SchemaMode:      SchemaMode(c.GetSchemaMode()),
+		Owner:           c.GetOwner(),
+		Description:     c.GetDescription(),
+		Labels:          labels,
 	}
 }
 

@@ -61,6 +61,34 @@ func (d Durability) String() string {
 	return "Durability(" + strconv.Itoa(int(d)) + ")"
 }
 
+// SchemaMode says what a topic bound to a schema subject does with a
+// message whose value fails validation.
+type SchemaMode int
+
+const (
+	// SchemaModeDefault leaves the choice to the server (SchemaModeReject).
+	SchemaModeDefault SchemaMode = iota
+	// SchemaModeReject refuses the publish with an error of code
+	// CodeSchemaInvalid giving the reason.
+	SchemaModeReject
+	// SchemaModeDeadLetter accepts the publish but writes the message to
+	// the topic's dead-letter topic, "dlq.<topic>", instead.
+	SchemaModeDeadLetter
+)
+
+// String returns "default", "reject" or "dead-letter".
+func (m SchemaMode) String() string {
+	switch m {
+	case SchemaModeDefault:
+		return "default"
+	case SchemaModeReject:
+		return "reject"
+	case SchemaModeDeadLetter:
+		return "dead-letter"
+	}
+	return "SchemaMode(" + strconv.Itoa(int(m)) + ")"
+}
+
 // TopicConfig configures a topic; every zero field means the server's
 // default, and Describe/List return the effective values.
 type TopicConfig struct {
@@ -95,6 +123,21 @@ type TopicConfig struct {
 	// most the number of nodes; 0 = the default, 3 with three nodes or
 	// more). Fixed at creation; a single node takes 0 or 1.
 	Replicas int32
+	// SchemaSubject binds the topic to a schema registry subject: every
+	// message's value must be in the registry's wire format (or name its
+	// schema in a spool.schema-id header) with a schema of that subject,
+	// and validate against it. "" = not validated.
+	SchemaSubject string
+	// SchemaMode is what a message failing validation does.
+	SchemaMode SchemaMode
+	// Owner, Description and Labels describe the topic in the event
+	// catalog: the team that owns it (at most 256 bytes), what its events
+	// mean (at most 16 KiB), and up to 64 labels (keys 1–256 bytes, values
+	// at most 256 bytes). AlterTopic with TopicFieldLabels replaces the
+	// whole set.
+	Owner       string
+	Description string
+	Labels      map[string]string
 }
 
 // Topic is a topic as the server reports it.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,8 +40,8 @@ func TestTopicAlter(t *testing.T) {
 	}
 	info = describeTopicJSON(t, srv, "orders")
 	want := topicConfigJSON{Partitions: 2, Retention: "36h0m0s", RetentionBytes: 10_000_000, MaxMessages: 500, MaxBytes: 1 << 30,
-		Discard: "new", DedupWindow: "1h0m0s", TTL: "1m30s", Durability: "always", MaxMessageBytes: 64 << 10}
-	if info.Config != want {
+		Discard: "new", DedupWindow: "1h0m0s", TTL: "1m30s", Durability: "always", SchemaMode: "reject", MaxMessageBytes: 64 << 10}
+	if !reflect.DeepEqual(info.Config, want) {
 		t.Errorf("config %+v, want %+v", info.Config, want)
 	}
 	// 0 returns to the server's default; other settings stay.
@@ -47,7 +49,7 @@ func TestTopicAlter(t *testing.T) {
 	mustContain(t, "alter stderr", r.stderr, "retention forever, max-bytes unlimited")
 	info = describeTopicJSON(t, srv, "orders")
 	want.Retention, want.MaxBytes = "0s", 0
-	if info.Config != want {
+	if !reflect.DeepEqual(info.Config, want) {
 		t.Errorf("config %+v, want %+v", info.Config, want)
 	}
 
@@ -63,8 +65,82 @@ func TestTopicAlter(t *testing.T) {
 	r = fails(t, exitError, srv, "", "topic", "alter", "orders", "--dedup-window", "1ms", "--max-messages", "5", "--dedup-window", "1us")
 	mustContain(t, "dedup window", r.stderr, "dedup window", "(invalid_argument)")
 	fails(t, exitNotFound, srv, "", "topic", "alter", "nope", "--retention", "1h")
-	if got := describeTopicJSON(t, srv, "orders"); got.Config != want {
+	if got := describeTopicJSON(t, srv, "orders"); !reflect.DeepEqual(got.Config, want) {
 		t.Errorf("config after refusals %+v, want %+v", got.Config, want)
+	}
+}
+
+// A topic's schema binding and catalog description: set by create, shown
+// by describe (text and JSON), changed by alter one at a time.
+func TestTopicSchemaAndCatalogFlags(t *testing.T) {
+	srv := startServer(t)
+	r := ok(t, srv, "", "topic", "create", "orders", "--schema", "orders-value", "--schema-mode", "dead-letter",
+		"--owner", "payments", "--description", "One event per order.", "--label", "tier=1", "--label", "pii=")
+	mustContain(t, "create", r.stderr, "created topic orders")
+	r = ok(t, srv, "", "topic", "describe", "orders")
+	mustContain(t, "describe", r.stdout, "schema:", "orders-value", "schema-mode:", "dead-letter", "owner:", "payments",
+		"description:", "One event per order.", "labels:", "pii=, tier=1")
+	want := describeTopicJSON(t, srv, "orders").Config
+	if want.SchemaSubject != "orders-value" || want.SchemaMode != "dead-letter" || want.Owner != "payments" ||
+		want.Description != "One event per order." || !reflect.DeepEqual(want.Labels, map[string]string{"tier": "1", "pii": ""}) {
+		t.Fatalf("created %+v", want)
+	}
+	// Without the flags: no schema, reject, no catalog fields (left out
+	// of the JSON).
+	ok(t, srv, "", "topic", "create", "plain")
+	r = ok(t, srv, "", "topic", "describe", "plain", "-o", "json")
+	mustContain(t, "plain json", r.stdout, `"schema_subject": ""`, `"schema_mode": "reject"`)
+	for _, key := range []string{`"owner"`, `"description"`, `"labels"`} {
+		if strings.Contains(r.stdout, key) {
+			t.Errorf("plain json has %s:\n%s", key, r.stdout)
+		}
+	}
+	r = ok(t, srv, "", "topic", "describe", "plain")
+	mustContain(t, "plain describe", r.stdout, "schema:", "none", "schema-mode:", "reject", "labels:")
+
+	for _, c := range []struct {
+		args   []string
+		stderr string
+		edit   func(*topicConfigJSON)
+	}{
+		{[]string{"--schema-mode", "reject"}, "schema-mode reject", func(c *topicConfigJSON) { c.SchemaMode = "reject" }},
+		{[]string{"--schema", "orders-v2"}, "schema orders-v2", func(c *topicConfigJSON) { c.SchemaSubject = "orders-v2" }},
+		{[]string{"--owner", "billing"}, "owner billing", func(c *topicConfigJSON) { c.Owner = "billing" }},
+		{[]string{"--description", "Orders,\nas placed."}, `description "Orders,\nas placed."`, func(c *topicConfigJSON) { c.Description = "Orders,\nas placed." }},
+		{[]string{"--label", "tier=2", "--label", "region=eu"}, "labels region=eu, tier=2", func(c *topicConfigJSON) { c.Labels = map[string]string{"tier": "2", "region": "eu"} }},
+		{[]string{"--clear-labels"}, "labels none", func(c *topicConfigJSON) { c.Labels = nil }},
+		{[]string{"--schema", "", "--owner", ""}, "schema none, owner none", func(c *topicConfigJSON) { c.SchemaSubject, c.Owner = "", "" }},
+	} {
+		r := ok(t, srv, "", append([]string{"topic", "alter", "orders"}, c.args...)...)
+		mustContain(t, "alter "+strings.Join(c.args, " "), r.stderr, "altered topic orders: "+c.stderr+"\n")
+		c.edit(&want)
+		if got := describeTopicJSON(t, srv, "orders").Config; !reflect.DeepEqual(got, want) {
+			t.Errorf("after %v: %+v, want %+v", c.args, got, want)
+		}
+	}
+
+	// Refusals, by the CLI and by the server; nothing changes.
+	for _, c := range []struct {
+		code int
+		args []string
+		want string
+	}{
+		{exitUsage, []string{"--label", "tier"}, "is not key=value"},
+		{exitUsage, []string{"--label", "=x"}, "empty key"},
+		{exitUsage, []string{"--label", "a=1", "--label", "a=2"}, `label "a" is given twice`},
+		{exitUsage, []string{"--label", "a=1", "--clear-labels"}, "give one"},
+		{exitUsage, []string{"--schema-mode", "drop"}, "reject or dead-letter"},
+		{exitError, []string{"--owner", strings.Repeat("o", 300)}, "owner longer than 256 bytes"},
+		{exitError, []string{"--schema", strings.Repeat("s", 300)}, "schema subject longer than 255 bytes"},
+	} {
+		r := fails(t, c.code, srv, "", append([]string{"topic", "alter", "orders"}, c.args...)...)
+		mustContain(t, strings.Join(c.args, " "), r.stderr, c.want)
+	}
+	fails(t, exitUsage, srv, "", "topic", "create", "t2", "--clear-labels")
+	r = fails(t, exitError, srv, "", "topic", "create", "t2", "--label", strings.Repeat("k", 300)+"=v")
+	mustContain(t, "long label", r.stderr, "label", "(invalid_argument)")
+	if got := describeTopicJSON(t, srv, "orders").Config; !reflect.DeepEqual(got, want) {
+		t.Errorf("after refusals: %+v, want %+v", got, want)
 	}
 }
 

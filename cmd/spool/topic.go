@@ -32,6 +32,7 @@ func newTopicCreateCmd() *cobra.Command {
 			"Durations are Go durations or a number of days: 90s, 30m, 168h, 7d, 1d12h.",
 		Example: "  spool topic create orders --partitions 3 --retention 7d\n" +
 			"  spool topic create jobs --work-queue\n" +
+			"  spool topic create orders --schema orders-value --owner payments --label tier=1\n" +
 			"  spool topic create payments --partitions 6 --replicas 5   # on a cluster of five nodes or more",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -220,6 +221,11 @@ func printTopicInfo(w io.Writer, info *client.TopicInfo) error {
 	fmt.Fprintf(tw, "  durability:\t%s\n", cfg.Durability)
 	fmt.Fprintf(tw, "  max-message-bytes:\t%s\n", textLimit(int64(cfg.MaxMessageBytes)))
 	fmt.Fprintf(tw, "  work-queue:\t%s\n", textYesNo(cfg.WorkQueue))
+	fmt.Fprintf(tw, "  schema:\t%s\n", orNone(cfg.SchemaSubject))
+	fmt.Fprintf(tw, "  schema-mode:\t%s\n", cfg.SchemaMode)
+	fmt.Fprintf(tw, "  owner:\t%s\n", orNone(cfg.Owner))
+	fmt.Fprintf(tw, "  description:\t%s\n", textDescription(cfg.Description))
+	fmt.Fprintf(tw, "  labels:\t%s\n", textLabels(cfg.Labels))
 	cluster := slices.ContainsFunc(info.Partitions, func(p client.PartitionInfo) bool {
 		return p.Leader != 0 || p.LeaderAddr != "" || len(p.Replicas) > 0
 	})
@@ -320,6 +326,12 @@ type (
 		MaxMessageBytes int32  `json:"max_message_bytes"`
 		WorkQueue       bool   `json:"work_queue"`
 		Replicas        int32  `json:"replicas,omitempty"`
+		SchemaSubject   string `json:"schema_subject"`
+		SchemaMode      string `json:"schema_mode"`
+		// The event catalog's fields, left out when empty.
+		Owner       string            `json:"owner,omitempty"`
+		Description string            `json:"description,omitempty"`
+		Labels      map[string]string `json:"labels,omitempty"`
 	}
 	topicInfoJSON struct {
 		topicJSON
@@ -362,6 +374,11 @@ func newTopicJSON(t client.Topic) topicJSON {
 			MaxMessageBytes: c.MaxMessageBytes,
 			WorkQueue:       c.WorkQueue,
 			Replicas:        c.Replicas,
+			SchemaSubject:   c.SchemaSubject,
+			SchemaMode:      c.SchemaMode.String(),
+			Owner:           c.Owner,
+			Description:     c.Description,
+			Labels:          c.Labels,
 		},
 	}
 }

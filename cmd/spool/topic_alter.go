@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -21,7 +24,9 @@ type topicFlags struct {
 	cfg                                   client.TopicConfig
 	retention, dedupWindow, ttl           daysValue
 	retentionBytes, maxBytes, maxMsgBytes bytesize.Size
-	discard, durability                   string
+	discard, durability, schemaMode       string
+	labels                                []string
+	clearLabels                           bool
 }
 
 // topicFlagFields maps each flag to the topic setting it changes.
@@ -39,6 +44,12 @@ var topicFlagFields = []struct {
 	{"durability", client.TopicFieldDurability},
 	{"max-message-bytes", client.TopicFieldMaxMessageBytes},
 	{"work-queue", client.TopicFieldWorkQueue},
+	{"schema", client.TopicFieldSchemaSubject},
+	{"schema-mode", client.TopicFieldSchemaMode},
+	{"owner", client.TopicFieldOwner},
+	{"description", client.TopicFieldDescription},
+	{"label", client.TopicFieldLabels},
+	{"clear-labels", client.TopicFieldLabels},
 }
 
 // register adds the flags to f; alter words their help for `topic alter`,
@@ -72,6 +83,43 @@ func (tf *topicFlags) register(f *pflag.FlagSet, alter bool) {
 	f.BoolVar(&tf.cfg.WorkQueue, "work-queue", false, help(
 		"work-queue retention: delete whole segments once every queue subscription has finished their messages",
 		"work-queue retention on (--work-queue) or off (--work-queue=false)"))
+	f.StringVar(&tf.cfg.SchemaSubject, "schema", "", help(
+		"schema registry `SUBJECT` every message's value is validated against (default: none)",
+		"schema registry `SUBJECT` every message's value is validated against; \"\": none (unbinds the topic)"))
+	f.Var(newEnum(&tf.schemaMode, "", "reject", "dead-letter"), "schema-mode", "what a message failing schema validation does: reject refuses the publish, dead-letter writes it to the topic dlq.TOPIC instead"+
+		help(" (default: reject)", ""))
+	f.StringVar(&tf.cfg.Owner, "owner", "", help("event catalog: the `TEAM` that owns the topic",
+		"event catalog: the `TEAM` that owns the topic; \"\": none"))
+	f.StringVar(&tf.cfg.Description, "description", "", help("event catalog: `TEXT` saying what the topic's events mean",
+		"event catalog: `TEXT` saying what the topic's events mean; \"\": none"))
+	f.StringArrayVar(&tf.labels, "label", nil, help("event catalog: a label `key=value` (repeatable)",
+		"event catalog: a label `key=value` (repeatable); the labels given replace all the topic's labels"))
+	if alter {
+		f.BoolVar(&tf.clearLabels, "clear-labels", false, "remove all the topic's labels")
+	}
+}
+
+// parseLabels parses --label key=value flags: keys not empty, each given
+// once.
+func parseLabels(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("label %q is not key=value", kv)
+		case k == "":
+			return nil, fmt.Errorf("label %q has an empty key", kv)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("label %q is given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // config checks the flags of cmd and returns the topic config they give
@@ -98,9 +146,19 @@ func (tf *topicFlags) config(cmd *cobra.Command) (client.TopicConfig, []client.T
 	cfg.Discard = map[string]client.Discard{"": client.DiscardDefault, "old": client.DiscardOld, "new": client.DiscardNew}[tf.discard]
 	cfg.Durability = map[string]client.Durability{"": client.DurabilityDefault, "always": client.DurabilityAlways,
 		"interval": client.DurabilityInterval, "none": client.DurabilityNone}[tf.durability]
+	cfg.SchemaMode = map[string]client.SchemaMode{"": client.SchemaModeDefault, "reject": client.SchemaModeReject,
+		"dead-letter": client.SchemaModeDeadLetter}[tf.schemaMode]
+	if tf.clearLabels && len(tf.labels) > 0 {
+		return client.TopicConfig{}, nil, usageErrorf(cmd, "--clear-labels and --label: give one (--label alone replaces all the labels)")
+	}
+	labels, err := parseLabels(tf.labels)
+	if err != nil {
+		return client.TopicConfig{}, nil, usageErrorf(cmd, "--label: %v", err)
+	}
+	cfg.Labels = labels
 	var fields []client.TopicField
 	for _, ff := range topicFlagFields {
-		if cmd.Flags().Changed(ff.flag) {
+		if cmd.Flags().Changed(ff.flag) && !slices.Contains(fields, ff.field) {
 			fields = append(fields, ff.field)
 		}
 	}
@@ -116,11 +174,14 @@ func newTopicAlterCmd() *cobra.Command {
 			"they apply at once (retention at the next maintenance pass, within a second). A setting\n" +
 			"given as 0 returns to the server's default. The partition count grows with\n" +
 			"`spool topic add-partitions`; durability cannot change after creation.\n" +
+			"--label replaces all the topic's labels with those given; --clear-labels removes them.\n" +
 			"Sizes are a number of bytes, optionally with a unit: 1048576, 512KiB, 64MiB, 10GB.\n" +
 			"Durations are Go durations or a number of days: 90s, 30m, 168h, 7d, 1d12h.",
 		Example: "  spool topic alter orders --retention 7d\n" +
 			"  spool topic alter orders --max-bytes 10GiB --discard new\n" +
-			"  spool topic alter orders --retention 0            # back to the server's default",
+			"  spool topic alter orders --retention 0            # back to the server's default\n" +
+			"  spool topic alter orders --schema orders-value --schema-mode dead-letter\n" +
+			"  spool topic alter orders --owner payments --label tier=1 --label pii=no",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, fields, err := tf.config(cmd)
@@ -173,6 +234,16 @@ func topicSettingText(c client.TopicConfig, f client.TopicField) string {
 		v = textLimit(int64(c.MaxMessageBytes))
 	case client.TopicFieldWorkQueue:
 		v = textYesNo(c.WorkQueue)
+	case client.TopicFieldSchemaSubject:
+		v = orNone(c.SchemaSubject)
+	case client.TopicFieldSchemaMode:
+		v = c.SchemaMode.String()
+	case client.TopicFieldOwner:
+		v = orNone(c.Owner)
+	case client.TopicFieldDescription:
+		v = textDescription(c.Description)
+	case client.TopicFieldLabels:
+		return "labels " + textLabels(c.Labels)
 	}
 	for _, ff := range topicFlagFields {
 		if ff.field == f {
@@ -180,6 +251,35 @@ func topicSettingText(c client.TopicConfig, f client.TopicField) string {
 		}
 	}
 	return string(f) + " " + v
+}
+
+// orNone is s, or "none" when it is empty.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// textDescription is a topic's description on one line: quoted if it
+// holds line breaks or other control characters, "none" if empty.
+func textDescription(s string) string {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return orNone(s)
+}
+
+// textLabels is labels as "k=v, k2=v2" sorted by key, or "none".
+func textLabels(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		parts = append(parts, k+"="+labels[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func textYesNo(b bool) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
@@ -48,9 +49,9 @@ func TestTopicCreateListDescribeDelete(t *testing.T) {
 		t.Fatalf("describe json: %v\n%s", err, r.stdout)
 	}
 	want := topicConfigJSON{Partitions: 3, Retention: "168h0m0s", RetentionBytes: 64 << 20, MaxMessages: 1000000,
-		MaxBytes: 1 << 30, Discard: "new", DedupWindow: "5m0s", TTL: "24h0m0s", Durability: "always",
+		MaxBytes: 1 << 30, Discard: "new", DedupWindow: "5m0s", TTL: "24h0m0s", Durability: "always", SchemaMode: "reject",
 		MaxMessageBytes: info.Config.MaxMessageBytes}
-	if info.Config != want {
+	if !reflect.DeepEqual(info.Config, want) {
 		t.Errorf("config %+v, want %+v", info.Config, want)
 	}
 	if info.Name != "orders" || info.ID == "" || info.Messages != 1 || len(info.Partitions) != 3 ||

@@ -25,7 +25,8 @@ import (
 
 // topicFields are the AlterTopic fields, in the proto's order.
 var topicFields = []string{"retention", "retention_bytes", "max_messages", "max_bytes", "discard",
-	"dedup_window", "message_ttl", "durability", "max_message_bytes", "work_queue"}
+	"dedup_window", "message_ttl", "durability", "max_message_bytes", "work_queue",
+	"schema_subject", "schema_mode", "owner", "description", "labels"}
 
 func (h topics) AlterTopic(_ context.Context, req *connect.Request[spoolv1.AlterTopicRequest]) (*connect.Response[spoolv1.AlterTopicResponse], error) {
 	paths := req.Msg.GetUpdateMask().GetPaths()
@@ -77,6 +78,16 @@ func (h topics) AlterTopic(_ context.Context, req *connect.Request[spoolv1.Alter
 				cfg.MaxMessageBytes = n.MaxMessageBytes
 			case "work_queue":
 				cfg.WorkQueue = n.WorkQueue
+			case "schema_subject":
+				cfg.SchemaSubject = n.SchemaSubject
+			case "schema_mode":
+				cfg.SchemaMode = n.SchemaMode
+			case "owner":
+				cfg.Owner = n.Owner
+			case "description":
+				cfg.Description = n.Description
+			case "labels":
+				cfg.Labels = n.Labels
 			}
 		}
 		return nil

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -83,6 +84,23 @@ func topicConfigFromProto(c *spoolv1.TopicConfig) (catalog.TopicConfig, error) {
 	out.MaxMessageBytes = c.MaxMessageBytes
 	out.WorkQueue = c.WorkQueue
 	out.Replicas = c.Replicas
+	out.SchemaSubject = c.SchemaSubject
+	switch c.SchemaMode {
+	case spoolv1.SchemaMode_SCHEMA_MODE_UNSPECIFIED, spoolv1.SchemaMode_SCHEMA_MODE_REJECT:
+		out.SchemaMode = catalog.SchemaReject
+	case spoolv1.SchemaMode_SCHEMA_MODE_DEAD_LETTER:
+		out.SchemaMode = catalog.SchemaDeadLetter
+	default:
+		return out, invalid("unknown schema mode %d: want SCHEMA_MODE_REJECT or SCHEMA_MODE_DEAD_LETTER", c.SchemaMode)
+	}
+	out.Owner = c.Owner
+	out.Description = c.Description
+	if len(c.Labels) > 0 {
+		out.Labels = maps.Clone(c.Labels)
+	}
+	if err := catalog.ValidateCatalogInfo(out); err != nil {
+		return out, invalid("%v", err)
+	}
 	return out, nil
 }
 
@@ -100,6 +118,16 @@ func topicToProto(t catalog.Topic) *spoolv1.Topic {
 		MaxMessageBytes: c.MaxMessageBytes,
 		WorkQueue:       c.WorkQueue,
 		Replicas:        c.Replicas,
+		SchemaSubject:   c.SchemaSubject,
+		SchemaMode:      spoolv1.SchemaMode_SCHEMA_MODE_REJECT,
+		Owner:           c.Owner,
+		Description:     c.Description,
+	}
+	if len(c.Labels) > 0 {
+		pc.Labels = maps.Clone(c.Labels)
+	}
+	if c.SchemaMode == catalog.SchemaDeadLetter {
+		pc.SchemaMode = spoolv1.SchemaMode_SCHEMA_MODE_DEAD_LETTER
 	}
 	if c.Discard == catalog.DiscardNew {
 		pc.Discard = spoolv1.Discard_DISCARD_NEW

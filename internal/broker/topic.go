@@ -200,7 +200,7 @@ func (b *Broker) CreateTopic(name string, cfg catalog.TopicConfig) (catalog.Topi
 		// value above it is refused (above).
 		cfg.MaxMessageBytes = lim
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := validateTopicConfig(cfg); err != nil {
 		return catalog.Topic{}, err
 	}
 	if _, err := b.topic(name); err == nil {

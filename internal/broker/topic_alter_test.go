@@ -189,6 +189,9 @@ func TestAlterTopicRefused(t *testing.T) {
 		"several, one wrong":  {func(c *catalog.TopicConfig) { c.Retention, c.MaxMessages = 5*time.Hour, -1 }, "must not be negative"},
 		"unknown discard":     {func(c *catalog.TopicConfig) { c.Discard = 9 }, "discard"},
 		"unknown durability":  {func(c *catalog.TopicConfig) { c.Durability = 9 }, "durability"},
+		"unknown schema mode": {func(c *catalog.TopicConfig) { c.SchemaMode = 9 }, "schema mode"},
+		"long owner":          {func(c *catalog.TopicConfig) { c.Owner = strings.Repeat("o", catalog.MaxOwnerBytes+1) }, "owner longer"},
+		"empty label key":     {func(c *catalog.TopicConfig) { c.Labels = map[string]string{"": "x"} }, "label"},
 		"error of the update": {func(c *catalog.TopicConfig) { c.Retention = 0 }, ""},
 	} {
 		_, err := e.b.UpdateTopicConfig("t", func(cfg *catalog.TopicConfig) error {
@@ -208,6 +211,14 @@ func TestAlterTopicRefused(t *testing.T) {
 	e.restart()
 	if m, _ := e.b.Topic("t"); !m.Config.Equal(before.Config) {
 		t.Fatalf("stored config changed by refused updates: %+v", m.Config)
+	}
+	// Creation checks the schema binding and catalog description too.
+	if _, err := e.b.CreateTopic("u", catalog.TopicConfig{SchemaSubject: strings.Repeat("s", catalog.MaxSubjectBytes+1)}); !errs.Is(err, errs.InvalidArgument) || !strings.Contains(err.Error(), "schema subject") {
+		t.Errorf("create with a long subject: %v", err)
+	}
+	// The same labels are not a change (nil and empty alike).
+	if _, err := e.b.UpdateTopicConfig("t", func(c *catalog.TopicConfig) error { c.Labels = map[string]string{}; return nil }); err != nil {
+		t.Fatal(err)
 	}
 	// The same durability is not a change.
 	if _, err := e.b.UpdateTopicConfig("t", func(c *catalog.TopicConfig) error { c.Durability = seglog.SyncAlways; return nil }); err != nil {

@@ -43,6 +43,19 @@ func (b *Broker) MaxStorableMessageBytes() int32 {
 	return int32(b.cfg.Log.Limits.MaxBatchBytes)
 }
 
+// validateTopicConfig checks a filled topic config as created or
+// changed by any front end: its settings, then its schema binding and
+// catalog description.
+func validateTopicConfig(c catalog.TopicConfig) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := catalog.ValidateCatalogInfo(c); err != nil {
+		return errs.New(errs.InvalidArgument, "%v", err)
+	}
+	return nil
+}
+
 // checkMessageLimit refuses a new message size limit the logs could not
 // store.
 func (b *Broker) checkMessageLimit(old, c catalog.TopicConfig) error {
@@ -82,7 +95,7 @@ func (b *Broker) UpdateTopicConfig(topicName string, update func(*catalog.TopicC
 		return catalog.Topic{}, errs.New(errs.InvalidArgument, "topic %q: durability cannot change from %s to %s: it decides how the partitions sync and how much of their newest data recovery may cut off after a crash, both fixed when they open; create a new topic with the durability you want",
 			topicName, meta.Config.Durability, cfg.Durability)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := validateTopicConfig(cfg); err != nil {
 		return catalog.Topic{}, err
 	}
 	if err := b.checkMessageLimit(meta.Config, cfg); err != nil {
@@ -131,7 +144,8 @@ func (b *Broker) applyTopicConfig(meta catalog.Topic, stamps []catalog.Stamp) er
 	b.logger.Info("topic config changed", "topic", topicName, "retention", cfg.Retention,
 		"retention_bytes", cfg.RetentionBytes, "max_message_bytes", cfg.MaxMessageBytes,
 		"max_messages", cfg.MaxMessages, "max_bytes", cfg.MaxBytes, "discard", cfg.Discard,
-		"dedup_window", cfg.DedupWindow, "message_ttl", cfg.MessageTTL, "work_queue", cfg.WorkQueue)
+		"dedup_window", cfg.DedupWindow, "message_ttl", cfg.MessageTTL, "work_queue", cfg.WorkQueue,
+		"schema_subject", cfg.SchemaSubject, "schema_mode", cfg.SchemaMode)
 	return nil
 }
 

@@ -5,8 +5,10 @@ package kafka
 // 3 on a cluster of three nodes or more (else its size); on a cluster 1, 3
 // or 5 are accepted, up to the number of nodes; anything else is
 // INVALID_REPLICATION_FACTOR. Configs understood:
-// retention.ms, retention.bytes, max.message.bytes, cleanup.policy=delete
-// (see configs.go); others are INVALID_CONFIG. ValidateOnly checks without
+// retention.ms, retention.bytes, max.message.bytes, cleanup.policy=delete,
+// and Spool's spool.schema.subject, spool.schema.mode, spool.owner,
+// spool.description and spool.labels (see configs.go); others are
+// INVALID_CONFIG. ValidateOnly checks without
 // creating. On a cluster, the answer waits (up to TimeoutMillis, at most
 // 30 s) until this node knows a leader for every partition created, as
 // Kafka's does: a client that produces at once then finds the leaders in

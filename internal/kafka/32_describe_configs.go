@@ -1,9 +1,10 @@
 package kafka
 
 // DescribeConfigs (key 32), v0–v4. Topics (resource type 2) report the
-// configs in configs.go: retention.ms, retention.bytes, max.message.bytes
-// and cleanup.policy from the topic's Spool config (source DEFAULT_CONFIG
-// when equal to the server default, else DYNAMIC_TOPIC_CONFIG), plus
+// configs in configs.go: retention.ms, retention.bytes, max.message.bytes,
+// cleanup.policy and Spool's spool.* configs (schema binding, event
+// catalog) from the topic's Spool config (source DEFAULT_CONFIG when equal
+// to the server default, else DYNAMIC_TOPIC_CONFIG), plus
 // read-only facts (compression.type, min.insync.replicas — 1 on a single
 // node, a majority of the replicas on a cluster — message.timestamp.type,
 // unclean.leader.election.enable). The broker

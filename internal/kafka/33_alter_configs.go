@@ -3,8 +3,9 @@ package kafka
 // AlterConfigs (key 33), v0–v2: the legacy, non-incremental form. The
 // configs named replace the resource's whole set: every changeable topic
 // config not named returns to the server default (for a group: every
-// config not named is unset). Otherwise as IncrementalAlterConfigs
-// (44_incremental_alter_configs.go).
+// config not named is unset), Spool's spool.* configs included (an
+// AlterConfigs without spool.schema.subject unbinds the topic). Otherwise
+// as IncrementalAlterConfigs (44_incremental_alter_configs.go).
 
 import (
 	"context"

@@ -4,7 +4,9 @@ package kafka
 // change through broker.UpdateTopicConfig, which stores the new config in
 // the catalog and applies it to the open partition logs at once:
 // retention.ms and retention.bytes (enforced by the next maintenance pass,
-// within a second) and max.message.bytes (checked on every append). SET
+// within a second), max.message.bytes and the schema binding
+// (spool.schema.subject, spool.schema.mode: checked on every append), and
+// the event catalog's spool.owner, spool.description and spool.labels. SET
 // sets, DELETE returns to the server default; APPEND of "delete" to
 // cleanup.policy is accepted (it is already delete), other list operations
 // are INVALID_CONFIG. Configs that a single node fixes (segment.bytes,

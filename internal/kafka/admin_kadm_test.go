@@ -249,6 +249,110 @@ func TestAdminConfigsRoundTrip(t *testing.T) {
 	}
 }
 
+// Spool's own topic configs, the schema binding and the event catalog:
+// set at creation, described, changed (SET, DELETE, AlterConfigs), checked,
+// and kept across a restart.
+func TestAdminSpoolConfigs(t *testing.T) {
+	dir := t.TempDir()
+	srv := pfServer(t, dir)
+	ctx := context.Background()
+	_, adm := adClients(t, srv)
+	str := func(s string) *string { return &s }
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{
+		"spool.schema.subject": str("orders-value"), "spool.schema.mode": str("dead-letter"),
+		"spool.owner": str("payments"), "spool.description": str("One event per order."), "spool.labels": str("tier=1,pii="),
+	}, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(topic string, want map[string]string) {
+		t.Helper()
+		for name, v := range want {
+			c := adConfig(t, adm, topic, name)
+			src := kmsg.ConfigSourceDynamicTopicConfig
+			if v == "" || (name == "spool.schema.mode" && v == "reject") {
+				src = kmsg.ConfigSourceDefaultConfig
+			}
+			if c.MaybeValue() != v || c.Source != src {
+				t.Errorf("%s %s = %q (source %v), want %q (%v)", topic, name, c.MaybeValue(), c.Source, v, src)
+			}
+		}
+	}
+	expect("orders", map[string]string{"spool.schema.subject": "orders-value", "spool.schema.mode": "dead-letter",
+		"spool.owner": "payments", "spool.description": "One event per order.", "spool.labels": "pii=,tier=1"})
+	expect("plain", map[string]string{"spool.schema.subject": "", "spool.schema.mode": "reject",
+		"spool.owner": "", "spool.description": "", "spool.labels": ""})
+	meta, _ := serverhook.Broker(srv).Topic("orders")
+	if c := meta.Config; c.SchemaSubject != "orders-value" || c.SchemaMode != catalog.SchemaDeadLetter || c.Owner != "payments" ||
+		len(c.Labels) != 2 || c.Labels["tier"] != "1" {
+		t.Fatalf("topic config %+v", c)
+	}
+
+	// Bad values are INVALID_CONFIG, at creation and on change, and change
+	// nothing.
+	for _, bad := range []kadm.AlterConfig{
+		{Name: "spool.schema.mode", Value: str("drop")},
+		{Name: "spool.labels", Value: str("tier")},
+		{Name: "spool.labels", Value: str("a=1,a=2")},
+		{Name: "spool.labels", Value: str("a=1,")},
+		{Name: "spool.owner", Value: str(strings.Repeat("o", 300))},
+		{Name: "spool.schema.subject", Value: str(strings.Repeat("s", 300))},
+		{Name: "spool.description", Value: str(strings.Repeat("d", 17<<10))},
+	} {
+		r, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{bad}, "orders")
+		if err != nil || !errors.Is(r[0].Err, kerr.InvalidConfig) {
+			t.Errorf("%s=%.20s: %v %v", bad.Name, *bad.Value, err, r)
+		}
+		vr, err := adm.ValidateAlterTopicConfigs(ctx, []kadm.AlterConfig{bad}, "orders")
+		if err != nil || !errors.Is(vr[0].Err, kerr.InvalidConfig) {
+			t.Errorf("validate %s=%.20s: %v %v", bad.Name, *bad.Value, err, vr)
+		}
+		cr, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{bad.Name: bad.Value}, "refused")
+		if !errors.Is(err, kerr.InvalidConfig) && !errors.Is(cr.Err, kerr.InvalidConfig) {
+			t.Errorf("create with %s=%.20s: %v %v", bad.Name, *bad.Value, err, cr.Err)
+		}
+	}
+	expect("orders", map[string]string{"spool.schema.subject": "orders-value", "spool.schema.mode": "dead-letter", "spool.labels": "pii=,tier=1"})
+
+	// SET each; the others stay.
+	r, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		{Name: "spool.schema.subject", Value: str("orders-v2")},
+		{Name: "spool.schema.mode", Value: str("reject")},
+		{Name: "spool.owner", Value: str("billing")},
+		{Name: "spool.labels", Value: str("region=eu")},
+	}, "orders")
+	if err != nil || r[0].Err != nil {
+		t.Fatalf("alter: %v %v %s", err, r[0].Err, r[0].ErrMessage)
+	}
+	expect("orders", map[string]string{"spool.schema.subject": "orders-v2", "spool.schema.mode": "reject",
+		"spool.owner": "billing", "spool.description": "One event per order.", "spool.labels": "region=eu"})
+	// DELETE returns to the default (unbound, no labels).
+	r, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "spool.labels", Op: kadm.DeleteConfig}, {Name: "spool.owner", Op: kadm.DeleteConfig}}, "orders")
+	if err != nil || r[0].Err != nil {
+		t.Fatalf("delete: %v %v", err, r)
+	}
+	expect("orders", map[string]string{"spool.schema.subject": "orders-v2", "spool.owner": "", "spool.labels": ""})
+	if meta, _ := serverhook.Broker(srv).Topic("orders"); meta.Config.Labels != nil || meta.Config.Owner != "" {
+		t.Fatalf("after DELETE: %+v", meta.Config)
+	}
+
+	// Changes survive a restart.
+	srv.Shutdown(ctx)
+	srv = pfServer(t, dir)
+	_, adm = adClients(t, srv)
+	expect("orders", map[string]string{"spool.schema.subject": "orders-v2", "spool.schema.mode": "reject", "spool.description": "One event per order."})
+
+	// AlterConfigs (non-incremental) replaces the whole set, the spool.*
+	// configs included.
+	r, err = adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{{Name: "spool.schema.mode", Value: str("dead-letter")}}, "orders")
+	if err != nil || r[0].Err != nil {
+		t.Fatalf("alter state: %v %v", err, r)
+	}
+	expect("orders", map[string]string{"spool.schema.subject": "", "spool.schema.mode": "dead-letter", "spool.description": ""})
+}
+
 // Retention set at run time is enforced on the open logs.
 func TestAdminRetentionApplies(t *testing.T) {
 	srv := adServer(t, t.TempDir())

@@ -2,7 +2,10 @@ package kafka
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -23,7 +26,51 @@ func applyConfigs(cfg *catalog.TopicConfig, cs []kmsg.CreateTopicsRequestTopicCo
 			return err
 		}
 	}
-	return nil
+	return catalog.ValidateCatalogInfo(*cfg)
+}
+
+// Spool's own topic configs: a topic's schema binding (the subject its
+// messages' values are validated against, and what an invalid message
+// does) and its event-catalog description. spool.labels is a list of
+// key=value pairs, comma-separated (kafka-configs.sh takes a list in
+// brackets: --add-config 'spool.labels=[tier=1,pii=no]'); setting it
+// replaces every label.
+const (
+	cfgSchemaSubject = "spool.schema.subject"
+	cfgSchemaMode    = "spool.schema.mode"
+	cfgOwner         = "spool.owner"
+	cfgDescription   = "spool.description"
+	cfgLabels        = "spool.labels"
+)
+
+// parseLabels reads spool.labels: "" is none; otherwise key=value pairs
+// separated by commas, each key once.
+func parseLabels(value string) (map[string]string, error) {
+	if value == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(value, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("config %s: %q is not key=value", cfgLabels, kv)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("config %s: label %q given twice", cfgLabels, k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// labelsValue is labels as spool.labels: key=value pairs sorted by key,
+// comma-separated.
+func labelsValue(labels map[string]string) string {
+	parts := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		parts = append(parts, k+"="+labels[k])
+	}
+	return strings.Join(parts, ",")
 }
 
 // applyConfig sets one Kafka topic config.
@@ -65,6 +112,24 @@ func applyConfig(cfg *catalog.TopicConfig, name, value string) error {
 		if value != "delete" {
 			return fmt.Errorf("config cleanup.policy: only delete is supported")
 		}
+	case cfgSchemaSubject:
+		cfg.SchemaSubject = value
+	case cfgSchemaMode:
+		m, err := catalog.ParseSchemaMode(value)
+		if err != nil {
+			return fmt.Errorf("config %s: %q: want reject or dead-letter", cfgSchemaMode, value)
+		}
+		cfg.SchemaMode = m
+	case cfgOwner:
+		cfg.Owner = value
+	case cfgDescription:
+		cfg.Description = value
+	case cfgLabels:
+		labels, err := parseLabels(value)
+		if err != nil {
+			return err
+		}
+		cfg.Labels = labels
 	case "min.insync.replicas", "segment.bytes", "segment.ms", "compression.type", "message.timestamp.type", "unclean.leader.election.enable":
 		// Accepted and ignored: a single node; segments and compression are
 		// the server's.
@@ -85,6 +150,16 @@ func resetConfig(cfg *catalog.TopicConfig, name string, d catalog.Defaults) erro
 		cfg.RetentionBytes = d.RetentionBytes
 	case "max.message.bytes":
 		cfg.MaxMessageBytes = d.MaxMessageBytes
+	case cfgSchemaSubject:
+		cfg.SchemaSubject = ""
+	case cfgSchemaMode:
+		cfg.SchemaMode = catalog.SchemaReject
+	case cfgOwner:
+		cfg.Owner = ""
+	case cfgDescription:
+		cfg.Description = ""
+	case cfgLabels:
+		cfg.Labels = nil
 	case "cleanup.policy", "min.insync.replicas", "segment.bytes", "segment.ms", "compression.type", "message.timestamp.type", "unclean.leader.election.enable":
 	default:
 		return fmt.Errorf("config %s is not supported", name)
@@ -92,12 +167,21 @@ func resetConfig(cfg *catalog.TopicConfig, name string, d catalog.Defaults) erro
 	return nil
 }
 
+// resetConfigs sets every changeable topic config back to the server
+// default (AlterConfigs replaces the whole set).
+func resetConfigs(cfg *catalog.TopicConfig, d catalog.Defaults) {
+	for _, name := range []string{"retention.ms", "retention.bytes", "max.message.bytes",
+		cfgSchemaSubject, cfgSchemaMode, cfgOwner, cfgDescription, cfgLabels} {
+		_ = resetConfig(cfg, name, d) // all known
+	}
+}
+
 // topicConfigDef describes one topic config DescribeConfigs reports.
 type topicConfigDef struct {
 	name     string
 	typ      kmsg.ConfigType
 	readOnly bool   // fixed by Spool; AlterConfigs accepts only this value
-	broker   string // the broker default's name (its synonym)
+	broker   string // the broker default's name (its synonym); "": none (Spool's own configs)
 	value    func(c catalog.TopicConfig) string
 	def      func(d catalog.Defaults) string
 	doc      string
@@ -126,9 +210,10 @@ func retentionBytes(n int64) string {
 
 // topicConfigDefs are the topic configs Spool reports, sorted by name.
 // retention.ms, retention.bytes and max.message.bytes map to the topic's
-// Spool config and can be changed; cleanup.policy is always delete; the
-// rest are fixed properties of a single Spool node, reported so that tools
-// asking for them get true answers.
+// Spool config and can be changed, as can Spool's own spool.* configs;
+// cleanup.policy is always delete; the rest are fixed properties of a
+// single Spool node, reported so that tools asking for them get true
+// answers.
 var topicConfigDefs = []topicConfigDef{
 	{name: "cleanup.policy", typ: kmsg.ConfigTypeList, broker: "log.cleanup.policy",
 		value: constant("delete"), def: constantDef("delete"),
@@ -154,6 +239,21 @@ var topicConfigDefs = []topicConfigDef{
 		value: func(c catalog.TopicConfig) string { return retentionMs(c.Retention) },
 		def:   func(d catalog.Defaults) string { return retentionMs(d.Retention) },
 		doc:   "Whole segments whose newest record is older than this are deleted; -1: keep forever."},
+	{name: cfgDescription, typ: kmsg.ConfigTypeString,
+		value: func(c catalog.TopicConfig) string { return c.Description }, def: constantDef(""),
+		doc: "Event catalog: what the topic's events mean."},
+	{name: cfgLabels, typ: kmsg.ConfigTypeList,
+		value: func(c catalog.TopicConfig) string { return labelsValue(c.Labels) }, def: constantDef(""),
+		doc: "Event catalog: labels, key=value pairs separated by commas; setting them replaces every label."},
+	{name: cfgOwner, typ: kmsg.ConfigTypeString,
+		value: func(c catalog.TopicConfig) string { return c.Owner }, def: constantDef(""),
+		doc: "Event catalog: the team that owns the topic."},
+	{name: cfgSchemaMode, typ: kmsg.ConfigTypeString,
+		value: func(c catalog.TopicConfig) string { return c.SchemaMode.String() }, def: constantDef(catalog.SchemaReject.String()),
+		doc: "What a record whose value fails schema validation does: reject (the produce fails with INVALID_RECORD) or dead-letter (it goes to the topic dlq.<topic>)."},
+	{name: cfgSchemaSubject, typ: kmsg.ConfigTypeString,
+		value: func(c catalog.TopicConfig) string { return c.SchemaSubject }, def: constantDef(""),
+		doc: "The schema registry subject every record's value is validated against; empty: none."},
 	{name: "unclean.leader.election.enable", typ: kmsg.ConfigTypeBoolean, readOnly: true, broker: "unclean.leader.election.enable",
 		value: constant("false"), def: constantDef("false"),
 		doc: "A Spool node has no other replicas to elect."},
@@ -191,7 +291,9 @@ func describeTopicConfigs(c catalog.TopicConfig, d catalog.Defaults, names []str
 			dc.source = kmsg.ConfigSourceDynamicTopicConfig
 			dc.synonyms = append(dc.synonyms, synonym(def.name, v, kmsg.ConfigSourceDynamicTopicConfig))
 		}
-		dc.synonyms = append(dc.synonyms, synonym(def.broker, dv, kmsg.ConfigSourceDefaultConfig))
+		if def.broker != "" {
+			dc.synonyms = append(dc.synonyms, synonym(def.broker, dv, kmsg.ConfigSourceDefaultConfig))
+		}
 		out = append(out, dc)
 	}
 	return out
@@ -288,7 +390,7 @@ func (s *Server) alterTopicConfigs(topic string, ops []alterOp, reset, validateO
 	var applyErr error
 	update := func(c *catalog.TopicConfig) error {
 		if reset {
-			c.Retention, c.RetentionBytes, c.MaxMessageBytes = d.Retention, d.RetentionBytes, d.MaxMessageBytes
+			resetConfigs(c, d)
 		}
 		applyErr = applyAlterOps(c, ops, d)
 		return applyErr
@@ -303,6 +405,9 @@ func (s *Server) alterTopicConfigs(topic string, ops []alterOp, reset, validateO
 			return kerr.InvalidConfig.Code, err.Error()
 		}
 		if err := cfg.Validate(); err != nil {
+			return kerr.InvalidConfig.Code, err.Error()
+		}
+		if err := catalog.ValidateCatalogInfo(cfg); err != nil {
 			return kerr.InvalidConfig.Code, err.Error()
 		}
 		return 0, ""

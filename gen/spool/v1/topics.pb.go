@@ -135,6 +135,62 @@ func (Durability) EnumDescriptor() ([]byte, []int) {
 	return file_spool_v1_topics_proto_rawDescGZIP(), []int{1}
 }
 
+// What a topic bound to a schema subject does with a message whose value
+// fails validation.
+type SchemaMode int32
+
+const (
+	// The default: reject.
+	SchemaMode_SCHEMA_MODE_UNSPECIFIED SchemaMode = 0
+	// Refuse the publish with a schema_invalid error giving the reason.
+	SchemaMode_SCHEMA_MODE_REJECT SchemaMode = 1
+	// Accept the publish but write the message to the topic's dead-letter
+	// topic instead, "dlq.<topic>" (created at the first such message), with
+	// the reason in its spool.dlq.* headers.
+	SchemaMode_SCHEMA_MODE_DEAD_LETTER SchemaMode = 2
+)
+
+// Enum value maps for SchemaMode.
+var (
+	SchemaMode_name = map[int32]string{
+		0: "SCHEMA_MODE_UNSPECIFIED",
+		1: "SCHEMA_MODE_REJECT",
+		2: "SCHEMA_MODE_DEAD_LETTER",
+	}
+	SchemaMode_value = map[string]int32{
+		"SCHEMA_MODE_UNSPECIFIED": 0,
+		"SCHEMA_MODE_REJECT":      1,
+		"SCHEMA_MODE_DEAD_LETTER": 2,
+	}
+)
+
+func (x SchemaMode) Enum() *SchemaMode {
+	p := new(SchemaMode)
+	*p = x
+	return p
+}
+
+func (x SchemaMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SchemaMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_spool_v1_topics_proto_enumTypes[2].Descriptor()
+}
+
+func (SchemaMode) Type() protoreflect.EnumType {
+	return &file_spool_v1_topics_proto_enumTypes[2]
+}
+
+func (x SchemaMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SchemaMode.Descriptor instead.
+func (SchemaMode) EnumDescriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{2}
+}
+
 // A topic's configuration. Zero values mean the server's defaults.
 type TopicConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -165,7 +221,21 @@ type TopicConfig struct {
 	// partition count towards its quorum (1, 3 or 5, at most the number of
 	// nodes; 0 = the default, 3 on a cluster of three nodes or more). Fixed
 	// at creation. A single node takes 0 or 1 and reports 0.
-	Replicas      int32 `protobuf:"varint,12,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Replicas int32 `protobuf:"varint,12,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	// Schema registry subject every message's value is validated against:
+	// the value must be in the registry's wire format (or name its schema in
+	// a spool.schema-id header) with a schema of this subject. Empty = not
+	// validated. At most 255 bytes.
+	SchemaSubject string `protobuf:"bytes,13,opt,name=schema_subject,json=schemaSubject,proto3" json:"schema_subject,omitempty"`
+	// What a message failing validation does (with schema_subject set).
+	SchemaMode SchemaMode `protobuf:"varint,14,opt,name=schema_mode,json=schemaMode,proto3,enum=spool.v1.SchemaMode" json:"schema_mode,omitempty"`
+	// Event catalog: the team that owns the topic (at most 256 bytes).
+	Owner string `protobuf:"bytes,15,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Event catalog: what the topic's events mean (at most 16 KiB).
+	Description string `protobuf:"bytes,16,opt,name=description,proto3" json:"description,omitempty"`
+	// Event catalog: labels (at most 64; keys 1–256 bytes, values at most
+	// 256 bytes).
+	Labels        map[string]string `protobuf:"bytes,17,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -282,6 +352,41 @@ func (x *TopicConfig) GetReplicas() int32 {
 		return x.Replicas
 	}
 	return 0
+}
+
+func (x *TopicConfig) GetSchemaSubject() string {
+	if x != nil {
+		return x.SchemaSubject
+	}
+	return ""
+}
+
+func (x *TopicConfig) GetSchemaMode() SchemaMode {
+	if x != nil {
+		return x.SchemaMode
+	}
+	return SchemaMode_SCHEMA_MODE_UNSPECIFIED
+}
+
+func (x *TopicConfig) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *TopicConfig) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *TopicConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
 }
 
 type Topic struct {
@@ -869,9 +974,11 @@ type AlterTopicRequest struct {
 	Config *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
 	// Fields to change, by proto name: retention, retention_bytes,
 	// max_messages, max_bytes, discard, dedup_window, message_ttl,
-	// durability, max_message_bytes, work_queue. partitions is changed with
-	// AddPartitions. A field named with a zero value takes the server's
-	// default (retention 0 = keep forever).
+	// durability, max_message_bytes, work_queue, schema_subject,
+	// schema_mode, owner, description, labels (labels replaces the whole
+	// set). partitions is changed with AddPartitions. A field named with a
+	// zero value takes the server's default (retention 0 = keep forever;
+	// schema_subject "" unbinds the topic; labels empty removes them all).
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1308,7 +1415,7 @@ var File_spool_v1_topics_proto protoreflect.FileDescriptor
 
 const file_spool_v1_topics_proto_rawDesc = "" +
 	"\n" +
-	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\x93\x04\n" +
+	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\x9f\x06\n" +
 	"\vTopicConfig\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x01 \x01(\x05R\n" +
@@ -1328,7 +1435,16 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	" \x01(\x05R\x0fmaxMessageBytes\x12\x1d\n" +
 	"\n" +
 	"work_queue\x18\v \x01(\bR\tworkQueue\x12\x1a\n" +
-	"\breplicas\x18\f \x01(\x05R\breplicas\"\x90\x01\n" +
+	"\breplicas\x18\f \x01(\x05R\breplicas\x12%\n" +
+	"\x0eschema_subject\x18\r \x01(\tR\rschemaSubject\x125\n" +
+	"\vschema_mode\x18\x0e \x01(\x0e2\x14.spool.v1.SchemaModeR\n" +
+	"schemaMode\x12\x14\n" +
+	"\x05owner\x18\x0f \x01(\tR\x05owner\x12 \n" +
+	"\vdescription\x18\x10 \x01(\tR\vdescription\x129\n" +
+	"\x06labels\x18\x11 \x03(\v2!.spool.v1.TopicConfig.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x01\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06config\x18\x02 \x01(\v2\x15.spool.v1.TopicConfigR\x06config\x124\n" +
@@ -1408,7 +1524,12 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"\x16DURABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DURABILITY_ALWAYS\x10\x01\x12\x17\n" +
 	"\x13DURABILITY_INTERVAL\x10\x02\x12\x13\n" +
-	"\x0fDURABILITY_NONE\x10\x032\x91\x05\n" +
+	"\x0fDURABILITY_NONE\x10\x03*^\n" +
+	"\n" +
+	"SchemaMode\x12\x1b\n" +
+	"\x17SCHEMA_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12SCHEMA_MODE_REJECT\x10\x01\x12\x1b\n" +
+	"\x17SCHEMA_MODE_DEAD_LETTER\x10\x022\x91\x05\n" +
 	"\fTopicService\x12J\n" +
 	"\vCreateTopic\x12\x1c.spool.v1.CreateTopicRequest\x1a\x1d.spool.v1.CreateTopicResponse\x12J\n" +
 	"\vDeleteTopic\x12\x1c.spool.v1.DeleteTopicRequest\x1a\x1d.spool.v1.DeleteTopicResponse\x12L\n" +
@@ -1433,78 +1554,82 @@ func file_spool_v1_topics_proto_rawDescGZIP() []byte {
 	return file_spool_v1_topics_proto_rawDescData
 }
 
-var file_spool_v1_topics_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spool_v1_topics_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_spool_v1_topics_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_spool_v1_topics_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_spool_v1_topics_proto_goTypes = []any{
 	(Discard)(0),                      // 0: spool.v1.Discard
 	(Durability)(0),                   // 1: spool.v1.Durability
-	(*TopicConfig)(nil),               // 2: spool.v1.TopicConfig
-	(*Topic)(nil),                     // 3: spool.v1.Topic
-	(*PartitionInfo)(nil),             // 4: spool.v1.PartitionInfo
-	(*CreateTopicRequest)(nil),        // 5: spool.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),       // 6: spool.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),        // 7: spool.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),       // 8: spool.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),         // 9: spool.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),        // 10: spool.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),      // 11: spool.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),     // 12: spool.v1.DescribeTopicResponse
-	(*AlterTopicRequest)(nil),         // 13: spool.v1.AlterTopicRequest
-	(*AlterTopicResponse)(nil),        // 14: spool.v1.AlterTopicResponse
-	(*AddPartitionsRequest)(nil),      // 15: spool.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil),     // 16: spool.v1.AddPartitionsResponse
-	(*ReassignPartitionRequest)(nil),  // 17: spool.v1.ReassignPartitionRequest
-	(*ReassignPartitionResponse)(nil), // 18: spool.v1.ReassignPartitionResponse
-	(*ReadTopicRequest)(nil),          // 19: spool.v1.ReadTopicRequest
-	(*ReadTopicResponse)(nil),         // 20: spool.v1.ReadTopicResponse
-	(*durationpb.Duration)(nil),       // 21: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),     // 23: google.protobuf.FieldMask
-	(*Position)(nil),                  // 24: spool.v1.Position
-	(*Delivery)(nil),                  // 25: spool.v1.Delivery
-	(*PartitionOffset)(nil),           // 26: spool.v1.PartitionOffset
+	(SchemaMode)(0),                   // 2: spool.v1.SchemaMode
+	(*TopicConfig)(nil),               // 3: spool.v1.TopicConfig
+	(*Topic)(nil),                     // 4: spool.v1.Topic
+	(*PartitionInfo)(nil),             // 5: spool.v1.PartitionInfo
+	(*CreateTopicRequest)(nil),        // 6: spool.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),       // 7: spool.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),        // 8: spool.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),       // 9: spool.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),         // 10: spool.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),        // 11: spool.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),      // 12: spool.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),     // 13: spool.v1.DescribeTopicResponse
+	(*AlterTopicRequest)(nil),         // 14: spool.v1.AlterTopicRequest
+	(*AlterTopicResponse)(nil),        // 15: spool.v1.AlterTopicResponse
+	(*AddPartitionsRequest)(nil),      // 16: spool.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),     // 17: spool.v1.AddPartitionsResponse
+	(*ReassignPartitionRequest)(nil),  // 18: spool.v1.ReassignPartitionRequest
+	(*ReassignPartitionResponse)(nil), // 19: spool.v1.ReassignPartitionResponse
+	(*ReadTopicRequest)(nil),          // 20: spool.v1.ReadTopicRequest
+	(*ReadTopicResponse)(nil),         // 21: spool.v1.ReadTopicResponse
+	nil,                               // 22: spool.v1.TopicConfig.LabelsEntry
+	(*durationpb.Duration)(nil),       // 23: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 24: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),     // 25: google.protobuf.FieldMask
+	(*Position)(nil),                  // 26: spool.v1.Position
+	(*Delivery)(nil),                  // 27: spool.v1.Delivery
+	(*PartitionOffset)(nil),           // 28: spool.v1.PartitionOffset
 }
 var file_spool_v1_topics_proto_depIdxs = []int32{
-	21, // 0: spool.v1.TopicConfig.retention:type_name -> google.protobuf.Duration
+	23, // 0: spool.v1.TopicConfig.retention:type_name -> google.protobuf.Duration
 	0,  // 1: spool.v1.TopicConfig.discard:type_name -> spool.v1.Discard
-	21, // 2: spool.v1.TopicConfig.dedup_window:type_name -> google.protobuf.Duration
-	21, // 3: spool.v1.TopicConfig.message_ttl:type_name -> google.protobuf.Duration
+	23, // 2: spool.v1.TopicConfig.dedup_window:type_name -> google.protobuf.Duration
+	23, // 3: spool.v1.TopicConfig.message_ttl:type_name -> google.protobuf.Duration
 	1,  // 4: spool.v1.TopicConfig.durability:type_name -> spool.v1.Durability
-	2,  // 5: spool.v1.Topic.config:type_name -> spool.v1.TopicConfig
-	22, // 6: spool.v1.Topic.created:type_name -> google.protobuf.Timestamp
-	2,  // 7: spool.v1.CreateTopicRequest.config:type_name -> spool.v1.TopicConfig
-	3,  // 8: spool.v1.CreateTopicResponse.topic:type_name -> spool.v1.Topic
-	3,  // 9: spool.v1.ListTopicsResponse.topics:type_name -> spool.v1.Topic
-	3,  // 10: spool.v1.DescribeTopicResponse.topic:type_name -> spool.v1.Topic
-	4,  // 11: spool.v1.DescribeTopicResponse.partitions:type_name -> spool.v1.PartitionInfo
-	2,  // 12: spool.v1.AlterTopicRequest.config:type_name -> spool.v1.TopicConfig
-	23, // 13: spool.v1.AlterTopicRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 14: spool.v1.AlterTopicResponse.topic:type_name -> spool.v1.Topic
-	3,  // 15: spool.v1.AddPartitionsResponse.topic:type_name -> spool.v1.Topic
-	24, // 16: spool.v1.ReadTopicRequest.from:type_name -> spool.v1.Position
-	25, // 17: spool.v1.ReadTopicResponse.messages:type_name -> spool.v1.Delivery
-	26, // 18: spool.v1.ReadTopicResponse.next:type_name -> spool.v1.PartitionOffset
-	5,  // 19: spool.v1.TopicService.CreateTopic:input_type -> spool.v1.CreateTopicRequest
-	7,  // 20: spool.v1.TopicService.DeleteTopic:input_type -> spool.v1.DeleteTopicRequest
-	9,  // 21: spool.v1.TopicService.ListTopics:input_type -> spool.v1.ListTopicsRequest
-	11, // 22: spool.v1.TopicService.DescribeTopic:input_type -> spool.v1.DescribeTopicRequest
-	13, // 23: spool.v1.TopicService.AlterTopic:input_type -> spool.v1.AlterTopicRequest
-	15, // 24: spool.v1.TopicService.AddPartitions:input_type -> spool.v1.AddPartitionsRequest
-	17, // 25: spool.v1.TopicService.ReassignPartition:input_type -> spool.v1.ReassignPartitionRequest
-	19, // 26: spool.v1.TopicService.ReadTopic:input_type -> spool.v1.ReadTopicRequest
-	6,  // 27: spool.v1.TopicService.CreateTopic:output_type -> spool.v1.CreateTopicResponse
-	8,  // 28: spool.v1.TopicService.DeleteTopic:output_type -> spool.v1.DeleteTopicResponse
-	10, // 29: spool.v1.TopicService.ListTopics:output_type -> spool.v1.ListTopicsResponse
-	12, // 30: spool.v1.TopicService.DescribeTopic:output_type -> spool.v1.DescribeTopicResponse
-	14, // 31: spool.v1.TopicService.AlterTopic:output_type -> spool.v1.AlterTopicResponse
-	16, // 32: spool.v1.TopicService.AddPartitions:output_type -> spool.v1.AddPartitionsResponse
-	18, // 33: spool.v1.TopicService.ReassignPartition:output_type -> spool.v1.ReassignPartitionResponse
-	20, // 34: spool.v1.TopicService.ReadTopic:output_type -> spool.v1.ReadTopicResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	2,  // 5: spool.v1.TopicConfig.schema_mode:type_name -> spool.v1.SchemaMode
+	22, // 6: spool.v1.TopicConfig.labels:type_name -> spool.v1.TopicConfig.LabelsEntry
+	3,  // 7: spool.v1.Topic.config:type_name -> spool.v1.TopicConfig
+	24, // 8: spool.v1.Topic.created:type_name -> google.protobuf.Timestamp
+	3,  // 9: spool.v1.CreateTopicRequest.config:type_name -> spool.v1.TopicConfig
+	4,  // 10: spool.v1.CreateTopicResponse.topic:type_name -> spool.v1.Topic
+	4,  // 11: spool.v1.ListTopicsResponse.topics:type_name -> spool.v1.Topic
+	4,  // 12: spool.v1.DescribeTopicResponse.topic:type_name -> spool.v1.Topic
+	5,  // 13: spool.v1.DescribeTopicResponse.partitions:type_name -> spool.v1.PartitionInfo
+	3,  // 14: spool.v1.AlterTopicRequest.config:type_name -> spool.v1.TopicConfig
+	25, // 15: spool.v1.AlterTopicRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,  // 16: spool.v1.AlterTopicResponse.topic:type_name -> spool.v1.Topic
+	4,  // 17: spool.v1.AddPartitionsResponse.topic:type_name -> spool.v1.Topic
+	26, // 18: spool.v1.ReadTopicRequest.from:type_name -> spool.v1.Position
+	27, // 19: spool.v1.ReadTopicResponse.messages:type_name -> spool.v1.Delivery
+	28, // 20: spool.v1.ReadTopicResponse.next:type_name -> spool.v1.PartitionOffset
+	6,  // 21: spool.v1.TopicService.CreateTopic:input_type -> spool.v1.CreateTopicRequest
+	8,  // 22: spool.v1.TopicService.DeleteTopic:input_type -> spool.v1.DeleteTopicRequest
+	10, // 23: spool.v1.TopicService.ListTopics:input_type -> spool.v1.ListTopicsRequest
+	12, // 24: spool.v1.TopicService.DescribeTopic:input_type -> spool.v1.DescribeTopicRequest
+	14, // 25: spool.v1.TopicService.AlterTopic:input_type -> spool.v1.AlterTopicRequest
+	16, // 26: spool.v1.TopicService.AddPartitions:input_type -> spool.v1.AddPartitionsRequest
+	18, // 27: spool.v1.TopicService.ReassignPartition:input_type -> spool.v1.ReassignPartitionRequest
+	20, // 28: spool.v1.TopicService.ReadTopic:input_type -> spool.v1.ReadTopicRequest
+	7,  // 29: spool.v1.TopicService.CreateTopic:output_type -> spool.v1.CreateTopicResponse
+	9,  // 30: spool.v1.TopicService.DeleteTopic:output_type -> spool.v1.DeleteTopicResponse
+	11, // 31: spool.v1.TopicService.ListTopics:output_type -> spool.v1.ListTopicsResponse
+	13, // 32: spool.v1.TopicService.DescribeTopic:output_type -> spool.v1.DescribeTopicResponse
+	15, // 33: spool.v1.TopicService.AlterTopic:output_type -> spool.v1.AlterTopicResponse
+	17, // 34: spool.v1.TopicService.AddPartitions:output_type -> spool.v1.AddPartitionsResponse
+	19, // 35: spool.v1.TopicService.ReassignPartition:output_type -> spool.v1.ReassignPartitionResponse
+	21, // 36: spool.v1.TopicService.ReadTopic:output_type -> spool.v1.ReadTopicResponse
+	29, // [29:37] is the sub-list for method output_type
+	21, // [21:29] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_topics_proto_init() }
@@ -1519,8 +1644,8 @@ func file_spool_v1_topics_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spool_v1_topics_proto_rawDesc), len(file_spool_v1_topics_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   19,
+			NumEnums:      3,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
