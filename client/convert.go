@@ -67,14 +67,26 @@ func (c TopicConfig) toProto() *spoolv1.TopicConfig {
 		SchemaMode:      spoolv1.SchemaMode(c.SchemaMode),
 		Owner:           c.Owner,
 		Description:     c.Description,
-		Labels:          c.Labels,
+		Labels:          labelsToProto(c.Labels),
 	}
+}
+
+// labelsToProto lists labels in key order.
+func labelsToProto(m map[string]string) []*spoolv1.Label {
+	var out []*spoolv1.Label
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, &spoolv1.Label{Key: k, Value: m[k]})
+	}
+	return out
 }
 
 func topicConfigFromProto(c *spoolv1.TopicConfig) TopicConfig {
 	var labels map[string]string
 	if len(c.GetLabels()) > 0 {
-		labels = maps.Clone(c.GetLabels())
+		labels = make(map[string]string, len(c.GetLabels()))
+		for _, l := range c.GetLabels() {
+			labels[l.GetKey()] = l.GetValue()
+		}
 	}
 	return TopicConfig{
 		Partitions:      c.GetPartitions(),

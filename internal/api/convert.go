@@ -2,6 +2,7 @@ package api
 
 import (
 	"maps"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -96,7 +97,13 @@ func topicConfigFromProto(c *spoolv1.TopicConfig) (catalog.TopicConfig, error) {
 	out.Owner = c.Owner
 	out.Description = c.Description
 	if len(c.Labels) > 0 {
-		out.Labels = maps.Clone(c.Labels)
+		out.Labels = make(map[string]string, len(c.Labels))
+		for _, l := range c.Labels {
+			if _, dup := out.Labels[l.GetKey()]; dup {
+				return out, invalid("label %q given twice", l.GetKey())
+			}
+			out.Labels[l.GetKey()] = l.GetValue()
+		}
 	}
 	if err := catalog.ValidateCatalogInfo(out); err != nil {
 		return out, invalid("%v", err)
@@ -123,8 +130,8 @@ func topicToProto(t catalog.Topic) *spoolv1.Topic {
 		Owner:           c.Owner,
 		Description:     c.Description,
 	}
-	if len(c.Labels) > 0 {
-		pc.Labels = maps.Clone(c.Labels)
+	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
+		pc.Labels = append(pc.Labels, &spoolv1.Label{Key: k, Value: c.Labels[k]})
 	}
 	if c.SchemaMode == catalog.SchemaDeadLetter {
 		pc.SchemaMode = spoolv1.SchemaMode_SCHEMA_MODE_DEAD_LETTER

@@ -41,6 +41,7 @@ type listCap struct{ each, total int }
 // bounded by the number of partitions a topic may have.
 var listCaps = map[protoreflect.FullName]listCap{
 	"spool.v1.PublishRequest.messages": {each: MaxPublishMessages},
+	"spool.v1.TopicConfig.labels":      {each: catalog.MaxLabels},
 	"spool.v1.PublishRequest.batches":  {each: catalog.MaxPartitions},
 	"spool.v1.Message.headers":         {each: MaxMessageHeaders, total: MaxRequestHeaders},
 	"spool.v1.Ack.ranges":              {each: MaxLeaseOffsets},

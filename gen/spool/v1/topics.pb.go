@@ -234,8 +234,10 @@ type TopicConfig struct {
 	// Event catalog: what the topic's events mean (at most 16 KiB).
 	Description string `protobuf:"bytes,16,opt,name=description,proto3" json:"description,omitempty"`
 	// Event catalog: labels (at most 64; keys 1–256 bytes, values at most
-	// 256 bytes).
-	Labels        map[string]string `protobuf:"bytes,17,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// 256 bytes; a key at most once). A list rather than a map so that
+	// requests stay bounded before they are decoded; the two have the same
+	// encoding on the wire.
+	Labels        []*Label `protobuf:"bytes,17,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -382,11 +384,64 @@ func (x *TopicConfig) GetDescription() string {
 	return ""
 }
 
-func (x *TopicConfig) GetLabels() map[string]string {
+func (x *TopicConfig) GetLabels() []*Label {
 	if x != nil {
 		return x.Labels
 	}
 	return nil
+}
+
+// A label of a topic's event-catalog description.
+type Label struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Label) Reset() {
+	*x = Label{}
+	mi := &file_spool_v1_topics_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Label) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Label) ProtoMessage() {}
+
+func (x *Label) ProtoReflect() protoreflect.Message {
+	mi := &file_spool_v1_topics_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Label.ProtoReflect.Descriptor instead.
+func (*Label) Descriptor() ([]byte, []int) {
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Label) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Label) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
 }
 
 type Topic struct {
@@ -403,7 +458,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_spool_v1_topics_proto_msgTypes[1]
+	mi := &file_spool_v1_topics_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +470,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[1]
+	mi := &file_spool_v1_topics_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +483,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{1}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Topic) GetName() string {
@@ -490,7 +545,7 @@ type PartitionInfo struct {
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_spool_v1_topics_proto_msgTypes[2]
+	mi := &file_spool_v1_topics_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +557,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[2]
+	mi := &file_spool_v1_topics_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +570,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{2}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PartitionInfo) GetPartition() int32 {
@@ -598,7 +653,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_spool_v1_topics_proto_msgTypes[3]
+	mi := &file_spool_v1_topics_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +665,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[3]
+	mi := &file_spool_v1_topics_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +678,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{3}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateTopicRequest) GetName() string {
@@ -649,7 +704,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_spool_v1_topics_proto_msgTypes[4]
+	mi := &file_spool_v1_topics_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +716,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[4]
+	mi := &file_spool_v1_topics_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +729,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{4}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateTopicResponse) GetTopic() *Topic {
@@ -693,7 +748,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_spool_v1_topics_proto_msgTypes[5]
+	mi := &file_spool_v1_topics_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +760,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[5]
+	mi := &file_spool_v1_topics_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +773,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{5}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -736,7 +791,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_spool_v1_topics_proto_msgTypes[6]
+	mi := &file_spool_v1_topics_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +803,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[6]
+	mi := &file_spool_v1_topics_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +816,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{6}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{7}
 }
 
 type ListTopicsRequest struct {
@@ -772,7 +827,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_spool_v1_topics_proto_msgTypes[7]
+	mi := &file_spool_v1_topics_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +839,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[7]
+	mi := &file_spool_v1_topics_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +852,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{7}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{8}
 }
 
 type ListTopicsResponse struct {
@@ -809,7 +864,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_spool_v1_topics_proto_msgTypes[8]
+	mi := &file_spool_v1_topics_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +876,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[8]
+	mi := &file_spool_v1_topics_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +889,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{8}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*Topic {
@@ -853,7 +908,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_spool_v1_topics_proto_msgTypes[9]
+	mi := &file_spool_v1_topics_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +920,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[9]
+	mi := &file_spool_v1_topics_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +933,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{9}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -903,7 +958,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_spool_v1_topics_proto_msgTypes[10]
+	mi := &file_spool_v1_topics_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +970,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[10]
+	mi := &file_spool_v1_topics_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +983,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{10}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *Topic {
@@ -986,7 +1041,7 @@ type AlterTopicRequest struct {
 
 func (x *AlterTopicRequest) Reset() {
 	*x = AlterTopicRequest{}
-	mi := &file_spool_v1_topics_proto_msgTypes[11]
+	mi := &file_spool_v1_topics_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1053,7 @@ func (x *AlterTopicRequest) String() string {
 func (*AlterTopicRequest) ProtoMessage() {}
 
 func (x *AlterTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[11]
+	mi := &file_spool_v1_topics_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1066,7 @@ func (x *AlterTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{11}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AlterTopicRequest) GetName() string {
@@ -1044,7 +1099,7 @@ type AlterTopicResponse struct {
 
 func (x *AlterTopicResponse) Reset() {
 	*x = AlterTopicResponse{}
-	mi := &file_spool_v1_topics_proto_msgTypes[12]
+	mi := &file_spool_v1_topics_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1111,7 @@ func (x *AlterTopicResponse) String() string {
 func (*AlterTopicResponse) ProtoMessage() {}
 
 func (x *AlterTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[12]
+	mi := &file_spool_v1_topics_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1124,7 @@ func (x *AlterTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{12}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AlterTopicResponse) GetTopic() *Topic {
@@ -1090,7 +1145,7 @@ type AddPartitionsRequest struct {
 
 func (x *AddPartitionsRequest) Reset() {
 	*x = AddPartitionsRequest{}
-	mi := &file_spool_v1_topics_proto_msgTypes[13]
+	mi := &file_spool_v1_topics_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1157,7 @@ func (x *AddPartitionsRequest) String() string {
 func (*AddPartitionsRequest) ProtoMessage() {}
 
 func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[13]
+	mi := &file_spool_v1_topics_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1170,7 @@ func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*AddPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{13}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AddPartitionsRequest) GetName() string {
@@ -1141,7 +1196,7 @@ type AddPartitionsResponse struct {
 
 func (x *AddPartitionsResponse) Reset() {
 	*x = AddPartitionsResponse{}
-	mi := &file_spool_v1_topics_proto_msgTypes[14]
+	mi := &file_spool_v1_topics_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1208,7 @@ func (x *AddPartitionsResponse) String() string {
 func (*AddPartitionsResponse) ProtoMessage() {}
 
 func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[14]
+	mi := &file_spool_v1_topics_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1221,7 @@ func (x *AddPartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsResponse.ProtoReflect.Descriptor instead.
 func (*AddPartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{14}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AddPartitionsResponse) GetTopic() *Topic {
@@ -1189,7 +1244,7 @@ type ReassignPartitionRequest struct {
 
 func (x *ReassignPartitionRequest) Reset() {
 	*x = ReassignPartitionRequest{}
-	mi := &file_spool_v1_topics_proto_msgTypes[15]
+	mi := &file_spool_v1_topics_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1256,7 @@ func (x *ReassignPartitionRequest) String() string {
 func (*ReassignPartitionRequest) ProtoMessage() {}
 
 func (x *ReassignPartitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[15]
+	mi := &file_spool_v1_topics_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1269,7 @@ func (x *ReassignPartitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReassignPartitionRequest.ProtoReflect.Descriptor instead.
 func (*ReassignPartitionRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{15}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReassignPartitionRequest) GetTopic() string {
@@ -1246,7 +1301,7 @@ type ReassignPartitionResponse struct {
 
 func (x *ReassignPartitionResponse) Reset() {
 	*x = ReassignPartitionResponse{}
-	mi := &file_spool_v1_topics_proto_msgTypes[16]
+	mi := &file_spool_v1_topics_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1313,7 @@ func (x *ReassignPartitionResponse) String() string {
 func (*ReassignPartitionResponse) ProtoMessage() {}
 
 func (x *ReassignPartitionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[16]
+	mi := &file_spool_v1_topics_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1326,7 @@ func (x *ReassignPartitionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReassignPartitionResponse.ProtoReflect.Descriptor instead.
 func (*ReassignPartitionResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{16}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{17}
 }
 
 type ReadTopicRequest struct {
@@ -1293,7 +1348,7 @@ type ReadTopicRequest struct {
 
 func (x *ReadTopicRequest) Reset() {
 	*x = ReadTopicRequest{}
-	mi := &file_spool_v1_topics_proto_msgTypes[17]
+	mi := &file_spool_v1_topics_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1360,7 @@ func (x *ReadTopicRequest) String() string {
 func (*ReadTopicRequest) ProtoMessage() {}
 
 func (x *ReadTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[17]
+	mi := &file_spool_v1_topics_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1373,7 @@ func (x *ReadTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTopicRequest.ProtoReflect.Descriptor instead.
 func (*ReadTopicRequest) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{17}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReadTopicRequest) GetTopic() string {
@@ -1369,7 +1424,7 @@ type ReadTopicResponse struct {
 
 func (x *ReadTopicResponse) Reset() {
 	*x = ReadTopicResponse{}
-	mi := &file_spool_v1_topics_proto_msgTypes[18]
+	mi := &file_spool_v1_topics_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1436,7 @@ func (x *ReadTopicResponse) String() string {
 func (*ReadTopicResponse) ProtoMessage() {}
 
 func (x *ReadTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spool_v1_topics_proto_msgTypes[18]
+	mi := &file_spool_v1_topics_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1449,7 @@ func (x *ReadTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTopicResponse.ProtoReflect.Descriptor instead.
 func (*ReadTopicResponse) Descriptor() ([]byte, []int) {
-	return file_spool_v1_topics_proto_rawDescGZIP(), []int{18}
+	return file_spool_v1_topics_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReadTopicResponse) GetMessages() []*Delivery {
@@ -1415,7 +1470,7 @@ var File_spool_v1_topics_proto protoreflect.FileDescriptor
 
 const file_spool_v1_topics_proto_rawDesc = "" +
 	"\n" +
-	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\x9f\x06\n" +
+	"\x15spool/v1/topics.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\xd2\x05\n" +
 	"\vTopicConfig\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x01 \x01(\x05R\n" +
@@ -1440,11 +1495,11 @@ const file_spool_v1_topics_proto_rawDesc = "" +
 	"\vschema_mode\x18\x0e \x01(\x0e2\x14.spool.v1.SchemaModeR\n" +
 	"schemaMode\x12\x14\n" +
 	"\x05owner\x18\x0f \x01(\tR\x05owner\x12 \n" +
-	"\vdescription\x18\x10 \x01(\tR\vdescription\x129\n" +
-	"\x06labels\x18\x11 \x03(\v2!.spool.v1.TopicConfig.LabelsEntryR\x06labels\x1a9\n" +
-	"\vLabelsEntry\x12\x10\n" +
+	"\vdescription\x18\x10 \x01(\tR\vdescription\x12'\n" +
+	"\x06labels\x18\x11 \x03(\v2\x0f.spool.v1.LabelR\x06labels\"/\n" +
+	"\x05Label\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x90\x01\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06config\x18\x02 \x01(\v2\x15.spool.v1.TopicConfigR\x06config\x124\n" +
@@ -1561,25 +1616,25 @@ var file_spool_v1_topics_proto_goTypes = []any{
 	(Durability)(0),                   // 1: spool.v1.Durability
 	(SchemaMode)(0),                   // 2: spool.v1.SchemaMode
 	(*TopicConfig)(nil),               // 3: spool.v1.TopicConfig
-	(*Topic)(nil),                     // 4: spool.v1.Topic
-	(*PartitionInfo)(nil),             // 5: spool.v1.PartitionInfo
-	(*CreateTopicRequest)(nil),        // 6: spool.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),       // 7: spool.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),        // 8: spool.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),       // 9: spool.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),         // 10: spool.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),        // 11: spool.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),      // 12: spool.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),     // 13: spool.v1.DescribeTopicResponse
-	(*AlterTopicRequest)(nil),         // 14: spool.v1.AlterTopicRequest
-	(*AlterTopicResponse)(nil),        // 15: spool.v1.AlterTopicResponse
-	(*AddPartitionsRequest)(nil),      // 16: spool.v1.AddPartitionsRequest
-	(*AddPartitionsResponse)(nil),     // 17: spool.v1.AddPartitionsResponse
-	(*ReassignPartitionRequest)(nil),  // 18: spool.v1.ReassignPartitionRequest
-	(*ReassignPartitionResponse)(nil), // 19: spool.v1.ReassignPartitionResponse
-	(*ReadTopicRequest)(nil),          // 20: spool.v1.ReadTopicRequest
-	(*ReadTopicResponse)(nil),         // 21: spool.v1.ReadTopicResponse
-	nil,                               // 22: spool.v1.TopicConfig.LabelsEntry
+	(*Label)(nil),                     // 4: spool.v1.Label
+	(*Topic)(nil),                     // 5: spool.v1.Topic
+	(*PartitionInfo)(nil),             // 6: spool.v1.PartitionInfo
+	(*CreateTopicRequest)(nil),        // 7: spool.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),       // 8: spool.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),        // 9: spool.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),       // 10: spool.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),         // 11: spool.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),        // 12: spool.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),      // 13: spool.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),     // 14: spool.v1.DescribeTopicResponse
+	(*AlterTopicRequest)(nil),         // 15: spool.v1.AlterTopicRequest
+	(*AlterTopicResponse)(nil),        // 16: spool.v1.AlterTopicResponse
+	(*AddPartitionsRequest)(nil),      // 17: spool.v1.AddPartitionsRequest
+	(*AddPartitionsResponse)(nil),     // 18: spool.v1.AddPartitionsResponse
+	(*ReassignPartitionRequest)(nil),  // 19: spool.v1.ReassignPartitionRequest
+	(*ReassignPartitionResponse)(nil), // 20: spool.v1.ReassignPartitionResponse
+	(*ReadTopicRequest)(nil),          // 21: spool.v1.ReadTopicRequest
+	(*ReadTopicResponse)(nil),         // 22: spool.v1.ReadTopicResponse
 	(*durationpb.Duration)(nil),       // 23: google.protobuf.Duration
 	(*timestamppb.Timestamp)(nil),     // 24: google.protobuf.Timestamp
 	(*fieldmaskpb.FieldMask)(nil),     // 25: google.protobuf.FieldMask
@@ -1594,37 +1649,37 @@ var file_spool_v1_topics_proto_depIdxs = []int32{
 	23, // 3: spool.v1.TopicConfig.message_ttl:type_name -> google.protobuf.Duration
 	1,  // 4: spool.v1.TopicConfig.durability:type_name -> spool.v1.Durability
 	2,  // 5: spool.v1.TopicConfig.schema_mode:type_name -> spool.v1.SchemaMode
-	22, // 6: spool.v1.TopicConfig.labels:type_name -> spool.v1.TopicConfig.LabelsEntry
+	4,  // 6: spool.v1.TopicConfig.labels:type_name -> spool.v1.Label
 	3,  // 7: spool.v1.Topic.config:type_name -> spool.v1.TopicConfig
 	24, // 8: spool.v1.Topic.created:type_name -> google.protobuf.Timestamp
 	3,  // 9: spool.v1.CreateTopicRequest.config:type_name -> spool.v1.TopicConfig
-	4,  // 10: spool.v1.CreateTopicResponse.topic:type_name -> spool.v1.Topic
-	4,  // 11: spool.v1.ListTopicsResponse.topics:type_name -> spool.v1.Topic
-	4,  // 12: spool.v1.DescribeTopicResponse.topic:type_name -> spool.v1.Topic
-	5,  // 13: spool.v1.DescribeTopicResponse.partitions:type_name -> spool.v1.PartitionInfo
+	5,  // 10: spool.v1.CreateTopicResponse.topic:type_name -> spool.v1.Topic
+	5,  // 11: spool.v1.ListTopicsResponse.topics:type_name -> spool.v1.Topic
+	5,  // 12: spool.v1.DescribeTopicResponse.topic:type_name -> spool.v1.Topic
+	6,  // 13: spool.v1.DescribeTopicResponse.partitions:type_name -> spool.v1.PartitionInfo
 	3,  // 14: spool.v1.AlterTopicRequest.config:type_name -> spool.v1.TopicConfig
 	25, // 15: spool.v1.AlterTopicRequest.update_mask:type_name -> google.protobuf.FieldMask
-	4,  // 16: spool.v1.AlterTopicResponse.topic:type_name -> spool.v1.Topic
-	4,  // 17: spool.v1.AddPartitionsResponse.topic:type_name -> spool.v1.Topic
+	5,  // 16: spool.v1.AlterTopicResponse.topic:type_name -> spool.v1.Topic
+	5,  // 17: spool.v1.AddPartitionsResponse.topic:type_name -> spool.v1.Topic
 	26, // 18: spool.v1.ReadTopicRequest.from:type_name -> spool.v1.Position
 	27, // 19: spool.v1.ReadTopicResponse.messages:type_name -> spool.v1.Delivery
 	28, // 20: spool.v1.ReadTopicResponse.next:type_name -> spool.v1.PartitionOffset
-	6,  // 21: spool.v1.TopicService.CreateTopic:input_type -> spool.v1.CreateTopicRequest
-	8,  // 22: spool.v1.TopicService.DeleteTopic:input_type -> spool.v1.DeleteTopicRequest
-	10, // 23: spool.v1.TopicService.ListTopics:input_type -> spool.v1.ListTopicsRequest
-	12, // 24: spool.v1.TopicService.DescribeTopic:input_type -> spool.v1.DescribeTopicRequest
-	14, // 25: spool.v1.TopicService.AlterTopic:input_type -> spool.v1.AlterTopicRequest
-	16, // 26: spool.v1.TopicService.AddPartitions:input_type -> spool.v1.AddPartitionsRequest
-	18, // 27: spool.v1.TopicService.ReassignPartition:input_type -> spool.v1.ReassignPartitionRequest
-	20, // 28: spool.v1.TopicService.ReadTopic:input_type -> spool.v1.ReadTopicRequest
-	7,  // 29: spool.v1.TopicService.CreateTopic:output_type -> spool.v1.CreateTopicResponse
-	9,  // 30: spool.v1.TopicService.DeleteTopic:output_type -> spool.v1.DeleteTopicResponse
-	11, // 31: spool.v1.TopicService.ListTopics:output_type -> spool.v1.ListTopicsResponse
-	13, // 32: spool.v1.TopicService.DescribeTopic:output_type -> spool.v1.DescribeTopicResponse
-	15, // 33: spool.v1.TopicService.AlterTopic:output_type -> spool.v1.AlterTopicResponse
-	17, // 34: spool.v1.TopicService.AddPartitions:output_type -> spool.v1.AddPartitionsResponse
-	19, // 35: spool.v1.TopicService.ReassignPartition:output_type -> spool.v1.ReassignPartitionResponse
-	21, // 36: spool.v1.TopicService.ReadTopic:output_type -> spool.v1.ReadTopicResponse
+	7,  // 21: spool.v1.TopicService.CreateTopic:input_type -> spool.v1.CreateTopicRequest
+	9,  // 22: spool.v1.TopicService.DeleteTopic:input_type -> spool.v1.DeleteTopicRequest
+	11, // 23: spool.v1.TopicService.ListTopics:input_type -> spool.v1.ListTopicsRequest
+	13, // 24: spool.v1.TopicService.DescribeTopic:input_type -> spool.v1.DescribeTopicRequest
+	15, // 25: spool.v1.TopicService.AlterTopic:input_type -> spool.v1.AlterTopicRequest
+	17, // 26: spool.v1.TopicService.AddPartitions:input_type -> spool.v1.AddPartitionsRequest
+	19, // 27: spool.v1.TopicService.ReassignPartition:input_type -> spool.v1.ReassignPartitionRequest
+	21, // 28: spool.v1.TopicService.ReadTopic:input_type -> spool.v1.ReadTopicRequest
+	8,  // 29: spool.v1.TopicService.CreateTopic:output_type -> spool.v1.CreateTopicResponse
+	10, // 30: spool.v1.TopicService.DeleteTopic:output_type -> spool.v1.DeleteTopicResponse
+	12, // 31: spool.v1.TopicService.ListTopics:output_type -> spool.v1.ListTopicsResponse
+	14, // 32: spool.v1.TopicService.DescribeTopic:output_type -> spool.v1.DescribeTopicResponse
+	16, // 33: spool.v1.TopicService.AlterTopic:output_type -> spool.v1.AlterTopicResponse
+	18, // 34: spool.v1.TopicService.AddPartitions:output_type -> spool.v1.AddPartitionsResponse
+	20, // 35: spool.v1.TopicService.ReassignPartition:output_type -> spool.v1.ReassignPartitionResponse
+	22, // 36: spool.v1.TopicService.ReadTopic:output_type -> spool.v1.ReadTopicResponse
 	29, // [29:37] is the sub-list for method output_type
 	21, // [21:29] is the sub-list for method input_type
 	21, // [21:21] is the sub-list for extension type_name
@@ -1638,7 +1693,7 @@ func file_spool_v1_topics_proto_init() {
 		return
 	}
 	file_spool_v1_types_proto_init()
-	file_spool_v1_topics_proto_msgTypes[17].OneofWrappers = []any{}
+	file_spool_v1_topics_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
