@@ -3,6 +3,7 @@ package sreg_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ type order struct {
 // invalid records are refused with INVALID_RECORD, or dead-lettered.
 func TestKafkaProducersAgainstBoundTopics(t *testing.T) {
 	s := spooltest.StartServer(t)
+	t.Cleanup(http.DefaultClient.CloseIdleConnections) // the registry client's
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rcl, err := sr.NewClient(sr.URLs("http://" + s.Server().SchemaRegistryAddr()))

@@ -51,6 +51,8 @@ func TestDeclaredReaders(t *testing.T) {
 	req, _ := http.NewRequest("PUT", e.srv.URL+"/spool/reader-check/orders-value", strings.NewReader(`{"readerCheck":"warn"}`))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("set reader check: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	resp, err := http.Post(e.srv.URL+"/subjects/orders-value/versions", ContentType, strings.NewReader(mustString(map[string]string{"schema": avroItemInt})))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,7 @@ func (e *env) close() {
 	if e.srv == nil {
 		return
 	}
+	http.DefaultClient.CloseIdleConnections()
 	e.srv.Close()
 	e.b.Close()
 	e.st.Close()
