@@ -215,18 +215,6 @@ func (m *model) referrers(subj string, v int, all bool) []int {
 	return slices.Compact(ids)
 }
 
-// idUsed reports whether any subject version holds schema id.
-func (m *model) idUsed(id int) bool {
-	for _, s := range m.subjects {
-		for _, v := range s.versions {
-			if v.ID == id {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // The records, keyed in the registry's space (docs/format/state.md):
 //
 //	meta                               meta (JSON)
