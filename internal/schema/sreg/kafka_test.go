@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/avro"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -48,14 +49,23 @@ func TestKafkaProducersAgainstBoundTopics(t *testing.T) {
 	serde.Register(ss.ID, order{}, sr.EncodeFn(func(v any) ([]byte, error) { return as.Encode(v) }),
 		sr.DecodeFn(func(b []byte, v any) error { _, err := as.Decode(b, v); return err }))
 
-	for _, c := range []struct {
-		topic string
-		mode  catalog.SchemaMode
-	}{{"strict", catalog.SchemaReject}, {"lenient", catalog.SchemaDeadLetter}} {
-		if _, err := s.Broker().CreateTopic(c.topic, catalog.TopicConfig{Partitions: 1, Durability: catalog.DurabilityDefault,
-			MaxMessageBytes: 1 << 20, SchemaSubject: "orders-value", SchemaMode: c.mode}); err != nil {
-			t.Fatal(err)
+	// The topics are bound through Kafka's CreateTopics, with Spool's
+	// topic configs.
+	admin, err := kgo.NewClient(kgo.SeedBrokers(s.Server().KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(admin)
+	for topic, mode := range map[string]string{"strict": "reject", "lenient": "dead-letter"} {
+		subject := "orders-value"
+		resp, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"spool.schema.subject": &subject, "spool.schema.mode": &mode}, topic)
+		if err != nil || resp.Err != nil {
+			t.Fatalf("create %s: %v %v", topic, err, resp.Err)
 		}
+	}
+	admin.Close()
+	if m, _ := s.Broker().Topic("lenient"); m.Config.SchemaSubject != "orders-value" || m.Config.SchemaMode != catalog.SchemaDeadLetter {
+		t.Fatalf("the Kafka topic configs did not bind the topic: %+v", m.Config)
 	}
 	for _, idempotent := range []bool{true, false} {
 		opts := []kgo.Opt{kgo.SeedBrokers(s.Server().KafkaAddr()), kgo.RecordRetries(2)}
