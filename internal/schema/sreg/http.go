@@ -49,17 +49,18 @@ func (r *Registry) Handler() http.Handler {
 	h("POST /subjects/{subject}", r.postLookup)
 	h("DELETE /subjects/{subject}", r.deleteSubject)
 	h("DELETE /subjects/{subject}/versions/{version}", r.deleteVersion)
-	h("GET /config", r.getConfig)
-	h("GET /config/{subject}", r.getConfig)
-	h("PUT /config", r.putConfig)
-	h("PUT /config/{subject}", r.putConfig)
-	h("DELETE /config", r.deleteConfig)
-	h("DELETE /config/{subject}", r.deleteConfig)
-	h("GET /mode", r.getMode)
-	h("GET /mode/{subject}", r.getMode)
-	h("PUT /mode", r.putMode)
-	h("PUT /mode/{subject}", r.putMode)
-	h("DELETE /mode/{subject}", r.deleteMode)
+	for prefix, st := range map[string]interface {
+		getHandler(*http.Request) (any, error)
+		putHandler(*http.Request) (any, error)
+		deleteHandler(*http.Request) (any, error)
+	}{"/config": r.levelSetting(), "/mode": r.modeSetting()} {
+		h("GET "+prefix, st.getHandler)
+		h("GET "+prefix+"/{subject}", st.getHandler)
+		h("PUT "+prefix, st.putHandler)
+		h("PUT "+prefix+"/{subject}", st.putHandler)
+		h("DELETE "+prefix+"/{subject}", st.deleteHandler)
+	}
+	h("DELETE /config", r.levelSetting().deleteHandler)
 	h("POST /compatibility/subjects/{subject}/versions/{version}", r.postCompatibility)
 	h("POST /compatibility/subjects/{subject}/versions", r.postCompatibility)
 	h("GET /contexts", func(*http.Request) (any, error) { return []string{"."}, nil })
@@ -339,80 +340,63 @@ func (r *Registry) deleteVersion(req *http.Request) (any, error) {
 	return r.DeleteVersion(req.PathValue("subject"), v, flag(req, "permanent"))
 }
 
-func (r *Registry) getConfig(req *http.Request) (any, error) {
-	subj := req.PathValue("subject")
-	l, ok := r.Level(subj)
-	if !ok && !flag(req, "defaultToGlobal") {
-		return nil, errorf(CodeSubjectLevelCompatNotSet, "Subject '%s' does not have subject-level compatibility configured", subj)
-	}
-	return map[string]Level{"compatibilityLevel": l}, nil
+// setting is a per-subject setting with a global value (a compatibility
+// level, a mode), as its /config or /mode endpoints serve it.
+type setting[T ~string] struct {
+	get     func(subject string) (T, bool) // ok: the subject has its own
+	set     func(subject string, v T) error
+	parse   func(string) (T, error)
+	field   string // the request's and PUT answer's field
+	getName string // the GET answer's field
+	notSet  int    // the error code of a subject without its own
+	what    string
 }
 
-func (r *Registry) putConfig(req *http.Request) (any, error) {
-	var b struct {
-		Compatibility string `json:"compatibility"`
+func (st setting[T]) getHandler(req *http.Request) (any, error) {
+	subj := req.PathValue("subject")
+	v, ok := st.get(subj)
+	if !ok && !flag(req, "defaultToGlobal") {
+		return nil, errorf(st.notSet, "Subject '%s' does not have subject-level %s configured", subj, st.what)
 	}
+	return map[string]T{st.getName: v}, nil
+}
+
+func (st setting[T]) putHandler(req *http.Request) (any, error) {
+	var b map[string]any // other fields (normalize, alias, …) are not used
 	if err := readJSON(req, &b); err != nil {
 		return nil, err
 	}
-	l, err := ParseLevel(b.Compatibility)
+	name, _ := b[st.field].(string)
+	v, err := st.parse(name)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.SetLevel(req.PathValue("subject"), l); err != nil {
+	if err := st.set(req.PathValue("subject"), v); err != nil {
 		return nil, err
 	}
-	return map[string]Level{"compatibility": l}, nil
+	return map[string]T{st.field: v}, nil
 }
 
-func (r *Registry) deleteConfig(req *http.Request) (any, error) {
+func (st setting[T]) deleteHandler(req *http.Request) (any, error) {
 	subj := req.PathValue("subject")
-	old, ok := r.Level(subj)
+	old, ok := st.get(subj)
 	if subj != "" && !ok {
 		return nil, subjectNotFound(subj)
 	}
-	if err := r.SetLevel(subj, ""); err != nil {
+	if err := st.set(subj, ""); err != nil {
 		return nil, err
 	}
-	return map[string]Level{"compatibilityLevel": old}, nil
+	return map[string]T{st.getName: old}, nil
 }
 
-func (r *Registry) getMode(req *http.Request) (any, error) {
-	subj := req.PathValue("subject")
-	m, ok := r.Mode(subj)
-	if !ok && !flag(req, "defaultToGlobal") {
-		return nil, errorf(CodeSubjectLevelModeNotSet, "Subject '%s' does not have subject-level mode configured", subj)
-	}
-	return map[string]Mode{"mode": m}, nil
+func (r *Registry) levelSetting() setting[Level] {
+	return setting[Level]{get: r.Level, set: r.SetLevel, parse: ParseLevel, field: "compatibility",
+		getName: "compatibilityLevel", notSet: CodeSubjectLevelCompatNotSet, what: "compatibility"}
 }
 
-func (r *Registry) putMode(req *http.Request) (any, error) {
-	var b struct {
-		Mode string `json:"mode"`
-	}
-	if err := readJSON(req, &b); err != nil {
-		return nil, err
-	}
-	m, err := ParseMode(b.Mode)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.SetMode(req.PathValue("subject"), m); err != nil {
-		return nil, err
-	}
-	return map[string]Mode{"mode": m}, nil
-}
-
-func (r *Registry) deleteMode(req *http.Request) (any, error) {
-	subj := req.PathValue("subject")
-	old, ok := r.Mode(subj)
-	if !ok {
-		return nil, subjectNotFound(subj)
-	}
-	if err := r.SetMode(subj, ""); err != nil {
-		return nil, err
-	}
-	return map[string]Mode{"mode": old}, nil
+func (r *Registry) modeSetting() setting[Mode] {
+	return setting[Mode]{get: r.Mode, set: r.SetMode, parse: ParseMode, field: "mode",
+		getName: "mode", notSet: CodeSubjectLevelModeNotSet, what: "mode"}
 }
 
 func (r *Registry) postCompatibility(req *http.Request) (any, error) {
