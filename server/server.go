@@ -61,6 +61,10 @@ type Server struct {
 	srHTTP   *http.Server
 	srLn     net.Listener
 	srErr    chan error
+	// ratesStop ends the registry's rate sampler (the catalog's producing
+	// rates); ratesDone is closed when it has returned.
+	ratesStop context.CancelFunc
+	ratesDone chan struct{}
 
 	// producers is the idempotent-producer table both front ends share;
 	// producersDone is closed when its driver (Table.Run) has returned.
@@ -219,6 +223,13 @@ func (s *Server) startLocked() error {
 	}()
 	s.api = api.New(b, s.cfg.apiLimits(), s.producers)
 	s.api.Handle("GET /metrics", telemetry.Handler(b))
+	s.api.Handle("GET /catalog", reg.CatalogHandler(b))
+	rctx, rcancel := context.WithCancel(context.Background())
+	s.ratesStop, s.ratesDone = rcancel, make(chan struct{})
+	go func() {
+		defer close(s.ratesDone)
+		reg.RunRateSampler(rctx, b)
+	}()
 	if s.node != nil {
 		s.api.SetCluster(s.node)
 	}
@@ -332,6 +343,10 @@ func (s *Server) closeLocked(ctx context.Context) error {
 		if err := <-s.kafkaErr; err != nil {
 			errList = append(errList, err)
 		}
+	}
+	if s.ratesStop != nil {
+		s.ratesStop()
+		<-s.ratesDone
 	}
 	if s.producersStop != nil {
 		s.producersStop() // the last sweep snapshots the producers

@@ -56,6 +56,8 @@ type Registry struct {
 	index  atomic.Pointer[valIndex] // for validation on publish (validate.go)
 	lazyMu sync.Mutex
 	lazies map[int]*lazySchema // guarded by lazyMu
+
+	rates rateSampler // producing rates, for the catalog (catalog.go)
 }
 
 // New loads the registry from its space and makes it the space's applier.

@@ -150,16 +150,7 @@ func (r *Registry) Usage(subject string) ([]VersionUsage, error) {
 	out := make([]VersionUsage, 0, len(s.versions))
 	for _, v := range s.versions {
 		u := VersionUsage{Version: v.Version, ID: v.ID, Deleted: v.Deleted, Readers: []Reader{}}
-		r.lazyMu.Lock()
-		l := r.lazies[v.ID]
-		r.lazyMu.Unlock()
-		if l != nil {
-			u.Produced = l.produced.Load()
-			if ns := l.last.Load(); ns != 0 {
-				t := time.Unix(0, ns).UTC()
-				u.Last = &t
-			}
-		}
+		u.Produced, u.Last = r.produced(v.ID)
 		for _, rd := range readers {
 			if rd.Version == v.Version {
 				u.Readers = append(u.Readers, rd)
