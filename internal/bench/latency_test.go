@@ -38,6 +38,7 @@ func fakeServe(args []string) int {
 	data := fs.String("data", "", "")
 	httpAddr := fs.String("http", "", "")
 	kafkaAddr := fs.String("kafka", "", "")
+	registryAddr := fs.String("schema-registry", "", "")
 	fs.String("durability", "", "")
 	fs.String("log-level", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -46,7 +47,7 @@ func fakeServe(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	srv, err := server.New(server.Config{DataDir: *data, HTTPAddr: *httpAddr, KafkaAddr: *kafkaAddr,
-		Logger: slog.New(slog.DiscardHandler)})
+		SchemaRegistryAddr: *registryAddr, Logger: slog.New(slog.DiscardHandler)})
 	if err == nil {
 		err = srv.Start()
 	}

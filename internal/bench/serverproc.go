@@ -20,9 +20,10 @@ import (
 
 // Server is a running Spool server under measurement.
 type Server struct {
-	URL       string // native API, "http://host:port"
-	KafkaAddr string // Kafka listener, host:port
-	PID       int    // the server's process id; 0 when it runs in this process
+	URL         string // native API, "http://host:port"
+	KafkaAddr   string // Kafka listener, host:port
+	RegistryURL string // schema registry, "http://host:port"
+	PID         int    // the server's process id; 0 when it runs in this process
 }
 
 // ServerStarter starts a Spool server keeping its data in dataDir (which
@@ -44,8 +45,9 @@ const serverStopTimeout = 15 * time.Second
 // native API and the Kafka listener on free loopback ports. The process
 // gets its own process group, so that a ctrl-C at the terminal reaches
 // only the benchmark, which then stops the server; on Linux the kernel
-// also kills it if the benchmark dies without stopping it.
-func ProcessServer(exe string) ServerStarter {
+// also kills it if the benchmark dies without stopping it. extra are
+// further arguments of `spool serve` (such as --debug-addr).
+func ProcessServer(exe string, extra ...string) ServerStarter {
 	return func(ctx context.Context, dataDir string) (Server, func() error, error) {
 		var err error
 		// A free port picked here can be taken before the server binds
@@ -53,7 +55,7 @@ func ProcessServer(exe string) ServerStarter {
 		for range 3 {
 			var s Server
 			var stop func() error
-			s, stop, err = startProcess(ctx, exe, dataDir)
+			s, stop, err = startProcess(ctx, exe, dataDir, extra)
 			if err == nil || ctx.Err() != nil {
 				return s, stop, err
 			}
@@ -62,7 +64,7 @@ func ProcessServer(exe string) ServerStarter {
 	}
 }
 
-func startProcess(ctx context.Context, exe, dataDir string) (Server, func() error, error) {
+func startProcess(ctx context.Context, exe, dataDir string, extra []string) (Server, func() error, error) {
 	httpAddr, err := freePort()
 	if err != nil {
 		return Server{}, nil, err
@@ -71,8 +73,13 @@ func startProcess(ctx context.Context, exe, dataDir string) (Server, func() erro
 	if err != nil {
 		return Server{}, nil, err
 	}
-	cmd := exec.Command(exe, "serve", "--data", dataDir, "--http", httpAddr, "--kafka", kafkaAddr, "--schema-registry", "127.0.0.1:0",
-		"--durability", "always", "--log-level", "warn")
+	registryAddr, err := freePort()
+	if err != nil {
+		return Server{}, nil, err
+	}
+	args := []string{"serve", "--data", dataDir, "--http", httpAddr, "--kafka", kafkaAddr, "--schema-registry", registryAddr,
+		"--durability", "always", "--log-level", "warn"}
+	cmd := exec.Command(exe, append(args, extra...)...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SPOOL_") {
 			cmd.Env = append(cmd.Env, kv)
@@ -114,7 +121,7 @@ func startProcess(ctx context.Context, exe, dataDir string) (Server, func() erro
 		})
 		return stopErr
 	}
-	s := Server{URL: "http://" + httpAddr, KafkaAddr: kafkaAddr, PID: cmd.Process.Pid}
+	s := Server{URL: "http://" + httpAddr, KafkaAddr: kafkaAddr, RegistryURL: "http://" + registryAddr, PID: cmd.Process.Pid}
 	if err := waitReady(ctx, s, exited); err != nil {
 		stop()
 		return Server{}, nil, fmt.Errorf("%w\nserver output:\n%s", err, logs.String())
@@ -222,6 +229,6 @@ func InProcessServer() ServerStarter {
 			})
 			return err2
 		}
-		return Server{URL: "http://" + srv.HTTPAddr(), KafkaAddr: srv.KafkaAddr()}, stop, nil
+		return Server{URL: "http://" + srv.HTTPAddr(), KafkaAddr: srv.KafkaAddr(), RegistryURL: "http://" + srv.SchemaRegistryAddr()}, stop, nil
 	}
 }

@@ -220,22 +220,30 @@ func (b *Broker) screenBatches(t *topic, batches []byte, n int) ([]byte, int, er
 		}
 		start := off
 		off += len(bt.Bytes)
-		recs, err := batch.Records(bt.Bytes, lim.MaxDecompressedBytes)
-		if err != nil {
-			return nil, 0, errs.Wrap(errs.InvalidArgument, err, "record batch")
-		}
+		// Validated as the records are walked, without a slice of them
+		// (most batches are valid); the slice is built only for a batch
+		// with invalid records.
 		var bad []invalidMessage
-		for i := range recs {
-			if err := b.validateValue(cfg.SchemaSubject, recs[i].Value, recs[i].Headers); err != nil {
-				bad = append(bad, invalidMessage{i, err})
+		nrecs := 0
+		for r, err := range bt.Records(lim.MaxDecompressedBytes) {
+			if err != nil {
+				return nil, 0, errs.Wrap(errs.InvalidArgument, err, "record batch")
 			}
+			if err := b.validateValue(cfg.SchemaSubject, r.Value, r.Headers); err != nil {
+				bad = append(bad, invalidMessage{nrecs, err})
+			}
+			nrecs++
 		}
 		if len(bad) == 0 {
 			if out != nil {
 				out = append(out, bt.Bytes...)
 			}
-			count += len(recs)
+			count += nrecs
 			continue
+		}
+		recs, err := batch.Records(bt.Bytes, lim.MaxDecompressedBytes)
+		if err != nil {
+			return nil, 0, errs.Wrap(errs.InvalidArgument, err, "record batch")
 		}
 		if cfg.SchemaMode != catalog.SchemaDeadLetter || len(bad) == len(recs) {
 			if cfg.SchemaMode == catalog.SchemaDeadLetter {

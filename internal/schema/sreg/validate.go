@@ -122,9 +122,17 @@ func (r *Registry) ValidateValue(subject string, value, schemaID []byte) error {
 		return fmt.Errorf("schema id %d (%s): %v", id, l.typ, err)
 	}
 	l.produced.Add(1)
-	l.last.Store(time.Now().UnixNano())
+	l.last.Store(nowNano())
 	return nil
 }
+
+// clockBase is a wall-clock reading with its monotonic reading: nowNano
+// adds the monotonic time since, one clock read instead of time.Now's two
+// (a validated message's cost: Usage's "last produced").
+var clockBase = time.Now()
+
+// nowNano returns the time as Unix nanoseconds.
+func nowNano() int64 { return clockBase.UnixNano() + int64(time.Since(clockBase)) }
 
 // VersionUsage is how a subject's version is used.
 type VersionUsage struct {
