@@ -166,7 +166,18 @@ func printSchemaReport(out io.Writer, rep *bench.SchemaReport, rounds, messages,
 	}
 	lk, peer, lkRatio := map[int][]float64{}, map[int][]float64{}, map[int][]float64{}
 	var conc []int
+	pipe, pipePeer, pipeRatio := map[int][]float64{}, map[int][]float64{}, map[int][]float64{}
+	var pipeConns []int
 	for _, l := range rep.Lookups {
+		if l.Pipelined > 0 {
+			c := l.Concurrency
+			if _, ok := pipe[c]; !ok {
+				pipeConns = append(pipeConns, c)
+			}
+			pipe[c], pipePeer[c] = append(pipe[c], l.Rate), append(pipePeer[c], l.PeerRate)
+			pipeRatio[c] = append(pipeRatio[c], ratio(l.Rate, l.PeerRate))
+			continue
+		}
 		if _, ok := lk[l.Concurrency]; !ok {
 			conc = append(conc, l.Concurrency)
 		}
@@ -181,6 +192,9 @@ func printSchemaReport(out io.Writer, rep *bench.SchemaReport, rounds, messages,
 		for _, c := range conc {
 			fmt.Fprintf(out, "| %d | %s | %s | %s |\n", c, spread(lk[c], "%.0f"), spread(peer[c], "%.0f"), spread(lkRatio[c], "%.2f"))
 		}
+		for _, c := range pipeConns {
+			fmt.Fprintf(out, "| %d connections, HTTP/1.1 pipelining %d requests each | %s | %s | %s |\n", c, pipelineWindowOf(rep), spread(pipe[c], "%.0f"), spread(pipePeer[c], "%.0f"), spread(pipeRatio[c], "%.2f"))
+		}
 	}
 	fmt.Fprintf(out, "\n| target | result |\n|---|---|\n")
 	for _, p := range paths {
@@ -193,8 +207,21 @@ func printSchemaReport(out io.Writer, rep *bench.SchemaReport, rounds, messages,
 		for _, c := range conc {
 			best = max(best, median(lk[c]))
 		}
+		for _, c := range pipeConns {
+			best = max(best, median(pipe[c]))
+		}
 		fmt.Fprintf(out, "| registry lookups by id ≥ 50,000/s from one client | %s: %.0f/s with one goroutine, %.0f/s at best |\n", metName(best >= 50000), median(xs), best)
 	}
+}
+
+// pipelineWindowOf is the window of the report's pipelined lookups.
+func pipelineWindowOf(rep *bench.SchemaReport) int {
+	for _, l := range rep.Lookups {
+		if l.Pipelined > 0 {
+			return l.Pipelined
+		}
+	}
+	return 0
 }
 
 func metName(ok bool) string {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -11,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -319,9 +321,13 @@ type SchemaResult struct {
 
 // LookupResult is one registry lookup measurement.
 type LookupResult struct {
-	Round       int     `json:"round"`
-	Concurrency int     `json:"concurrency"`
-	Rate        float64 `json:"rate"` // lookups/s
+	Round       int `json:"round"`
+	Concurrency int `json:"concurrency"`
+	// Pipelined, when not 0, is the window of a measurement on one
+	// connection with HTTP/1.1 pipelining: that many requests in flight
+	// (Concurrency is then 1).
+	Pipelined int     `json:"pipelined,omitempty"`
+	Rate      float64 `json:"rate"` // lookups/s
 	// PeerRate is the same client against a bare net/http server in the
 	// benchmark's process answering the same bytes: the machine's
 	// request/response ceiling for this client at that moment.
@@ -446,6 +452,19 @@ func RunSchema(ctx context.Context, cfg SchemaConfig) (*SchemaReport, error) {
 				}
 				fmt.Fprintf(progress, "round %d/%d: registry lookups by id, %d goroutines: %.0f/s (bare net/http %.0f/s)\n", r, cfg.Rounds, n, rate, peerRate)
 				rep.Lookups = append(rep.Lookups, LookupResult{Round: r, Concurrency: n, Rate: rate, PeerRate: peerRate})
+			}
+			for _, conns := range []int{1, 4} {
+				rate, err := PipelinedLookups(ctx, srv.RegistryURL, id, conns, pipelineWindow, cfg.LookupDuration)
+				if err != nil {
+					return rep, fmt.Errorf("pipelined registry lookups: %w", err)
+				}
+				peerRate, err := PipelinedLookups(ctx, "http://"+peer.Addr().String(), id, conns, pipelineWindow, cfg.LookupDuration)
+				if err != nil {
+					return rep, fmt.Errorf("pipelined lookups from the bare net/http server: %w", err)
+				}
+				fmt.Fprintf(progress, "round %d/%d: registry lookups by id, %d connections pipelining %d each: %.0f/s (bare net/http %.0f/s)\n",
+					r, cfg.Rounds, conns, pipelineWindow, rate, peerRate)
+				rep.Lookups = append(rep.Lookups, LookupResult{Round: r, Concurrency: conns, Pipelined: pipelineWindow, Rate: rate, PeerRate: peerRate})
 			}
 		}
 	}
@@ -612,6 +631,101 @@ func RegistryLookups(ctx context.Context, registryURL string, id, concurrency in
 		return 0, err
 	}
 	return float64(total.Load()) / time.Since(t0).Seconds(), nil
+}
+
+// pipelineWindow is how many lookups PipelinedLookups keeps in flight.
+const pipelineWindow = 256
+
+// PipelinedLookups measures GET /schemas/ids/{id} for d over conns
+// connections with HTTP/1.1 pipelining and returns lookups/s, their sum.
+func PipelinedLookups(ctx context.Context, registryURL string, id, conns, window int, d time.Duration) (float64, error) {
+	rates := make([]float64, conns)
+	errs := make([]error, conns)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() { rates[i], errs[i] = pipelinedLookups(ctx, registryURL, id, window, d) })
+	}
+	wg.Wait()
+	total := 0.0
+	for i := range conns {
+		if errs[i] != nil {
+			return 0, errs[i]
+		}
+		total += rates[i]
+	}
+	return total, nil
+}
+
+// pipelinedLookups measures lookups over one connection with HTTP/1.1
+// pipelining: a writer keeps window requests in flight, a reader parses
+// the answers in order (each must be 200). It returns answers read over
+// the time until the last one.
+func pipelinedLookups(ctx context.Context, registryURL string, id, window int, d time.Duration) (float64, error) {
+	u, err := url.Parse(registryURL)
+	if err != nil {
+		return 0, err
+	}
+	var dialer net.Dialer
+	nc, err := dialer.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	req := []byte(fmt.Sprintf("GET /schemas/ids/%d HTTP/1.1\r\nHost: %s\r\n\r\n", id, u.Host))
+	slots := make(chan struct{}, window)
+	readErr := make(chan error, 1)
+	var answered atomic.Int64
+	go func() {
+		br := bufio.NewReaderSize(nc, 64<<10)
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if resp.StatusCode != http.StatusOK {
+				readErr <- fmt.Errorf("GET /schemas/ids/%d: %s", id, resp.Status)
+				return
+			}
+			answered.Add(1)
+			<-slots
+		}
+	}()
+	bw := bufio.NewWriterSize(nc, 64<<10)
+	t0 := time.Now()
+	deadline := t0.Add(d)
+	sent := int64(0)
+	for time.Now().Before(deadline) {
+		select {
+		case slots <- struct{}{}:
+		case err := <-readErr:
+			return 0, err
+		}
+		bw.Write(req)
+		sent++
+		if len(slots) == window || len(slots) == 1 {
+			if err := bw.Flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	for answered.Load() < sent {
+		select {
+		case err := <-readErr:
+			return 0, err
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return float64(answered.Load()) / time.Since(t0).Seconds(), nil
 }
 
 // startLookupPeer starts a bare net/http server on a loopback port that

@@ -78,10 +78,22 @@ func (r *Registry) Handler() http.Handler {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", ContentType)
+	h := w.Header()
+	h["Content-Type"] = contentTypeValue
+	if b, ok := v.(encoded); ok {
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+		w.WriteHeader(status)
+		w.Write(b)
+		return
+	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
+
+var contentTypeValue = []string{ContentType}
+
+// encoded is an answer already encoded as JSON.
+type encoded []byte
 
 func writeError(w http.ResponseWriter, err error) {
 	e := asError(err)
@@ -185,11 +197,27 @@ func (r *Registry) getSchemaByID(req *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := r.ByID(id, req.URL.Query().Get("subject"))
+	subject := req.URL.Query().Get("subject")
+	if subject == "" {
+		// The hot path of deserializers: a schema's answer never changes
+		// while the id exists, so it is encoded once.
+		if b, ok := r.byIDCache.Load(id); ok && r.hasID(id) {
+			return encoded(b.([]byte)), nil
+		}
+	}
+	g, err := r.ByID(id, subject)
 	if err != nil {
 		return nil, err
 	}
-	return toJSON(g), nil
+	b, err := json.Marshal(toJSON(g))
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	if subject == "" {
+		r.byIDCache.Store(id, b)
+	}
+	return encoded(b), nil
 }
 
 // rawSchema is a schema's text, answered as is.

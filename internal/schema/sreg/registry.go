@@ -53,6 +53,8 @@ type Registry struct {
 	parsedMu sync.Mutex
 	parsed   map[int]schema.Schema // id → parsed schema; ids never change meaning
 
+	byIDCache sync.Map // id → the encoded answer of GET /schemas/ids/{id} (http.go)
+
 	index  atomic.Pointer[valIndex] // for validation on publish (validate.go)
 	lazyMu sync.Mutex
 	lazies map[int]*lazySchema // guarded by lazyMu
@@ -371,6 +373,13 @@ func (r *Registry) ByID(id int, subj string) (Registered, error) {
 		return Registered{}, errorf(CodeSchemaNotFound, "Schema %d not found in subject '%s'", id, subj)
 	}
 	return Registered{ID: id, Type: s.Type, Text: s.Text, Refs: s.Refs}, nil
+}
+
+// hasID reports whether schema id exists.
+func (r *Registry) hasID(id int) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.m.schemas[id] != nil
 }
 
 // SubjectVersion names a subject's version.
