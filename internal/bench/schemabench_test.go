@@ -42,7 +42,7 @@ func TestSchemaSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Publish) != 8 || len(rep.Lookups) != 2 {
+	if len(rep.Publish) != 8 || len(rep.Lookups) != 4 { // 1 and 2 goroutines; 1 and 4 pipelined connections
 		t.Fatalf("report %+v", rep)
 	}
 	for _, r := range append([]SchemaResult(nil), rep.Publish...) {
