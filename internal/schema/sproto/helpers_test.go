@@ -1,6 +1,7 @@
 package sproto
 
 import (
+	"fmt"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -103,6 +104,13 @@ func encode(t testing.TB, s *protoSchema, indexes []int, js string) []byte {
 
 // decodes reports whether protobuf-go's decoder accepts payload as the
 // message desc, with the bounds Validate documents.
-func decodes(desc protoreflect.MessageDescriptor, payload []byte) error {
+// A decoder panic (protobuf-go's dynamic messages panic on a map entry
+// whose key has the wrong wire type) counts as a rejection.
+func decodes(desc protoreflect.MessageDescriptor, payload []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the decoder panicked: %v", p)
+		}
+	}()
 	return proto.UnmarshalOptions{RecursionLimit: schema.MaxDepth}.Unmarshal(payload, dynamicpb.NewMessage(desc))
 }

@@ -73,10 +73,18 @@ func countMessages(count int, parent *node) string {
 // field unset: a message that occurs more than once is merged, so fields
 // missing from one occurrence may be set by another, which only a full
 // decode sees. This is the error path only.
-func confirmRequired(payload []byte, m *msgInfo, missing *payloadError) error {
+func confirmRequired(payload []byte, m *msgInfo, missing *payloadError) (err error) {
+	defer func() {
+		// protobuf-go's dynamic decoder has panicked on malformed map
+		// entries (a key of the wrong wire type); such a payload is
+		// invalid, never a reason to stop the server.
+		if recover() != nil {
+			missing.path = append(missing.path, m.fullName)
+			err = missing
+		}
+	}()
 	msg := dynamicpb.NewMessage(m.desc)
-	err := proto.UnmarshalOptions{RecursionLimit: schema.MaxDepth}.Unmarshal(payload, msg)
-	if err == nil {
+	if (proto.UnmarshalOptions{RecursionLimit: schema.MaxDepth}).Unmarshal(payload, msg) == nil {
 		return nil
 	}
 	missing.path = append(missing.path, m.fullName)
