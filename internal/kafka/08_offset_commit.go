@@ -101,6 +101,10 @@ func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		}
 		offsets := map[int32]kgroup.Offset{}
 		for j, rp := range rt.Partitions {
+			if gen >= 0 && s.groups.OwnedElsewhere(req.Group, memberID, inst, name, rp.Partition) {
+				st.Partitions[j].ErrorCode = kerr.IllegalGeneration.Code
+				continue
+			}
 			meta := ""
 			if rp.Metadata != nil {
 				meta = *rp.Metadata

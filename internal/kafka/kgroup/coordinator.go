@@ -168,6 +168,10 @@ type cgroup struct {
 	delayUntil        time.Time       // PreparingRebalance: not before then (initial delay)
 	pendingSync       map[string]bool // members of this generation that have not sent SyncGroup
 	syncDeadline      time.Time
+	// owners is, in a Stable consumer group, the partitions the
+	// generation's assignments give each member (topic → partition →
+	// member id); nil otherwise.
+	owners map[string]map[int32]string
 }
 
 // gmember is a member of a classic group.
@@ -473,6 +477,7 @@ func (g *cgroup) completeJoin(now time.Time) {
 	if g.generation <= 0 {
 		g.generation = 1
 	}
+	g.owners = nil
 	g.rebalanceDeadline, g.delayUntil = time.Time{}, time.Time{}
 	if len(g.members) == 0 {
 		g.state = Empty

@@ -509,3 +509,48 @@ func TestGroupCoreReset(t *testing.T) {
 		t.Fatalf("join after reset: %+v", r)
 	}
 }
+
+// TestGroupCoreOwnedElsewhere: in a Stable consumer group, a partition the
+// generation gives one member is owned elsewhere for every other member;
+// a partition nobody holds is not, and a new generation forgets owners.
+func TestGroupCoreOwnedElsewhere(t *testing.T) {
+	e := newCoreEnv(t)
+	a, ja := e.newMember("range")
+	b, jb := e.newMember("range")
+	e.advance(DefaultInitialDelay)
+	ra, rb := ja.done(t), jb.done(t)
+	if ra.Code != 0 || rb.Code != 0 {
+		t.Fatalf("joins: %+v %+v", ra, rb)
+	}
+	leader, other := a, b
+	if ra.Leader != a {
+		leader, other = b, a
+	}
+	assign := func(parts ...int32) string {
+		var ma kmsg.ConsumerMemberAssignment
+		ma.Topics = []kmsg.ConsumerMemberAssignmentTopic{{Topic: "t", Partitions: parts}}
+		return string(ma.AppendTo(nil))
+	}
+	_, ch := e.sync(other, ra.Generation, nil)
+	if sr, _ := e.sync(leader, ra.Generation, map[string]string{leader: assign(0, 1), other: assign(2)}); sr.Code != 0 {
+		t.Fatalf("leader sync: %+v", sr)
+	}
+	recvSync(t, ch)
+	for _, c := range []struct {
+		member string
+		part   int32
+		want   bool
+	}{{leader, 0, false}, {other, 0, true}, {other, 2, false}, {leader, 2, true}, {other, 7, false}} {
+		if got := e.gc.OwnedElsewhere("g", c.member, nil, "t", c.part); got != c.want {
+			t.Errorf("partition %d for %s: owned elsewhere %v, want %v", c.part, c.member, got, c.want)
+		}
+	}
+	if e.gc.OwnedElsewhere("g", other, nil, "u", 0) {
+		t.Error("a topic nobody holds is owned elsewhere")
+	}
+	// A new member starts a rebalance: owners are forgotten.
+	e.newMember("range")
+	if e.gc.OwnedElsewhere("g", other, nil, "t", 0) {
+		t.Error("owners kept through a rebalance")
+	}
+}

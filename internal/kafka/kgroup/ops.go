@@ -310,6 +310,7 @@ func (gc *Coordinator) Sync(r SyncRequest) (SyncResult, <-chan SyncResult) {
 					am.assignment = bytes.Clone(a.MemberAssignment)
 				}
 			}
+			g.noteOwners()
 			g.state = Stable
 			for _, am := range g.members {
 				if am.assignment == nil {
@@ -531,4 +532,56 @@ func (gc *Coordinator) Forget(id string) (existed bool, code int16) {
 	gc.total -= len(g.pending)
 	delete(gc.groups, id)
 	return true, 0
+}
+
+// noteOwners records, for a consumer group (protocol type "consumer"),
+// which member the generation's assignments give each partition to.
+// Assignments it cannot read are left out: they only lose the check.
+func (g *cgroup) noteOwners() {
+	g.owners = nil
+	if g.protocolType != "consumer" {
+		return
+	}
+	g.owners = map[string]map[int32]string{}
+	for id, m := range g.members {
+		var a kmsg.ConsumerMemberAssignment
+		if len(m.assignment) == 0 || a.ReadFrom(m.assignment) != nil {
+			continue
+		}
+		for _, t := range a.Topics {
+			ps := g.owners[t.Topic]
+			if ps == nil {
+				ps = map[int32]string{}
+				g.owners[t.Topic] = ps
+			}
+			for _, p := range t.Partitions {
+				ps[p] = id
+			}
+		}
+	}
+}
+
+// OwnedElsewhere reports whether the group's current generation assigns
+// topic's partition to another member than memberID. A commit of such a
+// partition comes from a member whose view of the group is stale: Kafka
+// takes any commit of a member of the current generation, but after the
+// coordinator moved (group state is the coordinator's memory, and a new
+// coordinator forms the group anew) a member may still hold partitions
+// the new generation gave to another, and its commit would move that
+// partition's offset back. A partition assigned to nobody (one a
+// cooperative member is revoking) may be committed by anyone.
+func (gc *Coordinator) OwnedElsewhere(group, memberID string, instanceID *string, topic string, partition int32) bool {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	g := gc.group(group, false)
+	if g == nil || g.owners == nil || g.state != Stable {
+		return false
+	}
+	if instanceID != nil {
+		if id, ok := g.static[*instanceID]; ok {
+			memberID = id
+		}
+	}
+	owner, ok := g.owners[topic][partition]
+	return ok && owner != memberID
 }
