@@ -66,17 +66,23 @@ func (b *Broker) PublishFlush(topicName string, msgs []Message) (*PendingPublish
 	return b.screened(topicName, msgs, true)
 }
 
-// screened is publish after the topic's schema validation (schema.go):
-// messages dead-lettered by it are not stored in the topic, and their
-// results are merged back in request order by Wait.
+// screened is publish, which validates the messages of a topic bound to
+// a schema subject (schema.go), and in dead-letter mode the slow path of
+// a publish with invalid messages: their copies are written to the
+// dead-letter topic (outside the topic's lock), the others published, and
+// Wait merges the results back in request order.
 func (b *Broker) screened(topicName string, msgs []Message, flush bool) (*PendingPublish, error) {
-	keep, dead, err := b.screen(topicName, msgs)
+	pp, err := b.publish(topicName, msgs, flush, true)
+	var dl *deadLetterFirst
+	if !errors.As(err, &dl) {
+		return pp, err
+	}
+	keep, dead, err := b.deadLetterMessages(topicName, msgs, dl.bad)
 	if err != nil {
 		return nil, err
 	}
-	pp, err := b.publish(topicName, keep, flush)
-	if err != nil || dead == nil {
-		return pp, err
+	if pp, err = b.publish(topicName, keep, flush, false); err != nil { // validated above
+		return nil, err
 	}
 	pp.dead, pp.total = dead, len(msgs)
 	return pp, nil
@@ -84,8 +90,10 @@ func (b *Broker) screened(topicName string, msgs []Message, flush bool) (*Pendin
 
 // publish is PublishAsync; with flush, a request that goes to one partition
 // is written by the calling goroutine when no flush is in progress (the
-// caller waits right away, so a hand-off would only add latency).
-func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*PendingPublish, error) {
+// caller waits right away, so a hand-off would only add latency). With
+// validate, the messages of a topic bound to a schema subject are
+// validated first.
+func (b *Broker) publish(topicName string, msgs []Message, flush, validate bool) (*PendingPublish, error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
@@ -104,8 +112,13 @@ func (b *Broker) publish(topicName string, msgs []Message, flush bool) (*Pending
 		release = false
 		return &PendingPublish{t: t}, nil
 	}
-	now := b.clock.Now()
 	cfg := t.meta.Config
+	if validate {
+		if err := b.validateMessages(topicName, cfg, msgs); err != nil {
+			return nil, err
+		}
+	}
+	now := b.clock.Now()
 	nparts := int32(len(t.logs()))
 	total := 0
 	for i := range msgs {

@@ -100,64 +100,77 @@ type RecordError struct {
 func (e *RecordError) Error() string { return e.Err.Error() }
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// schemaBinding returns a topic's schema subject and mode, read under its
-// life lock.
-func (t *topic) schemaBinding() (string, catalog.SchemaMode) {
-	t.life.RLock()
-	defer t.life.RUnlock()
-	return t.meta.Config.SchemaSubject, t.meta.Config.SchemaMode
-}
+// deadLetterFirst is publish's answer for a publish to a topic bound in
+// dead-letter mode with invalid messages: screened writes their copies,
+// then publishes the others.
+type deadLetterFirst struct{ bad []invalidMessage }
 
-// screen validates the messages of a publish to a bound topic. It
-// returns the messages to store; in dead-letter mode the invalid ones are
-// written to the dead-letter topic first, and dead holds their results
-// (by request index) for PendingPublish to merge.
-func (b *Broker) screen(topicName string, msgs []Message) ([]Message, map[int]Result, error) {
-	t, err := b.topic(topicName)
-	if err != nil {
-		return msgs, nil, nil // publish reports it
-	}
-	subject, mode := t.schemaBinding()
-	if subject == "" {
-		return msgs, nil, nil
+func (*deadLetterFirst) Error() string { return "broker: invalid messages to dead-letter first" }
+
+// validateMessages checks a publish's messages against the topic's schema
+// subject, if it has one: nil when all are valid, a refusal (reject
+// mode), or a *deadLetterFirst (dead-letter mode).
+func (b *Broker) validateMessages(topicName string, cfg catalog.TopicConfig, msgs []Message) error {
+	if cfg.SchemaSubject == "" {
+		return nil
 	}
 	var bad []invalidMessage
 	for i := range msgs {
-		if err := b.validateValue(subject, msgs[i].Value, msgs[i].Headers); err != nil {
+		if err := b.validateValue(cfg.SchemaSubject, msgs[i].Value, msgs[i].Headers); err != nil {
 			bad = append(bad, invalidMessage{i, err})
 		}
 	}
-	if len(bad) == 0 {
-		return msgs, nil, nil
+	switch {
+	case len(bad) == 0:
+		return nil
+	case cfg.SchemaMode != catalog.SchemaDeadLetter:
+		return schemaRefusal(topicName, bad, "message")
 	}
-	if mode != catalog.SchemaDeadLetter {
-		return nil, nil, schemaRefusal(topicName, bad, "message")
-	}
+	return &deadLetterFirst{bad}
+}
+
+// deadLetterMessages writes the invalid messages of a publish to the
+// topic's dead-letter topic and returns the messages to publish and the
+// dead-lettered ones' results, by request index.
+func (b *Broker) deadLetterMessages(topicName string, msgs []Message, bad []invalidMessage) ([]Message, map[int]Result, error) {
 	dlq := catalog.TopicDeadLetterName(topicName)
+	now := b.clock.Now().UnixMilli()
 	copies := make([]Message, len(bad))
 	for k, m := range bad {
-		copies[k] = schemaDeadLetter(topicName, msgs[m.index], m.err, b.clock.Now().UnixMilli())
+		copies[k] = schemaDeadLetter(topicName, msgs[m.index], m.err, now)
 	}
 	res, err := b.writeSchemaDeadLetters(dlq, copies)
 	if err != nil {
 		return nil, nil, err
 	}
 	dead := make(map[int]Result, len(bad))
-	keep := make([]Message, 0, len(msgs)-len(bad))
+	for k, m := range bad {
+		dead[m.index] = Result{Partition: res[k].Partition, Offset: res[k].Offset, DeadLettered: true}
+		b.logger.Info("message dead-lettered", "topic", topicName, "reason", ReasonSchemaInvalid, "dlq", dlq, "err", m.err)
+	}
+	return withoutInvalid(msgs, bad), dead, nil
+}
+
+// withoutInvalid returns items without those at bad's indexes (ascending).
+func withoutInvalid[T any](items []T, bad []invalidMessage) []T {
+	out := make([]T, 0, len(items)-len(bad))
 	k := 0
-	for i := range msgs {
+	for i := range items {
 		if k < len(bad) && bad[k].index == i {
-			r := res[k]
-			dead[i] = Result{Partition: r.Partition, Offset: r.Offset, DeadLettered: true}
 			k++
 			continue
 		}
-		keep = append(keep, msgs[i])
+		out = append(out, items[i])
 	}
-	for _, m := range bad {
-		b.logger.Info("message dead-lettered", "topic", topicName, "reason", ReasonSchemaInvalid, "dlq", dlq, "err", m.err)
-	}
-	return keep, dead, nil
+	return out
+}
+
+// schemaBinding returns a topic's schema subject and mode, read under its
+// life lock.
+func (t *topic) schemaBinding() (string, catalog.SchemaMode) {
+	t.life.RLock()
+	defer t.life.RUnlock()
+	return t.meta.Config.SchemaSubject, t.meta.Config.SchemaMode
 }
 
 // writeSchemaDeadLetters stores dead-letter copies in a topic's
@@ -245,29 +258,19 @@ func (b *Broker) screenBatches(t *topic, batches []byte, n int) ([]byte, int, er
 		if err != nil {
 			return nil, 0, errs.Wrap(errs.InvalidArgument, err, "record batch")
 		}
-		if cfg.SchemaMode != catalog.SchemaDeadLetter || len(bad) == len(recs) {
-			if cfg.SchemaMode == catalog.SchemaDeadLetter {
-				if err := b.deadLetterRecords(t.meta.Name, bt.Header, recs, bad); err != nil {
-					return nil, 0, err
-				}
-			}
+		if cfg.SchemaMode != catalog.SchemaDeadLetter {
 			return nil, 0, schemaRefusal(t.meta.Name, bad, "record")
 		}
 		if err := b.deadLetterRecords(t.meta.Name, bt.Header, recs, bad); err != nil {
 			return nil, 0, err
 		}
+		if len(bad) == len(recs) {
+			return nil, 0, schemaRefusal(t.meta.Name, bad, "record")
+		}
 		if out == nil {
 			out = append([]byte(nil), batches[:start]...)
 		}
-		kept := make([]batch.Record, 0, len(recs)-len(bad))
-		k := 0
-		for i := range recs {
-			if k < len(bad) && bad[k].index == i {
-				k++
-				continue
-			}
-			kept = append(kept, recs[i])
-		}
+		kept := withoutInvalid(recs, bad)
 		h := bt.Header
 		if h.ProducerID >= 0 && h.BaseSequence >= 0 {
 			h.BaseSequence += int32(len(bad))

@@ -312,12 +312,17 @@ func (r *Registry) postRegister(req *http.Request) (any, error) {
 	return map[string]int{"id": id}, nil
 }
 
-func (r *Registry) getVersion(req *http.Request) (any, error) {
+// pathSubjectVersion is the subject version a request's path names.
+func (r *Registry) pathSubjectVersion(req *http.Request) (Registered, error) {
 	v, err := pathVersion(req)
 	if err != nil {
-		return nil, err
+		return Registered{}, err
 	}
-	g, err := r.Version(req.PathValue("subject"), v, flag(req, "deleted"))
+	return r.Version(req.PathValue("subject"), v, flag(req, "deleted"))
+}
+
+func (r *Registry) getVersion(req *http.Request) (any, error) {
+	g, err := r.pathSubjectVersion(req)
 	if err != nil {
 		return nil, err
 	}
@@ -325,11 +330,7 @@ func (r *Registry) getVersion(req *http.Request) (any, error) {
 }
 
 func (r *Registry) getRawVersion(req *http.Request) (any, error) {
-	v, err := pathVersion(req)
-	if err != nil {
-		return nil, err
-	}
-	g, err := r.Version(req.PathValue("subject"), v, flag(req, "deleted"))
+	g, err := r.pathSubjectVersion(req)
 	if err != nil {
 		return nil, err
 	}
