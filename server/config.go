@@ -86,7 +86,14 @@ type StorageConfig struct {
 	// FlushBytes caps the bytes of one group-commit write
 	// (storage.flush-bytes); default 1 MiB.
 	FlushBytes bytesize.Size `yaml:"flush-bytes"`
+	// MinFreeBytes is the free-space watermark of the data directory's
+	// file system (storage.min-free-bytes): below it /readyz fails with
+	// reason disk. Default 128 MiB; 1B effectively turns it off.
+	MinFreeBytes bytesize.Size `yaml:"min-free-bytes"`
 }
+
+// DefaultMinFreeBytes is StorageConfig.MinFreeBytes's default.
+const DefaultMinFreeBytes = 128 << 20
 
 // TopicDefaults are what a new topic gets for the config fields its
 // creator leaves unset (the topics section of the configuration file).
@@ -197,6 +204,7 @@ func DefaultConfig() Config {
 			SegmentBytes:  seglog.DefaultSegmentBytes,
 			MaxBatchBytes: batch.DefaultMaxBatchBytes,
 			FlushBytes:    seglog.DefaultFlushBytes,
+			MinFreeBytes:  DefaultMinFreeBytes,
 		},
 		Topics: TopicDefaults{
 			Partitions:      topics.Partitions,
@@ -246,6 +254,7 @@ func (c Config) complete() (Config, error) {
 	orDefault(&c.Storage.SegmentBytes, def.Storage.SegmentBytes)
 	orDefault(&c.Storage.MaxBatchBytes, def.Storage.MaxBatchBytes)
 	orDefault(&c.Storage.FlushBytes, def.Storage.FlushBytes)
+	orDefault(&c.Storage.MinFreeBytes, def.Storage.MinFreeBytes)
 	orDefault(&c.Topics.Partitions, def.Topics.Partitions)
 	orDefault(&c.Topics.Durability, def.Topics.Durability)
 	orDefault(&c.Topics.DedupWindow, def.Topics.DedupWindow)

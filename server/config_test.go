@@ -76,7 +76,7 @@ func TestConfigDefaults(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Config() =\n%+v\nwant\n%+v", got, want)
 	}
-	if got.Storage != (StorageConfig{SegmentBytes: 128 * bytesize.MiB, MaxBatchBytes: 16 * bytesize.MiB, FlushBytes: bytesize.MiB}) ||
+	if got.Storage != (StorageConfig{SegmentBytes: 128 * bytesize.MiB, MaxBatchBytes: 16 * bytesize.MiB, FlushBytes: bytesize.MiB, MinFreeBytes: DefaultMinFreeBytes}) ||
 		got.Topics != (TopicDefaults{Partitions: 1, Durability: DurabilityAlways, DedupWindow: 2 * time.Minute, MaxMessageBytes: bytesize.MiB}) ||
 		got.DedupMaxEntries != 200_000 || *got.KafkaGroupInitialRebalanceDelay != 100*time.Millisecond ||
 		got.API != (APILimits{MaxRequestBytes: 8 * bytesize.MiB, PublishBudgetBytes: 256 * bytesize.MiB, MaxSessions: 10_000}) ||
@@ -98,7 +98,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	got = srv.Config()
 	if got.KafkaAddr != "127.0.0.1:0" || *got.KafkaGroupInitialRebalanceDelay != 0 ||
-		got.Storage != (StorageConfig{SegmentBytes: 64 * bytesize.MiB, MaxBatchBytes: 16 * bytesize.MiB, FlushBytes: bytesize.MiB}) ||
+		got.Storage != (StorageConfig{SegmentBytes: 64 * bytesize.MiB, MaxBatchBytes: 16 * bytesize.MiB, FlushBytes: bytesize.MiB, MinFreeBytes: DefaultMinFreeBytes}) ||
 		got.Topics.Partitions != 4 || got.Topics.Durability != DurabilityNone || got.Topics.DedupWindow != 2*time.Minute {
 		t.Errorf("Config() = %+v", got)
 	}

@@ -52,6 +52,7 @@ storage:
   segment-bytes: 64MiB
   max-batch-bytes: 4194304
   flush-bytes: 512KiB
+  min-free-bytes: 1GiB
 topics:
   partitions: 6
   durability: interval
@@ -76,7 +77,7 @@ func TestParseFileConfig(t *testing.T) {
 	want.Kafka.AdvertisedAddr = "kafka.example:9092"
 	want.Kafka.GroupInitialRebalanceDelay = 3 * time.Second
 	want.Log.Format, want.Log.Level = "json", "debug"
-	want.Storage = StorageConfig{SegmentBytes: 64 * bytesize.MiB, MaxBatchBytes: 4 * bytesize.MiB, FlushBytes: 512 * bytesize.KiB}
+	want.Storage = StorageConfig{SegmentBytes: 64 * bytesize.MiB, MaxBatchBytes: 4 * bytesize.MiB, FlushBytes: 512 * bytesize.KiB, MinFreeBytes: bytesize.GiB}
 	want.Topics = TopicDefaults{Partitions: 6, Durability: DurabilityInterval, DedupWindow: 10 * time.Minute,
 		MaxMessageBytes: 2_000_000, Retention: 168 * time.Hour, RetentionBytes: 10 * bytesize.GiB}
 	want.Dedup.MaxEntries = 50_000

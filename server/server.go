@@ -50,6 +50,7 @@ type Server struct {
 	lock     io.Closer
 	st       *state.Store
 	broker   *broker.Broker
+	tel      *telemetry.Telemetry
 	api      *api.Handler
 	http     *http.Server
 	httpLn   net.Listener
@@ -175,6 +176,8 @@ func (s *Server) startLocked() error {
 	s.st = st
 	bcfg := s.cfg.brokerConfig()
 	bcfg.FS, bcfg.Clock, bcfg.State = s.fs, s.clock, st
+	s.tel = telemetry.New()
+	bcfg.Log.Hooks = s.tel.StorageHooks()
 	if s.cfg.Cluster.Enabled() {
 		if err := s.startCluster(statErr == nil); err != nil {
 			return err
@@ -221,8 +224,10 @@ func (s *Server) startLocked() error {
 		defer close(s.producersDone)
 		s.producers.Run(pctx)
 	}()
-	s.api = api.New(b, s.cfg.apiLimits(), s.producers)
-	s.api.Handle("GET /metrics", telemetry.Handler(b))
+	s.api = api.New(b, s.cfg.apiLimits(), s.producers, s.tel.APIHooks())
+	s.api.AddCheck(s.problems)
+	s.tel.Bind(b, s.api.Unready)
+	s.api.Handle("GET /metrics", s.tel.Handler())
 	s.api.Handle("GET /catalog", reg.CatalogHandler(b))
 	rctx, rcancel := context.WithCancel(context.Background())
 	s.ratesStop, s.ratesDone = rcancel, make(chan struct{})
@@ -239,6 +244,7 @@ func (s *Server) startLocked() error {
 	}
 	s.httpLn = ln
 	s.http = newHTTPServer(s.api, s.logger)
+	s.http.ConnState = s.tel.HTTPConnState
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- s.http.Serve(ln) }()
 	if s.cfg.KafkaAddr != "-" {
@@ -253,6 +259,7 @@ func (s *Server) startLocked() error {
 			AdvertisedHost:             s.kafkaHost,
 			AdvertisedPort:             s.kafkaPort,
 			Producers:                  s.producers,
+			Hooks:                      s.tel.KafkaHooks(),
 			NodeID:                     s.kafkaNodeID(),
 			Cluster:                    s.kafkaCluster(),
 		})

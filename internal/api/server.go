@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"connectrpc.com/connect"
@@ -61,15 +63,22 @@ type Handler struct {
 	mux     *http.ServeMux
 	ready   atomic.Bool
 	cluster atomic.Pointer[cluster.Node] // nil: a single node
+
+	checksMu sync.Mutex
+	checks   []func() []Problem
 }
 
 // New returns the API handler for b; producers is the idempotent-producer
 // table it shares with the Kafka front end (batch publishing,
-// InitProducer).
-func New(b *broker.Broker, lim Limits, producers *producer.Table) *Handler {
+// InitProducer); hooks, if not nil, hear every call.
+func New(b *broker.Broker, lim Limits, producers *producer.Table, hooks Hooks) *Handler {
 	lim = lim.withDefaults()
 	h := &Handler{mux: http.NewServeMux()}
-	opts := append(codecs(),
+	opts := codecs()
+	if hooks != nil {
+		opts = append(opts, connect.WithInterceptors(hookInterceptor{hooks}))
+	}
+	opts = append(opts,
 		connect.WithReadMaxBytes(lim.MaxRequestBytes),
 		// Requests may arrive gzip-compressed, but responses are not
 		// compressed: on the links Spool serves, compressing costs more CPU
@@ -88,20 +97,66 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table) *Handler {
 		w.Write([]byte("ok\n"))
 	})
 	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !h.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		problems := h.Problems()
+		if len(problems) == 0 {
+			w.Write([]byte("ready\n"))
 			return
 		}
-		if n := h.cluster.Load(); n != nil {
-			if failed := n.FailedPartitions(); len(failed) > 0 {
-				http.Error(w, fmt.Sprintf("not ready: the logs of %d partitions failed on this node (%s); restart it on a healthy disk",
-					len(failed), strings.Join(failed[:min(len(failed), 5)], ", ")), http.StatusServiceUnavailable)
-				return
-			}
+		var sb strings.Builder
+		for _, p := range problems {
+			fmt.Fprintf(&sb, "not ready: %s: %s\n", p.Reason, p.Detail)
 		}
-		w.Write([]byte("ready\n"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(sb.String()))
 	})
 	return h
+}
+
+// Problem is a reason /readyz fails: Reason is one of a bounded set
+// (starting, storage, state_store, disk), the metric's label; Detail
+// says what to do.
+type Problem struct{ Reason, Detail string }
+
+// AddCheck adds a readiness check; /readyz fails while any reports a
+// problem. Checks run on every /readyz and /metrics request: they must be
+// cheap.
+func (h *Handler) AddCheck(f func() []Problem) {
+	h.checksMu.Lock()
+	h.checks = append(h.checks, f)
+	h.checksMu.Unlock()
+}
+
+// Problems runs the readiness checks.
+func (h *Handler) Problems() []Problem {
+	if !h.ready.Load() {
+		return []Problem{{"starting", "the server is starting or stopping"}}
+	}
+	var out []Problem
+	if n := h.cluster.Load(); n != nil {
+		if failed := n.FailedPartitions(); len(failed) > 0 {
+			out = append(out, Problem{"storage", fmt.Sprintf("the logs of %d partitions failed on this node (%s); restart it on a healthy disk",
+				len(failed), strings.Join(failed[:min(len(failed), 5)], ", "))})
+		}
+	}
+	h.checksMu.Lock()
+	checks := h.checks
+	h.checksMu.Unlock()
+	for _, c := range checks {
+		out = append(out, c()...)
+	}
+	return out
+}
+
+// Unready returns the reasons of Problems, each once, for metrics.
+func (h *Handler) Unready() []string {
+	var out []string
+	for _, p := range h.Problems() {
+		if !slices.Contains(out, p.Reason) {
+			out = append(out, p.Reason)
+		}
+	}
+	return out
 }
 
 // SetCluster makes ClusterStatus describe n's cluster.

@@ -116,6 +116,7 @@ type Broker struct {
 		partitions, segments, scanned, torn int
 		scannedBytes                        int64
 	}
+	recovered recoveryCounters // every recovery since the process started, for metrics
 }
 
 // Open loads the catalog, opens and recovers every topic's partition logs,

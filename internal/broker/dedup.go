@@ -38,6 +38,7 @@ type dedup struct {
 	ring       []dedupSlot      // slot of sequence n at ring[n % len(ring)]; guarded by mu
 	head, tail uint64           // live slots are [head, tail); guarded by mu
 	evicted    int64            // ids forgotten before their window ended
+	hits       int64            // messages answered as duplicates
 }
 
 // idKey is the 128-bit hash of a message id.
@@ -223,6 +224,7 @@ func (d *dedup) reserve(msgs []Message, now time.Time, results []Result, store [
 			}
 			r.dupOf[i] = j
 			store[i] = false
+			d.hits++
 			continue
 		}
 		st, e, seq := d.reserveLocked(id, nowMs)
@@ -230,6 +232,7 @@ func (d *dedup) reserve(msgs []Message, now time.Time, results []Result, store [
 		case dedupDuplicate:
 			results[i] = Result{Partition: e.partition, Offset: e.offset, Duplicate: true}
 			store[i] = false
+			d.hits++
 		case dedupInProgress:
 			for _, seq := range r.slots {
 				d.releaseLocked(seq)

@@ -102,6 +102,9 @@ func (s *subscription) publishDeadLetters(ops []outboxOp) error {
 	}
 	s.q.deadLettered.Add(int64(len(msgs)))
 	for _, op := range ops {
+		s.stats.deadLettered[deadLetterIndex(op.dl.Reason)].Add(1)
+	}
+	for _, op := range ops {
 		b.logger.Info("message dead-lettered", "topic", s.meta.Topic, "subscription", s.meta.Name,
 			"partition", op.part, "offset", op.dl.Offset, "reason", op.dl.Reason, "deliveries", op.dl.DeliveryCount, "dlq", s.q.dlq)
 	}

@@ -424,6 +424,11 @@ func (b *Broker) SettleLeases(topicName, name, holder string, p int32, ops []Lea
 				stale++
 			case op.Action != LeaseExtend:
 				s.releaseSlotLocked(holder, 1)
+				if op.Action == LeaseNack {
+					s.stats.nacked.Add(1)
+				} else {
+					s.stats.rejected.Add(1)
+				}
 			}
 		}
 	}

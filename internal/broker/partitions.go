@@ -199,6 +199,7 @@ func (s *subscription) addPartitions(n int, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("queue partition %d: %w", p, err)
 		}
+		core.Observe(s.stats)
 		q.parts = append(q.parts, &queuePart{id: int32(p), core: core, unparked: map[int64]int64{}, dirty: true})
 	}
 	if s.meta.Config.Queue.MaxInFlight == 0 {

@@ -93,11 +93,13 @@ func (b *Broker) screened(topicName string, msgs []Message, flush bool) (*Pendin
 // caller waits right away, so a hand-off would only add latency). With
 // validate, the messages of a topic bound to a schema subject are
 // validated first.
-func (b *Broker) publish(topicName string, msgs []Message, flush, validate bool) (*PendingPublish, error) {
+func (b *Broker) publish(topicName string, msgs []Message, flush, validate bool) (_ *PendingPublish, err error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { t.stats.refused(err, len(msgs)) }()
+	start := time.Now()
 	t.life.RLock()
 	release := true // until Wait takes over the read lock
 	defer func() {
@@ -114,7 +116,7 @@ func (b *Broker) publish(topicName string, msgs []Message, flush, validate bool)
 	}
 	cfg := t.meta.Config
 	if validate {
-		if err := b.validateMessages(topicName, cfg, msgs); err != nil {
+		if err := b.validateMessages(topicName, t.stats, cfg, msgs); err != nil {
 			return nil, err
 		}
 	}
@@ -192,7 +194,7 @@ func (b *Broker) publish(topicName string, msgs []Message, flush, validate bool)
 		}
 	}
 
-	pp := &PendingPublish{t: t, results: results, ids: ids, now: now}
+	pp := &PendingPublish{t: t, results: results, ids: ids, now: now, start: start}
 	flush = flush && len(byPart) == 1
 	for p, idx := range byPart {
 		pend, err := t.submitPartition(p, idx, msgs, now, flush)
@@ -205,7 +207,11 @@ func (b *Broker) publish(topicName string, msgs []Message, flush, validate bool)
 			pp.err = err
 			break
 		}
-		pp.parts = append(pp.parts, partPending{p: p, idx: idx, pend: pend})
+		bytes := 0
+		for _, i := range idx {
+			bytes += msgs[i].size()
+		}
+		pp.parts = append(pp.parts, partPending{p: p, idx: idx, pend: pend, bytes: bytes})
 	}
 	release = false
 	return pp, nil
@@ -237,6 +243,7 @@ type PendingPublish struct {
 	results []Result
 	ids     *reservation // the de-duplication reservation; nil without ids
 	now     time.Time
+	start   time.Time // when the request began (monotonic), for the publish latency
 	parts   []partPending
 	err     error // a submit failure; parts submitted before it still complete
 	// dead: the results of the request's messages that were dead-lettered
@@ -247,9 +254,10 @@ type PendingPublish struct {
 }
 
 type partPending struct {
-	p    int32
-	idx  []int
-	pend pendingAppend
+	p     int32
+	idx   []int
+	pend  pendingAppend
+	bytes int // the messages' sizes, for metrics
 }
 
 // Wait blocks until every message of the publish is durable (or failed)
@@ -258,17 +266,28 @@ func (pp *PendingPublish) Wait() ([]Result, error) {
 	t := pp.t
 	defer t.life.RUnlock()
 	err := pp.err
+	if err != nil {
+		t.stats.refused(err, 1)
+	}
+	storedAny := false
 	for _, pt := range pp.parts {
 		res, werr := pt.pend.Wait()
 		if werr != nil {
+			werr = appendError(t.meta.Name, pt.p, werr)
+			t.stats.refused(werr, len(pt.idx))
 			if err == nil {
-				err = appendError(t.meta.Name, pt.p, werr)
+				err = werr
 			}
 			continue
 		}
+		t.stats.stored(len(pt.idx), pt.bytes)
+		storedAny = true
 		for k, i := range pt.idx {
 			pp.results[i] = Result{Partition: pt.p, Offset: res.BaseOffset + int64(k), stored: true}
 		}
+	}
+	if storedAny {
+		t.stats.latency.ObserveDuration(time.Since(pp.start))
 	}
 	pp.ids.settle(pp.results, pp.now)
 	if err != nil {

@@ -338,6 +338,9 @@ func (sess *Session) leaseOp(id uint64, p int32, offsets []int64, op func(qp *qu
 func (sess *Session) Nack(id uint64, p int32, offset int64, delay time.Duration, errText string) error {
 	return sess.leaseOp(id, p, []int64{offset}, func(qp *queuePart, now time.Time, off int64) (bool, bool, queue.Effects) {
 		ok, eff := qp.core.Nack(now, sess.id, off, delay, errText)
+		if ok {
+			sess.sub.stats.nacked.Add(1)
+		}
 		return ok, ok, eff
 	})
 }
@@ -354,6 +357,9 @@ func (sess *Session) Extend(id uint64, p int32, offsets []int64, d time.Duration
 func (sess *Session) Reject(id uint64, p int32, offset int64, errText string) error {
 	return sess.leaseOp(id, p, []int64{offset}, func(qp *queuePart, now time.Time, off int64) (bool, bool, queue.Effects) {
 		ok, eff := qp.core.Reject(now, sess.id, off, errText)
+		if ok {
+			sess.sub.stats.rejected.Add(1)
+		}
 		return ok, ok, eff
 	})
 }

@@ -126,6 +126,7 @@ func (s *subscription) newQueueState(committed []int64) (*queueState, error) {
 		if err != nil {
 			return nil, err
 		}
+		core.Observe(s.stats)
 		q.parts = append(q.parts, &queuePart{id: int32(p), core: core, unparked: map[int64]int64{}})
 		committed[p] = snap.Floor
 	}
@@ -244,10 +245,14 @@ func (s *subscription) applyQueueLocked(qp *queuePart, eff queue.Effects) {
 	q := s.q
 	qp.dirty = true
 	for _, dl := range eff.DeadLetters {
+		if dl.Reason == queue.ReasonExpired {
+			s.stats.expired.Add(1)
+		}
 		q.outbox = append(q.outbox, outboxOp{kind: opDeadLetter, part: qp.id, dl: dl, oldDue: s.takeUnparkedLocked(qp, dl.Offset)})
 	}
 	for _, off := range eff.Dropped {
 		q.dropped.Add(1)
+		s.stats.expired.Add(1)
 		if due := s.takeUnparkedLocked(qp, off); due >= 0 {
 			q.outbox = append(q.outbox, outboxOp{kind: opUnparkDone, part: qp.id, park: queue.Parked{Offset: off}, oldDue: due})
 		}
@@ -256,6 +261,7 @@ func (s *subscription) applyQueueLocked(qp *queuePart, eff queue.Effects) {
 		qp.parked++
 		q.outbox = append(q.outbox, outboxOp{kind: opPark, part: qp.id, park: pk, oldDue: s.takeUnparkedLocked(qp, pk.Offset)})
 	}
+	s.stats.leaseExpired.Add(uint64(len(eff.Expired)))
 	for _, l := range eff.Expired {
 		s.releaseSlotLocked(l.Member, 1)
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"time"
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
@@ -16,9 +17,13 @@ import (
 
 // PendingAppend is a raw append queued in its partition log.
 type PendingAppend struct {
-	t    *topic
-	p    int32
-	pend pendingAppend
+	t     *topic
+	p     int32
+	pend  pendingAppend
+	start time.Time // when the append began, for the publish latency
+	n     int       // records, for metrics
+	bytes int
+	seen  bool // Wait counted it (Wait is called by one goroutine)
 }
 
 // Wait blocks until the append is durable under the topic's policy and
@@ -26,7 +31,17 @@ type PendingAppend struct {
 func (pa *PendingAppend) Wait() (int64, error) {
 	res, err := pa.pend.Wait()
 	if err != nil {
-		return 0, appendError(pa.t.meta.Name, pa.p, err)
+		err = appendError(pa.t.meta.Name, pa.p, err)
+		if !pa.seen {
+			pa.seen = true
+			pa.t.stats.refused(err, pa.n)
+		}
+		return 0, err
+	}
+	if !pa.seen {
+		pa.seen = true
+		pa.t.stats.stored(pa.n, pa.bytes)
+		pa.t.stats.latency.ObserveDuration(time.Since(pa.start))
 	}
 	return res.BaseOffset, nil
 }
@@ -85,11 +100,14 @@ func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingA
 // batches hold): the topic and partition looked up under the topic's life
 // lock, the topic's capacity bounds, and the queueing in the partition's
 // log (written by the caller when flush and no flush is in progress).
-func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, flush bool, check func(t *topic) (int, error)) (*PendingAppend, error) {
+func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, flush bool, check func(t *topic) (int, error)) (_ *PendingAppend, err error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
+	n := 0 // records, once check counted them
+	defer func() { t.stats.refused(err, n) }()
 	if subject, mode := t.schemaBinding(); subject != "" && mode == catalog.SchemaDeadLetter {
 		// Created before the life lock is taken: on a cluster creating a
 		// topic waits for the metadata group, which may be applying a
@@ -106,8 +124,7 @@ func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, 
 	if p < 0 || int(p) >= len(t.logs()) {
 		return nil, errs.New(errs.InvalidArgument, "partition %d does not exist (topic %q has %d)", p, topicName, len(t.logs()))
 	}
-	n, err := check(t)
-	if err != nil {
+	if n, err = check(t); err != nil {
 		return nil, err
 	}
 	if batches, n, err = b.screenBatches(t, batches, n); err != nil {
@@ -120,7 +137,7 @@ func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, 
 	if err != nil {
 		return nil, err
 	}
-	return &PendingAppend{t: t, p: p, pend: pend}, nil
+	return &PendingAppend{t: t, p: p, pend: pend, start: start, n: n, bytes: len(batches)}, nil
 }
 
 // RawRead is what ReadRaw returns.

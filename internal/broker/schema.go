@@ -110,7 +110,7 @@ func (*deadLetterFirst) Error() string { return "broker: invalid messages to dea
 // validateMessages checks a publish's messages against the topic's schema
 // subject, if it has one: nil when all are valid, a refusal (reject
 // mode), or a *deadLetterFirst (dead-letter mode).
-func (b *Broker) validateMessages(topicName string, cfg catalog.TopicConfig, msgs []Message) error {
+func (b *Broker) validateMessages(topicName string, st *topicStats, cfg catalog.TopicConfig, msgs []Message) error {
 	if cfg.SchemaSubject == "" {
 		return nil
 	}
@@ -120,12 +120,14 @@ func (b *Broker) validateMessages(topicName string, cfg catalog.TopicConfig, msg
 			bad = append(bad, invalidMessage{i, err})
 		}
 	}
-	switch {
-	case len(bad) == 0:
+	if len(bad) == 0 {
 		return nil
-	case cfg.SchemaMode != catalog.SchemaDeadLetter:
+	}
+	st.schemaInvalid.Add(uint64(len(bad)))
+	if cfg.SchemaMode != catalog.SchemaDeadLetter {
 		return schemaRefusal(topicName, bad, "message")
 	}
+	st.schemaDead.Add(uint64(len(bad)))
 	return &deadLetterFirst{bad}
 }
 
@@ -258,12 +260,14 @@ func (b *Broker) screenBatches(t *topic, batches []byte, n int) ([]byte, int, er
 		if err != nil {
 			return nil, 0, errs.Wrap(errs.InvalidArgument, err, "record batch")
 		}
+		t.stats.schemaInvalid.Add(uint64(len(bad)))
 		if cfg.SchemaMode != catalog.SchemaDeadLetter {
 			return nil, 0, schemaRefusal(t.meta.Name, bad, "record")
 		}
 		if err := b.deadLetterRecords(t.meta.Name, bt.Header, recs, bad); err != nil {
 			return nil, 0, err
 		}
+		t.stats.schemaDead.Add(uint64(len(bad)))
 		if len(bad) == len(recs) {
 			return nil, 0, schemaRefusal(t.meta.Name, bad, "record")
 		}

@@ -371,6 +371,7 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 					}
 				}
 				sess.credits -= len(out)
+				s.countStreamLocked(out)
 				s.mu.Unlock()
 				if len(out) > 0 {
 					return Event{Deliveries: out, Next: moved(parts, before)}, nil

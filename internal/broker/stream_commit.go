@@ -224,6 +224,9 @@ func (sp *Space) CommitStream(topicName, name string, c StreamCommit) (map[int32
 	if err := b.writeSub(w); err != nil {
 		return nil, err
 	}
+	if len(valid) > 0 {
+		s.stats.commits.Add(1)
+	}
 	return perr, nil
 }
 

@@ -144,6 +144,7 @@ func (sess *Session) failed(p int32, offset int64, attempts int, errText string)
 		return fail(fmt.Errorf("write to dead-letter topic %q: %w", dlq, err))
 	}
 	s.deadLettered.Add(1)
+	s.stats.deadLettered[deadLetterIndex(queue.ReasonMaxDeliveries)].Add(1)
 	t.b.logger.Info("message dead-lettered", "topic", s.meta.Topic, "subscription", s.meta.Name,
 		"partition", p, "offset", offset, "reason", queue.ReasonMaxDeliveries, "deliveries", attempts, "dlq", dlq)
 	return FailedOutcome{Action: catalog.FailDeadLetter, DeadLetterTopic: dlq, DeadLetterOffset: res[0].Offset}

@@ -190,6 +190,7 @@ func (s *subscription) resetQueue(parts []int32, offsets []int64) ([]int64, erro
 		if cores[i], err = queue.New(q.cfg, snap, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(p)))); err != nil {
 			return nil, errs.Wrap(errs.Internal, err, "queue state")
 		}
+		cores[i].Observe(s.stats)
 		v, err := appendSnapshot(nil, snap)
 		if err != nil {
 			return nil, errs.Wrap(errs.Internal, err, "encode queue state")

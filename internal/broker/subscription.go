@@ -41,6 +41,11 @@ type subscription struct {
 	// deadLettered counts stream messages dead-lettered since the server
 	// started.
 	deadLettered atomic.Int64
+	stats        *subStats // counters and latencies since the server started
+	// sentTo is, per partition, the offset after the highest a stream
+	// session delivered since the server started: a delivery below it is
+	// a redelivery (after a rebalance or a reset). Guarded by mu.
+	sentTo map[int32]int64
 
 	q *queueState // queue mode only; nil for stream subscriptions
 }
@@ -58,7 +63,7 @@ func (t *topic) newSub(meta catalog.Subscription, committed []int64) (*subscript
 	if err != nil {
 		return nil, err
 	}
-	s := &subscription{t: t, meta: meta, coord: coord, committed: committed, sessions: map[string]*Session{}}
+	s := &subscription{t: t, meta: meta, coord: coord, committed: committed, sessions: map[string]*Session{}, stats: newSubStats()}
 	s.filter.Store(f)
 	if meta.Config.Mode == catalog.ModeQueue {
 		if s.q, err = s.newQueueState(committed); err != nil {
@@ -326,6 +331,7 @@ type SubInfo struct {
 	Lag          int64
 	DeadLettered int64 // since the server started
 	Dropped      int64
+	Stats        SubStats
 }
 
 // DescribeSubscription returns members, assignment, committed offsets and
@@ -361,7 +367,7 @@ func (b *Broker) DescribeSubscription(topicName, name string) (SubInfo, error) {
 			owner[r.Partition] = m.ID
 		}
 	}
-	info := SubInfo{Sub: s.config(), Group: desc}
+	info := SubInfo{Sub: s.config(), Group: desc, Stats: s.stats.snapshot()}
 	if s.q != nil {
 		info.DeadLettered, info.Dropped = s.q.deadLettered.Load(), s.q.dropped.Load()
 	} else {
@@ -487,7 +493,11 @@ func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int6
 	for p, off := range offsets {
 		w.set(state.OffsetKey(s.meta.Topic, s.meta.Name, p), catalog.EncodeOffset(off))
 	}
-	return s.t.b.writeSub(w)
+	if err := s.t.b.writeSub(w); err != nil {
+		return err
+	}
+	s.stats.commits.Add(1)
+	return nil
 }
 
 // groupError maps coordinator errors to API errors.

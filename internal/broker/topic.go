@@ -27,6 +27,7 @@ type topic struct {
 	repl  atomic.Pointer[[]*replica]    // a cluster's: the partitions' groups, as parts
 	dedup *dedup
 	rr    atomic.Uint32 // round-robin cursor for keyless publishes
+	stats *topicStats   // counters and publish latency since the server started
 
 	// life is held shared by every operation that uses the logs and
 	// exclusively by delete/close, so logs are never closed under a user.
@@ -64,6 +65,7 @@ func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
 		meta:     meta,
 		dir:      b.topicDir(meta),
 		dedup:    newDedup(meta.Config.DedupWindow, b.cfg.DedupMaxEntries),
+		stats:    newTopicStats(),
 		gone:     make(chan struct{}),
 		notifyCh: make(chan struct{}),
 		subs:     map[string]*subscription{},
@@ -83,7 +85,12 @@ func (b *Broker) openTopic(meta catalog.Topic) (*topic, error) {
 		b.recovery.scannedBytes += rep.ScannedBytes
 		if rep.Torn != nil {
 			b.recovery.torn++
+			b.recovered.torn.Add(1)
+			b.recovered.tornBytes.Add(rep.Torn.Dropped)
 		}
+		b.recovered.partitions.Add(1)
+		b.recovered.scanned.Add(int64(len(rep.Scanned)))
+		b.recovered.scannedBytes.Add(rep.ScannedBytes)
 		if rep.Torn != nil || len(rep.Scanned) > 0 || len(rep.Removed) > 0 {
 			attrs := []any{"topic", meta.Name, "partition", p, "segments", rep.Segments, "scanned", len(rep.Scanned),
 				"scanned_bytes", rep.ScannedBytes, "start", rep.StartOffset, "end", rep.EndOffset, "took", rep.Duration}
@@ -315,6 +322,7 @@ type TopicInfo struct {
 	Messages      int64
 	Bytes         int64
 	Subscriptions []string
+	Stats         TopicStats
 }
 
 // DescribeTopic returns a topic's partitions, sizes and subscriptions.
@@ -325,7 +333,7 @@ func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
 	}
 	t.life.RLock() // partitions and configs change under life
 	defer t.life.RUnlock()
-	info := TopicInfo{Topic: t.meta}
+	info := TopicInfo{Topic: t.meta, Stats: t.statsSnapshot()}
 	info.Topic.Assignment = b.assignment(name, t.meta.ID)
 	for p, l := range t.logs() {
 		pi := PartitionInfo{Partition: int32(p), StartOffset: l.StartOffset(), EndOffset: l.EndOffset(), Bytes: l.Size()}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -111,10 +112,13 @@ type reqHeader struct {
 	key, version int16
 	correlation  int32
 	clientID     string
+	start        time.Time // when the request was read, for Hooks
 }
 
 func (c *conn) serve() {
 	var pp *producePipe
+	c.s.hooks.Conn(1)
+	defer c.s.hooks.Conn(-1)
 	defer func() {
 		if pp != nil {
 			pp.close() // answers what was appended, then stops the writer
@@ -165,9 +169,11 @@ func (c *conn) serve() {
 			return
 		}
 		if resp == nil {
+			c.s.answered(h, nil)
 			continue
 		}
 		err = c.writeResponse(h, resp)
+		c.s.answered(h, resp)
 		c.giveBack()
 		if err != nil {
 			return
@@ -217,7 +223,9 @@ func (c *conn) readRequest() ([]byte, reqHeader, error) {
 	if _, err := io.ReadFull(c.r, body); err != nil {
 		return nil, h, err
 	}
-	return parseHeader(body)
+	rest, h, err := parseHeader(body)
+	h.start = time.Now()
+	return rest, h, err
 }
 
 // parseHeader splits a request frame into its header and the rest.

@@ -79,6 +79,9 @@ func (pp *producePipe) run() {
 		pp.mu.Lock()
 		failed := pp.failed
 		pp.mu.Unlock()
+		if !failed {
+			pp.c.s.answered(p.h, resp)
+		}
 		if resp != nil && !failed {
 			if err := pp.c.writeResponse(p.h, resp); err != nil {
 				pp.mu.Lock()

@@ -99,6 +99,8 @@ type Config struct {
 	// makes one over its own space and drives it itself.
 	Producers *producer.Table
 	Logger    *slog.Logger
+	// Hooks hear requests and connections, for metrics; nil: nobody.
+	Hooks Hooks
 }
 
 // DefaultGroupInitialRebalanceDelay is the default of
@@ -143,6 +145,7 @@ type apiEntry struct {
 type Server struct {
 	b         *broker.Broker
 	cfg       Config
+	hooks     Hooks // never nil
 	logger    *slog.Logger
 	apis      map[int16]apiEntry
 	space     *broker.Space   // the front end's records in the state store
@@ -179,7 +182,10 @@ var shareTimings = kshare.DefaultTimings
 // (tests of request decoding) starts none.
 func New(b *broker.Broker, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{b: b, cfg: cfg, logger: cfg.Logger, conns: map[*conn]struct{}{}}
+	s := &Server{b: b, cfg: cfg, logger: cfg.Logger, conns: map[*conn]struct{}{}, hooks: cfg.Hooks}
+	if s.hooks == nil {
+		s.hooks = nopHooks{}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	lim := kgroup.DefaultLimits()
 	lim.InitialDelay = max(0, *cfg.GroupInitialRebalanceDelay)

@@ -313,6 +313,22 @@ type Partition interface {
 	// ParkHorizon are fixed at New: a config changing either, or an
 	// invalid one, is an error and changes nothing.
 	SetConfig(cfg Config) error
+	// Observe makes o hear of leases and acks from now on (nil: nobody).
+	Observe(o Observer)
+}
+
+// Observer hears what a partition delivers and finishes, for metrics. It
+// is called inside Poll and Ack, under the lock the broker serializes
+// calls with: it only counts. Times are Unix nanoseconds of the call's
+// now; availableMs is when the message became deliverable, in Unix
+// milliseconds: its publish time, or its deliver-at when that is later (a
+// parked message's due time stands for both).
+type Observer interface {
+	// Leased: a message was leased; delivery counts this one (1: first).
+	Leased(availableMs int64, delivery int, nowNs int64)
+	// Acked: a leased message was acknowledged; leasedNs is when its
+	// lease began.
+	Acked(availableMs, leasedNs, nowNs int64)
 }
 
 // New returns a Partition restored from a snapshot (for a new subscription,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -207,5 +208,49 @@ func TestLeaseCounts(t *testing.T) {
 	p.Tick(now.Add(2 * time.Second))
 	if got := p.LeaseCounts(); len(got) != 0 {
 		t.Fatalf("counts after expiry %v", got)
+	}
+}
+
+type recordingObserver struct {
+	leased [][3]int64 // available ms, delivery, now ns
+	acked  [][3]int64 // available ms, leased ns, now ns
+}
+
+func (o *recordingObserver) Leased(avail int64, delivery int, nowNs int64) {
+	o.leased = append(o.leased, [3]int64{avail, int64(delivery), nowNs})
+}
+
+func (o *recordingObserver) Acked(avail, leasedNs, nowNs int64) {
+	o.acked = append(o.acked, [3]int64{avail, leasedNs, nowNs})
+}
+
+// The observer hears every lease with its delivery count and every ack
+// with the lease's start; a delayed message's latency counts from its
+// deliver-at; stale acks are not heard.
+func TestObserver(t *testing.T) {
+	p := mustNew(t, Config{MaxDeliveries: 5, AckTimeout: time.Minute}, Snapshot{})
+	o := &recordingObserver{}
+	p.Observe(o)
+	start := time.UnixMilli(1_000_000)
+	p.Offer(start, []Msg{{Offset: 0, Timestamp: 999_000}, {Offset: 1, Timestamp: 999_500, DeliverAt: 1_000_200}})
+	if ls, _ := p.Poll(start, "m", 10); len(ls) != 1 {
+		t.Fatalf("leased %v", ls)
+	}
+	p.Nack(start.Add(time.Millisecond), "m", 0, 0, "again")
+	t1 := start.Add(300 * time.Millisecond)
+	if ls, _ := p.Poll(t1, "m", 10); len(ls) != 2 {
+		t.Fatalf("leased %v", ls)
+	}
+	t2 := t1.Add(5 * time.Millisecond)
+	if stale, _ := p.Ack(t2, "m", []int64{0, 1, 7}); len(stale) != 1 {
+		t.Fatalf("stale %v", stale)
+	}
+	wantLeased := [][3]int64{{999_000, 1, start.UnixNano()}, {999_000, 2, t1.UnixNano()}, {1_000_200, 1, t1.UnixNano()}}
+	if !slices.Equal(o.leased, wantLeased) {
+		t.Fatalf("leased %v, want %v", o.leased, wantLeased)
+	}
+	wantAcked := [][3]int64{{999_000, t1.UnixNano(), t2.UnixNano()}, {1_000_200, t1.UnixNano(), t2.UnixNano()}}
+	if !slices.Equal(o.acked, wantAcked) {
+		t.Fatalf("acked %v, want %v", o.acked, wantAcked)
 	}
 }

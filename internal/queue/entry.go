@@ -26,6 +26,8 @@ type entry struct {
 	expires    int64 // ms; 0 = never
 	due        int64 // waiting: due time; leased: lease deadline; else 0
 	first      int64 // first delivery, ms; 0 = never delivered
+	leasedNs   int64 // when the current lease began, ns (for the observer only)
+	avail      int64 // when it became deliverable, ms: publish time or deliver-at, the later (for the observer only)
 	keyHash    uint64
 	member     string // the lease holder while leased
 	lastErr    string

@@ -53,7 +53,11 @@ func (p *partition) lease(s int32, member string) {
 		e.first = p.now
 	}
 	e.member = member
+	e.leasedNs = p.nowNs
 	e.due = addMs(p.now, p.ackMs)
+	if p.obs != nil {
+		p.obs.Leased(e.avail, e.deliveries, p.nowNs)
+	}
 	p.attach(s, stLeased)
 	if e.joined {
 		p.keys[e.keyHash].leased = s
@@ -86,6 +90,9 @@ func (p *partition) Ack(now time.Time, member string, offsets []int64) ([]int64,
 		if !ok {
 			stale = append(stale, off)
 			continue
+		}
+		if p.obs != nil {
+			p.obs.Acked(p.slab[s].avail, p.slab[s].leasedNs, p.nowNs)
 		}
 		p.finish(s)
 	}

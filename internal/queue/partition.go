@@ -27,7 +27,9 @@ type partition struct {
 	ackMs     int64 // AckTimeout in ms
 	horizonMs int64 // ParkHorizon in ms
 	now       int64 // latest time seen, ms
-	seen      bool  // now was set
+	nowNs     int64 // the time of the current call, ns (for the observer only)
+	obs       Observer
+	seen      bool // now was set
 
 	slab  []entry
 	free  []int32
@@ -123,6 +125,7 @@ func addMs(t, d int64) int64 {
 
 // clock records now; time never goes back.
 func (p *partition) clock(now time.Time) {
+	p.nowNs = now.UnixNano()
 	ms := now.UnixMilli()
 	if !p.seen || ms > p.now {
 		p.now = ms
@@ -132,6 +135,8 @@ func (p *partition) clock(now time.Time) {
 	}
 	p.seen = true
 }
+
+func (p *partition) Observe(o Observer) { p.obs = o }
 
 func (p *partition) Want() (int, int64) {
 	return max(p.cfg.MaxTracked-p.mainCount, 0), p.cursor
@@ -209,6 +214,7 @@ func (p *partition) admit(off int64, keyHash uint64, hasKey bool, ts, due, expir
 	s := p.alloc(off)
 	e := &p.slab[s]
 	e.ts, e.expires, e.due = ts, expires, due
+	e.avail = max(ts, due)
 	e.keyHash, e.hasKey = keyHash, hasKey
 	e.deliveries, e.first, e.lastErr = max(c.Deliveries, 0), c.FirstDeliveredAt, lastErr
 	e.outside = outside

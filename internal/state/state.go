@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -38,6 +39,18 @@ var ErrNotFound = errors.New("state: not found")
 // Store is the state store.
 type Store struct {
 	db *pebble.DB
+	// failed is the error of the latest commit if it failed (cleared by a
+	// commit that succeeds), for health checks.
+	failed atomic.Pointer[error]
+}
+
+// Err returns the error of the latest batch commit if it failed, nil
+// while commits succeed.
+func (s *Store) Err() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Options configure Open.
@@ -94,10 +107,11 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 // Batch collects writes applied atomically by Commit.
 type Batch struct {
 	b *pebble.Batch
+	s *Store
 }
 
 // NewBatch starts a batch.
-func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
+func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch(), s: s} }
 
 // Set sets key to value.
 func (b *Batch) Set(key, value []byte) { b.b.Set(key, value, nil) }
@@ -123,7 +137,12 @@ func (b *Batch) Commit(sync bool) error {
 	err := b.b.Commit(opt)
 	b.b.Close()
 	if err != nil {
-		return fmt.Errorf("state: commit: %w", err)
+		err = fmt.Errorf("state: commit: %w", err)
+		b.s.failed.Store(&err)
+		return err
+	}
+	if b.s.failed.Load() != nil {
+		b.s.failed.Store(nil)
 	}
 	return nil
 }
