@@ -117,6 +117,7 @@ type Broker struct {
 		scannedBytes                        int64
 	}
 	recovered recoveryCounters // every recovery since the process started, for metrics
+	events    eventQueue       // system events waiting for Maintain to publish them (events.go)
 }
 
 // Open loads the catalog, opens and recovers every topic's partition logs,
@@ -293,6 +294,7 @@ func (b *Broker) maintain() {
 // publishes waiting on partitions this node stopped leading. Tests with a fake clock
 // call it directly.
 func (b *Broker) Maintain() {
+	now := b.clock.Now()
 	for _, t := range b.topicList() {
 		// Before anything that takes the topic's life lock (see
 		// checkLeader).
@@ -300,7 +302,10 @@ func (b *Broker) Maintain() {
 			r.checkLeader()
 		}
 		t.maintain()
+		t.watchSubs(now)
 	}
+	b.watchStorage()
+	b.publishEvents()
 }
 
 func (b *Broker) topicList() []*topic {

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -101,13 +102,22 @@ func (s *subscription) publishDeadLetters(ops []outboxOp) error {
 		return fmt.Errorf("write to dead-letter topic %q: %w", s.q.dlq, err)
 	}
 	s.q.deadLettered.Add(int64(len(msgs)))
-	for _, op := range ops {
+	reasons := map[string]int{}
+	ev := SystemEvent{Kind: EventDeadLettered, Topic: s.meta.Topic, Subscription: s.meta.Name, Count: int64(len(ops)), Detail: "dead-letter topic " + s.q.dlq}
+	var traces [][]byte
+	for i, op := range ops {
 		s.stats.deadLettered[deadLetterIndex(op.dl.Reason)].Add(1)
+		reasons[string(op.dl.Reason)]++
+		if len(ev.Offsets) < maxEventOffsets {
+			ev.Offsets = append(ev.Offsets, op.dl.Offset)
+		}
+		if tp := headerValue(msgs[i].Headers, HeaderTraceparent); tp != nil {
+			traces = append(traces, tp)
+		}
 	}
-	for _, op := range ops {
-		b.logger.Info("message dead-lettered", "topic", s.meta.Topic, "subscription", s.meta.Name,
-			"partition", op.part, "offset", op.dl.Offset, "reason", op.dl.Reason, "deliveries", op.dl.DeliveryCount, "dlq", s.q.dlq)
-	}
+	ev.Reason = reasonOf(reasons)
+	ev.TraceIDs = traceIDs(traces...)
+	b.emit(ev, "", slog.LevelInfo, "messages dead-lettered", "count", len(ops), "reasons", reasons, "offsets", ev.Offsets, "dlq", s.q.dlq)
 	return nil
 }
 

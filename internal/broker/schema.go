@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -125,6 +126,7 @@ func (b *Broker) validateMessages(topicName string, st *topicStats, cfg catalog.
 	}
 	st.schemaInvalid.Add(uint64(len(bad)))
 	if cfg.SchemaMode != catalog.SchemaDeadLetter {
+		b.schemaRejected(topicName, bad)
 		return schemaRefusal(topicName, bad, "message")
 	}
 	st.schemaDead.Add(uint64(len(bad)))
@@ -148,9 +150,24 @@ func (b *Broker) deadLetterMessages(topicName string, msgs []Message, bad []inva
 	dead := make(map[int]Result, len(bad))
 	for k, m := range bad {
 		dead[m.index] = Result{Partition: res[k].Partition, Offset: res[k].Offset, DeadLettered: true}
-		b.logger.Info("message dead-lettered", "topic", topicName, "reason", ReasonSchemaInvalid, "dlq", dlq, "err", m.err)
 	}
+	b.schemaDeadLettered(topicName, bad)
 	return withoutInvalid(msgs, bad), dead, nil
+}
+
+// schemaRejected reports a refusal by schema validation (at most one
+// event per topic every eventEvery).
+func (b *Broker) schemaRejected(topicName string, bad []invalidMessage) {
+	b.emit(SystemEvent{Kind: EventSchemaRejected, Topic: topicName, Count: int64(len(bad)), Reason: ReasonSchemaInvalid, Detail: bad[0].err.Error()},
+		"schema/"+topicName, slog.LevelWarn, "messages refused by schema validation", "count", len(bad), "first_error", bad[0].err)
+}
+
+// schemaDeadLettered reports invalid messages written to the topic's
+// dead-letter topic.
+func (b *Broker) schemaDeadLettered(topicName string, bad []invalidMessage) {
+	dlq := catalog.TopicDeadLetterName(topicName)
+	b.emit(SystemEvent{Kind: EventDeadLettered, Topic: topicName, Count: int64(len(bad)), Reason: ReasonSchemaInvalid, Detail: "dead-letter topic " + dlq},
+		"", slog.LevelInfo, "messages dead-lettered", "count", len(bad), "reasons", map[string]int{ReasonSchemaInvalid: len(bad)}, "dlq", dlq, "first_error", bad[0].err)
 }
 
 // withoutInvalid returns items without those at bad's indexes (ascending).
@@ -262,12 +279,14 @@ func (b *Broker) screenBatches(t *topic, batches []byte, n int) ([]byte, int, er
 		}
 		t.stats.schemaInvalid.Add(uint64(len(bad)))
 		if cfg.SchemaMode != catalog.SchemaDeadLetter {
+			b.schemaRejected(t.meta.Name, bad)
 			return nil, 0, schemaRefusal(t.meta.Name, bad, "record")
 		}
 		if err := b.deadLetterRecords(t.meta.Name, bt.Header, recs, bad); err != nil {
 			return nil, 0, err
 		}
 		t.stats.schemaDead.Add(uint64(len(bad)))
+		b.schemaDeadLettered(t.meta.Name, bad)
 		if len(bad) == len(recs) {
 			return nil, 0, schemaRefusal(t.meta.Name, bad, "record")
 		}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/spoolmq/spool/internal/catalog"
@@ -145,8 +146,12 @@ func (sess *Session) failed(p int32, offset int64, attempts int, errText string)
 	}
 	s.deadLettered.Add(1)
 	s.stats.deadLettered[deadLetterIndex(queue.ReasonMaxDeliveries)].Add(1)
-	t.b.logger.Info("message dead-lettered", "topic", s.meta.Topic, "subscription", s.meta.Name,
-		"partition", p, "offset", offset, "reason", queue.ReasonMaxDeliveries, "deliveries", attempts, "dlq", dlq)
+	part := p
+	t.b.emit(SystemEvent{Kind: EventDeadLettered, Topic: s.meta.Topic, Subscription: s.meta.Name, Partition: &part, Count: 1,
+		Reason: string(queue.ReasonMaxDeliveries), Offsets: []int64{offset}, Detail: "dead-letter topic " + dlq,
+		TraceIDs: traceIDs(headerValue(m.Headers, HeaderTraceparent))},
+		"", slog.LevelInfo, "messages dead-lettered", "count", 1, "reasons", map[string]int{string(queue.ReasonMaxDeliveries): 1},
+		"partition", p, "offsets", []int64{offset}, "deliveries", attempts, "dlq", dlq)
 	return FailedOutcome{Action: catalog.FailDeadLetter, DeadLetterTopic: dlq, DeadLetterOffset: res[0].Offset}
 }
 

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,10 @@ type subscription struct {
 	// session delivered since the server started: a delivery below it is
 	// a redelivery (after a rebalance or a reset). Guarded by mu.
 	sentTo map[int32]int64
+	// watched is what the maintenance pass remembers for the stalled and
+	// unattended events (events.go).
+	watchMu sync.Mutex
+	watched watchState
 
 	q *queueState // queue mode only; nil for stream subscriptions
 }
@@ -429,7 +434,18 @@ func (s *subscription) applyLocked(e group.Effects) {
 				s.releaseMemberLocked(c.Previous)
 			}
 		}
-		if c.Kind != group.GenerationBumped {
+		switch c.Kind {
+		case group.GenerationBumped:
+			if s.q == nil {
+				s.t.b.logger.Info("subscription rebalanced", "topic", s.t.meta.Name, "subscription", s.meta.Name,
+					"generation", e.Generation+s.resetEpoch, "members", len(s.sessions))
+			}
+		case group.MemberEvicted:
+			s.t.b.logger.Debug("group change", "topic", s.t.meta.Name, "subscription", s.meta.Name, "change", c.String())
+			ev := SystemEvent{Kind: EventConsumerLost, Topic: s.t.meta.Name, Subscription: s.meta.Name, Member: c.Member,
+				Detail: "the member missed its session timeout; its partitions and leases went to the others"}
+			s.t.b.emit(ev, "", slog.LevelWarn, "consumer lost", "member", c.Member) // events.mu is a leaf lock
+		default:
 			s.t.b.logger.Debug("group change", "topic", s.t.meta.Name, "subscription", s.meta.Name, "change", c.String())
 		}
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -423,6 +424,9 @@ func (t *topic) checkCapacity(n, size int) error {
 		if c.Retention > 0 {
 			e.RetryAfter = max(e.RetryAfter, min(c.Retention/10, time.Minute))
 		}
+		t.b.emit(SystemEvent{Kind: EventTopicFull, Topic: t.meta.Name, Count: int64(n), Detail: e.Error()},
+			"full/"+t.meta.Name, slog.LevelWarn, "topic full: publishes refused", "messages", msgs, "bytes", bytes,
+			"max_messages", c.MaxMessages, "max_bytes", c.MaxBytes)
 		return e
 	}
 	return nil

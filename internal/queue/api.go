@@ -315,6 +315,9 @@ type Partition interface {
 	SetConfig(cfg Config) error
 	// Observe makes o hear of leases and acks from now on (nil: nobody).
 	Observe(o Observer)
+	// Limited reports, in O(1), what Stats.InFlightLimited does, and the
+	// floor.
+	Limited() (inFlightLimited bool, floor int64)
 }
 
 // Observer hears what a partition delivers and finishes, for metrics. It

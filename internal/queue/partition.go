@@ -138,6 +138,10 @@ func (p *partition) clock(now time.Time) {
 
 func (p *partition) Observe(o Observer) { p.obs = o }
 
+func (p *partition) Limited() (bool, int64) {
+	return p.nLeased >= p.cfg.MaxInFlight && p.nReady > 0, p.floor
+}
+
 func (p *partition) Want() (int, int64) {
 	return max(p.cfg.MaxTracked-p.mainCount, 0), p.cursor
 }
