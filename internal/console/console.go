@@ -101,6 +101,12 @@ func New(cfg Config) *Console {
 	m.HandleFunc("POST /topics/{topic}/subscriptions/{sub}/reset", c.reset)
 	m.HandleFunc("GET /topics/{topic}/subscriptions/{sub}/dead-letters", c.deadLetters)
 	m.HandleFunc("POST /topics/{topic}/subscriptions/{sub}/redrive", c.redrive)
+	for _, p := range []string{"/topics/{topic}/subscriptions/{sub}/reset", "/topics/{topic}/subscriptions/{sub}/redrive"} {
+		m.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "POST")
+			c.fail(w, r, http.StatusMethodNotAllowed, "This address takes the form on the subscription's page (POST); a GET changes nothing.")
+		})
+	}
 	m.HandleFunc("GET /schemas", c.subjects)
 	m.HandleFunc("GET /schemas/{subject}", c.subject)
 	m.HandleFunc("GET /console/catalog", c.catalogPage)

@@ -86,7 +86,7 @@ func (c *Console) renderDeadLetters(w http.ResponseWriter, r *http.Request, rep 
 	}
 	c.render(w, r, http.StatusOK, "deadletters", page{Title: "Dead letters of " + sn, Nav: "topics",
 		Crumbs: []crumb{{"Topics", "/"}, {tn, "/topics/" + urlSeg(tn)}, {sn, "/topics/" + urlSeg(tn) + "/subscriptions/" + urlSeg(sn)}},
-		Data: d})
+		Data:   d})
 }
 
 // redrive moves dead letters back (POST, same origin only): target
