@@ -2,7 +2,8 @@
 # The whole test suite: formatting, vet, every test with the race detector,
 # a short run of every fuzz target, and the Kafka client compatibility suite
 # (scripts/compat.sh, which installs kcat, Node.js and npm with apt-get if missing).
-# nftables is installed with apt-get if missing (the e2e network partition test).
+# nftables is installed with apt-get if missing (the e2e network partition test),
+# and chromium (the web console's browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,15 @@ if ! command -v nft >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev
 	(timeout 300 apt-get update -qq &&
 		DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq nftables >/dev/null) ||
 		echo "nftables could not be installed: the network partition scenario will skip"
+fi
+
+# The web console's browser test drives headless Chromium (it skips, saying
+# why, without /usr/bin/chromium).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	echo "== apt-get install chromium"
+	(timeout 300 apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null) ||
+		echo "chromium could not be installed: the console's browser test will skip"
 fi
 
 echo "== go test -race"

@@ -23,6 +23,7 @@ import (
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/cluster"
+	"github.com/spoolmq/spool/internal/console"
 	"github.com/spoolmq/spool/internal/kafka"
 	"github.com/spoolmq/spool/internal/producer"
 	"github.com/spoolmq/spool/internal/schema/sreg"
@@ -229,6 +230,7 @@ func (s *Server) startLocked() error {
 	s.tel.Bind(b, s.api.Unready)
 	s.api.Handle("GET /metrics", s.tel.Handler())
 	s.api.Handle("GET /catalog", reg.CatalogHandler(b))
+	console.New(console.Config{Broker: b, Registry: reg, Logger: s.logger}).Mount(s.api)
 	rctx, rcancel := context.WithCancel(context.Background())
 	s.ratesStop, s.ratesDone = rcancel, make(chan struct{})
 	go func() {

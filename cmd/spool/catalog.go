@@ -354,7 +354,7 @@ func fenceLang(t schema.Type) string {
 // returned as they are.
 func indentSchema(text string) string {
 	if !strings.Contains(strings.TrimSpace(text), "\n") {
-		if p, ok := prettyJSON(text); ok {
+		if p, ok := schema.PrettyJSON(text); ok {
 			return p
 		}
 	}

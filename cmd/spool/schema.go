@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spoolmq/spool/internal/schema"
 )
 
 func newSchemaCmd() *cobra.Command {
@@ -345,7 +347,7 @@ func newSchemaGetCmd() *cobra.Command {
 				}
 				text := sv.Schema
 				if !strings.Contains(strings.TrimSpace(text), "\n") {
-					if p, ok := prettyJSON(text); ok {
+					if p, ok := schema.PrettyJSON(text); ok {
 						text = p
 					}
 				}
@@ -667,8 +669,8 @@ func newSchemaDiffCmd() *cobra.Command {
 				name := func(v *subjectVersion) string {
 					return fmt.Sprintf("%s version %d (id %d, %s)", subject, v.Version, v.ID, v.schemaType())
 				}
-				if !writeUnifiedDiff(out, name(a), name(b),
-					splitLines(diffText(a.schemaType(), a.Schema)), splitLines(diffText(b.schemaType(), b.Schema)), 3) {
+				if !schema.WriteUnifiedDiff(out, name(a), name(b),
+					schema.SplitLines(schema.DiffText(a.schemaType(), a.Schema)), schema.SplitLines(schema.DiffText(b.schemaType(), b.Schema)), 3) {
 					fmt.Fprintf(out, "versions %d and %d of %s are the same (after pretty-printing)\n", a.Version, b.Version, subject)
 				}
 				if !slices.Equal(a.References, b.References) {

@@ -101,3 +101,12 @@ func (i Issue) String() string {
 	}
 	return i.Rule + " at " + i.Path + ": " + i.Message
 }
+
+// Decoder is a Schema that can render a payload as JSON, for people to
+// read (the web console's message browser): Avro's JSON encoding, a JSON
+// payload as it is, Protobuf's JSON mapping. The payload is checked as
+// Validate checks it first, so a payload Validate refuses is an error here
+// too; nothing is decoded without the format's bounds.
+type Decoder interface {
+	DecodeJSON(payload []byte, indexes []int) ([]byte, error)
+}

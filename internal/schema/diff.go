@@ -1,4 +1,7 @@
-package main
+package schema
+
+// Line diffs of schema texts, for the CLI's spool schema diff and the web
+// console's schema page.
 
 import (
 	"bytes"
@@ -8,9 +11,9 @@ import (
 	"strings"
 )
 
-// prettyJSON re-indents a JSON text with two spaces, keeping its key
+// PrettyJSON re-indents a JSON text with two spaces, keeping its key
 // order; ok is false if text is not JSON.
-func prettyJSON(text string) (string, bool) {
+func PrettyJSON(text string) (string, bool) {
 	var b bytes.Buffer
 	if err := json.Indent(&b, []byte(text), "", "  "); err != nil {
 		return "", false
@@ -41,10 +44,10 @@ func sortedJSON(text string) (string, bool) {
 	return b.String(), true
 }
 
-// diffText is a schema's text as diff compares it: Avro and JSON Schema
+// DiffText is a schema's text as diff compares it: Avro and JSON Schema
 // re-indented with sorted keys, Protobuf as it is.
-func diffText(schemaType, text string) string {
-	if schemaType != "PROTOBUF" {
+func DiffText(schemaType, text string) string {
+	if Type(schemaType) != Protobuf {
 		if s, ok := sortedJSON(text); ok {
 			return s
 		}
@@ -52,19 +55,19 @@ func diffText(schemaType, text string) string {
 	return text
 }
 
-// splitLines splits text into lines without their newlines.
-func splitLines(text string) []string {
+// SplitLines splits text into lines without their newlines.
+func SplitLines(text string) []string {
 	if text == "" {
 		return nil
 	}
 	return strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 }
 
-// diffOp is one line of a line diff: ' ' in both, '-' only in the old
-// text, '+' only in the new.
-type diffOp struct {
-	kind byte
-	line string
+// DiffOp is one line of a line diff: Kind ' ' in both, '-' only in the
+// old text, '+' only in the new.
+type DiffOp struct {
+	Kind byte
+	Line string
 }
 
 // maxDiffCells bounds the table of the longest common subsequence; a
@@ -72,13 +75,13 @@ type diffOp struct {
 // as the old lines removed and the new ones added.
 const maxDiffCells = 4 << 20
 
-// lineDiff returns the edit from a to b along a longest common
+// LineDiff returns the edit from a to b along a longest common
 // subsequence of their lines.
-func lineDiff(a, b []string) []diffOp {
-	var ops []diffOp
+func LineDiff(a, b []string) []DiffOp {
+	var ops []DiffOp
 	pre := 0
 	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
-		ops = append(ops, diffOp{' ', a[pre]})
+		ops = append(ops, DiffOp{' ', a[pre]})
 		pre++
 	}
 	suf := 0
@@ -89,10 +92,10 @@ func lineDiff(a, b []string) []diffOp {
 	n, m := len(ma), len(mb)
 	if n*m > maxDiffCells {
 		for _, l := range ma {
-			ops = append(ops, diffOp{'-', l})
+			ops = append(ops, DiffOp{'-', l})
 		}
 		for _, l := range mb {
-			ops = append(ops, diffOp{'+', l})
+			ops = append(ops, DiffOp{'+', l})
 		}
 	} else {
 		// lcs[i*(m+1)+j] is the length of the longest common
@@ -111,31 +114,31 @@ func lineDiff(a, b []string) []diffOp {
 		for i < n || j < m {
 			switch {
 			case i < n && j < m && ma[i] == mb[j]:
-				ops = append(ops, diffOp{' ', ma[i]})
+				ops = append(ops, DiffOp{' ', ma[i]})
 				i++
 				j++
 			case i < n && (j == m || lcs[(i+1)*(m+1)+j] >= lcs[i*(m+1)+j+1]):
-				ops = append(ops, diffOp{'-', ma[i]})
+				ops = append(ops, DiffOp{'-', ma[i]})
 				i++
 			default:
-				ops = append(ops, diffOp{'+', mb[j]})
+				ops = append(ops, DiffOp{'+', mb[j]})
 				j++
 			}
 		}
 		// Within each run of changes, removals first, as diff(1) does.
 		for k := pre; k < len(ops); {
-			if ops[k].kind == ' ' {
+			if ops[k].Kind == ' ' {
 				k++
 				continue
 			}
 			e := k
-			for e < len(ops) && ops[e].kind != ' ' {
+			for e < len(ops) && ops[e].Kind != ' ' {
 				e++
 			}
 			run := ops[k:e]
-			var del, add []diffOp
+			var del, add []DiffOp
 			for _, op := range run {
-				if op.kind == '-' {
+				if op.Kind == '-' {
 					del = append(del, op)
 				} else {
 					add = append(add, op)
@@ -146,20 +149,20 @@ func lineDiff(a, b []string) []diffOp {
 		}
 	}
 	for _, l := range a[len(a)-suf:] {
-		ops = append(ops, diffOp{' ', l})
+		ops = append(ops, DiffOp{' ', l})
 	}
 	return ops
 }
 
-// writeUnifiedDiff writes the unified diff of a and b, with context lines
+// WriteUnifiedDiff writes the unified diff of a and b, with context lines
 // of context around each change, under the headers "--- oldName" and
 // "+++ newName"; nothing if they are the same. It reports whether they
 // differ.
-func writeUnifiedDiff(w io.Writer, oldName, newName string, a, b []string, context int) bool {
-	ops := lineDiff(a, b)
+func WriteUnifiedDiff(w io.Writer, oldName, newName string, a, b []string, context int) bool {
+	ops := LineDiff(a, b)
 	var changes []int // indexes of changed ops
 	for k, op := range ops {
-		if op.kind != ' ' {
+		if op.Kind != ' ' {
 			changes = append(changes, k)
 		}
 	}
@@ -172,10 +175,10 @@ func writeUnifiedDiff(w io.Writer, oldName, newName string, a, b []string, conte
 	bLine := make([]int, len(ops)+1)
 	for k, op := range ops {
 		aLine[k+1], bLine[k+1] = aLine[k], bLine[k]
-		if op.kind != '+' {
+		if op.Kind != '+' {
 			aLine[k+1]++
 		}
-		if op.kind != '-' {
+		if op.Kind != '-' {
 			bLine[k+1]++
 		}
 	}
@@ -189,7 +192,7 @@ func writeUnifiedDiff(w io.Writer, oldName, newName string, a, b []string, conte
 		fmt.Fprintf(w, "@@ -%s +%s @@\n", hunkRange(aLine[start], aLine[end]-aLine[start]),
 			hunkRange(bLine[start], bLine[end]-bLine[start]))
 		for _, op := range ops[start:end] {
-			fmt.Fprintf(w, "%c%s\n", op.kind, op.line)
+			fmt.Fprintf(w, "%c%s\n", op.Kind, op.Line)
 		}
 	}
 	return true
