@@ -225,7 +225,7 @@ type topicRow struct {
 	msgRate         float64 // messages published per second
 	byteRate        float64 // bytes stored per second
 	hasRate         bool    // false until two polls saw the topic
-	lag             int64   // its subscriptions' lag summed (sorting by lag)
+	lag             int64   // its subscriptions' lag summed
 }
 
 // subRow is a line of the subscriptions table.
@@ -355,9 +355,9 @@ const (
 
 func topicsTable(rows []topicRow) table {
 	t := table{
-		head:   []string{"TOPIC", "PARTITIONS", "MESSAGES", "BYTES", "MSG/S", "BYTES/S"},
-		right:  []bool{false, true, true, true, true, true},
-		shrink: []bool{true, false, false, false, false, false},
+		head:   []string{"TOPIC", "PARTITIONS", "MESSAGES", "BYTES", "MSG/S", "BYTES/S", "LAG"},
+		right:  []bool{false, true, true, true, true, true, true},
+		shrink: []bool{true, false, false, false, false, false, false},
 	}
 	for _, r := range rows {
 		msgRate, byteRate := "-", "-"
@@ -365,14 +365,14 @@ func topicsTable(rows []topicRow) table {
 			msgRate, byteRate = textRateValue(r.msgRate), textBytes(int64(r.byteRate+0.5))
 		}
 		t.rows = append(t.rows, []string{r.name, strconv.Itoa(r.partitions), strconv.FormatInt(r.messages, 10),
-			textBytes(r.bytes), msgRate, byteRate})
+			textBytes(r.bytes), msgRate, byteRate, strconv.FormatInt(r.lag, 10)})
 	}
 	return t
 }
 
 func subsTable(rows []subRow) table {
 	t := table{
-		head:   []string{"TOPIC", "SUBSCRIPTION", "MODE", "MEMBERS", "LAG", "OLDEST", "IN FLIGHT", "CONSUMED/S", "DEAD"},
+		head:   []string{"TOPIC", "SUBSCRIPTION", "MODE", "MEMBERS", "LAG", "OLDEST", "IN FLIGHT", "MSG/S", "DEAD"},
 		right:  []bool{false, false, false, true, true, true, true, true, true},
 		shrink: []bool{true, true, false, false, false, false, false, false, false},
 	}
