@@ -10,8 +10,6 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
-
-	"github.com/spoolmq/spool/client"
 )
 
 // topOptions are the flags of `spool top`.
@@ -33,9 +31,9 @@ func newTopCmd() *cobra.Command {
 			"of the oldest unconsumed message, the messages in flight (queue mode), the consume rate (from the\n" +
 			"change of committed offsets or ack floors) and the messages dead-lettered since the server started.\n\n" +
 			"On a terminal it is a full-screen view: q or ctrl+c quits, s cycles the sort column (name, rate,\n" +
-			"lag), / or f filters by topic prefix (typed: it applies as you type, enter keeps it, esc\n" +
-			"restores the previous one, ctrl+u empties it), arrows, j and k, page up and\n" +
-			"down scroll. Connection errors show in the status line and are retried at the next refresh.\n\n" +
+			"lag), / or f filters by topic prefix (it applies as you type, enter keeps it, esc restores\n" +
+			"the previous one, ctrl+u empties it), arrows, j and k, page up and down, g and G scroll.\n" +
+			"Connection errors show in the status line and are retried at the next refresh.\n\n" +
 			"With --once, or when stdout is not a terminal (unless --watch), it prints one snapshot as plain\n" +
 			"text tables and exits: two polls --interval apart, so that rates are known. --watch on a\n" +
 			"non-terminal prints a snapshot every --interval until interrupted.",
@@ -51,18 +49,28 @@ func newTopCmd() *cobra.Command {
 				return usageErrorf(cmd, "--once and --watch: give one of them")
 			}
 			by, _ := parseTopSort(o.sort)
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out := cmd.OutOrStdout()
-				switch {
-				case o.once || (!o.watch && !writerIsTerminal(out)):
-					return topOnce(ctx, c, out, o, by)
-				case !writerIsTerminal(out):
-					return topWatch(ctx, c, out, cmd.ErrOrStderr(), o, by)
-				}
-				m := newTopModel(ctx, c, c.Addr(), o, by)
-				_, err := tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(out)).Run()
+			out, ctx := cmd.OutOrStdout(), cmd.Context()
+			tty := writerIsTerminal(out)
+			logw := cmd.ErrOrStderr()
+			if tty && !o.once {
+				// The SDK's warnings would write over the screen; failed
+				// polls show in its status line.
+				logw = io.Discard
+			}
+			c, err := newClientLogging(cmd, logw)
+			if err != nil {
 				return err
-			})
+			}
+			defer c.Close()
+			switch {
+			case o.once || (!o.watch && !tty):
+				return topOnce(ctx, c, out, o, by)
+			case !tty:
+				return topWatch(ctx, c, out, cmd.ErrOrStderr(), o, by)
+			}
+			m := newTopModel(ctx, c, c.Addr(), o, by)
+			_, err = tea.NewProgram(m, tea.WithContext(ctx), tea.WithOutput(out)).Run()
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -242,7 +250,7 @@ func (m *topModel) key(k tea.KeyPressMsg) bool {
 		m.screen.scroll++
 	case "up", "k":
 		m.screen.scroll = max(0, m.screen.scroll-1)
-	case "pgdown", "space":
+	case "pgdown", "space", " ":
 		m.screen.scroll += page
 	case "pgup":
 		m.screen.scroll = max(0, m.screen.scroll-page)

@@ -522,6 +522,9 @@ type topScreen struct {
 // tables, the status line and the keys line.
 const topFixedLines = 8
 
+// bold makes s bold on a terminal.
+func bold(s string) string { return "\x1b[1m" + s + "\x1b[m" }
+
 // topLayout splits the rows a screen of height lines has for the tables
 // between them: all of both if they fit, else each at least half (or
 // all it needs), the rest to the other.
@@ -564,8 +567,10 @@ func renderTopScreen(v topView, s topScreen, width, height int) string {
 		if rows < len(t.rows) {
 			caption = fmt.Sprintf("%s %d-%d of %d", name, off+1, off+rows, len(t.rows))
 		}
-		out = append(out, caption)
-		out = append(out, t.lines(t.widths(width), off, off+rows, width)...)
+		ls := t.lines(t.widths(width), off, off+rows, width)
+		ls[0] = bold(ls[0])
+		out = append(out, bold(caption))
+		out = append(out, ls...)
 	}
 	section("TOPICS", topicsTable(v.topics), tRows)
 	out = append(out, "")
@@ -575,7 +580,11 @@ func renderTopScreen(v topView, s topScreen, width, height int) string {
 	}
 	switch {
 	case s.err != nil:
-		out = append(out, "error: "+errorText(s.err)+"; retrying every "+s.interval.String())
+		line := "error: " + errorText(s.err) + "; retrying every " + s.interval.String()
+		if !s.updated.IsZero() {
+			line += "; data of " + s.updated.Format(time.TimeOnly)
+		}
+		out = append(out, line)
 	case s.updated.IsZero():
 		out = append(out, "connecting…")
 	default:
