@@ -493,7 +493,12 @@ func TestTopProgram(t *testing.T) {
 	if s := final.(*topModel).screen.sort; s != sortRate {
 		t.Errorf("sort after s: %s", s)
 	}
-	mustContain(t, "terminal output", out.String(), "TOPICS (3)", "orders", "rate")
+	if cur := final.(*topModel).cur; cur == nil || len(cur.topics) != 3 {
+		t.Errorf("the model's last poll: %+v", cur)
+	}
+	// The renderer writes only what changed between frames: whole words,
+	// not whole lines.
+	mustContain(t, "terminal output", out.String(), "orders", "audit", "rate")
 }
 
 // TestTopOnce runs `spool top --once` against a server with topics, a
