@@ -177,7 +177,7 @@ func (s *Server) startLocked() error {
 	s.st = st
 	bcfg := s.cfg.brokerConfig()
 	bcfg.FS, bcfg.Clock, bcfg.State = s.fs, s.clock, st
-	s.tel = telemetry.New()
+	s.tel = telemetry.New(s.logger)
 	bcfg.Log.Hooks = s.tel.StorageHooks()
 	if s.cfg.Cluster.Enabled() {
 		if err := s.startCluster(statErr == nil); err != nil {

@@ -34,6 +34,11 @@ func addServerFlag(root *cobra.Command) {
 // http://host:port. The SDK's warnings (reconnects, retries) go to cmd's
 // stderr.
 func newClient(cmd *cobra.Command) (*client.Client, error) {
+	return newClientLogging(cmd, cmd.ErrOrStderr())
+}
+
+// newClientLogging is newClient with the SDK's warnings going to logw.
+func newClientLogging(cmd *cobra.Command, logw io.Writer) (*client.Client, error) {
 	list, err := cmd.Flags().GetString("server")
 	if err != nil {
 		return nil, err
@@ -47,7 +52,7 @@ func newClient(cmd *cobra.Command) (*client.Client, error) {
 	}
 	c, err := client.New(strings.Join(addrs, ","),
 		client.WithClientID("spool-cli"),
-		client.WithLogger(sdkLogger(cmd.ErrOrStderr())))
+		client.WithLogger(sdkLogger(logw)))
 	if err != nil {
 		return nil, usageErrorf(cmd, "--server: %s", errorText(err))
 	}

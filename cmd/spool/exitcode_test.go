@@ -106,6 +106,8 @@ func TestUsageAndUnavailable(t *testing.T) {
 
 	r = fails(t, exitUsage, down, "", "topci", "list")
 	mustContain(t, "stderr", r.stderr, `unknown command "topci" for "spool" (did you mean "topic"?)`, "Run 'spool --help' for usage.")
+	r = fails(t, exitUsage, down, "", "tpo")
+	mustContain(t, "stderr", r.stderr, `unknown command "tpo" for "spool" (did you mean "top"?)`)
 	r = fails(t, exitUsage, down, "", "topic", "create", "x", "--partitions", "many")
 	mustContain(t, "stderr", r.stderr, "--partitions", "Run 'spool topic create --help' for usage.")
 	fails(t, exitUsage, down, "", "topic", "create", "x", "--discard", "oldest")

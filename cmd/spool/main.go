@@ -43,7 +43,7 @@ func newRootCmd() *cobra.Command {
 	}
 	addServerFlag(root)
 	root.AddCommand(newVersionCmd(), newServeCmd(), newBenchCmd(),
-		newTopicCmd(), newPubCmd(), newSubCmd(), newConsumeCmd(), newDLQCmd(), newClusterCmd(), newSchemaCmd(), newCatalogCmd())
+		newTopicCmd(), newPubCmd(), newSubCmd(), newConsumeCmd(), newDLQCmd(), newClusterCmd(), newSchemaCmd(), newCatalogCmd(), newTopCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return asUsage(c, err) })
 	markUsageErrors(root)
 	return root
@@ -75,7 +75,48 @@ func runGroup(cmd *cobra.Command, args []string) error {
 		cmd.SuggestionsMinimumDistance = 2
 	}
 	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-		hint = fmt.Sprintf(" (did you mean %q?)", s[0])
+		hint = fmt.Sprintf(" (did you mean %q?)", closest(args[0], s))
 	}
 	return usageErrorf(cmd, "unknown command %q for %q%s", args[0], cmd.CommandPath(), hint)
+}
+
+// closest returns the word of words (not empty) nearest to typed, the
+// first of those equally near. Nearness is the edit distance with a swap
+// of two adjacent letters counting as one edit, so "topci" is nearer to
+// "topic" than to "top" (cobra's suggestions, in name order, would put
+// "top" first).
+func closest(typed string, words []string) string {
+	best, bestD := words[0], -1
+	for _, w := range words {
+		if d := editDistance(typed, w); bestD < 0 || d < bestD {
+			best, bestD = w, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance between a and b
+// (insertions, deletions, substitutions and swaps of adjacent bytes).
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }

@@ -16,7 +16,7 @@ func TestDocsListEveryMetric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tel := New()
+	tel := New(nil)
 	cs := append(tel.own, &brokerCollector{})
 	ch := make(chan *prometheus.Desc, 256)
 	go func() {

@@ -1,6 +1,9 @@
 package telemetry
 
 import (
+	"cmp"
+	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -45,6 +48,7 @@ type Telemetry struct {
 	accepted *prometheus.CounterVec
 
 	own []prometheus.Collector // Spool's own collectors (docs/metrics.md lists their series)
+	log *slog.Logger           // request logs, at debug level
 
 	mu sync.Mutex
 	bc *brokerCollector // nil until Bind
@@ -74,8 +78,12 @@ var sizeBuckets = func() []float64 {
 
 // New returns a Telemetry with the Go runtime and process collectors
 // registered (process_start_time_seconds tells when counters reset).
-func New() *Telemetry {
-	t := &Telemetry{reg: prometheus.NewRegistry()}
+// Requests are logged to logger at debug level (nil: not logged).
+func New(logger *slog.Logger) *Telemetry {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Telemetry{reg: prometheus.NewRegistry(), log: logger}
 	t.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) {
 		t.reg.MustRegister(c)
@@ -216,6 +224,9 @@ func (h kafkaHooks) Request(key int16, d time.Duration) {
 	}
 	s.reqs.Inc()
 	s.latency.Observe(d.Seconds())
+	if h.t.log.Enabled(context.Background(), slog.LevelDebug) {
+		h.t.log.Debug("kafka request", "api", kafkaAPIName(int16(i)), "took", d)
+	}
 }
 
 func (h kafkaHooks) ErrorCode(key, code int16) {
@@ -278,6 +289,9 @@ func (h apiHooks) Call(proc, code string, stream bool, d time.Duration) {
 	}
 	if !stream {
 		s.latency.Observe(d.Seconds())
+	}
+	if h.t.log.Enabled(context.Background(), slog.LevelDebug) {
+		h.t.log.Debug("api request", "procedure", proc, "code", cmp.Or(code, "ok"), "stream", stream, "took", d)
 	}
 }
 
