@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/metric"
@@ -187,17 +186,6 @@ func (s *subStats) Acked(availMs, leasedNs, nowNs int64) {
 	s.deliverToAck.Observe(nowNs - leasedNs)
 }
 
-// streamDelivered counts a stream delivery; first says it is the first
-// of this offset since the server started.
-func (s *subStats) streamDelivered(ts time.Time, first bool, now time.Time) {
-	s.delivered.Add(1)
-	if !first {
-		s.redelivered.Add(1)
-		return
-	}
-	s.toFirst.ObserveDuration(now.Sub(ts))
-}
-
 // countStreamLocked counts a stream session's deliveries. Called with
 // s.mu held.
 func (s *subscription) countStreamLocked(out []Delivered) {
@@ -208,15 +196,30 @@ func (s *subscription) countStreamLocked(out []Delivered) {
 		s.sentTo = map[int32]int64{}
 	}
 	now := s.t.b.clock.Now()
+	st := s.stats
+	// Deliveries come in runs of one partition: its entry is looked up
+	// and stored once per run.
+	cur, to := int32(-1), int64(0)
+	var firsts, again uint64
 	for i := range out {
 		d := &out[i]
-		to, ok := s.sentTo[d.Partition]
-		first := !ok || d.Offset >= to
-		if first {
-			s.sentTo[d.Partition] = d.Offset + 1
+		if d.Partition != cur {
+			if cur >= 0 {
+				s.sentTo[cur] = to
+			}
+			cur, to = d.Partition, s.sentTo[d.Partition]
 		}
-		s.stats.streamDelivered(d.Timestamp, first, now)
+		if d.Offset < to {
+			again++
+			continue
+		}
+		to = d.Offset + 1
+		firsts++
+		st.toFirst.ObserveDuration(now.Sub(d.Timestamp))
 	}
+	s.sentTo[cur] = to
+	st.delivered.Add(firsts + again)
+	st.redelivered.Add(again)
 }
 
 // SubStats are a subscription's counters since the process started.
