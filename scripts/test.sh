@@ -2,7 +2,8 @@
 # The whole test suite: formatting, vet, every test with the race detector,
 # a short run of every fuzz target, and the Kafka client compatibility suite
 # (scripts/compat.sh, which installs kcat, Node.js and npm with apt-get if missing).
-# nftables is installed with apt-get if missing (the e2e network partition test).
+# nftables is installed with apt-get if missing (the e2e network partition test),
+# and so is Debian's prometheus package for promtool (deploy/'s alert tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,23 @@ if ! command -v nft >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev
 	(timeout 300 apt-get update -qq &&
 		DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq nftables >/dev/null) ||
 		echo "nftables could not be installed: the network partition scenario will skip"
+fi
+
+# deploy/'s tests check the alerting rules with promtool (they skip, saying
+# why, without it). Debian's prometheus package would start a Prometheus
+# server: a policy-rc.d refusing service starts is put in place for the
+# install when the machine has none, and removed after.
+if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	echo "== apt-get install prometheus (promtool)"
+	policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+	fi
+	(timeout 300 apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends prometheus >/dev/null) ||
+		echo "prometheus (promtool) could not be installed: the alert rule tests will skip"
+	if [ -n "$policy" ]; then rm -f "$policy"; fi
 fi
 
 echo "== go test -race"
