@@ -3,7 +3,8 @@
 # a short run of every fuzz target, and the Kafka client compatibility suite
 # (scripts/compat.sh, which installs kcat, Node.js and npm with apt-get if missing).
 # nftables is installed with apt-get if missing (the e2e network partition test),
-# and chromium (the web console's browser test).
+# chromium (the web console's browser test) and Debian's prometheus package for
+# promtool (deploy/'s alert tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,23 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
 	(timeout 300 apt-get update -qq &&
 		DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null) ||
 		echo "chromium could not be installed: the console's browser test will skip"
+fi
+
+# deploy/'s tests check the alerting rules with promtool (they skip, saying
+# why, without it). Debian's prometheus package would start a Prometheus
+# server: a policy-rc.d refusing service starts is put in place for the
+# install when the machine has none, and removed after.
+if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	echo "== apt-get install prometheus (promtool)"
+	policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+	fi
+	(timeout 300 apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends prometheus >/dev/null) ||
+		echo "prometheus (promtool) could not be installed: the alert rule tests will skip"
+	if [ -n "$policy" ]; then rm -f "$policy"; fi
 fi
 
 echo "== go test -race"
