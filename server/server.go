@@ -52,6 +52,7 @@ type Server struct {
 	st       *state.Store
 	broker   *broker.Broker
 	tel      *telemetry.Telemetry
+	tracing  *telemetry.Tracing // nil: no tracing configured
 	api      *api.Handler
 	http     *http.Server
 	httpLn   net.Listener
@@ -179,6 +180,12 @@ func (s *Server) startLocked() error {
 	bcfg.FS, bcfg.Clock, bcfg.State = s.fs, s.clock, st
 	s.tel = telemetry.New(s.logger)
 	bcfg.Log.Hooks = s.tel.StorageHooks()
+	tracing, err := telemetry.TracingFromEnv(context.Background(), s.logger)
+	if err != nil {
+		return err
+	}
+	s.tracing = tracing
+	bcfg.Tracer = tracing.Broker()
 	if s.cfg.Cluster.Enabled() {
 		if err := s.startCluster(statErr == nil); err != nil {
 			return err
@@ -374,6 +381,16 @@ func (s *Server) closeLocked(ctx context.Context) error {
 		if err := s.broker.Close(); err != nil {
 			errList = append(errList, err)
 		}
+	}
+	if s.tracing != nil {
+		// The spans still queued, within a bound: an endpoint that does
+		// not answer does not hold the shutdown.
+		tctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := s.tracing.Shutdown(tctx); err != nil {
+			s.logger.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
+		cancel()
+		s.tracing = nil
 	}
 	if s.st != nil {
 		if err := s.st.Close(); err != nil {

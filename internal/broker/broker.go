@@ -38,6 +38,9 @@ type Config struct {
 	State   *state.Store
 	Clock   clock.Clock
 	Logger  *slog.Logger
+	// Tracer, if set, hears what the broker's spans are made of
+	// (trace.go); nil: no tracing work at all.
+	Tracer Tracer
 	// Log holds defaults for partition logs (segment size, limits, flush
 	// size); per-topic settings (durability, retention) override them.
 	// Unset fields take seglog's defaults (and batch's, for the limits).

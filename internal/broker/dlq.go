@@ -116,6 +116,13 @@ func (s *subscription) publishDeadLetters(ops []outboxOp) error {
 		}
 	}
 	ev.Reason = reasonOf(reasons)
+	if tr := b.cfg.Tracer; tr != nil {
+		for i, op := range ops {
+			if tc, ok := traceOf(msgs[i].Headers); ok {
+				tr.DeadLettered(s.meta.Topic, s.meta.Name, tc, string(op.dl.Reason), s.q.dlq, now)
+			}
+		}
+	}
 	ev.TraceIDs = traceIDs(traces...)
 	b.emit(ev, "", slog.LevelInfo, "messages dead-lettered", "count", len(ops), "reasons", reasons, "offsets", ev.Offsets, "dlq", s.q.dlq)
 	return nil

@@ -195,6 +195,13 @@ func (b *Broker) publish(topicName string, msgs []Message, flush, validate bool)
 	}
 
 	pp := &PendingPublish{t: t, results: results, ids: ids, now: now, start: start}
+	if b.cfg.Tracer != nil {
+		for i := range msgs {
+			if tc, ok := traceOf(msgs[i].Headers); ok {
+				pp.traces = addTrace(pp.traces, tc)
+			}
+		}
+	}
 	flush = flush && len(byPart) == 1
 	for p, idx := range byPart {
 		pend, err := t.submitPartition(p, idx, msgs, now, flush)
@@ -244,6 +251,7 @@ type PendingPublish struct {
 	ids     *reservation // the de-duplication reservation; nil without ids
 	now     time.Time
 	start   time.Time // when the request began (monotonic), for the publish latency
+	traces  []TraceContext // the messages' trace contexts (with a Tracer only)
 	parts   []partPending
 	err     error // a submit failure; parts submitted before it still complete
 	// dead: the results of the request's messages that were dead-lettered
@@ -288,6 +296,13 @@ func (pp *PendingPublish) Wait() ([]Result, error) {
 	}
 	if storedAny {
 		t.stats.latency.ObserveDuration(time.Since(pp.start))
+	}
+	if len(pp.traces) > 0 {
+		stored := 0
+		for _, pt := range pp.parts {
+			stored += len(pt.idx)
+		}
+		t.b.cfg.Tracer.Published(t.meta.Name, pp.traces, stored, pp.start, time.Now(), err)
 	}
 	pp.ids.settle(pp.results, pp.now)
 	if err != nil {

@@ -119,6 +119,9 @@ func (sess *Session) nextQueue(ctx context.Context) (Event, error) {
 		s.mu.Unlock()
 		if len(leases) > 0 {
 			if out := t.leaseDeliveries(leases); len(out) > 0 {
+				if t.b.cfg.Tracer != nil {
+					s.traceDelivered(out)
+				}
 				return Event{Deliveries: out}, nil
 			}
 			continue
@@ -263,6 +266,7 @@ func (sess *Session) Ack(id uint64, ranges []OffsetRange) error {
 	}
 	now := s.t.b.clock.Now()
 	var stale []PartitionStart
+	var traced []tracedSettle
 	s.mu.Lock()
 	sess.touchLocked(now)
 	for p, offs := range byPart {
@@ -275,11 +279,20 @@ func (sess *Session) Ack(id uint64, ranges []OffsetRange) error {
 		done := len(offs) - len(st)
 		s.releaseSlotLocked(sess.id, done)
 		if done > 0 {
-			s.finishedLocked(qp, ackedOnly(offs, st))
+			acked := ackedOnly(offs, st)
+			s.finishedLocked(qp, acked)
+			if s.tracedLeases != nil {
+				for _, o := range acked {
+					if tc, ok := s.settledTraceLocked(p, o); ok {
+						traced = append(traced, tracedSettle{tc, p, o, "ack"})
+					}
+				}
+			}
 		}
 	}
 	sess.leaseResults = append(sess.leaseResults, LeaseOutcome{ID: id, Stale: stale})
 	s.mu.Unlock()
+	s.reportSettled(traced)
 	sess.signal()
 	return nil
 }
@@ -303,7 +316,7 @@ func ackedOnly(offs, stale []int64) []int64 {
 }
 
 // leaseOp runs one lease operation (nack, extend, reject) on a partition.
-func (sess *Session) leaseOp(id uint64, p int32, offsets []int64, op func(qp *queuePart, now time.Time, off int64) (ok, finished bool, eff queue.Effects)) error {
+func (sess *Session) leaseOp(id uint64, p int32, offsets []int64, name string, op func(qp *queuePart, now time.Time, off int64) (ok, finished bool, eff queue.Effects)) error {
 	s := sess.sub
 	if s.q == nil {
 		return errs.New(errs.FailedPrecondition, "lease operations apply to queue subscriptions only")
@@ -313,6 +326,7 @@ func (sess *Session) leaseOp(id uint64, p int32, offsets []int64, op func(qp *qu
 	}
 	now := s.t.b.clock.Now()
 	var stale []PartitionStart
+	var traced []tracedSettle
 	s.mu.Lock()
 	sess.touchLocked(now)
 	qp := s.q.parts[p]
@@ -325,10 +339,16 @@ func (sess *Session) leaseOp(id uint64, p int32, offsets []int64, op func(qp *qu
 		}
 		if finished {
 			s.releaseSlotLocked(sess.id, 1)
+			if s.tracedLeases != nil {
+				if tc, ok := s.settledTraceLocked(p, off); ok {
+					traced = append(traced, tracedSettle{tc, p, off, name})
+				}
+			}
 		}
 	}
 	sess.leaseResults = append(sess.leaseResults, LeaseOutcome{ID: id, Stale: stale})
 	s.mu.Unlock()
+	s.reportSettled(traced)
 	sess.signal()
 	return nil
 }
@@ -336,7 +356,7 @@ func (sess *Session) leaseOp(id uint64, p int32, offsets []int64, op func(qp *qu
 // Nack gives a leased message back: redelivered after delay (negative: the
 // subscription's backoff), or dead-lettered past max deliveries.
 func (sess *Session) Nack(id uint64, p int32, offset int64, delay time.Duration, errText string) error {
-	return sess.leaseOp(id, p, []int64{offset}, func(qp *queuePart, now time.Time, off int64) (bool, bool, queue.Effects) {
+	return sess.leaseOp(id, p, []int64{offset}, "nack", func(qp *queuePart, now time.Time, off int64) (bool, bool, queue.Effects) {
 		ok, eff := qp.core.Nack(now, sess.id, off, delay, errText)
 		if ok {
 			sess.sub.stats.nacked.Add(1)
@@ -347,7 +367,7 @@ func (sess *Session) Nack(id uint64, p int32, offset int64, delay time.Duration,
 
 // Extend moves leases' deadlines to now + d (d <= 0: the ack timeout).
 func (sess *Session) Extend(id uint64, p int32, offsets []int64, d time.Duration) error {
-	return sess.leaseOp(id, p, offsets, func(qp *queuePart, now time.Time, off int64) (bool, bool, queue.Effects) {
+	return sess.leaseOp(id, p, offsets, "", func(qp *queuePart, now time.Time, off int64) (bool, bool, queue.Effects) {
 		_, ok := qp.core.Extend(now, sess.id, off, d)
 		return ok, false, queue.Effects{}
 	})
@@ -355,7 +375,7 @@ func (sess *Session) Extend(id uint64, p int32, offsets []int64, d time.Duration
 
 // Reject dead-letters a leased message now.
 func (sess *Session) Reject(id uint64, p int32, offset int64, errText string) error {
-	return sess.leaseOp(id, p, []int64{offset}, func(qp *queuePart, now time.Time, off int64) (bool, bool, queue.Effects) {
+	return sess.leaseOp(id, p, []int64{offset}, "reject", func(qp *queuePart, now time.Time, off int64) (bool, bool, queue.Effects) {
 		ok, eff := qp.core.Reject(now, sess.id, off, errText)
 		if ok {
 			sess.sub.stats.rejected.Add(1)

@@ -24,6 +24,8 @@ type PendingAppend struct {
 	n     int       // records, for metrics
 	bytes int
 	seen  bool // Wait counted it (Wait is called by one goroutine)
+	// traces are the records' trace contexts (with a Tracer only).
+	traces []TraceContext
 }
 
 // Wait blocks until the append is durable under the topic's policy and
@@ -35,6 +37,7 @@ func (pa *PendingAppend) Wait() (int64, error) {
 		if !pa.seen {
 			pa.seen = true
 			pa.t.stats.refused(err, pa.n)
+			pa.traced(err)
 		}
 		return 0, err
 	}
@@ -42,8 +45,15 @@ func (pa *PendingAppend) Wait() (int64, error) {
 		pa.seen = true
 		pa.t.stats.stored(pa.n, pa.bytes)
 		pa.t.stats.latency.ObserveDuration(time.Since(pa.start))
+		pa.traced(nil)
 	}
 	return res.BaseOffset, nil
+}
+
+func (pa *PendingAppend) traced(err error) {
+	if len(pa.traces) > 0 {
+		pa.t.b.cfg.Tracer.Published(pa.t.meta.Name, pa.traces, pa.n, pa.start, time.Now(), err)
+	}
 }
 
 // BaseOffset returns the offset assigned to the append's first record
@@ -137,7 +147,11 @@ func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, 
 	if err != nil {
 		return nil, err
 	}
-	return &PendingAppend{t: t, p: p, pend: pend, start: start, n: n, bytes: len(batches)}, nil
+	pa := &PendingAppend{t: t, p: p, pend: pend, start: start, n: n, bytes: len(batches)}
+	if b.cfg.Tracer != nil {
+		pa.traces = batchTraces(batches, b.maxDecompressed())
+	}
+	return pa, nil
 }
 
 // RawRead is what ReadRaw returns.

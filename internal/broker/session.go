@@ -373,6 +373,9 @@ func (sess *Session) Next(ctx context.Context) (Event, error) {
 				sess.credits -= len(out)
 				s.countStreamLocked(out)
 				s.mu.Unlock()
+				if len(out) > 0 && t.b.cfg.Tracer != nil {
+					s.traceDelivered(out)
+				}
 				if len(out) > 0 {
 					return Event{Deliveries: out, Next: moved(parts, before)}, nil
 				}

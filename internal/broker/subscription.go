@@ -51,6 +51,10 @@ type subscription struct {
 	// unattended events (events.go).
 	watchMu sync.Mutex
 	watched watchState
+	// tracedLeases are the trace contexts of leased messages, kept (with
+	// a Tracer only) to report their settling; bounded by
+	// maxTracedLeases. Guarded by mu.
+	tracedLeases map[leaseKey]TraceContext
 
 	q *queueState // queue mode only; nil for stream subscriptions
 }

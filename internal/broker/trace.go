@@ -1,0 +1,162 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/spoolmq/spool/internal/batch"
+)
+
+// Tracing. Messages carry W3C trace context in their traceparent and
+// tracestate headers, stored and delivered unchanged whatever the
+// protocol. When a Tracer is configured the broker reports, for messages
+// that carry a traceparent, their publish (request accepted to durable,
+// the fsync included), each delivery to a consumer of a native session,
+// each ack, nack and reject, and each dead-lettering; telemetry turns the
+// reports into OpenTelemetry spans of the producer's trace. Messages
+// without a traceparent cost nothing; without a Tracer nothing is looked
+// at.
+
+// HeaderTracestate is W3C trace context's vendor state, carried beside
+// HeaderTraceparent.
+const HeaderTracestate = "tracestate"
+
+// TraceContext is a message's trace context (copied out of the record).
+type TraceContext struct{ Parent, State string }
+
+// Tracer hears what broker spans are made of; telemetry implements it.
+// Calls must not block.
+type Tracer interface {
+	// Published: a request's messages that carried trace contexts (at
+	// most maxTraceLinks of them, each context once) were made durable,
+	// or failed with err; messages counts the request's messages.
+	Published(topic string, parents []TraceContext, messages int, start, end time.Time, err error)
+	// Delivered: a message was handed to a consumer of sub.
+	Delivered(topic, sub string, tc TraceContext, partition int32, offset int64, delivery int, at time.Time)
+	// Settled: a leased message was acked, nacked or rejected (op).
+	Settled(topic, sub string, tc TraceContext, partition int32, offset int64, op string, at time.Time)
+	// DeadLettered: a message was written to a dead-letter topic.
+	DeadLettered(topic, sub string, tc TraceContext, reason, dlq string, at time.Time)
+}
+
+// maxTraceLinks bounds the trace contexts one publish reports (the links
+// of its span).
+const maxTraceLinks = 128
+
+// maxTracedLeases bounds the trace contexts a subscription keeps for its
+// leases (to report their ack); beyond it they are forgotten (those
+// acks are not traced).
+const maxTracedLeases = 65536
+
+// traceOf returns the trace context in headers.
+func traceOf(hs []batch.RecordHeader) (TraceContext, bool) {
+	var tc TraceContext
+	found := false
+	for _, h := range hs {
+		switch h.Key {
+		case HeaderTraceparent:
+			tc.Parent, found = string(h.Value), len(h.Value) > 0
+		case HeaderTracestate:
+			tc.State = string(h.Value)
+		}
+	}
+	return tc, found
+}
+
+// addTrace adds tc to a publish's contexts, once, within maxTraceLinks.
+func addTrace(tcs []TraceContext, tc TraceContext) []TraceContext {
+	if len(tcs) >= maxTraceLinks {
+		return tcs
+	}
+	for _, x := range tcs {
+		if x.Parent == tc.Parent {
+			return tcs
+		}
+	}
+	return append(tcs, tc)
+}
+
+// batchTraces returns the trace contexts of record batches' records.
+func batchTraces(batches []byte, maxDecompressed int) []TraceContext {
+	var out []TraceContext
+	for bt, err := range batch.Batches(batches) {
+		if err != nil {
+			return out
+		}
+		for r, err := range bt.Records(maxDecompressed) {
+			if err != nil {
+				break
+			}
+			if tc, ok := traceOf(r.Headers); ok {
+				out = addTrace(out, tc)
+			}
+		}
+	}
+	return out
+}
+
+// leaseKey names a lease in a subscription's traced leases.
+type leaseKey struct {
+	p   int32
+	off int64
+}
+
+// traceDelivered reports deliveries of a session and, for a queue,
+// remembers their contexts until they are settled.
+func (s *subscription) traceDelivered(out []Delivered) {
+	tr := s.t.b.cfg.Tracer
+	now := s.t.b.clock.Now()
+	var keep map[leaseKey]TraceContext
+	for i := range out {
+		d := &out[i]
+		tc, ok := traceOf(d.Headers)
+		if !ok {
+			continue
+		}
+		tr.Delivered(s.meta.Topic, s.meta.Name, tc, d.Partition, d.Offset, int(d.DeliveryCount), now)
+		if s.q != nil {
+			if keep == nil {
+				keep = map[leaseKey]TraceContext{}
+			}
+			keep[leaseKey{d.Partition, d.Offset}] = tc
+		}
+	}
+	if keep == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.tracedLeases == nil || len(s.tracedLeases)+len(keep) > maxTracedLeases {
+		s.tracedLeases = make(map[leaseKey]TraceContext, len(keep))
+	}
+	for k, tc := range keep {
+		s.tracedLeases[k] = tc
+	}
+	s.mu.Unlock()
+}
+
+// settledTrace takes a settled lease's context, if it was traced. Called
+// with s.mu held.
+func (s *subscription) settledTraceLocked(p int32, off int64) (TraceContext, bool) {
+	tc, ok := s.tracedLeases[leaseKey{p, off}]
+	if ok {
+		delete(s.tracedLeases, leaseKey{p, off})
+	}
+	return tc, ok
+}
+
+// tracedSettle is a settled lease to report once s.mu is released.
+type tracedSettle struct {
+	tc  TraceContext
+	p   int32
+	off int64
+	op  string
+}
+
+func (s *subscription) reportSettled(ts []tracedSettle) {
+	if len(ts) == 0 {
+		return
+	}
+	now := s.t.b.clock.Now()
+	for _, x := range ts {
+		s.t.b.cfg.Tracer.Settled(s.meta.Topic, s.meta.Name, x.tc, x.p, x.off, x.op, now)
+	}
+}
