@@ -250,7 +250,7 @@ type PendingPublish struct {
 	results []Result
 	ids     *reservation // the de-duplication reservation; nil without ids
 	now     time.Time
-	start   time.Time // when the request began (monotonic), for the publish latency
+	start   time.Time      // when the request began (monotonic), for the publish latency
 	traces  []TraceContext // the messages' trace contexts (with a Tracer only)
 	parts   []partPending
 	err     error // a submit failure; parts submitted before it still complete
