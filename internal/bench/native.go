@@ -29,6 +29,11 @@ type NativeConfig struct {
 	// PublishProfile and ConsumeProfile, when set, receive CPU profiles of
 	// the pipelined publish and the consume phases.
 	PublishProfile, ConsumeProfile io.Writer
+	// Traced gives every message a sampled W3C traceparent (1,024
+	// distinct ones in turn) and, for the in-process server, exports the
+	// broker's spans over OTLP to an in-process receiver that discards
+	// them: tracing on, its whole cost on this machine.
+	Traced bool
 }
 
 // NativeResult is one RunNative measurement set.
@@ -53,6 +58,13 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 		progress = io.Discard
 	}
 	addr := cfg.Server
+	if cfg.Traced && addr == "" {
+		stop, err := startOTLPSink()
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	}
 	if addr == "" {
 		dir, err := os.MkdirTemp(cfg.Dir, "native-")
 		if err != nil {
@@ -94,6 +106,7 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 	for i := range value {
 		value[i] = byte('a' + i%26)
 	}
+	msg := traceparents(cfg.Traced, value)
 
 	// Pipelined publish.
 	fmt.Fprintf(progress, "pipelined publish of %d × %d B...\n", cfg.Messages, cfg.Size)
@@ -110,7 +123,7 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 	t0 := time.Now()
 	futures := make([]*client.Future, 0, 4096)
 	for i := range cfg.Messages {
-		futures = append(futures, p.Send(ctx, client.Message{Value: value}))
+		futures = append(futures, p.Send(ctx, msg(i)))
 		if len(futures) == cap(futures) || i == cfg.Messages-1 {
 			for _, f := range futures {
 				if _, err := f.Wait(ctx); err != nil {
@@ -183,7 +196,7 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 	t0 = time.Now()
 	for time.Since(t0) < cfg.Duration {
 		s := time.Now()
-		if _, err := sp.PublishSync(ctx, client.Message{Value: value}); err != nil {
+		if _, err := sp.PublishSync(ctx, msg(n)); err != nil {
 			return res, err
 		}
 		h.RecordValue(int64(time.Since(s)))
