@@ -38,6 +38,7 @@ func newBenchNativeCmd() *cobra.Command {
 		rounds   int
 		cpuprof  string
 		traced   bool
+		sampled  float64
 	)
 	cmd := &cobra.Command{
 		Use:   "native",
@@ -64,7 +65,7 @@ func newBenchNativeCmd() *cobra.Command {
 				for r := 1; r <= rounds; r++ {
 					fmt.Fprintf(cmd.ErrOrStderr(), "size %d, round %d/%d\n", size, r, rounds)
 					ncfg := bench.NativeConfig{Dir: dir, Server: srvURL, Size: size, Messages: messages,
-						Duration: duration, Progress: cmd.ErrOrStderr(), Traced: traced}
+						Duration: duration, Progress: cmd.ErrOrStderr(), Traced: traced, TraceSampled: sampled}
 					var pf, cf *os.File
 					if cpuprof != "" {
 						if pf, err = os.Create(fmt.Sprintf("%s-%d-r%d-publish.pprof", cpuprof, size, r)); err != nil {
@@ -104,7 +105,8 @@ func newBenchNativeCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&duration, "duration", 3*time.Second, "time of the one-at-a-time latency measurement")
 	cmd.Flags().IntVar(&rounds, "rounds", 3, "rounds; the table shows medians")
 	cmd.Flags().StringVar(&cpuprof, "cpuprofile", "", "write CPU profiles of each pipelined publish and stream consume to PREFIX-SIZE-rROUND-{publish,consume}.pprof (client and server share the process unless --server)")
-	cmd.Flags().BoolVar(&traced, "traced", false, "every message carries a sampled traceparent, and the in-process server exports its spans over OTLP to an in-process receiver (tracing on)")
+	cmd.Flags().BoolVar(&traced, "traced", false, "every message carries a traceparent, and the in-process server exports its spans over OTLP to an in-process receiver (tracing on)")
+	cmd.Flags().Float64Var(&sampled, "trace-sampled", 1, "with --traced, the fraction of the traceparents whose sampled flag is set")
 	return cmd
 }
 

@@ -34,6 +34,9 @@ type NativeConfig struct {
 	// broker's spans over OTLP to an in-process receiver that discards
 	// them: tracing on, its whole cost on this machine.
 	Traced bool
+	// TraceSampled is the fraction of those traceparents that carry the
+	// sampled flag (the others are 00: their producer did not sample).
+	TraceSampled float64
 }
 
 // NativeResult is one RunNative measurement set.
@@ -106,7 +109,7 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 	for i := range value {
 		value[i] = byte('a' + i%26)
 	}
-	msg := traceparents(cfg.Traced, value)
+	msg := traceparents(cfg.Traced, cfg.TraceSampled, value)
 
 	// Pipelined publish.
 	fmt.Fprintf(progress, "pipelined publish of %d × %d B...\n", cfg.Messages, cfg.Size)

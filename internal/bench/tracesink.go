@@ -55,8 +55,9 @@ func startOTLPSink() (stop func(), err error) {
 }
 
 // traceparents returns the messages a benchmark publishes: with traced,
-// each carries one of 1,024 sampled traceparents in turn.
-func traceparents(traced bool, value []byte) func(i int) client.Message {
+// each carries one of 1,024 traceparents in turn, the fraction sampled of
+// them with the sampled flag.
+func traceparents(traced bool, sampled float64, value []byte) func(i int) client.Message {
 	if !traced {
 		return func(int) client.Message { return client.Message{Value: value} }
 	}
@@ -64,7 +65,11 @@ func traceparents(traced bool, value []byte) func(i int) client.Message {
 	for i := range hs {
 		var id [24]byte
 		rand.Read(id[:])
-		tp := "00-" + hex.EncodeToString(id[:16]) + "-" + hex.EncodeToString(id[16:]) + "-01"
+		flag := "-00"
+		if float64(i) < sampled*float64(len(hs)) {
+			flag = "-01"
+		}
+		tp := "00-" + hex.EncodeToString(id[:16]) + "-" + hex.EncodeToString(id[16:]) + flag
 		hs[i] = []client.Header{{Key: "traceparent", Value: []byte(tp)}}
 	}
 	return func(i int) client.Message { return client.Message{Value: value, Headers: hs[i%len(hs)]} }
