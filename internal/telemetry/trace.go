@@ -38,6 +38,10 @@ type Tracing struct {
 	tp     *sdktrace.TracerProvider
 	tracer trace.Tracer
 	prop   propagation.TraceContext
+	// parentBased: the sampler follows the parent's sampled flag (the
+	// default), so a message whose traceparent is not sampled is skipped
+	// before any work.
+	parentBased bool
 }
 
 // TracingFromEnv returns the Tracing the environment configures, or nil
@@ -73,7 +77,9 @@ func TracingFromEnv(ctx context.Context, logger *slog.Logger) (*Tracing, error) 
 	// The sampler comes from OTEL_TRACES_SAMPLER (the SDK reads it).
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	logger.Info("tracing: exporting spans over OTLP", "protocol", cmpOr(proto, "http/protobuf"))
-	return &Tracing{tp: tp, tracer: tp.Tracer("github.com/spoolmq/spool/broker")}, nil
+	sampler := os.Getenv("OTEL_TRACES_SAMPLER")
+	return &Tracing{tp: tp, tracer: tp.Tracer("github.com/spoolmq/spool/broker"),
+		parentBased: sampler == "" || strings.HasPrefix(sampler, "parentbased_")}, nil
 }
 
 func serviceName() string {
@@ -109,6 +115,14 @@ func (t *Tracing) Broker() broker.Tracer {
 
 type brokerTracer struct{ t *Tracing }
 
+// skip reports whether a message's spans would not be recorded: its
+// producer did not sample it and the sampler follows the parent. The
+// flags are the traceparent's last two hex digits.
+func (bt brokerTracer) skip(tc broker.TraceContext) bool {
+	p := tc.Parent
+	return bt.t.parentBased && len(p) == 55 && p[53] == '0' && (p[54] == '0' || p[54] == '2')
+}
+
 // remote returns the span context a message's trace context names.
 func (bt brokerTracer) remote(tc broker.TraceContext) trace.SpanContext {
 	carrier := propagation.MapCarrier{"traceparent": tc.Parent}
@@ -125,6 +139,9 @@ func (bt brokerTracer) Published(topic string, parents []broker.TraceContext, me
 	var parent trace.SpanContext
 	traces := 0
 	for _, tc := range parents {
+		if bt.skip(tc) {
+			continue
+		}
 		sc := bt.remote(tc)
 		if !sc.IsValid() {
 			continue
@@ -159,6 +176,9 @@ func (bt brokerTracer) Published(topic string, parents []broker.TraceContext, me
 }
 
 func (bt brokerTracer) child(tc broker.TraceContext, name string, at time.Time, attrs ...attribute.KeyValue) trace.Span {
+	if bt.skip(tc) {
+		return nil
+	}
 	sc := bt.remote(tc)
 	if !sc.IsValid() {
 		return nil
@@ -170,6 +190,9 @@ func (bt brokerTracer) child(tc broker.TraceContext, name string, at time.Time, 
 }
 
 func (bt brokerTracer) Delivered(topic, sub string, tc broker.TraceContext, p int32, off int64, delivery int, at time.Time) {
+	if bt.skip(tc) {
+		return
+	}
 	if span := bt.child(tc, "deliver "+topic, at,
 		attribute.String("messaging.destination.name", topic), attribute.String("messaging.consumer.group.name", sub),
 		attribute.Int("messaging.destination.partition.id", int(p)), attribute.Int64("messaging.spool.offset", off),
@@ -179,6 +202,9 @@ func (bt brokerTracer) Delivered(topic, sub string, tc broker.TraceContext, p in
 }
 
 func (bt brokerTracer) Settled(topic, sub string, tc broker.TraceContext, p int32, off int64, op string, at time.Time) {
+	if bt.skip(tc) {
+		return
+	}
 	if span := bt.child(tc, op+" "+topic, at,
 		attribute.String("messaging.destination.name", topic), attribute.String("messaging.consumer.group.name", sub),
 		attribute.Int("messaging.destination.partition.id", int(p)), attribute.Int64("messaging.spool.offset", off),
@@ -191,6 +217,9 @@ func (bt brokerTracer) Settled(topic, sub string, tc broker.TraceContext, p int3
 }
 
 func (bt brokerTracer) DeadLettered(topic, sub string, tc broker.TraceContext, reason, dlq string, at time.Time) {
+	if bt.skip(tc) {
+		return
+	}
 	if span := bt.child(tc, "dead-letter "+topic, at,
 		attribute.String("messaging.destination.name", topic), attribute.String("messaging.consumer.group.name", sub),
 		attribute.String("messaging.spool.dead_letter.reason", reason), attribute.String("messaging.spool.dead_letter.topic", dlq)); span != nil {
