@@ -39,13 +39,13 @@ var ErrNotFound = errors.New("state: not found")
 // Store is the state store.
 type Store struct {
 	db *pebble.DB
-	// failed is the error of the latest commit if it failed (cleared by a
-	// commit that succeeds), for health checks.
+	// failed is the error of the first commit that failed: sticky (see
+	// Batch.Commit).
 	failed atomic.Pointer[error]
 }
 
-// Err returns the error of the latest batch commit if it failed, nil
-// while commits succeed.
+// Err returns the error of the commit that failed, nil while every commit
+// succeeded.
 func (s *Store) Err() error {
 	if p := s.failed.Load(); p != nil {
 		return *p
@@ -129,20 +129,35 @@ func (b *Batch) Empty() bool { return b.b.Empty() }
 
 // Commit applies the batch atomically. With sync it returns only after the
 // batch is durable. The batch cannot be reused.
-func (b *Batch) Commit(sync bool) error {
+//
+// A failed commit is sticky, as a partition log's failed write is: the
+// store refuses every later commit with the same error until it is opened
+// again (Err reports it; /readyz fails). Pebble treats a failed WAL write
+// or sync as fatal and panics; the panic is turned into that error here,
+// because after it Pebble's WAL can no longer be trusted to persist what
+// it acknowledges.
+func (b *Batch) Commit(sync bool) (err error) {
+	if p := b.s.failed.Load(); p != nil {
+		b.b.Close()
+		return *p
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("state: commit failed; the store refuses writes until it is reopened: %v", r)
+		}
+		if err != nil {
+			b.s.failed.CompareAndSwap(nil, &err)
+			err = *b.s.failed.Load()
+		}
+	}()
 	opt := pebble.NoSync
 	if sync {
 		opt = pebble.Sync
 	}
-	err := b.b.Commit(opt)
+	err = b.b.Commit(opt)
 	b.b.Close()
 	if err != nil {
-		err = fmt.Errorf("state: commit: %w", err)
-		b.s.failed.Store(&err)
-		return err
-	}
-	if b.s.failed.Load() != nil {
-		b.s.failed.Store(nil)
+		return fmt.Errorf("state: commit failed; the store refuses writes until it is reopened: %w", err)
 	}
 	return nil
 }
