@@ -20,7 +20,7 @@ func (s *Server) problems() []api.Problem {
 			strings.Join(names, ", "), err)})
 	}
 	if err := s.st.Err(); err != nil {
-		out = append(out, api.Problem{Reason: "state_store", Detail: fmt.Sprintf("the state store's latest write failed: %v", err)})
+		out = append(out, api.Problem{Reason: "state_store", Detail: fmt.Sprintf("the state store refuses writes after a failed commit: %v; restart the server on a healthy disk", err)})
 	}
 	if free, ok := diskFree(s.cfg.DataDir); ok && free < uint64(s.cfg.Storage.MinFreeBytes) {
 		out = append(out, api.Problem{Reason: "disk", Detail: fmt.Sprintf(
