@@ -87,6 +87,7 @@ type Consumer struct {
 	handler Handler
 	cfg     consumerConfig
 	log     *slog.Logger
+	span    string // the name of its process spans, with a tracer
 
 	mu      sync.Mutex
 	running bool
@@ -114,14 +115,18 @@ func (c *Client) NewConsumer(topic, sub string, h Handler, opts ...ConsumerOptio
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
-	return &Consumer{
+	k := &Consumer{
 		c:       c,
 		topic:   topic,
 		sub:     sub,
 		handler: h,
 		cfg:     cfg,
 		log:     c.cfg.logger.With("topic", topic, "subscription", sub),
-	}, nil
+	}
+	if c.tr.tracer != nil {
+		k.span = "process " + topic
+	}
+	return k, nil
 }
 
 // Run consumes until ctx is cancelled, then shuts down gracefully (stops
