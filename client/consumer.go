@@ -25,6 +25,13 @@ import (
 // after MaxDeliveries; an error wrapping a RejectError (see Reject)
 // dead-letters it at once. Errors are logged and passed to
 // ConsumerOnError.
+//
+// Tracing: when m carries a trace context (a traceparent header, written
+// by the SDK's publishes from a traced context), ctx holds it as the
+// remote parent, so spans the handler starts continue the producer's
+// trace. With WithTracerProvider, ctx holds instead the "process <topic>"
+// span of this call, a child of that context, which records the handler's
+// error and ends after the handler returns.
 type Handler func(ctx context.Context, m *Message) error
 
 // Consumer consumes a subscription: it joins the subscription as a member
