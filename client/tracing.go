@@ -14,6 +14,7 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -94,10 +95,40 @@ func (t *tracing) carried(hs []Header) bool {
 // inject returns hs followed by ctx's trace context headers, in a new
 // slice: hs is the caller's.
 func (t *tracing) inject(ctx context.Context, hs []Header) []Header {
+	if _, ok := t.prop.(propagation.TraceContext); ok {
+		return injectTraceContext(trace.SpanContextFromContext(ctx), hs)
+	}
 	c := &headerCarrier{hs: make([]Header, len(hs), len(hs)+len(t.fields))}
 	copy(c.hs, hs)
 	t.prop.Inject(ctx, c)
 	return c.hs
+}
+
+// injectTraceContext is propagation.TraceContext's Inject for headers,
+// which it writes with two allocations instead of five: hs followed by
+// sc's traceparent (and tracestate, when sc has one), in a new slice.
+func injectTraceContext(sc trace.SpanContext, hs []Header) []Header {
+	if !sc.IsValid() {
+		return hs
+	}
+	out := make([]Header, len(hs), len(hs)+2)
+	copy(out, hs)
+	// version 00, trace id, span id, and the flags the spec defines:
+	// sampled (0x01) and random (0x02).
+	const n = 2 + 1 + 32 + 1 + 16 + 1 + 2
+	v := make([]byte, 0, n)
+	v = append(v, "00-"...)
+	tid, sid := sc.TraceID(), sc.SpanID()
+	v = hex.AppendEncode(v, tid[:])
+	v = append(v, '-')
+	v = hex.AppendEncode(v, sid[:])
+	v = append(v, '-')
+	v = hex.AppendEncode(v, []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
+	out = append(out, Header{Key: "traceparent", Value: v})
+	if sc.TraceState().Len() > 0 {
+		out = append(out, Header{Key: "tracestate", Value: []byte(sc.TraceState().String())})
+	}
+	return out
 }
 
 // startPublish prepares m, the publisher's own copy, for publishing to
