@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/trace"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
@@ -34,6 +35,7 @@ type Client struct {
 	seeds     []string      // the addresses' host:port, in the order given
 	seedAddrs []string      // the addresses, as given
 	rr        atomic.Uint32 // rotates the partition of keyless messages in routed Publish calls
+	tr        tracing       // OpenTelemetry (tracing.go)
 
 	mu        sync.Mutex
 	home      string                   // the node unrouted calls go to (host:port)
@@ -85,6 +87,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 		consumers: map[*Consumer]struct{}{},
 		reads:     map[*context.CancelFunc]struct{}{},
 	}
+	c.tr = newTracing(&cfg)
 	hc := cfg.httpClient
 	if hc == nil {
 		c.transport = newTransport()
@@ -233,6 +236,11 @@ func transportError(ctx context.Context, err error) error {
 // follows leaders that change; later calls for the topic go to the
 // leaders directly. Redirects do not count as attempts; a partition with
 // no leader (an election) does.
+//
+// Tracing is as for Producer.Send: the trace context of ctx (or, with
+// WithTracerProvider, of each message's publish span, which ends when
+// Publish returns) is written into the headers of the messages that have
+// no traceparent header; msgs itself is not changed.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...Message) ([]PublishResult, error) {
 	if len(msgs) == 0 {
 		return nil, nil
@@ -240,25 +248,74 @@ func (c *Client) Publish(ctx context.Context, topic string, msgs ...Message) ([]
 	if len(msgs) > maxPublishMessages {
 		return nil, invalidArgument("%d messages in one Publish; the limit is %d (a Producer splits batches for you)", len(msgs), maxPublishMessages)
 	}
+	var spans []trace.Span // with a tracer: the messages' publish spans
+	if c.tr.tracer != nil {
+		spans = make([]trace.Span, len(msgs))
+	}
+	req, err := c.publishRequest(ctx, topic, msgs, spans)
+	var out []PublishResult
+	if err == nil {
+		out, err = c.publish(ctx, topic, req, len(msgs))
+	}
+	for i, span := range spans {
+		switch {
+		case span == nil:
+		case err != nil:
+			endPublish(span, PublishResult{}, err)
+		default:
+			endPublish(span, out[i], nil)
+		}
+	}
+	return out, err
+}
+
+// publishRequest checks and converts msgs for Publish. With a tracer it
+// starts their publish spans in spans; the trace context is written into
+// copies of the messages (see Producer.Send).
+func (c *Client) publishRequest(ctx context.Context, topic string, msgs []Message, spans []trace.Span) (*spoolv1.PublishRequest, error) {
+	traced := spans != nil || trace.SpanContextFromContext(ctx).IsValid()
+	name := ""
+	if spans != nil {
+		name = "publish " + topic
+	}
 	req := &spoolv1.PublishRequest{Topic: topic, Messages: make([]*spoolv1.Message, len(msgs))}
 	headers := 0
 	for i := range msgs {
-		pm, err := msgs[i].toProto()
-		if err != nil {
+		m := &msgs[i]
+		if err := m.check(); err != nil {
 			return nil, err
+		}
+		var span trace.Span
+		if traced {
+			mc := *m // the caller's message is left as it is
+			span = c.tr.startPublish(ctx, name, topic, &mc)
+			m = &mc
+		}
+		pm := m.proto()
+		if span != nil {
+			spans[i] = span
+			if m.ID == "" {
+				span.SetAttributes(attrMessageID.String(pm.Id))
+			}
 		}
 		req.Messages[i] = pm
 		if headers += len(pm.Headers); headers > maxRequestHeaders {
 			return nil, invalidArgument("more than %d headers in one Publish (the limit)", maxRequestHeaders)
 		}
 	}
+	return req, nil
+}
+
+// publish sends Publish's request of n messages, retrying and following
+// leaders.
+func (c *Client) publish(ctx context.Context, topic string, req *spoolv1.PublishRequest, n int) ([]PublishResult, error) {
 	if tl, ok := c.leadersFor(topic); ok {
 		return c.publishRouted(ctx, topic, req, tl, 0, false)
 	}
 	for attempt := 1; ; attempt++ {
 		resp, err := call(ctx, c, publishRPC(spoolv1connect.PublishServiceClient.Publish), req)
 		if err == nil {
-			out := make([]PublishResult, len(msgs))
+			out := make([]PublishResult, n)
 			return out, fillResults(out, nil, resp)
 		}
 		if leaderOf(err) != nil {

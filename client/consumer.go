@@ -25,6 +25,13 @@ import (
 // after MaxDeliveries; an error wrapping a RejectError (see Reject)
 // dead-letters it at once. Errors are logged and passed to
 // ConsumerOnError.
+//
+// Tracing: when m carries a trace context (a traceparent header, written
+// by the SDK's publishes from a traced context), ctx holds it as the
+// remote parent, so spans the handler starts continue the producer's
+// trace. With WithTracerProvider, ctx holds instead the "process <topic>"
+// span of this call, a child of that context, which records the handler's
+// error and ends after the handler returns.
 type Handler func(ctx context.Context, m *Message) error
 
 // Consumer consumes a subscription: it joins the subscription as a member
@@ -87,6 +94,7 @@ type Consumer struct {
 	handler Handler
 	cfg     consumerConfig
 	log     *slog.Logger
+	span    string // the name of its process spans, with a tracer
 
 	mu      sync.Mutex
 	running bool
@@ -114,14 +122,18 @@ func (c *Client) NewConsumer(topic, sub string, h Handler, opts ...ConsumerOptio
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
-	return &Consumer{
+	k := &Consumer{
 		c:       c,
 		topic:   topic,
 		sub:     sub,
 		handler: h,
 		cfg:     cfg,
 		log:     c.cfg.logger.With("topic", topic, "subscription", sub),
-	}, nil
+	}
+	if c.tr.tracer != nil {
+		k.span = "process " + topic
+	}
+	return k, nil
 }
 
 // Run consumes until ctx is cancelled, then shuts down gracefully (stops

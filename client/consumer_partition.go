@@ -173,20 +173,24 @@ func (s *session) handle(p *partition, m *Message) bool {
 	if s.cfg.handlerRetriesSet {
 		attempts = s.cfg.handlerRetries + 1
 	}
+	base := s.k.c.tr.handlerContext(p.ctx, m)
 	for attempt := 1; ; attempt++ {
 		select {
 		case s.sem <- struct{}{}:
 		case <-p.stop:
 			return false
 		}
-		err := s.k.handler(p.ctx, m)
+		ctx, span := s.k.startProcess(base, m, attempt)
+		err := s.k.handler(ctx, m)
 		<-s.sem
 		if err == nil {
+			endProcess(span, nil, outcomeCommit)
 			return true
 		}
 		if p.ctx.Err() != nil {
 			// Abandoned by the consumer (shutdown or revocation timed out):
 			// not processed, so not committed.
+			endProcess(span, err, outcomeAbandoned)
 			s.k.log.Debug("spool: handler abandoned", "partition", m.Partition, "offset", m.Offset, "err", err)
 			return false
 		}
@@ -195,17 +199,25 @@ func (s *session) handle(p *partition, m *Message) bool {
 			s.cfg.onError(m, err)
 		}
 		if attempt < attempts {
+			endProcess(span, err, outcomeRetry)
 			if !sleepOrStop(p.stop, pol.backoff.delay(attempt)) {
 				return false
 			}
 			continue
 		}
 		if s.cfg.stopOnError {
+			endProcess(span, err, outcomeStop)
 			err = fmt.Errorf("client: handler failed on %s partition %d offset %d: %w", m.Topic, m.Partition, m.Offset, err)
 			s.events <- workerEvent{part: p.id, kind: evFatal, err: err}
 			return false
 		}
-		return s.giveUp(p, m, attempt, err, pol)
+		processed := s.giveUp(p, m, attempt, err, pol)
+		if processed {
+			endProcess(span, err, outcomeDeadLetter)
+		} else {
+			endProcess(span, err, outcomeHalt)
+		}
+		return processed
 	}
 }
 

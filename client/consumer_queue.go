@@ -457,15 +457,18 @@ func (s *queueSession) report(ev queueEvent) bool {
 
 // handle runs the handler on h's message and says what to do with it.
 func (s *queueSession) handle(h *heldMsg) queueEvent {
-	err := s.k.handler(s.hctx, h.m)
+	ctx, span := s.k.startProcess(s.k.c.tr.handlerContext(s.hctx, h.m), h.m, 1)
+	err := s.k.handler(ctx, h.m)
 	ev := queueEvent{h: h, kind: outAck}
 	if err == nil {
+		endProcess(span, nil, outcomeAck)
 		return ev
 	}
 	ev.kind, ev.delay, ev.err = outNack, -1, err
 	log := s.k.log.With("partition", h.key.part, "offset", h.key.off, "deliveries", h.deliveries)
 	if s.hctx.Err() != nil {
 		// Given up on at the shutdown timeout: the session nacked it.
+		endProcess(span, err, outcomeAbandoned)
 		log.Debug("spool: handler abandoned", "err", err)
 		return ev
 	}
@@ -474,11 +477,14 @@ func (s *queueSession) handle(h *heldMsg) queueEvent {
 	switch {
 	case errors.As(err, &rej):
 		ev.kind = outReject
+		endProcess(span, err, outcomeReject)
 		log.Warn("spool: handler rejected the message; it is dead-lettered", "err", err)
 	case errors.As(err, &retry):
 		ev.delay = min(max(retry.After, 0), maxNackDelay)
+		endProcess(span, err, outcomeNack)
 		log.Warn("spool: handler failed; message nacked", "retry_in", ev.delay, "err", err)
 	default:
+		endProcess(span, err, outcomeNack)
 		log.Warn("spool: handler failed; message nacked", "err", err)
 	}
 	if s.cfg.onError != nil {

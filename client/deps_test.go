@@ -8,7 +8,7 @@ import (
 
 // TestNoInternalImports enforces the architecture rule: the public SDK never
 // depends, directly or transitively, on Spool's internal packages (tests may,
-// to start a real server).
+// to start a real server), nor on OpenTelemetry's SDK (only its API).
 func TestNoInternalImports(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
@@ -24,6 +24,9 @@ func TestNoInternalImports(t *testing.T) {
 		t.Fatal("go list returned no packages")
 	}
 	for _, dep := range deps {
+		if strings.HasPrefix(dep, "go.opentelemetry.io/otel/sdk") {
+			t.Errorf("client depends on %s: the SDK uses only OpenTelemetry's API; the application chooses the SDK", dep)
+		}
 		if !strings.HasPrefix(dep, module+"/") {
 			continue // third-party and standard-library internals are theirs
 		}

@@ -71,6 +71,20 @@
 // consumer reconnects after failures and shuts down gracefully when its
 // context is cancelled.
 //
+// Tracing (OpenTelemetry, docs/sdk-tracing.md): with WithTracerProvider
+// the client records a "publish <topic>" span (kind producer) per message
+// published, a child of the publish context's span that ends when the
+// message is durable or failed, and a "process <topic>" span (kind
+// consumer) per handler call, a child of the publish span, that records
+// the handler's error and the message's outcome; the handler's context
+// holds it. Without a provider no span is started, but the trace context
+// still travels: a message published from a context with a valid span
+// context gets its traceparent (and tracestate) header, unless it has a
+// traceparent already, and a handler runs in a context holding the trace
+// context its message carries, so that its own spans continue the
+// producer's trace. WithPropagator replaces the W3C propagator. The SDK
+// depends on OpenTelemetry's API only.
+//
 // Errors from the server are *Error values carrying a stable Code, a
 // Retriable flag and a RetryAfter hint; errors.Is matches them against
 // ErrTopicNotFound, ErrTopicFull and the other sentinels, and IsRetriable
@@ -82,5 +96,5 @@
 // Their documentation states every default.
 //
 // This package never imports Spool's internal packages; it depends only on
-// the generated API code.
+// the generated API code (and OpenTelemetry's API).
 package client

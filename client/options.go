@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Option configures a Client (New). Producer and consumer settings are the
@@ -27,7 +30,9 @@ type clientConfig struct {
 	grpc            bool
 	backoff         backoff
 	publishAttempts int
-	servers         []string // more addresses of the cluster (WithServers)
+	servers         []string                      // more addresses of the cluster (WithServers)
+	tracerProvider  trace.TracerProvider          // nil: no spans
+	propagator      propagation.TextMapPropagator // nil: propagation.TraceContext{}
 	errs            []error
 }
 
@@ -131,6 +136,41 @@ func WithPublishAttempts(n int) Option {
 			c.fail("WithPublishAttempts: %d < 1", n)
 		}
 		c.publishAttempts = n
+	}}
+}
+
+// WithTracerProvider makes the client record OpenTelemetry spans with tp:
+// a "publish <topic>" span (kind producer) for every message published by
+// a Producer or Publish, from Send to the message's outcome, a child of
+// the span in the publish context; and a "process <topic>" span (kind
+// consumer) for every handler call, a child of the publish span whose
+// context the message carries, that records the handler's error and what
+// became of the message. The handler's context holds it. Attributes
+// follow OpenTelemetry's messaging conventions (messaging.system "spool",
+// messaging.destination.name, messaging.consumer.group.name,
+// messaging.destination.partition.id, …; Spool's own are
+// messaging.spool.*). Default none: no span is started. Either way the
+// trace context is carried in message headers (see WithPropagator). nil
+// is the same as no provider.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return Option{func(c *clientConfig) { c.tracerProvider = tp }}
+}
+
+// WithPropagator sets how trace context is written into message headers
+// and read back from them; default propagation.TraceContext{}: the W3C
+// traceparent and tracestate headers. A message published from a context
+// that carries a valid span context gets that context's headers (the
+// publish span's, with WithTracerProvider) unless it has one of the
+// propagator's headers already; a handler called on a message with one of
+// them runs in a context holding the trace context it carries, so spans it
+// starts continue the producer's trace. This happens with or without
+// WithTracerProvider. nil is invalid.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return Option{func(c *clientConfig) {
+		if p == nil {
+			c.fail("WithPropagator: nil propagator")
+		}
+		c.propagator = p
 	}}
 }
 

@@ -21,13 +21,14 @@ func TestNewValidatesAddressAndOptions(t *testing.T) {
 		{DefaultAddr, []Option{WithBackoff(time.Second, time.Millisecond)}},
 		{DefaultAddr, []Option{WithPublishAttempts(0)}},
 		{DefaultAddr, []Option{WithHTTPClient(nil)}},
+		{DefaultAddr, []Option{WithPropagator(nil)}},
 	} {
 		c, err := New(tc.addr, tc.opts...)
 		if !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("New(%q, %d options) = %v, %v; want ErrInvalidOption", tc.addr, len(tc.opts), c, err)
 		}
 	}
-	c, err := New(DefaultAddr+"/", Option{}, WithClientID("x"), WithLogger(nil), WithGRPC())
+	c, err := New(DefaultAddr+"/", Option{}, WithClientID("x"), WithLogger(nil), WithGRPC(), WithTracerProvider(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

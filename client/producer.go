@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Producer publishes messages to one topic asynchronously: Send queues a
@@ -52,6 +54,7 @@ type Producer struct {
 	topic string
 	cfg   producerConfig
 	log   *slog.Logger
+	span  string // the name of its publish spans, with a tracer
 
 	// mu guards the fields up to drained.
 	mu         sync.Mutex
@@ -105,6 +108,9 @@ func (c *Client) NewProducer(topic string, opts ...ProducerOption) (*Producer, e
 		abort:      make(chan struct{}),
 		done:       make(chan struct{}),
 		events:     make(chan streamEvent, cfg.maxInFlight+1),
+	}
+	if c.tr.tracer != nil {
+		p.span = "publish " + topic
 	}
 	p.baseCtx, p.baseCancel = context.WithCancel(context.Background())
 	if !c.register(p) {
@@ -189,6 +195,13 @@ func (f *Future) Wait(ctx context.Context) (PublishResult, error) {
 // publish itself (ProducerDeliveryTimeout does). Invalid messages fail with
 // ErrInvalidArgument, Send after Close with ErrProducerClosed; those and a
 // ctx ending while blocked come back through the Future.
+//
+// Tracing: when ctx carries a valid span context, its trace context is
+// written into the message's headers (traceparent, and tracestate when
+// there is one) unless the message has a traceparent header already; with
+// WithTracerProvider, Send starts the message's publish span, a child of
+// ctx's span, whose context it writes there instead, and the span ends
+// with the message's outcome (see WithTracerProvider).
 func (p *Producer) Send(ctx context.Context, m Message) *Future {
 	err := ctx.Err()
 	if err == nil {
@@ -199,11 +212,18 @@ func (p *Producer) Send(ctx context.Context, m Message) *Future {
 		f.complete(PublishResult{}, err)
 		return f
 	}
+	var span trace.Span
+	if p.c.tr.tracer != nil || trace.SpanContextFromContext(ctx).IsValid() {
+		span = p.c.tr.startPublish(ctx, p.span, p.topic, &m)
+	}
 	r := newRecord(&m) // its Future is allocated with it
+	if span != nil {
+		r.ext().span = span
+	}
 	f := &r.future
 	f.p = p
 	if err := p.admit(ctx, r); err != nil {
-		f.complete(PublishResult{}, err)
+		r.complete(PublishResult{}, err)
 	}
 	return f
 }
@@ -302,9 +322,13 @@ func (p *Producer) finishStored(rs []*record, part int32, base int64, dup bool) 
 	p.settle(rs)
 }
 
-// complete completes r's Future, which keeps the record: r lets go of the
-// message's data.
+// complete ends r's publish span, if it has one, and completes r's Future,
+// which keeps the record: r lets go of the message's data.
 func (r *record) complete(res PublishResult, err error) {
+	if r.x != nil && r.x.span != nil {
+		endPublish(r.x.span, res, err)
+		r.x.span = nil
+	}
 	r.future.complete(res, err)
 	r.key, r.value, r.x = nil, nil, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/recordbatch"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // record is one message on its way through a Producer. It is allocated
@@ -39,6 +40,7 @@ type recordX struct {
 	orderKey string               // the message form's: "" = no ordering constraint
 	attempts int                  // failed attempts so far
 	lastErr  error                // the last attempt's error
+	span     trace.Span           // its publish span (WithTracerProvider), ended at its outcome
 }
 
 // ext returns r.x, making it if need be.
