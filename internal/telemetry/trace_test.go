@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -12,10 +13,13 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spoolmq/spool/client"
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
@@ -262,4 +266,91 @@ func TestStuckOTLPEndpointDoesNotBlockPublishing(t *testing.T) {
 func noKafka(c *server.Config) {
 	c.KafkaAddr = "-"
 	c.SchemaRegistryAddr = "-"
+}
+
+// One event followed across services: a service publishes with the Go
+// SDK under its own span, another consumes from a queue subscription.
+// The SDK's spans and the broker's reach the same OTLP receiver in one
+// trace: the producer's publish span is the parent of the broker's
+// publish, deliver and ack spans and of the consumer's process span.
+func TestOneTraceAcrossSDKAndBroker(t *testing.T) {
+	rec := startReceiver(t, false)
+	srv := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	exp, err := otlptracehttp.New(ctx) // the OTEL_* variables the receiver set
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer tp.Shutdown(context.Background())
+	c, err := client.New(srv.URL(), client.WithTracerProvider(tp), client.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CreateTopic(ctx, "orders", client.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateSubscription(ctx, "orders", "shipping", client.SubscriptionConfig{Mode: client.ModeQueue, Start: client.Earliest()}); err != nil {
+		t.Fatal(err)
+	}
+	reqCtx, root := tp.Tracer("orders-service").Start(ctx, "POST /orders")
+	if _, err := c.Publish(reqCtx, "orders", client.Message{Value: []byte("order 1")}); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	handled := make(chan struct{})
+	var once sync.Once
+	k, err := c.NewConsumer("orders", "shipping", func(context.Context, *client.Message) error {
+		once.Do(func() { close(handled) })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- k.Run(runCtx) }()
+	select {
+	case <-handled:
+	case <-ctx.Done():
+		t.Fatal("not consumed")
+	}
+	ack := rec.waitFor(t, "ack orders", 1)[0]
+	stop()
+	<-done
+
+	var producer *tracepb.Span
+	for _, sp := range rec.named("publish orders") {
+		if sp.Kind == tracepb.Span_SPAN_KIND_PRODUCER {
+			producer = sp
+		}
+	}
+	if producer == nil {
+		t.Fatal("no producer span from the SDK")
+	}
+	rootSpans := rec.named("POST /orders")
+	if len(rootSpans) != 1 || hexOf(producer.ParentSpanId) != hexOf(rootSpans[0].SpanId) {
+		t.Fatalf("the producer span's parent is not the request's span")
+	}
+	want := hexOf(producer.SpanId)
+	for _, name := range []string{"publish orders", "deliver orders", "process orders"} {
+		found := false
+		for _, sp := range rec.waitFor(t, name, 1) {
+			if sp.Kind == tracepb.Span_SPAN_KIND_PRODUCER {
+				continue
+			}
+			found = true
+			if !slices.Equal(sp.TraceId, producer.TraceId) || hexOf(sp.ParentSpanId) != want {
+				t.Errorf("%s span (kind %v): trace %x parent %x, want trace %x parent %s", name, sp.Kind, sp.TraceId, sp.ParentSpanId, producer.TraceId, want)
+			}
+		}
+		if !found {
+			t.Errorf("no %s span", name)
+		}
+	}
+	if !slices.Equal(ack.TraceId, producer.TraceId) || hexOf(ack.ParentSpanId) != want {
+		t.Errorf("ack span: trace %x parent %x", ack.TraceId, ack.ParentSpanId)
+	}
 }
