@@ -118,7 +118,7 @@ func (s *subscription) publishDeadLetters(ops []outboxOp) error {
 	ev.Reason = reasonOf(reasons)
 	if tr := b.cfg.Tracer; tr != nil {
 		for i, op := range ops {
-			if tc, ok := traceOf(msgs[i].Headers); ok {
+			if tc, ok := traceOf(tr, msgs[i].Headers); ok {
 				tr.DeadLettered(s.meta.Topic, s.meta.Name, tc, string(op.dl.Reason), s.q.dlq, now)
 			}
 		}

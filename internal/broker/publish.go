@@ -195,9 +195,9 @@ func (b *Broker) publish(topicName string, msgs []Message, flush, validate bool)
 	}
 
 	pp := &PendingPublish{t: t, results: results, ids: ids, now: now, start: start}
-	if b.cfg.Tracer != nil {
+	if tr := b.cfg.Tracer; tr != nil {
 		for i := range msgs {
-			if tc, ok := traceOf(msgs[i].Headers); ok {
+			if tc, ok := traceOf(tr, msgs[i].Headers); ok {
 				pp.traces = addTrace(pp.traces, tc)
 			}
 		}

@@ -149,7 +149,7 @@ func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, 
 	}
 	pa := &PendingAppend{t: t, p: p, pend: pend, start: start, n: n, bytes: len(batches)}
 	if b.cfg.Tracer != nil {
-		pa.traces = batchTraces(batches, b.maxDecompressed())
+		pa.traces = batchTraces(b.cfg.Tracer, batches, b.maxDecompressed())
 	}
 	return pa, nil
 }

@@ -26,6 +26,11 @@ type TraceContext struct{ Parent, State string }
 // Tracer hears what broker spans are made of; telemetry implements it.
 // Calls must not block.
 type Tracer interface {
+	// Wants reports whether a message with this traceparent would be
+	// recorded (false, say, for a producer that did not sample it while
+	// the sampler follows the parent): the others are skipped before
+	// anything is copied.
+	Wants(traceparent []byte) bool
 	// Published: a request's messages that carried trace contexts (at
 	// most maxTraceLinks of them, each context once) were made durable,
 	// or failed with err; messages counts the request's messages.
@@ -47,19 +52,21 @@ const maxTraceLinks = 128
 // acks are not traced).
 const maxTracedLeases = 65536
 
-// traceOf returns the trace context in headers.
-func traceOf(hs []batch.RecordHeader) (TraceContext, bool) {
-	var tc TraceContext
-	found := false
+// traceOf returns the trace context in headers, if tr wants it.
+func traceOf(tr Tracer, hs []batch.RecordHeader) (TraceContext, bool) {
+	var parent, state []byte
 	for _, h := range hs {
 		switch h.Key {
 		case HeaderTraceparent:
-			tc.Parent, found = string(h.Value), len(h.Value) > 0
+			parent = h.Value
 		case HeaderTracestate:
-			tc.State = string(h.Value)
+			state = h.Value
 		}
 	}
-	return tc, found
+	if len(parent) == 0 || !tr.Wants(parent) {
+		return TraceContext{}, false
+	}
+	return TraceContext{Parent: string(parent), State: string(state)}, true
 }
 
 // addTrace adds tc to a publish's contexts, once, within maxTraceLinks.
@@ -76,7 +83,7 @@ func addTrace(tcs []TraceContext, tc TraceContext) []TraceContext {
 }
 
 // batchTraces returns the trace contexts of record batches' records.
-func batchTraces(batches []byte, maxDecompressed int) []TraceContext {
+func batchTraces(tr Tracer, batches []byte, maxDecompressed int) []TraceContext {
 	var out []TraceContext
 	for bt, err := range batch.Batches(batches) {
 		if err != nil {
@@ -86,7 +93,7 @@ func batchTraces(batches []byte, maxDecompressed int) []TraceContext {
 			if err != nil {
 				break
 			}
-			if tc, ok := traceOf(r.Headers); ok {
+			if tc, ok := traceOf(tr, r.Headers); ok {
 				out = addTrace(out, tc)
 			}
 		}
@@ -108,7 +115,7 @@ func (s *subscription) traceDelivered(out []Delivered) {
 	var keep map[leaseKey]TraceContext
 	for i := range out {
 		d := &out[i]
-		tc, ok := traceOf(d.Headers)
+		tc, ok := traceOf(tr, d.Headers)
 		if !ok {
 			continue
 		}

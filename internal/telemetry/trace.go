@@ -116,11 +116,24 @@ func (t *Tracing) Broker() broker.Tracer {
 type brokerTracer struct{ t *Tracing }
 
 // skip reports whether a message's spans would not be recorded: its
-// producer did not sample it and the sampler follows the parent. The
-// flags are the traceparent's last two hex digits.
-func (bt brokerTracer) skip(tc broker.TraceContext) bool {
-	p := tc.Parent
-	return bt.t.parentBased && len(p) == 55 && p[53] == '0' && (p[54] == '0' || p[54] == '2')
+// producer did not sample it and the sampler follows the parent.
+func (bt brokerTracer) skip(tc broker.TraceContext) bool { return !wants(bt.t.parentBased, tc.Parent) }
+
+func (bt brokerTracer) Wants(traceparent []byte) bool { return wants(bt.t.parentBased, traceparent) }
+
+// wants reads the sampled flag, bit 0 of the traceparent's last hex digit
+// (version 00: 55 bytes); anything else is left to the sampler.
+func wants[T string | []byte](parentBased bool, p T) bool {
+	if !parentBased || len(p) != 55 {
+		return true
+	}
+	switch c := p[54]; {
+	case c >= '0' && c <= '9':
+		return (c-'0')&1 == 1
+	case c >= 'a' && c <= 'f':
+		return (c-'a'+10)&1 == 1
+	}
+	return true
 }
 
 // remote returns the span context a message's trace context names.
