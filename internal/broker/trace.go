@@ -35,12 +35,23 @@ type Tracer interface {
 	// most maxTraceLinks of them, each context once) were made durable,
 	// or failed with err; messages counts the request's messages.
 	Published(topic string, parents []TraceContext, messages int, start, end time.Time, err error)
-	// Delivered: a message was handed to a consumer of sub.
-	Delivered(topic, sub string, tc TraceContext, partition int32, offset int64, delivery int, at time.Time)
-	// Settled: a leased message was acked, nacked or rejected (op).
-	Settled(topic, sub string, tc TraceContext, partition int32, offset int64, op string, at time.Time)
+	// Delivered: traced messages were handed to a consumer of sub in one
+	// event (one span for the event, linked to each message's).
+	Delivered(topic, sub string, msgs []TracedMessage, at time.Time)
+	// Settled: traced leased messages were acked, nacked or rejected (op)
+	// by one request.
+	Settled(topic, sub, op string, msgs []TracedMessage, at time.Time)
 	// DeadLettered: a message was written to a dead-letter topic.
 	DeadLettered(topic, sub string, tc TraceContext, reason, dlq string, at time.Time)
+}
+
+// TracedMessage is a delivered or settled message that carries a trace
+// context.
+type TracedMessage struct {
+	TraceContext
+	Partition int32
+	Offset    int64
+	Delivery  int // its delivery count (Delivered only)
 }
 
 // maxTraceLinks bounds the trace contexts one publish reports (the links
@@ -111,31 +122,26 @@ type leaseKey struct {
 // remembers their contexts until they are settled.
 func (s *subscription) traceDelivered(out []Delivered) {
 	tr := s.t.b.cfg.Tracer
-	now := s.t.b.clock.Now()
-	var keep map[leaseKey]TraceContext
+	var traced []TracedMessage
 	for i := range out {
 		d := &out[i]
-		tc, ok := traceOf(tr, d.Headers)
-		if !ok {
-			continue
-		}
-		tr.Delivered(s.meta.Topic, s.meta.Name, tc, d.Partition, d.Offset, int(d.DeliveryCount), now)
-		if s.q != nil {
-			if keep == nil {
-				keep = map[leaseKey]TraceContext{}
-			}
-			keep[leaseKey{d.Partition, d.Offset}] = tc
+		if tc, ok := traceOf(tr, d.Headers); ok {
+			traced = append(traced, TracedMessage{TraceContext: tc, Partition: d.Partition, Offset: d.Offset, Delivery: int(d.DeliveryCount)})
 		}
 	}
-	if keep == nil {
+	if len(traced) == 0 {
+		return
+	}
+	tr.Delivered(s.meta.Topic, s.meta.Name, traced, s.t.b.clock.Now())
+	if s.q == nil {
 		return
 	}
 	s.mu.Lock()
-	if s.tracedLeases == nil || len(s.tracedLeases)+len(keep) > maxTracedLeases {
-		s.tracedLeases = make(map[leaseKey]TraceContext, len(keep))
+	if s.tracedLeases == nil || len(s.tracedLeases)+len(traced) > maxTracedLeases {
+		s.tracedLeases = make(map[leaseKey]TraceContext, len(traced))
 	}
-	for k, tc := range keep {
-		s.tracedLeases[k] = tc
+	for _, m := range traced {
+		s.tracedLeases[leaseKey{m.Partition, m.Offset}] = m.TraceContext
 	}
 	s.mu.Unlock()
 }
@@ -158,12 +164,14 @@ type tracedSettle struct {
 	op  string
 }
 
+// reportSettled reports one request's settled leases (all of one op).
 func (s *subscription) reportSettled(ts []tracedSettle) {
 	if len(ts) == 0 {
 		return
 	}
-	now := s.t.b.clock.Now()
-	for _, x := range ts {
-		s.t.b.cfg.Tracer.Settled(s.meta.Topic, s.meta.Name, x.tc, x.p, x.off, x.op, now)
+	msgs := make([]TracedMessage, len(ts))
+	for i, x := range ts {
+		msgs[i] = TracedMessage{TraceContext: x.tc, Partition: x.p, Offset: x.off}
 	}
+	s.t.b.cfg.Tracer.Settled(s.meta.Topic, s.meta.Name, ts[0].op, msgs, s.t.b.clock.Now())
 }

@@ -202,31 +202,71 @@ func (bt brokerTracer) child(tc broker.TraceContext, name string, at time.Time, 
 	return span
 }
 
-func (bt brokerTracer) Delivered(topic, sub string, tc broker.TraceContext, p int32, off int64, delivery int, at time.Time) {
-	if bt.skip(tc) {
+// batchSpan records one span for an event of traced messages at at: a
+// child of the first message's producer span when they all belong to one
+// trace (a single message always does), linked to each message's span
+// (up to maxLinks), with the messages' partition and offset when there
+// is one.
+func (bt brokerTracer) batchSpan(name string, msgs []broker.TracedMessage, at time.Time, status string, attrs ...attribute.KeyValue) {
+	links := make([]trace.Link, 0, min(len(msgs), maxLinks))
+	var parent trace.SpanContext
+	oneTrace := true
+	for _, m := range msgs {
+		if bt.skip(m.TraceContext) {
+			continue
+		}
+		sc := bt.remote(m.TraceContext)
+		if !sc.IsValid() {
+			continue
+		}
+		if !parent.IsValid() {
+			parent = sc
+		} else if sc.TraceID() != parent.TraceID() {
+			oneTrace = false
+		}
+		if len(links) < maxLinks {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	if len(links) == 0 {
 		return
 	}
-	if span := bt.child(tc, "deliver "+topic, at,
-		attribute.String("messaging.destination.name", topic), attribute.String("messaging.consumer.group.name", sub),
-		attribute.Int("messaging.destination.partition.id", int(p)), attribute.Int64("messaging.spool.offset", off),
-		attribute.Int("messaging.spool.delivery_count", delivery)); span != nil {
-		span.End(trace.WithTimestamp(at))
+	ctx := context.Background()
+	if oneTrace {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 	}
+	attrs = append(attrs, spoolSystem, attribute.Int("messaging.batch.message_count", len(msgs)))
+	if len(msgs) == 1 {
+		attrs = append(attrs, attribute.Int("messaging.destination.partition.id", int(msgs[0].Partition)),
+			attribute.Int64("messaging.spool.offset", msgs[0].Offset))
+		if msgs[0].Delivery > 0 {
+			attrs = append(attrs, attribute.Int("messaging.spool.delivery_count", msgs[0].Delivery))
+		}
+	}
+	_, span := bt.t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(at),
+		trace.WithLinks(links...), trace.WithAttributes(attrs...))
+	if status != "" {
+		span.SetStatus(codes.Error, status)
+	}
+	span.End(trace.WithTimestamp(at))
 }
 
-func (bt brokerTracer) Settled(topic, sub string, tc broker.TraceContext, p int32, off int64, op string, at time.Time) {
-	if bt.skip(tc) {
-		return
+// maxLinks bounds the links of one span.
+const maxLinks = 128
+
+func (bt brokerTracer) Delivered(topic, sub string, msgs []broker.TracedMessage, at time.Time) {
+	bt.batchSpan("deliver "+topic, msgs, at, "",
+		attribute.String("messaging.destination.name", topic), attribute.String("messaging.consumer.group.name", sub))
+}
+
+func (bt brokerTracer) Settled(topic, sub, op string, msgs []broker.TracedMessage, at time.Time) {
+	status := ""
+	if op != "ack" {
+		status = op
 	}
-	if span := bt.child(tc, op+" "+topic, at,
+	bt.batchSpan(op+" "+topic, msgs, at, status,
 		attribute.String("messaging.destination.name", topic), attribute.String("messaging.consumer.group.name", sub),
-		attribute.Int("messaging.destination.partition.id", int(p)), attribute.Int64("messaging.spool.offset", off),
-		attribute.String("messaging.operation.name", op)); span != nil {
-		if op != "ack" {
-			span.SetStatus(codes.Error, op)
-		}
-		span.End(trace.WithTimestamp(at))
-	}
+		attribute.String("messaging.operation.name", op))
 }
 
 func (bt brokerTracer) DeadLettered(topic, sub string, tc broker.TraceContext, reason, dlq string, at time.Time) {
