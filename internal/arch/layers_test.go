@@ -18,6 +18,9 @@ var layer = map[string]int{
 	"internal/batch": 0, "internal/vfs": 0, "bytesize": 0, "internal/golden": 0,
 	// The public record-batch builder of clients (the SDK's producer).
 	"recordbatch": 0,
+	// TLS (reloading certificates, principals of client certificates,
+	// development certificates) and the principal a connection carries.
+	"internal/tlsutil": 0, "internal/auth": 0,
 	// Storage, the deterministic cores, configuration files; the Kafka
 	// front end's wire helpers, which its cores share (the cores,
 	// internal/kafka/k*, take internal/kafka's rank).
