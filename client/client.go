@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -89,8 +90,14 @@ func New(addr string, opts ...Option) (*Client, error) {
 	}
 	c.tr = newTracing(&cfg)
 	hc := cfg.httpClient
+	if hc != nil && cfg.tls != nil {
+		return nil, fmt.Errorf("%w: WithTLS and WithHTTPClient together: configure the HTTP client's transport", ErrInvalidOption)
+	}
 	if hc == nil {
 		c.transport = newTransport()
+		if cfg.tls != nil {
+			c.transport.TLSClientConfig = cfg.tls.Clone()
+		}
 		hc = &http.Client{Transport: c.transport}
 	}
 	var copts []connect.ClientOption

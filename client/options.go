@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -31,6 +32,7 @@ type clientConfig struct {
 	backoff         backoff
 	publishAttempts int
 	servers         []string                      // more addresses of the cluster (WithServers)
+	tls             *tls.Config                   // nil: the system's roots, no client certificate
 	tracerProvider  trace.TracerProvider          // nil: no spans
 	propagator      propagation.TextMapPropagator // nil: propagation.TraceContext{}
 	errs            []error
@@ -59,6 +61,21 @@ func WithHTTPClient(hc *http.Client) Option {
 			c.fail("WithHTTPClient: nil client")
 		}
 		c.httpClient = hc
+	}}
+}
+
+// WithTLS makes the client's own transport use cfg for "https://"
+// addresses: the CAs it trusts (RootCAs) and, for servers that require
+// mutual TLS, its certificate (Certificates). Without it, https://
+// addresses are verified against the system's roots. It cannot be combined
+// with WithHTTPClient (configure that client's transport instead); nil is
+// an invalid option.
+func WithTLS(cfg *tls.Config) Option {
+	return Option{func(c *clientConfig) {
+		if cfg == nil {
+			c.fail("WithTLS: nil config")
+		}
+		c.tls = cfg
 	}}
 }
 

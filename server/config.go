@@ -17,6 +17,7 @@ import (
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/kafka"
 	"github.com/spoolmq/spool/internal/seglog"
+	"github.com/spoolmq/spool/internal/tlsutil"
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -69,6 +70,8 @@ type Config struct {
 	MaxConnections int
 	// Cluster makes the server a node of a cluster; unset: a single node.
 	Cluster ClusterConfig
+	// TLS makes every listener speak TLS; unset: plaintext.
+	TLS TLSConfig
 }
 
 // StorageConfig configures the partition logs (the storage section of the
@@ -221,6 +224,7 @@ func DefaultConfig() Config {
 			MaxSessions:        lim.MaxSessions,
 		},
 		MaxConnections: defaultMaxConnections,
+		TLS:            TLSConfig{ClientAuth: tlsutil.ClientAuthNone, MinVersion: "1.2"},
 	}
 }
 
@@ -264,6 +268,8 @@ func (c Config) complete() (Config, error) {
 	orDefault(&c.API.PublishBudgetBytes, def.API.PublishBudgetBytes)
 	orDefault(&c.API.MaxSessions, def.API.MaxSessions)
 	orDefault(&c.MaxConnections, def.MaxConnections)
+	orDefault(&c.TLS.ClientAuth, def.TLS.ClientAuth)
+	orDefault(&c.TLS.MinVersion, def.TLS.MinVersion)
 
 	var errList []error
 	check := func(err error) {
@@ -288,6 +294,7 @@ func (c Config) complete() (Config, error) {
 		check(err)
 	}
 	errList = append(errList, c.Cluster.check(c.AllowNonLoopback)...)
+	check(c.TLS.check(c.Cluster.Enabled()))
 	if d := *c.KafkaGroupInitialRebalanceDelay; d < 0 || d > maxRebalanceDelay {
 		check(fmt.Errorf("server: kafka.group-initial-rebalance-delay (%s) must be between 0 and %s", d, maxRebalanceDelay))
 	}

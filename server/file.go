@@ -40,6 +40,7 @@ type FileConfig struct {
 		MaxEntries int `yaml:"max-entries"`
 	} `yaml:"dedup"`
 	Cluster ClusterConfig `yaml:"cluster"`
+	TLS     TLSConfig     `yaml:"tls"`
 }
 
 // DefaultFileConfig returns the configuration before any file, variable or
@@ -59,6 +60,7 @@ func DefaultFileConfig() FileConfig {
 	f.Storage = d.Storage
 	f.Topics = d.Topics
 	f.Dedup.MaxEntries = d.DedupMaxEntries
+	f.TLS = d.TLS
 	return f
 }
 
@@ -145,6 +147,7 @@ func (f FileConfig) Config() (Config, error) {
 		Topics:                          f.Topics,
 		DedupMaxEntries:                 f.Dedup.MaxEntries,
 		Cluster:                         f.Cluster,
+		TLS:                             f.TLS,
 	}, nil
 }
 

@@ -43,8 +43,9 @@ func listen(name, addr string, maxConns int) (net.Listener, error) {
 	return netutil.LimitListener(ln, maxConns), nil
 }
 
-// newHTTPServer serves h over HTTP/1.1 and cleartext HTTP/2 (h2c), which
-// Connect's bidirectional streams need without TLS.
+// newHTTPServer serves h over HTTP/1.1 and HTTP/2: cleartext (h2c), which
+// Connect's bidirectional streams need without TLS, or over TLS by ALPN
+// when its listener speaks TLS (wrapTLS).
 func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
@@ -55,6 +56,7 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	}
 	var p http.Protocols
 	p.SetHTTP1(true)
+	p.SetHTTP2(true)
 	p.SetUnencryptedHTTP2(true)
 	srv.Protocols = &p
 	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100}

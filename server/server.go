@@ -29,6 +29,7 @@ import (
 	"github.com/spoolmq/spool/internal/schema/sreg"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/telemetry"
+	"github.com/spoolmq/spool/internal/tlsutil"
 	"github.com/spoolmq/spool/internal/vfs"
 )
 
@@ -64,6 +65,7 @@ type Server struct {
 	srHTTP   *http.Server
 	srLn     net.Listener
 	srErr    chan error
+	tls      *tlsutil.Reloader // nil: no TLS
 	// ratesStop ends the registry's rate sampler (the catalog's producing
 	// rates); ratesDone is closed when it has returned.
 	ratesStop context.CancelFunc
@@ -165,7 +167,7 @@ func (s *Server) Start() error {
 		kafkaAddr = s.kafkaLn.Addr().String()
 	}
 	s.logger.Info("spool started", "data", s.cfg.DataDir, "http", s.httpLn.Addr().String(), "kafka", kafkaAddr,
-		"topics", len(topics), "took", time.Since(t0).Round(time.Millisecond))
+		"tls", s.tls != nil, "topics", len(topics), "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
@@ -247,12 +249,16 @@ func (s *Server) startLocked() error {
 	if s.node != nil {
 		s.api.SetCluster(s.node)
 	}
+	if err := s.startTLS(); err != nil {
+		return err
+	}
 	ln, err := listen("http", s.cfg.HTTPAddr, s.cfg.MaxConnections)
 	if err != nil {
 		return err
 	}
 	s.httpLn = ln
-	s.http = newHTTPServer(s.api, s.logger)
+	ln = s.wrapTLS("http", ln, true)
+	s.http = newHTTPServer(s.withPrincipal(s.api), s.logger)
 	s.http.ConnState = s.tel.HTTPConnState
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- s.http.Serve(ln) }()
@@ -262,6 +268,7 @@ func (s *Server) startLocked() error {
 			return err
 		}
 		s.kafkaLn = kln
+		kln = s.wrapTLS("kafka", kln, false)
 		s.kafka = kafka.New(b, kafka.Config{
 			Logger:                     s.logger,
 			GroupInitialRebalanceDelay: s.cfg.KafkaGroupInitialRebalanceDelay,
@@ -281,7 +288,8 @@ func (s *Server) startLocked() error {
 			return err
 		}
 		s.srLn = ln
-		s.srHTTP = newHTTPServer(reg.Handler(), s.logger)
+		ln = s.wrapTLS("schema-registry", ln, true)
+		s.srHTTP = newHTTPServer(s.withPrincipal(reg.Handler()), s.logger)
 		s.srErr = make(chan error, 1)
 		go func() { s.srErr <- s.srHTTP.Serve(ln) }()
 	}

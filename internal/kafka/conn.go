@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/spoolmq/spool/internal/tlsutil"
 )
 
 // conn is one client connection. Requests are answered strictly in order,
@@ -28,6 +31,10 @@ type conn struct {
 	r        *bufio.Reader
 	w        *bufio.Writer
 	clientID string
+	// principal is the subject of the connection's verified TLS client
+	// certificate (tlsutil.PrincipalOf), "" for none: who the connection
+	// is, for authorization to come.
+	principal string
 	onClose  map[string]func() // run when the connection ends, by key (e.g. a share session)
 	fwd      *forwardConn      // to the coordinator, for share requests (share_forward.go); nil: none yet
 	// lent are read buffers the current request's response refers to,
@@ -95,6 +102,39 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{s: s, id: connIDs.Add(1), nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
 }
 
+// handshake completes a TLS connection's handshake, bounded in time, and
+// takes its principal; false: the handshake failed (logged at debug).
+func (c *conn) handshake() bool {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	tc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.s.logger.Debug("kafka tls handshake failed", "remote", c.nc.RemoteAddr().String(), "err", err)
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	cs := tc.ConnectionState()
+	c.principal = tlsutil.ConnPrincipal(&cs)
+	if c.principal != "" {
+		c.s.logger.Debug("kafka connection", "remote", c.nc.RemoteAddr().String(), "principal", c.principal)
+	}
+	return true
+}
+
+// handshakeTimeout bounds a TLS handshake.
+const handshakeTimeout = 10 * time.Second
+
+// Principal returns who the connection is: the subject of its verified
+// TLS client certificate, "" when it has none.
+func (c *conn) Principal() string {
+	if c == nil {
+		return ""
+	}
+	return c.principal
+}
+
 // ID returns the connection's number, unique in the process (0 for a
 // request made without a connection, in tests).
 func (c *conn) ID() uint64 {
@@ -119,6 +159,10 @@ func (c *conn) serve() {
 	var pp *producePipe
 	c.s.hooks.Conn(1)
 	defer c.s.hooks.Conn(-1)
+	if !c.handshake() {
+		c.nc.Close()
+		return
+	}
 	defer func() {
 		if pp != nil {
 			pp.close() // answers what was appended, then stops the writer
