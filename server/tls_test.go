@@ -296,8 +296,8 @@ type recordLogs struct {
 }
 
 func (l *recordLogs) Enabled(context.Context, slog.Level) bool { return true }
-func (l *recordLogs) WithAttrs([]slog.Attr) slog.Handler      { return l }
-func (l *recordLogs) WithGroup(string) slog.Handler           { return l }
+func (l *recordLogs) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *recordLogs) WithGroup(string) slog.Handler            { return l }
 func (l *recordLogs) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(r.Message)

@@ -35,8 +35,8 @@ type conn struct {
 	// certificate (tlsutil.PrincipalOf), "" for none: who the connection
 	// is, for authorization to come.
 	principal string
-	onClose  map[string]func() // run when the connection ends, by key (e.g. a share session)
-	fwd      *forwardConn      // to the coordinator, for share requests (share_forward.go); nil: none yet
+	onClose   map[string]func() // run when the connection ends, by key (e.g. a share session)
+	fwd       *forwardConn      // to the coordinator, for share requests (share_forward.go); nil: none yet
 	// lent are read buffers the current request's response refers to,
 	// returned to readBufs once it is written (or dropped).
 	lent []*[]byte
