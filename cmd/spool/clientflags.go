@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoolmq/spool/client"
+	"github.com/spoolmq/spool/internal/tlsutil"
 )
 
 // defaultServer is where the client commands look for a broker unless told
@@ -25,13 +27,35 @@ func addServerFlag(root *cobra.Command) {
 		def = defaultServer
 	}
 	root.PersistentFlags().String("server", def,
-		"`URL` of the Spool server the client commands talk to, http://host:port; several nodes of a cluster separated by commas (env SPOOL_SERVER)")
+		"`URL` of the Spool server the client commands talk to, http://host:port or https://host:port (TLS); several nodes of a cluster separated by commas (env SPOOL_SERVER)")
+	root.PersistentFlags().String("tls-ca", "", "`FILE`: PEM CA certificates trusted for https:// servers and registries (default: the system's)")
+	root.PersistentFlags().String("tls-cert", "", "`FILE`: PEM client certificate for servers that require one (mutual TLS; with --tls-key)")
+	root.PersistentFlags().String("tls-key", "", "`FILE`: PEM private key of --tls-cert")
+}
+
+// clientTLS returns the TLS configuration cmd's --tls-ca, --tls-cert and
+// --tls-key make, nil when none is set (https:// then trusts the system's
+// CAs).
+func clientTLS(cmd *cobra.Command) (*tls.Config, error) {
+	f := cmd.Flags()
+	ca, _ := f.GetString("tls-ca")
+	cert, _ := f.GetString("tls-cert")
+	key, _ := f.GetString("tls-key")
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	c, err := tlsutil.ClientConfig(ca, cert, key)
+	if err != nil {
+		return nil, usageErrorf(cmd, "--tls-ca, --tls-cert, --tls-key: %v", err)
+	}
+	return c, nil
 }
 
 // newClient returns an SDK client for the --server of cmd: one address or
 // several, separated by commas (nodes of one cluster; the client goes on
 // through the next when one is down). A bare host:port is taken as
-// http://host:port. The SDK's warnings (reconnects, retries) go to cmd's
+// http://host:port; https:// addresses use --tls-ca, --tls-cert and
+// --tls-key. The SDK's warnings (reconnects, retries) go to cmd's
 // stderr.
 func newClient(cmd *cobra.Command) (*client.Client, error) {
 	return newClientLogging(cmd, cmd.ErrOrStderr())
@@ -50,9 +74,15 @@ func newClientLogging(cmd *cobra.Command, logw io.Writer) (*client.Client, error
 		}
 		addrs[i] = a
 	}
-	c, err := client.New(strings.Join(addrs, ","),
-		client.WithClientID("spool-cli"),
-		client.WithLogger(sdkLogger(logw)))
+	tcfg, err := clientTLS(cmd)
+	if err != nil {
+		return nil, err
+	}
+	opts := []client.Option{client.WithClientID("spool-cli"), client.WithLogger(sdkLogger(logw))}
+	if tcfg != nil {
+		opts = append(opts, client.WithTLS(tcfg))
+	}
+	c, err := client.New(strings.Join(addrs, ","), opts...)
 	if err != nil {
 		return nil, usageErrorf(cmd, "--server: %s", errorText(err))
 	}

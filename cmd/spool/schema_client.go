@@ -74,7 +74,17 @@ func newRegistryClient(cmd *cobra.Command) (*registryClient, error) {
 	if len(urls) == 0 {
 		return nil, usageErrorf(cmd, "--registry: no URL given")
 	}
-	return &registryClient{urls: urls, hc: &http.Client{Timeout: registryTimeout}}, nil
+	tcfg, err := clientTLS(cmd)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Timeout: registryTimeout}
+	if tcfg != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tcfg
+		hc.Transport = tr
+	}
+	return &registryClient{urls: urls, hc: hc}, nil
 }
 
 // registryError is an error the registry answered with: its Confluent

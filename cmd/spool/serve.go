@@ -26,6 +26,7 @@ func newServeCmd() *cobra.Command {
 		allowNonLo  bool
 		debug       debugFlags
 		clusterOpt  server.ClusterConfig
+		tlsOpt      server.TLSConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -81,6 +82,18 @@ func newServeCmd() *cobra.Command {
 			}
 			if f.Changed("join") {
 				fc.Cluster.Join = clusterOpt.Join
+			}
+			if f.Changed("tls-cert") {
+				fc.TLS.CertFile = tlsOpt.CertFile
+			}
+			if f.Changed("tls-key") {
+				fc.TLS.KeyFile = tlsOpt.KeyFile
+			}
+			if f.Changed("tls-client-ca") {
+				fc.TLS.CAFile = tlsOpt.CAFile
+			}
+			if f.Changed("tls-client-auth") {
+				fc.TLS.ClientAuth = tlsOpt.ClientAuth
 			}
 			if printConfig {
 				out, err := fc.Marshal()
@@ -139,6 +152,10 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&clusterOpt.Peers, "peers", "", "the cluster's initial nodes, this one among them: 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT (the same on every node)")
 	f.StringVar(&clusterOpt.ID, "cluster-id", "", "the cluster's id (32 hex digits; default derived from --peers)")
 	f.BoolVar(&clusterOpt.Join, "join", false, "join a running cluster (after `spool cluster add-node`, which prints the flags) instead of starting one")
+	f.StringVar(&tlsOpt.CertFile, "tls-cert", "", "PEM certificate: every listener speaks TLS (with --tls-key; reloaded when the file changes)")
+	f.StringVar(&tlsOpt.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&tlsOpt.CAFile, "tls-client-ca", "", "PEM CA certificates that sign client certificates (for --tls-client-auth request or require)")
+	f.StringVar(&tlsOpt.ClientAuth, "tls-client-auth", def.TLS.ClientAuth, "client certificates: none, request (verified when given) or require (mutual TLS)")
 	f.StringVar(&debug.addr, "debug-addr", "", "serve Go profiles and execution traces (/debug/pprof/) on this address (off when empty)")
 	f.IntVar(&debug.blockRate, "debug-block-profile-rate", 0, "with --debug-addr: record blocking events lasting this many nanoseconds or more (0: off; costs latency)")
 	f.IntVar(&debug.mutexFraction, "debug-mutex-profile-fraction", 0, "with --debug-addr: record 1 in N mutex contention events (0: off)")
