@@ -39,6 +39,7 @@ func newBenchNativeCmd() *cobra.Command {
 		cpuprof  string
 		traced   bool
 		sampled  float64
+		useTLS   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "native",
@@ -65,7 +66,7 @@ func newBenchNativeCmd() *cobra.Command {
 				for r := 1; r <= rounds; r++ {
 					fmt.Fprintf(cmd.ErrOrStderr(), "size %d, round %d/%d\n", size, r, rounds)
 					ncfg := bench.NativeConfig{Dir: dir, Server: srvURL, Size: size, Messages: messages,
-						Duration: duration, Progress: cmd.ErrOrStderr(), Traced: traced, TraceSampled: sampled}
+						Duration: duration, Progress: cmd.ErrOrStderr(), Traced: traced, TraceSampled: sampled, TLS: useTLS}
 					var pf, cf *os.File
 					if cpuprof != "" {
 						if pf, err = os.Create(fmt.Sprintf("%s-%d-r%d-publish.pprof", cpuprof, size, r)); err != nil {
@@ -107,6 +108,7 @@ func newBenchNativeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cpuprof, "cpuprofile", "", "write CPU profiles of each pipelined publish and stream consume to PREFIX-SIZE-rROUND-{publish,consume}.pprof (client and server share the process unless --server)")
 	cmd.Flags().BoolVar(&traced, "traced", false, "every message carries a traceparent, and the in-process server exports its spans over OTLP to an in-process receiver (tracing on)")
 	cmd.Flags().Float64Var(&sampled, "trace-sampled", 1, "with --traced, the fraction of the traceparents whose sampled flag is set")
+	cmd.Flags().BoolVar(&useTLS, "tls", false, "the in-process server speaks TLS (development certificates in a temporary directory) and the SDK connects over it")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/spoolmq/spool/client"
+	"github.com/spoolmq/spool/internal/tlsutil"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -34,6 +36,10 @@ type NativeConfig struct {
 	// broker's spans over OTLP to an in-process receiver that discards
 	// them: tracing on, its whole cost on this machine.
 	Traced bool
+	// TLS serves the in-process server's listeners over TLS, with
+	// development certificates made in a temporary directory, and the
+	// client trusts their CA (ignored with Server).
+	TLS bool
 	// TraceSampled is the fraction of those traceparents that carry the
 	// sampled flag (the others are 00: their producer did not sample).
 	TraceSampled float64
@@ -68,14 +74,26 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 		}
 		defer stop()
 	}
+	var tlsCfg *tls.Config
 	if addr == "" {
 		dir, err := os.MkdirTemp(cfg.Dir, "native-")
 		if err != nil {
 			return res, err
 		}
 		defer os.RemoveAll(dir)
-		srv, err := server.New(server.Config{DataDir: filepath.Join(dir, "data"), HTTPAddr: "127.0.0.1:0",
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		scfg := server.Config{DataDir: filepath.Join(dir, "data"), HTTPAddr: "127.0.0.1:0",
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if cfg.TLS {
+			files, err := tlsutil.GenerateDev(tlsutil.DevOptions{Dir: filepath.Join(dir, "certs"), Hosts: []string{"127.0.0.1"}})
+			if err != nil {
+				return res, err
+			}
+			scfg.TLS = server.TLSConfig{CertFile: files.Server, KeyFile: files.ServerKey}
+			if tlsCfg, err = tlsutil.ClientConfig(files.CA, "", ""); err != nil {
+				return res, err
+			}
+		}
+		srv, err := server.New(scfg)
 		if err != nil {
 			return res, err
 		}
@@ -84,6 +102,9 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 		}
 		defer srv.Shutdown(context.Background())
 		addr = "http://" + srv.HTTPAddr()
+		if cfg.TLS {
+			addr = "https://" + srv.HTTPAddr()
+		}
 	}
 	raw, err := RawSync(cfg.Dir, 4096, cfg.Duration)
 	if err != nil {
@@ -91,7 +112,11 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 	}
 	res.RawSyncP50, res.RawSyncP99 = raw.P50, raw.P99
 
-	c, err := client.New(addr, client.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	copts := []client.Option{client.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}
+	if tlsCfg != nil {
+		copts = append(copts, client.WithTLS(tlsCfg))
+	}
+	c, err := client.New(addr, copts...)
 	if err != nil {
 		return res, err
 	}
