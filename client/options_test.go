@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"net/http"
 	"regexp"
 	"testing"
 	"time"
@@ -21,6 +23,8 @@ func TestNewValidatesAddressAndOptions(t *testing.T) {
 		{DefaultAddr, []Option{WithBackoff(time.Second, time.Millisecond)}},
 		{DefaultAddr, []Option{WithPublishAttempts(0)}},
 		{DefaultAddr, []Option{WithHTTPClient(nil)}},
+		{DefaultAddr, []Option{WithTLS(nil)}},
+		{"https://127.0.0.1:7070", []Option{WithTLS(&tls.Config{}), WithHTTPClient(&http.Client{})}},
 		{DefaultAddr, []Option{WithPropagator(nil)}},
 	} {
 		c, err := New(tc.addr, tc.opts...)
