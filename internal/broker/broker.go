@@ -166,6 +166,7 @@ func Open(cfg Config) (*Broker, error) {
 	if cfg.MinFreeBytes == 0 {
 		cfg.MinFreeBytes = DefaultMinFreeBytes
 	}
+	cfg.MinFreeBytes = min(cfg.MinFreeBytes, 1<<62) // beyond any disk; keeps ResumeFreeBytes from overflowing
 	if cfg.DiskCheckInterval <= 0 {
 		cfg.DiskCheckInterval = time.Second
 	}
