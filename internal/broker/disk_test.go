@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/recordbatch"
 )
@@ -101,7 +102,7 @@ func TestDiskGateBudgetAndHysteresis(t *testing.T) {
 func newDiskEnv(t *testing.T, free int64, interval time.Duration) (*env, *fakeDisk) {
 	d := &fakeDisk{}
 	d.free.Store(free)
-	e := &env{t: t, dir: t.TempDir(), clk: newEnv(t).clk}
+	e := &env{t: t, dir: t.TempDir(), clk: clock.NewFake(time.Unix(1_700_000_000, 0))}
 	e.opts = func(c *Config) {
 		c.MinFreeBytes, c.DiskFree, c.DiskCheckInterval = 10*mib, d.measure, interval
 	}
