@@ -32,6 +32,10 @@ const (
 	// CodeSchemaInvalid refuses a message of a topic bound to a schema
 	// subject that does not match one of the subject's schemas.
 	CodeSchemaInvalid = "schema_invalid"
+	// CodeDiskFull refuses a publish while the server's data directory is
+	// below its free-space watermark; retriable, with a RetryAfter hint
+	// (matches ErrDiskFull).
+	CodeDiskFull = "disk_full"
 )
 
 // Sentinels for the common codes: errors.Is(err, ErrTopicNotFound) is true
@@ -59,6 +63,9 @@ var (
 	// ErrUnavailable: the server could not be reached or is not serving;
 	// retriable.
 	ErrUnavailable = errors.New("client: unavailable")
+	// ErrDiskFull: the server's disk is nearly full and it refuses
+	// publishes until space returns; retriable, with a RetryAfter hint.
+	ErrDiskFull = errors.New("client: disk full")
 )
 
 // Errors made by the client itself.
@@ -88,6 +95,7 @@ var sentinelByCode = map[string]error{
 	CodeMessageTooLarge:      ErrMessageTooLarge,
 	CodeStaleGeneration:      ErrStaleGeneration,
 	CodeUnavailable:          ErrUnavailable,
+	CodeDiskFull:             ErrDiskFull,
 }
 
 // Error is an error reported by Spool (or, for transport failures, on its

@@ -90,13 +90,15 @@ type StorageConfig struct {
 	// (storage.flush-bytes); default 1 MiB.
 	FlushBytes bytesize.Size `yaml:"flush-bytes"`
 	// MinFreeBytes is the free-space watermark of the data directory's
-	// file system (storage.min-free-bytes): below it /readyz fails with
-	// reason disk. Default 128 MiB; 1B effectively turns it off.
+	// file system (storage.min-free-bytes): below it publishes are refused
+	// with the retriable disk_full and /readyz fails with reason disk,
+	// until the free space is back at 1.25 × the watermark (at least 1 MiB
+	// more). Default 128 MiB; 1B effectively turns it off.
 	MinFreeBytes bytesize.Size `yaml:"min-free-bytes"`
 }
 
 // DefaultMinFreeBytes is StorageConfig.MinFreeBytes's default.
-const DefaultMinFreeBytes = 128 << 20
+const DefaultMinFreeBytes = broker.DefaultMinFreeBytes
 
 // TopicDefaults are what a new topic gets for the config fields its
 // creator leaves unset (the topics section of the configuration file).
@@ -393,6 +395,7 @@ func (c Config) brokerConfig() broker.Config {
 		},
 		Defaults:        topics,
 		DedupMaxEntries: c.DedupMaxEntries,
+		MinFreeBytes:    int64(c.Storage.MinFreeBytes),
 	}
 }
 

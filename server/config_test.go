@@ -46,6 +46,9 @@ func TestDefaultsAgree(t *testing.T) {
 	if viaServer.MaxStorableMessageBytes() != alone.MaxStorableMessageBytes() {
 		t.Errorf("largest storable message: server %d, broker alone %d", viaServer.MaxStorableMessageBytes(), alone.MaxStorableMessageBytes())
 	}
+	if s.MinFreeBytes != a.MinFreeBytes || int64(DefaultConfig().Storage.MinFreeBytes) != a.MinFreeBytes {
+		t.Errorf("free-space watermark: server %d, broker alone %d, DefaultConfig %d", s.MinFreeBytes, a.MinFreeBytes, DefaultConfig().Storage.MinFreeBytes)
+	}
 	if s.Defaults != a.Defaults || s.DedupMaxEntries != a.DedupMaxEntries {
 		t.Errorf("topic defaults: server %+v/%d, broker alone %+v/%d", s.Defaults, s.DedupMaxEntries, a.Defaults, a.DedupMaxEntries)
 	}

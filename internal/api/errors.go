@@ -42,6 +42,7 @@ var connectCodes = map[errs.Code]connect.Code{
 	errs.OutOfOrderSequence:  connect.CodeAborted,
 	errs.ProducerFenced:      connect.CodeFailedPrecondition,
 	errs.SchemaInvalid:       connect.CodeInvalidArgument,
+	errs.DiskFull:            connect.CodeResourceExhausted,
 }
 
 // toConnect converts any error to a *connect.Error carrying an ErrorInfo

@@ -70,6 +70,20 @@ type Config struct {
 	// coordinator's own publishes (dead-letter copies, redriven messages)
 	// to partitions another node leads. nil: refused there.
 	Forward Forwarder
+	// MinFreeBytes is the free-space watermark of the data directory's
+	// file system (storage.min-free-bytes): below it publishes are refused
+	// with the retriable disk_full until the free space is back at
+	// ResumeFreeBytes (disk.go). Default DefaultMinFreeBytes; negative:
+	// no gate.
+	MinFreeBytes int64
+	// DiskFree measures the free bytes of the data directory's file
+	// system (false: cannot be measured, no gate). Default: statfs of
+	// DataDir (vfs.FreeBytes) when FS is the operating system's; with any
+	// other FS and no DiskFree there is no gate.
+	DiskFree func() (uint64, bool)
+	// DiskCheckInterval is how often the free space is sampled; default
+	// 1 s.
+	DiskCheckInterval time.Duration
 }
 
 // DefaultDedupMaxEntries is the default of Config.DedupMaxEntries
@@ -121,6 +135,9 @@ type Broker struct {
 	}
 	recovered recoveryCounters // every recovery since the process started, for metrics
 	events    eventQueue       // system events waiting for Maintain to publish them (events.go)
+
+	disk     *diskGate     // the free-space gate (disk.go); nil: none
+	diskDone chan struct{} // closed when watchDisk returns
 }
 
 // Open loads the catalog, opens and recovers every topic's partition logs,
@@ -145,6 +162,17 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	if cfg.TopicFullRetryAfter <= 0 {
 		cfg.TopicFullRetryAfter = time.Second
+	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = DefaultMinFreeBytes
+	}
+	cfg.MinFreeBytes = min(cfg.MinFreeBytes, 1<<62) // beyond any disk; keeps ResumeFreeBytes from overflowing
+	if cfg.DiskCheckInterval <= 0 {
+		cfg.DiskCheckInterval = time.Second
+	}
+	if cfg.DiskFree == nil && cfg.FS == vfs.Default {
+		dir := cfg.DataDir
+		cfg.DiskFree = func() (uint64, bool) { return vfs.FreeBytes(dir) }
 	}
 	if cfg.Log.Logger == nil {
 		cfg.Log.Logger = cfg.Logger
@@ -174,6 +202,7 @@ func Open(cfg Config) (*Broker, error) {
 		queueDone: make(chan struct{}),
 		queueKick: make(chan struct{}, 1),
 		endReads:  make(chan struct{}),
+		diskDone:  make(chan struct{}),
 	}
 	if err := vfs.MkdirAllSync(b.fs, b.topicsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("broker: create topics directory: %w", err)
@@ -202,8 +231,19 @@ func Open(cfg Config) (*Broker, error) {
 	b.logger.Info("recovered data directory", "topics", len(b.topics), "subscriptions", subs,
 		"partitions", r.partitions, "segments", r.segments, "segments_scanned", r.scanned,
 		"bytes_scanned", r.scannedBytes, "torn_tails_cut", r.torn)
+	if cfg.MinFreeBytes > 0 && cfg.DiskFree != nil {
+		if _, ok := cfg.DiskFree(); ok {
+			b.disk = newDiskGate(cfg.MinFreeBytes, cfg.DiskFree)
+			b.sampleDisk() // a broker opened on a full disk refuses from the start
+		}
+	}
 	go b.maintain()
 	go b.queueLoop()
+	if b.disk != nil {
+		go b.watchDisk()
+	} else {
+		close(b.diskDone)
+	}
 	return b, nil
 }
 
@@ -260,6 +300,7 @@ func (b *Broker) Close() error {
 	close(b.stop)
 	<-b.done
 	<-b.queueDone
+	<-b.diskDone
 	b.QueueTick() // persist the queue subscriptions' last progress
 	return b.closeTopics()
 }

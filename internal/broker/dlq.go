@@ -405,6 +405,12 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 		if req.Target == RedriveToSubscription {
 			m.Headers = append(m.Headers, batch.RecordHeader{Key: HeaderRedriveTo, Value: []byte(req.Subscription)})
 		}
+		// A redrive is a user's bulk copy: the free-space gate refuses it
+		// as it refuses publishes (dead-letter copies are not refused).
+		if err := b.disk.admit(); err != nil {
+			scanErr = err
+			return false
+		}
 		if _, err := b.publishOwn(req.Topic, []Message{m}); err != nil {
 			scanErr = err
 			return false

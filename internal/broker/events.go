@@ -29,6 +29,8 @@ const (
 	EventTopicFull          = "topic.full"              // a publish was refused by a discard=new bound
 	EventSchemaRejected     = "schema.rejected"         // messages refused by the topic's schema validation
 	EventStorageError       = "storage.error"           // a partition log holds a sticky storage error
+	EventDiskFull           = "disk.full"               // the data directory's free space fell below the watermark: publishes refused
+	EventDiskOK             = "disk.ok"                 // free space is back above the resume threshold: publishes accepted
 	eventsSuppressedWarning = "system events dropped: the queue of events to publish is full"
 )
 

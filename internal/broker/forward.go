@@ -18,7 +18,9 @@ type Forwarder interface {
 // copies, redriven messages — each carrying an id, so that a retry is a
 // duplicate, never a second copy. On a cluster a message goes to a
 // partition this node leads when its placement allows (keyless), and
-// otherwise through Config.Forward to the partition's leader.
+// otherwise through Config.Forward to the partition's leader. The
+// free-space gate does not refuse them here (publishWait); a forwarded
+// publish goes through the leader's API and its gate.
 func (b *Broker) publishOwn(topicName string, msgs []Message) ([]Result, error) {
 	t, err := b.topic(topicName)
 	if err != nil {
@@ -26,7 +28,7 @@ func (b *Broker) publishOwn(topicName string, msgs []Message) ([]Result, error) 
 	}
 	rs := t.replicas()
 	if rs == nil {
-		return b.Publish(topicName, msgs)
+		return b.publishWait(topicName, msgs, true)
 	}
 	// Place every message, preferring a partition led here.
 	local := int32(-1)
@@ -68,7 +70,7 @@ func (b *Broker) publishOwn(topicName string, msgs []Message) ([]Result, error) 
 		}
 		var res []Result
 		if p < 0 {
-			res, err = b.Publish(topicName, part)
+			res, err = b.publishWait(topicName, part, true)
 		} else {
 			res, err = b.forward(topicName, p, rs[p], part)
 		}

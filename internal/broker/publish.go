@@ -43,7 +43,15 @@ func (b *Broker) batchLimit() int {
 // On a cluster a node refuses a request with a partition it does not lead
 // as a whole, before storing any of it (errs.NotLeader names the leader).
 func (b *Broker) Publish(topicName string, msgs []Message) ([]Result, error) {
-	pp, err := b.screened(topicName, msgs, true)
+	return b.publishWait(topicName, msgs, false)
+}
+
+// publishWait is Publish; with own, for the broker's own writes
+// (dead-letter copies, system events: publishOwn), which the free-space
+// gate does not refuse — refusing a dead-letter copy would stop the
+// consumers whose acknowledgements and rejections free the space.
+func (b *Broker) publishWait(topicName string, msgs []Message, own bool) ([]Result, error) {
+	pp, err := b.screened(topicName, msgs, true, own)
 	if err != nil {
 		return nil, err
 	}
@@ -57,13 +65,13 @@ func (b *Broker) Publish(topicName string, msgs []Message) ([]Result, error) {
 // parallel, so its messages keep their order while many requests share one
 // fsync. Every successful call must be followed by Wait.
 func (b *Broker) PublishAsync(topicName string, msgs []Message) (*PendingPublish, error) {
-	return b.screened(topicName, msgs, false)
+	return b.screened(topicName, msgs, false, false)
 }
 
 // PublishFlush is PublishAsync for a caller that will wait at once and has
 // nothing else to do meanwhile: see publish.
 func (b *Broker) PublishFlush(topicName string, msgs []Message) (*PendingPublish, error) {
-	return b.screened(topicName, msgs, true)
+	return b.screened(topicName, msgs, true, false)
 }
 
 // screened is publish, which validates the messages of a topic bound to
@@ -71,8 +79,8 @@ func (b *Broker) PublishFlush(topicName string, msgs []Message) (*PendingPublish
 // a publish with invalid messages: their copies are written to the
 // dead-letter topic (outside the topic's lock), the others published, and
 // Wait merges the results back in request order.
-func (b *Broker) screened(topicName string, msgs []Message, flush bool) (*PendingPublish, error) {
-	pp, err := b.publish(topicName, msgs, flush, true)
+func (b *Broker) screened(topicName string, msgs []Message, flush, own bool) (*PendingPublish, error) {
+	pp, err := b.publish(topicName, msgs, flush, true, own)
 	var dl *deadLetterFirst
 	if !errors.As(err, &dl) {
 		return pp, err
@@ -81,7 +89,7 @@ func (b *Broker) screened(topicName string, msgs []Message, flush bool) (*Pendin
 	if err != nil {
 		return nil, err
 	}
-	if pp, err = b.publish(topicName, keep, flush, false); err != nil { // validated above
+	if pp, err = b.publish(topicName, keep, flush, false, own); err != nil { // validated above
 		return nil, err
 	}
 	pp.dead, pp.total = dead, len(msgs)
@@ -92,13 +100,19 @@ func (b *Broker) screened(topicName string, msgs []Message, flush bool) (*Pendin
 // is written by the calling goroutine when no flush is in progress (the
 // caller waits right away, so a hand-off would only add latency). With
 // validate, the messages of a topic bound to a schema subject are
-// validated first.
-func (b *Broker) publish(topicName string, msgs []Message, flush, validate bool) (_ *PendingPublish, err error) {
+// validated first. Without own (the broker's own writes), the free-space
+// gate refuses the request first (disk_full).
+func (b *Broker) publish(topicName string, msgs []Message, flush, validate, own bool) (_ *PendingPublish, err error) {
 	t, err := b.topic(topicName)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { t.stats.refused(err, len(msgs)) }()
+	if !own {
+		if err := b.disk.admit(); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	t.life.RLock()
 	release := true // until Wait takes over the read lock
@@ -281,6 +295,7 @@ func (pp *PendingPublish) Wait() ([]Result, error) {
 	for _, pt := range pp.parts {
 		res, werr := pt.pend.Wait()
 		if werr != nil {
+			t.b.noteWriteError(werr)
 			werr = appendError(t.meta.Name, pt.p, werr)
 			t.stats.refused(werr, len(pt.idx))
 			if err == nil {

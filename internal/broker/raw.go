@@ -33,6 +33,7 @@ type PendingAppend struct {
 func (pa *PendingAppend) Wait() (int64, error) {
 	res, err := pa.pend.Wait()
 	if err != nil {
+		pa.t.b.noteWriteError(err)
 		err = appendError(pa.t.meta.Name, pa.p, err)
 		if !pa.seen {
 			pa.seen = true
@@ -108,7 +109,7 @@ func (b *Broker) AppendRaw(topicName string, p int32, batches []byte) (*PendingA
 // appendClientBatches is what appending batches a client built always
 // does, around check (the caller's rules, returning how many records the
 // batches hold): the topic and partition looked up under the topic's life
-// lock, the topic's capacity bounds, and the queueing in the partition's
+// lock, the free-space gate (disk_full), the topic's capacity bounds, and the queueing in the partition's
 // log (written by the caller when flush and no flush is in progress).
 func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, flush bool, check func(t *topic) (int, error)) (_ *PendingAppend, err error) {
 	t, err := b.topic(topicName)
@@ -135,6 +136,11 @@ func (b *Broker) appendClientBatches(topicName string, p int32, batches []byte, 
 		return nil, errs.New(errs.InvalidArgument, "partition %d does not exist (topic %q has %d)", p, topicName, len(t.logs()))
 	}
 	if n, err = check(t); err != nil {
+		return nil, err
+	}
+	// After check, which counts the records refused; before
+	// screenBatches, which may write dead-letter copies.
+	if err := b.disk.admit(); err != nil {
 		return nil, err
 	}
 	if batches, n, err = b.screenBatches(t, batches, n); err != nil {

@@ -393,8 +393,11 @@ type pendingAppend interface {
 // submit queues b (whole record batches) for partition p: in its log, or
 // proposed to its group. flush: the caller waits at once (a single node's
 // log then writes it itself if no flush is in progress).
-// ids: b holds messages with ids (see replica.submit).
+// ids: b holds messages with ids (see replica.submit). Every append's
+// bytes, the broker's own included, are charged to the free-space gate's
+// budget (disk.go).
 func (t *topic) submit(p int32, b []byte, flush, ids bool) (pendingAppend, error) {
+	t.b.disk.charge(len(b))
 	if rs := t.replicas(); rs != nil {
 		return rs[p].submit(t.meta.Name, p, b, ids)
 	}

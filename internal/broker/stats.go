@@ -29,11 +29,12 @@ const (
 	RejectInvalid
 	RejectUnavailable // not the leader, not ready, shutting down: retriable elsewhere or later
 	RejectStorage     // the log failed the write
+	RejectDiskFull    // the free-space gate: the data directory's file system is below its watermark
 	RejectOther
 	numRejectReasons
 )
 
-var rejectNames = [numRejectReasons]string{"topic_full", "message_too_large", "schema_invalid", "invalid", "unavailable", "storage", "other"}
+var rejectNames = [numRejectReasons]string{"topic_full", "message_too_large", "schema_invalid", "invalid", "unavailable", "storage", "disk_full", "other"}
 
 func (r RejectReason) String() string { return rejectNames[r] }
 
@@ -61,6 +62,8 @@ func rejectReasonOf(err error) RejectReason {
 		return RejectUnavailable
 	case errs.StorageFailed:
 		return RejectStorage
+	case errs.DiskFull:
+		return RejectDiskFull
 	}
 	return RejectOther
 }

@@ -53,6 +53,11 @@ const (
 	// whose value is not in the registry's wire format, names a schema of
 	// another subject, or does not decode and validate against its schema.
 	SchemaInvalid Code = "schema_invalid"
+	// DiskFull refuses a publish while the data directory's file system
+	// is below its free-space watermark (storage.min-free-bytes): nothing
+	// of the request is stored; retry after RetryAfter. Writing resumes by
+	// itself when space returns.
+	DiskFull Code = "disk_full"
 )
 
 // Codes returns every code, in the order they are declared; each front
@@ -61,7 +66,7 @@ func Codes() []Code {
 	return []Code{InvalidArgument, TopicNotFound, TopicExists, SubNotFound, SubExists, TopicFull, MessageTooLarge,
 		StaleGeneration, UnknownMember, NotOwner, GroupFull, StorageFailed, Unavailable, ResourceExhausted,
 		FailedPrecondition, Internal, Canceled, DeadlineExceeded, OffsetOutOfRange, CorruptData, UnsupportedFeature,
-		PermissionDenied, Unauthenticated, DuplicateInProgress, OutOfOrderSequence, ProducerFenced, SchemaInvalid}
+		PermissionDenied, Unauthenticated, DuplicateInProgress, OutOfOrderSequence, ProducerFenced, SchemaInvalid, DiskFull}
 }
 
 // retriable lists codes for which a later retry of the same request can
@@ -73,6 +78,7 @@ var retriable = map[Code]bool{
 	ResourceExhausted:   true,
 	DeadlineExceeded:    true,
 	DuplicateInProgress: true,
+	DiskFull:            true,
 }
 
 // Error is an error with a code.

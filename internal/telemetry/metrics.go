@@ -28,7 +28,7 @@ var (
 
 	pubMessages   = prometheus.NewDesc("spool_publish_messages_total", "Messages published and durable.", tl, nil)
 	pubBytes      = prometheus.NewDesc("spool_publish_bytes_total", "Bytes published and durable (messages: key, value, headers; batches and Kafka produces: record batch bytes).", tl, nil)
-	pubRejected   = prometheus.NewDesc("spool_publish_rejected_total", "Messages refused, by reason (topic_full, message_too_large, schema_invalid, invalid, unavailable, storage, other).", trl, nil)
+	pubRejected   = prometheus.NewDesc("spool_publish_rejected_total", "Messages refused, by reason (topic_full, message_too_large, schema_invalid, invalid, unavailable, storage, disk_full, other).", trl, nil)
 	pubLatency    = prometheus.NewDesc("spool_publish_duration_seconds", "Publish latency, request accepted to durable (per request; per partition for batches and Kafka produces).", tl, nil)
 	dedupHits     = prometheus.NewDesc("spool_dedup_hits_total", "Messages answered as duplicates of an id within the de-duplication window.", tl, nil)
 	dedupEvicted  = prometheus.NewDesc("spool_dedup_evictions_total", "Ids forgotten before their window ended, because the window holds at most broker.dedup-max-entries ids.", tl, nil)

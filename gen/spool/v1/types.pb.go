@@ -420,13 +420,13 @@ type ErrorInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable code, one of: invalid_argument, message_too_large,
 	// topic_not_found, subscription_not_found, topic_exists,
-	// subscription_exists, topic_full, resource_exhausted, group_full,
-	// stale_generation, unknown_member, not_owner, failed_precondition,
-	// duplicate_in_progress, out_of_order_sequence, producer_fenced,
-	// schema_invalid, unavailable, storage_failed, corrupt_data,
-	// offset_out_of_range, unsupported, canceled, deadline_exceeded,
-	// permission_denied, unauthenticated, internal. New codes may be
-	// added; treat an unknown one by its retriable flag.
+	// subscription_exists, topic_full, disk_full, resource_exhausted,
+	// group_full, stale_generation, unknown_member, not_owner,
+	// failed_precondition, duplicate_in_progress, out_of_order_sequence,
+	// producer_fenced, schema_invalid, unavailable, storage_failed,
+	// corrupt_data, offset_out_of_range, unsupported, canceled,
+	// deadline_exceeded, permission_denied, unauthenticated, internal. New
+	// codes may be added; treat an unknown one by its retriable flag.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Whether retrying the same request later can succeed.
 	Retriable bool `protobuf:"varint,2,opt,name=retriable,proto3" json:"retriable,omitempty"`

@@ -37,6 +37,10 @@ var kafkaCodes = map[errs.Code]int16{
 	errs.OutOfOrderSequence:  kerr.OutOfOrderSequenceNumber.Code,
 	errs.ProducerFenced:      kerr.InvalidProducerEpoch.Code,
 	errs.SchemaInvalid:       kerr.InvalidRecord.Code,
+	// Retriable in every Kafka client (the Java client also refreshes its
+	// metadata), and what Kafka answers when a log directory fails; the
+	// batch was not written.
+	errs.DiskFull: kerr.KafkaStorageError.Code,
 	// No Kafka counterpart: requests that can end so are answered with
 	// their own codes where it matters (e.g. OffsetCommit).
 	errs.SubExists:          kerr.UnknownServerError.Code,
