@@ -208,3 +208,47 @@ func measureAlloc(f func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+// TestSnappyDeclaredSizeBounded: a snappy block declares its decoded size
+// up front; one that declares more than its bytes could ever decode to (a
+// few bytes claiming 32 MiB) is corrupt before that size is allocated, raw
+// or in the xerial framing, whole or streamed.
+func TestSnappyDeclaredSizeBounded(t *testing.T) {
+	liar := binary.AppendUvarint(nil, 32<<20-1)
+	liar = append(liar, 0, 0, 63<<2|2, 1, 0)
+	xerial := append([]byte{}, xerialMagic...)
+	xerial = append(xerial, 0, 0, 0, 1, 0, 0, 0, 1)
+	xerial = binary.BigEndian.AppendUint32(xerial, uint32(len(liar)))
+	xerial = append(xerial, liar...)
+	for name, in := range map[string][]byte{"raw": liar, "xerial": xerial} {
+		var err error
+		grew := allocated(func() { _, err = Decompress(CodecSnappy, in, 32<<20) })
+		if !errors.Is(err, ErrCorruptCompressed) {
+			t.Fatalf("%s: %v, want corrupt", name, err)
+		}
+		if grew > 1<<20 {
+			t.Fatalf("%s: %d bytes allocated for a %d-byte block", name, grew, len(in))
+		}
+		r, done, err := openDecompressor(CodecSnappy, in, 32<<20)
+		if err == nil {
+			_, err = io.Copy(io.Discard, r)
+			done()
+		}
+		if !errors.Is(err, ErrCorruptCompressed) {
+			t.Fatalf("%s streamed: %v, want corrupt", name, err)
+		}
+	}
+	// The densest real block still decodes.
+	if out, err := Decompress(CodecSnappy, rawSnappyBomb(1<<20), 1<<20); err != nil || len(out) != 1<<20 {
+		t.Fatalf("densest block: %d bytes, %v", len(out), err)
+	}
+}
+
+// allocated returns the bytes fn allocates.
+func allocated(fn func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	fn()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}

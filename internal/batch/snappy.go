@@ -21,9 +21,29 @@ const xerialHeaderSize = 16
 
 func isXerial(src []byte) bool { return bytes.HasPrefix(src, xerialMagic) }
 
+// maxSnappyExpansion bounds what one byte of a standard snappy block can
+// decode to: the densest element is a copy of 64 bytes in 3 bytes (a tag and
+// a 2-byte offset). A block declaring more than this times its own size is
+// corrupt, and is refused before its declared size is allocated: otherwise a
+// few bytes declaring 32 MiB cost 32 MiB.
+const maxSnappyExpansion = 22
+
+// snappyLen returns the decoded size a raw snappy block declares, refused
+// when the block could not hold it.
+func snappyLen(src []byte) (int, error) {
+	n, err := snappy.DecodedLen(src)
+	if err != nil {
+		return 0, err
+	}
+	if n/maxSnappyExpansion > len(src) {
+		return 0, errors.New("declared size beyond what the block can hold")
+	}
+	return n, nil
+}
+
 // unsnappy decodes one raw snappy block, checking its declared size first.
 func unsnappy(buf, src []byte, limit int) ([]byte, error) {
-	n, err := snappy.DecodedLen(src)
+	n, err := snappyLen(src)
 	if err != nil {
 		return nil, corrupt(CodecSnappy, limit, err)
 	}
@@ -52,7 +72,7 @@ func unxerial(buf, src []byte, limit int) ([]byte, error) {
 		if err != nil {
 			return nil, corrupt(CodecSnappy, limit, err)
 		}
-		n, err := snappy.DecodedLen(chunk)
+		n, err := snappyLen(chunk)
 		if err != nil {
 			return nil, corrupt(CodecSnappy, limit, err)
 		}

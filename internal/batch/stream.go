@@ -288,7 +288,7 @@ func newXerialReader(src []byte, limit int) (*xerialReader, error) {
 		if err != nil {
 			return nil, corrupt(CodecSnappy, limit, err)
 		}
-		n, err := snappy.DecodedLen(chunk)
+		n, err := snappyLen(chunk)
 		if err != nil {
 			return nil, corrupt(CodecSnappy, limit, err)
 		}
