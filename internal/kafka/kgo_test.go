@@ -12,7 +12,7 @@ import (
 	"github.com/spoolmq/spool/server"
 )
 
-func startServer(t *testing.T) *server.Server {
+func startServer(t testing.TB) *server.Server {
 	t.Helper()
 	return spooltest.StartServer(t).Server()
 }
