@@ -28,27 +28,27 @@ func isXerial(src []byte) bool { return bytes.HasPrefix(src, xerialMagic) }
 // few bytes declaring 32 MiB cost 32 MiB.
 const maxSnappyExpansion = 22
 
-// snappyLen returns the decoded size a raw snappy block declares, refused
-// when the block could not hold it.
-func snappyLen(src []byte) (int, error) {
-	n, err := snappy.DecodedLen(src)
-	if err != nil {
-		return 0, err
-	}
+// snappyHolds reports whether a raw snappy block of src could decode to
+// the n bytes it declares; checked after the limit, so that a declared size
+// over the limit is reported as too large.
+func snappyHolds(src []byte, n int) error {
 	if n/maxSnappyExpansion > len(src) {
-		return 0, errors.New("declared size beyond what the block can hold")
+		return errors.New("declared size beyond what the block can hold")
 	}
-	return n, nil
+	return nil
 }
 
 // unsnappy decodes one raw snappy block, checking its declared size first.
 func unsnappy(buf, src []byte, limit int) ([]byte, error) {
-	n, err := snappyLen(src)
+	n, err := snappy.DecodedLen(src)
 	if err != nil {
 		return nil, corrupt(CodecSnappy, limit, err)
 	}
 	if n > limit {
 		return nil, tooLarge(CodecSnappy, limit)
+	}
+	if err := snappyHolds(src, n); err != nil {
+		return nil, corrupt(CodecSnappy, limit, err)
 	}
 	if cap(buf) < n {
 		buf = make([]byte, n)
@@ -72,12 +72,15 @@ func unxerial(buf, src []byte, limit int) ([]byte, error) {
 		if err != nil {
 			return nil, corrupt(CodecSnappy, limit, err)
 		}
-		n, err := snappyLen(chunk)
+		n, err := snappy.DecodedLen(chunk)
 		if err != nil {
 			return nil, corrupt(CodecSnappy, limit, err)
 		}
 		if n > limit-total {
 			return nil, tooLarge(CodecSnappy, limit)
+		}
+		if err := snappyHolds(chunk, n); err != nil {
+			return nil, corrupt(CodecSnappy, limit, err)
 		}
 		total += n
 		rest = tail

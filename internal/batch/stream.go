@@ -288,12 +288,15 @@ func newXerialReader(src []byte, limit int) (*xerialReader, error) {
 		if err != nil {
 			return nil, corrupt(CodecSnappy, limit, err)
 		}
-		n, err := snappyLen(chunk)
+		n, err := snappy.DecodedLen(chunk)
 		if err != nil {
 			return nil, corrupt(CodecSnappy, limit, err)
 		}
 		if n > limit-total {
 			return nil, tooLarge(CodecSnappy, limit)
+		}
+		if err := snappyHolds(chunk, n); err != nil {
+			return nil, corrupt(CodecSnappy, limit, err)
 		}
 		total += n
 		rest = tail
