@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/api"
+	"github.com/spoolmq/spool/internal/auth/users"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/clock"
@@ -62,6 +63,7 @@ type Server struct {
 	kafkaLn  net.Listener
 	kafkaErr chan error
 	registry *sreg.Registry
+	users    *users.Store // users and API keys (internal/auth/users)
 	srHTTP   *http.Server
 	srLn     net.Listener
 	srErr    chan error
@@ -214,6 +216,13 @@ func (s *Server) startLocked() error {
 	}
 	s.registry = reg
 	b.SetSchemaValidator(reg)
+	// The user store applies the "auth" space's changes: there before
+	// the metadata group applies any, like the registry.
+	us, err := users.New(users.Config{Space: b.Space("auth"), Now: s.clock.Now})
+	if err != nil {
+		return fmt.Errorf("server: user store: %w", err)
+	}
+	s.users = us
 	if s.node != nil {
 		if err := s.node.StartMetadata(b); err != nil {
 			return err
