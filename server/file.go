@@ -71,7 +71,7 @@ const envPrefix = "SPOOL"
 // notKeys are the SPOOL_ variables that are not keys of the file: the
 // file's name, and the server and schema registry addresses of the
 // command-line client.
-var notKeys = []string{"SPOOL_CONFIG", "SPOOL_SERVER", "SPOOL_SCHEMA_REGISTRY"}
+var notKeys = []string{"SPOOL_CONFIG", "SPOOL_SERVER", "SPOOL_SCHEMA_REGISTRY", "SPOOL_API_KEY"}
 
 // LoadFileConfig returns the configuration of `spool serve` before its
 // command-line flags: the defaults, then the YAML file at path, then the
