@@ -41,6 +41,7 @@ type FileConfig struct {
 	} `yaml:"dedup"`
 	Cluster ClusterConfig `yaml:"cluster"`
 	TLS     TLSConfig     `yaml:"tls"`
+	Auth    AuthConfig    `yaml:"auth"`
 }
 
 // DefaultFileConfig returns the configuration before any file, variable or
@@ -61,6 +62,7 @@ func DefaultFileConfig() FileConfig {
 	f.Topics = d.Topics
 	f.Dedup.MaxEntries = d.DedupMaxEntries
 	f.TLS = d.TLS
+	f.Auth = d.Auth
 	return f
 }
 
@@ -148,6 +150,7 @@ func (f FileConfig) Config() (Config, error) {
 		DedupMaxEntries:                 f.Dedup.MaxEntries,
 		Cluster:                         f.Cluster,
 		TLS:                             f.TLS,
+		Auth:                            f.Auth,
 	}, nil
 }
 

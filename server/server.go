@@ -249,6 +249,9 @@ func (s *Server) startLocked() error {
 	s.api.Handle("GET /metrics", s.tel.Handler())
 	s.api.Handle("GET /catalog", reg.CatalogHandler(b))
 	s.api.Handle("/spool/auth/", us.Handler())
+	if s.cfg.Auth.Enabled {
+		s.api.SetAuthenticator(us)
+	}
 	console.New(console.Config{Broker: b, Registry: reg, Stats: &consoleStats{b: b}, Logger: s.logger}).Mount(s.api)
 	rctx, rcancel := context.WithCancel(context.Background())
 	s.ratesStop, s.ratesDone = rcancel, make(chan struct{})

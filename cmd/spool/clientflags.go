@@ -92,6 +92,9 @@ func newClientLogging(cmd *cobra.Command, logw io.Writer) (*client.Client, error
 	if tcfg != nil {
 		opts = append(opts, client.WithTLS(tcfg))
 	}
+	if key := apiKey(cmd); key != "" {
+		opts = append(opts, client.WithAPIKey(key))
+	}
 	c, err := client.New(strings.Join(addrs, ","), opts...)
 	if err != nil {
 		return nil, usageErrorf(cmd, "--server: %s", errorText(err))
