@@ -291,6 +291,9 @@ func (s *Server) startLocked() error {
 			Hooks:                      s.tel.KafkaHooks(),
 			NodeID:                     s.kafkaNodeID(),
 			Cluster:                    s.kafkaCluster(),
+			Auth:                       s.users,
+			RequireAuth:                s.cfg.Auth.Enabled,
+			AllowPlainWithoutTLS:       s.cfg.Auth.AllowPlainWithoutTLS,
 		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
