@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 
 func startAuth(t *testing.T, ac AuthConfig, tc TLSConfig) *Server {
 	t.Helper()
-	srv, err := New(Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
+	srv, err := New(Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0", SchemaRegistryAddr: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Auth: ac, TLS: tc})
 	if err != nil {
 		t.Fatal(err)
@@ -114,5 +115,41 @@ func TestKafkaSASLOverTLS(t *testing.T) {
 	}
 	if err := ping(kafkaClient(t, srv, kgo.DialTLSConfig(anon.Clone()))); err == nil {
 		t.Fatal("TLS without a certificate or SASL was served")
+	}
+}
+
+// TestRegistryAuth: with auth.enabled the schema registry's listener wants
+// a user's password (Basic, as Confluent's serializers send it) or an API
+// key.
+func TestRegistryAuth(t *testing.T) {
+	srv := startAuth(t, AuthConfig{Enabled: true}, TLSConfig{})
+	tok, _, err := srv.users.NewKey("alice", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(set func(*http.Request)) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+srv.SchemaRegistryAddr()+"/subjects", nil)
+		set(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, c := range map[string]struct {
+		set  func(*http.Request)
+		want int
+	}{
+		"none":       {func(*http.Request) {}, 401},
+		"basic":      {func(r *http.Request) { r.SetBasicAuth("alice", "alice-secret") }, 200},
+		"bad basic":  {func(r *http.Request) { r.SetBasicAuth("alice", "wrong-secret") }, 401},
+		"bearer":     {func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }, 200},
+		"bad bearer": {func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok+"x") }, 401},
+	} {
+		if got := get(c.set); got != c.want {
+			t.Errorf("%s: %d, want %d", name, got, c.want)
+		}
 	}
 }

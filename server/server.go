@@ -305,7 +305,7 @@ func (s *Server) startLocked() error {
 		}
 		s.srLn = ln
 		ln = s.wrapTLS("schema-registry", ln, true)
-		s.srHTTP = newHTTPServer(s.withPrincipal(reg.Handler()), s.logger)
+		s.srHTTP = newHTTPServer(s.withPrincipal(s.registryAuth(reg.Handler())), s.logger)
 		s.srErr = make(chan error, 1)
 		go func() { s.srErr <- s.srHTTP.Serve(ln) }()
 	}
