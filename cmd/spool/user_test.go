@@ -92,3 +92,18 @@ func TestAPIKeyAuth(t *testing.T) {
 	r = fails(t, exitError, srv, "", "--api-key", tok, "topic", "list")
 	mustContain(t, "revoked key", r.stderr, "revoked")
 }
+
+func TestAPIKeySchemaRegistry(t *testing.T) {
+	dir := t.TempDir()
+	first := spooltest.StartServer(t, spooltest.Dir(dir))
+	ok(t, first.URL(), "", "user", "add", "ci")
+	tok := strings.TrimSpace(ok(t, first.URL(), "", "user", "rotate", "ci").stdout)
+	first.Stop()
+	s := spooltest.StartServer(t, spooltest.Dir(dir), spooltest.Config(func(c *server.Config) {
+		c.Auth.Enabled = true
+		c.SchemaRegistryAddr = "127.0.0.1:0"
+	}))
+	reg := "--registry=http://" + s.Server().SchemaRegistryAddr()
+	fails(t, exitError, s.URL(), "", reg, "schema", "list")
+	ok(t, s.URL(), "", reg, "--api-key", tok, "schema", "list")
+}
