@@ -85,7 +85,9 @@ func TestClusterUsers(t *testing.T) {
 	})
 	c.start(3)
 	has(3, 2)
-	var out struct{ Users []struct{ Keys []map[string]any } }
+	var out struct {
+		Users []struct{ Keys []map[string]any }
+	}
 	if err := authCall(c.node(3), http.MethodGet, "/spool/auth/users", nil, &out); err != nil {
 		t.Fatal(err)
 	}
