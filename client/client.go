@@ -100,6 +100,15 @@ func New(addr string, opts ...Option) (*Client, error) {
 		}
 		hc = &http.Client{Transport: c.transport}
 	}
+	if cfg.apiKey != "" {
+		h := *hc
+		base := h.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		h.Transport = bearerTransport{base: base, value: "Bearer " + cfg.apiKey}
+		hc = &h
+	}
 	var copts []connect.ClientOption
 	if cfg.grpc {
 		copts = append(copts, connect.WithGRPC())
@@ -392,4 +401,17 @@ func (c *Client) stopRead(cancel *context.CancelFunc) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.reads, cancel)
+}
+
+// bearerTransport adds the Authorization header of WithAPIKey to every
+// request.
+type bearerTransport struct {
+	base  http.RoundTripper
+	value string
+}
+
+func (t bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", t.value)
+	return t.base.RoundTrip(r)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -35,6 +36,7 @@ type clientConfig struct {
 	tls             *tls.Config                   // nil: the system's roots, no client certificate
 	tracerProvider  trace.TracerProvider          // nil: no spans
 	propagator      propagation.TextMapPropagator // nil: propagation.TraceContext{}
+	apiKey          string                        // "": no Authorization header
 	errs            []error
 }
 
@@ -105,6 +107,20 @@ func WithRequestTimeout(d time.Duration) Option {
 			c.fail("WithRequestTimeout: negative duration %v", d)
 		}
 		c.requestTimeout = d
+	}}
+}
+
+// WithAPIKey sends key as a bearer token (Authorization: Bearer key) on
+// every request, streams included, for servers with authentication
+// enabled (spool user rotate issues keys). An empty key is an invalid
+// option.
+func WithAPIKey(key string) Option {
+	return Option{func(c *clientConfig) {
+		if key == "" || strings.ContainsAny(key, " \r\n") {
+			c.fail("WithAPIKey: empty or malformed key")
+			return
+		}
+		c.apiKey = key
 	}}
 }
 

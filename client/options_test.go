@@ -26,6 +26,8 @@ func TestNewValidatesAddressAndOptions(t *testing.T) {
 		{DefaultAddr, []Option{WithTLS(nil)}},
 		{"https://127.0.0.1:7070", []Option{WithTLS(&tls.Config{}), WithHTTPClient(&http.Client{})}},
 		{DefaultAddr, []Option{WithPropagator(nil)}},
+		{DefaultAddr, []Option{WithAPIKey("")}},
+		{DefaultAddr, []Option{WithAPIKey("a b")}},
 	} {
 		c, err := New(tc.addr, tc.opts...)
 		if !errors.Is(err, ErrInvalidOption) {
@@ -174,3 +176,29 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestWithAPIKey: every request carries the bearer token, through a
+// caller's HTTP client too.
+func TestWithAPIKey(t *testing.T) {
+	seen := make(chan string, 1)
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		select {
+		case seen <- r.Header.Get("Authorization"):
+		default:
+		}
+		return nil, errors.New("no server")
+	})}
+	c, err := New(DefaultAddr, WithHTTPClient(hc), WithAPIKey("spool_k"), WithRequestTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.ListTopics(context.Background())
+	if got := <-seen; got != "Bearer spool_k" {
+		t.Fatalf("Authorization %q", got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

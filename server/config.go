@@ -72,6 +72,9 @@ type Config struct {
 	Cluster ClusterConfig
 	// TLS makes every listener speak TLS; unset: plaintext.
 	TLS TLSConfig
+	// Auth turns authentication on (users and API keys,
+	// internal/auth/users); unset: off.
+	Auth AuthConfig
 }
 
 // StorageConfig configures the partition logs (the storage section of the
@@ -297,6 +300,9 @@ func (c Config) complete() (Config, error) {
 	}
 	errList = append(errList, c.Cluster.check(c.AllowNonLoopback)...)
 	check(c.TLS.check(c.Cluster.Enabled()))
+	if c.Auth.Enabled && c.Cluster.Enabled() {
+		check(errors.New("server: auth.enabled on a cluster node: requests forwarded between nodes carry no credentials yet"))
+	}
 	if d := *c.KafkaGroupInitialRebalanceDelay; d < 0 || d > maxRebalanceDelay {
 		check(fmt.Errorf("server: kafka.group-initial-rebalance-delay (%s) must be between 0 and %s", d, maxRebalanceDelay))
 	}

@@ -41,6 +41,7 @@ type FileConfig struct {
 	} `yaml:"dedup"`
 	Cluster ClusterConfig `yaml:"cluster"`
 	TLS     TLSConfig     `yaml:"tls"`
+	Auth    AuthConfig    `yaml:"auth"`
 }
 
 // DefaultFileConfig returns the configuration before any file, variable or
@@ -61,6 +62,7 @@ func DefaultFileConfig() FileConfig {
 	f.Topics = d.Topics
 	f.Dedup.MaxEntries = d.DedupMaxEntries
 	f.TLS = d.TLS
+	f.Auth = d.Auth
 	return f
 }
 
@@ -71,7 +73,7 @@ const envPrefix = "SPOOL"
 // notKeys are the SPOOL_ variables that are not keys of the file: the
 // file's name, and the server and schema registry addresses of the
 // command-line client.
-var notKeys = []string{"SPOOL_CONFIG", "SPOOL_SERVER", "SPOOL_SCHEMA_REGISTRY"}
+var notKeys = []string{"SPOOL_CONFIG", "SPOOL_SERVER", "SPOOL_SCHEMA_REGISTRY", "SPOOL_API_KEY"}
 
 // LoadFileConfig returns the configuration of `spool serve` before its
 // command-line flags: the defaults, then the YAML file at path, then the
@@ -148,6 +150,7 @@ func (f FileConfig) Config() (Config, error) {
 		DedupMaxEntries:                 f.Dedup.MaxEntries,
 		Cluster:                         f.Cluster,
 		TLS:                             f.TLS,
+		Auth:                            f.Auth,
 	}, nil
 }
 

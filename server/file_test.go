@@ -120,6 +120,8 @@ func TestFileConfigEnvironment(t *testing.T) {
 		"SPOOL_KAFKA_GROUP_INITIAL_REBALANCE_DELAY=0s",
 		"SPOOL_ALLOW_NON_LOOPBACK=false",
 		"SPOOL_SERVER=http://elsewhere:7070",
+		"SPOOL_API_KEY=spool_0123456789abcdef_x",
+		"SPOOL_AUTH_ENABLED=true",
 		"SPOOL_CONFIG=/nonexistent.yml",
 		"HOME=/root",
 	}
@@ -129,7 +131,7 @@ func TestFileConfigEnvironment(t *testing.T) {
 	}
 	if f.HTTP.Addr != "127.0.0.1:9999" || f.Topics.Partitions != 12 || f.Topics.Durability != DurabilityNone ||
 		f.Storage.SegmentBytes != 32*bytesize.MiB || f.Kafka.GroupInitialRebalanceDelay != 0 || f.AllowNonLoopback ||
-		f.Data != "/var/lib/spool" || f.Topics.DedupWindow != 10*time.Minute {
+		f.Data != "/var/lib/spool" || f.Topics.DedupWindow != 10*time.Minute || !f.Auth.Enabled {
 		t.Errorf("file and environment gave %+v", f)
 	}
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/api"
+	"github.com/spoolmq/spool/internal/auth/users"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/clock"
@@ -62,6 +63,7 @@ type Server struct {
 	kafkaLn  net.Listener
 	kafkaErr chan error
 	registry *sreg.Registry
+	users    *users.Store // users and API keys (internal/auth/users)
 	srHTTP   *http.Server
 	srLn     net.Listener
 	srErr    chan error
@@ -214,6 +216,13 @@ func (s *Server) startLocked() error {
 	}
 	s.registry = reg
 	b.SetSchemaValidator(reg)
+	// The user store applies the "auth" space's changes: there before
+	// the metadata group applies any, like the registry.
+	us, err := users.New(users.Config{Space: b.Space("auth"), Now: s.clock.Now})
+	if err != nil {
+		return fmt.Errorf("server: user store: %w", err)
+	}
+	s.users = us
 	if s.node != nil {
 		if err := s.node.StartMetadata(b); err != nil {
 			return err
@@ -239,6 +248,10 @@ func (s *Server) startLocked() error {
 	s.tel.Bind(b, s.api.Unready)
 	s.api.Handle("GET /metrics", s.tel.Handler())
 	s.api.Handle("GET /catalog", reg.CatalogHandler(b))
+	s.api.Handle("/spool/auth/", us.Handler())
+	if s.cfg.Auth.Enabled {
+		s.api.SetAuthenticator(us)
+	}
 	console.New(console.Config{Broker: b, Registry: reg, Stats: &consoleStats{b: b}, Logger: s.logger}).Mount(s.api)
 	rctx, rcancel := context.WithCancel(context.Background())
 	s.ratesStop, s.ratesDone = rcancel, make(chan struct{})
@@ -278,6 +291,9 @@ func (s *Server) startLocked() error {
 			Hooks:                      s.tel.KafkaHooks(),
 			NodeID:                     s.kafkaNodeID(),
 			Cluster:                    s.kafkaCluster(),
+			Auth:                       s.users,
+			RequireAuth:                s.cfg.Auth.Enabled,
+			AllowPlainWithoutTLS:       s.cfg.Auth.AllowPlainWithoutTLS,
 		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
@@ -289,7 +305,7 @@ func (s *Server) startLocked() error {
 		}
 		s.srLn = ln
 		ln = s.wrapTLS("schema-registry", ln, true)
-		s.srHTTP = newHTTPServer(s.withPrincipal(reg.Handler()), s.logger)
+		s.srHTTP = newHTTPServer(s.withPrincipal(s.registryAuth(reg.Handler())), s.logger)
 		s.srErr = make(chan error, 1)
 		go func() { s.srErr <- s.srHTTP.Serve(ln) }()
 	}

@@ -148,6 +148,9 @@ func getCatalog(cmd *cobra.Command, topic string, schemas bool) ([]byte, error) 
 		if err != nil {
 			return nil, usageErrorf(cmd, "--server: %q: %v", a, err)
 		}
+		if key := apiKey(cmd); key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			if isConnectError(err) && ctx.Err() == nil {

@@ -28,9 +28,19 @@ func addServerFlag(root *cobra.Command) {
 	}
 	root.PersistentFlags().String("server", def,
 		"`URL` of the Spool server the client commands talk to, http://host:port or https://host:port (TLS); several nodes of a cluster separated by commas (env SPOOL_SERVER)")
+	root.PersistentFlags().String("api-key", "",
+		"`KEY`: API key sent as a bearer token to servers with authentication enabled (env SPOOL_API_KEY; prefer the variable: a flag shows in the process list)")
 	root.PersistentFlags().String("tls-ca", "", "`FILE`: PEM CA certificates trusted for https:// servers and registries (default: the system's)")
 	root.PersistentFlags().String("tls-cert", "", "`FILE`: PEM client certificate for servers that require one (mutual TLS; with --tls-key)")
 	root.PersistentFlags().String("tls-key", "", "`FILE`: PEM private key of --tls-cert")
+}
+
+// apiKey returns cmd's --api-key, else SPOOL_API_KEY ("": none).
+func apiKey(cmd *cobra.Command) string {
+	if k, _ := cmd.Flags().GetString("api-key"); k != "" {
+		return k
+	}
+	return os.Getenv("SPOOL_API_KEY")
 }
 
 // clientTLS returns the TLS configuration cmd's --tls-ca, --tls-cert and
@@ -81,6 +91,9 @@ func newClientLogging(cmd *cobra.Command, logw io.Writer) (*client.Client, error
 	opts := []client.Option{client.WithClientID("spool-cli"), client.WithLogger(sdkLogger(logw))}
 	if tcfg != nil {
 		opts = append(opts, client.WithTLS(tcfg))
+	}
+	if key := apiKey(cmd); key != "" {
+		opts = append(opts, client.WithAPIKey(key))
 	}
 	c, err := client.New(strings.Join(addrs, ","), opts...)
 	if err != nil {

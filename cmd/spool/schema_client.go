@@ -45,9 +45,10 @@ func addRegistryFlag(cmd *cobra.Command) {
 // registry's URLs, one per node of a cluster, and goes on to the next when
 // one cannot be reached; the one that answered is used from then on.
 type registryClient struct {
-	urls []string
-	cur  int
-	hc   *http.Client
+	urls   []string
+	cur    int
+	hc     *http.Client
+	apiKey string // --api-key / SPOOL_API_KEY, sent as a bearer token; "": none
 }
 
 // newRegistryClient returns a client for the --registry of cmd.
@@ -84,7 +85,7 @@ func newRegistryClient(cmd *cobra.Command) (*registryClient, error) {
 		tr.TLSClientConfig = tcfg
 		hc.Transport = tr
 	}
-	return &registryClient{urls: urls, hc: hc}, nil
+	return &registryClient{urls: urls, hc: hc, apiKey: apiKey(cmd)}, nil
 }
 
 // registryError is an error the registry answered with: its Confluent
@@ -180,6 +181,9 @@ func (rc *registryClient) do(ctx context.Context, method, path string, query url
 			return err
 		}
 		req.Header.Set("Accept", registryContentType)
+		if rc.apiKey != "" {
+			req.Header.Set("Authorization", "Bearer "+rc.apiKey)
+		}
 		if payload != nil {
 			req.Header.Set("Content-Type", registryContentType)
 		}

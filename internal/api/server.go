@@ -64,6 +64,8 @@ type Handler struct {
 	ready   atomic.Bool
 	cluster atomic.Pointer[cluster.Node] // nil: a single node
 
+	authn Authenticator // nil: authentication off (SetAuthenticator)
+
 	checksMu sync.Mutex
 	checks   []func() []Problem
 }
@@ -169,4 +171,14 @@ func (h *Handler) SetReady(ready bool) { h.ready.Store(ready) }
 func (h *Handler) Handle(pattern string, handler http.Handler) { h.mux.Handle(pattern, handler) }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.authn != nil && !openPaths[r.URL.Path] {
+		ar, err := h.authenticate(r)
+		if err != nil {
+			writeAuthError(w, r, err)
+			return
+		}
+		r = ar
+	}
+	h.mux.ServeHTTP(w, r)
+}

@@ -35,8 +35,14 @@ type conn struct {
 	// certificate (tlsutil.PrincipalOf), "" for none: who the connection
 	// is, for authorization to come.
 	principal string
-	onClose   map[string]func() // run when the connection ends, by key (e.g. a share session)
-	fwd       *forwardConn      // to the coordinator, for share requests (share_forward.go); nil: none yet
+	// sasl is the SASL exchange under way (17_sasl.go); saslDone: it
+	// succeeded. closeAfterWrite ends the connection once the current
+	// response is written (a failed authentication).
+	sasl            saslState
+	saslDone        bool
+	closeAfterWrite bool
+	onClose         map[string]func() // run when the connection ends, by key (e.g. a share session)
+	fwd             *forwardConn      // to the coordinator, for share requests (share_forward.go); nil: none yet
 	// lent are read buffers the current request's response refers to,
 	// returned to readBufs once it is written (or dropped).
 	lent []*[]byte
@@ -183,6 +189,13 @@ func (c *conn) serve() {
 			}
 			return
 		}
+		if c.s.cfg.RequireAuth && c.principal == "" && !saslOpen[h.key] {
+			// As Kafka does with a request before authentication: the
+			// connection is closed without an answer.
+			c.s.logger.Debug("kafka request before authentication; closing connection", "remote", c.nc.RemoteAddr().String(),
+				"api", kmsg.NameForKey(h.key))
+			return
+		}
 		if h.key == 0 {
 			// Produce: queued now, answered by the connection's writer once
 			// durable, while the loop reads the next request.
@@ -219,7 +232,7 @@ func (c *conn) serve() {
 		err = c.writeResponse(h, resp)
 		c.s.answered(h, resp)
 		c.giveBack()
-		if err != nil {
+		if err != nil || c.closeAfterWrite {
 			return
 		}
 	}

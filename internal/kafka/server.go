@@ -101,6 +101,14 @@ type Config struct {
 	Logger    *slog.Logger
 	// Hooks hear requests and connections, for metrics; nil: nobody.
 	Hooks Hooks
+	// Auth checks SASL credentials; nil: SASL is not offered.
+	Auth Authenticator
+	// RequireAuth refuses every request but ApiVersions, SaslHandshake
+	// and SaslAuthenticate (closing the connection) until the connection
+	// authenticated with SASL or a verified client certificate.
+	RequireAuth bool
+	// AllowPlainWithoutTLS offers SASL PLAIN on connections without TLS.
+	AllowPlainWithoutTLS bool
 }
 
 // DefaultGroupInitialRebalanceDelay is the default of
@@ -216,6 +224,7 @@ func New(b *broker.Broker, cfg Config) *Server {
 		14: {0, 5, s.syncGroup},
 		15: {0, 6, s.describeGroups},
 		16: {0, 5, s.listGroups},
+		17: {1, 1, s.saslHandshake}, // v0 (raw SASL frames after it) is not spoken
 		18: {0, 5, s.apiVersions},
 		19: {0, 7, s.createTopics},
 		20: {0, 6, s.deleteTopics},
@@ -224,6 +233,7 @@ func New(b *broker.Broker, cfg Config) *Server {
 		23: {0, 4, s.offsetForLeaderEpoch},
 		32: {0, 4, s.describeConfigs},
 		33: {0, 2, s.alterConfigs},
+		36: {0, 2, s.saslAuthenticate},
 		37: {0, 3, s.createPartitions},
 		42: {0, 3, s.deleteGroups},
 		44: {0, 1, s.incrementalAlterConfigs},

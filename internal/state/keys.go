@@ -134,6 +134,9 @@ var Spaces = []Space{
 	// The schema registry: schemas, subjects' versions, compatibility
 	// and mode settings (internal/schema/sreg).
 	{Name: "schema", Prefix: "schema-", SubKind: "y/", Replicated: true},
+	// The user store: users' SCRAM credentials and hashed API keys
+	// (internal/auth/users).
+	{Name: "auth", Prefix: "auth-", SubKind: "z/", Replicated: true},
 }
 
 // SpaceSubPrefix is the prefix of a space's records kept with a
