@@ -233,7 +233,10 @@ func decode(t *testing.T, s *string, encoding string) []byte {
 
 func newSDK(t *testing.T) *client.Client {
 	t.Helper()
-	c, err := client.New(check.HTTPAddr())
+	// Patient on a cluster: a new topic's partitions may still change
+	// leaders (elections, hand-back to preferred leaders) as the test
+	// publishes, and the default 3 attempts span about 150 ms.
+	c, err := client.New(check.HTTPAddr(), client.WithPublishAttempts(20))
 	if err != nil {
 		t.Fatalf("SDK client: %v", err)
 	}
