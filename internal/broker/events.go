@@ -271,27 +271,21 @@ func (s *subscription) watch(now time.Time, limited bool, members int, lag int64
 
 // watchStorage reports partition logs that newly hold a sticky error.
 func (b *Broker) watchStorage() {
-	for _, t := range b.topicList() {
-		for p, l := range t.logs() {
-			err := l.Err()
-			if err == nil {
-				continue
-			}
-			key := fmt.Sprintf("%s/%d", t.meta.Name, p)
-			b.events.mu.Lock()
-			if b.events.failed == nil {
-				b.events.failed = map[string]bool{}
-			}
-			seen := b.events.failed[key]
-			b.events.failed[key] = true
-			b.events.mu.Unlock()
-			if !seen {
-				part := int32(p)
-				b.emit(SystemEvent{Kind: EventStorageError, Topic: t.meta.Name, Partition: &part, Detail: err.Error()}, "",
-					slog.LevelError, "partition log refuses writes after a storage error", "partition", p, "err", err)
-			}
+	b.eachFailedLog(func(t *topic, p int, err error) {
+		key := fmt.Sprintf("%s/%d", t.meta.Name, p)
+		b.events.mu.Lock()
+		if b.events.failed == nil {
+			b.events.failed = map[string]bool{}
 		}
-	}
+		seen := b.events.failed[key]
+		b.events.failed[key] = true
+		b.events.mu.Unlock()
+		if !seen {
+			part := int32(p)
+			b.emit(SystemEvent{Kind: EventStorageError, Topic: t.meta.Name, Partition: &part, Detail: err.Error()}, "",
+				slog.LevelError, "partition log refuses writes after a storage error", "partition", p, "err", err)
+		}
+	})
 }
 
 // traceIDs returns the trace ids of the headers' traceparent values

@@ -255,23 +255,25 @@ func (s *subStats) snapshot() SubStats {
 // (it refuses writes until the server restarts on a healthy disk), with
 // the first error, at most max of them.
 func (b *Broker) FailedLogs(max int) (names []string, first error) {
-	b.mu.RLock()
-	topics := make([]*topic, 0, len(b.topics))
-	for _, t := range b.topics {
-		topics = append(topics, t)
-	}
-	b.mu.RUnlock()
-	for _, t := range topics {
+	b.eachFailedLog(func(t *topic, p int, err error) {
+		if first == nil {
+			first = err
+		}
+		if len(names) < max {
+			names = append(names, fmt.Sprintf("%s/%d", t.meta.Name, p))
+		}
+	})
+	return names, first
+}
+
+// eachFailedLog calls fn for every partition whose log holds a sticky
+// storage error, in topic order.
+func (b *Broker) eachFailedLog(fn func(t *topic, p int, err error)) {
+	for _, t := range b.topicList() {
 		for p, l := range t.logs() {
 			if err := l.Err(); err != nil {
-				if first == nil {
-					first = err
-				}
-				if len(names) < max {
-					names = append(names, fmt.Sprintf("%s/%d", t.meta.Name, p))
-				}
+				fn(t, p, err)
 			}
 		}
 	}
-	return names, first
 }
