@@ -23,6 +23,13 @@ type AuthConfig struct {
 	// without TLS, which sends the password in clear
 	// (auth.allow-plain-without-tls); default false.
 	AllowPlainWithoutTLS bool `yaml:"allow-plain-without-tls"`
+	// Authorization makes every request need a rule that allows it
+	// (spool acl; deny by default), but for super users
+	// (auth.authorization; needs Enabled).
+	Authorization bool `yaml:"authorization"`
+	// SuperUsers are principals allowed everything (auth.super-users),
+	// such as the operator's own user.
+	SuperUsers []string `yaml:"super-users"`
 }
 
 // registryAuth wraps the schema registry's listener with auth.enabled:

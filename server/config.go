@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spoolmq/spool/bytesize"
@@ -302,6 +303,14 @@ func (c Config) complete() (Config, error) {
 	check(c.TLS.check(c.Cluster.Enabled()))
 	if c.Auth.Enabled && c.Cluster.Enabled() {
 		check(errors.New("server: auth.enabled on a cluster node: requests forwarded between nodes carry no credentials yet"))
+	}
+	if c.Auth.Authorization && !c.Auth.Enabled {
+		check(errors.New("server: auth.authorization needs auth.enabled: rules name authenticated principals"))
+	}
+	for _, u := range c.Auth.SuperUsers {
+		if strings.TrimSpace(u) == "" {
+			check(errors.New("server: auth.super-users holds an empty name"))
+		}
 	}
 	if d := *c.KafkaGroupInitialRebalanceDelay; d < 0 || d > maxRebalanceDelay {
 		check(fmt.Errorf("server: kafka.group-initial-rebalance-delay (%s) must be between 0 and %s", d, maxRebalanceDelay))

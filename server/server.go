@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spoolmq/spool/internal/api"
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/auth/users"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
@@ -64,6 +65,7 @@ type Server struct {
 	kafkaErr chan error
 	registry *sreg.Registry
 	users    *users.Store // users and API keys (internal/auth/users)
+	acls     *acl.Store   // access control rules (internal/auth/acl)
 	srHTTP   *http.Server
 	srLn     net.Listener
 	srErr    chan error
@@ -223,6 +225,13 @@ func (s *Server) startLocked() error {
 		return fmt.Errorf("server: user store: %w", err)
 	}
 	s.users = us
+	// The rule store applies the "acl" space's changes: there before the
+	// metadata group applies any, like the user store.
+	acls, err := acl.New(acl.Config{Space: b.Space("acl"), Enabled: s.cfg.Auth.Authorization, SuperUsers: s.cfg.Auth.SuperUsers})
+	if err != nil {
+		return fmt.Errorf("server: access control rules: %w", err)
+	}
+	s.acls = acls
 	if s.node != nil {
 		if err := s.node.StartMetadata(b); err != nil {
 			return err
@@ -247,12 +256,17 @@ func (s *Server) startLocked() error {
 	s.api.AddCheck(s.problems)
 	s.tel.Bind(b, s.api.Unready)
 	s.api.Handle("GET /metrics", s.tel.Handler())
-	s.api.Handle("GET /catalog", reg.CatalogHandler(b))
-	s.api.Handle("/spool/auth/", us.Handler())
+	s.api.Handle("GET /catalog", s.authorizeHTTP(reg.CatalogHandler(b), func(*http.Request) []httpCheck { return clusterOp(acl.Describe) }, nil))
+	s.api.Handle("/spool/auth/", s.authorizeHTTP(us.Handler(), managementChecks, nil))
+	s.api.Handle("/spool/auth/acls", s.authorizeHTTP(acls.Handler(), managementChecks, nil))
 	if s.cfg.Auth.Enabled {
 		s.api.SetAuthenticator(us)
 	}
-	console.New(console.Config{Broker: b, Registry: reg, Stats: &consoleStats{b: b}, Logger: s.logger}).Mount(s.api)
+	s.api.SetAuthorizer(acls.Authorizer())
+	if acls.Authorizer() != nil {
+		reg.SetAllowed(s.registryAllowed)
+	}
+	console.New(console.Config{Broker: b, Registry: reg, Stats: &consoleStats{b: b}, Logger: s.logger}).Mount(authorizedMux{s, s.api})
 	rctx, rcancel := context.WithCancel(context.Background())
 	s.ratesStop, s.ratesDone = rcancel, make(chan struct{})
 	go func() {
@@ -292,6 +306,8 @@ func (s *Server) startLocked() error {
 			NodeID:                     s.kafkaNodeID(),
 			Cluster:                    s.kafkaCluster(),
 			Auth:                       s.users,
+			Authz:                      s.acls.Authorizer(),
+			ACLs:                       s.acls,
 			RequireAuth:                s.cfg.Auth.Enabled,
 			AllowPlainWithoutTLS:       s.cfg.Auth.AllowPlainWithoutTLS,
 		})
@@ -305,7 +321,7 @@ func (s *Server) startLocked() error {
 		}
 		s.srLn = ln
 		ln = s.wrapTLS("schema-registry", ln, true)
-		s.srHTTP = newHTTPServer(s.withPrincipal(s.registryAuth(reg.Handler())), s.logger)
+		s.srHTTP = newHTTPServer(s.withPrincipal(s.registryAuth(s.authorizeHTTP(reg.Handler(), s.registryChecks, registryRefuse))), s.logger)
 		s.srErr = make(chan error, 1)
 		go func() { s.srErr <- s.srHTTP.Serve(ln) }()
 	}

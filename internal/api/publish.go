@@ -18,6 +18,7 @@ import (
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/producer"
@@ -34,6 +35,7 @@ const maxStreamInFlight = 64
 // before it is decoded.
 type publish struct {
 	b         *broker.Broker
+	h         *Handler            // its authorizer
 	producers *producer.Table     // idempotent producers, shared with Kafka
 	budget    *semaphore.Weighted // memory held by publishes in flight, server-wide
 	budgetMax int64
@@ -139,6 +141,11 @@ func (h publish) admit(ctx context.Context, ep *encodedPublish) (req *spoolv1.Pu
 	if err != nil {
 		h.budget.Release(w)
 		return nil, 0, req.RequestId, errs.Wrap(errs.InvalidArgument, err, "decode publish request")
+	}
+	if err := h.h.authz.Check(ctx, acl.Topic, req.Topic, acl.Publish); err != nil {
+		h.budget.Release(w)
+		ep.release()
+		return nil, 0, req.RequestId, err
 	}
 	return req, w, req.RequestId, nil
 }

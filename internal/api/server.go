@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
+	"github.com/spoolmq/spool/internal/auth"
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/cluster"
 	"github.com/spoolmq/spool/internal/producer"
@@ -64,7 +66,8 @@ type Handler struct {
 	ready   atomic.Bool
 	cluster atomic.Pointer[cluster.Node] // nil: a single node
 
-	authn Authenticator // nil: authentication off (SetAuthenticator)
+	authn Authenticator   // nil: authentication off (SetAuthenticator)
+	authz *acl.Authorizer // nil: authorization off (SetAuthorizer)
 
 	checksMu sync.Mutex
 	checks   []func() []Problem
@@ -80,6 +83,7 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table, hooks Hooks) *
 	if hooks != nil {
 		opts = append(opts, connect.WithInterceptors(hookInterceptor{hooks}))
 	}
+	opts = append(opts, connect.WithInterceptors(authzInterceptor{h}))
 	opts = append(opts,
 		connect.WithReadMaxBytes(lim.MaxRequestBytes),
 		// Requests may arrive gzip-compressed, but responses are not
@@ -92,7 +96,7 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table, hooks Hooks) *
 	streams := &consume{b: b, max: int64(lim.MaxSessions)}
 	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b: b, streams: streams}, opts...))
 	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b: b, h: h}, opts...))
-	h.mux.Handle(newPublishHandler(publish{b: b, producers: producers, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
+	h.mux.Handle(newPublishHandler(publish{b: b, h: h, producers: producers, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
 	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(streams, opts...))
 	h.mux.Handle(spoolv1connect.NewClusterServiceHandler(clusterService{h}, opts...))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -172,6 +176,9 @@ func (h *Handler) Handle(pattern string, handler http.Handler) { h.mux.Handle(pa
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.authz != nil {
+		r = r.WithContext(auth.WithHost(r.Context(), acl.HostOf(r.RemoteAddr)))
+	}
 	if h.authn != nil && !openPaths[r.URL.Path] {
 		ar, err := h.authenticate(r)
 		if err != nil {

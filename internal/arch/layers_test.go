@@ -41,7 +41,7 @@ var layer = map[string]int{
 	// group applying catalog changes to the broker.
 	"internal/cluster": 4, "internal/schema/sreg": 4,
 	// The user store (SCRAM credentials, API keys) in a replicated space.
-	"internal/auth/users": 4,
+	"internal/auth/users": 4, "internal/auth/acl": 4,
 	// Front ends and telemetry; the server's hooks for tests; the web
 	// console (pages over the broker and the registry).
 	"internal/api": 5, "internal/kafka": 5, "internal/telemetry": 5, "internal/serverhook": 5,

@@ -45,6 +45,13 @@ type StreamCommit struct {
 	// the subscription through sessions, whose positions it would move
 	// under them.
 	Alone bool
+	// Term, if nonzero, is the cluster coordination term whose state
+	// authorized the commit (a front end's group generations belong to
+	// one): the commit is refused as not coordinator unless this node
+	// coordinates in that term, and its write is refused if appended to
+	// the metadata log in another (a deposed coordinator's, or one
+	// checked just before this node's term changed).
+	Term uint64
 }
 
 // StreamView is a stream subscription as a commit or ReadStream sees it,
@@ -123,6 +130,9 @@ func (sp *Space) CommitStream(topicName, name string, c StreamCommit) (map[int32
 	b := sp.b
 	if err := b.checkCoordinator(); err != nil {
 		return nil, err
+	}
+	if c.Term != 0 && b.cfg.Meta != nil && b.coordTerm.Load() != c.Term {
+		return nil, b.notCoordinator()
 	}
 	t, err := b.topic(topicName)
 	if err != nil {
@@ -212,6 +222,7 @@ func (sp *Space) CommitStream(topicName, name string, c StreamCommit) (map[int32
 		}
 	}
 	w := s.newWrite()
+	w.term = c.Term
 	for p, off := range valid {
 		if off >= 0 {
 			w.set(state.OffsetKey(topicName, name, p), catalog.EncodeOffset(off))

@@ -41,7 +41,7 @@ import (
 type subWrite struct {
 	topic, sub string
 	created    time.Time // the subscription's incarnation
-	term       uint64    // cluster: the coordinator's metadata term
+	term       uint64    // cluster: the coordinator's metadata term (set before writeSub: the term it must still be)
 	ops        []subOp
 
 	// s is the subscription written, when the write is made on this node
@@ -79,7 +79,7 @@ func (b *Broker) writeSub(w *subWrite) error {
 		return b.applySubWrite(w, 0, nil)
 	}
 	term := b.coordTerm.Load()
-	if term == 0 {
+	if term == 0 || (w.term != 0 && w.term != term) {
 		return b.notCoordinator()
 	}
 	w.term = term
@@ -242,6 +242,10 @@ func (b *Broker) checkCoordinator() error {
 	}
 	return b.notCoordinator()
 }
+
+// Clustered reports whether the broker is a cluster node (its catalog and
+// consumer state go through a metadata group).
+func (b *Broker) Clustered() bool { return b.cfg.Meta != nil }
 
 // CoordinatorTerm returns the metadata term in which this node coordinates
 // subscriptions (0: it does not, or a single node).

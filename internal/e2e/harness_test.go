@@ -73,13 +73,34 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
+// handedOut holds the addresses freePort returned: the kernel may give a
+// port just closed to the next bind to port 0, and two nodes of one test
+// handed the same port would collide when they start.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freePort returns a loopback address free now and never returned before
+// in this process.
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		handedOut.Lock()
+		seen := handedOut.addrs[addr]
+		handedOut.addrs[addr] = true
+		handedOut.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no fresh loopback port in 100 tries")
+	return ""
 }
 
 // startSpool starts `spool serve` on dir and waits until /readyz answers.

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
@@ -48,6 +49,10 @@ func (s *Server) startProduce(ctx context.Context, req *kmsg.ProduceRequest) fun
 			sp.LogAppendTime = -1
 			if req.Version < 3 {
 				sp.ErrorCode = kerr.UnsupportedVersion.Code
+				continue
+			}
+			if !s.can(ctx, acl.Topic, name, acl.Publish) {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				continue
 			}
 			if _, ok := s.b.Topic(name); !ok {

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/kafka/kfetch"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
@@ -203,6 +204,8 @@ func (s *Server) fetchParts(c *conn, req *kmsg.FetchRequest, parts []*kfetch.Par
 		}
 		meta, ok := s.b.Topic(fp.Name)
 		switch {
+		case !s.can(c.reqCtx(), acl.Topic, fp.Name, acl.Consume):
+			r.code = kerr.TopicAuthorizationFailed.Code
 		case !ok && req.Version >= 13:
 			r.code = kerr.UnknownTopicID.Code
 		case !ok:

@@ -17,10 +17,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
-func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) listOffsets(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range req.Topics {
@@ -30,6 +31,11 @@ func (s *Server) listOffsets(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset = -1, -1
+			if !s.can(ctx, acl.Topic, rt.Topic, acl.Describe) {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			start, end, err := s.b.Offsets(rt.Topic, rp.Partition)
 			if err != nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code

@@ -16,12 +16,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
-func (s *Server) metadata(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) metadata(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: s.cfg.NodeID, Host: s.cfg.AdvertisedHost, Port: s.cfg.AdvertisedPort}}
@@ -37,9 +38,10 @@ func (s *Server) metadata(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.R
 	}
 
 	var names []string
-	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
 		for _, t := range s.b.Topics() {
-			if !strings.HasPrefix(t.Name, "__") {
+			if !strings.HasPrefix(t.Name, "__") && s.can(ctx, acl.Topic, t.Name, acl.Describe) {
 				names = append(names, t.Name)
 			}
 		}
@@ -62,7 +64,21 @@ func (s *Server) metadata(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.R
 	}
 	allowCreate := *s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, name := range names {
-		resp.Topics = append(resp.Topics, s.topicMetadata(name, allowCreate))
+		if !all && !s.can(ctx, acl.Topic, name, acl.Describe) {
+			rt := kmsg.NewMetadataResponseTopic()
+			rt.Topic = &name
+			rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
+		rt := s.topicMetadata(name, allowCreate && s.canCreateTopic(ctx, name))
+		if req.IncludeTopicAuthorizedOperations && req.Version >= 8 {
+			rt.AuthorizedOperations = s.authorizedOps(ctx, acl.Topic, name)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if req.IncludeClusterAuthorizedOperations && req.Version >= 8 && req.Version <= 10 {
+		resp.AuthorizedOperations = s.authorizedOps(ctx, acl.Cluster, acl.ClusterName)
 	}
 	if req.Topics == nil {
 		resp.Topics = append(resp.Topics, s.offsetsTopicMetadata())

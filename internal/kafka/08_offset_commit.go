@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
@@ -44,7 +45,7 @@ import (
 // offset.metadata.max.bytes default).
 const maxCommitMetadata = 4096
 
-func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) offsetCommit(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	for _, rt := range req.Topics {
@@ -75,6 +76,10 @@ func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		fillAll(kerr.InvalidGroupID.Code)
 		return resp, nil
 	}
+	if !s.can(ctx, acl.Group, req.Group, acl.Consume) {
+		fillAll(kerr.GroupAuthorizationFailed.Code)
+		return resp, nil
+	}
 	if code := s.groups.ValidateCommit(req.Group, memberID, inst, gen); code != 0 {
 		fillAll(code)
 		return resp, nil
@@ -98,6 +103,12 @@ func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (km
 				continue
 			}
 			name = t.Name
+		}
+		if !s.can(ctx, acl.Topic, name, acl.Consume) {
+			for j := range st.Partitions {
+				st.Partitions[j].ErrorCode = kerr.TopicAuthorizationFailed.Code
+			}
+			continue
 		}
 		offsets := map[int32]kgroup.Offset{}
 		for j, rp := range rt.Partitions {
@@ -123,7 +134,7 @@ func (s *Server) offsetCommit(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		if len(offsets) == 0 {
 			continue
 		}
-		perr, err := s.offsets.Commit(req.Group, name, offsets)
+		perr, err := s.offsets.CommitInTerm(groupsTermOf(ctx), req.Group, name, offsets)
 		if err != nil {
 			code := groupCommitErrCode(err)
 			for p := range offsets {

@@ -23,11 +23,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
-func (s *Server) offsetFetch(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) offsetFetch(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetFetchRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version < 8 {
@@ -38,7 +39,7 @@ func (s *Server) offsetFetch(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 				topics = append(topics, kmsg.OffsetFetchRequestGroupTopic{Topic: t.Topic, Partitions: t.Partitions})
 			}
 		}
-		g := s.fetchGroupOffsets(req.Version, req.Group, topics)
+		g := s.fetchGroupOffsets(ctx, req.Version, req.Group, topics)
 		resp.ErrorCode = g.ErrorCode
 		for _, t := range g.Topics {
 			rt := kmsg.NewOffsetFetchResponseTopic()
@@ -53,15 +54,19 @@ func (s *Server) offsetFetch(_ context.Context, _ *conn, kreq kmsg.Request) (kms
 		return resp, nil
 	}
 	for _, rg := range req.Groups {
-		resp.Groups = append(resp.Groups, s.fetchGroupOffsets(req.Version, rg.Group, rg.Topics))
+		resp.Groups = append(resp.Groups, s.fetchGroupOffsets(ctx, req.Version, rg.Group, rg.Topics))
 	}
 	return resp, nil
 }
 
 // fetchGroupOffsets answers one group; topics nil means all.
-func (s *Server) fetchGroupOffsets(version int16, group string, topics []kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
+func (s *Server) fetchGroupOffsets(ctx context.Context, version int16, group string, topics []kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
 	g := kmsg.NewOffsetFetchResponseGroup()
 	g.Group = group
+	if !s.can(ctx, acl.Group, group, acl.Describe) {
+		g.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return g
+	}
 	valid := kgroup.ValidID(group)
 	noMeta := ""
 	part := func(p int32, o kgroup.Offset) kmsg.OffsetFetchResponseGroupTopicPartition {
@@ -85,7 +90,7 @@ func (s *Server) fetchGroupOffsets(version int16, group string, topics []kmsg.Of
 				g.ErrorCode = groupCommitErrCode(err)
 				return g
 			}
-			if !ok {
+			if !ok || !s.can(ctx, acl.Topic, name, acl.Describe) {
 				continue
 			}
 			rt := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -114,6 +119,9 @@ func (s *Server) fetchGroupOffsets(version int16, group string, topics []kmsg.Of
 			} else {
 				code = kerr.UnknownTopicID.Code
 			}
+		}
+		if code == 0 && !s.can(ctx, acl.Topic, name, acl.Describe) {
+			code = kerr.TopicAuthorizationFailed.Code
 		}
 		var offs map[int32]kgroup.Offset
 		if code == 0 && valid {

@@ -18,11 +18,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (s *Server) findCoordinator(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) findCoordinator(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	keys := req.CoordinatorKeys
@@ -35,6 +36,9 @@ func (s *Server) findCoordinator(_ context.Context, _ *conn, kreq kmsg.Request) 
 		var msg string
 		switch {
 		case req.CoordinatorType == 0:
+			if !s.can(ctx, acl.Group, key, acl.Describe) {
+				c.ErrorCode, msg = kerr.GroupAuthorizationFailed.Code, "not authorized to describe the group"
+			}
 		case req.CoordinatorType == 1:
 			c.ErrorCode, msg = kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not supported"
 		case req.CoordinatorType == 2 && req.Version >= 6:

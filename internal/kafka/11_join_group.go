@@ -24,14 +24,20 @@ import (
 	"context"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 )
 
 func (s *Server) joinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.JoinGroupRequest)
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+	if !s.can(ctx, acl.Group, req.Group, acl.Consume) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	r := kgroup.JoinRequest{
 		Version:          req.Version,
 		Group:            req.Group,

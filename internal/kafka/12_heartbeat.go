@@ -10,12 +10,18 @@ package kafka
 import (
 	"context"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (s *Server) heartbeat(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) heartbeat(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if !s.can(ctx, acl.Group, req.Group, acl.Consume) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	inst := req.InstanceID
 	if req.Version < 3 {
 		inst = nil

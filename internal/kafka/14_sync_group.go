@@ -12,14 +12,20 @@ package kafka
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 )
 
 func (s *Server) syncGroup(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.SyncGroupRequest)
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	if !s.can(ctx, acl.Group, req.Group, acl.Consume) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	r := kgroup.SyncRequest{
 		Version:     req.Version,
 		Group:       req.Group,

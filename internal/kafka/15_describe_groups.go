@@ -17,22 +17,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 )
 
-// groupAuthorizedOps is READ | DELETE | DESCRIBE (ACL operation bits 3, 6
-// and 8).
-const groupAuthorizedOps = 1<<3 | 1<<6 | 1<<8
-
-func (s *Server) describeGroups(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) describeGroups(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, id := range req.Groups {
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group = id
+		if !s.can(ctx, acl.Group, id, acl.Describe) {
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
 		if req.IncludeAuthorizedOperations {
-			rg.AuthorizedOperations = groupAuthorizedOps
+			rg.AuthorizedOperations = s.authorizedOps(ctx, acl.Group, id)
 		}
 		if gi, ok := s.groups.Describe(id); ok {
 			rg.State, rg.ProtocolType, rg.Protocol = gi.State.String(), gi.ProtocolType, gi.Protocol

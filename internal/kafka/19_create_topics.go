@@ -39,6 +39,11 @@ func (s *Server) createTopics(ctx context.Context, _ *conn, kreq kmsg.Request) (
 			st.ErrorCode = code
 			st.ErrorMessage = &text
 		}
+		if !s.canCreateTopic(ctx, rt.Topic) {
+			msg(kerr.TopicAuthorizationFailed.Code, "not authorized to create the topic")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		cfg := catalog.TopicConfig{Durability: catalog.DurabilityDefault}
 		if rt.NumPartitions > 0 {
 			cfg.Partitions = rt.NumPartitions

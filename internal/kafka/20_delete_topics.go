@@ -5,12 +5,14 @@ package kafka
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
-func (s *Server) deleteTopics(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) deleteTopics(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	var names []string
@@ -29,6 +31,11 @@ func (s *Server) deleteTopics(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		n := name
 		st.Topic = &n
+		if !s.can(ctx, acl.Topic, name, acl.Admin) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		if t, ok := s.b.Topic(name); ok {
 			st.TopicID = kwire.UUIDBytes(t.ID)
 		}

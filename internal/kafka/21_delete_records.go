@@ -16,11 +16,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
-func (s *Server) deleteRecords(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) deleteRecords(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteRecordsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 	for _, rt := range req.Topics {
@@ -30,6 +31,11 @@ func (s *Server) deleteRecords(_ context.Context, _ *conn, kreq kmsg.Request) (k
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
+			if !s.can(ctx, acl.Topic, rt.Topic, acl.Admin) {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			start, err := s.b.DeleteRecords(rt.Topic, rp.Partition, rp.Offset)
 			switch {
 			case err == nil:

@@ -17,11 +17,12 @@ package kafka
 import (
 	"context"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (s *Server) offsetForLeaderEpoch(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) offsetForLeaderEpoch(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	for _, rt := range req.Topics {
@@ -31,6 +32,11 @@ func (s *Server) offsetForLeaderEpoch(_ context.Context, _ *conn, kreq kmsg.Requ
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
+			if !s.can(ctx, acl.Topic, rt.Topic, acl.Describe) {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			_, end, err := s.b.Offsets(rt.Topic, rp.Partition)
 			switch {
 			case err != nil:

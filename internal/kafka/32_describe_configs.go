@@ -23,11 +23,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
-func (s *Server) describeConfigs(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) describeConfigs(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range req.Resources {
@@ -38,31 +39,35 @@ func (s *Server) describeConfigs(_ context.Context, _ *conn, kreq kmsg.Request) 
 			sr.ErrorMessage = &msg
 		}
 		var cs []describedConfig
-		switch rr.ResourceType {
-		case kmsg.ConfigResourceTypeTopic:
-			meta, ok := s.b.Topic(rr.ResourceName)
-			if !ok {
-				fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %q not found", rr.ResourceName))
-				break
+		if code := s.configAuthz(ctx, rr.ResourceType, rr.ResourceName, acl.Describe); code != 0 {
+			fail(code, "not authorized to describe these configs")
+		} else {
+			switch rr.ResourceType {
+			case kmsg.ConfigResourceTypeTopic:
+				meta, ok := s.b.Topic(rr.ResourceName)
+				if !ok {
+					fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %q not found", rr.ResourceName))
+					break
+				}
+				cs = describeTopicConfigs(meta.Config, s.b.TopicDefaults(), rr.ConfigNames, s.topicReplicationFactor(meta))
+			case kmsg.ConfigResourceTypeBroker:
+				if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
+					fail(kerr.InvalidRequest.Code, fmt.Sprintf("this is broker %d, not %s", s.cfg.NodeID, rr.ResourceName))
+					break
+				}
+				cs = s.describeBrokerConfigs(rr.ConfigNames)
+			case kmsg.ConfigResourceTypeGroupConfig:
+				if !kgroup.ValidID(rr.ResourceName) {
+					fail(kerr.InvalidGroupID.Code, fmt.Sprintf("%q is not a valid group name", rr.ResourceName))
+					break
+				}
+				var err error
+				if cs, err = s.describeGroupConfigs(rr.ResourceName, rr.ConfigNames); err != nil {
+					fail(kwire.ErrCode(err), err.Error())
+				}
+			default:
+				fail(kerr.InvalidRequest.Code, fmt.Sprintf("configs of resource type %d are not supported", rr.ResourceType))
 			}
-			cs = describeTopicConfigs(meta.Config, s.b.TopicDefaults(), rr.ConfigNames, s.topicReplicationFactor(meta))
-		case kmsg.ConfigResourceTypeBroker:
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(s.cfg.NodeID)) {
-				fail(kerr.InvalidRequest.Code, fmt.Sprintf("this is broker %d, not %s", s.cfg.NodeID, rr.ResourceName))
-				break
-			}
-			cs = s.describeBrokerConfigs(rr.ConfigNames)
-		case kmsg.ConfigResourceTypeGroupConfig:
-			if !kgroup.ValidID(rr.ResourceName) {
-				fail(kerr.InvalidGroupID.Code, fmt.Sprintf("%q is not a valid group name", rr.ResourceName))
-				break
-			}
-			var err error
-			if cs, err = s.describeGroupConfigs(rr.ResourceName, rr.ConfigNames); err != nil {
-				fail(kwire.ErrCode(err), err.Error())
-			}
-		default:
-			fail(kerr.InvalidRequest.Code, fmt.Sprintf("configs of resource type %d are not supported", rr.ResourceType))
 		}
 		for _, c := range cs {
 			rc := kmsg.NewDescribeConfigsResponseResourceConfig()

@@ -11,16 +11,23 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func (s *Server) alterConfigs(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) alterConfigs(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.AlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if c := s.configAuthz(ctx, rr.ResourceType, rr.ResourceName, acl.Admin); c != 0 {
+			m := "not authorized to alter these configs"
+			sr.ErrorCode, sr.ErrorMessage = c, &m
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		var code int16
 		var msg string
 		switch rr.ResourceType {

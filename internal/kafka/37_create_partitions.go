@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
@@ -40,6 +41,8 @@ func (s *Server) createPartitions(ctx context.Context, _ *conn, kreq kmsg.Reques
 		}
 		meta, ok := s.b.Topic(rt.Topic)
 		switch {
+		case !s.can(ctx, acl.Topic, rt.Topic, acl.Admin):
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to alter topic %q", rt.Topic)
 		case named[rt.Topic] > 1:
 			fail(kerr.InvalidRequest.Code, "topic %q is named more than once", rt.Topic)
 		case !ok:

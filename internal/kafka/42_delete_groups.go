@@ -15,19 +15,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/errs"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 	"github.com/spoolmq/spool/internal/kafka/kwire"
 )
 
-func (s *Server) deleteGroups(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) deleteGroups(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	for _, id := range req.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = id
 		var msg string
-		rg.ErrorCode, msg = s.deleteGroup(id)
+		if s.can(ctx, acl.Group, id, acl.Admin) {
+			rg.ErrorCode, msg = s.deleteGroup(id)
+		} else {
+			rg.ErrorCode, msg = kerr.GroupAuthorizationFailed.Code, "not authorized to delete the group"
+		}
 		if rg.ErrorCode != 0 && req.Version >= 3 {
 			rg.ErrorMessage = &msg
 		}

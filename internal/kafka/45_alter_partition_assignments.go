@@ -23,14 +23,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/errs"
 )
 
-func (s *Server) alterPartitionAssignments(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) alterPartitionAssignments(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.AlterPartitionAssignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
+	if !s.can(ctx, acl.Cluster, acl.ClusterName, acl.Admin) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewAlterPartitionAssignmentsResponseTopic()
 		st.Topic = rt.Topic
@@ -87,9 +92,13 @@ func (s *Server) alterPartitionAssignments(_ context.Context, _ *conn, kreq kmsg
 	return resp, nil
 }
 
-func (s *Server) listPartitionReassignments(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) listPartitionReassignments(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListPartitionReassignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	if !s.can(ctx, acl.Cluster, acl.ClusterName, acl.Describe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	if s.cfg.Cluster == nil {
 		return resp, nil
 	}

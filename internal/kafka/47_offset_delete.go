@@ -16,14 +16,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 )
 
-func (s *Server) offsetDelete(_ context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) offsetDelete(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetDeleteRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
+		return resp, nil
+	}
+	if !s.can(ctx, acl.Group, req.Group, acl.Admin) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp, nil
 	}
 	gi, active := s.groups.Describe(req.Group)
@@ -41,6 +46,8 @@ func (s *Server) offsetDelete(_ context.Context, _ *conn, kreq kmsg.Request) (km
 		st.Topic = rt.Topic
 		code := int16(0)
 		switch {
+		case !s.can(ctx, acl.Topic, rt.Topic, acl.Consume):
+			code = kerr.TopicAuthorizationFailed.Code
 		case active && gi.Topics[rt.Topic]:
 			code = kerr.GroupSubscribedToTopic.Code
 		default:

@@ -39,11 +39,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/catalog"
 	"github.com/spoolmq/spool/internal/kafka/kshare"
 )
 
-func (s *Server) shareGroupHeartbeat(_ context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) shareGroupHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ShareGroupHeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.ShareGroupHeartbeatResponse)
 	fail := func(code int16, msg string) (kmsg.Response, error) {
@@ -67,6 +68,14 @@ func (s *Server) shareGroupHeartbeat(_ context.Context, c *conn, kreq kmsg.Reque
 	}
 	if err := catalog.ValidateName("share group", req.GroupID); err != nil {
 		return fail(kerr.InvalidGroupID.Code, err.Error()+" (share groups are Spool queue subscriptions)")
+	}
+	if !s.can(ctx, acl.Group, req.GroupID, acl.Consume) {
+		return fail(kerr.GroupAuthorizationFailed.Code, "not authorized to consume as the group")
+	}
+	for _, t := range req.SubscribedTopicNames {
+		if !s.can(ctx, acl.Topic, t, acl.Consume) {
+			return fail(kerr.TopicAuthorizationFailed.Code, "not authorized to consume topic "+t)
+		}
 	}
 	if herr := s.shares.Heartbeat(time.Now(), c.clientID, c.remoteHost(), req, resp); herr != nil {
 		return fail(herr.Code, herr.Msg)

@@ -78,6 +78,9 @@ func (s *Server) shareFetch(ctx context.Context, c *conn, kreq kmsg.Request) (km
 	if !ok {
 		return fail(kerr.InvalidRequest.Code, "group id and member id (1 to 36 characters) are required")
 	}
+	if code, msg := s.shareAuthz(ctx, group, shareTopicIDs(req)); code != 0 {
+		return fail(code, msg)
+	}
 	renew := req.Version >= 2 && req.IsRenewAck
 	var (
 		acks        []kshare.AckIn

@@ -26,7 +26,7 @@ import (
 	"github.com/spoolmq/spool/internal/kafka/kshare"
 )
 
-func (s *Server) shareAcknowledge(_ context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (s *Server) shareAcknowledge(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ShareAcknowledgeRequest)
 	resp := req.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
 	resp.AcquisitionLockTimeoutMillis = int32(shareDefaultLock.Milliseconds())
@@ -40,6 +40,9 @@ func (s *Server) shareAcknowledge(_ context.Context, c *conn, kreq kmsg.Request)
 	group, member, ok := kshare.ValidMember(req.GroupID, req.MemberID)
 	if !ok {
 		return fail(kerr.InvalidRequest.Code, "group id and member id (1 to 36 characters) are required")
+	}
+	if code, msg := s.shareAuthz(ctx, group, shareTopicIDs(req)); code != 0 {
+		return fail(code, msg)
 	}
 	if req.ShareSessionEpoch == 0 || req.ShareSessionEpoch < -1 {
 		return fail(kerr.InvalidShareSessionEpoch.Code, "acknowledgements need an open share session (opened by ShareFetch)")

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spoolmq/spool/internal/tlsutil"
@@ -35,6 +37,9 @@ type conn struct {
 	// certificate (tlsutil.PrincipalOf), "" for none: who the connection
 	// is, for authorization to come.
 	principal string
+	// authCtx is reqCtx's context, made for principal authCtxFor.
+	authCtx    context.Context
+	authCtxFor string
 	// sasl is the SASL exchange under way (17_sasl.go); saslDone: it
 	// succeeded. closeAfterWrite ends the connection once the current
 	// response is written (a failed authentication).
@@ -245,7 +250,7 @@ func (c *conn) startProduce(h reqHeader, body []byte) (finish func() kmsg.Respon
 	if err != nil {
 		return nil, err
 	}
-	return c.s.startProduce(c.s.ctx, req.(*kmsg.ProduceRequest)), nil
+	return c.s.startProduce(c.reqCtx(), req.(*kmsg.ProduceRequest)), nil
 }
 
 // decode notes the request's client id and decodes it.
@@ -320,11 +325,19 @@ func (c *conn) handle(h reqHeader, body []byte) (kmsg.Response, error) {
 		}
 		return nil, err
 	}
-	ctx := c.s.ctx
+	ctx := c.reqCtx()
 	if c.s.coordinates() {
-		c.s.syncGroupsTerm()
+		term, ok := c.s.syncGroupsTerm()
+		if !ok {
+			// Leader of the metadata group, but not yet coordinating: it
+			// has not applied its predecessors' entries.
+			if resp := groupError(req, kerr.CoordinatorLoadInProgress.Code); resp != nil {
+				return resp, nil
+			}
+		}
+		ctx = withGroupsTerm(ctx, term)
 	} else {
-		if resp := notCoordinator(req); resp != nil {
+		if resp := groupError(req, kerr.NotCoordinator.Code); resp != nil {
 			return resp, nil
 		}
 		if isShareData(req) {

@@ -13,7 +13,8 @@ package kafka
 // entries, the cluster names no coordinator (Controller -1).
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
+	"context"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -42,14 +43,20 @@ func (s *Server) coordinates() bool {
 // another term than the one they were formed in (kgroup.Coordinator.Reset):
 // between the two, other nodes coordinated them, and the generations this
 // node remembers would let a member that missed those rebalances commit
-// again with an assignment that is no longer its own.
-func (s *Server) syncGroupsTerm() {
-	if s.cfg.Cluster == nil || s.b == nil {
-		return
+// again with an assignment that is no longer its own. It returns the term
+// the groups now belong to (0 on a single node), ok false when this node
+// leads the metadata group but does not coordinate yet (it has not applied
+// its predecessors' entries): group state must not be used then.
+func (s *Server) syncGroupsTerm() (term uint64, ok bool) {
+	if s.cfg.Cluster == nil || s.b == nil || !s.b.Clustered() {
+		return 0, true
 	}
 	t := s.b.CoordinatorTerm()
-	if t == 0 || s.groupsTerm.Load() == t {
-		return
+	if t == 0 {
+		return 0, false
+	}
+	if s.groupsTerm.Load() == t {
+		return t, true
 	}
 	s.groupsMu.Lock()
 	defer s.groupsMu.Unlock()
@@ -60,12 +67,33 @@ func (s *Server) syncGroupsTerm() {
 			s.logger.Info("kafka: coordinating consumer groups again; their members join anew", "term", t, "previous_term", old)
 		}
 	}
+	return t, true
 }
 
-// notCoordinator answers a group request sent to a node that does not
-// coordinate groups, or returns nil for a request of another kind.
-func notCoordinator(req kmsg.Request) kmsg.Response {
-	code := kerr.NotCoordinator.Code
+type groupsTermKey struct{}
+
+// withGroupsTerm returns ctx carrying the coordination term of the group
+// state a request is handled with (syncGroupsTerm).
+func withGroupsTerm(ctx context.Context, term uint64) context.Context {
+	if term == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, groupsTermKey{}, term)
+}
+
+// groupsTermOf returns the term withGroupsTerm put in ctx (0: none, a
+// single node). A write that the group state authorized carries it, so
+// that it is refused if the coordination changed since (a commit checked
+// against one term's generations must not land in the next).
+func groupsTermOf(ctx context.Context) uint64 {
+	t, _ := ctx.Value(groupsTermKey{}).(uint64)
+	return t
+}
+
+// groupError answers a group request with code (NOT_COORDINATOR on a node
+// that does not coordinate groups, COORDINATOR_LOAD_IN_PROGRESS on one
+// about to), or returns nil for a request of another kind.
+func groupError(req kmsg.Request, code int16) kmsg.Response {
 	switch r := req.(type) {
 	case *kmsg.JoinGroupRequest:
 		resp := r.ResponseKind().(*kmsg.JoinGroupResponse)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/kafka/kfetch"
@@ -103,6 +104,11 @@ type Config struct {
 	Hooks Hooks
 	// Auth checks SASL credentials; nil: SASL is not offered.
 	Auth Authenticator
+	// Authz authorizes requests (ACLs); nil: everything is allowed.
+	Authz *acl.Authorizer
+	// ACLs is the rule store DescribeAcls, CreateAcls and DeleteAcls
+	// manage; nil: they answer SECURITY_DISABLED.
+	ACLs *acl.Store
 	// RequireAuth refuses every request but ApiVersions, SaslHandshake
 	// and SaslAuthenticate (closing the connection) until the connection
 	// authenticated with SASL or a verified client certificate.
@@ -231,6 +237,9 @@ func New(b *broker.Broker, cfg Config) *Server {
 		21: {0, 2, s.deleteRecords},
 		22: {0, 5, s.initProducerID},
 		23: {0, 4, s.offsetForLeaderEpoch},
+		29: {0, 3, s.describeACLs},
+		30: {0, 3, s.createACLs},
+		31: {0, 3, s.deleteACLs},
 		32: {0, 4, s.describeConfigs},
 		33: {0, 2, s.alterConfigs},
 		36: {0, 2, s.saslAuthenticate},

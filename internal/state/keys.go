@@ -137,6 +137,8 @@ var Spaces = []Space{
 	// The user store: users' SCRAM credentials and hashed API keys
 	// (internal/auth/users).
 	{Name: "auth", Prefix: "auth-", SubKind: "z/", Replicated: true},
+	// Access control rules (internal/auth/acl).
+	{Name: "acl", Prefix: "acl-", SubKind: "v/", Replicated: true},
 }
 
 // SpaceSubPrefix is the prefix of a space's records kept with a

@@ -64,6 +64,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -86,6 +87,14 @@ type Limits struct {
 	MaxMemberMetadata      int           // bytes of one member's protocol metadata
 	MaxGroupMetadata       int           // bytes of all members' protocol metadata in a group
 	MaxProtocols           int           // protocols one member may offer
+	// RejoinGrace is how long after Reset (this node coordinating again,
+	// every group forgotten) a group it has no members of refuses commits
+	// naming no member (COORDINATOR_LOAD_IN_PROGRESS, retriable): until
+	// its live members had time to find this coordinator and join, such
+	// a commit may come from a member that lost its membership and would
+	// move offsets back under them. Kafka's new coordinator loads the
+	// group's membership instead; Spool's is not replicated.
+	RejoinGrace time.Duration
 }
 
 // DefaultInitialDelay is the default wait of a group leaving Empty
@@ -105,6 +114,7 @@ func DefaultLimits() Limits {
 		MaxMemberMetadata: 1 << 20,
 		MaxGroupMetadata:  32 << 20,
 		MaxProtocols:      64,
+		RejoinGrace:       30 * time.Second,
 	}
 }
 
@@ -146,6 +156,7 @@ type Coordinator struct {
 	total    int                // members and outstanding member ids of all groups; guarded by mu
 	seq      uint64             // join order; guarded by mu
 	nextWake time.Time          // when Tick runs next, as far as the coordinator knows; zero: not scheduled; guarded by mu
+	reset    time.Time          // when Reset last forgot the groups (zero: never); guarded by mu
 
 	wake chan struct{} // capacity 1
 }
@@ -250,6 +261,31 @@ func (gc *Coordinator) Reset() {
 	}
 	clear(gc.groups)
 	gc.total = 0
+	gc.reset = gc.clock.Now()
+}
+
+// genEpoch is the origin of generations after Reset.
+var genEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// firstGeneration is a new group's first generation: 1, or after Reset
+// the quarter-seconds since genEpoch. A coordinator that forgot its groups
+// hands out generations above those its predecessor did (unless a group
+// rebalanced there more than four times a second on average): members
+// that missed the move still claim their partitions with the old
+// generation in their assignor data (KIP-341), and a sticky assignor
+// gives a partition claimed twice to the claim of the higher generation —
+// were generations to start at 1 again, to a member still holding records
+// of a partition another member had since consumed past. Called with mu
+// held.
+func (gc *Coordinator) firstGeneration() int32 {
+	if gc.reset.IsZero() {
+		return 1
+	}
+	q := gc.clock.Now().Sub(genEpoch) / (250 * time.Millisecond)
+	if q < 1 || q > math.MaxInt32/2 {
+		return 1
+	}
+	return int32(q)
 }
 
 // Wake returns a channel that receives when an operation scheduled a
@@ -474,8 +510,8 @@ func (g *cgroup) completeJoin(now time.Time) {
 		}
 	}
 	g.generation++
-	if g.generation <= 0 {
-		g.generation = 1
+	if g.generation <= 1 {
+		g.generation = g.gc.firstGeneration()
 	}
 	g.owners = nil
 	g.rebalanceDeadline, g.delayUntil = time.Time{}, time.Time{}

@@ -70,6 +70,15 @@ func notFound(err error) bool {
 // (FailedPrecondition: Kafka and native members of one subscription at once
 // are not supported), a damaged record, or a storage failure.
 func (o *Offsets) Commit(group, topic string, offsets map[int32]Offset) (map[int32]error, error) {
+	return o.CommitInTerm(0, group, topic, offsets)
+}
+
+// CommitInTerm is Commit authorized by group state of a cluster's
+// coordination term (broker.StreamCommit.Term): refused as not
+// coordinator unless this node still coordinates in that term, and its
+// write is refused if it reaches the metadata log in another. Term 0 is
+// Commit.
+func (o *Offsets) CommitInTerm(term uint64, group, topic string, offsets map[int32]Offset) (map[int32]error, error) {
 	if err := catalog.ValidateName("subscription", group); err != nil {
 		return nil, err
 	}
@@ -81,6 +90,7 @@ func (o *Offsets) Commit(group, topic string, offsets map[int32]Offset) (map[int
 		Offsets: offs,
 		Create:  &catalog.SubConfig{Mode: catalog.ModeStream, Start: catalog.Position{Kind: catalog.Earliest}},
 		Alone:   true,
+		Term:    term,
 		Records: func(v broker.StreamView) ([]broker.Record, error) {
 			stamp := v.Created.UnixNano()
 			recs := make([]broker.Record, 0, len(v.Commit))

@@ -418,7 +418,8 @@ func (gc *Coordinator) Leave(group string, members []LeaveMember) []int16 {
 
 // ValidateCommit checks an OffsetCommit's member and generation, as Kafka
 // does: a commit naming no member and no generation (-1) is only allowed
-// while the group has no members.
+// while the group has no members — and, after Reset, once RejoinGrace
+// has passed.
 func (gc *Coordinator) ValidateCommit(group, memberID string, instanceID *string, generation int32) int16 {
 	now := gc.clock.Now()
 	gc.mu.Lock()
@@ -426,10 +427,13 @@ func (gc *Coordinator) ValidateCommit(group, memberID string, instanceID *string
 	g := gc.group(group, false)
 	anonymous := generation < 0 && memberID == "" && instanceID == nil
 	if g == nil || len(g.members) == 0 {
-		if anonymous {
-			return 0
+		if !anonymous {
+			return kerr.UnknownMemberID.Code
 		}
-		return kerr.UnknownMemberID.Code
+		if !gc.reset.IsZero() && now.Before(gc.reset.Add(gc.lim.RejoinGrace)) {
+			return kerr.CoordinatorLoadInProgress.Code
+		}
+		return 0
 	}
 	if anonymous {
 		return kerr.UnknownMemberID.Code

@@ -184,7 +184,9 @@ func (r *Registry) getSchemas(req *http.Request) (any, error) {
 	q := req.URL.Query()
 	var out []versionJSON
 	for _, g := range r.All(q.Get("subjectPrefix"), flag(req, "deleted"), flag(req, "latestOnly")) {
-		out = append(out, toJSON(g))
+		if r.allows(req, g.Subject) {
+			out = append(out, toJSON(g))
+		}
 	}
 	if out == nil {
 		out = []versionJSON{}
@@ -195,6 +197,9 @@ func (r *Registry) getSchemas(req *http.Request) (any, error) {
 func (r *Registry) getSchemaByID(req *http.Request) (any, error) {
 	id, err := pathID(req)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.checkID(req, id); err != nil {
 		return nil, err
 	}
 	subject := req.URL.Query().Get("subject")
@@ -235,6 +240,9 @@ func (r *Registry) getRawSchemaByID(req *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkID(req, id); err != nil {
+		return nil, err
+	}
 	g, err := r.ByID(id, req.URL.Query().Get("subject"))
 	if err != nil {
 		return nil, err
@@ -253,6 +261,9 @@ func (r *Registry) getSubjectsOfID(req *http.Request) (any, error) {
 	}
 	out := []string{}
 	for _, sv := range svs {
+		if !r.allows(req, sv.Subject) {
+			continue
+		}
 		if len(out) == 0 || out[len(out)-1] != sv.Subject {
 			out = append(out, sv.Subject)
 		}
@@ -265,7 +276,17 @@ func (r *Registry) getVersionsOfID(req *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.VersionsOfID(id, flag(req, "deleted"))
+	svs, err := r.VersionsOfID(id, flag(req, "deleted"))
+	if err != nil {
+		return nil, err
+	}
+	out := svs[:0:0]
+	for _, sv := range svs {
+		if r.allows(req, sv.Subject) {
+			out = append(out, sv)
+		}
+	}
+	return out, nil
 }
 
 func (r *Registry) getSubjects(req *http.Request) (any, error) {
@@ -275,13 +296,19 @@ func (r *Registry) getSubjects(req *http.Request) (any, error) {
 		live := r.Subjects(prefix, false)
 		out := []string{}
 		for _, s := range all {
-			if !containsSorted(live, s) {
+			if !containsSorted(live, s) && r.allows(req, s) {
 				out = append(out, s)
 			}
 		}
 		return out, nil
 	}
-	return r.Subjects(prefix, flag(req, "deleted")), nil
+	out := []string{}
+	for _, s := range r.Subjects(prefix, flag(req, "deleted")) {
+		if r.allows(req, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 func containsSorted(xs []string, s string) bool {

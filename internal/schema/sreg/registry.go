@@ -46,6 +46,7 @@ type Registry struct {
 	formats map[schema.Type]schema.Format
 	logger  *slog.Logger
 	subs    func(topic, sub string) bool
+	allowed allowedHook
 
 	mu sync.RWMutex
 	m  *model // guarded by mu; changed only by ApplySpace's done
