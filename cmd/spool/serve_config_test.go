@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -60,7 +61,7 @@ func TestServePrecedence(t *testing.T) {
 		want.Topics.Durability = server.DurabilityNone // flag over file
 		want.Topics.RetentionBytes = 1_000_000_000     // file
 		want.Log.Format, want.Log.Level = "json", "warn"
-		if f != want {
+		if !reflect.DeepEqual(f, want) {
 			t.Errorf("%s: printed\n%s\nwant %+v", how, out, want)
 		}
 	}
