@@ -147,6 +147,9 @@ func (w *workload) startConsumers(n int) {
 				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 				fs := cl.PollFetches(ctx)
 				cancel()
+				// The membership the records were fetched in: the commit
+				// names it (see commit).
+				member, gen := cl.GroupMetadata()
 				mu.Lock()
 				s := session
 				mu.Unlock()
@@ -161,7 +164,7 @@ func (w *workload) startConsumers(n int) {
 					}
 				})
 				if len(next) > 0 {
-					w.commit(cl, i, next)
+					w.commit(cl, i, member, gen, next)
 				}
 				cl.AllowRebalance()
 			}
@@ -170,40 +173,59 @@ func (w *workload) startConsumers(n int) {
 }
 
 // commit commits a member's offsets and records each partition's outcome.
-func (w *workload) commit(cl *kgo.Client, client int, next map[int32]kgo.EpochOffset) {
+// It names the member and generation the records were polled in, as a
+// careful client does: kgo's own commit takes the membership current when
+// the request goes out, and a member that lost its membership while it
+// processed (the coordinator moved: group state is the coordinator's
+// memory) rejoins before its commit is sent, so that offsets of records
+// polled in the old membership would be committed in the new one, where
+// another member may have consumed the partition past them meanwhile —
+// no broker can tell such a commit from a good one. Named, it is refused
+// (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID) like the Java consumer's
+// CommitFailedException. A member without a membership commits nothing.
+func (w *workload) commit(cl *kgo.Client, client int, member string, gen int32, next map[int32]kgo.EpochOffset) {
+	if member == "" || gen < 0 {
+		return
+	}
 	ops := map[int32]*offsetOp{}
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.MemberID, req.Generation = w.group, member, gen
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = w.topic
 	for p, eo := range next {
 		ops[p] = w.l.offsetCall(w.group, client, p, true, eo.Offset)
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch = p, eo.Offset, eo.Epoch
+		rt.Partitions = append(rt.Partitions, rp)
 	}
+	req.Topics = append(req.Topics, rt)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{w.topic: next},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-			if resp != nil {
-				for _, t := range resp.Topics {
-					for _, p := range t.Partitions {
-						if op := ops[p.Partition]; op != nil {
-							// An error code is the last attempt's: the client
-							// retries a commit answered "coordinator not
-							// available", an answer that (in Kafka as here)
-							// may come after the write was proposed and
-							// still takes effect, and a later attempt can be
-							// refused (the member gone meanwhile). So a
-							// refused commit's outcome is unknown too.
-							err := kerr.ErrorForCode(p.ErrorCode)
-							w.l.offsetDone(op, 0, err, err == nil)
-							delete(ops, p.Partition)
-						}
-					}
+	resp, err := req.RequestWith(ctx, cl)
+	if resp != nil {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if op := ops[p.Partition]; op != nil {
+					// An error code is the last attempt's: the client
+					// retries a commit answered "coordinator not
+					// available", an answer that (in Kafka as here) may
+					// come after the write was proposed and still takes
+					// effect, and a later attempt can be refused (the
+					// member gone meanwhile). So a refused commit's outcome
+					// is unknown too.
+					perr := kerr.ErrorForCode(p.ErrorCode)
+					w.l.offsetDone(op, 0, perr, perr == nil)
+					delete(ops, p.Partition)
 				}
 			}
-			for _, op := range ops { // no answer: the outcome is unknown
-				if err == nil {
-					err = errors.New("no answer for the partition")
-				}
-				w.l.offsetDone(op, 0, err, false)
-			}
-		})
+		}
+	}
+	for _, op := range ops { // no answer: the outcome is unknown
+		if err == nil {
+			err = errors.New("no answer for the partition")
+		}
+		w.l.offsetDone(op, 0, err, false)
+	}
 }
 
 // stopConsumers waits until every acknowledged message was delivered (at
