@@ -249,9 +249,9 @@ type message struct {
 
 // called is a vulnerability the scanned code calls.
 type called struct {
-	id, module, fixed, summary string
-	example                    string // a trace, caller first
-	depth                      int    // its frames
+	id, module, fixed string
+	example           string // a trace, caller first
+	depth             int    // its frames
 }
 
 // check reads govulncheck's JSON stream from r, reports to w, and says
