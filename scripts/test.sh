@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, vet, every test with the race detector,
+# The whole test suite: formatting, vet, staticcheck, govulncheck, every test with the race detector,
 # a short run of every fuzz target, and the Kafka client compatibility suite
 # (scripts/compat.sh, which installs kcat, Node.js and npm with apt-get if missing).
 # nftables is installed with apt-get if missing (the e2e network partition test),
@@ -19,6 +19,11 @@ go vet ./...
 
 echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# Known vulnerabilities in the code's call graph (the database comes through
+# the module proxy: scripts/vulncheck.sh; SKIPPED when it cannot be fetched).
+echo "== govulncheck"
+./scripts/vulncheck.sh
 
 # The e2e network partition scenario cuts a node off with nftables (it
 # skips, saying why, without nft or root).

@@ -70,7 +70,7 @@ func ParsePeers(s string) (map[uint64]string, error) {
 }
 
 // check completes and checks the cluster settings.
-func (c *ClusterConfig) check(allowNonLoopback bool) []error {
+func (c *ClusterConfig) check() []error {
 	if !c.Enabled() {
 		return nil
 	}
@@ -92,7 +92,7 @@ func (c *ClusterConfig) check(allowNonLoopback bool) []error {
 	if c.Addr == "" {
 		c.Addr = own
 	}
-	if err := checkListenAddr("cluster", c.Addr, allowNonLoopback); err != nil {
+	if err := checkAddr("cluster", c.Addr); err != nil {
 		errList = append(errList, err)
 	}
 	if c.ID != "" {

@@ -51,9 +51,24 @@ type Config struct {
 	// listener (the registry still validates publishes and applies a
 	// cluster's changes).
 	SchemaRegistryAddr string
-	// AllowNonLoopback must be set to listen on a non-loopback address
-	// (allow-non-loopback): Spool has no authentication yet.
+	// Insecure accepts listeners on non-loopback addresses without
+	// authentication (insecure): without it, New refuses any listener
+	// (HTTPAddr, KafkaAddr, SchemaRegistryAddr, the cluster's addresses,
+	// DebugAddr) that is not on loopback unless Auth.Enabled (the debug
+	// listener: in any case). With it, the server logs a warning naming the
+	// exposed listeners at start and every minute while it runs.
+	Insecure bool
+	// AllowNonLoopback (allow-non-loopback) is Insecure's former name.
+	//
+	// Deprecated: set Insecure; this one still means it, and the server
+	// logs that it is deprecated.
 	AllowNonLoopback bool
+	// DebugAddr is the address of a listener the embedding program serves
+	// itself without authentication (spool serve --debug-addr: Go's
+	// profiles), "" for none. The server does not open it, but checks it as
+	// its own: on a non-loopback address it needs Insecure, even with
+	// Auth.Enabled, and Insecure's warnings name it.
+	DebugAddr string
 	// Logger receives the server's structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Storage configures the partition logs.
@@ -76,6 +91,10 @@ type Config struct {
 	// Auth turns authentication on (users and API keys,
 	// internal/auth/users); unset: off.
 	Auth AuthConfig
+
+	// insecureWarnEvery is how often an insecure server repeats its
+	// warning; 0: every minute. Tests shorten it.
+	insecureWarnEvery time.Duration
 }
 
 // StorageConfig configures the partition logs (the storage section of the
@@ -288,18 +307,25 @@ func (c Config) complete() (Config, error) {
 		check(fmt.Errorf("server: data directory: %w", err))
 	}
 	c.DataDir = abs
-	check(checkListenAddr("http", c.HTTPAddr, c.AllowNonLoopback))
+	if c.AllowNonLoopback {
+		c.Insecure = true // the deprecated name
+	}
+	check(checkAddr("http", c.HTTPAddr))
 	if c.KafkaAddr != "-" {
-		check(checkListenAddr("kafka", c.KafkaAddr, c.AllowNonLoopback))
+		check(checkAddr("kafka", c.KafkaAddr))
 	}
 	if c.SchemaRegistryAddr != "-" {
-		check(checkListenAddr("schema-registry", c.SchemaRegistryAddr, c.AllowNonLoopback))
+		check(checkAddr("schema-registry", c.SchemaRegistryAddr))
+	}
+	if c.DebugAddr != "" {
+		check(checkAddr("debug", c.DebugAddr))
 	}
 	if adv := c.KafkaAdvertisedAddr; adv != "" {
 		_, _, err := splitAdvertised(adv)
 		check(err)
 	}
-	errList = append(errList, c.Cluster.check(c.AllowNonLoopback)...)
+	errList = append(errList, c.Cluster.check()...)
+	check(c.checkExposure())
 	check(c.TLS.check(c.Cluster.Enabled()))
 	if c.Auth.Enabled && c.Cluster.Enabled() {
 		check(errors.New("server: auth.enabled on a cluster node: requests forwarded between nodes carry no credentials yet"))

@@ -17,8 +17,10 @@ import (
 // of the file is a field of Config too; FileConfig adds the log format and
 // level, from which Config makes the Logger.
 type FileConfig struct {
-	Data             string `yaml:"data"`
-	AllowNonLoopback bool   `yaml:"allow-non-loopback"`
+	Data     string `yaml:"data"`
+	Insecure bool   `yaml:"insecure"`
+	// AllowNonLoopback is Insecure's deprecated former name.
+	AllowNonLoopback bool `yaml:"allow-non-loopback"`
 	HTTP             struct {
 		Addr string `yaml:"addr"`
 	} `yaml:"http"`
@@ -50,6 +52,7 @@ func DefaultFileConfig() FileConfig {
 	d := DefaultConfig()
 	var f FileConfig
 	f.Data = d.DataDir
+	f.Insecure = d.Insecure
 	f.AllowNonLoopback = d.AllowNonLoopback
 	f.HTTP.Addr = d.HTTPAddr
 	f.Kafka.Addr = d.KafkaAddr
@@ -143,6 +146,7 @@ func (f FileConfig) Config() (Config, error) {
 		KafkaAdvertisedAddr:             f.Kafka.AdvertisedAddr,
 		KafkaGroupInitialRebalanceDelay: &delay,
 		SchemaRegistryAddr:              f.SchemaRegistry.Addr,
+		Insecure:                        f.Insecure,
 		AllowNonLoopback:                f.AllowNonLoopback,
 		Logger:                          logger,
 		Storage:                         f.Storage,

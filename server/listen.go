@@ -11,26 +11,8 @@ import (
 )
 
 // Every listener Spool opens is created here, so that TLS and
-// authentication can later wrap them in one place.
-
-// checkListenAddr refuses a non-loopback address unless allowed.
-func checkListenAddr(name, addr string, allow bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("server: %s address %q: %w", name, addr, err)
-	}
-	if allow {
-		return nil
-	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("server: %s address %q is not a loopback address; Spool has no authentication yet, so listening there needs --allow-non-loopback", name, addr)
-	}
-	return nil
-}
+// authentication can wrap them in one place; exposure.go checks their
+// addresses.
 
 // listen opens a TCP listener that accepts at most maxConns connections at
 // once (Config.MaxConnections); further clients wait in the kernel's

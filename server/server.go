@@ -82,6 +82,10 @@ type Server struct {
 	producersDone chan struct{}
 	node          *cluster.Node // nil: a single node
 	forward       *forwarder    // a cluster: publishes through other nodes
+	// insecureStop ends the insecure warning's repetition (warnExposure);
+	// insecureDone is closed when it has.
+	insecureStop chan struct{}
+	insecureDone chan struct{}
 }
 
 // New checks cfg, reporting every problem with it at once, and returns a
@@ -172,6 +176,7 @@ func (s *Server) Start() error {
 	}
 	s.logger.Info("spool started", "data", s.cfg.DataDir, "http", s.httpLn.Addr().String(), "kafka", kafkaAddr,
 		"tls", s.tls != nil, "topics", len(topics), "took", time.Since(t0).Round(time.Millisecond))
+	s.warnExposure()
 	return nil
 }
 
@@ -356,6 +361,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeLocked(ctx context.Context) error {
 	s.stopped = true
+	s.stopInsecureWarnings()
 	var errList []error
 	if s.api != nil {
 		s.api.SetReady(false)

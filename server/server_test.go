@@ -209,15 +209,6 @@ func TestDataDirectoryLock(t *testing.T) {
 	c.Shutdown(context.Background())
 }
 
-func TestNonLoopbackNeedsFlag(t *testing.T) {
-	if _, err := New(Config{HTTPAddr: "0.0.0.0:7070"}); err == nil || !strings.Contains(err.Error(), "loopback") {
-		t.Fatalf("non-loopback address accepted: %v", err)
-	}
-	if _, err := New(Config{HTTPAddr: "0.0.0.0:7070", AllowNonLoopback: true}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestMalformedAndOversizeRequests(t *testing.T) {
 	srv := start(t, t.TempDir())
 	defer srv.Shutdown(context.Background())

@@ -23,6 +23,7 @@ func newServeCmd() *cobra.Command {
 		durability  string
 		logFormat   string
 		logLevel    string
+		insecure    bool
 		allowNonLo  bool
 		debug       debugFlags
 		clusterOpt  server.ClusterConfig
@@ -64,6 +65,9 @@ func newServeCmd() *cobra.Command {
 			}
 			if f.Changed("log-level") {
 				fc.Log.Level = logLevel
+			}
+			if f.Changed("insecure") {
+				fc.Insecure = insecure
 			}
 			if f.Changed("allow-non-loopback") {
 				fc.AllowNonLoopback = allowNonLo
@@ -108,6 +112,7 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			logger := scfg.Logger
+			scfg.DebugAddr = debug.addr // checked with the server's listeners
 			srv, err := server.New(scfg)
 			if err != nil {
 				return err
@@ -116,11 +121,8 @@ func newServeCmd() *cobra.Command {
 			// start-up still gets a clean shutdown.
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if fc.AllowNonLoopback {
-				logger.Warn("listening on non-loopback addresses is allowed and Spool has no authentication yet: anyone who can reach the port can read and write everything")
-			}
 			logger.Info("starting", "version", versionString(), "data", srv.DataDir(), "default_durability", fc.Topics.Durability)
-			stopDebug, err := startDebug(debug, fc.AllowNonLoopback, logger)
+			stopDebug, err := startDebug(debug, logger)
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
@@ -146,7 +148,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&durability, "durability", string(def.Topics.Durability), "default durability of new topics: always, interval or none (interval and none can lose acknowledged data on power loss)")
 	f.StringVar(&logFormat, "log-format", def.Log.Format, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", def.Log.Level, "log level: debug, info, warn or error")
-	f.BoolVar(&allowNonLo, "allow-non-loopback", def.AllowNonLoopback, "allow listening on non-loopback addresses (there is no authentication yet)")
+	f.BoolVar(&insecure, "insecure", def.Insecure, "accept listeners on non-loopback addresses without authentication (auth.enabled off, or --debug-addr); warns every minute")
+	f.BoolVar(&allowNonLo, "allow-non-loopback", def.AllowNonLoopback, "deprecated: --insecure")
 	f.Uint64Var(&clusterOpt.NodeID, "node-id", 0, "this node's id in a cluster (with --peers; never reused)")
 	f.StringVar(&clusterOpt.Addr, "cluster-addr", "", "where this node listens for its peers (default: its address in --peers)")
 	f.StringVar(&clusterOpt.Peers, "peers", "", "the cluster's initial nodes, this one among them: 1=HOST:PORT,2=HOST:PORT,3=HOST:PORT (the same on every node)")

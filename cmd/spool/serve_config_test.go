@@ -73,7 +73,7 @@ func TestServeFlagDefaults(t *testing.T) {
 	f := newServeCmd().Flags()
 	for name, want := range map[string]string{
 		"data": def.Data, "http": def.HTTP.Addr, "kafka": def.Kafka.Addr, "durability": string(def.Topics.Durability),
-		"log-format": def.Log.Format, "log-level": def.Log.Level, "allow-non-loopback": "false",
+		"log-format": def.Log.Format, "log-level": def.Log.Level, "insecure": "false", "allow-non-loopback": "false",
 	} {
 		if got := f.Lookup(name).DefValue; got != want {
 			t.Errorf("--%s defaults to %q, want %q", name, got, want)

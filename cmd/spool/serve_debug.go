@@ -20,10 +20,11 @@ type debugFlags struct {
 }
 
 // startDebug serves Go's profiles (/debug/pprof/: CPU, heap, goroutines,
-// block, mutex, execution trace) on their own listener, loopback only
-// unless non-loopback addresses are allowed, and turns on the block and
-// mutex profiles at the given rates. It returns the stop function.
-func startDebug(d debugFlags, allowNonLoopback bool, logger *slog.Logger) (func(), error) {
+// block, mutex, execution trace) on their own listener, and turns on the
+// block and mutex profiles at the given rates. It returns the stop
+// function. The address has been checked with the server's listeners
+// (server.Config.DebugAddr): loopback only unless --insecure.
+func startDebug(d debugFlags, logger *slog.Logger) (func(), error) {
 	if d.addr == "" {
 		if d.blockRate != 0 || d.mutexFraction != 0 {
 			return nil, errors.New("--debug-block-profile-rate and --debug-mutex-profile-fraction need --debug-addr")
@@ -32,13 +33,6 @@ func startDebug(d debugFlags, allowNonLoopback bool, logger *slog.Logger) (func(
 	}
 	if d.blockRate < 0 || d.mutexFraction < 0 {
 		return nil, errors.New("profile rates must not be negative")
-	}
-	host, _, err := net.SplitHostPort(d.addr)
-	if err != nil {
-		return nil, fmt.Errorf("--debug-addr %q: %w", d.addr, err)
-	}
-	if ip := net.ParseIP(host); !allowNonLoopback && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-		return nil, fmt.Errorf("--debug-addr %q is not a loopback address (profiles show the process's memory; use --allow-non-loopback to bind elsewhere)", d.addr)
 	}
 	ln, err := net.Listen("tcp", d.addr)
 	if err != nil {
