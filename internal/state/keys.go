@@ -137,6 +137,9 @@ var Spaces = []Space{
 	// The user store: users' SCRAM credentials and hashed API keys
 	// (internal/auth/users).
 	{Name: "auth", Prefix: "auth-", SubKind: "z/", Replicated: true},
+	// Client quotas: producer and consumer byte rates and request rates
+	// per user and by default (internal/quota).
+	{Name: "quota", Prefix: "quota-", SubKind: "j/", Replicated: true},
 }
 
 // SpaceSubPrefix is the prefix of a space's records kept with a
