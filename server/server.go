@@ -27,6 +27,7 @@ import (
 	"github.com/spoolmq/spool/internal/console"
 	"github.com/spoolmq/spool/internal/kafka"
 	"github.com/spoolmq/spool/internal/producer"
+	"github.com/spoolmq/spool/internal/quota"
 	"github.com/spoolmq/spool/internal/schema/sreg"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/telemetry"
@@ -64,6 +65,7 @@ type Server struct {
 	kafkaErr chan error
 	registry *sreg.Registry
 	users    *users.Store // users and API keys (internal/auth/users)
+	quotas   *quota.Store // client quotas (quota.go)
 	srHTTP   *http.Server
 	srLn     net.Listener
 	srErr    chan error
@@ -223,6 +225,9 @@ func (s *Server) startLocked() error {
 		return fmt.Errorf("server: user store: %w", err)
 	}
 	s.users = us
+	if err := s.startQuotas(b); err != nil {
+		return err
+	}
 	if s.node != nil {
 		if err := s.node.StartMetadata(b); err != nil {
 			return err
@@ -249,6 +254,7 @@ func (s *Server) startLocked() error {
 	s.api.Handle("GET /metrics", s.tel.Handler())
 	s.api.Handle("GET /catalog", reg.CatalogHandler(b))
 	s.api.Handle("/spool/auth/", us.Handler())
+	s.mountQuotas()
 	if s.cfg.Auth.Enabled {
 		s.api.SetAuthenticator(us)
 	}
@@ -294,6 +300,7 @@ func (s *Server) startLocked() error {
 			Auth:                       s.users,
 			RequireAuth:                s.cfg.Auth.Enabled,
 			AllowPlainWithoutTLS:       s.cfg.Auth.AllowPlainWithoutTLS,
+			Quotas:                     s.quotas,
 		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()

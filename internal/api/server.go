@@ -19,6 +19,7 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/cluster"
 	"github.com/spoolmq/spool/internal/producer"
+	"github.com/spoolmq/spool/internal/quota"
 )
 
 // Limits bound the memory the native API can be made to use.
@@ -64,7 +65,8 @@ type Handler struct {
 	ready   atomic.Bool
 	cluster atomic.Pointer[cluster.Node] // nil: a single node
 
-	authn Authenticator // nil: authentication off (SetAuthenticator)
+	authn  Authenticator                 // nil: authentication off (SetAuthenticator)
+	quotas atomic.Pointer[quota.Limiter] // nil: no quotas (SetQuotas, quota.go)
 
 	checksMu sync.Mutex
 	checks   []func() []Problem
@@ -80,6 +82,7 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table, hooks Hooks) *
 	if hooks != nil {
 		opts = append(opts, connect.WithInterceptors(hookInterceptor{hooks}))
 	}
+	opts = append(opts, connect.WithInterceptors(quotaInterceptor{h}))
 	opts = append(opts,
 		connect.WithReadMaxBytes(lim.MaxRequestBytes),
 		// Requests may arrive gzip-compressed, but responses are not

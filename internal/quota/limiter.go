@@ -150,17 +150,31 @@ func (l *Limiter) Active() bool { return l != nil && l.tab.Load() != nil }
 // served) and returns the throttle that brings the principal back under
 // its quota, 0 when it is not over. "" is Anonymous.
 func (l *Limiter) Charge(principal string, k Kind, n int64) time.Duration {
-	return l.take(principal, k, n, true)
+	return l.take(principal, k, n, charge)
 }
 
 // Admit is for front ends that refuse rather than delay: while principal
 // is over its quota of kind k it returns how long until it is not, and
 // charges nothing; else it charges n and returns 0.
 func (l *Limiter) Admit(principal string, k Kind, n int64) time.Duration {
-	return l.take(principal, k, n, false)
+	return l.take(principal, k, n, admit)
 }
 
-func (l *Limiter) take(principal string, k Kind, n int64, always bool) time.Duration {
+// Record charges n units of kind k to principal, as Charge, for what was
+// already served (delivered bytes): a debt it makes delays or refuses the
+// principal's next request, which counts the throttle.
+func (l *Limiter) Record(principal string, k Kind, n int64) {
+	l.take(principal, k, n, record)
+}
+
+// How take charges.
+const (
+	charge = iota // always, noting a throttle
+	admit         // unless in debt, which it notes
+	record        // always, noting nothing
+)
+
+func (l *Limiter) take(principal string, k Kind, n int64, mode int) time.Duration {
 	if l == nil {
 		return 0
 	}
@@ -180,14 +194,14 @@ func (l *Limiter) take(principal string, k Kind, n int64, always bool) time.Dura
 	e := l.entry(principal, now)
 	b := &e.b[k]
 	b.refill(now, rate)
-	if !always && b.tokens < 0 {
+	if mode == admit && b.tokens < 0 {
 		d := b.delay(rate)
 		l.mu.Unlock()
 		l.note(k, d)
 		return d
 	}
 	b.tokens = max(b.tokens-float64(n), -rate*MaxThrottle.Seconds())
-	if !always {
+	if mode != charge {
 		l.mu.Unlock()
 		return 0 // admitted: a debt it made refuses the next request
 	}

@@ -47,8 +47,9 @@ type Telemetry struct {
 	conns    *prometheus.GaugeVec
 	accepted *prometheus.CounterVec
 
-	own []prometheus.Collector // Spool's own collectors (docs/metrics.md lists their series)
-	log *slog.Logger           // request logs, at debug level
+	own    []prometheus.Collector // Spool's own collectors (docs/metrics.md lists their series)
+	quotas quotaCollector         // the client quotas' throttles (quota.go)
+	log    *slog.Logger           // request logs, at debug level
 
 	mu sync.Mutex
 	bc *brokerCollector // nil until Bind
@@ -89,6 +90,7 @@ func New(logger *slog.Logger) *Telemetry {
 		t.reg.MustRegister(c)
 		t.own = append(t.own, c)
 	}
+	f(&t.quotas)
 
 	t.fsync = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "spool_storage_fsync_seconds",
 		Help: "Time of one fdatasync of a partition log's group commit.", Buckets: latencyBuckets})
