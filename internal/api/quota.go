@@ -9,10 +9,10 @@ package api
 // retrying. Streams are paced instead, as Kafka mutes a connection: the
 // opening of a stream counts as a request (and may be refused), each
 // PublishStream request counts against request_rate and
-// producer_byte_rate and the stream is not read for the throttle it
-// earned, and the responses of Consume and ReadTopic count against
-// consumer_byte_rate and the next is not sent for the throttle they
-// earned. With no quota set a call costs one atomic load.
+// producer_byte_rate and the stream is not read while the principal is
+// over either, and the responses of Consume and ReadTopic count against
+// consumer_byte_rate and none is sent while the principal is over it.
+// With no quota set a call costs one atomic load.
 
 import (
 	"context"
@@ -48,10 +48,8 @@ func (i quotaInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		proc := req.Spec().Procedure
 		switch proc {
 		case spoolv1connect.PublishServicePublishProcedure:
-			if m, ok := req.Any().(proto.Message); ok {
-				if d := l.Admit(p, quota.Produce, int64(proto.Size(m))); d > 0 {
-					return nil, overQuota(p, quota.Produce, d)
-				}
+			if d := l.Admit(p, quota.Produce, msgSize(req.Any())); d > 0 {
+				return nil, overQuota(p, quota.Produce, d)
 			}
 		case spoolv1connect.SubscriptionServiceListDeadLettersProcedure:
 			if d := l.Admit(p, quota.Fetch, 0); d > 0 {
@@ -59,9 +57,7 @@ func (i quotaInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			}
 			resp, err := next(ctx, req)
 			if err == nil {
-				if m, ok := resp.Any().(proto.Message); ok {
-					l.Record(p, quota.Fetch, int64(proto.Size(m)))
-				}
+				l.Record(p, quota.Fetch, msgSize(resp.Any()))
 			}
 			return resp, err
 		}
@@ -88,34 +84,30 @@ func (i quotaInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 	}
 }
 
-// pacedConn paces a stream by its principal's quotas.
+// pacedConn paces a stream by its principal's quotas: before it reads a
+// publish or sends a response it waits until the principal is under the
+// quotas that count them (whichever stream or connection made the debt),
+// and it charges what it read or sent.
 type pacedConn struct {
 	connect.StreamingHandlerConn
 	ctx     context.Context
 	l       *quota.Limiter
 	p       string
-	publish bool      // PublishStream: requests are publishes
-	recvAt  time.Time // no Receive before this
-	sendAt  time.Time // no Send before this
+	publish bool // PublishStream: requests are publishes
 }
 
 func (c *pacedConn) Receive(m any) error {
 	if !c.publish {
 		return c.StreamingHandlerConn.Receive(m)
 	}
-	if err := waitUntil(c.ctx, c.recvAt); err != nil {
+	if err := c.wait(quota.Request, quota.Produce); err != nil {
 		return err
 	}
 	if err := c.StreamingHandlerConn.Receive(m); err != nil {
 		return err
 	}
-	d := c.l.Charge(c.p, quota.Request, 1)
-	if pm, ok := m.(proto.Message); ok {
-		d = max(d, c.l.Charge(c.p, quota.Produce, int64(proto.Size(pm))))
-	}
-	if d > 0 {
-		c.recvAt = time.Now().Add(d)
-	}
+	c.l.Record(c.p, quota.Request, 1)
+	c.l.Record(c.p, quota.Produce, msgSize(m))
 	return nil
 }
 
@@ -123,18 +115,42 @@ func (c *pacedConn) Send(m any) error {
 	if c.publish {
 		return c.StreamingHandlerConn.Send(m)
 	}
-	if err := waitUntil(c.ctx, c.sendAt); err != nil {
+	if err := c.wait(quota.Fetch); err != nil {
 		return err
 	}
 	if err := c.StreamingHandlerConn.Send(m); err != nil {
 		return err
 	}
-	if pm, ok := m.(proto.Message); ok {
-		if d := c.l.Charge(c.p, quota.Fetch, int64(proto.Size(pm))); d > 0 {
-			c.sendAt = time.Now().Add(d)
+	c.l.Record(c.p, quota.Fetch, msgSize(m))
+	return nil
+}
+
+// wait waits until the principal is under its quotas of kinds.
+func (c *pacedConn) wait(kinds ...quota.Kind) error {
+	for _, k := range kinds {
+		for {
+			d := c.l.Admit(c.p, k, 0)
+			if d <= 0 {
+				break
+			}
+			if err := waitUntil(c.ctx, time.Now().Add(d)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// msgSize is a message's encoded size: a publish request's as it came
+// (the API decodes it itself), another's as protobuf.
+func msgSize(m any) int64 {
+	switch v := m.(type) {
+	case *encodedPublish:
+		return int64(len(v.data))
+	case proto.Message:
+		return int64(proto.Size(v))
+	}
+	return 0
 }
 
 // waitUntil waits until t or ctx's end.
