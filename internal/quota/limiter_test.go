@@ -167,3 +167,44 @@ func TestLimiterExpiryAndChange(t *testing.T) {
 		t.Fatal("quotas removed: still limited")
 	}
 }
+
+// Record charges in full, even in debt, and notes no throttle.
+func TestLimiterRecord(t *testing.T) {
+	l, _ := newTestLimiter(nil, rates{Fetch: 1000})
+	l.Record("p", Fetch, 3000)
+	l.Record("p", Fetch, 1000)
+	if d := l.Admit("p", Fetch, 0); d != 3*time.Second {
+		t.Fatalf("after recording 4000 at 1000/s: %v, want 3s", d)
+	}
+	if s := l.Stats(Fetch); s.Throttled != 1 || s.Time != 3*time.Second {
+		t.Fatalf("stats %+v: only the refusal counts", s)
+	}
+}
+
+// What a request pays with no quota set (a nil limiter, or one without
+// quotas) and with one.
+func BenchmarkLimiter(b *testing.B) {
+	b.Run("nil", func(b *testing.B) {
+		var l *Limiter
+		for range b.N {
+			if l.Active() {
+				l.Charge("p", Request, 1)
+			}
+		}
+	})
+	b.Run("none", func(b *testing.B) {
+		l := NewLimiter(nil)
+		for range b.N {
+			if l.Active() {
+				l.Charge("p", Request, 1)
+			}
+		}
+	})
+	b.Run("charge", func(b *testing.B) {
+		l := NewLimiter(nil)
+		l.set(&table{def: rates{Request: 1e12}})
+		for range b.N {
+			l.Charge("p", Request, 1)
+		}
+	})
+}
