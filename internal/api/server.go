@@ -65,11 +65,12 @@ type Handler struct {
 	ready   atomic.Bool
 	cluster atomic.Pointer[cluster.Node] // nil: a single node
 
-	authn  Authenticator                 // nil: authentication off (SetAuthenticator)
-	quotas atomic.Pointer[quota.Limiter] // nil: no quotas (SetQuotas, quota.go)
+	authn Authenticator // nil: authentication off (SetAuthenticator)
 
 	checksMu sync.Mutex
 	checks   []func() []Problem
+
+	quotas atomic.Pointer[quota.Limiter] // nil: no quotas (SetQuotas, quota.go)
 }
 
 // New returns the API handler for b; producers is the idempotent-producer

@@ -47,9 +47,10 @@ type Telemetry struct {
 	conns    *prometheus.GaugeVec
 	accepted *prometheus.CounterVec
 
-	own    []prometheus.Collector // Spool's own collectors (docs/metrics.md lists their series)
-	quotas quotaCollector         // the client quotas' throttles (quota.go)
-	log    *slog.Logger           // request logs, at debug level
+	quotas quotaCollector // the client quotas' throttles (quota.go)
+
+	own []prometheus.Collector // Spool's own collectors (docs/metrics.md lists their series)
+	log *slog.Logger           // request logs, at debug level
 
 	mu sync.Mutex
 	bc *brokerCollector // nil until Bind
