@@ -65,11 +65,11 @@ type Server struct {
 	kafkaErr chan error
 	registry *sreg.Registry
 	users    *users.Store // users and API keys (internal/auth/users)
-	quotas   *quota.Store // client quotas (quota.go)
 	srHTTP   *http.Server
 	srLn     net.Listener
 	srErr    chan error
 	tls      *tlsutil.Reloader // nil: no TLS
+	quotas   *quota.Store      // client quotas (quota.go)
 	// ratesStop ends the registry's rate sampler (the catalog's producing
 	// rates); ratesDone is closed when it has returned.
 	ratesStop context.CancelFunc
@@ -218,6 +218,9 @@ func (s *Server) startLocked() error {
 	}
 	s.registry = reg
 	b.SetSchemaValidator(reg)
+	if err := s.startQuotas(b); err != nil {
+		return err
+	}
 	// The user store applies the "auth" space's changes: there before
 	// the metadata group applies any, like the registry.
 	us, err := users.New(users.Config{Space: b.Space("auth"), Now: s.clock.Now})
@@ -225,9 +228,6 @@ func (s *Server) startLocked() error {
 		return fmt.Errorf("server: user store: %w", err)
 	}
 	s.users = us
-	if err := s.startQuotas(b); err != nil {
-		return err
-	}
 	if s.node != nil {
 		if err := s.node.StartMetadata(b); err != nil {
 			return err
@@ -253,8 +253,8 @@ func (s *Server) startLocked() error {
 	s.tel.Bind(b, s.api.Unready)
 	s.api.Handle("GET /metrics", s.tel.Handler())
 	s.api.Handle("GET /catalog", reg.CatalogHandler(b))
-	s.api.Handle("/spool/auth/", us.Handler())
 	s.mountQuotas()
+	s.api.Handle("/spool/auth/", us.Handler())
 	if s.cfg.Auth.Enabled {
 		s.api.SetAuthenticator(us)
 	}
@@ -294,13 +294,13 @@ func (s *Server) startLocked() error {
 			AdvertisedHost:             s.kafkaHost,
 			AdvertisedPort:             s.kafkaPort,
 			Producers:                  s.producers,
+			Quotas:                     s.quotas,
 			Hooks:                      s.tel.KafkaHooks(),
 			NodeID:                     s.kafkaNodeID(),
 			Cluster:                    s.kafkaCluster(),
 			Auth:                       s.users,
 			RequireAuth:                s.cfg.Auth.Enabled,
 			AllowPlainWithoutTLS:       s.cfg.Auth.AllowPlainWithoutTLS,
-			Quotas:                     s.quotas,
 		})
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
