@@ -100,6 +100,9 @@ type Config struct {
 	// makes one over its own space and drives it itself.
 	Producers *producer.Table
 	Logger    *slog.Logger
+	// Quotas are the client quotas, enforced on requests (quota.go) and
+	// managed with DescribeClientQuotas and AlterClientQuotas; nil: none.
+	Quotas *quota.Store
 	// Hooks hear requests and connections, for metrics; nil: nobody.
 	Hooks Hooks
 	// Auth checks SASL credentials; nil: SASL is not offered.
@@ -110,9 +113,6 @@ type Config struct {
 	RequireAuth bool
 	// AllowPlainWithoutTLS offers SASL PLAIN on connections without TLS.
 	AllowPlainWithoutTLS bool
-	// Quotas are the client quotas, enforced on requests (quota.go) and
-	// managed with DescribeClientQuotas and AlterClientQuotas; nil: none.
-	Quotas *quota.Store
 }
 
 // DefaultGroupInitialRebalanceDelay is the default of
