@@ -21,7 +21,7 @@ func TestQuotaPerUser(t *testing.T) {
 	if err := srv.users.AddUser("bob", "bob-secret"); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.quotas.Alter(quota.Entity{User: "alice"}, map[string]float64{quota.KeyRequestRate: 5}, nil); err != nil {
+	if err := srv.quotas.Alter(quota.Entity{User: "alice"}, map[string]float64{quota.KeyRequestRate: 2}, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
