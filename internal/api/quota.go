@@ -11,7 +11,8 @@ package api
 // PublishStream request counts against request_rate and
 // producer_byte_rate and the stream is not read while the principal is
 // over either, and the responses of Consume and ReadTopic count against
-// consumer_byte_rate and none is sent while the principal is over it.
+// consumer_byte_rate and none carrying messages is sent while the
+// principal is over it (heartbeats and results of acks go at once).
 // With no quota set a call costs one atomic load.
 
 import (
@@ -23,6 +24,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/auth"
 	"github.com/spoolmq/spool/internal/errs"
@@ -115,8 +117,10 @@ func (c *pacedConn) Send(m any) error {
 	if c.publish {
 		return c.StreamingHandlerConn.Send(m)
 	}
-	if err := c.wait(quota.Fetch); err != nil {
-		return err
+	if delivers(m) {
+		if err := c.wait(quota.Fetch); err != nil {
+			return err
+		}
 	}
 	if err := c.StreamingHandlerConn.Send(m); err != nil {
 		return err
@@ -139,6 +143,19 @@ func (c *pacedConn) wait(kinds ...quota.Kind) error {
 		}
 	}
 	return nil
+}
+
+// delivers reports whether a stream's response carries messages: only
+// those wait for the consumer byte rate, so that heartbeats and the
+// results of acks and commits are never held back.
+func delivers(m any) bool {
+	switch v := m.(type) {
+	case *spoolv1.ReadTopicResponse:
+		return true
+	case *spoolv1.ConsumeResponse:
+		return v.GetDeliveries() != nil
+	}
+	return false
 }
 
 // msgSize is a message's encoded size: a publish request's as it came

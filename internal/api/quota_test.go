@@ -186,3 +186,57 @@ func TestQuotaReadPaced(t *testing.T) {
 		t.Fatalf("second read: %d messages in %v under a quota of 10 KB/s", got, took)
 	}
 }
+
+// consumer_byte_rate paces a Consume stream's deliveries (the SDK's
+// consumer), while the session itself goes on.
+func TestQuotaConsumePaced(t *testing.T) {
+	ts := spooltest.StartServer(t, spooltest.Config(func(c *server.Config) { c.KafkaAddr = "-" }))
+	base := ts.URL()
+	createTopic(t, base, "t")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := ts.Client()
+	if _, err := c.CreateSubscription(ctx, "t", "s", client.SubscriptionConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 40, 1000
+	for range n {
+		if _, err := c.Publish(ctx, "t", client.Message{Value: make([]byte, size)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setQuota(t, base, map[string]float64{"consumer_byte_rate": 10_000})
+	got := make(chan time.Time, n+1)
+	k, err := c.NewConsumer("t", "s", func(_ context.Context, m *client.Message) error {
+		got <- time.Now()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- k.Run(rctx) }()
+	defer func() { stop(); <-done }()
+	for i := range n {
+		select {
+		case <-got:
+		case <-ctx.Done():
+			t.Fatalf("%d of %d messages consumed", i, n)
+		}
+	}
+	// The 40 KB delivered leave a debt of about 30 KB: the next message
+	// waits about 3 s at 10 KB/s.
+	start := time.Now()
+	if _, err := c.Publish(ctx, "t", client.Message{Value: []byte("late")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-got:
+		if d := at.Sub(start); d < time.Second {
+			t.Fatalf("the next message came after %v, over the quota", d)
+		}
+	case <-ctx.Done():
+		t.Fatal("the next message never came")
+	}
+}
