@@ -51,10 +51,10 @@ func (s *Server) authorizeHTTP(h http.Handler, checks func(*http.Request) []http
 	})
 }
 
-// managementChecks: users, keys and rules are the cluster's to manage
-// (admin); listing rules needs describe on it.
+// managementChecks: users, keys, rules and quotas are the cluster's to
+// manage (admin); listing rules or quotas needs describe on it.
 func managementChecks(r *http.Request) []httpCheck {
-	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/spool/auth/acls") {
+	if r.Method == http.MethodGet && (strings.HasPrefix(r.URL.Path, "/spool/auth/acls") || strings.HasPrefix(r.URL.Path, "/spool/auth/quotas")) {
 		return clusterOp(acl.Describe)
 	}
 	return clusterOp(acl.Admin)

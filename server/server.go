@@ -28,6 +28,7 @@ import (
 	"github.com/spoolmq/spool/internal/console"
 	"github.com/spoolmq/spool/internal/kafka"
 	"github.com/spoolmq/spool/internal/producer"
+	"github.com/spoolmq/spool/internal/quota"
 	"github.com/spoolmq/spool/internal/schema/sreg"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/telemetry"
@@ -70,6 +71,7 @@ type Server struct {
 	srLn     net.Listener
 	srErr    chan error
 	tls      *tlsutil.Reloader // nil: no TLS
+	quotas   *quota.Store      // client quotas (quota.go)
 	// ratesStop ends the registry's rate sampler (the catalog's producing
 	// rates); ratesDone is closed when it has returned.
 	ratesStop context.CancelFunc
@@ -223,6 +225,9 @@ func (s *Server) startLocked() error {
 	}
 	s.registry = reg
 	b.SetSchemaValidator(reg)
+	if err := s.startQuotas(b); err != nil {
+		return err
+	}
 	// The user store applies the "auth" space's changes: there before
 	// the metadata group applies any, like the registry.
 	us, err := users.New(users.Config{Space: b.Space("auth"), Now: s.clock.Now})
@@ -262,6 +267,7 @@ func (s *Server) startLocked() error {
 	s.tel.Bind(b, s.api.Unready)
 	s.api.Handle("GET /metrics", s.tel.Handler())
 	s.api.Handle("GET /catalog", s.authorizeHTTP(reg.CatalogHandler(b), func(*http.Request) []httpCheck { return clusterOp(acl.Describe) }, nil))
+	s.mountQuotas()
 	s.api.Handle("/spool/auth/", s.authorizeHTTP(us.Handler(), managementChecks, nil))
 	s.api.Handle("/spool/auth/acls", s.authorizeHTTP(acls.Handler(), managementChecks, nil))
 	if s.cfg.Auth.Enabled {
@@ -307,6 +313,7 @@ func (s *Server) startLocked() error {
 			AdvertisedHost:             s.kafkaHost,
 			AdvertisedPort:             s.kafkaPort,
 			Producers:                  s.producers,
+			Quotas:                     s.quotas,
 			Hooks:                      s.tel.KafkaHooks(),
 			NodeID:                     s.kafkaNodeID(),
 			Cluster:                    s.kafkaCluster(),

@@ -43,7 +43,7 @@ func newRootCmd() *cobra.Command {
 	}
 	addServerFlag(root)
 	root.AddCommand(newVersionCmd(), newServeCmd(), newBenchCmd(),
-		newTopicCmd(), newPubCmd(), newSubCmd(), newConsumeCmd(), newDLQCmd(), newClusterCmd(), newSchemaCmd(), newCatalogCmd(), newTopCmd(), newCertCmd(), newUserCmd(), newACLCmd())
+		newTopicCmd(), newPubCmd(), newSubCmd(), newConsumeCmd(), newDLQCmd(), newClusterCmd(), newSchemaCmd(), newCatalogCmd(), newTopCmd(), newCertCmd(), newUserCmd(), newACLCmd(), newQuotaCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return asUsage(c, err) })
 	markUsageErrors(root)
 	return root

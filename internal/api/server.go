@@ -21,6 +21,7 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/cluster"
 	"github.com/spoolmq/spool/internal/producer"
+	"github.com/spoolmq/spool/internal/quota"
 )
 
 // Limits bound the memory the native API can be made to use.
@@ -71,6 +72,8 @@ type Handler struct {
 
 	checksMu sync.Mutex
 	checks   []func() []Problem
+
+	quotas atomic.Pointer[quota.Limiter] // nil: no quotas (SetQuotas, quota.go)
 }
 
 // New returns the API handler for b; producers is the idempotent-producer
@@ -84,6 +87,7 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table, hooks Hooks) *
 		opts = append(opts, connect.WithInterceptors(hookInterceptor{hooks}))
 	}
 	opts = append(opts, connect.WithInterceptors(authzInterceptor{h}))
+	opts = append(opts, connect.WithInterceptors(quotaInterceptor{h}))
 	opts = append(opts,
 		connect.WithReadMaxBytes(lim.MaxRequestBytes),
 		// Requests may arrive gzip-compressed, but responses are not

@@ -42,6 +42,9 @@ var layer = map[string]int{
 	"internal/cluster": 4, "internal/schema/sreg": 4,
 	// The user store (SCRAM credentials, API keys) in a replicated space.
 	"internal/auth/users": 4, "internal/auth/acl": 4,
+	// Client quotas (byte and request rates per principal) in a
+	// replicated space, and their limiter.
+	"internal/quota": 4,
 	// Front ends and telemetry; the server's hooks for tests; the web
 	// console (pages over the broker and the registry).
 	"internal/api": 5, "internal/kafka": 5, "internal/telemetry": 5, "internal/serverhook": 5,

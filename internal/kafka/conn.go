@@ -201,6 +201,7 @@ func (c *conn) serve() {
 				"api", kmsg.NameForKey(h.key))
 			return
 		}
+		throttle := c.chargeRequest(h, len(body)) // quota.go
 		if h.key == 0 {
 			// Produce: queued now, answered by the connection's writer once
 			// durable, while the loop reads the next request.
@@ -213,9 +214,10 @@ func (c *conn) serve() {
 					"api", kmsg.NameForKey(h.key), "version", h.version, "err", err)
 				return
 			}
-			if !pp.push(h, finish) {
+			if !pp.push(h, c.throttledProduce(finish, throttle)) {
 				return // the writer failed: the connection is gone
 			}
+			c.mute(throttle)
 			continue
 		}
 		if pp != nil && !pp.drain() {
@@ -230,8 +232,10 @@ func (c *conn) serve() {
 				"api", kmsg.NameForKey(h.key), "version", h.version, "err", err)
 			return
 		}
+		throttle = c.throttleResponse(resp, throttle)
 		if resp == nil {
 			c.s.answered(h, nil)
+			c.mute(throttle)
 			continue
 		}
 		err = c.writeResponse(h, resp)
@@ -240,6 +244,7 @@ func (c *conn) serve() {
 		if err != nil || c.closeAfterWrite {
 			return
 		}
+		c.mute(throttle)
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 	"github.com/spoolmq/spool/internal/kafka/kshare"
 	"github.com/spoolmq/spool/internal/producer"
+	"github.com/spoolmq/spool/internal/quota"
 )
 
 // ClusterView is what Metadata tells of a cluster.
@@ -100,6 +101,9 @@ type Config struct {
 	// makes one over its own space and drives it itself.
 	Producers *producer.Table
 	Logger    *slog.Logger
+	// Quotas are the client quotas, enforced on requests (quota.go) and
+	// managed with DescribeClientQuotas and AlterClientQuotas; nil: none.
+	Quotas *quota.Store
 	// Hooks hear requests and connections, for metrics; nil: nobody.
 	Hooks Hooks
 	// Auth checks SASL credentials; nil: SASL is not offered.
@@ -175,6 +179,7 @@ type Server struct {
 	shares     *kshare.Groups  // share groups
 	sessions   *kfetch.Cache   // incremental fetch sessions
 	gcfgMu     sync.Mutex      // serializes group config changes (read, modify, store)
+	limiter    *quota.Limiter  // cfg.Quotas' limiter; nil: none
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -201,6 +206,9 @@ func New(b *broker.Broker, cfg Config) *Server {
 		s.hooks = nopHooks{}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.Quotas != nil {
+		s.limiter = cfg.Quotas.Limiter()
+	}
 	lim := kgroup.DefaultLimits()
 	lim.InitialDelay = max(0, *cfg.GroupInitialRebalanceDelay)
 	s.groups = kgroup.New(clock.Real, lim)
@@ -249,6 +257,8 @@ func New(b *broker.Broker, cfg Config) *Server {
 		45: {0, 1, s.alterPartitionAssignments},
 		46: {0, 0, s.listPartitionReassignments},
 		47: {0, 0, s.offsetDelete},
+		48: {0, 1, s.describeClientQuotas},
+		49: {0, 1, s.alterClientQuotas},
 		60: {0, 2, s.describeCluster},
 		76: {0, 1, s.shareGroupHeartbeat},
 		77: {0, 1, s.shareGroupDescribe},

@@ -139,6 +139,9 @@ var Spaces = []Space{
 	{Name: "auth", Prefix: "auth-", SubKind: "z/", Replicated: true},
 	// Access control rules (internal/auth/acl).
 	{Name: "acl", Prefix: "acl-", SubKind: "v/", Replicated: true},
+	// Client quotas: producer and consumer byte rates and request rates
+	// per user and by default (internal/quota).
+	{Name: "quota", Prefix: "quota-", SubKind: "j/", Replicated: true},
 }
 
 // SpaceSubPrefix is the prefix of a space's records kept with a
