@@ -53,6 +53,8 @@ var layer = map[string]int{
 	"server": 6,
 	// Programs, drivers and tests built on the server.
 	"internal/bench": 7, "internal/e2e": 7, "internal/spooltest": 7, "internal/arch": 7, "cmd/spool": 8,
+	// Tools of the test command (the offline vulnerability database).
+	"internal/tools/vulndb": 8,
 	// Tests of the deployment files (dashboard, scrape config, alerts)
 	// against docs/metrics.md, a real server and promtool.
 	"deploy": 7,
