@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,7 +123,14 @@ func (s *Server) startCluster(hadState bool) error {
 	if err != nil {
 		return err
 	}
-	n, err := cluster.New(cluster.Config{Identity: id, Listener: ln, Members: peers, State: s.st, Logger: s.logger, Join: c.Join})
+	var dial func(context.Context, string) (net.Conn, error)
+	if s.tls != nil {
+		// Mutual TLS between nodes: each presents its certificate, verified
+		// against tls.ca-file (docs/cluster.md, "TLS").
+		ln = tls.NewListener(ln, s.tls.PeerServerConfig())
+		dial = s.dialPeer
+	}
+	n, err := cluster.New(cluster.Config{Identity: id, Listener: ln, Members: peers, State: s.st, Logger: s.logger, Join: c.Join, Dial: dial})
 	if err != nil {
 		ln.Close()
 		return err
@@ -231,4 +240,15 @@ func (s *Server) kafkaCluster() kafka.ClusterView {
 		return nil
 	}
 	return kafkaView{n: s.node, self: s.cfg.Cluster.NodeID, b: s.broker, logger: s.logger}
+}
+
+// dialPeer connects to another node with TLS, verifying its certificate
+// for the host of addr.
+func (s *Server) dialPeer(ctx context.Context, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	d := tls.Dialer{Config: s.tls.PeerClientConfig(host)}
+	return d.DialContext(ctx, "tcp", addr)
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/spoolmq/spool/internal/tlsutil"
 )
 
 // Safe defaults. Every listener binds to loopback by default. A listener
@@ -91,13 +93,17 @@ func (c Config) serverListeners() []namedAddr {
 }
 
 // exposed returns the listeners of c (complete) on non-loopback addresses
-// without authentication: those of the server when auth.enabled is off,
-// and the debug listener, which has none.
+// without authentication: those of the server when auth.enabled is off —
+// but with mutual TLS required (tls.client-auth: require), a verified
+// client certificate authenticates every connection, and with TLS a
+// cluster's peer connections are always mutually authenticated — and the
+// debug listener, which has none.
 func (c Config) exposed() []namedAddr {
 	var out []namedAddr
-	if !c.Auth.Enabled {
+	mtls := c.TLS.Enabled() && c.TLS.ClientAuth == tlsutil.ClientAuthRequire
+	if !c.Auth.Enabled && !mtls {
 		for _, l := range c.serverListeners() {
-			if !isLoopback(l.addr) {
+			if !isLoopback(l.addr) && !(c.TLS.Enabled() && strings.HasPrefix(l.name, "cluster")) {
 				out = append(out, l)
 			}
 		}
@@ -132,8 +138,8 @@ func (c Config) checkExposure() error {
 	}
 	msg := fmt.Sprintf("server: refusing to listen on non-loopback addresses without authentication (%s): anyone who can reach them could read and write everything. ", joinAddrs(srv))
 	if c.Cluster.Enabled() {
-		msg += "Bind them to loopback, or accept the exposure with " + insecureOptions +
-			": a cluster node cannot enable authentication yet (requests between nodes carry no credentials), so on a cluster insecure is the only way"
+		msg += "Bind them to loopback, require client certificates (tls.client-auth: require: mutual TLS authenticates every connection, the nodes' to each other too), " +
+			"or accept the exposure with " + insecureOptions + ": a cluster node cannot enable authentication yet (auth.enabled: requests between nodes carry no credentials)"
 	} else {
 		msg += "Either enable authentication (auth.enabled: true, after creating a user and an API key with `spool user`: docs/operations.md, \"Users and keys\"), " +
 			"or accept the exposure with " + insecureOptions

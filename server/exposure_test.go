@@ -189,3 +189,23 @@ func TestExposureWarningsAtStart(t *testing.T) {
 		}
 	}
 }
+
+// TestMutualTLSIsAuthentication: with client certificates required, a
+// non-loopback listener needs neither auth.enabled nor insecure; a
+// cluster's peer listener with TLS is mutually authenticated too.
+func TestMutualTLSIsAuthentication(t *testing.T) {
+	mtls := TLSConfig{CertFile: "c", KeyFile: "k", CAFile: "ca", ClientAuth: "require"}
+	c := Config{HTTPAddr: "0.0.0.0:7070", KafkaAddr: "-", SchemaRegistryAddr: "-", TLS: mtls}
+	if got := c.exposed(); len(got) != 0 {
+		t.Errorf("mutual TLS required: exposed %v", got)
+	}
+	c.TLS.ClientAuth = "request"
+	if got := c.exposed(); len(got) != 1 {
+		t.Errorf("client certificates only requested: exposed %v, want the http listener", got)
+	}
+	cl := Config{HTTPAddr: "127.0.0.1:7070", KafkaAddr: "-", SchemaRegistryAddr: "-", TLS: TLSConfig{CertFile: "c", KeyFile: "k", CAFile: "ca"},
+		Cluster: ClusterConfig{NodeID: 1, Addr: "0.0.0.0:7001", Peers: "1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001"}}
+	if got := cl.exposed(); len(got) != 0 {
+		t.Errorf("a TLS cluster's peer listener: exposed %v", got)
+	}
+}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"sync"
 
 	"github.com/spoolmq/spool/client"
@@ -13,6 +15,10 @@ import (
 // that node leads (broker.Forwarder). One client per node address, kept
 // until the server closes.
 type forwarder struct {
+	// tls, when set, gives the TLS configuration of a connection to a
+	// node's host (the cluster speaks TLS).
+	tls func(host string) *tls.Config
+
 	mu      sync.Mutex
 	clients map[string]*client.Client
 	closed  bool
@@ -55,7 +61,17 @@ func (f *forwarder) client(addr string) (*client.Client, error) {
 	if c := f.clients[addr]; c != nil {
 		return c, nil
 	}
-	c, err := client.New("http://" + addr)
+	var c *client.Client
+	var err error
+	if f.tls != nil {
+		host, _, herr := net.SplitHostPort(addr)
+		if herr != nil {
+			return nil, herr
+		}
+		c, err = client.New("https://"+addr, client.WithTLS(f.tls(host)))
+	} else {
+		c, err = client.New("http://" + addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -199,6 +199,10 @@ func (s *Server) startLocked() error {
 	}
 	s.tracing = tracing
 	bcfg.Tracer = tracing.Broker()
+	// TLS first: a cluster node's peer connections speak it too.
+	if err := s.startTLS(); err != nil {
+		return err
+	}
 	if s.cfg.Cluster.Enabled() {
 		if err := s.startCluster(statErr == nil); err != nil {
 			return err
@@ -206,6 +210,9 @@ func (s *Server) startLocked() error {
 		bcfg.Meta = s.node
 		bcfg.Replicator = s.node.Replicator()
 		s.forward = &forwarder{}
+		if s.tls != nil {
+			s.forward.tls = s.tls.PeerClientConfig
+		}
 		bcfg.Forward = s.forward
 	}
 	b, err := broker.Open(bcfg)
@@ -287,9 +294,6 @@ func (s *Server) startLocked() error {
 	if s.node != nil {
 		s.api.SetCluster(s.node)
 	}
-	if err := s.startTLS(); err != nil {
-		return err
-	}
 	ln, err := listen("http", s.cfg.HTTPAddr, s.cfg.MaxConnections)
 	if err != nil {
 		return err
@@ -320,6 +324,7 @@ func (s *Server) startLocked() error {
 			Auth:                       s.users,
 			Authz:                      s.acls.Authorizer(),
 			ACLs:                       s.acls,
+			ForwardTLS:                 s.forwardTLS(),
 			RequireAuth:                s.cfg.Auth.Enabled,
 			AllowPlainWithoutTLS:       s.cfg.Auth.AllowPlainWithoutTLS,
 		})

@@ -14,8 +14,10 @@ import (
 // TLSConfig is the server's TLS (the tls section of the configuration
 // file; docs/config.md, "TLS" in docs/operations.md). With CertFile and
 // KeyFile set, every listener — the native API and console, Kafka, the
-// schema registry — speaks TLS only, with the one certificate; the files
-// are re-read when they change, without a restart.
+// schema registry, a cluster node's peer listener — speaks TLS only, with
+// the one certificate; the files are re-read when they change, without a
+// restart. Nodes of a cluster authenticate each other with it (mutual
+// TLS against CAFile).
 type TLSConfig struct {
 	// CertFile is the PEM certificate chain (tls.cert-file).
 	CertFile string `yaml:"cert-file"`
@@ -48,10 +50,10 @@ func (t TLSConfig) check(cluster bool) error {
 	if err := t.util(nil).Check(); err != nil {
 		return fmt.Errorf("server: tls: %w", err)
 	}
-	if cluster {
-		// Peers' raft traffic, and the publishes and share requests nodes
-		// forward to each other, do not speak TLS yet.
-		return errors.New("server: tls is not supported on a cluster node yet (cluster traffic between nodes is plaintext)")
+	if cluster && t.CAFile == "" {
+		// Nodes verify each other's certificates (mutual TLS between
+		// nodes: raft, forwarded publishes and share requests).
+		return errors.New("server: tls on a cluster node needs tls.ca-file: the CA that signed the nodes' certificates, which verify each other")
 	}
 	return nil
 }
@@ -103,4 +105,13 @@ func (s *Server) withPrincipal(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// forwardTLS is the TLS configuration of connections to other nodes'
+// listeners (nil without TLS).
+func (s *Server) forwardTLS() func(host string) *tls.Config {
+	if s.tls == nil || s.node == nil {
+		return nil
+	}
+	return s.tls.PeerClientConfig
 }

@@ -267,7 +267,7 @@ func TestTLSConfigChecks(t *testing.T) {
 			t.Errorf("%+v: %v", tc, err)
 		}
 	}
-	_, err := New(Config{DataDir: t.TempDir(), TLS: TLSConfig{CertFile: "c", KeyFile: "k"}, Logger: quiet,
+	_, err := New(Config{DataDir: t.TempDir(), TLS: TLSConfig{CertFile: "c", KeyFile: "k"}, Logger: quiet, // no ca-file
 		Cluster: ClusterConfig{NodeID: 1, Peers: "1=127.0.0.1:7946"}})
 	if err == nil || !strings.Contains(err.Error(), "cluster") {
 		t.Errorf("tls on a cluster: %v", err)

@@ -56,6 +56,8 @@ type Config struct {
 	// cluster add-node`): it does not bootstrap the metadata group but
 	// waits for the leader to send it the group's log.
 	Join bool
+	// Dial connects to peers (TLS when the cluster speaks it); nil: TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Node is a server's place in its cluster.
@@ -103,7 +105,7 @@ func New(cfg Config) (*Node, error) {
 	n.rafts = multiraft.New(multiraft.Config{ID: cfg.Node, Sender: senderFunc(n.send), Logger: cfg.Logger, Workers: 2, ElectionTicks: cfg.ElectionTicks,
 		SnapshotEntries: cfg.SnapshotEntries, SnapshotKeep: cfg.SnapshotKeep})
 	t, err := peer.New(peer.Config{Cluster: cfg.Cluster, Node: cfg.Node, Listener: cfg.Listener, Peers: peers,
-		Handle: n.rafts.Receive, Lost: n.rafts.PeerLost, Logger: cfg.Logger})
+		Handle: n.rafts.Receive, Lost: n.rafts.PeerLost, Logger: cfg.Logger, Dial: cfg.Dial})
 	if err != nil {
 		n.rafts.Close()
 		return nil, err

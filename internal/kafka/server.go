@@ -20,6 +20,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -110,6 +111,10 @@ type Config struct {
 	Auth Authenticator
 	// Authz authorizes requests (ACLs); nil: everything is allowed.
 	Authz *acl.Authorizer
+	// ForwardTLS, when set, gives the TLS configuration of a connection to
+	// another node's Kafka listener (share requests forwarded to the
+	// coordinator) for its host: the cluster speaks TLS.
+	ForwardTLS func(host string) *tls.Config
 	// ACLs is the rule store DescribeAcls, CreateAcls and DeleteAcls
 	// manage; nil: they answer SECURITY_DISABLED.
 	ACLs *acl.Store

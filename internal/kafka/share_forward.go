@@ -22,6 +22,7 @@ package kafka
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -108,6 +109,17 @@ func (c *conn) forward(ctx context.Context, req kmsg.Request) (kmsg.Response, er
 		nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
 		if err != nil {
 			return nil, err
+		}
+		if tc := c.s.cfg.ForwardTLS; tc != nil {
+			tconn := tls.Client(nc, tc(host))
+			hctx, cancel := context.WithTimeout(ctx, forwardDialTimeout)
+			err := tconn.HandshakeContext(hctx)
+			cancel()
+			if err != nil {
+				nc.Close()
+				return nil, err
+			}
+			nc = tconn
 		}
 		c.fwd = &forwardConn{node: id, nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
 	}

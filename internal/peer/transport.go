@@ -57,6 +57,10 @@ type Config struct {
 	// Snapshots receives snapshot frames (snapshot.go); nil: they are
 	// dropped (SetSnapshotHandler may set it later).
 	Snapshots SnapshotHandler
+	// Dial connects to a peer's listener (with TLS when the cluster
+	// speaks it: the listener is then a TLS listener too); nil: TCP.
+	// It must complete any handshake within the context.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // epoch is the origin of the transport's times: a time read once, with
@@ -372,8 +376,16 @@ func (p *peer) dialLoop() {
 
 func (p *peer) dial(addr string) (net.Conn, error) {
 	t := p.t
-	d := net.Dialer{Timeout: t.cfg.DialTimeout}
-	c, err := d.DialContext(t.ctx, "tcp", addr)
+	var c net.Conn
+	var err error
+	if t.cfg.Dial != nil {
+		ctx, cancel := context.WithTimeout(t.ctx, t.cfg.DialTimeout)
+		c, err = t.cfg.Dial(ctx, addr)
+		cancel()
+	} else {
+		d := net.Dialer{Timeout: t.cfg.DialTimeout}
+		c, err = d.DialContext(t.ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}

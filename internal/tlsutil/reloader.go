@@ -293,3 +293,56 @@ func ClientConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	}
 	return c, nil
 }
+
+// PeerServerConfig returns the configuration of a cluster listener: mutual
+// TLS, the peer's certificate verified against the CA file and required to
+// be a node's — good for both server and client authentication, as the
+// nodes' certificates are (a user's client certificate signed by the same
+// CA is not enough to speak raft).
+func (r *Reloader) PeerServerConfig() *tls.Config {
+	base := &tls.Config{MinVersion: r.minVersion}
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		r.Check()
+		m := r.cur.Load()
+		return &tls.Config{
+			MinVersion:       r.minVersion,
+			Certificates:     []tls.Certificate{*m.cert},
+			ClientAuth:       tls.RequireAndVerifyClientCert,
+			ClientCAs:        m.cas,
+			VerifyConnection: requireNodeCert,
+		}, nil
+	}
+	return base
+}
+
+// PeerClientConfig returns the configuration of connections to other
+// nodes (raft, forwarded requests): their certificates verified against
+// the CA file (the system's roots without one) for serverName, this
+// node's certificate presented.
+func (r *Reloader) PeerClientConfig(serverName string) *tls.Config {
+	m := r.cur.Load()
+	return &tls.Config{
+		MinVersion: r.minVersion,
+		RootCAs:    m.cas,
+		ServerName: serverName,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			r.Check()
+			return r.cur.Load().cert, nil
+		},
+	}
+}
+
+// requireNodeCert refuses a peer whose certificate is not a node's: one
+// without the server-authentication usage.
+func requireNodeCert(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("tls: a cluster peer must present its node certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
+			return nil
+		}
+	}
+	return fmt.Errorf("tls: certificate %q is not a node certificate (no server authentication usage)", PrincipalOf(leaf))
+}
