@@ -316,23 +316,12 @@ func decodeTopic(key, v []byte) (Topic, error) {
 func decodeTopicRecord(v []byte) (Topic, error) {
 	t, err := decodeTopicVersions(v)
 	if err == nil {
-		err = checkTime("creation time", t.Created)
+		err = state.CheckTime("creation time", t.Created)
 	}
 	if err != nil {
 		return Topic{}, err
 	}
 	return t, nil
-}
-
-// checkTime refuses a time no record can hold: the encoders write times in
-// UTC with a four-digit year, and a time stored with an offset (version 0
-// wrote the server's zone) may fall outside the years 0 to 9999 in UTC.
-// The server never wrote such a time, since it could not encode it.
-func checkTime(what string, t time.Time) error {
-	if y := t.UTC().Year(); y < 0 || y > 9999 {
-		return fmt.Errorf("%s %s is outside the years 0 to 9999 in UTC", what, t.Format(time.RFC3339Nano))
-	}
-	return nil
 }
 
 func decodeTopicVersions(v []byte) (Topic, error) {
@@ -473,7 +462,7 @@ func decodeSub(key, v []byte) (Subscription, error) {
 func decodeSubRecord(v []byte) (Subscription, error) {
 	s, err := decodeSubVersions(v)
 	if err == nil {
-		err = firstError([]error{checkTime("creation time", s.Created), checkTime("start time", s.Config.Start.Time)})
+		err = firstError([]error{state.CheckTime("creation time", s.Created), state.CheckTime("start time", s.Config.Start.Time)})
 	}
 	if err != nil {
 		return Subscription{}, err

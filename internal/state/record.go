@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Record framing (docs/format/state.md). Each record family is encoded by
@@ -77,6 +78,18 @@ func Fixed(v []byte, size int) error {
 		return fmt.Errorf("%d bytes, not %d: %w", len(v), size, &VersionError{Version: v[0], Max: 0})
 	}
 	return fmt.Errorf("%d bytes, not %d", len(v), size)
+}
+
+// CheckTime refuses a decoded time no record can hold again: encoders
+// write times RFC 3339 in UTC with a four-digit year (json.Marshal of a
+// time.Time fails otherwise), and a time stored with an offset may fall
+// outside the years 0 to 9999 in UTC. No encoder ever wrote such a time,
+// since none could.
+func CheckTime(what string, t time.Time) error {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("%s %s is outside the years 0 to 9999 in UTC", what, t.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // DecodeJSON decodes one JSON object into the struct w points to, refusing
