@@ -90,3 +90,26 @@ func FuzzDecodeSub(f *testing.F) {
 		}
 	})
 }
+
+// TestFormatV3EveryField: a version-3 topic record needs every field of
+// its config, those it shares with version 2 (an embedded struct) too.
+func TestFormatV3EveryField(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "format", "topic-orders.v3.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeTopic(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"partitions", "retention", "durability", "replicas", "schema_subject"} {
+		i := strings.Index(string(b), `"`+field+`":`)
+		if i < 0 {
+			t.Fatalf("no %s in %q", field, b)
+		}
+		j := i + strings.IndexAny(string(b[i:]), ",}")
+		cut := append(append([]byte{}, b[:i]...), b[j+1:]...)
+		if _, err := DecodeTopic(cut); err == nil || !strings.Contains(err.Error(), `"config.`+field+`" missing`) {
+			t.Errorf("without %s: %v", field, err)
+		}
+	}
+}
