@@ -1,10 +1,12 @@
 package kafka_test
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +40,20 @@ func (r *rawConn) closedNow() bool {
 // is closed without an answer and without reading the request's body,
 // and the allowed requests are bounded to small frames.
 func TestBadInputBeforeAuthentication(t *testing.T) {
-	srv := spooltest.StartServer(t, spooltest.Config(func(c *server.Config) { c.Auth = server.AuthConfig{Enabled: true} })).Server()
+	// alice is added before authentication is enabled (the native API
+	// then needs no key).
+	dir := t.TempDir()
+	first := spooltest.StartServer(t, spooltest.Dir(dir))
+	resp, err := http.Post(first.URL()+"/spool/auth/users", "application/json", strings.NewReader(`{"name":"alice","password":"alice-secret"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("add alice: %s", resp.Status)
+	}
+	first.Stop()
+	srv := spooltest.StartServer(t, spooltest.Dir(dir), spooltest.Config(func(c *server.Config) { c.Auth = server.AuthConfig{Enabled: true} })).Server()
 	addr := srv.KafkaAddr()
 
 	// closes: the connection must be closed, the case having allocated
@@ -136,6 +151,58 @@ func TestBadInputBeforeAuthentication(t *testing.T) {
 		}
 		if !c.closedNow() {
 			t.Fatal("connection kept after a failed authentication")
+		}
+	})
+	// Messages the SCRAM parser (xdg-go/scram v1.1.2) panicked on, which
+	// ended the process: a client-first message without a GS2 flag, and a
+	// client-final proof longer than the hash (after the server's nonce).
+	scram := func(t *testing.T, c *rawConn, msg []byte) *kmsg.SASLAuthenticateResponse {
+		t.Helper()
+		au := kmsg.NewPtrSASLAuthenticateRequest()
+		au.Version = 2
+		au.SASLAuthBytes = msg
+		aresp := kmsg.NewPtrSASLAuthenticateResponse()
+		aresp.Version = 2
+		if !c.roundTrip(reqFrame(au), aresp) {
+			t.Fatal("SaslAuthenticate not answered")
+		}
+		return aresp
+	}
+	handshake := func(t *testing.T) *rawConn {
+		c := dialRaw(t, addr)
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.Version = 1
+		hs.Mechanism = "SCRAM-SHA-256"
+		hresp := kmsg.NewPtrSASLHandshakeResponse()
+		hresp.Version = 1
+		if !c.roundTrip(reqFrame(hs), hresp) || hresp.ErrorCode != 0 {
+			t.Fatalf("SaslHandshake: %+v", hresp)
+		}
+		return c
+	}
+	t.Run("SCRAM client-first without a GS2 flag", func(t *testing.T) {
+		c := handshake(t)
+		if r := scram(t, c, []byte(",,,")); r.ErrorCode != kerr.SaslAuthenticationFailed.Code {
+			t.Fatalf("answered %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+		if !c.closedNow() {
+			t.Fatal("connection kept")
+		}
+	})
+	t.Run("SCRAM client-final with a long proof", func(t *testing.T) {
+		c := handshake(t)
+		r := scram(t, c, []byte("n,,n=alice,r=abc"))
+		_, rest, ok := strings.Cut(string(r.SASLAuthBytes), "r=")
+		if r.ErrorCode != 0 || !ok {
+			t.Fatalf("client-first: %v %q", kerr.ErrorForCode(r.ErrorCode), r.SASLAuthBytes)
+		}
+		nonce, _, _ := strings.Cut(rest, ",")
+		proof := base64.StdEncoding.EncodeToString(make([]byte, 48))
+		if r := scram(t, c, []byte("c=biws,r="+nonce+",p="+proof)); r.ErrorCode != kerr.SaslAuthenticationFailed.Code {
+			t.Fatalf("answered %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+		if !c.closedNow() {
+			t.Fatal("connection kept")
 		}
 	})
 	t.Run("Metadata after a SaslHandshake, before SaslAuthenticate", func(t *testing.T) {
