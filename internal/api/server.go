@@ -64,6 +64,7 @@ func (l Limits) withDefaults() Limits {
 // Handler serves the native API.
 type Handler struct {
 	mux     *http.ServeMux
+	maxBody int // Limits.MaxRequestBytes
 	ready   atomic.Bool
 	cluster atomic.Pointer[cluster.Node] // nil: a single node
 
@@ -81,7 +82,7 @@ type Handler struct {
 // InitProducer); hooks, if not nil, hear every call.
 func New(b *broker.Broker, lim Limits, producers *producer.Table, hooks Hooks) *Handler {
 	lim = lim.withDefaults()
-	h := &Handler{mux: http.NewServeMux()}
+	h := &Handler{mux: http.NewServeMux(), maxBody: lim.MaxRequestBytes}
 	opts := codecs()
 	if hooks != nil {
 		opts = append(opts, connect.WithInterceptors(hookInterceptor{hooks}))
@@ -191,5 +192,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r = ar
 	}
+	boundBody(r, h.maxBody) // body.go
 	h.mux.ServeHTTP(w, r)
 }

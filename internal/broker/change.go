@@ -100,35 +100,60 @@ func (b *Broker) metaCommit(data []byte) error {
 // outcome: a refusal that every node reaches alike (errs codes such as
 // TopicExists), or a StorageFailed error local to this node.
 func (b *Broker) ApplyChange(data []byte, term uint64, stamp catalog.Stamp) error {
+	e, err := decodeEntry(data)
+	if err != nil {
+		return err
+	}
+	var stamps []catalog.Stamp
+	if stamp != nil {
+		stamps = []catalog.Stamp{stamp}
+	}
+	switch {
+	case e.space != nil:
+		return b.applySpace(e.space.name, e.space.body, stamps)
+	case e.subWrite != nil:
+		return b.applySubWrite(e.subWrite, term, stamps)
+	}
+	return b.applyChange(e.change, stamp)
+}
+
+// metaEntry is an entry of the metadata group, decoded: a replicated
+// space's change, a subscription's consumer state, or a catalog change.
+type metaEntry struct {
+	space    *spaceChange
+	subWrite *subWrite
+	change   change
+}
+
+type spaceChange struct {
+	name string
+	body []byte // the space's own encoding, for its applier
+}
+
+// decodeEntry decodes an entry of the metadata group; the error is an
+// InvalidArgument one.
+func decodeEntry(data []byte) (metaEntry, error) {
 	if len(data) > 0 && changeKind(data[0]) == changeSpace {
 		r := state.NewReader(data[1:])
-		name := r.Str()
-		body := r.Take(r.Left())
+		sc := &spaceChange{name: r.Str()}
+		sc.body = r.Take(r.Left())
 		if err := r.Done(); err != nil {
-			return errs.Wrap(errs.InvalidArgument, err, "space change")
+			return metaEntry{}, errs.Wrap(errs.InvalidArgument, err, "space change")
 		}
-		var stamps []catalog.Stamp
-		if stamp != nil {
-			stamps = []catalog.Stamp{stamp}
-		}
-		return b.applySpace(name, body, stamps)
+		return metaEntry{space: sc}, nil
 	}
 	if len(data) > 0 && changeKind(data[0]) == changeSubState {
 		w, err := decodeSubWrite(state.NewReader(data[1:]))
 		if err != nil {
-			return errs.Wrap(errs.InvalidArgument, err, "consumer state change")
+			return metaEntry{}, errs.Wrap(errs.InvalidArgument, err, "consumer state change")
 		}
-		var stamps []catalog.Stamp
-		if stamp != nil {
-			stamps = []catalog.Stamp{stamp}
-		}
-		return b.applySubWrite(w, term, stamps)
+		return metaEntry{subWrite: w}, nil
 	}
 	c, err := decodeChange(data)
 	if err != nil {
-		return errs.Wrap(errs.InvalidArgument, err, "catalog change")
+		return metaEntry{}, errs.Wrap(errs.InvalidArgument, err, "catalog change")
 	}
-	return b.applyChange(c, stamp)
+	return metaEntry{change: c}, nil
 }
 
 func (b *Broker) applyChange(c change, stamp catalog.Stamp) error {

@@ -53,6 +53,17 @@ func decodeHalt(key, v []byte) (Halt, error) {
 }
 
 func decodeHaltRecord(v []byte) (Halt, error) {
+	h, err := decodeHaltVersions(v)
+	if err == nil {
+		err = state.CheckTime("time", h.Time)
+	}
+	if err != nil {
+		return Halt{}, err
+	}
+	return h, nil
+}
+
+func decodeHaltVersions(v []byte) (Halt, error) {
 	ver, payload, err := state.Version(v, haltRecordVersion, true)
 	if err != nil {
 		return Halt{}, err

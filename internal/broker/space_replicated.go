@@ -58,11 +58,17 @@ func (sp *Space) Decide(change []byte) error {
 	if b.cfg.Meta == nil {
 		return b.applySpace(sp.sp.Name, change, nil)
 	}
+	return b.metaCommit(encodeSpaceChange(sp.sp.Name, change))
+}
+
+// encodeSpaceChange encodes a replicated space's change as an entry of
+// the metadata group: the kind, the space's name (uint32 length ‖ bytes),
+// then the change as the space encodes it.
+func encodeSpaceChange(name string, change []byte) []byte {
 	data := []byte{byte(changeSpace)}
-	data = binary.BigEndian.AppendUint32(data, uint32(len(sp.sp.Name)))
-	data = append(data, sp.sp.Name...)
-	data = append(data, change...)
-	return b.metaCommit(data)
+	data = binary.BigEndian.AppendUint32(data, uint32(len(name)))
+	data = append(data, name...)
+	return append(data, change...)
 }
 
 func (b *Broker) spaceAppliers() []SpaceApplier {

@@ -314,6 +314,17 @@ func decodeTopic(key, v []byte) (Topic, error) {
 }
 
 func decodeTopicRecord(v []byte) (Topic, error) {
+	t, err := decodeTopicVersions(v)
+	if err == nil {
+		err = state.CheckTime("creation time", t.Created)
+	}
+	if err != nil {
+		return Topic{}, err
+	}
+	return t, nil
+}
+
+func decodeTopicVersions(v []byte) (Topic, error) {
 	ver, payload, err := state.Version(v, topicRecordVersion, true)
 	if err != nil {
 		return Topic{}, err
@@ -449,6 +460,17 @@ func decodeSub(key, v []byte) (Subscription, error) {
 }
 
 func decodeSubRecord(v []byte) (Subscription, error) {
+	s, err := decodeSubVersions(v)
+	if err == nil {
+		err = firstError([]error{state.CheckTime("creation time", s.Created), state.CheckTime("start time", s.Config.Start.Time)})
+	}
+	if err != nil {
+		return Subscription{}, err
+	}
+	return s, nil
+}
+
+func decodeSubVersions(v []byte) (Subscription, error) {
 	ver, payload, err := state.Version(v, recordVersion, true)
 	if err != nil {
 		return Subscription{}, err

@@ -116,6 +116,11 @@ func (m *metaMachine) SnapshotData() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return encodeMetaSnapshot(kvs), nil
+}
+
+// encodeMetaSnapshot encodes a snapshot's records.
+func encodeMetaSnapshot(kvs []broker.KV) []byte {
 	out := []byte{metaSnapshotVersion}
 	out = binary.BigEndian.AppendUint32(out, uint32(len(kvs)))
 	for _, kv := range kvs {
@@ -124,7 +129,7 @@ func (m *metaMachine) SnapshotData() ([]byte, error) {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(kv.Value)))
 		out = append(out, kv.Value...)
 	}
-	return out, nil
+	return out
 }
 
 // decodeMetaSnapshot splits a snapshot's data into the broker's records

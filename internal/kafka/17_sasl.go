@@ -3,7 +3,13 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -104,7 +110,8 @@ func (s *Server) saslAuthenticate(_ context.Context, c *conn, kreq kmsg.Request)
 		c.authenticate(user)
 		return resp, nil
 	case mechSHA256, mechSHA512:
-		if c.sasl.conv == nil {
+		first := c.sasl.conv == nil
+		if first {
 			gen, mech := scram.SHA256, c.sasl.mech
 			if mech == mechSHA512 {
 				gen = scram.SHA512
@@ -118,7 +125,7 @@ func (s *Server) saslAuthenticate(_ context.Context, c *conn, kreq kmsg.Request)
 			c.sasl.conv = srv.NewConversation()
 		}
 		conv := c.sasl.conv
-		out, err := conv.Step(string(req.SASLAuthBytes))
+		out, err := scramStep(conv, c.sasl.mech, first, string(req.SASLAuthBytes))
 		if err != nil {
 			s.logger.Info("kafka SASL authentication failed", "remote", c.nc.RemoteAddr().String(), "mechanism", c.sasl.mech,
 				"user", conv.Username())
@@ -134,6 +141,37 @@ func (s *Server) saslAuthenticate(_ context.Context, c *conn, kreq kmsg.Request)
 		return resp, nil
 	}
 	return fail(kerr.IllegalSaslState.Code, "unknown mechanism")
+}
+
+// scramStep takes a SCRAM client message to the conversation, having
+// refused what its parser (github.com/xdg-go/scram v1.1.2) panics on: a
+// client-first message with an empty GS2 flag (",,n=…") and a client-final
+// proof longer than the mechanism's hash. A panic there would end the
+// process, before authentication; any other is an authentication failure.
+func scramStep(conv *scram.ServerConversation, mech string, first bool, msg string) (out string, err error) {
+	size := sha256.Size
+	if mech == mechSHA512 {
+		size = sha512.Size
+	}
+	if first {
+		// The GS2 header starts with n, y or p=.
+		if !strings.HasPrefix(msg, "n,") && !strings.HasPrefix(msg, "y,") && !strings.HasPrefix(msg, "p=") {
+			return "", errors.New("SCRAM client-first message without a GS2 header")
+		}
+	} else if i := strings.LastIndexByte(msg, ','); i >= 0 {
+		// The proof is the last field.
+		if p, ok := strings.CutPrefix(msg[i+1:], "p="); ok {
+			if proof, err := base64.StdEncoding.DecodeString(p); err != nil || len(proof) != size {
+				return "", fmt.Errorf("SCRAM proof is not %d bytes in base64", size)
+			}
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = "", fmt.Errorf("SCRAM message refused by the parser: %v", r)
+		}
+	}()
+	return conv.Step(msg)
 }
 
 // authenticate makes user the connection's principal.

@@ -266,7 +266,15 @@ func (c *conn) decode(h reqHeader, body []byte) (kmsg.Request, apiEntry, error) 
 	return c.s.decode(h, body)
 }
 
+// maxPreAuthRequestBytes bounds a request frame before the connection
+// authenticated (when authentication is required): ApiVersions and SASL
+// messages are a few hundred bytes (Kafka bounds them by
+// sasl.server.max.receive.size, 512 KiB).
+const maxPreAuthRequestBytes = 64 << 10
+
 // readRequest reads one frame, bounded before allocation, and its header.
+// Before a required authentication only the APIs in saslOpen are read, in
+// frames of at most maxPreAuthRequestBytes.
 func (c *conn) readRequest() ([]byte, reqHeader, error) {
 	var h reqHeader
 	var sz [4]byte
@@ -283,8 +291,20 @@ func (c *conn) readRequest() ([]byte, reqHeader, error) {
 	if err != nil {
 		return nil, h, err
 	}
-	if key := int16(binary.BigEndian.Uint16(head)); key != 0 && int(n) > c.s.cfg.MaxSmallRequestBytes {
+	key := int16(binary.BigEndian.Uint16(head))
+	if key != 0 && int(n) > c.s.cfg.MaxSmallRequestBytes {
 		return nil, h, fmt.Errorf("kafka: %s request of %d bytes exceeds %d", kmsg.NameForKey(key), n, c.s.cfg.MaxSmallRequestBytes)
+	}
+	if c.s.cfg.RequireAuth && c.principal == "" {
+		// Before authentication only ApiVersions and the SASL exchange
+		// are served, and their frames are small: anything else is
+		// refused before its body is read.
+		if !saslOpen[key] {
+			return nil, h, fmt.Errorf("kafka: %s request before authentication", kmsg.NameForKey(key))
+		}
+		if n > maxPreAuthRequestBytes {
+			return nil, h, fmt.Errorf("kafka: %s request of %d bytes before authentication exceeds %d", kmsg.NameForKey(key), n, maxPreAuthRequestBytes)
+		}
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(c.r, body); err != nil {

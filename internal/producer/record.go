@@ -240,6 +240,12 @@ func decodeSnapshotV0(p []byte) (producerSnapshot, error) {
 	}
 	snap := producerSnapshot{end: w.End}
 	for _, sp := range w.Producers {
+		if len(sp.Batches) == 0 {
+			continue // remembers nothing (states drops it)
+		}
+		if len(sp.Batches) > seqWindow {
+			return producerSnapshot{}, fmt.Errorf("producer %d with %d batches, not 1 to %d", sp.ID, len(sp.Batches), seqWindow)
+		}
 		out := snapshotProducer{id: sp.ID, epoch: sp.Epoch, lastSeen: sp.LastSeen}
 		for _, b := range sp.Batches {
 			if b[0] < 0 || b[0] > math.MaxInt32 || b[1] < 0 || b[1] > math.MaxInt32 {
@@ -248,6 +254,13 @@ func decodeSnapshotV0(p []byte) (producerSnapshot, error) {
 			out.batches = append(out.batches, snapshotBatch{first: int32(b[0]), last: int32(b[1]), base: b[2]})
 		}
 		snap.producers = append(snap.producers, out)
+	}
+	// As version 1 holds them: by id, each once.
+	slices.SortFunc(snap.producers, func(a, b snapshotProducer) int { return cmp.Compare(a.id, b.id) })
+	for i := 1; i < len(snap.producers); i++ {
+		if snap.producers[i].id == snap.producers[i-1].id {
+			return producerSnapshot{}, fmt.Errorf("producer %d twice", snap.producers[i].id)
+		}
 	}
 	return snap, nil
 }

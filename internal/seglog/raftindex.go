@@ -145,6 +145,9 @@ func decodeRaftSection(b []byte, dataSize int64) (*raftSection, error) {
 	be := binary.BigEndian
 	r := &raftSection{firstIndex: be.Uint64(b), prevTerm: be.Uint64(b[8:]), nextIndex: be.Uint64(b[16:]),
 		hasHeader: be.Uint32(b[24:])&1 != 0}
+	if be.Uint32(b[24:])&^1 != 0 {
+		return nil, fmt.Errorf("%w: unknown replication section flags %#x", errBadIndex, be.Uint32(b[24:]))
+	}
 	nRidx, nRuns := int64(be.Uint32(b[28:])), int64(be.Uint32(b[32:]))
 	if raftSectionHeader+nRidx*ridxEntrySize+nRuns*termRunSize != int64(len(b)) || r.nextIndex < r.firstIndex {
 		return nil, fmt.Errorf("%w: replication section counts do not match its size", errBadIndex)
@@ -154,7 +157,7 @@ func decodeRaftSection(b []byte, dataSize int64) (*raftSection, error) {
 	for k := range r.ridx {
 		r.ridx[k] = idxEntry{rel: be.Uint32(b[p:]), pos: be.Uint32(b[p+4:])}
 		p += ridxEntrySize
-		if int64(r.ridx[k].pos) >= dataSize || r.firstIndex+uint64(r.ridx[k].rel) >= r.nextIndex ||
+		if int64(r.ridx[k].pos) >= dataSize || uint64(r.ridx[k].rel) >= r.nextIndex-r.firstIndex ||
 			(k > 0 && (r.ridx[k].rel <= r.ridx[k-1].rel || r.ridx[k].pos <= r.ridx[k-1].pos)) {
 			return nil, fmt.Errorf("%w: raft index entry %d out of order", errBadIndex, k)
 		}

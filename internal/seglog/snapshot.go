@@ -603,7 +603,16 @@ func readFileList(l *Log, path string) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	bad := fmt.Errorf("seglog: %s is damaged", path)
+	keep, err := decodeFileList(b)
+	if err != nil {
+		return nil, fmt.Errorf("seglog: %s: %w", path, err)
+	}
+	return keep, nil
+}
+
+// decodeFileList decodes a file list.
+func decodeFileList(b []byte) (map[string]bool, error) {
+	bad := errors.New("damaged file list")
 	if len(b) < 13 || string(b[:4]) != snapListMagic || b[4] != snapFileVersion ||
 		binary.BigEndian.Uint32(b[len(b)-4:]) != crc32c(b[:len(b)-4]) {
 		return nil, bad
@@ -621,7 +630,7 @@ func readFileList(l *Log, path string) (map[string]bool, error) {
 		name := string(p[1 : 1+int(p[0])])
 		p = p[1+int(p[0]):]
 		if !isLogFile(name) && name != snapListFile {
-			return nil, fmt.Errorf("seglog: %s names %q", path, name)
+			return nil, fmt.Errorf("the file list names %q", name)
 		}
 		keep[name] = true
 	}

@@ -56,6 +56,8 @@ func decodeStart(b []byte) (int64, error) {
 		return 0, errors.New("start file has a bad magic number")
 	case b[4] != startFileVersion:
 		return 0, fmt.Errorf("start file version %d is unknown", b[4])
+	case b[5]|b[6]|b[7] != 0:
+		return 0, errors.New("start file has non-zero reserved bytes")
 	case binary.BigEndian.Uint32(b[16:]) != crc32c(b[:16]):
 		return 0, errors.New("start file CRC mismatch")
 	}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Record framing (docs/format/state.md). Each record family is encoded by
@@ -79,6 +80,18 @@ func Fixed(v []byte, size int) error {
 	return fmt.Errorf("%d bytes, not %d", len(v), size)
 }
 
+// CheckTime refuses a decoded time no record can hold again: encoders
+// write times RFC 3339 in UTC with a four-digit year (json.Marshal of a
+// time.Time fails otherwise), and a time stored with an offset may fall
+// outside the years 0 to 9999 in UTC. No encoder ever wrote such a time,
+// since none could.
+func CheckTime(what string, t time.Time) error {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("%s %s is outside the years 0 to 9999 in UTC", what, t.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
 // DecodeJSON decodes one JSON object into the struct w points to, refusing
 // unknown fields and anything after the object: what a record version
 // does not define is an error, never ignored. With allFields, every field
@@ -102,7 +115,10 @@ func DecodeJSON(payload []byte, w any, allFields bool) error {
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
 // requireFields checks that the JSON object obj has every field of struct
-// type t that is not optional, recursively; path names the object.
+// type t that is not optional, recursively (into structs, pointers to
+// them, the elements of slices and arrays of them, and the fields of
+// embedded structs, which JSON holds in the same object); path names the
+// object.
 func requireFields(obj []byte, t reflect.Type, path string) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(obj, &fields); err != nil {
@@ -111,6 +127,12 @@ func requireFields(obj []byte, t reflect.Type, path string) error {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			if err := requireFields(obj, f.Type, path); err != nil {
+				return err
+			}
+			continue
+		}
 		if !f.IsExported() || name == "-" || strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero") {
 			continue
 		}
@@ -121,9 +143,42 @@ func requireFields(obj []byte, t reflect.Type, path string) error {
 		if !ok {
 			return fmt.Errorf("field %q missing", path+name)
 		}
-		ft := f.Type
-		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(unmarshalerType) {
-			if err := requireFields(raw, ft, path+name+"."); err != nil {
+		if err := requireIn(raw, f.Type, path+name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requireIn checks the fields of the structs in the JSON value raw of type
+// t, named path; null stands for an absent pointer, slice or map.
+func requireIn(raw json.RawMessage, t reflect.Type, path string) error {
+	if t.Kind() == reflect.Pointer {
+		if string(raw) == "null" {
+			return nil
+		}
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		return requireFields(raw, t, path+".")
+	case reflect.Slice, reflect.Array:
+		et := t.Elem()
+		if et.Kind() == reflect.Pointer {
+			et = et.Elem()
+		}
+		if et.Kind() != reflect.Struct || string(raw) == "null" {
+			return nil
+		}
+		var elems []json.RawMessage
+		if err := json.Unmarshal(raw, &elems); err != nil {
+			return err
+		}
+		for i, e := range elems {
+			if err := requireIn(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}

@@ -63,6 +63,31 @@ func TestDecodeJSON(t *testing.T) {
 		Note  string `json:"note,omitzero"`
 		Plain int
 	}
+	type base struct {
+		A int `json:"a"`
+	}
+	type nested struct {
+		base
+		List []inner   `json:"list"`
+		Ptr  *inner    `json:"ptr"`
+		Arr  [1]*inner `json:"arr"`
+	}
+	for _, c := range []struct {
+		in, err string
+	}{
+		{`{"a":1,"list":[{"a":1}],"ptr":{"a":1},"arr":[{"a":1}]}`, ""},
+		{`{"a":1,"list":null,"ptr":null,"arr":[null]}`, ""},
+		{`{"list":[],"ptr":null,"arr":[null]}`, `field "a" missing`},
+		{`{"a":1,"list":[{"a":1},{"b":1}],"ptr":null,"arr":[null]}`, `field "list[1].a" missing`},
+		{`{"a":1,"list":[],"ptr":{},"arr":[null]}`, `field "ptr.a" missing`},
+		{`{"a":1,"list":[],"ptr":null,"arr":[{"b":2}]}`, `field "arr[0].a" missing`},
+	} {
+		var r nested
+		err := DecodeJSON([]byte(c.in), &r, true)
+		if (c.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s: %v, want %q", c.in, err, c.err)
+		}
+	}
 	for _, c := range []struct {
 		in, err string
 		all     bool

@@ -71,6 +71,9 @@ func (s *Store) ApplySpace(data []byte) ([]broker.Record, func(), error) {
 		if u == nil || CheckName(u.Name) != nil {
 			return nil, nil, errs.New(errs.InvalidArgument, "auth change: add-user without a valid user")
 		}
+		if err := checkCredentials(u); err != nil {
+			return nil, nil, errs.New(errs.InvalidArgument, "auth change: add-user %q: %v", u.Name, err)
+		}
 		if s.users[u.Name] != nil {
 			return nil, nil, errs.Wrap(errs.FailedPrecondition, ErrExists, "user %q", u.Name)
 		}

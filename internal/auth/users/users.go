@@ -10,6 +10,7 @@ package users
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -40,6 +41,9 @@ const (
 	MaxPassword    = 1024
 	MinPassword    = 8
 	MaxKeysPerUser = 64
+	// MaxIterations bounds a stored credential's PBKDF2 iterations: SASL
+	// PLAIN derives the key once per attempt.
+	MaxIterations = 1 << 20
 	// TokenPrefix starts every API key: spool_<id>_<secret>.
 	TokenPrefix = "spool_"
 	idBytes     = 8  // a key's id: 16 hex digits, its lookup
@@ -188,6 +192,32 @@ func hashGen(mech string) scram.HashGeneratorFcn {
 		return scram.SHA512
 	}
 	return scram.SHA256
+}
+
+// hashSize is the size of a mechanism's keys.
+func hashSize(mech string) int {
+	if mech == ScramSHA512 {
+		return sha512.Size
+	}
+	return sha256.Size
+}
+
+// checkCredentials checks a user's credentials as a change carries them:
+// known mechanisms, a salt, iterations from 1 to MaxIterations, keys of
+// the mechanism's size. A credential that fails here could not be used
+// (or would make every PLAIN attempt slow).
+func checkCredentials(u *user) error {
+	for mech, c := range u.Scram {
+		if mech != ScramSHA256 && mech != ScramSHA512 {
+			return fmt.Errorf("unknown mechanism %q", mech)
+		}
+		if len(c.Salt) == 0 || c.Iterations < 1 || c.Iterations > MaxIterations ||
+			len(c.StoredKey) != hashSize(mech) || len(c.ServerKey) != hashSize(mech) {
+			return fmt.Errorf("%s credential with a salt of %d bytes, %d iterations, keys of %d and %d bytes",
+				mech, len(c.Salt), c.Iterations, len(c.StoredKey), len(c.ServerKey))
+		}
+	}
+	return nil
 }
 
 // credential derives a mechanism's credential of a password.
