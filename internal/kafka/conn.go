@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,6 +185,16 @@ func (c *conn) serve() {
 		}
 		for _, f := range c.onClose {
 			f()
+		}
+	}()
+	// A panic in a request's handling — a bug, or a library's on input it
+	// should have refused — ends this connection, not the process, as
+	// net/http does for a request: logged with its stack, answered by
+	// closing.
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.logger.Error("kafka: a request panicked; closing its connection", "remote", c.nc.RemoteAddr().String(),
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 	}()
 	for {
