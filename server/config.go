@@ -327,8 +327,11 @@ func (c Config) complete() (Config, error) {
 	errList = append(errList, c.Cluster.check()...)
 	check(c.checkExposure())
 	check(c.TLS.check(c.Cluster.Enabled()))
-	if c.Auth.Enabled && c.Cluster.Enabled() {
-		check(errors.New("server: auth.enabled on a cluster node: requests forwarded between nodes carry no credentials yet"))
+	if c.Auth.Enabled && c.Cluster.Enabled() && (!c.TLS.Enabled() || c.TLS.ClientAuth == tlsutil.ClientAuthNone) {
+		// Nodes forward publishes and share requests to each other's
+		// listeners, authenticated by their certificates.
+		check(errors.New("server: auth.enabled on a cluster node needs TLS with client certificates (tls.client-auth: request or require): " +
+			"nodes authenticate the requests they forward to each other with their certificates (with auth.authorization, name the nodes' certificates in auth.super-users)"))
 	}
 	if c.Auth.Authorization && !c.Auth.Enabled {
 		check(errors.New("server: auth.authorization needs auth.enabled: rules name authenticated principals"))

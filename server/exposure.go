@@ -66,7 +66,7 @@ func checkAddr(name, addr string) error {
 // serverListeners returns the listeners of c (complete) that the server
 // authenticates with auth.enabled: the native API, Kafka, the schema
 // registry, and on a cluster node its peer listener and the peers it
-// connects to (which cannot enable authentication yet).
+// connects to.
 func (c Config) serverListeners() []namedAddr {
 	ls := []namedAddr{{"http", c.HTTPAddr}}
 	if c.KafkaAddr != "-" {
@@ -138,8 +138,9 @@ func (c Config) checkExposure() error {
 	}
 	msg := fmt.Sprintf("server: refusing to listen on non-loopback addresses without authentication (%s): anyone who can reach them could read and write everything. ", joinAddrs(srv))
 	if c.Cluster.Enabled() {
-		msg += "Bind them to loopback, require client certificates (tls.client-auth: require: mutual TLS authenticates every connection, the nodes' to each other too), " +
-			"or accept the exposure with " + insecureOptions + ": a cluster node cannot enable authentication yet (auth.enabled: requests between nodes carry no credentials)"
+		msg += "Bind them to loopback, turn on TLS (tls.*, with tls.ca-file: the nodes then authenticate each other) and authenticate clients — " +
+			"require their certificates (tls.client-auth: require), or enable auth.enabled, which on a cluster needs client certificates too (tls.client-auth: request or require: " +
+			"nodes authenticate the requests they forward with theirs) — or accept the exposure with " + insecureOptions
 	} else {
 		msg += "Either enable authentication (auth.enabled: true, after creating a user and an API key with `spool user`: docs/operations.md, \"Users and keys\"), " +
 			"or accept the exposure with " + insecureOptions

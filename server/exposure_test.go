@@ -77,7 +77,7 @@ func TestClusterNonLoopbackNeedsInsecure(t *testing.T) {
 		t.Fatal("a cluster node on non-loopback addresses accepted without insecure")
 	}
 	msg := err.Error()
-	for _, want := range []string{"cluster 0.0.0.0:7001", "cluster peer 2 192.0.2.2:7001", "cannot enable authentication yet", "--insecure"} {
+	for _, want := range []string{"cluster 0.0.0.0:7001", "cluster peer 2 192.0.2.2:7001", "tls.client-auth", "--insecure"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("refusal %q does not say %q", msg, want)
 		}

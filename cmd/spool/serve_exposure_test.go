@@ -22,7 +22,7 @@ func TestServeRefusesExposure(t *testing.T) {
 		{[]string{"--kafka", "0.0.0.0:0"}, []string{"kafka 0.0.0.0:0", "--insecure"}},
 		{[]string{"--schema-registry", ":0"}, []string{"schema-registry :0", "--insecure"}},
 		{[]string{"--debug-addr", "0.0.0.0:0"}, []string{"debug listener", "--insecure"}},
-		{[]string{"--node-id", "1", "--peers", "1=0.0.0.0:0,2=127.0.0.1:1,3=127.0.0.1:2"}, []string{"cluster 0.0.0.0:0", "cannot enable authentication yet", "--insecure"}},
+		{[]string{"--node-id", "1", "--peers", "1=0.0.0.0:0,2=127.0.0.1:1,3=127.0.0.1:2"}, []string{"cluster 0.0.0.0:0", "tls.client-auth", "--insecure"}},
 	} {
 		args := append([]string{"--data", data, "--http", "127.0.0.1:0", "--kafka", "-", "--schema-registry", "-"}, tc.args...)
 		code, _, errOut := serve(t, args...)
