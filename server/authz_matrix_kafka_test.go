@@ -1,0 +1,555 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"reflect"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// kafka returns a client of user, authenticated with SCRAM-SHA-256.
+func (e *mxEnv) kafka(t *testing.T, user string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	return kafkaClient(t, e.srv, append([]kgo.Opt{kgo.SASL(scram.Auth{User: user, Pass: mxUsers[user]}.AsSha256Mechanism())}, opts...)...)
+}
+
+// kreq sends a request to the seed broker (no retries, no sharding).
+func kreq(kc *kgo.Client, r kmsg.Request) (kmsg.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return kc.SeedBrokers()[0].Request(ctx, r)
+}
+
+// errorCodes collects every ErrorCode field of a response.
+func errorCodes(resp kmsg.Response) []int16 {
+	var out []int16
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Pointer:
+			if !v.IsNil() {
+				walk(v.Elem())
+			}
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				f := v.Type().Field(i)
+				if f.Name == "ErrorCode" && f.Type.Kind() == reflect.Int16 {
+					out = append(out, int16(v.Field(i).Int()))
+				} else {
+					walk(v.Field(i))
+				}
+			}
+		case reflect.Slice:
+			if v.Type().Elem().Kind() != reflect.Uint8 {
+				for i := 0; i < v.Len(); i++ {
+					walk(v.Index(i))
+				}
+			}
+		}
+	}
+	walk(reflect.ValueOf(resp))
+	return out
+}
+
+var authzCodes = []int16{kerr.TopicAuthorizationFailed.Code, kerr.GroupAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Code}
+
+func codeNames(codes []int16) string {
+	var s []string
+	for _, c := range codes {
+		if err := kerr.ErrorForCode(c); err != nil {
+			s = append(s, err.(*kerr.Error).Message)
+		} else {
+			s = append(s, "0")
+		}
+	}
+	return fmt.Sprint(s)
+}
+
+// recordBatch encodes a record batch of one record.
+func recordBatch() []byte {
+	rec := kmsg.Record{Value: []byte("v"), Key: []byte("k")}
+	rb := rec.AppendTo(nil)
+	recs := binary.AppendVarint(nil, int64(len(rb)))
+	recs = append(recs, rb...)
+	b := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: 0, FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(),
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: recs}
+	out := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(out[8:12], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[17:21], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return out
+}
+
+// kafkaRow is one request of an API key: want is the error bob gets.
+type kafkaRow struct {
+	name     string
+	req      func() kmsg.Request
+	want     int16
+	deniedAs string
+}
+
+// kafkaOpen are the APIs any connection may send before it authenticates.
+var kafkaOpen = map[int16]bool{17: true, 18: true, 36: true} // SaslHandshake, ApiVersions, SaslAuthenticate
+
+// kafkaRows are the matrix's Kafka requests by API key; lists (Metadata
+// of every topic, ListGroups) are checked in kafkaLists.
+func (e *mxEnv) kafkaRows(topicID [16]byte, node int32) map[int16][]kafkaRow {
+	tf, gf, cf := kerr.TopicAuthorizationFailed.Code, kerr.GroupAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Code
+	const group, shareMember = "orders-g", "0123456789abcdef0123456789abcdef"
+	str := func(s string) *string { return &s }
+	return map[int16][]kafkaRow{
+		0: {{name: "Produce", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrProduceRequest()
+			r.Acks, r.TimeoutMillis = -1, 5000
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic, rt.TopicID = mxTopic, topicID
+			rt.Partitions = []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: recordBatch()}}
+			r.Topics = append(r.Topics, rt)
+			return r
+		}}},
+		1: {{name: "Fetch", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrFetchRequest()
+			r.ReplicaID, r.MaxWaitMillis, r.MinBytes, r.MaxBytes, r.SessionEpoch = -1, 10, 1, 1<<20, -1
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = mxTopic, topicID
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 0, 1<<20, -1
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		}}},
+		2: {{name: "ListOffsets", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrListOffsetsRequest()
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = mxTopic
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Timestamp = -1
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		}}},
+		3: {{name: "Metadata(orders)", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrMetadataRequest()
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = str(mxTopic)
+			r.Topics = append(r.Topics, rt)
+			return r
+		}}},
+		8: {{name: "OffsetCommit", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrOffsetCommitRequest()
+			r.Group, r.Generation = group, -1
+			rt := kmsg.NewOffsetCommitRequestTopic()
+			rt.Topic, rt.TopicID = mxTopic, topicID
+			rp := kmsg.NewOffsetCommitRequestTopicPartition()
+			rp.Offset = 1
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return r
+		}}},
+		9: {{name: "OffsetFetch", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrOffsetFetchRequest()
+			r.Group = group
+			r.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: mxTopic, Partitions: []int32{0}}}
+			g := kmsg.NewOffsetFetchRequestGroup()
+			g.Group = group
+			g.Topics = []kmsg.OffsetFetchRequestGroupTopic{{Topic: mxTopic, TopicID: topicID, Partitions: []int32{0}}}
+			r.Groups = append(r.Groups, g)
+			return r
+		}}},
+		10: {{name: "FindCoordinator", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrFindCoordinatorRequest()
+			r.CoordinatorKey, r.CoordinatorKeys = group, []string{group}
+			return r
+		}}},
+		11: {{name: "JoinGroup", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrJoinGroupRequest()
+			r.Group, r.SessionTimeoutMillis, r.RebalanceTimeoutMillis, r.ProtocolType = group, 10000, 10000, "consumer"
+			r.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{0, 0, 0, 0, 0, 0}}}
+			return r
+		}}},
+		12: {{name: "Heartbeat", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrHeartbeatRequest()
+			r.Group, r.Generation, r.MemberID = group, 1, "m"
+			return r
+		}}},
+		13: {{name: "LeaveGroup", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrLeaveGroupRequest()
+			r.Group, r.MemberID = group, "m"
+			r.Members = []kmsg.LeaveGroupRequestMember{{MemberID: "m"}}
+			return r
+		}}},
+		14: {{name: "SyncGroup", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrSyncGroupRequest()
+			r.Group, r.Generation, r.MemberID = group, 1, "m"
+			r.ProtocolType, r.Protocol = str("consumer"), str("range")
+			return r
+		}}},
+		15: {{name: "DescribeGroups", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDescribeGroupsRequest()
+			r.Groups = []string{mxSub}
+			return r
+		}}},
+		16: {}, // ListGroups: kafkaLists
+		19: {{name: "CreateTopics", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrCreateTopicsRequest()
+			r.TimeoutMillis = 5000
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "orders-k", 1, -1
+			r.Topics = append(r.Topics, rt)
+			return r
+		}}},
+		20: {{name: "DeleteTopics", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDeleteTopicsRequest()
+			r.TimeoutMillis = 5000
+			r.TopicNames = []string{"orders-kdel"}
+			r.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: str("orders-kdel")}}
+			return r
+		}}},
+		21: {{name: "DeleteRecords", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDeleteRecordsRequest()
+			r.TimeoutMillis = 5000
+			r.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: "orders-alter", Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: 0}}}}
+			return r
+		}}},
+		22: {{name: "InitProducerID", want: cf, deniedAs: "dave", req: func() kmsg.Request {
+			r := kmsg.NewPtrInitProducerIDRequest()
+			r.TransactionTimeoutMillis, r.ProducerID, r.ProducerEpoch = 60000, -1, -1
+			return r
+		}}},
+		23: {{name: "OffsetForLeaderEpoch", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrOffsetForLeaderEpochRequest()
+			r.ReplicaID = -1
+			r.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: mxTopic, Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LeaderEpoch: 0}}}}
+			return r
+		}}},
+		29: {{name: "DescribeAcls", want: cf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDescribeACLsRequest()
+			r.ResourceType, r.ResourcePatternType, r.Operation, r.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny, kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+			return r
+		}}},
+		30: {{name: "CreateAcls", want: cf, req: func() kmsg.Request {
+			r := kmsg.NewPtrCreateACLsRequest()
+			c := kmsg.NewCreateACLsRequestCreation()
+			c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, "erins", kmsg.ACLResourcePatternTypeLiteral
+			c.Principal, c.Host, c.Operation, c.PermissionType = "User:erin", "*", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow
+			r.Creations = append(r.Creations, c)
+			return r
+		}}},
+		31: {{name: "DeleteAcls", want: cf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDeleteACLsRequest()
+			f := kmsg.NewDeleteACLsRequestFilter()
+			f.ResourceType, f.ResourcePatternType, f.Operation, f.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny, kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+			f.Principal = str("User:erin")
+			r.Filters = append(r.Filters, f)
+			return r
+		}}},
+		32: {{name: "DescribeConfigs(topic)", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDescribeConfigsRequest()
+			r.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: mxTopic}}
+			return r
+		}}, {name: "DescribeConfigs(broker)", want: cf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDescribeConfigsRequest()
+			r.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: fmt.Sprint(node)}}
+			return r
+		}}, {name: "DescribeConfigs(group)", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDescribeConfigsRequest()
+			r.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeGroupConfig, ResourceName: mxSub}}
+			return r
+		}}},
+		33: {{name: "AlterConfigs", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrAlterConfigsRequest()
+			r.ValidateOnly = true
+			r.Resources = []kmsg.AlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "orders-alter",
+				Configs: []kmsg.AlterConfigsRequestResourceConfig{{Name: "retention.ms", Value: str("3600000")}}}}
+			return r
+		}}},
+		37: {{name: "CreatePartitions", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrCreatePartitionsRequest()
+			r.TimeoutMillis, r.ValidateOnly = 5000, true
+			r.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "orders-alter", Count: 4}}
+			return r
+		}}},
+		42: {{name: "DeleteGroups", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDeleteGroupsRequest()
+			r.Groups = []string{"orders-gdel"}
+			return r
+		}}},
+		44: {{name: "IncrementalAlterConfigs", want: tf, req: func() kmsg.Request {
+			r := kmsg.NewPtrIncrementalAlterConfigsRequest()
+			r.ValidateOnly = true
+			r.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "orders-alter",
+				Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: str("3600000")}}}}
+			return r
+		}}},
+		45: {{name: "AlterPartitionAssignments", want: cf, req: func() kmsg.Request {
+			r := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+			r.TimeoutMillis = 5000
+			r.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: mxTopic, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: []int32{node}}}}}
+			return r
+		}}},
+		46: {{name: "ListPartitionReassignments", want: cf, req: func() kmsg.Request {
+			r := kmsg.NewPtrListPartitionReassignmentsRequest()
+			r.TimeoutMillis = 5000
+			return r
+		}}},
+		47: {{name: "OffsetDelete", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrOffsetDeleteRequest()
+			r.Group = group
+			r.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: mxTopic, Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+			return r
+		}}},
+		60: {{name: "DescribeCluster", want: cf, req: func() kmsg.Request { return kmsg.NewPtrDescribeClusterRequest() }}},
+		76: {{name: "ShareGroupHeartbeat", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrShareGroupHeartbeatRequest()
+			r.GroupID, r.MemberID, r.MemberEpoch, r.SubscribedTopicNames = "orders-share", shareMember, 0, []string{mxTopic}
+			return r
+		}}},
+		77: {{name: "ShareGroupDescribe", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrShareGroupDescribeRequest()
+			r.GroupIDs = []string{"orders-share"}
+			return r
+		}}},
+		78: {{name: "ShareFetch", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrShareFetchRequest()
+			r.GroupID, r.MemberID, r.ShareSessionEpoch, r.MaxWaitMillis, r.MinBytes, r.MaxBytes, r.MaxRecords, r.BatchSize = str("orders-share"), str(shareMember), 0, 10, 1, 1<<20, 10, 10
+			r.Topics = []kmsg.ShareFetchRequestTopic{{TopicID: topicID, Partitions: []kmsg.ShareFetchRequestTopicPartition{{Partition: 0}}}}
+			return r
+		}}},
+		79: {{name: "ShareAcknowledge", want: gf, req: func() kmsg.Request {
+			r := kmsg.NewPtrShareAcknowledgeRequest()
+			r.GroupID, r.MemberID, r.ShareSessionEpoch = str("orders-share"), str(shareMember), 1
+			r.Topics = []kmsg.ShareAcknowledgeRequestTopic{{TopicID: topicID, Partitions: []kmsg.ShareAcknowledgeRequestTopicPartition{{Partition: 0,
+				AcknowledgementBatches: []kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch{{FirstOffset: 0, LastOffset: 0, AcknowledgeTypes: []int8{1}}}}}}}
+			return r
+		}}},
+	}
+}
+
+// kafkaMatrix sends every advertised API as bob (refused) and alice.
+func (e *mxEnv) kafkaMatrix(t *testing.T) {
+	root := e.kafka(t, "root")
+	// Topics the requests need that the native setup did not create.
+	cr := kmsg.NewPtrCreateTopicsRequest()
+	for _, name := range []string{"orders-kdel", "t"} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, -1
+		cr.Topics = append(cr.Topics, rt)
+	}
+	if _, err := kreq(root, cr); err != nil {
+		t.Fatal(err)
+	}
+	mr := kmsg.NewPtrMetadataRequest()
+	mr.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr(mxTopic)}}
+	resp, err := kreq(root, mr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := resp.(*kmsg.MetadataResponse)
+	if len(meta.Topics) != 1 || meta.Topics[0].ErrorCode != 0 || len(meta.Brokers) == 0 {
+		t.Fatalf("metadata of %s: %+v", mxTopic, meta)
+	}
+	topicID, node := meta.Topics[0].TopicID, meta.Brokers[0].NodeID
+
+	vr, err := kreq(root, kmsg.NewPtrApiVersionsRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []int16
+	for _, k := range vr.(*kmsg.ApiVersionsResponse).ApiKeys {
+		keys = append(keys, k.ApiKey)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	clients := map[string]*kgo.Client{"alice": e.kafka(t, "alice"), "bob": e.kafka(t, "bob"), "dave": e.kafka(t, "dave")}
+	rows := e.kafkaRows(topicID, node)
+	for _, key := range keys {
+		if kafkaOpen[key] {
+			continue
+		}
+		name := kmsg.NameForKey(key)
+		krs, ok := rows[key]
+		if !ok {
+			e.record("kafka", name, "-", "a matrix row", "none: add one to kafkaRows", false)
+			continue
+		}
+		for _, row := range krs {
+			denied := row.deniedAs
+			if denied == "" {
+				denied = "bob"
+			}
+			for _, user := range []string{denied, "alice"} {
+				resp, err := kreq(clients[user], row.req())
+				if err != nil {
+					e.record("kafka", row.name, user, "an answer", err.Error(), false)
+					continue
+				}
+				codes := errorCodes(resp)
+				if user == "alice" {
+					e.record("kafka", row.name, user, "no authorization error", codeNames(codes), !slices.ContainsFunc(codes, func(c int16) bool { return slices.Contains(authzCodes, c) }))
+				} else {
+					e.record("kafka", row.name, user, kerr.ErrorForCode(row.want).(*kerr.Error).Message, codeNames(codes), slices.Contains(codes, row.want))
+				}
+			}
+		}
+	}
+	e.kafkaLists(clients)
+	e.kafkaAuthorizedOps(t, root, clients)
+	e.kafkaACLs(t, root, clients["bob"])
+}
+
+// kafkaLists: Metadata of every topic and ListGroups leave out what the
+// principal may not describe.
+func (e *mxEnv) kafkaLists(clients map[string]*kgo.Client) {
+	for _, user := range []string{"alice", "bob"} {
+		mr := kmsg.NewPtrMetadataRequest()
+		mr.Topics = nil
+		resp, err := kreq(clients[user], mr)
+		var topics []string
+		if err == nil {
+			for _, tp := range resp.(*kmsg.MetadataResponse).Topics {
+				topics = append(topics, *tp.Topic)
+			}
+		}
+		lr, err2 := kreq(clients[user], kmsg.NewPtrListGroupsRequest())
+		var groups []string
+		if err2 == nil {
+			for _, g := range lr.(*kmsg.ListGroupsResponse).Groups {
+				groups = append(groups, g.Group)
+			}
+		}
+		hasBobs := func(xs []string) bool { return slices.ContainsFunc(xs, func(s string) bool { return len(s) >= 4 && s[:4] == "bobs" }) }
+		hasOrders := func(xs []string) bool {
+			return slices.ContainsFunc(xs, func(s string) bool { return len(s) >= 6 && s[:6] == "orders" })
+		}
+		if user == "alice" {
+			e.record("kafka", "Metadata(all)", user, "orders, no bobs", fmt.Sprint(topics, err), err == nil && slices.Contains(topics, mxTopic) && !hasBobs(topics))
+			e.record("kafka", "ListGroups", user, "orders-sub, no bobs", fmt.Sprint(groups, err2), err2 == nil && slices.Contains(groups, mxSub) && !hasBobs(groups))
+		} else {
+			e.record("kafka", "Metadata(all)", user, "no orders", fmt.Sprint(topics, err), err == nil && !hasOrders(topics))
+			e.record("kafka", "ListGroups", user, "no orders", fmt.Sprint(groups, err2), err2 == nil && !hasOrders(groups))
+		}
+	}
+}
+
+// kafkaAuthorizedOps: DescribeCluster's and DescribeGroups' authorized
+// operations are those the principal has.
+func (e *mxEnv) kafkaAuthorizedOps(t *testing.T, root *kgo.Client, clients map[string]*kgo.Client) {
+	const (
+		read, del, alter, create, describe, clusterAction, describeConfigs, alterConfigs, idempotentWrite = 1 << 3, 1 << 6, 1 << 7, 1 << 5, 1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12
+	)
+	clients["root"] = root
+	for _, c := range []struct {
+		user string
+		want int32
+	}{
+		{"dave", describe | describeConfigs},
+		{"root", create | alter | describe | clusterAction | describeConfigs | alterConfigs | idempotentWrite},
+	} {
+		r := kmsg.NewPtrDescribeClusterRequest()
+		r.IncludeClusterAuthorizedOperations = true
+		resp, err := kreq(clients[c.user], r)
+		got := fmt.Sprint(err)
+		if err == nil {
+			got = fmt.Sprintf("%#x", resp.(*kmsg.DescribeClusterResponse).ClusterAuthorizedOperations)
+		}
+		e.record("kafka", "DescribeCluster authorized operations", c.user, fmt.Sprintf("%#x", c.want), got, got == fmt.Sprintf("%#x", c.want))
+	}
+	clients["dave"] = e.kafka(t, "dave")
+	for _, c := range []struct {
+		user string
+		want int32
+	}{{"dave", describe}, {"alice", read | describe | del}} {
+		r := kmsg.NewPtrDescribeGroupsRequest()
+		r.Groups, r.IncludeAuthorizedOperations = []string{mxSub}, true
+		resp, err := kreq(clients[c.user], r)
+		got := fmt.Sprint(err)
+		if err == nil {
+			g := resp.(*kmsg.DescribeGroupsResponse).Groups[0]
+			got = fmt.Sprintf("%#x (error %d)", g.AuthorizedOperations, g.ErrorCode)
+		}
+		want := fmt.Sprintf("%#x (error 0)", c.want)
+		e.record("kafka", "DescribeGroups authorized operations", c.user, want, got, got == want)
+	}
+}
+
+// kafkaACLs: kadm's ACL round trip as root, refused to bob; a READ rule
+// lets carol fetch.
+func (e *mxEnv) kafkaACLs(t *testing.T, root, bob *kgo.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := root.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte("for carol")}).FirstErr(); err != nil {
+		t.Fatalf("produce to t: %v", err)
+	}
+	adm, badm := kadm.NewClient(root), kadm.NewClient(bob)
+	b := kadm.NewACLs().Allow("User:carol").Topics("t").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)
+	check := func(what, user, want string, err error, ok bool) {
+		e.record("kafka", "kadm "+what, user, want, fmt.Sprint(err), ok)
+	}
+	// bob first: refused.
+	cr, err := badm.CreateACLs(ctx, b)
+	for _, r := range cr {
+		err = errors.Join(err, r.Err)
+	}
+	check("CreateACLs", "bob", "CLUSTER_AUTHORIZATION_FAILED", err, errors.Is(err, kerr.ClusterAuthorizationFailed))
+	dr, err := badm.DescribeACLs(ctx, b)
+	for _, r := range dr {
+		err = errors.Join(err, r.Err)
+	}
+	check("DescribeACLs", "bob", "CLUSTER_AUTHORIZATION_FAILED", err, errors.Is(err, kerr.ClusterAuthorizationFailed))
+	xr, err := badm.DeleteACLs(ctx, b)
+	for _, r := range xr {
+		err = errors.Join(err, r.Err)
+	}
+	check("DeleteACLs", "bob", "CLUSTER_AUTHORIZATION_FAILED", err, errors.Is(err, kerr.ClusterAuthorizationFailed))
+
+	created, err := adm.CreateACLs(ctx, b)
+	if err == nil {
+		for _, c := range created {
+			err = c.Err
+		}
+	}
+	check("CreateACLs", "root", "created", err, err == nil && len(created) == 1)
+	described, err := adm.DescribeACLs(ctx, b)
+	n := 0
+	if err == nil {
+		for _, d := range described {
+			if d.Err != nil {
+				err = d.Err
+			}
+			n += len(d.Described)
+		}
+	}
+	check("DescribeACLs", "root", "1 rule", fmt.Errorf("%v, %d rules", err, n), err == nil && n == 1)
+
+	carol := e.kafka(t, "carol", kgo.ConsumeTopics("t"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+	fs := carol.PollFetches(fctx)
+	fcancel()
+	var ferr error
+	for _, fe := range fs.Errors() {
+		ferr = fe.Err
+	}
+	check("READ rule lets carol fetch t", "carol", "1 record", fmt.Errorf("%v, %d records", ferr, len(fs.Records())), ferr == nil && len(fs.Records()) == 1)
+
+	deleted, err := adm.DeleteACLs(ctx, b)
+	n = 0
+	if err == nil {
+		for _, d := range deleted {
+			if d.Err != nil {
+				err = d.Err
+			}
+			n += len(d.Deleted)
+		}
+	}
+	check("DeleteACLs", "root", "1 rule deleted", fmt.Errorf("%v, %d deleted", err, n), err == nil && n == 1)
+}
