@@ -84,7 +84,8 @@ func registryRows() []httpRow {
 		{pattern: "GET /schemas", method: "GET", path: "/schemas", filtered: notFiltered},
 		{pattern: "GET /subjects", method: "GET", path: "/subjects", filtered: notFiltered},
 		{pattern: "GET /subjects", method: "GET", path: "/subjects?deletedOnly=true", filtered: func(user, body string) bool {
-			return !strings.Contains(body, "bobs") == (user == "alice") || user == "bob" && !strings.Contains(body, "orders")
+			return user == "alice" && strings.Contains(body, "orders-gone-value") && !strings.Contains(body, "bobs") ||
+				user == "bob" && !strings.Contains(body, "orders")
 		}},
 		{pattern: "GET /schemas/ids/{id}", method: "GET", path: "/schemas/ids/{id}"},
 		{pattern: "GET /schemas/ids/{id}/schema", method: "GET", path: "/schemas/ids/{id}/schema"},
@@ -120,7 +121,7 @@ func registryRows() []httpRow {
 		{pattern: "DELETE /spool/readers/{topic}/{subscription}", method: "DELETE", path: "/spool/readers/orders/orders-sub"},
 		{pattern: "GET /spool/usage/{subject}", method: "GET", path: "/spool/usage/orders-value"},
 		{pattern: "GET /spool/reader-check/{subject}", method: "GET", path: "/spool/reader-check/orders-value"},
-		{pattern: "PUT /spool/reader-check/{subject}", method: "PUT", path: "/spool/reader-check/orders-value", body: `{"readerCheck":"NONE"}`},
+		{pattern: "PUT /spool/reader-check/{subject}", method: "PUT", path: "/spool/reader-check/orders-value", body: `{"readerCheck":"WARN"}`},
 	}
 }
 

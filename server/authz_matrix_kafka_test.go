@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmq/spool/internal/kafka/kwire"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -80,9 +81,8 @@ func codeNames(codes []int16) string {
 // recordBatch encodes a record batch of one record.
 func recordBatch() []byte {
 	rec := kmsg.Record{Value: []byte("v"), Key: []byte("k")}
-	rb := rec.AppendTo(nil)
-	recs := binary.AppendVarint(nil, int64(len(rb)))
-	recs = append(recs, rb...)
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // the length's own varint is one byte
+	recs := rec.AppendTo(nil)
 	b := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: 0, FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(),
 		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: recs}
 	out := b.AppendTo(nil)
@@ -97,6 +97,9 @@ type kafkaRow struct {
 	req      func() kmsg.Request
 	want     int16
 	deniedAs string
+	// denied, when set, is the refused principal's request: one of its
+	// checks passes (bob's own group), another does not.
+	denied func() kmsg.Request
 }
 
 // kafkaOpen are the APIs any connection may send before it authenticates.
@@ -108,7 +111,7 @@ func (e *mxEnv) kafkaRows(topicID [16]byte, node int32) map[int16][]kafkaRow {
 	tf, gf, cf := kerr.TopicAuthorizationFailed.Code, kerr.GroupAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Code
 	const group, shareMember = "orders-g", "0123456789abcdef0123456789abcdef"
 	str := func(s string) *string { return &s }
-	return map[int16][]kafkaRow{
+	rows := map[int16][]kafkaRow{
 		0: {{name: "Produce", want: tf, req: func() kmsg.Request {
 			r := kmsg.NewPtrProduceRequest()
 			r.Acks, r.TimeoutMillis = -1, 5000
@@ -334,6 +337,51 @@ func (e *mxEnv) kafkaRows(topicID [16]byte, node int32) map[int16][]kafkaRow {
 			return r
 		}}},
 	}
+	// Bob's own group, alice's topic: the topic's check refuses.
+	withGroup := func(key int16, name, g string) {
+		base := rows[key][0]
+		rows[key] = append(rows[key], kafkaRow{name: name, want: tf, req: base.req, denied: func() kmsg.Request {
+			r := base.req()
+			switch r := r.(type) {
+			case *kmsg.OffsetCommitRequest:
+				r.Group = g
+			case *kmsg.OffsetFetchRequest:
+				r.Group, r.Groups[0].Group = g, g
+			case *kmsg.OffsetDeleteRequest:
+				r.Group = g
+			case *kmsg.ShareGroupHeartbeatRequest:
+				r.GroupID = g
+			case *kmsg.ShareFetchRequest:
+				r.GroupID = &g
+			case *kmsg.ShareAcknowledgeRequest:
+				r.GroupID = &g
+			}
+			return r
+		}})
+	}
+	withGroup(8, "OffsetCommit(bobs-g, orders)", "bobs-g")
+	withGroup(9, "OffsetFetch(bobs-g, orders)", "bobs-g")
+	withGroup(47, "OffsetDelete(bobs-g, orders)", "bobs-g")
+	withGroup(76, "ShareGroupHeartbeat(bobs-share, orders)", "bobs-share")
+	withGroup(78, "ShareFetch(bobs-share, orders)", "bobs-share")
+	withGroup(79, "ShareAcknowledge(bobs-share, orders)", "bobs-share")
+	// DeleteTopics by id only (v6): the id's topic is checked.
+	rows[20] = append(rows[20], kafkaRow{name: "DeleteTopics(by id)", want: tf, req: func() kmsg.Request {
+		r := kmsg.NewPtrDeleteTopicsRequest()
+		r.TimeoutMillis = 5000
+		r.Topics = []kmsg.DeleteTopicsRequestTopic{{TopicID: e.kafkaTopicID("orders-kdel2")}}
+		return r
+	}})
+	return rows
+}
+
+// kafkaTopicID returns a topic's id (zero for none).
+func (e *mxEnv) kafkaTopicID(name string) [16]byte {
+	t, ok := e.srv.broker.Topic(name)
+	if !ok {
+		return [16]byte{}
+	}
+	return kwire.UUIDBytes(t.ID)
 }
 
 // kafkaMatrix sends every advertised API as bob (refused) and alice.
@@ -341,7 +389,7 @@ func (e *mxEnv) kafkaMatrix(t *testing.T) {
 	root := e.kafka(t, "root")
 	// Topics the requests need that the native setup did not create.
 	cr := kmsg.NewPtrCreateTopicsRequest()
-	for _, name := range []string{"orders-kdel", "t"} {
+	for _, name := range []string{"orders-kdel", "orders-kdel2", "t"} {
 		rt := kmsg.NewCreateTopicsRequestTopic()
 		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, -1
 		cr.Topics = append(cr.Topics, rt)
@@ -360,6 +408,15 @@ func (e *mxEnv) kafkaMatrix(t *testing.T) {
 		t.Fatalf("metadata of %s: %+v", mxTopic, meta)
 	}
 	topicID, node := meta.Topics[0].TopicID, meta.Brokers[0].NodeID
+
+	// Committed offsets of bob's group on his topic: OffsetDelete of his
+	// group reaches its topics' checks.
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Group, oc.Generation = "bobs-g", -1
+	oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: mxBobTopic, TopicID: e.kafkaTopicID(mxBobTopic), Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
+	if resp, err := kreq(root, oc); err != nil || slices.ContainsFunc(errorCodes(resp), func(c int16) bool { return c != 0 }) {
+		t.Fatalf("commit bobs-g: %v %v", err, codeNames(errorCodes(resp)))
+	}
 
 	vr, err := kreq(root, kmsg.NewPtrApiVersionsRequest())
 	if err != nil {
@@ -388,7 +445,11 @@ func (e *mxEnv) kafkaMatrix(t *testing.T) {
 				denied = "bob"
 			}
 			for _, user := range []string{denied, "alice"} {
-				resp, err := kreq(clients[user], row.req())
+				r := row.req()
+				if user != "alice" && row.denied != nil {
+					r = row.denied()
+				}
+				resp, err := kreq(clients[user], r)
 				if err != nil {
 					e.record("kafka", row.name, user, "an answer", err.Error(), false)
 					continue
@@ -427,7 +488,9 @@ func (e *mxEnv) kafkaLists(clients map[string]*kgo.Client) {
 				groups = append(groups, g.Group)
 			}
 		}
-		hasBobs := func(xs []string) bool { return slices.ContainsFunc(xs, func(s string) bool { return len(s) >= 4 && s[:4] == "bobs" }) }
+		hasBobs := func(xs []string) bool {
+			return slices.ContainsFunc(xs, func(s string) bool { return len(s) >= 4 && s[:4] == "bobs" })
+		}
 		hasOrders := func(xs []string) bool {
 			return slices.ContainsFunc(xs, func(s string) bool { return len(s) >= 6 && s[:6] == "orders" })
 		}
@@ -491,7 +554,7 @@ func (e *mxEnv) kafkaACLs(t *testing.T, root, bob *kgo.Client) {
 		t.Fatalf("produce to t: %v", err)
 	}
 	adm, badm := kadm.NewClient(root), kadm.NewClient(bob)
-	b := kadm.NewACLs().Allow("User:carol").Topics("t").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)
+	b := kadm.NewACLs().Allow("User:carol").Topics("t").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral).AllowHosts()
 	check := func(what, user, want string, err error, ok bool) {
 		e.record("kafka", "kadm "+what, user, want, fmt.Sprint(err), ok)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	spoolv1 "github.com/spoolmq/spool/gen/spool/v1"
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
@@ -93,13 +94,18 @@ func (e *mxEnv) nativeSetup(t *testing.T) {
 type nativeRow struct {
 	call     func(ctx context.Context, c *nativeClients) error
 	deniedAs string
+	// denied, when set, is the refused principal's request: one of the
+	// request's checks passes (bob's own name), another does not.
+	denied func(ctx context.Context, c *nativeClients) error
+	label  string
 }
 
 // nativeRows are the matrix's native requests, by procedure. Requests
 // that change or delete run as bob (refused) first, then as alice.
-func nativeRows() map[string]nativeRow {
+func nativeRows() map[string][]nativeRow {
 	pub := &spoolv1.PublishRequest{Topic: mxTopic, Messages: []*spoolv1.Message{{Value: []byte("x")}}}
-	return map[string]nativeRow{
+	rows := map[string][]nativeRow{}
+	for proc, row := range map[string]nativeRow{
 		spoolv1connect.TopicServiceCreateTopicProcedure: {call: func(ctx context.Context, c *nativeClients) error {
 			_, err := c.topics.CreateTopic(ctx, req(&spoolv1.CreateTopicRequest{Name: "orders-new", Config: &spoolv1.TopicConfig{Partitions: 1}}))
 			return err
@@ -114,7 +120,8 @@ func nativeRows() map[string]nativeRow {
 			return err
 		}},
 		spoolv1connect.TopicServiceAlterTopicProcedure: {call: func(ctx context.Context, c *nativeClients) error {
-			_, err := c.topics.AlterTopic(ctx, req(&spoolv1.AlterTopicRequest{Name: "orders-alter", Config: &spoolv1.TopicConfig{Description: "d"}}))
+			_, err := c.topics.AlterTopic(ctx, req(&spoolv1.AlterTopicRequest{Name: "orders-alter", Config: &spoolv1.TopicConfig{Description: "d"},
+				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"description"}}}))
 			return err
 		}},
 		spoolv1connect.TopicServiceAddPartitionsProcedure: {call: func(ctx context.Context, c *nativeClients) error {
@@ -150,7 +157,7 @@ func nativeRows() map[string]nativeRow {
 		}},
 		spoolv1connect.SubscriptionServiceAlterSubscriptionProcedure: {call: func(ctx context.Context, c *nativeClients) error {
 			_, err := c.subs.AlterSubscription(ctx, req(&spoolv1.AlterSubscriptionRequest{Topic: mxTopic, Name: mxSub,
-				Config: &spoolv1.SubscriptionConfig{MaxDeliveries: 5}}))
+				Config: &spoolv1.SubscriptionConfig{MaxDeliveries: 5}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"max_deliveries"}}}))
 			return err
 		}},
 		spoolv1connect.SubscriptionServiceResetSubscriptionProcedure: {call: func(ctx context.Context, c *nativeClients) error {
@@ -158,7 +165,7 @@ func nativeRows() map[string]nativeRow {
 			return err
 		}},
 		spoolv1connect.SubscriptionServicePurgeSubscriptionProcedure: {call: func(ctx context.Context, c *nativeClients) error {
-			_, err := c.subs.PurgeSubscription(ctx, req(&spoolv1.PurgeSubscriptionRequest{Topic: mxTopic, Name: "orders-sub-del"}))
+			_, err := c.subs.PurgeSubscription(ctx, req(&spoolv1.PurgeSubscriptionRequest{Topic: mxTopic, Name: mxSub}))
 			return err
 		}},
 		spoolv1connect.SubscriptionServiceListDeadLettersProcedure: {call: func(ctx context.Context, c *nativeClients) error {
@@ -179,8 +186,15 @@ func nativeRows() map[string]nativeRow {
 			if err := st.Send(pub); err != nil && !errors.Is(err, io.EOF) {
 				return err
 			}
-			_, err := st.Receive()
+			resp, err := st.Receive()
 			st.CloseRequest()
+			if err == nil && resp.GetError() != nil { // refusals are answered in-stream
+				var code connect.Code
+				if code.UnmarshalText([]byte(resp.GetError().GetCode())) != nil {
+					code = connect.CodeUnknown
+				}
+				return connect.NewError(code, errors.New(resp.GetErrorMessage()))
+			}
 			return err
 		}},
 		spoolv1connect.PublishServiceInitProducerProcedure: {deniedAs: "dave", call: func(ctx context.Context, c *nativeClients) error {
@@ -215,7 +229,38 @@ func nativeRows() map[string]nativeRow {
 			_, err := c.cluster.TransferLeadership(ctx, req(&spoolv1.TransferLeadershipRequest{NodeId: 9}))
 			return err
 		}},
+	} {
+		rows[proc] = []nativeRow{row}
 	}
+	consume := func(topic, sub string) func(ctx context.Context, c *nativeClients) error {
+		return func(ctx context.Context, c *nativeClients) error {
+			st := c.consume.Consume(ctx)
+			defer st.CloseResponse()
+			start := &spoolv1.ConsumeRequest{Kind: &spoolv1.ConsumeRequest_Start{Start: &spoolv1.ConsumeStart{
+				Topic: topic, Subscription: sub, ClientId: "matrix", Credits: 10}}}
+			if err := st.Send(start); err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
+			_, err := st.Receive()
+			st.CloseRequest()
+			return err
+		}
+	}
+	add := func(proc string, row nativeRow) { rows[proc] = append(rows[proc], row) }
+	add(spoolv1connect.ConsumeServiceConsumeProcedure, nativeRow{label: "(bob's subscription on orders)", call: consume(mxTopic, mxSub),
+		denied: consume(mxTopic, mxBobTopic+"-on-orders")})
+	add(spoolv1connect.ConsumeServiceConsumeProcedure, nativeRow{label: "(orders-sub on bob's topic)", call: consume(mxTopic, mxSub),
+		denied: consume(mxBobTopic, mxSub)})
+	add(spoolv1connect.SubscriptionServiceCreateSubscriptionProcedure, nativeRow{label: "(orders-x on bob's topic)",
+		call: func(ctx context.Context, c *nativeClients) error {
+			_, err := c.subs.CreateSubscription(ctx, req(&spoolv1.CreateSubscriptionRequest{Topic: mxTopic, Name: "orders-sub-new2"}))
+			return err
+		},
+		denied: func(ctx context.Context, c *nativeClients) error {
+			_, err := c.subs.CreateSubscription(ctx, req(&spoolv1.CreateSubscriptionRequest{Topic: mxBobTopic, Name: "orders-x"}))
+			return err
+		}})
+	return rows
 }
 
 // nativeProcedures lists every procedure of the Spool proto's services.
@@ -246,34 +291,49 @@ func (e *mxEnv) nativeMatrix(t *testing.T) {
 		t.Fatalf("only %d procedures found in the descriptors", len(procs))
 	}
 	for _, proc := range procs {
-		row, ok := rows[proc]
+		nrs, ok := rows[proc]
 		if !ok {
 			e.record("native", proc, "-", "a matrix row", "none: add one to nativeRows", false)
 			continue
 		}
-		if row.call == nil {
-			continue
-		}
-		denied := row.deniedAs
-		if denied == "" {
-			denied = "bob"
-		}
-		for _, user := range []string{denied, "alice"} {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			err := row.call(ctx, clients[user])
-			cancel()
-			got := "ok"
-			if err != nil {
-				got = connect.CodeOf(err).String() + ": " + err.Error()
+		for _, row := range nrs {
+			if row.call == nil {
+				continue
 			}
-			if user == "alice" {
-				e.record("native", proc, user, "not permission_denied", got, connect.CodeOf(err) != connect.CodePermissionDenied || err == nil)
-			} else {
-				e.record("native", proc, user, "permission_denied", got, err != nil && connect.CodeOf(err) == connect.CodePermissionDenied)
-			}
+			e.nativeRow(proc, row, clients)
 		}
 	}
 	e.listNative(clients)
+}
+
+// nativeRow sends one row's requests, refused then allowed.
+func (e *mxEnv) nativeRow(proc string, row nativeRow, clients map[string]*nativeClients) {
+	denied := row.deniedAs
+	if denied == "" {
+		denied = "bob"
+	}
+	name := proc
+	if row.label != "" {
+		name += " " + row.label
+	}
+	for _, user := range []string{denied, "alice"} {
+		call := row.call
+		if user != "alice" && row.denied != nil {
+			call = row.denied
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := call(ctx, clients[user])
+		cancel()
+		got := "ok"
+		if err != nil {
+			got = connect.CodeOf(err).String() + ": " + err.Error()
+		}
+		if user == "alice" {
+			e.record("native", name, user, "not permission_denied", got, connect.CodeOf(err) != connect.CodePermissionDenied || err == nil)
+		} else {
+			e.record("native", name, user, "permission_denied", got, err != nil && connect.CodeOf(err) == connect.CodePermissionDenied)
+		}
+	}
 }
 
 // listNative: the lists leave out what the principal may not describe.
