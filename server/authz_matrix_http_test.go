@@ -68,6 +68,9 @@ type httpRow struct {
 	pattern, method, path, body string
 	open                        bool // no check: both are answered (a listing is filtered)
 	filtered                    func(user, body string) bool
+	// deniedPath and deniedBody, when set, are the refused principal's
+	// request: one of its checks passes (bob's own name), another not.
+	deniedPath, deniedBody string
 }
 
 // registryRows are the registry's requests, one or more per route.
@@ -118,6 +121,8 @@ func registryRows() []httpRow {
 		{pattern: "POST /compatibility/subjects/{subject}/versions", method: "POST", path: "/compatibility/subjects/orders-value/versions", body: schemaBody},
 		{pattern: "GET /spool/readers", method: "GET", path: "/spool/readers"},
 		{pattern: "PUT /spool/readers/{topic}/{subscription}", method: "PUT", path: "/spool/readers/orders/orders-sub", body: `{"subject":"orders-value","version":1}`},
+		{pattern: "PUT /spool/readers/{topic}/{subscription}", method: "PUT", path: "/spool/readers/orders/orders-sub", body: `{"subject":"orders-value","version":1}`,
+			deniedPath: "/spool/readers/bobs/bobs-sub", deniedBody: `{"subject":"orders-value","version":1}`},
 		{pattern: "DELETE /spool/readers/{topic}/{subscription}", method: "DELETE", path: "/spool/readers/orders/orders-sub"},
 		{pattern: "GET /spool/usage/{subject}", method: "GET", path: "/spool/usage/orders-value"},
 		{pattern: "GET /spool/reader-check/{subject}", method: "GET", path: "/spool/reader-check/orders-value"},
@@ -151,9 +156,13 @@ func (e *mxEnv) registryMatrix(t *testing.T) {
 	}
 	for _, row := range rows {
 		path := strings.ReplaceAll(row.path, "{id}", fmt.Sprint(ids[mxSubject]))
-		name := row.method + " " + path
 		for _, user := range []string{"bob", "alice"} {
-			code, body := e.registryDo(t, user, row.method, path, row.body)
+			path, reqBody := path, row.body
+			if user == "bob" && row.deniedPath != "" {
+				path, reqBody = row.deniedPath, row.deniedBody
+			}
+			code, body := e.registryDo(t, user, row.method, path, reqBody)
+			name := row.method + " " + path
 			got := fmt.Sprintf("%d %s", code, body)
 			switch {
 			case row.open:

@@ -544,6 +544,12 @@ func (r *Registry) putReader(req *http.Request) (any, error) {
 	default:
 		return nil, errorf(CodeInvalidVersion, "The specified version is not a valid version id")
 	}
+	// The route's check is the subscription's; the subject it names must
+	// be one the principal may describe too (else declaring it would tell
+	// whether it and its versions exist).
+	if !r.allows(req, b.Subject) {
+		return nil, &Error{Code: CodeForbidden, Message: "not authorized to declare subject " + strconv.Quote(b.Subject) + " as a reader schema: describe on it is needed"}
+	}
 	got, err := r.DeclareReader(req.PathValue("topic"), req.PathValue("subscription"), b.Subject, v)
 	if err != nil {
 		return nil, err
