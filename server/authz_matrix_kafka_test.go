@@ -494,6 +494,9 @@ func (e *mxEnv) kafkaLists(clients map[string]*kgo.Client) {
 		hasOrders := func(xs []string) bool {
 			return slices.ContainsFunc(xs, func(s string) bool { return len(s) >= 6 && s[:6] == "orders" })
 		}
+		// __consumer_offsets is a topic like the others: listed to those
+		// who may describe it (neither has a rule on it).
+		e.record("kafka", "Metadata(all) lists __consumer_offsets", user, "false", fmt.Sprint(slices.Contains(topics, "__consumer_offsets")), !slices.Contains(topics, "__consumer_offsets"))
 		if user == "alice" {
 			e.record("kafka", "Metadata(all)", user, "orders, no bobs", fmt.Sprint(topics, err), err == nil && slices.Contains(topics, mxTopic) && !hasBobs(topics))
 			e.record("kafka", "ListGroups", user, "orders-sub, no bobs", fmt.Sprint(groups, err2), err2 == nil && slices.Contains(groups, mxSub) && !hasBobs(groups))
