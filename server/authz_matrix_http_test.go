@@ -76,6 +76,8 @@ type httpRow struct {
 // registryRows are the registry's requests, one or more per route.
 func registryRows() []httpRow {
 	schemaBody := `{"schema":"\"string\""}`
+	refBody := `{"schema":"{\"type\":\"record\",\"name\":\"B\",\"fields\":[{\"name\":\"o\",\"type\":\"Order\"}]}",` +
+		`"references":[{"name":"Order","subject":"orders-ref-value","version":1}]}`
 	notFiltered := func(user, body string) bool { // bob sees nothing of alice's
 		return user == "alice" && strings.Contains(body, mxSubject) && !strings.Contains(body, "bobs") ||
 			user == "bob" && !strings.Contains(body, "orders")
@@ -100,6 +102,13 @@ func registryRows() []httpRow {
 		}},
 		{pattern: "GET /subjects/{subject}/versions", method: "GET", path: "/subjects/orders-value/versions"},
 		{pattern: "POST /subjects/{subject}/versions", method: "POST", path: "/subjects/orders-value/versions", body: schemaBody},
+		// A schema referencing a subject the principal may not describe.
+		{pattern: "POST /subjects/{subject}/versions", method: "POST", path: "/subjects/orders-b-value/versions", body: refBody,
+			deniedPath: "/subjects/bobs-b-value/versions", deniedBody: refBody},
+		{pattern: "POST /subjects/{subject}", method: "POST", path: "/subjects/orders-b-value", body: refBody,
+			deniedPath: "/subjects/bobs-b-value", deniedBody: refBody},
+		{pattern: "POST /compatibility/subjects/{subject}/versions", method: "POST", path: "/compatibility/subjects/orders-b-value/versions", body: refBody,
+			deniedPath: "/compatibility/subjects/bobs-b-value/versions", deniedBody: refBody},
 		{pattern: "GET /subjects/{subject}/versions/{version}", method: "GET", path: "/subjects/orders-value/versions/1"},
 		{pattern: "GET /subjects/{subject}/versions/{version}/schema", method: "GET", path: "/subjects/orders-value/versions/latest/schema"},
 		{pattern: "GET /subjects/{subject}/versions/{version}/referencedby", method: "GET", path: "/subjects/orders-value/versions/1/referencedby"},
@@ -134,7 +143,8 @@ func registryRows() []httpRow {
 // alice.
 func (e *mxEnv) registryMatrix(t *testing.T) {
 	ids := map[string]int{}
-	for subj, sch := range map[string]string{mxSubject: `"string"`, "bobs-value": `"int"`, "orders-del-value": `"long"`, "orders-del2-value": `"double"`} {
+	for subj, sch := range map[string]string{mxSubject: `"string"`, "bobs-value": `"int"`, "orders-del-value": `"long"`, "orders-del2-value": `"double"`,
+		"orders-ref-value": `{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}`} {
 		b, _ := json.Marshal(map[string]string{"schema": sch})
 		code, body := e.registryDo(t, "root", "POST", "/subjects/"+subj+"/versions", string(b))
 		var out struct{ ID int }

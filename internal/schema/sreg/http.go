@@ -155,6 +155,23 @@ func readJSON(req *http.Request, v any) error {
 	return nil
 }
 
+// readSchema reads a request's schema; its references must name subjects
+// the request's principal may describe (their schemas are read to resolve
+// it: a reference to another's subject would tell whether it exists and
+// what it holds).
+func (r *Registry) readSchema(req *http.Request) (SchemaInput, schemaBody, error) {
+	in, b, err := readSchema(req)
+	if err != nil {
+		return in, b, err
+	}
+	for _, ref := range b.References {
+		if !r.allows(req, ref.Subject) {
+			return in, b, &Error{Code: CodeForbidden, Message: "not authorized to reference subject " + strconv.Quote(ref.Subject) + ": describe on it is needed"}
+		}
+	}
+	return in, b, nil
+}
+
 func readSchema(req *http.Request) (SchemaInput, schemaBody, error) {
 	var b schemaBody
 	if err := readJSON(req, &b); err != nil {
@@ -356,7 +373,7 @@ func (r *Registry) getVersions(req *http.Request) (any, error) {
 }
 
 func (r *Registry) postRegister(req *http.Request) (any, error) {
-	in, b, err := readSchema(req)
+	in, b, err := r.readSchema(req)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +421,7 @@ func (r *Registry) getReferencedBy(req *http.Request) (any, error) {
 }
 
 func (r *Registry) postLookup(req *http.Request) (any, error) {
-	in, _, err := readSchema(req)
+	in, _, err := r.readSchema(req)
 	if err != nil {
 		return nil, err
 	}
@@ -487,7 +504,7 @@ func (r *Registry) modeSetting() setting[Mode] {
 }
 
 func (r *Registry) postCompatibility(req *http.Request) (any, error) {
-	in, _, err := readSchema(req)
+	in, _, err := r.readSchema(req)
 	if err != nil {
 		return nil, err
 	}
