@@ -376,4 +376,12 @@ func (e *mxEnv) listNative(clients map[string]*nativeClients) {
 		}
 		e.record("native", spoolv1connect.SubscriptionServiceListSubscriptionsProcedure, user, want, fmt.Sprint(names, err), ok)
 	}
+	// A topic's description lists the subscriptions alice may describe.
+	dresp, err := clients["alice"].topics.DescribeTopic(ctx, req(&spoolv1.DescribeTopicRequest{Name: mxTopic}))
+	var subs []string
+	if err == nil {
+		subs = dresp.Msg.Subscriptions
+	}
+	e.record("native", spoolv1connect.TopicServiceDescribeTopicProcedure+" subscriptions", "alice", "orders… subscriptions only", fmt.Sprint(subs, err),
+		err == nil && slices.Contains(subs, mxSub) && !slices.ContainsFunc(subs, func(n string) bool { return !strings.HasPrefix(n, "orders") }))
 }

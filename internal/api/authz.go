@@ -18,8 +18,8 @@ import (
 // a ReadTopic's request, and to each ConsumeStart of a Consume stream.
 // Publish and PublishStream are checked where their requests are decoded
 // (publish.admit): their bodies reach the handler still encoded. Lists
-// (ListTopics, ListSubscriptions) leave out what the principal may not
-// describe.
+// (ListTopics, ListSubscriptions, and a DescribeTopic's subscriptions)
+// leave out what the principal may not describe.
 
 // SetAuthorizer turns authorization on (nil: off). Call it before
 // serving.
@@ -144,6 +144,15 @@ func (h *Handler) filterResponse(ctx context.Context, procedure string, resp any
 			}
 		}
 		m.Topics = kept
+	case spoolv1connect.TopicServiceDescribeTopicProcedure:
+		m := resp.(*spoolv1.DescribeTopicResponse)
+		kept := m.Subscriptions[:0]
+		for _, s := range m.Subscriptions {
+			if allowed(acl.Group, s) {
+				kept = append(kept, s)
+			}
+		}
+		m.Subscriptions = kept
 	case spoolv1connect.SubscriptionServiceListSubscriptionsProcedure:
 		m := resp.(*spoolv1.ListSubscriptionsResponse)
 		kept := m.Subscriptions[:0]
