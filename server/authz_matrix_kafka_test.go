@@ -413,7 +413,8 @@ func (e *mxEnv) kafkaMatrix(t *testing.T) {
 	// group reaches its topics' checks.
 	oc := kmsg.NewPtrOffsetCommitRequest()
 	oc.Group, oc.Generation = "bobs-g", -1
-	oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: mxBobTopic, TopicID: e.kafkaTopicID(mxBobTopic), Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
+	oc.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: mxBobTopic, TopicID: e.kafkaTopicID(mxBobTopic), Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}},
+		{Topic: mxTopic, TopicID: e.kafkaTopicID(mxTopic), Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
 	if resp, err := kreq(root, oc); err != nil || slices.ContainsFunc(errorCodes(resp), func(c int16) bool { return c != 0 }) {
 		t.Fatalf("commit bobs-g: %v %v", err, codeNames(errorCodes(resp)))
 	}
@@ -497,6 +498,10 @@ func (e *mxEnv) kafkaLists(clients map[string]*kgo.Client) {
 		// __consumer_offsets is a topic like the others: listed to those
 		// who may describe it (neither has a rule on it).
 		e.record("kafka", "Metadata(all) lists __consumer_offsets", user, "false", fmt.Sprint(slices.Contains(topics, "__consumer_offsets")), !slices.Contains(topics, "__consumer_offsets"))
+		if user == "bob" { // bob's group has offsets on alice's topic too
+			got, err := e.kafkaOffsetsOf(clients[user], "bobs-g")
+			e.record("kafka", "OffsetFetch(bobs-g, every topic)", user, "[bobs]", fmt.Sprint(got, err), err == nil && slices.Equal(got, []string{mxBobTopic}))
+		}
 		if user == "alice" {
 			e.record("kafka", "Metadata(all)", user, "orders, no bobs", fmt.Sprint(topics, err), err == nil && slices.Contains(topics, mxTopic) && !hasBobs(topics))
 			e.record("kafka", "ListGroups", user, "orders-sub, no bobs", fmt.Sprint(groups, err2), err2 == nil && slices.Contains(groups, mxSub) && !hasBobs(groups))
@@ -505,6 +510,34 @@ func (e *mxEnv) kafkaLists(clients map[string]*kgo.Client) {
 			e.record("kafka", "ListGroups", user, "no orders", fmt.Sprint(groups, err2), err2 == nil && !hasOrders(groups))
 		}
 	}
+}
+
+// kafkaOffsetsOf returns the topics OffsetFetch of every topic answers
+// for a group.
+func (e *mxEnv) kafkaOffsetsOf(kc *kgo.Client, group string) ([]string, error) {
+	r := kmsg.NewPtrOffsetFetchRequest()
+	r.Group = group
+	g := kmsg.NewOffsetFetchRequestGroup()
+	g.Group = group
+	r.Groups = append(r.Groups, g)
+	resp, err := kreq(kc, r)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, g := range resp.(*kmsg.OffsetFetchResponse).Groups {
+		if g.ErrorCode != 0 {
+			return nil, kerr.ErrorForCode(g.ErrorCode)
+		}
+		for _, t := range g.Topics {
+			name := t.Topic
+			if tt, ok := e.srv.broker.TopicByID(kwire.UUIDString(t.TopicID)); ok && name == "" { // v10 names topics by id
+				name = tt.Name
+			}
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 // kafkaAuthorizedOps: DescribeCluster's and DescribeGroups' authorized
@@ -530,7 +563,15 @@ func (e *mxEnv) kafkaAuthorizedOps(t *testing.T, root *kgo.Client, clients map[s
 		}
 		e.record("kafka", "DescribeCluster authorized operations", c.user, fmt.Sprintf("%#x", c.want), got, got == fmt.Sprintf("%#x", c.want))
 	}
-	clients["dave"] = e.kafka(t, "dave")
+	mr := kmsg.NewPtrMetadataRequest()
+	mr.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr(mxTopic)}}
+	mr.IncludeTopicAuthorizedOperations = true
+	resp, err := kreq(clients["alice"], mr)
+	got, want := fmt.Sprint(err), fmt.Sprintf("%#x", read|1<<4|create|del|alter|describe|describeConfigs|alterConfigs)
+	if err == nil {
+		got = fmt.Sprintf("%#x", resp.(*kmsg.MetadataResponse).Topics[0].AuthorizedOperations)
+	}
+	e.record("kafka", "Metadata topic authorized operations", "alice", want, got, got == want)
 	for _, c := range []struct {
 		user string
 		want int32
