@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spoolmq/spool/internal/console"
 	"github.com/spoolmq/spool/internal/schema/sreg"
 )
 
@@ -205,17 +206,26 @@ func (e *mxEnv) httpMatrix(t *testing.T) {
 		{method: "GET", path: "/spool/auth/acls"},
 		{method: "POST", path: "/spool/auth/acls", body: `{"rules":[{"principal":"User:gina","resource":"topic","name":"ginas","operation":"consume"}]}`},
 		{method: "DELETE", path: "/spool/auth/acls?principal=User:gina"},
-		{method: "GET", path: "/"},
-		{method: "GET", path: "/topics/orders"},
-		{method: "GET", path: "/topics/orders/messages"},
-		{method: "GET", path: "/topics/orders/subscriptions/orders-sub"},
-		{method: "GET", path: "/topics/orders/subscriptions/orders-sub/dead-letters"},
-		{method: "POST", path: "/topics/orders/subscriptions/orders-sub/reset", body: "to=earliest"},
-		{method: "POST", path: "/topics/orders/subscriptions/orders-sub/redrive", body: "target=subscription"},
-		{method: "GET", path: "/schemas"},
-		{method: "GET", path: "/schemas/orders-value"},
-		{method: "GET", path: "/console/catalog"},
-		{method: "GET", path: "/console/api/stats"},
+		// The console: pattern names the route (console.Routes).
+		{pattern: "GET /{$}", method: "GET", path: "/"},
+		{pattern: "GET /topics/{topic}", method: "GET", path: "/topics/orders"},
+		{pattern: "GET /topics/{topic}/messages", method: "GET", path: "/topics/orders/messages"},
+		{pattern: "GET /topics/{topic}/subscriptions/{sub}", method: "GET", path: "/topics/orders/subscriptions/orders-sub"},
+		{pattern: "GET /topics/{topic}/subscriptions/{sub}/dead-letters", method: "GET", path: "/topics/orders/subscriptions/orders-sub/dead-letters"},
+		{pattern: "POST /topics/{topic}/subscriptions/{sub}/reset", method: "POST", path: "/topics/orders/subscriptions/orders-sub/reset", body: "to=earliest"},
+		{pattern: "POST /topics/{topic}/subscriptions/{sub}/redrive", method: "POST", path: "/topics/orders/subscriptions/orders-sub/redrive", body: "target=subscription"},
+		{pattern: "GET /topics/{topic}/subscriptions/{sub}/reset", method: "GET", path: "/topics/orders/subscriptions/orders-sub/reset"},
+		{pattern: "GET /topics/{topic}/subscriptions/{sub}/redrive", method: "GET", path: "/topics/orders/subscriptions/orders-sub/redrive"},
+		{pattern: "GET /schemas", method: "GET", path: "/schemas"},
+		{pattern: "GET /schemas/{subject}", method: "GET", path: "/schemas/orders-value"},
+		{pattern: "GET /console/catalog", method: "GET", path: "/console/catalog"},
+		{pattern: "GET /console/api/stats", method: "GET", path: "/console/api/stats?topic=orders"},
+		{method: "GET", path: "/console/static/console.css"},
+	}
+	for _, p := range console.Routes() {
+		if !slices.ContainsFunc(rows, func(r httpRow) bool { return r.pattern == p }) {
+			e.record("http", "console "+p, "-", "a matrix row", "none: add one to httpMatrix", false)
+		}
 	}
 	for _, row := range rows {
 		name := row.method + " " + row.path
