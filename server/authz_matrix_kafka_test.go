@@ -174,6 +174,11 @@ func (e *mxEnv) kafkaRows(topicID [16]byte, node int32) map[int16][]kafkaRow {
 			r := kmsg.NewPtrFindCoordinatorRequest()
 			r.CoordinatorKey, r.CoordinatorKeys = group, []string{group}
 			return r
+		}}, {name: "FindCoordinator(share key)", want: cf, req: func() kmsg.Request {
+			r := kmsg.NewPtrFindCoordinatorRequest()
+			key := "orders-share:" + kwire.UUIDString(topicID) + ":0"
+			r.CoordinatorType, r.CoordinatorKey, r.CoordinatorKeys = 2, key, []string{key}
+			return r
 		}}},
 		11: {{name: "JoinGroup", want: gf, req: func() kmsg.Request {
 			r := kmsg.NewPtrJoinGroupRequest()
