@@ -247,6 +247,27 @@ func nativeRows() map[string][]nativeRow {
 		}
 	}
 	add := func(proc string, row nativeRow) { rows[proc] = append(rows[proc], row) }
+	// Binding a topic to a schema subject needs describe on the subject.
+	add(spoolv1connect.TopicServiceCreateTopicProcedure, nativeRow{label: "(bound to orders-value)",
+		call: func(ctx context.Context, c *nativeClients) error {
+			_, err := c.topics.CreateTopic(ctx, req(&spoolv1.CreateTopicRequest{Name: "orders-bound", Config: &spoolv1.TopicConfig{Partitions: 1, SchemaSubject: mxSubject}}))
+			return err
+		},
+		denied: func(ctx context.Context, c *nativeClients) error {
+			_, err := c.topics.CreateTopic(ctx, req(&spoolv1.CreateTopicRequest{Name: "bobs-bound", Config: &spoolv1.TopicConfig{Partitions: 1, SchemaSubject: mxSubject}}))
+			return err
+		}})
+	add(spoolv1connect.TopicServiceAlterTopicProcedure, nativeRow{label: "(bound to orders-value)",
+		call: func(ctx context.Context, c *nativeClients) error {
+			_, err := c.topics.AlterTopic(ctx, req(&spoolv1.AlterTopicRequest{Name: "orders-alter", Config: &spoolv1.TopicConfig{SchemaSubject: mxSubject},
+				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"schema_subject"}}}))
+			return err
+		},
+		denied: func(ctx context.Context, c *nativeClients) error {
+			_, err := c.topics.AlterTopic(ctx, req(&spoolv1.AlterTopicRequest{Name: mxBobTopic, Config: &spoolv1.TopicConfig{SchemaSubject: mxSubject},
+				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"schema_subject"}}}))
+			return err
+		}})
 	add(spoolv1connect.ConsumeServiceConsumeProcedure, nativeRow{label: "(bob's subscription on orders)", call: consume(mxTopic, mxSub),
 		denied: consume(mxTopic, mxBobTopic+"-on-orders")})
 	add(spoolv1connect.ConsumeServiceConsumeProcedure, nativeRow{label: "(orders-sub on bob's topic)", call: consume(mxTopic, mxSub),

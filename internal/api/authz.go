@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"connectrpc.com/connect"
 
@@ -36,6 +37,15 @@ func topicCheck(name string, op acl.Operation) check { return check{acl.Topic, n
 func groupCheck(name string, op acl.Operation) check { return check{acl.Group, name, op} }
 func clusterCheck(op acl.Operation) check            { return check{acl.Cluster, acl.ClusterName, op} }
 
+// subjectChecks: binding a topic to a schema subject (its messages are
+// checked against the subject's schemas) needs describe on the subject.
+func subjectChecks(subject string) []check {
+	if subject == "" {
+		return nil
+	}
+	return []check{{acl.Subject, subject, acl.Describe}}
+}
+
 // anyTopicPublish stands for "publish on the cluster, or on some topic"
 // (InitProducer, as Kafka's InitProducerId without a transactional id).
 var anyTopicPublish = check{res: acl.Topic, op: acl.Publish}
@@ -45,7 +55,8 @@ var anyTopicPublish = check{res: acl.Topic, op: acl.Publish}
 func requestChecks(procedure string, msg any) (checks []check, ok bool) {
 	switch procedure {
 	case spoolv1connect.TopicServiceCreateTopicProcedure:
-		return []check{topicCheck(msg.(*spoolv1.CreateTopicRequest).GetName(), acl.Admin)}, true
+		m := msg.(*spoolv1.CreateTopicRequest)
+		return append([]check{topicCheck(m.GetName(), acl.Admin)}, subjectChecks(m.GetConfig().GetSchemaSubject())...), true
 	case spoolv1connect.TopicServiceDeleteTopicProcedure:
 		return []check{topicCheck(msg.(*spoolv1.DeleteTopicRequest).GetName(), acl.Admin)}, true
 	case spoolv1connect.TopicServiceListTopicsProcedure:
@@ -53,7 +64,12 @@ func requestChecks(procedure string, msg any) (checks []check, ok bool) {
 	case spoolv1connect.TopicServiceDescribeTopicProcedure:
 		return []check{topicCheck(msg.(*spoolv1.DescribeTopicRequest).GetName(), acl.Describe)}, true
 	case spoolv1connect.TopicServiceAlterTopicProcedure:
-		return []check{topicCheck(msg.(*spoolv1.AlterTopicRequest).GetName(), acl.Admin)}, true
+		m := msg.(*spoolv1.AlterTopicRequest)
+		checks := []check{topicCheck(m.GetName(), acl.Admin)}
+		if slices.Contains(m.GetUpdateMask().GetPaths(), "schema_subject") {
+			checks = append(checks, subjectChecks(m.GetConfig().GetSchemaSubject())...)
+		}
+		return checks, true
 	case spoolv1connect.TopicServiceAddPartitionsProcedure:
 		return []check{topicCheck(msg.(*spoolv1.AddPartitionsRequest).GetName(), acl.Admin)}, true
 	case spoolv1connect.TopicServiceReassignPartitionProcedure:
