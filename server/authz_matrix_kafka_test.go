@@ -370,6 +370,41 @@ func (e *mxEnv) kafkaRows(topicID [16]byte, node int32) map[int16][]kafkaRow {
 	withGroup(76, "ShareGroupHeartbeat(bobs-share, orders)", "bobs-share")
 	withGroup(78, "ShareFetch(bobs-share, orders)", "bobs-share")
 	withGroup(79, "ShareAcknowledge(bobs-share, orders)", "bobs-share")
+	// Binding a topic to a schema subject needs describe on the subject:
+	// bob's own topic, alice's subject.
+	subjectCfg := kmsg.StringPtr(mxSubject)
+	createBound := func(topic string) func() kmsg.Request {
+		return func() kmsg.Request {
+			r := kmsg.NewPtrCreateTopicsRequest()
+			r.TimeoutMillis = 5000
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, -1
+			rt.Configs = []kmsg.CreateTopicsRequestTopicConfig{{Name: "spool.schema.subject", Value: subjectCfg}}
+			r.Topics = append(r.Topics, rt)
+			return r
+		}
+	}
+	alterBound := func(topic string) func() kmsg.Request {
+		return func() kmsg.Request {
+			r := kmsg.NewPtrAlterConfigsRequest()
+			r.ValidateOnly = true
+			r.Resources = []kmsg.AlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: topic,
+				Configs: []kmsg.AlterConfigsRequestResourceConfig{{Name: "spool.schema.subject", Value: subjectCfg}}}}
+			return r
+		}
+	}
+	incBound := func(topic string) func() kmsg.Request {
+		return func() kmsg.Request {
+			r := kmsg.NewPtrIncrementalAlterConfigsRequest()
+			r.ValidateOnly = true
+			r.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: topic,
+				Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "spool.schema.subject", Op: kmsg.IncrementalAlterConfigOpSet, Value: subjectCfg}}}}
+			return r
+		}
+	}
+	rows[19] = append(rows[19], kafkaRow{name: "CreateTopics(bound to orders-value)", want: tf, req: createBound("orders-kbound"), denied: createBound("bobs-kbound")})
+	rows[33] = append(rows[33], kafkaRow{name: "AlterConfigs(bound to orders-value)", want: tf, req: alterBound("orders-alter"), denied: alterBound(mxBobTopic)})
+	rows[44] = append(rows[44], kafkaRow{name: "IncrementalAlterConfigs(bound to orders-value)", want: tf, req: incBound("orders-alter"), denied: incBound(mxBobTopic)})
 	// DeleteTopics by id only (v6): the id's topic is checked.
 	rows[20] = append(rows[20], kafkaRow{name: "DeleteTopics(by id)", want: tf, req: func() kmsg.Request {
 		r := kmsg.NewPtrDeleteTopicsRequest()
