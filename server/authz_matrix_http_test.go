@@ -214,6 +214,8 @@ func (e *mxEnv) httpMatrix(t *testing.T) {
 		{pattern: "GET /topics/{topic}/subscriptions/{sub}/dead-letters", method: "GET", path: "/topics/orders/subscriptions/orders-sub/dead-letters"},
 		{pattern: "POST /topics/{topic}/subscriptions/{sub}/reset", method: "POST", path: "/topics/orders/subscriptions/orders-sub/reset", body: "to=earliest"},
 		{pattern: "POST /topics/{topic}/subscriptions/{sub}/redrive", method: "POST", path: "/topics/orders/subscriptions/orders-sub/redrive", body: "target=subscription"},
+		{pattern: "POST /topics/{topic}/subscriptions/{sub}/redrive", method: "POST", path: "/topics/orders/subscriptions/orders-sub/redrive", body: "target=topic&dry_run=1",
+			deniedPath: "/topics/orders/subscriptions/bobs-on-orders/redrive", deniedBody: "target=topic&dry_run=1"},
 		{pattern: "GET /topics/{topic}/subscriptions/{sub}/reset", method: "GET", path: "/topics/orders/subscriptions/orders-sub/reset"},
 		{pattern: "GET /topics/{topic}/subscriptions/{sub}/redrive", method: "GET", path: "/topics/orders/subscriptions/orders-sub/redrive"},
 		{pattern: "GET /schemas", method: "GET", path: "/schemas"},
@@ -228,9 +230,13 @@ func (e *mxEnv) httpMatrix(t *testing.T) {
 		}
 	}
 	for _, row := range rows {
-		name := row.method + " " + row.path
 		for _, user := range []string{"bob", "alice"} {
-			code, body := e.httpDo(t, user, row.method, row.path, row.body)
+			path, reqBody := row.path, row.body
+			if user == "bob" && row.deniedPath != "" {
+				path, reqBody = row.deniedPath, row.deniedBody
+			}
+			name := row.method + " " + path + " " + reqBody
+			code, body := e.httpDo(t, user, row.method, path, reqBody)
 			got := fmt.Sprintf("%d %s", code, body)
 			if user == "alice" {
 				e.record("http", name, user, "not 403", got, code != 403 && code != 401)

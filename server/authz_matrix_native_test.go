@@ -247,6 +247,26 @@ func nativeRows() map[string][]nativeRow {
 		}
 	}
 	add := func(proc string, row nativeRow) { rows[proc] = append(rows[proc], row) }
+	// A dead-letter topic is published to: publish on it is needed.
+	add(spoolv1connect.SubscriptionServiceCreateSubscriptionProcedure, nativeRow{label: "(dead letters to orders)",
+		call: func(ctx context.Context, c *nativeClients) error {
+			_, err := c.subs.CreateSubscription(ctx, req(&spoolv1.CreateSubscriptionRequest{Topic: mxTopic, Name: "orders-dlq-sub",
+				Config: &spoolv1.SubscriptionConfig{DeadLetterTopic: "orders-dlq"}}))
+			return err
+		},
+		denied: func(ctx context.Context, c *nativeClients) error {
+			_, err := c.subs.CreateSubscription(ctx, req(&spoolv1.CreateSubscriptionRequest{Topic: mxBobTopic, Name: "bobs-dlq-sub",
+				Config: &spoolv1.SubscriptionConfig{DeadLetterTopic: mxTopic}}))
+			return err
+		}})
+	// A redrive to the whole topic republishes to it: publish on it.
+	redrive := func(sub string) func(ctx context.Context, c *nativeClients) error {
+		return func(ctx context.Context, c *nativeClients) error {
+			_, err := c.subs.Redrive(ctx, req(&spoolv1.RedriveRequest{Topic: mxTopic, Subscription: sub, Target: spoolv1.RedriveTarget_REDRIVE_TARGET_TOPIC, DryRun: true}))
+			return err
+		}
+	}
+	add(spoolv1connect.SubscriptionServiceRedriveProcedure, nativeRow{label: "(to bob's subscription's topic, orders)", call: redrive(mxSub), denied: redrive(mxBobTopic + "-on-orders")})
 	// Binding a topic to a schema subject needs describe on the subject.
 	add(spoolv1connect.TopicServiceCreateTopicProcedure, nativeRow{label: "(bound to orders-value)",
 		call: func(ctx context.Context, c *nativeClients) error {

@@ -79,7 +79,11 @@ func requestChecks(procedure string, msg any) (checks []check, ok bool) {
 
 	case spoolv1connect.SubscriptionServiceCreateSubscriptionProcedure:
 		m := msg.(*spoolv1.CreateSubscriptionRequest)
-		return []check{topicCheck(m.GetTopic(), acl.Consume), groupCheck(m.GetName(), acl.Admin)}, true
+		checks := []check{topicCheck(m.GetTopic(), acl.Consume), groupCheck(m.GetName(), acl.Admin)}
+		if dlt := m.GetConfig().GetDeadLetterTopic(); dlt != "" {
+			checks = append(checks, topicCheck(dlt, acl.Publish)) // dead letters are published to it
+		}
+		return checks, true
 	case spoolv1connect.SubscriptionServiceDeleteSubscriptionProcedure:
 		m := msg.(*spoolv1.DeleteSubscriptionRequest)
 		return []check{groupCheck(m.GetName(), acl.Admin)}, true
@@ -102,7 +106,11 @@ func requestChecks(procedure string, msg any) (checks []check, ok bool) {
 		return []check{groupCheck(m.GetSubscription(), acl.Consume)}, true
 	case spoolv1connect.SubscriptionServiceRedriveProcedure:
 		m := msg.(*spoolv1.RedriveRequest)
-		return []check{groupCheck(m.GetSubscription(), acl.Admin)}, true
+		checks := []check{groupCheck(m.GetSubscription(), acl.Admin)}
+		if m.GetTarget() == spoolv1.RedriveTarget_REDRIVE_TARGET_TOPIC {
+			checks = append(checks, topicCheck(m.GetTopic(), acl.Publish)) // republished to every subscription
+		}
+		return checks, true
 
 	case spoolv1connect.PublishServiceInitProducerProcedure:
 		return []check{anyTopicPublish}, true
