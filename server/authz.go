@@ -65,7 +65,7 @@ const consoleMaxForm = 64 << 10
 
 // consoleChecks: the console's pages describe the whole cluster; browsing
 // a topic's messages needs consume on it; a subscription's dead letters
-// consume on it; a reset or a redrive admin on it (and a redrive to the
+// consume on it and its topic; a reset or a redrive admin on it (and a redrive to the
 // whole topic publish on the topic).
 func consoleChecks(r *http.Request) []httpCheck {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
@@ -74,7 +74,7 @@ func consoleChecks(r *http.Request) []httpCheck {
 		case len(parts) == 3 && parts[2] == "messages":
 			return []httpCheck{{acl.Topic, parts[1], acl.Consume}}
 		case len(parts) == 5 && parts[2] == "subscriptions" && parts[4] == "dead-letters":
-			return []httpCheck{{acl.Group, parts[3], acl.Consume}}
+			return []httpCheck{{acl.Topic, parts[1], acl.Consume}, {acl.Group, parts[3], acl.Consume}}
 		case len(parts) == 5 && parts[2] == "subscriptions" && r.Method == http.MethodPost:
 			checks := []httpCheck{{acl.Group, parts[3], acl.Admin}}
 			if parts[4] == "redrive" {

@@ -212,6 +212,8 @@ func (e *mxEnv) httpMatrix(t *testing.T) {
 		{pattern: "GET /topics/{topic}/messages", method: "GET", path: "/topics/orders/messages"},
 		{pattern: "GET /topics/{topic}/subscriptions/{sub}", method: "GET", path: "/topics/orders/subscriptions/orders-sub"},
 		{pattern: "GET /topics/{topic}/subscriptions/{sub}/dead-letters", method: "GET", path: "/topics/orders/subscriptions/orders-sub/dead-letters"},
+		{pattern: "GET /topics/{topic}/subscriptions/{sub}/dead-letters", method: "GET", path: "/topics/orders/subscriptions/orders-sub/dead-letters",
+			deniedPath: "/topics/orders/subscriptions/bobs-on-orders/dead-letters"},
 		{pattern: "POST /topics/{topic}/subscriptions/{sub}/reset", method: "POST", path: "/topics/orders/subscriptions/orders-sub/reset", body: "to=earliest"},
 		{pattern: "POST /topics/{topic}/subscriptions/{sub}/redrive", method: "POST", path: "/topics/orders/subscriptions/orders-sub/redrive", body: "target=subscription"},
 		{pattern: "POST /topics/{topic}/subscriptions/{sub}/redrive", method: "POST", path: "/topics/orders/subscriptions/orders-sub/redrive", body: "target=topic&dry_run=1",

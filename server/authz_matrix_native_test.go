@@ -259,6 +259,15 @@ func nativeRows() map[string][]nativeRow {
 				Config: &spoolv1.SubscriptionConfig{DeadLetterTopic: mxTopic}}))
 			return err
 		}})
+	// Dead letters are the topic's messages: consume on the topic too.
+	deadLetters := func(topic, sub string) func(ctx context.Context, c *nativeClients) error {
+		return func(ctx context.Context, c *nativeClients) error {
+			_, err := c.subs.ListDeadLetters(ctx, req(&spoolv1.ListDeadLettersRequest{Topic: topic, Subscription: sub, Limit: 10}))
+			return err
+		}
+	}
+	add(spoolv1connect.SubscriptionServiceListDeadLettersProcedure, nativeRow{label: "(bob's subscription on orders)",
+		call: deadLetters(mxTopic, mxSub), denied: deadLetters(mxTopic, mxBobTopic+"-on-orders")})
 	// A redrive to the whole topic republishes to it: publish on it.
 	redrive := func(sub string) func(ctx context.Context, c *nativeClients) error {
 		return func(ctx context.Context, c *nativeClients) error {

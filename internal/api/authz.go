@@ -103,7 +103,9 @@ func requestChecks(procedure string, msg any) (checks []check, ok bool) {
 		return []check{groupCheck(m.GetName(), acl.Admin)}, true
 	case spoolv1connect.SubscriptionServiceListDeadLettersProcedure:
 		m := msg.(*spoolv1.ListDeadLettersRequest)
-		return []check{groupCheck(m.GetSubscription(), acl.Consume)}, true
+		// Dead letters are the topic's messages: consume on both, as
+		// consuming them through the subscription needs.
+		return []check{topicCheck(m.GetTopic(), acl.Consume), groupCheck(m.GetSubscription(), acl.Consume)}, true
 	case spoolv1connect.SubscriptionServiceRedriveProcedure:
 		m := msg.(*spoolv1.RedriveRequest)
 		checks := []check{groupCheck(m.GetSubscription(), acl.Admin)}
