@@ -60,9 +60,13 @@ func managementChecks(r *http.Request) []httpCheck {
 	return clusterOp(acl.Admin)
 }
 
+// consoleMaxForm bounds a console form's body (as the console does).
+const consoleMaxForm = 64 << 10
+
 // consoleChecks: the console's pages describe the whole cluster; browsing
 // a topic's messages needs consume on it; a subscription's dead letters
-// consume on it; a reset or a redrive admin on it.
+// consume on it and its topic; a reset or a redrive admin on it (and a redrive to the
+// whole topic publish on the topic).
 func consoleChecks(r *http.Request) []httpCheck {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(parts) >= 3 && parts[0] == "topics" {
@@ -70,9 +74,19 @@ func consoleChecks(r *http.Request) []httpCheck {
 		case len(parts) == 3 && parts[2] == "messages":
 			return []httpCheck{{acl.Topic, parts[1], acl.Consume}}
 		case len(parts) == 5 && parts[2] == "subscriptions" && parts[4] == "dead-letters":
-			return []httpCheck{{acl.Group, parts[3], acl.Consume}}
+			return []httpCheck{{acl.Topic, parts[1], acl.Consume}, {acl.Group, parts[3], acl.Consume}}
 		case len(parts) == 5 && parts[2] == "subscriptions" && r.Method == http.MethodPost:
-			return []httpCheck{{acl.Group, parts[3], acl.Admin}}
+			checks := []httpCheck{{acl.Group, parts[3], acl.Admin}}
+			if parts[4] == "redrive" {
+				// A redrive to the topic republishes to every subscription:
+				// publish on it too. The form is read within the console's
+				// bound (the console reads it again from r.PostForm).
+				r.Body = http.MaxBytesReader(nil, r.Body, consoleMaxForm)
+				if r.PostFormValue("target") == "topic" {
+					checks = append(checks, httpCheck{acl.Topic, parts[1], acl.Publish})
+				}
+			}
+			return checks
 		}
 	}
 	return clusterOp(acl.Describe)

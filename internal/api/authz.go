@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"connectrpc.com/connect"
 
@@ -18,8 +19,8 @@ import (
 // a ReadTopic's request, and to each ConsumeStart of a Consume stream.
 // Publish and PublishStream are checked where their requests are decoded
 // (publish.admit): their bodies reach the handler still encoded. Lists
-// (ListTopics, ListSubscriptions) leave out what the principal may not
-// describe.
+// (ListTopics, ListSubscriptions, and a DescribeTopic's subscriptions)
+// leave out what the principal may not describe.
 
 // SetAuthorizer turns authorization on (nil: off). Call it before
 // serving.
@@ -36,6 +37,15 @@ func topicCheck(name string, op acl.Operation) check { return check{acl.Topic, n
 func groupCheck(name string, op acl.Operation) check { return check{acl.Group, name, op} }
 func clusterCheck(op acl.Operation) check            { return check{acl.Cluster, acl.ClusterName, op} }
 
+// subjectChecks: binding a topic to a schema subject (its messages are
+// checked against the subject's schemas) needs describe on the subject.
+func subjectChecks(subject string) []check {
+	if subject == "" {
+		return nil
+	}
+	return []check{{acl.Subject, subject, acl.Describe}}
+}
+
 // anyTopicPublish stands for "publish on the cluster, or on some topic"
 // (InitProducer, as Kafka's InitProducerId without a transactional id).
 var anyTopicPublish = check{res: acl.Topic, op: acl.Publish}
@@ -45,7 +55,8 @@ var anyTopicPublish = check{res: acl.Topic, op: acl.Publish}
 func requestChecks(procedure string, msg any) (checks []check, ok bool) {
 	switch procedure {
 	case spoolv1connect.TopicServiceCreateTopicProcedure:
-		return []check{topicCheck(msg.(*spoolv1.CreateTopicRequest).GetName(), acl.Admin)}, true
+		m := msg.(*spoolv1.CreateTopicRequest)
+		return append([]check{topicCheck(m.GetName(), acl.Admin)}, subjectChecks(m.GetConfig().GetSchemaSubject())...), true
 	case spoolv1connect.TopicServiceDeleteTopicProcedure:
 		return []check{topicCheck(msg.(*spoolv1.DeleteTopicRequest).GetName(), acl.Admin)}, true
 	case spoolv1connect.TopicServiceListTopicsProcedure:
@@ -53,7 +64,12 @@ func requestChecks(procedure string, msg any) (checks []check, ok bool) {
 	case spoolv1connect.TopicServiceDescribeTopicProcedure:
 		return []check{topicCheck(msg.(*spoolv1.DescribeTopicRequest).GetName(), acl.Describe)}, true
 	case spoolv1connect.TopicServiceAlterTopicProcedure:
-		return []check{topicCheck(msg.(*spoolv1.AlterTopicRequest).GetName(), acl.Admin)}, true
+		m := msg.(*spoolv1.AlterTopicRequest)
+		checks := []check{topicCheck(m.GetName(), acl.Admin)}
+		if slices.Contains(m.GetUpdateMask().GetPaths(), "schema_subject") {
+			checks = append(checks, subjectChecks(m.GetConfig().GetSchemaSubject())...)
+		}
+		return checks, true
 	case spoolv1connect.TopicServiceAddPartitionsProcedure:
 		return []check{topicCheck(msg.(*spoolv1.AddPartitionsRequest).GetName(), acl.Admin)}, true
 	case spoolv1connect.TopicServiceReassignPartitionProcedure:
@@ -63,7 +79,11 @@ func requestChecks(procedure string, msg any) (checks []check, ok bool) {
 
 	case spoolv1connect.SubscriptionServiceCreateSubscriptionProcedure:
 		m := msg.(*spoolv1.CreateSubscriptionRequest)
-		return []check{topicCheck(m.GetTopic(), acl.Consume), groupCheck(m.GetName(), acl.Admin)}, true
+		checks := []check{topicCheck(m.GetTopic(), acl.Consume), groupCheck(m.GetName(), acl.Admin)}
+		if dlt := m.GetConfig().GetDeadLetterTopic(); dlt != "" {
+			checks = append(checks, topicCheck(dlt, acl.Publish)) // dead letters are published to it
+		}
+		return checks, true
 	case spoolv1connect.SubscriptionServiceDeleteSubscriptionProcedure:
 		m := msg.(*spoolv1.DeleteSubscriptionRequest)
 		return []check{groupCheck(m.GetName(), acl.Admin)}, true
@@ -83,10 +103,16 @@ func requestChecks(procedure string, msg any) (checks []check, ok bool) {
 		return []check{groupCheck(m.GetName(), acl.Admin)}, true
 	case spoolv1connect.SubscriptionServiceListDeadLettersProcedure:
 		m := msg.(*spoolv1.ListDeadLettersRequest)
-		return []check{groupCheck(m.GetSubscription(), acl.Consume)}, true
+		// Dead letters are the topic's messages: consume on both, as
+		// consuming them through the subscription needs.
+		return []check{topicCheck(m.GetTopic(), acl.Consume), groupCheck(m.GetSubscription(), acl.Consume)}, true
 	case spoolv1connect.SubscriptionServiceRedriveProcedure:
 		m := msg.(*spoolv1.RedriveRequest)
-		return []check{groupCheck(m.GetSubscription(), acl.Admin)}, true
+		checks := []check{groupCheck(m.GetSubscription(), acl.Admin)}
+		if m.GetTarget() == spoolv1.RedriveTarget_REDRIVE_TARGET_TOPIC {
+			checks = append(checks, topicCheck(m.GetTopic(), acl.Publish)) // republished to every subscription
+		}
+		return checks, true
 
 	case spoolv1connect.PublishServiceInitProducerProcedure:
 		return []check{anyTopicPublish}, true
@@ -144,6 +170,15 @@ func (h *Handler) filterResponse(ctx context.Context, procedure string, resp any
 			}
 		}
 		m.Topics = kept
+	case spoolv1connect.TopicServiceDescribeTopicProcedure:
+		m := resp.(*spoolv1.DescribeTopicResponse)
+		kept := m.Subscriptions[:0]
+		for _, s := range m.Subscriptions {
+			if allowed(acl.Group, s) {
+				kept = append(kept, s)
+			}
+		}
+		m.Subscriptions = kept
 	case spoolv1connect.SubscriptionServiceListSubscriptionsProcedure:
 		m := resp.(*spoolv1.ListSubscriptionsResponse)
 		kept := m.Subscriptions[:0]

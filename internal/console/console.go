@@ -81,6 +81,49 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
+// route is one of the console's pages or forms.
+type route struct {
+	pattern string
+	fn      http.HandlerFunc
+}
+
+// routes lists the console's pages and forms but its static files; a nil
+// receiver gives the patterns (Routes).
+func (c *Console) routes() []route {
+	rs := []route{
+		{"GET /{$}", c.overview},
+		{"GET /topics/{topic}", c.topic},
+		{"GET /topics/{topic}/messages", c.messages},
+		{"GET /topics/{topic}/subscriptions/{sub}", c.subscription},
+		{"POST /topics/{topic}/subscriptions/{sub}/reset", c.reset},
+		{"GET /topics/{topic}/subscriptions/{sub}/dead-letters", c.deadLetters},
+		{"POST /topics/{topic}/subscriptions/{sub}/redrive", c.redrive},
+	}
+	for _, p := range []string{"/topics/{topic}/subscriptions/{sub}/reset", "/topics/{topic}/subscriptions/{sub}/redrive"} {
+		rs = append(rs, route{"GET " + p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "POST")
+			c.fail(w, r, http.StatusMethodNotAllowed, "This address takes the form on the subscription's page (POST); a GET changes nothing.")
+		}})
+	}
+	return append(rs,
+		route{"GET /schemas", c.subjects},
+		route{"GET /schemas/{subject}", c.subject},
+		route{"GET /console/catalog", c.catalogPage},
+		route{"GET /console/api/stats", c.stats},
+	)
+}
+
+// Routes returns the patterns of the console's pages and forms ("METHOD
+// /path"; the static files are served under GET /console/static/).
+func Routes() []string {
+	var c *Console
+	var out []string
+	for _, rt := range c.routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
 // New returns the console of cfg.Broker.
 func New(cfg Config) *Console {
 	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
@@ -94,23 +137,9 @@ func New(cfg Config) *Console {
 	c.rates = newSampler(now)
 	c.pages = parsePages()
 	m := c.mux
-	m.HandleFunc("GET /{$}", c.overview)
-	m.HandleFunc("GET /topics/{topic}", c.topic)
-	m.HandleFunc("GET /topics/{topic}/messages", c.messages)
-	m.HandleFunc("GET /topics/{topic}/subscriptions/{sub}", c.subscription)
-	m.HandleFunc("POST /topics/{topic}/subscriptions/{sub}/reset", c.reset)
-	m.HandleFunc("GET /topics/{topic}/subscriptions/{sub}/dead-letters", c.deadLetters)
-	m.HandleFunc("POST /topics/{topic}/subscriptions/{sub}/redrive", c.redrive)
-	for _, p := range []string{"/topics/{topic}/subscriptions/{sub}/reset", "/topics/{topic}/subscriptions/{sub}/redrive"} {
-		m.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", "POST")
-			c.fail(w, r, http.StatusMethodNotAllowed, "This address takes the form on the subscription's page (POST); a GET changes nothing.")
-		})
+	for _, rt := range c.routes() {
+		m.HandleFunc(rt.pattern, rt.fn)
 	}
-	m.HandleFunc("GET /schemas", c.subjects)
-	m.HandleFunc("GET /schemas/{subject}", c.subject)
-	m.HandleFunc("GET /console/catalog", c.catalogPage)
-	m.HandleFunc("GET /console/api/stats", c.stats)
 	static, _ := fs.Sub(staticFS, "static")
 	m.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

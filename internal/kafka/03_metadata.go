@@ -80,7 +80,7 @@ func (s *Server) metadata(ctx context.Context, _ *conn, kreq kmsg.Request) (kmsg
 	if req.IncludeClusterAuthorizedOperations && req.Version >= 8 && req.Version <= 10 {
 		resp.AuthorizedOperations = s.authorizedOps(ctx, acl.Cluster, acl.ClusterName)
 	}
-	if req.Topics == nil {
+	if req.Topics == nil && s.can(ctx, acl.Topic, offsetsTopic, acl.Describe) {
 		resp.Topics = append(resp.Topics, s.offsetsTopicMetadata())
 	}
 	return resp, nil

@@ -9,9 +9,10 @@ package kafka
 // may not use a transactional id), as InitProducerId does: a non-retriable
 // error fails a transactional producer at once, where
 // COORDINATOR_NOT_AVAILABLE would have it retry forever. Share-coordinator
-// keys (type 2, v6+, "group:topicId:partition", used between brokers) are
-// answered with this node when well-formed, INVALID_REQUEST otherwise, as
-// are unknown key types.
+// keys (type 2, v6+, "group:topicId:partition", used between brokers) need
+// CLUSTER_ACTION on the cluster (admin; CLUSTER_AUTHORIZATION_FAILED, as
+// Kafka answers) and are answered with this node when well-formed,
+// INVALID_REQUEST otherwise, as are unknown key types.
 
 import (
 	"context"
@@ -42,7 +43,10 @@ func (s *Server) findCoordinator(ctx context.Context, _ *conn, kreq kmsg.Request
 		case req.CoordinatorType == 1:
 			c.ErrorCode, msg = kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not supported"
 		case req.CoordinatorType == 2 && req.Version >= 6:
-			if !validShareCoordinatorKey(key) {
+			switch {
+			case !s.can(ctx, acl.Cluster, acl.ClusterName, acl.Admin):
+				c.ErrorCode, msg = kerr.ClusterAuthorizationFailed.Code, "share coordinator keys are looked up between brokers: CLUSTER_ACTION on the cluster is needed"
+			case !validShareCoordinatorKey(key):
 				c.ErrorCode, msg = kerr.InvalidRequest.Code, "malformed share coordinator key"
 			}
 		default:

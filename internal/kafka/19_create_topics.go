@@ -68,6 +68,10 @@ func (s *Server) createTopics(ctx context.Context, _ *conn, kreq kmsg.Request) (
 				msg(kerr.InvalidConfig.Code, err.Error())
 				break
 			}
+			if code, text := s.schemaSubjectAuthz(ctx, cfg.SchemaSubject); code != 0 {
+				msg(code, text)
+				break
+			}
 			if lim := s.b.MaxStorableMessageBytes(); cfg.MaxMessageBytes > lim {
 				msg(kerr.InvalidConfig.Code, fmt.Sprintf("max.message.bytes %d exceeds this server's largest storable batch, %d bytes (storage.max-batch-bytes)", cfg.MaxMessageBytes, lim))
 				break

@@ -40,7 +40,9 @@ func (s *Server) alterConfigs(ctx context.Context, _ *conn, kreq kmsg.Request) (
 				}
 				ops = append(ops, alterOp{name: c.Name, op: op, value: c.Value})
 			}
-			code, msg = s.alterTopicConfigs(rr.ResourceName, ops, true, req.ValidateOnly)
+			if code, msg = s.schemaSubjectOpsAuthz(ctx, ops); code == 0 {
+				code, msg = s.alterTopicConfigs(rr.ResourceName, ops, true, req.ValidateOnly)
+			}
 		case kmsg.ConfigResourceTypeGroupConfig:
 			ops := make([]alterOp, 0, len(rr.Configs))
 			for _, c := range rr.Configs {

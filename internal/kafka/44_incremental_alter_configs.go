@@ -50,7 +50,9 @@ func (s *Server) incrementalAlterConfigs(ctx context.Context, _ *conn, kreq kmsg
 		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			code, msg = s.alterTopicConfigs(rr.ResourceName, ops, false, req.ValidateOnly)
+			if code, msg = s.schemaSubjectOpsAuthz(ctx, ops); code == 0 {
+				code, msg = s.alterTopicConfigs(rr.ResourceName, ops, false, req.ValidateOnly)
+			}
 		case kmsg.ConfigResourceTypeGroupConfig:
 			code, msg = s.alterGroupConfigs(rr.ResourceName, ops, false, req.ValidateOnly)
 		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:

@@ -13,6 +13,7 @@ package kafka
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/spoolmq/spool/internal/auth"
 	"github.com/spoolmq/spool/internal/auth/acl"
@@ -178,6 +179,30 @@ func (s *Server) shareAuthz(ctx context.Context, group string, topics [][16]byte
 	for _, id := range topics {
 		if t, ok := s.b.TopicByID(kwire.UUIDString(id)); ok && !s.can(ctx, acl.Topic, t.Name, acl.Consume) {
 			return kerr.TopicAuthorizationFailed.Code, "not authorized to consume topic " + t.Name
+		}
+	}
+	return 0, ""
+}
+
+// schemaSubjectAuthz: binding a topic to a schema subject
+// (spool.schema.subject; its messages are checked against the subject's
+// schemas) needs describe on the subject, TOPIC_AUTHORIZATION_FAILED
+// otherwise (Kafka has no subject resource).
+func (s *Server) schemaSubjectAuthz(ctx context.Context, subject string) (int16, string) {
+	if subject == "" || s.can(ctx, acl.Subject, subject, acl.Describe) {
+		return 0, ""
+	}
+	return kerr.TopicAuthorizationFailed.Code, "not authorized to bind the topic to schema subject " + strconv.Quote(subject) + ": describe on it is needed"
+}
+
+// schemaSubjectOpsAuthz is schemaSubjectAuthz of the subject config
+// changes set.
+func (s *Server) schemaSubjectOpsAuthz(ctx context.Context, ops []alterOp) (int16, string) {
+	for _, o := range ops {
+		if o.name == cfgSchemaSubject && o.op == kmsg.IncrementalAlterConfigOpSet && o.value != nil {
+			if code, msg := s.schemaSubjectAuthz(ctx, *o.value); code != 0 {
+				return code, msg
+			}
 		}
 	}
 	return 0, ""

@@ -18,12 +18,81 @@ const ContentType = "application/vnd.schemaregistry.v1+json"
 // its references.
 const maxBody = 2*MaxSchemaBytes + 64<<10
 
+// route is one endpoint of the API.
+type route struct {
+	pattern string
+	fn      func(*http.Request) (any, error)
+}
+
+// routes lists the API's endpoints (docs/schemas.md lists them). A nil
+// receiver gives the patterns (Routes).
+func (r *Registry) routes() []route {
+	rs := []route{
+		{"GET /{$}", func(*http.Request) (any, error) { return struct{}{}, nil }},
+		{"GET /schemas/types", func(*http.Request) (any, error) { return schema.Types, nil }},
+		{"GET /schemas", r.getSchemas},
+		{"GET /schemas/ids/{id}", r.getSchemaByID},
+		{"GET /schemas/ids/{id}/schema", r.getRawSchemaByID},
+		{"GET /schemas/ids/{id}/subjects", r.getSubjectsOfID},
+		{"GET /schemas/ids/{id}/versions", r.getVersionsOfID},
+		{"GET /subjects", r.getSubjects},
+		{"GET /subjects/{subject}/versions", r.getVersions},
+		{"POST /subjects/{subject}/versions", r.postRegister},
+		{"GET /subjects/{subject}/versions/{version}", r.getVersion},
+		{"GET /subjects/{subject}/versions/{version}/schema", r.getRawVersion},
+		{"GET /subjects/{subject}/versions/{version}/referencedby", r.getReferencedBy},
+		{"POST /subjects/{subject}", r.postLookup},
+		{"DELETE /subjects/{subject}", r.deleteSubject},
+		{"DELETE /subjects/{subject}/versions/{version}", r.deleteVersion},
+	}
+	for _, s := range []struct {
+		prefix string
+		st     interface {
+			getHandler(*http.Request) (any, error)
+			putHandler(*http.Request) (any, error)
+			deleteHandler(*http.Request) (any, error)
+		}
+	}{{"/config", r.levelSetting()}, {"/mode", r.modeSetting()}} {
+		rs = append(rs,
+			route{"GET " + s.prefix, s.st.getHandler},
+			route{"GET " + s.prefix + "/{subject}", s.st.getHandler},
+			route{"PUT " + s.prefix, s.st.putHandler},
+			route{"PUT " + s.prefix + "/{subject}", s.st.putHandler},
+			route{"DELETE " + s.prefix + "/{subject}", s.st.deleteHandler})
+	}
+	return append(rs,
+		route{"DELETE /config", r.levelSetting().deleteHandler},
+		route{"POST /compatibility/subjects/{subject}/versions/{version}", r.postCompatibility},
+		route{"POST /compatibility/subjects/{subject}/versions", r.postCompatibility},
+		route{"GET /contexts", func(*http.Request) (any, error) { return []string{"."}, nil }},
+		// Spool's own: declared reader schemas and usage (docs/schemas.md).
+		route{"GET /spool/readers", r.getReaders},
+		route{"PUT /spool/readers/{topic}/{subscription}", r.putReader},
+		route{"DELETE /spool/readers/{topic}/{subscription}", r.deleteReader},
+		route{"GET /spool/usage/{subject}", r.getUsage},
+		route{"GET /spool/reader-check/{subject}", r.getReaderCheck},
+		route{"PUT /spool/reader-check/{subject}", r.putReaderCheck},
+	)
+}
+
+// Routes returns the patterns of the API's endpoints ("METHOD /path"), as
+// Handler serves them (the server's authorization matrix walks them).
+func Routes() []string {
+	var r *Registry
+	var out []string
+	for _, rt := range r.routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
 // Handler serves the Confluent Schema Registry REST API
 // (docs/schemas.md lists the endpoints).
 func (r *Registry) Handler() http.Handler {
 	mux := http.NewServeMux()
-	h := func(pattern string, fn func(*http.Request) (any, error)) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) {
+	for _, rt := range r.routes() {
+		fn := rt.fn
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, req *http.Request) {
 			req.Body = http.MaxBytesReader(w, req.Body, maxBody)
 			v, err := fn(req)
 			if err != nil {
@@ -33,44 +102,6 @@ func (r *Registry) Handler() http.Handler {
 			writeJSON(w, http.StatusOK, v)
 		})
 	}
-	h("GET /{$}", func(*http.Request) (any, error) { return struct{}{}, nil })
-	h("GET /schemas/types", func(*http.Request) (any, error) { return schema.Types, nil })
-	h("GET /schemas", r.getSchemas)
-	h("GET /schemas/ids/{id}", r.getSchemaByID)
-	h("GET /schemas/ids/{id}/schema", r.getRawSchemaByID)
-	h("GET /schemas/ids/{id}/subjects", r.getSubjectsOfID)
-	h("GET /schemas/ids/{id}/versions", r.getVersionsOfID)
-	h("GET /subjects", r.getSubjects)
-	h("GET /subjects/{subject}/versions", r.getVersions)
-	h("POST /subjects/{subject}/versions", r.postRegister)
-	h("GET /subjects/{subject}/versions/{version}", r.getVersion)
-	h("GET /subjects/{subject}/versions/{version}/schema", r.getRawVersion)
-	h("GET /subjects/{subject}/versions/{version}/referencedby", r.getReferencedBy)
-	h("POST /subjects/{subject}", r.postLookup)
-	h("DELETE /subjects/{subject}", r.deleteSubject)
-	h("DELETE /subjects/{subject}/versions/{version}", r.deleteVersion)
-	for prefix, st := range map[string]interface {
-		getHandler(*http.Request) (any, error)
-		putHandler(*http.Request) (any, error)
-		deleteHandler(*http.Request) (any, error)
-	}{"/config": r.levelSetting(), "/mode": r.modeSetting()} {
-		h("GET "+prefix, st.getHandler)
-		h("GET "+prefix+"/{subject}", st.getHandler)
-		h("PUT "+prefix, st.putHandler)
-		h("PUT "+prefix+"/{subject}", st.putHandler)
-		h("DELETE "+prefix+"/{subject}", st.deleteHandler)
-	}
-	h("DELETE /config", r.levelSetting().deleteHandler)
-	h("POST /compatibility/subjects/{subject}/versions/{version}", r.postCompatibility)
-	h("POST /compatibility/subjects/{subject}/versions", r.postCompatibility)
-	h("GET /contexts", func(*http.Request) (any, error) { return []string{"."}, nil })
-	// Spool's own: declared reader schemas and usage (docs/schemas.md).
-	h("GET /spool/readers", r.getReaders)
-	h("PUT /spool/readers/{topic}/{subscription}", r.putReader)
-	h("DELETE /spool/readers/{topic}/{subscription}", r.deleteReader)
-	h("GET /spool/usage/{subject}", r.getUsage)
-	h("GET /spool/reader-check/{subject}", r.getReaderCheck)
-	h("PUT /spool/reader-check/{subject}", r.putReaderCheck)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, &Error{Code: http.StatusNotFound, Message: "HTTP 404 Not Found"})
 	})
@@ -122,6 +153,23 @@ func readJSON(req *http.Request, v any) error {
 		return errorf(CodeInvalidRequest, "Unrecognizable request body: data after the JSON object")
 	}
 	return nil
+}
+
+// readSchema reads a request's schema; its references must name subjects
+// the request's principal may describe (their schemas are read to resolve
+// it: a reference to another's subject would tell whether it exists and
+// what it holds).
+func (r *Registry) readSchema(req *http.Request) (SchemaInput, schemaBody, error) {
+	in, b, err := readSchema(req)
+	if err != nil {
+		return in, b, err
+	}
+	for _, ref := range b.References {
+		if !r.allows(req, ref.Subject) {
+			return in, b, &Error{Code: CodeForbidden, Message: "not authorized to reference subject " + strconv.Quote(ref.Subject) + ": describe on it is needed"}
+		}
+	}
+	return in, b, nil
 }
 
 func readSchema(req *http.Request) (SchemaInput, schemaBody, error) {
@@ -325,7 +373,7 @@ func (r *Registry) getVersions(req *http.Request) (any, error) {
 }
 
 func (r *Registry) postRegister(req *http.Request) (any, error) {
-	in, b, err := readSchema(req)
+	in, b, err := r.readSchema(req)
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +421,7 @@ func (r *Registry) getReferencedBy(req *http.Request) (any, error) {
 }
 
 func (r *Registry) postLookup(req *http.Request) (any, error) {
-	in, _, err := readSchema(req)
+	in, _, err := r.readSchema(req)
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +504,7 @@ func (r *Registry) modeSetting() setting[Mode] {
 }
 
 func (r *Registry) postCompatibility(req *http.Request) (any, error) {
-	in, _, err := readSchema(req)
+	in, _, err := r.readSchema(req)
 	if err != nil {
 		return nil, err
 	}
@@ -512,6 +560,12 @@ func (r *Registry) putReader(req *http.Request) (any, error) {
 	case nil:
 	default:
 		return nil, errorf(CodeInvalidVersion, "The specified version is not a valid version id")
+	}
+	// The route's check is the subscription's; the subject it names must
+	// be one the principal may describe too (else declaring it would tell
+	// whether it and its versions exist).
+	if !r.allows(req, b.Subject) {
+		return nil, &Error{Code: CodeForbidden, Message: "not authorized to declare subject " + strconv.Quote(b.Subject) + " as a reader schema: describe on it is needed"}
 	}
 	got, err := r.DeclareReader(req.PathValue("topic"), req.PathValue("subscription"), b.Subject, v)
 	if err != nil {
