@@ -206,6 +206,12 @@ func (e *mxEnv) httpMatrix(t *testing.T) {
 		{method: "GET", path: "/spool/auth/acls"},
 		{method: "POST", path: "/spool/auth/acls", body: `{"rules":[{"principal":"User:gina","resource":"topic","name":"ginas","operation":"consume"}]}`},
 		{method: "DELETE", path: "/spool/auth/acls?principal=User:gina"},
+		{method: "GET", path: "/spool/auth/quotas"},
+		{method: "POST", path: "/spool/auth/quotas/users/gina", body: `{"set":{"producer_byte_rate":1048576}}`},
+		{method: "GET", path: "/spool/auth/quotas/users/gina"},
+		{method: "POST", path: "/spool/auth/quotas/default", body: `{"set":{"request_rate":100000}}`},
+		{method: "DELETE", path: "/spool/auth/quotas/default"},
+		{method: "DELETE", path: "/spool/auth/quotas/users/gina"},
 		// The console: pattern names the route (console.Routes).
 		{pattern: "GET /{$}", method: "GET", path: "/"},
 		{pattern: "GET /topics/{topic}", method: "GET", path: "/topics/orders"},

@@ -260,6 +260,24 @@ func (e *mxEnv) kafkaRows(topicID [16]byte, node int32) map[int16][]kafkaRow {
 			r.Filters = append(r.Filters, f)
 			return r
 		}}},
+		48: {{name: "DescribeClientQuotas", want: cf, req: func() kmsg.Request {
+			r := kmsg.NewPtrDescribeClientQuotasRequest()
+			c := kmsg.NewDescribeClientQuotasRequestComponent()
+			c.EntityType, c.MatchType = "user", 2 // any user
+			r.Components = append(r.Components, c)
+			return r
+		}}},
+		49: {{name: "AlterClientQuotas", want: cf, req: func() kmsg.Request {
+			r := kmsg.NewPtrAlterClientQuotasRequest()
+			e := kmsg.NewAlterClientQuotasRequestEntry()
+			ec := kmsg.NewAlterClientQuotasRequestEntryEntity()
+			ec.Type, ec.Name = "user", str("erin")
+			op := kmsg.NewAlterClientQuotasRequestEntryOp()
+			op.Key, op.Value = "producer_byte_rate", 1<<20
+			e.Entity, e.Ops = append(e.Entity, ec), append(e.Ops, op)
+			r.Entries = append(r.Entries, e)
+			return r
+		}}},
 		32: {{name: "DescribeConfigs(topic)", want: tf, req: func() kmsg.Request {
 			r := kmsg.NewPtrDescribeConfigsRequest()
 			r.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: mxTopic}}
