@@ -226,7 +226,10 @@ func credential(mech, name, password string, salt []byte, iters int) (Credential
 	if err != nil {
 		return Credential{}, errs.New(errs.InvalidArgument, "password: %v", err)
 	}
-	sc := c.GetStoredCredentials(scram.KeyFactors{Salt: string(salt), Iters: iters})
+	sc, err := c.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: iters})
+	if err != nil {
+		return Credential{}, errs.New(errs.InvalidArgument, "derive the credential: %v", err)
+	}
 	return Credential{Salt: salt, Iterations: iters, StoredKey: sc.StoredKey, ServerKey: sc.ServerKey}, nil
 }
 
