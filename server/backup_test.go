@@ -194,3 +194,52 @@ func TestOnlineBackupRestore(t *testing.T) {
 		t.Fatalf("publish to the restored server: %v", err)
 	}
 }
+
+// With authorization on a backup needs admin on the cluster: a user
+// without a rule is refused, a super user is not; anonymous requests need
+// a principal first.
+func TestBackupAuthorization(t *testing.T) {
+	srv := startAuth(t, AuthConfig{Enabled: true, Authorization: true, SuperUsers: []string{"root"}}, TLSConfig{})
+	if err := srv.users.AddUser("root", "root-secret"); err != nil {
+		t.Fatal(err)
+	}
+	alice, _, err := srv.users.NewKey("alice", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _, err := srv.users.NewKey("root", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup := func(key, dir string) (int, string) {
+		body, _ := json.Marshal(map[string]string{"dir": dir})
+		req, _ := http.NewRequest(http.MethodPost, "http://"+srv.HTTPAddr()+"/spool/admin/backup", bytes.NewReader(body))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, fmt.Sprint(out)
+	}
+	dir := filepath.Join(t.TempDir(), "b")
+	if code, out := backup("", dir); code != http.StatusUnauthorized {
+		t.Errorf("anonymous: %d %s", code, out)
+	}
+	if code, out := backup(alice, dir); code != http.StatusForbidden {
+		t.Errorf("alice: %d %s", code, out)
+	}
+	if code, out := backup(root, "relative"); code != http.StatusBadRequest {
+		t.Errorf("relative dir: %d %s", code, out)
+	}
+	if code, out := backup(root, filepath.Join(srv.DataDir(), "x")); code != http.StatusBadRequest {
+		t.Errorf("dir in the data directory: %d %s", code, out)
+	}
+	if code, out := backup(root, dir); code != http.StatusOK {
+		t.Errorf("root: %d %s", code, out)
+	}
+}
