@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -241,5 +243,35 @@ func TestBackupAuthorization(t *testing.T) {
 	}
 	if code, out := backup(root, dir); code != http.StatusOK {
 		t.Errorf("root: %d %s", code, out)
+	}
+}
+
+// A cluster node refuses an online backup: its partitions are raft logs.
+func TestBackupRefusedOnCluster(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv, err := New(Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", KafkaAddr: "-", SchemaRegistryAddr: "-", Logger: quiet,
+		Cluster: ClusterConfig{NodeID: 1, Peers: "1=" + addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	body, _ := json.Marshal(map[string]string{"dir": filepath.Join(t.TempDir(), "b")})
+	resp, err := http.Post("http://"+srv.HTTPAddr()+"/spool/admin/backup", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Code, Message string }
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusNotImplemented || out.Code != "unsupported" || !strings.Contains(out.Message, "cluster") {
+		t.Fatalf("backup on a cluster node: %s %+v", resp.Status, out)
 	}
 }
