@@ -28,9 +28,9 @@ type BackupStats struct {
 // needed. A cluster node's data cannot be copied this way (unsupported).
 //
 // The order makes the copy consistent: first, with topic creation,
-// deletion and partition addition held back (the topic map's lock and every
-// topic's life lock, shared), a checkpoint of the state store and the list
-// of partition logs it describes; then each log, copied to at least where
+// deletion and partition addition held back (topicAdminMu, then the topic
+// map's lock, shared), a checkpoint of the state store and the list of
+// partition logs it describes; then each log, copied to at least where
 // it ended at the checkpoint (seglog.Log.Backup). Every offset the state
 // store's records name (committed offsets, queue progress, producer
 // snapshots) was readable when it was written, so it is inside the copied
@@ -67,21 +67,21 @@ func (b *Broker) Backup(dir string) (BackupStats, error) {
 	}
 	var jobs []copyJob
 	err := func() error {
+		// No topic created or deleted (the topic map's lock) nor given
+		// partitions (topicAdminMu; on a single node AddPartitions applies
+		// under it) between the checkpoint and the list of logs.
+		topicAdminMu.Lock()
+		defer topicAdminMu.Unlock()
 		b.mu.RLock()
 		defer b.mu.RUnlock()
 		if b.closed {
 			return errs.New(errs.Unavailable, "broker is shutting down")
 		}
-		for _, t := range b.topics {
-			t.life.RLock()
-			defer t.life.RUnlock()
-			if t.deleted {
-				continue
-			}
-			jobs = append(jobs, copyJob{t: t, dir: filepath.Join(dir, "topics", filepath.Base(t.dir)), logs: t.logs()})
-		}
 		if err := b.cfg.State.Checkpoint(filepath.Join(dir, "state")); err != nil {
 			return errs.Wrap(errs.StorageFailed, err, "backup: state store")
+		}
+		for _, t := range b.topics {
+			jobs = append(jobs, copyJob{t: t, dir: filepath.Join(dir, "topics", filepath.Base(t.dir)), logs: t.logs()})
 		}
 		return nil
 	}()
