@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/spoolmq/spool/internal/vfs"
 )
@@ -98,5 +99,49 @@ func TestBackupClosed(t *testing.T) {
 	l.Close()
 	if _, err := l.Backup(filepath.Join(dir, "copy")); err == nil {
 		t.Fatal("backup of a closed log succeeded")
+	}
+}
+
+// Retention deleting segments while Backup copies them: the copy is still
+// a whole log, from some start to at least the end when Backup began.
+func TestBackupDuringRetention(t *testing.T) {
+	for round := range 8 {
+		root := t.TempDir()
+		l, _ := mustOpen(t, vfs.Default, filepath.Join(root, "log"), testOpts())
+		for i := range 300 {
+			if _, err := l.Append(padBatch(fmt.Sprintf("a%d", i), 900, int64(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := readAll(t, l)
+		end := l.EndOffset()
+		if err := l.SetRetention(0, 64<<10); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if round%2 == 1 {
+				time.Sleep(time.Duration(round) * 50 * time.Microsecond)
+			}
+			if _, err := l.EnforceRetention(); err != nil {
+				t.Error(err)
+			}
+		})
+		_, err := l.Backup(filepath.Join(root, "copy"))
+		wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		c, rep := mustOpen(t, vfs.Default, filepath.Join(root, "copy"), testOpts())
+		if rep.Torn != nil || c.EndOffset() < end {
+			t.Fatalf("copy: torn %+v, end %d, want at least %d", rep.Torn, c.EndOffset(), end)
+		}
+		for off, b := range readAll(t, c) {
+			if off < end && !bytes.Equal(before[off], b) {
+				t.Fatalf("batch at %d differs in the copy", off)
+			}
+		}
+		c.Close()
 	}
 }
