@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -212,6 +213,7 @@ func (e *mxEnv) httpMatrix(t *testing.T) {
 		{method: "POST", path: "/spool/auth/quotas/default", body: `{"set":{"request_rate":100000}}`},
 		{method: "DELETE", path: "/spool/auth/quotas/default"},
 		{method: "DELETE", path: "/spool/auth/quotas/users/gina"},
+		{method: "POST", path: "/spool/admin/backup", body: fmt.Sprintf(`{"dir":%q}`, filepath.Join(t.TempDir(), "backup"))},
 		// The console: pattern names the route (console.Routes).
 		{pattern: "GET /{$}", method: "GET", path: "/"},
 		{pattern: "GET /topics/{topic}", method: "GET", path: "/topics/orders"},

@@ -277,6 +277,7 @@ func (s *Server) startLocked() error {
 	s.mountQuotas()
 	s.api.Handle("/spool/auth/", s.authorizeHTTP(us.Handler(), managementChecks, nil))
 	s.api.Handle("/spool/auth/acls", s.authorizeHTTP(acls.Handler(), managementChecks, nil))
+	s.api.Handle("POST /spool/admin/backup", s.authorizeHTTP(s.backupHandler(), managementChecks, nil))
 	if s.cfg.Auth.Enabled {
 		s.api.SetAuthenticator(us)
 	}

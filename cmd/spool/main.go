@@ -43,7 +43,7 @@ func newRootCmd() *cobra.Command {
 	}
 	addServerFlag(root)
 	root.AddCommand(newVersionCmd(), newServeCmd(), newBenchCmd(),
-		newTopicCmd(), newPubCmd(), newSubCmd(), newConsumeCmd(), newDLQCmd(), newClusterCmd(), newSchemaCmd(), newCatalogCmd(), newTopCmd(), newCertCmd(), newUserCmd(), newACLCmd(), newQuotaCmd())
+		newTopicCmd(), newPubCmd(), newSubCmd(), newConsumeCmd(), newDLQCmd(), newClusterCmd(), newSchemaCmd(), newCatalogCmd(), newTopCmd(), newCertCmd(), newUserCmd(), newACLCmd(), newQuotaCmd(), newBackupCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return asUsage(c, err) })
 	markUsageErrors(root)
 	return root

@@ -205,6 +205,11 @@ func newUserRevokeCmd() *cobra.Command {
 // userRequest calls a /spool/auth/ endpoint on the first node of --server
 // that can be reached, with --api-key and the TLS flags.
 func userRequest(cmd *cobra.Command, method, path string, body, out any) error {
+	return adminRequest(cmd, method, path, body, out, userTimeout)
+}
+
+// adminRequest is userRequest with its own timeout.
+func adminRequest(cmd *cobra.Command, method, path string, body, out any, timeout time.Duration) error {
 	list, err := cmd.Flags().GetString("server")
 	if err != nil {
 		return err
@@ -215,7 +220,7 @@ func userRequest(cmd *cobra.Command, method, path string, body, out any) error {
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tcfg, Proxy: http.ProxyFromEnvironment}}
 	defer hc.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(cmd.Context(), userTimeout)
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 	defer cancel()
 	var data []byte
 	if body != nil {

@@ -137,6 +137,7 @@ type Broker struct {
 	events    eventQueue       // system events waiting for Maintain to publish them (events.go)
 
 	disk     *diskGate     // the free-space gate (disk.go); nil: none
+	backupMu sync.Mutex    // one Backup at a time (TryLock; backup.go)
 	diskDone chan struct{} // closed when watchDisk returns
 }
 

@@ -149,3 +149,40 @@ func TestReader(t *testing.T) {
 		t.Fatalf("Fail kept %v", r.Done())
 	}
 }
+
+// A checkpoint holds every commit made before it, synced or not, and none
+// made after; it opens as a store of its own.
+func TestCheckpoint(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(filepath.Join(root, "db"), Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, sync := range []bool{true, false} {
+		b := s.NewBatch()
+		b.Set([]byte{'k', byte('0' + i)}, []byte("before"))
+		if err := b.Commit(sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Checkpoint(filepath.Join(root, "copy")); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	b.Set([]byte("k2"), []byte("after"))
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Checkpoint(filepath.Join(root, "copy")); err == nil {
+		t.Fatal("a checkpoint over an existing directory succeeded")
+	}
+	c, err := Open(filepath.Join(root, "copy"), Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := collect(t, c, []byte("k")); len(got) != 2 || got[0] != "k0=before" || got[1] != "k1=before" {
+		t.Fatalf("checkpoint holds %v", got)
+	}
+}

@@ -119,3 +119,6 @@ func (f *osFile) Sync() error {
 	}
 	return syncData(f.f)
 }
+
+// Link makes newname a hard link to oldname (Linker).
+func (osFS) Link(oldname, newname string) error { return os.Link(oldname, newname) }

@@ -140,3 +140,11 @@ func MkdirAllSync(fs FS, dir string, perm os.FileMode) error {
 	}
 	return nil
 }
+
+// Linker is an FS that can make hard links (the operating system's can;
+// MemFS cannot). Callers use it as an optimization and copy when the FS is
+// not one or the link fails (another file system, no support).
+type Linker interface {
+	// Link makes newname a second name of the file oldname.
+	Link(oldname, newname string) error
+}
