@@ -8,8 +8,10 @@ package kafka
 // that name — is "Empty" with protocol type "consumer", or, while native
 // Spool consumers are connected to one of them, "Stable" with protocol type
 // "spool" and no members listed. Anything else is "Dead" (v6+:
-// GROUP_ID_NOT_FOUND, KIP-1043). With IncludeAuthorizedOperations (v3+)
-// every group operation is allowed (there are no ACLs).
+// GROUP_ID_NOT_FOUND, KIP-1043). Each group needs describe on it
+// (GROUP_AUTHORIZATION_FAILED); with IncludeAuthorizedOperations (v3+) the
+// group operations the principal's rules give are reported (all of them
+// with authorization off).
 
 import (
 	"context"

@@ -6,8 +6,9 @@ package kafka
 // without members but with a queue subscription of its name on some topic
 // is "Empty" (its state lives on in the subscription); any other group id
 // is GROUP_ID_NOT_FOUND. The assignor is "simple": every member gets every
-// partition of its topics. There are no ACLs, so AuthorizedOperations is
-// left unset.
+// partition of its topics. Each group needs describe on it; with
+// IncludeAuthorizedOperations the principal's group operations are
+// reported.
 
 import (
 	"context"

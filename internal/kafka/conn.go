@@ -34,9 +34,9 @@ type conn struct {
 	r        *bufio.Reader
 	w        *bufio.Writer
 	clientID string
-	// principal is the subject of the connection's verified TLS client
-	// certificate (tlsutil.PrincipalOf), "" for none: who the connection
-	// is, for authorization to come.
+	// principal is who the connection is: its SASL user, else the subject
+	// of its verified TLS client certificate (tlsutil.PrincipalOf); "" for
+	// none. Requests are authorized for it (authz.go).
 	principal string
 	// authCtx is reqCtx's context, made for principal authCtxFor.
 	authCtx    context.Context
