@@ -64,7 +64,7 @@ echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
 
 echo "== fuzz (short)"
-FUZZTIME=${FUZZTIME:-10s} ./scripts/fuzz.sh
+FUZZTIME=${FUZZTIME:-5s} ./scripts/fuzz.sh
 
 echo "== Kafka client compatibility"
 ./scripts/compat.sh
