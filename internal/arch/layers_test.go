@@ -26,6 +26,8 @@ var layer = map[string]int{
 	// internal/kafka/k*, take internal/kafka's rank).
 	"internal/seglog": 1, "internal/state": 1, "internal/queue": 1, "internal/group": 1, "internal/config": 1,
 	"internal/kafka/kwire": 1,
+	// The JSON of the small management APIs (users, rules, quotas).
+	"internal/jsonhttp": 1,
 	// Cluster connections (raft messages between nodes).
 	"internal/peer": 1, "internal/schema": 1,
 	"internal/schema/savro": 2, "internal/schema/sjson": 2, "internal/schema/sproto": 2,

@@ -14,7 +14,6 @@ package quota
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -26,6 +25,7 @@ import (
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/clock"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/jsonhttp"
 )
 
 // Bounds.
@@ -111,7 +111,7 @@ const (
 )
 
 // Causes of refused changes (errors.Is).
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = jsonhttp.ErrNotFound
 
 // Config configures a Store.
 type Config struct {

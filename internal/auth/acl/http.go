@@ -1,11 +1,11 @@
 package acl
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/jsonhttp"
 )
 
 // maxBody bounds a management request's body: MaxRules rules of bounded
@@ -24,41 +24,38 @@ const (
 func (s *Store) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /spool/auth/acls", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"rules": nonNil(s.Rules(filterOf(r)))})
+		jsonhttp.Write(w, http.StatusOK, map[string]any{"rules": nonNil(s.Rules(filterOf(r)))})
 	})
 	mux.HandleFunc("POST /spool/auth/acls", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Rules []Rule `json:"rules"`
 		}
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, errs.New(errs.InvalidArgument, "request body: %v", err))
+		if !jsonhttp.Read(w, r, maxBody, &req) {
 			return
 		}
 		if len(req.Rules) == 0 || len(req.Rules) > maxAddPerRequest {
-			writeError(w, errs.New(errs.InvalidArgument, "a request adds 1 to %d rules", maxAddPerRequest))
+			jsonhttp.Error(w, errs.New(errs.InvalidArgument, "a request adds 1 to %d rules", maxAddPerRequest))
 			return
 		}
 		added, err := s.Add(req.Rules)
 		if err != nil {
-			writeError(w, err)
+			jsonhttp.Error(w, err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, map[string]any{"rules": added})
+		jsonhttp.Write(w, http.StatusCreated, map[string]any{"rules": added})
 	})
 	mux.HandleFunc("DELETE /spool/auth/acls", func(w http.ResponseWriter, r *http.Request) {
 		f := filterOf(r)
 		if f == (Filter{}) && r.URL.Query().Get("all") != "true" {
-			writeError(w, errs.New(errs.InvalidArgument, "name what to delete (principal, resource, name, ...), or ?all=true to delete every rule"))
+			jsonhttp.Error(w, errs.New(errs.InvalidArgument, "name what to delete (principal, resource, name, ...), or ?all=true to delete every rule"))
 			return
 		}
 		per, err := s.Delete([]Filter{f})
 		if err != nil {
-			writeError(w, err)
+			jsonhttp.Error(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"deleted": nonNil(per[0])})
+		jsonhttp.Write(w, http.StatusOK, map[string]any{"deleted": nonNil(per[0])})
 	})
 	return mux
 }
@@ -86,25 +83,4 @@ func filterOf(r *http.Request) Filter {
 		f.Name = ClusterName
 	}
 	return f
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	switch errs.CodeOf(err) {
-	case errs.InvalidArgument:
-		status = http.StatusBadRequest
-	case errs.ResourceExhausted:
-		status = http.StatusTooManyRequests
-	case errs.Unavailable:
-		status = http.StatusServiceUnavailable
-	case errs.PermissionDenied:
-		status = http.StatusForbidden
-	}
-	writeJSON(w, status, map[string]string{"code": string(errs.CodeOf(err)), "message": err.Error()})
 }

@@ -2,11 +2,11 @@ package users
 
 import (
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/jsonhttp"
 )
 
 // Record keys in the "auth" space (docs/format/state.md).
@@ -17,8 +17,8 @@ const (
 
 // Causes of refused changes (errors.Is).
 var (
-	ErrNotFound = errors.New("not found")
-	ErrExists   = errors.New("already exists")
+	ErrNotFound = jsonhttp.ErrNotFound
+	ErrExists   = jsonhttp.ErrExists
 )
 
 // A change of the store, as Space.Decide orders it. Everything random
