@@ -79,6 +79,14 @@ type Config struct {
 	// de-duplication (dedup.max-entries), about 190 bytes of memory each;
 	// default 200,000.
 	DedupMaxEntries int
+	// MemoryLimit is the memory budget of the process (memory.limit):
+	// spool serve hands it to the Go runtime as its soft memory limit
+	// (debug.SetMemoryLimit) unless GOMEMLIMIT is set, which wins, and
+	// the in-memory bounds left unset derive from it so that their sum
+	// stays under it: the native publish budget (API.PublishBudgetBytes)
+	// is half of it and the Kafka produce budget an eighth (DESIGN.md,
+	// "Memory budget"). Default 512 MiB; at least 64 MiB.
+	MemoryLimit bytesize.Size
 	// API bounds the native API's memory use.
 	API APILimits
 	// MaxConnections bounds the concurrent connections of each listener;
@@ -190,7 +198,7 @@ type APILimits struct {
 	MaxRequestBytes bytesize.Size
 	// PublishBudgetBytes bounds the memory held by all publish requests in
 	// flight together; a request that does not fit waits, which stops its
-	// stream from being read. Default 256 MiB.
+	// stream from being read. Default half of MemoryLimit (256 MiB).
 	PublishBudgetBytes bytesize.Size
 	// MaxSessions bounds concurrent Consume and ReadTopic streams
 	// together; more are refused with resource_exhausted. Default 10,000.
@@ -208,6 +216,20 @@ const DefaultKafkaAddr = "127.0.0.1:9092"
 
 // DefaultSchemaRegistryAddr is the schema registry's default address.
 const DefaultSchemaRegistryAddr = "127.0.0.1:8081"
+
+// DefaultMemoryLimit is the default of Config.MemoryLimit (memory.limit).
+const DefaultMemoryLimit = 512 * bytesize.MiB
+
+// minMemoryLimit is the smallest Config.MemoryLimit accepted.
+const minMemoryLimit = 64 * bytesize.MiB
+
+// PublishBudgetOf is the native publish budget that derives from a memory
+// limit: half of it.
+func PublishBudgetOf(limit bytesize.Size) bytesize.Size { return limit / 2 }
+
+// KafkaProduceBudgetOf is the Kafka produce budget that derives from a
+// memory limit: an eighth of it, charged twice each request's bytes.
+func KafkaProduceBudgetOf(limit bytesize.Size) bytesize.Size { return limit / 8 }
 
 // defaultMaxConnections is the default of Config.MaxConnections.
 const defaultMaxConnections = 10_000
@@ -243,9 +265,10 @@ func DefaultConfig() Config {
 			RetentionBytes:  bytesize.Size(topics.RetentionBytes),
 		},
 		DedupMaxEntries: broker.DefaultDedupMaxEntries,
+		MemoryLimit:     DefaultMemoryLimit,
 		API: APILimits{
 			MaxRequestBytes:    bytesize.Size(lim.MaxRequestBytes),
-			PublishBudgetBytes: bytesize.Size(lim.PublishBudgetBytes),
+			PublishBudgetBytes: PublishBudgetOf(DefaultMemoryLimit),
 			MaxSessions:        lim.MaxSessions,
 		},
 		MaxConnections: defaultMaxConnections,
@@ -290,7 +313,10 @@ func (c Config) complete() (Config, error) {
 	orDefault(&c.Topics.MaxMessageBytes, def.Topics.MaxMessageBytes)
 	orDefault(&c.DedupMaxEntries, def.DedupMaxEntries)
 	orDefault(&c.API.MaxRequestBytes, def.API.MaxRequestBytes)
-	orDefault(&c.API.PublishBudgetBytes, def.API.PublishBudgetBytes)
+	orDefault(&c.MemoryLimit, def.MemoryLimit)
+	if c.MemoryLimit > 0 {
+		orDefault(&c.API.PublishBudgetBytes, PublishBudgetOf(c.MemoryLimit))
+	}
 	orDefault(&c.API.MaxSessions, def.API.MaxSessions)
 	orDefault(&c.MaxConnections, def.MaxConnections)
 	orDefault(&c.TLS.ClientAuth, def.TLS.ClientAuth)
@@ -368,6 +394,9 @@ func (c Config) complete() (Config, error) {
 	}
 	if c.API.PublishBudgetBytes < 0 {
 		check(fmt.Errorf("server: API.PublishBudgetBytes (%s) must not be negative", c.API.PublishBudgetBytes))
+	}
+	if c.MemoryLimit < minMemoryLimit {
+		check(fmt.Errorf("server: memory.limit (%s) must be at least %s", c.MemoryLimit, minMemoryLimit))
 	}
 	if c.API.MaxSessions < 0 {
 		check(fmt.Errorf("server: API.MaxSessions (%d) must not be negative", c.API.MaxSessions))

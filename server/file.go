@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"github.com/spoolmq/spool/bytesize"
 	"io"
 	"log/slog"
 	"os"
@@ -41,6 +42,10 @@ type FileConfig struct {
 	Dedup   struct {
 		MaxEntries int `yaml:"max-entries"`
 	} `yaml:"dedup"`
+	Memory struct {
+		// Limit is the process's memory budget (Config.MemoryLimit).
+		Limit bytesize.Size `yaml:"limit"`
+	} `yaml:"memory"`
 	Cluster ClusterConfig `yaml:"cluster"`
 	TLS     TLSConfig     `yaml:"tls"`
 	Auth    AuthConfig    `yaml:"auth"`
@@ -64,6 +69,7 @@ func DefaultFileConfig() FileConfig {
 	f.Storage = d.Storage
 	f.Topics = d.Topics
 	f.Dedup.MaxEntries = d.DedupMaxEntries
+	f.Memory.Limit = d.MemoryLimit
 	f.TLS = d.TLS
 	f.Auth = d.Auth
 	return f
@@ -152,6 +158,7 @@ func (f FileConfig) Config() (Config, error) {
 		Storage:                         f.Storage,
 		Topics:                          f.Topics,
 		DedupMaxEntries:                 f.Dedup.MaxEntries,
+		MemoryLimit:                     f.Memory.Limit,
 		Cluster:                         f.Cluster,
 		TLS:                             f.TLS,
 		Auth:                            f.Auth,

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -270,6 +271,8 @@ func (s *Server) startLocked() error {
 		s.producers.Run(pctx)
 	}()
 	s.api = api.New(b, s.cfg.apiLimits(), s.producers, s.tel.APIHooks())
+	s.tel.BindBudget("publish", s.api.PublishBudget())
+	s.tel.BindMemoryLimit(func() int64 { return debug.SetMemoryLimit(-1) })
 	s.api.AddCheck(s.problems)
 	s.tel.Bind(b, s.api.Unready)
 	s.api.Handle("GET /metrics", s.tel.Handler())
@@ -328,7 +331,9 @@ func (s *Server) startLocked() error {
 			ForwardTLS:                 s.forwardTLS(),
 			RequireAuth:                s.cfg.Auth.Enabled,
 			AllowPlainWithoutTLS:       s.cfg.Auth.AllowPlainWithoutTLS,
+			ProduceBudgetBytes:         int64(KafkaProduceBudgetOf(s.cfg.MemoryLimit)),
 		})
+		s.tel.BindBudget("kafka_produce", s.kafka.ProduceBudget())
 		s.kafkaErr = make(chan error, 1)
 		go func() { s.kafkaErr <- s.kafka.Serve(kln) }()
 	}

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/spoolmq/spool/bytesize"
 	"github.com/spoolmq/spool/server"
 )
 
@@ -122,6 +125,7 @@ func newServeCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			logger.Info("starting", "version", versionString(), "data", srv.DataDir(), "default_durability", fc.Topics.Durability)
+			applyMemoryLimit(logger, fc.Memory.Limit)
 			stopDebug, err := startDebug(debug, logger)
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
@@ -163,4 +167,16 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&debug.blockRate, "debug-block-profile-rate", 0, "with --debug-addr: record blocking events lasting this many nanoseconds or more (0: off; costs latency)")
 	f.IntVar(&debug.mutexFraction, "debug-mutex-profile-fraction", 0, "with --debug-addr: record 1 in N mutex contention events (0: off)")
 	return cmd
+}
+
+// applyMemoryLimit makes memory.limit the Go runtime's soft memory limit,
+// unless GOMEMLIMIT is set: the operator's GOMEMLIMIT wins (the runtime
+// read it at start).
+func applyMemoryLimit(logger *slog.Logger, limit bytesize.Size) {
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		logger.Info("memory limit from GOMEMLIMIT", "gomemlimit", env, "memory_limit", limit.String())
+		return
+	}
+	debug.SetMemoryLimit(int64(limit))
+	logger.Info("memory limit", "memory_limit", limit.String())
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +20,7 @@ import (
 	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/errs"
+	"github.com/spoolmq/spool/internal/membudget"
 	"github.com/spoolmq/spool/internal/producer"
 )
 
@@ -35,10 +35,9 @@ const maxStreamInFlight = 64
 // before it is decoded.
 type publish struct {
 	b         *broker.Broker
-	h         *Handler            // its authorizer
-	producers *producer.Table     // idempotent producers, shared with Kafka
-	budget    *semaphore.Weighted // memory held by publishes in flight, server-wide
-	budgetMax int64
+	h         *Handler          // its authorizer
+	producers *producer.Table   // idempotent producers, shared with Kafka
+	budget    *membudget.Budget // memory held by publishes in flight, server-wide
 }
 
 // encodedPublish is a PublishRequest as it arrived. The codecs leave
@@ -121,8 +120,8 @@ func (h publish) admit(ctx context.Context, ep *encodedPublish) (req *spoolv1.Pu
 	if err != nil {
 		return nil, 0, requestID(ep, md), errs.Wrap(errs.InvalidArgument, err, "publish request refused")
 	}
-	w = min(publishCost(len(ep.data), ep.json, s.count(md.Fields().ByName("messages")), s.count(headersField)), h.budgetMax)
-	if err := h.budget.Acquire(ctx, w); err != nil {
+	w, err = h.budget.Acquire(ctx, publishCost(len(ep.data), ep.json, s.count(md.Fields().ByName("messages")), s.count(headersField)))
+	if err != nil {
 		return nil, 0, requestID(ep, md), err
 	}
 	req = &spoolv1.PublishRequest{}

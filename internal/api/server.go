@@ -13,13 +13,13 @@ import (
 	"sync/atomic"
 
 	"connectrpc.com/connect"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/spoolmq/spool/gen/spool/v1/spoolv1connect"
 	"github.com/spoolmq/spool/internal/auth"
 	"github.com/spoolmq/spool/internal/auth/acl"
 	"github.com/spoolmq/spool/internal/broker"
 	"github.com/spoolmq/spool/internal/cluster"
+	"github.com/spoolmq/spool/internal/membudget"
 	"github.com/spoolmq/spool/internal/producer"
 	"github.com/spoolmq/spool/internal/quota"
 )
@@ -75,7 +75,12 @@ type Handler struct {
 	checks   []func() []Problem
 
 	quotas atomic.Pointer[quota.Limiter] // nil: no quotas (SetQuotas, quota.go)
+
+	budget *membudget.Budget // the publish budget (Limits.PublishBudgetBytes)
 }
+
+// PublishBudget is the budget of the publishes in flight, for metrics.
+func (h *Handler) PublishBudget() *membudget.Budget { return h.budget }
 
 // New returns the API handler for b; producers is the idempotent-producer
 // table it shares with the Kafka front end (batch publishing,
@@ -97,11 +102,11 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table, hooks Hooks) *
 		// publish's CPU went to gzip).
 		connect.WithCompressMinBytes(math.MaxInt),
 	)
-	budget := semaphore.NewWeighted(lim.PublishBudgetBytes)
+	h.budget = membudget.New(lim.PublishBudgetBytes)
 	streams := &consume{b: b, max: int64(lim.MaxSessions)}
 	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b: b, streams: streams}, opts...))
 	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b: b, h: h}, opts...))
-	h.mux.Handle(newPublishHandler(publish{b: b, h: h, producers: producers, budget: budget, budgetMax: lim.PublishBudgetBytes}, opts...))
+	h.mux.Handle(newPublishHandler(publish{b: b, h: h, producers: producers, budget: h.budget}, opts...))
 	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(streams, opts...))
 	h.mux.Handle(spoolv1connect.NewClusterServiceHandler(clusterService{h}, opts...))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -165,6 +165,7 @@ type reqHeader struct {
 	correlation  int32
 	clientID     string
 	start        time.Time // when the request was read, for Hooks
+	charge       int64     // what a Produce holds of the produce budget until answered
 }
 
 func (c *conn) serve() {
@@ -206,6 +207,7 @@ func (c *conn) serve() {
 			return
 		}
 		if c.s.cfg.RequireAuth && c.principal == "" && !saslOpen[h.key] {
+			c.s.budget.Release(h.charge)
 			// As Kafka does with a request before authentication: the
 			// connection is closed without an answer.
 			c.s.logger.Debug("kafka request before authentication; closing connection", "remote", c.nc.RemoteAddr().String(),
@@ -221,9 +223,17 @@ func (c *conn) serve() {
 			}
 			finish, err := c.startProduce(h, body)
 			if err != nil {
+				c.s.budget.Release(h.charge)
 				c.s.logger.Debug("kafka request refused; closing connection", "remote", c.nc.RemoteAddr().String(),
 					"api", kmsg.NameForKey(h.key), "version", h.version, "err", err)
 				return
+			}
+			if charge := h.charge; charge > 0 {
+				appended := finish
+				finish = func() kmsg.Response {
+					defer c.s.budget.Release(charge) // durable: the frame and its batches are let go
+					return appended()
+				}
 			}
 			if !pp.push(h, c.throttledProduce(finish, throttle)) {
 				return // the writer failed: the connection is gone
@@ -317,12 +327,26 @@ func (c *conn) readRequest() ([]byte, reqHeader, error) {
 			return nil, h, fmt.Errorf("kafka: %s request of %d bytes before authentication exceeds %d", kmsg.NameForKey(key), n, maxPreAuthRequestBytes)
 		}
 	}
+	var charge int64
+	if key == 0 {
+		// A Produce waits, unread, until the produce budget has room for
+		// it: the connections together hold at most the budget.
+		if charge, err = c.s.budget.Acquire(c.s.ctx, 2*int64(n)); err != nil {
+			return nil, h, err
+		}
+	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(c.r, body); err != nil {
+		c.s.budget.Release(charge)
 		return nil, h, err
 	}
 	rest, h, err := parseHeader(body)
 	h.start = time.Now()
+	if h.key != 0 || err != nil {
+		c.s.budget.Release(charge) // the header disagrees with the peek: not a Produce after all
+		charge = 0
+	}
+	h.charge = charge
 	return rest, h, err
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/spoolmq/spool/internal/kafka/kfetch"
 	"github.com/spoolmq/spool/internal/kafka/kgroup"
 	"github.com/spoolmq/spool/internal/kafka/kshare"
+	"github.com/spoolmq/spool/internal/membudget"
 	"github.com/spoolmq/spool/internal/producer"
 	"github.com/spoolmq/spool/internal/quota"
 )
@@ -89,6 +90,13 @@ type Config struct {
 	// allocations.
 	MaxRequestBytes      int
 	MaxSmallRequestBytes int
+	// ProduceBudgetBytes bounds the memory held by the Produce requests
+	// of all connections together, each charged twice its frame's bytes
+	// (the frame, and its batches queued in the partition logs) from
+	// before its frame is read until it is answered: a connection whose
+	// Produce does not fit waits, unread. Default 64 MiB (an eighth of
+	// the server's default memory limit).
+	ProduceBudgetBytes int64
 	// AutoCreateTopics creates unknown topics named in Metadata requests
 	// that allow it, and on Produce; default true (Kafka's default).
 	AutoCreateTopics *bool
@@ -126,6 +134,10 @@ type Config struct {
 	AllowPlainWithoutTLS bool
 }
 
+// ProduceBudget is the budget of the Produce requests in flight, for
+// metrics.
+func (s *Server) ProduceBudget() *membudget.Budget { return s.budget }
+
 // DefaultGroupInitialRebalanceDelay is the default of
 // Config.GroupInitialRebalanceDelay
 // (kafka.group-initial-rebalance-delay).
@@ -137,6 +149,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSmallRequestBytes <= 0 {
 		c.MaxSmallRequestBytes = 1 << 20
+	}
+	if c.ProduceBudgetBytes <= 0 {
+		c.ProduceBudgetBytes = 64 << 20
 	}
 	if c.AutoCreateTopics == nil {
 		t := true
@@ -180,11 +195,12 @@ type Server struct {
 	// classic groups belong to; groupsMu serializes changing it.
 	groupsTerm atomic.Uint64
 	groupsMu   sync.Mutex
-	offsets    *kgroup.Offsets // their committed offsets
-	shares     *kshare.Groups  // share groups
-	sessions   *kfetch.Cache   // incremental fetch sessions
-	gcfgMu     sync.Mutex      // serializes group config changes (read, modify, store)
-	limiter    *quota.Limiter  // cfg.Quotas' limiter; nil: none
+	offsets    *kgroup.Offsets   // their committed offsets
+	shares     *kshare.Groups    // share groups
+	sessions   *kfetch.Cache     // incremental fetch sessions
+	gcfgMu     sync.Mutex        // serializes group config changes (read, modify, store)
+	limiter    *quota.Limiter    // cfg.Quotas' limiter; nil: none
+	budget     *membudget.Budget // Produce requests in flight (cfg.ProduceBudgetBytes)
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -211,6 +227,7 @@ func New(b *broker.Broker, cfg Config) *Server {
 		s.hooks = nopHooks{}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.budget = membudget.New(cfg.ProduceBudgetBytes)
 	if cfg.Quotas != nil {
 		s.limiter = cfg.Quotas.Limiter()
 	}

@@ -47,7 +47,8 @@ type Telemetry struct {
 	conns    *prometheus.GaugeVec
 	accepted *prometheus.CounterVec
 
-	quotas quotaCollector // the client quotas' throttles (quota.go)
+	quotas  quotaCollector  // the client quotas' throttles (quota.go)
+	budgets budgetCollector // the memory budgets (budget.go)
 
 	own []prometheus.Collector // Spool's own collectors (docs/metrics.md lists their series)
 	log *slog.Logger           // request logs, at debug level
@@ -92,6 +93,7 @@ func New(logger *slog.Logger) *Telemetry {
 		t.own = append(t.own, c)
 	}
 	f(&t.quotas)
+	f(&t.budgets)
 
 	t.fsync = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "spool_storage_fsync_seconds",
 		Help: "Time of one fdatasync of a partition log's group commit.", Buckets: latencyBuckets})
