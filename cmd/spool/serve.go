@@ -29,6 +29,7 @@ func newServeCmd() *cobra.Command {
 		insecure    bool
 		allowNonLo  bool
 		debug       debugFlags
+		memLimit    string
 		clusterOpt  server.ClusterConfig
 		tlsOpt      server.TLSConfig
 	)
@@ -61,6 +62,11 @@ func newServeCmd() *cobra.Command {
 			if f.Changed("durability") {
 				if err := fc.Topics.Durability.UnmarshalText([]byte(durability)); err != nil {
 					return usageErrorf(cmd, "--durability %q: %v", durability, err)
+				}
+			}
+			if f.Changed("memory-limit") {
+				if err := fc.Memory.Limit.UnmarshalText([]byte(memLimit)); err != nil {
+					return usageErrorf(cmd, "--memory-limit %q: %v", memLimit, err)
 				}
 			}
 			if f.Changed("log-format") {
@@ -150,6 +156,7 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&kafkaAddr, "kafka", def.Kafka.Addr, `Kafka protocol listen address ("-" disables it)`)
 	f.StringVar(&srAddr, "schema-registry", def.SchemaRegistry.Addr, `schema registry (Confluent REST API) listen address ("-" disables it)`)
 	f.StringVar(&durability, "durability", string(def.Topics.Durability), "default durability of new topics: always, interval or none (interval and none can lose acknowledged data on power loss)")
+	f.StringVar(&memLimit, "memory-limit", def.Memory.Limit.String(), "the process's memory budget (memory.limit): the Go runtime's soft limit unless GOMEMLIMIT is set; the publish budgets derive from it")
 	f.StringVar(&logFormat, "log-format", def.Log.Format, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", def.Log.Level, "log level: debug, info, warn or error")
 	f.BoolVar(&insecure, "insecure", def.Insecure, "accept listeners on non-loopback addresses without authentication (auth.enabled off, or --debug-addr); warns every minute")
