@@ -80,12 +80,16 @@ type Config struct {
 	// default 200,000.
 	DedupMaxEntries int
 	// MemoryLimit is the memory budget of the process (memory.limit):
-	// spool serve hands it to the Go runtime as its soft memory limit
-	// (debug.SetMemoryLimit) unless GOMEMLIMIT is set, which wins, and
+	// spool serve hands nine tenths of it to the Go runtime as its soft
+	// memory limit (debug.SetMemoryLimit; the rest is for what the runtime
+	// does not count, such as the program's code) unless GOMEMLIMIT is
+	// set, which wins, and
 	// the in-memory bounds left unset derive from it so that their sum
 	// stays under it: the native publish budget (API.PublishBudgetBytes)
-	// is half of it and the Kafka produce budget an eighth (DESIGN.md,
-	// "Memory budget"). Default 512 MiB; at least 64 MiB.
+	// is a quarter of it, the budget of publish bodies waiting for it and
+	// the Kafka produce budget a sixteenth each, and an HTTP/2
+	// connection's receive window a thousandth (DESIGN.md, "Memory
+	// budget"). Default 512 MiB; at least 64 MiB.
 	MemoryLimit bytesize.Size
 	// API bounds the native API's memory use.
 	API APILimits
@@ -198,7 +202,7 @@ type APILimits struct {
 	MaxRequestBytes bytesize.Size
 	// PublishBudgetBytes bounds the memory held by all publish requests in
 	// flight together; a request that does not fit waits, which stops its
-	// stream from being read. Default half of MemoryLimit (256 MiB).
+	// stream from being read. Default a quarter of MemoryLimit (128 MiB).
 	PublishBudgetBytes bytesize.Size
 	// MaxSessions bounds concurrent Consume and ReadTopic streams
 	// together; more are refused with resource_exhausted. Default 10,000.
@@ -223,13 +227,36 @@ const DefaultMemoryLimit = 512 * bytesize.MiB
 // minMemoryLimit is the smallest Config.MemoryLimit accepted.
 const minMemoryLimit = 64 * bytesize.MiB
 
+// The in-memory bounds that derive from the memory limit (DESIGN.md,
+// "Memory budget"): together the three budgets take three eighths of it,
+// leaving the rest to what grows with connections, topics and sessions
+// and to the process's base.
+
+// SoftMemoryLimitOf is the Go runtime's soft memory limit spool serve
+// sets under a memory limit: nine tenths of it, leaving the rest to the
+// resident memory the runtime does not count (the program's code and
+// read-only data, C and kernel-side buffers).
+func SoftMemoryLimitOf(limit bytesize.Size) bytesize.Size { return limit - limit/10 }
+
 // PublishBudgetOf is the native publish budget that derives from a memory
-// limit: half of it.
-func PublishBudgetOf(limit bytesize.Size) bytesize.Size { return limit / 2 }
+// limit: a quarter of it.
+func PublishBudgetOf(limit bytesize.Size) bytesize.Size { return limit / 4 }
+
+// PublishIntakeOf is the budget of the native publish requests being read
+// or waiting for the publish budget that derives from a memory limit: a
+// sixteenth of it.
+func PublishIntakeOf(limit bytesize.Size) bytesize.Size { return limit / 16 }
 
 // KafkaProduceBudgetOf is the Kafka produce budget that derives from a
-// memory limit: an eighth of it, charged twice each request's bytes.
-func KafkaProduceBudgetOf(limit bytesize.Size) bytesize.Size { return limit / 8 }
+// memory limit: a sixteenth of it, charged twice each request's bytes.
+func KafkaProduceBudgetOf(limit bytesize.Size) bytesize.Size { return limit / 16 }
+
+// HTTP2ReceiveBufferOf is what one HTTP/2 connection may buffer unread
+// (its receive window) under a memory limit: a thousandth of it, between
+// 64 KiB and Go's default of 1 MiB (512 KiB at the default limit).
+func HTTP2ReceiveBufferOf(limit bytesize.Size) bytesize.Size {
+	return min(max(limit/1024, 64*bytesize.KiB), bytesize.MiB)
+}
 
 // defaultMaxConnections is the default of Config.MaxConnections.
 const defaultMaxConnections = 10_000
@@ -477,6 +504,7 @@ func (c Config) apiLimits() api.Limits {
 	return api.Limits{
 		MaxRequestBytes:    int(c.API.MaxRequestBytes),
 		PublishBudgetBytes: int64(c.API.PublishBudgetBytes),
+		PublishIntakeBytes: int64(PublishIntakeOf(c.MemoryLimit)),
 		MaxSessions:        c.API.MaxSessions,
 	}
 }

@@ -27,8 +27,9 @@ func listen(name, addr string, maxConns int) (net.Listener, error) {
 
 // newHTTPServer serves h over HTTP/1.1 and HTTP/2: cleartext (h2c), which
 // Connect's bidirectional streams need without TLS, or over TLS by ALPN
-// when its listener speaks TLS (wrapTLS).
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+// when its listener speaks TLS (wrapTLS). An HTTP/2 connection buffers at
+// most recvBuf bytes its handlers have not read yet (its receive window).
+func newHTTPServer(h http.Handler, logger *slog.Logger, recvBuf int) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -41,6 +42,7 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	p.SetHTTP2(true)
 	p.SetUnencryptedHTTP2(true)
 	srv.Protocols = &p
-	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100}
+	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 100,
+		MaxReceiveBufferPerConnection: recvBuf, MaxReceiveBufferPerStream: recvBuf}
 	return srv
 }

@@ -272,6 +272,7 @@ func (s *Server) startLocked() error {
 	}()
 	s.api = api.New(b, s.cfg.apiLimits(), s.producers, s.tel.APIHooks())
 	s.tel.BindBudget("publish", s.api.PublishBudget())
+	s.tel.BindBudget("publish_intake", s.api.PublishIntake())
 	s.tel.BindMemoryLimit(func() int64 { return debug.SetMemoryLimit(-1) })
 	s.api.AddCheck(s.problems)
 	s.tel.Bind(b, s.api.Unready)
@@ -304,7 +305,7 @@ func (s *Server) startLocked() error {
 	}
 	s.httpLn = ln
 	ln = s.wrapTLS("http", ln, true)
-	s.http = newHTTPServer(s.withPrincipal(s.api), s.logger)
+	s.http = newHTTPServer(s.withPrincipal(s.api), s.logger, int(HTTP2ReceiveBufferOf(s.cfg.MemoryLimit)))
 	s.http.ConnState = s.tel.HTTPConnState
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- s.http.Serve(ln) }()
@@ -344,7 +345,7 @@ func (s *Server) startLocked() error {
 		}
 		s.srLn = ln
 		ln = s.wrapTLS("schema-registry", ln, true)
-		s.srHTTP = newHTTPServer(s.withPrincipal(s.registryAuth(s.authorizeHTTP(reg.Handler(), s.registryChecks, registryRefuse))), s.logger)
+		s.srHTTP = newHTTPServer(s.withPrincipal(s.registryAuth(s.authorizeHTTP(reg.Handler(), s.registryChecks, registryRefuse))), s.logger, int(HTTP2ReceiveBufferOf(s.cfg.MemoryLimit)))
 		s.srErr = make(chan error, 1)
 		go func() { s.srErr <- s.srHTTP.Serve(ln) }()
 	}

@@ -24,7 +24,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Spool on this machine, beside the machine's own limits",
 	}
-	cmd.AddCommand(newBenchLogCmd(), newBenchNativeCmd(), newBenchQueueCmd(), newBenchKafkaCmd(), newBenchLatencyCmd(), newBenchTraceCmd(), newBenchClusterCmd(), newBenchSchemaCmd())
+	cmd.AddCommand(newBenchLogCmd(), newBenchNativeCmd(), newBenchQueueCmd(), newBenchKafkaCmd(), newBenchLatencyCmd(), newBenchTraceCmd(), newBenchClusterCmd(), newBenchSchemaCmd(), newBenchOverloadCmd())
 	return cmd
 }
 

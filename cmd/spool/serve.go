@@ -176,14 +176,15 @@ func newServeCmd() *cobra.Command {
 	return cmd
 }
 
-// applyMemoryLimit makes memory.limit the Go runtime's soft memory limit,
-// unless GOMEMLIMIT is set: the operator's GOMEMLIMIT wins (the runtime
-// read it at start).
+// applyMemoryLimit makes nine tenths of memory.limit the Go runtime's
+// soft memory limit (server.SoftMemoryLimitOf), unless GOMEMLIMIT is set:
+// the operator's GOMEMLIMIT wins (the runtime read it at start).
 func applyMemoryLimit(logger *slog.Logger, limit bytesize.Size) {
 	if env := os.Getenv("GOMEMLIMIT"); env != "" {
 		logger.Info("memory limit from GOMEMLIMIT", "gomemlimit", env, "memory_limit", limit.String())
 		return
 	}
-	debug.SetMemoryLimit(int64(limit))
-	logger.Info("memory limit", "memory_limit", limit.String())
+	soft := server.SoftMemoryLimitOf(limit)
+	debug.SetMemoryLimit(int64(soft))
+	logger.Info("memory limit", "memory_limit", limit.String(), "go_soft_limit", soft.String())
 }

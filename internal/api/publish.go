@@ -38,6 +38,7 @@ type publish struct {
 	h         *Handler          // its authorizer
 	producers *producer.Table   // idempotent producers, shared with Kafka
 	budget    *membudget.Budget // memory held by publishes in flight, server-wide
+	intake    *membudget.Budget // bodies of unary publishes before admission (intake.go)
 }
 
 // encodedPublish is a PublishRequest as it arrived. The codecs leave
@@ -89,7 +90,7 @@ func newPublishHandler(h publish, opts ...connect.HandlerOption) (string, http.H
 	return "/spool.v1.PublishService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case spoolv1connect.PublishServicePublishProcedure:
-			unary.ServeHTTP(w, r)
+			h.serveIntake(unary, w, r)
 		case spoolv1connect.PublishServicePublishStreamProcedure:
 			stream.ServeHTTP(w, r)
 		case spoolv1connect.PublishServiceInitProducerProcedure:
@@ -218,6 +219,7 @@ func resultsToProto(rs []broker.Result, id uint64) *spoolv1.PublishResponse {
 
 func (h publish) Publish(ctx context.Context, creq *connect.Request[encodedPublish]) (*connect.Response[spoolv1.PublishResponse], error) {
 	req, w, _, err := h.admit(ctx, creq.Msg)
+	admitted(ctx) // the body is now decoded or charged to the budget
 	if err != nil {
 		return nil, toConnect(err)
 	}

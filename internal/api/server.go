@@ -36,6 +36,14 @@ type Limits struct {
 	// that does not fit waits, which stops its stream from being read:
 	// backpressure through HTTP/2 flow control. Default 256 MiB.
 	PublishBudgetBytes int64
+	// PublishIntakeBytes bounds the memory held by unary Publish requests
+	// of known length (Connect's, which send a Content-Length) that are
+	// being read or wait for the publish budget: each is charged twice
+	// its length (Connect's read buffer and the handler's copy) before its
+	// body is read, until it is admitted to the publish budget. Without
+	// it, requests waiting for the budget hold their bodies outside it.
+	// Default 32 MiB.
+	PublishIntakeBytes int64
 	// MaxSessions bounds concurrent Consume and ReadTopic streams together;
 	// more are refused with resource_exhausted. Default 10,000.
 	MaxSessions int
@@ -44,7 +52,7 @@ type Limits struct {
 // DefaultLimits are the limits a zero field of Limits takes: requests of
 // 8 MiB, a publish budget of 256 MiB, 10,000 sessions.
 func DefaultLimits() Limits {
-	return Limits{MaxRequestBytes: 8 << 20, PublishBudgetBytes: 256 << 20, MaxSessions: 10_000}
+	return Limits{MaxRequestBytes: 8 << 20, PublishBudgetBytes: 256 << 20, PublishIntakeBytes: 32 << 20, MaxSessions: 10_000}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -57,6 +65,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSessions <= 0 {
 		l.MaxSessions = def.MaxSessions
+	}
+	if l.PublishIntakeBytes <= 0 {
+		l.PublishIntakeBytes = def.PublishIntakeBytes
 	}
 	return l
 }
@@ -77,10 +88,15 @@ type Handler struct {
 	quotas atomic.Pointer[quota.Limiter] // nil: no quotas (SetQuotas, quota.go)
 
 	budget *membudget.Budget // the publish budget (Limits.PublishBudgetBytes)
+	intake *membudget.Budget // publish bodies before admission (Limits.PublishIntakeBytes)
 }
 
 // PublishBudget is the budget of the publishes in flight, for metrics.
 func (h *Handler) PublishBudget() *membudget.Budget { return h.budget }
+
+// PublishIntake is the budget of the publish bodies being read or waiting
+// for the publish budget, for metrics.
+func (h *Handler) PublishIntake() *membudget.Budget { return h.intake }
 
 // New returns the API handler for b; producers is the idempotent-producer
 // table it shares with the Kafka front end (batch publishing,
@@ -103,10 +119,11 @@ func New(b *broker.Broker, lim Limits, producers *producer.Table, hooks Hooks) *
 		connect.WithCompressMinBytes(math.MaxInt),
 	)
 	h.budget = membudget.New(lim.PublishBudgetBytes)
+	h.intake = membudget.New(lim.PublishIntakeBytes)
 	streams := &consume{b: b, max: int64(lim.MaxSessions)}
 	h.mux.Handle(spoolv1connect.NewTopicServiceHandler(topics{b: b, streams: streams}, opts...))
 	h.mux.Handle(spoolv1connect.NewSubscriptionServiceHandler(subs{b: b, h: h}, opts...))
-	h.mux.Handle(newPublishHandler(publish{b: b, h: h, producers: producers, budget: h.budget}, opts...))
+	h.mux.Handle(newPublishHandler(publish{b: b, h: h, producers: producers, budget: h.budget, intake: h.intake}, opts...))
 	h.mux.Handle(spoolv1connect.NewConsumeServiceHandler(streams, opts...))
 	h.mux.Handle(spoolv1connect.NewClusterServiceHandler(clusterService{h}, opts...))
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -20,6 +20,7 @@ type Budget struct {
 	inUse    atomic.Int64
 	waits    atomic.Uint64
 	waitTime atomic.Int64 // nanoseconds
+	refused  atomic.Uint64
 }
 
 // New returns a budget of limit bytes (at least 1).
@@ -51,6 +52,19 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (int64, error) {
 	return n, nil
 }
 
+// TryAcquire charges n bytes (at most the limit) if they fit now, and
+// returns what it charged; 0 and false when they do not (counted as a
+// refusal).
+func (b *Budget) TryAcquire(n int64) (int64, bool) {
+	n = min(max(n, 0), b.limit)
+	if !b.sem.TryAcquire(n) {
+		b.refused.Add(1)
+		return 0, false
+	}
+	b.inUse.Add(n)
+	return n, true
+}
+
 // Release gives back n bytes that Acquire charged.
 func (b *Budget) Release(n int64) {
 	if n <= 0 {
@@ -67,6 +81,8 @@ type Stats struct {
 	// WaitTime adds up how long they waited.
 	Waits    uint64
 	WaitTime time.Duration
+	// Refused counts the TryAcquires that did not fit.
+	Refused uint64
 }
 
 // Stats returns the budget's current numbers; a nil budget's are zero.
@@ -74,5 +90,5 @@ func (b *Budget) Stats() Stats {
 	if b == nil {
 		return Stats{}
 	}
-	return Stats{Limit: b.limit, InUse: b.inUse.Load(), Waits: b.waits.Load(), WaitTime: time.Duration(b.waitTime.Load())}
+	return Stats{Limit: b.limit, InUse: b.inUse.Load(), Waits: b.waits.Load(), WaitTime: time.Duration(b.waitTime.Load()), Refused: b.refused.Load()}
 }

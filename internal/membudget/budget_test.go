@@ -42,6 +42,16 @@ func TestBudget(t *testing.T) {
 	if st := b.Stats(); st.InUse != 0 || st.Waits != 2 {
 		t.Fatalf("stats %+v", st)
 	}
+	if n, ok := b.TryAcquire(70); !ok || n != 70 {
+		t.Fatalf("TryAcquire(70) = %d, %v", n, ok)
+	}
+	if _, ok := b.TryAcquire(40); ok {
+		t.Fatal("TryAcquire(40) fit in 30 bytes")
+	}
+	b.Release(70)
+	if st := b.Stats(); st.InUse != 0 || st.Refused != 1 {
+		t.Fatalf("stats %+v", st)
+	}
 	var nilB *Budget
 	if nilB.Stats() != (Stats{}) {
 		t.Fatal("nil budget stats not zero")

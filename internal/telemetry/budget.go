@@ -18,6 +18,8 @@ var (
 		"Requests that waited, unread, for room in a memory budget (backpressure).", []string{"budget"}, nil)
 	budgetWaitSeconds = prometheus.NewDesc("spool_memory_budget_wait_seconds_total",
 		"Time requests waited for room in a memory budget, added up.", []string{"budget"}, nil)
+	budgetRefused = prometheus.NewDesc("spool_memory_budget_refused_total",
+		"Requests refused (resource_exhausted, retriable) because a memory budget that does not wait was spent: publish_intake.", []string{"budget"}, nil)
 	memoryLimit = prometheus.NewDesc("spool_memory_limit_bytes",
 		"The Go runtime's soft memory limit in effect (memory.limit, or GOMEMLIMIT when set).", nil, nil)
 )
@@ -51,6 +53,7 @@ func (c *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- budgetInUse
 	ch <- budgetWaits
 	ch <- budgetWaitSeconds
+	ch <- budgetRefused
 	ch <- memoryLimit
 }
 
@@ -73,6 +76,7 @@ func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(budgetInUse, prometheus.GaugeValue, float64(st.InUse), n)
 		ch <- prometheus.MustNewConstMetric(budgetWaits, prometheus.CounterValue, float64(st.Waits), n)
 		ch <- prometheus.MustNewConstMetric(budgetWaitSeconds, prometheus.CounterValue, st.WaitTime.Seconds(), n)
+		ch <- prometheus.MustNewConstMetric(budgetRefused, prometheus.CounterValue, float64(st.Refused), n)
 	}
 	if limit != nil {
 		ch <- prometheus.MustNewConstMetric(memoryLimit, prometheus.GaugeValue, float64(limit()))
