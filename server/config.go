@@ -80,16 +80,16 @@ type Config struct {
 	// default 200,000.
 	DedupMaxEntries int
 	// MemoryLimit is the memory budget of the process (memory.limit):
-	// spool serve hands nine tenths of it to the Go runtime as its soft
-	// memory limit (debug.SetMemoryLimit; the rest is for what the runtime
-	// does not count, such as the program's code) unless GOMEMLIMIT is
+	// spool serve hands it, less a tenth and at least 64 MiB, to the Go
+	// runtime as its soft memory limit (SoftMemoryLimitOf; the rest is for
+	// what the runtime does not count, such as the program's code) unless GOMEMLIMIT is
 	// set, which wins, and
 	// the in-memory bounds left unset derive from it so that their sum
 	// stays under it: the native publish budget (API.PublishBudgetBytes)
 	// is a quarter of it, the budget of publish bodies waiting for it and
 	// the Kafka produce budget a sixteenth each, and an HTTP/2
 	// connection's receive window a thousandth (DESIGN.md, "Memory
-	// budget"). Default 512 MiB; at least 64 MiB.
+	// budget"). Default 512 MiB; at least 128 MiB.
 	MemoryLimit bytesize.Size
 	// API bounds the native API's memory use.
 	API APILimits
@@ -225,7 +225,7 @@ const DefaultSchemaRegistryAddr = "127.0.0.1:8081"
 const DefaultMemoryLimit = 512 * bytesize.MiB
 
 // minMemoryLimit is the smallest Config.MemoryLimit accepted.
-const minMemoryLimit = 64 * bytesize.MiB
+const minMemoryLimit = 128 * bytesize.MiB
 
 // The in-memory bounds that derive from the memory limit (DESIGN.md,
 // "Memory budget"): together the three budgets take three eighths of it,
@@ -233,10 +233,13 @@ const minMemoryLimit = 64 * bytesize.MiB
 // and to the process's base.
 
 // SoftMemoryLimitOf is the Go runtime's soft memory limit spool serve
-// sets under a memory limit: nine tenths of it, leaving the rest to the
-// resident memory the runtime does not count (the program's code and
-// read-only data, C and kernel-side buffers).
-func SoftMemoryLimitOf(limit bytesize.Size) bytesize.Size { return limit - limit/10 }
+// sets under a memory limit: the limit less a tenth of it, and less at
+// least 64 MiB, left to the resident memory the runtime does not count
+// (the program's code and read-only data: about 40 MiB resident measured
+// under load).
+func SoftMemoryLimitOf(limit bytesize.Size) bytesize.Size {
+	return limit - max(limit/10, 64*bytesize.MiB)
+}
 
 // PublishBudgetOf is the native publish budget that derives from a memory
 // limit: a quarter of it.

@@ -176,7 +176,7 @@ func newServeCmd() *cobra.Command {
 	return cmd
 }
 
-// applyMemoryLimit makes nine tenths of memory.limit the Go runtime's
+// applyMemoryLimit makes memory.limit, less a margin, the Go runtime's
 // soft memory limit (server.SoftMemoryLimitOf), unless GOMEMLIMIT is set:
 // the operator's GOMEMLIMIT wins (the runtime read it at start).
 func applyMemoryLimit(logger *slog.Logger, limit bytesize.Size) {
