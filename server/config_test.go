@@ -82,7 +82,8 @@ func TestConfigDefaults(t *testing.T) {
 	if got.Storage != (StorageConfig{SegmentBytes: 128 * bytesize.MiB, MaxBatchBytes: 16 * bytesize.MiB, FlushBytes: bytesize.MiB, MinFreeBytes: DefaultMinFreeBytes}) ||
 		got.Topics != (TopicDefaults{Partitions: 1, Durability: DurabilityAlways, DedupWindow: 2 * time.Minute, MaxMessageBytes: bytesize.MiB}) ||
 		got.DedupMaxEntries != 200_000 || *got.KafkaGroupInitialRebalanceDelay != 100*time.Millisecond ||
-		got.API != (APILimits{MaxRequestBytes: 8 * bytesize.MiB, PublishBudgetBytes: 256 * bytesize.MiB, MaxSessions: 10_000}) ||
+		got.MemoryLimit != 512*bytesize.MiB ||
+		got.API != (APILimits{MaxRequestBytes: 8 * bytesize.MiB, PublishBudgetBytes: 128 * bytesize.MiB, MaxSessions: 10_000}) ||
 		got.MaxConnections != 10_000 || got.KafkaAddr != DefaultKafkaAddr {
 		t.Errorf("defaults are not the documented ones: %+v", got)
 	}
