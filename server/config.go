@@ -233,12 +233,14 @@ const minMemoryLimit = 128 * bytesize.MiB
 // and to the process's base.
 
 // SoftMemoryLimitOf is the Go runtime's soft memory limit spool serve
-// sets under a memory limit: the limit less a tenth of it, and less at
-// least 64 MiB, left to the resident memory the runtime does not count
+// sets under a memory limit: the limit less an eighth of it, and less at
+// least 80 MiB, left to the resident memory the runtime does not count
 // (the program's code and read-only data: about 40 MiB resident measured
-// under load).
+// under load) and to the runtime's own overshoot of its soft limit under
+// overload (peaks of 95 % of the limit were measured with a tenth and
+// 64 MiB left).
 func SoftMemoryLimitOf(limit bytesize.Size) bytesize.Size {
-	return limit - max(limit/10, 64*bytesize.MiB)
+	return limit - max(limit/8, 80*bytesize.MiB)
 }
 
 // PublishBudgetOf is the native publish budget that derives from a memory
