@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/queue"
 	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
 	"github.com/spoolmq/spool/internal/vfs"
@@ -48,15 +51,30 @@ func TestPowerLoss(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	logFS := vfs.NewMemFS()
 	stFS := pebblevfs.NewCrashableMem()
-	acked := map[[2]int64]string{} // partition, offset → value
-	committed := map[int32]int64{} // highest confirmed commit per partition
+	acked := map[[2]int64]string{}       // partition, offset → value
+	committed := map[int32]int64{}       // highest confirmed commit per partition
+	ackedQ := map[string]time.Duration{} // queue q: when each message's ack was confirmed (since t0)
+	durableQ := map[string]bool{}        // acks confirmed more than queueWindow before a cut
+	t0 := time.Now()
+	var lastCut time.Duration
+	var lastSnaps map[int32]queue.Snapshot
+	var lastMem string
+	redelivered := 0
 	total := 0
+	// Warnings and errors of every life, shown when the test fails.
+	var logs syncBuf
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	defer func() {
+		if t.Failed() {
+			t.Logf("broker warnings and errors:\n%s", logs.String())
+		}
+	}()
 	open := func() (*state.Store, *Broker) {
 		st, err := state.Open("/data/state", state.Options{FS: stFS, Logger: quiet})
 		if err != nil {
 			t.Fatalf("seed %d: open state: %v", seed, err)
 		}
-		b, err := Open(Config{DataDir: "/data", FS: logFS, State: st, Logger: quiet, MaintenanceInterval: 50 * time.Millisecond,
+		b, err := Open(Config{DataDir: "/data", FS: logFS, State: st, Logger: logger, MaintenanceInterval: 50 * time.Millisecond,
 			Log: seglog.Options{SegmentBytes: 64 << 10, Limits: batch.Limits{MaxBatchBytes: 64 << 10}}})
 		if err != nil {
 			st.Close()
@@ -73,10 +91,26 @@ func TestPowerLoss(t *testing.T) {
 			if _, err := b.CreateSubscription("pl", "s", catalog.SubConfig{}); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := b.CreateSubscription("pl", "q", catalog.SubConfig{Mode: catalog.ModeQueue, Queue: catalog.QueueConfig{MaxDeliveries: 1000, AckTimeout: time.Minute}}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		// Check what the previous cut left.
 		checkPowerLoss(t, b, seed, cycle, acked, committed)
 		if cycle == cycles {
+			// Drain q: every acknowledged publish whose ack was not
+			// confirmed before a cut is delivered again.
+			got := drainQueue(t, b)
+			for _, v := range acked {
+				if _, ok := ackedQ[v]; !ok && !got[v] {
+					t.Errorf("seed %d: %q acknowledged, never acked on q, and not delivered after the last power loss", seed, v)
+				}
+			}
+			for v := range got {
+				if durableQ[v] {
+					t.Errorf("seed %d: %q delivered on q after the last power loss, its ack confirmed more than %v before a cut", seed, v, queueWindow)
+				}
+			}
 			b.Close()
 			st.Close()
 			break
@@ -86,6 +120,50 @@ func TestPowerLoss(t *testing.T) {
 		cycleCommits := map[int32]int64{}
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sess, err := b.Join(JoinRequest{Topic: "pl", Subscription: "q", Credits: 1 << 20})
+			if err != nil {
+				return
+			}
+			defer sess.Leave()
+			var id uint64
+			pending := map[uint64]string{}
+			for {
+				ev, err := sess.Next(ctx)
+				if err != nil {
+					return
+				}
+				if lo := ev.Lease; lo != nil {
+					if v, ok := pending[lo.ID]; ok && lo.Err == nil && len(lo.Stale) == 0 {
+						mu.Lock()
+						if _, seen := ackedQ[v]; !seen {
+							ackedQ[v] = time.Since(t0)
+						}
+						mu.Unlock()
+					}
+					delete(pending, lo.ID)
+				}
+				for _, d := range ev.Deliveries {
+					mu.Lock()
+					if durableQ[string(d.Value)] {
+						redelivered++
+						if redelivered <= 5 {
+							t.Errorf("seed %d cycle %d: %s (%d/%d) delivered on q again, its ack confirmed %v before the cut; saved at the cut: %v; in memory:%s",
+								seed, cycle, d.Value[:14], d.Partition, d.Offset, (lastCut - ackedQ[string(d.Value)]).Round(time.Millisecond),
+								snapCovers(lastSnaps[d.Partition], d.Offset), lastMem)
+						}
+					}
+					mu.Unlock()
+					id++
+					pending[id] = string(d.Value)
+					if err := sess.Ack(id, []OffsetRange{{Partition: d.Partition, From: d.Offset, To: d.Offset + 1}}); err != nil {
+						return
+					}
+				}
+			}
+		}()
 		for w := range 3 {
 			wg.Add(1)
 			go func() {
@@ -153,9 +231,16 @@ func TestPowerLoss(t *testing.T) {
 				}
 			}
 		}()
-		time.Sleep(time.Duration(20+rng.IntN(150)) * time.Millisecond)
+		time.Sleep(time.Duration(20+rng.IntN(600)) * time.Millisecond)
 		// The cut: what was confirmed so far must survive it.
 		mu.Lock()
+		cut := time.Since(t0)
+		lastCut = cut
+		for v, at := range ackedQ {
+			if cut-at > queueWindow {
+				durableQ[v] = true
+			}
+		}
 		for k, v := range cycleAcked {
 			if old, ok := acked[k]; ok && old != v {
 				t.Errorf("seed %d cycle %d: partition %d offset %d acknowledged for %q and, after a power loss, for %q", seed, cycle, k[0], k[1], old, v)
@@ -167,6 +252,28 @@ func TestPowerLoss(t *testing.T) {
 		}
 		total += len(cycleAcked)
 		mu.Unlock()
+		// What the state store holds of q at the cut, and what is in
+		// memory, to tell a save that lagged from a save that was lost.
+		lastSnaps = map[int32]queue.Snapshot{}
+		for p := range int32(3) {
+			if v, err := st.Get(state.QueueKey("pl", "q", p)); err == nil {
+				if snap, err := decodeSnapshot(state.QueueKey("pl", "q", p), v); err == nil {
+					lastSnaps[p] = snap
+				}
+			}
+		}
+		lastMem = ""
+		if tp := b.topics["pl"]; tp != nil {
+			tp.subsMu.Lock()
+			qs := tp.subs["q"]
+			tp.subsMu.Unlock()
+			qs.mu.Lock()
+			for _, qp := range qs.q.parts {
+				lastMem += fmt.Sprintf(" p%d floor %d dirty %v;", qp.id, qp.core.Snapshot().Floor, qp.dirty)
+			}
+			lastMem += fmt.Sprintf(" outbox %d, blocked %v", len(qs.q.outbox), qs.q.blocked)
+			qs.mu.Unlock()
+		}
 		stCrash := stFS.CrashClone(pebblevfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(100), RNG: rand.New(rand.NewPCG(seed, uint64(cycle)))})
 		logCrash := logFS.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(seed, uint64(cycle)+1000)), TearLastWrite: true, Reorder: cycle%2 == 1})
 		cancel()
@@ -175,7 +282,72 @@ func TestPowerLoss(t *testing.T) {
 		st.Close()
 		logFS, stFS = logCrash, stCrash
 	}
-	t.Logf("seed %d: %d power losses, %d acknowledged messages, all found; committed offsets at the last cut %v, none gone back", seed, cycles, total, committed)
+	if redelivered > 0 {
+		t.Errorf("seed %d: %d deliveries on q of messages whose ack was confirmed more than %v before a power loss", seed, redelivered, queueWindow)
+	}
+	t.Logf("seed %d: %d power losses, %d acknowledged messages, all found; committed offsets at the last cut %v, none gone back; queue q: %d acks confirmed, %d of them more than %v before a cut, none redelivered",
+		seed, cycles, total, committed, len(ackedQ), len(durableQ), queueWindow)
+}
+
+// syncBuf is a bytes.Buffer safe for concurrent writers.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// snapCovers says whether a queue snapshot records offset off as
+// finished, with the snapshot's floor.
+func snapCovers(s queue.Snapshot, off int64) string {
+	done := off < s.Floor
+	for _, r := range s.Done {
+		if off >= r[0] && off < r[1] {
+			done = true
+		}
+	}
+	return fmt.Sprintf("finished %v (floor %d, %d done ranges)", done, s.Floor, len(s.Done))
+}
+
+// queueWindow bounds how long before a power loss a confirmed queue ack
+// may be lost: the queue's state is saved (synced) every 50 ms
+// (queueInterval); the rest is margin for the race detector.
+const queueWindow = 300 * time.Millisecond
+
+// drainQueue takes every message q delivers until it is idle for a second
+// (acking each) and returns their values.
+func drainQueue(t *testing.T, b *Broker) map[string]bool {
+	t.Helper()
+	sess, err := b.Join(JoinRequest{Topic: "pl", Subscription: "q", Credits: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Leave()
+	got := map[string]bool{}
+	var id uint64
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ev, err := sess.Next(ctx)
+		cancel()
+		if err != nil {
+			return got
+		}
+		for _, d := range ev.Deliveries {
+			got[string(d.Value)] = true
+			id++
+			sess.Ack(id, []OffsetRange{{Partition: d.Partition, From: d.Offset, To: d.Offset + 1}})
+		}
+	}
 }
 
 // checkPowerLoss reads the whole topic and the subscription's committed
