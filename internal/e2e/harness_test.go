@@ -162,9 +162,12 @@ func startSpoolEnv(t *testing.T, dir, addr string, env []string, mayExit bool, e
 	}
 }
 
+// kill kills the process and waits for it to end; its exit status stays
+// in p.done for a later reader.
 func (p *proc) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	err := <-p.done
+	p.done <- err
 }
 
 func (p *proc) stop() {
