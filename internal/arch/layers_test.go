@@ -14,7 +14,7 @@ const module = "github.com/spoolmq/spool/"
 // (the test says so), which is the moment to think about where it belongs.
 var layer = map[string]int{
 	// Leaves: error codes, time, names, sizes, formats, files.
-	"internal/errs": 0, "internal/clock": 0, "internal/subject": 0, "internal/metric": 0,
+	"internal/errs": 0, "internal/clock": 0, "internal/crashpoint": 0, "internal/subject": 0, "internal/metric": 0,
 	"internal/batch": 0, "internal/vfs": 0, "bytesize": 0, "internal/golden": 0,
 	// The public record-batch builder of clients (the SDK's producer).
 	"recordbatch": 0,

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/spoolmq/spool/internal/crashpoint"
 	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
@@ -504,6 +505,7 @@ func (s *subscription) persistSnapshots() {
 		}
 		w.set(state.QueueKey(s.meta.Topic, s.meta.Name, it.p), v)
 	}
+	crashpoint.Hit(crashpoint.QueueSnapshot)
 	if err := s.t.b.writeSub(w); err != nil {
 		s.t.b.logger.Error("persist queue state failed", "topic", s.meta.Topic, "subscription", s.meta.Name, "err", err)
 		s.mu.Lock()

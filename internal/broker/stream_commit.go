@@ -17,6 +17,7 @@ package broker
 // stamp its records anyway.
 
 import (
+	"github.com/spoolmq/spool/internal/crashpoint"
 	"sync"
 	"time"
 
@@ -232,6 +233,7 @@ func (sp *Space) CommitStream(topicName, name string, c StreamCommit) (map[int32
 		w.ops = append(w.ops, subOp{key: sp.subKey(topicName, name, r.Key), value: r.Value})
 	}
 	unlock()
+	crashpoint.Hit(crashpoint.OffsetCommit)
 	if err := b.writeSub(w); err != nil {
 		return nil, err
 	}

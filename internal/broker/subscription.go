@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"github.com/spoolmq/spool/internal/crashpoint"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -513,6 +514,7 @@ func (s *subscription) commit(memberID string, gen int64, offsets map[int32]int6
 	for p, off := range offsets {
 		w.set(state.OffsetKey(s.meta.Topic, s.meta.Name, p), catalog.EncodeOffset(off))
 	}
+	crashpoint.Hit(crashpoint.OffsetCommit)
 	if err := s.t.b.writeSub(w); err != nil {
 		return err
 	}

@@ -106,15 +106,29 @@ func freePort(t *testing.T) string {
 // startSpool starts `spool serve` on dir and waits until /readyz answers.
 func startSpool(t *testing.T, dir, addr string, extra ...string) *proc {
 	t.Helper()
+	p, exited := startSpoolEnv(t, dir, addr, nil, false, extra...)
+	if exited {
+		t.Fatalf("spool exited during start-up\n%s", p.logs)
+	}
+	return p
+}
+
+// startSpoolEnv is startSpool with env added to the server's environment.
+// With mayExit, a server that exits during start-up is returned with
+// exited true (its exit status in p.exit) instead of failing the test.
+func startSpoolEnv(t *testing.T, dir, addr string, env []string, mayExit bool, extra ...string) (p *proc, exited bool) {
+	t.Helper()
 	args := append([]string{"serve", "--data", dir, "--http", addr, "--kafka", "127.0.0.1:0", "--schema-registry", "127.0.0.1:0", "--log-level", "debug"}, extra...)
 	cmd := exec.Command(spoolBin, args...)
-	// The server refuses unknown SPOOL_* variables; keep the test's own out.
+	// The server refuses unknown SPOOL_* variables; keep the test's own out
+	// (and its crash point: only env arms one).
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SPOOL_") {
+		if !strings.HasPrefix(kv, "SPOOL_") && !strings.HasPrefix(kv, "SPOOLTEST_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	p := &proc{t: t, cmd: cmd, addr: addr, logs: &logBuf{}, done: make(chan error, 1)}
+	cmd.Env = append(cmd.Env, env...)
+	p = &proc{t: t, cmd: cmd, addr: addr, logs: &logBuf{}, done: make(chan error, 1)}
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
 	if err := cmd.Start(); err != nil {
@@ -127,25 +141,33 @@ func startSpool(t *testing.T, dir, addr string, extra ...string) *proc {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return p, false
 			}
 		}
 		select {
 		case err := <-p.done:
+			p.done <- err
+			if mayExit {
+				return p, true
+			}
 			t.Fatalf("spool exited during start-up: %v\n%s", err, p.logs)
 		default:
 		}
 		if time.Now().After(deadline) {
 			p.kill()
 			t.Fatalf("spool did not become ready\n%s", p.logs)
+			return p, true
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// kill kills the process and waits for it to end; its exit status stays
+// in p.done for a later reader.
 func (p *proc) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	err := <-p.done
+	p.done <- err
 }
 
 func (p *proc) stop() {

@@ -1,6 +1,7 @@
 package seglog
 
 import (
+	"github.com/spoolmq/spool/internal/crashpoint"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -428,16 +429,20 @@ func (l *Log) flush(g *group) error {
 	seg := l.active
 	pos := seg.size.Load()
 	t0 := time.Now()
+	crashpoint.Hit(crashpoint.SeglogBeforeAppend)
 	if _, err := seg.f.WriteAt(g.buf, pos); err != nil {
 		l.opts.Hooks.OnFlush(len(g.buf), len(g.metas), time.Since(t0), 0, err)
 		return l.fail("write", err)
 	}
 	t1 := time.Now()
+	crashpoint.Hit(crashpoint.SeglogAfterAppend)
 	if l.opts.Sync == SyncAlways {
+		crashpoint.Hit(crashpoint.SeglogBeforeFsync)
 		if err := seg.f.Sync(); err != nil {
 			l.opts.Hooks.OnFlush(len(g.buf), len(g.metas), t1.Sub(t0), time.Since(t1), err)
 			return l.fail("sync", err)
 		}
+		crashpoint.Hit(crashpoint.SeglogAfterFsync)
 	} else {
 		l.dirty = true
 	}
@@ -607,6 +612,7 @@ func (l *Log) sealActive() error {
 		}
 		l.dirty = false
 	}
+	crashpoint.Hit(crashpoint.SeglogIndexWrite)
 	if err := vfs.WriteFileAtomic(l.fs, l.dir, s.idxPath, encodeIndex(s.indexData(l.opts.Replicated))); err != nil {
 		return err
 	}
@@ -621,6 +627,7 @@ func (l *Log) roll() error {
 	if err := l.sealActive(); err != nil {
 		return err
 	}
+	crashpoint.Hit(crashpoint.SeglogRoll)
 	base := old.next.Load()
 	s, err := l.createSegment(base)
 	if err != nil {

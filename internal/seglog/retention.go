@@ -2,6 +2,7 @@ package seglog
 
 import (
 	"fmt"
+	"github.com/spoolmq/spool/internal/crashpoint"
 	"sort"
 	"time"
 
@@ -69,6 +70,7 @@ func (l *Log) removeSegments(victims []*segment) error {
 					return err
 				}
 			}
+			crashpoint.Hit(crashpoint.SeglogRetentionDelete)
 			if err := l.fs.Remove(s.logPath); err != nil {
 				return err
 			}

@@ -26,6 +26,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"github.com/spoolmq/spool/internal/crashpoint"
 	"log/slog"
 	"sync/atomic"
 
@@ -150,6 +151,7 @@ func (b *Batch) Commit(sync bool) (err error) {
 			err = *b.s.failed.Load()
 		}
 	}()
+	crashpoint.Hit(crashpoint.StateWrite)
 	opt := pebble.NoSync
 	if sync {
 		opt = pebble.Sync
