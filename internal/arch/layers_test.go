@@ -21,6 +21,8 @@ var layer = map[string]int{
 	// TLS (reloading certificates, principals of client certificates,
 	// development certificates) and the principal a connection carries.
 	"internal/tlsutil": 0, "internal/auth": 0,
+	// Byte budgets of requests in flight (the memory limit's shares).
+	"internal/membudget": 0,
 	// Storage, the deterministic cores, configuration files; the Kafka
 	// front end's wire helpers, which its cores share (the cores,
 	// internal/kafka/k*, take internal/kafka's rank).
