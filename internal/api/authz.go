@@ -163,13 +163,7 @@ func (h *Handler) filterResponse(ctx context.Context, procedure string, resp any
 	switch procedure {
 	case spoolv1connect.TopicServiceListTopicsProcedure:
 		m := resp.(*spoolv1.ListTopicsResponse)
-		kept := m.Topics[:0]
-		for _, t := range m.Topics {
-			if allowed(acl.Topic, t.GetName()) {
-				kept = append(kept, t)
-			}
-		}
-		m.Topics = kept
+		m.Topics = slices.DeleteFunc(m.Topics, func(t *spoolv1.Topic) bool { return !allowed(acl.Topic, t.GetName()) })
 	case spoolv1connect.TopicServiceDescribeTopicProcedure:
 		m := resp.(*spoolv1.DescribeTopicResponse)
 		kept := m.Subscriptions[:0]
@@ -181,13 +175,7 @@ func (h *Handler) filterResponse(ctx context.Context, procedure string, resp any
 		m.Subscriptions = kept
 	case spoolv1connect.SubscriptionServiceListSubscriptionsProcedure:
 		m := resp.(*spoolv1.ListSubscriptionsResponse)
-		kept := m.Subscriptions[:0]
-		for _, s := range m.Subscriptions {
-			if allowed(acl.Group, s.GetName()) {
-				kept = append(kept, s)
-			}
-		}
-		m.Subscriptions = kept
+		m.Subscriptions = slices.DeleteFunc(m.Subscriptions, func(s *spoolv1.Subscription) bool { return !allowed(acl.Group, s.GetName()) })
 	}
 }
 

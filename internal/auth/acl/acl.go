@@ -281,13 +281,19 @@ type Request struct {
 	Operation Operation
 }
 
+// rulePrincipal is the rule principal of an authenticated principal, an
+// anonymous client's ("") being User:ANONYMOUS.
+func rulePrincipal(p string) string {
+	if p == "" {
+		return "User:ANONYMOUS"
+	}
+	return PrincipalOf(p)
+}
+
 // decide answers a request against rules: a deny that applies wins, then
 // an allow; nothing applying denies.
 func decide(rules []Rule, q Request) bool {
-	principal := PrincipalOf(q.Principal)
-	if q.Principal == "" {
-		principal = "User:ANONYMOUS"
-	}
+	principal := rulePrincipal(q.Principal)
 	allowed := false
 	for i := range rules {
 		r := &rules[i]
@@ -365,10 +371,7 @@ func (a *Authorizer) AllowedOnSome(principal, host string, res Resource, op Oper
 	if a == nil || (principal != "" && a.superUsers[principal]) {
 		return true
 	}
-	p := PrincipalOf(principal)
-	if principal == "" {
-		p = "User:ANONYMOUS"
-	}
+	p := rulePrincipal(principal)
 	rules, _ := a.current()
 	for i := range rules {
 		r := &rules[i]

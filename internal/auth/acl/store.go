@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,7 +195,7 @@ func (s *Store) ApplySpace(data []byte) ([]broker.Record, func(), error) {
 				return nil, nil, errs.New(errs.InvalidArgument, "acl change: a rule that is not normalized")
 			}
 			id := ruleID(&r)
-			if _, ok := have[id]; ok || contains(addIDs, id) {
+			if _, ok := have[id]; ok || slices.Contains(addIDs, id) {
 				continue
 			}
 			v, _ := json.Marshal(&r)
@@ -217,15 +218,6 @@ func (s *Store) ApplySpace(data []byte) ([]broker.Record, func(), error) {
 		return recs, func() { s.replace(nil, nil, gone) }, nil
 	}
 	return nil, nil, errs.New(errs.InvalidArgument, "unknown acl change %q", c.Op)
-}
-
-func contains(ids []string, id string) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 // replace makes a new snapshot: the old one's rules but those gone, then
