@@ -41,6 +41,7 @@ func (s *Server) startProduce(ctx context.Context, req *kmsg.ProduceRequest) fun
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		allowed := s.can(ctx, acl.Topic, name, acl.Publish)
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			*sp = kmsg.NewProduceResponseTopicPartition()
@@ -51,7 +52,7 @@ func (s *Server) startProduce(ctx context.Context, req *kmsg.ProduceRequest) fun
 				sp.ErrorCode = kerr.UnsupportedVersion.Code
 				continue
 			}
-			if !s.can(ctx, acl.Topic, name, acl.Publish) {
+			if !allowed {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				continue
 			}
