@@ -3,6 +3,11 @@
 #   make test   the whole test suite (what CI runs)
 
 GO ?= go
+# The Go toolchain go.mod names (a patch release with the standard library's
+# security fixes): the go command fetches it through the module proxy once
+# and uses it for every build and test run from here. A machine's own Go
+# ignores go.mod's toolchain line unless told, hence the export.
+export GOTOOLCHAIN ?= $(shell sed -n 's/^toolchain //p' go.mod)
 BIN := bin/spool
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 

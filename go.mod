@@ -2,6 +2,8 @@ module github.com/spoolmq/spool
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	charm.land/bubbletea/v2 v2.1.1
 	connectrpc.com/connect v1.21.1

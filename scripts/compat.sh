@@ -11,6 +11,8 @@
 # Needs Go; kcat, Node.js and npm are installed with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The toolchain go.mod names (see the Makefile), when run without make.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-$(sed -n 's/^toolchain //p' go.mod)}"
 parts=${COMPAT_PARTS:-interop kcat sarama kafka-go kafkajs franz-go cluster}
 # The clients the cluster part runs, all of them.
 cluster_clients=${COMPAT_CLUSTER_CLIENTS:-interop franz-go kcat sarama kafka-go kafkajs}

@@ -5,6 +5,8 @@
 # committed with its fix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The toolchain go.mod names (see the Makefile), when run without make.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-$(sed -n 's/^toolchain //p' go.mod)}"
 FUZZTIME=${FUZZTIME:-10s}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

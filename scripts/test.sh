@@ -7,6 +7,8 @@
 # promtool (deploy/'s alert tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The toolchain go.mod names (see the Makefile), when run without make.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-$(sed -n 's/^toolchain //p' go.mod)}"
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go') | grep -v '^gen/' || true)

@@ -12,6 +12,8 @@
 # and succeeds when the database or govulncheck cannot be fetched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The toolchain go.mod names (see the Makefile), when run without make.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-$(sed -n 's/^toolchain //p' go.mod)}"
 
 GOVULNCHECK_VERSION=v1.9.0
 VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
