@@ -158,7 +158,8 @@ func (n *Node) readyAsync(g *group) error {
 
 // deliverWhenDurable hands w's responses to the group (those for this
 // node) and the transport (those for peers) once w is durable and every
-// earlier write of the group has been delivered.
+// earlier write of the group has been delivered; after a failed write,
+// none of a later one's.
 func (n *Node) deliverWhenDurable(g *group, w AsyncWrite) {
 	prev := g.appendTail
 	done := make(chan struct{})
@@ -179,6 +180,14 @@ func (n *Node) deliverWhenDurable(g *group, w AsyncWrite) {
 			if g.writeErr == nil {
 				g.writeErr = err
 			}
+		case g.writeErr != nil:
+			// An earlier write failed: this one's answers may vouch for
+			// its entries (raft acknowledges entries it already holds,
+			// durable or not, with the next append, which may carry none
+			// of its own and complete at once). None goes out: a peer
+			// told of entries this node never made durable would count
+			// them, and after a restart this log would lack what it
+			// acknowledged.
 		default:
 			for _, r := range w.Responses() {
 				if r.GetTo() == n.cfg.ID {
