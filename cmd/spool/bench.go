@@ -67,6 +67,11 @@ func newBenchNativeCmd() *cobra.Command {
 					fmt.Fprintf(cmd.ErrOrStderr(), "size %d, round %d/%d\n", size, r, rounds)
 					ncfg := bench.NativeConfig{Dir: dir, Server: srvURL, Size: size, Messages: messages,
 						Duration: duration, Progress: cmd.ErrOrStderr(), Traced: traced, TraceSampled: sampled, TLS: useTLS}
+					if strings.HasPrefix(srvURL, "https://") {
+						if ncfg.ClientTLS, err = clientTLS(cmd); err != nil {
+							return err
+						}
+					}
 					var pf, cf *os.File
 					if cpuprof != "" {
 						if pf, err = os.Create(fmt.Sprintf("%s-%d-r%d-publish.pprof", cpuprof, size, r)); err != nil {

@@ -40,6 +40,9 @@ type NativeConfig struct {
 	// development certificates made in a temporary directory, and the
 	// client trusts their CA (ignored with Server).
 	TLS bool
+	// ClientTLS is the client's TLS configuration for an https:// Server
+	// (its CA, a client certificate).
+	ClientTLS *tls.Config
 	// TraceSampled is the fraction of those traceparents that carry the
 	// sampled flag (the others are 00: their producer did not sample).
 	TraceSampled float64
@@ -74,7 +77,7 @@ func RunNative(cfg NativeConfig) (NativeResult, error) {
 		}
 		defer stop()
 	}
-	var tlsCfg *tls.Config
+	tlsCfg := cfg.ClientTLS
 	if addr == "" {
 		dir, err := os.MkdirTemp(cfg.Dir, "native-")
 		if err != nil {
