@@ -118,7 +118,11 @@ func (sess *Session) nextQueue(ctx context.Context) (Event, error) {
 		}
 		s.mu.Unlock()
 		if len(leases) > 0 {
-			if out := t.leaseDeliveries(leases); len(out) > 0 {
+			out, missed := t.leaseDeliveries(leases)
+			if len(missed) > 0 {
+				sess.undelivered(missed)
+			}
+			if len(out) > 0 {
 				if t.b.cfg.Tracer != nil {
 					s.traceDelivered(out)
 				}
@@ -167,15 +171,16 @@ type leaseAt struct {
 }
 
 // leaseDeliveries reads the leased messages from the log (each batch once)
-// and returns them as deliveries.
-func (t *topic) leaseDeliveries(leases []leaseAt) []Delivered {
+// and returns them as deliveries, and the leases of those it could not
+// read (see undelivered).
+func (t *topic) leaseDeliveries(leases []leaseAt) (out []Delivered, missed []leaseAt) {
 	sort.Slice(leases, func(i, j int) bool {
 		if leases[i].part != leases[j].part {
 			return leases[i].part < leases[j].part
 		}
 		return leases[i].lease.Offset < leases[j].lease.Offset
 	})
-	out := make([]Delivered, 0, len(leases))
+	out = make([]Delivered, 0, len(leases))
 	var (
 		curPart int32 = -1
 		h       batch.Header
@@ -206,15 +211,18 @@ func (t *topic) leaseDeliveries(leases []leaseAt) []Delivered {
 			if recs == nil {
 				data, err := t.logs()[la.part].Read(off, sessionReadChunk)
 				if err != nil || len(data) == 0 {
-					t.b.logger.Warn("leased message no longer readable", "topic", t.meta.Name, "partition", la.part, "offset", off, "err", err)
+					missed = append(missed, la)
 					continue
 				}
 				bt, err := batch.Parse(data)
 				if err != nil {
+					missed = append(missed, la)
 					continue
 				}
 				rest, h = data[len(bt.Bytes):], bt.Header
 				if recs, err = batch.Records(bt.Bytes, maxDec); err != nil {
+					recs = nil
+					missed = append(missed, la)
 					continue
 				}
 			}
@@ -222,6 +230,7 @@ func (t *topic) leaseDeliveries(leases []leaseAt) []Delivered {
 		}
 		i := int(off - h.BaseOffset)
 		if i < 0 || i >= len(recs) || h.RecordOffset(recs[i]) != off {
+			missed = append(missed, la)
 			continue
 		}
 		r := recs[i]
@@ -240,7 +249,65 @@ func (t *topic) leaseDeliveries(leases []leaseAt) []Delivered {
 			LeaseDeadline:    time.UnixMilli(la.lease.Deadline),
 		})
 	}
-	return out
+	return out, missed
+}
+
+// undelivered ends the leases nextQueue took for messages leaseDeliveries
+// could not read, and gives the member back the credits they took: it
+// never saw them, so it would never return those credits, and a member
+// whose every credit went so would receive nothing again, however many
+// messages were ready. A message retention removed since the core read it
+// is finished (Missing: offsets gone from the log are done); one still in
+// the log but unreadable is nacked, redelivered after the backoff and
+// dead-lettered past max deliveries like any message that fails.
+func (sess *Session) undelivered(missed []leaseAt) {
+	s := sess.sub
+	t := s.t
+	now := t.b.clock.Now()
+	type span struct {
+		n           int
+		first, last int64
+	}
+	gone := map[int32]*span{}
+	s.mu.Lock()
+	ended := 0
+	for _, la := range missed {
+		if s.deleted || int(la.part) >= len(s.q.parts) {
+			continue
+		}
+		qp := s.q.parts[la.part] // after a reset, a new core: the lease is not its own (stale)
+		off := la.lease.Offset
+		if off < t.logs()[la.part].StartOffset() {
+			if qp.core.Missing(now, sess.id, off) {
+				ended++
+				qp.dirty = true
+				s.finishedLocked(qp, []int64{off})
+			}
+			g := gone[la.part]
+			if g == nil {
+				g = &span{first: off}
+				gone[la.part] = g
+			}
+			g.n, g.last = g.n+1, off
+			continue
+		}
+		t.b.logger.Warn("leased message unreadable; nacked", "topic", t.meta.Name, "subscription", s.meta.Name, "partition", la.part, "offset", off)
+		ok, eff := qp.core.Nack(now, sess.id, off, -1, "message unreadable")
+		s.applyQueueLocked(qp, eff)
+		if ok {
+			ended++
+			s.stats.nacked.Add(1)
+		}
+	}
+	s.releaseSlotLocked(sess.id, ended)
+	if !sess.closed {
+		sess.credits = min(sess.credits+len(missed), maxCredits)
+	}
+	s.mu.Unlock()
+	for p, g := range gone {
+		t.b.logger.Warn("queue subscription fell behind retention: leased messages no longer in the log are skipped",
+			"topic", t.meta.Name, "subscription", s.meta.Name, "partition", p, "count", g.n, "first", g.first, "last", g.last)
+	}
 }
 
 // Ack finishes leased messages given as ranges; the outcome (stale offsets)

@@ -54,8 +54,8 @@
 //     before persisting a snapshot taken after the effect: the snapshot
 //     counts the offset done.
 //   - Keep a schedule-store entry after handing it back with Unpark, until
-//     the message is finished (a non-stale Ack, or a DeadLetter or Dropped
-//     effect for it) or parked again (a Parked effect replaces it). After a
+//     the message is finished (a non-stale Ack or Missing, or a DeadLetter
+//     or Dropped effect for it) or parked again (a Parked effect replaces it). After a
 //     restart, hand back at once every entry that was handed back before:
 //     the snapshot counts it done, so nothing else delivers it. Delivery
 //     counts of such messages are in the snapshot and are kept for one park
@@ -270,6 +270,12 @@ type Partition interface {
 	// dead-lettered; due beyond the park horizon it is parked (but see
 	// OrderKey).
 	Nack(now time.Time, member string, offset int64, delay time.Duration, errText string) (bool, Effects)
+	// Missing finishes a message leased to member that the broker cannot
+	// deliver because it is no longer in the log (retention removed it
+	// after it was offered): it is done, as every offset missing from the
+	// log is, without an ack (observers hear nothing) and without effects.
+	// False, changing nothing, if member holds no live lease on offset.
+	Missing(now time.Time, member string, offset int64) bool
 	// Extend moves a lease's deadline to now + d (d <= 0: AckTimeout; at
 	// most MaxExtend or AckTimeout, whichever is longer).
 	Extend(now time.Time, member string, offset int64, d time.Duration) (Lease, bool)

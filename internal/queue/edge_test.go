@@ -254,3 +254,44 @@ func TestObserver(t *testing.T) {
 		t.Fatalf("acked %v, want %v", o.acked, wantAcked)
 	}
 }
+
+// Missing finishes only a live lease of the member, and moves the floor as
+// an ack does, without telling the observer.
+func TestMissing(t *testing.T) {
+	p := mustNew(t, Config{AckTimeout: time.Second}, Snapshot{Floor: 10})
+	obs := &countObserver{}
+	p.Observe(obs)
+	now := t0
+	p.Offer(now, offsets(10, 13))
+	if p.Missing(now, "m", 10) {
+		t.Fatal("Missing of a ready message")
+	}
+	ls, _ := p.Poll(now, "m", 2)
+	if len(ls) != 2 {
+		t.Fatalf("leases %+v", ls)
+	}
+	if p.Missing(now, "other", 10) {
+		t.Fatal("Missing of another member's lease")
+	}
+	if !p.Missing(now, "m", 10) || p.Missing(now, "m", 10) {
+		t.Fatal("Missing of a live lease: want true once")
+	}
+	if p.Missing(now.Add(time.Second), "m", 11) {
+		t.Fatal("Missing of a lease past its deadline")
+	}
+	checkInvariants(t, p)
+	if st := p.Stats(now); st.Floor != 11 || st.Leased != 1 || st.Ready != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if obs.acked != 0 {
+		t.Fatalf("observer heard %d acks", obs.acked)
+	}
+	if snap := p.Snapshot(); snap.Floor != 11 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+}
+
+type countObserver struct{ leased, acked int }
+
+func (o *countObserver) Leased(int64, int, int64)  { o.leased++ }
+func (o *countObserver) Acked(int64, int64, int64) { o.acked++ }

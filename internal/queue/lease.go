@@ -99,6 +99,15 @@ func (p *partition) Ack(now time.Time, member string, offsets []int64) ([]int64,
 	return stale, Effects{}
 }
 
+func (p *partition) Missing(now time.Time, member string, offset int64) bool {
+	p.clock(now)
+	s, ok := p.leased(member, offset)
+	if ok {
+		p.finish(s)
+	}
+	return ok
+}
+
 func (p *partition) Nack(now time.Time, member string, offset int64, delay time.Duration, errText string) (bool, Effects) {
 	p.clock(now)
 	var eff Effects

@@ -300,6 +300,12 @@ func (w *world) ackSome() {
 		offs = append(offs, offs[0], w.logEnd+5, -1) // double, unknown, negative
 	}
 	now := w.when()
+	if w.c.intn(8) == 0 {
+		// The broker found them gone from the log: Missing finishes a
+		// lease as an ack does.
+		w.missing(now, member, offs)
+		return
+	}
 	stale, eff := w.p.Ack(now, member, offs)
 	w.same("Ack stale", stale, w.m.ack(now, member, offs))
 	w.same("Ack effects", eff, Effects{})
@@ -487,6 +493,18 @@ func (w *world) effects(what string, eff, meff Effects) {
 			w.fail("offset %d parked while leased", pk.Offset)
 		}
 		w.store[pk.Offset] = &stored{p: pk}
+	}
+}
+
+// missing reports offs as gone from the log, one call each.
+func (w *world) missing(now time.Time, member string, offs []int64) {
+	for _, o := range offs {
+		ok := w.p.Missing(now, member, o)
+		w.same("Missing", ok, len(w.m.ack(now, member, []int64{o})) == 0)
+		if ok {
+			w.finish(o, "missing")
+			delete(w.leases, o)
+		}
 	}
 }
 
