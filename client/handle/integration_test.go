@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/spoolmq/spool/client"
 	"github.com/spoolmq/spool/client/handle"
 	"github.com/spoolmq/spool/internal/spooltest"
@@ -20,12 +24,12 @@ import (
 
 // setup starts a server with topic and a queue subscription "workers"
 // of maxDeliveries deliveries and a lease of lease.
-func setup(t *testing.T, topic string, maxDeliveries int32, lease time.Duration) *client.Client {
+func setup(t *testing.T, topic string, maxDeliveries int32, lease time.Duration, opts ...client.Option) *client.Client {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: starts a real server")
 	}
-	c := spooltest.StartServer(t).Client()
+	c := spooltest.StartServer(t, spooltest.ClientOptions(opts...)).Client()
 	ctx := context.Background()
 	if _, err := c.CreateTopic(ctx, topic, client.TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)
@@ -41,8 +45,9 @@ func setup(t *testing.T, topic string, maxDeliveries int32, lease time.Duration)
 	return c
 }
 
-// consume runs a consumer of topic/workers until the test ends.
-func consume(t *testing.T, c *client.Client, topic string, h client.Handler, opts ...client.ConsumerOption) {
+// consume runs a consumer of topic/workers until the test ends or stop
+// is called.
+func consume(t *testing.T, c *client.Client, topic string, h client.Handler, opts ...client.ConsumerOption) (stop func()) {
 	t.Helper()
 	k, err := c.NewConsumer(topic, "workers", h, opts...)
 	if err != nil {
@@ -51,12 +56,17 @@ func consume(t *testing.T, c *client.Client, topic string, h client.Handler, opt
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- k.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func publish(t *testing.T, c *client.Client, topic string, values ...string) {
@@ -155,8 +165,10 @@ func TestIntegrationBreakerOutage(t *testing.T) {
 	}
 	publish(t, c, "orders", vals...)
 	waitFor(t, "the breaker to open", func() bool { return br.State() == handle.StateOpen })
-	// The outage lasts 5 leases (30 backoffs of the subscription).
-	time.Sleep(5 * lease)
+	// The outage lasts 8 leases (about 50 backoffs of the subscription):
+	// without extensions the held messages' leases would expire, and they
+	// would be delivered again until dead-lettered.
+	time.Sleep(8 * lease)
 	callsDuringOutage := dep.calls.Load()
 	mu.Lock()
 	for off, dc := range maxCount {
@@ -193,7 +205,7 @@ func TestIntegrationBreakerOutage(t *testing.T) {
 	}
 	// Paused: the calls made during the outage were the failures that
 	// opened the breaker and one trial per OpenFor, not one per backoff.
-	if max := int64(3 + 5*lease/(100*time.Millisecond) + 4); callsDuringOutage > max {
+	if max := int64(3 + 8*lease/(100*time.Millisecond) + 4); callsDuringOutage > max {
 		t.Errorf("%d calls to the dependency during the outage, want at most %d", callsDuringOutage, max)
 	}
 	if dead, _, err := c.ListDeadLetters(context.Background(), "orders", "workers", 0, 0); err != nil || len(dead) != 0 {
@@ -281,4 +293,72 @@ func TestIntegrationTimeout(t *testing.T) {
 	publish(t, c, "slow", "x")
 	waitFor(t, "the redelivery", second.Load)
 	<-abandoned
+}
+
+// TestIntegrationSpansAndShutdown: the handler's span records the
+// classification and the breaker's waits; a call held by an open breaker
+// ends when the consumer shuts down, and its message is nacked, not
+// dead-lettered.
+func TestIntegrationSpansAndShutdown(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	c := setup(t, "calls", 5, time.Second, client.WithTracerProvider(tp))
+	var dep dependency
+	dep.down.Store(true)
+	br := handle.NewBreaker(handle.BreakerConfig{Name: "ledger", Failures: 1, OpenFor: time.Hour, Logger: quiet})
+	held := make(chan struct{}, 1)
+	h := handle.Chain(func(ctx context.Context, m *client.Message) error {
+		if string(m.Value) == "bad" {
+			return handle.Permanent(errors.New("bad request"))
+		}
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		return dep.call()
+	}, handle.Classify(handle.WithLogger(quiet)), br.Middleware())
+	stop := consume(t, c, "calls", h, client.ConsumerShutdownTimeout(200*time.Millisecond))
+	publish(t, c, "calls", "bad")
+	deadLetters(t, c, "calls", 1)
+	if br.State() != handle.StateClosed {
+		t.Fatalf("a permanent error changed the breaker: %v", br.State())
+	}
+	publish(t, c, "calls", "x")
+	<-held
+	waitFor(t, "the breaker to open", func() bool { return br.State() == handle.StateOpen })
+	time.Sleep(50 * time.Millisecond) // the call waits for the breaker
+	start := time.Now()
+	stop()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("shutdown took %v with a call held by the breaker", d)
+	}
+	if dep.calls.Load() != 1 {
+		t.Errorf("%d calls to the dependency; the held call ran again while the breaker was open", dep.calls.Load())
+	}
+	if dead, _, err := c.ListDeadLetters(context.Background(), "calls", "workers", 0, 0); err != nil || len(dead) != 1 {
+		t.Errorf("dead letters %d, %v; want only the bad message", len(dead), err)
+	}
+	var sawReject, sawHeld bool
+	for _, s := range rec.Ended() {
+		attrs := map[attribute.Key]attribute.Value{}
+		for _, a := range s.Attributes() {
+			attrs[a.Key] = a.Value
+		}
+		events := map[string]bool{}
+		for _, e := range s.Events() {
+			events[e.Name] = true
+		}
+		switch attrs[handle.AttrClass].AsString() {
+		case "reject":
+			sawReject = true
+		case "retry":
+			if events["spool.breaker.held"] && events["spool.breaker.wait"] {
+				sawHeld = true
+			}
+		}
+	}
+	if !sawReject || !sawHeld {
+		t.Errorf("spans: reject classified %v, held call with breaker events %v", sawReject, sawHeld)
+	}
 }
