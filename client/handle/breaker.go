@@ -216,7 +216,8 @@ func (b *Breaker) wait(ctx context.Context) (done func(error), waited bool, err 
 // open, a call waits before running the handler (see Breaker); when its
 // context ends first (the consumer gives up on it at shutdown) it returns
 // an error wrapping ErrOpen and the context's error, asking for
-// redelivery once the breaker's open time has passed. A call that fails
+// redelivery once the breaker's open time has passed (after the
+// subscription's backoff if it is half-open). A call that fails
 // and leaves the breaker open is held and run again (see
 // BreakerConfig.NackOnTrip); other failures are returned as they are
 // (nacked by the consumer with the subscription's backoff). The handler's
@@ -248,7 +249,11 @@ func (b *Breaker) Middleware() Middleware {
 					if last != nil {
 						err = fmt.Errorf("%w (last failure: %w)", err, last)
 					}
-					return client.RetryAfter(fmt.Errorf("%w: %s: %w", ErrOpen, b.cfg.Name, err), b.remainingOpen())
+					err = fmt.Errorf("%w: %s: %w", ErrOpen, b.cfg.Name, err)
+					if left := b.remainingOpen(); left > 0 {
+						return client.RetryAfter(err, left)
+					}
+					return err // half-open: the subscription's backoff
 				}
 				err = next(ctx, m)
 				done(err)
