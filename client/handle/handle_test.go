@@ -267,3 +267,33 @@ func TestBreakerHolds(t *testing.T) {
 		t.Errorf("states %v", met.states)
 	}
 }
+
+// BenchmarkChain measures what the usual chain adds to a handler call
+// that succeeds: classification, a closed breaker, a limiter, recovery.
+func BenchmarkChain(b *testing.B) {
+	br := handle.NewBreaker(handle.BreakerConfig{Name: "dep", Logger: quiet})
+	l := handle.NewLimiter("dep", 8, nil)
+	h := handle.Chain(func(context.Context, *client.Message) error { return nil },
+		handle.Classify(handle.WithLogger(quiet)), br.Middleware(), l.Middleware(), handle.Recover(false))
+	ctx, m := context.Background(), &client.Message{Topic: "t"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := h(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkTimeout measures Timeout's goroutine and timer per call.
+func BenchmarkTimeout(b *testing.B) {
+	h := handle.Timeout(time.Second)(func(context.Context, *client.Message) error { return nil })
+	ctx, m := context.Background(), &client.Message{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := h(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

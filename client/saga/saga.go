@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,6 +130,9 @@ func permanent(err error) bool {
 	return errors.As(err, &pe)
 }
 
+// maxIDLen bounds saga ids, and with them message ids and ledger keys.
+const maxIDLen = 200
+
 // Kinds of saga messages.
 const (
 	kindDo      = "do"
@@ -183,11 +187,12 @@ func New(c *client.Client, def Definition, ledger Ledger, opts ...Option) (*Saga
 	switch {
 	case c == nil || ledger == nil:
 		return nil, errors.New("saga: nil client or ledger")
-	case def.Name == "" || strings.Contains(def.Name, "/"):
+	case def.Name == "" || len(def.Name) > maxIDLen || strings.Contains(def.Name, "/"):
 		return nil, fmt.Errorf("saga: invalid name %q", def.Name)
 	case len(def.Steps) == 0:
 		return nil, fmt.Errorf("saga %s: no steps", def.Name)
 	}
+	def.Steps = slices.Clone(def.Steps)
 	names := map[string]bool{}
 	for i, st := range def.Steps {
 		if st.Name == "" || st.Topic == "" || names[st.Name] || st.Timeout < 0 || st.Attempts < 0 {
@@ -198,7 +203,6 @@ func New(c *client.Client, def Definition, ledger Ledger, opts ...Option) (*Saga
 			def.Steps[i].Attempts = 3
 		}
 	}
-	def.Steps = append([]Step(nil), def.Steps...)
 	s := &Saga{def: def, c: c, ledger: ledger, log: slog.Default()}
 	for _, o := range opts {
 		o(s)
@@ -238,8 +242,8 @@ func (s *Saga) Setup(ctx context.Context, sub string, topic client.TopicConfig, 
 // same id again within the topic's de-duplication window publishes
 // nothing new; after it, the first step's ledger makes it a no-op.
 func (s *Saga) Start(ctx context.Context, id string, data []byte) error {
-	if id == "" || strings.Contains(id, "/") {
-		return fmt.Errorf("saga %s: invalid saga id %q", s.def.Name, id)
+	if id == "" || len(id) > maxIDLen || strings.Contains(id, "/") {
+		return fmt.Errorf("saga %s: invalid saga id %q (1–%d bytes, no slash)", s.def.Name, id, maxIDLen)
 	}
 	return s.publishDo(ctx, envelope{Saga: id, Def: s.def.Name, Step: 0, Data: data})
 }
