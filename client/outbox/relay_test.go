@@ -136,7 +136,7 @@ func TestRelayParksRefusedEvents(t *testing.T) {
 		}
 		tx, _ := e.db.Begin()
 		err := outbox.WriteTable(ctx, tx, e.table,
-			outbox.Event{Topic: "orders", Aggregate: "a", Value: make([]byte, 4096)},          // too large
+			outbox.Event{Topic: "orders", Aggregate: "a", Value: make([]byte, 4096)},         // too large
 			outbox.Event{Topic: "nope", Aggregate: "b", Value: []byte("to a missing topic")}, // no topic
 			outbox.Event{Topic: "orders", Aggregate: "c", Value: []byte("bad headers")},
 		)
