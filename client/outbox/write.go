@@ -44,9 +44,10 @@ type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// maxWriteRows bounds the rows of one INSERT (7 parameters each: SQLite
-// takes 32,766 parameters and PostgreSQL 65,535).
-const maxWriteRows = 1000
+// maxWriteRows bounds the rows of one INSERT (7 parameters each). SQLite
+// looks $N parameters up by name in a list, so a statement's cost grows
+// with the square of its parameters: 100 rows keep it small.
+const maxWriteRows = 100
 
 // Write inserts events into the outbox table DefaultTable through tx: in
 // the transaction that changes the business data, so that the events are
