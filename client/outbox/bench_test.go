@@ -82,4 +82,3 @@ func fill(ctx context.Context, e *env, n int, value []byte) error {
 	}
 	return nil
 }
-

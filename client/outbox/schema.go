@@ -55,13 +55,6 @@ func checkTable(table string) error {
 	return nil
 }
 
-// Row states.
-const (
-	statePending = 0 // not published yet
-	stateSent    = 1 // published (kept only with RelayConfig.KeepSent)
-	stateParked  = 2 // given up on: see last_error
-)
-
 // DDL returns the statements Migrate runs for table in dialect d, for
 // those who manage their schema themselves. The table:
 //
