@@ -21,6 +21,7 @@ type queries struct {
 	retry     string // $1 attempts, $2 error, $3 retry_at, $4 id
 	park      string // $1 attempts, $2 error, $3 id
 	takeLease string // $1 owner, $2 until, $3 now
+	due       string // SQLite: a row if one is due; $1 now
 }
 
 const rowColumns = `o.id, o.event_id, o.aggregate, o.topic, o.msg_key, o.msg_value, o.headers, o.subject, o.attempts`
@@ -59,6 +60,7 @@ WHERE s.stop IS NULL OR o.id < s.stop ORDER BY o.id`
 )
 SELECT ` + rowColumns + `, m.n FROM c JOIN ` + t + ` o ON o.id = c.id CROSS JOIN m LEFT JOIN s ON s.aggregate = o.aggregate
 WHERE s.stop IS NULL OR o.id < s.stop ORDER BY o.id`
+	q.due = `SELECT 1 FROM ` + t + ` WHERE state = 0 AND retry_at <= $1 LIMIT 1`
 	q.sent = `DELETE FROM ` + t + ` WHERE id IN (SELECT value FROM json_each($1))`
 	q.retry = `UPDATE ` + t + ` SET attempts = $1, last_error = $2, retry_at = $3 WHERE id = $4`
 	q.park = `UPDATE ` + t + ` SET state = 2, attempts = $1, last_error = $2, done_at = CURRENT_TIMESTAMP WHERE id = $3`
