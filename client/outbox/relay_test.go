@@ -402,14 +402,26 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	r := newRelay(t, e, e.open(t), c, func(cfg *outbox.RelayConfig) { cfg.PollInterval = time.Hour })
 	stop := runRelay(t, r)
 	defer stop()
-	for i := range 3 {
+	for i := range 4 {
+		if i == 2 {
+			// The listening connection killed: the relay listens again.
+			var n int
+			err := e.db.QueryRow("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1", "LISTEN "+e.table).Scan(&n)
+			if err != nil || n != 1 {
+				t.Fatalf("terminating the listener: %d, %v", n, err)
+			}
+			waitFor(t, "the relay listening again", func() bool {
+				e.db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE query = $1", "LISTEN "+e.table).Scan(&n)
+				return n == 1
+			})
+		}
 		time.Sleep(100 * time.Millisecond) // the relay is asleep
 		if err := business(ctx, e.db, e.table, "orders", "a", i, 1); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, fmt.Sprintf("event %d published", i), func() bool { return r.Stats().Published == int64(i+1) })
 	}
-	checkExactlyOnce(t, c, "orders", map[string]int{"a": 3})
+	checkExactlyOnce(t, c, "orders", map[string]int{"a": 4})
 }
 
 // Bad configurations and events are refused with an error, not a panic.
