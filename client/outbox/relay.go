@@ -35,11 +35,11 @@ type RelayConfig struct {
 	// channel wakes it at every insert and polling is the fallback
 	// (default 1 s); elsewhere it polls (default 100 ms).
 	PollInterval time.Duration
-	// MaxAttempts is how many times an event the broker refuses (an error
-	// that is not retriable: missing topic, message too large, invalid
-	// headers…) is tried before it is parked; default 10. Retriable
-	// failures (the broker unreachable or restarting, a full topic) are
-	// retried without counting.
+	// MaxAttempts is how many times an event the broker refuses outright
+	// (missing topic, message too large, invalid message or headers,
+	// schema mismatch) is tried before it is parked; default 10. Other
+	// failures (the broker unreachable or restarting, a full topic, a
+	// deadline, a permission denied) are retried without counting.
 	MaxAttempts int
 	// RetryMin and RetryMax bound the backoff between an event's
 	// attempts, doubling from RetryMin; defaults 200 ms and 30 s.
@@ -114,12 +114,15 @@ type Stats struct {
 // lease (the <table>_lease row): one publishes, the others wait to take
 // over when it lapses.
 //
-// Refusals: an event the broker refuses with an error that is not
-// retriable is retried after a backoff, counting attempts; after
-// MaxAttempts it is parked (state 2, last_error), reported to OnPark and
-// logged, and the aggregate's next event goes on. Retriable failures and
-// database errors fail the step: the relay logs them, calls OnError and
-// tries again after a backoff, counting nothing against the events.
+// Refusals: an event the broker refuses outright (an invalid message or
+// headers, a schema mismatch, a message too large, a missing topic) is
+// retried after a backoff, counting attempts; after MaxAttempts it is
+// parked (state 2, last_error), reported to OnPark and logged, and the
+// aggregate's next event goes on. Other failures (the broker unreachable
+// or restarting, a full topic, a deadline, a permission denied, a storage
+// error) and database errors fail the step: the relay logs them, calls
+// OnError and tries again after a backoff, counting nothing against the
+// events.
 type Relay struct {
 	db   *sql.DB
 	c    *client.Client
