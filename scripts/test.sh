@@ -4,7 +4,8 @@
 # (scripts/compat.sh, which installs kcat, Node.js and npm with apt-get if missing).
 # nftables is installed with apt-get if missing (the e2e network partition test),
 # chromium (the web console's browser test) and Debian's prometheus package for
-# promtool (deploy/'s alert tests).
+# promtool (deploy/'s alert tests), and PostgreSQL for client/outbox and
+# client/idem (scripts/postgres.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The toolchain go.mod names (see the Makefile), when run without make.
@@ -60,6 +61,19 @@ if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
 		DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends prometheus >/dev/null) ||
 		echo "prometheus (promtool) could not be installed: the alert rule tests will skip"
 	if [ -n "$policy" ]; then rm -f "$policy"; fi
+fi
+
+# client/outbox and client/idem test against a real PostgreSQL
+# (scripts/postgres.sh: installed with apt-get if missing, a private server
+# on port 55432, stopped at the end); without it those tests skip, saying why.
+if [ -z "${SPOOL_TEST_POSTGRES:-}" ]; then
+	echo "== PostgreSQL for the tests"
+	if pgenv=$(./scripts/postgres.sh start); then
+		eval "$pgenv"
+		trap './scripts/postgres.sh stop' EXIT
+	else
+		echo "PostgreSQL could not be started: the outbox and idempotent consumer tests against it will skip"
+	fi
 fi
 
 echo "== go test -race"
