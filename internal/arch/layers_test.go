@@ -62,6 +62,10 @@ var layer = map[string]int{
 	// Tests of the deployment files (dashboard, scrape config, alerts)
 	// against docs/metrics.md, a real server and promtool.
 	"deploy": 7,
+	// Worked examples: code built on the SDK like any user's (their tests
+	// start a server through internal/spooltest), a library of services
+	// below the programs that run them.
+	"examples/orders/shop": 8, "examples": 9,
 }
 
 // rankOf returns the rank of pkg (a subpackage takes its parent's).
