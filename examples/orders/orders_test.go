@@ -265,8 +265,8 @@ func TestOrders(t *testing.T) {
 	if st := s.payments.Breaker.State(); st != handle.StateClosed {
 		t.Errorf("breaker %s after the outage, want closed", st)
 	}
-	if calls < 3 {
-		t.Errorf("%d calls to the provider during the outage, want at least 3 (the failures that opened the breaker)", calls)
+	if calls < shop.BreakerFailures {
+		t.Errorf("%d calls to the provider during the outage, want at least %d (the failures that opened the breaker)", calls, shop.BreakerFailures)
 	}
 	for _, id := range down {
 		s.payment(t, id)

@@ -30,6 +30,9 @@ const (
 	PaymentRefund   = "refunded"
 )
 
+// BreakerFailures is how many failed charges in a row open the breaker.
+const BreakerFailures = 5
+
 // ErrProviderDown is the payment provider's error during an outage.
 var ErrProviderDown = errors.New("payment provider unavailable")
 
@@ -74,12 +77,12 @@ func NewPayments(ctx context.Context, cfg Config) (*Payments, error) {
 		return nil, err
 	}
 	p := &Payments{service: s, Provider: &Provider{}, currencies: map[string]bool{"EUR": true, "USD": true, "GBP": true}}
-	p.Breaker = handle.NewBreaker(handle.BreakerConfig{Name: "payment-provider", Failures: 3,
+	p.Breaker = handle.NewBreaker(handle.BreakerConfig{Name: "payment-provider", Failures: BreakerFailures,
 		OpenFor: s.cfg.Timing.BreakerOpenFor, Logger: s.log})
 	charge, err := s.idem(TopicOrders, p.charge)
 	if err == nil {
 		// Classify: Permanent errors are dead-lettered, others retried
-		// with the subscription's backoff. The breaker: after 3 failures
+		// with the subscription's backoff. The breaker: after 5 failures
 		// in a row calls wait (holding their messages) until a trial call
 		// succeeds.
 		err = s.consume(TopicOrders, "payments", handle.Chain(charge,

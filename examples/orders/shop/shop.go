@@ -87,7 +87,7 @@ type Event struct {
 // Timing holds the delays of the example; the demo uses DefaultTiming,
 // the test shorter ones.
 type Timing struct {
-	Backoff        time.Duration // the first redelivery delay after a nack (doubling, up to 8×)
+	Backoff        time.Duration // the first redelivery delay after a nack (doubling up to 8×, each drawn from [d/2, d])
 	BreakerOpenFor time.Duration // how long the payment provider's breaker stays open
 	ReminderAfter  time.Duration // when the reminder of an order is delivered
 	RelayPoll      time.Duration // how often an outbox relay looks for new events
@@ -159,7 +159,7 @@ func Setup(ctx context.Context, c *client.Client, t Timing) error {
 			Mode:          client.ModeQueue,
 			Filter:        s.filter,
 			MaxDeliveries: maxDeliveries,
-			Backoff:       client.Backoff{Initial: t.Backoff, Max: 8 * t.Backoff, Multiplier: 2},
+			Backoff:       client.Backoff{Initial: t.Backoff, Max: 8 * t.Backoff, Multiplier: 2, Jitter: client.JitterEqual},
 		}
 		if _, err := c.CreateSubscription(ctx, s.topic, s.name, cfg); err != nil && !errors.Is(err, client.ErrSubscriptionExists) {
 			return fmt.Errorf("shop: create subscription %s/%s: %w", s.topic, s.name, err)
