@@ -137,6 +137,13 @@ func TestLayers(t *testing.T) {
 			t.Errorf("package %s has no layer: add it to the layer table in internal/arch/layers_test.go (and to DESIGN.md)", rel)
 			continue
 		}
+		if strings.HasPrefix(rel, "examples/") {
+			for _, imp := range p.imports {
+				if strings.HasPrefix(imp, module+"internal") || strings.HasPrefix(imp, module+"server") {
+					t.Errorf("%s imports %s: examples use the SDK only, as users' programs do (their tests may start a server)", rel, imp)
+				}
+			}
+		}
 		for _, imp := range p.imports {
 			switch {
 			case strings.HasPrefix(imp, "github.com/cockroachdb/pebble") && rel != "internal/state":
