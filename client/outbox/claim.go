@@ -40,7 +40,7 @@ func newQueries(d Dialect, t string) queries {
 	SELECT a.aggregate, (SELECT min(p.id) FROM ` + t + ` p WHERE p.state = 0 AND p.aggregate = a.aggregate
 		AND p.id < a.maxid AND p.id NOT IN (SELECT id FROM c)) AS stop FROM a
 )
-SELECT ` + rowColumns + ` FROM ` + t + ` o JOIN c ON o.id = c.id JOIN s ON s.aggregate = o.aggregate
+SELECT ` + rowColumns + `, (SELECT count(*) FROM c) FROM ` + t + ` o JOIN c ON o.id = c.id JOIN s ON s.aggregate = o.aggregate
 WHERE s.stop IS NULL OR o.id < s.stop ORDER BY o.id`
 		q.sent = `DELETE FROM ` + t + ` WHERE id = ANY($1::bigint[])`
 		q.retry = `UPDATE ` + t + ` SET attempts = $1, last_error = $2, retry_at = $3 WHERE id = $4`
@@ -55,7 +55,7 @@ WHERE s.stop IS NULL OR o.id < s.stop ORDER BY o.id`
 	SELECT a.aggregate, (SELECT min(p.id) FROM ` + t + ` p WHERE p.state = 0 AND p.aggregate = a.aggregate
 		AND p.retry_at > $1) AS stop FROM (SELECT DISTINCT aggregate FROM c) a
 )
-SELECT ` + rowColumns + ` FROM ` + t + ` o JOIN c ON o.id = c.id JOIN s ON s.aggregate = o.aggregate
+SELECT ` + rowColumns + `, (SELECT count(*) FROM c) FROM ` + t + ` o JOIN c ON o.id = c.id JOIN s ON s.aggregate = o.aggregate
 WHERE s.stop IS NULL OR o.id < s.stop ORDER BY o.id`
 	q.sent = `DELETE FROM ` + t + ` WHERE id IN (SELECT value FROM json_each($1))`
 	q.retry = `UPDATE ` + t + ` SET attempts = $1, last_error = $2, retry_at = $3 WHERE id = $4`
@@ -102,25 +102,26 @@ func (rw *row) size() int {
 }
 
 // claim reads the step's rows: due, pending, and first in their
-// aggregate's line.
-func (r *Relay) claim(ctx context.Context, tx *sql.Tx) ([]*row, error) {
-	rs, err := tx.QueryContext(ctx, r.q.claim, time.Now().UnixMilli(), r.cfg.BatchSize)
+// aggregate's line; full tells whether it found as many pending rows as
+// it could take (some of which may wait behind others).
+func (r *Relay) claim(ctx context.Context, tx *sql.Tx) (rows []*row, full bool, err error) {
+	rs, err := tx.QueryContext(ctx, r.q.claim, time.Now().UnixMilli(), r.limit)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: read pending events from %s: %w", r.cfg.Table, err)
+		return nil, false, fmt.Errorf("outbox: read pending events from %s: %w", r.cfg.Table, err)
 	}
 	defer rs.Close()
-	var rows []*row
+	claimed := 0
 	for rs.Next() {
 		rw := new(row)
-		if err := rs.Scan(&rw.id, &rw.eventID, &rw.agg, &rw.topic, &rw.key, &rw.value, &rw.headers, &rw.subject, &rw.attempts); err != nil {
-			return nil, fmt.Errorf("outbox: read pending events from %s: %w", r.cfg.Table, err)
+		if err := rs.Scan(&rw.id, &rw.eventID, &rw.agg, &rw.topic, &rw.key, &rw.value, &rw.headers, &rw.subject, &rw.attempts, &claimed); err != nil {
+			return nil, false, fmt.Errorf("outbox: read pending events from %s: %w", r.cfg.Table, err)
 		}
 		rows = append(rows, rw)
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("outbox: read pending events from %s: %w", r.cfg.Table, err)
+		return nil, false, fmt.Errorf("outbox: read pending events from %s: %w", r.cfg.Table, err)
 	}
-	return rows, nil
+	return rows, claimed >= r.limit, nil
 }
 
 // publishOutcome is what a step's publishing did.
@@ -187,10 +188,22 @@ func (r *Relay) publish(ctx context.Context, rows []*row) publishOutcome {
 }
 
 // refusal reports whether err is the broker's (or the client's) refusal of
-// the events themselves, which retrying the same request cannot fix.
-func refusal(err error) bool {
+// the events themselves, which retrying the same request cannot fix: an
+// invalid message (bad headers, a schema mismatch), one too large (for the
+// topic or for a request), a topic that does not exist. Other errors —
+// the broker unreachable, a deadline, a permission denied, a storage
+// failure — are not the events' fault: the step fails and the events wait.
+func refusal(ctx context.Context, err error) bool {
 	var e *client.Error
-	return errors.As(err, &e) && !e.Retriable
+	if ctx.Err() != nil || !errors.As(err, &e) || e.Retriable {
+		return false
+	}
+	switch e.Code {
+	case client.CodeInvalidArgument, client.CodeMessageTooLarge, client.CodeTopicNotFound, client.CodeSchemaInvalid,
+		"resource_exhausted":
+		return true
+	}
+	return false
 }
 
 // publishTopic publishes one topic's rows in requests of at most
@@ -231,7 +244,7 @@ func (r *Relay) publishTopic(ctx context.Context, topic string, rows []*row) pub
 				out.sent = append(out.sent, rw.id)
 			}
 			continue
-		case !refusal(err):
+		case !refusal(ctx, err):
 			out.err = fmt.Errorf("outbox: publish %d events to %s: %w", len(chunk), topic, err)
 			return out
 		case len(chunk) == 1 || errors.Is(err, client.ErrTopicNotFound):
@@ -250,7 +263,7 @@ func (r *Relay) publishTopic(ctx context.Context, topic string, rows []*row) pub
 			switch {
 			case err == nil:
 				out.sent = append(out.sent, rw.id)
-			case refusal(err):
+			case refusal(ctx, err):
 				out.failed = append(out.failed, failure{row: rw, err: err})
 				blocked[rw.agg] = true
 			default:

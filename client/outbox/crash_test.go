@@ -153,7 +153,7 @@ func TestRelaySIGKILL(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+			time.Sleep(time.Duration(200+rand.IntN(800)) * time.Millisecond)
 			cmd.Process.Kill() // SIGKILL
 			cmd.Wait()
 			kills++

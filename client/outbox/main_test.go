@@ -174,7 +174,7 @@ func createTopic(t testing.TB, c *client.Client, name string, cfg client.TopicCo
 func newRelay(t testing.TB, e *env, db *sql.DB, c *client.Client, mod ...func(*outbox.RelayConfig)) *outbox.Relay {
 	t.Helper()
 	cfg := outbox.RelayConfig{
-		Dialect: e.dialect, Table: e.table, Logger: discard,
+		Dialect: e.dialect, Table: e.table, Logger: testLogger(),
 		PollInterval: 20 * time.Millisecond, ErrorBackoffMax: 100 * time.Millisecond,
 		LeaseTTL: 2 * time.Second, RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
 	}
@@ -401,4 +401,11 @@ func http2Transport() *http.Transport {
 	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
 	return &http.Transport{Protocols: &protocols}
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("SPOOL_OUTBOX_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return discard
 }

@@ -128,8 +128,12 @@ type Relay struct {
 	q    queries
 	wake chan struct{}
 
-	stepMu     sync.Mutex // one step at a time
+	stepMu     sync.Mutex // one step at a time; guards the fields below
 	leaseUntil time.Time  // SQLite: the lease's end, by our clock
+	// limit is the rows a step claims: BatchSize, halved after a publish
+	// that ran out of time (PublishTimeout or the lease), doubled back
+	// after one that did not.
+	limit int
 
 	published, parked, refused, errs atomic.Int64
 }
@@ -188,8 +192,9 @@ func NewRelay(db *sql.DB, c *client.Client, cfg RelayConfig) (*Relay, error) {
 	}
 	return &Relay{
 		db: db, c: c, cfg: cfg, log: log.With("outbox", cfg.Table),
-		q:    newQueries(cfg.Dialect, cfg.Table),
-		wake: make(chan struct{}, 1),
+		q:     newQueries(cfg.Dialect, cfg.Table),
+		wake:  make(chan struct{}, 1),
+		limit: cfg.BatchSize,
 	}, nil
 }
 
@@ -228,7 +233,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		if res.claimed == r.cfg.BatchSize && res.done > 0 {
+		if res.full && res.done > 0 {
 			continue // more to do
 		}
 		r.sleep(ctx, r.cfg.PollInterval, false)
@@ -293,8 +298,9 @@ func (r *Relay) retryDelay(n int) time.Duration {
 
 // stepResult is what one step did.
 type stepResult struct {
-	claimed int // rows read
-	done    int // events published or parked
+	claimed int  // rows read
+	full    bool // as many as the step could claim: more may be waiting
+	done    int  // events published or parked
 }
 
 // step claims, publishes and marks one batch.
@@ -316,12 +322,13 @@ func (r *Relay) stepPostgres(ctx context.Context) (stepResult, error) {
 		return stepResult{}, fmt.Errorf("outbox: begin: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := r.claim(ctx, tx)
+	rows, full, err := r.claim(ctx, tx)
 	if err != nil || len(rows) == 0 {
 		return stepResult{}, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	out := r.publish(pctx, rows)
+	r.adapt(ctx, pctx)
 	cancel()
 	if err := r.mark(ctx, tx, out); err != nil {
 		return stepResult{claimed: len(rows)}, err
@@ -329,7 +336,7 @@ func (r *Relay) stepPostgres(ctx context.Context) (stepResult, error) {
 	if err := tx.Commit(); err != nil {
 		return stepResult{claimed: len(rows)}, fmt.Errorf("outbox: commit the marks of %d published events (they will be published again, as duplicates the broker drops): %w", len(out.sent), err)
 	}
-	return r.finish(rows, out)
+	return r.finish(rows, full, out)
 }
 
 // stepSQLite takes or renews the lease and claims in one transaction,
@@ -344,7 +351,7 @@ func (r *Relay) stepSQLite(ctx context.Context) (stepResult, error) {
 	if err := r.takeLease(ctx, tx); err != nil {
 		return stepResult{}, err
 	}
-	rows, err := r.claim(ctx, tx)
+	rows, full, err := r.claim(ctx, tx)
 	if err != nil {
 		return stepResult{}, err
 	}
@@ -362,6 +369,7 @@ func (r *Relay) stepSQLite(ctx context.Context) (stepResult, error) {
 	}
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	out := r.publish(pctx, rows)
+	r.adapt(ctx, pctx)
 	cancel()
 	tx2, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -374,7 +382,20 @@ func (r *Relay) stepSQLite(ctx context.Context) (stepResult, error) {
 	if err := tx2.Commit(); err != nil {
 		return stepResult{claimed: len(rows)}, fmt.Errorf("outbox: commit the marks of %d published events (they will be published again, as duplicates the broker drops): %w", len(out.sent), err)
 	}
-	return r.finish(rows, out)
+	return r.finish(rows, full, out)
+}
+
+// adapt halves the step's limit when its publishing ran out of time (and
+// ctx did not end), and doubles it back up to BatchSize otherwise: a
+// relay whose batches take longer than PublishTimeout or its lease to
+// publish goes on with smaller ones.
+func (r *Relay) adapt(ctx, pctx context.Context) {
+	if pctx.Err() != nil && ctx.Err() == nil {
+		r.limit = max(1, r.limit/2)
+		r.log.Warn("outbox: publishing ran out of time; smaller batches", "batch", r.limit)
+		return
+	}
+	r.limit = min(r.cfg.BatchSize, r.limit*2)
 }
 
 // takeLease takes the relays' lease, or renews ours.
@@ -395,7 +416,7 @@ func (r *Relay) takeLease(ctx context.Context, tx *sql.Tx) error {
 }
 
 // finish counts and reports a committed step.
-func (r *Relay) finish(rows []*row, out publishOutcome) (stepResult, error) {
+func (r *Relay) finish(rows []*row, full bool, out publishOutcome) (stepResult, error) {
 	r.published.Add(int64(len(out.sent)))
 	r.refused.Add(int64(len(out.failed)))
 	done := len(out.sent)
@@ -413,5 +434,5 @@ func (r *Relay) finish(rows []*row, out publishOutcome) (stepResult, error) {
 			r.cfg.OnPark(Parked{RowID: f.row.id, Event: f.row.event(), Attempts: f.row.attempts + 1, Err: f.err})
 		}
 	}
-	return stepResult{claimed: len(rows), done: done}, out.err
+	return stepResult{claimed: len(rows), full: full, done: done}, out.err
 }

@@ -388,3 +388,52 @@ func TestDatabaseGoneMidStep(t *testing.T) {
 		checkExactlyOnce(t, c, "orders", map[string]int{"a": 10})
 	})
 }
+
+// On PostgreSQL the insert trigger's NOTIFY wakes the relay: with polling
+// an hour apart, events still go out at once.
+func TestRelayWakesOnNotify(t *testing.T) {
+	pgDSN(t)
+	e := newPostgres(t)
+	c := startServer(t).Client()
+	ctx := context.Background()
+	createTopic(t, c, "orders", client.TopicConfig{})
+	r := newRelay(t, e, e.open(t), c, func(cfg *outbox.RelayConfig) { cfg.PollInterval = time.Hour })
+	stop := runRelay(t, r)
+	defer stop()
+	for i := range 3 {
+		time.Sleep(100 * time.Millisecond) // the relay is asleep
+		if err := business(ctx, e.db, e.table, "orders", "a", i, 1); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("event %d published", i), func() bool { return r.Stats().Published == int64(i+1) })
+	}
+	checkExactlyOnce(t, c, "orders", map[string]int{"a": 3})
+}
+
+// Bad configurations and events are refused with an error, not a panic.
+func TestRelayConfigErrors(t *testing.T) {
+	e := newSQLite(t)
+	c := startServer(t).Client()
+	for _, cfg := range []outbox.RelayConfig{
+		{},
+		{Dialect: outbox.SQLite, Table: "x; DROP TABLE y"},
+		{Dialect: outbox.SQLite, BatchSize: 10_001},
+		{Dialect: outbox.SQLite, PollInterval: -1},
+	} {
+		if _, err := outbox.NewRelay(e.db, c, cfg); err == nil {
+			t.Errorf("NewRelay(%+v): no error", cfg)
+		}
+	}
+	if _, err := outbox.NewRelay(nil, c, outbox.RelayConfig{Dialect: outbox.SQLite}); err == nil {
+		t.Error("NewRelay without a database: no error")
+	}
+	if err := outbox.Migrate(context.Background(), e.db, outbox.Dialect(9)); err == nil {
+		t.Error("Migrate with an unknown dialect: no error")
+	}
+	if err := outbox.Write(context.Background(), e.db, outbox.Event{Value: []byte("no topic")}); err == nil {
+		t.Error("Write without a topic: no error")
+	}
+	if err := outbox.WriteTable(context.Background(), e.db, "bad-name", outbox.Event{Topic: "t"}); err == nil {
+		t.Error("WriteTable to a bad table name: no error")
+	}
+}
