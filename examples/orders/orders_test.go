@@ -26,10 +26,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The database/sql connection openers of the services' databases
-		// end when the databases are closed, shortly after the test.
-		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"))
+	goleak.VerifyTestMain(m)
 }
 
 // timing is the scenarios' timing: short delays, so that the whole run

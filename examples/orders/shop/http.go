@@ -41,12 +41,12 @@ func (o *Orders) Handler() http.Handler {
 		writeJSON(w, ord)
 	})
 	mux.HandleFunc("GET /orders", func(w http.ResponseWriter, r *http.Request) {
-		os, err := o.List(r.Context())
+		list, err := o.List(r.Context())
 		if err != nil {
 			httpError(w, err)
 			return
 		}
-		for _, x := range os {
+		for _, x := range list {
 			rem := ""
 			if x.Reminded {
 				rem = "  (reminded)"

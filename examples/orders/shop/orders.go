@@ -163,14 +163,14 @@ var ErrNotFound = errors.New("not found")
 
 // Get returns order id.
 func (o *Orders) Get(ctx context.Context, id string) (Order, error) {
-	os, err := o.list(ctx, `WHERE id = $1`, id)
+	list, err := o.list(ctx, `WHERE id = $1`, id)
 	if err != nil {
 		return Order{}, err
 	}
-	if len(os) == 0 {
+	if len(list) == 0 {
 		return Order{}, fmt.Errorf("order %s: %w", id, ErrNotFound)
 	}
-	return os[0], nil
+	return list[0], nil
 }
 
 // List returns every order, oldest first.
