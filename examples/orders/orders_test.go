@@ -53,6 +53,7 @@ func (l *lockedBuffer) String() string {
 
 type testShop struct {
 	c        *client.Client
+	registry string // the schema registry's URL
 	dir      string
 	orders   *shop.Orders
 	payments *shop.Payments
@@ -73,7 +74,7 @@ func startShop(t *testing.T) *testShop {
 		}
 	})
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	s := &testShop{c: srv.Client(), dir: t.TempDir()}
+	s := &testShop{c: srv.Client(), dir: t.TempDir(), registry: "http://" + srv.Server().SchemaRegistryAddr()}
 	ctx := t.Context()
 	cfg := func(name string) shop.Config {
 		return shop.Config{Spool: srv.URL(), DB: filepath.Join(s.dir, name+".db"), Logger: log, Timing: timing}
@@ -337,6 +338,7 @@ func TestOrders(t *testing.T) {
 	})
 
 	checkExactlyOnce(t, s, len(all))
+	checkSchemas(t, s)
 }
 
 // checkExactlyOnce checks that every business write produced exactly one
