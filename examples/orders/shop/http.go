@@ -230,11 +230,20 @@ func Main(service string) int {
 	}
 	hs := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go hs.Serve(ln)
+	stopped := make(chan struct{})
+	go func() {
+		// The HTTP API stops first, so that no request finds the
+		// database closed.
+		defer close(stopped)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}()
 	log.Info("started", "service", service, "http", "http://"+ln.Addr().String(), "spool", *spool, "db", *dbPath)
 	err = svc.Run(ctx)
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	hs.Shutdown(sctx)
+	stop()
+	<-stopped
 	if err != nil {
 		log.Error("stopped", "err", err)
 		return 1
