@@ -54,7 +54,7 @@ pause() { sleep "${1:-2}"; }
 scenario_order() {
 	say "Outbox publishing and fan-out"
 	echo "The orders service writes the order and its order.created event in one SQLite transaction;"
-	echo "its relay publishes the event. payments.succeeded fans out to shipping and orders."
+	echo "its relay publishes the event. payment.succeeded fans out to shipping and orders."
 	place '{"item":"book","amount_cents":1250,"currency":"EUR","address":"Paris"}'
 	pause 2
 	show "$id"
