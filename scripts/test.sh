@@ -65,9 +65,11 @@ fi
 
 # client/outbox and client/idem test against a real PostgreSQL
 # (scripts/postgres.sh: installed with apt-get if missing, a private server
-# on port 55432, stopped at the end); without it those tests skip, saying why.
+# on a port of its own, stopped at the end); without it those tests skip,
+# saying why.
 if [ -z "${SPOOL_TEST_POSTGRES:-}" ]; then
 	echo "== PostgreSQL for the tests"
+	export SPOOL_PG_PORT="${SPOOL_PG_PORT:-$((50000 + $$ % 10000))}" # runs side by side do not meet
 	if pgenv=$(./scripts/postgres.sh start); then
 		eval "$pgenv"
 		trap './scripts/postgres.sh stop' EXIT

@@ -21,6 +21,7 @@ type queries struct {
 	retry     string // $1 attempts, $2 error, $3 retry_at, $4 id
 	park      string // $1 attempts, $2 error, $3 id
 	takeLease string // $1 owner, $2 until, $3 now
+	due       string // SQLite: a row if one is due; $1 now
 }
 
 const rowColumns = `o.id, o.event_id, o.aggregate, o.topic, o.msg_key, o.msg_value, o.headers, o.subject, o.attempts`
@@ -28,19 +29,19 @@ const rowColumns = `o.id, o.event_id, o.aggregate, o.topic, o.msg_key, o.msg_val
 func newQueries(d Dialect, t string) queries {
 	var q queries
 	if d == Postgres {
-		// c: the oldest pending rows no other relay holds, locked. s: for
-		// each of their aggregates, the first pending row of the
-		// aggregate outside c (in backoff, or held by another relay):
-		// the aggregate's rows from there on wait.
+		// c: the oldest pending rows due that no other relay holds,
+		// locked. s: the pending rows below c's last that c lacks (held
+		// by another relay, or in backoff), by aggregate: an aggregate's
+		// rows from its first such row on wait.
 		q.claim = `WITH c AS MATERIALIZED (
 	SELECT id, aggregate FROM ` + t + ` WHERE state = 0 AND retry_at <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-), a AS (
-	SELECT aggregate, max(id) AS maxid FROM c GROUP BY aggregate
+), m AS (
+	SELECT max(id) AS maxid, count(*) AS n FROM c
 ), s AS (
-	SELECT a.aggregate, (SELECT min(p.id) FROM ` + t + ` p WHERE p.state = 0 AND p.aggregate = a.aggregate
-		AND p.id < a.maxid AND p.id NOT IN (SELECT id FROM c)) AS stop FROM a
+	SELECT p.aggregate, min(p.id) AS stop FROM ` + t + ` p, m
+	WHERE p.state = 0 AND p.id < m.maxid AND p.id NOT IN (SELECT id FROM c) GROUP BY p.aggregate
 )
-SELECT ` + rowColumns + `, (SELECT count(*) FROM c) FROM ` + t + ` o JOIN c ON o.id = c.id JOIN s ON s.aggregate = o.aggregate
+SELECT ` + rowColumns + `, m.n FROM c JOIN ` + t + ` o ON o.id = c.id CROSS JOIN m LEFT JOIN s ON s.aggregate = o.aggregate
 WHERE s.stop IS NULL OR o.id < s.stop ORDER BY o.id`
 		q.sent = `DELETE FROM ` + t + ` WHERE id = ANY($1::bigint[])`
 		q.retry = `UPDATE ` + t + ` SET attempts = $1, last_error = $2, retry_at = $3 WHERE id = $4`
@@ -48,15 +49,18 @@ WHERE s.stop IS NULL OR o.id < s.stop ORDER BY o.id`
 		return q
 	}
 	// One relay at a time (the lease): c is a prefix of the pending rows
-	// due; an aggregate's rows wait from its first row in backoff on.
+	// due, and only rows in backoff (found through the partial index of
+	// rows refused before) make an aggregate's later rows wait.
 	q.claim = `WITH c AS (
 	SELECT id, aggregate FROM ` + t + ` WHERE state = 0 AND retry_at <= $1 ORDER BY id LIMIT $2
+), m AS (
+	SELECT count(*) AS n FROM c
 ), s AS (
-	SELECT a.aggregate, (SELECT min(p.id) FROM ` + t + ` p WHERE p.state = 0 AND p.aggregate = a.aggregate
-		AND p.retry_at > $1) AS stop FROM (SELECT DISTINCT aggregate FROM c) a
+	SELECT aggregate, min(id) AS stop FROM ` + t + ` WHERE state = 0 AND retry_at > 0 AND retry_at > $1 GROUP BY aggregate
 )
-SELECT ` + rowColumns + `, (SELECT count(*) FROM c) FROM ` + t + ` o JOIN c ON o.id = c.id JOIN s ON s.aggregate = o.aggregate
+SELECT ` + rowColumns + `, m.n FROM c JOIN ` + t + ` o ON o.id = c.id CROSS JOIN m LEFT JOIN s ON s.aggregate = o.aggregate
 WHERE s.stop IS NULL OR o.id < s.stop ORDER BY o.id`
+	q.due = `SELECT 1 FROM ` + t + ` WHERE state = 0 AND retry_at <= $1 LIMIT 1`
 	q.sent = `DELETE FROM ` + t + ` WHERE id IN (SELECT value FROM json_each($1))`
 	q.retry = `UPDATE ` + t + ` SET attempts = $1, last_error = $2, retry_at = $3 WHERE id = $4`
 	q.park = `UPDATE ` + t + ` SET state = 2, attempts = $1, last_error = $2, done_at = CURRENT_TIMESTAMP WHERE id = $3`

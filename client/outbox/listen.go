@@ -18,6 +18,10 @@ var errNoPgx = errors.New("not a pgx connection (open the database with github.c
 // ends, on a connection of its own from the pool, reconnecting after
 // failures; without pgx the relay only polls.
 func (r *Relay) listen(ctx context.Context) {
+	if r.db.Stats().MaxOpenConnections == 1 {
+		r.log.Info("outbox: polling only", "reason", "the pool has one connection, which the steps need", "interval", r.cfg.PollInterval)
+		return
+	}
 	failures := 0
 	for ctx.Err() == nil {
 		err := r.listenOnce(ctx)

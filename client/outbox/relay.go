@@ -343,6 +343,16 @@ func (r *Relay) stepPostgres(ctx context.Context) (stepResult, error) {
 // publishes outside it (SQLite has one writer: the application's writes
 // do not wait for the broker) and marks in another.
 func (r *Relay) stepSQLite(ctx context.Context) (stepResult, error) {
+	// Nothing due: no write (an idle relay does not renew its lease; the
+	// relay that finds work next takes it once it lapsed).
+	var due int
+	err := r.db.QueryRowContext(ctx, r.q.due, time.Now().UnixMilli()).Scan(&due)
+	if errors.Is(err, sql.ErrNoRows) {
+		return stepResult{}, nil
+	}
+	if err != nil {
+		return stepResult{}, fmt.Errorf("outbox: look for pending events in %s: %w", r.cfg.Table, err)
+	}
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return stepResult{}, fmt.Errorf("outbox: begin: %w", err)

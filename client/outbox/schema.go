@@ -67,8 +67,8 @@ func checkTable(table string) error {
 //	attempts, retry_at (Unix ms), last_error: failed publishes
 //	done_at     when it was sent or parked
 //
-// with two partial indexes over the pending rows (by id; by aggregate and
-// id). On PostgreSQL a statement-level trigger NOTIFYs the channel named
+// with partial indexes over the pending rows (by id; by aggregate and
+// id; those refused before, by aggregate and id). On PostgreSQL a statement-level trigger NOTIFYs the channel named
 // after the table on every insert; SQLite also gets the relays' lease
 // table, <table>_lease.
 func DDL(d Dialect, table string) ([]string, error) {
@@ -132,6 +132,7 @@ $$`,
 	stmts = append(stmts,
 		`CREATE INDEX IF NOT EXISTS `+table+`_pending ON `+table+` (id) WHERE state = 0`,
 		`CREATE INDEX IF NOT EXISTS `+table+`_pending_agg ON `+table+` (aggregate, id) WHERE state = 0`,
+		`CREATE INDEX IF NOT EXISTS `+table+`_refused ON `+table+` (aggregate, id) WHERE state = 0 AND retry_at > 0`,
 	)
 	return stmts, nil
 }

@@ -29,7 +29,9 @@ type Event struct {
 	Aggregate string
 	// Key is the message key (it chooses the partition, so consumers see
 	// one aggregate's events in order when its events share a key).
-	// Empty: the Aggregate's bytes.
+	// Empty: the Aggregate's bytes. With neither, the event has no key
+	// (any partition) and belongs to the aggregate "", which orders all
+	// such events of the table one after the other.
 	Key []byte
 	// Value is the payload.
 	Value []byte
