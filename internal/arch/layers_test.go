@@ -62,6 +62,10 @@ var layer = map[string]int{
 	// Tests of the deployment files (dashboard, scrape config, alerts)
 	// against docs/metrics.md, a real server and promtool.
 	"deploy": 7,
+	// Worked examples: code built on the SDK like any user's (their tests
+	// start a server through internal/spooltest), a library of services
+	// below the programs that run them.
+	"examples/orders/shop": 8, "examples": 9,
 }
 
 // rankOf returns the rank of pkg (a subpackage takes its parent's).
@@ -132,6 +136,13 @@ func TestLayers(t *testing.T) {
 		if !ok {
 			t.Errorf("package %s has no layer: add it to the layer table in internal/arch/layers_test.go (and to DESIGN.md)", rel)
 			continue
+		}
+		if strings.HasPrefix(rel, "examples/") {
+			for _, imp := range p.imports {
+				if strings.HasPrefix(imp, module+"internal") || strings.HasPrefix(imp, module+"server") {
+					t.Errorf("%s imports %s: examples use the SDK only, as users' programs do (their tests may start a server)", rel, imp)
+				}
+			}
 		}
 		for _, imp := range p.imports {
 			switch {
