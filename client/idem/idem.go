@@ -27,49 +27,31 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/spoolmq/spool/client"
+	"github.com/spoolmq/spool/client/sqldialect"
 )
 
 // Dialect is the SQL database the processed-keys table lives in.
-type Dialect int
+type Dialect = sqldialect.Dialect
 
+// The dialects.
 const (
-	// Postgres is PostgreSQL (the pgx driver, or another taking $1-style
-	// parameters).
-	Postgres Dialect = iota + 1
-	// SQLite is SQLite (modernc.org/sqlite), version 3.24 or later.
-	SQLite
+	Postgres = sqldialect.Postgres
+	SQLite   = sqldialect.SQLite
 )
-
-// String returns "postgres" or "sqlite".
-func (d Dialect) String() string {
-	switch d {
-	case Postgres:
-		return "postgres"
-	case SQLite:
-		return "sqlite"
-	}
-	return "Dialect(" + strconv.Itoa(int(d)) + ")"
-}
 
 // DefaultTable is the processed-keys table's name unless another is
 // chosen.
 const DefaultTable = "spool_processed"
 
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,50}$`)
-
 func check(d Dialect, table string) error {
-	if d != Postgres && d != SQLite {
-		return fmt.Errorf("idem: unknown dialect %v (Postgres or SQLite)", d)
+	if err := d.Check("idem"); err != nil {
+		return err
 	}
-	if !identRE.MatchString(table) {
-		return fmt.Errorf("idem: table name %q: want a plain SQL identifier (letters, digits, _; at most 51 characters)", table)
-	}
-	return nil
+	return sqldialect.CheckTable("idem", table)
 }
 
 // KeyFunc returns the key a message is recorded under; an error fails the

@@ -146,7 +146,7 @@ func NewRelay(db *sql.DB, c *client.Client, cfg RelayConfig) (*Relay, error) {
 	if db == nil || c == nil {
 		return nil, errors.New("outbox: NewRelay needs a database and a client")
 	}
-	if err := cfg.Dialect.check(); err != nil {
+	if err := cfg.Dialect.Check("outbox"); err != nil {
 		return nil, err
 	}
 	if cfg.Table == "" {

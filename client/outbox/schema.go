@@ -5,55 +5,26 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
+
+	"github.com/spoolmq/spool/client/sqldialect"
 )
 
-// Dialect is the SQL database the outbox table lives in.
-type Dialect int
+// Dialect is the SQL database the outbox table lives in. With
+// PostgreSQL through pgx the relay also LISTENs (with another driver it
+// polls).
+type Dialect = sqldialect.Dialect
 
+// The dialects.
 const (
-	// Postgres is PostgreSQL through github.com/jackc/pgx/v5/stdlib (the
-	// "pgx" driver of database/sql); the relay also LISTENs through pgx
-	// (with another driver it polls).
-	Postgres Dialect = iota + 1
-	// SQLite is SQLite through modernc.org/sqlite (the "sqlite" driver) or
-	// any driver taking $1-style parameters.
-	SQLite
+	Postgres = sqldialect.Postgres
+	SQLite   = sqldialect.SQLite
 )
-
-// String returns "postgres" or "sqlite".
-func (d Dialect) String() string {
-	switch d {
-	case Postgres:
-		return "postgres"
-	case SQLite:
-		return "sqlite"
-	}
-	return "Dialect(" + strconv.Itoa(int(d)) + ")"
-}
-
-func (d Dialect) check() error {
-	if d != Postgres && d != SQLite {
-		return fmt.Errorf("outbox: unknown dialect %v (Postgres or SQLite)", d)
-	}
-	return nil
-}
 
 // DefaultTable is the outbox table's name unless another is chosen.
 const DefaultTable = "spool_outbox"
 
-// A table name is one plain SQL identifier (it is written into the
-// statements, so nothing else is accepted).
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,50}$`)
-
-func checkTable(table string) error {
-	if !identRE.MatchString(table) {
-		return fmt.Errorf("outbox: table name %q: want a plain SQL identifier (letters, digits, _; at most 51 characters)", table)
-	}
-	return nil
-}
+func checkTable(table string) error { return sqldialect.CheckTable("outbox", table) }
 
 // DDL returns the statements Migrate runs for table in dialect d, for
 // those who manage their schema themselves. The table:
@@ -72,7 +43,7 @@ func checkTable(table string) error {
 // after the table on every insert; SQLite also gets the relays' lease
 // table, <table>_lease.
 func DDL(d Dialect, table string) ([]string, error) {
-	if err := d.check(); err != nil {
+	if err := d.Check("outbox"); err != nil {
 		return nil, err
 	}
 	if err := checkTable(table); err != nil {
@@ -193,7 +164,7 @@ func Requeue(ctx context.Context, db *sql.DB, d Dialect, opts ...Option) (int64,
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := d.check(); err != nil {
+	if err := d.Check("outbox"); err != nil {
 		return 0, err
 	}
 	if err := checkTable(o.table); err != nil {

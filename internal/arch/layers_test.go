@@ -207,3 +207,34 @@ func TestStorageTestsStayLow(t *testing.T) {
 		}
 	}
 }
+
+// TestSDKDependencies: the public SDK (client and every package under it)
+// depends, directly or through others, on none of Spool's internal
+// packages nor the server (its tests may, to start a real server), and on
+// OpenTelemetry's API only: the application chooses the SDK.
+func TestSDKDependencies(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go command not found:", err)
+	}
+	out, err := exec.Command(gobin, "list", "-f", "{{.ImportPath}} {{join .Deps \" \"}}", module+"client/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("go list found only %d SDK packages", len(lines))
+	}
+	for _, line := range lines {
+		f := strings.Fields(line)
+		for _, dep := range f[1:] {
+			if strings.HasPrefix(dep, "go.opentelemetry.io/otel/sdk") {
+				t.Errorf("%s depends on %s: the SDK uses only OpenTelemetry's API", f[0], dep)
+			}
+			rel, ok := strings.CutPrefix(dep, module)
+			if ok && (strings.Contains("/"+rel+"/", "/internal/") || rel == "server" || strings.HasPrefix(rel, "server/")) {
+				t.Errorf("%s depends on %s: the SDK must not import internal/ packages or the server", f[0], dep)
+			}
+		}
+	}
+}
