@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(consumerChild())
 	}
+	if os.Getenv(pipeChildEnv) != "" {
+		os.Exit(pipelineChild())
+	}
 	goleak.VerifyTestMain(m)
 }
 
