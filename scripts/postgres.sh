@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server for the tests of client/outbox and client/idem.
 #
-#   eval "$(scripts/postgres.sh start)"   # starts it, prints export SPOOL_TEST_POSTGRES=…
+#   eval "$(scripts/postgres.sh start)"   # starts it, prints export SPOOLTEST_POSTGRES=…
 #   scripts/postgres.sh stop              # stops it and removes its directory
 #   scripts/postgres.sh status
 #
 # Debian's postgresql package is installed with apt-get when missing and the
 # script runs as root. The server runs as a non-root user (PostgreSQL
 # refuses root: the postgres user the package creates, through runuser),
-# on its own data directory (SPOOL_PG_DIR, default /tmp/spool-pg-$USER-PORT),
-# listening on 127.0.0.1:SPOOL_PG_PORT (default 55432) and on a unix socket
+# on its own data directory (SPOOLTEST_PG_DIR, default /tmp/spool-pg-$USER-PORT),
+# listening on 127.0.0.1:SPOOLTEST_PG_PORT (default 55432) and on a unix socket
 # in that directory, with a database named spool; trust authentication,
 # for tests only. start prints the export line on stdout (everything else
 # goes to stderr) and exits 1 when PostgreSQL cannot be had: the tests
 # that need it then skip, saying why.
+# Its variables are SPOOLTEST_*, not SPOOL_*: spool serve refuses unknown
+# SPOOL_ variables, and the tests start servers with this environment.
 set -euo pipefail
 
-port=${SPOOL_PG_PORT:-55432}
-dir=${SPOOL_PG_DIR:-${TMPDIR:-/tmp}/spool-pg-$(id -un)-$port}
+port=${SPOOLTEST_PG_PORT:-55432}
+dir=${SPOOLTEST_PG_DIR:-${TMPDIR:-/tmp}/spool-pg-$(id -un)-$port}
 dsn="postgres://postgres@127.0.0.1:$port/spool?sslmode=disable"
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -101,7 +103,7 @@ start() {
 		as "$bin/psql" -h "$dir" -p "$port" -U postgres -qc "CREATE DATABASE spool" postgres >&2
 	fi
 	log "PostgreSQL on 127.0.0.1:$port (data in $dir)"
-	echo "export SPOOL_TEST_POSTGRES='$dsn'"
+	echo "export SPOOLTEST_POSTGRES='$dsn'"
 }
 
 stop() {

@@ -67,9 +67,9 @@ fi
 # (scripts/postgres.sh: installed with apt-get if missing, a private server
 # on a port of its own, stopped at the end); without it those tests skip,
 # saying why.
-if [ -z "${SPOOL_TEST_POSTGRES:-}" ]; then
+if [ -z "${SPOOLTEST_POSTGRES:-}" ]; then
 	echo "== PostgreSQL for the tests"
-	export SPOOL_PG_PORT="${SPOOL_PG_PORT:-$((50000 + $$ % 10000))}" # runs side by side do not meet
+	export SPOOLTEST_PG_PORT="${SPOOLTEST_PG_PORT:-$((50000 + $$ % 10000))}" # runs side by side do not meet
 	if pgenv=$(./scripts/postgres.sh start); then
 		eval "$pgenv"
 		trap './scripts/postgres.sh stop' EXIT

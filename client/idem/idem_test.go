@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const pgEnv = "SPOOL_TEST_POSTGRES"
+const pgEnv = "SPOOLTEST_POSTGRES"
 
 var discard = slog.New(slog.DiscardHandler)
 
@@ -362,25 +362,25 @@ func TestPrune(t *testing.T) {
 // The child process of TestCrashBetweenCommitAndAck: a consumer whose
 // handler, once its transaction committed, never returns — the process is
 // killed before the acknowledgement.
-const childEnv = "SPOOL_IDEM_TEST_CHILD"
+const childEnv = "SPOOLTEST_IDEM_CHILD"
 
 func consumerChild() int {
 	d, driver := idem.SQLite, "sqlite"
 	if os.Getenv(childEnv) == "postgres" {
 		d, driver = idem.Postgres, "pgx"
 	}
-	db, err := sql.Open(driver, os.Getenv("SPOOL_IDEM_TEST_DSN"))
+	db, err := sql.Open(driver, os.Getenv("SPOOLTEST_IDEM_DSN"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	c, err := client.New(os.Getenv("SPOOL_IDEM_TEST_URL"), client.WithLogger(discard))
+	c, err := client.New(os.Getenv("SPOOLTEST_IDEM_URL"), client.WithLogger(discard))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	e := &env{effects: os.Getenv("SPOOL_IDEM_TEST_EFFECTS")}
-	h, err := idem.Handler(db, idem.Config{Dialect: d, Table: os.Getenv("SPOOL_IDEM_TEST_TABLE"), Consumer: "billing"}, e.effect)
+	e := &env{effects: os.Getenv("SPOOLTEST_IDEM_EFFECTS")}
+	h, err := idem.Handler(db, idem.Config{Dialect: d, Table: os.Getenv("SPOOLTEST_IDEM_TABLE"), Consumer: "billing"}, e.effect)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -416,8 +416,8 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+e.dialect.String(), "SPOOL_IDEM_TEST_DSN="+e.dsn,
-			"SPOOL_IDEM_TEST_URL="+s.URL(), "SPOOL_IDEM_TEST_TABLE="+e.table, "SPOOL_IDEM_TEST_EFFECTS="+e.effects)
+		cmd.Env = append(os.Environ(), childEnv+"="+e.dialect.String(), "SPOOLTEST_IDEM_DSN="+e.dsn,
+			"SPOOLTEST_IDEM_URL="+s.URL(), "SPOOLTEST_IDEM_TABLE="+e.table, "SPOOLTEST_IDEM_EFFECTS="+e.effects)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {

@@ -19,25 +19,25 @@ import (
 
 // The child process of TestPipelineUnderCrashes: a consumer applying the
 // events with idem.Handler until it is killed.
-const pipeChildEnv = "SPOOL_IDEM_TEST_PIPE"
+const pipeChildEnv = "SPOOLTEST_IDEM_PIPE"
 
 func pipelineChild() int {
 	d, driver := idem.SQLite, "sqlite"
 	if os.Getenv(pipeChildEnv) == "postgres" {
 		d, driver = idem.Postgres, "pgx"
 	}
-	db, err := sql.Open(driver, os.Getenv("SPOOL_IDEM_TEST_DSN"))
+	db, err := sql.Open(driver, os.Getenv("SPOOLTEST_IDEM_DSN"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	c, err := client.New(os.Getenv("SPOOL_IDEM_TEST_URL"), client.WithLogger(discard))
+	c, err := client.New(os.Getenv("SPOOLTEST_IDEM_URL"), client.WithLogger(discard))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	e := &env{effects: os.Getenv("SPOOL_IDEM_TEST_EFFECTS")}
-	h, err := idem.Handler(db, idem.Config{Dialect: d, Table: os.Getenv("SPOOL_IDEM_TEST_TABLE"), Consumer: "billing"}, e.effect)
+	e := &env{effects: os.Getenv("SPOOLTEST_IDEM_EFFECTS")}
+	h, err := idem.Handler(db, idem.Config{Dialect: d, Table: os.Getenv("SPOOLTEST_IDEM_TABLE"), Consumer: "billing"}, e.effect)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -133,8 +133,8 @@ func TestPipelineUnderCrashes(t *testing.T) {
 		kills, midway := 0, 0
 		for applied := 0; kills < 8 || applied < writes/2; kills++ {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), pipeChildEnv+"="+e.dialect.String(), "SPOOL_IDEM_TEST_DSN="+e.dsn,
-				"SPOOL_IDEM_TEST_URL="+s.URL(), "SPOOL_IDEM_TEST_TABLE="+e.table, "SPOOL_IDEM_TEST_EFFECTS="+e.effects)
+			cmd.Env = append(os.Environ(), pipeChildEnv+"="+e.dialect.String(), "SPOOLTEST_IDEM_DSN="+e.dsn,
+				"SPOOLTEST_IDEM_URL="+s.URL(), "SPOOLTEST_IDEM_TABLE="+e.table, "SPOOLTEST_IDEM_EFFECTS="+e.effects)
 			cmd.Stderr = os.Stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

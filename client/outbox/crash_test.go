@@ -92,7 +92,7 @@ func TestRelayKilledAtRandom(t *testing.T) {
 }
 
 // The child process of TestRelaySIGKILL runs a relay until it is killed.
-const childEnv = "SPOOL_OUTBOX_TEST_CHILD"
+const childEnv = "SPOOLTEST_OUTBOX_CHILD"
 
 func relayChild() int {
 	var d outbox.Dialect
@@ -106,18 +106,18 @@ func relayChild() int {
 		fmt.Fprintln(os.Stderr, "unknown dialect", os.Getenv(childEnv))
 		return 2
 	}
-	db, err := sql.Open(driver, os.Getenv("SPOOL_OUTBOX_TEST_DSN"))
+	db, err := sql.Open(driver, os.Getenv("SPOOLTEST_OUTBOX_DSN"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	c, err := client.New(os.Getenv("SPOOL_OUTBOX_TEST_URL"), client.WithLogger(discard), client.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
+	c, err := client.New(os.Getenv("SPOOLTEST_OUTBOX_URL"), client.WithLogger(discard), client.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	r, err := outbox.NewRelay(db, c, outbox.RelayConfig{
-		Dialect: d, Table: os.Getenv("SPOOL_OUTBOX_TEST_TABLE"), BatchSize: 1 + rand.IntN(200),
+		Dialect: d, Table: os.Getenv("SPOOLTEST_OUTBOX_TABLE"), BatchSize: 1 + rand.IntN(200),
 		PollInterval: 10 * time.Millisecond, LeaseTTL: 300 * time.Millisecond, Logger: discard,
 	})
 	if err != nil {
@@ -155,9 +155,9 @@ func TestRelaySIGKILL(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(),
 				childEnv+"="+e.dialect.String(),
-				"SPOOL_OUTBOX_TEST_DSN="+e.dsn,
-				"SPOOL_OUTBOX_TEST_TABLE="+e.table,
-				"SPOOL_OUTBOX_TEST_URL="+s.URL(),
+				"SPOOLTEST_OUTBOX_DSN="+e.dsn,
+				"SPOOLTEST_OUTBOX_TABLE="+e.table,
+				"SPOOLTEST_OUTBOX_URL="+s.URL(),
 			)
 			cmd.Stderr = os.Stderr
 			if err := cmd.Start(); err != nil {

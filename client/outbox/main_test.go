@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 
 // pgEnv names the PostgreSQL the tests use (scripts/postgres.sh starts one
 // and sets it); without it the PostgreSQL variants skip.
-const pgEnv = "SPOOL_TEST_POSTGRES"
+const pgEnv = "SPOOLTEST_POSTGRES"
 
 var discard = slog.New(slog.DiscardHandler)
 
@@ -122,7 +122,7 @@ func migrate(t testing.TB, e *env) {
 }
 
 // forEach runs f for SQLite and for PostgreSQL (which skips without
-// SPOOL_TEST_POSTGRES).
+// SPOOLTEST_POSTGRES).
 func forEach(t *testing.T, f func(t *testing.T, newEnv func(testing.TB) *env)) {
 	t.Run("sqlite", func(t *testing.T) { f(t, newSQLite) })
 	t.Run("postgres", func(t *testing.T) {
@@ -404,7 +404,7 @@ func http2Transport() *http.Transport {
 }
 
 func testLogger() *slog.Logger {
-	if os.Getenv("SPOOL_OUTBOX_TEST_LOG") != "" {
+	if os.Getenv("SPOOLTEST_OUTBOX_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	return discard
