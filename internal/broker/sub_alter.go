@@ -173,6 +173,7 @@ func (s *subscription) applyQueueConfigLocked(core queue.Config, qc catalog.Queu
 				"subscription", s.meta.Name, "partition", qp.id, "err", err)
 		}
 	}
+	q.ledger.configure(qc)
 	q.maxInFlight = qc.MaxInFlight
 	if q.maxInFlight == 0 {
 		q.maxInFlight = q.cfg.MaxInFlight * len(q.parts)
