@@ -379,4 +379,3 @@ func (s *subscription) purgeLedger(now time.Time) {
 	}
 	s.stats.ledgerPurged.Add(uint64(n))
 }
-

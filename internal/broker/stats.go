@@ -237,9 +237,9 @@ type SubStats struct {
 	// IdempotentSkips: messages the broker acknowledged itself because
 	// their processed key was in the ledger (also counted in Delivered and
 	// Acked); LedgerPurged: expired processed keys deleted.
-	IdempotentSkips, LedgerPurged uint64
-	DeadLettered                  map[string]uint64 // by reason
-	ToFirstDelivery, ToAck, DeliverToAck  metric.Snapshot
+	IdempotentSkips, LedgerPurged        uint64
+	DeadLettered                         map[string]uint64 // by reason
+	ToFirstDelivery, ToAck, DeliverToAck metric.Snapshot
 }
 
 func (s *subStats) snapshot() SubStats {

@@ -370,10 +370,10 @@ type ProcessedKind int
 
 // The kinds of processed keys.
 const (
-	ProcessedOff    ProcessedKind = iota
-	ProcessedByID                 // the message's id: spool.original-id, else spool.id, else its position
-	ProcessedByKey                // the message key
-	ProcessedByHeader             // a header's value
+	ProcessedOff      ProcessedKind = iota
+	ProcessedByID                   // the message's id: spool.original-id, else spool.id, else its position
+	ProcessedByKey                  // the message key
+	ProcessedByHeader               // a header's value
 )
 
 // ParseProcessedKey parses a processed-key setting: "" or "off", "id",
