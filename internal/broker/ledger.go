@@ -2,9 +2,12 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -36,8 +39,12 @@ const (
 	// maxLedgerPending bounds the keys acknowledged and not yet written;
 	// deliveries wait while it is reached (a snapshot write empties it).
 	maxLedgerPending = 1 << 18
-	// ledgerPurgeBatch bounds the expired keys one purge deletes.
-	ledgerPurgeBatch = 1024
+	// ledgerPurgeBatch bounds the expired keys one purge deletes (whole
+	// expiry index records: up to ledgerChunk more).
+	ledgerPurgeBatch = 4096
+	// ledgerChunk bounds the keys of one expiry index record.
+	ledgerChunk     = 4096
+	ledgerEntrySize = 8 + 16 // expiry, key hash
 	// ledgerPurgeEvery is how often a subscription looks for expired keys
 	// when the last purge found fewer than a batch.
 	ledgerPurgeEvery = time.Second
@@ -56,15 +63,31 @@ type ledger struct {
 	ttl    time.Duration
 
 	pending map[ledgerHash]int64 // acknowledged, not yet written: hash → expiry (ms)
+	filter  *ledgerFilter        // every key recorded and not expired may be in it (ledger_filter.go)
 
 	purgeAt time.Time
 }
 
-// newLedger returns the ledger of a queue config (its in-memory part).
-func newLedger(qc catalog.QueueConfig) *ledger {
+// newLedger returns the in-memory part of a subscription's ledger, its
+// filter loaded from the ledger's expiry index (whatever the processed
+// key is now: keys recorded before it was turned off stay until they
+// expire, and count again if it is turned on).
+func (s *subscription) newLedger(qc catalog.QueueConfig, now time.Time) (*ledger, error) {
 	l := &ledger{pending: map[ledgerHash]int64{}}
 	l.configure(qc)
-	return l
+	l.filter = newLedgerFilter(l.ttl.Milliseconds(), ledgerFilterBytes)
+	prefix := state.LedgerExpiryPrefix(s.meta.Topic, s.meta.Name)
+	nowMs := now.UnixMilli()
+	err := s.t.b.cfg.State.ScanRange(state.LedgerExpiryKey(s.meta.Topic, s.meta.Name, nowMs+1, ledgerHash{}), append(bytes.Clone(prefix), 0xff),
+		func(k, v []byte) error {
+			return eachExpiryEntry(k, v, func(h ledgerHash, exp int64) error {
+				if exp > nowMs {
+					l.filter.add(h, exp)
+				}
+				return nil
+			})
+		})
+	return l, err
 }
 
 // configure applies a (validated) queue config's ledger settings.
@@ -163,16 +186,41 @@ func (sess *Session) skipProcessed(out []Delivered) []Delivered {
 		h       ledgerHash
 		has     bool
 		skipped bool
+		maybe   bool // the filter may have it: ask the store
 	}
 	looks := make([]look, len(out))
-	st := t.b.cfg.State
 	for i := range out {
-		h, ok := lc.identity(s.meta.Topic, &out[i])
-		if !ok {
+		if h, ok := lc.identity(s.meta.Topic, &out[i]); ok {
+			looks[i] = look{h: h, has: true}
+		}
+	}
+	// Keys acknowledged and not written yet, and the filter.
+	s.mu.Lock()
+	if s.q.ledger != l {
+		s.mu.Unlock()
+		return out
+	}
+	asks := 0
+	for i := range looks {
+		lk := &looks[i]
+		if !lk.has {
 			continue
 		}
-		looks[i] = look{h: h, has: true}
-		key := state.LedgerKey(s.meta.Topic, s.meta.Name, h)
+		if exp, ok := l.pending[lk.h]; ok && exp > nowMs {
+			lk.skipped = true
+		} else if l.filter.mayHave(lk.h, nowMs) {
+			lk.maybe = true
+			asks++
+		}
+	}
+	s.mu.Unlock()
+	st := t.b.cfg.State
+	for i := range looks {
+		lk := &looks[i]
+		if !lk.maybe {
+			continue
+		}
+		key := state.LedgerKey(s.meta.Topic, s.meta.Name, lk.h)
 		v, err := st.Get(key)
 		if err != nil {
 			if !errors.Is(err, state.ErrNotFound) {
@@ -181,8 +229,11 @@ func (sess *Session) skipProcessed(out []Delivered) []Delivered {
 			continue
 		}
 		if exp, err := decodeLedgerExpiry(key, v); err == nil && exp > nowMs {
-			looks[i].skipped = true
+			lk.skipped = true
 		}
+	}
+	if asks > 0 {
+		s.stats.ledgerReads.Add(uint64(asks))
 	}
 
 	s.mu.Lock()
@@ -195,6 +246,7 @@ func (sess *Session) skipProcessed(out []Delivered) []Delivered {
 	for i := range out {
 		d, lk := out[i], looks[i]
 		if lk.has && !lk.skipped {
+			// Acknowledged meanwhile, by another member.
 			if exp, ok := l.pending[lk.h]; ok && exp > nowMs {
 				lk.skipped = true
 			}
@@ -247,6 +299,7 @@ func (s *subscription) recordProcessedLocked(qp *queuePart, acked []int64, now t
 		if h, ok := qp.ledKeys[off]; ok {
 			delete(qp.ledKeys, off)
 			l.pending[h] = exp
+			l.filter.add(h, exp)
 		}
 	}
 }
@@ -292,12 +345,58 @@ func (q *queueState) pendingLedgerLocked() map[ledgerHash]int64 {
 	return out
 }
 
-// addLedger adds the writes of pending keys to w.
+// addLedger adds the writes of pending keys to w: a ledger record per key
+// (in key order, which Pebble's memtable inserts fastest), and the expiry
+// index in records of up to ledgerChunk keys by expiry, each keyed by the
+// latest expiry it holds.
 func (s *subscription) addLedger(w *subWrite, keys map[ledgerHash]int64) {
-	for h, exp := range keys {
-		w.set(state.LedgerKey(s.meta.Topic, s.meta.Name, h), encodeLedgerExpiry(exp))
-		w.set(state.LedgerExpiryKey(s.meta.Topic, s.meta.Name, exp, h), nil)
+	if len(keys) == 0 {
+		return
 	}
+	type entry struct {
+		h   ledgerHash
+		exp int64
+	}
+	es := make([]entry, 0, len(keys))
+	for h, exp := range keys {
+		es = append(es, entry{h, exp})
+	}
+	slices.SortFunc(es, func(a, b entry) int { return bytes.Compare(a.h[:], b.h[:]) })
+	for _, e := range es {
+		w.set(state.LedgerKey(s.meta.Topic, s.meta.Name, e.h), encodeLedgerExpiry(e.exp))
+	}
+	slices.SortFunc(es, func(a, b entry) int {
+		if c := cmp.Compare(a.exp, b.exp); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.h[:], b.h[:])
+	})
+	for len(es) > 0 {
+		chunk := es[:min(len(es), ledgerChunk)]
+		es = es[len(chunk):]
+		v := make([]byte, 0, len(chunk)*ledgerEntrySize)
+		for _, e := range chunk {
+			v = binary.BigEndian.AppendUint64(v, uint64(e.exp))
+			v = append(v, e.h[:]...)
+		}
+		w.set(state.LedgerExpiryKey(s.meta.Topic, s.meta.Name, chunk[len(chunk)-1].exp, chunk[0].h), v)
+	}
+}
+
+// eachExpiryEntry calls fn with each key and expiry of an expiry index
+// record (exp ‖ hash, 24 bytes each).
+func eachExpiryEntry(key, v []byte, fn func(h ledgerHash, exp int64) error) error {
+	if len(v) == 0 || len(v)%ledgerEntrySize != 0 {
+		return &state.RecordError{Kind: "processed-key expiry index", Key: key, Err: fmt.Errorf("%d bytes, not a multiple of %d", len(v), ledgerEntrySize)}
+	}
+	for ; len(v) > 0; v = v[ledgerEntrySize:] {
+		var h ledgerHash
+		copy(h[:], v[8:ledgerEntrySize])
+		if err := fn(h, int64(binary.BigEndian.Uint64(v))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ledgerWritten forgets the pending keys that were written (unless they
@@ -324,10 +423,11 @@ func (s *subscription) ledgerWritten(keys map[ledgerHash]int64) {
 // errStopScan ends a scan early.
 var errStopScan = errors.New("stop")
 
-// purgeLedger deletes up to a batch of expired keys: their expiry index
-// entries, and their ledger records unless a later ack renewed them. It
-// runs every ledgerPurgeEvery, or on every tick while it finds full
-// batches. Called by the queue loop with ioMu held.
+// purgeLedger deletes the expired keys of up to ledgerPurgeBatch keys'
+// worth of expiry index records (whole records, whose keys all expired):
+// the records, and the ledger records of their keys unless a later ack
+// renewed them. It runs every ledgerPurgeEvery, or on every tick while it
+// finds more. Called by the queue loop with ioMu held.
 func (s *subscription) purgeLedger(now time.Time) {
 	l := s.q.ledger
 	if l == nil || now.Before(l.purgeAt) {
@@ -338,44 +438,40 @@ func (s *subscription) purgeLedger(now time.Time) {
 	prefix := state.LedgerExpiryPrefix(topic, sub)
 	until := state.LedgerExpiryKey(topic, sub, now.UnixMilli()+1, ledgerHash{})
 	w := s.newWrite()
-	n := 0
-	err := st.ScanRange(prefix, until, func(k, _ []byte) error {
+	n, purged := 0, 0
+	err := st.ScanRange(prefix, until, func(k, v []byte) error {
 		if n >= ledgerPurgeBatch {
 			return errStopScan
 		}
-		n++
 		w.del(bytes.Clone(k))
-		if len(k) != len(prefix)+8+16 {
-			return nil
-		}
-		exp := int64(binary.BigEndian.Uint64(k[len(prefix):]))
-		var h ledgerHash
-		copy(h[:], k[len(prefix)+8:])
-		key := state.LedgerKey(topic, sub, h)
-		v, err := st.Get(key)
-		if err != nil {
+		return eachExpiryEntry(k, v, func(h ledgerHash, exp int64) error {
+			n++
+			key := state.LedgerKey(topic, sub, h)
+			cur, err := st.Get(key)
 			if errors.Is(err, state.ErrNotFound) {
 				return nil
+			} else if err != nil {
+				return err
 			}
-			return err
-		}
-		if cur, err := decodeLedgerExpiry(key, v); err != nil || cur == exp {
-			w.del(key)
-		}
-		return nil
+			if e, err := decodeLedgerExpiry(key, cur); err != nil || e == exp {
+				w.del(key)
+				purged++
+			}
+			return nil
+		})
 	})
 	if err != nil && !errors.Is(err, errStopScan) {
-		s.t.b.logger.Error("scanning the processed-key ledger failed", "topic", topic, "subscription", sub, "err", err)
+		s.t.b.logger.Error("purging the processed-key ledger failed", "topic", topic, "subscription", sub, "err", err)
 		l.purgeAt = now.Add(ledgerPurgeEvery)
 		return
 	}
-	if n < ledgerPurgeBatch {
-		l.purgeAt = now.Add(ledgerPurgeEvery)
+	if err == nil {
+		l.purgeAt = now.Add(ledgerPurgeEvery) // nothing more is due
 	}
 	if err := s.t.b.writeSub(w); err != nil {
 		s.t.b.logger.Error("purging the processed-key ledger failed", "topic", topic, "subscription", sub, "err", err)
 		l.purgeAt = now.Add(ledgerPurgeEvery)
 		return
 	}
-	s.stats.ledgerPurged.Add(uint64(n))
+	s.stats.ledgerPurged.Add(uint64(purged))
 }

@@ -99,7 +99,10 @@ func (s *subscription) newQueueState(committed []int64) (*queueState, error) {
 		return nil, err
 	}
 	qc := s.meta.Config.Queue
-	q := &queueState{cfg: cfg, dlq: qc.DeadLetterTopic, leasesBy: map[string]int{}, ledger: newLedger(qc)}
+	q := &queueState{cfg: cfg, dlq: qc.DeadLetterTopic, leasesBy: map[string]int{}}
+	if q.ledger, err = s.newLedger(qc, t.b.clock.Now()); err != nil {
+		return nil, fmt.Errorf("broker: load the processed-key ledger of %s/%s: %w", s.meta.Topic, s.meta.Name, err)
+	}
 	if q.dlq == "" {
 		q.dlq = catalog.DeadLetterTopicName(s.meta.Topic, s.meta.Name)
 	}
@@ -338,6 +341,7 @@ func (s *subscription) queueTick(now time.Time) {
 		}
 		qp.pruneLedKeysLocked()
 	}
+	q.ledger.filter.expire(now.UnixMilli())
 	s.mu.Unlock()
 	s.processOutbox()
 	s.persistSnapshots()

@@ -185,8 +185,9 @@ func LedgerKey(topic, sub string, hash [16]byte) []byte {
 // empty sub, of all of a topic's.
 func LedgerPrefix(topic, sub string) []byte { return subPrefix("l/", topic, sub) }
 
-// LedgerExpiryKey is a processed key's entry in its ledger's expiry index:
-// e/ ‖ topic ‖ 00 ‖ sub ‖ 00 ‖ expiry ms (8 bytes) ‖ key hash (16 bytes).
+// LedgerExpiryKey is a record of a ledger's expiry index, holding keys
+// that expire at the latest at expiryMs: e/ ‖ topic ‖ 00 ‖ sub ‖ 00 ‖
+// expiry ms (8 bytes) ‖ the hash of its first key (16 bytes).
 func LedgerExpiryKey(topic, sub string, expiryMs int64, hash [16]byte) []byte {
 	k := binary.BigEndian.AppendUint64(LedgerExpiryPrefix(topic, sub), uint64(expiryMs))
 	return append(k, hash[:]...)
