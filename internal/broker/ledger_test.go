@@ -2,12 +2,20 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/spoolmq/spool/internal/batch"
 	"github.com/spoolmq/spool/internal/catalog"
+	"github.com/spoolmq/spool/internal/queue"
+	"github.com/spoolmq/spool/internal/seglog"
 	"github.com/spoolmq/spool/internal/state"
+	"github.com/spoolmq/spool/internal/vfs"
 )
 
 // ledgerSub creates topic "jobs" (one partition, a 1 s de-duplication
@@ -286,5 +294,131 @@ func TestLedgerRedrivenDeadLetter(t *testing.T) {
 	}
 	if n := e.skips(); n != 3 {
 		t.Fatalf("idempotent skips %d, want 3", n)
+	}
+}
+
+// TestLedgerPowerLoss cuts the power under a consumer acknowledging
+// messages of a subscription with a ledger by id (every id distinct): after
+// each cut, a message is finished in the queue's saved state exactly when
+// its id is in the ledger, since both are one synced write.
+func TestLedgerPowerLoss(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 11))
+	logFS := vfs.NewMemFS()
+	stFS := pebblevfs.NewCrashableMem()
+	open := func() (*state.Store, *Broker) {
+		st, err := state.Open("/data/state", state.Options{FS: stFS, Logger: quiet})
+		if err != nil {
+			t.Fatalf("seed %d: open state: %v", seed, err)
+		}
+		b, err := Open(Config{DataDir: "/data", FS: logFS, State: st, Logger: quiet, MaintenanceInterval: time.Hour})
+		if err != nil {
+			st.Close()
+			t.Fatalf("seed %d: open broker: %v", seed, err)
+		}
+		return st, b
+	}
+	lc := ledger{kind: catalog.ProcessedByID, tag: "id"}
+	for cycle := range 7 {
+		st, b := open()
+		if cycle == 0 {
+			if _, err := b.CreateTopic("pl", catalog.TopicConfig{Partitions: 1, Durability: seglog.SyncAlways}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.CreateSubscription("pl", "q", catalog.SubConfig{Mode: catalog.ModeQueue,
+				Queue: catalog.QueueConfig{MaxDeliveries: 1000, AckTimeout: time.Minute, ProcessedKey: "id"}}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// What the cut left: finished exactly when recorded.
+			var snap queue.Snapshot // none saved yet: nothing finished
+			if v, err := st.Get(state.QueueKey("pl", "q", 0)); err == nil {
+				if snap, err = decodeSnapshot(nil, v); err != nil {
+					t.Fatal(err)
+				}
+			} else if !errors.Is(err, state.ErrNotFound) {
+				t.Fatal(err)
+			}
+			finished, recorded := 0, 0
+			end := b.topics["pl"].logs()[0].EndOffset()
+			for off := range end {
+				done := off < snap.Floor
+				for _, r := range snap.Done {
+					done = done || (off >= r[0] && off < r[1])
+				}
+				h, _ := lc.identity("pl", &Delivered{ID: fmt.Sprintf("m-%d", off)})
+				_, err := st.Get(state.LedgerKey("pl", "q", h))
+				in := err == nil
+				if done != in {
+					t.Fatalf("seed %d cycle %d: offset %d finished %v, in the ledger %v", seed, cycle, off, done, in)
+				}
+				if done {
+					finished++
+				}
+				if in {
+					recorded++
+				}
+			}
+			if finished != recorded {
+				t.Fatalf("seed %d cycle %d: %d finished, %d recorded", seed, cycle, finished, recorded)
+			}
+			t.Logf("cycle %d: %d of %d finished and recorded", cycle, finished, end)
+		}
+		// Publish (ids m-<offset>: one partition, one publisher, from the
+		// log's end) and consume until the cut.
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{}, 2)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			next := b.topics["pl"].logs()[0].EndOffset()
+			for range 300 {
+				if ctx.Err() != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+				msgs := make([]Message, 10)
+				for i := range msgs {
+					msgs[i] = Message{ID: fmt.Sprintf("m-%d", next+int64(i)), Value: []byte("x"), Partition: -1}
+				}
+				if _, err := b.Publish("pl", msgs); err != nil {
+					return
+				}
+				next += int64(len(msgs))
+			}
+		}()
+		go func() {
+			defer func() { done <- struct{}{} }()
+			sess, err := b.Join(JoinRequest{Topic: "pl", Subscription: "q", Credits: 16})
+			if err != nil {
+				return
+			}
+			defer sess.Leave()
+			var id uint64
+			for {
+				ev, err := sess.Next(ctx)
+				if err != nil {
+					return
+				}
+				for _, d := range ev.Deliveries {
+					if ctx.Err() != nil {
+						return
+					}
+					id++
+					if sess.Ack(id, []OffsetRange{{Partition: d.Partition, From: d.Offset, To: d.Offset + 1}}) != nil {
+						return
+					}
+					sess.AddCredits(1)
+				}
+			}
+		}()
+		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+		stCrash := stFS.CrashClone(pebblevfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(100), RNG: rand.New(rand.NewPCG(seed, uint64(cycle)))})
+		logCrash := logFS.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(seed, uint64(cycle)+1000))})
+		cancel()
+		<-done
+		<-done
+		b.Close()
+		st.Close()
+		logFS, stFS = logCrash, stCrash
 	}
 }
