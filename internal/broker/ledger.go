@@ -133,13 +133,11 @@ func (l *ledger) identity(topic string, d *Delivered) (ledgerHash, bool) {
 	default:
 		return ledgerHash{}, false
 	}
-	h := sha256.New()
-	h.Write([]byte(l.tag))
-	h.Write([]byte{0})
-	h.Write(v)
-	var sum [sha256.Size]byte
+	var buf [256]byte
+	in := append(append(append(buf[:0], l.tag...), 0), v...) // on the stack unless long
+	sum := sha256.Sum256(in)
 	var out ledgerHash
-	copy(out[:], h.Sum(sum[:0]))
+	copy(out[:], sum[:])
 	return out, true
 }
 
@@ -362,8 +360,15 @@ func (s *subscription) addLedger(w *subWrite, keys map[ledgerHash]int64) {
 		es = append(es, entry{h, exp})
 	}
 	slices.SortFunc(es, func(a, b entry) int { return bytes.Compare(a.h[:], b.h[:]) })
+	// One buffer for every key and value.
+	prefix := state.LedgerPrefix(s.meta.Topic, s.meta.Name)
+	klen := len(prefix) + len(ledgerHash{})
+	arena := make([]byte, 0, len(es)*(klen+8))
 	for _, e := range es {
-		w.set(state.LedgerKey(s.meta.Topic, s.meta.Name, e.h), encodeLedgerExpiry(e.exp))
+		arena = append(append(arena, prefix...), e.h[:]...)
+		k := arena[len(arena)-klen : len(arena) : len(arena)]
+		arena = binary.BigEndian.AppendUint64(arena, uint64(e.exp))
+		w.set(k, arena[len(arena)-8:len(arena):len(arena)])
 	}
 	slices.SortFunc(es, func(a, b entry) int {
 		if c := cmp.Compare(a.exp, b.exp); c != 0 {
