@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spoolmq/spool/internal/catalog"
@@ -63,7 +64,11 @@ type ledger struct {
 	ttl    time.Duration
 
 	pending map[ledgerHash]int64 // acknowledged, not yet written: hash → expiry (ms)
-	filter  *ledgerFilter        // every key recorded and not expired may be in it (ledger_filter.go)
+	// filter: every key recorded and not expired may be in it
+	// (ledger_filter.go). Guarded by fmu (taken after subscription.mu when
+	// both are), so that deliveries ask it without holding mu.
+	filter *ledgerFilter
+	fmu    sync.Mutex
 
 	purgeAt time.Time
 }
@@ -192,26 +197,19 @@ func (sess *Session) skipProcessed(out []Delivered) []Delivered {
 			looks[i] = look{h: h, has: true}
 		}
 	}
-	// Keys acknowledged and not written yet, and the filter.
-	s.mu.Lock()
-	if s.q.ledger != l {
-		s.mu.Unlock()
-		return out
-	}
+	// The filter, then the store for its maybes, then (below, under mu)
+	// the keys acknowledged and not written yet. A key acknowledged after
+	// the filter was asked belongs to a message in flight beside this one:
+	// duplicates in flight at once are not caught (documented).
 	asks := 0
+	l.fmu.Lock()
 	for i := range looks {
-		lk := &looks[i]
-		if !lk.has {
-			continue
-		}
-		if exp, ok := l.pending[lk.h]; ok && exp > nowMs {
-			lk.skipped = true
-		} else if l.filter.mayHave(lk.h, nowMs) {
+		if lk := &looks[i]; lk.has && l.filter.mayHave(lk.h, nowMs) {
 			lk.maybe = true
 			asks++
 		}
 	}
-	s.mu.Unlock()
+	l.fmu.Unlock()
 	st := t.b.cfg.State
 	for i := range looks {
 		lk := &looks[i]
@@ -244,7 +242,7 @@ func (sess *Session) skipProcessed(out []Delivered) []Delivered {
 	for i := range out {
 		d, lk := out[i], looks[i]
 		if lk.has && !lk.skipped {
-			// Acknowledged meanwhile, by another member.
+			// Acknowledged and not written yet.
 			if exp, ok := l.pending[lk.h]; ok && exp > nowMs {
 				lk.skipped = true
 			}
@@ -297,7 +295,9 @@ func (s *subscription) recordProcessedLocked(qp *queuePart, acked []int64, now t
 		if h, ok := qp.ledKeys[off]; ok {
 			delete(qp.ledKeys, off)
 			l.pending[h] = exp
+			l.fmu.Lock()
 			l.filter.add(h, exp)
+			l.fmu.Unlock()
 		}
 	}
 }

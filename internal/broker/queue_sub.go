@@ -341,7 +341,9 @@ func (s *subscription) queueTick(now time.Time) {
 		}
 		qp.pruneLedKeysLocked()
 	}
+	q.ledger.fmu.Lock()
 	q.ledger.filter.expire(now.UnixMilli())
+	q.ledger.fmu.Unlock()
 	s.mu.Unlock()
 	s.processOutbox()
 	s.persistSnapshots()
