@@ -155,11 +155,9 @@ func positionID(topic string, p int32, off int64) []byte {
 	return strconv.AppendInt(b, off, 10)
 }
 
-// encodeLedgerExpiry encodes a ledger record: the expiry, 8 bytes (a fixed
-// layout, version 0).
-func encodeLedgerExpiry(ms int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(ms)) }
-
-// decodeLedgerExpiry decodes the ledger record stored under key.
+// decodeLedgerExpiry decodes the ledger record stored under key: the
+// expiry, 8 bytes big-endian (a fixed layout, version 0; written by
+// addLedger).
 func decodeLedgerExpiry(key, v []byte) (int64, error) {
 	if err := state.Fixed(v, 8); err != nil {
 		return 0, &state.RecordError{Kind: "processed key", Key: key, Err: err}
