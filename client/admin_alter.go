@@ -96,8 +96,8 @@ type SubField string
 
 // The subscription settings AlterSubscription changes. SubFieldBackoff
 // replaces the whole backoff; SubFieldBackoffInitial and the others change
-// one part of it. AckTimeout, OnExpired, MaxInFlight, RateLimit and
-// RateBurst apply to queue subscriptions only, OnFailure to stream
+// one part of it. AckTimeout, OnExpired, MaxInFlight, RateLimit,
+// RateBurst, ProcessedKey and ProcessedTTL apply to queue subscriptions only, OnFailure to stream
 // subscriptions only. Mode, Start, Ordering and DeadLetterTopic cannot
 // change: reset a subscription with ResetSubscription, or create a new one.
 const (
@@ -115,6 +115,8 @@ const (
 	SubFieldRateLimit         SubField = "rate_limit"
 	SubFieldRateBurst         SubField = "rate_burst"
 	SubFieldOnFailure         SubField = "on_failure"
+	SubFieldProcessedKey      SubField = "processed_key"
+	SubFieldProcessedTTL      SubField = "processed_ttl"
 )
 
 // AlterSubscription sets the fields of subscription name's config to their

@@ -187,7 +187,7 @@ func (c SubscriptionConfig) validate() error {
 		return invalidArgument("subscription config: unknown OnFailure %d", c.OnFailure)
 	case b.Jitter < JitterDefault || b.Jitter > JitterNone:
 		return invalidArgument("subscription config: unknown Backoff.Jitter %d", b.Jitter)
-	case c.AckTimeout < 0, b.Initial < 0, b.Max < 0, slices.ContainsFunc(b.Delays, func(d time.Duration) bool { return d < 0 }):
+	case c.AckTimeout < 0, c.ProcessedTTL < 0, b.Initial < 0, b.Max < 0, slices.ContainsFunc(b.Delays, func(d time.Duration) bool { return d < 0 }):
 		return invalidArgument("subscription config: negative duration")
 	case c.MaxDeliveries < 0, c.MaxInFlight < 0, c.RateBurst < 0:
 		return invalidArgument("subscription config: negative limit")
@@ -221,6 +221,8 @@ func (c SubscriptionConfig) toProto() (*spoolv1.SubscriptionConfig, error) {
 		RateLimit:       c.RateLimit,
 		RateBurst:       c.RateBurst,
 		OnFailure:       spoolv1.FailureAction(c.OnFailure),
+		ProcessedKey:    c.ProcessedKey,
+		ProcessedTtl:    durationOrNil(c.ProcessedTTL),
 	}, nil
 }
 
@@ -273,6 +275,8 @@ func subscriptionFromProto(s *spoolv1.Subscription) Subscription {
 			RateLimit:       cfg.GetRateLimit(),
 			RateBurst:       cfg.GetRateBurst(),
 			OnFailure:       FailureAction(cfg.GetOnFailure()),
+			ProcessedKey:    cfg.GetProcessedKey(),
+			ProcessedTTL:    cfg.GetProcessedTtl().AsDuration(),
 		},
 		Created: timeOf(s.GetCreated()),
 	}

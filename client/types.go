@@ -387,7 +387,30 @@ type SubscriptionConfig struct {
 	// between them; defaults 5 and 1 s doubling up to 5 min); zero means
 	// FailureDeadLetter. Queue subscriptions always dead-letter.
 	OnFailure FailureAction
+	// ProcessedKey (queue mode) turns on the broker's processed-key ledger
+	// (an idempotent consumer, docs/idempotent-consumer.md): once a member
+	// acknowledges a message, a later delivery of a message with the same
+	// processed key within ProcessedTTL is acknowledged by the broker
+	// instead of reaching a handler. ProcessedKeyID keys messages by id
+	// (a redriven dead letter keeps its original's), ProcessedKeyMessageKey
+	// by message key, ProcessedKeyHeader(name) by a header's value; empty
+	// (or ProcessedKeyOff) means no ledger.
+	ProcessedKey string
+	// ProcessedTTL is how long a processed key is remembered; 0 means 24 h
+	// (at most 366 days).
+	ProcessedTTL time.Duration
 }
+
+// Processed keys of a subscription's ledger (SubscriptionConfig.ProcessedKey).
+const (
+	ProcessedKeyOff        = "off"
+	ProcessedKeyID         = "id"
+	ProcessedKeyMessageKey = "key"
+)
+
+// ProcessedKeyHeader keys a subscription's ledger by the value of header
+// name.
+func ProcessedKeyHeader(name string) string { return "header:" + name }
 
 // Subscription is a subscription as the server reports it.
 type Subscription struct {

@@ -301,6 +301,7 @@ func newBenchQueueCmd() *cobra.Command {
 		rate     int
 		latDur   time.Duration
 		delayed  int
+		procKey  string
 	)
 	cmd := &cobra.Command{
 		Use:   "queue",
@@ -320,7 +321,7 @@ func newBenchQueueCmd() *cobra.Command {
 				var rates []float64
 				for r := 0; r < rounds; r++ {
 					res, err := bench.RunQueue(bench.QueueConfig{Dir: dir, Server: srvURL, Size: 256, Messages: messages,
-						Consumers: n, NackRatio: 0.01, Progress: progress})
+						Consumers: n, NackRatio: 0.01, ProcessedKey: procKey, Progress: progress})
 					if err != nil {
 						return err
 					}
@@ -356,6 +357,7 @@ func newBenchQueueCmd() *cobra.Command {
 	f.IntVar(&rate, "rate", 5000, "publish rate of the latency measurement (0 skips it)")
 	f.DurationVar(&latDur, "latency-duration", 10*time.Second, "duration of the latency measurement")
 	f.IntVar(&delayed, "delayed", 1_000_000, "pending delayed messages for the memory measurement (0 skips it)")
+	f.StringVar(&procKey, "processed-key", "", "consume + ack on a subscription with this processed-key ledger (`KEY`: id, key or header:NAME; docs/idempotent-consumer.md)")
 	return cmd
 }
 

@@ -38,20 +38,24 @@ type queueFlags struct {
 	maxInFlight       int32
 	rateLimit         float64
 	rateBurst         int32
+	processedKey      string // queue: off, id, key, header:NAME
+	processedTTL      time.Duration
 	onFailure         string // stream only
 }
 
 // queueFlagNames are the flags that apply to --mode queue only; the
 // others of queueFlags (attempts, backoff, dead-letter topic) apply to
 // stream subscriptions too, for failed messages.
-var queueFlagNames = []string{"ack-timeout", "ordering", "on-expired", "max-in-flight", "rate-limit", "rate-burst"}
+var queueFlagNames = []string{"ack-timeout", "ordering", "on-expired", "max-in-flight", "rate-limit", "rate-burst",
+	"processed-key", "processed-ttl"}
 
 // apply checks the queue flags of cmd and sets them in cfg.
 func (qf *queueFlags) apply(cmd *cobra.Command, cfg *client.SubscriptionConfig) error {
 	for _, d := range []struct {
 		flag string
 		d    time.Duration
-	}{{"ack-timeout", qf.ackTimeout}, {"backoff-initial", qf.backoffInitial}, {"backoff-max", qf.backoffMax}} {
+	}{{"ack-timeout", qf.ackTimeout}, {"backoff-initial", qf.backoffInitial}, {"backoff-max", qf.backoffMax},
+		{"processed-ttl", qf.processedTTL}} {
 		if d.d < 0 {
 			return usageErrorf(cmd, "--%s: must not be negative", d.flag)
 		}
@@ -64,6 +68,9 @@ func (qf *queueFlags) apply(cmd *cobra.Command, cfg *client.SubscriptionConfig) 
 		if n.n < 0 || math.IsNaN(n.n) || math.IsInf(n.n, 0) {
 			return usageErrorf(cmd, "--%s: must be a non-negative number", n.flag)
 		}
+	}
+	if k := qf.processedKey; k != "" && k != "off" && k != "id" && k != "key" && (!strings.HasPrefix(k, "header:") || k == "header:") {
+		return usageErrorf(cmd, "--processed-key: want off, id, key or header:NAME, not %q", k)
 	}
 	if cmd.Flags().Changed("backoff-multiplier") && qf.backoffMultiplier < 1 {
 		return usageErrorf(cmd, "--backoff-multiplier: must be at least 1")
@@ -85,6 +92,7 @@ func (qf *queueFlags) apply(cmd *cobra.Command, cfg *client.SubscriptionConfig) 
 	cfg.MaxInFlight = qf.maxInFlight
 	cfg.RateLimit = qf.rateLimit
 	cfg.RateBurst = qf.rateBurst
+	cfg.ProcessedKey, cfg.ProcessedTTL = qf.processedKey, qf.processedTTL
 	cfg.OnFailure = map[string]client.FailureAction{"": client.FailureDefault, "dead-letter": client.FailureDeadLetter,
 		"stop": client.FailureStop}[qf.onFailure]
 	return nil
@@ -183,6 +191,8 @@ func newSubCreateCmd() *cobra.Command {
 	f.Int32Var(&qf.maxInFlight, "max-in-flight", 0, "queue: leases in flight in the whole subscription, at most `N` (server default: 1000 per partition)")
 	f.Float64Var(&qf.rateLimit, "rate-limit", 0, "queue: deliveries per second over the subscription, `R` (default: unlimited)")
 	f.Int32Var(&qf.rateBurst, "rate-burst", 0, "queue: burst of the rate limit, `N` deliveries (server default: max(1, rate-limit))")
+	f.StringVar(&qf.processedKey, "processed-key", "", "queue: keep a ledger of processed messages keyed by `KEY` (id, key or header:NAME) and acknowledge a message whose key was processed instead of delivering it (default: off; docs/idempotent-consumer.md)")
+	f.DurationVar(&qf.processedTTL, "processed-ttl", 0, "queue: how long a processed key is remembered (server default: 24h)")
 	f.StringVar(&reads, "reads", "", "declare the schema the subscription reads with, `SUBJECT:VERSION` (VERSION a number or latest), or SUBJECT with --reads-file: registrations its consumers cannot read are then refused (docs/schemas.md)")
 	f.StringVar(&readsFile.file, "reads-file", "", "with --reads SUBJECT: the reader schema's `FILE`, looked up in the subject")
 	f.StringVar(&readsFile.typ, "reads-type", "", "the --reads-file schema's type: avro, json or protobuf (default: from the file's extension)")
@@ -336,6 +346,7 @@ func printQueueConfig(w io.Writer, c client.SubscriptionConfig) error {
 		rate = fmt.Sprintf("%s/s, burst %s", strconv.FormatFloat(c.RateLimit, 'g', -1, 64), textDefault(int64(c.RateBurst)))
 	}
 	fmt.Fprintf(tw, "  rate-limit:\t%s\n", rate)
+	fmt.Fprintf(tw, "  processed-key:\t%s\n", textProcessed(c))
 	return tw.Flush()
 }
 
@@ -479,6 +490,8 @@ type (
 		MaxInFlight     int32       `json:"max_in_flight"`
 		RateLimit       float64     `json:"rate_limit"`
 		RateBurst       int32       `json:"rate_burst"`
+		ProcessedKey    string      `json:"processed_key"`           // off, id, key, header:NAME
+		ProcessedTTL    string      `json:"processed_ttl,omitempty"` // with a processed key
 	}
 	backoffJSON struct {
 		Initial    string   `json:"initial"`
@@ -545,6 +558,10 @@ func newSubJSON(s client.Subscription) subJSON {
 			MaxInFlight:     c.MaxInFlight,
 			RateLimit:       c.RateLimit,
 			RateBurst:       c.RateBurst,
+			ProcessedKey:    client.ProcessedKeyOff,
+		}
+		if c.ProcessedKey != "" && c.ProcessedKey != client.ProcessedKeyOff {
+			js.Queue.ProcessedKey, js.Queue.ProcessedTTL = c.ProcessedKey, c.ProcessedTTL.String()
 		}
 		for _, d := range c.Backoff.Delays {
 			js.Queue.Backoff.Delays = append(js.Queue.Backoff.Delays, d.String())
@@ -594,4 +611,12 @@ func newSubPartitionsJSON(ps []client.SubscriptionPartition) []subPartitionJSON 
 		}
 	}
 	return js
+}
+
+// textProcessed describes a queue subscription's processed-key ledger.
+func textProcessed(c client.SubscriptionConfig) string {
+	if c.ProcessedKey == "" || c.ProcessedKey == client.ProcessedKeyOff {
+		return "off"
+	}
+	return fmt.Sprintf("%s, ttl %s", c.ProcessedKey, c.ProcessedTTL)
 }

@@ -31,6 +31,8 @@ var subAlterFlags = []struct {
 	{"rate-limit", client.SubFieldRateLimit},
 	{"rate-burst", client.SubFieldRateBurst},
 	{"on-failure", client.SubFieldOnFailure},
+	{"processed-key", client.SubFieldProcessedKey},
+	{"processed-ttl", client.SubFieldProcessedTTL},
 }
 
 // subFixedFlags are settings of `spool sub create` that cannot change, with
@@ -59,7 +61,8 @@ func newSubAlterCmd() *cobra.Command {
 			"redeliveries their times; the next lease end uses the new backoff and max\n" +
 			"deliveries. --max-in-flight and the rate limit apply to the next delivery. A\n" +
 			"setting given as 0 returns to its default.\n\n" +
-			"--ack-timeout, --on-expired, --max-in-flight, --rate-limit and --rate-burst apply to\n" +
+			"--ack-timeout, --on-expired, --max-in-flight, --rate-limit, --rate-burst,\n" +
+			"--processed-key and --processed-ttl apply to\n" +
 			"queue subscriptions; --on-failure to stream subscriptions, where --max-deliveries is\n" +
 			"the consumer's handler attempts and the --backoff-* flags its delays between them.\n" +
 			"The mode, start, ordering and dead-letter topic cannot change.",
@@ -118,6 +121,8 @@ func newSubAlterCmd() *cobra.Command {
 	f.Int32Var(&qf.maxInFlight, "max-in-flight", 0, "queue: leases in flight in the whole subscription, at most `N`; 0: the default (1000 per partition)")
 	f.Float64Var(&qf.rateLimit, "rate-limit", 0, "queue: deliveries per second over the subscription, `R`; 0: unlimited")
 	f.Int32Var(&qf.rateBurst, "rate-burst", 0, "queue: burst of the rate limit, `N` deliveries; 0: max(1, rate-limit)")
+	f.StringVar(&qf.processedKey, "processed-key", "", "queue: key the ledger of processed messages by `KEY` (id, key or header:NAME), or off; keys recorded before keep their kind (docs/idempotent-consumer.md)")
+	f.DurationVar(&qf.processedTTL, "processed-ttl", 0, "queue: how long a processed key is remembered, for keys processed from now on; 0: the default (24h)")
 	f.Var(newEnum(&onFailure, "", "dead-letter", "stop"), "on-failure", "stream: what happens to a message whose handler failed --max-deliveries times: dead-letter it, or stop the partition until it is reset")
 	for name := range subFixedFlags {
 		f.StringVar(&fixed, name, "", "cannot change")
@@ -153,6 +158,8 @@ func subSettingText(c client.SubscriptionConfig, f client.SubField) string {
 		v = textDefault(int64(c.RateBurst))
 	case client.SubFieldOnFailure:
 		v = c.OnFailure.String()
+	case client.SubFieldProcessedKey, client.SubFieldProcessedTTL:
+		return "processed-key " + textProcessed(c)
 	}
 	for _, sf := range subAlterFlags {
 		if sf.field == f {

@@ -130,6 +130,8 @@ var subFields = []subField{
 	{"rate_limit", true, false},
 	{"rate_burst", true, false},
 	{"on_failure", false, true},
+	{"processed_key", true, false},
+	{"processed_ttl", true, false},
 }
 
 // fixedSubFields cannot change, with what to do instead.
@@ -212,6 +214,10 @@ func (h subs) AlterSubscription(_ context.Context, req *connect.Request[spoolv1.
 				q.RateBurst = nq.RateBurst
 			case "on_failure":
 				cfg.OnFailure = n.OnFailure
+			case "processed_key":
+				q.ProcessedKey = nq.ProcessedKey
+			case "processed_ttl":
+				q.ProcessedTTL = nq.ProcessedTTL
 			}
 		}
 		return nil

@@ -255,6 +255,12 @@ func subConfigFromProto(c *spoolv1.SubscriptionConfig) (catalog.SubConfig, error
 	q.MaxInFlight = int(c.MaxInFlight)
 	q.RateLimit = c.RateLimit
 	q.RateBurst = int(c.RateBurst)
+	if q.ProcessedKey = c.ProcessedKey; q.ProcessedKey == "off" {
+		q.ProcessedKey = ""
+	}
+	if q.ProcessedTTL, err = dur(c.ProcessedTtl); err != nil {
+		return out, err
+	}
 	switch c.OnFailure {
 	case spoolv1.FailureAction_FAILURE_ACTION_UNSPECIFIED:
 	case spoolv1.FailureAction_FAILURE_ACTION_DEAD_LETTER:
@@ -319,6 +325,10 @@ func subToProto(s catalog.Subscription) *spoolv1.Subscription {
 			pc.RateBurst = int32(max(1, int(q.RateLimit)))
 		}
 		pc.OnFailure = spoolv1.FailureAction_FAILURE_ACTION_DEAD_LETTER
+		if q.ProcessedKey != "" {
+			pc.ProcessedKey = q.ProcessedKey
+			pc.ProcessedTtl = durationpb.New(q.ProcessedTTLOrDefault())
+		}
 	} else {
 		f := s.StreamFailure()
 		pc.MaxDeliveries = int32(f.MaxAttempts)

@@ -28,7 +28,10 @@ type QueueConfig struct {
 	Messages  int    // backlog size for the consume+ack measurement
 	Consumers int    // SDK consumers for the consume+ack measurement
 	NackRatio float64
-	Progress  io.Writer
+	// ProcessedKey is the subscription's processed key (its ledger of
+	// acknowledged messages, docs/idempotent-consumer.md); empty: none.
+	ProcessedKey string
+	Progress     io.Writer
 }
 
 // QueueResult is what RunQueue measured.
@@ -110,7 +113,7 @@ func RunQueue(cfg QueueConfig) (QueueResult, error) {
 	}
 	defer c.DeleteTopic(ctx, topic)
 	if _, err := c.CreateSubscription(ctx, topic, "work", client.SubscriptionConfig{Mode: client.ModeQueue,
-		MaxDeliveries: 100, MaxInFlight: 20000,
+		MaxDeliveries: 100, MaxInFlight: 20000, ProcessedKey: cfg.ProcessedKey,
 		Backoff: client.Backoff{Initial: time.Millisecond, Max: 10 * time.Millisecond, Jitter: client.JitterNone}}); err != nil {
 		return res, err
 	}

@@ -402,6 +402,9 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 			}
 			m.Headers = append(m.Headers, h)
 		}
+		if orig := originalPositionID(d.Headers); orig != nil {
+			m.Headers = append(m.Headers, batch.RecordHeader{Key: HeaderOriginalID, Value: orig})
+		}
 		if req.Target == RedriveToSubscription {
 			m.Headers = append(m.Headers, batch.RecordHeader{Key: HeaderRedriveTo, Value: []byte(req.Subscription)})
 		}
@@ -434,4 +437,23 @@ func (b *Broker) Redrive(ctx context.Context, req RedriveRequest) (RedriveReport
 		b.logger.Info("redrive", "topic", req.Topic, "subscription", req.Subscription, "moved", rep.Moved, "skipped", rep.Skipped)
 	}
 	return rep, err
+}
+
+// originalPositionID returns, for a dead letter whose original had no id
+// (no spool.original-id), the original's id by position
+// ("spool:<topic>/<partition>/<offset>", from its spool.dlq.* headers),
+// which redrive gives the copy as its spool.original-id: a processed-key
+// ledger by id then knows the redriven message as the original. It returns
+// nil when the dead letter has an original id or lacks those headers.
+func originalPositionID(hs []batch.RecordHeader) []byte {
+	if headerValue(hs, HeaderOriginalID) != nil {
+		return nil
+	}
+	topic := headerValue(hs, HeaderDLQTopic)
+	p, err1 := strconv.ParseInt(string(headerValue(hs, HeaderDLQPartition)), 10, 32)
+	off, err2 := strconv.ParseInt(string(headerValue(hs, HeaderDLQOffset)), 10, 64)
+	if len(topic) == 0 || err1 != nil || err2 != nil {
+		return nil
+	}
+	return positionID(string(topic), int32(p), off)
 }

@@ -79,6 +79,9 @@ func (sess *Session) nextQueue(ctx context.Context) (Event, error) {
 		if sess.maxInflight > 0 {
 			budget = min(budget, sess.maxInflight-q.leasesBy[sess.id])
 		}
+		if q.ledgerFull() {
+			budget = 0 // the processed keys of the last acks must be written first
+		}
 		var retryAt time.Duration
 		if budget > 0 && q.limiter != nil {
 			tokens := int(q.limiter.TokensAt(now))
@@ -122,7 +125,7 @@ func (sess *Session) nextQueue(ctx context.Context) (Event, error) {
 			if len(missed) > 0 {
 				sess.undelivered(missed)
 			}
-			if len(out) > 0 {
+			if out = sess.skipProcessed(out); len(out) > 0 {
 				if t.b.cfg.Tracer != nil {
 					s.traceDelivered(out)
 				}
@@ -348,6 +351,7 @@ func (sess *Session) Ack(id uint64, ranges []OffsetRange) error {
 		if done > 0 {
 			acked := ackedOnly(offs, st)
 			s.finishedLocked(qp, acked)
+			s.recordProcessedLocked(qp, acked, now)
 			if s.tracedLeases != nil {
 				for _, o := range acked {
 					if tc, ok := s.settledTraceLocked(p, o); ok {
@@ -405,6 +409,7 @@ func (sess *Session) leaseOp(id uint64, p int32, offsets []int64, name string, o
 			continue
 		}
 		if finished {
+			qp.forgetLeasedKeyLocked(off)
 			s.releaseSlotLocked(sess.id, 1)
 			if s.tracedLeases != nil {
 				if tc, ok := s.settledTraceLocked(p, off); ok {

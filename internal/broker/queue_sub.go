@@ -32,6 +32,7 @@ type queueState struct {
 	leasesBy    map[string]int // leases held per member
 	limiter     *rate.Limiter  // nil: unlimited; safe for concurrent use
 	dlq         string         // dead-letter topic
+	ledger      *ledger        // processed-key ledger (ledger.go); never nil
 
 	// outbox holds effects that must be durable before a snapshot that
 	// relies on them is written: dead-letter copies, parked messages, and
@@ -60,6 +61,9 @@ type queuePart struct {
 	// cursor up to it was filtered out (never offered, so finished for the
 	// core once a later message is offered).
 	skipTo int64
+	// ledKeys are the processed keys of leased messages, for their acks
+	// (ledger.go); nil until the ledger is on.
+	ledKeys map[int64]ledgerHash
 }
 
 type outboxKind int
@@ -96,6 +100,9 @@ func (s *subscription) newQueueState(committed []int64) (*queueState, error) {
 	}
 	qc := s.meta.Config.Queue
 	q := &queueState{cfg: cfg, dlq: qc.DeadLetterTopic, leasesBy: map[string]int{}}
+	if q.ledger, err = s.newLedger(qc, t.b.clock.Now()); err != nil {
+		return nil, fmt.Errorf("broker: load the processed-key ledger of %s/%s: %w", s.meta.Topic, s.meta.Name, err)
+	}
 	if q.dlq == "" {
 		q.dlq = catalog.DeadLetterTopicName(s.meta.Topic, s.meta.Name)
 	}
@@ -332,10 +339,15 @@ func (s *subscription) queueTick(now time.Time) {
 			s.applyQueueLocked(qp, qp.core.Tick(now))
 			woke = true
 		}
+		qp.pruneLedKeysLocked()
 	}
+	q.ledger.fmu.Lock()
+	q.ledger.filter.expire(now.UnixMilli())
+	q.ledger.fmu.Unlock()
 	s.mu.Unlock()
 	s.processOutbox()
 	s.persistSnapshots()
+	s.purgeLedger(now)
 	if woke {
 		s.wakeSessions()
 	}
@@ -492,11 +504,15 @@ func (s *subscription) persistSnapshots() {
 			qp.dirty = false
 		}
 	}
+	// The keys acknowledged so far go in the same write as the snapshots
+	// that record their acks: a crash keeps both or neither.
+	keys := q.pendingLedgerLocked()
 	s.mu.Unlock()
-	if len(items) == 0 {
+	if len(items) == 0 && len(keys) == 0 {
 		return
 	}
 	w := s.newWrite()
+	s.addLedger(w, keys)
 	for _, it := range items {
 		v, err := appendSnapshot(nil, it.snap)
 		if err != nil {
@@ -513,5 +529,7 @@ func (s *subscription) persistSnapshots() {
 			q.parts[it.p].dirty = true
 		}
 		s.mu.Unlock()
+		return
 	}
+	s.ledgerWritten(keys)
 }

@@ -22,11 +22,11 @@ import (
 // CatalogPrefixes are the key prefixes of everything a cluster's metadata
 // group applies to the broker's state store: topic and subscription
 // records, committed offsets, halts, queue snapshots, parked messages and
-// their index, redriven marks, and the front ends' records kept with
-// subscriptions.
+// their index, redriven marks, processed-key ledgers and their expiry
+// index, and the front ends' records kept with subscriptions.
 func CatalogPrefixes() [][]byte {
 	out := [][]byte{state.TopicPrefix(), state.SubPrefix(""), []byte("o/"), []byte("h/"), []byte("q/"),
-		[]byte("w/"), []byte("x/"), []byte("r/")}
+		[]byte("w/"), []byte("x/"), []byte("r/"), []byte("l/"), []byte("e/")}
 	for _, sp := range state.Spaces {
 		out = append(out, []byte(sp.SubKind))
 		if sp.Replicated {

@@ -161,6 +161,8 @@ type subStats struct {
 	delivered, redelivered           atomic.Uint64
 	acked, nacked, rejected, expired atomic.Uint64
 	leaseExpired, commits            atomic.Uint64
+	idempotentSkips, ledgerPurged    atomic.Uint64 // processed-key ledger: deliveries skipped, expired keys purged
+	ledgerReads                      atomic.Uint64 // processed-key ledger: lookups the filter could not answer
 	deadLettered                     [len(deadLetterReasons)]atomic.Uint64
 	// publish (or deliver-at) → first delivery; → ack; delivery → ack.
 	toFirst, toAck, deliverToAck *metric.Histogram
@@ -233,8 +235,13 @@ type SubStats struct {
 	Acked, Nacked, Rejected, LeaseExpired uint64
 	Expired                               uint64 // TTL passed before delivery ended: dropped or dead-lettered
 	Commits                               uint64
-	DeadLettered                          map[string]uint64 // by reason
-	ToFirstDelivery, ToAck, DeliverToAck  metric.Snapshot
+	// IdempotentSkips: messages the broker acknowledged itself because
+	// their processed key was in the ledger (also counted in Delivered and
+	// Acked); LedgerPurged: expired processed keys deleted; LedgerReads:
+	// lookups of the state store (the ledger's filter said maybe).
+	IdempotentSkips, LedgerPurged, LedgerReads uint64
+	DeadLettered                               map[string]uint64 // by reason
+	ToFirstDelivery, ToAck, DeliverToAck       metric.Snapshot
 }
 
 func (s *subStats) snapshot() SubStats {
@@ -242,6 +249,7 @@ func (s *subStats) snapshot() SubStats {
 		Delivered: s.delivered.Load(), Redelivered: s.redelivered.Load(),
 		Acked: s.acked.Load(), Nacked: s.nacked.Load(), Rejected: s.rejected.Load(), LeaseExpired: s.leaseExpired.Load(),
 		Expired: s.expired.Load(), Commits: s.commits.Load(),
+		IdempotentSkips: s.idempotentSkips.Load(), LedgerPurged: s.ledgerPurged.Load(), LedgerReads: s.ledgerReads.Load(),
 		DeadLettered:    make(map[string]uint64, len(deadLetterReasons)),
 		ToFirstDelivery: s.toFirst.Snapshot(), ToAck: s.toAck.Snapshot(), DeliverToAck: s.deliverToAck.Snapshot(),
 	}

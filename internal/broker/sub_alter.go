@@ -131,6 +131,7 @@ func (b *Broker) applyAlterSub(next catalog.Subscription, stamps []catalog.Stamp
 	m.Queue.AckTimeout, m.Queue.MaxDeliveries, m.Queue.Backoff = cfg.Queue.AckTimeout, cfg.Queue.MaxDeliveries, cfg.Queue.Backoff
 	m.Queue.OnExpired, m.Queue.MaxInFlight = cfg.Queue.OnExpired, cfg.Queue.MaxInFlight
 	m.Queue.RateLimit, m.Queue.RateBurst = cfg.Queue.RateLimit, cfg.Queue.RateBurst
+	m.Queue.ProcessedKey, m.Queue.ProcessedTTL = cfg.Queue.ProcessedKey, cfg.Queue.ProcessedTTL
 	s.filter.Store(filter)
 	if s.q != nil {
 		s.applyQueueConfigLocked(core, cfg.Queue)
@@ -152,7 +153,7 @@ func (b *Broker) applyAlterSub(next catalog.Subscription, stamps []catalog.Stamp
 	b.logger.Info("subscription config changed", "topic", topicName, "subscription", name, "filter", cfg.Filter,
 		"ack_timeout", cfg.Queue.AckTimeout, "max_deliveries", cfg.Queue.MaxDeliveries, "on_expired", cfg.Queue.OnExpired,
 		"max_in_flight", cfg.Queue.MaxInFlight, "rate_limit", cfg.Queue.RateLimit, "rate_burst", cfg.Queue.RateBurst,
-		"on_failure", cfg.OnFailure)
+		"processed_key", cfg.Queue.ProcessedKey, "processed_ttl", cfg.Queue.ProcessedTTL, "on_failure", cfg.OnFailure)
 	return nil
 }
 
@@ -173,6 +174,7 @@ func (s *subscription) applyQueueConfigLocked(core queue.Config, qc catalog.Queu
 				"subscription", s.meta.Name, "partition", qp.id, "err", err)
 		}
 	}
+	q.ledger.configure(qc)
 	q.maxInFlight = qc.MaxInFlight
 	if q.maxInFlight == 0 {
 		q.maxInFlight = q.cfg.MaxInFlight * len(q.parts)
@@ -205,7 +207,8 @@ func sameSubConfig(a, b catalog.SubConfig) bool {
 		a.Start.Kind == b.Start.Kind && a.Start.Offset == b.Start.Offset && a.Start.Time.Equal(b.Start.Time) &&
 		qa.AckTimeout == qb.AckTimeout && qa.MaxDeliveries == qb.MaxDeliveries && sameBackoff(qa.Backoff, qb.Backoff) &&
 		qa.Ordering == qb.Ordering && qa.DeadLetterTopic == qb.DeadLetterTopic && qa.OnExpired == qb.OnExpired &&
-		qa.MaxInFlight == qb.MaxInFlight && qa.RateLimit == qb.RateLimit && qa.RateBurst == qb.RateBurst
+		qa.MaxInFlight == qb.MaxInFlight && qa.RateLimit == qb.RateLimit && qa.RateBurst == qb.RateBurst &&
+		qa.ProcessedKey == qb.ProcessedKey && qa.ProcessedTTL == qb.ProcessedTTL
 }
 
 func sameBackoff(a, b queue.Backoff) bool {

@@ -157,7 +157,7 @@ func (b *Broker) applySubWrite(w *subWrite, entryTerm uint64, stamps []catalog.S
 // state.
 func subStatePrefixes(topic, sub string) [][]byte {
 	out := [][]byte{state.OffsetPrefix(topic, sub), state.HaltPrefix(topic, sub), state.QueuePrefix(topic, sub),
-		state.ParkPrefix(topic, sub), state.ParkIndexPrefix(topic, sub)}
+		state.ParkPrefix(topic, sub), state.ParkIndexPrefix(topic, sub), state.LedgerPrefix(topic, sub), state.LedgerExpiryPrefix(topic, sub)}
 	return append(out, state.SpaceSubPrefixes(topic, sub)...)
 }
 
@@ -315,7 +315,7 @@ func (s *subscription) handOver(load bool) error {
 	}
 	s.coord = coord
 	if q := s.q; q != nil && nq != nil {
-		q.cfg, q.maxInFlight, q.limiter, q.dlq = nq.cfg, nq.maxInFlight, nq.limiter, nq.dlq
+		q.cfg, q.maxInFlight, q.limiter, q.dlq, q.ledger = nq.cfg, nq.maxInFlight, nq.limiter, nq.dlq, nq.ledger
 		q.parts, q.inFlight, q.leasesBy = nq.parts, 0, map[string]int{}
 		q.outbox, q.blocked, q.loadedDue = nil, nil, 0
 		for _, qp := range q.parts {

@@ -228,9 +228,9 @@ func (c *Catalog) CommitOffsets(topic, sub string, offsets map[int32]int64) erro
 }
 
 // queuePrefixes are the key prefixes of a subscription's (or, with sub
-// empty, a topic's) queue state, stream halts and front-end records (the
-// Kafka commit metadata).
+// empty, a topic's) queue state, processed-key ledger, stream halts and
+// front-end records (the Kafka commit metadata).
 func queuePrefixes(topic, sub string) [][]byte {
 	return append([][]byte{state.QueuePrefix(topic, sub), state.ParkPrefix(topic, sub), state.ParkIndexPrefix(topic, sub),
-		state.HaltPrefix(topic, sub)}, state.SpaceSubPrefixes(topic, sub)...)
+		state.HaltPrefix(topic, sub), state.LedgerPrefix(topic, sub), state.LedgerExpiryPrefix(topic, sub)}, state.SpaceSubPrefixes(topic, sub)...)
 }

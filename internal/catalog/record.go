@@ -31,9 +31,17 @@ import (
 // and start with its version byte.
 
 // recordVersion is the version of the subscription records this server
-// writes and reads, and of the topic records it writes for topics without
-// replicas (a single node's, and those of older clusters).
+// writes for subscriptions without a processed-key ledger, and of the
+// topic records it writes for topics without replicas (a single node's,
+// and those of older clusters).
 const recordVersion = 1
+
+// subRecordVersion is the newest subscription record version this server
+// reads: version 2 is version 1 with the processed-key ledger's settings
+// in the queue config (processed_key, processed_ttl), written only for
+// subscriptions that have a ledger, so that a server without it still
+// reads every other record.
+const subRecordVersion = 2
 
 // topicRecordVersion is the newest topic record version this server
 // reads: version 2 is version 1 with the replication factor in the config
@@ -151,6 +159,29 @@ type queueConfigV1 struct {
 	MaxInFlight     int       `json:"max_in_flight"`
 	RateLimit       float64   `json:"rate_limit"` // deliveries per second
 	RateBurst       int       `json:"rate_burst"`
+}
+
+// subV2 is a subscription record, version 2.
+type subV2 struct {
+	Topic   string      `json:"topic"`
+	Name    string      `json:"name"`
+	Created time.Time   `json:"created"`
+	Config  subConfigV2 `json:"config"`
+}
+
+type subConfigV2 struct {
+	Mode      string        `json:"mode"`
+	Filter    string        `json:"filter"`
+	Start     positionV1    `json:"start"`
+	Queue     queueConfigV2 `json:"queue"`
+	OnFailure string        `json:"on_failure"`
+}
+
+// queueConfigV2 is queueConfigV1 with the processed-key ledger.
+type queueConfigV2 struct {
+	queueConfigV1
+	ProcessedKey string   `json:"processed_key"` // off, id, key, header:NAME
+	ProcessedTTL duration `json:"processed_ttl"` // 0s: the default
 }
 
 type backoffV1 struct {
@@ -415,7 +446,26 @@ func encodeSub(s Subscription) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return marshalV1(w)
+	q := s.Config.Queue
+	if q.ProcessedKey == "" && q.ProcessedTTL == 0 {
+		return marshalV1(w)
+	}
+	if _, _, err := ParseProcessedKey(q.ProcessedKey); err != nil {
+		return nil, err
+	}
+	c := w.Config
+	w2 := subV2{Topic: w.Topic, Name: w.Name, Created: w.Created, Config: subConfigV2{
+		Mode: c.Mode, Filter: c.Filter, Start: c.Start, OnFailure: c.OnFailure,
+		Queue: queueConfigV2{queueConfigV1: c.Queue, ProcessedKey: q.ProcessedKey, ProcessedTTL: duration(q.ProcessedTTL)},
+	}}
+	if w2.Config.Queue.ProcessedKey == "" {
+		w2.Config.Queue.ProcessedKey = "off"
+	}
+	b, err := json.Marshal(w2)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{2}, b...), nil
 }
 
 func subToV1(s Subscription) (subV1, error) {
@@ -471,7 +521,7 @@ func decodeSubRecord(v []byte) (Subscription, error) {
 }
 
 func decodeSubVersions(v []byte) (Subscription, error) {
-	ver, payload, err := state.Version(v, recordVersion, true)
+	ver, payload, err := state.Version(v, subRecordVersion, true)
 	if err != nil {
 		return Subscription{}, err
 	}
@@ -479,7 +529,24 @@ func decodeSubVersions(v []byte) (Subscription, error) {
 		return decodeSubV0(payload)
 	}
 	var w subV1
-	if err := state.DecodeJSON(payload, &w, true); err != nil {
+	var processedKey string
+	var processedTTL time.Duration
+	if ver == 2 {
+		var w2 subV2
+		if err := state.DecodeJSON(payload, &w2, true); err != nil {
+			return Subscription{}, err
+		}
+		c := w2.Config
+		w = subV1{Topic: w2.Topic, Name: w2.Name, Created: w2.Created, Config: subConfigV1{
+			Mode: c.Mode, Filter: c.Filter, Start: c.Start, Queue: c.Queue.queueConfigV1, OnFailure: c.OnFailure}}
+		if processedKey = c.Queue.ProcessedKey; processedKey == "off" {
+			processedKey = ""
+		}
+		if _, _, err := ParseProcessedKey(processedKey); err != nil {
+			return Subscription{}, err
+		}
+		processedTTL = time.Duration(c.Queue.ProcessedTTL)
+	} else if err := state.DecodeJSON(payload, &w, true); err != nil {
 		return Subscription{}, err
 	}
 	c, q := w.Config, w.Config.Queue
@@ -491,6 +558,7 @@ func decodeSubVersions(v []byte) (Subscription, error) {
 			MaxInFlight: q.MaxInFlight, RateLimit: q.RateLimit, RateBurst: q.RateBurst,
 			Backoff: queue.Backoff{Initial: time.Duration(q.Backoff.Initial), Max: time.Duration(q.Backoff.Max),
 				Multiplier: q.Backoff.Multiplier},
+			ProcessedKey: processedKey, ProcessedTTL: processedTTL,
 		},
 	}}
 	if c.Start.Time != nil {

@@ -207,7 +207,7 @@ func TestFormatFutureVersion(t *testing.T) {
 		{state.TopicKey("orders"), append([]byte{4}, topic[1:]...),
 			`catalog: topic record "t/orders": record of an unknown future version 4; this server reads up to version 3`},
 		{state.SubKey("orders", "billing"), append([]byte{0x7a}, sub[1:]...),
-			`catalog: subscription record "s/orders\x00billing": record of an unknown future version 122; this server reads up to version 1`},
+			`catalog: subscription record "s/orders\x00billing": record of an unknown future version 122; this server reads up to version 2`},
 		{state.SubKey("orders", "billing"), append([]byte{0}, sub[1:]...),
 			`catalog: subscription record "s/orders\x00billing": record of unknown version byte 0x00`},
 		{state.TopicKey("orders"), append([]byte{0xff}, topic[1:]...),
@@ -313,6 +313,11 @@ func fill(t *testing.T, v reflect.Value, path string) {
 	case *FailureAction:
 		*x = FailStop
 		return
+	case *string:
+		if strings.HasSuffix(path, ".ProcessedKey") {
+			*x = "header:x-" + path
+			return
+		}
 	case *[]uint64: // node ids: distinct
 		*x = []uint64{2, 1}
 		return
@@ -417,5 +422,64 @@ func TestFormatTopicV3Golden(t *testing.T) {
 	}
 	if _, err := decodeTopic(state.TopicKey("t"), bytes.Replace(g, []byte(`"dead-letter"`), []byte(`"drop"`), 1)); err == nil {
 		t.Error("a record with an unknown schema mode decoded")
+	}
+}
+
+// TestFormatSubV2Golden: a queue subscription with a processed-key ledger
+// is a version-2 record; one without stays version 1, as the goldens
+// above.
+func TestFormatSubV2Golden(t *testing.T) {
+	want := Subscription{Topic: "payments", Name: "charge", Created: time.Date(2026, 12, 8, 1, 0, 0, 42, time.UTC),
+		Config: SubConfig{Mode: ModeQueue, Start: Position{Kind: Earliest},
+			Queue: QueueConfig{MaxDeliveries: 3, ProcessedKey: "header:order-id", ProcessedTTL: 48 * time.Hour}}}
+	enc, err := encodeSub(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := golden(t, "sub-charge.v2.bin", enc)
+	if !bytes.Equal(enc, g) {
+		t.Errorf("encoded\n%q\nwant (golden)\n%q", enc, g)
+	}
+	got, err := decodeSub(state.SubKey(want.Topic, want.Name), g)
+	if err != nil || !sameSub(got, want) {
+		t.Errorf("decoded to %+v, %v; want %+v", got, err, want)
+	}
+	ttlOnly := want
+	ttlOnly.Config.Queue.ProcessedKey = ""
+	if enc, err := encodeSub(ttlOnly); err != nil || enc[0] != 2 || !bytes.Contains(enc, []byte(`"processed_key":"off"`)) {
+		t.Errorf("a ledger TTL without a key encoded as %q, %v", enc, err)
+	} else if got, err := decodeSub(state.SubKey("t", "s"), enc); err != nil || got.Config.Queue.ProcessedKey != "" {
+		t.Errorf("processed key off decoded as %q, %v", got.Config.Queue.ProcessedKey, err)
+	}
+	if old, _ := encodeSub(subCases[0].want); old[0] != 1 {
+		t.Errorf("a subscription without a ledger encoded as version %d, want 1", old[0])
+	}
+	for _, bad := range []string{`"processed_key":"name"`, `"processed_key":"header:"`} {
+		if _, err := decodeSub(state.SubKey("t", "s"), bytes.Replace(g, []byte(`"processed_key":"header:order-id"`), []byte(bad), 1)); err == nil {
+			t.Errorf("a record with %s decoded", bad)
+		}
+	}
+	if _, err := encodeSub(Subscription{Name: "s", Config: SubConfig{Queue: QueueConfig{ProcessedKey: "value"}}}); err == nil {
+		t.Error("a subscription with processed key \"value\" was encoded")
+	}
+}
+
+func TestValidateProcessedKey(t *testing.T) {
+	for _, c := range []struct {
+		cfg SubConfig
+		ok  bool
+	}{
+		{SubConfig{Mode: ModeQueue, Queue: QueueConfig{ProcessedKey: "id"}}, true},
+		{SubConfig{Mode: ModeQueue, Queue: QueueConfig{ProcessedKey: "key", ProcessedTTL: time.Hour}}, true},
+		{SubConfig{Mode: ModeQueue, Queue: QueueConfig{ProcessedKey: "header:x"}}, true},
+		{SubConfig{Mode: ModeQueue, Queue: QueueConfig{ProcessedKey: "header:"}}, false},
+		{SubConfig{Mode: ModeQueue, Queue: QueueConfig{ProcessedKey: "ids"}}, false},
+		{SubConfig{Mode: ModeQueue, Queue: QueueConfig{ProcessedKey: "id", ProcessedTTL: -time.Second}}, false},
+		{SubConfig{Mode: ModeQueue, Queue: QueueConfig{ProcessedKey: "id", ProcessedTTL: MaxProcessedTTL + 1}}, false},
+		{SubConfig{Mode: ModeStream, Queue: QueueConfig{ProcessedKey: "id"}}, false},
+	} {
+		if err := c.cfg.Validate(); (err == nil) != c.ok {
+			t.Errorf("%+v: %v, want ok %v", c.cfg.Queue, err, c.ok)
+		}
 	}
 }

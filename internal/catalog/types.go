@@ -9,6 +9,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spoolmq/spool/internal/queue"
@@ -349,6 +350,60 @@ type QueueConfig struct {
 	MaxInFlight     int     // whole subscription
 	RateLimit       float64 // deliveries per second; 0 = unlimited
 	RateBurst       int
+	// ProcessedKey names what identifies a message in the subscription's
+	// processed-key ledger (idempotent consumer): "" (off), "id", "key" or
+	// "header:NAME" (ParseProcessedKey). ProcessedTTL is how long a
+	// processed key is remembered; 0 takes DefaultProcessedTTL.
+	ProcessedKey string
+	ProcessedTTL time.Duration
+}
+
+// Processed-key ledger settings.
+const (
+	DefaultProcessedTTL = 24 * time.Hour
+	MaxProcessedTTL     = 366 * 24 * time.Hour
+	maxHeaderNameLen    = 256
+)
+
+// ProcessedKind is what a processed-key ledger keys messages by.
+type ProcessedKind int
+
+// The kinds of processed keys.
+const (
+	ProcessedOff      ProcessedKind = iota
+	ProcessedByID                   // the message's id: spool.original-id, else spool.id, else its position
+	ProcessedByKey                  // the message key
+	ProcessedByHeader               // a header's value
+)
+
+// ParseProcessedKey parses a processed-key setting: "" or "off", "id",
+// "key", or "header:NAME" (NAME a header key of 1–256 bytes). It returns the
+// kind and, for a header, its name.
+func ParseProcessedKey(s string) (ProcessedKind, string, error) {
+	switch s {
+	case "", "off":
+		return ProcessedOff, "", nil
+	case "id":
+		return ProcessedByID, "", nil
+	case "key":
+		return ProcessedByKey, "", nil
+	}
+	if name, ok := strings.CutPrefix(s, "header:"); ok {
+		if name == "" || len(name) > maxHeaderNameLen {
+			return 0, "", errs.New(errs.InvalidArgument, "processed key %q: the header name must be 1 to %d bytes", s, maxHeaderNameLen)
+		}
+		return ProcessedByHeader, name, nil
+	}
+	return 0, "", errs.New(errs.InvalidArgument, "processed key %q: want off, id, key or header:NAME", s)
+}
+
+// ProcessedTTLOrDefault returns the ledger's TTL: ProcessedTTL, or the
+// default when it is zero.
+func (q QueueConfig) ProcessedTTLOrDefault() time.Duration {
+	if q.ProcessedTTL > 0 {
+		return q.ProcessedTTL
+	}
+	return DefaultProcessedTTL
 }
 
 // DeadLetterTopicName is the default dead-letter topic of a subscription.
@@ -516,14 +571,20 @@ func (c SubConfig) Validate() error {
 		if _, err := q.CoreConfig(); err != nil {
 			return errs.Wrap(errs.InvalidArgument, err, "queue config")
 		}
+		if _, _, err := ParseProcessedKey(q.ProcessedKey); err != nil {
+			return err
+		}
+		if q.ProcessedTTL < 0 || q.ProcessedTTL > MaxProcessedTTL {
+			return errs.New(errs.InvalidArgument, "processed TTL %v: want 0 (the default, %v) up to %v", q.ProcessedTTL, DefaultProcessedTTL, MaxProcessedTTL)
+		}
 		if c.OnFailure != "" && c.OnFailure != FailDeadLetter {
 			return errs.New(errs.InvalidArgument, "queue subscriptions always dead-letter failed messages (on-failure %q is for stream subscriptions)", c.OnFailure)
 		}
 	} else {
 		q := c.Queue
 		if q.AckTimeout != 0 || q.Ordering != queue.OrderNone || q.OnExpired != queue.ExpireDeadLetter ||
-			q.MaxInFlight != 0 || q.RateLimit != 0 || q.RateBurst != 0 {
-			return errs.New(errs.InvalidArgument, "queue settings (ack timeout, ordering, on-expired, max in flight, rate limit) given for a stream subscription")
+			q.MaxInFlight != 0 || q.RateLimit != 0 || q.RateBurst != 0 || q.ProcessedKey != "" || q.ProcessedTTL != 0 {
+			return errs.New(errs.InvalidArgument, "queue settings (ack timeout, ordering, on-expired, max in flight, rate limit, processed key) given for a stream subscription")
 		}
 		if q.DeadLetterTopic != "" {
 			if err := ValidateName("dead-letter topic", q.DeadLetterTopic); err != nil {

@@ -174,3 +174,25 @@ func RaftKey(g uint64, suffix ...byte) []byte {
 	k := binary.BigEndian.AppendUint64([]byte("g/"), g)
 	return append(k, suffix...)
 }
+
+// LedgerKey is a processed key of a queue subscription's idempotent-consumer
+// ledger: l/ ‖ topic ‖ 00 ‖ sub ‖ 00 ‖ key hash (16 bytes).
+func LedgerKey(topic, sub string, hash [16]byte) []byte {
+	return append(LedgerPrefix(topic, sub), hash[:]...)
+}
+
+// LedgerPrefix is the prefix of a subscription's processed keys; with an
+// empty sub, of all of a topic's.
+func LedgerPrefix(topic, sub string) []byte { return subPrefix("l/", topic, sub) }
+
+// LedgerExpiryKey is a record of a ledger's expiry index, holding keys
+// that expire at the latest at expiryMs: e/ ‖ topic ‖ 00 ‖ sub ‖ 00 ‖
+// expiry ms (8 bytes) ‖ the hash of its first key (16 bytes).
+func LedgerExpiryKey(topic, sub string, expiryMs int64, hash [16]byte) []byte {
+	k := binary.BigEndian.AppendUint64(LedgerExpiryPrefix(topic, sub), uint64(expiryMs))
+	return append(k, hash[:]...)
+}
+
+// LedgerExpiryPrefix is the prefix of a subscription's ledger expiry
+// index; with an empty sub, of all of a topic's.
+func LedgerExpiryPrefix(topic, sub string) []byte { return subPrefix("e/", topic, sub) }

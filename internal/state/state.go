@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -81,6 +82,9 @@ func Open(dir string, o Options) (*Store, error) {
 		Logger:       pebbleLogger{o.Logger},
 		MemTableSize: 16 << 20,
 	}
+	// Bloom filters in every level: a point lookup of a key that is not
+	// there (the processed-key ledger's usual case) reads no data block.
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)

@@ -41,6 +41,8 @@ var (
 	subNacked       = prometheus.NewDesc("spool_subscription_nacked_total", "Queue messages given back (nack).", sl, nil)
 	subRejected     = prometheus.NewDesc("spool_subscription_rejected_total", "Queue messages rejected by consumers (dead-lettered at once).", sl, nil)
 	subLeaseExpired = prometheus.NewDesc("spool_subscription_lease_expired_total", "Queue leases that expired without an ack.", sl, nil)
+	subIdemSkips    = prometheus.NewDesc("spool_subscription_idempotent_skips_total", "Queue messages acknowledged by the server because their processed key was in the subscription's ledger.", sl, nil)
+	subLedgerPurged = prometheus.NewDesc("spool_subscription_ledger_purged_total", "Expired processed keys deleted from queue subscriptions' ledgers.", sl, nil)
 	subExpired      = prometheus.NewDesc("spool_subscription_expired_total", "Queue messages whose TTL passed before they were acknowledged.", sl, nil)
 	subCommits      = prometheus.NewDesc("spool_subscription_commits_total", "Offset commits stored (stream mode).", sl, nil)
 	e2eFirst        = prometheus.NewDesc("spool_e2e_delivery_seconds", "Publish (or deliver-at) to first delivery.", ts, nil)
@@ -86,7 +88,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{topicMessages, topicBytes, partitionEnd, partitionStart, subLag, subOldest, subMembers,
 		subDead, subDropped, qReady, qWaiting, qBlocked, qInFlight, qLimited, qParked, qFloor, subCommitted, subPartitionLg,
 		pubMessages, pubBytes, pubRejected, pubLatency, dedupHits, dedupEvicted, schemaInvalid, schemaDead,
-		subDelivered, subRedelivered, subAcked, subNacked, subRejected, subLeaseExpired, subExpired, subCommits,
+		subDelivered, subRedelivered, subAcked, subNacked, subRejected, subLeaseExpired, subIdemSkips, subLedgerPurged, subExpired, subCommits,
 		e2eFirst, e2eAck, e2eProcess, recPartitions, recScanned, recTorn, recTornBytes, ready, unready} {
 		ch <- d
 	}
@@ -178,6 +180,8 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 				counter(subNacked, float64(ss.Nacked), t.Name, s.Name, mode)
 				counter(subRejected, float64(ss.Rejected), t.Name, s.Name, mode)
 				counter(subLeaseExpired, float64(ss.LeaseExpired), t.Name, s.Name, mode)
+				counter(subIdemSkips, float64(ss.IdempotentSkips), t.Name, s.Name, mode)
+				counter(subLedgerPurged, float64(ss.LedgerPurged), t.Name, s.Name, mode)
 				counter(subExpired, float64(ss.Expired), t.Name, s.Name, mode)
 				histogram(ch, e2eAck, ss.ToAck, t.Name, s.Name)
 				histogram(ch, e2eProcess, ss.DeliverToAck, t.Name, s.Name)

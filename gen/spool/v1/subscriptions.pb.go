@@ -372,7 +372,16 @@ type SubscriptionConfig struct {
 	// Stream mode: what happens to a message whose handler failed
 	// max_deliveries times; default dead-letter. Queue mode always
 	// dead-letters.
-	OnFailure     FailureAction `protobuf:"varint,13,opt,name=on_failure,json=onFailure,proto3,enum=spool.v1.FailureAction" json:"on_failure,omitempty"`
+	OnFailure FailureAction `protobuf:"varint,13,opt,name=on_failure,json=onFailure,proto3,enum=spool.v1.FailureAction" json:"on_failure,omitempty"`
+	// Queue mode: the processed-key ledger (idempotent consumer): what
+	// identifies a message. "" or "off": no ledger (the default); "id": its
+	// spool.original-id (a redriven dead letter), else its spool.id, else
+	// its position; "key": the message key; "header:NAME": that header's
+	// value. A message whose processed key a member acknowledged within
+	// processed_ttl is acknowledged by the broker instead of delivered.
+	ProcessedKey string `protobuf:"bytes,14,opt,name=processed_key,json=processedKey,proto3" json:"processed_key,omitempty"`
+	// How long a processed key is remembered; default 24 h, at most 366 days.
+	ProcessedTtl  *durationpb.Duration `protobuf:"bytes,15,opt,name=processed_ttl,json=processedTtl,proto3" json:"processed_ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -496,6 +505,20 @@ func (x *SubscriptionConfig) GetOnFailure() FailureAction {
 		return x.OnFailure
 	}
 	return FailureAction_FAILURE_ACTION_UNSPECIFIED
+}
+
+func (x *SubscriptionConfig) GetProcessedKey() string {
+	if x != nil {
+		return x.ProcessedKey
+	}
+	return ""
+}
+
+func (x *SubscriptionConfig) GetProcessedTtl() *durationpb.Duration {
+	if x != nil {
+		return x.ProcessedTtl
+	}
+	return nil
 }
 
 // Redelivery delay policy. The n-th redelivery waits
@@ -1695,7 +1718,7 @@ type AlterSubscriptionRequest struct {
 	// Fields to change, by proto name (e.g. "filter",
 	// "backoff", "max_in_flight"). Changeable: filter, ack_timeout,
 	// max_deliveries, backoff, on_expired, max_in_flight, rate_limit,
-	// rate_burst, on_failure. Not changeable: mode, start (use
+	// rate_burst, on_failure, processed_key, processed_ttl. Not changeable: mode, start (use
 	// ResetSubscription), ordering and dead_letter_topic (create a new
 	// subscription). A field named with a zero value takes the default.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
@@ -2204,7 +2227,7 @@ var File_spool_v1_subscriptions_proto protoreflect.FileDescriptor
 
 const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\n" +
-	"\x1cspool/v1/subscriptions.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\xb8\x04\n" +
+	"\x1cspool/v1/subscriptions.proto\x12\bspool.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14spool/v1/types.proto\"\x9d\x05\n" +
 	"\x12SubscriptionConfig\x12\"\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x0e.spool.v1.ModeR\x04mode\x12\x16\n" +
 	"\x06filter\x18\x02 \x01(\tR\x06filter\x12(\n" +
@@ -2224,7 +2247,9 @@ const file_spool_v1_subscriptions_proto_rawDesc = "" +
 	"\n" +
 	"rate_burst\x18\f \x01(\x05R\trateBurst\x126\n" +
 	"\n" +
-	"on_failure\x18\r \x01(\x0e2\x17.spool.v1.FailureActionR\tonFailure\"\xe8\x01\n" +
+	"on_failure\x18\r \x01(\x0e2\x17.spool.v1.FailureActionR\tonFailure\x12#\n" +
+	"\rprocessed_key\x18\x0e \x01(\tR\fprocessedKey\x12>\n" +
+	"\rprocessed_ttl\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\fprocessedTtl\"\xe8\x01\n" +
 	"\aBackoff\x123\n" +
 	"\ainitial\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\ainitial\x12+\n" +
 	"\x03max\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03max\x12\x1e\n" +
@@ -2465,56 +2490,57 @@ var file_spool_v1_subscriptions_proto_depIdxs = []int32{
 	3,  // 4: spool.v1.SubscriptionConfig.ordering:type_name -> spool.v1.Ordering
 	4,  // 5: spool.v1.SubscriptionConfig.on_expired:type_name -> spool.v1.ExpiredAction
 	1,  // 6: spool.v1.SubscriptionConfig.on_failure:type_name -> spool.v1.FailureAction
-	33, // 7: spool.v1.Backoff.initial:type_name -> google.protobuf.Duration
-	33, // 8: spool.v1.Backoff.max:type_name -> google.protobuf.Duration
-	2,  // 9: spool.v1.Backoff.jitter:type_name -> spool.v1.Jitter
-	33, // 10: spool.v1.Backoff.delays:type_name -> google.protobuf.Duration
-	6,  // 11: spool.v1.Subscription.config:type_name -> spool.v1.SubscriptionConfig
-	34, // 12: spool.v1.Subscription.created:type_name -> google.protobuf.Timestamp
-	34, // 13: spool.v1.Member.session_deadline:type_name -> google.protobuf.Timestamp
-	33, // 14: spool.v1.SubscriptionPartition.oldest_unconsumed_age:type_name -> google.protobuf.Duration
-	10, // 15: spool.v1.SubscriptionPartition.queue:type_name -> spool.v1.QueuePartition
-	12, // 16: spool.v1.SubscriptionPartition.halted:type_name -> spool.v1.PartitionHalt
-	34, // 17: spool.v1.PartitionHalt.time:type_name -> google.protobuf.Timestamp
-	6,  // 18: spool.v1.CreateSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
-	8,  // 19: spool.v1.CreateSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
-	8,  // 20: spool.v1.ListSubscriptionsResponse.subscriptions:type_name -> spool.v1.Subscription
-	8,  // 21: spool.v1.DescribeSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
-	9,  // 22: spool.v1.DescribeSubscriptionResponse.members:type_name -> spool.v1.Member
-	11, // 23: spool.v1.DescribeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	35, // 24: spool.v1.DescribeSubscriptionResponse.cluster:type_name -> spool.v1.ClusterInfo
-	32, // 25: spool.v1.ResetSubscriptionRequest.to:type_name -> spool.v1.Position
-	11, // 26: spool.v1.ResetSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	11, // 27: spool.v1.PurgeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
-	6,  // 28: spool.v1.AlterSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
-	36, // 29: spool.v1.AlterSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	8,  // 30: spool.v1.AlterSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
-	5,  // 31: spool.v1.RedriveRequest.target:type_name -> spool.v1.RedriveTarget
-	37, // 32: spool.v1.DeadLetter.message:type_name -> spool.v1.Delivery
-	30, // 33: spool.v1.ListDeadLettersResponse.dead_letters:type_name -> spool.v1.DeadLetter
-	13, // 34: spool.v1.SubscriptionService.CreateSubscription:input_type -> spool.v1.CreateSubscriptionRequest
-	15, // 35: spool.v1.SubscriptionService.DeleteSubscription:input_type -> spool.v1.DeleteSubscriptionRequest
-	17, // 36: spool.v1.SubscriptionService.ListSubscriptions:input_type -> spool.v1.ListSubscriptionsRequest
-	19, // 37: spool.v1.SubscriptionService.DescribeSubscription:input_type -> spool.v1.DescribeSubscriptionRequest
-	25, // 38: spool.v1.SubscriptionService.AlterSubscription:input_type -> spool.v1.AlterSubscriptionRequest
-	21, // 39: spool.v1.SubscriptionService.ResetSubscription:input_type -> spool.v1.ResetSubscriptionRequest
-	23, // 40: spool.v1.SubscriptionService.PurgeSubscription:input_type -> spool.v1.PurgeSubscriptionRequest
-	29, // 41: spool.v1.SubscriptionService.ListDeadLetters:input_type -> spool.v1.ListDeadLettersRequest
-	27, // 42: spool.v1.SubscriptionService.Redrive:input_type -> spool.v1.RedriveRequest
-	14, // 43: spool.v1.SubscriptionService.CreateSubscription:output_type -> spool.v1.CreateSubscriptionResponse
-	16, // 44: spool.v1.SubscriptionService.DeleteSubscription:output_type -> spool.v1.DeleteSubscriptionResponse
-	18, // 45: spool.v1.SubscriptionService.ListSubscriptions:output_type -> spool.v1.ListSubscriptionsResponse
-	20, // 46: spool.v1.SubscriptionService.DescribeSubscription:output_type -> spool.v1.DescribeSubscriptionResponse
-	26, // 47: spool.v1.SubscriptionService.AlterSubscription:output_type -> spool.v1.AlterSubscriptionResponse
-	22, // 48: spool.v1.SubscriptionService.ResetSubscription:output_type -> spool.v1.ResetSubscriptionResponse
-	24, // 49: spool.v1.SubscriptionService.PurgeSubscription:output_type -> spool.v1.PurgeSubscriptionResponse
-	31, // 50: spool.v1.SubscriptionService.ListDeadLetters:output_type -> spool.v1.ListDeadLettersResponse
-	28, // 51: spool.v1.SubscriptionService.Redrive:output_type -> spool.v1.RedriveResponse
-	43, // [43:52] is the sub-list for method output_type
-	34, // [34:43] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	33, // 7: spool.v1.SubscriptionConfig.processed_ttl:type_name -> google.protobuf.Duration
+	33, // 8: spool.v1.Backoff.initial:type_name -> google.protobuf.Duration
+	33, // 9: spool.v1.Backoff.max:type_name -> google.protobuf.Duration
+	2,  // 10: spool.v1.Backoff.jitter:type_name -> spool.v1.Jitter
+	33, // 11: spool.v1.Backoff.delays:type_name -> google.protobuf.Duration
+	6,  // 12: spool.v1.Subscription.config:type_name -> spool.v1.SubscriptionConfig
+	34, // 13: spool.v1.Subscription.created:type_name -> google.protobuf.Timestamp
+	34, // 14: spool.v1.Member.session_deadline:type_name -> google.protobuf.Timestamp
+	33, // 15: spool.v1.SubscriptionPartition.oldest_unconsumed_age:type_name -> google.protobuf.Duration
+	10, // 16: spool.v1.SubscriptionPartition.queue:type_name -> spool.v1.QueuePartition
+	12, // 17: spool.v1.SubscriptionPartition.halted:type_name -> spool.v1.PartitionHalt
+	34, // 18: spool.v1.PartitionHalt.time:type_name -> google.protobuf.Timestamp
+	6,  // 19: spool.v1.CreateSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
+	8,  // 20: spool.v1.CreateSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
+	8,  // 21: spool.v1.ListSubscriptionsResponse.subscriptions:type_name -> spool.v1.Subscription
+	8,  // 22: spool.v1.DescribeSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
+	9,  // 23: spool.v1.DescribeSubscriptionResponse.members:type_name -> spool.v1.Member
+	11, // 24: spool.v1.DescribeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	35, // 25: spool.v1.DescribeSubscriptionResponse.cluster:type_name -> spool.v1.ClusterInfo
+	32, // 26: spool.v1.ResetSubscriptionRequest.to:type_name -> spool.v1.Position
+	11, // 27: spool.v1.ResetSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	11, // 28: spool.v1.PurgeSubscriptionResponse.partitions:type_name -> spool.v1.SubscriptionPartition
+	6,  // 29: spool.v1.AlterSubscriptionRequest.config:type_name -> spool.v1.SubscriptionConfig
+	36, // 30: spool.v1.AlterSubscriptionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	8,  // 31: spool.v1.AlterSubscriptionResponse.subscription:type_name -> spool.v1.Subscription
+	5,  // 32: spool.v1.RedriveRequest.target:type_name -> spool.v1.RedriveTarget
+	37, // 33: spool.v1.DeadLetter.message:type_name -> spool.v1.Delivery
+	30, // 34: spool.v1.ListDeadLettersResponse.dead_letters:type_name -> spool.v1.DeadLetter
+	13, // 35: spool.v1.SubscriptionService.CreateSubscription:input_type -> spool.v1.CreateSubscriptionRequest
+	15, // 36: spool.v1.SubscriptionService.DeleteSubscription:input_type -> spool.v1.DeleteSubscriptionRequest
+	17, // 37: spool.v1.SubscriptionService.ListSubscriptions:input_type -> spool.v1.ListSubscriptionsRequest
+	19, // 38: spool.v1.SubscriptionService.DescribeSubscription:input_type -> spool.v1.DescribeSubscriptionRequest
+	25, // 39: spool.v1.SubscriptionService.AlterSubscription:input_type -> spool.v1.AlterSubscriptionRequest
+	21, // 40: spool.v1.SubscriptionService.ResetSubscription:input_type -> spool.v1.ResetSubscriptionRequest
+	23, // 41: spool.v1.SubscriptionService.PurgeSubscription:input_type -> spool.v1.PurgeSubscriptionRequest
+	29, // 42: spool.v1.SubscriptionService.ListDeadLetters:input_type -> spool.v1.ListDeadLettersRequest
+	27, // 43: spool.v1.SubscriptionService.Redrive:input_type -> spool.v1.RedriveRequest
+	14, // 44: spool.v1.SubscriptionService.CreateSubscription:output_type -> spool.v1.CreateSubscriptionResponse
+	16, // 45: spool.v1.SubscriptionService.DeleteSubscription:output_type -> spool.v1.DeleteSubscriptionResponse
+	18, // 46: spool.v1.SubscriptionService.ListSubscriptions:output_type -> spool.v1.ListSubscriptionsResponse
+	20, // 47: spool.v1.SubscriptionService.DescribeSubscription:output_type -> spool.v1.DescribeSubscriptionResponse
+	26, // 48: spool.v1.SubscriptionService.AlterSubscription:output_type -> spool.v1.AlterSubscriptionResponse
+	22, // 49: spool.v1.SubscriptionService.ResetSubscription:output_type -> spool.v1.ResetSubscriptionResponse
+	24, // 50: spool.v1.SubscriptionService.PurgeSubscription:output_type -> spool.v1.PurgeSubscriptionResponse
+	31, // 51: spool.v1.SubscriptionService.ListDeadLetters:output_type -> spool.v1.ListDeadLettersResponse
+	28, // 52: spool.v1.SubscriptionService.Redrive:output_type -> spool.v1.RedriveResponse
+	44, // [44:53] is the sub-list for method output_type
+	35, // [35:44] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_spool_v1_subscriptions_proto_init() }
