@@ -58,16 +58,26 @@ func check(d Dialect, table string) error {
 // delivery (nacked; wrap it with client.Reject to dead-letter instead).
 type KeyFunc func(m *client.Message) (string, error)
 
-// MessageKey is the default KeyFunc: the message's ID (the idempotency id
-// its publisher gave or the client chose, kept by every redelivery) or,
-// for messages stored without one (a Producer's batches), its topic,
-// partition and offset ("topic/partition/offset").
+// MessageKey is the default KeyFunc, the identity the broker's own
+// processed-key ledger uses (docs/idempotent-consumer.md): the original's
+// id a redriven dead letter carries (header spool.original-id), else the
+// message's ID (the idempotency id its publisher gave or the client
+// chose, kept by every redelivery), else, for messages stored without one
+// (a Producer's batches), its position "spool:<topic>/<partition>/<offset>"
+// — which a redriven copy of it carries as its spool.original-id.
 func MessageKey(m *client.Message) (string, error) {
+	if v, ok := m.HeaderValue(originalIDHeader); ok && len(v) > 0 {
+		return string(v), nil
+	}
 	if m.ID != "" {
 		return m.ID, nil
 	}
-	return m.Topic + "/" + strconv.Itoa(int(m.Partition)) + "/" + strconv.FormatInt(m.Offset, 10), nil
+	return "spool:" + m.Topic + "/" + strconv.Itoa(int(m.Partition)) + "/" + strconv.FormatInt(m.Offset, 10), nil
 }
+
+// originalIDHeader names, on a dead letter and its redriven copies, the
+// id of the message that was dead-lettered.
+const originalIDHeader = "spool.original-id"
 
 // HeaderKey returns a KeyFunc taking the value of the first header named
 // name; a message without it fails.

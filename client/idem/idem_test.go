@@ -296,15 +296,20 @@ func TestRedeliveryAfterFailure(t *testing.T) {
 }
 
 // Messages without an ID (a Producer's batches) are recognised by topic,
-// partition and offset, which a redelivery keeps too.
+// partition and offset, which a redelivery keeps too; a redriven dead
+// letter by its original's id (as the broker's ledger recognises them).
 func TestMessageKey(t *testing.T) {
 	m := &client.Message{Topic: "t", Partition: 2, Offset: 7}
-	if k, _ := idem.MessageKey(m); k != "t/2/7" {
+	if k, _ := idem.MessageKey(m); k != "spool:t/2/7" {
 		t.Errorf("key without an ID %q", k)
 	}
 	m.ID = "abc"
 	if k, _ := idem.MessageKey(m); k != "abc" {
 		t.Errorf("key with an ID %q", k)
+	}
+	redriven := &client.Message{Topic: "t", ID: "redrive:dlq.t.s/4", Headers: []client.Header{{Key: "spool.original-id", Value: []byte("spool:t/2/7")}}}
+	if k, _ := idem.MessageKey(redriven); k != "spool:t/2/7" {
+		t.Errorf("key of a redriven dead letter %q, want its original's", k)
 	}
 	if _, err := idem.HeaderKey("event-id")(m); err == nil || !strings.Contains(err.Error(), "event-id") {
 		t.Errorf("HeaderKey without the header: %v", err)
