@@ -13,7 +13,7 @@
 // data the steps built up, the reason of an abort), so any instance of a
 // step's service resumes a saga from the message in hand, after a crash
 // or on another node; nothing else is needed to go on. A Ledger in each
-// service (its database; MemoryLedger for tests) records how each of its
+// service (its database: NewSQLLedger; MemoryLedger for tests) records how each of its
 // steps ended and which compensations were applied, so that duplicate
 // deliveries are no-ops: a step already ended only publishes its
 // follow-up again (which the topic drops as a duplicate: every message

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spoolmq/spool/client"
 	"github.com/spoolmq/spool/client/saga"
+	"github.com/spoolmq/spool/client/sqldialect"
 	"github.com/spoolmq/spool/internal/spooltest"
 )
 
@@ -25,7 +27,7 @@ var quiet = slog.New(slog.DiscardHandler)
 type world struct {
 	t      *testing.T
 	c      *client.Client
-	ledger *saga.MemoryLedger
+	ledger saga.Ledger
 
 	mu       sync.Mutex
 	events   map[string][]string // saga → "do:a", "undo:b", …, effects applied
@@ -395,6 +397,51 @@ func TestIntegrationSagaResumes(t *testing.T) {
 	<-entered
 	stop()
 	w.checkEvents("r1", "do:a")
+	second := w.newSaga(w.definition(0))
+	w.services(second)
+	if o := w.outcome("r1"); o.Status != saga.Completed || string(o.Data) != "x+a+b+c" {
+		t.Fatalf("outcome %+v", o)
+	}
+	w.checkEvents("r1", "do:a", "do:b", "do:c")
+}
+
+// TestIntegrationSagaResumesFromSQLLedger: as TestIntegrationSagaResumes,
+// with the ledger in an SQLite file that the second instance opens anew
+// (a restarted process): nothing of the first instance's memory is left.
+func TestIntegrationSagaResumesFromSQLLedger(t *testing.T) {
+	w := newWorld(t)
+	dsn := "file:" + filepath.Join(t.TempDir(), "svc.db") + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)"
+	ledgerIn := func() saga.Ledger {
+		db := openDB(t, "sqlite", dsn)
+		if err := saga.MigrateSQLLedger(context.Background(), db, sqldialect.SQLite, saga.DefaultLedgerTable); err != nil {
+			t.Fatal(err)
+		}
+		l, err := saga.NewSQLLedger(db, sqldialect.SQLite, saga.DefaultLedgerTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	entered := make(chan struct{})
+	var once sync.Once
+	w.act = func(ctx context.Context, x *saga.Exec, attempt int) error {
+		if x.Name == "b" && attempt == 1 {
+			once.Do(func() { close(entered) })
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	w.ledger = ledgerIn()
+	first := w.newSaga(w.definition(0))
+	w.setup(first)
+	stop := w.services(first)
+	if err := first.Start(context.Background(), "r1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	stop()
+	w.ledger = ledgerIn()
 	second := w.newSaga(w.definition(0))
 	w.services(second)
 	if o := w.outcome("r1"); o.Status != saga.Completed || string(o.Data) != "x+a+b+c" {
