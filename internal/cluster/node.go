@@ -68,8 +68,9 @@ type Node struct {
 	metaLog   *raftlog.Store
 	broker    *broker.Broker // set by StartMetadata
 	// removedSeen is when this node first saw each removed node in the
-	// registry (its connection is kept for removedGrace).
-	removedSeen map[uint64]time.Time
+	// registry (its connection is kept for removedGrace), and whether
+	// the transport dropped it since.
+	removedSeen map[uint64]removedPeer
 
 	mu          sync.Mutex
 	started     bool // the metadata group runs
@@ -278,12 +279,23 @@ func (n *Node) refreshPeers() {
 // registry lists as removed.
 const removedGrace = 5 * time.Second
 
-// refreshRemoved drops removed nodes whose grace period ended.
+// removedPeer is a removed node as this node's peer list sees it.
+type removedPeer struct {
+	seen    time.Time // first seen removed in the registry
+	dropped bool      // its grace ended and the transport dropped it
+}
+
+// refreshRemoved drops removed nodes whose grace period ended. It runs
+// every second from the tick loop until every removed node is dropped:
+// not only within a second after the grace, which a tick loop delayed by
+// a busy machine (its ticks are dropped while it waits for the metadata
+// group's worker) could step over, leaving the removed node a peer until
+// the next registry change.
 func (n *Node) refreshRemoved() {
 	n.mu.Lock()
 	pending := false
-	for _, seen := range n.removedSeen {
-		if time.Since(seen) < removedGrace+time.Second {
+	for _, r := range n.removedSeen {
+		if !r.dropped {
 			pending = true
 		}
 	}
@@ -298,6 +310,7 @@ func (n *Node) refreshPeersLocked(reg []NodeInfo) {
 	for id, addr := range n.cfg.Members {
 		peers[id] = addr
 	}
+	var dropped []uint64
 	for _, ni := range reg {
 		if ni.ClusterAddr != "" {
 			peers[ni.ID] = ni.ClusterAddr
@@ -306,22 +319,31 @@ func (n *Node) refreshPeersLocked(reg []NodeInfo) {
 			// A removed node stays connected for a grace period: it may
 			// still need the commit of its own removal, which its peers
 			// apply at the moment it could learn it.
-			seen, ok := n.removedSeen[ni.ID]
+			r, ok := n.removedSeen[ni.ID]
 			if !ok {
-				seen = time.Now()
+				r.seen = time.Now()
 				if n.removedSeen == nil {
-					n.removedSeen = map[uint64]time.Time{}
+					n.removedSeen = map[uint64]removedPeer{}
 				}
-				n.removedSeen[ni.ID] = seen
+				n.removedSeen[ni.ID] = r
 			}
-			if time.Since(seen) >= removedGrace {
+			if time.Since(r.seen) >= removedGrace {
 				delete(peers, ni.ID)
+				dropped = append(dropped, ni.ID)
 			}
 		}
 	}
 	delete(peers, n.cfg.Node)
 	if err := n.transport.SetPeers(peers); err != nil {
 		n.cfg.Logger.Error("cluster: updating peers", "err", err)
+		return
+	}
+	for _, id := range dropped {
+		if r := n.removedSeen[id]; !r.dropped {
+			r.dropped = true
+			n.removedSeen[id] = r
+			n.cfg.Logger.Info("cluster: removed node dropped from the peers", "node", id)
+		}
 	}
 }
 
