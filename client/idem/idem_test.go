@@ -370,22 +370,7 @@ func TestPrune(t *testing.T) {
 const childEnv = "SPOOLTEST_IDEM_CHILD"
 
 func consumerChild() int {
-	d, driver := idem.SQLite, "sqlite"
-	if os.Getenv(childEnv) == "postgres" {
-		d, driver = idem.Postgres, "pgx"
-	}
-	db, err := sql.Open(driver, os.Getenv("SPOOLTEST_IDEM_DSN"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	c, err := client.New(os.Getenv("SPOOLTEST_IDEM_URL"), client.WithLogger(discard))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	e := &env{effects: os.Getenv("SPOOLTEST_IDEM_EFFECTS")}
-	h, err := idem.Handler(db, idem.Config{Dialect: d, Table: os.Getenv("SPOOLTEST_IDEM_TABLE"), Consumer: "billing"}, e.effect)
+	c, h, err := childHandler(os.Getenv(childEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -403,6 +388,27 @@ func consumerChild() int {
 	}
 	k.Run(context.Background())
 	return 0
+}
+
+// childHandler is a child process's client and idem.Handler applying the
+// test's effect, from the environment the test gave it; dialect is
+// "postgres" or "sqlite".
+func childHandler(dialect string) (*client.Client, client.Handler, error) {
+	d, driver := idem.SQLite, "sqlite"
+	if dialect == "postgres" {
+		d, driver = idem.Postgres, "pgx"
+	}
+	db, err := sql.Open(driver, os.Getenv("SPOOLTEST_IDEM_DSN"))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := client.New(os.Getenv("SPOOLTEST_IDEM_URL"), client.WithLogger(discard))
+	if err != nil {
+		return nil, nil, err
+	}
+	e := &env{effects: os.Getenv("SPOOLTEST_IDEM_EFFECTS")}
+	h, err := idem.Handler(db, idem.Config{Dialect: d, Table: os.Getenv("SPOOLTEST_IDEM_TABLE"), Consumer: "billing"}, e.effect)
+	return c, h, err
 }
 
 // A consumer process killed (SIGKILL) between its handler's commit and the

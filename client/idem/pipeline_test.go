@@ -22,22 +22,7 @@ import (
 const pipeChildEnv = "SPOOLTEST_IDEM_PIPE"
 
 func pipelineChild() int {
-	d, driver := idem.SQLite, "sqlite"
-	if os.Getenv(pipeChildEnv) == "postgres" {
-		d, driver = idem.Postgres, "pgx"
-	}
-	db, err := sql.Open(driver, os.Getenv("SPOOLTEST_IDEM_DSN"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	c, err := client.New(os.Getenv("SPOOLTEST_IDEM_URL"), client.WithLogger(discard))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	e := &env{effects: os.Getenv("SPOOLTEST_IDEM_EFFECTS")}
-	h, err := idem.Handler(db, idem.Config{Dialect: d, Table: os.Getenv("SPOOLTEST_IDEM_TABLE"), Consumer: "billing"}, e.effect)
+	c, h, err := childHandler(os.Getenv(pipeChildEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
