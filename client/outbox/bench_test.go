@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -13,7 +14,8 @@ import (
 
 // BenchmarkRelay measures the relay's throughput from the outbox table to a
 // durable topic (DurabilityAlways, four partitions) of an in-process
-// server: b.N events of 256 bytes over 1,000 aggregates are written first
+// server, or of the server SPOOLTEST_BENCH_SERVER names (a URL: spool
+// serve in its own process, as users run it): b.N events of 256 bytes over 1,000 aggregates are written first
 // (not timed), then one relay publishes them all; events/s is the figure.
 // PostgreSQL is the one scripts/postgres.sh starts (fsync off).
 func BenchmarkRelay(b *testing.B) {
@@ -33,16 +35,26 @@ func BenchmarkRelay(b *testing.B) {
 }
 
 func benchRelay(b *testing.B, e *env, batch int) {
-	c := startServer(b).Client()
+	topic := randomName("bench_")
+	var c *client.Client
+	if url := os.Getenv("SPOOLTEST_BENCH_SERVER"); url != "" {
+		var err error
+		if c, err = client.New(url, client.WithLogger(discard)); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+	} else {
+		c = startServer(b).Client()
+	}
 	ctx := context.Background()
-	createTopic(b, c, "bench", client.TopicConfig{Partitions: 4, Durability: client.DurabilityAlways})
+	createTopic(b, c, topic, client.TopicConfig{Partitions: 4, Durability: client.DurabilityAlways})
 	r := newRelay(b, e, e.db, c, func(cfg *outbox.RelayConfig) {
 		cfg.BatchSize = batch
 		cfg.LeaseTTL = 15 * time.Second // the default
 	})
 	value := make([]byte, 256)
 	b.StopTimer()
-	if err := fill(ctx, e, b.N, value); err != nil {
+	if err := fill(ctx, e, topic, b.N, value); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(value)))
@@ -66,7 +78,7 @@ func benchRelay(b *testing.B, e *env, batch int) {
 }
 
 // fill writes n events in transactions of 1,000.
-func fill(ctx context.Context, e *env, n int, value []byte) error {
+func fill(ctx context.Context, e *env, topic string, n int, value []byte) error {
 	evs := make([]outbox.Event, 0, 1000)
 	flush := func() error {
 		tx, err := e.db.BeginTx(ctx, nil)
@@ -81,7 +93,7 @@ func fill(ctx context.Context, e *env, n int, value []byte) error {
 		return tx.Commit()
 	}
 	for i := range n {
-		evs = append(evs, outbox.Event{Topic: "bench", Aggregate: "agg-" + strconv.Itoa(i%1000), Value: value})
+		evs = append(evs, outbox.Event{Topic: topic, Aggregate: "agg-" + strconv.Itoa(i%1000), Value: value})
 		if len(evs) == cap(evs) {
 			if err := flush(); err != nil {
 				return err
